@@ -1,0 +1,12 @@
+# Warning and sanitizer flags shared by every covet target.
+function(covet_set_warnings target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow=local -Wnon-virtual-dtor)
+  if(COVET_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+endfunction()
+
+if(COVET_SANITIZE)
+  add_compile_options(-fsanitize=${COVET_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all)
+  add_link_options(-fsanitize=${COVET_SANITIZE})
+endif()

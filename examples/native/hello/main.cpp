@@ -1,0 +1,201 @@
+// The native hello-world service: the routes the tests and benchmarks use.
+//
+//   hello --port 8000 --threads 0 --backend auto|uring|asio [--host H] [limits/timeouts, see --help]
+#include <covet/covet.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace {
+
+// Completes responders after a delay, from its own thread: shows handlers finishing later and off the
+// reactor thread (the way Python async handlers and outgoing I/O complete).
+class DelayQueue {
+public:
+    DelayQueue() : thread_([this] { loop(); }) {}
+    ~DelayQueue() {
+        {
+            std::lock_guard lock(mutex_);
+            done_ = true;
+        }
+        cv_.notify_all();
+        thread_.join();
+    }
+    void after(std::chrono::milliseconds delay, covet::Responder responder, covet::Response response) {
+        std::lock_guard lock(mutex_);
+        queue_.emplace(std::chrono::steady_clock::now() + delay, Item{std::move(responder), std::move(response)});
+        cv_.notify_all();
+    }
+
+private:
+    struct Item {
+        covet::Responder responder;
+        covet::Response response;
+    };
+    void loop() {
+        std::unique_lock lock(mutex_);
+        while (!done_) {
+            if (queue_.empty()) {
+                cv_.wait(lock);
+                continue;
+            }
+            auto due = queue_.begin()->first;
+            if (cv_.wait_until(lock, due) == std::cv_status::timeout || std::chrono::steady_clock::now() >= due) {
+                auto node = queue_.extract(queue_.begin());
+                lock.unlock();
+                node.mapped().responder.send(std::move(node.mapped().response));
+                lock.lock();
+            }
+        }
+    }
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    std::multimap<std::chrono::steady_clock::time_point, Item> queue_;
+    bool done_ = false;
+    std::thread thread_;
+};
+
+std::string json_string(std::optional<std::string_view> v) {
+    if (!v) return "null";
+    std::string out = "\"";
+    for (char c : *v) {
+        if (c == '"' || c == '\\') out += '\\', out += c;
+        else if (static_cast<unsigned char>(c) < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", c);
+            out += buf;
+        } else out += c;
+    }
+    return out + "\"";
+}
+
+[[noreturn]] void usage(int code) {
+    std::fprintf(code ? stderr : stdout,
+                 "usage: hello [--host H] [--port N] [--threads N] [--backend auto|uring|asio]\n"
+                 "             [--max-body BYTES] [--max-header-bytes N] [--max-headers N] [--max-url N]\n"
+                 "             [--header-timeout-ms N] [--body-timeout-ms N] [--idle-timeout-ms N]\n"
+                 "             [--max-connections N] [--shutdown-timeout-ms N] [--pin]\n"
+                 "             [--log-level trace|debug|info|warn|error|off] [--log-format text|json]\n"
+                 "             [--access-log off|text|json]\n");
+    std::exit(code);
+}
+
+unsigned long number(const char* flag, const char* value) {
+    char* end = nullptr;
+    const unsigned long n = std::strtoul(value, &end, 10);
+    if (!*value || *end) {
+        std::fprintf(stderr, "hello: %s expects a number, got '%s'\n", flag, value);
+        std::exit(2);
+    }
+    return n;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    covet::App app;
+    auto& cfg = app.config();
+    cfg.host = "127.0.0.1";
+    cfg.port = 8000;
+    std::string log_level = "warn", access_log = "off";
+    covet::LogFormat log_format = covet::LogFormat::text;
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view flag = argv[i];
+        if (flag == "--help" || flag == "-h") usage(0);
+        if (flag == "--pin") {
+            cfg.pin_threads = true;
+            continue;
+        }
+        if (i + 1 >= argc) usage(2);
+        const char* v = argv[++i];
+        using ms = std::chrono::milliseconds;
+        if (flag == "--host") cfg.host = v;
+        else if (flag == "--port") cfg.port = static_cast<std::uint16_t>(number(argv[i - 1], v));
+        else if (flag == "--threads") cfg.threads = static_cast<unsigned>(number(argv[i - 1], v));
+        else if (flag == "--backend") {
+            if (std::string_view(v) == "auto") cfg.backend.reset();
+            else if (auto b = covet::io::parse_backend(v)) cfg.backend = b;
+            else {
+                std::fprintf(stderr, "hello: --backend must be auto, uring or asio (got '%s')\n", v);
+                return 2;
+            }
+        } else if (flag == "--max-body") cfg.limits.max_body_bytes = number(argv[i - 1], v);
+        else if (flag == "--max-header-bytes") cfg.limits.max_header_bytes = number(argv[i - 1], v);
+        else if (flag == "--max-headers") cfg.limits.max_headers = number(argv[i - 1], v);
+        else if (flag == "--max-url") cfg.limits.max_url_bytes = number(argv[i - 1], v);
+        else if (flag == "--max-connections") cfg.limits.max_connections = number(argv[i - 1], v);
+        else if (flag == "--header-timeout-ms") cfg.timeouts.header = ms(number(argv[i - 1], v));
+        else if (flag == "--body-timeout-ms") cfg.timeouts.body = ms(number(argv[i - 1], v));
+        else if (flag == "--idle-timeout-ms") cfg.timeouts.keep_alive = ms(number(argv[i - 1], v));
+        else if (flag == "--shutdown-timeout-ms") cfg.timeouts.shutdown = ms(number(argv[i - 1], v));
+        else if (flag == "--log-level") log_level = v;
+        else if (flag == "--log-format") log_format = std::string_view(v) == "json" ? covet::LogFormat::json : covet::LogFormat::text;
+        else if (flag == "--access-log") access_log = v;
+        else {
+            std::fprintf(stderr, "hello: unknown option %s\n", argv[i - 1]);
+            usage(2);
+        }
+    }
+
+    try {
+        covet::configure_logging(log_level, log_format);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "hello: %s\n", e.what());
+        return 2;
+    }
+
+    app.use(std::make_unique<covet::RequestIdMiddleware>());
+    if (access_log != "off")
+        app.use(std::make_unique<covet::AccessLogMiddleware>(access_log == "json" ? covet::LogFormat::json : covet::LogFormat::text));
+
+    DelayQueue delays;
+
+    app.get("/plaintext", [](covet::Request&) { return covet::Response(200, "Hello, World!", "text/plain"); });
+    app.get("/json", [](covet::Request&) { return covet::Response::json(R"({"message":"Hello, World!"})"); });
+    app.get("/users/{id:int}", [](covet::Request& r) {
+        return covet::Response::json("{\"id\":" + std::string(*r.param("id")) + "}");
+    });
+    app.post("/echo", [](covet::Request& r) {
+        return covet::Response::bytes(std::string(r.body()), r.header("content-type").value_or("application/octet-stream"));
+    });
+    app.get("/search", [](covet::Request& r) { return covet::Response(200, r.query("q").value_or(""), "text/plain"); });
+    app.get("/headers", [](covet::Request& r) {
+        return covet::Response::json("{\"user-agent\":" + json_string(r.header("user-agent")) +
+                                     ",\"x-test\":" + json_string(r.header("x-test")) + "}");
+    });
+    app.get("/stream", [](covet::Request&, covet::Responder responder) {
+        covet::StreamWriter stream = responder.stream(covet::Response(200, "", "text/plain"));
+        for (int i = 0; i < 3; ++i) stream.write("chunk-" + std::to_string(i) + "\n");
+        stream.end();
+    });
+    app.get("/delayed", [&delays](covet::Request& r, covet::Responder responder) {
+        const std::string ms = r.query("ms").value_or("0");
+        char* end = nullptr;
+        const long n = std::strtol(ms.c_str(), &end, 10);
+        if (ms.empty() || *end || n < 0 || n > 60'000) {
+            responder.send(covet::Response(400, "ms must be an integer between 0 and 60000\n", "text/plain"));
+            return;
+        }
+        delays.after(std::chrono::milliseconds(n), std::move(responder),
+                     covet::Response(200, "delayed " + ms, "text/plain"));
+    });
+
+    try {
+        app.start();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "hello: %s\n", e.what());
+        return 1;
+    }
+    std::printf("listening on %s:%u backend=%s threads=%u\n", cfg.host.c_str(), app.port(),
+                std::string(covet::io::to_string(app.backend())).c_str(), app.config().threads ? app.config().threads : std::thread::hardware_concurrency());
+    std::fflush(stdout);
+    return app.run();
+}

@@ -1,0 +1,93 @@
+// covet::App: routes + middleware + a server. The native C++ API.
+//
+//   covet::App app;
+//   app.get("/users/{id:int}", [](covet::Request& r) {
+//       return covet::Response::json("{\"id\":" + std::string(*r.param("id")) + "}");
+//   });
+//   app.listen("0.0.0.0", 8000).run(/*threads=*/0);   // 0 = one per core; returns on SIGINT/SIGTERM
+//
+// Handlers either return a Response (run inline on the worker thread: keep them short), or take a
+// Responder and complete it later, from any thread, which is how async work plugs in without blocking a
+// reactor thread.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "covet/http/exchange.hpp"
+#include "covet/http/request.hpp"
+#include "covet/http/response.hpp"
+#include "covet/middleware/middleware.hpp"
+#include "covet/net/server.hpp"
+#include "covet/net/server_config.hpp"
+#include "covet/router/router.hpp"
+
+namespace covet {
+
+using Handler = std::function<Response(Request&)>;
+using AsyncHandler = std::function<void(Request&, Responder)>;
+
+class App final : public RequestDispatcher {
+public:
+    App();
+    ~App() override;
+
+    // Registration (before start). Conflicting or malformed routes throw covet::RouteError.
+    App& route(Method method, std::string_view pattern, Handler handler);
+    App& route(Method method, std::string_view pattern, AsyncHandler handler);
+    App& route(std::initializer_list<Method> methods, std::string_view pattern, const Handler& handler);
+
+    template <class H> App& get(std::string_view p, H&& h) { return add(Method::get, p, std::forward<H>(h)); }
+    template <class H> App& post(std::string_view p, H&& h) { return add(Method::post, p, std::forward<H>(h)); }
+    template <class H> App& put(std::string_view p, H&& h) { return add(Method::put, p, std::forward<H>(h)); }
+    template <class H> App& patch(std::string_view p, H&& h) { return add(Method::patch, p, std::forward<H>(h)); }
+    template <class H> App& del(std::string_view p, H&& h) { return add(Method::del, p, std::forward<H>(h)); }
+    template <class H> App& head(std::string_view p, H&& h) { return add(Method::head, p, std::forward<H>(h)); }
+    template <class H> App& options(std::string_view p, H&& h) { return add(Method::options, p, std::forward<H>(h)); }
+
+    App& use(std::unique_ptr<Middleware> middleware);
+    std::vector<std::pair<Method, std::string>> routes() const { return router_.routes(); }
+
+    // Server settings: limits, timeouts, backend, threads, host/port.
+    net::ServerConfig& config() noexcept { return config_; }
+    App& listen(std::string host, std::uint16_t port);
+
+    // Starts the server and blocks until SIGINT/SIGTERM (or stop()), then drains gracefully. Returns 0.
+    int run(unsigned threads = 0);
+    // Non-blocking variants for embedding and tests.
+    void start(unsigned threads = 0);
+    void stop();
+    void wait();
+    std::uint16_t port() const noexcept;
+    io::Backend backend() const noexcept;
+
+    // ---- RequestDispatcher ----
+    void dispatch(Request& request, Responder responder) override;
+    void finalize(const Request& request, Response& response) noexcept override;
+
+private:
+    struct RouteTarget {
+        Handler sync;
+        AsyncHandler async;
+    };
+
+    template <class H>
+    App& add(Method m, std::string_view p, H&& h) {
+        if constexpr (std::is_invocable_v<H&, Request&, Responder>) return route(m, p, AsyncHandler(std::forward<H>(h)));
+        else return route(m, p, Handler(std::forward<H>(h)));
+    }
+
+    Router<RouteTarget> router_;
+    std::vector<std::unique_ptr<Middleware>> middleware_;
+    net::ServerConfig config_;
+    std::unique_ptr<net::Server> server_;
+    std::atomic<bool> stop_requested_{false};
+};
+
+}  // namespace covet

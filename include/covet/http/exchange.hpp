@@ -1,0 +1,151 @@
+// How a handler answers: a Responder completes one request-response exchange, now or later, from any
+// thread. Protocols implement ExchangeSink; the app implements RequestDispatcher.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "covet/http/request.hpp"
+#include "covet/http/response.hpp"
+#include "covet/net/connection_ref.hpp"
+
+namespace covet {
+
+// Implemented by protocols (HTTP/1.1 today, HTTP/2 streams later). Called on the connection's thread.
+class ExchangeSink {
+public:
+    virtual void complete(std::uint64_t exchange, Response&& response) = 0;
+    virtual void stream_begin(std::uint64_t exchange, Response&& head) = 0;
+    virtual void stream_write(std::uint64_t exchange, std::string_view chunk) = 0;
+    virtual void stream_end(std::uint64_t exchange) = 0;
+
+protected:
+    ~ExchangeSink() = default;
+};
+
+// Writes a streamed (chunked) response body. Move-only; ends the stream when destroyed.
+class StreamWriter {
+public:
+    StreamWriter() = default;
+    StreamWriter(net::ConnectionRef ref, ExchangeSink* sink, std::uint64_t exchange)
+        : ref_(ref), sink_(sink), exchange_(exchange) {}
+    StreamWriter(StreamWriter&& o) noexcept { *this = std::move(o); }
+    StreamWriter& operator=(StreamWriter&& o) noexcept {
+        if (this != &o) {
+            end();
+            ref_ = o.ref_, sink_ = std::exchange(o.sink_, nullptr), exchange_ = o.exchange_;
+        }
+        return *this;
+    }
+    ~StreamWriter() { end(); }
+
+    void write(std::string_view chunk);  // any thread; empty chunks are ignored
+    void end();                          // any thread; idempotent
+    explicit operator bool() const noexcept { return sink_ != nullptr; }
+
+private:
+    net::ConnectionRef ref_;
+    ExchangeSink* sink_ = nullptr;
+    std::uint64_t exchange_ = 0;
+};
+
+// Completes one exchange exactly once. Move-only; if destroyed unanswered, the client gets a 500.
+class Responder {
+public:
+    Responder() = default;
+    Responder(net::ConnectionRef ref, ExchangeSink* sink, std::uint64_t exchange)
+        : ref_(ref), sink_(sink), exchange_(exchange) {}
+    Responder(Responder&& o) noexcept { *this = std::move(o); }
+    Responder& operator=(Responder&& o) noexcept {
+        if (this != &o) {
+            abandon();
+            ref_ = o.ref_, sink_ = std::exchange(o.sink_, nullptr), exchange_ = o.exchange_;
+        }
+        return *this;
+    }
+    ~Responder() { abandon(); }
+
+    // Sends the response. Any thread; inline (no allocation) on the connection's own thread.
+    void send(Response response);
+    // Starts a chunked response with `head`'s status and headers (its body, if any, is the first chunk).
+    StreamWriter stream(Response head);
+    bool pending() const noexcept { return sink_ != nullptr; }
+
+private:
+    void abandon() noexcept;
+
+    net::ConnectionRef ref_;
+    ExchangeSink* sink_ = nullptr;
+    std::uint64_t exchange_ = 0;
+};
+
+// Routes a parsed request to application code. Implemented by covet::App.
+class RequestDispatcher {
+public:
+    virtual ~RequestDispatcher() = default;
+    // Must eventually complete `responder` (or let it go, which answers 500). `request` stays valid until then.
+    virtual void dispatch(Request& request, Responder responder) = 0;
+    // Runs on the connection's thread right before a response head is written (middleware after-hooks).
+    virtual void finalize(const Request&, Response&) noexcept {}
+};
+
+// ---- inline bodies ----
+
+namespace detail {
+// Runs fn(sink) on the exchange's thread if the connection and its protocol are still there.
+template <class Fn>
+void on_exchange(const net::ConnectionRef& ref, ExchangeSink* sink, Fn&& fn) {
+    if (ref.on_home_thread()) {
+        if (ref.get()) fn(sink);
+        return;
+    }
+    ref.run([sink, fn = std::forward<Fn>(fn)](net::Connection&) mutable { fn(sink); });
+}
+}  // namespace detail
+
+inline void Responder::send(Response response) {
+    ExchangeSink* sink = std::exchange(sink_, nullptr);
+    if (!sink) return;
+    const std::uint64_t ex = exchange_;
+    detail::on_exchange(ref_, sink, [ex, r = std::move(response)](ExchangeSink* s) mutable { s->complete(ex, std::move(r)); });
+}
+
+inline StreamWriter Responder::stream(Response head) {
+    ExchangeSink* sink = std::exchange(sink_, nullptr);
+    if (!sink) return {};
+    const std::uint64_t ex = exchange_;
+    detail::on_exchange(ref_, sink, [ex, r = std::move(head)](ExchangeSink* s) mutable { s->stream_begin(ex, std::move(r)); });
+    return StreamWriter(ref_, sink, ex);
+}
+
+inline void Responder::abandon() noexcept {
+    if (!sink_) return;
+    try {
+        send(Response::text("Internal Server Error: the handler finished without sending a response\n", 500));
+    } catch (...) {
+        sink_ = nullptr;  // out of memory while posting: the connection's timeouts will reclaim it
+    }
+}
+
+inline void StreamWriter::write(std::string_view chunk) {
+    if (!sink_ || chunk.empty()) return;
+    const std::uint64_t ex = exchange_;
+    if (ref_.on_home_thread()) {
+        if (ref_.get()) sink_->stream_write(ex, chunk);
+        return;
+    }
+    detail::on_exchange(ref_, sink_, [ex, data = std::string(chunk)](ExchangeSink* s) { s->stream_write(ex, data); });
+}
+
+inline void StreamWriter::end() {
+    ExchangeSink* sink = std::exchange(sink_, nullptr);
+    if (!sink) return;
+    const std::uint64_t ex = exchange_;
+    try {
+        detail::on_exchange(ref_, sink, [ex](ExchangeSink* s) { s->stream_end(ex); });
+    } catch (...) {
+    }
+}
+
+}  // namespace covet

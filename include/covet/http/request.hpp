@@ -1,0 +1,122 @@
+// A parsed request: a view over bytes the protocol keeps alive until the response is complete.
+// Nothing here allocates per request; decoded query values are built only when asked for.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "covet/http/ascii.hpp"
+#include "covet/http/method.hpp"
+#include "covet/http/path_params.hpp"
+#include "covet/http/url.hpp"
+#include "covet/io/loop.hpp"
+
+namespace covet {
+
+struct Header {
+    std::string_view name;
+    std::string_view value;
+};
+
+class Request {
+public:
+    Method method() const noexcept { return method_; }
+    std::string_view method_name() const noexcept { return to_string(method_); }
+    std::string_view target() const noexcept { return target_; }  // raw request-target
+    std::string_view path() const noexcept { return target_.substr(0, target_.find('?')); }  // raw, not decoded
+    std::string_view query_string() const noexcept {
+        const std::size_t q = target_.find('?');
+        return q == std::string_view::npos ? std::string_view{} : target_.substr(q + 1);
+    }
+    // Percent-decoded value of the first `name` query parameter.
+    std::optional<std::string> query(std::string_view name) const { return http::query_value(query_string(), name); }
+
+    // First header named `name`, compared case-insensitively.
+    std::optional<std::string_view> header(std::string_view name) const noexcept {
+        for (const Header& h : headers_)
+            if (iequals(h.name, name)) return h.value;
+        return std::nullopt;
+    }
+    std::span<const Header> headers() const noexcept { return headers_; }
+    std::string_view body() const noexcept { return body_; }
+
+    const PathParams& params() const noexcept { return params_; }
+    PathParams& params() noexcept { return params_; }
+    std::optional<std::string_view> param(std::string_view name) const noexcept { return params_.get(name); }
+
+    int version_major() const noexcept { return version_major_; }
+    int version_minor() const noexcept { return version_minor_; }
+    std::string_view protocol() const noexcept {
+        return version_major_ == 2 ? "HTTP/2" : version_minor_ == 0 ? "HTTP/1.0" : "HTTP/1.1";
+    }
+    bool keep_alive() const noexcept { return keep_alive_; }
+
+    std::string_view client_address() const noexcept { return client_address_; }
+    std::uint16_t client_port() const noexcept { return client_port_; }
+    io::Clock::time_point received_at() const noexcept { return received_at_; }
+
+    // A short id for logs and the X-Request-ID header (set by the request-id middleware).
+    std::string_view request_id() const noexcept { return {request_id_, request_id_len_}; }
+    void set_request_id(std::string_view id) noexcept {
+        request_id_len_ = std::min(id.size(), sizeof request_id_);
+        std::copy_n(id.data(), request_id_len_, request_id_);
+    }
+
+    // How many middleware `before` hooks ran (their `after` hooks run in reverse). Set by the app.
+    std::size_t middleware_depth() const noexcept { return middleware_depth_; }
+    void set_middleware_depth(std::size_t n) noexcept { middleware_depth_ = n; }
+
+    // ---- filled by protocol implementations ----
+    void reset() noexcept {
+        target_ = body_ = {};
+        headers_.clear();
+        params_.clear();
+        request_id_len_ = 0;
+        middleware_depth_ = 0;
+        keep_alive_ = true;
+    }
+    void reserve_headers(std::size_t n) { headers_.reserve(n); }
+    void set_method(Method m) noexcept { method_ = m; }
+    void set_target(std::string_view t) noexcept { target_ = t; }
+    void add_header(std::string_view name, std::string_view value) { headers_.push_back({name, value}); }
+    void set_last_header_value(std::string_view value) noexcept {
+        if (!headers_.empty()) headers_.back().value = value;
+    }
+    std::size_t header_count() const noexcept { return headers_.size(); }
+    void set_body(std::string_view b) noexcept { body_ = b; }
+    void set_version(int major, int minor) noexcept { version_major_ = major, version_minor_ = minor; }
+    void set_keep_alive(bool k) noexcept { keep_alive_ = k; }
+    void set_client(std::string_view address, std::uint16_t port) noexcept { client_address_ = address, client_port_ = port; }
+    void set_received_at(io::Clock::time_point t) noexcept { received_at_ = t; }
+    // The head bytes moved from [old_base, old_base+len) to new_base: re-point every view into them.
+    void rebase_head(const char* old_base, std::size_t len, const char* new_base) noexcept {
+        auto move = [&](std::string_view& v) {
+            if (v.data() >= old_base && v.data() + v.size() <= old_base + len)
+                v = std::string_view(new_base + (v.data() - old_base), v.size());
+        };
+        move(target_);
+        move(body_);
+        for (Header& h : headers_) move(h.name), move(h.value);
+    }
+
+private:
+    Method method_ = Method::get;
+    std::string_view target_, body_;
+    std::vector<Header> headers_;
+    PathParams params_;
+    int version_major_ = 1, version_minor_ = 1;
+    bool keep_alive_ = true;
+    std::string_view client_address_;
+    std::uint16_t client_port_ = 0;
+    io::Clock::time_point received_at_{};
+    char request_id_[64]{};
+    std::size_t request_id_len_ = 0;
+    std::size_t middleware_depth_ = 0;
+};
+
+}  // namespace covet

@@ -1,0 +1,103 @@
+// A response a handler returns. Common content types are static strings and small bodies stay in the
+// string's inline storage, so a typical response allocates nothing.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "covet/http/ascii.hpp"
+
+namespace covet {
+
+class Response {
+public:
+    Response() = default;
+    explicit Response(int status) : status_(status) {}
+    Response(int status, std::string body, std::string_view content_type)
+        : status_(status), body_(std::move(body)), content_type_(content_type) {}
+
+    static Response text(std::string body, int status = 200) {
+        return {status, std::move(body), "text/plain; charset=utf-8"};
+    }
+    // `serialized` must already be JSON.
+    static Response json(std::string serialized, int status = 200) {
+        return {status, std::move(serialized), "application/json"};
+    }
+    static Response html(std::string body, int status = 200) { return {status, std::move(body), "text/html; charset=utf-8"}; }
+    static Response bytes(std::string body, std::string_view content_type = "application/octet-stream", int status = 200) {
+        Response r(status);
+        r.body_ = std::move(body);
+        r.set_content_type(content_type);
+        return r;
+    }
+    static Response empty(int status = 204) { return Response(status); }
+
+    int status() const noexcept { return status_; }
+    Response& set_status(int s) noexcept { status_ = s; return *this; }
+
+    const std::string& body() const noexcept { return body_; }
+    std::string& body() noexcept { return body_; }
+    Response& set_body(std::string b) { body_ = std::move(b); return *this; }
+
+    std::string_view content_type() const noexcept { return content_type_; }
+    // Copies the value unless it is one of the library's static strings.
+    Response& set_content_type(std::string_view ct) {
+        owned_content_type_.assign(ct);
+        content_type_ = owned_content_type_;
+        return *this;
+    }
+
+    // Adds a header line (repeatable: Set-Cookie). Server, Date, Content-Length and Transfer-Encoding are
+    // written by the protocol and must not be set here.
+    Response& add_header(std::string_view name, std::string_view value) {
+        extra_headers_.append(name).append(": ").append(value).append("\r\n");
+        return *this;
+    }
+    // Pre-serialized "Name: value\r\n" lines.
+    std::string_view extra_headers() const noexcept { return extra_headers_; }
+    bool has_header(std::string_view name) const noexcept;
+
+    // Asks the protocol to close the connection after this response.
+    Response& close_connection(bool c = true) noexcept { close_ = c; return *this; }
+    bool closes_connection() const noexcept { return close_; }
+
+    Response(const Response& o) { *this = o; }
+    Response& operator=(const Response& o) {
+        if (this == &o) return *this;
+        status_ = o.status_, body_ = o.body_, extra_headers_ = o.extra_headers_, close_ = o.close_;
+        owned_content_type_ = o.owned_content_type_;
+        content_type_ = o.content_type_.data() == o.owned_content_type_.data() ? std::string_view(owned_content_type_) : o.content_type_;
+        return *this;
+    }
+    Response(Response&& o) noexcept { *this = std::move(o); }
+    Response& operator=(Response&& o) noexcept {
+        const bool owned = o.content_type_.data() == o.owned_content_type_.data() && !o.owned_content_type_.empty();
+        status_ = o.status_, body_ = std::move(o.body_), extra_headers_ = std::move(o.extra_headers_), close_ = o.close_;
+        owned_content_type_ = std::move(o.owned_content_type_);
+        content_type_ = owned ? std::string_view(owned_content_type_) : o.content_type_;
+        return *this;
+    }
+
+private:
+    int status_ = 200;
+    std::string body_;
+    std::string_view content_type_;
+    std::string owned_content_type_;
+    std::string extra_headers_;
+    bool close_ = false;
+};
+
+inline bool Response::has_header(std::string_view name) const noexcept {
+    std::string_view rest = extra_headers_;
+    while (!rest.empty()) {
+        const std::size_t colon = rest.find(':');
+        const std::size_t eol = rest.find("\r\n");
+        if (colon == std::string_view::npos || eol == std::string_view::npos) return false;
+        if (iequals(rest.substr(0, colon), name)) return true;
+        rest.remove_prefix(eol + 2);
+    }
+    return false;
+}
+
+}  // namespace covet

@@ -1,0 +1,18 @@
+// HTTP/1.1 on a connection (llhttp underneath): keep-alive, pipelining with in-order batched responses,
+// Content-Length and chunked bodies, Expect: 100-continue, HEAD, limits, timeouts, streaming responses.
+#pragma once
+
+#include <memory>
+
+#include "covet/http/exchange.hpp"
+#include "covet/net/connection.hpp"
+#include "covet/net/connection_ref.hpp"
+
+namespace covet::http1 {
+
+// Creates the HTTP/1.1 handler for a new connection. `home` resolves completions that arrive later or
+// from other threads; `dispatcher` must outlive the connection.
+std::unique_ptr<net::ProtocolHandler> make_protocol(net::Connection& connection, net::ConnectionHome& home,
+                                                    RequestDispatcher& dispatcher);
+
+}  // namespace covet::http1

@@ -1,0 +1,85 @@
+// Writes HTTP/1.1 response heads and bodies straight into a connection's output queue.
+#pragma once
+
+#include <charconv>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "covet/http/response.hpp"
+#include "covet/http/status.hpp"
+#include "covet/io/output_queue.hpp"
+
+namespace covet::http1 {
+
+enum class BodyFraming : std::uint8_t { content_length, chunked, until_close };
+
+struct HeadOptions {
+    std::string_view date;          // IMF-fixdate
+    BodyFraming framing = BodyFraming::content_length;
+    std::size_t content_length = 0; // with BodyFraming::content_length
+    bool close = false;             // "Connection: close"
+    bool keep_alive_1_0 = false;    // HTTP/1.0 client asked for keep-alive: say "Connection: keep-alive"
+};
+
+namespace detail {
+inline void append_number(std::string& out, std::uint64_t n, int base = 10) {
+    char buf[24];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n, base);
+    (void)ec;
+    out.append(buf, end);
+}
+}  // namespace detail
+
+inline void write_head(std::string& out, const Response& r, const HeadOptions& o) {
+    const int status = r.status();
+    out.append("HTTP/1.1 ");
+    detail::append_number(out, static_cast<std::uint64_t>(status));
+    out.push_back(' ');
+    out.append(http::reason_phrase(status));
+    out.append("\r\nServer: covet\r\nDate: ");
+    out.append(o.date);
+    out.append("\r\n");
+    if (http::status_allows_body(status)) {
+        if (!r.content_type().empty()) out.append("Content-Type: ").append(r.content_type()).append("\r\n");
+        if (o.framing == BodyFraming::content_length) {
+            out.append("Content-Length: ");
+            detail::append_number(out, o.content_length);
+            out.append("\r\n");
+        } else if (o.framing == BodyFraming::chunked) {
+            out.append("Transfer-Encoding: chunked\r\n");
+        }
+    }
+    out.append(r.extra_headers());
+    if (o.close) out.append("Connection: close\r\n");
+    else if (o.keep_alive_1_0) out.append("Connection: keep-alive\r\n");
+    out.append("\r\n");
+}
+
+// A complete response. `head_only`: HEAD request (same headers, no body).
+inline void write_response(io::OutputQueue& q, Response&& r, HeadOptions o, bool head_only) {
+    o.framing = BodyFraming::content_length;
+    o.content_length = r.body().size();
+    std::string& tail = q.tail();
+    const std::size_t before = tail.size();
+    write_head(tail, r, o);
+    const bool send_body = !head_only && http::status_allows_body(r.status()) && !r.body().empty();
+    if (send_body && r.body().size() < io::OutputQueue::own_segment_threshold) tail.append(r.body());
+    q.note_tail_growth(tail.size() - before);
+    if (send_body && r.body().size() >= io::OutputQueue::own_segment_threshold) q.append(std::move(r.body()));
+}
+
+inline void write_chunk(io::OutputQueue& q, std::string_view data) {
+    if (data.empty()) return;
+    std::string& tail = q.tail();
+    const std::size_t before = tail.size();
+    detail::append_number(tail, data.size(), 16);
+    tail.append("\r\n");
+    tail.append(data);
+    tail.append("\r\n");
+    q.note_tail_growth(tail.size() - before);
+}
+
+inline void write_last_chunk(io::OutputQueue& q) { q.append(std::string_view("0\r\n\r\n")); }
+
+}  // namespace covet::http1

@@ -1,0 +1,20 @@
+// Middleware: ordered hooks around every request. `before` runs in registration order and may answer
+// the request itself (short-circuit); `after` runs in reverse order on the response, for each middleware
+// whose `before` ran, on the connection's thread just before the response is written.
+#pragma once
+
+#include <optional>
+
+#include "covet/http/request.hpp"
+#include "covet/http/response.hpp"
+
+namespace covet {
+
+class Middleware {
+public:
+    virtual ~Middleware() = default;
+    virtual std::optional<Response> before(Request&) { return std::nullopt; }
+    virtual void after(const Request&, Response&) {}
+};
+
+}  // namespace covet

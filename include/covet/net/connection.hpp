@@ -1,0 +1,125 @@
+// One accepted TCP connection: socket state owned by a reactor backend, a transport, and the protocol
+// handler that speaks on it. Lives on its worker's thread only; other threads reach it through
+// ConnectionRef (connection_ref.hpp).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "covet/io/loop.hpp"
+#include "covet/io/output_queue.hpp"
+#include "covet/net/protocol_handler.hpp"
+#include "covet/net/server_config.hpp"
+#include "covet/net/transport.hpp"
+
+namespace covet::net {
+
+// Slot index + generation: a stale id (connection closed, slot reused) never matches.
+struct ConnectionId {
+    std::uint32_t slot = 0;
+    std::uint32_t generation = 0;
+    friend bool operator==(ConnectionId, ConnectionId) = default;
+};
+
+class Connection;
+
+// What a reactor backend does for a connection; implemented by each backend's worker.
+class ConnectionDriver {
+public:
+    virtual void request_send(Connection& c) = 0;        // batched: sent at the end of the loop turn
+    virtual void set_reading(Connection& c, bool enabled) = 0;
+    virtual void close(Connection& c) = 0;                // now; unsent output is dropped
+    virtual io::Loop& loop() noexcept = 0;
+    virtual const ServerConfig& config() const noexcept = 0;
+
+protected:
+    ~ConnectionDriver() = default;
+};
+
+class Connection {
+public:
+    Connection(ConnectionDriver& driver, int fd, ConnectionId id, std::string peer_address, std::uint16_t peer_port)
+        : driver_(driver), fd_(fd), id_(id), peer_address_(std::move(peer_address)), peer_port_(peer_port),
+          transport_(std::make_unique<PlainTransport>(wire_out_)) {}
+
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
+
+    // ---- for protocol handlers ----
+    io::OutputQueue& out() noexcept { return transport_->plaintext_out(); }
+    // Queue what was written for sending (one batched send per loop turn).
+    void flush() {
+        if (!transport_->passthrough()) transport_->flush_to(wire_out_);
+        if (!wire_out_.empty()) driver_.request_send(*this);
+        else if (close_after_flush_) driver_.close(*this);
+    }
+    // Close once everything queued has been sent; further input is ignored.
+    void close_after_flush() {
+        close_after_flush_ = true;
+        flush();
+    }
+    void close_now() { driver_.close(*this); }
+    void set_reading(bool enabled) { driver_.set_reading(*this, enabled); }
+
+    // Replaces the protocol (HTTP Upgrade, h2c). The old handler is destroyed after the current callback
+    // returns; pending completions addressed to it are dropped (the epoch changes).
+    void switch_protocol(std::unique_ptr<ProtocolHandler> next) {
+        retired_ = std::move(protocol_);
+        protocol_ = std::move(next);
+        ++protocol_epoch_;
+    }
+    void set_protocol(std::unique_ptr<ProtocolHandler> p) { protocol_ = std::move(p); }
+
+    io::Loop& loop() noexcept { return driver_.loop(); }
+    const ServerConfig& config() const noexcept { return driver_.config(); }
+    ConnectionId id() const noexcept { return id_; }
+    std::uint32_t protocol_epoch() const noexcept { return protocol_epoch_; }
+    ProtocolHandler* protocol() noexcept { return protocol_.get(); }
+    std::string_view peer_address() const noexcept { return peer_address_; }
+    std::uint16_t peer_port() const noexcept { return peer_port_; }
+    bool closing() const noexcept { return close_after_flush_; }
+
+    // ---- for the backend ----
+    int fd() const noexcept { return fd_; }
+    io::OutputQueue& wire_out() noexcept { return wire_out_; }
+    // Bytes from the socket → transport → protocol. Returns false when the transport failed.
+    bool receive(std::span<const char> wire) {
+        if (close_after_flush_) return true;  // closing: drop further input
+        bool ok = true;
+        if (transport_->passthrough()) {
+            protocol_->on_data(wire);
+        } else {
+            ok = transport_->on_receive(wire, [this](std::span<const char> plain) {
+                if (!close_after_flush_) protocol_->on_data(plain);
+            });
+        }
+        retired_.reset();
+        return ok;
+    }
+    void peer_closed() {
+        protocol_->on_peer_closed();
+        retired_.reset();
+    }
+    void output_drained() {
+        if (close_after_flush_) return;
+        protocol_->on_output_drained();
+    }
+    void tick(io::Clock::time_point now) { protocol_->on_tick(now); }
+    void shutdown() { protocol_->on_shutdown(); }
+
+private:
+    ConnectionDriver& driver_;
+    int fd_;
+    ConnectionId id_;
+    std::string peer_address_;
+    std::uint16_t peer_port_;
+    io::OutputQueue wire_out_;
+    std::unique_ptr<Transport> transport_;
+    std::unique_ptr<ProtocolHandler> protocol_, retired_;
+    std::uint32_t protocol_epoch_ = 0;
+    bool close_after_flush_ = false;
+};
+
+}  // namespace covet::net

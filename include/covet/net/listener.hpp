@@ -1,0 +1,17 @@
+// Listening sockets. Each worker gets its own SO_REUSEPORT socket on the same address, so the kernel
+// spreads connections across workers with no shared accept queue.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace covet::net {
+
+// Opens a non-blocking listening socket with SO_REUSEADDR and SO_REUSEPORT. Throws std::system_error with a
+// message naming the address, the cause and the likely fix.
+int open_listener(const std::string& host, std::uint16_t port, int backlog);
+
+// The port a socket is bound to (for port 0).
+std::uint16_t bound_port(int fd);
+
+}  // namespace covet::net

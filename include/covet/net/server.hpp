@@ -1,0 +1,46 @@
+// A server: N worker threads (one per core by default), each with its own reactor loop and listener.
+#pragma once
+
+#include <functional>
+#include <memory>
+
+#include "covet/io/backend.hpp"
+#include "covet/net/connection.hpp"
+#include "covet/net/connection_ref.hpp"
+#include "covet/net/server_config.hpp"
+
+namespace covet::net {
+
+// Creates the protocol handler for each new connection (HTTP/1.1 for now).
+using ProtocolFactory = std::function<std::unique_ptr<ProtocolHandler>(Connection&, ConnectionHome&)>;
+
+class Server {
+public:
+    Server(ServerConfig config, ProtocolFactory factory);
+    ~Server();  // stops (gracefully, up to the shutdown timeout) and joins
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    // Binds the listeners and starts the workers; returns once all workers run. Throws if the address
+    // can't be bound or no backend can start.
+    void start();
+    // Graceful stop: stop accepting, finish in-flight requests up to the shutdown timeout, close idle
+    // keep-alive connections. Thread-safe and non-blocking; wait() blocks until the workers are done.
+    void stop();
+    void wait();
+
+    std::uint16_t port() const noexcept;
+    io::Backend backend() const noexcept;
+    unsigned threads() const noexcept;
+    const ServerConfig& config() const noexcept;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+// Blocks SIGINT/SIGTERM in the calling thread (threads it starts inherit this), then waits until one
+// arrives or `stop_requested` returns true; returns the signal number (0 if stopped another way).
+int wait_for_termination_signal(const std::function<bool()>& stop_requested);
+
+}  // namespace covet::net

@@ -1,0 +1,42 @@
+// Listener, limit and timeout settings of a server. Defaults follow common production servers.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "covet/io/backend.hpp"
+
+namespace covet::net {
+
+struct Limits {
+    std::size_t max_url_bytes = 8 * 1024;        // longer request line/URL → 414
+    std::size_t max_header_bytes = 8 * 1024;     // request line + headers → 431
+    std::size_t max_headers = 100;               // more header fields → 431
+    std::size_t max_body_bytes = 1024 * 1024;    // → 413
+    std::size_t max_connections = 10000;         // per process, split evenly across workers
+    std::size_t max_buffered_input = 1024 * 1024;  // pipelined input held while a response is pending
+    std::size_t output_high_water = 4 * 1024 * 1024;  // stop reading while more than this is unsent
+};
+
+struct Timeouts {
+    std::chrono::milliseconds header{10'000};    // first byte of a request head → its end (slowloris)
+    std::chrono::milliseconds body{30'000};      // between body bytes
+    std::chrono::milliseconds keep_alive{60'000};  // idle between requests
+    std::chrono::milliseconds shutdown{10'000};  // graceful drain deadline
+};
+
+struct ServerConfig {
+    std::string host = "0.0.0.0";
+    std::uint16_t port = 8000;                   // 0: pick a free port (all workers share it)
+    unsigned threads = 0;                        // 0: one per core
+    bool pin_threads = false;                    // pin worker i to CPU i
+    std::optional<io::Backend> backend;          // unset: COVET_BACKEND or auto
+    int listen_backlog = 4096;
+    Limits limits;
+    Timeouts timeouts;
+};
+
+}  // namespace covet::net

@@ -1,0 +1,143 @@
+#include "covet/app/app.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+
+#include "covet/http/status.hpp"
+#include "covet/http1/protocol.hpp"
+
+namespace covet {
+namespace {
+
+Response error_response(int status, std::string_view detail) {
+    std::string body = std::to_string(status);
+    body.append(" ").append(http::reason_phrase(status));
+    if (!detail.empty()) body.append(": ").append(detail);
+    body.push_back('\n');
+    return Response::text(std::move(body), status);
+}
+
+}  // namespace
+
+App::App() = default;
+App::~App() {
+    if (server_) {
+        server_->stop();
+        server_->wait();
+    }
+}
+
+App& App::route(Method method, std::string_view pattern, Handler handler) {
+    router_.add(method, pattern, RouteTarget{std::move(handler), {}});
+    return *this;
+}
+
+App& App::route(Method method, std::string_view pattern, AsyncHandler handler) {
+    router_.add(method, pattern, RouteTarget{{}, std::move(handler)});
+    return *this;
+}
+
+App& App::route(std::initializer_list<Method> methods, std::string_view pattern, const Handler& handler) {
+    for (Method m : methods) route(m, pattern, handler);
+    return *this;
+}
+
+App& App::use(std::unique_ptr<Middleware> middleware) {
+    middleware_.push_back(std::move(middleware));
+    return *this;
+}
+
+App& App::listen(std::string host, std::uint16_t port) {
+    config_.host = std::move(host);
+    config_.port = port;
+    return *this;
+}
+
+void App::dispatch(Request& request, Responder responder) {
+    // Middleware before-hooks, in order; a response short-circuits the rest.
+    for (std::size_t i = 0; i < middleware_.size(); ++i) {
+        std::optional<Response> early;
+        try {
+            early = middleware_[i]->before(request);
+        } catch (const std::exception& e) {
+            spdlog::error("middleware failed on {} {}: {}", request.method_name(), request.target(), e.what());
+            early = error_response(500, "");
+        }
+        request.set_middleware_depth(i + 1);
+        if (early) {
+            responder.send(std::move(*early));
+            return;
+        }
+    }
+
+    const auto match = router_.match(request.method(), request.path(), request.params());
+    using Status = Router<RouteTarget>::Status;
+    if (match.status == Status::not_found) {
+        responder.send(error_response(404, ""));
+        return;
+    }
+    if (match.status == Status::method_not_allowed) {
+        Response r = error_response(405, "");
+        r.add_header("Allow", match.allow);
+        responder.send(std::move(r));
+        return;
+    }
+    const RouteTarget& target = *match.handler;
+    try {
+        if (target.async) {
+            target.async(request, std::move(responder));  // an exception abandons it: 500
+        } else {
+            responder.send(target.sync(request));
+        }
+    } catch (const std::exception& e) {
+        spdlog::error("handler for {} {} threw: {}", request.method_name(), request.target(), e.what());
+        responder.send(error_response(500, ""));
+    } catch (...) {
+        spdlog::error("handler for {} {} threw a non-std exception", request.method_name(), request.target());
+        responder.send(error_response(500, ""));
+    }
+}
+
+void App::finalize(const Request& request, Response& response) noexcept {
+    for (std::size_t i = request.middleware_depth(); i-- > 0;) {
+        try {
+            middleware_[i]->after(request, response);
+        } catch (const std::exception& e) {
+            spdlog::error("middleware after-hook failed: {}", e.what());
+        }
+    }
+}
+
+void App::start(unsigned threads) {
+    if (server_) return;
+    if (threads) config_.threads = threads;
+    stop_requested_ = false;
+    server_ = std::make_unique<net::Server>(config_, [this](net::Connection& c, net::ConnectionHome& home) {
+        return http1::make_protocol(c, home, *this);
+    });
+    server_->start();
+}
+
+void App::stop() {
+    stop_requested_ = true;
+    if (server_) server_->stop();
+}
+
+void App::wait() {
+    if (server_) server_->wait();
+}
+
+int App::run(unsigned threads) {
+    start(threads);
+    const int sig = net::wait_for_termination_signal([this] { return stop_requested_.load(); });
+    if (sig) spdlog::info("received {}, shutting down gracefully", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    server_->stop();
+    server_->wait();
+    return 0;
+}
+
+std::uint16_t App::port() const noexcept { return server_ ? server_->port() : config_.port; }
+io::Backend App::backend() const noexcept { return server_ ? server_->backend() : io::Backend::asio; }
+
+}  // namespace covet

@@ -1,0 +1,499 @@
+// HTTP/1.1 protocol handler over llhttp.
+//
+// Parsing strategy: a request head is handed to llhttp only once it is complete (its blank line found),
+// so every token llhttp reports is one contiguous view into the input and the request is built without
+// copying. Body bytes stream through llhttp as they come. Whatever must outlive the input buffer (an
+// incomplete request, or a request whose handler answers later) is copied into per-connection buffers,
+// which keep their capacity: a busy connection stops allocating after its first requests.
+#include "covet/http1/protocol.hpp"
+
+#include <llhttp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "covet/http/date_cache.hpp"
+#include "covet/http1/serializer.hpp"
+
+namespace covet::http1 {
+namespace {
+
+using io::Clock;
+
+enum class Phase : std::uint8_t {
+    idle,        // between requests (keep-alive)
+    head,        // some bytes of a request head have arrived
+    body,        // head parsed, body arriving
+    dispatched,  // waiting for the handler's response
+    streaming,   // the handler is streaming a chunked response
+    closing,     // a final response is queued; everything else is ignored
+};
+
+// Why a request was refused: status + a message that names the cause.
+struct Rejection {
+    int status = 0;
+    const char* reason = "";
+};
+
+bool is_tchar(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
+}
+
+// Position just past the blank line that ends a head, or npos. Accepts a bare-LF blank line too, so that
+// llhttp (strict) can reject it with 400 rather than the request hanging until a timeout.
+std::size_t find_head_end(std::string_view buf, std::size_t from) {
+    for (std::size_t i = buf.find('\n', from); i != std::string_view::npos; i = buf.find('\n', i + 1)) {
+        if (i + 1 < buf.size() && buf[i + 1] == '\n') return i + 2;
+        if (i + 2 < buf.size() && buf[i + 1] == '\r' && buf[i + 2] == '\n') return i + 3;
+    }
+    return std::string_view::npos;
+}
+
+class Http1Protocol final : public net::ProtocolHandler, public ExchangeSink {
+public:
+    Http1Protocol(net::Connection& c, net::ConnectionHome& home, RequestDispatcher& d)
+        : conn_(c), home_(home), dispatcher_(d), limits_(c.config().limits), timeouts_(c.config().timeouts) {
+        llhttp_settings_init(&settings_);
+        settings_.on_method = &on_method;
+        settings_.on_url = &on_url;
+        settings_.on_header_field = &on_header_field;
+        settings_.on_header_value = &on_header_value;
+        settings_.on_headers_complete = &on_headers_complete;
+        settings_.on_body = &on_body;
+        settings_.on_message_complete = &on_message_complete;
+        llhttp_init(&parser_, HTTP_REQUEST, &settings_);
+        parser_.data = this;
+        request_.reserve_headers(std::min<std::size_t>(limits_.max_headers, 32));
+        request_.set_client(conn_.peer_address(), conn_.peer_port());
+        set_deadline(timeouts_.keep_alive);
+    }
+
+    // ---- ProtocolHandler ----
+    void on_data(std::span<const char> bytes) override {
+        const std::string_view data(bytes.data(), bytes.size());
+        if (phase_ == Phase::closing) return;
+        if (phase_ == Phase::dispatched || phase_ == Phase::streaming || !pending_.empty()) {
+            pending_.append(data);
+            if (phase_ == Phase::dispatched || phase_ == Phase::streaming) {
+                if (pending_.size() > limits_.max_buffered_input) pause_input(true);
+                return;
+            }
+            drain_pending();
+        } else {
+            const std::size_t used = process(data);
+            if (phase_ != Phase::closing && used < data.size()) pending_.assign(data.substr(used));
+        }
+        flush();
+    }
+
+    void on_peer_closed() override {
+        peer_closed_ = true;
+        if (phase_ == Phase::dispatched || phase_ == Phase::streaming) return;  // answer, then close
+        conn_.close_after_flush();
+        phase_ = Phase::closing;
+    }
+
+    void on_output_drained() override {
+        if (output_paused_) {
+            output_paused_ = false;
+            update_reading();
+        }
+    }
+
+    void on_tick(Clock::time_point now) override {
+        if (now < deadline_) return;
+        switch (phase_) {
+            case Phase::idle: conn_.close_now(); return;  // idle keep-alive: close quietly
+            case Phase::head: reject({408, "the request head did not arrive in time"}); break;
+            case Phase::body: reject({408, "the request body did not arrive in time"}); break;
+            default: return;  // the handler owns the time; closing: the backend's close is under way
+        }
+        flush();
+    }
+
+    void on_shutdown() override {
+        shutting_down_ = true;
+        if (phase_ == Phase::idle && pending_.empty()) {
+            phase_ = Phase::closing;
+            conn_.close_after_flush();
+        }
+    }
+
+    // ---- ExchangeSink ----
+    void complete(std::uint64_t exchange, Response&& response) override {
+        if (phase_ != Phase::dispatched || exchange != exchange_) return;
+        dispatcher_.finalize(request_, response);
+        const bool close = must_close_after(response);
+        write_response(conn_.out(), std::move(response), head_options(close), request_.method() == Method::head);
+        finish_exchange(close);
+    }
+
+    void stream_begin(std::uint64_t exchange, Response&& head) override {
+        if (phase_ != Phase::dispatched || exchange != exchange_) return;
+        dispatcher_.finalize(request_, head);
+        // HTTP/1.0 has no chunked coding: the body then ends when the connection closes.
+        chunked_ = request_.version_minor() >= 1;
+        const bool close = must_close_after(head) || !chunked_;
+        HeadOptions o = head_options(close);
+        o.framing = chunked_ ? BodyFraming::chunked : BodyFraming::until_close;
+        std::string first = std::move(head.body());
+        std::string& tail = conn_.out().tail();
+        const std::size_t before = tail.size();
+        write_head(tail, head, o);
+        conn_.out().note_tail_growth(tail.size() - before);
+        stream_close_ = close;
+        phase_ = Phase::streaming;
+        stream_write(exchange, first);
+        if (!in_process_) flush();
+    }
+
+    void stream_write(std::uint64_t exchange, std::string_view chunk) override {
+        if (phase_ != Phase::streaming || exchange != exchange_ || chunk.empty()) return;
+        if (request_.method() == Method::head) return;
+        if (chunked_) write_chunk(conn_.out(), chunk);
+        else conn_.out().append(chunk);
+        if (!in_process_) flush();
+    }
+
+    void stream_end(std::uint64_t exchange) override {
+        if (phase_ != Phase::streaming || exchange != exchange_) return;
+        if (chunked_ && request_.method() != Method::head) write_last_chunk(conn_.out());
+        finish_exchange(stream_close_);
+    }
+
+private:
+    // ---- parsing ----
+
+    // Parses requests from `buf` and dispatches them. Returns how many bytes were consumed; the rest is an
+    // incomplete head (kept by the caller) unless the phase is now dispatched/closing.
+    std::size_t process(std::string_view buf) {
+        in_process_ = true;
+        std::size_t pos = 0;
+        while (pos < buf.size() && (phase_ == Phase::idle || phase_ == Phase::head || phase_ == Phase::body)) {
+            if (phase_ != Phase::body) {
+                const std::size_t used = parse_head(buf.substr(pos));
+                if (used == 0) break;  // incomplete (or rejected)
+                pos += used;
+            }
+            if (phase_ == Phase::body) pos += parse_body(buf.substr(pos));
+            if (message_complete_) dispatch();
+        }
+        // A request still being read or answered later must not point into `buf` any more.
+        if (phase_ == Phase::body || phase_ == Phase::dispatched || phase_ == Phase::streaming) detach(buf);
+        in_process_ = false;
+        return phase_ == Phase::closing ? buf.size() : pos;
+    }
+
+    void drain_pending() {
+        const std::size_t used = process(pending_);
+        if (phase_ == Phase::closing) pending_.clear();
+        else pending_.erase(0, used);
+        update_reading();
+    }
+
+    // Returns bytes consumed (0 when the head is incomplete or was rejected).
+    std::size_t parse_head(std::string_view buf) {
+        if (phase_ == Phase::idle) {
+            phase_ = Phase::head;
+            head_scan_ = 0;
+            set_deadline(timeouts_.header);
+        }
+        const std::size_t end = find_head_end(buf, head_scan_ > 2 ? head_scan_ - 2 : 0);
+        if (end == std::string_view::npos) {
+            if (const Rejection r = check_incomplete_head(buf); r.status) reject(r);
+            else head_scan_ = buf.size();
+            return 0;
+        }
+        if (end > limits_.max_header_bytes) {
+            reject(request_line_length(buf) > limits_.max_url_bytes + 16
+                       ? Rejection{414, "the request line is longer than the URL limit"}
+                       : Rejection{431, "the request head is larger than the header size limit"});
+            return 0;
+        }
+        request_.reset();
+        request_.set_received_at(conn_.loop().now());
+        body_owned_ = false;
+        body_buf_.clear();
+        head_base_ = buf.data();
+        head_len_ = end;
+        head_detached_ = false;
+        message_complete_ = false;
+        rejection_ = {};
+        const llhttp_errno_t err = llhttp_execute(&parser_, buf.data(), end);
+        if (!settle(err, buf.substr(0, end))) return 0;
+        if (!message_complete_) {
+            phase_ = Phase::body;
+            set_deadline(timeouts_.body);
+            maybe_continue(buf.size() == end);
+        }
+        return end;
+    }
+
+    std::size_t parse_body(std::string_view buf) {
+        if (buf.empty()) return 0;
+        set_deadline(timeouts_.body);
+        const llhttp_errno_t err = llhttp_execute(&parser_, buf.data(), buf.size());
+        const std::size_t used = err == HPE_PAUSED ? static_cast<std::size_t>(llhttp_get_error_pos(&parser_) - buf.data())
+                                                   : buf.size();
+        if (!settle(err, buf)) return buf.size();
+        return used;
+    }
+
+    // Handles llhttp's verdict; false when the request was rejected.
+    bool settle(llhttp_errno_t err, std::string_view input) {
+        if (err == HPE_OK) return true;
+        if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
+            // Upgrade (WebSocket/h2c) is not spoken yet: the request is answered as a plain request.
+            if (err == HPE_PAUSED) llhttp_resume(&parser_);
+            else llhttp_resume_after_upgrade(&parser_);
+            return true;
+        }
+        reject(rejection_.status ? rejection_ : classify(err, input));
+        return false;
+    }
+
+    // Maps a parse error to a status that names the cause.
+    Rejection classify(llhttp_errno_t err, std::string_view input) const {
+        switch (err) {
+            case HPE_INVALID_METHOD: {
+                // A well-formed token we don't know is "not implemented"; garbage is a bad request.
+                const std::size_t sp = input.find(' ');
+                const bool token = sp != std::string_view::npos && sp > 0 &&
+                                   std::all_of(input.begin(), input.begin() + static_cast<std::ptrdiff_t>(sp), is_tchar);
+                return token ? Rejection{501, "the request method is not implemented"}
+                             : Rejection{400, "the request line is malformed"};
+            }
+            case HPE_INVALID_VERSION: {
+                const std::size_t nl = input.find('\n');
+                const std::string_view line = input.substr(0, nl);
+                return line.find(" HTTP/") != std::string_view::npos
+                           ? Rejection{505, "only HTTP/1.0 and HTTP/1.1 are supported on this connection"}
+                           : Rejection{400, "the request line is malformed"};
+            }
+            case HPE_UNEXPECTED_CONTENT_LENGTH:
+                return {400, "Content-Length is repeated or sent together with Transfer-Encoding"};
+            case HPE_INVALID_CONTENT_LENGTH: return {400, "Content-Length is not a valid number"};
+            case HPE_INVALID_TRANSFER_ENCODING: return {400, "Transfer-Encoding is invalid (chunked must be last)"};
+            case HPE_INVALID_CHUNK_SIZE: return {400, "a chunk size is not valid hexadecimal"};
+            case HPE_INVALID_HEADER_TOKEN: return {400, "a header line is malformed"};
+            case HPE_CR_EXPECTED:
+            case HPE_LF_EXPECTED: return {400, "line endings must be CRLF"};
+            case HPE_INVALID_URL: return {400, "the request target is malformed"};
+            default: return {400, llhttp_errno_name(err)};
+        }
+    }
+
+    Rejection check_incomplete_head(std::string_view buf) const {
+        const std::size_t line = request_line_length(buf);
+        if (line > limits_.max_url_bytes + 16) return {414, "the request line is longer than the URL limit"};
+        if (buf.size() > limits_.max_header_bytes) return {431, "the request head is larger than the header size limit"};
+        return {};
+    }
+
+    static std::size_t request_line_length(std::string_view buf) {
+        const std::size_t nl = buf.find('\n');
+        return nl == std::string_view::npos ? buf.size() : nl;
+    }
+
+    // Expect: 100-continue → tell the client to send the body (only if it hasn't started already).
+    void maybe_continue(bool no_body_bytes_yet) {
+        const auto expect = request_.header("expect");
+        if (!expect) return;
+        if (!iequals(*expect, "100-continue")) {
+            reject({417, "the only supported expectation is 100-continue"});
+            return;
+        }
+        if (no_body_bytes_yet && request_.version_minor() >= 1) conn_.out().append(std::string_view("HTTP/1.1 100 Continue\r\n\r\n"));
+    }
+
+    // ---- llhttp callbacks (the head is contiguous, so each token arrives in one piece) ----
+    static Http1Protocol& self(llhttp_t* p) { return *static_cast<Http1Protocol*>(p->data); }
+
+    static int on_method(llhttp_t* p, const char* at, std::size_t len) {
+        auto m = parse_method(std::string_view(at, len));
+        if (!m) return self(p).fail({501, "the request method is not implemented"});
+        self(p).request_.set_method(*m);
+        return 0;
+    }
+    static int on_url(llhttp_t* p, const char* at, std::size_t len) {
+        Http1Protocol& s = self(p);
+        if (len > s.limits_.max_url_bytes) return s.fail({414, "the request target is longer than the URL limit"});
+        s.request_.set_target(std::string_view(at, len));
+        return 0;
+    }
+    static int on_header_field(llhttp_t* p, const char* at, std::size_t len) {
+        Http1Protocol& s = self(p);
+        if (s.request_.header_count() >= s.limits_.max_headers)
+            return s.fail({431, "the request has more header fields than the limit"});
+        s.request_.add_header(std::string_view(at, len), {});
+        return 0;
+    }
+    static int on_header_value(llhttp_t* p, const char* at, std::size_t len) {
+        Http1Protocol& s = self(p);
+        s.request_.set_last_header_value(std::string_view(at, len));
+        return 0;
+    }
+    static int on_headers_complete(llhttp_t* p) {
+        Http1Protocol& s = self(p);
+        Request& r = s.request_;
+        r.set_version(p->http_major, p->http_minor);
+        if (p->http_major != 1) return s.fail({505, "only HTTP/1.0 and HTTP/1.1 are supported on this connection"});
+        r.set_keep_alive(llhttp_should_keep_alive(p) != 0);
+        if (p->http_minor >= 1) {
+            int hosts = 0;
+            for (const Header& h : r.headers()) hosts += iequals(h.name, "host");
+            if (hosts != 1) return s.fail({400, hosts ? "the Host header is repeated" : "HTTP/1.1 requires a Host header"});
+        }
+        if ((p->flags & F_CONTENT_LENGTH) && p->content_length > s.limits_.max_body_bytes)
+            return s.fail({413, "the request body is larger than the body size limit"});
+        return 0;
+    }
+    static int on_body(llhttp_t* p, const char* at, std::size_t len) {
+        Http1Protocol& s = self(p);
+        const std::string_view chunk(at, len);
+        const std::size_t total = s.request_.body().size() + len;
+        if (total > s.limits_.max_body_bytes) return s.fail({413, "the request body is larger than the body size limit"});
+        if (s.request_.body().empty() && !s.body_owned_) {
+            s.request_.set_body(chunk);  // zero-copy: the common single-piece body
+        } else {
+            if (!s.body_owned_) s.body_buf_.assign(s.request_.body()), s.body_owned_ = true;
+            s.body_buf_.append(chunk);
+            s.request_.set_body(s.body_buf_);
+        }
+        return 0;
+    }
+    static int on_message_complete(llhttp_t* p) {
+        self(p).message_complete_ = true;
+        return HPE_PAUSED;  // one request at a time: responses must go out in order
+    }
+
+    int fail(Rejection r) {
+        rejection_ = r;
+        return HPE_USER;
+    }
+
+    // ---- dispatch and responses ----
+    void dispatch() {
+        message_complete_ = false;
+        phase_ = Phase::dispatched;
+        ++exchange_;
+        dispatcher_.dispatch(request_, Responder(net::ConnectionRef(home_, conn_.id(), conn_.protocol_epoch()), this, exchange_));
+    }
+
+    bool must_close_after(const Response& r) const {
+        return !request_.keep_alive() || r.closes_connection() || shutting_down_ || peer_closed_;
+    }
+
+    HeadOptions head_options(bool close) const {
+        HeadOptions o;
+        o.date = http::DateCache::thread_local_instance().get();
+        o.close = close;
+        o.keep_alive_1_0 = !close && request_.version_minor() == 0;
+        return o;
+    }
+
+    void finish_exchange(bool close) {
+        head_detached_ = false;
+        body_owned_ = false;
+        if (close) {
+            phase_ = Phase::closing;
+            pending_.clear();
+            conn_.close_after_flush();
+            return;
+        }
+        phase_ = Phase::idle;
+        set_deadline(timeouts_.keep_alive);
+        if (!in_process_) {
+            // Answered later: continue with pipelined requests that waited, then send everything at once.
+            if (!pending_.empty()) drain_pending();
+            else update_reading();
+            flush();
+        }
+    }
+
+    // Final error response, then close.
+    void reject(Rejection r) {
+        if (phase_ == Phase::closing) return;
+        std::string body = std::to_string(r.status);
+        body.append(" ").append(http::reason_phrase(r.status)).append(": ").append(r.reason).append("\n");
+        Response resp = Response::text(std::move(body), r.status);
+        if (r.status == 405 || r.status == 501) resp.add_header("Allow", "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS");
+        write_response(conn_.out(), std::move(resp), head_options(true), false);
+        phase_ = Phase::closing;
+        pending_.clear();
+        conn_.close_after_flush();
+    }
+
+    // Copy the current request's bytes out of an input buffer that is about to be reused.
+    void detach(std::string_view buf) {
+        const char* lo = buf.data();
+        const char* hi = buf.data() + buf.size();
+        if (!head_detached_ && head_base_ >= lo && head_base_ < hi) {
+            head_buf_.assign(head_base_, head_len_);
+            request_.rebase_head(head_base_, head_len_, head_buf_.data());
+            head_base_ = head_buf_.data();
+            head_detached_ = true;
+        }
+        const std::string_view body = request_.body();
+        if (!body_owned_ && !body.empty() && body.data() >= lo && body.data() < hi) {
+            body_buf_.assign(body);
+            body_owned_ = true;
+            request_.set_body(body_buf_);
+        }
+    }
+
+    void flush() {
+        if (conn_.out().size() > limits_.output_high_water && !output_paused_) {
+            output_paused_ = true;
+            update_reading();
+        }
+        conn_.flush();
+    }
+
+    void pause_input(bool paused) {
+        input_paused_ = paused;
+        update_reading();
+    }
+    void update_reading() {
+        if (input_paused_ && pending_.size() <= limits_.max_buffered_input / 2) input_paused_ = false;
+        const bool want = !input_paused_ && !output_paused_;
+        if (want != reading_) {
+            reading_ = want;
+            conn_.set_reading(want);
+        }
+    }
+
+    void set_deadline(std::chrono::milliseconds d) { deadline_ = conn_.loop().now() + d; }
+
+    net::Connection& conn_;
+    net::ConnectionHome& home_;
+    RequestDispatcher& dispatcher_;
+    const net::Limits& limits_;
+    const net::Timeouts& timeouts_;
+    llhttp_settings_t settings_{};
+    llhttp_t parser_{};
+    Request request_;
+    Phase phase_ = Phase::idle;
+    Rejection rejection_;
+    std::uint64_t exchange_ = 0;
+    Clock::time_point deadline_{};
+    std::string pending_;    // unparsed input (incomplete head, or pipelined requests waiting their turn)
+    std::string head_buf_;   // the current head, once it must outlive the input buffer
+    std::string body_buf_;   // the current body, when it arrived in pieces or must outlive the input
+    const char* head_base_ = nullptr;
+    std::size_t head_len_ = 0, head_scan_ = 0;
+    bool head_detached_ = false, body_owned_ = false, message_complete_ = false, in_process_ = false;
+    bool chunked_ = true, stream_close_ = false, shutting_down_ = false, peer_closed_ = false;
+    bool input_paused_ = false, output_paused_ = false, reading_ = true;
+};
+
+}  // namespace
+
+std::unique_ptr<net::ProtocolHandler> make_protocol(net::Connection& connection, net::ConnectionHome& home,
+                                                    RequestDispatcher& dispatcher) {
+    return std::make_unique<Http1Protocol>(connection, home, dispatcher);
+}
+
+}  // namespace covet::http1

@@ -1,0 +1,62 @@
+// A provided-buffer ring for multishot recv, registered by hand: liburing 2.3 lacks
+// io_uring_setup_buf_ring, so the ring memory is mmap'ed here and handed to io_uring_register_buf_ring.
+#pragma once
+
+#include <liburing.h>
+#include <sys/mman.h>
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+namespace covet::io {
+
+class BufferRing {
+public:
+    BufferRing(io_uring& ring, std::uint16_t group, unsigned entries, unsigned buffer_size)
+        : ring_(ring), group_(group), entries_(entries), buffer_size_(buffer_size) {
+        ring_bytes_ = entries * sizeof(io_uring_buf);
+        void* mem = mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+        if (mem == MAP_FAILED) throw std::runtime_error("buffer ring: mmap failed");
+        br_ = static_cast<io_uring_buf_ring*>(mem);
+        io_uring_buf_ring_init(br_);
+        io_uring_buf_reg reg{};
+        reg.ring_addr = reinterpret_cast<std::uint64_t>(mem);
+        reg.ring_entries = entries;
+        reg.bgid = group;
+        if (int rc = io_uring_register_buf_ring(&ring_, &reg, 0); rc < 0) {
+            munmap(mem, ring_bytes_);
+            throw std::runtime_error(std::string("io_uring_register_buf_ring: ") + std::strerror(-rc));
+        }
+        data_ = std::make_unique<char[]>(static_cast<std::size_t>(entries) * buffer_size);
+        for (unsigned i = 0; i < entries; ++i)
+            io_uring_buf_ring_add(br_, buffer(i), buffer_size, static_cast<unsigned short>(i), io_uring_buf_ring_mask(entries), static_cast<int>(i));
+        io_uring_buf_ring_advance(br_, static_cast<int>(entries));
+    }
+    ~BufferRing() {
+        io_uring_unregister_buf_ring(&ring_, group_);
+        munmap(br_, ring_bytes_);
+    }
+    BufferRing(const BufferRing&) = delete;
+    BufferRing& operator=(const BufferRing&) = delete;
+
+    char* buffer(unsigned id) noexcept { return data_.get() + static_cast<std::size_t>(id) * buffer_size_; }
+    // Hands a consumed buffer back to the kernel.
+    void recycle(unsigned id) noexcept {
+        io_uring_buf_ring_add(br_, buffer(id), buffer_size_, static_cast<unsigned short>(id), io_uring_buf_ring_mask(entries_), 0);
+        io_uring_buf_ring_advance(br_, 1);
+    }
+    std::uint16_t group() const noexcept { return group_; }
+
+private:
+    io_uring& ring_;
+    std::uint16_t group_;
+    unsigned entries_, buffer_size_;
+    std::size_t ring_bytes_ = 0;
+    io_uring_buf_ring* br_ = nullptr;
+    std::unique_ptr<char[]> data_;
+};
+
+}  // namespace covet::io

@@ -1,0 +1,94 @@
+#include "covet/log.hpp"
+
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <stdexcept>
+#include <string>
+
+namespace covet {
+namespace {
+
+void json_escape(std::string& out, std::string_view s) {
+    for (char c : s) {
+        switch (c) {
+            case '"': out += "\\\""; break;
+            case '\\': out += "\\\\"; break;
+            case '\n': out += "\\n"; break;
+            case '\r': out += "\\r"; break;
+            case '\t': out += "\\t"; break;
+            default:
+                if (static_cast<unsigned char>(c) < 0x20) {
+                    char buf[8];
+                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
+                    out += buf;
+                } else {
+                    out += c;
+                }
+        }
+    }
+}
+
+std::shared_ptr<spdlog::logger> access_logger() {
+    static std::shared_ptr<spdlog::logger> logger = [] {
+        auto l = spdlog::get("access");
+        if (!l) l = spdlog::stderr_logger_mt("access");
+        l->set_pattern("%v");
+        return l;
+    }();
+    return logger;
+}
+
+}  // namespace
+
+void configure_logging(std::string_view level, LogFormat format) {
+    const auto lvl = spdlog::level::from_str(std::string(level));
+    if (lvl == spdlog::level::off && level != "off")
+        throw std::invalid_argument("unknown log level '" + std::string(level) +
+                                    "': use trace, debug, info, warn, error, critical or off");
+    spdlog::set_level(lvl);
+    if (format == LogFormat::json)
+        spdlog::set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","thread":%t,"msg":"%v"})");
+    else
+        spdlog::set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] %v");
+    access_logger()->set_pattern("%v");
+}
+
+AccessLogMiddleware::AccessLogMiddleware(LogFormat format) : format_(format) { access_logger(); }
+
+void AccessLogMiddleware::after(const Request& r, Response& resp) {
+    auto logger = access_logger();
+    if (!logger->should_log(spdlog::level::info)) return;
+    const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(io::Clock::now() - r.received_at()).count();
+    std::string line;
+    line.reserve(192);
+    if (format_ == LogFormat::json) {
+        line += R"({"client":")";
+        json_escape(line, r.client_address());
+        line += R"(","method":")";
+        line += r.method_name();
+        line += R"(","target":")";
+        json_escape(line, r.target());
+        line += R"(","protocol":")";
+        line += r.protocol();
+        line += R"(","status":)";
+        line += std::to_string(resp.status());
+        line += R"(,"bytes":)";
+        line += std::to_string(resp.body().size());
+        line += R"(,"duration_us":)";
+        line += std::to_string(micros);
+        line += R"(,"request_id":")";
+        json_escape(line, r.request_id());
+        line += "\"}";
+    } else {
+        line.append(r.client_address()).append(" \"").append(r.method_name()).append(" ");
+        for (char c : r.target()) line += (c == '"' || static_cast<unsigned char>(c) < 0x20) ? '?' : c;
+        line.append(" ").append(r.protocol()).append("\" ").append(std::to_string(resp.status())).append(" ");
+        line.append(std::to_string(resp.body().size())).append(" ").append(std::to_string(micros)).append("us");
+        if (!r.request_id().empty()) line.append(" id=").append(r.request_id());
+    }
+    logger->info(line);
+}
+
+}  // namespace covet

@@ -1,0 +1,62 @@
+#include "covet/net/listener.hpp"
+
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+
+namespace covet::net {
+
+int open_listener(const std::string& host, std::uint16_t port, int backlog) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    addrinfo* found = nullptr;
+    const std::string service = std::to_string(port);
+    const std::string where = host + ":" + service;
+    if (int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &found); rc != 0)
+        throw std::system_error(EINVAL, std::generic_category(),
+                                "cannot listen on " + where + ": " + gai_strerror(rc) + " (check the host name)");
+    int last_errno = 0;
+    for (addrinfo* ai = found; ai; ai = ai->ai_next) {
+        const int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) {
+            last_errno = errno;
+            continue;
+        }
+        const int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // inherited by accepted sockets
+        if (::bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && ::listen(fd, backlog) == 0) {
+            freeaddrinfo(found);
+            return fd;
+        }
+        last_errno = errno;
+        ::close(fd);
+    }
+    freeaddrinfo(found);
+    std::string hint;
+    if (last_errno == EADDRINUSE) hint = " (another process is using this port: stop it or choose another port)";
+    else if (last_errno == EACCES) hint = " (ports below 1024 need privileges: choose a port >= 1024)";
+    else if (last_errno == EADDRNOTAVAIL) hint = " (this machine has no such address: use 0.0.0.0 or 127.0.0.1)";
+    throw std::system_error(last_errno, std::generic_category(), "cannot listen on " + where + hint);
+}
+
+std::uint16_t bound_port(int fd) {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return 0;
+    if (addr.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+    if (addr.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
+    return 0;
+}
+
+}  // namespace covet::net

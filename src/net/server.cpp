@@ -1,0 +1,138 @@
+#include "covet/net/server.hpp"
+
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <ctime>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "covet/net/listener.hpp"
+#include "worker.hpp"
+
+namespace covet::net {
+
+struct Server::Impl {
+    ServerConfig config;
+    ProtocolFactory factory;
+    io::Backend backend = io::Backend::asio;
+    std::uint16_t port = 0;
+    std::vector<int> listeners;
+    std::vector<std::unique_ptr<Worker>> workers;
+    std::vector<std::thread> threads;
+    std::mutex mutex;
+    std::condition_variable cv;
+    unsigned started = 0, failed = 0;
+    std::string failure;
+    bool stopped = false;
+
+    void run_worker(unsigned i) {
+        if (config.pin_threads) {
+            cpu_set_t set;
+            CPU_ZERO(&set);
+            CPU_SET(i % std::max(1u, std::thread::hardware_concurrency()), &set);
+            pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+        }
+        try {
+            report_started();
+            workers[i]->run();
+        } catch (const std::exception& e) {
+            if (backend == io::Backend::uring && workers[i]->live_connections() == 0) {
+                // The probe passed but this ring could not be set up (e.g. memory limits): degrade, don't die.
+                spdlog::warn("worker {}: io_uring failed ({}); this worker falls back to asio", i, e.what());
+                try {
+                    workers[i] = make_asio_worker(i, config, listeners[i], factory);
+                    workers[i]->run();
+                    return;
+                } catch (const std::exception& e2) {
+                    spdlog::critical("worker {} stopped: {}", i, e2.what());
+                }
+            } else {
+                spdlog::critical("worker {} stopped: {}", i, e.what());
+            }
+        }
+    }
+
+    void report_started() {
+        std::lock_guard lock(mutex);
+        ++started;
+        cv.notify_all();
+    }
+};
+
+Server::Server(ServerConfig config, ProtocolFactory factory) : impl_(std::make_unique<Impl>()) {
+    impl_->config = std::move(config);
+    impl_->factory = std::move(factory);
+}
+
+Server::~Server() {
+    stop();
+    wait();
+    for (int fd : impl_->listeners) ::close(fd);
+}
+
+void Server::start() {
+    Impl& s = *impl_;
+    if (!s.workers.empty()) return;
+    ServerConfig& cfg = s.config;
+    if (cfg.threads == 0) cfg.threads = std::max(1u, std::thread::hardware_concurrency());
+    s.backend = io::select_backend(cfg.backend);
+
+    // Bind every listener first: a port-0 request resolves to one port that all workers share.
+    s.listeners.push_back(open_listener(cfg.host, cfg.port, cfg.listen_backlog));
+    s.port = bound_port(s.listeners[0]);
+    for (unsigned i = 1; i < cfg.threads; ++i) s.listeners.push_back(open_listener(cfg.host, s.port, cfg.listen_backlog));
+
+    for (unsigned i = 0; i < cfg.threads; ++i)
+        s.workers.push_back(s.backend == io::Backend::uring ? make_uring_worker(i, cfg, s.listeners[i], s.factory)
+                                                            : make_asio_worker(i, cfg, s.listeners[i], s.factory));
+
+    // Workers never take SIGINT/SIGTERM: the thread that waits for them does (wait_for_termination_signal).
+    sigset_t block, previous;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &block, &previous);
+    for (unsigned i = 0; i < cfg.threads; ++i) s.threads.emplace_back([&s, i] { s.run_worker(i); });
+    pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+
+    std::unique_lock lock(s.mutex);
+    s.cv.wait(lock, [&] { return s.started == cfg.threads; });
+    spdlog::info("listening on {}:{} backend={} threads={}", cfg.host, s.port, io::to_string(s.backend), cfg.threads);
+}
+
+void Server::stop() {
+    for (auto& w : impl_->workers) w->request_stop();
+}
+
+void Server::wait() {
+    for (auto& t : impl_->threads)
+        if (t.joinable()) t.join();
+}
+
+std::uint16_t Server::port() const noexcept { return impl_->port; }
+io::Backend Server::backend() const noexcept { return impl_->backend; }
+unsigned Server::threads() const noexcept { return impl_->config.threads; }
+const ServerConfig& Server::config() const noexcept { return impl_->config; }
+
+int wait_for_termination_signal(const std::function<bool()>& stop_requested) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    const timespec tick{0, 100'000'000};
+    while (!(stop_requested && stop_requested())) {
+        const int sig = sigtimedwait(&set, nullptr, &tick);
+        if (sig > 0) return sig;
+    }
+    return 0;
+}
+
+}  // namespace covet::net

@@ -1,0 +1,404 @@
+// io_uring backend: one ring per worker thread, multishot accept, multishot recv into a provided buffer
+// ring, vectored sendmsg, everything submitted in one io_uring_submit_and_wait per loop turn.
+#include <liburing.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include "../io/buffer_ring.hpp"
+#include "worker.hpp"
+
+namespace covet::net {
+namespace {
+
+enum class Op : std::uint8_t { accept = 1, recv, send, wake, timer, cancel };
+
+// user_data: op (8 bits) | slot (24 bits) | generation (32 bits). Stale completions never match a slot.
+constexpr std::uint64_t pack(Op op, std::uint32_t slot = 0, std::uint32_t gen = 0) {
+    return static_cast<std::uint64_t>(op) | (static_cast<std::uint64_t>(slot & 0xFFFFFF) << 8) |
+           (static_cast<std::uint64_t>(gen) << 32);
+}
+constexpr Op op_of(std::uint64_t ud) { return static_cast<Op>(ud & 0xFF); }
+constexpr std::uint32_t slot_of(std::uint64_t ud) { return static_cast<std::uint32_t>((ud >> 8) & 0xFFFFFF); }
+constexpr std::uint32_t gen_of(std::uint64_t ud) { return static_cast<std::uint32_t>(ud >> 32); }
+
+constexpr unsigned ring_entries = 4096;
+constexpr unsigned cq_entries = 16384;
+constexpr unsigned recv_buffers = 1024;  // power of two
+constexpr unsigned recv_buffer_size = 8192;
+constexpr auto sweep_interval = std::chrono::milliseconds(250);
+constexpr auto linger_time = std::chrono::seconds(2);
+
+// Ring setup with the best flags the kernel takes: SINGLE_ISSUER|DEFER_TASKRUN (6.1), then
+// COOP_TASKRUN (5.19), then none.
+int init_ring(io_uring& ring) {
+    const unsigned flag_sets[] = {
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+        IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+        0,
+    };
+    int rc = -EINVAL;
+    for (unsigned flags : flag_sets) {
+        io_uring_params p{};
+        p.flags = flags | IORING_SETUP_CQSIZE;
+        p.cq_entries = cq_entries;
+        rc = io_uring_queue_init_params(ring_entries, &ring, &p);
+        if (rc == 0) return 0;
+        if (rc != -EINVAL) break;
+    }
+    return rc;
+}
+
+class UringWorker final : public Worker {
+public:
+    UringWorker(unsigned index, const ServerConfig& config, int listen_fd, ProtocolFactory factory)
+        : Worker(index, config, listen_fd, std::move(factory)) {}
+
+    ~UringWorker() override {
+        for (State& st : states_)
+            if (st.fd >= 0) ::close(st.fd);  // lingering sockets cut short by shutdown
+        if (ring_ready_) {
+            buffers_.reset();
+            io_uring_queue_exit(&ring_);
+        }
+        if (wake_fd_ >= 0) ::close(wake_fd_);
+    }
+
+    void run() override {
+        set_current();
+        if (int rc = init_ring(ring_); rc < 0)
+            throw std::runtime_error(std::string("io_uring_queue_init: ") + std::strerror(-rc));
+        ring_ready_ = true;
+        buffers_ = std::make_unique<io::BufferRing>(ring_, 0, recv_buffers, recv_buffer_size);
+        wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (wake_fd_ < 0) throw std::runtime_error(std::string("eventfd: ") + std::strerror(errno));
+        arm_accept();
+        arm_wake();
+        arm_timer();
+
+        while (!(drained() && sends_in_flight_ == 0)) {
+            if (shutdown_deadline_passed()) force_close_all();
+            prepare_sends();
+            rearm_recvs();
+            if (want_accept_ && !accept_armed_ && !stopping() && !at_connection_limit()) arm_accept();
+            int rc = io_uring_submit_and_wait(&ring_, 1);
+            if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
+                throw std::runtime_error(std::string("io_uring_submit_and_wait: ") + std::strerror(-rc));
+            update_now();
+            unsigned head, seen = 0;
+            io_uring_cqe* cqe;
+            io_uring_for_each_cqe(&ring_, head, cqe) {
+                handle(cqe->user_data, cqe->res, cqe->flags);
+                ++seen;
+            }
+            io_uring_cq_advance(&ring_, seen);
+            free_released();
+        }
+    }
+
+    // ---- ConnectionDriver ----
+    void request_send(Connection& c) override {
+        State& st = state(c.id().slot);
+        if (!st.dirty) {
+            st.dirty = true;
+            dirty_.push_back(c.id().slot);
+        }
+    }
+
+    void set_reading(Connection& c, bool enabled) override {
+        State& st = state(c.id().slot);
+        st.reading = enabled;
+        if (!enabled && st.recv_armed) {
+            io_uring_prep_cancel64(sqe(), pack(Op::recv, c.id().slot, c.id().generation), 0);
+            last_sqe_->user_data = pack(Op::cancel);
+        } else if (enabled) {
+            want_recv(c.id().slot);
+        }
+    }
+
+    void close(Connection& c) override {
+        const std::uint32_t slot = c.id().slot;
+        State& st = state(slot);
+        if (st.fd < 0) return;
+        mark_closed(c);
+        ::shutdown(st.fd, SHUT_RDWR);  // completes the pending multishot recv
+        ::close(st.fd);
+        st.fd = -1;
+        to_free_.push_back(slot);
+    }
+
+protected:
+    void wake() override {
+        const std::uint64_t one = 1;
+        [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+    }
+
+    void stop_accepting() override {
+        want_accept_ = false;
+        if (accept_armed_) {
+            io_uring_prep_cancel64(sqe(), pack(Op::accept), 0);
+            last_sqe_->user_data = pack(Op::cancel);
+        }
+    }
+
+private:
+    struct State {
+        int fd = -1;
+        bool recv_armed = false, reading = true, dirty = false, send_in_flight = false, peer_eof = false;
+        bool lingering = false, queued_recv = false;
+        io::Clock::time_point linger_until{};
+        msghdr msg{};
+        iovec iov[io::OutputQueue::max_iovecs]{};
+    };
+
+    State& state(std::uint32_t slot) {
+        if (slot >= states_.size()) states_.resize(slot + 1);
+        return states_[slot];
+    }
+
+    io_uring_sqe* sqe() {
+        io_uring_sqe* s = io_uring_get_sqe(&ring_);
+        if (!s) {  // submission queue full: push what we have and retry
+            io_uring_submit(&ring_);
+            s = io_uring_get_sqe(&ring_);
+        }
+        if (!s) throw std::runtime_error("io_uring: no submission queue entry available");
+        last_sqe_ = s;
+        return s;
+    }
+
+    void arm_accept() {
+        io_uring_prep_multishot_accept(sqe(), listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        last_sqe_->user_data = pack(Op::accept);
+        accept_armed_ = true;
+        want_accept_ = true;
+    }
+    void arm_wake() {
+        io_uring_prep_read(sqe(), wake_fd_, &wake_value_, sizeof wake_value_, 0);
+        last_sqe_->user_data = pack(Op::wake);
+    }
+    void arm_timer() {
+        timer_.tv_sec = 0;
+        timer_.tv_nsec = std::chrono::duration_cast<std::chrono::nanoseconds>(sweep_interval).count();
+        io_uring_prep_timeout(sqe(), &timer_, 0, 0);
+        last_sqe_->user_data = pack(Op::timer);
+    }
+    void want_recv(std::uint32_t slot) {
+        State& st = state(slot);
+        if (!st.queued_recv) {
+            st.queued_recv = true;
+            rearm_.push_back(slot);
+        }
+    }
+    void rearm_recvs() {
+        for (std::uint32_t slot : rearm_) {
+            State& st = states_[slot];
+            st.queued_recv = false;
+            if (st.fd < 0 || st.recv_armed || !st.reading || st.peer_eof) continue;
+            io_uring_prep_recv_multishot(sqe(), st.fd, nullptr, 0, 0);
+            last_sqe_->flags |= IOSQE_BUFFER_SELECT;
+            last_sqe_->buf_group = buffers_->group();
+            last_sqe_->user_data = pack(Op::recv, slot, this->slot(slot).generation);
+            st.recv_armed = true;
+        }
+        rearm_.clear();
+    }
+
+    void prepare_sends() {
+        for (std::uint32_t slot : dirty_) {
+            State& st = states_[slot];
+            st.dirty = false;
+            Slot& s = this->slot(slot);
+            if (st.fd < 0 || st.send_in_flight || !s.connection) continue;
+            const std::size_t n = s.connection->wire_out().prepare_send(st.iov);
+            if (n == 0) continue;
+            st.msg = msghdr{};
+            st.msg.msg_iov = st.iov;
+            st.msg.msg_iovlen = n;
+            io_uring_prep_sendmsg(sqe(), st.fd, &st.msg, MSG_NOSIGNAL);
+            last_sqe_->user_data = pack(Op::send, slot, s.generation);
+            st.send_in_flight = true;
+            ++sends_in_flight_;
+        }
+        dirty_.clear();
+    }
+
+    void handle(std::uint64_t ud, int res, unsigned flags) {
+        switch (op_of(ud)) {
+            case Op::accept: on_accept(res, flags); break;
+            case Op::recv: on_recv(ud, res, flags); break;
+            case Op::send: on_send(ud, res); break;
+            case Op::wake:
+                run_posted();
+                arm_wake();
+                break;
+            case Op::timer:
+                on_timer();
+                break;
+            case Op::cancel: break;
+        }
+    }
+
+    void on_accept(int res, unsigned flags) {
+        if (!(flags & IORING_CQE_F_MORE)) accept_armed_ = false;
+        if (res < 0) {
+            if (res != -ECANCELED) spdlog::warn("worker {}: accept failed: {}", index_, std::strerror(-res));
+            return;  // re-armed next turn (EMFILE: the sweep frees descriptors meanwhile)
+        }
+        if (stopping()) {
+            ::close(res);
+            return;
+        }
+        Connection* c = adopt(res);
+        if (!c) {
+            ::close(res);
+            return;
+        }
+        State& st = state(c->id().slot);
+        st = State{};
+        st.fd = res;
+        want_recv(c->id().slot);
+        if (at_connection_limit() && accept_armed_) {
+            // Backpressure: leave further connections in the kernel's backlog until one closes.
+            io_uring_prep_cancel64(sqe(), pack(Op::accept), 0);
+            last_sqe_->user_data = pack(Op::cancel);
+        }
+    }
+
+    void on_recv(std::uint64_t ud, int res, unsigned flags) {
+        const std::uint32_t slot = slot_of(ud);
+        const bool has_buffer = flags & IORING_CQE_F_BUFFER;
+        const unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
+        Slot& s = this->slot(slot);
+        const bool current = s.generation == gen_of(ud) && slot < states_.size();
+        if (current && !(flags & IORING_CQE_F_MORE)) states_[slot].recv_armed = false;
+        Connection* c = current ? find(ConnectionId{slot, gen_of(ud)}) : nullptr;
+        State* st = current ? &states_[slot] : nullptr;
+        if (!c && st && st->lingering && res > 0) {  // draining a closing socket: discard
+            if (has_buffer) buffers_->recycle(bid);
+            if (!st->recv_armed) want_recv(slot);
+            return;
+        }
+        if (!c) {
+            if (has_buffer) buffers_->recycle(bid);
+            if (st && st->lingering && res <= 0) finish_linger(slot);
+            return;
+        }
+        if (res > 0) {
+            const bool ok = c->receive(std::span<const char>(buffers_->buffer(bid), static_cast<std::size_t>(res)));
+            buffers_->recycle(bid);
+            if (!ok) close(*c);
+        } else if (res == 0) {
+            st->peer_eof = true;
+            c->peer_closed();
+        } else if (res != -ENOBUFS && res != -ECANCELED) {
+            close(*c);  // ECONNRESET and friends
+        }
+        if (find(ConnectionId{slot, gen_of(ud)}) && !st->recv_armed) want_recv(slot);
+    }
+
+    void on_send(std::uint64_t ud, int res) {
+        const std::uint32_t slot = slot_of(ud);
+        State& st = states_[slot];
+        st.send_in_flight = false;
+        --sends_in_flight_;
+        Slot& s = this->slot(slot);
+        if (s.generation != gen_of(ud) || !s.connection) return;
+        Connection* c = find(ConnectionId{slot, gen_of(ud)});
+        if (!c) {
+            if (st.fd < 0 && !st.lingering) to_free_.push_back(slot);  // closed while sending: free now
+            return;
+        }
+        if (res < 0) {
+            close(*c);
+            return;
+        }
+        io::OutputQueue& q = c->wire_out();
+        q.consume(static_cast<std::size_t>(res));
+        if (!q.empty()) {
+            request_send(*c);
+            return;
+        }
+        if (c->closing()) {
+            begin_linger(*c);
+            return;
+        }
+        c->output_drained();
+    }
+
+    // After a final response: stop sending, keep reading (and discarding) briefly so that unread request
+    // bytes don't turn our close into a reset that destroys the response before the client reads it.
+    void begin_linger(Connection& c) {
+        const std::uint32_t slot = c.id().slot;
+        State& st = states_[slot];
+        mark_closed(c);
+        ::shutdown(st.fd, SHUT_WR);
+        st.lingering = true;
+        st.reading = true;
+        st.linger_until = now() + linger_time;
+        if (!st.recv_armed && !st.peer_eof) want_recv(slot);
+        if (st.peer_eof) finish_linger(slot);
+    }
+    void finish_linger(std::uint32_t slot) {
+        State& st = states_[slot];
+        if (!st.lingering) return;
+        st.lingering = false;
+        ::close(st.fd);
+        st.fd = -1;
+        to_free_.push_back(slot);
+    }
+
+    void on_timer() {
+        sweep();
+        for (std::uint32_t i = 0; i < states_.size(); ++i)
+            if (states_[i].lingering && now() >= states_[i].linger_until) finish_linger(i);
+        arm_timer();
+    }
+
+    void force_close_all() {
+        for_each_connection([this](Connection& c) { close(c); });
+        for (std::uint32_t i = 0; i < states_.size(); ++i)
+            if (states_[i].lingering) finish_linger(i);
+    }
+
+    // Slots are freed after the completion batch, never while a callback may still be on the stack, and
+    // never while the kernel may still read a send buffer.
+    void free_released() {
+        for (std::uint32_t slot : to_free_) {
+            State& st = states_[slot];
+            Slot& s = this->slot(slot);
+            if (!s.connection || st.send_in_flight || st.lingering) continue;
+            const bool freed_ok = st.fd < 0;
+            if (!freed_ok) continue;
+            st = State{};
+            release(slot);
+        }
+        to_free_.clear();
+        if (want_accept_ && !accept_armed_ && !stopping() && !at_connection_limit()) arm_accept();
+    }
+
+    io_uring ring_{};
+    bool ring_ready_ = false;
+    std::unique_ptr<io::BufferRing> buffers_;
+    int wake_fd_ = -1;
+    std::uint64_t wake_value_ = 0;
+    __kernel_timespec timer_{};
+    io_uring_sqe* last_sqe_ = nullptr;
+    std::vector<State> states_;
+    std::vector<std::uint32_t> dirty_, rearm_, to_free_;
+    std::size_t sends_in_flight_ = 0;
+    bool accept_armed_ = false, want_accept_ = true;
+};
+
+}  // namespace
+
+std::unique_ptr<Worker> make_uring_worker(unsigned index, const ServerConfig& config, int listen_fd, ProtocolFactory factory) {
+    return std::make_unique<UringWorker>(index, config, listen_fd, std::move(factory));
+}
+
+}  // namespace covet::net

@@ -1,0 +1,104 @@
+// What both reactor backends share: the connection table, cross-thread task posting, the timeout sweep
+// and graceful shutdown. A worker runs on one thread with one listener; nothing here is locked except the
+// posted-task queue.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "covet/net/connection.hpp"
+#include "covet/net/connection_ref.hpp"
+#include "covet/net/server.hpp"
+#include "covet/net/server_config.hpp"
+
+namespace covet::net {
+
+class Worker : public ConnectionDriver, public ConnectionHome, public io::Loop {
+public:
+    Worker(unsigned index, const ServerConfig& config, int listen_fd, ProtocolFactory factory);
+    virtual ~Worker();
+
+    // Runs the loop on the calling thread until stopped and drained.
+    virtual void run() = 0;
+    // Thread-safe: stop accepting, finish in-flight requests, close idle connections, then return from run().
+    void request_stop();
+
+    // ---- io::Loop ----
+    void post(std::function<void()> task) override;
+    bool on_loop_thread() const noexcept override { return current_ == this; }
+    io::Clock::time_point now() const noexcept override { return now_; }
+
+    // ---- ConnectionHome ----
+    void with_connection(ConnectionId id, std::function<void(Connection&)> fn) override;
+    bool on_home_thread() const noexcept override { return current_ == this; }
+    Connection* find(ConnectionId id) noexcept override;
+
+    // ---- ConnectionDriver (the rest is per backend) ----
+    io::Loop& loop() noexcept override { return *this; }
+    const ServerConfig& config() const noexcept override { return config_; }
+
+    std::size_t live_connections() const noexcept { return live_; }
+
+protected:
+    // Backend hooks.
+    virtual void wake() = 0;                  // make the loop run posted tasks soon (any thread)
+    virtual void stop_accepting() = 0;        // shutdown has begun
+    virtual void on_released(std::uint32_t slot) { (void)slot; }
+
+    // Registers an accepted socket; returns null when the connection could not be set up.
+    Connection* adopt(int fd);
+    // Frees a closed connection's slot (its generation moves on, so stale ids never match).
+    void release(std::uint32_t slot);
+    void run_posted();
+    void sweep();                              // timeouts; call a few times a second
+    void begin_shutdown();
+    bool drained() const noexcept { return stopping_ && live_ == 0; }
+    bool shutdown_deadline_passed() const noexcept { return stopping_ && now_ >= shutdown_deadline_; }
+    bool stopping() const noexcept { return stopping_; }
+    bool at_connection_limit() const noexcept { return live_ >= max_connections_; }
+    void set_current() noexcept { current_ = this; }
+    void update_now() noexcept { now_ = io::Clock::now(); }
+    template <class Fn>
+    void for_each_connection(Fn&& fn) {
+        for (Slot& s : slots_)
+            if (s.connection && !s.closed) fn(*s.connection);
+    }
+
+    struct Slot {
+        std::unique_ptr<Connection> connection;
+        std::uint32_t generation = 1;
+        bool closed = false;
+    };
+    Slot& slot(std::uint32_t i) noexcept { return slots_[i]; }
+    // Marks a connection closed (its fd is closed by the backend); find() stops returning it.
+    void mark_closed(Connection& c) noexcept;
+
+    const unsigned index_;
+    const ServerConfig& config_;
+    const int listen_fd_;
+
+private:
+    ProtocolFactory factory_;
+    std::vector<Slot> slots_;
+    std::vector<std::uint32_t> free_slots_;
+    std::size_t live_ = 0, max_connections_;
+    io::Clock::time_point now_ = io::Clock::now(), shutdown_deadline_{};
+    bool stopping_ = false;
+
+    std::mutex posted_mutex_;
+    std::vector<std::function<void()>> posted_, running_;
+    std::atomic<bool> wake_pending_{false};
+
+    static thread_local Worker* current_;
+};
+
+// Factories for the two backends (defined in uring_worker.cpp / asio_worker.cpp).
+std::unique_ptr<Worker> make_uring_worker(unsigned index, const ServerConfig& config, int listen_fd, ProtocolFactory factory);
+std::unique_ptr<Worker> make_asio_worker(unsigned index, const ServerConfig& config, int listen_fd, ProtocolFactory factory);
+
+}  // namespace covet::net
