@@ -197,6 +197,38 @@ def parse_proc_stat(text: str) -> dict[str, Any]:
     }
 
 
+def parse_cpu_stat(text: str) -> dict[str, dict[str, int]]:
+    """Per-CPU tick counters from /proc/stat: {"cpu0": {"busy", "idle", "steal"}, ...}.
+
+    busy = user + nice + system + irq + softirq (guest time is already inside user);
+    idle = idle + iowait; steal is time the hypervisor gave to someone else.
+    """
+    out: dict[str, dict[str, int]] = {}
+    for line in text.splitlines():
+        if not line.startswith("cpu"):
+            continue
+        parts = line.split()
+        v = [int(x) for x in parts[1:]] + [0] * 10
+        user, nice, system, idle, iowait, irq, softirq, steal = v[:8]
+        out[parts[0]] = {
+            "busy": user + nice + system + irq + softirq,
+            "idle": idle + iowait,
+            "steal": steal,
+        }
+    return out
+
+
+def cpu_stat_delta(
+    before: Mapping[str, Mapping[str, int]], after: Mapping[str, Mapping[str, int]], cpus: Iterable[str]
+) -> dict[str, int]:
+    """Summed busy/idle/steal ticks over ``cpus`` between two parse_cpu_stat snapshots."""
+    tot = {"busy": 0, "idle": 0, "steal": 0}
+    for cpu in cpus:
+        for k in tot:
+            tot[k] += after[cpu][k] - before[cpu][k]
+    return tot
+
+
 def process_tree(root: int, ppid_of: Mapping[int, int]) -> set[int]:
     """All pids in the tree rooted at ``root`` (inclusive), from a pid -> ppid map."""
     children: dict[int, list[int]] = {}
@@ -366,6 +398,8 @@ def summarize_results(
                 "server_core_pct": summarize(r["server_core_pct"] for r in ok),
                 "wrk_core_pct": summarize(r.get("wrk_core_pct") for r in ok),
                 "bytes_per_response": summarize(r.get("bytes_per_response") for r in ok),
+                "other_core_pct": summarize(r.get("other_core_pct") for r in ok),
+                "steal_core_pct": summarize(r.get("steal_core_pct") for r in ok),
                 "socket_errors": sum(r["socket_errors"]["total"] for r in ok),
                 "non_2xx": sum(r["non_2xx"] for r in ok),
                 "p50_ms": None,
@@ -391,8 +425,8 @@ def render_table(rows: list[dict[str, Any]]) -> str:
     head = (
         "| scenario | server | req/s median (min–max) | req/s vs nginx | p50 | p99 "
         "| server CPU-µs/req median (min–max) | CPU/req vs nginx | server core busy "
-        "| wrk core busy | bytes/resp | errors / non-2xx |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "| wrk core busy | other CPU² median (max) | bytes/resp | errors / non-2xx |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
     lines = [head]
     for r in rows:
@@ -403,11 +437,13 @@ def render_table(rows: list[dict[str, Any]]) -> str:
         core = f"{r['server_core_pct']['median']:.0f}%" if r["server_core_pct"] else "—"
         wrk = f"{r['wrk_core_pct']['median']:.0f}%" if r["wrk_core_pct"] else "—"
         bpr = f"{r['bytes_per_response']['median']:.0f}" if r["bytes_per_response"] else "—"
+        oth = r.get("other_core_pct")
+        other = f"{oth['median']:.0f}% ({oth['max']:.0f}%)" if oth else "—"
         failed = f" ({r['runs_failed']} run(s) failed)" if r["runs_failed"] else ""
         lines.append(
             f"| {r['scenario']} | {r['server']} | {fmt_rps(r['rps'])} | {fmt_ratio(r['rps_vs_nginx'])} "
             f"| {p50} | {p99} | {fmt_spread(r['cpu_us_per_req'])} | {fmt_ratio(r['cpu_vs_nginx'])} "
-            f"| {core} | {wrk} | {bpr} | {r['socket_errors']} / {r['non_2xx']}{failed} |"
+            f"| {core} | {wrk} | {other} | {bpr} | {r['socket_errors']} / {r['non_2xx']}{failed} |"
         )
     return "\n".join(lines)
 
@@ -435,6 +471,17 @@ def render_markdown(result: Mapping[str, Any]) -> str:
             f"`{sv['name']}` = `{sv['command']}`" for sv in result["servers"]
         ) + ".",
     ]
+    other = summarize(r.get("other_core_pct") for r in result.get("runs", []) if r.get("ok"))
+    steal = summarize(r.get("steal_core_pct") for r in result.get("runs", []) if r.get("ok"))
+    if other:
+        lines.append(
+            f"- Background: loadavg {result.get('loadavg_start', '?').split(' ')[0]} at start, "
+            f"{m.get('loadavg', '?').split(' ')[0]} at end; CPU used on CPUs {SERVER_CPU}-{WRK_CPU} "
+            f"by anything but the server and wrk during timed runs: median {other['median']:.0f}% "
+            f"(max {other['max']:.0f}%) of a core"
+            + (f"; hypervisor steal median {steal['median']:.1f}% (max {steal['max']:.1f}%)" if steal else "")
+            + "."
+        )
     if s.get("quick"):
         lines.append("- **Quick run** (short, single run): a smoke test, not a figure to cite.")
     lines += [
@@ -443,6 +490,11 @@ def render_markdown(result: Mapping[str, Any]) -> str:
         "",
         "¹ Pipelined runs (16 requests per write, `bench/native/pipeline.lua`) report "
         "throughput only: wrk times a whole batch, so its latency percentiles are wrong there.",
+        "",
+        f"² CPU time used on CPUs {SERVER_CPU} and {WRK_CPU} by anything other than the server and "
+        "wrk during the timed run (other tenants' jobs, unattributed softirq, this harness), in % "
+        "of one core: a run with a high figure was disturbed, and its req/s is low for that "
+        "reason. CPU-µs/request is much less affected than req/s.",
         "",
         "Read this table by CPU-µs/request (server CPU time, utime+stime of the whole server "
         "process tree from `/proc/PID/stat`, divided by requests) and by the pipelined "
@@ -799,6 +851,7 @@ def machine_info(nginx: str) -> dict[str, Any]:
         "nginx_version": _cmd_output([nginx, "-v"]).replace("nginx version: ", ""),
         "python": platform.python_version(),
         "clk_tck": os.sysconf("SC_CLK_TCK"),
+        "loadavg": (_read("/proc/loadavg") or "").strip(),
     }
 
 
@@ -848,6 +901,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--docs", default=str(DEFAULT_DOCS), help="markdown file whose native-bench section is replaced")
     ap.add_argument("--no-docs", action="store_true", help="do not touch the docs file")
     ap.add_argument("--nginx", default="nginx", help="nginx executable")
+    ap.add_argument(
+        "--render", metavar="JSON",
+        help="measure nothing: re-render the .md and docs section from a saved native-*.json",
+    )
     args = ap.parse_args(argv)
     if args.quick:
         args.duration = 2 if args.duration is None else args.duration
@@ -898,6 +955,8 @@ def display_path(p: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    if args.render:
+        return render_saved(args.render, None if args.no_docs else Path(args.docs))
     for tool in ("taskset", "wrk"):
         if not shutil.which(tool):
             log(f"error: {tool} not found")
@@ -915,6 +974,9 @@ def main(argv: list[str] | None = None) -> int:
     md_path = out_dir / f"native-{ts}.md"
     command = "python3 bench/native/run.py" + (" " + shlex.join(argv) if argv else "")
     clk = os.sysconf("SC_CLK_TCK")
+    loadavg_start = (_read("/proc/loadavg") or "").strip()
+    if loadavg_start and float(loadavg_start.split()[0]) > 0.5:
+        log(f"warning: the machine is busy (loadavg {loadavg_start}); figures will be noisy")
 
     exclusions: list[dict[str, str]] = []
     servers: list[Server] = []
@@ -1003,6 +1065,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": command,
         "git_revision": git_revision(),
         "machine": machine_info(args.nginx),
+        "loadavg_start": loadavg_start,
         "settings": {
             "duration_s": args.duration,
             "warmup_s": args.warmup,
@@ -1021,23 +1084,41 @@ def main(argv: list[str] | None = None) -> int:
         "json_path": display_path(json_path),
     }
     json_path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    write_reports(result, md_path, None if args.no_docs else Path(args.docs))
+    log(f"wrote {json_path} and {md_path}")
+    return 0 if any(r.get("ok") for r in runs) else 1
+
+
+DOCS_HEADER = (
+    "# CovetPy benchmarks\n\n"
+    "Figures produced by the harnesses under `bench/` (see `bench/README.md`); each section "
+    "is regenerated by its harness, between its markers. Absolute numbers from this shared "
+    "VM are only comparable within one run: compare ratios and medians."
+)
+
+
+def write_reports(result: dict[str, Any], md_path: Path, docs: Path | None) -> None:
+    """Write the .md next to the JSON, print it, and replace the docs section."""
     section = render_markdown(result)
     md_path.write_text(section + "\n")
     print(section)
-    log(f"wrote {json_path} and {md_path}")
-    if not args.no_docs:
-        docs = Path(args.docs)
+    if docs is not None:
         old = docs.read_text() if docs.exists() else None
-        header = (
-            "# CovetPy benchmarks\n\n"
-            "Figures produced by the harnesses under `bench/` (see `bench/README.md`); each section "
-            "is regenerated by its harness, between its markers. Absolute numbers from this shared "
-            "VM are only comparable within one run: compare ratios and medians."
-        )
         docs.parent.mkdir(parents=True, exist_ok=True)
-        docs.write_text(replace_section(old, section, header=header))
+        docs.write_text(replace_section(old, section, header=DOCS_HEADER))
         log(f"updated {docs}")
-    return 0 if any(r.get("ok") for r in runs) else 1
+
+
+def render_saved(json_file: str, docs: Path | None) -> int:
+    """--render: rebuild the summary, .md and docs section from a saved result JSON."""
+    path = Path(json_file)
+    result = json.loads(path.read_text())
+    known = {sc.name: sc for sc in SCENARIOS}
+    scenarios = [known[n] for n in result["settings"]["scenarios"] if n in known]
+    result["summary"] = summarize_results(result["runs"], scenarios, result["settings"]["servers"])
+    path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    write_reports(result, path.with_suffix(".md"), docs)
+    return 0
 
 
 def run_one(srv: Server, sc: Scenario, run_no: int, args: argparse.Namespace, clk: int) -> dict[str, Any]:
@@ -1057,9 +1138,11 @@ def run_one(srv: Server, sc: Scenario, run_no: int, args: argparse.Namespace, cl
         rec["wrk_command"] = shlex.join(cmd)
         pid = srv.proc.pid
         before = tree_cpu_snapshot(pid)
+        sys_before = parse_cpu_stat(_read("/proc/stat") or "")
         t0 = time.monotonic()
         code, text, wrk_cpu = run_wrk(cmd, args.duration)
         elapsed = time.monotonic() - t0
+        sys_after = parse_cpu_stat(_read("/proc/stat") or "")
         after = tree_cpu_snapshot(pid)
         rec["wrk_output"] = text
         rec["server_alive_after"] = srv.alive()
@@ -1078,6 +1161,14 @@ def run_one(srv: Server, sc: Scenario, run_no: int, args: argparse.Namespace, cl
         rec["wrk_cpu_s"] = wrk_cpu
         rec["wrk_core_pct"] = 100.0 * wrk_cpu / elapsed
         rec["cpu_us_per_req"] = cpu_us_per_request(cpu_s, parsed["requests"])
+        # Noise indicators for this shared VM: CPU used on the two benchmark CPUs by anything
+        # other than the server tree and wrk (includes softirq not charged to either, and
+        # this harness), and hypervisor steal, both in % of one core.
+        cpus = [f"cpu{SERVER_CPU}", f"cpu{WRK_CPU}"]
+        if all(c in sys_before and c in sys_after for c in cpus):
+            d = cpu_stat_delta(sys_before, sys_after, cpus)
+            rec["other_core_pct"] = 100.0 * (d["busy"] / clk - cpu_s - wrk_cpu) / elapsed
+            rec["steal_core_pct"] = 100.0 * d["steal"] / clk / elapsed
         rec["bytes_per_response"] = (
             parsed["bytes_read"] / parsed["requests"] if parsed["requests"] else None
         )

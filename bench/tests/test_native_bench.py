@@ -293,3 +293,66 @@ def test_parse_args_quick_and_defaults():
     assert (q.duration, q.runs) == (2.0, 1)
     assert q.servers == ["nginx", "covet-uring"]
     assert nb.parse_args(["--quick", "--duration", "5"]).duration == 5.0
+
+
+PROC_STAT_CPU = """\
+cpu  33075 0 10163 170288 1043 0 2160 195 0 0
+cpu0 15602 0 4298 86915 409 0 1224 77 0 0
+cpu1 17473 1 5864 83373 633 2 936 118 0 0
+intr 123 0 0
+"""
+
+
+def test_parse_cpu_stat_and_delta():
+    st = nb.parse_cpu_stat(PROC_STAT_CPU)
+    assert set(st) == {"cpu", "cpu0", "cpu1"}
+    assert st["cpu0"] == {"busy": 15602 + 4298 + 1224, "idle": 86915 + 409, "steal": 77}
+    assert st["cpu1"]["busy"] == 17473 + 1 + 5864 + 2 + 936
+    later = nb.parse_cpu_stat(
+        PROC_STAT_CPU.replace("cpu0 15602", "cpu0 15702").replace("633 2 936 118", "633 2 936 128")
+    )
+    d = nb.cpu_stat_delta(st, later, ["cpu0", "cpu1"])
+    assert d == {"busy": 100, "idle": 0, "steal": 10}
+
+
+def _result(runs):
+    sc = [nb.Scenario("plaintext-c64", "/plaintext", 64)]
+    return {
+        "timestamp_utc": "2026-01-01 00:00:00Z",
+        "command": "python3 bench/native/run.py --quick",
+        "machine": {"nproc": 2, "cpu_model": "AMD EPYC", "kernel": "6.1", "mem_gib": 24.0,
+                    "wrk_version": "wrk 4.1", "nginx_version": "nginx/1.22.1", "python": "3.11.7",
+                    "loadavg": "0.10 0.1 0.1 1/2 3"},
+        "loadavg_start": "0.05 0.1 0.1 1/2 3",
+        "settings": {"duration_s": 2, "warmup_s": 1, "runs": 1, "quick": True,
+                     "servers": ["covet-uring", "nginx"], "scenarios": ["plaintext-c64"]},
+        "servers": [{"name": "nginx", "command": "taskset -c 0 nginx"}],
+        "exclusions": [{"server": "covet-asio", "scenario": "all", "reason": "does not start"}],
+        "runs": runs,
+        "summary": nb.summarize_results(runs, sc, ["covet-uring", "nginx"]),
+        "json_path": "bench/results/native-x.json",
+    }
+
+
+def test_render_markdown_and_docs_update(tmp_path):
+    runs = [_run("covet-uring", "plaintext-c64", 80_000, 5.0), _run("nginx", "plaintext-c64", 80_000, 10.0)]
+    for r in runs:
+        r["run"] = 1
+        r["other_core_pct"] = 3.0
+    result = _result(runs)
+    md = nb.render_markdown(result)
+    assert "python3 bench/native/run.py --quick" in md
+    assert "AMD EPYC" in md and "nginx/1.22.1" in md and "wrk 4.1" in md
+    assert "| plaintext-c64 | covet-uring | 80.0K | 1.00× |" in md
+    assert "0.50×" in md
+    assert "does not start" in md
+    assert "Quick run" in md
+    docs = tmp_path / "benchmarks.md"
+    nb.write_reports(result, tmp_path / "x.md", docs)
+    text = docs.read_text()
+    assert text.startswith("# CovetPy benchmarks")
+    assert text.count(nb.SECTION_START) == 1 and text.count(nb.SECTION_END) == 1
+    docs.write_text(text + "\n## Later section\nkeep me\n")
+    nb.write_reports(result, tmp_path / "x.md", docs)
+    again = docs.read_text()
+    assert again.count(nb.SECTION_START) == 1 and "keep me" in again

@@ -47,6 +47,7 @@ public:
         if (ec) throw std::runtime_error("asio: cannot adopt the listening socket: " + ec.message());
         arm_accept();
         arm_timer();
+        report_ready();
         while (!finished()) {
             ctx_.run_one();
             update_now();

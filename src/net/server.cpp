@@ -38,8 +38,8 @@ struct Server::Impl {
             CPU_SET(i % std::max(1u, std::thread::hardware_concurrency()), &set);
             pthread_setaffinity_np(pthread_self(), sizeof set, &set);
         }
+        workers[i]->on_ready([this] { report_started(); });
         try {
-            report_started();
             workers[i]->run();
         } catch (const std::exception& e) {
             if (backend == io::Backend::uring && workers[i]->live_connections() == 0) {
@@ -47,6 +47,7 @@ struct Server::Impl {
                 spdlog::warn("worker {}: io_uring failed ({}); this worker falls back to asio", i, e.what());
                 try {
                     workers[i] = make_asio_worker(i, config, listeners[i], factory);
+                    workers[i]->on_ready([this] { report_started(); });
                     workers[i]->run();
                     return;
                 } catch (const std::exception& e2) {
@@ -55,7 +56,16 @@ struct Server::Impl {
             } else {
                 spdlog::critical("worker {} stopped: {}", i, e.what());
             }
+            report_failed(e.what());
         }
+    }
+
+    // A worker that could not start must not leave start() waiting forever.
+    void report_failed(const std::string& what) {
+        std::lock_guard lock(mutex);
+        ++failed;
+        failure = what;
+        cv.notify_all();
     }
 
     void report_started() {
@@ -103,7 +113,13 @@ void Server::start() {
     pthread_sigmask(SIG_SETMASK, &previous, nullptr);
 
     std::unique_lock lock(s.mutex);
-    s.cv.wait(lock, [&] { return s.started == cfg.threads; });
+    s.cv.wait(lock, [&] { return s.started + s.failed >= cfg.threads; });
+    if (s.failed) {
+        lock.unlock();
+        stop();
+        wait();
+        throw std::runtime_error("covet: " + std::to_string(s.failed) + " worker(s) failed to start: " + s.failure);
+    }
     spdlog::info("listening on {}:{} backend={} threads={}", cfg.host, s.port, io::to_string(s.backend), cfg.threads);
 }
 

@@ -80,6 +80,7 @@ public:
         arm_accept();
         arm_wake();
         arm_timer();
+        report_ready();
 
         while (!(drained() && sends_in_flight_ == 0)) {
             if (shutdown_deadline_passed()) force_close_all();

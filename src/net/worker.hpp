@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include "covet/net/connection.hpp"
@@ -43,6 +44,8 @@ public:
     const ServerConfig& config() const noexcept override { return config_; }
 
     std::size_t live_connections() const noexcept { return live_; }
+    // Called by the backend once its loop is set up and can take posted work.
+    void on_ready(std::function<void()> fn) { ready_ = std::move(fn); }
 
 protected:
     // Backend hooks.
@@ -62,6 +65,9 @@ protected:
     bool stopping() const noexcept { return stopping_; }
     bool at_connection_limit() const noexcept { return live_ >= max_connections_; }
     void set_current() noexcept { current_ = this; }
+    void report_ready() {
+        if (ready_) std::exchange(ready_, nullptr)();
+    }
     void update_now() noexcept { now_ = io::Clock::now(); }
     template <class Fn>
     void for_each_connection(Fn&& fn) {
@@ -84,6 +90,7 @@ protected:
 
 private:
     ProtocolFactory factory_;
+    std::function<void()> ready_;
     std::vector<Slot> slots_;
     std::vector<std::uint32_t> free_slots_;
     std::size_t live_ = 0, max_connections_;

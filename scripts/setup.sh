@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what is missing to build and test CovetPy on Debian/Ubuntu (bookworm or newer), and a Python
+# virtualenv (.venv) with the Python test tools. Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(build-essential cmake ninja-build pkg-config git curl
+          liburing-dev libboost-dev libspdlog-dev libfmt-dev node-llhttp
+          libgtest-dev libgmock-dev googletest
+          python3 python3-venv python3-dev)
+# Benchmarks only (bench/): load generator and the C reference server.
+[ "${COVET_SETUP_BENCH:-0}" = 1 ] && packages+=(wrk nginx-light)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# nginx's Debian package starts a server on port 80 when installed; the benchmark runs its own.
+if [ "${COVET_SETUP_BENCH:-0}" = 1 ] && pgrep -x nginx >/dev/null && [ -x /usr/sbin/service ]; then
+  service nginx stop >/dev/null 2>&1 || true
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The full test suite from a clean clone: installs what is missing, builds with -Werror and
+# ASan/UBSan, runs the C++ tests (unit, real-socket on both backends, install/find_package), then the
+# Python real-socket suite against the example on both backends, then the benchmark harness's own tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+scripts/build.sh asan
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+echo "== C++ tests (GoogleTest via ctest; real-socket tests run once per backend)"
+ctest --test-dir build --output-on-failure -j2
+
+echo "== Python integration tests (real sockets, both backends)"
+export COVET_HELLO_BIN=$PWD/build/examples/native/hello/hello
+.venv/bin/python -m pytest tests/integration -q -p no:cacheprovider
+
+echo "== benchmark harness tests"
+.venv/bin/python -m pytest bench/tests -q -p no:cacheprovider

@@ -1,0 +1,328 @@
+// covet::App end to end over real sockets. ctest runs this binary once per backend (COVET_BACKEND).
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <future>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "covet/covet.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+
+// A blocking test client: sends bytes, reads until a condition or EOF, with a timeout on every read.
+class Client {
+public:
+    explicit Client(std::uint16_t port) {
+        fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_port = htons(port);
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        timeval tv{5, 0};
+        setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    }
+    ~Client() { ::close(fd_); }
+    bool connected() const { return connected_; }
+
+    void send(std::string_view bytes) {
+        while (!bytes.empty()) {
+            const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+            if (n <= 0) return;
+            bytes.remove_prefix(static_cast<std::size_t>(n));
+        }
+    }
+    // Reads until `count` complete responses (Content-Length framed) arrived, or EOF/timeout.
+    std::vector<std::string> responses(std::size_t count) {
+        std::vector<std::string> out;
+        while (out.size() < count) {
+            const std::size_t head_end = buffer_.find("\r\n\r\n");
+            if (head_end != std::string::npos) {
+                std::size_t length = 0;
+                const std::size_t cl = buffer_.find("Content-Length: ");
+                if (cl != std::string::npos && cl < head_end) length = std::stoul(buffer_.substr(cl + 16));
+                if (buffer_.size() >= head_end + 4 + length) {
+                    out.push_back(buffer_.substr(0, head_end + 4 + length));
+                    buffer_.erase(0, head_end + 4 + length);
+                    continue;
+                }
+            }
+            if (!read_more()) break;
+        }
+        return out;
+    }
+    // True when the server closed the connection (EOF) within the read timeout.
+    bool closed_by_peer() {
+        char buf[4096];
+        while (true) {
+            const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+            if (n == 0) return true;
+            if (n < 0) return false;
+        }
+    }
+
+private:
+    bool read_more() {
+        char buf[65536];
+        const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+        if (n <= 0) return false;
+        buffer_.append(buf, static_cast<std::size_t>(n));
+        return true;
+    }
+    int fd_ = -1;
+    bool connected_ = false;
+    std::string buffer_;
+};
+
+std::string get(std::string_view target) {
+    return "GET " + std::string(target) + " HTTP/1.1\r\nHost: test\r\n\r\n";
+}
+
+std::string body_of(const std::string& response) { return response.substr(response.find("\r\n\r\n") + 4); }
+std::string status_of(const std::string& response) { return response.substr(0, response.find("\r\n")); }
+
+class Recorder final : public covet::Middleware {
+public:
+    Recorder(std::string name, std::vector<std::string>& log, bool short_circuit = false)
+        : name_(std::move(name)), log_(log), short_circuit_(short_circuit) {}
+    std::optional<covet::Response> before(covet::Request& r) override {
+        log_.push_back(name_ + ".before");
+        if (short_circuit_ && r.header("x-block")) return covet::Response::text("blocked", 403);
+        return std::nullopt;
+    }
+    void after(const covet::Request&, covet::Response& resp) override {
+        log_.push_back(name_ + ".after");
+        resp.add_header("X-" + name_, "1");
+    }
+
+private:
+    std::string name_;
+    std::vector<std::string>& log_;
+    bool short_circuit_;
+};
+
+class AppTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        covet::configure_logging("off");
+        app_.config().host = "127.0.0.1";
+        app_.config().port = 0;
+        app_.config().timeouts.shutdown = 3s;
+        app_.get("/plaintext", [](covet::Request&) { return covet::Response::text("Hello, World!"); });
+        app_.get("/users/{id:int}", [](covet::Request& r) {
+            return covet::Response::json("{\"id\":" + std::string(*r.param("id")) + "}");
+        });
+        app_.post("/echo", [](covet::Request& r) { return covet::Response::bytes(std::string(r.body())); });
+        app_.get("/throw", [](covet::Request&) -> covet::Response { throw std::runtime_error("boom"); });
+        app_.get("/later", [this](covet::Request& r, covet::Responder responder) {
+            const int ms = std::atoi(r.query("ms").value_or("50").c_str());
+            threads_.emplace_back([ms, responder = std::move(responder)]() mutable {
+                std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+                responder.send(covet::Response::text("later " + std::to_string(ms)));
+            });
+        });
+        app_.get("/forgotten", [](covet::Request&, covet::Responder) { /* drops the responder */ });
+    }
+    void TearDown() override {
+        app_.stop();
+        app_.wait();
+        for (auto& t : threads_) t.join();
+    }
+    void start(unsigned threads = 2) { app_.start(threads); }
+
+    covet::App app_;
+    std::vector<std::thread> threads_;
+};
+
+TEST_F(AppTest, UsesTheBackendCovetBackendAsks) {
+    start();
+    const char* env = std::getenv("COVET_BACKEND");
+    if (!env) GTEST_SKIP() << "COVET_BACKEND not set";
+    const bool uring_usable = covet::io::probe_uring().usable;
+    if (std::string_view(env) == "asio" || !uring_usable) EXPECT_EQ(app_.backend(), covet::io::Backend::asio);
+    else EXPECT_EQ(app_.backend(), covet::io::Backend::uring);
+}
+
+TEST_F(AppTest, ServesRoutesWithKeepAlive) {
+    start();
+    Client c(app_.port());
+    ASSERT_TRUE(c.connected());
+    for (int i = 0; i < 20; ++i) {
+        c.send(get("/users/" + std::to_string(i)));
+        auto r = c.responses(1);
+        ASSERT_EQ(r.size(), 1u);
+        EXPECT_EQ(status_of(r[0]), "HTTP/1.1 200 OK");
+        EXPECT_EQ(body_of(r[0]), "{\"id\":" + std::to_string(i) + "}");
+        EXPECT_NE(r[0].find("Content-Type: application/json\r\n"), std::string::npos);
+        EXPECT_NE(r[0].find("\r\nDate: "), std::string::npos);
+    }
+}
+
+TEST_F(AppTest, AnswersNotFoundAndMethodNotAllowed) {
+    start();
+    Client c(app_.port());
+    c.send(get("/nope") + "DELETE /plaintext HTTP/1.1\r\nHost: t\r\n\r\n" + get("/users/abc"));
+    auto r = c.responses(3);
+    ASSERT_EQ(r.size(), 3u);
+    EXPECT_EQ(status_of(r[0]), "HTTP/1.1 404 Not Found");
+    EXPECT_EQ(status_of(r[1]), "HTTP/1.1 405 Method Not Allowed");
+    EXPECT_NE(r[1].find("Allow: GET, HEAD\r\n"), std::string::npos);
+    EXPECT_EQ(status_of(r[2]), "HTTP/1.1 404 Not Found");
+}
+
+TEST_F(AppTest, PipelinedRequestsAnswerInOrder) {
+    start();
+    Client c(app_.port());
+    std::string batch;
+    for (int i = 0; i < 100; ++i) batch += get("/users/" + std::to_string(i));
+    c.send(batch);
+    auto r = c.responses(100);
+    ASSERT_EQ(r.size(), 100u);
+    for (int i = 0; i < 100; ++i) EXPECT_EQ(body_of(r[static_cast<std::size_t>(i)]), "{\"id\":" + std::to_string(i) + "}");
+}
+
+TEST_F(AppTest, LateCompletionKeepsPipelineOrderAndOthersFlow) {
+    start(1);  // one worker: the slow request must not block the loop
+    Client slow(app_.port()), fast(app_.port());
+    slow.send(get("/later?ms=300") + get("/plaintext"));
+    const auto t0 = std::chrono::steady_clock::now();
+    fast.send(get("/plaintext"));
+    auto f = fast.responses(1);
+    ASSERT_EQ(f.size(), 1u);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 250ms);
+    auto s = slow.responses(2);
+    ASSERT_EQ(s.size(), 2u);
+    EXPECT_EQ(body_of(s[0]), "later 300");
+    EXPECT_EQ(body_of(s[1]), "Hello, World!");
+}
+
+TEST_F(AppTest, HandlerExceptionGives500AndServerKeepsServing) {
+    start();
+    Client c(app_.port());
+    c.send(get("/throw") + get("/forgotten") + get("/plaintext"));
+    auto r = c.responses(3);
+    ASSERT_EQ(r.size(), 3u);
+    EXPECT_EQ(status_of(r[0]), "HTTP/1.1 500 Internal Server Error");
+    EXPECT_EQ(status_of(r[1]), "HTTP/1.1 500 Internal Server Error");
+    EXPECT_EQ(body_of(r[2]), "Hello, World!");
+}
+
+TEST_F(AppTest, MalformedRequestClosesOnlyThatConnection) {
+    start();
+    Client bystander(app_.port());
+    bystander.send(get("/plaintext"));
+    ASSERT_EQ(bystander.responses(1).size(), 1u);
+
+    Client bad(app_.port());
+    bad.send("GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab");
+    auto r = bad.responses(1);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(status_of(r[0]), "HTTP/1.1 400 Bad Request");
+    EXPECT_NE(r[0].find("Connection: close"), std::string::npos);
+    EXPECT_TRUE(bad.closed_by_peer());
+
+    bystander.send(get("/plaintext"));
+    auto again = bystander.responses(1);
+    ASSERT_EQ(again.size(), 1u);
+    EXPECT_EQ(body_of(again[0]), "Hello, World!");
+}
+
+TEST_F(AppTest, LargeBodiesRoundTrip) {
+    app_.config().limits.max_body_bytes = 4 << 20;
+    start();
+    Client c(app_.port());
+    std::string body(3 << 20, 'x');
+    for (std::size_t i = 0; i < body.size(); i += 997) body[i] = static_cast<char>('a' + i % 26);
+    c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+    auto r = c.responses(1);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_TRUE(body_of(r[0]) == body);
+}
+
+TEST_F(AppTest, MiddlewareRunsInOrderAndCanShortCircuit) {
+    std::vector<std::string> log;
+    app_.use(std::make_unique<Recorder>("A", log));
+    app_.use(std::make_unique<Recorder>("B", log, /*short_circuit=*/true));
+    app_.use(std::make_unique<Recorder>("C", log));
+    start(1);
+    Client c(app_.port());
+    c.send(get("/plaintext"));
+    auto r = c.responses(1);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_NE(r[0].find("X-A: 1"), std::string::npos);
+    EXPECT_EQ(log, (std::vector<std::string>{"A.before", "B.before", "C.before", "C.after", "B.after", "A.after"}));
+
+    log.clear();
+    c.send("GET /plaintext HTTP/1.1\r\nHost: t\r\nX-Block: 1\r\n\r\n");
+    r = c.responses(1);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(status_of(r[0]), "HTTP/1.1 403 Forbidden");
+    EXPECT_EQ(r[0].find("X-C: 1"), std::string::npos);
+    EXPECT_EQ(log, (std::vector<std::string>{"A.before", "B.before", "B.after", "A.after"}));
+}
+
+TEST_F(AppTest, RequestIdIsEchoedOrGenerated) {
+    app_.use(std::make_unique<covet::RequestIdMiddleware>());
+    start();
+    Client c(app_.port());
+    c.send("GET /plaintext HTTP/1.1\r\nHost: t\r\nX-Request-ID: abc-123\r\n\r\n" + get("/plaintext"));
+    auto r = c.responses(2);
+    ASSERT_EQ(r.size(), 2u);
+    EXPECT_NE(r[0].find("X-Request-ID: abc-123\r\n"), std::string::npos);
+    EXPECT_NE(r[1].find("X-Request-ID: "), std::string::npos);
+    EXPECT_EQ(r[1].find("X-Request-ID: abc-123"), std::string::npos);
+}
+
+TEST_F(AppTest, GracefulStopFinishesInFlightRequests) {
+    start(1);
+    Client busy(app_.port()), idle(app_.port());
+    idle.send(get("/plaintext"));
+    ASSERT_EQ(idle.responses(1).size(), 1u);
+    busy.send(get("/later?ms=400"));
+    std::this_thread::sleep_for(100ms);  // the request is in flight
+    app_.stop();
+    EXPECT_TRUE(idle.closed_by_peer());
+    auto r = busy.responses(1);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(body_of(r[0]), "later 400");
+    EXPECT_NE(r[0].find("Connection: close"), std::string::npos);
+    app_.wait();
+}
+
+TEST_F(AppTest, ManyConcurrentClients) {
+    start(2);
+    std::vector<std::future<int>> results;
+    for (int t = 0; t < 16; ++t) {
+        results.push_back(std::async(std::launch::async, [this, t] {
+            Client c(app_.port());
+            int ok = 0;
+            for (int i = 0; i < 50; ++i) {
+                c.send(get("/users/" + std::to_string(t * 1000 + i)));
+                auto r = c.responses(1);
+                ok += r.size() == 1 && body_of(r[0]) == "{\"id\":" + std::to_string(t * 1000 + i) + "}";
+            }
+            return ok;
+        }));
+    }
+    for (auto& f : results) EXPECT_EQ(f.get(), 50);
+}
+
+TEST(AppRoutes, ConflictingRoutesAreRejectedAtRegistration) {
+    covet::App app;
+    app.get("/users/{id}", [](covet::Request&) { return covet::Response(); });
+    EXPECT_THROW(app.get("/users/{name}", [](covet::Request&) { return covet::Response(); }), covet::RouteError);
+    EXPECT_NO_THROW(app.post("/users/{name}", [](covet::Request&) { return covet::Response(); }));
+    EXPECT_EQ(app.routes().size(), 2u);
+}
+
+}  // namespace
