@@ -43,6 +43,12 @@ std::shared_ptr<spdlog::logger> access_logger() {
 }  // namespace
 
 void configure_logging(std::string_view level, LogFormat format) {
+    // Logs go to stderr: stdout belongs to the application (the examples print their address there).
+    static const bool stderr_default = [] {
+        spdlog::set_default_logger(spdlog::stderr_logger_mt("covet"));
+        return true;
+    }();
+    (void)stderr_default;
     const auto lvl = spdlog::level::from_str(std::string(level));
     if (lvl == spdlog::level::off && level != "off")
         throw std::invalid_argument("unknown log level '" + std::string(level) +

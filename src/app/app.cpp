@@ -129,6 +129,7 @@ void App::wait() {
 }
 
 int App::run(unsigned threads) {
+    net::block_termination_signals();
     start(threads);
     const int sig = net::wait_for_termination_signal([this] { return stop_requested_.load(); });
     if (sig) spdlog::info("received {}, shutting down gracefully", sig == SIGINT ? "SIGINT" : "SIGTERM");

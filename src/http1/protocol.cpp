@@ -312,7 +312,9 @@ private:
     static Http1Protocol& self(llhttp_t* p) { return *static_cast<Http1Protocol*>(p->data); }
 
     static int on_method(llhttp_t* p, const char* at, std::size_t len) {
-        auto m = parse_method(std::string_view(at, len));
+        const std::string_view name(at, len);
+        auto m = parse_method(name);
+        if (!m && name == "PRI") return self(p).fail({505, "HTTP/2 is not enabled on this port (got the HTTP/2 connection preface)"});
         if (!m) return self(p).fail({501, "the request method is not implemented"});
         self(p).request_.set_method(*m);
         return 0;
@@ -327,12 +329,16 @@ private:
         Http1Protocol& s = self(p);
         if (s.request_.header_count() >= s.limits_.max_headers)
             return s.fail({431, "the request has more header fields than the limit"});
+        // RFC 9112 §5.1: whitespace between a field name and its colon must be rejected (llhttp 8 lets it
+        // through). The head is contiguous, so the byte after the name is readable.
+        if (len == 0 || at[len] != ':' || at[len - 1] == ' ' || at[len - 1] == '\t') return s.fail({400, "a header name is followed by whitespace before ':'"});
         s.request_.add_header(std::string_view(at, len), {});
         return 0;
     }
     static int on_header_value(llhttp_t* p, const char* at, std::size_t len) {
-        Http1Protocol& s = self(p);
-        s.request_.set_last_header_value(std::string_view(at, len));
+        // Optional whitespace around a value is not part of it (RFC 9110 §5.5); llhttp keeps trailing OWS.
+        while (len > 0 && (at[len - 1] == ' ' || at[len - 1] == '\t')) --len;
+        self(p).request_.set_last_header_value(std::string_view(at, len));
         return 0;
     }
     static int on_headers_complete(llhttp_t* p) {

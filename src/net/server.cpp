@@ -137,12 +137,24 @@ io::Backend Server::backend() const noexcept { return impl_->backend; }
 unsigned Server::threads() const noexcept { return impl_->config.threads; }
 const ServerConfig& Server::config() const noexcept { return impl_->config; }
 
-int wait_for_termination_signal(const std::function<bool()>& stop_requested) {
+namespace {
+sigset_t termination_signals() {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    return set;
+}
+}  // namespace
+
+void block_termination_signals() {
+    const sigset_t set = termination_signals();
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+int wait_for_termination_signal(const std::function<bool()>& stop_requested) {
+    block_termination_signals();
+    const sigset_t set = termination_signals();
     const timespec tick{0, 100'000'000};
     while (!(stop_requested && stop_requested())) {
         const int sig = sigtimedwait(&set, nullptr, &tick);

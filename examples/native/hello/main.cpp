@@ -101,6 +101,8 @@ unsigned long number(const char* flag, const char* value) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    // Before anything else: a SIGTERM that arrives while starting must still mean a graceful exit.
+    covet::net::block_termination_signals();
     covet::App app;
     auto& cfg = app.config();
     cfg.host = "127.0.0.1";

@@ -28,11 +28,9 @@ public:
     Method method() const noexcept { return method_; }
     std::string_view method_name() const noexcept { return to_string(method_); }
     std::string_view target() const noexcept { return target_; }  // raw request-target
-    std::string_view path() const noexcept { return target_.substr(0, target_.find('?')); }  // raw, not decoded
-    std::string_view query_string() const noexcept {
-        const std::size_t q = target_.find('?');
-        return q == std::string_view::npos ? std::string_view{} : target_.substr(q + 1);
-    }
+    // Raw (not percent-decoded) path; for an absolute-form target (http://host/p) the part after the authority.
+    std::string_view path() const noexcept { return path_; }
+    std::string_view query_string() const noexcept { return query_; }
     // Percent-decoded value of the first `name` query parameter.
     std::optional<std::string> query(std::string_view name) const { return http::query_value(query_string(), name); }
 
@@ -73,7 +71,7 @@ public:
 
     // ---- filled by protocol implementations ----
     void reset() noexcept {
-        target_ = body_ = {};
+        target_ = path_ = query_ = body_ = {};
         headers_.clear();
         params_.clear();
         request_id_len_ = 0;
@@ -82,7 +80,21 @@ public:
     }
     void reserve_headers(std::size_t n) { headers_.reserve(n); }
     void set_method(Method m) noexcept { method_ = m; }
-    void set_target(std::string_view t) noexcept { target_ = t; }
+    void set_target(std::string_view t) noexcept {
+        target_ = t;
+        std::string_view rest = t;
+        if (!rest.empty() && rest.front() != '/') {  // absolute-form (RFC 9112 §3.2.2): skip scheme://authority
+            const std::size_t scheme_end = rest.find("://");
+            if (scheme_end != std::string_view::npos) {
+                const std::size_t slash = rest.find_first_of("/?", scheme_end + 3);
+                rest = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
+            }
+        }
+        const std::size_t q = rest.find('?');
+        path_ = rest.substr(0, q);
+        if (path_.empty()) path_ = "/";
+        query_ = q == std::string_view::npos ? std::string_view{} : rest.substr(q + 1);
+    }
     void add_header(std::string_view name, std::string_view value) { headers_.push_back({name, value}); }
     void set_last_header_value(std::string_view value) noexcept {
         if (!headers_.empty()) headers_.back().value = value;
@@ -100,13 +112,15 @@ public:
                 v = std::string_view(new_base + (v.data() - old_base), v.size());
         };
         move(target_);
+        move(path_);
+        move(query_);
         move(body_);
         for (Header& h : headers_) move(h.name), move(h.value);
     }
 
 private:
     Method method_ = Method::get;
-    std::string_view target_, body_;
+    std::string_view target_, path_, query_, body_;
     std::vector<Header> headers_;
     PathParams params_;
     int version_major_ = 1, version_minor_ = 1;

@@ -39,8 +39,12 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
-// Blocks SIGINT/SIGTERM in the calling thread (threads it starts inherit this), then waits until one
-// arrives or `stop_requested` returns true; returns the signal number (0 if stopped another way).
+// Blocks SIGINT/SIGTERM in the calling thread (threads started later inherit it), so that a signal that
+// arrives before wait_for_termination_signal is kept pending instead of killing the process.
+void block_termination_signals();
+
+// Blocks SIGINT/SIGTERM in the calling thread, then waits until one arrives or `stop_requested` returns
+// true; returns the signal number (0 if stopped another way).
 int wait_for_termination_signal(const std::function<bool()>& stop_requested);
 
 }  // namespace covet::net
