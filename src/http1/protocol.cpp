@@ -83,7 +83,10 @@ public:
             drain_pending();
         } else {
             const std::size_t used = process(data);
-            if (phase_ != Phase::closing && used < data.size()) pending_.assign(data.substr(used));
+            if (phase_ != Phase::closing && used < data.size()) {
+                pending_.assign(data.substr(used));
+                if (pending_.size() > limits_.max_buffered_input) pause_input(true);
+            }
         }
         flush();
     }
@@ -144,6 +147,7 @@ public:
         write_head(tail, head, o);
         conn_.out().note_tail_growth(tail.size() - before);
         stream_close_ = close;
+        stream_body_ = request_.method() != Method::head && http::status_allows_body(head.status());
         phase_ = Phase::streaming;
         stream_write(exchange, first);
         if (!in_process_) flush();
@@ -151,7 +155,7 @@ public:
 
     void stream_write(std::uint64_t exchange, std::string_view chunk) override {
         if (phase_ != Phase::streaming || exchange != exchange_ || chunk.empty()) return;
-        if (request_.method() == Method::head) return;
+        if (!stream_body_) return;
         if (chunked_) write_chunk(conn_.out(), chunk);
         else conn_.out().append(chunk);
         if (!in_process_) flush();
@@ -159,8 +163,8 @@ public:
 
     void stream_end(std::uint64_t exchange) override {
         if (phase_ != Phase::streaming || exchange != exchange_) return;
-        if (chunked_ && request_.method() != Method::head) write_last_chunk(conn_.out());
-        finish_exchange(stream_close_);
+        if (chunked_ && stream_body_) write_last_chunk(conn_.out());
+        finish_exchange(stream_close_ || shutting_down_ || peer_closed_);
     }
 
 private:
@@ -221,6 +225,9 @@ private:
         head_detached_ = false;
         message_complete_ = false;
         rejection_ = {};
+        in_trailers_ = false;
+        value_started_ = false;
+        if (parser_.upgrade) llhttp_reset(&parser_);  // a declined Upgrade: parse what follows as HTTP again
         const llhttp_errno_t err = llhttp_execute(&parser_, buf.data(), end);
         if (!settle(err, buf.substr(0, end))) return 0;
         if (!message_complete_) {
@@ -286,6 +293,10 @@ private:
     }
 
     Rejection check_incomplete_head(std::string_view buf) const {
+        // A request starts with a method token. Anything else (a TLS ClientHello on the plain port, binary
+        // garbage) is refused now rather than after the header timeout.
+        if (!buf.empty() && !is_tchar(buf.front()) && buf.front() != '\r' && buf.front() != '\n')
+            return {400, "this is not an HTTP/1.x request (TLS or binary data sent to a plain HTTP port?)"};
         const std::size_t line = request_line_length(buf);
         if (line > limits_.max_url_bytes + 16) return {414, "the request line is longer than the URL limit"};
         if (buf.size() > limits_.max_header_bytes) return {431, "the request head is larger than the header size limit"};
@@ -327,6 +338,8 @@ private:
     }
     static int on_header_field(llhttp_t* p, const char* at, std::size_t len) {
         Http1Protocol& s = self(p);
+        if (s.in_trailers_) return 0;  // trailers are not headers (RFC 9110 §6.5.1), and may be split across reads
+        s.value_started_ = false;
         if (s.request_.header_count() >= s.limits_.max_headers)
             return s.fail({431, "the request has more header fields than the limit"});
         // RFC 9112 §5.1: whitespace between a field name and its colon must be rejected (llhttp 8 lets it
@@ -337,13 +350,19 @@ private:
     }
     static int on_header_value(llhttp_t* p, const char* at, std::size_t len) {
         // Optional whitespace around a value is not part of it (RFC 9110 §5.5); llhttp keeps trailing OWS.
+        Http1Protocol& s = self(p);
+        if (s.in_trailers_) return 0;
+        // A second value piece for one field is an obs-fold continuation (RFC 9112 §5.2).
+        if (s.value_started_) return s.fail({400, "obsolete line folding is not allowed"});
+        s.value_started_ = true;
         while (len > 0 && (at[len - 1] == ' ' || at[len - 1] == '\t')) --len;
-        self(p).request_.set_last_header_value(std::string_view(at, len));
+        s.request_.set_last_header_value(std::string_view(at, len));
         return 0;
     }
     static int on_headers_complete(llhttp_t* p) {
         Http1Protocol& s = self(p);
         Request& r = s.request_;
+        s.in_trailers_ = true;
         r.set_version(p->http_major, p->http_minor);
         if (p->http_major != 1) return s.fail({505, "only HTTP/1.0 and HTTP/1.1 are supported on this connection"});
         r.set_keep_alive(llhttp_should_keep_alive(p) != 0);
@@ -492,6 +511,7 @@ private:
     std::size_t head_len_ = 0, head_scan_ = 0;
     bool head_detached_ = false, body_owned_ = false, message_complete_ = false, in_process_ = false;
     bool chunked_ = true, stream_close_ = false, shutting_down_ = false, peer_closed_ = false;
+    bool stream_body_ = true, in_trailers_ = false, value_started_ = false;
     bool input_paused_ = false, output_paused_ = false, reading_ = true;
 };
 

@@ -14,17 +14,18 @@ class Response {
 public:
     Response() = default;
     explicit Response(int status) : status_(status) {}
-    Response(int status, std::string body, std::string_view content_type)
-        : status_(status), body_(std::move(body)), content_type_(content_type) {}
+    Response(int status, std::string body, std::string_view content_type) : status_(status), body_(std::move(body)) {
+        set_content_type(content_type);
+    }
 
     static Response text(std::string body, int status = 200) {
-        return {status, std::move(body), "text/plain; charset=utf-8"};
+        return {literal_ct{}, status, std::move(body), "text/plain; charset=utf-8"};
     }
     // `serialized` must already be JSON.
     static Response json(std::string serialized, int status = 200) {
-        return {status, std::move(serialized), "application/json"};
+        return {literal_ct{}, status, std::move(serialized), "application/json"};
     }
-    static Response html(std::string body, int status = 200) { return {status, std::move(body), "text/html; charset=utf-8"}; }
+    static Response html(std::string body, int status = 200) { return {literal_ct{}, status, std::move(body), "text/html; charset=utf-8"}; }
     static Response bytes(std::string body, std::string_view content_type = "application/octet-stream", int status = 200) {
         Response r(status);
         r.body_ = std::move(body);
@@ -80,6 +81,9 @@ public:
     }
 
 private:
+    struct literal_ct {};  // the factories' content types are string literals: no copy
+    Response(literal_ct, int status, std::string body, std::string_view literal)
+        : status_(status), body_(std::move(body)), content_type_(literal) {}
     int status_ = 200;
     std::string body_;
     std::string_view content_type_;

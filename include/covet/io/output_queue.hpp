@@ -54,7 +54,11 @@ public:
     // describes it as iovecs. Returns how many iovecs were filled (0: nothing to send).
     std::size_t prepare_send(std::span<iovec> out) {
         if (sending_.empty()) {
-            if (filling_.empty()) return 0;
+            if (filling_bytes_ == 0) {  // nothing, or only unwritten tail() segments: nothing goes in flight
+                for (Segment& s : filling_) recycle(std::move(s.bytes));
+                filling_.clear();
+                return 0;
+            }
             sending_.swap(filling_);
             sending_bytes_ = filling_bytes_;
             filling_bytes_ = 0;
