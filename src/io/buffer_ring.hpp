@@ -30,7 +30,7 @@ public:
             munmap(mem, ring_bytes_);
             throw std::runtime_error(std::string("io_uring_register_buf_ring: ") + std::strerror(-rc));
         }
-        data_ = std::make_unique<char[]>(static_cast<std::size_t>(entries) * buffer_size);
+        data_ = std::make_unique_for_overwrite<char[]>(static_cast<std::size_t>(entries) * buffer_size);  // pages are touched only when used
         for (unsigned i = 0; i < entries; ++i)
             io_uring_buf_ring_add(br_, buffer(i), buffer_size, static_cast<unsigned short>(i), io_uring_buf_ring_mask(entries), static_cast<int>(i));
         io_uring_buf_ring_advance(br_, static_cast<int>(entries));
