@@ -14,7 +14,7 @@ echo "== C++ tests (GoogleTest via ctest; real-socket tests run once per backend
 ctest --test-dir build --output-on-failure -j2
 
 echo "== Python integration tests (real sockets, both backends)"
-export COVET_HELLO_BIN=$PWD/build/examples/native/hello/hello
+export COVET_HELLO_BIN=$PWD/build/examples/native/hello/hello COVET_REQUIRE_SERVER=1
 .venv/bin/python -m pytest tests/integration -q -p no:cacheprovider
 
 echo "== benchmark harness tests"

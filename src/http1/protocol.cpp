@@ -63,6 +63,8 @@ public:
         settings_.on_headers_complete = &on_headers_complete;
         settings_.on_body = &on_body;
         settings_.on_message_complete = &on_message_complete;
+        settings_.on_chunk_header = &on_chunk_header;
+        settings_.on_chunk_complete = &on_chunk_complete;
         llhttp_init(&parser_, HTTP_REQUEST, &settings_);
         parser_.data = this;
         request_.reserve_headers(std::min<std::size_t>(limits_.max_headers, 32));
@@ -124,6 +126,10 @@ public:
         }
     }
 
+    bool exchange_outstanding() const noexcept override {
+        return phase_ == Phase::dispatched || phase_ == Phase::streaming;
+    }
+
     // ---- ExchangeSink ----
     void complete(std::uint64_t exchange, Response&& response) override {
         if (phase_ != Phase::dispatched || exchange != exchange_) return;
@@ -164,7 +170,7 @@ public:
     void stream_end(std::uint64_t exchange) override {
         if (phase_ != Phase::streaming || exchange != exchange_) return;
         if (chunked_ && stream_body_) write_last_chunk(conn_.out());
-        finish_exchange(stream_close_ || shutting_down_ || peer_closed_);
+        finish_exchange(stream_close_ || shutting_down_);
     }
 
 private:
@@ -241,9 +247,15 @@ private:
     std::size_t parse_body(std::string_view buf) {
         if (buf.empty()) return 0;
         set_deadline(timeouts_.body);
+        if (crlf_left_ > 0) crlf_from_ = buf.data();  // the rest of a chunk's CRLF starts this buffer
         const llhttp_errno_t err = llhttp_execute(&parser_, buf.data(), buf.size());
         const std::size_t used = err == HPE_PAUSED ? static_cast<std::size_t>(llhttp_get_error_pos(&parser_) - buf.data())
                                                    : buf.size();
+        // A chunk's CRLF split across reads: check the part llhttp consumed from this buffer now.
+        if (err == HPE_OK && crlf_left_ > 0 && !check_chunk_crlf(buf.data() + buf.size())) {
+            reject({400, "chunk data is not followed by CRLF"});
+            return buf.size();
+        }
         if (!settle(err, buf)) return buf.size();
         return used;
     }
@@ -380,6 +392,10 @@ private:
         const std::string_view chunk(at, len);
         const std::size_t total = s.request_.body().size() + len;
         if (total > s.limits_.max_body_bytes) return s.fail({413, "the request body is larger than the body size limit"});
+        if (p->flags & F_CHUNKED) {
+            s.chunk_left_ -= std::min<std::uint64_t>(s.chunk_left_, len);
+            if (s.chunk_left_ == 0) s.crlf_left_ = 2, s.crlf_from_ = at + len;
+        }
         if (s.request_.body().empty() && !s.body_owned_) {
             s.request_.set_body(chunk);  // zero-copy: the common single-piece body
         } else {
@@ -389,6 +405,30 @@ private:
         }
         return 0;
     }
+    // llhttp 8 skips the two bytes after chunk data without checking that they are CRLF (RFC 9112 §7.1):
+    // a smuggling vector behind stricter proxies. Track where they are and check them ourselves.
+    static int on_chunk_header(llhttp_t* p) {
+        Http1Protocol& s = self(p);
+        s.chunk_left_ = p->content_length;
+        s.crlf_left_ = 0;
+        return 0;
+    }
+    static int on_chunk_complete(llhttp_t* p) {
+        Http1Protocol& s = self(p);
+        if (s.crlf_left_ > 0 && !s.check_chunk_crlf(s.crlf_from_ + s.crlf_left_))
+            return s.fail({400, "chunk data is not followed by CRLF"});
+        return 0;
+    }
+    // Checks the expected CRLF bytes in [crlf_from_, end); false on a mismatch.
+    bool check_chunk_crlf(const char* end) {
+        while (crlf_left_ > 0 && crlf_from_ < end) {
+            if (*crlf_from_ != (crlf_left_ == 2 ? '\r' : '\n')) return false;
+            ++crlf_from_;
+            --crlf_left_;
+        }
+        return true;
+    }
+
     static int on_message_complete(llhttp_t* p) {
         self(p).message_complete_ = true;
         return HPE_PAUSED;  // one request at a time: responses must go out in order
@@ -404,11 +444,13 @@ private:
         message_complete_ = false;
         phase_ = Phase::dispatched;
         ++exchange_;
-        dispatcher_.dispatch(request_, Responder(net::ConnectionRef(home_, conn_.id(), conn_.protocol_epoch()), this, exchange_));
+        dispatcher_.dispatch(request_, Responder(net::ConnectionRef(home_.link(), conn_.id(), conn_.protocol_epoch()), this, exchange_));
     }
 
     bool must_close_after(const Response& r) const {
-        return !request_.keep_alive() || r.closes_connection() || shutting_down_ || peer_closed_;
+        // After the client half-closed, only requests it already sent in full are still answered.
+        const bool last_from_closed_peer = peer_closed_ && find_head_end(pending_, 0) == std::string_view::npos;
+        return !request_.keep_alive() || r.closes_connection() || shutting_down_ || last_from_closed_peer;
     }
 
     HeadOptions head_options(bool close) const {
@@ -434,6 +476,12 @@ private:
             // Answered later: continue with pipelined requests that waited, then send everything at once.
             if (!pending_.empty()) drain_pending();
             else update_reading();
+            // The client has finished sending: once every complete request it sent is answered, close.
+            if (peer_closed_ && (phase_ == Phase::idle || phase_ == Phase::head)) {
+                phase_ = Phase::closing;
+                conn_.close_after_flush();
+                return;
+            }
             flush();
         }
     }
@@ -512,6 +560,9 @@ private:
     bool head_detached_ = false, body_owned_ = false, message_complete_ = false, in_process_ = false;
     bool chunked_ = true, stream_close_ = false, shutting_down_ = false, peer_closed_ = false;
     bool stream_body_ = true, in_trailers_ = false, value_started_ = false;
+    std::uint64_t chunk_left_ = 0;       // data bytes left in the current chunk
+    int crlf_left_ = 0;                  // CRLF bytes after chunk data still to check
+    const char* crlf_from_ = nullptr;
     bool input_paused_ = false, output_paused_ = false, reading_ = true;
 };
 

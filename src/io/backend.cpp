@@ -4,6 +4,9 @@
 #include <liburing.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/utsname.h>
+
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -20,6 +23,16 @@ const UringSupport& probe_uring() {
     static UringSupport support;
     static std::once_flag once;
     std::call_once(once, [] {
+        // Multishot recv with provided buffers (our receive path) arrived in Linux 6.0; the opcode probe
+        // cannot tell, so check the version rather than closing every connection on -EINVAL later.
+        if (utsname u{}; uname(&u) == 0) {
+            int major = 0, minor = 0;
+            std::sscanf(u.release, "%d.%d", &major, &minor);
+            if (major < 6) {
+                support.reason = std::string("kernel ") + u.release + " lacks multishot recv (needs Linux 6.0)";
+                return;
+            }
+        }
         io_uring ring{};
         // Docker's default seccomp answers EPERM or ENOSYS; kernel.io_uring_disabled answers EPERM.
         if (int rc = io_uring_queue_init(8, &ring, 0); rc < 0) {

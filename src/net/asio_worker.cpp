@@ -37,8 +37,12 @@ public:
     ~AsioWorker() override {
         for (State& st : states_)
             if (st.socket) close_socket(st);
-        acceptor_.release();
+        boost::system::error_code ec;
+        if (acceptor_.is_open()) acceptor_.release(ec);  // the Server owns the listening fd
     }
+
+    // Asio runs handlers after its own wait; a per-turn clock would lag. The vDSO read is cheap.
+    io::Clock::time_point now() const noexcept override { return io::Clock::now(); }
 
     void run() override {
         set_current();
@@ -102,7 +106,8 @@ private:
         if (shutdown_deadline_passed()) force_close_all();
         flush_dirty();
         free_released();
-        if (accepting_ && !accept_armed_ && !stopping() && !at_connection_limit()) arm_accept();
+        if (accepting_ && !accept_armed_ && !stopping() && !at_connection_limit() && now() >= accept_backoff_until_)
+            arm_accept();
     }
 
     void arm_accept() {
@@ -118,8 +123,14 @@ private:
         for (int i = 0; i < 64 && !at_connection_limit(); ++i) {
             const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
             if (fd < 0) {
-                if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                    spdlog::warn("worker {}: accept failed: {}", index_, std::strerror(errno));
+                if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED) return;
+                // Out of descriptors or memory: back off instead of spinning on the same error.
+                accept_backoff_until_ = now() + sweep_interval;
+                if (now() >= next_accept_warning_) {
+                    spdlog::warn("worker {}: accept failed: {} (pausing accepts briefly; raise `ulimit -n`?)", index_,
+                                 std::strerror(errno));
+                    next_accept_warning_ = now() + std::chrono::seconds(1);
+                }
                 return;
             }
             Connection* c = adopt(fd);
@@ -312,6 +323,7 @@ private:
     std::vector<State> states_;
     std::vector<std::uint32_t> dirty_, to_free_;
     std::size_t lingering_ = 0;
+    io::Clock::time_point accept_backoff_until_{}, next_accept_warning_{};
     bool accepting_ = true, accept_armed_ = false;
 };
 

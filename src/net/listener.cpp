@@ -13,7 +13,17 @@
 
 namespace covet::net {
 
-int open_listener(const std::string& host, std::uint16_t port, int backlog) {
+namespace {
+[[noreturn]] void throw_listen_error(const std::string& where, int err) {
+    std::string hint;
+    if (err == EADDRINUSE) hint = " (another process is using this port: stop it or choose another port)";
+    else if (err == EACCES) hint = " (ports below 1024 need privileges: choose a port >= 1024)";
+    else if (err == EADDRNOTAVAIL) hint = " (this machine has no such address: use 0.0.0.0 or 127.0.0.1)";
+    throw std::system_error(err, std::generic_category(), "cannot listen on " + where + hint);
+}
+}  // namespace
+
+int open_listener(const std::string& host, std::uint16_t port, int backlog, bool join_existing) {
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -33,9 +43,13 @@ int open_listener(const std::string& host, std::uint16_t port, int backlog) {
         }
         const int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+        // The first listener binds without SO_REUSEPORT, so the bind fails if anyone listens here already
+        // (another server would otherwise silently share our traffic, and port 0 could even pick such a
+        // port); it enables SO_REUSEPORT afterwards so that the other workers' listeners can join it.
+        if (join_existing) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // inherited by accepted sockets
-        if (::bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && ::listen(fd, backlog) == 0) {
+        if (::bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && ::listen(fd, backlog) == 0 &&
+            (join_existing || setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) == 0)) {
             freeaddrinfo(found);
             return fd;
         }
@@ -43,11 +57,7 @@ int open_listener(const std::string& host, std::uint16_t port, int backlog) {
         ::close(fd);
     }
     freeaddrinfo(found);
-    std::string hint;
-    if (last_errno == EADDRINUSE) hint = " (another process is using this port: stop it or choose another port)";
-    else if (last_errno == EACCES) hint = " (ports below 1024 need privileges: choose a port >= 1024)";
-    else if (last_errno == EADDRNOTAVAIL) hint = " (this machine has no such address: use 0.0.0.0 or 127.0.0.1)";
-    throw std::system_error(last_errno, std::generic_category(), "cannot listen on " + where + hint);
+    throw_listen_error(where, last_errno);
 }
 
 std::uint16_t bound_port(int fd) {

@@ -94,9 +94,10 @@ void Server::start() {
     s.backend = io::select_backend(cfg.backend);
 
     // Bind every listener first: a port-0 request resolves to one port that all workers share.
-    s.listeners.push_back(open_listener(cfg.host, cfg.port, cfg.listen_backlog));
+    s.listeners.push_back(open_listener(cfg.host, cfg.port, cfg.listen_backlog, /*join_existing=*/false));
     s.port = bound_port(s.listeners[0]);
-    for (unsigned i = 1; i < cfg.threads; ++i) s.listeners.push_back(open_listener(cfg.host, s.port, cfg.listen_backlog));
+    for (unsigned i = 1; i < cfg.threads; ++i)
+        s.listeners.push_back(open_listener(cfg.host, s.port, cfg.listen_backlog, /*join_existing=*/true));
 
     for (unsigned i = 0; i < cfg.threads; ++i)
         s.workers.push_back(s.backend == io::Backend::uring ? make_uring_worker(i, cfg, s.listeners[i], s.factory)

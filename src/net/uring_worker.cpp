@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <deque>
 #include <cstring>
 #include <stdexcept>
 
@@ -61,7 +62,8 @@ public:
 
     ~UringWorker() override {
         for (State& st : states_)
-            if (st.fd >= 0) ::close(st.fd);  // lingering sockets cut short by shutdown
+            if (st.fd >= 0) ::close(st.fd);  // lingering sockets cut short by the shutdown deadline
+        for (int fd : parked_) ::close(fd);
         if (ring_ready_) {
             buffers_.reset();
             io_uring_queue_exit(&ring_);
@@ -82,11 +84,11 @@ public:
         arm_timer();
         report_ready();
 
-        while (!(drained() && sends_in_flight_ == 0)) {
+        while (!(drained() && sends_in_flight_ == 0 && lingering_ == 0)) {
             if (shutdown_deadline_passed()) force_close_all();
             prepare_sends();
             rearm_recvs();
-            if (want_accept_ && !accept_armed_ && !stopping() && !at_connection_limit()) arm_accept();
+            if (can_accept()) arm_accept();
             int rc = io_uring_submit_and_wait(&ring_, 1);
             if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
                 throw std::runtime_error(std::string("io_uring_submit_and_wait: ") + std::strerror(-rc));
@@ -141,10 +143,9 @@ protected:
 
     void stop_accepting() override {
         want_accept_ = false;
-        if (accept_armed_) {
-            io_uring_prep_cancel64(sqe(), pack(Op::accept), 0);
-            last_sqe_->user_data = pack(Op::cancel);
-        }
+        if (accept_armed_) cancel_accept();
+        for (int fd : parked_) ::close(fd);
+        parked_.clear();
     }
 
 private:
@@ -246,29 +247,50 @@ private:
     }
 
     void on_accept(int res, unsigned flags) {
-        if (!(flags & IORING_CQE_F_MORE)) accept_armed_ = false;
+        if (!(flags & IORING_CQE_F_MORE)) accept_armed_ = accept_cancel_pending_ = false;
         if (res < 0) {
-            if (res != -ECANCELED) spdlog::warn("worker {}: accept failed: {}", index_, std::strerror(-res));
-            return;  // re-armed next turn (EMFILE: the sweep frees descriptors meanwhile)
+            if (res == -ECANCELED || res == -EINVAL) return;  // cancelled, or the listener was shut down
+            // Out of descriptors or memory: retrying at once would spin on the same error. Back off until
+            // the next sweep (closing connections frees descriptors meanwhile) and say so once a second.
+            accept_backoff_until_ = now() + sweep_interval;
+            if (now() >= next_accept_warning_) {
+                spdlog::warn("worker {}: accept failed: {} (pausing accepts briefly; raise `ulimit -n`?)", index_,
+                             std::strerror(-res));
+                next_accept_warning_ = now() + std::chrono::seconds(1);
+            }
+            if (accept_armed_) cancel_accept();
+            return;
         }
         if (stopping()) {
             ::close(res);
             return;
         }
-        Connection* c = adopt(res);
+        if (at_connection_limit()) {
+            parked_.push_back(res);
+            if (accept_armed_) cancel_accept();
+            return;
+        }
+        start_connection(res);
+        if (at_connection_limit() && accept_armed_) cancel_accept();
+    }
+
+    void start_connection(int fd) {
+        Connection* c = adopt(fd);
         if (!c) {
-            ::close(res);
+            ::close(fd);
             return;
         }
         State& st = state(c->id().slot);
         st = State{};
-        st.fd = res;
+        st.fd = fd;
         want_recv(c->id().slot);
-        if (at_connection_limit() && accept_armed_) {
-            // Backpressure: leave further connections in the kernel's backlog until one closes.
-            io_uring_prep_cancel64(sqe(), pack(Op::accept), 0);
-            last_sqe_->user_data = pack(Op::cancel);
-        }
+    }
+
+    void cancel_accept() {
+        if (accept_cancel_pending_) return;
+        accept_cancel_pending_ = true;
+        io_uring_prep_cancel64(sqe(), pack(Op::accept), 0);
+        last_sqe_->user_data = pack(Op::cancel);
     }
 
     void on_recv(std::uint64_t ud, int res, unsigned flags) {
@@ -280,7 +302,7 @@ private:
         if (current && !(flags & IORING_CQE_F_MORE)) states_[slot].recv_armed = false;
         Connection* c = current ? find(ConnectionId{slot, gen_of(ud)}) : nullptr;
         State* st = current ? &states_[slot] : nullptr;
-        if (!c && st && st->lingering && res > 0) {  // draining a closing socket: discard
+        if (!c && st && st->lingering && (res > 0 || res == -ECANCELED || res == -ENOBUFS)) {  // draining: discard
             if (has_buffer) buffers_->recycle(bid);
             if (!st->recv_armed) want_recv(slot);
             return;
@@ -340,6 +362,7 @@ private:
         mark_closed(c);
         ::shutdown(st.fd, SHUT_WR);
         st.lingering = true;
+        ++lingering_;
         st.reading = true;
         st.linger_until = now() + linger_time;
         if (!st.recv_armed && !st.peer_eof) want_recv(slot);
@@ -349,6 +372,8 @@ private:
         State& st = states_[slot];
         if (!st.lingering) return;
         st.lingering = false;
+        --lingering_;
+        ::shutdown(st.fd, SHUT_RDWR);  // the armed recv holds the socket open: end it, not just our fd
         ::close(st.fd);
         st.fd = -1;
         to_free_.push_back(slot);
@@ -380,7 +405,23 @@ private:
             release(slot);
         }
         to_free_.clear();
-        if (want_accept_ && !accept_armed_ && !stopping() && !at_connection_limit()) arm_accept();
+        adopt_parked();
+        if (can_accept()) arm_accept();
+    }
+
+    bool can_accept() const {
+        return want_accept_ && !accept_armed_ && !stopping() && !at_connection_limit() && parked_.empty() &&
+               now() >= accept_backoff_until_;
+    }
+
+    // Connections accepted past the limit (one multishot batch can hold many) wait here, unread, as they
+    // would in the kernel backlog, until a slot frees up.
+    void adopt_parked() {
+        while (!parked_.empty() && !at_connection_limit() && !stopping()) {
+            const int fd = parked_.front();
+            parked_.pop_front();
+            start_connection(fd);
+        }
     }
 
     io_uring ring_{};
@@ -392,8 +433,10 @@ private:
     io_uring_sqe* last_sqe_ = nullptr;
     std::vector<State> states_;
     std::vector<std::uint32_t> dirty_, rearm_, to_free_;
-    std::size_t sends_in_flight_ = 0;
-    bool accept_armed_ = false, want_accept_ = true;
+    std::size_t sends_in_flight_ = 0, lingering_ = 0;
+    std::deque<int> parked_;
+    io::Clock::time_point accept_backoff_until_{}, next_accept_warning_{};
+    bool accept_armed_ = false, want_accept_ = true, accept_cancel_pending_ = false;
 };
 
 }  // namespace

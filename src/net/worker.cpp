@@ -13,12 +13,22 @@ namespace covet::net {
 thread_local Worker* Worker::current_ = nullptr;
 
 Worker::Worker(unsigned index, const ServerConfig& config, int listen_fd, ProtocolFactory factory)
-    : index_(index), config_(config), listen_fd_(listen_fd), factory_(std::move(factory)) {
+    : index_(index), config_(config), listen_fd_(listen_fd), factory_(std::move(factory)),
+      link_(std::make_shared<HomeLink>(this)) {
     const unsigned threads = std::max(1u, config.threads);
     max_connections_ = std::max<std::size_t>(1, (config.limits.max_connections + threads - 1) / threads);
 }
 
-Worker::~Worker() = default;
+Worker::~Worker() {
+    std::lock_guard lock(link_->mutex);
+    link_->home = nullptr;  // Responders still held elsewhere now find nothing
+}
+
+namespace {
+std::uint64_t key(ConnectionId id) { return (std::uint64_t{id.slot} << 32) | id.generation; }
+}  // namespace
+
+void Worker::exchange_finished(ConnectionId id) noexcept { kept_for_exchange_.erase(key(id)); }
 
 void Worker::request_stop() {
     post([this] { begin_shutdown(); });
@@ -42,14 +52,16 @@ void Worker::run_posted() {
     running_.clear();
 }
 
-void Worker::with_connection(ConnectionId id, std::function<void(Connection&)> fn) {
+void Worker::with_connection(ConnectionId id, std::function<void(Connection&)> fn, bool final) {
+    auto deliver = [this, id, final](const std::function<void(Connection&)>& f) {
+        if (Connection* c = find(id)) f(*c);
+        else if (final) exchange_finished(id);
+    };
     if (on_home_thread()) {
-        if (Connection* c = find(id)) fn(*c);
+        deliver(fn);
         return;
     }
-    post([this, id, fn = std::move(fn)] {
-        if (Connection* c = find(id)) fn(*c);
-    });
+    post([deliver, fn = std::move(fn)] { deliver(fn); });
 }
 
 Connection* Worker::find(ConnectionId id) noexcept {
@@ -110,6 +122,10 @@ void Worker::mark_closed(Connection& c) noexcept {
 
 void Worker::release(std::uint32_t index) {
     Slot& s = slots_[index];
+    // Application code may still hold this connection's request (its response is pending): keep the
+    // connection, inert, until that exchange finishes.
+    if (s.connection && s.connection->protocol() && s.connection->protocol()->exchange_outstanding())
+        kept_for_exchange_.emplace(key(s.connection->id()), std::move(s.connection));
     s.connection.reset();
     s.closed = false;
     ++s.generation;

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -35,9 +36,11 @@ public:
     io::Clock::time_point now() const noexcept override { return now_; }
 
     // ---- ConnectionHome ----
-    void with_connection(ConnectionId id, std::function<void(Connection&)> fn) override;
-    bool on_home_thread() const noexcept override { return current_ == this; }
+    void with_connection(ConnectionId id, std::function<void(Connection&)> fn, bool final) override;
     Connection* find(ConnectionId id) noexcept override;
+    void exchange_finished(ConnectionId id) noexcept override;
+    const std::shared_ptr<HomeLink>& link() const noexcept override { return link_; }
+    bool on_home_thread() const noexcept { return current_ == this; }
 
     // ---- ConnectionDriver (the rest is per backend) ----
     io::Loop& loop() noexcept override { return *this; }
@@ -60,11 +63,17 @@ protected:
     void run_posted();
     void sweep();                              // timeouts; call a few times a second
     void begin_shutdown();
-    bool drained() const noexcept { return stopping_ && live_ == 0; }
+    // Closed connections whose exchange is still pending are waited for until the shutdown deadline.
+    bool drained() const noexcept {
+        return stopping_ && live_ == 0 && (kept_for_exchange_.empty() || now_ >= shutdown_deadline_);
+    }
     bool shutdown_deadline_passed() const noexcept { return stopping_ && now_ >= shutdown_deadline_; }
     bool stopping() const noexcept { return stopping_; }
     bool at_connection_limit() const noexcept { return live_ >= max_connections_; }
-    void set_current() noexcept { current_ = this; }
+    void set_current() noexcept {
+        current_ = this;
+        ConnectionHome::current() = this;
+    }
     void report_ready() {
         if (ready_) std::exchange(ready_, nullptr)();
     }
@@ -91,7 +100,9 @@ protected:
 private:
     ProtocolFactory factory_;
     std::function<void()> ready_;
+    std::shared_ptr<HomeLink> link_;
     std::vector<Slot> slots_;
+    std::unordered_map<std::uint64_t, std::unique_ptr<Connection>> kept_for_exchange_;  // by slot<<32|gen
     std::vector<std::uint32_t> free_slots_;
     std::size_t live_ = 0, max_connections_;
     io::Clock::time_point now_ = io::Clock::now(), shutdown_deadline_{};

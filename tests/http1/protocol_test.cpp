@@ -41,7 +41,7 @@ using namespace std::chrono_literals;
 
 class FakeDriver final : public net::ConnectionDriver, public net::ConnectionHome, public io::Loop {
 public:
-    explicit FakeDriver(net::ServerConfig config) : config_(std::move(config)) {}
+    explicit FakeDriver(net::ServerConfig config) : config_(std::move(config)) { set_home_thread(true); }
 
     // ---- io::Loop ----
     void post(std::function<void()> task) override { posted.push_back(std::move(task)); }
@@ -59,24 +59,33 @@ public:
     const net::ServerConfig& config() const noexcept override { return config_; }
 
     // ---- net::ConnectionHome ----
-    void with_connection(net::ConnectionId id, std::function<void(net::Connection&)> fn) override {
+    void with_connection(net::ConnectionId id, std::function<void(net::Connection&)> fn, bool final) override {
         if (home_thread) {
             if (net::Connection* c = find(id)) fn(*c);
+            else if (final) ++exchanges_finished;
             return;
         }
-        post([this, id, fn = std::move(fn)] {
+        post([this, id, final, fn = std::move(fn)] {
             if (net::Connection* c = find(id)) fn(*c);
+            else if (final) ++exchanges_finished;
         });
     }
-    bool on_home_thread() const noexcept override { return home_thread; }
     net::Connection* find(net::ConnectionId id) noexcept override {
         return connection && !closed && connection->id() == id ? connection : nullptr;
+    }
+    void exchange_finished(net::ConnectionId) noexcept override { ++exchanges_finished; }
+    const std::shared_ptr<net::HomeLink>& link() const noexcept override { return link_; }
+
+    // Whether the test is "on" the connection's thread (Responders complete inline) or another one.
+    void set_home_thread(bool on) {
+        home_thread = on;
+        net::ConnectionHome::current() = on ? this : nullptr;
     }
 
     // Runs posted tasks on the "home thread" until none are left; returns how many ran.
     int run_posted() {
         const bool was = home_thread;
-        home_thread = true;
+        set_home_thread(true);
         int n = 0;
         while (!posted.empty()) {
             std::function<void()> task = std::move(posted.front());
@@ -84,7 +93,7 @@ public:
             task();
             ++n;
         }
-        home_thread = was;
+        set_home_thread(was);
         return n;
     }
 
@@ -94,11 +103,13 @@ public:
     io::Clock::time_point clock = io::Clock::time_point{} + 1h;
     int send_requests = 0;
     int close_calls = 0;
+    int exchanges_finished = 0;
     std::vector<bool> reading;
     std::deque<std::function<void()>> posted;
 
 private:
     net::ServerConfig config_;
+    std::shared_ptr<net::HomeLink> link_ = std::make_shared<net::HomeLink>(this);
 };
 
 // An owning copy of what a handler saw.
@@ -941,7 +952,7 @@ TEST(Http1Protocol, CompletionFromAnotherThreadIsPosted) {
     Harness h;
     h.dispatcher.defer = true;
     h.feed(get("/x"));
-    h.driver.home_thread = false;
+    h.driver.set_home_thread(false);
     h.dispatcher.held[0].send(Response::text("posted"));
     EXPECT_EQ(h.take(), "") << "must not touch the connection off its thread";
     EXPECT_EQ(h.dispatcher.finalized, 0);
@@ -966,7 +977,7 @@ TEST(Http1Protocol, PostedCompletionForAConnectionClosedMeanwhileDoesNothing) {
     Harness h;
     h.dispatcher.defer = true;
     h.feed(get("/x"));
-    h.driver.home_thread = false;
+    h.driver.set_home_thread(false);
     h.dispatcher.held[0].send(Response::text("too late"));
     h.driver.closed = true;
     EXPECT_EQ(h.driver.run_posted(), 1);
@@ -1052,12 +1063,12 @@ TEST(Http1Protocol, DeferredStreamFlushesEachWriteAndHoldsPipelinedRequests) {
     EXPECT_EQ(h.take(), stream_head());
     w.write("one");
     EXPECT_EQ(h.take(), "3\r\none\r\n");
-    h.driver.home_thread = false;
+    h.driver.set_home_thread(false);
     w.write("two");  // from another thread: posted
     EXPECT_EQ(h.take(), "");
     h.driver.run_posted();
     EXPECT_EQ(h.take(), "3\r\ntwo\r\n");
-    h.driver.home_thread = true;
+    h.driver.set_home_thread(true);
     EXPECT_EQ(h.dispatcher.seen.size(), 1u);
     h.dispatcher.defer = false;
     w.end();

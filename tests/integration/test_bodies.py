@@ -2,12 +2,9 @@
 import os
 import time
 
-import pytest
-
 from covet_wire import HELLO, RawConn, build_request, chunked
 
 MAX_BODY = 1024 * 1024  # the default --max-body
-
 
 def echo(port, body, headers=(), timeout=10.0):
     with RawConn(port, timeout=timeout) as c:

@@ -93,14 +93,16 @@ public:
 // ---- inline bodies ----
 
 namespace detail {
-// Runs fn(sink) on the exchange's thread if the connection and its protocol are still there.
+// Runs fn(sink) on the exchange's thread if the connection and its protocol are still there. `final`
+// marks the message that ends the exchange (a closed connection kept for it may then go).
 template <class Fn>
-void on_exchange(const net::ConnectionRef& ref, ExchangeSink* sink, Fn&& fn) {
+void on_exchange(const net::ConnectionRef& ref, ExchangeSink* sink, bool final, Fn&& fn) {
     if (ref.on_home_thread()) {
         if (ref.get()) fn(sink);
+        else if (final) ref.finished();
         return;
     }
-    ref.run([sink, fn = std::forward<Fn>(fn)](net::Connection&) mutable { fn(sink); });
+    ref.run([sink, fn = std::forward<Fn>(fn)](net::Connection&) mutable { fn(sink); }, final);
 }
 }  // namespace detail
 
@@ -108,14 +110,14 @@ inline void Responder::send(Response response) {
     ExchangeSink* sink = std::exchange(sink_, nullptr);
     if (!sink) return;
     const std::uint64_t ex = exchange_;
-    detail::on_exchange(ref_, sink, [ex, r = std::move(response)](ExchangeSink* s) mutable { s->complete(ex, std::move(r)); });
+    detail::on_exchange(ref_, sink, true, [ex, r = std::move(response)](ExchangeSink* s) mutable { s->complete(ex, std::move(r)); });
 }
 
 inline StreamWriter Responder::stream(Response head) {
     ExchangeSink* sink = std::exchange(sink_, nullptr);
     if (!sink) return {};
     const std::uint64_t ex = exchange_;
-    detail::on_exchange(ref_, sink, [ex, r = std::move(head)](ExchangeSink* s) mutable { s->stream_begin(ex, std::move(r)); });
+    detail::on_exchange(ref_, sink, false, [ex, r = std::move(head)](ExchangeSink* s) mutable { s->stream_begin(ex, std::move(r)); });
     return StreamWriter(ref_, sink, ex);
 }
 
@@ -135,7 +137,7 @@ inline void StreamWriter::write(std::string_view chunk) {
         if (ref_.get()) sink_->stream_write(ex, chunk);
         return;
     }
-    detail::on_exchange(ref_, sink_, [ex, data = std::string(chunk)](ExchangeSink* s) { s->stream_write(ex, data); });
+    detail::on_exchange(ref_, sink_, false, [ex, data = std::string(chunk)](ExchangeSink* s) { s->stream_write(ex, data); });
 }
 
 inline void StreamWriter::end() {
@@ -143,7 +145,7 @@ inline void StreamWriter::end() {
     if (!sink) return;
     const std::uint64_t ex = exchange_;
     try {
-        detail::on_exchange(ref_, sink, [ex](ExchangeSink* s) { s->stream_end(ex); });
+        detail::on_exchange(ref_, sink, true, [ex](ExchangeSink* s) { s->stream_end(ex); });
     } catch (...) {
     }
 }

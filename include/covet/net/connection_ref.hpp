@@ -1,9 +1,12 @@
-// A handle to a connection that is safe to hold on any thread: work sent through it runs on the
-// connection's worker thread, and only if that connection (and its protocol handler) still exists.
+// A handle to a connection that is safe to hold on any thread, even past the server's life: work sent
+// through it runs on the connection's worker thread, and only if that connection (and its protocol
+// handler) still exists.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <mutex>
 
 #include "covet/net/connection.hpp"
 
@@ -13,39 +16,65 @@ namespace covet::net {
 class ConnectionHome {
 public:
     // Runs `fn` with the live connection `id` on the worker thread: inline when already there, posted
-    // otherwise. Not run at all if the connection has gone.
-    virtual void with_connection(ConnectionId id, std::function<void(Connection&)> fn) = 0;
-    virtual bool on_home_thread() const noexcept = 0;
+    // otherwise. Not run at all if the connection has gone. `final`: this ends the connection's pending
+    // exchange, so a closed connection kept for it (see ProtocolHandler::exchange_outstanding) can go.
+    virtual void with_connection(ConnectionId id, std::function<void(Connection&)> fn, bool final) = 0;
     // The live connection `id`, or null. Home thread only.
     virtual Connection* find(ConnectionId id) noexcept = 0;
+    // A closed connection kept alive for its pending exchange is no longer needed. Home thread only.
+    virtual void exchange_finished(ConnectionId id) noexcept = 0;
+    // The link every ConnectionRef to this home shares.
+    virtual const std::shared_ptr<struct HomeLink>& link() const noexcept = 0;
+
+    // The home whose loop runs on this thread, if any.
+    static ConnectionHome*& current() noexcept {
+        thread_local ConnectionHome* home = nullptr;
+        return home;
+    }
 
 protected:
     ~ConnectionHome() = default;
 };
 
+// Shared by a worker and every ConnectionRef to it. The worker clears `home` (under the lock) when it
+// is destroyed, so a Responder kept past the server's life finds nothing instead of freed memory.
+struct HomeLink {
+    explicit HomeLink(ConnectionHome* h) : home(h), identity(h) {}
+    std::mutex mutex;
+    ConnectionHome* home;               // null once the worker is gone
+    const ConnectionHome* const identity;  // compared, never dereferenced
+};
+
 class ConnectionRef {
 public:
     ConnectionRef() = default;
-    ConnectionRef(ConnectionHome& home, ConnectionId id, std::uint32_t epoch) : home_(&home), id_(id), epoch_(epoch) {}
+    ConnectionRef(std::shared_ptr<HomeLink> link, ConnectionId id, std::uint32_t epoch)
+        : link_(std::move(link)), id_(id), epoch_(epoch) {}
 
     // `fn` runs only while the same protocol handler is installed (the epoch matches).
-    void run(std::function<void(Connection&)> fn) const {
-        if (!home_) return;
+    void run(std::function<void(Connection&)> fn, bool final) const {
+        if (!link_) return;
         const std::uint32_t epoch = epoch_;
-        home_->with_connection(id_, [epoch, fn = std::move(fn)](Connection& c) {
+        std::lock_guard lock(link_->mutex);
+        if (!link_->home) return;
+        link_->home->with_connection(id_, [epoch, fn = std::move(fn)](Connection& c) {
             if (c.protocol_epoch() == epoch) fn(c);
-        });
+        }, final);
     }
-    bool on_home_thread() const noexcept { return home_ && home_->on_home_thread(); }
+    bool on_home_thread() const noexcept { return link_ && ConnectionHome::current() == link_->identity; }
     // The connection if it is alive with the same protocol handler; home thread only (no allocation).
     Connection* get() const noexcept {
-        Connection* c = home_ ? home_->find(id_) : nullptr;
+        Connection* c = link_ ? ConnectionHome::current()->find(id_) : nullptr;
         return c && c->protocol_epoch() == epoch_ ? c : nullptr;
     }
-    explicit operator bool() const noexcept { return home_ != nullptr; }
+    // Home thread only: see ConnectionHome::exchange_finished.
+    void finished() const noexcept {
+        if (link_) ConnectionHome::current()->exchange_finished(id_);
+    }
+    explicit operator bool() const noexcept { return link_ != nullptr; }
 
 private:
-    ConnectionHome* home_ = nullptr;
+    std::shared_ptr<HomeLink> link_;
     ConnectionId id_{};
     std::uint32_t epoch_ = 0;
 };

@@ -7,9 +7,10 @@
 
 namespace covet::net {
 
-// Opens a non-blocking listening socket with SO_REUSEADDR and SO_REUSEPORT. Throws std::system_error with a
-// message naming the address, the cause and the likely fix.
-int open_listener(const std::string& host, std::uint16_t port, int backlog);
+// Opens a non-blocking listening socket with SO_REUSEADDR and SO_REUSEPORT. With `join_existing` false
+// (the first worker's) the bind fails if the port is in use; with true it joins that first listener.
+// Throws std::system_error with a message naming the address, the cause and the likely fix.
+int open_listener(const std::string& host, std::uint16_t port, int backlog, bool join_existing);
 
 // The port a socket is bound to (for port 0).
 std::uint16_t bound_port(int fd);

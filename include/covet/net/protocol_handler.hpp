@@ -21,6 +21,9 @@ public:
     virtual void on_tick(io::Clock::time_point now) = 0;
     // Graceful shutdown: finish what is in flight, then close.
     virtual void on_shutdown() = 0;
+    // True while application code may still use this handler's state (a request whose response is
+    // pending). A connection closed meanwhile is kept, inert, until the exchange finishes.
+    virtual bool exchange_outstanding() const noexcept { return false; }
 };
 
 }  // namespace covet::net
