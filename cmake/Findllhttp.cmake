@@ -32,5 +32,7 @@ if(llhttp_FOUND AND NOT TARGET covet_llhttp)
   # Generated C: don't let our warning flags or sanitizers judge it.
   target_compile_options(covet_llhttp PRIVATE -w)
   add_library(llhttp::llhttp ALIAS covet_llhttp)
-  install(TARGETS covet_llhttp EXPORT covetTargets ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+  if(NOT SKBUILD)
+    install(TARGETS covet_llhttp EXPORT covetTargets ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+  endif()
 endif()

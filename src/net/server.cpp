@@ -94,7 +94,7 @@ void Server::start() {
     s.backend = io::select_backend(cfg.backend);
 
     // Bind every listener first: a port-0 request resolves to one port that all workers share.
-    s.listeners.push_back(open_listener(cfg.host, cfg.port, cfg.listen_backlog, /*join_existing=*/false));
+    s.listeners.push_back(open_listener(cfg.host, cfg.port, cfg.listen_backlog, /*join_existing=*/cfg.shared_port));
     s.port = bound_port(s.listeners[0]);
     for (unsigned i = 1; i < cfg.threads; ++i)
         s.listeners.push_back(open_listener(cfg.host, s.port, cfg.listen_backlog, /*join_existing=*/true));

@@ -33,6 +33,9 @@ struct ServerConfig {
     std::uint16_t port = 8000;                   // 0: pick a free port (all workers share it)
     unsigned threads = 0;                        // 0: one per core
     bool pin_threads = false;                    // pin worker i to CPU i
+    // Several processes serve one port (pre-forked workers): join an existing SO_REUSEPORT group instead
+    // of refusing a port that is already in use.
+    bool shared_port = false;
     std::optional<io::Backend> backend;          // unset: COVET_BACKEND or auto
     int listen_backlog = 4096;
     Limits limits;

@@ -1,0 +1,79 @@
+"""The ``covet`` command: ``covet run module:app --host H --port N --workers auto|N --threads N --reload``."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+from .supervisor import Supervisor, WorkerOptions, resolve_workers
+
+LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "critical")
+
+
+def load_app(spec: str, app_dir: str = "."):
+    """Imports ``module:attribute`` (attribute may be dotted) with ``app_dir`` first on sys.path."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise SystemExit(f"covet: expected APP as 'module:attribute' (e.g. 'main:app'), got {spec!r}")
+    path = os.path.abspath(app_dir)
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    try:
+        obj = importlib.import_module(module_name)
+    except ImportError as e:
+        raise SystemExit(f"covet: cannot import module {module_name!r}: {e}") from None
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise SystemExit(f"covet: module {module_name!r} has no attribute {attr!r}") from None
+    return obj
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="covet", description="CovetPy: serve an app on the native engine")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("app", help="the application, as module:attribute (e.g. main:app)")
+        sp.add_argument("--host", default="127.0.0.1")
+        sp.add_argument("--port", type=int, default=8000)
+        sp.add_argument("--threads", type=int, default=1, help="native I/O threads per worker process")
+        sp.add_argument("--log-level", default="info", choices=LOG_LEVELS)
+        sp.add_argument("--app-dir", default=".", help="directory to import the app from (default: .)")
+
+    run = sub.add_parser("run", help="serve an app")
+    common(run)
+    run.add_argument("--workers", default="1", help="worker processes: a number or 'auto' (one per CPU)")
+    run.add_argument("--reload", action="store_true", help="restart workers when .py files change")
+    run.add_argument("--reload-dir", action="append", dest="reload_dirs", help="directory to watch (repeatable)")
+
+    worker = sub.add_parser("_worker", help=argparse.SUPPRESS)  # one worker process, started by `run`
+    common(worker)
+    return p
+
+
+def _configure_logging(level: str) -> None:
+    py_level = logging.DEBUG if level in ("trace", "debug") else getattr(logging, level.upper())
+    logging.basicConfig(level=py_level, format="[%(asctime)s] [%(levelname)s] %(name)s: %(message)s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _configure_logging(args.log_level)
+    if args.command == "_worker":
+        from .serve import serve_worker
+        app = load_app(args.app, args.app_dir)
+        return serve_worker(app, host=args.host, port=args.port, threads=args.threads, log_level=args.log_level,
+                            shared_port=True)
+    workers = resolve_workers(args.workers)
+    load_app(args.app, args.app_dir)  # fail here, once, with a clear message, rather than in every worker
+    opts = WorkerOptions(app=args.app, host=args.host, port=args.port, threads=args.threads,
+                         log_level=args.log_level, app_dir=args.app_dir)
+    return Supervisor(opts, workers, reload=args.reload, reload_dirs=args.reload_dirs).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

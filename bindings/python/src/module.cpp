@@ -1,0 +1,266 @@
+// covet._native: the native engine for Python.
+//
+// Threading: the native worker threads do all socket I/O and routing and never take the GIL. A request
+// for a Python route is queued on a Bridge; the queue's eventfd wakes the ONE Python thread that runs the
+// asyncio loop, which takes the queued requests in a batch (take()), runs the handlers and answers
+// through NativeResponder.send(), which posts the response back to the connection's worker.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "covet/covet.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+// One request handed to Python: the request stays valid (the connection keeps it) until answered.
+struct Exchange {
+    covet::Request* request = nullptr;
+    covet::Responder responder;
+    covet::StreamWriter stream;
+    bool answered = false;
+};
+using ExchangePtr = std::shared_ptr<Exchange>;
+
+class Bridge {
+public:
+    Bridge() : fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+        if (fd_ < 0) throw std::runtime_error(std::string("eventfd: ") + std::strerror(errno));
+    }
+    ~Bridge() { ::close(fd_); }
+
+    // Worker threads.
+    void push(int route_id, covet::Request& request, covet::Responder responder) {
+        auto ex = std::make_shared<Exchange>();
+        ex->request = &request;
+        ex->responder = std::move(responder);
+        bool was_empty;
+        {
+            std::lock_guard lock(mutex_);
+            was_empty = queue_.empty();
+            queue_.push_back({route_id, std::move(ex)});
+        }
+        if (was_empty) {
+            const std::uint64_t one = 1;
+            [[maybe_unused]] ssize_t n = ::write(fd_, &one, sizeof one);
+        }
+    }
+
+    // The Python thread.
+    std::vector<std::pair<int, ExchangePtr>> take(std::size_t max_items) {
+        std::uint64_t drained;
+        [[maybe_unused]] ssize_t n = ::read(fd_, &drained, sizeof drained);
+        std::vector<std::pair<int, ExchangePtr>> out;
+        std::lock_guard lock(mutex_);
+        const std::size_t count = std::min(max_items, queue_.size());
+        out.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.begin() + static_cast<std::ptrdiff_t>(count)));
+        queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(count));
+        if (!queue_.empty()) {  // more than max_items: stay readable
+            const std::uint64_t one = 1;
+            [[maybe_unused]] ssize_t w = ::write(fd_, &one, sizeof one);
+        }
+        return out;
+    }
+    int fileno() const noexcept { return fd_; }
+
+private:
+    int fd_;
+    std::mutex mutex_;
+    std::vector<std::pair<int, ExchangePtr>> queue_;
+};
+
+const covet::Request& live_request(const ExchangePtr& ex) {
+    if (ex->answered || !ex->request)
+        throw std::runtime_error("this request has already been answered; copy what you need before responding");
+    return *ex->request;
+}
+
+py::str latin1(std::string_view s) {
+    PyObject* o = PyUnicode_DecodeLatin1(s.data(), static_cast<Py_ssize_t>(s.size()), nullptr);
+    if (!o) throw py::error_already_set();
+    return py::reinterpret_steal<py::str>(o);
+}
+
+// Python (name, value) pairs → a native response head; Content-Type goes where the serializer expects it.
+covet::Response make_response(int status, const std::vector<std::pair<std::string, std::string>>& headers, std::string body) {
+    covet::Response r(status);
+    r.set_body(std::move(body));
+    for (const auto& [name, value] : headers) {
+        if (name.find_first_of("\r\n:") != std::string::npos || value.find_first_of("\r\n") != std::string::npos)
+            throw py::value_error("header names and values must not contain CR, LF (or ':' in names): " + name);
+        if (covet::iequals(name, "content-type")) r.set_content_type(value);
+        else if (covet::iequals(name, "content-length") || covet::iequals(name, "transfer-encoding")) continue;  // framing is ours
+        else r.add_header(name, value);
+    }
+    return r;
+}
+
+class NativeServer {
+public:
+    NativeServer(std::string host, std::uint16_t port, unsigned threads, const std::string& backend,
+                 std::size_t max_body_bytes, long header_timeout_ms, long keep_alive_timeout_ms,
+                 long shutdown_timeout_ms, std::size_t max_connections, bool shared_port) {
+        auto& c = app_.config();
+        c.host = std::move(host);
+        c.port = port;
+        c.threads = threads;
+        if (backend != "auto") {
+            auto b = covet::io::parse_backend(backend);
+            if (!b) throw py::value_error("backend must be 'auto', 'uring' or 'asio', not '" + backend + "'");
+            c.backend = b;
+        }
+        c.limits.max_body_bytes = max_body_bytes;
+        c.limits.max_connections = max_connections;
+        c.shared_port = shared_port;
+        c.timeouts.header = std::chrono::milliseconds(header_timeout_ms);
+        c.timeouts.keep_alive = std::chrono::milliseconds(keep_alive_timeout_ms);
+        c.timeouts.shutdown = std::chrono::milliseconds(shutdown_timeout_ms);
+    }
+    ~NativeServer() {
+        py::gil_scoped_release unlocked;
+        app_.stop();
+        app_.wait();
+    }
+
+    void add_route(const std::string& method, const std::string& pattern, int route_id) {
+        auto m = covet::parse_method(method);
+        if (!m) throw py::value_error("unknown HTTP method '" + method + "'");
+        try {
+            app_.route(*m, pattern, covet::AsyncHandler([this, route_id](covet::Request& r, covet::Responder responder) {
+                bridge_.push(route_id, r, std::move(responder));
+            }));
+        } catch (const covet::RouteError& e) {
+            throw py::value_error(e.what());
+        }
+    }
+
+    void add_constant_route(const std::string& method, const std::string& pattern, int status,
+                            const std::string& content_type, py::bytes body,
+                            const std::vector<std::pair<std::string, std::string>>& headers) {
+        auto m = covet::parse_method(method);
+        if (!m) throw py::value_error("unknown HTTP method '" + method + "'");
+        auto fixed = std::make_shared<covet::Response>(make_response(status, headers, std::string(body)));
+        if (!content_type.empty()) fixed->set_content_type(content_type);
+        try {
+            app_.route(*m, pattern, covet::Handler([fixed](covet::Request&) { return *fixed; }));
+        } catch (const covet::RouteError& e) {
+            throw py::value_error(e.what());
+        }
+    }
+
+    void start() {
+        py::gil_scoped_release unlocked;
+        app_.start();
+    }
+    void stop() { app_.stop(); }
+    void wait() {
+        py::gil_scoped_release unlocked;
+        app_.wait();
+    }
+    std::uint16_t port() const { return app_.port(); }
+    std::string backend() const { return std::string(covet::io::to_string(app_.backend())); }
+    int fileno() const { return bridge_.fileno(); }
+    std::vector<std::pair<int, ExchangePtr>> take(std::size_t max_items) { return bridge_.take(max_items); }
+
+private:
+    covet::App app_;
+    Bridge bridge_;
+};
+
+// Python-visible wrappers around one Exchange.
+struct NativeRequest {
+    ExchangePtr ex;
+};
+struct NativeResponder {
+    ExchangePtr ex;
+};
+
+}  // namespace
+
+PYBIND11_MODULE(_native, m) {
+    m.doc() = "CovetPy native engine (C++20, io_uring/epoll, HTTP/1.1)";
+
+    py::class_<NativeRequest>(m, "NativeRequest")
+        .def_property_readonly("method", [](const NativeRequest& r) { return latin1(live_request(r.ex).method_name()); })
+        .def_property_readonly("target", [](const NativeRequest& r) { return latin1(live_request(r.ex).target()); })
+        .def_property_readonly("path", [](const NativeRequest& r) { return latin1(live_request(r.ex).path()); })
+        .def_property_readonly("query_string", [](const NativeRequest& r) { return latin1(live_request(r.ex).query_string()); })
+        .def_property_readonly("headers", [](const NativeRequest& r) {
+            const covet::Request& req = live_request(r.ex);
+            py::list out(req.headers().size());
+            std::size_t i = 0;
+            for (const covet::Header& h : req.headers()) out[i++] = py::make_tuple(latin1(h.name), latin1(h.value));
+            return out;
+        })
+        .def_property_readonly("body", [](const NativeRequest& r) {
+            const std::string_view b = live_request(r.ex).body();
+            return py::bytes(b.data(), b.size());
+        })
+        .def_property_readonly("params", [](const NativeRequest& r) {
+            py::dict out;
+            for (const covet::PathParam& p : live_request(r.ex).params()) out[latin1(p.name)] = latin1(p.value);
+            return out;
+        })
+        .def_property_readonly("client", [](const NativeRequest& r) {
+            const covet::Request& req = live_request(r.ex);
+            return py::make_tuple(latin1(req.client_address()), req.client_port());
+        })
+        .def_property_readonly("http_version", [](const NativeRequest& r) {
+            const covet::Request& req = live_request(r.ex);
+            return std::to_string(req.version_major()) + "." + std::to_string(req.version_minor());
+        });
+
+    py::class_<NativeResponder>(m, "NativeResponder")
+        .def("send", [](NativeResponder& r, int status, const std::vector<std::pair<std::string, std::string>>& headers, py::bytes body) {
+            if (r.ex->answered) throw std::runtime_error("this request has already been answered");
+            covet::Response resp = make_response(status, headers, std::string(body));
+            r.ex->answered = true;
+            r.ex->responder.send(std::move(resp));
+        }, py::arg("status"), py::arg("headers"), py::arg("body"))
+        .def("start_stream", [](NativeResponder& r, int status, const std::vector<std::pair<std::string, std::string>>& headers) {
+            if (r.ex->answered) throw std::runtime_error("this request has already been answered");
+            r.ex->answered = true;
+            r.ex->stream = r.ex->responder.stream(make_response(status, headers, {}));
+        })
+        .def("write", [](NativeResponder& r, py::bytes chunk) {
+            if (!r.ex->stream) throw std::runtime_error("write() needs start_stream() first (or the stream has ended)");
+            r.ex->stream.write(std::string_view(chunk));
+        })
+        .def("end", [](NativeResponder& r) { r.ex->stream.end(); })
+        .def_property_readonly("answered", [](const NativeResponder& r) { return r.ex->answered; });
+
+    py::class_<NativeServer>(m, "NativeServer")
+        .def(py::init<std::string, std::uint16_t, unsigned, const std::string&, std::size_t, long, long, long, std::size_t, bool>(),
+             py::arg("host") = "127.0.0.1", py::arg("port") = 8000, py::arg("threads") = 1, py::arg("backend") = "auto",
+             py::arg("max_body_bytes") = 1 << 20, py::arg("header_timeout_ms") = 10000,
+             py::arg("keep_alive_timeout_ms") = 60000, py::arg("shutdown_timeout_ms") = 10000,
+             py::arg("max_connections") = 10000, py::arg("shared_port") = false)
+        .def("add_route", &NativeServer::add_route, py::arg("method"), py::arg("pattern"), py::arg("route_id"))
+        .def("add_constant_route", &NativeServer::add_constant_route, py::arg("method"), py::arg("pattern"),
+             py::arg("status"), py::arg("content_type"), py::arg("body"), py::arg("headers"))
+        .def("start", &NativeServer::start)
+        .def("stop", &NativeServer::stop)
+        .def("wait", &NativeServer::wait)
+        .def_property_readonly("port", &NativeServer::port)
+        .def_property_readonly("backend", &NativeServer::backend)
+        .def("fileno", &NativeServer::fileno)
+        .def("take", [](NativeServer& s, std::size_t max_items) {
+            auto items = s.take(max_items);
+            py::list out(items.size());
+            for (std::size_t i = 0; i < items.size(); ++i)
+                out[i] = py::make_tuple(items[i].first, NativeRequest{items[i].second}, NativeResponder{items[i].second});
+            return out;
+        }, py::arg("max_items") = 256);
+
+    m.def("configure_logging", [](const std::string& level, const std::string& format) {
+        covet::configure_logging(level, format == "json" ? covet::LogFormat::json : covet::LogFormat::text);
+    }, py::arg("level") = "warn", py::arg("format") = "text");
+}
