@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <future>
@@ -76,14 +77,16 @@ public:
         while (true) {
             const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
             if (n == 0) return true;
-            if (n < 0) return false;
+            if (n < 0 && errno != EINTR) return false;
         }
     }
 
 private:
     bool read_more() {
         char buf[65536];
-        const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+        ssize_t n;
+        do n = ::recv(fd_, buf, sizeof buf, 0);
+        while (n < 0 && errno == EINTR);  // signals (e.g. glibc's thread-setup ones) interrupt reads
         if (n <= 0) return false;
         buffer_.append(buf, static_cast<std::size_t>(n));
         return true;
@@ -424,6 +427,30 @@ TEST_F(AppTest, ConnectionLimitHoldsUnderABurst) {
         EXPECT_GE(served, 1u) << "a freed slot was not given to a waiting connection";
     }
     EXPECT_TRUE(waiting.empty());
+}
+
+}  // namespace
+
+namespace {
+
+// Path parameters read after the handler returned (later, on another thread) must still be this
+// request's, even when later pipelined requests arrived in the same read (regression: the router's
+// views were not moved along with the request head).
+TEST_F(AppTest, PathParamsSurviveDeferredPipelinedRequests) {
+    app_.get("/p/{id:int}", [this](covet::Request& r, covet::Responder responder) {
+        threads_.emplace_back([&r, responder = std::move(responder)]() mutable {
+            std::this_thread::sleep_for(20ms);
+            responder.send(covet::Response::text(std::string(*r.param("id"))));
+        });
+    });
+    start(1);
+    Client c(app_.port());
+    std::string batch;
+    for (int i = 0; i < 10; ++i) batch += get("/p/" + std::to_string(i));
+    c.send(batch);
+    auto r = c.responses(10);
+    ASSERT_EQ(r.size(), 10u);
+    for (int i = 0; i < 10; ++i) EXPECT_EQ(body_of(r[static_cast<std::size_t>(i)]), std::to_string(i));
 }
 
 }  // namespace

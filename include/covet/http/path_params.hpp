@@ -36,6 +36,12 @@ public:
         return std::nullopt;
     }
 
+    // Re-points every value (the bytes they view moved, e.g. a request head copied out of a read buffer).
+    template <class Fn>
+    void rebase_values(Fn&& fn) noexcept {
+        for (std::size_t i = 0; i < size_; ++i) items_[i].value = fn(items_[i].value);
+    }
+
     const PathParam* begin() const noexcept { return items_.data(); }
     const PathParam* end() const noexcept { return items_.data() + size_; }
 

@@ -116,6 +116,10 @@ public:
         move(query_);
         move(body_);
         for (Header& h : headers_) move(h.name), move(h.value);
+        params_.rebase_values([&](std::string_view v) {  // the router's values view into the path
+            move(v);
+            return v;
+        });
     }
 
 private:
