@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The full test suite from a clean clone: installs what is missing, builds with -Werror and
 # ASan/UBSan, runs the C++ tests (unit, real-socket on both backends, install/find_package), then the
-# Python real-socket suite against the example on both backends, then the benchmark harness's own tests.
+# Python real-socket suite against the example on both backends, the Python package (built with pip
+# from the same CMake tree) and its tests, then the benchmark harness's own tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -16,6 +17,10 @@ ctest --test-dir build --output-on-failure -j2
 echo "== Python integration tests (real sockets, both backends)"
 export COVET_HELLO_BIN=$PWD/build/examples/native/hello/hello COVET_REQUIRE_SERVER=1
 .venv/bin/python -m pytest tests/integration -q -p no:cacheprovider
+
+echo "== Python package: build and install the wheel into .venv, then its tests"
+.venv/bin/python -m pip install -q --disable-pip-version-check .
+(cd tests/python && ../../.venv/bin/python -m pytest -q -p no:cacheprovider .)
 
 echo "== benchmark harness tests"
 .venv/bin/python -m pytest bench/tests -q -p no:cacheprovider

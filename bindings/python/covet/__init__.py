@@ -1,0 +1,64 @@
+"""CovetPy: FastAPI-style handlers on a C++20 io_uring/epoll HTTP engine.
+
+::
+
+    from covet import CovetPy, Request, Response
+
+    app = CovetPy()
+
+    @app.get("/users/{user_id}")
+    async def get_user(user_id: int) -> Response:
+        return Response({"id": user_id})
+
+    if __name__ == "__main__":
+        app.run(host="0.0.0.0", port=8000)
+"""
+
+from __future__ import annotations
+
+from . import status
+from .app import CovetPy
+from .concurrency import run_in_threadpool
+from .datastructures import URL, FormData, Headers, QueryParams, State
+from .exceptions import HTTPException, RequestValidationError, ResponseValidationError
+from .params import Body, Cookie, Header, Path, Query
+from .requests import Request
+from .responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CovetPy",
+    "Request",
+    "Response",
+    "JSONResponse",
+    "PlainTextResponse",
+    "HTMLResponse",
+    "RedirectResponse",
+    "StreamingResponse",
+    "FileResponse",
+    "HTTPException",
+    "RequestValidationError",
+    "ResponseValidationError",
+    "Query",
+    "Path",
+    "Header",
+    "Cookie",
+    "Body",
+    "Headers",
+    "QueryParams",
+    "FormData",
+    "URL",
+    "State",
+    "status",
+    "run_in_threadpool",
+    "__version__",
+]

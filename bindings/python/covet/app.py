@@ -1,0 +1,363 @@
+"""`CovetPy`, the application object: routes, middleware, exception handlers, lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, Literal, Optional, TypeVar, Union
+
+from . import encoders
+from .datastructures import State
+from .responses import Response, StreamingResponse
+from .routing import _FROM_ANNOTATION, ConstantRoute, Route, RouteTable, parse_path
+
+__all__ = ["CovetPy"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+Lifespan = Callable[["CovetPy"], contextlib.AbstractAsyncContextManager[Any]]
+ExceptionHandler = Callable[[Any, Exception], Any]
+
+
+class CovetPy:
+    """A CovetPy application.
+
+    ::
+
+        app = CovetPy()
+
+        @app.get("/users/{user_id}")
+        async def get_user(user_id: int, verbose: bool = False) -> dict:
+            return {"id": user_id}
+
+        app.run(host="0.0.0.0", port=8000)
+
+    Options:
+      on_startup / on_shutdown: callables (sync or async) run before serving / after the last request.
+      lifespan: ``lifespan(app)`` returning an async context manager around the whole serving period;
+        a mapping it yields becomes the initial ``request.state`` of every request.
+      sync_handlers: ``"threadpool"`` (default, like FastAPI: a blocking ``def`` handler does not stall
+        others) or ``"inline"`` (run ``def`` handlers directly on the event-loop thread: fastest, for
+        handlers that never block). Per route: ``@app.get(..., inline=True)``.
+      thread_pool_size: threads for sync handlers and blocking iterators (default 40).
+      eager_async: run an ``async def`` handler's first step right away (default True); per route:
+        ``@app.get(..., eager=False)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        title: str = "CovetPy",
+        version: str = "0.1.0",
+        debug: bool = False,
+        on_startup: Optional[Sequence[Callable[[], Any]]] = None,
+        on_shutdown: Optional[Sequence[Callable[[], Any]]] = None,
+        lifespan: Optional[Lifespan] = None,
+        exception_handlers: Optional[Mapping[Union[int, type[Exception]], ExceptionHandler]] = None,
+        sync_handlers: Literal["threadpool", "inline"] = "threadpool",
+        thread_pool_size: int = 40,
+        eager_async: bool = True,
+    ) -> None:
+        if sync_handlers not in ("threadpool", "inline"):
+            raise ValueError("sync_handlers must be 'threadpool' or 'inline'")
+        self.title = title
+        self.version = version
+        self.debug = debug
+        self.state = State()
+        self.router = RouteTable()
+        self.user_middleware: list[Callable[..., Any]] = []
+        self.exception_handlers: dict[Any, ExceptionHandler] = dict(exception_handlers or {})
+        self.on_startup_handlers: list[Callable[[], Any]] = list(on_startup or [])
+        self.on_shutdown_handlers: list[Callable[[], Any]] = list(on_shutdown or [])
+        self.lifespan = lifespan
+        self.sync_handlers = sync_handlers
+        self.thread_pool_size = thread_pool_size
+        self.eager_async = eager_async
+        self._lifespan_state: Optional[dict[str, Any]] = None
+
+    # -- routes ---------------------------------------------------------------------------------------
+    @property
+    def routes(self) -> list[Union[Route, ConstantRoute]]:
+        """Every route in registration order (``route.path``, ``route.methods``, ``route.name``)."""
+        return list(self.router.routes)
+
+    def add_api_route(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        *,
+        methods: Optional[Sequence[str]] = None,
+        status_code: Optional[int] = None,
+        name: Optional[str] = None,
+        response_model: Any = _FROM_ANNOTATION,
+        inline: Optional[bool] = None,
+        eager: Optional[bool] = None,
+    ) -> Route:
+        """Adds `endpoint` for `methods` (default GET) on `path`; raises ValueError on a duplicate."""
+        route = Route.build(
+            path,
+            endpoint,
+            methods or ("GET",),
+            name=name,
+            status_code=status_code,
+            inline=inline,
+            eager=eager,
+            response_model=response_model,
+        )
+        self.router.add(route)
+        return route
+
+    def route(
+        self,
+        path: str,
+        methods: Optional[Sequence[str]] = None,
+        *,
+        status_code: Optional[int] = None,
+        name: Optional[str] = None,
+        response_model: Any = _FROM_ANNOTATION,
+        inline: Optional[bool] = None,
+        eager: Optional[bool] = None,
+        constant: bool = False,
+    ) -> Callable[[F], F]:
+        """Decorator form of `add_api_route`.
+
+        ``response_model=`` overrides the return annotation (``None`` turns result checking off).
+        ``inline=True`` runs a sync handler on the loop thread; ``eager=False`` starts an async handler
+        in a Task. ``constant=True`` calls the handler once, now, and lets the engine serve its result
+        forever after (the handler must take no arguments).
+        """
+
+        def decorator(func: F) -> F:
+            if constant:
+                self._add_constant_from_handler(path, func, methods or ("GET",), status_code)
+            else:
+                self.add_api_route(
+                    path, func, methods=methods, status_code=status_code, name=name,
+                    response_model=response_model, inline=inline, eager=eager,
+                )
+            return func
+
+        return decorator
+
+    def get(self, path: str, **options: Any) -> Callable[[F], F]:
+        return self.route(path, ["GET"], **options)
+
+    def post(self, path: str, **options: Any) -> Callable[[F], F]:
+        return self.route(path, ["POST"], **options)
+
+    def put(self, path: str, **options: Any) -> Callable[[F], F]:
+        return self.route(path, ["PUT"], **options)
+
+    def patch(self, path: str, **options: Any) -> Callable[[F], F]:
+        return self.route(path, ["PATCH"], **options)
+
+    def delete(self, path: str, **options: Any) -> Callable[[F], F]:
+        return self.route(path, ["DELETE"], **options)
+
+    def head(self, path: str, **options: Any) -> Callable[[F], F]:
+        return self.route(path, ["HEAD"], **options)
+
+    def options(self, path: str, **options: Any) -> Callable[[F], F]:
+        return self.route(path, ["OPTIONS"], **options)
+
+    # -- constant routes ------------------------------------------------------------------------------
+    def add_constant_route(
+        self,
+        path: str,
+        content: Any,
+        *,
+        methods: Sequence[str] = ("GET",),
+        status_code: Optional[int] = None,
+        media_type: Optional[str] = None,
+        headers: Optional[Mapping[str, str]] = None,
+    ) -> ConstantRoute:
+        """A route the engine answers by itself with a fixed response; it never enters Python.
+
+        `content` is anything a handler may return (dict/list/model → JSON, str → JSON string) or a
+        `Response`; a str or bytes with an explicit `media_type` is sent as is.
+        """
+        if isinstance(content, Response):
+            if status_code is not None or media_type is not None or headers is not None:
+                raise TypeError("pass status_code/media_type/headers in the Response, not next to it")
+            response = content
+        elif media_type is not None:
+            response = Response(content, status_code=status_code or 200, media_type=media_type, headers=headers)
+        else:
+            response = Response(encoders.dumps(content), status_code=status_code or 200,
+                                media_type="application/json", headers=headers)
+        if isinstance(response, StreamingResponse):
+            raise TypeError("a streaming response cannot be a constant route")
+        parse_path(path)
+        content_type = ""
+        extra: list[tuple[str, str]] = []
+        for name, value in response.headers.raw:
+            if name.lower() == "content-type":
+                content_type = value
+            else:
+                extra.append((name, value))
+        route = ConstantRoute(
+            path=path,
+            methods=tuple(dict.fromkeys(m.upper() for m in methods)),
+            status_code=response.status_code,
+            content_type=content_type,
+            body=response.body,
+            headers=extra,
+        )
+        self.router.add(route)
+        return route
+
+    def _add_constant_from_handler(self, path: str, func: Callable[..., Any], methods: Sequence[str],
+                                   status_code: Optional[int]) -> None:
+        if inspect.signature(func).parameters:
+            raise TypeError(f"constant route {path}: the handler must take no arguments")
+        result = func()
+        if inspect.iscoroutine(result):
+            try:
+                result.send(None)
+            except StopIteration as stop:
+                result = stop.value
+            else:
+                result.close()
+                raise TypeError(f"constant route {path}: the handler must not await anything")
+        if isinstance(result, Response):
+            self.add_constant_route(path, result, methods=methods)
+        else:
+            self.add_constant_route(path, result, methods=methods, status_code=status_code)
+
+    # -- middleware and exception handlers ------------------------------------------------------------
+    def middleware(self, middleware_type: str = "http") -> Callable[[F], F]:
+        """``@app.middleware("http")`` on ``async def mw(request, call_next) -> Response``.
+
+        The middleware registered last runs first (outermost), as in FastAPI.
+        """
+        if middleware_type != "http":
+            raise ValueError("only 'http' middleware is supported")
+
+        def decorator(func: F) -> F:
+            self.add_http_middleware(func)
+            return func
+
+        return decorator
+
+    def add_http_middleware(self, func: Callable[..., Awaitable[Response]]) -> None:
+        if not inspect.iscoroutinefunction(func):
+            raise TypeError("middleware must be an async function: async def mw(request, call_next)")
+        self.user_middleware.append(func)
+
+    def exception_handler(self, exc_class_or_status_code: Union[int, type[Exception]]) -> Callable[[F], F]:
+        """``@app.exception_handler(MyError)`` on ``(async) def handler(request, exc) -> Response``.
+
+        An int key handles `HTTPException` with that status; ``Exception`` (or 500) replaces the
+        default 500 answer to unhandled exceptions.
+        """
+
+        def decorator(func: F) -> F:
+            self.add_exception_handler(exc_class_or_status_code, func)
+            return func
+
+        return decorator
+
+    def add_exception_handler(self, key: Union[int, type[Exception]], handler: ExceptionHandler) -> None:
+        self.exception_handlers[key] = handler
+
+    # -- lifespan -------------------------------------------------------------------------------------
+    def on_event(self, event_type: Literal["startup", "shutdown"]) -> Callable[[F], F]:
+        def decorator(func: F) -> F:
+            self.add_event_handler(event_type, func)
+            return func
+
+        return decorator
+
+    def add_event_handler(self, event_type: str, func: Callable[[], Any]) -> None:
+        if event_type == "startup":
+            self.on_startup_handlers.append(func)
+        elif event_type == "shutdown":
+            self.on_shutdown_handlers.append(func)
+        else:
+            raise ValueError("event_type must be 'startup' or 'shutdown'")
+
+    @contextlib.asynccontextmanager
+    async def lifespan_context(self) -> AsyncIterator[None]:
+        """Startup handlers, then the `lifespan` context, serving (the body), then shutdown, in reverse."""
+        for handler in self.on_startup_handlers:
+            await _call_maybe_async(handler)
+        try:
+            if self.lifespan is not None:
+                async with self.lifespan(self) as state:
+                    self._lifespan_state = dict(state) if state is not None else None
+                    try:
+                        yield
+                    finally:
+                        self._lifespan_state = None
+            else:
+                yield
+        finally:
+            for handler in self.on_shutdown_handlers:
+                await _call_maybe_async(handler)
+
+    # -- running ----------------------------------------------------------------------------------------
+    def run(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        *,
+        workers: Union[int, str] = 1,
+        threads: int = 1,
+        log_level: str = "info",
+        **server_options: Any,
+    ) -> None:
+        """Serve until SIGINT/SIGTERM, then shut down gracefully and return.
+
+        `threads` native I/O threads feed one Python thread (the event loop). ``workers=N`` (or
+        ``"auto"``: one per CPU) runs N worker processes sharing the port under a supervisor, like
+        ``covet run module:app --workers N``; the app must then be importable as a module attribute.
+        """
+        from .serve import configure_logging, serve
+
+        if workers != 1:
+            from .supervisor import Supervisor, WorkerOptions, resolve_workers
+
+            if server_options:
+                raise TypeError(f"options {sorted(server_options)} are not supported with workers != 1")
+            spec, app_dir = _import_string(self)
+            options = WorkerOptions(app=spec, host=host, port=port, threads=threads, log_level=log_level,
+                                    app_dir=app_dir)
+            Supervisor(options, resolve_workers(workers)).run()
+            return
+        configure_logging(log_level)
+        serve(self, host, port, threads, **server_options)
+
+    def __repr__(self) -> str:
+        return f"<CovetPy {self.title!r} with {len(self.router.routes)} routes>"
+
+
+def _import_string(app: CovetPy) -> tuple[str, str]:
+    """``("module:attribute", directory)`` under which worker processes can import `app`."""
+    import os
+    import sys
+
+    for name, module in list(sys.modules.items()):
+        if module is None or name == "__main__":
+            continue
+        for attr, value in list(vars(module).items()):
+            if value is app:
+                return f"{name}:{attr}", "."
+    main = sys.modules.get("__main__")
+    main_file = getattr(main, "__file__", None)
+    if main is not None and main_file:
+        for attr, value in list(vars(main).items()):
+            if value is app:
+                stem = os.path.splitext(os.path.basename(main_file))[0]
+                return f"{stem}:{attr}", os.path.dirname(os.path.abspath(main_file))
+    raise RuntimeError("app.run(workers=N) needs the app to be a module-level variable "
+                       "(or use: covet run module:app --workers N)")
+
+
+async def _call_maybe_async(func: Callable[[], Any]) -> None:
+    if inspect.iscoroutinefunction(func):
+        await func()
+    else:
+        result = func()
+        if inspect.isawaitable(result):
+            await result
+

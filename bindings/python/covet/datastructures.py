@@ -1,0 +1,279 @@
+"""Small containers used by requests and responses: headers, query parameters, form data, URL, state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Optional, Union
+from urllib.parse import parse_qsl, urlencode
+
+__all__ = ["Headers", "MutableHeaders", "QueryParams", "FormData", "URL", "State", "Address"]
+
+
+class Address(tuple):
+    """The peer of a connection: ``(host, port)`` with ``.host`` and ``.port``."""
+
+    __slots__ = ()
+
+    def __new__(cls, host: str, port: int) -> "Address":
+        return tuple.__new__(cls, (host, port))
+
+    @property
+    def host(self) -> str:
+        return self[0]  # type: ignore[no-any-return]
+
+    @property
+    def port(self) -> int:
+        return self[1]  # type: ignore[no-any-return]
+
+
+class _MultiMapping(Mapping[str, str]):
+    """An immutable multi-valued mapping; ``m[key]`` is the LAST value given for `key` (as in Starlette)."""
+
+    __slots__ = ("_list", "_dict")
+
+    def __init__(self, items: Union[Iterable[tuple[str, str]], Mapping[str, str], None] = None) -> None:
+        if items is None:
+            pairs: list[tuple[str, str]] = []
+        elif isinstance(items, _MultiMapping):
+            pairs = list(items.multi_items())
+        elif isinstance(items, Mapping):
+            pairs = [(str(k), str(v)) for k, v in items.items()]
+        else:
+            pairs = [(str(k), str(v)) for k, v in items]
+        self._list = pairs
+        self._dict = dict(pairs)
+
+    def getlist(self, key: str) -> list[str]:
+        return [v for k, v in self._list if k == key]
+
+    def multi_items(self) -> list[tuple[str, str]]:
+        return list(self._list)
+
+    def __getitem__(self, key: str) -> str:
+        return self._dict[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._dict)
+
+    def __len__(self) -> int:
+        return len(self._dict)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _MultiMapping):
+            return sorted(self._list) == sorted(other._list)
+        return NotImplemented
+
+    def __hash__(self) -> int:  # pragma: no cover - mappings are not hashable
+        raise TypeError(f"unhashable type: {type(self).__name__!r}")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._list!r})"
+
+
+class QueryParams(_MultiMapping):
+    """Decoded query-string parameters. Accepts a raw query string as well as pairs or a mapping."""
+
+    __slots__ = ()
+
+    def __init__(self, items: Union[str, Iterable[tuple[str, str]], Mapping[str, str], None] = None) -> None:
+        if isinstance(items, str):
+            items = parse_qsl(items, keep_blank_values=True)
+        super().__init__(items)
+
+    def __str__(self) -> str:
+        return urlencode(self._list)
+
+
+class FormData(_MultiMapping):
+    """Decoded form fields (``application/x-www-form-urlencoded``)."""
+
+    __slots__ = ()
+
+
+class Headers(Mapping[str, str]):
+    """Request or response headers: case-insensitive, multi-valued, order-preserving, immutable.
+
+    ``h[name]`` / ``h.get(name)`` give the FIRST value, ``h.getlist(name)`` all of them, ``h.raw`` the
+    ``(name, value)`` pairs as received (original case).
+    """
+
+    __slots__ = ("_raw", "_lower")
+    _raw: list[tuple[str, str]]
+
+    def __init__(self, headers: Union[Iterable[tuple[str, str]], Mapping[str, str], None] = None) -> None:
+        if headers is None:
+            raw: list[tuple[str, str]] = []
+        elif type(headers) is list:  # the common case first: ABC isinstance checks are slow
+            raw = list(headers)
+        elif isinstance(headers, Headers):
+            raw = list(headers._raw)
+        elif isinstance(headers, Mapping):
+            raw = list(headers.items())
+        else:
+            raw = list(headers)
+        self._raw = raw
+        self._lower: Optional[dict[str, str]] = None
+
+    def _index(self) -> dict[str, str]:
+        index = self._lower
+        if index is None:
+            index = {}
+            for name, value in self._raw:
+                index.setdefault(name.lower(), value)
+            self._lower = index
+        return index
+
+    @property
+    def raw(self) -> list[tuple[str, str]]:
+        return list(self._raw)
+
+    def getlist(self, key: str) -> list[str]:
+        key = key.lower()
+        return [v for k, v in self._raw if k.lower() == key]
+
+    def __getitem__(self, key: str) -> str:
+        return self._index()[key.lower()]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key.lower() in self._index()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index())
+
+    def __len__(self) -> int:
+        return len(self._index())
+
+    def keys(self):  # type: ignore[override]
+        return self._index().keys()
+
+    def items(self):  # type: ignore[override]
+        return self._index().items()
+
+    def values(self):  # type: ignore[override]
+        return self._index().values()
+
+    def mutablecopy(self) -> "MutableHeaders":
+        return MutableHeaders(self._raw)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Headers):
+            return sorted((k.lower(), v) for k, v in self._raw) == sorted((k.lower(), v) for k, v in other._raw)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._raw!r})"
+
+
+class MutableHeaders(Headers):
+    """Response headers: like :class:`Headers`, plus ``h[name] = value`` (replaces), ``del``, ``append``."""
+
+    __slots__ = ()
+
+    def __setitem__(self, key: str, value: str) -> None:
+        lower = key.lower()
+        self._raw = [(k, v) for k, v in self._raw if k.lower() != lower]
+        self._raw.append((key, str(value)))
+        self._lower = None
+
+    def __delitem__(self, key: str) -> None:
+        lower = key.lower()
+        kept = [(k, v) for k, v in self._raw if k.lower() != lower]
+        if len(kept) == len(self._raw):
+            raise KeyError(key)
+        self._raw = kept
+        self._lower = None
+
+    def setdefault(self, key: str, value: str) -> str:  # type: ignore[override]
+        if key in self:
+            return self[key]
+        self[key] = value
+        return value
+
+    def append(self, key: str, value: str) -> None:
+        self._raw.append((key, str(value)))
+        self._lower = None
+
+    def update(self, other: Union[Mapping[str, str], Iterable[tuple[str, str]]]) -> None:
+        for key, value in other.items() if isinstance(other, Mapping) else other:
+            self[key] = value
+
+
+class URL:
+    """The request URL, built from the Host header and the request target."""
+
+    __slots__ = ("scheme", "netloc", "path", "query", "raw_path")
+
+    def __init__(self, scheme: str, netloc: str, path: str, query: str, raw_path: str = "") -> None:
+        self.scheme = scheme
+        self.netloc = netloc
+        self.path = path
+        self.query = query
+        self.raw_path = raw_path or path
+
+    @property
+    def hostname(self) -> Optional[str]:
+        host = self.netloc
+        if not host:
+            return None
+        if host.startswith("["):  # IPv6 literal
+            return host[1 : host.index("]")] if "]" in host else host
+        return host.rsplit(":", 1)[0] if ":" in host else host
+
+    @property
+    def port(self) -> Optional[int]:
+        host = self.netloc
+        tail = host.rsplit("]", 1)[-1] if host.startswith("[") else host
+        if ":" in tail:
+            try:
+                return int(tail.rsplit(":", 1)[1])
+            except ValueError:
+                return None
+        return None
+
+    def __str__(self) -> str:
+        out = f"{self.scheme}://{self.netloc}{self.raw_path}"
+        return f"{out}?{self.query}" if self.query else out
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (URL, str)):
+            return str(self) == str(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+    def __repr__(self) -> str:
+        return f"URL({str(self)!r})"
+
+
+class State:
+    """An attribute bag: ``app.state.db = ...``; ``request.state.user = ...``."""
+
+    def __init__(self, initial: Optional[Mapping[str, Any]] = None) -> None:
+        object.__setattr__(self, "_state", dict(initial or {}))
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        self._state[key] = value
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self._state[key]
+        except KeyError:
+            raise AttributeError(f"'{type(self).__name__}' object has no attribute '{key}'") from None
+
+    def __delattr__(self, key: str) -> None:
+        try:
+            del self._state[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._state
+
+    def _copy(self) -> "State":
+        return State(self._state)
+
+    def __repr__(self) -> str:
+        return f"State({self._state!r})"

@@ -1,0 +1,252 @@
+"""Per-request work on the event-loop thread: from a queued native request to the response.
+
+`Dispatcher.on_readable` is the event loop's reader callback for the engine's eventfd. It takes the queued
+requests in one batch and starts each one's pipeline coroutine eagerly (see `concurrency`). The pipeline:
+
+    middleware (outermost = registered last) → parameters → handler → result rendering
+    exception handlers (HTTPException, validation errors, registered types) inside the middleware,
+    the 500 handler outside it.
+
+Sync handlers run in the app's thread pool unless declared ``inline``. Everything else — middleware,
+async handlers, rendering, calls into the engine — runs on the loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import functools
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from typing import TYPE_CHECKING, Any, Optional, Union
+
+from . import encoders
+from .concurrency import TaskSet, start_eagerly
+from .datastructures import MutableHeaders
+from .exceptions import HTTPException, RequestValidationError, ResponseValidationError
+from .params import validation_error
+from .requests import Request
+from .responses import Response
+from .routing import Route
+
+if TYPE_CHECKING:
+    from .app import CovetPy
+
+logger = logging.getLogger("covet")
+
+JSON_HEADERS: list[tuple[str, str]] = [("content-type", "application/json")]
+# (status, headers, body) for the common case, or a Response object.
+Rendered = Union[tuple[int, list[tuple[str, str]], bytes], Response]
+CallNext = Callable[[Request], Awaitable[Response]]
+
+_NO_BODY_STATUSES = frozenset({204, 304})
+_getrefcount = sys.getrefcount
+# References to a Request held by `_handle` itself at the moment it decides whether to copy the request
+# out of the engine: its local variable and getrefcount's argument.
+_OWN_REFERENCES = 2
+
+
+def _as_response(rendered: Rendered) -> Response:
+    if isinstance(rendered, Response):
+        return rendered
+    status, headers, body = rendered
+    response = Response.__new__(Response)
+    response.status_code = status
+    response.body = body
+    response.media_type = "application/json"
+    response.headers = MutableHeaders(headers)
+    return response
+
+
+def _default_body(status: int, detail: Any) -> bytes:
+    return b"" if status in _NO_BODY_STATUSES else encoders.dumps({"detail": encoders.jsonable(detail)})
+
+
+class Dispatcher:
+    """Serves one app's Python routes for one native server, on the thread running `loop`."""
+
+    def __init__(
+        self,
+        app: "CovetPy",
+        server: Any,
+        targets: list[Route],
+        loop: asyncio.AbstractEventLoop,
+        executor: Executor,
+        batch: int = 256,
+    ) -> None:
+        self.app = app
+        self.server = server
+        self.targets = targets  # by native route id
+        self.loop = loop
+        self.executor = executor
+        self.batch = batch
+        self.tasks = TaskSet()
+        self.inline_default = app.sync_handlers == "inline"
+        self.eager_default = app.eager_async
+        self._middleware = list(app.user_middleware)
+        self._chain: Optional[CallNext] = self._build_chain() if self._middleware else None
+        self._handlers = dict(app.exception_handlers)
+        self._error_handler = self._handlers.pop(Exception, None) or self._handlers.pop(500, None)
+        self._eager = [self.eager_default if route.eager is None else route.eager for route in targets]
+
+    # -- reader callback ----------------------------------------------------------------------------
+    def on_readable(self) -> None:
+        try:
+            items = self.server.take(self.batch)
+        except Exception:
+            logger.exception("taking requests from the engine failed")
+            return
+        targets = self.targets
+        eager = self._eager
+        handle = self._handle
+        loop = self.loop
+        tasks = self.tasks
+        copy_context = contextvars.copy_context
+        for route_id, native, responder in items:
+            coro = handle(targets[route_id], native, responder)
+            if eager[route_id]:
+                start_eagerly(coro, loop, tasks, copy_context())
+            else:
+                tasks.add(loop.create_task(coro))
+
+    # -- the pipeline -------------------------------------------------------------------------------
+    async def _handle(self, route: Route, native: Any, responder: Any) -> None:
+        request: Optional[Request] = None
+        try:
+            if self._chain is not None:
+                request = Request(native, self.app)
+                request._route = route  # type: ignore[attr-defined]
+                rendered: Rendered = await self._chain(request)
+            else:
+                if route.plan.needs_request:
+                    request = Request(native, self.app)
+                rendered = await self._route_response(route, native, request)
+        except Exception as exc:
+            if request is None:
+                request = Request(native, self.app)
+            rendered = await self._server_error(exc, request, route)
+        if request is not None and _getrefcount(request) > _OWN_REFERENCES:
+            request._detach()  # someone kept it (a background task): copy it out before the engine reuses it
+        try:
+            if rendered.__class__ is tuple:
+                responder.send(*rendered)  # type: ignore[misc]
+            elif rendered._streams:  # type: ignore[union-attr]
+                await rendered._send(responder, self.executor)  # type: ignore[union-attr]
+            else:
+                responder.send(rendered.status_code, rendered.headers._raw, rendered.body)  # type: ignore[union-attr]
+        except Exception:
+            logger.exception("sending the response for %s %s failed", route.methods[0], route.path)
+            self._send_fallback_500(responder)
+
+    async def _route_response(self, route: Route, native: Any, request: Optional[Request]) -> Rendered:
+        """The route's response, with HTTPException, validation errors and registered types handled."""
+        try:
+            kwargs = route.plan.extract(native, request)
+            endpoint = route.endpoint
+            if route.is_async:
+                result = await endpoint(**kwargs)
+            elif route.inline if route.inline is not None else self.inline_default:
+                result = endpoint(**kwargs)
+            else:
+                call = functools.partial(contextvars.copy_context().run, endpoint, **kwargs)
+                result = await self.loop.run_in_executor(self.executor, call)
+            return self._render(route, result)
+        except Exception as exc:
+            handler = self._find_handler(exc)
+            if handler is None:
+                raise
+            if request is None:
+                request = Request(native, self.app)
+            return await self._call_handler(handler, request, exc)
+
+    def _render(self, route: Route, result: Any) -> Rendered:
+        if isinstance(result, Response):
+            return result
+        if route.status_code in _NO_BODY_STATUSES:  # e.g. status_code=204 on the decorator: no body
+            return route.status_code, [], b""
+        adapter = route.response_adapter
+        if adapter is not None:
+            try:
+                value = adapter.validate_python(result, from_attributes=True)
+            except validation_error() as exc:
+                raise ResponseValidationError([dict(e) for e in exc.errors(include_url=False)]) from exc
+            return route.status_code, JSON_HEADERS, adapter.dump_json(value, by_alias=True)
+        serializer = getattr(type(result), "__pydantic_serializer__", None)
+        if serializer is not None:  # a pydantic model (or pydantic dataclass): its own Rust serializer
+            return route.status_code, JSON_HEADERS, serializer.to_json(result, by_alias=True)
+        return route.status_code, JSON_HEADERS, encoders.dumps(result)
+
+    # -- middleware ---------------------------------------------------------------------------------
+    def _build_chain(self) -> CallNext:
+        async def endpoint_layer(request: Request) -> Response:
+            route: Route = request._route  # type: ignore[attr-defined]
+            return _as_response(await self._route_response(route, request._native, request))
+
+        call_next: CallNext = endpoint_layer
+        for middleware in self._middleware:  # the last one registered ends up outermost
+            call_next = _bind_middleware(middleware, call_next)
+        return call_next
+
+    # -- exceptions ---------------------------------------------------------------------------------
+    def _find_handler(self, exc: Exception) -> Optional[Callable[..., Any]]:
+        handlers = self._handlers
+        if handlers:
+            if isinstance(exc, HTTPException) and exc.status_code in handlers:
+                return handlers[exc.status_code]
+            for cls in type(exc).__mro__:
+                handler = handlers.get(cls)
+                if handler is not None:
+                    return handler
+        if isinstance(exc, HTTPException):
+            return _http_exception_handler
+        if isinstance(exc, RequestValidationError):
+            return _validation_error_handler
+        return None
+
+    async def _call_handler(self, handler: Callable[..., Any], request: Request, exc: Exception) -> Rendered:
+        result = handler(request, exc)
+        if isinstance(result, Awaitable):
+            result = await result
+        if isinstance(result, Response) or result.__class__ is tuple:
+            return result  # type: ignore[no-any-return]
+        return Response(result)
+
+    async def _server_error(self, exc: Exception, request: Request, route: Route) -> Rendered:
+        if self._error_handler is not None:
+            try:
+                return await self._call_handler(self._error_handler, request, exc)
+            except Exception:
+                logger.exception("the app's 500 handler failed")
+        if isinstance(exc, ResponseValidationError):
+            logger.error("%s returned a value that does not match its declared type: %s", route.name, exc.errors(), exc_info=exc)
+        else:
+            try:
+                where = f"{request.method} {request.raw_path}"
+            except Exception:
+                where = route.path
+            logger.error("unhandled exception in %s (%s)", route.name, where, exc_info=exc)
+        return 500, JSON_HEADERS, b'{"detail":"Internal Server Error"}'
+
+    @staticmethod
+    def _send_fallback_500(responder: Any) -> None:
+        with contextlib.suppress(Exception):  # already answered (e.g. a stream failed midway)
+            responder.send(500, JSON_HEADERS, b'{"detail":"Internal Server Error"}')
+
+
+def _bind_middleware(middleware: Callable[[Request, CallNext], Awaitable[Response]], call_next: CallNext) -> CallNext:
+    async def layer(request: Request) -> Response:
+        return await middleware(request, call_next)
+
+    return layer
+
+
+def _http_exception_handler(request: Request, exc: HTTPException) -> Rendered:
+    headers = JSON_HEADERS if not exc.headers else [*JSON_HEADERS, *exc.headers.items()]
+    return exc.status_code, headers, _default_body(exc.status_code, exc.detail)
+
+
+def _validation_error_handler(request: Request, exc: RequestValidationError) -> Rendered:
+    return 422, JSON_HEADERS, encoders.dumps({"detail": encoders.jsonable(exc.errors())})

@@ -1,0 +1,241 @@
+"""The `Request` object handlers receive (Starlette-like), built lazily over the native request.
+
+Nothing is copied out of the engine until it is used: a handler that only reads ``request.method`` pays
+for one attribute, not for the headers, the query string or the body.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Optional
+from urllib.parse import parse_qsl, unquote
+
+from .datastructures import URL, Address, FormData, Headers, QueryParams, State
+from .encoders import loads as _json_loads
+
+if TYPE_CHECKING:
+    from .app import CovetPy
+
+__all__ = ["Request", "parse_cookies"]
+
+
+def parse_cookies(header: str) -> dict[str, str]:
+    """``Cookie: a=1; b="two"`` → ``{"a": "1", "b": "two"}`` (lenient, like browsers send them)."""
+    out: dict[str, str] = {}
+    for chunk in header.split(";"):
+        name, sep, value = chunk.partition("=")
+        name = name.strip()
+        if not sep:  # a bare value counts as a value with no name, as browsers do
+            name, value = "", name
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        if name or value:
+            out[name] = unquote(value)
+    return out
+
+
+class Request:
+    """One HTTP request.
+
+    Attributes: ``method``, ``url`` (``.path``, ``.query``, ``.hostname`` ...), ``path``, ``headers``
+    (case-insensitive), ``query_params``, ``cookies``, ``path_params`` (decoded strings), ``client``
+    (``(host, port)``), ``http_version``, ``state``, ``app``; and ``await body()``, ``await json()``,
+    ``await form()``.
+
+    The engine keeps the request's bytes only until the response has been sent. CovetPy copies what is
+    still unread at that point if the request object is still referenced elsewhere (a background task),
+    so a kept `Request` stays usable.
+    """
+
+    __slots__ = (
+        "_native",
+        "_app",
+        "_method",
+        "_raw_path",
+        "_path",
+        "_query_string",
+        "_headers",
+        "_query_params",
+        "_cookies",
+        "_body",
+        "_json",
+        "_form",
+        "_path_params",
+        "_client",
+        "_http_version",
+        "_state",
+        "_route",
+        "__weakref__",
+    )
+
+    def __init__(self, native: Any, app: Optional["CovetPy"] = None) -> None:
+        self._native = native
+        self._app = app
+        self._method: Optional[str] = None
+        self._raw_path: Optional[str] = None
+        self._path: Optional[str] = None
+        self._query_string: Optional[str] = None
+        self._headers: Optional[Headers] = None
+        self._query_params: Optional[QueryParams] = None
+        self._cookies: Optional[dict[str, str]] = None
+        self._body: Optional[bytes] = None
+        self._json: Any = _UNSET
+        self._form: Optional[FormData] = None
+        self._path_params: Optional[dict[str, str]] = None
+        self._client: Optional[Address] = None
+        self._http_version: Optional[str] = None
+        self._state: Optional[State] = None
+        self._route: Any = None
+
+    # -- scalar attributes ------------------------------------------------------------------------
+    @property
+    def app(self) -> "CovetPy":
+        if self._app is None:
+            raise AttributeError("this request is not attached to an app")
+        return self._app
+
+    @property
+    def method(self) -> str:
+        if self._method is None:
+            self._method = self._native.method
+        return self._method
+
+    @property
+    def raw_path(self) -> str:
+        """The path as sent (still percent-encoded)."""
+        if self._raw_path is None:
+            self._raw_path = self._native.path
+        return self._raw_path
+
+    @property
+    def path(self) -> str:
+        """The percent-decoded path."""
+        if self._path is None:
+            raw = self.raw_path
+            self._path = unquote(raw) if "%" in raw else raw
+        return self._path
+
+    @property
+    def query_string(self) -> str:
+        if self._query_string is None:
+            self._query_string = self._native.query_string
+        return self._query_string
+
+    @property
+    def http_version(self) -> str:
+        if self._http_version is None:
+            self._http_version = self._native.http_version
+        return self._http_version
+
+    @property
+    def client(self) -> Address:
+        if self._client is None:
+            host, port = self._native.client
+            self._client = Address(host, port)
+        return self._client
+
+    # -- parsed attributes ------------------------------------------------------------------------
+    @property
+    def headers(self) -> Headers:
+        if self._headers is None:
+            self._headers = Headers(self._native.headers)
+        return self._headers
+
+    @property
+    def url(self) -> URL:
+        host = self.headers.get("host", "")
+        return URL("http", host, self.path, self.query_string, self.raw_path)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.headers.get('host', '')}/"
+
+    @property
+    def query_params(self) -> QueryParams:
+        if self._query_params is None:
+            self._query_params = QueryParams(parse_qsl(self.query_string, keep_blank_values=True))
+        return self._query_params
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        if self._cookies is None:
+            cookie_headers = self.headers.getlist("cookie")
+            self._cookies = parse_cookies("; ".join(cookie_headers)) if cookie_headers else {}
+        return self._cookies
+
+    @property
+    def path_params(self) -> dict[str, str]:
+        if self._path_params is None:
+            raw: Mapping[str, str] = self._native.params
+            self._path_params = {k: (unquote(v) if "%" in v else v) for k, v in raw.items()}
+        return self._path_params
+
+    @property
+    def state(self) -> State:
+        """Per-request attributes; starts as a copy of the state a lifespan context yielded (if any)."""
+        if self._state is None:
+            initial = self._app._lifespan_state if self._app is not None else None
+            self._state = State(initial)
+        return self._state
+
+    # -- body ---------------------------------------------------------------------------------------
+    def _body_now(self) -> bytes:
+        if self._body is None:
+            self._body = self._native.body
+        return self._body
+
+    async def body(self) -> bytes:
+        return self._body_now()
+
+    async def json(self) -> Any:
+        """The body parsed as JSON (raises ``ValueError``, e.g. ``json.JSONDecodeError``, if it is not)."""
+        if self._json is _UNSET:
+            body = self._body_now()
+            try:
+                self._json = _json_loads(body)
+            except ValueError:
+                self._json = json.loads(body)  # the stdlib's error names the problem the usual way
+        return self._json
+
+    async def form(self) -> FormData:
+        """Form fields of an ``application/x-www-form-urlencoded`` body."""
+        if self._form is None:
+            content_type = self.headers.get("content-type", "")
+            media_type = content_type.partition(";")[0].strip().lower()
+            if media_type and media_type != "application/x-www-form-urlencoded":
+                raise ValueError(f"form() supports application/x-www-form-urlencoded bodies, not {media_type!r}")
+            text = self._body_now().decode("latin-1")
+            self._form = FormData(parse_qsl(text, keep_blank_values=True))
+        return self._form
+
+    async def is_disconnected(self) -> bool:
+        return False
+
+    # -- lifetime -----------------------------------------------------------------------------------
+    def _detach(self) -> None:
+        """Copy everything still unread out of the engine (called before the response is sent)."""
+        native = self._native
+        if native is None:
+            return
+        self.method, self.raw_path, self.query_string, self.http_version, self.client  # noqa: B018
+        self.headers, self.path_params  # noqa: B018
+        self._body_now()
+        self._native = None
+
+    def __repr__(self) -> str:
+        try:
+            return f"<Request {self.method} {self.raw_path}>"
+        except Exception:  # the engine's request is gone and nothing was read
+            return "<Request (answered)>"
+
+
+class _Unset:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<unset>"
+
+
+_UNSET: Any = _Unset()

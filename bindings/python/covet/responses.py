@@ -1,0 +1,302 @@
+"""Response classes.
+
+`Response(content, status=200, headers=None, media_type=None)` is the general one: bytes and str content
+is sent as is (with `media_type`), anything else (dict, list, pydantic model, dataclass ...) is serialised
+as JSON, as in the design doc. The subclasses fix the media type; `StreamingResponse` and `FileResponse`
+send their body in chunks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import mimetypes
+import os
+from collections.abc import AsyncIterable, Iterable, Iterator, Mapping
+from email.utils import format_datetime
+from datetime import datetime, timezone
+from http.cookies import SimpleCookie
+from typing import Any, Literal, Optional, Union
+from urllib.parse import quote
+
+from . import encoders
+from .datastructures import MutableHeaders
+
+logger = logging.getLogger("covet")
+
+__all__ = [
+    "Response",
+    "JSONResponse",
+    "PlainTextResponse",
+    "HTMLResponse",
+    "RedirectResponse",
+    "StreamingResponse",
+    "FileResponse",
+]
+
+
+_CONTENT_TYPES: dict[tuple[str, str], str] = {}
+
+
+def _status_arg(status: Optional[int], status_code: Optional[int], default: int) -> int:
+    if status is not None and status_code is not None and status != status_code:
+        raise TypeError(f"status={status} and status_code={status_code} disagree; pass one of them")
+    if status is not None:
+        return int(status)
+    if status_code is not None:
+        return int(status_code)
+    return default
+
+
+class Response:
+    """An HTTP response.
+
+    ``status`` and ``status_code`` are the same thing (``status_code`` for Starlette habits). The engine adds
+    ``Server``, ``Date`` and ``Content-Length`` itself.
+    """
+
+    media_type: Optional[str] = None
+    charset: str = "utf-8"
+    default_status: int = 200
+    _streams = False  # the body is produced while sending (StreamingResponse)
+
+    def __init__(
+        self,
+        content: Any = None,
+        status: Optional[int] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        media_type: Optional[str] = None,
+        *,
+        status_code: Optional[int] = None,
+    ) -> None:
+        if status is None and status_code is None:
+            self.status_code: int = self.default_status
+        else:
+            self.status_code = _status_arg(status, status_code, self.default_status)
+        if media_type is not None:
+            self.media_type = media_type
+        self.body: bytes = self.render(content)
+        if headers is None:  # the common case, without building a header index
+            self.headers = MutableHeaders([("content-type", self._content_type())] if self.media_type else None)
+        else:
+            self.headers = MutableHeaders(headers)
+            if self.media_type is not None and "content-type" not in self.headers:
+                self.headers.append("content-type", self._content_type())
+
+    @property
+    def status(self) -> int:
+        return self.status_code
+
+    @status.setter
+    def status(self, value: int) -> None:
+        self.status_code = value
+
+    def render(self, content: Any) -> bytes:
+        if content is None:
+            return b""
+        if isinstance(content, bytes):
+            return content
+        if isinstance(content, (bytearray, memoryview)):
+            return bytes(content)
+        if isinstance(content, str):
+            return content.encode(self.charset)
+        # The design doc's Response(data): structured data is JSON.
+        if self.media_type is None:
+            self.media_type = "application/json"
+        return encoders.dumps(content)
+
+    def _content_type(self) -> str:
+        key = (self.media_type or "", self.charset)
+        content_type = _CONTENT_TYPES.get(key)
+        if content_type is None:
+            media_type, charset = key
+            if media_type.startswith("text/") and "charset=" not in media_type.lower():
+                content_type = f"{media_type}; charset={charset}"
+            else:
+                content_type = media_type
+            if len(_CONTENT_TYPES) < 256:
+                _CONTENT_TYPES[key] = content_type
+        return content_type
+
+    def set_cookie(
+        self,
+        key: str,
+        value: str = "",
+        max_age: Optional[int] = None,
+        expires: Union[datetime, str, int, None] = None,
+        path: Optional[str] = "/",
+        domain: Optional[str] = None,
+        secure: bool = False,
+        httponly: bool = False,
+        samesite: Optional[Literal["lax", "strict", "none"]] = "lax",
+    ) -> None:
+        cookie: SimpleCookie = SimpleCookie()
+        cookie[key] = value
+        morsel = cookie[key]
+        if max_age is not None:
+            morsel["max-age"] = max_age
+        if expires is not None:
+            if isinstance(expires, datetime):
+                morsel["expires"] = format_datetime(expires.astimezone(timezone.utc), usegmt=True)
+            else:
+                morsel["expires"] = expires
+        if path is not None:
+            morsel["path"] = path
+        if domain is not None:
+            morsel["domain"] = domain
+        if secure:
+            morsel["secure"] = True
+        if httponly:
+            morsel["httponly"] = True
+        if samesite is not None:
+            morsel["samesite"] = samesite
+        self.headers.append("set-cookie", morsel.OutputString())
+
+    def delete_cookie(self, key: str, path: str = "/", domain: Optional[str] = None) -> None:
+        self.set_cookie(key, max_age=0, expires=0, path=path, domain=domain)
+
+    # The dispatcher calls this to hand the response to the engine.
+    async def _send(self, responder: Any, executor: Any) -> None:
+        responder.send(self.status_code, self.headers._raw, self.body)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.status_code}>"
+
+
+class JSONResponse(Response):
+    """``content`` serialised as JSON (``application/json``)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return encoders.dumps(content)
+
+
+class PlainTextResponse(Response):
+    media_type = "text/plain"
+
+
+class HTMLResponse(Response):
+    media_type = "text/html"
+
+
+class RedirectResponse(Response):
+    """A redirect to `url` (307 Temporary Redirect by default, which keeps the method and body)."""
+
+    default_status = 307
+
+    def __init__(
+        self,
+        url: Any,
+        status: Optional[int] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        *,
+        status_code: Optional[int] = None,
+    ) -> None:
+        super().__init__(None, status=status, headers=headers, status_code=status_code)
+        self.headers["location"] = quote(str(url), safe=":/%#?=@[]!$&'()*+,;")
+
+
+ContentStream = Union[AsyncIterable[Union[str, bytes]], Iterable[Union[str, bytes]]]
+
+
+class StreamingResponse(Response):
+    """A body produced piece by piece (chunked transfer encoding).
+
+    `content` is an async iterable (iterated on the event loop) or a plain iterable (iterated in the thread
+    pool, so a blocking generator does not stall other requests). Pieces may be bytes or str.
+    """
+
+    _streams = True
+
+    def __init__(
+        self,
+        content: ContentStream,
+        status: Optional[int] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        media_type: Optional[str] = None,
+        *,
+        status_code: Optional[int] = None,
+    ) -> None:
+        super().__init__(None, status=status, headers=headers, media_type=media_type, status_code=status_code)
+        self.body_iterator = content
+
+    def _encode(self, chunk: Union[str, bytes]) -> bytes:
+        return chunk.encode(self.charset) if isinstance(chunk, str) else bytes(chunk)
+
+    async def _send(self, responder: Any, executor: Any) -> None:
+        responder.start_stream(self.status_code, self.headers._raw)
+        try:
+            content = self.body_iterator
+            if isinstance(content, AsyncIterable):
+                async for chunk in content:
+                    if chunk:
+                        responder.write(self._encode(chunk))
+            else:
+                loop = asyncio.get_running_loop()
+                iterator: Iterator[Any] = iter(content)
+                done = object()
+                while True:
+                    chunk = await loop.run_in_executor(executor, next, iterator, done)  # type: ignore[arg-type]
+                    if chunk is done:
+                        break
+                    if chunk:
+                        responder.write(self._encode(chunk))  # type: ignore[arg-type]
+        except Exception:
+            # The status line is gone already: all that is left is to cut the response short, so that the
+            # client sees an incomplete body rather than a complete-looking one.
+            logger.exception("the body of a streaming response failed midway; cutting the response short")
+            abort = getattr(responder, "abort", None)
+            if abort is not None:
+                abort()
+            else:
+                responder.end()
+            return
+        responder.end()
+
+
+class FileResponse(StreamingResponse):
+    """The contents of the file at `path`, read in the thread pool in 64 KiB pieces.
+
+    `media_type` is guessed from the file name when not given; `filename` adds a
+    ``Content-Disposition: attachment`` header.
+    """
+
+    chunk_size = 64 * 1024
+
+    def __init__(
+        self,
+        path: Union[str, "os.PathLike[str]"],
+        status: Optional[int] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        media_type: Optional[str] = None,
+        filename: Optional[str] = None,
+        *,
+        status_code: Optional[int] = None,
+    ) -> None:
+        self.path = os.fspath(path)
+        if media_type is None:
+            media_type = mimetypes.guess_type(filename or self.path)[0] or "text/plain"
+        super().__init__(self._chunks(), status=status, headers=headers, media_type=media_type, status_code=status_code)
+        if filename is not None:
+            quoted = quote(filename)
+            if quoted != filename:
+                disposition = f"attachment; filename*=utf-8''{quoted}"
+            else:
+                disposition = f'attachment; filename="{filename}"'
+            self.headers.setdefault("content-disposition", disposition)
+
+    def _chunks(self) -> Iterable[bytes]:
+        with open(self.path, "rb") as f:
+            while chunk := f.read(self.chunk_size):
+                yield chunk
+
+    async def _send(self, responder: Any, executor: Any) -> None:
+        loop = asyncio.get_running_loop()
+        size = await loop.run_in_executor(executor, os.path.getsize, self.path)
+        if size <= 4 * self.chunk_size:  # small: one read, one response with Content-Length
+            with open(self.path, "rb") as f:
+                body = await loop.run_in_executor(executor, f.read)
+            responder.send(self.status_code, self.headers._raw, body)
+            return
+        await super()._send(responder, executor)

@@ -1,0 +1,272 @@
+"""Routes, FastAPI path syntax → native router patterns, and duplicate detection.
+
+Path syntax is FastAPI's (``/users/{user_id}``, ``/files/{p:path}``); the native router also understands
+``{x:int}``, ``{x:float}``, ``{x:uuid}`` and ``{x:str}``. A plain ``{name}`` takes its native type from the
+handler's annotation (``int`` → ``{name:int}`` ...), so the engine routes by type. Because FastAPI answers
+a value of the wrong type with 422 (not 404), the app also registers an untyped fallback pattern for such
+routes when nothing else uses that shape; the handler's converter then reports the error.
+
+Duplicates (same method, same shape: literals and parameter types, names ignored) are refused when the
+route is added, naming both routes — the same rule the native router applies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import re
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Optional
+
+from .params import RequestPlan, build_plan, native_path_type, resolve_hints
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
+
+__all__ = ["Route", "ConstantRoute", "RouteTable", "parse_path", "PathSegment"]
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")
+_PARAM_TYPES = ("str", "int", "float", "uuid", "path")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+MAX_PARAMS = 16  # the native router's limit
+
+
+@dataclasses.dataclass(frozen=True)
+class PathSegment:
+    text: str  # the literal, or the parameter name
+    is_param: bool = False
+    type: Optional[str] = None  # a parameter's explicit type ("int" ...), None when written as {name}
+
+
+def parse_path(path: str) -> Optional[list[PathSegment]]:
+    """Validates `path` with the native router's rules; None for a static path (no parameters)."""
+
+    def bad(why: str) -> ValueError:
+        return ValueError(f"bad route path '{path}': {why}")
+
+    if not path.startswith("/"):
+        raise bad("must start with '/'")
+    if "{" not in path and "}" not in path:
+        return None
+    segments: list[PathSegment] = []
+    names: set[str] = set()
+    for seg in path[1:].split("/"):
+        if "{" not in seg and "}" not in seg:
+            segments.append(PathSegment(seg))
+            continue
+        if not (seg.startswith("{") and seg.endswith("}")) or seg.count("{") != 1 or seg.count("}") != 1:
+            raise bad(f"segment '{seg}' must be either fully literal or exactly one {{parameter}}")
+        name, _, type_ = seg[1:-1].partition(":")
+        if not name:
+            raise bad(f"empty parameter name in segment '{seg}'")
+        if not _NAME.match(name):
+            raise bad(f"invalid parameter name '{name}' (use letters, digits and '_', not starting with a digit)")
+        if type_ and type_ not in _PARAM_TYPES:
+            raise bad(f"unknown parameter type '{type_}' (expected str, int, float, uuid or path)")
+        if name in names:
+            raise bad(f"duplicate parameter name '{name}'")
+        names.add(name)
+        segments.append(PathSegment(name, True, type_ or None))
+    if len(names) > MAX_PARAMS:
+        raise bad(f"more than {MAX_PARAMS} parameters")
+    for segment in segments[:-1]:
+        if segment.is_param and segment.type == "path":
+            raise bad("a {path} parameter must be the last segment")
+    return segments
+
+
+def _render(segments: Sequence[PathSegment], types: dict[str, Optional[str]]) -> str:
+    parts = []
+    for seg in segments:
+        if not seg.is_param:
+            parts.append(seg.text)
+        else:
+            type_ = types.get(seg.text)
+            parts.append(f"{{{seg.text}:{type_}}}" if type_ and type_ != "str" else f"{{{seg.text}}}")
+    return "/" + "/".join(parts)
+
+
+def _shape(pattern: str) -> tuple[Any, ...]:
+    """What makes two native patterns the same route: literals and parameter types, not names."""
+    segments = parse_path(pattern)
+    if segments is None:
+        return ("static", pattern)
+    return tuple((s.type or "str") if s.is_param else ("=", s.text) for s in segments)
+
+
+def _is_async_callable(obj: Any) -> bool:
+    while isinstance(obj, functools.partial):
+        obj = obj.func
+    return inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(getattr(type(obj), "__call__", None))
+
+
+def _response_adapter(endpoint: Callable[..., Any], response_model: Any) -> Optional["TypeAdapter[Any]"]:
+    """A TypeAdapter for the declared result type (``response_model=`` or the return annotation)."""
+    from .responses import Response
+
+    if response_model is None:
+        return None
+    if response_model is _FROM_ANNOTATION:
+        try:
+            response_model = resolve_hints(endpoint).get("return", None)
+        except Exception:
+            return None
+        if response_model is None or response_model is type(None):
+            return None
+    if response_model in (Any, object, dict, list, str, int, float, bool):  # nothing to check or reshape
+        return None
+
+    def mentions_response(tp: Any) -> bool:
+        if isinstance(tp, type) and issubclass(tp, Response):
+            return True
+        return any(mentions_response(a) for a in getattr(tp, "__args__", ()) or ())
+
+    if mentions_response(response_model):
+        return None
+    from pydantic import TypeAdapter
+
+    try:
+        return TypeAdapter(response_model)
+    except Exception:  # not a type pydantic can validate: serialise the result as it is
+        return None
+
+
+_FROM_ANNOTATION: Any = object()
+
+
+@dataclasses.dataclass(eq=False)
+class Route:
+    """A Python route: `endpoint` answers `methods` on `path`."""
+
+    path: str  # as written (FastAPI syntax)
+    endpoint: Callable[..., Any]
+    methods: tuple[str, ...]
+    name: str
+    status_code: int
+    native_pattern: str  # what the native router gets
+    fallback_pattern: Optional[str]  # untyped variant for FastAPI's 422 on a mistyped path value
+    plan: RequestPlan
+    is_async: bool
+    inline: Optional[bool]  # sync handlers: run on the loop thread (True) or in the pool (False/None: app default)
+    response_adapter: Optional["TypeAdapter[Any]"]
+    eager: Optional[bool] = None  # async handlers: run the first step inline (None: the app's default)
+
+    @classmethod
+    def build(
+        cls,
+        path: str,
+        endpoint: Callable[..., Any],
+        methods: Sequence[str],
+        *,
+        name: Optional[str] = None,
+        status_code: Optional[int] = None,
+        inline: Optional[bool] = None,
+        eager: Optional[bool] = None,
+        response_model: Any = _FROM_ANNOTATION,
+    ) -> "Route":
+        methods = tuple(dict.fromkeys(m.upper() for m in methods))
+        for m in methods:
+            if m not in METHODS:
+                raise ValueError(f"unknown HTTP method '{m}' for route {path}")
+        segments = parse_path(path)
+        path_names = [s.text for s in segments if s.is_param] if segments else []
+        plan = build_plan(endpoint, path_names)
+        native_types: dict[str, Optional[str]] = {}
+        derived = False
+        for seg in segments or ():
+            if not seg.is_param:
+                continue
+            if seg.type is not None:
+                native_types[seg.text] = seg.type
+                continue
+            spec = next((s for s in plan.path if s.key == seg.text), None)
+            type_ = native_path_type(spec.annotation) if spec is not None else None
+            native_types[seg.text] = type_
+            derived = derived or type_ is not None
+        native_pattern = _render(segments, native_types) if segments else path
+        fallback = None
+        if derived:
+            assert segments is not None
+            fallback = _render(segments, {s.text: s.type for s in segments if s.is_param})
+        return cls(
+            path=path,
+            endpoint=endpoint,
+            methods=methods,
+            name=name or str(getattr(endpoint, "__name__", type(endpoint).__name__)),
+            status_code=status_code if status_code is not None else 200,
+            native_pattern=native_pattern,
+            fallback_pattern=fallback,
+            plan=plan,
+            is_async=_is_async_callable(endpoint),
+            inline=inline,
+            response_adapter=_response_adapter(endpoint, response_model),
+            eager=eager,
+        )
+
+    def describe(self) -> str:
+        return f"{','.join(self.methods)} {self.path} -> {self.name}"
+
+    def __repr__(self) -> str:
+        return f"Route({self.describe()!r})"
+
+
+@dataclasses.dataclass(eq=False)
+class ConstantRoute:
+    """A route whose response is fixed: served by the engine, never entering Python."""
+
+    path: str
+    methods: tuple[str, ...]
+    status_code: int
+    content_type: str
+    body: bytes
+    headers: list[tuple[str, str]]
+    name: str = "constant"
+
+    @property
+    def native_pattern(self) -> str:
+        return self.path
+
+    def describe(self) -> str:
+        return f"{','.join(self.methods)} {self.path} -> constant {self.status_code}"
+
+    def __repr__(self) -> str:
+        return f"ConstantRoute({self.describe()!r})"
+
+
+class RouteTable:
+    """The app's routes in registration order, with the native router's conflict rule applied early."""
+
+    def __init__(self) -> None:
+        self.routes: list[Route | ConstantRoute] = []
+        self._taken: dict[tuple[str, tuple[Any, ...]], Route | ConstantRoute] = {}
+
+    def add(self, route: Route | ConstantRoute) -> None:
+        shape = _shape(route.native_pattern)
+        for method in route.methods:
+            previous = self._taken.get((method, shape))
+            if previous is not None:
+                raise ValueError(
+                    f"route conflict: {method} {route.path} ({route.name}) clashes with "
+                    f"{method} {previous.path} ({previous.name}) registered earlier (same shape)"
+                )
+        for method in route.methods:
+            self._taken[(method, shape)] = route
+        self.routes.append(route)
+
+    def native_registrations(self) -> Iterator[tuple[str, str, Route | ConstantRoute, bool]]:
+        """(method, native pattern, route, is_fallback) for every native registration, user routes first."""
+        for route in self.routes:
+            for method in route.methods:
+                yield method, route.native_pattern, route, False
+        fallback_taken: set[tuple[str, tuple[Any, ...]]] = set()
+        for route in self.routes:
+            if not isinstance(route, Route) or route.fallback_pattern is None:
+                continue
+            shape = _shape(route.fallback_pattern)
+            for method in route.methods:
+                key = (method, shape)
+                if key in self._taken or key in fallback_taken:
+                    continue
+                fallback_taken.add(key)
+                yield method, route.fallback_pattern, route, True

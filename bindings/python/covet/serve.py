@@ -1,0 +1,299 @@
+"""Running an app: one worker process = one native server + one asyncio loop on one Python thread.
+
+`serve(app, host, port, threads)` is the single-process entry point (what ``app.run`` calls, and what a
+multi-process runner calls in each worker). `Worker` is the same thing as an object, for callers that
+drive the loop themselves; `ThreadedWorker` runs it on a background thread (used by the test clients).
+
+Threads: the engine's `threads` native threads do all socket I/O and routing without the GIL. Requests for
+Python routes are queued; the queue's eventfd is registered with the event loop (``loop.add_reader``), so
+the loop thread takes them in batches and runs handlers, middleware and rendering. Sync handlers run in
+the app's thread pool (unless inline). On SIGINT/SIGTERM the engine stops accepting, in-flight requests
+finish (the loop keeps running meanwhile), then the lifespan shutdown runs and `serve` returns 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import threading
+from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from . import _engine
+from .dispatch import Dispatcher
+from .routing import ConstantRoute, Route
+
+if TYPE_CHECKING:
+    from .app import CovetPy
+
+__all__ = ["serve", "serve_worker", "Worker", "ThreadedWorker", "new_event_loop", "configure_logging"]
+
+logger = logging.getLogger("covet")
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's loop when uvloop is installed, else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()  # type: ignore[no-any-return]
+
+
+def configure_logging(level: str = "info") -> None:
+    """Python logging for the ``covet`` logger (stderr) and the engine's log level.
+
+    Levels: trace (engine detail; Python logs at debug), debug, info, warning, error, critical.
+    """
+    numeric = logging.DEBUG if level.lower() == "trace" else logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        raise ValueError(f"unknown log level {level!r}")
+    covet_logger = logging.getLogger("covet")
+    covet_logger.setLevel(numeric)
+    if not logging.getLogger().handlers and not covet_logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("[%(asctime)s] [%(levelname)s] %(name)s: %(message)s"))
+        covet_logger.addHandler(handler)
+    native = _engine.native_module()
+    configure = getattr(native, "configure_logging", None)
+    if configure is not None:
+        native_level = {"warning": "warn", "critical": "critical"}.get(level.lower(), level.lower())
+        configure(native_level)
+
+
+class Worker:
+    """One app served by one native server, on the running event loop.
+
+    ``await worker.serve()`` runs the lifespan startup, starts the engine, serves until `stop()` is called
+    (from the loop thread; use ``loop.call_soon_threadsafe`` from elsewhere), shuts down gracefully and runs
+    the lifespan shutdown. `started` is set once requests are being served; `port` is the bound port.
+    """
+
+    def __init__(
+        self,
+        app: "CovetPy",
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        threads: int = 1,
+        *,
+        native: Any = None,
+        lifespan: bool = True,
+        on_started: Optional[Callable[["Worker"], None]] = None,
+        **server_options: Any,
+    ) -> None:
+        self.app = app
+        self.lifespan = lifespan
+        self.host = host
+        self.requested_port = port
+        self.threads = threads
+        self.native = native if native is not None else _engine.native_module()
+        self.server_options = server_options
+        self.on_started = on_started
+        self.server: Any = None
+        self.dispatcher: Optional[Dispatcher] = None
+        self.executor: Optional[Executor] = None
+        self.port: Optional[int] = None
+        self._stop = asyncio.Event()
+
+    def _make_server(self) -> tuple[Any, list[Route]]:
+        server = self.native.NativeServer(host=self.host, port=self.requested_port, threads=self.threads,
+                                          **self.server_options)
+        targets: list[Route] = []
+        ids: dict[int, int] = {}
+        for method, pattern, route, is_fallback in self.app.router.native_registrations():
+            if isinstance(route, ConstantRoute):
+                server.add_constant_route(method, pattern, route.status_code, route.content_type, route.body,
+                                          route.headers)
+                continue
+            route_id = ids.get(id(route))
+            if route_id is None:
+                route_id = ids[id(route)] = len(targets)
+                targets.append(route)
+            try:
+                server.add_route(method, pattern, route_id)
+            except ValueError:
+                if not is_fallback:
+                    raise
+                logger.debug("no untyped fallback for %s %s (the shape is taken)", method, pattern)
+        return server, targets
+
+    def stop(self) -> None:
+        """Begin the graceful shutdown (call on the loop thread)."""
+        self._stop.set()
+
+    async def serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.executor = ThreadPoolExecutor(max_workers=self.app.thread_pool_size, thread_name_prefix="covet-sync")
+        loop.set_default_executor(self.executor)
+        try:
+            lifespan = self.app.lifespan_context() if self.lifespan else contextlib.nullcontext()
+            async with lifespan:
+                server, targets = self._make_server()
+                self.server = server
+                self.dispatcher = Dispatcher(self.app, server, targets, loop, self.executor)
+                server.start()
+                self.port = server.port
+                fd = server.fileno()
+                loop.add_reader(fd, self.dispatcher.on_readable)
+                try:
+                    logger.info("serving on http://%s:%s (engine backend %s, %d I/O thread(s))",
+                                self.host, self.port, getattr(server, "backend", "?"), self.threads)
+                    if self.on_started is not None:
+                        self.on_started(self)
+                    await self._stop.wait()
+                    logger.info("shutting down: finishing in-flight requests")
+                    server.stop()
+                    await self._wait_for_engine(server)
+                finally:
+                    loop.remove_reader(fd)
+                    await self._drain_tasks()
+        finally:
+            self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _wait_for_engine(self, server: Any) -> None:
+        # wait() blocks (without the GIL) until the engine's workers exit; the loop keeps serving the
+        # requests still in flight meanwhile. A plain thread, not the app's pool, which may be busy.
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+
+        def finished() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        def waiter() -> None:
+            try:
+                server.wait()
+            finally:
+                loop.call_soon_threadsafe(finished)
+
+        threading.Thread(target=waiter, name="covet-engine-wait", daemon=True).start()
+        await done
+
+    async def _drain_tasks(self) -> None:
+        if self.dispatcher is None or not self.dispatcher.tasks.tasks:
+            return
+        pending = list(self.dispatcher.tasks.tasks)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+def serve(
+    app: "CovetPy",
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    threads: int = 1,
+    *,
+    install_signal_handlers: bool = True,
+    **server_options: Any,
+) -> int:
+    """Serve `app` in this process until SIGINT/SIGTERM; returns 0 after a graceful shutdown.
+
+    `server_options` go to the native server (``backend=``, ``max_body_bytes=``, timeouts ...). This is the
+    function a multi-process runner calls in each worker process.
+    """
+    loop = new_event_loop()
+    asyncio.set_event_loop(loop)
+    worker = Worker(app, host, port, threads, **server_options)
+
+    def on_started(w: Worker) -> None:
+        if install_signal_handlers:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, w.stop)
+
+    worker.on_started = on_started
+    try:
+        loop.run_until_complete(worker.serve())
+    finally:
+        if install_signal_handlers:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(Exception):
+                    loop.remove_signal_handler(sig)
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        asyncio.set_event_loop(None)
+        loop.close()
+    return 0
+
+
+def serve_worker(
+    app: "CovetPy",
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    threads: int = 1,
+    *,
+    log_level: Optional[str] = None,
+    **server_options: Any,
+) -> int:
+    """One worker process of a multi-process server (``covet run --workers N``): `serve` after setting the
+    log level; pass ``shared_port=True`` so the workers join one SO_REUSEPORT group."""
+    if log_level is not None:
+        configure_logging(log_level)
+    return serve(app, host, port, threads, **server_options)
+
+
+class ThreadedWorker:
+    """A `Worker` on its own thread and event loop (for tests and embedding).
+
+    ``start()`` returns once the app serves (or re-raises what made start-up fail); ``stop()`` shuts it
+    down gracefully and joins the thread.
+    """
+
+    def __init__(self, app: "CovetPy", host: str = "127.0.0.1", port: int = 0, threads: int = 1,
+                 *, lifespan: bool = True, **server_options: Any) -> None:
+        self.app = app
+        self.worker = Worker(app, host, port, threads, lifespan=lifespan, on_started=self._started_cb,
+                             **server_options)
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self._thread: Optional[threading.Thread] = None
+        self._started = threading.Event()
+        self._error: Optional[BaseException] = None
+
+    @property
+    def port(self) -> int:
+        assert self.worker.port is not None, "not started"
+        return self.worker.port
+
+    def _started_cb(self, worker: Worker) -> None:
+        self._started.set()
+
+    def _run(self) -> None:
+        loop = self.loop = new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self.worker.serve())
+        except BaseException as exc:  # reported by start() when start-up failed
+            self._error = exc
+            if self._started.is_set():
+                logger.exception("the test server failed")
+        finally:
+            self._started.set()
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    def start(self, timeout: float = 30.0) -> "ThreadedWorker":
+        self._thread = threading.Thread(target=self._run, name="covet-loop", daemon=True)
+        self._thread.start()
+        if not self._started.wait(timeout):
+            raise TimeoutError("the app did not start in time")
+        if self._error is not None:
+            self._thread.join()
+            raise self._error
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self._thread is None:
+            return
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop may have just finished
+                loop.call_soon_threadsafe(self.worker.stop)
+        self._thread.join(timeout)
+        self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error

@@ -1,0 +1,406 @@
+"""How handlers run: eager async steps, real suspension, the thread pool, request laziness and lifetime."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+import fake_native
+from covet import CovetPy, Request
+from covet.concurrency import TaskSet, start_eagerly
+from covet.dispatch import Dispatcher
+from covet.serve import Worker
+
+
+class Harness:
+    """The app's dispatcher over a fake engine, driven by hand on a running loop (no sockets)."""
+
+    def __init__(self, app: CovetPy, loop: asyncio.AbstractEventLoop) -> None:
+        worker = Worker(app, native=fake_native)
+        self.server, targets = worker._make_server()
+        self.executor = ThreadPoolExecutor(4)
+        self.dispatcher = Dispatcher(app, self.server, targets, loop, self.executor)
+
+    def request(self, method: str, target: str, **kwargs: Any) -> fake_native.NativeResponder:
+        responder = self.server.inject(method, target, **kwargs)
+        self.dispatcher.on_readable()  # what the loop's reader callback does
+        return responder
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+
+
+@pytest.fixture
+def harness_factory():  # type: ignore[no-untyped-def]
+    made: list[Harness] = []
+
+    def make(app: CovetPy) -> Harness:
+        h = Harness(app, asyncio.get_running_loop())
+        made.append(h)
+        return h
+
+    yield make
+    for h in made:
+        h.close()
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+class TestEager:
+    def test_async_handler_that_never_suspends_is_answered_inside_the_callback(self, harness_factory) -> None:  # type: ignore[no-untyped-def]
+        app = CovetPy()
+
+        @app.get("/users/{user_id}")
+        async def get_user(user_id: int, q: str = "") -> dict:
+            return {"id": user_id, "q": q}
+
+        async def main() -> None:
+            h = harness_factory(app)
+            before = asyncio.all_tasks()
+            responder = h.request("GET", "/users/7?q=x")
+            # No await since the request was queued: the answer was produced synchronously, no Task exists.
+            assert responder.status == 200 and responder.body == b'{"id":7,"q":"x"}'
+            assert len(h.dispatcher.tasks) == 0 and asyncio.all_tasks() == before
+
+        run(main())
+
+    def test_errors_and_middleware_are_eager_too(self, harness_factory) -> None:  # type: ignore[no-untyped-def]
+        app = CovetPy()
+
+        @app.get("/n/{n}")
+        async def n(n: int) -> int:
+            return n
+
+        @app.middleware("http")
+        async def mw(request: Request, call_next):  # type: ignore[no-untyped-def]
+            response = await call_next(request)
+            response.headers["X-Mw"] = "1"
+            return response
+
+        async def main() -> None:
+            h = harness_factory(app)
+            ok = h.request("GET", "/n/1")
+            bad = h.request("GET", "/n/x")
+            assert (ok.status, ok.body, ("X-Mw", "1") in ok.headers) == (200, b"1", True)
+            assert bad.status == 422 and len(h.dispatcher.tasks) == 0
+
+        run(main())
+
+    def test_a_batch_is_answered_in_one_callback(self, harness_factory) -> None:  # type: ignore[no-untyped-def]
+        app = CovetPy()
+
+        @app.get("/i/{i}")
+        async def item(i: int) -> int:
+            return i * 2
+
+        async def main() -> None:
+            h = harness_factory(app)
+            responders = [h.server.inject("GET", f"/i/{i}") for i in range(300)]
+            h.dispatcher.on_readable()  # takes at most 256 ...
+            assert sum(r.status == 200 for r in responders) == 256
+            h.dispatcher.on_readable()  # ... the engine re-armed the eventfd for the rest
+            assert [r.body for r in responders] == [str(i * 2).encode() for i in range(300)]
+
+        run(main())
+
+
+class TestSuspension:
+    def test_suspending_handler_continues_in_a_task(self, harness_factory) -> None:  # type: ignore[no-untyped-def]
+        app = CovetPy()
+        gate = asyncio.Event()
+        steps: list[str] = []
+
+        @app.get("/wait")
+        async def wait() -> dict:
+            steps.append("start")
+            await gate.wait()
+            steps.append("after gate")
+            await asyncio.sleep(0)
+            value = await asyncio.get_running_loop().run_in_executor(None, lambda: 41)
+            return {"value": value + 1}
+
+        async def main() -> None:
+            h = harness_factory(app)
+            responder = h.request("GET", "/wait")
+            assert steps == ["start"] and responder.status is None and len(h.dispatcher.tasks) == 1
+            gate.set()
+            await asyncio.gather(*h.dispatcher.tasks.tasks)
+            assert steps == ["start", "after gate"]
+            assert (responder.status, responder.body) == (200, b'{"value":42}')
+            assert len(h.dispatcher.tasks) == 0
+
+        run(main())
+
+    def test_concurrent_sleeps_overlap(self, make_client) -> None:  # type: ignore[no-untyped-def]
+        app = CovetPy()
+
+        @app.get("/sleep")
+        async def sleep() -> str:
+            await asyncio.sleep(0.4)
+            return "slept"
+
+        client = make_client(app)
+        client.get("/sleep")  # warm up
+        started = time.monotonic()
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(lambda _: client.get("/sleep").json(), range(4)))
+        assert results == ["slept"] * 4
+        assert time.monotonic() - started < 1.2  # 4 x 0.4 s in sequence would be 1.6 s
+
+    def test_tasks_only_for_handlers_that_suspend(self, make_client) -> None:  # type: ignore[no-untyped-def]
+        """Against either engine: count the Tasks the serving loop creates."""
+        app = CovetPy()
+        created: list[object] = []
+
+        @app.on_event("startup")
+        async def count_tasks() -> None:
+            loop = asyncio.get_running_loop()
+
+            def factory(loop, coro, **kwargs):  # type: ignore[no-untyped-def]
+                created.append(coro)
+                return asyncio.Task(coro, loop=loop, **kwargs)
+
+            loop.set_task_factory(factory)
+
+        @app.get("/fast")
+        async def fast() -> str:
+            return "fast"
+
+        @app.get("/slow")
+        async def slow() -> str:
+            await asyncio.sleep(0.01)
+            return "slow"
+
+        client = make_client(app)
+        baseline = len(created)
+        for _ in range(5):
+            assert client.get("/fast").json() == "fast"
+        assert len(created) == baseline
+        assert client.get("/slow").json() == "slow"
+        assert len(created) == baseline + 1
+
+    def test_eager_false_runs_in_a_task_from_the_start(self, make_client) -> None:  # type: ignore[no-untyped-def]
+        app = CovetPy()
+
+        @app.get("/eager")
+        async def eager() -> bool:
+            return asyncio.current_task() is not None
+
+        @app.get("/task", eager=False)
+        async def task() -> bool:
+            async with asyncio.timeout(5):  # needs a current task on Python 3.11
+                return asyncio.current_task() is not None
+
+        client = make_client(app)
+        assert client.get("/eager").json() is False  # the documented caveat of the eager step
+        assert client.get("/task").json() is True
+
+    def test_context_variables_do_not_leak_between_requests(self, harness_factory) -> None:  # type: ignore[no-untyped-def]
+        var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+        app = CovetPy()
+
+        @app.get("/set/{value}")
+        async def set_(value: str) -> str:
+            before = var.get()
+            var.set(value)
+            return before
+
+        async def main() -> None:
+            h = harness_factory(app)
+            assert h.request("GET", "/set/a").body == b'"unset"'
+            assert h.request("GET", "/set/b").body == b'"unset"'
+            assert var.get() == "unset"
+
+        run(main())
+
+
+class TestResume:
+    """The Task continuing an eagerly started coroutine behaves as if it had run it from the start."""
+
+    def test_values_exceptions_and_cancellation_pass_through(self) -> None:
+        log: list[object] = []
+
+        async def worker(fut: asyncio.Future[int], never: asyncio.Future[None]) -> str:
+            log.append(await fut)
+            try:
+                await asyncio.sleep(0)
+                raise ValueError("inner")
+            except ValueError as exc:
+                log.append(str(exc))
+            try:
+                await never
+            except asyncio.CancelledError:
+                log.append("cancelled")
+                raise
+            finally:
+                log.append("finally")
+            return "unreachable"
+
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            fut: asyncio.Future[int] = loop.create_future()
+            never: asyncio.Future[None] = loop.create_future()
+            tasks = TaskSet()
+            task = start_eagerly(worker(fut, never), loop, tasks)
+            assert task is not None and not log
+            fut.set_result(5)
+            for _ in range(5):
+                await asyncio.sleep(0)
+            assert log == [5, "inner"]
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert log == [5, "inner", "cancelled", "finally"]
+
+        run(main())
+
+    def test_finished_in_the_first_step_returns_none(self) -> None:
+        async def quick() -> int:
+            return 1
+
+        async def main() -> None:
+            assert start_eagerly(quick(), asyncio.get_running_loop(), TaskSet()) is None
+
+        run(main())
+
+
+class TestSyncHandlers:
+    def test_blocking_sync_handler_does_not_stall_others(self, make_client) -> None:  # type: ignore[no-untyped-def]
+        app = CovetPy()
+        release = threading.Event()
+        entered = threading.Event()
+
+        @app.get("/block")
+        def block() -> dict:
+            entered.set()
+            released = release.wait(10)
+            return {"released": released, "thread": threading.current_thread().name}
+
+        @app.get("/fast")
+        async def fast() -> str:
+            return "fast"
+
+        @app.get("/fast-sync")
+        def fast_sync() -> str:
+            return "fast sync"
+
+        client = make_client(app)
+        with ThreadPoolExecutor(1) as pool:
+            blocked = pool.submit(client.get, "/block")
+            assert entered.wait(10)
+            assert client.get("/fast").json() == "fast"  # served while /block still blocks its thread
+            assert client.get("/fast-sync").json() == "fast sync"
+            assert not blocked.done()
+            release.set()
+            r = blocked.result(10)
+        assert r.json()["released"] is True and r.json()["thread"].startswith("covet-sync")
+
+    def test_inline_sync_handlers_run_on_the_loop_thread(self, make_client) -> None:  # type: ignore[no-untyped-def]
+        app = CovetPy()
+
+        @app.get("/inline", inline=True)
+        def inline() -> str:
+            asyncio.get_running_loop()  # only works on the loop thread
+            return threading.current_thread().name
+
+        @app.get("/pooled")
+        def pooled() -> str:
+            return threading.current_thread().name
+
+        client = make_client(app)
+        assert client.get("/inline").json() == "covet-loop"
+        assert client.get("/pooled").json().startswith("covet-sync")
+
+        app2 = CovetPy(sync_handlers="inline")
+
+        @app2.get("/t")
+        def t() -> str:
+            return threading.current_thread().name
+
+        assert make_client(app2).get("/t").json() == "covet-loop"
+
+    def test_sync_handlers_see_a_copy_of_the_context(self, harness_factory) -> None:  # type: ignore[no-untyped-def]
+        var: contextvars.ContextVar[str] = contextvars.ContextVar("v", default="default")
+        app = CovetPy()
+
+        @app.middleware("http")
+        async def set_var(request: Request, call_next):  # type: ignore[no-untyped-def]
+            var.set(request.headers.get("x-v", "none"))
+            return await call_next(request)
+
+        @app.get("/v")
+        def v() -> str:
+            return var.get()
+
+        async def main() -> None:
+            h = harness_factory(app)
+            r = h.request("GET", "/v", headers=[("Host", "h"), ("X-V", "from-mw")])
+            await asyncio.gather(*h.dispatcher.tasks.tasks)
+            assert r.body == b'"from-mw"'
+
+        run(main())
+
+
+class TestRequestLifetime:
+    def test_nothing_is_read_from_the_engine_that_the_handler_does_not_need(self, harness_factory) -> None:  # type: ignore[no-untyped-def]
+        app = CovetPy()
+        natives: list[Any] = []
+
+        @app.get("/p/{x}")
+        async def p(x: int) -> int:
+            return x
+
+        @app.get("/q")
+        async def q(limit: int = 1) -> int:
+            return limit
+
+        @app.get("/r")
+        async def r(request: Request) -> str:
+            natives.append(request._native)
+            return request.method
+
+        async def main() -> None:
+            h = harness_factory(app)
+            original = h.server.take
+
+            def take(max_items: int = 256):  # type: ignore[no-untyped-def]
+                items = original(max_items)
+                natives.extend(native for _, native, _ in items)
+                return items
+
+            h.server.take = take  # type: ignore[method-assign]
+            assert h.request("GET", "/p/3").body == b"3"
+            assert h.request("GET", "/q?limit=4").body == b"4"
+            assert h.request("GET", "/r").body == b'"GET"'
+            assert [n.reads for n in natives[:2]] == [["params"], ["query_string"]]
+            assert natives[2].reads == ["method"]
+
+        run(main())
+
+    def test_a_request_kept_after_the_response_stays_readable(self, make_client) -> None:  # type: ignore[no-untyped-def]
+        app = CovetPy()
+        kept: list[Request] = []
+
+        @app.post("/keep")
+        async def keep(request: Request) -> str:
+            kept.append(request)  # e.g. for a background job
+            return "kept"
+
+        @app.post("/drop")
+        async def drop(request: Request) -> str:
+            return request.method
+
+        client = make_client(app)
+        assert client.post("/keep?a=1", content=b"payload", headers={"X-K": "v"}).json() == "kept"
+        assert client.post("/drop").json() == "POST"
+        (request,) = kept
+        assert request.headers["x-k"] == "v" and request.query_params["a"] == "1"
+        assert asyncio.run(request.body()) == b"payload" and request.client.host == "127.0.0.1"

@@ -1,0 +1,232 @@
+"""Path syntax translation, duplicate detection, native routing behaviour seen through the app."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Optional
+
+import pytest
+
+from covet import CovetPy, Path
+from covet.routing import Route, parse_path
+
+
+async def _noop() -> None:
+    return None
+
+
+def _route(path: str, endpoint) -> Route:  # type: ignore[no-untyped-def]
+    return Route.build(path, endpoint, ["GET"])
+
+
+class TestTranslation:
+    def test_annotation_picks_the_native_type(self) -> None:
+        async def h(a: int, b: float, c: uuid.UUID, d: str, e: bool, f: Optional[int] = None) -> None: ...
+
+        route = _route("/x/{a}/{b}/{c}/{d}/{e}/{f}", h)
+        assert route.native_pattern == "/x/{a:int}/{b:float}/{c:uuid}/{d}/{e}/{f:int}"
+        # FastAPI answers a mistyped value with 422, so an untyped twin is registered too
+        assert route.fallback_pattern == "/x/{a}/{b}/{c}/{d}/{e}/{f}"
+
+    def test_explicit_types_and_catch_all_are_kept(self) -> None:
+        async def h(a: int, p: str) -> None: ...
+
+        route = _route("/files/{a:int}/{p:path}", h)
+        assert route.native_pattern == "/files/{a:int}/{p:path}"
+        assert route.fallback_pattern is None  # written by hand: the user asked for native 404s
+
+    def test_unannotated_and_missing_parameters_are_strings(self) -> None:
+        def h(a):  # type: ignore[no-untyped-def]
+            return a
+
+        assert _route("/u/{a}/{b}", h).native_pattern == "/u/{a}/{b}"
+
+    def test_static_path(self) -> None:
+        route = _route("/health", _noop)
+        assert route.native_pattern == "/health" and route.fallback_pattern is None
+
+    @pytest.mark.parametrize(
+        ("path", "message"),
+        [
+            ("users", "must start with '/'"),
+            ("/users/{id", "fully literal or exactly one"),
+            ("/users/x{id}", "fully literal or exactly one"),
+            ("/users/{}", "empty parameter name"),
+            ("/users/{1x}", "invalid parameter name"),
+            ("/users/{id:date}", "unknown parameter type 'date'"),
+            ("/a/{x}/b/{x}", "duplicate parameter name 'x'"),
+            ("/a/{p:path}/b", "must be the last segment"),
+        ],
+    )
+    def test_bad_paths_fail_when_the_route_is_added(self, path: str, message: str) -> None:
+        app = CovetPy()
+        with pytest.raises(ValueError, match=message):
+            app.get(path)(_noop)
+
+    def test_parse_path_segments(self) -> None:
+        segments = parse_path("/a/{b:int}/c")
+        assert segments is not None
+        assert [(s.text, s.is_param, s.type) for s in segments] == [("a", False, None), ("b", True, "int"), ("c", False, None)]
+        assert parse_path("/static/only") is None
+
+
+class TestDuplicates:
+    def test_same_method_same_shape_names_both_routes(self) -> None:
+        app = CovetPy()
+
+        @app.get("/users/{user_id}")
+        async def first(user_id: int) -> None: ...
+
+        with pytest.raises(ValueError) as info:
+
+            @app.get("/users/{uid}")
+            async def second(uid: int) -> None: ...
+
+        message = str(info.value)
+        assert "/users/{uid}" in message and "second" in message
+        assert "/users/{user_id}" in message and "first" in message
+
+    def test_different_types_or_methods_are_not_duplicates(self) -> None:
+        app = CovetPy()
+
+        @app.get("/items/{item_id}")
+        async def by_id(item_id: int) -> None: ...
+
+        @app.get("/items/{name}")
+        async def by_name(name: str) -> None: ...
+
+        @app.post("/items/{item_id}")
+        async def post(item_id: int) -> None: ...
+
+        assert [r.name for r in app.routes] == ["by_id", "by_name", "post"]
+
+    def test_constant_route_clashes_with_handler_route(self) -> None:
+        app = CovetPy()
+        app.add_constant_route("/health", {"ok": True})
+        with pytest.raises(ValueError, match="/health"):
+            app.get("/health")(_noop)
+
+    def test_route_method_list(self) -> None:
+        app = CovetPy()
+
+        @app.route("/multi", methods=["GET", "post"])
+        async def multi() -> None: ...
+
+        (route,) = app.routes
+        assert route.methods == ("GET", "POST")
+        with pytest.raises(ValueError, match="unknown HTTP method"):
+            app.route("/x", methods=["FETCH"])(_noop)
+
+
+def test_route_listing_describes_routes() -> None:
+    app = CovetPy()
+
+    @app.get("/a")
+    async def a() -> None: ...
+
+    @app.put("/b/{x}")
+    def b(x: int) -> None: ...
+
+    app.add_constant_route("/c", "x")
+    described = [r.describe() for r in app.routes]
+    assert described == ["GET /a -> a", "PUT /b/{x} -> b", "GET /c -> constant 200"]
+
+
+class TestServedRouting:
+    def test_typed_routes_share_a_prefix(self, make_client) -> None:  # type: ignore[no-untyped-def]
+        app = CovetPy()
+
+        @app.get("/items/{item_id}")
+        async def by_id(item_id: int) -> dict:
+            return {"id": item_id}
+
+        @app.get("/items/{name}")
+        async def by_name(name: str) -> dict:
+            return {"name": name}
+
+        @app.get("/items/special")
+        async def special() -> str:
+            return "special"
+
+        client = make_client(app)
+        assert client.get("/items/42").json() == {"id": 42}
+        assert client.get("/items/bolt").json() == {"name": "bolt"}
+        assert client.get("/items/special").json() == "special"
+
+    def test_mistyped_path_value_is_422_like_fastapi(self, make_client) -> None:  # type: ignore[no-untyped-def]
+        app = CovetPy()
+
+        @app.get("/users/{user_id}")
+        async def get_user(user_id: int) -> dict:
+            return {"id": user_id}
+
+        client = make_client(app)
+        r = client.get("/users/abc")
+        assert r.status_code == 422
+        assert r.json() == {"detail": [{"type": "int_parsing", "loc": ["path", "user_id"],
+                                        "msg": "Input should be a valid integer, unable to parse string as an integer",
+                                        "input": "abc"}]}
+        # beyond int64 the native int matcher declines; the fallback still converts like pydantic
+        assert client.get("/users/123456789012345678901234567890").json() == {"id": 123456789012345678901234567890}
+
+    def test_explicit_native_type_gives_404(self, make_client) -> None:  # type: ignore[no-untyped-def]
+        app = CovetPy()
+
+        @app.get("/n/{x:int}")
+        async def n(x: int) -> int:
+            return x
+
+        client = make_client(app)
+        assert client.get("/n/7").json() == 7
+        assert client.get("/n/seven").status_code == 404
+
+    def test_head_and_405_are_native(self, make_client) -> None:  # type: ignore[no-untyped-def]
+        app = CovetPy()
+        seen: list[str] = []
+
+        @app.get("/thing")
+        async def thing() -> dict:
+            return {"a": 1}
+
+        @app.middleware("http")
+        async def record(request, call_next):  # type: ignore[no-untyped-def]
+            seen.append(request.method)
+            return await call_next(request)
+
+        client = make_client(app)
+        head = client.head("/thing")
+        assert head.status_code == 200 and head.content == b""
+        r = client.delete("/thing")
+        assert r.status_code == 405
+        assert [m.strip() for m in r.headers["allow"].split(",")] == ["GET", "HEAD"]
+        assert client.get("/missing").status_code == 404
+        assert seen == ["HEAD"]  # 405 and 404 never reached Python
+
+    def test_path_catch_all_and_percent_decoding(self, make_client) -> None:  # type: ignore[no-untyped-def]
+        app = CovetPy()
+
+        @app.get("/files/{file_path:path}")
+        async def files(file_path: str) -> str:
+            return file_path
+
+        @app.get("/tag/{name}")
+        async def tag(name: str) -> str:
+            return name
+
+        client = make_client(app)
+        assert client.get("/files/a/b/c.txt").json() == "a/b/c.txt"
+        assert client.get("/tag/caf%C3%A9%20bar").json() == "café bar"
+
+    def test_path_constraints(self, make_client) -> None:  # type: ignore[no-untyped-def]
+        app = CovetPy()
+
+        @app.get("/page/{n}")
+        async def page(n: int = Path(ge=1)) -> int:
+            return n
+
+        client = make_client(app)
+        assert client.get("/page/3").json() == 3
+        r = client.get("/page/0")
+        assert r.status_code == 422
+        (err,) = r.json()["detail"]
+        assert err["type"] == "greater_than_equal" and err["loc"] == ["path", "n"] and err["ctx"] == {"ge": 1}

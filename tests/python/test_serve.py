@@ -1,0 +1,173 @@
+"""``app.run()`` in a real process: serving, SIGTERM/SIGINT, graceful shutdown, exit code 0."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+APP = textwrap.dedent(
+    """
+    import asyncio, sys
+    from covet import CovetPy
+
+    app = CovetPy()
+
+    @app.on_event("startup")
+    def up():
+        print("startup", flush=True)
+
+    @app.on_event("shutdown")
+    async def down():
+        print("shutdown", flush=True)
+
+    @app.get("/hello")
+    async def hello():
+        return {"hello": "world"}
+
+    @app.get("/slow")
+    async def slow():
+        print("slow started", flush=True)
+        await asyncio.sleep(0.8)
+        return "slow done"
+
+    if __name__ == "__main__" and sys.argv[1:] == ["cli-worker"]:  # how `covet run` starts each worker
+        from covet.cli import main
+        sys.argv[0] = __file__
+        rc = main(["_worker", "app:app", "--port", "0", "--app-dir", __file__.rsplit("/", 1)[0]])
+        print("run returned", flush=True)
+        sys.exit(rc)
+    elif __name__ == "__main__":
+        app.run(host="127.0.0.1", port=0, log_level="info")
+        print("run returned", flush=True)
+    """
+)
+
+
+class AppProcess:
+    def __init__(self, script: Path, *args: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, str(script), *args], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self.port_found = threading.Event()
+        self.port = 0
+        threading.Thread(target=self._read, args=(self.proc.stdout, self.stdout), daemon=True).start()
+        threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr), daemon=True).start()
+        if not self.port_found.wait(20):
+            self.proc.kill()
+            raise AssertionError(f"no port announced; stderr: {''.join(self.stderr)}")
+
+    def _read(self, stream: Any, sink: list[str]) -> None:
+        for line in stream:
+            sink.append(line)
+            m = re.search(r"serving on http://[^:]+:(\d+)", line)
+            if m:
+                self.port = int(m.group(1))
+                self.port_found.set()
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request("GET", path)
+            r = conn.getresponse()
+            return r.status, r.read()
+        finally:
+            conn.close()
+
+    def wait_for_output(self, text: str, timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(text in line for line in self.stdout):
+                return
+            time.sleep(0.01)
+        raise AssertionError(f"{text!r} not printed; stdout: {self.stdout}")
+
+
+@pytest.fixture
+def app_process(engine_prelude, tmp_path) -> Iterator[Any]:  # type: ignore[no-untyped-def]
+    script = tmp_path / "app.py"
+    script.write_text(engine_prelude + APP)
+    procs: list[AppProcess] = []
+
+    def start(*args: str) -> AppProcess:
+        p = AppProcess(script, *args)
+        procs.append(p)
+        return p
+
+    yield start
+    for p in procs:
+        if p.proc.poll() is None:
+            p.proc.kill()
+            p.proc.wait()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_gracefully_with_exit_code_0(app_process, sig: int) -> None:  # type: ignore[no-untyped-def]
+    p = app_process()
+    assert p.get("/hello") == (200, b'{"hello":"world"}')
+    result: dict[str, Any] = {}
+    slow = threading.Thread(target=lambda: result.update(r=p.get("/slow")))
+    slow.start()
+    p.wait_for_output("slow started")
+    os.kill(p.proc.pid, sig)  # while /slow is in flight
+    slow.join(10)
+    assert result["r"] == (200, b'"slow done"')  # the in-flight request finished
+    assert p.proc.wait(15) == 0
+    out = "".join(p.stdout)
+    assert out.index("startup") < out.index("shutdown") < out.index("run returned")
+    assert "Traceback" not in "".join(p.stderr)
+
+
+def test_the_command_line_worker_serves_the_app(app_process) -> None:  # type: ignore[no-untyped-def]
+    p = app_process("cli-worker")  # covet.cli's worker entry point -> covet.serve.serve_worker
+    assert p.get("/hello") == (200, b'{"hello":"world"}')
+    os.kill(p.proc.pid, signal.SIGTERM)
+    assert p.proc.wait(15) == 0
+    assert "shutdown" in "".join(p.stdout)
+
+
+LEAN_APP = textwrap.dedent(
+    """
+    from covet import CovetPy, PlainTextResponse
+    from covet.testing import TestClient
+
+    app = CovetPy()
+
+    @app.get("/plaintext")
+    async def plaintext():
+        return PlainTextResponse("Hello, World!")
+
+    @app.get("/users/{user_id}")
+    async def user(user_id: int, limit: int = 10, name: str = ""):
+        return {"id": user_id, "limit": limit, "name": name}
+
+    with TestClient(app) as client:
+        assert client.get("/plaintext").text == "Hello, World!"
+        assert client.get("/users/5?limit=3&name=x").json() == {"id": 5, "limit": 3, "name": "x"}
+        print("pydantic loaded while serving:", any(m.startswith("pydantic") for m in sys.modules))
+        r = client.get("/users/5?limit=many")
+        assert r.status_code == 422 and r.json()["detail"][0]["type"] == "int_parsing", r.text
+        print("pydantic loaded for the 422:", "pydantic_core" in sys.modules)
+    """
+)
+
+
+def test_an_app_without_models_does_not_import_pydantic(engine_prelude, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Start-up time and memory: pydantic is imported only when something needs it."""
+    script = tmp_path / "lean.py"
+    script.write_text(engine_prelude + LEAN_APP)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "pydantic loaded while serving: False" in out.stdout
+    assert "pydantic loaded for the 422: True" in out.stdout
