@@ -20,7 +20,7 @@ export COVET_HELLO_BIN=$PWD/build/examples/native/hello/hello COVET_REQUIRE_SERV
 
 echo "== Python package: build and install the wheel into .venv, then its tests"
 .venv/bin/python -m pip install -q --disable-pip-version-check .
-(cd tests/python && ../../.venv/bin/python -m pytest -q -p no:cacheprovider .)
+(cd tests/python && COVET_REQUIRE_NATIVE=1 ../../.venv/bin/python -m pytest -q -p no:cacheprovider .)
 
 echo "== benchmark harness tests"
 .venv/bin/python -m pytest bench/tests -q -p no:cacheprovider
