@@ -624,6 +624,24 @@ class ServerError(RuntimeError):
     pass
 
 
+def stop_process(proc: subprocess.Popen[bytes] | None, graceful: int, grace: float) -> None:
+    """Stops a server started with start_new_session=True: `graceful` signal, SIGKILL after `grace` s,
+    then whatever is left of its session (e.g. an nginx worker), by process group id."""
+    if proc is None:
+        return
+    if proc.poll() is None:
+        proc.send_signal(graceful)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 @dataclass
 class Server:
     """One benchmarked server; started fresh for every run, always on CPU ``SERVER_CPU``."""
@@ -709,21 +727,8 @@ class Server:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            # nginx: SIGQUIT is a graceful stop of master+workers; ours: SIGTERM
-            proc.send_signal(signal.SIGQUIT if self.is_nginx else signal.SIGTERM)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        # remove leftovers of our own session (e.g. an nginx worker), by process group id
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        # nginx: SIGQUIT is a graceful stop of master+workers; ours: SIGTERM
+        stop_process(proc, signal.SIGQUIT if self.is_nginx else signal.SIGTERM, grace=5)
 
     def cleanup(self) -> None:
         self.stop()
