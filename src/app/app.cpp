@@ -112,11 +112,26 @@ void App::finalize(const Request& request, Response& response) noexcept {
 void App::start(unsigned threads) {
     if (server_) return;
     if (threads) config_.threads = threads;
+    make_server();
+    server_->start();
+}
+
+void App::start_embedded() {
+    if (server_) return;
+    make_server();
+    try {
+        server_->start_embedded();
+    } catch (...) {
+        server_.reset();
+        throw;
+    }
+}
+
+void App::make_server() {
     stop_requested_ = false;
     server_ = std::make_unique<net::Server>(config_, [this](net::Connection& c, net::ConnectionHome& home) {
         return http1::make_protocol(c, home, *this);
     });
-    server_->start();
 }
 
 void App::stop() {

@@ -30,6 +30,7 @@ struct Server::Impl {
     unsigned started = 0, failed = 0;
     std::string failure;
     bool stopped = false;
+    bool embedded = false;
 
     void run_worker(unsigned i) {
         if (config.pin_threads) {
@@ -122,6 +123,38 @@ void Server::start() {
         throw std::runtime_error("covet: " + std::to_string(s.failed) + " worker(s) failed to start: " + s.failure);
     }
     spdlog::info("listening on {}:{} backend={} threads={}", cfg.host, s.port, io::to_string(s.backend), cfg.threads);
+}
+
+void Server::start_embedded() {
+    Impl& s = *impl_;
+    if (!s.workers.empty()) return;
+    ServerConfig& cfg = s.config;
+    cfg.threads = 1;
+    s.backend = io::select_backend(cfg.backend);
+    if (s.backend != io::Backend::uring)
+        throw std::runtime_error("covet: running on the caller's event loop needs the io_uring backend, and "
+                                 "this process uses asio; start() with a thread instead");
+    s.listeners.push_back(open_listener(cfg.host, cfg.port, cfg.listen_backlog, /*join_existing=*/cfg.shared_port));
+    s.port = bound_port(s.listeners[0]);
+    s.workers.push_back(make_uring_worker(0, cfg, s.listeners[0], s.factory));
+    try {
+        s.workers[0]->open_embedded();
+    } catch (...) {
+        s.workers.clear();
+        for (int fd : s.listeners) ::close(fd);
+        s.listeners.clear();
+        throw;
+    }
+    s.embedded = true;
+    spdlog::info("listening on {}:{} backend={} on the caller's loop", cfg.host, s.port, io::to_string(s.backend));
+}
+
+bool Server::embedded() const noexcept { return impl_->embedded; }
+int Server::poll_fd() const noexcept { return impl_->embedded ? impl_->workers[0]->poll_fd() : -1; }
+bool Server::poll() { return impl_->embedded && impl_->workers[0]->poll(); }
+bool Server::flush() { return impl_->embedded && impl_->workers[0]->flush(); }
+void Server::on_output(std::function<void()> hook) {
+    if (impl_->embedded) impl_->workers[0]->on_output(std::move(hook));
 }
 
 void Server::stop() {

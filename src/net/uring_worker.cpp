@@ -69,39 +69,58 @@ public:
             io_uring_queue_exit(&ring_);
         }
         if (wake_fd_ >= 0) ::close(wake_fd_);
+        if (notify_fd_ >= 0) ::close(notify_fd_);
     }
 
     void run() override {
         set_current();
-        if (int rc = init_ring(ring_); rc < 0)
-            throw std::runtime_error(std::string("io_uring_queue_init: ") + std::strerror(-rc));
-        ring_ready_ = true;
-        buffers_ = std::make_unique<io::BufferRing>(ring_, 0, recv_buffers, recv_buffer_size);
-        wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (wake_fd_ < 0) throw std::runtime_error(std::string("eventfd: ") + std::strerror(errno));
-        arm_accept();
-        arm_wake();
-        arm_timer();
-        report_ready();
-
-        while (!(drained() && sends_in_flight_ == 0 && lingering_ == 0)) {
-            if (shutdown_deadline_passed()) force_close_all();
-            prepare_sends();
-            rearm_recvs();
-            if (can_accept()) arm_accept();
-            int rc = io_uring_submit_and_wait(&ring_, 1);
-            if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
-                throw std::runtime_error(std::string("io_uring_submit_and_wait: ") + std::strerror(-rc));
-            update_now();
-            unsigned head, seen = 0;
-            io_uring_cqe* cqe;
-            io_uring_for_each_cqe(&ring_, head, cqe) {
-                handle(cqe->user_data, cqe->res, cqe->flags);
-                ++seen;
-            }
-            io_uring_cq_advance(&ring_, seen);
-            free_released();
+        open();
+        while (turn(/*block=*/true)) {
         }
+    }
+
+    // ---- embedded mode ----
+    void open_embedded() override {
+        set_current();
+        open();
+        // The ring signals this eventfd when completions (or DEFER_TASKRUN work) are ready, so the
+        // caller's epoll-based loop can wait on it.
+        notify_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (notify_fd_ < 0) throw std::runtime_error(std::string("eventfd: ") + std::strerror(errno));
+        if (int rc = io_uring_register_eventfd(&ring_, notify_fd_); rc < 0)
+            throw std::runtime_error(std::string("io_uring_register_eventfd: ") + std::strerror(-rc));
+        embedded_ = true;
+        // Submit the initial accept/wake/timer entries now: nothing happens until they are in the kernel.
+        io_uring_submit(&ring_);
+    }
+    int poll_fd() const noexcept override { return notify_fd_; }
+
+    bool poll() override {
+        set_current();
+        std::uint64_t signalled;
+        [[maybe_unused]] ssize_t n = ::read(notify_fd_, &signalled, sizeof signalled);
+        in_turn_ = true;
+        struct InTurn {
+            bool& flag;
+            ~InTurn() { flag = false; }
+        } in_turn{in_turn_};
+        const bool running = turn(/*block=*/false);
+        flush_due_ = true;  // the caller flushes after handling this poll's work
+        return running;
+    }
+
+    bool flush() override {
+        set_current();
+        flush_due_ = false;
+        prepare_sends();
+        rearm_recvs();
+        if (can_accept()) arm_accept();
+        // Also collect completions: with DEFER_TASKRUN the kernel runs a bounded amount of deferred work
+        // per call and signals the eventfd only when new work arrives, so what is left is reported here.
+        const int rc = io_uring_submit_and_get_events(&ring_);
+        if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
+            throw std::runtime_error(std::string("io_uring_submit: ") + std::strerror(-rc));
+        return io_uring_cq_ready(&ring_) > 0;
     }
 
     // ---- ConnectionDriver ----
@@ -110,6 +129,10 @@ public:
         if (!st.dirty) {
             st.dirty = true;
             dirty_.push_back(c.id().slot);
+        }
+        if (embedded_ && !in_turn_ && !flush_due_ && output_hook_) {  // completed between polls
+            flush_due_ = true;
+            output_hook_();
         }
     }
 
@@ -149,6 +172,41 @@ protected:
     }
 
 private:
+    void open() {
+        if (int rc = init_ring(ring_); rc < 0)
+            throw std::runtime_error(std::string("io_uring_queue_init: ") + std::strerror(-rc));
+        ring_ready_ = true;
+        buffers_ = std::make_unique<io::BufferRing>(ring_, 0, recv_buffers, recv_buffer_size);
+        wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (wake_fd_ < 0) throw std::runtime_error(std::string("eventfd: ") + std::strerror(errno));
+        arm_accept();
+        arm_wake();
+        arm_timer();
+        report_ready();
+    }
+
+    // One loop turn: submit what is queued, wait for (block) or just collect completions, handle them.
+    // Returns false once stopped and drained.
+    bool turn(bool block) {
+        if (shutdown_deadline_passed()) force_close_all();
+        prepare_sends();
+        rearm_recvs();
+        if (can_accept()) arm_accept();
+        const int rc = block ? io_uring_submit_and_wait(&ring_, 1) : io_uring_submit_and_get_events(&ring_);
+        if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
+            throw std::runtime_error(std::string("io_uring_submit: ") + std::strerror(-rc));
+        update_now();
+        unsigned head, seen = 0;
+        io_uring_cqe* cqe;
+        io_uring_for_each_cqe(&ring_, head, cqe) {
+            handle(cqe->user_data, cqe->res, cqe->flags);
+            ++seen;
+        }
+        io_uring_cq_advance(&ring_, seen);
+        free_released();
+        return !(drained() && sends_in_flight_ == 0 && lingering_ == 0);
+    }
+
     struct State {
         int fd = -1;
         bool recv_armed = false, reading = true, dirty = false, send_in_flight = false, peer_eof = false;
@@ -427,7 +485,8 @@ private:
     io_uring ring_{};
     bool ring_ready_ = false;
     std::unique_ptr<io::BufferRing> buffers_;
-    int wake_fd_ = -1;
+    int wake_fd_ = -1, notify_fd_ = -1;
+    bool embedded_ = false, in_turn_ = false, flush_due_ = false;
     std::uint64_t wake_value_ = 0;
     __kernel_timespec timer_{};
     io_uring_sqe* last_sqe_ = nullptr;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <stdexcept>
 
 namespace covet::net {
 
@@ -29,6 +30,10 @@ std::uint64_t key(ConnectionId id) { return (std::uint64_t{id.slot} << 32) | id.
 }  // namespace
 
 void Worker::exchange_finished(ConnectionId id) noexcept { kept_for_exchange_.erase(key(id)); }
+
+void Worker::open_embedded() {
+    throw std::runtime_error("this reactor backend cannot run on the caller's event loop (it needs io_uring)");
+}
 
 void Worker::request_stop() {
     post([this] { begin_shutdown(); });

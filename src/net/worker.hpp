@@ -27,6 +27,20 @@ public:
 
     // Runs the loop on the calling thread until stopped and drained.
     virtual void run() = 0;
+
+    // ---- Embedded mode: the caller's event loop drives the worker instead of run() ----
+    // Sets the loop up on the calling thread, which becomes its home thread. Throws if unsupported.
+    virtual void open_embedded();
+    // Turns readable when poll() has work: register it with the caller's loop (level-triggered).
+    virtual int poll_fd() const noexcept { return -1; }
+    // Runs whatever is ready, without blocking; false once stopped and drained.
+    virtual bool poll() { return false; }
+    // Submits output queued since the last poll() (responses completed by the caller). Call it after
+    // handling what a poll() produced. True when more work is ready: poll() again soon.
+    virtual bool flush() { return false; }
+    // Called on the home thread, between polls, when output is queued and no flush is due yet; the caller
+    // schedules a flush() (e.g. on its loop's next iteration).
+    void on_output(std::function<void()> hook) { output_hook_ = std::move(hook); }
     // Thread-safe: stop accepting, finish in-flight requests, close idle connections, then return from run().
     void request_stop();
 
@@ -96,6 +110,7 @@ protected:
     const unsigned index_;
     const ServerConfig& config_;
     const int listen_fd_;
+    std::function<void()> output_hook_;
 
 private:
     ProtocolFactory factory_;

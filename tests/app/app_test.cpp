@@ -16,92 +16,15 @@
 #include <vector>
 
 #include "covet/covet.hpp"
+#include "support/http_client.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
-
-// A blocking test client: sends bytes, reads until a condition or EOF, with a timeout on every read.
-class Client {
-public:
-    explicit Client(std::uint16_t port) {
-        fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_port = htons(port);
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        timeval tv{5, 0};
-        setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-    }
-    ~Client() { ::close(fd_); }
-    bool connected() const { return connected_; }
-
-    void send(std::string_view bytes) {
-        while (!bytes.empty()) {
-            const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-            if (n <= 0) return;
-            bytes.remove_prefix(static_cast<std::size_t>(n));
-        }
-    }
-    // Reads until `count` complete responses (Content-Length framed) arrived, or EOF/timeout.
-    std::vector<std::string> responses(std::size_t count) {
-        std::vector<std::string> out;
-        while (out.size() < count) {
-            const std::size_t head_end = buffer_.find("\r\n\r\n");
-            if (head_end != std::string::npos) {
-                std::size_t length = 0;
-                const std::size_t cl = buffer_.find("Content-Length: ");
-                if (cl != std::string::npos && cl < head_end) length = std::stoul(buffer_.substr(cl + 16));
-                if (buffer_.size() >= head_end + 4 + length) {
-                    out.push_back(buffer_.substr(0, head_end + 4 + length));
-                    buffer_.erase(0, head_end + 4 + length);
-                    continue;
-                }
-            }
-            if (!read_more()) break;
-        }
-        return out;
-    }
-    void shutdown_writes() { ::shutdown(fd_, SHUT_WR); }
-    // Non-blocking: has a complete response arrived?
-    bool has_response() {
-        char buf[4096];
-        ssize_t n;
-        while ((n = ::recv(fd_, buf, sizeof buf, MSG_DONTWAIT)) > 0) buffer_.append(buf, static_cast<std::size_t>(n));
-        return buffer_.find("\r\n\r\nHello, World!") != std::string::npos;
-    }
-    // True when the server closed the connection (EOF) within the read timeout.
-    bool closed_by_peer() {
-        char buf[4096];
-        while (true) {
-            const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-            if (n == 0) return true;
-            if (n < 0 && errno != EINTR) return false;
-        }
-    }
-
-private:
-    bool read_more() {
-        char buf[65536];
-        ssize_t n;
-        do n = ::recv(fd_, buf, sizeof buf, 0);
-        while (n < 0 && errno == EINTR);  // signals (e.g. glibc's thread-setup ones) interrupt reads
-        if (n <= 0) return false;
-        buffer_.append(buf, static_cast<std::size_t>(n));
-        return true;
-    }
-    int fd_ = -1;
-    bool connected_ = false;
-    std::string buffer_;
-};
-
-std::string get(std::string_view target) {
-    return "GET " + std::string(target) + " HTTP/1.1\r\nHost: test\r\n\r\n";
-}
-
-std::string body_of(const std::string& response) { return response.substr(response.find("\r\n\r\n") + 4); }
-std::string status_of(const std::string& response) { return response.substr(0, response.find("\r\n")); }
+using covet_test::body_of;
+using covet_test::Client;
+using covet_test::get;
+using covet_test::status_of;
 
 class Recorder final : public covet::Middleware {
 public:

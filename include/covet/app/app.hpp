@@ -64,6 +64,10 @@ public:
     void start(unsigned threads = 0);
     void stop();
     void wait();
+    // Embedded mode: the server runs on the caller's event loop (see net::Server::start_embedded).
+    void start_embedded();
+    net::Server* server() noexcept { return server_.get(); }
+    const net::Server* server() const noexcept { return server_.get(); }
     std::uint16_t port() const noexcept;
     io::Backend backend() const noexcept;
 
@@ -82,6 +86,8 @@ private:
         if constexpr (std::is_invocable_v<H&, Request&, Responder>) return route(m, p, AsyncHandler(std::forward<H>(h)));
         else return route(m, p, Handler(std::forward<H>(h)));
     }
+
+    void make_server();
 
     Router<RouteTarget> router_;
     std::vector<std::unique_ptr<Middleware>> middleware_;

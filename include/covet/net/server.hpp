@@ -29,6 +29,19 @@ public:
     void stop();
     void wait();
 
+    // Embedded mode, instead of start(): one worker driven by the caller's event loop, no threads
+    // (io_uring backend only; throws otherwise). The calling thread becomes the worker's home: call
+    // poll() and flush() only from it. Register poll_fd() with the loop (level-triggered readable);
+    // when it is readable call poll(), handle what it queued, then flush(). `on_output` is called when
+    // a response completes between polls, to schedule a flush(). poll() returns false once stopped and
+    // drained; flush() returns true when more work is already waiting (poll again soon).
+    void start_embedded();
+    bool embedded() const noexcept;
+    int poll_fd() const noexcept;
+    bool poll();
+    bool flush();
+    void on_output(std::function<void()> hook);
+
     std::uint16_t port() const noexcept;
     io::Backend backend() const noexcept;
     unsigned threads() const noexcept;
