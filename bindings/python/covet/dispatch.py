@@ -91,11 +91,24 @@ class Dispatcher:
         self._handlers = dict(app.exception_handlers)
         self._error_handler = self._handlers.pop(Exception, None) or self._handlers.pop(500, None)
         self._eager = [self.eager_default if route.eager is None else route.eager for route in targets]
+        # Embedded engine (threads=0): the engine's I/O runs in on_readable on this thread; responses
+        # completed later are submitted by a flush scheduled through the output hook.
+        self.embedded = bool(getattr(server, "embedded", False))
+        self.engine_stopped: Optional[asyncio.Future[None]] = None
+        if self.embedded:
+            self.engine_stopped = loop.create_future()
+            server.set_output_hook(self._schedule_flush)
 
     # -- reader callback ----------------------------------------------------------------------------
     def on_readable(self) -> None:
+        server = self.server
+        embedded = self.embedded
         try:
-            items = self.server.take(self.batch)
+            if embedded and not server.poll():  # stopped and drained
+                stopped = self.engine_stopped
+                if stopped is not None and not stopped.done():
+                    stopped.set_result(None)
+            items = server.take(self.batch)
         except Exception:
             logger.exception("taking requests from the engine failed")
             return
@@ -111,6 +124,26 @@ class Dispatcher:
                 start_eagerly(coro, loop, tasks, copy_context())
             else:
                 tasks.add(loop.create_task(coro))
+        if embedded:
+            more = len(items) == self.batch
+            try:
+                more = server.flush() or more
+            except Exception:
+                logger.exception("submitting responses to the engine failed")
+            if more:  # completions are already waiting: come back after the loop's other ready callbacks
+                loop.call_soon(self.on_readable)
+
+    def _schedule_flush(self) -> None:
+        self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        try:
+            more = self.server.flush()
+        except Exception:
+            logger.exception("submitting responses to the engine failed")
+            return
+        if more:
+            self.on_readable()
 
     # -- the pipeline -------------------------------------------------------------------------------
     async def _handle(self, route: Route, native: Any, responder: Any) -> None:

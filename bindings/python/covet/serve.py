@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -133,11 +134,14 @@ class Worker:
             async with lifespan:
                 server, targets = self._make_server()
                 self.server = server
+                server.start()  # before the Dispatcher: whether the engine is embedded is known once started
                 self.dispatcher = Dispatcher(self.app, server, targets, loop, self.executor)
-                server.start()
                 self.port = server.port
                 fd = server.fileno()
                 loop.add_reader(fd, self.dispatcher.on_readable)
+                # Start-up objects (modules, the app, routes) live forever: move them out of the cyclic
+                # GC's generations, so full collections while serving only scan what requests create.
+                gc.freeze()
                 try:
                     logger.info("serving on http://%s:%s (engine backend %s, %d I/O thread(s))",
                                 self.host, self.port, getattr(server, "backend", "?"), self.threads)
@@ -146,7 +150,10 @@ class Worker:
                     await self._stop.wait()
                     logger.info("shutting down: finishing in-flight requests")
                     server.stop()
-                    await self._wait_for_engine(server)
+                    if self.dispatcher.engine_stopped is not None:  # embedded: on_readable reports it
+                        await self.dispatcher.engine_stopped
+                    else:
+                        await self._wait_for_engine(server)
                 finally:
                     loop.remove_reader(fd)
                     await self._drain_tasks()

@@ -1,11 +1,17 @@
 // covet._native: the native engine for Python.
 //
-// Threading: the native worker threads do all socket I/O and routing and never take the GIL. A request
-// for a Python route is queued on a Bridge; the queue's eventfd wakes the ONE Python thread that runs the
-// asyncio loop, which takes the queued requests in a batch (take()), runs the handlers and answers
-// through NativeResponder.send(), which posts the response back to the connection's worker.
+// Threading, two modes:
+// - threads >= 1: native worker threads do all socket I/O and routing and never take the GIL. A request
+//   for a Python route is queued on a Bridge; the queue's eventfd wakes the ONE Python thread that runs
+//   the asyncio loop, which takes the queued requests in a batch (take()), runs the handlers and answers
+//   through NativeResponder.send(), which posts the response back to the connection's worker.
+// - threads == 0 (embedded, io_uring only): the engine's single worker runs on the asyncio thread itself.
+//   fileno() is the ring's notification eventfd; the loop calls poll() (native I/O, GIL released), take(),
+//   runs the handlers, whose send() goes straight to the connection, then flush() submits the responses.
+//   No thread hop, no cross-thread wake-ups.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
+#include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -37,6 +43,9 @@ public:
     }
     ~Bridge() { ::close(fd_); }
 
+    // Embedded mode: the consumer is on the producing thread and polls; no eventfd signalling.
+    void set_polled(bool polled) noexcept { polled_ = polled; }
+
     // Worker threads.
     void push(int route_id, covet::Request& request, covet::Responder responder) {
         auto ex = std::make_shared<Exchange>();
@@ -48,7 +57,7 @@ public:
             was_empty = queue_.empty();
             queue_.push_back({route_id, std::move(ex)});
         }
-        if (was_empty) {
+        if (was_empty && !polled_) {
             const std::uint64_t one = 1;
             [[maybe_unused]] ssize_t n = ::write(fd_, &one, sizeof one);
         }
@@ -56,23 +65,30 @@ public:
 
     // The Python thread.
     std::vector<std::pair<int, ExchangePtr>> take(std::size_t max_items) {
-        std::uint64_t drained;
-        [[maybe_unused]] ssize_t n = ::read(fd_, &drained, sizeof drained);
+        if (!polled_) {
+            std::uint64_t drained;
+            [[maybe_unused]] ssize_t n = ::read(fd_, &drained, sizeof drained);
+        }
         std::vector<std::pair<int, ExchangePtr>> out;
         std::lock_guard lock(mutex_);
         const std::size_t count = std::min(max_items, queue_.size());
         out.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.begin() + static_cast<std::ptrdiff_t>(count)));
         queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(count));
-        if (!queue_.empty()) {  // more than max_items: stay readable
+        if (!queue_.empty() && !polled_) {  // more than max_items: stay readable
             const std::uint64_t one = 1;
             [[maybe_unused]] ssize_t w = ::write(fd_, &one, sizeof one);
         }
         return out;
     }
     int fileno() const noexcept { return fd_; }
+    bool pending() {
+        std::lock_guard lock(mutex_);
+        return !queue_.empty();
+    }
 
 private:
     int fd_;
+    bool polled_ = false;
     std::mutex mutex_;
     std::vector<std::pair<int, ExchangePtr>> queue_;
 };
@@ -112,6 +128,7 @@ public:
         c.host = std::move(host);
         c.port = port;
         c.threads = threads;
+        threads_ = threads;
         if (backend != "auto") {
             auto b = covet::io::parse_backend(backend);
             if (!b) throw py::value_error("backend must be 'auto', 'uring' or 'asio', not '" + backend + "'");
@@ -125,6 +142,7 @@ public:
         c.timeouts.shutdown = std::chrono::milliseconds(shutdown_timeout_ms);
     }
     ~NativeServer() {
+        if (embedded_) app_.server()->on_output(nullptr);
         py::gil_scoped_release unlocked;
         app_.stop();
         app_.wait();
@@ -158,6 +176,17 @@ public:
 
     void start() {
         py::gil_scoped_release unlocked;
+        if (threads_ == 0) {
+            try {
+                app_.start_embedded();
+                embedded_ = true;
+                bridge_.set_polled(true);
+                return;
+            } catch (const std::exception& e) {
+                spdlog::info("the engine runs on its own I/O thread: {}", e.what());
+            }
+            app_.config().threads = 1;
+        }
         app_.start();
     }
     void stop() { app_.stop(); }
@@ -165,14 +194,47 @@ public:
         py::gil_scoped_release unlocked;
         app_.wait();
     }
+    bool embedded() const noexcept { return embedded_; }
+    bool poll() {
+        require_embedded("poll");
+        py::gil_scoped_release unlocked;
+        return app_.server()->poll();
+    }
+    // True when more work waits: completions, or requests queued while responses were sent (answering
+    // a request runs the connection's next pipelined one at once).
+    bool flush() {
+        require_embedded("flush");
+        const bool completions = app_.server()->flush();
+        return completions || bridge_.pending();
+    }
+    // `hook()` runs (GIL held, on the loop thread) when a response completes between polls.
+    void set_output_hook(py::function hook) {
+        require_embedded("set_output_hook");
+        output_hook_ = std::move(hook);
+        app_.server()->on_output([this] {
+            py::gil_scoped_acquire locked;
+            try {
+                output_hook_();
+            } catch (py::error_already_set& e) {
+                e.discard_as_unraisable("covet: the output hook");
+            }
+        });
+    }
     std::uint16_t port() const { return app_.port(); }
     std::string backend() const { return std::string(covet::io::to_string(app_.backend())); }
-    int fileno() const { return bridge_.fileno(); }
+    int fileno() const { return embedded_ ? app_.server()->poll_fd() : bridge_.fileno(); }
     std::vector<std::pair<int, ExchangePtr>> take(std::size_t max_items) { return bridge_.take(max_items); }
 
 private:
+    void require_embedded(const char* what) const {
+        if (!embedded_) throw std::runtime_error(std::string(what) + "() is for a server started with threads=0 on io_uring");
+    }
+
+    py::object output_hook_;  // declared first: outlives the engine
     covet::App app_;
     Bridge bridge_;
+    unsigned threads_ = 1;
+    bool embedded_ = false;
 };
 
 // Python-visible wrappers around one Exchange.
@@ -251,6 +313,10 @@ PYBIND11_MODULE(_native, m) {
         .def("wait", &NativeServer::wait)
         .def_property_readonly("port", &NativeServer::port)
         .def_property_readonly("backend", &NativeServer::backend)
+        .def_property_readonly("embedded", &NativeServer::embedded)
+        .def("poll", &NativeServer::poll)
+        .def("flush", &NativeServer::flush)
+        .def("set_output_hook", &NativeServer::set_output_hook, py::arg("hook"))
         .def("fileno", &NativeServer::fileno)
         .def("take", [](NativeServer& s, std::size_t max_items) {
             auto items = s.take(max_items);
