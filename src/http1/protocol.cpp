@@ -173,6 +173,12 @@ public:
         finish_exchange(stream_close_ || shutting_down_);
     }
 
+    void stream_abort(std::uint64_t exchange) override {
+        if (phase_ != Phase::streaming || exchange != exchange_) return;
+        // What was written still goes out; no last chunk follows, and the close tells the client.
+        finish_exchange(/*close=*/true);
+    }
+
 private:
     // ---- parsing ----
 

@@ -1055,6 +1055,19 @@ TEST(Http1Protocol, StreamedResponseUsesChunkedEncoding) {
     EXPECT_FALSE(h.conn.closing());
 }
 
+TEST(Http1Protocol, AbortedStreamClosesWithoutTheLastChunk) {
+    Harness h;
+    h.dispatcher.handler = [](Request&, Responder& r) {
+        StreamWriter w = r.stream(Response::text("partial"));
+        w.abort();
+        w.write("after abort");  // ignored
+        w.end();                 // ignored: the exchange is over
+    };
+    h.feed(get("/s") + get("/next"));
+    EXPECT_EQ(h.take(), stream_head() + "7\r\npartial\r\n");  // no "0\r\n\r\n", no answer to /next
+    EXPECT_TRUE(h.conn.closing());
+}
+
 TEST(Http1Protocol, DeferredStreamFlushesEachWriteAndHoldsPipelinedRequests) {
     Harness h;
     h.dispatcher.defer = true;

@@ -297,6 +297,9 @@ PYBIND11_MODULE(_native, m) {
             r.ex->stream.write(std::string_view(chunk));
         })
         .def("end", [](NativeResponder& r) { r.ex->stream.end(); })
+        .def("abort", [](NativeResponder& r) { r.ex->stream.abort(); },
+             "Cuts a started stream short: the connection closes without the terminating chunk, so the "
+             "client sees an incomplete response (for a producer that failed midway).")
         .def_property_readonly("answered", [](const NativeResponder& r) { return r.ex->answered; });
 
     py::class_<NativeServer>(m, "NativeServer")

@@ -19,6 +19,9 @@ public:
     virtual void stream_begin(std::uint64_t exchange, Response&& head) = 0;
     virtual void stream_write(std::uint64_t exchange, std::string_view chunk) = 0;
     virtual void stream_end(std::uint64_t exchange) = 0;
+    // The body could not be completed (the producer failed): the client must see an incomplete response,
+    // never a short one that looks whole. HTTP/1.1 closes the connection without the last chunk.
+    virtual void stream_abort(std::uint64_t exchange) = 0;
 
 protected:
     ~ExchangeSink() = default;
@@ -42,6 +45,7 @@ public:
 
     void write(std::string_view chunk);  // any thread; empty chunks are ignored
     void end();                          // any thread; idempotent
+    void abort();                        // any thread: cut the response off (see ExchangeSink::stream_abort)
     explicit operator bool() const noexcept { return sink_ != nullptr; }
 
 private:
@@ -148,6 +152,13 @@ inline void StreamWriter::end() {
         detail::on_exchange(ref_, sink, true, [ex](ExchangeSink* s) { s->stream_end(ex); });
     } catch (...) {
     }
+}
+
+inline void StreamWriter::abort() {
+    ExchangeSink* sink = std::exchange(sink_, nullptr);
+    if (!sink) return;
+    const std::uint64_t ex = exchange_;
+    detail::on_exchange(ref_, sink, true, [ex](ExchangeSink* s) { s->stream_abort(ex); });
 }
 
 }  // namespace covet
