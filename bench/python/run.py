@@ -136,7 +136,7 @@ def server_command(name: str, port: int) -> list[str]:
     if name == "covet":
         return pin + [
             str(COVET_PYTHON), "-m", "covet", "_worker", "covet_app:app", "--port", str(port),
-            "--threads", "1", "--log-level", "warning", "--app-dir", str(APPS),
+            "--threads", "0", "--log-level", "warning", "--app-dir", str(APPS),
         ]
     if name == "fastapi":
         return pin + [

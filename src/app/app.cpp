@@ -10,11 +10,11 @@
 namespace covet {
 namespace {
 
-Response error_response(int status, std::string_view detail) {
+// The reason phrases contain no characters that need JSON escaping.
+Response error_response(int status, bool json) {
+    if (json) return Response::json("{\"detail\":\"" + std::string(http::reason_phrase(status)) + "\"}", status);
     std::string body = std::to_string(status);
-    body.append(" ").append(http::reason_phrase(status));
-    if (!detail.empty()) body.append(": ").append(detail);
-    body.push_back('\n');
+    body.append(" ").append(http::reason_phrase(status)).push_back('\n');
     return Response::text(std::move(body), status);
 }
 
@@ -62,7 +62,7 @@ void App::dispatch(Request& request, Responder responder) {
             early = middleware_[i]->before(request);
         } catch (const std::exception& e) {
             spdlog::error("middleware failed on {} {}: {}", request.method_name(), request.target(), e.what());
-            early = error_response(500, "");
+            early = error_response(500, json_errors_);
         }
         request.set_middleware_depth(i + 1);
         if (early) {
@@ -74,11 +74,11 @@ void App::dispatch(Request& request, Responder responder) {
     const auto match = router_.match(request.method(), request.path(), request.params());
     using Status = Router<RouteTarget>::Status;
     if (match.status == Status::not_found) {
-        responder.send(error_response(404, ""));
+        responder.send(error_response(404, json_errors_));
         return;
     }
     if (match.status == Status::method_not_allowed) {
-        Response r = error_response(405, "");
+        Response r = error_response(405, json_errors_);
         r.add_header("Allow", match.allow);
         responder.send(std::move(r));
         return;
@@ -92,10 +92,10 @@ void App::dispatch(Request& request, Responder responder) {
         }
     } catch (const std::exception& e) {
         spdlog::error("handler for {} {} threw: {}", request.method_name(), request.target(), e.what());
-        responder.send(error_response(500, ""));
+        responder.send(error_response(500, json_errors_));
     } catch (...) {
         spdlog::error("handler for {} {} threw a non-std exception", request.method_name(), request.target());
-        responder.send(error_response(500, ""));
+        responder.send(error_response(500, json_errors_));
     }
 }
 

@@ -113,6 +113,21 @@ TEST_F(AppTest, AnswersNotFoundAndMethodNotAllowed) {
     EXPECT_EQ(status_of(r[1]), "HTTP/1.1 405 Method Not Allowed");
     EXPECT_NE(r[1].find("Allow: GET, HEAD\r\n"), std::string::npos);
     EXPECT_EQ(status_of(r[2]), "HTTP/1.1 404 Not Found");
+    EXPECT_EQ(body_of(r[0]), "404 Not Found\n");
+}
+
+TEST_F(AppTest, JsonErrorsUseFastApisShape) {
+    app_.json_errors();
+    start();
+    Client c(app_.port());
+    c.send(get("/nope") + "DELETE /plaintext HTTP/1.1\r\nHost: t\r\n\r\n" + get("/throw"));
+    auto r = c.responses(3);
+    ASSERT_EQ(r.size(), 3u);
+    EXPECT_EQ(body_of(r[0]), R"({"detail":"Not Found"})");
+    EXPECT_NE(r[0].find("Content-Type: application/json\r\n"), std::string::npos);
+    EXPECT_EQ(body_of(r[1]), R"({"detail":"Method Not Allowed"})");
+    EXPECT_EQ(status_of(r[2]), "HTTP/1.1 500 Internal Server Error");
+    EXPECT_EQ(body_of(r[2]), R"({"detail":"Internal Server Error"})");
 }
 
 TEST_F(AppTest, PipelinedRequestsAnswerInOrder) {

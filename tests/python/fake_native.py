@@ -399,9 +399,10 @@ class NativeServer:
         path = target.partition("?")[0]
         status, handler, params, allow = self.router.match(method, path)
         if status == "not_found":
-            responder.send(404, [("Content-Type", "text/plain")], b"Not Found")
+            responder.send(404, [("Content-Type", "application/json")], b'{"detail":"Not Found"}')
         elif status == "method_not_allowed":
-            responder.send(405, [("Content-Type", "text/plain"), ("Allow", allow)], b"Method Not Allowed")
+            responder.send(405, [("Content-Type", "application/json"), ("Allow", allow)],
+                           b'{"detail":"Method Not Allowed"}')
         elif handler[0] == "constant":
             c = handler[1]
             responder.send(c.status, c.headers, c.body)

@@ -199,7 +199,10 @@ class TestServedRouting:
         r = client.delete("/thing")
         assert r.status_code == 405
         assert [m.strip() for m in r.headers["allow"].split(",")] == ["GET", "HEAD"]
-        assert client.get("/missing").status_code == 404
+        missing = client.get("/missing")
+        assert (missing.status_code, missing.json()) == (404, {"detail": "Not Found"})  # FastAPI's body
+        assert missing.headers["content-type"] == "application/json"
+        assert r.json() == {"detail": "Method Not Allowed"}
         assert seen == ["HEAD"]  # 405 and 404 never reached Python
 
     def test_path_catch_all_and_percent_decoding(self, make_client) -> None:  # type: ignore[no-untyped-def]

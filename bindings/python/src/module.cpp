@@ -124,6 +124,7 @@ public:
     NativeServer(std::string host, std::uint16_t port, unsigned threads, const std::string& backend,
                  std::size_t max_body_bytes, long header_timeout_ms, long keep_alive_timeout_ms,
                  long shutdown_timeout_ms, std::size_t max_connections, bool shared_port) {
+        app_.json_errors();  // 404/405/500 bodies as FastAPI writes them
         auto& c = app_.config();
         c.host = std::move(host);
         c.port = port;

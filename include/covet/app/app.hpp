@@ -53,6 +53,12 @@ public:
 
     App& use(std::unique_ptr<Middleware> middleware);
     std::vector<std::pair<Method, std::string>> routes() const { return router_.routes(); }
+    // Bodies of the app's own 404/405/500 answers: `{"detail":"Not Found"}` (FastAPI's shape, JSON) instead
+    // of plain text. Protocol-level refusals (400, 413, 431, ...) stay plain text.
+    App& json_errors(bool on = true) noexcept {
+        json_errors_ = on;
+        return *this;
+    }
 
     // Server settings: limits, timeouts, backend, threads, host/port.
     net::ServerConfig& config() noexcept { return config_; }
@@ -94,6 +100,7 @@ private:
     net::ServerConfig config_;
     std::unique_ptr<net::Server> server_;
     std::atomic<bool> stop_requested_{false};
+    bool json_errors_ = false;
 };
 
 }  // namespace covet
