@@ -1,12 +1,20 @@
-"""Small containers used by requests and responses: headers, query parameters, form data, URL, state."""
+"""Small containers used by requests and responses: headers, query parameters, form data and uploaded
+files, URL, state."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Optional, Union
+from typing import IO, TYPE_CHECKING, Any, Generic, Optional, TypeVar, Union
 from urllib.parse import parse_qsl, urlencode
 
-__all__ = ["Headers", "MutableHeaders", "QueryParams", "FormData", "URL", "State", "Address"]
+if TYPE_CHECKING:
+    from pydantic import GetCoreSchemaHandler
+    from pydantic_core import CoreSchema
+
+__all__ = ["Headers", "MutableHeaders", "QueryParams", "FormData", "UploadFile", "URL", "State", "Address"]
+
+_V = TypeVar("_V")
 
 
 class Address(tuple):
@@ -26,30 +34,30 @@ class Address(tuple):
         return self[1]  # type: ignore[no-any-return]
 
 
-class _MultiMapping(Mapping[str, str]):
+class _MultiMapping(Mapping[str, _V], Generic[_V]):
     """An immutable multi-valued mapping; ``m[key]`` is the LAST value given for `key` (as in Starlette)."""
 
     __slots__ = ("_list", "_dict")
 
-    def __init__(self, items: Union[Iterable[tuple[str, str]], Mapping[str, str], None] = None) -> None:
+    def __init__(self, items: Union[Iterable[tuple[str, Any]], Mapping[str, Any], None] = None) -> None:
         if items is None:
-            pairs: list[tuple[str, str]] = []
+            pairs: list[tuple[str, _V]] = []
         elif isinstance(items, _MultiMapping):
             pairs = list(items.multi_items())
         elif isinstance(items, Mapping):
-            pairs = [(str(k), str(v)) for k, v in items.items()]
+            pairs = [(str(k), str(v)) for k, v in items.items()]  # type: ignore[misc]
         else:
-            pairs = [(str(k), str(v)) for k, v in items]
+            pairs = [(str(k), str(v)) for k, v in items]  # type: ignore[misc]
         self._list = pairs
         self._dict = dict(pairs)
 
-    def getlist(self, key: str) -> list[str]:
+    def getlist(self, key: str) -> list[_V]:
         return [v for k, v in self._list if k == key]
 
-    def multi_items(self) -> list[tuple[str, str]]:
+    def multi_items(self) -> list[tuple[str, _V]]:
         return list(self._list)
 
-    def __getitem__(self, key: str) -> str:
+    def __getitem__(self, key: str) -> _V:
         return self._dict[key]
 
     def __iter__(self) -> Iterator[str]:
@@ -70,7 +78,7 @@ class _MultiMapping(Mapping[str, str]):
         return f"{type(self).__name__}({self._list!r})"
 
 
-class QueryParams(_MultiMapping):
+class QueryParams(_MultiMapping[str]):
     """Decoded query-string parameters. Accepts a raw query string as well as pairs or a mapping."""
 
     __slots__ = ()
@@ -84,10 +92,117 @@ class QueryParams(_MultiMapping):
         return urlencode(self._list)
 
 
-class FormData(_MultiMapping):
-    """Decoded form fields (``application/x-www-form-urlencoded``)."""
+class UploadFile:
+    """A file uploaded in a ``multipart/form-data`` request (Starlette's and FastAPI's `UploadFile`).
+
+    ``filename``, ``content_type``, ``headers`` (the part's headers), ``size``, ``file`` (a binary file object
+    for sync code) and the async ``read()``, ``write()``, ``seek()``, ``close()``. The request body is
+    already in memory when a handler runs, so an uploaded file is an in-memory file (``io.BytesIO``); the
+    async methods then run directly, and in the thread pool for other (disk) files.
+
+    Usable as a handler parameter type (``file: UploadFile``), also inside ``Optional[...]`` or ``list[...]``.
+    """
+
+    __slots__ = ("file", "filename", "size", "headers")
+
+    def __init__(
+        self,
+        file: IO[bytes],
+        *,
+        size: Optional[int] = None,
+        filename: Optional[str] = None,
+        headers: Optional[Headers] = None,
+    ) -> None:
+        self.file = file
+        self.filename = filename
+        self.size = size
+        self.headers = headers if headers is not None else Headers()
+
+    @property
+    def content_type(self) -> Optional[str]:
+        return self.headers.get("content-type")
+
+    @property
+    def _in_memory(self) -> bool:
+        file = self.file
+        return isinstance(file, io.BytesIO) or getattr(file, "_rolled", True) is False  # SpooledTemporaryFile
+
+    async def read(self, size: int = -1) -> bytes:
+        if self._in_memory:
+            return self.file.read(size)
+        from .concurrency import run_in_threadpool
+
+        return await run_in_threadpool(self.file.read, size)
+
+    async def write(self, data: bytes) -> None:
+        if self.size is not None:
+            self.size += len(data)
+        if self._in_memory:
+            self.file.write(data)
+        else:
+            from .concurrency import run_in_threadpool
+
+            await run_in_threadpool(self.file.write, data)
+
+    async def seek(self, offset: int) -> None:
+        if self._in_memory:
+            self.file.seek(offset)
+        else:
+            from .concurrency import run_in_threadpool
+
+            await run_in_threadpool(self.file.seek, offset)
+
+    async def close(self) -> None:
+        if self._in_memory:
+            self.file.close()
+        else:
+            from .concurrency import run_in_threadpool
+
+            await run_in_threadpool(self.file.close)
+
+    def _content(self) -> bytes:
+        """The whole content, whatever has been read so far (for ``bytes`` parameters)."""
+        file = self.file
+        if isinstance(file, io.BytesIO):
+            return file.getvalue()
+        file.seek(0)
+        return file.read()
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: "GetCoreSchemaHandler") -> "CoreSchema":
+        from pydantic_core import core_schema
+
+        def validate(value: Any) -> "UploadFile":
+            if not isinstance(value, cls):
+                raise ValueError(f"Expected UploadFile, received: {type(value)}")
+            return value
+
+        return core_schema.no_info_plain_validator_function(validate)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(filename={self.filename!r}, size={self.size!r}, headers={self.headers!r})"
+
+
+class FormData(_MultiMapping[Union[str, UploadFile]]):
+    """Decoded form fields: ``str`` values, and `UploadFile` values for the files of a multipart form."""
 
     __slots__ = ()
+
+    def __init__(
+        self, items: Union[Iterable[tuple[str, Any]], Mapping[str, Any], None] = None
+    ) -> None:
+        if items is None or isinstance(items, _MultiMapping):
+            super().__init__(items)
+            return
+        pairs = items.items() if isinstance(items, Mapping) else items
+        self._list = [(str(k), v if isinstance(v, (str, UploadFile)) else str(v)) for k, v in pairs]
+        self._dict = dict(self._list)
+
+    async def close(self) -> None:
+        """Closes every uploaded file."""
+        for _, value in self._list:
+            if isinstance(value, UploadFile):
+                await value.close()
 
 
 class Headers(Mapping[str, str]):

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Optional
+from collections.abc import Generator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Optional, Union
 from urllib.parse import parse_qsl, unquote
 
 from .datastructures import URL, Address, FormData, Headers, QueryParams, State
 from .encoders import loads as _json_loads
+from .exceptions import HTTPException
 
 if TYPE_CHECKING:
     from .app import CovetPy
@@ -42,7 +45,7 @@ class Request:
     Attributes: ``method``, ``url`` (``.path``, ``.query``, ``.hostname`` ...), ``path``, ``headers``
     (case-insensitive), ``query_params``, ``cookies``, ``path_params`` (decoded strings), ``client``
     (``(host, port)``), ``http_version``, ``state``, ``app``; and ``await body()``, ``await json()``,
-    ``await form()``.
+    ``await form()`` (URL-encoded and multipart forms, files as `UploadFile`).
 
     The engine keeps the request's bytes only until the response has been sent. CovetPy copies what is
     still unread at that point if the request object is still referenced elsewhere (a background task),
@@ -199,16 +202,40 @@ class Request:
                 self._json = json.loads(body)  # the stdlib's error names the problem the usual way
         return self._json
 
-    async def form(self) -> FormData:
-        """Form fields of an ``application/x-www-form-urlencoded`` body."""
+    def form(
+        self,
+        *,
+        max_files: Union[int, float] = 1000,
+        max_fields: Union[int, float] = 1000,
+        max_part_size: int = 1024 * 1024,
+    ) -> "_FormReader":
+        """The form fields of a ``multipart/form-data`` or ``application/x-www-form-urlencoded`` body (an
+        empty `FormData` for other bodies), as in Starlette: ``form = await request.form()``, or
+        ``async with request.form() as form:`` to close the uploaded files afterwards.
+
+        Files are `UploadFile` values. A malformed body or one over a limit raises ``HTTPException(400)``.
+        The form is parsed once; later calls return the same `FormData`.
+        """
+        return _FormReader(self, max_files, max_fields, max_part_size)
+
+    def _form_now(
+        self,
+        max_files: Union[int, float] = 1000,
+        max_fields: Union[int, float] = 1000,
+        max_part_size: int = 1024 * 1024,
+    ) -> FormData:
+        """The parsed form (raises `MultiPartException` for a malformed body)."""
         if self._form is None:
-            content_type = self.headers.get("content-type", "")
-            media_type = content_type.partition(";")[0].strip().lower()
-            if media_type and media_type != "application/x-www-form-urlencoded":
-                raise ValueError(f"form() supports application/x-www-form-urlencoded bodies, not {media_type!r}")
-            text = self._body_now().decode("latin-1")
-            self._form = FormData(parse_qsl(text, keep_blank_values=True))
+            from .formparsers import parse_form
+
+            self._form = parse_form(self._body_now(), self.headers.get("content-type", ""), max_files=max_files,
+                                    max_fields=max_fields, max_part_size=max_part_size)
         return self._form
+
+    async def close(self) -> None:
+        """Closes the files of a parsed form."""
+        if self._form is not None:
+            await self._form.close()
 
     async def is_disconnected(self) -> bool:
         return False
@@ -229,6 +256,42 @@ class Request:
             return f"<Request {self.method} {self.raw_path}>"
         except Exception:  # the engine's request is gone and nothing was read
             return "<Request (answered)>"
+
+
+class _FormReader:
+    """What ``request.form()`` returns: awaitable (the `FormData`) and an async context manager that
+    closes the uploaded files on exit (Starlette's ``AwaitableOrContextManager``)."""
+
+    __slots__ = ("_request", "_limits", "_form")
+
+    def __init__(self, request: Request, max_files: Union[int, float], max_fields: Union[int, float],
+                 max_part_size: int) -> None:
+        self._request = request
+        self._limits = (max_files, max_fields, max_part_size)
+        self._form: Optional[FormData] = None
+
+    def _parse(self) -> FormData:
+        from .formparsers import MultiPartException
+
+        try:
+            return self._request._form_now(*self._limits)
+        except MultiPartException as exc:
+            raise HTTPException(400, exc.message) from exc
+
+    def __await__(self) -> Generator[Any, None, FormData]:
+        return self._result().__await__()
+
+    async def _result(self) -> FormData:
+        return self._parse()
+
+    async def __aenter__(self) -> FormData:
+        self._form = self._parse()
+        return self._form
+
+    async def __aexit__(self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException],
+                        tb: Optional[TracebackType]) -> None:
+        if self._form is not None:
+            await self._form.close()
 
 
 class _Unset:
