@@ -19,9 +19,10 @@ from __future__ import annotations
 from . import status
 from .app import CovetPy
 from .concurrency import run_in_threadpool
-from .datastructures import URL, FormData, Headers, QueryParams, State
+from .datastructures import URL, FormData, Headers, QueryParams, State, UploadFile
 from .exceptions import HTTPException, RequestValidationError, ResponseValidationError
-from .params import Body, Cookie, Header, Path, Query
+from .dependencies import Depends
+from .params import Body, Cookie, File, Form, Header, Path, Query
 from .requests import Request
 from .responses import (
     FileResponse,
@@ -53,6 +54,10 @@ __all__ = [
     "Header",
     "Cookie",
     "Body",
+    "Form",
+    "File",
+    "Depends",
+    "UploadFile",
     "Headers",
     "QueryParams",
     "FormData",

@@ -6,13 +6,20 @@ argument (its source, its key, a converter). Per request, `RequestPlan.extract` 
 Sources, as in FastAPI:
 - a name that appears in the path (``/users/{user_id}``) is a path parameter;
 - an argument annotated ``Request`` receives the request;
-- ``Query()``, ``Path()``, ``Header()``, ``Cookie()``, ``Body()`` markers (as the default or inside
-  ``Annotated[...]``) choose the source explicitly and may add constraints (``ge=1``, ``max_length=5``);
+- ``Query()``, ``Path()``, ``Header()``, ``Cookie()``, ``Body()``, ``Form()``, ``File()`` markers (as the
+  default or inside ``Annotated[...]``) choose the source explicitly and may add constraints (``ge=1``,
+  ``max_length=5``);
+- an `UploadFile` (or ``list[UploadFile]``, ``Optional[UploadFile]``) is a file of a multipart form;
+- ``Depends(callable)`` is a dependency (see `covet.dependencies`), whose own parameters follow these rules;
 - otherwise a simple type (``int``, ``float``, ``str``, ``bool``, ``UUID``, enums, dates, ``Optional[...]``
   of those) or a list of them is a query parameter, and anything else (a pydantic model, a dataclass,
   ``dict``) is read from the JSON body.
 
 Failures are collected and raised together as `RequestValidationError` with FastAPI's error shape.
+
+A plan without dependencies is filled synchronously by `RequestPlan.extract`. A plan with dependencies
+(`RequestPlan.dependencies` is not empty) is filled by ``async with plan.solve(request, executor) as
+kwargs``, which also runs the dependencies' teardown.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import dataclasses
 import datetime
 import decimal
 import enum
+import functools
 import inspect
 import json
 import types
@@ -31,14 +39,18 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Optional, Union
 from urllib.parse import parse_qsl, unquote
 
+from .datastructures import FormData, UploadFile
+from .dependencies import Dependency, DependencyScope, Depends, call_kind
 from .encoders import loads as json_loads
-from .exceptions import RequestValidationError
+from .exceptions import HTTPException, RequestValidationError
 from .requests import Request
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
     from pydantic import TypeAdapter, ValidationError
 
-__all__ = ["Query", "Path", "Header", "Cookie", "Body", "RequestPlan", "build_plan"]
+__all__ = ["Query", "Path", "Header", "Cookie", "Body", "Form", "File", "Depends", "RequestPlan", "build_plan"]
 
 _REQUIRED: Any = ...  # the marker default meaning "no default": the parameter is required
 
@@ -96,6 +108,14 @@ class _BodyParam(Param):
     location = "body"
 
 
+class _FormParam(_BodyParam):
+    """A field of a form body (URL-encoded or multipart)."""
+
+
+class _FileParam(_FormParam):
+    """A file of a multipart form body."""
+
+
 def Query(default: Any = _REQUIRED, *, alias: Optional[str] = None, **kwargs: Any) -> Any:
     """A query-string parameter (``?limit=10``); `alias` names the key when it differs from the argument."""
     return _QueryParam(default, alias=alias, **kwargs)
@@ -119,6 +139,21 @@ def Cookie(default: Any = _REQUIRED, *, alias: Optional[str] = None, **kwargs: A
 def Body(default: Any = _REQUIRED, *, embed: bool = False, alias: Optional[str] = None, **kwargs: Any) -> Any:
     """A JSON body value; with ``embed=True`` (or several body arguments) it is read from ``body[name]``."""
     return _BodyParam(default, alias=alias, embed=embed, **kwargs)
+
+
+def Form(default: Any = _REQUIRED, *, alias: Optional[str] = None, **kwargs: Any) -> Any:
+    """A field of a form body (``application/x-www-form-urlencoded`` or ``multipart/form-data``).
+
+    On a pydantic model (``Annotated[Model, Form()]``) the model's fields are read from the form's fields.
+    An empty value counts as missing, as in FastAPI.
+    """
+    return _FormParam(default, alias=alias, **kwargs)
+
+
+def File(default: Any = _REQUIRED, *, alias: Optional[str] = None, **kwargs: Any) -> Any:
+    """A file of a ``multipart/form-data`` body: annotate `UploadFile` for the file object, ``bytes`` for its
+    content (``list[...]`` of either for several files under one name)."""
+    return _FileParam(default, alias=alias, **kwargs)
 
 
 # --- type classification --------------------------------------------------------------------------
@@ -155,6 +190,35 @@ def _is_scalar(tp: Any) -> bool:
     if origin in _UNION_TYPES:
         return all(_is_scalar(a) for a in typing.get_args(tp) if a is not type(None))
     return isinstance(tp, type) and (issubclass(tp, _SCALARS) or issubclass(tp, enum.Enum))
+
+
+def _is_sequence(tp: Any) -> bool:
+    """``list[X]`` (or set, tuple ...), possibly Optional."""
+    members = _non_none(tp)
+    if len(members) != 1:
+        return False
+    origin = typing.get_origin(members[0])
+    return origin in _SEQUENCES or members[0] in (list, set, tuple, frozenset)
+
+
+def _mentions_upload(tp: Any) -> bool:
+    """`tp` is `UploadFile` or contains it (``Optional[UploadFile]``, ``list[UploadFile]``)."""
+    tp = _strip_annotated(tp)
+    if isinstance(tp, type) and issubclass(tp, UploadFile):
+        return True
+    return any(_mentions_upload(a) for a in typing.get_args(tp) if a is not Ellipsis)
+
+
+def _is_bytes_file(tp: Any) -> bool:
+    """``bytes`` or ``list[bytes]`` (possibly Optional): a File() parameter receiving the file content."""
+    members = _non_none(tp)
+    if len(members) != 1:
+        return False
+    tp = members[0]
+    if _is_sequence(tp):
+        args = typing.get_args(tp)
+        return bool(args) and _strip_annotated(args[0]) is bytes
+    return tp is bytes
 
 
 def _is_scalar_sequence(tp: Any) -> bool:
@@ -259,8 +323,11 @@ class ParamSpec:
     required: bool
     default: Any
     convert: Optional[Converter]
-    many: bool = False  # a list of values (repeated query keys / header lines)
+    many: bool = False  # a list of values (repeated query keys / header lines / form fields)
     embed: bool = False  # body: read from body[key] rather than the whole body
+    form: bool = False  # body: a field (or file) of a form body, not JSON
+    read_bytes: bool = False  # form: a file's content rather than the UploadFile
+    form_fields: Optional[tuple[tuple[str, bool], ...]] = None  # form: a model read from these (key, many)
 
 
 def _errors(exc: "ValidationError", prefix: tuple[Any, ...]) -> list[dict[str, Any]]:
@@ -313,32 +380,45 @@ def _is_json_media_type(content_type: Optional[str]) -> bool:
     return main == "application" and (sub == "json" or sub.endswith("+json"))
 
 
+_NO_BODY: Any = object()  # no body (or no such field in it)
+_UNPARSED: Any = object()  # the body is not parsed yet
+
+
 class RequestPlan:
     """How to turn a native request into a handler's keyword arguments (built once per route)."""
 
     __slots__ = ("specs", "path", "query", "query_lists", "header", "cookie", "body", "request_arg", "needs_request",
-                 "trivial")
+                 "trivial", "dependencies", "form", "json_in_tree", "form_in_tree")
 
-    def __init__(self, specs: list[ParamSpec], request_arg: Optional[str]) -> None:
+    def __init__(self, specs: list[ParamSpec], request_arg: Optional[str],
+                 dependencies: Sequence[Dependency] = ()) -> None:
         self.specs = specs
         self.request_arg = request_arg
+        self.dependencies = tuple(dependencies)
         self.path = tuple(s for s in specs if s.location == "path")
         self.query = tuple(s for s in specs if s.location == "query")
         self.query_lists = any(s.many for s in self.query)
         self.header = tuple(s for s in specs if s.location == "header")
         self.cookie = tuple(s for s in specs if s.location == "cookie")
         self.body = tuple(s for s in specs if s.location == "body")
+        self.form = any(s.form for s in self.body)  # the body is a form (then every body spec is a form field)
+        # Whether this plan or a dependency's reads a JSON / form body (dependencies share the parsed body).
+        self.json_in_tree = (bool(self.body) and not self.form) or any(d.plan.json_in_tree for d in self.dependencies)
+        self.form_in_tree = self.form or any(d.plan.form_in_tree for d in self.dependencies)
         # Path and query values are read straight from the native request; everything else goes through
         # a Request object (which caches what it parses).
-        self.needs_request = bool(request_arg or self.header or self.cookie or self.body)
-        self.trivial = not specs and request_arg is None
+        self.needs_request = bool(request_arg or self.header or self.cookie or self.body or self.dependencies)
+        self.trivial = not specs and request_arg is None and not self.dependencies
 
     @property
     def path_names(self) -> list[str]:
         return [s.key for s in self.path]
 
     def extract(self, native: Any, request: Optional[Request]) -> dict[str, Any]:
-        """The handler's keyword arguments; raises `RequestValidationError` listing every problem."""
+        """The handler's keyword arguments; raises `RequestValidationError` listing every problem.
+
+        For a plan without dependencies (the dispatcher calls `solve` for the others).
+        """
         kwargs: dict[str, Any] = {}
         if self.trivial:
             return kwargs
@@ -369,6 +449,60 @@ class RequestPlan:
             raise RequestValidationError(errors, body=body_value)
         return kwargs
 
+    # -- plans with dependencies -------------------------------------------------------------------------
+    def solve(self, request: Request, executor: Optional["Executor"] = None) -> DependencyScope:
+        """``async with plan.solve(request, executor) as kwargs``: calls the dependencies (sync ones in
+        `executor`, or directly when it is None) and gives the handler's keyword arguments; on exit, runs the
+        teardown of generator dependencies (after ``yield``), passing them the exception of the block."""
+        return DependencyScope(self, request, executor)
+
+    def read_tree_body(self, request: Request) -> Any:
+        """The JSON body, parsed once for this plan and its dependencies (`_UNPARSED` if none reads it).
+
+        Invalid JSON raises `RequestValidationError` before any dependency runs, as in FastAPI."""
+        if not self.json_in_tree:
+            return _UNPARSED
+        errors: list[dict[str, Any]] = []
+        value = _parse_body(request, errors)
+        if errors:
+            raise RequestValidationError(errors, body=value)
+        return value
+
+    def error_body(self, request: Request, body: Any) -> Any:
+        """The body to attach to a `RequestValidationError` raised by `solve`."""
+        if body is not _UNPARSED and body is not _NO_BODY:
+            return body
+        if self.form_in_tree and request._form is not None:
+            return request._form
+        return None
+
+    def fill(self, request: Request, kwargs: dict[str, Any], errors: list[dict[str, Any]], body: Any = _UNPARSED) -> None:
+        """Adds this plan's own parameters to `kwargs` and its problems to `errors` (used by `solve`).
+
+        `body` is the JSON body from `read_tree_body` (`_UNPARSED`: parse it here)."""
+        if self.request_arg is not None:
+            kwargs[self.request_arg] = request
+        if self.path:
+            self._extract_path(None, request, kwargs, errors)
+        if self.query:
+            if self.query_lists:
+                self._extract_values(_query_multi(request.query_string), True, self.query, kwargs, errors)
+            else:
+                self._extract_values(_query_last(request.query_string), False, self.query, kwargs, errors)
+        if self.header:
+            headers = request.headers
+            self._extract_values({s.key: headers.getlist(s.key) for s in self.header}, True, self.header, kwargs, errors)
+        if self.cookie:
+            self._extract_values(request.cookies, False, self.cookie, kwargs, errors)
+        if self.body:
+            if self.form:
+                self._extract_form(request, kwargs, errors)
+            elif body is _UNPARSED:
+                self._extract_body(request, kwargs, errors)
+            else:
+                self._bind_body(body, kwargs, errors)
+
+    # -- sources ------------------------------------------------------------------------------------------
     def _extract_path(self, native: Any, request: Optional[Request], kwargs: dict[str, Any], errors: list[dict[str, Any]]) -> None:
         params = request.path_params if request is not None else native.params
         for spec in self.path:
@@ -413,6 +547,8 @@ class RequestPlan:
                 errors.extend(_errors(exc, (spec.location, spec.key)))
 
     def _extract_body(self, request: Request, kwargs: dict[str, Any], errors: list[dict[str, Any]]) -> Any:
+        if self.form:
+            return self._extract_form(request, kwargs, errors)
         raw = request._body_now()
         if not raw:
             value: Any = _NO_BODY
@@ -431,6 +567,60 @@ class RequestPlan:
         for spec in self.body:
             self._validate_body(spec, fields.get(spec.key, _NO_BODY), ("body", spec.key), kwargs, errors)
         return value
+
+    def _bind_body(self, value: Any, kwargs: dict[str, Any], errors: list[dict[str, Any]]) -> None:
+        """`_extract_body` after parsing, for a body parsed already (by `read_tree_body`)."""
+        if len(self.body) == 1 and not self.body[0].embed:
+            self._validate_body(self.body[0], value, ("body",), kwargs, errors)
+            return
+        fields = value if isinstance(value, dict) else {}
+        for spec in self.body:
+            self._validate_body(spec, fields.get(spec.key, _NO_BODY), ("body", spec.key), kwargs, errors)
+
+    def _extract_form(self, request: Request, kwargs: dict[str, Any], errors: list[dict[str, Any]]) -> FormData:
+        from .formparsers import MultiPartException
+
+        try:
+            form = request._form_now()
+        except MultiPartException as exc:
+            raise HTTPException(400, "There was an error parsing the body") from exc
+        for spec in self.body:
+            if spec.form_fields is not None:
+                self._validate_form_model(spec, form, kwargs, errors)
+                continue
+            value = _form_value(form, spec.key, spec.many)
+            if value is _NO_BODY:
+                if spec.required:
+                    errors.append(_missing(("body", spec.key)))
+                else:
+                    kwargs[spec.name] = spec.default
+                continue
+            if spec.read_bytes:
+                value = [_file_content(v) for v in value] if spec.many else _file_content(value)
+            if spec.convert is None:
+                kwargs[spec.name] = value
+                continue
+            try:
+                kwargs[spec.name] = spec.convert(value)
+            except validation_error() as exc:
+                errors.extend(_errors(exc, ("body", spec.key)))
+        return form
+
+    @staticmethod
+    def _validate_form_model(spec: ParamSpec, form: FormData, kwargs: dict[str, Any], errors: list[dict[str, Any]]) -> None:
+        assert spec.form_fields is not None and spec.convert is not None
+        data: dict[str, Any] = {}
+        for key, many in spec.form_fields:
+            value = _form_value(form, key, many)
+            if value is not _NO_BODY:
+                data[key] = value
+        if not data and not spec.required:
+            kwargs[spec.name] = spec.default
+            return
+        try:
+            kwargs[spec.name] = spec.convert(data)
+        except validation_error() as exc:
+            errors.extend(_errors(exc, ("body",)))
 
     @staticmethod
     def _validate_body(
@@ -451,7 +641,38 @@ class RequestPlan:
             errors.extend(_errors(exc, loc))
 
 
-_NO_BODY: Any = object()
+def _parse_body(request: Request, errors: list[dict[str, Any]]) -> Any:
+    """The request body: parsed JSON, `_NO_BODY` when empty, the bytes when not JSON (validation then
+    reports the type mismatch, as FastAPI does); invalid JSON adds its error and returns the bytes."""
+    raw = request._body_now()
+    if not raw:
+        return _NO_BODY
+    if _is_json_media_type(request.headers.get("content-type")):
+        try:
+            return json_loads(raw)
+        except ValueError:
+            errors.append(_json_error(raw))
+    return raw
+
+
+def _is_empty_file(value: Any) -> bool:
+    """What a browser sends for a file input left empty."""
+    return isinstance(value, UploadFile) and value.filename == "" and not value.size
+
+
+def _form_value(form: FormData, key: str, many: bool) -> Any:
+    """The form's value(s) for `key`, or `_NO_BODY` when missing; empty values count as missing (FastAPI)."""
+    if many:
+        values = [v for v in form.getlist(key) if not _is_empty_file(v)]
+        return values if values else _NO_BODY
+    value = form.get(key)
+    if value is None or value == "" or _is_empty_file(value):
+        return _NO_BODY
+    return value
+
+
+def _file_content(value: Any) -> Any:
+    return value._content() if isinstance(value, UploadFile) else value
 
 
 def _json_error(raw: bytes) -> dict[str, Any]:
@@ -485,15 +706,17 @@ def resolve_hints(func: Callable[..., Any]) -> dict[str, Any]:
         return typing.get_type_hints(target, localns=localns, include_extras=True)
 
 
-def _marker_of(annotation: Any, default: Any) -> tuple[Optional[Param], Any]:
+def _marker_of(annotation: Any, default: Any) -> tuple[Union[Param, Depends, None], Any]:
     """The explicit marker (from the default or Annotated metadata) and the real default."""
-    if isinstance(default, Param):
-        return default, default.default
+    if isinstance(default, (Param, Depends)):
+        return default, default.default if isinstance(default, Param) else inspect.Parameter.empty
     if typing.get_origin(annotation) is Annotated:
         for meta in typing.get_args(annotation)[1:]:
             if isinstance(meta, Param):
                 real_default = default if default is not inspect.Parameter.empty else meta.default
                 return meta, real_default
+            if isinstance(meta, Depends):
+                return meta, default
     return None, default
 
 
@@ -502,30 +725,86 @@ def _is_request_type(tp: Any) -> bool:
     return isinstance(tp, type) and issubclass(tp, Request)
 
 
-def build_plan(func: Callable[..., Any], path_names: Sequence[str]) -> RequestPlan:
-    """Read `func`'s signature into a plan; `path_names` are the parameter names in the route's path."""
+def _name_of(func: Any) -> str:
+    return str(getattr(func, "__qualname__", None) or getattr(type(func), "__qualname__", repr(func)))
+
+
+def _hints_of(func: Callable[..., Any]) -> dict[str, Any]:
+    """`resolve_hints` for any callable a dependency may be: a function, a class (its ``__init__``, and its
+    field annotations for dataclasses and pydantic models), a callable object, a ``functools.partial``."""
+    target: Any = func
+    while isinstance(target, functools.partial):
+        target = target.func
+    if inspect.isclass(target):
+        hints: dict[str, Any] = {}
+        with contextlib.suppress(Exception):
+            hints.update(typing.get_type_hints(target, include_extras=True))
+        init = target.__init__
+        if init is not object.__init__ and (inspect.isfunction(init) or inspect.ismethod(init)):
+            with contextlib.suppress(Exception):
+                hints.update(resolve_hints(init))
+        return hints
+    if not (inspect.isfunction(target) or inspect.ismethod(target)) and callable(target):
+        call = getattr(type(target), "__call__", None)
+        if inspect.isfunction(call):
+            return resolve_hints(call)
+    return resolve_hints(target)
+
+
+def _form_spec(name: str, marker: Optional[Param], base: Any, required: bool, default: Any,
+               owner: str) -> ParamSpec:
+    """A field (or file) of a form body."""
+    constraints = marker.constraints if marker is not None else {}
+    key = (marker.alias if marker is not None else None) or name
+    many = _is_sequence(base)
+    model_fields = getattr(base, "model_fields", None) if isinstance(base, type) else None
+    if model_fields is not None and not constraints:  # a pydantic model read from the form's fields
+        fields = tuple((field.alias or field_name, _is_sequence(field.annotation))
+                       for field_name, field in model_fields.items())
+        return ParamSpec(name, "body", key, base, required, None if required else default,
+                         _adapter(base).validate_python, form=True, form_fields=fields)
+    try:
+        convert: Optional[Converter] = None if base in (Any, inspect.Parameter.empty) else _adapter(base, constraints).validate_python
+    except Exception as exc:
+        raise TypeError(f"{owner}: form parameter {name!r} of type {base!r} is not supported: {exc}") from exc
+    read_bytes = isinstance(marker, _FileParam) and _is_bytes_file(base)
+    return ParamSpec(name, "body", key, base, required, None if required else default, convert, many=many,
+                     form=True, read_bytes=read_bytes)
+
+
+def _build(func: Callable[..., Any], path_names: Sequence[str], route_dependencies: Sequence[Depends]) -> RequestPlan:
+    """`func`'s plan with its dependencies' plans (body parameters not yet embedded across the tree)."""
+    owner = _name_of(func)
     signature = inspect.signature(func)
-    hints = resolve_hints(func)
+    hints = _hints_of(func)
     specs: list[ParamSpec] = []
+    dependencies = [_dependency(None, d, inspect.Parameter.empty, path_names, owner) for d in route_dependencies]
     request_arg: Optional[str] = None
     path_set = set(path_names)
     for param in signature.parameters.values():
         if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
             continue
         if param.kind is inspect.Parameter.POSITIONAL_ONLY:
-            raise TypeError(f"{func.__qualname__}: positional-only parameter {param.name!r} cannot be filled from a request")
+            raise TypeError(f"{owner}: positional-only parameter {param.name!r} cannot be filled from a request")
         annotation = hints.get(param.name, inspect.Parameter.empty)
         if _is_request_type(annotation):
             request_arg = param.name
             continue
-        marker, default = _marker_of(annotation, param.default)
+        found, default = _marker_of(annotation, param.default)
         base = _strip_annotated(annotation)
+        if isinstance(found, Depends):
+            dependencies.append(_dependency(param.name, found, base, path_names, owner))
+            continue
+        marker = found
         constraints = marker.constraints if marker is not None else {}
         required = default is inspect.Parameter.empty or default is _REQUIRED
         if param.name in path_set or isinstance(marker, _PathParam):
             if param.name not in path_set:
-                raise TypeError(f"{func.__qualname__}: Path() parameter {param.name!r} does not appear in the route's path")
+                raise TypeError(f"{owner}: Path() parameter {param.name!r} does not appear in the route's path")
             specs.append(ParamSpec(param.name, "path", param.name, base, True, None, _make_converter(base, constraints)))
+            continue
+        if isinstance(marker, _FormParam) or (marker is None and _mentions_upload(base)):
+            specs.append(_form_spec(param.name, marker, base, required, default, owner))
             continue
         location = marker.location if marker is not None else None
         if location is None:
@@ -542,7 +821,7 @@ def build_plan(func: Callable[..., Any], path_names: Sequence[str]) -> RequestPl
         many = _is_scalar_sequence(base)
         if not (_is_scalar(base) or many):
             raise TypeError(
-                f"{func.__qualname__}: parameter {param.name!r} of type {base!r} cannot come from the {location} "
+                f"{owner}: parameter {param.name!r} of type {base!r} cannot come from the {location} "
                 "(use a simple type such as int, str, bool, or a list of them)"
             )
         key = marker.alias if marker is not None and marker.alias else param.name
@@ -555,7 +834,59 @@ def build_plan(func: Callable[..., Any], path_names: Sequence[str]) -> RequestPl
             ParamSpec(param.name, location, key, base, required, None if required else default,
                       _make_converter(base, constraints), many=many)
         )
-    body_specs = [s for s in specs if s.location == "body"]
-    if len(body_specs) > 1:  # several body arguments: each is a field of a JSON object
-        specs = [dataclasses.replace(s, embed=True) if s.location == "body" else s for s in specs]
-    return RequestPlan(specs, request_arg)
+    return RequestPlan(specs, request_arg, dependencies)
+
+
+def _dependency(name: Optional[str], marker: Depends, annotation: Any, path_names: Sequence[str],
+                owner: str) -> Dependency:
+    call = marker.dependency
+    if call is None:
+        if not callable(annotation) or annotation is inspect.Parameter.empty:
+            raise TypeError(f"{owner}: Depends() without a callable needs a class as the parameter's annotation"
+                            + (f" ({name!r})" if name else ""))
+        call = annotation
+    plan = _build(call, path_names, ())
+    return Dependency(name, call, marker.use_cache, plan, call_kind(call), tuple(path_names))
+
+
+def _tree_body_specs(plan: RequestPlan) -> list[ParamSpec]:
+    out = list(plan.body)
+    for dependency in plan.dependencies:
+        out.extend(_tree_body_specs(dependency.plan))
+    return out
+
+
+def _embedded(plan: RequestPlan) -> RequestPlan:
+    """`plan` (and its dependencies') with every JSON body parameter read from a field of the body."""
+    specs = [dataclasses.replace(s, embed=True) if s.location == "body" and not s.form else s for s in plan.specs]
+    dependencies = [dataclasses.replace(d, plan=_embedded(d.plan), embed_body=True, _override_plans={})
+                    for d in plan.dependencies]
+    return RequestPlan(specs, plan.request_arg, dependencies)
+
+
+def _finish(plan: RequestPlan, owner: str, embed: bool = False) -> RequestPlan:
+    """Applies the rules that span the dependency tree: JSON and form bodies do not mix; several body
+    parameters (in the handler and its dependencies together) are each a field of the body."""
+    body_specs = _tree_body_specs(plan)
+    if any(s.form for s in body_specs) and not all(s.form for s in body_specs):
+        raise TypeError(f"{owner}: a JSON body parameter cannot be combined with Form()/File() parameters")
+    if embed or len({s.key for s in body_specs if not s.form}) > 1:
+        return _embedded(plan)
+    return plan
+
+
+def build_plan(func: Callable[..., Any], path_names: Sequence[str],
+               dependencies: Sequence[Depends] = ()) -> RequestPlan:
+    """Read `func`'s signature into a plan; `path_names` are the parameter names in the route's path.
+
+    `dependencies` (``[Depends(f), ...]``) run before the handler; their values are not passed to it.
+    """
+    for dependency in dependencies:
+        if not isinstance(dependency, Depends):
+            raise TypeError(f"dependencies must be Depends(...) markers, not {dependency!r}")
+    return _finish(_build(func, path_names, dependencies), _name_of(func))
+
+
+def build_dependency_plan(call: Callable[..., Any], path_names: Sequence[str], embed_body: bool = False) -> RequestPlan:
+    """The plan for a dependency on its own (used for ``app.dependency_overrides`` replacements)."""
+    return _finish(_build(call, path_names, ()), _name_of(call), embed_body)
