@@ -403,8 +403,8 @@ class RequestPlan:
         self.body = tuple(s for s in specs if s.location == "body")
         self.form = any(s.form for s in self.body)  # the body is a form (then every body spec is a form field)
         # Whether this plan or a dependency's reads a JSON / form body (dependencies share the parsed body).
-        self.json_in_tree = (bool(self.body) and not self.form) or any(d.plan.json_in_tree for d in self.dependencies)
-        self.form_in_tree = self.form or any(d.plan.form_in_tree for d in self.dependencies)
+        self.json_in_tree: bool = (bool(self.body) and not self.form) or any(d.plan.json_in_tree for d in self.dependencies)
+        self.form_in_tree: bool = self.form or any(d.plan.form_in_tree for d in self.dependencies)
         # Path and query values are read straight from the native request; everything else goes through
         # a Request object (which caches what it parses).
         self.needs_request = bool(request_arg or self.header or self.cookie or self.body or self.dependencies)

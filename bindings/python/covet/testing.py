@@ -20,10 +20,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http.client
+import inspect
 import json as _json
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Optional, Union
 from urllib.parse import urlencode, urlsplit
@@ -158,14 +159,20 @@ def _encode_params(params: Params) -> str:
 
 
 class TestClient:
-    """A synchronous HTTP client for `app`, served for real on 127.0.0.1 and a free port."""
+    """A synchronous HTTP client for `app`, served for real on 127.0.0.1 and a free port.
+
+    As in Starlette, an exception the app does not handle (one that would answer 500) is raised again in
+    the test by the request that caused it; ``raise_server_exceptions=False`` returns the 500 response
+    instead. The app's own ``Exception``/500 handler still runs (and is what the server answers).
+    """
 
     __test__ = False
 
-    def __init__(self, app: "CovetPy", *, base_url: str = "http://testserver", threads: int = 1,
-                 timeout: float = 30.0, **server_options: Any) -> None:
+    def __init__(self, app: "CovetPy", *, base_url: str = "http://testserver", raise_server_exceptions: bool = True,
+                 threads: int = 1, timeout: float = 30.0, **server_options: Any) -> None:
         self.app = app
         self.base_url = base_url
+        self.raise_server_exceptions = raise_server_exceptions
         self.timeout = timeout
         self.threads = threads
         self.server_options = server_options
@@ -174,14 +181,57 @@ class TestClient:
         self._local = threading.local()
         self._connections: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
+        # Unhandled exceptions by the client port of the connection whose request raised them.
+        self._server_errors: dict[Optional[int], BaseException] = {}
 
     # -- server lifetime -------------------------------------------------------------------------------
     def _ensure_server(self, lifespan: bool) -> ThreadedWorker:
         with self._lock:
             if self._server is None:
-                self._server = ThreadedWorker(self.app, "127.0.0.1", 0, self.threads, lifespan=lifespan,
-                                              **self.server_options).start()
+                with self._capturing_server_errors():
+                    self._server = ThreadedWorker(self.app, "127.0.0.1", 0, self.threads, lifespan=lifespan,
+                                                  **self.server_options).start()
             return self._server
+
+    @contextlib.contextmanager
+    def _capturing_server_errors(self) -> Iterator[None]:
+        """While the server starts (when it reads the app's exception handlers), puts a recording wrapper
+        in the place of the app's 500 handler: under ``Exception``, or ``500`` when only that is set."""
+        if not self.raise_server_exceptions:
+            yield
+            return
+        handlers = self.app.exception_handlers
+        key: Any = 500 if 500 in handlers and Exception not in handlers else Exception
+        had = key in handlers
+        original = handlers.get(key)
+        wrapper = self._recording_handler(original)
+        handlers[key] = wrapper
+        try:
+            yield
+        finally:
+            if handlers.get(key) is wrapper:  # unless the app registered a handler meanwhile (in its startup)
+                if had:
+                    handlers[key] = original  # type: ignore[assignment]
+                else:
+                    del handlers[key]
+
+    def _recording_handler(self, original: Optional[Callable[..., Any]]) -> Callable[..., Any]:
+        errors = self._server_errors
+
+        async def record_server_error(request: Any, exc: Exception) -> Any:
+            try:
+                port: Optional[int] = request.client.port
+            except Exception:  # pragma: no cover - the request always has its peer address
+                port = None
+            errors[port] = exc
+            if original is None:
+                return 500, [("content-type", "application/json")], b'{"detail":"Internal Server Error"}'
+            result = original(request, exc)
+            if inspect.isawaitable(result):
+                result = await result
+            return result
+
+        return record_server_error
 
     @property
     def port(self) -> int:
@@ -283,6 +333,7 @@ class TestClient:
             connection = self._connection()
             try:
                 connection.request(method, target, body=body, headers=headers)
+                port = connection.sock.getsockname()[1] if connection.sock is not None else None
                 response = connection.getresponse()
                 content = response.read()
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
@@ -294,6 +345,10 @@ class TestClient:
             if response.will_close:
                 connection.close()
                 self._local.connection = None
+            if self._server_errors:
+                error = self._server_errors.pop(port, None)
+                if error is not None:
+                    raise error
             version = "1.1" if response.version == 11 else "1.0"
             return TestResponse(response.status, response.reason, response.getheaders(), content, version,
                                 f"{self.base_url}{target}")
