@@ -63,7 +63,7 @@ def _app() -> CovetPy:
 
 @pytest.fixture
 def client(make_client):  # type: ignore[no-untyped-def]
-    return make_client(_app())
+    return make_client(_app(), raise_server_exceptions=False)  # these tests look at the 500 responses
 
 
 class TestHTTPException:
@@ -110,7 +110,7 @@ class TestHandlers:
         async def on_error(request: Request, exc: Exception) -> Response:
             return JSONResponse({"oops": type(exc).__name__}, status_code=500)
 
-        client = make_client(app)
+        client = make_client(app, raise_server_exceptions=False)
         assert client.get("/boom").json() == {"oops": "ValueError"}
 
 
@@ -194,7 +194,7 @@ class TestMiddleware:
             seen.append(response.status_code)
             return response
 
-        client = make_client(app)
+        client = make_client(app, raise_server_exceptions=False)
         assert client.get("/http/404").status_code == 404
         assert client.get("/http/x").status_code == 422
         assert client.get("/teapot").status_code == 418

@@ -177,7 +177,11 @@ class Dispatcher:
     async def _route_response(self, route: Route, native: Any, request: Optional[Request]) -> Rendered:
         """The route's response, with HTTPException, validation errors and registered types handled."""
         try:
-            kwargs = route.plan.extract(native, request)
+            plan = route.plan
+            if plan.dependencies:  # Depends(...): solved asynchronously (such plans always get a Request)
+                assert request is not None
+                return await self._dependant_response(route, request)
+            kwargs = plan.extract(native, request)
             endpoint = route.endpoint
             if route.is_async:
                 result = await endpoint(**kwargs)
@@ -194,6 +198,22 @@ class Dispatcher:
             if request is None:
                 request = Request(native, self.app)
             return await self._call_handler(handler, request, exc)
+
+    async def _dependant_response(self, route: Route, request: Request) -> Rendered:
+        """`_route_response`'s work for a route with dependencies (``Depends``): solved first, sync ones in the
+        pool unless the route runs inline; the teardown of ``yield`` dependencies runs once the result is
+        rendered, and sees the handler's exception."""
+        inline = route.inline if route.inline is not None else self.inline_default
+        async with route.plan.solve(request, None if inline else self.executor) as kwargs:
+            endpoint = route.endpoint
+            if route.is_async:
+                result = await endpoint(**kwargs)
+            elif inline:
+                result = endpoint(**kwargs)
+            else:
+                call = functools.partial(contextvars.copy_context().run, endpoint, **kwargs)
+                result = await self.loop.run_in_executor(self.executor, call)
+            return self._render(route, result)
 
     def _render(self, route: Route, result: Any) -> Rendered:
         if isinstance(result, Response):
