@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from http import HTTPStatus
 from typing import Any, Optional
 
 __all__ = ["HTTPException", "RequestValidationError", "ResponseValidationError"]
@@ -22,6 +21,8 @@ class HTTPException(Exception):
         headers: Optional[Mapping[str, str]] = None,
     ) -> None:
         if detail is None:
+            from http import HTTPStatus  # not at module level: `http` builds a large enum on import
+
             try:
                 detail = HTTPStatus(status_code).phrase
             except ValueError:
