@@ -6,21 +6,27 @@ pydantic-core's Rust serializer otherwise (both far faster than the stdlib `json
 become ``null``.
 
 pydantic is imported only when needed (a model is around anyway, or orjson is missing), so that an app
-that uses none of it starts faster and smaller.
+that uses none of it starts faster and smaller. For the same reason the stdlib modules whose types are
+recognised here (datetime, decimal, uuid, pathlib, dataclasses, json) are not imported by this module: an
+object of such a type exists only once its module has been imported, so the checks look the module up in
+``sys.modules`` (see `_loaded`) and skip it when it is absent.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import datetime
-import decimal
 import enum
-import json
-import pathlib
-import uuid
+import sys
 from typing import Any, Callable
 
 __all__ = ["dumps", "loads", "jsonable", "is_pydantic"]
+
+
+_modules = sys.modules
+
+
+def _loaded(name: str) -> Any:
+    """The module `name` if something imported it already, else None (then none of its types can exist)."""
+    return _modules.get(name)
 
 
 def is_pydantic(obj: Any) -> bool:
@@ -56,9 +62,11 @@ try:  # optional speed-up
     def _orjson_default(obj: Any) -> Any:
         if is_pydantic(obj):
             return _pydantic_jsonable(obj)
-        if isinstance(obj, decimal.Decimal):
+        decimal = _loaded("decimal")
+        if decimal is not None and isinstance(obj, decimal.Decimal):
             return str(obj)  # as pydantic does: no precision lost
-        if isinstance(obj, pathlib.PurePath):
+        pathlib = _loaded("pathlib")
+        if pathlib is not None and isinstance(obj, pathlib.PurePath):
             return str(obj)
         if isinstance(obj, bytes):
             return obj.decode()
@@ -73,7 +81,23 @@ try:  # optional speed-up
     loads: Callable[[Any], Any] = orjson.loads
 except ImportError:  # pragma: no cover - depends on the environment
     dumps = _pc_dumps
-    loads = json.loads
+    _stdlib_loads: Any = None
+
+    def _import_stdlib_loads() -> Any:
+        global _stdlib_loads
+        from json import loads as impl
+
+        _stdlib_loads = impl
+        return impl
+
+    def _lazy_stdlib_loads(data: Any) -> Any:
+        """``json.loads``; the json module is imported on the first call (an app may never parse JSON)."""
+        impl = _stdlib_loads
+        if impl is None:
+            impl = _import_stdlib_loads()
+        return impl(data)
+
+    loads = _lazy_stdlib_loads
 
 
 def jsonable(obj: Any) -> Any:
@@ -86,18 +110,23 @@ def jsonable(obj: Any) -> Any:
         return {str(jsonable(k)) if not isinstance(k, str) else k: jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple, set, frozenset)):
         return [jsonable(v) for v in obj]
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+    if hasattr(type(obj), "__dataclass_fields__") and not isinstance(obj, type):  # dataclasses.is_dataclass
+        import dataclasses
+
         return jsonable(dataclasses.asdict(obj))
     if isinstance(obj, enum.Enum):
         return jsonable(obj.value)
-    if isinstance(obj, (datetime.date, datetime.time)):
+    datetime = _loaded("datetime")
+    if datetime is not None and isinstance(obj, (datetime.date, datetime.time)):
         return obj.isoformat()
-    if isinstance(obj, (uuid.UUID, pathlib.PurePath)):
-        return str(obj)
-    if isinstance(obj, decimal.Decimal):
-        return str(obj)
+    for module, name in (("uuid", "UUID"), ("pathlib", "PurePath"), ("decimal", "Decimal")):
+        loaded = _loaded(module)
+        if loaded is not None and isinstance(obj, getattr(loaded, name)):
+            return str(obj)
     if isinstance(obj, bytes):
         return obj.decode("utf-8", "replace")
     if isinstance(obj, BaseException):
         return str(obj)
+    import json
+
     return json.loads(_pc_dumps(obj))
