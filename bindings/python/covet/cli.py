@@ -7,8 +7,6 @@ import logging
 import os
 import sys
 
-from .supervisor import Supervisor, WorkerOptions, resolve_workers
-
 LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "critical")
 
 
@@ -68,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         app = load_app(args.app, args.app_dir)
         return serve_worker(app, host=args.host, port=args.port, threads=args.threads, log_level=args.log_level,
                             shared_port=True)
+    from .supervisor import Supervisor, WorkerOptions, resolve_workers  # the master only, not every worker
+
     workers = resolve_workers(args.workers)
     load_app(args.app, args.app_dir)  # fail here, once, with a clear message, rather than in every worker
     opts = WorkerOptions(app=args.app, host=args.host, port=args.port, threads=args.threads,

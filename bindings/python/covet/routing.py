@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -28,7 +27,6 @@ __all__ = ["Route", "ConstantRoute", "RouteTable", "parse_path", "PathSegment"]
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")
 _PARAM_TYPES = ("str", "int", "float", "uuid", "path")
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 MAX_PARAMS = 16  # the native router's limit
 
 
@@ -60,7 +58,7 @@ def parse_path(path: str) -> Optional[list[PathSegment]]:
         name, _, type_ = seg[1:-1].partition(":")
         if not name:
             raise bad(f"empty parameter name in segment '{seg}'")
-        if not _NAME.match(name):
+        if not (name.isascii() and name.isidentifier()):  # [A-Za-z_][A-Za-z0-9_]*, without compiling a regex
             raise bad(f"invalid parameter name '{name}' (use letters, digits and '_', not starting with a digit)")
         if type_ and type_ not in _PARAM_TYPES:
             raise bad(f"unknown parameter type '{type_}' (expected str, int, float, uuid or path)")
