@@ -1,0 +1,59 @@
+"""socketify.py peer (CPython, one process, uWebSockets core via CFFI); body validated with pydantic by hand."""
+import asyncio
+import os
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from socketify import App
+
+
+class Item(BaseModel):
+    name: str
+    price: float
+    tags: list[str]
+    description: str
+
+
+HELLO = b"Hello, World!"
+app = App()
+
+
+def plaintext(res, req):
+    res.send(HELLO, content_type=b"text/plain")
+
+
+def json_(res, req):
+    res.send(orjson.dumps({"message": "Hello, World!"}), content_type=b"application/json")
+
+
+def user(res, req):
+    try:
+        uid = int(req.get_parameter(0))
+    except (TypeError, ValueError):
+        res.send(b"Not Found", content_type=b"text/plain", status=404)
+        return
+    res.send(orjson.dumps({"id": uid, "q": req.get_query("q")}), content_type=b"application/json")
+
+
+async def items(res, req):
+    data = await res.get_data()
+    try:
+        item = Item.model_validate_json(data.getvalue())
+    except ValidationError as exc:
+        res.send(orjson.dumps({"detail": exc.errors(include_url=False)}), content_type=b"application/json", status=422)
+        return
+    res.send(orjson.dumps({"name": item.name, "tag_count": len(item.tags)}), content_type=b"application/json")
+
+
+async def sleep(res, req):
+    await asyncio.sleep(0.001)
+    res.send(HELLO, content_type=b"text/plain")
+
+
+app.get("/plaintext", plaintext)
+app.get("/json", json_)
+app.get("/users/:user_id", user)
+app.post("/items", items)
+app.get("/sleep", sleep)
+app.listen(int(os.environ["BENCH_PORT"]))
+app.run()
