@@ -42,6 +42,9 @@ class CovetPy:
       thread_pool_size: threads for sync handlers and blocking iterators (default 40).
       eager_async: run an ``async def`` handler's first step right away (default True); per route:
         ``@app.get(..., eager=False)``.
+      dependencies: ``[Depends(f), ...]`` run before every route's handler (values unused).
+
+    ``app.dependency_overrides[original] = replacement`` replaces a dependency (for tests), as in FastAPI.
     """
 
     def __init__(
@@ -57,6 +60,7 @@ class CovetPy:
         sync_handlers: Literal["threadpool", "inline"] = "threadpool",
         thread_pool_size: int = 40,
         eager_async: bool = True,
+        dependencies: Optional[Sequence[Any]] = None,
     ) -> None:
         if sync_handlers not in ("threadpool", "inline"):
             raise ValueError("sync_handlers must be 'threadpool' or 'inline'")
@@ -73,6 +77,8 @@ class CovetPy:
         self.sync_handlers = sync_handlers
         self.thread_pool_size = thread_pool_size
         self.eager_async = eager_async
+        self.dependencies: list[Any] = list(dependencies or [])
+        self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
         self._lifespan_state: Optional[dict[str, Any]] = None
 
     # -- routes ---------------------------------------------------------------------------------------
@@ -92,8 +98,11 @@ class CovetPy:
         response_model: Any = _FROM_ANNOTATION,
         inline: Optional[bool] = None,
         eager: Optional[bool] = None,
+        dependencies: Optional[Sequence[Any]] = None,
     ) -> Route:
-        """Adds `endpoint` for `methods` (default GET) on `path`; raises ValueError on a duplicate."""
+        """Adds `endpoint` for `methods` (default GET) on `path`; raises ValueError on a duplicate.
+
+        `dependencies` (``[Depends(f), ...]``) run before the handler, after the app's own."""
         route = Route.build(
             path,
             endpoint,
@@ -103,6 +112,7 @@ class CovetPy:
             inline=inline,
             eager=eager,
             response_model=response_model,
+            dependencies=[*self.dependencies, *(dependencies or ())],
         )
         self.router.add(route)
         return route
@@ -118,14 +128,18 @@ class CovetPy:
         inline: Optional[bool] = None,
         eager: Optional[bool] = None,
         constant: bool = False,
+        dependencies: Optional[Sequence[Any]] = None,
     ) -> Callable[[F], F]:
         """Decorator form of `add_api_route`.
 
         ``response_model=`` overrides the return annotation (``None`` turns result checking off).
         ``inline=True`` runs a sync handler on the loop thread; ``eager=False`` starts an async handler
         in a Task. ``constant=True`` calls the handler once, now, and lets the engine serve its result
-        forever after (the handler must take no arguments).
+        forever after (the handler must take no arguments). ``dependencies=[Depends(f)]`` run before the
+        handler (for their side effects: checks that raise HTTPException ...).
         """
+        if constant and (dependencies or self.dependencies):
+            raise TypeError(f"constant route {path}: a constant route cannot have dependencies")
 
         def decorator(func: F) -> F:
             if constant:
@@ -133,7 +147,7 @@ class CovetPy:
             else:
                 self.add_api_route(
                     path, func, methods=methods, status_code=status_code, name=name,
-                    response_model=response_model, inline=inline, eager=eager,
+                    response_model=response_model, inline=inline, eager=eager, dependencies=dependencies,
                 )
             return func
 

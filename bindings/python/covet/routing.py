@@ -149,6 +149,7 @@ class Route:
     inline: Optional[bool]  # sync handlers: run on the loop thread (True) or in the pool (False/None: app default)
     response_adapter: Optional["TypeAdapter[Any]"]
     eager: Optional[bool] = None  # async handlers: run the first step inline (None: the app's default)
+    dependencies: tuple[Any, ...] = ()  # Depends(...) run before the handler, their values unused
 
     @classmethod
     def build(
@@ -162,6 +163,7 @@ class Route:
         inline: Optional[bool] = None,
         eager: Optional[bool] = None,
         response_model: Any = _FROM_ANNOTATION,
+        dependencies: Sequence[Any] = (),
     ) -> "Route":
         methods = tuple(dict.fromkeys(m.upper() for m in methods))
         for m in methods:
@@ -169,7 +171,7 @@ class Route:
                 raise ValueError(f"unknown HTTP method '{m}' for route {path}")
         segments = parse_path(path)
         path_names = [s.text for s in segments if s.is_param] if segments else []
-        plan = build_plan(endpoint, path_names)
+        plan = build_plan(endpoint, path_names, dependencies)
         native_types: dict[str, Optional[str]] = {}
         derived = False
         for seg in segments or ():
@@ -200,6 +202,7 @@ class Route:
             inline=inline,
             response_adapter=_response_adapter(endpoint, response_model),
             eager=eager,
+            dependencies=tuple(dependencies),
         )
 
     def describe(self) -> str:
