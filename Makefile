@@ -1,0 +1,17 @@
+# Benchmarks (see bench/README.md). Other targets: scripts/build.sh.
+PYTHON ?= python3
+BENCH_ARGS ?=
+
+.PHONY: bench bench-quick bench-test
+
+# The whole servers x scenarios matrix (installs the pinned peers itself; about 25 minutes on 2 cores).
+bench:
+	$(PYTHON) -m bench $(BENCH_ARGS)
+
+# One short round of the main scenarios (under 5 minutes).
+bench-quick:
+	$(PYTHON) -m bench --quick $(BENCH_ARGS)
+
+# The harness tests (no servers, no load).
+bench-test:
+	$(PYTHON) -m pytest bench/tests -q

@@ -1,0 +1,1 @@
+"""CovetPy benchmarks: `python -m bench` runs the servers x scenarios matrix (bench/suite)."""

@@ -1,0 +1,61 @@
+"""PNG chart of a matrix result (run by the suite with bench/.venvs/tools' matplotlib):
+
+    bench/.venvs/tools/bin/python bench/suite/chart.py bench/results/matrix-<UTC>.json docs/img/bench-matrix.png
+
+One panel per scenario: median req/s of each measured server (log scale), min–max as error bars,
+CovetPy in one colour, the peers in another, nginx in grey.
+"""
+import json
+import math
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def main(src: str, dst: str) -> None:
+    result = json.load(open(src))
+    labels = {n: v["label"] for n, v in result["servers"].items()}
+    scenarios = [s["name"] for s in result["scenarios"]]
+    panels = []
+    for sc in scenarios:
+        rows = [r for r in result["summary"] if r["scenario"] == sc and not r.get("excluded") and r.get("rps")]
+        rows.sort(key=lambda r: r["rps"]["median"])
+        if rows:
+            panels.append((sc, rows))
+    if not panels:
+        raise SystemExit("nothing measured")
+    cols = 2
+    nrows = math.ceil(len(panels) / cols)
+    height = max(2.2, 0.32 * max(len(r) for _, r in panels) + 0.9)
+    fig, axes = plt.subplots(nrows, cols, figsize=(13, height * nrows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, (sc, rows) in zip(axes.flat, panels):
+        med = [r["rps"]["median"] for r in rows]
+        lo = [r["rps"]["median"] - r["rps"]["min"] for r in rows]
+        hi = [r["rps"]["max"] - r["rps"]["median"] for r in rows]
+        colors = ["#d62728" if r["server"].startswith("covet") else "#7f7f7f" if r["server"] == "nginx"
+                  else "#1f77b4" for r in rows]
+        y = range(len(rows))
+        ax.barh(y, med, xerr=[lo, hi], color=colors, capsize=2, error_kw={"elinewidth": 0.8})
+        ax.set_yticks(list(y))
+        ax.set_yticklabels([labels.get(r["server"], r["server"]) for r in rows], fontsize=8)
+        ax.set_xscale("log")
+        ax.set_title(sc, fontsize=10)
+        ax.tick_params(axis="x", labelsize=8)
+        for i, v in enumerate(med):
+            ax.text(v, i, f" {v / 1000:.1f}K", va="center", fontsize=7)
+        ax.grid(axis="x", which="both", alpha=0.25)
+    opts = result["options"]
+    fig.suptitle(f"CovetPy benchmark matrix, req/s (median, min–max over {opts['runs']} rounds), "
+                 f"server CPU {opts['server_cpus']}, wrk CPU {opts['client_cpus']} — {result['date_utc']}",
+                 fontsize=11)
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    fig.savefig(dst, dpi=90)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])

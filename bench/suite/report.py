@@ -1,0 +1,199 @@
+"""Markdown report of a matrix run (for bench/results/*.md and the docs/benchmarks.md section)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from .core import REPO
+
+SECTION_START = "<!-- matrix-bench:start -->"
+SECTION_END = "<!-- matrix-bench:end -->"
+
+# The design doc's comparison table (CovetPy, FastAPI, Express.js, Actix-web), reproduced from measurements.
+DESIGN_ROWS = (("covet-native", "CovetPy (native C++ handlers)"), ("covet-async", "CovetPy (Python async handlers)"),
+               ("fastapi", "FastAPI"), ("express", "Express.js"), ("actix", "Actix-web"))
+
+
+def fmt_int(v: float | None) -> str:
+    return "—" if v is None else f"{v:,.0f}"
+
+
+def fmt_rps_spread(s: Mapping[str, float] | None) -> str:
+    if not s:
+        return "—"
+    if s.get("n", 1) > 1:
+        return f"{s['median']:,.0f} ({s['min']:,.0f}–{s['max']:,.0f})"
+    return f"{s['median']:,.0f}"
+
+
+def fmt_ms(v: float | None) -> str:
+    if v is None:
+        return "—"
+    return f"{v:.2f}" if v < 10 else f"{v:.1f}" if v < 100 else f"{v:,.0f}"
+
+
+def fmt_mb(kib: float | None) -> str:
+    return "—" if not kib else f"{kib / 1024:.1f}"
+
+
+def fmt_ratio(r: float | None) -> str:
+    return "—" if r is None else f"{r:.2f}×"
+
+
+def fmt_cpu(s: Mapping[str, float] | None) -> str:
+    return "—" if not s else f"{s['median']:.2f}"
+
+
+def _med(s: Mapping[str, Any] | None) -> float | None:
+    return s.get("median") if s else None
+
+
+def scenario_table(result: Mapping[str, Any], scenario: str) -> str:
+    labels = {n: v["label"] for n, v in result["servers"].items()}
+    per = result["per_server"]
+    rows = [r for r in result["summary"] if r["scenario"] == scenario and not r.get("excluded")]
+    rows.sort(key=lambda r: -(_med(r.get("rps")) or 0))
+    if not rows:
+        return "_no server measured_"
+    out = ["| server | req/s median (min–max) | × FastAPI | × nginx | p50 ms | p99 ms | p99.9 ms | peak RSS MB | "
+           "idle RSS MB | CPU s / 100K req | errors |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        idle = _med(per.get(r["server"], {}).get("idle_rss_kib"))
+        err = str(r.get("errors", 0))
+        if r.get("run_errors"):
+            err += f" (+{len(r['run_errors'])} failed run{'s' if len(r['run_errors']) > 1 else ''})"
+        out.append(
+            f"| {labels.get(r['server'], r['server'])} | {fmt_rps_spread(r.get('rps'))} | "
+            f"{fmt_ratio(r.get('ratio_fastapi'))} | {fmt_ratio(r.get('ratio_nginx'))} | {fmt_ms(r.get('p50_ms'))} | "
+            f"{fmt_ms(r.get('p99_ms'))} | {fmt_ms(r.get('p999_ms'))} | {fmt_mb(r.get('peak_rss_kib'))} | "
+            f"{fmt_mb(idle)} | {fmt_cpu(r.get('cpu_s_per_100k'))} | {err} |"
+        )
+    return "\n".join(out)
+
+
+def find(result: Mapping[str, Any], server: str, scenario: str) -> Mapping[str, Any] | None:
+    for r in result["summary"]:
+        if r["server"] == server and r["scenario"] == scenario and not r.get("excluded"):
+            return r
+    return None
+
+
+def cpu_efficiency(row: Mapping[str, Any] | None, nginx_row: Mapping[str, Any] | None) -> float | None:
+    """nginx's CPU per request / this server's, in percent (100% = as frugal as nginx `return 200`)."""
+    ours = _med((row or {}).get("cpu_s_per_100k"))
+    ref = _med((nginx_row or {}).get("cpu_s_per_100k"))
+    if not ours or not ref:
+        return None
+    return 100.0 * ref / ours
+
+
+def design_table(result: Mapping[str, Any]) -> str:
+    nginx = find(result, "nginx", "plaintext")
+    out = ["| framework | RPS (plaintext, c64) | P99 latency (open loop) | memory (peak RSS, plaintext) | "
+           "CPU efficiency (vs nginx) | design doc claimed |",
+           "|---|---:|---:|---:|---:|---|"]
+    claimed = {"covet-native": "1.2M / 0.8 ms / 45 MB / 92%", "covet-async": "1.2M / 0.8 ms / 45 MB / 92%",
+               "fastapi": "25K / 15 ms / 380 MB / 65%", "express": "18K / 25 ms / 290 MB / 58%",
+               "actix": "980K / 1.2 ms / 95 MB / 88%"}
+    for name, label in DESIGN_ROWS:
+        if name not in result["servers"]:
+            continue
+        pt = find(result, name, "plaintext")
+        ol = find(result, name, "open-loop")
+        eff = cpu_efficiency(pt, nginx)
+        out.append(
+            f"| {label} | {fmt_int(_med((pt or {}).get('rps')))} | "
+            f"{fmt_ms((ol or {}).get('p99_ms'))}{' ms' if ol and ol.get('p99_ms') is not None else ''} | "
+            f"{fmt_mb((pt or {}).get('peak_rss_kib'))}{' MB' if pt and pt.get('peak_rss_kib') else ''} | "
+            f"{'—' if eff is None else f'{eff:.0f}%'} | {claimed[name]} |"
+        )
+    return "\n".join(out)
+
+
+def render_markdown(result: Mapping[str, Any], json_path: str, chart: Path | None, docs: Path | None) -> str:
+    m, opts, tools = result["machine"], result["options"], result["tools"]
+    sc_titles = {s["name"]: s for s in result["scenarios"]}
+    lines = [
+        "## Matrix: CovetPy vs peers, servers × scenarios (`python -m bench`)",
+        "",
+        f"Run {result['date_utc']} at `{result.get('git')}`, wall time {result['wall_seconds'] / 60:.1f} min"
+        + (f" (of which {result['quiet_wait_seconds']:.0f} s waiting for a quiet machine)"
+           if result.get("quiet_wait_seconds") else "") + f"; raw data: `{json_path}`.",
+        "",
+        f"**Machine:** {m['nproc']} CPUs ({m['cpu_model']}), {m.get('mem_gib')} GiB, Linux {m['kernel']}; "
+        f"a shared VM whose speed drifts, so compare within this run only. **Tools:** {tools['wrk']}; "
+        f"{tools['h2load']}; matplotlib {tools['matplotlib']}; Python {m['python']}.",
+        "",
+        f"**Command:** `{' '.join(result['argv'])}` — server on CPU {opts['server_cpus']}, load generator on "
+        f"CPU {opts['client_cpus']} (`taskset`), {opts['workers']} worker per server; per pair a "
+        f"{opts['warmup']} s warm-up then a {opts['duration']} s timed run; {opts['runs']} interleaved round(s) "
+        "(every server once per round, started fresh each round); median of the rounds with min–max.",
+        "",
+        "How to read it: *req/s* is wrk's (closed loop, one wrk thread: ~70–80K req/s is wrk's own ceiling on "
+        "this machine, so unpipelined figures of fast servers measure wrk); *p50/p99/p99.9* are wrk's latency "
+        "histogram (not shown for pipelining, where wrk times whole batches) except in **open-loop**, where "
+        f"h2load sends {opts['rate']:,} req/s in total at a fixed rate over 50 HTTP/1.1 connections "
+        "(`h2load --h1 --rps`) and the percentiles come from its per-request log, so a stalled server is not "
+        "hidden by the client waiting for it (coordinated omission); *CPU s / 100K req* is the server process "
+        "tree's utime+stime (`/proc`) per 100,000 responses; *peak RSS* is sampled every 0.1 s during the timed "
+        "run (whole process tree), *idle RSS* 0.5 s after start before any load; *errors* are wrk's socket "
+        "errors + non-2xx (h2load: failed + timed out), summed over the rounds. Ratios are median req/s over "
+        "FastAPI's and nginx's in the same scenario and run.",
+        "",
+    ]
+    if chart is not None and docs is not None:
+        rel = os.path.relpath(chart, docs.parent)
+        lines += [f"![req/s per scenario and server]({rel})", ""]
+    for name in [s["name"] for s in result["scenarios"]]:
+        s = sc_titles[name]
+        how = {"wrk": f"wrk, {s['connections']:,} connections" + (f", {s['pipeline']} requests per write"
+                                                                    if s["pipeline"] > 1 else ""),
+               "h2load-rate": f"h2load --h1, {s['connections']} connections, fixed {opts['rate']:,} req/s",
+               "h2load-h2": f"h2load HTTP/2 (h2c), {s['connections']} connections"}[s["tool"]]
+        lines += [f"### {name}: {s['title']} — `{s['method']} {s['path']}` ({how})", "",
+                  scenario_table(result, name), ""]
+    lines += ["### Cold start and idle memory", "",
+              "Launch (`taskset … <command>`) → first `200 OK` on GET /plaintext, polled every 2 ms; idle RSS of the "
+              "process tree 0.5 s after the first 200 (before any load), over all fresh starts of the run.", "",
+              "| server | cold start ms median (min–max) | idle RSS MB median |", "|---|---:|---:|"]
+    labels = {n: v["label"] for n, v in result["servers"].items()}
+    for n, ps in result["per_server"].items():
+        cs = ps.get("cold_start_ms")
+        if not cs and not ps.get("idle_rss_kib"):
+            continue
+        cs_txt = "—" if not cs else (f"{cs['median']:.0f} ({cs['min']:.0f}–{cs['max']:.0f})" if cs["n"] > 1
+                                     else f"{cs['median']:.0f}")
+        lines.append(f"| {labels[n]} | {cs_txt} | {fmt_mb(_med(ps.get('idle_rss_kib')))} |")
+    lines += ["", "### The design doc's comparison table, measured", "",
+              "The design doc lists claimed figures for CovetPy, FastAPI, Express.js and Actix-web; these are the "
+              "measured ones from this run (one core each). RPS: plaintext median; P99: the open-loop run; memory: "
+              "peak RSS during plaintext; CPU efficiency: nginx `return 200`'s CPU per request divided by the "
+              "server's (100% = as frugal as nginx).", "", design_table(result), ""]
+    excl = [(r["server"], r["scenario"], r["excluded"]) for r in result["summary"] if r.get("excluded")]
+    server_excl = {n: v["excluded"] for n, v in result["servers"].items() if v.get("excluded")}
+    if excl:
+        lines += ["### Exclusions", "", "| server | scenario | reason |", "|---|---|---|"]
+        for n, reason in server_excl.items():
+            lines.append(f"| {labels[n]} | all | {reason.replace('|', '/')} |")
+        for n, sc, reason in excl:
+            if n in server_excl:
+                continue
+            lines.append(f"| {labels[n]} | {sc} | {reason.replace('|', '/')} |")
+        lines.append("")
+    lines += ["### Servers: versions and configuration", "",
+              "Every server answers the same payloads with its framework's default headers; access logs are off. "
+              f"CovetPy's Python interpreter: `{result['covet_python']['interpreter'].replace(str(REPO) + '/', '')}` "
+              f"({result['covet_python']['choice'] or 'n/a'}).", "",
+              "| server | versions | configuration | command |", "|---|---|---|---|"]
+    for n, v in result["servers"].items():
+        ver = ", ".join(f"{k} {val}" for k, val in (v.get("versions") or {}).items()
+                        if k not in ("choice", "interpreter", "error")) or "—"
+        lines.append(f"| {v['label']} | {ver.replace('|', '/')} | {v['config'].replace('|', '/')} | "
+                     f"`{(v.get('command') or '—').replace('|', '/')}` |")
+    lines += ["", "Rerun: `make bench` (or `python3 -m bench`; `--quick` for a 5-minute pass; `--help` for servers, "
+              "scenarios, durations, CPUs). Peers are installed by the suite from `bench/peers/*` with pinned "
+              "versions."]
+    return "\n".join(lines)

@@ -1,0 +1,478 @@
+"""The servers of the matrix: how each is installed (pinned, from its own registry), started and described.
+
+Every peer serves the same five routes with the same payloads (bench/peers/<name>/):
+  GET /plaintext -> ``Hello, World!`` (text/plain)        GET /json -> ``{"message":"Hello, World!"}``
+  GET /users/123?q=x -> ``{"id":123,"q":"x"}``             POST /items (1 KB JSON, validated by a model)
+  GET /sleep -> awaits 1 ms, then ``Hello, World!``
+Headers are each framework's defaults (Date, Server, ... wherever a framework sends them, for us too);
+access logging is off everywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import re
+import resource
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .core import BENCH, REPO, native_run, python_run
+
+PEERS = BENCH / "peers"
+VENVS = BENCH / ".venvs"
+NOFILE = 65536
+
+
+class InstallError(RuntimeError):
+    """A peer could not be installed here; the message is the exclusion reason."""
+
+
+class StartError(RuntimeError):
+    pass
+
+
+@dataclass
+class Ctx:
+    server_cpus: str = "0"
+    workers: int = 1
+    covet_python: Path = python_run.COVET_PYTHON
+    covet_python_choice: str = ""
+    native_binary: Path | None = None
+    log: Callable[[str], None] = print
+
+
+def _run(cmd: list[str], cwd: Path | None = None, env: dict | None = None, timeout: float = 1200) -> str:
+    p = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if p.returncode != 0:
+        tail = (p.stderr or p.stdout).strip().splitlines()[-6:]
+        raise InstallError(f"`{shlex.join(cmd)}` exited {p.returncode}: {' / '.join(tail)}")
+    return p.stdout
+
+
+def _digest(*paths: Path) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def ensure_venv(name: str, ctx: Ctx) -> Path:
+    """bench/.venvs/<name> with bench/peers/<name>/requirements.txt (exact pins); reinstalled when the pins change."""
+    req = PEERS / name / "requirements.txt"
+    venv = VENVS / name
+    py = venv / "bin" / "python"
+    marker = venv / ".bench-requirements"
+    want = _digest(req)
+    if py.exists() and marker.exists() and marker.read_text().strip() == want:
+        return py
+    ctx.log(f"installing {name}: pip install -r {req.relative_to(REPO)} into {venv.relative_to(REPO)}")
+    if not py.exists():
+        _run([sys.executable, "-m", "venv", str(venv)])
+    _run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r", str(req)])
+    marker.write_text(want + "\n")
+    return py
+
+
+def pip_versions(py: Path, packages: tuple[str, ...]) -> dict[str, str]:
+    return python_run.package_versions(py, packages)
+
+
+# --------------------------------------------------------------------------------------------------
+# Server specifications
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ServerSpec:
+    name: str
+    label: str
+    config: str  # the configuration used, in words ("documented fast configuration")
+    install: Callable[[Ctx], None]
+    command: Callable[[Ctx, int], list[str]]  # without the taskset prefix
+    versions: Callable[[Ctx], dict[str, Any]]
+    cwd: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    unsupported: dict[str, str] = field(default_factory=dict)  # scenario -> reason
+    multi_worker: bool = True
+    stop_signal: int = signal.SIGTERM
+
+
+def _uvicorn(app_dir: str) -> Callable[[Ctx, int], list[str]]:
+    def cmd(ctx: Ctx, port: int) -> list[str]:
+        out = [str(VENVS / app_dir / "bin" / "python"), "-m", "uvicorn", "app:app", "--host", "127.0.0.1",
+               "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+               "--log-level", "warning", "--backlog", "4096", "--app-dir", str(PEERS / app_dir)]
+        if ctx.workers > 1:
+            out += ["--workers", str(ctx.workers)]
+        return out
+    return cmd
+
+
+def _venv_installer(name: str) -> Callable[[Ctx], None]:
+    return lambda ctx: (ensure_venv(name, ctx), None)[1]
+
+
+def _venv_versions(name: str, packages: tuple[str, ...]) -> Callable[[Ctx], dict[str, Any]]:
+    return lambda ctx: pip_versions(VENVS / name / "bin" / "python", packages)
+
+
+# ---- CovetPy ------------------------------------------------------------------------------------
+
+def install_covet_python(ctx: Ctx) -> None:
+    probe = subprocess.run([str(ctx.covet_python), "-c", "import covet._native, covet.cli, pydantic"],
+                           capture_output=True, text=True, cwd="/")
+    if probe.returncode != 0:
+        raise InstallError(f"covet not importable by {ctx.covet_python}: {probe.stderr.strip()[-200:]} "
+                           f"(run with --covet-venv fresh to pip install the repo into bench/.venv-covet)")
+
+
+def ensure_fresh_covet_venv(ctx: Ctx) -> Path:
+    """pip install this repo into bench/.venv-covet (build dir under bench/, not the repo's build-py/)."""
+    venv = BENCH / ".venv-covet"
+    py = venv / "bin" / "python"
+    if not py.exists():
+        _run([sys.executable, "-m", "venv", str(venv)])
+    ctx.log("pip installing this repo into bench/.venv-covet (C++ build, several minutes)")
+    _run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+          "--config-settings=build-dir=" + str(BENCH / ".build-covet"), str(REPO), "pydantic==2.14.4"],
+         timeout=3600)
+    return py
+
+
+def covet_python_versions(ctx: Ctx) -> dict[str, Any]:
+    v = pip_versions(ctx.covet_python, ("covetpy", "pydantic", "pydantic_core"))
+    v["git"] = native_run.git_revision()
+    v["interpreter"] = str(ctx.covet_python)
+    v["choice"] = ctx.covet_python_choice
+    return v
+
+
+def _covet_python_cmd(module: str) -> Callable[[Ctx, int], list[str]]:
+    def cmd(ctx: Ctx, port: int) -> list[str]:
+        if ctx.workers > 1:
+            return [str(ctx.covet_python), "-m", "covet", "run", f"{module}:app", "--port", str(port),
+                    "--workers", str(ctx.workers), "--threads", "0", "--log-level", "warning",
+                    "--app-dir", str(PEERS / "covet")]
+        return [str(ctx.covet_python), "-m", "covet", "_worker", f"{module}:app", "--port", str(port),
+                "--threads", "0", "--log-level", "warning", "--app-dir", str(PEERS / "covet")]
+    return cmd
+
+
+def native_binary(ctx: Ctx) -> Path | None:
+    if ctx.native_binary:
+        return ctx.native_binary
+    for p in native_run.DEFAULT_BINARIES:
+        if Path(p).exists():
+            return Path(p)
+    return None
+
+
+def install_covet_native(ctx: Ctx) -> None:
+    if native_binary(ctx) is None:
+        ctx.log("building the native example: scripts/build.sh release")
+        _run(["bash", str(REPO / "scripts" / "build.sh"), "release"], cwd=REPO, timeout=3600)
+        if native_binary(ctx) is None:
+            raise InstallError("scripts/build.sh release did not produce build-release/examples/native/hello/hello")
+
+
+def covet_native_versions(ctx: Ctx) -> dict[str, Any]:
+    b = native_binary(ctx)
+    return {"binary": str(b.relative_to(REPO)) if b and b.is_relative_to(REPO) else str(b),
+            "sha256": native_run.file_sha256(str(b))[:16] if b else None, "git": native_run.git_revision()}
+
+
+def covet_native_cmd(ctx: Ctx, port: int) -> list[str]:
+    return [str(native_binary(ctx)), "--port", str(port), "--threads", str(ctx.workers), "--log-level", "warn"]
+
+
+_NATIVE_ROUTES = "the native hello example (examples/native/hello) has no such route"
+
+# ---- nginx --------------------------------------------------------------------------------------
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+def install_nginx(ctx: Ctx) -> None:
+    if not Path(NGINX).exists():
+        ctx.log("installing nginx-light (apt)")
+        _run(["apt-get", "install", "-y", "-q", "nginx-light"])
+    if not Path(NGINX).exists() and not shutil.which("nginx"):
+        raise InstallError("nginx not found and `apt-get install nginx-light` did not provide it")
+
+
+def nginx_conf(ctx: Ctx, port: int, tmp: Path) -> Path:
+    """bench/native's nginx template, with worker_processes = --workers and room for 10,000 connections."""
+    template = native_run.NGINX_TEMPLATE.read_text()
+    template = template.replace("worker_processes 1;", f"worker_processes {ctx.workers};")
+    template = template.replace("worker_connections 8192;", "worker_connections 20000;")
+    template = template.replace("events {", f"worker_rlimit_nofile {NOFILE};\n\nevents {{")
+    user = None
+    if os.geteuid() == 0:
+        import pwd
+        user = pwd.getpwuid(os.geteuid()).pw_name
+    conf = tmp / "nginx.conf"
+    conf.write_text(native_run.render_nginx_conf(template, port, str(tmp), user))
+    return conf
+
+
+def nginx_versions(ctx: Ctx) -> dict[str, Any]:
+    return {"nginx": native_run._cmd_output([NGINX, "-v"]).replace("nginx version: ", "")}
+
+
+# ---- Node / Express -----------------------------------------------------------------------------
+
+def install_express(ctx: Ctx) -> None:
+    d = PEERS / "express"
+    if not shutil.which("node") or not shutil.which("npm"):
+        raise InstallError("node/npm not installed (apt-get install nodejs npm)")
+    marker = d / "node_modules" / ".bench-lock"
+    want = _digest(d / "package-lock.json")
+    if marker.exists() and marker.read_text().strip() == want:
+        return
+    ctx.log("installing express: npm ci (bench/peers/express/package-lock.json)")
+    _run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=d)
+    marker.write_text(want + "\n")
+
+
+def express_versions(ctx: Ctx) -> dict[str, Any]:
+    pkg = PEERS / "express" / "node_modules" / "express" / "package.json"
+    try:
+        ev = json.loads(pkg.read_text())["version"]
+    except (OSError, ValueError, KeyError):
+        ev = "missing"
+    return {"express": ev, "node": native_run._cmd_output(["node", "--version"])}
+
+
+# ---- actix-web ----------------------------------------------------------------------------------
+
+ACTIX_BIN = PEERS / "actix" / "target" / "release" / "covet-bench-actix"
+
+
+def install_actix(ctx: Ctx) -> None:
+    if not shutil.which("cargo"):
+        raise InstallError("cargo not installed (rustup or apt-get install cargo)")
+    if not ACTIX_BIN.exists():
+        ctx.log("building actix peer: cargo build --release --locked (a few minutes)")
+    _run(["cargo", "build", "--release", "--locked", "-q"], cwd=PEERS / "actix", timeout=3600)
+
+
+def actix_versions(ctx: Ctx) -> dict[str, Any]:
+    lock = (PEERS / "actix" / "Cargo.lock").read_text()
+    out = {}
+    for crate in ("actix-web", "actix-http", "tokio", "serde_json"):
+        m = re.search(r'name = "%s"\nversion = "([^"]+)"' % re.escape(crate), lock)
+        out[crate] = m.group(1) if m else "?"
+    out["rustc"] = native_run._cmd_output(["rustc", "--version"])
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+
+UVICORN_PKGS = ("uvicorn", "uvloop", "httptools", "pydantic")
+
+
+def all_specs() -> dict[str, ServerSpec]:
+    specs = [
+        ServerSpec(
+            "covet-native", "CovetPy native (C++)",
+            "examples/native/hello, `--threads 1`, backend auto (io_uring where available), log level warn",
+            install_covet_native, covet_native_cmd, covet_native_versions,
+            unsupported={"params": _NATIVE_ROUTES + " (/users/{id} answers without `q`)",
+                         "post-json": _NATIVE_ROUTES + " (/items; there is only /echo)",
+                         "io-sleep": _NATIVE_ROUTES + " (/sleep; /delayed?ms=1 has another body)"},
+        ),
+        ServerSpec(
+            "covet-async", "CovetPy Python async",
+            "`python -m covet _worker app_async:app --threads 0 --log-level warning` (engine on the event-loop thread)",
+            install_covet_python, _covet_python_cmd("app_async"), covet_python_versions,
+        ),
+        ServerSpec(
+            "covet-sync", "CovetPy Python sync",
+            "`def` handlers in covet's thread pool (the default for sync handlers), otherwise as covet-async",
+            install_covet_python, _covet_python_cmd("app_sync"), covet_python_versions,
+        ),
+        ServerSpec(
+            "fastapi", "FastAPI + uvicorn",
+            "uvicorn `--loop uvloop --http httptools --no-access-log --log-level warning`, one process",
+            _venv_installer("fastapi"), _uvicorn("fastapi"),
+            _venv_versions("fastapi", ("fastapi", "starlette", "pydantic") + UVICORN_PKGS[:3]),
+        ),
+        ServerSpec(
+            "starlette", "Starlette + uvicorn",
+            "uvicorn as for FastAPI; pydantic `model_validate_json` in the POST handler",
+            _venv_installer("starlette"), _uvicorn("starlette"),
+            _venv_versions("starlette", ("starlette",) + UVICORN_PKGS),
+        ),
+        ServerSpec(
+            "granian-rsgi", "Granian RSGI",
+            "`granian --interface rsgi --workers 1 --runtime-threads 1 --loop uvloop --no-access-log`, bare RSGI app "
+            "(`response_str`/`response_bytes`, orjson)",
+            _venv_installer("granian"), lambda ctx, port: _granian(ctx, port, "rsgi"),
+            _venv_versions("granian", ("granian", "uvloop", "orjson", "pydantic")),
+        ),
+        ServerSpec(
+            "granian-asgi", "Granian ASGI",
+            "as granian-rsgi with `--interface asgi`, bare ASGI app (no framework)",
+            _venv_installer("granian"), lambda ctx, port: _granian(ctx, port, "asgi"),
+            _venv_versions("granian", ("granian", "uvloop", "orjson", "pydantic")),
+        ),
+        ServerSpec(
+            "robyn", "Robyn",
+            "`python app.py --processes 1 --workers 1 --log-level WARN`, async handlers, pydantic body",
+            _venv_installer("robyn"), _robyn, _venv_versions("robyn", ("robyn", "pydantic")),
+            cwd=PEERS / "robyn",
+        ),
+        ServerSpec(
+            "socketify", "socketify.py",
+            "`python app.py` (CPython, one process, sync handlers except /items and /sleep), orjson, pydantic",
+            _venv_installer("socketify"),
+            lambda ctx, port: [str(VENVS / "socketify" / "bin" / "python"), str(PEERS / "socketify" / "app.py")],
+            _venv_versions("socketify", ("socketify", "cffi", "orjson", "pydantic")),
+            cwd=PEERS / "socketify", multi_worker=False,
+        ),
+        ServerSpec(
+            "blacksheep", "BlackSheep + uvicorn",
+            "uvicorn as for FastAPI; body bound with `FromJSON[Item]` (pydantic)",
+            _venv_installer("blacksheep"), _uvicorn("blacksheep"),
+            _venv_versions("blacksheep", ("blacksheep", "pydantic") + UVICORN_PKGS[:3]),
+        ),
+        ServerSpec(
+            "express", "Express (Node.js)",
+            "`NODE_ENV=production node app.js`, one process, no logging middleware, `express.json()` + hand check",
+            install_express, lambda ctx, port: ["node", str(PEERS / "express" / "app.js")], express_versions,
+            cwd=PEERS / "express", env={"NODE_ENV": "production"}, multi_worker=False,
+        ),
+        ServerSpec(
+            "actix", "actix-web (Rust)",
+            "`HttpServer::workers(1)`, release build (LTO, codegen-units 1), no logger, `web::Json<Item>` (serde)",
+            install_actix, lambda ctx, port: [str(ACTIX_BIN)], actix_versions,
+        ),
+        ServerSpec(
+            "nginx", "nginx `return 200`",
+            "bench/native/nginx.conf.template: 1 worker, access_log off, `return 200` for /plaintext and /json",
+            install_nginx, lambda ctx, port: [NGINX], nginx_versions,
+            unsupported={s: "nginx is the C reference: static `return 200` routes only"
+                         for s in ("params", "post-json", "io-sleep")},
+            stop_signal=signal.SIGQUIT,
+        ),
+    ]
+    return {s.name: s for s in specs}
+
+
+def _granian(ctx: Ctx, port: int, iface: str) -> list[str]:
+    return [str(VENVS / "granian" / "bin" / "granian"), "--interface", iface, "--host", "127.0.0.1",
+            "--port", str(port), "--workers", str(ctx.workers), "--runtime-threads", "1", "--loop", "uvloop",
+            "--no-access-log", "--log-level", "warning", "--backlog", "4096", "--no-ws",
+            "--working-dir", str(PEERS / "granian"), f"app_{iface}:app"]
+
+
+def _robyn(ctx: Ctx, port: int) -> list[str]:
+    return [str(VENVS / "robyn" / "bin" / "python"), str(PEERS / "robyn" / "app.py"),
+            "--processes", str(ctx.workers), "--workers", "1", "--log-level", "WARN"]
+
+
+# --------------------------------------------------------------------------------------------------
+# A running server
+# --------------------------------------------------------------------------------------------------
+
+
+def _raise_nofile() -> None:
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
+    except (ValueError, OSError):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+class Running:
+    """One started server process (tree), pinned to the server CPUs."""
+
+    def __init__(self, spec: ServerSpec, ctx: Ctx):
+        self.spec, self.ctx = spec, ctx
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"covet-matrix-{spec.name}-"))
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+        self.startup_ms: float | None = None
+        self.command: list[str] = []
+
+    def describe(self) -> str:
+        cmd = self.spec.command(self.ctx, 0)
+        if self.spec.name == "nginx":
+            cmd = cmd + ["-p", "TMP", "-c", "TMP/nginx.conf", "-g", "'daemon off;'"]
+        text = " ".join(shlex.quote(c) if c != "'daemon off;'" else c for c in cmd)
+        text = text.replace("--port 0", "--port N").replace(str(REPO) + "/", "")
+        env = " ".join(f"{k}={v}" for k, v in self.spec.env.items())
+        port_env = "BENCH_PORT=N " if self.spec.name in ("robyn", "socketify", "express", "actix") else ""
+        return f"{port_env}{env + ' ' if env else ''}taskset -c {self.ctx.server_cpus} {text}"
+
+    def start(self, timeout: float = 45.0) -> float:
+        """Launch, wait for the first ``200`` on GET /plaintext; returns launch -> first 200 OK in ms."""
+        self.stop()
+        self.port = native_run.free_port()
+        cmd = self.spec.command(self.ctx, self.port)
+        if self.spec.name == "nginx":
+            conf = nginx_conf(self.ctx, self.port, self.tmp)
+            cmd = cmd + ["-p", str(self.tmp), "-e", str(self.tmp / "error.log"), "-c", str(conf), "-g", "daemon off;"]
+        self.command = ["taskset", "-c", self.ctx.server_cpus] + cmd
+        env = {**os.environ, **self.spec.env, "BENCH_PORT": str(self.port), "BENCH_WORKERS": str(self.ctx.workers),
+               "PYTHONUNBUFFERED": "1"}
+        log = open(self.tmp / "server.log", "wb")
+        t0 = time.monotonic()
+        self.proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                     start_new_session=True, cwd=str(self.spec.cwd or self.tmp), env=env,
+                                     preexec_fn=_raise_nofile)
+        log.close()
+        deadline = t0 + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise StartError(f"exited with status {self.proc.returncode} before answering: {self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise StartError(f"no 200 OK on GET /plaintext within {timeout:.0f} s: {self.log_tail()}")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                conn.request("GET", "/plaintext")
+                resp = conn.getresponse()
+                resp.read()
+                conn.close()
+                if resp.status == 200:
+                    break
+            except (OSError, http.client.HTTPException):
+                pass
+            time.sleep(0.002)
+        self.startup_ms = (time.monotonic() - t0) * 1e3
+        return self.startup_ms
+
+    def log_tail(self, n: int = 400) -> str:
+        return (native_run._tail(self.tmp / "server.log", n) or native_run._tail(self.tmp / "error.log", n)).replace("\n", " / ")
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def rss_kib(self) -> int:
+        return native_run.tree_rss_kib(self.proc.pid) if self.alive() else 0
+
+    def cpu_ticks(self) -> dict[int, int]:
+        return native_run.tree_cpu_snapshot(self.proc.pid) if self.alive() else {}
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        native_run.stop_process(proc, self.spec.stop_signal, grace=5)
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
