@@ -316,13 +316,14 @@ class CovetPy:
         port: int = 8000,
         *,
         workers: Union[int, str] = 1,
-        threads: int = 1,
+        threads: int = 0,
         log_level: str = "info",
         **server_options: Any,
     ) -> None:
         """Serve until SIGINT/SIGTERM, then shut down gracefully and return.
 
-        `threads` native I/O threads feed one Python thread (the event loop). ``workers=N`` (or
+        ``threads=0`` (default) runs the engine on the event-loop thread (io_uring; one native I/O thread
+        when io_uring is unavailable); ``threads=N`` gives it N native I/O threads feeding the loop. ``workers=N`` (or
         ``"auto"``: one per CPU) runs N worker processes sharing the port under a supervisor, like
         ``covet run module:app --workers N``; the app must then be importable as a module attribute.
         """

@@ -38,7 +38,9 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("app", help="the application, as module:attribute (e.g. main:app)")
         sp.add_argument("--host", default="127.0.0.1")
         sp.add_argument("--port", type=int, default=8000)
-        sp.add_argument("--threads", type=int, default=1, help="native I/O threads per worker process")
+        sp.add_argument("--threads", type=int, default=0,
+                        help="native I/O threads per worker process (0, the default: the engine runs on the "
+                             "event-loop thread when io_uring is available)")
         sp.add_argument("--log-level", default="info", choices=LOG_LEVELS)
         sp.add_argument("--app-dir", default=".", help="directory to import the app from (default: .)")
 

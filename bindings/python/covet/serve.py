@@ -4,9 +4,11 @@
 multi-process runner calls in each worker). `Worker` is the same thing as an object, for callers that
 drive the loop themselves; `ThreadedWorker` runs it on a background thread (used by the test clients).
 
-Threads: the engine's `threads` native threads do all socket I/O and routing without the GIL. Requests for
-Python routes are queued; the queue's eventfd is registered with the event loop (``loop.add_reader``), so
-the loop thread takes them in batches and runs handlers, middleware and rendering. Sync handlers run in
+Threads: with ``threads=0`` (the default) the engine runs on the loop thread: its io_uring eventfd is
+registered with the loop and the dispatcher polls it (native work without the GIL), runs the handlers
+and flushes the responses. With ``threads=N`` the engine's N native threads do all socket I/O and routing
+without the GIL and queue requests for Python routes; that queue's eventfd is registered instead, so the
+loop thread takes them in batches and runs handlers, middleware and rendering. Sync handlers run in
 the app's thread pool (unless inline). On SIGINT/SIGTERM the engine stops accepting, in-flight requests
 finish (the loop keeps running meanwhile), then the lifespan shutdown runs and `serve` returns 0.
 """
@@ -78,7 +80,7 @@ class Worker:
         app: "CovetPy",
         host: str = "127.0.0.1",
         port: int = 8000,
-        threads: int = 1,
+        threads: int = 0,
         *,
         native: Any = None,
         lifespan: bool = True,
@@ -143,8 +145,10 @@ class Worker:
                 # GC's generations, so full collections while serving only scan what requests create.
                 gc.freeze()
                 try:
-                    logger.info("serving on http://%s:%s (engine backend %s, %d I/O thread(s))",
-                                self.host, self.port, getattr(server, "backend", "?"), self.threads)
+                    placement = ("on the event-loop thread" if getattr(server, "embedded", False)
+                                 else f"{max(self.threads, 1)} I/O thread(s)")
+                    logger.info("serving on http://%s:%s (engine backend %s, %s)",
+                                self.host, self.port, getattr(server, "backend", "?"), placement)
                     if self.on_started is not None:
                         self.on_started(self)
                     await self._stop.wait()
@@ -192,7 +196,7 @@ def serve(
     app: "CovetPy",
     host: str = "127.0.0.1",
     port: int = 8000,
-    threads: int = 1,
+    threads: int = 0,
     *,
     install_signal_handlers: bool = True,
     **server_options: Any,
@@ -230,7 +234,7 @@ def serve_worker(
     app: "CovetPy",
     host: str = "127.0.0.1",
     port: int = 8000,
-    threads: int = 1,
+    threads: int = 0,
     *,
     log_level: Optional[str] = None,
     **server_options: Any,
@@ -249,7 +253,7 @@ class ThreadedWorker:
     down gracefully and joins the thread.
     """
 
-    def __init__(self, app: "CovetPy", host: str = "127.0.0.1", port: int = 0, threads: int = 1,
+    def __init__(self, app: "CovetPy", host: str = "127.0.0.1", port: int = 0, threads: int = 0,
                  *, lifespan: bool = True, **server_options: Any) -> None:
         self.app = app
         self.worker = Worker(app, host, port, threads, lifespan=lifespan, on_started=self._started_cb,

@@ -28,7 +28,7 @@ class WorkerOptions:
     app: str                  # "module:attribute"
     host: str = "127.0.0.1"
     port: int = 8000
-    threads: int = 1
+    threads: int = 0
     log_level: str = "info"
     app_dir: str = "."
 

@@ -169,7 +169,7 @@ class TestClient:
     __test__ = False
 
     def __init__(self, app: "CovetPy", *, base_url: str = "http://testserver", raise_server_exceptions: bool = True,
-                 threads: int = 1, timeout: float = 30.0, **server_options: Any) -> None:
+                 threads: int = 0, timeout: float = 30.0, **server_options: Any) -> None:
         self.app = app
         self.base_url = base_url
         self.raise_server_exceptions = raise_server_exceptions
