@@ -135,7 +135,7 @@ def percentile(sorted_vals: list[float], p: float) -> float | None:
     """Nearest-rank percentile of an ascending list (the HdrHistogram/wrk convention), None if empty."""
     if not sorted_vals:
         return None
-    k = max(1, math.ceil(p / 100.0 * len(sorted_vals)))
+    k = max(1, math.ceil(p * len(sorted_vals) / 100.0 - 1e-9))  # the epsilon: 99.9 * 1000 / 100 is 999.0000000000001
     return sorted_vals[min(k, len(sorted_vals)) - 1]
 
 
@@ -239,7 +239,7 @@ def parse_cpu_list(spec: str) -> list[int]:
 
 def estimate_seconds(
     n_servers: int, pair_count: int, runs: int, warmup: float, duration: float, cold_starts: int,
-    start_s: float = 2.5, per_run_overhead_s: float = 0.6,
+    start_s: float = 2.0, per_run_overhead_s: float = 0.3,
 ) -> float:
     """Rough wall time of a matrix: each round starts every server once and runs each of its gated
     scenarios (warm-up + timed run + overhead); plus the cold-start launches."""

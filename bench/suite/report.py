@@ -183,6 +183,15 @@ def render_markdown(result: Mapping[str, Any], json_path: str, chart: Path | Non
                 continue
             lines.append(f"| {labels[n]} | {sc} | {reason.replace('|', '/')} |")
         lines.append("")
+    failed = [r for r in result.get("runs", []) if r.get("error")]
+    if failed:
+        lines += ["### Failed runs", "", "Runs that passed the gate but produced no measurement (counted as "
+                  "`+N failed runs` in the tables; the server is restarted for its next scenario).", "",
+                  "| server | scenario | round | what happened |", "|---|---|---:|---|"]
+        for r in failed:
+            msg = " ".join(r["error"].split())[:260].replace("|", "/")
+            lines.append(f"| {labels.get(r['server'], r['server'])} | {r['scenario']} | {r.get('round', '')} | {msg} |")
+        lines.append("")
     lines += ["### Servers: versions and configuration", "",
               "Every server answers the same payloads with its framework's default headers; access logs are off. "
               f"CovetPy's Python interpreter: `{result['covet_python']['interpreter'].replace(str(REPO) + '/', '')}` "

@@ -177,6 +177,8 @@ def measure(srv: Running, sc: Scenario, args: argparse.Namespace, body_file: Pat
         out["raw_tail"] = text[-1500:]
         if code != 0:
             out["error"] = f"{cmd[3]} exited {code}: {text.strip()[-300:]}"
+            if not srv.alive():
+                out["error"] = f"server died under load ({out['error']}); its log: {srv.log_tail()}"
             return out
         if sc.tool == "wrk":
             parsed = parse_wrk_matrix(text)
