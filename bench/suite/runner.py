@@ -320,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
                 commands[name] = srv.describe()
                 try:
                     try:
+                        waited += wait_quiet(quiet)
                         srv.start()
                     except StartError as exc:
                         if rnd == 1:
@@ -356,7 +357,17 @@ def main(argv: list[str] | None = None) -> int:
                                              "error": f"correctness gate failed: {reason}"})
                                 step(f"round {rnd} {name} {s.name}: gate failed")
                             continue
-                        waited += wait_quiet(quiet)
+                        if quiet.exists():
+                            # nothing of ours runs while someone else measures, not even an idle server
+                            srv.stop()
+                            waited += wait_quiet(quiet)
+                            try:
+                                srv.start()
+                            except StartError as exc:
+                                runs.append({"server": name, "scenario": s.name, "round": rnd,
+                                             "error": f"restart after waiting failed: {exc}"})
+                                step(f"round {rnd} {name} {s.name}: restart failed")
+                                continue
                         r = measure(srv, s, args, body_file, clk)
                         r.update({"server": name, "scenario": s.name, "round": rnd})
                         runs.append(r)
