@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Any, Generic, Optional, TypeVar, Union
-from urllib.parse import parse_qsl, urlencode
 
 if TYPE_CHECKING:
     from pydantic import GetCoreSchemaHandler
@@ -85,10 +84,14 @@ class QueryParams(_MultiMapping[str]):
 
     def __init__(self, items: Union[str, Iterable[tuple[str, str]], Mapping[str, str], None] = None) -> None:
         if isinstance(items, str):
+            from urllib.parse import parse_qsl  # imported when first needed: it is costly to import
+
             items = parse_qsl(items, keep_blank_values=True)
         super().__init__(items)
 
     def __str__(self) -> str:
+        from urllib.parse import urlencode
+
         return urlencode(self._list)
 
 

@@ -26,18 +26,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime
-import decimal
 import enum
 import functools
 import inspect
-import json
+import sys
 import types
 import typing
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Optional, Union
-from urllib.parse import parse_qsl, unquote
 
 from .datastructures import FormData, UploadFile
 from .dependencies import Dependency, DependencyScope, Depends, call_kind
@@ -158,10 +154,32 @@ def File(default: Any = _REQUIRED, *, alias: Optional[str] = None, **kwargs: Any
 
 # --- type classification --------------------------------------------------------------------------
 
-_SCALARS: tuple[type, ...] = (
-    str, int, float, bool, bytes, uuid.UUID, decimal.Decimal,
-    datetime.datetime, datetime.date, datetime.time, datetime.timedelta,
+# uuid, decimal, datetime, json and urllib.parse are not imported here (they cost start-up time and memory
+# an app may not need): an annotation can only name UUID, Decimal or a datetime type once its module has
+# been imported, so the checks below take those types from sys.modules.
+_BUILTIN_SCALARS: tuple[type, ...] = (str, int, float, bool, bytes)
+_STDLIB_SCALARS = (
+    ("uuid", ("UUID",)),
+    ("decimal", ("Decimal",)),
+    ("datetime", ("datetime", "date", "time", "timedelta")),
 )
+
+
+def _scalar_types() -> tuple[type, ...]:
+    """str, int, float, bool, bytes, UUID, Decimal, datetime, date, time, timedelta (the loaded ones)."""
+    found = list(_BUILTIN_SCALARS)
+    for module_name, names in _STDLIB_SCALARS:
+        module = sys.modules.get(module_name)
+        if module is not None:
+            found.extend(getattr(module, name) for name in names)
+    return tuple(found)
+
+
+def _uuid_type() -> Any:
+    """uuid.UUID if the uuid module is loaded (an annotation naming it implies that), else None."""
+    module = sys.modules.get("uuid")
+    return module.UUID if module is not None else None
+
 _SEQUENCES = (list, set, frozenset, tuple, Sequence, typing.List, typing.Set, typing.FrozenSet, typing.Tuple)
 _UNION_TYPES: tuple[Any, ...] = (Union, getattr(types, "UnionType", Union))  # X | Y needs 3.10
 
@@ -189,7 +207,7 @@ def _is_scalar(tp: Any) -> bool:
         return True
     if origin in _UNION_TYPES:
         return all(_is_scalar(a) for a in typing.get_args(tp) if a is not type(None))
-    return isinstance(tp, type) and (issubclass(tp, _SCALARS) or issubclass(tp, enum.Enum))
+    return isinstance(tp, type) and (issubclass(tp, _scalar_types()) or issubclass(tp, enum.Enum))
 
 
 def _is_sequence(tp: Any) -> bool:
@@ -245,7 +263,7 @@ def native_path_type(tp: Any) -> Optional[str]:
         return "int"
     if base is float:
         return "float"
-    if base is uuid.UUID:
+    if base is not None and base is _uuid_type():
         return "uuid"
     return None
 
@@ -304,7 +322,7 @@ def _make_converter(tp: Any, constraints: dict[str, Any]) -> Optional[Converter]
             return validate(raw)
 
         return to_int
-    if base in (float, bool, uuid.UUID):
+    if base in (float, bool) or (base is not None and base is _uuid_type()):
         return _LazyValidator(tp)
     return _adapter(tp).validate_python  # built now: an unsupported type fails at registration
 
@@ -346,6 +364,8 @@ def _query_last(qs: str) -> dict[str, str]:
     if not qs:
         return {}
     if "%" in qs or "+" in qs:
+        from urllib.parse import parse_qsl
+
         return dict(parse_qsl(qs, keep_blank_values=True))
     out: dict[str, str] = {}
     for part in qs.split("&"):  # the common, unencoded case without parse_qsl's overhead
@@ -360,6 +380,8 @@ def _query_multi(qs: str) -> dict[str, list[str]]:
     if not qs:
         return out
     if "%" in qs or "+" in qs:
+        from urllib.parse import parse_qsl
+
         pairs: Sequence[tuple[str, str]] = parse_qsl(qs, keep_blank_values=True)
     else:  # the common, unencoded case without parse_qsl's overhead
         pairs = [part.partition("=")[::2] for part in qs.split("&") if part]  # type: ignore[misc]
@@ -508,6 +530,8 @@ class RequestPlan:
         for spec in self.path:
             raw = params[spec.key]
             if "%" in raw:
+                from urllib.parse import unquote
+
                 raw = unquote(raw)
             convert = spec.convert
             if convert is None:
@@ -677,6 +701,8 @@ def _file_content(value: Any) -> Any:
 
 def _json_error(raw: bytes) -> dict[str, Any]:
     """FastAPI's error for a body that is not JSON: the stdlib decoder's message and position."""
+    import json
+
     try:
         json.loads(raw)
     except json.JSONDecodeError as exc:

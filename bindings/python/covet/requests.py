@@ -6,12 +6,10 @@ for one attribute, not for the headers, the query string or the body.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from collections.abc import Generator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Optional, Union
-from urllib.parse import parse_qsl, unquote
 
 from .datastructures import URL, Address, FormData, Headers, QueryParams, State
 from .encoders import loads as _json_loads
@@ -22,9 +20,14 @@ if TYPE_CHECKING:
 
 __all__ = ["Request", "parse_cookies"]
 
+# urllib.parse and json are imported where they are needed (percent-encoded values, query parsing, invalid
+# JSON): an app that never meets those does not pay their import time and memory.
+
 
 def parse_cookies(header: str) -> dict[str, str]:
     """``Cookie: a=1; b="two"`` → ``{"a": "1", "b": "two"}`` (lenient, like browsers send them)."""
+    from urllib.parse import unquote
+
     out: dict[str, str] = {}
     for chunk in header.split(";"):
         name, sep, value = chunk.partition("=")
@@ -117,7 +120,11 @@ class Request:
         """The percent-decoded path."""
         if self._path is None:
             raw = self.raw_path
-            self._path = unquote(raw) if "%" in raw else raw
+            if "%" in raw:
+                from urllib.parse import unquote
+
+                raw = unquote(raw)
+            self._path = raw
         return self._path
 
     @property
@@ -158,6 +165,8 @@ class Request:
     @property
     def query_params(self) -> QueryParams:
         if self._query_params is None:
+            from urllib.parse import parse_qsl
+
             self._query_params = QueryParams(parse_qsl(self.query_string, keep_blank_values=True))
         return self._query_params
 
@@ -172,7 +181,14 @@ class Request:
     def path_params(self) -> dict[str, str]:
         if self._path_params is None:
             raw: Mapping[str, str] = self._native.params
-            self._path_params = {k: (unquote(v) if "%" in v else v) for k, v in raw.items()}
+            params: dict[str, str] = {}
+            for k, v in raw.items():
+                if "%" in v:
+                    from urllib.parse import unquote
+
+                    v = unquote(v)
+                params[k] = v
+            self._path_params = params
         return self._path_params
 
     @property
@@ -199,6 +215,8 @@ class Request:
             try:
                 self._json = _json_loads(body)
             except ValueError:
+                import json
+
                 self._json = json.loads(body)  # the stdlib's error names the problem the usual way
         return self._json
 
