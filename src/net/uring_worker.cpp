@@ -28,8 +28,8 @@ constexpr Op op_of(std::uint64_t ud) { return static_cast<Op>(ud & 0xFF); }
 constexpr std::uint32_t slot_of(std::uint64_t ud) { return static_cast<std::uint32_t>((ud >> 8) & 0xFFFFFF); }
 constexpr std::uint32_t gen_of(std::uint64_t ud) { return static_cast<std::uint32_t>(ud >> 32); }
 
-constexpr unsigned ring_entries = 4096;
-constexpr unsigned cq_entries = 16384;
+constexpr unsigned ring_entries = 1024;
+constexpr unsigned cq_entries = 8192;
 constexpr unsigned recv_buffers = 1024;  // power of two
 constexpr unsigned recv_buffer_size = 8192;
 constexpr auto sweep_interval = std::chrono::milliseconds(250);
