@@ -1,9 +1,9 @@
 """JSON encoding of handler results.
 
 `dumps` turns dicts, lists, strings, numbers, pydantic models, dataclasses, datetimes, UUIDs, enums,
-Decimals (as strings, like pydantic), sets and paths into compact UTF-8 JSON bytes. It uses orjson when it is installed and
-pydantic-core's Rust serializer otherwise (both far faster than the stdlib `json`). NaN and infinities
-become ``null``.
+Decimals (as strings, like pydantic), sets and paths into compact UTF-8 JSON bytes. It uses orjson (a
+dependency), imported on first use, and pydantic-core's Rust serializer for what orjson refuses (both far
+faster than the stdlib `json`). NaN and infinities become ``null``.
 
 pydantic is imported only when needed (a model is around anyway, or orjson is missing), so that an app
 that uses none of it starts faster and smaller. For the same reason the stdlib modules whose types are
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 import sys
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["dumps", "loads", "jsonable", "is_pydantic"]
 
@@ -53,51 +53,60 @@ def _pc_dumps(obj: Any) -> bytes:
     return to_json(obj, by_alias=True, inf_nan_mode="null", fallback=_fallback)
 
 
-try:  # optional speed-up
-    import orjson
+def _orjson_default(obj: Any) -> Any:
+    if is_pydantic(obj):
+        return _pydantic_jsonable(obj)
+    decimal = _loaded("decimal")
+    if decimal is not None and isinstance(obj, decimal.Decimal):
+        return str(obj)  # as pydantic does: no precision lost
+    pathlib = _loaded("pathlib")
+    if pathlib is not None and isinstance(obj, pathlib.PurePath):
+        return str(obj)
+    if isinstance(obj, bytes):
+        return obj.decode()
+    return _fallback(obj)
 
-    _orjson_dumps = orjson.dumps
-    _ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS
 
-    def _orjson_default(obj: Any) -> Any:
-        if is_pydantic(obj):
-            return _pydantic_jsonable(obj)
-        decimal = _loaded("decimal")
-        if decimal is not None and isinstance(obj, decimal.Decimal):
-            return str(obj)  # as pydantic does: no precision lost
-        pathlib = _loaded("pathlib")
-        if pathlib is not None and isinstance(obj, pathlib.PurePath):
-            return str(obj)
-        if isinstance(obj, bytes):
-            return obj.decode()
-        return _fallback(obj)
+# The implementation is chosen on first use, not at import: importing orjson costs ~8 ms and ~1 MB
+# (it loads datetime, uuid, dataclasses ...), which an app pays with its first JSON body instead of at
+# start-up. `dumps` rebinds itself (callers use ``encoders.dumps``); `loads` is imported by name
+# elsewhere, so it stays a thin wrapper around `_loads_impl`.
+_loads_impl: Any = None
 
-    def dumps(obj: Any) -> bytes:
+
+def _select() -> None:
+    global dumps, _loads_impl
+    try:
+        import orjson
+    except ImportError:  # pragma: no cover - orjson is a dependency; pydantic-core and json then
+        from json import loads as json_loads
+
+        dumps, _loads_impl = _pc_dumps, json_loads
+        return
+    orjson_dumps, options = orjson.dumps, orjson.OPT_NON_STR_KEYS
+
+    def orjson_first(obj: Any) -> bytes:
         try:
-            return _orjson_dumps(obj, default=_orjson_default, option=_ORJSON_OPTIONS)
+            return orjson_dumps(obj, default=_orjson_default, option=options)
         except TypeError:  # e.g. integers over 64 bits; pydantic-core handles those
             return _pc_dumps(obj)
 
-    loads: Callable[[Any], Any] = orjson.loads
-except ImportError:  # pragma: no cover - depends on the environment
-    dumps = _pc_dumps
-    _stdlib_loads: Any = None
+    dumps, _loads_impl = orjson_first, orjson.loads
 
-    def _import_stdlib_loads() -> Any:
-        global _stdlib_loads
-        from json import loads as impl
 
-        _stdlib_loads = impl
-        return impl
+def dumps(obj: Any) -> bytes:
+    """`obj` as compact UTF-8 JSON (replaced by the chosen implementation on the first call)."""
+    _select()
+    return dumps(obj)
 
-    def _lazy_stdlib_loads(data: Any) -> Any:
-        """``json.loads``; the json module is imported on the first call (an app may never parse JSON)."""
-        impl = _stdlib_loads
-        if impl is None:
-            impl = _import_stdlib_loads()
-        return impl(data)
 
-    loads = _lazy_stdlib_loads
+def loads(data: Any) -> Any:
+    """Parses JSON from bytes or str (orjson; json without it)."""
+    impl = _loads_impl
+    if impl is None:
+        _select()
+        impl = _loads_impl
+    return impl(data)
 
 
 def jsonable(obj: Any) -> Any:
