@@ -6,6 +6,7 @@ import http.client
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -172,3 +173,31 @@ def test_an_app_without_models_does_not_import_pydantic(engine_prelude, tmp_path
     assert out.returncode == 0, out.stderr
     assert "pydantic loaded while serving: False" in out.stdout
     assert "pydantic loaded for the 422: True" in out.stdout
+
+
+@pytest.mark.parametrize("entry", ["app.run", "cli-worker"])
+def test_a_taken_port_is_a_one_line_error(engine_prelude, native, tmp_path, entry: str) -> None:  # type: ignore[no-untyped-def]
+    if native.__name__ != "covet._native":
+        pytest.skip("the stand-in engine does not bind sockets")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        script = tmp_path / "app.py"
+        run = (f'app.run(host="127.0.0.1", port={port})' if entry == "app.run" else
+               f'from covet.cli import main; sys.exit(main(["_worker", "app:app", "--host", "127.0.0.1", '
+               f'"--port", "{port}", "--app-dir", {str(tmp_path)!r}]))')
+        script.write_text(engine_prelude + textwrap.dedent(f"""
+            import sys
+            from covet import CovetPy
+            app = CovetPy()
+            @app.get("/")
+            async def root():
+                return "hi"
+            if __name__ == "__main__":
+                {run}
+            """))
+        proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr

@@ -339,8 +339,14 @@ class CovetPy:
                                     app_dir=app_dir)
             Supervisor(options, resolve_workers(workers)).run()
             return
+        from .serve import exit_on_listen_error
+
         configure_logging(log_level)
-        serve(self, host, port, threads, **server_options)
+        try:
+            serve(self, host, port, threads, **server_options)
+        except Exception as exc:
+            exit_on_listen_error(exc)  # a taken port is a one-line message, not a traceback
+            raise
 
     def __repr__(self) -> str:
         return f"<CovetPy {self.title!r} with {len(self.router.routes)} routes>"

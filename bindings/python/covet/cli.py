@@ -64,10 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _configure_logging(args.log_level)
     if args.command == "_worker":
-        from .serve import serve_worker
+        from .serve import exit_on_listen_error, serve_worker
         app = load_app(args.app, args.app_dir)
-        return serve_worker(app, host=args.host, port=args.port, threads=args.threads, log_level=args.log_level,
-                            shared_port=True)
+        try:
+            return serve_worker(app, host=args.host, port=args.port, threads=args.threads,
+                                log_level=args.log_level, shared_port=True)
+        except Exception as exc:
+            exit_on_listen_error(exc)
+            raise
     from .supervisor import Supervisor, WorkerOptions, resolve_workers  # the master only, not every worker
 
     workers = resolve_workers(args.workers)

@@ -192,6 +192,13 @@ class Worker:
         await asyncio.gather(*pending, return_exceptions=True)
 
 
+def exit_on_listen_error(error: BaseException) -> None:
+    """Turns the engine's "cannot listen on HOST:PORT: ..." into a one-line exit (no traceback) for the
+    command line and ``app.run``; other errors are left alone."""
+    if isinstance(error, (RuntimeError, OSError)) and "cannot listen on" in str(error):
+        raise SystemExit(f"covet: {error}") from None
+
+
 def serve(
     app: "CovetPy",
     host: str = "127.0.0.1",
