@@ -13,16 +13,22 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402,F401
 
 
 def main(src: str, dst: str) -> None:
     result = json.load(open(src))
     labels = {n: v["label"] for n, v in result["servers"].items()}
     scenarios = [s["name"] for s in result["scenarios"]]
+    tools = {s["name"]: s["tool"] for s in result["scenarios"]}
     panels = []
     for sc in scenarios:
-        rows = [r for r in result["summary"] if r["scenario"] == sc and not r.get("excluded") and r.get("rps")]
-        rows.sort(key=lambda r: r["rps"]["median"])
+        if tools[sc] == "h2load-rate":  # fixed rate: every server does the same req/s; plot its p99 instead
+            rows = [r for r in result["summary"] if r["scenario"] == sc and not r.get("excluded") and r.get("p99_ms")]
+            rows.sort(key=lambda r: -r["p99_ms"])
+        else:
+            rows = [r for r in result["summary"] if r["scenario"] == sc and not r.get("excluded") and r.get("rps")]
+            rows.sort(key=lambda r: r["rps"]["median"])
         if rows:
             panels.append((sc, rows))
     if not panels:
@@ -34,6 +40,20 @@ def main(src: str, dst: str) -> None:
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
     for ax, (sc, rows) in zip(axes.flat, panels):
+        if tools[sc] == "h2load-rate":
+            p99 = [r["p99_ms"] for r in rows]
+            colors = ["#d62728" if r["server"].startswith("covet") else "#7f7f7f" if r["server"] == "nginx"
+                      else "#1f77b4" for r in rows]
+            ax.barh(range(len(rows)), p99, color=colors)
+            ax.set_yticks(list(range(len(rows))))
+            ax.set_yticklabels([labels.get(r["server"], r["server"]) for r in rows], fontsize=8)
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.set_title(f"{sc}: p99 ms at {result['options']['rate']:,} req/s (lower is better)", fontsize=10)
+            for i, v in enumerate(p99):
+                ax.text(v, i, f" {v:.1f} ms", va="center", fontsize=7)
+            ax.grid(axis="x", which="both", alpha=0.25)
+            continue
         med = [r["rps"]["median"] for r in rows]
         lo = [r["rps"]["median"] - r["rps"]["min"] for r in rows]
         hi = [r["rps"]["max"] - r["rps"]["median"] for r in rows]
@@ -44,7 +64,8 @@ def main(src: str, dst: str) -> None:
         ax.set_yticks(list(y))
         ax.set_yticklabels([labels.get(r["server"], r["server"]) for r in rows], fontsize=8)
         ax.set_xscale("log")
-        ax.set_title(sc, fontsize=10)
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_title(f"{sc}: req/s", fontsize=10)
         ax.tick_params(axis="x", labelsize=8)
         for i, v in enumerate(med):
             ax.text(v, i, f" {v / 1000:.1f}K", va="center", fontsize=7)
