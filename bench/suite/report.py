@@ -139,7 +139,7 @@ def render_markdown(result: Mapping[str, Any], json_path: str, chart: Path | Non
         "(`h2load --h1 --rps`) and the percentiles come from its per-request log, so a stalled server is not "
         "hidden by the client waiting for it (coordinated omission); *CPU s / 100K req* is the server process "
         "tree's utime+stime (`/proc`) per 100,000 responses; *peak RSS* is sampled every 0.1 s during the timed "
-        "run (whole process tree), *idle RSS* 0.5 s after start before any load; *errors* are wrk's socket "
+        "run (whole process tree), *idle RSS* 0.5 s after start before any load (one server process serves all scenarios of a round in the order listed here, so the peak RSS of a later scenario includes what earlier ones, e.g. 10,000 connections, left allocated); *errors* are wrk's socket "
         "errors + non-2xx (h2load: failed + timed out), summed over the rounds. Ratios are median req/s over "
         "FastAPI's and nginx's in the same scenario and run.",
         "",
