@@ -201,3 +201,56 @@ def test_a_taken_port_is_a_one_line_error(engine_prelude, native, tmp_path, entr
     assert proc.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_max_connections_holds_extra_connections_until_one_closes(engine_prelude, native, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    if native.__name__ != "covet._native":
+        pytest.skip("the stand-in engine does not bind sockets")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    script = tmp_path / "app.py"
+    script.write_text(engine_prelude + textwrap.dedent(f"""
+        import sys
+        from covet import CovetPy
+        from covet.cli import main
+        app = CovetPy()
+        @app.get("/")
+        async def root():
+            return "hi"
+        if __name__ == "__main__":
+            sys.exit(main(["_worker", "app:app", "--host", "127.0.0.1", "--port", "{port}",
+                           "--max-connections", "1", "--app-dir", {str(tmp_path)!r}]))
+        """))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    request = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                first = socket.create_connection(("127.0.0.1", port), timeout=5)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None, "the worker did not start"
+                time.sleep(0.02)
+        first.sendall(request)
+        assert first.recv(4096).startswith(b"HTTP/1.1 200")
+        second = socket.create_connection(("127.0.0.1", port), timeout=0.5)
+        second.sendall(request)
+        with pytest.raises(socket.timeout):  # held: the worker is at its one connection
+            second.recv(4096)
+        first.close()
+        second.settimeout(5)
+        assert second.recv(4096).startswith(b"HTTP/1.1 200")  # served once the first one closed
+        second.close()
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+
+
+def test_the_supervisor_passes_max_connections_to_its_workers() -> None:
+    from covet.supervisor import WorkerOptions, worker_command
+
+    command = worker_command(WorkerOptions(app="main:app", max_connections=123))
+    assert command[command.index("--max-connections") + 1] == "123"

@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--threads", type=int, default=0,
                         help="native I/O threads per worker process (0, the default: the engine runs on the "
                              "event-loop thread when io_uring is available)")
+        sp.add_argument("--max-connections", type=int, default=10000,
+                        help="open connections per worker process (default 10000); more wait in the backlog")
         sp.add_argument("--log-level", default="info", choices=LOG_LEVELS)
         sp.add_argument("--app-dir", default=".", help="directory to import the app from (default: .)")
 
@@ -63,12 +65,14 @@ def _configure_logging(level: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _configure_logging(args.log_level)
+    if args.max_connections < 1:
+        raise SystemExit(f"covet: --max-connections must be at least 1, not {args.max_connections}")
     if args.command == "_worker":
         from .serve import exit_on_listen_error, serve_worker
         app = load_app(args.app, args.app_dir)
         try:
             return serve_worker(app, host=args.host, port=args.port, threads=args.threads,
-                                log_level=args.log_level, shared_port=True)
+                                log_level=args.log_level, shared_port=True, max_connections=args.max_connections)
         except Exception as exc:
             exit_on_listen_error(exc)
             raise
@@ -77,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     workers = resolve_workers(args.workers)
     load_app(args.app, args.app_dir)  # fail here, once, with a clear message, rather than in every worker
     opts = WorkerOptions(app=args.app, host=args.host, port=args.port, threads=args.threads,
-                         log_level=args.log_level, app_dir=args.app_dir)
+                         log_level=args.log_level, app_dir=args.app_dir, max_connections=args.max_connections)
     return Supervisor(opts, workers, reload=args.reload, reload_dirs=args.reload_dirs).run()
 
 

@@ -31,6 +31,7 @@ class WorkerOptions:
     threads: int = 0
     log_level: str = "info"
     app_dir: str = "."
+    max_connections: int = 10000
 
 
 @dataclass
@@ -68,7 +69,8 @@ def check_port_free(host: str, port: int) -> None:
 
 def worker_command(opts: WorkerOptions) -> list[str]:
     return [sys.executable, "-m", "covet", "_worker", opts.app, "--host", opts.host, "--port", str(opts.port),
-            "--threads", str(opts.threads), "--log-level", opts.log_level, "--app-dir", opts.app_dir]
+            "--threads", str(opts.threads), "--max-connections", str(opts.max_connections),
+            "--log-level", opts.log_level, "--app-dir", opts.app_dir]
 
 
 class Supervisor:
