@@ -612,6 +612,27 @@ def wait_for_port(port: int, deadline: float) -> bool:
     return False
 
 
+def wait_for_200(proc: subprocess.Popen[bytes], port: int, deadline: float, path: str = "/plaintext") -> str:
+    """Polls ``GET path`` until the server answers 200 OK: "" then, else why not (the process exited first,
+    or `deadline` (time.monotonic) passed). Used to time launch -> first 200 OK."""
+    while True:
+        if proc.poll() is not None:
+            return f"exited with status {proc.returncode} before answering"
+        if time.monotonic() > deadline:
+            return f"no 200 OK on GET {path} in time"
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            resp.read()
+            conn.close()
+            if resp.status == 200:
+                return ""
+        except (OSError, http.client.HTTPException):
+            pass
+        time.sleep(0.002)
+
+
 def _tail(path: Path, n: int = 800) -> str:
     try:
         data = path.read_bytes()[-n:]

@@ -415,23 +415,9 @@ class PyServer:
             start_new_session=True, cwd=str(APPS),
         )
         err.close()
-        deadline = t0 + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise ServerError(f"exited with {self.proc.returncode}: {native_run._tail(self.tmp / 'stderr.log')}")
-            if time.monotonic() > deadline:
-                raise ServerError(f"no 200 OK on /plaintext within {timeout:.0f} s")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                conn.request("GET", "/plaintext")
-                resp = conn.getresponse()
-                resp.read()
-                conn.close()
-                if resp.status == 200:
-                    break
-            except (OSError, http.client.HTTPException):
-                pass
-            time.sleep(0.002)
+        failure = native_run.wait_for_200(self.proc, self.port, t0 + timeout)
+        if failure:
+            raise ServerError(f"{failure} (limit {timeout:.0f} s): {native_run._tail(self.tmp / 'stderr.log')}")
         self.startup_ms = (time.monotonic() - t0) * 1e3
 
     def alive(self) -> bool:

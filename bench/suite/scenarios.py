@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import http.client
 import shutil
-import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from .core import (
-    PLAINTEXT_BODY, body_ok, content_type_ok, count_pipelined_responses, invalid_item_payload, item_payload,
-    native_run,
+    body_ok, content_type_ok, invalid_item_payload, item_payload, native_run,
 )
 
 SUITE = Path(__file__).resolve().parent
@@ -101,27 +98,7 @@ def gate(port: int, sc: Scenario) -> tuple[bool, str]:
     except (OSError, http.client.HTTPException) as exc:
         return False, f"{sc.method} {sc.path} failed: {exc!r}"
     if sc.pipeline > 1:
-        return check_pipelined(port, sc.path, sc.pipeline)
-    return True, ""
-
-
-def check_pipelined(port: int, path: str, depth: int) -> tuple[bool, str]:
-    req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
-    data = b""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-            s.sendall(req * depth)
-            deadline = time.monotonic() + 5
-            while count_pipelined_responses(data, PLAINTEXT_BODY) < depth and time.monotonic() < deadline:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-    except OSError as exc:
-        return False, f"pipelined check failed: {exc!r}"
-    got = count_pipelined_responses(data, PLAINTEXT_BODY)
-    if got < depth:
-        return False, f"{depth} pipelined GETs in one write: {got} correct responses"
+        return native_run.check_pipelined(port, sc.path, sc.pipeline)
     return True, ""
 
 

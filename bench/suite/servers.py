@@ -11,7 +11,6 @@ access logging is off everywhere.
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import os
 import re
@@ -433,23 +432,9 @@ class Running:
                                      start_new_session=True, cwd=str(self.spec.cwd or self.tmp), env=env,
                                      preexec_fn=_raise_nofile)
         log.close()
-        deadline = t0 + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise StartError(f"exited with status {self.proc.returncode} before answering: {self.log_tail()}")
-            if time.monotonic() > deadline:
-                raise StartError(f"no 200 OK on GET /plaintext within {timeout:.0f} s: {self.log_tail()}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                conn.request("GET", "/plaintext")
-                resp = conn.getresponse()
-                resp.read()
-                conn.close()
-                if resp.status == 200:
-                    break
-            except (OSError, http.client.HTTPException):
-                pass
-            time.sleep(0.002)
+        failure = native_run.wait_for_200(self.proc, self.port, t0 + timeout)
+        if failure:
+            raise StartError(f"{failure} (limit {timeout:.0f} s): {self.log_tail()}")
         self.startup_ms = (time.monotonic() - t0) * 1e3
         return self.startup_ms
 
