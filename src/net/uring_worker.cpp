@@ -112,14 +112,9 @@ public:
     bool flush() override {
         set_current();
         flush_due_ = false;
-        prepare_sends();
-        rearm_recvs();
-        if (can_accept()) arm_accept();
-        // Also collect completions: with DEFER_TASKRUN the kernel runs a bounded amount of deferred work
+        // Also collects completions: with DEFER_TASKRUN the kernel runs a bounded amount of deferred work
         // per call and signals the eventfd only when new work arrives, so what is left is reported here.
-        const int rc = io_uring_submit_and_get_events(&ring_);
-        if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
-            throw std::runtime_error(std::string("io_uring_submit: ") + std::strerror(-rc));
+        submit(/*block=*/false);
         return io_uring_cq_ready(&ring_) > 0;
     }
 
@@ -185,16 +180,22 @@ private:
         report_ready();
     }
 
-    // One loop turn: submit what is queued, wait for (block) or just collect completions, handle them.
-    // Returns false once stopped and drained.
-    bool turn(bool block) {
-        if (shutdown_deadline_passed()) force_close_all();
+    // Queues pending sends, recv re-arms and the accept, then enters the kernel: waits for at least one
+    // completion (block) or only collects what is ready.
+    void submit(bool block) {
         prepare_sends();
         rearm_recvs();
         if (can_accept()) arm_accept();
         const int rc = block ? io_uring_submit_and_wait(&ring_, 1) : io_uring_submit_and_get_events(&ring_);
         if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
             throw std::runtime_error(std::string("io_uring_submit: ") + std::strerror(-rc));
+    }
+
+    // One loop turn: submit what is queued, wait for (block) or just collect completions, handle them.
+    // Returns false once stopped and drained.
+    bool turn(bool block) {
+        if (shutdown_deadline_passed()) force_close_all();
+        submit(block);
         update_now();
         unsigned head, seen = 0;
         io_uring_cqe* cqe;
