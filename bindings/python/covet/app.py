@@ -342,11 +342,8 @@ class CovetPy:
         from .serve import exit_on_listen_error
 
         configure_logging(log_level)
-        try:
+        with exit_on_listen_error():  # a taken port is a one-line message, not a traceback
             serve(self, host, port, threads, **server_options)
-        except Exception as exc:
-            exit_on_listen_error(exc)  # a taken port is a one-line message, not a traceback
-            raise
 
     def __repr__(self) -> str:
         return f"<CovetPy {self.title!r} with {len(self.router.routes)} routes>"

@@ -70,12 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "_worker":
         from .serve import exit_on_listen_error, serve_worker
         app = load_app(args.app, args.app_dir)
-        try:
+        with exit_on_listen_error():
             return serve_worker(app, host=args.host, port=args.port, threads=args.threads,
                                 log_level=args.log_level, shared_port=True, max_connections=args.max_connections)
-        except Exception as exc:
-            exit_on_listen_error(exc)
-            raise
     from .supervisor import Supervisor, WorkerOptions, resolve_workers  # the master only, not every worker
 
     workers = resolve_workers(args.workers)

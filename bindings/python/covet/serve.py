@@ -23,6 +23,7 @@ import signal
 import sys
 import threading
 from concurrent.futures import Executor, ThreadPoolExecutor
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from . import _engine
@@ -192,11 +193,16 @@ class Worker:
         await asyncio.gather(*pending, return_exceptions=True)
 
 
-def exit_on_listen_error(error: BaseException) -> None:
+@contextlib.contextmanager
+def exit_on_listen_error() -> Iterator[None]:
     """Turns the engine's "cannot listen on HOST:PORT: ..." into a one-line exit (no traceback) for the
-    command line and ``app.run``; other errors are left alone."""
-    if isinstance(error, (RuntimeError, OSError)) and "cannot listen on" in str(error):
-        raise SystemExit(f"covet: {error}") from None
+    command line and ``app.run``; other errors pass through."""
+    try:
+        yield
+    except (RuntimeError, OSError) as error:
+        if "cannot listen on" in str(error):
+            raise SystemExit(f"covet: {error}") from None
+        raise
 
 
 def serve(
