@@ -175,6 +175,28 @@ def test_an_app_without_models_does_not_import_pydantic(engine_prelude, tmp_path
     assert "pydantic loaded for the 422: True" in out.stdout
 
 
+def _root_app(engine_prelude: str, tmp_path: Path, main: str) -> Path:
+    """tmp_path/app.py: an app answering GET / with "hi", whose ``__main__`` runs the one line `main`."""
+    script = tmp_path / "app.py"
+    script.write_text(engine_prelude + textwrap.dedent("""
+        import sys
+        from covet import CovetPy
+        app = CovetPy()
+        @app.get("/")
+        async def root():
+            return "hi"
+        if __name__ == "__main__":
+            {main}
+        """).format(main=main))
+    return script
+
+
+def _cli_worker(port: int, app_dir: Path, *options: str) -> str:
+    """The line that runs the app as `covet run`'s worker process on 127.0.0.1:port."""
+    args = ["_worker", "app:app", "--host", "127.0.0.1", "--port", str(port), *options, "--app-dir", str(app_dir)]
+    return f"from covet.cli import main; sys.exit(main({args!r}))"
+
+
 @pytest.mark.parametrize("entry", ["app.run", "cli-worker"])
 def test_a_taken_port_is_a_one_line_error(engine_prelude, native, tmp_path, entry: str) -> None:  # type: ignore[no-untyped-def]
     if native.__name__ != "covet._native":
@@ -183,20 +205,9 @@ def test_a_taken_port_is_a_one_line_error(engine_prelude, native, tmp_path, entr
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        script = tmp_path / "app.py"
         run = (f'app.run(host="127.0.0.1", port={port})' if entry == "app.run" else
-               f'from covet.cli import main; sys.exit(main(["_worker", "app:app", "--host", "127.0.0.1", '
-               f'"--port", "{port}", "--app-dir", {str(tmp_path)!r}]))')
-        script.write_text(engine_prelude + textwrap.dedent(f"""
-            import sys
-            from covet import CovetPy
-            app = CovetPy()
-            @app.get("/")
-            async def root():
-                return "hi"
-            if __name__ == "__main__":
-                {run}
-            """))
+               _cli_worker(port, tmp_path))
+        script = _root_app(engine_prelude, tmp_path, run)
         proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr
@@ -209,19 +220,7 @@ def test_max_connections_holds_extra_connections_until_one_closes(engine_prelude
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    script = tmp_path / "app.py"
-    script.write_text(engine_prelude + textwrap.dedent(f"""
-        import sys
-        from covet import CovetPy
-        from covet.cli import main
-        app = CovetPy()
-        @app.get("/")
-        async def root():
-            return "hi"
-        if __name__ == "__main__":
-            sys.exit(main(["_worker", "app:app", "--host", "127.0.0.1", "--port", "{port}",
-                           "--max-connections", "1", "--app-dir", {str(tmp_path)!r}]))
-        """))
+    script = _root_app(engine_prelude, tmp_path, _cli_worker(port, tmp_path, "--max-connections", "1"))
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     request = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
     try:
