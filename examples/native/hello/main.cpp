@@ -162,8 +162,9 @@ int main(int argc, char** argv) {
 
     app.get("/plaintext", [](covet::Request&) { return covet::Response(200, "Hello, World!", "text/plain"); });
     app.get("/json", [](covet::Request&) { return covet::Response::json(R"({"message":"Hello, World!"})"); });
-    app.get("/users/{id:int}", [](covet::Request& r) {
-        return covet::Response::json("{\"id\":" + std::string(*r.param("id")) + "}");
+    app.get("/users/{id:int}", [](covet::Request& r) {  // ?q=... is echoed back when given
+        const auto q = r.query("q");
+        return covet::Response::json("{\"id\":" + std::string(*r.param("id")) + (q ? ",\"q\":" + json_string(std::string_view(*q)) : std::string()) + "}");
     });
     app.post("/echo", [](covet::Request& r) {
         return covet::Response::bytes(std::string(r.body()), r.header("content-type").value_or("application/octet-stream"));
@@ -188,6 +189,11 @@ int main(int argc, char** argv) {
         }
         delays.after(std::chrono::milliseconds(n), std::move(responder),
                      covet::Response(200, "delayed " + ms, "text/plain"));
+    });
+
+    // The benchmarks' I/O-bound handler: answers after 1 ms, like an `await asyncio.sleep(0.001)`.
+    app.get("/sleep", [&delays](covet::Request&, covet::Responder responder) {
+        delays.after(std::chrono::milliseconds(1), std::move(responder), covet::Response(200, "Hello, World!", "text/plain"));
     });
 
     try {
