@@ -15,6 +15,7 @@
 #include "covet/http/path_params.hpp"
 #include "covet/http/url.hpp"
 #include "covet/io/loop.hpp"
+#include "covet/net/tls_info.hpp"
 
 namespace covet {
 
@@ -53,6 +54,9 @@ public:
         return version_major_ == 2 ? "HTTP/2" : version_minor_ == 0 ? "HTTP/1.0" : "HTTP/1.1";
     }
     bool keep_alive() const noexcept { return keep_alive_; }
+    // The TLS session the request arrived on (version, ALPN, SNI, verified client certificate), or null.
+    const net::TlsInfo* tls() const noexcept { return tls_; }
+    std::string_view scheme() const noexcept { return tls_ ? "https" : "http"; }
 
     std::string_view client_address() const noexcept { return client_address_; }
     std::uint16_t client_port() const noexcept { return client_port_; }
@@ -103,6 +107,7 @@ public:
     void set_body(std::string_view b) noexcept { body_ = b; }
     void set_version(int major, int minor) noexcept { version_major_ = major, version_minor_ = minor; }
     void set_keep_alive(bool k) noexcept { keep_alive_ = k; }
+    void set_tls(const net::TlsInfo* tls) noexcept { tls_ = tls; }
     void set_client(std::string_view address, std::uint16_t port) noexcept { client_address_ = address, client_port_ = port; }
     void set_received_at(io::Clock::time_point t) noexcept { received_at_ = t; }
     // The head bytes moved from [old_base, old_base+len) to new_base: re-point every view into them.
@@ -129,6 +134,7 @@ private:
     PathParams params_;
     int version_major_ = 1, version_minor_ = 1;
     bool keep_alive_ = true;
+    const net::TlsInfo* tls_ = nullptr;
     std::string_view client_address_;
     std::uint16_t client_port_ = 0;
     io::Clock::time_point received_at_{};

@@ -80,9 +80,13 @@ public:
     std::string_view peer_address() const noexcept { return peer_address_; }
     std::uint16_t peer_port() const noexcept { return peer_port_; }
     bool closing() const noexcept { return close_after_flush_; }
+    // The TLS session (null on plain TCP). ALPN picks the protocol: see tls->alpn.
+    const TlsInfo* tls() const noexcept { return transport_->tls(); }
 
     // ---- for the backend ----
     int fd() const noexcept { return fd_; }
+    // Installs the transport (TLS) before any byte is received; plain TCP otherwise.
+    void set_transport(std::unique_ptr<Transport> t) { transport_ = std::move(t); }
     io::OutputQueue& wire_out() noexcept { return wire_out_; }
     // Bytes from the socket → transport → protocol. Returns false when the transport failed.
     bool receive(std::span<const char> wire) {
@@ -94,6 +98,12 @@ public:
             ok = transport_->on_receive(wire, [this](std::span<const char> plain) {
                 if (!close_after_flush_) protocol_->on_data(plain);
             });
+            // Handshake records and alerts are written even when the protocol wrote nothing.
+            if (!ok) close_after_flush_ = true;
+            transport_->flush_to(wire_out_);
+            if (!wire_out_.empty()) driver_.request_send(*this);
+            else if (!ok) driver_.close(*this);
+            ok = true;  // a failed transport closes after its alert is sent, not at once
         }
         retired_.reset();
         return ok;
@@ -106,7 +116,10 @@ public:
         if (close_after_flush_) return;
         protocol_->on_output_drained();
     }
-    void tick(io::Clock::time_point now) { protocol_->on_tick(now); }
+    void tick(io::Clock::time_point now) {
+        if (transport_->expired(now)) return close_now();
+        protocol_->on_tick(now);
+    }
     void shutdown() { protocol_->on_shutdown(); }
 
 private:

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "covet/io/backend.hpp"
+#include "covet/net/tls_config.hpp"
 
 namespace covet::net {
 
@@ -28,6 +29,16 @@ struct Timeouts {
     std::chrono::milliseconds shutdown{10'000};  // graceful drain deadline
 };
 
+// HTTP/2 SETTINGS and abuse limits (per connection).
+struct Http2Limits {
+    std::uint32_t max_concurrent_streams = 100;
+    std::uint32_t initial_window_size = 1024 * 1024;   // per stream receive window (bytes)
+    std::uint32_t max_frame_size = 16 * 1024;          // largest frame we accept (SETTINGS_MAX_FRAME_SIZE)
+    std::uint32_t max_header_list_bytes = 16 * 1024;   // decoded header list (HPACK bombs) → stream refused
+    std::uint32_t max_resets_per_second = 200;         // RST_STREAM from the client (rapid reset) → GOAWAY
+    std::uint32_t max_continuations = 8;               // CONTINUATION frames per header block
+};
+
 struct ServerConfig {
     std::string host = "0.0.0.0";
     std::uint16_t port = 8000;                   // 0: pick a free port (all workers share it)
@@ -40,6 +51,9 @@ struct ServerConfig {
     int listen_backlog = 4096;
     Limits limits;
     Timeouts timeouts;
+    std::optional<TlsConfig> tls;                // set: every connection is TLS (ALPN picks h2 or http/1.1)
+    bool http2 = true;                           // h2 via ALPN, h2c by prior knowledge or Upgrade: h2c
+    Http2Limits http2_limits;
 };
 
 }  // namespace covet::net

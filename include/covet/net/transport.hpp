@@ -5,7 +5,9 @@
 #include <functional>
 #include <span>
 
+#include "covet/io/loop.hpp"
 #include "covet/io/output_queue.hpp"
+#include "covet/net/tls_info.hpp"
 
 namespace covet::net {
 
@@ -22,6 +24,11 @@ public:
     // Whether plaintext_out() *is* the wire queue (plain TCP): lets the backend skip flush_to and the
     // std::function hop in on_receive.
     virtual bool passthrough() const noexcept { return false; }
+    // The TLS session, once the handshake is done; null for plain TCP (and during the handshake).
+    virtual const TlsInfo* tls() const noexcept { return nullptr; }
+    // Periodic check (a few times a second): true when the transport gave up, e.g. a TLS handshake that
+    // did not finish in time. The connection is then closed.
+    virtual bool expired(io::Clock::time_point) const noexcept { return false; }
 };
 
 // Plain TCP: the protocol writes straight into the wire queue.

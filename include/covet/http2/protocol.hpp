@@ -1,0 +1,33 @@
+// HTTP/2 on a connection (nghttp2 server sessions): stream multiplexing, flow control, HPACK, trailers,
+// SETTINGS limits, GOAWAY on shutdown, and the abuse limits (rapid reset, CONTINUATION floods, HPACK
+// bombs). Requests reach the same RequestDispatcher as HTTP/1.1.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string_view>
+
+#include "covet/http/exchange.hpp"
+#include "covet/http/request.hpp"
+#include "covet/net/connection.hpp"
+#include "covet/net/connection_ref.hpp"
+
+namespace covet::http2 {
+
+// The connection preface a client sends first ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").
+inline constexpr std::string_view client_preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+// A new HTTP/2 connection (h2 via ALPN, or h2c with prior knowledge). The client preface is expected as
+// the first bytes given to on_data.
+std::unique_ptr<net::ProtocolHandler> make_protocol(net::Connection& connection, net::ConnectionHome& home,
+                                                    RequestDispatcher& dispatcher);
+
+// HTTP/1.1 `Upgrade: h2c` (RFC 7540 §3.2): after the 101 response has been queued, the HTTP/2 handler
+// takes over. `settings_header` is the request's HTTP2-Settings value (base64url); `request` (fully read,
+// body included) becomes stream 1 and is dispatched by the new handler, which copies what it needs.
+// Returns null if the settings header is invalid (the caller answers 400 instead of switching).
+std::unique_ptr<net::ProtocolHandler> make_upgraded_protocol(net::Connection& connection, net::ConnectionHome& home,
+                                                             RequestDispatcher& dispatcher,
+                                                             std::string_view settings_header, const Request& request);
+
+}  // namespace covet::http2

@@ -1,0 +1,1 @@
+// HTTP/2 protocol handler: filled in by the HTTP/2 work.

@@ -1,0 +1,1 @@
+// TLS transport over memory BIOs: filled in by the TLS work.

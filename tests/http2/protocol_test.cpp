@@ -1,0 +1,1 @@
+// Tests for the HTTP/2 protocol handler.
