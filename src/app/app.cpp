@@ -2,10 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
-#include <csignal>
+#include <signal.h>  // pthread_sigmask, sigtimedwait
 
 #include "covet/http/status.hpp"
-#include "covet/http1/protocol.hpp"
+#include "protocol_selector.hpp"
 
 namespace covet {
 namespace {
@@ -130,7 +130,7 @@ void App::start_embedded() {
 void App::make_server() {
     stop_requested_ = false;
     server_ = std::make_unique<net::Server>(config_, [this](net::Connection& c, net::ConnectionHome& home) {
-        return http1::make_protocol(c, home, *this);
+        return app::make_connection_protocol(c, home, *this);
     });
 }
 
@@ -143,10 +143,33 @@ void App::wait() {
     if (server_) server_->wait();
 }
 
+void App::reload_tls() {
+    if (!server_) throw std::logic_error("covet: reload_tls() before the server was started");
+    server_->reload_tls();
+}
+
 int App::run(unsigned threads) {
     net::block_termination_signals();
+    // With TLS, SIGHUP reloads the certificates (as nginx does); blocked here so that worker threads
+    // inherit the mask and the signal waits for us.
+    sigset_t hangup;
+    sigemptyset(&hangup);
+    sigaddset(&hangup, SIGHUP);
+    const bool reload_on_hangup = config_.tls.has_value();
+    if (reload_on_hangup) pthread_sigmask(SIG_BLOCK, &hangup, nullptr);
     start(threads);
-    const int sig = net::wait_for_termination_signal([this] { return stop_requested_.load(); });
+    const int sig = net::wait_for_termination_signal([&] {
+        const timespec now{0, 0};
+        if (reload_on_hangup && sigtimedwait(&hangup, nullptr, &now) == SIGHUP) {
+            try {
+                server_->reload_tls();
+                spdlog::warn("SIGHUP: TLS certificates reloaded");
+            } catch (const std::exception& e) {
+                spdlog::error("SIGHUP: {} (the previous certificates stay in use)", e.what());
+            }
+        }
+        return stop_requested_.load();
+    });
     if (sig) spdlog::info("received {}, shutting down gracefully", sig == SIGINT ? "SIGINT" : "SIGTERM");
     server_->stop();
     server_->wait();

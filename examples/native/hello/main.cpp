@@ -13,6 +13,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace {
 
@@ -84,7 +85,10 @@ std::string json_string(std::optional<std::string_view> v) {
                  "             [--header-timeout-ms N] [--body-timeout-ms N] [--idle-timeout-ms N]\n"
                  "             [--max-connections N] [--shutdown-timeout-ms N] [--pin]\n"
                  "             [--log-level trace|debug|info|warn|error|off] [--log-format text|json]\n"
-                 "             [--access-log off|text|json]\n");
+                 "             [--access-log off|text|json]\n"
+                 "             [--tls-cert FILE --tls-key FILE] [--tls-sni-cert CERT,KEY]... [--no-tls12]\n"
+                 "             [--tls-ca FILE --tls-client-auth none|optional|required] [--no-http2]\n"
+                 "TLS: SIGHUP reloads the certificate files. HTTP/2: h2 via ALPN, h2c on plain ports.\n");
     std::exit(code);
 }
 
@@ -109,11 +113,22 @@ int main(int argc, char** argv) {
     cfg.port = 8000;
     std::string log_level = "warn", access_log = "off";
     covet::LogFormat log_format = covet::LogFormat::text;
+    covet::net::TlsConfig tls;
+    std::string tls_cert, tls_key;
+    std::vector<covet::net::TlsCertificate> sni_certs;
     for (int i = 1; i < argc; ++i) {
         const std::string_view flag = argv[i];
         if (flag == "--help" || flag == "-h") usage(0);
         if (flag == "--pin") {
             cfg.pin_threads = true;
+            continue;
+        }
+        if (flag == "--no-http2") {
+            cfg.http2 = false;
+            continue;
+        }
+        if (flag == "--no-tls12") {
+            tls.allow_tls12 = false;
             continue;
         }
         if (i + 1 >= argc) usage(2);
@@ -141,10 +156,41 @@ int main(int argc, char** argv) {
         else if (flag == "--log-level") log_level = v;
         else if (flag == "--log-format") log_format = std::string_view(v) == "json" ? covet::LogFormat::json : covet::LogFormat::text;
         else if (flag == "--access-log") access_log = v;
+        else if (flag == "--tls-cert") tls_cert = v;
+        else if (flag == "--tls-key") tls_key = v;
+        else if (flag == "--tls-ca") tls.ca_file = v;
+        else if (flag == "--tls-sni-cert") {
+            const std::string_view pair = v;
+            const std::size_t comma = pair.find(',');
+            if (comma == std::string_view::npos) {
+                std::fprintf(stderr, "hello: --tls-sni-cert expects CERT,KEY (got '%s')\n", v);
+                return 2;
+            }
+            sni_certs.push_back({std::string(pair.substr(0, comma)), std::string(pair.substr(comma + 1))});
+        } else if (flag == "--tls-client-auth") {
+            const std::string_view mode = v;
+            if (mode == "none") tls.client_auth = covet::net::ClientAuth::none;
+            else if (mode == "optional") tls.client_auth = covet::net::ClientAuth::optional;
+            else if (mode == "required") tls.client_auth = covet::net::ClientAuth::required;
+            else {
+                std::fprintf(stderr, "hello: --tls-client-auth must be none, optional or required (got '%s')\n", v);
+                return 2;
+            }
+        }
         else {
             std::fprintf(stderr, "hello: unknown option %s\n", argv[i - 1]);
             usage(2);
         }
+    }
+
+    if (tls_cert.empty() != tls_key.empty() || (tls_cert.empty() && (!sni_certs.empty() || !tls.ca_file.empty()))) {
+        std::fprintf(stderr, "hello: TLS needs both --tls-cert and --tls-key\n");
+        return 2;
+    }
+    if (!tls_cert.empty()) {
+        tls.certificates.push_back({tls_cert, tls_key});
+        for (auto& c : sni_certs) tls.certificates.push_back(std::move(c));
+        cfg.tls = std::move(tls);
     }
 
     try {
@@ -189,6 +235,23 @@ int main(int argc, char** argv) {
         }
         delays.after(std::chrono::milliseconds(n), std::move(responder),
                      covet::Response(200, "delayed " + ms, "text/plain"));
+    });
+
+    // What the request knows about its connection: protocol version and TLS session.
+    app.get("/tls", [](covet::Request& r) {
+        const covet::net::TlsInfo* t = r.tls();
+        auto str = [](std::string_view v) { return json_string(std::optional<std::string_view>(v)); };
+        std::string body = "{\"scheme\":" + str(r.scheme()) + ",\"protocol\":" + str(r.protocol());
+        if (t) {
+            body += ",\"tls_version\":" + str(t->version) + ",\"cipher\":" + str(t->cipher) + ",\"alpn\":" + str(t->alpn) +
+                    ",\"sni\":" + str(t->server_name) + ",\"session_reused\":" + (t->session_reused ? "true" : "false") +
+                    ",\"client_verified\":" + (t->client_verified ? "true" : "false") +
+                    ",\"client_subject\":" + str(t->client_subject) + ",\"client_cn\":" + str(t->client_common_name);
+        } else {
+            body += ",\"tls_version\":null,\"cipher\":null,\"alpn\":null,\"sni\":null,\"session_reused\":false"
+                    ",\"client_verified\":false,\"client_subject\":\"\",\"client_cn\":\"\"";
+        }
+        return covet::Response::json(body + "}");
     });
 
     // The benchmarks' I/O-bound handler: answers after 1 ms, like an `await asyncio.sleep(0.001)`.

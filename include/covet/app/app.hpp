@@ -65,6 +65,7 @@ public:
     App& listen(std::string host, std::uint16_t port);
 
     // Starts the server and blocks until SIGINT/SIGTERM (or stop()), then drains gracefully. Returns 0.
+    // With TLS configured, SIGHUP reloads the certificate files meanwhile.
     int run(unsigned threads = 0);
     // Non-blocking variants for embedding and tests.
     void start(unsigned threads = 0);
@@ -72,6 +73,9 @@ public:
     void wait();
     // Embedded mode: the server runs on the caller's event loop (see net::Server::start_embedded).
     void start_embedded();
+    // Reloads the TLS certificates for new connections (any thread). Throws if loading fails; the old
+    // ones stay in use.
+    void reload_tls();
     net::Server* server() noexcept { return server_.get(); }
     const net::Server* server() const noexcept { return server_.get(); }
     std::uint16_t port() const noexcept;
