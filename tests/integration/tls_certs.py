@@ -15,7 +15,6 @@ from __future__ import annotations
 import atexit
 import functools
 import json
-import os
 import select
 import shutil
 import socket
