@@ -326,17 +326,23 @@ class CovetPy:
         when io_uring is unavailable); ``threads=N`` gives it N native I/O threads feeding the loop. ``workers=N`` (or
         ``"auto"``: one per CPU) runs N worker processes sharing the port under a supervisor, like
         ``covet run module:app --workers N``; the app must then be importable as a module attribute.
+
+        HTTPS: ``ssl_certfile=``, ``ssl_keyfile=`` (and ``ssl_ca_certs=`` for client certificates, see
+        `covet.tls`); HTTP/2 is on unless ``http2=False``. SIGHUP reloads the certificates.
         """
         from .serve import configure_logging, serve
 
         if workers != 1:
             from .supervisor import Supervisor, WorkerOptions, resolve_workers
 
+            from .tls import TransportOptions
+
+            transport, server_options = TransportOptions.split(server_options)
             if server_options:
                 raise TypeError(f"options {sorted(server_options)} are not supported with workers != 1")
             spec, app_dir = _import_string(self)
             options = WorkerOptions(app=spec, host=host, port=port, threads=threads, log_level=log_level,
-                                    app_dir=app_dir)
+                                    app_dir=app_dir, transport=transport)
             Supervisor(options, resolve_workers(workers)).run()
             return
         from .serve import exit_on_listen_error

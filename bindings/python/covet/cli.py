@@ -6,6 +6,10 @@ import importlib
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .tls import TransportOptions
 
 LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "critical")
 
@@ -45,6 +49,15 @@ def _parser() -> argparse.ArgumentParser:
                         help="open connections per worker process (default 10000); more wait in the backlog")
         sp.add_argument("--log-level", default="info", choices=LOG_LEVELS)
         sp.add_argument("--app-dir", default=".", help="directory to import the app from (default: .)")
+        tls = sp.add_argument_group("TLS and HTTP/2 (SIGHUP reloads the certificate files)")
+        tls.add_argument("--ssl-certfile", help="PEM certificate (chain): serve HTTPS")
+        tls.add_argument("--ssl-keyfile", help="PEM private key of --ssl-certfile")
+        tls.add_argument("--ssl-ca-certs", help="CA bundle for client certificates (mTLS)")
+        tls.add_argument("--ssl-cert-reqs", choices=("none", "optional", "required", "0", "1", "2"),
+                         help="client certificates: required by default when --ssl-ca-certs is given")
+        tls.add_argument("--ssl-ciphers", default="", help="TLS 1.2 cipher list (default: ECDHE with AEAD only)")
+        tls.add_argument("--http2", action=argparse.BooleanOptionalAction, default=True,
+                         help="HTTP/2: h2 by ALPN on TLS, h2c on plain ports (default: on)")
 
     run = sub.add_parser("run", help="serve an app")
     common(run)
@@ -62,8 +75,23 @@ def _configure_logging(level: str) -> None:
     logging.basicConfig(level=py_level, format="[%(asctime)s] [%(levelname)s] %(name)s: %(message)s")
 
 
+def _transport(args: argparse.Namespace) -> "TransportOptions":
+    from .tls import TransportOptions
+
+    reqs = args.ssl_cert_reqs
+    opts = TransportOptions(ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
+                            ssl_ca_certs=args.ssl_ca_certs, ssl_cert_reqs=int(reqs) if reqs and reqs.isdigit() else reqs,
+                            ssl_ciphers=args.ssl_ciphers, http2=args.http2)
+    try:
+        opts.validate()
+    except ValueError as e:
+        raise SystemExit(f"covet: {e}") from None
+    return opts
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    transport = _transport(args)
     _configure_logging(args.log_level)
     if args.max_connections < 1:
         raise SystemExit(f"covet: --max-connections must be at least 1, not {args.max_connections}")
@@ -72,13 +100,15 @@ def main(argv: list[str] | None = None) -> int:
         app = load_app(args.app, args.app_dir)
         with exit_on_listen_error():
             return serve_worker(app, host=args.host, port=args.port, threads=args.threads,
-                                log_level=args.log_level, shared_port=True, max_connections=args.max_connections)
+                                log_level=args.log_level, shared_port=True, max_connections=args.max_connections,
+                                **vars(transport))
     from .supervisor import Supervisor, WorkerOptions, resolve_workers  # the master only, not every worker
 
     workers = resolve_workers(args.workers)
     load_app(args.app, args.app_dir)  # fail here, once, with a clear message, rather than in every worker
     opts = WorkerOptions(app=args.app, host=args.host, port=args.port, threads=args.threads,
-                         log_level=args.log_level, app_dir=args.app_dir, max_connections=args.max_connections)
+                         log_level=args.log_level, app_dir=args.app_dir, max_connections=args.max_connections,
+                         transport=transport)
     return Supervisor(opts, workers, reload=args.reload, reload_dirs=args.reload_dirs).run()
 
 

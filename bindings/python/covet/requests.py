@@ -71,6 +71,8 @@ class Request:
         "_path_params",
         "_client",
         "_http_version",
+        "_scheme",
+        "_tls",
         "_state",
         "_route",
         "__weakref__",
@@ -92,6 +94,8 @@ class Request:
         self._path_params: Optional[dict[str, str]] = None
         self._client: Optional[Address] = None
         self._http_version: Optional[str] = None
+        self._scheme: Optional[str] = None
+        self._tls: Any = _UNSET
         self._state: Optional[State] = None
         self._route: Any = None
 
@@ -140,6 +144,35 @@ class Request:
         return self._http_version
 
     @property
+    def scheme(self) -> str:
+        """``"https"`` on a TLS connection, else ``"http"``."""
+        if self._scheme is None:
+            self._scheme = getattr(self._native, "scheme", "http")
+        return self._scheme
+
+    @property
+    def tls(self) -> Optional[dict[str, Any]]:
+        """The TLS session (``tls_version``, ``cipher_suite``, ``alpn_protocol``, ``server_name``,
+        ``client_cert_verified``, ``client_cert_name`` (RFC 2253 subject), ``client_cert_common_name``), or None."""
+        if self._tls is _UNSET:
+            self._tls = getattr(self._native, "tls", None)
+        return self._tls  # type: ignore[no-any-return]
+
+    @property
+    def scope(self) -> dict[str, Any]:
+        """An ASGI-style scope for code written against Starlette/FastAPI (built on each access)."""
+        scope: dict[str, Any] = {
+            "type": "http", "http_version": self.http_version, "method": self.method, "scheme": self.scheme,
+            "path": self.path, "raw_path": self.raw_path.encode("latin-1"),
+            "query_string": self.query_string.encode("latin-1"),
+            "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.raw],
+            "client": tuple(self.client), "path_params": self.path_params, "extensions": {},
+        }
+        if self.tls is not None:
+            scope["extensions"]["tls"] = dict(self.tls)
+        return scope
+
+    @property
     def client(self) -> Address:
         if self._client is None:
             host, port = self._native.client
@@ -156,11 +189,11 @@ class Request:
     @property
     def url(self) -> URL:
         host = self.headers.get("host", "")
-        return URL("http", host, self.path, self.query_string, self.raw_path)
+        return URL(self.scheme, host, self.path, self.query_string, self.raw_path)
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.headers.get('host', '')}/"
+        return f"{self.scheme}://{self.headers.get('host', '')}/"
 
     @property
     def query_params(self) -> QueryParams:
@@ -264,7 +297,7 @@ class Request:
         native = self._native
         if native is None:
             return
-        self.method, self.raw_path, self.query_string, self.http_version, self.client  # noqa: B018
+        self.method, self.raw_path, self.query_string, self.http_version, self.client, self.scheme, self.tls  # noqa: B018
         self.headers, self.path_params  # noqa: B018
         self._body_now()
         self._native = None

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 from . import _engine
 from .dispatch import Dispatcher
 from .routing import ConstantRoute, Route
+from .tls import TransportOptions
 
 if TYPE_CHECKING:
     from .app import CovetPy
@@ -94,7 +95,7 @@ class Worker:
         self.requested_port = port
         self.threads = threads
         self.native = native if native is not None else _engine.native_module()
-        self.server_options = server_options
+        self.transport, self.server_options = TransportOptions.split(server_options)
         self.on_started = on_started
         self.server: Any = None
         self.dispatcher: Optional[Dispatcher] = None
@@ -105,6 +106,7 @@ class Worker:
     def _make_server(self) -> tuple[Any, list[Route]]:
         server = self.native.NativeServer(host=self.host, port=self.requested_port, threads=self.threads,
                                           **self.server_options)
+        self.transport.apply(server)
         targets: list[Route] = []
         ids: dict[int, int] = {}
         for method, pattern, route, is_fallback in self.app.router.native_registrations():
@@ -123,6 +125,17 @@ class Worker:
                     raise
                 logger.debug("no untyped fallback for %s %s (the shape is taken)", method, pattern)
         return server, targets
+
+    def reload_tls(self) -> None:
+        """Reload the TLS certificate files for new connections (SIGHUP); a failure keeps the old ones."""
+        if self.server is None or not self.transport.tls:
+            return
+        try:
+            self.server.reload_tls()
+        except Exception as exc:  # noqa: BLE001 - logged, and the server keeps its certificates
+            logger.error("TLS reload failed, the previous certificates stay in use: %s", exc)
+        else:
+            logger.warning("TLS certificates reloaded")
 
     def stop(self) -> None:
         """Begin the graceful shutdown (call on the loop thread)."""
@@ -216,7 +229,8 @@ def serve(
 ) -> int:
     """Serve `app` in this process until SIGINT/SIGTERM; returns 0 after a graceful shutdown.
 
-    `server_options` go to the native server (``backend=``, ``max_body_bytes=``, timeouts ...). This is the
+    `server_options` go to the native server (``backend=``, ``max_body_bytes=``, timeouts ..., and the TLS/HTTP/2
+    options of `covet.tls.TransportOptions`: ``ssl_certfile=``, ``ssl_keyfile=``, ``http2=`` ...). This is the
     function a multi-process runner calls in each worker process.
     """
     loop = new_event_loop()
@@ -227,13 +241,15 @@ def serve(
         if install_signal_handlers:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, w.stop)
+            if w.transport.tls:
+                loop.add_signal_handler(signal.SIGHUP, w.reload_tls)
 
     worker.on_started = on_started
     try:
         loop.run_until_complete(worker.serve())
     finally:
         if install_signal_handlers:
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 with contextlib.suppress(Exception):
                     loop.remove_signal_handler(sig)
         with contextlib.suppress(Exception):

@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .tls import TransportOptions
+
 log = logging.getLogger("covet.supervisor")
 
 RESTART_BACKOFF_MAX = 10.0  # seconds between restarts of a worker that keeps crashing
@@ -32,6 +34,7 @@ class WorkerOptions:
     log_level: str = "info"
     app_dir: str = "."
     max_connections: int = 10000
+    transport: TransportOptions = field(default_factory=TransportOptions)  # TLS, HTTP/2
 
 
 @dataclass
@@ -70,7 +73,7 @@ def check_port_free(host: str, port: int) -> None:
 def worker_command(opts: WorkerOptions) -> list[str]:
     return [sys.executable, "-m", "covet", "_worker", opts.app, "--host", opts.host, "--port", str(opts.port),
             "--threads", str(opts.threads), "--max-connections", str(opts.max_connections),
-            "--log-level", opts.log_level, "--app-dir", opts.app_dir]
+            "--log-level", opts.log_level, "--app-dir", opts.app_dir, *opts.transport.cli_args()]
 
 
 class Supervisor:
@@ -89,7 +92,12 @@ class Supervisor:
         check_port_free(self.opts.host, self.opts.port)
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
-        signal.signal(signal.SIGHUP, lambda *_: self._restart_all("SIGHUP"))
+        # SIGHUP: with TLS, the workers reload their certificates in place (no connection is dropped);
+        # otherwise they are restarted.
+        if self.opts.transport.tls:
+            signal.signal(signal.SIGHUP, lambda *_: self._signal_all(signal.SIGHUP))
+        else:
+            signal.signal(signal.SIGHUP, lambda *_: self._restart_all("SIGHUP"))
         if self.reload:
             self._snapshot = self._scan()
         for i in range(self.count):
@@ -124,6 +132,12 @@ class Supervisor:
             time.sleep(delay)
             if not self.stopping:
                 self._spawn(index, failures)
+
+    def _signal_all(self, sig: int) -> None:
+        log.info("covet master: %s: passing it on to the workers", signal.Signals(sig).name)
+        for w in self.workers.values():
+            if w.proc.poll() is None:
+                w.proc.send_signal(sig)
 
     def _restart_all(self, why: str) -> None:
         log.info("covet master: restarting workers (%s)", why)

@@ -175,6 +175,33 @@ public:
         }
     }
 
+    // TLS on every connection (h2 or http/1.1 by ALPN). The files are loaded here, so that a wrong path
+    // or key fails now with its reason rather than at start().
+    void configure_tls(const std::string& certfile, const std::string& keyfile, const std::string& ca_certs,
+                       const std::string& client_auth, bool allow_tls12, const std::string& ciphers,
+                       const std::vector<std::pair<std::string, std::string>>& sni_certs) {
+        covet::net::TlsConfig tls;
+        tls.certificates.push_back({certfile, keyfile});
+        for (const auto& [cert, key] : sni_certs) tls.certificates.push_back({cert, key});
+        tls.ca_file = ca_certs;
+        if (client_auth == "none") tls.client_auth = covet::net::ClientAuth::none;
+        else if (client_auth == "optional") tls.client_auth = covet::net::ClientAuth::optional;
+        else if (client_auth == "required") tls.client_auth = covet::net::ClientAuth::required;
+        else throw py::value_error("client_auth must be 'none', 'optional' or 'required', not '" + client_auth + "'");
+        tls.allow_tls12 = allow_tls12;
+        tls.ciphers = ciphers;
+        try {
+            covet::net::TlsContext check(tls, {"http/1.1"});
+        } catch (const std::exception& e) {
+            throw py::value_error(e.what());
+        }
+        app_.config().tls = std::move(tls);
+    }
+    void reload_tls() {
+        py::gil_scoped_release unlocked;
+        app_.reload_tls();
+    }
+
     void start() {
         py::gil_scoped_release unlocked;
         if (threads_ == 0) {
@@ -222,6 +249,9 @@ public:
         });
     }
     std::uint16_t port() const { return app_.port(); }
+    bool http2() const { return app_.config().http2; }
+    void set_http2(bool on) { app_.config().http2 = on; }
+    bool tls() const { return app_.config().tls.has_value(); }
     std::string backend() const { return std::string(covet::io::to_string(app_.backend())); }
     int fileno() const { return embedded_ ? app_.server()->poll_fd() : bridge_.fileno(); }
     std::vector<std::pair<int, ExchangePtr>> take(std::size_t max_items) { return bridge_.take(max_items); }
@@ -249,7 +279,7 @@ struct NativeResponder {
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
-    m.doc() = "CovetPy native engine (C++20, io_uring/epoll, HTTP/1.1)";
+    m.doc() = "CovetPy native engine (C++20, io_uring/epoll, HTTP/1.1, HTTP/2, TLS)";
 
     py::class_<NativeRequest>(m, "NativeRequest")
         .def_property_readonly("method", [](const NativeRequest& r) { return latin1(live_request(r.ex).method_name()); })
@@ -278,7 +308,24 @@ PYBIND11_MODULE(_native, m) {
         })
         .def_property_readonly("http_version", [](const NativeRequest& r) {
             const covet::Request& req = live_request(r.ex);
+            if (req.version_major() == 2) return std::string("2");  // as ASGI servers write it
             return std::to_string(req.version_major()) + "." + std::to_string(req.version_minor());
+        })
+        .def_property_readonly("scheme", [](const NativeRequest& r) { return std::string(live_request(r.ex).scheme()); })
+        // The TLS session as a dict (ASGI's TLS extension names where there is one), or None.
+        .def_property_readonly("tls", [](const NativeRequest& r) -> py::object {
+            const covet::net::TlsInfo* t = live_request(r.ex).tls();
+            if (!t) return py::none();
+            py::dict d;
+            d["tls_version"] = std::string(t->version);
+            d["cipher_suite"] = std::string(t->cipher);
+            d["alpn_protocol"] = std::string(t->alpn);
+            d["server_name"] = t->server_name;
+            d["session_reused"] = t->session_reused;
+            d["client_cert_verified"] = t->client_verified;
+            d["client_cert_name"] = t->client_verified ? py::object(py::str(t->client_subject)) : py::object(py::none());
+            d["client_cert_common_name"] = t->client_verified ? py::object(py::str(t->client_common_name)) : py::object(py::none());
+            return std::move(d);
         });
 
     py::class_<NativeResponder>(m, "NativeResponder")
@@ -312,6 +359,12 @@ PYBIND11_MODULE(_native, m) {
         .def("add_route", &NativeServer::add_route, py::arg("method"), py::arg("pattern"), py::arg("route_id"))
         .def("add_constant_route", &NativeServer::add_constant_route, py::arg("method"), py::arg("pattern"),
              py::arg("status"), py::arg("content_type"), py::arg("body"), py::arg("headers"))
+        .def("configure_tls", &NativeServer::configure_tls, py::arg("certfile"), py::arg("keyfile"),
+             py::arg("ca_certs") = "", py::arg("client_auth") = "none", py::arg("allow_tls12") = true,
+             py::arg("ciphers") = "", py::arg("sni_certs") = std::vector<std::pair<std::string, std::string>>{})
+        .def("reload_tls", &NativeServer::reload_tls)
+        .def_property("http2", &NativeServer::http2, &NativeServer::set_http2)
+        .def_property_readonly("tls", &NativeServer::tls)
         .def("start", &NativeServer::start)
         .def("stop", &NativeServer::stop)
         .def("wait", &NativeServer::wait)

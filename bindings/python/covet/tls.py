@@ -1,0 +1,81 @@
+"""TLS and HTTP/2 settings of a server: uvicorn's ``ssl_*`` option names, plus ``http2``.
+
+``app.run(ssl_certfile=..., ssl_keyfile=...)`` and ``covet run --ssl-certfile ... --ssl-keyfile ...`` serve
+HTTPS; ALPN then picks HTTP/2 or HTTP/1.1 for each connection. Plain-text ports speak HTTP/2 too (h2c, by
+prior knowledge or ``Upgrade: h2c``) unless ``http2=False``. ``ssl_ca_certs`` turns on client-certificate
+verification (mTLS): required unless ``ssl_cert_reqs`` says otherwise. SIGHUP reloads the certificate files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Optional, Union
+
+__all__ = ["TransportOptions"]
+
+# ssl.CERT_NONE/CERT_OPTIONAL/CERT_REQUIRED are 0/1/2 (not importing ssl keeps start-up fast).
+_CERT_REQS = {0: "none", 1: "optional", 2: "required", "none": "none", "optional": "optional", "required": "required"}
+
+
+@dataclass(frozen=True)
+class TransportOptions:
+    ssl_certfile: Optional[str] = None
+    ssl_keyfile: Optional[str] = None
+    ssl_ca_certs: Optional[str] = None
+    # ssl.CERT_NONE / CERT_OPTIONAL / CERT_REQUIRED, or "none" / "optional" / "required". Unset: required
+    # when ssl_ca_certs is given, else none.
+    ssl_cert_reqs: Union[int, str, None] = None
+    ssl_ciphers: str = ""
+    http2: bool = True
+
+    @classmethod
+    def split(cls, options: dict[str, Any]) -> tuple["TransportOptions", dict[str, Any]]:
+        """(these options, the remaining ones) from keyword arguments such as ``app.run``'s."""
+        names = {f.name for f in fields(cls)}
+        mine = {k: v for k, v in options.items() if k in names}
+        rest = {k: v for k, v in options.items() if k not in names}
+        return cls(**mine), rest
+
+    @property
+    def tls(self) -> bool:
+        return self.ssl_certfile is not None
+
+    def client_auth(self) -> str:
+        if self.ssl_cert_reqs is None:
+            return "required" if self.ssl_ca_certs else "none"
+        try:
+            return _CERT_REQS[self.ssl_cert_reqs]
+        except (KeyError, TypeError):
+            raise ValueError(f"ssl_cert_reqs must be ssl.CERT_NONE, CERT_OPTIONAL or CERT_REQUIRED (or 'none', "
+                             f"'optional', 'required'), not {self.ssl_cert_reqs!r}") from None
+
+    def validate(self) -> None:
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("TLS needs both ssl_certfile and ssl_keyfile (--ssl-certfile and --ssl-keyfile)")
+        if self.ssl_ca_certs and not self.tls:
+            raise ValueError("ssl_ca_certs (client certificates) needs ssl_certfile and ssl_keyfile")
+        if self.client_auth() != "none" and not self.ssl_ca_certs:
+            raise ValueError("verifying client certificates needs ssl_ca_certs, the CA bundle they must chain to")
+
+    def apply(self, server: Any) -> None:
+        """Configure a native server before it starts (the certificate files are loaded and checked now)."""
+        self.validate()
+        if hasattr(server, "http2"):
+            server.http2 = self.http2
+        if self.tls:
+            server.configure_tls(self.ssl_certfile, self.ssl_keyfile, ca_certs=self.ssl_ca_certs or "",
+                                 client_auth=self.client_auth(), ciphers=self.ssl_ciphers)
+
+    def cli_args(self) -> list[str]:
+        """The ``covet _worker`` flags that carry these options to a worker process."""
+        out: list[str] = []
+        for flag, value in (("--ssl-certfile", self.ssl_certfile), ("--ssl-keyfile", self.ssl_keyfile),
+                            ("--ssl-ca-certs", self.ssl_ca_certs)):
+            if value:
+                out += [flag, value]
+        if self.ssl_cert_reqs is not None:
+            out += ["--ssl-cert-reqs", self.client_auth()]
+        if self.ssl_ciphers:
+            out += ["--ssl-ciphers", self.ssl_ciphers]
+        out.append("--http2" if self.http2 else "--no-http2")
+        return out
