@@ -9,6 +9,8 @@ packages=(build-essential cmake ninja-build pkg-config git curl
           nghttp2-client
           libgtest-dev libgmock-dev googletest
           python3 python3-venv python3-dev)
+# scripts/h2spec.sh builds h2spec with `go install`: Debian's Go unless a toolchain is already there.
+command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || packages+=(golang-go)
 # Benchmarks only (bench/): load generator and the C reference server.
 [ "${COVET_SETUP_BENCH:-0}" = 1 ] && packages+=(wrk nginx-light)
 

@@ -18,6 +18,9 @@ echo "== Python integration tests (real sockets, both backends)"
 export COVET_HELLO_BIN=$PWD/build/examples/native/hello/hello COVET_REQUIRE_SERVER=1
 .venv/bin/python -m pytest tests/integration -q -p no:cacheprovider
 
+echo "== HTTP/2 conformance (h2spec, TLS and h2c, both backends)"
+scripts/h2spec.sh
+
 echo "== Python package: build and install the wheel into .venv, then its tests"
 .venv/bin/python -m pip install -q --disable-pip-version-check .
 (cd tests/python && COVET_REQUIRE_NATIVE=1 ../../.venv/bin/python -m pytest -q -p no:cacheprovider .)
