@@ -102,6 +102,12 @@ _RE_H2_REQ = re.compile(
 )
 _RE_H2_STATUS = re.compile(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx")
 _RE_H2_FINISHED = re.compile(r"finished in ([0-9.]+)(us|ms|s), ([0-9.]+) req/s")
+_RE_H2_TLS = {
+    "version": re.compile(r"^TLS Protocol: (.+)$", re.M),
+    "cipher": re.compile(r"^Cipher: (.+)$", re.M),
+    "key_exchange": re.compile(r"^Server Temp Key: (.+)$", re.M),
+    "alpn": re.compile(r"^Application protocol: (.+)$", re.M),
+}
 
 
 def parse_h2load_output(text: str) -> dict[str, Any]:
@@ -114,7 +120,11 @@ def parse_h2load_output(text: str) -> dict[str, Any]:
     m_st = _RE_H2_STATUS.search(text)
     s2, s3, s4, s5 = map(int, m_st.groups()) if m_st else (0, 0, 0, 0)
     unit = {"us": 1e-6, "ms": 1e-3, "s": 1.0}[m_fin.group(2)]
+    tls = {k: m.group(1).strip() for k, rx in _RE_H2_TLS.items() if (m := rx.search(text))}
+    alpn = tls.pop("alpn", None)
     return {
+        "protocol": alpn,  # h2load's "Application protocol:" (h2, h2c or http/1.1), None when it printed none
+        "tls": tls or None,  # TLS version, cipher, key exchange as h2load negotiated them (TLS runs only)
         "requests_per_sec": float(m_fin.group(3)),
         "duration_s": float(m_fin.group(1)) * unit,
         "requests": s2 + s3,
@@ -239,12 +249,60 @@ def parse_cpu_list(spec: str) -> list[int]:
 
 def estimate_seconds(
     n_servers: int, pair_count: int, runs: int, warmup: float, duration: float, cold_starts: int,
-    start_s: float = 2.0, per_run_overhead_s: float = 0.3,
+    start_s: float = 2.0, per_run_overhead_s: float = 0.3, tls_servers: int = 0, tls_pairs: int = 0,
+    tls_runs: int | None = None,
 ) -> float:
     """Rough wall time of a matrix: each round starts every server once and runs each of its gated
-    scenarios (warm-up + timed run + overhead); plus the cold-start launches."""
-    per_round = n_servers * start_s + pair_count * (warmup + duration + per_run_overhead_s)
-    return runs * per_round + n_servers * cold_starts * 1.5
+    scenarios (warm-up + timed run + overhead); plus the cold-start launches.
+
+    ``pair_count`` counts every pair, TLS ones included; ``tls_pairs`` of them (on ``tls_servers`` servers, each
+    started a second time with its certificate) run only in the first ``tls_runs`` rounds."""
+    per_pair = warmup + duration + per_run_overhead_s
+    tls_runs = runs if tls_runs is None else min(tls_runs, runs)
+    per_round = n_servers * start_s + (pair_count - tls_pairs) * per_pair
+    per_tls_round = tls_servers * start_s + tls_pairs * per_pair
+    return runs * per_round + tls_runs * per_tls_round + n_servers * cold_starts * 1.5
+
+
+# --------------------------------------------------------------------------------------------------
+# The TLS/HTTP/2 gate: curl's per-transfer write-out
+# --------------------------------------------------------------------------------------------------
+
+CURL_MARK = "@@BENCH"
+CURL_WRITE_OUT = "\n" + CURL_MARK + " %{http_code} %{http_version} %{num_connects} %{content_type}\n"
+
+
+def check_curl_transfers(text: str, expect: str, want_version: str) -> tuple[bool, str]:
+    """Judge ``curl -w CURL_WRITE_OUT URL URL`` output: every transfer 2xx with the expected body and content
+    type over HTTP version ``want_version`` ("2" or "1.1", as curl's ``%{http_version}`` prints it), and the
+    second transfer reusing the first one's connection (``num_connects`` 0). (ok, reason when not)."""
+    chunks = text.split("\n" + CURL_MARK + " ")
+    if len(chunks) < 2:
+        return False, f"curl printed no transfer summary: {text[-120:]!r}"
+    transfers = []
+    body = chunks[0]
+    for chunk in chunks[1:]:
+        line, _, rest = chunk.partition("\n")
+        fields = line.split(" ", 3)
+        if len(fields) < 3:
+            return False, f"unreadable curl summary {line!r}"
+        transfers.append((body, fields))
+        body = rest
+    for i, (body, fields) in enumerate(transfers, 1):
+        code, version, connects = fields[0], fields[1], fields[2]
+        ctype = fields[3] if len(fields) > 3 else ""
+        if version != want_version:
+            name = {"2": "HTTP/2", "1.1": "HTTP/1.1"}.get(want_version, want_version)
+            return False, f"request {i} went over HTTP/{version}, not {name}"
+        if not code.isdigit() or not 200 <= int(code) < 300:
+            return False, f"request {i} -> status {code}"
+        if not body_ok(expect, body.encode()):
+            return False, f"request {i}: wrong body {body[:100]!r}"
+        if not content_type_ok(expect, ctype):
+            return False, f"request {i}: wrong Content-Type {ctype!r}"
+        if i > 1 and connects != "0":
+            return False, f"request {i} opened a new connection (no keep-alive / connection reuse)"
+    return True, ""
 
 
 def fmt_duration(seconds: float | None) -> str:

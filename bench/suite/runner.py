@@ -22,10 +22,14 @@ from .core import (
     parse_h2load_log, parse_h2load_output, parse_wrk_matrix, progress_line, python_run, summarize,
     summarize_pair, item_payload,
 )
+from . import tls as tls_mod
 from .scenarios import (
-    Scenario, build_scenarios, gate, h2load_h2_command, h2load_rate_command, wrk_command, wrk_env,
+    Scenario, build_scenarios, curl_has_http2, gate, h2load_h2_command, h2load_rate_command, tls_handshake,
+    wrk_command, wrk_env,
 )
-from .servers import Ctx, InstallError, Running, StartError, all_specs, ensure_fresh_covet_venv, _raise_nofile
+from .servers import (
+    Ctx, InstallError, Running, ServerSpec, StartError, all_specs, ensure_fresh_covet_venv, _raise_nofile,
+)
 
 DEFAULT_OUT = BENCH / "results"
 DEFAULT_DOCS = REPO / "docs" / "benchmarks.md"
@@ -34,8 +38,8 @@ QUIET_FILE = Path("/tmp/covet-bench-quiet")
 REFERENCES = ("fastapi", "nginx")
 TOOLS_PY = BENCH / ".venvs" / "tools" / "bin" / "python"
 
-DEFAULTS = {"duration": 3, "warmup": 1, "runs": 3, "cold_starts": 3}
-QUICK = {"duration": 1, "warmup": 1, "runs": 1, "cold_starts": 1}
+DEFAULTS = {"duration": 3, "warmup": 1, "runs": 3, "cold_starts": 3, "tls_runs": 2}
+QUICK = {"duration": 1, "warmup": 1, "runs": 1, "cold_starts": 1, "tls_runs": 1}
 
 
 def log(msg: str) -> None:
@@ -56,6 +60,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--warmup", type=int, default=None, help="warm-up before each timed run, s (default 1)")
     ap.add_argument("--runs", type=int, default=None, help="rounds (repetitions) per pair (default 3, --quick 1)")
     ap.add_argument("--cold-starts", type=int, default=None, help="launches per server for cold start (default 3)")
+    ap.add_argument("--tls-runs", type=int, default=None,
+                    help="rounds of the TLS and HTTP/2 scenarios (https-plaintext, h2-plaintext, h2c-plaintext; "
+                         "default 2, at most --runs): they run in the first N rounds only")
     ap.add_argument("--connections", type=int, default=64, help="connections of the basic scenarios (default 64)")
     ap.add_argument("--keepalive", default="1000,10000", help="connection counts of the keep-alive scenarios")
     ap.add_argument("--rate", type=int, default=2000, help="open-loop request rate, req/s in total (default 2000)")
@@ -80,6 +87,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     for k, v in base.items():
         if getattr(args, k) is None:
             setattr(args, k, v)
+    args.tls_runs = max(1, min(args.tls_runs, args.runs))
     all_sc = build_scenarios(args.connections, tuple(int(x) for x in args.keepalive.split(",") if x))
     if args.scenarios:
         names = [s.strip() for s in args.scenarios.split(",") if s.strip()]
@@ -145,6 +153,15 @@ def _run_tool(cmd: list[str], timeout: float, env: dict[str, str] | None = None)
                 os.environ[k] = v
 
 
+def check_h2load_protocol(sc: Scenario, parsed: dict[str, Any]) -> str | None:
+    """h2load must have spoken what the scenario is about (h2 by ALPN over TLS, h2c in cleartext)."""
+    want = "h2" if sc.tls else "h2c"
+    got = parsed.get("protocol")
+    if got != want:
+        return f"h2load negotiated {got or 'no application protocol'}, not {want}"
+    return None
+
+
 def measure(srv: Running, sc: Scenario, args: argparse.Namespace, body_file: Path, clk: int) -> dict[str, Any]:
     """Warm-up, then one timed run of ``sc`` against the running server."""
     port, cpus, thr = srv.port, args.client_cpus, args.client_threads
@@ -165,7 +182,7 @@ def measure(srv: Running, sc: Scenario, args: argparse.Namespace, body_file: Pat
         elif sc.tool == "h2load-rate":
             cmd = h2load_rate_command(sc, port, args.duration, args.rate, cpus, thr, tmp / "run.log")
         else:
-            cmd = h2load_h2_command(sc, port, args.duration, cpus, thr)
+            cmd = h2load_h2_command(sc, port, args.duration, cpus, thr, tmp / "run.log")
         out["command"] = shlex.join(cmd).replace(str(REPO) + "/", "")
         before = srv.cpu_ticks()
         sampler = RssSampler(srv)
@@ -190,8 +207,13 @@ def measure(srv: Running, sc: Scenario, args: argparse.Namespace, body_file: Pat
                 lat = parse_h2load_log((tmp / "run.log").read_text(errors="replace"))
                 parsed["latency_ms"] = lat["latency_ms"]
                 parsed["target_rate"] = args.rate
-            else:
-                parsed["latency_ms"] = {}
+            else:  # HTTP/2: percentiles from h2load's per-request log as well
+                lat = parse_h2load_log((tmp / "run.log").read_text(errors="replace"))
+                parsed["latency_ms"] = lat["latency_ms"]
+                wrong = check_h2load_protocol(sc, parsed)
+                if wrong:
+                    out["error"] = wrong
+                    return out
         out.update({k: v for k, v in parsed.items() if k != "raw"})
         cpu_s = native_run.tree_cpu_delta_ticks(before, after) / clk
         out["cpu_s"] = round(cpu_s, 4)
@@ -204,6 +226,35 @@ def measure(srv: Running, sc: Scenario, args: argparse.Namespace, body_file: Pat
         out["error"] = f"{type(exc).__name__}: {exc}"
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def reduced_rounds(sc: Scenario) -> bool:
+    """TLS and HTTP/2 scenarios run in the first --tls-runs rounds only (to keep the default run short)."""
+    return sc.tls or sc.tool == "h2load-h2"
+
+
+def runs_of(sc: Scenario, args: argparse.Namespace) -> int:
+    return args.tls_runs if reduced_rounds(sc) else args.runs
+
+
+def unsupported_pairs(spec: ServerSpec, scen: list[Scenario], *, have_h2load: bool, have_curl_h2: bool,
+                      tls_error: str | None) -> dict[str, str]:
+    """scenario -> why ``spec`` sits it out before anything is started: the server's own reasons
+    (``unsupported``), a TLS scenario without a TLS configuration, missing tools, no certificate."""
+    out: dict[str, str] = {}
+    for sc in scen:
+        reason = spec.unsupported.get(sc.name)
+        if reason is None and sc.tls and spec.tls_command is None:
+            reason = f"no TLS configuration for {spec.name} in the suite"
+        if reason is None and sc.tool.startswith("h2load") and not have_h2load:
+            reason = "h2load not installed (apt-get install nghttp2-client)"
+        if reason is None and sc.tool == "h2load-h2" and not have_curl_h2:
+            reason = "curl with HTTP/2 not installed (the HTTP/2 correctness gate uses it)"
+        if reason is None and sc.tls and tls_error:
+            reason = f"no certificate for the run: {tls_error}"
+        if reason is not None:
+            out[sc.name] = reason
     return out
 
 
@@ -275,22 +326,38 @@ def main(argv: list[str] | None = None) -> int:
         "matplotlib": python_run.package_versions(TOOLS_PY, ("matplotlib",)).get("matplotlib")
         if TOOLS_PY.exists() else "missing",
     }
-    if not shutil.which("h2load"):
-        for sc in args.scenario_list:
-            if sc.tool.startswith("h2load"):
-                for name in args.server_list:
-                    pair_excluded[(name, sc.name)] = "h2load not installed (apt-get install nghttp2-client)"
+    have_h2load = bool(shutil.which("h2load"))
+    tls_files: tls_mod.TlsFiles | None = None
+    tls_error: str | None = None
+    tls_dir: Path | None = None
+    if any(s.tls for s in args.scenario_list):
+        tls_dir = Path(tempfile.mkdtemp(prefix="covet-matrix-tls-"))
+        try:
+            tls_files = tls_mod.generate(tls_dir)
+            log(f"TLS: generated a throw-away CA and a {tls_files.key_type} server certificate in {tls_dir}")
+        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+            tls_error = str(exc)
+            log(f"TLS scenarios excluded: {tls_error}")
+    have_curl_h2 = curl_has_http2()
+    tool_versions["openssl"] = tls_mod.openssl_version()
+    tool_versions["curl"] = (native_run._cmd_output(["curl", "--version"]).splitlines() or ["missing"])[0] \
+        if shutil.which("curl") else "missing"
     for name in args.server_list:
-        for sc_name, reason in specs[name].unsupported.items():
+        for sc_name, reason in unsupported_pairs(specs[name], args.scenario_list, have_h2load=have_h2load,
+                                                 have_curl_h2=have_curl_h2, tls_error=tls_error).items():
             pair_excluded.setdefault((name, sc_name), reason)
 
     servers = [n for n in args.server_list if n not in excluded]
     scen = args.scenario_list
     pairs = [(n, s) for n in servers for s in scen if (n, s.name) not in pair_excluded]
-    total_steps = len(pairs) * args.runs + len(servers) * args.cold_starts
-    est = estimate_seconds(len(servers), len(pairs), args.runs, args.warmup, args.duration, args.cold_starts)
+    total_steps = sum(runs_of(s, args) for _, s in pairs) + len(servers) * args.cold_starts
+    tls_servers = {n for n, s in pairs if s.tls}
+    est = estimate_seconds(len(servers), len(pairs), args.runs, args.warmup, args.duration, args.cold_starts,
+                           tls_servers=len(tls_servers), tls_pairs=sum(1 for _, s in pairs if reduced_rounds(s)),
+                           tls_runs=args.tls_runs)
     log(f"matrix: {len(servers)} servers x {len(scen)} scenarios = {len(pairs)} pairs, {args.runs} round(s) of "
-        f"{args.warmup}+{args.duration} s; estimated {fmt_duration(est)} (plus any quiet-protocol waits)")
+        f"{args.warmup}+{args.duration} s (TLS/HTTP/2 scenarios: {args.tls_runs} round(s), {len(tls_servers)} "
+        f"servers started a second time with TLS); estimated {fmt_duration(est)} (plus any quiet-protocol waits)")
 
     body_file = Path(tempfile.mkstemp(prefix="covet-matrix-item-", suffix=".json")[1])
     body_file.write_bytes(item_payload())
@@ -299,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     idle: dict[str, list[int]] = {n: [] for n in servers}
     cold: dict[str, list[float]] = {n: [] for n in servers}
     commands: dict[str, str] = {}
+    tls_seen: dict[str, dict[str, Any]] = {}  # "server/scenario" -> the gate's TLS handshake
     done = 0
     waited = 0.0
     t_loop = time.monotonic()
@@ -308,74 +376,92 @@ def main(argv: list[str] | None = None) -> int:
         done += 1
         log(progress_line(done, total_steps, time.monotonic() - t_loop - waited, label))
 
+    def run_instance(name: str, rnd: int, todo: list[Scenario], tls: tls_mod.TlsFiles | None) -> None:
+        """Start ``name`` once (plain, or with the run's certificate), gate and measure ``todo`` on it."""
+        nonlocal total_steps, waited
+        srv = Running(specs[name], ctx, tls)
+        commands[name if tls is None else f"{name} (TLS)"] = srv.describe()
+        what = "" if tls is None else " with TLS"
+        try:
+            try:
+                waited += wait_quiet(quiet)
+                srv.start()
+            except StartError as exc:
+                if rnd == 1 and tls is None:
+                    excluded[name] = f"does not start: {exc}"
+                    log(f"  excluded {name}: {excluded[name]}")
+                    total_steps -= sum(runs_of(s, args) for n, s in pairs if n == name) + args.cold_starts
+                elif rnd == 1:
+                    for s in todo:
+                        pair_excluded[(name, s.name)] = f"does not start with TLS: {exc}"
+                        total_steps -= runs_of(s, args)
+                    log(f"  excluded {name} / {','.join(s.name for s in todo)}: does not start with TLS: {exc}")
+                else:
+                    for s in todo:
+                        runs.append({"server": name, "scenario": s.name, "round": rnd,
+                                     "error": f"start{what} failed: {exc}"})
+                        step(f"round {rnd} {name} {s.name}: start{what} failed")
+                return
+            if tls is None:
+                time.sleep(0.5)
+                idle[name].append(srv.rss_kib())
+            for s in todo:
+                if (name, s.name) in pair_excluded:
+                    continue
+                if not srv.alive():
+                    try:
+                        srv.start()
+                    except StartError as exc:
+                        runs.append({"server": name, "scenario": s.name, "round": rnd,
+                                     "error": f"restart{what} failed: {exc}"})
+                        step(f"round {rnd} {name} {s.name}: restart failed")
+                        continue
+                ok, reason = gate(srv.port, s, tls)
+                if not ok:
+                    if rnd == 1:
+                        pair_excluded[(name, s.name)] = f"correctness gate: {reason}"
+                        total_steps -= runs_of(s, args)
+                        log(f"  excluded {name} / {s.name}: {reason}")
+                    else:
+                        runs.append({"server": name, "scenario": s.name, "round": rnd,
+                                     "error": f"correctness gate failed: {reason}"})
+                        step(f"round {rnd} {name} {s.name}: gate failed")
+                    continue
+                if s.tls and f"{name}/{s.name}" not in tls_seen:
+                    alpn = ["h2", "http/1.1"] if s.tool == "h2load-h2" else ["http/1.1"]
+                    tls_seen[f"{name}/{s.name}"] = tls_handshake(srv.port, tls, alpn)
+                if quiet.exists():
+                    # nothing of ours runs while someone else measures, not even an idle server
+                    srv.stop()
+                    waited += wait_quiet(quiet)
+                    try:
+                        srv.start()
+                    except StartError as exc:
+                        runs.append({"server": name, "scenario": s.name, "round": rnd,
+                                     "error": f"restart after waiting failed: {exc}"})
+                        step(f"round {rnd} {name} {s.name}: restart failed")
+                        continue
+                r = measure(srv, s, args, body_file, clk)
+                r.update({"server": name, "scenario": s.name, "round": rnd})
+                runs.append(r)
+                rps = r.get("requests_per_sec")
+                step(f"round {rnd}/{runs_of(s, args)} {name} {s.name}: "
+                     + (f"{rps:,.0f} req/s" if rps and not r.get("error") else r.get("error", "?")[:80]))
+        finally:
+            srv.cleanup()
+
     try:
         for rnd in range(1, args.runs + 1):
             for name in servers:
                 if name in excluded:
                     continue
-                todo = [s for s in scen if (name, s.name) not in pair_excluded]
-                if not todo:
-                    continue
-                srv = Running(specs[name], ctx)
-                commands[name] = srv.describe()
-                try:
-                    try:
-                        waited += wait_quiet(quiet)
-                        srv.start()
-                    except StartError as exc:
-                        if rnd == 1:
-                            excluded[name] = f"does not start: {exc}"
-                            log(f"  excluded {name}: {excluded[name]}")
-                            total_steps -= len(todo) * args.runs + args.cold_starts
-                        else:
-                            for s in todo:
-                                runs.append({"server": name, "scenario": s.name, "round": rnd,
-                                             "error": f"start failed: {exc}"})
-                                step(f"round {rnd} {name} {s.name}: start failed")
-                        continue
-                    time.sleep(0.5)
-                    idle[name].append(srv.rss_kib())
-                    for s in todo:
-                        if (name, s.name) in pair_excluded:
-                            continue
-                        if not srv.alive():
-                            try:
-                                srv.start()
-                            except StartError as exc:
-                                runs.append({"server": name, "scenario": s.name, "round": rnd,
-                                             "error": f"restart failed: {exc}"})
-                                step(f"round {rnd} {name} {s.name}: restart failed")
-                                continue
-                        ok, reason = gate(srv.port, s)
-                        if not ok:
-                            if rnd == 1:
-                                pair_excluded[(name, s.name)] = f"correctness gate: {reason}"
-                                total_steps -= args.runs
-                                log(f"  excluded {name} / {s.name}: {reason}")
-                            else:
-                                runs.append({"server": name, "scenario": s.name, "round": rnd,
-                                             "error": f"correctness gate failed: {reason}"})
-                                step(f"round {rnd} {name} {s.name}: gate failed")
-                            continue
-                        if quiet.exists():
-                            # nothing of ours runs while someone else measures, not even an idle server
-                            srv.stop()
-                            waited += wait_quiet(quiet)
-                            try:
-                                srv.start()
-                            except StartError as exc:
-                                runs.append({"server": name, "scenario": s.name, "round": rnd,
-                                             "error": f"restart after waiting failed: {exc}"})
-                                step(f"round {rnd} {name} {s.name}: restart failed")
-                                continue
-                        r = measure(srv, s, args, body_file, clk)
-                        r.update({"server": name, "scenario": s.name, "round": rnd})
-                        runs.append(r)
-                        rps = r.get("requests_per_sec")
-                        step(f"round {rnd}/{args.runs} {name} {s.name}: "
-                             + (f"{rps:,.0f} req/s" if rps else r.get("error", "?")[:80]))
-                finally:
-                    srv.cleanup()
+                todo = [s for s in scen if (name, s.name) not in pair_excluded and rnd <= runs_of(s, args)]
+                plain = [s for s in todo if not s.tls]
+                if plain:
+                    run_instance(name, rnd, plain, None)
+                secure = [s for s in todo if s.tls and (name, s.name) not in pair_excluded]
+                if secure and name not in excluded:
+                    run_instance(name, rnd, secure, tls_files)
         # ---- cold start (launch -> first 200 OK) and idle RSS of fresh processes ------------------
         for name in servers:
             if name in excluded:
@@ -397,6 +483,8 @@ def main(argv: list[str] | None = None) -> int:
         log("interrupted: writing what was measured")
     finally:
         body_file.unlink(missing_ok=True)
+        if tls_dir is not None:
+            shutil.rmtree(tls_dir, ignore_errors=True)
 
     # ---- summary ------------------------------------------------------------------------------
     rows = []
@@ -424,14 +512,21 @@ def main(argv: list[str] | None = None) -> int:
         "argv": ["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)],
         "options": {k: getattr(args, k) for k in ("duration", "warmup", "runs", "cold_starts", "connections",
                                                   "keepalive", "rate", "server_cpus", "client_cpus", "workers",
-                                                  "quick")},
+                                                  "quick", "tls_runs")},
         "machine": native_run.machine_info(specs["nginx"].command(ctx, 0)[0]),
         "tools": tool_versions,
         "covet_python": {"interpreter": str(ctx.covet_python), "choice": ctx.covet_python_choice},
         "servers": {n: {"label": specs[n].label, "config": specs[n].config, "command": commands.get(n),
+                        "tls_command": commands.get(f"{n} (TLS)"),
                         "versions": versions.get(n), "excluded": excluded.get(n)} for n in args.server_list},
         "scenarios": [{"name": s.name, "title": s.title, "path": s.path, "method": s.method, "tool": s.tool,
-                       "connections": s.connections, "pipeline": s.pipeline} for s in scen],
+                       "connections": s.connections, "pipeline": s.pipeline, "tls": s.tls, "streams": s.streams,
+                       "protocol": s.protocol, "runs": runs_of(s, args)} for s in scen],
+        "tls": None if tls_files is None and tls_error is None else {
+            **(tls_files.describe() if tls_files else {"error": tls_error}),
+            "handshakes": tls_seen,  # the gate's own handshake (Python ssl, ALPN as the scenario's client)
+            "h2load": {f"{r['server']}/{r['scenario']}": r["tls"] for r in runs if r.get("tls")},
+        },
         "references": list(REFERENCES),
         "summary": rows,
         "per_server": per_server,

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .core import BENCH, REPO, native_run, python_run
+from .tls import TlsFiles, client_context
 
 PEERS = BENCH / "peers"
 VENVS = BENCH / ".venvs"
@@ -105,6 +106,14 @@ class ServerSpec:
     unsupported: dict[str, str] = field(default_factory=dict)  # scenario -> reason
     multi_worker: bool = True
     stop_signal: int = signal.SIGTERM
+    # the command serving HTTPS (HTTP/1.1 and, where the server has it, h2 via ALPN) with the run's certificate;
+    # None: no TLS configuration (its TLS scenarios are excluded, with a reason in ``unsupported``)
+    tls_command: Callable[[Ctx, int, TlsFiles], list[str]] | None = None
+
+
+def _uvicorn_tls(app_dir: str) -> Callable[[Ctx, int, TlsFiles], list[str]]:
+    plain = _uvicorn(app_dir)
+    return lambda ctx, port, tls: plain(ctx, port) + ["--ssl-certfile", str(tls.cert), "--ssl-keyfile", str(tls.key)]
 
 
 def _uvicorn(app_dir: str) -> Callable[[Ctx, int], list[str]]:
@@ -168,6 +177,12 @@ def _covet_python_cmd(module: str) -> Callable[[Ctx, int], list[str]]:
     return cmd
 
 
+def _covet_python_tls_cmd(module: str) -> Callable[[Ctx, int, TlsFiles], list[str]]:
+    """covet's TLS flags (HTTP/2 via ALPN is on by default; ``--no-http2`` would turn it off)."""
+    plain = _covet_python_cmd(module)
+    return lambda ctx, port, tls: plain(ctx, port) + ["--ssl-certfile", str(tls.cert), "--ssl-keyfile", str(tls.key)]
+
+
 def native_binary(ctx: Ctx) -> Path | None:
     if ctx.native_binary:
         return ctx.native_binary
@@ -195,6 +210,11 @@ def covet_native_cmd(ctx: Ctx, port: int) -> list[str]:
     return [str(native_binary(ctx)), "--port", str(port), "--threads", str(ctx.workers), "--log-level", "warn"]
 
 
+def covet_native_tls_cmd(ctx: Ctx, port: int, tls: TlsFiles) -> list[str]:
+    """HTTPS with h2 via ALPN (on by default in hello; ``--no-http2`` turns it off)."""
+    return covet_native_cmd(ctx, port) + ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
+
+
 # ---- nginx --------------------------------------------------------------------------------------
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -208,9 +228,19 @@ def install_nginx(ctx: Ctx) -> None:
         raise InstallError("nginx not found and `apt-get install nginx-light` did not provide it")
 
 
-def nginx_conf(ctx: Ctx, port: int, tmp: Path) -> Path:
-    """bench/native's nginx template, with worker_processes = --workers and room for 10,000 connections."""
-    template = native_run.NGINX_TEMPLATE.read_text()
+NGINX_TLS_TEMPLATE = BENCH / "native" / "nginx-tls.conf.template"
+
+
+def nginx_conf(ctx: Ctx, port: int, tmp: Path, tls: TlsFiles | None = None) -> Path:
+    """bench/native's nginx template, with worker_processes = --workers and room for 10,000 connections.
+
+    With ``tls``: bench/native/nginx-tls.conf.template (``listen … ssl http2``, TLSv1.2/1.3, the run's
+    certificate), otherwise the same routes, payloads and settings."""
+    if tls is None:
+        template = native_run.NGINX_TEMPLATE.read_text()
+    else:
+        template = (NGINX_TLS_TEMPLATE.read_text().replace("@TLS_CERT@", str(tls.cert))
+                    .replace("@TLS_KEY@", str(tls.key)))
     template = template.replace("worker_processes 1;", f"worker_processes {ctx.workers};")
     template = template.replace("worker_connections 8192;", "worker_connections 20000;")
     template = template.replace("events {", f"worker_rlimit_nofile {NOFILE};\n\nevents {{")
@@ -278,6 +308,17 @@ def actix_versions(ctx: Ctx) -> dict[str, Any]:
 
 UVICORN_PKGS = ("uvicorn", "uvloop", "httptools", "pydantic")
 
+# Why a server sits out the TLS / HTTP/2 scenarios (https-plaintext, h2-plaintext, h2c-plaintext).
+NO_H2_UVICORN = "uvicorn has no HTTP/2 (HTTP/1.1 only, h11 or httptools)"
+UVICORN_TLS_ONCE = ("uvicorn's TLS (`--ssl-certfile`) is measured once, with the FastAPI app (same uvicorn + uvloop + "
+                    "httptools stack), to keep the default run short")
+COVET_SYNC_TLS = ("same engine, TLS and HTTP/2 layer as covet-async (only handler dispatch differs); left out of the "
+                  "TLS/HTTP/2 scenarios to keep the default run short")
+
+
+def _reasons(https: str | None, h2: str | None, h2c: str | None) -> dict[str, str]:
+    return {k: v for k, v in (("https-plaintext", https), ("h2-plaintext", h2), ("h2c-plaintext", h2c)) if v}
+
 
 def all_specs() -> dict[str, ServerSpec]:
     specs = [
@@ -287,28 +328,33 @@ def all_specs() -> dict[str, ServerSpec]:
             install_covet_native, covet_native_cmd, covet_native_versions,
             unsupported={"post-json": "the C++ core has no JSON parser or model validation (the Python "
                                       "layer's pydantic models do that); the native example only has /echo"},
+            tls_command=covet_native_tls_cmd,
         ),
         ServerSpec(
             "covet-async", "CovetPy Python async",
             "`python -m covet _worker app_async:app --threads 0 --log-level warning` (engine on the event-loop thread)",
             install_covet_python, _covet_python_cmd("app_async"), covet_python_versions,
+            tls_command=_covet_python_tls_cmd("app_async"),
         ),
         ServerSpec(
             "covet-sync", "CovetPy Python sync",
             "`def` handlers in covet's thread pool (the default for sync handlers), otherwise as covet-async",
             install_covet_python, _covet_python_cmd("app_sync"), covet_python_versions,
+            unsupported=_reasons(COVET_SYNC_TLS, COVET_SYNC_TLS, COVET_SYNC_TLS),
         ),
         ServerSpec(
             "fastapi", "FastAPI + uvicorn",
             "uvicorn `--loop uvloop --http httptools --no-access-log --log-level warning`, one process",
             _venv_installer("fastapi"), _uvicorn("fastapi"),
             _venv_versions("fastapi", ("fastapi", "starlette", "pydantic") + UVICORN_PKGS[:3]),
+            unsupported=_reasons(None, NO_H2_UVICORN, NO_H2_UVICORN), tls_command=_uvicorn_tls("fastapi"),
         ),
         ServerSpec(
             "starlette", "Starlette + uvicorn",
             "uvicorn as for FastAPI; pydantic `model_validate_json` in the POST handler",
             _venv_installer("starlette"), _uvicorn("starlette"),
             _venv_versions("starlette", ("starlette",) + UVICORN_PKGS),
+            unsupported=_reasons(UVICORN_TLS_ONCE, NO_H2_UVICORN, NO_H2_UVICORN),
         ),
         ServerSpec(
             "granian-rsgi", "Granian RSGI",
@@ -316,18 +362,21 @@ def all_specs() -> dict[str, ServerSpec]:
             "(`response_str`/`response_bytes`, orjson)",
             _venv_installer("granian"), lambda ctx, port: _granian(ctx, port, "rsgi"),
             _venv_versions("granian", ("granian", "uvloop", "orjson", "pydantic")),
+            tls_command=lambda ctx, port, tls: _granian(ctx, port, "rsgi", tls),
         ),
         ServerSpec(
             "granian-asgi", "Granian ASGI",
             "as granian-rsgi with `--interface asgi`, bare ASGI app (no framework)",
             _venv_installer("granian"), lambda ctx, port: _granian(ctx, port, "asgi"),
             _venv_versions("granian", ("granian", "uvloop", "orjson", "pydantic")),
+            tls_command=lambda ctx, port, tls: _granian(ctx, port, "asgi", tls),
         ),
         ServerSpec(
             "robyn", "Robyn",
             "`python app.py --processes 1 --workers 1 --log-level WARN`, async handlers, pydantic body",
             _venv_installer("robyn"), _robyn, _venv_versions("robyn", ("robyn", "pydantic")),
             cwd=PEERS / "robyn",
+            unsupported=_reasons(*["Robyn's CLI/`app.start` have no TLS or HTTP/2 options"] * 3),
         ),
         ServerSpec(
             "socketify", "socketify.py",
@@ -336,6 +385,8 @@ def all_specs() -> dict[str, ServerSpec]:
             lambda ctx, port: [str(VENVS / "socketify" / "bin" / "python"), str(PEERS / "socketify" / "app.py")],
             _venv_versions("socketify", ("socketify", "cffi", "orjson", "pydantic")),
             cwd=PEERS / "socketify", multi_worker=False,
+            unsupported=_reasons("the peer serves plain HTTP (socketify's SSL app is not configured in the suite)",
+                                 "uWebSockets (socketify.py) has no HTTP/2", "uWebSockets (socketify.py) has no HTTP/2"),
         ),
         ServerSpec(
             "blacksheep", "BlackSheep + uvicorn",
@@ -348,29 +399,43 @@ def all_specs() -> dict[str, ServerSpec]:
             "`NODE_ENV=production node app.js`, one process, no logging middleware, `express.json()` + hand check",
             install_express, lambda ctx, port: ["node", str(PEERS / "express" / "app.js")], express_versions,
             cwd=PEERS / "express", env={"NODE_ENV": "production"}, multi_worker=False,
+            unsupported=_reasons("the peer listens with node:http (TLS via node:https is not configured in the suite)",
+                                 "Express runs on node:http (HTTP/1.1); the peer does not use node:http2",
+                                 "Express runs on node:http (HTTP/1.1); the peer does not use node:http2"),
         ),
         ServerSpec(
             "actix", "actix-web (Rust)",
             "`HttpServer::workers(1)`, release build (LTO, codegen-units 1), no logger, `web::Json<Item>` (serde)",
             install_actix, lambda ctx, port: [str(ACTIX_BIN)], actix_versions,
+            unsupported=_reasons(
+                "the peer is built without actix-web's rustls/openssl features (no TLS)",
+                "the peer is built without actix-web's rustls/openssl features (no TLS, so no h2 via ALPN)",
+                "the peer binds with `HttpServer::bind` (HTTP/1.1; h2c would need `bind_auto_h2c`)"),
         ),
         ServerSpec(
             "nginx", "nginx `return 200`",
             "bench/native/nginx.conf.template: 1 worker, access_log off, `return 200` for /plaintext and /json",
             install_nginx, lambda ctx, port: [NGINX], nginx_versions,
-            unsupported={s: "nginx is the C reference: static `return 200` routes only"
-                         for s in ("params", "post-json", "io-sleep")},
+            unsupported={**{s: "nginx is the C reference: static `return 200` routes only"
+                            for s in ("params", "post-json", "io-sleep")},
+                         "h2c-plaintext": "nginx 1.22 speaks h2c only on a `listen … http2` port without TLS, which "
+                                          "then refuses HTTP/1.1 (no prior-knowledge detection before 1.25.1)"},
             stop_signal=signal.SIGQUIT,
+            tls_command=lambda ctx, port, tls: [NGINX],  # + -c TMP/nginx.conf from nginx-tls.conf.template
         ),
     ]
     return {s.name: s for s in specs}
 
 
-def _granian(ctx: Ctx, port: int, iface: str) -> list[str]:
-    return [str(VENVS / "granian" / "bin" / "granian"), "--interface", iface, "--host", "127.0.0.1",
-            "--port", str(port), "--workers", str(ctx.workers), "--runtime-threads", "1", "--loop", "uvloop",
-            "--no-access-log", "--log-level", "warning", "--backlog", "4096", "--no-ws",
-            "--working-dir", str(PEERS / "granian"), f"app_{iface}:app"]
+def _granian(ctx: Ctx, port: int, iface: str, tls: TlsFiles | None = None) -> list[str]:
+    out = [str(VENVS / "granian" / "bin" / "granian"), "--interface", iface, "--host", "127.0.0.1",
+           "--port", str(port), "--workers", str(ctx.workers), "--runtime-threads", "1", "--loop", "uvloop",
+           "--no-access-log", "--log-level", "warning", "--backlog", "4096", "--no-ws",
+           "--working-dir", str(PEERS / "granian")]
+    if tls is not None:
+        # `--http auto` (the default, spelled out): h2 or HTTP/1.1 by ALPN; TLS 1.3 minimum is Granian's default
+        out += ["--http", "auto", "--ssl-certificate", str(tls.cert), "--ssl-keyfile", str(tls.key)]
+    return out + [f"app_{iface}:app"]
 
 
 def _robyn(ctx: Ctx, port: int) -> list[str]:
@@ -383,6 +448,41 @@ def _robyn(ctx: Ctx, port: int) -> list[str]:
 # --------------------------------------------------------------------------------------------------
 
 
+def wait_for_200_tls(proc: subprocess.Popen, port: int, deadline: float, tls: TlsFiles,
+                     path: str = "/plaintext") -> str:
+    """As bench/native's ``wait_for_200``, over HTTPS verified against the run's CA. A handshake that fails
+    verification is reported at once (it will not get better by waiting)."""
+    import http.client
+    import ssl
+    ctx = client_context(tls, ["http/1.1"])
+    last = ""
+    tls_errors = 0
+    while True:
+        if proc.poll() is not None:
+            return f"exited with status {proc.returncode} before answering over TLS"
+        if time.monotonic() > deadline:
+            return f"no 200 OK on GET https://…{path} in time{f' (last: {last})' if last else ''}"
+        try:
+            conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=2, context=ctx)
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            resp.read()
+            conn.close()
+            if resp.status == 200:
+                return ""
+            last = f"status {resp.status}"
+        except ssl.SSLCertVerificationError as exc:
+            return f"TLS certificate verification failed: {exc}"
+        except ssl.SSLError as exc:  # the port is open but does not speak TLS (as configured)
+            tls_errors += 1
+            if tls_errors >= 20:
+                return f"no TLS handshake on the port: {exc}"
+            last = repr(exc)[:120]
+        except (OSError, http.client.HTTPException) as exc:
+            last = repr(exc)[:120]
+        time.sleep(0.005)
+
+
 def _raise_nofile() -> None:
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
@@ -392,33 +492,45 @@ def _raise_nofile() -> None:
 
 
 class Running:
-    """One started server process (tree), pinned to the server CPUs."""
+    """One started server process (tree), pinned to the server CPUs; with ``tls``, its HTTPS configuration."""
 
-    def __init__(self, spec: ServerSpec, ctx: Ctx):
-        self.spec, self.ctx = spec, ctx
+    def __init__(self, spec: ServerSpec, ctx: Ctx, tls: TlsFiles | None = None):
+        if tls is not None and spec.tls_command is None:
+            raise ValueError(f"{spec.name} has no TLS configuration")
+        self.spec, self.ctx, self.tls = spec, ctx, tls
         self.tmp = Path(tempfile.mkdtemp(prefix=f"covet-matrix-{spec.name}-"))
         self.proc: subprocess.Popen | None = None
         self.port = 0
         self.startup_ms: float | None = None
         self.command: list[str] = []
 
+    def _command(self, port: int) -> list[str]:
+        if self.tls is not None:
+            return self.spec.tls_command(self.ctx, port, self.tls)
+        return self.spec.command(self.ctx, port)
+
     def describe(self) -> str:
-        cmd = self.spec.command(self.ctx, 0)
+        cmd = self._command(0)
         if self.spec.name == "nginx":
             cmd = cmd + ["-p", "TMP", "-c", "TMP/nginx.conf", "-g", "'daemon off;'"]
         text = " ".join(shlex.quote(c) if c != "'daemon off;'" else c for c in cmd)
         text = text.replace("--port 0", "--port N").replace(str(REPO) + "/", "")
+        if self.tls is not None:
+            text = text.replace(str(self.tls.cert), "CERT.pem").replace(str(self.tls.key), "KEY.pem")
+            if self.spec.name == "nginx":
+                text += f" ({NGINX_TLS_TEMPLATE.relative_to(REPO)})"
         env = " ".join(f"{k}={v}" for k, v in self.spec.env.items())
         port_env = "BENCH_PORT=N " if self.spec.name in ("robyn", "socketify", "express", "actix") else ""
         return f"{port_env}{env + ' ' if env else ''}taskset -c {self.ctx.server_cpus} {text}"
 
     def start(self, timeout: float = 45.0) -> float:
-        """Launch, wait for the first ``200`` on GET /plaintext; returns launch -> first 200 OK in ms."""
+        """Launch, wait for the first ``200`` on GET /plaintext (over verified TLS for a TLS instance);
+        returns launch -> first 200 OK in ms."""
         self.stop()
         self.port = native_run.free_port()
-        cmd = self.spec.command(self.ctx, self.port)
+        cmd = self._command(self.port)
         if self.spec.name == "nginx":
-            conf = nginx_conf(self.ctx, self.port, self.tmp)
+            conf = nginx_conf(self.ctx, self.port, self.tmp, self.tls)
             cmd = cmd + ["-p", str(self.tmp), "-e", str(self.tmp / "error.log"), "-c", str(conf), "-g", "daemon off;"]
         self.command = ["taskset", "-c", self.ctx.server_cpus] + cmd
         env = {**os.environ, **self.spec.env, "BENCH_PORT": str(self.port), "BENCH_WORKERS": str(self.ctx.workers),
@@ -429,7 +541,10 @@ class Running:
                                      start_new_session=True, cwd=str(self.spec.cwd or self.tmp), env=env,
                                      preexec_fn=_raise_nofile)
         log.close()
-        failure = native_run.wait_for_200(self.proc, self.port, t0 + timeout)
+        if self.tls is None:
+            failure = native_run.wait_for_200(self.proc, self.port, t0 + timeout)
+        else:
+            failure = wait_for_200_tls(self.proc, self.port, t0 + timeout, self.tls)
         if failure:
             raise StartError(f"{failure} (limit {timeout:.0f} s): {self.log_tail()}")
         self.startup_ms = (time.monotonic() - t0) * 1e3
