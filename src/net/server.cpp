@@ -9,10 +9,13 @@
 #include <condition_variable>
 #include <ctime>
 #include <mutex>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "covet/net/listener.hpp"
+#include "covet/net/tls_context.hpp"
 #include "worker.hpp"
 
 namespace covet::net {
@@ -20,6 +23,7 @@ namespace covet::net {
 struct Server::Impl {
     ServerConfig config;
     ProtocolFactory factory;
+    std::unique_ptr<TlsContext> tls;  // declared before the workers: destroyed after them
     io::Backend backend = io::Backend::asio;
     std::uint16_t port = 0;
     std::vector<int> listeners;
@@ -48,6 +52,7 @@ struct Server::Impl {
                 spdlog::warn("worker {}: io_uring failed ({}); this worker falls back to asio", i, e.what());
                 try {
                     workers[i] = make_asio_worker(i, config, listeners[i], factory);
+                    workers[i]->set_tls(tls.get());
                     workers[i]->on_ready([this] { report_started(); });
                     workers[i]->run();
                     return;
@@ -67,6 +72,15 @@ struct Server::Impl {
         ++failed;
         failure = what;
         cv.notify_all();
+    }
+
+    // One context for all workers, loaded before anything is bound so that a certificate error is the
+    // first (and only) thing start() reports.
+    void make_tls() {
+        if (!config.tls || tls) return;
+        std::vector<std::string> alpn = config.http2 ? std::vector<std::string>{"h2", "http/1.1"}
+                                                     : std::vector<std::string>{"http/1.1"};
+        tls = std::make_unique<TlsContext>(*config.tls, std::move(alpn));
     }
 
     void report_started() {
@@ -93,6 +107,7 @@ void Server::start() {
     ServerConfig& cfg = s.config;
     if (cfg.threads == 0) cfg.threads = std::max(1u, std::thread::hardware_concurrency());
     s.backend = io::select_backend(cfg.backend);
+    s.make_tls();
 
     // Bind every listener first: a port-0 request resolves to one port that all workers share.
     s.listeners.push_back(open_listener(cfg.host, cfg.port, cfg.listen_backlog, /*join_existing=*/cfg.shared_port));
@@ -103,6 +118,7 @@ void Server::start() {
     for (unsigned i = 0; i < cfg.threads; ++i)
         s.workers.push_back(s.backend == io::Backend::uring ? make_uring_worker(i, cfg, s.listeners[i], s.factory)
                                                             : make_asio_worker(i, cfg, s.listeners[i], s.factory));
+    for (auto& w : s.workers) w->set_tls(s.tls.get());
 
     // Workers never take SIGINT/SIGTERM: the thread that waits for them does (wait_for_termination_signal).
     sigset_t block, previous;
@@ -134,9 +150,11 @@ void Server::start_embedded() {
     if (s.backend != io::Backend::uring)
         throw std::runtime_error("covet: running on the caller's event loop needs the io_uring backend, and "
                                  "this process uses asio; start() with a thread instead");
+    s.make_tls();
     s.listeners.push_back(open_listener(cfg.host, cfg.port, cfg.listen_backlog, /*join_existing=*/cfg.shared_port));
     s.port = bound_port(s.listeners[0]);
     s.workers.push_back(make_uring_worker(0, cfg, s.listeners[0], s.factory));
+    s.workers[0]->set_tls(s.tls.get());
     try {
         s.workers[0]->open_embedded();
     } catch (...) {
@@ -164,6 +182,12 @@ void Server::stop() {
 void Server::wait() {
     for (auto& t : impl_->threads)
         if (t.joinable()) t.join();
+}
+
+void Server::reload_tls() {
+    // The context is created by start() and lives until the Server does; reload() locks internally.
+    if (!impl_->tls) throw std::runtime_error("covet: reload_tls(): TLS is not configured (ServerConfig::tls) or the server is not started");
+    impl_->tls->reload();
 }
 
 std::uint16_t Server::port() const noexcept { return impl_->port; }

@@ -106,6 +106,9 @@ Connection* Worker::adopt(int fd) {
     s.closed = false;
     s.connection = std::make_unique<Connection>(*this, fd, ConnectionId{index, s.generation}, text, port);
     try {
+        // The transport goes in before the protocol exists: the factory may look at it (ALPN comes later,
+        // after the handshake, through Connection::tls()).
+        if (tls_) s.connection->set_transport(tls_->make_transport(s.connection->wire_out()));
         s.connection->set_protocol(factory_(*s.connection, *this));
     } catch (const std::exception& e) {
         spdlog::error("worker {}: could not set up a connection: {}", index_, e.what());

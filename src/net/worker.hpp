@@ -17,6 +17,7 @@
 #include "covet/net/connection_ref.hpp"
 #include "covet/net/server.hpp"
 #include "covet/net/server_config.hpp"
+#include "covet/net/tls_context.hpp"
 
 namespace covet::net {
 
@@ -61,6 +62,9 @@ public:
     const ServerConfig& config() const noexcept override { return config_; }
 
     std::size_t live_connections() const noexcept { return live_; }
+    // TLS listener: every accepted connection gets a transport from `ctx` (owned by the Server, which
+    // outlives its workers). Set before run()/open_embedded().
+    void set_tls(TlsContext* ctx) noexcept { tls_ = ctx; }
     // Called by the backend once its loop is set up and can take posted work.
     void on_ready(std::function<void()> fn) { ready_ = std::move(fn); }
 
@@ -114,6 +118,7 @@ protected:
 
 private:
     ProtocolFactory factory_;
+    TlsContext* tls_ = nullptr;
     std::function<void()> ready_;
     std::shared_ptr<HomeLink> link_;
     std::vector<Slot> slots_;

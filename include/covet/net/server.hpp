@@ -42,6 +42,11 @@ public:
     bool flush();
     void on_output(std::function<void()> hook);
 
+    // Reloads the TLS certificate and key files (e.g. on SIGHUP); any thread. New connections use the new
+    // certificates, established ones keep their session. Throws std::runtime_error if TLS is not configured
+    // or a file cannot be loaded (the previous certificates then stay in use).
+    void reload_tls();
+
     std::uint16_t port() const noexcept;
     io::Backend backend() const noexcept;
     unsigned threads() const noexcept;
