@@ -113,6 +113,51 @@ def design_table(result: Mapping[str, Any]) -> str:
     return "\n".join(out)
 
 
+def scenario_how(s: Mapping[str, Any], opts: Mapping[str, Any]) -> str:
+    """Which tool measured a scenario, and how (for its heading)."""
+    c = s["connections"]
+    if s["tool"] == "wrk":
+        how = f"wrk{' over TLS (HTTPS, HTTP/1.1)' if s.get('tls') else ''}, {c:,} connections"
+        return how + (f", {s['pipeline']} requests per write" if s["pipeline"] > 1 else "")
+    if s["tool"] == "h2load-rate":
+        return f"h2load --h1, {c} connections, fixed {opts['rate']:,} req/s"
+    over = "over TLS, ALPN h2" if s.get("tls") else "h2c, prior knowledge"
+    return f"h2load HTTP/2 ({over}), {c} connections × {s.get('streams', 1)} concurrent streams"
+
+
+def tls_section(result: Mapping[str, Any]) -> list[str]:
+    """What the TLS scenarios ran with: certificate, protocol and cipher as negotiated, per server."""
+    t = result.get("tls")
+    if not t:
+        return []
+    if t.get("error"):
+        return ["### TLS and HTTP/2 setup", "", f"No certificate could be made: {t['error']}", ""]
+    labels = {n: v["label"] for n, v in result["servers"].items()}
+    lines = ["### TLS and HTTP/2 setup", "",
+             f"A throw-away CA and server certificate made once per run ({t.get('openssl', 'openssl')} CLI): server key "
+             f"**{t['key_type']}**, {t.get('certificate', '')}. Every TLS server gets the same certificate; the "
+             "gate verifies it against the CA (Python `ssl` and `curl --cacert`). *https-plaintext* is timed by "
+             "**wrk** (HTTP/1.1 over TLS; wrk prints no cipher), *h2-plaintext* and *h2c-plaintext* by **h2load** "
+             "(HTTP/2; `-m` concurrent streams per connection). Protocol and cipher as negotiated: the gate's own "
+             "handshake (Python `ssl` with OpenSSL's default client cipher list, like wrk's, offering ALPN `http/1.1` "
+             "for HTTPS and `h2,http/1.1` for h2) and h2load's report (the cipher its timed h2 connections used; "
+             "h2load prefers AES-128-GCM).", "",
+             "| server | scenario | TLS version | cipher (gate) | ALPN | cipher, key exchange (h2load) |",
+             "|---|---|---|---|---|---|"]
+    h2l = t.get("h2load") or {}
+    for key, hs in sorted((t.get("handshakes") or {}).items()):
+        server, _, scenario = key.partition("/")
+        if hs.get("error"):
+            lines.append(f"| {labels.get(server, server)} | {scenario} | handshake failed: "
+                         f"{hs['error'].replace('|', '/')[:120]} | | | |")
+            continue
+        h = h2l.get(key) or {}
+        h2_txt = ", ".join(v for v in (h.get("cipher"), h.get("key_exchange")) if v) or "—"
+        lines.append(f"| {labels.get(server, server)} | {scenario} | {hs.get('version') or '—'} | "
+                     f"{hs.get('cipher') or '—'} | {hs.get('alpn') or 'none'} | {h2_txt} |")
+    return lines + [""]
+
+
 def render_markdown(result: Mapping[str, Any], json_path: str, chart: Path | None, docs: Path | None) -> str:
     m, opts, tools = result["machine"], result["options"], result["tools"]
     sc_titles = {s["name"]: s for s in result["scenarios"]}
@@ -125,12 +170,17 @@ def render_markdown(result: Mapping[str, Any], json_path: str, chart: Path | Non
         "",
         f"**Machine:** {m['nproc']} CPUs ({m['cpu_model']}), {m.get('mem_gib')} GiB, Linux {m['kernel']}; "
         f"a shared VM whose speed drifts, so compare within this run only. **Tools:** {tools['wrk']}; "
-        f"{tools['h2load']}; matplotlib {tools['matplotlib']}; Python {m['python']}.",
+        f"{tools['h2load']}; matplotlib {tools['matplotlib']}; Python {m['python']}"
+        + "".join(f"; {tools[k]}" for k in ("openssl", "curl") if tools.get(k)) + ".",
         "",
         f"**Command:** `{' '.join(result['argv'])}` — server on CPU {opts['server_cpus']}, load generator on "
         f"CPU {opts['client_cpus']} (`taskset`), {opts['workers']} worker per server; per pair a "
         f"{opts['warmup']} s warm-up then a {opts['duration']} s timed run; {opts['runs']} interleaved round(s) "
-        "(every server once per round, started fresh each round); median of the rounds with min–max.",
+        "(every server once per round, started fresh each round); median of the rounds with min–max"
+        + (f"; the TLS and HTTP/2 scenarios run in the first {opts['tls_runs']} round(s) only, TLS ones on a second "
+           "instance of the server started with the run's certificate right after its plain one"
+           if opts.get("tls_runs") and any(s.get("tls") or s["tool"] == "h2load-h2" for s in result["scenarios"])
+           else "") + ".",
         "",
         "How to read it: *req/s* is wrk's (closed loop, one wrk thread: ~70–80K req/s is wrk's own ceiling on "
         "this machine, so unpipelined figures of fast servers measure wrk); *p50/p99/p99.9* are wrk's latency "
@@ -141,7 +191,13 @@ def render_markdown(result: Mapping[str, Any], json_path: str, chart: Path | Non
         "tree's utime+stime (`/proc`) per 100,000 responses; *peak RSS* is sampled every 0.1 s during the timed "
         "run (whole process tree), *idle RSS* 0.5 s after start before any load (one server process serves all scenarios of a round in the order listed here, so the peak RSS of a later scenario includes what earlier ones, e.g. 10,000 connections, left allocated); *errors* are wrk's socket "
         "errors + non-2xx (h2load: failed + timed out), summed over the rounds. Ratios are median req/s over "
-        "FastAPI's and nginx's in the same scenario and run.",
+        "FastAPI's and nginx's in the same scenario and run."
+        + (" **TLS / HTTP/2:** *https-plaintext* is wrk over TLS (HTTP/1.1); *h2-plaintext* (TLS, ALPN h2) and "
+           "*h2c-plaintext* (cleartext, prior knowledge) are h2load with many concurrent streams per connection: req/s "
+           "from its summary, p50/p99/p99.9 from its per-request log (closed loop: with that many requests in flight "
+           "the latency is mostly queueing), and h2load is far cheaper per request than wrk, so these req/s are not "
+           "comparable to the HTTP/1.1 rows. See *TLS and HTTP/2 setup* below."
+           if any(s.get("tls") or s["tool"] == "h2load-h2" for s in result["scenarios"]) else ""),
         "",
     ]
     if chart is not None and docs is not None:
@@ -149,10 +205,7 @@ def render_markdown(result: Mapping[str, Any], json_path: str, chart: Path | Non
         lines += [f"![req/s per scenario and server]({rel})", ""]
     for name in [s["name"] for s in result["scenarios"]]:
         s = sc_titles[name]
-        how = {"wrk": f"wrk, {s['connections']:,} connections" + (f", {s['pipeline']} requests per write"
-                                                                    if s["pipeline"] > 1 else ""),
-               "h2load-rate": f"h2load --h1, {s['connections']} connections, fixed {opts['rate']:,} req/s",
-               "h2load-h2": f"h2load HTTP/2 (h2c), {s['connections']} connections"}[s["tool"]]
+        how = scenario_how(s, opts)
         lines += [f"### {name}: {s['title']} — `{s['method']} {s['path']}` ({how})", "",
                   scenario_table(result, name), ""]
     lines += ["### Cold start and idle memory", "",
@@ -172,6 +225,7 @@ def render_markdown(result: Mapping[str, Any], json_path: str, chart: Path | Non
               "measured ones from this run (one core each). RPS: plaintext median; P99: the open-loop run; memory: "
               "peak RSS during plaintext; CPU efficiency: nginx `return 200`'s CPU per request divided by the "
               "server's (100% = as frugal as nginx).", "", design_table(result), ""]
+    lines += tls_section(result)
     excl = [(r["server"], r["scenario"], r["excluded"]) for r in result["summary"] if r.get("excluded")]
     server_excl = {n: v["excluded"] for n, v in result["servers"].items() if v.get("excluded")}
     if excl:
@@ -200,8 +254,10 @@ def render_markdown(result: Mapping[str, Any], json_path: str, chart: Path | Non
     for n, v in result["servers"].items():
         ver = ", ".join(f"{k} {val}" for k, val in (v.get("versions") or {}).items()
                         if k not in ("choice", "interpreter", "error")) or "—"
-        lines.append(f"| {v['label']} | {ver.replace('|', '/')} | {v['config'].replace('|', '/')} | "
-                     f"`{(v.get('command') or '—').replace('|', '/')}` |")
+        cmd = f"`{(v.get('command') or '—').replace('|', '/')}`"
+        if v.get("tls_command"):
+            cmd += f"; TLS: `{v['tls_command'].replace('|', '/')}`"
+        lines.append(f"| {v['label']} | {ver.replace('|', '/')} | {v['config'].replace('|', '/')} | {cmd} |")
     lines += ["", "Rerun: `make bench` (or `python3 -m bench`; `--quick` for a 5-minute pass; `--help` for servers, "
               "scenarios, durations, CPUs). Peers are installed by the suite from `bench/peers/*` with pinned "
               "versions."]

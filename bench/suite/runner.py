@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"TLS scenarios excluded: {tls_error}")
     have_curl_h2 = curl_has_http2()
     tool_versions["openssl"] = tls_mod.openssl_version()
-    tool_versions["curl"] = (native_run._cmd_output(["curl", "--version"]).splitlines() or ["missing"])[0] \
+    tool_versions["curl"] = " ".join(native_run._cmd_output(["curl", "--version"]).split()[:2]) \
         if shutil.which("curl") else "missing"
     for name in args.server_list:
         for sc_name, reason in unsupported_pairs(specs[name], args.scenario_list, have_h2load=have_h2load,

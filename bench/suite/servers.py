@@ -324,7 +324,8 @@ def all_specs() -> dict[str, ServerSpec]:
     specs = [
         ServerSpec(
             "covet-native", "CovetPy native (C++)",
-            "examples/native/hello, `--threads 1`, backend auto (io_uring where available), log level warn",
+            "examples/native/hello, `--threads 1`, backend auto (io_uring where available), log level warn; "
+            "TLS: `--tls-cert/--tls-key` (h2 via ALPN on by default; h2c on the plain port)",
             install_covet_native, covet_native_cmd, covet_native_versions,
             unsupported={"post-json": "the C++ core has no JSON parser or model validation (the Python "
                                       "layer's pydantic models do that); the native example only has /echo"},
@@ -332,7 +333,8 @@ def all_specs() -> dict[str, ServerSpec]:
         ),
         ServerSpec(
             "covet-async", "CovetPy Python async",
-            "`python -m covet _worker app_async:app --threads 0 --log-level warning` (engine on the event-loop thread)",
+            "`python -m covet _worker app_async:app --threads 0 --log-level warning` (engine on the event-loop thread); "
+            "TLS: `--ssl-certfile/--ssl-keyfile` (HTTP/2 via ALPN on by default)",
             install_covet_python, _covet_python_cmd("app_async"), covet_python_versions,
             tls_command=_covet_python_tls_cmd("app_async"),
         ),
@@ -344,7 +346,8 @@ def all_specs() -> dict[str, ServerSpec]:
         ),
         ServerSpec(
             "fastapi", "FastAPI + uvicorn",
-            "uvicorn `--loop uvloop --http httptools --no-access-log --log-level warning`, one process",
+            "uvicorn `--loop uvloop --http httptools --no-access-log --log-level warning`, one process; "
+            "TLS: `--ssl-certfile/--ssl-keyfile`",
             _venv_installer("fastapi"), _uvicorn("fastapi"),
             _venv_versions("fastapi", ("fastapi", "starlette", "pydantic") + UVICORN_PKGS[:3]),
             unsupported=_reasons(None, NO_H2_UVICORN, NO_H2_UVICORN), tls_command=_uvicorn_tls("fastapi"),
@@ -359,7 +362,8 @@ def all_specs() -> dict[str, ServerSpec]:
         ServerSpec(
             "granian-rsgi", "Granian RSGI",
             "`granian --interface rsgi --workers 1 --runtime-threads 1 --loop uvloop --no-access-log`, bare RSGI app "
-            "(`response_str`/`response_bytes`, orjson)",
+            "(`response_str`/`response_bytes`, orjson); TLS: `--ssl-certificate/--ssl-keyfile --http auto` (h2 or "
+            "HTTP/1.1 by ALPN, TLS 1.3 minimum by default)",
             _venv_installer("granian"), lambda ctx, port: _granian(ctx, port, "rsgi"),
             _venv_versions("granian", ("granian", "uvloop", "orjson", "pydantic")),
             tls_command=lambda ctx, port, tls: _granian(ctx, port, "rsgi", tls),
@@ -393,6 +397,7 @@ def all_specs() -> dict[str, ServerSpec]:
             "uvicorn as for FastAPI; body bound with `FromJSON[Item]` (pydantic)",
             _venv_installer("blacksheep"), _uvicorn("blacksheep"),
             _venv_versions("blacksheep", ("blacksheep", "pydantic") + UVICORN_PKGS[:3]),
+            unsupported=_reasons(UVICORN_TLS_ONCE, NO_H2_UVICORN, NO_H2_UVICORN),
         ),
         ServerSpec(
             "express", "Express (Node.js)",
@@ -414,7 +419,8 @@ def all_specs() -> dict[str, ServerSpec]:
         ),
         ServerSpec(
             "nginx", "nginx `return 200`",
-            "bench/native/nginx.conf.template: 1 worker, access_log off, `return 200` for /plaintext and /json",
+            "bench/native/nginx.conf.template: 1 worker, access_log off, `return 200` for /plaintext and /json; "
+            "TLS: bench/native/nginx-tls.conf.template (`listen … ssl http2`, TLSv1.2/1.3, same routes)",
             install_nginx, lambda ctx, port: [NGINX], nginx_versions,
             unsupported={**{s: "nginx is the C reference: static `return 200` routes only"
                             for s in ("params", "post-json", "io-sleep")},

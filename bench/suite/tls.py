@@ -28,15 +28,15 @@ class TlsFiles:
     key_type: str = KEY_TYPE
 
     def describe(self) -> dict[str, str]:
-        return {"key_type": self.key_type, "certificate": "leaf signed by a throw-away CA generated for the run "
-                "(openssl CLI), subjectAltName DNS:localhost, IP:127.0.0.1", "openssl": openssl_version()}
+        return {"key_type": self.key_type, "certificate": f"leaf signed by the run's CA, valid {DAYS} days, "
+                "subjectAltName DNS:localhost, IP:127.0.0.1", "openssl": openssl_version()}
 
 
 def openssl_version() -> str:
     if not shutil.which("openssl"):
         return "missing"
     p = subprocess.run(["openssl", "version"], capture_output=True, text=True)
-    return p.stdout.strip()
+    return p.stdout.strip().split(" (")[0]  # "OpenSSL 3.0.19 27 Jan 2026"
 
 
 def _openssl(args: list[str], cwd: Path) -> None:
