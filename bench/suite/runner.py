@@ -387,6 +387,8 @@ def main(argv: list[str] | None = None) -> int:
                 waited += wait_quiet(quiet)
                 srv.start()
             except StartError as exc:
+                if tls is not None:  # the run's temp paths say nothing
+                    exc = StartError(str(exc).replace(str(tls.cert), "CERT.pem").replace(str(tls.key), "KEY.pem"))
                 if rnd == 1 and tls is None:
                     excluded[name] = f"does not start: {exc}"
                     log(f"  excluded {name}: {excluded[name]}")

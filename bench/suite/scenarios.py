@@ -180,8 +180,8 @@ def gate_h2(port: int, sc: Scenario, tls: TlsFiles | None = None) -> tuple[bool,
     except subprocess.TimeoutExpired:
         return False, "curl over HTTP/2 timed out"
     if p.returncode != 0:
-        how = "h2 over TLS" if sc.tls else "h2c prior knowledge"
-        return False, f"curl ({how}) exited {p.returncode}: {p.stderr.strip()[-160:]}"
+        how = "HTTP/2 over TLS" if sc.tls else "HTTP/2 over cleartext (h2c prior knowledge)"
+        return False, f"no {how}: curl exited {p.returncode}: {p.stderr.strip()[-160:]}"
     ok, why = check_curl_transfers(p.stdout, sc.expect, "2")
     prefix = "HTTP/2 over TLS" if sc.tls else "HTTP/2 over cleartext (h2c prior knowledge)"
     if not ok:
