@@ -195,8 +195,9 @@ def render_markdown(result: Mapping[str, Any], json_path: str, chart: Path | Non
         + (" **TLS / HTTP/2:** *https-plaintext* is wrk over TLS (HTTP/1.1); *h2-plaintext* (TLS, ALPN h2) and "
            "*h2c-plaintext* (cleartext, prior knowledge) are h2load with many concurrent streams per connection: req/s "
            "from its summary, p50/p99/p99.9 from its per-request log (closed loop: with that many requests in flight "
-           "the latency is mostly queueing), and h2load is far cheaper per request than wrk, so these req/s are not "
-           "comparable to the HTTP/1.1 rows. See *TLS and HTTP/2 setup* below."
+           "the latency is mostly queueing); multiplexed requests cost the client (and the server) far less per request "
+           "than wrk's one-at-a-time HTTP/1.1, so compare these req/s between servers, not with the HTTP/1.1 rows. See "
+           "*TLS and HTTP/2 setup* below."
            if any(s.get("tls") or s["tool"] == "h2load-h2" for s in result["scenarios"]) else ""),
         "",
     ]
