@@ -326,6 +326,7 @@ class RawH2:
         self.frames: list[Frame] = []
         self.closed = False
         self.reset = False
+        self.send_failed = False
         self.server_settings: dict[int, int] = {}
         self.next_stream_id = 1
         self._pending_headers: Frame | None = None
@@ -335,13 +336,16 @@ class RawH2:
     # -- sending
 
     def send(self, data: bytes) -> bool:
-        """Send bytes; returns False (and marks the connection closed) if the server is gone."""
+        """Send bytes; returns False (and sets send_failed) if the server stopped reading or is
+        gone. What the server sent before that can still be read."""
+        if self.send_failed:
+            return False
         try:
+            self.sock.settimeout(self.timeout)
             self.sock.sendall(data)
             return True
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
-            self.closed = True
-            self.reset = True
+            self.send_failed = True
             return False
 
     def encode(self, headers) -> bytes:
