@@ -11,10 +11,12 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include "covet/http/date_cache.hpp"
 #include "covet/http1/serializer.hpp"
+#include "covet/http2/protocol.hpp"
 
 namespace covet::http1 {
 namespace {
@@ -188,6 +190,16 @@ private:
         in_process_ = true;
         std::size_t pos = 0;
         while (pos < buf.size() && (phase_ == Phase::idle || phase_ == Phase::head || phase_ == Phase::body)) {
+            if (pos == 0 && phase_ == Phase::idle && exchange_ == 0 && h2c_allowed()) {
+                // h2c with prior knowledge (RFC 9113 §3.3): the connection starts with the HTTP/2 preface.
+                const std::string_view start = buf.substr(0, http2::client_preface.size());
+                if (http2::client_preface.starts_with(start)) {
+                    if (start.size() < http2::client_preface.size()) break;  // wait for the rest of it
+                    switch_to_http2(http2::make_protocol(conn_, home_, dispatcher_), buf);
+                    in_process_ = false;
+                    return buf.size();
+                }
+            }
             if (phase_ != Phase::body) {
                 const std::size_t used = parse_head(buf.substr(pos));
                 if (used == 0) break;  // incomplete (or rejected)
@@ -195,6 +207,14 @@ private:
             }
             if (phase_ == Phase::body) pos += parse_body(buf.substr(pos));
             if (message_complete_) dispatch();
+            if (upgrade_) {
+                // Upgrade: h2c accepted: 101, then HTTP/2 (SETTINGS first) on the same bytes stream; what
+                // followed the request (the client preface) belongs to the new handler.
+                conn_.out().append(std::string_view("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"));
+                switch_to_http2(std::move(upgrade_), buf.substr(pos));
+                in_process_ = false;
+                return buf.size();
+            }
         }
         // A request still being read or answered later must not point into `buf` any more.
         if (phase_ == Phase::body || phase_ == Phase::dispatched || phase_ == Phase::streaming) detach(buf);
@@ -230,6 +250,7 @@ private:
         }
         request_.reset();
         request_.set_received_at(conn_.loop().now());
+        request_.set_tls(conn_.tls());
         body_owned_ = false;
         body_buf_.clear();
         head_base_ = buf.data();
@@ -448,9 +469,55 @@ private:
     // ---- dispatch and responses ----
     void dispatch() {
         message_complete_ = false;
+        if (h2c_allowed() && request_.version_minor() >= 1) {
+            upgrade_ = try_h2c_upgrade();
+            if (upgrade_) return;  // the HTTP/2 handler answers this request as stream 1
+        }
         phase_ = Phase::dispatched;
         ++exchange_;
         dispatcher_.dispatch(request_, Responder(net::ConnectionRef(home_.link(), conn_.id(), conn_.protocol_epoch()), this, exchange_));
+    }
+
+    // h2c is offered on plain TCP only: over TLS, ALPN chooses the protocol.
+    bool h2c_allowed() const noexcept { return conn_.config().http2 && conn_.tls() == nullptr; }
+
+    // `Upgrade: h2c` with an HTTP2-Settings header (RFC 7540 §3.2). Null: answer over HTTP/1.1 (no h2c
+    // token, or settings that do not decode).
+    std::unique_ptr<net::ProtocolHandler> try_h2c_upgrade() {
+        const auto upgrade = request_.header("upgrade");
+        if (!upgrade) return nullptr;
+        bool h2c = false;
+        std::string_view rest = *upgrade;
+        while (!rest.empty() && !h2c) {
+            const std::size_t comma = rest.find(',');
+            std::string_view token = rest.substr(0, comma);
+            rest.remove_prefix(comma == std::string_view::npos ? rest.size() : comma + 1);
+            while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) token.remove_prefix(1);
+            while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
+            h2c = iequals(token, "h2c");
+        }
+        if (!h2c) return nullptr;
+        std::optional<std::string_view> settings;
+        for (const Header& h : request_.headers()) {
+            if (!iequals(h.name, "http2-settings")) continue;
+            if (settings) return nullptr;  // exactly one (RFC 7540 §3.2.1)
+            settings = h.value;
+        }
+        if (!settings) return nullptr;
+        return http2::make_upgraded_protocol(conn_, home_, dispatcher_, *settings, request_);
+    }
+
+    // Hands the connection to HTTP/2 with the bytes it must see first. This handler is retired: it
+    // ignores everything from now on (Phase::closing) without closing the connection.
+    void switch_to_http2(std::unique_ptr<net::ProtocolHandler> next, std::string_view rest) {
+        phase_ = Phase::closing;
+        switched_ = true;
+        if (!next) {  // nghttp2 could not be set up (out of memory)
+            conn_.close_now();
+            return;
+        }
+        conn_.switch_protocol(std::move(next));
+        conn_.protocol()->on_data(std::span<const char>(rest.data(), rest.size()));
     }
 
     bool must_close_after(const Response& r) const {
@@ -524,6 +591,7 @@ private:
     }
 
     void flush() {
+        if (switched_) return;  // the connection belongs to the HTTP/2 handler now
         if (conn_.out().size() > limits_.output_high_water && !output_paused_) {
             output_paused_ = true;
             update_reading();
@@ -570,6 +638,8 @@ private:
     int crlf_left_ = 0;                  // CRLF bytes after chunk data still to check
     const char* crlf_from_ = nullptr;
     bool input_paused_ = false, output_paused_ = false, reading_ = true;
+    bool switched_ = false;
+    std::unique_ptr<net::ProtocolHandler> upgrade_;  // h2c accepted: installed once the request is consumed
 };
 
 }  // namespace

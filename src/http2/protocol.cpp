@@ -1,1 +1,731 @@
-// HTTP/2 protocol handler: filled in by the HTTP/2 work.
+// HTTP/2 protocol handler over an nghttp2 server session.
+//
+// nghttp2 parses frames (mem_recv) and serializes them (mem_send, copied straight into the connection's
+// output queue). Requests are dispatched on END_STREAM to the same RequestDispatcher as HTTP/1.1, with
+// the stream id as the exchange id. Responses complete from the connection's thread, possibly while
+// nghttp2 is inside mem_recv (a handler answering inline): frames are then only submitted, and sent when
+// the outer call returns, because nghttp2 must not be re-entered.
+//
+// nghttp2 callbacks never throw: each trampoline catches and returns NGHTTP2_ERR_CALLBACK_FAILURE, which
+// ends this connection only.
+#include "covet/http2/protocol.hpp"
+
+#include <nghttp2/nghttp2.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "covet/http/date_cache.hpp"
+#include "covet/http/status.hpp"
+#include "stream.hpp"
+
+namespace covet::http2 {
+namespace {
+
+using detail::Stream;
+using detail::StreamState;
+using io::Clock;
+
+struct SessionDeleter {
+    void operator()(nghttp2_session* s) const noexcept { nghttp2_session_del(s); }
+};
+struct CallbacksDeleter {
+    void operator()(nghttp2_session_callbacks* c) const noexcept { nghttp2_session_callbacks_del(c); }
+};
+struct OptionDeleter {
+    void operator()(nghttp2_option* o) const noexcept { nghttp2_option_del(o); }
+};
+using SessionPtr = std::unique_ptr<nghttp2_session, SessionDeleter>;
+
+// Hop-by-hop fields that HTTP/2 forbids (RFC 9113 §8.2.2): dropped from responses.
+bool connection_specific(std::string_view lower_name) {
+    return lower_name == "connection" || lower_name == "keep-alive" || lower_name == "transfer-encoding" ||
+           lower_name == "upgrade" || lower_name == "proxy-connection";
+}
+
+// RFC 4648 §5 base64url (padding optional), for HTTP2-Settings. False on invalid input.
+bool decode_base64url(std::string_view in, std::string& out) {
+    while (!in.empty() && in.back() == '=') in.remove_suffix(1);
+    out.clear();
+    std::uint32_t acc = 0;
+    int bits = 0;
+    for (char c : in) {
+        int v;
+        if (c >= 'A' && c <= 'Z') v = c - 'A';
+        else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
+        else if (c >= '0' && c <= '9') v = c - '0' + 52;
+        else if (c == '-' || c == '+') v = 62;
+        else if (c == '_' || c == '/') v = 63;
+        else return false;
+        acc = (acc << 6) | static_cast<std::uint32_t>(v);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out.push_back(static_cast<char>((acc >> bits) & 0xff));
+        }
+    }
+    return bits < 6;  // a lone trailing 6-bit group cannot encode a byte
+}
+
+class Http2Protocol final : public net::ProtocolHandler, public ExchangeSink {
+public:
+    Http2Protocol(net::Connection& c, net::ConnectionHome& home, RequestDispatcher& d)
+        : conn_(c), home_(home), dispatcher_(d), limits_(c.config().limits), h2_(c.config().http2_limits),
+          timeouts_(c.config().timeouts) {
+        idle_since_ = conn_.loop().now();
+    }
+
+    // False when nghttp2 could not be set up (out of memory): the caller falls back or closes.
+    bool init() {
+        nghttp2_session_callbacks* raw_cb = nullptr;
+        if (nghttp2_session_callbacks_new(&raw_cb) != 0) return false;
+        std::unique_ptr<nghttp2_session_callbacks, CallbacksDeleter> cb(raw_cb);
+        nghttp2_session_callbacks_set_on_begin_headers_callback(raw_cb, &on_begin_headers);
+        nghttp2_session_callbacks_set_on_header_callback(raw_cb, &on_header);
+        nghttp2_session_callbacks_set_on_frame_recv_callback(raw_cb, &on_frame_recv);
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(raw_cb, &on_data_chunk_recv);
+        nghttp2_session_callbacks_set_on_stream_close_callback(raw_cb, &on_stream_close);
+
+        nghttp2_option* raw_opt = nullptr;
+        if (nghttp2_option_new(&raw_opt) != 0) return false;
+        std::unique_ptr<nghttp2_option, OptionDeleter> opt(raw_opt);
+        // Abuse limits: SETTINGS entries per frame, queued PING/SETTINGS acks (floods), RST_STREAM rate
+        // (rapid reset, CVE-2023-44487) and CONTINUATION frames per header block.
+        nghttp2_option_set_max_settings(raw_opt, 32);
+        nghttp2_option_set_max_outbound_ack(raw_opt, 1000);
+        const std::uint64_t resets = std::max<std::uint32_t>(h2_.max_resets_per_second, 1);
+        nghttp2_option_set_stream_reset_rate_limit(raw_opt, resets, resets);
+        nghttp2_option_set_max_continuations(raw_opt, h2_.max_continuations);
+        // nghttp2_option_set_no_http_messaging stays off: nghttp2 checks pseudo-headers, content-length
+        // against DATA, forbidden fields.
+
+        nghttp2_session* raw = nullptr;
+        if (nghttp2_session_server_new2(&raw, raw_cb, this, raw_opt) != 0) return false;
+        session_.reset(raw);
+
+        const std::uint32_t frame = std::clamp<std::uint32_t>(h2_.max_frame_size, 16384, 16777215);
+        std::array<nghttp2_settings_entry, 4> iv{{
+            {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, h2_.max_concurrent_streams},
+            {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, std::min<std::uint32_t>(h2_.initial_window_size, NGHTTP2_MAX_WINDOW_SIZE)},
+            {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, h2_.max_header_list_bytes},
+            {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, frame},
+        }};
+        if (nghttp2_submit_settings(raw, NGHTTP2_FLAG_NONE, iv.data(), iv.size()) != 0) return false;
+        // The connection window: large enough that one stream's window is usable.
+        const std::int32_t conn_window =
+            static_cast<std::int32_t>(std::min<std::uint32_t>(h2_.initial_window_size, NGHTTP2_MAX_WINDOW_SIZE));
+        if (conn_window > NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE)
+            nghttp2_session_set_local_window_size(raw, NGHTTP2_FLAG_NONE, 0, conn_window);
+        return true;
+    }
+
+    // h2c upgrade: stream 1 carries the HTTP/1.1 request (copied). False if the settings are invalid.
+    bool init_upgrade(std::string_view settings_header, const Request& r) {
+        std::string payload;
+        if (!decode_base64url(settings_header, payload)) return false;
+        std::unique_ptr<Stream> s = pool_.acquire(1);
+        Stream* st = s.get();
+        const int rv = nghttp2_session_upgrade2(session_.get(), reinterpret_cast<const std::uint8_t*>(payload.data()),
+                                                payload.size(), r.method() == Method::head, st);
+        if (rv != 0) return false;
+        live_.push_back(std::move(s));
+        // Copy the request: it views into the HTTP/1.1 handler's buffers, which go away.
+        st->has_method = st->has_path = true;
+        st->method = add_bytes(*st, r.method_name());
+        st->path = add_bytes(*st, r.target());
+        for (const Header& h : r.headers()) {
+            if (iequals(h.name, "connection") || iequals(h.name, "upgrade") || iequals(h.name, "http2-settings") ||
+                iequals(h.name, "keep-alive") || iequals(h.name, "proxy-connection") || iequals(h.name, "te") ||
+                iequals(h.name, "transfer-encoding"))
+                continue;
+            Stream::Field f = add_bytes(*st, h.name);
+            const Stream::Field v = add_bytes(*st, h.value);
+            f.value_off = v.name_off, f.value_len = v.name_len;
+            st->fields.push_back(f);
+        }
+        st->body.assign(r.body());
+        upgrade_stream_ = st;
+        return true;
+    }
+
+    // ---- ProtocolHandler ----
+    void on_data(std::span<const char> bytes) override {
+        if (closing_) return;
+        if (upgrade_stream_) {
+            // The upgraded request is dispatched once this handler is installed (its ConnectionRef
+            // carries the new protocol epoch).
+            Stream* s = std::exchange(upgrade_stream_, nullptr);
+            build_request(*s);
+            in_session_ = true;
+            if (s->reject_status) reject(*s);
+            else dispatch(*s);
+            in_session_ = false;
+        }
+        if (!bytes.empty()) {
+            in_session_ = true;
+            const ssize_t rv = nghttp2_session_mem_recv(session_.get(), reinterpret_cast<const std::uint8_t*>(bytes.data()),
+                                                        bytes.size());
+            in_session_ = false;
+            if (rv < 0) {
+                // Bad preface, flood, or a callback failure: nghttp2 may not have queued a GOAWAY itself.
+                nghttp2_session_terminate_session(session_.get(),
+                                                  rv == NGHTTP2_ERR_FLOODED ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
+                fatal_ = true;
+            }
+        }
+        send_and_flush();
+    }
+
+    void on_peer_closed() override {
+        peer_closed_ = true;
+        send_and_flush();
+    }
+
+    void on_output_drained() override {
+        if (!output_blocked_) return;
+        output_blocked_ = false;
+        conn_.set_reading(true);
+        send_and_flush();
+    }
+
+    void on_tick(Clock::time_point now) override {
+        if (closing_) return;
+        if (shutdown_notice_sent_ && !final_goaway_sent_) {
+            submit_final_goaway();
+            send_and_flush();
+            return;
+        }
+        if (live_.empty() && now - idle_since_ >= timeouts_.keep_alive) {
+            // Idle keep-alive: say goodbye (NO_ERROR, nothing was processed in vain), then close.
+            nghttp2_submit_goaway(session_.get(), NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session_.get()),
+                                  NGHTTP2_NO_ERROR, nullptr, 0);
+            send_pending();
+            close();
+        }
+    }
+
+    void on_shutdown() override {
+        if (closing_ || shutting_down_) return;
+        shutting_down_ = true;
+        if (live_.empty()) {
+            submit_final_goaway();
+        } else {
+            // Graceful (RFC 9113 §6.8): announce, let requests already in flight arrive, then the final
+            // GOAWAY (next tick) names the last stream that will be processed.
+            nghttp2_submit_shutdown_notice(session_.get());
+            shutdown_notice_sent_ = true;
+        }
+        send_and_flush();
+    }
+
+    bool exchange_outstanding() const noexcept override { return outstanding_ > 0; }
+
+    // ---- ExchangeSink ----
+    void complete(std::uint64_t exchange, Response&& response) override {
+        Stream* s = find_owned(exchange);
+        if (!s) return;
+        finish_app(*s);
+        if (s->session_open && s->state == StreamState::dispatched && !closing_) {
+            dispatcher_.finalize(s->request, response);
+            s->response = std::move(response);
+            s->sent = 0;
+            submit_head(*s, /*streaming=*/false);
+        }
+        settle(*s);
+        send_and_flush();
+    }
+
+    void stream_begin(std::uint64_t exchange, Response&& head) override {
+        Stream* s = find_owned(exchange);
+        if (!s || s->state != StreamState::dispatched) return;
+        if (!s->session_open || closing_) {
+            s->state = StreamState::streaming;  // writes are dropped; stream_end releases it
+            return;
+        }
+        dispatcher_.finalize(s->request, head);
+        s->response = std::move(head);
+        s->pending = std::move(s->response.body());
+        s->response.body().clear();
+        s->sent = 0;
+        submit_head(*s, /*streaming=*/true);
+        send_and_flush();
+    }
+
+    void stream_write(std::uint64_t exchange, std::string_view chunk) override {
+        Stream* s = find_owned(exchange);
+        if (!s || s->state != StreamState::streaming || !s->session_open || s->head_only) return;
+        s->pending.append(chunk);
+        resume(*s);
+        send_and_flush();
+    }
+
+    void stream_end(std::uint64_t exchange) override {
+        Stream* s = find_owned(exchange);
+        if (!s) return;
+        finish_app(*s);
+        s->stream_ended = true;
+        if (s->state == StreamState::streaming && s->session_open) resume(*s);
+        settle(*s);
+        send_and_flush();
+    }
+
+    void stream_abort(std::uint64_t exchange) override {
+        Stream* s = find_owned(exchange);
+        if (!s) return;
+        finish_app(*s);
+        if (s->session_open && !closing_) {
+            // The client must see the response cut off, not a short body that looks whole.
+            nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
+            s->state = StreamState::done;
+        }
+        settle(*s);
+        send_and_flush();
+    }
+
+private:
+    // ---- nghttp2 callbacks ----
+    static Http2Protocol& self(void* p) { return *static_cast<Http2Protocol*>(p); }
+
+    static Stream* stream_of(nghttp2_session* session, std::int32_t id) {
+        return static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, id));
+    }
+
+    static int on_begin_headers(nghttp2_session* session, const nghttp2_frame* frame, void* user) noexcept {
+        if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+        try {
+            Http2Protocol& h = self(user);
+            std::unique_ptr<Stream> s = h.pool_.acquire(frame->hd.stream_id);
+            if (nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, s.get()) != 0)
+                return NGHTTP2_ERR_CALLBACK_FAILURE;
+            h.live_.push_back(std::move(s));
+            return 0;
+        } catch (...) {
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        }
+    }
+
+    static int on_header(nghttp2_session* session, const nghttp2_frame* frame, const std::uint8_t* name,
+                         std::size_t namelen, const std::uint8_t* value, std::size_t valuelen, std::uint8_t,
+                         void* user) noexcept {
+        Stream* s = stream_of(session, frame->hd.stream_id);
+        // Trailers (a second HEADERS) are accepted and ignored; so is everything of a refused request.
+        if (!s || s->reject_status || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+        try {
+            return self(user).add_field(*s, {reinterpret_cast<const char*>(name), namelen},
+                                        {reinterpret_cast<const char*>(value), valuelen});
+        } catch (...) {
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        }
+    }
+
+    static int on_frame_recv(nghttp2_session* session, const nghttp2_frame* frame, void* user) noexcept {
+        if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
+        Stream* s = stream_of(session, frame->hd.stream_id);
+        if (!s) return 0;
+        try {
+            Http2Protocol& h = self(user);
+            if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) h.headers_complete(*s);
+            if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && s->state == StreamState::receiving) {
+                if (s->reject_status) h.reject(*s);
+                else h.dispatch(*s);
+            }
+            return 0;
+        } catch (...) {
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        }
+    }
+
+    static int on_data_chunk_recv(nghttp2_session* session, std::uint8_t, std::int32_t stream_id, const std::uint8_t* data,
+                                  std::size_t len, void* user) noexcept {
+        Stream* s = stream_of(session, stream_id);
+        if (!s || s->state != StreamState::receiving || s->reject_status) return 0;
+        try {
+            Http2Protocol& h = self(user);
+            if (s->body.size() + len > h.limits_.max_body_bytes) {
+                s->reject_status = 413;
+                s->reject_reason = "the request body is larger than the body size limit";
+                std::string().swap(s->body);
+                h.reject(*s);  // answer now; the rest of the body is discarded as it comes
+                return 0;
+            }
+            s->body.append(reinterpret_cast<const char*>(data), len);
+            return 0;
+        } catch (...) {
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        }
+    }
+
+    static int on_stream_close(nghttp2_session* session, std::int32_t stream_id, std::uint32_t, void* user) noexcept {
+        Stream* s = stream_of(session, stream_id);
+        if (!s) return 0;
+        nghttp2_session_set_stream_user_data(session, stream_id, nullptr);
+        s->session_open = false;
+        // A stream the application still answers stays (its Request views into it); the completion,
+        // when it comes, is dropped and frees it.
+        self(user).settle(*s);
+        return 0;
+    }
+
+    static ssize_t read_body(nghttp2_session* session, std::int32_t stream_id, std::uint8_t* buf, std::size_t length,
+                             std::uint32_t* data_flags, nghttp2_data_source* source, void* user) noexcept {
+        Stream& s = *static_cast<Stream*>(source->ptr);
+        try {
+            const bool streaming = s.state == StreamState::streaming;
+            const std::string& src = streaming ? s.pending : s.response.body();
+            const std::size_t n = std::min(length, src.size() - s.sent);
+            std::memcpy(buf, src.data() + s.sent, n);
+            s.sent += n;
+            if (streaming && s.sent == s.pending.size()) {
+                s.pending.clear();  // keeps its capacity for the next chunks
+                s.sent = 0;
+            }
+            const bool all_sent = streaming ? s.pending.empty() && s.stream_ended : s.sent == src.size();
+            if (!all_sent) {
+                if (n == 0) {
+                    s.deferred = true;
+                    return NGHTTP2_ERR_DEFERRED;
+                }
+                return static_cast<ssize_t>(n);
+            }
+            *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+            if (!s.response.trailers().empty()) {
+                *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+                Http2Protocol& h = self(user);
+                h.build_fields(s.response.trailers());
+                if (nghttp2_submit_trailer(session, stream_id, h.nv_.data(), h.nv_.size()) != 0)
+                    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // resets the stream
+            }
+            return static_cast<ssize_t>(n);
+        } catch (...) {
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        }
+    }
+
+    // ---- requests ----
+    static Stream::Field add_bytes(Stream& s, std::string_view bytes) {
+        Stream::Field f;
+        f.name_off = static_cast<std::uint32_t>(s.head.size());
+        f.name_len = static_cast<std::uint32_t>(bytes.size());
+        s.head.append(bytes);
+        return f;
+    }
+
+    int add_field(Stream& s, std::string_view name, std::string_view value) {
+        // HPACK bombs: count the decoded size and stop storing as soon as it is over the limit.
+        s.header_bytes += name.size() + value.size() + 32;
+        if (s.header_bytes > h2_.max_header_list_bytes) {
+            return refuse_head(s, 431, "the request headers are larger than the header list size limit");
+        }
+        if (!name.empty() && name.front() == ':') {
+            Stream::Field f = add_bytes(s, value);
+            if (name == ":method") s.method = f, s.has_method = true;
+            else if (name == ":path") s.path = f, s.has_path = true;
+            else if (name == ":authority") s.authority = f, s.has_authority = true;
+            return 0;  // :scheme (and :protocol) need nothing here; nghttp2 validated them
+        }
+        if (s.fields.size() >= limits_.max_headers)
+            return refuse_head(s, 431, "the request has more header fields than the limit");
+        Stream::Field f = add_bytes(s, name);
+        const Stream::Field v = add_bytes(s, value);
+        f.value_off = v.name_off, f.value_len = v.name_len;
+        s.fields.push_back(f);
+        return 0;
+    }
+
+    int refuse_head(Stream& s, int status, const char* why) {
+        s.reject_status = status;
+        s.reject_reason = why;
+        s.head.clear();
+        s.fields.clear();
+        return 0;
+    }
+
+    void headers_complete(Stream& s) {
+        if (s.reject_status) {
+            reject(s);  // answer now, without waiting for (or buffering) a body
+            return;
+        }
+        build_request(s);
+        if (s.reject_status) reject(s);
+    }
+
+    // Makes the Request views; the header bytes are complete and will not move any more.
+    void build_request(Stream& s) {
+        Request& r = s.request;
+        if (s.has_method) {
+            const std::string_view name = s.view(s.method.name_off, s.method.name_len);
+            const auto m = parse_method(name);
+            if (!m || *m == Method::connect || *m == Method::trace) {
+                s.reject_status = 501;
+                s.reject_reason = !m ? "the request method is not implemented"
+                                     : "this method is not supported over HTTP/2 here";
+                return;
+            }
+            r.set_method(*m);
+        }
+        s.head_only = r.method() == Method::head;
+        r.set_target(s.has_path ? s.view(s.path.name_off, s.path.name_len) : std::string_view("/"));
+        r.reserve_headers(s.fields.size() + 1);
+        bool host = false;
+        for (const Stream::Field& f : s.fields) {
+            const std::string_view name = s.view(f.name_off, f.name_len);
+            host = host || name == "host";
+            r.add_header(name, s.view(f.value_off, f.value_len));
+        }
+        // HTTP/2 carries the authority as a pseudo-header; applications look for Host.
+        if (!host && s.has_authority) r.add_header("host", s.view(s.authority.name_off, s.authority.name_len));
+        if (const auto cl = r.header("content-length")) {
+            std::uint64_t n = 0;
+            const auto [p, ec] = std::from_chars(cl->data(), cl->data() + cl->size(), n);
+            if (ec == std::errc() && p == cl->data() + cl->size() && n > limits_.max_body_bytes) {
+                s.reject_status = 413;
+                s.reject_reason = "the request body is larger than the body size limit";
+                return;
+            }
+        }
+        r.set_version(2, 0);
+        r.set_keep_alive(true);
+        r.set_client(conn_.peer_address(), conn_.peer_port());
+        r.set_received_at(conn_.loop().now());
+        r.set_tls(conn_.tls());
+    }
+
+    void dispatch(Stream& s) {
+        s.state = StreamState::dispatched;
+        s.app_owned = true;
+        ++outstanding_;
+        s.request.set_body(s.body);
+        const auto id = static_cast<std::uint64_t>(s.id);
+        try {
+            dispatcher_.dispatch(s.request, Responder(net::ConnectionRef(home_.link(), conn_.id(), conn_.protocol_epoch()), this, id));
+        } catch (...) {
+            // The Responder was destroyed unanswered on the way out: the client got a 500.
+        }
+    }
+
+    // Final error response, like HTTP/1.1's (status, reason, why); the connection stays usable.
+    void reject(Stream& s) {
+        if (s.state != StreamState::receiving) return;
+        std::string body = std::to_string(s.reject_status);
+        body.append(" ").append(http::reason_phrase(s.reject_status)).append(": ").append(s.reject_reason).append("\n");
+        s.response = Response::text(std::move(body), s.reject_status);
+        if (s.reject_status == 405 || s.reject_status == 501)
+            s.response.add_header("Allow", "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS");
+        s.head_only = false;
+        s.sent = 0;
+        s.state = StreamState::dispatched;  // submit_head moves it on
+        submit_head(s, false);
+    }
+
+    // ---- responses ----
+    Stream* find_owned(std::uint64_t exchange) noexcept {
+        const auto id = static_cast<std::int32_t>(exchange);
+        if (Stream* s = stream_of(session_.get(), id); s && s->app_owned) return s;
+        for (const auto& p : live_)  // a stream the client reset, still owned by the application
+            if (p->id == id && p->app_owned) return p.get();
+        return nullptr;
+    }
+
+    void finish_app(Stream& s) {
+        if (!s.app_owned) return;
+        s.app_owned = false;
+        --outstanding_;
+    }
+
+    void submit_head(Stream& s, bool streaming) {
+        const Response& r = s.response;
+        const bool body_allowed = http::status_allows_body(r.status());
+        build_head(r, body_allowed, streaming);
+        const bool has_data = !s.head_only && body_allowed && (streaming || !r.body().empty());
+        const bool needs_provider = has_data || !r.trailers().empty();
+        nghttp2_data_provider provider{};
+        provider.source.ptr = &s;
+        provider.read_callback = &read_body;
+        int rv = nghttp2_submit_response(session_.get(), s.id, nv_.data(), nv_.size(), needs_provider ? &provider : nullptr);
+        if (rv != 0) {
+            nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE, s.id, NGHTTP2_INTERNAL_ERROR);
+            s.state = StreamState::done;
+            return;
+        }
+        if (streaming && has_data) {
+            s.state = StreamState::streaming;
+        } else {
+            // No body to stream (HEAD, 204/304): what the application writes next is dropped.
+            s.state = streaming ? StreamState::streaming : StreamState::responding;
+            if (streaming) s.head_only = true;
+        }
+    }
+
+    void resume(Stream& s) {
+        if (!s.deferred) return;
+        s.deferred = false;
+        nghttp2_session_resume_data(session_.get(), s.id);
+    }
+
+    // Frees a stream nobody needs any more: nghttp2 closed it and the application has answered.
+    void settle(Stream& s) {
+        if (s.session_open || s.app_owned) return;
+        if (upgrade_stream_ == &s) upgrade_stream_ = nullptr;
+        for (auto it = live_.begin(); it != live_.end(); ++it) {
+            if (it->get() != &s) continue;
+            std::unique_ptr<Stream> owned = std::move(*it);
+            *it = std::move(live_.back());
+            live_.pop_back();
+            pool_.release(std::move(owned));
+            break;
+        }
+        if (live_.empty()) idle_since_ = conn_.loop().now();
+    }
+
+    // Fills nv_ for a response head (":status", Server, Date, Content-Type/Length, the extra headers) or
+    // for trailers, with lowercase names. nghttp2 copies the fields, so the scratch buffers are reused.
+    void build_head(const Response& r, bool body_allowed, bool streaming) {
+        scratch_.clear();
+        offsets_.clear();
+        char status[8];
+        const auto [end, ec] = std::to_chars(status, status + sizeof status, r.status());
+        (void)ec;
+        push(":status", std::string_view(status, static_cast<std::size_t>(end - status)));
+        push("server", "covet");
+        push("date", http::DateCache::thread_local_instance().get());
+        if (body_allowed) {
+            if (!r.content_type().empty()) push("content-type", r.content_type());
+            if (!streaming) {
+                char len[24];
+                const auto [lend, lec] = std::to_chars(len, len + sizeof len, r.body().size());
+                (void)lec;
+                push("content-length", std::string_view(len, static_cast<std::size_t>(lend - len)));
+            }
+        }
+        push_lines(r.extra_headers());
+        make_nv();
+    }
+    void build_fields(std::string_view lines) {
+        scratch_.clear();
+        offsets_.clear();
+        push_lines(lines);
+        make_nv();
+    }
+
+    void push(std::string_view name, std::string_view value) {
+        const std::size_t at = scratch_.size();
+        for (char c : name) scratch_.push_back(ascii_lower(c));
+        scratch_.append(value);
+        offsets_.push_back({at, name.size(), value.size()});
+    }
+    // "Name: value\r\n" lines (Response's serialized form).
+    void push_lines(std::string_view rest) {
+        while (!rest.empty()) {
+            const std::size_t eol = rest.find("\r\n");
+            const std::string_view line = rest.substr(0, eol);
+            rest.remove_prefix(eol == std::string_view::npos ? rest.size() : eol + 2);
+            const std::size_t colon = line.find(':');
+            if (colon == std::string_view::npos || colon == 0) continue;
+            std::string_view value = line.substr(colon + 1);
+            while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+            const std::size_t at = scratch_.size();
+            push(line.substr(0, colon), value);
+            if (connection_specific(std::string_view(scratch_).substr(at, colon))) {
+                scratch_.resize(at);
+                offsets_.pop_back();
+            }
+        }
+    }
+    void make_nv() {
+        nv_.clear();
+        auto* base = reinterpret_cast<std::uint8_t*>(scratch_.data());
+        for (const FieldOffset& f : offsets_)
+            nv_.push_back({base + f.at, base + f.at + f.name_len, f.name_len, f.value_len, NGHTTP2_NV_FLAG_NONE});
+    }
+
+    // ---- output ----
+    void send_pending() {
+        if (in_session_ || !session_) return;
+        in_session_ = true;
+        while (conn_.out().size() <= limits_.output_high_water) {
+            const std::uint8_t* data = nullptr;
+            const ssize_t n = nghttp2_session_mem_send(session_.get(), &data);
+            if (n < 0) {
+                fatal_ = true;
+                break;
+            }
+            if (n == 0) break;
+            conn_.out().append(std::string_view(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n)));
+        }
+        in_session_ = false;
+        if (conn_.out().size() > limits_.output_high_water && !output_blocked_) {
+            // The peer reads slowly: stop producing (and reading) until the queue drains.
+            output_blocked_ = true;
+            conn_.set_reading(false);
+        }
+    }
+
+    void send_and_flush() {
+        if (in_session_ || closing_) return;
+        send_pending();
+        const bool want = nghttp2_session_want_read(session_.get()) || nghttp2_session_want_write(session_.get());
+        if (fatal_ || !want || (peer_closed_ && outstanding_ == 0 && !nghttp2_session_want_write(session_.get())) ||
+            (shutting_down_ && final_goaway_sent_ && live_.empty())) {
+            close();
+            return;
+        }
+        conn_.flush();
+    }
+
+    void submit_final_goaway() {
+        nghttp2_submit_goaway(session_.get(), NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session_.get()),
+                              NGHTTP2_NO_ERROR, nullptr, 0);
+        final_goaway_sent_ = true;
+    }
+
+    void close() {
+        if (closing_) return;
+        closing_ = true;
+        conn_.close_after_flush();
+    }
+
+    struct FieldOffset {
+        std::size_t at, name_len, value_len;
+    };
+
+    net::Connection& conn_;
+    net::ConnectionHome& home_;
+    RequestDispatcher& dispatcher_;
+    const net::Limits& limits_;
+    const net::Http2Limits& h2_;
+    const net::Timeouts& timeouts_;
+    SessionPtr session_;
+    detail::StreamPool pool_;
+    std::vector<std::unique_ptr<Stream>> live_;  // every stream nghttp2 or the application still needs
+    Stream* upgrade_stream_ = nullptr;           // h2c: stream 1, dispatched on the first on_data
+    std::string scratch_;                        // field bytes for the next submit
+    std::vector<FieldOffset> offsets_;
+    std::vector<nghttp2_nv> nv_;
+    Clock::time_point idle_since_{};
+    std::size_t outstanding_ = 0;  // dispatched streams not yet answered
+    bool in_session_ = false, closing_ = false, fatal_ = false, peer_closed_ = false, output_blocked_ = false;
+    bool shutting_down_ = false, shutdown_notice_sent_ = false, final_goaway_sent_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<net::ProtocolHandler> make_protocol(net::Connection& connection, net::ConnectionHome& home,
+                                                    RequestDispatcher& dispatcher) {
+    auto p = std::make_unique<Http2Protocol>(connection, home, dispatcher);
+    if (!p->init()) return nullptr;
+    return p;
+}
+
+std::unique_ptr<net::ProtocolHandler> make_upgraded_protocol(net::Connection& connection, net::ConnectionHome& home,
+                                                             RequestDispatcher& dispatcher,
+                                                             std::string_view settings_header, const Request& request) {
+    auto p = std::make_unique<Http2Protocol>(connection, home, dispatcher);
+    if (!p->init() || !p->init_upgrade(settings_header, request)) return nullptr;
+    return p;
+}
+
+}  // namespace covet::http2

@@ -1,1 +1,1035 @@
-// Tests for the HTTP/2 protocol handler.
+// Tests for the HTTP/2 protocol handler (covet::http2::make_protocol) and h2c (through the HTTP/1.1
+// handler), without sockets.
+//
+// The connection runs on a FakeDriver (tests/support/fake_driver.hpp). An nghttp2 *client* session in the
+// test produces the frames and parses the responses; abuse cases (floods, oversized frames) are written
+// as raw frames, and the server's output is then read with a small frame parser instead.
+#include "covet/http2/protocol.hpp"
+
+#include <gtest/gtest.h>
+#include <nghttp2/nghttp2.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <regex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "../support/fake_driver.hpp"
+#include "covet/http1/protocol.hpp"
+
+namespace {
+
+namespace net = covet::net;
+namespace io = covet::io;
+using covet::Request;
+using covet::Responder;
+using covet::Response;
+using covet::StreamWriter;
+using covet_test::FakeDispatcher;
+using covet_test::FakeDriver;
+using covet_test::Seen;
+using namespace std::chrono_literals;
+
+using Fields = std::vector<std::pair<std::string, std::string>>;
+
+const std::regex imf_fixdate(
+    R"((Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-3][0-9] (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [0-9]{4} )"
+    R"([0-2][0-9]:[0-5][0-9]:[0-6][0-9] GMT)");
+
+std::string field(const Fields& f, std::string_view name) {
+    for (const auto& [n, v] : f)
+        if (n == name) return v;
+    return "<none>";
+}
+
+// ================================================================ harness
+
+enum class Start { http2, http1 };
+
+class Harness {
+public:
+    explicit Harness(net::ServerConfig config = {}, Start start = Start::http2)
+        : driver(std::move(config)), conn(driver, -1, net::ConnectionId{3, 7}, "10.0.0.1", 5555) {
+        driver.connection = &conn;
+        if (start == Start::http2) conn.set_protocol(covet::http2::make_protocol(conn, driver, dispatcher));
+        else conn.set_protocol(covet::http1::make_protocol(conn, driver, dispatcher));
+    }
+    ~Harness() { driver.connection = nullptr; }
+
+    // One receive() from a buffer that is scribbled over afterwards: views into consumed input show.
+    void feed(std::string_view bytes) {
+        if (bytes.empty()) return;
+        inputs_.emplace_back(bytes);
+        std::string& buf = inputs_.back();
+        conn.receive(std::span<const char>(buf.data(), buf.size()));
+        buf.assign(buf.size(), '#');
+    }
+    // Everything sent so far, drained like a backend does (and told so).
+    std::string take() {
+        std::string raw;
+        iovec iov[io::OutputQueue::max_iovecs];
+        while (const std::size_t n = conn.wire_out().prepare_send(iov)) {
+            std::size_t bytes = 0;
+            for (std::size_t i = 0; i < n; ++i) {
+                raw.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
+                bytes += iov[i].iov_len;
+            }
+            conn.wire_out().consume(bytes);
+        }
+        if (!raw.empty() && !driver.closed) conn.output_drained();
+        return raw;
+    }
+    void advance(io::Clock::duration d) {
+        driver.clock += d;
+        conn.tick(driver.clock);
+    }
+
+    FakeDriver driver;
+    FakeDispatcher dispatcher;
+    net::Connection conn;
+
+private:
+    std::deque<std::string> inputs_;
+};
+
+// ---- raw frames ----
+
+std::string frame(std::uint8_t type, std::uint8_t flags, std::int32_t stream, std::string_view payload) {
+    std::string f;
+    const auto len = static_cast<std::uint32_t>(payload.size());
+    f.push_back(static_cast<char>(len >> 16));
+    f.push_back(static_cast<char>(len >> 8));
+    f.push_back(static_cast<char>(len));
+    f.push_back(static_cast<char>(type));
+    f.push_back(static_cast<char>(flags));
+    for (int shift = 24; shift >= 0; shift -= 8) f.push_back(static_cast<char>((static_cast<std::uint32_t>(stream) >> shift) & 0xff));
+    f.append(payload);
+    return f;
+}
+std::string u32(std::uint32_t v) {
+    return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8), static_cast<char>(v)};
+}
+
+// HPACK-encodes a header list (one encoder per connection: it keeps a dynamic table).
+class Encoder {
+public:
+    Encoder() { nghttp2_hd_deflate_new(&d_, 4096); }
+    ~Encoder() { nghttp2_hd_deflate_del(d_); }
+    std::string encode(const Fields& fields) {
+        std::vector<nghttp2_nv> nv;
+        for (const auto& [n, v] : fields)
+            nv.push_back({reinterpret_cast<std::uint8_t*>(const_cast<char*>(n.data())),
+                          reinterpret_cast<std::uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(), NGHTTP2_NV_FLAG_NONE});
+        std::string out(nghttp2_hd_deflate_bound(d_, nv.data(), nv.size()), '\0');
+        const ssize_t n = nghttp2_hd_deflate_hd(d_, reinterpret_cast<std::uint8_t*>(out.data()), out.size(), nv.data(), nv.size());
+        EXPECT_GE(n, 0);
+        out.resize(static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
+        return out;
+    }
+
+private:
+    nghttp2_hd_deflater* d_ = nullptr;
+};
+
+Fields get_fields(std::string_view path) {
+    return {{":method", "GET"}, {":scheme", "http"}, {":path", std::string(path)}, {":authority", "test"}};
+}
+
+struct Frame {
+    std::uint8_t type = 0, flags = 0;
+    std::int32_t stream = 0;
+    std::string payload;
+    std::uint32_t word(std::size_t at) const {
+        std::uint32_t v = 0;
+        for (std::size_t i = 0; i < 4; ++i) v = (v << 8) | static_cast<unsigned char>(payload[at + i]);
+        return v;
+    }
+};
+std::vector<Frame> parse_frames(std::string_view bytes) {
+    std::vector<Frame> frames;
+    while (bytes.size() >= 9) {
+        const auto b = [&](std::size_t i) { return static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i])); };
+        const std::size_t len = (b(0) << 16) | (b(1) << 8) | b(2);
+        if (bytes.size() < 9 + len) break;
+        Frame f;
+        f.type = static_cast<std::uint8_t>(b(3));
+        f.flags = static_cast<std::uint8_t>(b(4));
+        f.stream = static_cast<std::int32_t>(((b(5) << 24) | (b(6) << 16) | (b(7) << 8) | b(8)) & 0x7fffffff);
+        f.payload.assign(bytes.substr(9, len));
+        frames.push_back(std::move(f));
+        bytes.remove_prefix(9 + len);
+    }
+    EXPECT_TRUE(bytes.empty()) << "trailing partial frame";
+    return frames;
+}
+const Frame* find_frame(const std::vector<Frame>& frames, std::uint8_t type, std::int32_t stream = -1) {
+    for (const Frame& f : frames)
+        if (f.type == type && (stream < 0 || f.stream == stream)) return &f;
+    return nullptr;
+}
+
+// The client's side of a raw connection: preface and an empty SETTINGS.
+std::string raw_preface() {
+    return std::string(covet::http2::client_preface) + frame(NGHTTP2_SETTINGS, 0, 0, "");
+}
+
+// ---- an nghttp2 client session ----
+
+struct ClientStream {
+    int status = 0;
+    Fields headers, trailers;
+    std::string body;
+    bool closed = false;
+    std::uint32_t close_error = 0;
+    bool reset = false;  // RST_STREAM received
+    std::uint32_t rst_error = 0;
+};
+
+class Client {
+public:
+    explicit Client(std::vector<nghttp2_settings_entry> settings = {}) {
+        nghttp2_session_callbacks* cb = nullptr;
+        nghttp2_session_callbacks_new(&cb);
+        nghttp2_session_callbacks_set_on_header_callback(cb, &on_header);
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, &on_data);
+        nghttp2_session_callbacks_set_on_stream_close_callback(cb, &on_close);
+        nghttp2_session_callbacks_set_on_frame_recv_callback(cb, &on_frame);
+        nghttp2_option* opt = nullptr;
+        nghttp2_option_new(&opt);
+        // The client estimates a header block by its decoded size; the HPACK bomb test needs it to send one.
+        nghttp2_option_set_max_send_header_block_length(opt, 1 << 20);
+        nghttp2_session_client_new2(&session, cb, this, opt);
+        nghttp2_option_del(opt);
+        nghttp2_session_callbacks_del(cb);
+        nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, settings.data(), settings.size());
+    }
+    ~Client() { nghttp2_session_del(session); }
+    Client(const Client&) = delete;
+    Client& operator=(const Client&) = delete;
+
+    // Submits a request; `body` (if any) goes in DATA frames.
+    std::int32_t request(const Fields& fields, std::string body = {}, bool with_body = false) {
+        std::vector<nghttp2_nv> nv = to_nv(fields);
+        bodies_.push_back({std::move(body), 0});
+        nghttp2_data_provider provider{};
+        provider.source.ptr = &bodies_.back();
+        provider.read_callback = &read_body;
+        const std::int32_t id = nghttp2_submit_request(session, nullptr, nv.data(), nv.size(),
+                                                       with_body || !bodies_.back().data.empty() ? &provider : nullptr, nullptr);
+        EXPECT_GT(id, 0);
+        return id;
+    }
+    std::int32_t get(std::string_view path, Fields extra = {}) {
+        Fields f = get_fields(path);
+        f.insert(f.end(), extra.begin(), extra.end());
+        return request(f);
+    }
+    std::int32_t post(std::string_view path, std::string body) {
+        Fields f = {{":method", "POST"}, {":scheme", "http"}, {":path", std::string(path)}, {":authority", "test"}};
+        return request(f, std::move(body), true);
+    }
+
+    std::string output() {
+        std::string out;
+        for (;;) {
+            const std::uint8_t* data = nullptr;
+            const ssize_t n = nghttp2_session_mem_send(session, &data);
+            EXPECT_GE(n, 0);
+            if (n <= 0) break;
+            out.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+        }
+        return out;
+    }
+    void input(std::string_view bytes) {
+        frames_in += bytes;
+        const ssize_t n = nghttp2_session_mem_recv(session, reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
+        EXPECT_EQ(n, static_cast<ssize_t>(bytes.size())) << nghttp2_strerror(static_cast<int>(n));
+    }
+
+    nghttp2_session* session = nullptr;
+    std::map<std::int32_t, ClientStream> streams;
+    std::vector<nghttp2_settings_entry> server_settings;
+    int goaways = 0;
+    std::uint32_t goaway_error = 0;
+    std::int32_t goaway_last_stream = -1;
+    std::string frames_in;  // everything the server sent
+
+private:
+    struct Body {
+        std::string data;
+        std::size_t sent;
+    };
+    static std::vector<nghttp2_nv> to_nv(const Fields& fields) {
+        std::vector<nghttp2_nv> nv;
+        for (const auto& [n, v] : fields)
+            nv.push_back({reinterpret_cast<std::uint8_t*>(const_cast<char*>(n.data())),
+                          reinterpret_cast<std::uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(), NGHTTP2_NV_FLAG_NONE});
+        return nv;
+    }
+    static Client& self(void* p) { return *static_cast<Client*>(p); }
+    static ssize_t read_body(nghttp2_session*, std::int32_t, std::uint8_t* buf, std::size_t len, std::uint32_t* flags,
+                             nghttp2_data_source* src, void*) {
+        Body& b = *static_cast<Body*>(src->ptr);
+        const std::size_t n = std::min(len, b.data.size() - b.sent);
+        std::memcpy(buf, b.data.data() + b.sent, n);
+        b.sent += n;
+        if (b.sent == b.data.size()) *flags |= NGHTTP2_DATA_FLAG_EOF;
+        return static_cast<ssize_t>(n);
+    }
+    static int on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name, std::size_t namelen,
+                         const std::uint8_t* value, std::size_t valuelen, std::uint8_t, void* user) {
+        ClientStream& s = self(user).streams[frame->hd.stream_id];
+        const std::string n(reinterpret_cast<const char*>(name), namelen), v(reinterpret_cast<const char*>(value), valuelen);
+        if (n == ":status") s.status = std::stoi(v);
+        else if (frame->headers.cat == NGHTTP2_HCAT_HEADERS) s.trailers.emplace_back(n, v);  // after the response head
+        else s.headers.emplace_back(n, v);
+        return 0;
+    }
+    static int on_data(nghttp2_session*, std::uint8_t, std::int32_t id, const std::uint8_t* data, std::size_t len, void* user) {
+        self(user).streams[id].body.append(reinterpret_cast<const char*>(data), len);
+        return 0;
+    }
+    static int on_close(nghttp2_session*, std::int32_t id, std::uint32_t error, void* user) {
+        ClientStream& s = self(user).streams[id];
+        s.closed = true;
+        s.close_error = error;
+        return 0;
+    }
+    static int on_frame(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+        Client& c = self(user);
+        if (frame->hd.type == NGHTTP2_SETTINGS && !(frame->hd.flags & NGHTTP2_FLAG_ACK))
+            c.server_settings.assign(frame->settings.iv, frame->settings.iv + frame->settings.niv);
+        if (frame->hd.type == NGHTTP2_GOAWAY) {
+            ++c.goaways;
+            c.goaway_error = frame->goaway.error_code;
+            c.goaway_last_stream = frame->goaway.last_stream_id;
+        }
+        if (frame->hd.type == NGHTTP2_RST_STREAM) {
+            ClientStream& s = c.streams[frame->hd.stream_id];
+            s.reset = true;
+            s.rst_error = frame->rst_stream.error_code;
+        }
+        return 0;
+    }
+
+    std::deque<Body> bodies_;  // addresses stay put for the data providers
+};
+
+// Moves bytes both ways until neither side has anything to say.
+void pump(Harness& h, Client& c) {
+    for (int i = 0; i < 1000; ++i) {
+        const std::string up = c.output();
+        h.feed(up);
+        const std::string down = h.take();
+        if (!down.empty()) c.input(down);
+        if (up.empty() && down.empty()) return;
+    }
+    ADD_FAILURE() << "pump did not settle";
+}
+
+net::ServerConfig config_with(auto&& tweak) {
+    net::ServerConfig c;
+    tweak(c);
+    return c;
+}
+
+// ================================================================ exchanges
+
+TEST(Http2Protocol, AdvertisesSettingsFromLimits) {
+    Harness h(config_with([](net::ServerConfig& c) {
+        c.http2_limits.max_concurrent_streams = 7;
+        c.http2_limits.initial_window_size = 100000;
+        c.http2_limits.max_header_list_bytes = 9000;
+        c.http2_limits.max_frame_size = 32768;
+    }));
+    Client c;
+    pump(h, c);
+    std::map<std::int32_t, std::uint32_t> got;
+    for (const auto& e : c.server_settings) got[e.settings_id] = e.value;
+    EXPECT_EQ(got[NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS], 7u);
+    EXPECT_EQ(got[NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE], 100000u);
+    EXPECT_EQ(got[NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE], 9000u);
+    EXPECT_EQ(got[NGHTTP2_SETTINGS_MAX_FRAME_SIZE], 32768u);
+    // The server's first frame is its SETTINGS (the server connection preface).
+    const auto frames = parse_frames(c.frames_in);
+    ASSERT_FALSE(frames.empty());
+    EXPECT_EQ(frames[0].type, NGHTTP2_SETTINGS);
+    EXPECT_FALSE(h.conn.closing());
+}
+
+TEST(Http2Protocol, GetWithHeadersQueryAndAuthorityAsHost) {
+    Harness h;
+    h.dispatcher.handler = [&](Request& r, Responder& res) {
+        EXPECT_EQ(r.client_address(), "10.0.0.1");
+        EXPECT_EQ(r.client_port(), 5555);
+        EXPECT_EQ(r.received_at(), h.driver.clock);
+        EXPECT_EQ(r.version_major(), 2);
+        EXPECT_EQ(r.version_minor(), 0);
+        EXPECT_EQ(r.tls(), nullptr);
+        EXPECT_EQ(r.query("name"), "x y");
+        res.send(Response::text("hello"));
+    };
+    Client c;
+    const auto id = c.get("/hello?name=x%20y", {{"user-agent", "t"}, {"x-multi", "1"}, {"x-multi", "2"}});
+    pump(h, c);
+    ASSERT_EQ(h.dispatcher.seen.size(), 1u);
+    const Seen& s = h.dispatcher.seen[0];
+    EXPECT_EQ(s.method, "GET");
+    EXPECT_EQ(s.target, "/hello?name=x%20y");
+    EXPECT_EQ(s.path, "/hello");
+    EXPECT_EQ(s.query, "name=x%20y");
+    EXPECT_EQ(s.protocol, "HTTP/2");
+    EXPECT_TRUE(s.keep_alive);
+    EXPECT_EQ(s.headers, (Fields{{"user-agent", "t"}, {"x-multi", "1"}, {"x-multi", "2"}, {"host", "test"}}));
+
+    const ClientStream& r = c.streams[id];
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, "hello");
+    EXPECT_TRUE(r.closed);
+    EXPECT_EQ(r.close_error, 0u);
+    EXPECT_EQ(field(r.headers, "content-type"), "text/plain; charset=utf-8");
+    EXPECT_EQ(field(r.headers, "content-length"), "5");
+    EXPECT_EQ(field(r.headers, "server"), "covet");
+    EXPECT_TRUE(std::regex_match(field(r.headers, "date"), imf_fixdate)) << field(r.headers, "date");
+    EXPECT_EQ(h.dispatcher.finalized, 1);
+    EXPECT_FALSE(h.conn.closing());
+    EXPECT_FALSE(h.conn.protocol()->exchange_outstanding());
+}
+
+TEST(Http2Protocol, HostHeaderWinsOverAuthority) {
+    Harness h;
+    Client c;
+    c.request({{":method", "GET"}, {":scheme", "http"}, {":path", "/"}, {":authority", "a.example"}, {"host", "a.example"}});
+    pump(h, c);
+    ASSERT_EQ(h.dispatcher.seen.size(), 1u);
+    EXPECT_EQ(h.dispatcher.seen[0].headers, (Fields{{"host", "a.example"}}));
+}
+
+TEST(Http2Protocol, PostBody) {
+    Harness h;
+    Client c;
+    const auto id = c.post("/submit", "field=value&x=1");
+    pump(h, c);
+    ASSERT_EQ(h.dispatcher.seen.size(), 1u);
+    EXPECT_EQ(h.dispatcher.seen[0].method, "POST");
+    EXPECT_EQ(h.dispatcher.seen[0].body, "field=value&x=1");
+    EXPECT_EQ(c.streams[id].status, 200);
+    EXPECT_EQ(c.streams[id].body, "POST /submit field=value&x=1");
+}
+
+TEST(Http2Protocol, ResponseHeadersAreLowercaseWithoutConnectionSpecificOnes) {
+    Harness h;
+    h.dispatcher.handler = [](Request&, Responder& res) {
+        Response r = Response::json("{}", 201);
+        r.add_header("X-Custom", "Yes").add_header("Connection", "close").add_header("Keep-Alive", "timeout=5");
+        r.add_header("Transfer-Encoding", "chunked").add_header("Upgrade", "h2c").add_header("Set-Cookie", "a=1");
+        res.send(std::move(r));
+    };
+    Client c;
+    const auto id = c.get("/");
+    pump(h, c);
+    const ClientStream& r = c.streams[id];
+    EXPECT_EQ(r.status, 201);
+    EXPECT_EQ(r.body, "{}");
+    EXPECT_EQ(field(r.headers, "x-custom"), "Yes");
+    EXPECT_EQ(field(r.headers, "set-cookie"), "a=1");
+    EXPECT_EQ(field(r.headers, "content-type"), "application/json");
+    for (const char* gone : {"connection", "keep-alive", "transfer-encoding", "upgrade"})
+        EXPECT_EQ(field(r.headers, gone), "<none>") << gone;
+    EXPECT_FALSE(h.conn.closing());  // close_connection has no meaning per stream
+}
+
+TEST(Http2Protocol, ConcurrentStreamsCompletedOutOfOrder) {
+    Harness h;
+    h.dispatcher.defer = true;
+    Client c;
+    std::vector<std::int32_t> ids;
+    for (int i = 0; i < 10; ++i) ids.push_back(c.get("/r" + std::to_string(i)));
+    pump(h, c);
+    ASSERT_EQ(h.dispatcher.held.size(), 10u);
+    EXPECT_TRUE(h.conn.protocol()->exchange_outstanding());
+    // Answer from the last to the first; each answer must reach its own stream.
+    for (int i = 9; i >= 0; --i) {
+        h.dispatcher.held[static_cast<std::size_t>(i)].send(Response::text("answer " + std::to_string(i)));
+        pump(h, c);
+        EXPECT_EQ(c.streams[ids[static_cast<std::size_t>(i)]].body, "answer " + std::to_string(i));
+        if (i > 0) {
+            EXPECT_FALSE(c.streams[ids[0]].closed);
+        }
+    }
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        EXPECT_EQ(c.streams[ids[i]].status, 200);
+        EXPECT_EQ(h.dispatcher.seen[i].path, "/r" + std::to_string(i));
+    }
+    EXPECT_FALSE(h.conn.protocol()->exchange_outstanding());
+}
+
+TEST(Http2Protocol, RequestViewsStayValidUntilTheResponse) {
+    Harness h;
+    h.dispatcher.defer = true;
+    Client c;
+    c.post("/keep?x=1", "the body");
+    c.get("/other", {{"x-h", "v"}});
+    pump(h, c);
+    ASSERT_EQ(h.dispatcher.held.size(), 2u);
+    // Input buffers were scribbled over and a second stream arrived: the held requests are intact.
+    EXPECT_EQ(covet_test::snapshot(*h.dispatcher.held_request), h.dispatcher.seen[1]);
+    h.dispatcher.held[1].send(Response::text("ok"));
+    pump(h, c);
+    h.dispatcher.held[0].send(Response::text("ok"));
+    pump(h, c);
+}
+
+TEST(Http2Protocol, CompletionFromAnotherThreadIsPosted) {
+    Harness h;
+    h.dispatcher.defer = true;
+    Client c;
+    const auto id = c.get("/x");
+    pump(h, c);
+    h.driver.set_home_thread(false);
+    h.dispatcher.held[0].send(Response::text("later"));
+    h.driver.set_home_thread(true);
+    EXPECT_EQ(h.driver.run_posted(), 1);
+    pump(h, c);
+    EXPECT_EQ(c.streams[id].body, "later");
+}
+
+TEST(Http2Protocol, StreamingResponse) {
+    Harness h;
+    StreamWriter writer;
+    h.dispatcher.handler = [&](Request&, Responder& res) {
+        Response head = Response::text("first,");
+        head.add_header("X-Stream", "1");
+        writer = res.stream(std::move(head));
+    };
+    Client c;
+    const auto id = c.get("/s");
+    pump(h, c);
+    EXPECT_EQ(c.streams[id].status, 200);
+    EXPECT_EQ(field(c.streams[id].headers, "content-length"), "<none>");
+    EXPECT_EQ(field(c.streams[id].headers, "x-stream"), "1");
+    EXPECT_EQ(c.streams[id].body, "first,");
+    EXPECT_FALSE(c.streams[id].closed);
+    EXPECT_TRUE(h.conn.protocol()->exchange_outstanding());
+    writer.write("second,");
+    pump(h, c);
+    EXPECT_EQ(c.streams[id].body, "first,second,");
+    writer.write("third");
+    writer.end();
+    pump(h, c);
+    EXPECT_EQ(c.streams[id].body, "first,second,third");
+    EXPECT_TRUE(c.streams[id].closed);
+    EXPECT_EQ(c.streams[id].close_error, 0u);
+    EXPECT_FALSE(h.conn.protocol()->exchange_outstanding());
+}
+
+TEST(Http2Protocol, StreamAbortResetsTheStream) {
+    Harness h;
+    StreamWriter writer;
+    h.dispatcher.handler = [&](Request& r, Responder& res) {
+        if (r.path() != "/s") return res.send(Response::text(covet_test::echo_text(r)));
+        writer = res.stream(Response::text("part"));
+    };
+    Client c;
+    const auto id = c.get("/s");
+    pump(h, c);
+    writer.abort();
+    pump(h, c);
+    EXPECT_TRUE(c.streams[id].reset);
+    EXPECT_EQ(c.streams[id].rst_error, static_cast<std::uint32_t>(NGHTTP2_INTERNAL_ERROR));
+    EXPECT_FALSE(h.conn.closing());
+    // The connection is still usable.
+    const auto next = c.get("/after");
+    pump(h, c);
+    EXPECT_EQ(c.streams[next].body, "GET /after");
+}
+
+TEST(Http2Protocol, Trailers) {
+    Harness h;
+    h.dispatcher.handler = [](Request& r, Responder& res) {
+        if (r.path() == "/empty") return res.send(Response(200).trailer("grpc-status", "0"));
+        res.send(Response::bytes("payload", "application/grpc").trailer("Grpc-Status", "0").trailer("grpc-message", "ok"));
+    };
+    Client c;
+    const auto id = c.get("/t");
+    const auto empty = c.get("/empty");
+    pump(h, c);
+    EXPECT_EQ(c.streams[id].body, "payload");
+    EXPECT_EQ(c.streams[id].trailers, (Fields{{"grpc-status", "0"}, {"grpc-message", "ok"}}));
+    EXPECT_EQ(field(c.streams[id].headers, "grpc-status"), "<none>");
+    EXPECT_TRUE(c.streams[id].closed);
+    EXPECT_EQ(c.streams[empty].body, "");
+    EXPECT_EQ(c.streams[empty].trailers, (Fields{{"grpc-status", "0"}}));
+}
+
+TEST(Http2Protocol, StreamingResponseWithTrailers) {
+    Harness h;
+    StreamWriter writer;
+    h.dispatcher.handler = [&](Request&, Responder& res) {
+        writer = res.stream(Response::bytes("", "application/grpc").trailer("grpc-status", "0"));
+    };
+    Client c;
+    const auto id = c.get("/s");
+    pump(h, c);
+    writer.write("m1");
+    writer.end();
+    pump(h, c);
+    EXPECT_EQ(c.streams[id].body, "m1");
+    EXPECT_EQ(c.streams[id].trailers, (Fields{{"grpc-status", "0"}}));
+}
+
+TEST(Http2Protocol, HeadSendsHeadersWithoutBody) {
+    Harness h;
+    Client c;
+    const auto id = c.request({{":method", "HEAD"}, {":scheme", "http"}, {":path", "/h"}, {":authority", "t"}});
+    pump(h, c);
+    EXPECT_EQ(c.streams[id].status, 200);
+    EXPECT_EQ(field(c.streams[id].headers, "content-length"), std::to_string(std::string("HEAD /h").size()));
+    EXPECT_EQ(c.streams[id].body, "");
+    EXPECT_TRUE(c.streams[id].closed);
+    EXPECT_EQ(c.streams[id].close_error, 0u);
+}
+
+TEST(Http2Protocol, LargeBodiesObeyFlowControl) {
+    Harness h;
+    const std::string big(300 * 1000, 'b');
+    h.dispatcher.handler = [&](Request& r, Responder& res) {
+        res.send(Response::text(r.path() == "/upload" ? std::to_string(r.body().size()) : big));
+    };
+    Client c;  // default client window: 65535, so the server must wait for WINDOW_UPDATEs
+    const auto down = c.get("/download");
+    pump(h, c);
+    EXPECT_EQ(c.streams[down].body.size(), big.size());
+    EXPECT_EQ(c.streams[down].body, big);
+    const auto up = c.post("/upload", std::string(200 * 1000, 'u'));  // above the default 65535 window
+    pump(h, c);
+    EXPECT_EQ(c.streams[up].body, "200000");
+}
+
+TEST(Http2Protocol, SlowReaderPausesOutputAtHighWater) {
+    Harness h(config_with([](net::ServerConfig& c) { c.limits.output_high_water = 20000; }));
+    const std::string big(200 * 1000, 'z');
+    h.dispatcher.handler = [&](Request&, Responder& res) { res.send(Response::text(big)); };
+    Client c({{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20}});
+    nghttp2_session_set_local_window_size(c.session, NGHTTP2_FLAG_NONE, 0, 1 << 20);
+    const auto id = c.get("/");
+    h.feed(c.output());
+    // Not drained: the server stops once more than the high water is queued.
+    const std::size_t queued = h.conn.wire_out().size();
+    EXPECT_LT(queued, 20000u + 20000u);
+    EXPECT_GT(queued, 0u);
+    EXPECT_FALSE(h.driver.reading.empty());
+    EXPECT_FALSE(h.driver.reading.back());
+    pump(h, c);  // draining resumes it
+    EXPECT_EQ(c.streams[id].body.size(), big.size());
+    EXPECT_TRUE(h.driver.reading.back());
+}
+
+TEST(Http2Protocol, UnknownMethodIs501AndConnectIsRefused) {
+    Harness h;
+    Client c;
+    const auto brew = c.request({{":method", "BREW"}, {":scheme", "http"}, {":path", "/"}, {":authority", "t"}});
+    const auto connect = c.request({{":method", "CONNECT"}, {":authority", "example.com:443"}});
+    pump(h, c);
+    EXPECT_EQ(c.streams[brew].status, 501);
+    EXPECT_EQ(field(c.streams[brew].headers, "allow"), "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS");
+    EXPECT_EQ(c.streams[connect].status, 501);
+    EXPECT_TRUE(h.dispatcher.seen.empty());
+    EXPECT_FALSE(h.conn.closing());
+}
+
+// ================================================================ limits and abuse
+
+TEST(Http2Protocol, BodyOverLimitIs413AndConnectionStaysUsable) {
+    Harness h(config_with([](net::ServerConfig& c) { c.limits.max_body_bytes = 1000; }));
+    Client c;
+    const auto big = c.post("/big", std::string(5000, 'x'));  // no content-length: found while receiving
+    pump(h, c);
+    EXPECT_EQ(c.streams[big].status, 413);
+    Fields with_length = {{":method", "POST"}, {":scheme", "http"}, {":path", "/cl"}, {":authority", "t"}, {"content-length", "5000"}};
+    const auto declared = c.request(with_length, std::string(5000, 'y'));
+    pump(h, c);
+    EXPECT_EQ(c.streams[declared].status, 413);
+    EXPECT_TRUE(h.dispatcher.seen.empty());
+    const auto small = c.post("/small", "ok");
+    pump(h, c);
+    EXPECT_EQ(c.streams[small].body, "POST /small ok");
+    EXPECT_FALSE(h.conn.closing());
+}
+
+TEST(Http2Protocol, HpackBombIsRefusedAndConnectionStaysUsable) {
+    Harness h(config_with([](net::ServerConfig& c) { c.http2_limits.max_header_list_bytes = 16 * 1024; }));
+    Client c;
+    // ~2 KB on the wire (the field is indexed once, then referenced), ~180 KB decoded.
+    Fields bomb = get_fields("/bomb");
+    for (int i = 0; i < 90; ++i) bomb.emplace_back("x-bomb", std::string(2000, 'a'));
+    const auto id = c.request(bomb);
+    const std::string wire = c.output();
+    EXPECT_LT(wire.size(), 4000u);
+    h.feed(wire);
+    c.input(h.take());
+    pump(h, c);
+    EXPECT_EQ(c.streams[id].status, 431);
+    EXPECT_TRUE(h.dispatcher.seen.empty());
+    const auto next = c.get("/fine");
+    pump(h, c);
+    EXPECT_EQ(c.streams[next].body, "GET /fine");
+    EXPECT_FALSE(h.conn.closing());
+}
+
+TEST(Http2Protocol, TooManyHeaderFieldsIs431) {
+    Harness h(config_with([](net::ServerConfig& c) { c.limits.max_headers = 5; }));
+    Client c;
+    Fields many = get_fields("/many");
+    for (int i = 0; i < 6; ++i) many.emplace_back("x-h" + std::to_string(i), "v");
+    const auto id = c.request(many);
+    pump(h, c);
+    EXPECT_EQ(c.streams[id].status, 431);
+    EXPECT_TRUE(h.dispatcher.seen.empty());
+}
+
+TEST(Http2Protocol, StreamsOverTheConcurrencyLimitAreRefused) {
+    Harness h(config_with([](net::ServerConfig& c) { c.http2_limits.max_concurrent_streams = 2; }));
+    h.dispatcher.defer = true;
+    Encoder enc;
+    std::string in = raw_preface();
+    for (std::int32_t id : {1, 3, 5})
+        in += frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, id, enc.encode(get_fields("/c")));
+    h.feed(in);
+    const auto frames = parse_frames(h.take());
+    const Frame* rst = find_frame(frames, NGHTTP2_RST_STREAM, 5);
+    ASSERT_NE(rst, nullptr);
+    EXPECT_EQ(rst->word(0), static_cast<std::uint32_t>(NGHTTP2_REFUSED_STREAM));
+    EXPECT_EQ(find_frame(frames, NGHTTP2_RST_STREAM, 1), nullptr);
+    EXPECT_EQ(h.dispatcher.held.size(), 2u);
+    EXPECT_EQ(find_frame(frames, NGHTTP2_GOAWAY), nullptr);
+    EXPECT_FALSE(h.conn.closing());
+    for (Responder& r : h.dispatcher.held) r.send(Response::text("x"));
+    EXPECT_EQ(parse_frames(h.take()).size(), 4u);  // HEADERS + DATA for each
+}
+
+TEST(Http2Protocol, RapidResetEndsTheConnection) {
+    Harness h(config_with([](net::ServerConfig& c) { c.http2_limits.max_resets_per_second = 20; }));
+    h.dispatcher.defer = true;
+    Encoder enc;
+    std::string in = raw_preface();
+    for (std::int32_t id = 1; id < 2 * 200; id += 2) {
+        in += frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, id, enc.encode(get_fields("/r")));
+        in += frame(NGHTTP2_RST_STREAM, 0, id, u32(NGHTTP2_CANCEL));
+    }
+    h.feed(in);
+    const auto frames = parse_frames(h.take());
+    const Frame* goaway = find_frame(frames, NGHTTP2_GOAWAY);
+    ASSERT_NE(goaway, nullptr);
+    // nghttp2's rate limiter ends the session with INTERNAL_ERROR, long before the 200th stream.
+    EXPECT_EQ(goaway->word(4), static_cast<std::uint32_t>(NGHTTP2_INTERNAL_ERROR));
+    EXPECT_LT(goaway->word(0), 2u * 100);
+    EXPECT_TRUE(h.conn.closing());
+    EXPECT_TRUE(h.dispatcher.seen.empty());  // no stream ended: nothing was dispatched
+}
+
+TEST(Http2Protocol, FewResetsAreFine) {
+    Harness h(config_with([](net::ServerConfig& c) { c.http2_limits.max_resets_per_second = 20; }));
+    Encoder enc;
+    std::string in = raw_preface();
+    for (std::int32_t id = 1; id < 2 * 10; id += 2) {
+        in += frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, id, enc.encode(get_fields("/r")));
+        in += frame(NGHTTP2_RST_STREAM, 0, id, u32(NGHTTP2_CANCEL));
+    }
+    h.feed(in);
+    EXPECT_EQ(find_frame(parse_frames(h.take()), NGHTTP2_GOAWAY), nullptr);
+    EXPECT_FALSE(h.conn.closing());
+}
+
+TEST(Http2Protocol, ContinuationFloodEndsTheConnection) {
+    Harness h(config_with([](net::ServerConfig& c) { c.http2_limits.max_continuations = 8; }));
+    Encoder enc;
+    Fields f = get_fields("/flood");
+    f.emplace_back("x-long", std::string(200, 'c'));
+    const std::string block = enc.encode(f);
+    ASSERT_GT(block.size(), 40u);
+    std::string in = raw_preface() + frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_STREAM, 1, block.substr(0, 4));
+    for (std::size_t at = 4; at < 4 + 30; ++at) in += frame(NGHTTP2_CONTINUATION, 0, 1, block.substr(at, 1));
+    h.feed(in);
+    const auto frames = parse_frames(h.take());
+    ASSERT_NE(find_frame(frames, NGHTTP2_GOAWAY), nullptr);
+    EXPECT_TRUE(h.conn.closing());
+    EXPECT_TRUE(h.dispatcher.seen.empty());
+}
+
+TEST(Http2Protocol, FewContinuationsAreFine) {
+    Harness h;
+    Encoder enc;
+    const std::string block = enc.encode(get_fields("/cont"));
+    std::string in = raw_preface() + frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_STREAM, 1, block.substr(0, 2));
+    in += frame(NGHTTP2_CONTINUATION, 0, 1, block.substr(2, 2));
+    in += frame(NGHTTP2_CONTINUATION, NGHTTP2_FLAG_END_HEADERS, 1, block.substr(4));
+    h.feed(in);
+    h.take();
+    ASSERT_EQ(h.dispatcher.seen.size(), 1u);
+    EXPECT_EQ(h.dispatcher.seen[0].path, "/cont");
+}
+
+TEST(Http2Protocol, FrameLargerThanMaxFrameSizeIsFrameSizeError) {
+    Harness h;  // SETTINGS_MAX_FRAME_SIZE 16384
+    Encoder enc;
+    std::string block = enc.encode(get_fields("/big"));
+    const std::string payload = block + std::string(16385 - block.size(), '\0');
+    h.feed(raw_preface() + frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 1, payload));
+    const auto frames = parse_frames(h.take());
+    const Frame* goaway = find_frame(frames, NGHTTP2_GOAWAY);
+    ASSERT_NE(goaway, nullptr);
+    EXPECT_EQ(goaway->word(4), static_cast<std::uint32_t>(NGHTTP2_FRAME_SIZE_ERROR));
+    EXPECT_TRUE(h.conn.closing());
+    EXPECT_TRUE(h.dispatcher.seen.empty());
+}
+
+TEST(Http2Protocol, GarbageInsteadOfPrefaceCloses) {
+    Harness h;
+    h.feed("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    h.take();
+    EXPECT_TRUE(h.conn.closing());
+    EXPECT_TRUE(h.dispatcher.seen.empty());
+}
+
+TEST(Http2Protocol, ProtocolErrorAffectsOnlyItsConnection) {
+    Harness bad, good;
+    Client c;
+    const auto id = c.get("/ok");
+    bad.feed(raw_preface() + frame(NGHTTP2_DATA, 0, 0, "x"));  // DATA on stream 0: connection error
+    EXPECT_TRUE(bad.conn.closing());
+    ASSERT_NE(find_frame(parse_frames(bad.take()), NGHTTP2_GOAWAY), nullptr);
+    pump(good, c);
+    EXPECT_EQ(c.streams[id].body, "GET /ok");
+    EXPECT_FALSE(good.conn.closing());
+}
+
+// ================================================================ lifecycle
+
+TEST(Http2Protocol, ShutdownSendsGoawayAndFinishesInFlightStreams) {
+    Harness h;
+    h.dispatcher.defer = true;
+    Client c;
+    const auto id = c.get("/slow");
+    pump(h, c);
+    ASSERT_EQ(h.dispatcher.held.size(), 1u);
+    h.conn.shutdown();
+    pump(h, c);
+    EXPECT_EQ(c.goaways, 1);
+    EXPECT_EQ(c.goaway_last_stream, (1u << 31) - 1);  // the shutdown notice
+    h.advance(100ms);
+    pump(h, c);
+    EXPECT_EQ(c.goaways, 2);
+    EXPECT_EQ(c.goaway_last_stream, id);
+    EXPECT_EQ(c.goaway_error, static_cast<std::uint32_t>(NGHTTP2_NO_ERROR));
+    EXPECT_FALSE(h.conn.closing());
+    EXPECT_TRUE(h.conn.protocol()->exchange_outstanding());
+    h.dispatcher.held[0].send(Response::text("done"));
+    EXPECT_TRUE(h.conn.closing());
+    pump(h, c);
+    EXPECT_EQ(c.streams[id].body, "done");
+}
+
+TEST(Http2Protocol, ShutdownWhenIdleClosesAtOnce) {
+    Harness h;
+    Client c;
+    const auto id = c.get("/x");
+    pump(h, c);
+    h.conn.shutdown();
+    pump(h, c);
+    EXPECT_EQ(c.goaways, 1);
+    EXPECT_EQ(c.goaway_last_stream, id);
+    EXPECT_TRUE(h.conn.closing());
+}
+
+TEST(Http2Protocol, CompletionAfterClientResetIsIgnored) {
+    Harness h;
+    h.dispatcher.defer = true;
+    Client c;
+    const auto id = c.get("/gone?x=1", {{"x-h", "value"}});
+    pump(h, c);
+    ASSERT_EQ(h.dispatcher.held.size(), 1u);
+    nghttp2_submit_rst_stream(c.session, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+    pump(h, c);
+    // The stream is gone for nghttp2, but the handler's Request must still be readable.
+    EXPECT_TRUE(h.conn.protocol()->exchange_outstanding());
+    EXPECT_EQ(covet_test::snapshot(*h.dispatcher.held_request), h.dispatcher.seen[0]);
+    h.dispatcher.held[0].send(Response::text("too late"));
+    EXPECT_TRUE(h.take().empty());
+    EXPECT_FALSE(h.conn.protocol()->exchange_outstanding());
+    EXPECT_EQ(h.dispatcher.finalized, 0);
+    h.dispatcher.defer = false;
+    const auto next = c.get("/next");
+    pump(h, c);
+    EXPECT_EQ(c.streams[next].body, "GET /next");
+}
+
+TEST(Http2Protocol, StreamWritesAfterClientResetAreIgnored) {
+    Harness h;
+    StreamWriter writer;
+    h.dispatcher.handler = [&](Request&, Responder& res) { writer = res.stream(Response::text("a")); };
+    Client c;
+    const auto id = c.get("/s");
+    pump(h, c);
+    nghttp2_submit_rst_stream(c.session, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+    pump(h, c);
+    writer.write("more");
+    writer.end();
+    EXPECT_TRUE(h.take().empty());
+    EXPECT_FALSE(h.conn.protocol()->exchange_outstanding());
+}
+
+TEST(Http2Protocol, KeepAliveIdleTimeout) {
+    Harness h(config_with([](net::ServerConfig& c) { c.timeouts.keep_alive = 5s; }));
+    Client c;
+    c.get("/x");
+    pump(h, c);
+    h.advance(4s);
+    EXPECT_FALSE(h.conn.closing());
+    h.advance(2s);
+    EXPECT_TRUE(h.conn.closing());
+    pump(h, c);
+    EXPECT_EQ(c.goaways, 1);
+    EXPECT_EQ(c.goaway_error, static_cast<std::uint32_t>(NGHTTP2_NO_ERROR));
+}
+
+TEST(Http2Protocol, NoIdleTimeoutWhileAStreamIsOpen) {
+    Harness h(config_with([](net::ServerConfig& c) { c.timeouts.keep_alive = 5s; }));
+    h.dispatcher.defer = true;
+    Client c;
+    c.get("/x");
+    pump(h, c);
+    h.advance(60s);
+    EXPECT_FALSE(h.conn.closing());
+    h.dispatcher.held[0].send(Response::text("x"));
+    pump(h, c);
+    h.advance(6s);
+    EXPECT_TRUE(h.conn.closing());
+}
+
+TEST(Http2Protocol, PeerCloseWaitsForInFlightResponses) {
+    Harness h;
+    h.dispatcher.defer = true;
+    Client c;
+    const auto id = c.get("/x");
+    pump(h, c);
+    h.conn.peer_closed();
+    EXPECT_FALSE(h.conn.closing());
+    h.dispatcher.held[0].send(Response::text("bye"));
+    EXPECT_TRUE(h.conn.closing());
+    c.input(h.take());
+    EXPECT_EQ(c.streams[id].body, "bye");
+}
+
+// ================================================================ h2c (through the HTTP/1.1 handler)
+
+TEST(H2c, PriorKnowledge) {
+    Harness h({}, Start::http1);
+    Client c;
+    const auto id = c.get("/pk?q=1");
+    const std::string up = c.output();
+    // The preface split inside itself: the HTTP/1.1 handler waits for all of it.
+    h.feed(up.substr(0, 10));
+    EXPECT_TRUE(h.take().empty());
+    h.feed(up.substr(10));
+    c.input(h.take());
+    pump(h, c);
+    EXPECT_EQ(c.streams[id].status, 200);
+    EXPECT_EQ(c.streams[id].body, "GET /pk?q=1");
+    ASSERT_EQ(h.dispatcher.seen.size(), 1u);
+    EXPECT_EQ(h.dispatcher.seen[0].protocol, "HTTP/2");
+    EXPECT_FALSE(h.conn.closing());
+}
+
+std::string settings_header(const std::vector<nghttp2_settings_entry>& iv) {
+    std::uint8_t buf[64];
+    const ssize_t n = nghttp2_pack_settings_payload(buf, sizeof buf, iv.data(), iv.size());
+    EXPECT_GE(n, 0);
+    static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    std::string out;
+    std::uint32_t acc = 0;
+    int bits = 0;
+    for (ssize_t i = 0; i < n; ++i) {
+        acc = (acc << 8) | buf[i];
+        bits += 8;
+        while (bits >= 6) out.push_back(alphabet[(acc >> (bits -= 6)) & 63]);
+    }
+    if (bits > 0) out.push_back(alphabet[(acc << (6 - bits)) & 63]);
+    return out;
+}
+
+TEST(H2c, UpgradeAnswersStreamOneOverHttp2) {
+    Harness h({}, Start::http1);
+    const std::vector<nghttp2_settings_entry> iv = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 100},
+                                                    {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 65535}};
+    const std::string settings = settings_header(iv);
+    h.feed("POST /up?x=1 HTTP/1.1\r\nHost: up.example\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+           "HTTP2-Settings: " + settings + "\r\nContent-Length: 4\r\n\r\nbody");
+    const std::string out = h.take();
+    const std::string_view switching = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
+    ASSERT_EQ(out.substr(0, switching.size()), switching);
+    ASSERT_EQ(h.dispatcher.seen.size(), 1u);
+    EXPECT_EQ(h.dispatcher.seen[0].protocol, "HTTP/2");
+    EXPECT_EQ(h.dispatcher.seen[0].body, "body");
+    EXPECT_EQ(h.dispatcher.seen[0].header("host"), "up.example");
+    EXPECT_EQ(h.dispatcher.seen[0].header("upgrade"), "<none>");
+    EXPECT_EQ(h.dispatcher.seen[0].header("http2-settings"), "<none>");
+
+    Client c;
+    std::uint8_t payload[64];
+    const ssize_t n = nghttp2_pack_settings_payload(payload, sizeof payload, iv.data(), iv.size());
+    ASSERT_EQ(nghttp2_session_upgrade2(c.session, payload, static_cast<std::size_t>(n), 0, nullptr), 0);
+    c.input(std::string_view(out).substr(switching.size()));
+    pump(h, c);
+    EXPECT_EQ(c.streams[1].status, 200);
+    EXPECT_EQ(c.streams[1].body, "POST /up?x=1 body");
+    const auto next = c.get("/second");
+    pump(h, c);
+    EXPECT_EQ(c.streams[next].body, "GET /second");
+    EXPECT_FALSE(h.conn.closing());
+}
+
+TEST(H2c, InvalidSettingsAreAnsweredOverHttp1) {
+    Harness h({}, Start::http1);
+    h.feed("GET /x HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: !!!\r\n\r\n");
+    const std::string out = h.take();
+    EXPECT_EQ(out.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << out;
+    EXPECT_NE(out.find("\r\n\r\nGET /x"), std::string::npos);
+}
+
+TEST(H2c, DisabledMeansPlainHttp1) {
+    auto no_h2 = config_with([](net::ServerConfig& c) { c.http2 = false; });
+    {
+        Harness h(no_h2, Start::http1);
+        h.feed("GET /x HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: " +
+               settings_header({}) + "\r\n\r\n");
+        const std::string out = h.take();
+        EXPECT_EQ(out.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << out;
+        EXPECT_FALSE(h.conn.closing());
+    }
+    {
+        Harness h(no_h2, Start::http1);
+        Client c;
+        c.get("/");
+        h.feed(c.output());
+        const std::string out = h.take();
+        EXPECT_EQ(out.rfind("HTTP/1.1 505", 0), 0u) << out;
+        EXPECT_TRUE(h.conn.closing());
+        EXPECT_TRUE(h.dispatcher.seen.empty());
+    }
+}
+
+TEST(H2c, PrefaceLaterInTheConnectionIsNotHttp2) {
+    Harness h({}, Start::http1);
+    h.feed("GET /first HTTP/1.1\r\nHost: t\r\n\r\n");
+    h.take();
+    h.feed(std::string(covet::http2::client_preface));
+    const std::string out = h.take();
+    EXPECT_EQ(out.rfind("HTTP/1.1 505", 0), 0u) << out;
+    EXPECT_TRUE(h.conn.closing());
+}
+
+}  // namespace

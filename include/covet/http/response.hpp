@@ -59,6 +59,15 @@ public:
     std::string_view extra_headers() const noexcept { return extra_headers_; }
     bool has_header(std::string_view name) const noexcept;
 
+    // Adds a trailer field, sent after the body (gRPC status). HTTP/2 sends trailers; HTTP/1.1 drops them
+    // for now. On a streamed response, trailers set on the head go out when the stream ends.
+    Response& trailer(std::string_view name, std::string_view value) {
+        trailers_.append(name).append(": ").append(value).append("\r\n");
+        return *this;
+    }
+    // Pre-serialized "Name: value\r\n" lines.
+    std::string_view trailers() const noexcept { return trailers_; }
+
     // Asks the protocol to close the connection after this response.
     Response& close_connection(bool c = true) noexcept { close_ = c; return *this; }
     bool closes_connection() const noexcept { return close_; }
@@ -66,7 +75,7 @@ public:
     Response(const Response& o) { *this = o; }
     Response& operator=(const Response& o) {
         if (this == &o) return *this;
-        status_ = o.status_, body_ = o.body_, extra_headers_ = o.extra_headers_, close_ = o.close_;
+        status_ = o.status_, body_ = o.body_, extra_headers_ = o.extra_headers_, trailers_ = o.trailers_, close_ = o.close_;
         owned_content_type_ = o.owned_content_type_;
         content_type_ = o.content_type_.data() == o.owned_content_type_.data() ? std::string_view(owned_content_type_) : o.content_type_;
         return *this;
@@ -75,6 +84,7 @@ public:
     Response& operator=(Response&& o) noexcept {
         const bool owned = o.content_type_.data() == o.owned_content_type_.data() && !o.owned_content_type_.empty();
         status_ = o.status_, body_ = std::move(o.body_), extra_headers_ = std::move(o.extra_headers_), close_ = o.close_;
+        trailers_ = std::move(o.trailers_);
         owned_content_type_ = std::move(o.owned_content_type_);
         content_type_ = owned ? std::string_view(owned_content_type_) : o.content_type_;
         return *this;
@@ -89,6 +99,7 @@ private:
     std::string_view content_type_;
     std::string owned_content_type_;
     std::string extra_headers_;
+    std::string trailers_;
     bool close_ = false;
 };
 

@@ -18,14 +18,18 @@ namespace covet::http2 {
 inline constexpr std::string_view client_preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 // A new HTTP/2 connection (h2 via ALPN, or h2c with prior knowledge). The client preface is expected as
-// the first bytes given to on_data.
+// the first bytes given to on_data. Null only if nghttp2 could not be set up (out of memory).
+// Exchange ids are stream ids; several exchanges may be outstanding at once on one connection.
 std::unique_ptr<net::ProtocolHandler> make_protocol(net::Connection& connection, net::ConnectionHome& home,
                                                     RequestDispatcher& dispatcher);
 
 // HTTP/1.1 `Upgrade: h2c` (RFC 7540 §3.2): after the 101 response has been queued, the HTTP/2 handler
 // takes over. `settings_header` is the request's HTTP2-Settings value (base64url); `request` (fully read,
 // body included) becomes stream 1 and is dispatched by the new handler, which copies what it needs.
-// Returns null if the settings header is invalid (the caller answers 400 instead of switching).
+// Returns null if the settings header is invalid (the caller then answers over HTTP/1.1). The caller
+// queues the 101, installs the handler (Connection::switch_protocol) and then calls its on_data with the
+// bytes that followed the request, possibly none: stream 1 is dispatched then, so that its Responder
+// carries the new protocol epoch.
 std::unique_ptr<net::ProtocolHandler> make_upgraded_protocol(net::Connection& connection, net::ConnectionHome& home,
                                                              RequestDispatcher& dispatcher,
                                                              std::string_view settings_header, const Request& request);

@@ -1,0 +1,111 @@
+// Per-stream state of the HTTP/2 handler (private to src/http2).
+//
+// A Stream holds one request's decoded header bytes and body, and the response being sent. The Request
+// handed to the application views into `head` and `body`; `head` is only appended to while the header
+// block is decoded and views are made once it is complete, so they never move. Streams are recycled by
+// a StreamPool: a busy connection stops allocating once its buffers have grown.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "covet/http/request.hpp"
+#include "covet/http/response.hpp"
+
+namespace covet::http2::detail {
+
+enum class StreamState : std::uint8_t {
+    receiving,   // header block or body arriving
+    dispatched,  // the application owns the exchange
+    responding,  // a complete response was submitted to nghttp2
+    streaming,   // the application is streaming the body
+    done,        // the final frame was submitted (or the stream was reset)
+};
+
+struct Stream {
+    // A decoded field, as offsets into `head` (views are made once the block is complete).
+    struct Field {
+        std::uint32_t name_off = 0, name_len = 0, value_off = 0, value_len = 0;
+    };
+
+    std::int32_t id = 0;
+    StreamState state = StreamState::receiving;
+    Request request;
+    std::string head;           // decoded header names and values
+    std::vector<Field> fields;  // regular header fields
+    Field method{}, path{}, authority{};
+    bool has_method = false, has_path = false, has_authority = false;
+    std::size_t header_bytes = 0;  // decoded size as RFC 9113 §6.5.2 counts it (name + value + 32)
+    std::string body;
+
+    int reject_status = 0;  // set: answer with this status instead of dispatching
+    const char* reject_reason = "";
+
+    bool app_owned = false;     // dispatched; the final completion has not arrived yet
+    bool session_open = true;   // nghttp2 still knows the stream (on_stream_close not yet called)
+    bool head_only = false;     // HEAD: no body is sent
+    bool deferred = false;      // the data provider returned NGHTTP2_ERR_DEFERRED
+    bool stream_ended = false;  // streaming: stream_end arrived
+    Response response;          // complete(): the response; streaming: the head (for its trailers)
+    std::string pending;        // streaming: chunks not yet handed to nghttp2
+    std::size_t sent = 0;       // bytes of the body (or of `pending`) already handed to nghttp2
+
+    std::string_view view(std::uint32_t off, std::uint32_t len) const noexcept {
+        return std::string_view(head).substr(off, len);
+    }
+
+    void reset(std::int32_t stream_id) {
+        id = stream_id;
+        state = StreamState::receiving;
+        request.reset();
+        head.clear();
+        fields.clear();
+        method = path = authority = {};
+        has_method = has_path = has_authority = false;
+        header_bytes = 0;
+        body.clear();
+        reject_status = 0;
+        reject_reason = "";
+        app_owned = false;
+        session_open = true;
+        head_only = false;
+        deferred = false;
+        stream_ended = false;
+        response = Response();
+        pending.clear();
+        sent = 0;
+    }
+};
+
+// Recycles Stream objects (and their buffers' capacity). Big buffers are not kept.
+class StreamPool {
+public:
+    std::unique_ptr<Stream> acquire(std::int32_t id) {
+        std::unique_ptr<Stream> s;
+        if (spare_.empty()) {
+            s = std::make_unique<Stream>();
+        } else {
+            s = std::move(spare_.back());
+            spare_.pop_back();
+        }
+        s->reset(id);
+        return s;
+    }
+    void release(std::unique_ptr<Stream> s) {
+        if (spare_.size() >= max_spare) return;
+        if (s->body.capacity() > max_kept_bytes) std::string().swap(s->body);
+        if (s->pending.capacity() > max_kept_bytes) std::string().swap(s->pending);
+        s->response = Response();  // let the response body go now
+        spare_.push_back(std::move(s));
+    }
+
+private:
+    static constexpr std::size_t max_spare = 16;
+    static constexpr std::size_t max_kept_bytes = 64 * 1024;
+    std::vector<std::unique_ptr<Stream>> spare_;
+};
+
+}  // namespace covet::http2::detail
