@@ -147,7 +147,11 @@ TlsTransport::TlsTransport(std::shared_ptr<const Certs> certs, io::OutputQueue& 
     ssl_ = std::move(ssl);
 }
 
-TlsTransport::~TlsTransport() = default;
+TlsTransport::~TlsTransport() {
+    // A connection that ends without close_notify would otherwise have its session evicted from the
+    // server cache (OpenSSL treats it as possibly truncated); a healthy one stays resumable.
+    if (ssl_ && handshake_done_ && !failed_) SSL_set_shutdown(ssl_.get(), SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+}
 
 bool TlsTransport::on_receive(std::span<const char> wire,
                               const std::function<void(std::span<const char>)>& deliver) {
