@@ -21,11 +21,13 @@
 
 #include "covet/http/date_cache.hpp"
 #include "covet/http/status.hpp"
+#include "fields.hpp"
 #include "stream.hpp"
 
 namespace covet::http2 {
 namespace {
 
+using detail::FieldBlock;
 using detail::Stream;
 using detail::StreamState;
 using io::Clock;
@@ -40,36 +42,6 @@ struct OptionDeleter {
     void operator()(nghttp2_option* o) const noexcept { nghttp2_option_del(o); }
 };
 using SessionPtr = std::unique_ptr<nghttp2_session, SessionDeleter>;
-
-// Hop-by-hop fields that HTTP/2 forbids (RFC 9113 §8.2.2): dropped from responses.
-bool connection_specific(std::string_view lower_name) {
-    return lower_name == "connection" || lower_name == "keep-alive" || lower_name == "transfer-encoding" ||
-           lower_name == "upgrade" || lower_name == "proxy-connection";
-}
-
-// RFC 4648 §5 base64url (padding optional), for HTTP2-Settings. False on invalid input.
-bool decode_base64url(std::string_view in, std::string& out) {
-    while (!in.empty() && in.back() == '=') in.remove_suffix(1);
-    out.clear();
-    std::uint32_t acc = 0;
-    int bits = 0;
-    for (char c : in) {
-        int v;
-        if (c >= 'A' && c <= 'Z') v = c - 'A';
-        else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-        else if (c >= '0' && c <= '9') v = c - '0' + 52;
-        else if (c == '-' || c == '+') v = 62;
-        else if (c == '_' || c == '/') v = 63;
-        else return false;
-        acc = (acc << 6) | static_cast<std::uint32_t>(v);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out.push_back(static_cast<char>((acc >> bits) & 0xff));
-        }
-    }
-    return bits < 6;  // a lone trailing 6-bit group cannot encode a byte
-}
 
 class Http2Protocol final : public net::ProtocolHandler, public ExchangeSink {
 public:
@@ -126,7 +98,7 @@ public:
     // h2c upgrade: stream 1 carries the HTTP/1.1 request (copied). False if the settings are invalid.
     bool init_upgrade(std::string_view settings_header, const Request& r) {
         std::string payload;
-        if (!decode_base64url(settings_header, payload)) return false;
+        if (!detail::decode_base64url(settings_header, payload)) return false;
         std::unique_ptr<Stream> s = pool_.acquire(1);
         Stream* st = s.get();
         const int rv = nghttp2_session_upgrade2(session_.get(), reinterpret_cast<const std::uint8_t*>(payload.data()),
@@ -193,6 +165,8 @@ public:
     }
 
     void on_tick(Clock::time_point now) override {
+        if (closing_) return;
+        expire_requests(now);
         if (closing_) return;
         if (shutdown_notice_sent_ && !final_goaway_sent_) {
             submit_final_goaway();
@@ -299,6 +273,7 @@ private:
         try {
             Http2Protocol& h = self(user);
             std::unique_ptr<Stream> s = h.pool_.acquire(frame->hd.stream_id);
+            s->deadline = h.conn_.loop().now() + h.timeouts_.header;
             if (nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, s.get()) != 0)
                 return NGHTTP2_ERR_CALLBACK_FAILURE;
             h.live_.push_back(std::move(s));
@@ -353,6 +328,7 @@ private:
                 return 0;
             }
             s->body.append(reinterpret_cast<const char*>(data), len);
+            s->deadline = h.conn_.loop().now() + h.timeouts_.body;
             return 0;
         } catch (...) {
             return NGHTTP2_ERR_CALLBACK_FAILURE;
@@ -394,9 +370,11 @@ private:
             *data_flags |= NGHTTP2_DATA_FLAG_EOF;
             if (!s.response.trailers().empty()) {
                 *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-                Http2Protocol& h = self(user);
-                h.build_fields(s.response.trailers());
-                if (nghttp2_submit_trailer(session, stream_id, h.nv_.data(), h.nv_.size()) != 0)
+                FieldBlock& f = self(user).fields_;
+                f.clear();
+                f.add_lines(s.response.trailers());
+                const auto& nv = f.nv();
+                if (nghttp2_submit_trailer(session, stream_id, nv.data(), nv.size()) != 0)
                     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // resets the stream
             }
             return static_cast<ssize_t>(n);
@@ -445,6 +423,8 @@ private:
     }
 
     void headers_complete(Stream& s) {
+        s.headers_done = true;
+        s.deadline = conn_.loop().now() + timeouts_.body;
         if (s.reject_status) {
             reject(s);  // answer now, without waiting for (or buffering) a body
             return;
@@ -455,6 +435,7 @@ private:
 
     // Makes the Request views; the header bytes are complete and will not move any more.
     void build_request(Stream& s) {
+        join_cookies(s);
         Request& r = s.request;
         if (s.has_method) {
             const std::string_view name = s.view(s.method.name_off, s.method.name_len);
@@ -492,6 +473,53 @@ private:
         r.set_client(conn_.peer_address(), conn_.peer_port());
         r.set_received_at(conn_.loop().now());
         r.set_tls(conn_.tls());
+    }
+
+    // HTTP/2 may split Cookie into one field per crumb (RFC 9113 §8.2.3); applications expect one
+    // header, as HTTP/1.1 sends it. Done before any view is made: the header bytes may move.
+    static void join_cookies(Stream& s) {
+        std::size_t count = 0;
+        for (const Stream::Field& f : s.fields) count += s.view(f.name_off, f.name_len) == "cookie";
+        if (count < 2) return;
+        std::size_t first = s.fields.size();
+        const auto value_off = static_cast<std::uint32_t>(s.head.size());
+        for (std::size_t i = 0; i < s.fields.size(); ++i) {
+            const Stream::Field f = s.fields[i];
+            if (s.view(f.name_off, f.name_len) != "cookie") continue;
+            if (first == s.fields.size()) first = i;
+            else s.head.append("; ");
+            s.head.append(s.head, f.value_off, f.value_len);
+        }
+        s.fields[first].value_off = value_off;
+        s.fields[first].value_len = static_cast<std::uint32_t>(s.head.size() - value_off);
+        std::size_t out = first + 1;
+        for (std::size_t i = first + 1; i < s.fields.size(); ++i)
+            if (s.view(s.fields[i].name_off, s.fields[i].name_len) != "cookie") s.fields[out++] = s.fields[i];
+        s.fields.resize(out);
+    }
+
+    // Slow senders: a request whose header block or body stalls past Timeouts::header/body. A stalled
+    // header block blocks the whole connection (CONTINUATION must follow at once): GOAWAY. A stalled
+    // body gets 408 on its stream only.
+    void expire_requests(Clock::time_point now) {
+        bool stalled_headers = false, answered = false;
+        for (std::size_t i = 0; i < live_.size(); ++i) {
+            Stream& s = *live_[i];
+            if (s.state != StreamState::receiving || now < s.deadline) continue;
+            if (!s.headers_done) {
+                stalled_headers = true;
+                continue;
+            }
+            s.reject_status = 408;
+            s.reject_reason = "the request body did not arrive in time";
+            reject(s);
+            answered = true;
+        }
+        if (stalled_headers) {
+            nghttp2_session_terminate_session(session_.get(), NGHTTP2_PROTOCOL_ERROR);
+            fatal_ = true;
+        }
+        if (answered || stalled_headers) send_and_flush();
     }
 
     void dispatch(Stream& s) {
@@ -545,7 +573,8 @@ private:
         nghttp2_data_provider provider{};
         provider.source.ptr = &s;
         provider.read_callback = &read_body;
-        int rv = nghttp2_submit_response(session_.get(), s.id, nv_.data(), nv_.size(), needs_provider ? &provider : nullptr);
+        const auto& nv = fields_.nv();
+        const int rv = nghttp2_submit_response(session_.get(), s.id, nv.data(), nv.size(), needs_provider ? &provider : nullptr);
         if (rv != 0) {
             nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE, s.id, NGHTTP2_INTERNAL_ERROR);
             s.state = StreamState::done;
@@ -581,65 +610,22 @@ private:
         if (live_.empty()) idle_since_ = conn_.loop().now();
     }
 
-    // Fills nv_ for a response head (":status", Server, Date, Content-Type/Length, the extra headers) or
-    // for trailers, with lowercase names. nghttp2 copies the fields, so the scratch buffers are reused.
+    // The response head: ":status", Server, Date, Content-Type/Length as HTTP/1.1 sends them, then the
+    // application's fields.
     void build_head(const Response& r, bool body_allowed, bool streaming) {
-        scratch_.clear();
-        offsets_.clear();
-        char status[8];
-        const auto [end, ec] = std::to_chars(status, status + sizeof status, r.status());
-        (void)ec;
-        push(":status", std::string_view(status, static_cast<std::size_t>(end - status)));
-        push("server", "covet");
-        push("date", http::DateCache::thread_local_instance().get());
+        fields_.clear();
+        char num[24];
+        fields_.add(":status", std::string_view(num, static_cast<std::size_t>(std::to_chars(num, num + sizeof num, r.status()).ptr - num)));
+        fields_.add("server", "covet");
+        fields_.add("date", http::DateCache::thread_local_instance().get());
         if (body_allowed) {
-            if (!r.content_type().empty()) push("content-type", r.content_type());
+            if (!r.content_type().empty()) fields_.add("content-type", r.content_type());
             if (!streaming) {
-                char len[24];
-                const auto [lend, lec] = std::to_chars(len, len + sizeof len, r.body().size());
-                (void)lec;
-                push("content-length", std::string_view(len, static_cast<std::size_t>(lend - len)));
+                const char* end = std::to_chars(num, num + sizeof num, r.body().size()).ptr;
+                fields_.add("content-length", std::string_view(num, static_cast<std::size_t>(end - num)));
             }
         }
-        push_lines(r.extra_headers());
-        make_nv();
-    }
-    void build_fields(std::string_view lines) {
-        scratch_.clear();
-        offsets_.clear();
-        push_lines(lines);
-        make_nv();
-    }
-
-    void push(std::string_view name, std::string_view value) {
-        const std::size_t at = scratch_.size();
-        for (char c : name) scratch_.push_back(ascii_lower(c));
-        scratch_.append(value);
-        offsets_.push_back({at, name.size(), value.size()});
-    }
-    // "Name: value\r\n" lines (Response's serialized form).
-    void push_lines(std::string_view rest) {
-        while (!rest.empty()) {
-            const std::size_t eol = rest.find("\r\n");
-            const std::string_view line = rest.substr(0, eol);
-            rest.remove_prefix(eol == std::string_view::npos ? rest.size() : eol + 2);
-            const std::size_t colon = line.find(':');
-            if (colon == std::string_view::npos || colon == 0) continue;
-            std::string_view value = line.substr(colon + 1);
-            while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-            const std::size_t at = scratch_.size();
-            push(line.substr(0, colon), value);
-            if (connection_specific(std::string_view(scratch_).substr(at, colon))) {
-                scratch_.resize(at);
-                offsets_.pop_back();
-            }
-        }
-    }
-    void make_nv() {
-        nv_.clear();
-        auto* base = reinterpret_cast<std::uint8_t*>(scratch_.data());
-        for (const FieldOffset& f : offsets_)
-            nv_.push_back({base + f.at, base + f.at + f.name_len, f.name_len, f.value_len, NGHTTP2_NV_FLAG_NONE});
+        fields_.add_lines(r.extra_headers());
     }
 
     // ---- output ----
@@ -688,23 +674,18 @@ private:
         conn_.close_after_flush();
     }
 
-    struct FieldOffset {
-        std::size_t at, name_len, value_len;
-    };
-
     net::Connection& conn_;
     net::ConnectionHome& home_;
     RequestDispatcher& dispatcher_;
     const net::Limits& limits_;
     const net::Http2Limits& h2_;
     const net::Timeouts& timeouts_;
-    SessionPtr session_;
     detail::StreamPool pool_;
     std::vector<std::unique_ptr<Stream>> live_;  // every stream nghttp2 or the application still needs
     Stream* upgrade_stream_ = nullptr;           // h2c: stream 1, dispatched on the first on_data
-    std::string scratch_;                        // field bytes for the next submit
-    std::vector<FieldOffset> offsets_;
-    std::vector<nghttp2_nv> nv_;
+    FieldBlock fields_;                          // reused for every response head and trailer block
+    // Declared last, destroyed first: nghttp2 must be gone before the streams its data providers name.
+    SessionPtr session_;
     Clock::time_point idle_since_{};
     std::size_t outstanding_ = 0;  // dispatched streams not yet answered
     bool in_session_ = false, closing_ = false, fatal_ = false, peer_closed_ = false, output_blocked_ = false;

@@ -14,6 +14,7 @@
 
 #include "covet/http/request.hpp"
 #include "covet/http/response.hpp"
+#include "covet/io/loop.hpp"
 
 namespace covet::http2::detail {
 
@@ -40,6 +41,8 @@ struct Stream {
     bool has_method = false, has_path = false, has_authority = false;
     std::size_t header_bytes = 0;  // decoded size as RFC 9113 §6.5.2 counts it (name + value + 32)
     std::string body;
+    bool headers_done = false;          // the request's header block is complete
+    io::Clock::time_point deadline{};   // while receiving: the next header/body byte is due by then
 
     int reject_status = 0;  // set: answer with this status instead of dispatching
     const char* reject_reason = "";
@@ -67,6 +70,8 @@ struct Stream {
         has_method = has_path = has_authority = false;
         header_bytes = 0;
         body.clear();
+        headers_done = false;
+        deadline = {};
         reject_status = 0;
         reject_reason = "";
         app_owned = false;

@@ -49,11 +49,42 @@ std::string field(const Fields& f, std::string_view name) {
 
 enum class Start { http2, http1 };
 
+// Stands in for a TLS transport whose handshake is done: bytes pass unchanged, tls() is set.
+class FakeTlsTransport final : public net::Transport {
+public:
+    FakeTlsTransport() {
+        info.version = "TLSv1.3";
+        info.alpn = "h2";
+    }
+    bool on_receive(std::span<const char> wire, const std::function<void(std::span<const char>)>& deliver) override {
+        deliver(wire);
+        return true;
+    }
+    io::OutputQueue& plaintext_out() override { return plain_; }
+    void flush_to(io::OutputQueue& wire) override {
+        iovec iov[io::OutputQueue::max_iovecs];
+        while (const std::size_t n = plain_.prepare_send(iov)) {
+            std::size_t bytes = 0;
+            for (std::size_t i = 0; i < n; ++i) {
+                wire.append(std::string_view(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len));
+                bytes += iov[i].iov_len;
+            }
+            plain_.consume(bytes);
+        }
+    }
+    const net::TlsInfo* tls() const noexcept override { return &info; }
+    net::TlsInfo info;
+
+private:
+    io::OutputQueue plain_;
+};
+
 class Harness {
 public:
-    explicit Harness(net::ServerConfig config = {}, Start start = Start::http2)
+    explicit Harness(net::ServerConfig config = {}, Start start = Start::http2, bool tls = false)
         : driver(std::move(config)), conn(driver, -1, net::ConnectionId{3, 7}, "10.0.0.1", 5555) {
         driver.connection = &conn;
+        if (tls) conn.set_transport(std::make_unique<FakeTlsTransport>());
         if (start == Start::http2) conn.set_protocol(covet::http2::make_protocol(conn, driver, dispatcher));
         else conn.set_protocol(covet::http1::make_protocol(conn, driver, dispatcher));
     }
@@ -211,9 +242,10 @@ public:
     Client& operator=(const Client&) = delete;
 
     // Submits a request; `body` (if any) goes in DATA frames.
-    std::int32_t request(const Fields& fields, std::string body = {}, bool with_body = false) {
+    // `stall`: the body never comes (the data provider defers forever).
+    std::int32_t request(const Fields& fields, std::string body = {}, bool with_body = false, bool stall = false) {
         std::vector<nghttp2_nv> nv = to_nv(fields);
-        bodies_.push_back({std::move(body), 0});
+        bodies_.push_back({std::move(body), 0, stall});
         nghttp2_data_provider provider{};
         provider.source.ptr = &bodies_.back();
         provider.read_callback = &read_body;
@@ -261,6 +293,7 @@ private:
     struct Body {
         std::string data;
         std::size_t sent;
+        bool stall;
     };
     static std::vector<nghttp2_nv> to_nv(const Fields& fields) {
         std::vector<nghttp2_nv> nv;
@@ -273,6 +306,7 @@ private:
     static ssize_t read_body(nghttp2_session*, std::int32_t, std::uint8_t* buf, std::size_t len, std::uint32_t* flags,
                              nghttp2_data_source* src, void*) {
         Body& b = *static_cast<Body*>(src->ptr);
+        if (b.stall) return NGHTTP2_ERR_DEFERRED;
         const std::size_t n = std::min(len, b.data.size() - b.sent);
         std::memcpy(buf, b.data.data() + b.sent, n);
         b.sent += n;
@@ -406,6 +440,15 @@ TEST(Http2Protocol, HostHeaderWinsOverAuthority) {
     pump(h, c);
     ASSERT_EQ(h.dispatcher.seen.size(), 1u);
     EXPECT_EQ(h.dispatcher.seen[0].headers, (Fields{{"host", "a.example"}}));
+}
+
+TEST(Http2Protocol, CookieCrumbsAreJoined) {
+    Harness h;
+    Client c;
+    c.get("/", {{"cookie", "a=1"}, {"x-other", "o"}, {"cookie", "b=2"}, {"cookie", "c=3"}});
+    pump(h, c);
+    ASSERT_EQ(h.dispatcher.seen.size(), 1u);
+    EXPECT_EQ(h.dispatcher.seen[0].headers, (Fields{{"cookie", "a=1; b=2; c=3"}, {"x-other", "o"}, {"host", "test"}}));
 }
 
 TEST(Http2Protocol, PostBody) {
@@ -910,6 +953,36 @@ TEST(Http2Protocol, NoIdleTimeoutWhileAStreamIsOpen) {
     EXPECT_TRUE(h.conn.closing());
 }
 
+TEST(Http2Protocol, StalledBodyGets408OnItsStreamOnly) {
+    Harness h(config_with([](net::ServerConfig& c) { c.timeouts.body = 2s; }));
+    Client c;
+    Fields f = {{":method", "POST"}, {":scheme", "http"}, {":path", "/slow"}, {":authority", "t"}};
+    const auto slow = c.request(f, {}, /*with_body=*/true, /*stall=*/true);
+    pump(h, c);
+    h.advance(1s);
+    const auto quick = c.get("/quick");
+    pump(h, c);
+    EXPECT_EQ(c.streams[quick].body, "GET /quick");
+    h.advance(1500ms);
+    pump(h, c);
+    EXPECT_EQ(c.streams[slow].status, 408);
+    EXPECT_FALSE(h.conn.closing());
+    EXPECT_TRUE(h.dispatcher.seen.size() == 1u);
+}
+
+TEST(Http2Protocol, StalledHeaderBlockEndsTheConnection) {
+    Harness h(config_with([](net::ServerConfig& c) { c.timeouts.header = 1s; }));
+    Encoder enc;
+    const std::string block = enc.encode(get_fields("/stall"));
+    h.feed(raw_preface() + frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_STREAM, 1, block.substr(0, 3)));
+    h.take();
+    h.advance(500ms);
+    EXPECT_FALSE(h.conn.closing());
+    h.advance(600ms);
+    EXPECT_TRUE(h.conn.closing());
+    EXPECT_NE(find_frame(parse_frames(h.take()), NGHTTP2_GOAWAY), nullptr);
+}
+
 TEST(Http2Protocol, PeerCloseWaitsForInFlightResponses) {
     Harness h;
     h.dispatcher.defer = true;
@@ -1019,6 +1092,51 @@ TEST(H2c, DisabledMeansPlainHttp1) {
         EXPECT_EQ(out.rfind("HTTP/1.1 505", 0), 0u) << out;
         EXPECT_TRUE(h.conn.closing());
         EXPECT_TRUE(h.dispatcher.seen.empty());
+    }
+}
+
+TEST(Http2Protocol, RequestsCarryTheTlsSession) {
+    Harness h({}, Start::http2, /*tls=*/true);
+    const net::TlsInfo* seen = nullptr;
+    std::string scheme;
+    h.dispatcher.handler = [&](Request& r, Responder& res) {
+        seen = r.tls();
+        scheme = r.scheme();
+        res.send(Response::text("s"));
+    };
+    Client c;
+    const auto id = c.get("/");
+    pump(h, c);
+    EXPECT_EQ(c.streams[id].body, "s");
+    ASSERT_NE(seen, nullptr);
+    EXPECT_EQ(seen, h.conn.tls());
+    EXPECT_EQ(seen->alpn, "h2");
+    EXPECT_EQ(scheme, "https");
+}
+
+TEST(H2c, NotOverTls) {
+    {
+        Harness h({}, Start::http1, /*tls=*/true);
+        Client c;
+        c.get("/");
+        h.feed(c.output());
+        const std::string out = h.take();
+        EXPECT_EQ(out.rfind("HTTP/1.1 505", 0), 0u) << out;
+        EXPECT_TRUE(h.conn.closing());
+    }
+    {
+        Harness h({}, Start::http1, /*tls=*/true);
+        const net::TlsInfo* seen = nullptr;
+        h.dispatcher.handler = [&](Request& r, Responder& res) {
+            seen = r.tls();
+            res.send(Response::text("x"));
+        };
+        h.feed("GET /x HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: " +
+               settings_header({}) + "\r\n\r\n");
+        const std::string out = h.take();
+        EXPECT_EQ(out.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << out;
+        EXPECT_EQ(seen, h.conn.tls());  // the HTTP/1.1 handler sets the TLS session too
+        EXPECT_NE(seen, nullptr);
     }
 }
 
