@@ -94,8 +94,10 @@ std::string DeflateParams::response() const {
 std::optional<DeflateParams> negotiate_deflate(std::string_view header, const DeflateOptions& options) {
     while (!header.empty()) {
         std::string_view offer = take(header, ',');
+        const bool has_params = offer.find(';') != std::string_view::npos;
         std::string_view name = trim(take(offer, ';'));
         if (!iequals(name, "permessage-deflate")) continue;
+        if (has_params && trim(offer).empty()) continue;  // "permessage-deflate;": a parameter is missing
         if (auto p = accept_offer(offer, options)) return p;
     }
     return std::nullopt;

@@ -126,7 +126,7 @@ void write_close(io::OutputQueue& q, std::uint16_t code, std::string_view reason
     payload[0] = static_cast<char>(code >> 8);
     payload[1] = static_cast<char>(code);
     const std::string_view r = utf8_prefix(reason, 123);
-    std::memcpy(payload + 2, r.data(), r.size());
+    if (!r.empty()) std::memcpy(payload + 2, r.data(), r.size());
     write_frame(q, Opcode::close, std::string_view(payload, 2 + r.size()));
 }
 

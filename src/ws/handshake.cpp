@@ -17,20 +17,21 @@ std::string_view trim(std::string_view s) noexcept {
     return s;
 }
 
-// Whether a comma-separated header value lists `token` (case-insensitive).
-bool has_token(std::string_view list, std::string_view token) noexcept {
+// Whether a comma-separated header value lists `token` (case-insensitive unless `exact`).
+bool has_token(std::string_view list, std::string_view token, bool exact = false) noexcept {
     while (!list.empty()) {
         const std::size_t comma = list.find(',');
-        if (iequals(trim(list.substr(0, comma)), token)) return true;
+        const std::string_view item = trim(list.substr(0, comma));
+        if (exact ? item == token : iequals(item, token)) return true;
         list.remove_prefix(comma == std::string_view::npos ? list.size() : comma + 1);
     }
     return false;
 }
 
 // Whether any header named `name` lists `token` (a list may be split over repeated headers).
-bool any_header_has_token(const Request& r, std::string_view name, std::string_view token) noexcept {
+bool any_header_has_token(const Request& r, std::string_view name, std::string_view token, bool exact = false) noexcept {
     for (const Header& h : r.headers())
-        if (iequals(h.name, name) && has_token(h.value, token)) return true;
+        if (iequals(h.name, name) && has_token(h.value, token, exact)) return true;
     return false;
 }
 
@@ -99,9 +100,10 @@ std::variant<Accepted, Response> accept_upgrade(const Request& request, const Op
             }
         }
     }
-    // Subprotocols in our order of preference; the client's list may span repeated headers.
+    // Subprotocols in our order of preference (case-sensitive tokens); the client's list may span
+    // repeated headers.
     for (const std::string& ours : options.subprotocols) {
-        if (any_header_has_token(request, "sec-websocket-protocol", ours)) {
+        if (any_header_has_token(request, "sec-websocket-protocol", ours, true)) {
             a.subprotocol = ours;
             break;
         }

@@ -98,7 +98,7 @@ Hub::~Hub() = default;
 Hub* Hub::this_worker(const WebSocket& ws) {
     thread_local std::unique_ptr<Hub> hub;
     if (!hub) {
-        net::Connection* c = ws.ref().get();
+        net::Connection* c = ws.ref().on_home_thread() ? ws.ref().get() : nullptr;
         if (!c) return nullptr;  // the connection is gone: no loop to bind the hub to yet
         hub = std::make_unique<Hub>(c->loop());
     }

@@ -340,7 +340,7 @@ private:
         // Copy: the reason may point into buffers the handler is about to reuse.
         char why[123];
         const std::size_t n = std::min(reason.size(), sizeof why);
-        std::memcpy(why, reason.data(), n);
+        if (n > 0) std::memcpy(why, reason.data(), n);
         if (handlers_->on_close) {
             try {
                 handlers_->on_close(self_, code, std::string_view(why, n));

@@ -1,0 +1,488 @@
+// The WebSocket protocol handler driven without sockets: frames in (split anywhere), messages out,
+// the closing handshake, limits, timeouts, backpressure and permessage-deflate end to end.
+#include "covet/ws/protocol.hpp"
+
+#include <gtest/gtest.h>
+
+#include "ws_harness.hpp"
+
+namespace ws_test {
+namespace {
+
+ws::Options small(std::size_t max_message) {
+    ws::Options o;
+    o.max_message_bytes = max_message;
+    return o;
+}
+
+// The connection was failed with `code`: a close frame with it, on_close with it, the socket closing.
+void expect_failed(Client& c, std::uint16_t code) {
+    const auto frames = c.frames();
+    ASSERT_FALSE(frames.empty());
+    EXPECT_EQ(frames.back().opcode, Opcode::close);
+    EXPECT_EQ(frames.back().close_code(), code);
+    ASSERT_EQ(c.closes.size(), 1u);
+    EXPECT_EQ(c.closes[0].first, code);
+    EXPECT_TRUE(c.closing());
+}
+
+TEST(WsProtocol, OpensOnceAndEchoes) {
+    FakeWorker w;
+    Client c(w);
+    EXPECT_EQ(c.opens, 1);
+    EXPECT_TRUE(c.socket.is_open());
+    EXPECT_EQ(c.socket.path(), "/chat");
+    c.on_message = [](ws::WebSocket s, std::string_view d, bool binary) { EXPECT_TRUE(s.send(d, binary)); };
+    c.feed(client_frame(Opcode::text, "hello") + client_frame(Opcode::binary, std::string("\0\1\2", 3)));
+    ASSERT_EQ(c.messages.size(), 2u);
+    EXPECT_EQ(c.messages[0].data, "hello");
+    EXPECT_FALSE(c.messages[0].binary);
+    EXPECT_TRUE(c.messages[1].binary);
+    const auto frames = c.frames();
+    ASSERT_EQ(frames.size(), 2u);
+    EXPECT_EQ(frames[0].opcode, Opcode::text);
+    EXPECT_EQ(frames[0].payload, "hello");
+    EXPECT_EQ(frames[1].opcode, Opcode::binary);
+    EXPECT_EQ(frames[1].payload, std::string("\0\1\2", 3));
+    EXPECT_TRUE(c.closes.empty());
+    EXPECT_FALSE(c.closing());
+}
+
+// A stream of many frame kinds, cut at every byte boundary, gives the same messages and replies.
+TEST(WsProtocol, SplitAtEveryByteBoundary) {
+    std::string big(300, 'B');
+    const std::string stream = client_frame(Opcode::text, "Hel", false) + client_frame(Opcode::ping, "p1") +
+                               client_frame(Opcode::continuation, "lo \xE2\x82", false) +
+                               client_frame(Opcode::continuation, "\xAC!", true) + client_frame(Opcode::binary, big) +
+                               client_frame(Opcode::text, "") + client_frame(Opcode::binary, "x", true, false, true, 64) +
+                               client_frame(Opcode::pong, "") + client_frame(Opcode::close, close_payload(1000, "bye"));
+    for (std::size_t cut = 0; cut <= stream.size(); ++cut) {
+        FakeWorker w;
+        Client c(w);
+        c.feed(std::string_view(stream).substr(0, cut));
+        c.feed(std::string_view(stream).substr(cut));
+        ASSERT_EQ(c.messages.size(), 3u + 1) << "cut " << cut;
+        EXPECT_EQ(c.messages[0].data, "Hello \xE2\x82\xAC!");
+        EXPECT_EQ(c.messages[1].data, big);
+        EXPECT_EQ(c.messages[2].data, "");
+        EXPECT_EQ(c.messages[3].data, "x");
+        const auto frames = c.frames();
+        ASSERT_EQ(frames.size(), 2u) << "cut " << cut;
+        EXPECT_EQ(frames[0].opcode, Opcode::pong);
+        EXPECT_EQ(frames[0].payload, "p1");
+        EXPECT_EQ(frames[1].opcode, Opcode::close);
+        EXPECT_EQ(frames[1].close_code(), 1000);
+        ASSERT_EQ(c.closes.size(), 1u);
+        EXPECT_EQ(c.closes[0], std::make_pair(std::uint16_t{1000}, std::string("bye")));
+        EXPECT_TRUE(c.closing());
+    }
+    // And one byte per receive.
+    FakeWorker w;
+    Client c(w);
+    for (char ch : stream) c.feed(std::string_view(&ch, 1));
+    EXPECT_EQ(c.messages.size(), 4u);
+    EXPECT_EQ(c.closes.size(), 1u);
+}
+
+TEST(WsProtocol, FragmentedTextWithInterleavedPing) {
+    FakeWorker w;
+    Client c(w);
+    c.feed(client_frame(Opcode::text, "Hel", false));
+    c.feed(client_frame(Opcode::ping, "are you there"));
+    auto frames = c.frames();
+    ASSERT_EQ(frames.size(), 1u);
+    EXPECT_EQ(frames[0].opcode, Opcode::pong);
+    EXPECT_EQ(frames[0].payload, "are you there");
+    EXPECT_TRUE(c.messages.empty());
+    c.feed(client_frame(Opcode::continuation, "lo ", false) + client_frame(Opcode::continuation, "world", true));
+    ASSERT_EQ(c.messages.size(), 1u);
+    EXPECT_EQ(c.messages[0].data, "Hello world");
+}
+
+TEST(WsProtocol, UnmaskedFrameIs1002) {
+    FakeWorker w;
+    Client c(w);
+    c.feed(client_frame(Opcode::text, "hi", true, false, false));
+    expect_failed(c, 1002);
+    EXPECT_TRUE(c.messages.empty());
+    c.feed(client_frame(Opcode::text, "later"));
+    EXPECT_TRUE(c.messages.empty()) << "nothing is read after the failure";
+}
+
+TEST(WsProtocol, ReservedBitsAre1002) {
+    for (std::uint8_t bits : {std::uint8_t{0x40}, std::uint8_t{0x20}, std::uint8_t{0x10}}) {
+        FakeWorker w;
+        Client c(w);  // no extension negotiated: even RSV1 is reserved
+        c.feed(client_frame(Opcode::text, "hi", true, false, true, 0, bits));
+        expect_failed(c, 1002);
+    }
+}
+
+TEST(WsProtocol, ControlFrameRules) {
+    {
+        FakeWorker w;
+        Client c(w);
+        c.feed(client_frame(Opcode::ping, "frag", false));
+        expect_failed(c, 1002);
+    }
+    {
+        FakeWorker w;
+        Client c(w);
+        c.feed(client_frame(Opcode::ping, std::string(126, 'x')));
+        expect_failed(c, 1002);
+    }
+    {
+        FakeWorker w;
+        Client c(w);
+        c.feed(client_frame(Opcode::continuation, "orphan"));
+        expect_failed(c, 1002);
+    }
+    {
+        FakeWorker w;
+        Client c(w);
+        c.feed(client_frame(Opcode::text, "a", false) + client_frame(Opcode::text, "b"));
+        expect_failed(c, 1002);
+    }
+}
+
+TEST(WsProtocol, InvalidUtf8AcrossFragmentsIs1007BeforeTheLastFrame) {
+    FakeWorker w;
+    Client c(w);
+    c.feed(client_frame(Opcode::text, "ok \xE2\x82", false));
+    EXPECT_TRUE(c.closes.empty()) << "an unfinished code point is fine so far";
+    c.feed(client_frame(Opcode::continuation, "\x28 more", false));  // not a continuation byte
+    expect_failed(c, 1007);
+    EXPECT_TRUE(c.messages.empty());
+}
+
+TEST(WsProtocol, TruncatedUtf8AtMessageEndIs1007) {
+    FakeWorker w;
+    Client c(w);
+    c.feed(client_frame(Opcode::text, "ok \xE2\x82", false) + client_frame(Opcode::continuation, "", true));
+    expect_failed(c, 1007);
+}
+
+TEST(WsProtocol, BinaryIsNotUtf8Checked) {
+    FakeWorker w;
+    Client c(w);
+    c.feed(client_frame(Opcode::binary, "\xFF\xFE"));
+    ASSERT_EQ(c.messages.size(), 1u);
+    EXPECT_TRUE(c.closes.empty());
+}
+
+TEST(WsProtocol, OversizedMessageIs1009) {
+    {
+        FakeWorker w;
+        Client c(w, small(100));
+        c.feed(client_frame(Opcode::binary, std::string(100, 'a')));
+        EXPECT_EQ(c.messages.size(), 1u) << "exactly the limit is fine";
+        c.feed(client_frame(Opcode::binary, std::string(101, 'a')).substr(0, 8));  // the header is enough
+        expect_failed(c, 1009);
+    }
+    {
+        FakeWorker w;
+        Client c(w, small(100));
+        c.feed(client_frame(Opcode::text, std::string(60, 'a'), false));
+        c.feed(client_frame(Opcode::continuation, std::string(41, 'a'), true));
+        expect_failed(c, 1009);
+        EXPECT_TRUE(c.messages.empty());
+    }
+}
+
+struct CloseCase {
+    std::uint16_t sent;
+    std::uint16_t expected;  // what the server answers with
+};
+
+class WsCloseCodes : public ::testing::TestWithParam<CloseCase> {};
+
+TEST_P(WsCloseCodes, EchoedOrRefused) {
+    FakeWorker w;
+    Client c(w);
+    c.feed(client_frame(Opcode::close, close_payload(GetParam().sent, "why")));
+    const auto frames = c.frames();
+    ASSERT_EQ(frames.size(), 1u);
+    EXPECT_EQ(frames[0].close_code(), GetParam().expected);
+    ASSERT_EQ(c.closes.size(), 1u);
+    EXPECT_EQ(c.closes[0].first, GetParam().expected);
+    EXPECT_TRUE(c.closing());
+}
+
+INSTANTIATE_TEST_SUITE_P(Codes, WsCloseCodes,
+                         ::testing::Values(CloseCase{1000, 1000}, CloseCase{1001, 1001}, CloseCase{1003, 1003},
+                                           CloseCase{1007, 1007}, CloseCase{1011, 1011}, CloseCase{1012, 1012},
+                                           CloseCase{3000, 3000}, CloseCase{4999, 4999}, CloseCase{0, 1002},
+                                           CloseCase{999, 1002}, CloseCase{1004, 1002}, CloseCase{1005, 1002},
+                                           CloseCase{1006, 1002}, CloseCase{1015, 1002}, CloseCase{1016, 1002},
+                                           CloseCase{2999, 1002}, CloseCase{5000, 1002}));
+
+TEST(WsProtocol, CloseFramePayloadRules) {
+    {
+        FakeWorker w;
+        Client c(w);
+        c.feed(client_frame(Opcode::close, ""));
+        const auto frames = c.frames();
+        ASSERT_EQ(frames.size(), 1u);
+        EXPECT_EQ(frames[0].payload, "") << "no code in, no code out";
+        ASSERT_EQ(c.closes.size(), 1u);
+        EXPECT_EQ(c.closes[0].first, 1005);
+    }
+    {
+        FakeWorker w;
+        Client c(w);
+        c.feed(client_frame(Opcode::close, "\x03"));
+        expect_failed(c, 1002);
+    }
+    {
+        FakeWorker w;
+        Client c(w);
+        c.feed(client_frame(Opcode::close, close_payload(1000, "\xC0\xAF")));
+        expect_failed(c, 1007);
+    }
+}
+
+TEST(WsProtocol, ServerInitiatedCloseWaitsForTheReply) {
+    FakeWorker w;
+    Client c(w);
+    c.socket.close(4000, "done");
+    EXPECT_FALSE(c.socket.is_open());
+    EXPECT_FALSE(c.socket.send_text("too late"));
+    auto frames = c.frames();
+    ASSERT_EQ(frames.size(), 1u);
+    EXPECT_EQ(frames[0].close_code(), 4000);
+    EXPECT_EQ(frames[0].payload.substr(2), "done");
+    EXPECT_FALSE(c.closing()) << "waits for the client's close";
+    c.feed(client_frame(Opcode::text, "in flight"));
+    EXPECT_TRUE(c.messages.empty()) << "data after our close is dropped";
+    c.feed(client_frame(Opcode::close, close_payload(4000)));
+    EXPECT_TRUE(c.frames().empty()) << "no second close frame";
+    ASSERT_EQ(c.closes.size(), 1u);
+    EXPECT_EQ(c.closes[0].first, 4000);
+    EXPECT_TRUE(c.closing());
+}
+
+TEST(WsProtocol, CloseTimeout) {
+    FakeWorker w;
+    ws::Options o;
+    o.close_timeout = 5s;
+    Client c(w, o);
+    c.socket.close();
+    c.tick_after(4s);
+    EXPECT_TRUE(c.closes.empty());
+    c.tick_after(2s);
+    ASSERT_EQ(c.closes.size(), 1u);
+    EXPECT_EQ(c.closes[0].first, 1006);
+    EXPECT_TRUE(w.is_closed(1));
+}
+
+TEST(WsProtocol, InvalidAppCloseCodeBecomes1000) {
+    FakeWorker w;
+    Client c(w);
+    c.socket.close(1005);
+    const auto frames = c.frames();
+    ASSERT_EQ(frames.size(), 1u);
+    EXPECT_EQ(frames[0].close_code(), 1000);
+}
+
+TEST(WsProtocol, PeerEofIs1006) {
+    FakeWorker w;
+    Client c(w);
+    c.conn.peer_closed();
+    ASSERT_EQ(c.closes.size(), 1u);
+    EXPECT_EQ(c.closes[0].first, 1006);
+    EXPECT_FALSE(c.socket.is_open());
+}
+
+TEST(WsProtocol, ShutdownSendsGoingAway) {
+    FakeWorker w;
+    Client c(w);
+    c.conn.shutdown();
+    const auto frames = c.frames();
+    ASSERT_EQ(frames.size(), 1u);
+    EXPECT_EQ(frames[0].close_code(), 1001);
+    c.feed(client_frame(Opcode::close, close_payload(1001)));
+    ASSERT_EQ(c.closes.size(), 1u);
+    EXPECT_TRUE(c.closing());
+}
+
+TEST(WsProtocol, IdleTimeoutPingsThenCloses) {
+    FakeWorker w;
+    ws::Options o;
+    o.idle_timeout = 60s;
+    o.ping_interval = 20s;
+    Client c(w, o);
+    c.tick_after(19s);
+    EXPECT_TRUE(c.frames().empty());
+    c.tick_after(2s);  // 21 s quiet
+    auto frames = c.frames();
+    ASSERT_EQ(frames.size(), 1u);
+    EXPECT_EQ(frames[0].opcode, Opcode::ping);
+    c.tick_after(1s);
+    EXPECT_TRUE(c.frames().empty()) << "one ping per interval";
+    c.feed(client_frame(Opcode::pong, ""));  // alive: the quiet period restarts
+    c.tick_after(50s);
+    EXPECT_TRUE(c.closes.empty());
+    frames = c.frames();
+    ASSERT_EQ(frames.size(), 1u);
+    EXPECT_EQ(frames[0].opcode, Opcode::ping);
+    c.tick_after(11s);  // 61 s without a byte
+    expect_failed(c, 1001);
+}
+
+TEST(WsProtocol, BackpressureRefusesAndDrains) {
+    FakeWorker w;
+    ws::Options o;
+    o.max_send_buffer = 1000;
+    o.permessage_deflate = false;
+    Client c(w, o);
+    const std::string chunk(600, 'x');
+    EXPECT_TRUE(c.socket.send_binary(chunk));
+    EXPECT_FALSE(c.socket.send_binary(chunk)) << "1204 bytes would be buffered";
+    EXPECT_TRUE(c.socket.send_binary("small")) << "fits under the limit";
+    EXPECT_EQ(c.drains, 0);
+    EXPECT_GT(c.socket.buffered_amount(), 600u);
+    c.take();  // the socket drained
+    c.conn.output_drained();
+    EXPECT_EQ(c.drains, 1);
+    EXPECT_EQ(c.socket.buffered_amount(), 0u);
+    EXPECT_TRUE(c.socket.send_binary(chunk));
+    c.take();
+    c.conn.output_drained();
+    EXPECT_EQ(c.drains, 1) << "on_drain only after a refusal";
+    // A message larger than the limit still goes when nothing is buffered.
+    EXPECT_TRUE(c.socket.send_binary(std::string(5000, 'y')));
+}
+
+TEST(WsProtocol, ReadingPausesWhileTheClientDoesNotRead) {
+    FakeWorker w;
+    ws::Options o;
+    o.max_send_buffer = 1000;
+    Client c(w, o);
+    std::string pings;
+    for (int i = 0; i < 10; ++i) pings += client_frame(Opcode::ping, std::string(125, 'p'));
+    c.feed(pings);
+    ASSERT_FALSE(w.reading.empty());
+    EXPECT_FALSE(w.reading.back());
+    c.take();
+    c.conn.output_drained();
+    EXPECT_TRUE(w.reading.back());
+}
+
+TEST(WsProtocol, SendFromAnotherThreadIsPosted) {
+    FakeWorker w;
+    ws::Options o;
+    o.max_send_buffer = 1000;
+    Client c(w, o);
+    ws::WebSocket s = c.socket;
+    w.set_home_thread(false);
+    EXPECT_TRUE(s.send_text(std::string(600, 'a')));
+    EXPECT_EQ(s.buffered_amount(), 600u);
+    EXPECT_FALSE(s.send_text(std::string(600, 'b'))) << "posted bytes count against the limit";
+    EXPECT_TRUE(s.ping("x"));
+    EXPECT_TRUE(c.take().empty()) << "nothing written off the connection's thread";
+    EXPECT_EQ(w.run_posted(), 2);
+    const auto frames = c.frames();
+    ASSERT_EQ(frames.size(), 2u);
+    EXPECT_EQ(frames[0].payload, std::string(600, 'a'));
+    EXPECT_EQ(frames[1].opcode, Opcode::ping);
+    w.set_home_thread(true);
+}
+
+TEST(WsProtocol, HandlerExceptionIs1011) {
+    FakeWorker w;
+    Client c(w);
+    c.on_message = [](ws::WebSocket, std::string_view, bool) { throw std::runtime_error("boom"); };
+    c.feed(client_frame(Opcode::text, "hi"));
+    expect_failed(c, 1011);
+}
+
+TEST(WsProtocol, SteadyStateReusesTheMessageBuffer) {
+    FakeWorker w;
+    Client c(w);
+    const char* first = nullptr;
+    bool same = true;
+    int n = 0;
+    auto h = std::const_pointer_cast<ws::Handlers>(c.handlers);
+    h->on_message = [&](ws::WebSocket, std::string_view d, bool) {
+        if (!first) first = d.data();
+        else same = same && d.data() == first;
+        ++n;
+    };
+    c.feed(client_frame(Opcode::text, std::string(1000, 'a')));  // sets the capacity
+    for (int i = 0; i < 20; ++i) c.feed(client_frame(Opcode::text, std::string(static_cast<std::size_t>(10 + i * 40), 'b')));
+    EXPECT_EQ(n, 21);
+    EXPECT_TRUE(same);
+}
+
+// ---- permessage-deflate end to end ----
+
+ws::DeflateParams deflate_params(bool server_reset, bool client_reset) {
+    ws::DeflateParams p;
+    p.enabled = true;
+    p.server_no_context_takeover = server_reset;
+    p.client_no_context_takeover = client_reset;
+    return p;
+}
+
+TEST(WsProtocolDeflate, RoundTripWithAndWithoutContextTakeover) {
+    for (bool reset : {false, true}) {
+        FakeWorker w;
+        Client c(w, {}, deflate_params(reset, reset));
+        c.on_message = [](ws::WebSocket s, std::string_view d, bool binary) { s.send(d, binary); };
+        ZClient client(reset);
+        for (int i = 0; i < 3; ++i) {
+            std::string m;
+            for (int k = 0; k < 40; ++k) m += "message number " + std::to_string(i) + "; ";
+            const std::string z = client.compress(m);
+            // Fragmented: RSV1 on the first frame only.
+            c.feed(client_frame(Opcode::text, z.substr(0, z.size() / 2), false, true) +
+                   client_frame(Opcode::continuation, z.substr(z.size() / 2), true));
+            ASSERT_EQ(c.messages.size(), static_cast<std::size_t>(i + 1)) << "reset=" << reset;
+            EXPECT_EQ(c.messages.back().data, m);
+            const auto frames = c.frames();
+            ASSERT_EQ(frames.size(), 1u);
+            EXPECT_TRUE(frames[0].rsv1) << "the echo is compressed";
+            EXPECT_LT(frames[0].payload.size(), m.size());
+            EXPECT_EQ(client.decompress(frames[0].payload), m);
+        }
+        EXPECT_TRUE(c.closes.empty());
+    }
+}
+
+TEST(WsProtocolDeflate, SmallMessagesGoUncompressed) {
+    FakeWorker w;
+    Client c(w, {}, deflate_params(false, false));
+    c.socket.send_text("tiny");
+    const auto frames = c.frames();
+    ASSERT_EQ(frames.size(), 1u);
+    EXPECT_FALSE(frames[0].rsv1);
+    EXPECT_EQ(frames[0].payload, "tiny");
+}
+
+TEST(WsProtocolDeflate, Rsv1OnContinuationIs1002) {
+    FakeWorker w;
+    Client c(w, {}, deflate_params(false, false));
+    c.feed(client_frame(Opcode::text, "a", false) + client_frame(Opcode::continuation, "b", true, true));
+    expect_failed(c, 1002);
+}
+
+TEST(WsProtocolDeflate, BombIs1009) {
+    FakeWorker w;
+    Client c(w, small(1024 * 1024), deflate_params(false, false));
+    ZClient client;
+    const std::string bomb = client.compress(std::string(10 * 1024 * 1024, '\0'));
+    ASSERT_LT(bomb.size(), 20 * 1024u);
+    c.feed(client_frame(Opcode::binary, bomb, true, true));
+    expect_failed(c, 1009);
+    EXPECT_TRUE(c.messages.empty());
+}
+
+TEST(WsProtocolDeflate, CorruptDataIs1007) {
+    FakeWorker w;
+    Client c(w, {}, deflate_params(false, false));
+    c.feed(client_frame(Opcode::binary, std::string("\xff\xff\xff\xff", 4), true, true));
+    expect_failed(c, 1007);
+}
+
+}  // namespace
+}  // namespace ws_test
