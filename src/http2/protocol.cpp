@@ -323,11 +323,19 @@ private:
             if (s->body.size() + len > h.limits_.max_body_bytes) {
                 s->reject_status = 413;
                 s->reject_reason = "the request body is larger than the body size limit";
-                std::string().swap(s->body);
+            } else if (h.receiving_bytes_ + len > h.limits_.max_body_bytes + h.limits_.max_buffered_input) {
+                // Many streams each below the body limit must not add up to unbounded memory.
+                s->reject_status = 503;
+                s->reject_reason = "too much request data is in flight on this connection";
+            }
+            if (s->reject_status) {
                 h.reject(*s);  // answer now; the rest of the body is discarded as it comes
+                std::string().swap(s->body);
                 return 0;
             }
             s->body.append(reinterpret_cast<const char*>(data), len);
+            s->buffered += len;
+            h.receiving_bytes_ += len;
             s->deadline = h.conn_.loop().now() + h.timeouts_.body;
             return 0;
         } catch (...) {
@@ -522,7 +530,14 @@ private:
         if (answered || stalled_headers) send_and_flush();
     }
 
+    // The stream's body no longer counts as in flight (dispatched, answered, or gone).
+    void unbuffer(Stream& s) noexcept {
+        receiving_bytes_ -= s.buffered;
+        s.buffered = 0;
+    }
+
     void dispatch(Stream& s) {
+        unbuffer(s);
         s.state = StreamState::dispatched;
         s.app_owned = true;
         ++outstanding_;
@@ -538,6 +553,7 @@ private:
     // Final error response, like HTTP/1.1's (status, reason, why); the connection stays usable.
     void reject(Stream& s) {
         if (s.state != StreamState::receiving) return;
+        unbuffer(s);
         std::string body = std::to_string(s.reject_status);
         body.append(" ").append(http::reason_phrase(s.reject_status)).append(": ").append(s.reject_reason).append("\n");
         s.response = Response::text(std::move(body), s.reject_status);
@@ -598,6 +614,7 @@ private:
     // Frees a stream nobody needs any more: nghttp2 closed it and the application has answered.
     void settle(Stream& s) {
         if (s.session_open || s.app_owned) return;
+        unbuffer(s);
         if (upgrade_stream_ == &s) upgrade_stream_ = nullptr;
         for (auto it = live_.begin(); it != live_.end(); ++it) {
             if (it->get() != &s) continue;
@@ -687,7 +704,8 @@ private:
     // Declared last, destroyed first: nghttp2 must be gone before the streams its data providers name.
     SessionPtr session_;
     Clock::time_point idle_since_{};
-    std::size_t outstanding_ = 0;  // dispatched streams not yet answered
+    std::size_t outstanding_ = 0;      // dispatched streams not yet answered
+    std::size_t receiving_bytes_ = 0;  // request bodies still arriving, all streams
     bool in_session_ = false, closing_ = false, fatal_ = false, peer_closed_ = false, output_blocked_ = false;
     bool shutting_down_ = false, shutdown_notice_sent_ = false, final_goaway_sent_ = false;
 };

@@ -41,6 +41,7 @@ struct Stream {
     bool has_method = false, has_path = false, has_authority = false;
     std::size_t header_bytes = 0;  // decoded size as RFC 9113 §6.5.2 counts it (name + value + 32)
     std::string body;
+    std::size_t buffered = 0;           // body bytes counted in the connection's in-flight budget
     bool headers_done = false;          // the request's header block is complete
     io::Clock::time_point deadline{};   // while receiving: the next header/body byte is due by then
 
@@ -71,6 +72,7 @@ struct Stream {
         header_bytes = 0;
         body.clear();
         headers_done = false;
+        buffered = 0;
         deadline = {};
         reject_status = 0;
         reject_reason = "";

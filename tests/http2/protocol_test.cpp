@@ -165,6 +165,29 @@ private:
     nghttp2_hd_deflater* d_ = nullptr;
 };
 
+// Decodes a header block (a fresh decoder: only for the first block a server sent).
+Fields decode_block(std::string_view block) {
+    nghttp2_hd_inflater* inf = nullptr;
+    nghttp2_hd_inflate_new(&inf);
+    Fields out;
+    auto* in = reinterpret_cast<const std::uint8_t*>(block.data());
+    std::size_t left = block.size();
+    for (;;) {
+        nghttp2_nv nv;
+        int flags = 0;
+        const ssize_t n = nghttp2_hd_inflate_hd2(inf, &nv, &flags, in, left, 1);
+        if (n < 0) break;
+        in += n;
+        left -= static_cast<std::size_t>(n);
+        if (flags & NGHTTP2_HD_INFLATE_EMIT)
+            out.emplace_back(std::string(reinterpret_cast<char*>(nv.name), nv.namelen), std::string(reinterpret_cast<char*>(nv.value), nv.valuelen));
+        if (flags & NGHTTP2_HD_INFLATE_FINAL) break;
+        if (n == 0 && left == 0) break;
+    }
+    nghttp2_hd_inflate_del(inf);
+    return out;
+}
+
 Fields get_fields(std::string_view path) {
     return {{":method", "GET"}, {":scheme", "http"}, {":path", std::string(path)}, {":authority", "test"}};
 }
@@ -700,6 +723,36 @@ TEST(Http2Protocol, BodyOverLimitIs413AndConnectionStaysUsable) {
     const auto small = c.post("/small", "ok");
     pump(h, c);
     EXPECT_EQ(c.streams[small].body, "POST /small ok");
+    EXPECT_FALSE(h.conn.closing());
+}
+
+TEST(Http2Protocol, BodiesInFlightShareOneBudgetPerConnection) {
+    Harness h(config_with([](net::ServerConfig& c) {
+        c.limits.max_body_bytes = 10000;
+        c.limits.max_buffered_input = 5000;  // in flight on one connection: 15000
+    }));
+    Client c;
+    Fields f = {{":method", "POST"}, {":scheme", "http"}, {":path", "/p"}, {":authority", "t"}};
+    // Bodies that never end: each stays below the body limit, together they go over the budget.
+    Encoder enc;
+    std::string in = raw_preface();
+    for (std::int32_t id : {1, 3}) in += frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, id, enc.encode(f));
+    in += frame(NGHTTP2_DATA, 0, 1, std::string(8000, 'a'));
+    in += frame(NGHTTP2_DATA, 0, 3, std::string(6000, 'b'));
+    h.feed(in);
+    auto frames = parse_frames(h.take());
+    EXPECT_EQ(find_frame(frames, NGHTTP2_HEADERS), nullptr);
+    h.feed(frame(NGHTTP2_DATA, 0, 3, std::string(2000, 'b')));  // 16000 > 15000
+    frames = parse_frames(h.take());
+    const Frame* refused = find_frame(frames, NGHTTP2_HEADERS, 3);
+    ASSERT_NE(refused, nullptr);
+    EXPECT_EQ(field(decode_block(refused->payload), ":status"), "503");
+    EXPECT_EQ(find_frame(frames, NGHTTP2_HEADERS, 1), nullptr);
+    // Stream 1 finishes within its limit once stream 3's bytes no longer count.
+    h.feed(frame(NGHTTP2_DATA, NGHTTP2_FLAG_END_STREAM, 1, std::string(1000, 'a')));
+    h.take();
+    ASSERT_EQ(h.dispatcher.seen.size(), 1u);
+    EXPECT_EQ(h.dispatcher.seen[0].body.size(), 9000u);
     EXPECT_FALSE(h.conn.closing());
 }
 
