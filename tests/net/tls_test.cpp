@@ -10,6 +10,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -833,6 +834,44 @@ TEST_F(TlsServerTest, ReloadTlsServesTheNewCertificate) {
     ASSERT_TRUE(c.handshake());
     EXPECT_EQ(peer_cn(c.ssl.get()), "other.example.com");
     EXPECT_EQ(c.exchange("ok", 6), "[h2]ok");
+}
+
+TEST_F(TlsServerTest, EmbeddedModeServesTls) {
+    const char* backend = std::getenv("COVET_BACKEND");
+    if (backend && std::string(backend) == "asio") GTEST_SKIP() << "embedded mode needs the io_uring backend";
+    covet::net::ServerConfig cfg = config();
+    cfg.threads = 1;
+    covet::net::Server server(cfg, echo_factory());
+    server.start_embedded();
+    const std::uint16_t port = server.port();
+    std::atomic<bool> done{false};
+    std::string got;
+    std::thread client([&] {
+        SocketClient c(port);
+        if (c.handshake()) got = c.exchange("embedded", 12);
+        done = true;
+    });
+    // The caller's loop: poll when the engine's fd is readable, then flush.
+    const int ep = epoll_create1(EPOLL_CLOEXEC);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = server.poll_fd();
+    epoll_ctl(ep, EPOLL_CTL_ADD, server.poll_fd(), &ev);
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    auto turn = [&] {
+        epoll_event out{};
+        bool running = true;
+        if (epoll_wait(ep, &out, 1, 20) > 0) running = server.poll();
+        while (server.flush()) running = server.poll();
+        return running;
+    };
+    while (!done && std::chrono::steady_clock::now() < deadline) turn();
+    client.join();
+    EXPECT_EQ(got, "[h2]embedded");
+    server.stop();
+    while (std::chrono::steady_clock::now() < deadline && turn()) {
+    }
+    ::close(ep);
 }
 
 TEST_F(TlsServerTest, StartFailsWithTheCertificateErrorAndReloadNeedsTls) {

@@ -80,7 +80,8 @@ public:
     std::string_view peer_address() const noexcept { return peer_address_; }
     std::uint16_t peer_port() const noexcept { return peer_port_; }
     bool closing() const noexcept { return close_after_flush_; }
-    // The TLS session (null on plain TCP). ALPN picks the protocol: see tls->alpn.
+    // The TLS session (null on plain TCP). ALPN picks the protocol: see tls->alpn. On a TLS connection
+    // it is set before the first on_data (plaintext only flows once the handshake is done).
     const TlsInfo* tls() const noexcept { return transport_->tls(); }
 
     // ---- for the backend ----
