@@ -102,6 +102,9 @@ _RE_H2_REQ = re.compile(
 )
 _RE_H2_STATUS = re.compile(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx")
 _RE_H2_FINISHED = re.compile(r"finished in ([0-9.]+)(us|ms|s), ([0-9.]+) req/s")
+_RE_H2_REQ_TIME = re.compile(
+    r"^time for request:\s+([0-9.]+)(us|ms|s)\s+([0-9.]+)(us|ms|s)\s+([0-9.]+)(us|ms|s)\s+([0-9.]+)(us|ms|s)", re.M)
+_UNIT_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 _RE_H2_TLS = {
     "version": re.compile(r"^TLS Protocol: (.+)$", re.M),
     "cipher": re.compile(r"^Cipher: (.+)$", re.M),
@@ -121,10 +124,17 @@ def parse_h2load_output(text: str) -> dict[str, Any]:
     s2, s3, s4, s5 = map(int, m_st.groups()) if m_st else (0, 0, 0, 0)
     unit = {"us": 1e-6, "ms": 1e-3, "s": 1.0}[m_fin.group(2)]
     tls = {k: m.group(1).strip() for k, rx in _RE_H2_TLS.items() if (m := rx.search(text))}
+    m_rt = _RE_H2_REQ_TIME.search(text)
+    req_time = None
+    if m_rt:
+        g = m_rt.groups()
+        req_time = {k: round(float(g[2 * i]) * _UNIT_MS[g[2 * i + 1]], 4)
+                    for i, k in enumerate(("min", "max", "mean", "sd"))}
     alpn = tls.pop("alpn", None)
     return {
         "protocol": alpn,  # h2load's "Application protocol:" (h2, h2c or http/1.1), None when it printed none
         "tls": tls or None,  # TLS version, cipher, key exchange as h2load negotiated them (TLS runs only)
+        "request_time_ms": req_time,  # h2load's "time for request" min/max/mean/sd (percentiles need --log-file)
         "requests_per_sec": float(m_fin.group(3)),
         "duration_s": float(m_fin.group(1)) * unit,
         "requests": s2 + s3,

@@ -139,12 +139,14 @@ def test_parse_h2load_tls_h2_sample():
     assert out["protocol"] == "h2"
     assert out["tls"] == {"version": "TLSv1.3", "cipher": "TLS_AES_128_GCM_SHA256",
                           "key_exchange": "X25519 253 bits"}
+    assert out["request_time_ms"] == {"min": 17.59, "max": 245.64, "mean": 133.64, "sd": 45.72}
 
 
 def test_parse_h2load_h2c_sample_has_no_tls():
     out = core.parse_h2load_output(H2LOAD_H2C_GATE)
     assert out["protocol"] == "h2c" and out["tls"] is None
     assert out["duration_s"] == pytest.approx(4.64e-3) and out["requests"] == 4
+    assert out["request_time_ms"] == {"min": 0.08, "max": 0.698, "mean": 0.249, "sd": 0.3}
 
 
 def test_parse_wrk_https_sample():
