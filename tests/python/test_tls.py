@@ -186,7 +186,7 @@ def test_http2_over_tls_and_h2c(real_engine: Any, certs: Path) -> None:
     pytest.importorskip("h2")
     server = _serve(ssl_certfile=str(certs / "server.pem"), ssl_keyfile=str(certs / "server.key"))
     try:
-        with httpx.Client(http2=True, verify=str(certs / "ca.pem")) as client:
+        with httpx.Client(http2=True, verify=ssl.create_default_context(cafile=str(certs / "ca.pem"))) as client:
             r = client.get(f"https://localhost:{server.port}/who")
             assert r.status_code == 200 and r.http_version == "HTTP/2"
             assert r.json()["http_version"] == "2" and r.json()["alpn"] == "h2"

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "covet/covet.hpp"
+#include "covet/net/tls_context.hpp"
 
 namespace py = pybind11;
 
@@ -325,7 +326,7 @@ PYBIND11_MODULE(_native, m) {
             d["client_cert_verified"] = t->client_verified;
             d["client_cert_name"] = t->client_verified ? py::object(py::str(t->client_subject)) : py::object(py::none());
             d["client_cert_common_name"] = t->client_verified ? py::object(py::str(t->client_common_name)) : py::object(py::none());
-            return std::move(d);
+            return d;
         });
 
     py::class_<NativeResponder>(m, "NativeResponder")

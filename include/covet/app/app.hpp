@@ -62,6 +62,7 @@ public:
 
     // Server settings: limits, timeouts, backend, threads, host/port.
     net::ServerConfig& config() noexcept { return config_; }
+    const net::ServerConfig& config() const noexcept { return config_; }
     App& listen(std::string host, std::uint16_t port);
 
     // Starts the server and blocks until SIGINT/SIGTERM (or stop()), then drains gracefully. Returns 0.
