@@ -414,6 +414,37 @@ TEST(WsProtocol, SteadyStateReusesTheMessageBuffer) {
     EXPECT_TRUE(same);
 }
 
+// The HTTP/1.1 side's one call: 101 head first, then the handler, which gets the bytes after the request
+// and whose on_open handle already works (it carries the new protocol epoch).
+TEST(WsProtocol, SwitchToWebsocketQueuesTheHeadAndFeedsTheRest) {
+    FakeWorker w;
+    net::Connection conn(w, -1, net::ConnectionId{7, 1}, "127.0.0.1", 40000);
+    w.connections.push_back(&conn);
+    auto h = std::make_shared<ws::Handlers>();
+    std::vector<std::string> got;
+    h->on_open = [](ws::WebSocket s) { EXPECT_TRUE(s.send_text("welcome")); };
+    h->on_message = [&](ws::WebSocket, std::string_view d, bool) { got.emplace_back(d); };
+    ws::Accepted a;
+    a.head = "HTTP/1.1 101 Switching Protocols\r\n\r\n";
+    const std::string rest = client_frame(Opcode::text, "early") + client_frame(Opcode::ping, "p");
+    ws::switch_to_websocket(conn, w, h, {}, a, "/room", std::span<const char>(rest.data(), rest.size()));
+    std::string out;
+    iovec iov[io::OutputQueue::max_iovecs];
+    while (const std::size_t n = conn.wire_out().prepare_send(iov)) {
+        std::size_t bytes = 0;
+        for (std::size_t i = 0; i < n; ++i) out.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len), bytes += iov[i].iov_len;
+        conn.wire_out().consume(bytes);
+    }
+    ASSERT_EQ(out.rfind(a.head, 0), 0u);
+    const auto frames = parse_server_frames(std::string_view(out).substr(a.head.size()));
+    ASSERT_EQ(frames.size(), 2u);
+    EXPECT_EQ(frames[0].payload, "welcome");
+    EXPECT_EQ(frames[1].opcode, Opcode::pong);
+    EXPECT_EQ(got, std::vector<std::string>{"early"});
+    EXPECT_EQ(conn.protocol_epoch(), 1u);
+    std::erase(w.connections, &conn);
+}
+
 // ---- permessage-deflate end to end ----
 
 ws::DeflateParams deflate_params(bool server_reset, bool client_reset) {
