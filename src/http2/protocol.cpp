@@ -358,16 +358,16 @@ private:
                              std::uint32_t* data_flags, nghttp2_data_source* source, void* user) noexcept {
         Stream& s = *static_cast<Stream*>(source->ptr);
         try {
-            const bool streaming = s.state == StreamState::streaming;
-            const std::string& src = streaming ? s.pending : s.response.body();
-            const std::size_t n = std::min(length, src.size() - s.sent);
+            // The source is fixed at submit time: the state may change (abort) while DATA is still queued.
+            std::string& src = s.streamed ? s.pending : s.response.body();
+            const std::size_t n = s.sent < src.size() ? std::min(length, src.size() - s.sent) : 0;
             std::memcpy(buf, src.data() + s.sent, n);
             s.sent += n;
-            if (streaming && s.sent == s.pending.size()) {
+            if (s.streamed && s.sent == s.pending.size()) {
                 s.pending.clear();  // keeps its capacity for the next chunks
                 s.sent = 0;
             }
-            const bool all_sent = streaming ? s.pending.empty() && s.stream_ended : s.sent == src.size();
+            const bool all_sent = s.streamed ? s.pending.empty() && s.stream_ended : s.sent >= src.size();
             if (!all_sent) {
                 if (n == 0) {
                     s.deferred = true;
@@ -586,6 +586,13 @@ private:
         build_head(r, body_allowed, streaming);
         const bool has_data = !s.head_only && body_allowed && (streaming || !r.body().empty());
         const bool needs_provider = has_data || !r.trailers().empty();
+        if (!has_data) {
+            // HEAD, 204, 304: only fields (and trailers) go out; Content-Length was taken above.
+            s.response.body().clear();
+            s.pending.clear();
+        }
+        s.streamed = streaming;
+        s.sent = 0;
         nghttp2_data_provider provider{};
         provider.source.ptr = &s;
         provider.read_callback = &read_body;
@@ -596,13 +603,8 @@ private:
             s.state = StreamState::done;
             return;
         }
-        if (streaming && has_data) {
-            s.state = StreamState::streaming;
-        } else {
-            // No body to stream (HEAD, 204/304): what the application writes next is dropped.
-            s.state = streaming ? StreamState::streaming : StreamState::responding;
-            if (streaming) s.head_only = true;
-        }
+        s.state = streaming ? StreamState::streaming : StreamState::responding;
+        if (streaming && !has_data) s.head_only = true;  // what the application writes next is dropped
     }
 
     void resume(Stream& s) {

@@ -53,6 +53,7 @@ struct Stream {
     bool head_only = false;     // HEAD: no body is sent
     bool deferred = false;      // the data provider returned NGHTTP2_ERR_DEFERRED
     bool stream_ended = false;  // streaming: stream_end arrived
+    bool streamed = false;      // the body comes from `pending` (fixed when the head is submitted)
     Response response;          // complete(): the response; streaming: the head (for its trailers)
     std::string pending;        // streaming: chunks not yet handed to nghttp2
     std::size_t sent = 0;       // bytes of the body (or of `pending`) already handed to nghttp2
@@ -81,6 +82,7 @@ struct Stream {
         head_only = false;
         deferred = false;
         stream_ended = false;
+        streamed = false;
         response = Response();
         pending.clear();
         sent = 0;

@@ -659,6 +659,52 @@ TEST(Http2Protocol, HeadSendsHeadersWithoutBody) {
     EXPECT_EQ(c.streams[id].close_error, 0u);
 }
 
+TEST(Http2Protocol, HeadNeverSendsABody) {
+    Harness h;
+    StreamWriter writer;
+    h.dispatcher.handler = [&](Request& r, Responder& res) {
+        if (r.path() == "/trailers") return res.send(Response::text("abc").trailer("x-t", "1"));
+        writer = res.stream(Response::text("first"));
+    };
+    Client c;
+    const Fields head = {{":method", "HEAD"}, {":scheme", "http"}, {":authority", "t"}};
+    Fields a = head, b = head;
+    a.emplace_back(":path", "/trailers");
+    b.emplace_back(":path", "/stream");
+    const auto with_trailers = c.request(a);
+    const auto streamed = c.request(b);
+    pump(h, c);
+    writer.write("more");
+    writer.end();
+    pump(h, c);
+    EXPECT_EQ(c.streams[with_trailers].status, 200);
+    EXPECT_EQ(c.streams[with_trailers].body, "");
+    EXPECT_EQ(field(c.streams[with_trailers].headers, "content-length"), "3");
+    EXPECT_EQ(c.streams[with_trailers].trailers, (Fields{{"x-t", "1"}}));
+    EXPECT_EQ(c.streams[streamed].status, 200);
+    EXPECT_EQ(c.streams[streamed].body, "");
+    EXPECT_TRUE(c.streams[streamed].closed);
+    EXPECT_EQ(c.streams[streamed].close_error, 0u);
+}
+
+TEST(Http2Protocol, AbortWhileDataIsQueuedBehindFlowControl) {
+    Harness h;
+    StreamWriter writer;
+    h.dispatcher.handler = [&](Request&, Responder& res) { writer = res.stream(Response::text("")); };
+    Client c;  // 65535-byte windows: most of what follows waits for WINDOW_UPDATE
+    const auto id = c.get("/s");
+    pump(h, c);
+    writer.write(std::string(200 * 1000, 'q'));
+    c.input(h.take());  // read, but no WINDOW_UPDATE sent yet: the rest stays queued
+    writer.abort();
+    pump(h, c);
+    EXPECT_TRUE(c.streams[id].reset);
+    EXPECT_EQ(c.streams[id].rst_error, static_cast<std::uint32_t>(NGHTTP2_INTERNAL_ERROR));
+    EXPECT_LT(c.streams[id].body.size(), 200u * 1000);
+    EXPECT_FALSE(h.conn.protocol()->exchange_outstanding());
+    EXPECT_FALSE(h.conn.closing());
+}
+
 TEST(Http2Protocol, LargeBodiesObeyFlowControl) {
     Harness h;
     const std::string big(300 * 1000, 'b');
