@@ -836,6 +836,27 @@ TEST_F(TlsServerTest, ReloadTlsServesTheNewCertificate) {
     EXPECT_EQ(c.exchange("ok", 6), "[h2]ok");
 }
 
+TEST_F(TlsServerTest, StalledHandshakeIsClosedAfterTheTimeout) {
+    covet::net::ServerConfig cfg = config();
+    cfg.tls->handshake_timeout = 300ms;
+    covet::net::Server server(cfg, echo_factory());
+    server.start();
+    const int fd = connect_to(server.port());
+    ASSERT_GE(fd, 0);
+    const auto start = std::chrono::steady_clock::now();
+    char buf[64];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);  // blocks until the server gives up (5 s at most)
+    const auto waited = std::chrono::steady_clock::now() - start;
+    ::close(fd);
+    EXPECT_EQ(n, 0) << "expected the server to close the connection";
+    EXPECT_GE(waited, 250ms);
+    EXPECT_LT(waited, 3s);
+    // The server still serves others.
+    SocketClient c(server.port());
+    ASSERT_TRUE(c.handshake());
+    EXPECT_EQ(c.exchange("x", 5), "[h2]x");
+}
+
 TEST_F(TlsServerTest, EmbeddedModeServesTls) {
     const char* backend = std::getenv("COVET_BACKEND");
     if (backend && std::string(backend) == "asio") GTEST_SKIP() << "embedded mode needs the io_uring backend";
