@@ -307,7 +307,8 @@ struct Pair {
 class TlsTest : public ::testing::Test {
 protected:
     static void SetUpTestSuite() {
-        covet::configure_logging("off");
+        const char* level = std::getenv("COVET_TEST_LOG");  // e.g. "warn" to see the transport's lines
+        covet::configure_logging(level ? level : "off");
         pki();
     }
 };
