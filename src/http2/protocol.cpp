@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <chrono>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -69,8 +70,11 @@ public:
         // (rapid reset, CVE-2023-44487) and CONTINUATION frames per header block.
         nghttp2_option_set_max_settings(raw_opt, 32);
         nghttp2_option_set_max_outbound_ack(raw_opt, 1000);
+        // Our own token bucket (on_frame_recv, loop time) answers a reset flood with ENHANCE_YOUR_CALM;
+        // nghttp2's (wall time, ending the session with INTERNAL_ERROR) is a looser backstop.
         const std::uint64_t resets = std::max<std::uint32_t>(h2_.max_resets_per_second, 1);
-        nghttp2_option_set_stream_reset_rate_limit(raw_opt, resets, resets);
+        nghttp2_option_set_stream_reset_rate_limit(raw_opt, 10 * resets, 2 * resets);
+        reset_tokens_ = static_cast<double>(resets);
         nghttp2_option_set_max_continuations(raw_opt, h2_.max_continuations);
         // nghttp2_option_set_no_http_messaging stays off: nghttp2 checks pseudo-headers, content-length
         // against DATA, forbidden fields.
@@ -298,6 +302,11 @@ private:
     }
 
     static int on_frame_recv(nghttp2_session* session, const nghttp2_frame* frame, void* user) noexcept {
+        if (frame->hd.type == NGHTTP2_RST_STREAM) {
+            if (!self(user).reset_allowed())  // rapid reset (CVE-2023-44487)
+                nghttp2_session_terminate_session(session, NGHTTP2_ENHANCE_YOUR_CALM);
+            return 0;
+        }
         if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
         Stream* s = stream_of(session, frame->hd.stream_id);
         if (!s) return 0;
@@ -389,6 +398,18 @@ private:
         } catch (...) {
             return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
         }
+    }
+
+    // Token bucket: max_resets_per_second tokens, refilled at that rate (loop time).
+    bool reset_allowed() noexcept {
+        const double rate = std::max<std::uint32_t>(h2_.max_resets_per_second, 1);
+        const Clock::time_point now = conn_.loop().now();
+        if (reset_refill_ != Clock::time_point{})
+            reset_tokens_ = std::min(rate, reset_tokens_ + rate * std::chrono::duration<double>(now - reset_refill_).count());
+        reset_refill_ = now;
+        if (reset_tokens_ < 1) return false;
+        reset_tokens_ -= 1;
+        return true;
     }
 
     // ---- requests ----
@@ -708,6 +729,8 @@ private:
     Clock::time_point idle_since_{};
     std::size_t outstanding_ = 0;      // dispatched streams not yet answered
     std::size_t receiving_bytes_ = 0;  // request bodies still arriving, all streams
+    double reset_tokens_ = 0;          // RST_STREAMs the client may still send now
+    Clock::time_point reset_refill_{};
     bool in_session_ = false, closing_ = false, fatal_ = false, peer_closed_ = false, output_blocked_ = false;
     bool shutting_down_ = false, shutdown_notice_sent_ = false, final_goaway_sent_ = false;
 };

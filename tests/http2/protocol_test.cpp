@@ -866,11 +866,30 @@ TEST(Http2Protocol, RapidResetEndsTheConnection) {
     const auto frames = parse_frames(h.take());
     const Frame* goaway = find_frame(frames, NGHTTP2_GOAWAY);
     ASSERT_NE(goaway, nullptr);
-    // nghttp2's rate limiter ends the session with INTERNAL_ERROR, long before the 200th stream.
-    EXPECT_EQ(goaway->word(4), static_cast<std::uint32_t>(NGHTTP2_INTERNAL_ERROR));
-    EXPECT_LT(goaway->word(0), 2u * 100);
+    EXPECT_EQ(goaway->word(4), static_cast<std::uint32_t>(NGHTTP2_ENHANCE_YOUR_CALM));
+    EXPECT_LE(goaway->word(0), 2u * 21);  // the 21st reset is one too many
+    EXPECT_EQ(std::count_if(frames.begin(), frames.end(), [](const Frame& f) { return f.type == NGHTTP2_GOAWAY; }), 1);
     EXPECT_TRUE(h.conn.closing());
     EXPECT_TRUE(h.dispatcher.seen.empty());  // no stream ended: nothing was dispatched
+}
+
+TEST(Http2Protocol, ResetBudgetRefillsOverTime) {
+    Harness h(config_with([](net::ServerConfig& c) { c.http2_limits.max_resets_per_second = 20; }));
+    Encoder enc;
+    h.feed(raw_preface());
+    std::int32_t id = 1;
+    // 15 resets a second for 5 seconds: 75 in all, never more than the budget at once.
+    for (int second = 0; second < 5; ++second) {
+        std::string in;
+        for (int i = 0; i < 15; ++i, id += 2) {
+            in += frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, id, enc.encode(get_fields("/r")));
+            in += frame(NGHTTP2_RST_STREAM, 0, id, u32(NGHTTP2_CANCEL));
+        }
+        h.feed(in);
+        h.driver.clock += 1s;
+    }
+    EXPECT_EQ(find_frame(parse_frames(h.take()), NGHTTP2_GOAWAY), nullptr);
+    EXPECT_FALSE(h.conn.closing());
 }
 
 TEST(Http2Protocol, FewResetsAreFine) {
