@@ -96,11 +96,14 @@ Hub::Hub(io::Loop& loop) : state_(std::make_shared<State>(loop)) {}
 Hub::~Hub() = default;
 
 Hub* Hub::this_worker(const WebSocket& ws) {
+    // Keyed by the loop too: an embedded server restarted on the same thread gets a fresh hub rather
+    // than one that posts to the old, destroyed loop.
+    thread_local io::Loop* bound = nullptr;
     thread_local std::unique_ptr<Hub> hub;
-    if (!hub) {
-        net::Connection* c = ws.ref().on_home_thread() ? ws.ref().get() : nullptr;
-        if (!c) return nullptr;  // the connection is gone: no loop to bind the hub to yet
+    net::Connection* c = ws.ref().on_home_thread() ? ws.ref().get() : nullptr;
+    if (c && (!hub || bound != &c->loop())) {
         hub = std::make_unique<Hub>(c->loop());
+        bound = &c->loop();
     }
     return hub.get();
 }

@@ -51,7 +51,8 @@ public:
     ~Hub();
 
     // The hub of the calling worker thread, created on first use from `ws`'s connection (connection
-    // thread only). Null only if no hub exists yet and `ws`'s connection is already gone.
+    // thread only), and replaced if that connection belongs to a new loop (embedded server restarted on
+    // this thread). Null only if no hub exists yet and `ws`'s connection is already gone.
     static Hub* this_worker(const WebSocket& ws);
 
     // Any thread (posted unless on the loop's thread). Subscribing twice to a topic is one subscription.
