@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "ws_harness.hpp"
 
 namespace ws_test {
@@ -513,6 +515,74 @@ TEST(WsProtocolDeflate, CorruptDataIs1007) {
     Client c(w, {}, deflate_params(false, false));
     c.feed(client_frame(Opcode::binary, std::string("\xff\xff\xff\xff", 4), true, true));
     expect_failed(c, 1007);
+}
+
+}  // namespace
+}  // namespace ws_test
+
+namespace ws_test {
+namespace {
+
+// Random messages (text and binary, fragmented, with pings between fragments) cut into random pieces:
+// every message arrives whole, in order, and every ping gets its pong.
+TEST(WsProtocolRandom, RandomFragmentationAndSplits) {
+    std::mt19937 rng(12345);
+    for (int run = 0; run < 30; ++run) {
+        FakeWorker w;
+        Client c(w);
+        std::string stream;
+        std::vector<std::string> expected;
+        int pings = 0;
+        for (int m = 0; m < 20; ++m) {
+            const bool binary = rng() % 2;
+            std::string body(rng() % 3000, '\0');
+            for (char& ch : body) ch = binary ? static_cast<char>(rng()) : static_cast<char>('a' + rng() % 26);
+            expected.push_back(body);
+            const std::size_t pieces = 1 + rng() % 4;
+            std::size_t from = 0;
+            for (std::size_t p = 0; p < pieces; ++p) {
+                const std::size_t to = p + 1 == pieces ? body.size() : from + (body.size() - from) / 2;
+                stream += client_frame(p == 0 ? (binary ? Opcode::binary : Opcode::text) : Opcode::continuation,
+                                       body.substr(from, to - from), p + 1 == pieces);
+                from = to;
+                if (rng() % 3 == 0) stream += client_frame(Opcode::ping, std::to_string(pings++));
+            }
+        }
+        for (std::size_t pos = 0; pos < stream.size();) {
+            const std::size_t n = std::min<std::size_t>(1 + rng() % 700, stream.size() - pos);
+            c.feed(std::string_view(stream).substr(pos, n));
+            pos += n;
+        }
+        ASSERT_EQ(c.messages.size(), expected.size()) << "run " << run;
+        for (std::size_t i = 0; i < expected.size(); ++i) EXPECT_EQ(c.messages[i].data, expected[i]);
+        const auto frames = c.frames();
+        ASSERT_EQ(frames.size(), static_cast<std::size_t>(pings));
+        for (int i = 0; i < pings; ++i) EXPECT_EQ(frames[static_cast<std::size_t>(i)].payload, std::to_string(i));
+        EXPECT_TRUE(c.closes.empty());
+    }
+}
+
+// Garbage never crashes (ASan/UBSan builds) and always ends in a close frame or in waiting for more.
+TEST(WsProtocolRandom, GarbageIsRefusedCleanly) {
+    std::mt19937 rng(777);
+    for (int run = 0; run < 300; ++run) {
+        FakeWorker w;
+        ws::DeflateParams p;
+        p.enabled = run % 2 == 0;
+        Client c(w, small(4096), p);
+        std::string junk(rng() % 200, '\0');
+        for (char& ch : junk) ch = static_cast<char>(rng());
+        if (run % 3 == 0 && junk.size() > 1) junk[1] = static_cast<char>(junk[1] | 0x80);  // masked: goes further
+        for (std::size_t pos = 0; pos < junk.size();) {
+            const std::size_t n = std::min<std::size_t>(1 + rng() % 16, junk.size() - pos);
+            c.feed(std::string_view(junk).substr(pos, n));
+            pos += n;
+        }
+        c.conn.peer_closed();
+        ASSERT_EQ(c.closes.size(), 1u);
+        const std::uint16_t code = c.closes[0].first;
+        EXPECT_TRUE(code == 1002 || code == 1007 || code == 1009 || code == 1006 || ws::valid_close_code(code)) << code;
+    }
 }
 
 }  // namespace
