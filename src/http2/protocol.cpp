@@ -469,10 +469,9 @@ private:
         if (s.has_method) {
             const std::string_view name = s.view(s.method.name_off, s.method.name_len);
             const auto m = parse_method(name);
-            if (!m || *m == Method::connect || *m == Method::trace) {
+            if (!m || *m == Method::connect) {  // CONNECT tunnels are not offered
                 s.reject_status = 501;
-                s.reject_reason = !m ? "the request method is not implemented"
-                                     : "this method is not supported over HTTP/2 here";
+                s.reject_reason = !m ? "the request method is not implemented" : "CONNECT is not supported";
                 return;
             }
             r.set_method(*m);

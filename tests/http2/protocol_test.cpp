@@ -751,6 +751,10 @@ TEST(Http2Protocol, UnknownMethodIs501AndConnectIsRefused) {
     EXPECT_EQ(c.streams[connect].status, 501);
     EXPECT_TRUE(h.dispatcher.seen.empty());
     EXPECT_FALSE(h.conn.closing());
+    // A known method goes to the application, as over HTTP/1.1.
+    const auto trace = c.request({{":method", "TRACE"}, {":scheme", "http"}, {":path", "/t"}, {":authority", "t"}});
+    pump(h, c);
+    EXPECT_EQ(c.streams[trace].body, "TRACE /t");
 }
 
 // ================================================================ limits and abuse

@@ -1,6 +1,21 @@
 // HTTP/2 on a connection (nghttp2 server sessions): stream multiplexing, flow control, HPACK, trailers,
 // SETTINGS limits, GOAWAY on shutdown, and the abuse limits (rapid reset, CONTINUATION floods, HPACK
 // bombs). Requests reach the same RequestDispatcher as HTTP/1.1.
+//
+// Limits (net::Http2Limits, net::Limits, net::Timeouts), per connection:
+//   SETTINGS: max_concurrent_streams (more → RST_STREAM REFUSED_STREAM), initial_window_size (also the
+//     connection window), max_header_list_bytes, max_frame_size (a larger frame → GOAWAY FRAME_SIZE_ERROR).
+//   Decoded header list over max_header_list_bytes, or more than Limits::max_headers fields → 431 on that
+//     stream (nothing of it is kept); the connection stays usable.
+//   Body over Limits::max_body_bytes → 413; bodies still arriving on all streams together over
+//     max_body_bytes + max_buffered_input → 503 on the stream that went over.
+//   RST_STREAM from the client beyond max_resets_per_second (token bucket) → GOAWAY ENHANCE_YOUR_CALM.
+//   More than max_continuations CONTINUATION frames → connection error (GOAWAY).
+//   Timeouts::header: a header block left incomplete → GOAWAY; Timeouts::body: a stalled body → 408 on
+//     its stream; Timeouts::keep_alive: no streams → GOAWAY NO_ERROR and close.
+// Unknown methods and CONNECT → 501. Cookie crumbs are joined into one header; :authority is exposed as
+// a `host` header when there is none. Response trailers (Response::trailer) are sent as a trailing
+// HEADERS frame.
 #pragma once
 
 #include <memory>
