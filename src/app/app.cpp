@@ -43,6 +43,28 @@ App& App::route(std::initializer_list<Method> methods, std::string_view pattern,
     return *this;
 }
 
+App& App::ws(std::string_view pattern, ws::Handlers handlers, ws::Options options) {
+    ws_router_.add(Method::get, pattern, WebSocketTarget{std::make_shared<const ws::Handlers>(std::move(handlers)), {}, std::move(options)});
+    return *this;
+}
+
+App& App::ws(std::string_view pattern, WebSocketFactory factory, ws::Options options) {
+    ws_router_.add(Method::get, pattern, WebSocketTarget{nullptr, std::move(factory), std::move(options)});
+    return *this;
+}
+
+bool App::websocket(Request& request, ws::Route& route) {
+    const auto match = ws_router_.match(Method::get, request.path(), request.params());
+    if (match.status != Router<WebSocketTarget>::Status::found) {
+        request.params().clear();
+        return false;
+    }
+    const WebSocketTarget& target = *match.handler;
+    route.options = target.options;
+    route.handlers = target.shared ? target.shared : target.factory(request);
+    return true;
+}
+
 App& App::use(std::unique_ptr<Middleware> middleware) {
     middleware_.push_back(std::move(middleware));
     return *this;

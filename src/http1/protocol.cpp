@@ -8,15 +8,20 @@
 #include "covet/http1/protocol.hpp"
 
 #include <llhttp.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cstring>
 #include <optional>
 #include <string>
+#include <variant>
 
 #include "covet/http/date_cache.hpp"
 #include "covet/http1/serializer.hpp"
 #include "covet/http2/protocol.hpp"
+#include "covet/ws/handshake.hpp"
+#include "covet/ws/protocol.hpp"
+#include "covet/ws/route.hpp"
 
 namespace covet::http1 {
 namespace {
@@ -207,6 +212,17 @@ private:
             }
             if (phase_ == Phase::body) pos += parse_body(buf.substr(pos));
             if (message_complete_) dispatch();
+            if (ws_upgrade_) {
+                // WebSocket accepted: 101, then frames; what followed the request is the client's first frames.
+                phase_ = Phase::closing;
+                switched_ = true;
+                WebSocketSwitch sw = std::move(*ws_upgrade_);
+                ws_upgrade_.reset();
+                ws::switch_to_websocket(conn_, home_, std::move(sw.route.handlers), std::move(sw.route.options), sw.accepted,
+                                        sw.path, std::span<const char>(buf.data() + pos, buf.size() - pos));
+                in_process_ = false;
+                return buf.size();
+            }
             if (upgrade_) {
                 // Upgrade: h2c accepted: 101, then HTTP/2 (SETTINGS first) on the same bytes stream; what
                 // followed the request (the client preface) belongs to the new handler.
@@ -469,6 +485,7 @@ private:
     // ---- dispatch and responses ----
     void dispatch() {
         message_complete_ = false;
+        if (ws::is_upgrade_request(request_) && try_websocket()) return;
         if (h2c_allowed() && request_.version_minor() >= 1) {
             upgrade_ = try_h2c_upgrade();
             if (upgrade_) return;  // the HTTP/2 handler answers this request as stream 1
@@ -476,6 +493,38 @@ private:
         phase_ = Phase::dispatched;
         ++exchange_;
         dispatcher_.dispatch(request_, Responder(net::ConnectionRef(home_.link(), conn_.id(), conn_.protocol_epoch()), this, exchange_));
+    }
+
+    // A WebSocket route takes the request: a valid handshake switches the connection once the request's
+    // bytes are consumed (see process()); an invalid one is answered here (400/426) and the connection
+    // closes. False: no WebSocket route, answer it as a plain request.
+    bool try_websocket() {
+        ws::Route route;
+        try {
+            if (!dispatcher_.websocket(request_, route)) return false;
+        } catch (const std::exception& e) {
+            spdlog::error("WebSocket route for {} failed: {}", request_.target(), e.what());
+            refuse_websocket(Response::text("the WebSocket route failed to set up the connection\n", 500));
+            return true;
+        }
+        if (!route.handlers) {
+            refuse_websocket(Response::text("the application refused this WebSocket connection\n", 403));
+            return true;
+        }
+        auto verdict = ws::accept_upgrade(request_, route.options);
+        if (Response* refusal = std::get_if<Response>(&verdict)) {
+            refuse_websocket(std::move(*refusal));
+            return true;
+        }
+        ws_upgrade_.emplace(WebSocketSwitch{std::move(route), std::move(std::get<ws::Accepted>(verdict)), std::string(request_.path())});
+        return true;
+    }
+
+    void refuse_websocket(Response refusal) {
+        refusal.close_connection();
+        phase_ = Phase::dispatched;
+        ++exchange_;
+        Responder(net::ConnectionRef(home_.link(), conn_.id(), conn_.protocol_epoch()), this, exchange_).send(std::move(refusal));
     }
 
     // h2c is offered on plain TCP only: over TLS, ALPN chooses the protocol.
@@ -640,6 +689,12 @@ private:
     bool input_paused_ = false, output_paused_ = false, reading_ = true;
     bool switched_ = false;
     std::unique_ptr<net::ProtocolHandler> upgrade_;  // h2c accepted: installed once the request is consumed
+    struct WebSocketSwitch {
+        ws::Route route;
+        ws::Accepted accepted;
+        std::string path;
+    };
+    std::optional<WebSocketSwitch> ws_upgrade_;  // WebSocket accepted: switched once the request is consumed
 };
 
 }  // namespace

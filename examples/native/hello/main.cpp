@@ -254,6 +254,20 @@ int main(int argc, char** argv) {
         return covet::Response::json(body + "}");
     });
 
+    // WebSocket: an echo, and chat rooms where every message goes to each connection in the room (on
+    // this worker: the hub fans out natively, framing each message once).
+    covet::ws::Handlers echo;
+    echo.on_message = [](covet::ws::WebSocket ws, std::string_view data, bool binary) { ws.send(data, binary); };
+    app.ws("/ws/echo", std::move(echo));
+    covet::ws::Handlers room;
+    room.on_open = [](covet::ws::WebSocket ws) {
+        if (covet::ws::Hub* hub = covet::ws::Hub::this_worker(ws)) hub->subscribe(ws, ws.path());
+    };
+    room.on_message = [](covet::ws::WebSocket ws, std::string_view data, bool binary) {
+        if (covet::ws::Hub* hub = covet::ws::Hub::this_worker(ws)) hub->publish(ws.path(), data, binary);
+    };
+    app.ws("/ws/room/{name}", std::move(room));
+
     // The benchmarks' I/O-bound handler: answers after 1 ms, like an `await asyncio.sleep(0.001)`.
     app.get("/sleep", [&delays](covet::Request&, covet::Responder responder) {
         delays.after(std::chrono::milliseconds(1), std::move(responder), covet::Response(200, "Hello, World!", "text/plain"));

@@ -27,11 +27,17 @@
 #include "covet/net/server.hpp"
 #include "covet/net/server_config.hpp"
 #include "covet/router/router.hpp"
+#include "covet/ws/options.hpp"
+#include "covet/ws/route.hpp"
+#include "covet/ws/websocket.hpp"
 
 namespace covet {
 
 using Handler = std::function<Response(Request&)>;
 using AsyncHandler = std::function<void(Request&, Responder)>;
+// Per-connection WebSocket handlers, made from the upgrade request (its path parameters, query, headers
+// are valid during the call). Null refuses the upgrade with 403.
+using WebSocketFactory = std::function<std::shared_ptr<const ws::Handlers>(Request&)>;
 
 class App final : public RequestDispatcher {
 public:
@@ -50,6 +56,11 @@ public:
     template <class H> App& del(std::string_view p, H&& h) { return add(Method::del, p, std::forward<H>(h)); }
     template <class H> App& head(std::string_view p, H&& h) { return add(Method::head, p, std::forward<H>(h)); }
     template <class H> App& options(std::string_view p, H&& h) { return add(Method::options, p, std::forward<H>(h)); }
+
+    // WebSocket routes (GET + Upgrade: websocket over HTTP/1.1; patterns as for HTTP routes). The same
+    // handlers serve every connection, or `factory` makes them per connection from the upgrade request.
+    App& ws(std::string_view pattern, ws::Handlers handlers, ws::Options options = {});
+    App& ws(std::string_view pattern, WebSocketFactory factory, ws::Options options = {});
 
     App& use(std::unique_ptr<Middleware> middleware);
     std::vector<std::pair<Method, std::string>> routes() const { return router_.routes(); }
@@ -85,6 +96,7 @@ public:
     // ---- RequestDispatcher ----
     void dispatch(Request& request, Responder responder) override;
     void finalize(const Request& request, Response& response) noexcept override;
+    bool websocket(Request& request, ws::Route& route) override;
 
 private:
     struct RouteTarget {
@@ -100,7 +112,14 @@ private:
 
     void make_server();
 
+    struct WebSocketTarget {
+        std::shared_ptr<const ws::Handlers> shared;  // one set for all connections, or
+        WebSocketFactory factory;                    // per connection
+        ws::Options options;
+    };
+
     Router<RouteTarget> router_;
+    Router<WebSocketTarget> ws_router_;
     std::vector<std::unique_ptr<Middleware>> middleware_;
     net::ServerConfig config_;
     std::unique_ptr<net::Server> server_;

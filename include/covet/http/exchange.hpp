@@ -12,6 +12,10 @@
 
 namespace covet {
 
+namespace ws {
+struct Route;
+}
+
 // Implemented by protocols (HTTP/1.1 today, HTTP/2 streams later). Called on the connection's thread.
 class ExchangeSink {
 public:
@@ -92,6 +96,9 @@ public:
     virtual void dispatch(Request& request, Responder responder) = 0;
     // Runs on the connection's thread right before a response head is written (middleware after-hooks).
     virtual void finalize(const Request&, Response&) noexcept {}
+    // A WebSocket upgrade request (HTTP/1.1): true, with `route` filled, when a WebSocket route takes it;
+    // false answers it as a plain request. Path parameters are set on `request` as for dispatch().
+    virtual bool websocket(Request& /*request*/, ws::Route& /*route*/) { return false; }
 };
 
 // ---- inline bodies ----
