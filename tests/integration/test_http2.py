@@ -96,8 +96,8 @@ def test_curl_h2c_upgrade(h2c_server):
 
 @needs_curl
 def test_curl_h2_several_urls_one_connection(server):
-    # Over TLS: curl 7.88 cannot reuse an h2c prior-knowledge connection (it fails with "Error in
-    # the HTTP2 framing layer" against any server, Go's net/http2 included).
+    # Over TLS: curl 7.88 cannot reuse an h2c prior-knowledge connection (curl bug #10634, fixed
+    # after 7.88: "Error in the HTTP2 framing layer" against any server, Go's net/http2 included).
     urls = [https(server, p) for p in ("/plaintext", "/json", "/users/3")]
     p = curl_ok("--http2", "-v", *tls_curl_args(server), *urls)
     assert p.stdout == HELLO + HELLO_JSON + b'{"id":3}', p.stdout
