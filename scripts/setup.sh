@@ -11,6 +11,12 @@ packages=(build-essential cmake ninja-build pkg-config git curl
           python3 python3-venv python3-dev)
 # scripts/h2spec.sh builds h2spec with `go install`: Debian's Go unless a toolchain is already there.
 command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || packages+=(golang-go)
+# WebSocket interoperability tests (tests/integration/test_websocket.py): headless Chromium, and Node.js
+# with npm for the npm `ws` client (scripts/test.sh runs `npm ci` in tests/integration/ws_node). A Node.js
+# from elsewhere (e.g. NodeSource, which bundles npm) is kept as it is.
+packages+=(chromium)
+command -v node >/dev/null || packages+=(nodejs)
+command -v npm >/dev/null || packages+=(npm)
 # Benchmarks only (bench/): load generator and the C reference server.
 [ "${COVET_SETUP_BENCH:-0}" = 1 ] && packages+=(wrk nginx-light)
 

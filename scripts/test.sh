@@ -15,6 +15,8 @@ echo "== C++ tests (GoogleTest via ctest; real-socket tests run once per backend
 ctest --test-dir build --output-on-failure -j2
 
 echo "== Python integration tests (real sockets, both backends)"
+# The Node.js WebSocket client (npm ws, pinned by its package-lock.json) for test_websocket.py.
+npm ci --prefix tests/integration/ws_node --no-audit --no-fund --loglevel=error
 export COVET_HELLO_BIN=$PWD/build/examples/native/hello/hello COVET_REQUIRE_SERVER=1
 .venv/bin/python -m pytest tests/integration -q -p no:cacheprovider
 
