@@ -22,6 +22,7 @@
 
 #include "covet/http/date_cache.hpp"
 #include "covet/http/status.hpp"
+#include "ack_filter.hpp"
 #include "fields.hpp"
 #include "stream.hpp"
 
@@ -84,13 +85,16 @@ public:
         session_.reset(raw);
 
         const std::uint32_t frame = std::clamp<std::uint32_t>(h2_.max_frame_size, 16384, 16777215);
-        std::array<nghttp2_settings_entry, 4> iv{{
-            {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, h2_.max_concurrent_streams},
+        std::array<nghttp2_settings_entry, 3> iv{{
             {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, std::min<std::uint32_t>(h2_.initial_window_size, NGHTTP2_MAX_WINDOW_SIZE)},
             {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, h2_.max_header_list_bytes},
             {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, frame},
         }};
         if (nghttp2_submit_settings(raw, NGHTTP2_FLAG_NONE, iv.data(), iv.size()) != 0) return false;
+        // Its own frame, whose ACK is withheld from nghttp2 (see ack_filter.hpp): excess streams are then
+        // refused one by one (REFUSED_STREAM) instead of ending the connection.
+        const nghttp2_settings_entry streams{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, h2_.max_concurrent_streams};
+        if (nghttp2_submit_settings(raw, NGHTTP2_FLAG_NONE, &streams, 1) != 0) return false;
         // The connection window: large enough that one stream's window is usable.
         const std::int32_t conn_window =
             static_cast<std::int32_t>(std::min<std::uint32_t>(h2_.initial_window_size, NGHTTP2_MAX_WINDOW_SIZE));
@@ -143,8 +147,11 @@ public:
         }
         if (!bytes.empty()) {
             in_session_ = true;
-            const ssize_t rv = nghttp2_session_mem_recv(session_.get(), reinterpret_cast<const std::uint8_t*>(bytes.data()),
-                                                        bytes.size());
+            ssize_t rv = 0;
+            ack_filter_.run(bytes, [&](std::span<const char> part) {
+                rv = nghttp2_session_mem_recv(session_.get(), reinterpret_cast<const std::uint8_t*>(part.data()), part.size());
+                return rv >= 0;
+            });
             in_session_ = false;
             if (rv < 0) {
                 // Bad preface, flood, or a callback failure: nghttp2 may not have queued a GOAWAY itself.
@@ -723,6 +730,7 @@ private:
     std::vector<std::unique_ptr<Stream>> live_;  // every stream nghttp2 or the application still needs
     Stream* upgrade_stream_ = nullptr;           // h2c: stream 1, dispatched on the first on_data
     FieldBlock fields_;                          // reused for every response head and trailer block
+    detail::SettingsAckFilter ack_filter_{2, client_preface.size()};  // the ACK of our 2nd SETTINGS
     // Declared last, destroyed first: nghttp2 must be gone before the streams its data providers name.
     SessionPtr session_;
     Clock::time_point idle_since_{};

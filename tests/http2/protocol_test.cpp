@@ -358,7 +358,7 @@ private:
     static int on_frame(nghttp2_session*, const nghttp2_frame* frame, void* user) {
         Client& c = self(user);
         if (frame->hd.type == NGHTTP2_SETTINGS && !(frame->hd.flags & NGHTTP2_FLAG_ACK))
-            c.server_settings.assign(frame->settings.iv, frame->settings.iv + frame->settings.niv);
+            c.server_settings.insert(c.server_settings.end(), frame->settings.iv, frame->settings.iv + frame->settings.niv);
         if (frame->hd.type == NGHTTP2_GOAWAY) {
             ++c.goaways;
             c.goaway_error = frame->goaway.error_code;
@@ -855,6 +855,57 @@ TEST(Http2Protocol, StreamsOverTheConcurrencyLimitAreRefused) {
     EXPECT_FALSE(h.conn.closing());
     for (Responder& r : h.dispatcher.held) r.send(Response::text("x"));
     EXPECT_EQ(parse_frames(h.take()).size(), 4u);  // HEADERS + DATA for each
+}
+
+TEST(Http2Protocol, StreamsOverTheLimitAreRefusedAfterTheSettingsAreAcked) {
+    Harness h(config_with([](net::ServerConfig& c) { c.http2_limits.max_concurrent_streams = 2; }));
+    h.dispatcher.defer = true;
+    Encoder enc;
+    h.feed(raw_preface());
+    const auto server_settings = parse_frames(h.take());
+    ASSERT_EQ(std::count_if(server_settings.begin(), server_settings.end(),
+                            [](const Frame& f) { return f.type == NGHTTP2_SETTINGS && !(f.flags & NGHTTP2_FLAG_ACK); }),
+              2);
+    // Both SETTINGS acknowledged, the second ACK split across reads.
+    const std::string acks = frame(NGHTTP2_SETTINGS, NGHTTP2_FLAG_ACK, 0, "") + frame(NGHTTP2_SETTINGS, NGHTTP2_FLAG_ACK, 0, "");
+    h.feed(acks.substr(0, 13));
+    h.feed(acks.substr(13));
+    std::string in;
+    for (std::int32_t id : {1, 3, 5, 7})
+        in += frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, id, enc.encode(get_fields("/c")));
+    h.feed(in);
+    const auto frames = parse_frames(h.take());
+    for (std::int32_t id : {5, 7}) {
+        const Frame* rst = find_frame(frames, NGHTTP2_RST_STREAM, id);
+        ASSERT_NE(rst, nullptr) << id;
+        EXPECT_EQ(rst->word(0), static_cast<std::uint32_t>(NGHTTP2_REFUSED_STREAM));
+    }
+    EXPECT_EQ(find_frame(frames, NGHTTP2_GOAWAY), nullptr);
+    EXPECT_FALSE(h.conn.closing());
+    EXPECT_EQ(h.dispatcher.held.size(), 2u);
+    // Once a stream is answered, a new one fits again.
+    h.dispatcher.held[0].send(Response::text("x"));
+    h.take();
+    h.feed(frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 9, enc.encode(get_fields("/d"))));
+    EXPECT_EQ(find_frame(parse_frames(h.take()), NGHTTP2_RST_STREAM), nullptr);
+    EXPECT_EQ(h.dispatcher.held.size(), 3u);
+}
+
+TEST(Http2Protocol, InputOneByteAtATime) {
+    Harness h;
+    Client c;
+    const auto a = c.post("/a", std::string(3000, 'p'));
+    const auto b = c.get("/b", {{"x-h", "v"}});
+    for (int round = 0; round < 20; ++round) {
+        const std::string up = c.output();
+        for (char ch : up) h.feed(std::string_view(&ch, 1));
+        const std::string down = h.take();
+        if (!down.empty()) c.input(down);
+        if (up.empty() && down.empty()) break;
+    }
+    EXPECT_EQ(c.streams[a].body, "POST /a " + std::string(3000, 'p'));
+    EXPECT_EQ(c.streams[b].body, "GET /b");
+    EXPECT_FALSE(h.conn.closing());
 }
 
 TEST(Http2Protocol, RapidResetEndsTheConnection) {
