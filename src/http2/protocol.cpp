@@ -24,6 +24,7 @@
 #include "covet/http/status.hpp"
 #include "ack_filter.hpp"
 #include "fields.hpp"
+#include "reset_budget.hpp"
 #include "stream.hpp"
 
 namespace covet::http2 {
@@ -75,7 +76,7 @@ public:
         // nghttp2's (wall time, ending the session with INTERNAL_ERROR) is a looser backstop.
         const std::uint64_t resets = std::max<std::uint32_t>(h2_.max_resets_per_second, 1);
         nghttp2_option_set_stream_reset_rate_limit(raw_opt, 10 * resets, 2 * resets);
-        reset_tokens_ = static_cast<double>(resets);
+        resets_ = detail::ResetBudget(h2_.max_resets_per_second);
         nghttp2_option_set_max_continuations(raw_opt, h2_.max_continuations);
         // nghttp2_option_set_no_http_messaging stays off: nghttp2 checks pseudo-headers, content-length
         // against DATA, forbidden fields.
@@ -310,7 +311,8 @@ private:
 
     static int on_frame_recv(nghttp2_session* session, const nghttp2_frame* frame, void* user) noexcept {
         if (frame->hd.type == NGHTTP2_RST_STREAM) {
-            if (!self(user).reset_allowed())  // rapid reset (CVE-2023-44487)
+            Http2Protocol& h = self(user);
+            if (!h.resets_.take(h.conn_.loop().now()))  // rapid reset (CVE-2023-44487)
                 nghttp2_session_terminate_session(session, NGHTTP2_ENHANCE_YOUR_CALM);
             return 0;
         }
@@ -407,18 +409,6 @@ private:
         }
     }
 
-    // Token bucket: max_resets_per_second tokens, refilled at that rate (loop time).
-    bool reset_allowed() noexcept {
-        const double rate = std::max<std::uint32_t>(h2_.max_resets_per_second, 1);
-        const Clock::time_point now = conn_.loop().now();
-        if (reset_refill_ != Clock::time_point{})
-            reset_tokens_ = std::min(rate, reset_tokens_ + rate * std::chrono::duration<double>(now - reset_refill_).count());
-        reset_refill_ = now;
-        if (reset_tokens_ < 1) return false;
-        reset_tokens_ -= 1;
-        return true;
-    }
-
     // ---- requests ----
     static Stream::Field add_bytes(Stream& s, std::string_view bytes) {
         Stream::Field f;
@@ -471,7 +461,7 @@ private:
 
     // Makes the Request views; the header bytes are complete and will not move any more.
     void build_request(Stream& s) {
-        join_cookies(s);
+        detail::join_cookies(s);
         Request& r = s.request;
         if (s.has_method) {
             const std::string_view name = s.view(s.method.name_off, s.method.name_len);
@@ -508,29 +498,6 @@ private:
         r.set_client(conn_.peer_address(), conn_.peer_port());
         r.set_received_at(conn_.loop().now());
         r.set_tls(conn_.tls());
-    }
-
-    // HTTP/2 may split Cookie into one field per crumb (RFC 9113 §8.2.3); applications expect one
-    // header, as HTTP/1.1 sends it. Done before any view is made: the header bytes may move.
-    static void join_cookies(Stream& s) {
-        std::size_t count = 0;
-        for (const Stream::Field& f : s.fields) count += s.view(f.name_off, f.name_len) == "cookie";
-        if (count < 2) return;
-        std::size_t first = s.fields.size();
-        const auto value_off = static_cast<std::uint32_t>(s.head.size());
-        for (std::size_t i = 0; i < s.fields.size(); ++i) {
-            const Stream::Field f = s.fields[i];
-            if (s.view(f.name_off, f.name_len) != "cookie") continue;
-            if (first == s.fields.size()) first = i;
-            else s.head.append("; ");
-            s.head.append(s.head, f.value_off, f.value_len);
-        }
-        s.fields[first].value_off = value_off;
-        s.fields[first].value_len = static_cast<std::uint32_t>(s.head.size() - value_off);
-        std::size_t out = first + 1;
-        for (std::size_t i = first + 1; i < s.fields.size(); ++i)
-            if (s.view(s.fields[i].name_off, s.fields[i].name_len) != "cookie") s.fields[out++] = s.fields[i];
-        s.fields.resize(out);
     }
 
     // Slow senders: a request whose header block or body stalls past Timeouts::header/body. A stalled
@@ -736,8 +703,7 @@ private:
     Clock::time_point idle_since_{};
     std::size_t outstanding_ = 0;      // dispatched streams not yet answered
     std::size_t receiving_bytes_ = 0;  // request bodies still arriving, all streams
-    double reset_tokens_ = 0;          // RST_STREAMs the client may still send now
-    Clock::time_point reset_refill_{};
+    detail::ResetBudget resets_{1};    // RST_STREAMs the client may send
     bool in_session_ = false, closing_ = false, fatal_ = false, peer_closed_ = false, output_blocked_ = false;
     bool shutting_down_ = false, shutdown_notice_sent_ = false, final_goaway_sent_ = false;
 };

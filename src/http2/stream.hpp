@@ -89,6 +89,29 @@ struct Stream {
     }
 };
 
+// HTTP/2 may split Cookie into one field per crumb (RFC 9113 §8.2.3); applications expect one
+// header, as HTTP/1.1 sends it. Done before any view is made: the header bytes may move.
+inline void join_cookies(Stream& s) {
+    std::size_t count = 0;
+    for (const Stream::Field& f : s.fields) count += s.view(f.name_off, f.name_len) == "cookie";
+    if (count < 2) return;
+    std::size_t first = s.fields.size();
+    const auto value_off = static_cast<std::uint32_t>(s.head.size());
+    for (std::size_t i = 0; i < s.fields.size(); ++i) {
+        const Stream::Field f = s.fields[i];
+        if (s.view(f.name_off, f.name_len) != "cookie") continue;
+        if (first == s.fields.size()) first = i;
+        else s.head.append("; ");
+        s.head.append(s.head, f.value_off, f.value_len);
+    }
+    s.fields[first].value_off = value_off;
+    s.fields[first].value_len = static_cast<std::uint32_t>(s.head.size() - value_off);
+    std::size_t out = first + 1;
+    for (std::size_t i = first + 1; i < s.fields.size(); ++i)
+        if (s.view(s.fields[i].name_off, s.fields[i].name_len) != "cookie") s.fields[out++] = s.fields[i];
+    s.fields.resize(out);
+}
+
 // Recycles Stream objects (and their buffers' capacity). Big buffers are not kept.
 class StreamPool {
 public:
