@@ -24,6 +24,7 @@ from .exceptions import HTTPException, RequestValidationError, ResponseValidatio
 from .dependencies import Depends
 from .params import Body, Cookie, File, Form, Header, Path, Query
 from .requests import Request
+from .websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from .responses import (
     FileResponse,
     HTMLResponse,
@@ -40,6 +41,9 @@ __all__ = [
     "CovetPy",
     "Request",
     "Response",
+    "WebSocket",
+    "WebSocketDisconnect",
+    "WebSocketState",
     "JSONResponse",
     "PlainTextResponse",
     "HTMLResponse",

@@ -69,6 +69,8 @@ class CovetPy:
         self.debug = debug
         self.state = State()
         self.router = RouteTable()
+        self.websocket_routes: list[Any] = []  # covet.websockets.WebSocketRoute
+        self._websocket_dispatch: Any = None  # set while serving (publish)
         self.user_middleware: list[Callable[..., Any]] = []
         self.exception_handlers: dict[Any, ExceptionHandler] = dict(exception_handlers or {})
         self.on_startup_handlers: list[Callable[[], Any]] = list(on_startup or [])
@@ -175,6 +177,42 @@ class CovetPy:
         return self.route(path, ["OPTIONS"], **options)
 
     # -- constant routes ------------------------------------------------------------------------------
+    def add_websocket_route(self, path: str, endpoint: Callable[..., Any], *, name: Optional[str] = None,
+                            dependencies: Optional[Sequence[Any]] = None, **options: Any) -> Any:
+        """A WebSocket endpoint (``async def ws(websocket: WebSocket, ...)``). Options: ``max_size`` (bytes,
+        default 1 MiB: larger messages close with 1009), ``idle_timeout`` and ``ping_interval`` (seconds,
+        60 and 20), ``max_send_buffer`` (bytes, 4 MiB: sends wait above it), ``compression`` (permessage-deflate,
+        default True), ``subprotocols`` (the route's, preferred first)."""
+        from .websockets import WebSocketRoute
+
+        unknown = set(options) - {"max_size", "idle_timeout", "ping_interval", "max_send_buffer", "compression",
+                                  "subprotocols"}
+        if unknown:
+            raise TypeError(f"websocket route {path}: unknown options {sorted(unknown)}")
+        route = WebSocketRoute(path, endpoint, name=name, dependencies=[*self.dependencies, *(dependencies or ())],
+                               **options)
+        if any(r.native_pattern == route.native_pattern for r in self.websocket_routes):
+            raise ValueError(f"websocket route conflict: {path} is already registered")
+        self.websocket_routes.append(route)
+        return route
+
+    def websocket(self, path: str, *, name: Optional[str] = None, dependencies: Optional[Sequence[Any]] = None,
+                  **options: Any) -> Callable[[F], F]:
+        """Decorator form of `add_websocket_route`."""
+
+        def decorator(func: F) -> F:
+            self.add_websocket_route(path, func, name=name, dependencies=dependencies, **options)
+            return func
+
+        return decorator
+
+    def publish(self, topic: str, data: Union[str, bytes]) -> int:
+        """Sends `data` to every WebSocket subscribed to `topic` in this worker process (see
+        `WebSocket.subscribe`); the fan-out is native. Returns how many connections it was queued to."""
+        if self._websocket_dispatch is None:
+            raise RuntimeError("publish() needs the app to be serving")
+        return int(self._websocket_dispatch.publish(topic, data))
+
     def add_constant_route(
         self,
         path: str,

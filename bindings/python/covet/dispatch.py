@@ -65,6 +65,10 @@ def _default_body(status: int, detail: Any) -> bytes:
     return b"" if status in _NO_BODY_STATUSES else encoders.dumps({"detail": encoders.jsonable(detail)})
 
 
+def _nothing() -> None:
+    pass
+
+
 class Dispatcher:
     """Serves one app's Python routes for one native server, on the thread running `loop`."""
 
@@ -98,6 +102,13 @@ class Dispatcher:
         if self.embedded:
             self.engine_stopped = loop.create_future()
             server.set_output_hook(self._schedule_flush)
+        self.websockets: Any = None
+        if app.websocket_routes:
+            from .websockets import WebSocketDispatch
+
+            self.websockets = WebSocketDispatch(app, server, app.websocket_routes, loop, self.tasks,
+                                                self._schedule_flush if self.embedded else _nothing)
+            app._websocket_dispatch = self.websockets
 
     # -- reader callback ----------------------------------------------------------------------------
     def on_readable(self) -> None:
@@ -109,6 +120,8 @@ class Dispatcher:
                 if stopped is not None and not stopped.done():
                     stopped.set_result(None)
             items = server.take(self.batch)
+            if self.websockets is not None:
+                self.websockets.handle(server.take_ws())
         except Exception:
             logger.exception("taking requests from the engine failed")
             return

@@ -124,6 +124,16 @@ class Worker:
                 if not is_fallback:
                     raise
                 logger.debug("no untyped fallback for %s %s (the shape is taken)", method, pattern)
+        for index, ws_route in enumerate(self.app.websocket_routes):
+            o = ws_route.options
+            server.add_websocket_route(
+                ws_route.native_pattern, index,
+                max_message_bytes=int(o.get("max_size", 1024 * 1024)),
+                idle_timeout_ms=int(o.get("idle_timeout", 60) * 1000),
+                ping_interval_ms=int(o.get("ping_interval", 20) * 1000),
+                max_send_buffer=int(o.get("max_send_buffer", 4 * 1024 * 1024)),
+                permessage_deflate=bool(o.get("compression", True)),
+                subprotocols=list(o.get("subprotocols", ())))
         return server, targets
 
     def reload_tls(self) -> None:

@@ -15,6 +15,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <memory>
 #include <mutex>
@@ -23,6 +24,7 @@
 
 #include "covet/covet.hpp"
 #include "covet/net/tls_context.hpp"
+#include "ws_bridge.hpp"
 
 namespace py = pybind11;
 
@@ -75,16 +77,34 @@ public:
         const std::size_t count = std::min(max_items, queue_.size());
         out.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.begin() + static_cast<std::ptrdiff_t>(count)));
         queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(count));
-        if (!queue_.empty() && !polled_) {  // more than max_items: stay readable
+        if ((!queue_.empty() || !ws_queue_.empty()) && !polled_) {  // more waiting: stay readable
             const std::uint64_t one = 1;
             [[maybe_unused]] ssize_t w = ::write(fd_, &one, sizeof one);
         }
         return out;
     }
+    // WebSocket events (worker threads), taken by the Python thread like requests.
+    void push_ws(covet_py::WsEvent event) {
+        bool was_empty;
+        {
+            std::lock_guard lock(mutex_);
+            was_empty = queue_.empty() && ws_queue_.empty();
+            ws_queue_.push_back(std::move(event));
+        }
+        if (was_empty && !polled_) {
+            const std::uint64_t one = 1;
+            [[maybe_unused]] ssize_t n = ::write(fd_, &one, sizeof one);
+        }
+    }
+    std::vector<covet_py::WsEvent> take_ws() {
+        std::lock_guard lock(mutex_);
+        return std::exchange(ws_queue_, {});
+    }
+
     int fileno() const noexcept { return fd_; }
     bool pending() {
         std::lock_guard lock(mutex_);
-        return !queue_.empty();
+        return !queue_.empty() || !ws_queue_.empty();
     }
 
 private:
@@ -92,6 +112,7 @@ private:
     bool polled_ = false;
     std::mutex mutex_;
     std::vector<std::pair<int, ExchangePtr>> queue_;
+    std::vector<covet_py::WsEvent> ws_queue_;
 };
 
 const covet::Request& live_request(const ExchangePtr& ex) {
@@ -162,6 +183,69 @@ public:
         }
     }
 
+    // A WebSocket route: each accepted connection's events go to the Python thread as (route_id, kind,
+    // connection, data, code) through take_ws(). The handlers run on the worker thread, without the GIL.
+    void add_websocket_route(const std::string& pattern, int route_id, std::size_t max_message_bytes,
+                             long idle_timeout_ms, long ping_interval_ms, std::size_t max_send_buffer,
+                             bool permessage_deflate, const std::vector<std::string>& subprotocols) {
+        covet::ws::Options options;
+        options.max_message_bytes = max_message_bytes;
+        options.idle_timeout = std::chrono::milliseconds(idle_timeout_ms);
+        options.ping_interval = std::chrono::milliseconds(ping_interval_ms);
+        options.max_send_buffer = max_send_buffer;
+        options.permessage_deflate = permessage_deflate;
+        options.subprotocols = subprotocols;
+        Bridge* bridge = &bridge_;
+        auto factory = [bridge, route_id](covet::Request& request) {
+            auto conn = std::make_shared<covet_py::WsConnection>(request);
+            auto handlers = std::make_shared<covet::ws::Handlers>();
+            using Kind = covet_py::WsEventKind;
+            handlers->on_open = [bridge, route_id, conn](covet::ws::WebSocket ws) {
+                conn->ws = ws;
+                bridge->push_ws({route_id, Kind::open, conn, {}, false, 0});
+            };
+            // The handlers (owned by the connection's protocol handler) keep `conn` alive; `conn` holds only
+            // the WebSocket handle, so there is no cycle.
+            handlers->on_message = [bridge, route_id, conn](covet::ws::WebSocket, std::string_view data, bool binary) {
+                bridge->push_ws({route_id, Kind::message, conn, std::string(data), binary, 0});
+            };
+            handlers->on_close = [bridge, route_id, conn](covet::ws::WebSocket, std::uint16_t code, std::string_view reason) {
+                bridge->push_ws({route_id, Kind::close, conn, std::string(reason), false, code});
+            };
+            handlers->on_drain = [bridge, route_id, conn](covet::ws::WebSocket) {
+                bridge->push_ws({route_id, Kind::drain, conn, {}, false, 0});
+            };
+            return std::shared_ptr<const covet::ws::Handlers>(std::move(handlers));
+        };
+        try {
+            app_.ws(pattern, std::move(factory), std::move(options));
+        } catch (const covet::RouteError& e) {
+            throw py::value_error(e.what());
+        }
+    }
+
+    // Broadcast topics on the native per-worker hubs. subscribe runs on the connection's thread (posted
+    // there from other threads); publish reaches every hub a subscription was made on.
+    void ws_subscribe(const covet_py::WsPtr& c, const std::string& topic, bool on) {
+        auto apply = [this, c, topic, on] {
+            covet::ws::Hub* hub = covet::ws::Hub::this_worker(c->ws);
+            if (!hub) return;
+            if (on) hub->subscribe(c->ws, topic);
+            else hub->unsubscribe(c->ws, topic);
+            std::lock_guard lock(hubs_mutex_);
+            if (std::find(hubs_.begin(), hubs_.end(), hub) == hubs_.end()) hubs_.push_back(hub);
+        };
+        if (c->ws.ref().on_home_thread()) apply();
+        else c->ws.ref().run([apply](covet::net::Connection&) { apply(); }, false);
+    }
+    // How many connections it was queued to on this thread's hub; work for I/O threads is posted (0).
+    std::size_t ws_publish(const std::string& topic, std::string_view data, bool binary) {
+        std::lock_guard lock(hubs_mutex_);
+        std::size_t n = 0;
+        for (covet::ws::Hub* hub : hubs_) n += hub->publish(topic, data, binary);
+        return n;
+    }
+
     void add_constant_route(const std::string& method, const std::string& pattern, int status,
                             const std::string& content_type, py::bytes body,
                             const std::vector<std::pair<std::string, std::string>>& headers) {
@@ -218,7 +302,13 @@ public:
         }
         app_.start();
     }
-    void stop() { app_.stop(); }
+    void stop() {
+        {
+            std::lock_guard lock(hubs_mutex_);  // the hubs end with their worker threads
+            hubs_.clear();
+        }
+        app_.stop();
+    }
     void wait() {
         py::gil_scoped_release unlocked;
         app_.wait();
@@ -256,6 +346,7 @@ public:
     std::string backend() const { return std::string(covet::io::to_string(app_.backend())); }
     int fileno() const { return embedded_ ? app_.server()->poll_fd() : bridge_.fileno(); }
     std::vector<std::pair<int, ExchangePtr>> take(std::size_t max_items) { return bridge_.take(max_items); }
+    std::vector<covet_py::WsEvent> take_ws() { return bridge_.take_ws(); }
 
 private:
     void require_embedded(const char* what) const {
@@ -265,9 +356,25 @@ private:
     py::object output_hook_;  // declared first: outlives the engine
     covet::App app_;
     Bridge bridge_;
+    std::mutex hubs_mutex_;
+    std::vector<covet::ws::Hub*> hubs_;
     unsigned threads_ = 1;
     bool embedded_ = false;
 };
+
+py::dict tls_dict(std::string_view version, std::string_view cipher, std::string_view alpn, std::string_view server_name,
+                  bool reused, bool verified, std::string_view subject, std::string_view common_name) {
+    py::dict d;
+    d["tls_version"] = py::str(std::string(version));
+    d["cipher_suite"] = py::str(std::string(cipher));
+    d["alpn_protocol"] = py::str(std::string(alpn));
+    d["server_name"] = py::str(std::string(server_name));
+    d["session_reused"] = reused;
+    d["client_cert_verified"] = verified;
+    d["client_cert_name"] = verified ? py::object(py::str(std::string(subject))) : py::object(py::none());
+    d["client_cert_common_name"] = verified ? py::object(py::str(std::string(common_name))) : py::object(py::none());
+    return d;
+}
 
 // Python-visible wrappers around one Exchange.
 struct NativeRequest {
@@ -275,6 +382,11 @@ struct NativeRequest {
 };
 struct NativeResponder {
     ExchangePtr ex;
+};
+// One WebSocket connection: the upgrade request's data (the same attributes as NativeRequest, so that
+// covet.Request works on it) and the send side.
+struct NativeWebSocket {
+    covet_py::WsPtr c;
 };
 
 }  // namespace
@@ -317,17 +429,49 @@ PYBIND11_MODULE(_native, m) {
         .def_property_readonly("tls", [](const NativeRequest& r) -> py::object {
             const covet::net::TlsInfo* t = live_request(r.ex).tls();
             if (!t) return py::none();
-            py::dict d;
-            d["tls_version"] = std::string(t->version);
-            d["cipher_suite"] = std::string(t->cipher);
-            d["alpn_protocol"] = std::string(t->alpn);
-            d["server_name"] = t->server_name;
-            d["session_reused"] = t->session_reused;
-            d["client_cert_verified"] = t->client_verified;
-            d["client_cert_name"] = t->client_verified ? py::object(py::str(t->client_subject)) : py::object(py::none());
-            d["client_cert_common_name"] = t->client_verified ? py::object(py::str(t->client_common_name)) : py::object(py::none());
-            return d;
+            return tls_dict(t->version, t->cipher, t->alpn, t->server_name, t->session_reused, t->client_verified,
+                            t->client_subject, t->client_common_name);
         });
+
+    py::class_<NativeWebSocket>(m, "NativeWebSocket")
+        .def_property_readonly("id", [](const NativeWebSocket& w) { return reinterpret_cast<std::uintptr_t>(w.c.get()); })
+        .def_property_readonly("method", [](const NativeWebSocket&) { return std::string("GET"); })
+        .def_property_readonly("target", [](const NativeWebSocket& w) { return latin1(w.c->target); })
+        .def_property_readonly("path", [](const NativeWebSocket& w) { return latin1(w.c->path); })
+        .def_property_readonly("query_string", [](const NativeWebSocket& w) { return latin1(w.c->query); })
+        .def_property_readonly("headers", [](const NativeWebSocket& w) {
+            py::list out;
+            for (const auto& [k, v] : w.c->headers) out.append(py::make_tuple(latin1(k), latin1(v)));
+            return out;
+        })
+        .def_property_readonly("body", [](const NativeWebSocket&) { return py::bytes(); })
+        .def_property_readonly("params", [](const NativeWebSocket& w) {
+            py::dict out;
+            for (const auto& [k, v] : w.c->params) out[latin1(k)] = latin1(v);
+            return out;
+        })
+        .def_property_readonly("client", [](const NativeWebSocket& w) { return py::make_tuple(latin1(w.c->client_address), w.c->client_port); })
+        .def_property_readonly("http_version", [](const NativeWebSocket& w) { return w.c->http_version; })
+        .def_property_readonly("scheme", [](const NativeWebSocket& w) { return w.c->scheme; })
+        .def_property_readonly("tls", [](const NativeWebSocket& w) -> py::object {
+            if (!w.c->tls) return py::none();
+            const auto& t = *w.c->tls;
+            return tls_dict(t.version, t.cipher, t.alpn, t.server_name, t.session_reused, t.client_verified, t.client_subject,
+                            t.client_common_name);
+        })
+        .def_property_readonly("subprotocol", [](const NativeWebSocket& w) { return std::string(w.c->ws.subprotocol()); })
+        .def_property_readonly("is_open", [](const NativeWebSocket& w) { return w.c->ws.is_open(); })
+        .def_property_readonly("buffered_amount", [](const NativeWebSocket& w) { return w.c->ws.buffered_amount(); })
+        // False: not sent (closing, or over the send buffer limit: wait for the drain event and retry).
+        .def("send_text", [](const NativeWebSocket& w, std::string_view text) { return w.c->ws.send_text(text); }, py::arg("text"))
+        .def("send_bytes", [](const NativeWebSocket& w, py::bytes data) {
+            std::string_view v = data;
+            return w.c->ws.send_binary(v);
+        }, py::arg("data"))
+        .def("ping", [](const NativeWebSocket& w, py::bytes payload) { return w.c->ws.ping(std::string_view(payload)); },
+             py::arg("payload") = py::bytes())
+        .def("close", [](const NativeWebSocket& w, std::uint16_t code, std::string_view reason) { w.c->ws.close(code, reason); },
+             py::arg("code") = 1000, py::arg("reason") = "");
 
     py::class_<NativeResponder>(m, "NativeResponder")
         .def("send", [](NativeResponder& r, int status, const std::vector<std::pair<std::string, std::string>>& headers, py::bytes body) {
@@ -376,6 +520,38 @@ PYBIND11_MODULE(_native, m) {
         .def("flush", &NativeServer::flush)
         .def("set_output_hook", &NativeServer::set_output_hook, py::arg("hook"))
         .def("fileno", &NativeServer::fileno)
+        .def("add_websocket_route", &NativeServer::add_websocket_route, py::arg("pattern"), py::arg("route_id"),
+             py::arg("max_message_bytes") = 1024 * 1024, py::arg("idle_timeout_ms") = 60'000, py::arg("ping_interval_ms") = 20'000,
+             py::arg("max_send_buffer") = 4 * 1024 * 1024, py::arg("permessage_deflate") = true,
+             py::arg("subprotocols") = std::vector<std::string>{})
+        // [(route_id, kind, NativeWebSocket, data, code)]: kind 0 open, 1 message (data str or bytes),
+        // 2 close (data: the reason), 3 drain.
+        .def("take_ws", [](NativeServer& s) {
+            auto events = s.take_ws();
+            py::list out(events.size());
+            for (std::size_t i = 0; i < events.size(); ++i) {
+                auto& e = events[i];
+                py::object data = py::none();
+                if (e.kind == covet_py::WsEventKind::message && e.binary) data = py::bytes(e.data);
+                else if (e.kind == covet_py::WsEventKind::message || e.kind == covet_py::WsEventKind::close) {
+                    PyObject* o = PyUnicode_DecodeUTF8(e.data.data(), static_cast<Py_ssize_t>(e.data.size()), "replace");
+                    if (!o) throw py::error_already_set();
+                    data = py::reinterpret_steal<py::object>(o);
+                }
+                out[i] = py::make_tuple(e.route_id, static_cast<int>(e.kind), NativeWebSocket{std::move(e.connection)}, data, e.code);
+            }
+            return out;
+        })
+        .def("ws_subscribe", [](NativeServer& s, const NativeWebSocket& w, const std::string& topic) { s.ws_subscribe(w.c, topic, true); })
+        .def("ws_unsubscribe", [](NativeServer& s, const NativeWebSocket& w, const std::string& topic) { s.ws_subscribe(w.c, topic, false); })
+        .def("ws_publish", [](NativeServer& s, const std::string& topic, py::object data) {
+            if (PyBytes_Check(data.ptr())) {
+                std::string_view v = data.cast<py::bytes>();
+                return s.ws_publish(topic, v, true);
+            }
+            const std::string text = data.cast<std::string>();
+            return s.ws_publish(topic, text, false);
+        })
         .def("take", [](NativeServer& s, std::size_t max_items) {
             auto items = s.take(max_items);
             py::list out(items.size());

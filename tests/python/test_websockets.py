@@ -1,0 +1,231 @@
+"""WebSocket routes from Python (`@app.websocket`, Starlette's WebSocket API) on the compiled engine, in
+both engine modes (on the loop thread, and with an I/O thread), driven by the `websockets` client."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from covet import CovetPy, Depends, WebSocket, WebSocketDisconnect
+
+websockets = pytest.importorskip("websockets")
+
+
+def _app() -> CovetPy:
+    app = CovetPy()
+
+    @app.websocket("/echo")
+    async def echo(websocket: WebSocket) -> None:
+        await websocket.accept()
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            if "text" in message:
+                await websocket.send_text(message["text"])
+            else:
+                await websocket.send_bytes(message["bytes"])
+
+    @app.websocket("/rooms/{room}")
+    async def room(websocket: WebSocket, room: str, name: str = "anon") -> None:
+        await websocket.accept()
+        await websocket.subscribe(room)
+        await websocket.send_json({"joined": room, "name": name, "scheme": websocket.url.scheme})
+        async for text in websocket.iter_text():
+            if text == "bye":
+                await websocket.close(4000, "bye")
+                return
+            await websocket.publish(room, f"{name}: {text}")
+
+    @app.websocket("/items/{item_id}")
+    async def typed(websocket: WebSocket, item_id: int) -> None:
+        await websocket.accept()
+        await websocket.send_json({"item_id": item_id})
+
+    def token(websocket: WebSocket) -> str:
+        return websocket.headers.get("x-token", "none")
+
+    @app.websocket("/dep")
+    async def with_dependency(websocket: WebSocket, tok: str = Depends(token)) -> None:
+        await websocket.accept()
+        await websocket.send_text(tok)
+        data = await websocket.receive_json()
+        await websocket.send_json({"got": data})
+
+    @app.websocket("/fails")
+    async def fails(websocket: WebSocket) -> None:
+        await websocket.accept()
+        raise RuntimeError("boom")
+
+    @app.websocket("/disconnect")
+    async def disconnect(websocket: WebSocket) -> None:
+        await websocket.accept()
+        try:
+            await websocket.receive_text()
+        except WebSocketDisconnect as exc:
+            app.state.disconnect_code = exc.code
+
+    @app.websocket("/small", max_size=1024)
+    async def small(websocket: WebSocket) -> None:
+        await websocket.accept()
+        async for text in websocket.iter_text():
+            await websocket.send_text(text)
+
+    @app.get("/publish/{room}")
+    async def publish(room: str, text: str) -> dict[str, Any]:
+        return {"sent_to": app.publish(room, text)}
+
+    return app
+
+
+@pytest.fixture(params=[0, 1], ids=["loop-thread", "io-thread"])
+def server(request: pytest.FixtureRequest, native: Any) -> Any:
+    if not hasattr(native.NativeServer, "add_websocket_route"):
+        pytest.skip("WebSockets need the compiled engine")
+    from covet.serve import ThreadedWorker
+
+    app = _app()
+    worker = ThreadedWorker(app, threads=request.param).start()
+    yield worker
+    worker.stop()
+
+
+def _run(coro: Any) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, 20))
+
+
+def test_echo_text_and_binary_with_and_without_compression(server: Any) -> None:
+    async def go() -> None:
+        for compression in ("deflate", None):
+            async with websockets.connect(f"ws://127.0.0.1:{server.port}/echo", compression=compression) as ws:
+                extensions = ws.response.headers.get("Sec-WebSocket-Extensions")
+                assert (extensions is not None) == (compression is not None)
+                await ws.send("héllo")
+                assert await ws.recv() == "héllo"
+                blob = bytes(range(256)) * 2000
+                await ws.send(blob)
+                assert await ws.recv() == blob
+
+    _run(go())
+
+
+def test_path_and_query_parameters_and_broadcast_to_a_room(server: Any) -> None:
+    async def go() -> None:
+        base = f"ws://127.0.0.1:{server.port}/rooms"
+        a = await websockets.connect(f"{base}/r1?name=a")
+        b = await websockets.connect(f"{base}/r1?name=b")
+        c = await websockets.connect(f"{base}/r2?name=c")
+        import json
+
+        assert json.loads(await a.recv()) == {"joined": "r1", "name": "a", "scheme": "ws"}
+        await b.recv(), await c.recv()
+        await a.send("hi")
+        assert await a.recv() == "a: hi" and await b.recv() == "a: hi"
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(c.recv(), 0.3)
+        await b.send("bye")
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await b.recv()
+        assert closed.value.rcvd.code == 4000 and closed.value.rcvd.reason == "bye"
+        for ws in (a, c):
+            await ws.close()
+
+    _run(go())
+
+
+def test_app_publish_from_an_http_route_reaches_subscribers(server: Any) -> None:
+    import http.client
+    import json
+
+    async def go() -> None:
+        ws = await websockets.connect(f"ws://127.0.0.1:{server.port}/rooms/news")
+        await ws.recv()
+
+        def get() -> dict[str, Any]:
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+            conn.request("GET", "/publish/news?text=extra")
+            return json.loads(conn.getresponse().read())  # type: ignore[no-any-return]
+
+        await asyncio.get_running_loop().run_in_executor(None, get)
+        assert await ws.recv() == "extra"
+        await ws.close()
+
+    _run(go())
+
+
+def test_typed_path_parameter_and_validation_close_1008(server: Any) -> None:
+    async def go() -> None:
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}/items/42") as ws:
+            assert await ws.recv() == '{"item_id":42}'
+        ws = await websockets.connect(f"ws://127.0.0.1:{server.port}/items/abc")
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await ws.recv()
+        assert closed.value.rcvd.code == 1008
+
+    _run(go())
+
+
+def test_dependencies_and_json(server: Any) -> None:
+    async def go() -> None:
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}/dep", additional_headers={"X-Token": "t1"}) as ws:
+            assert await ws.recv() == "t1"
+            await ws.send('{"a": [1, 2]}')
+            assert await ws.recv() == '{"got":{"a":[1,2]}}'
+
+    _run(go())
+
+
+def test_a_failing_handler_closes_with_1011_and_the_server_goes_on(server: Any) -> None:
+    async def go() -> None:
+        ws = await websockets.connect(f"ws://127.0.0.1:{server.port}/fails")
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await ws.recv()
+        assert closed.value.rcvd.code == 1011
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}/echo") as ok:
+            await ok.send("still here")
+            assert await ok.recv() == "still here"
+
+    _run(go())
+
+
+def test_client_close_raises_websocket_disconnect_with_its_code(server: Any) -> None:
+    async def go() -> None:
+        ws = await websockets.connect(f"ws://127.0.0.1:{server.port}/disconnect")
+        await ws.close(4321, "done")
+        for _ in range(50):
+            if getattr(server.app.state, "disconnect_code", None) is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert server.app.state.disconnect_code == 4321
+
+    _run(go())
+
+
+def test_max_size_closes_with_1009(server: Any) -> None:
+    async def go() -> None:
+        ws = await websockets.connect(f"ws://127.0.0.1:{server.port}/small", max_size=None)
+        await ws.send("x" * 2000)
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await ws.recv()
+        assert closed.value.rcvd.code == 1009
+
+    _run(go())
+
+
+def test_unknown_path_is_refused_with_404(server: Any) -> None:
+    async def go() -> None:
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await websockets.connect(f"ws://127.0.0.1:{server.port}/nope")
+        assert refused.value.response.status_code == 404
+
+    _run(go())
+
+
+def test_a_websocket_route_needs_a_websocket_parameter() -> None:
+    app = CovetPy()
+    with pytest.raises(TypeError, match="annotated `WebSocket`"):
+        app.add_websocket_route("/x", lambda: None)
+    with pytest.raises(TypeError, match="unknown options"):
+        app.add_websocket_route("/y", lambda websocket: None, max_sise=3)
