@@ -114,6 +114,10 @@ constexpr const char* default_tls12_ciphers =
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 
+// TLS 1.3: AES-128-GCM first (as fast as 256 with AES-NI, and what nginx and most clients prefer), while
+// OpenSSL's own default order, with server preference on, would pick AES-256.
+constexpr const char* default_tls13_ciphersuites = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+
 constexpr unsigned char session_id_context[] = "covet";
 
 SslCtxPtr make_ctx(const TlsConfig& config, const TlsCertificate& cert, Certs& certs) {
@@ -130,7 +134,7 @@ SslCtxPtr make_ctx(const TlsConfig& config, const TlsCertificate& cert, Certs& c
     if (SSL_CTX_set_cipher_list(c, config.ciphers.empty() ? default_tls12_ciphers : config.ciphers.c_str()) != 1)
         throw std::runtime_error("TLS: invalid cipher list '" + config.ciphers + "': " + openssl_reason() +
                                  " (use OpenSSL cipher names, e.g. ECDHE-RSA-AES128-GCM-SHA256)");
-    if (!config.ciphersuites.empty() && SSL_CTX_set_ciphersuites(c, config.ciphersuites.c_str()) != 1)
+    if (SSL_CTX_set_ciphersuites(c, config.ciphersuites.empty() ? default_tls13_ciphersuites : config.ciphersuites.c_str()) != 1)
         throw std::runtime_error("TLS: invalid TLS 1.3 ciphersuites '" + config.ciphersuites +
                                  "': " + openssl_reason() + " (e.g. TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384)");
 
