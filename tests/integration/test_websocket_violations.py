@@ -550,6 +550,88 @@ def test_compressed_echo_by_hand(server):
         assert d.decompress(f.payload + b"\x00\x00\xff\xff") == text.encode()
 
 
+@pytest.mark.parametrize("offer, answer", [
+    ("permessage-deflate", "permessage-deflate"),
+    ("permessage-deflate; client_max_window_bits", "permessage-deflate"),
+    ("permessage-deflate; server_max_window_bits=10", "permessage-deflate; server_max_window_bits=10"),
+    ("permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+     "permessage-deflate; server_no_context_takeover; client_no_context_takeover"),
+    # RFC 7692 §5: an offer with an unknown or invalid parameter, or a duplicate one, is declined
+    ("permessage-deflate; foo=1", None),
+    ("permessage-deflate; server_max_window_bits=7", None),
+    ("permessage-deflate; server_max_window_bits", None),
+    ("permessage-deflate; client_max_window_bits=16", None),
+    ("permessage-deflate; server_no_context_takeover; server_no_context_takeover", None),
+    # the next offer is taken when the first is declined
+    ("permessage-deflate; foo=1, permessage-deflate", "permessage-deflate"),
+    ("x-webkit-deflate-frame", None),
+])
+def test_deflate_negotiation(server, offer, answer):
+    with RawWS(server.port, extensions=offer) as ws:
+        got = ws.extensions
+        norm = None if got is None else "; ".join(p.strip() for p in got.split(";"))
+        assert norm == answer, f"offer {offer!r}: expected {answer!r}, the server answered {got!r}"
+        # and the connection works as negotiated
+        if answer is None:
+            assert ws.echo(TEXT, b"plain") == b"plain"
+        else:
+            ws.send(TEXT, deflate_raw(b"negotiated"), rsv=4)
+            f = ws.read_frame()
+            assert f is not None and f.opcode == TEXT, ws.frames
+            data = zlib.decompressobj(wbits=-15).decompress(f.payload + b"\x00\x00\xff\xff") if f.rsv == 4 else f.payload
+            assert data == b"negotiated", f
+
+
+def test_deflate_server_window_bits_is_honoured(server):
+    """server_max_window_bits=10: every echo must inflate with a 1 KiB window (zlib refuses a
+    distance that reaches further back)."""
+    import random
+    rnd = random.Random(7)
+    words = [bytes(rnd.choice(b"abcdefghij") for _ in range(6)) for _ in range(300)]
+    text = b" ".join(rnd.choice(words) for _ in range(20000))   # repeats at distances well over 1 KiB
+    with RawWS(server.port, extensions="permessage-deflate; server_max_window_bits=10") as ws:
+        assert "server_max_window_bits=10" in (ws.extensions or ""), ws.response
+        d = zlib.decompressobj(wbits=-10)
+        for _ in range(3):
+            ws.send(TEXT, deflate_raw(text), rsv=4)
+            f = ws.read_frame(10)
+            assert f is not None and f.opcode == TEXT and f.rsv == 4, ws.frames
+            try:
+                assert d.decompress(f.payload + b"\x00\x00\xff\xff") == text
+            except zlib.error as e:
+                raise AssertionError(f"echo does not inflate with a 2^10 window: {e}")
+
+
+def test_deflate_no_context_takeover_both_ways(server):
+    text = b"the same sentence, again and again. " * 50
+    with RawWS(server.port, extensions="permessage-deflate; server_no_context_takeover; client_no_context_takeover") as ws:
+        assert "server_no_context_takeover" in (ws.extensions or ""), ws.response
+        for _ in range(3):
+            ws.send(TEXT, deflate_raw(text), rsv=4)
+            f = ws.read_frame()
+            assert f is not None and f.rsv == 4, ws.frames
+            # server_no_context_takeover: each echo inflates on its own
+            assert zlib.decompressobj(wbits=-15).decompress(f.payload + b"\x00\x00\xff\xff") == text
+
+
+def test_deflate_client_context_takeover(server):
+    """Without client_no_context_takeover the client may refer back to its earlier messages: the
+    second and third messages below are mostly back-references into the first."""
+    text = os.urandom(3000).hex().encode()
+    c = zlib.compressobj(level=9, wbits=-15)
+    d = zlib.decompressobj(wbits=-15)
+    with RawWS(server.port, extensions="permessage-deflate") as ws:
+        for i in range(3):
+            payload = c.compress(text) + c.flush(zlib.Z_SYNC_FLUSH)
+            if i:
+                assert len(payload) < len(text) // 10, "test setup: no back-reference"
+            ws.send(TEXT, payload[:-4], rsv=4)
+            f = ws.read_frame()
+            assert f is not None and f.opcode == TEXT, ws.frames
+            got = d.decompress(f.payload + b"\x00\x00\xff\xff") if f.rsv == 4 else f.payload
+            assert got == text, f"message {i} not understood with context takeover"
+
+
 def test_deflate_bomb(lean_server):
     """~50 KB of deflate that inflates to 50 MB: close 1009, and the server never holds the
     inflated data (its RSS stays within a few MB of where it was)."""
