@@ -287,9 +287,13 @@ def lean_server(make_server, monkeypatch):
     256 MB of freed blocks in quarantine, which reads as growth (a client streaming 200 MB through
     the echo route shows +300 MB with it, +17 MB without). The option is ignored by builds without
     ASan."""
+    return lean_make_server(make_server, monkeypatch)()
+
+
+def lean_make_server(make_server, monkeypatch):
     opts = os.environ.get("ASAN_OPTIONS", "")
     monkeypatch.setenv("ASAN_OPTIONS", (opts + ":" if opts else "") + "quarantine_size_mb=0")
-    return make_server()
+    return make_server
 
 
 def rss_kb(pid: int) -> int:
@@ -668,6 +672,25 @@ def test_server_closes_without_our_close_reply(server):
               "unmasked frame, no close reply", reply=False)
 
 
+@pytest.mark.parametrize("cut", ["header", "length", "mask", "payload", "fragmented", "compressed"])
+@pytest.mark.parametrize("how", ["fin", "rst"])
+def test_client_vanishes_mid_frame(server, cut, how):
+    """The client goes away in the middle of a frame (FIN or RST): nothing to answer, but the
+    server must clean up and go on serving."""
+    data = frame(BINARY, os.urandom(70000))
+    piece = {"header": data[:1], "length": data[:3], "mask": data[:12], "payload": data[:30000],
+             "fragmented": frame(TEXT, b"part", fin=False) + frame(CONT, b"more", fin=False),
+             "compressed": frame(TEXT, deflate_raw(b"x" * 100000)[:40], rsv=4)}[cut]
+    ext = "permessage-deflate" if cut == "compressed" else None
+    ws = RawWS(server.port, extensions=ext)
+    ws.send_raw(piece)
+    if how == "rst":
+        ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    ws.close()
+    time.sleep(0.05)
+    assert_ws_served(server)
+
+
 # ---- handshake refusals ---------------------------------------------------------------------------
 
 def handshake(server, data: bytes):
@@ -864,3 +887,29 @@ def test_slow_reader_loses_no_echo(server):
             f"sent {sent[0]} messages of 1 MiB to /ws/echo before reading; got {len(seqs)} echoes back "
             f"(sequence numbers {seqs[:12]}{'...' if len(seqs) > 12 else ''}), then: {closed_with}")
     assert_ws_served(server)
+
+
+@pytest.mark.covet_timeout(90)
+def test_room_member_that_never_reads_does_not_block_the_room(make_server, monkeypatch):
+    """Room fan-out with one member that never reads: the other members keep getting every
+    message promptly, and the server does not buffer the stuck member's copies without bound."""
+    server = lean_make_server(make_server, monkeypatch)(threads=1)
+    msg = os.urandom(256 * 1024)
+    with RawWS(server.port, "/ws/room/stuck", timeout=10) as stuck, \
+            RawWS(server.port, "/ws/room/stuck", timeout=10) as live:
+        stuck.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        time.sleep(0.2)
+        before = rss_kb(server.pid)
+        peak = before
+        t0 = time.monotonic()
+        for i in range(200):                     # 50 MB of fan-out to the stuck member
+            live.send(BINARY, struct.pack(">Q", i) + msg[8:])
+            op, data = live.read_message(10)
+            assert (op, struct.unpack(">Q", data[:8])[0]) == (BINARY, i), f"live member lost message {i}"
+            if i % 10 == 0:
+                peak = max(peak, rss_kb(server.pid))
+        took = time.monotonic() - t0
+        peak = max(peak, rss_kb(server.pid))
+        assert peak - before < 64 * 1024, f"server RSS {before} -> {peak} kB with a stuck room member"
+        assert took < 30, f"200 fan-outs took {took:.1f} s with a stuck member"
+        assert_ws_served(server)
