@@ -40,3 +40,22 @@ async def items(item: Item):
 async def sleep():
     await asyncio.sleep(0.001)
     return Response("Hello, World!", media_type="text/plain")
+
+
+# ---- WebSocket: echo, and a room whose messages are published natively to every subscriber of this process ----
+from covet import WebSocket  # noqa: E402
+
+
+@app.websocket("/ws/echo")
+async def ws_echo(websocket: WebSocket):
+    await websocket.accept()
+    async for m in websocket.iter_text():
+        await websocket.send_text(m)
+
+
+@app.websocket("/ws/room/{name}")
+async def ws_room(websocket: WebSocket, name: str):
+    await websocket.accept()
+    await websocket.subscribe(name)
+    async for m in websocket.iter_text():
+        await websocket.publish(name, m)

@@ -40,3 +40,38 @@ async def items(item: Item):
 async def sleep():
     await asyncio.sleep(0.001)
     return PlainTextResponse("Hello, World!")
+
+
+# ---- WebSocket (uvicorn `--ws websockets`): echo, and a room broadcast the documented way (a set of
+# connections, a Python loop sending to each; this process only, like covet's native publish) ----
+from fastapi import WebSocket, WebSocketDisconnect  # noqa: E402
+
+rooms: dict[str, set[WebSocket]] = {}
+
+
+@app.websocket("/ws/echo")
+async def ws_echo(websocket: WebSocket):
+    await websocket.accept()
+    try:
+        async for m in websocket.iter_text():
+            await websocket.send_text(m)
+    except WebSocketDisconnect:
+        pass
+
+
+@app.websocket("/ws/room/{name}")
+async def ws_room(websocket: WebSocket, name: str):
+    await websocket.accept()
+    room = rooms.setdefault(name, set())
+    room.add(websocket)
+    try:
+        async for m in websocket.iter_text():
+            for ws in list(room):
+                try:
+                    await ws.send_text(m)
+                except Exception:  # that peer has gone (uvicorn: ClientDisconnected; starlette: RuntimeError)
+                    room.discard(ws)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        room.discard(websocket)

@@ -1,9 +1,11 @@
-"""Granian ASGI peer: a bare ASGI app (no framework), pydantic for the body."""
+"""Granian ASGI peer: a bare ASGI app (no framework) for HTTP, pydantic for the body; WebSocket routes through
+Starlette's ``WebSocket`` (the API the other peers' WebSocket handlers use), on Granian's own WebSocket server."""
 import asyncio
 from urllib.parse import parse_qs
 
 import orjson
 from pydantic import BaseModel, ValidationError
+from starlette.websockets import WebSocket
 
 
 class Item(BaseModel):
@@ -32,6 +34,9 @@ async def _body(receive):
 
 
 async def app(scope, receive, send):
+    if scope["type"] == "websocket":
+        await _websocket(scope, receive, send)
+        return
     if scope["type"] != "http":
         return
     path = scope["path"]
@@ -59,3 +64,31 @@ async def app(scope, receive, send):
         await _send(send, 200, b"text/plain", HELLO)
     else:
         await _send(send, 404, b"text/plain", b"Not Found")
+
+
+# ---- WebSocket: echo, and a room broadcast the documented way (a set of connections, a Python loop) ----
+rooms: dict[str, set[WebSocket]] = {}
+
+
+async def _websocket(scope, receive, send):
+    ws = WebSocket(scope, receive, send)
+    path = scope["path"]
+    if path == "/ws/echo":
+        await ws.accept()
+        async for m in ws.iter_text():
+            await ws.send_text(m)
+    elif path.startswith("/ws/room/") and len(path) > 9:
+        await ws.accept()
+        room = rooms.setdefault(path[9:], set())
+        room.add(ws)
+        try:
+            async for m in ws.iter_text():
+                for peer in list(room):
+                    try:
+                        await peer.send_text(m)
+                    except Exception:  # that peer has gone
+                        room.discard(peer)
+        finally:
+            room.discard(ws)
+    else:
+        await ws.close(code=1008)

@@ -1,8 +1,10 @@
-"""Granian RSGI peer: a bare RSGI app (Granian's documented fastest interface), pydantic for the body."""
+"""Granian RSGI peer: a bare RSGI app (Granian's documented fastest interface), pydantic for the body; WebSocket
+through RSGI's own protocol (``proto.accept()`` -> transport ``receive``/``send_str``)."""
 import asyncio
 from urllib.parse import parse_qs
 
 import orjson
+from granian.rsgi import WebsocketMessageType
 from pydantic import BaseModel, ValidationError
 
 
@@ -19,6 +21,9 @@ HELLO = "Hello, World!"
 
 
 async def app(scope, proto):
+    if scope.proto == "ws":
+        await _websocket(scope, proto)
+        return
     path = scope.path
     if path == "/plaintext":
         proto.response_str(200, TEXT, HELLO)
@@ -44,3 +49,42 @@ async def app(scope, proto):
         proto.response_str(200, TEXT, HELLO)
     else:
         proto.response_str(404, TEXT, "Not Found")
+
+
+# ---- WebSocket: echo, and a room broadcast as a Python loop over the room's transports ----
+rooms: dict[str, set] = {}
+
+
+async def _websocket(scope, proto):
+    path = scope.path
+    if path != "/ws/echo" and not (path.startswith("/ws/room/") and len(path) > 9):
+        proto.close(1008)
+        return
+    transport = await proto.accept()
+    room = None
+    if path != "/ws/echo":
+        room = rooms.setdefault(path[9:], set())
+        room.add(transport)
+    try:
+        while True:
+            msg = await transport.receive()
+            if msg.kind == WebsocketMessageType.close:
+                break
+            if room is None:
+                if msg.kind == WebsocketMessageType.string:
+                    await transport.send_str(msg.data)
+                else:
+                    await transport.send_bytes(msg.data)
+                continue
+            for peer in list(room):
+                try:
+                    await peer.send_str(msg.data) if msg.kind == WebsocketMessageType.string else \
+                        await peer.send_bytes(msg.data)
+                except Exception:  # that peer has gone
+                    room.discard(peer)
+    except Exception:  # the client went away without a close frame
+        pass
+    finally:
+        if room is not None:
+            room.discard(transport)
+        proto.close(1000)
