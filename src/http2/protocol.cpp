@@ -209,6 +209,11 @@ public:
     }
 
     bool exchange_outstanding() const noexcept override { return outstanding_ > 0; }
+    // Closed with streams still in the application: each one's final completion lands here instead.
+    bool exchange_released() noexcept override {
+        if (outstanding_ > 0) --outstanding_;
+        return outstanding_ == 0;
+    }
 
     // ---- ExchangeSink ----
     void complete(std::uint64_t exchange, Response&& response) override {

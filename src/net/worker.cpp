@@ -29,7 +29,12 @@ namespace {
 std::uint64_t key(ConnectionId id) { return (std::uint64_t{id.slot} << 32) | id.generation; }
 }  // namespace
 
-void Worker::exchange_finished(ConnectionId id) noexcept { kept_for_exchange_.erase(key(id)); }
+void Worker::exchange_finished(ConnectionId id) noexcept {
+    const auto it = kept_for_exchange_.find(key(id));
+    if (it == kept_for_exchange_.end()) return;
+    ProtocolHandler* protocol = it->second->protocol();
+    if (!protocol || protocol->exchange_released()) kept_for_exchange_.erase(it);  // HTTP/2: the last stream
+}
 
 void Worker::open_embedded() {
     throw std::runtime_error("this reactor backend cannot run on the caller's event loop (it needs io_uring)");

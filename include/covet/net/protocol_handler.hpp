@@ -24,6 +24,10 @@ public:
     // True while application code may still use this handler's state (a request whose response is
     // pending). A connection closed meanwhile is kept, inert, until the exchange finishes.
     virtual bool exchange_outstanding() const noexcept { return false; }
+    // The connection closed while exchanges were outstanding and is kept, inert; one of them has now
+    // finished (its final completion found no live connection). True when none is left, so the connection
+    // may go. One exchange at a time (HTTP/1.1) is the default; HTTP/2 counts its streams.
+    virtual bool exchange_released() noexcept { return true; }
 };
 
 }  // namespace covet::net
