@@ -41,8 +41,6 @@ BAD_REQUESTS = [
     ("duplicate-host", b"GET /plaintext HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
     ("nul-in-header-value", b"GET /plaintext HTTP/1.1\r\n" + H + b"X-Foo: a\x00b\r\n\r\n", 400),
     ("non-token-header-name", b"GET /plaintext HTTP/1.1\r\n" + H + b"X(Foo): bar\r\n\r\n", 400),
-    # An HTTP/2 prior-knowledge preface must be refused, not hang.
-    ("h2-preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", {400, 505}),
     # RFC 9112 section 6.3: Transfer-Encoding in a request whose final coding is not chunked
     # -> 400 and close (501 for an unimplemented coding is also a refusal).
     ("te-not-ending-in-chunked", b"POST /echo HTTP/1.1\r\n" + H +
@@ -152,6 +150,14 @@ def test_content_length_body_over_limit_sent_anyway_is_413(server):
     head = build_request("POST", "/echo", [("Content-Length", str(size))])
     send_until_answered(conn, [head] + [b"y" * 65536] * (size // 65536) + [b"y" * (size % 65536)])
     expect_413_then_close(server, conn)
+
+
+def test_h2_preface_is_refused_when_http2_is_off(make_server):
+    """With --no-http2 an HTTP/2 prior-knowledge preface is a bad HTTP/1.1 request: refused, not hung."""
+    server = make_server("--no-http2")
+    ex = raw_exchange(server.port, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", close_timeout=3)
+    assert ex.responses and ex.responses[0].status in (400, 505), ex.describe()
+    assert_server_healthy(server)
 
 
 def test_server_survives_a_burst_of_bad_requests(server):

@@ -26,14 +26,17 @@ def test_obs_fold_is_rejected_or_unfolded(server):
 
 
 @pytest.mark.parametrize("upgrade_headers", [
+    # /plaintext is no WebSocket route: the upgrade is declined.
     [("Connection", "Upgrade"), ("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13"),
      ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")],
+    # h2c with HTTP/2 turned off (--no-http2): declined too.
     [("Connection", "Upgrade, HTTP2-Settings"), ("Upgrade", "h2c"),
      ("HTTP2-Settings", "AAMAAABkAAQCAAAAAAIAAAAA")],
-])
-def test_upgrade_request_is_answered_normally(server, upgrade_headers):
-    """The server implements no upgrade, so it must ignore Upgrade (RFC 9110 section 7.8) and
-    answer the request itself; the connection stays HTTP/1.1."""
+], ids=["websocket-not-a-ws-route", "h2c-with-http2-off"])
+def test_upgrade_request_is_answered_normally(make_server, upgrade_headers):
+    """An upgrade the server does not take must be ignored (RFC 9110 section 7.8): the request is
+    answered itself and the connection stays HTTP/1.1."""
+    server = make_server("--no-http2")
     with RawConn(server.port) as c:
         c.send(build_request("GET", "/plaintext", upgrade_headers) + build_request("GET", "/users/4"))
         r = c.read_response()
