@@ -22,7 +22,9 @@ def main(src: str, dst: str) -> None:
     scenarios = [s["name"] for s in result["scenarios"]]
     tools = {s["name"]: s["tool"] for s in result["scenarios"]}
     tool_note = {s["name"]: (f" (h2load, {s.get('streams', 1)} streams/connection)" if s["tool"] == "h2load-h2"
-                             else " (wrk over TLS)" if s.get("tls") else "") for s in result["scenarios"]}
+                             else " (wrk over TLS)" if s.get("tls")
+                             else " (wsload, deliveries)" if s.get("ws") == "broadcast"
+                             else " (wsload)" if s["tool"] == "wsload" else "") for s in result["scenarios"]}
     panels = []
     for sc in scenarios:
         if tools[sc] == "h2load-rate":  # fixed rate: every server does the same req/s; plot its p99 instead
@@ -67,13 +69,13 @@ def main(src: str, dst: str) -> None:
         ax.set_yticklabels([labels.get(r["server"], r["server"]) for r in rows], fontsize=8)
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.set_title(f"{sc}: req/s{tool_note.get(sc, '')}", fontsize=10)
+        ax.set_title(f"{sc}: {'msg/s' if tools[sc] == 'wsload' else 'req/s'}{tool_note.get(sc, '')}", fontsize=10)
         ax.tick_params(axis="x", labelsize=8)
         for i, v in enumerate(med):
             ax.text(v, i, f" {v / 1000:.1f}K", va="center", fontsize=7)
         ax.grid(axis="x", which="both", alpha=0.25)
     opts = result["options"]
-    fig.suptitle(f"CovetPy benchmark matrix, req/s (median, min–max over {opts['runs']} rounds), "
+    fig.suptitle(f"CovetPy benchmark matrix, req/s or msg/s (median, min–max over {opts['runs']} rounds), "
                  f"server CPU {opts['server_cpus']}, wrk CPU {opts['client_cpus']} — {result['date_utc']}",
                  fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 0.97))

@@ -57,6 +57,9 @@ def scenario_table(result: Mapping[str, Any], scenario: str) -> str:
     rows.sort(key=lambda r: -(_med(r.get("rps")) or 0))
     if not rows:
         return "_no server measured_"
+    sc = next((s for s in result["scenarios"] if s["name"] == scenario), {})
+    if sc.get("tool") == "wsload":
+        return ws_table(result, sc, rows)
     out = ["| server | req/s median (min–max) | × FastAPI | × nginx | p50 ms | p99 ms | p99.9 ms | peak RSS MB | "
            "idle RSS MB | CPU s / 100K req | errors |",
            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -70,6 +73,29 @@ def scenario_table(result: Mapping[str, Any], scenario: str) -> str:
             f"{fmt_ratio(r.get('ratio_fastapi'))} | {fmt_ratio(r.get('ratio_nginx'))} | {fmt_ms(r.get('p50_ms'))} | "
             f"{fmt_ms(r.get('p99_ms'))} | {fmt_ms(r.get('p999_ms'))} | {fmt_mb(r.get('peak_rss_kib'))} | "
             f"{fmt_mb(idle)} | {fmt_cpu(r.get('cpu_s_per_100k'))} | {err} |"
+        )
+    return "\n".join(out)
+
+
+def ws_table(result: Mapping[str, Any], sc: Mapping[str, Any], rows: list[Mapping[str, Any]]) -> str:
+    """A WebSocket scenario (wsload): messages/s (echoes received, or deliveries to subscribers), message latency,
+    CPU per 100K messages; errors are wsload's (connect/read/write, mismatched echoes, out-of-order or missing
+    broadcasts, stalls)."""
+    labels = {n: v["label"] for n, v in result["servers"].items()}
+    what = "delivered msg/s" if sc.get("ws") == "broadcast" else "echoes/s"
+    lat = "delivery" if sc.get("ws") == "broadcast" else "round trip"
+    out = [f"| server | {what} median (min–max) | × FastAPI | {lat} p50 ms | p99 ms | p99.9 ms | peak RSS MB | "
+           "CPU s / 100K msg | errors | tool |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        err = str(r.get("errors", 0))
+        if r.get("run_errors"):
+            err += f" (+{len(r['run_errors'])} failed run{'s' if len(r['run_errors']) > 1 else ''})"
+        out.append(
+            f"| {labels.get(r['server'], r['server'])} | {fmt_rps_spread(r.get('rps'))} | "
+            f"{fmt_ratio(r.get('ratio_fastapi'))} | {fmt_ms(r.get('p50_ms'))} | {fmt_ms(r.get('p99_ms'))} | "
+            f"{fmt_ms(r.get('p999_ms'))} | {fmt_mb(r.get('peak_rss_kib'))} | {fmt_cpu(r.get('cpu_s_per_100k'))} | "
+            f"{err} | wsload |"
         )
     return "\n".join(out)
 
@@ -116,6 +142,12 @@ def design_table(result: Mapping[str, Any]) -> str:
 def scenario_how(s: Mapping[str, Any], opts: Mapping[str, Any]) -> str:
     """Which tool measured a scenario, and how (for its heading)."""
     c = s["connections"]
+    if s["tool"] == "wsload":
+        if s.get("ws") == "broadcast":
+            return (f"wsload, {s.get('subscribers')} subscribers + 1 publisher in one room, {s.get('size')}-byte text; "
+                    f"the publisher sends message k+{s.get('window', 1)} only once every subscriber has message k")
+        return (f"wsload, {c} connections, {s.get('size')}-byte text, {s.get('inflight', 1)} message(s) in flight "
+                "per connection")
     if s["tool"] == "wrk":
         how = f"wrk{' over TLS (HTTPS, HTTP/1.1)' if s.get('tls') else ''}, {c:,} connections"
         return how + (f", {s['pipeline']} requests per write" if s["pipeline"] > 1 else "")
@@ -171,7 +203,7 @@ def render_markdown(result: Mapping[str, Any], json_path: str, chart: Path | Non
         f"**Machine:** {m['nproc']} CPUs ({m['cpu_model']}), {m.get('mem_gib')} GiB, Linux {m['kernel']}; "
         f"a shared VM whose speed drifts, so compare within this run only. **Tools:** {tools['wrk']}; "
         f"{tools['h2load']}; matplotlib {tools['matplotlib']}; Python {m['python']}"
-        + "".join(f"; {tools[k]}" for k in ("openssl", "curl") if tools.get(k)) + ".",
+        + "".join(f"; {tools[k]}" for k in ("openssl", "curl", "wsload") if tools.get(k)) + ".",
         "",
         f"**Command:** `{' '.join(result['argv'])}` — server on CPU {opts['server_cpus']}, load generator on "
         f"CPU {opts['client_cpus']} (`taskset`), {opts['workers']} worker per server; per pair a "
@@ -180,7 +212,9 @@ def render_markdown(result: Mapping[str, Any], json_path: str, chart: Path | Non
         + (f"; the TLS and HTTP/2 scenarios run in the first {opts['tls_runs']} round(s) only, TLS ones on a second "
            "instance of the server started with the run's certificate right after its plain one"
            if opts.get("tls_runs") and any(s.get("tls") or s["tool"] == "h2load-h2" for s in result["scenarios"])
-           else "") + ".",
+           else "")
+        + (f"; the WebSocket scenarios run in the first {opts['ws_runs']} round(s) only, on an instance of their own"
+           if opts.get("ws_runs") and any(s["tool"] == "wsload" for s in result["scenarios"]) else "") + ".",
         "",
         "How to read it: *req/s* is wrk's (closed loop, one wrk thread: ~70–80K req/s is wrk's own ceiling on "
         "this machine, so unpipelined figures of fast servers measure wrk); *p50/p99/p99.9* are wrk's latency "
@@ -198,7 +232,18 @@ def render_markdown(result: Mapping[str, Any], json_path: str, chart: Path | Non
            "the latency is mostly queueing); multiplexed requests cost the client (and the server) far less per request "
            "than wrk's one-at-a-time HTTP/1.1, so compare these req/s between servers, not with the HTTP/1.1 rows. See "
            "*TLS and HTTP/2 setup* below."
-           if any(s.get("tls") or s["tool"] == "h2load-h2" for s in result["scenarios"]) else ""),
+           if any(s.get("tls") or s["tool"] == "h2load-h2" for s in result["scenarios"]) else "")
+        + (" **WebSocket:** measured by **wsload** (`bench/tools/wsload`, Go + gorilla/websocket, on the client CPU), "
+           "which connects, warms up for the warm-up time and then times the run; server CPU and peak RSS are sampled "
+           "exactly over the timed window. *ws-echo*: each connection sends a text message and waits for its echo "
+           "(closed loop); msg/s = echoes received, latency = round trip, every echo compared byte for byte. "
+           "*ws-broadcast*: subscribers join one room, then a publisher (in the room too) sends messages carrying "
+           "a sequence number and a send timestamp, waiting until every subscriber has message k before sending "
+           "k+1; msg/s = deliveries to subscribers, latency = publish → delivery; a missing, duplicated or "
+           "out-of-order delivery counts as an error. The gate first runs `wsload -check` (echoes of 1 B…70 KB "
+           "UTF-8 text identical; 200 broadcasts reaching 3 subscribers complete and in order). Broadcast in the "
+           "Python peers is a loop over the room's connections; CovetPy publishes natively."
+           if any(s["tool"] == "wsload" for s in result["scenarios"]) else ""),
         "",
     ]
     if chart is not None and docs is not None:
@@ -258,6 +303,8 @@ def render_markdown(result: Mapping[str, Any], json_path: str, chart: Path | Non
         cmd = f"`{(v.get('command') or '—').replace('|', '/')}`"
         if v.get("tls_command"):
             cmd += f"; TLS: `{v['tls_command'].replace('|', '/')}`"
+        if v.get("ws_command") and v["ws_command"] != v.get("command"):
+            cmd += f"; WebSocket: `{v['ws_command'].replace('|', '/')}`"
         lines.append(f"| {v['label']} | {ver.replace('|', '/')} | {v['config'].replace('|', '/')} | {cmd} |")
     lines += ["", "Rerun: `make bench` (or `python3 -m bench`; `--quick` for a 5-minute pass; `--help` for servers, "
               "scenarios, durations, CPUs). Peers are installed by the suite from `bench/peers/*` with pinned "

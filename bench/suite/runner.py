@@ -23,6 +23,7 @@ from .core import (
     summarize_pair, item_payload,
 )
 from . import tls as tls_mod
+from . import wsload
 from .scenarios import (
     Scenario, build_scenarios, curl_has_http2, gate, h2load_h2_command, h2load_rate_command, tls_handshake,
     wrk_command, wrk_env,
@@ -38,8 +39,8 @@ QUIET_FILE = Path("/tmp/covet-bench-quiet")
 REFERENCES = ("fastapi", "nginx")
 TOOLS_PY = BENCH / ".venvs" / "tools" / "bin" / "python"
 
-DEFAULTS = {"duration": 3, "warmup": 1, "runs": 3, "cold_starts": 3, "tls_runs": 2}
-QUICK = {"duration": 1, "warmup": 1, "runs": 1, "cold_starts": 1, "tls_runs": 1}
+DEFAULTS = {"duration": 3, "warmup": 1, "runs": 3, "cold_starts": 3, "tls_runs": 2, "ws_runs": 1}
+QUICK = {"duration": 1, "warmup": 1, "runs": 1, "cold_starts": 1, "tls_runs": 1, "ws_runs": 1}
 
 
 def log(msg: str) -> None:
@@ -63,6 +64,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--tls-runs", type=int, default=None,
                     help="rounds of the TLS and HTTP/2 scenarios (https-plaintext, h2-plaintext, h2c-plaintext; "
                          "default 2, at most --runs): they run in the first N rounds only")
+    ap.add_argument("--ws-runs", type=int, default=None,
+                    help="rounds of the WebSocket scenarios (ws-echo, ws-broadcast; default 1, at most --runs; not in "
+                         "--quick unless named): they run in the first N rounds only, on an instance of their own")
     ap.add_argument("--connections", type=int, default=64, help="connections of the basic scenarios (default 64)")
     ap.add_argument("--keepalive", default="1000,10000", help="connection counts of the keep-alive scenarios")
     ap.add_argument("--rate", type=int, default=2000, help="open-loop request rate, req/s in total (default 2000)")
@@ -88,6 +92,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         if getattr(args, k) is None:
             setattr(args, k, v)
     args.tls_runs = max(1, min(args.tls_runs, args.runs))
+    args.ws_runs = max(1, min(args.ws_runs, args.runs))
     all_sc = build_scenarios(args.connections, tuple(int(x) for x in args.keepalive.split(",") if x))
     if args.scenarios:
         names = [s.strip() for s in args.scenarios.split(",") if s.strip()]
@@ -229,22 +234,88 @@ def measure(srv: Running, sc: Scenario, args: argparse.Namespace, body_file: Pat
     return out
 
 
+def measure_ws(srv: Running, sc: Scenario, args: argparse.Namespace, clk: int,
+               binary: Path = wsload.WSLOAD_BIN) -> dict[str, Any]:
+    """One wsload run (it connects, warms up for --warmup, then times --duration): server CPU (/proc) and peak
+    RSS are sampled exactly between its ``WSLOAD_MARK start``/``end`` lines, so connecting and warming up are
+    not charged to the messages."""
+    cmd = wsload.command(sc, srv.port, args.warmup, args.duration, args.client_cpus, binary)
+    out: dict[str, Any] = {"command": shlex.join(cmd).replace(str(REPO) + "/", "")}
+    before = after = None
+    sampler: RssSampler | None = None
+    lines: list[str] = []
+    status = 0
+    ru = None
+    try:
+        with tempfile.TemporaryFile() as err:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, text=True,
+                                    bufsize=1, errors="replace")
+            killer = threading.Timer(args.warmup + args.duration + 90, lambda: proc.poll() is None and proc.kill())
+            killer.start()
+            try:
+                for line in proc.stdout:
+                    lines.append(line)
+                    mark = line.strip()
+                    if mark == wsload.MARK_START and before is None:
+                        before = srv.cpu_ticks()
+                        sampler = RssSampler(srv)
+                        sampler.start()
+                    elif mark == wsload.MARK_END and before is not None and after is None:
+                        after = srv.cpu_ticks()
+                        out["peak_rss_kib"] = sampler.finish()
+                        sampler = None
+                proc.stdout.close()
+                _, status, ru = os.wait4(proc.pid, 0)
+                proc.returncode = os.waitstatus_to_exitcode(status)
+            finally:
+                killer.cancel()
+                if sampler is not None:
+                    sampler.finish()
+            err.seek(0)
+            text = "".join(lines) + err.read().decode("utf-8", "replace")
+        out["client_cpu_s"] = round(ru.ru_utime + ru.ru_stime, 3)  # the whole wsload process (connect + warm-up too)
+        out["raw_tail"] = text[-1500:]
+        parsed = wsload.parse_output(text)
+        if proc.returncode != 0:
+            out["error"] = f"wsload exited {proc.returncode}: {parsed.get('reason') or parsed.get('first_error')}"
+        elif before is None or after is None:
+            out["error"] = "wsload printed no timed window (WSLOAD_MARK start/end)"
+        if out.get("error"):
+            if not srv.alive():
+                out["error"] = f"server died under load ({out['error']}); its log: {srv.log_tail()}"
+            return out
+        out.update(wsload.to_run(parsed))
+        cpu_s = native_run.tree_cpu_delta_ticks(before, after) / clk
+        out["cpu_s"] = round(cpu_s, 4)
+        out["cpu_s_per_100k"] = cpu_s_per_100k(cpu_s, out.get("requests"))
+        if not srv.alive():
+            out["error"] = f"server died during the run: {srv.log_tail()}"
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+        out["error"] = f"{type(exc).__name__}: {exc}"
+    return out
+
+
 def reduced_rounds(sc: Scenario) -> bool:
-    """TLS and HTTP/2 scenarios run in the first --tls-runs rounds only (to keep the default run short)."""
-    return sc.tls or sc.tool == "h2load-h2"
+    """TLS and HTTP/2 scenarios run in the first --tls-runs rounds only, WebSocket ones in the first --ws-runs
+    (to keep the default run short)."""
+    return sc.tls or sc.tool == "h2load-h2" or sc.is_ws
 
 
 def runs_of(sc: Scenario, args: argparse.Namespace) -> int:
+    if sc.is_ws:
+        return args.ws_runs
     return args.tls_runs if reduced_rounds(sc) else args.runs
 
 
 def unsupported_pairs(spec: ServerSpec, scen: list[Scenario], *, have_h2load: bool, have_curl_h2: bool,
-                      tls_error: str | None) -> dict[str, str]:
+                      tls_error: str | None, wsload_error: str | None = None) -> dict[str, str]:
     """scenario -> why ``spec`` sits it out before anything is started: the server's own reasons
-    (``unsupported``), a TLS scenario without a TLS configuration, missing tools, no certificate."""
+    (``unsupported``), a TLS scenario without a TLS configuration, missing tools, no certificate, no wsload."""
     out: dict[str, str] = {}
     for sc in scen:
         reason = spec.unsupported.get(sc.name)
+        if reason is None and sc.is_ws and wsload_error:
+            reason = f"no WebSocket load generator: {wsload_error}"
         if reason is None and sc.tls and spec.tls_command is None:
             reason = f"no TLS configuration for {spec.name} in the suite"
         if reason is None and sc.tool.startswith("h2load") and not have_h2load:
@@ -339,12 +410,21 @@ def main(argv: list[str] | None = None) -> int:
             tls_error = str(exc)
             log(f"TLS scenarios excluded: {tls_error}")
     have_curl_h2 = curl_has_http2()
+    wsload_error: str | None = None
+    if any(s.is_ws for s in args.scenario_list):
+        try:
+            wsload.build(log)
+            tool_versions["wsload"] = wsload.versions()
+        except (wsload.WsloadError, OSError, subprocess.SubprocessError) as exc:
+            wsload_error = str(exc)
+            log(f"WebSocket scenarios excluded: {wsload_error}")
     tool_versions["openssl"] = tls_mod.openssl_version()
     tool_versions["curl"] = " ".join(native_run._cmd_output(["curl", "--version"]).split()[:2]) \
         if shutil.which("curl") else "missing"
     for name in args.server_list:
         for sc_name, reason in unsupported_pairs(specs[name], args.scenario_list, have_h2load=have_h2load,
-                                                 have_curl_h2=have_curl_h2, tls_error=tls_error).items():
+                                                 have_curl_h2=have_curl_h2, tls_error=tls_error,
+                                                 wsload_error=wsload_error).items():
             pair_excluded.setdefault((name, sc_name), reason)
 
     servers = [n for n in args.server_list if n not in excluded]
@@ -352,12 +432,16 @@ def main(argv: list[str] | None = None) -> int:
     pairs = [(n, s) for n in servers for s in scen if (n, s.name) not in pair_excluded]
     total_steps = sum(runs_of(s, args) for _, s in pairs) + len(servers) * args.cold_starts
     tls_servers = {n for n, s in pairs if s.tls}
+    ws_servers = {n for n, s in pairs if s.is_ws}
     est = estimate_seconds(len(servers), len(pairs), args.runs, args.warmup, args.duration, args.cold_starts,
-                           tls_servers=len(tls_servers), tls_pairs=sum(1 for _, s in pairs if reduced_rounds(s)),
-                           tls_runs=args.tls_runs)
+                           tls_servers=len(tls_servers),
+                           tls_pairs=sum(1 for _, s in pairs if reduced_rounds(s) and not s.is_ws),
+                           tls_runs=args.tls_runs, ws_servers=len(ws_servers),
+                           ws_pairs=sum(1 for _, s in pairs if s.is_ws), ws_runs=args.ws_runs)
     log(f"matrix: {len(servers)} servers x {len(scen)} scenarios = {len(pairs)} pairs, {args.runs} round(s) of "
         f"{args.warmup}+{args.duration} s (TLS/HTTP/2 scenarios: {args.tls_runs} round(s), {len(tls_servers)} "
-        f"servers started a second time with TLS); estimated {fmt_duration(est)} (plus any quiet-protocol waits)")
+        f"servers started a second time with TLS; WebSocket scenarios: {args.ws_runs} round(s), {len(ws_servers)} "
+        f"servers started once more for them); estimated {fmt_duration(est)} (plus any quiet-protocol waits)")
 
     body_file = Path(tempfile.mkstemp(prefix="covet-matrix-item-", suffix=".json")[1])
     body_file.write_bytes(item_payload())
@@ -376,12 +460,14 @@ def main(argv: list[str] | None = None) -> int:
         done += 1
         log(progress_line(done, total_steps, time.monotonic() - t_loop - waited, label))
 
-    def run_instance(name: str, rnd: int, todo: list[Scenario], tls: tls_mod.TlsFiles | None) -> None:
-        """Start ``name`` once (plain, or with the run's certificate), gate and measure ``todo`` on it."""
+    def run_instance(name: str, rnd: int, todo: list[Scenario], tls: tls_mod.TlsFiles | None,
+                     ws: bool = False) -> None:
+        """Start ``name`` once (plain, with the run's certificate, or for the WebSocket scenarios), gate and
+        measure ``todo`` on it."""
         nonlocal total_steps, waited
-        srv = Running(specs[name], ctx, tls)
-        commands[name if tls is None else f"{name} (TLS)"] = srv.describe()
-        what = "" if tls is None else " with TLS"
+        srv = Running(specs[name], ctx, tls, ws=ws)
+        commands[f"{name} (TLS)" if tls is not None else f"{name} (WebSocket)" if ws else name] = srv.describe()
+        what = " with TLS" if tls is not None else " for WebSocket" if ws else ""
         try:
             try:
                 waited += wait_quiet(quiet)
@@ -389,22 +475,22 @@ def main(argv: list[str] | None = None) -> int:
             except StartError as exc:
                 if tls is not None:  # the run's temp paths say nothing
                     exc = StartError(str(exc).replace(str(tls.cert), "CERT.pem").replace(str(tls.key), "KEY.pem"))
-                if rnd == 1 and tls is None:
+                if rnd == 1 and tls is None and not ws:
                     excluded[name] = f"does not start: {exc}"
                     log(f"  excluded {name}: {excluded[name]}")
                     total_steps -= sum(runs_of(s, args) for n, s in pairs if n == name) + args.cold_starts
                 elif rnd == 1:
                     for s in todo:
-                        pair_excluded[(name, s.name)] = f"does not start with TLS: {exc}"
+                        pair_excluded[(name, s.name)] = f"does not start{what}: {exc}"
                         total_steps -= runs_of(s, args)
-                    log(f"  excluded {name} / {','.join(s.name for s in todo)}: does not start with TLS: {exc}")
+                    log(f"  excluded {name} / {','.join(s.name for s in todo)}: does not start{what}: {exc}")
                 else:
                     for s in todo:
                         runs.append({"server": name, "scenario": s.name, "round": rnd,
                                      "error": f"start{what} failed: {exc}"})
                         step(f"round {rnd} {name} {s.name}: start{what} failed")
                 return
-            if tls is None:
+            if tls is None and not ws:
                 time.sleep(0.5)
                 idle[name].append(srv.rss_kib())
             for s in todo:
@@ -443,12 +529,13 @@ def main(argv: list[str] | None = None) -> int:
                                      "error": f"restart after waiting failed: {exc}"})
                         step(f"round {rnd} {name} {s.name}: restart failed")
                         continue
-                r = measure(srv, s, args, body_file, clk)
+                r = measure_ws(srv, s, args, clk) if s.is_ws else measure(srv, s, args, body_file, clk)
                 r.update({"server": name, "scenario": s.name, "round": rnd})
                 runs.append(r)
                 rps = r.get("requests_per_sec")
+                unit = "msg/s" if s.is_ws else "req/s"
                 step(f"round {rnd}/{runs_of(s, args)} {name} {s.name}: "
-                     + (f"{rps:,.0f} req/s" if rps and not r.get("error") else r.get("error", "?")[:80]))
+                     + (f"{rps:,.0f} {unit}" if rps and not r.get("error") else r.get("error", "?")[:80]))
         finally:
             srv.cleanup()
 
@@ -458,12 +545,15 @@ def main(argv: list[str] | None = None) -> int:
                 if name in excluded:
                     continue
                 todo = [s for s in scen if (name, s.name) not in pair_excluded and rnd <= runs_of(s, args)]
-                plain = [s for s in todo if not s.tls]
+                plain = [s for s in todo if not s.tls and not s.is_ws]
                 if plain:
                     run_instance(name, rnd, plain, None)
                 secure = [s for s in todo if s.tls and (name, s.name) not in pair_excluded]
                 if secure and name not in excluded:
                     run_instance(name, rnd, secure, tls_files)
+                sockets = [s for s in todo if s.is_ws and (name, s.name) not in pair_excluded]
+                if sockets and name not in excluded:
+                    run_instance(name, rnd, sockets, None, ws=True)
         # ---- cold start (launch -> first 200 OK) and idle RSS of fresh processes ------------------
         for name in servers:
             if name in excluded:
@@ -514,16 +604,19 @@ def main(argv: list[str] | None = None) -> int:
         "argv": ["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)],
         "options": {k: getattr(args, k) for k in ("duration", "warmup", "runs", "cold_starts", "connections",
                                                   "keepalive", "rate", "server_cpus", "client_cpus", "workers",
-                                                  "quick", "tls_runs")},
+                                                  "quick", "tls_runs", "ws_runs")},
         "machine": native_run.machine_info(specs["nginx"].command(ctx, 0)[0]),
         "tools": tool_versions,
         "covet_python": {"interpreter": str(ctx.covet_python), "choice": ctx.covet_python_choice},
         "servers": {n: {"label": specs[n].label, "config": specs[n].config, "command": commands.get(n),
                         "tls_command": commands.get(f"{n} (TLS)"),
+                        "ws_command": commands.get(f"{n} (WebSocket)"),
                         "versions": versions.get(n), "excluded": excluded.get(n)} for n in args.server_list},
         "scenarios": [{"name": s.name, "title": s.title, "path": s.path, "method": s.method, "tool": s.tool,
                        "connections": s.connections, "pipeline": s.pipeline, "tls": s.tls, "streams": s.streams,
-                       "protocol": s.protocol, "runs": runs_of(s, args)} for s in scen],
+                       "protocol": s.protocol, "runs": runs_of(s, args),
+                       **({"ws": s.ws, "size": s.size, "inflight": s.inflight, "subscribers": s.subscribers,
+                           "window": s.window} if s.is_ws else {})} for s in scen],
         "tls": None if tls_files is None and tls_error is None else {
             **(tls_files.describe() if tls_files else {"error": tls_error}),
             "handshakes": tls_seen,  # the gate's own handshake (Python ssl, ALPN as the scenario's client)

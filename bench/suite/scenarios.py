@@ -16,6 +16,7 @@ from .core import (
     parse_h2load_output,
 )
 from .tls import TlsFiles, client_context
+from . import wsload
 
 SUITE = Path(__file__).resolve().parent
 MATRIX_LUA = SUITE / "matrix.lua"
@@ -24,6 +25,9 @@ PIPELINE_DEPTH = 16
 H2_STREAMS = 100  # h2load -m: concurrent streams per HTTP/2 connection
 TLS_SCENARIOS = ("https-plaintext", "h2-plaintext")  # served by a second, TLS instance of a server
 H2_SCENARIOS = ("h2-plaintext", "h2c-plaintext")
+WS_SCENARIOS = ("ws-echo", "ws-broadcast")  # wsload (bench/tools/wsload), on an instance of their own
+WS_MESSAGE_BYTES = 64
+WS_SUBSCRIBERS = 100
 
 
 @dataclass(frozen=True)
@@ -34,22 +38,36 @@ class Scenario:
     expect: str  # plaintext | json | users | item
     connections: int = 64
     method: str = "GET"
-    tool: str = "wrk"  # wrk | h2load-rate (HTTP/1.1, fixed rate) | h2load-h2 (HTTP/2)
+    tool: str = "wrk"  # wrk | h2load-rate (HTTP/1.1, fixed rate) | h2load-h2 (HTTP/2) | wsload (WebSocket)
     pipeline: int = 1
     quick: bool = True  # part of --quick
     tls: bool = False  # served over TLS by a second instance of the server started with the run's certificate
     streams: int = 1  # h2load -m: concurrent streams per HTTP/2 connection
+    ws: str = ""  # wsload -mode: echo | broadcast
+    size: int = 0  # WebSocket text message bytes
+    inflight: int = 1  # ws echo: messages in flight per connection
+    subscribers: int = 0  # ws broadcast: subscriber connections (plus one publisher)
+    window: int = 1  # ws broadcast: messages the publisher may have out before every subscriber has them
 
     @property
     def protocol(self) -> str:
-        """What goes over the wire: ``h1``, ``h1-tls`` (HTTPS), ``h2`` (TLS + ALPN) or ``h2c`` (prior knowledge)."""
+        """What goes over the wire: ``h1``, ``h1-tls`` (HTTPS), ``h2`` (TLS + ALPN), ``h2c`` (prior knowledge) or
+        ``ws`` (WebSocket over cleartext HTTP/1.1 upgrade)."""
+        if self.tool == "wsload":
+            return "ws"
         if self.tool == "h2load-h2":
             return "h2" if self.tls else "h2c"
         return "h1-tls" if self.tls else "h1"
 
     @property
     def scheme(self) -> str:
+        if self.tool == "wsload":
+            return "ws"
         return "https" if self.tls else "http"
+
+    @property
+    def is_ws(self) -> bool:
+        return self.tool == "wsload"
 
     @property
     def latency_valid(self) -> bool:
@@ -72,6 +90,14 @@ def build_scenarios(connections: int = 64, keepalive: tuple[int, ...] = (1000, 1
                            f"{n:,} keep-alive connections", "/plaintext", "plaintext", n, quick=n <= 1000))
     sc.append(Scenario("open-loop", "fixed-rate latency (open loop)", "/plaintext", "plaintext", 50,
                        tool="h2load-rate"))
+    # WebSocket (not in --quick unless named; in the first --ws-runs rounds only): wsload, text messages
+    sc.append(Scenario("ws-echo", f"WebSocket echo, {WS_MESSAGE_BYTES}-byte text messages, 1 in flight per "
+                       "connection", "/ws/echo", "ws-echo", connections, tool="wsload", quick=False, ws="echo",
+                       size=WS_MESSAGE_BYTES))
+    sc.append(Scenario("ws-broadcast", f"WebSocket broadcast: 1 publisher, {WS_SUBSCRIBERS} subscribers in one room, "
+                       f"{WS_MESSAGE_BYTES}-byte text messages", f"/ws/room/{wsload.BROADCAST_ROOM}", "ws-broadcast",
+                       WS_SUBSCRIBERS + 1, tool="wsload", quick=False, ws="broadcast", size=WS_MESSAGE_BYTES,
+                       subscribers=WS_SUBSCRIBERS, window=1))
     # TLS and HTTP/2 (not in --quick): HTTPS with wrk; HTTP/2 with h2load, H2_STREAMS streams per connection
     sc.append(Scenario("https-plaintext", "HTTPS (HTTP/1.1 over TLS)", "/plaintext", "plaintext", connections,
                        quick=False, tls=True))
@@ -105,10 +131,13 @@ def gate(port: int, sc: Scenario, tls: TlsFiles | None = None) -> tuple[bool, st
     require 16 correct responses to 16 requests in one write. HTTPS: the same over a verified TLS connection
     (the run's CA). HTTP/2: curl must fetch the body twice over one connection and report HTTP version 2
     (``--http2`` with ALPN over TLS, ``--http2-prior-knowledge`` for h2c), and over TLS the handshake must
-    select ALPN ``h2``.
+    select ALPN ``h2``. WebSocket: ``wsload -check`` (echoes identical; every subscriber gets every broadcast, in
+    order; see wsload.gate).
     """
     if sc.tls and tls is None:
         return False, "no TLS certificate for this run"
+    if sc.tool == "wsload":
+        return wsload.gate(port, sc)
     if sc.tool == "h2load-h2":
         return gate_h2(port, sc, tls)
     body = item_payload() if sc.method == "POST" else None

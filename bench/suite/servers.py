@@ -109,6 +109,9 @@ class ServerSpec:
     # the command serving HTTPS (HTTP/1.1 and, where the server has it, h2 via ALPN) with the run's certificate;
     # None: no TLS configuration (its TLS scenarios are excluded, with a reason in ``unsupported``)
     tls_command: Callable[[Ctx, int, TlsFiles], list[str]] | None = None
+    # the command of the instance serving the WebSocket scenarios (their own instance, started after the plain
+    # one); None: the plain command
+    ws_command: Callable[[Ctx, int], list[str]] | None = None
 
 
 def _uvicorn_tls(app_dir: str) -> Callable[[Ctx, int, TlsFiles], list[str]]:
@@ -116,11 +119,13 @@ def _uvicorn_tls(app_dir: str) -> Callable[[Ctx, int, TlsFiles], list[str]]:
     return lambda ctx, port, tls: plain(ctx, port) + ["--ssl-certfile", str(tls.cert), "--ssl-keyfile", str(tls.key)]
 
 
-def _uvicorn(app_dir: str) -> Callable[[Ctx, int], list[str]]:
+def _uvicorn(app_dir: str, ws: str | None = None) -> Callable[[Ctx, int], list[str]]:
     def cmd(ctx: Ctx, port: int) -> list[str]:
         out = [str(VENVS / app_dir / "bin" / "python"), "-m", "uvicorn", "app:app", "--host", "127.0.0.1",
-               "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
-               "--log-level", "warning", "--backlog", "4096", "--app-dir", str(PEERS / app_dir)]
+               "--port", str(port), "--loop", "uvloop", "--http", "httptools"]
+        if ws:
+            out += ["--ws", ws]
+        out += ["--no-access-log", "--log-level", "warning", "--backlog", "4096", "--app-dir", str(PEERS / app_dir)]
         if ctx.workers > 1:
             out += ["--workers", str(ctx.workers)]
         return out
@@ -320,6 +325,17 @@ def _reasons(https: str | None, h2: str | None, h2c: str | None) -> dict[str, st
     return {k: v for k, v in (("https-plaintext", https), ("h2-plaintext", h2), ("h2c-plaintext", h2c)) if v}
 
 
+# Why a server sits out the WebSocket scenarios (ws-echo, ws-broadcast).
+def _no_ws(reason: str) -> dict[str, str]:
+    return {"ws-echo": reason, "ws-broadcast": reason}
+
+
+COVET_SYNC_WS = ("same engine and WebSocket layer as covet-async (WebSocket handlers are `async def` either way); "
+                 "left out of the WebSocket scenarios to keep the default run short")
+UVICORN_WS_ONCE = ("uvicorn's WebSocket stack (`--ws websockets`, Starlette's `WebSocket`) is measured once, with the "
+                   "FastAPI app, to keep the default run short")
+
+
 def all_specs() -> dict[str, ServerSpec]:
     specs = [
         ServerSpec(
@@ -342,45 +358,54 @@ def all_specs() -> dict[str, ServerSpec]:
             "covet-sync", "CovetPy Python sync",
             "`def` handlers in covet's thread pool (the default for sync handlers), otherwise as covet-async",
             install_covet_python, _covet_python_cmd("app_sync"), covet_python_versions,
-            unsupported=_reasons(COVET_SYNC_TLS, COVET_SYNC_TLS, COVET_SYNC_TLS),
+            unsupported={**_reasons(COVET_SYNC_TLS, COVET_SYNC_TLS, COVET_SYNC_TLS), **_no_ws(COVET_SYNC_WS)},
         ),
         ServerSpec(
             "fastapi", "FastAPI + uvicorn",
             "uvicorn `--loop uvloop --http httptools --no-access-log --log-level warning`, one process; "
-            "TLS: `--ssl-certfile/--ssl-keyfile`",
+            "TLS: `--ssl-certfile/--ssl-keyfile`; WebSocket: its instance with `--ws websockets` (the "
+            "`websockets` library's implementation, which uvicorn 0.54 marks deprecated in favour of websockets-sansio); broadcast = a Python loop over the room's set of connections)",
             _venv_installer("fastapi"), _uvicorn("fastapi"),
-            _venv_versions("fastapi", ("fastapi", "starlette", "pydantic") + UVICORN_PKGS[:3]),
+            _venv_versions("fastapi", ("fastapi", "starlette", "pydantic") + UVICORN_PKGS[:3] + ("websockets",)),
             unsupported=_reasons(None, NO_H2_UVICORN, NO_H2_UVICORN), tls_command=_uvicorn_tls("fastapi"),
+            ws_command=_uvicorn("fastapi", ws="websockets"),
         ),
         ServerSpec(
             "starlette", "Starlette + uvicorn",
             "uvicorn as for FastAPI; pydantic `model_validate_json` in the POST handler",
             _venv_installer("starlette"), _uvicorn("starlette"),
             _venv_versions("starlette", ("starlette",) + UVICORN_PKGS),
-            unsupported=_reasons(UVICORN_TLS_ONCE, NO_H2_UVICORN, NO_H2_UVICORN),
+            unsupported={**_reasons(UVICORN_TLS_ONCE, NO_H2_UVICORN, NO_H2_UVICORN), **_no_ws(UVICORN_WS_ONCE)},
         ),
         ServerSpec(
             "granian-rsgi", "Granian RSGI",
             "`granian --interface rsgi --workers 1 --runtime-threads 1 --loop uvloop --no-access-log`, bare RSGI app "
             "(`response_str`/`response_bytes`, orjson); TLS: `--ssl-certificate/--ssl-keyfile --http auto` (h2 or "
-            "HTTP/1.1 by ALPN, TLS 1.3 minimum by default)",
+            "HTTP/1.1 by ALPN, TLS 1.3 minimum by default); WebSocket: its instance without `--no-ws`, RSGI's "
+            "WebSocket protocol (`proto.accept()`, `send_str`), broadcast = a Python loop over the room's transports",
             _venv_installer("granian"), lambda ctx, port: _granian(ctx, port, "rsgi"),
             _venv_versions("granian", ("granian", "uvloop", "orjson", "pydantic")),
             tls_command=lambda ctx, port, tls: _granian(ctx, port, "rsgi", tls),
+            ws_command=lambda ctx, port: _granian(ctx, port, "rsgi", ws=True),
         ),
         ServerSpec(
             "granian-asgi", "Granian ASGI",
-            "as granian-rsgi with `--interface asgi`, bare ASGI app (no framework)",
+            "as granian-rsgi with `--interface asgi`, bare ASGI app (no framework); WebSocket: Granian's own "
+            "WebSocket server (instance without `--no-ws`) with Starlette's `WebSocket` class, broadcast = a Python "
+            "loop over the room's set of connections",
             _venv_installer("granian"), lambda ctx, port: _granian(ctx, port, "asgi"),
-            _venv_versions("granian", ("granian", "uvloop", "orjson", "pydantic")),
+            _venv_versions("granian", ("granian", "uvloop", "orjson", "pydantic", "starlette")),
             tls_command=lambda ctx, port, tls: _granian(ctx, port, "asgi", tls),
+            ws_command=lambda ctx, port: _granian(ctx, port, "asgi", ws=True),
         ),
         ServerSpec(
             "robyn", "Robyn",
             "`python app.py --processes 1 --workers 1 --log-level WARN`, async handlers, pydantic body",
             _venv_installer("robyn"), _robyn, _venv_versions("robyn", ("robyn", "pydantic")),
             cwd=PEERS / "robyn",
-            unsupported=_reasons(*["Robyn's CLI/`app.start` have no TLS or HTTP/2 options"] * 3),
+            unsupported={**_reasons(*["Robyn's CLI/`app.start` have no TLS or HTTP/2 options"] * 3),
+                         **_no_ws("the peer has no WebSocket routes (Robyn's own WebSocket API is not configured in "
+                                  "the suite)")},
         ),
         ServerSpec(
             "socketify", "socketify.py",
@@ -389,33 +414,40 @@ def all_specs() -> dict[str, ServerSpec]:
             lambda ctx, port: [str(VENVS / "socketify" / "bin" / "python"), str(PEERS / "socketify" / "app.py")],
             _venv_versions("socketify", ("socketify", "cffi", "orjson", "pydantic")),
             cwd=PEERS / "socketify", multi_worker=False,
-            unsupported=_reasons("the peer serves plain HTTP (socketify's SSL app is not configured in the suite)",
-                                 "uWebSockets (socketify.py) has no HTTP/2", "uWebSockets (socketify.py) has no HTTP/2"),
+            unsupported={**_reasons("the peer serves plain HTTP (socketify's SSL app is not configured in the suite)",
+                                    "uWebSockets (socketify.py) has no HTTP/2", "uWebSockets (socketify.py) has no HTTP/2"),
+                         **_no_ws("the peer has no WebSocket routes (socketify's `app.ws` behaviors are not "
+                                  "configured in the suite)")},
         ),
         ServerSpec(
             "blacksheep", "BlackSheep + uvicorn",
             "uvicorn as for FastAPI; body bound with `FromJSON[Item]` (pydantic)",
             _venv_installer("blacksheep"), _uvicorn("blacksheep"),
             _venv_versions("blacksheep", ("blacksheep", "pydantic") + UVICORN_PKGS[:3]),
-            unsupported=_reasons(UVICORN_TLS_ONCE, NO_H2_UVICORN, NO_H2_UVICORN),
+            unsupported={**_reasons(UVICORN_TLS_ONCE, NO_H2_UVICORN, NO_H2_UVICORN),
+                         **_no_ws("the peer has no WebSocket routes (BlackSheep's `@ws` routes are not configured "
+                                  "in the suite)")},
         ),
         ServerSpec(
             "express", "Express (Node.js)",
             "`NODE_ENV=production node app.js`, one process, no logging middleware, `express.json()` + hand check",
             install_express, lambda ctx, port: ["node", str(PEERS / "express" / "app.js")], express_versions,
             cwd=PEERS / "express", env={"NODE_ENV": "production"}, multi_worker=False,
-            unsupported=_reasons("the peer listens with node:http (TLS via node:https is not configured in the suite)",
-                                 "Express runs on node:http (HTTP/1.1); the peer does not use node:http2",
-                                 "Express runs on node:http (HTTP/1.1); the peer does not use node:http2"),
+            unsupported={**_reasons("the peer listens with node:http (TLS via node:https is not configured in the suite)",
+                                    "Express runs on node:http (HTTP/1.1); the peer does not use node:http2",
+                                    "Express runs on node:http (HTTP/1.1); the peer does not use node:http2"),
+                         **_no_ws("Express has no WebSocket support of its own (it takes a library such as `ws`, "
+                                  "not installed in the peer)")},
         ),
         ServerSpec(
             "actix", "actix-web (Rust)",
             "`HttpServer::workers(1)`, release build (LTO, codegen-units 1), no logger, `web::Json<Item>` (serde)",
             install_actix, lambda ctx, port: [str(ACTIX_BIN)], actix_versions,
-            unsupported=_reasons(
+            unsupported={**_reasons(
                 "the peer is built without actix-web's rustls/openssl features (no TLS)",
                 "the peer is built without actix-web's rustls/openssl features (no TLS, so no h2 via ALPN)",
                 "the peer binds with `HttpServer::bind` (HTTP/1.1; h2c would need `bind_auto_h2c`)"),
+                **_no_ws("actix-web's WebSocket support is a separate crate (actix-ws), not in the peer's Cargo.lock")},
         ),
         ServerSpec(
             "nginx", "nginx `return 200`",
@@ -425,7 +457,9 @@ def all_specs() -> dict[str, ServerSpec]:
             unsupported={**{s: "nginx is the C reference: static `return 200` routes only"
                             for s in ("params", "post-json", "io-sleep")},
                          "h2c-plaintext": "nginx 1.22 speaks h2c only on a `listen … http2` port without TLS, which "
-                                          "then refuses HTTP/1.1 (no prior-knowledge detection before 1.25.1)"},
+                                          "then refuses HTTP/1.1 (no prior-knowledge detection before 1.25.1)",
+                         **_no_ws("nginx proxies WebSocket but cannot echo or broadcast messages itself (no "
+                                  "application)")},
             stop_signal=signal.SIGQUIT,
             tls_command=lambda ctx, port, tls: [NGINX],  # + -c TMP/nginx.conf from nginx-tls.conf.template
         ),
@@ -433,10 +467,12 @@ def all_specs() -> dict[str, ServerSpec]:
     return {s.name: s for s in specs}
 
 
-def _granian(ctx: Ctx, port: int, iface: str, tls: TlsFiles | None = None) -> list[str]:
+def _granian(ctx: Ctx, port: int, iface: str, tls: TlsFiles | None = None, ws: bool = False) -> list[str]:
+    """Granian's command; ``ws``: with its WebSocket support (the default), for the WebSocket instance only, so the
+    HTTP scenarios keep `--no-ws`."""
     out = [str(VENVS / "granian" / "bin" / "granian"), "--interface", iface, "--host", "127.0.0.1",
            "--port", str(port), "--workers", str(ctx.workers), "--runtime-threads", "1", "--loop", "uvloop",
-           "--no-access-log", "--log-level", "warning", "--backlog", "4096", "--no-ws",
+           "--no-access-log", "--log-level", "warning", "--backlog", "4096"] + ([] if ws else ["--no-ws"]) + [
            "--working-dir", str(PEERS / "granian")]
     if tls is not None:
         # `--http auto` (the default, spelled out): h2 or HTTP/1.1 by ALPN; TLS 1.3 minimum is Granian's default
@@ -500,10 +536,10 @@ def _raise_nofile() -> None:
 class Running:
     """One started server process (tree), pinned to the server CPUs; with ``tls``, its HTTPS configuration."""
 
-    def __init__(self, spec: ServerSpec, ctx: Ctx, tls: TlsFiles | None = None):
+    def __init__(self, spec: ServerSpec, ctx: Ctx, tls: TlsFiles | None = None, ws: bool = False):
         if tls is not None and spec.tls_command is None:
             raise ValueError(f"{spec.name} has no TLS configuration")
-        self.spec, self.ctx, self.tls = spec, ctx, tls
+        self.spec, self.ctx, self.tls, self.ws = spec, ctx, tls, ws
         self.tmp = Path(tempfile.mkdtemp(prefix=f"covet-matrix-{spec.name}-"))
         self.proc: subprocess.Popen | None = None
         self.port = 0
@@ -513,6 +549,8 @@ class Running:
     def _command(self, port: int) -> list[str]:
         if self.tls is not None:
             return self.spec.tls_command(self.ctx, port, self.tls)
+        if self.ws and self.spec.ws_command is not None:
+            return self.spec.ws_command(self.ctx, port)
         return self.spec.command(self.ctx, port)
 
     def describe(self) -> str:

@@ -117,10 +117,23 @@ type result struct {
 	FirstError     string             `json:"first_error,omitempty"`
 }
 
-var firstErr atomic.Value
+var (
+	firstErrMu sync.Mutex
+	firstErr   string // the first error seen, for the result's first_error
+)
 
 func noteErr(format string, a ...any) {
-	firstErr.CompareAndSwap(nil, fmt.Sprintf(format, a...))
+	firstErrMu.Lock()
+	if firstErr == "" {
+		firstErr = fmt.Sprintf(format, a...)
+	}
+	firstErrMu.Unlock()
+}
+
+func takeFirstErr() string {
+	firstErrMu.Lock()
+	defer firstErrMu.Unlock()
+	return firstErr
 }
 
 var dialer = websocket.Dialer{HandshakeTimeout: 5 * time.Second, ReadBufferSize: 16384, WriteBufferSize: 16384}
@@ -262,11 +275,15 @@ func (e *echoConn) runPipelined(cfg *config) {
 		tokens <- struct{}{}
 	}
 	var sent atomic.Uint64
+	var stopped atomic.Bool
 	go func() {
 		var buf []byte
 		for seq := uint64(0); ; seq++ {
 			<-tokens
 			if phase.Load() == phaseStop {
+				// wake a reader waiting for an echo of a message that was never sent
+				stopped.Store(true)
+				e.c.SetReadDeadline(time.Now())
 				return
 			}
 			buf = echoPayload(buf, e.id, seq, cfg.size, false)
@@ -286,9 +303,14 @@ func (e *echoConn) runPipelined(cfg *config) {
 			e.sent = int64(sent.Load()) // (a message the writer sends after this is left unread: not an error)
 			return
 		}
-		e.c.SetReadDeadline(time.Now().Add(cfg.timeout))
+		if !stopped.Load() {
+			e.c.SetReadDeadline(time.Now().Add(cfg.timeout))
+		}
 		typ, got, err := readInto(e.c, &rbuf)
 		if err != nil {
+			if phase.Load() == phaseStop && seq >= sent.Load() {
+				return // nothing was outstanding: woken by the writer at the stop
+			}
 			e.errs.Read++
 			noteErr("read: %v", err)
 			return
@@ -731,9 +753,7 @@ func main() {
 		res.Reason, code = fmt.Sprintf("unknown -mode %q", cfg.mode), 2
 	}
 	res.ErrorsTotal = res.Errors.total()
-	if v, ok := firstErr.Load().(string); ok {
-		res.FirstError = v
-	}
+	res.FirstError = takeFirstErr()
 	res.OK = code == 0 && res.ErrorsTotal == 0
 	if code == 0 && cfg.check && !res.OK {
 		code = 1
