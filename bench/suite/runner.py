@@ -67,6 +67,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--ws-runs", type=int, default=None,
                     help="rounds of the WebSocket scenarios (ws-echo, ws-broadcast; default 1, at most --runs; not in "
                          "--quick unless named): they run in the first N rounds only, on an instance of their own")
+    ap.add_argument("--ws-window", type=int, default=None,
+                    help="ws-broadcast: messages the publisher may have out before every subscriber has the oldest "
+                         "(default 16; 1 = lockstep: message k+1 only once every subscriber has message k)")
     ap.add_argument("--connections", type=int, default=64, help="connections of the basic scenarios (default 64)")
     ap.add_argument("--keepalive", default="1000,10000", help="connection counts of the keep-alive scenarios")
     ap.add_argument("--rate", type=int, default=2000, help="open-loop request rate, req/s in total (default 2000)")
@@ -93,7 +96,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             setattr(args, k, v)
     args.tls_runs = max(1, min(args.tls_runs, args.runs))
     args.ws_runs = max(1, min(args.ws_runs, args.runs))
-    all_sc = build_scenarios(args.connections, tuple(int(x) for x in args.keepalive.split(",") if x))
+    if args.ws_window is not None and not 1 <= args.ws_window < 65536:
+        ap.error("--ws-window must be in 1..65535")
+    all_sc = build_scenarios(args.connections, tuple(int(x) for x in args.keepalive.split(",") if x),
+                             **({"ws_window": args.ws_window} if args.ws_window else {}))
     if args.scenarios:
         names = [s.strip() for s in args.scenarios.split(",") if s.strip()]
         unknown = [n for n in names if n not in all_sc]

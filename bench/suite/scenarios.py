@@ -28,6 +28,7 @@ H2_SCENARIOS = ("h2-plaintext", "h2c-plaintext")
 WS_SCENARIOS = ("ws-echo", "ws-broadcast")  # wsload (bench/tools/wsload), on an instance of their own
 WS_MESSAGE_BYTES = 64
 WS_SUBSCRIBERS = 100
+WS_WINDOW = 16  # ws-broadcast: messages out before the publisher waits for every subscriber to have the oldest
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,8 @@ class Scenario:
         return self.pipeline == 1
 
 
-def build_scenarios(connections: int = 64, keepalive: tuple[int, ...] = (1000, 10000)) -> dict[str, Scenario]:
+def build_scenarios(connections: int = 64, keepalive: tuple[int, ...] = (1000, 10000),
+                    ws_window: int = WS_WINDOW) -> dict[str, Scenario]:
     sc = [
         Scenario("plaintext", "plaintext", "/plaintext", "plaintext", connections),
         Scenario("json", "JSON serialisation", "/json", "json", connections),
@@ -97,7 +99,7 @@ def build_scenarios(connections: int = 64, keepalive: tuple[int, ...] = (1000, 1
     sc.append(Scenario("ws-broadcast", f"WebSocket broadcast: 1 publisher, {WS_SUBSCRIBERS} subscribers in one room, "
                        f"{WS_MESSAGE_BYTES}-byte text messages", f"/ws/room/{wsload.BROADCAST_ROOM}", "ws-broadcast",
                        WS_SUBSCRIBERS + 1, tool="wsload", quick=False, ws="broadcast", size=WS_MESSAGE_BYTES,
-                       subscribers=WS_SUBSCRIBERS, window=1))
+                       subscribers=WS_SUBSCRIBERS, window=ws_window))
     # TLS and HTTP/2 (not in --quick): HTTPS with wrk; HTTP/2 with h2load, H2_STREAMS streams per connection
     sc.append(Scenario("https-plaintext", "HTTPS (HTTP/1.1 over TLS)", "/plaintext", "plaintext", connections,
                        quick=False, tls=True))

@@ -109,7 +109,7 @@ def test_ws_scenarios():
     assert (e.tool, e.ws, e.path, e.connections, e.size, e.inflight, e.protocol) == (
         "wsload", "echo", "/ws/echo", 64, 64, 1, "ws")
     assert (b.ws, b.path, b.subscribers, b.connections, b.size, b.window) == (
-        "broadcast", "/ws/room/bench", 100, 101, 64, 1)
+        "broadcast", "/ws/room/bench", 100, 101, 64, 16)
     assert e.is_ws and b.is_ws and not SC["plaintext"].is_ws
     assert not e.quick and not b.quick and not e.tls
 
@@ -121,7 +121,7 @@ def test_wsload_commands():
     b = wsload.command(SC["ws-broadcast"], 4242, 1, 3, "1-2", binary=Path("/x/wsload"))
     assert b[:3] == ["taskset", "-c", "1-2"]
     assert b[3:] == ["/x/wsload", "-mode", "broadcast", "-url", "ws://127.0.0.1:4242/ws/room/bench", "-size", "64",
-                     "-subs", "100", "-window", "1", "-warmup=1s", "-d=3s"]
+                     "-subs", "100", "-window", "16", "-warmup=1s", "-d=3s"]
     chk = wsload.command(SC["ws-broadcast"], 4242, 0, 0, None, binary=Path("/x/wsload"), check=True)
     assert chk[0] == "/x/wsload" and chk[-1] == "-check" and "-subs" in chk and chk[chk.index("-subs") + 1] == "3"
     assert "-d=0s" not in chk
@@ -139,6 +139,10 @@ def test_cli_ws_rounds_and_quick():
     assert [s.name for s in qn.scenario_list] == ["ws-echo", "ws-broadcast"] and qn.ws_runs == 1
     assert runner.parse_args(["--runs", "1", "--ws-runs", "2"]).ws_runs == 1  # at most --runs
     assert runner.parse_args(["--ws-runs", "3"]).ws_runs == 3
+    bc = {s.name: s for s in runner.parse_args(["--ws-window", "1"]).scenario_list}["ws-broadcast"]
+    assert bc.window == 1
+    with pytest.raises(SystemExit):
+        runner.parse_args(["--ws-window", "0"])
 
 
 def test_estimate_counts_ws_rounds_and_starts():
@@ -282,6 +286,7 @@ def test_report_ws_tables_name_the_tool():
     assert "delivered msg/s" in bc and "delivery p50 ms" in bc
     how = report.scenario_how(sc[1], {"rate": 2000})
     assert how.startswith("wsload, 100 subscribers + 1 publisher") and "every subscriber has message k" in how
+    assert "at most 16 messages out" in report.scenario_how({**sc[1], "window": 16}, {})
     assert report.scenario_how(sc[0], {}).startswith("wsload, 64 connections, 64-byte text")
 
 
