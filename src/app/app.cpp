@@ -171,23 +171,25 @@ void App::reload_tls() {
 }
 
 int App::run(unsigned threads) {
+    // SIGINT/SIGTERM stop; SIGHUP reloads the TLS certificates (as nginx does). All three are blocked here
+    // so that worker threads inherit the mask and the signals wait for this thread.
     net::block_termination_signals();
-    // With TLS, SIGHUP reloads the certificates (as nginx does); blocked here so that worker threads
-    // inherit the mask and the signal waits for us.
     sigset_t hangup;
     sigemptyset(&hangup);
     sigaddset(&hangup, SIGHUP);
-    const bool reload_on_hangup = config_.tls.has_value();
-    if (reload_on_hangup) pthread_sigmask(SIG_BLOCK, &hangup, nullptr);
     start(threads);
     const int sig = net::wait_for_termination_signal([&] {
         const timespec now{0, 0};
-        if (reload_on_hangup && sigtimedwait(&hangup, nullptr, &now) == SIGHUP) {
-            try {
-                server_->reload_tls();
-                spdlog::warn("SIGHUP: TLS certificates reloaded");
-            } catch (const std::exception& e) {
-                spdlog::error("SIGHUP: {} (the previous certificates stay in use)", e.what());
+        if (sigtimedwait(&hangup, nullptr, &now) == SIGHUP) {
+            if (!config_.tls) {
+                spdlog::info("SIGHUP ignored: no TLS certificates to reload");
+            } else {
+                try {
+                    server_->reload_tls();
+                    spdlog::warn("SIGHUP: TLS certificates reloaded");
+                } catch (const std::exception& e) {
+                    spdlog::error("SIGHUP: {} (the previous certificates stay in use)", e.what());
+                }
             }
         }
         return stop_requested_.load();

@@ -120,12 +120,14 @@ void Server::start() {
                                                             : make_asio_worker(i, cfg, s.listeners[i], s.factory));
     for (auto& w : s.workers) w->set_tls(s.tls.get());
 
-    // Workers never take SIGINT/SIGTERM: the thread that waits for them does (wait_for_termination_signal).
+    // Workers never take SIGINT/SIGTERM/SIGHUP: the thread that waits for them does (wait_for_termination_signal,
+    // and App::run for SIGHUP).
     sigset_t block, previous;
     sigemptyset(&block);
     sigaddset(&block, SIGINT);
     sigaddset(&block, SIGTERM);
     sigaddset(&block, SIGPIPE);
+    sigaddset(&block, SIGHUP);  // certificate reload: taken by the thread in App::run, or default there
     pthread_sigmask(SIG_BLOCK, &block, &previous);
     for (unsigned i = 0; i < cfg.threads; ++i) s.threads.emplace_back([&s, i] { s.run_worker(i); });
     pthread_sigmask(SIG_SETMASK, &previous, nullptr);
@@ -206,7 +208,8 @@ sigset_t termination_signals() {
 }  // namespace
 
 void block_termination_signals() {
-    const sigset_t set = termination_signals();
+    sigset_t set = termination_signals();
+    sigaddset(&set, SIGHUP);  // App::run takes it: reload TLS certificates (threads started earlier inherit this)
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 

@@ -109,7 +109,7 @@ public:
     // ---- detail::Session (connection thread) ----
     bool send_message(std::string_view data, bool binary, bool admitted) override {
         if (close_sent_ || closed_) return false;
-        if (!admitted && over_limit(data.size())) return false;
+        if (!admitted && !answering_ && over_limit(data.size())) return false;
         const Opcode op = binary ? Opcode::binary : Opcode::text;
         if (deflater_ && data.size() >= options_.deflate.min_compress_bytes) {
             compressed_out_.clear();
@@ -284,7 +284,13 @@ private:
             if (scratch_.capacity() > keep_capacity) std::string().swap(scratch_);
         }
         if (!binary_ && !utf8_.complete()) return fail(close_code::invalid_payload, "invalid UTF-8 in a text message");
-        if (!close_sent_) call(handlers_->on_message, self_, std::string_view(message_), binary_);
+        if (!close_sent_) {
+            // Replies sent from inside on_message are always queued: the client waits instead (reading
+            // pauses above the send limit, see after_io), so an echo-style handler loses nothing.
+            answering_ = true;
+            call(handlers_->on_message, self_, std::string_view(message_), binary_);
+            answering_ = false;
+        }
         if (message_.capacity() > keep_capacity) std::string().swap(message_);
         else message_.clear();
     }
@@ -372,6 +378,7 @@ private:
     std::optional<Deflater> deflater_;
     std::optional<Inflater> inflater_;
 
+    bool answering_ = false;  // inside on_message
     FrameHeader frame_;
     std::uint64_t offset_ = 0;    // payload bytes of the current frame read so far
     bool in_payload_ = false;

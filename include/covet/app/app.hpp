@@ -77,7 +77,7 @@ public:
     App& listen(std::string host, std::uint16_t port);
 
     // Starts the server and blocks until SIGINT/SIGTERM (or stop()), then drains gracefully. Returns 0.
-    // With TLS configured, SIGHUP reloads the certificate files meanwhile.
+    // SIGHUP reloads the TLS certificate files meanwhile (ignored without TLS).
     int run(unsigned threads = 0);
     // Non-blocking variants for embedding and tests.
     void start(unsigned threads = 0);

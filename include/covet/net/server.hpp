@@ -57,8 +57,9 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
-// Blocks SIGINT/SIGTERM in the calling thread (threads started later inherit it), so that a signal that
-// arrives before wait_for_termination_signal is kept pending instead of killing the process.
+// Blocks SIGINT/SIGTERM/SIGHUP in the calling thread (threads started later inherit it), so that a signal
+// that arrives before wait_for_termination_signal is kept pending instead of killing the process. SIGHUP
+// is App::run's: it reloads the TLS certificates (and is ignored without TLS).
 void block_termination_signals();
 
 // Blocks SIGINT/SIGTERM in the calling thread, then waits until one arrives or `stop_requested` returns

@@ -4,8 +4,10 @@
 // Backpressure: send_text/send_binary return false, and drop the message, when the connection is
 // closing/closed or when the bytes not yet written to the socket (plus sends still on their way from
 // other threads) would exceed Options::max_send_buffer. A message is always accepted when nothing is
-// buffered, however large. After a refusal, Handlers::on_drain runs once everything queued has been
-// written: send again from there. Control frames (ping, close) are not limited.
+// buffered, however large, and so is a reply sent from inside Handlers::on_message on the connection's
+// thread: then reading pauses until the client has read enough, so the client is what waits. After a
+// refusal, Handlers::on_drain runs once everything queued has been written: send again from there.
+// Control frames (ping, close) are not limited.
 #pragma once
 
 #include <atomic>
