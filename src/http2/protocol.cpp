@@ -26,6 +26,7 @@
 #include "fields.hpp"
 #include "reset_budget.hpp"
 #include "stream.hpp"
+#include "stream_ids.hpp"
 
 namespace covet::http2 {
 namespace {
@@ -59,6 +60,7 @@ public:
         nghttp2_session_callbacks* raw_cb = nullptr;
         if (nghttp2_session_callbacks_new(&raw_cb) != 0) return false;
         std::unique_ptr<nghttp2_session_callbacks, CallbacksDeleter> cb(raw_cb);
+        nghttp2_session_callbacks_set_on_begin_frame_callback(raw_cb, &on_begin_frame);
         nghttp2_session_callbacks_set_on_begin_headers_callback(raw_cb, &on_begin_headers);
         nghttp2_session_callbacks_set_on_header_callback(raw_cb, &on_header);
         nghttp2_session_callbacks_set_on_frame_recv_callback(raw_cb, &on_frame_recv);
@@ -285,8 +287,17 @@ private:
         return static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, id));
     }
 
+    // HEADERS that would open a stream id the client already skipped: a connection error (see StreamIds).
+    static int on_begin_frame(nghttp2_session* session, const nghttp2_frame_hd* hd, void* user) noexcept {
+        if (hd->type == NGHTTP2_HEADERS && self(user).stream_ids_.skipped(hd->stream_id) &&
+            !nghttp2_session_find_stream(session, hd->stream_id))
+            nghttp2_session_terminate_session(session, NGHTTP2_PROTOCOL_ERROR);
+        return 0;
+    }
+
     static int on_begin_headers(nghttp2_session* session, const nghttp2_frame* frame, void* user) noexcept {
         if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+        self(user).stream_ids_.opened(frame->hd.stream_id);
         try {
             Http2Protocol& h = self(user);
             std::unique_ptr<Stream> s = h.pool_.acquire(frame->hd.stream_id);
@@ -707,6 +718,7 @@ private:
     SessionPtr session_;
     Clock::time_point idle_since_{};
     std::size_t outstanding_ = 0;      // dispatched streams not yet answered
+    StreamIds stream_ids_;
     std::size_t receiving_bytes_ = 0;  // request bodies still arriving, all streams
     detail::ResetBudget resets_{1};    // RST_STREAMs the client may send
     bool in_session_ = false, closing_ = false, fatal_ = false, peer_closed_ = false, output_blocked_ = false;
