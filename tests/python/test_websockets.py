@@ -229,3 +229,24 @@ def test_a_websocket_route_needs_a_websocket_parameter() -> None:
         app.add_websocket_route("/x", lambda: None)
     with pytest.raises(TypeError, match="unknown options"):
         app.add_websocket_route("/y", lambda websocket: None, max_sise=3)
+
+
+def test_testclient_websocket_connect_like_starlette(native: Any) -> None:
+    if not hasattr(native.NativeServer, "add_websocket_route"):
+        pytest.skip("WebSockets need the compiled engine")
+    from covet.testing import TestClient
+
+    with TestClient(_app()) as client:
+        with client.websocket_connect("/rooms/r9?name=t") as ws:
+            assert ws.receive_json() == {"joined": "r9", "name": "t", "scheme": "ws"}
+            ws.send_text("hello")
+            assert ws.receive_text() == "t: hello"
+            ws.send_text("bye")
+            with pytest.raises(WebSocketDisconnect) as closed:
+                ws.receive_text()
+            assert closed.value.code == 4000
+        with client.websocket_connect("ws://testserver/echo") as ws:
+            ws.send_bytes(b"\x00\x01" * 40000)
+            assert ws.receive_bytes() == b"\x00\x01" * 40000
+        with pytest.raises(WebSocketDisconnect, match="HTTP 404"):
+            client.websocket_connect("/nope")

@@ -237,6 +237,17 @@ class TestClient:
     def port(self) -> int:
         return self._ensure_server(lifespan=False).port
 
+    def websocket_connect(self, url: str, subprotocols: Optional[list[str]] = None,
+                          headers: Optional[dict[str, str]] = None) -> Any:
+        """A WebSocket session to `url` (Starlette's test API: ``send_text/bytes/json``,
+        ``receive_text/bytes/json``, ``close``; ``receive_*`` raise `WebSocketDisconnect` once the app closed).
+        A refused upgrade raises `WebSocketDisconnect` naming the HTTP status."""
+        from ._ws_client import WebSocketTestSession
+
+        path = url.split("://", 1)[-1]
+        path = path[path.index("/"):] if "/" in path and "://" in url else url
+        return WebSocketTestSession(self.port, path, headers=headers, subprotocols=subprotocols, timeout=self.timeout)
+
     def __enter__(self) -> "TestClient":
         if self._server is not None:
             raise RuntimeError("the client is already serving; enter it before the first request")
