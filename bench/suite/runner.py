@@ -419,7 +419,10 @@ def main(argv: list[str] | None = None) -> int:
     wsload_error: str | None = None
     if any(s.is_ws for s in args.scenario_list):
         try:
-            wsload.build(log)
+            if not args.no_install:
+                wsload.build(log)
+            elif not wsload.WSLOAD_BIN.exists():
+                raise wsload.WsloadError(f"{wsload.WSLOAD_BIN.relative_to(REPO)} not built (--no-install)")
             tool_versions["wsload"] = wsload.versions()
         except (wsload.WsloadError, OSError, subprocess.SubprocessError) as exc:
             wsload_error = str(exc)
