@@ -274,16 +274,20 @@ func (e *echoConn) runPipelined(cfg *config) {
 	for i := 0; i < p; i++ {
 		tokens <- struct{}{}
 	}
-	var sent atomic.Uint64
+	var sent, received atomic.Uint64
 	var stopped atomic.Bool
 	go func() {
 		var buf []byte
 		for seq := uint64(0); ; seq++ {
 			<-tokens
 			if phase.Load() == phaseStop {
-				// wake a reader waiting for an echo of a message that was never sent
+				// Wake a reader waiting for an echo of a message that was never sent. Only when nothing is
+				// outstanding: a deadline would also cut short an echo still on its way (and gorilla's
+				// read errors are final); otherwise the reader returns by itself after the last echo.
 				stopped.Store(true)
-				e.c.SetReadDeadline(time.Now())
+				if received.Load() >= sent.Load() {
+					e.c.SetReadDeadline(time.Now())
+				}
 				return
 			}
 			buf = echoPayload(buf, e.id, seq, cfg.size, false)
@@ -325,6 +329,7 @@ func (e *echoConn) runPipelined(cfg *config) {
 			e.msgs++
 			e.lat = append(e.lat, t1-sentAt[seq%uint64(p)].Load())
 		}
+		received.Store(seq + 1)
 		tokens <- struct{}{}
 	}
 }
