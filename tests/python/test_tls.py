@@ -210,3 +210,80 @@ def test_http2_false_keeps_a_plain_port_http1_only(real_engine: Any) -> None:
         assert reply.startswith(b"HTTP/1.1 4") or reply.startswith(b"HTTP/1.1 505"), reply
     finally:
         server.stop()
+
+
+def _serial(port: int, ca: Path) -> int:
+    ctx = ssl.create_default_context(cafile=str(ca))
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
+            ctx.wrap_socket(raw, server_hostname="localhost") as s:
+        der = s.getpeercert(binary_form=True)
+    assert der is not None
+    out = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-serial"], input=der,
+                         capture_output=True, check=True).stdout.decode()
+    return int(out.strip().split("=", 1)[1], 16)
+
+
+def test_cli_worker_serves_https_and_reloads_on_sighup(real_engine: Any, engine_prelude: str, certs: Path,
+                                                      tmp_path: Path) -> None:
+    """`covet run`'s worker process with --ssl-certfile/--ssl-keyfile: HTTPS, and SIGHUP swaps in the new
+    certificate files for new connections without a restart."""
+    import os
+    import signal
+    import sys
+    import threading
+    import time
+
+    live_cert, live_key = tmp_path / "live.pem", tmp_path / "live.key"
+    live_cert.write_bytes((certs / "server.pem").read_bytes())
+    live_key.write_bytes((certs / "server.key").read_bytes())
+    script = tmp_path / "app.py"
+    script.write_text(engine_prelude + "\n".join([
+        "from covet import CovetPy",
+        "app = CovetPy()",
+        "@app.get('/hello')",
+        "async def hello():",
+        "    return {'hello': 'tls'}",
+        "if __name__ == '__main__':",
+        "    from covet.cli import main",
+        f"    sys.exit(main(['_worker', 'app:app', '--port', '0', '--app-dir', {str(tmp_path)!r},",
+        f"                   '--ssl-certfile', {str(live_cert)!r}, '--ssl-keyfile', {str(live_key)!r}]))",
+    ]) + "\n")
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True).start()  # type: ignore[union-attr]
+
+    def wait_for(text: str) -> str:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            for line in list(lines):
+                if text in line:
+                    return line
+            time.sleep(0.02)
+        raise AssertionError(f"{text!r} not logged: {lines}")
+
+    try:
+        import re
+
+        port = int(re.search(r"serving on https://[^:]+:(\d+)", wait_for("serving on https://")).group(1))  # type: ignore[union-attr]
+        ctx = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+        assert _https_get(port, ctx, "/hello")[:2] == (200, b'{"hello":"tls"}')
+        before = _serial(port, certs / "ca.pem")
+        # A new certificate for the same names, from the same CA (another serial).
+        subprocess.run(["openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                        "-set_serial", "4242", "-days", "2", "-extfile", "server.ext", "-out", str(live_cert)],
+                       cwd=certs, check=True, capture_output=True)
+        os.kill(proc.pid, signal.SIGHUP)
+        wait_for("TLS certificates reloaded")
+        assert before != 4242 and _serial(port, certs / "ca.pem") == 4242
+        assert _https_get(port, ctx, "/hello")[0] == 200
+        # A broken file: the reload fails, is logged, and the old certificate stays.
+        live_cert.write_text("not a certificate\n")
+        os.kill(proc.pid, signal.SIGHUP)
+        wait_for("TLS reload failed")
+        assert _serial(port, certs / "ca.pem") == 4242
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

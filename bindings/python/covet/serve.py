@@ -171,8 +171,10 @@ class Worker:
                 try:
                     placement = ("on the event-loop thread" if getattr(server, "embedded", False)
                                  else f"{max(self.threads, 1)} I/O thread(s)")
-                    logger.info("serving on http://%s:%s (engine backend %s, %s)",
-                                self.host, self.port, getattr(server, "backend", "?"), placement)
+                    scheme = "https" if self.transport.tls else "http"
+                    logger.info("serving on %s://%s:%s (engine backend %s, %s%s)", scheme, self.host, self.port,
+                                getattr(server, "backend", "?"), placement,
+                                ", HTTP/2 and HTTP/1.1" if self.transport.http2 else ", HTTP/1.1")
                     if self.on_started is not None:
                         self.on_started(self)
                     await self._stop.wait()
