@@ -52,7 +52,7 @@ public:
     Http2Protocol(net::Connection& c, net::ConnectionHome& home, RequestDispatcher& d)
         : conn_(c), home_(home), dispatcher_(d), limits_(c.config().limits), h2_(c.config().http2_limits),
           timeouts_(c.config().timeouts) {
-        idle_since_ = conn_.loop().now();
+        idle_since_ = progress_at_ = conn_.loop().now();
     }
 
     // False when nghttp2 could not be set up (out of memory): the caller falls back or closes.
@@ -138,6 +138,7 @@ public:
     // ---- ProtocolHandler ----
     void on_data(std::span<const char> bytes) override {
         if (closing_) return;
+        progress_at_ = conn_.loop().now();
         if (upgrade_stream_) {
             // The upgraded request is dispatched once this handler is installed (its ConnectionRef
             // carries the new protocol epoch).
@@ -172,6 +173,7 @@ public:
     }
 
     void on_output_drained() override {
+        progress_at_ = conn_.loop().now();
         if (!output_blocked_) return;
         output_blocked_ = false;
         conn_.set_reading(true);
@@ -189,6 +191,16 @@ public:
         }
         if (live_.empty() && now - idle_since_ >= timeouts_.keep_alive) {
             // Idle keep-alive: say goodbye (NO_ERROR, nothing was processed in vain), then close.
+            nghttp2_submit_goaway(session_.get(), NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session_.get()),
+                                  NGHTTP2_NO_ERROR, nullptr, 0);
+            send_pending();
+            close();
+            return;
+        }
+        if (!live_.empty() && outstanding_ == 0 && now - progress_at_ >= timeouts_.keep_alive) {
+            // Every stream is answered, but the client has neither sent a byte (WINDOW_UPDATE) nor read
+            // one for the keep-alive time: it holds its flow-control window shut, or stopped reading.
+            // Responses must not wait on it forever (a slow-read attack would keep their memory).
             nghttp2_submit_goaway(session_.get(), NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session_.get()),
                                   NGHTTP2_NO_ERROR, nullptr, 0);
             send_pending();
@@ -717,6 +729,7 @@ private:
     // Declared last, destroyed first: nghttp2 must be gone before the streams its data providers name.
     SessionPtr session_;
     Clock::time_point idle_since_{};
+    Clock::time_point progress_at_{};  // last byte from the client, or our output fully written
     std::size_t outstanding_ = 0;      // dispatched streams not yet answered
     StreamIds stream_ids_;
     std::size_t receiving_bytes_ = 0;  // request bodies still arriving, all streams

@@ -1126,6 +1126,36 @@ TEST(Http2Protocol, NoIdleTimeoutWhileAStreamIsOpen) {
     EXPECT_TRUE(h.conn.closing());
 }
 
+TEST(Http2Protocol, ClientThatKeepsItsWindowShutIsDisconnected) {
+    Harness h(config_with([](net::ServerConfig& c) { c.timeouts.keep_alive = 5s; }));
+    const std::string big(300 * 1000, 'b');
+    h.dispatcher.handler = [&](Request&, Responder& res) { res.send(Response::text(big)); };
+    Client c;
+    const auto id = c.get("/download");
+    h.feed(c.output());
+    c.input(h.take());  // the first window's worth; the client then never sends a WINDOW_UPDATE
+    EXPECT_LT(c.streams[id].body.size(), big.size());
+    h.advance(4s);
+    EXPECT_FALSE(h.conn.closing());
+    h.advance(2s);
+    EXPECT_TRUE(h.conn.closing());
+}
+
+TEST(Http2Protocol, SlowButProgressingDownloadIsNotCut) {
+    Harness h(config_with([](net::ServerConfig& c) { c.timeouts.keep_alive = 5s; }));
+    const std::string big(300 * 1000, 'b');
+    h.dispatcher.handler = [&](Request&, Responder& res) { res.send(Response::text(big)); };
+    Client c;
+    const auto id = c.get("/download");
+    for (int i = 0; i < 30 && c.streams[id].body.size() < big.size(); ++i) {
+        h.feed(c.output());  // WINDOW_UPDATEs trickle in 4 s apart: slow, but never 5 s without progress
+        c.input(h.take());
+        h.advance(4s);
+        ASSERT_FALSE(h.conn.closing()) << "cut after " << c.streams[id].body.size() << " bytes";
+    }
+    EXPECT_EQ(c.streams[id].body, big);
+}
+
 TEST(Http2Protocol, StalledBodyGets408OnItsStreamOnly) {
     Harness h(config_with([](net::ServerConfig& c) { c.timeouts.body = 2s; }));
     Client c;
