@@ -189,7 +189,7 @@ def test_progress_line_and_estimate():
 
 def test_cli_defaults_quick_and_selection():
     a = runner.parse_args([])
-    assert (a.duration, a.warmup, a.runs) == (3, 1, 3)
+    assert (a.duration, a.warmup, a.runs) == (2, 1, 3)
     assert [s.name for s in a.scenario_list][:3] == ["plaintext", "json", "params"]
     assert "keepalive-10k" in [s.name for s in a.scenario_list]
     q = runner.parse_args(["--quick"])
