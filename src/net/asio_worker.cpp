@@ -68,6 +68,8 @@ public:
         }
     }
 
+    void close_when_drained(Connection& c) override { request_send(c); }  // write_some lingers when empty
+
     void set_reading(Connection& c, bool enabled) override {
         State& st = states_[c.id().slot];
         st.reading = enabled;

@@ -131,6 +131,8 @@ public:
         }
     }
 
+    void close_when_drained(Connection& c) override { request_send(c); }  // lingers from the send step
+
     void set_reading(Connection& c, bool enabled) override {
         State& st = state(c.id().slot);
         st.reading = enabled;
@@ -277,7 +279,10 @@ private:
             Slot& s = this->slot(slot);
             if (st.fd < 0 || st.send_in_flight || !s.connection) continue;
             const std::size_t n = s.connection->wire_out().prepare_send(st.iov);
-            if (n == 0) continue;
+            if (n == 0) {
+                if (s.connection->closing() && !s.closed) begin_linger(*s.connection);  // close_when_drained
+                continue;
+            }
             st.msg = msghdr{};
             st.msg.msg_iov = st.iov;
             st.msg.msg_iovlen = n;

@@ -31,6 +31,9 @@ public:
     virtual void request_send(Connection& c) = 0;        // batched: sent at the end of the loop turn
     virtual void set_reading(Connection& c, bool enabled) = 0;
     virtual void close(Connection& c) = 0;                // now; unsent output is dropped
+    // Closing with nothing left to send: backends half-close and drain the input briefly (lingering
+    // close), so that bytes the peer already sent don't turn the close into a reset.
+    virtual void close_when_drained(Connection& c) { close(c); }
     virtual io::Loop& loop() noexcept = 0;
     virtual const ServerConfig& config() const noexcept = 0;
 
@@ -53,7 +56,7 @@ public:
     void flush() {
         if (!transport_->passthrough()) transport_->flush_to(wire_out_);
         if (!wire_out_.empty()) driver_.request_send(*this);
-        else if (close_after_flush_) driver_.close(*this);
+        else if (close_after_flush_) driver_.close_when_drained(*this);
     }
     // Close once everything queued has been sent; further input is ignored.
     void close_after_flush() {
