@@ -260,30 +260,52 @@ def tls_server(make_server):
     return make_server(*tls_args(cert_set()), threads=1)
 
 
+# Over TLS the asyncio client is used: the sync client shares one SSLSocket between its reader thread and
+# the thread that sends the upgrade request, and now and then (about 1 connection in 300 under load, on both
+# backends) it completes the TLS handshake but never sends the request: the TCP counters of such a stalled
+# connection show exactly ClientHello + Finished from the client (581 bytes) and the server's whole flight
+# answered. Known upstream as python-websockets/websockets#1387 ("timed out during handshake").
+
+def _wss(url: str, **kw):
+    websockets_mod()
+    import websockets.asyncio.client as aclient
+    kw.setdefault("open_timeout", 10)
+    kw.setdefault("close_timeout", 10)
+    kw.setdefault("max_size", 4 * MAX_MESSAGE)
+    kw.setdefault("ping_interval", None)
+    return aclient.connect(url, ssl=client_context(ca=cert_set().ca, alpn=None), **kw)
+
+
 @pytest.mark.parametrize("compression", COMPRESSION)
 def test_python_wss_echo(tls_server, compression):
-    ctx = client_context(ca=cert_set().ca, alpn=None)
-    with connect(f"wss://localhost:{tls_server.port}/ws/echo", ssl=ctx, compression=compression) as ws:
-        ext = extensions_of(ws)
-        assert (ext is None) == (compression is None), ext
-        for message in ["over tls", os.urandom(200_000), "t" * MAX_MESSAGE]:
-            assert_echo(ws, message, timeout=20)
-        ws.send(["frag ", "over ", "tls"])
-        assert ws.recv(timeout=10) == "frag over tls"
-        assert ws.ping(b"tls ping").wait(5)
-        ws.close(1000, "done")
-        assert ws.close_code == 1000
+    async def go():
+        async with _wss(f"wss://localhost:{tls_server.port}/ws/echo", compression=compression) as ws:
+            ext = ws.response.headers.get("Sec-WebSocket-Extensions")
+            assert (ext is None) == (compression is None), ext
+            for message in ["over tls", os.urandom(200_000), "t" * MAX_MESSAGE]:
+                await ws.send(message)
+                got = await asyncio.wait_for(ws.recv(), 20)
+                assert type(got) is type(message) and got == message, f"echo differs ({len(message)} sent)"
+            await ws.send(["frag ", "over ", "tls"])
+            assert await asyncio.wait_for(ws.recv(), 10) == "frag over tls"
+            await asyncio.wait_for(await ws.ping(b"tls ping"), 5)
+            await ws.close(1000, "done")
+            assert ws.close_code == 1000
+
+    asyncio.run(go())
 
 
 def test_python_wss_room(tls_server):
-    ctx = client_context(ca=cert_set().ca, alpn=None)
-    with contextlib.ExitStack() as stack:
-        members = [stack.enter_context(connect(f"wss://localhost:{tls_server.port}/ws/room/secure", ssl=ctx))
-                   for _ in range(3)]
-        time.sleep(0.2)
-        members[2].send("secure broadcast")
-        for m in members:
-            assert m.recv(timeout=5) == "secure broadcast"
+    async def go():
+        async with contextlib.AsyncExitStack() as stack:
+            members = [await stack.enter_async_context(_wss(f"wss://localhost:{tls_server.port}/ws/room/secure"))
+                       for _ in range(3)]
+            await asyncio.sleep(0.2)
+            await members[2].send("secure broadcast")
+            for m in members:
+                assert await asyncio.wait_for(m.recv(), 5) == "secure broadcast"
+
+    asyncio.run(go())
 
 
 # ---- Node.js: npm ws --------------------------------------------------------------------------------
