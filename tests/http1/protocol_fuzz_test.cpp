@@ -10,6 +10,7 @@
 
 #include "covet/http1/protocol.hpp"
 #include "covet/io/loop.hpp"
+#include "../support/drain.hpp"
 
 namespace {
 
@@ -144,13 +145,7 @@ TEST(Http1Fuzz, MutatedRequestsNeverCrashAndAlwaysAnswerCleanly) {
         driver.clock += std::chrono::minutes(2);  // every deadline passes
         conn.tick(driver.clock);
 
-        std::string out;
-        iovec iov[io::OutputQueue::max_iovecs];
-        while (const std::size_t n = conn.wire_out().prepare_send(iov)) {
-            std::size_t bytes = 0;
-            for (std::size_t i = 0; i < n; ++i) out.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len), bytes += iov[i].iov_len;
-            conn.wire_out().consume(bytes);
-        }
+        std::string out = covet_test::drain(conn.wire_out());
         expect_well_formed(out, input, echo.methods);
         if (out.find("HTTP/1.1 4") != std::string::npos || out.find("HTTP/1.1 5") != std::string::npos) {
             EXPECT_TRUE(conn.closing() || driver.closed) << "a refusal must close: " << testing::PrintToString(input);

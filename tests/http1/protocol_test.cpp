@@ -27,6 +27,7 @@
 #include "covet/net/connection.hpp"
 #include "covet/net/connection_ref.hpp"
 #include "../support/fake_driver.hpp"
+#include "../support/drain.hpp"
 
 namespace {
 
@@ -78,16 +79,7 @@ public:
 
     // Everything sent so far (drained like a backend does), with Date values replaced by "<date>".
     std::string take() {
-        std::string raw;
-        iovec iov[io::OutputQueue::max_iovecs];
-        while (const std::size_t n = conn.wire_out().prepare_send(iov)) {
-            std::size_t bytes = 0;
-            for (std::size_t i = 0; i < n; ++i) {
-                raw.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
-                bytes += iov[i].iov_len;
-            }
-            conn.wire_out().consume(bytes);
-        }
+        std::string raw = covet_test::drain(conn.wire_out());
         for (std::sregex_iterator it(raw.begin(), raw.end(), date_line), end; it != end; ++it)
             EXPECT_TRUE(std::regex_match((*it)[1].str(), imf_fixdate)) << "Date: " << (*it)[1];
         return std::regex_replace(raw, date_line, "\r\nDate: <date>\r\n");

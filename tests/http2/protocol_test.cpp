@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "../support/fake_driver.hpp"
+#include "../support/drain.hpp"
 #include "covet/http1/protocol.hpp"
 
 namespace {
@@ -61,17 +62,7 @@ public:
         return true;
     }
     io::OutputQueue& plaintext_out() override { return plain_; }
-    void flush_to(io::OutputQueue& wire) override {
-        iovec iov[io::OutputQueue::max_iovecs];
-        while (const std::size_t n = plain_.prepare_send(iov)) {
-            std::size_t bytes = 0;
-            for (std::size_t i = 0; i < n; ++i) {
-                wire.append(std::string_view(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len));
-                bytes += iov[i].iov_len;
-            }
-            plain_.consume(bytes);
-        }
-    }
+    void flush_to(io::OutputQueue& wire) override { wire.append(covet_test::drain(plain_)); }
     const net::TlsInfo* tls() const noexcept override { return &info; }
     net::TlsInfo info;
 
@@ -100,16 +91,7 @@ public:
     }
     // Everything sent so far, drained like a backend does (and told so).
     std::string take() {
-        std::string raw;
-        iovec iov[io::OutputQueue::max_iovecs];
-        while (const std::size_t n = conn.wire_out().prepare_send(iov)) {
-            std::size_t bytes = 0;
-            for (std::size_t i = 0; i < n; ++i) {
-                raw.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
-                bytes += iov[i].iov_len;
-            }
-            conn.wire_out().consume(bytes);
-        }
+        std::string raw = covet_test::drain(conn.wire_out());
         if (!raw.empty() && !driver.closed) conn.output_drained();
         return raw;
     }

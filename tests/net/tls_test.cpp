@@ -30,6 +30,7 @@
 #include "covet/net/connection.hpp"
 #include "covet/net/server.hpp"
 #include "covet/net/tls_context.hpp"
+#include "../support/drain.hpp"
 
 namespace {
 
@@ -225,20 +226,7 @@ struct Pair {
     }
 
     // Bytes the server queued for the socket, as the peer would receive them.
-    std::string take_wire() {
-        std::string out;
-        while (!wire.empty()) {
-            iovec iov[OutputQueue::max_iovecs];
-            const std::size_t n = wire.prepare_send(iov);
-            std::size_t total = 0;
-            for (std::size_t i = 0; i < n; ++i) {
-                out.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
-                total += iov[i].iov_len;
-            }
-            wire.consume(total);
-        }
-        return out;
-    }
+    std::string take_wire() { return covet_test::drain(wire); }
 
     void client_step() {
         SSL* c = client.get();

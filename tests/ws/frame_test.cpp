@@ -119,10 +119,7 @@ TEST(WsFrame, WriterUsesTheShortestLengthAndNoMask) {
     for (std::size_t n : {0u, 125u, 126u, 65535u, 65536u}) {
         io::OutputQueue q;
         ws::write_frame(q, Opcode::binary, std::string(n, 'b'));
-        std::string out;
-        iovec iov[64];
-        const std::size_t k = q.prepare_send(iov);
-        for (std::size_t i = 0; i < k; ++i) out.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
+        const std::string out = covet_test::drain(q);
         const std::size_t header = n < 126 ? 2 : n <= 0xFFFF ? 4 : 10;
         EXPECT_EQ(out.size(), header + n);
         auto frames = parse_server_frames(out);
@@ -137,10 +134,7 @@ TEST(WsFrame, CloseReasonIsCutAtACodePointBoundary) {
     std::string reason;
     for (int i = 0; i < 50; ++i) reason += "\xE2\x82\xAC";  // 150 bytes of euro signs
     ws::write_close(q, 1000, reason);
-    iovec iov[64];
-    const std::size_t k = q.prepare_send(iov);
-    std::string out;
-    for (std::size_t i = 0; i < k; ++i) out.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
+    const std::string out = covet_test::drain(q);
     auto frames = parse_server_frames(out);
     ASSERT_EQ(frames.size(), 1u);
     EXPECT_LE(frames[0].payload.size(), 125u);

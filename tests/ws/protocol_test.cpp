@@ -7,6 +7,7 @@
 #include <random>
 
 #include "ws_harness.hpp"
+#include "../support/drain.hpp"
 
 namespace ws_test {
 namespace {
@@ -430,13 +431,7 @@ TEST(WsProtocol, SwitchToWebsocketQueuesTheHeadAndFeedsTheRest) {
     a.head = "HTTP/1.1 101 Switching Protocols\r\n\r\n";
     const std::string rest = client_frame(Opcode::text, "early") + client_frame(Opcode::ping, "p");
     ws::switch_to_websocket(conn, w, h, {}, a, "/room", std::span<const char>(rest.data(), rest.size()));
-    std::string out;
-    iovec iov[io::OutputQueue::max_iovecs];
-    while (const std::size_t n = conn.wire_out().prepare_send(iov)) {
-        std::size_t bytes = 0;
-        for (std::size_t i = 0; i < n; ++i) out.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len), bytes += iov[i].iov_len;
-        conn.wire_out().consume(bytes);
-    }
+    std::string out = covet_test::drain(conn.wire_out());
     ASSERT_EQ(out.rfind(a.head, 0), 0u);
     const auto frames = parse_server_frames(std::string_view(out).substr(a.head.size()));
     ASSERT_EQ(frames.size(), 2u);

@@ -20,6 +20,7 @@
 #include "covet/net/connection_ref.hpp"
 #include "covet/ws/frame.hpp"
 #include "covet/ws/protocol.hpp"
+#include "../support/drain.hpp"
 #include "covet/ws/websocket.hpp"
 
 namespace ws_test {
@@ -246,19 +247,7 @@ struct Client {
         conn.receive(std::span<const char>(copy.data(), copy.size()));
         copy.assign(copy.size(), '#');
     }
-    std::string take() {
-        std::string raw;
-        iovec iov[io::OutputQueue::max_iovecs];
-        while (const std::size_t n = conn.wire_out().prepare_send(iov)) {
-            std::size_t bytes = 0;
-            for (std::size_t i = 0; i < n; ++i) {
-                raw.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
-                bytes += iov[i].iov_len;
-            }
-            conn.wire_out().consume(bytes);
-        }
-        return raw;
-    }
+    std::string take() { return covet_test::drain(conn.wire_out()); }
     std::vector<ServerFrame> frames() { return parse_server_frames(take()); }
     void tick_after(io::Clock::duration d) {
         worker.clock += d;
