@@ -65,10 +65,6 @@ def _default_body(status: int, detail: Any) -> bytes:
     return b"" if status in _NO_BODY_STATUSES else encoders.dumps({"detail": encoders.jsonable(detail)})
 
 
-def _nothing() -> None:
-    pass
-
-
 class Dispatcher:
     """Serves one app's Python routes for one native server, on the thread running `loop`."""
 
@@ -106,8 +102,8 @@ class Dispatcher:
         if app.websocket_routes:
             from .websockets import WebSocketDispatch
 
-            self.websockets = WebSocketDispatch(app, server, app.websocket_routes, loop, self.tasks,
-                                                self._schedule_flush if self.embedded else _nothing)
+            # Sends need no flush of their own: the engine's output hook schedules it, as for responses.
+            self.websockets = WebSocketDispatch(app, server, app.websocket_routes, loop, self.tasks)
             app._websocket_dispatch = self.websockets
 
     # -- reader callback ----------------------------------------------------------------------------

@@ -201,7 +201,6 @@ class WebSocket(Request):
                 await self._drained
             finally:
                 self._drained = None
-        self._dispatch.sent()
 
     async def send_text(self, data: str) -> None:
         await self._send(self._ws.send_text, data)
@@ -223,7 +222,6 @@ class WebSocket(Request):
             return
         self.application_state = WebSocketState.DISCONNECTED
         self._ws.close(code, reason or "")
-        self._dispatch.sent()
 
     # -- broadcast ------------------------------------------------------------------------------------
     async def subscribe(self, topic: str) -> None:
@@ -268,19 +266,16 @@ class WebSocketDispatch:
     messages and close to it."""
 
     def __init__(self, app: "CovetPy", server: Any, routes: list[WebSocketRoute], loop: asyncio.AbstractEventLoop,
-                 tasks: Any, on_sent: Callable[[], None]) -> None:
+                 tasks: Any) -> None:
         self.app = app
         self.server = server
         self.routes = routes
         self.loop = loop
         self.tasks = tasks
-        self.sent = on_sent  # schedules the engine flush (embedded) after a send
         self.connections: dict[int, WebSocket] = {}
 
     def publish(self, topic: str, data: Union[str, bytes]) -> int:
-        n = int(self.server.ws_publish(topic, data))
-        self.sent()
-        return n
+        return int(self.server.ws_publish(topic, data))
 
     def handle(self, events: list[tuple[int, int, Any, Any, int]]) -> None:
         for route_id, kind, native, data, code in events:
