@@ -337,10 +337,17 @@ def unsupported_pairs(spec: ServerSpec, scen: list[Scenario], *, have_h2load: bo
     return out
 
 
-def choose_covet_python(args: argparse.Namespace, ctx: Ctx) -> None:
-    probe = subprocess.run([str(python_run.COVET_PYTHON), "-c", "import covet._native, covet.cli, pydantic"],
+def repo_venv_has_covet(python: Path) -> bool:
+    """True when the repo's .venv exists and its covet imports with the native module (a fresh clone has no .venv)."""
+    if not python.exists():
+        return False
+    probe = subprocess.run([str(python), "-c", "import covet._native, covet.cli, pydantic"],
                            capture_output=True, cwd="/")
-    if args.covet_venv == "auto" and probe.returncode == 0:
+    return probe.returncode == 0
+
+
+def choose_covet_python(args: argparse.Namespace, ctx: Ctx) -> None:
+    if args.covet_venv == "auto" and repo_venv_has_covet(python_run.COVET_PYTHON):
         ctx.covet_python = python_run.COVET_PYTHON
         ctx.covet_python_choice = ("reused the repo's .venv (its covet imports with the native module); "
                                    "`--covet-venv fresh` pip-installs the checkout into bench/.venv-covet")

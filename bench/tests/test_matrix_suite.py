@@ -368,3 +368,16 @@ def test_docs_section_is_replaced_between_markers():
     assert "N" in once and "M1" in once and once.count(report.SECTION_START) == 1
     twice = core.replace_section(once, "M2", report.SECTION_START, report.SECTION_END)
     assert "M1" not in twice and "M2" in twice and "<!-- native-bench:start -->\nN" in twice
+
+
+def test_repo_venv_probe_on_a_fresh_clone_without_dot_venv(tmp_path):
+    # A fresh clone has no .venv: the probe must say "no" (and the run go on to bench/.venv-covet), not raise.
+    assert runner.repo_venv_has_covet(tmp_path / ".venv" / "bin" / "python") is False
+
+
+@pytest.mark.parametrize("status, expected", [(0, True), (1, False)])
+def test_repo_venv_probe_follows_the_import_check(tmp_path, status, expected):
+    fake = tmp_path / "python"
+    fake.write_text(f"#!/bin/sh\nexit {status}\n")
+    fake.chmod(0o755)
+    assert runner.repo_venv_has_covet(fake) is expected
