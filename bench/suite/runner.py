@@ -405,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
         except (InstallError, OSError, subprocess.SubprocessError) as exc:
             excluded[name] = f"install failed: {exc}"
             log(f"  excluded {name}: {excluded[name]}")
+    if not args.no_install:
+        ensure_tools_venv()  # matplotlib for the chart, installed now so that its version is recorded with the rest
     tool_versions = {
         "wrk": native_run.machine_info(specs["nginx"].command(ctx, 0)[0])["wrk_version"],
         "h2load": (native_run._cmd_output(["h2load", "--version"]).splitlines() or ["missing"])[0]

@@ -409,7 +409,10 @@ def all_specs() -> dict[str, ServerSpec]:
         ),
         ServerSpec(
             "socketify", "socketify.py",
-            "`python app.py` (CPython, one process, sync handlers except /items and /sleep), orjson, pydantic",
+            "`python app.py` (CPython, one process, sync handlers except /items and /sleep, which answer with "
+            "`cork_send` after their `await` as socketify's async examples do), orjson, pydantic. socketify 0.0.31 "
+            "dies under concurrent POSTs read with `await res.get_data()` (Fatal Python error: `ffi.from_handle()` "
+            "on a collected response in its on_data callback, as in socketify.py#36), so post-json shows failed runs",
             _venv_installer("socketify"),
             lambda ctx, port: [str(VENVS / "socketify" / "bin" / "python"), str(PEERS / "socketify" / "app.py")],
             _venv_versions("socketify", ("socketify", "cffi", "orjson", "pydantic")),

@@ -1,4 +1,9 @@
-"""socketify.py peer (CPython, one process, uWebSockets core via CFFI); body validated with pydantic by hand."""
+"""socketify.py peer (CPython, one process, uWebSockets core via CFFI); body validated with pydantic by hand.
+
+After an `await` the handlers answer with `cork_send`, as socketify's async examples do: uWS wants writes from
+outside its own callbacks corked, and `cork` skips a response the client has already dropped, where a plain `send`
+on it dereferences the freed uWS response and kills the process (the end of every wrk run drops connections with
+requests in flight)."""
 import asyncio
 import os
 
@@ -40,14 +45,15 @@ async def items(res, req):
     try:
         item = Item.model_validate_json(data.getvalue())
     except ValidationError as exc:
-        res.send(orjson.dumps({"detail": exc.errors(include_url=False)}), content_type=b"application/json", status=422)
+        res.cork_send(orjson.dumps({"detail": exc.errors(include_url=False)}), content_type=b"application/json",
+                      status=422)
         return
-    res.send(orjson.dumps({"name": item.name, "tag_count": len(item.tags)}), content_type=b"application/json")
+    res.cork_send(orjson.dumps({"name": item.name, "tag_count": len(item.tags)}), content_type=b"application/json")
 
 
 async def sleep(res, req):
     await asyncio.sleep(0.001)
-    res.send(HELLO, content_type=b"text/plain")
+    res.cork_send(HELLO, content_type=b"text/plain")
 
 
 app.get("/plaintext", plaintext)
