@@ -150,16 +150,54 @@ def install_covet_python(ctx: Ctx) -> None:
                            f"(run with --covet-venv fresh to pip install the repo into bench/.venv-covet)")
 
 
+COVET_VENV_STAMP = "covet-source-commit"  # in bench/.venv-covet: the commit it was installed from
+
+
+def source_commit_if_clean(repo: Path = REPO) -> str | None:
+    """HEAD's full hash when no file that goes into the wheel differs from it, else None.
+
+    Changes under bench/ and docs/ don't count: runs write results there and neither is in the wheel."""
+    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True)
+    status = subprocess.run(["git", "-C", str(repo), "status", "--porcelain"], capture_output=True, text=True)
+    if head.returncode != 0 or status.returncode != 0:
+        return None
+    for line in status.stdout.splitlines():
+        path = line[3:].split(" -> ")[-1].strip('"')
+        if not path.startswith(("bench/", "docs/")):
+            return None
+    return head.stdout.strip() or None
+
+
+def covet_venv_is_current(venv: Path, commit: str | None) -> bool:
+    """True when ``venv`` was pip-installed from ``commit`` (a clean checkout) and its covet still imports."""
+    stamp = venv / COVET_VENV_STAMP
+    if commit is None or not stamp.exists() or stamp.read_text().strip() != commit:
+        return False
+    probe = subprocess.run([str(venv / "bin" / "python"), "-c", "import covet._native, covet.cli, pydantic"],
+                           capture_output=True, cwd="/")
+    return probe.returncode == 0
+
+
 def ensure_fresh_covet_venv(ctx: Ctx) -> Path:
-    """pip install this repo into bench/.venv-covet (build dir under bench/, not the repo's build-py/)."""
+    """pip install this repo into bench/.venv-covet (build dir under bench/, not the repo's build-py/).
+
+    Skipped when the venv already holds this very commit of a clean checkout (a second `--quick` pass shouldn't pay
+    for a pip rebuild); any local change to the sources reinstalls."""
     venv = BENCH / ".venv-covet"
     py = venv / "bin" / "python"
+    commit = source_commit_if_clean()
+    if covet_venv_is_current(venv, commit):
+        ctx.log(f"bench/.venv-covet already holds this checkout ({commit[:12]}, clean); not reinstalling")
+        return py
     if not py.exists():
         _run([sys.executable, "-m", "venv", str(venv)])
     ctx.log("pip installing this repo into bench/.venv-covet (C++ build, several minutes)")
+    (venv / COVET_VENV_STAMP).unlink(missing_ok=True)
     _run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check",
           "--config-settings=build-dir=" + str(BENCH / ".build-covet"), str(REPO), "pydantic==2.14.4"],
          timeout=3600)
+    if commit is not None:
+        (venv / COVET_VENV_STAMP).write_text(commit + "\n")
     return py
 
 

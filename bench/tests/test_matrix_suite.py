@@ -381,3 +381,53 @@ def test_repo_venv_probe_follows_the_import_check(tmp_path, status, expected):
     fake.write_text(f"#!/bin/sh\nexit {status}\n")
     fake.chmod(0o755)
     assert runner.repo_venv_has_covet(fake) is expected
+
+
+def _git(repo: Path, *args: str) -> str:
+    import subprocess
+    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_source_commit_is_head_only_while_wheel_sources_are_unchanged(tmp_path):
+    from bench.suite import servers
+    repo = tmp_path / "repo"
+    (repo / "src").mkdir(parents=True)
+    (repo / "src" / "a.cpp").write_text("int a;\n")
+    (repo / "docs").mkdir()
+    (repo / "docs" / "benchmarks.md").write_text("old\n")
+    _git(repo.parent, "init", "-q", str(repo))
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "one")
+    head = _git(repo, "rev-parse", "HEAD")
+    assert servers.source_commit_if_clean(repo) == head
+    # A run's own outputs (results, rewritten docs) don't make the checkout "changed".
+    (repo / "docs" / "benchmarks.md").write_text("new table\n")
+    (repo / "bench" / "results").mkdir(parents=True)
+    (repo / "bench" / "results" / "matrix-x.json").write_text("{}\n")
+    assert servers.source_commit_if_clean(repo) == head
+    # An edited or a new source file does: the wheel would differ from the commit.
+    (repo / "src" / "a.cpp").write_text("int b;\n")
+    assert servers.source_commit_if_clean(repo) is None
+    _git(repo, "checkout", "-q", "src/a.cpp")
+    (repo / "src" / "new.cpp").write_text("int c;\n")
+    assert servers.source_commit_if_clean(repo) is None
+    assert servers.source_commit_if_clean(tmp_path / "not-a-repo") is None
+
+
+@pytest.mark.parametrize("stamp, imports, expected", [
+    ("abc123", True, True),      # same commit, covet imports: reuse
+    ("abc123", False, False),    # same commit but broken venv: reinstall
+    ("def456", True, False),     # installed from another commit: reinstall
+    (None, True, False),         # no stamp (older install or interrupted pip): reinstall
+])
+def test_covet_venv_is_current(tmp_path, stamp, imports, expected):
+    from bench.suite import servers
+    (tmp_path / "bin").mkdir()
+    py = tmp_path / "bin" / "python"
+    py.write_text(f"#!/bin/sh\nexit {0 if imports else 1}\n")
+    py.chmod(0o755)
+    if stamp is not None:
+        (tmp_path / servers.COVET_VENV_STAMP).write_text(stamp + "\n")
+    assert servers.covet_venv_is_current(tmp_path, "abc123") is expected
+    assert servers.covet_venv_is_current(tmp_path, None) is False  # a changed checkout always reinstalls
