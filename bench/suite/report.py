@@ -116,6 +116,16 @@ def cpu_efficiency(row: Mapping[str, Any] | None, nginx_row: Mapping[str, Any] |
     return 100.0 * ref / ours
 
 
+def wall_time_parts(result: Mapping[str, Any]) -> str:
+    """" (installs and checks 4.9 min; 12 s waiting for a quiet machine)" from what the run recorded."""
+    parts = []
+    if result.get("setup_seconds") is not None:
+        parts.append(f"installs and checks {result['setup_seconds'] / 60:.1f} min")
+    if result.get("quiet_wait_seconds"):
+        parts.append(f"{result['quiet_wait_seconds']:.0f} s waiting for a quiet machine")
+    return f" (of which {'; '.join(parts)})" if parts else ""
+
+
 def design_table(result: Mapping[str, Any]) -> str:
     nginx = find(result, "nginx", "plaintext")
     out = ["| framework | RPS (plaintext, c64) | P99 latency (open loop) | memory (peak RSS, plaintext) | "
@@ -199,8 +209,7 @@ def render_markdown(result: Mapping[str, Any], json_path: str, chart: Path | Non
         "## Matrix: CovetPy vs peers, servers × scenarios (`python -m bench`)",
         "",
         f"Run {result['date_utc']} at `{result.get('git')}`, wall time {result['wall_seconds'] / 60:.1f} min"
-        + (f" (of which {result['quiet_wait_seconds']:.0f} s waiting for a quiet machine)"
-           if result.get("quiet_wait_seconds") else "") + f"; raw data: `{json_path}`.",
+        + wall_time_parts(result) + f"; raw data: `{json_path}`.",
         "",
         f"**Machine:** {m['nproc']} CPUs ({m['cpu_model']}), {m.get('mem_gib')} GiB, Linux {m['kernel']}; "
         f"a shared VM whose speed drifts, so compare within this run only. **Tools:** {tools['wrk']}; "

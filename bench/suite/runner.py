@@ -8,6 +8,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -363,12 +364,18 @@ def choose_covet_python(args: argparse.Namespace, ctx: Ctx) -> None:
         ctx.covet_python_choice = f"fresh install failed: {exc}"
 
 
+def _interrupt_on_sigterm(signum: int, frame: object) -> None:
+    """`kill` (or a CI timeout) ends the run like Ctrl-C: servers under test are stopped, what was measured is kept."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.render:
         return render_saved(Path(args.render), args)
     t_start = time.monotonic()
     _raise_nofile()
+    signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
     for tool in ("wrk", "taskset"):
         if not shutil.which(tool):
             log(f"error: {tool} is not installed (apt-get install wrk util-linux)")
@@ -458,6 +465,8 @@ def main(argv: list[str] | None = None) -> int:
                            tls_pairs=sum(1 for _, s in pairs if reduced_rounds(s) and not s.is_ws),
                            tls_runs=args.tls_runs, ws_servers=len(ws_servers),
                            ws_pairs=sum(1 for _, s in pairs if s.is_ws), ws_runs=args.ws_runs)
+    setup_seconds = time.monotonic() - t_start
+    log(f"installs and checks took {fmt_duration(setup_seconds)}")
     log(f"matrix: {len(servers)} servers x {len(scen)} scenarios = {len(pairs)} pairs, {args.runs} round(s) of "
         f"{args.warmup}+{args.duration} s (TLS/HTTP/2 scenarios: {args.tls_runs} round(s), {len(tls_servers)} "
         f"servers started a second time with TLS; WebSocket scenarios: {args.ws_runs} round(s), {len(ws_servers)} "
@@ -648,6 +657,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
         "wall_seconds": round(wall, 1),
         "quiet_wait_seconds": round(waited, 1),
+        "setup_seconds": round(setup_seconds, 1),
     }
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -431,3 +431,20 @@ def test_covet_venv_is_current(tmp_path, stamp, imports, expected):
         (tmp_path / servers.COVET_VENV_STAMP).write_text(stamp + "\n")
     assert servers.covet_venv_is_current(tmp_path, "abc123") is expected
     assert servers.covet_venv_is_current(tmp_path, None) is False  # a changed checkout always reinstalls
+
+
+def test_sigterm_ends_the_run_like_ctrl_c():
+    # The run's `except KeyboardInterrupt` / `finally` blocks stop the servers under test; SIGTERM must reach them.
+    with pytest.raises(KeyboardInterrupt):
+        runner._interrupt_on_sigterm(15, None)
+
+
+@pytest.mark.parametrize("recorded, expected", [
+    ({}, ""),  # results from before setup time was recorded
+    ({"setup_seconds": 294.0}, " (of which installs and checks 4.9 min)"),
+    ({"setup_seconds": 1.2, "quiet_wait_seconds": 40.4},
+     " (of which installs and checks 0.0 min; 40 s waiting for a quiet machine)"),
+    ({"quiet_wait_seconds": 0.0}, ""),
+])
+def test_wall_time_parts(recorded, expected):
+    assert report.wall_time_parts(recorded) == expected
