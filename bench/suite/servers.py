@@ -448,9 +448,10 @@ def all_specs() -> dict[str, ServerSpec]:
         ServerSpec(
             "socketify", "socketify.py",
             "`python app.py` (CPython, one process, sync handlers except /items and /sleep, which answer with "
-            "`cork_send` after their `await` as socketify's async examples do), orjson, pydantic. socketify 0.0.31 "
-            "dies under concurrent POSTs read with `await res.get_data()` (Fatal Python error: `ffi.from_handle()` "
-            "on a collected response in its on_data callback, as in socketify.py#36), so post-json shows failed runs",
+            "`cork_send` after their `await` as socketify's async examples do), orjson, pydantic. /items keeps a "
+            "reference to the response while `await res.get_data()` waits: without it socketify 0.0.31 dies under "
+            "concurrent POSTs (the garbage collector frees the response/future/task cycle that only uWS's raw handle "
+            "points to: Fatal Python error `ffi.from_handle()` in its on_data callback, as in socketify.py#36)",
             _venv_installer("socketify"),
             lambda ctx, port: [str(VENVS / "socketify" / "bin" / "python"), str(PEERS / "socketify" / "app.py")],
             _venv_versions("socketify", ("socketify", "cffi", "orjson", "pydantic")),

@@ -40,8 +40,19 @@ def user(res, req):
     res.send(orjson.dumps({"id": uid, "q": req.get_query("q")}), content_type=b"application/json")
 
 
+# Responses whose body is being read. While `await res.get_data()` waits, the response, its future and the task form
+# a cycle that nothing else holds (uWS keeps only a raw cffi handle), so the garbage collector may free it and the
+# next body chunk then kills the process ("ffi.from_handle() ... points to garbage"). asyncio's advice for tasks
+# applies: keep a reference until it is done.
+_reading: set = set()
+
+
 async def items(res, req):
-    data = await res.get_data()
+    _reading.add(res)
+    try:
+        data = await res.get_data()
+    finally:
+        _reading.discard(res)
     try:
         item = Item.model_validate_json(data.getvalue())
     except ValidationError as exc:
