@@ -65,16 +65,19 @@ def scenario_table(result: Mapping[str, Any], scenario: str) -> str:
            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         idle = _med(per.get(r["server"], {}).get("idle_rss_kib"))
-        err = str(r.get("errors", 0))
-        if r.get("run_errors"):
-            err += f" (+{len(r['run_errors'])} failed run{'s' if len(r['run_errors']) > 1 else ''})"
         out.append(
             f"| {labels.get(r['server'], r['server'])} | {fmt_rps_spread(r.get('rps'))} | "
             f"{fmt_ratio(r.get('ratio_fastapi'))} | {fmt_ratio(r.get('ratio_nginx'))} | {fmt_ms(r.get('p50_ms'))} | "
             f"{fmt_ms(r.get('p99_ms'))} | {fmt_ms(r.get('p999_ms'))} | {fmt_mb(r.get('peak_rss_kib'))} | "
-            f"{fmt_mb(idle)} | {fmt_cpu(r.get('cpu_s_per_100k'))} | {err} |"
+            f"{fmt_mb(idle)} | {fmt_cpu(r.get('cpu_s_per_100k'))} | {errors_cell(r)} |"
         )
     return "\n".join(out)
+
+
+def errors_cell(row: Mapping[str, Any]) -> str:
+    """Errors summed over the rounds, plus the runs that produced no measurement: ``0 (+3 failed runs)``."""
+    failed = len(row.get("run_errors") or [])
+    return str(row.get("errors", 0)) + (f" (+{failed} failed run{'s' if failed > 1 else ''})" if failed else "")
 
 
 def ws_table(result: Mapping[str, Any], sc: Mapping[str, Any], rows: list[Mapping[str, Any]]) -> str:
@@ -88,14 +91,11 @@ def ws_table(result: Mapping[str, Any], sc: Mapping[str, Any], rows: list[Mappin
            "CPU s / 100K msg | errors | tool |",
            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
-        err = str(r.get("errors", 0))
-        if r.get("run_errors"):
-            err += f" (+{len(r['run_errors'])} failed run{'s' if len(r['run_errors']) > 1 else ''})"
         out.append(
             f"| {labels.get(r['server'], r['server'])} | {fmt_rps_spread(r.get('rps'))} | "
             f"{fmt_ratio(r.get('ratio_fastapi'))} | {fmt_ms(r.get('p50_ms'))} | {fmt_ms(r.get('p99_ms'))} | "
             f"{fmt_ms(r.get('p999_ms'))} | {fmt_mb(r.get('peak_rss_kib'))} | {fmt_cpu(r.get('cpu_s_per_100k'))} | "
-            f"{err} | wsload |"
+            f"{errors_cell(r)} | wsload |"
         )
     return "\n".join(out)
 
