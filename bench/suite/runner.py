@@ -30,7 +30,8 @@ from .scenarios import (
     wrk_command, wrk_env,
 )
 from .servers import (
-    Ctx, InstallError, Running, ServerSpec, StartError, all_specs, ensure_fresh_covet_venv, _raise_nofile,
+    Ctx, InstallError, Running, ServerSpec, StartError, all_specs, covet_import_error, ensure_fresh_covet_venv,
+    _raise_nofile,
 )
 
 DEFAULT_OUT = BENCH / "results"
@@ -338,17 +339,9 @@ def unsupported_pairs(spec: ServerSpec, scen: list[Scenario], *, have_h2load: bo
     return out
 
 
-def repo_venv_has_covet(python: Path) -> bool:
-    """True when the repo's .venv exists and its covet imports with the native module (a fresh clone has no .venv)."""
-    if not python.exists():
-        return False
-    probe = subprocess.run([str(python), "-c", "import covet._native, covet.cli, pydantic"],
-                           capture_output=True, cwd="/")
-    return probe.returncode == 0
-
-
 def choose_covet_python(args: argparse.Namespace, ctx: Ctx) -> None:
-    if args.covet_venv == "auto" and repo_venv_has_covet(python_run.COVET_PYTHON):
+    # A fresh clone has no .venv: then (or when its covet doesn't import) the checkout goes into bench/.venv-covet.
+    if args.covet_venv == "auto" and covet_import_error(python_run.COVET_PYTHON) is None:
         ctx.covet_python = python_run.COVET_PYTHON
         ctx.covet_python_choice = ("reused the repo's .venv (its covet imports with the native module); "
                                    "`--covet-venv fresh` pip-installs the checkout into bench/.venv-covet")

@@ -142,11 +142,21 @@ def _venv_versions(name: str, packages: tuple[str, ...]) -> Callable[[Ctx], dict
 
 # ---- CovetPy ------------------------------------------------------------------------------------
 
-def install_covet_python(ctx: Ctx) -> None:
-    probe = subprocess.run([str(ctx.covet_python), "-c", "import covet._native, covet.cli, pydantic"],
+def covet_import_error(python: Path) -> str | None:
+    """None when ``python`` imports covet with its native module (and pydantic), else why not.
+
+    Run from / so that the checkout's own bindings/python cannot stand in for an installed covet."""
+    if not python.exists():
+        return f"{python} does not exist"
+    probe = subprocess.run([str(python), "-c", "import covet._native, covet.cli, pydantic"],
                            capture_output=True, text=True, cwd="/")
-    if probe.returncode != 0:
-        raise InstallError(f"covet not importable by {ctx.covet_python}: {probe.stderr.strip()[-200:]} "
+    return None if probe.returncode == 0 else (probe.stderr.strip()[-200:] or f"exit status {probe.returncode}")
+
+
+def install_covet_python(ctx: Ctx) -> None:
+    error = covet_import_error(Path(ctx.covet_python))
+    if error is not None:
+        raise InstallError(f"covet not importable by {ctx.covet_python}: {error} "
                            f"(run with --covet-venv fresh to pip install the repo into bench/.venv-covet)")
 
 
@@ -173,9 +183,7 @@ def covet_venv_is_current(venv: Path, commit: str | None) -> bool:
     stamp = venv / COVET_VENV_STAMP
     if commit is None or not stamp.exists() or stamp.read_text().strip() != commit:
         return False
-    probe = subprocess.run([str(venv / "bin" / "python"), "-c", "import covet._native, covet.cli, pydantic"],
-                           capture_output=True, cwd="/")
-    return probe.returncode == 0
+    return covet_import_error(venv / "bin" / "python") is None
 
 
 def ensure_fresh_covet_venv(ctx: Ctx) -> Path:

@@ -372,7 +372,8 @@ def test_docs_section_is_replaced_between_markers():
 
 def test_repo_venv_probe_on_a_fresh_clone_without_dot_venv(tmp_path):
     # A fresh clone has no .venv: the probe must say "no" (and the run go on to bench/.venv-covet), not raise.
-    assert runner.repo_venv_has_covet(tmp_path / ".venv" / "bin" / "python") is False
+    missing = tmp_path / ".venv" / "bin" / "python"
+    assert runner.covet_import_error(missing) == f"{missing} does not exist"
 
 
 @pytest.mark.parametrize("status, expected", [(0, True), (1, False)])
@@ -380,7 +381,7 @@ def test_repo_venv_probe_follows_the_import_check(tmp_path, status, expected):
     fake = tmp_path / "python"
     fake.write_text(f"#!/bin/sh\nexit {status}\n")
     fake.chmod(0o755)
-    assert runner.repo_venv_has_covet(fake) is expected
+    assert (runner.covet_import_error(fake) is None) is expected
 
 
 def _git(repo: Path, *args: str) -> str:
