@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import sys
 import threading
@@ -39,11 +40,18 @@ __all__ = ["serve", "serve_worker", "Worker", "ThreadedWorker", "new_event_loop"
 logger = logging.getLogger("covet")
 
 
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop's loop when uvloop is installed, else asyncio's."""
+def new_event_loop(kind: str = "auto") -> asyncio.AbstractEventLoop:
+    """An event loop: uvloop's when uvloop is installed, else asyncio's (``kind="auto"``); ``"asyncio"`` or
+    ``"uvloop"`` choose one (uvicorn's ``--loop``); a missing uvloop is an ImportError naming the fix."""
+    if kind not in ("auto", "asyncio", "uvloop"):
+        raise ValueError(f"loop must be 'auto', 'asyncio' or 'uvloop', not {kind!r}")
+    if kind == "asyncio":
+        return asyncio.new_event_loop()
     try:
         import uvloop
     except ImportError:
+        if kind == "uvloop":
+            raise ImportError("loop='uvloop' needs uvloop: pip install uvloop (or use loop='asyncio')") from None
         return asyncio.new_event_loop()
     return uvloop.new_event_loop()  # type: ignore[no-any-return]
 
@@ -237,37 +245,43 @@ def serve(
     threads: int = 0,
     *,
     install_signal_handlers: bool = True,
+    loop: str = "auto",
+    on_started: Optional[Callable[[Worker], None]] = None,
     **server_options: Any,
 ) -> int:
     """Serve `app` in this process until SIGINT/SIGTERM; returns 0 after a graceful shutdown.
 
     `server_options` go to the native server (``backend=``, ``max_body_bytes=``, timeouts ..., and the TLS/HTTP/2
-    options of `covet.tls.TransportOptions`: ``ssl_certfile=``, ``ssl_keyfile=``, ``http2=`` ...). This is the
-    function a multi-process runner calls in each worker process.
+    options of `covet.tls.TransportOptions`: ``ssl_certfile=``, ``ssl_keyfile=``, ``http2=`` ...). `loop` picks
+    the event loop (see `new_event_loop`); `on_started` runs on the loop once requests are being served.
+    This is the function a multi-process runner calls in each worker process.
     """
-    loop = new_event_loop()
-    asyncio.set_event_loop(loop)
+    event_loop = new_event_loop(loop)
+    asyncio.set_event_loop(event_loop)
+    logger.debug("event loop: %s.%s", type(event_loop).__module__, type(event_loop).__qualname__)
     worker = Worker(app, host, port, threads, **server_options)
 
-    def on_started(w: Worker) -> None:
+    def started(w: Worker) -> None:
         if install_signal_handlers:
             for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, w.stop)
+                event_loop.add_signal_handler(sig, w.stop)
             if w.transport.tls:
-                loop.add_signal_handler(signal.SIGHUP, w.reload_tls)
+                event_loop.add_signal_handler(signal.SIGHUP, w.reload_tls)
+        if on_started is not None:
+            on_started(w)
 
-    worker.on_started = on_started
+    worker.on_started = started
     try:
-        loop.run_until_complete(worker.serve())
+        event_loop.run_until_complete(worker.serve())
     finally:
         if install_signal_handlers:
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 with contextlib.suppress(Exception):
-                    loop.remove_signal_handler(sig)
+                    event_loop.remove_signal_handler(sig)
         with contextlib.suppress(Exception):
-            loop.run_until_complete(loop.shutdown_asyncgens())
+            event_loop.run_until_complete(event_loop.shutdown_asyncgens())
         asyncio.set_event_loop(None)
-        loop.close()
+        event_loop.close()
     return 0
 
 
@@ -278,13 +292,73 @@ def serve_worker(
     threads: int = 0,
     *,
     log_level: Optional[str] = None,
+    loop: str = "auto",
+    ready_fd: int = -1,
+    limit_concurrency: Optional[int] = None,
+    limit_max_requests: Optional[int] = None,
     **server_options: Any,
 ) -> int:
-    """One worker process of a multi-process server (``covet run --workers N``): `serve` after setting the
-    log level; pass ``shared_port=True`` so the workers join one SO_REUSEPORT group."""
+    """One worker process of ``covet run`` (the supervisor starts it as ``python -m covet _worker ...``):
+    `serve` after setting the log level.
+
+    Pass ``listen_fd=`` (the supervisor's listening socket, which the engine adopts instead of binding) or
+    ``shared_port=True`` (each worker binds its own SO_REUSEPORT socket). `ready_fd`: a pipe to the
+    supervisor; the worker writes ``ready`` once it serves, and ``retire`` once it has handled
+    `limit_max_requests` requests (without a supervisor it then stops). `limit_concurrency`: more requests
+    than this in Python handlers at once are answered 503, as uvicorn's ``--limit-concurrency``.
+    """
     if log_level is not None:
         configure_logging(log_level)
-    return serve(app, host, port, threads, **server_options)
+    if ready_fd >= 0:  # supervised: SIGHUP is the supervisor's (a restart); with TLS, `serve` reloads certificates
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    state: dict[str, Any] = {"worker": None}
+
+    def tell_supervisor(message: bytes) -> bool:
+        if ready_fd < 0:
+            return False
+        try:
+            os.write(ready_fd, message)
+        except OSError as exc:  # the supervisor is gone: nothing to tell
+            logger.debug("cannot write to the supervisor: %s", exc)
+        return True
+
+    if limit_concurrency is not None or limit_max_requests is not None:
+        _install_request_limits(app, limit_concurrency, limit_max_requests, state, tell_supervisor)
+
+    def on_started(w: Worker) -> None:
+        state["worker"] = w
+        tell_supervisor(b"ready\n")
+
+    return serve(app, host, port, threads, loop=loop, on_started=on_started, **server_options)
+
+
+def _install_request_limits(app: "CovetPy", limit_concurrency: Optional[int], limit_max_requests: Optional[int],
+                            state: dict[str, Any], tell_supervisor: Callable[[bytes], bool]) -> None:
+    """uvicorn's --limit-concurrency and --limit-max-requests as the outermost HTTP middleware (only requests
+    that reach Python count: constant routes and the engine's own answers never enter it)."""
+    from .responses import PlainTextResponse
+
+    counters = {"in_flight": 0, "handled": 0}
+
+    async def request_limits(request: Any, call_next: Any) -> Any:
+        if limit_max_requests is not None:
+            counters["handled"] += 1
+            if counters["handled"] == limit_max_requests:
+                logger.info("worker %d handled %d requests (--limit-max-requests): being replaced",
+                            os.getpid(), limit_max_requests)
+                if not tell_supervisor(b"retire\n") and state["worker"] is not None:
+                    state["worker"].stop()
+        if limit_concurrency is None:
+            return await call_next(request)
+        if counters["in_flight"] >= limit_concurrency:
+            return PlainTextResponse("Service Unavailable", status_code=503)
+        counters["in_flight"] += 1
+        try:
+            return await call_next(request)
+        finally:
+            counters["in_flight"] -= 1
+
+    app.add_http_middleware(request_limits)
 
 
 class ThreadedWorker:

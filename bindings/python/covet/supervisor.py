@@ -1,14 +1,27 @@
-"""Multi-process serving: a master that starts N worker processes sharing one port (SO_REUSEPORT),
-restarts a worker that crashes, restarts all of them when sources change (--reload), and shuts everything
-down gracefully on SIGTERM/SIGINT.
+"""Multi-process serving: a master (this supervisor) that owns the listening socket and runs N worker
+processes on it, with zero-downtime restarts.
+
+The master binds the socket once and hands it to every worker (``pass_fds``; the engine adopts it with
+``listen_fd=``). It keeps its own copy open for its whole life, so connections waiting in the accept queue
+survive any restart: nothing is refused while workers come and go.
+
+Restarts (SIGHUP without TLS, --reload on a source change, --limit-max-requests) are rolling: the master
+starts a new generation, waits until every new worker reports ``ready`` on its pipe, then sends the old
+generation SIGTERM (the engine stops accepting and finishes the requests in flight; the new workers accept
+what is queued). A new generation that fails to start (an import error during --reload) is stopped and the
+old one keeps serving. A worker that crashes is restarted with a growing delay. SIGTERM/SIGINT stop
+everything gracefully. With TLS, SIGHUP reloads the certificate files in every worker instead (no restart);
+SIGUSR2 is a rolling restart in both cases.
 
 Workers are fresh interpreters (``python -m covet _worker module:app ...``), not forks: a forked child of a
 process that already runs native threads or an event loop is not safe, and --reload needs new code anyway.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import selectors
 import signal
 import socket
 import subprocess
@@ -16,13 +29,17 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Optional
 
 from .tls import TransportOptions
 
 log = logging.getLogger("covet.supervisor")
 
 RESTART_BACKOFF_MAX = 10.0  # seconds between restarts of a worker that keeps crashing
-STOP_GRACE = 15.0           # seconds a worker gets to drain after SIGTERM before SIGKILL
+STOP_MARGIN = 5.0           # seconds past the engine's drain deadline before a worker is killed
+START_TIMEOUT = 60.0        # seconds a new worker may take to serve before its generation is given up
+DEFAULT_SHUTDOWN_MS = 10_000
+DEFAULT_BACKLOG = 4096
 
 
 @dataclass
@@ -31,18 +48,42 @@ class WorkerOptions:
     host: str = "127.0.0.1"
     port: int = 8000
     threads: int = 0
-    log_level: str = "info"
+    log_level: Optional[str] = "info"
     app_dir: str = "."
     max_connections: int = 10000
     transport: TransportOptions = field(default_factory=TransportOptions)  # TLS, HTTP/2
+    engine: dict[str, int] = field(default_factory=dict)  # NativeServer limits/timeouts (covet.cli.ENGINE_OPTIONS)
+    loop: str = "auto"
+    log_config: Optional[str] = None
+    factory: bool = False
+    limit_concurrency: Optional[int] = None
+    limit_max_requests: Optional[int] = None
+
+    @property
+    def stop_grace(self) -> float:
+        """Seconds a worker gets after SIGTERM: the engine's drain deadline plus time for the lifespan shutdown."""
+        return self.engine.get("shutdown_timeout_ms", DEFAULT_SHUTDOWN_MS) / 1000 + STOP_MARGIN
 
 
-@dataclass
-class _Worker:
-    index: int
-    proc: subprocess.Popen
+@dataclass(eq=False)
+class _Proc:
+    slot: int
+    proc: subprocess.Popen[bytes]
+    pipe: int                 # read end of the worker's readiness pipe (-1: closed)
     started: float = field(default_factory=time.monotonic)
+    ready: bool = False
     failures: int = 0
+    stop_deadline: Optional[float] = None
+    buffer: bytes = b""
+
+
+@dataclass(eq=False)
+class _Batch:
+    """New workers that replace the current ones of their slots together, once all of them serve."""
+
+    reason: str
+    procs: dict[int, _Proc]
+    started: float = field(default_factory=time.monotonic)
 
 
 def resolve_workers(value: str | int) -> int:
@@ -58,22 +99,76 @@ def resolve_workers(value: str | int) -> int:
     return n
 
 
+def _listen_hint(err: int) -> str:
+    import errno
+
+    return {errno.EADDRINUSE: " (another process is using this port: stop it or choose another --port)",
+            errno.EACCES: " (ports below 1024 need privileges: choose a port >= 1024)",
+            errno.EADDRNOTAVAIL: " (this machine has no such address: use 0.0.0.0 or 127.0.0.1)"}.get(err, "")
+
+
+def open_listener(host: str, port: int, backlog: int = DEFAULT_BACKLOG) -> socket.socket:
+    """The shared listening socket: bound once by the master, inherited by every worker. Like the engine's
+    own listener (SO_REUSEADDR, TCP_NODELAY for the accepted sockets) but without SO_REUSEPORT: nobody else
+    can join the port."""
+    try:
+        infos = socket.getaddrinfo(host or None, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise SystemExit(f"covet: cannot listen on {host}:{port}: {e.strerror} (check the host name)") from None
+    error: Optional[OSError] = None
+    for family, kind, proto, _, address in infos:
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.bind(address)
+            sock.listen(backlog)
+        except OSError as e:
+            error = e
+            sock.close()
+            continue
+        sock.setblocking(False)
+        sock.set_inheritable(True)
+        return sock
+    assert error is not None
+    raise SystemExit(f"covet: cannot listen on {host}:{port}: {error.strerror}{_listen_hint(error.errno or 0)}")
+
+
 def check_port_free(host: str, port: int) -> None:
     """Fail early, with a clear message, if someone already listens on host:port."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError as e:
-            raise SystemExit(f"covet: cannot listen on {host}:{port}: {e.strerror} "
-                             "(another process is using this port: stop it or choose another --port)") from None
+    open_listener(host, port).close()
 
 
-def worker_command(opts: WorkerOptions) -> list[str]:
-    return [sys.executable, "-m", "covet", "_worker", opts.app, "--host", opts.host, "--port", str(opts.port),
-            "--threads", str(opts.threads), "--max-connections", str(opts.max_connections),
-            "--log-level", opts.log_level, "--app-dir", opts.app_dir, *opts.transport.cli_args()]
+def engine_adopts_sockets(native: Any) -> bool:
+    """Whether this engine build takes ``listen_fd=`` (adopt the master's socket)."""
+    return "listen_fd" in (getattr(getattr(native, "NativeServer", None), "__init__", None).__doc__ or "")  # type: ignore[union-attr]
+
+
+def worker_command(opts: WorkerOptions, listen_fd: int = -1, ready_fd: int = -1) -> list[str]:
+    from .cli import engine_option
+
+    command = [sys.executable, "-m", "covet", "_worker", opts.app, "--host", opts.host, "--port", str(opts.port),
+               "--threads", str(opts.threads), "--max-connections", str(opts.max_connections),
+               "--app-dir", opts.app_dir, "--loop", opts.loop, *opts.transport.cli_args()]
+    if opts.log_level:
+        command += ["--log-level", opts.log_level]
+    if opts.log_config:
+        command += ["--log-config", opts.log_config]
+    if opts.factory:
+        command.append("--factory")
+    for kwarg, value in opts.engine.items():
+        if kwarg != "listen_backlog" or listen_fd < 0:  # the master's socket already has its backlog
+            option = engine_option(kwarg)
+            command += [option.flag, option.render(value)]
+    if opts.limit_concurrency is not None:
+        command += ["--limit-concurrency", str(opts.limit_concurrency)]
+    if opts.limit_max_requests is not None:
+        command += ["--limit-max-requests", str(opts.limit_max_requests)]
+    if listen_fd >= 0:
+        command += ["--listen-fd", str(listen_fd)]
+    if ready_fd >= 0:
+        command += ["--ready-fd", str(ready_fd)]
+    return command
 
 
 class Supervisor:
@@ -83,81 +178,256 @@ class Supervisor:
         self.count = workers
         self.reload = reload
         self.reload_dirs = [Path(d).resolve() for d in (reload_dirs or [opts.app_dir])]
-        self.workers: dict[int, _Worker] = {}
+        self.current: dict[int, _Proc] = {}
+        self.batches: list[_Batch] = []
+        self.draining: list[_Proc] = []
+        self.respawn: dict[int, tuple[float, int]] = {}  # slot → (when, failures) after a crash
         self.stopping = False
+        self.listener: Optional[socket.socket] = None
+        self._restart_requested: Optional[str] = None
+        self._again: Optional[str] = None     # a restart asked for while one was starting
+        self._hup = False
         self._snapshot: dict[Path, float] = {}
+        self._next_scan = 0.0
+        self._selector = selectors.DefaultSelector()
+        self._announced = False
 
     # ---- lifecycle ----
     def run(self) -> int:
-        check_port_free(self.opts.host, self.opts.port)
+        from . import _engine
+
+        if engine_adopts_sockets(_engine.native_module()):
+            self.listener = open_listener(self.opts.host, self.opts.port,
+                                          self.opts.engine.get("listen_backlog", DEFAULT_BACKLOG))
+            self.opts.port = self.listener.getsockname()[1]  # port 0: the one the kernel chose
+        else:  # an engine without listen_fd: each worker binds its own SO_REUSEPORT socket (restarts may drop)
+            log.warning("this engine build cannot adopt a listening socket: workers bind their own "
+                        "(restarts are not zero-downtime; rebuild covet._native)")
+            check_port_free(self.opts.host, self.opts.port)
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        self._selector.register(wake_r, selectors.EVENT_READ, None)
+        signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._on_signal)
-        # SIGHUP: with TLS, the workers reload their certificates in place (no connection is dropped);
-        # otherwise they are restarted.
-        if self.opts.transport.tls:
-            signal.signal(signal.SIGHUP, lambda *_: self._signal_all(signal.SIGHUP))
-        else:
-            signal.signal(signal.SIGHUP, lambda *_: self._restart_all("SIGHUP"))
-        if self.reload:
-            self._snapshot = self._scan()
-        for i in range(self.count):
-            self._spawn(i)
-        log.info("covet master %d: %d worker(s) on %s:%d", os.getpid(), self.count, self.opts.host, self.opts.port)
-        while not self.stopping:
-            self._reap()
-            if self.reload and self._changed():
-                self._restart_all("source change")
-            time.sleep(0.25)
-        self._stop_all()
+            signal.signal(sig, self._on_stop_signal)
+        signal.signal(signal.SIGHUP, self._on_hup)
+        signal.signal(signal.SIGUSR2, lambda *_: self._request_restart("SIGUSR2"))
+        signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes the loop when a worker exits
+        try:
+            if self.reload:
+                self._snapshot = self._scan()
+            for i in range(self.count):
+                self.current[i] = self._spawn(i)
+            log.info("covet master %d: starting %d worker(s) on %s:%d", os.getpid(), self.count, self.opts.host,
+                     self.opts.port)
+            while not self.stopping:
+                self._step()
+            self._stop_all()
+        finally:
+            signal.set_wakeup_fd(-1)
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR2, signal.SIGCHLD):
+                signal.signal(sig, signal.SIG_DFL)
+            self._selector.close()
+            os.close(wake_r)
+            os.close(wake_w)
+            if self.listener is not None:
+                self.listener.close()
         return 0
 
-    def _on_signal(self, signum: int, _frame: object) -> None:
-        log.info("covet master: %s received, stopping workers", signal.Signals(signum).name)
+    def _step(self) -> None:
+        for key, _ in self._selector.select(timeout=0.25):
+            if key.data is None:  # the signal wake-up pipe
+                with contextlib.suppress(OSError):
+                    while os.read(key.fd, 512):
+                        pass
+            else:
+                self._read_pipe(key.data)
+        if self._hup:
+            self._hup = False
+            if self.opts.transport.tls:
+                self._signal_all(signal.SIGHUP)
+            else:
+                self._request_restart("SIGHUP")
+        if self.stopping:
+            return
+        self._reap()
+        self._respawn_due()
+        self._check_batches()
+        if self.reload and time.monotonic() >= self._next_scan:
+            self._next_scan = time.monotonic() + 0.25
+            if self._changed():
+                self._request_restart("source change")
+        if self._restart_requested is not None:
+            reason, self._restart_requested = self._restart_requested, None
+            self._start_generation(reason)
+        self._kill_overdue()
+        if not self._announced and self.current and all(p.ready for p in self.current.values()):
+            self._announced = True
+            log.info("covet master %d: %d worker(s) serving on %s:%d", os.getpid(), len(self.current),
+                     self.opts.host, self.opts.port)
+
+    def _on_stop_signal(self, signum: int, _frame: object) -> None:
+        if not self.stopping:
+            log.info("covet master: %s received, stopping workers", signal.Signals(signum).name)
         self.stopping = True
 
-    def _spawn(self, index: int, failures: int = 0) -> None:
-        proc = subprocess.Popen(worker_command(self.opts))
-        self.workers[index] = _Worker(index, proc, failures=failures)
+    def _on_hup(self, _signum: int, _frame: object) -> None:
+        self._hup = True
+
+    def _request_restart(self, reason: str) -> None:
+        self._restart_requested = reason
+
+    # ---- workers ----
+    def _spawn(self, slot: int, failures: int = 0) -> _Proc:
+        ready_r, ready_w = os.pipe()
+        fds = [ready_w]
+        listen_fd = -1
+        if self.listener is not None:
+            listen_fd = self.listener.fileno()
+            fds.append(listen_fd)
+        try:
+            proc = subprocess.Popen(worker_command(self.opts, listen_fd=listen_fd, ready_fd=ready_w), pass_fds=fds)
+        finally:
+            os.close(ready_w)  # the worker's copy is the only one: EOF when it exits
+        os.set_blocking(ready_r, False)
+        p = _Proc(slot, proc, ready_r, failures=failures)
+        self._selector.register(ready_r, selectors.EVENT_READ, p)
+        return p
+
+    def _close_pipe(self, p: _Proc) -> None:
+        if p.pipe >= 0:
+            self._selector.unregister(p.pipe)
+            os.close(p.pipe)
+            p.pipe = -1
+
+    def _read_pipe(self, p: _Proc) -> None:
+        try:
+            data = os.read(p.pipe, 4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:  # the worker exited (or closed the pipe): _reap sees why
+            self._close_pipe(p)
+            return
+        p.buffer += data
+        *lines, p.buffer = p.buffer.split(b"\n")
+        for line in lines:
+            if line == b"ready":
+                p.ready = True
+            elif line == b"retire" and self.current.get(p.slot) is p and p.stop_deadline is None:
+                log.info("covet worker %d (pid %d) reached --limit-max-requests; replacing it", p.slot, p.proc.pid)
+                self.batches.append(_Batch("--limit-max-requests", {p.slot: self._spawn(p.slot)}))
+
+    def _all(self) -> list[_Proc]:
+        return [*self.current.values(), *(p for b in self.batches for p in b.procs.values()), *self.draining]
 
     def _reap(self) -> None:
-        for index, w in list(self.workers.items()):
-            rc = w.proc.poll()
-            if rc is None or self.stopping:
+        for slot, p in list(self.current.items()):
+            rc = p.proc.poll()
+            if rc is None:
                 continue
-            lived = time.monotonic() - w.started
-            failures = 0 if lived > 30 else w.failures + 1
+            self._close_pipe(p)
+            del self.current[slot]
+            lived = time.monotonic() - p.started
+            failures = 0 if lived > 30 else p.failures + 1
             delay = min(RESTART_BACKOFF_MAX, 0.1 * (2 ** failures)) if failures else 0.0
-            log.error("covet worker %d (pid %d) exited with %s after %.1f s; restarting%s", index, w.proc.pid,
+            log.error("covet worker %d (pid %d) exited with %s after %.1f s; restarting%s", slot, p.proc.pid,
                       _describe_exit(rc), lived, f" in {delay:.1f} s" if delay else "")
-            time.sleep(delay)
-            if not self.stopping:
-                self._spawn(index, failures)
+            if not any(slot in b.procs for b in self.batches):  # a replacement already on its way will do
+                self.respawn[slot] = (time.monotonic() + delay, failures)
+        for p in list(self.draining):
+            if p.proc.poll() is not None:
+                self._close_pipe(p)
+                self.draining.remove(p)
+                log.debug("covet worker %d (pid %d) drained and exited", p.slot, p.proc.pid)
+
+    def _respawn_due(self) -> None:
+        now = time.monotonic()
+        for slot, (when, failures) in list(self.respawn.items()):
+            if now >= when:
+                del self.respawn[slot]
+                self.current[slot] = self._spawn(slot, failures)
+
+    def _start_generation(self, reason: str) -> None:
+        if any(b.reason != "--limit-max-requests" for b in self.batches):
+            self._again = reason  # one is starting: start another once it serves (it may have older code)
+            return
+        log.info("covet master: rolling restart (%s): starting %d new worker(s)", reason, self.count)
+        self.batches.append(_Batch(reason, {i: self._spawn(i) for i in range(self.count)}))
+
+    def _check_batches(self) -> None:
+        now = time.monotonic()
+        for batch in list(self.batches):
+            failed = next(((p, rc) for p in batch.procs.values() if (rc := p.proc.poll()) is not None), None)
+            if failed is not None or now - batch.started > START_TIMEOUT:
+                why = (f"worker {failed[0].slot} (pid {failed[0].proc.pid}) exited with {_describe_exit(failed[1])} "
+                       "before serving (see its output above)" if failed else
+                       f"not serving after {START_TIMEOUT:.0f} s")
+                log.error("covet master: the new worker(s) for the %s did not start: %s; the running ones keep "
+                          "serving", batch.reason, why)
+                self.batches.remove(batch)
+                for p in batch.procs.values():
+                    self._terminate(p)
+                self._after_batch()
+                continue
+            if not all(p.ready for p in batch.procs.values()):
+                continue
+            self.batches.remove(batch)
+            for slot, p in batch.procs.items():
+                old = self.current.get(slot)
+                if old is not None:
+                    self._terminate(old)
+                self.respawn.pop(slot, None)
+                self.current[slot] = p
+            log.info("covet master: new worker(s) serving (pids %s); old ones draining (%s)",
+                     ", ".join(str(p.proc.pid) for p in batch.procs.values()), batch.reason)
+            self._after_batch()
+
+    def _after_batch(self) -> None:
+        if self._again is not None and not any(b.reason != "--limit-max-requests" for b in self.batches):
+            reason, self._again = self._again, None
+            self._start_generation(reason)
+
+    def _terminate(self, p: _Proc) -> None:
+        """SIGTERM: the engine stops accepting, finishes what is in flight, the lifespan shutdown runs."""
+        if p.proc.poll() is None:
+            p.proc.send_signal(signal.SIGTERM)
+        p.stop_deadline = time.monotonic() + self.opts.stop_grace
+        self.draining.append(p)
+
+    def _kill_overdue(self) -> None:
+        now = time.monotonic()
+        for p in self.draining:
+            if p.stop_deadline is not None and now > p.stop_deadline and p.proc.poll() is None:
+                log.warning("covet worker %d (pid %d) did not stop in %.0f s; killing it", p.slot, p.proc.pid,
+                            self.opts.stop_grace)
+                p.proc.kill()
 
     def _signal_all(self, sig: int) -> None:
         log.info("covet master: %s: passing it on to the workers", signal.Signals(sig).name)
-        for w in self.workers.values():
-            if w.proc.poll() is None:
-                w.proc.send_signal(sig)
-
-    def _restart_all(self, why: str) -> None:
-        log.info("covet master: restarting workers (%s)", why)
-        self._stop_all()
-        for i in range(self.count):
-            self._spawn(i)
+        for p in self._all():
+            if p.proc.poll() is None and p.stop_deadline is None:
+                p.proc.send_signal(sig)
 
     def _stop_all(self) -> None:
-        for w in self.workers.values():
-            if w.proc.poll() is None:
-                w.proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE
-        for w in self.workers.values():
+        procs = self._all()
+        for p in procs:
+            if p.proc.poll() is None and p.stop_deadline is None:
+                p.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.opts.stop_grace
+        for p in procs:
             try:
-                w.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                p.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                log.warning("covet worker %d did not stop in %.0f s; killing it", w.index, STOP_GRACE)
-                w.proc.kill()
-                w.proc.wait()
-        self.workers.clear()
+                log.warning("covet worker %d did not stop in %.0f s; killing it", p.slot, self.opts.stop_grace)
+                p.proc.kill()
+                p.proc.wait()
+            self._close_pipe(p)
+        self.current.clear()
+        self.batches.clear()
+        self.draining.clear()
 
     # ---- --reload ----
     def _scan(self) -> dict[Path, float]:
