@@ -1,6 +1,7 @@
 // io_uring backend: one ring per worker thread, multishot accept, multishot recv into a provided buffer
 // ring, vectored sendmsg, everything submitted in one io_uring_submit_and_wait per loop turn.
 #include <liburing.h>
+#include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -112,10 +113,8 @@ public:
     bool flush() override {
         set_current();
         flush_due_ = false;
-        // Also collects completions: with DEFER_TASKRUN the kernel runs a bounded amount of deferred work
-        // per call and signals the eventfd only when new work arrives, so what is left is reported here.
         submit(/*block=*/false);
-        return io_uring_cq_ready(&ring_) > 0;
+        return io_uring_cq_ready(&ring_) > 0 || kernel_work_pending();
     }
 
     // ---- ConnectionDriver ----
@@ -169,6 +168,19 @@ protected:
     }
 
 private:
+    // True when the kernel holds deferred work for this ring that has not run yet. With DEFER_TASKRUN the
+    // kernel runs at most a few dozen deferred items per io_uring_enter (IO_LOCAL_TW_DEFAULT_MAX = 20 since
+    // Linux 6.10) and signals the eventfd only when its work list goes from empty to non-empty: a burst of
+    // socket events that produce no completion (e.g. the wake-ups of hundreds of lingering shutdowns) can
+    // leave work queued, no CQE to report, and no signal to come — an embedded loop that slept then would
+    // sleep for good. The ring file's poll reports exactly this state (CQEs ready or local work pending),
+    // so the embedded loop asks it before it may sleep. Blocking waits (threads >= 1) need no such check:
+    // io_uring_enter keeps running deferred work until a completion arrives.
+    bool kernel_work_pending() const {
+        pollfd p{ring_.ring_fd, POLLIN, 0};
+        return ::poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
+    }
+
     void open() {
         if (int rc = init_ring(ring_); rc < 0)
             throw std::runtime_error(std::string("io_uring_queue_init: ") + std::strerror(-rc));
