@@ -10,6 +10,7 @@ import socket
 import struct
 from typing import Any, Optional, Union
 
+from . import encoders
 from .websockets import WebSocketDisconnect
 
 __all__ = ["WebSocketTestSession"]
@@ -151,5 +152,7 @@ class WebSocketTestSession:
         return self._message()[1]
 
     def receive_json(self, mode: str = "text") -> Any:
+        """The next message parsed as JSON (``json.JSONDecodeError`` if it is not; no `RecursionError` for
+        deeply nested messages)."""
         data: Union[str, bytes] = self._message()[1]
-        return _json.loads(data)
+        return encoders.loads(data)

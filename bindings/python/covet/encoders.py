@@ -72,59 +72,108 @@ def _orjson_default(obj: Any) -> Any:
 # start-up. `dumps` rebinds itself (callers use ``encoders.dumps``); `loads` is imported by name
 # elsewhere, so it stays a thin wrapper around `_loads_impl`.
 _loads_impl: Any = None
+_loads_is_stdlib = False  # orjson is missing
 
 
 def _select() -> None:
-    global dumps, _loads_impl
+    global dumps, _loads_impl, _loads_is_stdlib
     try:
         import orjson
     except ImportError:  # pragma: no cover - orjson is a dependency; pydantic-core and json then
         from json import loads as json_loads
 
-        dumps, _loads_impl = _pc_dumps, json_loads
+        dumps, _loads_impl, _loads_is_stdlib = _pc_first, json_loads, True
         return
     orjson_dumps, options = orjson.dumps, orjson.OPT_NON_STR_KEYS
 
     def orjson_first(obj: Any) -> bytes:
         try:
             return orjson_dumps(obj, default=_orjson_default, option=options)
-        except TypeError:  # e.g. integers over 64 bits; pydantic-core handles those
-            return _pc_dumps(obj)
+        except TypeError:  # e.g. integers over 64 bits or nesting over 254 levels; pydantic-core next
+            return _pc_first(obj)
 
     dumps, _loads_impl = orjson_first, orjson.loads
 
 
+def _pc_first(obj: Any) -> bytes:
+    try:
+        return _pc_dumps(obj)
+    except ValueError:  # PydanticSerializationError: e.g. nesting over 255 levels (or a circular reference)
+        return _dumps_deep(obj)
+
+
 def dumps(obj: Any) -> bytes:
-    """`obj` as compact UTF-8 JSON (replaced by the chosen implementation on the first call)."""
+    """`obj` as compact UTF-8 JSON (replaced by the chosen implementation on the first call).
+
+    Values nested deeper than the fast serializers allow (orjson: 254 levels, pydantic-core: 255) go
+    through `_dumps_deep`, which has no depth limit; a circular reference raises ``ValueError``."""
     _select()
     return dumps(obj)
 
 
 def loads(data: Any) -> Any:
-    """Parses JSON from bytes or str (orjson; json without it)."""
+    """Parses JSON from bytes or str as the stdlib `json` does (what Starlette and FastAPI use), fast.
+
+    orjson parses; a document it refuses is handed to `json.loads`, which accepts ``NaN``/``Infinity``,
+    lone surrogates, UTF-16/32 and a UTF-8 BOM like Starlette does, or raises `json.JSONDecodeError` with
+    the stdlib's message and position. Nesting deeper than 1024 levels raises
+    `covet._json_fallback.JSONNestingError` (a `json.JSONDecodeError`), never `RecursionError`.
+    """
     impl = _loads_impl
     if impl is None:
         _select()
         impl = _loads_impl
-    return impl(data)
+    try:
+        return impl(data)
+    except (ValueError, RecursionError) as exc:  # orjson.JSONDecodeError is a json.JSONDecodeError
+        from ._json_fallback import reparse
+
+        return reparse(data, exc, _loads_is_stdlib)
 
 
 def jsonable(obj: Any) -> Any:
-    """`obj` as plain JSON-compatible Python data (dicts, lists, str, int, float, bool, None)."""
+    """`obj` as plain JSON-compatible Python data (dicts, lists, str, int, float, bool, None).
+
+    Any depth: past `_SHALLOW_DEPTH` levels the conversion continues without recursion (`_jsonable_deep`),
+    so deeply nested data (a 1000-level JSON body echoed in a validation error) needs no deep Python stack.
+    A circular reference raises ``ValueError``."""
+    try:
+        return _jsonable(obj, 0)
+    except _TooDeep:
+        return _jsonable_deep(obj)
+
+
+_SHALLOW_DEPTH = 64  # levels converted recursively (fast) before `jsonable` switches to `_jsonable_deep`
+
+
+class _TooDeep(Exception):
+    pass
+
+
+def _jsonable(obj: Any, depth: int) -> Any:
     if obj is None or isinstance(obj, (str, int, float, bool)):
         return obj
+    if depth >= _SHALLOW_DEPTH:
+        raise _TooDeep
+    depth += 1
+    if isinstance(obj, dict):
+        return {k if isinstance(k, str) else str(_jsonable(k, depth)): _jsonable(v, depth) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [_jsonable(v, depth) for v in obj]
+    return _jsonable(_leaf(obj), depth)
+
+
+def _leaf(obj: Any) -> Any:
+    """One conversion step for what is neither a JSON scalar nor a container: the result may still need
+    converting (a model's dict, an enum's value)."""
     if is_pydantic(obj):
         return _pydantic_jsonable(obj)
-    if isinstance(obj, dict):
-        return {str(jsonable(k)) if not isinstance(k, str) else k: jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        return [jsonable(v) for v in obj]
     if hasattr(type(obj), "__dataclass_fields__") and not isinstance(obj, type):  # dataclasses.is_dataclass
         import dataclasses
 
-        return jsonable(dataclasses.asdict(obj))
+        return dataclasses.asdict(obj)
     if isinstance(obj, enum.Enum):
-        return jsonable(obj.value)
+        return obj.value
     datetime = _loaded("datetime")
     if datetime is not None and isinstance(obj, (datetime.date, datetime.time)):
         return obj.isoformat()
@@ -139,3 +188,92 @@ def jsonable(obj: Any) -> Any:
     import json
 
     return json.loads(_pc_dumps(obj))
+
+
+_CONTAINERS = (dict, list, tuple, set, frozenset)
+_LEAVE: Any = object()  # a stack entry that takes a container off the current path (cycle detection)
+
+
+def _jsonable_deep(obj: Any) -> Any:
+    """`jsonable` with an explicit stack instead of recursion: no depth limit."""
+    root: list[Any] = [None]
+    # Entries: (where the converted value goes, its key there, the value to convert).
+    stack: list[tuple[Any, Any, Any]] = [(root, 0, obj)]
+    on_path: set[int] = set()
+    while stack:
+        target, key, value = stack.pop()
+        if target is _LEAVE:
+            on_path.discard(key)
+            continue
+        while not (value is None or isinstance(value, (str, int, float, bool)) or isinstance(value, _CONTAINERS)):
+            value = _leaf(value)
+        if not isinstance(value, _CONTAINERS):
+            target[key] = value
+            continue
+        ident = id(value)
+        if ident in on_path:
+            raise ValueError("Circular reference detected: a value contains itself")
+        on_path.add(ident)
+        stack.append((_LEAVE, ident, None))  # popped after everything inside `value`
+        out: Any
+        if isinstance(value, dict):
+            out = {}
+            for k, v in value.items():
+                k = k if isinstance(k, str) else str(jsonable(k))
+                out[k] = None  # keeps the key order; filled when its entry is popped
+                stack.append((out, k, v))
+        else:
+            out = [None] * len(value)
+            stack.extend((out, i, v) for i, v in enumerate(value))
+        target[key] = out
+    return root[0]
+
+
+class _Token(str):
+    """Literal JSON text on `_encode_plain`'s stack (a plain `str` there is a value to quote)."""
+
+    __slots__ = ()
+
+
+_CLOSE_ARRAY, _CLOSE_OBJECT, _COMMA = _Token("]"), _Token("}"), _Token(",")
+
+
+def _dumps_deep(obj: Any) -> bytes:
+    """`dumps` without recursion, for values nested deeper than orjson and pydantic-core go.
+
+    Slow (pure Python) but with no depth limit; strings are written with ASCII escapes."""
+    import math
+    from json.encoder import encode_basestring_ascii as quote  # type: ignore[attr-defined]
+
+    out: list[str] = []
+    stack: list[Any] = [_jsonable_deep(obj)]
+    while stack:
+        item = stack.pop()
+        if item.__class__ is _Token:
+            out.append(item)
+        elif isinstance(item, str):
+            out.append(quote(item))
+        elif item is None:
+            out.append("null")
+        elif item is True or item is False:
+            out.append("true" if item else "false")
+        elif isinstance(item, int):
+            out.append(int.__repr__(item))
+        elif isinstance(item, float):
+            out.append(float.__repr__(item) if math.isfinite(item) else "null")
+        elif isinstance(item, dict):
+            out.append("{")
+            stack.append(_CLOSE_OBJECT)
+            entries = list(item.items())
+            for i in range(len(entries) - 1, -1, -1):
+                k, v = entries[i]
+                stack.append(v)
+                stack.append(_Token(("," if i else "") + quote(k) + ":"))
+        else:  # a list (`_jsonable_deep` gives nothing else)
+            out.append("[")
+            stack.append(_CLOSE_ARRAY)
+            for i in range(len(item) - 1, -1, -1):
+                stack.append(item[i])
+                if i:
+                    stack.append(_COMMA)
+    return "".join(out).encode()

@@ -577,10 +577,8 @@ class RequestPlan:
         if not raw:
             value: Any = _NO_BODY
         elif _is_json_media_type(request.headers.get("content-type")):
-            try:
-                value = json_loads(raw)
-            except ValueError:
-                errors.append(_json_error(raw))
+            value = _body_json(raw, errors)
+            if value is _INVALID:
                 return raw
         else:
             value = raw  # not JSON: validation reports the type mismatch, as FastAPI does
@@ -672,10 +670,9 @@ def _parse_body(request: Request, errors: list[dict[str, Any]]) -> Any:
     if not raw:
         return _NO_BODY
     if _is_json_media_type(request.headers.get("content-type")):
-        try:
-            return json_loads(raw)
-        except ValueError:
-            errors.append(_json_error(raw))
+        value = _body_json(raw, errors)
+        if value is not _INVALID:
+            return value
     return raw
 
 
@@ -699,17 +696,30 @@ def _file_content(value: Any) -> Any:
     return value._content() if isinstance(value, UploadFile) else value
 
 
-def _json_error(raw: bytes) -> dict[str, Any]:
-    """FastAPI's error for a body that is not JSON: the stdlib decoder's message and position."""
-    import json
+_INVALID: Any = object()  # the body is not valid JSON (its error is in `errors`)
 
+
+def _body_json(raw: bytes, errors: list[dict[str, Any]]) -> Any:
+    """The body parsed as JSON, as FastAPI does it.
+
+    Malformed JSON adds FastAPI's 422 error (``json_invalid`` with the stdlib decoder's message and
+    position) to `errors` and returns `_INVALID`. A body nested too deeply to parse (over 1024 levels) or
+    not text in any JSON encoding raises ``HTTPException(400, "There was an error parsing the body")``:
+    FastAPI answers that when its parser fails with anything but a decode error (a `RecursionError`,
+    a ``UnicodeDecodeError``). Neither is logged: both are the client's mistake.
+    """
     try:
-        json.loads(raw)
-    except json.JSONDecodeError as exc:
-        return {"type": "json_invalid", "loc": ("body", exc.pos), "msg": "JSON decode error", "input": {}, "ctx": {"error": exc.msg}}
-    except (UnicodeDecodeError, ValueError) as exc:
-        return {"type": "json_invalid", "loc": ("body", 0), "msg": "JSON decode error", "input": {}, "ctx": {"error": str(exc)}}
-    return {"type": "json_invalid", "loc": ("body", 0), "msg": "JSON decode error", "input": {}, "ctx": {"error": "invalid JSON"}}
+        return json_loads(raw)
+    except ValueError as exc:
+        from json import JSONDecodeError
+
+        from ._json_fallback import JSONNestingError
+
+        if isinstance(exc, JSONDecodeError) and not isinstance(exc, JSONNestingError):
+            errors.append({"type": "json_invalid", "loc": ("body", exc.pos), "msg": "JSON decode error", "input": {},
+                           "ctx": {"error": exc.msg}})
+            return _INVALID
+        raise HTTPException(400, "There was an error parsing the body") from exc
 
 
 # --- building a plan from a signature ---------------------------------------------------------------

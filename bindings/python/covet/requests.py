@@ -242,15 +242,14 @@ class Request:
         return self._body_now()
 
     async def json(self) -> Any:
-        """The body parsed as JSON (raises ``ValueError``, e.g. ``json.JSONDecodeError``, if it is not)."""
-        if self._json is _UNSET:
-            body = self._body_now()
-            try:
-                self._json = _json_loads(body)
-            except ValueError:
-                import json
+        """The body parsed as JSON, as Starlette's ``json.loads(body)`` does (``NaN``, UTF-16 ... included).
 
-                self._json = json.loads(body)  # the stdlib's error names the problem the usual way
+        Raises ``json.JSONDecodeError`` (with the stdlib's message and position) if the body is not JSON,
+        also when it nests arrays/objects more than 1024 levels deep (then the subclass
+        `covet._json_fallback.JSONNestingError`; Starlette's parser fails there with a `RecursionError`).
+        Bytes that are not text raise ``UnicodeDecodeError``. All of these are ``ValueError``s."""
+        if self._json is _UNSET:
+            self._json = _json_loads(self._body_now())
         return self._json
 
     def form(

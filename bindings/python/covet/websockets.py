@@ -148,6 +148,9 @@ class WebSocket(Request):
         return data if isinstance(data, bytes) else data.encode()
 
     async def receive_json(self, mode: str = "text") -> Any:
+        """The next message parsed as JSON, as Starlette's ``json.loads`` does: a message that is not JSON
+        raises ``json.JSONDecodeError`` (also for nesting over 1024 levels, where the stdlib parser would
+        raise `RecursionError`); uncaught, it closes the connection with 1011 like any handler error."""
         if mode not in ("text", "binary"):
             raise RuntimeError('The "mode" argument should be "text" or "binary".')
         return encoders.loads(await self._receive_data())
