@@ -1,0 +1,275 @@
+"""Restarts lose nothing: `covet run --workers 2 --reload` under continuous load (keep-alive clients, a new
+connection per request, and bursts of connections that wait in the accept queue before they send), through
+three SIGHUPs, a source change, and a broken source change (a syntax error: the running workers keep serving).
+Every request must succeed, no connection may be refused, the worker PIDs change, and SIGTERM exits cleanly.
+
+A request that fails on a *reused* keep-alive connection before any byte of the response arrived is retried
+on a new connection, as HTTP clients do (the server may close an idle keep-alive connection at any time);
+those retries are counted separately. Anything else is a failure.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+APP = textwrap.dedent("""
+    import os
+    from covet import CovetPy
+
+    VERSION = {version!r}
+    app = CovetPy()
+
+    @app.get("/")
+    async def root():
+        return {{"pid": os.getpid(), "version": VERSION}}
+    """)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def engine_shares_a_socket() -> None:
+    if os.environ.get("COVET_NATIVE", "").strip() == "fake":
+        pytest.skip("COVET_NATIVE=fake: these tests need the compiled engine")
+    probe = subprocess.run([sys.executable, "-c", "import covet._native as n; print(n.NativeServer.__init__.__doc__)"],
+                           capture_output=True, text=True, timeout=60)
+    if probe.returncode != 0:
+        reason = f"{sys.executable} cannot import covet's compiled engine: {probe.stderr.strip()[-300:]}"
+        if os.environ.get("COVET_REQUIRE_NATIVE"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    if "listen_fd" not in probe.stdout:
+        pytest.skip("this build of covet._native cannot adopt a listening socket (no listen_fd): rebuild it")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Load:
+    """Client threads hammering the server until `stop()`; outcomes are counted in `stats`."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.stats: Counter[str] = Counter()
+        self.errors: list[str] = []
+        self.pids: set[int] = set()
+        self.versions: set[str] = set()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._keep_alive, daemon=True) for _ in range(2)]
+        self._threads += [threading.Thread(target=self._new_connections, daemon=True)]
+        self._threads += [threading.Thread(target=self._bursts, daemon=True)]
+
+    def __enter__(self) -> "Load":
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(30)
+
+    def _record(self, body: bytes) -> None:
+        data = json.loads(body)
+        with self._lock:
+            self.stats["ok"] += 1
+            self.pids.add(data["pid"])
+            self.versions.add(data["version"])
+
+    def _fail(self, kind: str, error: BaseException) -> None:
+        with self._lock:
+            self.stats[kind] += 1
+            if len(self.errors) < 20:
+                self.errors.append(f"{kind}: {error!r}")
+
+    def _keep_alive(self) -> None:
+        conn: http.client.HTTPConnection | None = None
+        while not self._stop.is_set():
+            reused = conn is not None
+            if conn is None:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+            try:
+                conn.request("GET", "/")
+                response = conn.getresponse()
+                body = response.read()
+                assert response.status == 200, (response.status, body)
+                self._record(body)
+                if response.will_close:
+                    conn.close()
+                    conn = None
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as e:
+                conn.close()
+                conn = None
+                if reused:  # closed while idle: a client retries on a new connection
+                    with self._lock:
+                        self.stats["keep-alive retry"] += 1
+                else:
+                    self._fail("failed", e)
+            except ConnectionRefusedError as e:
+                conn.close()
+                conn = None
+                self._fail("refused", e)
+            except Exception as e:  # noqa: BLE001 - counted
+                conn.close()
+                conn = None
+                self._fail("failed", e)
+        if conn is not None:
+            conn.close()
+
+    def _one_request(self, sock: socket.socket) -> None:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), data[:200]
+        self._record(body)
+
+    def _new_connections(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
+                    self._one_request(sock)
+            except ConnectionRefusedError as e:
+                self._fail("refused", e)
+            except Exception as e:  # noqa: BLE001 - counted
+                self._fail("failed", e)
+
+    def _bursts(self) -> None:
+        """20 connections at once, left waiting (in the accept queue, or accepted) before they send."""
+        while not self._stop.is_set():
+            socks = []
+            for _ in range(20):
+                try:
+                    socks.append(socket.create_connection(("127.0.0.1", self.port), timeout=10))
+                except ConnectionRefusedError as e:
+                    self._fail("refused", e)
+                except Exception as e:  # noqa: BLE001 - counted
+                    self._fail("failed", e)
+            self._stop.wait(0.05)
+            for sock in socks:
+                try:
+                    self._one_request(sock)
+                except Exception as e:  # noqa: BLE001 - counted
+                    self._fail("failed", e)
+                finally:
+                    sock.close()
+            self._stop.wait(0.1)
+
+
+def test_restarts_under_load_lose_nothing(tmp_path: Path) -> None:
+    app_file = tmp_path / "app.py"
+    app_file.write_text(APP.format(version="v1"))
+    port = free_port()
+    log_path = tmp_path / "server.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "covet", "run", "app:app", "--port", str(port), "--workers", "2",
+                                 "--reload", "--reload-dir", str(tmp_path)],
+                                cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def server_log() -> str:
+        return log_path.read_text(errors="replace")
+
+    def wait_for_log(pattern: str, count: int, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while len(re.findall(pattern, server_log())) < count:
+            assert proc.poll() is None, server_log()
+            assert time.monotonic() < deadline, f"{pattern!r} x{count} not logged:\n{server_log()}"
+            time.sleep(0.05)
+
+    restarts = 0
+
+    def restart(action: Callable[[], None]) -> None:
+        nonlocal restarts
+        restarts += 1
+        action()
+        wait_for_log(r"new worker\(s\) serving", restarts)
+        time.sleep(0.7)  # load on the new generation while the old one drains
+
+    try:
+        wait_for_log(r"2 worker\(s\) serving on", 1)
+        with Load(port) as load:
+            time.sleep(0.7)
+            first_pids = set(load.pids)
+            assert len(first_pids) >= 1
+            for _ in range(3):
+                restart(lambda: os.kill(proc.pid, signal.SIGHUP))
+            restart(lambda: app_file.write_text(APP.format(version="v2")))
+            app_file.write_text(APP.format(version="v3") + "\ndef broken(:\n")
+            wait_for_log(r"did not start", 1)
+            time.sleep(0.7)  # still serving, on the v2 workers
+        assert load.stats["ok"] > 200, load.stats
+        assert load.stats["failed"] == 0 and load.stats["refused"] == 0, (load.stats, load.errors, server_log())
+        assert load.versions == {"v1", "v2"}, load.versions
+        assert len(load.pids - first_pids) >= 2 * restarts - 1, (load.pids, first_pids)
+        assert "SyntaxError" in server_log()
+        status = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        status.request("GET", "/")
+        assert json.loads(status.getresponse().read())["version"] == "v2"
+        status.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, server_log()
+        assert "Traceback" not in server_log().split("SyntaxError")[-1], server_log()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_a_crashed_worker_is_replaced_and_queued_connections_wait_for_it(tmp_path: Path) -> None:
+    """One worker: kill -9 it; connections made while no worker runs wait in the master's socket and are
+    answered by the replacement."""
+    (tmp_path / "app.py").write_text(APP.format(version="v1"))
+    port = free_port()
+    log_path = tmp_path / "server.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "covet", "run", "app:app", "--port", str(port)],
+                                cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while "1 worker(s) serving on" not in log_path.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.05)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/")
+        pid = json.loads(conn.getresponse().read())["pid"]
+        conn.close()
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)
+        waiting = [socket.create_connection(("127.0.0.1", port), timeout=20) for _ in range(5)]  # not refused
+        answers = []
+        for sock in waiting:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+            sock.close()
+            answers.append(json.loads(data.partition(b"\r\n\r\n")[2])["pid"])
+        assert len(set(answers)) == 1 and answers[0] != pid
+        assert "exited with signal SIGKILL" in log_path.read_text()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
