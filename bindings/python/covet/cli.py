@@ -419,8 +419,10 @@ def _main(argv: Optional[list[str]]) -> int:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, not {value}")
     _check_loop(args.loop)
     if args.command == "_worker":
+        from . import _engine
         from .serve import exit_on_listen_error, serve_worker
 
+        check_engine_supports(engine, _engine.native_module())
         app = load_app(args.app, args.app_dir, args.factory)
         listen = {"listen_fd": args.listen_fd} if args.listen_fd >= 0 else {"shared_port": True}
         with exit_on_listen_error():

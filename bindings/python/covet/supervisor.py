@@ -370,6 +370,8 @@ class Supervisor:
                 self.batches.remove(batch)
                 for p in batch.procs.values():
                     self._terminate(p)
+                    if p.slot not in self.current and p.slot not in self.respawn:  # its worker crashed meanwhile
+                        self.respawn[p.slot] = (now + RESTART_BACKOFF_MAX, 1)
                 self._after_batch()
                 continue
             if not all(p.ready for p in batch.procs.values()):
