@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, unquote
 
 from .datastructures import FormData, Headers, UploadFile
 
-__all__ = ["MultiPartException", "parse_options_header", "parse_form", "parse_multipart", "parse_urlencoded"]
+__all__ = ["MultiPartException", "parse_options_header", "parse_form", "is_form_media_type", "parse_multipart", "parse_urlencoded"]
 
 DEFAULT_MAX_FILES = 1000
 DEFAULT_MAX_FIELDS = 1000
@@ -215,6 +215,12 @@ def parse_urlencoded(body: bytes, *, max_fields: Union[int, float] = DEFAULT_MAX
     except ValueError:
         raise MultiPartException(f"Too many fields. Maximum number of fields is {max_fields}.") from None
     return FormData(pairs)
+
+
+def is_form_media_type(content_type: str) -> bool:
+    """Whether `parse_form` reads a body of this ``Content-Type`` (for other types it gives an empty form)."""
+    media_type = content_type.partition(";")[0].strip().lower()
+    return media_type in ("multipart/form-data", "", "application/x-www-form-urlencoded")
 
 
 def parse_form(

@@ -6,10 +6,9 @@ for one attribute, not for the headers, the query string or the body.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from collections.abc import Generator
+from collections.abc import AsyncGenerator, Generator, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Protocol, Union
 
 from .datastructures import URL, Address, FormData, Headers, QueryParams, State
 from .encoders import loads as _json_loads
@@ -18,7 +17,10 @@ from .exceptions import HTTPException
 if TYPE_CHECKING:
     from .app import CovetPy
 
-__all__ = ["Request", "parse_cookies"]
+__all__ = ["Request", "parse_cookies", "STREAM_CHUNK_SIZE"]
+
+STREAM_CHUNK_SIZE = 64 * 1024
+"""The size of the chunks `Request.stream` yields from a buffered body (the last one may be shorter)."""
 
 # urllib.parse and json are imported where they are needed (percent-encoded values, query parsing, invalid
 # JSON): an app that never meets those does not pay their import time and memory.
@@ -48,7 +50,7 @@ class Request:
     Attributes: ``method``, ``url`` (``.path``, ``.query``, ``.hostname`` ...), ``path``, ``headers``
     (case-insensitive), ``query_params``, ``cookies``, ``path_params`` (decoded strings), ``client``
     (``(host, port)``), ``http_version``, ``state``, ``app``; and ``await body()``, ``await json()``,
-    ``await form()`` (URL-encoded and multipart forms, files as `UploadFile`).
+    ``await form()`` (URL-encoded and multipart forms, files as `UploadFile`), ``async for chunk in stream()``.
 
     The engine keeps the request's bytes only until the response has been sent. CovetPy copies what is
     still unread at that point if the request object is still referenced elsewhere (a background task),
@@ -66,6 +68,7 @@ class Request:
         "_query_params",
         "_cookies",
         "_body",
+        "_body_source",
         "_json",
         "_form",
         "_path_params",
@@ -89,6 +92,7 @@ class Request:
         self._query_params: Optional[QueryParams] = None
         self._cookies: Optional[dict[str, str]] = None
         self._body: Optional[bytes] = None
+        self._body_source: Optional[BodySource] = None  # set once stream() started reading the body
         self._json: Any = _UNSET
         self._form: Optional[FormData] = None
         self._path_params: Optional[dict[str, str]] = None
@@ -234,12 +238,53 @@ class Request:
 
     # -- body ---------------------------------------------------------------------------------------
     def _body_now(self) -> bytes:
-        if self._body is None:
-            self._body = self._native.body
-        return self._body
+        body = self._body
+        if body is None:
+            source = self._body_source
+            if source is None:
+                body = self._native.body
+            elif source.consumed:
+                raise RuntimeError("Stream consumed")
+            else:  # stream() was left part way: the rest, as Starlette's body() would collect it
+                body = source.rest()
+            self._body = body
+        return body
 
     async def body(self) -> bytes:
+        """The whole body. Raises ``RuntimeError("Stream consumed")`` once `stream` has read it to the end
+        (unless ``body()`` was called before that), as in Starlette."""
         return self._body_now()
+
+    async def stream(self) -> AsyncGenerator[bytes, None]:
+        """The body in chunks, as Starlette's ``request.stream()``::
+
+            async for chunk in request.stream():   # bytes; the last one is b""
+                digest.update(chunk)
+
+        The rules are Starlette's: after ``await request.body()`` (or a parameter that read the body) it
+        yields the whole body once and then ``b""``; otherwise it yields the body's chunks as they come and
+        then ``b""``, and the body is consumed: another ``stream()``, ``body()``, ``json()`` or ``form()``
+        raises ``RuntimeError("Stream consumed")``. A stream left part way resumes where it stopped.
+
+        Today the engine receives the whole body before the handler runs (up to the server's
+        ``max_body_bytes``), so the chunks are `STREAM_CHUNK_SIZE` slices of that buffer: each is copied
+        out as it is yielded, never the whole body at once. The chunks come from a `BodySource`, the place
+        where a body streamed by the engine will plug in.
+        """
+        if self._body is not None:
+            yield self._body
+            yield b""
+            return
+        source = self._body_source
+        if source is None:
+            source = self._body_source = BufferedBody(self._native.body)
+        elif source.consumed:
+            raise RuntimeError("Stream consumed")
+        while not source.consumed:
+            chunk = await source.receive()
+            if chunk:
+                yield chunk
+        yield b""
 
     async def json(self) -> Any:
         """The body parsed as JSON, as Starlette's ``json.loads(body)`` does (``NaN``, UTF-16 ... included).
@@ -276,10 +321,12 @@ class Request:
     ) -> FormData:
         """The parsed form (raises `MultiPartException` for a malformed body)."""
         if self._form is None:
-            from .formparsers import parse_form
+            from .formparsers import is_form_media_type, parse_form
 
-            self._form = parse_form(self._body_now(), self.headers.get("content-type", ""), max_files=max_files,
-                                    max_fields=max_fields, max_part_size=max_part_size)
+            content_type = self.headers.get("content-type", "")
+            body = self._body_now() if is_form_media_type(content_type) else b""  # as Starlette: others unread
+            self._form = parse_form(body, content_type, max_files=max_files, max_fields=max_fields,
+                                    max_part_size=max_part_size)
         return self._form
 
     async def close(self) -> None:
@@ -298,7 +345,8 @@ class Request:
             return
         self.method, self.raw_path, self.query_string, self.http_version, self.client, self.scheme, self.tls  # noqa: B018
         self.headers, self.path_params  # noqa: B018
-        self._body_now()
+        if self._body_source is None:  # a started stream holds its own copy of the body
+            self._body_now()
         self._native = None
 
     def __repr__(self) -> str:
@@ -342,6 +390,54 @@ class _FormReader:
                         tb: Optional[TracebackType]) -> None:
         if self._form is not None:
             await self._form.close()
+
+
+class BodySource(Protocol):
+    """Where `Request.stream` takes the body from, chunk by chunk.
+
+    `BufferedBody` serves a body the engine has received whole (all of them today). A source fed by the
+    engine while the body arrives implements the same three members.
+    """
+
+    @property
+    def consumed(self) -> bool:
+        """True once the last chunk has been handed out (then `receive` gives b"" only)."""
+
+    async def receive(self) -> bytes:
+        """The next chunk (b"" when the body is empty); marks the source consumed with the last one."""
+
+    def rest(self) -> bytes:
+        """Everything not yet received, at once; marks the source consumed."""
+
+
+class BufferedBody:
+    """A `BodySource` over a body received whole: `chunk_size` slices of it, in order."""
+
+    __slots__ = ("_data", "_pos", "_chunk_size", "consumed")
+
+    def __init__(self, data: bytes, chunk_size: int = STREAM_CHUNK_SIZE) -> None:
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be at least 1")
+        self._data = data
+        self._pos = 0
+        self._chunk_size = chunk_size
+        self.consumed = False
+
+    async def receive(self) -> bytes:
+        data, start = self._data, self._pos
+        end = start + self._chunk_size
+        if end >= len(data):
+            self.consumed = True
+            self._pos = len(data)
+            return data if start == 0 else data[start:]  # a body of one chunk is not copied
+        self._pos = end
+        return data[start:end]
+
+    def rest(self) -> bytes:
+        data, start = self._data, self._pos
+        self.consumed = True
+        self._pos = len(data)
+        return data if start == 0 else data[start:]
 
 
 class _Unset:

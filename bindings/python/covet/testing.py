@@ -24,7 +24,7 @@ import inspect
 import json as _json
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Optional, Union
 from urllib.parse import urlencode, urlsplit
@@ -290,10 +290,12 @@ class TestClient:
         json: Any = None,
         data: Union[Mapping[str, Any], str, bytes, None] = None,
         files: Files = None,
-        content: Union[str, bytes, None] = None,
+        content: Union[str, bytes, Iterable[Union[bytes, str]], None] = None,
     ) -> TestResponse:
         """Sends one request. `json` is sent as JSON; `data` as a URL-encoded form (a mapping) or as is;
-        `files` (with form fields from `data`) as ``multipart/form-data``, like httpx::
+        `content` as is, and an iterable of bytes (a generator, a list of chunks, a binary file) with
+        ``Transfer-Encoding: chunked``, one chunk per item, as httpx streams it; `files` (with form fields
+        from `data`) as ``multipart/form-data``, like httpx::
 
             client.post("/upload", data={"note": "x"}, files={"file": ("a.txt", b"hello", "text/plain")})
 
@@ -309,7 +311,7 @@ class TestClient:
         if query:
             target = f"{target}?{query}"
         send_headers: dict[str, str] = {"Host": urlsplit(self.base_url).netloc or "testserver"}
-        body: Optional[bytes] = None
+        body: Union[bytes, list[bytes], None] = None
         if json is not None:
             body = _json.dumps(json).encode()
             send_headers["Content-Type"] = "application/json"
@@ -323,8 +325,10 @@ class TestClient:
                 send_headers["Content-Type"] = "application/x-www-form-urlencoded"
             else:
                 body = data.encode() if isinstance(data, str) else data
-        elif content is not None:
-            body = content.encode() if isinstance(content, str) else content
+        elif isinstance(content, (str, bytes, bytearray, memoryview)):
+            body = content.encode() if isinstance(content, str) else bytes(content)
+        elif content is not None:  # streamed: read up front, so that a retry on a new connection can resend it
+            body = [c.encode() if isinstance(c, str) else bytes(c) for c in content]
         all_cookies = {**self.cookies, **(cookies or {})}
         if all_cookies:
             send_headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in all_cookies.items())
@@ -335,15 +339,20 @@ class TestClient:
                 if existing is not None:
                     del send_headers[existing]
                 send_headers[name] = value
-        if body is not None or method.upper() in ("POST", "PUT", "PATCH"):
+        if isinstance(body, list):
+            if not any(k.lower() == "content-length" for k in send_headers):
+                send_headers.setdefault("Transfer-Encoding", "chunked")  # http.client then frames the chunks
+        elif body is not None or method.upper() in ("POST", "PUT", "PATCH"):
             send_headers.setdefault("Content-Length", str(len(body or b"")))
         return self._send(method.upper(), target, body, send_headers)
 
-    def _send(self, method: str, target: str, body: Optional[bytes], headers: dict[str, str]) -> TestResponse:
+    def _send(self, method: str, target: str, body: Union[bytes, list[bytes], None],
+              headers: dict[str, str]) -> TestResponse:
         for attempt in range(2):
             connection = self._connection()
             try:
-                connection.request(method, target, body=body, headers=headers)
+                chunked = isinstance(body, list) and any(k.lower() == "transfer-encoding" for k in headers)
+                connection.request(method, target, body=body, headers=headers, encode_chunked=chunked)
                 port = connection.sock.getsockname()[1] if connection.sock is not None else None
                 response = connection.getresponse()
                 content = response.read()
