@@ -23,7 +23,7 @@ class JSONNestingError(json.JSONDecodeError):
     def __init__(self, doc: Union[str, bytes], pos: int) -> None:
         newline: Any = "\n" if isinstance(doc, str) else b"\n"
         pos = max(0, min(pos, len(doc)))
-        msg = f"JSON nested deeper than {MAX_DEPTH} levels (arrays/objects inside each other)"
+        msg = f"JSON nested too deeply (at most about {MAX_DEPTH} levels of arrays/objects inside each other)"
         lineno = doc.count(newline, 0, pos) + 1
         colno = pos - doc.rfind(newline, 0, pos)
         ValueError.__init__(self, f"{msg}: line {lineno} column {colno} (char {pos})")
