@@ -54,6 +54,8 @@ def engine_shares_a_socket() -> None:
     if "listen_fd" not in probe.stdout:
         pytest.skip("this build of covet._native cannot adopt a listening socket (no listen_fd): rebuild it")
 
+BURST_GAP = 0.05  # seconds between a burst's connects and its requests
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -96,11 +98,12 @@ class Load:
             self.pids.add(data["pid"])
             self.versions.add(data["version"])
 
-    def _fail(self, kind: str, error: BaseException) -> None:
+    def _fail(self, kind: str, error: BaseException, client: str) -> None:
         with self._lock:
             self.stats[kind] += 1
+            self.stats[f"{kind} ({client})"] += 1
             if len(self.errors) < 20:
-                self.errors.append(f"{kind}: {error!r}")
+                self.errors.append(f"{kind} ({client}): {error!r}")
 
     def _keep_alive(self) -> None:
         conn: http.client.HTTPConnection | None = None
@@ -124,15 +127,15 @@ class Load:
                     with self._lock:
                         self.stats["keep-alive retry"] += 1
                 else:
-                    self._fail("failed", e)
+                    self._fail("failed", e, "keep-alive client")
             except ConnectionRefusedError as e:
                 conn.close()
                 conn = None
-                self._fail("refused", e)
+                self._fail("refused", e, "keep-alive client")
             except Exception as e:  # noqa: BLE001 - counted
                 conn.close()
                 conn = None
-                self._fail("failed", e)
+                self._fail("failed", e, "keep-alive client")
         if conn is not None:
             conn.close()
 
@@ -151,9 +154,9 @@ class Load:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
                     self._one_request(sock)
             except ConnectionRefusedError as e:
-                self._fail("refused", e)
+                self._fail("refused", e, "new connections")
             except Exception as e:  # noqa: BLE001 - counted
-                self._fail("failed", e)
+                self._fail("failed", e, "new connections")
 
     def _bursts(self) -> None:
         """20 connections at once, left waiting (in the accept queue, or accepted) before they send."""
@@ -163,15 +166,15 @@ class Load:
                 try:
                     socks.append(socket.create_connection(("127.0.0.1", self.port), timeout=10))
                 except ConnectionRefusedError as e:
-                    self._fail("refused", e)
+                    self._fail("refused", e, "burst connect")
                 except Exception as e:  # noqa: BLE001 - counted
-                    self._fail("failed", e)
-            self._stop.wait(0.05)
+                    self._fail("failed", e, "burst connect")
+            self._stop.wait(BURST_GAP)
             for sock in socks:
                 try:
                     self._one_request(sock)
                 except Exception as e:  # noqa: BLE001 - counted
-                    self._fail("failed", e)
+                    self._fail("failed", e, "burst request")
                 finally:
                     sock.close()
             self._stop.wait(0.1)
