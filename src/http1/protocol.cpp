@@ -115,6 +115,13 @@ public:
     }
 
     void on_tick(Clock::time_point now) override {
+        if (phase_ == Phase::body) {
+            if (const Rejection r = check_body_pace(now); r.status) {
+                reject(r);
+                flush();
+                return;
+            }
+        }
         if (now < deadline_) return;
         switch (phase_) {
             case Phase::idle: conn_.close_now(); return;  // idle keep-alive: close quietly
@@ -127,6 +134,13 @@ public:
 
     void on_shutdown() override {
         shutting_down_ = true;
+        if (phase_ == Phase::idle && pending_.empty() && !answered_any_) {
+            // Accepted but its first request not here yet: the client connected before the stop and will
+            // send it, expecting an answer (it has no reason to retry elsewhere). Wait briefly for it; it is
+            // answered with `Connection: close`, and the idle deadline closes a silent one.
+            deadline_ = std::min(deadline_, conn_.loop().now() + fresh_connection_grace);
+            return;
+        }
         if (phase_ == Phase::idle && pending_.empty()) {
             phase_ = Phase::closing;
             conn_.close_after_flush();
@@ -282,6 +296,8 @@ private:
         if (!message_complete_) {
             phase_ = Phase::body;
             set_deadline(timeouts_.body);
+            body_started_ = rate_from_ = conn_.loop().now();
+            rate_bytes_ = 0;
             maybe_continue(buf.size() == end);
         }
         return end;
@@ -300,7 +316,38 @@ private:
             return buf.size();
         }
         if (!settle(err, buf)) return buf.size();
+        rate_bytes_ += used;
         return used;
+    }
+
+    // The whole-body deadline and the minimum data rate (Timeouts::body_deadline, min_body_rate), checked
+    // by the periodic sweep: no clock is read per byte. A rejection names the limit and how to change it.
+    Rejection check_body_pace(Clock::time_point now) {
+        using std::chrono::duration_cast;
+        using std::chrono::milliseconds;
+        const auto deadline = timeouts_.body_deadline;
+        if (deadline.count() > 0 && now - body_started_ >= deadline) {
+            reason_text_ = "the request body took longer than the body deadline of " + std::to_string(deadline.count()) +
+                           " ms; to accept slower uploads, raise it or turn it off (0) with body_deadline_ms / "
+                           "--body-deadline-ms";
+            return {408, reason_text_.c_str()};
+        }
+        const std::size_t rate = timeouts_.min_body_rate;
+        if (rate == 0) return {};
+        if (!reading_) {
+            // We are not reading (the client is slow to take our responses): its sending is not to blame.
+            rate_from_ = now;
+            rate_bytes_ = 0;
+            return {};
+        }
+        const auto elapsed = duration_cast<milliseconds>(now - rate_from_);
+        if (elapsed < timeouts_.min_body_rate_grace || elapsed.count() <= 0) return {};
+        if (static_cast<double>(rate_bytes_) * 1000.0 >= static_cast<double>(rate) * static_cast<double>(elapsed.count()))
+            return {};
+        reason_text_ = "the request body arrived slower than the minimum data rate of " + std::to_string(rate) +
+                       " bytes/s (" + std::to_string(rate_bytes_) + " bytes in " + std::to_string(elapsed.count()) +
+                       " ms); to accept slower uploads, lower it or turn it off (0) with min_body_rate / --min-body-rate";
+        return {408, reason_text_.c_str()};
     }
 
     // Handles llhttp's verdict; false when the request was rejected.
@@ -593,6 +640,7 @@ private:
             return;
         }
         phase_ = Phase::idle;
+        answered_any_ = true;
         set_deadline(timeouts_.keep_alive);
         if (!in_process_) {
             // Answered later: continue with pipelined requests that waited, then send everything at once.
@@ -675,6 +723,10 @@ private:
     Rejection rejection_;
     std::uint64_t exchange_ = 0;
     Clock::time_point deadline_{};
+    Clock::time_point body_started_{};  // the current body: end of its head (Timeouts::body_deadline)
+    Clock::time_point rate_from_{};     // start of the window the data rate is averaged over
+    std::uint64_t rate_bytes_ = 0;      // body bytes (as sent, chunk framing included) since rate_from_
+    std::string reason_text_;           // the text of a rejection that names numbers
     std::string pending_;    // unparsed input (incomplete head, or pipelined requests waiting their turn)
     std::string head_buf_;   // the current head, once it must outlive the input buffer
     std::string body_buf_;   // the current body, when it arrived in pieces or must outlive the input
@@ -682,6 +734,8 @@ private:
     std::size_t head_len_ = 0, head_scan_ = 0;
     bool head_detached_ = false, body_owned_ = false, message_complete_ = false, in_process_ = false;
     bool chunked_ = true, stream_close_ = false, shutting_down_ = false, peer_closed_ = false;
+    bool answered_any_ = false;  // a response was completed on this connection (it is no longer fresh)
+    static constexpr std::chrono::milliseconds fresh_connection_grace{1000};
     bool stream_body_ = true, in_trailers_ = false, value_started_ = false;
     std::uint64_t chunk_left_ = 0;       // data bytes left in the current chunk
     int crlf_left_ = 0;                  // CRLF bytes after chunk data still to check

@@ -66,6 +66,7 @@ public:
         nghttp2_session_callbacks_set_on_frame_recv_callback(raw_cb, &on_frame_recv);
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(raw_cb, &on_data_chunk_recv);
         nghttp2_session_callbacks_set_on_stream_close_callback(raw_cb, &on_stream_close);
+        nghttp2_session_callbacks_set_on_frame_send_callback(raw_cb, &on_frame_send);
 
         nghttp2_option* raw_opt = nullptr;
         if (nghttp2_option_new(&raw_opt) != 0) return false;
@@ -381,12 +382,25 @@ private:
             }
             s->body.append(reinterpret_cast<const char*>(data), len);
             s->buffered += len;
+            s->rate_bytes += len;
             h.receiving_bytes_ += len;
             s->deadline = h.conn_.loop().now() + h.timeouts_.body;
             return 0;
         } catch (...) {
             return NGHTTP2_ERR_CALLBACK_FAILURE;
         }
+    }
+
+    // A response that went out before the request body ended (408, 413, ...): once its last frame is
+    // sent, RST_STREAM(NO_ERROR) asks the client to stop sending the body (RFC 9113 §8.1). Without it a
+    // trickling client would hold the stream, and its concurrency slot, open for as long as it likes.
+    static int on_frame_send(nghttp2_session* session, const nghttp2_frame* frame, void*) noexcept {
+        if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM) || (frame->hd.type != NGHTTP2_DATA && frame->hd.type != NGHTTP2_HEADERS))
+            return 0;
+        const Stream* s = stream_of(session, frame->hd.stream_id);
+        if (s && s->reset_after_response && nghttp2_session_get_stream_remote_close(session, frame->hd.stream_id) == 0)
+            nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR);
+        return 0;
     }
 
     static int on_stream_close(nghttp2_session* session, std::int32_t stream_id, std::uint32_t, void* user) noexcept {
@@ -479,6 +493,8 @@ private:
     void headers_complete(Stream& s) {
         s.headers_done = true;
         s.deadline = conn_.loop().now() + timeouts_.body;
+        s.body_started = s.rate_from = conn_.loop().now();
+        s.rate_bytes = 0;
         if (s.reject_status) {
             reject(s);  // answer now, without waiting for (or buffering) a body
             return;
@@ -528,14 +544,25 @@ private:
         r.set_tls(conn_.tls());
     }
 
-    // Slow senders: a request whose header block or body stalls past Timeouts::header/body. A stalled
-    // header block blocks the whole connection (CONTINUATION must follow at once): GOAWAY. A stalled
-    // body gets 408 on its stream only.
+    // Slow senders: a request whose header block or body stalls past Timeouts::header/body, or whose body
+    // takes longer than Timeouts::body_deadline or arrives slower than Timeouts::min_body_rate. A stalled
+    // header block blocks the whole connection (CONTINUATION must follow at once): GOAWAY. A slow body
+    // gets 408 on its stream only (then RST_STREAM(NO_ERROR): see on_frame_send); other streams go on.
     void expire_requests(Clock::time_point now) {
         bool stalled_headers = false, answered = false;
         for (std::size_t i = 0; i < live_.size(); ++i) {
             Stream& s = *live_[i];
-            if (s.state != StreamState::receiving || now < s.deadline) continue;
+            if (s.state != StreamState::receiving) continue;
+            if (s.headers_done && !s.reject_status) {
+                if (const std::string why = body_pace_violation(s, now); !why.empty()) {
+                    s.reject_status = 408;
+                    s.reject_reason = "the request body was too slow";
+                    reject(s, why);
+                    answered = true;
+                    continue;
+                }
+            }
+            if (now < s.deadline) continue;
             if (!s.headers_done) {
                 stalled_headers = true;
                 continue;
@@ -550,6 +577,31 @@ private:
             fatal_ = true;
         }
         if (answered || stalled_headers) send_and_flush();
+    }
+
+    // Timeouts::body_deadline and min_body_rate for one stream whose body is arriving; empty: within them.
+    std::string body_pace_violation(Stream& s, Clock::time_point now) {
+        using std::chrono::duration_cast;
+        using std::chrono::milliseconds;
+        const auto deadline = timeouts_.body_deadline;
+        if (deadline.count() > 0 && now - s.body_started >= deadline)
+            return "the request body took longer than the body deadline of " + std::to_string(deadline.count()) +
+                   " ms; to accept slower uploads, raise it or turn it off (0) with body_deadline_ms / --body-deadline-ms";
+        const std::size_t rate = timeouts_.min_body_rate;
+        if (rate == 0) return {};
+        if (output_blocked_) {
+            // We stopped reading (the client is slow to take our output): its sending is not to blame.
+            s.rate_from = now;
+            s.rate_bytes = 0;
+            return {};
+        }
+        const auto elapsed = duration_cast<milliseconds>(now - s.rate_from);
+        if (elapsed < timeouts_.min_body_rate_grace || elapsed.count() <= 0) return {};
+        if (static_cast<double>(s.rate_bytes) * 1000.0 >= static_cast<double>(rate) * static_cast<double>(elapsed.count()))
+            return {};
+        return "the request body arrived slower than the minimum data rate of " + std::to_string(rate) + " bytes/s (" +
+               std::to_string(s.rate_bytes) + " bytes in " + std::to_string(elapsed.count()) +
+               " ms); to accept slower uploads, lower it or turn it off (0) with min_body_rate / --min-body-rate";
     }
 
     // The stream's body no longer counts as in flight (dispatched, answered, or gone).
@@ -572,12 +624,15 @@ private:
         }
     }
 
-    // Final error response, like HTTP/1.1's (status, reason, why); the connection stays usable.
-    void reject(Stream& s) {
+    // Final error response, like HTTP/1.1's (status, reason, why); the connection stays usable. A body
+    // still arriving is then cut off with RST_STREAM(NO_ERROR) (see on_frame_send).
+    void reject(Stream& s) { reject(s, s.reject_reason); }
+    void reject(Stream& s, std::string_view why) {
         if (s.state != StreamState::receiving) return;
         unbuffer(s);
+        s.reset_after_response = true;
         std::string body = std::to_string(s.reject_status);
-        body.append(" ").append(http::reason_phrase(s.reject_status)).append(": ").append(s.reject_reason).append("\n");
+        body.append(" ").append(http::reason_phrase(s.reject_status)).append(": ").append(why).append("\n");
         s.response = Response::text(std::move(body), s.reject_status);
         if (s.reject_status == 405 || s.reject_status == 501)
             s.response.add_header("Allow", "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS");

@@ -44,6 +44,9 @@ struct Stream {
     std::size_t buffered = 0;           // body bytes counted in the connection's in-flight budget
     bool headers_done = false;          // the request's header block is complete
     io::Clock::time_point deadline{};   // while receiving: the next header/body byte is due by then
+    io::Clock::time_point body_started{};  // the header block ended (Timeouts::body_deadline)
+    io::Clock::time_point rate_from{};     // start of the window the body data rate is averaged over
+    std::uint64_t rate_bytes = 0;          // body bytes received since rate_from
 
     int reject_status = 0;  // set: answer with this status instead of dispatching
     const char* reject_reason = "";
@@ -54,6 +57,7 @@ struct Stream {
     bool deferred = false;      // the data provider returned NGHTTP2_ERR_DEFERRED
     bool stream_ended = false;  // streaming: stream_end arrived
     bool streamed = false;      // the body comes from `pending` (fixed when the head is submitted)
+    bool reset_after_response = false;  // answered early: RST_STREAM(NO_ERROR) once the response has ended
     Response response;          // complete(): the response; streaming: the head (for its trailers)
     std::string pending;        // streaming: chunks not yet handed to nghttp2
     std::size_t sent = 0;       // bytes of the body (or of `pending`) already handed to nghttp2
@@ -75,6 +79,9 @@ struct Stream {
         headers_done = false;
         buffered = 0;
         deadline = {};
+        body_started = rate_from = {};
+        rate_bytes = 0;
+        reset_after_response = false;
         reject_status = 0;
         reject_reason = "";
         app_owned = false;

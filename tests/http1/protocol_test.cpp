@@ -1073,6 +1073,134 @@ TEST(Http1Protocol, StalledBodyIs408) {
     EXPECT_TRUE(h.dispatcher.seen.empty());
 }
 
+// ---- body pace: the whole-body deadline and the minimum data rate (Timeouts::body_deadline, min_body_rate)
+
+// Only the pace limits under test: the idle gap between body bytes is out of the way.
+net::ServerConfig pace(std::size_t rate, std::chrono::milliseconds grace, std::chrono::milliseconds deadline = {}) {
+    net::ServerConfig c;
+    c.timeouts.body = 1h;
+    c.timeouts.min_body_rate = rate;
+    c.timeouts.min_body_rate_grace = grace;
+    c.timeouts.body_deadline = deadline;
+    return c;
+}
+
+std::string rate_rejection(std::size_t rate, std::size_t bytes, long ms) {
+    return rejection(408, "the request body arrived slower than the minimum data rate of " + std::to_string(rate) +
+                              " bytes/s (" + std::to_string(bytes) + " bytes in " + std::to_string(ms) +
+                              " ms); to accept slower uploads, lower it or turn it off (0) with min_body_rate / "
+                              "--min-body-rate");
+}
+
+TEST(Http1Protocol, DefaultsAreARateFloorWithGraceAndNoDeadline) {
+    const net::Timeouts t;
+    EXPECT_EQ(t.min_body_rate, 240u);
+    EXPECT_EQ(t.min_body_rate_grace, 5s);
+    EXPECT_EQ(t.body_deadline, 0ms);
+}
+
+TEST(Http1Protocol, TrickledBodyBelowTheRateIs408AfterTheGrace) {
+    Harness h(pace(100, 3s));
+    h.feed("POST /u HTTP/1.1\r\nHost: test\r\nContent-Length: 1000\r\n\r\n0123456789");
+    for (int i = 0; i < 11; ++i) {  // one byte every 250 ms (a sweep each time): 4 bytes/s
+        h.advance(250ms);
+        h.feed("x");
+    }
+    h.advance(249ms);  // 2999 ms: still within the grace period
+    EXPECT_EQ(h.take(), "");
+    EXPECT_FALSE(h.conn.closing());
+    h.advance(1ms);  // 3000 ms, 21 bytes: far below 100 bytes/s
+    EXPECT_EQ(h.take(), rate_rejection(100, 21, 3000));
+    EXPECT_TRUE(h.conn.closing());
+    EXPECT_TRUE(h.dispatcher.seen.empty());
+    h.feed("more");  // ignored: the connection is closing
+    EXPECT_EQ(h.take(), "");
+}
+
+TEST(Http1Protocol, TrickledChunkedBodyIs408) {
+    Harness h(pace(100, 2s));
+    h.feed("POST /u HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for (int i = 0; i < 8; ++i) {  // a one-byte chunk (6 bytes on the wire) every 250 ms
+        h.feed("1\r\na\r\n");
+        h.advance(250ms);
+    }
+    EXPECT_EQ(h.take(), rate_rejection(100, 48, 2000));
+    EXPECT_TRUE(h.conn.closing());
+    EXPECT_TRUE(h.dispatcher.seen.empty());
+}
+
+TEST(Http1Protocol, BodyAtTheRateIsServed) {
+    Harness h(pace(1000, 1s));
+    const std::string body(20000, 'b');
+    h.feed("POST /u HTTP/1.1\r\nHost: test\r\nContent-Length: 20000\r\n\r\n");
+    for (std::size_t sent = 0; sent < body.size(); sent += 250) {  // 250 bytes every 250 ms: exactly the floor
+        h.feed(std::string_view(body).substr(sent, 250));
+        h.advance(250ms);
+    }
+    EXPECT_EQ(h.take(), ok("POST /u " + body));
+    EXPECT_FALSE(h.conn.closing());
+}
+
+TEST(Http1Protocol, EachRequestBodyIsTimedFromItsOwnStart) {
+    Harness h(pace(100, 1s));
+    h.feed(post("/1", "first"));
+    EXPECT_EQ(h.take(), ok("POST /1 first"));
+    h.advance(30s);  // idle keep-alive time is no body time
+    h.feed("POST /2 HTTP/1.1\r\nHost: test\r\nContent-Length: 300\r\n\r\n");
+    for (int i = 0; i < 3; ++i) {
+        h.feed(std::string(100, 'c'));
+        h.advance(1s);
+    }
+    EXPECT_EQ(h.take(), ok("POST /2 " + std::string(300, 'c')));
+}
+
+TEST(Http1Protocol, ZeroRateTurnsTheFloorOff) {
+    Harness h(pace(0, 0s));
+    h.feed("POST /u HTTP/1.1\r\nHost: test\r\nContent-Length: 5\r\n\r\n");
+    for (int i = 0; i < 5; ++i) {
+        h.advance(1min);
+        EXPECT_EQ(h.take(), "");
+        h.feed("z");
+    }
+    EXPECT_EQ(h.take(), ok("POST /u zzzzz"));
+}
+
+TEST(Http1Protocol, BodyPastTheDeadlineIs408EvenWhenFast) {
+    Harness h(pace(0, 0s, 5s));
+    h.feed("POST /u HTTP/1.1\r\nHost: test\r\nContent-Length: 100000\r\n\r\n");
+    for (int i = 0; i < 19; ++i) {  // 4 KB/s: fast, but the body is too large to end in 5 s
+        h.feed(std::string(1000, 'd'));
+        h.advance(250ms);
+    }
+    EXPECT_EQ(h.take(), "");
+    h.feed(std::string(1000, 'd'));
+    h.advance(250ms);
+    EXPECT_EQ(h.take(), rejection(408, "the request body took longer than the body deadline of 5000 ms; to accept "
+                                       "slower uploads, raise it or turn it off (0) with body_deadline_ms / --body-deadline-ms"));
+    EXPECT_TRUE(h.conn.closing());
+}
+
+TEST(Http1Protocol, BodyWithinTheDeadlineIsServed) {
+    Harness h(pace(0, 0s, 5s));
+    h.feed("POST /u HTTP/1.1\r\nHost: test\r\nContent-Length: 4\r\n\r\nab");
+    h.advance(4900ms);
+    h.feed("cd");
+    EXPECT_EQ(h.take(), ok("POST /u abcd"));
+    h.advance(10s);  // the deadline is per body: none is arriving now
+    EXPECT_FALSE(h.conn.closing());
+}
+
+TEST(Http1Protocol, HeadTimeIsNotBodyTime) {
+    // The rate counts from the end of the head: a slow head (within the header timeout) costs the body nothing.
+    Harness h(pace(100, 1s, 2s));
+    h.feed("POST /u HTTP/1.1\r\nHost: test\r\n");
+    h.advance(9s);
+    h.feed("Content-Length: 150\r\n\r\n");
+    h.advance(500ms);
+    h.feed(std::string(150, 'e'));
+    EXPECT_EQ(h.take(), ok("POST /u " + std::string(150, 'e')));
+}
+
 TEST(Http1Protocol, HandlerTimeIsNotLimited) {
     Harness h(short_timeouts());
     h.dispatcher.defer = true;

@@ -1151,8 +1151,120 @@ TEST(Http2Protocol, StalledBodyGets408OnItsStreamOnly) {
     h.advance(1500ms);
     pump(h, c);
     EXPECT_EQ(c.streams[slow].status, 408);
+    EXPECT_TRUE(c.streams[slow].reset);  // answered before its body ended: the client is told to stop
+    EXPECT_EQ(c.streams[slow].rst_error, static_cast<std::uint32_t>(NGHTTP2_NO_ERROR));
     EXPECT_FALSE(h.conn.closing());
     EXPECT_TRUE(h.dispatcher.seen.size() == 1u);
+}
+
+// ---- body pace per stream: the whole-body deadline and the minimum data rate
+
+net::ServerConfig pace(std::size_t rate, std::chrono::milliseconds grace, std::chrono::milliseconds deadline = {}) {
+    return config_with([&](net::ServerConfig& c) {
+        c.timeouts.body = 1h;  // the idle gap between body bytes is not under test
+        c.timeouts.min_body_rate = rate;
+        c.timeouts.min_body_rate_grace = grace;
+        c.timeouts.body_deadline = deadline;
+    });
+}
+
+const Fields slow_post = {{":method", "POST"}, {":scheme", "http"}, {":path", "/slow"}, {":authority", "t"}};
+
+// The frames the server sends for a stream it refused while the body was arriving: the response (its
+// first header block on the connection), then RST_STREAM(NO_ERROR) so that the client stops sending.
+void expect_408_then_reset(const std::vector<Frame>& frames, std::int32_t id, std::string_view why) {
+    const auto at = [&](std::uint8_t type) {
+        return std::find_if(frames.begin(), frames.end(), [&](const Frame& f) { return f.type == type && f.stream == id; });
+    };
+    const auto head = at(NGHTTP2_HEADERS), data = at(NGHTTP2_DATA), rst = at(NGHTTP2_RST_STREAM);
+    ASSERT_NE(head, frames.end());
+    EXPECT_EQ(field(decode_block(head->payload), ":status"), "408");
+    ASSERT_NE(data, frames.end());
+    EXPECT_EQ(data->payload, "408 Request Timeout: " + std::string(why) + "\n");
+    EXPECT_TRUE(data->flags & NGHTTP2_FLAG_END_STREAM);
+    ASSERT_NE(rst, frames.end());
+    EXPECT_GT(rst - frames.begin(), data - frames.begin()) << "the reset must not overtake the response";
+    EXPECT_EQ(rst->word(0), static_cast<std::uint32_t>(NGHTTP2_NO_ERROR));
+}
+
+TEST(Http2Protocol, TrickledStreamBodyGets408AndResetOnItsStreamOnly) {
+    Harness h(pace(100, 2s));
+    Encoder enc;
+    h.feed(raw_preface() + frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, 1, enc.encode(slow_post)));
+    h.take();
+    for (int i = 0; i < 7; ++i) {  // one byte every 250 ms
+        h.feed(frame(NGHTTP2_DATA, 0, 1, "x"));
+        h.advance(250ms);
+    }
+    EXPECT_EQ(find_frame(parse_frames(h.take()), NGHTTP2_HEADERS), nullptr);  // 1750 ms: within the grace period
+    h.feed(frame(NGHTTP2_DATA, 0, 1, "x"));
+    h.advance(250ms);
+    expect_408_then_reset(parse_frames(h.take()), 1,
+                          "the request body arrived slower than the minimum data rate of 100 bytes/s (8 bytes in 2000 ms); "
+                          "to accept slower uploads, lower it or turn it off (0) with min_body_rate / --min-body-rate");
+    // More trickle on the reset stream is ignored; the connection serves other streams.
+    h.feed(frame(NGHTTP2_DATA, 0, 1, "x") + frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 3,
+                                                  enc.encode(get_fields("/quick"))));
+    const auto frames = parse_frames(h.take());
+    const Frame* quick = find_frame(frames, NGHTTP2_DATA, 3);
+    ASSERT_NE(quick, nullptr);
+    EXPECT_EQ(quick->payload, "GET /quick");
+    EXPECT_EQ(find_frame(frames, NGHTTP2_GOAWAY), nullptr);
+    EXPECT_FALSE(h.conn.closing());
+    ASSERT_EQ(h.dispatcher.seen.size(), 1u);
+    EXPECT_EQ(h.dispatcher.seen[0].target, "/quick");
+}
+
+TEST(Http2Protocol, OnlyTheSlowStreamOfTwoIsRefused) {
+    Harness h(pace(100, 1s));
+    Encoder enc;
+    const std::string first = enc.encode(slow_post);  // in this order: the encoder's table is shared
+    const std::string second = enc.encode(slow_post);
+    h.feed(raw_preface() + frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, 1, first) +
+           frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, 3, second));
+    h.take();
+    for (int i = 0; i < 4; ++i) {  // stream 1: 4 bytes/s; stream 3: 200 bytes/s
+        h.feed(frame(NGHTTP2_DATA, 0, 1, "x") + frame(NGHTTP2_DATA, 0, 3, std::string(50, 'y')));
+        h.advance(250ms);
+    }
+    auto frames = parse_frames(h.take());
+    EXPECT_NE(find_frame(frames, NGHTTP2_RST_STREAM, 1), nullptr);
+    EXPECT_EQ(find_frame(frames, NGHTTP2_HEADERS, 3), nullptr);
+    h.feed(frame(NGHTTP2_DATA, NGHTTP2_FLAG_END_STREAM, 3, std::string(50, 'y')));
+    frames = parse_frames(h.take());
+    const Frame* done = find_frame(frames, NGHTTP2_DATA, 3);
+    ASSERT_NE(done, nullptr);
+    EXPECT_EQ(done->payload, "POST /slow " + std::string(250, 'y'));
+    EXPECT_EQ(find_frame(frames, NGHTTP2_RST_STREAM, 3), nullptr);
+}
+
+TEST(Http2Protocol, FastStreamBodyIsServed) {
+    Harness h(pace(1000, 1s));
+    Client c;
+    const auto id = c.post("/fast", std::string(20000, 'f'));  // all at once: far above the floor
+    pump(h, c);
+    h.advance(10s);
+    EXPECT_EQ(c.streams[id].status, 200);
+    EXPECT_EQ(c.streams[id].body, "POST /fast " + std::string(20000, 'f'));
+    EXPECT_FALSE(c.streams[id].reset);
+}
+
+TEST(Http2Protocol, StreamBodyPastTheDeadlineIs408) {
+    Harness h(pace(0, 0s, 3s));
+    Encoder enc;
+    h.feed(raw_preface() + frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, 1, enc.encode(slow_post)));
+    h.take();
+    for (int i = 0; i < 11; ++i) {  // 4 KB/s, but not done within 3 s
+        h.feed(frame(NGHTTP2_DATA, 0, 1, std::string(1000, 'z')));
+        h.advance(250ms);
+    }
+    EXPECT_EQ(find_frame(parse_frames(h.take()), NGHTTP2_HEADERS), nullptr);
+    h.advance(250ms);
+    expect_408_then_reset(parse_frames(h.take()), 1,
+                          "the request body took longer than the body deadline of 3000 ms; to accept slower uploads, "
+                          "raise it or turn it off (0) with body_deadline_ms / --body-deadline-ms");
+    EXPECT_FALSE(h.conn.closing());
+    EXPECT_TRUE(h.dispatcher.seen.empty());
 }
 
 TEST(Http2Protocol, StalledHeaderBlockEndsTheConnection) {

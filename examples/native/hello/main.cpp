@@ -83,6 +83,7 @@ std::string json_string(std::optional<std::string_view> v) {
                  "usage: hello [--host H] [--port N] [--threads N] [--backend auto|uring|asio]\n"
                  "             [--max-body BYTES] [--max-header-bytes N] [--max-headers N] [--max-url N]\n"
                  "             [--header-timeout-ms N] [--body-timeout-ms N] [--idle-timeout-ms N]\n"
+                 "             [--body-deadline-ms N] [--min-body-rate BYTES_PER_S] [--min-body-rate-grace-ms N]\n"
                  "             [--max-connections N] [--shutdown-timeout-ms N] [--pin]\n"
                  "             [--log-level trace|debug|info|warn|error|off] [--log-format text|json]\n"
                  "             [--access-log off|text|json]\n"
@@ -151,6 +152,9 @@ int main(int argc, char** argv) {
         else if (flag == "--max-connections") cfg.limits.max_connections = number(argv[i - 1], v);
         else if (flag == "--header-timeout-ms") cfg.timeouts.header = ms(number(argv[i - 1], v));
         else if (flag == "--body-timeout-ms") cfg.timeouts.body = ms(number(argv[i - 1], v));
+        else if (flag == "--body-deadline-ms") cfg.timeouts.body_deadline = ms(number(argv[i - 1], v));
+        else if (flag == "--min-body-rate") cfg.timeouts.min_body_rate = number(argv[i - 1], v);
+        else if (flag == "--min-body-rate-grace-ms") cfg.timeouts.min_body_rate_grace = ms(number(argv[i - 1], v));
         else if (flag == "--idle-timeout-ms") cfg.timeouts.keep_alive = ms(number(argv[i - 1], v));
         else if (flag == "--shutdown-timeout-ms") cfg.timeouts.shutdown = ms(number(argv[i - 1], v));
         else if (flag == "--log-level") log_level = v;

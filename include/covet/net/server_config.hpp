@@ -24,7 +24,19 @@ struct Limits {
 
 struct Timeouts {
     std::chrono::milliseconds header{10'000};    // first byte of a request head → its end (slowloris)
-    std::chrono::milliseconds body{30'000};      // between body bytes
+    std::chrono::milliseconds body{30'000};      // between body bytes (idle gap)
+    // A request body that trickles in (one byte every few seconds never trips `body`) is ended by a data
+    // rate floor, as Kestrel's MinRequestBodyDataRate: once `min_body_rate_grace` has passed since the
+    // body started, the bytes received must average at least `min_body_rate` bytes/second over the whole
+    // body so far, or the request gets 408 (HTTP/1.1: and the connection closes; HTTP/2: on its stream
+    // only). 0 turns the floor off. Time during which the server itself stopped reading (back-pressure
+    // from unsent output) does not count against the client: the window restarts.
+    std::size_t min_body_rate = 240;                        // bytes/second; 0: off
+    std::chrono::milliseconds min_body_rate_grace{5'000};   // body start → the floor applies
+    // A hard limit on the whole body, from the end of the request head to the last body byte
+    // (nginx-style). Off by default (0): a large legitimate upload over a slow link must not be cut
+    // by a fixed deadline; the rate floor is what stops trickles. Set it when every body is small.
+    std::chrono::milliseconds body_deadline{0};
     std::chrono::milliseconds keep_alive{60'000};  // idle between requests
     std::chrono::milliseconds shutdown{10'000};  // graceful drain deadline
 };
