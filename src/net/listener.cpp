@@ -60,6 +60,20 @@ int open_listener(const std::string& host, std::uint16_t port, int backlog, bool
     throw_listen_error(where, last_errno);
 }
 
+int adopt_listener(int fd) {
+    int listening = 0;
+    socklen_t len = sizeof listening;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening)
+        throw std::system_error(errno ? errno : EINVAL, std::generic_category(),
+                                "cannot listen on inherited socket " + std::to_string(fd) +
+                                    " (not a listening socket: pass a TCP socket after bind() and listen(), "
+                                    "inheritable by this process)");
+    const int dup = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (dup < 0) throw std::system_error(errno, std::generic_category(), "cannot listen on inherited socket " + std::to_string(fd));
+    ::fcntl(dup, F_SETFL, ::fcntl(dup, F_GETFL) | O_NONBLOCK);
+    return dup;
+}
+
 std::uint16_t bound_port(int fd) {
     sockaddr_storage addr{};
     socklen_t len = sizeof addr;

@@ -36,6 +36,17 @@ struct Server::Impl {
     bool stopped = false;
     bool embedded = false;
 
+    // One listener per worker: SO_REUSEPORT siblings bound here, or duplicates of an inherited socket.
+    void open_listeners(unsigned count) {
+        const ServerConfig& cfg = config;
+        for (unsigned i = 0; i < count; ++i) {
+            if (cfg.inherited_listener >= 0) listeners.push_back(adopt_listener(cfg.inherited_listener));
+            else if (i == 0) listeners.push_back(open_listener(cfg.host, cfg.port, cfg.listen_backlog, cfg.shared_port));
+            else listeners.push_back(open_listener(cfg.host, port, cfg.listen_backlog, /*join_existing=*/true));
+            if (i == 0) port = bound_port(listeners[0]);
+        }
+    }
+
     void run_worker(unsigned i) {
         if (config.pin_threads) {
             cpu_set_t set;
@@ -110,10 +121,7 @@ void Server::start() {
     s.make_tls();
 
     // Bind every listener first: a port-0 request resolves to one port that all workers share.
-    s.listeners.push_back(open_listener(cfg.host, cfg.port, cfg.listen_backlog, /*join_existing=*/cfg.shared_port));
-    s.port = bound_port(s.listeners[0]);
-    for (unsigned i = 1; i < cfg.threads; ++i)
-        s.listeners.push_back(open_listener(cfg.host, s.port, cfg.listen_backlog, /*join_existing=*/true));
+    s.open_listeners(cfg.threads);
 
     for (unsigned i = 0; i < cfg.threads; ++i)
         s.workers.push_back(s.backend == io::Backend::uring ? make_uring_worker(i, cfg, s.listeners[i], s.factory)
@@ -153,8 +161,7 @@ void Server::start_embedded() {
         throw std::runtime_error("covet: running on the caller's event loop needs the io_uring backend, and "
                                  "this process uses asio; start() with a thread instead");
     s.make_tls();
-    s.listeners.push_back(open_listener(cfg.host, cfg.port, cfg.listen_backlog, /*join_existing=*/cfg.shared_port));
-    s.port = bound_port(s.listeners[0]);
+    s.open_listeners(1);
     s.workers.push_back(make_uring_worker(0, cfg, s.listeners[0], s.factory));
     s.workers[0]->set_tls(s.tls.get());
     try {

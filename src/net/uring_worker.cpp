@@ -163,6 +163,7 @@ protected:
     void stop_accepting() override {
         want_accept_ = false;
         if (accept_armed_) cancel_accept();
+        if (config_.inherited_listener >= 0) return;  // taken from a shared queue: still served (adopt_parked)
         for (int fd : parked_) ::close(fd);
         parked_.clear();
     }
@@ -337,7 +338,7 @@ private:
             if (accept_armed_) cancel_accept();
             return;
         }
-        if (stopping()) {
+        if (stopping() && config_.inherited_listener < 0) {
             ::close(res);
             return;
         }
@@ -493,7 +494,7 @@ private:
     // Connections accepted past the limit (one multishot batch can hold many) wait here, unread, as they
     // would in the kernel backlog, until a slot frees up.
     void adopt_parked() {
-        while (!parked_.empty() && !at_connection_limit() && !stopping()) {
+        while (!parked_.empty() && !at_connection_limit() && (!stopping() || config_.inherited_listener >= 0)) {
             const int fd = parked_.front();
             parked_.pop_front();
             start_connection(fd);

@@ -122,6 +122,8 @@ Connection* Worker::adopt(int fd) {
         return nullptr;
     }
     ++live_;
+    // Accepted while stopping (from an inherited listener, whose queue we must not drop): shut like the
+    // others; HTTP/1.1 still waits briefly for a fresh connection's first request and answers it.
     if (stopping_) s.connection->shutdown();
     return s.connection.get();
 }
@@ -157,8 +159,9 @@ void Worker::begin_shutdown() {
     shutdown_deadline_ = now_ + config_.timeouts.shutdown;
     stop_accepting();
     // A listening socket shut down for reading stops listening: new connections are refused at once
-    // instead of waiting in a backlog nobody accepts from.
-    ::shutdown(listen_fd_, SHUT_RD);
+    // instead of waiting in a backlog nobody accepts from. An inherited socket is not ours to shut: the
+    // next worker generation accepts what waits in its queue.
+    if (config_.inherited_listener < 0) ::shutdown(listen_fd_, SHUT_RD);
     for (Slot& s : slots_)
         if (s.connection && !s.closed) s.connection->shutdown();
 }

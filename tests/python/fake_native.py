@@ -339,9 +339,21 @@ class _Constant:
 class NativeServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 8000, threads: int = 1, backend: str = "auto",
                  max_body_bytes: int = 1 << 20, header_timeout_ms: int = 10000, keep_alive_timeout_ms: int = 60000,
-                 shutdown_timeout_ms: int = 10000, max_connections: int = 10000, shared_port: bool = False) -> None:
+                 shutdown_timeout_ms: int = 10000, max_connections: int = 10000, shared_port: bool = False,
+                 max_url_bytes: int = 8 * 1024, max_header_bytes: int = 8 * 1024, max_headers: int = 100,
+                 max_buffered_input: int = 1024 * 1024, output_high_water: int = 4 * 1024 * 1024,
+                 body_timeout_ms: int = 30000, body_deadline_ms: int = 0, min_body_rate: int = 240,
+                 min_body_rate_grace_ms: int = 5000, listen_backlog: int = 4096, listen_fd: int = -1) -> None:
+        # The engine limits are accepted (same names and defaults as the native module) but not enforced.
         if backend not in ("auto", "uring", "asio"):
             raise ValueError(f"backend must be 'auto', 'uring' or 'asio', not '{backend}'")
+        for name, value in (("header_timeout_ms", header_timeout_ms), ("keep_alive_timeout_ms", keep_alive_timeout_ms),
+                            ("shutdown_timeout_ms", shutdown_timeout_ms), ("body_timeout_ms", body_timeout_ms),
+                            ("body_deadline_ms", body_deadline_ms), ("min_body_rate_grace_ms", min_body_rate_grace_ms)):
+            if value < 0:
+                raise ValueError(f"{name} must be a number of milliseconds >= 0, not {value}")
+        if listen_backlog < 1:
+            raise ValueError(f"listen_backlog must be at least 1, not {listen_backlog}")
         self.host, self._port, self.threads = host, port, threads
         self.max_body_bytes = max_body_bytes
         self.shutdown_timeout = shutdown_timeout_ms / 1000

@@ -224,7 +224,9 @@ def test_restarts_under_load_lose_nothing(tmp_path: Path) -> None:
         assert load.stats["ok"] > 200, load.stats
         assert load.stats["failed"] == 0 and load.stats["refused"] == 0, (load.stats, load.errors, server_log())
         assert load.versions == {"v1", "v2"}, load.versions
-        assert len(load.pids - first_pids) >= 2 * restarts - 1, (load.pids, first_pids)
+        # Every generation served (the workers of one generation share the accept queue, so the kernel may
+        # hand one of them all of a short window's connections: count generations, not workers).
+        assert len(load.pids - first_pids) >= restarts, (load.pids, first_pids)
         assert "SyntaxError" in server_log()
         status = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         status.request("GET", "/")

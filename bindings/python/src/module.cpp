@@ -145,9 +145,18 @@ class NativeServer {
 public:
     NativeServer(std::string host, std::uint16_t port, unsigned threads, const std::string& backend,
                  std::size_t max_body_bytes, long header_timeout_ms, long keep_alive_timeout_ms,
-                 long shutdown_timeout_ms, std::size_t max_connections, bool shared_port) {
+                 long shutdown_timeout_ms, std::size_t max_connections, bool shared_port, std::size_t max_url_bytes,
+                 std::size_t max_header_bytes, std::size_t max_headers, std::size_t max_buffered_input,
+                 std::size_t output_high_water, long body_timeout_ms, long body_deadline_ms, std::size_t min_body_rate,
+                 long min_body_rate_grace_ms, int listen_backlog, int listen_fd) {
         app_.json_errors();  // 404/405/500 bodies as FastAPI writes them
         auto& c = app_.config();
+        const auto ms = [](const char* name, long value) {
+            if (value < 0)
+                throw py::value_error(std::string(name) + " must be a number of milliseconds >= 0, not " + std::to_string(value));
+            return std::chrono::milliseconds(value);
+        };
+        if (listen_backlog < 1) throw py::value_error("listen_backlog must be at least 1, not " + std::to_string(listen_backlog));
         c.host = std::move(host);
         c.port = port;
         c.threads = threads;
@@ -159,10 +168,21 @@ public:
         }
         c.limits.max_body_bytes = max_body_bytes;
         c.limits.max_connections = max_connections;
+        c.limits.max_url_bytes = max_url_bytes;
+        c.limits.max_header_bytes = max_header_bytes;
+        c.limits.max_headers = max_headers;
+        c.limits.max_buffered_input = max_buffered_input;
+        c.limits.output_high_water = output_high_water;
         c.shared_port = shared_port;
-        c.timeouts.header = std::chrono::milliseconds(header_timeout_ms);
-        c.timeouts.keep_alive = std::chrono::milliseconds(keep_alive_timeout_ms);
-        c.timeouts.shutdown = std::chrono::milliseconds(shutdown_timeout_ms);
+        c.listen_backlog = listen_backlog;
+        c.inherited_listener = listen_fd;  // >= 0: accept on this already-listening socket (covet run's master)
+        c.timeouts.header = ms("header_timeout_ms", header_timeout_ms);
+        c.timeouts.body = ms("body_timeout_ms", body_timeout_ms);
+        c.timeouts.body_deadline = ms("body_deadline_ms", body_deadline_ms);
+        c.timeouts.min_body_rate = min_body_rate;
+        c.timeouts.min_body_rate_grace = ms("min_body_rate_grace_ms", min_body_rate_grace_ms);
+        c.timeouts.keep_alive = ms("keep_alive_timeout_ms", keep_alive_timeout_ms);
+        c.timeouts.shutdown = ms("shutdown_timeout_ms", shutdown_timeout_ms);
     }
     ~NativeServer() {
         if (embedded_) app_.server()->on_output(nullptr);
@@ -496,11 +516,24 @@ PYBIND11_MODULE(_native, m) {
         .def_property_readonly("answered", [](const NativeResponder& r) { return r.ex->answered; });
 
     py::class_<NativeServer>(m, "NativeServer")
-        .def(py::init<std::string, std::uint16_t, unsigned, const std::string&, std::size_t, long, long, long, std::size_t, bool>(),
+        .def(py::init<std::string, std::uint16_t, unsigned, const std::string&, std::size_t, long, long, long, std::size_t, bool,
+                      std::size_t, std::size_t, std::size_t, std::size_t, std::size_t, long, long, std::size_t, long, int, int>(),
              py::arg("host") = "127.0.0.1", py::arg("port") = 8000, py::arg("threads") = 1, py::arg("backend") = "auto",
              py::arg("max_body_bytes") = 1 << 20, py::arg("header_timeout_ms") = 10000,
              py::arg("keep_alive_timeout_ms") = 60000, py::arg("shutdown_timeout_ms") = 10000,
-             py::arg("max_connections") = 10000, py::arg("shared_port") = false)
+             py::arg("max_connections") = 10000, py::arg("shared_port") = false,
+             // Every other engine limit (covet::net::Limits/Timeouts, listen backlog), defaulting as in C++.
+             py::arg("max_url_bytes") = covet::net::Limits{}.max_url_bytes,
+             py::arg("max_header_bytes") = covet::net::Limits{}.max_header_bytes,
+             py::arg("max_headers") = covet::net::Limits{}.max_headers,
+             py::arg("max_buffered_input") = covet::net::Limits{}.max_buffered_input,
+             py::arg("output_high_water") = covet::net::Limits{}.output_high_water,
+             py::arg("body_timeout_ms") = static_cast<long>(covet::net::Timeouts{}.body.count()),
+             py::arg("body_deadline_ms") = static_cast<long>(covet::net::Timeouts{}.body_deadline.count()),
+             py::arg("min_body_rate") = covet::net::Timeouts{}.min_body_rate,
+             py::arg("min_body_rate_grace_ms") = static_cast<long>(covet::net::Timeouts{}.min_body_rate_grace.count()),
+             py::arg("listen_backlog") = covet::net::ServerConfig{}.listen_backlog,
+             py::arg("listen_fd") = -1)
         .def("add_route", &NativeServer::add_route, py::arg("method"), py::arg("pattern"), py::arg("route_id"))
         .def("add_constant_route", &NativeServer::add_constant_route, py::arg("method"), py::arg("pattern"),
              py::arg("status"), py::arg("content_type"), py::arg("body"), py::arg("headers"))

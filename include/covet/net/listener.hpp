@@ -15,4 +15,7 @@ int open_listener(const std::string& host, std::uint16_t port, int backlog, bool
 // The port a socket is bound to (for port 0).
 std::uint16_t bound_port(int fd);
 
+// A duplicate (close-on-exec, non-blocking) of `fd`, which must be a listening TCP socket; throws naming the fix.
+int adopt_listener(int fd);
+
 }  // namespace covet::net

@@ -59,6 +59,10 @@ struct ServerConfig {
     // Several processes serve one port (pre-forked workers): join an existing SO_REUSEPORT group instead
     // of refusing a port that is already in use.
     bool shared_port = false;
+    // An already-listening socket handed down by a supervisor (e.g. `covet run`): the workers accept on
+    // duplicates of it instead of binding. The supervisor keeps it open across worker generations, so the
+    // connections waiting in its accept queue outlive any restart; stopping never shuts it down.
+    int inherited_listener = -1;
     std::optional<io::Backend> backend;          // unset: COVET_BACKEND or auto
     int listen_backlog = 4096;
     Limits limits;
