@@ -8,7 +8,8 @@ packages=(build-essential cmake ninja-build pkg-config git curl
           liburing-dev libboost-dev libspdlog-dev libfmt-dev node-llhttp libssl-dev libnghttp2-dev zlib1g-dev openssl
           nghttp2-client
           libgtest-dev libgmock-dev googletest
-          python3 python3-venv python3-dev)
+          python3 python3-venv python3-dev
+          postgresql redis-server)  # throwaway servers for tests/python/test_real_drivers.py (scripts/services.sh)
 # scripts/h2spec.sh builds h2spec with `go install`: Debian's Go unless a toolchain is already there.
 command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || packages+=(golang-go)
 # WebSocket interoperability tests (tests/integration/test_websocket.py): headless Chromium, and Node.js
