@@ -1,4 +1,4 @@
-"""How handlers run: eager async steps, real suspension, the thread pool, request laziness and lifetime."""
+"""How handlers run: eager Tasks, real suspension, the thread pool, request laziness and lifetime."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 import fake_native
 from covet import CovetPy, Request
-from covet.concurrency import TaskSet, start_eagerly
+from covet.concurrency import TaskSet, eager_start_available, start_task
 from covet.dispatch import Dispatcher
 from covet.serve import Worker
 
@@ -66,7 +66,8 @@ class TestEager:
             h = harness_factory(app)
             before = asyncio.all_tasks()
             responder = h.request("GET", "/users/7?q=x")
-            # No await since the request was queued: the answer was produced synchronously, no Task exists.
+            # No await since the request was queued: the answer was produced synchronously (the request's
+            # Task ran its first step at once, and finished in it).
             assert responder.status == 200 and responder.body == b'{"id":7,"q":"x"}'
             assert len(h.dispatcher.tasks) == 0 and asyncio.all_tasks() == before
 
@@ -155,53 +156,57 @@ class TestSuspension:
         assert results == ["slept"] * 4
         assert time.monotonic() - started < 1.2  # 4 x 0.4 s in sequence would be 1.6 s
 
-    def test_tasks_only_for_handlers_that_suspend(self, make_client) -> None:  # type: ignore[no-untyped-def]
-        """Against either engine: count the Tasks the serving loop creates."""
-        app = CovetPy()
-        created: list[object] = []
-
-        @app.on_event("startup")
-        async def count_tasks() -> None:
-            loop = asyncio.get_running_loop()
-
-            def factory(loop, coro, **kwargs):  # type: ignore[no-untyped-def]
-                created.append(coro)
-                return asyncio.Task(coro, loop=loop, **kwargs)
-
-            loop.set_task_factory(factory)
-
-        @app.get("/fast")
-        async def fast() -> str:
-            return "fast"
-
-        @app.get("/slow")
-        async def slow() -> str:
-            await asyncio.sleep(0.01)
-            return "slow"
-
-        client = make_client(app)
-        baseline = len(created)
-        for _ in range(5):
-            assert client.get("/fast").json() == "fast"
-        assert len(created) == baseline
-        assert client.get("/slow").json() == "slow"
-        assert len(created) == baseline + 1
-
-    def test_eager_false_runs_in_a_task_from_the_start(self, make_client) -> None:  # type: ignore[no-untyped-def]
+    def test_eager_false_starts_on_the_next_loop_turn(self, harness_factory) -> None:  # type: ignore[no-untyped-def]
         app = CovetPy()
 
         @app.get("/eager")
-        async def eager() -> bool:
-            return asyncio.current_task() is not None
+        async def eager() -> str:
+            return "eager"
 
-        @app.get("/task", eager=False)
-        async def task() -> bool:
-            async with asyncio.timeout(5):  # needs a current task on Python 3.11
-                return asyncio.current_task() is not None
+        @app.get("/later", eager=False)
+        async def later() -> str:
+            return "later"
 
+        async def main() -> None:
+            h = harness_factory(app)
+            assert h.request("GET", "/eager").status == 200
+            responder = h.request("GET", "/later")
+            assert responder.status is None and len(h.dispatcher.tasks) == 1
+            await asyncio.sleep(0)
+            assert (responder.status, responder.body) == (200, b'"later"')
+
+        run(main())
+
+    def test_eager_async_false_and_auto(self, harness_factory) -> None:  # type: ignore[no-untyped-def]
+        async def main() -> None:
+            for setting, expected in ((False, None), ("auto", 200), (True, 200)):
+                app = CovetPy(eager_async=setting)
+
+                @app.get("/x")
+                async def x() -> int:
+                    return 1
+
+                assert harness_factory(app).request("GET", "/x").status == expected, setting
+
+        run(main())
+        with pytest.raises(ValueError, match="eager_async must be True, False or 'auto'"):
+            CovetPy(eager_async="yes")  # type: ignore[arg-type]
+
+    def test_every_handler_runs_in_its_task_from_the_first_line(self, make_client) -> None:  # type: ignore[no-untyped-def]
+        """Against either engine, eager or not: a current Task, asyncio.timeout(), the same Task after awaits."""
+        app = CovetPy()
+
+        async def probe() -> dict[str, bool]:
+            first = asyncio.current_task()
+            async with asyncio.timeout(5):  # raises RuntimeError outside a Task
+                await asyncio.sleep(0)
+            return {"task": first is not None, "same": first is asyncio.current_task()}
+
+        app.add_api_route("/eager", probe)
+        app.add_api_route("/task", probe, eager=False)
         client = make_client(app)
-        assert client.get("/eager").json() is False  # the documented caveat of the eager step
-        assert client.get("/task").json() is True
+        assert client.get("/eager").json() == {"task": True, "same": True}
+        assert client.get("/task").json() == {"task": True, "same": True}
 
     def test_context_variables_do_not_leak_between_requests(self, harness_factory) -> None:  # type: ignore[no-untyped-def]
         var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
@@ -222,23 +227,50 @@ class TestSuspension:
         run(main())
 
 
-class TestResume:
-    """The Task continuing an eagerly started coroutine behaves as if it had run it from the start."""
+class TestStartTask:
+    """`start_task(eager=True)`: a real Task whose first step runs at once (3.12's eager tasks, or their
+    equivalent on Python 3.11 with asyncio's own loop)."""
 
-    def test_values_exceptions_and_cancellation_pass_through(self) -> None:
+    def test_first_step_runs_now_in_the_task(self) -> None:
+        seen: list[object] = []
+
+        async def first_step() -> str:
+            seen.append(asyncio.current_task())
+            return "done"
+
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            assert eager_start_available(loop)
+            tasks = TaskSet()
+            started: list[asyncio.Task[Any]] = []
+            done_in_callback: list[bool] = []
+
+            def callback() -> None:  # a plain loop callback (no Task current), as the reader callback is
+                task = start_task(first_step(), loop, tasks, eager=True)
+                started.append(task)
+                done_in_callback.append(task.done())
+
+            loop.call_soon(callback)
+            await asyncio.sleep(0)
+            assert done_in_callback == [True] and seen == started and started[0].result() == "done"
+            assert len(tasks) == 0  # finished: nothing kept
+
+        run(main())
+
+    def test_suspension_cancellation_timeout_and_taskgroup(self) -> None:
         log: list[object] = []
 
         async def worker(fut: asyncio.Future[int], never: asyncio.Future[None]) -> str:
-            log.append(await fut)
-            try:
-                await asyncio.sleep(0)
-                raise ValueError("inner")
-            except ValueError as exc:
-                log.append(str(exc))
+            me = asyncio.current_task()
+            async with asyncio.timeout(10):  # needs the Task from the first line on
+                log.append(await fut)
+            async with asyncio.TaskGroup() as tg:
+                child = tg.create_task(asyncio.sleep(0, "child"))
+            log.append(child.result())
             try:
                 await never
             except asyncio.CancelledError:
-                log.append("cancelled")
+                log.append(("cancelled", me is asyncio.current_task(), me.cancelling() if me else None))
                 raise
             finally:
                 log.append("finally")
@@ -249,27 +281,82 @@ class TestResume:
             fut: asyncio.Future[int] = loop.create_future()
             never: asyncio.Future[None] = loop.create_future()
             tasks = TaskSet()
-            task = start_eagerly(worker(fut, never), loop, tasks)
-            assert task is not None and not log
+            started: list[asyncio.Task[Any]] = []
+            loop.call_soon(lambda: started.append(start_task(worker(fut, never), loop, tasks, eager=True)))
+            await asyncio.sleep(0)
+            (task,) = started
+            assert not task.done() and len(tasks) == 1 and not log
             fut.set_result(5)
             for _ in range(5):
                 await asyncio.sleep(0)
-            assert log == [5, "inner"]
+            assert log == [5, "child"]
             task.cancel()
+            assert never.cancelled()  # the Task was really waiting on it
             with pytest.raises(asyncio.CancelledError):
                 await task
-            assert log == [5, "inner", "cancelled", "finally"]
+            assert log == [5, "child", ("cancelled", True, 1), "finally"]
+            await asyncio.sleep(0)
+            assert len(tasks) == 0
 
         run(main())
 
-    def test_finished_in_the_first_step_returns_none(self) -> None:
-        async def quick() -> int:
-            return 1
+    def test_cancel_in_the_first_step(self) -> None:
+        async def cancels_itself() -> str:
+            task = asyncio.current_task()
+            assert task is not None
+            task.cancel()
+            try:
+                await asyncio.sleep(1)
+            except asyncio.CancelledError:
+                return f"cancelled once: {task.uncancel() == 0}"
+            return "not cancelled"
 
         async def main() -> None:
-            assert start_eagerly(quick(), asyncio.get_running_loop(), TaskSet()) is None
+            loop = asyncio.get_running_loop()
+            started: list[asyncio.Task[Any]] = []
+            loop.call_soon(lambda: started.append(start_task(cancels_itself(), loop, TaskSet(), eager=True)))
+            await asyncio.sleep(0)
+            assert await started[0] == "cancelled once: True"
 
         run(main())
+
+    def test_started_from_inside_a_task(self) -> None:
+        """The outer Task steps aside for the new one's first step, and is current again afterwards."""
+        async def current() -> object:
+            return asyncio.current_task()
+
+        async def main() -> None:
+            outer = asyncio.current_task()
+            task = start_task(current(), asyncio.get_running_loop(), TaskSet(), eager=True)
+            assert task.done() and task.result() is task
+            assert asyncio.current_task() is outer
+
+        run(main())
+
+    def test_a_loop_whose_ready_queue_differs_gets_plain_tasks(self) -> None:
+        """A loop whose call_soon does not queue the Task's own step where expected: no eager start, the
+        Task runs on the next turn as usual."""
+
+        class WrappingLoop(asyncio.SelectorEventLoop):
+            def call_soon(self, callback, *args, context=None):  # type: ignore[no-untyped-def,override]
+                return super().call_soon(lambda *a: callback(*a), *args, context=context)
+
+        async def first_line() -> object:
+            return asyncio.current_task()
+
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            started: list[asyncio.Task[Any]] = []
+            loop.call_soon(lambda: started.append(start_task(first_line(), loop, TaskSet(), eager=True)))
+            await asyncio.sleep(0)
+            (task,) = started
+            assert await task is task
+
+        loop = WrappingLoop()
+        try:
+            loop.run_until_complete(main())
+        finally:
+            loop.close()
 
 
 class TestSyncHandlers:

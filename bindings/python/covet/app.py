@@ -40,8 +40,12 @@ class CovetPy:
         others) or ``"inline"`` (run ``def`` handlers directly on the event-loop thread: fastest, for
         handlers that never block). Per route: ``@app.get(..., inline=True)``.
       thread_pool_size: threads for sync handlers and blocking iterators (default 40).
-      eager_async: run an ``async def`` handler's first step right away (default True); per route:
-        ``@app.get(..., eager=False)``.
+      eager_async: start an ``async def`` handler's Task eagerly — its first step runs right away, inside
+        the callback that received the request, so a handler that never suspends needs no loop turn.
+        Handlers always run in a real Task (``asyncio.current_task()``, ``asyncio.timeout()``, TaskGroup,
+        cancellation and contextvars as usual). ``"auto"`` (default): eager wherever the event loop allows it
+        (Python >= 3.12; asyncio's own loop on 3.11), else Tasks started on the next loop turn. ``True``
+        asks for it (logged when the loop cannot), ``False`` turns it off. Per route: ``eager=``.
       dependencies: ``[Depends(f), ...]`` run before every route's handler (values unused).
 
     ``app.dependency_overrides[original] = replacement`` replaces a dependency (for tests), as in FastAPI.
@@ -59,11 +63,13 @@ class CovetPy:
         exception_handlers: Optional[Mapping[Union[int, type[Exception]], ExceptionHandler]] = None,
         sync_handlers: Literal["threadpool", "inline"] = "threadpool",
         thread_pool_size: int = 40,
-        eager_async: bool = True,
+        eager_async: Union[bool, Literal["auto"]] = "auto",
         dependencies: Optional[Sequence[Any]] = None,
     ) -> None:
         if sync_handlers not in ("threadpool", "inline"):
             raise ValueError("sync_handlers must be 'threadpool' or 'inline'")
+        if eager_async not in (True, False, "auto"):
+            raise ValueError(f"eager_async must be True, False or 'auto', not {eager_async!r}")
         self.title = title
         self.version = version
         self.debug = debug
@@ -135,10 +141,11 @@ class CovetPy:
         """Decorator form of `add_api_route`.
 
         ``response_model=`` overrides the return annotation (``None`` turns result checking off).
-        ``inline=True`` runs a sync handler on the loop thread; ``eager=False`` starts an async handler
-        in a Task. ``constant=True`` calls the handler once, now, and lets the engine serve its result
-        forever after (the handler must take no arguments). ``dependencies=[Depends(f)]`` run before the
-        handler (for their side effects: checks that raise HTTPException ...).
+        ``inline=True`` runs a sync handler on the loop thread; ``eager=False`` starts an async handler's
+        Task on the next loop turn instead of eagerly (``eager=True``: eagerly where the loop allows it).
+        ``constant=True`` calls the handler once, now, and lets the engine serve its result forever after
+        (the handler must take no arguments). ``dependencies=[Depends(f)]`` run before the handler (for
+        their side effects: checks that raise HTTPException ...).
         """
         if constant and (dependencies or self.dependencies):
             raise TypeError(f"constant route {path}: a constant route cannot have dependencies")

@@ -1,62 +1,50 @@
-"""Running coroutines eagerly, and sync code in the thread pool.
+"""Starting request coroutines as Tasks — eagerly where that is exact — and sync code in the thread pool.
 
-`start_eagerly` runs a coroutine's first step right away, on the calling (event-loop) thread. A request
-whose handler never suspends is thereby answered within the callback that received it — no Task, no
-event-loop round trip. A coroutine that does suspend is handed to an asyncio Task that continues it
-exactly where it stopped: the Task sees the same future the coroutine is waiting on.
+Every async request pipeline runs in a real `asyncio.Task`, so handlers and the libraries they call see
+exactly what they see under any asyncio server: ``asyncio.current_task()`` is their Task from the first line
+on, ``asyncio.timeout()``, ``TaskGroup``, ``Task.cancel()``/``uncancel()`` and contextvars behave as usual.
 
-Caveat of the eager step: no asyncio Task is current while it runs (``asyncio.current_task()`` is None
-until the first suspension). Code that needs a current task right at the start of a handler — on Python
-3.11 that is ``asyncio.timeout()`` — should run in a Task: declare the route with ``eager=False``.
+*Eager start* (`start_task` with ``eager=True``) runs the Task's first step right away, inside the callback
+that received the request, instead of one event-loop turn later: a handler that never suspends is answered
+within that callback (and, with the embedded engine, sent with the rest of its batch). It is Python 3.12's
+eager task: the Task's own step, with the Task current.
+
+- Python >= 3.12: ``asyncio.Task(coro, loop=loop, context=ctx, eager_start=True)``.
+- Python 3.11 has no eager tasks. On asyncio's own event loop, `start_task` creates the Task (which
+  schedules its first step with ``loop.call_soon``), takes that one handle back off the loop's ready queue
+  — checked by identity: the last handle queued, whose callback is bound to this Task — and runs it at
+  once. The step that runs is the Task's own (C) step function, so the semantics are the Task's; only
+  the moment differs, as with 3.12's eager tasks (started from inside another Task, that one steps aside
+  for the step, as in 3.12). Where that handle cannot be found (another event loop such as uvloop, which
+  keeps its ready queue private), the Task simply runs when the loop gets to it: never a step outside a
+  Task. `eager_start_available(loop)` says whether a
+  loop allows eager starts at all.
+
+Running a coroutine's first step bare, with no Task current (what CovetPy did before), is not offered:
+``asyncio.timeout()`` raises ``RuntimeError: Timeout should be used inside a task`` there, which broke
+asyncpg's pool, and a TaskGroup or ``current_task().cancel()`` could not work either.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable, Iterator
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from typing import Any, Optional, TypeVar
 
-__all__ = ["start_eagerly", "run_in_threadpool", "iterate_in_threadpool"]
+__all__ = ["start_task", "eager_start_available", "run_in_threadpool", "iterate_in_threadpool"]
 
 T = TypeVar("T")
 logger = logging.getLogger("covet")
 
-
-class _Resume:
-    """Awaitable continuing `coro`, whose last step yielded `pending`: re-yields it, then keeps going."""
-
-    __slots__ = ("_coro", "_pending")
-
-    def __init__(self, coro: Coroutine[Any, Any, Any], pending: Any) -> None:
-        self._coro = coro
-        self._pending = pending
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        coro = self._coro
-        pending, self._pending = self._pending, None
-        while True:
-            try:
-                sent = yield pending
-            except GeneratorExit:
-                coro.close()
-                raise
-            except BaseException as exc:  # e.g. CancelledError thrown in by the Task: pass it on
-                try:
-                    pending = coro.throw(exc)
-                except StopIteration as stop:
-                    return stop.value
-            else:
-                try:
-                    pending = coro.send(sent)
-                except StopIteration as stop:
-                    return stop.value
-
-
-async def _continue(coro: Coroutine[Any, Any, T], pending: Any) -> T:
-    return await _Resume(coro, pending)  # type: ignore[no-any-return]
+NATIVE_EAGER_TASKS = sys.version_info >= (3, 12)  # asyncio.Task(..., eager_start=True)
+_current_task = asyncio.current_task
+_enter_task = asyncio.tasks._enter_task  # 3.11: make a Task current (C accelerated), as the Task step does
+_leave_task = asyncio.tasks._leave_task
 
 
 def _log_task_failure(task: "asyncio.Task[Any]") -> None:
@@ -82,31 +70,63 @@ class TaskSet:
         return len(self.tasks)
 
 
-def start_eagerly(
+def eager_start_available(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether `start_task(..., eager=True)` can run a Task's first step at once on `loop`: always on
+    Python >= 3.12; on 3.11 only on asyncio's own event loops (their ready queue is reachable)."""
+    if NATIVE_EAGER_TASKS:
+        return True
+    return isinstance(loop, asyncio.BaseEventLoop) and isinstance(getattr(loop, "_ready", None), collections.deque)
+
+
+def _eager_task_311(
+    coro: Coroutine[Any, Any, Any], loop: asyncio.AbstractEventLoop, context: Optional[contextvars.Context]
+) -> "asyncio.Task[Any]":
+    """Python 3.11: a Task whose first step (queued by its constructor) is taken off the ready queue and
+    run now. Anything unexpected leaves the step queued: the Task then starts as usual."""
+    task = asyncio.Task(coro, loop=loop, context=context)
+    ready = getattr(loop, "_ready", None)
+    if ready:
+        handle = ready[-1]
+        # The handle Task.__init__ queued calls the Task's step (bound to this task: C TaskStepMethWrapper
+        # or the pure-Python Task's bound __step).
+        if getattr(getattr(handle, "_callback", None), "__self__", None) is task:
+            ready.pop()
+            outer = _current_task(loop)
+            if outer is None:
+                handle._run()  # what the loop would do: the step in the Task's context, errors to the handler
+            else:  # started from inside a Task: step aside for the new one, as 3.12's eager start does
+                _leave_task(loop, outer)
+                try:
+                    handle._run()
+                finally:
+                    _enter_task(loop, outer)
+    return task
+
+
+def start_task(
     coro: Coroutine[Any, Any, Any],
     loop: asyncio.AbstractEventLoop,
     tasks: TaskSet,
+    *,
+    eager: bool,
     context: Optional[contextvars.Context] = None,
-) -> Optional["asyncio.Task[Any]"]:
-    """Run `coro`'s first step now (in `context`, default: a copy of the current one).
+) -> "asyncio.Task[Any]":
+    """Run `coro` in a Task on `loop` (in `context`, default: a copy of the current one).
 
-    Returns None when the coroutine finished in that step, else the Task that continues it. The
-    coroutine must handle its own exceptions; anything escaping is logged.
+    ``eager=True`` runs the Task's first step now when `loop` allows it (see the module docstring), else the
+    Task starts on the loop's next turn, as with ``eager=False``. The Task is kept in `tasks` while it runs.
+    The coroutine must handle its own exceptions; anything escaping is logged.
     """
-    if context is None:
-        context = contextvars.copy_context()
-    try:
-        pending = context.run(coro.send, None)
-    except StopIteration:
-        return None
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException:
-        logger.exception("request failed")
-        return None
-    # Created inside the context, the Task runs the rest in (a copy of) it on every Python version.
-    task = context.run(loop.create_task, _continue(coro, pending))
-    tasks.add(task)
+    if not eager:
+        task = loop.create_task(coro, context=context) if context is not None else loop.create_task(coro)
+    elif NATIVE_EAGER_TASKS:
+        task = asyncio.Task(coro, loop=loop, context=context, eager_start=True)  # type: ignore[call-arg]
+    else:
+        task = _eager_task_311(coro, loop, context)
+    if task.done():  # finished in its eager step: nothing to keep
+        _log_task_failure(task)
+    else:
+        tasks.add(task)
     return task
 
 

@@ -1,7 +1,9 @@
 """Per-request work on the event-loop thread: from a queued native request to the response.
 
 `Dispatcher.on_readable` is the event loop's reader callback for the engine's eventfd. It takes the queued
-requests in one batch and starts each one's pipeline coroutine eagerly (see `concurrency`). The pipeline:
+requests in one batch and starts each one's pipeline coroutine in a Task, eagerly where the app and the
+event loop allow it: then a handler that never suspends is answered within that callback (see
+`concurrency`; ``CovetPy(eager_async=)`` and ``eager=`` on a route choose). The pipeline:
 
     middleware (outermost = registered last) → parameters → handler → result rendering
     exception handlers (HTTPException, validation errors, registered types) inside the middleware,
@@ -24,7 +26,7 @@ from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from . import encoders
-from .concurrency import TaskSet, start_eagerly
+from .concurrency import TaskSet, eager_start_available, start_task
 from .datastructures import MutableHeaders
 from .exceptions import HTTPException, RequestValidationError, ResponseValidationError
 from .params import validation_error
@@ -85,12 +87,11 @@ class Dispatcher:
         self.batch = batch
         self.tasks = TaskSet()
         self.inline_default = app.sync_handlers == "inline"
-        self.eager_default = app.eager_async
         self._middleware = list(app.user_middleware)
         self._chain: Optional[CallNext] = self._build_chain() if self._middleware else None
         self._handlers = dict(app.exception_handlers)
         self._error_handler = self._handlers.pop(Exception, None) or self._handlers.pop(500, None)
-        self._eager = [self.eager_default if route.eager is None else route.eager for route in targets]
+        self._eager = self._eager_starts(app, targets, loop)
         # Embedded engine (threads=0): the engine's I/O runs in on_readable on this thread; responses
         # completed later are submitted by a flush scheduled through the output hook.
         self.embedded = bool(getattr(server, "embedded", False))
@@ -105,6 +106,23 @@ class Dispatcher:
             # Sends need no flush of their own: the engine's output hook schedules it, as for responses.
             self.websockets = WebSocketDispatch(app, server, app.websocket_routes, loop, self.tasks)
             app._websocket_dispatch = self.websockets
+
+    @staticmethod
+    def _eager_starts(app: "CovetPy", targets: list[Route], loop: asyncio.AbstractEventLoop) -> list[bool]:
+        """Per native route id: start its Tasks eagerly? ``eager_async="auto"`` means wherever `loop`
+        allows it; asking for eager starts where it cannot is logged and falls back to plain Tasks."""
+        available = eager_start_available(loop)
+        setting = app.eager_async
+        default = available if setting == "auto" else bool(setting)
+        wanted = [default if route.eager is None else route.eager for route in targets]
+        if not available and any(w and route.is_async for w, route in zip(wanted, targets)):
+            asked = "eager_async=True" if setting is True else "eager=True on a route"
+            logger.warning(
+                "%s: this event loop (%s) cannot start Tasks eagerly on Python %d.%d (that needs Python >= 3.12, "
+                "or asyncio's own event loop on 3.11); async handlers start as ordinary Tasks, one loop turn later",
+                asked, type(loop).__name__, *sys.version_info[:2],
+            )
+        return [w and available for w in wanted]
 
     # -- reader callback ----------------------------------------------------------------------------
     def on_readable(self) -> None:
@@ -126,13 +144,9 @@ class Dispatcher:
         handle = self._handle
         loop = self.loop
         tasks = self.tasks
-        copy_context = contextvars.copy_context
+        start = start_task
         for route_id, native, responder in items:
-            coro = handle(targets[route_id], native, responder)
-            if eager[route_id]:
-                start_eagerly(coro, loop, tasks, copy_context())
-            else:
-                tasks.add(loop.create_task(coro))
+            start(handle(targets[route_id], native, responder), loop, tasks, eager=eager[route_id])
         if embedded:
             more = len(items) == self.batch
             try:

@@ -148,7 +148,7 @@ class Route:
     is_async: bool
     inline: Optional[bool]  # sync handlers: run on the loop thread (True) or in the pool (False/None: app default)
     response_adapter: Optional["TypeAdapter[Any]"]
-    eager: Optional[bool] = None  # async handlers: run the first step inline (None: the app's default)
+    eager: Optional[bool] = None  # async handlers: start their Task eagerly (None: the app's eager_async)
     dependencies: tuple[Any, ...] = ()  # Depends(...) run before the handler, their values unused
 
     @classmethod
