@@ -92,6 +92,10 @@ class Dispatcher:
         self._handlers = dict(app.exception_handlers)
         self._error_handler = self._handlers.pop(Exception, None) or self._handlers.pop(500, None)
         self._eager = self._eager_starts(app, targets, loop)
+        # Every request's Task runs in its own copy of this context, and the loop callbacks that take
+        # requests run in it: never in a request's context (a flush scheduled from a handler's send would
+        # otherwise hand that request's contextvars to the next batch).
+        self._base_context = contextvars.copy_context()
         # Embedded engine (threads=0): the engine's I/O runs in on_readable on this thread; responses
         # completed later are submitted by a flush scheduled through the output hook.
         self.embedded = bool(getattr(server, "embedded", False))
@@ -145,8 +149,10 @@ class Dispatcher:
         loop = self.loop
         tasks = self.tasks
         start = start_task
+        new_context = self._base_context.copy
         for route_id, native, responder in items:
-            start(handle(targets[route_id], native, responder), loop, tasks, eager=eager[route_id])
+            coro = handle(targets[route_id], native, responder)
+            start(coro, loop, tasks, eager=eager[route_id], context=new_context())
         if embedded:
             more = len(items) == self.batch
             try:
@@ -154,10 +160,10 @@ class Dispatcher:
             except Exception:
                 logger.exception("submitting responses to the engine failed")
             if more:  # completions are already waiting: come back after the loop's other ready callbacks
-                loop.call_soon(self.on_readable)
+                loop.call_soon(self.on_readable, context=self._base_context)
 
-    def _schedule_flush(self) -> None:
-        self.loop.call_soon(self._flush)
+    def _schedule_flush(self) -> None:  # called from handlers' Tasks: not in their context
+        self.loop.call_soon(self._flush, context=self._base_context)
 
     def _flush(self) -> None:
         try:
