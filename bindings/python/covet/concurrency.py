@@ -17,8 +17,7 @@ eager task: the Task's own step, with the Task current.
   the moment differs, as with 3.12's eager tasks (started from inside another Task, that one steps aside
   for the step, as in 3.12). Where that handle cannot be found (another event loop such as uvloop, which
   keeps its ready queue private), the Task simply runs when the loop gets to it: never a step outside a
-  Task. `eager_start_available(loop)` says whether a
-  loop allows eager starts at all.
+  Task. `eager_start_available(loop)` says whether a loop allows eager starts at all.
 
 Running a coroutine's first step bare, with no Task current (what CovetPy did before), is not offered:
 ``asyncio.timeout()`` raises ``RuntimeError: Timeout should be used inside a task`` there, which broke
