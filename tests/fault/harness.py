@@ -354,15 +354,23 @@ class Target:
             return [self.pid] if self.proc.poll() is None else []
         return [p for p in process_tree(self.pid) if p != self.pid]
 
-    def wait_workers(self, count: int, timeout: float = 30.0, exclude: Iterable[int] = ()) -> bool:
-        """Waits until requests are answered and, with `count` > 0, until `count` distinct worker pids
-        (none of them in `exclude`) answered over new connections."""
+    def wait_workers(self, count: int, timeout: float = 30.0, exclude: Iterable[int] = (),
+                     spread_s: float = 3.0) -> bool:
+        """Waits until `count` serving processes (none of them in `exclude`) exist and requests are answered
+        (`count` 0: only the latter). It then tries for `spread_s` more to hear from each of them over new
+        connections; when the workers share one listening socket the kernel may hand every connection to
+        the same one, so not hearing from all of them is not a failure."""
         deadline = time.monotonic() + timeout
         excluded = set(exclude)
         seen: set[int] = set()
+        spread_until: Optional[float] = None
         while time.monotonic() < deadline:
             if self.proc is None or self.proc.poll() is not None:
                 return False
+            workers = set(self.worker_pids()) - excluded
+            if count > 0 and (len(workers) < count or set(self.worker_pids()) & excluded):
+                time.sleep(0.05)
+                continue
             try:
                 status, headers, _ = simple_request(self.port, timeout=2.0)
             except OSError:
@@ -374,9 +382,13 @@ class Target:
             if count <= 0:
                 return True
             pid = int(headers.get("x-worker-pid", "0"))
-            if pid and pid not in excluded:
+            if pid in workers:
                 seen.add(pid)
-            if len(seen) >= count and set(self.worker_pids()) >= seen:
+            if seen >= workers:
+                return True
+            if spread_until is None:
+                spread_until = time.monotonic() + spread_s
+            elif time.monotonic() > spread_until and seen:
                 return True
         return False
 

@@ -174,9 +174,12 @@ def sigkill_worker(spec: TargetSpec, *, keepalive: int = 16, fresh: int = 4, bef
         gen.phase = "after"
         os.kill(victim, signal.SIGKILL)
         t_kill = time.monotonic()
+        while time.monotonic() - t_kill < respawn_timeout_s and \
+                not [p for p in target.worker_pids() if p not in workers]:
+            await asyncio.sleep(0.01)
+        respawn_s = time.monotonic() - t_kill  # until the supervisor has started the new process
         respawned = await loop.run_in_executor(
             None, lambda: target.wait_workers(spec.workers, timeout=respawn_timeout_s, exclude=[victim]))
-        respawn_s = time.monotonic() - t_kill
         gen.phase = "respawned"
         await asyncio.sleep(after_s)
         await gen.stop()
@@ -249,7 +252,7 @@ def rolling_restart(spec: TargetSpec, *, restarts: int = 3, keepalive: int = 8, 
                     now = set(target.worker_pids())
                     if not (now & old) and len(now) == spec.workers:
                         return target.wait_workers(spec.workers, timeout=max(0.1, deadline - time.monotonic()),
-                                                   exclude=old)
+                                                   exclude=old, spread_s=0.5)
                     time.sleep(0.05)
                 return False
 
@@ -264,6 +267,10 @@ def rolling_restart(spec: TargetSpec, *, restarts: int = 3, keepalive: int = 8, 
         rep["rss"] = sampler.summary()
         rep["restart_s"] = times
         rep["per_restart"] = {p: s.as_dict() for p, s in gen.stats.items()}
+        # A request on a reused keep-alive connection that the server closed before any byte of the answer
+        # is what clients may retry (RFC 9110 9.2.2); it still counts as failed here.
+        rep["failed_where"] = dict(collections.Counter(
+            f"{f.kind}:{'new-connection' if f.new_connection else 'reused-connection'}" for f in gen.failures))
         rep["headline"] = ["restart_s"]
         rep.check("every worker replaced on each SIGHUP", all(replaced), f"replaced: {replaced} in {times} s")
         rep.check("0 failed across the restarts", total.failed_total == 0 and total.completed > 0,
