@@ -383,11 +383,16 @@ class CovetPy:
             from .tls import TransportOptions
 
             transport, server_options = TransportOptions.split(server_options)
-            if server_options:
-                raise TypeError(f"options {sorted(server_options)} are not supported with workers != 1")
+            from .cli import ENGINE_OPTIONS
+
+            engine_kwargs = {o.kwarg for o in ENGINE_OPTIONS}
+            unknown = sorted(k for k in server_options if k not in engine_kwargs)
+            if unknown:
+                raise TypeError(f"options {unknown} are not supported with workers != 1 (engine limits such as "
+                                "max_body_bytes=... are; see docs/operations.md)")
             spec, app_dir = _import_string(self)
             options = WorkerOptions(app=spec, host=host, port=port, threads=threads, log_level=log_level,
-                                    app_dir=app_dir, transport=transport)
+                                    app_dir=app_dir, transport=transport, engine=dict(server_options))
             Supervisor(options, resolve_workers(workers)).run()
             return
         from .serve import exit_on_listen_error
