@@ -20,12 +20,17 @@ npm ci --prefix tests/integration/ws_node --no-audit --no-fund --loglevel=error
 export COVET_HELLO_BIN=$PWD/build/examples/native/hello/hello COVET_REQUIRE_SERVER=1
 .venv/bin/python -m pytest tests/integration -q -p no:cacheprovider
 
+echo "== fault injection, short (both backends + covet run; the long run is scripts/soak.sh)"
+COVET_FAULT_REPORT=build/fault-short.jsonl .venv/bin/python -m pytest tests/fault -q -p no:cacheprovider
+
 echo "== HTTP/2 conformance (h2spec, TLS and h2c, both backends)"
 scripts/h2spec.sh
 
 echo "== Python package: build and install the wheel into .venv, then its tests"
 .venv/bin/python -m pip install -q --disable-pip-version-check .
-(cd tests/python && COVET_REQUIRE_NATIVE=1 ../../.venv/bin/python -m pytest -q -p no:cacheprovider .)
+scripts/services.sh start   # PostgreSQL + Redis on free 127.0.0.1 ports -> build/services.env (test_real_drivers.py)
+trap 'scripts/services.sh stop' EXIT
+(cd tests/python && COVET_REQUIRE_NATIVE=1 COVET_REQUIRE_SERVICES=1 ../../.venv/bin/python -m pytest -q -p no:cacheprovider .)
 
 echo "== benchmark harness tests"
 .venv/bin/python -m pytest bench/tests -q -p no:cacheprovider
