@@ -16,6 +16,7 @@
 #include <string>
 #include <variant>
 
+#include "covet/http/body_pace.hpp"
 #include "covet/http/date_cache.hpp"
 #include "covet/http1/serializer.hpp"
 #include "covet/http2/protocol.hpp"
@@ -296,8 +297,7 @@ private:
         if (!message_complete_) {
             phase_ = Phase::body;
             set_deadline(timeouts_.body);
-            body_started_ = rate_from_ = conn_.loop().now();
-            rate_bytes_ = 0;
+            pace_.start(conn_.loop().now());
             maybe_continue(buf.size() == end);
         }
         return end;
@@ -316,37 +316,15 @@ private:
             return buf.size();
         }
         if (!settle(err, buf)) return buf.size();
-        rate_bytes_ += used;
+        pace_.add(used);
         return used;
     }
 
-    // The whole-body deadline and the minimum data rate (Timeouts::body_deadline, min_body_rate), checked
-    // by the periodic sweep: no clock is read per byte. A rejection names the limit and how to change it.
+    // The whole-body deadline and the minimum data rate, checked by the periodic sweep.
     Rejection check_body_pace(Clock::time_point now) {
-        using std::chrono::duration_cast;
-        using std::chrono::milliseconds;
-        const auto deadline = timeouts_.body_deadline;
-        if (deadline.count() > 0 && now - body_started_ >= deadline) {
-            reason_text_ = "the request body took longer than the body deadline of " + std::to_string(deadline.count()) +
-                           " ms; to accept slower uploads, raise it or turn it off (0) with body_deadline_ms / "
-                           "--body-deadline-ms";
-            return {408, reason_text_.c_str()};
-        }
-        const std::size_t rate = timeouts_.min_body_rate;
-        if (rate == 0) return {};
-        if (!reading_) {
-            // We are not reading (the client is slow to take our responses): its sending is not to blame.
-            rate_from_ = now;
-            rate_bytes_ = 0;
-            return {};
-        }
-        const auto elapsed = duration_cast<milliseconds>(now - rate_from_);
-        if (elapsed < timeouts_.min_body_rate_grace || elapsed.count() <= 0) return {};
-        if (static_cast<double>(rate_bytes_) * 1000.0 >= static_cast<double>(rate) * static_cast<double>(elapsed.count()))
-            return {};
-        reason_text_ = "the request body arrived slower than the minimum data rate of " + std::to_string(rate) +
-                       " bytes/s (" + std::to_string(rate_bytes_) + " bytes in " + std::to_string(elapsed.count()) +
-                       " ms); to accept slower uploads, lower it or turn it off (0) with min_body_rate / --min-body-rate";
+        std::string why = pace_.violation(timeouts_, now, reading_);
+        if (why.empty()) return {};
+        reason_text_ = std::move(why);
         return {408, reason_text_.c_str()};
     }
 
@@ -723,9 +701,7 @@ private:
     Rejection rejection_;
     std::uint64_t exchange_ = 0;
     Clock::time_point deadline_{};
-    Clock::time_point body_started_{};  // the current body: end of its head (Timeouts::body_deadline)
-    Clock::time_point rate_from_{};     // start of the window the data rate is averaged over
-    std::uint64_t rate_bytes_ = 0;      // body bytes (as sent, chunk framing included) since rate_from_
+    http::BodyPace pace_;               // the current body against body_deadline and min_body_rate
     std::string reason_text_;           // the text of a rejection that names numbers
     std::string pending_;    // unparsed input (incomplete head, or pipelined requests waiting their turn)
     std::string head_buf_;   // the current head, once it must outlive the input buffer

@@ -382,7 +382,7 @@ private:
             }
             s->body.append(reinterpret_cast<const char*>(data), len);
             s->buffered += len;
-            s->rate_bytes += len;
+            s->pace.add(len);
             h.receiving_bytes_ += len;
             s->deadline = h.conn_.loop().now() + h.timeouts_.body;
             return 0;
@@ -493,8 +493,7 @@ private:
     void headers_complete(Stream& s) {
         s.headers_done = true;
         s.deadline = conn_.loop().now() + timeouts_.body;
-        s.body_started = s.rate_from = conn_.loop().now();
-        s.rate_bytes = 0;
+        s.pace.start(conn_.loop().now());
         if (s.reject_status) {
             reject(s);  // answer now, without waiting for (or buffering) a body
             return;
@@ -554,7 +553,7 @@ private:
             Stream& s = *live_[i];
             if (s.state != StreamState::receiving) continue;
             if (s.headers_done && !s.reject_status) {
-                if (const std::string why = body_pace_violation(s, now); !why.empty()) {
+                if (const std::string why = s.pace.violation(timeouts_, now, /*reading=*/!output_blocked_); !why.empty()) {
                     s.reject_status = 408;
                     s.reject_reason = "the request body was too slow";
                     reject(s, why);
@@ -577,31 +576,6 @@ private:
             fatal_ = true;
         }
         if (answered || stalled_headers) send_and_flush();
-    }
-
-    // Timeouts::body_deadline and min_body_rate for one stream whose body is arriving; empty: within them.
-    std::string body_pace_violation(Stream& s, Clock::time_point now) {
-        using std::chrono::duration_cast;
-        using std::chrono::milliseconds;
-        const auto deadline = timeouts_.body_deadline;
-        if (deadline.count() > 0 && now - s.body_started >= deadline)
-            return "the request body took longer than the body deadline of " + std::to_string(deadline.count()) +
-                   " ms; to accept slower uploads, raise it or turn it off (0) with body_deadline_ms / --body-deadline-ms";
-        const std::size_t rate = timeouts_.min_body_rate;
-        if (rate == 0) return {};
-        if (output_blocked_) {
-            // We stopped reading (the client is slow to take our output): its sending is not to blame.
-            s.rate_from = now;
-            s.rate_bytes = 0;
-            return {};
-        }
-        const auto elapsed = duration_cast<milliseconds>(now - s.rate_from);
-        if (elapsed < timeouts_.min_body_rate_grace || elapsed.count() <= 0) return {};
-        if (static_cast<double>(s.rate_bytes) * 1000.0 >= static_cast<double>(rate) * static_cast<double>(elapsed.count()))
-            return {};
-        return "the request body arrived slower than the minimum data rate of " + std::to_string(rate) + " bytes/s (" +
-               std::to_string(s.rate_bytes) + " bytes in " + std::to_string(elapsed.count()) +
-               " ms); to accept slower uploads, lower it or turn it off (0) with min_body_rate / --min-body-rate";
     }
 
     // The stream's body no longer counts as in flight (dispatched, answered, or gone).

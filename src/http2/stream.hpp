@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "covet/http/body_pace.hpp"
 #include "covet/http/request.hpp"
 #include "covet/http/response.hpp"
 #include "covet/io/loop.hpp"
@@ -44,9 +45,7 @@ struct Stream {
     std::size_t buffered = 0;           // body bytes counted in the connection's in-flight budget
     bool headers_done = false;          // the request's header block is complete
     io::Clock::time_point deadline{};   // while receiving: the next header/body byte is due by then
-    io::Clock::time_point body_started{};  // the header block ended (Timeouts::body_deadline)
-    io::Clock::time_point rate_from{};     // start of the window the body data rate is averaged over
-    std::uint64_t rate_bytes = 0;          // body bytes received since rate_from
+    http::BodyPace pace;                   // the body against Timeouts::body_deadline and min_body_rate
 
     int reject_status = 0;  // set: answer with this status instead of dispatching
     const char* reject_reason = "";
@@ -79,8 +78,7 @@ struct Stream {
         headers_done = false;
         buffered = 0;
         deadline = {};
-        body_started = rate_from = {};
-        rate_bytes = 0;
+        pace.reset();
         reset_after_response = false;
         reject_status = 0;
         reject_reason = "";

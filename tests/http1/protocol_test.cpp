@@ -1176,7 +1176,7 @@ TEST(Http1Protocol, BodyPastTheDeadlineIs408EvenWhenFast) {
     h.feed(std::string(1000, 'd'));
     h.advance(250ms);
     EXPECT_EQ(h.take(), rejection(408, "the request body took longer than the body deadline of 5000 ms; to accept "
-                                       "slower uploads, raise it or turn it off (0) with body_deadline_ms / --body-deadline-ms"));
+                                       "slower uploads, raise it or turn it off (0) with body_deadline_ms / --body-deadline"));
     EXPECT_TRUE(h.conn.closing());
 }
 

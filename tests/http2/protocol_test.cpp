@@ -1262,7 +1262,7 @@ TEST(Http2Protocol, StreamBodyPastTheDeadlineIs408) {
     h.advance(250ms);
     expect_408_then_reset(parse_frames(h.take()), 1,
                           "the request body took longer than the body deadline of 3000 ms; to accept slower uploads, "
-                          "raise it or turn it off (0) with body_deadline_ms / --body-deadline-ms");
+                          "raise it or turn it off (0) with body_deadline_ms / --body-deadline");
     EXPECT_FALSE(h.conn.closing());
     EXPECT_TRUE(h.dispatcher.seen.empty());
 }
