@@ -13,6 +13,8 @@ import socket
 import time
 from dataclasses import dataclass
 
+from covet_wire import RawConn, WireError
+
 HEADER_TIMEOUT_MS = 1000  # the servers under test run with this header timeout, so 408 bursts are quick
 
 # status -> what the client sends (each refused before the app sees it).
@@ -93,15 +95,8 @@ def wait_for_refusals(burst: Burst, timeout: float) -> None:
 def normal_request(port: int, timeout: float, path: str = "/") -> tuple[int, float]:
     """One GET `path` on a new connection: (status, seconds)."""
     start = time.monotonic()
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(f"GET {path} HTTP/1.1\r\nHost: check\r\nConnection: close\r\n\r\n".encode())
-        data = b""
-        while b"\r\n" not in data:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-    status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/1.1 ") else 0
+    with RawConn(port, timeout) as conn:
+        status = conn.get(path).status
     return status, time.monotonic() - start
 
 
@@ -112,7 +107,7 @@ def assert_served_promptly(port: int, path: str = "/", limit: float = 0.1, attem
     for _ in range(attempts):
         try:
             status, took = normal_request(port, timeout=2.0, path=path)
-        except OSError as e:
+        except (OSError, WireError) as e:
             seen.append(repr(e))
             continue
         seen.append(f"{status} in {took * 1000:.1f} ms")
