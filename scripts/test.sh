@@ -20,9 +20,6 @@ npm ci --prefix tests/integration/ws_node --no-audit --no-fund --loglevel=error
 export COVET_HELLO_BIN=$PWD/build/examples/native/hello/hello COVET_REQUIRE_SERVER=1
 .venv/bin/python -m pytest tests/integration -q -p no:cacheprovider
 
-echo "== fault injection, short (both backends + covet run; the long run is scripts/soak.sh)"
-COVET_FAULT_REPORT=build/fault-short.jsonl .venv/bin/python -m pytest tests/fault -q -p no:cacheprovider
-
 echo "== HTTP/2 conformance (h2spec, TLS and h2c, both backends)"
 scripts/h2spec.sh
 
@@ -31,6 +28,10 @@ echo "== Python package: build and install the wheel into .venv, then its tests"
 scripts/services.sh start   # PostgreSQL + Redis on free 127.0.0.1 ports -> build/services.env (test_real_drivers.py)
 trap 'scripts/services.sh stop' EXIT
 (cd tests/python && COVET_REQUIRE_NATIVE=1 COVET_REQUIRE_SERVICES=1 ../../.venv/bin/python -m pytest -q -p no:cacheprovider .)
+
+# After the package install: its Python-app targets run `covet run` from .venv (they skip without it).
+echo "== fault injection, short (both native backends + covet run; the long run is scripts/soak.sh)"
+COVET_FAULT_REPORT=build/fault-short.jsonl COVET_REQUIRE_NATIVE=1 .venv/bin/python -m pytest tests/fault -q -p no:cacheprovider
 
 echo "== benchmark harness tests"
 .venv/bin/python -m pytest bench/tests -q -p no:cacheprovider

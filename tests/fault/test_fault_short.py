@@ -5,6 +5,7 @@ engine mode). About 3 minutes on 2 cores; ``scripts/soak.sh`` runs the long vers
   COVET_HELLO_BIN        the hello binary (default: build-release's, else build/'s ASan build)
   COVET_BACKEND          uring or asio: only this backend for the native target
   COVET_REQUIRE_SERVER=1 fail instead of skip when the hello binary is missing
+  COVET_REQUIRE_NATIVE=1 fail instead of skip when covet's compiled engine is not importable
   COVET_FAULT_REPORT     append each scenario's report (JSON lines) to this file
 """
 from __future__ import annotations
@@ -47,7 +48,10 @@ def _target_available(request):
     else:
         rc = subprocess.run([harness.python_executable(), "-c", "import covet._native"], capture_output=True).returncode
         if rc != 0:
-            pytest.skip(f"covet (with its native module) is not importable by {harness.python_executable()}")
+            msg = f"covet (with its native module) is not importable by {harness.python_executable()}"
+            if os.environ.get("COVET_REQUIRE_NATIVE"):
+                pytest.fail(msg)
+            pytest.skip(msg)
 
 
 def _ok(report: dict) -> None:
