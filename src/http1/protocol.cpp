@@ -59,6 +59,24 @@ std::size_t find_head_end(std::string_view buf, std::size_t from) {
     return std::string_view::npos;
 }
 
+// Empty lines (CRLF or bare LF) before a request line are ignored (RFC 9112 §2.2): how many bytes of
+// them start `buf`. A lone trailing CR may be the start of one and is left for the next read.
+std::size_t empty_line_prefix(std::string_view buf) {
+    std::size_t i = 0;
+    while (i < buf.size()) {
+        if (buf[i] == '\n') ++i;
+        else if (buf[i] == '\r' && i + 1 < buf.size() && buf[i + 1] == '\n') i += 2;
+        else break;
+    }
+    return i;
+}
+
+// True when `buf` holds a complete request head after any empty lines.
+bool holds_complete_head(std::string_view buf) {
+    buf.remove_prefix(empty_line_prefix(buf));
+    return !buf.empty() && find_head_end(buf, 0) != std::string_view::npos;
+}
+
 class Http1Protocol final : public net::ProtocolHandler, public ExchangeSink {
 public:
     Http1Protocol(net::Connection& c, net::ConnectionHome& home, RequestDispatcher& d)
@@ -135,16 +153,12 @@ public:
 
     void on_shutdown() override {
         shutting_down_ = true;
-        if (phase_ == Phase::idle && pending_.empty() && !answered_any_) {
-            // Accepted but its first request not here yet: the client connected before the stop and will
-            // send it, expecting an answer (it has no reason to retry elsewhere). Wait briefly for it; it is
-            // answered with `Connection: close`, and the idle deadline closes a silent one.
-            deadline_ = std::min(deadline_, conn_.loop().now() + fresh_connection_grace);
-            return;
-        }
         if (phase_ == Phase::idle && pending_.empty()) {
-            phase_ = Phase::closing;
-            conn_.close_after_flush();
+            // Closing an idle keep-alive connection now races the client's next request, which may already
+            // be on the wire (it would see the connection close under it). A fresh connection's first
+            // request is on its way too. Keep reading briefly: a request that comes is answered with
+            // `Connection: close` (see must_close_after), and the idle deadline closes a silent connection.
+            deadline_ = std::min(deadline_, conn_.loop().now() + shutdown_idle_grace);
         }
     }
 
@@ -219,6 +233,12 @@ private:
                     in_process_ = false;
                     return buf.size();
                 }
+            }
+            if (phase_ == Phase::idle) {
+                // Stray empty lines between requests (or a client's extra CRLF after a body) are not a
+                // request: skipped, they leave the connection idle, so EOF and shutdown close it as such.
+                pos += empty_line_prefix(buf.substr(pos));
+                if (pos == buf.size()) break;
             }
             if (phase_ != Phase::body) {
                 const std::size_t used = parse_head(buf.substr(pos));
@@ -596,7 +616,7 @@ private:
 
     bool must_close_after(const Response& r) const {
         // After the client half-closed, only requests it already sent in full are still answered.
-        const bool last_from_closed_peer = peer_closed_ && find_head_end(pending_, 0) == std::string_view::npos;
+        const bool last_from_closed_peer = peer_closed_ && !holds_complete_head(pending_);
         return !request_.keep_alive() || r.closes_connection() || shutting_down_ || last_from_closed_peer;
     }
 
@@ -618,7 +638,6 @@ private:
             return;
         }
         phase_ = Phase::idle;
-        answered_any_ = true;
         set_deadline(timeouts_.keep_alive);
         if (!in_process_) {
             // Answered later: continue with pipelined requests that waited, then send everything at once.
@@ -710,8 +729,8 @@ private:
     std::size_t head_len_ = 0, head_scan_ = 0;
     bool head_detached_ = false, body_owned_ = false, message_complete_ = false, in_process_ = false;
     bool chunked_ = true, stream_close_ = false, shutting_down_ = false, peer_closed_ = false;
-    bool answered_any_ = false;  // a response was completed on this connection (it is no longer fresh)
-    static constexpr std::chrono::milliseconds fresh_connection_grace{1000};
+    // How long an idle connection still waits for a request once the server stops (see on_shutdown).
+    static constexpr std::chrono::milliseconds shutdown_idle_grace{1000};
     bool stream_body_ = true, in_trailers_ = false, value_started_ = false;
     std::uint64_t chunk_left_ = 0;       // data bytes left in the current chunk
     int crlf_left_ = 0;                  // CRLF bytes after chunk data still to check

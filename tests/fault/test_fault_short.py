@@ -68,7 +68,6 @@ def test_sigkill_worker(record):
     _ok(record(scenarios.sigkill_worker(PYTHON_2, before_s=1.5, after_s=2.0)))
 
 
-@pytest.mark.xfail(strict=False, reason="zero-downtime restart (issue 12 defect 2) in progress")
 def test_rolling_restart(record):
     _ok(record(scenarios.rolling_restart(PYTHON_2, restarts=3, settle_s=0.7)))
 
@@ -78,7 +77,6 @@ def test_slowloris_heads(spec, record):
     _ok(record(scenarios.slowloris_heads(spec, slow=200, header_timeout_ms=2000)))
 
 
-@pytest.mark.xfail(strict=False, reason="minimum body rate (--min-body-rate, issue 12) in progress")
 @pytest.mark.parametrize("spec", ALL, ids=_id)
 def test_slowloris_bodies(spec, record):
     _ok(record(scenarios.slowloris_bodies(spec, slow=200, grace_ms=2000)))
@@ -103,8 +101,6 @@ def test_mutation_fuzz(spec, record):
     _ok(record(scenarios.mutation_fuzz(spec, duration_s=6.0, seed=1)))
 
 
-@pytest.mark.xfail(strict=False, reason="found by this suite: empty lines after a request keep the connection "
-                                        "open past the client's EOF and hold a graceful stop until its timeout")
 @pytest.mark.parametrize("spec", [NATIVE[0], PYTHON], ids=_id)
 def test_stray_empty_lines(spec, record):
     _ok(record(scenarios.stray_empty_lines(spec)))

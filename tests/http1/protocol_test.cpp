@@ -1214,14 +1214,36 @@ TEST(Http1Protocol, HandlerTimeIsNotLimited) {
 
 // ================================================================ shutdown and peer close
 
-TEST(Http1Protocol, ShutdownClosesAnIdleConnectionAtOnce) {
+// An idle keep-alive connection is not closed under a request the client may be sending right now (the
+// keep-alive close race of a rolling restart): it stays readable for a grace second, and a request that
+// comes is answered with Connection: close.
+TEST(Http1Protocol, ShutdownAnswersALateRequestOnAnIdleConnectionWithConnectionClose) {
     Harness h;
     h.feed(get("/"));
     EXPECT_EQ(h.take(), ok("GET /"));
     h.conn.shutdown();
-    EXPECT_EQ(h.driver.close_calls, 1);
+    EXPECT_EQ(h.driver.close_calls, 0);
+    EXPECT_FALSE(h.conn.closing());
+    h.feed(get("/late"));
+    EXPECT_EQ(h.take(), ok("GET /late", conn_close));
     EXPECT_TRUE(h.conn.closing());
-    EXPECT_EQ(h.take(), "");
+}
+
+TEST(Http1Protocol, ShutdownClosesASilentIdleConnectionAfterTheGrace) {
+    Harness h;
+    h.feed(get("/"));
+    EXPECT_EQ(h.take(), ok("GET /"));
+    h.conn.shutdown();
+    h.advance(900ms);
+    EXPECT_EQ(h.driver.close_calls, 0);
+    h.advance(200ms);
+    EXPECT_EQ(h.driver.close_calls, 1);
+    EXPECT_EQ(h.take(), "") << "an idle connection closes quietly";
+
+    Harness fresh;  // accepted, nothing sent yet: the same grace
+    fresh.conn.shutdown();
+    fresh.advance(1100ms);
+    EXPECT_EQ(fresh.driver.close_calls, 1);
 }
 
 TEST(Http1Protocol, ShutdownLetsTheInFlightRequestFinishWithConnectionClose) {
@@ -1249,9 +1271,8 @@ TEST(Http1Protocol, PeerCloseDuringDispatchStillSendsTheResponse) {
     EXPECT_TRUE(h.conn.closing());
 }
 
-// BUG: the close decision for a streamed response is taken at stream_begin(); a peer that half-closes while
-// the stream is running is ignored, so after stream_end() the connection goes back to idle keep-alive instead
-// of closing (it then lingers until the keep-alive timeout). complete() checks peer_closed_ at the end.
+// A peer that half-closes while a response streams: the stream finishes, then the connection closes (the
+// close decision is not only the one taken at stream_begin()).
 TEST(Http1Protocol, PeerCloseDuringAStreamClosesAfterTheStream) {
     Harness h;
     h.dispatcher.defer = true;
@@ -1265,8 +1286,7 @@ TEST(Http1Protocol, PeerCloseDuringAStreamClosesAfterTheStream) {
     EXPECT_TRUE(h.conn.closing());
 }
 
-// BUG (same cause): a graceful shutdown that starts while a response is streaming does not close the
-// connection when the stream ends; on_shutdown() is not called again, so it stays open as idle keep-alive.
+// A graceful shutdown that starts while a response streams closes the connection when the stream ends.
 TEST(Http1Protocol, ShutdownDuringAStreamClosesAfterTheStream) {
     Harness h;
     h.dispatcher.defer = true;
@@ -1290,6 +1310,44 @@ TEST(Http1Protocol, PeerCloseWhileIdleCloses) {
     Harness idle;
     idle.conn.peer_closed();
     EXPECT_EQ(idle.driver.close_calls, 1);
+}
+
+// Empty lines around requests are skipped (RFC 9112 §2.2), never taken for a request head: a request
+// followed by CRLFs and EOF is answered and the connection closes; CRLFs alone leave the connection idle.
+TEST(Http1Protocol, EmptyLinesAfterARequestAndEofCloseAfterTheResponse) {
+    Harness h;
+    h.dispatcher.defer = true;
+    h.feed(get("/x") + "\r\n\r\n");
+    h.conn.peer_closed();
+    EXPECT_FALSE(h.conn.closing());
+    h.dispatcher.held[0].send(Response::text("done"));
+    EXPECT_EQ(h.take(), ok("done", conn_close));
+    EXPECT_TRUE(h.conn.closing());
+    EXPECT_EQ(h.dispatcher.seen.size(), 1u);
+}
+
+TEST(Http1Protocol, EmptyLinesBeforeAndBetweenRequestsAreSkipped) {
+    Harness h;
+    h.feed("\r\n\n\r\n" + get("/a") + "\r\n\r\n" + get("/b"));
+    EXPECT_EQ(h.take(), ok("GET /a") + ok("GET /b"));
+    h.feed("\r");  // a lone CR may start an empty line: kept for the next read
+    h.feed("\n" + get("/c"));
+    EXPECT_EQ(h.take(), ok("GET /c"));
+}
+
+TEST(Http1Protocol, OnlyEmptyLinesLeaveTheConnectionIdle) {
+    Harness h(short_timeouts());
+    h.feed("\r\n\r\n");
+    h.conn.shutdown();
+    h.advance(1100ms);
+    EXPECT_EQ(h.driver.close_calls, 1) << "empty lines are no request: the stop closes the connection as idle";
+    EXPECT_EQ(h.take(), "");
+
+    Harness eof;
+    eof.feed("\r\n\r\n");
+    eof.conn.peer_closed();
+    EXPECT_EQ(eof.driver.close_calls, 1);
+    EXPECT_EQ(eof.take(), "");
 }
 
 TEST(Http1Protocol, PeerCloseMidHeadClosesWithoutAResponse) {
