@@ -1,1 +1,20 @@
-"""CovetPy benchmarks: `python -m bench` runs the servers x scenarios matrix (bench/suite)."""
+"""CovetPy benchmarks: `python -m bench` runs the servers x scenarios matrix (see bench/README.md).
+
+Modules, from the bottom up:
+  system     /proc (CPU ticks and RSS of a process tree), machine description, git revision
+  loadgen    wrk and h2load: command lines, running them, parsing their output
+  tls        the run's throw-away CA and server certificate
+  wsload     the WebSocket load generator bench/tools/wsload: build, command lines, output, its gate
+  scenarios  the scenario model, the expected payloads and the correctness gate
+  servers    the server specifications (install, command, versions) and the one launcher, `Running`
+  summary    per-pair medians, ratios, the time estimate and progress line
+  measure    one timed run of a scenario against a running server
+  report     the Markdown report and the docs section; chart (matplotlib, run in bench/.venvs/tools)
+  cli        the command-line options
+  runner     the run: setup, rounds, cold starts, the results JSON, outputs
+"""
+
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent

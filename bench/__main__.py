@@ -1,6 +1,6 @@
 """`python -m bench` (from the repository root): the benchmark matrix. See bench/README.md."""
 import sys
 
-from bench.suite.runner import main
+from bench.runner import main
 
 sys.exit(main())

@@ -1,4 +1,4 @@
-"""Tests for the matrix suite (bench/suite): parsing, the correctness gate, ratios, CLI. No long loads."""
+"""Tests for the benchmark (bench/): parsing, the correctness gate, ratios, CLI. No long loads."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root, so `bench` imports as a package
 
-from bench.suite import core, report, runner, scenarios  # noqa: E402
+from bench import cli, loadgen, report, runner, scenarios, servers, summary  # noqa: E402
 
 WRK_MATRIX = """\
 Running 3s test @ http://127.0.0.1:40000/plaintext
@@ -49,7 +49,7 @@ traffic: 930.35KB (952680) total, 738.09KB (755800) headers (space savings 0.00%
 
 
 def test_parse_wrk_matrix_reads_lua_percentiles_and_errors():
-    out = core.parse_wrk_matrix(WRK_MATRIX)
+    out = loadgen.parse_wrk(WRK_MATRIX)
     assert out["requests_per_sec"] == pytest.approx(83333.33)
     assert out["requests"] == 250000
     assert out["latency_ms"]["99.9"] == pytest.approx(3.12)
@@ -61,53 +61,53 @@ def test_parse_wrk_matrix_reads_lua_percentiles_and_errors():
 
 def test_parse_wrk_matrix_without_lua_lines_keeps_wrk_percentiles():
     text = "\n".join(l for l in WRK_MATRIX.splitlines() if not l.startswith("BENCH_"))
-    out = core.parse_wrk_matrix(text)
+    out = loadgen.parse_wrk(text)
     assert out["latency_ms"]["99"] == pytest.approx(1.86)
     assert "99.9" not in out["latency_ms"]
 
 
 def test_parse_wrk_matrix_rejects_failed_wrk():
     with pytest.raises(ValueError):
-        core.parse_wrk_matrix("unable to connect to 127.0.0.1:1 Connection refused\n")
+        loadgen.parse_wrk("unable to connect to 127.0.0.1:1 Connection refused\n")
 
 
 def test_parse_h2load_output():
-    out = core.parse_h2load_output(H2LOAD)
+    out = loadgen.parse_h2load_output(H2LOAD)
     assert out["requests_per_sec"] == pytest.approx(1999.67)
     assert out["requests"] == 5990
     assert out["non_2xx"] == 5
     assert out["errors"] == 9 + 1  # failed (includes errored and 4xx) + timeout
     with pytest.raises(ValueError):
-        core.parse_h2load_output("connect error\n")
+        loadgen.parse_h2load_output("connect error\n")
 
 
 def test_parse_h2load_log_percentiles_and_warmup_cut():
     lines = [f"{1000 + i}\t200\t{(i + 1) * 1000}" for i in range(1000)]  # 1..1000 ms
     lines += ["1500\t-1\t0", "1501\t503\t10", "garbage"]
-    out = core.parse_h2load_log("\n".join(lines))
+    out = loadgen.parse_h2load_log("\n".join(lines))
     assert out["requests"] == 1000
     assert out["errors"] == 2
     assert out["latency_ms"]["50"] == pytest.approx(500.0)
     assert out["latency_ms"]["99"] == pytest.approx(990.0)
     assert out["latency_ms"]["99.9"] == pytest.approx(999.0)
     assert out["latency_ms"]["max"] == pytest.approx(1000.0)
-    cut = core.parse_h2load_log("\n".join(lines), since_us=1900)
+    cut = loadgen.parse_h2load_log("\n".join(lines), since_us=1900)
     assert cut["requests"] == 100 and cut["errors"] == 0
 
 
 def test_percentile_nearest_rank():
-    assert core.percentile([], 99) is None
-    assert core.percentile([5.0], 99.9) == 5.0
-    assert core.percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.0
-    assert core.percentile([1.0, 2.0, 3.0, 4.0], 100) == 4.0
+    assert loadgen.percentile([], 99) is None
+    assert loadgen.percentile([5.0], 99.9) == 5.0
+    assert loadgen.percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.0
+    assert loadgen.percentile([1.0, 2.0, 3.0, 4.0], 100) == 4.0
 
 
 def test_item_payload_is_1kb_and_valid_json():
-    body = core.item_payload()
+    body = scenarios.item_payload()
     assert len(body) == 1024
     d = json.loads(body)
     assert d["tags"] == ["red", "green", "blue"] and d["name"] == "widget"
-    assert "tags" not in json.loads(core.invalid_item_payload())
+    assert "tags" not in json.loads(scenarios.invalid_item_payload())
 
 
 @pytest.mark.parametrize("expect,body,ok", [
@@ -122,19 +122,19 @@ def test_item_payload_is_1kb_and_valid_json():
     ("item", b"not json", False),
 ])
 def test_body_ok(expect, body, ok):
-    assert core.body_ok(expect, body) is ok
+    assert scenarios.body_ok(expect, body) is ok
 
 
 def test_content_type_ok():
-    assert core.content_type_ok("plaintext", "text/plain; charset=utf-8")
-    assert core.content_type_ok("json", "application/json")
-    assert not core.content_type_ok("json", "text/plain")
-    assert not core.content_type_ok("plaintext", None)
+    assert scenarios.content_type_ok("plaintext", "text/plain; charset=utf-8")
+    assert scenarios.content_type_ok("json", "application/json")
+    assert not scenarios.content_type_ok("json", "text/plain")
+    assert not scenarios.content_type_ok("plaintext", None)
 
 
 def test_cpu_per_100k_and_ratios():
-    assert core.cpu_s_per_100k(2.0, 200_000) == pytest.approx(1.0)
-    assert core.cpu_s_per_100k(1.0, 0) is None
+    assert summary.cpu_s_per_100k(2.0, 200_000) == pytest.approx(1.0)
+    assert summary.cpu_s_per_100k(1.0, 0) is None
     rows = [
         {"server": "covet-async", "scenario": "plaintext", "rps": {"median": 30000.0}},
         {"server": "fastapi", "scenario": "plaintext", "rps": {"median": 10000.0}},
@@ -142,7 +142,7 @@ def test_cpu_per_100k_and_ratios():
         {"server": "covet-async", "scenario": "params", "rps": {"median": 20000.0}},
         {"server": "nginx", "scenario": "params", "excluded": "static routes only"},
     ]
-    core.add_ratios(rows, ("fastapi", "nginx"))
+    summary.add_ratios(rows, ("fastapi", "nginx"))
     assert rows[0]["ratio_fastapi"] == pytest.approx(3.0)
     assert rows[0]["ratio_nginx"] == pytest.approx(0.5)
     assert rows[1]["ratio_fastapi"] == pytest.approx(1.0)
@@ -160,7 +160,7 @@ def test_summarize_pair_median_spread_errors():
          "peak_rss_kib": 2000, "cpu_s_per_100k": 3.0},
         {"error": "server died"},
     ]
-    s = core.summarize_pair(runs)
+    s = summary.summarize_pair(runs)
     assert s["rps"] == {"median": 200.0, "min": 100.0, "max": 300.0, "n": 3}
     assert (s["p50_ms"], s["p99_ms"], s["p999_ms"]) == (2.0, 6.0, 10.0)
     assert s["peak_rss_kib"] == 3000
@@ -170,48 +170,48 @@ def test_summarize_pair_median_spread_errors():
 
 
 def test_parse_cpu_list():
-    assert core.parse_cpu_list("0") == [0]
-    assert core.parse_cpu_list("0-3,8") == [0, 1, 2, 3, 8]
+    assert cli.parse_cpu_list("0") == [0]
+    assert cli.parse_cpu_list("0-3,8") == [0, 1, 2, 3, 8]
     with pytest.raises(ValueError):
-        core.parse_cpu_list("3-1")
+        cli.parse_cpu_list("3-1")
     with pytest.raises(ValueError):
-        core.parse_cpu_list("")
+        cli.parse_cpu_list("")
 
 
 def test_progress_line_and_estimate():
-    line = core.progress_line(10, 40, 100.0, "round 1 fastapi json")
+    line = summary.progress_line(10, 40, 100.0, "round 1 fastapi json")
     assert line.startswith("[10/40  25%] 1m40s elapsed, ETA 5m00s | round 1 fastapi json")
-    assert "ETA ?" in core.progress_line(0, 40, 0.0, "start")
+    assert "ETA ?" in summary.progress_line(0, 40, 0.0, "start")
     # defaults: 13 servers, ~110 pairs, 3 rounds of 1 + 3 s must fit 30 minutes
-    assert core.estimate_seconds(13, 110, 3, 1, 3, 3) < 30 * 60
-    assert core.estimate_seconds(13, 98, 1, 1, 1, 1) < 5 * 60
+    assert summary.estimate_seconds(13, 110, 3, 1, 3, 3) < 30 * 60
+    assert summary.estimate_seconds(13, 98, 1, 1, 1, 1) < 5 * 60
 
 
 def test_cli_defaults_quick_and_selection():
-    a = runner.parse_args([])
+    a = cli.parse_args([])
     assert (a.duration, a.warmup, a.runs) == (2, 1, 3)
     assert [s.name for s in a.scenario_list][:3] == ["plaintext", "json", "params"]
     assert "keepalive-10k" in [s.name for s in a.scenario_list]
-    q = runner.parse_args(["--quick"])
+    q = cli.parse_args(["--quick"])
     assert (q.duration, q.runs) == (1, 1)
     assert "keepalive-10k" not in [s.name for s in q.scenario_list]
-    c = runner.parse_args(["--servers", "nginx,fastapi", "--scenarios", "json", "--client-cpus", "8-15"])
+    c = cli.parse_args(["--servers", "nginx,fastapi", "--scenarios", "json", "--client-cpus", "8-15"])
     assert c.server_list == ["nginx", "fastapi"] and [s.name for s in c.scenario_list] == ["json"]
     assert c.client_threads == 8
     with pytest.raises(SystemExit):
-        runner.parse_args(["--servers", "nope"])
+        cli.parse_args(["--servers", "nope"])
 
 
 def test_wrk_commands():
     sc = scenarios.build_scenarios()
-    cmd = scenarios.wrk_command(sc["plaintext"], 4000, 3, "1", 1, timed=True)
-    assert cmd[:4] == ["taskset", "-c", "1", "wrk"] and "--latency" in cmd and str(scenarios.MATRIX_LUA) in cmd
-    pipe = scenarios.wrk_command(sc["pipelined16"], 4000, 3, "1", 1, timed=True)
-    assert str(scenarios.PIPELINE_LUA) in pipe and pipe[-2:] == ["--", "16"] and "--latency" not in pipe
+    cmd = loadgen.wrk_command(sc["plaintext"], 4000, 3, "1", 1, timed=True)
+    assert cmd[:4] == ["taskset", "-c", "1", "wrk"] and "--latency" in cmd and str(loadgen.MATRIX_LUA) in cmd
+    pipe = loadgen.wrk_command(sc["pipelined16"], 4000, 3, "1", 1, timed=True)
+    assert str(loadgen.PIPELINE_LUA) in pipe and pipe[-2:] == ["--", "16"] and "--latency" not in pipe
     assert not sc["pipelined16"].latency_valid
-    rate = scenarios.h2load_rate_command(sc["open-loop"], 4000, 3, 2000, "1", 1, Path("/tmp/x.log"))
+    rate = loadgen.h2load_rate_command(sc["open-loop"], 4000, 3, 2000, "1", 1, Path("/tmp/x.log"))
     assert "--h1" in rate and "--rps=40" in rate and "-c50" in rate
-    env = scenarios.wrk_env(sc["post-json"], Path("/tmp/body.json"))
+    env = loadgen.wrk_env(sc["post-json"], Path("/tmp/body.json"))
     assert env["BENCH_METHOD"] == "POST" and env["BENCH_BODY_FILE"] == "/tmp/body.json"
 
 
@@ -318,7 +318,7 @@ def _result():
     servers = {n: {"label": n.upper(), "config": "cfg", "command": "cmd", "versions": {"x": "1"}, "excluded": None}
                for n in ("covet-async", "fastapi", "nginx", "express")}
     servers["express"]["excluded"] = "install failed: no node"
-    summary = [
+    rows = [
         {"server": "covet-async", "scenario": "plaintext", "rps": {"median": 30000, "min": 29000, "max": 31000, "n": 3},
          "p50_ms": 1.0, "p99_ms": 2.0, "p999_ms": 3.0, "peak_rss_kib": 40960, "cpu_s_per_100k": {"median": 3.0},
          "errors": 0, "run_errors": []},
@@ -330,7 +330,7 @@ def _result():
          "errors": 0, "run_errors": []},
         {"server": "express", "scenario": "plaintext", "excluded": "install failed: no node"},
     ]
-    core.add_ratios(summary, ("fastapi", "nginx"))
+    summary.add_ratios(rows, ("fastapi", "nginx"))
     return {
         "date_utc": "2026-11-25T00:00:00Z", "git": "abc", "wall_seconds": 600, "argv": ["python", "-m", "bench"],
         "options": {"server_cpus": "0", "client_cpus": "1", "workers": 1, "warmup": 1, "duration": 3, "runs": 3,
@@ -341,7 +341,7 @@ def _result():
         "servers": servers,
         "scenarios": [{"name": "plaintext", "title": "plaintext", "path": "/plaintext", "method": "GET",
                        "tool": "wrk", "connections": 64, "pipeline": 1}],
-        "summary": summary,
+        "summary": rows,
         "per_server": {"covet-async": {"idle_rss_kib": {"median": 38000}, "cold_start_ms": {"median": 200, "min": 190,
                                                                                            "max": 210, "n": 3}}},
     }
@@ -364,16 +364,16 @@ def test_cpu_efficiency():
 
 def test_docs_section_is_replaced_between_markers():
     doc = "# B\n\n<!-- native-bench:start -->\nN\n<!-- native-bench:end -->\n"
-    once = core.replace_section(doc, "M1", report.SECTION_START, report.SECTION_END)
+    once = report.replace_section(doc, "M1", report.SECTION_START, report.SECTION_END)
     assert "N" in once and "M1" in once and once.count(report.SECTION_START) == 1
-    twice = core.replace_section(once, "M2", report.SECTION_START, report.SECTION_END)
+    twice = report.replace_section(once, "M2", report.SECTION_START, report.SECTION_END)
     assert "M1" not in twice and "M2" in twice and "<!-- native-bench:start -->\nN" in twice
 
 
 def test_repo_venv_probe_on_a_fresh_clone_without_dot_venv(tmp_path):
     # A fresh clone has no .venv: the probe must say "no" (and the run go on to bench/.venv-covet), not raise.
     missing = tmp_path / ".venv" / "bin" / "python"
-    assert runner.covet_import_error(missing) == f"{missing} does not exist"
+    assert servers.covet_import_error(missing) == f"{missing} does not exist"
 
 
 @pytest.mark.parametrize("status, expected", [(0, True), (1, False)])
@@ -381,7 +381,7 @@ def test_repo_venv_probe_follows_the_import_check(tmp_path, status, expected):
     fake = tmp_path / "python"
     fake.write_text(f"#!/bin/sh\nexit {status}\n")
     fake.chmod(0o755)
-    assert (runner.covet_import_error(fake) is None) is expected
+    assert (servers.covet_import_error(fake) is None) is expected
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -391,7 +391,6 @@ def _git(repo: Path, *args: str) -> str:
 
 
 def test_source_commit_is_head_only_while_wheel_sources_are_unchanged(tmp_path):
-    from bench.suite import servers
     repo = tmp_path / "repo"
     (repo / "src").mkdir(parents=True)
     (repo / "src" / "a.cpp").write_text("int a;\n")
@@ -423,7 +422,6 @@ def test_source_commit_is_head_only_while_wheel_sources_are_unchanged(tmp_path):
     (None, True, False),         # no stamp (older install or interrupted pip): reinstall
 ])
 def test_covet_venv_is_current(tmp_path, stamp, imports, expected):
-    from bench.suite import servers
     (tmp_path / "bin").mkdir()
     py = tmp_path / "bin" / "python"
     py.write_text(f"#!/bin/sh\nexit {0 if imports else 1}\n")

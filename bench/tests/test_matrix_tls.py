@@ -1,4 +1,4 @@
-"""Tests for the matrix suite's TLS and HTTP/2 scenarios (bench/suite): h2load/wrk-over-TLS parsing, the nginx
+"""Tests for the matrix suite's TLS and HTTP/2 scenarios (bench): h2load/wrk-over-TLS parsing, the nginx
 TLS config, certificate generation, the HTTP/2 gate and the exclusion of servers without h2. No load runs:
 the samples below were captured from short runs against nginx 1.22 (TLS + h2) and Granian 2.8 (h2c) here."""
 
@@ -17,7 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root, so `bench` imports as a package
 
-from bench.suite import core, report, runner, scenarios, servers, tls  # noqa: E402
+from bench import cli, loadgen, measure, report, runner, scenarios, servers, summary, tls  # noqa: E402
 
 H2LOAD_TLS_H2 = '''\
 starting benchmark...
@@ -116,7 +116,7 @@ status codes: 4 2xx, 0 3xx, 0 4xx, 0 5xx
 traffic: 588B (588) total, 396B (396) headers (space savings 0.00%), 52B (52) data
 """
 
-M = core.CURL_MARK
+M = scenarios.CURL_MARK
 
 
 def curl_out(*transfers: tuple[str, str, str, str, str]) -> str:
@@ -131,7 +131,7 @@ SC = scenarios.build_scenarios()
 # ---- parsing ----------------------------------------------------------------------------------------
 
 def test_parse_h2load_tls_h2_sample():
-    out = core.parse_h2load_output(H2LOAD_TLS_H2)
+    out = loadgen.parse_h2load_output(H2LOAD_TLS_H2)
     assert out["requests_per_sec"] == pytest.approx(28189.0)
     assert out["requests"] == 56378 and out["succeeded"] == 56378 and out["requests_total"] == 56378
     assert out["errors"] == 0 and out["non_2xx"] == 0
@@ -143,14 +143,14 @@ def test_parse_h2load_tls_h2_sample():
 
 
 def test_parse_h2load_h2c_sample_has_no_tls():
-    out = core.parse_h2load_output(H2LOAD_H2C_GATE)
+    out = loadgen.parse_h2load_output(H2LOAD_H2C_GATE)
     assert out["protocol"] == "h2c" and out["tls"] is None
     assert out["duration_s"] == pytest.approx(4.64e-3) and out["requests"] == 4
     assert out["request_time_ms"] == {"min": 0.08, "max": 0.698, "mean": 0.249, "sd": 0.3}
 
 
 def test_parse_wrk_https_sample():
-    out = core.parse_wrk_matrix(WRK_HTTPS)
+    out = loadgen.parse_wrk(WRK_HTTPS)
     assert out["requests_per_sec"] == pytest.approx(8847.07)
     assert out["requests"] == 18363
     assert out["latency_ms"]["50"] == pytest.approx(7.343)
@@ -165,13 +165,13 @@ def test_tls_and_h2_scenarios_and_commands():
     assert (https.protocol, h2.protocol, h2c.protocol) == ("h1-tls", "h2", "h2c")
     assert https.tls and h2.tls and not h2c.tls and not SC["plaintext"].tls
     assert not (https.quick or h2.quick or h2c.quick)
-    w = scenarios.wrk_command(https, 4000, 3, "1", 1, timed=True)
+    w = loadgen.wrk_command(https, 4000, 3, "1", 1, timed=True)
     assert w[-1] == "https://127.0.0.1:4000/plaintext" and "--latency" in w
-    c = scenarios.h2load_h2_command(h2, 4000, 3, "1", 1, Path("/tmp/r.log"))
+    c = loadgen.h2load_h2_command(h2, 4000, 3, "1", 1, Path("/tmp/r.log"))
     assert c[:4] == ["taskset", "-c", "1", "h2load"]
     assert "-m100" in c and "-c64" in c and "-D3" in c and "--log-file=/tmp/r.log" in c
     assert c[-1] == "https://127.0.0.1:4000/plaintext"
-    assert scenarios.h2load_h2_command(h2c, 4000, 1, "1", 1)[-1] == "http://127.0.0.1:4000/plaintext"
+    assert loadgen.h2load_h2_command(h2c, 4000, 1, "1", 1)[-1] == "http://127.0.0.1:4000/plaintext"
 
 
 def test_curl_h2_commands():
@@ -188,23 +188,23 @@ def test_curl_h2_commands():
 def test_curl_transfers_h2_ok_and_failures():
     ok = ("Hello, World!", "200", "2", "1", "text/plain")
     reuse = ("Hello, World!", "200", "2", "0", "text/plain")
-    assert core.check_curl_transfers(curl_out(ok, reuse), "plaintext", "2") == (True, "")
-    assert core.check_curl_transfers(curl_out(ok), "plaintext", "2") == (True, "")
+    assert scenarios.check_curl_transfers(curl_out(ok, reuse), "plaintext", "2") == (True, "")
+    assert scenarios.check_curl_transfers(curl_out(ok), "plaintext", "2") == (True, "")
     # a server without h2 in its ALPN: curl --http2 falls back to HTTP/1.1 (uvicorn, with charset)
     h1 = ("Hello, World!", "200", "1.1", "1", "text/plain; charset=utf-8")
-    good, why = core.check_curl_transfers(curl_out(h1, h1[:3] + ("0", h1[4])), "plaintext", "2")
+    good, why = scenarios.check_curl_transfers(curl_out(h1, h1[:3] + ("0", h1[4])), "plaintext", "2")
     assert not good and "HTTP/1.1, not HTTP/2" in why
-    assert core.check_curl_transfers(curl_out(h1, h1[:3] + ("0", h1[4])), "plaintext", "1.1") == (True, "")
-    good, why = core.check_curl_transfers(curl_out(ok, ok), "plaintext", "2")
+    assert scenarios.check_curl_transfers(curl_out(h1, h1[:3] + ("0", h1[4])), "plaintext", "1.1") == (True, "")
+    good, why = scenarios.check_curl_transfers(curl_out(ok, ok), "plaintext", "2")
     assert not good and "new connection" in why
-    good, why = core.check_curl_transfers(curl_out(("Hello", "200", "2", "1", "text/plain")), "plaintext", "2")
+    good, why = scenarios.check_curl_transfers(curl_out(("Hello", "200", "2", "1", "text/plain")), "plaintext", "2")
     assert not good and "wrong body" in why
-    good, why = core.check_curl_transfers(curl_out(("Hello, World!", "200", "2", "1", "text/html")),
+    good, why = scenarios.check_curl_transfers(curl_out(("Hello, World!", "200", "2", "1", "text/html")),
                                           "plaintext", "2")
     assert not good and "Content-Type" in why
-    good, why = core.check_curl_transfers(curl_out(("oops", "503", "2", "1", "text/plain")), "plaintext", "2")
+    good, why = scenarios.check_curl_transfers(curl_out(("oops", "503", "2", "1", "text/plain")), "plaintext", "2")
     assert not good and "503" in why
-    good, why = core.check_curl_transfers("", "plaintext", "2")
+    good, why = scenarios.check_curl_transfers("", "plaintext", "2")
     assert not good and "no transfer summary" in why
 
 
@@ -216,11 +216,11 @@ def test_h2load_gate_and_run_protocol_checks():
     assert not ok and "3 of 4" in why
     assert not scenarios.check_h2load_gate("connect to 127.0.0.1 failed\n", 4, "h2c")[0]
     # a timed run whose h2load fell back to HTTP/1.1 is an error, not an HTTP/2 figure
-    assert runner.check_h2load_protocol(SC["h2-plaintext"], core.parse_h2load_output(H2LOAD_TLS_H2)) is None
-    assert "http/1.1, not h2" in runner.check_h2load_protocol(SC["h2-plaintext"],
-                                                              core.parse_h2load_output(H2LOAD_TLS_FALLBACK))
-    assert runner.check_h2load_protocol(SC["h2c-plaintext"], core.parse_h2load_output(H2LOAD_H2C_GATE)) is None
-    assert "not h2c" in runner.check_h2load_protocol(SC["h2c-plaintext"], core.parse_h2load_output(H2LOAD_TLS_H2))
+    assert measure.check_h2load_protocol(SC["h2-plaintext"], loadgen.parse_h2load_output(H2LOAD_TLS_H2)) is None
+    assert "http/1.1, not h2" in measure.check_h2load_protocol(SC["h2-plaintext"],
+                                                              loadgen.parse_h2load_output(H2LOAD_TLS_FALLBACK))
+    assert measure.check_h2load_protocol(SC["h2c-plaintext"], loadgen.parse_h2load_output(H2LOAD_H2C_GATE)) is None
+    assert "not h2c" in measure.check_h2load_protocol(SC["h2c-plaintext"], loadgen.parse_h2load_output(H2LOAD_TLS_H2))
 
 
 def test_tls_scenarios_need_a_certificate():
@@ -402,22 +402,22 @@ def test_tls_commands():
 # ---- CLI, rounds and the estimate --------------------------------------------------------------------------
 
 def test_cli_tls_rounds():
-    a = runner.parse_args([])
+    a = cli.parse_args([])
     names = [s.name for s in a.scenario_list]
     assert names[-3:] == ["https-plaintext", "h2-plaintext", "h2c-plaintext"]
     assert a.tls_runs == 2 and runner.runs_of(SC["h2c-plaintext"], a) == 2 and runner.runs_of(SC["json"], a) == 3
-    q = runner.parse_args(["--quick"])
+    q = cli.parse_args(["--quick"])
     assert not {"https-plaintext", "h2-plaintext", "h2c-plaintext"} & {s.name for s in q.scenario_list}
     assert q.tls_runs == 1
-    assert runner.parse_args(["--runs", "1"]).tls_runs == 1
-    assert runner.parse_args(["--tls-runs", "3"]).tls_runs == 3
-    s = runner.parse_args(["--quick", "--scenarios", "h2-plaintext,https-plaintext"])
+    assert cli.parse_args(["--runs", "1"]).tls_runs == 1
+    assert cli.parse_args(["--tls-runs", "3"]).tls_runs == 3
+    s = cli.parse_args(["--quick", "--scenarios", "h2-plaintext,https-plaintext"])
     assert [x.name for x in s.scenario_list] == ["h2-plaintext", "https-plaintext"]
 
 
 def test_estimate_counts_tls_rounds_and_starts():
-    base = core.estimate_seconds(13, 100, 3, 1, 3, 3)
-    with_tls = core.estimate_seconds(13, 115, 3, 1, 3, 3, tls_servers=6, tls_pairs=15, tls_runs=2)
+    base = summary.estimate_seconds(13, 100, 3, 1, 3, 3)
+    with_tls = summary.estimate_seconds(13, 115, 3, 1, 3, 3, tls_servers=6, tls_pairs=15, tls_runs=2)
     assert with_tls == pytest.approx(base + 2 * (6 * 2.0 + 15 * 4.3))
     assert with_tls < 30 * 60  # the default matrix with the TLS/HTTP/2 scenarios
 

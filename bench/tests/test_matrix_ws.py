@@ -1,4 +1,4 @@
-"""Tests for the WebSocket scenarios of the matrix (bench/suite/wsload.py, bench/tools/wsload): wsload's output
+"""Tests for the WebSocket scenarios of the matrix (bench/wsload.py, bench/tools/wsload): wsload's output
 parsing, the gate's verdicts, command lines, exclusions, rounds and the estimate, the report. No long loads: the
 Go tool's own tests (`go test`, in-process servers, a few hundred messages) run when Go is installed."""
 
@@ -17,7 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.suite import core, report, runner, scenarios, servers, wsload  # noqa: E402
+from bench import cli, measure, report, runner, scenarios, servers, summary, wsload  # noqa: E402
 
 SC = scenarios.build_scenarios()
 
@@ -47,7 +47,7 @@ def test_parse_output_reads_the_result_and_marks():
     assert out["marks"] == 2
     run = wsload.to_run(out)
     assert run["requests_per_sec"] == 100000.0 and run["requests"] == 300000 and run["errors"] == 0
-    assert core.cpu_s_per_100k(1.5, run["requests"]) == pytest.approx(0.5)
+    assert summary.cpu_s_per_100k(1.5, run["requests"]) == pytest.approx(0.5)
 
 
 def test_parse_output_takes_the_last_result_and_counts_errors():
@@ -128,26 +128,26 @@ def test_wsload_commands():
 
 
 def test_cli_ws_rounds_and_quick():
-    a = runner.parse_args([])
+    a = cli.parse_args([])
     names = [s.name for s in a.scenario_list]
     assert "ws-echo" in names and "ws-broadcast" in names
     assert a.ws_runs == 1 and runner.runs_of(SC["ws-echo"], a) == 1 and runner.runs_of(SC["json"], a) == 3
     assert runner.reduced_rounds(SC["ws-broadcast"])
-    q = runner.parse_args(["--quick"])
+    q = cli.parse_args(["--quick"])
     assert not {"ws-echo", "ws-broadcast"} & {s.name for s in q.scenario_list}
-    qn = runner.parse_args(["--quick", "--scenarios", "ws-echo,ws-broadcast"])
+    qn = cli.parse_args(["--quick", "--scenarios", "ws-echo,ws-broadcast"])
     assert [s.name for s in qn.scenario_list] == ["ws-echo", "ws-broadcast"] and qn.ws_runs == 1
-    assert runner.parse_args(["--runs", "1", "--ws-runs", "2"]).ws_runs == 1  # at most --runs
-    assert runner.parse_args(["--ws-runs", "3"]).ws_runs == 3
-    bc = {s.name: s for s in runner.parse_args(["--ws-window", "1"]).scenario_list}["ws-broadcast"]
+    assert cli.parse_args(["--runs", "1", "--ws-runs", "2"]).ws_runs == 1  # at most --runs
+    assert cli.parse_args(["--ws-runs", "3"]).ws_runs == 3
+    bc = {s.name: s for s in cli.parse_args(["--ws-window", "1"]).scenario_list}["ws-broadcast"]
     assert bc.window == 1
     with pytest.raises(SystemExit):
-        runner.parse_args(["--ws-window", "0"])
+        cli.parse_args(["--ws-window", "0"])
 
 
 def test_estimate_counts_ws_rounds_and_starts():
-    base = core.estimate_seconds(13, 100, 3, 1, 3, 3)
-    with_ws = core.estimate_seconds(13, 110, 3, 1, 3, 3, ws_servers=5, ws_pairs=10, ws_runs=2)
+    base = summary.estimate_seconds(13, 100, 3, 1, 3, 3)
+    with_ws = summary.estimate_seconds(13, 110, 3, 1, 3, 3, ws_servers=5, ws_pairs=10, ws_runs=2)
     assert with_ws == pytest.approx(base + 2 * (5 * 1.0 + 10 * (4.3 + 0.3)))
 
 
@@ -244,7 +244,7 @@ def test_measure_ws_samples_cpu_between_the_marks(tmp_path):
         print({wsload.MARK_END!r}, flush=True)
         print({result_line()!r})
     """)
-    r = runner.measure_ws(FakeServer(), SC["ws-echo"], _args(), 100, binary=tool)
+    r = measure.measure_ws(FakeServer(), SC["ws-echo"], _args(), 100, binary=tool)
     assert "error" not in r, r
     assert r["requests_per_sec"] == 100000.0 and r["cpu_s"] == pytest.approx(1.5)
     assert r["cpu_s_per_100k"] == pytest.approx(0.5) and r["peak_rss_kib"] == 2048
@@ -258,10 +258,10 @@ def test_measure_ws_reports_a_failed_run(tmp_path):
         print({result_line(ok=False, reason="subscriber 3 of 100: connection refused")!r})
         sys.exit(2)
     """)
-    r = runner.measure_ws(FakeServer(), SC["ws-broadcast"], _args(), 100, binary=tool)
+    r = measure.measure_ws(FakeServer(), SC["ws-broadcast"], _args(), 100, binary=tool)
     assert r["error"] == "wsload exited 2: subscriber 3 of 100: connection refused"
     tool = fake_tool(tmp_path, f"print({result_line()!r})\n")
-    r = runner.measure_ws(FakeServer(), SC["ws-echo"], _args(), 100, binary=tool)
+    r = measure.measure_ws(FakeServer(), SC["ws-echo"], _args(), 100, binary=tool)
     assert "no timed window" in r["error"]
 
 

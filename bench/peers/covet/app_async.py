@@ -1,4 +1,4 @@
-"""CovetPy peer for the matrix suite (bench/suite): async handlers. Same routes/payloads as every peer."""
+"""CovetPy peer for the benchmark (python -m bench): async handlers. Same routes/payloads as every peer."""
 import asyncio
 from typing import Optional
 

@@ -1,4 +1,4 @@
-"""CovetPy peer for the matrix suite: plain `def` handlers (run in covet's thread pool, the default)."""
+"""CovetPy peer for the benchmark (python -m bench): plain `def` handlers (run in covet's thread pool, the default)."""
 import time
 from typing import Optional
 

@@ -1,4 +1,4 @@
-// wsload: a small WebSocket load generator for the CovetPy benchmark matrix (bench/suite).
+// wsload: a small WebSocket load generator for the CovetPy benchmark matrix (python -m bench).
 //
 //	wsload -mode echo -url ws://127.0.0.1:8000/ws/echo -c 64 -size 64 -inflight 1 -warmup 1s -d 3s
 //	wsload -mode broadcast -url ws://127.0.0.1:8000/ws/room/bench -subs 100 -size 64 -window 1 -warmup 1s -d 3s

@@ -1,7 +1,7 @@
 """TLS material of a matrix run: a throw-away CA and a server certificate made with the openssl CLI.
 
 Generated once per run into the run's temp directory and passed to every server started for a TLS scenario
-(nginx through bench/native/nginx-tls.conf.template, the others through their certificate/key flags).
+(nginx through bench/peers/nginx/nginx-tls.conf.template, the others through their certificate/key flags).
 The server key is ECDSA P-256 in PKCS#8 (Granian accepts PKCS#8 only); the certificate names
 ``localhost`` and ``127.0.0.1`` (subjectAltName), so clients that verify (curl, Python ssl) can use
 ``https://127.0.0.1:PORT`` with ``--cacert ca.pem``.

@@ -1,4 +1,4 @@
--- wrk script of the matrix suite (bench/suite). Keeps wrk's request static (no request() function, so
+-- wrk script of the benchmark (python -m bench, bench/loadgen.py). Keeps wrk's request static (no request() function, so
 -- wrk sends one precomputed request as fast as the non-scripted path) and, in done(), prints the
 -- latency percentiles wrk's own report lacks (p99.9) in microseconds, one per line:
 --   BENCH_LATENCY_US <percentile> <microseconds>

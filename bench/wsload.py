@@ -17,7 +17,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from .core import BENCH
+from . import BENCH
 
 WSLOAD_DIR = BENCH / "tools" / "wsload"
 WSLOAD_BIN = WSLOAD_DIR / "bin" / "wsload"

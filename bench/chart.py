@@ -1,6 +1,7 @@
-"""PNG chart of a matrix result (run by the suite with bench/.venvs/tools' matplotlib):
+"""PNG chart of a `python -m bench` result (run by the runner with bench/.venvs/tools' matplotlib, from the
+repository root; bench/__init__.py only defines paths, so this venv imports the package without its deps):
 
-    bench/.venvs/tools/bin/python bench/suite/chart.py bench/results/matrix-<UTC>.json docs/img/bench-matrix.png
+    bench/.venvs/tools/bin/python -m bench.chart bench/results/matrix-<UTC>.json docs/img/bench-matrix.png
 
 One panel per scenario: median req/s of each measured server (log scale), min–max as error bars,
 CovetPy in one colour, the peers in another, nginx in grey.

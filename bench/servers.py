@@ -1,4 +1,6 @@
-"""The servers of the matrix: how each is installed (pinned, from its own registry), started and described.
+"""The servers of the benchmark: how each is installed (pinned, from its own registry), started and described,
+and ``Running``, the one launcher every measurement goes through (pinned with taskset, first 200 OK timed,
+stopped with its whole session).
 
 Every peer serves the same five routes with the same payloads (bench/peers/<name>/):
   GET /plaintext -> ``Hello, World!`` (text/plain)        GET /json -> ``{"message":"Hello, World!"}``
@@ -14,10 +16,13 @@ import hashlib
 import json
 import os
 import re
+import http.client
 import resource
 import shlex
 import shutil
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -26,12 +31,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .core import BENCH, REPO, native_run, python_run
+from . import BENCH, REPO
+from .system import cmd_output, file_sha256, git_revision, package_versions, tree_cpu_snapshot, tree_rss_kib
 from .tls import TlsFiles, client_context
 
 PEERS = BENCH / "peers"
 VENVS = BENCH / ".venvs"
 NOFILE = 65536
+COVET_PYTHON = REPO / ".venv" / "bin" / "python"  # the repo's dev venv, reused when its covet is complete
+NATIVE_BINARIES = (  # examples/native/hello, release build first
+    REPO / "build-release" / "examples" / "native" / "hello" / "hello",
+    REPO / "build" / "examples" / "native" / "hello" / "hello",
+)
 
 
 class InstallError(RuntimeError):
@@ -46,7 +57,7 @@ class StartError(RuntimeError):
 class Ctx:
     server_cpus: str = "0"
     workers: int = 1
-    covet_python: Path = python_run.COVET_PYTHON
+    covet_python: Path = COVET_PYTHON
     covet_python_choice: str = ""
     native_binary: Path | None = None
     log: Callable[[str], None] = print
@@ -85,7 +96,7 @@ def ensure_venv(name: str, ctx: Ctx) -> Path:
 
 
 def pip_versions(py: Path, packages: tuple[str, ...]) -> dict[str, str]:
-    return python_run.package_versions(py, packages)
+    return package_versions(py, packages)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -211,7 +222,7 @@ def ensure_fresh_covet_venv(ctx: Ctx) -> Path:
 
 def covet_python_versions(ctx: Ctx) -> dict[str, Any]:
     v = pip_versions(ctx.covet_python, ("covetpy", "pydantic", "pydantic_core"))
-    v["git"] = native_run.git_revision()
+    v["git"] = git_revision()
     v["interpreter"] = str(ctx.covet_python)
     v["choice"] = ctx.covet_python_choice
     return v
@@ -237,7 +248,7 @@ def _covet_python_tls_cmd(module: str) -> Callable[[Ctx, int, TlsFiles], list[st
 def native_binary(ctx: Ctx) -> Path | None:
     if ctx.native_binary:
         return ctx.native_binary
-    for p in native_run.DEFAULT_BINARIES:
+    for p in NATIVE_BINARIES:
         if Path(p).exists():
             return Path(p)
     return None
@@ -254,7 +265,7 @@ def install_covet_native(ctx: Ctx) -> None:
 def covet_native_versions(ctx: Ctx) -> dict[str, Any]:
     b = native_binary(ctx)
     return {"binary": str(b.relative_to(REPO)) if b and b.is_relative_to(REPO) else str(b),
-            "sha256": native_run.file_sha256(str(b))[:16] if b else None, "git": native_run.git_revision()}
+            "sha256": file_sha256(str(b))[:16] if b else None, "git": git_revision()}
 
 
 def covet_native_cmd(ctx: Ctx, port: int) -> list[str]:
@@ -279,16 +290,30 @@ def install_nginx(ctx: Ctx) -> None:
         raise InstallError("nginx not found and `apt-get install nginx-light` did not provide it")
 
 
-NGINX_TLS_TEMPLATE = BENCH / "native" / "nginx-tls.conf.template"
+NGINX_TEMPLATE = PEERS / "nginx" / "nginx.conf.template"
+NGINX_TLS_TEMPLATE = PEERS / "nginx" / "nginx-tls.conf.template"
+
+
+def render_nginx_conf(template: str, port: int, tmpdir: str, user: str | None) -> str:
+    """Fill an nginx template's placeholders; ``user`` is emitted only when the master runs as root."""
+    conf = (
+        template.replace("@PORT@", str(port))
+        .replace("@TMPDIR@", tmpdir)
+        .replace("@USER_DIRECTIVE@", f"user {user};" if user else "")
+    )
+    left = re.findall(r"@[A-Z_]+@", conf)
+    if left:
+        raise ValueError(f"unfilled placeholders in nginx template: {sorted(set(left))}")
+    return conf
 
 
 def nginx_conf(ctx: Ctx, port: int, tmp: Path, tls: TlsFiles | None = None) -> Path:
-    """bench/native's nginx template, with worker_processes = --workers and room for 10,000 connections.
+    """bench/peers/nginx/nginx.conf.template, with worker_processes = --workers and room for 10,000 connections.
 
-    With ``tls``: bench/native/nginx-tls.conf.template (``listen … ssl http2``, TLSv1.2/1.3, the run's
+    With ``tls``: bench/peers/nginx/nginx-tls.conf.template (``listen … ssl http2``, TLSv1.2/1.3, the run's
     certificate), otherwise the same routes, payloads and settings."""
     if tls is None:
-        template = native_run.NGINX_TEMPLATE.read_text()
+        template = NGINX_TEMPLATE.read_text()
     else:
         template = (NGINX_TLS_TEMPLATE.read_text().replace("@TLS_CERT@", str(tls.cert))
                     .replace("@TLS_KEY@", str(tls.key)))
@@ -300,12 +325,12 @@ def nginx_conf(ctx: Ctx, port: int, tmp: Path, tls: TlsFiles | None = None) -> P
         import pwd
         user = pwd.getpwuid(os.geteuid()).pw_name
     conf = tmp / "nginx.conf"
-    conf.write_text(native_run.render_nginx_conf(template, port, str(tmp), user))
+    conf.write_text(render_nginx_conf(template, port, str(tmp), user))
     return conf
 
 
 def nginx_versions(ctx: Ctx) -> dict[str, Any]:
-    return {"nginx": native_run._cmd_output([NGINX, "-v"]).replace("nginx version: ", "")}
+    return {"nginx": cmd_output([NGINX, "-v"]).replace("nginx version: ", "")}
 
 
 # ---- Node / Express -----------------------------------------------------------------------------
@@ -329,7 +354,7 @@ def express_versions(ctx: Ctx) -> dict[str, Any]:
         ev = json.loads(pkg.read_text())["version"]
     except (OSError, ValueError, KeyError):
         ev = "missing"
-    return {"express": ev, "node": native_run._cmd_output(["node", "--version"])}
+    return {"express": ev, "node": cmd_output(["node", "--version"])}
 
 
 # ---- actix-web ----------------------------------------------------------------------------------
@@ -351,7 +376,7 @@ def actix_versions(ctx: Ctx) -> dict[str, Any]:
     for crate in ("actix-web", "actix-http", "tokio", "serde_json"):
         m = re.search(r'name = "%s"\nversion = "([^"]+)"' % re.escape(crate), lock)
         out[crate] = m.group(1) if m else "?"
-    out["rustc"] = native_run._cmd_output(["rustc", "--version"])
+    out["rustc"] = cmd_output(["rustc", "--version"])
     return out
 
 
@@ -501,8 +526,8 @@ def all_specs() -> dict[str, ServerSpec]:
         ),
         ServerSpec(
             "nginx", "nginx `return 200`",
-            "bench/native/nginx.conf.template: 1 worker, access_log off, `return 200` for /plaintext and /json; "
-            "TLS: bench/native/nginx-tls.conf.template (`listen … ssl http2`, TLSv1.2/1.3, same routes)",
+            "bench/peers/nginx/nginx.conf.template: 1 worker, access_log off, `return 200` for /plaintext and /json; "
+            "TLS: bench/peers/nginx/nginx-tls.conf.template (`listen … ssl http2`, TLSv1.2/1.3, same routes)",
             install_nginx, lambda ctx, port: [NGINX], nginx_versions,
             unsupported={**{s: "nginx is the C reference: static `return 200` routes only"
                             for s in ("params", "post-json", "io-sleep")},
@@ -540,12 +565,37 @@ def _robyn(ctx: Ctx, port: int) -> list[str]:
 # --------------------------------------------------------------------------------------------------
 
 
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_200(proc: subprocess.Popen[bytes], port: int, deadline: float, path: str = "/plaintext") -> str:
+    """Polls ``GET path`` until the server answers 200 OK: "" then, else why not (the process exited first,
+    or `deadline` (time.monotonic) passed). Used to time launch -> first 200 OK."""
+    while True:
+        if proc.poll() is not None:
+            return f"exited with status {proc.returncode} before answering"
+        if time.monotonic() > deadline:
+            return f"no 200 OK on GET {path} in time"
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            resp.read()
+            conn.close()
+            if resp.status == 200:
+                return ""
+        except (OSError, http.client.HTTPException):
+            pass
+        time.sleep(0.002)
+
+
 def wait_for_200_tls(proc: subprocess.Popen, port: int, deadline: float, tls: TlsFiles,
                      path: str = "/plaintext") -> str:
-    """As bench/native's ``wait_for_200``, over HTTPS verified against the run's CA. A handshake that fails
-    verification is reported at once (it will not get better by waiting)."""
-    import http.client
-    import ssl
+    """As ``wait_for_200``, over HTTPS verified against the run's CA. A handshake that fails verification is
+    reported at once (it will not get better by waiting)."""
     ctx = client_context(tls, ["http/1.1"])
     last = ""
     tls_errors = 0
@@ -575,7 +625,34 @@ def wait_for_200_tls(proc: subprocess.Popen, port: int, deadline: float, tls: Tl
         time.sleep(0.005)
 
 
-def _raise_nofile() -> None:
+def stop_process(proc: subprocess.Popen[bytes] | None, graceful: int, grace: float) -> None:
+    """Stops a server started with start_new_session=True: `graceful` signal, SIGKILL after `grace` s,
+    then whatever is left of its session (e.g. an nginx worker), by process group id."""
+    if proc is None:
+        return
+    if proc.poll() is None:
+        proc.send_signal(graceful)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def file_tail(path: Path, n: int = 800) -> str:
+    try:
+        data = path.read_bytes()[-n:]
+    except FileNotFoundError:
+        return ""
+    return data.decode("utf-8", "replace").strip()
+
+
+def raise_nofile() -> None:
+    """Lift this process's open-file limit (10,000 connections need it; servers inherit it)."""
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
     except (ValueError, OSError):
@@ -621,7 +698,7 @@ class Running:
         """Launch, wait for the first ``200`` on GET /plaintext (over verified TLS for a TLS instance);
         returns launch -> first 200 OK in ms."""
         self.stop()
-        self.port = native_run.free_port()
+        self.port = free_port()
         cmd = self._command(self.port)
         if self.spec.name == "nginx":
             conf = nginx_conf(self.ctx, self.port, self.tmp, self.tls)
@@ -633,10 +710,10 @@ class Running:
         t0 = time.monotonic()
         self.proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                      start_new_session=True, cwd=str(self.spec.cwd or self.tmp), env=env,
-                                     preexec_fn=_raise_nofile)
+                                     preexec_fn=raise_nofile)
         log.close()
         if self.tls is None:
-            failure = native_run.wait_for_200(self.proc, self.port, t0 + timeout)
+            failure = wait_for_200(self.proc, self.port, t0 + timeout)
         else:
             failure = wait_for_200_tls(self.proc, self.port, t0 + timeout, self.tls)
         if failure:
@@ -645,7 +722,7 @@ class Running:
         return self.startup_ms
 
     def log_tail(self, n: int = 400) -> str:
-        return (native_run._tail(self.tmp / "server.log", n) or native_run._tail(self.tmp / "error.log", n)).replace("\n", " / ")
+        return (file_tail(self.tmp / "server.log", n) or file_tail(self.tmp / "error.log", n)).replace("\n", " / ")
 
     @property
     def pid(self) -> int | None:
@@ -655,14 +732,14 @@ class Running:
         return self.proc is not None and self.proc.poll() is None
 
     def rss_kib(self) -> int:
-        return native_run.tree_rss_kib(self.proc.pid) if self.alive() else 0
+        return tree_rss_kib(self.proc.pid) if self.alive() else 0
 
     def cpu_ticks(self) -> dict[int, int]:
-        return native_run.tree_cpu_snapshot(self.proc.pid) if self.alive() else {}
+        return tree_cpu_snapshot(self.proc.pid) if self.alive() else {}
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        native_run.stop_process(proc, self.spec.stop_signal, grace=5)
+        stop_process(proc, self.spec.stop_signal, grace=5)
 
     def cleanup(self) -> None:
         self.stop()

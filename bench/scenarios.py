@@ -1,26 +1,22 @@
-"""Scenarios of the matrix, the correctness gate, and the load-generator command lines."""
+"""The scenario model of the benchmark, the payloads every server must answer with, and the correctness gate
+each (server, scenario) passes before it is timed (HTTP/1.1, pipelining, HTTPS, HTTP/2, WebSocket)."""
 
 from __future__ import annotations
 
 import http.client
+import json
 import shutil
 import socket
 import ssl
 import subprocess
+import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from .core import (
-    CURL_WRITE_OUT, body_ok, check_curl_transfers, content_type_ok, invalid_item_payload, item_payload, native_run,
-    parse_h2load_output,
-)
-from .tls import TlsFiles, client_context
 from . import wsload
+from .loadgen import parse_h2load_output
+from .tls import TlsFiles, client_context
 
-SUITE = Path(__file__).resolve().parent
-MATRIX_LUA = SUITE / "matrix.lua"
-PIPELINE_LUA = native_run.PIPELINE_LUA
 PIPELINE_DEPTH = 16
 H2_STREAMS = 100  # h2load -m: concurrent streams per HTTP/2 connection
 TLS_SCENARIOS = ("https-plaintext", "h2-plaintext")  # served by a second, TLS instance of a server
@@ -29,6 +25,49 @@ WS_SCENARIOS = ("ws-echo", "ws-broadcast")  # wsload (bench/tools/wsload), on an
 WS_MESSAGE_BYTES = 64
 WS_SUBSCRIBERS = 100
 WS_WINDOW = 16  # ws-broadcast: messages out before the publisher waits for every subscriber to have the oldest
+
+
+# --------------------------------------------------------------------------------------------------
+# Payloads: what every server answers (bench/peers/*), and the POST bodies
+# --------------------------------------------------------------------------------------------------
+
+PLAINTEXT_BODY = b"Hello, World!"
+JSON_BODY = {"message": "Hello, World!"}
+USERS_BODY = {"id": 123, "q": "x"}
+ITEM_RESPONSE = {"name": "widget", "tag_count": 3}
+
+
+def item_payload(size: int = 1024) -> bytes:
+    """The POST body: a JSON object for the `Item` model, padded with `description` to exactly ``size`` bytes."""
+    base = {"name": "widget", "price": 9.99, "tags": ["red", "green", "blue"], "description": ""}
+    empty = len(json.dumps(base, separators=(",", ":")).encode())
+    base["description"] = "x" * max(0, size - empty)
+    out = json.dumps(base, separators=(",", ":")).encode()
+    assert len(out) == max(size, empty)
+    return out
+
+
+def invalid_item_payload() -> bytes:
+    """A body the model must reject (no `tags`, `price` not a number): the gate wants a 4xx for it."""
+    return json.dumps({"name": "widget", "price": "cheap", "description": "x"}).encode()
+
+
+def body_ok(expect: str, body: bytes) -> bool:
+    """Does ``body`` equal the expected payload ``expect`` (plaintext | json | users | item)? JSON is compared
+    parsed."""
+    if expect == "plaintext":
+        return body == PLAINTEXT_BODY
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return False
+    return parsed == {"json": JSON_BODY, "users": USERS_BODY, "item": ITEM_RESPONSE}.get(expect)
+
+
+def content_type_ok(expect: str, ctype: str | None) -> bool:
+    want = "text/plain" if expect == "plaintext" else "application/json"
+    return (ctype or "").split(";")[0].strip().lower() == want
+
 
 
 @dataclass(frozen=True)
@@ -170,7 +209,95 @@ def gate(port: int, sc: Scenario, tls: TlsFiles | None = None) -> tuple[bool, st
     except (OSError, http.client.HTTPException) as exc:
         return False, f"{what} failed: {exc!r}"
     if sc.pipeline > 1:
-        return native_run.check_pipelined(port, sc.path, sc.pipeline)
+        return check_pipelined(port, sc.path, sc.pipeline)
+    return True, ""
+
+
+def count_pipelined_responses(data: bytes, body: bytes) -> int:
+    """How many complete ``200`` responses carrying ``body`` are in ``data``.
+
+    A deliberately simple HTTP/1.1 response splitter (Content-Length framing only), used to check that a server
+    answers a pipelined batch before timing it.
+    """
+    n = 0
+    pos = 0
+    while True:
+        head_end = data.find(b"\r\n\r\n", pos)
+        if head_end < 0:
+            return n
+        lines = data[pos:head_end].decode("latin-1").split("\r\n")
+        if not lines[0].startswith("HTTP/1.1 200"):
+            return n
+        length = None
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value.strip())
+        start = head_end + 4
+        if length is None or len(data) < start + length or data[start : start + length] != body:
+            return n
+        n += 1
+        pos = start + length
+
+
+def check_pipelined(port: int, path: str, depth: int = PIPELINE_DEPTH) -> tuple[bool, str]:
+    """``depth`` GETs of ``path`` in one write must get ``depth`` correct plaintext responses."""
+    req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+    data = b""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(req * depth)
+            deadline = time.monotonic() + 5
+            while count_pipelined_responses(data, PLAINTEXT_BODY) < depth:
+                if time.monotonic() > deadline:
+                    break
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError as exc:
+        return False, f"pipelined check failed: {exc!r}"
+    got = count_pipelined_responses(data, PLAINTEXT_BODY)
+    if got < depth:
+        return False, f"{depth} pipelined GETs in one write: only {got} correct responses"
+    return True, ""
+
+
+
+CURL_MARK = "@@BENCH"
+CURL_WRITE_OUT = "\n" + CURL_MARK + " %{http_code} %{http_version} %{num_connects} %{content_type}\n"
+
+
+def check_curl_transfers(text: str, expect: str, want_version: str) -> tuple[bool, str]:
+    """Judge ``curl -w CURL_WRITE_OUT URL URL`` output: every transfer 2xx with the expected body and content
+    type over HTTP version ``want_version`` ("2" or "1.1", as curl's ``%{http_version}`` prints it), and the
+    second transfer reusing the first one's connection (``num_connects`` 0). (ok, reason when not)."""
+    chunks = text.split("\n" + CURL_MARK + " ")
+    if len(chunks) < 2:
+        return False, f"curl printed no transfer summary: {text[-120:]!r}"
+    transfers = []
+    body = chunks[0]
+    for chunk in chunks[1:]:
+        line, _, rest = chunk.partition("\n")
+        fields = line.split(" ", 3)
+        if len(fields) < 3:
+            return False, f"unreadable curl summary {line!r}"
+        transfers.append((body, fields))
+        body = rest
+    for i, (body, fields) in enumerate(transfers, 1):
+        code, version, connects = fields[0], fields[1], fields[2]
+        ctype = fields[3] if len(fields) > 3 else ""
+        if version != want_version:
+            name = {"2": "HTTP/2", "1.1": "HTTP/1.1"}.get(want_version, want_version)
+            return False, f"request {i} went over HTTP/{version}, not {name}"
+        if not code.isdigit() or not 200 <= int(code) < 300:
+            return False, f"request {i} -> status {code}"
+        if not body_ok(expect, body.encode()):
+            return False, f"request {i}: wrong body {body[:100]!r}"
+        if not content_type_ok(expect, ctype):
+            return False, f"request {i}: wrong Content-Type {ctype!r}"
+        if i > 1 and connects != "0":
+            return False, f"request {i} opened a new connection (no keep-alive / connection reuse)"
     return True, ""
 
 
@@ -251,49 +378,3 @@ def tls_handshake(port: int, tls: TlsFiles, alpn: list[str], timeout: float = 5)
                 return {"version": s.version(), "cipher": name, "bits": bits, "alpn": s.selected_alpn_protocol()}
     except (OSError, ssl.SSLError) as exc:
         return {"error": str(exc)}
-
-
-# --------------------------------------------------------------------------------------------------
-# Load-generator commands
-# --------------------------------------------------------------------------------------------------
-
-
-def wrk_command(sc: Scenario, port: int, duration: int, client_cpus: str, threads: int, timed: bool) -> list[str]:
-    threads = max(1, min(threads, sc.connections))
-    cmd = ["taskset", "-c", client_cpus, "wrk", f"-t{threads}", f"-c{sc.connections}", f"-d{duration}s"]
-    if sc.pipeline > 1:
-        cmd += ["-s", str(PIPELINE_LUA)]
-    else:
-        cmd += ["-s", str(MATRIX_LUA)]
-        if timed:
-            cmd.append("--latency")
-    cmd.append(f"{sc.scheme}://127.0.0.1:{port}{sc.path}")
-    if sc.pipeline > 1:
-        cmd += ["--", str(sc.pipeline)]
-    return cmd
-
-
-def wrk_env(sc: Scenario, body_file: Path) -> dict[str, str]:
-    if sc.method == "POST":
-        return {"BENCH_METHOD": "POST", "BENCH_BODY_FILE": str(body_file), "BENCH_CONTENT_TYPE": "application/json"}
-    return {"BENCH_METHOD": "", "BENCH_BODY_FILE": ""}
-
-
-def h2load_rate_command(sc: Scenario, port: int, duration: int, rate: int, client_cpus: str, threads: int,
-                        log_file: Path) -> list[str]:
-    """Open loop at ``rate`` req/s in total: ``sc.connections`` HTTP/1.1 clients at rate/connections each."""
-    per_client = max(1, round(rate / sc.connections))
-    threads = max(1, min(threads, sc.connections))
-    return ["taskset", "-c", client_cpus, "h2load", "--h1", f"-t{threads}", f"-c{sc.connections}",
-            f"--rps={per_client}", f"-D{duration}", f"--log-file={log_file}", f"http://127.0.0.1:{port}{sc.path}"]
-
-
-def h2load_h2_command(sc: Scenario, port: int, duration: int, client_cpus: str, threads: int,
-                      log_file: Path | None = None) -> list[str]:
-    """HTTP/2: over TLS h2load negotiates h2 by ALPN; over http:// it speaks h2c by prior knowledge."""
-    threads = max(1, min(threads, sc.connections))
-    cmd = ["taskset", "-c", client_cpus, "h2load", f"-t{threads}", f"-c{sc.connections}", f"-m{sc.streams}",
-           f"-D{duration}"]
-    if log_file is not None:
-        cmd.append(f"--log-file={log_file}")
-    return cmd + [f"{sc.scheme}://127.0.0.1:{port}{sc.path}"]

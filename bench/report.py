@@ -1,4 +1,5 @@
-"""Markdown report of a matrix run (for bench/results/*.md and the docs/benchmarks.md section)."""
+"""The report of a run: Markdown for bench/results/matrix-<UTC>.md and the section of docs/benchmarks.md between
+its markers (``replace_section``). The PNG chart is chart.py's."""
 
 from __future__ import annotations
 
@@ -6,10 +7,32 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from .core import REPO
+from . import REPO
 
 SECTION_START = "<!-- matrix-bench:start -->"
 SECTION_END = "<!-- matrix-bench:end -->"
+DOCS_HEADER = "# CovetPy benchmarks"
+
+
+def replace_section(doc: str | None, section_body: str, start: str = SECTION_START, end: str = SECTION_END,
+                    header: str = DOCS_HEADER) -> str:
+    """Put ``section_body`` between the start/end markers of ``doc``.
+
+    * doc None (file missing): ``header`` followed by the marked section.
+    * markers present: only the text between them is replaced, the rest is kept verbatim.
+    * markers absent: the marked section is appended at the end.
+    """
+    block = f"{start}\n{section_body.strip()}\n{end}"
+    if doc is None:
+        return (header.rstrip() + "\n\n" if header else "") + block + "\n"
+    i = doc.find(start)
+    j = doc.find(end, i + len(start)) if i >= 0 else -1
+    if i >= 0 and j >= 0:
+        return doc[:i] + block + doc[j + len(end) :]
+    if i >= 0 or doc.find(end) >= 0:
+        raise ValueError(f"the docs file has only one of the markers {start} / {end}; fix it by hand")
+    sep = "" if doc.endswith("\n\n") else ("\n" if doc.endswith("\n") else "\n\n")
+    return doc + sep + block + "\n"
 
 # The design doc's comparison table (CovetPy, FastAPI, Express.js, Actix-web), reproduced from measurements.
 DESIGN_ROWS = (("covet-native", "CovetPy (native C++ handlers)"), ("covet-async", "CovetPy (Python async handlers)"),

@@ -1,6 +1,6 @@
 -- HTTP/1.1 pipelining for wrk: every write carries DEPTH requests back to back.
 --
--- Usage: wrk -t1 -c256 -d10s -s bench/native/pipeline.lua URL -- 16
+-- Usage: wrk -t1 -c256 -d10s -s bench/tools/wrk/pipeline.lua URL -- 16
 --
 -- wrk parses the batch once (script_verify_request) and then expects DEPTH
 -- responses per write, so "Requests/sec" counts individual responses.
