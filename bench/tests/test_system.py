@@ -242,7 +242,7 @@ def test_tree_cpu_and_rss_cover_the_children(tree):
     time.sleep(0.5)
     after = system.tree_cpu_snapshot(tree.pid)
     busy_s = system.tree_cpu_delta_ticks(before, after) / os.sysconf("SC_CLK_TCK")
-    assert busy_s > 0.1  # the busy child's time is the tree's; a shared CPU still gives it a good part of 0.5 s
+    assert busy_s > 0.05  # the busy child's time is the tree's (a loaded, shared CPU still gives it a part of 0.5 s)
     assert system.tree_rss_kib(tree.pid) > sum(1 for _ in pids)  # every process has some resident memory
 
 

@@ -1,4 +1,4 @@
-// Express peer for bench/suite: one process, NODE_ENV=production (Express's documented production setting),
+// Express peer for the benchmark (python -m bench): one process, NODE_ENV=production (Express's documented production setting),
 // no logging middleware. Express has no models: the 1 KB body is checked by a hand-written validator.
 'use strict';
 const express = require('express');

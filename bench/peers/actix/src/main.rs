@@ -1,4 +1,4 @@
-//! actix-web peer for bench/suite: one worker thread (`workers(1)` unless BENCH_WORKERS says otherwise),
+//! actix-web peer for the benchmark (python -m bench): one worker thread (`workers(1)` unless BENCH_WORKERS says otherwise),
 //! no logger middleware; the 1 KB body is deserialised into a typed struct by serde (`web::Json<Item>`).
 use actix_web::{get, post, web, App, HttpResponse, HttpServer, Responder};
 use serde::{Deserialize, Serialize};
