@@ -1,6 +1,7 @@
 // Boost.Asio backend (epoll): the portable fallback when io_uring is unavailable. Reactor style: Asio
 // reports readiness, and the worker reads into one per-thread buffer and writes with sendmsg itself, so a
-// connection holds no receive buffer of its own and pipelined responses leave in one vectored send.
+// connection holds no receive buffer of its own and pipelined responses leave in one vectored send. I/O
+// only: what to accept, when to linger and when to free a slot is the shared Worker's (worker.hpp).
 #include <utility>  // Boost 1.74's Asio headers need it first under g++ 12 / C++20
 
 #include <boost/asio/io_context.hpp>
@@ -25,8 +26,7 @@ using tcp = asio::ip::tcp;
 
 constexpr std::size_t read_buffer_size = 64 * 1024;
 constexpr int reads_per_wakeup = 4;  // fairness between busy connections
-constexpr auto sweep_interval = std::chrono::milliseconds(250);
-constexpr auto linger_time = std::chrono::seconds(2);
+constexpr int accepts_per_wakeup = 64;
 
 class AsioWorker final : public Worker {
 public:
@@ -36,7 +36,7 @@ public:
 
     ~AsioWorker() override {
         for (State& st : states_)
-            if (st.socket) close_socket(st);
+            if (st.socket) close_asio_socket(st);
         boost::system::error_code ec;
         if (acceptor_.is_open()) acceptor_.release(ec);  // the Server owns the listening fd
     }
@@ -45,7 +45,7 @@ public:
     io::Clock::time_point now() const noexcept override { return io::Clock::now(); }
 
     void run() override {
-        set_current();
+        enter();
         boost::system::error_code ec;
         acceptor_.assign(tcp::v6(), listen_fd_, ec);  // the protocol tag only matters for Asio's bookkeeping
         if (ec) throw std::runtime_error("asio: cannot adopt the listening socket: " + ec.message());
@@ -59,57 +59,55 @@ public:
         }
     }
 
-    // ---- ConnectionDriver ----
-    void request_send(Connection& c) override {
-        State& st = states_[c.id().slot];
-        if (!st.dirty) {
-            st.dirty = true;
-            dirty_.push_back(c.id().slot);
-        }
-    }
-
-    void close_when_drained(Connection& c) override { request_send(c); }  // write_some lingers when empty
-
-    void set_reading(Connection& c, bool enabled) override {
-        State& st = states_[c.id().slot];
-        st.reading = enabled;
-        if (enabled) arm_read(c.id().slot);
-    }
-
-    void close(Connection& c) override {
-        State& st = states_[c.id().slot];
-        if (!st.socket) return;
-        mark_closed(c);
-        close_socket(st);
-        to_free_.push_back(c.id().slot);
-    }
-
 protected:
     void wake() override {
         asio::post(ctx_, [this] { run_posted(); });
     }
     void stop_accepting() override {
-        accepting_ = false;
         boost::system::error_code ec;
         acceptor_.cancel(ec);
     }
 
+    bool open_socket(std::uint32_t slot, int fd) override {
+        if (slot >= states_.size()) states_.resize(slot + 1);
+        State& st = states_[slot];
+        st = State{};
+        boost::system::error_code ec;
+        st.socket.emplace(ctx_);
+        st.socket->assign(tcp::v6(), fd, ec);
+        if (ec) {
+            st.socket.reset();  // close_socket closes the bare fd
+            return false;
+        }
+        arm_read(slot);
+        return true;
+    }
+
+    void close_socket(std::uint32_t slot) override {
+        State& st = states_[slot];
+        if (st.socket) close_asio_socket(st);
+        else ::close(this->slot(slot).fd);
+    }
+
+    void want_read(std::uint32_t slot) override { arm_read(slot); }
+    void reset_socket_state(std::uint32_t slot) override { states_[slot] = State{}; }
+
 private:
+    // Asio's per-slot state; the socket's policy state (reading, lingering) is in Worker::Slot.
     struct State {
         std::optional<tcp::socket> socket;
-        bool reading = true, read_armed = false, write_armed = false, dirty = false, peer_eof = false;
-        bool lingering = false;
-        io::Clock::time_point linger_until{};
+        bool read_armed = false, write_armed = false;
     };
 
-    bool finished() const { return drained() && lingering_ == 0; }
-
     void after_handler() {
-        if (shutdown_deadline_passed()) force_close_all();
-        flush_dirty();
+        enforce_shutdown_deadline();
+        while (has_dirty()) for_each_dirty([this](std::uint32_t slot) { write_some(slot); });
         free_released();
-        if (accepting_ && !accept_armed_ && !stopping() && !at_connection_limit() && now() >= accept_backoff_until_)
-            arm_accept();
+        if (finished()) {
+            timer_.cancel();
+            ctx_.stop();
+        }
+        if (!accept_armed_ && accept_wanted()) arm_accept();
     }
 
     void arm_accept() {
@@ -121,103 +119,58 @@ private:
         });
     }
 
+    // At the limit further connections wait in the kernel's backlog (the accept is re-armed when one
+    // closes), so nothing is parked here.
     void accept_ready() {
-        for (int i = 0; i < 64 && !at_connection_limit(); ++i) {
+        for (int i = 0; i < accepts_per_wakeup && accept_wanted(); ++i) {
             const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-            if (fd < 0) {
-                if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED) return;
-                // Out of descriptors or memory: back off instead of spinning on the same error.
-                accept_backoff_until_ = now() + sweep_interval;
-                if (now() >= next_accept_warning_) {
-                    spdlog::warn("worker {}: accept failed: {} (pausing accepts briefly; raise `ulimit -n`?)", index_,
-                                 std::strerror(errno));
-                    next_accept_warning_ = now() + std::chrono::seconds(1);
-                }
-                return;
-            }
-            Connection* c = adopt(fd);
-            if (!c) {
-                ::close(fd);
+            if (fd >= 0) {
+                accepted(fd);
                 continue;
             }
-            const std::uint32_t slot = c->id().slot;
-            if (slot >= states_.size()) states_.resize(slot + 1);
-            State& st = states_[slot];
-            st = State{};
-            boost::system::error_code ec;
-            st.socket.emplace(ctx_);
-            st.socket->assign(tcp::v6(), fd, ec);
-            if (ec) {
-                close(*c);
-                continue;
-            }
-            arm_read(slot);
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+                accept_failed(errno);
+            return;
         }
-        // At the limit further connections wait in the kernel's backlog (re-armed when one closes).
     }
 
     void arm_read(std::uint32_t slot) {
         State& st = states_[slot];
-        if (!st.socket || st.read_armed || !st.reading || st.peer_eof) return;
+        const Slot& s = this->slot(slot);
+        if (!st.socket || st.read_armed || !s.reading || s.peer_eof) return;
         st.read_armed = true;
-        const std::uint32_t gen = this->slot(slot).generation;
+        const std::uint32_t gen = s.generation;
         st.socket->async_wait(tcp::socket::wait_read, [this, slot, gen](const boost::system::error_code& ec) {
             if (this->slot(slot).generation != gen) return;
-            State& s = states_[slot];
-            s.read_armed = false;
+            states_[slot].read_armed = false;
             if (ec) return;
-            on_readable(slot, gen);
+            on_readable(ConnectionId{slot, gen});
         });
     }
 
-    void on_readable(std::uint32_t slot, std::uint32_t gen) {
-        State& st = states_[slot];
+    void on_readable(ConnectionId id) {
+        State& st = states_[id.slot];
         if (!st.socket) return;
         const int fd = st.socket->native_handle();
         for (int i = 0; i < reads_per_wakeup; ++i) {
             const ssize_t n = ::recv(fd, read_buffer_.get(), read_buffer_size, 0);
-            Connection* c = find(ConnectionId{slot, gen});
             if (n > 0) {
-                if (st.lingering || !c) continue;  // draining a closing socket
-                if (!c->receive(std::span<const char>(read_buffer_.get(), static_cast<std::size_t>(n)))) {
-                    close(*c);
-                    return;
-                }
-                if (!st.reading || !find(ConnectionId{slot, gen})) return;
+                if (!find(id)) continue;  // draining a lingering close
+                received(id, std::span<const char>(read_buffer_.get(), static_cast<std::size_t>(n)));
+                if (!slot(id.slot).reading || !find(id)) return;
                 if (static_cast<std::size_t>(n) < read_buffer_size) break;
                 continue;
             }
             if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
             if (n < 0 && errno == EINTR) continue;
-            // EOF or error.
-            if (st.lingering) {
-                finish_linger(slot);
-                return;
-            }
-            if (!c) return;
-            if (n == 0) {
-                st.peer_eof = true;
-                c->peer_closed();
-            } else {
-                close(*c);
-            }
+            input_ended(id, n == 0);
             return;
         }
-        if (find(ConnectionId{slot, gen}) || st.lingering) arm_read(slot);
-    }
-
-    void flush_dirty() {
-        while (!dirty_.empty()) {
-            std::vector<std::uint32_t> batch;
-            batch.swap(dirty_);
-            for (std::uint32_t slot : batch) {
-                states_[slot].dirty = false;
-                write_some(slot);
-            }
-        }
+        if (keeps_reading(id)) arm_read(id.slot);
     }
 
     void write_some(std::uint32_t slot) {
+        if (slot >= states_.size()) return;
         State& st = states_[slot];
         Slot& s = this->slot(slot);
         if (!st.socket || st.write_armed || !s.connection) return;
@@ -237,16 +190,12 @@ private:
                     arm_write(slot);
                     return;
                 }
-                if (!st.lingering) close(c);
+                if (!s.lingering) close(c);
                 return;
             }
             q.consume(static_cast<std::size_t>(sent));
         }
-        if (c.closing()) {
-            if (find(c.id())) begin_linger(slot);
-            return;
-        }
-        c.output_drained();
+        sent_all(c);
     }
 
     void arm_write(std::uint32_t slot) {
@@ -260,28 +209,7 @@ private:
         });
     }
 
-    // See the io_uring backend: half-close, discard input for a moment, then close.
-    void begin_linger(std::uint32_t slot) {
-        State& st = states_[slot];
-        mark_closed(*this->slot(slot).connection);
-        ::shutdown(st.socket->native_handle(), SHUT_WR);
-        st.lingering = true;
-        ++lingering_;
-        st.reading = true;
-        st.linger_until = now() + linger_time;
-        if (st.peer_eof) finish_linger(slot);
-        else arm_read(slot);
-    }
-    void finish_linger(std::uint32_t slot) {
-        State& st = states_[slot];
-        if (!st.lingering) return;
-        st.lingering = false;
-        --lingering_;
-        close_socket(st);
-        to_free_.push_back(slot);
-    }
-
-    static void close_socket(State& st) {
+    static void close_asio_socket(State& st) {
         boost::system::error_code ec;
         st.socket->cancel(ec);
         st.socket->close(ec);
@@ -292,30 +220,9 @@ private:
         timer_.expires_after(sweep_interval);
         timer_.async_wait([this](const boost::system::error_code& ec) {
             if (ec) return;
-            sweep();
-            for (std::uint32_t i = 0; i < states_.size(); ++i)
-                if (states_[i].lingering && now() >= states_[i].linger_until) finish_linger(i);
+            tick();
             arm_timer();
         });
-    }
-
-    void force_close_all() {
-        for_each_connection([this](Connection& c) { close(c); });
-        for (std::uint32_t i = 0; i < states_.size(); ++i)
-            if (states_[i].lingering) finish_linger(i);
-    }
-
-    void free_released() {
-        for (std::uint32_t slot : to_free_) {
-            if (!this->slot(slot).connection) continue;
-            states_[slot] = State{};
-            release(slot);
-        }
-        to_free_.clear();
-        if (finished()) {
-            timer_.cancel();
-            ctx_.stop();
-        }
     }
 
     asio::io_context ctx_;
@@ -323,10 +230,7 @@ private:
     asio::steady_timer timer_;
     std::unique_ptr<char[]> read_buffer_;
     std::vector<State> states_;
-    std::vector<std::uint32_t> dirty_, to_free_;
-    std::size_t lingering_ = 0;
-    io::Clock::time_point accept_backoff_until_{}, next_accept_warning_{};
-    bool accepting_ = true, accept_armed_ = false;
+    bool accept_armed_ = false;
 };
 
 }  // namespace

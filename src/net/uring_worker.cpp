@@ -1,5 +1,6 @@
 // io_uring backend: one ring per worker thread, multishot accept, multishot recv into a provided buffer
-// ring, vectored sendmsg, everything submitted in one io_uring_submit_and_wait per loop turn.
+// ring, vectored sendmsg, everything submitted in one io_uring_submit_and_wait per loop turn. I/O only:
+// what to accept, when to linger and when to free a slot is the shared Worker's (worker.hpp).
 #include <liburing.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
@@ -8,7 +9,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <deque>
 #include <cstring>
 #include <stdexcept>
 
@@ -33,8 +33,6 @@ constexpr unsigned ring_entries = 1024;
 constexpr unsigned cq_entries = 8192;
 constexpr unsigned recv_buffers = 1024;  // power of two
 constexpr unsigned recv_buffer_size = 8192;
-constexpr auto sweep_interval = std::chrono::milliseconds(250);
-constexpr auto linger_time = std::chrono::seconds(2);
 
 // Ring setup with the best flags the kernel takes: SINGLE_ISSUER|DEFER_TASKRUN (6.1), then
 // COOP_TASKRUN (5.19), then none.
@@ -62,9 +60,8 @@ public:
         : Worker(index, config, listen_fd, std::move(factory)) {}
 
     ~UringWorker() override {
-        for (State& st : states_)
-            if (st.fd >= 0) ::close(st.fd);  // lingering sockets cut short by the shutdown deadline
-        for (int fd : parked_) ::close(fd);
+        for (std::uint32_t i = 0; i < states_.size(); ++i)
+            if (slot(i).fd >= 0) ::close(slot(i).fd);  // lingering sockets cut short by the shutdown deadline
         if (ring_ready_) {
             buffers_.reset();
             io_uring_queue_exit(&ring_);
@@ -74,7 +71,7 @@ public:
     }
 
     void run() override {
-        set_current();
+        enter();
         open();
         while (turn(/*block=*/true)) {
         }
@@ -82,7 +79,7 @@ public:
 
     // ---- embedded mode ----
     void open_embedded() override {
-        set_current();
+        enter();
         open();
         // The ring signals this eventfd when completions (or DEFER_TASKRUN work) are ready, so the
         // caller's epoll-based loop can wait on it.
@@ -97,7 +94,7 @@ public:
     int poll_fd() const noexcept override { return notify_fd_; }
 
     bool poll() override {
-        set_current();
+        enter();
         std::uint64_t signalled;
         [[maybe_unused]] ssize_t n = ::read(notify_fd_, &signalled, sizeof signalled);
         in_turn_ = true;
@@ -111,47 +108,10 @@ public:
     }
 
     bool flush() override {
-        set_current();
+        enter();
         flush_due_ = false;
         submit(/*block=*/false);
         return io_uring_cq_ready(&ring_) > 0 || kernel_work_pending();
-    }
-
-    // ---- ConnectionDriver ----
-    void request_send(Connection& c) override {
-        State& st = state(c.id().slot);
-        if (!st.dirty) {
-            st.dirty = true;
-            dirty_.push_back(c.id().slot);
-        }
-        if (embedded_ && !in_turn_ && !flush_due_ && output_hook_) {  // completed between polls
-            flush_due_ = true;
-            output_hook_();
-        }
-    }
-
-    void close_when_drained(Connection& c) override { request_send(c); }  // lingers from the send step
-
-    void set_reading(Connection& c, bool enabled) override {
-        State& st = state(c.id().slot);
-        st.reading = enabled;
-        if (!enabled && st.recv_armed) {
-            io_uring_prep_cancel64(sqe(), pack(Op::recv, c.id().slot, c.id().generation), 0);
-            last_sqe_->user_data = pack(Op::cancel);
-        } else if (enabled) {
-            want_recv(c.id().slot);
-        }
-    }
-
-    void close(Connection& c) override {
-        const std::uint32_t slot = c.id().slot;
-        State& st = state(slot);
-        if (st.fd < 0) return;
-        mark_closed(c);
-        ::shutdown(st.fd, SHUT_RDWR);  // completes the pending multishot recv
-        ::close(st.fd);
-        st.fd = -1;
-        to_free_.push_back(slot);
     }
 
 protected:
@@ -161,12 +121,39 @@ protected:
     }
 
     void stop_accepting() override {
-        want_accept_ = false;
         if (accept_armed_) cancel_accept();
-        if (config_.inherited_listener >= 0) return;  // taken from a shared queue: still served (adopt_parked)
-        for (int fd : parked_) ::close(fd);
-        parked_.clear();
     }
+
+    bool open_socket(std::uint32_t slot, int) override {
+        state(slot) = State{};
+        want_recv(slot);
+        return true;
+    }
+
+    void close_socket(std::uint32_t slot) override {
+        const int fd = this->slot(slot).fd;
+        ::shutdown(fd, SHUT_RDWR);  // completes the pending multishot recv (it holds the socket open)
+        ::close(fd);
+    }
+
+    void want_read(std::uint32_t slot) override { want_recv(slot); }
+
+    void stop_reading(std::uint32_t slot) override {
+        if (!state(slot).recv_armed) return;
+        io_uring_prep_cancel64(sqe(), pack(Op::recv, slot, this->slot(slot).generation), 0);
+        last_sqe_->user_data = pack(Op::cancel);
+    }
+
+    void output_queued() override {
+        if (embedded_ && !in_turn_ && !flush_due_ && output_hook_) {  // completed between polls
+            flush_due_ = true;
+            output_hook_();
+        }
+    }
+
+    bool send_in_flight(std::uint32_t slot) const override { return states_[slot].send_in_flight; }
+    bool io_in_flight() const override { return sends_in_flight_ > 0; }
+    void reset_socket_state(std::uint32_t slot) override { states_[slot] = State{}; }
 
 private:
     // True when the kernel holds deferred work for this ring that has not run yet. With DEFER_TASKRUN the
@@ -200,7 +187,7 @@ private:
     void submit(bool block) {
         prepare_sends();
         rearm_recvs();
-        if (can_accept()) arm_accept();
+        if (!accept_armed_ && accept_wanted()) arm_accept();
         const int rc = block ? io_uring_submit_and_wait(&ring_, 1) : io_uring_submit_and_get_events(&ring_);
         if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
             throw std::runtime_error(std::string("io_uring_submit: ") + std::strerror(-rc));
@@ -209,7 +196,7 @@ private:
     // One loop turn: submit what is queued, wait for (block) or just collect completions, handle them.
     // Returns false once stopped and drained.
     bool turn(bool block) {
-        if (shutdown_deadline_passed()) force_close_all();
+        enforce_shutdown_deadline();
         submit(block);
         update_now();
         unsigned head, seen = 0;
@@ -220,14 +207,13 @@ private:
         }
         io_uring_cq_advance(&ring_, seen);
         free_released();
-        return !(drained() && sends_in_flight_ == 0 && lingering_ == 0);
+        if (!accept_armed_ && accept_wanted()) arm_accept();
+        return !finished();
     }
 
+    // The ring's own per-slot state; the socket itself (fd, reading, lingering) is in Worker::Slot.
     struct State {
-        int fd = -1;
-        bool recv_armed = false, reading = true, dirty = false, send_in_flight = false, peer_eof = false;
-        bool lingering = false, queued_recv = false;
-        io::Clock::time_point linger_until{};
+        bool recv_armed = false, queued_recv = false, send_in_flight = false;
         msghdr msg{};
         iovec iov[io::OutputQueue::max_iovecs]{};
     };
@@ -252,7 +238,12 @@ private:
         io_uring_prep_multishot_accept(sqe(), listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
         last_sqe_->user_data = pack(Op::accept);
         accept_armed_ = true;
-        want_accept_ = true;
+    }
+    void cancel_accept() {
+        if (accept_cancel_pending_) return;
+        accept_cancel_pending_ = true;
+        io_uring_prep_cancel64(sqe(), pack(Op::accept), 0);
+        last_sqe_->user_data = pack(Op::cancel);
     }
     void arm_wake() {
         io_uring_prep_read(sqe(), wake_fd_, &wake_value_, sizeof wake_value_, 0);
@@ -275,36 +266,35 @@ private:
         for (std::uint32_t slot : rearm_) {
             State& st = states_[slot];
             st.queued_recv = false;
-            if (st.fd < 0 || st.recv_armed || !st.reading || st.peer_eof) continue;
-            io_uring_prep_recv_multishot(sqe(), st.fd, nullptr, 0, 0);
+            const Slot& s = this->slot(slot);
+            if (s.fd < 0 || st.recv_armed || !s.reading || s.peer_eof) continue;
+            io_uring_prep_recv_multishot(sqe(), s.fd, nullptr, 0, 0);
             last_sqe_->flags |= IOSQE_BUFFER_SELECT;
             last_sqe_->buf_group = buffers_->group();
-            last_sqe_->user_data = pack(Op::recv, slot, this->slot(slot).generation);
+            last_sqe_->user_data = pack(Op::recv, slot, s.generation);
             st.recv_armed = true;
         }
         rearm_.clear();
     }
 
     void prepare_sends() {
-        for (std::uint32_t slot : dirty_) {
-            State& st = states_[slot];
-            st.dirty = false;
-            Slot& s = this->slot(slot);
-            if (st.fd < 0 || st.send_in_flight || !s.connection) continue;
+        for_each_dirty([this](std::uint32_t slot) {
+            State& st = state(slot);
+            const Slot& s = this->slot(slot);
+            if (s.fd < 0 || st.send_in_flight || !s.connection) return;
             const std::size_t n = s.connection->wire_out().prepare_send(st.iov);
             if (n == 0) {
-                if (s.connection->closing() && !s.closed) begin_linger(*s.connection);  // close_when_drained
-                continue;
+                if (s.connection->closing()) begin_linger(slot);  // close_when_drained
+                return;
             }
             st.msg = msghdr{};
             st.msg.msg_iov = st.iov;
             st.msg.msg_iovlen = n;
-            io_uring_prep_sendmsg(sqe(), st.fd, &st.msg, MSG_NOSIGNAL);
+            io_uring_prep_sendmsg(sqe(), s.fd, &st.msg, MSG_NOSIGNAL);
             last_sqe_->user_data = pack(Op::send, slot, s.generation);
             st.send_in_flight = true;
             ++sends_in_flight_;
-        }
-        dirty_.clear();
+        });
     }
 
     void handle(std::uint64_t ud, int res, unsigned flags) {
@@ -317,7 +307,8 @@ private:
                 arm_wake();
                 break;
             case Op::timer:
-                on_timer();
+                tick();
+                arm_timer();
                 break;
             case Op::cancel: break;
         }
@@ -325,180 +316,49 @@ private:
 
     void on_accept(int res, unsigned flags) {
         if (!(flags & IORING_CQE_F_MORE)) accept_armed_ = accept_cancel_pending_ = false;
-        if (res < 0) {
-            if (res == -ECANCELED || res == -EINVAL) return;  // cancelled, or the listener was shut down
-            // Out of descriptors or memory: retrying at once would spin on the same error. Back off until
-            // the next sweep (closing connections frees descriptors meanwhile) and say so once a second.
-            accept_backoff_until_ = now() + sweep_interval;
-            if (now() >= next_accept_warning_) {
-                spdlog::warn("worker {}: accept failed: {} (pausing accepts briefly; raise `ulimit -n`?)", index_,
-                             std::strerror(-res));
-                next_accept_warning_ = now() + std::chrono::seconds(1);
-            }
-            if (accept_armed_) cancel_accept();
-            return;
-        }
-        if (stopping() && config_.inherited_listener < 0) {
-            ::close(res);
-            return;
-        }
-        if (at_connection_limit()) {
-            parked_.push_back(res);
-            if (accept_armed_) cancel_accept();
-            return;
-        }
-        start_connection(res);
-        if (at_connection_limit() && accept_armed_) cancel_accept();
-    }
-
-    void start_connection(int fd) {
-        Connection* c = adopt(fd);
-        if (!c) {
-            ::close(fd);
-            return;
-        }
-        State& st = state(c->id().slot);
-        st = State{};
-        st.fd = fd;
-        want_recv(c->id().slot);
-    }
-
-    void cancel_accept() {
-        if (accept_cancel_pending_) return;
-        accept_cancel_pending_ = true;
-        io_uring_prep_cancel64(sqe(), pack(Op::accept), 0);
-        last_sqe_->user_data = pack(Op::cancel);
+        if (res == -ECANCELED || res == -EINVAL) return;  // cancelled, or the listener was shut down
+        if (res < 0) accept_failed(-res);
+        else accepted(res);
+        // Backing off, at the limit, parking, stopping: the multishot accept would keep delivering.
+        if (accept_armed_ && !accept_wanted()) cancel_accept();
     }
 
     void on_recv(std::uint64_t ud, int res, unsigned flags) {
-        const std::uint32_t slot = slot_of(ud);
+        const ConnectionId id{slot_of(ud), gen_of(ud)};
         const bool has_buffer = flags & IORING_CQE_F_BUFFER;
         const unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
-        Slot& s = this->slot(slot);
-        const bool current = s.generation == gen_of(ud) && slot < states_.size();
-        if (current && !(flags & IORING_CQE_F_MORE)) states_[slot].recv_armed = false;
-        Connection* c = current ? find(ConnectionId{slot, gen_of(ud)}) : nullptr;
-        State* st = current ? &states_[slot] : nullptr;
-        if (!c && st && st->lingering && (res > 0 || res == -ECANCELED || res == -ENOBUFS)) {  // draining: discard
+        if (slot(id.slot).generation != id.generation || id.slot >= states_.size()) {  // a freed slot's
             if (has_buffer) buffers_->recycle(bid);
-            if (!st->recv_armed) want_recv(slot);
             return;
         }
-        if (!c) {
-            if (has_buffer) buffers_->recycle(bid);
-            if (st && st->lingering && res <= 0) finish_linger(slot);
-            return;
-        }
+        if (!(flags & IORING_CQE_F_MORE)) states_[id.slot].recv_armed = false;
         if (res > 0) {
-            const bool ok = c->receive(std::span<const char>(buffers_->buffer(bid), static_cast<std::size_t>(res)));
+            received(id, std::span<const char>(buffers_->buffer(bid), static_cast<std::size_t>(res)));
             buffers_->recycle(bid);
-            if (!ok) close(*c);
-        } else if (res == 0) {
-            st->peer_eof = true;
-            c->peer_closed();
-        } else if (res != -ENOBUFS && res != -ECANCELED) {
-            close(*c);  // ECONNRESET and friends
+        } else {
+            if (has_buffer) buffers_->recycle(bid);
+            // ENOBUFS (the buffer ring ran dry) and ECANCELED (reading paused) only need a re-arm.
+            if (res != -ENOBUFS && res != -ECANCELED) input_ended(id, res == 0);
         }
-        if (find(ConnectionId{slot, gen_of(ud)}) && !st->recv_armed) want_recv(slot);
+        if (!states_[id.slot].recv_armed && keeps_reading(id)) want_recv(id.slot);
     }
 
     void on_send(std::uint64_t ud, int res) {
         const std::uint32_t slot = slot_of(ud);
-        State& st = states_[slot];
-        st.send_in_flight = false;
+        states_[slot].send_in_flight = false;
         --sends_in_flight_;
-        Slot& s = this->slot(slot);
+        const Slot& s = this->slot(slot);
         if (s.generation != gen_of(ud) || !s.connection) return;
         Connection* c = find(ConnectionId{slot, gen_of(ud)});
         if (!c) {
-            if (st.fd < 0 && !st.lingering) to_free_.push_back(slot);  // closed while sending: free now
+            if (s.fd < 0 && !s.lingering) free_later(slot);  // closed while sending: free now
             return;
         }
-        if (res < 0) {
-            close(*c);
-            return;
-        }
+        if (res < 0) return close(*c);
         io::OutputQueue& q = c->wire_out();
         q.consume(static_cast<std::size_t>(res));
-        if (!q.empty()) {
-            request_send(*c);
-            return;
-        }
-        if (c->closing()) {
-            begin_linger(*c);
-            return;
-        }
-        c->output_drained();
-    }
-
-    // After a final response: stop sending, keep reading (and discarding) briefly so that unread request
-    // bytes don't turn our close into a reset that destroys the response before the client reads it.
-    void begin_linger(Connection& c) {
-        const std::uint32_t slot = c.id().slot;
-        State& st = states_[slot];
-        mark_closed(c);
-        ::shutdown(st.fd, SHUT_WR);
-        st.lingering = true;
-        ++lingering_;
-        st.reading = true;
-        st.linger_until = now() + linger_time;
-        if (!st.recv_armed && !st.peer_eof) want_recv(slot);
-        if (st.peer_eof) finish_linger(slot);
-    }
-    void finish_linger(std::uint32_t slot) {
-        State& st = states_[slot];
-        if (!st.lingering) return;
-        st.lingering = false;
-        --lingering_;
-        ::shutdown(st.fd, SHUT_RDWR);  // the armed recv holds the socket open: end it, not just our fd
-        ::close(st.fd);
-        st.fd = -1;
-        to_free_.push_back(slot);
-    }
-
-    void on_timer() {
-        sweep();
-        for (std::uint32_t i = 0; i < states_.size(); ++i)
-            if (states_[i].lingering && now() >= states_[i].linger_until) finish_linger(i);
-        arm_timer();
-    }
-
-    void force_close_all() {
-        for_each_connection([this](Connection& c) { close(c); });
-        for (std::uint32_t i = 0; i < states_.size(); ++i)
-            if (states_[i].lingering) finish_linger(i);
-    }
-
-    // Slots are freed after the completion batch, never while a callback may still be on the stack, and
-    // never while the kernel may still read a send buffer.
-    void free_released() {
-        for (std::uint32_t slot : to_free_) {
-            State& st = states_[slot];
-            Slot& s = this->slot(slot);
-            if (!s.connection || st.send_in_flight || st.lingering) continue;
-            const bool freed_ok = st.fd < 0;
-            if (!freed_ok) continue;
-            st = State{};
-            release(slot);
-        }
-        to_free_.clear();
-        adopt_parked();
-        if (can_accept()) arm_accept();
-    }
-
-    bool can_accept() const {
-        return want_accept_ && !accept_armed_ && !stopping() && !at_connection_limit() && parked_.empty() &&
-               now() >= accept_backoff_until_;
-    }
-
-    // Connections accepted past the limit (one multishot batch can hold many) wait here, unread, as they
-    // would in the kernel backlog, until a slot frees up.
-    void adopt_parked() {
-        while (!parked_.empty() && !at_connection_limit() && (!stopping() || config_.inherited_listener >= 0)) {
-            const int fd = parked_.front();
-            parked_.pop_front();
-            start_connection(fd);
-        }
+        if (!q.empty()) return request_send(*c);
+        sent_all(*c);
     }
 
     io_uring ring_{};
@@ -510,11 +370,9 @@ private:
     __kernel_timespec timer_{};
     io_uring_sqe* last_sqe_ = nullptr;
     std::vector<State> states_;
-    std::vector<std::uint32_t> dirty_, rearm_, to_free_;
-    std::size_t sends_in_flight_ = 0, lingering_ = 0;
-    std::deque<int> parked_;
-    io::Clock::time_point accept_backoff_until_{}, next_accept_warning_{};
-    bool accept_armed_ = false, want_accept_ = true, accept_cancel_pending_ = false;
+    std::vector<std::uint32_t> rearm_;
+    std::size_t sends_in_flight_ = 0;
+    bool accept_armed_ = false, accept_cancel_pending_ = false;
 };
 
 }  // namespace

@@ -7,20 +7,23 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <stdexcept>
 
 namespace covet::net {
 
-thread_local Worker* Worker::current_ = nullptr;
-
 Worker::Worker(unsigned index, const ServerConfig& config, int listen_fd, ProtocolFactory factory)
     : index_(index), config_(config), listen_fd_(listen_fd), factory_(std::move(factory)),
-      link_(std::make_shared<HomeLink>(this)) {
+      link_(std::make_shared<HomeLink>(this)), context_(*this, *this) {
     const unsigned threads = std::max(1u, config.threads);
     max_connections_ = std::max<std::size_t>(1, (config.limits.max_connections + threads - 1) / threads);
 }
 
 Worker::~Worker() {
+    for (int fd : parked_) ::close(fd);
+    // The thread that ran the loop keeps the context installed after an embedded worker's last poll; the
+    // worker is destroyed there, and the thread must not point at it afterwards.
+    if (WorkerContext::installed() == &context_) WorkerContext::install(nullptr);
     std::lock_guard lock(link_->mutex);
     link_->home = nullptr;  // Responders still held elsewhere now find nothing
 }
@@ -80,6 +83,89 @@ Connection* Worker::find(ConnectionId id) noexcept {
     return s.connection && !s.closed && s.generation == id.generation ? s.connection.get() : nullptr;
 }
 
+void Worker::request_send(Connection& c) {
+    Slot& s = slots_[c.id().slot];
+    if (!s.dirty) {
+        s.dirty = true;
+        dirty_.push_back(c.id().slot);
+    }
+    output_queued();
+}
+
+void Worker::set_reading(Connection& c, bool enabled) {
+    const std::uint32_t i = c.id().slot;
+    if (slots_[i].connection.get() != &c) return;  // kept for its exchange: no longer on a socket
+    slots_[i].reading = enabled;
+    if (enabled) want_read(i);
+    else stop_reading(i);
+}
+
+void Worker::close(Connection& c) {
+    const std::uint32_t i = c.id().slot;
+    // A connection kept for its pending exchange no longer owns its slot (it may hold a new connection).
+    if (slots_[i].connection.get() == &c) close_slot(i);
+}
+
+void Worker::close_slot(std::uint32_t i) {
+    Slot& s = slots_[i];
+    if (s.fd < 0) return;
+    if (s.lingering) {
+        s.lingering = false;
+        --lingering_;
+    }
+    mark_closed(s);
+    close_socket(i);
+    s.fd = -1;
+    to_free_.push_back(i);
+}
+
+void Worker::mark_closed(Slot& s) noexcept {
+    if (s.closed || !s.connection) return;
+    s.closed = true;
+    --live_;
+    context_.stats.count_closed();
+}
+
+// ---- accepting ----
+
+void Worker::accepted(int fd) {
+    if (stopping_ && config_.inherited_listener < 0) {
+        ::close(fd);
+        return;
+    }
+    if (at_connection_limit()) {
+        parked_.push_back(fd);
+        return;
+    }
+    start_connection(fd);
+}
+
+void Worker::accept_failed(int error) {
+    // Out of descriptors or memory: retrying at once would spin on the same error. Back off until the
+    // next sweep (closing connections frees descriptors meanwhile).
+    accept_backoff_until_ = now() + sweep_interval;
+    if (now() >= next_accept_warning_) {
+        spdlog::warn("worker {}: accept failed: {} (pausing accepts briefly; raise `ulimit -n`?)", index_,
+                     std::strerror(error));
+        next_accept_warning_ = now() + accept_warning_interval;
+    }
+}
+
+void Worker::start_connection(int fd) {
+    Connection* c = adopt(fd);
+    if (!c) {
+        ::close(fd);
+        return;
+    }
+    if (!open_socket(c->id().slot, fd)) {
+        close(*c);
+        return;
+    }
+    // Accepted while stopping (from an inherited listener, whose queue we must not drop): shut like the
+    // others; HTTP/1.1 still waits briefly for a fresh connection's first request and answers it.
+    if (stopping_) c->shutdown();
+}
+
 Connection* Worker::adopt(int fd) {
     sockaddr_storage addr{};
     socklen_t len = sizeof addr;
@@ -121,18 +207,61 @@ Connection* Worker::adopt(int fd) {
         free_slots_.push_back(index);
         return nullptr;
     }
+    s.fd = fd;
     ++live_;
-    // Accepted while stopping (from an inherited listener, whose queue we must not drop): shut like the
-    // others; HTTP/1.1 still waits briefly for a fresh connection's first request and answers it.
-    if (stopping_) s.connection->shutdown();
+    context_.stats.count_accepted();
     return s.connection.get();
 }
 
-void Worker::mark_closed(Connection& c) noexcept {
-    Slot& s = slots_[c.id().slot];
-    if (s.closed) return;
-    s.closed = true;
-    --live_;
+// Connections accepted past the limit wait here, unread, as they would in the kernel backlog, until a
+// slot frees up.
+void Worker::adopt_parked() {
+    while (!parked_.empty() && !at_connection_limit() && (!stopping_ || config_.inherited_listener >= 0)) {
+        const int fd = parked_.front();
+        parked_.pop_front();
+        start_connection(fd);
+    }
+}
+
+// ---- reading, lingering, freeing ----
+
+void Worker::input_ended(ConnectionId id, bool eof) {
+    Slot& s = slots_[id.slot];
+    if (s.generation != id.generation) return;
+    if (s.lingering) return finish_linger(id.slot);
+    Connection* c = find(id);
+    if (!c) return;
+    if (!eof) return close(*c);  // ECONNRESET and friends
+    s.peer_eof = true;
+    c->peer_closed();
+}
+
+void Worker::begin_linger(std::uint32_t i) {
+    Slot& s = slots_[i];
+    if (s.fd < 0 || s.closed || s.lingering) return;
+    mark_closed(s);
+    ::shutdown(s.fd, SHUT_WR);
+    s.lingering = true;
+    ++lingering_;
+    s.reading = true;
+    s.linger_until = now() + linger_time;
+    if (s.peer_eof) finish_linger(i);
+    else want_read(i);
+}
+
+void Worker::finish_linger(std::uint32_t i) {
+    if (slots_[i].lingering) close_slot(i);
+}
+
+void Worker::free_released() {
+    for (std::uint32_t i : to_free_) {
+        const Slot& s = slots_[i];
+        if (!s.connection || s.fd >= 0 || s.lingering || send_in_flight(i)) continue;
+        reset_socket_state(i);
+        release(i);
+    }
+    to_free_.clear();
+    adopt_parked();
 }
 
 void Worker::release(std::uint32_t index) {
@@ -142,15 +271,27 @@ void Worker::release(std::uint32_t index) {
     if (s.connection && s.connection->protocol() && s.connection->protocol()->exchange_outstanding())
         kept_for_exchange_.emplace(key(s.connection->id()), std::move(s.connection));
     s.connection.reset();
-    s.closed = false;
-    ++s.generation;
+    const std::uint32_t generation = s.generation + 1;
+    s = Slot{};
+    s.generation = generation;
     free_slots_.push_back(index);
-    on_released(index);
 }
 
-void Worker::sweep() {
+// ---- timers and shutdown ----
+
+void Worker::tick() {
     for (Slot& s : slots_)
         if (s.connection && !s.closed) s.connection->tick(now_);
+    for (std::uint32_t i = 0; i < slots_.size(); ++i)
+        if (slots_[i].lingering && now() >= slots_[i].linger_until) finish_linger(i);
+}
+
+void Worker::enforce_shutdown_deadline() {
+    if (!stopping_ || now_ < shutdown_deadline_) return;
+    for (std::uint32_t i = 0; i < slots_.size(); ++i)
+        if (slots_[i].connection && !slots_[i].closed) close_slot(i);
+    for (std::uint32_t i = 0; i < slots_.size(); ++i)
+        if (slots_[i].lingering) finish_linger(i);
 }
 
 void Worker::begin_shutdown() {
@@ -158,6 +299,12 @@ void Worker::begin_shutdown() {
     stopping_ = true;
     shutdown_deadline_ = now_ + config_.timeouts.shutdown;
     stop_accepting();
+    // Parked connections were refused with the listener, except from an inherited listener: its queue
+    // is served to the end (adopt_parked).
+    if (config_.inherited_listener < 0) {
+        for (int fd : parked_) ::close(fd);
+        parked_.clear();
+    }
     // A listening socket shut down for reading stops listening: new connections are refused at once
     // instead of waiting in a backlog nobody accepts from. An inherited socket is not ours to shut: the
     // next worker generation accepts what waits in its queue.

@@ -1,14 +1,23 @@
-// What both reactor backends share: the connection table, cross-thread task posting, the timeout sweep
-// and graceful shutdown. A worker runs on one thread with one listener; nothing here is locked except the
-// posted-task queue.
+// A worker: one reactor thread (see worker_context.hpp for the names: a worker is a thread, never a
+// process). This class is the part both reactor backends share, and all of the policy: the connection
+// table, cross-thread task posting, the timeout sweep, graceful shutdown, the lingering close, the accept
+// back-off, parking past the connection limit, and the batch of connections with output to send. The
+// io_uring (uring_worker.cpp) and Asio (asio_worker.cpp) backends only do I/O: they arm accepts, reads and
+// sends, report what completed through the calls in "Policy, called by the backend", and implement the
+// hooks in "What a backend implements".
+//
+// A worker runs on one thread with one listener; nothing here is locked except the posted-task queue.
 #pragma once
 
 #include <sys/socket.h>
 
 #include <atomic>
+#include <chrono>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -18,11 +27,20 @@
 #include "covet/net/server.hpp"
 #include "covet/net/server_config.hpp"
 #include "covet/net/tls_context.hpp"
+#include "covet/net/worker_context.hpp"
 
 namespace covet::net {
 
 class Worker : public ConnectionDriver, public ConnectionHome, public io::Loop {
 public:
+    // How often the backend calls tick(): connection timeouts, lingering deadlines, and how long accepts
+    // pause after the listener failed (out of descriptors or memory).
+    static constexpr std::chrono::milliseconds sweep_interval{250};
+    // How long a lingering close keeps draining the peer's input before it closes anyway.
+    static constexpr std::chrono::seconds linger_time{2};
+    // A failing accept is logged at most this often.
+    static constexpr std::chrono::seconds accept_warning_interval{1};
+
     Worker(unsigned index, const ServerConfig& config, int listen_fd, ProtocolFactory factory);
     virtual ~Worker();
 
@@ -47,7 +65,7 @@ public:
 
     // ---- io::Loop ----
     void post(std::function<void()> task) override;
-    bool on_loop_thread() const noexcept override { return current_ == this; }
+    bool on_loop_thread() const noexcept override { return WorkerContext::installed() == &context_; }
     io::Clock::time_point now() const noexcept override { return now_; }
 
     // ---- ConnectionHome ----
@@ -55,13 +73,20 @@ public:
     Connection* find(ConnectionId id) noexcept override;
     void exchange_finished(ConnectionId id) noexcept override;
     const std::shared_ptr<HomeLink>& link() const noexcept override { return link_; }
-    bool on_home_thread() const noexcept { return current_ == this; }
+    bool on_home_thread() const noexcept { return on_loop_thread(); }
 
-    // ---- ConnectionDriver (the rest is per backend) ----
-    io::Loop& loop() noexcept override { return *this; }
-    const ServerConfig& config() const noexcept override { return config_; }
+    // ---- ConnectionDriver: policy here, I/O through the backend hooks ----
+    // Marks the connection for the next send batch (see for_each_dirty).
+    void request_send(Connection& c) final;
+    // Nothing left to send is a send batch too: it finds the queue empty and lingers (see sent_all).
+    void close_when_drained(Connection& c) final { request_send(c); }
+    void set_reading(Connection& c, bool enabled) final;
+    void close(Connection& c) final;
+    io::Loop& loop() noexcept final { return *this; }
+    const ServerConfig& config() const noexcept final { return config_; }
 
     std::size_t live_connections() const noexcept { return live_; }
+    WorkerContext& context() noexcept { return context_; }
     // TLS listener: every accepted connection gets a transport from `ctx` (owned by the Server, which
     // outlives its workers). Set before run()/open_embedded().
     void set_tls(TlsContext* ctx) noexcept { tls_ = ctx; }
@@ -69,47 +94,118 @@ public:
     void on_ready(std::function<void()> fn) { ready_ = std::move(fn); }
 
 protected:
-    // Backend hooks.
+    // ---- What a backend implements: I/O only ----
     virtual void wake() = 0;                  // make the loop run posted tasks soon (any thread)
-    virtual void stop_accepting() = 0;        // shutdown has begun
-    virtual void on_released(std::uint32_t slot) { (void)slot; }
+    virtual void stop_accepting() = 0;        // shutdown has begun: disarm the accept
+    // A connection was set up on `fd` (slot `slot`): prepare the slot's I/O state and start reading.
+    // False when the socket cannot be used (the worker then closes the connection).
+    virtual bool open_socket(std::uint32_t slot, int fd) = 0;
+    // Close the slot's socket now; reads and sends still armed on it end.
+    virtual void close_socket(std::uint32_t slot) = 0;
+    // Arm a read on the slot if none is armed (the backend skips it while reading is off or after EOF).
+    virtual void want_read(std::uint32_t slot) = 0;
+    // Reading was turned off: a backend whose armed read keeps going (multishot) cancels it.
+    virtual void stop_reading(std::uint32_t slot) { (void)slot; }
+    // request_send marked a connection (whether or not it already was).
+    virtual void output_queued() {}
+    // The kernel may still read the slot's output: the slot is not freed yet.
+    virtual bool send_in_flight(std::uint32_t slot) const {
+        (void)slot;
+        return false;
+    }
+    // I/O the backend must see completed before run() may return.
+    virtual bool io_in_flight() const { return false; }
+    // The slot is about to be freed: reset its I/O state.
+    virtual void reset_socket_state(std::uint32_t slot) { (void)slot; }
 
-    // Registers an accepted socket; returns null when the connection could not be set up.
-    Connection* adopt(int fd);
-    // Frees a closed connection's slot (its generation moves on, so stale ids never match).
-    void release(std::uint32_t slot);
-    void run_posted();
-    void sweep();                              // timeouts; call a few times a second
-    void begin_shutdown();
-    // Closed connections whose exchange is still pending are waited for until the shutdown deadline.
-    bool drained() const noexcept {
-        return stopping_ && live_ == 0 && (kept_for_exchange_.empty() || now_ >= shutdown_deadline_);
-    }
-    bool shutdown_deadline_passed() const noexcept { return stopping_ && now_ >= shutdown_deadline_; }
-    bool stopping() const noexcept { return stopping_; }
-    bool at_connection_limit() const noexcept { return live_ >= max_connections_; }
-    void set_current() noexcept {
-        current_ = this;
-        ConnectionHome::current() = this;
-    }
+    // ---- Policy, called by the backend ----
+    // Makes this worker's context the calling thread's (see WorkerContext::install).
+    void enter() noexcept { WorkerContext::install(&context_); }
     void report_ready() {
         if (ready_) std::exchange(ready_, nullptr)();
     }
     void update_now() noexcept { now_ = io::Clock::now(); }
-    template <class Fn>
-    void for_each_connection(Fn&& fn) {
-        for (Slot& s : slots_)
-            if (s.connection && !s.closed) fn(*s.connection);
+    void run_posted();
+
+    // Accepting. `accepted` takes a socket from the listener: refused once stopping (unless the listener
+    // is inherited: its queue belongs to the next generation of workers and must not be dropped), parked
+    // at the connection limit (a multishot batch can deliver more than the limit allows), else set up.
+    void accepted(int fd);
+    // The listener failed with `error` (errno): accepts pause for a sweep interval, and say so at most
+    // once a second.
+    void accept_failed(int error);
+    // Whether an accept should be armed now: not stopping, below the limit, nothing parked, not backing off.
+    bool accept_wanted() const noexcept {
+        return !stopping_ && !at_connection_limit() && parked_.empty() && now() >= accept_backoff_until_;
     }
+
+    // Reading. Bytes read from `id`'s socket go to its connection (discarded while lingering or once it
+    // has gone). input_ended: EOF (`eof`) or an error on the socket.
+    void received(ConnectionId id, std::span<const char> data) {
+        if (Connection* c = find(id); c && !c->receive(data)) close(*c);
+    }
+    void input_ended(ConnectionId id, bool eof);
+    // Whether the backend should keep a read armed on `id`'s socket: live, or draining a lingering close.
+    bool keeps_reading(ConnectionId id) noexcept {
+        return find(id) || (slots_[id.slot].generation == id.generation && slots_[id.slot].lingering);
+    }
+
+    // Sending. Each connection marked by request_send since the last batch, once, in order; the mark is
+    // cleared as `fn` reaches it, so a send that queues more output marks it for the next batch.
+    template <class Fn>
+    void for_each_dirty(Fn&& fn) {
+        sending_.swap(dirty_);
+        for (std::uint32_t slot : sending_) {
+            slots_[slot].dirty = false;
+            fn(slot);
+        }
+        sending_.clear();
+    }
+    bool has_dirty() const noexcept { return !dirty_.empty(); }
+    // The connection's output queue is empty after a send: a closing connection begins its lingering
+    // close, others hear that their output drained.
+    void sent_all(Connection& c) {
+        if (c.closing()) return begin_linger(c.id().slot);
+        c.output_drained();
+    }
+
+    // Lingering close: after a final response, stop sending (half-close) and keep reading, discarding,
+    // until the peer closes or linger_time passes, so that request bytes we never read don't turn the
+    // close into a reset that destroys the response before the client reads it.
+    void begin_linger(std::uint32_t slot);
+    void finish_linger(std::uint32_t slot);
+
+    // The timer, every sweep_interval: connection timeouts, then lingering closes past their deadline.
+    void tick();
+    // Once per loop turn, before I/O: past the shutdown deadline every connection closes.
+    void enforce_shutdown_deadline();
+    // After a batch of completions: free the slots of closed connections (never while a callback may
+    // still be on the stack, nor while the kernel may still read a send buffer), then set up parked
+    // connections that now fit.
+    void free_released();
+    // Stopped and drained: run() returns.
+    bool finished() const noexcept {
+        return stopping_ && live_ == 0 && (kept_for_exchange_.empty() || now_ >= shutdown_deadline_) &&
+               lingering_ == 0 && !io_in_flight();
+    }
+    bool stopping() const noexcept { return stopping_; }
 
     struct Slot {
         std::unique_ptr<Connection> connection;
         std::uint32_t generation = 1;
-        bool closed = false;
+        bool closed = false;      // find() no longer returns it (closed, or lingering)
+        // Socket state the policy keeps; the backend keeps its own beside it.
+        int fd = -1;              // -1 once the socket is closed
+        bool reading = true;      // the connection wants input (flow control)
+        bool peer_eof = false;    // the peer half-closed
+        bool dirty = false;       // in the next send batch
+        bool lingering = false;
+        io::Clock::time_point linger_until{};
     };
+    const Slot& slot(std::uint32_t i) const noexcept { return slots_[i]; }
     Slot& slot(std::uint32_t i) noexcept { return slots_[i]; }
-    // Marks a connection closed (its fd is closed by the backend); find() stops returning it.
-    void mark_closed(Connection& c) noexcept;
+    // Schedules a closed slot for free_released (a backend whose send completed after the close).
+    void free_later(std::uint32_t slot) { to_free_.push_back(slot); }
 
     const unsigned index_;
     const ServerConfig& config_;
@@ -117,22 +213,36 @@ protected:
     std::function<void()> output_hook_;
 
 private:
+    void start_connection(int fd);
+    // Registers an accepted socket; returns null when the connection could not be set up.
+    Connection* adopt(int fd);
+    // Ends the slot's socket now (a lingering one too) and schedules the slot to be freed.
+    void close_slot(std::uint32_t slot);
+    // Marks a connection closed; find() stops returning it.
+    void mark_closed(Slot& s) noexcept;
+    // Frees a closed connection's slot (its generation moves on, so stale ids never match).
+    void release(std::uint32_t slot);
+    void adopt_parked();
+    void begin_shutdown();
+    bool at_connection_limit() const noexcept { return live_ >= max_connections_; }
+
     ProtocolFactory factory_;
     TlsContext* tls_ = nullptr;
     std::function<void()> ready_;
     std::shared_ptr<HomeLink> link_;
+    WorkerContext context_;
     std::vector<Slot> slots_;
     std::unordered_map<std::uint64_t, std::unique_ptr<Connection>> kept_for_exchange_;  // by slot<<32|gen
-    std::vector<std::uint32_t> free_slots_;
-    std::size_t live_ = 0, max_connections_;
+    std::vector<std::uint32_t> free_slots_, dirty_, sending_, to_free_;
+    std::deque<int> parked_;  // accepted past the limit, unread, as they would wait in the kernel backlog
+    std::size_t live_ = 0, max_connections_, lingering_ = 0;
     io::Clock::time_point now_ = io::Clock::now(), shutdown_deadline_{};
+    io::Clock::time_point accept_backoff_until_{}, next_accept_warning_{};
     bool stopping_ = false;
 
     std::mutex posted_mutex_;
     std::vector<std::function<void()>> posted_, running_;
     std::atomic<bool> wake_pending_{false};
-
-    static thread_local Worker* current_;
 };
 
 // Factories for the two backends (defined in uring_worker.cpp / asio_worker.cpp).

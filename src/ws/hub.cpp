@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <optional>
 
+#include "covet/net/worker_context.hpp"
 #include "covet/ws/frame.hpp"
 
 namespace covet::ws {
@@ -96,16 +97,16 @@ Hub::Hub(io::Loop& loop) : state_(std::make_shared<State>(loop)) {}
 Hub::~Hub() = default;
 
 Hub* Hub::this_worker(const WebSocket& ws) {
-    // Keyed by the loop too: an embedded server restarted on the same thread gets a fresh hub rather
-    // than one that posts to the old, destroyed loop.
-    thread_local io::Loop* bound = nullptr;
-    thread_local std::unique_ptr<Hub> hub;
+    // Owned by the worker's context, so it ends with the worker. Keyed by the loop too: on a thread's
+    // stand-in context (no worker installed: tests) a new loop gets a fresh hub rather than one that
+    // posts to an old, destroyed loop.
+    net::WorkerContext& context = net::WorkerContext::current();
     net::Connection* c = ws.ref().on_home_thread() ? ws.ref().get() : nullptr;
-    if (c && (!hub || bound != &c->loop())) {
-        hub = std::make_unique<Hub>(c->loop());
-        bound = &c->loop();
+    if (c && (!context.hub || context.hub_loop != &c->loop())) {
+        context.hub = std::make_unique<Hub>(c->loop());
+        context.hub_loop = &c->loop();
     }
-    return hub.get();
+    return context.hub.get();
 }
 
 void Hub::run(std::function<void(State&)> fn) {

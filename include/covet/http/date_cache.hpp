@@ -1,4 +1,4 @@
-// The IMF-fixdate for the Date header, formatted at most once per second per thread.
+// The IMF-fixdate for the Date header, formatted at most once per second per worker.
 #pragma once
 
 #include <ctime>
@@ -16,10 +16,10 @@ public:
         return {buf_, len_};
     }
 
-    static DateCache& thread_local_instance() noexcept {
-        thread_local DateCache cache;
-        return cache;
-    }
+    // The cache of the worker running on the calling thread: net::WorkerContext::current().date (a
+    // per-thread stand-in on threads that run no worker). The name is kept from when it was a thread_local
+    // of its own, so that the protocols' call sites read the same. Defined in src/net/worker_context.cpp.
+    static DateCache& thread_local_instance() noexcept;
 
 private:
     void format(std::time_t t) noexcept {

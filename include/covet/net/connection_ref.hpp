@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "covet/net/connection.hpp"
+#include "covet/net/worker_context.hpp"
 
 namespace covet::net {
 
@@ -26,11 +27,9 @@ public:
     // The link every ConnectionRef to this home shares.
     virtual const std::shared_ptr<struct HomeLink>& link() const noexcept = 0;
 
-    // The home whose loop runs on this thread, if any.
-    static ConnectionHome*& current() noexcept {
-        thread_local ConnectionHome* home = nullptr;
-        return home;
-    }
+    // The home whose loop runs on this thread, if any: the installed worker context's (see
+    // worker_context.hpp). Assignable so that test drivers without a worker can stand in.
+    static ConnectionHome*& current() noexcept { return WorkerContext::current().home; }
 
 protected:
     ~ConnectionHome() = default;

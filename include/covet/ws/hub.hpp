@@ -50,9 +50,9 @@ public:
     Hub& operator=(const Hub&) = delete;
     ~Hub();
 
-    // The hub of the calling worker thread, created on first use from `ws`'s connection (connection
-    // thread only), and replaced if that connection belongs to a new loop (embedded server restarted on
-    // this thread). Null only if no hub exists yet and `ws`'s connection is already gone.
+    // The hub of the calling thread's worker (net::WorkerContext::hub), created on first use from `ws`'s
+    // connection (connection thread only); it lives as long as the worker. Null only if no hub exists
+    // yet and `ws`'s connection is already gone.
     static Hub* this_worker(const WebSocket& ws);
 
     // Any thread (posted unless on the loop's thread). Subscribing twice to a topic is one subscription.
