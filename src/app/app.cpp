@@ -29,12 +29,17 @@ App::~App() {
 }
 
 App& App::route(Method method, std::string_view pattern, Handler handler) {
-    router_.add(method, pattern, RouteTarget{std::move(handler), {}});
+    router_.add(method, pattern, RouteTarget{std::move(handler), {}, {}});
     return *this;
 }
 
 App& App::route(Method method, std::string_view pattern, AsyncHandler handler) {
-    router_.add(method, pattern, RouteTarget{{}, std::move(handler)});
+    router_.add(method, pattern, RouteTarget{{}, std::move(handler), {}});
+    return *this;
+}
+
+App& App::route(Method method, std::string_view pattern, StreamingHandler handler) {
+    router_.add(method, pattern, RouteTarget{{}, {}, std::move(handler)});
     return *this;
 }
 
@@ -63,6 +68,13 @@ bool App::websocket(Request& request, ws::Route& route) {
     route.options = target.options;
     route.handlers = target.shared ? target.shared : target.factory(request);
     return true;
+}
+
+bool App::stream_body(Request& request) {
+    const auto match = router_.match(request.method(), request.path(), request.params());
+    const bool streams = match.status == Router<RouteTarget>::Status::found && match.handler->streaming;
+    request.params().clear();  // dispatch() matches again
+    return streams;
 }
 
 App& App::use(std::unique_ptr<Middleware> middleware) {
@@ -107,7 +119,10 @@ void App::dispatch(Request& request, Responder responder) {
     }
     const RouteTarget& target = *match.handler;
     try {
-        if (target.async) {
+        if (target.streaming) {
+            RequestBody body = responder.body();
+            target.streaming(request, std::move(responder), std::move(body));
+        } else if (target.async) {
             target.async(request, std::move(responder));  // an exception abandons it: 500
         } else {
             responder.send(target.sync(request));

@@ -17,6 +17,7 @@
 #include <variant>
 
 #include "covet/http/body_pace.hpp"
+#include "covet/http/body_stream.hpp"
 #include "covet/http/date_cache.hpp"
 #include "covet/http1/serializer.hpp"
 #include "covet/http2/protocol.hpp"
@@ -102,9 +103,12 @@ public:
     void on_data(std::span<const char> bytes) override {
         const std::string_view data(bytes.data(), bytes.size());
         if (phase_ == Phase::closing) return;
-        if (phase_ == Phase::dispatched || phase_ == Phase::streaming || !pending_.empty()) {
+        // While a streamed body arrives, its bytes are parsed (and delivered) at once; otherwise input that
+        // comes while a response is pending waits its turn (pipelining).
+        const bool waiting = (phase_ == Phase::dispatched || phase_ == Phase::streaming) && !upload_;
+        if (waiting || !pending_.empty()) {
             pending_.append(data);
-            if (phase_ == Phase::dispatched || phase_ == Phase::streaming) {
+            if (waiting) {
                 if (pending_.size() > limits_.max_buffered_input) pause_input(true);
                 return;
             }
@@ -121,6 +125,7 @@ public:
 
     void on_peer_closed() override {
         peer_closed_ = true;
+        if (upload_) abort_upload(0, "the client closed the connection before the request body ended");
         if (phase_ == Phase::dispatched || phase_ == Phase::streaming) return;  // answer, then close
         conn_.close_after_flush();
         phase_ = Phase::closing;
@@ -134,6 +139,18 @@ public:
     }
 
     void on_tick(Clock::time_point now) override {
+        if (upload_) {
+            // A streamed body: the same idle timeout, deadline and rate floor as a buffered one, except while
+            // the handler holds the connection paused (it has not consumed what it got): not the client's fault.
+            if (!reading_) deadline_ = now + timeouts_.body;
+            Rejection r = check_body_pace(now);
+            if (!r.status && now >= deadline_) r = {408, "the request body did not arrive in time"};
+            if (r.status) {
+                reject(r);
+                flush();
+            }
+            return;
+        }
         if (phase_ == Phase::body) {
             if (const Rejection r = check_body_pace(now); r.status) {
                 reject(r);
@@ -170,7 +187,7 @@ public:
     void complete(std::uint64_t exchange, Response&& response) override {
         if (phase_ != Phase::dispatched || exchange != exchange_) return;
         dispatcher_.finalize(request_, response);
-        const bool close = must_close_after(response);
+        const bool close = must_close_after(response) || upload_;
         write_response(conn_.out(), std::move(response), head_options(close), request_.method() == Method::head);
         finish_exchange(close);
     }
@@ -180,7 +197,8 @@ public:
         dispatcher_.finalize(request_, head);
         // HTTP/1.0 has no chunked coding: the body then ends when the connection closes.
         chunked_ = request_.version_minor() >= 1;
-        const bool close = must_close_after(head) || !chunked_;
+        // A body still arriving when the response starts may not end before it: the connection closes after.
+        const bool close = must_close_after(head) || !chunked_ || upload_;
         HeadOptions o = head_options(close);
         o.framing = chunked_ ? BodyFraming::chunked : BodyFraming::until_close;
         std::string first = std::move(head.body());
@@ -215,6 +233,33 @@ public:
         finish_exchange(/*close=*/true);
     }
 
+    // ---- streamed request bodies (body_stream.hpp) ----
+    void body_read(std::uint64_t exchange, std::shared_ptr<BodyReader> reader) override {
+        if (exchange != exchange_ || !request_.body_streamed() || reader_ || !reader) return;
+        if (phase_ == Phase::closing || (!upload_ && !upload_ended_)) {
+            reader->on_error(0, "the request has ended");
+            return;
+        }
+        reader_ = std::move(reader);
+        if (!upload_hold_.empty()) {
+            const std::string held = std::exchange(upload_hold_, {});
+            reader_->on_data(held);
+        }
+        if (upload_ended_ && reader_) {
+            upload_ended_ = false;
+            reader_->on_end();
+        }
+    }
+
+    void body_consumed(std::uint64_t exchange, std::size_t bytes) override {
+        if (exchange != exchange_ || !request_.body_streamed()) return;
+        upload_unacked_ -= std::min<std::uint64_t>(upload_unacked_, bytes);
+        if (upload_paused_ && upload_unacked_ <= limits_.max_buffered_input / 2) {
+            update_reading();
+            if (!in_process_) flush();
+        }
+    }
+
 private:
     // ---- parsing ----
 
@@ -223,7 +268,7 @@ private:
     std::size_t process(std::string_view buf) {
         in_process_ = true;
         std::size_t pos = 0;
-        while (pos < buf.size() && (phase_ == Phase::idle || phase_ == Phase::head || phase_ == Phase::body)) {
+        while (pos < buf.size() && (phase_ == Phase::idle || phase_ == Phase::head || phase_ == Phase::body || upload_)) {
             if (pos == 0 && phase_ == Phase::idle && exchange_ == 0 && h2c_allowed()) {
                 // h2c with prior knowledge (RFC 9113 §3.3): the connection starts with the HTTP/2 preface.
                 const std::string_view start = buf.substr(0, http2::client_preface.size());
@@ -240,12 +285,26 @@ private:
                 pos += empty_line_prefix(buf.substr(pos));
                 if (pos == buf.size()) break;
             }
+            if (upload_) {  // a streamed body: its bytes go to the handler
+                pos += parse_body(buf.substr(pos));
+                if (message_complete_) end_upload();
+                continue;
+            }
             if (phase_ != Phase::body) {
                 const std::size_t used = parse_head(buf.substr(pos));
                 if (used == 0) break;  // incomplete (or rejected)
                 pos += used;
+                if (upload_) continue;  // dispatched at its head, the body streams
             }
-            if (phase_ == Phase::body) pos += parse_body(buf.substr(pos));
+            if (phase_ == Phase::body) {
+                pos += parse_body(buf.substr(pos));
+                // A body without a length (chunked) that grows large is offered for streaming there.
+                if (phase_ == Phase::body && !message_complete_ && !upload_offered_ &&
+                    request_.body().size() > limits_.stream_body_threshold) {
+                    if (accept_upload()) start_upload();
+                    if (upload_) continue;
+                }
+            }
             if (message_complete_) dispatch();
             if (ws_upgrade_) {
                 // WebSocket accepted: 101, then frames; what followed the request is the client's first frames.
@@ -304,6 +363,7 @@ private:
         request_.set_tls(conn_.tls());
         body_owned_ = false;
         body_buf_.clear();
+        upload_offered_ = over_body_limit_ = false;
         head_base_ = buf.data();
         head_len_ = end;
         head_detached_ = false;
@@ -318,7 +378,14 @@ private:
             phase_ = Phase::body;
             set_deadline(timeouts_.body);
             pace_.start(conn_.loop().now());
+            // A declared length over the streaming threshold: offered for streaming now, before the body.
+            const bool offer = (parser_.flags & F_CONTENT_LENGTH) && parser_.content_length > limits_.stream_body_threshold;
+            const bool stream = offer && accept_upload();
+            if (!offer && over_body_limit_) reject({413, "the request body is larger than the body size limit"});
+            if (phase_ == Phase::closing) return 0;
             maybe_continue(buf.size() == end);
+            if (phase_ == Phase::closing) return 0;
+            if (stream) start_upload();
         }
         return end;
     }
@@ -471,19 +538,31 @@ private:
             for (const Header& h : r.headers()) hosts += iequals(h.name, "host");
             if (hosts != 1) return s.fail({400, hosts ? "the Host header is repeated" : "HTTP/1.1 requires a Host header"});
         }
-        if ((p->flags & F_CONTENT_LENGTH) && p->content_length > s.limits_.max_body_bytes)
-            return s.fail({413, "the request body is larger than the body size limit"});
+        if ((p->flags & F_CONTENT_LENGTH) && p->content_length > s.limits_.max_body_bytes) {
+            // Over the limit for a buffered body; a route that streams it has its own limit (parse_head asks).
+            if (p->content_length > s.stream_limit() || s.limits_.stream_body_threshold >= s.limits_.max_body_bytes)
+                return s.fail({413, "the request body is larger than the body size limit"});
+            s.over_body_limit_ = true;
+        }
         return 0;
     }
     static int on_body(llhttp_t* p, const char* at, std::size_t len) {
         Http1Protocol& s = self(p);
         const std::string_view chunk(at, len);
-        const std::size_t total = s.request_.body().size() + len;
-        if (total > s.limits_.max_body_bytes) return s.fail({413, "the request body is larger than the body size limit"});
+        if (s.phase_ == Phase::closing) return s.fail({});  // answered inline meanwhile: nothing more to read
         if (p->flags & F_CHUNKED) {
             s.chunk_left_ -= std::min<std::uint64_t>(s.chunk_left_, len);
             if (s.chunk_left_ == 0) s.crlf_left_ = 2, s.crlf_from_ = at + len;
         }
+        if (s.upload_) {
+            s.upload_bytes_ += len;
+            if (s.upload_bytes_ > s.stream_limit())
+                return s.fail({413, "the request body is larger than the streamed body size limit (max_stream_body_bytes)"});
+            s.deliver(chunk);
+            return 0;
+        }
+        const std::size_t total = s.request_.body().size() + len;
+        if (total > s.limits_.max_body_bytes) return s.fail({413, "the request body is larger than the body size limit"});
         if (s.request_.body().empty() && !s.body_owned_) {
             s.request_.set_body(chunk);  // zero-copy: the common single-piece body
         } else {
@@ -631,6 +710,14 @@ private:
     void finish_exchange(bool close) {
         head_detached_ = false;
         body_owned_ = false;
+        if (upload_) {  // the response is complete before the body: the rest of it is not read (lingering close)
+            close = true;
+            abort_upload(0, "the response was sent before the request body ended");
+        }
+        reader_.reset();
+        upload_hold_.clear();
+        upload_unacked_ = 0;
+        upload_ended_ = upload_paused_ = false;
         if (close) {
             phase_ = Phase::closing;
             pending_.clear();
@@ -656,6 +743,13 @@ private:
     // Final error response, then close.
     void reject(Rejection r) {
         if (phase_ == Phase::closing) return;
+        if (upload_) abort_upload(r.status, r.reason);
+        if (phase_ == Phase::streaming) {  // the handler's response has started: cut it off
+            phase_ = Phase::closing;
+            pending_.clear();
+            conn_.close_after_flush();
+            return;
+        }
         std::string body = std::to_string(r.status);
         body.append(" ").append(http::reason_phrase(r.status)).append(": ").append(r.reason).append("\n");
         Response resp = Response::text(std::move(body), r.status);
@@ -699,7 +793,8 @@ private:
     }
     void update_reading() {
         if (input_paused_ && pending_.size() <= limits_.max_buffered_input / 2) input_paused_ = false;
-        const bool want = !input_paused_ && !output_paused_;
+        if (upload_paused_ && upload_unacked_ <= limits_.max_buffered_input / 2) upload_paused_ = false;
+        const bool want = !input_paused_ && !output_paused_ && !upload_paused_;
         if (want != reading_) {
             reading_ = want;
             conn_.set_reading(want);
@@ -707,6 +802,80 @@ private:
     }
 
     void set_deadline(std::chrono::milliseconds d) { deadline_ = conn_.loop().now() + d; }
+
+    // ---- streamed request bodies ----
+    std::uint64_t stream_limit() const noexcept {
+        return limits_.max_stream_body_bytes ? limits_.max_stream_body_bytes : UINT64_MAX;
+    }
+
+    // Offers the request, whose body is large and still arriving, to the dispatcher for streaming. False:
+    // the body is received whole (or was refused: 413 when it cannot fit).
+    bool accept_upload() {
+        upload_offered_ = true;
+        bool accepted = false;
+        try {
+            accepted = dispatcher_.stream_body(request_);
+        } catch (const std::exception& e) {
+            spdlog::error("stream_body for {} failed: {}", request_.target(), e.what());
+        }
+        if (!accepted) {
+            if (over_body_limit_) reject({413, "the request body is larger than the body size limit"});
+            return false;
+        }
+        if (request_.body().size() > stream_limit()) {
+            reject({413, "the request body is larger than the streamed body size limit (max_stream_body_bytes)"});
+            return false;
+        }
+        return true;
+    }
+
+    // Dispatches the request now; what arrived of its body so far is the first data its reader gets.
+    void start_upload() {
+        upload_ = true;
+        upload_ended_ = upload_paused_ = false;
+        upload_hold_.assign(request_.body());
+        upload_bytes_ = upload_unacked_ = upload_hold_.size();
+        request_.set_body({});
+        body_owned_ = false;
+        request_.set_body_streamed(true);
+        phase_ = Phase::dispatched;
+        ++exchange_;
+        dispatcher_.dispatch(request_, Responder(net::ConnectionRef(home_.link(), conn_.id(), conn_.protocol_epoch()), this,
+                                                 exchange_, /*streamed_body=*/true));
+        check_upload_window();
+    }
+
+    // Body bytes of a streamed request: to the reader, or held until it is installed.
+    void deliver(std::string_view chunk) {
+        upload_unacked_ += chunk.size();
+        if (reader_ && upload_hold_.empty()) reader_->on_data(chunk);
+        else upload_hold_.append(chunk);
+        check_upload_window();
+    }
+
+    void check_upload_window() {
+        if (upload_ && !upload_paused_ && upload_unacked_ > limits_.max_buffered_input) {
+            upload_paused_ = true;
+            update_reading();
+        }
+    }
+
+    // The streamed body arrived in full (llhttp paused at its end: the next request waits its turn).
+    void end_upload() {
+        message_complete_ = false;
+        upload_ = false;
+        upload_paused_ = false;
+        update_reading();
+        if (reader_) reader_->on_end();
+        else upload_ended_ = true;
+    }
+
+    void abort_upload(int status, std::string_view reason) {
+        upload_ = false;
+        upload_paused_ = false;
+        upload_hold_.clear();
+        if (std::shared_ptr<BodyReader> r = std::move(reader_)) r->on_error(status, reason);
+    }
 
     net::Connection& conn_;
     net::ConnectionHome& home_;
@@ -744,6 +913,15 @@ private:
         std::string path;
     };
     std::optional<WebSocketSwitch> ws_upgrade_;  // WebSocket accepted: switched once the request is consumed
+    // The current request's body streams to its handler (see body_stream.hpp).
+    bool upload_ = false;          // dispatched with a streamed body that is still arriving
+    bool upload_ended_ = false;    // it ended before the handler installed its reader
+    bool upload_offered_ = false;  // the dispatcher was asked (once per request)
+    bool upload_paused_ = false;   // reading stopped: too many delivered bytes are unacknowledged
+    bool over_body_limit_ = false; // Content-Length over max_body_bytes: 413 unless streamed
+    std::shared_ptr<BodyReader> reader_;
+    std::string upload_hold_;      // body bytes that came before the reader
+    std::uint64_t upload_bytes_ = 0, upload_unacked_ = 0;
 };
 
 }  // namespace

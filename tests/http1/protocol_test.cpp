@@ -28,6 +28,7 @@
 #include "covet/net/connection_ref.hpp"
 #include "../support/fake_driver.hpp"
 #include "../support/drain.hpp"
+#include "../support/upload.hpp"
 
 namespace {
 
@@ -1390,6 +1391,275 @@ TEST(Http1Protocol, OutputOverHighWaterPausesReadingUntilDrained) {
     EXPECT_EQ(h.take(), ok(std::string(200, 'x')));
     h.conn.output_drained();
     EXPECT_EQ(h.driver.reading, (std::vector<bool>{false, true}));
+}
+
+
+// ================================================================ streamed request bodies
+
+// Like Harness, with a dispatcher that streams large bodies (covet/http/body_stream.hpp).
+class UploadHarness {
+public:
+    explicit UploadHarness(net::ServerConfig config = upload_config())
+        : driver(std::move(config)), conn(driver, -1, net::ConnectionId{3, 7}, "10.0.0.1", 5555) {
+        driver.connection = &conn;
+        conn.set_protocol(covet::http1::make_protocol(conn, driver, dispatcher));
+    }
+    ~UploadHarness() { driver.connection = nullptr; }
+
+    static net::ServerConfig upload_config() {
+        net::ServerConfig c = short_timeouts();
+        c.limits.stream_body_threshold = 16;
+        c.limits.max_body_bytes = 64;
+        c.limits.max_buffered_input = 100;
+        c.timeouts.min_body_rate = 0;
+        return c;
+    }
+    void feed(std::string_view bytes) {
+        inputs_.emplace_back(bytes);
+        std::string& buf = inputs_.back();
+        conn.receive(std::span<const char>(buf.data(), buf.size()));
+        buf.assign(buf.size(), '#');  // the reader must have copied what it keeps
+    }
+    std::string take() { return std::regex_replace(covet_test::drain(conn.wire_out()), date_line, "\r\nDate: <date>\r\n"); }
+    void advance(io::Clock::duration d) {
+        driver.clock += d;
+        conn.tick(driver.clock);
+    }
+    covet_test::RecordingReader& reader() { return *dispatcher.reader; }
+
+    FakeDriver driver;
+    covet_test::UploadDispatcher dispatcher;
+    net::Connection conn;
+
+private:
+    std::deque<std::string> inputs_;
+};
+
+std::string post_head(std::string_view target, std::size_t length, std::string_view extra = "") {
+    return "POST " + std::string(target) + " HTTP/1.1\r\nHost: test\r\nContent-Length: " + std::to_string(length) + "\r\n" +
+           std::string(extra) + "\r\n";
+}
+std::string pattern(std::size_t n, std::size_t from = 0) {
+    std::string s(n, ' ');
+    for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>('a' + (from + i) % 26);
+    return s;
+}
+
+TEST(Http1Upload, LargeBodyIsDispatchedAtItsHeadAndStreamsInOrder) {
+    UploadHarness h;
+    const std::string body = pattern(300);  // over max_body_bytes (64): only a streaming route may take it
+    h.feed(post_head("/up", body.size()) + body.substr(0, 10));
+    ASSERT_EQ(h.dispatcher.streamed, std::vector<bool>{true});
+    EXPECT_EQ(h.dispatcher.seen[0].body, "");
+    EXPECT_EQ(h.reader().data, body.substr(0, 10));
+    h.feed(body.substr(10, 50));
+    h.dispatcher.body.consume(60);
+    h.feed(body.substr(60));
+    EXPECT_EQ(h.reader().data, body);
+    EXPECT_EQ(h.reader().ended, 1);
+    EXPECT_EQ(h.reader().error, -1);
+    EXPECT_EQ(h.take(), "");  // the handler has not answered
+    h.dispatcher.responder.send(Response::text("got it"));
+    EXPECT_EQ(h.take(), ok("got it"));  // the body ended first: the connection stays open
+    EXPECT_FALSE(h.conn.closing());
+    h.feed(post("/small", "tiny"));  // a small body comes whole, as before
+    EXPECT_EQ(h.take(), ok("POST /small tiny"));
+    EXPECT_EQ(h.dispatcher.offers, 1);
+}
+
+
+TEST(Http1Upload, ReadingPausesUntilTheHandlerAcknowledges) {
+    UploadHarness h;  // window: max_buffered_input = 100
+    h.feed(post_head("/up", 1000) + pattern(60));
+    EXPECT_TRUE(h.driver.reading.empty());
+    h.feed(pattern(60, 60));  // 120 unacknowledged > 100: stop reading
+    EXPECT_EQ(h.driver.reading, std::vector<bool>{false});
+    h.feed(pattern(30, 120));  // bytes already in flight still arrive, in order
+    EXPECT_EQ(h.reader().data, pattern(150));
+    h.dispatcher.body.consume(80);  // 70 left: above half the window, still paused
+    EXPECT_EQ(h.driver.reading, std::vector<bool>{false});
+    h.dispatcher.body.consume(30);  // 40 <= 50: read again
+    EXPECT_EQ(h.driver.reading, (std::vector<bool>{false, true}));
+}
+
+TEST(Http1Upload, AcknowledgementsFromAnotherThreadArePosted) {
+    UploadHarness h;
+    h.feed(post_head("/up", 1000) + pattern(120));
+    EXPECT_EQ(h.driver.reading, std::vector<bool>{false});
+    h.driver.set_home_thread(false);
+    h.dispatcher.body.consume(120);
+    EXPECT_EQ(h.driver.reading, std::vector<bool>{false});
+    EXPECT_EQ(h.driver.run_posted(), 1);
+    EXPECT_EQ(h.driver.reading, (std::vector<bool>{false, true}));
+}
+
+TEST(Http1Upload, BytesBeforeTheReaderIsInstalledAreHeldAndCountAgainstTheWindow) {
+    UploadHarness h;
+    h.dispatcher.install = false;
+    h.feed(post_head("/up", 140) + pattern(70));
+    h.feed(pattern(60, 70));
+    EXPECT_EQ(h.driver.reading, std::vector<bool>{false});
+    auto reader = std::make_shared<covet_test::RecordingReader>();
+    h.dispatcher.body.read(reader);
+    EXPECT_EQ(reader->chunks, std::vector<std::string>{pattern(130)});  // held bytes first, in one piece
+    EXPECT_EQ(reader->ended, 0);
+    h.feed(pattern(10, 130));
+    EXPECT_EQ(reader->data, pattern(140));
+    EXPECT_EQ(reader->ended, 1);
+    EXPECT_EQ(h.driver.reading, (std::vector<bool>{false, true}));  // a complete body no longer holds reading
+
+    UploadHarness late;  // the whole body arrives before the reader
+    late.dispatcher.install = false;
+    late.feed(post_head("/up", 30) + pattern(30));
+    auto r2 = std::make_shared<covet_test::RecordingReader>();
+    late.dispatcher.body.read(r2);
+    EXPECT_EQ(r2->data, pattern(30));
+    EXPECT_EQ(r2->ended, 1);
+}
+
+TEST(Http1Upload, ChunkedBodyIsOfferedOnceItGrowsPastTheThreshold) {
+    UploadHarness h;
+    h.feed("POST /chunked HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+    EXPECT_EQ(h.dispatcher.offers, 0);  // 5 bytes: still buffered
+    h.feed("14\r\n" + pattern(20) + "\r\n");
+    ASSERT_EQ(h.dispatcher.streamed, std::vector<bool>{true});
+    EXPECT_EQ(h.reader().data, "hello" + pattern(20));
+    h.feed("3\r\nxyz\r\n0\r\n\r\n");
+    EXPECT_EQ(h.reader().data, "hello" + pattern(20) + "xyz");
+    EXPECT_EQ(h.reader().ended, 1);
+    h.dispatcher.responder.send(Response::text("ok"));
+    EXPECT_EQ(h.take(), ok("ok"));
+    EXPECT_FALSE(h.conn.closing());
+}
+
+TEST(Http1Upload, ChunkedFramingErrorsStillRefuseTheStreamedBody) {
+    UploadHarness h;
+    h.feed("POST /chunked HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n14\r\n" + pattern(20) + "\r\n");
+    ASSERT_EQ(h.dispatcher.streamed, std::vector<bool>{true});
+    h.feed("3\r\nxyzXX");  // no CRLF after the chunk data
+    EXPECT_EQ(h.reader().error, 400);
+    EXPECT_EQ(h.take(), rejection(400, "chunk data is not followed by CRLF"));
+    EXPECT_TRUE(h.conn.closing());
+    h.dispatcher.responder.send(Response::text("late"));  // dropped: the connection has answered
+    EXPECT_EQ(h.take(), "");
+}
+
+TEST(Http1Upload, ResponseBeforeTheBodyEndsClosesTheConnection) {
+    UploadHarness h;
+    h.feed(post_head("/up", 1000) + pattern(40));
+    h.dispatcher.responder.send(Response::text("not interested"));
+    EXPECT_EQ(h.take(), ok("not interested", conn_close));
+    EXPECT_TRUE(h.conn.closing());
+    EXPECT_EQ(h.reader().error, 0);  // the reader hears that no more body comes
+    h.feed(pattern(100));            // the rest is ignored (the backend's lingering close drains it)
+    EXPECT_EQ(h.reader().data, pattern(40));
+}
+
+TEST(Http1Upload, StreamedResponseWhileTheBodyArrives) {
+    UploadHarness h;
+    h.feed(post_head("/echo", 40) + pattern(20));
+    StreamWriter w = h.dispatcher.responder.stream(Response::text(""));
+    w.write(h.reader().data);
+    h.feed(pattern(20, 20));
+    EXPECT_EQ(h.reader().ended, 1);
+    w.write(h.reader().data.substr(20));
+    w.end();
+    const std::string out = h.take();
+    EXPECT_NE(out.find("Transfer-Encoding: chunked\r\n"), std::string::npos) << out;
+    EXPECT_NE(out.find(conn_close), std::string::npos) << out;  // decided when the head left: the body was unfinished
+    EXPECT_NE(out.find("14\r\n" + pattern(20) + "\r\n14\r\n" + pattern(20, 20) + "\r\n0\r\n\r\n"), std::string::npos) << out;
+}
+
+TEST(Http1Upload, StreamedBodyOverItsLimitIs413) {
+    net::ServerConfig c = UploadHarness::upload_config();
+    c.limits.max_stream_body_bytes = 200;
+    {
+        UploadHarness h(c);  // declared: refused at the head, never dispatched
+        h.feed(post_head("/up", 201));
+        EXPECT_EQ(h.take(), rejection(413, "the request body is larger than the body size limit"));
+        EXPECT_TRUE(h.dispatcher.seen.empty());
+    }
+    {
+        UploadHarness h(c);  // chunked: refused when it gets there; the reader hears why
+        h.feed("POST /up HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n");
+        for (int i = 0; i < 4; ++i) {
+            h.feed("3c\r\n" + pattern(60) + "\r\n");
+            h.dispatcher.body.consume(60);
+        }
+        ASSERT_EQ(h.dispatcher.streamed, std::vector<bool>{true});
+        EXPECT_EQ(h.reader().error, 413);
+        EXPECT_EQ(h.take(), rejection(413, "the request body is larger than the streamed body size limit (max_stream_body_bytes)"));
+    }
+}
+
+TEST(Http1Upload, RouteThatDeclinesKeepsTheBufferedLimits) {
+    UploadHarness h;
+    h.dispatcher.accept = false;
+    h.feed(post_head("/up", 65));  // over max_body_bytes (64)
+    EXPECT_EQ(h.dispatcher.offers, 1);
+    EXPECT_EQ(h.take(), rejection(413, "the request body is larger than the body size limit"));
+    UploadHarness small;
+    small.dispatcher.accept = false;
+    small.feed(post("/up", pattern(40)));  // over the threshold, within max_body_bytes: received whole
+    EXPECT_EQ(small.dispatcher.streamed, std::vector<bool>{false});
+    EXPECT_EQ(small.take(), ok("POST /up " + pattern(40)));
+}
+
+TEST(Http1Upload, StalledStreamedBodyTimesOutButNotWhileTheHandlerHoldsIt) {
+    UploadHarness h;  // body timeout 2 s
+    h.feed(post_head("/up", 1000) + pattern(120));  // over the window: paused by the handler
+    EXPECT_EQ(h.driver.reading, std::vector<bool>{false});
+    h.advance(5s);
+    EXPECT_EQ(h.take(), "");  // the handler is slow, not the client
+    EXPECT_EQ(h.reader().error, -1);
+    h.dispatcher.body.consume(120);
+    h.advance(1s);
+    EXPECT_EQ(h.take(), "");
+    h.advance(1500ms);  // the client has sent nothing for 2.5 s
+    EXPECT_EQ(h.take(), rejection(408, "the request body did not arrive in time"));
+    EXPECT_EQ(h.reader().error, 408);
+    EXPECT_TRUE(h.conn.closing());
+}
+
+TEST(Http1Upload, MinimumRateAppliesToStreamedBodies) {
+    net::ServerConfig c = UploadHarness::upload_config();
+    c.timeouts.min_body_rate = 100;
+    c.timeouts.min_body_rate_grace = 1s;
+    c.timeouts.body = 60s;
+    UploadHarness h(c);
+    h.feed(post_head("/up", 10000) + pattern(20));
+    for (int i = 0; i < 4; ++i) {
+        h.advance(500ms);
+        h.feed("x");
+        h.dispatcher.body.consume(100);
+    }
+    EXPECT_EQ(h.reader().error, 408);
+    EXPECT_NE(h.take().find("minimum data rate"), std::string::npos);
+}
+
+TEST(Http1Upload, ClientGoneMidBodyTellsTheReader) {
+    UploadHarness h;
+    h.feed(post_head("/up", 1000) + pattern(20));
+    h.conn.peer_closed();
+    EXPECT_EQ(h.reader().error, 0);
+    h.dispatcher.responder.send(Response::text("bye"));
+    EXPECT_EQ(h.take(), ok("bye", conn_close));
+}
+
+TEST(Http1Upload, PipelinedRequestAfterAStreamedBodyWaitsItsTurn) {
+    UploadHarness h;
+    h.feed(post_head("/up", 30) + pattern(30) + get("/next"));
+    EXPECT_EQ(h.reader().ended, 1);
+    EXPECT_EQ(h.dispatcher.seen.size(), 1u);
+    h.dispatcher.responder.send(Response::text("up"));
+    EXPECT_EQ(h.take(), ok("up") + ok("GET /next"));
+}
+
+TEST(Http1Upload, ExpectContinueIsAnsweredBeforeTheHandlerRuns) {
+    UploadHarness h;
+    h.dispatcher.on_dispatch = [&](Request&) { h.dispatcher.responder.send(Response::text("inline", 201)); };
+    h.feed(post_head("/up", 500, "Expect: 100-continue\r\n"));
+    EXPECT_EQ(h.take(), "HTTP/1.1 100 Continue\r\n\r\n" + response(201, "inline", conn_close));
 }
 
 }  // namespace

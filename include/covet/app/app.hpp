@@ -8,7 +8,13 @@
 //
 // Handlers either return a Response (run inline on the worker thread: keep them short), or take a
 // Responder and complete it later, from any thread, which is how async work plugs in without blocking a
-// reactor thread.
+// reactor thread. A handler that also takes a RequestBody streams large request bodies (uploads):
+//
+//   app.post("/upload", [](covet::Request& r, covet::Responder res, covet::RequestBody body) { ... });
+//
+// A body over Limits::stream_body_threshold then reaches it as it arrives (body.read(reader), then
+// body.consume(n) for the bytes handled: see covet/http/body_stream.hpp), within max_stream_body_bytes;
+// smaller bodies come whole in r.body() with an empty `body`.
 #pragma once
 
 #include <atomic>
@@ -20,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "covet/http/body_stream.hpp"
 #include "covet/http/exchange.hpp"
 #include "covet/http/request.hpp"
 #include "covet/http/response.hpp"
@@ -35,6 +42,8 @@ namespace covet {
 
 using Handler = std::function<Response(Request&)>;
 using AsyncHandler = std::function<void(Request&, Responder)>;
+// Accepts streamed request bodies: `body` is set when request.body_streamed() (else the body is whole).
+using StreamingHandler = std::function<void(Request&, Responder, RequestBody body)>;
 // Per-connection WebSocket handlers, made from the upgrade request (its path parameters, query, headers
 // are valid during the call). Null refuses the upgrade with 403.
 using WebSocketFactory = std::function<std::shared_ptr<const ws::Handlers>(Request&)>;
@@ -47,6 +56,7 @@ public:
     // Registration (before start). Conflicting or malformed routes throw covet::RouteError.
     App& route(Method method, std::string_view pattern, Handler handler);
     App& route(Method method, std::string_view pattern, AsyncHandler handler);
+    App& route(Method method, std::string_view pattern, StreamingHandler handler);
     App& route(std::initializer_list<Method> methods, std::string_view pattern, const Handler& handler);
 
     template <class H> App& get(std::string_view p, H&& h) { return add(Method::get, p, std::forward<H>(h)); }
@@ -97,16 +107,20 @@ public:
     void dispatch(Request& request, Responder responder) override;
     void finalize(const Request& request, Response& response) noexcept override;
     bool websocket(Request& request, ws::Route& route) override;
+    bool stream_body(Request& request) override;
 
 private:
     struct RouteTarget {
         Handler sync;
         AsyncHandler async;
+        StreamingHandler streaming;
     };
 
     template <class H>
     App& add(Method m, std::string_view p, H&& h) {
-        if constexpr (std::is_invocable_v<H&, Request&, Responder>) return route(m, p, AsyncHandler(std::forward<H>(h)));
+        if constexpr (std::is_invocable_v<H&, Request&, Responder, RequestBody>)
+            return route(m, p, StreamingHandler(std::forward<H>(h)));
+        else if constexpr (std::is_invocable_v<H&, Request&, Responder>) return route(m, p, AsyncHandler(std::forward<H>(h)));
         else return route(m, p, Handler(std::forward<H>(h)));
     }
 

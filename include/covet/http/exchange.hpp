@@ -2,6 +2,7 @@
 // thread. Protocols implement ExchangeSink; the app implements RequestDispatcher.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -15,6 +16,8 @@ namespace covet {
 namespace ws {
 struct Route;
 }
+class BodyReader;
+class RequestBody;
 
 // Implemented by protocols (HTTP/1.1 today, HTTP/2 streams later). Called on the connection's thread.
 class ExchangeSink {
@@ -26,6 +29,9 @@ public:
     // The body could not be completed (the producer failed): the client must see an incomplete response,
     // never a short one that looks whole. HTTP/1.1 closes the connection without the last chunk.
     virtual void stream_abort(std::uint64_t exchange) = 0;
+    // A streamed request body (see body_stream.hpp): install its reader; bytes the reader consumed.
+    virtual void body_read(std::uint64_t /*exchange*/, std::shared_ptr<BodyReader> /*reader*/) {}
+    virtual void body_consumed(std::uint64_t /*exchange*/, std::size_t /*bytes*/) {}
 
 protected:
     ~ExchangeSink() = default;
@@ -62,13 +68,13 @@ private:
 class Responder {
 public:
     Responder() = default;
-    Responder(net::ConnectionRef ref, ExchangeSink* sink, std::uint64_t exchange)
-        : ref_(ref), sink_(sink), exchange_(exchange) {}
+    Responder(net::ConnectionRef ref, ExchangeSink* sink, std::uint64_t exchange, bool streamed_body = false)
+        : ref_(ref), sink_(sink), exchange_(exchange), streamed_(streamed_body) {}
     Responder(Responder&& o) noexcept { *this = std::move(o); }
     Responder& operator=(Responder&& o) noexcept {
         if (this != &o) {
             abandon();
-            ref_ = o.ref_, sink_ = std::exchange(o.sink_, nullptr), exchange_ = o.exchange_;
+            ref_ = o.ref_, sink_ = std::exchange(o.sink_, nullptr), exchange_ = o.exchange_, streamed_ = o.streamed_;
         }
         return *this;
     }
@@ -79,6 +85,9 @@ public:
     // Starts a chunked response with `head`'s status and headers (its body, if any, is the first chunk).
     StreamWriter stream(Response head);
     bool pending() const noexcept { return sink_ != nullptr; }
+    // The request's streamed body (include covet/http/body_stream.hpp), or an empty handle when the body
+    // came whole (Request::body_streamed() false). Take it before answering.
+    RequestBody body() const;
 
 private:
     void abandon() noexcept;
@@ -86,6 +95,7 @@ private:
     net::ConnectionRef ref_;
     ExchangeSink* sink_ = nullptr;
     std::uint64_t exchange_ = 0;
+    bool streamed_ = false;
 };
 
 // Routes a parsed request to application code. Implemented by covet::App.
@@ -99,6 +109,10 @@ public:
     // A WebSocket upgrade request (HTTP/1.1): true, with `route` filled, when a WebSocket route takes it;
     // false answers it as a plain request. Path parameters are set on `request` as for dispatch().
     virtual bool websocket(Request& /*request*/, ws::Route& /*route*/) { return false; }
+    // A request whose body is large (Limits::stream_body_threshold) and still arriving: true dispatches it
+    // now with a streamed body (Responder::body()); false (the default) receives the body whole first,
+    // within Limits::max_body_bytes. Called on the connection's thread; `request` has no body yet.
+    virtual bool stream_body(Request& /*request*/) { return false; }
 };
 
 // ---- inline bodies ----

@@ -43,6 +43,9 @@ public:
     }
     std::span<const Header> headers() const noexcept { return headers_; }
     std::string_view body() const noexcept { return body_; }
+    // The body is not in body() but streams to the handler as it arrives (see http/body_stream.hpp):
+    // the dispatcher accepted it through RequestDispatcher::stream_body.
+    bool body_streamed() const noexcept { return body_streamed_; }
 
     const PathParams& params() const noexcept { return params_; }
     PathParams& params() noexcept { return params_; }
@@ -81,6 +84,7 @@ public:
         request_id_len_ = 0;
         middleware_depth_ = 0;
         keep_alive_ = true;
+        body_streamed_ = false;
     }
     void reserve_headers(std::size_t n) { headers_.reserve(n); }
     void set_method(Method m) noexcept { method_ = m; }
@@ -105,6 +109,7 @@ public:
     }
     std::size_t header_count() const noexcept { return headers_.size(); }
     void set_body(std::string_view b) noexcept { body_ = b; }
+    void set_body_streamed(bool on) noexcept { body_streamed_ = on; }
     void set_version(int major, int minor) noexcept { version_major_ = major, version_minor_ = minor; }
     void set_keep_alive(bool k) noexcept { keep_alive_ = k; }
     void set_tls(const net::TlsInfo* tls) noexcept { tls_ = tls; }
@@ -134,6 +139,7 @@ private:
     PathParams params_;
     int version_major_ = 1, version_minor_ = 1;
     bool keep_alive_ = true;
+    bool body_streamed_ = false;
     const net::TlsInfo* tls_ = nullptr;
     std::string_view client_address_;
     std::uint16_t client_port_ = 0;
