@@ -20,11 +20,10 @@ from . import status
 from .app import CovetPy
 from .concurrency import run_in_threadpool
 from .datastructures import URL, FormData, Headers, QueryParams, State, UploadFile
-from .exceptions import HTTPException, RequestValidationError, ResponseValidationError
 from .dependencies import Depends
+from .exceptions import HTTPException, RequestValidationError, ResponseValidationError
 from .params import Body, Cookie, File, Form, Header, Path, Query
 from .requests import Request
-from .websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from .responses import (
     FileResponse,
     HTMLResponse,
@@ -34,6 +33,7 @@ from .responses import (
     Response,
     StreamingResponse,
 )
+from .websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 __version__ = "0.1.0"
 

@@ -4,6 +4,7 @@ enough to drive an app's WebSocket routes from a test, with Starlette's test-ses
 from __future__ import annotations
 
 import base64
+import contextlib
 import json as _json
 import os
 import socket
@@ -45,7 +46,7 @@ class WebSocketTestSession:
         self.accepted_subprotocol = self.headers.get("sec-websocket-protocol")
 
     # -- context manager ---------------------------------------------------------------------------
-    def __enter__(self) -> "WebSocketTestSession":
+    def __enter__(self) -> WebSocketTestSession:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -125,10 +126,8 @@ class WebSocketTestSession:
             if op == _CLOSE:
                 code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
                 self._closed = (code, payload[2:].decode(errors="replace"))
-                try:
+                with contextlib.suppress(OSError):
                     self._send_frame(_CLOSE, payload[:2])
-                except OSError:
-                    pass
                 raise WebSocketDisconnect(*self._closed)
             if op:
                 opcode = op
@@ -145,8 +144,7 @@ class WebSocketTestSession:
             {"type": "websocket.send", "bytes": data}
 
     def receive_text(self) -> str:
-        opcode, data = self._message()
-        return data.decode()
+        return self._message()[1].decode()
 
     def receive_bytes(self) -> bytes:
         return self._message()[1]

@@ -46,7 +46,7 @@ _enter_task = asyncio.tasks._enter_task  # 3.11: make a Task current (C accelera
 _leave_task = asyncio.tasks._leave_task
 
 
-def _log_task_failure(task: "asyncio.Task[Any]") -> None:
+def _log_task_failure(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.error("request task failed", exc_info=task.exception())
 
@@ -57,11 +57,11 @@ class TaskSet:
     def __init__(self) -> None:
         self.tasks: set[asyncio.Task[Any]] = set()
 
-    def add(self, task: "asyncio.Task[Any]") -> None:
+    def add(self, task: asyncio.Task[Any]) -> None:
         self.tasks.add(task)
         task.add_done_callback(self._done)
 
-    def _done(self, task: "asyncio.Task[Any]") -> None:
+    def _done(self, task: asyncio.Task[Any]) -> None:
         self.tasks.discard(task)
         _log_task_failure(task)
 
@@ -79,7 +79,7 @@ def eager_start_available(loop: asyncio.AbstractEventLoop) -> bool:
 
 def _eager_task_311(
     coro: Coroutine[Any, Any, Any], loop: asyncio.AbstractEventLoop, context: Optional[contextvars.Context]
-) -> "asyncio.Task[Any]":
+) -> asyncio.Task[Any]:
     """Python 3.11: a Task whose first step (queued by its constructor) is taken off the ready queue and
     run now. Anything unexpected leaves the step queued: the Task then starts as usual."""
     task = asyncio.Task(coro, loop=loop, context=context)
@@ -109,7 +109,7 @@ def start_task(
     *,
     eager: bool,
     context: Optional[contextvars.Context] = None,
-) -> "asyncio.Task[Any]":
+) -> asyncio.Task[Any]:
     """Run `coro` in a Task on `loop` (in `context`, default: a copy of the current one).
 
     ``eager=True`` runs the Task's first step now when `loop` allows it (see the module docstring), else the
@@ -143,7 +143,7 @@ async def iterate_in_threadpool(iterable: Iterable[T]) -> AsyncIterator[T]:
     iterator: Iterator[T] = iter(iterable)
     done = object()
     while True:
-        item = await loop.run_in_executor(None, next, iterator, done)  # type: ignore[arg-type]
+        item = await loop.run_in_executor(None, next, iterator, done)
         if item is done:
             return
         yield item  # type: ignore[misc]

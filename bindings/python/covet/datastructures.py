@@ -4,7 +4,7 @@ files, URL, state."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
 from typing import IO, TYPE_CHECKING, Any, Generic, Optional, TypeVar, Union
 
 if TYPE_CHECKING:
@@ -16,21 +16,21 @@ __all__ = ["Headers", "MutableHeaders", "QueryParams", "FormData", "UploadFile",
 _V = TypeVar("_V")
 
 
-class Address(tuple):
+class Address(tuple[str, int]):
     """The peer of a connection: ``(host, port)`` with ``.host`` and ``.port``."""
 
     __slots__ = ()
 
-    def __new__(cls, host: str, port: int) -> "Address":
+    def __new__(cls, host: str, port: int) -> Address:
         return tuple.__new__(cls, (host, port))
 
     @property
     def host(self) -> str:
-        return self[0]  # type: ignore[no-any-return]
+        return self[0]
 
     @property
     def port(self) -> int:
-        return self[1]  # type: ignore[no-any-return]
+        return self[1]
 
 
 class _MultiMapping(Mapping[str, _V], Generic[_V]):
@@ -172,10 +172,10 @@ class UploadFile:
         return file.read()
 
     @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: "GetCoreSchemaHandler") -> "CoreSchema":
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
         from pydantic_core import core_schema
 
-        def validate(value: Any) -> "UploadFile":
+        def validate(value: Any) -> UploadFile:
             if not isinstance(value, cls):
                 raise ValueError(f"Expected UploadFile, received: {type(value)}")
             return value
@@ -261,16 +261,16 @@ class Headers(Mapping[str, str]):
     def __len__(self) -> int:
         return len(self._index())
 
-    def keys(self):  # type: ignore[override]
+    def keys(self) -> KeysView[str]:
         return self._index().keys()
 
-    def items(self):  # type: ignore[override]
+    def items(self) -> ItemsView[str, str]:
         return self._index().items()
 
-    def values(self):  # type: ignore[override]
+    def values(self) -> ValuesView[str]:
         return self._index().values()
 
-    def mutablecopy(self) -> "MutableHeaders":
+    def mutablecopy(self) -> MutableHeaders:
         return MutableHeaders(self._raw)
 
     def __eq__(self, other: object) -> bool:
@@ -303,7 +303,7 @@ class MutableHeaders(Headers):
         self._raw = kept
         self._lower = None
 
-    def setdefault(self, key: str, value: str) -> str:  # type: ignore[override]
+    def setdefault(self, key: str, value: str) -> str:
         if key in self:
             return self[key]
         self[key] = value
@@ -390,7 +390,7 @@ class State:
     def __contains__(self, key: str) -> bool:
         return key in self._state
 
-    def _copy(self) -> "State":
+    def _copy(self) -> State:
         return State(self._state)
 
     def __repr__(self) -> str:

@@ -33,9 +33,10 @@ import contextvars
 import dataclasses
 import functools
 import inspect
+from collections.abc import Callable
 from concurrent.futures import Executor
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Callable, Literal, Optional
+from typing import TYPE_CHECKING, Any, Literal, Optional
 
 from .exceptions import RequestValidationError
 
@@ -103,14 +104,14 @@ class Dependency:
     name: Optional[str]  # the parameter receiving the value; None for a route's dependencies=[...]
     call: Callable[..., Any]
     use_cache: bool
-    plan: "RequestPlan"  # how to fill the dependency's own parameters
+    plan: RequestPlan  # how to fill the dependency's own parameters
     kind: CallKind
     path_names: tuple[str, ...]  # the route's path parameters (for plans of overrides)
     embed_body: bool = False  # several body parameters in the route's tree: each is a field of the body
-    _override_plans: dict[Any, tuple["RequestPlan", CallKind]] = dataclasses.field(
+    _override_plans: dict[Any, tuple[RequestPlan, CallKind]] = dataclasses.field(
         default_factory=dict, repr=False)
 
-    def overridden(self, replacement: Callable[..., Any]) -> tuple["RequestPlan", CallKind]:
+    def overridden(self, replacement: Callable[..., Any]) -> tuple[RequestPlan, CallKind]:
         """The plan and kind of `replacement` (from ``app.dependency_overrides``), built on first use."""
         found = self._override_plans.get(replacement)
         if found is None:
@@ -160,7 +161,7 @@ class DependencyScope:
 
     __slots__ = ("_plan", "_request", "_executor", "_stack")
 
-    def __init__(self, plan: "RequestPlan", request: "Request", executor: Optional[Executor] = None) -> None:
+    def __init__(self, plan: RequestPlan, request: Request, executor: Optional[Executor] = None) -> None:
         self._plan = plan
         self._request = request
         self._executor = executor
@@ -192,7 +193,7 @@ class DependencyScope:
             raise RequestValidationError(errors, body=plan.error_body(request, body))
         return kwargs
 
-    async def _solve(self, plan: "RequestPlan", body: Any, cache: dict[Any, Any],
+    async def _solve(self, plan: RequestPlan, body: Any, cache: dict[Any, Any],
                      overrides: Optional[dict[Any, Any]], errors: list[dict[str, Any]]) -> dict[str, Any]:
         kwargs: dict[str, Any] = {}
         for dependency in plan.dependencies:

@@ -102,7 +102,7 @@ def _pc_first(obj: Any) -> bytes:
         return _dumps_deep(obj)
 
 
-def dumps(obj: Any) -> bytes:
+def dumps(obj: Any) -> bytes:  # noqa: F811 - the first-call stub that `_select` rebinds
     """`obj` as compact UTF-8 JSON (replaced by the chosen implementation on the first call).
 
     Values nested deeper than the fast serializers allow (orjson: 254 levels, pydantic-core: 255) go
@@ -191,6 +191,7 @@ def _leaf(obj: Any) -> Any:
 
 
 _CONTAINERS = (dict, list, tuple, set, frozenset)
+_PLAIN = (str, int, float, bool, *_CONTAINERS)  # JSON scalars and the containers walked below
 _LEAVE: Any = object()  # a stack entry that takes a container off the current path (cycle detection)
 
 
@@ -205,7 +206,7 @@ def _jsonable_deep(obj: Any) -> Any:
         if target is _LEAVE:
             on_path.discard(key)
             continue
-        while not (value is None or isinstance(value, (str, int, float, bool)) or isinstance(value, _CONTAINERS)):
+        while not (value is None or isinstance(value, _PLAIN)):
             value = _leaf(value)
         if not isinstance(value, _CONTAINERS):
             target[key] = value
@@ -243,7 +244,7 @@ def _dumps_deep(obj: Any) -> bytes:
 
     Slow (pure Python) but with no depth limit; strings are written with ASCII escapes."""
     import math
-    from json.encoder import encode_basestring_ascii as quote  # type: ignore[attr-defined]
+    from json.encoder import encode_basestring_ascii as quote
 
     out: list[str] = []
     stack: list[Any] = [_jsonable_deep(obj)]

@@ -55,8 +55,7 @@ class RequestValidationError(Exception):
 
     def __str__(self) -> str:
         lines = [f"{len(self._errors)} validation error(s):"]
-        for e in self._errors:
-            lines.append(f"  {'.'.join(map(str, e.get('loc', ())))}: {e.get('msg')}")
+        lines.extend(f"  {'.'.join(map(str, e.get('loc', ())))}: {e.get('msg')}" for e in self._errors)
         return "\n".join(lines)
 
 

@@ -15,7 +15,14 @@ from urllib.parse import parse_qsl, unquote
 
 from .datastructures import FormData, Headers, UploadFile
 
-__all__ = ["MultiPartException", "parse_options_header", "parse_form", "is_form_media_type", "parse_multipart", "parse_urlencoded"]
+__all__ = [
+    "MultiPartException",
+    "parse_options_header",
+    "parse_form",
+    "is_form_media_type",
+    "parse_multipart",
+    "parse_urlencoded",
+]
 
 DEFAULT_MAX_FILES = 1000
 DEFAULT_MAX_FIELDS = 1000

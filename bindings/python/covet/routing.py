@@ -99,7 +99,7 @@ def _is_async_callable(obj: Any) -> bool:
     return inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(getattr(type(obj), "__call__", None))
 
 
-def _response_adapter(endpoint: Callable[..., Any], response_model: Any) -> Optional["TypeAdapter[Any]"]:
+def _response_adapter(endpoint: Callable[..., Any], response_model: Any) -> Optional[TypeAdapter[Any]]:
     """A TypeAdapter for the declared result type (``response_model=`` or the return annotation)."""
     from .responses import Response
 
@@ -147,7 +147,7 @@ class Route:
     plan: RequestPlan
     is_async: bool
     inline: Optional[bool]  # sync handlers: run on the loop thread (True) or in the pool (False/None: app default)
-    response_adapter: Optional["TypeAdapter[Any]"]
+    response_adapter: Optional[TypeAdapter[Any]]
     eager: Optional[bool] = None  # async handlers: start their Task eagerly (None: the app's eager_async)
     dependencies: tuple[Any, ...] = ()  # Depends(...) run before the handler, their values unused
 
@@ -164,7 +164,7 @@ class Route:
         eager: Optional[bool] = None,
         response_model: Any = _FROM_ANNOTATION,
         dependencies: Sequence[Any] = (),
-    ) -> "Route":
+    ) -> Route:
         methods = tuple(dict.fromkeys(m.upper() for m in methods))
         for m in methods:
             if m not in METHODS:

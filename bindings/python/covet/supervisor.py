@@ -141,7 +141,7 @@ def check_port_free(host: str, port: int) -> None:
 
 def engine_adopts_sockets(native: Any) -> bool:
     """Whether this engine build takes ``listen_fd=`` (adopt the master's socket)."""
-    return "listen_fd" in (getattr(getattr(native, "NativeServer", None), "__init__", None).__doc__ or "")  # type: ignore[union-attr]
+    return "listen_fd" in (getattr(getattr(native, "NativeServer", None), "__init__", None).__doc__ or "")
 
 
 def worker_command(opts: WorkerOptions, listen_fd: int = -1, ready_fd: int = -1) -> list[str]:
@@ -438,10 +438,8 @@ class Supervisor:
             for path in root.rglob("*.py"):
                 if any(part.startswith(".") or part in ("__pycache__", "build") for part in path.parts):
                     continue
-                try:
+                with contextlib.suppress(OSError):
                     seen[path] = path.stat().st_mtime
-                except OSError:
-                    pass
         return seen
 
     def _changed(self) -> bool:

@@ -153,8 +153,7 @@ def _encode_params(params: Params) -> str:
     pairs: list[tuple[str, str]] = []
     for key, value in items:
         values = value if isinstance(value, (list, tuple)) else [value]
-        for v in values:
-            pairs.append((key, "true" if v is True else "false" if v is False else str(v)))
+        pairs.extend((key, "true" if v is True else "false" if v is False else str(v)) for v in values)
     return urlencode(pairs)
 
 
@@ -168,7 +167,7 @@ class TestClient:
 
     __test__ = False
 
-    def __init__(self, app: "CovetPy", *, base_url: str = "http://testserver", raise_server_exceptions: bool = True,
+    def __init__(self, app: CovetPy, *, base_url: str = "http://testserver", raise_server_exceptions: bool = True,
                  threads: int = 0, timeout: float = 30.0, **server_options: Any) -> None:
         self.app = app
         self.base_url = base_url
@@ -248,7 +247,7 @@ class TestClient:
         path = path[path.index("/"):] if "/" in path and "://" in url else url
         return WebSocketTestSession(self.port, path, headers=headers, subprotocols=subprotocols, timeout=self.timeout)
 
-    def __enter__(self) -> "TestClient":
+    def __enter__(self) -> TestClient:
         if self._server is not None:
             raise RuntimeError("the client is already serving; enter it before the first request")
         self._ensure_server(lifespan=True)
@@ -411,14 +410,14 @@ class AsyncTestClient:
 
     __test__ = False
 
-    def __init__(self, app: "CovetPy", **kwargs: Any) -> None:
+    def __init__(self, app: CovetPy, **kwargs: Any) -> None:
         self._client = TestClient(app, **kwargs)
 
     @property
-    def app(self) -> "CovetPy":
+    def app(self) -> CovetPy:
         return self._client.app
 
-    async def __aenter__(self) -> "AsyncTestClient":
+    async def __aenter__(self) -> AsyncTestClient:
         await asyncio.to_thread(self._client.__enter__)
         return self
 

@@ -29,7 +29,7 @@ class TransportOptions:
     http2: bool = True
 
     @classmethod
-    def split(cls, options: dict[str, Any]) -> tuple["TransportOptions", dict[str, Any]]:
+    def split(cls, options: dict[str, Any]) -> tuple[TransportOptions, dict[str, Any]]:
         """(these options, the remaining ones) from keyword arguments such as ``app.run``'s."""
         names = {f.name for f in fields(cls)}
         mine = {k: v for k, v in options.items() if k in names}

@@ -69,7 +69,7 @@ class WebSocket(Request):
     __slots__ = ("_ws", "_inbox", "_waiter", "_close_code", "_close_reason", "client_state", "application_state",
                  "_drained", "_dispatch")
 
-    def __init__(self, native: Any, app: Optional["CovetPy"], dispatch: "WebSocketDispatch") -> None:
+    def __init__(self, native: Any, app: Optional[CovetPy], dispatch: WebSocketDispatch) -> None:
         super().__init__(native, app)
         self._ws = native
         self._inbox: deque[Any] = deque()
@@ -137,7 +137,8 @@ class WebSocket(Request):
         message = await self.receive()
         if message["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(message["code"], message.get("reason"))
-        return message["text"] if "text" in message else message["bytes"]
+        data: Union[str, bytes] = message["text"] if "text" in message else message["bytes"]
+        return data
 
     async def receive_text(self) -> str:
         data = await self._receive_data()
@@ -268,7 +269,7 @@ class WebSocketDispatch:
     """The engine's WebSocket events on the loop thread: starts each connection's endpoint and routes its
     messages and close to it."""
 
-    def __init__(self, app: "CovetPy", server: Any, routes: list[WebSocketRoute], loop: asyncio.AbstractEventLoop,
+    def __init__(self, app: CovetPy, server: Any, routes: list[WebSocketRoute], loop: asyncio.AbstractEventLoop,
                  tasks: Any) -> None:
         self.app = app
         self.server = server
