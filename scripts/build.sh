@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Configures and builds. Usage: scripts/build.sh [release|asan]  (default release)
+# Configures and builds one of the CMake presets (CMakePresets.json).
+# Usage: scripts/build.sh [release|asan|tsan|dev]  (default release)
+#   release -> build-release  Release, no tests (benchmarks, examples)
+#   asan    -> build          Debug + ASan/UBSan, -Werror (scripts/test.sh)
+#   tsan    -> build-tsan     Debug + ThreadSanitizer, -Werror; only the tests labelled `threads` (scripts/tsan.sh)
+#   dev     -> build-dev      Debug, -Werror, no sanitizers
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kind=${1:-release}
 case "$kind" in
-  release) cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DCOVET_BUILD_TESTS=OFF >/dev/null
-           cmake --build build-release ;;
-  asan)    cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCOVET_WERROR=ON \
-                 -DCOVET_SANITIZE=address,undefined >/dev/null
-           cmake --build build ;;
-  *) echo "usage: $0 [release|asan]" >&2; exit 2 ;;
+  release|asan|tsan|dev) ;;
+  *) echo "usage: $0 [release|asan|tsan|dev]" >&2; exit 2 ;;
 esac
+cmake --preset "$kind" >/dev/null
+cmake --build --preset "$kind"
