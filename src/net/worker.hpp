@@ -124,7 +124,8 @@ protected:
     void report_ready() {
         if (ready_) std::exchange(ready_, nullptr)();
     }
-    void update_now() noexcept { now_ = io::Clock::now(); }
+    // The loop's time (now()), refreshed once per turn; tests pass their own.
+    void update_now(io::Clock::time_point t = io::Clock::now()) noexcept { now_ = t; }
     void run_posted();
 
     // Accepting. `accepted` takes a socket from the listener: refused once stopping (unless the listener

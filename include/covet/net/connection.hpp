@@ -25,7 +25,8 @@ struct ConnectionId {
 
 class Connection;
 
-// What a reactor backend does for a connection; implemented by each backend's worker.
+// What the worker does for a connection: implemented once by net::Worker (src/net/worker.hpp), which
+// keeps the policy (send batches, lingering close) and leaves the I/O to its reactor backend.
 class ConnectionDriver {
 public:
     virtual void request_send(Connection& c) = 0;        // batched: sent at the end of the loop turn

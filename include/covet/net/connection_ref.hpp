@@ -13,7 +13,7 @@
 
 namespace covet::net {
 
-// Implemented by each backend's worker.
+// Implemented by net::Worker (one per reactor thread); test drivers implement it too.
 class ConnectionHome {
 public:
     // Runs `fn` with the live connection `id` on the worker thread: inline when already there, posted
