@@ -79,7 +79,12 @@ class EngineOption:
 
 
 ENGINE_OPTIONS: tuple[EngineOption, ...] = (
-    EngineOption("--limit-max-body", "max_body_bytes", parse_size, "1M", "largest request body (more: 413)"),
+    EngineOption("--limit-max-body", "max_body_bytes", parse_size, "1M",
+                 "largest request body read whole: body(), json(), form(), body parameters (more: 413)"),
+    EngineOption("--limit-max-stream-body", "max_stream_body_bytes", parse_size, "1G",
+                 "largest request body a handler reads with request.stream() (more: 413; 0: no limit)", minimum=0),
+    EngineOption("--stream-body-threshold", "stream_body_threshold", parse_size, "64K",
+                 "bodies larger than this reach the handler while they arrive instead of whole", minimum=0),
     EngineOption("--max-url-bytes", "max_url_bytes", parse_size, "8K", "longest request line (more: 414)"),
     EngineOption("--max-header-bytes", "max_header_bytes", parse_size, "8K",
                  "request line + headers (more: 431)"),

@@ -30,7 +30,7 @@ from .concurrency import TaskSet, eager_start_available, start_task
 from .datastructures import MutableHeaders
 from .exceptions import HTTPException, RequestValidationError, ResponseValidationError
 from .params import validation_error
-from .requests import Request
+from .requests import ClientDisconnect, Request, wake_body_readers
 from .responses import Response
 from .routing import Route
 
@@ -100,6 +100,9 @@ class Dispatcher:
         # completed later are submitted by a flush scheduled through the output hook.
         self.embedded = bool(getattr(server, "embedded", False))
         self.engine_stopped: Optional[asyncio.Future[None]] = None
+        self._flush_scheduled = False
+        # Streamed request bodies: the engine's events for readers that wait (an engine without them: none).
+        self._take_body: Optional[Callable[[], list[int]]] = getattr(server, "take_body", None)
         if self.embedded:
             self.engine_stopped = loop.create_future()
             server.set_output_hook(self._schedule_flush)
@@ -138,6 +141,11 @@ class Dispatcher:
                 if stopped is not None and not stopped.done():
                     stopped.set_result(None)
             items = server.take(self.batch)
+            take_body = self._take_body
+            if take_body is not None:
+                body_events = take_body()
+                if body_events:
+                    wake_body_readers(body_events)
             if self.websockets is not None:
                 self.websockets.handle(server.take_ws())
         except Exception:
@@ -163,9 +171,13 @@ class Dispatcher:
                 loop.call_soon(self.on_readable, context=self._base_context)
 
     def _schedule_flush(self) -> None:  # called from handlers' Tasks: not in their context
+        if self._flush_scheduled:  # one flush per loop turn covers everything queued until then
+            return
+        self._flush_scheduled = True
         self.loop.call_soon(self._flush, context=self._base_context)
 
     def _flush(self) -> None:
+        self._flush_scheduled = False
         try:
             more = self.server.flush()
         except Exception:
@@ -186,6 +198,9 @@ class Dispatcher:
                 if route.plan.needs_request:
                     request = Request(native, self.app)
                 rendered = await self._route_response(route, native, request)
+        except ClientDisconnect:
+            # The client went away while the handler read the body: nobody is left to answer.
+            rendered = 400, JSON_HEADERS, b'{"detail":"Client disconnected"}'
         except Exception as exc:
             if request is None:
                 request = Request(native, self.app)
@@ -207,6 +222,11 @@ class Dispatcher:
         """The route's response, with HTTPException, validation errors and registered types handled."""
         try:
             plan = route.plan
+            if (plan.json_in_tree or plan.form_in_tree) and getattr(native, "streaming", False):
+                # A large body the engine streams: parameters are read from the whole of it (within
+                # max_body_bytes, else 413), collected here, where waiting is possible.
+                assert request is not None
+                await request.body()
             if plan.dependencies:  # Depends(...): solved asynchronously (such plans always get a Request)
                 assert request is not None
                 return await self._dependant_response(route, request)

@@ -6,6 +6,7 @@ for one attribute, not for the headers, the query string or the body.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Generator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Optional, Protocol, Union
@@ -17,10 +18,30 @@ from .exceptions import HTTPException
 if TYPE_CHECKING:
     from .app import CovetPy
 
-__all__ = ["Request", "parse_cookies", "STREAM_CHUNK_SIZE"]
+__all__ = ["Request", "ClientDisconnect", "parse_cookies", "STREAM_CHUNK_SIZE"]
 
 STREAM_CHUNK_SIZE = 64 * 1024
 """The size of the chunks `Request.stream` yields from a buffered body (the last one may be shorter)."""
+
+
+class ClientDisconnect(Exception):
+    """The request body will not arrive in full: the client went away (or the response was already sent)
+    while the handler read it. Starlette's name."""
+
+
+# Streamed bodies that a reader waits for, by the engine's body id; the dispatcher resolves them when the
+# engine reports news (a chunk, the end, an error) for that body.
+_BODY_WAITERS: "dict[int, asyncio.Future[None]]" = {}
+
+
+def wake_body_readers(ids: "list[int]") -> None:
+    """Called by the dispatcher with the engine's body events (``server.take_body()``)."""
+    waiters = _BODY_WAITERS
+    for body_id in ids:
+        future = waiters.pop(body_id, None)
+        if future is not None and not future.done():
+            future.set_result(None)
+
 
 # urllib.parse and json are imported where they are needed (percent-encoded values, query parsing, invalid
 # JSON): an app that never meets those does not pay their import time and memory.
@@ -237,10 +258,18 @@ class Request:
         return self._state
 
     # -- body ---------------------------------------------------------------------------------------
+    def _streaming(self) -> bool:
+        """The engine streams this request's body (it is large and was still arriving when the handler ran)."""
+        native = self._native
+        return native is not None and getattr(native, "streaming", False)
+
     def _body_now(self) -> bytes:
         body = self._body
         if body is None:
             source = self._body_source
+            if self._streaming() and (source is None or not source.consumed):
+                raise RuntimeError("the request body is still arriving: read it with `await request.body()` "
+                                   "(or `request.stream()`) first")
             if source is None:
                 body = self._native.body
             elif source.consumed:
@@ -252,7 +281,18 @@ class Request:
 
     async def body(self) -> bytes:
         """The whole body. Raises ``RuntimeError("Stream consumed")`` once `stream` has read it to the end
-        (unless ``body()`` was called before that), as in Starlette."""
+        (unless ``body()`` was called before that), as in Starlette.
+
+        A large body the engine streams is collected here, up to the server's ``max_body_bytes``: a longer
+        one raises ``HTTPException(413)`` (read such bodies with `stream` instead)."""
+        if self._body is None and self._streaming():
+            source = self._body_source
+            if source is None:
+                source = self._body_source = StreamedBody(self._native)
+            elif source.consumed:
+                raise RuntimeError("Stream consumed")
+            assert isinstance(source, StreamedBody)
+            self._body = await source.collect(self._native.max_body_bytes, self.headers.get("content-length"))
         return self._body_now()
 
     async def stream(self) -> AsyncGenerator[bytes, None]:
@@ -266,10 +306,14 @@ class Request:
         then ``b""``, and the body is consumed: another ``stream()``, ``body()``, ``json()`` or ``form()``
         raises ``RuntimeError("Stream consumed")``. A stream left part way resumes where it stopped.
 
-        Today the engine receives the whole body before the handler runs (up to the server's
-        ``max_body_bytes``), so the chunks are `STREAM_CHUNK_SIZE` slices of that buffer: each is copied
-        out as it is yielded, never the whole body at once. The chunks come from a `BodySource`, the place
-        where a body streamed by the engine will plug in.
+        A small body arrives whole before the handler runs; its chunks are `STREAM_CHUNK_SIZE` slices of it.
+        A large one (over the server's ``stream_body_threshold``, 64 KiB by default) streams: the handler runs
+        as soon as its head has arrived and the chunks come as the client sends them (up to 64 KiB each),
+        within ``max_stream_body_bytes`` (1 GiB by default), not ``max_body_bytes``. The engine reads ahead
+        only about ``max_buffered_input`` bytes (1 MiB) beyond what the handler has taken, so a slow consumer
+        slows the upload down instead of filling memory. If the client goes away midway, `ClientDisconnect`
+        is raised; if the engine refuses the rest (over ``max_stream_body_bytes``, too slow), an
+        `HTTPException` with its status is raised and the engine has answered the client itself.
         """
         if self._body is not None:
             yield self._body
@@ -277,7 +321,7 @@ class Request:
             return
         source = self._body_source
         if source is None:
-            source = self._body_source = BufferedBody(self._native.body)
+            source = self._body_source = StreamedBody(self._native) if self._streaming() else BufferedBody(self._native.body)
         elif source.consumed:
             raise RuntimeError("Stream consumed")
         while not source.consumed:
@@ -294,7 +338,7 @@ class Request:
         `covet._json_fallback.JSONNestingError`; Starlette's parser fails there with a `RecursionError`).
         Bytes that are not text raise ``UnicodeDecodeError``. All of these are ``ValueError``s."""
         if self._json is _UNSET:
-            self._json = _json_loads(self._body_now())
+            self._json = _json_loads(await self.body())
         return self._json
 
     def form(
@@ -345,7 +389,7 @@ class Request:
             return
         self.method, self.raw_path, self.query_string, self.http_version, self.client, self.scheme, self.tls  # noqa: B018
         self.headers, self.path_params  # noqa: B018
-        if self._body_source is None:  # a started stream holds its own copy of the body
+        if self._body_source is None and not self._streaming():  # a started stream holds its own copy
             self._body_now()
         self._native = None
 
@@ -379,10 +423,21 @@ class _FormReader:
     def __await__(self) -> Generator[Any, None, FormData]:
         return self._result().__await__()
 
+    async def _collect(self) -> None:
+        """A streamed form body is collected first (forms are parsed from the whole body)."""
+        request = self._request
+        if request._form is None and request._body is None and request._streaming():
+            from .formparsers import is_form_media_type
+
+            if is_form_media_type(request.headers.get("content-type", "")):
+                await request.body()
+
     async def _result(self) -> FormData:
+        await self._collect()
         return self._parse()
 
     async def __aenter__(self) -> FormData:
+        await self._collect()
         self._form = self._parse()
         return self._form
 
@@ -438,6 +493,72 @@ class BufferedBody:
         self.consumed = True
         self._pos = len(data)
         return data if start == 0 else data[start:]
+
+
+class StreamedBody:
+    """A `BodySource` fed by the engine while the body arrives (a large body: see `Request.stream`).
+
+    Each chunk taken is acknowledged to the engine, which reads more from the client only as chunks are
+    taken: the upload goes at the pace of its reader."""
+
+    __slots__ = ("_native", "consumed")
+
+    def __init__(self, native: Any) -> None:
+        self._native = native
+        self.consumed = False
+
+    async def receive(self) -> bytes:
+        native = self._native
+        while True:
+            result = native.read_body()
+            if result is None:  # nothing yet: wait for the engine's event for this body
+                loop = asyncio.get_running_loop()
+                future: asyncio.Future[None] = loop.create_future()
+                body_id = native.body_id
+                _BODY_WAITERS[body_id] = future
+                try:
+                    await future
+                finally:
+                    if _BODY_WAITERS.get(body_id) is future:
+                        del _BODY_WAITERS[body_id]
+                continue
+            if result.__class__ is tuple:
+                self.consumed = True
+                status, reason = result
+                if status:
+                    raise HTTPException(status, f"the request body was refused: {reason}")
+                raise ClientDisconnect(reason)
+            if not result:
+                self.consumed = True
+            return result  # type: ignore[no-any-return]
+
+    def rest(self) -> bytes:
+        raise RuntimeError("a streamed body is collected with `await request.body()`")
+
+    async def collect(self, limit: int, content_length: Optional[str] = None) -> bytes:
+        """The rest of the body at once, refusing it (413) as soon as it is known to exceed `limit`."""
+        if content_length is not None and content_length.isdigit() and int(content_length) > limit:
+            self.consumed = True
+            raise _too_large(limit)
+        parts: list[bytes] = []
+        size = 0
+        while not self.consumed:
+            chunk = await self.receive()
+            size += len(chunk)
+            if size > limit:
+                self.consumed = True
+                raise _too_large(limit)
+            parts.append(chunk)
+        return b"".join(parts)
+
+
+def _too_large(limit: int) -> HTTPException:
+    return HTTPException(
+        413,
+        f"The request body is larger than the server's limit of {limit} bytes (max_body_bytes) for bodies read "
+        "whole; raise it with --limit-max-body or COVET_LIMIT_MAX_BODY (serve(..., max_body_bytes=...)), or read "
+        "large bodies with request.stream()",
+    )
 
 
 class _Unset:

@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -24,6 +25,7 @@
 
 #include "covet/covet.hpp"
 #include "covet/net/tls_context.hpp"
+#include "body_bridge.hpp"
 #include "ws_bridge.hpp"
 
 namespace py = pybind11;
@@ -36,6 +38,11 @@ struct Exchange {
     covet::Responder responder;
     covet::StreamWriter stream;
     bool answered = false;
+    // A streamed body (Request::body_streamed()): the engine's handle, and the chunks for Python.
+    covet::RequestBody body;
+    std::shared_ptr<covet_py::BodyQueue> queue;
+    std::size_t max_body_bytes = 0;  // what body()/json()/form() may collect of a streamed body
+    std::function<void()> after_ack;  // embedded mode: a resumed read needs a flush of the ring
 };
 using ExchangePtr = std::shared_ptr<Exchange>;
 
@@ -50,10 +57,18 @@ public:
     void set_polled(bool polled) noexcept { polled_ = polled; }
 
     // Worker threads.
-    void push(int route_id, covet::Request& request, covet::Responder responder) {
+    void push(int route_id, covet::Request& request, covet::Responder responder, covet::RequestBody body = {},
+              std::size_t max_body_bytes = 0, std::function<void()> after_ack = {}) {
         auto ex = std::make_shared<Exchange>();
         ex->request = &request;
         ex->responder = std::move(responder);
+        if (body) {
+            ex->queue = std::make_shared<covet_py::BodyQueue>();
+            ex->max_body_bytes = max_body_bytes;
+            ex->after_ack = std::move(after_ack);
+            ex->body = std::move(body);
+            ex->body.read(std::make_shared<covet_py::QueueReader>(ex->queue, [this](std::uintptr_t id) { push_body(id); }));
+        }
         bool was_empty;
         {
             std::lock_guard lock(mutex_);
@@ -77,7 +92,7 @@ public:
         const std::size_t count = std::min(max_items, queue_.size());
         out.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.begin() + static_cast<std::ptrdiff_t>(count)));
         queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(count));
-        if ((!queue_.empty() || !ws_queue_.empty()) && !polled_) {  // more waiting: stay readable
+        if ((!queue_.empty() || !ws_queue_.empty() || !body_queue_.empty()) && !polled_) {  // more waiting: stay readable
             const std::uint64_t one = 1;
             [[maybe_unused]] ssize_t w = ::write(fd_, &one, sizeof one);
         }
@@ -100,11 +115,28 @@ public:
         std::lock_guard lock(mutex_);
         return std::exchange(ws_queue_, {});
     }
+    // Streamed bodies with news (a chunk, the end, an error) for a Python reader that waits: their ids.
+    void push_body(std::uintptr_t id) {
+        bool was_empty;
+        {
+            std::lock_guard lock(mutex_);
+            was_empty = queue_.empty() && ws_queue_.empty() && body_queue_.empty();
+            body_queue_.push_back(id);
+        }
+        if (was_empty && !polled_) {
+            const std::uint64_t one = 1;
+            [[maybe_unused]] ssize_t n = ::write(fd_, &one, sizeof one);
+        }
+    }
+    std::vector<std::uintptr_t> take_body() {
+        std::lock_guard lock(mutex_);
+        return std::exchange(body_queue_, {});
+    }
 
     int fileno() const noexcept { return fd_; }
     bool pending() {
         std::lock_guard lock(mutex_);
-        return !queue_.empty() || !ws_queue_.empty();
+        return !queue_.empty() || !ws_queue_.empty() || !body_queue_.empty();
     }
 
 private:
@@ -113,6 +145,7 @@ private:
     std::mutex mutex_;
     std::vector<std::pair<int, ExchangePtr>> queue_;
     std::vector<covet_py::WsEvent> ws_queue_;
+    std::vector<std::uintptr_t> body_queue_;
 };
 
 const covet::Request& live_request(const ExchangePtr& ex) {
@@ -148,7 +181,8 @@ public:
                  long shutdown_timeout_ms, std::size_t max_connections, bool shared_port, std::size_t max_url_bytes,
                  std::size_t max_header_bytes, std::size_t max_headers, std::size_t max_buffered_input,
                  std::size_t output_high_water, long body_timeout_ms, long body_deadline_ms, std::size_t min_body_rate,
-                 long min_body_rate_grace_ms, int listen_backlog, int listen_fd) {
+                 long min_body_rate_grace_ms, int listen_backlog, int listen_fd, std::size_t stream_body_threshold,
+                 std::size_t max_stream_body_bytes) {
         app_.json_errors();  // 404/405/500 bodies as FastAPI writes them
         auto& c = app_.config();
         const auto ms = [](const char* name, long value) {
@@ -172,6 +206,8 @@ public:
         c.limits.max_header_bytes = max_header_bytes;
         c.limits.max_headers = max_headers;
         c.limits.max_buffered_input = max_buffered_input;
+        c.limits.stream_body_threshold = stream_body_threshold;
+        c.limits.max_stream_body_bytes = max_stream_body_bytes;
         c.limits.output_high_water = output_high_water;
         c.shared_port = shared_port;
         c.listen_backlog = listen_backlog;
@@ -195,8 +231,18 @@ public:
         auto m = covet::parse_method(method);
         if (!m) throw py::value_error("unknown HTTP method '" + method + "'");
         try {
-            app_.route(*m, pattern, covet::AsyncHandler([this, route_id](covet::Request& r, covet::Responder responder) {
-                bridge_.push(route_id, r, std::move(responder));
+            // Every Python route takes streamed bodies: the handler decides whether it reads body()/parameters
+            // (collected within max_body_bytes) or stream().
+            app_.route(*m, pattern, covet::StreamingHandler([this, route_id](covet::Request& r, covet::Responder responder,
+                                                                             covet::RequestBody body) {
+                if (!body) {
+                    bridge_.push(route_id, r, std::move(responder));
+                    return;
+                }
+                std::function<void()> after_ack;
+                if (embedded_) after_ack = [this] { body_acknowledged(); };
+                bridge_.push(route_id, r, std::move(responder), std::move(body), app_.config().limits.max_body_bytes,
+                             std::move(after_ack));
             }));
         } catch (const covet::RouteError& e) {
             throw py::value_error(e.what());
@@ -367,15 +413,27 @@ public:
     int fileno() const { return embedded_ ? app_.server()->poll_fd() : bridge_.fileno(); }
     std::vector<std::pair<int, ExchangePtr>> take(std::size_t max_items) { return bridge_.take(max_items); }
     std::vector<covet_py::WsEvent> take_ws() { return bridge_.take_ws(); }
+    std::vector<std::uintptr_t> take_body() { return bridge_.take_body(); }
 
 private:
+    // Embedded mode, the Python thread (GIL held): Python took a chunk of a streamed body. The connection
+    // may read again, which only reaches the ring with the next flush: have the loop schedule one.
+    void body_acknowledged() {
+        if (!output_hook_) return;
+        try {
+            output_hook_();
+        } catch (py::error_already_set& e) {
+            e.discard_as_unraisable("covet: the output hook");
+        }
+    }
+
     void require_embedded(const char* what) const {
         if (!embedded_) throw std::runtime_error(std::string(what) + "() is for a server started with threads=0 on io_uring");
     }
 
     py::object output_hook_;  // declared first: outlives the engine
+    Bridge bridge_;           // outlives the engine too: body readers still in connections notify it
     covet::App app_;
-    Bridge bridge_;
     std::mutex hubs_mutex_;
     std::vector<covet::ws::Hub*> hubs_;
     unsigned threads_ = 1;
@@ -429,6 +487,33 @@ PYBIND11_MODULE(_native, m) {
         .def_property_readonly("body", [](const NativeRequest& r) {
             const std::string_view b = live_request(r.ex).body();
             return py::bytes(b.data(), b.size());
+        })
+        // A large body that streams (read_body()) instead of coming whole in `body` (then b"").
+        .def_property_readonly("streaming", [](const NativeRequest& r) { return r.ex->queue != nullptr; })
+        .def_property_readonly("body_id", [](const NativeRequest& r) { return reinterpret_cast<std::uintptr_t>(r.ex->queue.get()); })
+        .def_property_readonly("max_body_bytes", [](const NativeRequest& r) { return r.ex->max_body_bytes; })
+        // The next chunk of a streamed body (bytes, acknowledged: the engine may read more), b"" once it has
+        // ended, None while nothing is there (an event with body_id comes through take_body() when there is),
+        // or (status, reason) when it failed (status 0: the client went away or the exchange ended).
+        .def("read_body", [](const NativeRequest& r) -> py::object {
+            Exchange& ex = *r.ex;
+            if (!ex.queue) throw std::runtime_error("this request's body is not streamed: read `body`");
+            std::string chunk;
+            switch (ex.queue->take(chunk)) {
+                case covet_py::BodyQueue::Take::chunk: {
+                    py::bytes out(chunk.data(), chunk.size());
+                    ex.body.consume(chunk.size());
+                    if (ex.after_ack) ex.after_ack();
+                    return std::move(out);
+                }
+                case covet_py::BodyQueue::Take::waiting: return py::none();
+                case covet_py::BodyQueue::Take::ended: return py::bytes();
+                case covet_py::BodyQueue::Take::failed: {
+                    auto [status, reason] = ex.queue->error();
+                    return py::make_tuple(status, latin1(reason));
+                }
+            }
+            return py::none();
         })
         .def_property_readonly("params", [](const NativeRequest& r) {
             py::dict out;
@@ -517,7 +602,8 @@ PYBIND11_MODULE(_native, m) {
 
     py::class_<NativeServer>(m, "NativeServer")
         .def(py::init<std::string, std::uint16_t, unsigned, const std::string&, std::size_t, long, long, long, std::size_t, bool,
-                      std::size_t, std::size_t, std::size_t, std::size_t, std::size_t, long, long, std::size_t, long, int, int>(),
+                      std::size_t, std::size_t, std::size_t, std::size_t, std::size_t, long, long, std::size_t, long, int, int,
+                      std::size_t, std::size_t>(),
              py::arg("host") = "127.0.0.1", py::arg("port") = 8000, py::arg("threads") = 1, py::arg("backend") = "auto",
              py::arg("max_body_bytes") = 1 << 20, py::arg("header_timeout_ms") = 10000,
              py::arg("keep_alive_timeout_ms") = 60000, py::arg("shutdown_timeout_ms") = 10000,
@@ -533,7 +619,9 @@ PYBIND11_MODULE(_native, m) {
              py::arg("min_body_rate") = covet::net::Timeouts{}.min_body_rate,
              py::arg("min_body_rate_grace_ms") = static_cast<long>(covet::net::Timeouts{}.min_body_rate_grace.count()),
              py::arg("listen_backlog") = covet::net::ServerConfig{}.listen_backlog,
-             py::arg("listen_fd") = -1)
+             py::arg("listen_fd") = -1,
+             py::arg("stream_body_threshold") = covet::net::Limits{}.stream_body_threshold,
+             py::arg("max_stream_body_bytes") = covet::net::Limits{}.max_stream_body_bytes)
         .def("add_route", &NativeServer::add_route, py::arg("method"), py::arg("pattern"), py::arg("route_id"))
         .def("add_constant_route", &NativeServer::add_constant_route, py::arg("method"), py::arg("pattern"),
              py::arg("status"), py::arg("content_type"), py::arg("body"), py::arg("headers"))
@@ -584,6 +672,12 @@ PYBIND11_MODULE(_native, m) {
             }
             const std::string text = data.cast<std::string>();
             return s.ws_publish(topic, text, false);
+        })
+        .def("take_body", [](NativeServer& s) {
+            auto ids = s.take_body();
+            py::list out(ids.size());
+            for (std::size_t i = 0; i < ids.size(); ++i) out[i] = py::int_(ids[i]);
+            return out;
         })
         .def("take", [](NativeServer& s, std::size_t max_items) {
             auto items = s.take(max_items);

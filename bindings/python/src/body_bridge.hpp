@@ -1,0 +1,114 @@
+// Streamed request bodies for Python: the engine's BodyReader (I/O thread, or the loop thread inside
+// poll() in embedded mode; never with the GIL) queues the chunks; the Python thread takes them one by one
+// and acknowledges each as it goes, which is what lets the connection read more (back-pressure).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "covet/covet.hpp"
+
+namespace covet_py {
+
+// The chunks of one body that Python has not taken yet. Small network reads are joined up to
+// `join_bytes` so that Python handles fewer, larger chunks.
+class BodyQueue {
+public:
+    static constexpr std::size_t join_bytes = 64 * 1024;
+
+    enum class Take : std::uint8_t { chunk, waiting, ended, failed };
+
+    // Producer side (the connection's thread). Each returns true when Python waits for news (armed):
+    // the caller then tells the Python thread.
+    bool push(std::string_view data) {
+        std::lock_guard lock(mutex_);
+        if (!chunks_.empty() && chunks_.back().size() + data.size() <= join_bytes) chunks_.back().append(data);
+        else chunks_.emplace_back(data);
+        return std::exchange(armed_, false);
+    }
+    bool end() {
+        std::lock_guard lock(mutex_);
+        ended_ = true;
+        return std::exchange(armed_, false);
+    }
+    bool fail(int status, std::string_view reason) {
+        std::lock_guard lock(mutex_);
+        if (ended_ || failed_) return false;
+        failed_ = true;
+        status_ = status;
+        reason_ = reason;
+        return std::exchange(armed_, false);
+    }
+
+    // Consumer side (the Python thread): the next chunk, or why there is none; `waiting` arms the queue.
+    Take take(std::string& out) {
+        std::lock_guard lock(mutex_);
+        if (!chunks_.empty()) {
+            out = std::move(chunks_.front());
+            chunks_.pop_front();
+            return Take::chunk;
+        }
+        if (failed_) return Take::failed;
+        if (ended_) return Take::ended;
+        armed_ = true;
+        return Take::waiting;
+    }
+    std::pair<int, std::string> error() {
+        std::lock_guard lock(mutex_);
+        return {status_, reason_};
+    }
+
+private:
+    std::mutex mutex_;
+    std::deque<std::string> chunks_;
+    bool ended_ = false, failed_ = false, armed_ = false;
+    int status_ = 0;
+    std::string reason_;
+};
+
+// Installed on the engine's RequestBody; `notify(id)` wakes the Python side (the Bridge's body events).
+class QueueReader final : public covet::BodyReader {
+public:
+    QueueReader(std::shared_ptr<BodyQueue> queue, std::function<void(std::uintptr_t)> notify)
+        : queue_(std::move(queue)), notify_(std::move(notify)) {}
+    ~QueueReader() override {
+        // The connection went away without a verdict (closed under the body): Python must not wait forever.
+        if (!done_) signal(queue_->fail(0, "the connection closed before the request body ended"));
+    }
+    void on_data(std::string_view chunk) noexcept override {
+        try {
+            signal(queue_->push(chunk));
+        } catch (...) {  // out of memory: the body cannot be delivered whole
+            done_ = true;
+            signal(queue_->fail(0, "out of memory while receiving the request body"));
+        }
+    }
+    void on_end() noexcept override {
+        done_ = true;
+        signal(queue_->end());
+    }
+    void on_error(int status, std::string_view reason) noexcept override {
+        done_ = true;
+        signal(queue_->fail(status, reason));
+    }
+
+private:
+    void signal(bool armed) noexcept {
+        if (!armed) return;
+        try {
+            notify_(reinterpret_cast<std::uintptr_t>(queue_.get()));
+        } catch (...) {
+        }
+    }
+    std::shared_ptr<BodyQueue> queue_;
+    std::function<void(std::uintptr_t)> notify_;
+    bool done_ = false;
+};
+
+}  // namespace covet_py
