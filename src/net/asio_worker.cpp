@@ -4,13 +4,13 @@
 // only: what to accept, when to linger and when to free a slot is the shared Worker's (worker.hpp).
 #include <utility>  // Boost 1.74's Asio headers need it first under g++ 12 / C++20
 
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <spdlog/spdlog.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -31,7 +31,10 @@ constexpr int accepts_per_wakeup = 64;
 class AsioWorker final : public Worker {
 public:
     AsioWorker(unsigned index, const ServerConfig& config, int listen_fd, ProtocolFactory factory)
-        : Worker(index, config, listen_fd, std::move(factory)), ctx_(1), acceptor_(ctx_), timer_(ctx_),
+        : Worker(index, config, listen_fd, std::move(factory)),
+          ctx_(1),
+          acceptor_(ctx_),
+          timer_(ctx_),
           read_buffer_(std::make_unique<char[]>(read_buffer_size)) {}
 
     ~AsioWorker() override {
@@ -85,8 +88,10 @@ protected:
 
     void close_socket(std::uint32_t slot) override {
         State& st = states_[slot];
-        if (st.socket) close_asio_socket(st);
-        else ::close(this->slot(slot).fd);
+        if (st.socket)
+            close_asio_socket(st);
+        else
+            ::close(this->slot(slot).fd);
     }
 
     void want_read(std::uint32_t slot) override { arm_read(slot); }
@@ -235,7 +240,8 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Worker> make_asio_worker(unsigned index, const ServerConfig& config, int listen_fd, ProtocolFactory factory) {
+std::unique_ptr<Worker> make_asio_worker(unsigned index, const ServerConfig& config, int listen_fd,
+                                         ProtocolFactory factory) {
     return std::make_unique<AsioWorker>(index, config, listen_fd, std::move(factory));
 }
 

@@ -317,8 +317,10 @@ private:
     void on_accept(int res, unsigned flags) {
         if (!(flags & IORING_CQE_F_MORE)) accept_armed_ = accept_cancel_pending_ = false;
         if (res == -ECANCELED || res == -EINVAL) return;  // cancelled, or the listener was shut down
-        if (res < 0) accept_failed(-res);
-        else accepted(res);
+        if (res < 0)
+            accept_failed(-res);
+        else
+            accepted(res);
         // Backing off, at the limit, parking, stopping: the multishot accept would keep delivering.
         if (accept_armed_ && !accept_wanted()) cancel_accept();
     }
@@ -377,7 +379,8 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Worker> make_uring_worker(unsigned index, const ServerConfig& config, int listen_fd, ProtocolFactory factory) {
+std::unique_ptr<Worker> make_uring_worker(unsigned index, const ServerConfig& config, int listen_fd,
+                                          ProtocolFactory factory) {
     return std::make_unique<UringWorker>(index, config, listen_fd, std::move(factory));
 }
 

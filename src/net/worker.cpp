@@ -13,8 +13,12 @@
 namespace covet::net {
 
 Worker::Worker(unsigned index, const ServerConfig& config, int listen_fd, ProtocolFactory factory)
-    : index_(index), config_(config), listen_fd_(listen_fd), factory_(std::move(factory)),
-      link_(std::make_shared<HomeLink>(this)), context_(*this, *this) {
+    : index_(index),
+      config_(config),
+      listen_fd_(listen_fd),
+      factory_(std::move(factory)),
+      link_(std::make_shared<HomeLink>(this)),
+      context_(*this, *this) {
     const unsigned threads = std::max(1u, config.threads);
     max_connections_ = std::max<std::size_t>(1, (config.limits.max_connections + threads - 1) / threads);
 }
@@ -67,8 +71,10 @@ void Worker::run_posted() {
 
 void Worker::with_connection(ConnectionId id, std::function<void(Connection&)> fn, bool final) {
     auto deliver = [this, id, final](const std::function<void(Connection&)>& f) {
-        if (Connection* c = find(id)) f(*c);
-        else if (final) exchange_finished(id);
+        if (Connection* c = find(id))
+            f(*c);
+        else if (final)
+            exchange_finished(id);
     };
     if (on_home_thread()) {
         deliver(fn);
@@ -96,8 +102,10 @@ void Worker::set_reading(Connection& c, bool enabled) {
     const std::uint32_t i = c.id().slot;
     if (slots_[i].connection.get() != &c) return;  // kept for its exchange: no longer on a socket
     slots_[i].reading = enabled;
-    if (enabled) want_read(i);
-    else stop_reading(i);
+    if (enabled)
+        want_read(i);
+    else
+        stop_reading(i);
 }
 
 void Worker::close(Connection& c) {
@@ -245,8 +253,10 @@ void Worker::begin_linger(std::uint32_t i) {
     ++lingering_;
     s.reading = true;
     s.linger_until = now() + linger_time;
-    if (s.peer_eof) finish_linger(i);
-    else want_read(i);
+    if (s.peer_eof)
+        finish_linger(i);
+    else
+        want_read(i);
 }
 
 void Worker::finish_linger(std::uint32_t i) {

@@ -95,8 +95,8 @@ public:
 
 protected:
     // ---- What a backend implements: I/O only ----
-    virtual void wake() = 0;                  // make the loop run posted tasks soon (any thread)
-    virtual void stop_accepting() = 0;        // shutdown has begun: disarm the accept
+    virtual void wake() = 0;            // make the loop run posted tasks soon (any thread)
+    virtual void stop_accepting() = 0;  // shutdown has begun: disarm the accept
     // A connection was set up on `fd` (slot `slot`): prepare the slot's I/O state and start reading.
     // False when the socket cannot be used (the worker then closes the connection).
     virtual bool open_socket(std::uint32_t slot, int fd) = 0;
@@ -194,12 +194,12 @@ protected:
     struct Slot {
         std::unique_ptr<Connection> connection;
         std::uint32_t generation = 1;
-        bool closed = false;      // find() no longer returns it (closed, or lingering)
+        bool closed = false;  // find() no longer returns it (closed, or lingering)
         // Socket state the policy keeps; the backend keeps its own beside it.
-        int fd = -1;              // -1 once the socket is closed
-        bool reading = true;      // the connection wants input (flow control)
-        bool peer_eof = false;    // the peer half-closed
-        bool dirty = false;       // in the next send batch
+        int fd = -1;            // -1 once the socket is closed
+        bool reading = true;    // the connection wants input (flow control)
+        bool peer_eof = false;  // the peer half-closed
+        bool dirty = false;     // in the next send batch
         bool lingering = false;
         io::Clock::time_point linger_until{};
     };
@@ -247,7 +247,9 @@ private:
 };
 
 // Factories for the two backends (defined in uring_worker.cpp / asio_worker.cpp).
-std::unique_ptr<Worker> make_uring_worker(unsigned index, const ServerConfig& config, int listen_fd, ProtocolFactory factory);
-std::unique_ptr<Worker> make_asio_worker(unsigned index, const ServerConfig& config, int listen_fd, ProtocolFactory factory);
+std::unique_ptr<Worker> make_uring_worker(unsigned index, const ServerConfig& config, int listen_fd,
+                                          ProtocolFactory factory);
+std::unique_ptr<Worker> make_asio_worker(unsigned index, const ServerConfig& config, int listen_fd,
+                                         ProtocolFactory factory);
 
 }  // namespace covet::net
