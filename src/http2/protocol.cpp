@@ -81,6 +81,10 @@ public:
         nghttp2_option_set_stream_reset_rate_limit(raw_opt, 10 * resets, 2 * resets);
         resets_ = detail::ResetBudget(h2_.max_resets_per_second);
         nghttp2_option_set_max_continuations(raw_opt, h2_.max_continuations);
+        // Flow control is ours: DATA is returned to the connection window at once, and to its stream's
+        // window at once too unless the body streams to the application, whose acknowledgements open it
+        // (back-pressure per stream; other streams keep going). Padding and ignored DATA nghttp2 counts itself.
+        nghttp2_option_set_no_auto_window_update(raw_opt, 1);
         // nghttp2_option_set_no_http_messaging stays off: nghttp2 checks pseudo-headers, content-length
         // against DATA, forbidden fields.
 
@@ -235,6 +239,10 @@ public:
         Stream* s = find_owned(exchange);
         if (!s) return;
         finish_app(*s);
+        if (s->upload) {  // the rest of the body is refused: RST_STREAM(NO_ERROR) after the response
+            s->reset_after_response = true;
+            abort_upload(*s, 0, "the response was sent before the request body ended");
+        }
         if (s->session_open && s->state == StreamState::dispatched && !closing_) {
             dispatcher_.finalize(s->request, response);
             s->response = std::move(response);
@@ -253,6 +261,7 @@ public:
             return;
         }
         dispatcher_.finalize(s->request, head);
+        if (s->upload) s->reset_after_response = true;  // a body still arriving when the response ends is cut off
         s->response = std::move(head);
         s->pending = std::move(s->response.body());
         s->response.body().clear();
@@ -273,6 +282,7 @@ public:
         Stream* s = find_owned(exchange);
         if (!s) return;
         finish_app(*s);
+        if (s->upload) abort_upload(*s, 0, "the response was sent before the request body ended");
         s->stream_ended = true;
         if (s->state == StreamState::streaming && s->session_open) resume(*s);
         settle(*s);
@@ -283,6 +293,7 @@ public:
         Stream* s = find_owned(exchange);
         if (!s) return;
         finish_app(*s);
+        if (s->upload) abort_upload(*s, 0, "the response was aborted");
         if (s->session_open && !closing_) {
             // The client must see the response cut off, not a short body that looks whole.
             nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
@@ -290,6 +301,38 @@ public:
         }
         settle(*s);
         send_and_flush();
+    }
+
+    // ---- streamed request bodies (body_stream.hpp) ----
+    void body_read(std::uint64_t exchange, std::shared_ptr<BodyReader> reader) override {
+        Stream* s = find_stream(exchange);
+        if (!reader || (s && s->reader)) return;
+        if (!s || !s->request.body_streamed() || (!s->upload && !s->upload_ended)) {
+            reader->on_error(0, "the request has ended");
+            return;
+        }
+        s->reader = std::move(reader);
+        if (!s->upload_hold.empty()) {
+            const std::string held = std::exchange(s->upload_hold, {});
+            s->reader->on_data(held);
+        }
+        if (s->upload_ended && s->reader) {
+            s->upload_ended = false;
+            s->reader->on_end();
+        }
+    }
+
+    void body_consumed(std::uint64_t exchange, std::size_t bytes) override {
+        Stream* s = find_stream(exchange);
+        if (!s || !s->upload || !s->session_open || closing_) return;
+        const std::uint64_t n = std::min<std::uint64_t>(s->upload_unacked, bytes);
+        s->upload_unacked -= n;
+        const std::uint64_t pre = std::min(s->upload_preconsumed, n);
+        s->upload_preconsumed -= pre;
+        if (n > pre) {
+            nghttp2_session_consume_stream(session_.get(), s->id, static_cast<std::size_t>(n - pre));
+            send_and_flush();  // the WINDOW_UPDATE, when nghttp2 decided one is due
+        }
     }
 
 private:
@@ -350,8 +393,11 @@ private:
         if (!s) return 0;
         try {
             Http2Protocol& h = self(user);
-            if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) h.headers_complete(*s);
-            if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && s->state == StreamState::receiving) {
+            const bool end_stream = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
+            if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) h.headers_complete(*s, end_stream);
+            if (end_stream && s->upload) {
+                h.end_upload(*s);
+            } else if (end_stream && s->state == StreamState::receiving) {
                 if (s->reject_status) h.reject(*s);
                 else h.dispatch(*s);
             }
@@ -364,9 +410,20 @@ private:
     static int on_data_chunk_recv(nghttp2_session* session, std::uint8_t, std::int32_t stream_id, const std::uint8_t* data,
                                   std::size_t len, void* user) noexcept {
         Stream* s = stream_of(session, stream_id);
+        // Flow control (see init): the connection window reopens at once; the stream's too, unless the body
+        // streams to a reader, whose acknowledgements reopen it (body_consumed).
+        nghttp2_session_consume_connection(session, len);
+        if (!s || !s->upload) nghttp2_session_consume_stream(session, stream_id, len);
+        if (s && s->upload) return self(user).deliver(*s, {reinterpret_cast<const char*>(data), len});
         if (!s || s->state != StreamState::receiving || s->reject_status) return 0;
         try {
             Http2Protocol& h = self(user);
+            // A body without a (small enough) declared length that grows large: offered for streaming now.
+            if (!s->upload_offered && s->body.size() + len > h.limits_.stream_body_threshold && h.accept_upload(*s)) {
+                s->upload_preconsumed = s->body.size() + len;  // returned to the stream's window as it came
+                h.start_upload(*s);
+                return h.deliver(*s, {reinterpret_cast<const char*>(data), len});
+            }
             if (s->body.size() + len > h.limits_.max_body_bytes) {
                 s->reject_status = 413;
                 s->reject_reason = "the request body is larger than the body size limit";
@@ -408,6 +465,7 @@ private:
         if (!s) return 0;
         nghttp2_session_set_stream_user_data(session, stream_id, nullptr);
         s->session_open = false;
+        if (s->upload) self(user).abort_upload(*s, 0, "the client reset the stream before the request body ended");
         // A stream the application still answers stays (its Request views into it); the completion,
         // when it comes, is dropped and frees it.
         self(user).settle(*s);
@@ -490,7 +548,7 @@ private:
         return 0;
     }
 
-    void headers_complete(Stream& s) {
+    void headers_complete(Stream& s, bool end_stream) {
         s.headers_done = true;
         s.deadline = conn_.loop().now() + timeouts_.body;
         s.pace.start(conn_.loop().now());
@@ -499,7 +557,93 @@ private:
             return;
         }
         build_request(s);
-        if (s.reject_status) reject(s);
+        if (s.reject_status) {
+            reject(s);
+            return;
+        }
+        // A declared length over the streaming threshold: offered for streaming before the body comes.
+        if (!end_stream && s.content_length != UINT64_MAX && s.content_length > limits_.stream_body_threshold) {
+            if (accept_upload(s)) start_upload(s);
+            else if (s.over_body_limit) {
+                s.reject_status = 413;
+                s.reject_reason = "the request body is larger than the body size limit";
+                reject(s);
+            }
+        }
+    }
+
+    // ---- streamed request bodies ----
+    std::uint64_t stream_limit() const noexcept {
+        return limits_.max_stream_body_bytes ? limits_.max_stream_body_bytes : UINT64_MAX;
+    }
+
+    // Asks the dispatcher whether the request's large body streams to it (once per stream).
+    bool accept_upload(Stream& s) {
+        s.upload_offered = true;
+        try {
+            return dispatcher_.stream_body(s.request) && s.body.size() <= stream_limit();
+        } catch (...) {
+            return false;
+        }
+    }
+
+    void start_upload(Stream& s) {
+        unbuffer(s);
+        s.upload = true;
+        s.upload_hold = std::move(s.body);
+        s.body.clear();
+        s.upload_bytes = s.upload_unacked = s.upload_hold.size();
+        dispatch(s, /*streamed=*/true);
+    }
+
+    // DATA of a streamed body (inside nghttp2_session_mem_recv).
+    int deliver(Stream& s, std::string_view chunk) noexcept {
+        try {
+            s.upload_bytes += chunk.size();
+            if (s.upload_bytes > stream_limit()) {
+                nghttp2_session_consume_stream(session_.get(), s.id, chunk.size());
+                fail_upload(s, 413, "the request body is larger than the streamed body size limit (max_stream_body_bytes)");
+                return 0;
+            }
+            s.pace.add(chunk.size());
+            s.deadline = conn_.loop().now() + timeouts_.body;
+            s.upload_unacked += chunk.size();
+            if (s.reader && s.upload_hold.empty()) s.reader->on_data(chunk);
+            else s.upload_hold.append(chunk);
+            return 0;
+        } catch (...) {
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        }
+    }
+
+    void end_upload(Stream& s) {
+        s.upload = false;
+        if (s.reader) s.reader->on_end();
+        else s.upload_ended = true;
+    }
+
+    void abort_upload(Stream& s, int status, std::string_view why) {
+        s.upload = false;
+        s.upload_hold.clear();
+        if (std::shared_ptr<BodyReader> r = std::move(s.reader)) r->on_error(status, why);
+    }
+
+    // The server refuses the rest of a streamed body (limit, too slow): the reader hears why, and the
+    // client gets the error response if the application has not started one, else a reset.
+    void fail_upload(Stream& s, int status, std::string_view why) {
+        abort_upload(s, status, why);
+        if (!s.session_open || closing_) return;
+        if (s.state == StreamState::dispatched) {
+            std::string body = std::to_string(status);
+            body.append(" ").append(http::reason_phrase(status)).append(": ").append(why).append("\n");
+            s.response = Response::text(std::move(body), status);
+            s.reset_after_response = true;
+            s.head_only = false;
+            submit_head(s, false);  // the application's answer, when it comes, is dropped
+        } else if (s.state != StreamState::done) {
+            nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE, s.id, NGHTTP2_CANCEL);
+            s.state = StreamState::done;
+        }
     }
 
     // Makes the Request views; the header bytes are complete and will not move any more.
@@ -530,10 +674,17 @@ private:
         if (const auto cl = r.header("content-length")) {
             std::uint64_t n = 0;
             const auto [p, ec] = std::from_chars(cl->data(), cl->data() + cl->size(), n);
-            if (ec == std::errc() && p == cl->data() + cl->size() && n > limits_.max_body_bytes) {
-                s.reject_status = 413;
-                s.reject_reason = "the request body is larger than the body size limit";
-                return;
+            if (ec == std::errc() && p == cl->data() + cl->size()) {
+                s.content_length = n;
+                if (n > limits_.max_body_bytes) {
+                    // A route that streams the body has its own limit (headers_complete asks).
+                    if (n > stream_limit() || limits_.stream_body_threshold >= limits_.max_body_bytes) {
+                        s.reject_status = 413;
+                        s.reject_reason = "the request body is larger than the body size limit";
+                        return;
+                    }
+                    s.over_body_limit = true;
+                }
             }
         }
         r.set_version(2, 0);
@@ -551,6 +702,19 @@ private:
         bool stalled_headers = false, answered = false;
         for (std::size_t i = 0; i < live_.size(); ++i) {
             Stream& s = *live_[i];
+            if (s.upload && s.session_open) {
+                // As for a buffered body, except while the client waits for window the application has not
+                // given back yet (it is slow to consume, not the client to send).
+                const bool held = nghttp2_session_get_stream_local_window_size(session_.get(), s.id) < 16384;
+                if (held || output_blocked_) s.deadline = now + timeouts_.body;
+                std::string why = s.pace.violation(timeouts_, now, !held && !output_blocked_);
+                if (why.empty() && now >= s.deadline) why = "the request body did not arrive in time";
+                if (!why.empty()) {
+                    fail_upload(s, 408, why);
+                    answered = true;
+                }
+                continue;
+            }
             if (s.state != StreamState::receiving) continue;
             if (s.headers_done && !s.reject_status) {
                 if (const std::string why = s.pace.violation(timeouts_, now, /*reading=*/!output_blocked_); !why.empty()) {
@@ -584,15 +748,17 @@ private:
         s.buffered = 0;
     }
 
-    void dispatch(Stream& s) {
+    void dispatch(Stream& s, bool streamed = false) {
         unbuffer(s);
         s.state = StreamState::dispatched;
         s.app_owned = true;
         ++outstanding_;
-        s.request.set_body(s.body);
+        s.request.set_body(streamed ? std::string_view{} : std::string_view(s.body));
+        s.request.set_body_streamed(streamed);
         const auto id = static_cast<std::uint64_t>(s.id);
         try {
-            dispatcher_.dispatch(s.request, Responder(net::ConnectionRef(home_.link(), conn_.id(), conn_.protocol_epoch()), this, id));
+            dispatcher_.dispatch(s.request, Responder(net::ConnectionRef(home_.link(), conn_.id(), conn_.protocol_epoch()), this,
+                                                      id, streamed));
         } catch (...) {
             // The Responder was destroyed unanswered on the way out: the client got a 500.
         }
@@ -622,6 +788,15 @@ private:
         if (Stream* s = stream_of(session_.get(), id); s && s->app_owned) return s;
         for (const auto& p : live_)  // a stream the client reset, still owned by the application
             if (p->id == id && p->app_owned) return p.get();
+        return nullptr;
+    }
+
+    // The stream of an exchange, whoever owns it now.
+    Stream* find_stream(std::uint64_t exchange) noexcept {
+        const auto id = static_cast<std::int32_t>(exchange);
+        if (Stream* s = stream_of(session_.get(), id)) return s;
+        for (const auto& p : live_)
+            if (p->id == id) return p.get();
         return nullptr;
     }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "covet/http/body_pace.hpp"
+#include "covet/http/body_stream.hpp"
 #include "covet/http/request.hpp"
 #include "covet/http/response.hpp"
 #include "covet/io/loop.hpp"
@@ -61,6 +62,18 @@ struct Stream {
     std::string pending;        // streaming: chunks not yet handed to nghttp2
     std::size_t sent = 0;       // bytes of the body (or of `pending`) already handed to nghttp2
 
+    // A body that streams to the application (see covet/http/body_stream.hpp).
+    std::uint64_t content_length = UINT64_MAX;  // declared, if any
+    bool over_body_limit = false;   // declared over max_body_bytes: 413 unless streamed
+    bool upload_offered = false;    // the dispatcher was asked (once)
+    bool upload = false;            // dispatched with its body still arriving
+    bool upload_ended = false;      // ended before the reader was installed
+    std::shared_ptr<BodyReader> reader;
+    std::string upload_hold;        // bytes that came before the reader
+    std::uint64_t upload_bytes = 0;   // received so far (against max_stream_body_bytes)
+    std::uint64_t upload_unacked = 0; // delivered or held, not yet acknowledged by the reader
+    std::uint64_t upload_preconsumed = 0;  // of those, already returned to the stream's window (buffered first)
+
     std::string_view view(std::uint32_t off, std::uint32_t len) const noexcept {
         return std::string_view(head).substr(off, len);
     }
@@ -91,6 +104,11 @@ struct Stream {
         response = Response();
         pending.clear();
         sent = 0;
+        content_length = UINT64_MAX;
+        over_body_limit = upload_offered = upload = upload_ended = false;
+        reader.reset();
+        upload_hold.clear();
+        upload_bytes = upload_unacked = upload_preconsumed = 0;
     }
 };
 
@@ -135,6 +153,8 @@ public:
         if (spare_.size() >= max_spare) return;
         if (s->body.capacity() > max_kept_bytes) std::string().swap(s->body);
         if (s->pending.capacity() > max_kept_bytes) std::string().swap(s->pending);
+        if (s->upload_hold.capacity() > max_kept_bytes) std::string().swap(s->upload_hold);
+        s->reader.reset();
         s->response = Response();  // let the response body go now
         spare_.push_back(std::move(s));
     }

@@ -19,6 +19,7 @@
 
 #include "../support/fake_driver.hpp"
 #include "../support/drain.hpp"
+#include "../support/upload.hpp"
 #include "covet/http1/protocol.hpp"
 
 namespace {
@@ -1445,6 +1446,217 @@ TEST(H2c, PrefaceLaterInTheConnectionIsNotHttp2) {
     const std::string out = h.take();
     EXPECT_EQ(out.rfind("HTTP/1.1 505", 0), 0u) << out;
     EXPECT_TRUE(h.conn.closing());
+}
+
+
+// ================================================================ streamed request bodies
+
+class UploadHarness {
+public:
+    explicit UploadHarness(net::ServerConfig config = upload_config())
+        : driver(std::move(config)), conn(driver, -1, net::ConnectionId{3, 7}, "10.0.0.1", 5555) {
+        driver.connection = &conn;
+        conn.set_protocol(covet::http2::make_protocol(conn, driver, dispatcher));
+    }
+    ~UploadHarness() { driver.connection = nullptr; }
+    static net::ServerConfig upload_config() {
+        net::ServerConfig c;
+        c.limits.stream_body_threshold = 1000;
+        c.limits.max_body_bytes = 2000;
+        c.http2_limits.initial_window_size = 32768;
+        c.timeouts.body = 2s;
+        c.timeouts.min_body_rate = 0;
+        return c;
+    }
+    void feed(std::string_view bytes) {
+        if (bytes.empty()) return;
+        inputs_.emplace_back(bytes);
+        std::string& buf = inputs_.back();
+        conn.receive(std::span<const char>(buf.data(), buf.size()));
+        buf.assign(buf.size(), '#');
+    }
+    std::string take() {
+        std::string raw = covet_test::drain(conn.wire_out());
+        if (!raw.empty() && !driver.closed) conn.output_drained();
+        return raw;
+    }
+    void advance(io::Clock::duration d) {
+        driver.clock += d;
+        conn.tick(driver.clock);
+    }
+    void pump(Client& c) {
+        for (int i = 0; i < 1000; ++i) {
+            const std::string up = c.output();
+            feed(up);
+            const std::string down = take();
+            if (!down.empty()) c.input(down);
+            if (up.empty() && down.empty()) return;
+        }
+        ADD_FAILURE() << "pump did not settle";
+    }
+    covet_test::RecordingReader& reader() { return *dispatcher.reader; }
+
+    FakeDriver driver;
+    covet_test::UploadDispatcher dispatcher;
+    net::Connection conn;
+
+private:
+    std::deque<std::string> inputs_;
+};
+
+std::string pattern(std::size_t n) {
+    std::string s(n, ' ');
+    for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>('a' + (i * 7 + i / 26) % 26);
+    return s;
+}
+Fields upload_fields(std::string_view path, std::size_t length = 0) {
+    Fields f = {{":method", "POST"}, {":scheme", "http"}, {":path", std::string(path)}, {":authority", "t"}};
+    if (length) f.emplace_back("content-length", std::to_string(length));
+    return f;
+}
+
+TEST(Http2Upload, LargeBodyStreamsAndItsWindowOpensOnlyAsTheReaderConsumes) {
+    UploadHarness h;
+    Client c;
+    const std::string body = pattern(200000);  // 100 × max_body_bytes
+    const auto id = c.request(upload_fields("/up", body.size()), body);
+    h.pump(c);
+    ASSERT_EQ(h.dispatcher.streamed, std::vector<bool>{true});
+    EXPECT_EQ(h.dispatcher.seen[0].body, "");
+    // Without acknowledgements the client can send one stream window, no more (the protocol's default
+    // 64 KiB: it sent before our SETTINGS arrived).
+    EXPECT_LE(h.reader().data.size(), 65535u);
+    EXPECT_GT(h.reader().data.size(), 16000u);
+    const std::size_t first = h.reader().data.size();
+    h.pump(c);
+    EXPECT_EQ(h.reader().data.size(), first);
+    std::size_t acked = 0;
+    for (int round = 0; round < 100 && !h.reader().ended; ++round) {
+        const std::size_t now = h.reader().data.size();
+        h.dispatcher.body.consume(now - acked);
+        acked = now;
+        h.pump(c);
+    }
+    EXPECT_EQ(h.reader().data, body);
+    EXPECT_EQ(h.reader().ended, 1);
+    h.dispatcher.responder.send(Response::text("stored"));
+    h.pump(c);
+    EXPECT_EQ(c.streams[id].status, 200);
+    EXPECT_EQ(c.streams[id].body, "stored");
+    EXPECT_FALSE(c.streams[id].reset);
+}
+
+TEST(Http2Upload, AHeldUploadDoesNotStallOtherStreams) {
+    UploadHarness h;
+    Client c;
+    c.request(upload_fields("/up", 100000), pattern(100000));
+    h.pump(c);
+    ASSERT_EQ(h.dispatcher.streamed, std::vector<bool>{true});
+    const std::size_t held = h.reader().data.size();
+    for (int i = 0; i < 80; ++i) {  // 72000 bytes: more than any window; the held stream shuts none but its own
+        const auto small = c.post("/small", pattern(900));
+        const auto get = c.get("/g");
+        h.pump(c);
+        EXPECT_EQ(c.streams[small].body, "POST /small " + pattern(900));
+        EXPECT_EQ(c.streams[get].body, "GET /g");
+    }
+    EXPECT_EQ(h.reader().data.size(), held);
+}
+
+TEST(Http2Upload, BodyWithoutLengthIsOfferedWhenItGrowsPastTheThreshold) {
+    UploadHarness h;
+    Client c;
+    const std::string body = pattern(20000);
+    c.request(upload_fields("/nolength"), body, true);
+    h.pump(c);
+    ASSERT_EQ(h.dispatcher.streamed, std::vector<bool>{true});
+    h.dispatcher.body.consume(h.reader().data.size());
+    h.pump(c);
+    EXPECT_EQ(h.reader().data, body);
+    EXPECT_EQ(h.reader().ended, 1);
+}
+
+TEST(Http2Upload, ResponseBeforeTheBodyEndsResetsTheRestOfTheUpload) {
+    UploadHarness h;
+    Client c;
+    const auto id = c.request(upload_fields("/up", 100000), pattern(100000));
+    h.pump(c);
+    h.dispatcher.responder.send(Response::text("no thanks", 403));
+    h.pump(c);
+    EXPECT_EQ(c.streams[id].status, 403);
+    EXPECT_EQ(c.streams[id].body, "no thanks");
+    EXPECT_TRUE(c.streams[id].reset);
+    EXPECT_EQ(c.streams[id].rst_error, static_cast<std::uint32_t>(NGHTTP2_NO_ERROR));
+    EXPECT_EQ(h.reader().error, 0);
+    const auto next = c.get("/after");  // the connection goes on
+    h.pump(c);
+    EXPECT_EQ(c.streams[next].body, "GET /after");
+}
+
+TEST(Http2Upload, StreamedBodyOverItsLimitIs413) {
+    net::ServerConfig cfg = UploadHarness::upload_config();
+    cfg.limits.max_stream_body_bytes = 10000;
+    UploadHarness h(cfg);
+    Client c;
+    const auto declared = c.request(upload_fields("/up", 10001), pattern(10001));
+    h.pump(c);
+    EXPECT_EQ(c.streams[declared].status, 413);
+    EXPECT_TRUE(h.dispatcher.seen.empty());
+    const auto unknown = c.request(upload_fields("/up"), pattern(30000), true);
+    for (int i = 0; i < 10; ++i) {
+        h.pump(c);
+        if (h.dispatcher.reader) h.dispatcher.body.consume(100000);
+    }
+    EXPECT_EQ(c.streams[unknown].status, 413);
+    EXPECT_EQ(h.reader().error, 413);
+    EXPECT_FALSE(h.conn.closing());
+}
+
+TEST(Http2Upload, RouteThatDeclinesKeepsTheBufferedLimit) {
+    UploadHarness h;
+    h.dispatcher.accept = false;
+    Client c;
+    const auto id = c.request(upload_fields("/up", 5000), pattern(5000));
+    h.pump(c);
+    EXPECT_EQ(h.dispatcher.offers, 1);
+    EXPECT_EQ(c.streams[id].status, 413);
+    const auto ok = c.request(upload_fields("/ok", 1500), pattern(1500));  // over the threshold, within the limit
+    h.pump(c);
+    EXPECT_EQ(c.streams[ok].body, "POST /ok " + pattern(1500));
+}
+
+TEST(Http2Upload, StalledStreamedBodyTimesOutButNotWhileTheReaderHoldsIt) {
+    UploadHarness h;  // body timeout 2 s
+    Client c;
+    const auto id = c.request(upload_fields("/up", 100000), pattern(100000));
+    h.pump(c);  // one window delivered, not acknowledged: the client waits for us
+    h.advance(5s);
+    h.pump(c);
+    EXPECT_EQ(c.streams[id].status, 0);
+    EXPECT_EQ(h.reader().error, -1);
+    Client stalled;
+    UploadHarness h2;
+    const auto sid = stalled.request(upload_fields("/up", 100000), {}, true, /*stall=*/true);
+    h2.pump(stalled);
+    ASSERT_EQ(h2.dispatcher.streamed, std::vector<bool>{true});
+    h2.advance(2500ms);
+    h2.pump(stalled);
+    EXPECT_EQ(stalled.streams[sid].status, 408);
+    EXPECT_EQ(h2.reader().error, 408);
+    EXPECT_FALSE(h2.conn.closing());
+}
+
+TEST(Http2Upload, ClientResetTellsTheReader) {
+    UploadHarness h;
+    Client c;
+    const auto id = c.request(upload_fields("/up", 100000), pattern(100000));
+    h.pump(c);
+    nghttp2_submit_rst_stream(c.session, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+    h.pump(c);
+    EXPECT_EQ(h.reader().error, 0);
+    h.dispatcher.responder.send(Response::text("late"));  // dropped
+    h.pump(c);
+    EXPECT_FALSE(h.conn.closing());
 }
 
 }  // namespace
