@@ -240,14 +240,14 @@ public:
             reader->on_error(0, "the request has ended");
             return;
         }
-        reader_ = std::move(reader);
+        reader_ = reader;  // `reader` keeps it alive while it runs (an answer from it releases reader_)
         if (!upload_hold_.empty()) {
             const std::string held = std::exchange(upload_hold_, {});
-            reader_->on_data(held);
+            reader->on_data(held);
         }
         if (upload_ended_ && reader_) {
             upload_ended_ = false;
-            reader_->on_end();
+            reader->on_end();
         }
     }
 
@@ -848,7 +848,7 @@ private:
     // Body bytes of a streamed request: to the reader, or held until it is installed.
     void deliver(std::string_view chunk) {
         upload_unacked_ += chunk.size();
-        if (reader_ && upload_hold_.empty()) reader_->on_data(chunk);
+        if (reader_ && upload_hold_.empty()) std::shared_ptr<BodyReader>(reader_)->on_data(chunk);  // it may answer: keep it
         else upload_hold_.append(chunk);
         check_upload_window();
     }
@@ -866,7 +866,7 @@ private:
         upload_ = false;
         upload_paused_ = false;
         update_reading();
-        if (reader_) reader_->on_end();
+        if (std::shared_ptr<BodyReader> r = reader_) r->on_end();  // kept: an answer from it releases reader_
         else upload_ended_ = true;
     }
 

@@ -311,14 +311,14 @@ public:
             reader->on_error(0, "the request has ended");
             return;
         }
-        s->reader = std::move(reader);
+        s->reader = reader;  // `reader` keeps it alive while it runs
         if (!s->upload_hold.empty()) {
             const std::string held = std::exchange(s->upload_hold, {});
-            s->reader->on_data(held);
+            reader->on_data(held);
         }
         if (s->upload_ended && s->reader) {
             s->upload_ended = false;
-            s->reader->on_end();
+            reader->on_end();
         }
     }
 
@@ -608,7 +608,7 @@ private:
             s.pace.add(chunk.size());
             s.deadline = conn_.loop().now() + timeouts_.body;
             s.upload_unacked += chunk.size();
-            if (s.reader && s.upload_hold.empty()) s.reader->on_data(chunk);
+            if (s.reader && s.upload_hold.empty()) std::shared_ptr<BodyReader>(s.reader)->on_data(chunk);  // it may answer
             else s.upload_hold.append(chunk);
             return 0;
         } catch (...) {
@@ -618,7 +618,7 @@ private:
 
     void end_upload(Stream& s) {
         s.upload = false;
-        if (s.reader) s.reader->on_end();
+        if (std::shared_ptr<BodyReader> r = s.reader) r->on_end();
         else s.upload_ended = true;
     }
 

@@ -79,6 +79,47 @@ protected:
     std::vector<std::thread> threads_;
 };
 
+// A streaming route (the docs/cpp-api.md example): large bodies reach it as they arrive, small ones whole.
+struct SumReader final : covet::BodyReader {
+    covet::RequestBody body;
+    covet::Responder res;
+    std::uint64_t n = 0, sum = 0, chunks = 0;
+    void on_data(std::string_view c) noexcept override {
+        n += c.size();
+        ++chunks;
+        for (unsigned char ch : c) sum += ch;
+        body.consume(c.size());
+    }
+    void on_end() noexcept override {
+        res.send(covet::Response::text(std::to_string(n) + " " + std::to_string(sum) + " " + std::to_string(chunks > 1)));
+    }
+    void on_error(int, std::string_view) noexcept override { res.send(covet::Response::text("failed", 400)); }
+};
+
+TEST_F(AppTest, StreamingRouteReceivesLargeBodiesAsTheyArrive) {
+    app_.post("/upload", [](covet::Request& r, covet::Responder res, covet::RequestBody body) {
+        if (!body) return res.send(covet::Response::text("whole " + std::to_string(r.body().size())));
+        EXPECT_TRUE(r.body_streamed());
+        auto reader = std::make_shared<SumReader>();
+        reader->res = std::move(res);
+        reader->body = std::move(body);
+        reader->body.read(reader);
+    });
+    start();
+    std::string big(8 << 20, '\0');
+    std::uint64_t sum = 0;
+    for (std::size_t i = 0; i < big.size(); ++i) sum += static_cast<unsigned char>(big[i] = static_cast<char>(i * 31 % 251));
+    Client c(app_.port());
+    c.send("POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(big.size()) + "\r\n\r\n" + big);
+    auto r = c.responses(1);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(body_of(r[0]), std::to_string(big.size()) + " " + std::to_string(sum) + " 1");  // 8 MiB > max_body_bytes
+    c.send("POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nsmall");
+    r = c.responses(1);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(body_of(r[0]), "whole 5");
+}
+
 TEST_F(AppTest, UsesTheBackendCovetBackendAsks) {
     start();
     const char* env = std::getenv("COVET_BACKEND");
