@@ -31,7 +31,7 @@ BioPtr make_mem_bio() {
 
 // Mem BIO buffers keep their largest size; past this a drained BIO is replaced so that idle connections
 // don't each pin a big buffer after one large transfer.
-constexpr std::size_t bio_keep_capacity = 64 * 1024;
+constexpr std::size_t bio_keep_capacity = std::size_t{64} * 1024;
 
 bool oversized(BIO* b) {
     BUF_MEM* bm = nullptr;
@@ -106,7 +106,7 @@ const std::string& https_only_response() {
 // serves every connection (a per-connection buffer would cost 16 KB x connections).
 std::span<char> read_buffer() {
     thread_local std::vector<char> buf;
-    if (buf.empty()) buf.resize(16 * 1024);
+    if (buf.empty()) buf.resize(std::size_t{16} * 1024);
     return buf;
 }
 
@@ -273,7 +273,7 @@ void TlsTransport::flush_to(io::OutputQueue& wire) {
                     }
                     done += w;
                     // Hand big bodies over in pieces so the wbio doesn't hold a second copy of all of it.
-                    if (BIO_ctrl_pending(wbio_) >= 256 * 1024) drain_wbio(wire);
+                    if (BIO_ctrl_pending(wbio_) >= std::size_t{256} * 1024) drain_wbio(wire);
                 }
                 plaintext_.consume(done);
             }

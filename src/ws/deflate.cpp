@@ -12,7 +12,7 @@
 namespace covet::ws {
 namespace {
 
-constexpr std::size_t chunk = 16 * 1024;  // output grows by at most this much per zlib call
+constexpr std::size_t chunk = std::size_t{16} * 1024;  // output grows by at most this much per zlib call
 constexpr char tail[4] = {0x00, 0x00, static_cast<char>(0xFF), static_cast<char>(0xFF)};
 
 std::string_view trim(std::string_view s) noexcept {

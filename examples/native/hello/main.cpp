@@ -90,7 +90,7 @@ std::string json_string(std::optional<std::string_view> v) {
                  "             [--tls-cert FILE --tls-key FILE] [--tls-sni-cert CERT,KEY]... [--no-tls12]\n"
                  "             [--tls-ca FILE --tls-client-auth none|optional|required] [--no-http2]\n"
                  "TLS: SIGHUP reloads the certificate files. HTTP/2: h2 via ALPN, h2c on plain ports.\n");
-    std::exit(code);
+    std::exit(code);  // NOLINT(concurrency-mt-unsafe): argument parsing, before any thread starts
 }
 
 unsigned long number(const char* flag, const char* value) {
@@ -98,7 +98,7 @@ unsigned long number(const char* flag, const char* value) {
     const unsigned long n = std::strtoul(value, &end, 10);
     if (!*value || *end) {
         std::fprintf(stderr, "hello: %s expects a number, got '%s'\n", flag, value);
-        std::exit(2);
+        std::exit(2);  // NOLINT(concurrency-mt-unsafe): argument parsing, before any thread starts
     }
     return n;
 }
@@ -261,13 +261,13 @@ int main(int argc, char** argv) {
     // WebSocket: an echo, and chat rooms where every message goes to each connection in the room (on
     // this worker: the hub fans out natively, framing each message once).
     covet::ws::Handlers echo;
-    echo.on_message = [](covet::ws::WebSocket ws, std::string_view data, bool binary) { ws.send(data, binary); };
+    echo.on_message = [](const covet::ws::WebSocket& ws, std::string_view data, bool binary) { ws.send(data, binary); };
     app.ws("/ws/echo", std::move(echo));
     covet::ws::Handlers room;
-    room.on_open = [](covet::ws::WebSocket ws) {
+    room.on_open = [](const covet::ws::WebSocket& ws) {
         if (covet::ws::Hub* hub = covet::ws::Hub::this_worker(ws)) hub->subscribe(ws, ws.path());
     };
-    room.on_message = [](covet::ws::WebSocket ws, std::string_view data, bool binary) {
+    room.on_message = [](const covet::ws::WebSocket& ws, std::string_view data, bool binary) {
         if (covet::ws::Hub* hub = covet::ws::Hub::this_worker(ws)) hub->publish(ws.path(), data, binary);
     };
     app.ws("/ws/room/{name}", std::move(room));

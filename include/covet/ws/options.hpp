@@ -11,7 +11,7 @@
 namespace covet::ws {
 
 struct Options {
-    std::size_t max_message_bytes = 1024 * 1024;  // a larger message (after decompression) → close 1009
+    std::size_t max_message_bytes = std::size_t{1024} * 1024;  // a larger message (after decompression) → close 1009
     // No bytes from the client for this long → close 1001. 0: never.
     std::chrono::milliseconds idle_timeout = std::chrono::seconds(60);
     // After this long without bytes from the client, a ping asks for a pong (repeated at this pace). 0: never.
@@ -20,7 +20,7 @@ struct Options {
     std::chrono::milliseconds close_timeout = std::chrono::seconds(5);
     // Unsent bytes above which send() refuses messages (returns false) until Handlers::on_drain; reading
     // from the client also pauses above it (a client that floods pings but never reads its pongs).
-    std::size_t max_send_buffer = 4 * 1024 * 1024;
+    std::size_t max_send_buffer = std::size_t{4} * 1024 * 1024;
     bool permessage_deflate = true;  // accept the extension when a client offers it
     DeflateOptions deflate;
     // Subprotocols the route speaks, preferred first; the first one the client also lists is selected.

@@ -5,7 +5,8 @@
 #include <charconv>
 #include <system_error>
 
-#include "covet/router/router.hpp"
+// Included at the end of covet/router/router.hpp, whose declarations these bodies define (no #include of it
+// here: that would be an include cycle).
 
 namespace covet {
 namespace router_detail {
