@@ -260,7 +260,7 @@ def _read_response(sock: socket.socket, timeout: float) -> tuple[bytes, bool]:
             if not chunk:
                 return data, True
             data += chunk
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         return data, False
     except ConnectionResetError:
         return data, True

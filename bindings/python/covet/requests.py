@@ -285,14 +285,14 @@ class Request:
 
         A large body the engine streams is collected here, up to the server's ``max_body_bytes``: a longer
         one raises ``HTTPException(413)`` (read such bodies with `stream` instead)."""
-        if self._body is None and self._streaming():
+        if self._body is None:
             source = self._body_source
-            if source is None:
+            if source is None and self._streaming():
                 source = self._body_source = StreamedBody(self._native)
-            elif source.consumed:
-                raise RuntimeError("Stream consumed")
-            assert isinstance(source, StreamedBody)
-            self._body = await source.collect(self._native.max_body_bytes, self.headers.get("content-length"))
+            if isinstance(source, StreamedBody):  # (it outlives the engine's request: a kept Request)
+                if source.consumed:
+                    raise RuntimeError("Stream consumed")
+                self._body = await source.collect(self.headers.get("content-length"))
         return self._body_now()
 
     async def stream(self) -> AsyncGenerator[bytes, None]:
@@ -307,13 +307,14 @@ class Request:
         raises ``RuntimeError("Stream consumed")``. A stream left part way resumes where it stopped.
 
         A small body arrives whole before the handler runs; its chunks are `STREAM_CHUNK_SIZE` slices of it.
-        A large one (over the server's ``stream_body_threshold``, 64 KiB by default) streams: the handler runs
-        as soon as its head has arrived and the chunks come as the client sends them (up to 64 KiB each),
-        within ``max_stream_body_bytes`` (1 GiB by default), not ``max_body_bytes``. The engine reads ahead
-        only about ``max_buffered_input`` bytes (1 MiB) beyond what the handler has taken, so a slow consumer
-        slows the upload down instead of filling memory. If the client goes away midway, `ClientDisconnect`
-        is raised; if the engine refuses the rest (over ``max_stream_body_bytes``, too slow), an
-        `HTTPException` with its status is raised and the engine has answered the client itself.
+        A large one (over the server's ``stream_body_threshold``, 64 KiB by default) streams: the handler
+        runs as soon as its head has arrived, and the chunks (`STREAM_CHUNK_SIZE` too, the last one shorter)
+        come as the client sends them, within ``max_stream_body_bytes`` (1 GiB by default), not
+        ``max_body_bytes``. The engine reads ahead only about ``max_buffered_input`` bytes (1 MiB) beyond
+        what the handler has taken, so a slow consumer slows the upload down instead of filling memory. If
+        the client goes away midway, `ClientDisconnect` is raised; if the engine refuses the rest (over
+        ``max_stream_body_bytes``, too slow), an `HTTPException` with its status is raised and the engine
+        has answered the client itself.
         """
         if self._body is not None:
             yield self._body
@@ -389,8 +390,11 @@ class Request:
             return
         self.method, self.raw_path, self.query_string, self.http_version, self.client, self.scheme, self.tls  # noqa: B018
         self.headers, self.path_params  # noqa: B018
-        if self._body_source is None and not self._streaming():  # a started stream holds its own copy
-            self._body_now()
+        if self._body_source is None:  # a started stream holds its own copy (or the engine's queue)
+            if self._streaming():
+                self._body_source = StreamedBody(native)  # what has arrived stays readable
+            else:
+                self._body_now()
         self._native = None
 
     def __repr__(self) -> str:
@@ -501,10 +505,11 @@ class StreamedBody:
     Each chunk taken is acknowledged to the engine, which reads more from the client only as chunks are
     taken: the upload goes at the pace of its reader."""
 
-    __slots__ = ("_native", "consumed")
+    __slots__ = ("_native", "_limit", "consumed")
 
     def __init__(self, native: Any) -> None:
         self._native = native
+        self._limit: int = native.max_body_bytes
         self.consumed = False
 
     async def receive(self) -> bytes:
@@ -535,8 +540,10 @@ class StreamedBody:
     def rest(self) -> bytes:
         raise RuntimeError("a streamed body is collected with `await request.body()`")
 
-    async def collect(self, limit: int, content_length: Optional[str] = None) -> bytes:
-        """The rest of the body at once, refusing it (413) as soon as it is known to exceed `limit`."""
+    async def collect(self, content_length: Optional[str] = None) -> bytes:
+        """The rest of the body at once, refused (413) as soon as it is known to exceed the server's
+        ``max_body_bytes``."""
+        limit = self._limit
         if content_length is not None and content_length.isdigit() and int(content_length) > limit:
             self.consumed = True
             raise _too_large(limit)

@@ -3,6 +3,7 @@
 // and acknowledges each as it goes, which is what lets the connection read more (back-pressure).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -16,21 +17,32 @@
 
 namespace covet_py {
 
-// The chunks of one body that Python has not taken yet. Small network reads are joined up to
-// `join_bytes` so that Python handles fewer, larger chunks.
+// The chunks of one body that Python has not taken yet, cut as Request.stream() hands out a buffered body:
+// `chunk_bytes` each (64 KiB, STREAM_CHUNK_SIZE), the last one shorter. Python takes a chunk once it is
+// full (or the body has ended), so it handles few, large chunks whatever the network's read sizes. The
+// engine reads ahead up to its window (max_buffered_input), so `chunk_bytes` is at most that: a chunk
+// always fills.
 class BodyQueue {
 public:
-    static constexpr std::size_t join_bytes = 64 * 1024;
+    explicit BodyQueue(std::size_t chunk_bytes) : chunk_bytes_(std::max<std::size_t>(chunk_bytes, 1)) {}
 
     enum class Take : std::uint8_t { chunk, waiting, ended, failed };
 
-    // Producer side (the connection's thread). Each returns true when Python waits for news (armed):
-    // the caller then tells the Python thread.
+    // Producer side (the connection's thread). Each returns true when Python waits for news (armed) and
+    // there is some: the caller then tells the Python thread.
     bool push(std::string_view data) {
         std::lock_guard lock(mutex_);
-        if (!chunks_.empty() && chunks_.back().size() + data.size() <= join_bytes) chunks_.back().append(data);
-        else chunks_.emplace_back(data);
-        return std::exchange(armed_, false);
+        while (!data.empty()) {
+            if (chunks_.empty() || chunks_.back().size() >= chunk_bytes_) {
+                chunks_.emplace_back();
+                chunks_.back().reserve(chunk_bytes_);
+            }
+            std::string& last = chunks_.back();
+            const std::size_t n = std::min(chunk_bytes_ - last.size(), data.size());
+            last.append(data.substr(0, n));
+            data.remove_prefix(n);
+        }
+        return takeable() && std::exchange(armed_, false);
     }
     bool end() {
         std::lock_guard lock(mutex_);
@@ -49,7 +61,7 @@ public:
     // Consumer side (the Python thread): the next chunk, or why there is none; `waiting` arms the queue.
     Take take(std::string& out) {
         std::lock_guard lock(mutex_);
-        if (!chunks_.empty()) {
+        if (takeable() && !chunks_.empty()) {
             out = std::move(chunks_.front());
             chunks_.pop_front();
             return Take::chunk;
@@ -65,6 +77,11 @@ public:
     }
 
 private:
+    bool takeable() const noexcept {
+        return ended_ || failed_ || chunks_.size() > 1 || (!chunks_.empty() && chunks_.front().size() >= chunk_bytes_);
+    }
+
+    const std::size_t chunk_bytes_;
     std::mutex mutex_;
     std::deque<std::string> chunks_;
     bool ended_ = false, failed_ = false, armed_ = false;

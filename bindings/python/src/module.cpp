@@ -58,12 +58,12 @@ public:
 
     // Worker threads.
     void push(int route_id, covet::Request& request, covet::Responder responder, covet::RequestBody body = {},
-              std::size_t max_body_bytes = 0, std::function<void()> after_ack = {}) {
+              std::size_t max_body_bytes = 0, std::size_t chunk_bytes = 0, std::function<void()> after_ack = {}) {
         auto ex = std::make_shared<Exchange>();
         ex->request = &request;
         ex->responder = std::move(responder);
         if (body) {
-            ex->queue = std::make_shared<covet_py::BodyQueue>();
+            ex->queue = std::make_shared<covet_py::BodyQueue>(chunk_bytes);
             ex->max_body_bytes = max_body_bytes;
             ex->after_ack = std::move(after_ack);
             ex->body = std::move(body);
@@ -174,6 +174,9 @@ covet::Response make_response(int status, const std::vector<std::pair<std::strin
     return r;
 }
 
+// Request.stream()'s chunk size (covet.requests.STREAM_CHUNK_SIZE): a streamed body is handed out the same way.
+constexpr std::size_t stream_chunk_bytes = 64 * 1024;
+
 class NativeServer {
 public:
     NativeServer(std::string host, std::uint16_t port, unsigned threads, const std::string& backend,
@@ -241,8 +244,9 @@ public:
                 }
                 std::function<void()> after_ack;
                 if (embedded_) after_ack = [this] { body_acknowledged(); };
-                bridge_.push(route_id, r, std::move(responder), std::move(body), app_.config().limits.max_body_bytes,
-                             std::move(after_ack));
+                const covet::net::Limits& limits = app_.config().limits;
+                bridge_.push(route_id, r, std::move(responder), std::move(body), limits.max_body_bytes,
+                             std::min<std::size_t>(stream_chunk_bytes, limits.max_buffered_input), std::move(after_ack));
             }));
         } catch (const covet::RouteError& e) {
             throw py::value_error(e.what());
