@@ -49,7 +49,8 @@ App& App::route(std::initializer_list<Method> methods, std::string_view pattern,
 }
 
 App& App::ws(std::string_view pattern, ws::Handlers handlers, ws::Options options) {
-    ws_router_.add(Method::get, pattern, WebSocketTarget{std::make_shared<const ws::Handlers>(std::move(handlers)), {}, std::move(options)});
+    ws_router_.add(Method::get, pattern,
+                   WebSocketTarget{std::make_shared<const ws::Handlers>(std::move(handlers)), {}, std::move(options)});
     return *this;
 }
 

@@ -65,9 +65,12 @@ std::size_t find_head_end(std::string_view buf, std::size_t from) {
 std::size_t empty_line_prefix(std::string_view buf) {
     std::size_t i = 0;
     while (i < buf.size()) {
-        if (buf[i] == '\n') ++i;
-        else if (buf[i] == '\r' && i + 1 < buf.size() && buf[i + 1] == '\n') i += 2;
-        else break;
+        if (buf[i] == '\n')
+            ++i;
+        else if (buf[i] == '\r' && i + 1 < buf.size() && buf[i + 1] == '\n')
+            i += 2;
+        else
+            break;
     }
     return i;
 }
@@ -216,8 +219,10 @@ public:
     void stream_write(std::uint64_t exchange, std::string_view chunk) override {
         if (phase_ != Phase::streaming || exchange != exchange_ || chunk.empty()) return;
         if (!stream_body_) return;
-        if (chunked_) write_chunk(conn_.out(), chunk);
-        else conn_.out().append(chunk);
+        if (chunked_)
+            write_chunk(conn_.out(), chunk);
+        else
+            conn_.out().append(chunk);
         if (!in_process_) flush();
     }
 
@@ -268,7 +273,8 @@ private:
     std::size_t process(std::string_view buf) {
         in_process_ = true;
         std::size_t pos = 0;
-        while (pos < buf.size() && (phase_ == Phase::idle || phase_ == Phase::head || phase_ == Phase::body || upload_)) {
+        while (pos < buf.size() &&
+               (phase_ == Phase::idle || phase_ == Phase::head || phase_ == Phase::body || upload_)) {
             if (pos == 0 && phase_ == Phase::idle && exchange_ == 0 && h2c_allowed()) {
                 // h2c with prior knowledge (RFC 9113 §3.3): the connection starts with the HTTP/2 preface.
                 const std::string_view start = buf.substr(0, http2::client_preface.size());
@@ -312,15 +318,17 @@ private:
                 switched_ = true;
                 WebSocketSwitch sw = std::move(*ws_upgrade_);
                 ws_upgrade_.reset();
-                ws::switch_to_websocket(conn_, home_, std::move(sw.route.handlers), std::move(sw.route.options), sw.accepted,
-                                        sw.path, std::span<const char>(buf.data() + pos, buf.size() - pos));
+                ws::switch_to_websocket(conn_, home_, std::move(sw.route.handlers), std::move(sw.route.options),
+                                        sw.accepted, sw.path,
+                                        std::span<const char>(buf.data() + pos, buf.size() - pos));
                 in_process_ = false;
                 return buf.size();
             }
             if (upgrade_) {
                 // Upgrade: h2c accepted: 101, then HTTP/2 (SETTINGS first) on the same bytes stream; what
                 // followed the request (the client preface) belongs to the new handler.
-                conn_.out().append(std::string_view("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"));
+                conn_.out().append(std::string_view(
+                    "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"));
                 switch_to_http2(std::move(upgrade_), buf.substr(pos));
                 in_process_ = false;
                 return buf.size();
@@ -334,8 +342,10 @@ private:
 
     void drain_pending() {
         const std::size_t used = process(pending_);
-        if (phase_ == Phase::closing) pending_.clear();
-        else pending_.erase(0, used);
+        if (phase_ == Phase::closing)
+            pending_.clear();
+        else
+            pending_.erase(0, used);
         update_reading();
     }
 
@@ -348,8 +358,10 @@ private:
         }
         const std::size_t end = find_head_end(buf, head_scan_ > 2 ? head_scan_ - 2 : 0);
         if (end == std::string_view::npos) {
-            if (const Rejection r = check_incomplete_head(buf); r.status) reject(r);
-            else head_scan_ = buf.size();
+            if (const Rejection r = check_incomplete_head(buf); r.status)
+                reject(r);
+            else
+                head_scan_ = buf.size();
             return 0;
         }
         if (end > limits_.max_header_bytes) {
@@ -379,7 +391,8 @@ private:
             set_deadline(timeouts_.body);
             pace_.start(conn_.loop().now());
             // A declared length over the streaming threshold: offered for streaming now, before the body.
-            const bool offer = (parser_.flags & F_CONTENT_LENGTH) && parser_.content_length > limits_.stream_body_threshold;
+            const bool offer =
+                (parser_.flags & F_CONTENT_LENGTH) && parser_.content_length > limits_.stream_body_threshold;
             const bool stream = offer && accept_upload();
             if (!offer && over_body_limit_) reject({413, "the request body is larger than the body size limit"});
             if (phase_ == Phase::closing) return 0;
@@ -395,8 +408,8 @@ private:
         set_deadline(timeouts_.body);
         if (crlf_left_ > 0) crlf_from_ = buf.data();  // the rest of a chunk's CRLF starts this buffer
         const llhttp_errno_t err = llhttp_execute(&parser_, buf.data(), buf.size());
-        const std::size_t used = err == HPE_PAUSED ? static_cast<std::size_t>(llhttp_get_error_pos(&parser_) - buf.data())
-                                                   : buf.size();
+        const std::size_t used =
+            err == HPE_PAUSED ? static_cast<std::size_t>(llhttp_get_error_pos(&parser_) - buf.data()) : buf.size();
         // A chunk's CRLF split across reads: check the part llhttp consumed from this buffer now.
         if (err == HPE_OK && crlf_left_ > 0 && !check_chunk_crlf(buf.data() + buf.size())) {
             reject({400, "chunk data is not followed by CRLF"});
@@ -420,8 +433,10 @@ private:
         if (err == HPE_OK) return true;
         if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
             // Upgrade (WebSocket/h2c) is not spoken yet: the request is answered as a plain request.
-            if (err == HPE_PAUSED) llhttp_resume(&parser_);
-            else llhttp_resume_after_upgrade(&parser_);
+            if (err == HPE_PAUSED)
+                llhttp_resume(&parser_);
+            else
+                llhttp_resume_after_upgrade(&parser_);
             return true;
         }
         reject(rejection_.status ? rejection_ : classify(err, input));
@@ -434,8 +449,9 @@ private:
             case HPE_INVALID_METHOD: {
                 // A well-formed token we don't know is "not implemented"; garbage is a bad request.
                 const std::size_t sp = input.find(' ');
-                const bool token = sp != std::string_view::npos && sp > 0 &&
-                                   std::all_of(input.begin(), input.begin() + static_cast<std::ptrdiff_t>(sp), is_tchar);
+                const bool token =
+                    sp != std::string_view::npos && sp > 0 &&
+                    std::all_of(input.begin(), input.begin() + static_cast<std::ptrdiff_t>(sp), is_tchar);
                 return token ? Rejection{501, "the request method is not implemented"}
                              : Rejection{400, "the request line is malformed"};
             }
@@ -466,7 +482,8 @@ private:
             return {400, "this is not an HTTP/1.x request (TLS or binary data sent to a plain HTTP port?)"};
         const std::size_t line = request_line_length(buf);
         if (line > limits_.max_url_bytes + 16) return {414, "the request line is longer than the URL limit"};
-        if (buf.size() > limits_.max_header_bytes) return {431, "the request head is larger than the header size limit"};
+        if (buf.size() > limits_.max_header_bytes)
+            return {431, "the request head is larger than the header size limit"};
         return {};
     }
 
@@ -483,7 +500,8 @@ private:
             reject({417, "the only supported expectation is 100-continue"});
             return;
         }
-        if (no_body_bytes_yet && request_.version_minor() >= 1) conn_.out().append(std::string_view("HTTP/1.1 100 Continue\r\n\r\n"));
+        if (no_body_bytes_yet && request_.version_minor() >= 1)
+            conn_.out().append(std::string_view("HTTP/1.1 100 Continue\r\n\r\n"));
     }
 
     // ---- llhttp callbacks (the head is contiguous, so each token arrives in one piece) ----
@@ -492,7 +510,8 @@ private:
     static int on_method(llhttp_t* p, const char* at, std::size_t len) {
         const std::string_view name(at, len);
         auto m = parse_method(name);
-        if (!m && name == "PRI") return self(p).fail({505, "HTTP/2 is not enabled on this port (got the HTTP/2 connection preface)"});
+        if (!m && name == "PRI")
+            return self(p).fail({505, "HTTP/2 is not enabled on this port (got the HTTP/2 connection preface)"});
         if (!m) return self(p).fail({501, "the request method is not implemented"});
         self(p).request_.set_method(*m);
         return 0;
@@ -511,7 +530,8 @@ private:
             return s.fail({431, "the request has more header fields than the limit"});
         // RFC 9112 §5.1: whitespace between a field name and its colon must be rejected (llhttp 8 lets it
         // through). The head is contiguous, so the byte after the name is readable.
-        if (len == 0 || at[len] != ':' || at[len - 1] == ' ' || at[len - 1] == '\t') return s.fail({400, "a header name is followed by whitespace before ':'"});
+        if (len == 0 || at[len] != ':' || at[len - 1] == ' ' || at[len - 1] == '\t')
+            return s.fail({400, "a header name is followed by whitespace before ':'"});
         s.request_.add_header(std::string_view(at, len), {});
         return 0;
     }
@@ -536,7 +556,8 @@ private:
         if (p->http_minor >= 1) {
             int hosts = 0;
             for (const Header& h : r.headers()) hosts += iequals(h.name, "host");
-            if (hosts != 1) return s.fail({400, hosts ? "the Host header is repeated" : "HTTP/1.1 requires a Host header"});
+            if (hosts != 1)
+                return s.fail({400, hosts ? "the Host header is repeated" : "HTTP/1.1 requires a Host header"});
         }
         if ((p->flags & F_CONTENT_LENGTH) && p->content_length > s.limits_.max_body_bytes) {
             // Over the limit for a buffered body; a route that streams it has its own limit (parse_head asks).
@@ -557,12 +578,14 @@ private:
         if (s.upload_) {
             s.upload_bytes_ += len;
             if (s.upload_bytes_ > s.stream_limit())
-                return s.fail({413, "the request body is larger than the streamed body size limit (max_stream_body_bytes)"});
+                return s.fail(
+                    {413, "the request body is larger than the streamed body size limit (max_stream_body_bytes)"});
             s.deliver(chunk);
             return 0;
         }
         const std::size_t total = s.request_.body().size() + len;
-        if (total > s.limits_.max_body_bytes) return s.fail({413, "the request body is larger than the body size limit"});
+        if (total > s.limits_.max_body_bytes)
+            return s.fail({413, "the request body is larger than the body size limit"});
         if (s.request_.body().empty() && !s.body_owned_) {
             s.request_.set_body(chunk);  // zero-copy: the common single-piece body
         } else {
@@ -616,7 +639,8 @@ private:
         }
         phase_ = Phase::dispatched;
         ++exchange_;
-        dispatcher_.dispatch(request_, Responder(net::ConnectionRef(home_.link(), conn_.id(), conn_.protocol_epoch()), this, exchange_));
+        dispatcher_.dispatch(
+            request_, Responder(net::ConnectionRef(home_.link(), conn_.id(), conn_.protocol_epoch()), this, exchange_));
     }
 
     // A WebSocket route takes the request: a valid handshake switches the connection once the request's
@@ -640,7 +664,8 @@ private:
             refuse_websocket(std::move(*refusal));
             return true;
         }
-        ws_upgrade_.emplace(WebSocketSwitch{std::move(route), std::move(std::get<ws::Accepted>(verdict)), std::string(request_.path())});
+        ws_upgrade_.emplace(WebSocketSwitch{std::move(route), std::move(std::get<ws::Accepted>(verdict)),
+                                            std::string(request_.path())});
         return true;
     }
 
@@ -648,7 +673,8 @@ private:
         refusal.close_connection();
         phase_ = Phase::dispatched;
         ++exchange_;
-        Responder(net::ConnectionRef(home_.link(), conn_.id(), conn_.protocol_epoch()), this, exchange_).send(std::move(refusal));
+        Responder(net::ConnectionRef(home_.link(), conn_.id(), conn_.protocol_epoch()), this, exchange_)
+            .send(std::move(refusal));
     }
 
     // h2c is offered on plain TCP only: over TLS, ALPN chooses the protocol.
@@ -728,8 +754,10 @@ private:
         set_deadline(timeouts_.keep_alive);
         if (!in_process_) {
             // Answered later: continue with pipelined requests that waited, then send everything at once.
-            if (!pending_.empty()) drain_pending();
-            else update_reading();
+            if (!pending_.empty())
+                drain_pending();
+            else
+                update_reading();
             // The client has finished sending: once every complete request it sent is answered, close.
             if (peer_closed_ && (phase_ == Phase::idle || phase_ == Phase::head)) {
                 phase_ = Phase::closing;
@@ -753,7 +781,8 @@ private:
         std::string body = std::to_string(r.status);
         body.append(" ").append(http::reason_phrase(r.status)).append(": ").append(r.reason).append("\n");
         Response resp = Response::text(std::move(body), r.status);
-        if (r.status == 405 || r.status == 501) resp.add_header("Allow", "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS");
+        if (r.status == 405 || r.status == 501)
+            resp.add_header("Allow", "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS");
         write_response(conn_.out(), std::move(resp), head_options(true), false);
         phase_ = Phase::closing;
         pending_.clear();
@@ -840,16 +869,18 @@ private:
         request_.set_body_streamed(true);
         phase_ = Phase::dispatched;
         ++exchange_;
-        dispatcher_.dispatch(request_, Responder(net::ConnectionRef(home_.link(), conn_.id(), conn_.protocol_epoch()), this,
-                                                 exchange_, /*streamed_body=*/true));
+        dispatcher_.dispatch(request_, Responder(net::ConnectionRef(home_.link(), conn_.id(), conn_.protocol_epoch()),
+                                                 this, exchange_, /*streamed_body=*/true));
         check_upload_window();
     }
 
     // Body bytes of a streamed request: to the reader, or held until it is installed.
     void deliver(std::string_view chunk) {
         upload_unacked_ += chunk.size();
-        if (reader_ && upload_hold_.empty()) std::shared_ptr<BodyReader>(reader_)->on_data(chunk);  // it may answer: keep it
-        else upload_hold_.append(chunk);
+        if (reader_ && upload_hold_.empty())
+            std::shared_ptr<BodyReader>(reader_)->on_data(chunk);  // it may answer: keep it
+        else
+            upload_hold_.append(chunk);
         check_upload_window();
     }
 
@@ -866,8 +897,10 @@ private:
         upload_ = false;
         upload_paused_ = false;
         update_reading();
-        if (std::shared_ptr<BodyReader> r = reader_) r->on_end();  // kept: an answer from it releases reader_
-        else upload_ended_ = true;
+        if (std::shared_ptr<BodyReader> r = reader_)
+            r->on_end();  // kept: an answer from it releases reader_
+        else
+            upload_ended_ = true;
     }
 
     void abort_upload(int status, std::string_view reason) {
@@ -889,11 +922,11 @@ private:
     Rejection rejection_;
     std::uint64_t exchange_ = 0;
     Clock::time_point deadline_{};
-    http::BodyPace pace_;               // the current body against body_deadline and min_body_rate
-    std::string reason_text_;           // the text of a rejection that names numbers
-    std::string pending_;    // unparsed input (incomplete head, or pipelined requests waiting their turn)
-    std::string head_buf_;   // the current head, once it must outlive the input buffer
-    std::string body_buf_;   // the current body, when it arrived in pieces or must outlive the input
+    http::BodyPace pace_;      // the current body against body_deadline and min_body_rate
+    std::string reason_text_;  // the text of a rejection that names numbers
+    std::string pending_;      // unparsed input (incomplete head, or pipelined requests waiting their turn)
+    std::string head_buf_;     // the current head, once it must outlive the input buffer
+    std::string body_buf_;     // the current body, when it arrived in pieces or must outlive the input
     const char* head_base_ = nullptr;
     std::size_t head_len_ = 0, head_scan_ = 0;
     bool head_detached_ = false, body_owned_ = false, message_complete_ = false, in_process_ = false;
@@ -901,8 +934,8 @@ private:
     // How long an idle connection still waits for a request once the server stops (see on_shutdown).
     static constexpr std::chrono::milliseconds shutdown_idle_grace{1000};
     bool stream_body_ = true, in_trailers_ = false, value_started_ = false;
-    std::uint64_t chunk_left_ = 0;       // data bytes left in the current chunk
-    int crlf_left_ = 0;                  // CRLF bytes after chunk data still to check
+    std::uint64_t chunk_left_ = 0;  // data bytes left in the current chunk
+    int crlf_left_ = 0;             // CRLF bytes after chunk data still to check
     const char* crlf_from_ = nullptr;
     bool input_paused_ = false, output_paused_ = false, reading_ = true;
     bool switched_ = false;
@@ -914,13 +947,13 @@ private:
     };
     std::optional<WebSocketSwitch> ws_upgrade_;  // WebSocket accepted: switched once the request is consumed
     // The current request's body streams to its handler (see body_stream.hpp).
-    bool upload_ = false;          // dispatched with a streamed body that is still arriving
-    bool upload_ended_ = false;    // it ended before the handler installed its reader
-    bool upload_offered_ = false;  // the dispatcher was asked (once per request)
-    bool upload_paused_ = false;   // reading stopped: too many delivered bytes are unacknowledged
-    bool over_body_limit_ = false; // Content-Length over max_body_bytes: 413 unless streamed
+    bool upload_ = false;           // dispatched with a streamed body that is still arriving
+    bool upload_ended_ = false;     // it ended before the handler installed its reader
+    bool upload_offered_ = false;   // the dispatcher was asked (once per request)
+    bool upload_paused_ = false;    // reading stopped: too many delivered bytes are unacknowledged
+    bool over_body_limit_ = false;  // Content-Length over max_body_bytes: 413 unless streamed
     std::shared_ptr<BodyReader> reader_;
-    std::string upload_hold_;      // body bytes that came before the reader
+    std::string upload_hold_;  // body bytes that came before the reader
     std::uint64_t upload_bytes_ = 0, upload_unacked_ = 0;
 };
 

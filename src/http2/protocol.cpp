@@ -20,9 +20,9 @@
 #include <string>
 #include <vector>
 
+#include "ack_filter.hpp"
 #include "covet/http/date_cache.hpp"
 #include "covet/http/status.hpp"
-#include "ack_filter.hpp"
 #include "fields.hpp"
 #include "reset_budget.hpp"
 #include "stream.hpp"
@@ -50,7 +50,11 @@ using SessionPtr = std::unique_ptr<nghttp2_session, SessionDeleter>;
 class Http2Protocol final : public net::ProtocolHandler, public ExchangeSink {
 public:
     Http2Protocol(net::Connection& c, net::ConnectionHome& home, RequestDispatcher& d)
-        : conn_(c), home_(home), dispatcher_(d), limits_(c.config().limits), h2_(c.config().http2_limits),
+        : conn_(c),
+          home_(home),
+          dispatcher_(d),
+          limits_(c.config().limits),
+          h2_(c.config().http2_limits),
           timeouts_(c.config().timeouts) {
         idle_since_ = progress_at_ = conn_.loop().now();
     }
@@ -94,7 +98,8 @@ public:
 
         const std::uint32_t frame = std::clamp<std::uint32_t>(h2_.max_frame_size, 16384, 16777215);
         std::array<nghttp2_settings_entry, 3> iv{{
-            {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, std::min<std::uint32_t>(h2_.initial_window_size, NGHTTP2_MAX_WINDOW_SIZE)},
+            {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE,
+             std::min<std::uint32_t>(h2_.initial_window_size, NGHTTP2_MAX_WINDOW_SIZE)},
             {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, h2_.max_header_list_bytes},
             {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, frame},
         }};
@@ -150,22 +155,25 @@ public:
             Stream* s = std::exchange(upgrade_stream_, nullptr);
             build_request(*s);
             in_session_ = true;
-            if (s->reject_status) reject(*s);
-            else dispatch(*s);
+            if (s->reject_status)
+                reject(*s);
+            else
+                dispatch(*s);
             in_session_ = false;
         }
         if (!bytes.empty()) {
             in_session_ = true;
             ssize_t rv = 0;
             ack_filter_.run(bytes, [&](std::span<const char> part) {
-                rv = nghttp2_session_mem_recv(session_.get(), reinterpret_cast<const std::uint8_t*>(part.data()), part.size());
+                rv = nghttp2_session_mem_recv(session_.get(), reinterpret_cast<const std::uint8_t*>(part.data()),
+                                              part.size());
                 return rv >= 0;
             });
             in_session_ = false;
             if (rv < 0) {
                 // Bad preface, flood, or a callback failure: nghttp2 may not have queued a GOAWAY itself.
-                nghttp2_session_terminate_session(session_.get(),
-                                                  rv == NGHTTP2_ERR_FLOODED ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
+                nghttp2_session_terminate_session(
+                    session_.get(), rv == NGHTTP2_ERR_FLOODED ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
                 fatal_ = true;
             }
         }
@@ -196,8 +204,9 @@ public:
         }
         if (live_.empty() && now - idle_since_ >= timeouts_.keep_alive) {
             // Idle keep-alive: say goodbye (NO_ERROR, nothing was processed in vain), then close.
-            nghttp2_submit_goaway(session_.get(), NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session_.get()),
-                                  NGHTTP2_NO_ERROR, nullptr, 0);
+            nghttp2_submit_goaway(session_.get(), NGHTTP2_FLAG_NONE,
+                                  nghttp2_session_get_last_proc_stream_id(session_.get()), NGHTTP2_NO_ERROR, nullptr,
+                                  0);
             send_pending();
             close();
             return;
@@ -206,8 +215,9 @@ public:
             // Every stream is answered, but the client has neither sent a byte (WINDOW_UPDATE) nor read
             // one for the keep-alive time: it holds its flow-control window shut, or stopped reading.
             // Responses must not wait on it forever (a slow-read attack would keep their memory).
-            nghttp2_submit_goaway(session_.get(), NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session_.get()),
-                                  NGHTTP2_NO_ERROR, nullptr, 0);
+            nghttp2_submit_goaway(session_.get(), NGHTTP2_FLAG_NONE,
+                                  nghttp2_session_get_last_proc_stream_id(session_.get()), NGHTTP2_NO_ERROR, nullptr,
+                                  0);
             send_pending();
             close();
         }
@@ -394,12 +404,15 @@ private:
         try {
             Http2Protocol& h = self(user);
             const bool end_stream = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
-            if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) h.headers_complete(*s, end_stream);
+            if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST)
+                h.headers_complete(*s, end_stream);
             if (end_stream && s->upload) {
                 h.end_upload(*s);
             } else if (end_stream && s->state == StreamState::receiving) {
-                if (s->reject_status) h.reject(*s);
-                else h.dispatch(*s);
+                if (s->reject_status)
+                    h.reject(*s);
+                else
+                    h.dispatch(*s);
             }
             return 0;
         } catch (...) {
@@ -407,8 +420,8 @@ private:
         }
     }
 
-    static int on_data_chunk_recv(nghttp2_session* session, std::uint8_t, std::int32_t stream_id, const std::uint8_t* data,
-                                  std::size_t len, void* user) noexcept {
+    static int on_data_chunk_recv(nghttp2_session* session, std::uint8_t, std::int32_t stream_id,
+                                  const std::uint8_t* data, std::size_t len, void* user) noexcept {
         Stream* s = stream_of(session, stream_id);
         // Flow control (see init): the connection window reopens at once; the stream's too, unless the body
         // streams to a reader, whose acknowledgements reopen it (body_consumed).
@@ -452,7 +465,8 @@ private:
     // sent, RST_STREAM(NO_ERROR) asks the client to stop sending the body (RFC 9113 §8.1). Without it a
     // trickling client would hold the stream, and its concurrency slot, open for as long as it likes.
     static int on_frame_send(nghttp2_session* session, const nghttp2_frame* frame, void*) noexcept {
-        if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM) || (frame->hd.type != NGHTTP2_DATA && frame->hd.type != NGHTTP2_HEADERS))
+        if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM) ||
+            (frame->hd.type != NGHTTP2_DATA && frame->hd.type != NGHTTP2_HEADERS))
             return 0;
         const Stream* s = stream_of(session, frame->hd.stream_id);
         if (s && s->reset_after_response && nghttp2_session_get_stream_remote_close(session, frame->hd.stream_id) == 0)
@@ -526,9 +540,12 @@ private:
         }
         if (!name.empty() && name.front() == ':') {
             Stream::Field f = add_bytes(s, value);
-            if (name == ":method") s.method = f, s.has_method = true;
-            else if (name == ":path") s.path = f, s.has_path = true;
-            else if (name == ":authority") s.authority = f, s.has_authority = true;
+            if (name == ":method")
+                s.method = f, s.has_method = true;
+            else if (name == ":path")
+                s.path = f, s.has_path = true;
+            else if (name == ":authority")
+                s.authority = f, s.has_authority = true;
             return 0;  // :scheme (and :protocol) need nothing here; nghttp2 validated them
         }
         if (s.fields.size() >= limits_.max_headers)
@@ -563,7 +580,8 @@ private:
         }
         // A declared length over the streaming threshold: offered for streaming before the body comes.
         if (!end_stream && s.content_length != UINT64_MAX && s.content_length > limits_.stream_body_threshold) {
-            if (accept_upload(s)) start_upload(s);
+            if (accept_upload(s))
+                start_upload(s);
             else if (s.over_body_limit) {
                 s.reject_status = 413;
                 s.reject_reason = "the request body is larger than the body size limit";
@@ -602,14 +620,17 @@ private:
             s.upload_bytes += chunk.size();
             if (s.upload_bytes > stream_limit()) {
                 nghttp2_session_consume_stream(session_.get(), s.id, chunk.size());
-                fail_upload(s, 413, "the request body is larger than the streamed body size limit (max_stream_body_bytes)");
+                fail_upload(s, 413,
+                            "the request body is larger than the streamed body size limit (max_stream_body_bytes)");
                 return 0;
             }
             s.pace.add(chunk.size());
             s.deadline = conn_.loop().now() + timeouts_.body;
             s.upload_unacked += chunk.size();
-            if (s.reader && s.upload_hold.empty()) std::shared_ptr<BodyReader>(s.reader)->on_data(chunk);  // it may answer
-            else s.upload_hold.append(chunk);
+            if (s.reader && s.upload_hold.empty())
+                std::shared_ptr<BodyReader>(s.reader)->on_data(chunk);  // it may answer
+            else
+                s.upload_hold.append(chunk);
             return 0;
         } catch (...) {
             return NGHTTP2_ERR_CALLBACK_FAILURE;
@@ -618,8 +639,10 @@ private:
 
     void end_upload(Stream& s) {
         s.upload = false;
-        if (std::shared_ptr<BodyReader> r = s.reader) r->on_end();
-        else s.upload_ended = true;
+        if (std::shared_ptr<BodyReader> r = s.reader)
+            r->on_end();
+        else
+            s.upload_ended = true;
     }
 
     void abort_upload(Stream& s, int status, std::string_view why) {
@@ -717,7 +740,8 @@ private:
             }
             if (s.state != StreamState::receiving) continue;
             if (s.headers_done && !s.reject_status) {
-                if (const std::string why = s.pace.violation(timeouts_, now, /*reading=*/!output_blocked_); !why.empty()) {
+                if (const std::string why = s.pace.violation(timeouts_, now, /*reading=*/!output_blocked_);
+                    !why.empty()) {
                     s.reject_status = 408;
                     s.reject_reason = "the request body was too slow";
                     reject(s, why);
@@ -757,8 +781,9 @@ private:
         s.request.set_body_streamed(streamed);
         const auto id = static_cast<std::uint64_t>(s.id);
         try {
-            dispatcher_.dispatch(s.request, Responder(net::ConnectionRef(home_.link(), conn_.id(), conn_.protocol_epoch()), this,
-                                                      id, streamed));
+            dispatcher_.dispatch(
+                s.request,
+                Responder(net::ConnectionRef(home_.link(), conn_.id(), conn_.protocol_epoch()), this, id, streamed));
         } catch (...) {
             // The Responder was destroyed unanswered on the way out: the client got a 500.
         }
@@ -823,7 +848,8 @@ private:
         provider.source.ptr = &s;
         provider.read_callback = &read_body;
         const auto& nv = fields_.nv();
-        const int rv = nghttp2_submit_response(session_.get(), s.id, nv.data(), nv.size(), needs_provider ? &provider : nullptr);
+        const int rv =
+            nghttp2_submit_response(session_.get(), s.id, nv.data(), nv.size(), needs_provider ? &provider : nullptr);
         if (rv != 0) {
             nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE, s.id, NGHTTP2_INTERNAL_ERROR);
             s.state = StreamState::done;
@@ -860,7 +886,8 @@ private:
     void build_head(const Response& r, bool body_allowed, bool streaming) {
         fields_.clear();
         char num[24];
-        fields_.add(":status", std::string_view(num, static_cast<std::size_t>(std::to_chars(num, num + sizeof num, r.status()).ptr - num)));
+        fields_.add(":status", std::string_view(num, static_cast<std::size_t>(
+                                                         std::to_chars(num, num + sizeof num, r.status()).ptr - num)));
         fields_.add("server", "covet");
         fields_.add("date", http::DateCache::thread_local_instance().get());
         if (body_allowed) {
@@ -908,8 +935,8 @@ private:
     }
 
     void submit_final_goaway() {
-        nghttp2_submit_goaway(session_.get(), NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session_.get()),
-                              NGHTTP2_NO_ERROR, nullptr, 0);
+        nghttp2_submit_goaway(session_.get(), NGHTTP2_FLAG_NONE,
+                              nghttp2_session_get_last_proc_stream_id(session_.get()), NGHTTP2_NO_ERROR, nullptr, 0);
         final_goaway_sent_ = true;
     }
 

@@ -43,35 +43,35 @@ struct Stream {
     bool has_method = false, has_path = false, has_authority = false;
     std::size_t header_bytes = 0;  // decoded size as RFC 9113 §6.5.2 counts it (name + value + 32)
     std::string body;
-    std::size_t buffered = 0;           // body bytes counted in the connection's in-flight budget
-    bool headers_done = false;          // the request's header block is complete
-    io::Clock::time_point deadline{};   // while receiving: the next header/body byte is due by then
-    http::BodyPace pace;                   // the body against Timeouts::body_deadline and min_body_rate
+    std::size_t buffered = 0;          // body bytes counted in the connection's in-flight budget
+    bool headers_done = false;         // the request's header block is complete
+    io::Clock::time_point deadline{};  // while receiving: the next header/body byte is due by then
+    http::BodyPace pace;               // the body against Timeouts::body_deadline and min_body_rate
 
     int reject_status = 0;  // set: answer with this status instead of dispatching
     const char* reject_reason = "";
 
-    bool app_owned = false;     // dispatched; the final completion has not arrived yet
-    bool session_open = true;   // nghttp2 still knows the stream (on_stream_close not yet called)
-    bool head_only = false;     // HEAD: no body is sent
-    bool deferred = false;      // the data provider returned NGHTTP2_ERR_DEFERRED
-    bool stream_ended = false;  // streaming: stream_end arrived
-    bool streamed = false;      // the body comes from `pending` (fixed when the head is submitted)
+    bool app_owned = false;             // dispatched; the final completion has not arrived yet
+    bool session_open = true;           // nghttp2 still knows the stream (on_stream_close not yet called)
+    bool head_only = false;             // HEAD: no body is sent
+    bool deferred = false;              // the data provider returned NGHTTP2_ERR_DEFERRED
+    bool stream_ended = false;          // streaming: stream_end arrived
+    bool streamed = false;              // the body comes from `pending` (fixed when the head is submitted)
     bool reset_after_response = false;  // answered early: RST_STREAM(NO_ERROR) once the response has ended
-    Response response;          // complete(): the response; streaming: the head (for its trailers)
-    std::string pending;        // streaming: chunks not yet handed to nghttp2
-    std::size_t sent = 0;       // bytes of the body (or of `pending`) already handed to nghttp2
+    Response response;                  // complete(): the response; streaming: the head (for its trailers)
+    std::string pending;                // streaming: chunks not yet handed to nghttp2
+    std::size_t sent = 0;               // bytes of the body (or of `pending`) already handed to nghttp2
 
     // A body that streams to the application (see covet/http/body_stream.hpp).
     std::uint64_t content_length = UINT64_MAX;  // declared, if any
-    bool over_body_limit = false;   // declared over max_body_bytes: 413 unless streamed
-    bool upload_offered = false;    // the dispatcher was asked (once)
-    bool upload = false;            // dispatched with its body still arriving
-    bool upload_ended = false;      // ended before the reader was installed
+    bool over_body_limit = false;               // declared over max_body_bytes: 413 unless streamed
+    bool upload_offered = false;                // the dispatcher was asked (once)
+    bool upload = false;                        // dispatched with its body still arriving
+    bool upload_ended = false;                  // ended before the reader was installed
     std::shared_ptr<BodyReader> reader;
-    std::string upload_hold;        // bytes that came before the reader
-    std::uint64_t upload_bytes = 0;   // received so far (against max_stream_body_bytes)
-    std::uint64_t upload_unacked = 0; // delivered or held, not yet acknowledged by the reader
+    std::string upload_hold;               // bytes that came before the reader
+    std::uint64_t upload_bytes = 0;        // received so far (against max_stream_body_bytes)
+    std::uint64_t upload_unacked = 0;      // delivered or held, not yet acknowledged by the reader
     std::uint64_t upload_preconsumed = 0;  // of those, already returned to the stream's window (buffered first)
 
     std::string_view view(std::uint32_t off, std::uint32_t len) const noexcept {
@@ -123,8 +123,10 @@ inline void join_cookies(Stream& s) {
     for (std::size_t i = 0; i < s.fields.size(); ++i) {
         const Stream::Field f = s.fields[i];
         if (s.view(f.name_off, f.name_len) != "cookie") continue;
-        if (first == s.fields.size()) first = i;
-        else s.head.append("; ");
+        if (first == s.fields.size())
+            first = i;
+        else
+            s.head.append("; ");
         s.head.append(s.head, f.value_off, f.value_len);
     }
     s.fields[first].value_off = value_off;

@@ -91,7 +91,8 @@ struct SumReader final : covet::BodyReader {
         body.consume(c.size());
     }
     void on_end() noexcept override {
-        res.send(covet::Response::text(std::to_string(n) + " " + std::to_string(sum) + " " + std::to_string(chunks > 1)));
+        res.send(
+            covet::Response::text(std::to_string(n) + " " + std::to_string(sum) + " " + std::to_string(chunks > 1)));
     }
     void on_error(int, std::string_view) noexcept override { res.send(covet::Response::text("failed", 400)); }
 };
@@ -108,7 +109,8 @@ TEST_F(AppTest, StreamingRouteReceivesLargeBodiesAsTheyArrive) {
     start();
     std::string big(8 << 20, '\0');
     std::uint64_t sum = 0;
-    for (std::size_t i = 0; i < big.size(); ++i) sum += static_cast<unsigned char>(big[i] = static_cast<char>(i * 31 % 251));
+    for (std::size_t i = 0; i < big.size(); ++i)
+        sum += static_cast<unsigned char>(big[i] = static_cast<char>(i * 31 % 251));
     Client c(app_.port());
     c.send("POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(big.size()) + "\r\n\r\n" + big);
     auto r = c.responses(1);
@@ -125,8 +127,10 @@ TEST_F(AppTest, UsesTheBackendCovetBackendAsks) {
     const char* env = std::getenv("COVET_BACKEND");
     if (!env) GTEST_SKIP() << "COVET_BACKEND not set";
     const bool uring_usable = covet::io::probe_uring().usable;
-    if (std::string_view(env) == "asio" || !uring_usable) EXPECT_EQ(app_.backend(), covet::io::Backend::asio);
-    else EXPECT_EQ(app_.backend(), covet::io::Backend::uring);
+    if (std::string_view(env) == "asio" || !uring_usable)
+        EXPECT_EQ(app_.backend(), covet::io::Backend::asio);
+    else
+        EXPECT_EQ(app_.backend(), covet::io::Backend::uring);
 }
 
 TEST_F(AppTest, ServesRoutesWithKeepAlive) {
@@ -179,7 +183,8 @@ TEST_F(AppTest, PipelinedRequestsAnswerInOrder) {
     c.send(batch);
     auto r = c.responses(100);
     ASSERT_EQ(r.size(), 100u);
-    for (int i = 0; i < 100; ++i) EXPECT_EQ(body_of(r[static_cast<std::size_t>(i)]), "{\"id\":" + std::to_string(i) + "}");
+    for (int i = 0; i < 100; ++i)
+        EXPECT_EQ(body_of(r[static_cast<std::size_t>(i)]), "{\"id\":" + std::to_string(i) + "}");
 }
 
 TEST_F(AppTest, LateCompletionKeepsPipelineOrderAndOthersFlow) {

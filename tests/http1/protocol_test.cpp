@@ -22,13 +22,13 @@
 #include <utility>
 #include <vector>
 
+#include "../support/drain.hpp"
+#include "../support/fake_driver.hpp"
+#include "../support/upload.hpp"
 #include "covet/http/exchange.hpp"
 #include "covet/http/status.hpp"
 #include "covet/net/connection.hpp"
 #include "covet/net/connection_ref.hpp"
-#include "../support/fake_driver.hpp"
-#include "../support/drain.hpp"
-#include "../support/upload.hpp"
 
 namespace {
 
@@ -162,7 +162,8 @@ TEST(Http1Protocol, SimpleGet) {
     EXPECT_EQ(s.protocol, "HTTP/1.1");
     EXPECT_EQ(s.body, "");
     EXPECT_TRUE(s.keep_alive);
-    EXPECT_EQ(s.headers, (std::vector<std::pair<std::string, std::string>>{{"Host", "example.com"}, {"User-Agent", "t"}}));
+    EXPECT_EQ(s.headers,
+              (std::vector<std::pair<std::string, std::string>>{{"Host", "example.com"}, {"User-Agent", "t"}}));
     EXPECT_FALSE(h.conn.closing());
     EXPECT_EQ(h.driver.send_requests, 1);
     EXPECT_EQ(h.driver.close_calls, 0);
@@ -244,9 +245,10 @@ TEST(Http1Protocol, ResponseHeadersAndBodylessStatuses) {
         r.send(Response::json("{}", 201).add_header("Set-Cookie", "a=1").add_header("Set-Cookie", "b=2"));
     };
     h.feed(get("/nc") + get("/nm") + get("/json"));
-    EXPECT_EQ(h.take(), "HTTP/1.1 204 No Content\r\nServer: covet\r\nDate: <date>\r\n\r\n"
-                        "HTTP/1.1 304 Not Modified\r\nServer: covet\r\nDate: <date>\r\n\r\n" +
-                            response(201, "{}", "Set-Cookie: a=1\r\nSet-Cookie: b=2\r\n", true, "application/json"));
+    EXPECT_EQ(h.take(),
+              "HTTP/1.1 204 No Content\r\nServer: covet\r\nDate: <date>\r\n\r\n"
+              "HTTP/1.1 304 Not Modified\r\nServer: covet\r\nDate: <date>\r\n\r\n" +
+                  response(201, "{}", "Set-Cookie: a=1\r\nSet-Cookie: b=2\r\n", true, "application/json"));
 }
 
 TEST(Http1Protocol, LargeResponseBodyIsSentIntact) {
@@ -259,9 +261,7 @@ TEST(Http1Protocol, LargeResponseBodyIsSentIntact) {
 
 TEST(Http1Protocol, FinalizeRunsBeforeEachHeadIsWritten) {
     Harness h;
-    h.dispatcher.on_finalize = [](const Request& req, Response& res) {
-        res.add_header("X-Path", req.path());
-    };
+    h.dispatcher.on_finalize = [](const Request& req, Response& res) { res.add_header("X-Path", req.path()); };
     h.feed(get("/one") + get("/two"));
     EXPECT_EQ(h.take(), ok("GET /one", "X-Path: /one\r\n") + ok("GET /two", "X-Path: /two\r\n"));
     EXPECT_EQ(h.dispatcher.finalized, 2);
@@ -293,9 +293,9 @@ const std::string mixed_pipeline =
     "4;ext=1\r\nWiki\r\n5;name=\"quoted;value\"\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\n\r\n" +
     "HEAD /head HTTP/1.1\r\nHost: test\r\n\r\n" + post("/empty", "") + "OPTIONS * HTTP/1.1\r\nHost: test\r\n\r\n";
 
-const std::string mixed_expected =
-    ok("GET /first?a=1") + ok("POST /upload hello world") + ok("POST /chunked Wikipedia in\r\n\r\nchunks.") +
-    response(200, "HEAD /head", "", false) + ok("POST /empty") + ok("OPTIONS *");
+const std::string mixed_expected = ok("GET /first?a=1") + ok("POST /upload hello world") +
+                                   ok("POST /chunked Wikipedia in\r\n\r\nchunks.") +
+                                   response(200, "HEAD /head", "", false) + ok("POST /empty") + ok("OPTIONS *");
 
 TEST(Http1Protocol, MixedPipelineInOneRead) {
     Harness h;
@@ -341,8 +341,8 @@ TEST(Http1Protocol, MixedPipelineRandomSplits) {
 }
 
 TEST(Http1Protocol, RequestSplitAtEveryBytePosition) {
-    const std::string in = post("/split?x=1", "body!", "X-A: 1\r\nX-Long-Header-Name: some longer value\r\n") +
-                           get("/next");
+    const std::string in =
+        post("/split?x=1", "body!", "X-A: 1\r\nX-Long-Header-Name: some longer value\r\n") + get("/next");
     Harness whole;
     whole.feed(in);
     const std::string expected = whole.take();
@@ -395,9 +395,10 @@ TEST(Http1Protocol, ContentLengthBodyFollowedByPipelinedRequestInTheSameRead) {
 
 TEST(Http1Protocol, ChunkedBodyWithExtensionsAndTrailers) {
     Harness h;
-    h.feed("POST /c HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n"
-           "5;name=value\r\nhello\r\n6;ext\r\n world\r\n0\r\nX-Checksum: abc\r\n\r\n" +
-           get("/after"));
+    h.feed(
+        "POST /c HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "5;name=value\r\nhello\r\n6;ext\r\n world\r\n0\r\nX-Checksum: abc\r\n\r\n" +
+        get("/after"));
     EXPECT_EQ(h.take(), ok("POST /c hello world") + ok("GET /after"));
     ASSERT_EQ(h.dispatcher.seen.size(), 2u);
     EXPECT_EQ(h.dispatcher.seen[0].body, "hello world");
@@ -423,8 +424,9 @@ TEST(Http1Protocol, ChunkedBodyInPieces) {
 // section (a trailer can't retroactively become e.g. an auth header a proxy already checked).
 TEST(Http1Protocol, ChunkedTrailersAreNotReportedAsHeaders) {
     Harness h;
-    h.feed("POST /c HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n"
-           "5\r\nhello\r\n0\r\nX-User: admin\r\n\r\n");
+    h.feed(
+        "POST /c HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "5\r\nhello\r\n0\r\nX-User: admin\r\n\r\n");
     ASSERT_EQ(h.dispatcher.seen.size(), 1u);
     EXPECT_EQ(h.dispatcher.seen[0].headers,
               (std::vector<std::pair<std::string, std::string>>{{"Host", "test"}, {"Transfer-Encoding", "chunked"}}));
@@ -436,8 +438,9 @@ TEST(Http1Protocol, ChunkedTrailersAreNotReportedAsHeaders) {
 // dispatch time: the header list contains scribbled ('#') names and truncated names. Without the
 // scribbling this is a heap-use-after-free.
 TEST(Http1Protocol, ChunkedTrailerSplitAcrossReadsIsNotCorrupted) {
-    const std::string in = "POST /c HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n"
-                           "5\r\nhello\r\n0\r\nX-Checksum: abc\r\n\r\n";
+    const std::string in =
+        "POST /c HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "5\r\nhello\r\n0\r\nX-Checksum: abc\r\n\r\n";
     Harness whole;
     whole.feed(in);
     ASSERT_EQ(whole.dispatcher.seen.size(), 1u);
@@ -461,8 +464,9 @@ TEST(Http1Protocol, ChunkedTrailerSplitAcrossReadsIsNotCorrupted) {
 TEST(Http1Protocol, DeferredChunkedRequestWithTrailerKeepsValidHeaders) {
     Harness h;
     h.dispatcher.defer = true;
-    h.feed("POST /c HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n"
-           "5\r\nhello\r\n0\r\nX-Checksum: abc\r\n\r\n");
+    h.feed(
+        "POST /c HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "5\r\nhello\r\n0\r\nX-Checksum: abc\r\n\r\n");
     ASSERT_EQ(h.dispatcher.seen.size(), 1u);
     const Seen later = snapshot(*h.dispatcher.held_request);
     for (const auto& [name, value] : later.headers) {
@@ -588,7 +592,9 @@ TEST(Http1Protocol, BareLineFeedsAre400NotAHang) {
 
 TEST(Http1Protocol, ContentLengthWithTransferEncodingIs400) {
     Harness h;
-    h.feed("POST / HTTP/1.1\r\nHost: test\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+    h.feed(
+        "POST / HTTP/1.1\r\nHost: test\r\nContent-Length: 3\r\nTransfer-Encoding: "
+        "chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
     EXPECT_EQ(h.take(), rejection(400, "Content-Length is repeated or sent together with Transfer-Encoding"));
     EXPECT_TRUE(h.conn.closing());
     EXPECT_TRUE(h.dispatcher.seen.empty());
@@ -688,7 +694,8 @@ TEST(Http1Protocol, RequestAfterADeclinedUpgradeIsServed) {
     net::ServerConfig config = short_timeouts();
     config.http2 = false;  // with HTTP/2 on, this upgrade is accepted (tests/http2/protocol_test.cpp, H2c)
     Harness h(config);
-    h.feed(get("/ws", "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n"));
+    h.feed(get("/ws",
+               "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n"));
     EXPECT_EQ(h.take(), ok("GET /ws"));
     h.feed(get("/after"));
     EXPECT_EQ(h.take(), ok("GET /after"));
@@ -755,9 +762,10 @@ TEST(Http1Protocol, UnknownExpectationIs417) {
 TEST(Http1Protocol, HeadResponseHasContentLengthButNoBody) {
     Harness h;
     h.feed("HEAD /h HTTP/1.1\r\nHost: test\r\n\r\n" + get("/g"));
-    EXPECT_EQ(h.take(), "HTTP/1.1 200 OK\r\nServer: covet\r\nDate: <date>\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                        "Content-Length: 7\r\n\r\n" +
-                            ok("GET /g"));
+    EXPECT_EQ(h.take(),
+              "HTTP/1.1 200 OK\r\nServer: covet\r\nDate: <date>\r\nContent-Type: text/plain; charset=utf-8\r\n"
+              "Content-Length: 7\r\n\r\n" +
+                  ok("GET /g"));
 }
 
 TEST(Http1Protocol, HeadResponseWithALargeBodySendsNoBody) {
@@ -919,7 +927,8 @@ TEST(Http1Protocol, StreamedResponseUsesChunkedEncoding) {
         w.write("after end");
     };
     h.feed(get("/s") + get("/next"));
-    EXPECT_EQ(h.take(), stream_head() + "5\r\nfirst\r\n1a\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\n\r\n" + ok("GET /next"));
+    EXPECT_EQ(h.take(),
+              stream_head() + "5\r\nfirst\r\n1a\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\n\r\n" + ok("GET /next"));
     EXPECT_FALSE(h.conn.closing());
 }
 
@@ -972,8 +981,9 @@ TEST(Http1Protocol, Http10StreamIsCloseDelimited) {
         w.end();
     };
     h.feed("GET /s HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
-    EXPECT_EQ(h.take(), "HTTP/1.1 200 OK\r\nServer: covet\r\nDate: <date>\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                        "Connection: close\r\n\r\nfirstsecond");
+    EXPECT_EQ(h.take(),
+              "HTTP/1.1 200 OK\r\nServer: covet\r\nDate: <date>\r\nContent-Type: text/plain; charset=utf-8\r\n"
+              "Connection: close\r\n\r\nfirstsecond");
     EXPECT_TRUE(h.conn.closing());
 }
 
@@ -1176,8 +1186,10 @@ TEST(Http1Protocol, BodyPastTheDeadlineIs408EvenWhenFast) {
     EXPECT_EQ(h.take(), "");
     h.feed(std::string(1000, 'd'));
     h.advance(250ms);
-    EXPECT_EQ(h.take(), rejection(408, "the request body took longer than the body deadline of 5000 ms; to accept "
-                                       "slower uploads, raise it or turn it off (0) with body_deadline_ms / --body-deadline"));
+    EXPECT_EQ(h.take(),
+              rejection(408,
+                        "the request body took longer than the body deadline of 5000 ms; to accept "
+                        "slower uploads, raise it or turn it off (0) with body_deadline_ms / --body-deadline"));
     EXPECT_TRUE(h.conn.closing());
 }
 
@@ -1393,7 +1405,6 @@ TEST(Http1Protocol, OutputOverHighWaterPausesReadingUntilDrained) {
     EXPECT_EQ(h.driver.reading, (std::vector<bool>{false, true}));
 }
 
-
 // ================================================================ streamed request bodies
 
 // Like Harness, with a dispatcher that streams large bodies (covet/http/body_stream.hpp).
@@ -1420,7 +1431,9 @@ public:
         conn.receive(std::span<const char>(buf.data(), buf.size()));
         buf.assign(buf.size(), '#');  // the reader must have copied what it keeps
     }
-    std::string take() { return std::regex_replace(covet_test::drain(conn.wire_out()), date_line, "\r\nDate: <date>\r\n"); }
+    std::string take() {
+        return std::regex_replace(covet_test::drain(conn.wire_out()), date_line, "\r\nDate: <date>\r\n");
+    }
     void advance(io::Clock::duration d) {
         driver.clock += d;
         conn.tick(driver.clock);
@@ -1436,8 +1449,8 @@ private:
 };
 
 std::string post_head(std::string_view target, std::size_t length, std::string_view extra = "") {
-    return "POST " + std::string(target) + " HTTP/1.1\r\nHost: test\r\nContent-Length: " + std::to_string(length) + "\r\n" +
-           std::string(extra) + "\r\n";
+    return "POST " + std::string(target) + " HTTP/1.1\r\nHost: test\r\nContent-Length: " + std::to_string(length) +
+           "\r\n" + std::string(extra) + "\r\n";
 }
 std::string pattern(std::size_t n, std::size_t from = 0) {
     std::string s(n, ' ');
@@ -1466,7 +1479,6 @@ TEST(Http1Upload, LargeBodyIsDispatchedAtItsHeadAndStreamsInOrder) {
     EXPECT_EQ(h.take(), ok("POST /small tiny"));
     EXPECT_EQ(h.dispatcher.offers, 1);
 }
-
 
 TEST(Http1Upload, ReadingPausesUntilTheHandlerAcknowledges) {
     UploadHarness h;  // window: max_buffered_input = 100
@@ -1567,7 +1579,8 @@ TEST(Http1Upload, StreamedResponseWhileTheBodyArrives) {
     const std::string out = h.take();
     EXPECT_NE(out.find("Transfer-Encoding: chunked\r\n"), std::string::npos) << out;
     EXPECT_NE(out.find(conn_close), std::string::npos) << out;  // decided when the head left: the body was unfinished
-    EXPECT_NE(out.find("14\r\n" + pattern(20) + "\r\n14\r\n" + pattern(20, 20) + "\r\n0\r\n\r\n"), std::string::npos) << out;
+    EXPECT_NE(out.find("14\r\n" + pattern(20) + "\r\n14\r\n" + pattern(20, 20) + "\r\n0\r\n\r\n"), std::string::npos)
+        << out;
 }
 
 TEST(Http1Upload, StreamedBodyOverItsLimitIs413) {
@@ -1588,7 +1601,9 @@ TEST(Http1Upload, StreamedBodyOverItsLimitIs413) {
         }
         ASSERT_EQ(h.dispatcher.streamed, std::vector<bool>{true});
         EXPECT_EQ(h.reader().error, 413);
-        EXPECT_EQ(h.take(), rejection(413, "the request body is larger than the streamed body size limit (max_stream_body_bytes)"));
+        EXPECT_EQ(
+            h.take(),
+            rejection(413, "the request body is larger than the streamed body size limit (max_stream_body_bytes)"));
     }
 }
 
@@ -1606,7 +1621,7 @@ TEST(Http1Upload, RouteThatDeclinesKeepsTheBufferedLimits) {
 }
 
 TEST(Http1Upload, StalledStreamedBodyTimesOutButNotWhileTheHandlerHoldsIt) {
-    UploadHarness h;  // body timeout 2 s
+    UploadHarness h;                                // body timeout 2 s
     h.feed(post_head("/up", 1000) + pattern(120));  // over the window: paused by the handler
     EXPECT_EQ(h.driver.reading, std::vector<bool>{false});
     h.advance(5s);

@@ -17,8 +17,8 @@
 #include <string_view>
 #include <vector>
 
-#include "../support/fake_driver.hpp"
 #include "../support/drain.hpp"
+#include "../support/fake_driver.hpp"
 #include "../support/upload.hpp"
 #include "covet/http1/protocol.hpp"
 
@@ -77,8 +77,10 @@ public:
         : driver(std::move(config)), conn(driver, -1, net::ConnectionId{3, 7}, "10.0.0.1", 5555) {
         driver.connection = &conn;
         if (tls) conn.set_transport(std::make_unique<FakeTlsTransport>());
-        if (start == Start::http2) conn.set_protocol(covet::http2::make_protocol(conn, driver, dispatcher));
-        else conn.set_protocol(covet::http1::make_protocol(conn, driver, dispatcher));
+        if (start == Start::http2)
+            conn.set_protocol(covet::http2::make_protocol(conn, driver, dispatcher));
+        else
+            conn.set_protocol(covet::http1::make_protocol(conn, driver, dispatcher));
     }
     ~Harness() { driver.connection = nullptr; }
 
@@ -119,7 +121,8 @@ std::string frame(std::uint8_t type, std::uint8_t flags, std::int32_t stream, st
     f.push_back(static_cast<char>(len));
     f.push_back(static_cast<char>(type));
     f.push_back(static_cast<char>(flags));
-    for (int shift = 24; shift >= 0; shift -= 8) f.push_back(static_cast<char>((static_cast<std::uint32_t>(stream) >> shift) & 0xff));
+    for (int shift = 24; shift >= 0; shift -= 8)
+        f.push_back(static_cast<char>((static_cast<std::uint32_t>(stream) >> shift) & 0xff));
     f.append(payload);
     return f;
 }
@@ -136,9 +139,11 @@ public:
         std::vector<nghttp2_nv> nv;
         for (const auto& [n, v] : fields)
             nv.push_back({reinterpret_cast<std::uint8_t*>(const_cast<char*>(n.data())),
-                          reinterpret_cast<std::uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(), NGHTTP2_NV_FLAG_NONE});
+                          reinterpret_cast<std::uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(),
+                          NGHTTP2_NV_FLAG_NONE});
         std::string out(nghttp2_hd_deflate_bound(d_, nv.data(), nv.size()), '\0');
-        const ssize_t n = nghttp2_hd_deflate_hd(d_, reinterpret_cast<std::uint8_t*>(out.data()), out.size(), nv.data(), nv.size());
+        const ssize_t n =
+            nghttp2_hd_deflate_hd(d_, reinterpret_cast<std::uint8_t*>(out.data()), out.size(), nv.data(), nv.size());
         EXPECT_GE(n, 0);
         out.resize(static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
         return out;
@@ -163,7 +168,8 @@ Fields decode_block(std::string_view block) {
         in += n;
         left -= static_cast<std::size_t>(n);
         if (flags & NGHTTP2_HD_INFLATE_EMIT)
-            out.emplace_back(std::string(reinterpret_cast<char*>(nv.name), nv.namelen), std::string(reinterpret_cast<char*>(nv.value), nv.valuelen));
+            out.emplace_back(std::string(reinterpret_cast<char*>(nv.name), nv.namelen),
+                             std::string(reinterpret_cast<char*>(nv.value), nv.valuelen));
         if (flags & NGHTTP2_HD_INFLATE_FINAL) break;
         if (n == 0 && left == 0) break;
     }
@@ -209,9 +215,7 @@ const Frame* find_frame(const std::vector<Frame>& frames, std::uint8_t type, std
 }
 
 // The client's side of a raw connection: preface and an empty SETTINGS.
-std::string raw_preface() {
-    return std::string(covet::http2::client_preface) + frame(NGHTTP2_SETTINGS, 0, 0, "");
-}
+std::string raw_preface() { return std::string(covet::http2::client_preface) + frame(NGHTTP2_SETTINGS, 0, 0, ""); }
 
 // ---- an nghttp2 client session ----
 
@@ -255,8 +259,9 @@ public:
         nghttp2_data_provider provider{};
         provider.source.ptr = &bodies_.back();
         provider.read_callback = &read_body;
-        const std::int32_t id = nghttp2_submit_request(session, nullptr, nv.data(), nv.size(),
-                                                       with_body || !bodies_.back().data.empty() ? &provider : nullptr, nullptr);
+        const std::int32_t id =
+            nghttp2_submit_request(session, nullptr, nv.data(), nv.size(),
+                                   with_body || !bodies_.back().data.empty() ? &provider : nullptr, nullptr);
         EXPECT_GT(id, 0);
         return id;
     }
@@ -283,7 +288,8 @@ public:
     }
     void input(std::string_view bytes) {
         frames_in += bytes;
-        const ssize_t n = nghttp2_session_mem_recv(session, reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
+        const ssize_t n =
+            nghttp2_session_mem_recv(session, reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
         EXPECT_EQ(n, static_cast<ssize_t>(bytes.size())) << nghttp2_strerror(static_cast<int>(n));
     }
 
@@ -305,7 +311,8 @@ private:
         std::vector<nghttp2_nv> nv;
         for (const auto& [n, v] : fields)
             nv.push_back({reinterpret_cast<std::uint8_t*>(const_cast<char*>(n.data())),
-                          reinterpret_cast<std::uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(), NGHTTP2_NV_FLAG_NONE});
+                          reinterpret_cast<std::uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(),
+                          NGHTTP2_NV_FLAG_NONE});
         return nv;
     }
     static Client& self(void* p) { return *static_cast<Client*>(p); }
@@ -322,13 +329,18 @@ private:
     static int on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name, std::size_t namelen,
                          const std::uint8_t* value, std::size_t valuelen, std::uint8_t, void* user) {
         ClientStream& s = self(user).streams[frame->hd.stream_id];
-        const std::string n(reinterpret_cast<const char*>(name), namelen), v(reinterpret_cast<const char*>(value), valuelen);
-        if (n == ":status") s.status = std::stoi(v);
-        else if (frame->headers.cat == NGHTTP2_HCAT_HEADERS) s.trailers.emplace_back(n, v);  // after the response head
-        else s.headers.emplace_back(n, v);
+        const std::string n(reinterpret_cast<const char*>(name), namelen),
+            v(reinterpret_cast<const char*>(value), valuelen);
+        if (n == ":status")
+            s.status = std::stoi(v);
+        else if (frame->headers.cat == NGHTTP2_HCAT_HEADERS)
+            s.trailers.emplace_back(n, v);  // after the response head
+        else
+            s.headers.emplace_back(n, v);
         return 0;
     }
-    static int on_data(nghttp2_session*, std::uint8_t, std::int32_t id, const std::uint8_t* data, std::size_t len, void* user) {
+    static int on_data(nghttp2_session*, std::uint8_t, std::int32_t id, const std::uint8_t* data, std::size_t len,
+                       void* user) {
         self(user).streams[id].body.append(reinterpret_cast<const char*>(data), len);
         return 0;
     }
@@ -341,7 +353,8 @@ private:
     static int on_frame(nghttp2_session*, const nghttp2_frame* frame, void* user) {
         Client& c = self(user);
         if (frame->hd.type == NGHTTP2_SETTINGS && !(frame->hd.flags & NGHTTP2_FLAG_ACK))
-            c.server_settings.insert(c.server_settings.end(), frame->settings.iv, frame->settings.iv + frame->settings.niv);
+            c.server_settings.insert(c.server_settings.end(), frame->settings.iv,
+                                     frame->settings.iv + frame->settings.niv);
         if (frame->hd.type == NGHTTP2_GOAWAY) {
             ++c.goaways;
             c.goaway_error = frame->goaway.error_code;
@@ -442,7 +455,8 @@ TEST(Http2Protocol, GetWithHeadersQueryAndAuthorityAsHost) {
 TEST(Http2Protocol, HostHeaderWinsOverAuthority) {
     Harness h;
     Client c;
-    c.request({{":method", "GET"}, {":scheme", "http"}, {":path", "/"}, {":authority", "a.example"}, {"host", "a.example"}});
+    c.request(
+        {{":method", "GET"}, {":scheme", "http"}, {":path", "/"}, {":authority", "a.example"}, {"host", "a.example"}});
     pump(h, c);
     ASSERT_EQ(h.dispatcher.seen.size(), 1u);
     EXPECT_EQ(h.dispatcher.seen[0].headers, (Fields{{"host", "a.example"}}));
@@ -600,7 +614,8 @@ TEST(Http2Protocol, Trailers) {
     Harness h;
     h.dispatcher.handler = [](Request& r, Responder& res) {
         if (r.path() == "/empty") return res.send(Response(200).trailer("grpc-status", "0"));
-        res.send(Response::bytes("payload", "application/grpc").trailer("Grpc-Status", "0").trailer("grpc-message", "ok"));
+        res.send(
+            Response::bytes("payload", "application/grpc").trailer("Grpc-Status", "0").trailer("grpc-message", "ok"));
     };
     Client c;
     const auto id = c.get("/t");
@@ -748,7 +763,8 @@ TEST(Http2Protocol, BodyOverLimitIs413AndConnectionStaysUsable) {
     const auto big = c.post("/big", std::string(5000, 'x'));  // no content-length: found while receiving
     pump(h, c);
     EXPECT_EQ(c.streams[big].status, 413);
-    Fields with_length = {{":method", "POST"}, {":scheme", "http"}, {":path", "/cl"}, {":authority", "t"}, {"content-length", "5000"}};
+    Fields with_length = {
+        {":method", "POST"}, {":scheme", "http"}, {":path", "/cl"}, {":authority", "t"}, {"content-length", "5000"}};
     const auto declared = c.request(with_length, std::string(5000, 'y'));
     pump(h, c);
     EXPECT_EQ(c.streams[declared].status, 413);
@@ -826,7 +842,8 @@ TEST(Http2Protocol, StreamsOverTheConcurrencyLimitAreRefused) {
     Encoder enc;
     std::string in = raw_preface();
     for (std::int32_t id : {1, 3, 5})
-        in += frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, id, enc.encode(get_fields("/c")));
+        in += frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, id,
+                    enc.encode(get_fields("/c")));
     h.feed(in);
     const auto frames = parse_frames(h.take());
     const Frame* rst = find_frame(frames, NGHTTP2_RST_STREAM, 5);
@@ -850,12 +867,14 @@ TEST(Http2Protocol, StreamsOverTheLimitAreRefusedAfterTheSettingsAreAcked) {
                             [](const Frame& f) { return f.type == NGHTTP2_SETTINGS && !(f.flags & NGHTTP2_FLAG_ACK); }),
               2);
     // Both SETTINGS acknowledged, the second ACK split across reads.
-    const std::string acks = frame(NGHTTP2_SETTINGS, NGHTTP2_FLAG_ACK, 0, "") + frame(NGHTTP2_SETTINGS, NGHTTP2_FLAG_ACK, 0, "");
+    const std::string acks =
+        frame(NGHTTP2_SETTINGS, NGHTTP2_FLAG_ACK, 0, "") + frame(NGHTTP2_SETTINGS, NGHTTP2_FLAG_ACK, 0, "");
     h.feed(acks.substr(0, 13));
     h.feed(acks.substr(13));
     std::string in;
     for (std::int32_t id : {1, 3, 5, 7})
-        in += frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, id, enc.encode(get_fields("/c")));
+        in += frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, id,
+                    enc.encode(get_fields("/c")));
     h.feed(in);
     const auto frames = parse_frames(h.take());
     for (std::int32_t id : {5, 7}) {
@@ -1175,7 +1194,8 @@ const Fields slow_post = {{":method", "POST"}, {":scheme", "http"}, {":path", "/
 // first header block on the connection), then RST_STREAM(NO_ERROR) so that the client stops sending.
 void expect_408_then_reset(const std::vector<Frame>& frames, std::int32_t id, std::string_view why) {
     const auto at = [&](std::uint8_t type) {
-        return std::find_if(frames.begin(), frames.end(), [&](const Frame& f) { return f.type == type && f.stream == id; });
+        return std::find_if(frames.begin(), frames.end(),
+                            [&](const Frame& f) { return f.type == type && f.stream == id; });
     };
     const auto head = at(NGHTTP2_HEADERS), data = at(NGHTTP2_DATA), rst = at(NGHTTP2_RST_STREAM);
     ASSERT_NE(head, frames.end());
@@ -1200,12 +1220,13 @@ TEST(Http2Protocol, TrickledStreamBodyGets408AndResetOnItsStreamOnly) {
     EXPECT_EQ(find_frame(parse_frames(h.take()), NGHTTP2_HEADERS), nullptr);  // 1750 ms: within the grace period
     h.feed(frame(NGHTTP2_DATA, 0, 1, "x"));
     h.advance(250ms);
-    expect_408_then_reset(parse_frames(h.take()), 1,
-                          "the request body arrived slower than the minimum data rate of 100 bytes/s (8 bytes in 2000 ms); "
-                          "to accept slower uploads, lower it or turn it off (0) with min_body_rate / --min-body-rate");
+    expect_408_then_reset(
+        parse_frames(h.take()), 1,
+        "the request body arrived slower than the minimum data rate of 100 bytes/s (8 bytes in 2000 ms); "
+        "to accept slower uploads, lower it or turn it off (0) with min_body_rate / --min-body-rate");
     // More trickle on the reset stream is ignored; the connection serves other streams.
-    h.feed(frame(NGHTTP2_DATA, 0, 1, "x") + frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 3,
-                                                  enc.encode(get_fields("/quick"))));
+    h.feed(frame(NGHTTP2_DATA, 0, 1, "x") + frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM,
+                                                  3, enc.encode(get_fields("/quick"))));
     const auto frames = parse_frames(h.take());
     const Frame* quick = find_frame(frames, NGHTTP2_DATA, 3);
     ASSERT_NE(quick, nullptr);
@@ -1337,10 +1358,13 @@ TEST(H2c, UpgradeAnswersStreamOneOverHttp2) {
     const std::vector<nghttp2_settings_entry> iv = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 100},
                                                     {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 65535}};
     const std::string settings = settings_header(iv);
-    h.feed("POST /up?x=1 HTTP/1.1\r\nHost: up.example\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
-           "HTTP2-Settings: " + settings + "\r\nContent-Length: 4\r\n\r\nbody");
+    h.feed(
+        "POST /up?x=1 HTTP/1.1\r\nHost: up.example\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+        "HTTP2-Settings: " +
+        settings + "\r\nContent-Length: 4\r\n\r\nbody");
     const std::string out = h.take();
-    const std::string_view switching = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
+    const std::string_view switching =
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
     ASSERT_EQ(out.substr(0, switching.size()), switching);
     ASSERT_EQ(h.dispatcher.seen.size(), 1u);
     EXPECT_EQ(h.dispatcher.seen[0].protocol, "HTTP/2");
@@ -1365,7 +1389,9 @@ TEST(H2c, UpgradeAnswersStreamOneOverHttp2) {
 
 TEST(H2c, InvalidSettingsAreAnsweredOverHttp1) {
     Harness h({}, Start::http1);
-    h.feed("GET /x HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: !!!\r\n\r\n");
+    h.feed(
+        "GET /x HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: "
+        "!!!\r\n\r\n");
     const std::string out = h.take();
     EXPECT_EQ(out.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << out;
     EXPECT_NE(out.find("\r\n\r\nGET /x"), std::string::npos);
@@ -1447,7 +1473,6 @@ TEST(H2c, PrefaceLaterInTheConnectionIsNotHttp2) {
     EXPECT_EQ(out.rfind("HTTP/1.1 505", 0), 0u) << out;
     EXPECT_TRUE(h.conn.closing());
 }
-
 
 // ================================================================ streamed request bodies
 

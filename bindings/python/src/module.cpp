@@ -23,9 +23,9 @@
 #include <string>
 #include <vector>
 
+#include "body_bridge.hpp"
 #include "covet/covet.hpp"
 #include "covet/net/tls_context.hpp"
-#include "body_bridge.hpp"
 #include "ws_bridge.hpp"
 
 namespace py = pybind11;
@@ -41,7 +41,7 @@ struct Exchange {
     // A streamed body (Request::body_streamed()): the engine's handle, and the chunks for Python.
     covet::RequestBody body;
     std::shared_ptr<covet_py::BodyQueue> queue;
-    std::size_t max_body_bytes = 0;  // what body()/json()/form() may collect of a streamed body
+    std::size_t max_body_bytes = 0;   // what body()/json()/form() may collect of a streamed body
     std::function<void()> after_ack;  // embedded mode: a resumed read needs a flush of the ring
 };
 using ExchangePtr = std::shared_ptr<Exchange>;
@@ -67,7 +67,8 @@ public:
             ex->max_body_bytes = max_body_bytes;
             ex->after_ack = std::move(after_ack);
             ex->body = std::move(body);
-            ex->body.read(std::make_shared<covet_py::QueueReader>(ex->queue, [this](std::uintptr_t id) { push_body(id); }));
+            ex->body.read(
+                std::make_shared<covet_py::QueueReader>(ex->queue, [this](std::uintptr_t id) { push_body(id); }));
         }
         bool was_empty;
         {
@@ -90,9 +91,11 @@ public:
         std::vector<std::pair<int, ExchangePtr>> out;
         std::lock_guard lock(mutex_);
         const std::size_t count = std::min(max_items, queue_.size());
-        out.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.begin() + static_cast<std::ptrdiff_t>(count)));
+        out.assign(std::make_move_iterator(queue_.begin()),
+                   std::make_move_iterator(queue_.begin() + static_cast<std::ptrdiff_t>(count)));
         queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(count));
-        if ((!queue_.empty() || !ws_queue_.empty() || !body_queue_.empty()) && !polled_) {  // more waiting: stay readable
+        if ((!queue_.empty() || !ws_queue_.empty() || !body_queue_.empty()) &&
+            !polled_) {  // more waiting: stay readable
             const std::uint64_t one = 1;
             [[maybe_unused]] ssize_t w = ::write(fd_, &one, sizeof one);
         }
@@ -161,15 +164,19 @@ py::str latin1(std::string_view s) {
 }
 
 // Python (name, value) pairs → a native response head; Content-Type goes where the serializer expects it.
-covet::Response make_response(int status, const std::vector<std::pair<std::string, std::string>>& headers, std::string body) {
+covet::Response make_response(int status, const std::vector<std::pair<std::string, std::string>>& headers,
+                              std::string body) {
     covet::Response r(status);
     r.set_body(std::move(body));
     for (const auto& [name, value] : headers) {
         if (name.find_first_of("\r\n:") != std::string::npos || value.find_first_of("\r\n") != std::string::npos)
             throw py::value_error("header names and values must not contain CR, LF (or ':' in names): " + name);
-        if (covet::iequals(name, "content-type")) r.set_content_type(value);
-        else if (covet::iequals(name, "content-length") || covet::iequals(name, "transfer-encoding")) continue;  // framing is ours
-        else r.add_header(name, value);
+        if (covet::iequals(name, "content-type"))
+            r.set_content_type(value);
+        else if (covet::iequals(name, "content-length") || covet::iequals(name, "transfer-encoding"))
+            continue;  // framing is ours
+        else
+            r.add_header(name, value);
     }
     return r;
 }
@@ -190,10 +197,12 @@ public:
         auto& c = app_.config();
         const auto ms = [](const char* name, long value) {
             if (value < 0)
-                throw py::value_error(std::string(name) + " must be a number of milliseconds >= 0, not " + std::to_string(value));
+                throw py::value_error(std::string(name) + " must be a number of milliseconds >= 0, not " +
+                                      std::to_string(value));
             return std::chrono::milliseconds(value);
         };
-        if (listen_backlog < 1) throw py::value_error("listen_backlog must be at least 1, not " + std::to_string(listen_backlog));
+        if (listen_backlog < 1)
+            throw py::value_error("listen_backlog must be at least 1, not " + std::to_string(listen_backlog));
         c.host = std::move(host);
         c.port = port;
         c.threads = threads;
@@ -236,18 +245,20 @@ public:
         try {
             // Every Python route takes streamed bodies: the handler decides whether it reads body()/parameters
             // (collected within max_body_bytes) or stream().
-            app_.route(*m, pattern, covet::StreamingHandler([this, route_id](covet::Request& r, covet::Responder responder,
-                                                                             covet::RequestBody body) {
-                if (!body) {
-                    bridge_.push(route_id, r, std::move(responder));
-                    return;
-                }
-                std::function<void()> after_ack;
-                if (embedded_) after_ack = [this] { body_acknowledged(); };
-                const covet::net::Limits& limits = app_.config().limits;
-                bridge_.push(route_id, r, std::move(responder), std::move(body), limits.max_body_bytes,
-                             std::min<std::size_t>(stream_chunk_bytes, limits.max_buffered_input), std::move(after_ack));
-            }));
+            app_.route(*m, pattern,
+                       covet::StreamingHandler(
+                           [this, route_id](covet::Request& r, covet::Responder responder, covet::RequestBody body) {
+                               if (!body) {
+                                   bridge_.push(route_id, r, std::move(responder));
+                                   return;
+                               }
+                               std::function<void()> after_ack;
+                               if (embedded_) after_ack = [this] { body_acknowledged(); };
+                               const covet::net::Limits& limits = app_.config().limits;
+                               bridge_.push(route_id, r, std::move(responder), std::move(body), limits.max_body_bytes,
+                                            std::min<std::size_t>(stream_chunk_bytes, limits.max_buffered_input),
+                                            std::move(after_ack));
+                           }));
         } catch (const covet::RouteError& e) {
             throw py::value_error(e.what());
         }
@@ -279,7 +290,8 @@ public:
             handlers->on_message = [bridge, route_id, conn](covet::ws::WebSocket, std::string_view data, bool binary) {
                 bridge->push_ws({route_id, Kind::message, conn, std::string(data), binary, 0});
             };
-            handlers->on_close = [bridge, route_id, conn](covet::ws::WebSocket, std::uint16_t code, std::string_view reason) {
+            handlers->on_close = [bridge, route_id, conn](covet::ws::WebSocket, std::uint16_t code,
+                                                          std::string_view reason) {
                 bridge->push_ws({route_id, Kind::close, conn, std::string(reason), false, code});
             };
             handlers->on_drain = [bridge, route_id, conn](covet::ws::WebSocket) {
@@ -300,13 +312,17 @@ public:
         auto apply = [this, c, topic, on] {
             covet::ws::Hub* hub = covet::ws::Hub::this_worker(c->ws);
             if (!hub) return;
-            if (on) hub->subscribe(c->ws, topic);
-            else hub->unsubscribe(c->ws, topic);
+            if (on)
+                hub->subscribe(c->ws, topic);
+            else
+                hub->unsubscribe(c->ws, topic);
             std::lock_guard lock(hubs_mutex_);
             if (std::find(hubs_.begin(), hubs_.end(), hub) == hubs_.end()) hubs_.push_back(hub);
         };
-        if (c->ws.ref().on_home_thread()) apply();
-        else c->ws.ref().run([apply](covet::net::Connection&) { apply(); }, false);
+        if (c->ws.ref().on_home_thread())
+            apply();
+        else
+            c->ws.ref().run([apply](covet::net::Connection&) { apply(); }, false);
     }
     // How many connections it was queued to on this thread's hub; work for I/O threads is posted (0).
     std::size_t ws_publish(const std::string& topic, std::string_view data, bool binary) {
@@ -339,10 +355,14 @@ public:
         tls.certificates.push_back({certfile, keyfile});
         for (const auto& [cert, key] : sni_certs) tls.certificates.push_back({cert, key});
         tls.ca_file = ca_certs;
-        if (client_auth == "none") tls.client_auth = covet::net::ClientAuth::none;
-        else if (client_auth == "optional") tls.client_auth = covet::net::ClientAuth::optional;
-        else if (client_auth == "required") tls.client_auth = covet::net::ClientAuth::required;
-        else throw py::value_error("client_auth must be 'none', 'optional' or 'required', not '" + client_auth + "'");
+        if (client_auth == "none")
+            tls.client_auth = covet::net::ClientAuth::none;
+        else if (client_auth == "optional")
+            tls.client_auth = covet::net::ClientAuth::optional;
+        else if (client_auth == "required")
+            tls.client_auth = covet::net::ClientAuth::required;
+        else
+            throw py::value_error("client_auth must be 'none', 'optional' or 'required', not '" + client_auth + "'");
         tls.allow_tls12 = allow_tls12;
         tls.ciphers = ciphers;
         try {
@@ -432,7 +452,8 @@ private:
     }
 
     void require_embedded(const char* what) const {
-        if (!embedded_) throw std::runtime_error(std::string(what) + "() is for a server started with threads=0 on io_uring");
+        if (!embedded_)
+            throw std::runtime_error(std::string(what) + "() is for a server started with threads=0 on io_uring");
     }
 
     py::object output_hook_;  // declared first: outlives the engine
@@ -444,8 +465,9 @@ private:
     bool embedded_ = false;
 };
 
-py::dict tls_dict(std::string_view version, std::string_view cipher, std::string_view alpn, std::string_view server_name,
-                  bool reused, bool verified, std::string_view subject, std::string_view common_name) {
+py::dict tls_dict(std::string_view version, std::string_view cipher, std::string_view alpn,
+                  std::string_view server_name, bool reused, bool verified, std::string_view subject,
+                  std::string_view common_name) {
     py::dict d;
     d["tls_version"] = py::str(std::string(version));
     d["cipher_suite"] = py::str(std::string(cipher));
@@ -477,63 +499,76 @@ PYBIND11_MODULE(_native, m) {
     m.doc() = "CovetPy native engine (C++20, io_uring/epoll, HTTP/1.1, HTTP/2, TLS)";
 
     py::class_<NativeRequest>(m, "NativeRequest")
-        .def_property_readonly("method", [](const NativeRequest& r) { return latin1(live_request(r.ex).method_name()); })
+        .def_property_readonly("method",
+                               [](const NativeRequest& r) { return latin1(live_request(r.ex).method_name()); })
         .def_property_readonly("target", [](const NativeRequest& r) { return latin1(live_request(r.ex).target()); })
         .def_property_readonly("path", [](const NativeRequest& r) { return latin1(live_request(r.ex).path()); })
-        .def_property_readonly("query_string", [](const NativeRequest& r) { return latin1(live_request(r.ex).query_string()); })
-        .def_property_readonly("headers", [](const NativeRequest& r) {
-            const covet::Request& req = live_request(r.ex);
-            py::list out(req.headers().size());
-            std::size_t i = 0;
-            for (const covet::Header& h : req.headers()) out[i++] = py::make_tuple(latin1(h.name), latin1(h.value));
-            return out;
-        })
-        .def_property_readonly("body", [](const NativeRequest& r) {
-            const std::string_view b = live_request(r.ex).body();
-            return py::bytes(b.data(), b.size());
-        })
+        .def_property_readonly("query_string",
+                               [](const NativeRequest& r) { return latin1(live_request(r.ex).query_string()); })
+        .def_property_readonly("headers",
+                               [](const NativeRequest& r) {
+                                   const covet::Request& req = live_request(r.ex);
+                                   py::list out(req.headers().size());
+                                   std::size_t i = 0;
+                                   for (const covet::Header& h : req.headers())
+                                       out[i++] = py::make_tuple(latin1(h.name), latin1(h.value));
+                                   return out;
+                               })
+        .def_property_readonly("body",
+                               [](const NativeRequest& r) {
+                                   const std::string_view b = live_request(r.ex).body();
+                                   return py::bytes(b.data(), b.size());
+                               })
         // A large body that streams (read_body()) instead of coming whole in `body` (then b"").
         .def_property_readonly("streaming", [](const NativeRequest& r) { return r.ex->queue != nullptr; })
-        .def_property_readonly("body_id", [](const NativeRequest& r) { return reinterpret_cast<std::uintptr_t>(r.ex->queue.get()); })
+        .def_property_readonly(
+            "body_id", [](const NativeRequest& r) { return reinterpret_cast<std::uintptr_t>(r.ex->queue.get()); })
         .def_property_readonly("max_body_bytes", [](const NativeRequest& r) { return r.ex->max_body_bytes; })
         // The next chunk of a streamed body (bytes, acknowledged: the engine may read more), b"" once it has
         // ended, None while nothing is there (an event with body_id comes through take_body() when there is),
         // or (status, reason) when it failed (status 0: the client went away or the exchange ended).
-        .def("read_body", [](const NativeRequest& r) -> py::object {
-            Exchange& ex = *r.ex;
-            if (!ex.queue) throw std::runtime_error("this request's body is not streamed: read `body`");
-            std::string chunk;
-            switch (ex.queue->take(chunk)) {
-                case covet_py::BodyQueue::Take::chunk: {
-                    py::bytes out(chunk.data(), chunk.size());
-                    ex.body.consume(chunk.size());
-                    if (ex.after_ack) ex.after_ack();
-                    return std::move(out);
-                }
-                case covet_py::BodyQueue::Take::waiting: return py::none();
-                case covet_py::BodyQueue::Take::ended: return py::bytes();
-                case covet_py::BodyQueue::Take::failed: {
-                    auto [status, reason] = ex.queue->error();
-                    return py::make_tuple(status, latin1(reason));
-                }
-            }
-            return py::none();
-        })
-        .def_property_readonly("params", [](const NativeRequest& r) {
-            py::dict out;
-            for (const covet::PathParam& p : live_request(r.ex).params()) out[latin1(p.name)] = latin1(p.value);
-            return out;
-        })
-        .def_property_readonly("client", [](const NativeRequest& r) {
-            const covet::Request& req = live_request(r.ex);
-            return py::make_tuple(latin1(req.client_address()), req.client_port());
-        })
-        .def_property_readonly("http_version", [](const NativeRequest& r) {
-            const covet::Request& req = live_request(r.ex);
-            if (req.version_major() == 2) return std::string("2");  // as ASGI servers write it
-            return std::to_string(req.version_major()) + "." + std::to_string(req.version_minor());
-        })
-        .def_property_readonly("scheme", [](const NativeRequest& r) { return std::string(live_request(r.ex).scheme()); })
+        .def("read_body",
+             [](const NativeRequest& r) -> py::object {
+                 Exchange& ex = *r.ex;
+                 if (!ex.queue) throw std::runtime_error("this request's body is not streamed: read `body`");
+                 std::string chunk;
+                 switch (ex.queue->take(chunk)) {
+                     case covet_py::BodyQueue::Take::chunk: {
+                         py::bytes out(chunk.data(), chunk.size());
+                         ex.body.consume(chunk.size());
+                         if (ex.after_ack) ex.after_ack();
+                         return std::move(out);
+                     }
+                     case covet_py::BodyQueue::Take::waiting: return py::none();
+                     case covet_py::BodyQueue::Take::ended: return py::bytes();
+                     case covet_py::BodyQueue::Take::failed: {
+                         auto [status, reason] = ex.queue->error();
+                         return py::make_tuple(status, latin1(reason));
+                     }
+                 }
+                 return py::none();
+             })
+        .def_property_readonly("params",
+                               [](const NativeRequest& r) {
+                                   py::dict out;
+                                   for (const covet::PathParam& p : live_request(r.ex).params())
+                                       out[latin1(p.name)] = latin1(p.value);
+                                   return out;
+                               })
+        .def_property_readonly("client",
+                               [](const NativeRequest& r) {
+                                   const covet::Request& req = live_request(r.ex);
+                                   return py::make_tuple(latin1(req.client_address()), req.client_port());
+                               })
+        .def_property_readonly("http_version",
+                               [](const NativeRequest& r) {
+                                   const covet::Request& req = live_request(r.ex);
+                                   if (req.version_major() == 2) return std::string("2");  // as ASGI servers write it
+                                   return std::to_string(req.version_major()) + "." +
+                                          std::to_string(req.version_minor());
+                               })
+        .def_property_readonly("scheme",
+                               [](const NativeRequest& r) { return std::string(live_request(r.ex).scheme()); })
         // The TLS session as a dict (ASGI's TLS extension names where there is one), or None.
         .def_property_readonly("tls", [](const NativeRequest& r) -> py::object {
             const covet::net::TlsInfo* t = live_request(r.ex).tls();
@@ -543,65 +578,89 @@ PYBIND11_MODULE(_native, m) {
         });
 
     py::class_<NativeWebSocket>(m, "NativeWebSocket")
-        .def_property_readonly("id", [](const NativeWebSocket& w) { return reinterpret_cast<std::uintptr_t>(w.c.get()); })
+        .def_property_readonly("id",
+                               [](const NativeWebSocket& w) { return reinterpret_cast<std::uintptr_t>(w.c.get()); })
         .def_property_readonly("method", [](const NativeWebSocket&) { return std::string("GET"); })
         .def_property_readonly("target", [](const NativeWebSocket& w) { return latin1(w.c->target); })
         .def_property_readonly("path", [](const NativeWebSocket& w) { return latin1(w.c->path); })
         .def_property_readonly("query_string", [](const NativeWebSocket& w) { return latin1(w.c->query); })
-        .def_property_readonly("headers", [](const NativeWebSocket& w) {
-            py::list out;
-            for (const auto& [k, v] : w.c->headers) out.append(py::make_tuple(latin1(k), latin1(v)));
-            return out;
-        })
+        .def_property_readonly("headers",
+                               [](const NativeWebSocket& w) {
+                                   py::list out;
+                                   for (const auto& [k, v] : w.c->headers)
+                                       out.append(py::make_tuple(latin1(k), latin1(v)));
+                                   return out;
+                               })
         .def_property_readonly("body", [](const NativeWebSocket&) { return py::bytes(); })
-        .def_property_readonly("params", [](const NativeWebSocket& w) {
-            py::dict out;
-            for (const auto& [k, v] : w.c->params) out[latin1(k)] = latin1(v);
-            return out;
-        })
-        .def_property_readonly("client", [](const NativeWebSocket& w) { return py::make_tuple(latin1(w.c->client_address), w.c->client_port); })
+        .def_property_readonly("params",
+                               [](const NativeWebSocket& w) {
+                                   py::dict out;
+                                   for (const auto& [k, v] : w.c->params) out[latin1(k)] = latin1(v);
+                                   return out;
+                               })
+        .def_property_readonly(
+            "client",
+            [](const NativeWebSocket& w) { return py::make_tuple(latin1(w.c->client_address), w.c->client_port); })
         .def_property_readonly("http_version", [](const NativeWebSocket& w) { return w.c->http_version; })
         .def_property_readonly("scheme", [](const NativeWebSocket& w) { return w.c->scheme; })
-        .def_property_readonly("tls", [](const NativeWebSocket& w) -> py::object {
-            if (!w.c->tls) return py::none();
-            const auto& t = *w.c->tls;
-            return tls_dict(t.version, t.cipher, t.alpn, t.server_name, t.session_reused, t.client_verified, t.client_subject,
-                            t.client_common_name);
-        })
-        .def_property_readonly("subprotocol", [](const NativeWebSocket& w) { return std::string(w.c->ws.subprotocol()); })
+        .def_property_readonly("tls",
+                               [](const NativeWebSocket& w) -> py::object {
+                                   if (!w.c->tls) return py::none();
+                                   const auto& t = *w.c->tls;
+                                   return tls_dict(t.version, t.cipher, t.alpn, t.server_name, t.session_reused,
+                                                   t.client_verified, t.client_subject, t.client_common_name);
+                               })
+        .def_property_readonly("subprotocol",
+                               [](const NativeWebSocket& w) { return std::string(w.c->ws.subprotocol()); })
         .def_property_readonly("is_open", [](const NativeWebSocket& w) { return w.c->ws.is_open(); })
         .def_property_readonly("buffered_amount", [](const NativeWebSocket& w) { return w.c->ws.buffered_amount(); })
         // False: not sent (closing, or over the send buffer limit: wait for the drain event and retry).
-        .def("send_text", [](const NativeWebSocket& w, std::string_view text) { return w.c->ws.send_text(text); }, py::arg("text"))
-        .def("send_bytes", [](const NativeWebSocket& w, py::bytes data) {
-            std::string_view v = data;
-            return w.c->ws.send_binary(v);
-        }, py::arg("data"))
-        .def("ping", [](const NativeWebSocket& w, py::bytes payload) { return w.c->ws.ping(std::string_view(payload)); },
-             py::arg("payload") = py::bytes())
-        .def("close", [](const NativeWebSocket& w, std::uint16_t code, std::string_view reason) { w.c->ws.close(code, reason); },
-             py::arg("code") = 1000, py::arg("reason") = "");
+        .def(
+            "send_text", [](const NativeWebSocket& w, std::string_view text) { return w.c->ws.send_text(text); },
+            py::arg("text"))
+        .def(
+            "send_bytes",
+            [](const NativeWebSocket& w, py::bytes data) {
+                std::string_view v = data;
+                return w.c->ws.send_binary(v);
+            },
+            py::arg("data"))
+        .def(
+            "ping", [](const NativeWebSocket& w, py::bytes payload) { return w.c->ws.ping(std::string_view(payload)); },
+            py::arg("payload") = py::bytes())
+        .def(
+            "close",
+            [](const NativeWebSocket& w, std::uint16_t code, std::string_view reason) { w.c->ws.close(code, reason); },
+            py::arg("code") = 1000, py::arg("reason") = "");
 
     py::class_<NativeResponder>(m, "NativeResponder")
-        .def("send", [](NativeResponder& r, int status, const std::vector<std::pair<std::string, std::string>>& headers, py::bytes body) {
-            if (r.ex->answered) throw std::runtime_error("this request has already been answered");
-            covet::Response resp = make_response(status, headers, std::string(body));
-            r.ex->answered = true;
-            r.ex->responder.send(std::move(resp));
-        }, py::arg("status"), py::arg("headers"), py::arg("body"))
-        .def("start_stream", [](NativeResponder& r, int status, const std::vector<std::pair<std::string, std::string>>& headers) {
-            if (r.ex->answered) throw std::runtime_error("this request has already been answered");
-            r.ex->answered = true;
-            r.ex->stream = r.ex->responder.stream(make_response(status, headers, {}));
-        })
-        .def("write", [](NativeResponder& r, py::bytes chunk) {
-            if (!r.ex->stream) throw std::runtime_error("write() needs start_stream() first (or the stream has ended)");
-            r.ex->stream.write(std::string_view(chunk));
-        })
+        .def(
+            "send",
+            [](NativeResponder& r, int status, const std::vector<std::pair<std::string, std::string>>& headers,
+               py::bytes body) {
+                if (r.ex->answered) throw std::runtime_error("this request has already been answered");
+                covet::Response resp = make_response(status, headers, std::string(body));
+                r.ex->answered = true;
+                r.ex->responder.send(std::move(resp));
+            },
+            py::arg("status"), py::arg("headers"), py::arg("body"))
+        .def("start_stream",
+             [](NativeResponder& r, int status, const std::vector<std::pair<std::string, std::string>>& headers) {
+                 if (r.ex->answered) throw std::runtime_error("this request has already been answered");
+                 r.ex->answered = true;
+                 r.ex->stream = r.ex->responder.stream(make_response(status, headers, {}));
+             })
+        .def("write",
+             [](NativeResponder& r, py::bytes chunk) {
+                 if (!r.ex->stream)
+                     throw std::runtime_error("write() needs start_stream() first (or the stream has ended)");
+                 r.ex->stream.write(std::string_view(chunk));
+             })
         .def("end", [](NativeResponder& r) { r.ex->stream.end(); })
-        .def("abort", [](NativeResponder& r) { r.ex->stream.abort(); },
-             "Cuts a started stream short: the connection closes without the terminating chunk, so the "
-             "client sees an incomplete response (for a producer that failed midway).")
+        .def(
+            "abort", [](NativeResponder& r) { r.ex->stream.abort(); },
+            "Cuts a started stream short: the connection closes without the terminating chunk, so the "
+            "client sees an incomplete response (for a producer that failed midway).")
         .def_property_readonly("answered", [](const NativeResponder& r) { return r.ex->answered; });
 
     py::class_<NativeServer>(m, "NativeServer")
@@ -691,7 +750,10 @@ PYBIND11_MODULE(_native, m) {
             return out;
         }, py::arg("max_items") = 256);
 
-    m.def("configure_logging", [](const std::string& level, const std::string& format) {
-        covet::configure_logging(level, format == "json" ? covet::LogFormat::json : covet::LogFormat::text);
-    }, py::arg("level") = "warn", py::arg("format") = "text");
+    m.def(
+        "configure_logging",
+        [](const std::string& level, const std::string& format) {
+            covet::configure_logging(level, format == "json" ? covet::LogFormat::json : covet::LogFormat::text);
+        },
+        py::arg("level") = "warn", py::arg("format") = "text");
 }

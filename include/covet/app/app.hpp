@@ -59,13 +59,34 @@ public:
     App& route(Method method, std::string_view pattern, StreamingHandler handler);
     App& route(std::initializer_list<Method> methods, std::string_view pattern, const Handler& handler);
 
-    template <class H> App& get(std::string_view p, H&& h) { return add(Method::get, p, std::forward<H>(h)); }
-    template <class H> App& post(std::string_view p, H&& h) { return add(Method::post, p, std::forward<H>(h)); }
-    template <class H> App& put(std::string_view p, H&& h) { return add(Method::put, p, std::forward<H>(h)); }
-    template <class H> App& patch(std::string_view p, H&& h) { return add(Method::patch, p, std::forward<H>(h)); }
-    template <class H> App& del(std::string_view p, H&& h) { return add(Method::del, p, std::forward<H>(h)); }
-    template <class H> App& head(std::string_view p, H&& h) { return add(Method::head, p, std::forward<H>(h)); }
-    template <class H> App& options(std::string_view p, H&& h) { return add(Method::options, p, std::forward<H>(h)); }
+    template <class H>
+    App& get(std::string_view p, H&& h) {
+        return add(Method::get, p, std::forward<H>(h));
+    }
+    template <class H>
+    App& post(std::string_view p, H&& h) {
+        return add(Method::post, p, std::forward<H>(h));
+    }
+    template <class H>
+    App& put(std::string_view p, H&& h) {
+        return add(Method::put, p, std::forward<H>(h));
+    }
+    template <class H>
+    App& patch(std::string_view p, H&& h) {
+        return add(Method::patch, p, std::forward<H>(h));
+    }
+    template <class H>
+    App& del(std::string_view p, H&& h) {
+        return add(Method::del, p, std::forward<H>(h));
+    }
+    template <class H>
+    App& head(std::string_view p, H&& h) {
+        return add(Method::head, p, std::forward<H>(h));
+    }
+    template <class H>
+    App& options(std::string_view p, H&& h) {
+        return add(Method::options, p, std::forward<H>(h));
+    }
 
     // WebSocket routes (GET + Upgrade: websocket over HTTP/1.1; patterns as for HTTP routes). The same
     // handlers serve every connection, or `factory` makes them per connection from the upgrade request.
@@ -120,8 +141,10 @@ private:
     App& add(Method m, std::string_view p, H&& h) {
         if constexpr (std::is_invocable_v<H&, Request&, Responder, RequestBody>)
             return route(m, p, StreamingHandler(std::forward<H>(h)));
-        else if constexpr (std::is_invocable_v<H&, Request&, Responder>) return route(m, p, AsyncHandler(std::forward<H>(h)));
-        else return route(m, p, Handler(std::forward<H>(h)));
+        else if constexpr (std::is_invocable_v<H&, Request&, Responder>)
+            return route(m, p, AsyncHandler(std::forward<H>(h)));
+        else
+            return route(m, p, Handler(std::forward<H>(h)));
     }
 
     void make_server();

@@ -52,7 +52,8 @@ public:
     void read(std::shared_ptr<BodyReader> reader) {
         if (!sink_ || !reader) return;
         const std::uint64_t ex = exchange_;
-        detail::on_exchange(ref_, sink_, false, [ex, r = std::move(reader)](ExchangeSink* s) mutable { s->body_read(ex, std::move(r)); });
+        detail::on_exchange(ref_, sink_, false,
+                            [ex, r = std::move(reader)](ExchangeSink* s) mutable { s->body_read(ex, std::move(r)); });
     }
     // `bytes` delivered to the reader are consumed: they no longer count against the window. Cheap on the
     // connection's thread; from another thread, acknowledge in batches (each call posts a task).

@@ -123,8 +123,10 @@ namespace detail {
 template <class Fn>
 void on_exchange(const net::ConnectionRef& ref, ExchangeSink* sink, bool final, Fn&& fn) {
     if (ref.on_home_thread()) {
-        if (ref.get()) fn(sink);
-        else if (final) ref.finished();
+        if (ref.get())
+            fn(sink);
+        else if (final)
+            ref.finished();
         return;
     }
     ref.run([sink, fn = std::forward<Fn>(fn)](net::Connection&) mutable { fn(sink); }, final);
@@ -135,14 +137,16 @@ inline void Responder::send(Response response) {
     ExchangeSink* sink = std::exchange(sink_, nullptr);
     if (!sink) return;
     const std::uint64_t ex = exchange_;
-    detail::on_exchange(ref_, sink, true, [ex, r = std::move(response)](ExchangeSink* s) mutable { s->complete(ex, std::move(r)); });
+    detail::on_exchange(ref_, sink, true,
+                        [ex, r = std::move(response)](ExchangeSink* s) mutable { s->complete(ex, std::move(r)); });
 }
 
 inline StreamWriter Responder::stream(Response head) {
     ExchangeSink* sink = std::exchange(sink_, nullptr);
     if (!sink) return {};
     const std::uint64_t ex = exchange_;
-    detail::on_exchange(ref_, sink, false, [ex, r = std::move(head)](ExchangeSink* s) mutable { s->stream_begin(ex, std::move(r)); });
+    detail::on_exchange(ref_, sink, false,
+                        [ex, r = std::move(head)](ExchangeSink* s) mutable { s->stream_begin(ex, std::move(r)); });
     return StreamWriter(ref_, sink, ex);
 }
 
@@ -162,7 +166,8 @@ inline void StreamWriter::write(std::string_view chunk) {
         if (ref_.get()) sink_->stream_write(ex, chunk);
         return;
     }
-    detail::on_exchange(ref_, sink_, false, [ex, data = std::string(chunk)](ExchangeSink* s) { s->stream_write(ex, data); });
+    detail::on_exchange(ref_, sink_, false,
+                        [ex, data = std::string(chunk)](ExchangeSink* s) { s->stream_write(ex, data); });
 }
 
 inline void StreamWriter::end() {

@@ -113,7 +113,9 @@ public:
     void set_version(int major, int minor) noexcept { version_major_ = major, version_minor_ = minor; }
     void set_keep_alive(bool k) noexcept { keep_alive_ = k; }
     void set_tls(const net::TlsInfo* tls) noexcept { tls_ = tls; }
-    void set_client(std::string_view address, std::uint16_t port) noexcept { client_address_ = address, client_port_ = port; }
+    void set_client(std::string_view address, std::uint16_t port) noexcept {
+        client_address_ = address, client_port_ = port;
+    }
     void set_received_at(io::Clock::time_point t) noexcept { received_at_ = t; }
     // The head bytes moved from [old_base, old_base+len) to new_base: re-point every view into them.
     void rebase_head(const char* old_base, std::size_t len, const char* new_base) noexcept {

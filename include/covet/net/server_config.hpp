@@ -13,10 +13,10 @@
 namespace covet::net {
 
 struct Limits {
-    std::size_t max_url_bytes = 8 * 1024;        // longer request line/URL → 414
-    std::size_t max_header_bytes = 8 * 1024;     // request line + headers → 431
-    std::size_t max_headers = 100;               // more header fields → 431
-    std::size_t max_body_bytes = 1024 * 1024;    // a body received whole before the handler runs: more → 413
+    std::size_t max_url_bytes = 8 * 1024;      // longer request line/URL → 414
+    std::size_t max_header_bytes = 8 * 1024;   // request line + headers → 431
+    std::size_t max_headers = 100;             // more header fields → 431
+    std::size_t max_body_bytes = 1024 * 1024;  // a body received whole before the handler runs: more → 413
     // Large bodies can stream to handlers that accept them (RequestDispatcher::stream_body): a body whose
     // Content-Length exceeds `stream_body_threshold`, or one without a length that grows past it, is
     // offered to the route at that point. Accepted, it is dispatched at once and its bytes reach the
@@ -24,45 +24,45 @@ struct Limits {
     // acknowledged); its size limit is `max_stream_body_bytes` instead of `max_body_bytes` (0: no limit).
     std::size_t stream_body_threshold = 64 * 1024;
     std::size_t max_stream_body_bytes = std::size_t{1} << 30;  // 1 GiB → 413
-    std::size_t max_connections = 10000;         // per process, split evenly across workers
-    std::size_t max_buffered_input = 1024 * 1024;  // pipelined input held while a response is pending
-    std::size_t output_high_water = 4 * 1024 * 1024;  // stop reading while more than this is unsent
+    std::size_t max_connections = 10000;                       // per process, split evenly across workers
+    std::size_t max_buffered_input = 1024 * 1024;              // pipelined input held while a response is pending
+    std::size_t output_high_water = 4 * 1024 * 1024;           // stop reading while more than this is unsent
 };
 
 struct Timeouts {
-    std::chrono::milliseconds header{10'000};    // first byte of a request head → its end (slowloris)
-    std::chrono::milliseconds body{30'000};      // between body bytes (idle gap)
+    std::chrono::milliseconds header{10'000};  // first byte of a request head → its end (slowloris)
+    std::chrono::milliseconds body{30'000};    // between body bytes (idle gap)
     // A request body that trickles in (one byte every few seconds never trips `body`) is ended by a data
     // rate floor, as Kestrel's MinRequestBodyDataRate: once `min_body_rate_grace` has passed since the
     // body started, the bytes received must average at least `min_body_rate` bytes/second over the whole
     // body so far, or the request gets 408 (HTTP/1.1: and the connection closes; HTTP/2: on its stream
     // only). 0 turns the floor off. Time during which the server itself stopped reading (back-pressure
     // from unsent output) does not count against the client: the window restarts.
-    std::size_t min_body_rate = 240;                        // bytes/second; 0: off
-    std::chrono::milliseconds min_body_rate_grace{5'000};   // body start → the floor applies
+    std::size_t min_body_rate = 240;                       // bytes/second; 0: off
+    std::chrono::milliseconds min_body_rate_grace{5'000};  // body start → the floor applies
     // A hard limit on the whole body, from the end of the request head to the last body byte
     // (nginx-style). Off by default (0): a large legitimate upload over a slow link must not be cut
     // by a fixed deadline; the rate floor is what stops trickles. Set it when every body is small.
     std::chrono::milliseconds body_deadline{0};
     std::chrono::milliseconds keep_alive{60'000};  // idle between requests
-    std::chrono::milliseconds shutdown{10'000};  // graceful drain deadline
+    std::chrono::milliseconds shutdown{10'000};    // graceful drain deadline
 };
 
 // HTTP/2 SETTINGS and abuse limits (per connection).
 struct Http2Limits {
     std::uint32_t max_concurrent_streams = 100;
-    std::uint32_t initial_window_size = 1024 * 1024;   // per stream receive window (bytes)
-    std::uint32_t max_frame_size = 16 * 1024;          // largest frame we accept (SETTINGS_MAX_FRAME_SIZE)
-    std::uint32_t max_header_list_bytes = 16 * 1024;   // decoded header list (HPACK bombs) → stream refused
-    std::uint32_t max_resets_per_second = 200;         // RST_STREAM from the client (rapid reset) → GOAWAY
-    std::uint32_t max_continuations = 8;               // CONTINUATION frames per header block
+    std::uint32_t initial_window_size = 1024 * 1024;  // per stream receive window (bytes)
+    std::uint32_t max_frame_size = 16 * 1024;         // largest frame we accept (SETTINGS_MAX_FRAME_SIZE)
+    std::uint32_t max_header_list_bytes = 16 * 1024;  // decoded header list (HPACK bombs) → stream refused
+    std::uint32_t max_resets_per_second = 200;        // RST_STREAM from the client (rapid reset) → GOAWAY
+    std::uint32_t max_continuations = 8;              // CONTINUATION frames per header block
 };
 
 struct ServerConfig {
     std::string host = "0.0.0.0";
-    std::uint16_t port = 8000;                   // 0: pick a free port (all workers share it)
-    unsigned threads = 0;                        // 0: one per core
-    bool pin_threads = false;                    // pin worker i to CPU i
+    std::uint16_t port = 8000;  // 0: pick a free port (all workers share it)
+    unsigned threads = 0;       // 0: one per core
+    bool pin_threads = false;   // pin worker i to CPU i
     // Several processes serve one port (pre-forked workers): join an existing SO_REUSEPORT group instead
     // of refusing a port that is already in use.
     bool shared_port = false;
@@ -70,12 +70,12 @@ struct ServerConfig {
     // duplicates of it instead of binding. The supervisor keeps it open across worker generations, so the
     // connections waiting in its accept queue outlive any restart; stopping never shuts it down.
     int inherited_listener = -1;
-    std::optional<io::Backend> backend;          // unset: COVET_BACKEND or auto
+    std::optional<io::Backend> backend;  // unset: COVET_BACKEND or auto
     int listen_backlog = 4096;
     Limits limits;
     Timeouts timeouts;
-    std::optional<TlsConfig> tls;                // set: every connection is TLS (ALPN picks h2 or http/1.1)
-    bool http2 = true;                           // h2 via ALPN, h2c by prior knowledge or Upgrade: h2c
+    std::optional<TlsConfig> tls;  // set: every connection is TLS (ALPN picks h2 or http/1.1)
+    bool http2 = true;             // h2 via ALPN, h2c by prior knowledge or Upgrade: h2c
     Http2Limits http2_limits;
 };
 
