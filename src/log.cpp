@@ -66,7 +66,8 @@ AccessLogMiddleware::AccessLogMiddleware(LogFormat format) : format_(format) { a
 void AccessLogMiddleware::after(const Request& r, Response& resp) {
     auto logger = access_logger();
     if (!logger->should_log(spdlog::level::info)) return;
-    const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(io::Clock::now() - r.received_at()).count();
+    const auto micros =
+        std::chrono::duration_cast<std::chrono::microseconds>(io::Clock::now() - r.received_at()).count();
     std::string line;
     line.reserve(192);
     if (format_ == LogFormat::json) {

@@ -12,7 +12,9 @@ namespace {
 class AlpnSelector final : public net::ProtocolHandler {
 public:
     AlpnSelector(net::Connection& connection, net::ConnectionHome& home, RequestDispatcher& dispatcher)
-        : connection_(connection), home_(home), dispatcher_(dispatcher),
+        : connection_(connection),
+          home_(home),
+          dispatcher_(dispatcher),
           idle_deadline_(connection.loop().now() + connection.config().timeouts.keep_alive) {}
 
     void on_data(std::span<const char> bytes) override {

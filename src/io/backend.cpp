@@ -40,7 +40,7 @@ const UringSupport& probe_uring() {
             return;
         }
         io_uring_probe* probe = io_uring_get_probe_ring(&ring);
-        const int needed[] = {IORING_OP_ACCEPT, IORING_OP_RECV, IORING_OP_SENDMSG, IORING_OP_READ,
+        const int needed[] = {IORING_OP_ACCEPT,  IORING_OP_RECV,         IORING_OP_SENDMSG,        IORING_OP_READ,
                               IORING_OP_TIMEOUT, IORING_OP_ASYNC_CANCEL, IORING_OP_PROVIDE_BUFFERS};
         const char* names[] = {"accept", "recv", "sendmsg", "read", "timeout", "async_cancel", "provide_buffers"};
         if (!probe) {

@@ -30,9 +30,11 @@ public:
             munmap(mem, ring_bytes_);
             throw std::runtime_error(std::string("io_uring_register_buf_ring: ") + std::strerror(-rc));
         }
-        data_ = std::make_unique_for_overwrite<char[]>(static_cast<std::size_t>(entries) * buffer_size);  // pages are touched only when used
+        data_ = std::make_unique_for_overwrite<char[]>(static_cast<std::size_t>(entries) *
+                                                       buffer_size);  // pages are touched only when used
         for (unsigned i = 0; i < entries; ++i)
-            io_uring_buf_ring_add(br_, buffer(i), buffer_size, static_cast<unsigned short>(i), io_uring_buf_ring_mask(entries), static_cast<int>(i));
+            io_uring_buf_ring_add(br_, buffer(i), buffer_size, static_cast<unsigned short>(i),
+                                  io_uring_buf_ring_mask(entries), static_cast<int>(i));
         io_uring_buf_ring_advance(br_, static_cast<int>(entries));
     }
     ~BufferRing() {
@@ -45,7 +47,8 @@ public:
     char* buffer(unsigned id) noexcept { return data_.get() + static_cast<std::size_t>(id) * buffer_size_; }
     // Hands a consumed buffer back to the kernel.
     void recycle(unsigned id) noexcept {
-        io_uring_buf_ring_add(br_, buffer(id), buffer_size_, static_cast<unsigned short>(id), io_uring_buf_ring_mask(entries_), 0);
+        io_uring_buf_ring_add(br_, buffer(id), buffer_size_, static_cast<unsigned short>(id),
+                              io_uring_buf_ring_mask(entries_), 0);
         io_uring_buf_ring_advance(br_, 1);
     }
     std::uint16_t group() const noexcept { return group_; }

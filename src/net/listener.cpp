@@ -16,9 +16,12 @@ namespace covet::net {
 namespace {
 [[noreturn]] void throw_listen_error(const std::string& where, int err) {
     std::string hint;
-    if (err == EADDRINUSE) hint = " (another process is using this port: stop it or choose another port)";
-    else if (err == EACCES) hint = " (ports below 1024 need privileges: choose a port >= 1024)";
-    else if (err == EADDRNOTAVAIL) hint = " (this machine has no such address: use 0.0.0.0 or 127.0.0.1)";
+    if (err == EADDRINUSE)
+        hint = " (another process is using this port: stop it or choose another port)";
+    else if (err == EACCES)
+        hint = " (ports below 1024 need privileges: choose a port >= 1024)";
+    else if (err == EADDRNOTAVAIL)
+        hint = " (this machine has no such address: use 0.0.0.0 or 127.0.0.1)";
     throw std::system_error(err, std::generic_category(), "cannot listen on " + where + hint);
 }
 }  // namespace
@@ -69,7 +72,9 @@ int adopt_listener(int fd) {
                                     " (not a listening socket: pass a TCP socket after bind() and listen(), "
                                     "inheritable by this process)");
     const int dup = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (dup < 0) throw std::system_error(errno, std::generic_category(), "cannot listen on inherited socket " + std::to_string(fd));
+    if (dup < 0)
+        throw std::system_error(errno, std::generic_category(),
+                                "cannot listen on inherited socket " + std::to_string(fd));
     ::fcntl(dup, F_SETFL, ::fcntl(dup, F_GETFL) | O_NONBLOCK);
     return dup;
 }

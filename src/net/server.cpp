@@ -40,9 +40,12 @@ struct Server::Impl {
     void open_listeners(unsigned count) {
         const ServerConfig& cfg = config;
         for (unsigned i = 0; i < count; ++i) {
-            if (cfg.inherited_listener >= 0) listeners.push_back(adopt_listener(cfg.inherited_listener));
-            else if (i == 0) listeners.push_back(open_listener(cfg.host, cfg.port, cfg.listen_backlog, cfg.shared_port));
-            else listeners.push_back(open_listener(cfg.host, port, cfg.listen_backlog, /*join_existing=*/true));
+            if (cfg.inherited_listener >= 0)
+                listeners.push_back(adopt_listener(cfg.inherited_listener));
+            else if (i == 0)
+                listeners.push_back(open_listener(cfg.host, cfg.port, cfg.listen_backlog, cfg.shared_port));
+            else
+                listeners.push_back(open_listener(cfg.host, port, cfg.listen_backlog, /*join_existing=*/true));
             if (i == 0) port = bound_port(listeners[0]);
         }
     }
@@ -89,8 +92,8 @@ struct Server::Impl {
     // first (and only) thing start() reports.
     void make_tls() {
         if (!config.tls || tls) return;
-        std::vector<std::string> alpn = config.http2 ? std::vector<std::string>{"h2", "http/1.1"}
-                                                     : std::vector<std::string>{"http/1.1"};
+        std::vector<std::string> alpn =
+            config.http2 ? std::vector<std::string>{"h2", "http/1.1"} : std::vector<std::string>{"http/1.1"};
         tls = std::make_unique<TlsContext>(*config.tls, std::move(alpn));
     }
 
@@ -158,8 +161,9 @@ void Server::start_embedded() {
     cfg.threads = 1;
     s.backend = io::select_backend(cfg.backend);
     if (s.backend != io::Backend::uring)
-        throw std::runtime_error("covet: running on the caller's event loop needs the io_uring backend, and "
-                                 "this process uses asio; start() with a thread instead");
+        throw std::runtime_error(
+            "covet: running on the caller's event loop needs the io_uring backend, and "
+            "this process uses asio; start() with a thread instead");
     s.make_tls();
     s.open_listeners(1);
     s.workers.push_back(make_uring_worker(0, cfg, s.listeners[0], s.factory));
@@ -195,7 +199,9 @@ void Server::wait() {
 
 void Server::reload_tls() {
     // The context is created by start() and lives until the Server does; reload() locks internally.
-    if (!impl_->tls) throw std::runtime_error("covet: reload_tls(): TLS is not configured (ServerConfig::tls) or the server is not started");
+    if (!impl_->tls)
+        throw std::runtime_error(
+            "covet: reload_tls(): TLS is not configured (ServerConfig::tls) or the server is not started");
     impl_->tls->reload();
 }
 

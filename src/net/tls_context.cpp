@@ -116,7 +116,8 @@ constexpr const char* default_tls12_ciphers =
 
 // TLS 1.3: AES-128-GCM first (as fast as 256 with AES-NI, and what nginx and most clients prefer), while
 // OpenSSL's own default order, with server preference on, would pick AES-256.
-constexpr const char* default_tls13_ciphersuites = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+constexpr const char* default_tls13_ciphersuites =
+    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
 
 constexpr unsigned char session_id_context[] = "covet";
 
@@ -129,12 +130,12 @@ SslCtxPtr make_ctx(const TlsConfig& config, const TlsCertificate& cert, Certs& c
     SSL_CTX_set_options(c, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
     // RELEASE_BUFFERS: idle connections hold no record buffers (matters at 100K connections). The write
     // modes let a partial SSL_write continue from a moved buffer (never needed with memory BIOs, but safe).
-    SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
-                            SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     if (SSL_CTX_set_cipher_list(c, config.ciphers.empty() ? default_tls12_ciphers : config.ciphers.c_str()) != 1)
         throw std::runtime_error("TLS: invalid cipher list '" + config.ciphers + "': " + openssl_reason() +
                                  " (use OpenSSL cipher names, e.g. ECDHE-RSA-AES128-GCM-SHA256)");
-    if (SSL_CTX_set_ciphersuites(c, config.ciphersuites.empty() ? default_tls13_ciphersuites : config.ciphersuites.c_str()) != 1)
+    if (SSL_CTX_set_ciphersuites(
+            c, config.ciphersuites.empty() ? default_tls13_ciphersuites : config.ciphersuites.c_str()) != 1)
         throw std::runtime_error("TLS: invalid TLS 1.3 ciphersuites '" + config.ciphersuites +
                                  "': " + openssl_reason() + " (e.g. TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384)");
 
@@ -163,10 +164,9 @@ SslCtxPtr make_ctx(const TlsConfig& config, const TlsCertificate& cert, Certs& c
         STACK_OF(X509_NAME)* cas = SSL_load_client_CA_file(config.ca_file.c_str());
         if (!cas) fail("no CA names in client CA file", config.ca_file, "a PEM bundle of CA certificates");
         SSL_CTX_set_client_CA_list(c, cas);  // takes ownership
-        SSL_CTX_set_verify(c,
-                           SSL_VERIFY_PEER |
-                               (config.client_auth == ClientAuth::required ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
-                           nullptr);
+        SSL_CTX_set_verify(
+            c, SSL_VERIFY_PEER | (config.client_auth == ClientAuth::required ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
+            nullptr);
     }
 
     // Callbacks are set on every context: after an SNI switch OpenSSL consults the new one for ALPN.
@@ -194,11 +194,13 @@ const Certs::Entry* Certs::match(std::string_view host) const noexcept {
 
 std::shared_ptr<const Certs> load(const TlsConfig& config, const std::vector<std::string>& alpn) {
     if (config.certificates.empty())
-        throw std::runtime_error("TLS: no certificate configured (TlsConfig::certificates needs at least one "
-                                 "PEM certificate chain and its key)");
+        throw std::runtime_error(
+            "TLS: no certificate configured (TlsConfig::certificates needs at least one "
+            "PEM certificate chain and its key)");
     if (config.client_auth != ClientAuth::none && config.ca_file.empty())
-        throw std::runtime_error("TLS: client certificates are requested but no CA file is set (set "
-                                 "TlsConfig::ca_file to the PEM bundle that client certificates must chain to)");
+        throw std::runtime_error(
+            "TLS: client certificates are requested but no CA file is set (set "
+            "TlsConfig::ca_file to the PEM bundle that client certificates must chain to)");
     auto certs = std::make_shared<Certs>();
     for (const std::string& p : alpn) {
         if (p.empty() || p.size() > 255) throw std::runtime_error("TLS: invalid ALPN protocol name '" + p + "'");

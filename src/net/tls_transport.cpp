@@ -153,8 +153,7 @@ TlsTransport::~TlsTransport() {
     if (ssl_ && handshake_done_ && !failed_) SSL_set_shutdown(ssl_.get(), SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
 }
 
-bool TlsTransport::on_receive(std::span<const char> wire,
-                              const std::function<void(std::span<const char>)>& deliver) {
+bool TlsTransport::on_receive(std::span<const char> wire, const std::function<void(std::span<const char>)>& deliver) {
     if (failed_ || !ssl_) return false;
     try {
         return receive(wire, deliver);

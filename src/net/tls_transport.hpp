@@ -38,8 +38,8 @@ struct Certs {
         SslCtxPtr ctx;
         std::vector<std::string> names;  // lower-case SAN DNS names (else CN); may start with "*."
     };
-    std::vector<Entry> entries;             // [0] is the default certificate
-    std::vector<unsigned char> alpn_wire;   // server preference, ALPN wire format (length-prefixed)
+    std::vector<Entry> entries;            // [0] is the default certificate
+    std::vector<unsigned char> alpn_wire;  // server preference, ALPN wire format (length-prefixed)
     std::chrono::milliseconds handshake_timeout{10'000};
 
     // The entry whose names match `host` (exact, or a one-label "*." wildcard); null when none does.
@@ -78,7 +78,7 @@ private:
     io::OutputQueue plaintext_;
     TlsInfo info_;
     io::Clock::time_point accepted_ = io::Clock::now();
-    bool sniffed_ = false;         // the first bytes were checked for a TLS record
+    bool sniffed_ = false;  // the first bytes were checked for a TLS record
     bool handshake_done_ = false;
     bool failed_ = false;
     mutable bool timeout_logged_ = false;

@@ -110,8 +110,10 @@ struct ZState {
     ZState& operator=(const ZState&) = delete;
     ~ZState() {
         if (!initialized) return;
-        if (inflate) inflateEnd(&z);
-        else deflateEnd(&z);
+        if (inflate)
+            inflateEnd(&z);
+        else
+            deflateEnd(&z);
     }
     z_stream z{};
     bool inflate;
@@ -128,13 +130,15 @@ Inflater::~Inflater() = default;
 
 Deflater::Deflater(const DeflateParams& params, const DeflateOptions& options)
     : reset_each_message_(params.server_no_context_takeover),
-      level_(std::clamp(options.level, 1, 9)), window_bits_(params.server_max_window_bits),
+      level_(std::clamp(options.level, 1, 9)),
+      window_bits_(params.server_max_window_bits),
       mem_level_(std::clamp(options.mem_level, 1, 9)) {}
 
 bool Deflater::compress(std::string_view message, std::string& out) {
     if (!z_) {  // lazily: a connection that never sends a large message never pays for the state
         auto z = std::make_unique<detail::ZState>(false);
-        if (deflateInit2(&z->z, level_, Z_DEFLATED, -window_bits_, mem_level_, Z_DEFAULT_STRATEGY) != Z_OK) return false;
+        if (deflateInit2(&z->z, level_, Z_DEFLATED, -window_bits_, mem_level_, Z_DEFAULT_STRATEGY) != Z_OK)
+            return false;
         z->initialized = true;
         z_ = std::move(z);
     }
@@ -158,8 +162,7 @@ bool Deflater::compress(std::string_view message, std::string& out) {
     return true;
 }
 
-Inflater::Inflater(const DeflateParams& params)
-    : reset_each_message_(params.client_no_context_takeover) {}
+Inflater::Inflater(const DeflateParams& params) : reset_each_message_(params.client_no_context_takeover) {}
 
 Inflater::Status Inflater::feed(std::string_view compressed, std::string& out, std::size_t limit) {
     if (!z_) {
@@ -202,8 +205,10 @@ Inflater::Status Inflater::feed(std::string_view compressed, std::string& out, s
         const bool full = z.avail_out == 0;
         out.resize(out.size() - z.avail_out);
         if (out.size() > limit) return Status::too_big;
-        if (rc == Z_STREAM_END) inflateReset(&z);
-        else if (rc != Z_OK && rc != Z_BUF_ERROR) return Status::corrupt;
+        if (rc == Z_STREAM_END)
+            inflateReset(&z);
+        else if (rc != Z_OK && rc != Z_BUF_ERROR)
+            return Status::corrupt;
         if (!full) break;
     }
     return Status::ok;

@@ -31,18 +31,28 @@ bool FrameParser::check_first_two() noexcept {
     header_.rsv1 = (b0 & 0x40) != 0;
     header_.opcode = op;
     switch (op) {
-    case Opcode::continuation: case Opcode::text: case Opcode::binary:
-    case Opcode::close: case Opcode::ping: case Opcode::pong: break;
-    default: error_ = "reserved opcode"; return false;
+        case Opcode::continuation:
+        case Opcode::text:
+        case Opcode::binary:
+        case Opcode::close:
+        case Opcode::ping:
+        case Opcode::pong: break;
+        default: error_ = "reserved opcode"; return false;
     }
-    if (b0 & 0x30) error_ = "reserved bits set";
+    if (b0 & 0x30)
+        error_ = "reserved bits set";
     else if (header_.rsv1 && (!allow_rsv1_ || (op != Opcode::text && op != Opcode::binary)))
         error_ = allow_rsv1_ ? "RSV1 outside a message's first frame" : "RSV1 set without an extension";
-    else if (!(b1 & 0x80)) error_ = "client frames must be masked";
-    else if (is_control(op) && !header_.fin) error_ = "fragmented control frame";
-    else if (is_control(op) && (b1 & 0x7F) > 125) error_ = "control frame longer than 125 bytes";
-    else if (op == Opcode::continuation && !in_message_) error_ = "continuation frame without a message";
-    else if ((op == Opcode::text || op == Opcode::binary) && in_message_) error_ = "new message inside a fragmented one";
+    else if (!(b1 & 0x80))
+        error_ = "client frames must be masked";
+    else if (is_control(op) && !header_.fin)
+        error_ = "fragmented control frame";
+    else if (is_control(op) && (b1 & 0x7F) > 125)
+        error_ = "control frame longer than 125 bytes";
+    else if (op == Opcode::continuation && !in_message_)
+        error_ = "continuation frame without a message";
+    else if ((op == Opcode::text || op == Opcode::binary) && in_message_)
+        error_ = "new message inside a fragmented one";
     return error_ == nullptr;
 }
 

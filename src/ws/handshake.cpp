@@ -29,7 +29,8 @@ bool has_token(std::string_view list, std::string_view token, bool exact = false
 }
 
 // Whether any header named `name` lists `token` (a list may be split over repeated headers).
-bool any_header_has_token(const Request& r, std::string_view name, std::string_view token, bool exact = false) noexcept {
+bool any_header_has_token(const Request& r, std::string_view name, std::string_view token,
+                          bool exact = false) noexcept {
     for (const Header& h : r.headers())
         if (iequals(h.name, name) && has_token(h.value, token, exact)) return true;
     return false;
@@ -68,13 +69,16 @@ std::string accept_key(std::string_view key) {
     return std::string(reinterpret_cast<const char*>(encoded), static_cast<std::size_t>(n));
 }
 
-bool is_upgrade_request(const Request& request) noexcept { return any_header_has_token(request, "upgrade", "websocket"); }
+bool is_upgrade_request(const Request& request) noexcept {
+    return any_header_has_token(request, "upgrade", "websocket");
+}
 
 std::variant<Accepted, Response> accept_upgrade(const Request& request, const Options& options) {
     if (request.method() != Method::get) return refuse("the method must be GET");
     if (request.version_major() != 1 || request.version_minor() < 1) return refuse("HTTP/1.1 or later is required");
     if (!is_upgrade_request(request)) return refuse("missing \"Upgrade: websocket\"");
-    if (!any_header_has_token(request, "connection", "upgrade")) return refuse("the Connection header must list \"upgrade\"");
+    if (!any_header_has_token(request, "connection", "upgrade"))
+        return refuse("the Connection header must list \"upgrade\"");
     const auto version = request.header("sec-websocket-version");
     if (!version || trim(*version) != "13") {
         Response r = Response::text("Unsupported WebSocket version: 13 is required\n", 426);

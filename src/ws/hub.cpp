@@ -19,7 +19,8 @@ Deflater* shared_deflater(const DeflateParams& params, const DeflateOptions& opt
     };
     thread_local std::vector<Entry> cache;
     for (Entry& e : cache)
-        if (e.window_bits == params.server_max_window_bits && e.level == options.level && e.mem_level == options.mem_level)
+        if (e.window_bits == params.server_max_window_bits && e.level == options.level &&
+            e.mem_level == options.mem_level)
             return &e.deflater;
     if (cache.size() >= 8) cache.erase(cache.begin());
     DeflateParams p = params;
@@ -39,7 +40,8 @@ PreparedMessage::PreparedMessage(std::string_view payload, bool binary) : binary
 
 const std::string* PreparedMessage::compressed_frame(const DeflateParams& params, const DeflateOptions& options) {
     for (const Compressed& c : compressed_)
-        if (c.window_bits == params.server_max_window_bits && c.level == options.level && c.mem_level == options.mem_level)
+        if (c.window_bits == params.server_max_window_bits && c.level == options.level &&
+            c.mem_level == options.mem_level)
             return &c.frame;
     Deflater* d = shared_deflater(params, options);
     std::string body;

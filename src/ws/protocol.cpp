@@ -28,8 +28,13 @@ class WsProtocol final : public net::ProtocolHandler, public detail::Session {
 public:
     WsProtocol(net::Connection& c, net::ConnectionHome& home, std::shared_ptr<const Handlers> handlers, Options options,
                const Accepted& accepted, std::string_view path)
-        : conn_(c), home_(home), handlers_(std::move(handlers)), options_(std::move(options)), deflate_(accepted.deflate),
-          parser_(accepted.deflate.enabled), shared_(std::make_shared<detail::Shared>(options_.max_send_buffer)) {
+        : conn_(c),
+          home_(home),
+          handlers_(std::move(handlers)),
+          options_(std::move(options)),
+          deflate_(accepted.deflate),
+          parser_(accepted.deflate.enabled),
+          shared_(std::make_shared<detail::Shared>(options_.max_send_buffer)) {
         shared_->subprotocol = accepted.subprotocol;
         shared_->path = path;
         if (deflate_.enabled) {
@@ -85,7 +90,8 @@ public:
                 fail(close_code::going_away, "idle timeout");
                 return;
             }
-            if (options_.ping_interval.count() > 0 && quiet >= options_.ping_interval && now - last_ping_ >= options_.ping_interval) {
+            if (options_.ping_interval.count() > 0 && quiet >= options_.ping_interval &&
+                now - last_ping_ >= options_.ping_interval) {
                 last_ping_ = now;
                 write_frame(conn_.out(), Opcode::ping, {});
                 conn_.flush();
@@ -199,7 +205,8 @@ private:
                 in_payload_ = true;
                 if (!begin_frame()) return;
             }
-            const std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(frame_.length - offset_, bytes.size() - pos));
+            const std::size_t take =
+                static_cast<std::size_t>(std::min<std::uint64_t>(frame_.length - offset_, bytes.size() - pos));
             if (take > 0 && !payload(bytes.data() + pos, take)) return;
             pos += take;
             offset_ += take;
@@ -224,10 +231,12 @@ private:
             utf8_.reset();
         }
         const std::size_t max = options_.max_message_bytes;
-        if (!compressed_ && message_.size() + frame_.length > max) return fail(close_code::message_too_big, "message too big"), false;
+        if (!compressed_ && message_.size() + frame_.length > max)
+            return fail(close_code::message_too_big, "message too big"), false;
         // Compressed input is bounded too (deflate barely expands incompressible data).
         compressed_in_ += frame_.length;
-        if (compressed_ && compressed_in_ > max + max / 8 + 1024) return fail(close_code::message_too_big, "message too big"), false;
+        if (compressed_ && compressed_in_ > max + max / 8 + 1024)
+            return fail(close_code::message_too_big, "message too big"), false;
         return true;
     }
 
@@ -264,18 +273,15 @@ private:
 
     void end_frame() {
         switch (frame_.opcode) {
-        case Opcode::ping:
-            if (!close_sent_) {
-                write_frame(conn_.out(), Opcode::pong, std::string_view(control_, control_len_));
-                conn_.flush();
-            }
-            return;
-        case Opcode::pong:
-            return;  // any input already counts as life (last_rx_)
-        case Opcode::close:
-            return on_close_frame();
-        default:
-            break;
+            case Opcode::ping:
+                if (!close_sent_) {
+                    write_frame(conn_.out(), Opcode::pong, std::string_view(control_, control_len_));
+                    conn_.flush();
+                }
+                return;
+            case Opcode::pong: return;  // any input already counts as life (last_rx_)
+            case Opcode::close: return on_close_frame();
+            default: break;
         }
         if (!frame_.fin) return;
         if (compressed_) {
@@ -291,8 +297,10 @@ private:
             call(handlers_->on_message, self_, std::string_view(message_), binary_);
             answering_ = false;
         }
-        if (message_.capacity() > keep_capacity) std::string().swap(message_);
-        else message_.clear();
+        if (message_.capacity() > keep_capacity)
+            std::string().swap(message_);
+        else
+            message_.clear();
     }
 
     void on_close_frame() {
@@ -300,10 +308,12 @@ private:
         std::string_view reason;
         if (control_len_ == 1) return fail(close_code::protocol_error, "close frame with a 1-byte payload");
         if (control_len_ >= 2) {
-            code = static_cast<std::uint16_t>((static_cast<unsigned char>(control_[0]) << 8) | static_cast<unsigned char>(control_[1]));
+            code = static_cast<std::uint16_t>((static_cast<unsigned char>(control_[0]) << 8) |
+                                              static_cast<unsigned char>(control_[1]));
             if (!valid_close_code(code)) return fail(close_code::protocol_error, "invalid close code");
             reason = std::string_view(control_ + 2, control_len_ - 2);
-            if (!Utf8Validator::valid(reason)) return fail(close_code::invalid_payload, "invalid UTF-8 in the close reason");
+            if (!Utf8Validator::valid(reason))
+                return fail(close_code::invalid_payload, "invalid UTF-8 in the close reason");
         }
         // Answer with the same code (none if it sent none), unless we started the closing handshake.
         if (!close_sent_) send_close(code == close_code::no_status ? 0 : code, {});
@@ -354,8 +364,10 @@ private:
                 spdlog::warn("websocket on_close threw");
             }
         }
-        if (now) conn_.close_now();
-        else conn_.close_after_flush();
+        if (now)
+            conn_.close_now();
+        else
+            conn_.close_after_flush();
     }
 
     // After input or a tick: publish the queue size; stop reading while the client does not read.
@@ -380,14 +392,14 @@ private:
 
     bool answering_ = false;  // inside on_message
     FrameHeader frame_;
-    std::uint64_t offset_ = 0;    // payload bytes of the current frame read so far
+    std::uint64_t offset_ = 0;  // payload bytes of the current frame read so far
     bool in_payload_ = false;
     char control_[125];
     std::size_t control_len_ = 0;
 
-    std::string message_;          // the message being reassembled (decompressed), reused
-    std::string scratch_;          // a compressed payload chunk, unmasked
-    std::string compressed_out_;   // our compressed message, reused
+    std::string message_;         // the message being reassembled (decompressed), reused
+    std::string scratch_;         // a compressed payload chunk, unmasked
+    std::string compressed_out_;  // our compressed message, reused
     std::uint64_t compressed_in_ = 0;
     Utf8Validator utf8_;
     bool binary_ = false;
@@ -395,8 +407,8 @@ private:
 
     Clock::time_point last_rx_{}, last_ping_{}, close_deadline_{}, linger_deadline_{};
     bool opened_ = false;
-    bool close_sent_ = false;   // our close frame is queued: no more data from us
-    bool closed_ = false;       // reported to on_close; the socket closes after the flush
+    bool close_sent_ = false;  // our close frame is queued: no more data from us
+    bool closed_ = false;      // reported to on_close; the socket closes after the flush
     bool reading_paused_ = false;
 };
 
@@ -408,10 +420,12 @@ std::unique_ptr<net::ProtocolHandler> make_protocol(net::Connection& connection,
     return std::make_unique<WsProtocol>(connection, home, std::move(handlers), std::move(options), accepted, path);
 }
 
-void switch_to_websocket(net::Connection& connection, net::ConnectionHome& home, std::shared_ptr<const Handlers> handlers,
-                         Options options, const Accepted& accepted, std::string_view path, std::span<const char> rest) {
+void switch_to_websocket(net::Connection& connection, net::ConnectionHome& home,
+                         std::shared_ptr<const Handlers> handlers, Options options, const Accepted& accepted,
+                         std::string_view path, std::span<const char> rest) {
     connection.out().append(std::string_view(accepted.head));
-    connection.switch_protocol(make_protocol(connection, home, std::move(handlers), std::move(options), accepted, path));
+    connection.switch_protocol(
+        make_protocol(connection, home, std::move(handlers), std::move(options), accepted, path));
     connection.protocol()->on_data(rest);
     connection.flush();
 }

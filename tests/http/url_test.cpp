@@ -47,9 +47,7 @@ TEST(PercentDecode, MalformedEscapesAreKeptVerbatim) {
     EXPECT_EQ(percent_decode("%2", false), "%2");
 }
 
-TEST(PercentDecode, DecodedPercentIsNotDecodedAgain) {
-    EXPECT_EQ(percent_decode("%2541", false), "%41");
-}
+TEST(PercentDecode, DecodedPercentIsNotDecodedAgain) { EXPECT_EQ(percent_decode("%2541", false), "%41"); }
 
 TEST(PercentDecode, PlusIsSpaceOnlyWhenAsked) {
     EXPECT_EQ(percent_decode("a+b", false), "a+b");

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "../support/drain.hpp"
 #include "covet/http1/protocol.hpp"
 #include "covet/io/loop.hpp"
-#include "../support/drain.hpp"
 
 namespace {
 
@@ -85,7 +85,8 @@ const std::vector<std::string> seeds = {
 void expect_well_formed(const std::string& out, const std::string& input, const std::vector<covet::Method>& methods) {
     std::size_t pos = 0, answered = 0;
     while (pos < out.size()) {
-        ASSERT_EQ(out.compare(pos, 9, "HTTP/1.1 "), 0) << "garbage in output for input: " << testing::PrintToString(input);
+        ASSERT_EQ(out.compare(pos, 9, "HTTP/1.1 "), 0)
+            << "garbage in output for input: " << testing::PrintToString(input);
         const std::size_t head_end = out.find("\r\n\r\n", pos);
         ASSERT_NE(head_end, std::string::npos) << testing::PrintToString(input);
         const std::string head = out.substr(pos, head_end - pos);

@@ -114,10 +114,13 @@ TEST_F(EmbeddedServerTest, ServesOnTheCallersLoopWithoutThreads) {
         return got;
     });
     auto finished = [&] { return client.wait_for(0s) == std::future_status::ready; };
-    drive(server(), finished, [this] {
-        flush_requested_ = false;
-        answer_pending();
-    }, flush_requested_);
+    drive(
+        server(), finished,
+        [this] {
+            flush_requested_ = false;
+            answer_pending();
+        },
+        flush_requested_);
     ASSERT_TRUE(finished());
     const auto got = client.get();
     ASSERT_EQ(got.size(), 4u);
@@ -144,12 +147,15 @@ TEST_F(EmbeddedServerTest, StopFinishesInFlightRequestsThenPollReportsDone) {
     ASSERT_EQ(pending_.size(), 1u);
     app_.stop();
     bool answered = false;
-    const bool still_running = drive(server(), [] { return false; }, [&] {
-        if (!answered) {
-            answer_pending();
-            answered = true;
-        }
-    }, flush_requested_, 5s);
+    const bool still_running = drive(
+        server(), [] { return false; },
+        [&] {
+            if (!answered) {
+                answer_pending();
+                answered = true;
+            }
+        },
+        flush_requested_, 5s);
     EXPECT_FALSE(still_running) << "poll() must return false once stopped and drained";
     EXPECT_EQ(body_of(client.get()), "deferred 1");
 }

@@ -25,12 +25,12 @@
 #include <thread>
 #include <vector>
 
+#include "../support/drain.hpp"
 #include "covet/io/output_queue.hpp"
 #include "covet/log.hpp"
 #include "covet/net/connection.hpp"
 #include "covet/net/server.hpp"
 #include "covet/net/tls_context.hpp"
-#include "../support/drain.hpp"
 
 namespace {
 
@@ -77,8 +77,8 @@ Issued issue(const std::vector<std::pair<std::string, std::string>>& subject, co
     X509_set_pubkey(x, out.key.get());
     X509_NAME* name = X509_get_subject_name(x);
     for (const auto& [k, v] : subject)
-        X509_NAME_add_entry_by_txt(name, k.c_str(), MBSTRING_ASC, reinterpret_cast<const unsigned char*>(v.c_str()),
-                                   -1, -1, 0);
+        X509_NAME_add_entry_by_txt(name, k.c_str(), MBSTRING_ASC, reinterpret_cast<const unsigned char*>(v.c_str()), -1,
+                                   -1, 0);
     X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer->cert.get()) : name);
     X509V3_CTX v3;
     X509V3_set_ctx_nodb(&v3);
@@ -128,7 +128,8 @@ struct Pki {
         dir = ::mkdtemp(tmpl);
         Issued ca_ = issue({{"O", "Covet Test"}, {"CN", "Covet Test CA"}}, nullptr, true, "", 1);
         Issued server = issue({{"CN", "localhost"}}, &ca_, false, "DNS:localhost,IP:127.0.0.1", 2);
-        Issued sni = issue({{"CN", "other.example.com"}}, &ca_, false, "DNS:other.example.com,DNS:*.wild.example.com", 3);
+        Issued sni =
+            issue({{"CN", "other.example.com"}}, &ca_, false, "DNS:other.example.com,DNS:*.wild.example.com", 3);
         Issued client = issue({{"O", "Example"}, {"CN", "alice"}}, &ca_, false, "", 4);
         Issued rogue_ca = issue({{"CN", "Rogue CA"}}, nullptr, true, "", 5);
         Issued rogue = issue({{"O", "Example"}, {"CN", "mallory"}}, &rogue_ca, false, "", 6);
@@ -252,7 +253,8 @@ struct Pair {
     }
 
     bool feed_server(std::string_view bytes) {
-        server_ok = server->on_receive(bytes, [this](std::span<const char> p) { server_got.append(p.data(), p.size()); });
+        server_ok =
+            server->on_receive(bytes, [this](std::span<const char> p) { server_got.append(p.data(), p.size()); });
         server->flush_to(wire);
         return server_ok;
     }

@@ -34,8 +34,7 @@ struct Result {
 Result go(const IntRouter& r, Method m, std::string_view path) {
     PathParams p;
     const auto res = r.match(m, path, p);
-    Result out{res.status, res.handler ? *res.handler : -1, std::string(res.allow),
-               std::string(res.pattern), {}};
+    Result out{res.status, res.handler ? *res.handler : -1, std::string(res.allow), std::string(res.pattern), {}};
     for (const auto& kv : p) out.params.emplace_back(kv.name, kv.value);
     return out;
 }
@@ -130,22 +129,21 @@ TEST(PathParams, PopAndClear) {
 
 TEST(Validators, Int) {
     using covet::router_detail::is_int;
-    for (std::string_view ok : {"0", "7", "-0", "-7", "007", "123456789",
-                                "9223372036854775807", "-9223372036854775808"})
+    for (std::string_view ok :
+         {"0", "7", "-0", "-7", "007", "123456789", "9223372036854775807", "-9223372036854775808"})
         EXPECT_TRUE(is_int(ok)) << ok;
-    for (std::string_view bad : {"", "-", "+1", "1a", "a1", " 1", "1 ", "1.0", "1e3", "--1",
-                                 "9223372036854775808", "-9223372036854775809",
-                                 "99999999999999999999999"})
+    for (std::string_view bad : {"", "-", "+1", "1a", "a1", " 1", "1 ", "1.0", "1e3", "--1", "9223372036854775808",
+                                 "-9223372036854775809", "99999999999999999999999"})
         EXPECT_FALSE(is_int(bad)) << bad;
 }
 
 TEST(Validators, Float) {
     using covet::router_detail::is_float;
-    for (std::string_view ok : {"0", "1", "-1", "+2", "1.", ".5", "1.5", "-1.5", "1e10", "1E10",
-                                "1e-3", "-1.5e+7", "0.000", "123.456E-78"})
+    for (std::string_view ok :
+         {"0", "1", "-1", "+2", "1.", ".5", "1.5", "-1.5", "1e10", "1E10", "1e-3", "-1.5e+7", "0.000", "123.456E-78"})
         EXPECT_TRUE(is_float(ok)) << ok;
-    for (std::string_view bad : {"", ".", "-", "+", "e5", ".e5", "1e", "1e+", "1.2.3", "1,5",
-                                 "inf", "-inf", "nan", "NaN", "0x1p3", " 1", "1 ", "1f", "++1"})
+    for (std::string_view bad : {"", ".", "-", "+", "e5", ".e5", "1e", "1e+", "1.2.3", "1,5", "inf", "-inf", "nan",
+                                 "NaN", "0x1p3", " 1", "1 ", "1f", "++1"})
         EXPECT_FALSE(is_float(bad)) << bad;
 }
 
@@ -155,11 +153,11 @@ TEST(Validators, Uuid) {
     EXPECT_TRUE(is_uuid("123E4567-E89B-12D3-A456-426614174ABC"));
     EXPECT_TRUE(is_uuid("abcdefAB-cdEF-0000-ffff-FFFFFFFFFFFF"));
     EXPECT_FALSE(is_uuid(""));
-    EXPECT_FALSE(is_uuid("123e4567e89b12d3a456426614174000"));        // no dashes
-    EXPECT_FALSE(is_uuid("123e4567-e89b-12d3-a456-42661417400"));     // too short
-    EXPECT_FALSE(is_uuid("123e4567-e89b-12d3-a456-4266141740000"));   // too long
-    EXPECT_FALSE(is_uuid("123e456-7e89b-12d3-a456-426614174000"));    // dash misplaced
-    EXPECT_FALSE(is_uuid("123e4567-e89b-12d3-a456-42661417400g"));    // non-hex
+    EXPECT_FALSE(is_uuid("123e4567e89b12d3a456426614174000"));       // no dashes
+    EXPECT_FALSE(is_uuid("123e4567-e89b-12d3-a456-42661417400"));    // too short
+    EXPECT_FALSE(is_uuid("123e4567-e89b-12d3-a456-4266141740000"));  // too long
+    EXPECT_FALSE(is_uuid("123e456-7e89b-12d3-a456-426614174000"));   // dash misplaced
+    EXPECT_FALSE(is_uuid("123e4567-e89b-12d3-a456-42661417400g"));   // non-hex
     EXPECT_FALSE(is_uuid("{23e4567-e89b-12d3-a456-426614174000}"));
 }
 
@@ -185,8 +183,7 @@ TEST(Router, NotFound) {
     IntRouter r;
     r.add(Method::get, "/health", 1);
     r.add(Method::get, "/u/{id}", 2);
-    for (std::string_view path : {"/healthz", "/Health", "/health/x", "/", "", "health", "*",
-                                  "/u", "/u/1/2"}) {
+    for (std::string_view path : {"/healthz", "/Health", "/health/x", "/", "", "health", "*", "/u", "/u/1/2"}) {
         PathParams p;
         const auto res = r.match(Method::get, path, p);
         EXPECT_EQ(res.status, Status::not_found) << path;
@@ -286,8 +283,8 @@ TEST(Router, IntParam) {
     EXPECT_EQ(go(r, Method::get, "/n/-7").params, (Params{{"v", "-7"}}));
     EXPECT_EQ(go(r, Method::get, "/n/9223372036854775807").status, Status::found);
     EXPECT_EQ(go(r, Method::get, "/n/-9223372036854775808").status, Status::found);
-    for (std::string_view bad : {"/n/9223372036854775808", "/n/-9223372036854775809", "/n/+1",
-                                 "/n/1.5", "/n/abc", "/n/12a", "/n/-"})
+    for (std::string_view bad :
+         {"/n/9223372036854775808", "/n/-9223372036854775809", "/n/+1", "/n/1.5", "/n/abc", "/n/12a", "/n/-"})
         EXPECT_EQ(go(r, Method::get, bad).status, Status::not_found) << bad;
 }
 
@@ -309,10 +306,8 @@ TEST(Router, UuidParamIsCaseInsensitive) {
     r.add(Method::get, "/o/{id:uuid}", 1);
     EXPECT_EQ(go(r, Method::get, "/o/123e4567-e89b-12d3-a456-426614174000").params,
               (Params{{"id", "123e4567-e89b-12d3-a456-426614174000"}}));
-    EXPECT_EQ(go(r, Method::get, "/o/123E4567-E89B-12D3-A456-426614174000").status,
-              Status::found);
-    EXPECT_EQ(go(r, Method::get, "/o/123e4567-e89b-12d3-a456-42661417400z").status,
-              Status::not_found);
+    EXPECT_EQ(go(r, Method::get, "/o/123E4567-E89B-12D3-A456-426614174000").status, Status::found);
+    EXPECT_EQ(go(r, Method::get, "/o/123e4567-e89b-12d3-a456-42661417400z").status, Status::not_found);
     EXPECT_EQ(go(r, Method::get, "/o/42").status, Status::not_found);
 }
 
@@ -463,13 +458,13 @@ TEST(Router, MethodNotAllowedOnParamRoute) {
 
 TEST(Router, AllowListInEnumOrder) {
     IntRouter r;
-    for (Method m : {Method::trace, Method::patch, Method::del, Method::options, Method::post,
-                     Method::put, Method::connect, Method::get})
+    for (Method m : {Method::trace, Method::patch, Method::del, Method::options, Method::post, Method::put,
+                     Method::connect, Method::get})
         r.add(m, "/all/{x}", 1);
     EXPECT_EQ(go(r, Method::head, "/all/1").status, Status::found);  // automatic HEAD
     IntRouter r2;
-    for (Method m : {Method::trace, Method::patch, Method::del, Method::options, Method::post,
-                     Method::put, Method::connect})
+    for (Method m :
+         {Method::trace, Method::patch, Method::del, Method::options, Method::post, Method::put, Method::connect})
         r2.add(m, "/all/{x}", 1);
     const Result res = go(r2, Method::get, "/all/1");
     EXPECT_EQ(res.status, Status::method_not_allowed);
@@ -580,13 +575,12 @@ TEST(Router, ShapeIgnoresNamesButNotTypesOrLiterals) {
     const std::string msg = error_of([&] { r.add(Method::get, "/a/{y:int}/b", 2); });
     EXPECT_TRUE(contains(msg, "/a/{y:int}/b")) << msg;
     EXPECT_TRUE(contains(msg, "/a/{x:int}/b")) << msg;
-    EXPECT_NO_THROW(r.add(Method::get, "/a/{x}/b", 3));        // different type
-    EXPECT_NO_THROW(r.add(Method::get, "/a/{x:int}/c", 4));    // different literal
-    EXPECT_NO_THROW(r.add(Method::get, "/a/{x:int}/b/", 5));   // trailing slash
-    EXPECT_NO_THROW(r.add(Method::post, "/a/{z:int}/b", 6));   // different method
+    EXPECT_NO_THROW(r.add(Method::get, "/a/{x}/b", 3));       // different type
+    EXPECT_NO_THROW(r.add(Method::get, "/a/{x:int}/c", 4));   // different literal
+    EXPECT_NO_THROW(r.add(Method::get, "/a/{x:int}/b/", 5));  // trailing slash
+    EXPECT_NO_THROW(r.add(Method::post, "/a/{z:int}/b", 6));  // different method
     // {x} and {x:str} are the same shape.
-    EXPECT_TRUE(contains(error_of([&] { r.add(Method::get, "/a/{s:str}/b", 7); }),
-                         "clashes with GET /a/{x}/b"));
+    EXPECT_TRUE(contains(error_of([&] { r.add(Method::get, "/a/{s:str}/b", 7); }), "clashes with GET /a/{x}/b"));
 }
 
 TEST(Router, IntAndStrCoexist) {
@@ -636,8 +630,7 @@ TEST(Router, BadPatternMessages) {
 
 TEST(Router, TooManyParams) {
     std::string pattern;
-    for (std::size_t i = 0; i <= PathParams::capacity; ++i)
-        pattern += "/{p" + std::to_string(i) + "}";
+    for (std::size_t i = 0; i <= PathParams::capacity; ++i) pattern += "/{p" + std::to_string(i) + "}";
     EXPECT_TRUE(contains(bad_add(pattern), "more than 16 parameters"));
 }
 
@@ -701,8 +694,7 @@ TEST(Router, MoveOnlyAndCallableHandlers) {
     EXPECT_EQ(**res.handler, 5);
 
     covet::Router<std::function<std::string(const PathParams&)>> fr;
-    fr.add(Method::get, "/hello/{name}",
-           [](const PathParams& pp) { return "hi " + std::string(*pp.get("name")); });
+    fr.add(Method::get, "/hello/{name}", [](const PathParams& pp) { return "hi " + std::string(*pp.get("name")); });
     const auto fres = fr.match(Method::get, "/hello/ann", p);
     ASSERT_NE(fres.handler, nullptr);
     EXPECT_EQ((*fres.handler)(p), "hi ann");
@@ -754,8 +746,7 @@ TEST(Router, ConcurrentMatches) {
                 const auto a = r.match(Method::get, "/s/" + std::to_string(i), p);
                 const std::string path = "/p/" + std::to_string(i) + "/" + id;
                 const auto b = r.match(Method::get, path, p);
-                const bool ok = a.handler && *a.handler == i && b.handler &&
-                                *b.handler == 1000 + i &&
+                const bool ok = a.handler && *a.handler == i && b.handler && *b.handler == 1000 + i &&
                                 p.get("id") == std::optional<std::string_view>(id);
                 if (!ok) failures.fetch_add(1, std::memory_order_relaxed);
             }

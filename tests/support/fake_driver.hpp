@@ -50,13 +50,17 @@ public:
     // ---- net::ConnectionHome ----
     void with_connection(net::ConnectionId id, std::function<void(net::Connection&)> fn, bool final) override {
         if (home_thread) {
-            if (net::Connection* c = find(id)) fn(*c);
-            else if (final) ++exchanges_finished;
+            if (net::Connection* c = find(id))
+                fn(*c);
+            else if (final)
+                ++exchanges_finished;
             return;
         }
         post([this, id, final, fn = std::move(fn)] {
-            if (net::Connection* c = find(id)) fn(*c);
-            else if (final) ++exchanges_finished;
+            if (net::Connection* c = find(id))
+                fn(*c);
+            else if (final)
+                ++exchanges_finished;
         });
     }
     net::Connection* find(net::ConnectionId id) noexcept override {
@@ -116,8 +120,14 @@ struct Seen {
 };
 
 inline Seen snapshot(const Request& r) {
-    Seen s{std::string(r.method_name()), std::string(r.target()), std::string(r.path()), std::string(r.query_string()),
-           std::string(r.body()), std::string(r.protocol()), {}, r.keep_alive()};
+    Seen s{std::string(r.method_name()),
+           std::string(r.target()),
+           std::string(r.path()),
+           std::string(r.query_string()),
+           std::string(r.body()),
+           std::string(r.protocol()),
+           {},
+           r.keep_alive()};
     for (const covet::Header& h : r.headers()) s.headers.emplace_back(h.name, h.value);
     return s;
 }
@@ -144,8 +154,10 @@ public:
             held_request = &request;
             return;
         }
-        if (handler) handler(request, responder);
-        else responder.send(Response::text(echo_text(request)));
+        if (handler)
+            handler(request, responder);
+        else
+            responder.send(Response::text(echo_text(request)));
     }
     void finalize(const Request& request, Response& response) noexcept override {
         ++finalized;

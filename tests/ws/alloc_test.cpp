@@ -46,7 +46,8 @@ TEST(WsAllocation, EchoAllocatesNothingPerMessage) {
     int seen = 0;
     h->on_message = [&](ws::WebSocket s, std::string_view d, bool binary) { s.send(d, binary), ++seen; };
     const std::string frame = client_frame(Opcode::text, std::string(2000, 'a'), false) +
-                              client_frame(Opcode::ping, "p") + client_frame(Opcode::continuation, std::string(500, 'b'));
+                              client_frame(Opcode::ping, "p") +
+                              client_frame(Opcode::continuation, std::string(500, 'b'));
     echo_rounds(c, frame, 10);  // warm up: buffers reach their sizes
     EXPECT_EQ(echo_rounds(c, frame, 100), 0);
     EXPECT_EQ(seen, 110);

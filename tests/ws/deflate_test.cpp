@@ -23,7 +23,8 @@ TEST(WsDeflateNegotiation, PlainOffer) {
 }
 
 TEST(WsDeflateNegotiation, ParametersAreHonoured) {
-    auto p = negotiate_deflate("permessage-deflate; client_max_window_bits; server_no_context_takeover; server_max_window_bits=10", {});
+    auto p = negotiate_deflate(
+        "permessage-deflate; client_max_window_bits; server_no_context_takeover; server_max_window_bits=10", {});
     ASSERT_TRUE(p);
     EXPECT_TRUE(p->server_no_context_takeover);
     EXPECT_EQ(p->server_max_window_bits, 10);
@@ -43,16 +44,17 @@ TEST(WsDeflateNegotiation, ServerPolicyIsAdded) {
     o.server_max_window_bits = 11;
     auto p = negotiate_deflate("permessage-deflate; server_max_window_bits=13", o);
     ASSERT_TRUE(p);
-    EXPECT_EQ(p->response(), "permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=11");
+    EXPECT_EQ(p->response(),
+              "permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=11");
 }
 
 TEST(WsDeflateNegotiation, BadOffersAreDeclined) {
     for (const char* offer : {
-             "permessage-deflate; server_max_window_bits",          // value required
+             "permessage-deflate; server_max_window_bits",  // value required
              "permessage-deflate; server_max_window_bits=16",
              "permessage-deflate; server_max_window_bits=7",
              "permessage-deflate; server_max_window_bits=010",
-             "permessage-deflate; server_max_window_bits=8",         // zlib cannot do 256-byte windows
+             "permessage-deflate; server_max_window_bits=8",  // zlib cannot do 256-byte windows
              "permessage-deflate; client_max_window_bits=20",
              "permessage-deflate; server_no_context_takeover=1",
              "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
@@ -64,7 +66,8 @@ TEST(WsDeflateNegotiation, BadOffersAreDeclined) {
 }
 
 TEST(WsDeflateNegotiation, FallsBackToTheNextOffer) {
-    auto p = negotiate_deflate("permessage-deflate; server_max_window_bits=8, permessage-deflate; client_no_context_takeover", {});
+    auto p = negotiate_deflate(
+        "permessage-deflate; server_max_window_bits=8, permessage-deflate; client_no_context_takeover", {});
     ASSERT_TRUE(p);
     EXPECT_TRUE(p->client_no_context_takeover);
     EXPECT_EQ(p->server_max_window_bits, 15);

@@ -94,12 +94,12 @@ TEST(WsFrameParser, ContinuationRules) {
         return ok;
     };
     EXPECT_TRUE(feed(client_frame(Opcode::text, "hi", false)));
-    EXPECT_TRUE(feed(client_frame(Opcode::ping, "hi")));          // control frames may interleave
+    EXPECT_TRUE(feed(client_frame(Opcode::ping, "hi")));  // control frames may interleave
     EXPECT_TRUE(feed(client_frame(Opcode::continuation, "hi", false)));
     EXPECT_TRUE(feed(client_frame(Opcode::continuation, "hi", true)));
     EXPECT_FALSE(p.in_message());
     EXPECT_TRUE(feed(client_frame(Opcode::binary, "hi", false)));
-    EXPECT_FALSE(feed(client_frame(Opcode::text, "hi")));          // a new message inside one
+    EXPECT_FALSE(feed(client_frame(Opcode::text, "hi")));  // a new message inside one
     EXPECT_TRUE(p.failed());
 }
 
@@ -155,16 +155,16 @@ TEST(WsUtf8, ValidAndInvalidSequences) {
     EXPECT_TRUE(V::valid(""));
     EXPECT_TRUE(V::valid("plain ascii text that is longer than eight bytes"));
     EXPECT_TRUE(V::valid("\xCE\xBA\xE1\xBD\xB9\xCF\x83\xCE\xBC\xCE\xB5"));  // κόσμε
-    EXPECT_TRUE(V::valid("\xF4\x8F\xBF\xBF"));                            // U+10FFFF
-    EXPECT_TRUE(V::valid("\xED\x9F\xBF"));                                // U+D7FF
-    EXPECT_FALSE(V::valid("\xC0\xAF"));                                   // overlong /
-    EXPECT_FALSE(V::valid("\xE0\x80\xAF"));                               // overlong
-    EXPECT_FALSE(V::valid("\xF0\x80\x80\xAF"));                           // overlong
-    EXPECT_FALSE(V::valid("\xED\xA0\x80"));                               // surrogate U+D800
-    EXPECT_FALSE(V::valid("\xF4\x90\x80\x80"));                           // > U+10FFFF
+    EXPECT_TRUE(V::valid("\xF4\x8F\xBF\xBF"));                              // U+10FFFF
+    EXPECT_TRUE(V::valid("\xED\x9F\xBF"));                                  // U+D7FF
+    EXPECT_FALSE(V::valid("\xC0\xAF"));                                     // overlong /
+    EXPECT_FALSE(V::valid("\xE0\x80\xAF"));                                 // overlong
+    EXPECT_FALSE(V::valid("\xF0\x80\x80\xAF"));                             // overlong
+    EXPECT_FALSE(V::valid("\xED\xA0\x80"));                                 // surrogate U+D800
+    EXPECT_FALSE(V::valid("\xF4\x90\x80\x80"));                             // > U+10FFFF
     EXPECT_FALSE(V::valid("\xF5\x80\x80\x80"));
-    EXPECT_FALSE(V::valid("\x80"));                                       // lone continuation
-    EXPECT_FALSE(V::valid("\xE2\x82"));                                   // truncated
+    EXPECT_FALSE(V::valid("\x80"));      // lone continuation
+    EXPECT_FALSE(V::valid("\xE2\x82"));  // truncated
     EXPECT_FALSE(V::valid("abcdefgh\xFF"));
 }
 

@@ -15,10 +15,8 @@ using covet::Response;
 // A request whose header views point into `storage` (kept alive by the test).
 struct Upgrade {
     std::vector<std::pair<std::string, std::string>> headers = {
-        {"Host", "example.com"},
-        {"Upgrade", "websocket"},
-        {"Connection", "Upgrade"},
-        {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="},
+        {"Host", "example.com"},         {"Upgrade", "websocket"},
+        {"Connection", "Upgrade"},       {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="},
         {"Sec-WebSocket-Version", "13"},
     };
     covet::Method method = covet::Method::get;

@@ -6,8 +6,8 @@
 
 #include <random>
 
-#include "ws_harness.hpp"
 #include "../support/drain.hpp"
+#include "ws_harness.hpp"
 
 namespace ws_test {
 namespace {
@@ -57,7 +57,8 @@ TEST(WsProtocol, SplitAtEveryByteBoundary) {
     const std::string stream = client_frame(Opcode::text, "Hel", false) + client_frame(Opcode::ping, "p1") +
                                client_frame(Opcode::continuation, "lo \xE2\x82", false) +
                                client_frame(Opcode::continuation, "\xAC!", true) + client_frame(Opcode::binary, big) +
-                               client_frame(Opcode::text, "") + client_frame(Opcode::binary, "x", true, false, true, 64) +
+                               client_frame(Opcode::text, "") +
+                               client_frame(Opcode::binary, "x", true, false, true, 64) +
                                client_frame(Opcode::pong, "") + client_frame(Opcode::close, close_payload(1000, "bye"));
     for (std::size_t cut = 0; cut <= stream.size(); ++cut) {
         FakeWorker w;
@@ -407,12 +408,15 @@ TEST(WsProtocol, SteadyStateReusesTheMessageBuffer) {
     int n = 0;
     auto h = std::const_pointer_cast<ws::Handlers>(c.handlers);
     h->on_message = [&](ws::WebSocket, std::string_view d, bool) {
-        if (!first) first = d.data();
-        else same = same && d.data() == first;
+        if (!first)
+            first = d.data();
+        else
+            same = same && d.data() == first;
         ++n;
     };
     c.feed(client_frame(Opcode::text, std::string(1000, 'a')));  // sets the capacity
-    for (int i = 0; i < 20; ++i) c.feed(client_frame(Opcode::text, std::string(static_cast<std::size_t>(10 + i * 40), 'b')));
+    for (int i = 0; i < 20; ++i)
+        c.feed(client_frame(Opcode::text, std::string(static_cast<std::size_t>(10 + i * 40), 'b')));
     EXPECT_EQ(n, 21);
     EXPECT_TRUE(same);
 }

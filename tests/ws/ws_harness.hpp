@@ -16,11 +16,11 @@
 #include <utility>
 #include <vector>
 
+#include "../support/drain.hpp"
 #include "covet/net/connection.hpp"
 #include "covet/net/connection_ref.hpp"
 #include "covet/ws/frame.hpp"
 #include "covet/ws/protocol.hpp"
-#include "../support/drain.hpp"
 #include "covet/ws/websocket.hpp"
 
 namespace ws_test {
@@ -137,7 +137,9 @@ struct ServerFrame {
     bool fin, rsv1;
     std::string payload;
     std::uint16_t close_code() const {
-        return payload.size() >= 2 ? static_cast<std::uint16_t>((static_cast<unsigned char>(payload[0]) << 8) | static_cast<unsigned char>(payload[1])) : 0;
+        return payload.size() >= 2 ? static_cast<std::uint16_t>((static_cast<unsigned char>(payload[0]) << 8) |
+                                                                static_cast<unsigned char>(payload[1]))
+                                   : 0;
     }
 };
 
@@ -163,7 +165,8 @@ inline std::vector<ServerFrame> parse_server_frames(std::string_view s) {
             ADD_FAILURE() << "truncated server frame";
             break;
         }
-        out.push_back({static_cast<Opcode>(b0 & 0x0F), (b0 & 0x80) != 0, (b0 & 0x40) != 0, std::string(s.substr(p, n))});
+        out.push_back(
+            {static_cast<Opcode>(b0 & 0x0F), (b0 & 0x80) != 0, (b0 & 0x40) != 0, std::string(s.substr(p, n))});
         p += n;
     }
     return out;
@@ -232,7 +235,9 @@ struct Client {
             messages.push_back({std::string(d), binary});
             if (on_message) on_message(s, d, binary);
         };
-        h->on_close = [this](ws::WebSocket, std::uint16_t code, std::string_view reason) { closes.emplace_back(code, std::string(reason)); };
+        h->on_close = [this](ws::WebSocket, std::uint16_t code, std::string_view reason) {
+            closes.emplace_back(code, std::string(reason));
+        };
         h->on_drain = [this](ws::WebSocket) { ++drains; };
         handlers = h;
         ws::Accepted a;

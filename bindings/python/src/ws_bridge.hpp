@@ -27,14 +27,18 @@ struct WsConnection {
     std::optional<Tls> tls;
 
     explicit WsConnection(const covet::Request& r)
-        : target(r.target()), path(r.path()), query(r.query_string()),
+        : target(r.target()),
+          path(r.path()),
+          query(r.query_string()),
           http_version(std::to_string(r.version_major()) + "." + std::to_string(r.version_minor())),
-          scheme(r.scheme() == "https" ? "wss" : "ws"), client_address(r.client_address()), client_port(r.client_port()) {
+          scheme(r.scheme() == "https" ? "wss" : "ws"),
+          client_address(r.client_address()),
+          client_port(r.client_port()) {
         for (const covet::Header& h : r.headers()) headers.emplace_back(h.name, h.value);
         for (const covet::PathParam& p : r.params()) params.emplace_back(p.name, p.value);
         if (const covet::net::TlsInfo* t = r.tls())
             tls = Tls{std::string(t->version), std::string(t->cipher), std::string(t->alpn), t->server_name,
-                      t->client_subject, t->client_common_name, t->session_reused, t->client_verified};
+                      t->client_subject,       t->client_common_name,  t->session_reused,    t->client_verified};
     }
 };
 using WsPtr = std::shared_ptr<WsConnection>;
@@ -45,7 +49,7 @@ struct WsEvent {
     int route_id;
     WsEventKind kind;
     WsPtr connection;
-    std::string data;    // message payload, or the close reason
+    std::string data;  // message payload, or the close reason
     bool binary = false;
     std::uint16_t code = 0;  // close code
 };

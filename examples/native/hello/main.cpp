@@ -68,12 +68,14 @@ std::string json_string(std::optional<std::string_view> v) {
     if (!v) return "null";
     std::string out = "\"";
     for (char c : *v) {
-        if (c == '"' || c == '\\') out += '\\', out += c;
+        if (c == '"' || c == '\\')
+            out += '\\', out += c;
         else if (static_cast<unsigned char>(c) < 0x20) {
             char buf[8];
             std::snprintf(buf, sizeof buf, "\\u%04x", c);
             out += buf;
-        } else out += c;
+        } else
+            out += c;
     }
     return out + "\"";
 }
@@ -135,34 +137,57 @@ int main(int argc, char** argv) {
         if (i + 1 >= argc) usage(2);
         const char* v = argv[++i];
         using ms = std::chrono::milliseconds;
-        if (flag == "--host") cfg.host = v;
-        else if (flag == "--port") cfg.port = static_cast<std::uint16_t>(number(argv[i - 1], v));
-        else if (flag == "--threads") cfg.threads = static_cast<unsigned>(number(argv[i - 1], v));
+        if (flag == "--host")
+            cfg.host = v;
+        else if (flag == "--port")
+            cfg.port = static_cast<std::uint16_t>(number(argv[i - 1], v));
+        else if (flag == "--threads")
+            cfg.threads = static_cast<unsigned>(number(argv[i - 1], v));
         else if (flag == "--backend") {
-            if (std::string_view(v) == "auto") cfg.backend.reset();
-            else if (auto b = covet::io::parse_backend(v)) cfg.backend = b;
+            if (std::string_view(v) == "auto")
+                cfg.backend.reset();
+            else if (auto b = covet::io::parse_backend(v))
+                cfg.backend = b;
             else {
                 std::fprintf(stderr, "hello: --backend must be auto, uring or asio (got '%s')\n", v);
                 return 2;
             }
-        } else if (flag == "--max-body") cfg.limits.max_body_bytes = number(argv[i - 1], v);
-        else if (flag == "--max-header-bytes") cfg.limits.max_header_bytes = number(argv[i - 1], v);
-        else if (flag == "--max-headers") cfg.limits.max_headers = number(argv[i - 1], v);
-        else if (flag == "--max-url") cfg.limits.max_url_bytes = number(argv[i - 1], v);
-        else if (flag == "--max-connections") cfg.limits.max_connections = number(argv[i - 1], v);
-        else if (flag == "--header-timeout-ms") cfg.timeouts.header = ms(number(argv[i - 1], v));
-        else if (flag == "--body-timeout-ms") cfg.timeouts.body = ms(number(argv[i - 1], v));
-        else if (flag == "--body-deadline-ms") cfg.timeouts.body_deadline = ms(number(argv[i - 1], v));
-        else if (flag == "--min-body-rate") cfg.timeouts.min_body_rate = number(argv[i - 1], v);
-        else if (flag == "--min-body-rate-grace-ms") cfg.timeouts.min_body_rate_grace = ms(number(argv[i - 1], v));
-        else if (flag == "--idle-timeout-ms") cfg.timeouts.keep_alive = ms(number(argv[i - 1], v));
-        else if (flag == "--shutdown-timeout-ms") cfg.timeouts.shutdown = ms(number(argv[i - 1], v));
-        else if (flag == "--log-level") log_level = v;
-        else if (flag == "--log-format") log_format = std::string_view(v) == "json" ? covet::LogFormat::json : covet::LogFormat::text;
-        else if (flag == "--access-log") access_log = v;
-        else if (flag == "--tls-cert") tls_cert = v;
-        else if (flag == "--tls-key") tls_key = v;
-        else if (flag == "--tls-ca") tls.ca_file = v;
+        } else if (flag == "--max-body")
+            cfg.limits.max_body_bytes = number(argv[i - 1], v);
+        else if (flag == "--max-header-bytes")
+            cfg.limits.max_header_bytes = number(argv[i - 1], v);
+        else if (flag == "--max-headers")
+            cfg.limits.max_headers = number(argv[i - 1], v);
+        else if (flag == "--max-url")
+            cfg.limits.max_url_bytes = number(argv[i - 1], v);
+        else if (flag == "--max-connections")
+            cfg.limits.max_connections = number(argv[i - 1], v);
+        else if (flag == "--header-timeout-ms")
+            cfg.timeouts.header = ms(number(argv[i - 1], v));
+        else if (flag == "--body-timeout-ms")
+            cfg.timeouts.body = ms(number(argv[i - 1], v));
+        else if (flag == "--body-deadline-ms")
+            cfg.timeouts.body_deadline = ms(number(argv[i - 1], v));
+        else if (flag == "--min-body-rate")
+            cfg.timeouts.min_body_rate = number(argv[i - 1], v);
+        else if (flag == "--min-body-rate-grace-ms")
+            cfg.timeouts.min_body_rate_grace = ms(number(argv[i - 1], v));
+        else if (flag == "--idle-timeout-ms")
+            cfg.timeouts.keep_alive = ms(number(argv[i - 1], v));
+        else if (flag == "--shutdown-timeout-ms")
+            cfg.timeouts.shutdown = ms(number(argv[i - 1], v));
+        else if (flag == "--log-level")
+            log_level = v;
+        else if (flag == "--log-format")
+            log_format = std::string_view(v) == "json" ? covet::LogFormat::json : covet::LogFormat::text;
+        else if (flag == "--access-log")
+            access_log = v;
+        else if (flag == "--tls-cert")
+            tls_cert = v;
+        else if (flag == "--tls-key")
+            tls_key = v;
+        else if (flag == "--tls-ca")
+            tls.ca_file = v;
         else if (flag == "--tls-sni-cert") {
             const std::string_view pair = v;
             const std::size_t comma = pair.find(',');
@@ -173,15 +198,17 @@ int main(int argc, char** argv) {
             sni_certs.push_back({std::string(pair.substr(0, comma)), std::string(pair.substr(comma + 1))});
         } else if (flag == "--tls-client-auth") {
             const std::string_view mode = v;
-            if (mode == "none") tls.client_auth = covet::net::ClientAuth::none;
-            else if (mode == "optional") tls.client_auth = covet::net::ClientAuth::optional;
-            else if (mode == "required") tls.client_auth = covet::net::ClientAuth::required;
+            if (mode == "none")
+                tls.client_auth = covet::net::ClientAuth::none;
+            else if (mode == "optional")
+                tls.client_auth = covet::net::ClientAuth::optional;
+            else if (mode == "required")
+                tls.client_auth = covet::net::ClientAuth::required;
             else {
                 std::fprintf(stderr, "hello: --tls-client-auth must be none, optional or required (got '%s')\n", v);
                 return 2;
             }
-        }
-        else {
+        } else {
             std::fprintf(stderr, "hello: unknown option %s\n", argv[i - 1]);
             usage(2);
         }
@@ -206,7 +233,8 @@ int main(int argc, char** argv) {
 
     app.use(std::make_unique<covet::RequestIdMiddleware>());
     if (access_log != "off")
-        app.use(std::make_unique<covet::AccessLogMiddleware>(access_log == "json" ? covet::LogFormat::json : covet::LogFormat::text));
+        app.use(std::make_unique<covet::AccessLogMiddleware>(access_log == "json" ? covet::LogFormat::json
+                                                                                  : covet::LogFormat::text));
 
     DelayQueue delays;
 
@@ -214,10 +242,12 @@ int main(int argc, char** argv) {
     app.get("/json", [](covet::Request&) { return covet::Response::json(R"({"message":"Hello, World!"})"); });
     app.get("/users/{id:int}", [](covet::Request& r) {  // ?q=... is echoed back when given
         const auto q = r.query("q");
-        return covet::Response::json("{\"id\":" + std::string(*r.param("id")) + (q ? ",\"q\":" + json_string(std::string_view(*q)) : std::string()) + "}");
+        return covet::Response::json("{\"id\":" + std::string(*r.param("id")) +
+                                     (q ? ",\"q\":" + json_string(std::string_view(*q)) : std::string()) + "}");
     });
     app.post("/echo", [](covet::Request& r) {
-        return covet::Response::bytes(std::string(r.body()), r.header("content-type").value_or("application/octet-stream"));
+        return covet::Response::bytes(std::string(r.body()),
+                                      r.header("content-type").value_or("application/octet-stream"));
     });
     app.get("/search", [](covet::Request& r) { return covet::Response(200, r.query("q").value_or(""), "text/plain"); });
     app.get("/headers", [](covet::Request& r) {
@@ -247,13 +277,15 @@ int main(int argc, char** argv) {
         auto str = [](std::string_view v) { return json_string(std::optional<std::string_view>(v)); };
         std::string body = "{\"scheme\":" + str(r.scheme()) + ",\"protocol\":" + str(r.protocol());
         if (t) {
-            body += ",\"tls_version\":" + str(t->version) + ",\"cipher\":" + str(t->cipher) + ",\"alpn\":" + str(t->alpn) +
-                    ",\"sni\":" + str(t->server_name) + ",\"session_reused\":" + (t->session_reused ? "true" : "false") +
+            body += ",\"tls_version\":" + str(t->version) + ",\"cipher\":" + str(t->cipher) +
+                    ",\"alpn\":" + str(t->alpn) + ",\"sni\":" + str(t->server_name) +
+                    ",\"session_reused\":" + (t->session_reused ? "true" : "false") +
                     ",\"client_verified\":" + (t->client_verified ? "true" : "false") +
                     ",\"client_subject\":" + str(t->client_subject) + ",\"client_cn\":" + str(t->client_common_name);
         } else {
-            body += ",\"tls_version\":null,\"cipher\":null,\"alpn\":null,\"sni\":null,\"session_reused\":false"
-                    ",\"client_verified\":false,\"client_subject\":\"\",\"client_cn\":\"\"";
+            body +=
+                ",\"tls_version\":null,\"cipher\":null,\"alpn\":null,\"sni\":null,\"session_reused\":false"
+                ",\"client_verified\":false,\"client_subject\":\"\",\"client_cn\":\"\"";
         }
         return covet::Response::json(body + "}");
     });
@@ -274,7 +306,8 @@ int main(int argc, char** argv) {
 
     // The benchmarks' I/O-bound handler: answers after 1 ms, like an `await asyncio.sleep(0.001)`.
     app.get("/sleep", [&delays](covet::Request&, covet::Responder responder) {
-        delays.after(std::chrono::milliseconds(1), std::move(responder), covet::Response(200, "Hello, World!", "text/plain"));
+        delays.after(std::chrono::milliseconds(1), std::move(responder),
+                     covet::Response(200, "Hello, World!", "text/plain"));
     });
 
     try {
@@ -284,7 +317,8 @@ int main(int argc, char** argv) {
         return 1;
     }
     std::printf("listening on %s:%u backend=%s threads=%u\n", cfg.host.c_str(), app.port(),
-                std::string(covet::io::to_string(app.backend())).c_str(), app.config().threads ? app.config().threads : std::thread::hardware_concurrency());
+                std::string(covet::io::to_string(app.backend())).c_str(),
+                app.config().threads ? app.config().threads : std::thread::hardware_concurrency());
     std::fflush(stdout);
     return app.run();
 }

@@ -15,9 +15,7 @@ inline constexpr std::size_t method_count = 9;
 inline constexpr std::array<std::string_view, method_count> method_names = {
     "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"};
 
-constexpr std::string_view to_string(Method m) noexcept {
-    return method_names[static_cast<std::size_t>(m)];
-}
+constexpr std::string_view to_string(Method m) noexcept { return method_names[static_cast<std::size_t>(m)]; }
 
 // Exact, case-sensitive match (RFC 9110: method names are case-sensitive).
 constexpr std::optional<Method> parse_method(std::string_view s) noexcept {

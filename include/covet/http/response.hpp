@@ -25,8 +25,11 @@ public:
     static Response json(std::string serialized, int status = 200) {
         return {literal_ct{}, status, std::move(serialized), "application/json"};
     }
-    static Response html(std::string body, int status = 200) { return {literal_ct{}, status, std::move(body), "text/html; charset=utf-8"}; }
-    static Response bytes(std::string body, std::string_view content_type = "application/octet-stream", int status = 200) {
+    static Response html(std::string body, int status = 200) {
+        return {literal_ct{}, status, std::move(body), "text/html; charset=utf-8"};
+    }
+    static Response bytes(std::string body, std::string_view content_type = "application/octet-stream",
+                          int status = 200) {
         Response r(status);
         r.body_ = std::move(body);
         r.set_content_type(content_type);
@@ -35,11 +38,17 @@ public:
     static Response empty(int status = 204) { return Response(status); }
 
     int status() const noexcept { return status_; }
-    Response& set_status(int s) noexcept { status_ = s; return *this; }
+    Response& set_status(int s) noexcept {
+        status_ = s;
+        return *this;
+    }
 
     const std::string& body() const noexcept { return body_; }
     std::string& body() noexcept { return body_; }
-    Response& set_body(std::string b) { body_ = std::move(b); return *this; }
+    Response& set_body(std::string b) {
+        body_ = std::move(b);
+        return *this;
+    }
 
     std::string_view content_type() const noexcept { return content_type_; }
     // Copies the value unless it is one of the library's static strings.
@@ -69,21 +78,27 @@ public:
     std::string_view trailers() const noexcept { return trailers_; }
 
     // Asks the protocol to close the connection after this response.
-    Response& close_connection(bool c = true) noexcept { close_ = c; return *this; }
+    Response& close_connection(bool c = true) noexcept {
+        close_ = c;
+        return *this;
+    }
     bool closes_connection() const noexcept { return close_; }
 
     Response(const Response& o) { *this = o; }
     Response& operator=(const Response& o) {
         if (this == &o) return *this;
-        status_ = o.status_, body_ = o.body_, extra_headers_ = o.extra_headers_, trailers_ = o.trailers_, close_ = o.close_;
+        status_ = o.status_, body_ = o.body_, extra_headers_ = o.extra_headers_, trailers_ = o.trailers_,
+        close_ = o.close_;
         owned_content_type_ = o.owned_content_type_;
-        content_type_ = o.content_type_.data() == o.owned_content_type_.data() ? std::string_view(owned_content_type_) : o.content_type_;
+        content_type_ = o.content_type_.data() == o.owned_content_type_.data() ? std::string_view(owned_content_type_)
+                                                                               : o.content_type_;
         return *this;
     }
     Response(Response&& o) noexcept { *this = std::move(o); }
     Response& operator=(Response&& o) noexcept {
         const bool owned = o.content_type_.data() == o.owned_content_type_.data() && !o.owned_content_type_.empty();
-        status_ = o.status_, body_ = std::move(o.body_), extra_headers_ = std::move(o.extra_headers_), close_ = o.close_;
+        status_ = o.status_, body_ = std::move(o.body_), extra_headers_ = std::move(o.extra_headers_),
+        close_ = o.close_;
         trailers_ = std::move(o.trailers_);
         owned_content_type_ = std::move(o.owned_content_type_);
         content_type_ = owned ? std::string_view(owned_content_type_) : o.content_type_;

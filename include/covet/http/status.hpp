@@ -45,14 +45,16 @@ constexpr std::string_view reason_phrase(int status) noexcept {
         case 503: return "Service Unavailable";
         case 504: return "Gateway Timeout";
         case 505: return "HTTP Version Not Supported";
-        default: return status < 200 ? "Informational" : status < 300 ? "Success" : status < 400 ? "Redirection"
-                        : status < 500 ? "Client Error" : "Server Error";
+        default:
+            return status < 200   ? "Informational"
+                   : status < 300 ? "Success"
+                   : status < 400 ? "Redirection"
+                   : status < 500 ? "Client Error"
+                                  : "Server Error";
     }
 }
 
 // Responses with these statuses never carry a body (RFC 9110 §6.4.1).
-constexpr bool status_allows_body(int status) noexcept {
-    return !(status < 200 || status == 204 || status == 304);
-}
+constexpr bool status_allows_body(int status) noexcept { return !(status < 200 || status == 204 || status == 304); }
 
 }  // namespace covet::http

@@ -15,11 +15,11 @@ namespace covet::http1 {
 enum class BodyFraming : std::uint8_t { content_length, chunked, until_close };
 
 struct HeadOptions {
-    std::string_view date;          // IMF-fixdate
+    std::string_view date;  // IMF-fixdate
     BodyFraming framing = BodyFraming::content_length;
-    std::size_t content_length = 0; // with BodyFraming::content_length
-    bool close = false;             // "Connection: close"
-    bool keep_alive_1_0 = false;    // HTTP/1.0 client asked for keep-alive: say "Connection: keep-alive"
+    std::size_t content_length = 0;  // with BodyFraming::content_length
+    bool close = false;              // "Connection: close"
+    bool keep_alive_1_0 = false;     // HTTP/1.0 client asked for keep-alive: say "Connection: keep-alive"
 };
 
 namespace detail {
@@ -51,8 +51,10 @@ inline void write_head(std::string& out, const Response& r, const HeadOptions& o
         }
     }
     out.append(r.extra_headers());
-    if (o.close) out.append("Connection: close\r\n");
-    else if (o.keep_alive_1_0) out.append("Connection: keep-alive\r\n");
+    if (o.close)
+        out.append("Connection: close\r\n");
+    else if (o.keep_alive_1_0)
+        out.append("Connection: keep-alive\r\n");
     out.append("\r\n");
 }
 

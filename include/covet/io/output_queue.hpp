@@ -68,7 +68,10 @@ public:
         std::size_t n = 0, skip = sent_offset_;
         for (std::size_t i = first_; i < sending_.size() && n < out.size(); ++i) {
             std::string& s = sending_[i].bytes;
-            if (skip >= s.size()) { skip -= s.size(); continue; }
+            if (skip >= s.size()) {
+                skip -= s.size();
+                continue;
+            }
             out[n].iov_base = s.data() + skip;
             out[n].iov_len = s.size() - skip;
             skip = 0;

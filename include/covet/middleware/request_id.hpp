@@ -33,7 +33,8 @@ private:
     static bool acceptable(std::string_view id) noexcept {
         if (id.empty() || id.size() > 64) return false;
         for (char c : id)
-            if ((c < '0' || c > '9') && (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && c != '-' && c != '_' && c != '.')
+            if ((c < '0' || c > '9') && (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && c != '-' && c != '_' &&
+                c != '.')
                 return false;
         return true;
     }

@@ -29,9 +29,9 @@ class Connection;
 // keeps the policy (send batches, lingering close) and leaves the I/O to its reactor backend.
 class ConnectionDriver {
 public:
-    virtual void request_send(Connection& c) = 0;        // batched: sent at the end of the loop turn
+    virtual void request_send(Connection& c) = 0;  // batched: sent at the end of the loop turn
     virtual void set_reading(Connection& c, bool enabled) = 0;
-    virtual void close(Connection& c) = 0;                // now; unsent output is dropped
+    virtual void close(Connection& c) = 0;  // now; unsent output is dropped
     // Closing with nothing left to send: backends half-close and drain the input briefly (lingering
     // close), so that bytes the peer already sent don't turn the close into a reset.
     virtual void close_when_drained(Connection& c) { close(c); }
@@ -45,7 +45,11 @@ protected:
 class Connection {
 public:
     Connection(ConnectionDriver& driver, int fd, ConnectionId id, std::string peer_address, std::uint16_t peer_port)
-        : driver_(driver), fd_(fd), id_(id), peer_address_(std::move(peer_address)), peer_port_(peer_port),
+        : driver_(driver),
+          fd_(fd),
+          id_(id),
+          peer_address_(std::move(peer_address)),
+          peer_port_(peer_port),
           transport_(std::make_unique<PlainTransport>(wire_out_)) {}
 
     Connection(const Connection&) = delete;
@@ -56,8 +60,10 @@ public:
     // Queue what was written for sending (one batched send per loop turn).
     void flush() {
         if (!transport_->passthrough()) transport_->flush_to(wire_out_);
-        if (!wire_out_.empty()) driver_.request_send(*this);
-        else if (close_after_flush_) driver_.close_when_drained(*this);
+        if (!wire_out_.empty())
+            driver_.request_send(*this);
+        else if (close_after_flush_)
+            driver_.close_when_drained(*this);
     }
     // Close once everything queued has been sent; further input is ignored.
     void close_after_flush() {
@@ -106,8 +112,10 @@ public:
             // Handshake records and alerts are written even when the protocol wrote nothing.
             if (!ok) close_after_flush_ = true;
             transport_->flush_to(wire_out_);
-            if (!wire_out_.empty()) driver_.request_send(*this);
-            else if (!ok) driver_.close(*this);
+            if (!wire_out_.empty())
+                driver_.request_send(*this);
+            else if (!ok)
+                driver_.close(*this);
             ok = true;  // a failed transport closes after its alert is sent, not at once
         }
         retired_.reset();

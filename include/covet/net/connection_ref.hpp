@@ -40,7 +40,7 @@ protected:
 struct HomeLink {
     explicit HomeLink(ConnectionHome* h) : home(h), identity(h) {}
     std::mutex mutex;
-    ConnectionHome* home;               // null once the worker is gone
+    ConnectionHome* home;                  // null once the worker is gone
     const ConnectionHome* const identity;  // compared, never dereferenced
 };
 
@@ -56,9 +56,12 @@ public:
         const std::uint32_t epoch = epoch_;
         std::lock_guard lock(link_->mutex);
         if (!link_->home) return;
-        link_->home->with_connection(id_, [epoch, fn = std::move(fn)](Connection& c) {
-            if (c.protocol_epoch() == epoch) fn(c);
-        }, final);
+        link_->home->with_connection(
+            id_,
+            [epoch, fn = std::move(fn)](Connection& c) {
+                if (c.protocol_epoch() == epoch) fn(c);
+            },
+            final);
     }
     bool on_home_thread() const noexcept { return link_ && ConnectionHome::current() == link_->identity; }
     // The connection if it is alive with the same protocol handler; home thread only (no allocation).

@@ -21,10 +21,10 @@ struct TlsConfig {
     // mTLS: CA bundle (PEM) that client certificates must chain to. Required unless client_auth is none.
     std::string ca_file;
     ClientAuth client_auth = ClientAuth::none;
-    bool allow_tls12 = true;        // TLS 1.3 is always on; 1.2 for older clients unless disabled
-    std::string ciphers;            // TLS 1.2 cipher list; empty: ECDHE + AEAD only
-    std::string ciphersuites;       // TLS 1.3 suites; empty: OpenSSL's default
-    bool session_tickets = true;    // stateless resumption (keys rotate with each reload)
+    bool allow_tls12 = true;                              // TLS 1.3 is always on; 1.2 for older clients unless disabled
+    std::string ciphers;                                  // TLS 1.2 cipher list; empty: ECDHE + AEAD only
+    std::string ciphersuites;                             // TLS 1.3 suites; empty: OpenSSL's default
+    bool session_tickets = true;                          // stateless resumption (keys rotate with each reload)
     std::chrono::milliseconds handshake_timeout{10'000};  // accept → handshake done, else closed
 };
 

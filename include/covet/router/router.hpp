@@ -47,9 +47,7 @@ constexpr std::size_t index(Method m) noexcept { return static_cast<std::size_t>
 // Transparent so that lookups with a std::string_view never build a std::string.
 struct StringViewHash {
     using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept {
-        return std::hash<std::string_view>{}(s);
-    }
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
 };
 
 template <class Value>
@@ -121,8 +119,7 @@ private:
     // One registration. Lives in a std::deque, which never relocates elements on emplace_back,
     // so `names` may view into `pattern` and endpoints may hold plain pointers to it.
     struct Route {
-        Route(Method m, std::string p, Handler h)
-            : method(m), pattern(std::move(p)), handler(std::move(h)) {}
+        Route(Method m, std::string p, Handler h) : method(m), pattern(std::move(p)), handler(std::move(h)) {}
         Route(const Route&) = delete;
         Route& operator=(const Route&) = delete;
 

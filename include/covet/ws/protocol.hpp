@@ -24,7 +24,8 @@ std::unique_ptr<net::ProtocolHandler> make_protocol(net::Connection& connection,
 
 // All of the switch for the HTTP/1.1 handler, from inside its on_data: queues the 101 head, installs
 // the WebSocket handler and hands it `rest` (the bytes after the request head).
-void switch_to_websocket(net::Connection& connection, net::ConnectionHome& home, std::shared_ptr<const Handlers> handlers,
-                         Options options, const Accepted& accepted, std::string_view path, std::span<const char> rest);
+void switch_to_websocket(net::Connection& connection, net::ConnectionHome& home,
+                         std::shared_ptr<const Handlers> handlers, Options options, const Accepted& accepted,
+                         std::string_view path, std::span<const char> rest);
 
 }  // namespace covet::ws

@@ -49,14 +49,22 @@ private:
     // A lead byte: how many continuation bytes follow and the range of the first one.
     bool lead(unsigned char c) noexcept {
         lo_ = 0x80, hi_ = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF) need_ = 1;
-        else if (c == 0xE0) need_ = 2, lo_ = 0xA0;           // no overlong 3-byte forms
-        else if (c == 0xED) need_ = 2, hi_ = 0x9F;           // no UTF-16 surrogates
-        else if (c >= 0xE1 && c <= 0xEF) need_ = 2;
-        else if (c == 0xF0) need_ = 3, lo_ = 0x90;           // no overlong 4-byte forms
-        else if (c >= 0xF1 && c <= 0xF3) need_ = 3;
-        else if (c == 0xF4) need_ = 3, hi_ = 0x8F;           // nothing above U+10FFFF
-        else return false;                                   // 0x80-0xC1, 0xF5-0xFF
+        if (c >= 0xC2 && c <= 0xDF)
+            need_ = 1;
+        else if (c == 0xE0)
+            need_ = 2, lo_ = 0xA0;  // no overlong 3-byte forms
+        else if (c == 0xED)
+            need_ = 2, hi_ = 0x9F;  // no UTF-16 surrogates
+        else if (c >= 0xE1 && c <= 0xEF)
+            need_ = 2;
+        else if (c == 0xF0)
+            need_ = 3, lo_ = 0x90;  // no overlong 4-byte forms
+        else if (c >= 0xF1 && c <= 0xF3)
+            need_ = 3;
+        else if (c == 0xF4)
+            need_ = 3, hi_ = 0x8F;  // nothing above U+10FFFF
+        else
+            return false;  // 0x80-0xC1, 0xF5-0xFF
         return true;
     }
 

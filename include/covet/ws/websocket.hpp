@@ -42,12 +42,12 @@ namespace detail {
 // Per connection, shared by its handles: what other threads may read without posting.
 struct Shared {
     explicit Shared(std::size_t send_limit) : limit(send_limit) {}
-    std::atomic<bool> open{true};         // false once a close frame was sent or the connection ended
-    std::atomic<std::size_t> posted{0};   // bytes of sends posted from other threads, not yet queued
-    std::atomic<std::size_t> queued{0};   // unsent bytes on the connection, as last seen on its thread
-    std::atomic<bool> refused{false};     // a send was refused: call on_drain when the queue empties
+    std::atomic<bool> open{true};        // false once a close frame was sent or the connection ended
+    std::atomic<std::size_t> posted{0};  // bytes of sends posted from other threads, not yet queued
+    std::atomic<std::size_t> queued{0};  // unsent bytes on the connection, as last seen on its thread
+    std::atomic<bool> refused{false};    // a send was refused: call on_drain when the queue empties
     const std::size_t limit;
-    std::string subprotocol;              // set before the first handle exists, then read-only
+    std::string subprotocol;  // set before the first handle exists, then read-only
     std::string path;
 };
 
@@ -86,9 +86,13 @@ public:
     bool is_open() const noexcept { return shared_ && shared_->open.load(std::memory_order_acquire); }
     // Bytes not yet written to the socket (approximate off the connection's thread).
     std::size_t buffered_amount() const noexcept {
-        return shared_ ? shared_->queued.load(std::memory_order_relaxed) + shared_->posted.load(std::memory_order_relaxed) : 0;
+        return shared_
+                   ? shared_->queued.load(std::memory_order_relaxed) + shared_->posted.load(std::memory_order_relaxed)
+                   : 0;
     }
-    std::string_view subprotocol() const noexcept { return shared_ ? std::string_view(shared_->subprotocol) : std::string_view(); }
+    std::string_view subprotocol() const noexcept {
+        return shared_ ? std::string_view(shared_->subprotocol) : std::string_view();
+    }
     std::string_view path() const noexcept { return shared_ ? std::string_view(shared_->path) : std::string_view(); }
 
     explicit operator bool() const noexcept { return shared_ != nullptr; }
@@ -96,7 +100,9 @@ public:
     friend bool operator==(const WebSocket& a, const WebSocket& b) noexcept { return a.shared_ == b.shared_; }
 
     // ---- for Hub (connection thread only) ----
-    detail::Session* session_if_live() const noexcept { return is_open() && ref_.on_home_thread() && ref_.get() ? session_ : nullptr; }
+    detail::Session* session_if_live() const noexcept {
+        return is_open() && ref_.on_home_thread() && ref_.get() ? session_ : nullptr;
+    }
     const net::ConnectionRef& ref() const noexcept { return ref_; }
 
 private:
@@ -117,10 +123,12 @@ inline bool WebSocket::send(std::string_view data, bool binary) const {
         return false;
     }
     shared_->posted.fetch_add(data.size(), std::memory_order_relaxed);
-    ref_.run([s = session_, sh = shared_, d = std::string(data), binary](net::Connection&) {
-        sh->posted.fetch_sub(d.size(), std::memory_order_relaxed);
-        s->send_message(d, binary, true);
-    }, false);
+    ref_.run(
+        [s = session_, sh = shared_, d = std::string(data), binary](net::Connection&) {
+            sh->posted.fetch_sub(d.size(), std::memory_order_relaxed);
+            s->send_message(d, binary, true);
+        },
+        false);
     return true;
 }
 

@@ -13,9 +13,7 @@ namespace router_detail {
 
 constexpr bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
 
-constexpr bool is_hex(char c) noexcept {
-    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
+constexpr bool is_hex(char c) noexcept { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 
 constexpr bool is_name_char(char c, bool first) noexcept {
     const bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
@@ -99,8 +97,7 @@ inline PatternSegment parse_param_segment(std::string_view pattern, std::string_
     }
     if (depth != 0) bad_pattern(pattern, "unbalanced braces in segment " + quoted);
     if (groups != 1 || seg.front() != '{' || seg.back() != '}')
-        bad_pattern(pattern, "segment " + quoted +
-                                 " must be either fully literal or exactly one {parameter}");
+        bad_pattern(pattern, "segment " + quoted + " must be either fully literal or exactly one {parameter}");
 
     const std::string_view inner = seg.substr(1, seg.size() - 2);
     const std::size_t colon = inner.find(':');
@@ -114,14 +111,19 @@ inline PatternSegment parse_param_segment(std::string_view pattern, std::string_
     PatternSegment out{true, ParamType::str, name};
     if (colon == std::string_view::npos) return out;
     const std::string_view type = inner.substr(colon + 1);
-    if (type == "str") out.type = ParamType::str;
-    else if (type == "int") out.type = ParamType::integer;
-    else if (type == "float") out.type = ParamType::number;
-    else if (type == "uuid") out.type = ParamType::uuid;
-    else if (type == "path") out.type = ParamType::path;
+    if (type == "str")
+        out.type = ParamType::str;
+    else if (type == "int")
+        out.type = ParamType::integer;
+    else if (type == "float")
+        out.type = ParamType::number;
+    else if (type == "uuid")
+        out.type = ParamType::uuid;
+    else if (type == "path")
+        out.type = ParamType::path;
     else
-        bad_pattern(pattern, "unknown parameter type '" + std::string(type) +
-                                 "' (expected str, int, float, uuid or path)");
+        bad_pattern(pattern,
+                    "unknown parameter type '" + std::string(type) + "' (expected str, int, float, uuid or path)");
     return out;
 }
 
@@ -135,9 +137,8 @@ inline ParsedPattern parse_pattern(std::string_view pattern) {
     // Segments are the pieces between slashes after the leading one: "/a/" -> {"a", ""}.
     for (std::size_t pos = 1;;) {
         const std::size_t slash = pattern.find('/', pos);
-        const std::string_view seg = pattern.substr(pos, slash == std::string_view::npos
-                                                             ? std::string_view::npos
-                                                             : slash - pos);
+        const std::string_view seg =
+            pattern.substr(pos, slash == std::string_view::npos ? std::string_view::npos : slash - pos);
         if (seg.find_first_of("{}") == std::string_view::npos) {
             out.segments.push_back(PatternSegment{false, ParamType::str, seg});
         } else {
@@ -146,8 +147,7 @@ inline ParsedPattern parse_pattern(std::string_view pattern) {
                 if (prev.is_param && prev.text == p.text)
                     bad_pattern(pattern, "duplicate parameter name '" + std::string(p.text) + "'");
             if (++count > PathParams::capacity)
-                bad_pattern(pattern, "more than " + std::to_string(PathParams::capacity) +
-                                         " parameters");
+                bad_pattern(pattern, "more than " + std::to_string(PathParams::capacity) + " parameters");
             out.segments.push_back(p);
         }
         if (slash == std::string_view::npos) break;
@@ -184,8 +184,7 @@ void Router<Handler>::add(Method method, std::string_view pattern, Handler handl
     for (const router_detail::PatternSegment& seg : parsed.segments)
         if (seg.is_param)
             route.names[route.name_count++] =
-                stored.substr(static_cast<std::size_t>(seg.text.data() - pattern.data()),
-                              seg.text.size());
+                stored.substr(static_cast<std::size_t>(seg.text.data() - pattern.data()), seg.text.size());
 
     ep.by_method[slot] = &route;
     if (ep.first == nullptr) ep.first = &route;
@@ -193,8 +192,7 @@ void Router<Handler>::add(Method method, std::string_view pattern, Handler handl
 }
 
 template <class Handler>
-auto Router<Handler>::endpoint_for(const router_detail::ParsedPattern& parsed,
-                                   std::string_view pattern) -> Endpoint& {
+auto Router<Handler>::endpoint_for(const router_detail::ParsedPattern& parsed, std::string_view pattern) -> Endpoint& {
     if (parsed.is_static) {
         auto it = static_.find(pattern);
         if (it == static_.end()) it = static_.emplace(std::string(pattern), Endpoint{}).first;
@@ -208,8 +206,7 @@ auto Router<Handler>::endpoint_for(const router_detail::ParsedPattern& parsed,
             child = &node->params[router_detail::index(seg.type)];
         } else {
             auto it = node->literals.find(seg.text);
-            if (it == node->literals.end())
-                it = node->literals.emplace(std::string(seg.text), nullptr).first;
+            if (it == node->literals.end()) it = node->literals.emplace(std::string(seg.text), nullptr).first;
             child = &it->second;
         }
         if (!*child) *child = std::make_unique<Node>();
@@ -250,8 +247,7 @@ bool Router<Handler>::visit(const Endpoint& e, Search& s) noexcept {
 // Every trie node sits at a fixed segment index, so each is visited at most once per call: the cost
 // is bounded by the trie, whatever the request path looks like.
 template <class Handler>
-bool Router<Handler>::descend(const Node& node, std::size_t pos, std::size_t depth,
-                              Search& s) noexcept {
+bool Router<Handler>::descend(const Node& node, std::size_t pos, std::size_t depth, Search& s) noexcept {
     constexpr std::size_t npos = std::string_view::npos;
     if (pos == npos) return visit(node.endpoint, s);  // every segment consumed
 
@@ -280,8 +276,7 @@ bool Router<Handler>::descend(const Node& node, std::size_t pos, std::size_t dep
 }
 
 template <class Handler>
-auto Router<Handler>::match(Method method, std::string_view path, PathParams& params) const noexcept
-    -> Match {
+auto Router<Handler>::match(Method method, std::string_view path, PathParams& params) const noexcept -> Match {
     params.clear();
     if (path.empty() || path.front() != '/') return Match{};
 
@@ -295,15 +290,12 @@ auto Router<Handler>::match(Method method, std::string_view path, PathParams& pa
     if (root_) descend(*root_, 1, 0, s);
 
     if (s.found != nullptr) {
-        for (std::size_t i = 0; i < s.found->name_count; ++i)
-            params.push(s.found->names[i], s.values[i]);
+        for (std::size_t i = 0; i < s.found->name_count; ++i) params.push(s.found->names[i], s.values[i]);
         return Match{Status::found, &s.found->handler, s.found_at->allow, s.found->pattern};
     }
     // The static node is the most specific one, so its Allow list beats any trie node's.
-    const Endpoint* partial = (static_ep != nullptr && static_ep->first != nullptr) ? static_ep
-                                                                                    : s.partial;
-    if (partial != nullptr)
-        return Match{Status::method_not_allowed, nullptr, partial->allow, partial->first->pattern};
+    const Endpoint* partial = (static_ep != nullptr && static_ep->first != nullptr) ? static_ep : s.partial;
+    if (partial != nullptr) return Match{Status::method_not_allowed, nullptr, partial->allow, partial->first->pattern};
     return Match{};
 }
 
