@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# The full test suite from a clean clone: installs what is missing, builds with -Werror and
-# ASan/UBSan, runs the C++ tests (unit, real-socket on both backends, install/find_package), then the
+# The full test suite from a clean clone: installs what is missing, checks formatting (clang-format) and the
+# package's lint and types (ruff, mypy --strict), builds with -Werror and ASan/UBSan, runs the C++ tests (unit,
+# real-socket on both backends, install/find_package) and the cross-thread ones under ThreadSanitizer, then the
 # Python real-socket suite against the example on both backends, the Python package (built with pip
 # from the same CMake tree) and its tests, then the benchmark harness's own tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+echo "== checks: C++ format (clang-format 18.1.8), ruff + mypy --strict on the covet package"
+scripts/format.sh --check
+scripts/lint-python.sh
 scripts/build.sh asan
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
@@ -13,6 +17,9 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 echo "== C++ tests (GoogleTest via ctest; real-socket tests run once per backend)"
 ctest --test-dir build --output-on-failure -j2
+
+echo "== ThreadSanitizer: the C++ tests that cross threads (build-tsan, ctest -L threads)"
+scripts/tsan.sh
 
 echo "== Python integration tests (real sockets, both backends)"
 # The Node.js WebSocket client (npm ws, pinned by its package-lock.json) for test_websocket.py.
