@@ -7,9 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-echo "== checks: C++ format (clang-format 18.1.8), ruff + mypy --strict on the covet package"
+echo "== checks: C++ format (clang-format 18.1.8)"
 scripts/format.sh --check
-scripts/lint-python.sh
 scripts/build.sh asan
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
@@ -32,6 +31,8 @@ scripts/h2spec.sh
 
 echo "== Python package: build and install the wheel into .venv, then its tests"
 .venv/bin/python -m pip install -q --disable-pip-version-check .
+echo "== checks: ruff + mypy --strict on the covet package (after the install: mypy needs its dependencies)"
+scripts/lint-python.sh
 scripts/services.sh start   # PostgreSQL + Redis on free 127.0.0.1 ports -> build/services.env (test_real_drivers.py)
 trap 'scripts/services.sh stop' EXIT
 (cd tests/python && COVET_REQUIRE_NATIVE=1 COVET_REQUIRE_SERVICES=1 ../../.venv/bin/python -m pytest -q -p no:cacheprovider .)
