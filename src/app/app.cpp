@@ -121,9 +121,11 @@ void App::dispatch(Request& request, Responder responder) {
     const RouteTarget& target = *match.handler;
     try {
         if (target.streaming) {
+            responder.keep_request();  // read after this call returns (another thread, the body's arrival)
             RequestBody body = responder.body();
             target.streaming(request, std::move(responder), std::move(body));
         } else if (target.async) {
+            responder.keep_request();                     // answered later, perhaps from another thread
             target.async(request, std::move(responder));  // an exception abandons it: 500
         } else {
             responder.send(target.sync(request));

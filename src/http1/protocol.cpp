@@ -21,6 +21,7 @@
 #include "covet/http/date_cache.hpp"
 #include "covet/http1/serializer.hpp"
 #include "covet/http2/protocol.hpp"
+#include "covet/net/worker_context.hpp"
 #include "covet/ws/handshake.hpp"
 #include "covet/ws/protocol.hpp"
 #include "covet/ws/route.hpp"
@@ -256,6 +257,12 @@ public:
         }
     }
 
+    // The handler keeps the request past dispatch (AsyncHandler, another thread): copy it out of the input
+    // buffer now, on this thread, rather than at the end of process() while that thread may read it.
+    void keep_request(std::uint64_t exchange) override {
+        if (exchange == exchange_ && in_process_) detach(input_);
+    }
+
     void body_consumed(std::uint64_t exchange, std::size_t bytes) override {
         if (exchange != exchange_ || !request_.body_streamed()) return;
         upload_unacked_ -= std::min<std::uint64_t>(upload_unacked_, bytes);
@@ -272,6 +279,7 @@ private:
     // incomplete head (kept by the caller) unless the phase is now dispatched/closing.
     std::size_t process(std::string_view buf) {
         in_process_ = true;
+        input_ = buf;
         std::size_t pos = 0;
         while (pos < buf.size() &&
                (phase_ == Phase::idle || phase_ == Phase::head || phase_ == Phase::body || upload_)) {
@@ -639,6 +647,7 @@ private:
         }
         phase_ = Phase::dispatched;
         ++exchange_;
+        net::WorkerContext::current().stats.count_request();
         dispatcher_.dispatch(
             request_, Responder(net::ConnectionRef(home_.link(), conn_.id(), conn_.protocol_epoch()), this, exchange_));
     }
@@ -867,6 +876,7 @@ private:
         request_.set_body({});
         body_owned_ = false;
         request_.set_body_streamed(true);
+        net::WorkerContext::current().stats.count_request();
         phase_ = Phase::dispatched;
         ++exchange_;
         dispatcher_.dispatch(request_, Responder(net::ConnectionRef(home_.link(), conn_.id(), conn_.protocol_epoch()),
@@ -927,6 +937,7 @@ private:
     std::string pending_;      // unparsed input (incomplete head, or pipelined requests waiting their turn)
     std::string head_buf_;     // the current head, once it must outlive the input buffer
     std::string body_buf_;     // the current body, when it arrived in pieces or must outlive the input
+    std::string_view input_;   // the buffer process() parses (valid while in_process_)
     const char* head_base_ = nullptr;
     std::size_t head_len_ = 0, head_scan_ = 0;
     bool head_detached_ = false, body_owned_ = false, message_complete_ = false, in_process_ = false;

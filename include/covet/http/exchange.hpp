@@ -32,6 +32,10 @@ public:
     // A streamed request body (see body_stream.hpp): install its reader; bytes the reader consumed.
     virtual void body_read(std::uint64_t /*exchange*/, std::shared_ptr<BodyReader> /*reader*/) {}
     virtual void body_consumed(std::uint64_t /*exchange*/, std::size_t /*bytes*/) {}
+    // The request will be read after dispatch returns, possibly from another thread: whatever of it still
+    // views into the connection's input buffer is copied out now, so the protocol never rewrites it later.
+    // Called on the connection's thread, during dispatch; a no-op for protocols whose requests own their bytes.
+    virtual void keep_request(std::uint64_t /*exchange*/) {}
 
 protected:
     ~ExchangeSink() = default;
@@ -85,6 +89,12 @@ public:
     // Starts a chunked response with `head`'s status and headers (its body, if any, is the first chunk).
     StreamWriter stream(Response head);
     bool pending() const noexcept { return sink_ != nullptr; }
+    // Declares that the request is used after the dispatch call returns (a deferred handler, another
+    // thread): its bytes are made stable now. Call on the connection's thread, during dispatch, before the
+    // request is handed on. Inline handlers need not call it (no copy is made for them).
+    void keep_request() const {
+        if (sink_) sink_->keep_request(exchange_);
+    }
     // The request's streamed body (include covet/http/body_stream.hpp), or an empty handle when the body
     // came whole (Request::body_streamed() false). Take it before answering.
     RequestBody body() const;
