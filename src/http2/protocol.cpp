@@ -23,6 +23,7 @@
 #include "ack_filter.hpp"
 #include "covet/http/date_cache.hpp"
 #include "covet/http/status.hpp"
+#include "covet/net/worker_context.hpp"
 #include "fields.hpp"
 #include "reset_budget.hpp"
 #include "stream.hpp"
@@ -334,15 +335,17 @@ public:
 
     void body_consumed(std::uint64_t exchange, std::size_t bytes) override {
         Stream* s = find_stream(exchange);
-        if (!s || !s->upload || !s->session_open || closing_) return;
+        if (!s) return;
         const std::uint64_t n = std::min<std::uint64_t>(s->upload_unacked, bytes);
         s->upload_unacked -= n;
+        upload_unacked_ -= n;
         const std::uint64_t pre = std::min(s->upload_preconsumed, n);
         s->upload_preconsumed -= pre;
-        if (n > pre) {
-            nghttp2_session_consume_stream(session_.get(), s->id, static_cast<std::size_t>(n - pre));
+        if (!s->session_open || closing_) return;
+        const bool stream_window = s->upload && n > pre;
+        if (stream_window) nghttp2_session_consume_stream(session_.get(), s->id, static_cast<std::size_t>(n - pre));
+        if (reopen_connection_window() || stream_window)
             send_and_flush();  // the WINDOW_UPDATE, when nghttp2 decided one is due
-        }
     }
 
 private:
@@ -423,9 +426,10 @@ private:
     static int on_data_chunk_recv(nghttp2_session* session, std::uint8_t, std::int32_t stream_id,
                                   const std::uint8_t* data, std::size_t len, void* user) noexcept {
         Stream* s = stream_of(session, stream_id);
-        // Flow control (see init): the connection window reopens at once; the stream's too, unless the body
-        // streams to a reader, whose acknowledgements reopen it (body_consumed).
-        nghttp2_session_consume_connection(session, len);
+        // Flow control (see init): the connection window reopens at once, unless streamed bodies hold more
+        // than their budget unacknowledged (then it reopens as readers acknowledge: reopen_connection_window);
+        // the stream's too, unless the body streams to a reader, whose acknowledgements reopen it.
+        self(user).consume_connection(len);
         if (!s || !s->upload) nghttp2_session_consume_stream(session, stream_id, len);
         if (s && s->upload) return self(user).deliver(*s, {reinterpret_cast<const char*>(data), len});
         if (!s || s->state != StreamState::receiving || s->reject_status) return 0;
@@ -611,6 +615,7 @@ private:
         s.upload_hold = std::move(s.body);
         s.body.clear();
         s.upload_bytes = s.upload_unacked = s.upload_hold.size();
+        upload_unacked_ += s.upload_unacked;
         dispatch(s, /*streamed=*/true);
     }
 
@@ -627,6 +632,7 @@ private:
             s.pace.add(chunk.size());
             s.deadline = conn_.loop().now() + timeouts_.body;
             s.upload_unacked += chunk.size();
+            upload_unacked_ += chunk.size();
             if (s.reader && s.upload_hold.empty())
                 std::shared_ptr<BodyReader>(s.reader)->on_data(chunk);  // it may answer
             else
@@ -648,6 +654,7 @@ private:
     void abort_upload(Stream& s, int status, std::string_view why) {
         s.upload = false;
         s.upload_hold.clear();
+        forget_unacked(s);  // nobody acknowledges them any more
         if (std::shared_ptr<BodyReader> r = std::move(s.reader)) r->on_error(status, why);
     }
 
@@ -766,6 +773,32 @@ private:
         if (answered || stalled_headers) send_and_flush();
     }
 
+    // ---- the connection window against streamed bodies (Http2Limits::max_unacked_upload_bytes) ----
+    // Each streamed body may hold a stream window of unacknowledged bytes; many of them on one connection
+    // must not add up to that many windows. While they hold more than the budget in total, DATA is not
+    // returned to the connection window, so the client can send at most one connection window more.
+    void consume_connection(std::size_t len) {
+        if (upload_unacked_ > h2_.max_unacked_upload_bytes)
+            window_owed_ += len;
+        else
+            nghttp2_session_consume_connection(session_.get(), len);
+    }
+
+    // Returns DATA held back from the connection window once the streamed bodies are under the budget
+    // again. True if it did (a WINDOW_UPDATE may be due).
+    bool reopen_connection_window() {
+        if (window_owed_ == 0 || upload_unacked_ > h2_.max_unacked_upload_bytes) return false;
+        nghttp2_session_consume_connection(session_.get(), std::exchange(window_owed_, 0));
+        return true;
+    }
+
+    // A stream's unacknowledged bytes no longer count (its body was aborted, or it is freed).
+    void forget_unacked(Stream& s) noexcept {
+        upload_unacked_ -= std::min(upload_unacked_, s.upload_unacked);
+        s.upload_unacked = s.upload_preconsumed = 0;
+        if (session_ && !closing_) reopen_connection_window();
+    }
+
     // The stream's body no longer counts as in flight (dispatched, answered, or gone).
     void unbuffer(Stream& s) noexcept {
         receiving_bytes_ -= s.buffered;
@@ -777,6 +810,7 @@ private:
         s.state = StreamState::dispatched;
         s.app_owned = true;
         ++outstanding_;
+        net::WorkerContext::current().stats.count_request();
         s.request.set_body(streamed ? std::string_view{} : std::string_view(s.body));
         s.request.set_body_streamed(streamed);
         const auto id = static_cast<std::uint64_t>(s.id);
@@ -869,6 +903,7 @@ private:
     void settle(Stream& s) {
         if (s.session_open || s.app_owned) return;
         unbuffer(s);
+        forget_unacked(s);
         if (upgrade_stream_ == &s) upgrade_stream_ = nullptr;
         for (auto it = live_.begin(); it != live_.end(); ++it) {
             if (it->get() != &s) continue;
@@ -963,8 +998,10 @@ private:
     Clock::time_point progress_at_{};  // last byte from the client, or our output fully written
     std::size_t outstanding_ = 0;      // dispatched streams not yet answered
     StreamIds stream_ids_;
-    std::size_t receiving_bytes_ = 0;  // request bodies still arriving, all streams
-    detail::ResetBudget resets_{1};    // RST_STREAMs the client may send
+    std::size_t receiving_bytes_ = 0;   // request bodies still arriving, all streams
+    std::uint64_t upload_unacked_ = 0;  // streamed bodies' bytes delivered or held, not yet acknowledged
+    std::size_t window_owed_ = 0;       // DATA not yet returned to the connection window (see consume_connection)
+    detail::ResetBudget resets_{1};     // RST_STREAMs the client may send
     bool in_session_ = false, closing_ = false, fatal_ = false, peer_closed_ = false, output_blocked_ = false;
     bool shutting_down_ = false, shutdown_notice_sent_ = false, final_goaway_sent_ = false;
 };

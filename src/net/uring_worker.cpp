@@ -136,16 +136,26 @@ protected:
         ::close(fd);
     }
 
-    void want_read(std::uint32_t slot) override { want_recv(slot); }
+    // Reading resumed (e.g. a handler acknowledged streamed body bytes): the receive is armed at the next
+    // submit, which an embedded loop runs only when asked.
+    void want_read(std::uint32_t slot) override {
+        want_recv(slot);
+        schedule_flush();
+    }
 
     void stop_reading(std::uint32_t slot) override {
         if (!state(slot).recv_armed) return;
         io_uring_prep_cancel64(sqe(), pack(Op::recv, slot, this->slot(slot).generation), 0);
         last_sqe_->user_data = pack(Op::cancel);
+        schedule_flush();
     }
 
-    void output_queued() override {
-        if (embedded_ && !in_turn_ && !flush_due_ && output_hook_) {  // completed between polls
+    void output_queued() override { schedule_flush(); }
+
+    // Work queued for the next submit between an embedded loop's polls (a response completed there, reading
+    // turned on or off): ask the caller for a flush(). Within a poll, the caller flushes after it anyway.
+    void schedule_flush() {
+        if (embedded_ && !in_turn_ && !flush_due_ && output_hook_) {
             flush_due_ = true;
             output_hook_();
         }

@@ -1684,4 +1684,58 @@ TEST(Http2Upload, ClientResetTellsTheReader) {
     EXPECT_FALSE(h.conn.closing());
 }
 
+TEST(Http2Upload, UploadsThatAreNotReadHoldAtMostTheConnectionBudget) {
+    net::ServerConfig cfg = UploadHarness::upload_config();  // 32 KiB stream windows
+    cfg.http2_limits.max_unacked_upload_bytes = 40000;
+    UploadHarness h(cfg);
+    struct Upload {
+        std::shared_ptr<covet_test::RecordingReader> reader;
+        covet::RequestBody body;
+        Responder responder;
+    };
+    std::vector<Upload> uploads;
+    h.dispatcher.on_dispatch = [&](Request&) {
+        uploads.push_back({h.dispatcher.reader, std::move(h.dispatcher.body), std::move(h.dispatcher.responder)});
+    };
+    Client c;
+    constexpr int n = 10;
+    const std::string body = pattern(100000);
+    std::vector<std::int32_t> ids;
+    for (int i = 0; i < n; ++i) ids.push_back(c.request(upload_fields("/up", body.size()), body));
+    const auto held = [&] {
+        std::size_t total = 0;
+        for (const Upload& u : uploads) total += u.reader->data.size();
+        return total;
+    };
+    for (int i = 0; i < 5; ++i) h.pump(c);
+    ASSERT_EQ(uploads.size(), static_cast<std::size_t>(n));
+    // One stream window each would be 10 × 32 KiB; the budget holds them to it plus one connection window
+    // (65535: the client's default) and a frame.
+    EXPECT_LE(held(), 40000u + 65535u + 16384u);
+    EXPECT_GT(held(), 40000u);
+    const std::size_t first = held();
+    h.pump(c);
+    EXPECT_EQ(held(), first);  // nothing more until handlers acknowledge
+
+    std::vector<std::size_t> acked(n, 0);
+    for (int round = 0; round < 400 && held() < n * body.size(); ++round) {
+        for (int i = 0; i < n; ++i) {
+            const std::size_t now = uploads[i].reader->data.size();
+            uploads[i].body.consume(now - acked[i]);
+            acked[i] = now;
+        }
+        h.pump(c);
+    }
+    for (int i = 0; i < n; ++i) {
+        EXPECT_EQ(uploads[i].reader->data, body) << i;
+        EXPECT_EQ(uploads[i].reader->ended, 1) << i;
+        uploads[i].responder.send(Response::text("stored"));
+    }
+    h.pump(c);
+    for (const std::int32_t id : ids) EXPECT_EQ(c.streams[id].body, "stored");
+    const auto next = c.get("/after");  // the connection window is open again
+    h.pump(c);
+    EXPECT_EQ(c.streams[next].body, "GET /after");
+}
+
 }  // namespace

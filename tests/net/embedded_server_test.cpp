@@ -130,6 +130,60 @@ TEST_F(EmbeddedServerTest, ServesOnTheCallersLoopWithoutThreads) {
     EXPECT_EQ(body_of(got[2]), "Hello, World!");
     EXPECT_EQ(body_of(got[3]), "deferred 8");
     EXPECT_GE(hook_calls_, 1) << "responses completed between polls must ask for a flush";
+    EXPECT_EQ(covet::net::WorkerContext::current().stats.snapshot().requests, 4u);
+}
+
+// A streamed upload whose handler acknowledges bytes between polls, as the Python bridge does: reading stops
+// while too much is unacknowledged, and resuming it must ask for a flush through the output hook (the
+// receive is armed at the next submit) or the upload stalls.
+TEST_F(EmbeddedServerTest, ResumedReadingBetweenPollsAsksForAFlush) {
+    if (!uring_requested()) GTEST_SKIP() << "embedding needs io_uring";
+    struct Reader final : covet::BodyReader {
+        void on_data(std::string_view chunk) noexcept override { received += chunk.size(); }
+        void on_end() noexcept override { ended = true; }
+        void on_error(int, std::string_view) noexcept override { failed = true; }
+        std::size_t received = 0;
+        bool ended = false, failed = false;
+    };
+    struct Upload {
+        covet::Responder responder;
+        covet::RequestBody body;
+        std::shared_ptr<Reader> reader = std::make_shared<Reader>();
+        std::size_t acked = 0;
+    };
+    std::vector<Upload> uploads;
+    app_.config().limits.stream_body_threshold = 1000;
+    app_.config().limits.max_buffered_input = 8192;
+    app_.post("/upload", [&](covet::Request&, covet::Responder responder, covet::RequestBody body) {
+        Upload u{std::move(responder), std::move(body)};
+        u.body.read(u.reader);
+        uploads.push_back(std::move(u));
+    });
+    app_.start_embedded();
+    server().on_output([this] { flush_requested_ = true; });
+    constexpr std::size_t size = 300 * 1000;
+    auto client = std::async(std::launch::async, [port = app_.port()] {
+        Client c(port);
+        c.send("POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(size) + "\r\n\r\n" +
+               std::string(size, 'u'));
+        auto r = c.responses(1);
+        return r.empty() ? std::string() : r[0];
+    });
+    auto finished = [&] { return client.wait_for(0s) == std::future_status::ready; };
+    drive(
+        server(), finished,
+        [&] {
+            flush_requested_ = false;
+            for (Upload& u : uploads) {  // the handler's side: acknowledge what arrived, answer at the end
+                if (u.reader->received > u.acked) u.body.consume(u.reader->received - u.acked);
+                u.acked = u.reader->received;
+                if (u.reader->ended && u.responder.pending())
+                    u.responder.send(covet::Response::text(std::to_string(u.acked)));
+            }
+        },
+        flush_requested_);
+    ASSERT_TRUE(finished()) << "the upload stalled: resuming reading between polls did not ask for a flush";
+    EXPECT_EQ(body_of(client.get()), std::to_string(size));
 }
 
 TEST_F(EmbeddedServerTest, StopFinishesInFlightRequestsThenPollReportsDone) {

@@ -56,6 +56,11 @@ struct Http2Limits {
     std::uint32_t max_header_list_bytes = 16 * 1024;  // decoded header list (HPACK bombs) → stream refused
     std::uint32_t max_resets_per_second = 200;        // RST_STREAM from the client (rapid reset) → GOAWAY
     std::uint32_t max_continuations = 8;              // CONTINUATION frames per header block
+    // Streamed request bodies (Limits::stream_body_threshold) on one connection: bytes delivered to their
+    // handlers and not yet acknowledged (RequestBody::consume), all streams together. Over it the connection
+    // window stays shut until handlers catch up, so uploads whose handlers do not read hold at most this
+    // plus one connection window, not one stream window each.
+    std::uint64_t max_unacked_upload_bytes = 4 * 1024 * 1024;
 };
 
 struct ServerConfig {
