@@ -43,7 +43,7 @@ if os.environ.get("COVET_TEST_SOURCE") or not _installed_package_is_complete():
 sys.path[:0] = _EXTRA_PATHS
 
 import covet  # noqa: E402
-from covet import _engine  # noqa: E402
+from covet.server import engine as _engine  # noqa: E402
 
 import fake_native  # noqa: E402
 
@@ -138,14 +138,14 @@ def engine_prelude(native: Any) -> str:
     engine = native
     lines = ["import sys", f"sys.path[:0] = {_EXTRA_PATHS!r}"]
     if engine is fake_native:
-        lines += ["import fake_native", "from covet import _engine", "_engine.use_native(fake_native)"]
+        lines += ["import fake_native", "from covet.server import engine as _engine", "_engine.use_native(fake_native)"]
     else:
         lines += [
             "import importlib.util",
             f"_spec = importlib.util.spec_from_file_location('covet._native', {engine.__file__!r})",
             "_mod = importlib.util.module_from_spec(_spec); _spec.loader.exec_module(_mod)",
             "sys.modules['covet._native'] = _mod",
-            "from covet import _engine",
+            "from covet.server import engine as _engine",
             "_engine.use_native(_mod)",
         ]
     return "\n".join(lines) + "\n"

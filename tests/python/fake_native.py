@@ -23,9 +23,10 @@ import socket
 import threading
 from collections import deque
 from http import HTTPStatus
-from typing import Any, Optional
+from collections.abc import Callable
+from typing import Any, Optional, Union
 
-__all__ = ["NativeServer", "NativeRequest", "NativeResponder", "RouteError"]
+__all__ = ["NativeServer", "NativeRequest", "NativeResponder", "RouteError", "ListenError", "configure_logging"]
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")
 PRIORITY = ("int", "float", "uuid", "str", "path")
@@ -37,6 +38,14 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 
 class RouteError(ValueError):
     pass
+
+
+class ListenError(OSError):
+    """As covet._native.ListenError: the address cannot be listened on (errno; strerror is the message)."""
+
+
+def configure_logging(level: str = "warn", format: str = "text") -> None:
+    """The engine's log level: the stand-in logs nothing."""
 
 
 # --- router -----------------------------------------------------------------------------------------
@@ -358,6 +367,9 @@ class NativeServer:
         self.max_body_bytes = max_body_bytes
         self.shutdown_timeout = shutdown_timeout_ms / 1000
         self.backend = "fake"
+        self.http2 = True  # accepted, not spoken
+        self.tls = False
+        self.embedded = False  # the stand-in always runs its own threads
         self.router = Router()
         self._fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
         self._queue: "deque[tuple[int, NativeRequest, NativeResponder]]" = deque()
@@ -426,6 +438,45 @@ class NativeServer:
             if was_empty:
                 os.eventfd_write(self._fd, 1)
 
+    def take_body(self) -> list[int]:
+        return []  # bodies always arrive whole here
+
+    # not in the stand-in: WebSockets, TLS, the embedded engine
+    def add_websocket_route(self, pattern: str, route_id: int, max_message_bytes: int = 1024 * 1024,
+                            idle_timeout_ms: int = 60_000, ping_interval_ms: int = 20_000,
+                            max_send_buffer: int = 4 * 1024 * 1024, permessage_deflate: bool = True,
+                            subprotocols: Optional[list[str]] = None) -> None:
+        raise NotImplementedError("the fake engine has no WebSockets: run this test against covet._native")
+
+    def take_ws(self) -> list[tuple[int, int, Any, Any, int]]:
+        return []
+
+    def ws_subscribe(self, connection: Any, topic: str) -> None:
+        raise NotImplementedError("the fake engine has no WebSockets")
+
+    def ws_unsubscribe(self, connection: Any, topic: str) -> None:
+        raise NotImplementedError("the fake engine has no WebSockets")
+
+    def ws_publish(self, topic: str, data: Union[str, bytes]) -> int:
+        raise NotImplementedError("the fake engine has no WebSockets")
+
+    def configure_tls(self, certfile: str, keyfile: str, ca_certs: str = "", client_auth: str = "none",
+                      allow_tls12: bool = True, ciphers: str = "",
+                      sni_certs: Optional[list[tuple[str, str]]] = None) -> None:
+        raise NotImplementedError("the fake engine has no TLS: run this test against covet._native")
+
+    def reload_tls(self) -> None:
+        raise RuntimeError("covet: reload_tls(): TLS is not configured")
+
+    def poll(self) -> bool:
+        raise RuntimeError("poll() is for a server started with threads=0 on io_uring")
+
+    def flush(self) -> bool:
+        raise RuntimeError("flush() is for a server started with threads=0 on io_uring")
+
+    def set_output_hook(self, hook: Callable[[], None]) -> None:
+        raise RuntimeError("set_output_hook() is for a server started with threads=0 on io_uring")
+
     # lifecycle
     @property
     def port(self) -> int:
@@ -435,7 +486,11 @@ class NativeServer:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         listener = socket.socket(family, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((self.host, self._port))
+        try:
+            listener.bind((self.host, self._port))
+        except OSError as exc:
+            listener.close()
+            raise ListenError(exc.errno, f"cannot listen on {self.host}:{self._port}: {exc.strerror}") from None
         listener.listen(128)
         self._listener = listener
         self._port = listener.getsockname()[1]

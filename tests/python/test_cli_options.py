@@ -20,7 +20,8 @@ from typing import Any, Optional
 
 import pytest
 
-from covet.cli import parse_duration_ms, parse_env_file, parse_size
+from covet.server.cli import parse_env_file
+from covet.server.options import parse_duration_ms, parse_size
 
 APP = textwrap.dedent("""
     import asyncio, os

@@ -14,8 +14,8 @@ import pytest
 import fake_native
 from covet import CovetPy, Request
 from covet.concurrency import TaskSet, eager_start_available, start_task
-from covet.dispatch import Dispatcher
-from covet.serve import Worker
+from covet.server.dispatch import Dispatcher
+from covet.server.serve import Worker
 
 
 class Harness:

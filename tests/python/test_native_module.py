@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 
 import pytest
@@ -152,8 +153,15 @@ def test_port_in_use_is_refused_unless_shared():
     a.start()
     try:
         b = native.NativeServer(port=a.port, threads=1)
-        with pytest.raises(Exception, match="Address already in use"):
+        with pytest.raises(native.ListenError, match="Address already in use") as refused:
             b.start()
+        # A typed error: an OSError with the errno, and the engine's message naming the address and the fix.
+        assert isinstance(refused.value, OSError) and refused.value.errno == errno.EADDRINUSE
+        assert refused.value.strerror.startswith(f"cannot listen on 127.0.0.1:{a.port} (another process")
+        embedded = native.NativeServer(port=a.port, threads=0)  # the embedded engine reports it the same way
+        with pytest.raises(native.ListenError) as refused:
+            embedded.start()
+        assert refused.value.errno == errno.EADDRINUSE
         c = native.NativeServer(port=a.port, threads=1, shared_port=True, shutdown_timeout_ms=500)
         c.start()  # a pre-forked worker joins the port
         c.stop()

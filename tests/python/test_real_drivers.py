@@ -28,7 +28,7 @@ from typing import Any, Optional
 import pytest
 
 from covet import CovetPy, Request, Response
-from covet import _engine
+from covet.server import engine as _engine
 from covet.serve import ThreadedWorker
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -249,7 +249,7 @@ def test_max_connections_holds_extra_connections_until_one_closes(engine_prelude
 
 
 def test_the_supervisor_passes_max_connections_to_its_workers() -> None:
-    from covet.supervisor import WorkerOptions, worker_command
+    from covet.server.supervisor import WorkerOptions, worker_command
 
     command = worker_command(WorkerOptions(app="main:app", max_connections=123))
     assert command[command.index("--max-connections") + 1] == "123"

@@ -1,6 +1,6 @@
 """python -m covet run module:app ..."""
 import sys
 
-from .cli import main
+from .server.cli import main
 
 sys.exit(main())

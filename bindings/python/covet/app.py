@@ -4,19 +4,52 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import Any, Literal, Optional, TypeVar, Union
+import os
+import sys
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Optional, TypedDict, TypeVar, Union
 
 from . import encoders
 from .datastructures import State
+from .params import Depends
 from .responses import Response, StreamingResponse
-from .routing import _FROM_ANNOTATION, ConstantRoute, Route, RouteTable, parse_path
+from .routing import FROM_ANNOTATION, ConstantRoute, Route, RouteTable, WebSocketRoute, parse_path
+from .server.interface import ExceptionHandler, Middleware, Publisher, ServedApp
+from .server.options import ENGINE_OPTIONS
+from .server.serve import configure_logging, exit_on_listen_error, serve
+from .server.supervisor import Supervisor, WorkerOptions, resolve_workers
+from .tls import TransportOptions
 
-__all__ = ["CovetPy"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["CovetPy", "RouteOptions", "WebSocketOptions"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 Lifespan = Callable[["CovetPy"], contextlib.AbstractAsyncContextManager[Any]]
-ExceptionHandler = Callable[[Any, Exception], Any]
+
+
+class RouteOptions(TypedDict, total=False):
+    """The keyword options of ``@app.get(path, ...)`` and the other method decorators (see `CovetPy.route`)."""
+
+    status_code: Optional[int]
+    name: Optional[str]
+    response_model: Any
+    inline: Optional[bool]
+    eager: Optional[bool]
+    constant: bool
+    dependencies: Optional[Sequence[Depends]]
+
+
+class WebSocketOptions(TypedDict, total=False):
+    """The keyword options of ``@app.websocket(path, ...)`` (see `CovetPy.add_websocket_route`)."""
+
+    max_size: int
+    idle_timeout: float
+    ping_interval: float
+    max_send_buffer: int
+    compression: bool
+    subprotocols: Sequence[str]
 
 
 class CovetPy:
@@ -64,7 +97,7 @@ class CovetPy:
         sync_handlers: Literal["threadpool", "inline"] = "threadpool",
         thread_pool_size: int = 40,
         eager_async: Union[bool, Literal["auto"]] = "auto",
-        dependencies: Optional[Sequence[Any]] = None,
+        dependencies: Optional[Sequence[Depends]] = None,
     ) -> None:
         if sync_handlers not in ("threadpool", "inline"):
             raise ValueError("sync_handlers must be 'threadpool' or 'inline'")
@@ -75,17 +108,17 @@ class CovetPy:
         self.debug = debug
         self.state = State()
         self.router = RouteTable()
-        self.websocket_routes: list[Any] = []  # covet.websockets.WebSocketRoute
-        self._websocket_dispatch: Any = None  # set while serving (publish)
-        self.user_middleware: list[Callable[..., Any]] = []
-        self.exception_handlers: dict[Any, ExceptionHandler] = dict(exception_handlers or {})
+        self.websocket_routes: list[WebSocketRoute] = []
+        self._publish: Optional[Publisher] = None  # set while serving (publish)
+        self.user_middleware: list[Middleware] = []
+        self.exception_handlers: dict[Union[int, type[Exception]], ExceptionHandler] = dict(exception_handlers or {})
         self.on_startup_handlers: list[Callable[[], Any]] = list(on_startup or [])
         self.on_shutdown_handlers: list[Callable[[], Any]] = list(on_shutdown or [])
         self.lifespan = lifespan
         self.sync_handlers = sync_handlers
         self.thread_pool_size = thread_pool_size
         self.eager_async = eager_async
-        self.dependencies: list[Any] = list(dependencies or [])
+        self.dependencies: list[Depends] = list(dependencies or [])
         self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
         self._lifespan_state: Optional[dict[str, Any]] = None
 
@@ -103,10 +136,10 @@ class CovetPy:
         methods: Optional[Sequence[str]] = None,
         status_code: Optional[int] = None,
         name: Optional[str] = None,
-        response_model: Any = _FROM_ANNOTATION,
+        response_model: Any = FROM_ANNOTATION,
         inline: Optional[bool] = None,
         eager: Optional[bool] = None,
-        dependencies: Optional[Sequence[Any]] = None,
+        dependencies: Optional[Sequence[Depends]] = None,
     ) -> Route:
         """Adds `endpoint` for `methods` (default GET) on `path`; raises ValueError on a duplicate.
 
@@ -132,11 +165,11 @@ class CovetPy:
         *,
         status_code: Optional[int] = None,
         name: Optional[str] = None,
-        response_model: Any = _FROM_ANNOTATION,
+        response_model: Any = FROM_ANNOTATION,
         inline: Optional[bool] = None,
         eager: Optional[bool] = None,
         constant: bool = False,
-        dependencies: Optional[Sequence[Any]] = None,
+        dependencies: Optional[Sequence[Depends]] = None,
     ) -> Callable[[F], F]:
         """Decorator form of `add_api_route`.
 
@@ -154,44 +187,41 @@ class CovetPy:
             if constant:
                 self._add_constant_from_handler(path, func, methods or ("GET",), status_code)
             else:
-                self.add_api_route(
-                    path, func, methods=methods, status_code=status_code, name=name,
-                    response_model=response_model, inline=inline, eager=eager, dependencies=dependencies,
-                )
+                self.add_api_route(path, func, methods=methods, status_code=status_code, name=name,
+                                   response_model=response_model, inline=inline, eager=eager, dependencies=dependencies)
             return func
 
         return decorator
 
-    def get(self, path: str, **options: Any) -> Callable[[F], F]:
+    def get(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
         return self.route(path, ["GET"], **options)
 
-    def post(self, path: str, **options: Any) -> Callable[[F], F]:
+    def post(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
         return self.route(path, ["POST"], **options)
 
-    def put(self, path: str, **options: Any) -> Callable[[F], F]:
+    def put(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
         return self.route(path, ["PUT"], **options)
 
-    def patch(self, path: str, **options: Any) -> Callable[[F], F]:
+    def patch(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
         return self.route(path, ["PATCH"], **options)
 
-    def delete(self, path: str, **options: Any) -> Callable[[F], F]:
+    def delete(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
         return self.route(path, ["DELETE"], **options)
 
-    def head(self, path: str, **options: Any) -> Callable[[F], F]:
+    def head(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
         return self.route(path, ["HEAD"], **options)
 
-    def options(self, path: str, **options: Any) -> Callable[[F], F]:
+    def options(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
         return self.route(path, ["OPTIONS"], **options)
 
-    # -- constant routes ------------------------------------------------------------------------------
+    # -- WebSocket routes -----------------------------------------------------------------------------
     def add_websocket_route(self, path: str, endpoint: Callable[..., Any], *, name: Optional[str] = None,
-                            dependencies: Optional[Sequence[Any]] = None, **options: Any) -> Any:
+                            dependencies: Optional[Sequence[Depends]] = None,
+                            **options: Unpack[WebSocketOptions]) -> WebSocketRoute:
         """A WebSocket endpoint (``async def ws(websocket: WebSocket, ...)``). Options: ``max_size`` (bytes,
         default 1 MiB: larger messages close with 1009), ``idle_timeout`` and ``ping_interval`` (seconds,
         60 and 20), ``max_send_buffer`` (bytes, 4 MiB: sends wait above it), ``compression`` (permessage-deflate,
         default True), ``subprotocols`` (the route's, preferred first)."""
-        from .websockets import WebSocketRoute
-
         unknown = set(options) - {"max_size", "idle_timeout", "ping_interval", "max_send_buffer", "compression",
                                   "subprotocols"}
         if unknown:
@@ -203,8 +233,8 @@ class CovetPy:
         self.websocket_routes.append(route)
         return route
 
-    def websocket(self, path: str, *, name: Optional[str] = None, dependencies: Optional[Sequence[Any]] = None,
-                  **options: Any) -> Callable[[F], F]:
+    def websocket(self, path: str, *, name: Optional[str] = None, dependencies: Optional[Sequence[Depends]] = None,
+                  **options: Unpack[WebSocketOptions]) -> Callable[[F], F]:
         """Decorator form of `add_websocket_route`."""
 
         def decorator(func: F) -> F:
@@ -216,10 +246,15 @@ class CovetPy:
     def publish(self, topic: str, data: Union[str, bytes]) -> int:
         """Sends `data` to every WebSocket subscribed to `topic` in this worker process (see
         `WebSocket.subscribe`); the fan-out is native. Returns how many connections it was queued to."""
-        if self._websocket_dispatch is None:
+        if self._publish is None:
             raise RuntimeError("publish() needs the app to be serving")
-        return int(self._websocket_dispatch.publish(topic, data))
+        return self._publish(topic, data)
 
+    def set_publisher(self, publish: Optional[Publisher]) -> None:
+        """Called by the runtime (`covet.server`): the serving worker's broadcast, or None once it stops."""
+        self._publish = publish
+
+    # -- constant routes ------------------------------------------------------------------------------
     def add_constant_route(
         self,
         path: str,
@@ -298,7 +333,7 @@ class CovetPy:
 
         return decorator
 
-    def add_http_middleware(self, func: Callable[..., Awaitable[Response]]) -> None:
+    def add_http_middleware(self, func: Middleware) -> None:
         if not inspect.iscoroutinefunction(func):
             raise TypeError("middleware must be an async function: async def mw(request, call_next)")
         self.user_middleware.append(func)
@@ -334,6 +369,11 @@ class CovetPy:
             self.on_shutdown_handlers.append(func)
         else:
             raise ValueError("event_type must be 'startup' or 'shutdown'")
+
+    @property
+    def lifespan_state(self) -> Optional[dict[str, Any]]:
+        """What the `lifespan` context yielded (while it runs): the initial ``request.state`` of each request."""
+        return self._lifespan_state
 
     @contextlib.asynccontextmanager
     async def lifespan_context(self) -> AsyncIterator[None]:
@@ -375,16 +415,8 @@ class CovetPy:
         HTTPS: ``ssl_certfile=``, ``ssl_keyfile=`` (and ``ssl_ca_certs=`` for client certificates, see
         `covet.tls`); HTTP/2 is on unless ``http2=False``. SIGHUP reloads the certificates.
         """
-        from .serve import configure_logging, serve
-
         if workers != 1:
-            from .supervisor import Supervisor, WorkerOptions, resolve_workers
-
-            from .tls import TransportOptions
-
             transport, server_options = TransportOptions.split(server_options)
-            from .cli import ENGINE_OPTIONS
-
             engine_kwargs = {o.kwarg for o in ENGINE_OPTIONS}
             unknown = sorted(k for k in server_options if k not in engine_kwargs)
             if unknown:
@@ -395,11 +427,10 @@ class CovetPy:
                                     app_dir=app_dir, transport=transport, engine=dict(server_options))
             Supervisor(options, resolve_workers(workers)).run()
             return
-        from .serve import exit_on_listen_error
-
         configure_logging(log_level)
+        app: ServedApp = self  # the runtime sees only this interface
         with exit_on_listen_error():  # a taken port is a one-line message, not a traceback
-            serve(self, host, port, threads, **server_options)
+            serve(app, host, port, threads, **server_options)
 
     def __repr__(self) -> str:
         return f"<CovetPy {self.title!r} with {len(self.router.routes)} routes>"
@@ -407,9 +438,6 @@ class CovetPy:
 
 def _import_string(app: CovetPy) -> tuple[str, str]:
     """``("module:attribute", directory)`` under which worker processes can import `app`."""
-    import os
-    import sys
-
     for name, module in list(sys.modules.items()):
         if module is None or name == "__main__":
             continue

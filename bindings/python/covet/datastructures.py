@@ -7,6 +7,8 @@ import io
 from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
 from typing import IO, TYPE_CHECKING, Any, Generic, Optional, TypeVar, Union
 
+from .concurrency import run_in_threadpool
+
 if TYPE_CHECKING:
     from pydantic import GetCoreSchemaHandler
     from pydantic_core import CoreSchema
@@ -133,8 +135,6 @@ class UploadFile:
     async def read(self, size: int = -1) -> bytes:
         if self._in_memory:
             return self.file.read(size)
-        from .concurrency import run_in_threadpool
-
         return await run_in_threadpool(self.file.read, size)
 
     async def write(self, data: bytes) -> None:
@@ -143,24 +143,18 @@ class UploadFile:
         if self._in_memory:
             self.file.write(data)
         else:
-            from .concurrency import run_in_threadpool
-
             await run_in_threadpool(self.file.write, data)
 
     async def seek(self, offset: int) -> None:
         if self._in_memory:
             self.file.seek(offset)
         else:
-            from .concurrency import run_in_threadpool
-
             await run_in_threadpool(self.file.seek, offset)
 
     async def close(self) -> None:
         if self._in_memory:
             self.file.close()
         else:
-            from .concurrency import run_in_threadpool
-
             await run_in_threadpool(self.file.close)
 
     def _content(self) -> bytes:

@@ -126,7 +126,7 @@ def loads(data: Any) -> Any:
     try:
         return impl(data)
     except (ValueError, RecursionError) as exc:  # orjson.JSONDecodeError is a json.JSONDecodeError
-        from ._json_fallback import reparse
+        from ._json_fallback import reparse  # deferred: it imports json, needed only for invalid or deep JSON
 
         return reparse(data, exc, _loads_is_stdlib)
 

@@ -1,24 +1,23 @@
 """The `Request` object handlers receive (Starlette-like), built lazily over the native request.
 
-Nothing is copied out of the engine until it is used: a handler that only reads ``request.method`` pays
-for one attribute, not for the headers, the query string or the body.
+The connection's attributes (method, headers, query ...) come from `covet.connection.HTTPConnection`; this
+module adds the body: ``body()``, ``json()``, ``form()``, ``stream()``, read from the engine only when used.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Generator, Mapping
+from collections.abc import AsyncGenerator, Generator, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Optional, Protocol, Union
+from typing import Any, Optional, Protocol, Union
 
-from .datastructures import URL, Address, FormData, Headers, QueryParams, State
+from .connection import _UNSET, HTTPConnection, parse_cookies
+from .datastructures import FormData
 from .encoders import loads as _json_loads
 from .exceptions import HTTPException
+from .formparsers import MultiPartException, is_form_media_type, parse_form
 
-if TYPE_CHECKING:
-    from .app import CovetPy
-
-__all__ = ["Request", "ClientDisconnect", "parse_cookies", "STREAM_CHUNK_SIZE"]
+__all__ = ["Request", "ClientDisconnect", "parse_cookies", "STREAM_CHUNK_SIZE", "wake_body_readers"]
 
 STREAM_CHUNK_SIZE = 64 * 1024
 """The size of the chunks `Request.stream` yields from a buffered body (the last one may be shorter)."""
@@ -31,10 +30,10 @@ class ClientDisconnect(Exception):
 
 # Streamed bodies that a reader waits for, by the engine's body id; the dispatcher resolves them when the
 # engine reports news (a chunk, the end, an error) for that body.
-_BODY_WAITERS: "dict[int, asyncio.Future[None]]" = {}
+_BODY_WAITERS: dict[int, asyncio.Future[None]] = {}
 
 
-def wake_body_readers(ids: "list[int]") -> None:
+def wake_body_readers(ids: Iterable[int]) -> None:
     """Called by the dispatcher with the engine's body events (``server.take_body()``)."""
     waiters = _BODY_WAITERS
     for body_id in ids:
@@ -43,33 +42,11 @@ def wake_body_readers(ids: "list[int]") -> None:
             future.set_result(None)
 
 
-# urllib.parse and json are imported where they are needed (percent-encoded values, query parsing, invalid
-# JSON): an app that never meets those does not pay their import time and memory.
-
-
-def parse_cookies(header: str) -> dict[str, str]:
-    """``Cookie: a=1; b="two"`` → ``{"a": "1", "b": "two"}`` (lenient, like browsers send them)."""
-    from urllib.parse import unquote
-
-    out: dict[str, str] = {}
-    for chunk in header.split(";"):
-        name, sep, value = chunk.partition("=")
-        name = name.strip()
-        if not sep:  # a bare value counts as a value with no name, as browsers do
-            name, value = "", name
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] == '"':
-            value = value[1:-1]
-        if name or value:
-            out[name] = unquote(value)
-    return out
-
-
-class Request:
+class Request(HTTPConnection):
     """One HTTP request.
 
-    Attributes: ``method``, ``url`` (``.path``, ``.query``, ``.hostname`` ...), ``path``, ``headers``
-    (case-insensitive), ``query_params``, ``cookies``, ``path_params`` (decoded strings), ``client``
+    Attributes (`HTTPConnection`): ``method``, ``url`` (``.path``, ``.query``, ``.hostname`` ...), ``path``,
+    ``headers`` (case-insensitive), ``query_params``, ``cookies``, ``path_params`` (decoded strings), ``client``
     (``(host, port)``), ``http_version``, ``state``, ``app``; and ``await body()``, ``await json()``,
     ``await form()`` (URL-encoded and multipart forms, files as `UploadFile`), ``async for chunk in stream()``.
 
@@ -78,184 +55,15 @@ class Request:
     so a kept `Request` stays usable.
     """
 
-    __slots__ = (
-        "_native",
-        "_app",
-        "_method",
-        "_raw_path",
-        "_path",
-        "_query_string",
-        "_headers",
-        "_query_params",
-        "_cookies",
-        "_body",
-        "_body_source",
-        "_json",
-        "_form",
-        "_path_params",
-        "_client",
-        "_http_version",
-        "_scheme",
-        "_tls",
-        "_state",
-        "_route",
-        "__weakref__",
-    )
+    __slots__ = ("_body", "_body_source", "_json", "_form", "_route")
 
-    def __init__(self, native: Any, app: Optional["CovetPy"] = None) -> None:
-        self._native = native
-        self._app = app
-        self._method: Optional[str] = None
-        self._raw_path: Optional[str] = None
-        self._path: Optional[str] = None
-        self._query_string: Optional[str] = None
-        self._headers: Optional[Headers] = None
-        self._query_params: Optional[QueryParams] = None
-        self._cookies: Optional[dict[str, str]] = None
+    def __init__(self, native: Any, app: Any = None) -> None:
+        super().__init__(native, app)
         self._body: Optional[bytes] = None
         self._body_source: Optional[BodySource] = None  # set once stream() started reading the body
         self._json: Any = _UNSET
         self._form: Optional[FormData] = None
-        self._path_params: Optional[dict[str, str]] = None
-        self._client: Optional[Address] = None
-        self._http_version: Optional[str] = None
-        self._scheme: Optional[str] = None
-        self._tls: Any = _UNSET
-        self._state: Optional[State] = None
-        self._route: Any = None
-
-    # -- scalar attributes ------------------------------------------------------------------------
-    @property
-    def app(self) -> "CovetPy":
-        if self._app is None:
-            raise AttributeError("this request is not attached to an app")
-        return self._app
-
-    @property
-    def method(self) -> str:
-        if self._method is None:
-            self._method = self._native.method
-        return self._method
-
-    @property
-    def raw_path(self) -> str:
-        """The path as sent (still percent-encoded)."""
-        if self._raw_path is None:
-            self._raw_path = self._native.path
-        return self._raw_path
-
-    @property
-    def path(self) -> str:
-        """The percent-decoded path."""
-        if self._path is None:
-            raw = self.raw_path
-            if "%" in raw:
-                from urllib.parse import unquote
-
-                raw = unquote(raw)
-            self._path = raw
-        return self._path
-
-    @property
-    def query_string(self) -> str:
-        if self._query_string is None:
-            self._query_string = self._native.query_string
-        return self._query_string
-
-    @property
-    def http_version(self) -> str:
-        if self._http_version is None:
-            self._http_version = self._native.http_version
-        return self._http_version
-
-    @property
-    def scheme(self) -> str:
-        """``"https"`` on a TLS connection, else ``"http"``."""
-        if self._scheme is None:
-            self._scheme = getattr(self._native, "scheme", "http")
-        return self._scheme
-
-    @property
-    def tls(self) -> Optional[dict[str, Any]]:
-        """The TLS session (``tls_version``, ``cipher_suite``, ``alpn_protocol``, ``server_name``,
-        ``client_cert_verified``, ``client_cert_name`` (RFC 2253 subject), ``client_cert_common_name``), or None."""
-        if self._tls is _UNSET:
-            self._tls = getattr(self._native, "tls", None)
-        return self._tls  # type: ignore[no-any-return]
-
-    @property
-    def scope(self) -> dict[str, Any]:
-        """An ASGI-style scope for code written against Starlette/FastAPI (built on each access)."""
-        scope: dict[str, Any] = {
-            "type": "http", "http_version": self.http_version, "method": self.method, "scheme": self.scheme,
-            "path": self.path, "raw_path": self.raw_path.encode("latin-1"),
-            "query_string": self.query_string.encode("latin-1"),
-            "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.raw],
-            "client": tuple(self.client), "path_params": self.path_params, "extensions": {},
-        }
-        if self.tls is not None:
-            scope["extensions"]["tls"] = dict(self.tls)
-        return scope
-
-    @property
-    def client(self) -> Address:
-        if self._client is None:
-            host, port = self._native.client
-            self._client = Address(host, port)
-        return self._client
-
-    # -- parsed attributes ------------------------------------------------------------------------
-    @property
-    def headers(self) -> Headers:
-        if self._headers is None:
-            self._headers = Headers(self._native.headers)
-        return self._headers
-
-    @property
-    def url(self) -> URL:
-        host = self.headers.get("host", "")
-        return URL(self.scheme, host, self.path, self.query_string, self.raw_path)
-
-    @property
-    def base_url(self) -> str:
-        return f"{self.scheme}://{self.headers.get('host', '')}/"
-
-    @property
-    def query_params(self) -> QueryParams:
-        if self._query_params is None:
-            from urllib.parse import parse_qsl
-
-            self._query_params = QueryParams(parse_qsl(self.query_string, keep_blank_values=True))
-        return self._query_params
-
-    @property
-    def cookies(self) -> dict[str, str]:
-        if self._cookies is None:
-            cookie_headers = self.headers.getlist("cookie")
-            self._cookies = parse_cookies("; ".join(cookie_headers)) if cookie_headers else {}
-        return self._cookies
-
-    @property
-    def path_params(self) -> dict[str, str]:
-        if self._path_params is None:
-            raw: Mapping[str, str] = self._native.params
-            params: dict[str, str] = {}
-            for k, v in raw.items():
-                if "%" in v:
-                    from urllib.parse import unquote
-
-                    v = unquote(v)
-                params[k] = v
-            self._path_params = params
-        return self._path_params
-
-    @property
-    def state(self) -> State:
-        """Per-request attributes; starts as a copy of the state a lifespan context yielded (if any)."""
-        if self._state is None:
-            initial = self._app._lifespan_state if self._app is not None else None
-            self._state = State(initial)
-        return self._state
+        self._route: Any = None  # the matched route, for the middleware chain (covet.server.dispatch)
 
     # -- body ---------------------------------------------------------------------------------------
     def _streaming(self) -> bool:
@@ -322,7 +130,8 @@ class Request:
             return
         source = self._body_source
         if source is None:
-            source = self._body_source = StreamedBody(self._native) if self._streaming() else BufferedBody(self._native.body)
+            source = self._body_source = (StreamedBody(self._native) if self._streaming()
+                                          else BufferedBody(self._native.body))
         elif source.consumed:
             raise RuntimeError("Stream consumed")
         while not source.consumed:
@@ -348,7 +157,7 @@ class Request:
         max_files: Union[int, float] = 1000,
         max_fields: Union[int, float] = 1000,
         max_part_size: int = 1024 * 1024,
-    ) -> "_FormReader":
+    ) -> _FormReader:
         """The form fields of a ``multipart/form-data`` or ``application/x-www-form-urlencoded`` body (an
         empty `FormData` for other bodies), as in Starlette: ``form = await request.form()``, or
         ``async with request.form() as form:`` to close the uploaded files afterwards.
@@ -366,8 +175,6 @@ class Request:
     ) -> FormData:
         """The parsed form (raises `MultiPartException` for a malformed body)."""
         if self._form is None:
-            from .formparsers import is_form_media_type, parse_form
-
             content_type = self.headers.get("content-type", "")
             body = self._body_now() if is_form_media_type(content_type) else b""  # as Starlette: others unread
             self._form = parse_form(body, content_type, max_files=max_files, max_fields=max_fields,
@@ -388,8 +195,7 @@ class Request:
         native = self._native
         if native is None:
             return
-        self.method, self.raw_path, self.query_string, self.http_version, self.client, self.scheme, self.tls  # noqa: B018
-        self.headers, self.path_params  # noqa: B018
+        self._read_all()
         if self._body_source is None:  # a started stream holds its own copy (or the engine's queue)
             if self._streaming():
                 self._body_source = StreamedBody(native)  # what has arrived stays readable
@@ -417,8 +223,6 @@ class _FormReader:
         self._form: Optional[FormData] = None
 
     def _parse(self) -> FormData:
-        from .formparsers import MultiPartException
-
         try:
             return self._request._form_now(*self._limits)
         except MultiPartException as exc:
@@ -430,11 +234,9 @@ class _FormReader:
     async def _collect(self) -> None:
         """A streamed form body is collected first (forms are parsed from the whole body)."""
         request = self._request
-        if request._form is None and request._body is None and request._streaming():
-            from .formparsers import is_form_media_type
-
-            if is_form_media_type(request.headers.get("content-type", "")):
-                await request.body()
+        if (request._form is None and request._body is None and request._streaming()
+                and is_form_media_type(request.headers.get("content-type", ""))):
+            await request.body()
 
     async def _result(self) -> FormData:
         await self._collect()
@@ -535,7 +337,8 @@ class StreamedBody:
                 raise ClientDisconnect(reason)
             if not result:
                 self.consumed = True
-            return result  # type: ignore[no-any-return]
+            chunk: bytes = result
+            return chunk
 
     def rest(self) -> bytes:
         raise RuntimeError("a streamed body is collected with `await request.body()`")
@@ -567,12 +370,3 @@ def _too_large(limit: int) -> HTTPException:
         "large bodies with request.stream()",
     )
 
-
-class _Unset:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "<unset>"
-
-
-_UNSET: Any = _Unset()

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 from collections.abc import AsyncIterable, Iterable, Iterator, Mapping
+from datetime import UTC
 from typing import TYPE_CHECKING, Any, Literal, Optional, Union
 
 from . import encoders
@@ -140,12 +141,12 @@ class Response:
         if max_age is not None:
             morsel["max-age"] = max_age
         if expires is not None:
-            from datetime import datetime, timezone
+            from datetime import datetime
 
             if isinstance(expires, datetime):
                 from email.utils import format_datetime
 
-                morsel["expires"] = format_datetime(expires.astimezone(timezone.utc), usegmt=True)
+                morsel["expires"] = format_datetime(expires.astimezone(UTC), usegmt=True)
             else:
                 morsel["expires"] = expires
         if path is not None:
@@ -251,7 +252,7 @@ class StreamingResponse(Response):
                     if chunk is done:
                         break
                     if chunk:
-                        responder.write(self._encode(chunk))  # type: ignore[arg-type]
+                        responder.write(self._encode(chunk))
         except Exception:
             # The status line is gone already: all that is left is to cut the response short, so that the
             # client sees an incomplete body rather than a complete-looking one.
@@ -276,7 +277,7 @@ class FileResponse(StreamingResponse):
 
     def __init__(
         self,
-        path: Union[str, "os.PathLike[str]"],
+        path: Union[str, os.PathLike[str]],
         status: Optional[int] = None,
         headers: Optional[Mapping[str, str]] = None,
         media_type: Optional[str] = None,
@@ -309,8 +310,12 @@ class FileResponse(StreamingResponse):
         loop = asyncio.get_running_loop()
         size = await loop.run_in_executor(executor, os.path.getsize, self.path)
         if size <= 4 * self.chunk_size:  # small: one read, one response with Content-Length
-            with open(self.path, "rb") as f:
-                body = await loop.run_in_executor(executor, f.read)
+            body = await loop.run_in_executor(executor, _read_file, self.path)
             responder.send(self.status_code, self.headers._raw, body)
             return
         await super()._send(responder, executor)
+
+
+def _read_file(path: Union[str, os.PathLike[str]]) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()

@@ -19,11 +19,12 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Optional
 
 from .params import RequestPlan, build_plan, native_path_type, resolve_hints
+from .responses import Response
 
 if TYPE_CHECKING:
     from pydantic import TypeAdapter
 
-__all__ = ["Route", "ConstantRoute", "RouteTable", "parse_path", "PathSegment"]
+__all__ = ["Route", "ConstantRoute", "WebSocketRoute", "RouteTable", "parse_path", "PathSegment", "FROM_ANNOTATION"]
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")
 _PARAM_TYPES = ("str", "int", "float", "uuid", "path")
@@ -101,11 +102,9 @@ def _is_async_callable(obj: Any) -> bool:
 
 def _response_adapter(endpoint: Callable[..., Any], response_model: Any) -> Optional[TypeAdapter[Any]]:
     """A TypeAdapter for the declared result type (``response_model=`` or the return annotation)."""
-    from .responses import Response
-
     if response_model is None:
         return None
-    if response_model is _FROM_ANNOTATION:
+    if response_model is FROM_ANNOTATION:
         try:
             response_model = resolve_hints(endpoint).get("return", None)
         except Exception:
@@ -122,7 +121,7 @@ def _response_adapter(endpoint: Callable[..., Any], response_model: Any) -> Opti
 
     if mentions_response(response_model):
         return None
-    from pydantic import TypeAdapter
+    from pydantic import TypeAdapter  # deferred: an app without declared result types never imports pydantic
 
     try:
         return TypeAdapter(response_model)
@@ -130,7 +129,8 @@ def _response_adapter(endpoint: Callable[..., Any], response_model: Any) -> Opti
         return None
 
 
-_FROM_ANNOTATION: Any = object()
+FROM_ANNOTATION: Any = object()
+"""``response_model=``'s default: the handler's return annotation declares the result type."""
 
 
 @dataclasses.dataclass(eq=False)
@@ -162,7 +162,7 @@ class Route:
         status_code: Optional[int] = None,
         inline: Optional[bool] = None,
         eager: Optional[bool] = None,
-        response_model: Any = _FROM_ANNOTATION,
+        response_model: Any = FROM_ANNOTATION,
         dependencies: Sequence[Any] = (),
     ) -> Route:
         methods = tuple(dict.fromkeys(m.upper() for m in methods))
@@ -271,3 +271,24 @@ class RouteTable:
                     continue
                 fallback_taken.add(key)
                 yield method, route.fallback_pattern, route, True
+
+
+class WebSocketRoute:
+    """``@app.websocket(path)``: the endpoint and the plan for its parameters."""
+
+    __slots__ = ("path", "endpoint", "name", "native_pattern", "plan", "options")
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], *, name: Optional[str] = None,
+                 dependencies: Any = (), **options: Any) -> None:
+        segments = parse_path(path)
+        path_names = [s.text for s in segments if s.is_param] if segments else []
+        self.path = path
+        self.endpoint = endpoint
+        self.name = name or str(getattr(endpoint, "__name__", type(endpoint).__name__))
+        self.native_pattern = path
+        self.plan: RequestPlan = build_plan(endpoint, path_names, dependencies)
+        if self.plan.request_arg is None:
+            raise TypeError(f"websocket route {path}: {self.name} needs a parameter annotated `WebSocket`")
+        if self.plan.body:
+            raise TypeError(f"websocket route {path}: {self.name} cannot take body parameters")
+        self.options = options

@@ -29,8 +29,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Optional, Union
 from urllib.parse import urlencode, urlsplit
 
+from ._ws_client import WebSocketTestSession
 from .datastructures import Headers
-from .serve import ThreadedWorker
+from .server.serve import ThreadedWorker
 
 if TYPE_CHECKING:
     from .app import CovetPy
@@ -241,8 +242,6 @@ class TestClient:
         """A WebSocket session to `url` (Starlette's test API: ``send_text/bytes/json``,
         ``receive_text/bytes/json``, ``close``; ``receive_*`` raise `WebSocketDisconnect` once the app closed).
         A refused upgrade raises `WebSocketDisconnect` naming the HTTP status."""
-        from ._ws_client import WebSocketTestSession
-
         path = url.split("://", 1)[-1]
         path = path[path.index("/"):] if "/" in path and "://" in url else url
         return WebSocketTestSession(self.port, path, headers=headers, subprotocols=subprotocols, timeout=self.timeout)

@@ -23,24 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import Any, Optional, Protocol, Union
 
 from . import encoders
-from .requests import Request
+from .connection import HTTPConnection
 
-if TYPE_CHECKING:
-    from .app import CovetPy
-    from .params import RequestPlan
-
-__all__ = ["WebSocket", "WebSocketDisconnect", "WebSocketState", "WebSocketRoute"]
-
-logger = logging.getLogger("covet")
-
-# Event kinds from the engine (module.cpp, take_ws).
-OPEN, MESSAGE, CLOSE, DRAIN = 0, 1, 2, 3
+__all__ = ["WebSocket", "WebSocketDisconnect", "WebSocketState", "WebSocketHub"]
 
 
 class WebSocketState(enum.Enum):
@@ -62,14 +52,24 @@ class WebSocketDisconnect(Exception):
 _DISCONNECT = object()
 
 
-class WebSocket(Request):
-    """One WebSocket connection. The upgrade request's data is there as on `Request` (``headers``,
-    ``query_params``, ``path_params``, ``url`` with scheme ``ws``/``wss``, ``client``, ``cookies``)."""
+class WebSocketHub(Protocol):
+    """The serving side's broadcast (`covet.server.websockets.WebSocketDispatch`): topics of this worker process."""
+
+    def subscribe(self, connection: Any, topic: str) -> None: ...
+
+    def unsubscribe(self, connection: Any, topic: str) -> None: ...
+
+    def publish(self, topic: str, data: Union[str, bytes]) -> int: ...
+
+
+class WebSocket(HTTPConnection):
+    """One WebSocket connection. The upgrade request's data is there as on `Request` (`HTTPConnection`:
+    ``headers``, ``query_params``, ``path_params``, ``url`` with scheme ``ws``/``wss``, ``client``, ``cookies``)."""
 
     __slots__ = ("_ws", "_inbox", "_waiter", "_close_code", "_close_reason", "client_state", "application_state",
-                 "_drained", "_dispatch")
+                 "_drained", "_hub")
 
-    def __init__(self, native: Any, app: Optional[CovetPy], dispatch: WebSocketDispatch) -> None:
+    def __init__(self, native: Any, app: Any, hub: WebSocketHub) -> None:
         super().__init__(native, app)
         self._ws = native
         self._inbox: deque[Any] = deque()
@@ -77,7 +77,7 @@ class WebSocket(Request):
         self._close_code = 1000
         self._close_reason = ""
         self._drained: Optional[asyncio.Future[None]] = None
-        self._dispatch = dispatch
+        self._hub = hub
         self.client_state = WebSocketState.CONNECTED
         self.application_state = WebSocketState.CONNECTING
 
@@ -230,97 +230,13 @@ class WebSocket(Request):
     # -- broadcast ------------------------------------------------------------------------------------
     async def subscribe(self, topic: str) -> None:
         """Receive what is published to `topic` (this worker process), until unsubscribed or closed."""
-        self._dispatch.server.ws_subscribe(self._ws, topic)
+        self._hub.subscribe(self._ws, topic)
 
     async def unsubscribe(self, topic: str) -> None:
-        self._dispatch.server.ws_unsubscribe(self._ws, topic)
+        self._hub.unsubscribe(self._ws, topic)
 
     async def publish(self, topic: str, data: Union[str, bytes]) -> int:
         """Sends `data` to every subscriber of `topic` in this worker process (this connection included if
         subscribed); returns how many it was queued to."""
-        return self._dispatch.publish(topic, data)
+        return self._hub.publish(topic, data)
 
-
-class WebSocketRoute:
-    """``@app.websocket(path)``: the endpoint and the plan for its parameters."""
-
-    __slots__ = ("path", "endpoint", "name", "native_pattern", "plan", "options")
-
-    def __init__(self, path: str, endpoint: Callable[..., Any], *, name: Optional[str] = None,
-                 dependencies: Any = (), **options: Any) -> None:
-        from .params import build_plan
-        from .routing import parse_path
-
-        segments = parse_path(path)
-        path_names = [s.text for s in segments if s.is_param] if segments else []
-        self.path = path
-        self.endpoint = endpoint
-        self.name = name or str(getattr(endpoint, "__name__", type(endpoint).__name__))
-        self.native_pattern = path
-        self.plan: RequestPlan = build_plan(endpoint, path_names, dependencies)
-        if self.plan.request_arg is None:
-            raise TypeError(f"websocket route {path}: {self.name} needs a parameter annotated `WebSocket`")
-        if self.plan.body:
-            raise TypeError(f"websocket route {path}: {self.name} cannot take body parameters")
-        self.options = options
-
-
-class WebSocketDispatch:
-    """The engine's WebSocket events on the loop thread: starts each connection's endpoint and routes its
-    messages and close to it."""
-
-    def __init__(self, app: CovetPy, server: Any, routes: list[WebSocketRoute], loop: asyncio.AbstractEventLoop,
-                 tasks: Any) -> None:
-        self.app = app
-        self.server = server
-        self.routes = routes
-        self.loop = loop
-        self.tasks = tasks
-        self.connections: dict[int, WebSocket] = {}
-
-    def publish(self, topic: str, data: Union[str, bytes]) -> int:
-        return int(self.server.ws_publish(topic, data))
-
-    def handle(self, events: list[tuple[int, int, Any, Any, int]]) -> None:
-        for route_id, kind, native, data, code in events:
-            key = native.id
-            if kind == OPEN:
-                websocket = WebSocket(native, self.app, self)
-                self.connections[key] = websocket
-                self.tasks.add(self.loop.create_task(self._run(self.routes[route_id], websocket, key)))
-                continue
-            websocket_or_none = self.connections.get(key)
-            if websocket_or_none is None:
-                continue
-            if kind == MESSAGE:
-                websocket_or_none._deliver(data)
-            elif kind == CLOSE:
-                websocket_or_none._closed(code, data or "")
-            elif kind == DRAIN:
-                websocket_or_none._on_drain()
-
-    async def _run(self, route: WebSocketRoute, websocket: WebSocket, key: int) -> None:
-        from .exceptions import RequestValidationError
-
-        try:
-            try:
-                if route.plan.dependencies:
-                    async with route.plan.solve(websocket) as kwargs:
-                        await route.endpoint(**kwargs)
-                else:
-                    kwargs = route.plan.extract(websocket._ws, websocket)
-                    await route.endpoint(**kwargs)
-            except RequestValidationError as exc:
-                logger.info("websocket %s: invalid parameters, closing with 1008: %s", route.path, exc)
-                await websocket.close(1008, "invalid parameters")
-                return
-            if websocket.application_state is not WebSocketState.DISCONNECTED:
-                await websocket.close(1000)
-        except WebSocketDisconnect:
-            pass
-        except Exception:
-            logger.exception("websocket handler %s failed", route.name)
-            if websocket.application_state is not WebSocketState.DISCONNECTED:
-                await websocket.close(1011, "internal error")
-        finally:
-            self.connections.pop(key, None)

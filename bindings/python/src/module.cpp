@@ -21,6 +21,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "body_bridge.hpp"
@@ -31,6 +32,14 @@
 namespace py = pybind11;
 
 namespace {
+
+// An address the engine cannot listen on (or an inherited socket it cannot adopt). The engine reports it as a
+// std::system_error (src/net/listener.cpp), the only kind of std::system_error its start() throws; Python sees
+// covet._native.ListenError, an OSError with the errno and the engine's message (`strerror`).
+struct ListenFailure {
+    int code;
+    std::string message;
+};
 
 // One request handed to Python: the request stays valid (the connection keeps it) until answered.
 struct Exchange {
@@ -378,6 +387,13 @@ public:
     }
 
     void start() {
+        try {
+            start_engine();
+        } catch (const std::system_error& e) {
+            throw ListenFailure{e.code().value(), e.what()};
+        }
+    }
+    void start_engine() {
         py::gil_scoped_release unlocked;
         if (threads_ == 0) {
             try {
@@ -497,6 +513,17 @@ struct NativeWebSocket {
 
 PYBIND11_MODULE(_native, m) {
     m.doc() = "CovetPy native engine (C++20, io_uring/epoll, HTTP/1.1, HTTP/2, TLS)";
+
+    // Held for the life of the process (the module keeps the type too): the translator below raises it.
+    static PyObject* const listen_error = py::exception<ListenFailure>(m, "ListenError", PyExc_OSError).release().ptr();
+    py::register_exception_translator([](std::exception_ptr failure) {
+        try {
+            if (failure) std::rethrow_exception(failure);
+        } catch (const ListenFailure& e) {
+            // OSError(errno, strerror): sets .errno and .strerror, as the socket module's errors do.
+            PyErr_SetObject(listen_error, py::make_tuple(e.code, e.message).ptr());
+        }
+    });
 
     py::class_<NativeRequest>(m, "NativeRequest")
         .def_property_readonly("method",

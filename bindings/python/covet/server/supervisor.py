@@ -19,6 +19,7 @@ process that already runs native threads or an event loop is not safe, and --rel
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import selectors
@@ -29,9 +30,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
-from .tls import TransportOptions
+from covet.tls import TransportOptions
+
+from .engine import EngineModule, native_module
+from .options import engine_option
 
 log = logging.getLogger("covet.supervisor")
 
@@ -100,8 +104,6 @@ def resolve_workers(value: str | int) -> int:
 
 
 def _listen_hint(err: int) -> str:
-    import errno
-
     return {errno.EADDRINUSE: " (another process is using this port: stop it or choose another --port)",
             errno.EACCES: " (ports below 1024 need privileges: choose a port >= 1024)",
             errno.EADDRNOTAVAIL: " (this machine has no such address: use 0.0.0.0 or 127.0.0.1)"}.get(err, "")
@@ -139,14 +141,12 @@ def check_port_free(host: str, port: int) -> None:
     open_listener(host, port).close()
 
 
-def engine_adopts_sockets(native: Any) -> bool:
+def engine_adopts_sockets(native: EngineModule) -> bool:
     """Whether this engine build takes ``listen_fd=`` (adopt the master's socket)."""
-    return "listen_fd" in (getattr(getattr(native, "NativeServer", None), "__init__", None).__doc__ or "")
+    return "listen_fd" in (getattr(native.NativeServer.__init__, "__doc__", None) or "")
 
 
 def worker_command(opts: WorkerOptions, listen_fd: int = -1, ready_fd: int = -1) -> list[str]:
-    from .cli import engine_option
-
     command = [sys.executable, "-m", "covet", "_worker", opts.app, "--host", opts.host, "--port", str(opts.port),
                "--threads", str(opts.threads), "--max-connections", str(opts.max_connections),
                "--app-dir", opts.app_dir, "--loop", opts.loop, *opts.transport.cli_args()]
@@ -194,9 +194,7 @@ class Supervisor:
 
     # ---- lifecycle ----
     def run(self) -> int:
-        from . import _engine
-
-        if engine_adopts_sockets(_engine.native_module()):
+        if engine_adopts_sockets(native_module()):
             self.listener = open_listener(self.opts.host, self.opts.port,
                                           self.opts.engine.get("listen_backlog", DEFAULT_BACKLOG))
             self.opts.port = self.listener.getsockname()[1]  # port 0: the one the kernel chose

@@ -21,28 +21,30 @@ import contextvars
 import functools
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import Any, Optional, Union
 
-from . import encoders
-from .concurrency import TaskSet, eager_start_available, start_task
-from .datastructures import MutableHeaders
-from .exceptions import HTTPException, RequestValidationError, ResponseValidationError
-from .params import validation_error
-from .requests import ClientDisconnect, Request, wake_body_readers
-from .responses import Response
-from .routing import Route
+from covet import encoders
+from covet.concurrency import TaskSet, eager_start_available, start_task
+from covet.datastructures import MutableHeaders
+from covet.exceptions import HTTPException, RequestValidationError, ResponseValidationError
+from covet.params import validation_error
+from covet.requests import ClientDisconnect, Request, wake_body_readers
+from covet.responses import Response
+from covet.routing import Route
 
-if TYPE_CHECKING:
-    from .app import CovetPy
+from .engine import Engine, Responder
+from .interface import CallNext, Middleware, ServedApp
+from .websockets import WebSocketDispatch
+
+__all__ = ["Dispatcher"]
 
 logger = logging.getLogger("covet")
 
 JSON_HEADERS: list[tuple[str, str]] = [("content-type", "application/json")]
 # (status, headers, body) for the common case, or a Response object.
 Rendered = Union[tuple[int, list[tuple[str, str]], bytes], Response]
-CallNext = Callable[[Request], Awaitable[Response]]
 
 _NO_BODY_STATUSES = frozenset({204, 304})
 _getrefcount = sys.getrefcount
@@ -72,13 +74,15 @@ class Dispatcher:
 
     def __init__(
         self,
-        app: "CovetPy",
-        server: Any,
+        app: ServedApp,
+        server: Engine,
         targets: list[Route],
         loop: asyncio.AbstractEventLoop,
         executor: Executor,
         batch: int = 256,
+        middleware: Sequence[Middleware] = (),
     ) -> None:
+        """`middleware`: the runtime's own (request limits), outside the app's."""
         self.app = app
         self.server = server
         self.targets = targets  # by native route id
@@ -87,7 +91,7 @@ class Dispatcher:
         self.batch = batch
         self.tasks = TaskSet()
         self.inline_default = app.sync_handlers == "inline"
-        self._middleware = list(app.user_middleware)
+        self._middleware = [*app.user_middleware, *middleware]
         self._chain: Optional[CallNext] = self._build_chain() if self._middleware else None
         self._handlers = dict(app.exception_handlers)
         self._error_handler = self._handlers.pop(Exception, None) or self._handlers.pop(500, None)
@@ -98,35 +102,32 @@ class Dispatcher:
         self._base_context = contextvars.copy_context()
         # Embedded engine (threads=0): the engine's I/O runs in on_readable on this thread; responses
         # completed later are submitted by a flush scheduled through the output hook.
-        self.embedded = bool(getattr(server, "embedded", False))
+        self.embedded = server.embedded
         self.engine_stopped: Optional[asyncio.Future[None]] = None
         self._flush_scheduled = False
-        # Streamed request bodies: the engine's events for readers that wait (an engine without them: none).
-        self._take_body: Optional[Callable[[], list[int]]] = getattr(server, "take_body", None)
         if self.embedded:
             self.engine_stopped = loop.create_future()
             server.set_output_hook(self._schedule_flush)
-        self.websockets: Any = None
+        self.websockets: Optional[WebSocketDispatch] = None
         if app.websocket_routes:
-            from .websockets import WebSocketDispatch
-
             # Sends need no flush of their own: the engine's output hook schedules it, as for responses.
             self.websockets = WebSocketDispatch(app, server, app.websocket_routes, loop, self.tasks)
-            app._websocket_dispatch = self.websockets
+            app.set_publisher(self.websockets.publish)
 
     @staticmethod
-    def _eager_starts(app: "CovetPy", targets: list[Route], loop: asyncio.AbstractEventLoop) -> list[bool]:
+    def _eager_starts(app: ServedApp, targets: list[Route], loop: asyncio.AbstractEventLoop) -> list[bool]:
         """Per native route id: start its Tasks eagerly? ``eager_async="auto"`` means wherever `loop`
         allows it; asking for eager starts where it cannot is logged and falls back to plain Tasks."""
         available = eager_start_available(loop)
         setting = app.eager_async
         default = available if setting == "auto" else bool(setting)
         wanted = [default if route.eager is None else route.eager for route in targets]
-        if not available and any(w and route.is_async for w, route in zip(wanted, targets)):
+        if not available and any(w and route.is_async for w, route in zip(wanted, targets, strict=True)):
             asked = "eager_async=True" if setting is True else "eager=True on a route"
             logger.warning(
                 "%s: this event loop (%s) cannot start Tasks eagerly on Python %d.%d (that needs Python >= 3.12, "
-                "or asyncio's own event loop on 3.11); async handlers start as ordinary Tasks, one loop turn later",
+                "or asyncio's own event loop on 3.11); async handlers start as ordinary Tasks, one loop turn "
+                "later",
                 asked, type(loop).__name__, *sys.version_info[:2],
             )
         return [w and available for w in wanted]
@@ -141,11 +142,9 @@ class Dispatcher:
                 if stopped is not None and not stopped.done():
                     stopped.set_result(None)
             items = server.take(self.batch)
-            take_body = self._take_body
-            if take_body is not None:
-                body_events = take_body()
-                if body_events:
-                    wake_body_readers(body_events)
+            body_events = server.take_body()  # streamed request bodies: news for readers that wait
+            if body_events:
+                wake_body_readers(body_events)
             if self.websockets is not None:
                 self.websockets.handle(server.take_ws())
         except Exception:
@@ -187,12 +186,12 @@ class Dispatcher:
             self.on_readable()
 
     # -- the pipeline -------------------------------------------------------------------------------
-    async def _handle(self, route: Route, native: Any, responder: Any) -> None:
+    async def _handle(self, route: Route, native: Any, responder: Responder) -> None:
         request: Optional[Request] = None
         try:
             if self._chain is not None:
                 request = Request(native, self.app)
-                request._route = route  # type: ignore[attr-defined]
+                request._route = route
                 rendered: Rendered = await self._chain(request)
             else:
                 if route.plan.needs_request:
@@ -208,12 +207,12 @@ class Dispatcher:
         if request is not None and _getrefcount(request) > _OWN_REFERENCES:
             request._detach()  # someone kept it (a background task): copy it out before the engine reuses it
         try:
-            if rendered.__class__ is tuple:
-                responder.send(*rendered)  # type: ignore[misc]
-            elif rendered._streams:  # type: ignore[union-attr]
-                await rendered._send(responder, self.executor)  # type: ignore[union-attr]
+            if isinstance(rendered, tuple):
+                responder.send(*rendered)
+            elif rendered._streams:
+                await rendered._send(responder, self.executor)
             else:
-                responder.send(rendered.status_code, rendered.headers._raw, rendered.body)  # type: ignore[union-attr]
+                responder.send(rendered.status_code, rendered.headers._raw, rendered.body)
         except Exception:
             logger.exception("sending the response for %s %s failed", route.methods[0], route.path)
             self._send_fallback_500(responder)
@@ -284,7 +283,7 @@ class Dispatcher:
     # -- middleware ---------------------------------------------------------------------------------
     def _build_chain(self) -> CallNext:
         async def endpoint_layer(request: Request) -> Response:
-            route: Route = request._route  # type: ignore[attr-defined]
+            route: Route = request._route
             return _as_response(await self._route_response(route, request._native, request))
 
         call_next: CallNext = endpoint_layer
@@ -313,7 +312,8 @@ class Dispatcher:
         if isinstance(result, Awaitable):
             result = await result
         if isinstance(result, Response) or result.__class__ is tuple:
-            return result  # type: ignore[no-any-return]
+            rendered: Rendered = result
+            return rendered
         return Response(result)
 
     async def _server_error(self, exc: Exception, request: Request, route: Route) -> Rendered:
@@ -323,7 +323,8 @@ class Dispatcher:
             except Exception:
                 logger.exception("the app's 500 handler failed")
         if isinstance(exc, ResponseValidationError):
-            logger.error("%s returned a value that does not match its declared type: %s", route.name, exc.errors(), exc_info=exc)
+            logger.error("%s returned a value that does not match its declared type: %s", route.name, exc.errors(),
+                         exc_info=exc)
         else:
             try:
                 where = f"{request.method} {request.raw_path}"
@@ -333,12 +334,12 @@ class Dispatcher:
         return 500, JSON_HEADERS, b'{"detail":"Internal Server Error"}'
 
     @staticmethod
-    def _send_fallback_500(responder: Any) -> None:
+    def _send_fallback_500(responder: Responder) -> None:
         with contextlib.suppress(Exception):  # already answered (e.g. a stream failed midway)
             responder.send(500, JSON_HEADERS, b'{"detail":"Internal Server Error"}')
 
 
-def _bind_middleware(middleware: Callable[[Request, CallNext], Awaitable[Response]], call_next: CallNext) -> CallNext:
+def _bind_middleware(middleware: Middleware, call_next: CallNext) -> CallNext:
     async def layer(request: Request) -> Response:
         return await middleware(request, call_next)
 

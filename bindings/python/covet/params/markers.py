@@ -1,0 +1,145 @@
+"""Parameter markers: ``Query()``, ``Path()``, ``Header()``, ``Cookie()``, ``Body()``, ``Form()``, ``File()``
+and ``Depends()``, as the default of a handler's argument or inside ``Annotated[...]`` (see `covet.params`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal, Optional
+
+__all__ = ["Param", "Query", "Path", "Header", "Cookie", "Body", "Form", "File", "Depends", "REQUIRED"]
+
+REQUIRED: Any = ...  # the marker default meaning "no default": the parameter is required
+
+_CONSTRAINTS = ("gt", "ge", "lt", "le", "multiple_of", "min_length", "max_length", "pattern", "strict")
+
+
+class Param:
+    """A parameter marker; use the `Query`/`Path`/`Header`/`Cookie`/`Body` functions to make one."""
+
+    location = "query"
+
+    def __init__(
+        self,
+        default: Any = REQUIRED,
+        *,
+        alias: Optional[str] = None,
+        convert_underscores: bool = True,
+        embed: bool = False,
+        title: Optional[str] = None,
+        description: Optional[str] = None,
+        **constraints: Any,
+    ) -> None:
+        unknown = set(constraints) - set(_CONSTRAINTS)
+        if unknown:
+            raise TypeError(f"unknown {type(self).__name__} option(s): {', '.join(sorted(unknown))}")
+        self.default = default
+        self.alias = alias
+        self.convert_underscores = convert_underscores
+        self.embed = embed
+        self.title = title
+        self.description = description
+        self.constraints = {k: v for k, v in constraints.items() if v is not None}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({'' if self.default is REQUIRED else repr(self.default)})"
+
+
+class _QueryParam(Param):
+    location = "query"
+
+
+class _PathParam(Param):
+    location = "path"
+
+
+class _HeaderParam(Param):
+    location = "header"
+
+
+class _CookieParam(Param):
+    location = "cookie"
+
+
+class _BodyParam(Param):
+    location = "body"
+
+
+class _FormParam(_BodyParam):
+    """A field of a form body (URL-encoded or multipart)."""
+
+
+class _FileParam(_FormParam):
+    """A file of a multipart form body."""
+
+
+def Query(default: Any = REQUIRED, *, alias: Optional[str] = None, **kwargs: Any) -> Any:
+    """A query-string parameter (``?limit=10``); `alias` names the key when it differs from the argument."""
+    return _QueryParam(default, alias=alias, **kwargs)
+
+
+def Path(default: Any = REQUIRED, **kwargs: Any) -> Any:
+    """A path parameter with constraints (``Path(ge=1)``); path parameters are always required."""
+    return _PathParam(default, **kwargs)
+
+
+def Header(
+    default: Any = REQUIRED, *, alias: Optional[str] = None, convert_underscores: bool = True, **kwargs: Any
+) -> Any:
+    """A request header; ``user_agent`` reads ``User-Agent`` (underscores become hyphens)."""
+    return _HeaderParam(default, alias=alias, convert_underscores=convert_underscores, **kwargs)
+
+
+def Cookie(default: Any = REQUIRED, *, alias: Optional[str] = None, **kwargs: Any) -> Any:
+    """A cookie from the ``Cookie`` header."""
+    return _CookieParam(default, alias=alias, **kwargs)
+
+
+def Body(default: Any = REQUIRED, *, embed: bool = False, alias: Optional[str] = None, **kwargs: Any) -> Any:
+    """A JSON body value; with ``embed=True`` (or several body arguments) it is read from ``body[name]``."""
+    return _BodyParam(default, alias=alias, embed=embed, **kwargs)
+
+
+def Form(default: Any = REQUIRED, *, alias: Optional[str] = None, **kwargs: Any) -> Any:
+    """A field of a form body (``application/x-www-form-urlencoded`` or ``multipart/form-data``).
+
+    On a pydantic model (``Annotated[Model, Form()]``) the model's fields are read from the form's fields.
+    An empty value counts as missing, as in FastAPI.
+    """
+    return _FormParam(default, alias=alias, **kwargs)
+
+
+def File(default: Any = REQUIRED, *, alias: Optional[str] = None, **kwargs: Any) -> Any:
+    """A file of a ``multipart/form-data`` body: annotate `UploadFile` for the file object, ``bytes`` for its
+    content (``list[...]`` of either for several files under one name)."""
+    return _FileParam(default, alias=alias, **kwargs)
+
+
+class Depends:
+    """Declares a dependency: ``param: T = Depends(callable)`` or ``param: Annotated[T, Depends(callable)]``.
+
+    ``Depends()`` without a callable uses the parameter's annotation (a class). ``use_cache=False`` calls
+    the dependency again even if it already ran for this request. In ``dependencies=[Depends(f)]`` on a
+    route, only the side effects count (the value is discarded). `scope` is accepted for FastAPI
+    compatibility: the teardown of a generator dependency always runs once the result is rendered.
+    """
+
+    __slots__ = ("dependency", "use_cache", "scope")
+
+    def __init__(
+        self,
+        dependency: Optional[Callable[..., Any]] = None,
+        *,
+        use_cache: bool = True,
+        scope: Optional[Literal["function", "request"]] = None,
+    ) -> None:
+        if dependency is not None and not callable(dependency):
+            raise TypeError(f"Depends() needs a callable, not {dependency!r}")
+        if scope not in (None, "function", "request"):
+            raise ValueError("scope must be 'function', 'request' or None")
+        self.dependency = dependency
+        self.use_cache = use_cache
+        self.scope = scope
+
+    def __repr__(self) -> str:
+        name = getattr(self.dependency, "__name__", type(self.dependency).__name__) if self.dependency else ""
+        return f"Depends({name}{'' if self.use_cache else ', use_cache=False'})"

@@ -1,0 +1,217 @@
+"""Annotations → parameter kinds and converters: which types are scalars (query, header, path values),
+sequences, files; the native router type of a path parameter; converters from raw strings (pydantic's, built
+only for the types that need them)."""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import inspect
+import sys
+import types
+import typing
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Optional, Union
+
+from covet.datastructures import UploadFile
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter, ValidationError
+
+__all__ = ["Converter", "native_path_type", "resolve_hints", "validation_error", "make_converter", "adapter"]
+
+# uuid, decimal, datetime, json and urllib.parse are not imported here (they cost start-up time and memory
+# an app may not need): an annotation can only name UUID, Decimal or a datetime type once its module has
+# been imported, so the checks below take those types from sys.modules.
+_BUILTIN_SCALARS: tuple[type, ...] = (str, int, float, bool, bytes)
+_STDLIB_SCALARS = (
+    ("uuid", ("UUID",)),
+    ("decimal", ("Decimal",)),
+    ("datetime", ("datetime", "date", "time", "timedelta")),
+)
+
+
+def _scalar_types() -> tuple[type, ...]:
+    """str, int, float, bool, bytes, UUID, Decimal, datetime, date, time, timedelta (the loaded ones)."""
+    found = list(_BUILTIN_SCALARS)
+    for module_name, names in _STDLIB_SCALARS:
+        module = sys.modules.get(module_name)
+        if module is not None:
+            found.extend(getattr(module, name) for name in names)
+    return tuple(found)
+
+
+def _uuid_type() -> Any:
+    """uuid.UUID if the uuid module is loaded (an annotation naming it implies that), else None."""
+    module = sys.modules.get("uuid")
+    return module.UUID if module is not None else None
+
+# typing.List & co. are listed because annotations written with them must be recognised.
+_SEQUENCES = (list, set, frozenset, tuple, Sequence, typing.List, typing.Set, typing.FrozenSet, typing.Tuple)  # noqa: UP006
+_UNION_TYPES: tuple[Any, ...] = (Union, getattr(types, "UnionType", Union))  # X | Y needs 3.10
+
+
+def strip_annotated(tp: Any) -> Any:
+    while typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
+    return tp
+
+
+def _non_none(tp: Any) -> list[Any]:
+    """The members of a Union other than None (or [tp] itself)."""
+    tp = strip_annotated(tp)
+    if typing.get_origin(tp) in _UNION_TYPES:
+        return [strip_annotated(a) for a in typing.get_args(tp) if a is not type(None)]
+    return [tp]
+
+
+def is_scalar(tp: Any) -> bool:
+    tp = strip_annotated(tp)
+    if tp is Any or tp is inspect.Parameter.empty:
+        return True
+    origin = typing.get_origin(tp)
+    if origin is typing.Literal:
+        return True
+    if origin in _UNION_TYPES:
+        return all(is_scalar(a) for a in typing.get_args(tp) if a is not type(None))
+    return isinstance(tp, type) and (issubclass(tp, _scalar_types()) or issubclass(tp, enum.Enum))
+
+
+def is_sequence(tp: Any) -> bool:
+    """``list[X]`` (or set, tuple ...), possibly Optional."""
+    members = _non_none(tp)
+    if len(members) != 1:
+        return False
+    origin = typing.get_origin(members[0])
+    return origin in _SEQUENCES or members[0] in (list, set, tuple, frozenset)
+
+
+def mentions_upload(tp: Any) -> bool:
+    """`tp` is `UploadFile` or contains it (``Optional[UploadFile]``, ``list[UploadFile]``)."""
+    tp = strip_annotated(tp)
+    if isinstance(tp, type) and issubclass(tp, UploadFile):
+        return True
+    return any(mentions_upload(a) for a in typing.get_args(tp) if a is not Ellipsis)
+
+
+def is_bytes_file(tp: Any) -> bool:
+    """``bytes`` or ``list[bytes]`` (possibly Optional): a File() parameter receiving the file content."""
+    members = _non_none(tp)
+    if len(members) != 1:
+        return False
+    tp = members[0]
+    if is_sequence(tp):
+        args = typing.get_args(tp)
+        return bool(args) and strip_annotated(args[0]) is bytes
+    return tp is bytes
+
+
+def is_scalar_sequence(tp: Any) -> bool:
+    members = _non_none(tp)
+    if len(members) != 1:
+        return False
+    tp = members[0]
+    origin = typing.get_origin(tp)
+    if origin in _SEQUENCES or tp in (list, set, tuple, frozenset):
+        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        return all(is_scalar(a) for a in args)
+    return False
+
+
+def native_path_type(tp: Any) -> Optional[str]:
+    """The native router type for a path parameter annotated `tp`: "int", "float", "uuid" or None (str)."""
+    members = _non_none(tp)
+    if len(members) != 1:
+        return None
+    base = members[0]
+    if base is bool:  # bool is an int subclass, but "true" must reach the handler
+        return None
+    if base is int:
+        return "int"
+    if base is float:
+        return "float"
+    if base is not None and base is _uuid_type():
+        return "uuid"
+    return None
+
+
+# --- converters ---------------------------------------------------------------------------------------
+
+Converter = Callable[[Any], Any]  # raw value -> converted value; raises pydantic.ValidationError
+
+
+def validation_error() -> type[ValidationError]:
+    """pydantic's ValidationError, imported when first needed (used as ``except validation_error():``,
+    which is evaluated only when an exception is being matched)."""
+    from pydantic_core import ValidationError  # deferred: pydantic is imported only by apps that need it
+
+    return ValidationError
+
+
+def adapter(tp: Any, constraints: Optional[dict[str, Any]] = None) -> TypeAdapter[Any]:
+    """A pydantic TypeAdapter for `tp` (with Field `constraints`)."""
+    from pydantic import Field, TypeAdapter  # deferred: see _LazyValidator
+
+    return TypeAdapter(Annotated[tp, Field(**constraints)] if constraints else tp)
+
+
+class _LazyValidator:
+    """``TypeAdapter(tp).validate_python``, built on first use: for types pydantic surely supports, so that
+    an app whose values all take the fast paths never imports pydantic."""
+
+    __slots__ = ("_tp", "_validate")
+
+    def __init__(self, tp: Any) -> None:
+        self._tp = tp
+        self._validate: Optional[Converter] = None
+
+    def __call__(self, raw: Any) -> Any:
+        if self._validate is None:
+            self._validate = adapter(self._tp).validate_python
+        return self._validate(raw)
+
+
+def make_converter(tp: Any, constraints: dict[str, Any]) -> Optional[Converter]:
+    """A converter for raw string input, or None when the raw value is already right (plain `str`)."""
+    if tp is inspect.Parameter.empty:
+        tp = Any
+    if constraints:
+        return adapter(tp, constraints).validate_python
+    members = _non_none(tp)
+    base = members[0] if len(members) == 1 else None
+    if base in (str, Any):
+        return None
+    if base is int:
+        validate = _LazyValidator(tp)
+
+        def to_int(raw: Any) -> Any:
+            if isinstance(raw, str) and raw.isdigit() and raw.isascii():
+                return int(raw)
+            return validate(raw)
+
+        return to_int
+    if base in (float, bool) or (base is not None and base is _uuid_type()):
+        return _LazyValidator(tp)
+    return adapter(tp).validate_python  # built now: an unsupported type fails at registration
+
+
+def errors_of(exc: ValidationError, prefix: tuple[Any, ...]) -> list[dict[str, Any]]:
+    """pydantic's errors with `prefix` (``("query", "limit")`` ...) before each location, FastAPI's shape."""
+    return [{**err, "loc": (*prefix, *err["loc"])} for err in exc.errors(include_url=False)]
+
+
+def resolve_hints(func: Callable[..., Any]) -> dict[str, Any]:
+    """The function's annotations with string (postponed) annotations evaluated, ``Annotated`` kept."""
+    target = inspect.unwrap(func)
+    try:
+        return typing.get_type_hints(target, include_extras=True)
+    except Exception:
+        # Names local to an enclosing function are not in the module globals; try its closure too.
+        localns: dict[str, Any] = {}
+        code = getattr(target, "__code__", None)
+        closure = getattr(target, "__closure__", None) or ()
+        if code is not None:
+            for name, cell in zip(code.co_freevars, closure, strict=False):
+                with contextlib.suppress(ValueError):  # an empty cell
+                    localns[name] = cell.cell_contents
+        return typing.get_type_hints(target, localns=localns, include_extras=True)

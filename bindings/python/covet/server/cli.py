@@ -1,0 +1,324 @@
+"""The ``covet`` command: ``covet run module:app --host H --port N --workers auto|N --threads N --reload``.
+
+Every engine limit and timeout has a flag and an environment variable ``COVET_<FLAG>`` (a flag beats the
+variable); the common uvicorn flags are accepted with the same meaning, or refused with one line naming the
+CovetPy equivalent (exit code 2). docs/operations.md lists them all with their defaults.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import re
+import sys
+from typing import Any, Optional
+
+from covet.tls import TransportOptions
+
+from .engine import native_module
+from .options import ENGINE_OPTIONS, UsageError, check_engine_supports, engine_options
+from .serve import exit_on_listen_error, serve_worker
+from .supervisor import Supervisor, WorkerOptions, resolve_workers
+
+LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "critical")
+LOOPS = ("auto", "asyncio", "uvloop")
+
+log = logging.getLogger("covet.cli")
+
+
+# ---- application and environment -----------------------------------------------------------------------
+
+def load_app(spec: str, app_dir: str = ".", factory: bool = False) -> Any:
+    """Imports ``module:attribute`` (attribute may be dotted) with ``app_dir`` first on sys.path; with
+    `factory`, calls it and returns the result."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise SystemExit(f"covet: expected APP as 'module:attribute' (e.g. 'main:app'), got {spec!r}")
+    path = os.path.abspath(app_dir)
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    try:
+        obj = importlib.import_module(module_name)
+    except ImportError as e:
+        raise SystemExit(f"covet: cannot import module {module_name!r}: {e}") from None
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise SystemExit(f"covet: module {module_name!r} has no attribute {attr!r}") from None
+    if factory:
+        if not callable(obj):
+            raise SystemExit(f"covet: --factory: {spec} is not callable (drop --factory if it is the app itself)")
+        obj = obj()
+    return obj
+
+
+_ENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*(.*?)\s*$")
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def parse_env_file(text: str, environ: Optional[dict[str, str]] = None) -> dict[str, str]:
+    """``KEY=VALUE`` lines as python-dotenv reads them: ``export`` prefixes, ``#`` comments, single quotes
+    (literal), double quotes (``\\n``-style escapes), and ``${VAR}`` / ``${VAR:-default}`` expansion in
+    unquoted and double-quoted values (from the keys above, then the environment)."""
+    env = os.environ if environ is None else environ
+    out: dict[str, str] = {}
+
+    def expand(value: str) -> str:
+        return _ENV_REF.sub(lambda m: out.get(m.group(1), env.get(m.group(1), m.group(2) or "")), value)
+
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        m = _ENV_LINE.match(line)
+        if m is None:
+            raise ValueError(f"line {number} is not KEY=VALUE: {line.strip()!r}")
+        key, raw = m.groups()
+        if raw[:1] == "'" and raw.find("'", 1) > 0:
+            value = raw[1:raw.find("'", 1)]
+        elif raw[:1] == '"':
+            end, chars = 1, []
+            while end < len(raw) and raw[end] != '"':
+                if raw[end] == "\\" and end + 1 < len(raw):
+                    end += 1
+                    chars.append({"n": "\n", "t": "\t", "r": "\r"}.get(raw[end], raw[end]))
+                else:
+                    chars.append(raw[end])
+                end += 1
+            value = expand("".join(chars))
+        else:
+            value = expand(re.split(r"\s+#", raw, maxsplit=1)[0].strip())
+        out[key] = value
+    return out
+
+
+def load_env_file(path: str) -> None:
+    """Adds the file's variables to os.environ; variables already set keep their value (as uvicorn)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            values = parse_env_file(f.read())
+    except OSError as e:
+        raise UsageError(f"--env-file {path}: {e.strerror}") from None
+    except ValueError as e:
+        raise UsageError(f"--env-file {path}: {e}") from None
+    for key, value in values.items():
+        os.environ.setdefault(key, value)
+
+
+def apply_log_config(path: str) -> None:
+    """uvicorn's --log-config: logging.config.dictConfig from .json/.yaml/.yml, fileConfig from others (.ini)."""
+    import logging.config  # deferred: only --log-config needs it
+
+    try:
+        if path.endswith(".json"):
+            import json  # deferred: only a .json --log-config needs it
+
+            with open(path, encoding="utf-8") as f:
+                logging.config.dictConfig(json.load(f))
+        elif path.endswith((".yaml", ".yml")):
+            try:
+                import yaml  # type: ignore[import-untyped]  # optional (PyYAML), only for a .yaml --log-config
+            except ImportError:
+                raise UsageError(f"--log-config {path}: YAML needs PyYAML (pip install pyyaml), or use .json/.ini") \
+                    from None
+            with open(path, encoding="utf-8") as f:
+                logging.config.dictConfig(yaml.safe_load(f))
+        else:
+            if not os.path.isfile(path):
+                raise FileNotFoundError(2, "No such file or directory")
+            logging.config.fileConfig(path, disable_existing_loggers=False)
+    except UsageError:
+        raise
+    except OSError as e:
+        raise UsageError(f"--log-config {path}: {e.strerror}") from None
+    except Exception as e:
+        raise UsageError(f"--log-config {path}: not a valid logging configuration: {e}") from None
+
+
+# ---- the parser -----------------------------------------------------------------------------------------
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="covet", description="CovetPy: serve an app on the native engine",
+                                epilog="Every limit can also be set by COVET_<FLAG> (e.g. COVET_LIMIT_MAX_BODY=10M); "
+                                       "the flag wins. See docs/operations.md.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("app", help="the application, as module:attribute (e.g. main:app)")
+        sp.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1; env COVET_HOST)")
+        sp.add_argument("--port", default=None, help="port (default 8000; 0 picks a free one; env COVET_PORT)")
+        sp.add_argument("--threads", type=int, default=0,
+                        help="native I/O threads per worker process (0, the default: the engine runs on the "
+                             "event-loop thread when io_uring is available)")
+        sp.add_argument("--log-level", default=None, choices=LOG_LEVELS, help="default: info")
+        sp.add_argument("--log-config", help="logging configuration file (.json, .yaml or .ini), as uvicorn")
+        sp.add_argument("--app-dir", default=".", help="directory to import the app from (default: .)")
+        sp.add_argument("--factory", action="store_true", help="APP is a function returning the app")
+        sp.add_argument("--loop", choices=LOOPS, default="auto",
+                        help="event loop: uvloop if installed (auto, the default), asyncio, or uvloop")
+        limits = sp.add_argument_group("limits and timeouts (sizes: 512K, 10M, 1G; times: seconds, 500ms)")
+        for o in ENGINE_OPTIONS:
+            limits.add_argument(o.flag, dest=o.kwarg, default=None, metavar="N",
+                                help=f"{o.help} (default {o.default}; env {o.env})")
+        limits.add_argument("--limit-concurrency", type=int, default=None, metavar="N",
+                            help="requests in Python handlers at once per worker; more get 503 (default: no limit)")
+        limits.add_argument("--limit-max-requests", type=int, default=None, metavar="N",
+                            help="replace a worker after it has handled N requests (default: never)")
+        tls = sp.add_argument_group("TLS and HTTP/2 (SIGHUP reloads the certificate files)")
+        tls.add_argument("--ssl-certfile", help="PEM certificate (chain): serve HTTPS")
+        tls.add_argument("--ssl-keyfile", help="PEM private key of --ssl-certfile")
+        tls.add_argument("--ssl-ca-certs", help="CA bundle for client certificates (mTLS)")
+        tls.add_argument("--ssl-cert-reqs", choices=("none", "optional", "required", "0", "1", "2"),
+                         help="client certificates: required by default when --ssl-ca-certs is given")
+        tls.add_argument("--ssl-ciphers", default="", help="TLS 1.2 cipher list (default: ECDHE with AEAD only)")
+        tls.add_argument("--http2", action=argparse.BooleanOptionalAction, default=True,
+                         help="HTTP/2: h2 by ALPN on TLS, h2c on plain ports (default: on)")
+
+    run = sub.add_parser("run", help="serve an app")
+    common(run)
+    run.add_argument("--workers", default=None,
+                     help="worker processes: a number or 'auto' (one per CPU); default 1; env COVET_WORKERS")
+    run.add_argument("--reload", action="store_true", help="restart workers when .py files change")
+    run.add_argument("--reload-dir", action="append", dest="reload_dirs", help="directory to watch (repeatable)")
+    run.add_argument("--env-file", help="KEY=VALUE file loaded into the environment before the app is imported")
+    uv = run.add_argument_group("uvicorn compatibility (accepted with the same meaning, or refused with the "
+                                "CovetPy equivalent)")
+    uv.add_argument("--http", choices=("auto", "h11", "httptools"), help="ignored: the engine parses HTTP")
+    uv.add_argument("--ws", choices=("auto", "none", "websockets", "websockets-sansio", "wsproto"),
+                    help="ignored: the engine speaks WebSocket ('none' is refused)")
+    uv.add_argument("--proxy-headers", action=argparse.BooleanOptionalAction, default=None,
+                    help="refused: not supported yet (--no-proxy-headers is what CovetPy does)")
+    uv.add_argument("--forwarded-allow-ips", help="refused: not supported yet")
+    uv.add_argument("--root-path", help="refused unless empty: not supported yet")
+    uv.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=None,
+                    help="CovetPy writes no access log: --no-access-log is accepted, --access-log refused")
+
+    worker = sub.add_parser("_worker", help=argparse.SUPPRESS)  # one worker process, started by `run`
+    common(worker)
+    worker.add_argument("--listen-fd", type=int, default=-1, help=argparse.SUPPRESS)  # the master's socket
+    worker.add_argument("--ready-fd", type=int, default=-1, help=argparse.SUPPRESS)   # "ready\n" goes here
+    return p
+
+
+def _configure_logging(level: str, configured: bool) -> None:
+    if configured:  # --log-config set up the handlers; only the level of covet's loggers is ours
+        return
+    py_level = logging.DEBUG if level in ("trace", "debug") else getattr(logging, level.upper())
+    logging.basicConfig(level=py_level, format="[%(asctime)s] [%(levelname)s] %(name)s: %(message)s")
+
+
+def _transport(args: argparse.Namespace) -> TransportOptions:
+    reqs = args.ssl_cert_reqs
+    opts = TransportOptions(ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
+                            ssl_ca_certs=args.ssl_ca_certs,
+                            ssl_cert_reqs=int(reqs) if reqs and reqs.isdigit() else reqs,
+                            ssl_ciphers=args.ssl_ciphers, http2=args.http2)
+    try:
+        opts.validate()
+    except ValueError as e:
+        raise SystemExit(f"covet: {e}") from None
+    return opts
+
+
+def _from_env(value: Optional[str], env: str, default: str) -> str:
+    if value is not None:
+        return value
+    return os.environ.get(env, "").strip() or default
+
+
+def _address(args: argparse.Namespace) -> tuple[str, int]:
+    host = _from_env(args.host, "COVET_HOST", "127.0.0.1")
+    port_text = _from_env(args.port, "COVET_PORT", "8000")
+    source = "--port" if args.port is not None else "COVET_PORT (environment)"
+    if not port_text.isdigit() or int(port_text) > 65535:
+        raise UsageError(f"{source}: expected a port number from 0 to 65535, not {port_text!r}")
+    return host, int(port_text)
+
+
+def _refuse_unsupported_uvicorn_flags(args: argparse.Namespace) -> None:
+    """uvicorn flags CovetPy cannot honour: one line naming what to do instead."""
+    if args.proxy_headers or args.forwarded_allow_ips is not None:
+        flag = "--proxy-headers" if args.proxy_headers else "--forwarded-allow-ips"
+        raise UsageError(f"{flag} is not supported yet: request.client is the TCP peer and request.scheme the "
+                         "connection's; read X-Forwarded-For/X-Forwarded-Proto from request.headers behind a "
+                         "trusted proxy and drop the flag (docs/operations.md)")
+    if args.root_path:
+        raise UsageError("--root-path is not supported yet: routes see the full request path; put the prefix in "
+                         "the routes (app.include_router(router, prefix='/api')) and drop the flag")
+    if args.access_log:
+        raise UsageError("--access-log: CovetPy writes no access log (yet); log requests in an "
+                         "@app.middleware('http') function, or drop the flag")
+    if args.ws == "none":
+        raise UsageError("--ws none: the engine serves the app's WebSocket routes; remove them from the app "
+                         "instead, or drop the flag")
+    if args.http:
+        log.debug("--http %s ignored: the native engine parses HTTP", args.http)
+    if args.ws:
+        log.debug("--ws %s ignored: the native engine speaks WebSocket", args.ws)
+
+
+def _check_loop(loop: str) -> None:
+    if loop == "uvloop":
+        try:
+            import uvloop  # noqa: F401  # optional (the `speed` extra): only checked for --loop uvloop
+        except ImportError:
+            raise UsageError("--loop uvloop: uvloop is not installed (pip install uvloop), or use --loop asyncio") \
+                from None
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    try:
+        return _main(argv)
+    except UsageError as e:
+        print(f"covet: {e}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: Optional[list[str]]) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "run":
+        _refuse_unsupported_uvicorn_flags(args)
+        if args.env_file:
+            load_env_file(args.env_file)  # before COVET_* are read and before the app is imported
+    if args.log_config:
+        apply_log_config(args.log_config)
+    log_level = args.log_level or "info"
+    _configure_logging(log_level, configured=bool(args.log_config))
+    transport = _transport(args)
+    host, port = _address(args)
+    engine = engine_options(args)
+    max_connections = engine.pop("max_connections", 10000)
+    for name in ("limit_concurrency", "limit_max_requests"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, not {value}")
+    _check_loop(args.loop)
+    if args.command == "_worker":
+        check_engine_supports(engine, native_module())
+        app = load_app(args.app, args.app_dir, args.factory)
+        listen = {"listen_fd": args.listen_fd} if args.listen_fd >= 0 else {"shared_port": True}
+        with exit_on_listen_error():
+            return serve_worker(app, host=host, port=port, threads=args.threads,
+                                log_level=args.log_level if args.log_config else log_level, loop=args.loop,
+                                ready_fd=args.ready_fd, limit_concurrency=args.limit_concurrency,
+                                limit_max_requests=args.limit_max_requests, max_connections=max_connections,
+                                **listen, **engine, **vars(transport))
+    workers_text = _from_env(args.workers, "COVET_WORKERS", "1")
+    try:
+        workers = resolve_workers(workers_text)
+    except ValueError:
+        source = "--workers" if args.workers is not None else "COVET_WORKERS (environment)"
+        raise UsageError(f"{source}: expected 'auto' or a positive number of processes, not {workers_text!r}") \
+            from None
+    load_app(args.app, args.app_dir, args.factory)  # fail here, once, with a clear message, not in every worker
+    check_engine_supports({**engine, "max_connections": max_connections}, native_module())
+    opts = WorkerOptions(app=args.app, host=host, port=port, threads=args.threads, log_level=args.log_level,
+                         app_dir=args.app_dir, max_connections=max_connections, transport=transport,
+                         engine=engine, loop=args.loop, log_config=args.log_config, factory=args.factory,
+                         limit_concurrency=args.limit_concurrency, limit_max_requests=args.limit_max_requests)
+    return Supervisor(opts, workers, reload=args.reload, reload_dirs=args.reload_dirs).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""The engine the runtime drives, as a type: `Engine` (what a server object offers), `EngineModule` (what the
+module offers: the server class, the listen error, logging), and where the module comes from.
+
+``covet._native`` (the compiled extension; its types are in ``covet/_native.pyi``) is the engine; tests and
+tools may install a stand-in with the same interface through `use_native` (tests/python/fake_native.py is
+one). mypy checks that both satisfy these Protocols (tests/python/typing_check/engines.py).
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+from collections.abc import Callable, Sequence
+from typing import Any, Optional, Protocol, Union
+
+__all__ = [
+    "Engine",
+    "EngineModule",
+    "Responder",
+    "WebSocketEvent",
+    "native_module",
+    "use_native",
+]
+
+
+class WebSocketEvent(enum.IntEnum):
+    """The kind of an event from ``Engine.take_ws()`` (module.cpp's ``WsEventKind``)."""
+
+    OPEN = 0
+    MESSAGE = 1  # data: str or bytes
+    CLOSE = 2  # data: the reason; code: the close code
+    DRAIN = 3  # the send buffer went below the route's max_send_buffer
+
+
+class Responder(Protocol):
+    """The answer side of one request (``NativeResponder``): one `send`, or a stream."""
+
+    def send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None: ...
+
+    def start_stream(self, status: int, headers: list[tuple[str, str]]) -> None: ...
+
+    def write(self, chunk: bytes) -> None: ...
+
+    def end(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+    @property
+    def answered(self) -> bool: ...
+
+
+class Engine(Protocol):
+    """One native server (``_native.NativeServer``): routes are added, then it is started; requests for
+    Python routes are taken from it in batches on the loop thread when `fileno` is readable.
+
+    With ``threads=0`` on io_uring the engine is *embedded*: its I/O runs in `poll` and `flush` on the loop
+    thread (`embedded` is True once started); otherwise its own threads do the I/O.
+    """
+
+    # -- set-up (before start) ----------------------------------------------------------------------
+    def add_route(self, method: str, pattern: str, route_id: int) -> None: ...
+
+    def add_constant_route(self, method: str, pattern: str, status: int, content_type: str, body: bytes,
+                           headers: list[tuple[str, str]]) -> None: ...
+
+    def add_websocket_route(self, pattern: str, route_id: int, max_message_bytes: int = ...,
+                            idle_timeout_ms: int = ..., ping_interval_ms: int = ..., max_send_buffer: int = ...,
+                            permessage_deflate: bool = ..., subprotocols: list[str] = ...) -> None: ...
+
+    def configure_tls(self, certfile: str, keyfile: str, ca_certs: str = ..., client_auth: str = ...,
+                      allow_tls12: bool = ..., ciphers: str = ...,
+                      sni_certs: list[tuple[str, str]] = ...) -> None: ...
+
+    http2: bool
+
+    # -- lifetime -----------------------------------------------------------------------------------
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def wait(self) -> None: ...
+
+    def reload_tls(self) -> None: ...
+
+    @property
+    def port(self) -> int: ...
+
+    @property
+    def backend(self) -> str: ...
+
+    @property
+    def embedded(self) -> bool: ...
+
+    @property
+    def tls(self) -> bool: ...
+
+    def fileno(self) -> int: ...
+
+    # -- embedded engine (threads=0) ----------------------------------------------------------------
+    def poll(self) -> bool: ...
+
+    def flush(self) -> bool: ...
+
+    def set_output_hook(self, hook: Callable[[], None]) -> None: ...
+
+    # -- the hand-off to Python ---------------------------------------------------------------------
+    def take(self, max_items: int = ...) -> Sequence[tuple[int, Any, Responder]]: ...
+
+    def take_body(self) -> Sequence[int]: ...
+
+    def take_ws(self) -> Sequence[tuple[int, int, Any, Any, int]]: ...
+
+    def ws_subscribe(self, connection: Any, topic: str) -> None: ...
+
+    def ws_unsubscribe(self, connection: Any, topic: str) -> None: ...
+
+    def ws_publish(self, topic: str, data: Union[str, bytes]) -> int: ...
+
+
+class EngineModule(Protocol):
+    """What the runtime takes from the engine module (``covet._native`` or a stand-in)."""
+
+    @property
+    def NativeServer(self) -> Callable[..., Engine]:
+        """The server class: ``NativeServer(host=..., port=..., threads=..., **limits)`` (keyword arguments as
+        covet.server.options.ENGINE_OPTIONS; ``listen_fd=`` / ``shared_port=`` for worker processes)."""
+
+    @property
+    def ListenError(self) -> type[OSError]:
+        """Raised by ``Engine.start()`` when the address cannot be listened on (an OSError with its errno)."""
+
+    def configure_logging(self, level: str = ..., format: str = ...) -> None: ...
+
+
+_override: Optional[Any] = None
+
+
+def native_module() -> EngineModule:
+    """The engine module: the one given to `use_native`, else ``covet._native``."""
+    if _override is not None:
+        module: EngineModule = _override
+        return module
+    try:
+        # Loaded when first needed (a stand-in may be used instead), by name: the compiled module is not part of
+        # the Python import graph (and `from covet import ...` would read as importing the whole package).
+        native: EngineModule = importlib.import_module("covet._native")
+    except ImportError as exc:
+        raise ImportError(
+            "covet's native engine (covet._native) is not built; install the package with "
+            "`pip install .` from the source tree"
+        ) from exc
+    return native
+
+
+def use_native(module: Optional[Any]) -> Optional[Any]:
+    """Use `module` as the engine from now on (None: back to ``covet._native``); returns the previous one."""
+    global _override
+    previous, _override = _override, module
+    return previous

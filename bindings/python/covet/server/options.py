@@ -1,0 +1,146 @@
+"""The engine's limits and timeouts as options: one `EngineOption` per `NativeServer` keyword, with its
+``covet run`` flag, its ``COVET_*`` environment variable, its parser and its documented default.
+docs/operations.md lists them all."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from .engine import EngineModule
+
+__all__ = ["ENGINE_OPTIONS", "EngineOption", "UsageError", "check_engine_supports", "engine_option",
+           "engine_options", "parse_count", "parse_duration_ms", "parse_size"]
+
+
+class UsageError(Exception):
+    """A bad flag, environment variable or combination: ``covet: <message>`` on stderr, exit code 2."""
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*(?:([kmg])(?:i?b)?|b)?\s*$", re.IGNORECASE)
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m)?\s*$", re.IGNORECASE)
+_UNITS = {None: 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
+
+
+def parse_size(text: str) -> int:
+    """Bytes: ``1048576``, ``512K``, ``10M``, ``1G`` (K/M/G, KB/MB/GB and KiB/MiB/GiB are all powers of 1024)."""
+    m = _SIZE.match(text)
+    if m is None:
+        raise ValueError("expected a size in bytes such as 1048576, 512K, 10M or 1G")
+    return int(m.group(1)) * _UNITS[m.group(2).lower() if m.group(2) else None]
+
+
+def parse_duration_ms(text: str) -> int:
+    """Milliseconds from seconds: ``5``, ``1.5``, ``500ms``, ``30s``, ``2m``."""
+    m = _DURATION.match(text)
+    if m is None:
+        raise ValueError("expected seconds such as 5, 0.5, 500ms, 30s or 2m")
+    unit = (m.group(2) or "s").lower()
+    return round(float(m.group(1)) * {"ms": 1, "s": 1000, "m": 60_000}[unit])
+
+
+def parse_count(text: str) -> int:
+    if not text.strip().isdigit():
+        raise ValueError("expected a whole number such as 100")
+    return int(text)
+
+
+@dataclass(frozen=True)
+class EngineOption:
+    """One engine limit: its ``covet run`` flag, the `NativeServer` keyword (and C++ field) it sets."""
+
+    flag: str
+    kwarg: str
+    parse: Callable[[str], int]
+    default: str
+    help: str
+    minimum: int = 1
+
+    @property
+    def env(self) -> str:
+        return "COVET_" + self.flag[2:].upper().replace("-", "_")
+
+    def render(self, value: int) -> str:
+        """The worker-command form of a parsed value (it parses back to the same value)."""
+        return f"{value}ms" if self.parse is parse_duration_ms else str(value)
+
+
+ENGINE_OPTIONS: tuple[EngineOption, ...] = (
+    EngineOption("--limit-max-body", "max_body_bytes", parse_size, "1M",
+                 "largest request body read whole: body(), json(), form(), body parameters (more: 413)"),
+    EngineOption("--limit-max-stream-body", "max_stream_body_bytes", parse_size, "1G",
+                 "largest request body a handler reads with request.stream() (more: 413; 0: no limit)", minimum=0),
+    EngineOption("--stream-body-threshold", "stream_body_threshold", parse_size, "64K",
+                 "bodies larger than this reach the handler while they arrive instead of whole", minimum=0),
+    EngineOption("--max-url-bytes", "max_url_bytes", parse_size, "8K", "longest request line (more: 414)"),
+    EngineOption("--max-header-bytes", "max_header_bytes", parse_size, "8K",
+                 "request line + headers (more: 431)"),
+    EngineOption("--max-headers", "max_headers", parse_count, "100", "header fields per request (more: 431)"),
+    EngineOption("--max-buffered-input", "max_buffered_input", parse_size, "1M",
+                 "pipelined input held per connection while a response is pending"),
+    EngineOption("--output-high-water", "output_high_water", parse_size, "4M",
+                 "unsent output per connection above which the engine stops reading from it"),
+    EngineOption("--timeout-header", "header_timeout_ms", parse_duration_ms, "10s",
+                 "first byte of a request head to its end (slowloris)"),
+    EngineOption("--timeout-body", "body_timeout_ms", parse_duration_ms, "30s", "idle time between body bytes"),
+    EngineOption("--body-deadline", "body_deadline_ms", parse_duration_ms, "0 (off)",
+                 "whole request body, head end to last byte (0: off)", minimum=0),
+    EngineOption("--min-body-rate", "min_body_rate", parse_size, "240", "bytes/second a body must average "
+                 "once the grace period has passed (less: 408; 0: off)", minimum=0),
+    EngineOption("--min-body-rate-grace", "min_body_rate_grace_ms", parse_duration_ms, "5s",
+                 "time from the body's start before --min-body-rate applies", minimum=0),
+    EngineOption("--timeout-keep-alive", "keep_alive_timeout_ms", parse_duration_ms, "60s",
+                 "idle time between requests on a keep-alive connection"),
+    EngineOption("--timeout-graceful-shutdown", "shutdown_timeout_ms", parse_duration_ms, "10s",
+                 "on SIGTERM, how long in-flight requests may take before their connections close", minimum=0),
+    EngineOption("--max-connections", "max_connections", parse_count, "10000",
+                 "open connections per worker process; more wait unaccepted in the backlog"),
+    EngineOption("--backlog", "listen_backlog", parse_count, "4096", "the listening socket's accept queue"),
+)
+_BY_KWARG = {o.kwarg: o for o in ENGINE_OPTIONS}
+
+
+def engine_option(kwarg: str) -> EngineOption:
+    return _BY_KWARG[kwarg]
+
+
+def _checked(option: EngineOption, text: str, source: str) -> int:
+    try:
+        value = option.parse(text)
+    except ValueError as e:
+        raise UsageError(f"{source}: {e}, not {text!r}") from None
+    if value < option.minimum:
+        raise UsageError(f"{source} must be at least {option.minimum}, not {text!r}")
+    return value
+
+
+def engine_options(args: argparse.Namespace, environ: Optional[dict[str, str]] = None) -> dict[str, int]:
+    """The engine options the user set, by flag or ``COVET_*`` variable (the flag wins), as NativeServer
+    keywords. Options set by neither are left out: the engine's defaults apply."""
+    env = os.environ if environ is None else environ
+    out: dict[str, int] = {}
+    for o in ENGINE_OPTIONS:
+        text = getattr(args, o.kwarg, None)
+        if text is not None:
+            out[o.kwarg] = _checked(o, text, o.flag)
+        elif env.get(o.env, "").strip():
+            out[o.kwarg] = _checked(o, env[o.env], f"{o.env} (environment)")
+    return out
+
+
+def check_engine_supports(options: dict[str, Any], native: EngineModule) -> None:
+    """Refuse, naming the flag, an option this build of the engine does not have (instead of a TypeError)."""
+    doc = getattr(native.NativeServer.__init__, "__doc__", None) or ""
+    known = set(re.findall(r"(\w+): ", doc))
+    if not known:  # a stand-in engine without a pybind11 signature: nothing to check
+        return
+    for kwarg in options:
+        if kwarg not in known:
+            option = _BY_KWARG.get(kwarg)
+            name = option.flag if option else kwarg
+            raise UsageError(f"{name}: this build of the engine (covet._native) has no {kwarg!r} setting; "
+                             "rebuild it from this source tree (pip install .) or drop the option")

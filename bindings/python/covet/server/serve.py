@@ -1,0 +1,431 @@
+"""Running an app: one worker process = one native server + one asyncio loop on one Python thread.
+
+`serve(app, host, port, threads)` is the single-process entry point (what ``app.run`` calls, and what a
+multi-process runner calls in each worker). `Worker` is the same thing as an object, for callers that
+drive the loop themselves; `ThreadedWorker` runs it on a background thread (used by the test clients).
+
+Threads: with ``threads=0`` (the default) the engine runs on the loop thread: its io_uring eventfd is
+registered with the loop and the dispatcher polls it (native work without the GIL), runs the handlers
+and flushes the responses. With ``threads=N`` the engine's N native threads do all socket I/O and routing
+without the GIL and queue requests for Python routes; that queue's eventfd is registered instead, so the
+loop thread takes them in batches and runs handlers, middleware and rendering. Sync handlers run in
+the app's thread pool (unless inline). On SIGINT/SIGTERM the engine stops accepting, in-flight requests
+finish (the loop keeps running meanwhile), then the lifespan shutdown runs and `serve` returns 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import Any, Optional
+
+from covet.requests import Request
+from covet.responses import PlainTextResponse, Response
+from covet.routing import ConstantRoute, Route
+from covet.tls import TransportOptions
+
+from .dispatch import Dispatcher
+from .engine import Engine, EngineModule, native_module
+from .interface import CallNext, Middleware, ServedApp
+
+__all__ = ["serve", "serve_worker", "Worker", "ThreadedWorker", "new_event_loop", "configure_logging",
+           "exit_on_listen_error"]
+
+logger = logging.getLogger("covet")
+
+
+def new_event_loop(kind: str = "auto") -> asyncio.AbstractEventLoop:
+    """An event loop: uvloop's when uvloop is installed, else asyncio's (``kind="auto"``); ``"asyncio"`` or
+    ``"uvloop"`` choose one (uvicorn's ``--loop``); a missing uvloop is an ImportError naming the fix."""
+    if kind not in ("auto", "asyncio", "uvloop"):
+        raise ValueError(f"loop must be 'auto', 'asyncio' or 'uvloop', not {kind!r}")
+    if kind == "asyncio":
+        return asyncio.new_event_loop()
+    try:
+        import uvloop  # optional (the `speed` extra): imported only when an event loop is made
+    except ImportError:
+        if kind == "uvloop":
+            raise ImportError("loop='uvloop' needs uvloop: pip install uvloop (or use loop='asyncio')") from None
+        return asyncio.new_event_loop()
+    event_loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return event_loop
+
+
+def configure_logging(level: str = "info") -> None:
+    """Python logging for the ``covet`` logger (stderr) and the engine's log level.
+
+    Levels: trace (engine detail; Python logs at debug), debug, info, warning, error, critical.
+    """
+    numeric = logging.DEBUG if level.lower() == "trace" else logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        raise ValueError(f"unknown log level {level!r}")
+    covet_logger = logging.getLogger("covet")
+    covet_logger.setLevel(numeric)
+    if not logging.getLogger().handlers and not covet_logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("[%(asctime)s] [%(levelname)s] %(name)s: %(message)s"))
+        covet_logger.addHandler(handler)
+    native_level = {"warning": "warn", "critical": "critical"}.get(level.lower(), level.lower())
+    native_module().configure_logging(native_level)
+
+
+class Worker:
+    """One app served by one native server, on the running event loop.
+
+    ``await worker.serve()`` runs the lifespan startup, starts the engine, serves until `stop()` is called
+    (from the loop thread; use ``loop.call_soon_threadsafe`` from elsewhere), shuts down gracefully and runs
+    the lifespan shutdown. `started` is set once requests are being served; `port` is the bound port.
+    """
+
+    def __init__(
+        self,
+        app: ServedApp,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        threads: int = 0,
+        *,
+        native: Optional[EngineModule] = None,
+        lifespan: bool = True,
+        on_started: Optional[Callable[[Worker], None]] = None,
+        middleware: Sequence[Middleware] = (),
+        **server_options: Any,
+    ) -> None:
+        """`middleware`: the runtime's own HTTP middleware, outside the app's (`serve_worker`'s request limits)."""
+        self.app = app
+        self.middleware = tuple(middleware)
+        self.lifespan = lifespan
+        self.host = host
+        self.requested_port = port
+        self.threads = threads
+        self.native = native if native is not None else native_module()
+        self.transport, self.server_options = TransportOptions.split(server_options)
+        self.on_started = on_started
+        self.server: Optional[Engine] = None
+        self.dispatcher: Optional[Dispatcher] = None
+        self.executor: Optional[Executor] = None
+        self.port: Optional[int] = None
+        self._stop = asyncio.Event()
+
+    def _make_server(self) -> tuple[Engine, list[Route]]:
+        server = self.native.NativeServer(host=self.host, port=self.requested_port, threads=self.threads,
+                                          **self.server_options)
+        self.transport.apply(server)
+        targets: list[Route] = []
+        ids: dict[int, int] = {}
+        for method, pattern, route, is_fallback in self.app.router.native_registrations():
+            if isinstance(route, ConstantRoute):
+                server.add_constant_route(method, pattern, route.status_code, route.content_type, route.body,
+                                          route.headers)
+                continue
+            route_id = ids.get(id(route))
+            if route_id is None:
+                route_id = ids[id(route)] = len(targets)
+                targets.append(route)
+            try:
+                server.add_route(method, pattern, route_id)
+            except ValueError:
+                if not is_fallback:
+                    raise
+                logger.debug("no untyped fallback for %s %s (the shape is taken)", method, pattern)
+        for index, ws_route in enumerate(self.app.websocket_routes):
+            o = ws_route.options
+            server.add_websocket_route(
+                ws_route.native_pattern, index,
+                max_message_bytes=int(o.get("max_size", 1024 * 1024)),
+                idle_timeout_ms=int(o.get("idle_timeout", 60) * 1000),
+                ping_interval_ms=int(o.get("ping_interval", 20) * 1000),
+                max_send_buffer=int(o.get("max_send_buffer", 4 * 1024 * 1024)),
+                permessage_deflate=bool(o.get("compression", True)),
+                subprotocols=list(o.get("subprotocols", ())))
+        return server, targets
+
+    def reload_tls(self) -> None:
+        """Reload the TLS certificate files for new connections (SIGHUP); a failure keeps the old ones."""
+        if self.server is None or not self.transport.tls:
+            return
+        try:
+            self.server.reload_tls()
+        except Exception as exc:
+            logger.error("TLS reload failed, the previous certificates stay in use: %s", exc)
+        else:
+            logger.warning("TLS certificates reloaded")
+
+    def stop(self) -> None:
+        """Begin the graceful shutdown (call on the loop thread)."""
+        self._stop.set()
+
+    async def serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.executor = ThreadPoolExecutor(max_workers=self.app.thread_pool_size, thread_name_prefix="covet-sync")
+        loop.set_default_executor(self.executor)
+        try:
+            lifespan = self.app.lifespan_context() if self.lifespan else contextlib.nullcontext()
+            async with lifespan:
+                server, targets = self._make_server()
+                self.server = server
+                server.start()  # before the Dispatcher: whether the engine is embedded is known once started
+                self.dispatcher = Dispatcher(self.app, server, targets, loop, self.executor,
+                                             middleware=self.middleware)
+                self.port = server.port
+                fd = server.fileno()
+                loop.add_reader(fd, self.dispatcher.on_readable)
+                # Start-up objects (modules, the app, routes) live forever: move them out of the cyclic
+                # GC's generations, so full collections while serving only scan what requests create.
+                gc.freeze()
+                try:
+                    placement = ("on the event-loop thread" if server.embedded
+                                 else f"{max(self.threads, 1)} I/O thread(s)")
+                    scheme = "https" if self.transport.tls else "http"
+                    logger.info("serving on %s://%s:%s (engine backend %s, %s%s)", scheme, self.host, self.port,
+                                server.backend, placement,
+                                ", HTTP/2 and HTTP/1.1" if self.transport.http2 else ", HTTP/1.1")
+                    if self.on_started is not None:
+                        self.on_started(self)
+                    await self._stop.wait()
+                    logger.info("shutting down: finishing in-flight requests")
+                    server.stop()
+                    if self.dispatcher.engine_stopped is not None:  # embedded: on_readable reports it
+                        await self.dispatcher.engine_stopped
+                    else:
+                        await self._wait_for_engine(server)
+                finally:
+                    loop.remove_reader(fd)
+                    await self._drain_tasks()
+                    self.app.set_publisher(None)
+        finally:
+            self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _wait_for_engine(self, server: Engine) -> None:
+        # wait() blocks (without the GIL) until the engine's workers exit; the loop keeps serving the
+        # requests still in flight meanwhile. A plain thread, not the app's pool, which may be busy.
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+
+        def finished() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        def waiter() -> None:
+            try:
+                server.wait()
+            finally:
+                loop.call_soon_threadsafe(finished)
+
+        threading.Thread(target=waiter, name="covet-engine-wait", daemon=True).start()
+        await done
+
+    async def _drain_tasks(self) -> None:
+        if self.dispatcher is None or not self.dispatcher.tasks.tasks:
+            return
+        pending = list(self.dispatcher.tasks.tasks)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+@contextlib.contextmanager
+def exit_on_listen_error() -> Iterator[None]:
+    """Turns the engine's `ListenError` ("cannot listen on HOST:PORT: ..."; an OSError with its errno) into a
+    one-line exit (no traceback) for the command line and ``app.run``; other errors pass through."""
+    listen_error = native_module().ListenError
+    try:
+        yield
+    except listen_error as error:
+        raise SystemExit(f"covet: {error.strerror or error}") from None
+
+
+def serve(
+    app: ServedApp,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    threads: int = 0,
+    *,
+    install_signal_handlers: bool = True,
+    loop: str = "auto",
+    on_started: Optional[Callable[[Worker], None]] = None,
+    middleware: Sequence[Middleware] = (),
+    **server_options: Any,
+) -> int:
+    """Serve `app` in this process until SIGINT/SIGTERM; returns 0 after a graceful shutdown.
+
+    `server_options` go to the native server (``backend=``, ``max_body_bytes=``, timeouts ..., and the TLS/HTTP/2
+    options of `covet.tls.TransportOptions`: ``ssl_certfile=``, ``ssl_keyfile=``, ``http2=`` ...). `loop` picks
+    the event loop (see `new_event_loop`); `on_started` runs on the loop once requests are being served.
+    `middleware` runs outside the app's own. This is the function a multi-process runner calls in each worker process.
+    """
+    event_loop = new_event_loop(loop)
+    asyncio.set_event_loop(event_loop)
+    logger.debug("event loop: %s.%s", type(event_loop).__module__, type(event_loop).__qualname__)
+    worker = Worker(app, host, port, threads, middleware=middleware, **server_options)
+
+    def started(w: Worker) -> None:
+        if install_signal_handlers:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                event_loop.add_signal_handler(sig, w.stop)
+            if w.transport.tls:
+                event_loop.add_signal_handler(signal.SIGHUP, w.reload_tls)
+        if on_started is not None:
+            on_started(w)
+
+    worker.on_started = started
+    try:
+        event_loop.run_until_complete(worker.serve())
+    finally:
+        if install_signal_handlers:
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                with contextlib.suppress(Exception):
+                    event_loop.remove_signal_handler(sig)
+        with contextlib.suppress(Exception):
+            event_loop.run_until_complete(event_loop.shutdown_asyncgens())
+        asyncio.set_event_loop(None)
+        event_loop.close()
+    return 0
+
+
+def serve_worker(
+    app: ServedApp,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    threads: int = 0,
+    *,
+    log_level: Optional[str] = None,
+    loop: str = "auto",
+    ready_fd: int = -1,
+    limit_concurrency: Optional[int] = None,
+    limit_max_requests: Optional[int] = None,
+    **server_options: Any,
+) -> int:
+    """One worker process of ``covet run`` (the supervisor starts it as ``python -m covet _worker ...``):
+    `serve` after setting the log level.
+
+    Pass ``listen_fd=`` (the supervisor's listening socket, which the engine adopts instead of binding) or
+    ``shared_port=True`` (each worker binds its own SO_REUSEPORT socket). `ready_fd`: a pipe to the
+    supervisor; the worker writes ``ready`` once it serves, and ``retire`` once it has handled
+    `limit_max_requests` requests (without a supervisor it then stops). `limit_concurrency`: more requests
+    than this in Python handlers at once are answered 503, as uvicorn's ``--limit-concurrency``.
+    """
+    if log_level is not None:
+        configure_logging(log_level)
+    if ready_fd >= 0:  # supervised: SIGHUP is the supervisor's (a restart); with TLS, `serve` reloads certificates
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    state: dict[str, Optional[Worker]] = {"worker": None}
+
+    def tell_supervisor(message: bytes) -> bool:
+        if ready_fd < 0:
+            return False
+        try:
+            os.write(ready_fd, message)
+        except OSError as exc:  # the supervisor is gone: nothing to tell
+            logger.debug("cannot write to the supervisor: %s", exc)
+        return True
+
+    middleware: list[Middleware] = []
+    if limit_concurrency is not None or limit_max_requests is not None:
+        middleware.append(_request_limits(limit_concurrency, limit_max_requests, state, tell_supervisor))
+
+    def on_started(w: Worker) -> None:
+        state["worker"] = w
+        tell_supervisor(b"ready\n")
+
+    return serve(app, host, port, threads, loop=loop, on_started=on_started, middleware=middleware,
+                 **server_options)
+
+
+def _request_limits(limit_concurrency: Optional[int], limit_max_requests: Optional[int],
+                    state: dict[str, Optional[Worker]], tell_supervisor: Callable[[bytes], bool]) -> Middleware:
+    """uvicorn's --limit-concurrency and --limit-max-requests as the outermost HTTP middleware (only requests
+    that reach Python count: constant routes and the engine's own answers never enter it)."""
+    counters = {"in_flight": 0, "handled": 0}
+
+    async def request_limits(request: Request, call_next: CallNext) -> Response:
+        if limit_max_requests is not None:
+            counters["handled"] += 1
+            if counters["handled"] == limit_max_requests:
+                logger.info("worker %d handled %d requests (--limit-max-requests): being replaced",
+                            os.getpid(), limit_max_requests)
+                worker = state["worker"]
+                if not tell_supervisor(b"retire\n") and worker is not None:
+                    worker.stop()
+        if limit_concurrency is None:
+            return await call_next(request)
+        if counters["in_flight"] >= limit_concurrency:
+            return PlainTextResponse("Service Unavailable", status_code=503)
+        counters["in_flight"] += 1
+        try:
+            return await call_next(request)
+        finally:
+            counters["in_flight"] -= 1
+
+    return request_limits
+
+
+class ThreadedWorker:
+    """A `Worker` on its own thread and event loop (for tests and embedding).
+
+    ``start()`` returns once the app serves (or re-raises what made start-up fail); ``stop()`` shuts it
+    down gracefully and joins the thread.
+    """
+
+    def __init__(self, app: ServedApp, host: str = "127.0.0.1", port: int = 0, threads: int = 0,
+                 *, lifespan: bool = True, **server_options: Any) -> None:
+        self.app = app
+        self.worker = Worker(app, host, port, threads, lifespan=lifespan, on_started=self._started_cb,
+                             **server_options)
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self._thread: Optional[threading.Thread] = None
+        self._started = threading.Event()
+        self._error: Optional[BaseException] = None
+
+    @property
+    def port(self) -> int:
+        assert self.worker.port is not None, "not started"
+        return self.worker.port
+
+    def _started_cb(self, worker: Worker) -> None:
+        self._started.set()
+
+    def _run(self) -> None:
+        loop = self.loop = new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self.worker.serve())
+        except BaseException as exc:  # reported by start() when start-up failed
+            self._error = exc
+            if self._started.is_set():
+                logger.exception("the test server failed")
+        finally:
+            self._started.set()
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    def start(self, timeout: float = 30.0) -> ThreadedWorker:
+        self._thread = threading.Thread(target=self._run, name="covet-loop", daemon=True)
+        self._thread.start()
+        if not self._started.wait(timeout):
+            raise TimeoutError("the app did not start in time")
+        if self._error is not None:
+            self._thread.join()
+            raise self._error
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self._thread is None:
+            return
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop may have just finished
+                loop.call_soon_threadsafe(self.worker.stop)
+        self._thread.join(timeout)
+        self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error

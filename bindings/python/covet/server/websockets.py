@@ -1,0 +1,86 @@
+"""The engine's WebSocket events on the loop thread (`covet.websockets.WebSocket` is the handlers' side)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any, Union
+
+from covet.concurrency import TaskSet
+from covet.exceptions import RequestValidationError
+from covet.routing import WebSocketRoute
+from covet.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from .engine import Engine, WebSocketEvent
+from .interface import ServedApp
+
+__all__ = ["WebSocketDispatch"]
+
+logger = logging.getLogger("covet")
+
+
+class WebSocketDispatch:
+    """The engine's WebSocket events on the loop thread: starts each connection's endpoint and routes its
+    messages and close to it."""
+
+    def __init__(self, app: ServedApp, server: Engine, routes: Sequence[WebSocketRoute],
+                 loop: asyncio.AbstractEventLoop, tasks: TaskSet) -> None:
+        self.app = app
+        self.server = server
+        self.routes = routes
+        self.loop = loop
+        self.tasks = tasks
+        self.connections: dict[int, WebSocket] = {}
+
+    # -- WebSocketHub: what WebSocket.subscribe / unsubscribe / publish call -----------------------------
+    def subscribe(self, connection: Any, topic: str) -> None:
+        self.server.ws_subscribe(connection, topic)
+
+    def unsubscribe(self, connection: Any, topic: str) -> None:
+        self.server.ws_unsubscribe(connection, topic)
+
+    def publish(self, topic: str, data: Union[str, bytes]) -> int:
+        return int(self.server.ws_publish(topic, data))
+
+    def handle(self, events: Sequence[tuple[int, int, Any, Any, int]]) -> None:
+        for route_id, kind, native, data, code in events:
+            key = native.id
+            if kind == WebSocketEvent.OPEN:
+                websocket = WebSocket(native, self.app, self)
+                self.connections[key] = websocket
+                self.tasks.add(self.loop.create_task(self._run(self.routes[route_id], websocket, key)))
+                continue
+            websocket_or_none = self.connections.get(key)
+            if websocket_or_none is None:
+                continue
+            if kind == WebSocketEvent.MESSAGE:
+                websocket_or_none._deliver(data)
+            elif kind == WebSocketEvent.CLOSE:
+                websocket_or_none._closed(code, data or "")
+            elif kind == WebSocketEvent.DRAIN:
+                websocket_or_none._on_drain()
+
+    async def _run(self, route: WebSocketRoute, websocket: WebSocket, key: int) -> None:
+        try:
+            try:
+                if route.plan.dependencies:
+                    async with route.plan.solve(websocket) as kwargs:
+                        await route.endpoint(**kwargs)
+                else:
+                    kwargs = route.plan.extract(websocket._ws, websocket)
+                    await route.endpoint(**kwargs)
+            except RequestValidationError as exc:
+                logger.info("websocket %s: invalid parameters, closing with 1008: %s", route.path, exc)
+                await websocket.close(1008, "invalid parameters")
+                return
+            if websocket.application_state is not WebSocketState.DISCONNECTED:
+                await websocket.close(1000)
+        except WebSocketDisconnect:
+            pass
+        except Exception:
+            logger.exception("websocket handler %s failed", route.name)
+            if websocket.application_state is not WebSocketState.DISCONNECTED:
+                await websocket.close(1011, "internal error")
+        finally:
+            self.connections.pop(key, None)
