@@ -1,0 +1,105 @@
+"""A user's app under ``mypy --strict`` (scripts/lint-python.sh): the decorators' options are typed, so a
+misspelt or mistyped option is a type error, and handlers keep their own types through the decorators.
+
+Lines marked ``# type: ignore[...]`` must be errors: under --strict an ignore that is not needed is one too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from pydantic import BaseModel
+
+from covet import (
+    CovetPy,
+    Depends,
+    Header,
+    HTTPException,
+    JSONResponse,
+    Query,
+    Request,
+    Response,
+    WebSocket,
+    status,
+)
+from covet.testing import TestClient
+
+
+class Item(BaseModel):
+    name: str
+    price: float
+
+
+@asynccontextmanager
+async def lifespan(app: CovetPy) -> AsyncIterator[dict[str, Any]]:
+    yield {"started": True}
+
+
+app = CovetPy(title="typed", lifespan=lifespan, sync_handlers="threadpool", eager_async="auto")
+
+
+async def token(x_token: Annotated[str, Header()]) -> str:
+    if x_token != "secret":
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "bad token")
+    return x_token
+
+
+@app.get("/items/{item_id}", response_model=Item, status_code=200, name="item", dependencies=[Depends(token)])
+async def get_item(item_id: int, q: Annotated[str | None, Query(max_length=10)] = None) -> Item:
+    return Item(name=f"{item_id}{q or ''}", price=1.0)
+
+
+@app.post("/items", status_code=status.HTTP_201_CREATED, inline=False, eager=True)
+async def create_item(item: Item) -> Item:
+    return item
+
+
+@app.get("/health", constant=True)
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@app.websocket("/ws", max_size=1 << 20, compression=False, subprotocols=["chat"])
+async def ws(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await websocket.send_text(websocket.url.path)
+
+
+@app.middleware("http")
+async def timing(request: Request, call_next: Any) -> Response:
+    response: Response = await call_next(request)
+    response.headers["x-app"] = request.app.title
+    return response
+
+
+@app.exception_handler(ValueError)
+async def value_error(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=400)
+
+
+# Wrong options are type errors:
+@app.get("/wrong", status_code="200")  # type: ignore[arg-type]
+async def wrong_status() -> None: ...
+
+
+@app.get("/typo", respons_model=Item)  # type: ignore[call-arg]
+async def misspelt_option() -> None: ...
+
+
+@app.websocket("/wrong-ws", max_size="1M")  # type: ignore[arg-type]
+async def wrong_ws(websocket: WebSocket) -> None: ...
+
+
+# The decorators return the handler itself, with its type.
+item_handler: Any = get_item
+answer: int = get_item  # type: ignore[assignment]
+
+
+def use_client() -> None:
+    with TestClient(app) as client:
+        response = client.get("/items/1", headers={"x-token": "secret"})
+        assert response.status_code == 200
+        name: str = response.json()["name"]
+        assert name
