@@ -11,7 +11,6 @@ from __future__ import annotations
 import codecs
 import io
 from typing import Union
-from urllib.parse import parse_qsl, unquote
 
 from .datastructures import FormData, Headers, UploadFile
 
@@ -92,6 +91,8 @@ def parse_options_header(value: Union[str, None]) -> tuple[str, dict[str, str]]:
             charset, _, tail = raw.partition("'")
             _, _, encoded = tail.partition("'")
             try:
+                from urllib.parse import unquote  # deferred: start-up cost (an app may never parse a form)
+
                 extended[name[:-1]] = unquote(_unquote(encoded), encoding=charset or "utf-8", errors="strict")
             except (LookupError, UnicodeDecodeError):
                 continue
@@ -217,6 +218,8 @@ def parse_urlencoded(body: bytes, *, max_fields: Union[int, float] = DEFAULT_MAX
     """The fields of an ``application/x-www-form-urlencoded`` body."""
     text = body.decode("latin-1")
     try:
+        from urllib.parse import parse_qsl  # deferred: start-up cost (an app may never parse a form)
+
         pairs = parse_qsl(text, keep_blank_values=True,
                           max_num_fields=None if max_fields == float("inf") else int(max_fields))
     except ValueError:

@@ -12,7 +12,6 @@ import asyncio
 import logging
 import os
 from collections.abc import AsyncIterable, Iterable, Iterator, Mapping
-from datetime import UTC
 from typing import TYPE_CHECKING, Any, Literal, Optional, Union
 
 from . import encoders
@@ -141,7 +140,7 @@ class Response:
         if max_age is not None:
             morsel["max-age"] = max_age
         if expires is not None:
-            from datetime import datetime
+            from datetime import UTC, datetime  # deferred: start-up cost (most apps set no expiring cookie)
 
             if isinstance(expires, datetime):
                 from email.utils import format_datetime

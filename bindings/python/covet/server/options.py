@@ -4,14 +4,16 @@ docs/operations.md lists them all."""
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .engine import EngineModule
+
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = ["ENGINE_OPTIONS", "EngineOption", "UsageError", "check_engine_supports", "engine_option",
            "engine_options", "parse_count", "parse_duration_ms", "parse_size"]

@@ -16,6 +16,7 @@ finish (the loop keeps running meanwhile), then the lifespan shutdown runs and `
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import gc
 import logging
@@ -24,7 +25,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor
 from typing import Any, Optional
 
 from covet.requests import Request
@@ -164,7 +165,9 @@ class Worker:
 
     async def serve(self) -> None:
         loop = asyncio.get_running_loop()
-        self.executor = ThreadPoolExecutor(max_workers=self.app.thread_pool_size, thread_name_prefix="covet-sync")
+        # concurrent.futures.thread is loaded here, on first use (the start-up cost of `import covet`).
+        self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=self.app.thread_pool_size,
+                                                              thread_name_prefix="covet-sync")
         loop.set_default_executor(self.executor)
         try:
             lifespan = self.app.lifespan_context() if self.lifespan else contextlib.nullcontext()

@@ -29,13 +29,15 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from covet.tls import TransportOptions
 
 from .engine import EngineModule, native_module
 from .options import engine_option
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 log = logging.getLogger("covet.supervisor")
 
@@ -177,6 +179,8 @@ class Supervisor:
         self.opts = opts
         self.count = workers
         self.reload = reload
+        from pathlib import Path  # deferred: only a supervisor needs it (the start-up cost of `import covet`)
+
         self.reload_dirs = [Path(d).resolve() for d in (reload_dirs or [opts.app_dir])]
         self.current: dict[int, _Proc] = {}
         self.batches: list[_Batch] = []
