@@ -5,7 +5,6 @@
 #include <signal.h>  // pthread_sigmask, sigtimedwait
 
 #include "covet/http/status.hpp"
-#include "protocol_selector.hpp"
 
 namespace covet {
 namespace {
@@ -59,7 +58,9 @@ App& App::ws(std::string_view pattern, WebSocketFactory factory, ws::Options opt
     return *this;
 }
 
-bool App::websocket(Request& request, ws::Route& route) {
+bool App::upgrade(Request& request, Upgrade& upgrade) {
+    if (upgrade.protocol != Upgrade::Protocol::websocket) return false;
+    ws::Route& route = upgrade.websocket;
     const auto match = ws_router_.match(Method::get, request.path(), request.params());
     if (match.status != Router<WebSocketTarget>::Status::found) {
         request.params().clear();
@@ -170,7 +171,7 @@ void App::start_embedded() {
 void App::make_server() {
     stop_requested_ = false;
     server_ = std::make_unique<net::Server>(config_, [this](net::Connection& c, net::ConnectionHome& home) {
-        return app::make_connection_protocol(c, home, *this);
+        return switch_.connection_protocol(c, home);
     });
 }
 

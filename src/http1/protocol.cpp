@@ -12,19 +12,14 @@
 
 #include <algorithm>
 #include <cstring>
-#include <optional>
 #include <string>
-#include <variant>
 
 #include "covet/http/body_pace.hpp"
 #include "covet/http/body_stream.hpp"
 #include "covet/http/date_cache.hpp"
 #include "covet/http1/serializer.hpp"
-#include "covet/http2/protocol.hpp"
+#include "covet/http1/switch.hpp"
 #include "covet/net/worker_context.hpp"
-#include "covet/ws/handshake.hpp"
-#include "covet/ws/protocol.hpp"
-#include "covet/ws/route.hpp"
 
 namespace covet::http1 {
 namespace {
@@ -38,6 +33,14 @@ enum class Phase : std::uint8_t {
     dispatched,  // waiting for the handler's response
     streaming,   // the handler is streaming a chunked response
     closing,     // a final response is queued; everything else is ignored
+    switched,    // another protocol has the connection (see switch.hpp); everything is ignored
+};
+
+// A request body that streams to its handler (see body_stream.hpp).
+enum class Upload : std::uint8_t {
+    none,          // the body (if any) comes whole, or has been delivered and ended
+    arriving,      // dispatched with the body still arriving: its bytes go to the handler's reader
+    ended_unread,  // it ended before the handler installed its reader (on_end is owed)
 };
 
 // Why a request was refused: status + a message that names the cause.
@@ -84,8 +87,13 @@ bool holds_complete_head(std::string_view buf) {
 
 class Http1Protocol final : public net::ProtocolHandler, public ExchangeSink {
 public:
-    Http1Protocol(net::Connection& c, net::ConnectionHome& home, RequestDispatcher& d)
-        : conn_(c), home_(home), dispatcher_(d), limits_(c.config().limits), timeouts_(c.config().timeouts) {
+    Http1Protocol(net::Connection& c, net::ConnectionHome& home, RequestDispatcher& d, Switcher* switcher)
+        : conn_(c),
+          home_(home),
+          dispatcher_(d),
+          switcher_(switcher),
+          limits_(c.config().limits),
+          timeouts_(c.config().timeouts) {
         llhttp_settings_init(&settings_);
         settings_.on_method = &on_method;
         settings_.on_url = &on_url;
@@ -106,10 +114,10 @@ public:
     // ---- ProtocolHandler ----
     void on_data(std::span<const char> bytes) override {
         const std::string_view data(bytes.data(), bytes.size());
-        if (phase_ == Phase::closing) return;
+        if (retired()) return;
         // While a streamed body arrives, its bytes are parsed (and delivered) at once; otherwise input that
         // comes while a response is pending waits its turn (pipelining).
-        const bool waiting = (phase_ == Phase::dispatched || phase_ == Phase::streaming) && !upload_;
+        const bool waiting = (phase_ == Phase::dispatched || phase_ == Phase::streaming) && !uploading();
         if (waiting || !pending_.empty()) {
             pending_.append(data);
             if (waiting) {
@@ -119,7 +127,7 @@ public:
             drain_pending();
         } else {
             const std::size_t used = process(data);
-            if (phase_ != Phase::closing && used < data.size()) {
+            if (!retired() && used < data.size()) {
                 pending_.assign(data.substr(used));
                 if (pending_.size() > limits_.max_buffered_input) pause_input(true);
             }
@@ -129,7 +137,7 @@ public:
 
     void on_peer_closed() override {
         peer_closed_ = true;
-        if (upload_) abort_upload(0, "the client closed the connection before the request body ended");
+        if (uploading()) abort_upload(0, "the client closed the connection before the request body ended");
         if (phase_ == Phase::dispatched || phase_ == Phase::streaming) return;  // answer, then close
         conn_.close_after_flush();
         phase_ = Phase::closing;
@@ -143,7 +151,7 @@ public:
     }
 
     void on_tick(Clock::time_point now) override {
-        if (upload_) {
+        if (uploading()) {
             // A streamed body: the same idle timeout, deadline and rate floor as a buffered one, except while
             // the handler holds the connection paused (it has not consumed what it got): not the client's fault.
             if (!reading_) deadline_ = now + timeouts_.body;
@@ -191,7 +199,7 @@ public:
     void complete(std::uint64_t exchange, Response&& response) override {
         if (phase_ != Phase::dispatched || exchange != exchange_) return;
         dispatcher_.finalize(request_, response);
-        const bool close = must_close_after(response) || upload_;
+        const bool close = must_close_after(response) || uploading();
         write_response(conn_.out(), std::move(response), head_options(close), request_.method() == Method::head);
         finish_exchange(close);
     }
@@ -202,7 +210,7 @@ public:
         // HTTP/1.0 has no chunked coding: the body then ends when the connection closes.
         chunked_ = request_.version_minor() >= 1;
         // A body still arriving when the response starts may not end before it: the connection closes after.
-        const bool close = must_close_after(head) || !chunked_ || upload_;
+        const bool close = must_close_after(head) || !chunked_ || uploading();
         HeadOptions o = head_options(close);
         o.framing = chunked_ ? BodyFraming::chunked : BodyFraming::until_close;
         std::string first = std::move(head.body());
@@ -242,7 +250,7 @@ public:
     // ---- streamed request bodies (body_stream.hpp) ----
     void body_read(std::uint64_t exchange, std::shared_ptr<BodyReader> reader) override {
         if (exchange != exchange_ || !request_.body_streamed() || reader_ || !reader) return;
-        if (phase_ == Phase::closing || (!upload_ && !upload_ended_)) {
+        if (retired() || upload_ == Upload::none) {
             reader->on_error(0, "the request has ended");
             return;
         }
@@ -251,8 +259,8 @@ public:
             const std::string held = std::exchange(upload_hold_, {});
             reader->on_data(held);
         }
-        if (upload_ended_ && reader_) {
-            upload_ended_ = false;
+        if (upload_ == Upload::ended_unread && reader_) {
+            upload_ = Upload::none;
             reader->on_end();
         }
     }
@@ -282,13 +290,13 @@ private:
         input_ = buf;
         std::size_t pos = 0;
         while (pos < buf.size() &&
-               (phase_ == Phase::idle || phase_ == Phase::head || phase_ == Phase::body || upload_)) {
-            if (pos == 0 && phase_ == Phase::idle && exchange_ == 0 && h2c_allowed()) {
-                // h2c with prior knowledge (RFC 9113 §3.3): the connection starts with the HTTP/2 preface.
-                const std::string_view start = buf.substr(0, http2::client_preface.size());
-                if (http2::client_preface.starts_with(start)) {
-                    if (start.size() < http2::client_preface.size()) break;  // wait for the rest of it
-                    switch_to_http2(http2::make_protocol(conn_, home_, dispatcher_), buf);
+               (phase_ == Phase::idle || phase_ == Phase::head || phase_ == Phase::body || uploading())) {
+            if (pos == 0 && phase_ == Phase::idle && exchange_ == 0 && switcher_) {
+                // A protocol that starts without a request (HTTP/2 with prior knowledge) may take over.
+                SwitchDecision d = switcher_->on_connection_start(conn_, home_, buf);
+                if (d.kind == SwitchDecision::Kind::wait) break;  // wait for the rest of its preface
+                if (d.kind == SwitchDecision::Kind::take) {
+                    switch_to(std::move(d.next), buf);
                     in_process_ = false;
                     return buf.size();
                 }
@@ -299,7 +307,7 @@ private:
                 pos += empty_line_prefix(buf.substr(pos));
                 if (pos == buf.size()) break;
             }
-            if (upload_) {  // a streamed body: its bytes go to the handler
+            if (uploading()) {  // a streamed body: its bytes go to the handler
                 pos += parse_body(buf.substr(pos));
                 if (message_complete_) end_upload();
                 continue;
@@ -308,7 +316,7 @@ private:
                 const std::size_t used = parse_head(buf.substr(pos));
                 if (used == 0) break;  // incomplete (or rejected)
                 pos += used;
-                if (upload_) continue;  // dispatched at its head, the body streams
+                if (uploading()) continue;  // dispatched at its head, the body streams
             }
             if (phase_ == Phase::body) {
                 pos += parse_body(buf.substr(pos));
@@ -316,28 +324,13 @@ private:
                 if (phase_ == Phase::body && !message_complete_ && !upload_offered_ &&
                     request_.body().size() > limits_.stream_body_threshold) {
                     if (accept_upload()) start_upload();
-                    if (upload_) continue;
+                    if (uploading()) continue;
                 }
             }
             if (message_complete_) dispatch();
-            if (ws_upgrade_) {
-                // WebSocket accepted: 101, then frames; what followed the request is the client's first frames.
-                phase_ = Phase::closing;
-                switched_ = true;
-                WebSocketSwitch sw = std::move(*ws_upgrade_);
-                ws_upgrade_.reset();
-                ws::switch_to_websocket(conn_, home_, std::move(sw.route.handlers), std::move(sw.route.options),
-                                        sw.accepted, sw.path,
-                                        std::span<const char>(buf.data() + pos, buf.size() - pos));
-                in_process_ = false;
-                return buf.size();
-            }
-            if (upgrade_) {
-                // Upgrade: h2c accepted: 101, then HTTP/2 (SETTINGS first) on the same bytes stream; what
-                // followed the request (the client preface) belongs to the new handler.
-                conn_.out().append(std::string_view(
-                    "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"));
-                switch_to_http2(std::move(upgrade_), buf.substr(pos));
+            if (switch_) {
+                // A switch was accepted: what followed the request belongs to the next protocol.
+                switch_to(std::move(switch_), buf.substr(pos));
                 in_process_ = false;
                 return buf.size();
             }
@@ -345,12 +338,12 @@ private:
         // A request still being read or answered later must not point into `buf` any more.
         if (phase_ == Phase::body || phase_ == Phase::dispatched || phase_ == Phase::streaming) detach(buf);
         in_process_ = false;
-        return phase_ == Phase::closing ? buf.size() : pos;
+        return retired() ? buf.size() : pos;
     }
 
     void drain_pending() {
         const std::size_t used = process(pending_);
-        if (phase_ == Phase::closing)
+        if (retired())
             pending_.clear();
         else
             pending_.erase(0, used);
@@ -403,9 +396,9 @@ private:
                 (parser_.flags & F_CONTENT_LENGTH) && parser_.content_length > limits_.stream_body_threshold;
             const bool stream = offer && accept_upload();
             if (!offer && over_body_limit_) reject({413, "the request body is larger than the body size limit"});
-            if (phase_ == Phase::closing) return 0;
+            if (retired()) return 0;
             maybe_continue(buf.size() == end);
-            if (phase_ == Phase::closing) return 0;
+            if (retired()) return 0;
             if (stream) start_upload();
         }
         return end;
@@ -578,12 +571,12 @@ private:
     static int on_body(llhttp_t* p, const char* at, std::size_t len) {
         Http1Protocol& s = self(p);
         const std::string_view chunk(at, len);
-        if (s.phase_ == Phase::closing) return s.fail({});  // answered inline meanwhile: nothing more to read
+        if (s.retired()) return s.fail({});  // answered inline meanwhile: nothing more to read
         if (p->flags & F_CHUNKED) {
             s.chunk_left_ -= std::min<std::uint64_t>(s.chunk_left_, len);
             if (s.chunk_left_ == 0) s.crlf_left_ = 2, s.crlf_from_ = at + len;
         }
-        if (s.upload_) {
+        if (s.uploading()) {
             s.upload_bytes_ += len;
             if (s.upload_bytes_ > s.stream_limit())
                 return s.fail(
@@ -640,10 +633,17 @@ private:
     // ---- dispatch and responses ----
     void dispatch() {
         message_complete_ = false;
-        if (ws::is_upgrade_request(request_) && try_websocket()) return;
-        if (h2c_allowed() && request_.version_minor() >= 1) {
-            upgrade_ = try_h2c_upgrade();
-            if (upgrade_) return;  // the HTTP/2 handler answers this request as stream 1
+        if (switcher_ && request_.header("upgrade")) {
+            // The request asks to switch protocols: the switcher decides (see switch.hpp).
+            SwitchDecision d = switcher_->on_upgrade_request(conn_, home_, request_);
+            if (d.kind == SwitchDecision::Kind::take) {
+                switch_ = std::move(d.next);  // performed once the request's bytes are consumed (process())
+                return;
+            }
+            if (d.kind == SwitchDecision::Kind::refuse) {
+                refuse_upgrade(std::move(d.refusal));
+                return;
+            }
         }
         phase_ = Phase::dispatched;
         ++exchange_;
@@ -652,33 +652,9 @@ private:
             request_, Responder(net::ConnectionRef(home_.link(), conn_.id(), conn_.protocol_epoch()), this, exchange_));
     }
 
-    // A WebSocket route takes the request: a valid handshake switches the connection once the request's
-    // bytes are consumed (see process()); an invalid one is answered here (400/426) and the connection
-    // closes. False: no WebSocket route, answer it as a plain request.
-    bool try_websocket() {
-        ws::Route route;
-        try {
-            if (!dispatcher_.websocket(request_, route)) return false;
-        } catch (const std::exception& e) {
-            spdlog::error("WebSocket route for {} failed: {}", request_.target(), e.what());
-            refuse_websocket(Response::text("the WebSocket route failed to set up the connection\n", 500));
-            return true;
-        }
-        if (!route.handlers) {
-            refuse_websocket(Response::text("the application refused this WebSocket connection\n", 403));
-            return true;
-        }
-        auto verdict = ws::accept_upgrade(request_, route.options);
-        if (Response* refusal = std::get_if<Response>(&verdict)) {
-            refuse_websocket(std::move(*refusal));
-            return true;
-        }
-        ws_upgrade_.emplace(WebSocketSwitch{std::move(route), std::move(std::get<ws::Accepted>(verdict)),
-                                            std::string(request_.path())});
-        return true;
-    }
-
-    void refuse_websocket(Response refusal) {
+    // An upgrade the switcher refused (an invalid WebSocket handshake, ...): answered, then the connection
+    // closes.
+    void refuse_upgrade(Response refusal) {
         refusal.close_connection();
         phase_ = Phase::dispatched;
         ++exchange_;
@@ -686,46 +662,11 @@ private:
             .send(std::move(refusal));
     }
 
-    // h2c is offered on plain TCP only: over TLS, ALPN chooses the protocol.
-    bool h2c_allowed() const noexcept { return conn_.config().http2 && conn_.tls() == nullptr; }
-
-    // `Upgrade: h2c` with an HTTP2-Settings header (RFC 7540 §3.2). Null: answer over HTTP/1.1 (no h2c
-    // token, or settings that do not decode).
-    std::unique_ptr<net::ProtocolHandler> try_h2c_upgrade() {
-        const auto upgrade = request_.header("upgrade");
-        if (!upgrade) return nullptr;
-        bool h2c = false;
-        std::string_view rest = *upgrade;
-        while (!rest.empty() && !h2c) {
-            const std::size_t comma = rest.find(',');
-            std::string_view token = rest.substr(0, comma);
-            rest.remove_prefix(comma == std::string_view::npos ? rest.size() : comma + 1);
-            while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) token.remove_prefix(1);
-            while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
-            h2c = iequals(token, "h2c");
-        }
-        if (!h2c) return nullptr;
-        std::optional<std::string_view> settings;
-        for (const Header& h : request_.headers()) {
-            if (!iequals(h.name, "http2-settings")) continue;
-            if (settings) return nullptr;  // exactly one (RFC 7540 §3.2.1)
-            settings = h.value;
-        }
-        if (!settings) return nullptr;
-        return http2::make_upgraded_protocol(conn_, home_, dispatcher_, *settings, request_);
-    }
-
-    // Hands the connection to HTTP/2 with the bytes it must see first. This handler is retired: it
-    // ignores everything from now on (Phase::closing) without closing the connection.
-    void switch_to_http2(std::unique_ptr<net::ProtocolHandler> next, std::string_view rest) {
-        phase_ = Phase::closing;
-        switched_ = true;
-        if (!next) {  // nghttp2 could not be set up (out of memory)
-            conn_.close_now();
-            return;
-        }
-        conn_.switch_protocol(std::move(next));
-        conn_.protocol()->on_data(std::span<const char>(rest.data(), rest.size()));
+    // Hands the connection to the next protocol with the bytes it must see first. This handler is retired:
+    // it ignores everything from now on (Phase::switched) and never touches the connection again.
+    void switch_to(std::unique_ptr<PendingSwitch> next, std::string_view rest) {
+        phase_ = Phase::switched;
+        next->install(std::span<const char>(rest.data(), rest.size()));
     }
 
     bool must_close_after(const Response& r) const {
@@ -745,14 +686,15 @@ private:
     void finish_exchange(bool close) {
         head_detached_ = false;
         body_owned_ = false;
-        if (upload_) {  // the response is complete before the body: the rest of it is not read (lingering close)
+        if (uploading()) {  // the response is complete before the body: the rest of it is not read (lingering close)
             close = true;
             abort_upload(0, "the response was sent before the request body ended");
         }
         reader_.reset();
         upload_hold_.clear();
         upload_unacked_ = 0;
-        upload_ended_ = upload_paused_ = false;
+        upload_ = Upload::none;
+        upload_paused_ = false;
         if (close) {
             phase_ = Phase::closing;
             pending_.clear();
@@ -779,8 +721,8 @@ private:
 
     // Final error response, then close.
     void reject(Rejection r) {
-        if (phase_ == Phase::closing) return;
-        if (upload_) abort_upload(r.status, r.reason);
+        if (retired()) return;
+        if (uploading()) abort_upload(r.status, r.reason);
         if (phase_ == Phase::streaming) {  // the handler's response has started: cut it off
             phase_ = Phase::closing;
             pending_.clear();
@@ -817,7 +759,7 @@ private:
     }
 
     void flush() {
-        if (switched_) return;  // the connection belongs to the HTTP/2 handler now
+        if (phase_ == Phase::switched) return;  // the connection belongs to the next protocol now
         if (conn_.out().size() > limits_.output_high_water && !output_paused_) {
             output_paused_ = true;
             update_reading();
@@ -838,6 +780,10 @@ private:
             conn_.set_reading(want);
         }
     }
+
+    // A final response is queued, or another protocol took the connection: nothing more is read.
+    bool uploading() const noexcept { return upload_ == Upload::arriving; }
+    bool retired() const noexcept { return phase_ == Phase::closing || phase_ == Phase::switched; }
 
     void set_deadline(std::chrono::milliseconds d) { deadline_ = conn_.loop().now() + d; }
 
@@ -869,8 +815,8 @@ private:
 
     // Dispatches the request now; what arrived of its body so far is the first data its reader gets.
     void start_upload() {
-        upload_ = true;
-        upload_ended_ = upload_paused_ = false;
+        upload_ = Upload::arriving;
+        upload_paused_ = false;
         upload_hold_.assign(request_.body());
         upload_bytes_ = upload_unacked_ = upload_hold_.size();
         request_.set_body({});
@@ -895,7 +841,7 @@ private:
     }
 
     void check_upload_window() {
-        if (upload_ && !upload_paused_ && upload_unacked_ > limits_.max_buffered_input) {
+        if (uploading() && !upload_paused_ && upload_unacked_ > limits_.max_buffered_input) {
             upload_paused_ = true;
             update_reading();
         }
@@ -904,17 +850,17 @@ private:
     // The streamed body arrived in full (llhttp paused at its end: the next request waits its turn).
     void end_upload() {
         message_complete_ = false;
-        upload_ = false;
+        upload_ = Upload::none;
         upload_paused_ = false;
         update_reading();
         if (std::shared_ptr<BodyReader> r = reader_)
             r->on_end();  // kept: an answer from it releases reader_
         else
-            upload_ended_ = true;
+            upload_ = Upload::ended_unread;
     }
 
     void abort_upload(int status, std::string_view reason) {
-        upload_ = false;
+        upload_ = Upload::none;
         upload_paused_ = false;
         upload_hold_.clear();
         if (std::shared_ptr<BodyReader> r = std::move(reader_)) r->on_error(status, reason);
@@ -923,6 +869,7 @@ private:
     net::Connection& conn_;
     net::ConnectionHome& home_;
     RequestDispatcher& dispatcher_;
+    Switcher* switcher_;  // null: no switching (HTTP/1.1 only)
     const net::Limits& limits_;
     const net::Timeouts& timeouts_;
     llhttp_settings_t settings_{};
@@ -949,17 +896,9 @@ private:
     int crlf_left_ = 0;             // CRLF bytes after chunk data still to check
     const char* crlf_from_ = nullptr;
     bool input_paused_ = false, output_paused_ = false, reading_ = true;
-    bool switched_ = false;
-    std::unique_ptr<net::ProtocolHandler> upgrade_;  // h2c accepted: installed once the request is consumed
-    struct WebSocketSwitch {
-        ws::Route route;
-        ws::Accepted accepted;
-        std::string path;
-    };
-    std::optional<WebSocketSwitch> ws_upgrade_;  // WebSocket accepted: switched once the request is consumed
+    std::unique_ptr<PendingSwitch> switch_;  // accepted: performed once the request's bytes are consumed
     // The current request's body streams to its handler (see body_stream.hpp).
-    bool upload_ = false;           // dispatched with a streamed body that is still arriving
-    bool upload_ended_ = false;     // it ended before the handler installed its reader
+    Upload upload_ = Upload::none;
     bool upload_offered_ = false;   // the dispatcher was asked (once per request)
     bool upload_paused_ = false;    // reading stopped: too many delivered bytes are unacknowledged
     bool over_body_limit_ = false;  // Content-Length over max_body_bytes: 413 unless streamed
@@ -971,8 +910,8 @@ private:
 }  // namespace
 
 std::unique_ptr<net::ProtocolHandler> make_protocol(net::Connection& connection, net::ConnectionHome& home,
-                                                    RequestDispatcher& dispatcher) {
-    return std::make_unique<Http1Protocol>(connection, home, dispatcher);
+                                                    RequestDispatcher& dispatcher, Switcher* switcher) {
+    return std::make_unique<Http1Protocol>(connection, home, dispatcher, switcher);
 }
 
 }  // namespace covet::http1

@@ -6,6 +6,7 @@
 // (prepare_send/consume). Every input buffer is scribbled over right after receive() returns, so a request
 // that keeps a view into consumed input shows '#' bytes instead of its data.
 #include "covet/http1/protocol.hpp"
+#include "covet/app/protocol_switch.hpp"
 
 #include <gtest/gtest.h>
 
@@ -57,7 +58,7 @@ public:
     explicit Harness(net::ServerConfig config = {})
         : driver(std::move(config)), conn(driver, -1, net::ConnectionId{3, 7}, "10.0.0.1", 5555) {
         driver.connection = &conn;
-        conn.set_protocol(covet::http1::make_protocol(conn, driver, dispatcher));
+        conn.set_protocol(switcher.connection_protocol(conn, driver));
     }
     ~Harness() { driver.connection = nullptr; }  // held Responders must not reach the dead connection
 
@@ -94,6 +95,7 @@ public:
 
     FakeDriver driver;
     FakeDispatcher dispatcher;
+    covet::app::ProtocolSwitch switcher{dispatcher};
     net::Connection conn;
 
 private:
@@ -1413,7 +1415,7 @@ public:
     explicit UploadHarness(net::ServerConfig config = upload_config())
         : driver(std::move(config)), conn(driver, -1, net::ConnectionId{3, 7}, "10.0.0.1", 5555) {
         driver.connection = &conn;
-        conn.set_protocol(covet::http1::make_protocol(conn, driver, dispatcher));
+        conn.set_protocol(switcher.connection_protocol(conn, driver));
     }
     ~UploadHarness() { driver.connection = nullptr; }
 
@@ -1442,6 +1444,7 @@ public:
 
     FakeDriver driver;
     covet_test::UploadDispatcher dispatcher;
+    covet::app::ProtocolSwitch switcher{dispatcher};
     net::Connection conn;
 
 private:

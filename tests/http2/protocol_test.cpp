@@ -5,6 +5,7 @@
 // test produces the frames and parses the responses; abuse cases (floods, oversized frames) are written
 // as raw frames, and the server's output is then read with a small frame parser instead.
 #include "covet/http2/protocol.hpp"
+#include "covet/app/protocol_switch.hpp"
 
 #include <gtest/gtest.h>
 #include <nghttp2/nghttp2.h>
@@ -80,7 +81,7 @@ public:
         if (start == Start::http2)
             conn.set_protocol(covet::http2::make_protocol(conn, driver, dispatcher));
         else
-            conn.set_protocol(covet::http1::make_protocol(conn, driver, dispatcher));
+            conn.set_protocol(switcher.connection_protocol(conn, driver));  // HTTP/1.1, h2c through the switch
     }
     ~Harness() { driver.connection = nullptr; }
 
@@ -105,6 +106,7 @@ public:
 
     FakeDriver driver;
     FakeDispatcher dispatcher;
+    covet::app::ProtocolSwitch switcher{dispatcher};
     net::Connection conn;
 
 private:

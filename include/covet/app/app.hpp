@@ -26,10 +26,12 @@
 #include <utility>
 #include <vector>
 
+#include "covet/app/protocol_switch.hpp"
 #include "covet/http/body_stream.hpp"
 #include "covet/http/exchange.hpp"
 #include "covet/http/request.hpp"
 #include "covet/http/response.hpp"
+#include "covet/http/upgrade.hpp"
 #include "covet/middleware/middleware.hpp"
 #include "covet/net/server.hpp"
 #include "covet/net/server_config.hpp"
@@ -127,7 +129,7 @@ public:
     // ---- RequestDispatcher ----
     void dispatch(Request& request, Responder responder) override;
     void finalize(const Request& request, Response& response) noexcept override;
-    bool websocket(Request& request, ws::Route& route) override;
+    bool upgrade(Request& request, Upgrade& upgrade) override;
     bool stream_body(Request& request) override;
 
 private:
@@ -159,6 +161,7 @@ private:
     Router<WebSocketTarget> ws_router_;
     std::vector<std::unique_ptr<Middleware>> middleware_;
     net::ServerConfig config_;
+    app::ProtocolSwitch switch_{*this};  // every connection's protocol and every switch between protocols
     std::unique_ptr<net::Server> server_;
     std::atomic<bool> stop_requested_{false};
     bool json_errors_ = false;

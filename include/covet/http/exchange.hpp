@@ -13,9 +13,7 @@
 
 namespace covet {
 
-namespace ws {
-struct Route;
-}
+struct Upgrade;
 class BodyReader;
 class RequestBody;
 
@@ -116,9 +114,11 @@ public:
     virtual void dispatch(Request& request, Responder responder) = 0;
     // Runs on the connection's thread right before a response head is written (middleware after-hooks).
     virtual void finalize(const Request&, Response&) noexcept {}
-    // A WebSocket upgrade request (HTTP/1.1): true, with `route` filled, when a WebSocket route takes it;
-    // false answers it as a plain request. Path parameters are set on `request` as for dispatch().
-    virtual bool websocket(Request& /*request*/, ws::Route& /*route*/) { return false; }
+    // A request that asks to switch to a protocol the application routes (`upgrade.protocol`: a WebSocket
+    // today; see covet/http/upgrade.hpp): true, with `upgrade` filled, when the application takes it; false
+    // answers it as a plain request. Path parameters are set on `request` as for dispatch(). Protocols the
+    // server alone decides (h2c) never come here: covet/app/protocol_switch.hpp decides every switch.
+    virtual bool upgrade(Request& /*request*/, Upgrade& /*upgrade*/) { return false; }
     // A request whose body is large (Limits::stream_body_threshold) and still arriving: true dispatches it
     // now with a streamed body (Responder::body()); false (the default) receives the body whole first,
     // within Limits::max_body_bytes. Called on the connection's thread; `request` has no body yet.

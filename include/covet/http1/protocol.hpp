@@ -5,14 +5,16 @@
 #include <memory>
 
 #include "covet/http/exchange.hpp"
+#include "covet/http1/switch.hpp"
 #include "covet/net/connection.hpp"
 #include "covet/net/connection_ref.hpp"
 
 namespace covet::http1 {
 
 // Creates the HTTP/1.1 handler for a new connection. `home` resolves completions that arrive later or
-// from other threads; `dispatcher` must outlive the connection.
+// from other threads; `dispatcher` must outlive the connection. `switcher` decides every switch to another
+// protocol (HTTP/2 prior knowledge, Upgrade: see switch.hpp); null keeps the connection on HTTP/1.1.
 std::unique_ptr<net::ProtocolHandler> make_protocol(net::Connection& connection, net::ConnectionHome& home,
-                                                    RequestDispatcher& dispatcher);
+                                                    RequestDispatcher& dispatcher, Switcher* switcher = nullptr);
 
 }  // namespace covet::http1
