@@ -49,11 +49,6 @@ struct Rejection {
     const char* reason = "";
 };
 
-bool is_tchar(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
-}
-
 // Position just past the blank line that ends a head, or npos. Accepts a bare-LF blank line too, so that
 // llhttp (strict) can reject it with 400 rather than the request hanging until a timeout.
 std::size_t find_head_end(std::string_view buf, std::size_t from) {

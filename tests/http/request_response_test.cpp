@@ -3,6 +3,7 @@
 
 #include <ctime>
 #include <regex>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -315,6 +316,35 @@ TEST(Response, AddHeaderSerializesLines) {
     Response r;
     r.add_header("Set-Cookie", "a=1").add_header("Set-Cookie", "b=2").add_header("X-Time", "12:30:00");
     EXPECT_EQ(r.extra_headers(), "Set-Cookie: a=1\r\nSet-Cookie: b=2\r\nX-Time: 12:30:00\r\n");
+}
+
+// A field that would end early (CR/LF: response splitting) or that no peer accepts is refused on insert,
+// with the cause; nothing of it is kept.
+TEST(Response, AddHeaderRefusesFieldsThatCannotBeSent) {
+    const auto refusal = [](auto&& add) -> std::string {
+        try {
+            add();
+        } catch (const std::invalid_argument& e) {
+            return e.what();
+        }
+        return "";
+    };
+    Response r;
+    EXPECT_NE(refusal([&] { r.add_header("X-A", "1\r\nSet-Cookie: evil=1"); }).find("must not contain CR, LF or NUL"),
+              std::string::npos);
+    EXPECT_NE(refusal([&] { r.add_header("X-A", std::string_view("a\0b", 3)); }).find("CR, LF or NUL"),
+              std::string::npos);
+    EXPECT_NE(refusal([&] { r.add_header("X-A", "a\nb"); }).find("CR, LF or NUL"), std::string::npos);
+    const std::string bad_name = refusal([&] { r.add_header("X A", "1"); });
+    EXPECT_NE(bad_name.find("\"X A\""), std::string::npos) << bad_name;
+    EXPECT_NE(bad_name.find("must be a token"), std::string::npos) << bad_name;
+    EXPECT_NE(refusal([&] { r.add_header("X-A:", "1"); }).find("must be a token"), std::string::npos);
+    EXPECT_NE(refusal([&] { r.add_header("", "1"); }).find("empty"), std::string::npos);
+    EXPECT_NE(refusal([&] { r.trailer("grpc-status", "0\r\n"); }).find("trailer"), std::string::npos);
+    EXPECT_EQ(r.extra_headers(), "");
+    EXPECT_EQ(r.trailers(), "");
+    r.add_header("X-Ok", "tab\tand \"quotes\" and caf\xc3\xa9");  // obs-text and HTAB are allowed values
+    EXPECT_EQ(r.extra_headers(), "X-Ok: tab\tand \"quotes\" and caf\xc3\xa9\r\n");
 }
 
 TEST(Response, HasHeaderIsCaseInsensitiveAndExact) {

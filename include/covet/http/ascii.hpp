@@ -14,4 +14,24 @@ constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
     return true;
 }
 
+// RFC 9110 §5.6.2 token characters (header names, methods).
+constexpr bool is_tchar(char c) noexcept {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+    for (const char t : std::string_view("!#$%&'*+-.^_`|~"))
+        if (c == t) return true;
+    return false;
+}
+
+// Why a header field cannot be sent as given, or null when it can: a name is a token (no spaces, ':',
+// CR or LF: it would end the name or the field early), a value holds no CR, LF or NUL (a CR or LF would end
+// the field and let the rest pass as another header or a body: response splitting).
+constexpr const char* field_error(std::string_view name, std::string_view value) noexcept {
+    if (name.empty()) return "the name is empty";
+    for (const char c : name)
+        if (!is_tchar(c)) return "the name must be a token: letters, digits and !#$%&'*+-.^_`|~ (no spaces or ':')";
+    for (const char c : value)
+        if (c == '\r' || c == '\n' || c == '\0') return "the value must not contain CR, LF or NUL";
+    return nullptr;
+}
+
 }  // namespace covet

@@ -2,6 +2,7 @@
 // string's inline storage, so a typical response allocates nothing.
 #pragma once
 
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -59,8 +60,10 @@ public:
     }
 
     // Adds a header line (repeatable: Set-Cookie). Server, Date, Content-Length and Transfer-Encoding are
-    // written by the protocol and must not be set here.
+    // written by the protocol and must not be set here. Throws std::invalid_argument, naming the cause, for
+    // a name that is not a token or a value with CR, LF or NUL (see field_error).
     Response& add_header(std::string_view name, std::string_view value) {
+        check_field("header", name, value);
         extra_headers_.append(name).append(": ").append(value).append("\r\n");
         return *this;
     }
@@ -71,6 +74,7 @@ public:
     // Adds a trailer field, sent after the body (gRPC status). HTTP/2 sends trailers; HTTP/1.1 drops them
     // for now. On a streamed response, trailers set on the head go out when the stream ends.
     Response& trailer(std::string_view name, std::string_view value) {
+        check_field("trailer", name, value);
         trailers_.append(name).append(": ").append(value).append("\r\n");
         return *this;
     }
@@ -106,6 +110,11 @@ public:
     }
 
 private:
+    static void check_field(const char* kind, std::string_view name, std::string_view value) {
+        if (const char* why = field_error(name, value))
+            throw std::invalid_argument("covet: cannot add the " + std::string(kind) + " \"" + std::string(name) +
+                                        "\": " + why);
+    }
     struct literal_ct {};  // the factories' content types are string literals: no copy
     Response(literal_ct, int status, std::string body, std::string_view literal)
         : status_(status), body_(std::move(body)), content_type_(literal) {}
