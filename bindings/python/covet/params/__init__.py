@@ -12,9 +12,9 @@ converters), `plan` (`RequestPlan`, `DependencyScope`), `build` (signature → p
 
 from __future__ import annotations
 
-from .build import build_dependency_plan, build_plan
 from .markers import Body, Cookie, Depends, File, Form, Header, Param, Path, Query
 from .plan import Dependency, DependencyScope, ParamSpec, RequestPlan
+from .planner import build_dependency_plan, build_plan
 from .types import native_path_type, resolve_hints, validation_error
 
 __all__ = [

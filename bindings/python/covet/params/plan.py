@@ -1,5 +1,5 @@
 """`RequestPlan`: how a request becomes a handler's keyword arguments, built once per route (by
-`covet.params.build`) and run per request.
+`covet.params.planner`) and run per request.
 
 One path fills every plan: `RequestPlan.collect` reads the plan's own parameters (path, query, headers,
 cookies, a JSON or form body) into the keyword arguments and their problems into a list. A plan without
