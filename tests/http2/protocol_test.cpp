@@ -72,9 +72,12 @@ private:
     io::OutputQueue plain_;
 };
 
-class Harness {
+// A connection over a fake driver, with the dispatcher the test needs (FakeDispatcher, or UploadDispatcher for
+// streamed bodies).
+template <class Dispatcher>
+class BasicHarness {
 public:
-    explicit Harness(net::ServerConfig config = {}, Start start = Start::http2, bool tls = false)
+    explicit BasicHarness(net::ServerConfig config = {}, Start start = Start::http2, bool tls = false)
         : driver(std::move(config)), conn(driver, -1, net::ConnectionId{3, 7}, "10.0.0.1", 5555) {
         driver.connection = &conn;
         if (tls) conn.set_transport(std::make_unique<FakeTlsTransport>());
@@ -83,7 +86,7 @@ public:
         else
             conn.set_protocol(switcher.connection_protocol(conn, driver));  // HTTP/1.1, h2c through the switch
     }
-    ~Harness() { driver.connection = nullptr; }
+    ~BasicHarness() { driver.connection = nullptr; }
 
     // One receive() from a buffer that is scribbled over afterwards: views into consumed input show.
     void feed(std::string_view bytes) {
@@ -105,13 +108,14 @@ public:
     }
 
     FakeDriver driver;
-    FakeDispatcher dispatcher;
+    Dispatcher dispatcher;
     covet::app::ProtocolSwitch switcher{dispatcher};
     net::Connection conn;
 
 private:
     std::deque<std::string> inputs_;
 };
+using Harness = BasicHarness<FakeDispatcher>;
 
 // ---- raw frames ----
 
@@ -1478,14 +1482,9 @@ TEST(H2c, PrefaceLaterInTheConnectionIsNotHttp2) {
 
 // ================================================================ streamed request bodies
 
-class UploadHarness {
+class UploadHarness : public BasicHarness<covet_test::UploadDispatcher> {
 public:
-    explicit UploadHarness(net::ServerConfig config = upload_config())
-        : driver(std::move(config)), conn(driver, -1, net::ConnectionId{3, 7}, "10.0.0.1", 5555) {
-        driver.connection = &conn;
-        conn.set_protocol(covet::http2::make_protocol(conn, driver, dispatcher));
-    }
-    ~UploadHarness() { driver.connection = nullptr; }
+    explicit UploadHarness(net::ServerConfig config = upload_config()) : BasicHarness(std::move(config)) {}
     static net::ServerConfig upload_config() {
         net::ServerConfig c;
         c.limits.stream_body_threshold = 1000;
@@ -1494,22 +1493,6 @@ public:
         c.timeouts.body = 2s;
         c.timeouts.min_body_rate = 0;
         return c;
-    }
-    void feed(std::string_view bytes) {
-        if (bytes.empty()) return;
-        inputs_.emplace_back(bytes);
-        std::string& buf = inputs_.back();
-        conn.receive(std::span<const char>(buf.data(), buf.size()));
-        buf.assign(buf.size(), '#');
-    }
-    std::string take() {
-        std::string raw = covet_test::drain(conn.wire_out());
-        if (!raw.empty() && !driver.closed) conn.output_drained();
-        return raw;
-    }
-    void advance(io::Clock::duration d) {
-        driver.clock += d;
-        conn.tick(driver.clock);
     }
     void pump(Client& c) {
         for (int i = 0; i < 1000; ++i) {
@@ -1522,13 +1505,6 @@ public:
         ADD_FAILURE() << "pump did not settle";
     }
     covet_test::RecordingReader& reader() { return *dispatcher.reader; }
-
-    FakeDriver driver;
-    covet_test::UploadDispatcher dispatcher;
-    net::Connection conn;
-
-private:
-    std::deque<std::string> inputs_;
 };
 
 std::string pattern(std::size_t n) {
