@@ -2,7 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include <signal.h>  // pthread_sigmask, sigtimedwait
+#include <csignal>  // pthread_sigmask, sigtimedwait (POSIX, declared by glibc here too)
 
 #include "covet/http/status.hpp"
 
@@ -11,7 +11,7 @@ namespace {
 
 // The reason phrases contain no characters that need JSON escaping.
 Response error_response(int status, bool json) {
-    if (json) return Response::json("{\"detail\":\"" + std::string(http::reason_phrase(status)) + "\"}", status);
+    if (json) return Response::json(R"({"detail":")" + std::string(http::reason_phrase(status)) + R"("})", status);
     std::string body = std::to_string(status);
     body.append(" ").append(http::reason_phrase(status)).push_back('\n');
     return Response::text(std::move(body), status);

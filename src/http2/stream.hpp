@@ -163,7 +163,7 @@ public:
 
 private:
     static constexpr std::size_t max_spare = 16;
-    static constexpr std::size_t max_kept_bytes = 64 * 1024;
+    static constexpr std::size_t max_kept_bytes = std::size_t{64} * 1024;
     std::vector<std::unique_ptr<Stream>> spare_;
 };
 

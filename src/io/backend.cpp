@@ -1,6 +1,8 @@
 // Backend choice: probe io_uring once per process, honour COVET_BACKEND, fall back to Asio (epoll).
 #include "covet/io/backend.hpp"
 
+#include "covet/io/errno_text.hpp"
+
 #include <liburing.h>
 #include <spdlog/spdlog.h>
 
@@ -36,7 +38,7 @@ const UringSupport& probe_uring() {
         io_uring ring{};
         // Docker's default seccomp answers EPERM or ENOSYS; kernel.io_uring_disabled answers EPERM.
         if (int rc = io_uring_queue_init(8, &ring, 0); rc < 0) {
-            support.reason = std::string("io_uring_setup: ") + std::strerror(-rc);
+            support.reason = std::string("io_uring_setup: ") + errno_text(-rc);
             return;
         }
         io_uring_probe* probe = io_uring_get_probe_ring(&ring);
@@ -64,7 +66,9 @@ const UringSupport& probe_uring() {
 Backend select_backend(std::optional<Backend> requested) {
     std::optional<Backend> want = requested;
     if (!want) {
-        if (const char* env = std::getenv("COVET_BACKEND"); env && *env && std::string_view(env) != "auto") {
+        // Read when a server starts; the engine never changes the environment.
+        const char* env = std::getenv("COVET_BACKEND");  // NOLINT(concurrency-mt-unsafe)
+        if (env && *env && std::string_view(env) != "auto") {
             want = parse_backend(env);
             if (!want) spdlog::warn("COVET_BACKEND={} is not one of uring|asio|auto; choosing automatically", env);
         }

@@ -11,6 +11,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "covet/io/errno_text.hpp"
+
 namespace covet::io {
 
 class BufferRing {
@@ -28,7 +30,7 @@ public:
         reg.bgid = group;
         if (int rc = io_uring_register_buf_ring(&ring_, &reg, 0); rc < 0) {
             munmap(mem, ring_bytes_);
-            throw std::runtime_error(std::string("io_uring_register_buf_ring: ") + std::strerror(-rc));
+            throw std::runtime_error(std::string("io_uring_register_buf_ring: ") + errno_text(-rc));
         }
         data_ = std::make_unique_for_overwrite<char[]>(static_cast<std::size_t>(entries) *
                                                        buffer_size);  // pages are touched only when used

@@ -24,7 +24,7 @@ namespace {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
-constexpr std::size_t read_buffer_size = 64 * 1024;
+constexpr std::size_t read_buffer_size = std::size_t{64} * 1024;
 constexpr int reads_per_wakeup = 4;  // fairness between busy connections
 constexpr int accepts_per_wakeup = 64;
 
@@ -205,6 +205,7 @@ private:
 
     void arm_write(std::uint32_t slot) {
         State& st = states_[slot];
+        if (!st.socket) return;  // closed since the write was wanted
         st.write_armed = true;
         const std::uint32_t gen = this->slot(slot).generation;
         st.socket->async_wait(tcp::socket::wait_write, [this, slot, gen](const boost::system::error_code& ec) {
@@ -215,6 +216,7 @@ private:
     }
 
     static void close_asio_socket(State& st) {
+        if (!st.socket) return;
         boost::system::error_code ec;
         st.socket->cancel(ec);
         st.socket->close(ec);

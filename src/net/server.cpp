@@ -2,9 +2,9 @@
 
 #include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
+#include <csignal>
 
 #include <condition_variable>
 #include <ctime>

@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "../io/buffer_ring.hpp"
+#include "covet/io/errno_text.hpp"
 #include "worker.hpp"
 
 namespace covet::net {
@@ -84,9 +85,9 @@ public:
         // The ring signals this eventfd when completions (or DEFER_TASKRUN work) are ready, so the
         // caller's epoll-based loop can wait on it.
         notify_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (notify_fd_ < 0) throw std::runtime_error(std::string("eventfd: ") + std::strerror(errno));
+        if (notify_fd_ < 0) throw std::runtime_error(std::string("eventfd: ") + io::errno_text(errno));
         if (int rc = io_uring_register_eventfd(&ring_, notify_fd_); rc < 0)
-            throw std::runtime_error(std::string("io_uring_register_eventfd: ") + std::strerror(-rc));
+            throw std::runtime_error(std::string("io_uring_register_eventfd: ") + io::errno_text(-rc));
         embedded_ = true;
         // Submit the initial accept/wake/timer entries now: nothing happens until they are in the kernel.
         io_uring_submit(&ring_);
@@ -181,11 +182,11 @@ private:
 
     void open() {
         if (int rc = init_ring(ring_); rc < 0)
-            throw std::runtime_error(std::string("io_uring_queue_init: ") + std::strerror(-rc));
+            throw std::runtime_error(std::string("io_uring_queue_init: ") + io::errno_text(-rc));
         ring_ready_ = true;
         buffers_ = std::make_unique<io::BufferRing>(ring_, 0, recv_buffers, recv_buffer_size);
         wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (wake_fd_ < 0) throw std::runtime_error(std::string("eventfd: ") + std::strerror(errno));
+        if (wake_fd_ < 0) throw std::runtime_error(std::string("eventfd: ") + io::errno_text(errno));
         arm_accept();
         arm_wake();
         arm_timer();
@@ -200,7 +201,7 @@ private:
         if (!accept_armed_ && accept_wanted()) arm_accept();
         const int rc = block ? io_uring_submit_and_wait(&ring_, 1) : io_uring_submit_and_get_events(&ring_);
         if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
-            throw std::runtime_error(std::string("io_uring_submit: ") + std::strerror(-rc));
+            throw std::runtime_error(std::string("io_uring_submit: ") + io::errno_text(-rc));
     }
 
     // One loop turn: submit what is queued, wait for (block) or just collect completions, handle them.

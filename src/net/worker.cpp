@@ -1,5 +1,7 @@
 #include "worker.hpp"
 
+#include "covet/io/errno_text.hpp"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -154,7 +156,7 @@ void Worker::accept_failed(int error) {
     accept_backoff_until_ = now() + sweep_interval;
     if (now() >= next_accept_warning_) {
         spdlog::warn("worker {}: accept failed: {} (pausing accepts briefly; raise `ulimit -n`?)", index_,
-                     std::strerror(error));
+                     io::errno_text(error));
         next_accept_warning_ = now() + accept_warning_interval;
     }
 }

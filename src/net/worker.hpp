@@ -173,8 +173,8 @@ protected:
     // Lingering close: after a final response, stop sending (half-close) and keep reading, discarding,
     // until the peer closes or linger_time passes, so that request bytes we never read don't turn the
     // close into a reset that destroys the response before the client reads it.
-    void begin_linger(std::uint32_t slot);
-    void finish_linger(std::uint32_t slot);
+    void begin_linger(std::uint32_t i);
+    void finish_linger(std::uint32_t i);
 
     // The timer, every sweep_interval: connection timeouts, then lingering closes past their deadline.
     void tick();
@@ -218,11 +218,11 @@ private:
     // Registers an accepted socket; returns null when the connection could not be set up.
     Connection* adopt(int fd);
     // Ends the slot's socket now (a lingering one too) and schedules the slot to be freed.
-    void close_slot(std::uint32_t slot);
+    void close_slot(std::uint32_t i);
     // Marks a connection closed; find() stops returning it.
     void mark_closed(Slot& s) noexcept;
     // Frees a closed connection's slot (its generation moves on, so stale ids never match).
-    void release(std::uint32_t slot);
+    void release(std::uint32_t index);
     void adopt_parked();
     void begin_shutdown();
     bool at_connection_limit() const noexcept { return live_ >= max_connections_; }

@@ -22,7 +22,7 @@ namespace {
 
 using io::Clock;
 
-constexpr std::size_t keep_capacity = 64 * 1024;  // larger message buffers are released after use
+constexpr std::size_t keep_capacity = std::size_t{64} * 1024;  // larger message buffers are released after use
 
 class WsProtocol final : public net::ProtocolHandler, public detail::Session {
 public:

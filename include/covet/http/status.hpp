@@ -55,6 +55,6 @@ constexpr std::string_view reason_phrase(int status) noexcept {
 }
 
 // Responses with these statuses never carry a body (RFC 9110 §6.4.1).
-constexpr bool status_allows_body(int status) noexcept { return !(status < 200 || status == 204 || status == 304); }
+constexpr bool status_allows_body(int status) noexcept { return status >= 200 && status != 204 && status != 304; }
 
 }  // namespace covet::http

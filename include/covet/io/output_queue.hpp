@@ -19,7 +19,7 @@ namespace covet::io {
 class OutputQueue {
 public:
     // Bodies at least this large are moved in as their own segment instead of being copied.
-    static constexpr std::size_t own_segment_threshold = 16 * 1024;
+    static constexpr std::size_t own_segment_threshold = std::size_t{16} * 1024;
     static constexpr std::size_t max_iovecs = 64;
 
     void append(std::string_view bytes) {
@@ -108,7 +108,7 @@ private:
         std::string bytes;
         bool sealed;  // moved-in buffer: never appended to
     };
-    static constexpr std::size_t spare_capacity_limit = 64 * 1024;
+    static constexpr std::size_t spare_capacity_limit = std::size_t{64} * 1024;
 
     std::string take_spare() {
         if (spare_.empty()) return {};

@@ -13,20 +13,20 @@
 namespace covet::net {
 
 struct Limits {
-    std::size_t max_url_bytes = 8 * 1024;      // longer request line/URL → 414
-    std::size_t max_header_bytes = 8 * 1024;   // request line + headers → 431
-    std::size_t max_headers = 100;             // more header fields → 431
-    std::size_t max_body_bytes = 1024 * 1024;  // a body received whole before the handler runs: more → 413
+    std::size_t max_url_bytes = std::size_t{8} * 1024;     // longer request line/URL → 414
+    std::size_t max_header_bytes = std::size_t{8} * 1024;  // request line + headers → 431
+    std::size_t max_headers = 100;                         // more header fields → 431
+    std::size_t max_body_bytes = std::size_t{1024} * 1024;  // a body received whole before the handler runs: more → 413
     // Large bodies can stream to handlers that accept them (RequestDispatcher::stream_body): a body whose
     // Content-Length exceeds `stream_body_threshold`, or one without a length that grows past it, is
     // offered to the route at that point. Accepted, it is dispatched at once and its bytes reach the
     // handler as they arrive (reading pauses while more than `max_buffered_input` of them wait to be
     // acknowledged); its size limit is `max_stream_body_bytes` instead of `max_body_bytes` (0: no limit).
-    std::size_t stream_body_threshold = 64 * 1024;
-    std::size_t max_stream_body_bytes = std::size_t{1} << 30;  // 1 GiB → 413
-    std::size_t max_connections = 10000;                       // per process, split evenly across workers
-    std::size_t max_buffered_input = 1024 * 1024;              // pipelined input held while a response is pending
-    std::size_t output_high_water = 4 * 1024 * 1024;           // stop reading while more than this is unsent
+    std::size_t stream_body_threshold = std::size_t{64} * 1024;
+    std::size_t max_stream_body_bytes = std::size_t{1} << 30;      // 1 GiB → 413
+    std::size_t max_connections = 10000;                           // per process, split evenly across workers
+    std::size_t max_buffered_input = std::size_t{1024} * 1024;     // pipelined input held while a response is pending
+    std::size_t output_high_water = std::size_t{4} * 1024 * 1024;  // stop reading while more than this is unsent
 };
 
 struct Timeouts {
@@ -60,7 +60,7 @@ struct Http2Limits {
     // handlers and not yet acknowledged (RequestBody::consume), all streams together. Over it the connection
     // window stays shut until handlers catch up, so uploads whose handlers do not read hold at most this
     // plus one connection window, not one stream window each.
-    std::uint64_t max_unacked_upload_bytes = 4 * 1024 * 1024;
+    std::uint64_t max_unacked_upload_bytes = std::uint64_t{4} * 1024 * 1024;
 };
 
 struct ServerConfig {
