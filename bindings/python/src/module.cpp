@@ -50,8 +50,7 @@ struct Exchange {
     // A streamed body (Request::body_streamed()): the engine's handle, and the chunks for Python.
     covet::RequestBody body;
     std::shared_ptr<covet_py::BodyQueue> queue;
-    std::size_t max_body_bytes = 0;   // what body()/json()/form() may collect of a streamed body
-    std::function<void()> after_ack;  // embedded mode: a resumed read needs a flush of the ring
+    std::size_t max_body_bytes = 0;  // what body()/json()/form() may collect of a streamed body
 };
 using ExchangePtr = std::shared_ptr<Exchange>;
 
@@ -67,14 +66,13 @@ public:
 
     // Worker threads.
     void push(int route_id, covet::Request& request, covet::Responder responder, covet::RequestBody body = {},
-              std::size_t max_body_bytes = 0, std::size_t chunk_bytes = 0, std::function<void()> after_ack = {}) {
+              std::size_t max_body_bytes = 0, std::size_t chunk_bytes = 0) {
         auto ex = std::make_shared<Exchange>();
         ex->request = &request;
         ex->responder = std::move(responder);
         if (body) {
             ex->queue = std::make_shared<covet_py::BodyQueue>(chunk_bytes);
             ex->max_body_bytes = max_body_bytes;
-            ex->after_ack = std::move(after_ack);
             ex->body = std::move(body);
             ex->body.read(
                 std::make_shared<covet_py::QueueReader>(ex->queue, [this](std::uintptr_t id) { push_body(id); }));
@@ -261,12 +259,9 @@ public:
                                    bridge_.push(route_id, r, std::move(responder));
                                    return;
                                }
-                               std::function<void()> after_ack;
-                               if (embedded_) after_ack = [this] { body_acknowledged(); };
                                const covet::net::Limits& limits = app_.config().limits;
                                bridge_.push(route_id, r, std::move(responder), std::move(body), limits.max_body_bytes,
-                                            std::min<std::size_t>(stream_chunk_bytes, limits.max_buffered_input),
-                                            std::move(after_ack));
+                                            std::min<std::size_t>(stream_chunk_bytes, limits.max_buffered_input));
                            }));
         } catch (const covet::RouteError& e) {
             throw py::value_error(e.what());
@@ -456,17 +451,6 @@ public:
     std::vector<std::uintptr_t> take_body() { return bridge_.take_body(); }
 
 private:
-    // Embedded mode, the Python thread (GIL held): Python took a chunk of a streamed body. The connection
-    // may read again, which only reaches the ring with the next flush: have the loop schedule one.
-    void body_acknowledged() {
-        if (!output_hook_) return;
-        try {
-            output_hook_();
-        } catch (py::error_already_set& e) {
-            e.discard_as_unraisable("covet: the output hook");
-        }
-    }
-
     void require_embedded(const char* what) const {
         if (!embedded_)
             throw std::runtime_error(std::string(what) + "() is for a server started with threads=0 on io_uring");
@@ -562,8 +546,9 @@ PYBIND11_MODULE(_native, m) {
                  switch (ex.queue->take(chunk)) {
                      case covet_py::BodyQueue::Take::chunk: {
                          py::bytes out(chunk.data(), chunk.size());
+                         // Embedded mode: a read this resumes (or an HTTP/2 WINDOW_UPDATE it sends) asks the
+                         // loop for a flush through the output hook (the engine's set_reading / send path).
                          ex.body.consume(chunk.size());
-                         if (ex.after_ack) ex.after_ack();
                          return std::move(out);
                      }
                      case covet_py::BodyQueue::Take::waiting: return py::none();
