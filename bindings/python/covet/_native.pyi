@@ -1,5 +1,5 @@
 # The compiled engine (bindings/python/src/module.cpp), as Python sees it. Checked against the built module
-# by mypy's stubtest (scripts/lint-python.sh; allowlist: scripts/stubtest-allowlist.txt).
+# by mypy's stubtest (scripts/lint-python.sh; allowlist: bindings/python/stubtest-allowlist.txt).
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Optional, Union

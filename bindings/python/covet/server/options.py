@@ -76,7 +76,7 @@ class EngineOption:
 
     def default(self, native: EngineModule) -> int:
         """The engine's default, from a default-constructed ``native.ServerConfig`` (bytes, milliseconds, a count)."""
-        value = _read_field(native.ServerConfig(), self.field)
+        value = _read_field(_config(native), self.field)
         if isinstance(value, timedelta):
             return value // timedelta(milliseconds=1)
         return int(value)
@@ -95,6 +95,16 @@ class EngineOption:
 
 
 _MISSING = object()
+
+
+def _config(native: EngineModule) -> object:
+    """A default-constructed ``native.ServerConfig``; an engine without one predates this package."""
+    make = getattr(native, "ServerConfig", None)
+    if make is None:
+        raise RuntimeError("covet._native is older than the covet package (it has no ServerConfig): rebuild it "
+                           "from this source tree (pip install .)")
+    config: object = make()
+    return config
 
 
 def _read_field(config: object, path: str) -> Any:
@@ -185,8 +195,8 @@ def engine_has(native: EngineModule, field: str) -> bool:
     """Whether this build of the engine has the ``ServerConfig`` field `field` (``"limits.max_body_bytes"``,
     ``"inherited_listener"``): the explicit capability check for a setting."""
     try:
-        _read_field(native.ServerConfig(), field)
-    except AttributeError:
+        _read_field(_config(native), field)
+    except (AttributeError, RuntimeError):
         return False
     return True
 
