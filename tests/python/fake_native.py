@@ -22,11 +22,14 @@ import re
 import socket
 import threading
 from collections import deque
+from dataclasses import dataclass, field
+from datetime import timedelta
 from http import HTTPStatus
 from collections.abc import Callable
 from typing import Any, Optional, Union
 
-__all__ = ["NativeServer", "NativeRequest", "NativeResponder", "RouteError", "ListenError", "configure_logging"]
+__all__ = ["NativeServer", "NativeRequest", "NativeResponder", "RouteError", "ListenError", "configure_logging",
+           "Limits", "Timeouts", "ServerConfig"]
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")
 PRIORITY = ("int", "float", "uuid", "str", "path")
@@ -46,6 +49,54 @@ class ListenError(OSError):
 
 def configure_logging(level: str = "warn", format: str = "text") -> None:
     """The engine's log level: the stand-in logs nothing."""
+
+
+# --- configuration: the native module's structs, with the same defaults (test_native_module.py compares them) --
+
+
+@dataclass
+class Limits:
+    max_url_bytes: int = 8 * 1024
+    max_header_bytes: int = 8 * 1024
+    max_headers: int = 100
+    max_body_bytes: int = 1024 * 1024
+    stream_body_threshold: int = 64 * 1024
+    max_stream_body_bytes: int = 1 << 30
+    max_connections: int = 10000
+    max_buffered_input: int = 1024 * 1024
+    output_high_water: int = 4 * 1024 * 1024
+
+
+@dataclass
+class Timeouts:
+    header: timedelta = timedelta(seconds=10)
+    body: timedelta = timedelta(seconds=30)
+    min_body_rate: int = 240
+    min_body_rate_grace: timedelta = timedelta(seconds=5)
+    body_deadline: timedelta = timedelta(0)
+    keep_alive: timedelta = timedelta(seconds=60)
+    shutdown: timedelta = timedelta(seconds=10)
+
+
+@dataclass
+class ServerConfig:
+    host: str = "0.0.0.0"
+    port: int = 8000
+    threads: int = 0
+    shared_port: bool = False
+    inherited_listener: int = -1
+    backend: str = "auto"
+    listen_backlog: int = 4096
+    limits: Limits = field(default_factory=Limits)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    http2: bool = True
+
+
+_DEFAULTS = ServerConfig()
+
+
+def _ms(d: timedelta) -> int:
+    return d // timedelta(milliseconds=1)
 
 
 # --- router -----------------------------------------------------------------------------------------
@@ -347,12 +398,23 @@ class _Constant:
 
 class NativeServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 8000, threads: int = 1, backend: str = "auto",
-                 max_body_bytes: int = 1 << 20, header_timeout_ms: int = 10000, keep_alive_timeout_ms: int = 60000,
-                 shutdown_timeout_ms: int = 10000, max_connections: int = 10000, shared_port: bool = False,
-                 max_url_bytes: int = 8 * 1024, max_header_bytes: int = 8 * 1024, max_headers: int = 100,
-                 max_buffered_input: int = 1024 * 1024, output_high_water: int = 4 * 1024 * 1024,
-                 body_timeout_ms: int = 30000, body_deadline_ms: int = 0, min_body_rate: int = 240,
-                 min_body_rate_grace_ms: int = 5000, listen_backlog: int = 4096, listen_fd: int = -1) -> None:
+                 max_body_bytes: int = _DEFAULTS.limits.max_body_bytes,
+                 header_timeout_ms: int = _ms(_DEFAULTS.timeouts.header),
+                 keep_alive_timeout_ms: int = _ms(_DEFAULTS.timeouts.keep_alive),
+                 shutdown_timeout_ms: int = _ms(_DEFAULTS.timeouts.shutdown),
+                 max_connections: int = _DEFAULTS.limits.max_connections, shared_port: bool = False,
+                 max_url_bytes: int = _DEFAULTS.limits.max_url_bytes,
+                 max_header_bytes: int = _DEFAULTS.limits.max_header_bytes,
+                 max_headers: int = _DEFAULTS.limits.max_headers,
+                 max_buffered_input: int = _DEFAULTS.limits.max_buffered_input,
+                 output_high_water: int = _DEFAULTS.limits.output_high_water,
+                 body_timeout_ms: int = _ms(_DEFAULTS.timeouts.body),
+                 body_deadline_ms: int = _ms(_DEFAULTS.timeouts.body_deadline),
+                 min_body_rate: int = _DEFAULTS.timeouts.min_body_rate,
+                 min_body_rate_grace_ms: int = _ms(_DEFAULTS.timeouts.min_body_rate_grace),
+                 listen_backlog: int = _DEFAULTS.listen_backlog, listen_fd: int = -1,
+                 stream_body_threshold: int = _DEFAULTS.limits.stream_body_threshold,
+                 max_stream_body_bytes: int = _DEFAULTS.limits.max_stream_body_bytes) -> None:
         # The engine limits are accepted (same names and defaults as the native module) but not enforced.
         if backend not in ("auto", "uring", "asio"):
             raise ValueError(f"backend must be 'auto', 'uring' or 'asio', not '{backend}'")

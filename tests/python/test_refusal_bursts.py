@@ -9,17 +9,13 @@ after the burst, then exit code 0 within 5 s of SIGTERM.
 """
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from serverproc import ServerProcess, require_compiled_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 from refusal_burst import HEADER_TIMEOUT_MS, SIZES, STATUSES, run_burst_checks  # noqa: E402
@@ -44,65 +40,20 @@ SERVING = re.compile(r"serving on http://127\.0\.0\.1:(\d+) \(engine backend (\w
 
 @pytest.fixture(scope="module", autouse=True)
 def native_engine_in_subprocesses() -> None:
-    if os.environ.get("COVET_NATIVE", "").strip() == "fake":
-        pytest.skip("COVET_NATIVE=fake: these tests need the compiled engine")
-    probe = subprocess.run([sys.executable, "-c", "import covet._native"], capture_output=True, text=True, timeout=60)
-    if probe.returncode != 0:
-        reason = f"{sys.executable} cannot import covet's compiled engine: {probe.stderr.strip()[-300:]}"
-        if os.environ.get("COVET_REQUIRE_NATIVE"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+    require_compiled_engine()
 
 
-class Worker:
+class Worker(ServerProcess):
     def __init__(self, threads: int, backend: str) -> None:
-        env = dict(os.environ, COVET_BACKEND=backend)
-        self.proc = subprocess.Popen([sys.executable, "-c", SERVER, str(threads)], env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.log: list[str] = []
-        self.port = 0
-        self.placement = ""
-        started = threading.Event()
-
-        def pump() -> None:
-            assert self.proc.stderr is not None
-            for line in self.proc.stderr:
-                self.log.append(line)
-                match = SERVING.search(line)
-                if match:
-                    self.port, self.placement = int(match.group(1)), match.group(3)
-                    started.set()
-            started.set()
-
-        self._pump = threading.Thread(target=pump, daemon=True)
-        self._pump.start()
-        if not started.wait(30) or not self.port:
-            self.proc.kill()
-            raise AssertionError("the worker did not start:\n" + "".join(self.log[-30:]))
-
-    def stop(self) -> float:
-        start = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError("the worker ignored SIGTERM for 15 s:\n" + "".join(self.log[-30:]))
-        self._pump.join(2)
-        took = time.monotonic() - start
-        assert rc == 0, f"exit code {rc} after SIGTERM:\n" + "".join(self.log[-30:])
-        return took
+        super().__init__([sys.executable, "-c", SERVER, str(threads)], env={"COVET_BACKEND": backend}, ready=SERVING)
+        self.placement = self.match.group(3)
 
 
 @pytest.fixture
 def worker(request: pytest.FixtureRequest) -> Iterator[Worker]:
     threads, backend = request.param
-    w = Worker(threads, backend)
-    yield w
-    if w.proc.poll() is None:
-        w.proc.kill()
-        w.proc.wait()
+    with Worker(threads, backend) as w:
+        yield w
 
 
 MODES = [(0, "uring"), (1, "uring"), (0, "asio"), (1, "asio")]
@@ -116,6 +67,6 @@ def test_refusal_burst_then_served_and_clean_exit(worker: Worker, status: int, c
     try:
         run_burst_checks(worker.port, status, count)
     except AssertionError as error:
-        raise AssertionError(f"{error}\nworker log:\n" + "".join(worker.log[-20:])) from None
+        raise AssertionError(f"{error}\nworker log:\n" + worker.output(20)) from None
     took = worker.stop()
     assert took < SHUTDOWN_LIMIT, f"SIGTERM took {took:.1f} s (engine {worker.placement}, threads={threads})"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+from serverproc import ServerProcess
 
 APP = textwrap.dedent(
     """
@@ -55,27 +56,9 @@ APP = textwrap.dedent(
 )
 
 
-class AppProcess:
+class AppProcess(ServerProcess):
     def __init__(self, script: Path, *args: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, str(script), *args], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
-        self.stdout: list[str] = []
-        self.stderr: list[str] = []
-        self.port_found = threading.Event()
-        self.port = 0
-        threading.Thread(target=self._read, args=(self.proc.stdout, self.stdout), daemon=True).start()
-        threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr), daemon=True).start()
-        if not self.port_found.wait(20):
-            self.proc.kill()
-            raise AssertionError(f"no port announced; stderr: {''.join(self.stderr)}")
-
-    def _read(self, stream: Any, sink: list[str]) -> None:
-        for line in stream:
-            sink.append(line)
-            m = re.search(r"serving on http://[^:]+:(\d+)", line)
-            if m:
-                self.port = int(m.group(1))
-                self.port_found.set()
+        super().__init__([sys.executable, str(script), *args], timeout=20)
 
     def get(self, path: str) -> tuple[int, bytes]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
@@ -87,12 +70,7 @@ class AppProcess:
             conn.close()
 
     def wait_for_output(self, text: str, timeout: float = 10) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(text in line for line in self.stdout):
-                return
-            time.sleep(0.01)
-        raise AssertionError(f"{text!r} not printed; stdout: {self.stdout}")
+        self.wait_for(re.escape(text), timeout=timeout)
 
 
 @pytest.fixture
@@ -108,9 +86,7 @@ def app_process(engine_prelude, tmp_path) -> Iterator[Any]:  # type: ignore[no-u
 
     yield start
     for p in procs:
-        if p.proc.poll() is None:
-            p.proc.kill()
-            p.proc.wait()
+        p.kill()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

@@ -17,13 +17,13 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from serverproc import ServerProcess, require_compiled_engine
 
 UPLOAD_MIB = 64
 RSS_GROWTH_LIMIT = 32 * 1024 * 1024
@@ -70,20 +70,12 @@ async def ignore():
 configure_logging("info")
 sys.exit(serve(app, "127.0.0.1", 0, int(sys.argv[1])))
 """
-SERVING = re.compile(r"serving on http://127\.0\.0\.1:(\d+) \(engine backend (\w+)")
 
 
 @pytest.fixture(scope="module", autouse=True)
 def native_engine_and_curl() -> None:
-    if os.environ.get("COVET_NATIVE", "").strip() == "fake":
-        pytest.skip("COVET_NATIVE=fake: these tests need the compiled engine")
-    probe = subprocess.run([sys.executable, "-c", "import covet._native as n; n.NativeRequest.read_body"],
-                           capture_output=True, text=True, timeout=60)
-    if probe.returncode != 0:
-        reason = f"{sys.executable} has no compiled engine with streamed bodies: {probe.stderr.strip()[-300:]}"
-        if os.environ.get("COVET_REQUIRE_NATIVE"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+    require_compiled_engine("import covet._native as n; n.NativeRequest.read_body",
+                            "compiled engine with streamed bodies")
     if shutil.which("curl") is None:
         pytest.skip("curl is needed for the uploads")
 
@@ -101,30 +93,14 @@ def upload(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return path, digest.hexdigest()
 
 
-class Server:
+class Server(ServerProcess):
     def __init__(self, threads: int, backend: str) -> None:
-        env = dict(os.environ, COVET_BACKEND=backend)
-        self.proc = subprocess.Popen([sys.executable, "-c", SERVER, str(threads)], env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.log: list[str] = []
-        self.port = 0
-        started = threading.Event()
-
-        def pump() -> None:
-            assert self.proc.stderr is not None
-            for line in self.proc.stderr:
-                self.log.append(line)
-                match = SERVING.search(line)
-                if match:
-                    self.port = int(match.group(1))
-                    started.set()
-            started.set()
-
-        threading.Thread(target=pump, daemon=True).start()
-        if not started.wait(30) or not self.port:
-            self.proc.kill()
-            raise AssertionError("the server did not start:\n" + "".join(self.log))
-        self.curl("GET", "/ready")  # warm: the baseline below includes a served request
+        super().__init__([sys.executable, "-c", SERVER, str(threads)], env={"COVET_BACKEND": backend})
+        try:
+            self.curl("GET", "/ready")  # warm: the baseline below includes a served request
+        except BaseException:
+            self.kill()
+            raise
 
     def status(self, field: str) -> int:
         """A /proc/<pid>/status memory field, in bytes."""
@@ -136,29 +112,19 @@ class Server:
     def curl(self, method: str, path: str, *args: str, timeout: float = 120) -> tuple[int, Any]:
         out = subprocess.run(["curl", "-sS", "-X", method, "-o", "-", "-w", "\n%{http_code}", *args,
                               f"http://127.0.0.1:{self.port}{path}"], capture_output=True, timeout=timeout)
-        assert out.returncode == 0, (out.returncode, out.stderr.decode(), "".join(self.log[-20:]))
+        assert out.returncode == 0, (out.returncode, out.stderr.decode(), self.output(20))
         body, _, code = out.stdout.rpartition(b"\n")
         return int(code), json.loads(body) if body.startswith(b"{") else body
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 @pytest.fixture(params=[(0, "uring"), (1, "uring"), (0, "asio"), (1, "asio")],
                 ids=["threads0-uring", "threads1-uring", "threads0-asio", "threads1-asio"])
 def server(request: pytest.FixtureRequest) -> Iterator[Server]:
     threads, backend = request.param
-    s = Server(threads, backend)
-    try:
+    with Server(threads, backend) as s:
         yield s
-    finally:
-        s.stop()
-    if backend == "uring" and any("falls back" in line or "fall back" in line for line in s.log):
+        s.stop(expect=None)
+    if backend == "uring" and any("falls back" in line or "fall back" in line for line in s.lines):
         pytest.skip("io_uring is not available here: the case ran on epoll")
 
 
@@ -283,4 +249,4 @@ def test_client_gone_midway_leaves_the_server_serving(server: Server) -> None:
         time.sleep(0.2)
     time.sleep(0.2)
     assert server.curl("GET", "/ready") == (200, {"ok": True})
-    assert not any("Traceback" in line for line in server.log), "".join(server.log)
+    assert "Traceback" not in server.output(), server.output()

@@ -231,8 +231,8 @@ def test_cli_worker_serves_https_and_reloads_on_sighup(real_engine: Any, engine_
     import os
     import signal
     import sys
-    import threading
-    import time
+
+    from serverproc import ServerProcess
 
     live_cert, live_key = tmp_path / "live.pem", tmp_path / "live.key"
     live_cert.write_bytes((certs / "server.pem").read_bytes())
@@ -249,23 +249,8 @@ def test_cli_worker_serves_https_and_reloads_on_sighup(real_engine: Any, engine_
         f"    sys.exit(main(['_worker', 'app:app', '--port', '0', '--app-dir', {str(tmp_path)!r},",
         f"                   '--ssl-certfile', {str(live_cert)!r}, '--ssl-keyfile', {str(live_key)!r}]))",
     ]) + "\n")
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True).start()  # type: ignore[union-attr]
-
-    def wait_for(text: str) -> str:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            for line in list(lines):
-                if text in line:
-                    return line
-            time.sleep(0.02)
-        raise AssertionError(f"{text!r} not logged: {lines}")
-
-    try:
-        import re
-
-        port = int(re.search(r"serving on https://[^:]+:(\d+)", wait_for("serving on https://")).group(1))  # type: ignore[union-attr]
+    with ServerProcess([sys.executable, str(script)], timeout=20) as server:
+        port = server.port
         ctx = ssl.create_default_context(cafile=str(certs / "ca.pem"))
         assert _https_get(port, ctx, "/hello")[:2] == (200, b'{"hello":"tls"}')
         before = _serial(port, certs / "ca.pem")
@@ -273,18 +258,13 @@ def test_cli_worker_serves_https_and_reloads_on_sighup(real_engine: Any, engine_
         subprocess.run(["openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
                         "-set_serial", "4242", "-days", "2", "-extfile", "server.ext", "-out", str(live_cert)],
                        cwd=certs, check=True, capture_output=True)
-        os.kill(proc.pid, signal.SIGHUP)
-        wait_for("TLS certificates reloaded")
+        os.kill(server.proc.pid, signal.SIGHUP)
+        server.wait_for("TLS certificates reloaded", timeout=20)
         assert before != 4242 and _serial(port, certs / "ca.pem") == 4242
         assert _https_get(port, ctx, "/hello")[0] == 200
         # A broken file: the reload fails, is logged, and the old certificate stays.
         live_cert.write_text("not a certificate\n")
-        os.kill(proc.pid, signal.SIGHUP)
-        wait_for("TLS reload failed")
+        os.kill(server.proc.pid, signal.SIGHUP)
+        server.wait_for("TLS reload failed", timeout=20)
         assert _serial(port, certs / "ca.pem") == 4242
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(15) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        server.stop()

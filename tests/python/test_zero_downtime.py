@@ -13,10 +13,8 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import re
 import signal
 import socket
-import subprocess
 import sys
 import textwrap
 import threading
@@ -26,6 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+from serverproc import ServerProcess, require_compiled_engine
 
 APP = textwrap.dedent("""
     import os
@@ -42,17 +41,9 @@ APP = textwrap.dedent("""
 
 @pytest.fixture(scope="module", autouse=True)
 def engine_shares_a_socket() -> None:
-    if os.environ.get("COVET_NATIVE", "").strip() == "fake":
-        pytest.skip("COVET_NATIVE=fake: these tests need the compiled engine")
-    probe = subprocess.run([sys.executable, "-c", "import covet._native as n; print(n.NativeServer.__init__.__doc__)"],
-                           capture_output=True, text=True, timeout=60)
-    if probe.returncode != 0:
-        reason = f"{sys.executable} cannot import covet's compiled engine: {probe.stderr.strip()[-300:]}"
-        if os.environ.get("COVET_REQUIRE_NATIVE"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    if "listen_fd" not in probe.stdout:
-        pytest.skip("this build of covet._native cannot adopt a listening socket (no listen_fd): rebuild it")
+    require_compiled_engine("from covet.server.supervisor import engine_adopts_sockets, native_module\n"
+                            "assert engine_adopts_sockets(native_module()), 'no ServerConfig.inherited_listener'",
+                            "compiled engine that can adopt a listening socket (rebuild it)")
 
 BURST_GAP = 0.05  # seconds between a burst's connects and its requests
 
@@ -184,61 +175,41 @@ def test_restarts_under_load_lose_nothing(tmp_path: Path) -> None:
     app_file = tmp_path / "app.py"
     app_file.write_text(APP.format(version="v1"))
     port = free_port()
-    log_path = tmp_path / "server.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "covet", "run", "app:app", "--port", str(port), "--workers", "2",
-                                 "--reload", "--reload-dir", str(tmp_path)],
-                                cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def server_log() -> str:
-        return log_path.read_text(errors="replace")
-
-    def wait_for_log(pattern: str, count: int, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while len(re.findall(pattern, server_log())) < count:
-            assert proc.poll() is None, server_log()
-            assert time.monotonic() < deadline, f"{pattern!r} x{count} not logged:\n{server_log()}"
-            time.sleep(0.05)
-
+    server = ServerProcess([sys.executable, "-m", "covet", "run", "app:app", "--port", str(port), "--workers", "2",
+                            "--reload", "--reload-dir", str(tmp_path)], cwd=tmp_path, ready=r"2 worker\(s\) serving on")
     restarts = 0
 
     def restart(action: Callable[[], None]) -> None:
         nonlocal restarts
         restarts += 1
         action()
-        wait_for_log(r"new worker\(s\) serving", restarts)
+        server.wait_for(r"new worker\(s\) serving", restarts)
         time.sleep(0.7)  # load on the new generation while the old one drains
 
-    try:
-        wait_for_log(r"2 worker\(s\) serving on", 1)
+    with server:
         with Load(port) as load:
             time.sleep(0.7)
             first_pids = set(load.pids)
             assert len(first_pids) >= 1
             for _ in range(3):
-                restart(lambda: os.kill(proc.pid, signal.SIGHUP))
+                restart(lambda: os.kill(server.proc.pid, signal.SIGHUP))
             restart(lambda: app_file.write_text(APP.format(version="v2")))
             app_file.write_text(APP.format(version="v3") + "\ndef broken(:\n")
-            wait_for_log(r"did not start", 1)
+            server.wait_for(r"did not start")
             time.sleep(0.7)  # still serving, on the v2 workers
         assert load.stats["ok"] > 200, load.stats
-        assert load.stats["failed"] == 0 and load.stats["refused"] == 0, (load.stats, load.errors, server_log())
+        assert load.stats["failed"] == 0 and load.stats["refused"] == 0, (load.stats, load.errors, server.output())
         assert load.versions == {"v1", "v2"}, load.versions
         # Every generation served (the workers of one generation share the accept queue, so the kernel may
         # hand one of them all of a short window's connections: count generations, not workers).
         assert len(load.pids - first_pids) >= restarts, (load.pids, first_pids)
-        assert "SyntaxError" in server_log()
+        assert "SyntaxError" in server.output()
         status = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         status.request("GET", "/")
         assert json.loads(status.getresponse().read())["version"] == "v2"
         status.close()
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0, server_log()
-        assert "Traceback" not in server_log().split("SyntaxError")[-1], server_log()
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        server.stop(timeout=30)
+        assert "Traceback" not in server.output().split("SyntaxError")[-1], server.output()
 
 
 def test_a_crashed_worker_is_replaced_and_queued_connections_wait_for_it(tmp_path: Path) -> None:
@@ -246,15 +217,8 @@ def test_a_crashed_worker_is_replaced_and_queued_connections_wait_for_it(tmp_pat
     answered by the replacement."""
     (tmp_path / "app.py").write_text(APP.format(version="v1"))
     port = free_port()
-    log_path = tmp_path / "server.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "covet", "run", "app:app", "--port", str(port)],
-                                cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 30
-        while "1 worker(s) serving on" not in log_path.read_text():
-            assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.05)
+    with ServerProcess([sys.executable, "-m", "covet", "run", "app:app", "--port", str(port)], cwd=tmp_path,
+                       ready=r"1 worker\(s\) serving on") as server:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         conn.request("GET", "/")
         pid = json.loads(conn.getresponse().read())["pid"]
@@ -271,10 +235,5 @@ def test_a_crashed_worker_is_replaced_and_queued_connections_wait_for_it(tmp_pat
             sock.close()
             answers.append(json.loads(data.partition(b"\r\n\r\n")[2])["pid"])
         assert len(set(answers)) == 1 and answers[0] != pid
-        assert "exited with signal SIGKILL" in log_path.read_text()
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        server.wait_for("exited with signal SIGKILL")
+        server.stop(timeout=30)

@@ -1,6 +1,7 @@
 # The compiled engine (bindings/python/src/module.cpp), as Python sees it. Checked against the built module
-# by mypy's stubtest (scripts/lint-python.sh; allowlist: scripts/stubtest-allowlist.txt).
+# by mypy's stubtest (scripts/lint-python.sh; allowlist: bindings/python/stubtest-allowlist.txt).
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, Optional, Union
 
 class ListenError(OSError):
@@ -83,6 +84,55 @@ class NativeResponder:
     @property
     def answered(self) -> bool: ...
 
+# The engine's configuration structs (include/covet/net/server_config.hpp). A default-constructed one holds the
+# engine's defaults; durations are timedelta (set: a timedelta or seconds as a float).
+class Limits:
+    max_url_bytes: int
+    max_header_bytes: int
+    max_headers: int
+    max_body_bytes: int
+    stream_body_threshold: int
+    max_stream_body_bytes: int
+    max_connections: int
+    max_buffered_input: int
+    output_high_water: int
+    def __init__(self) -> None: ...
+
+class Timeouts:
+    header: timedelta
+    body: timedelta
+    min_body_rate: int
+    min_body_rate_grace: timedelta
+    body_deadline: timedelta
+    keep_alive: timedelta
+    shutdown: timedelta
+    def __init__(self) -> None: ...
+
+class Http2Limits:
+    max_concurrent_streams: int
+    initial_window_size: int
+    max_frame_size: int
+    max_header_list_bytes: int
+    max_resets_per_second: int
+    max_continuations: int
+    max_unacked_upload_bytes: int
+    def __init__(self) -> None: ...
+
+class ServerConfig:
+    host: str
+    port: int
+    threads: int
+    pin_threads: bool
+    shared_port: bool
+    inherited_listener: int
+    backend: str  # "auto", "uring" or "asio"
+    listen_backlog: int
+    limits: Limits
+    timeouts: Timeouts
+    http2: bool
+    http2_limits: Http2Limits
+    def __init__(self) -> None: ...
+
 class NativeServer:
     def __init__(
         self,
@@ -91,11 +141,11 @@ class NativeServer:
         threads: int = 1,
         backend: str = "auto",
         max_body_bytes: int = ...,
-        header_timeout_ms: int = 10000,
-        keep_alive_timeout_ms: int = 60000,
-        shutdown_timeout_ms: int = 10000,
-        max_connections: int = 10000,
-        shared_port: bool = False,
+        header_timeout_ms: int = ...,
+        keep_alive_timeout_ms: int = ...,
+        shutdown_timeout_ms: int = ...,
+        max_connections: int = ...,
+        shared_port: bool = ...,
         max_url_bytes: int = ...,
         max_header_bytes: int = ...,
         max_headers: int = ...,
@@ -106,7 +156,7 @@ class NativeServer:
         min_body_rate: int = ...,
         min_body_rate_grace_ms: int = ...,
         listen_backlog: int = ...,
-        listen_fd: int = -1,
+        listen_fd: int = ...,
         stream_body_threshold: int = ...,
         max_stream_body_bytes: int = ...,
     ) -> None: ...
@@ -125,6 +175,8 @@ class NativeServer:
         sni_certs: list[tuple[str, str]] = ...,
     ) -> None: ...
     def reload_tls(self) -> None: ...
+    @property
+    def config(self) -> ServerConfig: ...
     @property
     def http2(self) -> bool: ...
     @http2.setter

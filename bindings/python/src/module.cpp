@@ -9,6 +9,7 @@
 //   fileno() is the ring's notification eventfd; the loop calls poll() (native I/O, GIL released), take(),
 //   runs the handlers, whose send() goes straight to the connection, then flush() submits the responses.
 //   No thread hop, no cross-thread wake-ups.
+#include <pybind11/chrono.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 #include <spdlog/spdlog.h>
@@ -50,8 +51,7 @@ struct Exchange {
     // A streamed body (Request::body_streamed()): the engine's handle, and the chunks for Python.
     covet::RequestBody body;
     std::shared_ptr<covet_py::BodyQueue> queue;
-    std::size_t max_body_bytes = 0;   // what body()/json()/form() may collect of a streamed body
-    std::function<void()> after_ack;  // embedded mode: a resumed read needs a flush of the ring
+    std::size_t max_body_bytes = 0;  // what body()/json()/form() may collect of a streamed body
 };
 using ExchangePtr = std::shared_ptr<Exchange>;
 
@@ -67,14 +67,13 @@ public:
 
     // Worker threads.
     void push(int route_id, covet::Request& request, covet::Responder responder, covet::RequestBody body = {},
-              std::size_t max_body_bytes = 0, std::size_t chunk_bytes = 0, std::function<void()> after_ack = {}) {
+              std::size_t max_body_bytes = 0, std::size_t chunk_bytes = 0) {
         auto ex = std::make_shared<Exchange>();
         ex->request = &request;
         ex->responder = std::move(responder);
         if (body) {
             ex->queue = std::make_shared<covet_py::BodyQueue>(chunk_bytes);
             ex->max_body_bytes = max_body_bytes;
-            ex->after_ack = std::move(after_ack);
             ex->body = std::move(body);
             ex->body.read(
                 std::make_shared<covet_py::QueueReader>(ex->queue, [this](std::uintptr_t id) { push_body(id); }));
@@ -195,6 +194,8 @@ constexpr std::size_t stream_chunk_bytes = 64 * 1024;
 
 class NativeServer {
 public:
+    // The keywords set the covet::net::ServerConfig fields of the same meaning (their defaults are that
+    // struct's: see the binding below); docs/operations.md lists them with their `covet run` flags.
     NativeServer(std::string host, std::uint16_t port, unsigned threads, const std::string& backend,
                  std::size_t max_body_bytes, long header_timeout_ms, long keep_alive_timeout_ms,
                  long shutdown_timeout_ms, std::size_t max_connections, bool shared_port, std::size_t max_url_bytes,
@@ -261,12 +262,9 @@ public:
                                    bridge_.push(route_id, r, std::move(responder));
                                    return;
                                }
-                               std::function<void()> after_ack;
-                               if (embedded_) after_ack = [this] { body_acknowledged(); };
                                const covet::net::Limits& limits = app_.config().limits;
                                bridge_.push(route_id, r, std::move(responder), std::move(body), limits.max_body_bytes,
-                                            std::min<std::size_t>(stream_chunk_bytes, limits.max_buffered_input),
-                                            std::move(after_ack));
+                                            std::min<std::size_t>(stream_chunk_bytes, limits.max_buffered_input));
                            }));
         } catch (const covet::RouteError& e) {
             throw py::value_error(e.what());
@@ -446,6 +444,7 @@ public:
         });
     }
     std::uint16_t port() const { return app_.port(); }
+    covet::net::ServerConfig config() { return app_.config(); }
     bool http2() const { return app_.config().http2; }
     void set_http2(bool on) { app_.config().http2 = on; }
     bool tls() const { return app_.config().tls.has_value(); }
@@ -456,17 +455,6 @@ public:
     std::vector<std::uintptr_t> take_body() { return bridge_.take_body(); }
 
 private:
-    // Embedded mode, the Python thread (GIL held): Python took a chunk of a streamed body. The connection
-    // may read again, which only reaches the ring with the next flush: have the loop schedule one.
-    void body_acknowledged() {
-        if (!output_hook_) return;
-        try {
-            output_hook_();
-        } catch (py::error_already_set& e) {
-            e.discard_as_unraisable("covet: the output hook");
-        }
-    }
-
     void require_embedded(const char* what) const {
         if (!embedded_)
             throw std::runtime_error(std::string(what) + "() is for a server started with threads=0 on io_uring");
@@ -562,8 +550,9 @@ PYBIND11_MODULE(_native, m) {
                  switch (ex.queue->take(chunk)) {
                      case covet_py::BodyQueue::Take::chunk: {
                          py::bytes out(chunk.data(), chunk.size());
+                         // Embedded mode: a read this resumes (or an HTTP/2 WINDOW_UPDATE it sends) asks the
+                         // loop for a flush through the output hook (the engine's set_reading / send path).
                          ex.body.consume(chunk.size());
-                         if (ex.after_ack) ex.after_ack();
                          return std::move(out);
                      }
                      case covet_py::BodyQueue::Take::waiting: return py::none();
@@ -690,28 +679,98 @@ PYBIND11_MODULE(_native, m) {
             "client sees an incomplete response (for a producer that failed midway).")
         .def_property_readonly("answered", [](const NativeResponder& r) { return r.ex->answered; });
 
+    // The engine's configuration structs (include/covet/net/server_config.hpp), default-constructible: what a
+    // default-constructed one holds is the engine's default for every setting, the one source the Python
+    // side reads (covet.server.options, `covet run --help`). Durations are datetime.timedelta.
+    using covet::net::Http2Limits;
+    using covet::net::Limits;
+    using covet::net::ServerConfig;
+    using covet::net::Timeouts;
+    py::class_<Limits>(m, "Limits", "Size limits of requests and connections (covet::net::Limits).")
+        .def(py::init<>())
+        .def_readwrite("max_url_bytes", &Limits::max_url_bytes)
+        .def_readwrite("max_header_bytes", &Limits::max_header_bytes)
+        .def_readwrite("max_headers", &Limits::max_headers)
+        .def_readwrite("max_body_bytes", &Limits::max_body_bytes)
+        .def_readwrite("stream_body_threshold", &Limits::stream_body_threshold)
+        .def_readwrite("max_stream_body_bytes", &Limits::max_stream_body_bytes)
+        .def_readwrite("max_connections", &Limits::max_connections)
+        .def_readwrite("max_buffered_input", &Limits::max_buffered_input)
+        .def_readwrite("output_high_water", &Limits::output_high_water);
+    py::class_<Timeouts>(m, "Timeouts", "Timeouts and the request body rate floor (covet::net::Timeouts).")
+        .def(py::init<>())
+        .def_readwrite("header", &Timeouts::header)
+        .def_readwrite("body", &Timeouts::body)
+        .def_readwrite("min_body_rate", &Timeouts::min_body_rate)
+        .def_readwrite("min_body_rate_grace", &Timeouts::min_body_rate_grace)
+        .def_readwrite("body_deadline", &Timeouts::body_deadline)
+        .def_readwrite("keep_alive", &Timeouts::keep_alive)
+        .def_readwrite("shutdown", &Timeouts::shutdown);
+    py::class_<Http2Limits>(m, "Http2Limits", "HTTP/2 SETTINGS and abuse limits (covet::net::Http2Limits).")
+        .def(py::init<>())
+        .def_readwrite("max_concurrent_streams", &Http2Limits::max_concurrent_streams)
+        .def_readwrite("initial_window_size", &Http2Limits::initial_window_size)
+        .def_readwrite("max_frame_size", &Http2Limits::max_frame_size)
+        .def_readwrite("max_header_list_bytes", &Http2Limits::max_header_list_bytes)
+        .def_readwrite("max_resets_per_second", &Http2Limits::max_resets_per_second)
+        .def_readwrite("max_continuations", &Http2Limits::max_continuations)
+        .def_readwrite("max_unacked_upload_bytes", &Http2Limits::max_unacked_upload_bytes);
+    py::class_<ServerConfig>(m, "ServerConfig",
+                             "A server's listener, limit and timeout settings (covet::net::ServerConfig; TLS is "
+                             "set with NativeServer.configure_tls).")
+        .def(py::init<>())
+        .def_readwrite("host", &ServerConfig::host)
+        .def_readwrite("port", &ServerConfig::port)
+        .def_readwrite("threads", &ServerConfig::threads)
+        .def_readwrite("pin_threads", &ServerConfig::pin_threads)
+        .def_readwrite("shared_port", &ServerConfig::shared_port)
+        .def_readwrite("inherited_listener", &ServerConfig::inherited_listener)
+        .def_property(
+            "backend",
+            [](const ServerConfig& c) { return c.backend ? std::string(covet::io::to_string(*c.backend)) : "auto"; },
+            [](ServerConfig& c, const std::string& name) {
+                if (name == "auto") {
+                    c.backend.reset();
+                    return;
+                }
+                auto b = covet::io::parse_backend(name);
+                if (!b) throw py::value_error("backend must be 'auto', 'uring' or 'asio', not '" + name + "'");
+                c.backend = b;
+            })
+        .def_readwrite("listen_backlog", &ServerConfig::listen_backlog)
+        .def_readwrite("limits", &ServerConfig::limits)
+        .def_readwrite("timeouts", &ServerConfig::timeouts)
+        .def_readwrite("http2", &ServerConfig::http2)
+        .def_readwrite("http2_limits", &ServerConfig::http2_limits);
+
+    // Keyword defaults: the engine's (ServerConfig{}), except host, port and threads, which default as
+    // covet.serve does (a local address; threads=1: the engine on its own thread).
+    const ServerConfig defaults;
+    const auto ms = [](std::chrono::milliseconds d) { return static_cast<long>(d.count()); };
     py::class_<NativeServer>(m, "NativeServer")
-        .def(py::init<std::string, std::uint16_t, unsigned, const std::string&, std::size_t, long, long, long, std::size_t, bool,
-                      std::size_t, std::size_t, std::size_t, std::size_t, std::size_t, long, long, std::size_t, long, int, int,
-                      std::size_t, std::size_t>(),
+        .def(py::init<std::string, std::uint16_t, unsigned, const std::string&, std::size_t, long, long, long,
+                      std::size_t, bool, std::size_t, std::size_t, std::size_t, std::size_t, std::size_t, long, long,
+                      std::size_t, long, int, int, std::size_t, std::size_t>(),
              py::arg("host") = "127.0.0.1", py::arg("port") = 8000, py::arg("threads") = 1, py::arg("backend") = "auto",
-             py::arg("max_body_bytes") = 1 << 20, py::arg("header_timeout_ms") = 10000,
-             py::arg("keep_alive_timeout_ms") = 60000, py::arg("shutdown_timeout_ms") = 10000,
-             py::arg("max_connections") = 10000, py::arg("shared_port") = false,
-             // Every other engine limit (covet::net::Limits/Timeouts, listen backlog), defaulting as in C++.
-             py::arg("max_url_bytes") = covet::net::Limits{}.max_url_bytes,
-             py::arg("max_header_bytes") = covet::net::Limits{}.max_header_bytes,
-             py::arg("max_headers") = covet::net::Limits{}.max_headers,
-             py::arg("max_buffered_input") = covet::net::Limits{}.max_buffered_input,
-             py::arg("output_high_water") = covet::net::Limits{}.output_high_water,
-             py::arg("body_timeout_ms") = static_cast<long>(covet::net::Timeouts{}.body.count()),
-             py::arg("body_deadline_ms") = static_cast<long>(covet::net::Timeouts{}.body_deadline.count()),
-             py::arg("min_body_rate") = covet::net::Timeouts{}.min_body_rate,
-             py::arg("min_body_rate_grace_ms") = static_cast<long>(covet::net::Timeouts{}.min_body_rate_grace.count()),
-             py::arg("listen_backlog") = covet::net::ServerConfig{}.listen_backlog,
-             py::arg("listen_fd") = -1,
-             py::arg("stream_body_threshold") = covet::net::Limits{}.stream_body_threshold,
-             py::arg("max_stream_body_bytes") = covet::net::Limits{}.max_stream_body_bytes)
+             py::arg("max_body_bytes") = defaults.limits.max_body_bytes,
+             py::arg("header_timeout_ms") = ms(defaults.timeouts.header),
+             py::arg("keep_alive_timeout_ms") = ms(defaults.timeouts.keep_alive),
+             py::arg("shutdown_timeout_ms") = ms(defaults.timeouts.shutdown),
+             py::arg("max_connections") = defaults.limits.max_connections,
+             py::arg("shared_port") = defaults.shared_port, py::arg("max_url_bytes") = defaults.limits.max_url_bytes,
+             py::arg("max_header_bytes") = defaults.limits.max_header_bytes,
+             py::arg("max_headers") = defaults.limits.max_headers,
+             py::arg("max_buffered_input") = defaults.limits.max_buffered_input,
+             py::arg("output_high_water") = defaults.limits.output_high_water,
+             py::arg("body_timeout_ms") = ms(defaults.timeouts.body),
+             py::arg("body_deadline_ms") = ms(defaults.timeouts.body_deadline),
+             py::arg("min_body_rate") = defaults.timeouts.min_body_rate,
+             py::arg("min_body_rate_grace_ms") = ms(defaults.timeouts.min_body_rate_grace),
+             py::arg("listen_backlog") = defaults.listen_backlog, py::arg("listen_fd") = defaults.inherited_listener,
+             py::arg("stream_body_threshold") = defaults.limits.stream_body_threshold,
+             py::arg("max_stream_body_bytes") = defaults.limits.max_stream_body_bytes)
+        // A copy of the settings the server runs with (what the keywords and configure_tls set).
+        .def_property_readonly("config", &NativeServer::config)
         .def("add_route", &NativeServer::add_route, py::arg("method"), py::arg("pattern"), py::arg("route_id"))
         .def("add_constant_route", &NativeServer::add_constant_route, py::arg("method"), py::arg("pattern"),
              py::arg("status"), py::arg("content_type"), py::arg("body"), py::arg("headers"))
@@ -732,50 +791,62 @@ PYBIND11_MODULE(_native, m) {
         .def("set_output_hook", &NativeServer::set_output_hook, py::arg("hook"))
         .def("fileno", &NativeServer::fileno)
         .def("add_websocket_route", &NativeServer::add_websocket_route, py::arg("pattern"), py::arg("route_id"),
-             py::arg("max_message_bytes") = 1024 * 1024, py::arg("idle_timeout_ms") = 60'000, py::arg("ping_interval_ms") = 20'000,
-             py::arg("max_send_buffer") = 4 * 1024 * 1024, py::arg("permessage_deflate") = true,
-             py::arg("subprotocols") = std::vector<std::string>{})
+             py::arg("max_message_bytes") = 1024 * 1024, py::arg("idle_timeout_ms") = 60'000,
+             py::arg("ping_interval_ms") = 20'000, py::arg("max_send_buffer") = 4 * 1024 * 1024,
+             py::arg("permessage_deflate") = true, py::arg("subprotocols") = std::vector<std::string>{})
         // [(route_id, kind, NativeWebSocket, data, code)]: kind 0 open, 1 message (data str or bytes),
         // 2 close (data: the reason), 3 drain.
-        .def("take_ws", [](NativeServer& s) {
-            auto events = s.take_ws();
-            py::list out(events.size());
-            for (std::size_t i = 0; i < events.size(); ++i) {
-                auto& e = events[i];
-                py::object data = py::none();
-                if (e.kind == covet_py::WsEventKind::message && e.binary) data = py::bytes(e.data);
-                else if (e.kind == covet_py::WsEventKind::message || e.kind == covet_py::WsEventKind::close) {
-                    PyObject* o = PyUnicode_DecodeUTF8(e.data.data(), static_cast<Py_ssize_t>(e.data.size()), "replace");
-                    if (!o) throw py::error_already_set();
-                    data = py::reinterpret_steal<py::object>(o);
-                }
-                out[i] = py::make_tuple(e.route_id, static_cast<int>(e.kind), NativeWebSocket{std::move(e.connection)}, data, e.code);
-            }
-            return out;
-        })
-        .def("ws_subscribe", [](NativeServer& s, const NativeWebSocket& w, const std::string& topic) { s.ws_subscribe(w.c, topic, true); })
-        .def("ws_unsubscribe", [](NativeServer& s, const NativeWebSocket& w, const std::string& topic) { s.ws_subscribe(w.c, topic, false); })
-        .def("ws_publish", [](NativeServer& s, const std::string& topic, py::object data) {
-            if (PyBytes_Check(data.ptr())) {
-                std::string_view v = data.cast<py::bytes>();
-                return s.ws_publish(topic, v, true);
-            }
-            const std::string text = data.cast<std::string>();
-            return s.ws_publish(topic, text, false);
-        })
-        .def("take_body", [](NativeServer& s) {
-            auto ids = s.take_body();
-            py::list out(ids.size());
-            for (std::size_t i = 0; i < ids.size(); ++i) out[i] = py::int_(ids[i]);
-            return out;
-        })
-        .def("take", [](NativeServer& s, std::size_t max_items) {
-            auto items = s.take(max_items);
-            py::list out(items.size());
-            for (std::size_t i = 0; i < items.size(); ++i)
-                out[i] = py::make_tuple(items[i].first, NativeRequest{items[i].second}, NativeResponder{items[i].second});
-            return out;
-        }, py::arg("max_items") = 256);
+        .def("take_ws",
+             [](NativeServer& s) {
+                 auto events = s.take_ws();
+                 py::list out(events.size());
+                 for (std::size_t i = 0; i < events.size(); ++i) {
+                     auto& e = events[i];
+                     py::object data = py::none();
+                     if (e.kind == covet_py::WsEventKind::message && e.binary)
+                         data = py::bytes(e.data);
+                     else if (e.kind == covet_py::WsEventKind::message || e.kind == covet_py::WsEventKind::close) {
+                         PyObject* o =
+                             PyUnicode_DecodeUTF8(e.data.data(), static_cast<Py_ssize_t>(e.data.size()), "replace");
+                         if (!o) throw py::error_already_set();
+                         data = py::reinterpret_steal<py::object>(o);
+                     }
+                     out[i] = py::make_tuple(e.route_id, static_cast<int>(e.kind),
+                                             NativeWebSocket{std::move(e.connection)}, data, e.code);
+                 }
+                 return out;
+             })
+        .def("ws_subscribe", [](NativeServer& s, const NativeWebSocket& w,
+                                const std::string& topic) { s.ws_subscribe(w.c, topic, true); })
+        .def("ws_unsubscribe", [](NativeServer& s, const NativeWebSocket& w,
+                                  const std::string& topic) { s.ws_subscribe(w.c, topic, false); })
+        .def("ws_publish",
+             [](NativeServer& s, const std::string& topic, py::object data) {
+                 if (PyBytes_Check(data.ptr())) {
+                     std::string_view v = data.cast<py::bytes>();
+                     return s.ws_publish(topic, v, true);
+                 }
+                 const std::string text = data.cast<std::string>();
+                 return s.ws_publish(topic, text, false);
+             })
+        .def("take_body",
+             [](NativeServer& s) {
+                 auto ids = s.take_body();
+                 py::list out(ids.size());
+                 for (std::size_t i = 0; i < ids.size(); ++i) out[i] = py::int_(ids[i]);
+                 return out;
+             })
+        .def(
+            "take",
+            [](NativeServer& s, std::size_t max_items) {
+                auto items = s.take(max_items);
+                py::list out(items.size());
+                for (std::size_t i = 0; i < items.size(); ++i)
+                    out[i] = py::make_tuple(items[i].first, NativeRequest{items[i].second},
+                                            NativeResponder{items[i].second});
+                return out;
+            },
+            py::arg("max_items") = 256);
 
     m.def(
         "configure_logging",

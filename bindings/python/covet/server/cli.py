@@ -17,7 +17,7 @@ from typing import Any, Optional
 from covet.tls import TransportOptions
 
 from .engine import native_module
-from .options import ENGINE_OPTIONS, UsageError, check_engine_supports, engine_options
+from .options import ENGINE_OPTIONS, EngineOption, UsageError, check_engine_supports, engine_options
 from .serve import exit_on_listen_error, serve_worker
 from .supervisor import Supervisor, WorkerOptions, resolve_workers
 
@@ -160,7 +160,7 @@ def _parser() -> argparse.ArgumentParser:
         limits = sp.add_argument_group("limits and timeouts (sizes: 512K, 10M, 1G; times: seconds, 500ms)")
         for o in ENGINE_OPTIONS:
             limits.add_argument(o.flag, dest=o.kwarg, default=None, metavar="N",
-                                help=f"{o.help} (default {o.default}; env {o.env})")
+                                help=f"{o.help} (default {_default_text(o)}; env {o.env})")
         limits.add_argument("--limit-concurrency", type=int, default=None, metavar="N",
                             help="requests in Python handlers at once per worker; more get 503 (default: no limit)")
         limits.add_argument("--limit-max-requests", type=int, default=None, metavar="N",
@@ -199,6 +199,14 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--listen-fd", type=int, default=-1, help=argparse.SUPPRESS)  # the master's socket
     worker.add_argument("--ready-fd", type=int, default=-1, help=argparse.SUPPRESS)   # "ready\n" goes here
     return p
+
+
+def _default_text(option: EngineOption) -> str:
+    """The engine's default for `option`, as ``--help`` shows it (read from the engine's own config)."""
+    try:
+        return option.describe(option.default(native_module()))
+    except ImportError:  # --help works without the compiled engine; running does not
+        return "the engine's"
 
 
 def _configure_logging(level: str, configured: bool) -> None:
@@ -288,7 +296,6 @@ def _main(argv: Optional[list[str]]) -> int:
     transport = _transport(args)
     host, port = _address(args)
     engine = engine_options(args)
-    max_connections = engine.pop("max_connections", 10000)
     for name in ("limit_concurrency", "limit_max_requests"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -302,8 +309,7 @@ def _main(argv: Optional[list[str]]) -> int:
             return serve_worker(app, host=host, port=port, threads=args.threads,
                                 log_level=args.log_level if args.log_config else log_level, loop=args.loop,
                                 ready_fd=args.ready_fd, limit_concurrency=args.limit_concurrency,
-                                limit_max_requests=args.limit_max_requests, max_connections=max_connections,
-                                **listen, **engine, **vars(transport))
+                                limit_max_requests=args.limit_max_requests, **listen, **engine, **vars(transport))
     workers_text = _from_env(args.workers, "COVET_WORKERS", "1")
     try:
         workers = resolve_workers(workers_text)
@@ -312,7 +318,8 @@ def _main(argv: Optional[list[str]]) -> int:
         raise UsageError(f"{source}: expected 'auto' or a positive number of processes, not {workers_text!r}") \
             from None
     load_app(args.app, args.app_dir, args.factory)  # fail here, once, with a clear message, not in every worker
-    check_engine_supports({**engine, "max_connections": max_connections}, native_module())
+    check_engine_supports(engine, native_module())
+    max_connections = engine.pop("max_connections", None)
     opts = WorkerOptions(app=args.app, host=host, port=port, threads=args.threads, log_level=args.log_level,
                          app_dir=args.app_dir, max_connections=max_connections, transport=transport,
                          engine=engine, loop=args.loop, log_config=args.log_config, factory=args.factory,

@@ -1,5 +1,6 @@
 """The engine the runtime drives, as a type: `Engine` (what a server object offers), `EngineModule` (what the
-module offers: the server class, the listen error, logging), and where the module comes from.
+module offers: the server class, its configuration (`EngineConfig`: the engine's defaults), the listen error,
+logging), and where the module comes from.
 
 ``covet._native`` (the compiled extension; its types are in ``covet/_native.pyi``) is the engine; tests and
 tools may install a stand-in with the same interface through `use_native` (tests/python/fake_native.py is
@@ -11,10 +12,14 @@ from __future__ import annotations
 import enum
 import importlib
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any, Optional, Protocol, Union
 
 __all__ = [
     "Engine",
+    "EngineConfig",
+    "EngineLimits",
+    "EngineTimeouts",
     "EngineModule",
     "Responder",
     "WebSocketEvent",
@@ -47,6 +52,62 @@ class Responder(Protocol):
 
     @property
     def answered(self) -> bool: ...
+
+
+class EngineLimits(Protocol):
+    """``ServerConfig.limits`` (covet::net::Limits): sizes in bytes, counts."""
+
+    @property
+    def max_url_bytes(self) -> int: ...
+    @property
+    def max_header_bytes(self) -> int: ...
+    @property
+    def max_headers(self) -> int: ...
+    @property
+    def max_body_bytes(self) -> int: ...
+    @property
+    def stream_body_threshold(self) -> int: ...
+    @property
+    def max_stream_body_bytes(self) -> int: ...
+    @property
+    def max_connections(self) -> int: ...
+    @property
+    def max_buffered_input(self) -> int: ...
+    @property
+    def output_high_water(self) -> int: ...
+
+
+class EngineTimeouts(Protocol):
+    """``ServerConfig.timeouts`` (covet::net::Timeouts)."""
+
+    @property
+    def header(self) -> timedelta: ...
+    @property
+    def body(self) -> timedelta: ...
+    @property
+    def min_body_rate(self) -> int: ...
+    @property
+    def min_body_rate_grace(self) -> timedelta: ...
+    @property
+    def body_deadline(self) -> timedelta: ...
+    @property
+    def keep_alive(self) -> timedelta: ...
+    @property
+    def shutdown(self) -> timedelta: ...
+
+
+class EngineConfig(Protocol):
+    """The engine's settings (``_native.ServerConfig``, covet::net::ServerConfig): a default-constructed one holds
+    the engine's defaults, which covet.server.options reads instead of repeating them."""
+
+    @property
+    def listen_backlog(self) -> int: ...
+    @property
+    def inherited_listener(self) -> int: ...
+    @property
+    def limits(self) -> EngineLimits: ...
+    @property
+    def timeouts(self) -> EngineTimeouts: ...
 
 
 class Engine(Protocol):
@@ -124,6 +185,10 @@ class EngineModule(Protocol):
     def NativeServer(self) -> Callable[..., Engine]:
         """The server class: ``NativeServer(host=..., port=..., threads=..., **limits)`` (keyword arguments as
         covet.server.options.ENGINE_OPTIONS; ``listen_fd=`` / ``shared_port=`` for worker processes)."""
+
+    @property
+    def ServerConfig(self) -> Callable[[], EngineConfig]:
+        """The engine's configuration, default-constructed: its defaults."""
 
     @property
     def ListenError(self) -> type[OSError]:

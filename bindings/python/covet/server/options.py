@@ -1,6 +1,7 @@
 """The engine's limits and timeouts as options: one `EngineOption` per `NativeServer` keyword, with its
-``covet run`` flag, its ``COVET_*`` environment variable, its parser and its documented default.
-docs/operations.md lists them all."""
+``covet run`` flag, its ``COVET_*`` environment variable, its parser and the engine config field it sets. The
+defaults are the engine's own: read from a default-constructed ``ServerConfig`` of the engine module (the C++
+struct, bound in bindings/python/src/module.cpp), never written down here. docs/operations.md lists them all."""
 
 from __future__ import annotations
 
@@ -8,15 +9,16 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Optional
 
-from .engine import EngineModule
+from .engine import EngineModule, native_module
 
 if TYPE_CHECKING:
     import argparse
 
-__all__ = ["ENGINE_OPTIONS", "EngineOption", "UsageError", "check_engine_supports", "engine_option",
-           "engine_options", "parse_count", "parse_duration_ms", "parse_size"]
+__all__ = ["ENGINE_OPTIONS", "EngineOption", "UsageError", "check_engine_supports", "engine_default", "engine_has",
+           "engine_option", "engine_options", "parse_count", "parse_duration_ms", "parse_size"]
 
 
 class UsageError(Exception):
@@ -53,14 +55,16 @@ def parse_count(text: str) -> int:
 
 @dataclass(frozen=True)
 class EngineOption:
-    """One engine limit: its ``covet run`` flag, the `NativeServer` keyword (and C++ field) it sets."""
+    """One engine limit: its ``covet run`` flag, the `NativeServer` keyword it sets, and the field of the engine's
+    ``ServerConfig`` that keyword sets (``limits.max_body_bytes``): the engine's default is read from there."""
 
     flag: str
     kwarg: str
+    field: str
     parse: Callable[[str], int]
-    default: str
     help: str
     minimum: int = 1
+    zero: str = ""  # what 0 means, when it is allowed and means something ("off")
 
     @property
     def env(self) -> str:
@@ -70,38 +74,85 @@ class EngineOption:
         """The worker-command form of a parsed value (it parses back to the same value)."""
         return f"{value}ms" if self.parse is parse_duration_ms else str(value)
 
+    def default(self, native: EngineModule) -> int:
+        """The engine's default, from a default-constructed ``native.ServerConfig`` (bytes, milliseconds, a count)."""
+        value = _read_field(_config(native), self.field)
+        if isinstance(value, timedelta):
+            return value // timedelta(milliseconds=1)
+        return int(value)
+
+    def describe(self, value: int) -> str:
+        """`value` as a user writes it: ``1M``, ``64K``, ``10s``, ``500ms``, ``0 (off)`` (docs/operations.md)."""
+        if value == 0:
+            return f"0 ({self.zero})" if self.zero else "0"
+        if self.parse is parse_duration_ms:
+            return f"{value // 1000}s" if value % 1000 == 0 else f"{value}ms"
+        if self.parse is parse_size:
+            for suffix, unit in (("G", 1024 ** 3), ("M", 1024 ** 2), ("K", 1024)):
+                if value % unit == 0:
+                    return f"{value // unit}{suffix}"
+        return str(value)
+
+
+_MISSING = object()
+
+
+def _config(native: EngineModule) -> object:
+    """A default-constructed ``native.ServerConfig``; an engine without one predates this package."""
+    make = getattr(native, "ServerConfig", None)
+    if make is None:
+        raise RuntimeError("covet._native is older than the covet package (it has no ServerConfig): rebuild it "
+                           "from this source tree (pip install .)")
+    config: object = make()
+    return config
+
+
+def _read_field(config: object, path: str) -> Any:
+    value: Any = config
+    for name in path.split("."):
+        value = getattr(value, name, _MISSING)
+        if value is _MISSING:
+            raise AttributeError(path)
+    return value
+
 
 ENGINE_OPTIONS: tuple[EngineOption, ...] = (
-    EngineOption("--limit-max-body", "max_body_bytes", parse_size, "1M",
+    EngineOption("--limit-max-body", "max_body_bytes", "limits.max_body_bytes", parse_size,
                  "largest request body read whole: body(), json(), form(), body parameters (more: 413)"),
-    EngineOption("--limit-max-stream-body", "max_stream_body_bytes", parse_size, "1G",
-                 "largest request body a handler reads with request.stream() (more: 413; 0: no limit)", minimum=0),
-    EngineOption("--stream-body-threshold", "stream_body_threshold", parse_size, "64K",
+    EngineOption("--limit-max-stream-body", "max_stream_body_bytes", "limits.max_stream_body_bytes", parse_size,
+                 "largest request body a handler reads with request.stream() (more: 413; 0: no limit)", minimum=0,
+                 zero="no limit"),
+    EngineOption("--stream-body-threshold", "stream_body_threshold", "limits.stream_body_threshold", parse_size,
                  "bodies larger than this reach the handler while they arrive instead of whole", minimum=0),
-    EngineOption("--max-url-bytes", "max_url_bytes", parse_size, "8K", "longest request line (more: 414)"),
-    EngineOption("--max-header-bytes", "max_header_bytes", parse_size, "8K",
+    EngineOption("--max-url-bytes", "max_url_bytes", "limits.max_url_bytes", parse_size,
+                 "longest request line (more: 414)"),
+    EngineOption("--max-header-bytes", "max_header_bytes", "limits.max_header_bytes", parse_size,
                  "request line + headers (more: 431)"),
-    EngineOption("--max-headers", "max_headers", parse_count, "100", "header fields per request (more: 431)"),
-    EngineOption("--max-buffered-input", "max_buffered_input", parse_size, "1M",
+    EngineOption("--max-headers", "max_headers", "limits.max_headers", parse_count,
+                 "header fields per request (more: 431)"),
+    EngineOption("--max-buffered-input", "max_buffered_input", "limits.max_buffered_input", parse_size,
                  "pipelined input held per connection while a response is pending"),
-    EngineOption("--output-high-water", "output_high_water", parse_size, "4M",
+    EngineOption("--output-high-water", "output_high_water", "limits.output_high_water", parse_size,
                  "unsent output per connection above which the engine stops reading from it"),
-    EngineOption("--timeout-header", "header_timeout_ms", parse_duration_ms, "10s",
+    EngineOption("--timeout-header", "header_timeout_ms", "timeouts.header", parse_duration_ms,
                  "first byte of a request head to its end (slowloris)"),
-    EngineOption("--timeout-body", "body_timeout_ms", parse_duration_ms, "30s", "idle time between body bytes"),
-    EngineOption("--body-deadline", "body_deadline_ms", parse_duration_ms, "0 (off)",
-                 "whole request body, head end to last byte (0: off)", minimum=0),
-    EngineOption("--min-body-rate", "min_body_rate", parse_size, "240", "bytes/second a body must average "
-                 "once the grace period has passed (less: 408; 0: off)", minimum=0),
-    EngineOption("--min-body-rate-grace", "min_body_rate_grace_ms", parse_duration_ms, "5s",
-                 "time from the body's start before --min-body-rate applies", minimum=0),
-    EngineOption("--timeout-keep-alive", "keep_alive_timeout_ms", parse_duration_ms, "60s",
+    EngineOption("--timeout-body", "body_timeout_ms", "timeouts.body", parse_duration_ms,
+                 "idle time between body bytes"),
+    EngineOption("--body-deadline", "body_deadline_ms", "timeouts.body_deadline", parse_duration_ms,
+                 "whole request body, head end to last byte (0: off)", minimum=0, zero="off"),
+    EngineOption("--min-body-rate", "min_body_rate", "timeouts.min_body_rate", parse_size,
+                 "bytes/second a body must average once the grace period has passed (less: 408; 0: off)",
+                 minimum=0, zero="off"),
+    EngineOption("--min-body-rate-grace", "min_body_rate_grace_ms", "timeouts.min_body_rate_grace",
+                 parse_duration_ms, "time from the body's start before --min-body-rate applies", minimum=0),
+    EngineOption("--timeout-keep-alive", "keep_alive_timeout_ms", "timeouts.keep_alive", parse_duration_ms,
                  "idle time between requests on a keep-alive connection"),
-    EngineOption("--timeout-graceful-shutdown", "shutdown_timeout_ms", parse_duration_ms, "10s",
+    EngineOption("--timeout-graceful-shutdown", "shutdown_timeout_ms", "timeouts.shutdown", parse_duration_ms,
                  "on SIGTERM, how long in-flight requests may take before their connections close", minimum=0),
-    EngineOption("--max-connections", "max_connections", parse_count, "10000",
+    EngineOption("--max-connections", "max_connections", "limits.max_connections", parse_count,
                  "open connections per worker process; more wait unaccepted in the backlog"),
-    EngineOption("--backlog", "listen_backlog", parse_count, "4096", "the listening socket's accept queue"),
+    EngineOption("--backlog", "listen_backlog", "listen_backlog", parse_count,
+                 "the listening socket's accept queue"),
 )
 _BY_KWARG = {o.kwarg: o for o in ENGINE_OPTIONS}
 
@@ -134,15 +185,26 @@ def engine_options(args: argparse.Namespace, environ: Optional[dict[str, str]] =
     return out
 
 
+def engine_default(kwarg: str, native: Optional[EngineModule] = None) -> int:
+    """The engine's default for the `NativeServer` keyword `kwarg` (an `ENGINE_OPTIONS` one), read from the
+    engine's own config struct (`native`, or the engine in use)."""
+    return _BY_KWARG[kwarg].default(native if native is not None else native_module())
+
+
+def engine_has(native: EngineModule, field: str) -> bool:
+    """Whether this build of the engine has the ``ServerConfig`` field `field` (``"limits.max_body_bytes"``,
+    ``"inherited_listener"``): the explicit capability check for a setting."""
+    try:
+        _read_field(_config(native), field)
+    except (AttributeError, RuntimeError):
+        return False
+    return True
+
+
 def check_engine_supports(options: dict[str, Any], native: EngineModule) -> None:
     """Refuse, naming the flag, an option this build of the engine does not have (instead of a TypeError)."""
-    doc = getattr(native.NativeServer.__init__, "__doc__", None) or ""
-    known = set(re.findall(r"(\w+): ", doc))
-    if not known:  # a stand-in engine without a pybind11 signature: nothing to check
-        return
     for kwarg in options:
-        if kwarg not in known:
-            option = _BY_KWARG.get(kwarg)
-            name = option.flag if option else kwarg
-            raise UsageError(f"{name}: this build of the engine (covet._native) has no {kwarg!r} setting; "
-                             "rebuild it from this source tree (pip install .) or drop the option")
+        option = _BY_KWARG.get(kwarg)
+        if option is not None and not engine_has(native, option.field):
+            raise UsageError(f"{option.flag}: this build of the engine (covet._native) has no {option.field!r} "
+                             "setting; rebuild it from this source tree (pip install .) or drop the option")

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Optional
 from covet.tls import TransportOptions
 
 from .engine import EngineModule, native_module
-from .options import engine_option
+from .options import engine_default, engine_has, engine_option
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -44,8 +44,6 @@ log = logging.getLogger("covet.supervisor")
 RESTART_BACKOFF_MAX = 10.0  # seconds between restarts of a worker that keeps crashing
 STOP_MARGIN = 5.0           # seconds past the engine's drain deadline before a worker is killed
 START_TIMEOUT = 60.0        # seconds a new worker may take to serve before its generation is given up
-DEFAULT_SHUTDOWN_MS = 10_000
-DEFAULT_BACKLOG = 4096
 
 
 @dataclass
@@ -56,9 +54,10 @@ class WorkerOptions:
     threads: int = 0
     log_level: Optional[str] = "info"
     app_dir: str = "."
-    max_connections: int = 10000
+    max_connections: Optional[int] = None  # None: the engine's default
     transport: TransportOptions = field(default_factory=TransportOptions)  # TLS, HTTP/2
-    engine: dict[str, int] = field(default_factory=dict)  # NativeServer limits/timeouts (covet.cli.ENGINE_OPTIONS)
+    # NativeServer limits/timeouts (covet.server.options.ENGINE_OPTIONS); unset ones keep the engine's defaults
+    engine: dict[str, int] = field(default_factory=dict)
     loop: str = "auto"
     log_config: Optional[str] = None
     factory: bool = False
@@ -68,7 +67,10 @@ class WorkerOptions:
     @property
     def stop_grace(self) -> float:
         """Seconds a worker gets after SIGTERM: the engine's drain deadline plus time for the lifespan shutdown."""
-        return self.engine.get("shutdown_timeout_ms", DEFAULT_SHUTDOWN_MS) / 1000 + STOP_MARGIN
+        shutdown_ms = self.engine.get("shutdown_timeout_ms")
+        if shutdown_ms is None:
+            shutdown_ms = engine_default("shutdown_timeout_ms")
+        return shutdown_ms / 1000 + STOP_MARGIN
 
 
 @dataclass(eq=False)
@@ -111,10 +113,12 @@ def _listen_hint(err: int) -> str:
             errno.EADDRNOTAVAIL: " (this machine has no such address: use 0.0.0.0 or 127.0.0.1)"}.get(err, "")
 
 
-def open_listener(host: str, port: int, backlog: int = DEFAULT_BACKLOG) -> socket.socket:
+def open_listener(host: str, port: int, backlog: Optional[int] = None) -> socket.socket:
     """The shared listening socket: bound once by the master, inherited by every worker. Like the engine's
     own listener (SO_REUSEADDR, TCP_NODELAY for the accepted sockets) but without SO_REUSEPORT: nobody else
-    can join the port."""
+    can join the port. `backlog`: None is the engine's default (``--backlog``)."""
+    if backlog is None:
+        backlog = engine_default("listen_backlog")
     try:
         infos = socket.getaddrinfo(host or None, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
     except socket.gaierror as e:
@@ -144,14 +148,17 @@ def check_port_free(host: str, port: int) -> None:
 
 
 def engine_adopts_sockets(native: EngineModule) -> bool:
-    """Whether this engine build takes ``listen_fd=`` (adopt the master's socket)."""
-    return "listen_fd" in (getattr(native.NativeServer.__init__, "__doc__", None) or "")
+    """Whether this engine build takes ``listen_fd=`` (adopt the master's socket): its config has the field
+    the keyword sets, ``ServerConfig.inherited_listener``."""
+    return engine_has(native, "inherited_listener")
 
 
 def worker_command(opts: WorkerOptions, listen_fd: int = -1, ready_fd: int = -1) -> list[str]:
     command = [sys.executable, "-m", "covet", "_worker", opts.app, "--host", opts.host, "--port", str(opts.port),
-               "--threads", str(opts.threads), "--max-connections", str(opts.max_connections),
-               "--app-dir", opts.app_dir, "--loop", opts.loop, *opts.transport.cli_args()]
+               "--threads", str(opts.threads), "--app-dir", opts.app_dir, "--loop", opts.loop,
+               *opts.transport.cli_args()]
+    if opts.max_connections is not None:
+        command += ["--max-connections", str(opts.max_connections)]
     if opts.log_level:
         command += ["--log-level", opts.log_level]
     if opts.log_config:
@@ -199,8 +206,7 @@ class Supervisor:
     # ---- lifecycle ----
     def run(self) -> int:
         if engine_adopts_sockets(native_module()):
-            self.listener = open_listener(self.opts.host, self.opts.port,
-                                          self.opts.engine.get("listen_backlog", DEFAULT_BACKLOG))
+            self.listener = open_listener(self.opts.host, self.opts.port, self.opts.engine.get("listen_backlog"))
             self.opts.port = self.listener.getsockname()[1]  # port 0: the one the kernel chose
         else:  # an engine without listen_fd: each worker binds its own SO_REUSEPORT socket (restarts may drop)
             log.warning("this engine build cannot adopt a listening socket: workers bind their own "

@@ -1,0 +1,139 @@
+"""Server processes for the tests that run one as a user would (a script, ``python -m covet run ...``): started,
+their output read line by line in threads until they announce that they serve, asked what they logged since,
+and stopped (SIGTERM, then SIGKILL).
+
+    with ServerProcess([sys.executable, "-c", SCRIPT, "0"], env={"COVET_BACKEND": "asio"}) as server:
+        http_get(server.port, "/")
+        server.wait_for(r"request logged")
+        assert server.stop() < 5  # seconds SIGTERM took; exit code 0 is asserted
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Optional, Union
+
+__all__ = ["SERVING", "ServerProcess", "require_compiled_engine"]
+
+# What covet.serve logs once it serves: "serving on http://127.0.0.1:PORT (engine backend uring, ...)".
+SERVING = re.compile(r"serving on https?://[^\s:]+:(?P<port>\d+)")
+
+
+def require_compiled_engine(probe: str = "import covet._native", what: str = "covet's compiled engine") -> None:
+    """Skip the calling test (module fixture) unless `sys.executable` runs `probe` (a Python line that needs the
+    compiled engine); fail instead under COVET_REQUIRE_NATIVE. COVET_NATIVE=fake skips too: processes started by
+    the tests always get the compiled engine."""
+    import pytest
+
+    if os.environ.get("COVET_NATIVE", "").strip() == "fake":
+        pytest.skip("COVET_NATIVE=fake: these tests need the compiled engine")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    if result.returncode != 0:
+        reason = f"{sys.executable} has no {what}: {result.stderr.strip()[-300:]}"
+        if os.environ.get("COVET_REQUIRE_NATIVE"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+class ServerProcess:
+    """`command` in its own session, its stdout and stderr read into `stdout`, `stderr` and `lines` (both, in
+    the order read). The constructor returns once a line matches `ready` (`match`; `port` is its ``port``
+    group or first group, when it has one), and raises AssertionError with the output if none does within
+    `timeout` seconds or the process exits first."""
+
+    def __init__(self, command: Sequence[str], *, ready: Union[str, re.Pattern[str]] = SERVING,
+                 env: Optional[dict[str, str]] = None, cwd: Optional[Union[str, Path]] = None,
+                 timeout: float = 30.0) -> None:
+        self.command = list(command)
+        self.proc = subprocess.Popen(self.command, cwd=cwd, env={**os.environ, **(env or {})}, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._pumps = [threading.Thread(target=self._pump, args=(stream, sink), daemon=True)
+                       for stream, sink in ((self.proc.stdout, self.stdout), (self.proc.stderr, self.stderr))]
+        for pump in self._pumps:
+            pump.start()
+        try:
+            self.match = self.wait_for(ready, timeout=timeout)
+        except AssertionError:
+            self.kill()
+            raise
+        groups = self.match.groupdict()
+        port = groups.get("port") or (self.match.group(1) if self.match.re.groups else None)
+        self.port = int(port) if port else 0
+
+    def _pump(self, stream: Optional[IO[str]], sink: list[str]) -> None:
+        assert stream is not None
+        for line in stream:
+            with self._changed:
+                sink.append(line)
+                self.lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def output(self, last: Optional[int] = None) -> str:
+        """What the process wrote (stdout and stderr), or its `last` lines."""
+        with self._changed:
+            return "".join(self.lines if last is None else self.lines[-last:])
+
+    def wait_for(self, pattern: Union[str, re.Pattern[str]], count: int = 1, timeout: float = 30.0) -> re.Match[str]:
+        """The `count`-th match of `pattern` in the output (searched line by line), waiting for it up to `timeout`
+        seconds while the process runs."""
+        regex = re.compile(pattern) if isinstance(pattern, str) else pattern
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                found = [m for m in map(regex.search, self.lines) if m]
+                if len(found) >= count:
+                    return found[count - 1]
+                exited = self.proc.poll() is not None and not any(p.is_alive() for p in self._pumps)
+                left = deadline - time.monotonic()
+                if exited or left <= 0:
+                    why = f"exited with code {self.proc.returncode}" if exited else f"not within {timeout} s"
+                    raise AssertionError(f"{regex.pattern!r} x{count} not logged by {self.command[:4]} ({why}); "
+                                         f"output:\n{''.join(self.lines[-40:])}")
+                self._changed.wait(min(left, 0.1))
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0, expect: Optional[int] = 0) -> float:
+        """Sends `sig` and waits for the exit: the seconds it took. The exit code must be `expect` (None: any);
+        a process still running after `timeout` seconds is killed and fails the test."""
+        start = time.monotonic()
+        self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"{self.command[:4]} ignored signal {sig} for {timeout} s:\n"
+                                 f"{self.output(40)}") from None
+        took = time.monotonic() - start
+        for pump in self._pumps:
+            pump.join(2)
+        if expect is not None:
+            assert rc == expect, f"exit code {rc} after signal {sig}:\n{self.output(40)}"
+        return took
+
+    def kill(self) -> None:
+        """SIGKILL to the process and everything it started (its session), if it still runs."""
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()
