@@ -22,6 +22,7 @@
 
 #include "ack_filter.hpp"
 #include "covet/http/date_cache.hpp"
+#include "covet/http/request_builder.hpp"
 #include "covet/http/status.hpp"
 #include "covet/net/worker_context.hpp"
 #include "fields.hpp"
@@ -552,8 +553,8 @@ private:
                 s.authority = f, s.has_authority = true;
             return 0;  // :scheme (and :protocol) need nothing here; nghttp2 validated them
         }
-        if (s.fields.size() >= limits_.max_headers)
-            return refuse_head(s, 431, "the request has more header fields than the limit");
+        if (const http::RequestError e = request_limits().header_room(s.fields.size()))
+            return refuse_head(s, e.status, e.reason);
         Stream::Field f = add_bytes(s, name);
         const Stream::Field v = add_bytes(s, value);
         f.value_off = v.name_off, f.value_len = v.name_len;
@@ -595,9 +596,8 @@ private:
     }
 
     // ---- streamed request bodies ----
-    std::uint64_t stream_limit() const noexcept {
-        return limits_.max_stream_body_bytes ? limits_.max_stream_body_bytes : UINT64_MAX;
-    }
+    std::uint64_t stream_limit() const noexcept { return request_limits().stream_limit(); }
+    http::RequestLimits request_limits() const noexcept { return http::RequestLimits::from(limits_); }
 
     // Asks the dispatcher whether the request's large body streams to it (once per stream).
     bool accept_upload(Stream& s) {
@@ -680,40 +680,39 @@ private:
     void build_request(Stream& s) {
         detail::join_cookies(s);
         Request& r = s.request;
+        const http::RequestLimits limits = request_limits();
+        http::RequestBuilder b(r, limits);
         if (s.has_method) {
-            const std::string_view name = s.view(s.method.name_off, s.method.name_len);
-            const auto m = parse_method(name);
-            if (!m || *m == Method::connect) {  // CONNECT tunnels are not offered
-                s.reject_status = 501;
-                s.reject_reason = !m ? "the request method is not implemented" : "CONNECT is not supported";
+            const http::RequestError e = b.method(s.view(s.method.name_off, s.method.name_len));
+            if (e || r.method() == Method::connect) {  // CONNECT tunnels are not offered
+                s.reject_status = e ? e.status : 501;
+                s.reject_reason = e ? e.reason : "CONNECT is not supported";
                 return;
             }
-            r.set_method(*m);
         }
         s.head_only = r.method() == Method::head;
-        r.set_target(s.has_path ? s.view(s.path.name_off, s.path.name_len) : std::string_view("/"));
+        b.target(s.has_path ? s.view(s.path.name_off, s.path.name_len) : std::string_view("/"));
         r.reserve_headers(s.fields.size() + 1);
         bool host = false;
-        for (const Stream::Field& f : s.fields) {
+        for (const Stream::Field& f : s.fields) {  // as many as the limit (add_field): header() cannot refuse
             const std::string_view name = s.view(f.name_off, f.name_len);
             host = host || name == "host";
-            r.add_header(name, s.view(f.value_off, f.value_len));
+            (void)b.header(name, s.view(f.value_off, f.value_len));
         }
-        // HTTP/2 carries the authority as a pseudo-header; applications look for Host.
+        // HTTP/2 carries the authority as a pseudo-header; applications look for Host (not counted as a field).
         if (!host && s.has_authority) r.add_header("host", s.view(s.authority.name_off, s.authority.name_len));
         if (const auto cl = r.header("content-length")) {
             std::uint64_t n = 0;
             const auto [p, ec] = std::from_chars(cl->data(), cl->data() + cl->size(), n);
             if (ec == std::errc() && p == cl->data() + cl->size()) {
                 s.content_length = n;
-                if (n > limits_.max_body_bytes) {
-                    // A route that streams the body has its own limit (headers_complete asks).
-                    if (n > stream_limit() || limits_.stream_body_threshold >= limits_.max_body_bytes) {
-                        s.reject_status = 413;
-                        s.reject_reason = "the request body is larger than the body size limit";
+                switch (b.declared_length(n)) {
+                    case http::DeclaredBody::fits: break;
+                    case http::DeclaredBody::stream_only: s.over_body_limit = true; break;  // 413 unless streamed
+                    case http::DeclaredBody::too_large:
+                        s.reject_status = http::body_too_large.status;
+                        s.reject_reason = http::body_too_large.reason;
                         return;
-                    }
-                    s.over_body_limit = true;
                 }
             }
         }

@@ -1,5 +1,6 @@
-// HTTP/1.1 on a connection (llhttp underneath): keep-alive, pipelining with in-order batched responses,
-// Content-Length and chunked bodies, Expect: 100-continue, HEAD, limits, timeouts, streaming responses.
+// HTTP/1.1 on a connection: keep-alive, pipelining with in-order batched responses, Content-Length and
+// chunked bodies, Expect: 100-continue, HEAD, limits, timeouts, streaming responses. The session
+// (src/http1/session.cpp) reads requests with the sans-I/O RequestReader (request_reader.hpp).
 #pragma once
 
 #include <memory>
