@@ -516,7 +516,7 @@ private:
                 *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
                 FieldBlock& f = self(user).fields_;
                 f.clear();
-                f.add_lines(s.response.trailers());
+                f.add(s.response.trailers());
                 const auto& nv = f.nv();
                 if (nghttp2_submit_trailer(session, stream_id, nv.data(), nv.size()) != 0)
                     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // resets the stream
@@ -932,7 +932,7 @@ private:
                 fields_.add("content-length", std::string_view(num, static_cast<std::size_t>(end - num)));
             }
         }
-        fields_.add_lines(r.extra_headers());
+        fields_.add(r.headers());
     }
 
     // ---- output ----
