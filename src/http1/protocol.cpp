@@ -193,7 +193,7 @@ public:
     // ---- ExchangeSink ----
     void complete(std::uint64_t exchange, Response&& response) override {
         if (phase_ != Phase::dispatched || exchange != exchange_) return;
-        dispatcher_.finalize(request_, response);
+        dispatcher_.finalize(request_, app_state_.get(), response);
         const bool close = must_close_after(response) || uploading();
         write_response(conn_.out(), std::move(response), head_options(close), request_.method() == Method::head);
         finish_exchange(close);
@@ -201,7 +201,7 @@ public:
 
     void stream_begin(std::uint64_t exchange, Response&& head) override {
         if (phase_ != Phase::dispatched || exchange != exchange_) return;
-        dispatcher_.finalize(request_, head);
+        dispatcher_.finalize(request_, app_state_.get(), head);
         // HTTP/1.0 has no chunked coding: the body then ends when the connection closes.
         chunked_ = request_.version_minor() >= 1;
         // A body still arriving when the response starts may not end before it: the connection closes after.
@@ -644,7 +644,8 @@ private:
         ++exchange_;
         net::WorkerContext::current().stats.count_request();
         dispatcher_.dispatch(
-            request_, Responder(net::ConnectionRef(home_.link(), conn_.id(), conn_.protocol_epoch()), this, exchange_));
+            request_, app_state(),
+            Responder(net::ConnectionRef(home_.link(), conn_.id(), conn_.protocol_epoch()), this, exchange_));
     }
 
     // An upgrade the switcher refused (an invalid WebSocket handshake, ...): answered, then the connection
@@ -662,6 +663,11 @@ private:
     void switch_to(std::unique_ptr<PendingSwitch> next, std::string_view rest) {
         phase_ = Phase::switched;
         next->install(std::span<const char>(rest.data(), rest.size()));
+    }
+
+    ExchangeState* app_state() {
+        if (!app_state_) app_state_ = dispatcher_.make_exchange_state();
+        return app_state_.get();
     }
 
     bool must_close_after(const Response& r) const {
@@ -820,8 +826,9 @@ private:
         net::WorkerContext::current().stats.count_request();
         phase_ = Phase::dispatched;
         ++exchange_;
-        dispatcher_.dispatch(request_, Responder(net::ConnectionRef(home_.link(), conn_.id(), conn_.protocol_epoch()),
-                                                 this, exchange_, /*streamed_body=*/true));
+        dispatcher_.dispatch(request_, app_state(),
+                             Responder(net::ConnectionRef(home_.link(), conn_.id(), conn_.protocol_epoch()), this,
+                                       exchange_, /*streamed_body=*/true));
         check_upload_window();
     }
 
@@ -870,6 +877,7 @@ private:
     llhttp_settings_t settings_{};
     llhttp_t parser_{};
     Request request_;
+    std::unique_ptr<ExchangeState> app_state_;  // the dispatcher's, for every exchange of this connection
     Phase phase_ = Phase::idle;
     Rejection rejection_;
     std::uint64_t exchange_ = 0;

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "covet/app/context.hpp"
 #include "covet/http/date_cache.hpp"
 #include "covet/http/request.hpp"
 #include "covet/http/response.hpp"
@@ -134,18 +135,21 @@ TEST(Request, RebaseHeadRepointsViewsIntoTheMovedBytes) {
     EXPECT_EQ(r.body().data(), body_storage.data()) << "views outside the head range are left alone";
 }
 
-TEST(Request, RequestIdIsTruncatedTo64Bytes) {
-    Request r;
-    EXPECT_EQ(r.request_id(), "");
-    r.set_request_id("abc-123");
-    EXPECT_EQ(r.request_id(), "abc-123");
+// The app's per-exchange context (not the protocol's Request) keeps the request id.
+TEST(RequestContext, RequestIdIsTruncatedTo64BytesAndResetClearsIt) {
+    covet::RequestContext c;
+    EXPECT_EQ(c.request_id(), "");
+    c.set_request_id("abc-123");
+    EXPECT_EQ(c.request_id(), "abc-123");
     const std::string long_id(100, 'z');
-    r.set_request_id(long_id);
-    EXPECT_EQ(r.request_id(), std::string(64, 'z'));
-    r.set_request_id(std::string(64, 'q'));
-    EXPECT_EQ(r.request_id(), std::string(64, 'q'));
-    r.set_request_id("short");
-    EXPECT_EQ(r.request_id(), "short");
+    c.set_request_id(long_id);
+    EXPECT_EQ(c.request_id(), std::string(64, 'z'));
+    c.set_request_id(std::string(64, 'q'));
+    EXPECT_EQ(c.request_id(), std::string(64, 'q'));
+    c.set_request_id("short");
+    EXPECT_EQ(c.request_id(), "short");
+    c.reset();
+    EXPECT_EQ(c.request_id(), "");
 }
 
 TEST(Request, ResetClearsPerRequestState) {
@@ -154,8 +158,6 @@ TEST(Request, ResetClearsPerRequestState) {
     r.set_body("b");
     r.add_header("A", "1");
     r.params().push("id", "7");
-    r.set_request_id("rid");
-    r.set_middleware_depth(3);
     r.set_keep_alive(false);
     r.reset();
     EXPECT_EQ(r.target(), "");
@@ -163,8 +165,6 @@ TEST(Request, ResetClearsPerRequestState) {
     EXPECT_EQ(r.header_count(), 0u);
     EXPECT_TRUE(r.params().empty());
     EXPECT_EQ(r.param("id"), std::nullopt);
-    EXPECT_EQ(r.request_id(), "");
-    EXPECT_EQ(r.middleware_depth(), 0u);
     EXPECT_TRUE(r.keep_alive());
 }
 

@@ -534,6 +534,20 @@ TEST(Http2Protocol, ConcurrentStreamsCompletedOutOfOrder) {
         EXPECT_EQ(h.dispatcher.seen[i].path, "/r" + std::to_string(i));
     }
     EXPECT_FALSE(h.conn.protocol()->exchange_outstanding());
+    // One dispatcher state per concurrent stream; each finalize gets its own stream's.
+    EXPECT_EQ(h.dispatcher.states_made, 10);
+    std::vector<covet::ExchangeState*> dispatched = h.dispatcher.dispatch_states;
+    std::vector<covet::ExchangeState*> finalized = h.dispatcher.finalize_states;
+    std::reverse(finalized.begin(), finalized.end());  // answered last to first
+    EXPECT_EQ(finalized, dispatched);
+    std::sort(dispatched.begin(), dispatched.end());
+    EXPECT_EQ(std::adjacent_find(dispatched.begin(), dispatched.end()), dispatched.end()) << "all distinct";
+    // Pooled streams keep theirs: ten more requests make no new state.
+    for (int i = 0; i < 10; ++i) c.get("/again" + std::to_string(i));
+    h.dispatcher.defer = false;
+    pump(h, c);
+    EXPECT_EQ(h.dispatcher.finalized, 20);
+    EXPECT_EQ(h.dispatcher.states_made, 10);
 }
 
 TEST(Http2Protocol, RequestViewsStayValidUntilTheResponse) {
