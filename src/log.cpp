@@ -63,7 +63,7 @@ void configure_logging(std::string_view level, LogFormat format) {
 
 AccessLogMiddleware::AccessLogMiddleware(LogFormat format) : format_(format) { access_logger(); }
 
-void AccessLogMiddleware::after(const Request& r, Response& resp) {
+void AccessLogMiddleware::after(const Request& r, const RequestContext& context, Response& resp) {
     auto logger = access_logger();
     if (!logger->should_log(spdlog::level::info)) return;
     const auto micros =
@@ -86,14 +86,14 @@ void AccessLogMiddleware::after(const Request& r, Response& resp) {
         line += R"(,"duration_us":)";
         line += std::to_string(micros);
         line += R"(,"request_id":")";
-        json_escape(line, r.request_id());
+        json_escape(line, context.request_id());
         line += "\"}";
     } else {
         line.append(r.client_address()).append(" \"").append(r.method_name()).append(" ");
         for (char c : r.target()) line += (c == '"' || static_cast<unsigned char>(c) < 0x20) ? '?' : c;
         line.append(" ").append(r.protocol()).append("\" ").append(std::to_string(resp.status())).append(" ");
         line.append(std::to_string(resp.body().size())).append(" ").append(std::to_string(micros)).append("us");
-        if (!r.request_id().empty()) line.append(" id=").append(r.request_id());
+        if (!context.request_id().empty()) line.append(" id=").append(context.request_id());
     }
     logger->info(line);
 }

@@ -90,17 +90,22 @@ App& App::listen(std::string host, std::uint16_t port) {
     return *this;
 }
 
-void App::dispatch(Request& request, Responder responder) {
-    // Middleware before-hooks, in order; a response short-circuits the rest.
-    for (std::size_t i = 0; i < middleware_.size(); ++i) {
+std::unique_ptr<ExchangeState> App::make_exchange_state() { return std::make_unique<RequestContext>(); }
+
+void App::dispatch(Request& request, ExchangeState* state, Responder responder) {
+    // Middleware before-hooks, in order; a response short-circuits the rest. Without a context (a protocol
+    // driven by hand with none) there is nowhere to remember them, so none run.
+    auto* context = static_cast<RequestContext*>(state);
+    if (context) context->reset();
+    for (std::size_t i = 0; context && i < middleware_.size(); ++i) {
         std::optional<Response> early;
         try {
-            early = middleware_[i]->before(request);
+            early = middleware_[i]->before(request, *context);
         } catch (const std::exception& e) {
             spdlog::error("middleware failed on {} {}: {}", request.method_name(), request.target(), e.what());
             early = error_response(500, json_errors_);
         }
-        request.set_middleware_depth(i + 1);
+        context->middleware_depth_ = i + 1;
         if (early) {
             responder.send(std::move(*early));
             return;
@@ -140,10 +145,11 @@ void App::dispatch(Request& request, Responder responder) {
     }
 }
 
-void App::finalize(const Request& request, Response& response) noexcept {
-    for (std::size_t i = request.middleware_depth(); i-- > 0;) {
+void App::finalize(const Request& request, ExchangeState* state, Response& response) noexcept {
+    const auto* context = static_cast<const RequestContext*>(state);
+    for (std::size_t i = context ? context->middleware_depth_ : 0; i-- > 0;) {
         try {
-            middleware_[i]->after(request, response);
+            middleware_[i]->after(request, *context, response);
         } catch (const std::exception& e) {
             spdlog::error("middleware after-hook failed: {}", e.what());
         }

@@ -157,7 +157,7 @@ public:
     // ---- ExchangeSink ----
     void complete(std::uint64_t exchange, Response&& response) override {
         if (phase_ != Phase::dispatched || exchange != exchange_) return;
-        dispatcher_.finalize(request_, response);
+        dispatcher_.finalize(request_, app_state_.get(), response);
         const bool close = must_close_after(response) || uploading();
         write_response(conn_.out(), std::move(response), head_options(close), request_.method() == Method::head);
         finish_exchange(close);
@@ -165,7 +165,7 @@ public:
 
     void stream_begin(std::uint64_t exchange, Response&& head) override {
         if (phase_ != Phase::dispatched || exchange != exchange_) return;
-        dispatcher_.finalize(request_, head);
+        dispatcher_.finalize(request_, app_state_.get(), head);
         // HTTP/1.0 has no chunked coding: the body then ends when the connection closes.
         const bool chunked = request_.version_minor() >= 1;
         // A body still arriving when the response starts may not end before it: the connection closes after.
@@ -382,7 +382,7 @@ private:
         phase_ = Phase::dispatched;
         ++exchange_;
         net::WorkerContext::current().stats.count_request();
-        dispatcher_.dispatch(request_, responder());
+        dispatcher_.dispatch(request_, app_state(), responder());
     }
 
     Responder responder(bool streamed_body = false) {
@@ -404,6 +404,11 @@ private:
     void switch_to(std::unique_ptr<PendingSwitch> next, std::string_view rest) {
         phase_ = Phase::switched;
         next->install(std::span<const char>(rest.data(), rest.size()));
+    }
+
+    ExchangeState* app_state() {
+        if (!app_state_) app_state_ = dispatcher_.make_exchange_state();
+        return app_state_.get();
     }
 
     bool must_close_after(const Response& r) const {
@@ -535,7 +540,7 @@ private:
         net::WorkerContext::current().stats.count_request();
         phase_ = Phase::dispatched;
         ++exchange_;
-        dispatcher_.dispatch(request_, responder(/*streamed_body=*/true));
+        dispatcher_.dispatch(request_, app_state(), responder(/*streamed_body=*/true));
         check_upload_window();
     }
 
@@ -579,7 +584,8 @@ private:
     const net::Limits& limits_;
     const net::Timeouts& timeouts_;
     RequestReader reader_;
-    Request& request_ = reader_.request();  // the current request (the reader's)
+    Request& request_ = reader_.request();      // the current request (the reader's)
+    std::unique_ptr<ExchangeState> app_state_;  // the dispatcher's, for every exchange of this connection
     Phase phase_ = Phase::idle;
     Upload upload_ = Upload::none;
     StreamBody stream_body_ = StreamBody::chunked;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "covet/http/ascii.hpp"
+#include "covet/http/fields.hpp"
 
 namespace covet::http2::detail {
 
@@ -20,52 +21,56 @@ inline bool connection_specific(std::string_view lower_name) noexcept {
 }
 
 // A field list for nghttp2_submit_response/_trailer, with lowercase names (HTTP/2 requires them).
-// nghttp2 copies the fields on submit, so one FieldBlock is reused for every submit of a connection.
+// Names are lowercased into this block; the values of a Response's Fields are not copied but pointed at,
+// so the Fields must not change until the submit that uses nv(). nghttp2 copies the fields on submit, so
+// one FieldBlock is reused for every submit of a connection.
 class FieldBlock {
 public:
     void clear() noexcept {
         bytes_.clear();
-        offsets_.clear();
+        entries_.clear();
     }
+    // Copies both.
     void add(std::string_view name, std::string_view value) {
-        const std::size_t at = bytes_.size();
-        for (char c : name) bytes_.push_back(ascii_lower(c));
+        const std::size_t at = append_lower(name);
+        entries_.push_back({at, name.size(), nullptr, bytes_.size(), value.size()});
         bytes_.append(value);
-        offsets_.push_back({at, name.size(), value.size()});
     }
-    // Response's serialized "Name: value\r\n" lines; connection-specific fields are left out.
-    void add_lines(std::string_view rest) {
-        while (!rest.empty()) {
-            const std::size_t eol = rest.find("\r\n");
-            const std::string_view line = rest.substr(0, eol);
-            rest.remove_prefix(eol == std::string_view::npos ? rest.size() : eol + 2);
-            const std::size_t colon = line.find(':');
-            if (colon == std::string_view::npos || colon == 0) continue;
-            std::string_view value = line.substr(colon + 1);
-            while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-            const std::size_t at = bytes_.size();
-            add(line.substr(0, colon), value);
-            if (connection_specific(std::string_view(bytes_).substr(at, colon))) {
+    // A Response's header or trailer fields, in order; connection-specific fields are left out.
+    void add(const Fields& fields) {
+        for (const Fields::Field f : fields) {
+            const std::size_t at = append_lower(f.name);
+            if (connection_specific(std::string_view(bytes_).substr(at))) {
                 bytes_.resize(at);
-                offsets_.pop_back();
+                continue;
             }
+            entries_.push_back({at, f.name.size(), f.value.data(), 0, f.value.size()});
         }
     }
-    // The nv array; valid until the next change to this block.
+    // The nv array; valid until the next change to this block (or to the Fields added).
     const std::vector<nghttp2_nv>& nv() {
         nv_.clear();
         auto* base = reinterpret_cast<std::uint8_t*>(bytes_.data());
-        for (const Offset& f : offsets_)
-            nv_.push_back({base + f.at, base + f.at + f.name_len, f.name_len, f.value_len, NGHTTP2_NV_FLAG_NONE});
+        for (const Entry& e : entries_) {
+            auto* value = e.value ? reinterpret_cast<std::uint8_t*>(const_cast<char*>(e.value)) : base + e.value_at;
+            nv_.push_back({base + e.name_at, value, e.name_len, e.value_len, NGHTTP2_NV_FLAG_NONE});
+        }
         return nv_;
     }
 
 private:
-    struct Offset {
-        std::size_t at, name_len, value_len;
+    std::size_t append_lower(std::string_view name) {
+        const std::size_t at = bytes_.size();
+        for (const char c : name) bytes_.push_back(ascii_lower(c));
+        return at;
+    }
+    struct Entry {
+        std::size_t name_at, name_len;
+        const char* value;  // outside this block (a Response's Fields), or null: at value_at in bytes_
+        std::size_t value_at, value_len;
     };
     std::string bytes_;  // offsets, not pointers, until nv(): appending may move the bytes
-    std::vector<Offset> offsets_;
+    std::vector<Entry> entries_;
     std::vector<nghttp2_nv> nv_;
 };
 

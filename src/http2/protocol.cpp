@@ -256,7 +256,7 @@ public:
             abort_upload(*s, 0, "the response was sent before the request body ended");
         }
         if (s->session_open && s->state == StreamState::dispatched && !closing_) {
-            dispatcher_.finalize(s->request, response);
+            dispatcher_.finalize(s->request, s->app_state.get(), response);
             s->response = std::move(response);
             s->sent = 0;
             submit_head(*s, /*streaming=*/false);
@@ -272,7 +272,7 @@ public:
             s->state = StreamState::streaming;  // writes are dropped; stream_end releases it
             return;
         }
-        dispatcher_.finalize(s->request, head);
+        dispatcher_.finalize(s->request, s->app_state.get(), head);
         if (s->upload) s->reset_after_response = true;  // a body still arriving when the response ends is cut off
         s->response = std::move(head);
         s->pending = std::move(s->response.body());
@@ -517,7 +517,7 @@ private:
                 *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
                 FieldBlock& f = self(user).fields_;
                 f.clear();
-                f.add_lines(s.response.trailers());
+                f.add(s.response.trailers());
                 const auto& nv = f.nv();
                 if (nghttp2_submit_trailer(session, stream_id, nv.data(), nv.size()) != 0)
                     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // resets the stream
@@ -814,8 +814,9 @@ private:
         s.request.set_body_streamed(streamed);
         const auto id = static_cast<std::uint64_t>(s.id);
         try {
+            if (!s.app_state) s.app_state = dispatcher_.make_exchange_state();  // kept while the stream is pooled
             dispatcher_.dispatch(
-                s.request,
+                s.request, s.app_state.get(),
                 Responder(net::ConnectionRef(home_.link(), conn_.id(), conn_.protocol_epoch()), this, id, streamed));
         } catch (...) {
             // The Responder was destroyed unanswered on the way out: the client got a 500.
@@ -931,7 +932,7 @@ private:
                 fields_.add("content-length", std::string_view(num, static_cast<std::size_t>(end - num)));
             }
         }
-        fields_.add_lines(r.extra_headers());
+        fields_.add(r.headers());
     }
 
     // ---- output ----

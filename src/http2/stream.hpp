@@ -14,6 +14,7 @@
 
 #include "covet/http/body_pace.hpp"
 #include "covet/http/body_stream.hpp"
+#include "covet/http/exchange.hpp"
 #include "covet/http/request.hpp"
 #include "covet/http/response.hpp"
 #include "covet/io/loop.hpp"
@@ -37,8 +38,9 @@ struct Stream {
     std::int32_t id = 0;
     StreamState state = StreamState::receiving;
     Request request;
-    std::string head;           // decoded header names and values
-    std::vector<Field> fields;  // regular header fields
+    std::unique_ptr<ExchangeState> app_state;  // the dispatcher's (made once, kept while the stream is pooled)
+    std::string head;                          // decoded header names and values
+    std::vector<Field> fields;                 // regular header fields
     Field method{}, path{}, authority{};
     bool has_method = false, has_path = false, has_authority = false;
     std::size_t header_bytes = 0;  // decoded size as RFC 9113 §6.5.2 counts it (name + value + 32)

@@ -50,12 +50,12 @@ class Recorder final : public covet::Middleware {
 public:
     Recorder(std::string name, CallLog& log, bool short_circuit = false)
         : name_(std::move(name)), log_(log), short_circuit_(short_circuit) {}
-    std::optional<covet::Response> before(covet::Request& r) override {
+    std::optional<covet::Response> before(covet::Request& r, covet::RequestContext&) override {
         log_.add(name_ + ".before");
         if (short_circuit_ && r.header("x-block")) return covet::Response::text("blocked", 403);
         return std::nullopt;
     }
-    void after(const covet::Request&, covet::Response& resp) override {
+    void after(const covet::Request&, const covet::RequestContext&, covet::Response& resp) override {
         log_.add(name_ + ".after");
         resp.add_header("X-" + name_, "1");
     }

@@ -61,7 +61,7 @@ private:
 // Answers with the body echoed; every third request completes through the Responder after a stream.
 class Echo final : public covet::RequestDispatcher {
 public:
-    void dispatch(covet::Request& r, covet::Responder responder) override {
+    void dispatch(covet::Request& r, covet::ExchangeState*, covet::Responder responder) override {
         methods.push_back(r.method());
         if (++count % 3 == 0) {
             covet::StreamWriter w = responder.stream(covet::Response(200, "", "text/plain"));

@@ -267,6 +267,12 @@ TEST(Http1Protocol, FinalizeRunsBeforeEachHeadIsWritten) {
     h.feed(get("/one") + get("/two"));
     EXPECT_EQ(h.take(), ok("GET /one", "X-Path: /one\r\n") + ok("GET /two", "X-Path: /two\r\n"));
     EXPECT_EQ(h.dispatcher.finalized, 2);
+    // The dispatcher's per-exchange state: made once for the connection, reused, and handed to finalize.
+    EXPECT_EQ(h.dispatcher.states_made, 1);
+    ASSERT_EQ(h.dispatcher.dispatch_states.size(), 2u);
+    EXPECT_NE(h.dispatcher.dispatch_states[0], nullptr);
+    EXPECT_EQ(h.dispatcher.dispatch_states[1], h.dispatcher.dispatch_states[0]);
+    EXPECT_EQ(h.dispatcher.finalize_states, h.dispatcher.dispatch_states);
 }
 
 // ================================================================ pipelining and input splits

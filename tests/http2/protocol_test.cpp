@@ -534,6 +534,20 @@ TEST(Http2Protocol, ConcurrentStreamsCompletedOutOfOrder) {
         EXPECT_EQ(h.dispatcher.seen[i].path, "/r" + std::to_string(i));
     }
     EXPECT_FALSE(h.conn.protocol()->exchange_outstanding());
+    // One dispatcher state per concurrent stream; each finalize gets its own stream's.
+    EXPECT_EQ(h.dispatcher.states_made, 10);
+    std::vector<covet::ExchangeState*> dispatched = h.dispatcher.dispatch_states;
+    std::vector<covet::ExchangeState*> finalized = h.dispatcher.finalize_states;
+    std::reverse(finalized.begin(), finalized.end());  // answered last to first
+    EXPECT_EQ(finalized, dispatched);
+    std::sort(dispatched.begin(), dispatched.end());
+    EXPECT_EQ(std::adjacent_find(dispatched.begin(), dispatched.end()), dispatched.end()) << "all distinct";
+    // Pooled streams keep theirs: ten more requests make no new state.
+    for (int i = 0; i < 10; ++i) c.get("/again" + std::to_string(i));
+    h.dispatcher.defer = false;
+    pump(h, c);
+    EXPECT_EQ(h.dispatcher.finalized, 20);
+    EXPECT_EQ(h.dispatcher.states_made, 10);
 }
 
 TEST(Http2Protocol, RequestViewsStayValidUntilTheResponse) {
@@ -614,6 +628,32 @@ TEST(Http2Protocol, StreamAbortResetsTheStream) {
     const auto next = c.get("/after");
     pump(h, c);
     EXPECT_EQ(c.streams[next].body, "GET /after");
+}
+
+// The same covet::Fields the HTTP/1.1 serializer writes go out as HTTP/2 fields without a detour through
+// text: a repeated field keeps both values in order, names are lowercased, values are untouched (a ':' or
+// a ", " inside one included), and trailers arrive after the body.
+TEST(Http2Protocol, RepeatedFieldsAndTrailersArriveIntact) {
+    Harness h;
+    h.dispatcher.handler = [](Request&, Responder& res) {
+        Response r = Response::text("body");
+        r.add_header("Set-Cookie", "a=1; Path=/").add_header("X-Time", "12:30:00, UTC");
+        r.add_header("set-cookie", "b=2; HttpOnly").trailer("X-Checksum", "abc:def").trailer("grpc-status", "0");
+        res.send(std::move(r));
+    };
+    Client c;
+    const auto id = c.get("/");
+    pump(h, c);
+    const ClientStream& r = c.streams[id];
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, "body");
+    Fields own;
+    for (const auto& f : r.headers)
+        if (f.first == "set-cookie" || f.first == "x-time") own.push_back(f);
+    EXPECT_EQ(own,
+              (Fields{{"set-cookie", "a=1; Path=/"}, {"x-time", "12:30:00, UTC"}, {"set-cookie", "b=2; HttpOnly"}}));
+    EXPECT_EQ(r.trailers, (Fields{{"x-checksum", "abc:def"}, {"grpc-status", "0"}}));
+    EXPECT_TRUE(r.closed);
 }
 
 TEST(Http2Protocol, Trailers) {

@@ -147,8 +147,13 @@ inline std::string echo_text(const Request& r) {
 
 class FakeDispatcher final : public covet::RequestDispatcher {
 public:
-    void dispatch(Request& request, Responder responder) override {
+    std::unique_ptr<covet::ExchangeState> make_exchange_state() override {
+        ++states_made;
+        return std::make_unique<covet::ExchangeState>();
+    }
+    void dispatch(Request& request, covet::ExchangeState* state, Responder responder) override {
         seen.push_back(snapshot(request));
+        dispatch_states.push_back(state);
         if (defer) {
             held.push_back(std::move(responder));
             held_request = &request;
@@ -159,8 +164,9 @@ public:
         else
             responder.send(Response::text(echo_text(request)));
     }
-    void finalize(const Request& request, Response& response) noexcept override {
+    void finalize(const Request& request, covet::ExchangeState* state, Response& response) noexcept override {
         ++finalized;
+        finalize_states.push_back(state);
         if (on_finalize) on_finalize(request, response);
     }
 
@@ -171,6 +177,9 @@ public:
     std::vector<Responder> held;
     Request* held_request = nullptr;
     int finalized = 0;
+    int states_made = 0;                                 // make_exchange_state calls
+    std::vector<covet::ExchangeState*> dispatch_states;  // the state each dispatch got
+    std::vector<covet::ExchangeState*> finalize_states;  // and each finalize
 };
 
 }  // namespace covet_test

@@ -44,7 +44,7 @@ public:
         offered_targets.emplace_back(r.target());
         return accept;
     }
-    void dispatch(Request& request, Responder responder) override {
+    void dispatch(Request& request, covet::ExchangeState*, Responder responder) override {
         seen.push_back(snapshot(request));
         streamed.push_back(request.body_streamed());
         if (!request.body_streamed()) {

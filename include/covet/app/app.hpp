@@ -26,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "covet/app/context.hpp"
 #include "covet/app/protocol_switch.hpp"
 #include "covet/http/body_stream.hpp"
 #include "covet/http/exchange.hpp"
@@ -127,8 +128,10 @@ public:
     io::Backend backend() const noexcept;
 
     // ---- RequestDispatcher ----
-    void dispatch(Request& request, Responder responder) override;
-    void finalize(const Request& request, Response& response) noexcept override;
+    // Its ExchangeState is a RequestContext (covet/app/context.hpp).
+    std::unique_ptr<ExchangeState> make_exchange_state() override;
+    void dispatch(Request& request, ExchangeState* state, Responder responder) override;
+    void finalize(const Request& request, ExchangeState* state, Response& response) noexcept override;
     bool upgrade(Request& request, Upgrade& upgrade) override;
     bool stream_body(Request& request) override;
 

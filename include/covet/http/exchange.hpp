@@ -106,14 +106,28 @@ private:
     bool streamed_ = false;
 };
 
+// The dispatcher's own state for one exchange, kept apart from the protocol's Request (covet::App keeps
+// a RequestContext: the request id and which middleware ran). A protocol holds one per exchange slot (an
+// HTTP/1.1 connection, a pooled HTTP/2 stream), made by RequestDispatcher::make_exchange_state when the
+// slot first dispatches and reused for its later exchanges, so there is no allocation per request. The
+// protocol passes it to dispatch and finalize and never looks inside.
+class ExchangeState {
+public:
+    virtual ~ExchangeState() = default;
+};
+
 // Routes a parsed request to application code. Implemented by covet::App.
 class RequestDispatcher {
 public:
     virtual ~RequestDispatcher() = default;
+    // A new slot's ExchangeState, or null when the dispatcher keeps none (then `state` is null below).
+    virtual std::unique_ptr<ExchangeState> make_exchange_state() { return nullptr; }
     // Must eventually complete `responder` (or let it go, which answers 500). `request` stays valid until then.
-    virtual void dispatch(Request& request, Responder responder) = 0;
-    // Runs on the connection's thread right before a response head is written (middleware after-hooks).
-    virtual void finalize(const Request&, Response&) noexcept {}
+    // `state` is this exchange's (the slot's, from make_exchange_state): the dispatcher resets it here.
+    virtual void dispatch(Request& request, ExchangeState* state, Responder responder) = 0;
+    // Runs on the connection's thread right before a response head is written (middleware after-hooks),
+    // with the `state` dispatch had.
+    virtual void finalize(const Request& /*request*/, ExchangeState* /*state*/, Response& /*response*/) noexcept {}
     // A request that asks to switch to a protocol the application routes (`upgrade.protocol`: a WebSocket
     // today; see covet/http/upgrade.hpp): true, with `upgrade` filled, when the application takes it; false
     // answers it as a plain request. Path parameters are set on `request` as for dispatch(). Protocols the

@@ -1,5 +1,6 @@
 // A parsed request: a view over bytes the protocol keeps alive until the response is complete.
-// Nothing here allocates per request; decoded query values are built only when asked for.
+// Nothing here allocates per request; decoded query values are built only when asked for. Protocol data
+// only: what the app keeps per exchange (request id, middleware bookkeeping) is in covet/app/context.hpp.
 #pragma once
 
 #include <algorithm>
@@ -65,24 +66,11 @@ public:
     std::uint16_t client_port() const noexcept { return client_port_; }
     io::Clock::time_point received_at() const noexcept { return received_at_; }
 
-    // A short id for logs and the X-Request-ID header (set by the request-id middleware).
-    std::string_view request_id() const noexcept { return {request_id_, request_id_len_}; }
-    void set_request_id(std::string_view id) noexcept {
-        request_id_len_ = std::min(id.size(), sizeof request_id_);
-        std::copy_n(id.data(), request_id_len_, request_id_);
-    }
-
-    // How many middleware `before` hooks ran (their `after` hooks run in reverse). Set by the app.
-    std::size_t middleware_depth() const noexcept { return middleware_depth_; }
-    void set_middleware_depth(std::size_t n) noexcept { middleware_depth_ = n; }
-
     // ---- filled by protocol implementations ----
     void reset() noexcept {
         target_ = path_ = query_ = body_ = {};
         headers_.clear();
         params_.clear();
-        request_id_len_ = 0;
-        middleware_depth_ = 0;
         keep_alive_ = true;
         body_streamed_ = false;
     }
@@ -146,9 +134,6 @@ private:
     std::string_view client_address_;
     std::uint16_t client_port_ = 0;
     io::Clock::time_point received_at_{};
-    char request_id_[64]{};
-    std::size_t request_id_len_ = 0;
-    std::size_t middleware_depth_ = 0;
 };
 
 }  // namespace covet

@@ -2,12 +2,11 @@
 // string's inline storage, so a typical response allocates nothing.
 #pragma once
 
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
 
-#include "covet/http/ascii.hpp"
+#include "covet/http/fields.hpp"
 
 namespace covet {
 
@@ -59,27 +58,26 @@ public:
         return *this;
     }
 
-    // Adds a header line (repeatable: Set-Cookie). Server, Date, Content-Length and Transfer-Encoding are
-    // written by the protocol and must not be set here. Throws std::invalid_argument, naming the cause, for
-    // a name that is not a token or a value with CR, LF or NUL (see field_error).
+    // Adds a header field (repeatable: Set-Cookie; kept in order). Server, Date, Content-Length and
+    // Transfer-Encoding are written by the protocol and must not be set here. Throws std::invalid_argument,
+    // naming the cause, for a name that is not a token or a value with CR, LF or NUL (see field_error).
     Response& add_header(std::string_view name, std::string_view value) {
-        check_field("header", name, value);
-        extra_headers_.append(name).append(": ").append(value).append("\r\n");
+        headers_.add(name, value, "header");
         return *this;
     }
-    // Pre-serialized "Name: value\r\n" lines.
-    std::string_view extra_headers() const noexcept { return extra_headers_; }
-    bool has_header(std::string_view name) const noexcept;
+    // The fields added with add_header, in order (Content-Type is content_type(), not among them).
+    const Fields& headers() const noexcept { return headers_; }
+    // Case-insensitive.
+    bool has_header(std::string_view name) const noexcept { return headers_.contains(name); }
 
-    // Adds a trailer field, sent after the body (gRPC status). HTTP/2 sends trailers; HTTP/1.1 drops them
-    // for now. On a streamed response, trailers set on the head go out when the stream ends.
+    // Adds a trailer field, sent after the body (gRPC status); checked as add_header. HTTP/2 sends
+    // trailers; HTTP/1.1 drops them. On a streamed response, trailers set on the head go out when the
+    // stream ends.
     Response& trailer(std::string_view name, std::string_view value) {
-        check_field("trailer", name, value);
-        trailers_.append(name).append(": ").append(value).append("\r\n");
+        trailers_.add(name, value, "trailer");
         return *this;
     }
-    // Pre-serialized "Name: value\r\n" lines.
-    std::string_view trailers() const noexcept { return trailers_; }
+    const Fields& trailers() const noexcept { return trailers_; }
 
     // Asks the protocol to close the connection after this response.
     Response& close_connection(bool c = true) noexcept {
@@ -91,8 +89,7 @@ public:
     Response(const Response& o) { *this = o; }
     Response& operator=(const Response& o) {
         if (this == &o) return *this;
-        status_ = o.status_, body_ = o.body_, extra_headers_ = o.extra_headers_, trailers_ = o.trailers_,
-        close_ = o.close_;
+        status_ = o.status_, body_ = o.body_, headers_ = o.headers_, trailers_ = o.trailers_, close_ = o.close_;
         owned_content_type_ = o.owned_content_type_;
         content_type_ = o.content_type_.data() == o.owned_content_type_.data() ? std::string_view(owned_content_type_)
                                                                                : o.content_type_;
@@ -101,8 +98,7 @@ public:
     Response(Response&& o) noexcept { *this = std::move(o); }
     Response& operator=(Response&& o) noexcept {
         const bool owned = o.content_type_.data() == o.owned_content_type_.data() && !o.owned_content_type_.empty();
-        status_ = o.status_, body_ = std::move(o.body_), extra_headers_ = std::move(o.extra_headers_),
-        close_ = o.close_;
+        status_ = o.status_, body_ = std::move(o.body_), headers_ = std::move(o.headers_), close_ = o.close_;
         trailers_ = std::move(o.trailers_);
         owned_content_type_ = std::move(o.owned_content_type_);
         content_type_ = owned ? std::string_view(owned_content_type_) : o.content_type_;
@@ -110,11 +106,6 @@ public:
     }
 
 private:
-    static void check_field(const char* kind, std::string_view name, std::string_view value) {
-        if (const char* why = field_error(name, value))
-            throw std::invalid_argument("covet: cannot add the " + std::string(kind) + " \"" + std::string(name) +
-                                        "\": " + why);
-    }
     struct literal_ct {};  // the factories' content types are string literals: no copy
     Response(literal_ct, int status, std::string body, std::string_view literal)
         : status_(status), body_(std::move(body)), content_type_(literal) {}
@@ -122,21 +113,9 @@ private:
     std::string body_;
     std::string_view content_type_;
     std::string owned_content_type_;
-    std::string extra_headers_;
-    std::string trailers_;
+    Fields headers_;
+    Fields trailers_;
     bool close_ = false;
 };
-
-inline bool Response::has_header(std::string_view name) const noexcept {
-    std::string_view rest = extra_headers_;
-    while (!rest.empty()) {
-        const std::size_t colon = rest.find(':');
-        const std::size_t eol = rest.find("\r\n");
-        if (colon == std::string_view::npos || eol == std::string_view::npos) return false;
-        if (iequals(rest.substr(0, colon), name)) return true;
-        rest.remove_prefix(eol + 2);
-    }
-    return false;
-}
 
 }  // namespace covet

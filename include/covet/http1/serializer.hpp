@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "covet/http/fields.hpp"
 #include "covet/http/response.hpp"
 #include "covet/http/status.hpp"
 #include "covet/io/output_queue.hpp"
@@ -31,6 +32,11 @@ inline void append_number(std::string& out, std::uint64_t n, int base = 10) {
 }
 }  // namespace detail
 
+// "Name: value\r\n" per field, names as given (Fields checked them on insert).
+inline void append_fields(std::string& out, const Fields& fields) {
+    for (const Fields::Field f : fields) out.append(f.name).append(": ").append(f.value).append("\r\n");
+}
+
 inline void write_head(std::string& out, const Response& r, const HeadOptions& o) {
     const int status = r.status();
     out.append("HTTP/1.1 ");
@@ -50,7 +56,7 @@ inline void write_head(std::string& out, const Response& r, const HeadOptions& o
             out.append("Transfer-Encoding: chunked\r\n");
         }
     }
-    out.append(r.extra_headers());
+    append_fields(out, r.headers());
     if (o.close)
         out.append("Connection: close\r\n");
     else if (o.keep_alive_1_0)

@@ -10,7 +10,7 @@ enum class LogFormat { text, json };
 class AccessLogMiddleware final : public Middleware {
 public:
     explicit AccessLogMiddleware(LogFormat format = LogFormat::text);
-    void after(const Request& r, Response& resp) override;
+    void after(const Request& r, const RequestContext& c, Response& resp) override;
 
 private:
     LogFormat format_;

@@ -14,24 +14,24 @@ class RequestIdMiddleware final : public Middleware {
 public:
     static constexpr std::string_view header_name = "X-Request-ID";
 
-    std::optional<Response> before(Request& r) override {
+    std::optional<Response> before(Request& r, RequestContext& c) override {
         if (auto given = r.header(header_name); given && acceptable(*given)) {
-            r.set_request_id(*given);
+            c.set_request_id(*given);
         } else {
             char buf[32];
-            r.set_request_id(generate(buf));
+            c.set_request_id(generate(buf));
         }
         return std::nullopt;
     }
 
-    void after(const Request& r, Response& resp) override {
-        if (!r.request_id().empty()) resp.add_header(header_name, r.request_id());
+    void after(const Request&, const RequestContext& c, Response& resp) override {
+        if (!c.request_id().empty()) resp.add_header(header_name, c.request_id());
     }
 
 private:
     // Printable, no separators that could split a header or a log line.
     static bool acceptable(std::string_view id) noexcept {
-        if (id.empty() || id.size() > 64) return false;
+        if (id.empty() || id.size() > RequestContext::max_request_id) return false;
         for (char c : id)
             if ((c < '0' || c > '9') && (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && c != '-' && c != '_' &&
                 c != '.')

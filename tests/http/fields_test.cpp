@@ -1,0 +1,154 @@
+// covet::Fields: validation on insert, order and repeats, case-insensitive lookup, and the same Fields
+// written by the HTTP/1.1 serializer and turned into the HTTP/2 field list.
+#include "covet/http/fields.hpp"
+
+#include <gtest/gtest.h>
+#include <nghttp2/nghttp2.h>
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "../../src/http2/fields.hpp"
+#include "covet/http/response.hpp"
+#include "covet/http1/serializer.hpp"
+
+namespace {
+
+using covet::Fields;
+using Pairs = std::vector<std::pair<std::string, std::string>>;
+
+Pairs pairs(const Fields& f) {
+    Pairs out;
+    for (const Fields::Field x : f) out.emplace_back(x.name, x.value);
+    return out;
+}
+
+// The message of the std::invalid_argument `add` throws, or "" when it does not.
+template <class Add>
+std::string refusal(Add&& add) {
+    try {
+        add();
+    } catch (const std::invalid_argument& e) {
+        return e.what();
+    }
+    return "";
+}
+
+TEST(Fields, EmptyByDefault) {
+    const Fields f;
+    EXPECT_TRUE(f.empty());
+    EXPECT_EQ(f.size(), 0u);
+    EXPECT_EQ(f.begin(), f.end());
+    EXPECT_FALSE(f.contains("x"));
+    EXPECT_EQ(f.get("x"), std::nullopt);
+}
+
+TEST(Fields, KeepsOrderAndRepeats) {
+    Fields f;
+    f.add("Set-Cookie", "a=1").add("X-Time", "12:30:00").add("Set-Cookie", "b=2").add("X-Empty", "");
+    EXPECT_EQ(f.size(), 4u);
+    EXPECT_EQ(pairs(f), (Pairs{{"Set-Cookie", "a=1"}, {"X-Time", "12:30:00"}, {"Set-Cookie", "b=2"}, {"X-Empty", ""}}));
+    EXPECT_EQ(f.count("set-cookie"), 2u);
+    EXPECT_EQ(f.get("set-cookie"), "a=1") << "get() is the first";
+    EXPECT_EQ(f.get("X-Empty"), "");
+}
+
+TEST(Fields, LookupIsCaseInsensitiveAndExact) {
+    Fields f;
+    f.add("Cache-Control", "no-store");
+    EXPECT_TRUE(f.contains("cache-control"));
+    EXPECT_TRUE(f.contains("CACHE-CONTROL"));
+    EXPECT_FALSE(f.contains("Cache"));
+    EXPECT_FALSE(f.contains("Cache-Control2"));
+    EXPECT_FALSE(f.contains("no-store")) << "a value is not a name";
+    EXPECT_FALSE(f.contains(""));
+}
+
+TEST(Fields, InsertRefusesWhatCannotBeSentNamingTheCause) {
+    Fields f;
+    f.add("X-Kept", "1");
+    const std::string crlf = refusal([&] { f.add("X-A", "1\r\nSet-Cookie: evil=1"); });
+    EXPECT_NE(crlf.find("\"X-A\""), std::string::npos) << crlf;
+    EXPECT_NE(crlf.find("must not contain CR, LF or NUL"), std::string::npos) << crlf;
+    EXPECT_NE(refusal([&] { f.add("X-A", "a\nb"); }).find("CR, LF or NUL"), std::string::npos);
+    EXPECT_NE(refusal([&] { f.add("X-A", "a\rb"); }).find("CR, LF or NUL"), std::string::npos);
+    EXPECT_NE(refusal([&] { f.add("X-A", std::string_view("a\0b", 3)); }).find("CR, LF or NUL"), std::string::npos);
+    for (const std::string_view bad : {"X A", "X-A:", "X\tA", "X(A)", "caf\xc3\xa9", "X\r\nA"}) {
+        const std::string why = refusal([&] { f.add(bad, "1"); });
+        EXPECT_NE(why.find("must be a token"), std::string::npos) << bad << ": " << why;
+    }
+    EXPECT_NE(refusal([&] { f.add("", "1"); }).find("the name is empty"), std::string::npos);
+    EXPECT_NE(refusal([&] { f.add("grpc-status", "0\n", "trailer"); }).find("cannot add the trailer"),
+              std::string::npos);
+    EXPECT_EQ(pairs(f), (Pairs{{"X-Kept", "1"}})) << "a refused field leaves nothing behind";
+    f.add("X-Ok", "tab\tand \"quotes\" and caf\xc3\xa9");  // HTAB and obs-text are allowed in values
+    EXPECT_EQ(f.get("x-ok"), "tab\tand \"quotes\" and caf\xc3\xa9");
+}
+
+TEST(Fields, CopyMoveAndClear) {
+    Fields f;
+    for (int i = 0; i < 20; ++i) f.add("X-" + std::to_string(i), std::string(static_cast<std::size_t>(i), 'v'));
+    const Fields copy = f;
+    EXPECT_EQ(copy, f);
+    Fields moved = std::move(f);
+    EXPECT_EQ(moved, copy);
+    EXPECT_EQ(moved.size(), 20u);
+    EXPECT_EQ(moved.get("x-19"), std::string(19, 'v'));
+    f = Fields();  // a moved-from Fields is usable again once assigned
+    EXPECT_TRUE(f.empty());
+    moved.clear();
+    EXPECT_TRUE(moved.empty());
+    EXPECT_EQ(moved.size(), 0u);
+    moved.add("A", "b");
+    EXPECT_EQ(pairs(moved), (Pairs{{"A", "b"}}));
+}
+
+// The response of both serializers below.
+covet::Response sample() {
+    covet::Response r = covet::Response::text("hi");
+    r.add_header("Set-Cookie", "a=1").add_header("X-Time", "12:30:00").add_header("Set-Cookie", "b=2");
+    r.add_header("Connection", "keep-alive");  // connection-specific: HTTP/1.1 writes it, HTTP/2 must not
+    r.trailer("Grpc-Status", "0");
+    return r;
+}
+
+TEST(Fields, Http1WritesNameColonValueLinesInOrder) {
+    std::string head;
+    covet::http1::HeadOptions o;
+    o.date = "Thu, 01 Jan 2026 00:00:00 GMT";
+    o.content_length = 2;
+    covet::http1::write_head(head, sample(), o);
+    EXPECT_EQ(head,
+              "HTTP/1.1 200 OK\r\nServer: covet\r\nDate: Thu, 01 Jan 2026 00:00:00 GMT\r\n"
+              "Content-Type: text/plain; charset=utf-8\r\nContent-Length: 2\r\n"
+              "Set-Cookie: a=1\r\nX-Time: 12:30:00\r\nSet-Cookie: b=2\r\nConnection: keep-alive\r\n\r\n");
+}
+
+Pairs nv_pairs(const std::vector<nghttp2_nv>& nv) {
+    Pairs out;
+    for (const nghttp2_nv& f : nv)
+        out.emplace_back(std::string(reinterpret_cast<const char*>(f.name), f.namelen),
+                         std::string(reinterpret_cast<const char*>(f.value), f.valuelen));
+    return out;
+}
+
+TEST(Fields, Http2ListsLowercaseNamesWithValuesInPlace) {
+    const covet::Response r = sample();
+    covet::http2::detail::FieldBlock block;
+    block.add(":status", "200");
+    block.add(r.headers());
+    const auto& nv = block.nv();
+    EXPECT_EQ(nv_pairs(nv),
+              (Pairs{{":status", "200"}, {"set-cookie", "a=1"}, {"x-time", "12:30:00"}, {"set-cookie", "b=2"}}));
+    // The values are read where the Fields keep them, not copied.
+    auto it = r.headers().begin();
+    EXPECT_EQ(reinterpret_cast<const char*>(nv[1].value), (*it).value.data());
+    block.clear();
+    block.add(r.trailers());
+    EXPECT_EQ(nv_pairs(block.nv()), (Pairs{{"grpc-status", "0"}}));
+}
+
+}  // namespace
