@@ -41,13 +41,14 @@ T = TypeVar("T")
 logger = logging.getLogger("covet")
 
 NATIVE_EAGER_TASKS = sys.version_info >= (3, 12)  # asyncio.Task(..., eager_start=True)
+_Task = asyncio.Task
 _current_task = asyncio.current_task
 _enter_task = asyncio.tasks._enter_task  # 3.11: make a Task current (C accelerated), as the Task step does
 _leave_task = asyncio.tasks._leave_task
 
 
 def _log_task_failure(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
+    if not task.cancelled() and task.exception() is not None:  # retrieves it: no "never retrieved" warning
         logger.error("request task failed", exc_info=task.exception())
 
 
@@ -82,21 +83,23 @@ def _eager_task_311(
 ) -> asyncio.Task[Any]:
     """Python 3.11: a Task whose first step (queued by its constructor) is taken off the ready queue and
     run now. Anything unexpected leaves the step queued: the Task then starts as usual."""
-    task = asyncio.Task(coro, loop=loop, context=context)
-    ready = getattr(loop, "_ready", None)
+    task = _Task(coro, loop=loop, context=context)
+    ready = loop._ready  # type: ignore[attr-defined]  # eager_start_available() checked it is a deque
     if ready:
         handle = ready[-1]
         # The handle Task.__init__ queued calls the Task's step (bound to this task: C TaskStepMethWrapper
         # or the pure-Python Task's bound __step).
-        if getattr(getattr(handle, "_callback", None), "__self__", None) is task:
+        if getattr(handle._callback, "__self__", None) is task:
             ready.pop()
+            # What Handle._run does, without its frame: the step in the Task's context. The step catches
+            # everything itself (only KeyboardInterrupt and SystemExit come out, as from Handle._run).
             outer = _current_task(loop)
             if outer is None:
-                handle._run()  # what the loop would do: the step in the Task's context, errors to the handler
+                handle._context.run(handle._callback)
             else:  # started from inside a Task: step aside for the new one, as 3.12's eager start does
                 _leave_task(loop, outer)
                 try:
-                    handle._run()
+                    handle._context.run(handle._callback)
                 finally:
                     _enter_task(loop, outer)
     return task
@@ -119,7 +122,7 @@ def start_task(
     if not eager:
         task = loop.create_task(coro, context=context) if context is not None else loop.create_task(coro)
     elif NATIVE_EAGER_TASKS:
-        task = asyncio.Task(coro, loop=loop, context=context, eager_start=True)  # type: ignore[call-arg]
+        task = _Task(coro, loop=loop, context=context, eager_start=True)  # type: ignore[call-arg]
     else:
         task = _eager_task_311(coro, loop, context)
     if task.done():  # finished in its eager step: nothing to keep
