@@ -269,7 +269,7 @@ bool RequestReader::settle(int err, std::string_view input) {
     return false;
 }
 
-RequestError RequestReader::classify(int err, std::string_view input) const {
+RequestError RequestReader::classify(int err, std::string_view input) {
     switch (err) {
         case HPE_INVALID_METHOD: {
             // A well-formed token we don't know is "not implemented"; garbage is a bad request.

@@ -498,7 +498,8 @@ private:
             // The source is fixed at submit time: the state may change (abort) while DATA is still queued.
             std::string& src = s.streamed ? s.pending : s.response.body();
             const std::size_t n = s.sent < src.size() ? std::min(length, src.size() - s.sent) : 0;
-            std::memcpy(buf, src.data() + s.sent, n);
+            std::memcpy(buf, src.data() + s.sent,
+                        n);  // NOLINT(bugprone-not-null-terminated-result): DATA bytes, not a C string
             s.sent += n;
             if (s.streamed && s.sent == s.pending.size()) {
                 s.pending.clear();  // keeps its capacity for the next chunks
@@ -562,7 +563,7 @@ private:
         return 0;
     }
 
-    int refuse_head(Stream& s, int status, const char* why) {
+    static int refuse_head(Stream& s, int status, const char* why) {
         s.reject_status = status;
         s.reject_reason = why;
         s.head.clear();
@@ -643,7 +644,7 @@ private:
         }
     }
 
-    void end_upload(Stream& s) {
+    static void end_upload(Stream& s) {
         s.upload = false;
         if (std::shared_ptr<BodyReader> r = s.reader)
             r->on_end();
@@ -729,7 +730,8 @@ private:
     // gets 408 on its stream only (then RST_STREAM(NO_ERROR): see on_frame_send); other streams go on.
     void expire_requests(Clock::time_point now) {
         bool stalled_headers = false, answered = false;
-        for (std::size_t i = 0; i < live_.size(); ++i) {
+        // By index: answering a stream may release one (swap-and-pop), which would invalidate iterators.
+        for (std::size_t i = 0; i < live_.size(); ++i) {  // NOLINT(modernize-loop-convert)
             Stream& s = *live_[i];
             if (s.upload && s.session_open) {
                 // As for a buffered body, except while the client waits for window the application has not

@@ -28,6 +28,7 @@ public:
     // never a short one that looks whole. HTTP/1.1 closes the connection without the last chunk.
     virtual void stream_abort(std::uint64_t exchange) = 0;
     // A streamed request body (see body_stream.hpp): install its reader; bytes the reader consumed.
+    // NOLINTNEXTLINE(performance-unnecessary-value-param): overrides keep the reader (by value, then moved)
     virtual void body_read(std::uint64_t /*exchange*/, std::shared_ptr<BodyReader> /*reader*/) {}
     virtual void body_consumed(std::uint64_t /*exchange*/, std::size_t /*bytes*/) {}
     // The request will be read after dispatch returns, possibly from another thread: whatever of it still
@@ -44,7 +45,7 @@ class StreamWriter {
 public:
     StreamWriter() = default;
     StreamWriter(net::ConnectionRef ref, ExchangeSink* sink, std::uint64_t exchange)
-        : ref_(ref), sink_(sink), exchange_(exchange) {}
+        : ref_(std::move(ref)), sink_(sink), exchange_(exchange) {}
     StreamWriter(StreamWriter&& o) noexcept { *this = std::move(o); }
     StreamWriter& operator=(StreamWriter&& o) noexcept {
         if (this != &o) {
@@ -71,7 +72,7 @@ class Responder {
 public:
     Responder() = default;
     Responder(net::ConnectionRef ref, ExchangeSink* sink, std::uint64_t exchange, bool streamed_body = false)
-        : ref_(ref), sink_(sink), exchange_(exchange), streamed_(streamed_body) {}
+        : ref_(std::move(ref)), sink_(sink), exchange_(exchange), streamed_(streamed_body) {}
     Responder(Responder&& o) noexcept { *this = std::move(o); }
     Responder& operator=(Responder&& o) noexcept {
         if (this != &o) {

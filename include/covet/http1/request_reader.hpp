@@ -108,7 +108,7 @@ private:
     Result read_body(std::string_view buf);
     // llhttp's verdict (an llhttp_errno_t) on `input`; false (state failed) when the request is refused.
     bool settle(int err, std::string_view input);
-    http::RequestError classify(int err, std::string_view input) const;
+    static http::RequestError classify(int err, std::string_view input);
     http::RequestError check_incomplete_head(std::string_view buf) const;
     bool check_chunk_crlf(const char* end);
     int fail(http::RequestError e);
