@@ -233,3 +233,82 @@ class TestServedRouting:
         assert r.status_code == 422
         (err,) = r.json()["detail"]
         assert err["type"] == "greater_than_equal" and err["loc"] == ["path", "n"] and err["ctx"] == {"ge": 1}
+
+
+class TestRedirectSlashes:
+    """FastAPI/Starlette's ``redirect_slashes``: 307 to the other slash form when only that form has a route."""
+
+    @staticmethod
+    def _app(**options) -> CovetPy:  # type: ignore[no-untyped-def]
+        app = CovetPy(**options)
+
+        @app.get("/items/")
+        async def items() -> dict:
+            return {"items": []}
+
+        @app.post("/things")
+        async def things() -> dict:
+            return {"things": []}
+
+        @app.get("/users/{user_id}")
+        async def user(user_id: int) -> dict:
+            return {"id": user_id}
+
+        @app.get("/users/me/")
+        async def me() -> dict:
+            return {"me": True}
+
+        return app
+
+    def test_both_directions_any_method_query_kept(self, make_client) -> None:  # type: ignore[no-untyped-def]
+        client = make_client(self._app())
+        r = client.get("/items?q=1&r=a%20b")
+        assert (r.status_code, r.content) == (307, b"")
+        assert r.headers["location"] == "http://testserver/items/?q=1&r=a%20b"  # absolute, as Starlette's
+        assert client.get("/items/").json() == {"items": []}
+        # method-independent: the redirect is answered before the method is looked at, as in Starlette
+        r = client.post("/items")
+        assert (r.status_code, r.headers["location"]) == (307, "http://testserver/items/")
+        assert client.head("/items").status_code == 307
+        r = client.get("/things/")
+        assert (r.status_code, r.headers["location"]) == (307, "http://testserver/things")
+        assert client.post("/things").json() == {"things": []}
+
+    def test_only_when_the_other_form_has_a_route(self, make_client) -> None:  # type: ignore[no-untyped-def]
+        client = make_client(self._app())
+        assert client.get("/nothing/").status_code == 404
+        assert client.get("/nothing").status_code == 404
+        assert client.get("/items//").status_code == 404  # Starlette strips every slash: /items has no route
+        r = client.get("/things")  # a route on the path, another method: 405, not a redirect
+        assert (r.status_code, r.headers["allow"]) == (405, "POST")
+
+    def test_parameters_and_a_more_specific_route(self, make_client) -> None:  # type: ignore[no-untyped-def]
+        client = make_client(self._app())
+        r = client.get("/users/7/")
+        assert (r.status_code, r.headers["location"]) == (307, "http://testserver/users/7")
+        assert client.get("/users/7").json() == {"id": 7}
+        # /users/me is /users/{user_id} (first match in FastAPI: 422), never a redirect to /users/me/
+        assert client.get("/users/me").status_code == 422
+        assert client.get("/users/me/").json() == {"me": True}
+
+    def test_off(self, make_client) -> None:  # type: ignore[no-untyped-def]
+        client = make_client(self._app(redirect_slashes=False))
+        assert client.get("/items").status_code == 404
+        assert client.get("/things/").status_code == 404
+
+    def test_a_route_already_there_is_never_shadowed(self, make_client) -> None:  # type: ignore[no-untyped-def]
+        app = CovetPy()
+
+        @app.get("/{name}")
+        async def anything(name: str) -> str:
+            return f"name {name}"
+
+        @app.get("/docs/")
+        async def docs() -> str:
+            return "docs"
+
+        client = make_client(app)
+        assert client.get("/docs").json() == "name docs"  # /{name} answers it, as in FastAPI
+        assert client.get("/docs/").json() == "docs"
+        r = client.get("/other/")
+        assert (r.status_code, r.headers["location"]) == (307, "http://testserver/other")

@@ -80,6 +80,8 @@ class CovetPy:
         (Python >= 3.12; asyncio's own loop on 3.11), else Tasks started on the next loop turn. ``True``
         asks for it (logged when the loop cannot), ``False`` turns it off. Per route: ``eager=``.
       dependencies: ``[Depends(f), ...]`` run before every route's handler (values unused).
+      redirect_slashes: a path no route matches, but would with its trailing slash added or removed, answers
+        307 to that form (any method, query string kept), as in FastAPI/Starlette. Default True.
 
     ``app.dependency_overrides[original] = replacement`` replaces a dependency (for tests), as in FastAPI.
     """
@@ -98,6 +100,7 @@ class CovetPy:
         thread_pool_size: int = 40,
         eager_async: Union[bool, Literal["auto"]] = "auto",
         dependencies: Optional[Sequence[Depends]] = None,
+        redirect_slashes: bool = True,
     ) -> None:
         if sync_handlers not in ("threadpool", "inline"):
             raise ValueError("sync_handlers must be 'threadpool' or 'inline'")
@@ -107,7 +110,7 @@ class CovetPy:
         self.version = version
         self.debug = debug
         self.state = State()
-        self.router = RouteTable()
+        self.router = RouteTable(redirect_slashes=redirect_slashes)
         self.websocket_routes: list[WebSocketRoute] = []
         self._publish: Optional[Publisher] = None  # set while serving (publish)
         self.user_middleware: list[Middleware] = []

@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Optional
 
 from .params import RequestPlan, build_plan, native_path_type, resolve_hints
-from .responses import Response
+from .requests import Request
+from .responses import RedirectResponse, Response
 
 if TYPE_CHECKING:
     from pydantic import TypeAdapter
@@ -235,10 +236,88 @@ class ConstantRoute:
         return f"ConstantRoute({self.describe()!r})"
 
 
-class RouteTable:
-    """The app's routes in registration order, with the native router's conflict rule applied early."""
+def _segments(pattern: str) -> list[PathSegment]:
+    """Every segment of `pattern`, static ones included (``/items/`` → ``items``, ``""``)."""
+    parsed = parse_path(pattern)
+    return parsed if parsed is not None else [PathSegment(text) for text in pattern[1:].split("/")]
 
-    def __init__(self) -> None:
+
+def _literal_fits(type_: Optional[str], literal: str) -> bool:
+    """Could a parameter of `type_` match the path segment `literal`? (Errs towards yes.)"""
+    if type_ == "int":
+        return literal.lstrip("-").isdigit()
+    if type_ == "float":
+        try:
+            float(literal)
+        except ValueError:
+            return False
+        return True
+    return bool(literal) or type_ == "path"
+
+
+def _overlap(a: Sequence[PathSegment], b: Sequence[PathSegment]) -> bool:
+    """Could one request path match both patterns? (Errs towards yes: two parameters always overlap.)"""
+    for x, y in zip(a, b, strict=False):
+        if (x.is_param and x.type == "path") or (y.is_param and y.type == "path"):
+            return True
+        if x.is_param and y.is_param:
+            continue
+        if not x.is_param and not y.is_param:
+            if x.text != y.text:
+                return False
+        elif not _literal_fits((x if x.is_param else y).type, (y if x.is_param else x).text):
+            return False
+    if len(a) != len(b):
+        longer, shorter = (a, b) if len(a) > len(b) else (b, a)
+        return bool(shorter) and shorter[-1].is_param and shorter[-1].type == "path" and len(longer) >= len(shorter)
+    return True
+
+
+_RANK = {"int": 1, "float": 2, "uuid": 3, "str": 4, None: 4, "path": 5}  # the native router's order; literals 0
+
+
+def _less_specific(a: Sequence[PathSegment], b: Sequence[PathSegment]) -> bool:
+    """Does the native router try `b` before `a` (at the first segment where their kinds differ)?"""
+    for x, y in zip(a, b, strict=False):
+        rank_x = _RANK[x.type] if x.is_param else 0
+        rank_y = _RANK[y.type] if y.is_param else 0
+        if rank_x != rank_y:
+            return rank_x > rank_y
+    return False
+
+
+def _other_slash_form(path: str) -> Optional[str]:
+    """`path` with its trailing slash toggled; None where that means nothing (``/``, or a ``{p:path}`` tail,
+    which matches both forms already)."""
+    if path == "/":
+        return None
+    if path.endswith("/"):
+        return path.rstrip("/") or None
+    last = path.rsplit("/", 1)[-1]
+    if last.startswith("{") and last.endswith(":path}"):
+        return None
+    return path + "/"
+
+
+async def _redirect_to_other_slash_form(request: Request) -> Response:
+    url = request.url
+    path = request.raw_path
+    path = path.rstrip("/") if path.endswith("/") else path + "/"
+    query = f"?{url.query}" if url.query else ""
+    host = url.netloc
+    target = f"{url.scheme}://{host}{path}{query}" if host else f"{path}{query}"
+    return RedirectResponse(target, status_code=307)
+
+
+class RouteTable:
+    """The app's routes in registration order, with the native router's conflict rule applied early.
+
+    `redirect_slashes` (Starlette's default): a path that matches no route but would with its trailing slash
+    added or removed answers 307 to that form, for any method, query string kept.
+    """
+
+    def __init__(self, redirect_slashes: bool = True) -> None:
+        self.redirect_slashes = redirect_slashes
         self.routes: list[Route | ConstantRoute] = []
         self._taken: dict[tuple[str, tuple[Any, ...]], Route | ConstantRoute] = {}
 
@@ -271,6 +350,34 @@ class RouteTable:
                     continue
                 fallback_taken.add(key)
                 yield method, route.fallback_pattern, route, True
+        if self.redirect_slashes:
+            for pattern, redirect in self._slash_redirects():
+                for method in METHODS:
+                    yield method, pattern, redirect, True
+
+    def _slash_redirects(self) -> Iterator[tuple[str, Route]]:
+        """(pattern, redirecting route) for every route path whose other slash form no route could match.
+
+        A pattern is used only when every route pattern (any method) that could match the same path comes
+        first in the native router's order (literals, then int, float, uuid, str, path parameters), so a
+        redirect never takes a request some route answers."""
+        patterns = [_segments(r.native_pattern) for r in self.routes]
+        patterns += [_segments(r.fallback_pattern) for r in self.routes
+                     if isinstance(r, Route) and r.fallback_pattern is not None]
+        seen: set[str] = set()
+        redirect: Optional[Route] = None
+        for route in self.routes:
+            other = _other_slash_form(route.path)
+            if other is None or other in seen:
+                continue
+            seen.add(other)
+            wanted = _segments(other)
+            if any(_overlap(wanted, taken) and not _less_specific(wanted, taken) for taken in patterns):
+                continue
+            if redirect is None:
+                redirect = Route.build("/{redirect_slashes:path}", _redirect_to_other_slash_form, ["GET"],
+                                       name="redirect_slashes", response_model=None)
+            yield other, redirect
 
 
 class WebSocketRoute:
