@@ -122,7 +122,7 @@ class TestUnhandled:
     ) -> None:
         with caplog.at_level(logging.ERROR, logger="covet"):
             r = client.get(path)
-        assert (r.status_code, r.json()) == (500, {"detail": "Internal Server Error"})
+        assert (r.status_code, r.headers["content-type"], r.text) == (500, "text/plain; charset=utf-8", "Internal Server Error")
         records = [rec for rec in caplog.records if rec.exc_info]
         assert records, "the traceback must be logged"
         assert message in str(records[-1].exc_info[1])

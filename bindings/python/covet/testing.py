@@ -31,6 +31,7 @@ from urllib.parse import urlencode, urlsplit
 
 from ._ws_client import WebSocketTestSession
 from .datastructures import Headers
+from .server.dispatch import SERVER_ERROR_BODY, SERVER_ERROR_HEADERS
 from .server.serve import ThreadedWorker
 
 if TYPE_CHECKING:
@@ -225,7 +226,7 @@ class TestClient:
                 port = None
             errors[port] = exc
             if original is None:
-                return 500, [("content-type", "application/json")], b'{"detail":"Internal Server Error"}'
+                return 500, SERVER_ERROR_HEADERS, SERVER_ERROR_BODY
             result = original(request, exc)
             if inspect.isawaitable(result):
                 result = await result

@@ -38,11 +38,14 @@ from .engine import Engine, Responder
 from .interface import CallNext, Middleware, ServedApp
 from .websockets import WebSocketDispatch
 
-__all__ = ["Dispatcher"]
+__all__ = ["Dispatcher", "SERVER_ERROR_HEADERS", "SERVER_ERROR_BODY"]
 
 logger = logging.getLogger("covet")
 
 JSON_HEADERS: list[tuple[str, str]] = [("content-type", "application/json")]
+# An unhandled exception's answer: Starlette's ServerErrorMiddleware sends this plain text, not JSON.
+SERVER_ERROR_HEADERS: list[tuple[str, str]] = [("content-type", "text/plain; charset=utf-8")]
+SERVER_ERROR_BODY = b"Internal Server Error"
 # (status, headers, body) for the common case, or a Response object.
 Rendered = Union[tuple[int, list[tuple[str, str]], bytes], Response]
 
@@ -331,12 +334,12 @@ class Dispatcher:
             except Exception:
                 where = route.path
             logger.error("unhandled exception in %s (%s)", route.name, where, exc_info=exc)
-        return 500, JSON_HEADERS, b'{"detail":"Internal Server Error"}'
+        return 500, SERVER_ERROR_HEADERS, SERVER_ERROR_BODY
 
     @staticmethod
     def _send_fallback_500(responder: Responder) -> None:
         with contextlib.suppress(Exception):  # already answered (e.g. a stream failed midway)
-            responder.send(500, JSON_HEADERS, b'{"detail":"Internal Server Error"}')
+            responder.send(500, SERVER_ERROR_HEADERS, SERVER_ERROR_BODY)
 
 
 def _bind_middleware(middleware: Middleware, call_next: CallNext) -> CallNext:
