@@ -29,13 +29,17 @@ class TestLifespan:
 
         app = CovetPy(lifespan=lifespan, on_startup=[first], on_shutdown=[lambda: events.append("shutdown 1")])
 
-        @app.on_event("startup")
-        def second() -> None:
-            events.append("startup 2")
+        with pytest.warns(DeprecationWarning, match="on_event is deprecated, use lifespan"):  # as FastAPI
 
-        @app.on_event("shutdown")
-        async def last() -> None:
-            events.append("shutdown 2")
+            @app.on_event("startup")
+            def second() -> None:
+                events.append("startup 2")
+
+        with pytest.warns(DeprecationWarning, match="on_event is deprecated"):
+
+            @app.on_event("shutdown")
+            async def last() -> None:
+                events.append("shutdown 2")
 
         @app.get("/state")
         async def state(request: Request) -> dict:
@@ -183,11 +187,12 @@ class TestClients:
         assert (r.status_code, r.is_success, r.http_version) == (200, True, "1.1")
         assert "application/json" in r.headers["content-type"] and r.headers["content-length"] == str(len(r.content))
 
+    @pytest.mark.filterwarnings("ignore:on_event is deprecated:DeprecationWarning")
     def test_async_client(self, native) -> None:  # type: ignore[no-untyped-def]
         app = CovetPy()
         events: list[str] = []
 
-        @app.on_event("shutdown")
+        @app.on_event("shutdown")  # deprecated (a DeprecationWarning, ignored above) but working
         def down() -> None:
             events.append("shutdown")
 

@@ -6,6 +6,7 @@ import contextlib
 import inspect
 import os
 import sys
+import warnings
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Optional, TypedDict, TypeVar, Union
 
@@ -359,6 +360,15 @@ class CovetPy:
 
     # -- lifespan -------------------------------------------------------------------------------------
     def on_event(self, event_type: Literal["startup", "shutdown"]) -> Callable[[F], F]:
+        """``@app.on_event("startup")``: deprecated, as in FastAPI (a DeprecationWarning), and still works;
+        use ``CovetPy(lifespan=...)`` instead."""
+        warnings.warn(
+            "on_event is deprecated, use lifespan event handlers instead: CovetPy(lifespan=...), an async "
+            "context manager around the serving period (see docs/python.md)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+
         def decorator(func: F) -> F:
             self.add_event_handler(event_type, func)
             return func
