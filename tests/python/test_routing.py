@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Optional
+from typing import Annotated, Optional
 
 import pytest
+from pydantic import BaseModel
 
-from covet import CovetPy, Path
+from covet import Body, Cookie, CovetPy, Header, Path, Query
 from covet.routing import Route, parse_path
 
 
@@ -312,3 +313,64 @@ class TestRedirectSlashes:
         assert client.get("/docs/").json() == "docs"
         r = client.get("/other/")
         assert (r.status_code, r.headers["location"]) == (307, "http://testserver/other")
+
+
+class Item(BaseModel):
+    name: str
+
+
+class TestOpenAPIKeywords:
+    """FastAPI's OpenAPI-only keywords are accepted and kept (for the schema) without changing what is served."""
+
+    def test_app_metadata(self) -> None:
+        app = CovetPy(title="Shop", version="2.0", description="the shop", summary="s",
+                      servers=[{"url": "https://shop.example"}], openapi_url="/api/openapi.json", docs_url=None,
+                      redoc_url="/api/redoc", openapi_tags=[{"name": "items", "description": "Items"}],
+                      terms_of_service="https://shop.example/tos", contact={"name": "Dee"},
+                      license_info={"name": "MIT"})
+        assert (app.title, app.version, app.description, app.summary) == ("Shop", "2.0", "the shop", "s")
+        assert app.servers == [{"url": "https://shop.example"}]
+        assert (app.openapi_url, app.docs_url, app.redoc_url) == ("/api/openapi.json", None, "/api/redoc")
+        assert app.openapi_tags == [{"name": "items", "description": "Items"}]
+        assert (app.terms_of_service, app.contact, app.license_info) == (
+            "https://shop.example/tos", {"name": "Dee"}, {"name": "MIT"})
+        defaults = CovetPy()
+        assert (defaults.description, defaults.servers, defaults.openapi_tags) == ("", [], None)
+        assert (defaults.openapi_url, defaults.docs_url, defaults.redoc_url) == ("/openapi.json", "/docs", "/redoc")
+
+    def test_route_keywords_are_stored_and_change_nothing(self, make_client) -> None:  # type: ignore[no-untyped-def]
+        app = CovetPy()
+
+        @app.get("/items/{item_id}", tags=["items"], summary="Read an item", description="Long text",
+                 responses={404: {"description": "Not found"}, "default": {"description": "Other"}},
+                 deprecated=True, openapi_extra={"x-internal": True}, operation_id="read_item",
+                 include_in_schema=False, name="read")
+        async def read_item(
+            item_id: Annotated[int, Path(title="Id", description="the id", deprecated=False, examples=[1])],
+            q: Annotated[str, Query(deprecated=True, examples=["a"], include_in_schema=False, max_length=3)] = "x",
+            x_tag: Annotated[Optional[str], Header(title="Tag", description="a tag", examples=["t"])] = None,
+            session: Annotated[Optional[str], Cookie(deprecated=True, include_in_schema=False)] = None,
+        ) -> dict:
+            return {"id": item_id, "q": q, "tag": x_tag, "session": session}
+
+        @app.post("/items", status_code=201, tags=["items"], summary="Create")
+        async def create(item: Annotated[Item, Body(examples=[{"name": "bolt"}], deprecated=True,
+                                                    title="Item", description="the item")]) -> Item:
+            return item
+
+        route = app.routes[0]
+        assert route.tags == ["items"] and (route.summary, route.description) == ("Read an item", "Long text")
+        assert route.responses == {404: {"description": "Not found"}, "default": {"description": "Other"}}
+        assert (route.deprecated, route.openapi_extra, route.operation_id) == (True, {"x-internal": True},
+                                                                               "read_item")
+        assert (route.include_in_schema, route.name) == (False, "read")
+        plain = app.routes[1]
+        assert (plain.tags, plain.description, plain.responses, plain.deprecated, plain.include_in_schema) == (
+            ["items"], None, {}, None, True)
+
+        client = make_client(app)
+        r = client.get("/items/3?q=ab", headers={"x-tag": "t1", "cookie": "session=s1"})
+        assert r.json() == {"id": 3, "q": "ab", "tag": "t1", "session": "s1"}
+        assert client.get("/items/3?q=abcd").status_code == 422  # constraints next to them still apply
+        r = client.post("/items", json={"name": "bolt"})
+        assert (r.status_code, r.json()) == (201, {"name": "bolt"})

@@ -8,6 +8,7 @@ import os
 import sys
 import warnings
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from enum import Enum
 from typing import TYPE_CHECKING, Any, Literal, Optional, TypedDict, TypeVar, Union
 
 from . import encoders
@@ -40,6 +41,15 @@ class RouteOptions(TypedDict, total=False):
     eager: Optional[bool]
     constant: bool
     dependencies: Optional[Sequence[Depends]]
+    # OpenAPI only, as in FastAPI: stored on the route (``app.routes``) for the schema, nothing else.
+    tags: Optional[Sequence[Union[str, Enum]]]
+    summary: Optional[str]
+    description: Optional[str]
+    responses: Optional[Mapping[Union[int, str], Mapping[str, Any]]]
+    deprecated: Optional[bool]
+    openapi_extra: Optional[Mapping[str, Any]]
+    operation_id: Optional[str]
+    include_in_schema: bool
 
 
 class WebSocketOptions(TypedDict, total=False):
@@ -81,6 +91,9 @@ class CovetPy:
         (Python >= 3.12; asyncio's own loop on 3.11), else Tasks started on the next loop turn. ``True``
         asks for it (logged when the loop cannot), ``False`` turns it off. Per route: ``eager=``.
       dependencies: ``[Depends(f), ...]`` run before every route's handler (values unused).
+      title, version, description, summary, servers, openapi_url, docs_url, redoc_url, openapi_tags,
+        terms_of_service, contact, license_info: FastAPI's OpenAPI metadata, stored as attributes (no schema or
+        docs pages are served yet).
       redirect_slashes: a path no route matches, but would with its trailing slash added or removed, answers
         307 to that form (any method, query string kept), as in FastAPI/Starlette. Default True.
 
@@ -102,6 +115,16 @@ class CovetPy:
         eager_async: Union[bool, Literal["auto"]] = "auto",
         dependencies: Optional[Sequence[Depends]] = None,
         redirect_slashes: bool = True,
+        description: str = "",
+        summary: Optional[str] = None,
+        servers: Optional[Sequence[Mapping[str, Any]]] = None,
+        openapi_url: Optional[str] = "/openapi.json",
+        docs_url: Optional[str] = "/docs",
+        redoc_url: Optional[str] = "/redoc",
+        openapi_tags: Optional[Sequence[Mapping[str, Any]]] = None,
+        terms_of_service: Optional[str] = None,
+        contact: Optional[Mapping[str, Any]] = None,
+        license_info: Optional[Mapping[str, Any]] = None,
     ) -> None:
         if sync_handlers not in ("threadpool", "inline"):
             raise ValueError("sync_handlers must be 'threadpool' or 'inline'")
@@ -109,6 +132,18 @@ class CovetPy:
             raise ValueError(f"eager_async must be True, False or 'auto', not {eager_async!r}")
         self.title = title
         self.version = version
+        # OpenAPI metadata (FastAPI's keywords), kept for the schema; CovetPy serves no schema or docs pages yet.
+        self.description = description
+        self.summary = summary
+        self.servers: list[dict[str, Any]] = [dict(server) for server in servers or ()]
+        self.openapi_url = openapi_url
+        self.docs_url = docs_url
+        self.redoc_url = redoc_url
+        self.openapi_tags: Optional[list[dict[str, Any]]] = (
+            [dict(tag) for tag in openapi_tags] if openapi_tags is not None else None)
+        self.terms_of_service = terms_of_service
+        self.contact: Optional[dict[str, Any]] = dict(contact) if contact is not None else None
+        self.license_info: Optional[dict[str, Any]] = dict(license_info) if license_info is not None else None
         self.debug = debug
         self.state = State()
         self.router = RouteTable(redirect_slashes=redirect_slashes)
@@ -144,10 +179,20 @@ class CovetPy:
         inline: Optional[bool] = None,
         eager: Optional[bool] = None,
         dependencies: Optional[Sequence[Depends]] = None,
+        tags: Optional[Sequence[Union[str, Enum]]] = None,
+        summary: Optional[str] = None,
+        description: Optional[str] = None,
+        responses: Optional[Mapping[Union[int, str], Mapping[str, Any]]] = None,
+        deprecated: Optional[bool] = None,
+        openapi_extra: Optional[Mapping[str, Any]] = None,
+        operation_id: Optional[str] = None,
+        include_in_schema: bool = True,
     ) -> Route:
         """Adds `endpoint` for `methods` (default GET) on `path`; raises ValueError on a duplicate.
 
-        `dependencies` (``[Depends(f), ...]``) run before the handler, after the app's own."""
+        `dependencies` (``[Depends(f), ...]``) run before the handler, after the app's own. `tags`, `summary`,
+        `description`, `responses`, `deprecated`, `openapi_extra`, `operation_id` and `include_in_schema` are
+        FastAPI's OpenAPI keywords: kept on the route for the schema, they do not change how it is served."""
         route = Route.build(
             path,
             endpoint,
@@ -158,6 +203,14 @@ class CovetPy:
             eager=eager,
             response_model=response_model,
             dependencies=[*self.dependencies, *(dependencies or ())],
+            tags=tags,
+            summary=summary,
+            description=description,
+            responses=responses,
+            deprecated=deprecated,
+            openapi_extra=openapi_extra,
+            operation_id=operation_id,
+            include_in_schema=include_in_schema,
         )
         self.router.add(route)
         return route
@@ -174,6 +227,14 @@ class CovetPy:
         eager: Optional[bool] = None,
         constant: bool = False,
         dependencies: Optional[Sequence[Depends]] = None,
+        tags: Optional[Sequence[Union[str, Enum]]] = None,
+        summary: Optional[str] = None,
+        description: Optional[str] = None,
+        responses: Optional[Mapping[Union[int, str], Mapping[str, Any]]] = None,
+        deprecated: Optional[bool] = None,
+        openapi_extra: Optional[Mapping[str, Any]] = None,
+        operation_id: Optional[str] = None,
+        include_in_schema: bool = True,
     ) -> Callable[[F], F]:
         """Decorator form of `add_api_route`.
 
@@ -182,7 +243,8 @@ class CovetPy:
         Task on the next loop turn instead of eagerly (``eager=True``: eagerly where the loop allows it).
         ``constant=True`` calls the handler once, now, and lets the engine serve its result forever after
         (the handler must take no arguments). ``dependencies=[Depends(f)]`` run before the handler (for
-        their side effects: checks that raise HTTPException ...).
+        their side effects: checks that raise HTTPException ...). The OpenAPI keywords (``tags=``,
+        ``summary=`` ...) are stored on the route, see `add_api_route`.
         """
         if constant and (dependencies or self.dependencies):
             raise TypeError(f"constant route {path}: a constant route cannot have dependencies")
@@ -192,7 +254,10 @@ class CovetPy:
                 self._add_constant_from_handler(path, func, methods or ("GET",), status_code)
             else:
                 self.add_api_route(path, func, methods=methods, status_code=status_code, name=name,
-                                   response_model=response_model, inline=inline, eager=eager, dependencies=dependencies)
+                                   response_model=response_model, inline=inline, eager=eager, dependencies=dependencies,
+                                   tags=tags, summary=summary, description=description, responses=responses,
+                                   deprecated=deprecated, openapi_extra=openapi_extra, operation_id=operation_id,
+                                   include_in_schema=include_in_schema)
             return func
 
         return decorator

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Optional
 
 from .params import RequestPlan, build_plan, native_path_type, resolve_hints
@@ -151,6 +151,15 @@ class Route:
     response_adapter: Optional[TypeAdapter[Any]]
     eager: Optional[bool] = None  # async handlers: start their Task eagerly (None: the app's eager_async)
     dependencies: tuple[Any, ...] = ()  # Depends(...) run before the handler, their values unused
+    # OpenAPI only (FastAPI's keywords), kept for the schema; they change nothing in how the route is served.
+    tags: list[Any] = dataclasses.field(default_factory=list)  # str or Enum values
+    summary: Optional[str] = None
+    description: Optional[str] = None
+    responses: dict[Any, dict[str, Any]] = dataclasses.field(default_factory=dict)  # by status code or "default"
+    deprecated: Optional[bool] = None
+    openapi_extra: Optional[dict[str, Any]] = None
+    operation_id: Optional[str] = None
+    include_in_schema: bool = True
 
     @classmethod
     def build(
@@ -165,6 +174,14 @@ class Route:
         eager: Optional[bool] = None,
         response_model: Any = FROM_ANNOTATION,
         dependencies: Sequence[Any] = (),
+        tags: Optional[Sequence[Any]] = None,
+        summary: Optional[str] = None,
+        description: Optional[str] = None,
+        responses: Optional[Mapping[Any, Mapping[str, Any]]] = None,
+        deprecated: Optional[bool] = None,
+        openapi_extra: Optional[Mapping[str, Any]] = None,
+        operation_id: Optional[str] = None,
+        include_in_schema: bool = True,
     ) -> Route:
         methods = tuple(dict.fromkeys(m.upper() for m in methods))
         for m in methods:
@@ -204,6 +221,14 @@ class Route:
             response_adapter=_response_adapter(endpoint, response_model),
             eager=eager,
             dependencies=tuple(dependencies),
+            tags=list(tags or ()),
+            summary=summary,
+            description=description,
+            responses={code: dict(value) for code, value in (responses or {}).items()},
+            deprecated=deprecated,
+            openapi_extra=dict(openapi_extra) if openapi_extra is not None else None,
+            operation_id=operation_id,
+            include_in_schema=include_in_schema,
         )
 
     def describe(self) -> str:

@@ -37,7 +37,8 @@ async def lifespan(app: CovetPy) -> AsyncIterator[dict[str, Any]]:
     yield {"started": True}
 
 
-app = CovetPy(title="typed", lifespan=lifespan, sync_handlers="threadpool", eager_async="auto")
+app = CovetPy(title="typed", lifespan=lifespan, sync_handlers="threadpool", eager_async="auto", docs_url=None,
+              servers=[{"url": "https://example.com"}], openapi_tags=[{"name": "items"}], redirect_slashes=True)
 
 
 async def token(x_token: Annotated[str, Header()]) -> str:
@@ -54,6 +55,11 @@ async def get_item(item_id: int, q: Annotated[str | None, Query(max_length=10)] 
 @app.post("/items", status_code=status.HTTP_201_CREATED, inline=False, eager=True)
 async def create_item(item: Item) -> Item:
     return item
+
+
+@app.get("/documented", tags=["items"], summary="s", description="d", responses={404: {"description": "nf"}},
+         deprecated=True, openapi_extra={"x": 1}, operation_id="documented", include_in_schema=False)
+async def documented() -> None: ...
 
 
 @app.get("/health", constant=True)
@@ -86,6 +92,10 @@ async def wrong_status() -> None: ...
 
 @app.get("/typo", respons_model=Item)  # type: ignore[call-arg]
 async def misspelt_option() -> None: ...
+
+
+@app.get("/wrong-tags", tags="items", include_in_schema="no")  # type: ignore[arg-type]
+async def wrong_tags() -> None: ...
 
 
 @app.websocket("/wrong-ws", max_size="1M")  # type: ignore[arg-type]

@@ -14,7 +14,12 @@ _CONSTRAINTS = ("gt", "ge", "lt", "le", "multiple_of", "min_length", "max_length
 
 
 class Param:
-    """A parameter marker; use the `Query`/`Path`/`Header`/`Cookie`/`Body` functions to make one."""
+    """A parameter marker; use the `Query`/`Path`/`Header`/`Cookie`/`Body` functions to make one.
+
+    Besides `alias` and the constraints (``gt ge lt le multiple_of min_length max_length pattern strict``), every
+    marker takes FastAPI's OpenAPI-only keywords ``title``, ``description``, ``deprecated``, ``examples``,
+    ``openapi_examples`` and ``include_in_schema``: stored on the marker for the schema, nothing else.
+    """
 
     location = "query"
 
@@ -27,6 +32,10 @@ class Param:
         embed: bool = False,
         title: Optional[str] = None,
         description: Optional[str] = None,
+        deprecated: Optional[bool] = None,
+        examples: Optional[list[Any]] = None,
+        openapi_examples: Optional[dict[str, Any]] = None,
+        include_in_schema: bool = True,
         **constraints: Any,
     ) -> None:
         unknown = set(constraints) - set(_CONSTRAINTS)
@@ -38,6 +47,11 @@ class Param:
         self.embed = embed
         self.title = title
         self.description = description
+        # OpenAPI only (FastAPI's keywords): kept for the schema, they change nothing in how the value is read.
+        self.deprecated = deprecated
+        self.examples = examples
+        self.openapi_examples = openapi_examples
+        self.include_in_schema = include_in_schema
         self.constraints = {k: v for k, v in constraints.items() if v is not None}
 
     def __repr__(self) -> str:
