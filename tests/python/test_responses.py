@@ -401,3 +401,52 @@ def test_no_content_status_on_the_decorator_sends_no_body(make_client) -> None: 
 
     r = make_client(app).delete("/items/3")
     assert (r.status_code, r.content, r.headers.get("content-type")) == (204, b"", None)
+
+
+class Span(BaseModel):
+    d: datetime.timedelta
+    t: datetime.datetime
+
+
+def test_timedelta_and_datetime_as_fastapi(make_client) -> None:  # type: ignore[no-untyped-def]
+    """The bytes FastAPI 0.165.0 sends for the same handlers: outside models its jsonable_encoder (seconds as a
+    float, ``isoformat()``), inside models pydantic's serialisation (ISO 8601 durations, ``Z``)."""
+    utc = datetime.timezone.utc
+    app = CovetPy()
+
+    @app.get("/dict")
+    async def plain() -> dict:
+        return {"d": datetime.timedelta(minutes=5), "neg": datetime.timedelta(days=-1, seconds=3),
+                "us": datetime.timedelta(seconds=300, microseconds=500), "zero": datetime.timedelta(0),
+                "t": datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=utc),
+                "plus2": datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.timezone(datetime.timedelta(hours=2))),
+                "naive": datetime.datetime(2024, 1, 2, 3, 4, 5), "ttz": datetime.time(3, 4, 5, tzinfo=utc),
+                "list": [datetime.timedelta(seconds=1)]}
+
+    @app.get("/big")  # an int over 64 bits takes the other serializer: same output
+    async def big() -> dict:
+        return {"d": datetime.timedelta(seconds=2), "n": 2**70, "t": datetime.datetime(2024, 1, 2, tzinfo=utc)}
+
+    @app.get("/model")
+    async def model():  # type: ignore[no-untyped-def]
+        return Span(d=datetime.timedelta(minutes=5, microseconds=500), t=datetime.datetime(2024, 1, 2, 3, 4, 5,
+                                                                                          tzinfo=utc))
+
+    @app.get("/declared", response_model=Span)
+    async def declared():  # type: ignore[no-untyped-def]
+        return {"d": datetime.timedelta(minutes=5), "t": datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=utc)}
+
+    client = make_client(app)
+    assert client.get("/dict").content == (
+        b'{"d":300.0,"neg":-86397.0,"us":300.0005,"zero":0.0,"t":"2024-01-02T03:04:05+00:00",'
+        b'"plus2":"2024-01-02T03:04:05+02:00","naive":"2024-01-02T03:04:05","ttz":"03:04:05+00:00","list":[1.0]}')
+    assert client.get("/big").content == b'{"d":2.0,"n":1180591620717411303424,"t":"2024-01-02T00:00:00+00:00"}'
+    assert client.get("/model").content == b'{"d":"PT5M0.0005S","t":"2024-01-02T03:04:05Z"}'
+    assert client.get("/declared").content == b'{"d":"PT5M","t":"2024-01-02T03:04:05Z"}'
+
+
+def test_jsonable_timedelta_is_seconds() -> None:
+    from covet.encoders import jsonable
+
+    assert jsonable({"d": datetime.timedelta(minutes=5), "t": datetime.datetime(2024, 1, 2, tzinfo=datetime.timezone.utc)}) == {
+        "d": 300.0, "t": "2024-01-02T00:00:00+00:00"}

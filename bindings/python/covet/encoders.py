@@ -1,7 +1,10 @@
 """JSON encoding of handler results.
 
 `dumps` turns dicts, lists, strings, numbers, pydantic models, dataclasses, datetimes, UUIDs, enums,
-Decimals (as strings, like pydantic), sets and paths into compact UTF-8 JSON bytes. It uses orjson (a
+Decimals (as strings, like pydantic), sets and paths into compact UTF-8 JSON bytes. Outside pydantic models
+the values come out as FastAPI's ``jsonable_encoder`` gives them: a ``timedelta`` as its seconds (a float,
+``300.0``), datetimes in ``isoformat()`` (``+00:00`` for UTC); inside a model, as pydantic serialises them
+(``"PT5M"``, ``Z``), as FastAPI does. It uses orjson (a
 dependency), imported on first use, and pydantic-core's Rust serializer for what orjson refuses (both far
 faster than the stdlib `json`). NaN and infinities become ``null``.
 
@@ -56,6 +59,9 @@ def _pc_dumps(obj: Any) -> bytes:
 def _orjson_default(obj: Any) -> Any:
     if is_pydantic(obj):
         return _pydantic_jsonable(obj)
+    datetime = _loaded("datetime")
+    if datetime is not None and isinstance(obj, datetime.timedelta):
+        return obj.total_seconds()  # FastAPI's jsonable_encoder: seconds, not ISO 8601
     decimal = _loaded("decimal")
     if decimal is not None and isinstance(obj, decimal.Decimal):
         return str(obj)  # as pydantic does: no precision lost
@@ -82,7 +88,7 @@ def _select() -> None:
     except ImportError:  # pragma: no cover - orjson is a dependency; pydantic-core and json then
         from json import loads as json_loads
 
-        dumps, _loads_impl, _loads_is_stdlib = _pc_first, json_loads, True
+        dumps, _loads_impl, _loads_is_stdlib = _pc_plain_first, json_loads, True
         return
     orjson_dumps, options = orjson.dumps, orjson.OPT_NON_STR_KEYS
 
@@ -90,9 +96,19 @@ def _select() -> None:
         try:
             return orjson_dumps(obj, default=_orjson_default, option=options)
         except TypeError:  # e.g. integers over 64 bits or nesting over 254 levels; pydantic-core next
-            return _pc_first(obj)
+            return _pc_plain_first(obj)
 
     dumps, _loads_impl = orjson_first, orjson.loads
+
+
+def _pc_plain_first(obj: Any) -> bytes:
+    """`_pc_first` on `obj` made plain by `jsonable` first, so that timedeltas and datetimes come out as from
+    orjson (pydantic-core alone writes ``"PT5M"`` and ``Z``)."""
+    try:
+        plain = jsonable(obj)
+    except ValueError:  # a circular reference: let the serializer report it
+        plain = obj
+    return _pc_first(plain)
 
 
 def _pc_first(obj: Any) -> bytes:
@@ -175,8 +191,11 @@ def _leaf(obj: Any) -> Any:
     if isinstance(obj, enum.Enum):
         return obj.value
     datetime = _loaded("datetime")
-    if datetime is not None and isinstance(obj, (datetime.date, datetime.time)):
-        return obj.isoformat()
+    if datetime is not None:
+        if isinstance(obj, (datetime.date, datetime.time)):
+            return obj.isoformat()
+        if isinstance(obj, datetime.timedelta):
+            return obj.total_seconds()
     for module, name in (("uuid", "UUID"), ("pathlib", "PurePath"), ("decimal", "Decimal")):
         loaded = _loaded(module)
         if loaded is not None and isinstance(obj, getattr(loaded, name)):
