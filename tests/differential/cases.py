@@ -38,6 +38,21 @@ def case(ident: str, method: str, target: str, *, headers: dict[str, str] | None
     return Case(ident, method, target, tuple(hdrs.items()), data)
 
 
+_BOUNDARY = "diffboundary7MA4YWxk"
+
+
+def _multipart(*parts: tuple[str, str | None, str | None, bytes]) -> bytes:
+    """A multipart/form-data body: (field name, filename or None, content type or None, content) per part."""
+    out = b""
+    for name, filename, content_type, content in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        out += f"--{_BOUNDARY}\r\nContent-Disposition: {disposition}\r\n".encode()
+        if content_type:
+            out += f"Content-Type: {content_type}\r\n".encode()
+        out += b"\r\n" + content + b"\r\n"
+    return out + f"--{_BOUNDARY}--\r\n".encode()
+
+
 _ITEM = {"name": "Foo", "price": 10.5, "tax": 1.5, "tags": ["a", "b"], "image": {"url": "http://x/y.png", "name": "y"}}
 
 CASES: list[Case] = [
@@ -144,6 +159,26 @@ CASES: list[Case] = [
     # --- openapi_keywords: OpenAPI-only route keywords
     case("openapi_keywords/tagged", "GET", "/tagged"),
     case("openapi_keywords/deprecated-responses", "GET", "/old"),
+    # --- forms: urlencoded and multipart bodies, lifespan state
+    case("forms/login", "POST", "/login", body=b"username=ann&password=secret",
+         content_type="application/x-www-form-urlencoded"),
+    case("forms/login-missing", "POST", "/login", body=b"username=ann",
+         content_type="application/x-www-form-urlencoded"),
+    case("forms/login-short", "POST", "/login", body=b"username=ann&password=ab",
+         content_type="application/x-www-form-urlencoded"),
+    case("forms/login-empty-value", "POST", "/login", body=b"username=&password=secret",
+         content_type="application/x-www-form-urlencoded"),
+    case("forms/login-no-body", "POST", "/login"),
+    case("forms/repeated", "POST", "/tags", body=b"tag=a&tag=b", content_type="application/x-www-form-urlencoded"),
+    case("forms/upload", "POST", "/upload", body=_multipart(
+        ("file", "a.txt", "text/plain", b"hello world"), ("note", None, None, b"n1")),
+        content_type=f"multipart/form-data; boundary={_BOUNDARY}"),
+    case("forms/upload-missing-file", "POST", "/upload", body=_multipart(("note", None, None, b"n1")),
+         content_type=f"multipart/form-data; boundary={_BOUNDARY}"),
+    case("forms/raw-file", "POST", "/raw-file", body=_multipart(("data", "b.bin", "application/octet-stream",
+                                                                 bytes(range(256)))),
+         content_type=f"multipart/form-data; boundary={_BOUNDARY}"),
+    case("forms/lifespan-state", "GET", "/state"),
     # --- deps: dependencies
     case("deps/function", "GET", "/items?q=x&skip=1"),
     case("deps/function-bad", "GET", "/items?skip=x&limit=y"),

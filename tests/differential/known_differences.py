@@ -38,6 +38,7 @@ KNOWN_DIFFERENCES: dict[str, str] = {
     "bodies/openapi": _OPENAPI,
     "deps/openapi": _OPENAPI,
     "errors/openapi": _OPENAPI,
+    "forms/openapi": _OPENAPI,
     "middleware/openapi": _OPENAPI,
     "params/openapi": _OPENAPI,
     "responses/openapi": _OPENAPI,

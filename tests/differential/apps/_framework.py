@@ -22,12 +22,15 @@ if FRAMEWORK == "fastapi":
         Cookie,
         Depends,
         FastAPI,
+        File,
+        Form,
         Header,
         HTTPException,
         Path,
         Query,
         Request,
         Response,
+        UploadFile,
         status,
     )
     from fastapi.exceptions import RequestValidationError
@@ -42,6 +45,8 @@ elif FRAMEWORK == "covet":
         Body,
         Cookie,
         Depends,
+        File,
+        Form,
         Header,
         HTMLResponse,
         HTTPException,
@@ -53,6 +58,7 @@ elif FRAMEWORK == "covet":
         Request,
         RequestValidationError,
         Response,
+        UploadFile,
         status,
     )
     from covet import CovetPy as FastAPI
@@ -68,6 +74,8 @@ __all__ = [
     "Cookie",
     "Depends",
     "FastAPI",
+    "File",
+    "Form",
     "HTMLResponse",
     "HTTPException",
     "Header",
@@ -79,5 +87,6 @@ __all__ = [
     "Request",
     "RequestValidationError",
     "Response",
+    "UploadFile",
     "status",
 ]
