@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PYTHON=${PYTHON:-.venv/bin/python}
+[[ $PYTHON == /* ]] || PYTHON=$PWD/$PYTHON  # absolute, without resolving the venv's symlink
 VENV=build/differential-venv
 REQS=tests/differential/requirements.txt
 if [[ ! -x $VENV/bin/python ]] || ! cmp -s "$REQS" "$VENV/requirements.installed"; then
@@ -16,4 +17,4 @@ if [[ ! -x $VENV/bin/python ]] || ! cmp -s "$REQS" "$VENV/requirements.installed
 fi
 cd tests/differential
 DIFF_REQUIRE=1 DIFF_FASTAPI_PYTHON="$PWD/../../$VENV/bin/python" \
-    exec "../../$PYTHON" -m pytest -q -p no:cacheprovider -rxX "$@" .
+    exec "$PYTHON" -m pytest -q -p no:cacheprovider -rxX "$@" .
