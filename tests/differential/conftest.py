@@ -1,0 +1,98 @@
+"""Servers for the differential test: each sample app under FastAPI (uvicorn, from the pinned venv) and under
+CovetPy (`python -m covet run`, from the interpreter running the tests), all started at once on free ports."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cases import APPS
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+APPS_DIR = HERE / "apps"
+DEFAULT_FASTAPI_PYTHON = ROOT / "build" / "differential-venv" / "bin" / "python"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, framework: str, app: str, command: list[str], port: int) -> None:
+        self.framework, self.app, self.port = framework, app, port
+        self.error: str | None = None  # why it is not serving, when it is not
+        self.log = HERE.parent.parent / "build" / f"differential-{framework}-{app}.log"
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        self._log_file = self.log.open("w")
+        env = {**os.environ, "DIFF_FRAMEWORK": framework, "PYTHONDONTWRITEBYTECODE": "1"}
+        env.pop("PYTHONPATH", None)
+        self.proc = subprocess.Popen(command, cwd=APPS_DIR, env=env, stdout=self._log_file,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_ready(self, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        self.error = (f"{self.framework} server for {self.app} did not start (exit {self.proc.poll()}); "
+                      f"its output ({self.log}):\n{self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log_file.close()
+
+
+def _fastapi_python() -> Path:
+    python = Path(os.environ.get("DIFF_FASTAPI_PYTHON", DEFAULT_FASTAPI_PYTHON))
+    probe = subprocess.run([str(python), "-c", "import fastapi, uvicorn; print(fastapi.__version__)"],
+                           capture_output=True, text=True) if python.exists() else None
+    if probe is None or probe.returncode != 0:
+        reason = (f"no FastAPI reference venv at {python}: run tests/differential/run.sh, which creates it from "
+                  "tests/differential/requirements.txt (or point DIFF_FASTAPI_PYTHON at a python that has them)")
+        if os.environ.get("DIFF_REQUIRE"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return python
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[dict[tuple[str, str], Server]]:
+    fastapi_python = _fastapi_python()
+    started: dict[tuple[str, str], Server] = {}
+    try:
+        for app in APPS:
+            port = _free_port()
+            started["fastapi", app] = Server("fastapi", app, [
+                str(fastapi_python), "-m", "uvicorn", f"{app}:app", "--host", "127.0.0.1", "--port", str(port),
+                "--log-level", "warning"], port)
+            port = _free_port()
+            started["covet", app] = Server("covet", app, [
+                sys.executable, "-m", "covet", "run", f"{app}:app", "--host", "127.0.0.1", "--port", str(port),
+                "--log-level", "warning"], port)
+        deadline = time.monotonic() + 60
+        for server in started.values():
+            server.wait_ready(deadline)
+        yield started
+    finally:
+        for server in started.values():
+            server.stop()

@@ -1,0 +1,152 @@
+"""The differential test: every case of cases.py sent to its sample app under FastAPI and under CovetPy; the
+status, the body (JSON compared parsed, keys sorted) and the headers in COMPARED_HEADERS must be the same.
+
+Run by tests/differential/run.sh (which creates the pinned FastAPI venv). The known differences are listed in
+known_differences.py and run as strict xfails.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from cases import CASES, REASON_CASES, Case
+from conftest import Server
+from known_differences import KNOWN_DIFFERENCES
+
+# Headers whose values must match; every `x-*` header too. Not compared: server, date, content-length (framing),
+# connection, transfer-encoding.
+COMPARED_HEADERS = ("content-type", "location", "set-cookie", "allow", "www-authenticate")
+HOST = "testserver"
+CELL = 160  # characters of a long value shown in the table, around the first difference
+
+
+@dataclass
+class Answer:
+    status: int
+    reason: str
+    headers: dict[str, list[str]]
+    body: bytes
+
+    def normalized_body(self) -> Any:
+        content_type = self.headers.get("content-type", [""])[0]
+        if "json" in content_type and self.body:
+            try:
+                return json.dumps(json.loads(self.body), sort_keys=True, ensure_ascii=False)
+            except ValueError:
+                pass
+        try:
+            return self.body.decode()
+        except UnicodeDecodeError:
+            return repr(self.body)
+
+    def compared_headers(self) -> dict[str, list[str]]:
+        return {name: values for name, values in sorted(self.headers.items())
+                if name in COMPARED_HEADERS or name.startswith("x-")}
+
+
+def send(server: Server, c: Case) -> Answer:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        # One Host for both servers (they listen on different ports), so that URLs built from it compare equal.
+        conn.putrequest(c.method, c.target, skip_host=True, skip_accept_encoding=True)
+        conn.putheader("Host", HOST)
+        for name, value in c.headers:
+            conn.putheader(name, value)
+        if c.body or c.method in ("POST", "PUT", "PATCH"):
+            conn.putheader("Content-Length", str(len(c.body)))
+        conn.endheaders(c.body or None)
+        response = conn.getresponse()
+        body = response.read()
+        headers: dict[str, list[str]] = {}
+        for name, value in response.getheaders():
+            headers.setdefault(name.lower(), []).append(value)
+        return Answer(response.status, response.reason, headers, body)
+    finally:
+        conn.close()
+
+
+def differences(reference: Answer, covet: Answer) -> list[tuple[str, str, str]]:
+    rows: list[tuple[str, str, str]] = []
+    if reference.status != covet.status:
+        rows.append(("status", str(reference.status), str(covet.status)))
+    ref_headers, cov_headers = reference.compared_headers(), covet.compared_headers()
+    for name in sorted(set(ref_headers) | set(cov_headers)):
+        if ref_headers.get(name) != cov_headers.get(name):
+            rows.append((name, " | ".join(ref_headers.get(name, ["(absent)"])),
+                         " | ".join(cov_headers.get(name, ["(absent)"]))))
+    ref_body, cov_body = reference.normalized_body(), covet.normalized_body()
+    if ref_body != cov_body:
+        rows.append(("body", str(ref_body), str(cov_body)))
+    return rows
+
+
+def _clip(a: str, b: str) -> tuple[str, str]:
+    """Both values cut to CELL characters around their first difference."""
+    if len(a) <= CELL and len(b) <= CELL:
+        return a, b
+    first = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+    start = max(0, first - CELL // 4)
+
+    def cut(s: str) -> str:
+        return ("…" if start else "") + s[start:start + CELL] + ("…" if len(s) > start + CELL else "")
+
+    return cut(a), cut(b)
+
+
+def table(c: Case, rows: list[tuple[str, str, str]]) -> str:
+    request = f"{c.method} {c.target}" + "".join(f"  [{k}: {v}]" for k, v in c.headers)
+    if c.body:
+        request += f"  body={c.body[:120]!r}"
+    rows = [(what, *_clip(ref, cov)) for what, ref, cov in rows]
+    width = max(len("what"), *(len(r[0]) for r in rows))
+    col = max(len("FastAPI 0.165"), *(len(r[1]) for r in rows))
+    lines = [f"{c.id} ({c.app}): {request}", f"  {'what':<{width}}  {'FastAPI 0.165':<{col}}  CovetPy",
+             f"  {'-' * width}  {'-' * col}  {'-' * 20}"]
+    lines += [f"  {what:<{width}}  {ref:<{col}}  {cov}" for what, ref, cov in rows]
+    return "\n".join(lines)
+
+
+CASES_BY_ID = {c.id: c for c in CASES}
+
+
+def _param(ident: str, value: Any) -> Any:
+    reason = KNOWN_DIFFERENCES.get(ident)
+    marks = [pytest.mark.xfail(reason=reason, strict=True)] if reason else []
+    return pytest.param(value, id=ident, marks=marks)
+
+
+def _check_started(servers: dict[tuple[str, str], Server], app: str) -> None:
+    for framework in ("fastapi", "covet"):
+        error = servers[framework, app].error
+        if error is not None:
+            pytest.fail(error, pytrace=False)
+
+
+def test_known_differences_name_real_cases() -> None:
+    ids = set(CASES_BY_ID) | {f"reason/{status}" for status in REASON_CASES}
+    unknown = sorted(set(KNOWN_DIFFERENCES) - ids)
+    assert not unknown, f"known_differences.py lists cases that cases.py does not have: {unknown}"
+
+
+@pytest.mark.parametrize("c", [_param(c.id, c) for c in CASES])
+def test_same_answer(c: Case, servers: dict[tuple[str, str], Server]) -> None:
+    _check_started(servers, c.app)
+    reference = send(servers["fastapi", c.app], c)
+    covet = send(servers["covet", c.app], c)
+    rows = differences(reference, covet)
+    assert not rows, "FastAPI and CovetPy answer differently:\n" + table(c, rows)
+
+
+@pytest.mark.parametrize("status", [_param(f"reason/{status}", status) for status in REASON_CASES])
+def test_reason_phrase(status: int, servers: dict[tuple[str, str], Server]) -> None:
+    c = CASES_BY_ID[REASON_CASES[status]]
+    _check_started(servers, c.app)
+    reference = send(servers["fastapi", c.app], c)
+    covet = send(servers["covet", c.app], c)
+    assert reference.status == status, f"{c.id} no longer answers {status} under FastAPI: update REASON_CASES"
+    assert (covet.status, covet.reason) == (status, reference.reason), (
+        f"{c.id}: FastAPI answers '{status} {reference.reason}', CovetPy '{covet.status} {covet.reason}'")
