@@ -29,8 +29,8 @@ inline constexpr RequestError streamed_body_too_large{
 // The part of net::Limits that shapes a request, whatever protocol carries it.
 struct RequestLimits {
     std::size_t max_headers = 100;
-    std::uint64_t max_body_bytes = 1024 * 1024;
-    std::uint64_t stream_body_threshold = 64 * 1024;
+    std::uint64_t max_body_bytes = std::uint64_t{1024} * 1024;
+    std::uint64_t stream_body_threshold = std::uint64_t{64} * 1024;
     std::uint64_t max_stream_body_bytes = std::uint64_t{1} << 30;  // 0: no limit
 
     static RequestLimits from(const net::Limits& l) noexcept {

@@ -33,8 +33,8 @@
 namespace covet::http1 {
 
 struct ReaderLimits : http::RequestLimits {
-    std::size_t max_url_bytes = 8 * 1024;     // a longer request line or target → 414
-    std::size_t max_header_bytes = 8 * 1024;  // request line + headers → 431
+    std::size_t max_url_bytes = std::size_t{8} * 1024;     // a longer request line or target → 414
+    std::size_t max_header_bytes = std::size_t{8} * 1024;  // request line + headers → 431
 
     static ReaderLimits from(const net::Limits& l) noexcept {
         ReaderLimits r;
