@@ -37,6 +37,9 @@ scripts/services.sh start   # PostgreSQL + Redis on free 127.0.0.1 ports -> buil
 trap 'scripts/services.sh stop' EXIT
 (cd tests/python && COVET_REQUIRE_NATIVE=1 COVET_REQUIRE_SERVICES=1 ../../.venv/bin/python -m pytest -q -p no:cacheprovider .)
 
+echo "== differential: the same FastAPI apps under FastAPI 0.165 (uvicorn) and CovetPy (tests/differential)"
+tests/differential/run.sh
+
 # After the package install: its Python-app targets run `covet run` from .venv (they skip without it).
 echo "== fault injection, short (both native backends + covet run; the long run is scripts/soak.sh)"
 COVET_FAULT_REPORT=build/fault-short.jsonl COVET_REQUIRE_NATIVE=1 .venv/bin/python -m pytest tests/fault -q -p no:cacheprovider

@@ -409,13 +409,14 @@ class Span(BaseModel):
 
 
 def test_timedelta_and_datetime_as_fastapi(make_client) -> None:  # type: ignore[no-untyped-def]
-    """The bytes FastAPI 0.165.0 sends for the same handlers: outside models its jsonable_encoder (seconds as a
-    float, ``isoformat()``), inside models pydantic's serialisation (ISO 8601 durations, ``Z``)."""
+    """The bytes FastAPI 0.165.0 sends for the same handlers: for an undeclared result its jsonable_encoder (seconds
+    as a float, ``isoformat()``); inside models and for a declared result type, even ``-> dict``, pydantic's
+    serialisation (ISO 8601 durations, ``Z``)."""
     utc = datetime.timezone.utc
     app = CovetPy()
 
     @app.get("/dict")
-    async def plain() -> dict:
+    async def plain():  # type: ignore[no-untyped-def]
         return {"d": datetime.timedelta(minutes=5), "neg": datetime.timedelta(days=-1, seconds=3),
                 "us": datetime.timedelta(seconds=300, microseconds=500), "zero": datetime.timedelta(0),
                 "t": datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=utc),
@@ -424,7 +425,7 @@ def test_timedelta_and_datetime_as_fastapi(make_client) -> None:  # type: ignore
                 "list": [datetime.timedelta(seconds=1)]}
 
     @app.get("/big")  # an int over 64 bits takes the other serializer: same output
-    async def big() -> dict:
+    async def big():  # type: ignore[no-untyped-def]
         return {"d": datetime.timedelta(seconds=2), "n": 2**70, "t": datetime.datetime(2024, 1, 2, tzinfo=utc)}
 
     @app.get("/model")
@@ -436,7 +437,14 @@ def test_timedelta_and_datetime_as_fastapi(make_client) -> None:  # type: ignore
     async def declared():  # type: ignore[no-untyped-def]
         return {"d": datetime.timedelta(minutes=5), "t": datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=utc)}
 
+    @app.get("/dict-declared")
+    async def dict_declared() -> dict:
+        return {"d": datetime.timedelta(minutes=5), "us": datetime.timedelta(seconds=300, microseconds=500),
+                "t": datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=utc), "list": [datetime.timedelta(seconds=1)]}
+
     client = make_client(app)
+    assert client.get("/dict-declared").content == (
+        b'{"d":"PT5M","us":"PT5M0.0005S","t":"2024-01-02T03:04:05Z","list":["PT1S"]}')
     assert client.get("/dict").content == (
         b'{"d":300.0,"neg":-86397.0,"us":300.0005,"zero":0.0,"t":"2024-01-02T03:04:05+00:00",'
         b'"plus2":"2024-01-02T03:04:05+02:00","naive":"2024-01-02T03:04:05","ttz":"03:04:05+00:00","list":[1.0]}')

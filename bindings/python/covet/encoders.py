@@ -118,6 +118,13 @@ def _pc_first(obj: Any) -> bytes:
         return _dumps_deep(obj)
 
 
+def dumps_declared(obj: Any) -> bytes:
+    """`obj` as JSON the way pydantic writes a value of a declared result type (FastAPI's ``response_model``
+    path): ``timedelta`` as ISO 8601 (``"PT5M"``), UTC datetimes ending in ``Z``. `dumps` writes what
+    FastAPI's ``jsonable_encoder`` gives for an undeclared result instead (seconds, ``+00:00``)."""
+    return _pc_first(obj)
+
+
 def dumps(obj: Any) -> bytes:  # noqa: F811 - the first-call stub that `_select` rebinds
     """`obj` as compact UTF-8 JSON (replaced by the chosen implementation on the first call).
 

@@ -101,6 +101,18 @@ def _is_async_callable(obj: Any) -> bool:
     return inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(getattr(type(obj), "__call__", None))
 
 
+def _declares_result(endpoint: Callable[..., Any], response_model: Any) -> bool:
+    """Whether the route declares its result type (``response_model=`` or a return annotation)."""
+    if response_model is None:
+        return False
+    if response_model is FROM_ANNOTATION:
+        try:
+            response_model = resolve_hints(endpoint).get("return", None)
+        except Exception:
+            return False
+    return response_model is not None and response_model is not type(None)
+
+
 def _response_adapter(endpoint: Callable[..., Any], response_model: Any) -> Optional[TypeAdapter[Any]]:
     """A TypeAdapter for the declared result type (``response_model=`` or the return annotation)."""
     if response_model is None:
@@ -149,6 +161,10 @@ class Route:
     is_async: bool
     inline: Optional[bool]  # sync handlers: run on the loop thread (True) or in the pool (False/None: app default)
     response_adapter: Optional[TypeAdapter[Any]]
+    # A result type was declared (response_model= or a return annotation) but needs no adapter (dict, list,
+    # Any, ...): FastAPI still serialises through pydantic then (timedelta "PT5M", UTC datetimes "Z"), where an
+    # undeclared result goes through jsonable_encoder (seconds, "+00:00").
+    declared_result: bool = False
     eager: Optional[bool] = None  # async handlers: start their Task eagerly (None: the app's eager_async)
     dependencies: tuple[Any, ...] = ()  # Depends(...) run before the handler, their values unused
     # OpenAPI only (FastAPI's keywords), kept for the schema; they change nothing in how the route is served.
@@ -219,6 +235,7 @@ class Route:
             is_async=_is_async_callable(endpoint),
             inline=inline,
             response_adapter=_response_adapter(endpoint, response_model),
+            declared_result=_declares_result(endpoint, response_model),
             eager=eager,
             dependencies=tuple(dependencies),
             tags=list(tags or ()),

@@ -281,6 +281,8 @@ class Dispatcher:
         serializer = getattr(type(result), "__pydantic_serializer__", None)
         if serializer is not None:  # a pydantic model (or pydantic dataclass): its own Rust serializer
             return route.status_code, JSON_HEADERS, serializer.to_json(result, by_alias=True)
+        if route.declared_result:  # -> dict, -> list, -> Any: pydantic's serialisation, as FastAPI's
+            return route.status_code, JSON_HEADERS, encoders.dumps_declared(result)
         return route.status_code, JSON_HEADERS, encoders.dumps(result)
 
     # -- middleware ---------------------------------------------------------------------------------
