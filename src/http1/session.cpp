@@ -211,7 +211,7 @@ public:
     // ---- streamed request bodies (body_stream.hpp) ----
     void body_read(std::uint64_t exchange, std::shared_ptr<BodyReader> reader) override {
         if (exchange != exchange_ || !request_.body_streamed() || body_reader_ || !reader) return;
-        if (retired() || !(uploading() || upload_ == Upload::ended_unread)) {
+        if (retired() || (!uploading() && upload_ != Upload::ended_unread)) {
             reader->on_error(0, "the request has ended");
             return;
         }

@@ -411,7 +411,7 @@ private:
             if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST)
                 h.headers_complete(*s, end_stream);
             if (end_stream && s->upload) {
-                h.end_upload(*s);
+                end_upload(*s);
             } else if (end_stream && s->state == StreamState::receiving) {
                 if (s->reject_status)
                     h.reject(*s);
@@ -498,8 +498,8 @@ private:
             // The source is fixed at submit time: the state may change (abort) while DATA is still queued.
             std::string& src = s.streamed ? s.pending : s.response.body();
             const std::size_t n = s.sent < src.size() ? std::min(length, src.size() - s.sent) : 0;
-            std::memcpy(buf, src.data() + s.sent,
-                        n);  // NOLINT(bugprone-not-null-terminated-result): DATA bytes, not a C string
+            // NOLINTNEXTLINE(bugprone-not-null-terminated-result): DATA bytes, not a C string
+            std::memcpy(buf, src.data() + s.sent, n);
             s.sent += n;
             if (s.streamed && s.sent == s.pending.size()) {
                 s.pending.clear();  // keeps its capacity for the next chunks

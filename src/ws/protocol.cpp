@@ -248,7 +248,7 @@ private:
             return true;
         }
         const std::size_t before = message_.size();
-        if (compressed_) {
+        if (compressed_ && inflater_) {  // the parser refuses RSV1 unless deflate was negotiated
             scratch_.assign(data, n);
             unmask(scratch_.data(), n, frame_.mask, offset_);
             if (!inflate(inflater_->feed(scratch_, message_, options_.max_message_bytes))) return false;
@@ -284,7 +284,7 @@ private:
             default: break;
         }
         if (!frame_.fin) return;
-        if (compressed_) {
+        if (compressed_ && inflater_) {
             const std::size_t before = message_.size();
             if (!inflate(inflater_->finish(message_, options_.max_message_bytes)) || !check_text(before)) return;
             if (scratch_.capacity() > keep_capacity) std::string().swap(scratch_);
