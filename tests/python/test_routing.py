@@ -344,7 +344,7 @@ class TestOpenAPIKeywords:
         @app.get("/items/{item_id}", tags=["items"], summary="Read an item", description="Long text",
                  responses={404: {"description": "Not found"}, "default": {"description": "Other"}},
                  deprecated=True, openapi_extra={"x-internal": True}, operation_id="read_item",
-                 include_in_schema=False, name="read")
+                 include_in_schema=False, name="read", response_description="The item")
         async def read_item(
             item_id: Annotated[int, Path(title="Id", description="the id", deprecated=False, examples=[1])],
             q: Annotated[str, Query(deprecated=True, examples=["a"], include_in_schema=False, max_length=3)] = "x",
@@ -363,10 +363,11 @@ class TestOpenAPIKeywords:
         assert route.responses == {404: {"description": "Not found"}, "default": {"description": "Other"}}
         assert (route.deprecated, route.openapi_extra, route.operation_id) == (True, {"x-internal": True},
                                                                                "read_item")
-        assert (route.include_in_schema, route.name) == (False, "read")
+        assert (route.include_in_schema, route.name, route.response_description) == (False, "read", "The item")
         plain = app.routes[1]
         assert (plain.tags, plain.description, plain.responses, plain.deprecated, plain.include_in_schema) == (
             ["items"], None, {}, None, True)
+        assert plain.response_description == "Successful Response"  # FastAPI's default
 
         client = make_client(app)
         r = client.get("/items/3?q=ab", headers={"x-tag": "t1", "cookie": "session=s1"})

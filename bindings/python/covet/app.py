@@ -50,6 +50,7 @@ class RouteOptions(TypedDict, total=False):
     openapi_extra: Optional[Mapping[str, Any]]
     operation_id: Optional[str]
     include_in_schema: bool
+    response_description: str
 
 
 class WebSocketOptions(TypedDict, total=False):
@@ -187,11 +188,13 @@ class CovetPy:
         openapi_extra: Optional[Mapping[str, Any]] = None,
         operation_id: Optional[str] = None,
         include_in_schema: bool = True,
+        response_description: str = "Successful Response",
     ) -> Route:
         """Adds `endpoint` for `methods` (default GET) on `path`; raises ValueError on a duplicate.
 
         `dependencies` (``[Depends(f), ...]``) run before the handler, after the app's own. `tags`, `summary`,
-        `description`, `responses`, `deprecated`, `openapi_extra`, `operation_id` and `include_in_schema` are
+        `description`, `responses`, `deprecated`, `openapi_extra`, `operation_id`, `include_in_schema` and
+        `response_description` are
         FastAPI's OpenAPI keywords: kept on the route for the schema, they do not change how it is served."""
         route = Route.build(
             path,
@@ -211,6 +214,7 @@ class CovetPy:
             openapi_extra=openapi_extra,
             operation_id=operation_id,
             include_in_schema=include_in_schema,
+            response_description=response_description,
         )
         self.router.add(route)
         return route
@@ -235,6 +239,7 @@ class CovetPy:
         openapi_extra: Optional[Mapping[str, Any]] = None,
         operation_id: Optional[str] = None,
         include_in_schema: bool = True,
+        response_description: str = "Successful Response",
     ) -> Callable[[F], F]:
         """Decorator form of `add_api_route`.
 
@@ -257,7 +262,8 @@ class CovetPy:
                                    response_model=response_model, inline=inline, eager=eager, dependencies=dependencies,
                                    tags=tags, summary=summary, description=description, responses=responses,
                                    deprecated=deprecated, openapi_extra=openapi_extra, operation_id=operation_id,
-                                   include_in_schema=include_in_schema)
+                                   include_in_schema=include_in_schema,
+                                   response_description=response_description)
             return func
 
         return decorator

@@ -176,6 +176,7 @@ class Route:
     openapi_extra: Optional[dict[str, Any]] = None
     operation_id: Optional[str] = None
     include_in_schema: bool = True
+    response_description: str = "Successful Response"  # the schema's description of the success response
 
     @classmethod
     def build(
@@ -198,6 +199,7 @@ class Route:
         openapi_extra: Optional[Mapping[str, Any]] = None,
         operation_id: Optional[str] = None,
         include_in_schema: bool = True,
+        response_description: str = "Successful Response",
     ) -> Route:
         methods = tuple(dict.fromkeys(m.upper() for m in methods))
         for m in methods:
@@ -246,6 +248,7 @@ class Route:
             openapi_extra=dict(openapi_extra) if openapi_extra is not None else None,
             operation_id=operation_id,
             include_in_schema=include_in_schema,
+            response_description=response_description,
         )
 
     def describe(self) -> str:

@@ -58,7 +58,8 @@ async def create_item(item: Item) -> Item:
 
 
 @app.get("/documented", tags=["items"], summary="s", description="d", responses={404: {"description": "nf"}},
-         deprecated=True, openapi_extra={"x": 1}, operation_id="documented", include_in_schema=False)
+         deprecated=True, openapi_extra={"x": 1}, operation_id="documented", include_in_schema=False,
+         response_description="nothing")
 async def documented() -> None: ...
 
 
