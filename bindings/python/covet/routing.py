@@ -101,29 +101,22 @@ def _is_async_callable(obj: Any) -> bool:
     return inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(getattr(type(obj), "__call__", None))
 
 
-def _declares_result(endpoint: Callable[..., Any], response_model: Any) -> bool:
-    """Whether the route declares its result type (``response_model=`` or a return annotation)."""
-    if response_model is None:
-        return False
-    if response_model is FROM_ANNOTATION:
-        try:
-            response_model = resolve_hints(endpoint).get("return", None)
-        except Exception:
-            return False
-    return response_model is not None and response_model is not type(None)
+def _declared_result_type(endpoint: Callable[..., Any], response_model: Any) -> Any:
+    """The route's declared result type: ``response_model=``, else the return annotation; None when there is
+    none (``response_model=None``, no annotation, ``-> None``, or an annotation that cannot be resolved)."""
+    if response_model is not FROM_ANNOTATION:
+        return response_model
+    try:
+        declared = resolve_hints(endpoint).get("return", None)
+    except Exception:
+        return None
+    return None if declared is type(None) else declared
 
 
-def _response_adapter(endpoint: Callable[..., Any], response_model: Any) -> Optional[TypeAdapter[Any]]:
-    """A TypeAdapter for the declared result type (``response_model=`` or the return annotation)."""
+def _response_adapter(response_model: Any) -> Optional[TypeAdapter[Any]]:
+    """A TypeAdapter for the declared result type (see `_declared_result_type`), when it checks or reshapes."""
     if response_model is None:
         return None
-    if response_model is FROM_ANNOTATION:
-        try:
-            response_model = resolve_hints(endpoint).get("return", None)
-        except Exception:
-            return None
-        if response_model is None or response_model is type(None):
-            return None
     if response_model in (Any, object, dict, list, str, int, float, bool):  # nothing to check or reshape
         return None
 
@@ -225,6 +218,7 @@ class Route:
         if derived:
             assert segments is not None
             fallback = _render(segments, {s.text: s.type for s in segments if s.is_param})
+        declared = _declared_result_type(endpoint, response_model)
         return cls(
             path=path,
             endpoint=endpoint,
@@ -236,8 +230,8 @@ class Route:
             plan=plan,
             is_async=_is_async_callable(endpoint),
             inline=inline,
-            response_adapter=_response_adapter(endpoint, response_model),
-            declared_result=_declares_result(endpoint, response_model),
+            response_adapter=_response_adapter(declared),
+            declared_result=declared is not None and declared is not type(None),
             eager=eager,
             dependencies=tuple(dependencies),
             tags=list(tags or ()),
