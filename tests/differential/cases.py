@@ -6,8 +6,10 @@ module under apps/, and the raw request (method, target as sent on the wire, hea
 
 from __future__ import annotations
 
+import importlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -202,6 +204,12 @@ CASES: list[Case] = [
     case("middleware/405", "DELETE", "/hello"),
 ]
 
+# Each feature area may keep its cases in its own module, cases_<area>.py, defining CASES (and optionally
+# REASON_CASES): they are collected here, so areas added in parallel never edit the same list.
+for _module_path in sorted(Path(__file__).resolve().parent.glob("cases_*.py")):
+    _module = importlib.import_module(_module_path.stem)
+    CASES += _module.CASES
+
 # Every app's schema: the same /openapi.json (compared parsed, keys sorted).
 CASES += [case(f"{app}/openapi", "GET", "/openapi.json") for app in sorted({c.id.split("/")[0] for c in CASES})]
 
@@ -226,6 +234,9 @@ REASON_CASES: dict[int, str] = {
     422: "params/path-int-bad",
     500: "errors/unhandled-500",
 }
+
+for _module_path in sorted(Path(__file__).resolve().parent.glob("cases_*.py")):
+    REASON_CASES.update(getattr(importlib.import_module(_module_path.stem), "REASON_CASES", {}))
 
 APPS: list[str] = sorted({c.app for c in CASES})
 
