@@ -8,14 +8,13 @@ import os
 import sys
 import warnings
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from enum import Enum
-from typing import TYPE_CHECKING, Any, Literal, Optional, TypedDict, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Literal, Optional, TypedDict, TypeVar, Union, cast
 
 from . import encoders
 from .datastructures import State
 from .params import Depends
 from .responses import Response, StreamingResponse
-from .routing import FROM_ANNOTATION, ConstantRoute, Route, RouteTable, WebSocketRoute, parse_path
+from .routing import ConstantRoute, Route, RouteOptions, RouteTable, WebSocketRoute, parse_path
 from .server.interface import ExceptionHandler, Middleware, Publisher, ServedApp
 from .server.options import ENGINE_OPTIONS
 from .server.serve import configure_logging, exit_on_listen_error, serve
@@ -25,32 +24,17 @@ from .tls import TransportOptions
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = ["CovetPy", "RouteOptions", "WebSocketOptions"]
+__all__ = ["CovetPy", "DecoratorOptions", "RouteOptions", "WebSocketOptions"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 Lifespan = Callable[["CovetPy"], contextlib.AbstractAsyncContextManager[Any]]
 
 
-class RouteOptions(TypedDict, total=False):
-    """The keyword options of ``@app.get(path, ...)`` and the other method decorators (see `CovetPy.route`)."""
+class DecoratorOptions(RouteOptions, total=False):
+    """The keyword options of ``@app.get(path, ...)`` and the other method decorators: `RouteOptions` and
+    ``constant`` (see `CovetPy.route`)."""
 
-    status_code: Optional[int]
-    name: Optional[str]
-    response_model: Any
-    inline: Optional[bool]
-    eager: Optional[bool]
     constant: bool
-    dependencies: Optional[Sequence[Depends]]
-    # OpenAPI only, as in FastAPI: stored on the route (``app.routes``) for the schema, nothing else.
-    tags: Optional[Sequence[Union[str, Enum]]]
-    summary: Optional[str]
-    description: Optional[str]
-    responses: Optional[Mapping[Union[int, str], Mapping[str, Any]]]
-    deprecated: Optional[bool]
-    openapi_extra: Optional[Mapping[str, Any]]
-    operation_id: Optional[str]
-    include_in_schema: bool
-    response_description: str
 
 
 class WebSocketOptions(TypedDict, total=False):
@@ -168,125 +152,64 @@ class CovetPy:
         """Every route in registration order (``route.path``, ``route.methods``, ``route.name``)."""
         return list(self.router.routes)
 
-    def add_api_route(
-        self,
-        path: str,
-        endpoint: Callable[..., Any],
-        *,
-        methods: Optional[Sequence[str]] = None,
-        status_code: Optional[int] = None,
-        name: Optional[str] = None,
-        response_model: Any = FROM_ANNOTATION,
-        inline: Optional[bool] = None,
-        eager: Optional[bool] = None,
-        dependencies: Optional[Sequence[Depends]] = None,
-        tags: Optional[Sequence[Union[str, Enum]]] = None,
-        summary: Optional[str] = None,
-        description: Optional[str] = None,
-        responses: Optional[Mapping[Union[int, str], Mapping[str, Any]]] = None,
-        deprecated: Optional[bool] = None,
-        openapi_extra: Optional[Mapping[str, Any]] = None,
-        operation_id: Optional[str] = None,
-        include_in_schema: bool = True,
-        response_description: str = "Successful Response",
-    ) -> Route:
+    def add_api_route(self, path: str, endpoint: Callable[..., Any], *, methods: Optional[Sequence[str]] = None,
+                      **options: Unpack[RouteOptions]) -> Route:
         """Adds `endpoint` for `methods` (default GET) on `path`; raises ValueError on a duplicate.
 
-        `dependencies` (``[Depends(f), ...]``) run before the handler, after the app's own. `tags`, `summary`,
-        `description`, `responses`, `deprecated`, `openapi_extra`, `operation_id`, `include_in_schema` and
-        `response_description` are
-        FastAPI's OpenAPI keywords: kept on the route for the schema, they do not change how it is served."""
-        route = Route.build(
-            path,
-            endpoint,
-            methods or ("GET",),
-            name=name,
-            status_code=status_code,
-            inline=inline,
-            eager=eager,
-            response_model=response_model,
-            dependencies=[*self.dependencies, *(dependencies or ())],
-            tags=tags,
-            summary=summary,
-            description=description,
-            responses=responses,
-            deprecated=deprecated,
-            openapi_extra=openapi_extra,
-            operation_id=operation_id,
-            include_in_schema=include_in_schema,
-            response_description=response_description,
-        )
+        `options` (`RouteOptions`): ``status_code``, ``name``, ``response_model`` (overrides the return
+        annotation; ``None`` turns result checking off), ``inline`` (a sync handler on the loop thread),
+        ``eager`` (``False`` starts an async handler's Task on the next loop turn), ``dependencies``
+        (``[Depends(f), ...]`` run before the handler, after the app's own), and FastAPI's OpenAPI keywords
+        ``tags``, ``summary``, ``description``, ``responses``, ``deprecated``, ``openapi_extra``,
+        ``operation_id``, ``include_in_schema``, ``response_description`` — kept on the route for the schema,
+        they do not change how it is served."""
+        options["dependencies"] = [*self.dependencies, *(options.get("dependencies") or ())]
+        route = Route.build(path, endpoint, methods or ("GET",), **options)
         self.router.add(route)
         return route
 
-    def route(
-        self,
-        path: str,
-        methods: Optional[Sequence[str]] = None,
-        *,
-        status_code: Optional[int] = None,
-        name: Optional[str] = None,
-        response_model: Any = FROM_ANNOTATION,
-        inline: Optional[bool] = None,
-        eager: Optional[bool] = None,
-        constant: bool = False,
-        dependencies: Optional[Sequence[Depends]] = None,
-        tags: Optional[Sequence[Union[str, Enum]]] = None,
-        summary: Optional[str] = None,
-        description: Optional[str] = None,
-        responses: Optional[Mapping[Union[int, str], Mapping[str, Any]]] = None,
-        deprecated: Optional[bool] = None,
-        openapi_extra: Optional[Mapping[str, Any]] = None,
-        operation_id: Optional[str] = None,
-        include_in_schema: bool = True,
-        response_description: str = "Successful Response",
-    ) -> Callable[[F], F]:
-        """Decorator form of `add_api_route`.
-
-        ``response_model=`` overrides the return annotation (``None`` turns result checking off).
-        ``inline=True`` runs a sync handler on the loop thread; ``eager=False`` starts an async handler's
-        Task on the next loop turn instead of eagerly (``eager=True``: eagerly where the loop allows it).
-        ``constant=True`` calls the handler once, now, and lets the engine serve its result forever after
-        (the handler must take no arguments). ``dependencies=[Depends(f)]`` run before the handler (for
-        their side effects: checks that raise HTTPException ...). The OpenAPI keywords (``tags=``,
-        ``summary=`` ...) are stored on the route, see `add_api_route`.
-        """
-        if constant and (dependencies or self.dependencies):
-            raise TypeError(f"constant route {path}: a constant route cannot have dependencies")
+    def route(self, path: str, methods: Optional[Sequence[str]] = None,
+              **options: Unpack[DecoratorOptions]) -> Callable[[F], F]:
+        """Decorator form of `add_api_route`, with one more option: ``constant=True`` calls the handler once,
+        now, and lets the engine serve its result forever after (the handler must take no arguments)."""
+        constant = options.get("constant", False)
+        route_options = cast(RouteOptions, {k: v for k, v in options.items() if k != "constant"})
+        if constant:
+            if options.get("dependencies") or self.dependencies:
+                raise TypeError(f"constant route {path}: a constant route cannot have dependencies")
+            extra = set(route_options) - {"status_code", "dependencies"}
+            if extra:
+                raise TypeError(f"constant route {path}: only status_code= applies to a constant route, not "
+                                f"{', '.join(sorted(extra))}")
 
         def decorator(func: F) -> F:
             if constant:
-                self._add_constant_from_handler(path, func, methods or ("GET",), status_code)
+                self._add_constant_from_handler(path, func, methods or ("GET",), options.get("status_code"))
             else:
-                self.add_api_route(path, func, methods=methods, status_code=status_code, name=name,
-                                   response_model=response_model, inline=inline, eager=eager, dependencies=dependencies,
-                                   tags=tags, summary=summary, description=description, responses=responses,
-                                   deprecated=deprecated, openapi_extra=openapi_extra, operation_id=operation_id,
-                                   include_in_schema=include_in_schema,
-                                   response_description=response_description)
+                self.add_api_route(path, func, methods=methods, **route_options)
             return func
 
         return decorator
 
-    def get(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
+    def get(self, path: str, **options: Unpack[DecoratorOptions]) -> Callable[[F], F]:
         return self.route(path, ["GET"], **options)
 
-    def post(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
+    def post(self, path: str, **options: Unpack[DecoratorOptions]) -> Callable[[F], F]:
         return self.route(path, ["POST"], **options)
 
-    def put(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
+    def put(self, path: str, **options: Unpack[DecoratorOptions]) -> Callable[[F], F]:
         return self.route(path, ["PUT"], **options)
 
-    def patch(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
+    def patch(self, path: str, **options: Unpack[DecoratorOptions]) -> Callable[[F], F]:
         return self.route(path, ["PATCH"], **options)
 
-    def delete(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
+    def delete(self, path: str, **options: Unpack[DecoratorOptions]) -> Callable[[F], F]:
         return self.route(path, ["DELETE"], **options)
 
-    def head(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
+    def head(self, path: str, **options: Unpack[DecoratorOptions]) -> Callable[[F], F]:
         return self.route(path, ["HEAD"], **options)
 
-    def options(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
+    def options(self, path: str, **options: Unpack[DecoratorOptions]) -> Callable[[F], F]:
         return self.route(path, ["OPTIONS"], **options)
 
     # -- WebSocket routes -----------------------------------------------------------------------------

@@ -16,7 +16,8 @@ import dataclasses
 import functools
 import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Optional
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Optional, TypedDict, Union
 
 from .params import RequestPlan, build_plan, native_path_type, resolve_hints
 from .requests import Request
@@ -24,8 +25,10 @@ from .responses import RedirectResponse, Response
 
 if TYPE_CHECKING:
     from pydantic import TypeAdapter
+    from typing_extensions import Unpack
 
-__all__ = ["Route", "ConstantRoute", "WebSocketRoute", "RouteTable", "parse_path", "PathSegment", "FROM_ANNOTATION"]
+__all__ = ["Route", "RouteOptions", "ConstantRoute", "WebSocketRoute", "RouteTable", "parse_path", "PathSegment",
+           "FROM_ANNOTATION"]
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")
 _PARAM_TYPES = ("str", "int", "float", "uuid", "path")
@@ -139,6 +142,29 @@ FROM_ANNOTATION: Any = object()
 """``response_model=``'s default: the handler's return annotation declares the result type."""
 
 
+class RouteOptions(TypedDict, total=False):
+    """The keyword options of a route: ``@app.get(path, ...)``, `CovetPy.add_api_route`, `Route.build`.
+
+    Adding an option means one line here, a field on `Route` and its conversion in `Route.build`."""
+
+    status_code: Optional[int]
+    name: Optional[str]
+    response_model: Any  # default FROM_ANNOTATION: the return annotation; None: no result checking
+    inline: Optional[bool]
+    eager: Optional[bool]
+    dependencies: Optional[Sequence[Any]]  # Depends(...) run before the handler, their values unused
+    # OpenAPI only, as in FastAPI: stored on the route (``app.routes``) for the schema, nothing else.
+    tags: Optional[Sequence[Union[str, Enum]]]
+    summary: Optional[str]
+    description: Optional[str]
+    responses: Optional[Mapping[Union[int, str], Mapping[str, Any]]]
+    deprecated: Optional[bool]
+    openapi_extra: Optional[Mapping[str, Any]]
+    operation_id: Optional[str]
+    include_in_schema: bool
+    response_description: str
+
+
 @dataclasses.dataclass(eq=False)
 class Route:
     """A Python route: `endpoint` answers `methods` on `path`."""
@@ -172,34 +198,20 @@ class Route:
     response_description: str = "Successful Response"  # the schema's description of the success response
 
     @classmethod
-    def build(
-        cls,
-        path: str,
-        endpoint: Callable[..., Any],
-        methods: Sequence[str],
-        *,
-        name: Optional[str] = None,
-        status_code: Optional[int] = None,
-        inline: Optional[bool] = None,
-        eager: Optional[bool] = None,
-        response_model: Any = FROM_ANNOTATION,
-        dependencies: Sequence[Any] = (),
-        tags: Optional[Sequence[Any]] = None,
-        summary: Optional[str] = None,
-        description: Optional[str] = None,
-        responses: Optional[Mapping[Any, Mapping[str, Any]]] = None,
-        deprecated: Optional[bool] = None,
-        openapi_extra: Optional[Mapping[str, Any]] = None,
-        operation_id: Optional[str] = None,
-        include_in_schema: bool = True,
-        response_description: str = "Successful Response",
-    ) -> Route:
+    def build(cls, path: str, endpoint: Callable[..., Any], methods: Sequence[str],
+              **options: Unpack[RouteOptions]) -> Route:
+        """The route for `endpoint` on `path`; `options` are `RouteOptions` (an unknown one is a TypeError)."""
+        unknown = set(options) - RouteOptions.__optional_keys__
+        if unknown:
+            raise TypeError(f"route {path}: unknown option(s) {', '.join(sorted(unknown))}; the route options are "
+                            f"{', '.join(sorted(RouteOptions.__optional_keys__))}")
         methods = tuple(dict.fromkeys(m.upper() for m in methods))
         for m in methods:
             if m not in METHODS:
                 raise ValueError(f"unknown HTTP method '{m}' for route {path}")
         segments = parse_path(path)
         path_names = [s.text for s in segments if s.is_param] if segments else []
+        dependencies = tuple(options.get("dependencies") or ())
         plan = build_plan(endpoint, path_names, dependencies)
         native_types: dict[str, Optional[str]] = {}
         derived = False
@@ -218,31 +230,33 @@ class Route:
         if derived:
             assert segments is not None
             fallback = _render(segments, {s.text: s.type for s in segments if s.is_param})
-        declared = _declared_result_type(endpoint, response_model)
+        declared = _declared_result_type(endpoint, options.get("response_model", FROM_ANNOTATION))
+        status_code = options.get("status_code")
+        openapi_extra = options.get("openapi_extra")
         return cls(
             path=path,
             endpoint=endpoint,
             methods=methods,
-            name=name or str(getattr(endpoint, "__name__", type(endpoint).__name__)),
+            name=options.get("name") or str(getattr(endpoint, "__name__", type(endpoint).__name__)),
             status_code=status_code if status_code is not None else 200,
             native_pattern=native_pattern,
             fallback_pattern=fallback,
             plan=plan,
             is_async=_is_async_callable(endpoint),
-            inline=inline,
+            inline=options.get("inline"),
             response_adapter=_response_adapter(declared),
             declared_result=declared is not None and declared is not type(None),
-            eager=eager,
-            dependencies=tuple(dependencies),
-            tags=list(tags or ()),
-            summary=summary,
-            description=description,
-            responses={code: dict(value) for code, value in (responses or {}).items()},
-            deprecated=deprecated,
+            eager=options.get("eager"),
+            dependencies=dependencies,
+            tags=list(options.get("tags") or ()),
+            summary=options.get("summary"),
+            description=options.get("description"),
+            responses={code: dict(value) for code, value in (options.get("responses") or {}).items()},
+            deprecated=options.get("deprecated"),
             openapi_extra=dict(openapi_extra) if openapi_extra is not None else None,
-            operation_id=operation_id,
-            include_in_schema=include_in_schema,
-            response_description=response_description,
+            operation_id=options.get("operation_id"),
+            include_in_schema=options.get("include_in_schema", True),
+            response_description=options.get("response_description", "Successful Response"),
         )
 
     def describe(self) -> str:
