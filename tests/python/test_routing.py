@@ -88,7 +88,7 @@ class TestDuplicates:
         assert "/users/{user_id}" in message and "first" in message
 
     def test_different_types_or_methods_are_not_duplicates(self) -> None:
-        app = CovetPy()
+        app = CovetPy(openapi_url=None)  # no docs pages in app.routes (nor at /docs)
 
         @app.get("/items/{item_id}")
         async def by_id(item_id: int) -> None: ...
@@ -108,7 +108,7 @@ class TestDuplicates:
             app.get("/health")(_noop)
 
     def test_route_method_list(self) -> None:
-        app = CovetPy()
+        app = CovetPy(openapi_url=None)  # no docs pages in app.routes (nor at /docs)
 
         @app.route("/multi", methods=["GET", "post"])
         async def multi() -> None: ...
@@ -120,7 +120,7 @@ class TestDuplicates:
 
 
 def test_route_listing_describes_routes() -> None:
-    app = CovetPy()
+    app = CovetPy(openapi_url=None)  # no docs pages in app.routes (nor at /docs)
 
     @app.get("/a")
     async def a() -> None: ...
@@ -298,7 +298,7 @@ class TestRedirectSlashes:
         assert client.get("/things/").status_code == 404
 
     def test_a_route_already_there_is_never_shadowed(self, make_client) -> None:  # type: ignore[no-untyped-def]
-        app = CovetPy()
+        app = CovetPy(openapi_url=None)  # no docs pages in app.routes (nor at /docs)
 
         @app.get("/{name}")
         async def anything(name: str) -> str:
@@ -339,7 +339,7 @@ class TestOpenAPIKeywords:
         assert (defaults.openapi_url, defaults.docs_url, defaults.redoc_url) == ("/openapi.json", "/docs", "/redoc")
 
     def test_route_keywords_are_stored_and_change_nothing(self, make_client) -> None:  # type: ignore[no-untyped-def]
-        app = CovetPy()
+        app = CovetPy(openapi_url=None)  # no docs pages in app.routes (nor at /docs)
 
         @app.get("/items/{item_id}", tags=["items"], summary="Read an item", description="Long text",
                  responses={404: {"description": "Not found"}, "default": {"description": "Other"}},

@@ -7,13 +7,15 @@ import inspect
 import os
 import sys
 import warnings
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Optional, TypedDict, TypeVar, Union, cast
 
 from . import encoders
 from .datastructures import State
+from .openapi import docs as openapi_docs
 from .params import Depends
-from .responses import Response, StreamingResponse
+from .requests import Request
+from .responses import HTMLResponse, Response, StreamingResponse
 from .routing import ConstantRoute, Route, RouteOptions, RouteTable, WebSocketRoute, parse_path
 from .server.interface import ExceptionHandler, Middleware, Publisher, ServedApp
 from .server.options import ENGINE_OPTIONS
@@ -76,9 +78,15 @@ class CovetPy:
         (Python >= 3.12; asyncio's own loop on 3.11), else Tasks started on the next loop turn. ``True``
         asks for it (logged when the loop cannot), ``False`` turns it off. Per route: ``eager=``.
       dependencies: ``[Depends(f), ...]`` run before every route's handler (values unused).
-      title, version, description, summary, servers, openapi_url, docs_url, redoc_url, openapi_tags,
-        terms_of_service, contact, license_info: FastAPI's OpenAPI metadata, stored as attributes (no schema or
-        docs pages are served yet).
+      title, version, description, summary, servers, openapi_url, openapi_tags, terms_of_service, contact,
+        license_info: FastAPI's OpenAPI metadata.
+      docs_url (``/docs``: Swagger UI), redoc_url (``/redoc``: ReDoc), swagger_ui_oauth2_redirect_url
+        (``/docs/oauth2-redirect``), swagger_ui_init_oauth, swagger_ui_parameters: FastAPI's docs pages, served
+        when ``openapi_url`` is set (None turns a page off), left out of the schema and of the app's
+        ``dependencies``. Their scripts and styles are bundled with CovetPy (no CDN: they work offline) and
+        served under ``docs_assets_url`` (default ``/_covet/docs``). To load them from elsewhere, turn the page
+        off (``docs_url=None``) and serve your own with `covet.openapi.docs.get_swagger_ui_html` and its
+        ``swagger_js_url=`` & co., as in FastAPI.
       redirect_slashes: a path no route matches, but would with its trailing slash added or removed, answers
         307 to that form (any method, query string kept), as in FastAPI/Starlette. Default True.
 
@@ -106,6 +114,10 @@ class CovetPy:
         openapi_url: Optional[str] = "/openapi.json",
         docs_url: Optional[str] = "/docs",
         redoc_url: Optional[str] = "/redoc",
+        swagger_ui_oauth2_redirect_url: Optional[str] = "/docs/oauth2-redirect",
+        swagger_ui_init_oauth: Optional[Mapping[str, Any]] = None,
+        swagger_ui_parameters: Optional[Mapping[str, Any]] = None,
+        docs_assets_url: str = openapi_docs.DOCS_ASSETS_URL,
         openapi_tags: Optional[Sequence[Mapping[str, Any]]] = None,
         terms_of_service: Optional[str] = None,
         contact: Optional[Mapping[str, Any]] = None,
@@ -124,6 +136,12 @@ class CovetPy:
         self.openapi_url = openapi_url
         self.docs_url = docs_url
         self.redoc_url = redoc_url
+        self.swagger_ui_oauth2_redirect_url = swagger_ui_oauth2_redirect_url
+        self.swagger_ui_init_oauth: Optional[dict[str, Any]] = (
+            dict(swagger_ui_init_oauth) if swagger_ui_init_oauth is not None else None)
+        self.swagger_ui_parameters: Optional[dict[str, Any]] = (
+            dict(swagger_ui_parameters) if swagger_ui_parameters is not None else None)
+        self.docs_assets_url = docs_assets_url
         self.openapi_tags: Optional[list[dict[str, Any]]] = (
             [dict(tag) for tag in openapi_tags] if openapi_tags is not None else None)
         self.terms_of_service = terms_of_service
@@ -145,6 +163,55 @@ class CovetPy:
         self.dependencies: list[Depends] = list(dependencies or [])
         self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
         self._lifespan_state: Optional[dict[str, Any]] = None
+        self._setup_docs()
+
+    # -- the docs pages (FastAPI's setup(): registered first, outside the schema and the app's dependencies) ----
+    def _add_internal_route(self, path: str, endpoint: Callable[..., Any]) -> None:
+        self.router.add(Route.build(path, endpoint, ("GET",), include_in_schema=False, response_model=None))
+
+    def _setup_docs(self) -> None:
+        openapi_url = self.openapi_url
+        if not openapi_url:
+            return
+        assets = self.docs_assets_url
+        if not assets.startswith("/") or assets.rstrip("/") == "":
+            raise ValueError(f"docs_assets_url must be a path below '/' (default {openapi_docs.DOCS_ASSETS_URL!r}), "
+                             f"not {assets!r}")
+
+        def asset_url(root_path: str, name: str) -> str:
+            return root_path + openapi_docs.docs_asset_url(name, assets)
+
+        if self.docs_url:
+            redirect_url = self.swagger_ui_oauth2_redirect_url
+
+            async def swagger_ui_html(request: Request) -> HTMLResponse:
+                root_path = _root_path(request)
+                return openapi_docs.get_swagger_ui_html(
+                    openapi_url=root_path + openapi_url, title=f"{self.title} - Swagger UI",
+                    swagger_js_url=asset_url(root_path, "swagger-ui-bundle.js"),
+                    swagger_css_url=asset_url(root_path, "swagger-ui.css"),
+                    swagger_favicon_url=asset_url(root_path, "favicon.png"),
+                    oauth2_redirect_url=root_path + redirect_url if redirect_url else None,
+                    init_oauth=self.swagger_ui_init_oauth, swagger_ui_parameters=self.swagger_ui_parameters)
+
+            self._add_internal_route(self.docs_url, swagger_ui_html)
+            if redirect_url:
+                async def swagger_ui_redirect() -> HTMLResponse:
+                    return openapi_docs.get_swagger_ui_oauth2_redirect_html()
+
+                self._add_internal_route(redirect_url, swagger_ui_redirect)
+        if self.redoc_url:
+            async def redoc_html(request: Request) -> HTMLResponse:
+                root_path = _root_path(request)
+                return openapi_docs.get_redoc_html(
+                    openapi_url=root_path + openapi_url, title=f"{self.title} - ReDoc",
+                    redoc_js_url=asset_url(root_path, "redoc.standalone.js"),
+                    redoc_favicon_url=asset_url(root_path, "favicon.png"))
+
+            self._add_internal_route(self.redoc_url, redoc_html)
+        if self.docs_url or self.redoc_url:
+            for name in openapi_docs.DOCS_ASSETS:
+                self._add_internal_route(f"{assets.rstrip('/')}/{name}", _docs_asset_endpoint(name))
 
     # -- routes ---------------------------------------------------------------------------------------
     @property
@@ -441,6 +508,22 @@ class CovetPy:
 
     def __repr__(self) -> str:
         return f"<CovetPy {self.title!r} with {len(self.router.routes)} routes>"
+
+
+def _root_path(request: Request) -> str:
+    """The ASGI ``root_path`` the app is served under (behind a proxy that strips a prefix), without its final
+    slash: prefixed to the URLs the docs pages load, as FastAPI does."""
+    return str(request.scope.get("root_path") or "").rstrip("/")
+
+
+def _docs_asset_endpoint(name: str) -> Callable[[Request], Awaitable[Response]]:
+    """The handler serving bundled docs asset `name` (ETag, Cache-Control, 304 on a matching If-None-Match)."""
+
+    async def docs_asset(request: Request) -> Response:
+        return openapi_docs.docs_asset_response(name, request.headers.get("if-none-match"))
+
+    docs_asset.__name__ = f"docs_asset_{name.replace('-', '_').replace('.', '_')}"
+    return docs_asset
 
 
 def _import_string(app: CovetPy) -> tuple[str, str]:

@@ -90,3 +90,10 @@ __all__ = [
     "UploadFile",
     "status",
 ]
+
+# --- docs: the interactive docs pages' functions (fastapi.openapi.docs)
+if FRAMEWORK == "fastapi":
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+else:
+    from covet.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+__all__ += ["get_redoc_html", "get_swagger_ui_html", "get_swagger_ui_oauth2_redirect_html"]
