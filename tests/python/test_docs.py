@@ -31,6 +31,7 @@ def test_routes_registered_like_fastapi_and_left_out_of_the_schema() -> None:
         f"{ASSETS}/redoc.standalone.js": "docs_asset_redoc_standalone_js",
     }
     assert all(getattr(route, "include_in_schema", None) is False for route in app.routes)
+    assert all(route.methods == ("GET", "HEAD") for route in app.routes)  # Starlette's add_route: GET and HEAD
 
 
 @pytest.mark.parametrize(("options", "paths"), [
@@ -106,6 +107,9 @@ def test_assets_served_with_caching_headers(make_client, name: str, file: str,  
         assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", etag), if_none_match
         assert again.headers["cache-control"] == "public, max-age=86400"
     assert client.get(f"{ASSETS}/{name}", headers={"If-None-Match": '"other"'}).status_code == 200
+    head = client.head(f"{ASSETS}/{name}")
+    assert (head.status_code, head.content, head.headers["etag"]) == (200, b"", etag)
+    assert head.headers["content-length"] == str(len(r.content))
 
 
 def test_the_apps_dependencies_do_not_guard_the_docs(make_client) -> None:  # type: ignore[no-untyped-def]

@@ -167,7 +167,7 @@ class CovetPy:
 
     # -- the docs pages (FastAPI's setup(): registered first, outside the schema and the app's dependencies) ----
     def _add_internal_route(self, path: str, endpoint: Callable[..., Any]) -> None:
-        self.router.add(Route.build(path, endpoint, ("GET",), include_in_schema=False, response_model=None))
+        self.router.add(Route.build(path, endpoint, ("GET", "HEAD"), include_in_schema=False, response_model=None))
 
     def _setup_docs(self) -> None:
         openapi_url = self.openapi_url
