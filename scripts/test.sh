@@ -35,7 +35,7 @@ echo "== checks: ruff + mypy --strict on the covet package (after the install: m
 scripts/lint-python.sh
 scripts/services.sh start   # PostgreSQL + Redis on free 127.0.0.1 ports -> build/services.env (test_real_drivers.py)
 trap 'scripts/services.sh stop' EXIT
-(cd tests/python && COVET_REQUIRE_NATIVE=1 COVET_REQUIRE_SERVICES=1 ../../.venv/bin/python -m pytest -q -p no:cacheprovider .)
+(cd tests/python && COVET_REQUIRE_NATIVE=1 COVET_REQUIRE_SERVICES=1 COVET_REQUIRE_CHROMIUM=1 ../../.venv/bin/python -m pytest -q -p no:cacheprovider .)
 
 echo "== differential: the same FastAPI apps under FastAPI 0.165 (uvicorn) and CovetPy (tests/differential)"
 tests/differential/run.sh
