@@ -176,7 +176,8 @@ class TestPlan:
 
         async def handler(name: str = Depends(item_dep)) -> None: ...
 
-        assert solve(build_plan(handler, []), Native(body=b'{"name": "n"}')) == {"name": "n"}
+        native = Native(headers=[("content-type", "application/json")], body=b'{"name": "n"}')
+        assert solve(build_plan(handler, []), native) == {"name": "n"}
 
 
 class TestSolve:

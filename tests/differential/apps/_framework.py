@@ -90,3 +90,49 @@ __all__ = [
     "UploadFile",
     "status",
 ]
+
+# --- security (issue 14: security utilities, parameter models, Annotated validators)
+if FRAMEWORK == "fastapi":
+    from fastapi import Security
+    from fastapi.security import (
+        APIKeyCookie,
+        APIKeyHeader,
+        APIKeyQuery,
+        HTTPAuthorizationCredentials,
+        HTTPBasic,
+        HTTPBasicCredentials,
+        HTTPBearer,
+        HTTPDigest,
+        OAuth2,
+        OAuth2AuthorizationCodeBearer,
+        OAuth2PasswordBearer,
+        OAuth2PasswordRequestForm,
+        OAuth2PasswordRequestFormStrict,
+        OpenIdConnect,
+        SecurityScopes,
+    )
+else:
+    from covet import Security
+    from covet.security import (
+        APIKeyCookie,
+        APIKeyHeader,
+        APIKeyQuery,
+        HTTPAuthorizationCredentials,
+        HTTPBasic,
+        HTTPBasicCredentials,
+        HTTPBearer,
+        HTTPDigest,
+        OAuth2,
+        OAuth2AuthorizationCodeBearer,
+        OAuth2PasswordBearer,
+        OAuth2PasswordRequestForm,
+        OAuth2PasswordRequestFormStrict,
+        OpenIdConnect,
+        SecurityScopes,
+    )
+__all__ += [
+    "APIKeyCookie", "APIKeyHeader", "APIKeyQuery", "HTTPAuthorizationCredentials", "HTTPBasic",
+    "HTTPBasicCredentials", "HTTPBearer", "HTTPDigest", "OAuth2", "OAuth2AuthorizationCodeBearer",
+    "OAuth2PasswordBearer", "OAuth2PasswordRequestForm", "OAuth2PasswordRequestFormStrict", "OpenIdConnect",
+    "Security", "SecurityScopes",
+]

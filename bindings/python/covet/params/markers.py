@@ -3,10 +3,11 @@ and ``Depends()``, as the default of a handler's argument or inside ``Annotated[
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, Optional
 
-__all__ = ["Param", "Query", "Path", "Header", "Cookie", "Body", "Form", "File", "Depends", "REQUIRED"]
+__all__ = ["Param", "Query", "Path", "Header", "Cookie", "Body", "Form", "File", "Depends", "Security",
+           "SecurityScopes", "REQUIRED"]
 
 REQUIRED: Any = ...  # the marker default meaning "no default": the parameter is required
 
@@ -18,7 +19,8 @@ class Param:
 
     Besides `alias` and the constraints (``gt ge lt le multiple_of min_length max_length pattern strict``), every
     marker takes FastAPI's OpenAPI-only keywords ``title``, ``description``, ``deprecated``, ``examples``,
-    ``openapi_examples`` and ``include_in_schema``: stored on the marker for the schema, nothing else.
+    ``openapi_examples``, ``include_in_schema`` and ``json_schema_extra``: stored on the marker for the schema,
+    nothing else.
     """
 
     location = "query"
@@ -36,6 +38,7 @@ class Param:
         examples: Optional[list[Any]] = None,
         openapi_examples: Optional[dict[str, Any]] = None,
         include_in_schema: bool = True,
+        json_schema_extra: Optional[dict[str, Any]] = None,
         **constraints: Any,
     ) -> None:
         unknown = set(constraints) - set(_CONSTRAINTS)
@@ -52,6 +55,7 @@ class Param:
         self.examples = examples
         self.openapi_examples = openapi_examples
         self.include_in_schema = include_in_schema
+        self.json_schema_extra = json_schema_extra
         self.constraints = {k: v for k, v in constraints.items() if v is not None}
 
     def __repr__(self) -> str:
@@ -157,3 +161,40 @@ class Depends:
     def __repr__(self) -> str:
         name = getattr(self.dependency, "__name__", type(self.dependency).__name__) if self.dependency else ""
         return f"Depends({name}{'' if self.use_cache else ', use_cache=False'})"
+
+
+class Security(Depends):
+    """A dependency on a security scheme (or on a function using one) that needs OAuth2 `scopes`:
+    ``user: Annotated[User, Security(current_user, scopes=["items"])]``.
+
+    The scopes add up along the dependency chain (a route's, then its dependencies'); a dependency reads the
+    scopes declared on the way to it with a `SecurityScopes` parameter, and OpenAPI lists them in the
+    operation's ``security`` requirement."""
+
+    __slots__ = ("scopes",)
+
+    def __init__(
+        self,
+        dependency: Optional[Callable[..., Any]] = None,
+        *,
+        scopes: Optional[Sequence[str]] = None,
+        use_cache: bool = True,
+    ) -> None:
+        super().__init__(dependency, use_cache=use_cache)
+        self.scopes: tuple[str, ...] = tuple(scopes or ())
+
+    def __repr__(self) -> str:
+        return f"Security({super().__repr__()[len('Depends('):-1]}, scopes={list(self.scopes)!r})"
+
+
+class SecurityScopes:
+    """A dependency's parameter annotated ``SecurityScopes`` receives the OAuth2 scopes declared with
+    ``Security(..., scopes=[...])`` on the way to it (the route's first, without repeats): `scopes` (a list)
+    and `scope_str` (space separated, for a ``WWW-Authenticate`` header)."""
+
+    def __init__(self, scopes: Optional[list[str]] = None) -> None:
+        self.scopes: list[str] = scopes or []
+        self.scope_str: str = " ".join(self.scopes)
+
+    def __repr__(self) -> str:
+        return f"SecurityScopes({self.scopes!r})"

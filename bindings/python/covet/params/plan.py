@@ -28,6 +28,7 @@ from covet.exceptions import HTTPException, RequestValidationError
 from covet.formparsers import MultiPartException
 from covet.requests import Request
 
+from .markers import SecurityScopes
 from .types import Converter, errors_of, validation_error
 
 __all__ = ["ParamSpec", "RequestPlan", "Dependency", "DependencyScope", "CallKind", "call_kind"]
@@ -51,6 +52,9 @@ class ParamSpec:
     form: bool = False  # body: a field (or file) of a form body, not JSON
     read_bytes: bool = False  # form: a file's content rather than the UploadFile
     form_fields: Optional[tuple[tuple[str, bool], ...]] = None  # form: a model read from these (key, many)
+    # query/header/cookie: a pydantic model read from several keys: ((model key, request key, many) per field,
+    # Optional[Model], the model takes extra keys (extra="allow"/"forbid") — see RequestPlan._collect_group.
+    group: Optional[tuple[tuple[tuple[str, str, bool], ...], bool, bool]] = None
 
 
 def _missing(loc: tuple[Any, ...]) -> dict[str, Any]:
@@ -92,9 +96,9 @@ def _query_multi(qs: str) -> dict[str, list[str]]:
     return out
 
 
-def _is_json_media_type(content_type: Optional[str]) -> bool:
+def _is_json_media_type(content_type: Optional[str], strict: bool = True) -> bool:
     if not content_type:
-        return True  # FastAPI parses a body without Content-Type as JSON too
+        return not strict  # FastAPI (0.132+, strict_content_type=True) does not parse it as JSON
     media_type = content_type.partition(";")[0].strip().lower()
     main, _, sub = media_type.partition("/")
     return main == "application" and (sub == "json" or sub.endswith("+json"))
@@ -108,17 +112,24 @@ class RequestPlan:
     """How to turn a native request into a handler's keyword arguments (built once per route)."""
 
     __slots__ = ("specs", "path", "query", "query_lists", "header", "cookie", "body", "request_arg",
-                 "needs_request", "trivial", "dependencies", "form", "json_in_tree", "form_in_tree")
+                 "needs_request", "trivial", "dependencies", "form", "json_in_tree", "form_in_tree",
+                 "scopes_arg", "scopes", "strict_content_type", "header_groups")
 
     def __init__(self, specs: list[ParamSpec], request_arg: Optional[str],
-                 dependencies: Sequence[Dependency] = ()) -> None:
+                 dependencies: Sequence[Dependency] = (), *, scopes_arg: Optional[str] = None,
+                 scopes: tuple[str, ...] = (), strict_content_type: bool = True) -> None:
         self.specs = specs
         self.request_arg = request_arg
         self.dependencies = tuple(dependencies)
+        # Security: the argument receiving `SecurityScopes`, and the scopes declared on the way to this plan.
+        self.scopes_arg = scopes_arg
+        self.scopes = scopes
+        self.strict_content_type = strict_content_type  # a JSON body needs a JSON Content-Type
         self.path = tuple(s for s in specs if s.location == "path")
         self.query = tuple(s for s in specs if s.location == "query")
-        self.query_lists = any(s.many for s in self.query)
+        self.query_lists = any(s.many or s.group is not None for s in self.query)
         self.header = tuple(s for s in specs if s.location == "header")
+        self.header_groups = any(s.group is not None for s in self.header)  # then every header is read
         self.cookie = tuple(s for s in specs if s.location == "cookie")
         self.body = tuple(s for s in specs if s.location == "body")
         self.form = any(s.form for s in self.body)  # the body is a form (then every body spec is a form field)
@@ -129,7 +140,12 @@ class RequestPlan:
         # Path and query values are read straight from the native request; everything else goes through
         # a Request object (which caches what it parses).
         self.needs_request = bool(request_arg or self.header or self.cookie or self.body or self.dependencies)
-        self.trivial = not specs and request_arg is None and not self.dependencies
+        self.trivial = not specs and request_arg is None and not self.dependencies and scopes_arg is None
+
+    def replaced(self, specs: list[ParamSpec], dependencies: Sequence[Dependency]) -> RequestPlan:
+        """This plan with other specs and dependencies (the rest kept)."""
+        return RequestPlan(specs, self.request_arg, dependencies, scopes_arg=self.scopes_arg, scopes=self.scopes,
+                           strict_content_type=self.strict_content_type)
 
     @property
     def path_names(self) -> list[str]:
@@ -158,6 +174,8 @@ class RequestPlan:
         JSON body `read_tree_body` parsed for the whole dependency tree, or `_UNPARSED`: parse it here."""
         if self.request_arg is not None:
             kwargs[self.request_arg] = request
+        if self.scopes_arg is not None:
+            kwargs[self.scopes_arg] = SecurityScopes(list(self.scopes))
         if self.path:
             self._collect_path(request.path_params if request is not None else native.params, kwargs, errors)
         if self.query:
@@ -169,8 +187,14 @@ class RequestPlan:
         if self.header:
             assert request is not None  # needs_request
             headers = request.headers
-            self._collect_values({s.key: headers.getlist(s.key) for s in self.header}, True, self.header, kwargs,
-                                 errors)
+            if self.header_groups:
+                every: dict[str, list[str]] = {}
+                for name, value in headers.items():
+                    every.setdefault(name.lower(), []).append(value)
+                self._collect_values(every, True, self.header, kwargs, errors)
+            else:
+                self._collect_values({s.key: headers.getlist(s.key) for s in self.header}, True, self.header,
+                                     kwargs, errors)
         if self.cookie:
             assert request is not None  # needs_request
             self._collect_values(request.cookies, False, self.cookie, kwargs, errors)
@@ -181,7 +205,7 @@ class RequestPlan:
             return self._collect_form(request, kwargs, errors)
         if body is _UNPARSED:
             reported = len(errors)
-            body = _parse_body(request, errors)
+            body = _parse_body(request, errors, self.strict_content_type)
             if len(errors) != reported:  # not JSON: reported, nothing to validate
                 return body
         self._bind_body(body, kwargs, errors)
@@ -202,7 +226,7 @@ class RequestPlan:
             return _UNPARSED
         assert isinstance(request, Request)  # a WebSocket route has no body parameters
         errors: list[dict[str, Any]] = []
-        value = _parse_body(request, errors)
+        value = _parse_body(request, errors, self.strict_content_type)
         if errors:
             raise RequestValidationError(errors, body=value)
         return value
@@ -239,6 +263,9 @@ class RequestPlan:
     ) -> None:
         """`source` maps keys to lists of values when `lists`, else to single values."""
         for spec in specs:
+            if spec.group is not None:
+                RequestPlan._collect_group(spec, source, lists, kwargs, errors)
+                continue
             raw: Any = source.get(spec.key)
             if raw is None or (lists and not raw):
                 if spec.required:
@@ -259,6 +286,45 @@ class RequestPlan:
                 kwargs[spec.name] = convert(raw)
             except validation_error() as exc:
                 errors.extend(errors_of(exc, (spec.location, spec.key)))
+
+    @staticmethod
+    def _collect_group(spec: ParamSpec, source: Mapping[str, Any], lists: bool, kwargs: dict[str, Any],
+                       errors: list[dict[str, Any]]) -> None:
+        """A pydantic model from several query keys / headers / cookies (FastAPI's parameter models): its
+        fields by their keys, and every other key too, for the model's ``extra`` policy."""
+        assert spec.group is not None and spec.convert is not None
+        fields, optional, takes_extra = spec.group
+        data: dict[str, Any] = {}
+        seen: set[str] = set()
+        renamed: dict[str, str] = {}  # model key -> request key, to report a header under its name
+        own = False
+        for key, request_key, many in fields:
+            seen.add(request_key)
+            seen.add(key)
+            if request_key != key:
+                renamed[key] = request_key
+            raw = source.get(request_key)
+            if raw is None or (lists and not raw):
+                continue
+            own = True
+            data[key] = (raw if many else raw[-1]) if lists else ([raw] if many else raw)
+        for key, raw in source.items():
+            if key not in seen:
+                data[key] = (raw[0] if len(raw) == 1 else raw) if lists else raw
+        if optional and not (own or (takes_extra and data)):
+            if spec.required:
+                errors.append(_missing((spec.location,)))
+            else:
+                kwargs[spec.name] = spec.default
+            return
+        try:
+            kwargs[spec.name] = spec.convert(data)
+        except validation_error() as exc:
+            for error in errors_of(exc, (spec.location,)):
+                loc = error["loc"]
+                if len(loc) > 1 and loc[1] in renamed:
+                    error["loc"] = (loc[0], renamed[loc[1]], *loc[2:])
+                errors.append(error)
 
     def _bind_body(self, value: Any, kwargs: dict[str, Any], errors: list[dict[str, Any]]) -> None:
         """Validates the parsed JSON body (`_NO_BODY` when empty) into the body parameters."""
@@ -305,7 +371,12 @@ class RequestPlan:
             value = _form_value(form, key, many)
             if value is not _NO_BODY:
                 data[key] = value
-        if not data and not spec.required:
+        own = bool(data)
+        keys = {key for key, _ in spec.form_fields}
+        for key in dict.fromkeys(k for k, _ in form.multi_items() if k not in keys):  # for extra="forbid"
+            values = form.getlist(key)
+            data[key] = values[0] if len(values) == 1 else values
+        if not own and not spec.required:
             kwargs[spec.name] = spec.default
             return
         try:
@@ -331,13 +402,14 @@ class RequestPlan:
         except validation_error() as exc:
             errors.extend(errors_of(exc, loc))
 
-def _parse_body(request: Request, errors: list[dict[str, Any]]) -> Any:
+def _parse_body(request: Request, errors: list[dict[str, Any]], strict_content_type: bool = True) -> Any:
     """The request body: parsed JSON, `_NO_BODY` when empty, the bytes when not JSON (validation then
-    reports the type mismatch, as FastAPI does); invalid JSON adds its error and returns the bytes."""
+    reports the type mismatch, as FastAPI does); invalid JSON adds its error and returns the bytes. Without
+    a Content-Type the body is JSON only when not `strict_content_type`."""
     raw = request._body_now()
     if not raw:
         return _NO_BODY
-    if _is_json_media_type(request.headers.get("content-type")):
+    if _is_json_media_type(request.headers.get("content-type"), strict_content_type):
         value = _body_json(raw, errors)
         if value is not _INVALID:
             return value
@@ -420,8 +492,10 @@ class Dependency:
     plan: RequestPlan  # how to fill the dependency's own parameters
     kind: CallKind
     path_names: tuple[str, ...]  # the route's path parameters (for plans of overrides)
-    planner: Callable[[Callable[..., Any], Sequence[str], bool], RequestPlan]  # build.build_dependency_plan
+    planner: Callable[..., RequestPlan]  # planner.build_dependency_plan
     embed_body: bool = False  # several body parameters in the route's tree: each is a field of the body
+    own_scopes: tuple[str, ...] = ()  # Security(..., scopes=[...]): the scopes this declaration adds
+    cache_key: Any = None  # the per-request cache key: `call`, with the scopes when its value may depend on them
     _override_plans: dict[Any, tuple[RequestPlan, CallKind]] = dataclasses.field(
         default_factory=dict, repr=False)
 
@@ -429,7 +503,8 @@ class Dependency:
         """The plan and kind of `replacement` (from ``app.dependency_overrides``), built on first use."""
         found = self._override_plans.get(replacement)
         if found is None:
-            found = (self.planner(replacement, self.path_names, self.embed_body), call_kind(replacement))
+            found = (self.planner(replacement, self.path_names, self.embed_body, self.plan.scopes),
+                     call_kind(replacement))
             self._override_plans[replacement] = found
         return found
 
@@ -521,7 +596,7 @@ class DependencyScope:
             values = await self._solve(sub_plan, body, cache, overrides, errors)
             if len(errors) != reported:
                 continue  # its parameters are invalid: not called (the errors are reported together)
-            key = dependency.call
+            key = dependency.cache_key if dependency.cache_key is not None else dependency.call
             if dependency.use_cache and key in cache:
                 value = cache[key]
             else:
