@@ -110,6 +110,7 @@ class CovetPy:
         terms_of_service: Optional[str] = None,
         contact: Optional[Mapping[str, Any]] = None,
         license_info: Optional[Mapping[str, Any]] = None,
+        strict_content_type: bool = True,
     ) -> None:
         if sync_handlers not in ("threadpool", "inline"):
             raise ValueError("sync_handlers must be 'threadpool' or 'inline'")
@@ -117,6 +118,8 @@ class CovetPy:
             raise ValueError(f"eager_async must be True, False or 'auto', not {eager_async!r}")
         self.title = title
         self.version = version
+        # A JSON body needs a JSON Content-Type (FastAPI 0.132+); False also parses a body without one.
+        self.strict_content_type = strict_content_type
         # OpenAPI metadata (FastAPI's keywords), kept for the schema; CovetPy serves no schema or docs pages yet.
         self.description = description
         self.summary = summary
@@ -164,6 +167,7 @@ class CovetPy:
         ``operation_id``, ``include_in_schema``, ``response_description`` — kept on the route for the schema,
         they do not change how it is served."""
         options["dependencies"] = [*self.dependencies, *(options.get("dependencies") or ())]
+        options.setdefault("strict_content_type", self.strict_content_type)
         route = Route.build(path, endpoint, methods or ("GET",), **options)
         self.router.add(route)
         return route

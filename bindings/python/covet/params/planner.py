@@ -145,14 +145,14 @@ def _hints_of(func: Callable[..., Any]) -> dict[str, Any]:
     return resolve_hints(target)
 
 
-def _form_spec(name: str, marker: Optional[Param], base: Any, validated: Any, required: bool, default: Any,
-               owner: str) -> ParamSpec:
-    """A field (or file) of a form body; `validated` is `base` with its pydantic ``Annotated`` metadata."""
-    constraints = marker.constraints if marker is not None else {}
+def _form_spec(name: str, marker: Optional[Param], base: Any, validated: Any, constraints: dict[str, Any],
+               required: bool, default: Any, owner: str) -> ParamSpec:
+    """A field (or file) of a form body; `validated` is `base` with its pydantic ``Annotated`` metadata, and
+    `constraints` the marker's not already in it."""
     key = (marker.alias if marker is not None else None) or name
     many = is_sequence(base)
     model = param_model(base)
-    if model is not None and not constraints:  # a pydantic model read from the form's fields
+    if model is not None and not (marker is not None and marker.constraints):  # a model from the form's fields
         fields = tuple((field.alias or field_name, is_sequence(field.annotation))
                        for field_name, field in model.model_fields.items())
         return ParamSpec(name, "body", key, base, required, None if required else default,
@@ -200,8 +200,8 @@ def _build(func: Callable[..., Any], path_names: Sequence[str], route_dependenci
             continue
         marker = found
         # The type pydantic validates: with the Annotated metadata (validators, Field constraints ...).
-        validated = with_metadata(annotation, _is_marker) if annotation is not inspect.Parameter.empty else base
-        constraints = marker.constraints if marker is not None else {}
+        validated, constraints = (base, {}) if annotation is inspect.Parameter.empty else with_metadata(
+            annotation, _is_marker, marker.constraints if marker is not None else {})
         required = default is inspect.Parameter.empty or default is REQUIRED
         if param.name in path_set or isinstance(marker, _PathParam):
             if param.name not in path_set:
@@ -210,7 +210,7 @@ def _build(func: Callable[..., Any], path_names: Sequence[str], route_dependenci
                                    make_converter(validated, constraints)))
             continue
         if isinstance(marker, _FormParam) or (marker is None and mentions_upload(base)):
-            specs.append(_form_spec(param.name, marker, base, validated, required, default, owner))
+            specs.append(_form_spec(param.name, marker, base, validated, constraints, required, default, owner))
             continue
         location = marker.location if marker is not None else None
         if location is None:  # a simple type (or a list of them) is a query parameter, anything else the body

@@ -65,10 +65,14 @@ def strip_annotated(tp: Any) -> Any:
     return tp
 
 
-def with_metadata(annotation: Any, skip: Callable[[Any], bool]) -> Any:
-    """`annotation` without its type aliases, keeping the ``Annotated`` metadata pydantic applies
-    (``AfterValidator``, ``Field(gt=0)``, ``StringConstraints`` ...) and dropping the items `skip` says are
-    covet's own markers (``Query()``, ``Depends()`` ...)."""
+def with_metadata(annotation: Any, skip: Callable[[Any], bool],
+                  constraints: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The type pydantic validates for a parameter, and the marker `constraints` still to apply.
+
+    `annotation` without its type aliases, keeping the ``Annotated`` metadata pydantic applies (``AfterValidator``,
+    ``Field(gt=0)``, ``StringConstraints`` ...) and dropping the items `skip` says are covet's own markers
+    (``Query()``, ``Depends()`` ...). With such metadata, the marker's constraints come first (they check the
+    input, as in FastAPI) and none are left over."""
     tp = unalias(annotation)
     metadata: list[Any] = []
     while typing.get_origin(tp) is Annotated:
@@ -76,8 +80,12 @@ def with_metadata(annotation: Any, skip: Callable[[Any], bool]) -> Any:
         metadata[:0] = [m for m in args[1:] if not skip(m)]
         tp = unalias(args[0])
     if not metadata:
-        return tp
-    return Annotated[(tp, *metadata)]
+        return tp, constraints
+    if constraints:
+        from pydantic import Field  # deferred: see _LazyValidator
+
+        metadata.insert(0, Field(**constraints))
+    return Annotated[(tp, *metadata)], {}
 
 
 def has_metadata(tp: Any) -> bool:
