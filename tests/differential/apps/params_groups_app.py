@@ -42,6 +42,17 @@ class CommonHeaders(BaseModel):
     x_tag: list[str] = []
 
 
+class StrictHeaders(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    host: str
+    x_token: str | None = None
+
+
+class RawHeaders(BaseModel):
+    x_under_score: str | None = None
+    user_agent: str | None = None
+
+
 class Cookies(BaseModel):
     session_id: str
     tracker: str | None = None
@@ -112,6 +123,21 @@ async def strict_items(filters: Annotated[StrictFilter, Query()]) -> dict:
 @app.get("/headers")
 async def read_headers(headers: Annotated[CommonHeaders, Header()]) -> dict:
     return headers.model_dump()
+
+
+@app.get("/strict-headers")
+async def read_strict_headers(headers: Annotated[StrictHeaders, Header()]) -> dict:
+    return headers.model_dump()
+
+
+@app.get("/raw-headers")
+async def read_raw_headers(headers: Annotated[RawHeaders, Header(convert_underscores=False)]) -> dict:
+    return headers.model_dump()
+
+
+@app.get("/optional-filters")
+async def optional_filters(filters: Annotated[StrictFilter | None, Query()] = None) -> dict:
+    return {"filters": None if filters is None else filters.model_dump()}
 
 
 @app.get("/cookies")
