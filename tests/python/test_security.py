@@ -272,3 +272,20 @@ class TestParameterFeatures:
 
         r = make_client(app).post("/i", content=body, headers={"Content-Type": "application/json"})
         assert r.status_code == 422 and r.json()["detail"][0]["type"] == "model_attributes_type"
+
+
+def test_security_requirements_for_openapi() -> None:
+    """What the OpenAPI generator reads: each scheme in the tree with the scopes declared on the way to it."""
+    oauth2 = OAuth2PasswordBearer(tokenUrl="token")
+    key = APIKeyQuery(name="k")
+
+    async def user(security_scopes: SecurityScopes, token: Annotated[str, Depends(oauth2)]) -> str:
+        return token
+
+    async def handler(a: Annotated[str, Security(user, scopes=["me"])],
+                      b: Annotated[str, Security(user, scopes=["items", "me"])],
+                      c: Annotated[str, Depends(key)]) -> None: ...
+
+    app = CovetPy()
+    route = app.add_api_route("/x", handler, dependencies=[Depends(key)])
+    assert route.plan.security_requirements() == [(key, ()), (oauth2, ("me",)), (oauth2, ("items", "me"))]

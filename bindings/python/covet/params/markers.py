@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal, Optional
 
 __all__ = ["Param", "Query", "Path", "Header", "Cookie", "Body", "Form", "File", "Depends", "Security",
-           "SecurityScopes", "REQUIRED"]
+           "SecurityScopes", "SecurityBase", "REQUIRED"]
 
 REQUIRED: Any = ...  # the marker default meaning "no default": the parameter is required
 
@@ -198,3 +198,16 @@ class SecurityScopes:
 
     def __repr__(self) -> str:
         return f"SecurityScopes({self.scopes!r})"
+
+
+class SecurityBase:
+    """The base of the security schemes (`covet.security`): `model` (the OpenAPI security scheme object, a
+    plain dict in FastAPI's shape: ``{"type": "http", "scheme": "bearer"}``) and `scheme_name` (its key under
+    ``components.securitySchemes``). Defined here, below `covet.security`, so that plans know a scheme when
+    they see one (a scheme's value is cached per set of scopes, as in FastAPI)."""
+
+    model: dict[str, Any]
+    scheme_name: str
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(scheme_name={self.scheme_name!r})"

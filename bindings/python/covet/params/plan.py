@@ -28,7 +28,7 @@ from covet.exceptions import HTTPException, RequestValidationError
 from covet.formparsers import MultiPartException
 from covet.requests import Request
 
-from .markers import SecurityScopes
+from .markers import SecurityBase, SecurityScopes
 from .types import Converter, errors_of, validation_error
 
 __all__ = ["ParamSpec", "RequestPlan", "Dependency", "DependencyScope", "CallKind", "call_kind"]
@@ -146,6 +146,27 @@ class RequestPlan:
         """This plan with other specs and dependencies (the rest kept)."""
         return RequestPlan(specs, self.request_arg, dependencies, scopes_arg=self.scopes_arg, scopes=self.scopes,
                            strict_content_type=self.strict_content_type)
+
+    def security_requirements(self) -> list[tuple[SecurityBase, tuple[str, ...]]]:
+        """The security schemes in this plan's dependency tree, each with the OAuth2 scopes declared on the
+        way to it, in FastAPI's order (depth first, as declared; a dependency reached again with the same
+        cache key is not visited twice) — what OpenAPI lists as the operation's ``security``."""
+        found: list[tuple[SecurityBase, tuple[str, ...]]] = []
+        visited: set[Any] = set()
+        stack = list(reversed(self.dependencies))
+        while stack:
+            dependency = stack.pop()
+            key = dependency.cache_key if dependency.cache_key is not None else dependency.call
+            if key in visited:
+                continue
+            visited.add(key)
+            call: Any = dependency.call
+            while isinstance(call, functools.partial):
+                call = call.func
+            if isinstance(call, SecurityBase):
+                found.append((call, dependency.plan.scopes))
+            stack.extend(reversed(dependency.plan.dependencies))
+        return found
 
     @property
     def path_names(self) -> list[str]:

@@ -34,6 +34,7 @@ from .markers import (
     Depends,
     Param,
     Security,
+    SecurityBase,
     SecurityScopes,
     _CookieParam,
     _FileParam,
@@ -246,10 +247,13 @@ def _build(func: Callable[..., Any], path_names: Sequence[str], route_dependenci
                        strict_content_type=strict_content_type)
 
 
-def _uses_scopes(own: Sequence[str], plan: RequestPlan) -> bool:
-    """Whether a dependency's value may depend on its scopes (then it is cached per set of scopes)."""
-    return bool(own) or plan.scopes_arg is not None or any(_uses_scopes(d.own_scopes, d.plan)
-                                                           for d in plan.dependencies)
+def _uses_scopes(call: Any, own: Sequence[str], plan: RequestPlan) -> bool:
+    """Whether a dependency's value may depend on its scopes (then it is cached per set of scopes, as in
+    FastAPI): it declares scopes, reads `SecurityScopes`, is a security scheme, or depends on one that does."""
+    while isinstance(call, functools.partial):
+        call = call.func
+    return (bool(own) or plan.scopes_arg is not None or isinstance(call, SecurityBase)
+            or any(_uses_scopes(d.call, d.own_scopes, d.plan) for d in plan.dependencies))
 
 
 def _dependency(name: Optional[str], marker: Depends, annotation: Any, path_names: Sequence[str],
@@ -263,7 +267,7 @@ def _dependency(name: Optional[str], marker: Depends, annotation: Any, path_name
     own = marker.scopes if isinstance(marker, Security) else ()
     scopes = _merge_scopes(parent_scopes, own)
     plan = _build(call, path_names, (), scopes)
-    cache_key = (call, tuple(sorted(set(scopes)))) if _uses_scopes(own, plan) else call
+    cache_key = (call, tuple(sorted(set(scopes)))) if _uses_scopes(call, own, plan) else call
     return Dependency(name, call, marker.use_cache, plan, call_kind(call), tuple(path_names), build_dependency_plan,
                       own_scopes=own, cache_key=cache_key)
 

@@ -10,17 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["SecurityBase"]
+from covet.params.markers import SecurityBase
 
-
-class SecurityBase:
-    """The base of the security schemes: `model` (OpenAPI security scheme object) and `scheme_name`."""
-
-    model: dict[str, Any]
-    scheme_name: str
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(scheme_name={self.scheme_name!r})"
+__all__ = ["SecurityBase", "scheme_model"]
 
 
 def scheme_model(kind: str, description: str | None, **fields: Any) -> dict[str, Any]:
