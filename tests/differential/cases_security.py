@@ -138,6 +138,12 @@ CASES: list[Case] = [
     case("params_groups/form-validated", "POST", "/form-validated", body=b"code=isbn-3", content_type=_FORM),
     case("params_groups/form-invalid", "POST", "/form-validated", body=b"code=bad", content_type=_FORM),
     case("params_groups/body-validated", "POST", "/body-validated", json_body={"name": "n", "price": 1}),
+    # --- Query()/Header() keywords: validation_alias, default_factory, regex, allow_inf_nan
+    case("params_groups/keywords-defaults", "GET", "/keywords"),
+    case("params_groups/keywords", "GET", "/keywords?item-query=a&tags=x&tags=y&code=abc&price=1.5",
+         headers={"X-Request": "r1"}),
+    case("params_groups/keywords-name-not-alias", "GET", "/keywords?item_query=a"),
+    case("params_groups/keywords-invalid", "GET", "/keywords?code=ABC&price=inf"),
     # --- bodies: embed, several body parameters, content types, arrays
     case("params_groups/embed", "POST", "/embed", json_body={"item": {"name": "a", "price": 1.5}}),
     case("params_groups/embed-not-embedded", "POST", "/embed", json_body={"name": "a", "price": 1.5}),

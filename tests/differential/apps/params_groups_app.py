@@ -229,3 +229,15 @@ async def body_validated(item: Annotated[Item, AfterValidator(lambda i: i.model_
 @app.post("/model")
 async def model(item: Item) -> dict:
     return item.model_dump()
+
+
+@app.get("/keywords")
+async def keywords(
+    *,
+    item_query: Annotated[str | None, Query(validation_alias="item-query")] = None,
+    tags: Annotated[list[str], Query(default_factory=lambda: ["default"])],
+    code: Annotated[str | None, Query(regex="^[a-z]+$")] = None,
+    price: Annotated[float | None, Query(allow_inf_nan=False)] = None,
+    x_req: Annotated[str | None, Header(validation_alias="X-Request")] = None,
+) -> dict:
+    return {"item_query": item_query, "tags": tags, "code": code, "price": price, "x_req": x_req}

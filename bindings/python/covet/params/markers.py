@@ -11,16 +11,21 @@ __all__ = ["Param", "Query", "Path", "Header", "Cookie", "Body", "Form", "File",
 
 REQUIRED: Any = ...  # the marker default meaning "no default": the parameter is required
 
-_CONSTRAINTS = ("gt", "ge", "lt", "le", "multiple_of", "min_length", "max_length", "pattern", "strict")
+# Passed to pydantic's Field for the value's validation.
+_CONSTRAINTS = ("gt", "ge", "lt", "le", "multiple_of", "min_length", "max_length", "pattern", "strict",
+                "allow_inf_nan", "max_digits", "decimal_places", "union_mode", "fail_fast", "discriminator")
 
 
 class Param:
     """A parameter marker; use the `Query`/`Path`/`Header`/`Cookie`/`Body` functions to make one.
 
-    Besides `alias` and the constraints (``gt ge lt le multiple_of min_length max_length pattern strict``), every
-    marker takes FastAPI's OpenAPI-only keywords ``title``, ``description``, ``deprecated``, ``examples``,
-    ``openapi_examples``, ``include_in_schema`` and ``json_schema_extra``: stored on the marker for the schema,
-    nothing else.
+    Besides `alias` (or `validation_alias`, a str: the key read), `default_factory` (called for each request
+    without the value) and the constraints (``gt ge lt le multiple_of min_length max_length pattern strict
+    allow_inf_nan max_digits decimal_places union_mode fail_fast discriminator``; ``regex`` is the deprecated
+    name of ``pattern``), every marker takes FastAPI's OpenAPI-only keywords ``title``, ``description``,
+    ``deprecated``, ``examples``, ``example``, ``openapi_examples``, ``include_in_schema``,
+    ``json_schema_extra``, ``serialization_alias``, ``alias_priority``, ``media_type`` and
+    ``validate_default``: stored on the marker for the schema, nothing else.
     """
 
     location = "query"
@@ -39,13 +44,33 @@ class Param:
         openapi_examples: Optional[dict[str, Any]] = None,
         include_in_schema: bool = True,
         json_schema_extra: Optional[dict[str, Any]] = None,
+        default_factory: Optional[Callable[[], Any]] = None,
+        validation_alias: Optional[str] = None,
+        serialization_alias: Optional[str] = None,
+        alias_priority: Optional[int] = None,
+        regex: Optional[str] = None,
+        example: Any = None,
+        media_type: Optional[str] = None,
+        validate_default: Optional[bool] = None,
         **constraints: Any,
     ) -> None:
         unknown = set(constraints) - set(_CONSTRAINTS)
         if unknown:
             raise TypeError(f"unknown {type(self).__name__} option(s): {', '.join(sorted(unknown))}")
+        if validation_alias is not None and not isinstance(validation_alias, str):
+            raise TypeError(f"{type(self).__name__}(validation_alias=...) must be a str (the key to read), not "
+                            f"{validation_alias!r}: AliasPath/AliasChoices are not supported on parameters")
+        if regex is not None:
+            import warnings
+
+            warnings.warn("`regex` has been deprecated, please use `pattern` instead", DeprecationWarning,
+                          stacklevel=3)
+            constraints.setdefault("pattern", regex)
+        if default_factory is not None and default is not REQUIRED:
+            raise TypeError(f"{type(self).__name__}(): give either a default or a default_factory, not both")
         self.default = default
-        self.alias = alias
+        self.default_factory = default_factory
+        self.alias = validation_alias or alias
         self.convert_underscores = convert_underscores
         self.embed = embed
         self.title = title
@@ -56,6 +81,11 @@ class Param:
         self.openapi_examples = openapi_examples
         self.include_in_schema = include_in_schema
         self.json_schema_extra = json_schema_extra
+        self.serialization_alias = serialization_alias
+        self.alias_priority = alias_priority
+        self.example = example
+        self.media_type = media_type
+        self.validate_default = validate_default
         self.constraints = {k: v for k, v in constraints.items() if v is not None}
 
     def __repr__(self) -> str:

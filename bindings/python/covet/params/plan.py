@@ -55,6 +55,11 @@ class ParamSpec:
     # query/header/cookie: a pydantic model read from several keys: ((model key, request key, many) per field,
     # Optional[Model], the model takes extra keys (extra="allow"/"forbid") — see RequestPlan._collect_group.
     group: Optional[tuple[tuple[tuple[str, str, bool], ...], bool, bool]] = None
+    default_factory: Optional[Callable[[], Any]] = None  # Query(default_factory=...): the default, per request
+
+    def default_value(self) -> Any:
+        """The value of an absent optional parameter."""
+        return self.default if self.default_factory is None else self.default_factory()
 
 
 def _missing(loc: tuple[Any, ...]) -> dict[str, Any]:
@@ -292,7 +297,7 @@ class RequestPlan:
                 if spec.required:
                     errors.append(_missing((spec.location, spec.key)))
                 else:
-                    kwargs[spec.name] = spec.default
+                    kwargs[spec.name] = spec.default_value()
                 continue
             if lists:
                 if not spec.many:
@@ -336,7 +341,7 @@ class RequestPlan:
             if spec.required:
                 errors.append(_missing((spec.location,)))
             else:
-                kwargs[spec.name] = spec.default
+                kwargs[spec.name] = spec.default_value()
             return
         try:
             kwargs[spec.name] = spec.convert(data)
@@ -370,7 +375,7 @@ class RequestPlan:
                 if spec.required:
                     errors.append(_missing(("body", spec.key)))
                 else:
-                    kwargs[spec.name] = spec.default
+                    kwargs[spec.name] = spec.default_value()
                 continue
             if spec.read_bytes:
                 value = [_file_content(v) for v in value] if spec.many else _file_content(value)
@@ -398,7 +403,7 @@ class RequestPlan:
             values = form.getlist(key)
             data[key] = values[0] if len(values) == 1 else values
         if not own and not spec.required:
-            kwargs[spec.name] = spec.default
+            kwargs[spec.name] = spec.default_value()
             return
         try:
             kwargs[spec.name] = spec.convert(data)
@@ -413,7 +418,7 @@ class RequestPlan:
             if spec.required:
                 errors.append(_missing(loc))
             else:
-                kwargs[spec.name] = spec.default
+                kwargs[spec.name] = spec.default_value()
             return
         if spec.convert is None:
             kwargs[spec.name] = value

@@ -180,6 +180,7 @@ def _build(func: Callable[..., Any], path_names: Sequence[str], route_dependenci
                     for d in route_dependencies]
     request_arg: Optional[str] = None
     scopes_arg: Optional[str] = None
+    factories: dict[str, Callable[[], Any]] = {}  # Query(default_factory=...) & co., by argument
     path_set = set(path_names)
     for param in signature.parameters.values():
         if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
@@ -203,7 +204,10 @@ def _build(func: Callable[..., Any], path_names: Sequence[str], route_dependenci
         # The type pydantic validates: with the Annotated metadata (validators, Field constraints ...).
         validated, constraints = (base, {}) if annotation is inspect.Parameter.empty else with_metadata(
             annotation, _is_marker, marker.constraints if marker is not None else {})
-        required = default is inspect.Parameter.empty or default is REQUIRED
+        factory = marker.default_factory if marker is not None else None
+        required = (default is inspect.Parameter.empty or default is REQUIRED) and factory is None
+        if factory is not None:
+            factories[param.name] = factory
         if param.name in path_set or isinstance(marker, _PathParam):
             if param.name not in path_set:
                 raise TypeError(f"{owner}: Path() parameter {param.name!r} does not appear in the route's path")
@@ -243,6 +247,9 @@ def _build(func: Callable[..., Any], path_names: Sequence[str], route_dependenci
             ParamSpec(param.name, location, key, base, required, None if required else default,
                       make_converter(validated, constraints), many=many)
         )
+    if factories:
+        specs = [dataclasses.replace(s, default_factory=factories[s.name]) if s.name in factories else s
+                 for s in specs]
     return RequestPlan(specs, request_arg, dependencies, scopes_arg=scopes_arg, scopes=scopes,
                        strict_content_type=strict_content_type)
 
