@@ -158,4 +158,9 @@ CASES: list[Case] = [
     case("params_groups/json-array", "POST", "/model", json_body=[{"name": "a", "price": 1}]),
     case("params_lax/json-no-content-type", "POST", "/model", body=b'{"name": "a", "price": 1}'),
     case("params_lax/json-content-type", "POST", "/model", json_body={"name": "a", "price": 1}),
+    # --- Depends(scope=...) on yield dependencies (events are read by the next request)
+    case("dep_scopes/stream", "GET", "/stream"),
+    case("dep_scopes/stream-events", "GET", "/events"),
+    case("dep_scopes/raise-after-yield-request", "GET", "/raise-request"),
+    case("dep_scopes/raise-after-yield-function", "GET", "/raise-function"),
 ]

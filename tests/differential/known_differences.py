@@ -35,6 +35,7 @@ KNOWN_DIFFERENCES: dict[str, str] = {
     "security/openapi": _OPENAPI,
     "params_groups/openapi": _OPENAPI,
     "params_lax/openapi": _OPENAPI,
+    "dep_scopes/openapi": _OPENAPI,
     # reason phrases (covet's table differs from uvicorn/h11's)
     "reason/203": "reason phrase: uvicorn 'Non-Authoritative Information', covet 'Success'",
     "reason/418": "reason phrase: uvicorn \"I'm a Teapot\", covet 'Client Error'",

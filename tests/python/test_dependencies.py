@@ -628,3 +628,84 @@ class TestServed:
         assert r.json() == {"creds": "a:b", "avatar": "me.png"}
         r = client.post("/login", data={"username": "a"})
         assert [tuple(e["loc"]) for e in r.json()["detail"]] == [("body", "password")]
+
+
+class TestTeardownScope:
+    """``Depends(scope=...)`` on ``yield`` dependencies: "request" (the default) tears down once the response is
+    sent, "function" before sending — as FastAPI 0.12x+."""
+
+    def test_request_scope_after_the_streamed_body_function_scope_before(self, make_client) -> None:  # type: ignore[no-untyped-def]
+        from covet import StreamingResponse
+
+        log: list[str] = []
+        app = CovetPy()
+
+        async def per_request() -> AsyncIterator[str]:
+            log.append("request open")
+            yield "r"
+            log.append("request close")
+
+        def per_function() -> Iterator[str]:
+            log.append("function open")
+            yield "f"
+            log.append("function close")
+
+        @app.get("/stream")
+        async def stream(a: str = Depends(per_request),
+                         b: str = Depends(per_function, scope="function")) -> StreamingResponse:
+            async def body() -> AsyncIterator[bytes]:
+                log.append("body")
+                yield (a + b).encode()
+
+            return StreamingResponse(body())
+
+        client = make_client(app)
+        assert client.get("/stream").text == "rf"
+        for _ in range(100):  # the request-scoped teardown follows the response on the server
+            if len(log) == 5:
+                break
+            threading.Event().wait(0.01)
+        assert log == ["request open", "function open", "function close", "body", "request close"]
+
+    def test_an_exception_after_yield(self, make_client, caplog) -> None:  # type: ignore[no-untyped-def]
+        app = CovetPy()
+
+        def raises() -> Iterator[int]:
+            yield 1
+            raise HTTPException(418, "after yield")
+
+        @app.get("/request")
+        async def request_scoped(x: int = Depends(raises)) -> int:
+            return x
+
+        @app.get("/function")
+        async def function_scoped(x: int = Depends(raises, scope="function")) -> int:
+            return x
+
+        client = make_client(app)
+        r = client.get("/function")
+        assert (r.status_code, r.json()) == (418, {"detail": "after yield"})  # before sending: it decides
+        with caplog.at_level("ERROR", logger="covet"):
+            r = client.get("/request")
+            assert (r.status_code, r.json()) == (200, 1)  # already sent: logged instead
+            for _ in range(100):
+                if "after 'yield' failed" in caplog.text:
+                    break
+                threading.Event().wait(0.01)
+        assert "after 'yield' failed after the response to GET /request was sent" in caplog.text
+
+    def test_a_request_scoped_dependency_cannot_use_a_function_scoped_one(self) -> None:
+        def inner() -> Iterator[int]:
+            yield 1
+
+        def outer(i: int = Depends(inner, scope="function")) -> Iterator[int]:
+            yield i
+
+        async def handler(o: int = Depends(outer)) -> None: ...
+
+        with pytest.raises(TypeError, match='has a scope of "request", it cannot depend on dependencies with scope'):
+            build_plan(handler, [])
+
+        async def fine(o: int = Depends(outer, scope="function")) -> None: ...
+
+        build_plan(fine, [])

@@ -94,6 +94,7 @@ __all__ = [
 # --- security (issue 14: security utilities, parameter models, Annotated validators)
 if FRAMEWORK == "fastapi":
     from fastapi import Security
+    from fastapi.responses import StreamingResponse
     from fastapi.security import (
         APIKeyCookie,
         APIKeyHeader,
@@ -112,7 +113,7 @@ if FRAMEWORK == "fastapi":
         SecurityScopes,
     )
 else:
-    from covet import Security
+    from covet import Security, StreamingResponse
     from covet.security import (
         APIKeyCookie,
         APIKeyHeader,
@@ -134,5 +135,5 @@ __all__ += [
     "APIKeyCookie", "APIKeyHeader", "APIKeyQuery", "HTTPAuthorizationCredentials", "HTTPBasic",
     "HTTPBasicCredentials", "HTTPBearer", "HTTPDigest", "OAuth2", "OAuth2AuthorizationCodeBearer",
     "OAuth2PasswordBearer", "OAuth2PasswordRequestForm", "OAuth2PasswordRequestFormStrict", "OpenIdConnect",
-    "Security", "SecurityScopes",
+    "Security", "SecurityScopes", "StreamingResponse",
 ]

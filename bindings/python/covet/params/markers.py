@@ -167,8 +167,10 @@ class Depends:
 
     ``Depends()`` without a callable uses the parameter's annotation (a class). ``use_cache=False`` calls
     the dependency again even if it already ran for this request. In ``dependencies=[Depends(f)]`` on a
-    route, only the side effects count (the value is discarded). `scope` is accepted for FastAPI
-    compatibility: the teardown of a generator dependency always runs once the result is rendered.
+    route, only the side effects count (the value is discarded). `scope` is for ``yield`` dependencies, as in
+    FastAPI: ``"request"`` (the default) runs the code after ``yield`` once the response is sent (after a
+    streamed body), ``"function"`` once the handler's result is rendered, before sending. An exception
+    from the handler reaches both before the response is chosen.
     """
 
     __slots__ = ("dependency", "use_cache", "scope")

@@ -238,11 +238,16 @@ class RequestPlan:
         return body
 
     # -- plans with dependencies -------------------------------------------------------------------------
-    def solve(self, request: HTTPConnection, executor: Optional[Executor] = None) -> DependencyScope:
+    def solve(self, request: HTTPConnection, executor: Optional[Executor] = None,
+              after_response: bool = False) -> DependencyScope:
         """``async with plan.solve(request, executor) as kwargs``: calls the dependencies (sync ones in
         `executor`, or directly when it is None) and gives the handler's keyword arguments; on exit, runs the
-        teardown of generator dependencies (after ``yield``), passing them the exception of the block."""
-        return DependencyScope(self, request, executor)
+        teardown of generator dependencies (after ``yield``), passing them the exception of the block.
+
+        `after_response` (the server's choice): when the block ends without an exception, the teardown of
+        request-scoped generators (the default scope; not ``Depends(scope="function")``) is left in
+        ``request._teardown`` for the server to run once the response is sent, as FastAPI does."""
+        return DependencyScope(self, request, executor, after_response)
 
     def read_tree_body(self, request: HTTPConnection) -> Any:
         """The JSON body, parsed once for this plan and its dependencies (`_UNPARSED` if none reads it).
@@ -521,6 +526,7 @@ class Dependency:
     planner: Callable[..., RequestPlan]  # planner.build_dependency_plan
     embed_body: bool = False  # several body parameters in the route's tree: each is a field of the body
     own_scopes: tuple[str, ...] = ()  # Security(..., scopes=[...]): the scopes this declaration adds
+    scope: Optional[str] = None  # Depends(scope=...): "function" tears a yield dependency down before sending
     cache_key: Any = None  # the per-request cache key: `call`, with the scopes when its value may depend on them
     _override_plans: dict[Any, tuple[RequestPlan, CallKind]] = dataclasses.field(
         default_factory=dict, repr=False)
@@ -572,27 +578,44 @@ class DependencyScope:
     Sync dependencies run in `executor`, or directly when it is None.
     """
 
-    __slots__ = ("_plan", "_request", "_executor", "_stack")
+    __slots__ = ("_plan", "_request", "_executor", "_stack", "_request_stack")
 
-    def __init__(self, plan: RequestPlan, request: HTTPConnection, executor: Optional[Executor] = None) -> None:
+    def __init__(self, plan: RequestPlan, request: HTTPConnection, executor: Optional[Executor] = None,
+                 after_response: bool = False) -> None:
         self._plan = plan
         self._request = request
         self._executor = executor
-        self._stack = contextlib.AsyncExitStack()
+        self._stack = contextlib.AsyncExitStack()  # torn down when the block ends
+        # Request-scoped generators, torn down after the response is sent (when `after_response`).
+        self._request_stack: Optional[contextlib.AsyncExitStack] = (
+            contextlib.AsyncExitStack() if after_response and isinstance(request, Request) else None)
 
     async def __aenter__(self) -> dict[str, Any]:
         try:
             return await self._solve_root()
         except BaseException as exc:
-            if await self._stack.__aexit__(type(exc), exc, exc.__traceback__) and isinstance(exc, Exception):
-                raise RuntimeError(_SWALLOWED) from exc
+            await self._close(type(exc), exc, exc.__traceback__, defer=False)
             raise
 
     async def __aexit__(self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException],
                         tb: Optional[TracebackType]) -> None:
-        if await self._stack.__aexit__(exc_type, exc, tb) and isinstance(exc, Exception):
-            raise RuntimeError(_SWALLOWED) from exc
+        await self._close(exc_type, exc, tb, defer=exc is None)
         # A swallowed BaseException (a cancellation) is re-raised: this method never suppresses.
+
+    async def _close(self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException],
+                     tb: Optional[TracebackType], defer: bool) -> None:
+        """The function-scoped teardown now; the request-scoped one now too, or (`defer`) handed to the
+        server in ``request._teardown``. An exception swallowed by a teardown is a `RuntimeError`."""
+        suppressed = await self._stack.__aexit__(exc_type, exc, tb)
+        request_stack = self._request_stack
+        if request_stack is not None:
+            if defer:
+                assert isinstance(self._request, Request)
+                self._request._teardown = request_stack
+            elif await request_stack.__aexit__(exc_type, exc, tb):
+                suppressed = True
+        if suppressed and isinstance(exc, Exception):
+            raise RuntimeError(_SWALLOWED) from exc
 
     async def _solve_root(self) -> dict[str, Any]:
         plan = self._plan
@@ -626,14 +649,15 @@ class DependencyScope:
             if dependency.use_cache and key in cache:
                 value = cache[key]
             else:
-                value = await self._call(call, kind, values)
+                value = await self._call(call, kind, values, dependency.scope)
                 cache.setdefault(key, value)
             if dependency.name is not None:
                 kwargs[dependency.name] = value
         plan.collect(None, self._request, kwargs, errors, body)
         return kwargs
 
-    async def _call(self, call: Callable[..., Any], kind: CallKind, values: dict[str, Any]) -> Any:
+    async def _call(self, call: Callable[..., Any], kind: CallKind, values: dict[str, Any],
+                    scope: Optional[str] = None) -> Any:
         if kind == "async":
             return await call(**values)
         executor = self._executor
@@ -642,9 +666,10 @@ class DependencyScope:
                 return call(**values)
             run = functools.partial(contextvars.copy_context().run, call, **values)
             return await asyncio.get_running_loop().run_in_executor(executor, run)
+        stack = self._stack if scope == "function" or self._request_stack is None else self._request_stack
         if kind == "asyncgen":
-            return await self._stack.enter_async_context(contextlib.asynccontextmanager(call)(**values))
+            return await stack.enter_async_context(contextlib.asynccontextmanager(call)(**values))
         cm = contextlib.contextmanager(call)(**values)
         if executor is None:
-            return self._stack.enter_context(cm)
-        return await self._stack.enter_async_context(_ThreadedContext(cm, executor))
+            return stack.enter_context(cm)
+        return await stack.enter_async_context(_ThreadedContext(cm, executor))

@@ -274,9 +274,21 @@ def _dependency(name: Optional[str], marker: Depends, annotation: Any, path_name
     own = marker.scopes if isinstance(marker, Security) else ()
     scopes = _merge_scopes(parent_scopes, own)
     plan = _build(call, path_names, (), scopes)
-    cache_key = (call, tuple(sorted(set(scopes)))) if _uses_scopes(call, own, plan) else call
-    return Dependency(name, call, marker.use_cache, plan, call_kind(call), tuple(path_names), build_dependency_plan,
-                      own_scopes=own, cache_key=cache_key)
+    kind = call_kind(call)
+    generator = kind in ("gen", "asyncgen")
+    if generator and marker.scope != "function":  # request-scoped: torn down after the response is sent
+        for sub in plan.dependencies:
+            if sub.scope == "function":
+                raise TypeError(f'{owner}: the dependency "{_name_of(call)}" has a scope of "request", it cannot '
+                                f'depend on dependencies with scope "function" ("{_name_of(sub.call)}"): give it '
+                                'scope="function" too, or the other the default scope')
+    uses_scopes = _uses_scopes(call, own, plan)
+    # FastAPI's cache key: the call, its scopes when it uses them, and the teardown scope of a generator.
+    cache_key: Any = call
+    if uses_scopes or (generator and marker.scope == "function"):
+        cache_key = (call, tuple(sorted(set(scopes))) if uses_scopes else (), marker.scope if generator else "")
+    return Dependency(name, call, marker.use_cache, plan, kind, tuple(path_names), build_dependency_plan,
+                      own_scopes=own, cache_key=cache_key, scope=marker.scope)
 
 
 def _tree_body_specs(plan: RequestPlan) -> list[ParamSpec]:
