@@ -709,3 +709,47 @@ class TestTeardownScope:
         async def fine(o: int = Depends(outer, scope="function")) -> None: ...
 
         build_plan(fine, [])
+
+
+class TestLifespanScope:
+    """``Depends(f, scope="lifespan")`` (beyond FastAPI: its open request #617): made once while the app serves,
+    torn down at shutdown."""
+
+    def test_made_once_and_torn_down_at_shutdown(self, native) -> None:  # type: ignore[no-untyped-def]
+        from covet.testing import TestClient
+
+        log: list[str] = []
+        app = CovetPy()
+
+        async def settings() -> dict:
+            log.append("settings")
+            return {"dsn": "db://"}
+
+        def pool(cfg: dict = Depends(settings, scope="lifespan")) -> Iterator[str]:
+            log.append("pool open")
+            yield f"pool({cfg['dsn']})"
+            log.append("pool close")
+
+        @app.get("/q")
+        async def query(p: str = Depends(pool, scope="lifespan"), n: int = 0) -> list[Any]:
+            return [p, n]
+
+        with TestClient(app) as client:
+            assert [client.get(f"/q?n={i}").json() for i in range(3)] == [["pool(db://)", i] for i in range(3)]
+            assert log == ["settings", "pool open"]
+        assert log == ["settings", "pool open", "pool close"]
+
+    def test_a_lifespan_dependency_cannot_read_the_request(self) -> None:
+        def per_user(x_user: str = Header()) -> str:
+            return x_user
+
+        def reads(user: str = Depends(per_user), request: Request = None) -> str:  # type: ignore[assignment]
+            return user
+
+        async def handler(v: str = Depends(reads, scope="lifespan")) -> None: ...
+
+        with pytest.raises(TypeError, match=r'"[^"]*reads" has scope="lifespan" .* but reads the request: request, '
+                                            r'Depends\(.*per_user\)'):
+            build_plan(handler, [])
+        with pytest.raises(ValueError, match="scope must be"):
+            Depends(per_user, scope="app")  # type: ignore[arg-type]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, Optional, TypedDict, TypeVar, Un
 
 from . import encoders
 from .datastructures import State
-from .params import Depends
+from .params import Depends, LifespanValues
 from .responses import Response, StreamingResponse
 from .routing import ConstantRoute, Route, RouteOptions, RouteTable, WebSocketRoute, parse_path
 from .server.interface import ExceptionHandler, Middleware, Publisher, ServedApp
@@ -148,6 +148,8 @@ class CovetPy:
         self.dependencies: list[Depends] = list(dependencies or [])
         self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
         self._lifespan_state: Optional[dict[str, Any]] = None
+        # Depends(scope="lifespan") values: made once while serving, torn down at shutdown (covet.params).
+        self._lifespan_dependencies = LifespanValues()
 
     # -- routes ---------------------------------------------------------------------------------------
     @property
@@ -398,9 +400,15 @@ class CovetPy:
                     try:
                         yield
                     finally:
-                        self._lifespan_state = None
+                        try:
+                            await self._lifespan_dependencies.aclose()
+                        finally:
+                            self._lifespan_state = None
             else:
-                yield
+                try:
+                    yield
+                finally:
+                    await self._lifespan_dependencies.aclose()
         finally:
             for handler in self.on_shutdown_handlers:
                 await _call_maybe_async(handler)

@@ -170,7 +170,9 @@ class Depends:
     route, only the side effects count (the value is discarded). `scope` is for ``yield`` dependencies, as in
     FastAPI: ``"request"`` (the default) runs the code after ``yield`` once the response is sent (after a
     streamed body), ``"function"`` once the handler's result is rendered, before sending. An exception
-    from the handler reaches both before the response is chosen.
+    from the handler reaches both before the response is chosen. ``"lifespan"`` (beyond FastAPI) makes the
+    value once, at the first request needing it, and keeps it while the app serves (a connection pool, a
+    client); the code after its ``yield`` runs at shutdown. Such a dependency cannot read the request.
     """
 
     __slots__ = ("dependency", "use_cache", "scope")
@@ -180,12 +182,12 @@ class Depends:
         dependency: Optional[Callable[..., Any]] = None,
         *,
         use_cache: bool = True,
-        scope: Optional[Literal["function", "request"]] = None,
+        scope: Optional[Literal["function", "request", "lifespan"]] = None,
     ) -> None:
         if dependency is not None and not callable(dependency):
             raise TypeError(f"Depends() needs a callable, not {dependency!r}")
-        if scope not in (None, "function", "request"):
-            raise ValueError("scope must be 'function', 'request' or None")
+        if scope not in (None, "function", "request", "lifespan"):
+            raise ValueError(f"Depends(scope={scope!r}): scope must be 'function', 'request', 'lifespan' or None")
         self.dependency = dependency
         self.use_cache = use_cache
         self.scope = scope

@@ -16,7 +16,7 @@ import contextvars
 import dataclasses
 import functools
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from types import TracebackType
 from typing import Any, Literal, Optional
@@ -31,7 +31,7 @@ from covet.requests import Request
 from .markers import SecurityBase, SecurityScopes
 from .types import Converter, errors_of, validation_error
 
-__all__ = ["ParamSpec", "RequestPlan", "Dependency", "DependencyScope", "CallKind", "call_kind"]
+__all__ = ["ParamSpec", "RequestPlan", "Dependency", "DependencyScope", "LifespanValues", "CallKind", "call_kind"]
 
 CallKind = Literal["async", "sync", "asyncgen", "gen"]
 
@@ -547,6 +547,42 @@ _SWALLOWED = (
 )
 
 
+class LifespanValues:
+    """The values of an app's lifespan-scoped dependencies (``Depends(f, scope="lifespan")``): each made once,
+    by the first request that needs it (concurrent ones wait for it), and kept until the app shuts down,
+    when the code after their ``yield`` runs (`aclose`, last made first)."""
+
+    __slots__ = ("_values", "_stack")
+
+    def __init__(self) -> None:
+        self._values: dict[Any, asyncio.Future[Any]] = {}
+        self._stack = contextlib.AsyncExitStack()
+
+    async def get(self, key: Any, make: Callable[[contextlib.AsyncExitStack], Awaitable[Any]]) -> Any:
+        """The value for `key`, made by ``await make(stack)`` the first time. A failure is not kept: the next
+        request tries again."""
+        future = self._values.get(key)
+        if future is not None:
+            return future.result() if future.done() else await asyncio.shield(future)
+        future = asyncio.get_running_loop().create_future()
+        self._values[key] = future
+        try:
+            value = await make(self._stack)
+        except BaseException as exc:
+            del self._values[key]
+            future.set_exception(exc)
+            future.exception()  # retrieved: only waiters, if any, see it
+            raise
+        future.set_result(value)
+        return value
+
+    async def aclose(self) -> None:
+        """Tears every value down (the code after ``yield``), ready for another serving period."""
+        stack, self._stack = self._stack, contextlib.AsyncExitStack()
+        self._values.clear()
+        await stack.aclose()
+
+
 class _ThreadedContext:
     """A sync context manager (a ``def`` generator dependency) entered and exited in the thread pool."""
 
@@ -578,7 +614,7 @@ class DependencyScope:
     Sync dependencies run in `executor`, or directly when it is None.
     """
 
-    __slots__ = ("_plan", "_request", "_executor", "_stack", "_request_stack")
+    __slots__ = ("_plan", "_request", "_executor", "_stack", "_request_stack", "_lifespan")
 
     def __init__(self, plan: RequestPlan, request: HTTPConnection, executor: Optional[Executor] = None,
                  after_response: bool = False) -> None:
@@ -589,6 +625,10 @@ class DependencyScope:
         # Request-scoped generators, torn down after the response is sent (when `after_response`).
         self._request_stack: Optional[contextlib.AsyncExitStack] = (
             contextlib.AsyncExitStack() if after_response and isinstance(request, Request) else None)
+        app = request._app
+        lifespan = getattr(app, "_lifespan_dependencies", None) if app is not None else None
+        # Depends(scope="lifespan") values, kept by the app while it serves (none: computed per request).
+        self._lifespan: Optional[LifespanValues] = lifespan if isinstance(lifespan, LifespanValues) else None
 
     async def __aenter__(self) -> dict[str, Any]:
         try:
@@ -641,6 +681,12 @@ class DependencyScope:
                 if replacement is not None:
                     call = replacement
                     sub_plan, kind = dependency.overridden(replacement)
+            if dependency.scope == "lifespan" and self._lifespan is not None:
+                value = await self._lifespan.get(call, functools.partial(
+                    self._make_lifespan_value, call, kind, sub_plan, body, cache, overrides, errors))
+                if dependency.name is not None:
+                    kwargs[dependency.name] = value
+                continue
             reported = len(errors)
             values = await self._solve(sub_plan, body, cache, overrides, errors)
             if len(errors) != reported:
@@ -649,24 +695,35 @@ class DependencyScope:
             if dependency.use_cache and key in cache:
                 value = cache[key]
             else:
-                value = await self._call(call, kind, values, dependency.scope)
+                if dependency.scope == "function" or self._request_stack is None:
+                    stack = self._stack
+                else:
+                    stack = self._request_stack
+                value = await self._call(call, kind, values, stack, self._executor)
                 cache.setdefault(key, value)
             if dependency.name is not None:
                 kwargs[dependency.name] = value
         plan.collect(None, self._request, kwargs, errors, body)
         return kwargs
 
-    async def _call(self, call: Callable[..., Any], kind: CallKind, values: dict[str, Any],
-                    scope: Optional[str] = None) -> Any:
+    async def _make_lifespan_value(self, call: Callable[..., Any], kind: CallKind, plan: RequestPlan, body: Any,
+                                   cache: dict[Any, Any], overrides: Optional[dict[Any, Any]],
+                                   errors: list[dict[str, Any]], stack: contextlib.AsyncExitStack) -> Any:
+        """A lifespan-scoped dependency's value (its teardown in the app's `stack`); sync ones run on the loop
+        thread: the thread pool may be gone when the app shuts down."""
+        values = await self._solve(plan, body, cache, overrides, errors)
+        return await self._call(call, kind, values, stack, None)
+
+    @staticmethod
+    async def _call(call: Callable[..., Any], kind: CallKind, values: dict[str, Any],
+                    stack: contextlib.AsyncExitStack, executor: Optional[Executor]) -> Any:
         if kind == "async":
             return await call(**values)
-        executor = self._executor
         if kind == "sync":
             if executor is None:
                 return call(**values)
             run = functools.partial(contextvars.copy_context().run, call, **values)
             return await asyncio.get_running_loop().run_in_executor(executor, run)
-        stack = self._stack if scope == "function" or self._request_stack is None else self._request_stack
         if kind == "asyncgen":
             return await stack.enter_async_context(contextlib.asynccontextmanager(call)(**values))
         cm = contextlib.contextmanager(call)(**values)

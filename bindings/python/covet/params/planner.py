@@ -263,6 +263,16 @@ def _uses_scopes(call: Any, own: Sequence[str], plan: RequestPlan) -> bool:
             or any(_uses_scopes(d.call, d.own_scopes, d.plan) for d in plan.dependencies))
 
 
+def _check_lifespan(call: Any, plan: RequestPlan, owner: str) -> None:
+    """A lifespan-scoped dependency is made once for the app: it cannot read a request."""
+    reads = [s.name for s in plan.specs] + [a for a in (plan.request_arg, plan.scopes_arg) if a is not None]
+    reads += [f"Depends({_name_of(d.call)})" for d in plan.dependencies if d.scope != "lifespan"]
+    if reads:
+        raise TypeError(f'{owner}: the dependency "{_name_of(call)}" has scope="lifespan" (made once for the app) '
+                        f"but reads the request: {', '.join(reads)}; its dependencies must be lifespan-scoped "
+                        "too, or give it the default scope")
+
+
 def _dependency(name: Optional[str], marker: Depends, annotation: Any, path_names: Sequence[str],
                 owner: str, parent_scopes: tuple[str, ...] = ()) -> Dependency:
     call = marker.dependency
@@ -282,6 +292,8 @@ def _dependency(name: Optional[str], marker: Depends, annotation: Any, path_name
                 raise TypeError(f'{owner}: the dependency "{_name_of(call)}" has a scope of "request", it cannot '
                                 f'depend on dependencies with scope "function" ("{_name_of(sub.call)}"): give it '
                                 'scope="function" too, or the other the default scope')
+    if marker.scope == "lifespan":
+        _check_lifespan(call, plan, owner)
     uses_scopes = _uses_scopes(call, own, plan)
     # FastAPI's cache key: the call, its scopes when it uses them, and the teardown scope of a generator.
     cache_key: Any = call
