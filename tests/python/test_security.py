@@ -289,3 +289,24 @@ def test_security_requirements_for_openapi() -> None:
     app = CovetPy()
     route = app.add_api_route("/x", handler, dependencies=[Depends(key)])
     assert route.plan.security_requirements() == [(key, ()), (oauth2, ("me",)), (oauth2, ("items", "me"))]
+
+
+def test_type_aliases_of_annotated_parameters_and_dependencies(make_client: Any) -> None:
+    """PEP 695 ``type X = Annotated[...]`` (``TypeAliasType``) for parameters and dependencies."""
+    from typing_extensions import TypeAliasType
+
+    async def pagination(skip: int = 0) -> int:
+        return skip
+
+    Skip = TypeAliasType("Skip", Annotated[int, Depends(pagination)])  # type: ignore[misc]
+    Limit = TypeAliasType("Limit", Annotated[int, Query(ge=1, le=10)])  # type: ignore[misc]
+    app = CovetPy()
+
+    @app.get("/a")
+    async def aliased(skip: Skip, limit: Limit = 5) -> list[int]:
+        return [skip, limit]
+
+    client = make_client(app)
+    assert client.get("/a?skip=2&limit=3").json() == [2, 3]
+    assert client.get("/a").json() == [0, 5]
+    assert client.get("/a?limit=11").json()["detail"][0]["type"] == "less_than_equal"
