@@ -176,7 +176,8 @@ class TestPlan:
 
         async def handler(name: str = Depends(item_dep)) -> None: ...
 
-        assert solve(build_plan(handler, []), Native(body=b'{"name": "n"}')) == {"name": "n"}
+        native = Native(headers=[("content-type", "application/json")], body=b'{"name": "n"}')
+        assert solve(build_plan(handler, []), native) == {"name": "n"}
 
 
 class TestSolve:
@@ -627,3 +628,128 @@ class TestServed:
         assert r.json() == {"creds": "a:b", "avatar": "me.png"}
         r = client.post("/login", data={"username": "a"})
         assert [tuple(e["loc"]) for e in r.json()["detail"]] == [("body", "password")]
+
+
+class TestTeardownScope:
+    """``Depends(scope=...)`` on ``yield`` dependencies: "request" (the default) tears down once the response is
+    sent, "function" before sending — as FastAPI 0.12x+."""
+
+    def test_request_scope_after_the_streamed_body_function_scope_before(self, make_client) -> None:  # type: ignore[no-untyped-def]
+        from covet import StreamingResponse
+
+        log: list[str] = []
+        app = CovetPy()
+
+        async def per_request() -> AsyncIterator[str]:
+            log.append("request open")
+            yield "r"
+            log.append("request close")
+
+        def per_function() -> Iterator[str]:
+            log.append("function open")
+            yield "f"
+            log.append("function close")
+
+        @app.get("/stream")
+        async def stream(a: str = Depends(per_request),
+                         b: str = Depends(per_function, scope="function")) -> StreamingResponse:
+            async def body() -> AsyncIterator[bytes]:
+                log.append("body")
+                yield (a + b).encode()
+
+            return StreamingResponse(body())
+
+        client = make_client(app)
+        assert client.get("/stream").text == "rf"
+        for _ in range(100):  # the request-scoped teardown follows the response on the server
+            if len(log) == 5:
+                break
+            threading.Event().wait(0.01)
+        assert log == ["request open", "function open", "function close", "body", "request close"]
+
+    def test_an_exception_after_yield(self, make_client, caplog) -> None:  # type: ignore[no-untyped-def]
+        app = CovetPy()
+
+        def raises() -> Iterator[int]:
+            yield 1
+            raise HTTPException(418, "after yield")
+
+        @app.get("/request")
+        async def request_scoped(x: int = Depends(raises)) -> int:
+            return x
+
+        @app.get("/function")
+        async def function_scoped(x: int = Depends(raises, scope="function")) -> int:
+            return x
+
+        client = make_client(app)
+        r = client.get("/function")
+        assert (r.status_code, r.json()) == (418, {"detail": "after yield"})  # before sending: it decides
+        with caplog.at_level("ERROR", logger="covet"):
+            r = client.get("/request")
+            assert (r.status_code, r.json()) == (200, 1)  # already sent: logged instead
+            for _ in range(100):
+                if "after 'yield' failed" in caplog.text:
+                    break
+                threading.Event().wait(0.01)
+        assert "after 'yield' failed after the response to GET /request was sent" in caplog.text
+
+    def test_a_request_scoped_dependency_cannot_use_a_function_scoped_one(self) -> None:
+        def inner() -> Iterator[int]:
+            yield 1
+
+        def outer(i: int = Depends(inner, scope="function")) -> Iterator[int]:
+            yield i
+
+        async def handler(o: int = Depends(outer)) -> None: ...
+
+        with pytest.raises(TypeError, match='has a scope of "request", it cannot depend on dependencies with scope'):
+            build_plan(handler, [])
+
+        async def fine(o: int = Depends(outer, scope="function")) -> None: ...
+
+        build_plan(fine, [])
+
+
+class TestLifespanScope:
+    """``Depends(f, scope="lifespan")`` (beyond FastAPI: its open request #617): made once while the app serves,
+    torn down at shutdown."""
+
+    def test_made_once_and_torn_down_at_shutdown(self, native) -> None:  # type: ignore[no-untyped-def]
+        from covet.testing import TestClient
+
+        log: list[str] = []
+        app = CovetPy()
+
+        async def settings() -> dict:
+            log.append("settings")
+            return {"dsn": "db://"}
+
+        def pool(cfg: dict = Depends(settings, scope="lifespan")) -> Iterator[str]:
+            log.append("pool open")
+            yield f"pool({cfg['dsn']})"
+            log.append("pool close")
+
+        @app.get("/q")
+        async def query(p: str = Depends(pool, scope="lifespan"), n: int = 0) -> list[Any]:
+            return [p, n]
+
+        with TestClient(app) as client:
+            assert [client.get(f"/q?n={i}").json() for i in range(3)] == [["pool(db://)", i] for i in range(3)]
+            assert log == ["settings", "pool open"]
+        assert log == ["settings", "pool open", "pool close"]
+
+    def test_a_lifespan_dependency_cannot_read_the_request(self) -> None:
+        def per_user(x_user: str = Header()) -> str:
+            return x_user
+
+        def reads(user: str = Depends(per_user), request: Request = None) -> str:  # type: ignore[assignment]
+            return user
+
+        async def handler(v: str = Depends(reads, scope="lifespan")) -> None: ...
+
+        with pytest.raises(TypeError, match=r'"[^"]*reads" has scope="lifespan" .* but reads the request: request, '
+                                            r'Depends\(.*per_user\)'):
+            build_plan(handler, [])
+        with pytest.raises(ValueError, match="scope must be"):
+            Depends(per_user, scope="app")  # type: ignore[arg-type]

@@ -22,7 +22,7 @@ from .concurrency import run_in_threadpool
 from .datastructures import URL, FormData, Headers, QueryParams, State, UploadFile
 from .dependencies import Depends
 from .exceptions import HTTPException, RequestValidationError, ResponseValidationError
-from .params import Body, Cookie, File, Form, Header, Path, Query
+from .params import Body, Cookie, File, Form, Header, Path, Query, Security
 from .requests import Request
 from .responses import (
     FileResponse,
@@ -61,6 +61,7 @@ __all__ = [
     "Form",
     "File",
     "Depends",
+    "Security",
     "UploadFile",
     "Headers",
     "QueryParams",

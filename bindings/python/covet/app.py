@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, Optional, TypedDict, TypeVar, Un
 from . import encoders
 from .datastructures import State
 from .openapi import docs as openapi_docs
-from .params import Depends
+from .params import Depends, LifespanValues
 from .requests import Request
 from .responses import HTMLResponse, Response, StreamingResponse
 from .routing import ConstantRoute, Route, RouteOptions, RouteTable, WebSocketRoute, parse_path
@@ -122,6 +122,7 @@ class CovetPy:
         terms_of_service: Optional[str] = None,
         contact: Optional[Mapping[str, Any]] = None,
         license_info: Optional[Mapping[str, Any]] = None,
+        strict_content_type: bool = True,
     ) -> None:
         if sync_handlers not in ("threadpool", "inline"):
             raise ValueError("sync_handlers must be 'threadpool' or 'inline'")
@@ -129,6 +130,8 @@ class CovetPy:
             raise ValueError(f"eager_async must be True, False or 'auto', not {eager_async!r}")
         self.title = title
         self.version = version
+        # A JSON body needs a JSON Content-Type (FastAPI 0.132+); False also parses a body without one.
+        self.strict_content_type = strict_content_type
         # OpenAPI metadata (FastAPI's keywords), kept for the schema; CovetPy serves no schema or docs pages yet.
         self.description = description
         self.summary = summary
@@ -163,6 +166,8 @@ class CovetPy:
         self.dependencies: list[Depends] = list(dependencies or [])
         self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
         self._lifespan_state: Optional[dict[str, Any]] = None
+        # Depends(scope="lifespan") values: made once while serving, torn down at shutdown (covet.params).
+        self._lifespan_dependencies = LifespanValues()
         self._setup_docs()
 
     # -- the docs pages (FastAPI's setup(): registered first, outside the schema and the app's dependencies) ----
@@ -231,6 +236,7 @@ class CovetPy:
         ``operation_id``, ``include_in_schema``, ``response_description`` — kept on the route for the schema,
         they do not change how it is served."""
         options["dependencies"] = [*self.dependencies, *(options.get("dependencies") or ())]
+        options.setdefault("strict_content_type", self.strict_content_type)
         route = Route.build(path, endpoint, methods or ("GET",), **options)
         self.router.add(route)
         return route
@@ -461,9 +467,15 @@ class CovetPy:
                     try:
                         yield
                     finally:
-                        self._lifespan_state = None
+                        try:
+                            await self._lifespan_dependencies.aclose()
+                        finally:
+                            self._lifespan_state = None
             else:
-                yield
+                try:
+                    yield
+                finally:
+                    await self._lifespan_dependencies.aclose()
         finally:
             for handler in self.on_shutdown_handlers:
                 await _call_maybe_async(handler)

@@ -209,8 +209,8 @@ def _leaf(obj: Any) -> Any:
             return str(obj)
     if isinstance(obj, bytes):
         return obj.decode("utf-8", "replace")
-    if isinstance(obj, BaseException):
-        return str(obj)
+    if isinstance(obj, BaseException):  # as FastAPI's jsonable_encoder: its attributes (a ValueError's: {})
+        return dict(vars(obj))
     import json
 
     return json.loads(_pc_dumps(obj))

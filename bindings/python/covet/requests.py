@@ -7,6 +7,7 @@ module adds the body: ``body()``, ``json()``, ``form()``, ``stream()``, read fro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncGenerator, Generator, Iterable
 from types import TracebackType
 from typing import Any, Optional, Protocol, Union
@@ -55,7 +56,7 @@ class Request(HTTPConnection):
     so a kept `Request` stays usable.
     """
 
-    __slots__ = ("_body", "_body_source", "_json", "_form", "_route")
+    __slots__ = ("_body", "_body_source", "_json", "_form", "_route", "_teardown")
 
     def __init__(self, native: Any, app: Any = None) -> None:
         super().__init__(native, app)
@@ -64,6 +65,8 @@ class Request(HTTPConnection):
         self._json: Any = _UNSET
         self._form: Optional[FormData] = None
         self._route: Any = None  # the matched route, for the middleware chain (covet.server.dispatch)
+        # Request-scoped ``yield`` dependencies to tear down once the response is sent (covet.params.plan).
+        self._teardown: Optional[contextlib.AsyncExitStack] = None
 
     # -- body ---------------------------------------------------------------------------------------
     def _streaming(self) -> bool:

@@ -153,6 +153,7 @@ class RouteOptions(TypedDict, total=False):
     inline: Optional[bool]
     eager: Optional[bool]
     dependencies: Optional[Sequence[Any]]  # Depends(...) run before the handler, their values unused
+    strict_content_type: bool  # default True: a JSON body needs a JSON Content-Type (FastAPI 0.132+)
     # OpenAPI only, as in FastAPI: stored on the route (``app.routes``) for the schema, nothing else.
     tags: Optional[Sequence[Union[str, Enum]]]
     summary: Optional[str]
@@ -212,7 +213,8 @@ class Route:
         segments = parse_path(path)
         path_names = [s.text for s in segments if s.is_param] if segments else []
         dependencies = tuple(options.get("dependencies") or ())
-        plan = build_plan(endpoint, path_names, dependencies)
+        plan = build_plan(endpoint, path_names, dependencies,
+                          strict_content_type=options.get("strict_content_type", True))
         native_types: dict[str, Optional[str]] = {}
         derived = False
         for seg in segments or ():

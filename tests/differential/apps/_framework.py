@@ -97,3 +97,49 @@ if FRAMEWORK == "fastapi":
 else:
     from covet.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 __all__ += ["get_redoc_html", "get_swagger_ui_html", "get_swagger_ui_oauth2_redirect_html"]
+# --- security (issue 14: security utilities, parameter models, Annotated validators)
+if FRAMEWORK == "fastapi":
+    from fastapi import Security
+    from fastapi.responses import StreamingResponse
+    from fastapi.security import (
+        APIKeyCookie,
+        APIKeyHeader,
+        APIKeyQuery,
+        HTTPAuthorizationCredentials,
+        HTTPBasic,
+        HTTPBasicCredentials,
+        HTTPBearer,
+        HTTPDigest,
+        OAuth2,
+        OAuth2AuthorizationCodeBearer,
+        OAuth2PasswordBearer,
+        OAuth2PasswordRequestForm,
+        OAuth2PasswordRequestFormStrict,
+        OpenIdConnect,
+        SecurityScopes,
+    )
+else:
+    from covet import Security, StreamingResponse
+    from covet.security import (
+        APIKeyCookie,
+        APIKeyHeader,
+        APIKeyQuery,
+        HTTPAuthorizationCredentials,
+        HTTPBasic,
+        HTTPBasicCredentials,
+        HTTPBearer,
+        HTTPDigest,
+        OAuth2,
+        OAuth2AuthorizationCodeBearer,
+        OAuth2PasswordBearer,
+        OAuth2PasswordRequestForm,
+        OAuth2PasswordRequestFormStrict,
+        OpenIdConnect,
+        SecurityScopes,
+    )
+__all__ += [
+    "APIKeyCookie", "APIKeyHeader", "APIKeyQuery", "HTTPAuthorizationCredentials", "HTTPBasic",
+    "HTTPBasicCredentials", "HTTPBearer", "HTTPDigest", "OAuth2", "OAuth2AuthorizationCodeBearer",
+    "OAuth2PasswordBearer", "OAuth2PasswordRequestForm", "OAuth2PasswordRequestFormStrict", "OpenIdConnect",
+    "Security", "SecurityScopes", "StreamingResponse",
+]

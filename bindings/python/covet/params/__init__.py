@@ -12,13 +12,13 @@ converters), `plan` (`RequestPlan`, `DependencyScope`), `build` (signature → p
 
 from __future__ import annotations
 
-from .markers import Body, Cookie, Depends, File, Form, Header, Param, Path, Query
-from .plan import Dependency, DependencyScope, ParamSpec, RequestPlan
+from .markers import Body, Cookie, Depends, File, Form, Header, Param, Path, Query, Security, SecurityScopes
+from .plan import Dependency, DependencyScope, LifespanValues, ParamSpec, RequestPlan
 from .planner import build_dependency_plan, build_plan
 from .types import native_path_type, resolve_hints, validation_error
 
 __all__ = [
-    "Query", "Path", "Header", "Cookie", "Body", "Form", "File", "Depends", "Param",
-    "RequestPlan", "ParamSpec", "Dependency", "DependencyScope",
+    "Query", "Path", "Header", "Cookie", "Body", "Form", "File", "Depends", "Security", "SecurityScopes", "Param",
+    "RequestPlan", "ParamSpec", "Dependency", "DependencyScope", "LifespanValues",
     "build_plan", "build_dependency_plan", "native_path_type", "resolve_hints", "validation_error",
 ]

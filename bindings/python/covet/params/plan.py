@@ -16,7 +16,7 @@ import contextvars
 import dataclasses
 import functools
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from types import TracebackType
 from typing import Any, Literal, Optional
@@ -28,9 +28,10 @@ from covet.exceptions import HTTPException, RequestValidationError
 from covet.formparsers import MultiPartException
 from covet.requests import Request
 
+from .markers import SecurityBase, SecurityScopes
 from .types import Converter, errors_of, validation_error
 
-__all__ = ["ParamSpec", "RequestPlan", "Dependency", "DependencyScope", "CallKind", "call_kind"]
+__all__ = ["ParamSpec", "RequestPlan", "Dependency", "DependencyScope", "LifespanValues", "CallKind", "call_kind"]
 
 CallKind = Literal["async", "sync", "asyncgen", "gen"]
 
@@ -51,6 +52,14 @@ class ParamSpec:
     form: bool = False  # body: a field (or file) of a form body, not JSON
     read_bytes: bool = False  # form: a file's content rather than the UploadFile
     form_fields: Optional[tuple[tuple[str, bool], ...]] = None  # form: a model read from these (key, many)
+    # query/header/cookie: a pydantic model read from several keys: ((model key, request key, many) per field,
+    # Optional[Model], the model takes extra keys (extra="allow"/"forbid") — see RequestPlan._collect_group.
+    group: Optional[tuple[tuple[tuple[str, str, bool], ...], bool, bool]] = None
+    default_factory: Optional[Callable[[], Any]] = None  # Query(default_factory=...): the default, per request
+
+    def default_value(self) -> Any:
+        """The value of an absent optional parameter."""
+        return self.default if self.default_factory is None else self.default_factory()
 
 
 def _missing(loc: tuple[Any, ...]) -> dict[str, Any]:
@@ -92,9 +101,9 @@ def _query_multi(qs: str) -> dict[str, list[str]]:
     return out
 
 
-def _is_json_media_type(content_type: Optional[str]) -> bool:
+def _is_json_media_type(content_type: Optional[str], strict: bool = True) -> bool:
     if not content_type:
-        return True  # FastAPI parses a body without Content-Type as JSON too
+        return not strict  # FastAPI (0.132+, strict_content_type=True) does not parse it as JSON
     media_type = content_type.partition(";")[0].strip().lower()
     main, _, sub = media_type.partition("/")
     return main == "application" and (sub == "json" or sub.endswith("+json"))
@@ -108,17 +117,24 @@ class RequestPlan:
     """How to turn a native request into a handler's keyword arguments (built once per route)."""
 
     __slots__ = ("specs", "path", "query", "query_lists", "header", "cookie", "body", "request_arg",
-                 "needs_request", "trivial", "dependencies", "form", "json_in_tree", "form_in_tree")
+                 "needs_request", "trivial", "dependencies", "form", "json_in_tree", "form_in_tree",
+                 "scopes_arg", "scopes", "strict_content_type", "header_groups")
 
     def __init__(self, specs: list[ParamSpec], request_arg: Optional[str],
-                 dependencies: Sequence[Dependency] = ()) -> None:
+                 dependencies: Sequence[Dependency] = (), *, scopes_arg: Optional[str] = None,
+                 scopes: tuple[str, ...] = (), strict_content_type: bool = True) -> None:
         self.specs = specs
         self.request_arg = request_arg
         self.dependencies = tuple(dependencies)
+        # Security: the argument receiving `SecurityScopes`, and the scopes declared on the way to this plan.
+        self.scopes_arg = scopes_arg
+        self.scopes = scopes
+        self.strict_content_type = strict_content_type  # a JSON body needs a JSON Content-Type
         self.path = tuple(s for s in specs if s.location == "path")
         self.query = tuple(s for s in specs if s.location == "query")
-        self.query_lists = any(s.many for s in self.query)
+        self.query_lists = any(s.many or s.group is not None for s in self.query)
         self.header = tuple(s for s in specs if s.location == "header")
+        self.header_groups = any(s.group is not None for s in self.header)  # then every header is read
         self.cookie = tuple(s for s in specs if s.location == "cookie")
         self.body = tuple(s for s in specs if s.location == "body")
         self.form = any(s.form for s in self.body)  # the body is a form (then every body spec is a form field)
@@ -129,7 +145,33 @@ class RequestPlan:
         # Path and query values are read straight from the native request; everything else goes through
         # a Request object (which caches what it parses).
         self.needs_request = bool(request_arg or self.header or self.cookie or self.body or self.dependencies)
-        self.trivial = not specs and request_arg is None and not self.dependencies
+        self.trivial = not specs and request_arg is None and not self.dependencies and scopes_arg is None
+
+    def replaced(self, specs: list[ParamSpec], dependencies: Sequence[Dependency]) -> RequestPlan:
+        """This plan with other specs and dependencies (the rest kept)."""
+        return RequestPlan(specs, self.request_arg, dependencies, scopes_arg=self.scopes_arg, scopes=self.scopes,
+                           strict_content_type=self.strict_content_type)
+
+    def security_requirements(self) -> list[tuple[SecurityBase, tuple[str, ...]]]:
+        """The security schemes in this plan's dependency tree, each with the OAuth2 scopes declared on the
+        way to it, in FastAPI's order (depth first, as declared; a dependency reached again with the same
+        cache key is not visited twice) — what OpenAPI lists as the operation's ``security``."""
+        found: list[tuple[SecurityBase, tuple[str, ...]]] = []
+        visited: set[Any] = set()
+        stack = list(reversed(self.dependencies))
+        while stack:
+            dependency = stack.pop()
+            key = dependency.cache_key if dependency.cache_key is not None else dependency.call
+            if key in visited:
+                continue
+            visited.add(key)
+            call: Any = dependency.call
+            while isinstance(call, functools.partial):
+                call = call.func
+            if isinstance(call, SecurityBase):
+                found.append((call, dependency.plan.scopes))
+            stack.extend(reversed(dependency.plan.dependencies))
+        return found
 
     @property
     def path_names(self) -> list[str]:
@@ -158,6 +200,8 @@ class RequestPlan:
         JSON body `read_tree_body` parsed for the whole dependency tree, or `_UNPARSED`: parse it here."""
         if self.request_arg is not None:
             kwargs[self.request_arg] = request
+        if self.scopes_arg is not None:
+            kwargs[self.scopes_arg] = SecurityScopes(list(self.scopes))
         if self.path:
             self._collect_path(request.path_params if request is not None else native.params, kwargs, errors)
         if self.query:
@@ -169,8 +213,14 @@ class RequestPlan:
         if self.header:
             assert request is not None  # needs_request
             headers = request.headers
-            self._collect_values({s.key: headers.getlist(s.key) for s in self.header}, True, self.header, kwargs,
-                                 errors)
+            if self.header_groups:
+                every: dict[str, list[str]] = {}
+                for name, value in headers.items():
+                    every.setdefault(name.lower(), []).append(value)
+                self._collect_values(every, True, self.header, kwargs, errors)
+            else:
+                self._collect_values({s.key: headers.getlist(s.key) for s in self.header}, True, self.header,
+                                     kwargs, errors)
         if self.cookie:
             assert request is not None  # needs_request
             self._collect_values(request.cookies, False, self.cookie, kwargs, errors)
@@ -181,18 +231,23 @@ class RequestPlan:
             return self._collect_form(request, kwargs, errors)
         if body is _UNPARSED:
             reported = len(errors)
-            body = _parse_body(request, errors)
+            body = _parse_body(request, errors, self.strict_content_type)
             if len(errors) != reported:  # not JSON: reported, nothing to validate
                 return body
         self._bind_body(body, kwargs, errors)
         return body
 
     # -- plans with dependencies -------------------------------------------------------------------------
-    def solve(self, request: HTTPConnection, executor: Optional[Executor] = None) -> DependencyScope:
+    def solve(self, request: HTTPConnection, executor: Optional[Executor] = None,
+              after_response: bool = False) -> DependencyScope:
         """``async with plan.solve(request, executor) as kwargs``: calls the dependencies (sync ones in
         `executor`, or directly when it is None) and gives the handler's keyword arguments; on exit, runs the
-        teardown of generator dependencies (after ``yield``), passing them the exception of the block."""
-        return DependencyScope(self, request, executor)
+        teardown of generator dependencies (after ``yield``), passing them the exception of the block.
+
+        `after_response` (the server's choice): when the block ends without an exception, the teardown of
+        request-scoped generators (the default scope; not ``Depends(scope="function")``) is left in
+        ``request._teardown`` for the server to run once the response is sent, as FastAPI does."""
+        return DependencyScope(self, request, executor, after_response)
 
     def read_tree_body(self, request: HTTPConnection) -> Any:
         """The JSON body, parsed once for this plan and its dependencies (`_UNPARSED` if none reads it).
@@ -202,7 +257,7 @@ class RequestPlan:
             return _UNPARSED
         assert isinstance(request, Request)  # a WebSocket route has no body parameters
         errors: list[dict[str, Any]] = []
-        value = _parse_body(request, errors)
+        value = _parse_body(request, errors, self.strict_content_type)
         if errors:
             raise RequestValidationError(errors, body=value)
         return value
@@ -239,12 +294,15 @@ class RequestPlan:
     ) -> None:
         """`source` maps keys to lists of values when `lists`, else to single values."""
         for spec in specs:
+            if spec.group is not None:
+                RequestPlan._collect_group(spec, source, lists, kwargs, errors)
+                continue
             raw: Any = source.get(spec.key)
             if raw is None or (lists and not raw):
                 if spec.required:
                     errors.append(_missing((spec.location, spec.key)))
                 else:
-                    kwargs[spec.name] = spec.default
+                    kwargs[spec.name] = spec.default_value()
                 continue
             if lists:
                 if not spec.many:
@@ -259,6 +317,45 @@ class RequestPlan:
                 kwargs[spec.name] = convert(raw)
             except validation_error() as exc:
                 errors.extend(errors_of(exc, (spec.location, spec.key)))
+
+    @staticmethod
+    def _collect_group(spec: ParamSpec, source: Mapping[str, Any], lists: bool, kwargs: dict[str, Any],
+                       errors: list[dict[str, Any]]) -> None:
+        """A pydantic model from several query keys / headers / cookies (FastAPI's parameter models): its
+        fields by their keys, and every other key too, for the model's ``extra`` policy."""
+        assert spec.group is not None and spec.convert is not None
+        fields, optional, takes_extra = spec.group
+        data: dict[str, Any] = {}
+        seen: set[str] = set()
+        renamed: dict[str, str] = {}  # model key -> request key, to report a header under its name
+        own = False
+        for key, request_key, many in fields:
+            seen.add(request_key)
+            seen.add(key)
+            if request_key != key:
+                renamed[key] = request_key
+            raw = source.get(request_key)
+            if raw is None or (lists and not raw):
+                continue
+            own = True
+            data[key] = (raw if many else raw[-1]) if lists else ([raw] if many else raw)
+        for key, raw in source.items():
+            if key not in seen:
+                data[key] = (raw[0] if len(raw) == 1 else raw) if lists else raw
+        if optional and not (own or (takes_extra and data)):
+            if spec.required:
+                errors.append(_missing((spec.location,)))
+            else:
+                kwargs[spec.name] = spec.default_value()
+            return
+        try:
+            kwargs[spec.name] = spec.convert(data)
+        except validation_error() as exc:
+            for error in errors_of(exc, (spec.location,)):
+                loc = error["loc"]
+                if len(loc) > 1 and loc[1] in renamed:
+                    error["loc"] = (loc[0], renamed[loc[1]], *loc[2:])
+                errors.append(error)
 
     def _bind_body(self, value: Any, kwargs: dict[str, Any], errors: list[dict[str, Any]]) -> None:
         """Validates the parsed JSON body (`_NO_BODY` when empty) into the body parameters."""
@@ -283,7 +380,7 @@ class RequestPlan:
                 if spec.required:
                     errors.append(_missing(("body", spec.key)))
                 else:
-                    kwargs[spec.name] = spec.default
+                    kwargs[spec.name] = spec.default_value()
                 continue
             if spec.read_bytes:
                 value = [_file_content(v) for v in value] if spec.many else _file_content(value)
@@ -305,8 +402,13 @@ class RequestPlan:
             value = _form_value(form, key, many)
             if value is not _NO_BODY:
                 data[key] = value
-        if not data and not spec.required:
-            kwargs[spec.name] = spec.default
+        own = bool(data)
+        keys = {key for key, _ in spec.form_fields}
+        for key in dict.fromkeys(k for k, _ in form.multi_items() if k not in keys):  # for extra="forbid"
+            values = form.getlist(key)
+            data[key] = values[0] if len(values) == 1 else values
+        if not own and not spec.required:
+            kwargs[spec.name] = spec.default_value()
             return
         try:
             kwargs[spec.name] = spec.convert(data)
@@ -321,7 +423,7 @@ class RequestPlan:
             if spec.required:
                 errors.append(_missing(loc))
             else:
-                kwargs[spec.name] = spec.default
+                kwargs[spec.name] = spec.default_value()
             return
         if spec.convert is None:
             kwargs[spec.name] = value
@@ -331,13 +433,14 @@ class RequestPlan:
         except validation_error() as exc:
             errors.extend(errors_of(exc, loc))
 
-def _parse_body(request: Request, errors: list[dict[str, Any]]) -> Any:
+def _parse_body(request: Request, errors: list[dict[str, Any]], strict_content_type: bool = True) -> Any:
     """The request body: parsed JSON, `_NO_BODY` when empty, the bytes when not JSON (validation then
-    reports the type mismatch, as FastAPI does); invalid JSON adds its error and returns the bytes."""
+    reports the type mismatch, as FastAPI does); invalid JSON adds its error and returns the bytes. Without
+    a Content-Type the body is JSON only when not `strict_content_type`."""
     raw = request._body_now()
     if not raw:
         return _NO_BODY
-    if _is_json_media_type(request.headers.get("content-type")):
+    if _is_json_media_type(request.headers.get("content-type"), strict_content_type):
         value = _body_json(raw, errors)
         if value is not _INVALID:
             return value
@@ -420,8 +523,11 @@ class Dependency:
     plan: RequestPlan  # how to fill the dependency's own parameters
     kind: CallKind
     path_names: tuple[str, ...]  # the route's path parameters (for plans of overrides)
-    planner: Callable[[Callable[..., Any], Sequence[str], bool], RequestPlan]  # build.build_dependency_plan
+    planner: Callable[..., RequestPlan]  # planner.build_dependency_plan
     embed_body: bool = False  # several body parameters in the route's tree: each is a field of the body
+    own_scopes: tuple[str, ...] = ()  # Security(..., scopes=[...]): the scopes this declaration adds
+    scope: Optional[str] = None  # Depends(scope=...): "function" tears a yield dependency down before sending
+    cache_key: Any = None  # the per-request cache key: `call`, with the scopes when its value may depend on them
     _override_plans: dict[Any, tuple[RequestPlan, CallKind]] = dataclasses.field(
         default_factory=dict, repr=False)
 
@@ -429,7 +535,8 @@ class Dependency:
         """The plan and kind of `replacement` (from ``app.dependency_overrides``), built on first use."""
         found = self._override_plans.get(replacement)
         if found is None:
-            found = (self.planner(replacement, self.path_names, self.embed_body), call_kind(replacement))
+            found = (self.planner(replacement, self.path_names, self.embed_body, self.plan.scopes),
+                     call_kind(replacement))
             self._override_plans[replacement] = found
         return found
 
@@ -438,6 +545,42 @@ _SWALLOWED = (
     "No response object was returned: the handler raised an exception and a dependency with yield caught it "
     "without raising it again (a bare 'except:' or 'except Exception:' around the yield must re-raise)"
 )
+
+
+class LifespanValues:
+    """The values of an app's lifespan-scoped dependencies (``Depends(f, scope="lifespan")``): each made once,
+    by the first request that needs it (concurrent ones wait for it), and kept until the app shuts down,
+    when the code after their ``yield`` runs (`aclose`, last made first)."""
+
+    __slots__ = ("_values", "_stack")
+
+    def __init__(self) -> None:
+        self._values: dict[Any, asyncio.Future[Any]] = {}
+        self._stack = contextlib.AsyncExitStack()
+
+    async def get(self, key: Any, make: Callable[[contextlib.AsyncExitStack], Awaitable[Any]]) -> Any:
+        """The value for `key`, made by ``await make(stack)`` the first time. A failure is not kept: the next
+        request tries again."""
+        future = self._values.get(key)
+        if future is not None:
+            return future.result() if future.done() else await asyncio.shield(future)
+        future = asyncio.get_running_loop().create_future()
+        self._values[key] = future
+        try:
+            value = await make(self._stack)
+        except BaseException as exc:
+            del self._values[key]
+            future.set_exception(exc)
+            future.exception()  # retrieved: only waiters, if any, see it
+            raise
+        future.set_result(value)
+        return value
+
+    async def aclose(self) -> None:
+        """Tears every value down (the code after ``yield``), ready for another serving period."""
+        stack, self._stack = self._stack, contextlib.AsyncExitStack()
+        self._values.clear()
+        await stack.aclose()
 
 
 class _ThreadedContext:
@@ -471,27 +614,48 @@ class DependencyScope:
     Sync dependencies run in `executor`, or directly when it is None.
     """
 
-    __slots__ = ("_plan", "_request", "_executor", "_stack")
+    __slots__ = ("_plan", "_request", "_executor", "_stack", "_request_stack", "_lifespan")
 
-    def __init__(self, plan: RequestPlan, request: HTTPConnection, executor: Optional[Executor] = None) -> None:
+    def __init__(self, plan: RequestPlan, request: HTTPConnection, executor: Optional[Executor] = None,
+                 after_response: bool = False) -> None:
         self._plan = plan
         self._request = request
         self._executor = executor
-        self._stack = contextlib.AsyncExitStack()
+        self._stack = contextlib.AsyncExitStack()  # torn down when the block ends
+        # Request-scoped generators, torn down after the response is sent (when `after_response`).
+        self._request_stack: Optional[contextlib.AsyncExitStack] = (
+            contextlib.AsyncExitStack() if after_response and isinstance(request, Request) else None)
+        app = request._app
+        lifespan = getattr(app, "_lifespan_dependencies", None) if app is not None else None
+        # Depends(scope="lifespan") values, kept by the app while it serves (none: computed per request).
+        self._lifespan: Optional[LifespanValues] = lifespan if isinstance(lifespan, LifespanValues) else None
 
     async def __aenter__(self) -> dict[str, Any]:
         try:
             return await self._solve_root()
         except BaseException as exc:
-            if await self._stack.__aexit__(type(exc), exc, exc.__traceback__) and isinstance(exc, Exception):
-                raise RuntimeError(_SWALLOWED) from exc
+            await self._close(type(exc), exc, exc.__traceback__, defer=False)
             raise
 
     async def __aexit__(self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException],
                         tb: Optional[TracebackType]) -> None:
-        if await self._stack.__aexit__(exc_type, exc, tb) and isinstance(exc, Exception):
-            raise RuntimeError(_SWALLOWED) from exc
+        await self._close(exc_type, exc, tb, defer=exc is None)
         # A swallowed BaseException (a cancellation) is re-raised: this method never suppresses.
+
+    async def _close(self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException],
+                     tb: Optional[TracebackType], defer: bool) -> None:
+        """The function-scoped teardown now; the request-scoped one now too, or (`defer`) handed to the
+        server in ``request._teardown``. An exception swallowed by a teardown is a `RuntimeError`."""
+        suppressed = await self._stack.__aexit__(exc_type, exc, tb)
+        request_stack = self._request_stack
+        if request_stack is not None:
+            if defer:
+                assert isinstance(self._request, Request)
+                self._request._teardown = request_stack
+            elif await request_stack.__aexit__(exc_type, exc, tb):
+                suppressed = True
+        if suppressed and isinstance(exc, Exception):
+            raise RuntimeError(_SWALLOWED) from exc
 
     async def _solve_root(self) -> dict[str, Any]:
         plan = self._plan
@@ -517,33 +681,52 @@ class DependencyScope:
                 if replacement is not None:
                     call = replacement
                     sub_plan, kind = dependency.overridden(replacement)
+            if dependency.scope == "lifespan" and self._lifespan is not None:
+                value = await self._lifespan.get(call, functools.partial(
+                    self._make_lifespan_value, call, kind, sub_plan, body, cache, overrides, errors))
+                if dependency.name is not None:
+                    kwargs[dependency.name] = value
+                continue
             reported = len(errors)
             values = await self._solve(sub_plan, body, cache, overrides, errors)
             if len(errors) != reported:
                 continue  # its parameters are invalid: not called (the errors are reported together)
-            key = dependency.call
+            key = dependency.cache_key if dependency.cache_key is not None else dependency.call
             if dependency.use_cache and key in cache:
                 value = cache[key]
             else:
-                value = await self._call(call, kind, values)
+                if dependency.scope == "function" or self._request_stack is None:
+                    stack = self._stack
+                else:
+                    stack = self._request_stack
+                value = await self._call(call, kind, values, stack, self._executor)
                 cache.setdefault(key, value)
             if dependency.name is not None:
                 kwargs[dependency.name] = value
         plan.collect(None, self._request, kwargs, errors, body)
         return kwargs
 
-    async def _call(self, call: Callable[..., Any], kind: CallKind, values: dict[str, Any]) -> Any:
+    async def _make_lifespan_value(self, call: Callable[..., Any], kind: CallKind, plan: RequestPlan, body: Any,
+                                   cache: dict[Any, Any], overrides: Optional[dict[Any, Any]],
+                                   errors: list[dict[str, Any]], stack: contextlib.AsyncExitStack) -> Any:
+        """A lifespan-scoped dependency's value (its teardown in the app's `stack`); sync ones run on the loop
+        thread: the thread pool may be gone when the app shuts down."""
+        values = await self._solve(plan, body, cache, overrides, errors)
+        return await self._call(call, kind, values, stack, None)
+
+    @staticmethod
+    async def _call(call: Callable[..., Any], kind: CallKind, values: dict[str, Any],
+                    stack: contextlib.AsyncExitStack, executor: Optional[Executor]) -> Any:
         if kind == "async":
             return await call(**values)
-        executor = self._executor
         if kind == "sync":
             if executor is None:
                 return call(**values)
             run = functools.partial(contextvars.copy_context().run, call, **values)
             return await asyncio.get_running_loop().run_in_executor(executor, run)
         if kind == "asyncgen":
-            return await self._stack.enter_async_context(contextlib.asynccontextmanager(call)(**values))
+            return await stack.enter_async_context(contextlib.asynccontextmanager(call)(**values))
         cm = contextlib.contextmanager(call)(**values)
         if executor is None:
-            return self._stack.enter_context(cm)
-        return await self._stack.enter_async_context(_ThreadedContext(cm, executor))
+            return stack.enter_context(cm)
+        return await stack.enter_async_context(_ThreadedContext(cm, executor))

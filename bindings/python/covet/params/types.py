@@ -51,10 +51,58 @@ _SEQUENCES = (list, set, frozenset, tuple, Sequence, typing.List, typing.Set, ty
 _UNION_TYPES: tuple[Any, ...] = (Union, getattr(types, "UnionType", Union))  # X | Y needs 3.10
 
 
-def strip_annotated(tp: Any) -> Any:
-    while typing.get_origin(tp) is Annotated:
-        tp = typing.get_args(tp)[0]
+def unalias(tp: Any) -> Any:
+    """The value of a type alias (PEP 695 ``type X = ...`` or ``typing_extensions.TypeAliasType``), else `tp`."""
+    while type(tp).__name__ == "TypeAliasType" and hasattr(tp, "__value__"):
+        tp = tp.__value__
     return tp
+
+
+def strip_annotated(tp: Any) -> Any:
+    tp = unalias(tp)
+    while typing.get_origin(tp) is Annotated:
+        tp = unalias(typing.get_args(tp)[0])
+    return tp
+
+
+def with_metadata(annotation: Any, skip: Callable[[Any], bool],
+                  constraints: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The type pydantic validates for a parameter, and the marker `constraints` still to apply.
+
+    `annotation` without its type aliases, keeping the ``Annotated`` metadata pydantic applies (``AfterValidator``,
+    ``Field(gt=0)``, ``StringConstraints`` ...) and dropping the items `skip` says are covet's own markers
+    (``Query()``, ``Depends()`` ...). With such metadata, the marker's constraints come first (they check the
+    input, as in FastAPI) and none are left over."""
+    tp = unalias(annotation)
+    metadata: list[Any] = []
+    while typing.get_origin(tp) is Annotated:
+        args = typing.get_args(tp)
+        metadata[:0] = [m for m in args[1:] if not skip(m)]
+        tp = unalias(args[0])
+    if not metadata:
+        return tp, constraints
+    if constraints:
+        from pydantic import Field  # deferred: see _LazyValidator
+
+        metadata.insert(0, Field(**constraints))
+    return Annotated[(tp, *metadata)], {}
+
+
+def has_metadata(tp: Any) -> bool:
+    """`tp` carries ``Annotated`` metadata somewhere (``Annotated[str, AfterValidator(f)] | None`` too)."""
+    tp = unalias(tp)
+    if typing.get_origin(tp) is Annotated:
+        return True
+    return any(has_metadata(a) for a in typing.get_args(tp) if a is not Ellipsis and not isinstance(a, str))
+
+
+def param_model(tp: Any) -> Any:
+    """The pydantic model `tp` is (or ``Optional[...]`` of), for a group of query/header/cookie parameters;
+    None otherwise."""
+    members = _non_none(tp)
+    if len(members) != 1 or not isinstance(members[0], type):
+        return None
+    return members[0] if hasattr(members[0], "model_fields") and hasattr(members[0], "model_config") else None
 
 
 def _non_none(tp: Any) -> list[Any]:
@@ -171,11 +219,19 @@ class _LazyValidator:
         return self._validate(raw)
 
 
+def body_converter(tp: Any, constraints: Optional[dict[str, Any]] = None) -> Converter:
+    """A validator for a parsed JSON body (or form) value: objects are read by attribute too, as FastAPI
+    validates (so a JSON array for a model is ``model_attributes_type``)."""
+    import functools
+
+    return functools.partial(adapter(tp, constraints).validate_python, from_attributes=True)
+
+
 def make_converter(tp: Any, constraints: dict[str, Any]) -> Optional[Converter]:
     """A converter for raw string input, or None when the raw value is already right (plain `str`)."""
     if tp is inspect.Parameter.empty:
         tp = Any
-    if constraints:
+    if constraints or has_metadata(tp):
         return adapter(tp, constraints).validate_python
     members = _non_none(tp)
     base = members[0] if len(members) == 1 else None

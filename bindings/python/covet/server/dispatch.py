@@ -219,6 +219,8 @@ class Dispatcher:
         except Exception:
             logger.exception("sending the response for %s %s failed", route.methods[0], route.path)
             self._send_fallback_500(responder)
+        if request is not None and request._teardown is not None:
+            await _teardown_after_response(request._teardown, route)
 
     async def _route_response(self, route: Route, native: Any, request: Optional[Request]) -> Rendered:
         """The route's response, with HTTPException, validation errors and registered types handled."""
@@ -255,7 +257,7 @@ class Dispatcher:
         pool unless the route runs inline; the teardown of ``yield`` dependencies runs once the result is
         rendered, and sees the handler's exception."""
         inline = route.inline if route.inline is not None else self.inline_default
-        async with route.plan.solve(request, None if inline else self.executor) as kwargs:
+        async with route.plan.solve(request, None if inline else self.executor, after_response=True) as kwargs:
             endpoint = route.endpoint
             if route.is_async:
                 result = await endpoint(**kwargs)
@@ -349,6 +351,17 @@ def _bind_middleware(middleware: Middleware, call_next: CallNext) -> CallNext:
         return await middleware(request, call_next)
 
     return layer
+
+
+async def _teardown_after_response(teardown: contextlib.AsyncExitStack, route: Route) -> None:
+    """The code after ``yield`` of request-scoped dependencies, once the response is sent (FastAPI's default
+    scope): an exception there cannot change the response any more, it is logged."""
+    try:
+        await teardown.aclose()
+    except Exception:
+        logger.exception("a dependency's code after 'yield' failed after the response to %s %s was sent (the "
+                         "response is unchanged; use Depends(..., scope=\"function\") for a teardown that may "
+                         "still change it)", route.methods[0], route.path)
 
 
 def _http_exception_handler(request: Request, exc: HTTPException) -> Rendered:
