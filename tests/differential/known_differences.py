@@ -49,7 +49,6 @@ KNOWN_DIFFERENCES: dict[str, str] = {
     "params_lax/openapi": _OPENAPI,
     "dep_scopes/openapi": _OPENAPI,
     # reason phrases (covet's table differs from uvicorn/h11's)
-    "reason/203": "reason phrase: uvicorn 'Non-Authoritative Information', covet 'Success'",
-    "reason/418": "reason phrase: uvicorn \"I'm a Teapot\", covet 'Client Error'",
-    "reason/422": "reason phrase: uvicorn 'Unprocessable Entity', covet 'Unprocessable Content' (RFC 9110's name)",
+    "reason/422": "reason phrase: uvicorn on Python 3.11 says 'Unprocessable Entity' (http.HTTPStatus before 3.13); covet "
+                  "sends RFC 9110's 'Unprocessable Content', as uvicorn does on Python 3.13+ — kept on purpose",
 }

@@ -376,6 +376,9 @@ TEST(Status, ReasonPhrases) {
     EXPECT_EQ(reason_phrase(404), "Not Found");
     EXPECT_EQ(reason_phrase(413), "Content Too Large");
     EXPECT_EQ(reason_phrase(431), "Request Header Fields Too Large");
+    EXPECT_EQ(reason_phrase(203), "Non-Authoritative Information");
+    EXPECT_EQ(reason_phrase(418), "I'm a Teapot");
+    EXPECT_EQ(reason_phrase(416), "Range Not Satisfiable");
     EXPECT_EQ(reason_phrase(299), "Success");
     EXPECT_EQ(reason_phrase(499), "Client Error");
     EXPECT_EQ(reason_phrase(599), "Server Error");
