@@ -24,6 +24,7 @@ from .dependencies import Depends
 from .exceptions import HTTPException, RequestValidationError, ResponseValidationError
 from .params import Body, Cookie, File, Form, Header, Path, Query
 from .requests import Request
+from .routing import APIRouter
 from .responses import (
     FileResponse,
     HTMLResponse,
@@ -71,3 +72,6 @@ __all__ = [
     "run_in_threadpool",
     "__version__",
 ]
+
+# --- routing
+__all__ += ["APIRouter"]
