@@ -853,7 +853,7 @@ class APIRouter:
         router._included = True
         middleware = tuple(reversed(router.user_middleware))  # outermost first
         for declared in router._declared:
-            path = prefix + declared.path
+            path = self.prefix + prefix + declared.path
             if not path:
                 raise ValueError(f"route {getattr(declared.endpoint, '__name__', declared.endpoint)!r}: the prefix and "
                                  "the path cannot both be empty: give the route a path or the include a prefix")
@@ -864,14 +864,19 @@ class APIRouter:
                     responses=dict(responses or {}), deprecated=deprecated, include_in_schema=include_in_schema,
                     callbacks=list(callbacks or ()), generate_unique_id_function=generate_unique_id_function,
                     inner_first=True)
-            elif declared.kind == "websocket" and dependencies:
-                options = {**declared.options, "dependencies": [*dependencies, *declared.options["dependencies"]]}
+                options = _merge_route_options(  # and this router's own, as its add_api_route would
+                    options, tags=self.tags, dependencies=self.dependencies, responses=self.responses,
+                    deprecated=self.deprecated, include_in_schema=self.include_in_schema, callbacks=self.callbacks,
+                    generate_unique_id_function=self.generate_unique_id_function, inner_first=True)
+            elif declared.kind == "websocket":
+                options = {**declared.options, "dependencies": [
+                    *self.dependencies, *(dependencies or ()), *declared.options["dependencies"]]}
             self._add(dataclasses.replace(
                 declared, path=path, options=options,
                 middleware=(*middleware, *declared.middleware),
                 exception_handlers={**router.exception_handlers, **declared.exception_handlers},
                 default_response_class=(declared.default_response_class or router.default_response_class
-                                        or default_response_class)))
+                                        or default_response_class or self.default_response_class)))
         self.on_startup.extend(router.on_startup)
         self.on_shutdown.extend(router.on_shutdown)
 
@@ -936,8 +941,9 @@ def _build_declared(declared: _Declared, app: Any) -> Any:
             return app.add_websocket_route(declared.path, declared.endpoint, **options)
         name = options.pop("name", None)
         dependencies = options.pop("dependencies", ())
-        return WebSocketRoute(declared.path or "/", declared.endpoint, name=name, dependencies=dependencies, **options)
-    route = Route.build(declared.path or "/", declared.endpoint, declared.methods,
+        return WebSocketRoute(declared.path if declared.path.startswith("/") else "/" + declared.path, declared.endpoint, name=name, dependencies=dependencies, **options)
+    build_path = declared.path if declared.path.startswith("/") else "/" + declared.path  # webhooks: "new-user"
+    route = Route.build(build_path, declared.endpoint, declared.methods,
                         **cast("RouteOptions", declared.options))
     route.path = declared.path
     route.middleware = declared.middleware

@@ -90,3 +90,12 @@ __all__ = [
     "UploadFile",
     "status",
 ]
+
+# --- routing
+if FRAMEWORK == "fastapi":
+    from fastapi import APIRouter
+    from starlette.routing import NoMatchFound
+else:
+    from covet import APIRouter
+    from covet.routing import NoMatchFound
+__all__ += ["APIRouter", "NoMatchFound"]
