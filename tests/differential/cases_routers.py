@@ -31,5 +31,6 @@ CASES: list[Case] = [
     case("routers/405-router-route", "DELETE", "/v1/api/items/3", headers=_TOKEN),
     case("routers/head-on-get-405", "HEAD", "/plain"),
     case("routers/head-on-router-get-405", "HEAD", "/v1/api/users/me"),
+    case("routers/route-declared-after-include", "GET", "/v1/api/users/late/added"),
     case("routers/webhook-not-served", "POST", "/new-subscription", json_body={}),
 ]

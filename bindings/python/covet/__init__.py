@@ -24,7 +24,6 @@ from .dependencies import Depends
 from .exceptions import HTTPException, RequestValidationError, ResponseValidationError
 from .params import Body, Cookie, File, Form, Header, Path, Query
 from .requests import Request
-from .routing import APIRouter
 from .responses import (
     FileResponse,
     HTMLResponse,
@@ -34,6 +33,7 @@ from .responses import (
     Response,
     StreamingResponse,
 )
+from .routing import APIRouter
 from .websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 __version__ = "0.1.0"

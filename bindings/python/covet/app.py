@@ -21,7 +21,6 @@ from .routing import (
     ConstantRoute,
     Route,
     RouteOptions,
-    RouteTable,
     WebSocketRoute,
     parse_path,
 )
@@ -161,9 +160,8 @@ class CovetPy:
         self.state = State()
         self.generate_unique_id_function = generate_unique_id_function
         self.webhooks = webhooks if webhooks is not None else APIRouter()
-        self.router = AppRouter(self, RouteTable(redirect_slashes=redirect_slashes, duplicate_routes=duplicate_routes,
-                                                 auto_head=auto_head))
-        self.websocket_routes: list[WebSocketRoute] = []
+        self.router = AppRouter(self, {"redirect_slashes": redirect_slashes, "duplicate_routes": duplicate_routes,
+                                       "auto_head": auto_head})
         self._publish: Optional[Publisher] = None  # set while serving (publish)
         self.user_middleware: list[Middleware] = []
         self.exception_handlers: dict[Union[int, type[Exception]], ExceptionHandler] = dict(exception_handlers or {})
@@ -235,7 +233,7 @@ class CovetPy:
         ``operation_id``, ``include_in_schema``, ``response_description`` — kept on the route for the schema,
         they do not change how it is served."""
         self.router.add_api_route(path, endpoint, methods=methods, **options)
-        route: Route = self.router.routes[-1]
+        route: Route = self.router._all[-1]
         return route
 
     def api_route(self, path: str, methods: Optional[Sequence[str]] = None,
@@ -303,17 +301,27 @@ class CovetPy:
         default 1 MiB: larger messages close with 1009), ``idle_timeout`` and ``ping_interval`` (seconds,
         60 and 20), ``max_send_buffer`` (bytes, 4 MiB: sends wait above it), ``compression`` (permessage-deflate,
         default True), ``subprotocols`` (the route's, preferred first)."""
+        route = self.build_websocket_route(path, endpoint, name=name, dependencies=dependencies, **options)
+        if any(r.native_pattern == route.native_pattern for r in self.websocket_routes):
+            raise ValueError(f"websocket route conflict: {path} is already registered")
+        self.router.add_listed(route)
+        return route
+
+    def build_websocket_route(self, path: str, endpoint: Callable[..., Any], *, name: Optional[str] = None,
+                              dependencies: Optional[Sequence[Depends]] = None,
+                              **options: Unpack[WebSocketOptions]) -> WebSocketRoute:
+        """The WebSocket route `add_websocket_route` adds (the app's dependencies first), not added."""
         unknown = set(options) - {"max_size", "idle_timeout", "ping_interval", "max_send_buffer", "compression",
                                   "subprotocols"}
         if unknown:
             raise TypeError(f"websocket route {path}: unknown options {sorted(unknown)}")
-        route = WebSocketRoute(path, endpoint, name=name, dependencies=[*self.dependencies, *(dependencies or ())],
-                               **options)
-        if any(r.native_pattern == route.native_pattern for r in self.websocket_routes):
-            raise ValueError(f"websocket route conflict: {path} is already registered")
-        self.websocket_routes.append(route)
-        self.router.add_listed(route)
-        return route
+        return WebSocketRoute(path, endpoint, name=name, dependencies=[*self.dependencies, *(dependencies or ())],
+                              **options)
+
+    @property
+    def websocket_routes(self) -> list[WebSocketRoute]:
+        """The WebSocket routes, in registration order (included routers' too)."""
+        return [r for r in self.router.routes if isinstance(r, WebSocketRoute)]
 
     def websocket(self, path: str, *, name: Optional[str] = None, dependencies: Optional[Sequence[Depends]] = None,
                   **options: Unpack[WebSocketOptions]) -> Callable[[F], F]:
@@ -379,7 +387,6 @@ class CovetPy:
             body=response.body,
             headers=extra,
         )
-        self.router.table.add(route)
         self.router.add_listed(route)
         return route
 

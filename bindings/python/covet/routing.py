@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from enum import Enum
@@ -497,6 +498,8 @@ class RouteTable:
                 for method in self.served_methods(route):
                     entry[1].add(method)
                     by_method.setdefault(method, []).append(segments)
+                    if method == "GET" and isinstance(route, ConstantRoute):
+                        entry[1].add("HEAD")  # a constant route always answers HEAD natively: it never enters Python
         for pattern, (segments, served) in shapes.items():
             for method in METHODS:
                 if method in served or method == "CONNECT":
@@ -678,6 +681,31 @@ class _Declared:
     default_response_class: Any = None
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Include:
+    """``include_router(router, ...)``: a reference to `router` with the include's options; its routes are read
+    from `router` whenever the including side lists them (FastAPI 0.165 includes routers live, the same way)."""
+
+    router: APIRouter
+    prefix: str
+    tags: tuple[Any, ...]
+    dependencies: tuple[Any, ...]
+    responses: Mapping[Any, Any]
+    callbacks: tuple[Any, ...]
+    deprecated: Optional[bool]
+    include_in_schema: bool
+    generate_unique_id_function: Optional[Callable[[Any], str]]
+    default_response_class: Any
+
+
+_versions = itertools.count(1)
+_version = [0]  # bumped on every change to any router: the cached flattened route lists are then recomputed
+
+
+def _bump() -> None:
+    _version[0] = next(_versions)
+
+
 def _merge_route_options(options: Mapping[str, Any], *, tags: Sequence[Any], dependencies: Sequence[Any],
                          responses: Mapping[Any, Any], deprecated: Optional[bool], include_in_schema: bool,
                          callbacks: Sequence[Any], generate_unique_id_function: Optional[Callable[[Any], str]],
@@ -753,14 +781,56 @@ class APIRouter:
         self.on_shutdown: list[Callable[[], Any]] = list(on_shutdown or ())
         self.user_middleware: list[Callable[..., Any]] = []  # the last one is outermost
         self.exception_handlers: dict[Any, Callable[..., Any]] = {}
-        self._declared: list[_Declared] = []
+        self._declared: list[Union[_Declared, _Include]] = []
         self._built: Optional[list[Any]] = None
+        self._built_version = -1
         self._included = False
 
     # -- declaring routes ----------------------------------------------------------------------------
-    def _add(self, declared: _Declared) -> None:
+    def _add(self, declared: Union[_Declared, _Include]) -> None:
         self._declared.append(declared)
-        self._built = None
+        _bump()
+
+    def _reaches(self, router: APIRouter) -> bool:
+        """Does this router include `router`, directly or through included routers?"""
+        return any(isinstance(e, _Include) and (e.router is router or e.router._reaches(router))
+                   for e in self._declared)
+
+    def _flatten(self) -> Iterator[tuple[tuple[int, ...], _Declared]]:
+        """Every route declared here or in included routers (as they are now), with the includes applied: (key,
+        declaration); the key (ids along the include chain) is stable while the routers keep their entries."""
+        for entry in self._declared:
+            if isinstance(entry, _Declared):
+                yield (id(entry),), entry
+            else:
+                for key, declared in entry.router._flatten():
+                    yield (id(entry), *key), self._apply_include(entry, declared)
+
+    def _apply_include(self, include: _Include, declared: _Declared) -> _Declared:
+        """`declared` (a route of ``include.router``) as this router has it: the include's prefix, tags,
+        dependencies ... first, then this router's own (as its add_api_route would), and the included router's
+        middleware and exception handlers around it."""
+        router = include.router
+        options: Mapping[str, Any] = declared.options
+        if declared.kind == "http":
+            options = _merge_route_options(
+                declared.options, tags=include.tags, dependencies=include.dependencies, responses=include.responses,
+                deprecated=include.deprecated, include_in_schema=include.include_in_schema,
+                callbacks=include.callbacks, generate_unique_id_function=include.generate_unique_id_function,
+                inner_first=True)
+            options = _merge_route_options(
+                options, tags=self.tags, dependencies=self.dependencies, responses=self.responses,
+                deprecated=self.deprecated, include_in_schema=self.include_in_schema, callbacks=self.callbacks,
+                generate_unique_id_function=self.generate_unique_id_function, inner_first=True)
+        elif declared.kind == "websocket":
+            options = {**declared.options, "dependencies": [
+                *self.dependencies, *include.dependencies, *declared.options["dependencies"]]}
+        return dataclasses.replace(
+            declared, path=self.prefix + include.prefix + declared.path, options=options,
+            middleware=(*reversed(router.user_middleware), *declared.middleware),  # outermost first
+            exception_handlers={**router.exception_handlers, **declared.exception_handlers},
+            default_response_class=(declared.default_response_class or router.default_response_class
+                                    or include.default_response_class or self.default_response_class))
 
     def add_api_route(self, path: str, endpoint: Callable[..., Any], *, methods: Optional[Sequence[str]] = None,
                       **options: Unpack[RouteOptions]) -> None:
@@ -843,40 +913,18 @@ class APIRouter:
         include_in_schema: bool = True,
         generate_unique_id_function: Optional[Callable[[Any], str]] = None,
     ) -> None:
-        """Adds `router`'s routes (as declared now) under ``prefix``, with these tags, dependencies ... applied
-        before the router's own (FastAPI's order), and `router`'s middleware and exception handlers around them."""
+        """Includes `router`'s routes under ``prefix``, with these tags, dependencies ... applied before the
+        router's own (FastAPI's order), and `router`'s middleware and exception handlers around them. The router is
+        referenced, not copied: routes it gets later are included too (as in FastAPI 0.165)."""
         if not isinstance(router, APIRouter):
             raise TypeError(f"include_router takes an APIRouter, not {type(router).__name__}")
-        if router is self:
-            raise ValueError("a router cannot include itself")
-        prefix = _join_prefix(prefix, "include_router")
+        if router is self or router._reaches(self):
+            raise ValueError("a router cannot include itself, directly or through the routers it includes")
+        self._add(_Include(
+            router, _join_prefix(prefix, "include_router"), tuple(tags or ()), tuple(dependencies or ()),
+            dict(responses or {}), tuple(callbacks or ()), deprecated, include_in_schema, generate_unique_id_function,
+            default_response_class))
         router._included = True
-        middleware = tuple(reversed(router.user_middleware))  # outermost first
-        for declared in router._declared:
-            path = self.prefix + prefix + declared.path
-            if not path:
-                raise ValueError(f"route {getattr(declared.endpoint, '__name__', declared.endpoint)!r}: the prefix and "
-                                 "the path cannot both be empty: give the route a path or the include a prefix")
-            options: Mapping[str, Any] = declared.options
-            if declared.kind == "http":
-                options = _merge_route_options(
-                    declared.options, tags=list(tags or ()), dependencies=list(dependencies or ()),
-                    responses=dict(responses or {}), deprecated=deprecated, include_in_schema=include_in_schema,
-                    callbacks=list(callbacks or ()), generate_unique_id_function=generate_unique_id_function,
-                    inner_first=True)
-                options = _merge_route_options(  # and this router's own, as its add_api_route would
-                    options, tags=self.tags, dependencies=self.dependencies, responses=self.responses,
-                    deprecated=self.deprecated, include_in_schema=self.include_in_schema, callbacks=self.callbacks,
-                    generate_unique_id_function=self.generate_unique_id_function, inner_first=True)
-            elif declared.kind == "websocket":
-                options = {**declared.options, "dependencies": [
-                    *self.dependencies, *(dependencies or ()), *declared.options["dependencies"]]}
-            self._add(dataclasses.replace(
-                declared, path=path, options=options,
-                middleware=(*middleware, *declared.middleware),
-                exception_handlers={**router.exception_handlers, **declared.exception_handlers},
-                default_response_class=(declared.default_response_class or router.default_response_class
-                                        or default_response_class or self.default_response_class)))
         self.on_startup.extend(router.on_startup)
         self.on_shutdown.extend(router.on_shutdown)
 
@@ -924,8 +972,9 @@ class APIRouter:
     def routes(self) -> list[Any]:
         """This router's routes as declared so far (`Route` / `WebSocketRoute`), built on first access (the app
         builds its own when it includes the router)."""
-        if self._built is None:
-            self._built = [_build_declared(d, None) for d in self._declared]
+        if self._built is None or self._built_version != _version[0]:
+            self._built = [_build_declared(d, None, standalone=True) for _, d in self._flatten()]
+            self._built_version = _version[0]
         return list(self._built)
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
@@ -933,16 +982,19 @@ class APIRouter:
         return url_path_for(self.routes, name, path_params)
 
 
-def _build_declared(declared: _Declared, app: Any) -> Any:
-    """The route for `declared`: added to `app` (an app's root router builds through it), or standalone (None)."""
+def _build_declared(declared: _Declared, app: Any, standalone: bool = False) -> Any:
+    """The route for `declared`: added to `app` (WebSocket routes), or built (HTTP routes). `standalone`: for
+    ``router.routes`` (never served): a path without its leading ``/`` (a webhook's name) is accepted."""
     if declared.kind == "websocket":
         options = dict(declared.options)
         if app is not None:
             return app.add_websocket_route(declared.path, declared.endpoint, **options)
         name = options.pop("name", None)
         dependencies = options.pop("dependencies", ())
-        return WebSocketRoute(declared.path if declared.path.startswith("/") else "/" + declared.path, declared.endpoint, name=name, dependencies=dependencies, **options)
-    build_path = declared.path if declared.path.startswith("/") else "/" + declared.path  # webhooks: "new-user"
+        path = "/" + declared.path if standalone and not declared.path.startswith("/") else declared.path
+        return WebSocketRoute(path, declared.endpoint, name=name, dependencies=dependencies, **options)
+    # webhooks have names for paths ("new-subscription")
+    build_path = "/" + declared.path if standalone and not declared.path.startswith("/") else declared.path
     route = Route.build(build_path, declared.endpoint, declared.methods,
                         **cast("RouteOptions", declared.options))
     route.path = declared.path
@@ -953,40 +1005,91 @@ def _build_declared(declared: _Declared, app: Any) -> Any:
 
 
 class AppRouter(APIRouter):
-    """``app.router``: the app's own router. Routes added or included here are built at once into the app's
-    `RouteTable` (``table``), with the app's dependencies first; ``routes`` lists every route in registration
-    order (HTTP, constant and WebSocket ones; a duplicate that does not answer too)."""
+    """``app.router``: the app's own router and its one route table.
 
-    def __init__(self, app: Any, table: RouteTable, **options: Any) -> None:
+    Routes added here directly (``app.get``, constant and WebSocket routes) are built at once; included routers are
+    referenced and their routes built when the app's routes are next listed (``routes``, ``table``, serving), once
+    per route (cached), with the app's dependencies first. ``routes`` lists every route in registration order
+    (HTTP, constant and WebSocket ones; a duplicate that does not answer too)."""
+
+    def __init__(self, app: Any, table_options: Mapping[str, Any], **options: Any) -> None:
         super().__init__(**options)
         self.app = app
-        self.table = table
-        self._all: list[Any] = []
+        self._table_options = dict(table_options)
+        self._table = RouteTable(**self._table_options)
+        self._entries: list[Any] = []  # built routes (added directly) and _Include references, in order
+        self._all: list[Any] = []  # the routes, includes flattened (see _materialize)
+        self._materialized = _version[0]
+        self._cache: dict[tuple[Any, ...], Any] = {}  # included routes, built once
 
-    def _add(self, declared: _Declared) -> None:
-        if declared.kind == "http":
-            options = dict(declared.options)
-            options["dependencies"] = [*self.app.dependencies, *(options.get("dependencies") or ())]
-            if not declared.path:
-                raise ValueError(f"route {getattr(declared.endpoint, '__name__', declared.endpoint)!r}: the path "
-                                 "is empty: give the route a path, or its router a prefix")
-            route = _build_declared(dataclasses.replace(declared, options=options), None)
-            if route.generate_unique_id_function is None:
-                route.generate_unique_id_function = self.app.generate_unique_id_function
-            self.table.add(route)
-            self._all.append(route)
+    def _add(self, declared: Union[_Declared, _Include]) -> None:
+        if isinstance(declared, _Include):
+            self._entries.append(declared)
+            _bump()
+        elif declared.kind == "http":
+            self.add_listed(self._build(declared))
         elif declared.kind == "websocket":
-            _build_declared(declared, self.app)  # the app lists it (add_websocket_route calls add_listed)
+            _build_declared(declared, self.app)  # add_websocket_route lists it (add_listed)
+
+    def _build(self, declared: _Declared) -> Any:
+        if declared.kind == "websocket":
+            options = dict(declared.options)
+            return self.app.build_websocket_route(declared.path, declared.endpoint, name=options.pop("name", None),
+                                                  dependencies=options.pop("dependencies", ()), **options)
+        options = dict(declared.options)
+        options["dependencies"] = [*self.app.dependencies, *(options.get("dependencies") or ())]
+        if not declared.path:
+            raise ValueError(f"route {getattr(declared.endpoint, '__name__', declared.endpoint)!r}: the prefix and "
+                             "the path cannot both be empty: give the route a path, or its router a prefix")
+        route = _build_declared(dataclasses.replace(declared, options=options), None)
+        if route.generate_unique_id_function is None:
+            route.generate_unique_id_function = self.app.generate_unique_id_function
+        return route
 
     def add_listed(self, route: Any) -> None:
-        """Lists a route the app built itself (a constant or WebSocket route) in ``routes``."""
+        """Adds a built route (HTTP, constant or WebSocket) to the table and to ``routes``."""
+        self._materialize()
+        if not isinstance(route, WebSocketRoute):
+            self._table.add(route)
+        self._entries.append(route)
         self._all.append(route)
+
+    def _materialize(self) -> None:
+        """Rebuilds the route list and table when a router changed since (included routes come from the cache)."""
+        if self._materialized == _version[0]:
+            return
+        table = RouteTable(**self._table_options)
+        routes: list[Any] = []
+        for entry in self._entries:
+            if not isinstance(entry, _Include):
+                if not isinstance(entry, WebSocketRoute):
+                    table.add(entry)
+                routes.append(entry)
+                continue
+            for key, declared in entry.router._flatten():
+                applied = self._apply_include(entry, declared)
+                cache_key = (id(entry), *key, applied.path)
+                route = self._cache.get(cache_key)
+                if route is None:
+                    route = self._cache[cache_key] = self._build(applied)
+                if not isinstance(route, WebSocketRoute):
+                    table.add(route)
+                routes.append(route)
+        self._table, self._all, self._materialized = table, routes, _version[0]
+
+    @property
+    def table(self) -> RouteTable:
+        """The app's route table (Python and constant routes, in order), includes applied."""
+        self._materialize()
+        return self._table
 
     @property
     def routes(self) -> list[Any]:
+        self._materialize()
         return list(self._all)
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        self._materialize()
         return url_path_for(self._all, name, path_params)
 
     def middleware(self, middleware_type: str = "http") -> Callable[[F], F]:

@@ -85,6 +85,11 @@ api.include_router(members)
 app.include_router(api, prefix="/v1")
 
 
+@users.get("/late/added")
+async def late_route() -> dict:  # declared after the include: included routers are live (FastAPI 0.165)
+    return {"late": True}
+
+
 # duplicates: the first route registered answers
 @app.get("/dup")
 async def dup_first() -> dict:
