@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from covet import APIRouter, CovetPy, Depends, Header, HTTPException, JSONResponse, Request
+from covet import APIRouter, CovetPy, Depends, Header, HTTPException, JSONResponse, Request, WebSocket
 from covet.routing import NoMatchFound, Route
 from covet.utils import generate_unique_id
 
@@ -327,3 +327,50 @@ class TestUnmatchedRequests:
     def test_duplicate_routes_option_is_checked(self) -> None:
         with pytest.raises(ValueError, match="duplicate_routes must be 'first'"):
             CovetPy(duplicate_routes="last")  # type: ignore[arg-type]
+
+
+def test_websocket_route_on_a_router_with_app_middleware(native: Any) -> None:
+    """A router's WebSocket route under its prefix, with the router's dependencies; the app's HTTP middleware (and
+    the catch-all it brings) does not take the upgrade."""
+    import asyncio
+
+    import fake_native
+
+    websockets = pytest.importorskip("websockets")
+    if native is fake_native:
+        pytest.skip("WebSockets need the compiled engine")
+    from covet.serve import ThreadedWorker
+
+    seen: list[str] = []
+
+    def prefix_tag() -> str:
+        return "dep"
+
+    router = APIRouter(prefix="/ws", dependencies=[Depends(prefix_tag)])
+
+    @router.websocket("/echo/{room}")
+    async def echo(websocket: WebSocket, room: str, tag: str = Depends(prefix_tag)) -> None:
+        await websocket.accept()
+        text = await websocket.receive_text()
+        await websocket.send_text(f"{room}:{tag}:{text}")
+
+    app = CovetPy()
+    app.include_router(router)
+
+    @app.middleware("http")
+    async def record(request: Request, call_next: Any) -> Any:
+        seen.append(request.url.path)
+        return await call_next(request)
+
+    assert [r.path for r in app.websocket_routes] == ["/ws/echo/{room}"]
+    worker = ThreadedWorker(app, threads=0).start()
+    try:
+        async def go() -> str:
+            async with websockets.connect(f"ws://127.0.0.1:{worker.port}/ws/echo/lobby") as ws:
+                await ws.send("hi")
+                return str(await ws.recv())
+
+        assert asyncio.run(asyncio.wait_for(go(), 20)) == "lobby:dep:hi"
+        assert seen == []
+    finally:
+        worker.stop()
