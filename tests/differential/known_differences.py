@@ -9,9 +9,6 @@ reason phrases of test_reason_phrase.
 from __future__ import annotations
 
 _OPENAPI = "no /openapi.json yet (issue 14: OpenAPI 3.1, the schema FastAPI generates)"
-_MIDDLEWARE_404_405 = ("covet's own 404/405 are answered natively and skip the app's @app.middleware('http') "
-                       "(issue 14: error shapes)")
-_HEAD = "covet answers HEAD on every GET route and lists HEAD in Allow; FastAPI: 405, Allow: GET (issue 14)"
 
 _DOCS_PAGE = ("by design: covet's docs pages load Swagger UI/ReDoc bundled in the package (offline), FastAPI's from "
               "a CDN; the title and URLs are HTML-escaped and the markup differs (docs/python.md: /docs and /redoc)")
@@ -26,14 +23,9 @@ KNOWN_DIFFERENCES: dict[str, str] = {
     "docs/oauth2-redirect": _DOCS_REDIRECT,
     "docs/self-hosted-oauth2-redirect": _DOCS_REDIRECT,
     "docs/openapi": _OPENAPI,
-    # routing
-    "params/method-not-allowed": _HEAD,
-    "responses/head-on-get": _HEAD,
     # errors
     "bodies/delete-204": "a 204 from `-> None` with status_code=204: FastAPI still sends Content-Type: "
                          "application/json, covet none (issue 14; decide whether to match)",
-    "middleware/404": _MIDDLEWARE_404_405,
-    "middleware/405": _MIDDLEWARE_404_405 + "; " + _HEAD,
     # OpenAPI
     "openapi_keywords/openapi": _OPENAPI,
     "bodies/openapi": _OPENAPI,
@@ -43,6 +35,7 @@ KNOWN_DIFFERENCES: dict[str, str] = {
     "middleware/openapi": _OPENAPI,
     "params/openapi": _OPENAPI,
     "responses/openapi": _OPENAPI,
+    "routers/openapi": _OPENAPI,
     "validation_handler/openapi": _OPENAPI,
     "security/openapi": _OPENAPI,
     "params_groups/openapi": _OPENAPI,

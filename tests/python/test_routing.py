@@ -73,7 +73,7 @@ class TestTranslation:
 
 class TestDuplicates:
     def test_same_method_same_shape_names_both_routes(self) -> None:
-        app = CovetPy()
+        app = CovetPy(duplicate_routes="error")
 
         @app.get("/users/{user_id}")
         async def first(user_id: int) -> None: ...
@@ -86,6 +86,23 @@ class TestDuplicates:
         message = str(info.value)
         assert "/users/{uid}" in message and "second" in message
         assert "/users/{user_id}" in message and "first" in message
+        assert "duplicate_routes='error'" in message
+
+    def test_first_route_wins_by_default(self, make_client) -> None:  # type: ignore[no-untyped-def]
+        app = CovetPy(openapi_url=None)
+
+        @app.get("/users/{user_id}")
+        async def first(user_id: int) -> dict:
+            return {"first": user_id}
+
+        @app.api_route("/users/{uid}", methods=["GET", "DELETE"])
+        async def second(uid: int) -> dict:
+            return {"second": uid}
+
+        assert [r.name for r in app.routes] == ["first", "second"]  # both listed, as in FastAPI
+        client = make_client(app)
+        assert client.get("/users/3").json() == {"first": 3}
+        assert client.delete("/users/3").json() == {"second": 3}  # the method the first route lacks
 
     def test_different_types_or_methods_are_not_duplicates(self) -> None:
         app = CovetPy(openapi_url=None)  # no docs pages in app.routes (nor at /docs)
@@ -102,7 +119,7 @@ class TestDuplicates:
         assert [r.name for r in app.routes] == ["by_id", "by_name", "post"]
 
     def test_constant_route_clashes_with_handler_route(self) -> None:
-        app = CovetPy()
+        app = CovetPy(duplicate_routes="error")
         app.add_constant_route("/health", {"ok": True})
         with pytest.raises(ValueError, match="/health"):
             app.get("/health")(_noop)
@@ -181,8 +198,8 @@ class TestServedRouting:
         assert client.get("/n/7").json() == 7
         assert client.get("/n/seven").status_code == 404
 
-    def test_head_and_405_are_native(self, make_client) -> None:  # type: ignore[no-untyped-def]
-        app = CovetPy()
+    def test_automatic_head_and_native_405(self, make_client) -> None:  # type: ignore[no-untyped-def]
+        app = CovetPy(auto_head=True)
         seen: list[str] = []
 
         @app.get("/thing")
@@ -204,7 +221,28 @@ class TestServedRouting:
         assert (missing.status_code, missing.json()) == (404, {"detail": "Not Found"})  # FastAPI's body
         assert missing.headers["content-type"] == "application/json"
         assert r.json() == {"detail": "Method Not Allowed"}
-        assert seen == ["HEAD"]  # 405 and 404 never reached Python
+        assert seen == ["HEAD", "DELETE", "GET"]  # the middleware sees 404 and 405, as in FastAPI
+
+    def test_head_is_405_by_default_as_fastapi(self, make_client) -> None:  # type: ignore[no-untyped-def]
+        app = CovetPy()
+
+        @app.get("/thing")
+        async def thing() -> dict:
+            return {"a": 1}
+
+        @app.head("/both")
+        @app.get("/both")
+        async def both() -> dict:
+            return {"b": 1}
+
+        client = make_client(app)
+        head = client.head("/thing")
+        assert (head.status_code, head.headers["allow"], head.content) == (405, "GET", b"")
+        r = client.delete("/thing")
+        assert (r.status_code, r.headers["allow"], r.json()) == (405, "GET", {"detail": "Method Not Allowed"})
+        assert client.head("/both").status_code == 200
+        missing = client.get("/missing")  # no middleware: the engine's 404
+        assert (missing.status_code, missing.json()) == (404, {"detail": "Not Found"})
 
     def test_path_catch_all_and_percent_decoding(self, make_client) -> None:  # type: ignore[no-untyped-def]
         app = CovetPy()

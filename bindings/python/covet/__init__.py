@@ -33,6 +33,7 @@ from .responses import (
     Response,
     StreamingResponse,
 )
+from .routing import APIRouter
 from .websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 __version__ = "0.1.0"
@@ -72,3 +73,6 @@ __all__ = [
     "run_in_threadpool",
     "__version__",
 ]
+
+# --- routing
+__all__ += ["APIRouter"]

@@ -11,17 +11,27 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from typing import TYPE_CHECKING, Any, Literal, Optional, TypedDict, TypeVar, Union, cast
 
 from . import encoders
-from .datastructures import State
+from .datastructures import State, URLPath
+from .exceptions import HTTPException
 from .openapi import docs as openapi_docs
 from .params import Depends, LifespanValues
 from .requests import Request
 from .responses import HTMLResponse, Response, StreamingResponse
-from .routing import ConstantRoute, Route, RouteOptions, RouteTable, WebSocketRoute, parse_path
+from .routing import (
+    APIRouter,
+    AppRouter,
+    ConstantRoute,
+    Route,
+    RouteOptions,
+    WebSocketRoute,
+    parse_path,
+)
 from .server.interface import ExceptionHandler, Middleware, Publisher, ServedApp
 from .server.options import ENGINE_OPTIONS
 from .server.serve import configure_logging, exit_on_listen_error, serve
 from .server.supervisor import Supervisor, WorkerOptions, resolve_workers
 from .tls import TransportOptions
+from .utils import generate_unique_id
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -89,6 +99,19 @@ class CovetPy:
         ``swagger_js_url=`` & co., as in FastAPI.
       redirect_slashes: a path no route matches, but would with its trailing slash added or removed, answers
         307 to that form (any method, query string kept), as in FastAPI/Starlette. Default True.
+      duplicate_routes: ``"first"`` (default, as FastAPI): of two routes with the same method and path shape the
+        first registered answers (both are listed in ``app.routes``); ``"error"``: the second is refused
+        (ValueError naming both) — a start-up check against accidental shadowing.
+      auto_head: False (default, as FastAPI): HEAD on a GET-only route answers 405 (``Allow: GET``); True: every
+        GET route answers HEAD too (headers of the GET response, no body), natively.
+      generate_unique_id_function: ``f(route) -> str``, the schema's operation ids (FastAPI's keyword; default
+        `covet.utils.generate_unique_id`); routers and routes may set their own.
+      webhooks: an `APIRouter` for the schema's webhooks (``app.webhooks``; FastAPI's); never served.
+
+    Routers: ``app.include_router(router, prefix=..., tags=..., dependencies=...)`` (`covet.APIRouter`).
+    ``app.router`` is the app's own router (``routes``, ``include_router``, ``url_path_for``).
+    Requests no route answers (404, 405) reach the app's HTTP middleware and its 404/405 handlers as in FastAPI;
+    an app without either gets the engine's 404 without entering Python.
 
     ``app.dependency_overrides[original] = replacement`` replaces a dependency (for tests), as in FastAPI.
     """
@@ -108,6 +131,10 @@ class CovetPy:
         eager_async: Union[bool, Literal["auto"]] = "auto",
         dependencies: Optional[Sequence[Depends]] = None,
         redirect_slashes: bool = True,
+        duplicate_routes: Literal["first", "error"] = "first",
+        auto_head: bool = False,
+        generate_unique_id_function: Callable[[Any], str] = generate_unique_id,
+        webhooks: Optional[APIRouter] = None,
         description: str = "",
         summary: Optional[str] = None,
         servers: Optional[Sequence[Mapping[str, Any]]] = None,
@@ -132,7 +159,7 @@ class CovetPy:
         self.version = version
         # A JSON body needs a JSON Content-Type (FastAPI 0.132+); False also parses a body without one.
         self.strict_content_type = strict_content_type
-        # OpenAPI metadata (FastAPI's keywords), kept for the schema; CovetPy serves no schema or docs pages yet.
+        # OpenAPI metadata (FastAPI's keywords), for the schema and the docs pages.
         self.description = description
         self.summary = summary
         self.servers: list[dict[str, Any]] = [dict(server) for server in servers or ()]
@@ -152,8 +179,10 @@ class CovetPy:
         self.license_info: Optional[dict[str, Any]] = dict(license_info) if license_info is not None else None
         self.debug = debug
         self.state = State()
-        self.router = RouteTable(redirect_slashes=redirect_slashes)
-        self.websocket_routes: list[WebSocketRoute] = []
+        self.generate_unique_id_function = generate_unique_id_function
+        self.webhooks = webhooks if webhooks is not None else APIRouter()
+        self.router = AppRouter(self, {"redirect_slashes": redirect_slashes, "duplicate_routes": duplicate_routes,
+                                       "auto_head": auto_head})
         self._publish: Optional[Publisher] = None  # set while serving (publish)
         self.user_middleware: list[Middleware] = []
         self.exception_handlers: dict[Union[int, type[Exception]], ExceptionHandler] = dict(exception_handlers or {})
@@ -172,7 +201,8 @@ class CovetPy:
 
     # -- the docs pages (FastAPI's setup(): registered first, outside the schema and the app's dependencies) ----
     def _add_internal_route(self, path: str, endpoint: Callable[..., Any]) -> None:
-        self.router.add(Route.build(path, endpoint, ("GET", "HEAD"), include_in_schema=False, response_model=None))
+        self.router.add_listed(Route.build(path, endpoint, ("GET", "HEAD"), include_in_schema=False,
+                                           response_model=None))
 
     def _setup_docs(self) -> None:
         openapi_url = self.openapi_url
@@ -220,13 +250,53 @@ class CovetPy:
 
     # -- routes ---------------------------------------------------------------------------------------
     @property
-    def routes(self) -> list[Union[Route, ConstantRoute]]:
-        """Every route in registration order (``route.path``, ``route.methods``, ``route.name``)."""
-        return list(self.router.routes)
+    def routes(self) -> list[Union[Route, ConstantRoute, WebSocketRoute]]:
+        """Every route in registration order (``route.path``, ``route.methods``, ``route.name``): HTTP, constant
+        and WebSocket routes, included routers' with their prefixes applied."""
+        return self.router.routes
+
+    def include_router(
+        self,
+        router: APIRouter,
+        *,
+        prefix: str = "",
+        tags: Optional[Sequence[Any]] = None,
+        dependencies: Optional[Sequence[Depends]] = None,
+        default_response_class: Any = None,
+        responses: Optional[Mapping[Union[int, str], Mapping[str, Any]]] = None,
+        callbacks: Optional[Sequence[Any]] = None,
+        deprecated: Optional[bool] = None,
+        include_in_schema: bool = True,
+        generate_unique_id_function: Optional[Callable[[Any], str]] = None,
+    ) -> None:
+        """Adds `router`'s routes (`covet.APIRouter`) under `prefix`, with these tags, dependencies ... first
+        (FastAPI's ``include_router``); the routes are built here, once, into the app's table."""
+        self.router.include_router(
+            router, prefix=prefix, tags=tags, dependencies=dependencies, default_response_class=default_response_class,
+            responses=responses, callbacks=callbacks, deprecated=deprecated, include_in_schema=include_in_schema,
+            generate_unique_id_function=generate_unique_id_function)
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        """The path of the route named `name` (``name=``, default the handler's name) with these path parameters
+        filled in; `covet.routing.NoMatchFound` if no route has that name and exactly those parameters."""
+        return self.router.url_path_for(name, **path_params)
+
+    def needs_unmatched_in_python(self) -> bool:
+        """Must requests no route answers (404/405) reach Python? Yes when the app has HTTP middleware or an
+        exception handler that FastAPI would call for them (404, 405, HTTPException or a base of it)."""
+        if self.user_middleware:
+            return True
+        for key in self.exception_handlers:
+            if key in (404, 405):
+                return True
+            if isinstance(key, type) and key not in (Exception, BaseException) and issubclass(HTTPException, key):
+                return True
+        return False
 
     def add_api_route(self, path: str, endpoint: Callable[..., Any], *, methods: Optional[Sequence[str]] = None,
                       **options: Unpack[RouteOptions]) -> Route:
-        """Adds `endpoint` for `methods` (default GET) on `path`; raises ValueError on a duplicate.
+        """Adds `endpoint` for `methods` (default GET) on `path`. A duplicate (same method and path shape as an
+        earlier route) is listed but the earlier route answers, unless ``CovetPy(duplicate_routes="error")``.
 
         `options` (`RouteOptions`): ``status_code``, ``name``, ``response_model`` (overrides the return
         annotation; ``None`` turns result checking off), ``inline`` (a sync handler on the loop thread),
@@ -235,11 +305,19 @@ class CovetPy:
         ``tags``, ``summary``, ``description``, ``responses``, ``deprecated``, ``openapi_extra``,
         ``operation_id``, ``include_in_schema``, ``response_description`` — kept on the route for the schema,
         they do not change how it is served."""
-        options["dependencies"] = [*self.dependencies, *(options.get("dependencies") or ())]
-        options.setdefault("strict_content_type", self.strict_content_type)
-        route = Route.build(path, endpoint, methods or ("GET",), **options)
-        self.router.add(route)
+        self.router.add_api_route(path, endpoint, methods=methods, **options)
+        route: Route = self.router._all[-1]
         return route
+
+    def api_route(self, path: str, methods: Optional[Sequence[str]] = None,
+                  **options: Unpack[RouteOptions]) -> Callable[[F], F]:
+        """Decorator form of `add_api_route` (FastAPI's ``app.api_route``; default method GET)."""
+
+        def decorator(func: F) -> F:
+            self.add_api_route(path, func, methods=methods, **options)
+            return func
+
+        return decorator
 
     def route(self, path: str, methods: Optional[Sequence[str]] = None,
               **options: Unpack[DecoratorOptions]) -> Callable[[F], F]:
@@ -285,6 +363,9 @@ class CovetPy:
     def options(self, path: str, **options: Unpack[DecoratorOptions]) -> Callable[[F], F]:
         return self.route(path, ["OPTIONS"], **options)
 
+    def trace(self, path: str, **options: Unpack[DecoratorOptions]) -> Callable[[F], F]:
+        return self.route(path, ["TRACE"], **options)
+
     # -- WebSocket routes -----------------------------------------------------------------------------
     def add_websocket_route(self, path: str, endpoint: Callable[..., Any], *, name: Optional[str] = None,
                             dependencies: Optional[Sequence[Depends]] = None,
@@ -293,16 +374,27 @@ class CovetPy:
         default 1 MiB: larger messages close with 1009), ``idle_timeout`` and ``ping_interval`` (seconds,
         60 and 20), ``max_send_buffer`` (bytes, 4 MiB: sends wait above it), ``compression`` (permessage-deflate,
         default True), ``subprotocols`` (the route's, preferred first)."""
+        route = self.build_websocket_route(path, endpoint, name=name, dependencies=dependencies, **options)
+        if any(r.native_pattern == route.native_pattern for r in self.websocket_routes):
+            raise ValueError(f"websocket route conflict: {path} is already registered")
+        self.router.add_listed(route)
+        return route
+
+    def build_websocket_route(self, path: str, endpoint: Callable[..., Any], *, name: Optional[str] = None,
+                              dependencies: Optional[Sequence[Depends]] = None,
+                              **options: Unpack[WebSocketOptions]) -> WebSocketRoute:
+        """The WebSocket route `add_websocket_route` adds (the app's dependencies first), not added."""
         unknown = set(options) - {"max_size", "idle_timeout", "ping_interval", "max_send_buffer", "compression",
                                   "subprotocols"}
         if unknown:
             raise TypeError(f"websocket route {path}: unknown options {sorted(unknown)}")
-        route = WebSocketRoute(path, endpoint, name=name, dependencies=[*self.dependencies, *(dependencies or ())],
-                               **options)
-        if any(r.native_pattern == route.native_pattern for r in self.websocket_routes):
-            raise ValueError(f"websocket route conflict: {path} is already registered")
-        self.websocket_routes.append(route)
-        return route
+        return WebSocketRoute(path, endpoint, name=name, dependencies=[*self.dependencies, *(dependencies or ())],
+                              **options)
+
+    @property
+    def websocket_routes(self) -> list[WebSocketRoute]:
+        """The WebSocket routes, in registration order (included routers' too)."""
+        return [r for r in self.router.routes if isinstance(r, WebSocketRoute)]
 
     def websocket(self, path: str, *, name: Optional[str] = None, dependencies: Optional[Sequence[Depends]] = None,
                   **options: Unpack[WebSocketOptions]) -> Callable[[F], F]:
@@ -368,7 +460,7 @@ class CovetPy:
             body=response.body,
             headers=extra,
         )
-        self.router.add(route)
+        self.router.add_listed(route)
         return route
 
     def _add_constant_from_handler(self, path: str, func: Callable[..., Any], methods: Sequence[str],

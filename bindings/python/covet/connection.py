@@ -45,7 +45,7 @@ class HTTPConnection:
 
     Attributes: ``method``, ``url`` (``.path``, ``.query``, ``.hostname`` ...), ``path``, ``headers``
     (case-insensitive), ``query_params``, ``cookies``, ``path_params`` (decoded strings), ``client``
-    (``(host, port)``), ``http_version``, ``scheme``, ``tls``, ``state``, ``app``.
+    (``(host, port)``), ``http_version``, ``scheme``, ``tls``, ``state``, ``app``; ``url_for(name, **params)``.
     """
 
     __slots__ = (
@@ -182,6 +182,13 @@ class HTTPConnection:
     @property
     def base_url(self) -> str:
         return f"{self.scheme}://{self.headers.get('host', '')}/"
+
+    def url_for(self, name: str, /, **path_params: Any) -> URL:
+        """The full URL of the app's route named `name` with these path parameters (Starlette's ``url_for``:
+        scheme and host of this request; ``str()`` it for text); `covet.routing.NoMatchFound` if there is none."""
+        if self._app is None:
+            raise RuntimeError("url_for needs the app serving this request")
+        return self._app.url_path_for(name, **path_params).make_absolute_url(self.base_url)
 
     @property
     def query_params(self) -> QueryParams:

@@ -389,3 +389,15 @@ class State:
 
     def __repr__(self) -> str:
         return f"State({self._state!r})"
+
+
+class URLPath(str):
+    """A path from ``url_path_for`` (Starlette's type): a `str`; `make_absolute_url` joins it to a base URL."""
+
+    def make_absolute_url(self, base_url: Union[str, URL]) -> URL:
+        """The full URL of this path under `base_url` (``http://host/`` or ``http://host/root/``)."""
+        base = str(base_url)
+        scheme, _, rest = base.partition("://")
+        netloc, _, base_path = rest.partition("/")
+        path = "/" + base_path.rstrip("/") + str(self) if base_path.strip("/") else str(self)
+        return URL(scheme, netloc, path, "", path)

@@ -15,24 +15,30 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import itertools
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Optional, TypedDict, Union
+from typing import TYPE_CHECKING, Any, Optional, TypedDict, TypeVar, Union, cast
 
+from .datastructures import URLPath
+from .exceptions import HTTPException
 from .params import RequestPlan, build_plan, native_path_type, resolve_hints
 from .requests import Request
 from .responses import RedirectResponse, Response
+from .utils import generate_unique_id
 
 if TYPE_CHECKING:
     from pydantic import TypeAdapter
     from typing_extensions import Unpack
 
 __all__ = ["Route", "RouteOptions", "ConstantRoute", "WebSocketRoute", "RouteTable", "parse_path", "PathSegment",
-           "FROM_ANNOTATION"]
+           "FROM_ANNOTATION", "APIRouter", "AppRouter", "NoMatchFound", "generate_unique_id"]
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")
 _PARAM_TYPES = ("str", "int", "float", "uuid", "path")
 MAX_PARAMS = 16  # the native router's limit
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,6 +144,8 @@ def _response_adapter(response_model: Any) -> Optional[TypeAdapter[Any]]:
         return None
 
 
+_PARAM_TYPE_RE = re.compile(r"{([^}:]+):[^}]*}")
+
 FROM_ANNOTATION: Any = object()
 """``response_model=``'s default: the handler's return annotation declares the result type."""
 
@@ -164,6 +172,9 @@ class RouteOptions(TypedDict, total=False):
     operation_id: Optional[str]
     include_in_schema: bool
     response_description: str
+    callbacks: Optional[Sequence[Any]]  # OpenAPI callbacks: routes (``callback_router.routes``), stored
+    # The operation id maker for the schema (FastAPI's ``generate_unique_id_function``); see `Route.unique_id`.
+    generate_unique_id_function: Optional[Callable[[Any], str]]
 
 
 @dataclasses.dataclass(eq=False)
@@ -197,6 +208,26 @@ class Route:
     operation_id: Optional[str] = None
     include_in_schema: bool = True
     response_description: str = "Successful Response"  # the schema's description of the success response
+    callbacks: list[Any] = dataclasses.field(default_factory=list)  # OpenAPI callbacks (routes), stored
+    generate_unique_id_function: Optional[Callable[[Any], str]] = None  # None: the app's (see unique_id)
+    # Set by the routers (`APIRouter`), not route options: the including routers' HTTP middleware (outermost
+    # first) and exception handlers (the innermost router's win), applied to this route only.
+    middleware: tuple[Callable[..., Any], ...] = ()
+    exception_handlers: dict[Any, Callable[..., Any]] = dataclasses.field(default_factory=dict)
+    default_response_class: Any = None  # the including routers' default_response_class, stored
+
+    @property
+    def path_format(self) -> str:
+        """The path with parameter types left out (``/items/{item_id}``), as Starlette's ``path_format``."""
+        return _PARAM_TYPE_RE.sub(r"{\1}", self.path)
+
+    @property
+    def unique_id(self) -> str:
+        """The operation id: ``operation_id=`` if given, else ``generate_unique_id_function(route)`` (the route's,
+        its routers' or the app's; FastAPI's `generate_unique_id` by default)."""
+        if self.operation_id:
+            return self.operation_id
+        return (self.generate_unique_id_function or generate_unique_id)(self)
 
     @classmethod
     def build(cls, path: str, endpoint: Callable[..., Any], methods: Sequence[str],
@@ -259,6 +290,8 @@ class Route:
             operation_id=options.get("operation_id"),
             include_in_schema=options.get("include_in_schema", True),
             response_description=options.get("response_description", "Successful Response"),
+            callbacks=list(options.get("callbacks") or ()),
+            generate_unique_id_function=options.get("generate_unique_id_function"),
         )
 
     def describe(self) -> str:
@@ -367,39 +400,71 @@ async def _redirect_to_other_slash_form(request: Request) -> Response:
 class RouteTable:
     """The app's routes in registration order, with the native router's conflict rule applied early.
 
+    Duplicates (same method, same shape): the first route registered answers, as in FastAPI, and the later one
+    stays listed in `routes` without being served for that method; ``duplicate_routes="error"`` refuses it
+    instead (a ValueError naming both routes).
+
     `redirect_slashes` (Starlette's default): a path that matches no route but would with its trailing slash
     added or removed answers 307 to that form, for any method, query string kept.
+
+    `auto_head`: False (FastAPI's behaviour): HEAD on a GET-only route answers 405 (``Allow: GET``), and every
+    405 lists the methods of the first route whose path matches, as FastAPI does; True: HEAD is answered by the
+    GET route (the engine's automatic HEAD) and 405s are the engine's (``Allow`` lists HEAD with GET).
     """
 
-    def __init__(self, redirect_slashes: bool = True) -> None:
+    def __init__(self, redirect_slashes: bool = True, *, duplicate_routes: str = "first",
+                 auto_head: bool = False) -> None:
+        if duplicate_routes not in ("first", "error"):
+            raise ValueError(f"duplicate_routes must be 'first' (the first route registered answers, as in FastAPI) "
+                             f"or 'error' (refuse a duplicate), not {duplicate_routes!r}")
         self.redirect_slashes = redirect_slashes
+        self.duplicate_routes = duplicate_routes
+        self.auto_head = auto_head
         self.routes: list[Route | ConstantRoute] = []
         self._taken: dict[tuple[str, tuple[Any, ...]], Route | ConstantRoute] = {}
+        self._shadowed: dict[int, frozenset[str]] = {}  # id(route) -> methods a route registered earlier serves
+        self._matchers: Optional[list[tuple[re.Pattern[str], Route | ConstantRoute]]] = None
 
     def add(self, route: Route | ConstantRoute) -> None:
         shape = _shape(route.native_pattern)
+        shadowed = set()
         for method in route.methods:
             previous = self._taken.get((method, shape))
-            if previous is not None:
+            if previous is None:
+                continue
+            if self.duplicate_routes == "error":
                 raise ValueError(
                     f"route conflict: {method} {route.path} ({route.name}) clashes with "
-                    f"{method} {previous.path} ({previous.name}) registered earlier (same shape)"
+                    f"{method} {previous.path} ({previous.name}) registered earlier (same shape); "
+                    f"duplicate_routes='error' refuses this (the default, 'first', keeps the first route, as FastAPI)"
                 )
+            shadowed.add(method)
         for method in route.methods:
-            self._taken[(method, shape)] = route
+            self._taken.setdefault((method, shape), route)
+        if shadowed:
+            self._shadowed[id(route)] = frozenset(shadowed)
         self.routes.append(route)
+        self._matchers = None
 
-    def native_registrations(self) -> Iterator[tuple[str, str, Route | ConstantRoute, bool]]:
-        """(method, native pattern, route, is_fallback) for every native registration, user routes first."""
+    def served_methods(self, route: Route | ConstantRoute) -> tuple[str, ...]:
+        """The methods `route` answers: all of its own but those a route registered earlier took."""
+        shadowed = self._shadowed.get(id(route))
+        return route.methods if shadowed is None else tuple(m for m in route.methods if m not in shadowed)
+
+    def native_registrations(self, catch_all: bool = False) -> Iterator[tuple[str, str, Route | ConstantRoute, bool]]:
+        """(method, native pattern, route, is_fallback) for every native registration, user routes first.
+
+        `catch_all`: every request no route answers reaches Python (``/{path:path}`` for every method), which
+        answers 404 or 405 there — so the app's HTTP middleware and exception handlers see them, as in FastAPI."""
         for route in self.routes:
-            for method in route.methods:
+            for method in self.served_methods(route):
                 yield method, route.native_pattern, route, False
         fallback_taken: set[tuple[str, tuple[Any, ...]]] = set()
         for route in self.routes:
             if not isinstance(route, Route) or route.fallback_pattern is None:
                 continue
             shape = _shape(route.fallback_pattern)
-            for method in route.methods:
+            for method in self.served_methods(route):
                 key = (method, shape)
                 if key in self._taken or key in fallback_taken:
                     continue
@@ -409,6 +474,78 @@ class RouteTable:
             for pattern, redirect in self._slash_redirects():
                 for method in METHODS:
                     yield method, pattern, redirect, True
+        if not self.auto_head or catch_all:
+            unmatched = self.unmatched_route()
+            for pattern, method in self._method_fillers(head_only=catch_all):
+                yield method, pattern, unmatched, True
+            if catch_all:
+                for method in METHODS:
+                    yield method, "/{covet_unmatched:path}", unmatched, True
+
+    def _method_fillers(self, head_only: bool) -> Iterator[tuple[str, str]]:
+        """(pattern, method) where the unmatched-request route answers instead of the engine: the method is not
+        served on that route shape, and no route serving it could match the same paths (so it takes nothing).
+
+        Without `auto_head`, HEAD on a GET shape (the engine would answer it with the GET route); unless
+        `head_only`, every other method too (the engine's 405 lists HEAD beside GET in ``Allow``, FastAPI not)."""
+        by_method: dict[str, list[list[PathSegment]]] = {}
+        shapes: dict[str, tuple[list[PathSegment], set[str]]] = {}  # native pattern -> segments, served methods
+        for route in self.routes:
+            patterns = [route.native_pattern]
+            if isinstance(route, Route) and route.fallback_pattern is not None:
+                patterns.append(route.fallback_pattern)
+            for pattern in patterns:
+                segments = _segments(pattern)
+                entry = shapes.setdefault(pattern, (segments, set()))
+                for method in self.served_methods(route):
+                    entry[1].add(method)
+                    by_method.setdefault(method, []).append(segments)
+                    if method == "GET" and isinstance(route, ConstantRoute):
+                        entry[1].add("HEAD")  # a constant route always answers HEAD natively: it never enters Python
+        for pattern, (segments, served) in shapes.items():
+            for method in METHODS:
+                if method in served or method == "CONNECT":
+                    continue
+                if method == "HEAD":
+                    if self.auto_head and "GET" in served:
+                        continue
+                elif head_only:
+                    continue
+                if any(_overlap(segments, other) for other in by_method.get(method, ())):
+                    continue
+                yield pattern, method
+
+    def unmatched_route(self) -> Route:
+        """The route answering requests no route serves (404, or 405 with FastAPI's ``Allow``): see
+        `native_registrations`. One per table."""
+        route = getattr(self, "_unmatched", None)
+        if route is None:
+            table = self
+
+            async def unmatched(request: Request) -> Response:
+                allowed = table.allowed_methods(request.path)
+                if allowed is None:
+                    raise HTTPException(404)
+                raise HTTPException(405, headers={"Allow": ", ".join(allowed)})
+
+            route = Route.build("/{covet_unmatched:path}", unmatched, ["GET"], name="unmatched", response_model=None,
+                                include_in_schema=False)
+            self._unmatched: Route = route
+        return route
+
+    def allowed_methods(self, path: str) -> Optional[tuple[str, ...]]:
+        """The methods of the first route (registration order) whose path matches `path`, as FastAPI's ``Allow``
+        (with HEAD beside GET under `auto_head`); None when no route matches (404)."""
+        matchers = self._matchers
+        if matchers is None:
+            matchers = self._matchers = [(_path_regex(route.path), route) for route in self.routes]
+        for regex, route in matchers:
+            if regex.fullmatch(path):
+                methods = route.methods
+                if self.auto_head and "GET" in methods and "HEAD" not in methods:
+                    methods = (*methods, "HEAD")
+                return methods
+        return None
 
     def _slash_redirects(self) -> Iterator[tuple[str, Route]]:
         """(pattern, redirecting route) for every route path whose other slash form no route could match.
@@ -435,6 +572,26 @@ class RouteTable:
             yield other, redirect
 
 
+_CONVERTOR_REGEX = {
+    None: "[^/]+",
+    "str": "[^/]+",
+    "int": "[0-9]+",
+    "float": r"[0-9]+(?:\.[0-9]+)?",
+    "uuid": "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+    "path": ".*",
+}
+
+
+def _path_regex(path: str) -> re.Pattern[str]:
+    """Starlette's matching of a route path as written: ``{x}`` is any non-empty segment (a FastAPI route does not
+    type its path by the annotation), ``{x:int}`` digits, ``{x:path}`` the rest."""
+    segments = parse_path(path)
+    if segments is None:
+        return re.compile(re.escape(path))
+    parts = [_CONVERTOR_REGEX[s.type] if s.is_param else re.escape(s.text) for s in segments]
+    return re.compile("/" + "/".join(parts))
+
+
 class WebSocketRoute:
     """``@app.websocket(path)``: the endpoint and the plan for its parameters."""
 
@@ -454,3 +611,509 @@ class WebSocketRoute:
         if self.plan.body:
             raise TypeError(f"websocket route {path}: {self.name} cannot take body parameters")
         self.options = options
+
+
+class NoMatchFound(Exception):
+    """``url_path_for(name, **path_params)``: no route has that name and exactly those path parameters
+    (Starlette's name and message)."""
+
+    def __init__(self, name: str, path_params: Mapping[str, Any]) -> None:
+        params = ", ".join(list(path_params.keys()))
+        super().__init__(f'No route exists for name "{name}" and params "{params}".')
+
+
+def _param_to_string(path: str, segment: PathSegment, value: Any) -> str:
+    """A path parameter's value as it goes into a URL (Starlette's convertors' ``to_string``)."""
+    type_ = segment.type
+    if type_ == "int":
+        number = int(value)
+        if number < 0:
+            raise ValueError(f"url_path_for: {segment.text}={value!r} for {path}: an int path parameter is >= 0")
+        return str(number)
+    if type_ == "float":
+        real = float(value)
+        if real < 0 or real != real or real in (float("inf"), float("-inf")):
+            raise ValueError(f"url_path_for: {segment.text}={value!r} for {path}: a float path parameter is a "
+                             "finite number >= 0")
+        return f"{real:0.20f}".rstrip("0").rstrip(".")
+    text = str(value)
+    if type_ != "path" and ("/" in text or not text):
+        raise ValueError(f"url_path_for: {segment.text}={value!r} for {path}: a path parameter may not be empty or "
+                         "contain '/' (declare it {name:path} for that)")
+    return text
+
+
+def url_path_for(routes: Iterable[Any], name: str, path_params: Mapping[str, Any]) -> URLPath:
+    """The path of the first route in `routes` named `name` whose path parameters are exactly `path_params`."""
+    for route in routes:
+        if getattr(route, "name", None) != name:
+            continue
+        path = route.path
+        segments = parse_path(path) or []
+        params = [s for s in segments if s.is_param]
+        if {s.text for s in params} != set(path_params):
+            continue
+        parts = [_param_to_string(path, s, path_params[s.text]) if s.is_param else s.text for s in segments]
+        return URLPath("/" + "/".join(parts) if segments else path)
+    raise NoMatchFound(name, path_params)
+
+
+def _join_prefix(prefix: str, what: str) -> str:
+    if prefix:
+        if not prefix.startswith("/"):
+            raise ValueError(f"{what}: a path prefix must start with '/' (got {prefix!r})")
+        if prefix.endswith("/"):
+            raise ValueError(f"{what}: a path prefix must not end with '/', as the routes' paths start with '/' "
+                             f"(got {prefix!r})")
+    return prefix
+
+
+@dataclasses.dataclass(frozen=True)
+class _Declared:
+    """A route declared on an `APIRouter`, with what its routers apply: built into a `Route` once, by the app it is
+    finally included in (or on demand for ``router.routes``)."""
+
+    kind: str  # "http", "websocket" or "constant"
+    path: str
+    endpoint: Callable[..., Any]
+    methods: tuple[str, ...]
+    options: Mapping[str, Any]  # RouteOptions (http), name/dependencies/websocket options, status_code (constant)
+    middleware: tuple[Callable[..., Any], ...] = ()  # outermost first
+    exception_handlers: Mapping[Any, Callable[..., Any]] = dataclasses.field(default_factory=dict)
+    default_response_class: Any = None
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Include:
+    """``include_router(router, ...)``: a reference to `router` with the include's options; its routes are read
+    from `router` whenever the including side lists them (FastAPI 0.165 includes routers live, the same way)."""
+
+    router: APIRouter
+    prefix: str
+    tags: tuple[Any, ...]
+    dependencies: tuple[Any, ...]
+    responses: Mapping[Any, Any]
+    callbacks: tuple[Any, ...]
+    deprecated: Optional[bool]
+    include_in_schema: bool
+    generate_unique_id_function: Optional[Callable[[Any], str]]
+    default_response_class: Any
+
+
+_versions = itertools.count(1)
+_version = [0]  # bumped on every change to any router: the cached flattened route lists are then recomputed
+
+
+def _bump() -> None:
+    _version[0] = next(_versions)
+
+
+def _merge_route_options(options: Mapping[str, Any], *, tags: Sequence[Any], dependencies: Sequence[Any],
+                         responses: Mapping[Any, Any], deprecated: Optional[bool], include_in_schema: bool,
+                         callbacks: Sequence[Any], generate_unique_id_function: Optional[Callable[[Any], str]],
+                         inner_first: bool) -> dict[str, Any]:
+    """`options` with a router's (or an include's) tags, dependencies, responses ... applied, as FastAPI does:
+    the outer router's tags, dependencies and callbacks come first; a route's responses override the router's;
+    deprecated if either is; in the schema only if both are; the innermost explicit unique id function wins."""
+    merged = dict(options)
+    merged["tags"] = [*tags, *(options.get("tags") or ())]
+    merged["dependencies"] = [*dependencies, *(options.get("dependencies") or ())]
+    merged["responses"] = {**responses, **(options.get("responses") or {})}
+    merged["callbacks"] = [*callbacks, *(options.get("callbacks") or ())]
+    if deprecated or options.get("deprecated"):
+        merged["deprecated"] = True
+    merged["include_in_schema"] = include_in_schema and options.get("include_in_schema", True)
+    own = options.get("generate_unique_id_function")
+    if generate_unique_id_function is not None and (own is None or not inner_first):
+        merged["generate_unique_id_function"] = generate_unique_id_function
+    for key in ("tags", "responses", "callbacks"):
+        if not merged[key]:
+            del merged[key]
+    if not merged["dependencies"]:
+        del merged["dependencies"]
+    return merged
+
+
+class APIRouter:
+    """A group of routes under a common prefix, with tags, dependencies, responses ... applied to each (FastAPI's
+    ``APIRouter``), included into the app (or another router) with `include_router`.
+
+    ::
+
+        router = APIRouter(prefix="/items", tags=["items"], dependencies=[Depends(check_token)])
+
+        @router.get("/{item_id}")
+        async def read_item(item_id: int) -> dict: ...
+
+        app.include_router(router)
+
+    Routes are declared here and built once, when the app includes them (the app's table holds them with every
+    prefix, tag and dependency applied; FastAPI copies each route at every include instead): a router included
+    twice (``/v1`` and ``/v2``) gives two routes per declaration, a router's routes are never copied otherwise.
+    Routes declared after the router was included are not in the app, as in FastAPI.
+
+    Beyond FastAPI: ``@router.middleware("http")`` and ``@router.exception_handler(...)`` apply to this router's
+    routes only (see `middleware`)."""
+
+    def __init__(
+        self,
+        *,
+        prefix: str = "",
+        tags: Optional[Sequence[Union[str, Enum]]] = None,
+        dependencies: Optional[Sequence[Any]] = None,
+        default_response_class: Any = None,
+        responses: Optional[Mapping[Union[int, str], Mapping[str, Any]]] = None,
+        callbacks: Optional[Sequence[Any]] = None,
+        deprecated: Optional[bool] = None,
+        include_in_schema: bool = True,
+        generate_unique_id_function: Optional[Callable[[Any], str]] = None,
+        on_startup: Optional[Sequence[Callable[[], Any]]] = None,
+        on_shutdown: Optional[Sequence[Callable[[], Any]]] = None,
+    ) -> None:
+        self.prefix = _join_prefix(prefix, "APIRouter")
+        self.tags: list[Union[str, Enum]] = list(tags or ())
+        self.dependencies: list[Any] = list(dependencies or ())
+        self.default_response_class = default_response_class
+        self.responses: dict[Union[int, str], dict[str, Any]] = {k: dict(v) for k, v in (responses or {}).items()}
+        self.callbacks: list[Any] = list(callbacks or ())
+        self.deprecated = deprecated
+        self.include_in_schema = include_in_schema
+        self.generate_unique_id_function = generate_unique_id_function
+        self.on_startup: list[Callable[[], Any]] = list(on_startup or ())
+        self.on_shutdown: list[Callable[[], Any]] = list(on_shutdown or ())
+        self.user_middleware: list[Callable[..., Any]] = []  # the last one is outermost
+        self.exception_handlers: dict[Any, Callable[..., Any]] = {}
+        self._declared: list[Union[_Declared, _Include]] = []
+        self._built: Optional[list[Any]] = None
+        self._built_version = -1
+        self._included = False
+
+    # -- declaring routes ----------------------------------------------------------------------------
+    def _add(self, declared: Union[_Declared, _Include]) -> None:
+        self._declared.append(declared)
+        _bump()
+
+    def _reaches(self, router: APIRouter) -> bool:
+        """Does this router include `router`, directly or through included routers?"""
+        return any(isinstance(e, _Include) and (e.router is router or e.router._reaches(router))
+                   for e in self._declared)
+
+    def _flatten(self) -> Iterator[tuple[tuple[int, ...], _Declared]]:
+        """Every route declared here or in included routers (as they are now), with the includes applied: (key,
+        declaration); the key (ids along the include chain) is stable while the routers keep their entries."""
+        for entry in self._declared:
+            if isinstance(entry, _Declared):
+                yield (id(entry),), entry
+            else:
+                for key, declared in entry.router._flatten():
+                    yield (id(entry), *key), self._apply_include(entry, declared)
+
+    def _apply_include(self, include: _Include, declared: _Declared) -> _Declared:
+        """`declared` (a route of ``include.router``) as this router has it: the include's prefix, tags,
+        dependencies ... first, then this router's own (as its add_api_route would), and the included router's
+        middleware and exception handlers around it."""
+        router = include.router
+        options: Mapping[str, Any] = declared.options
+        if declared.kind == "http":
+            options = _merge_route_options(
+                declared.options, tags=include.tags, dependencies=include.dependencies, responses=include.responses,
+                deprecated=include.deprecated, include_in_schema=include.include_in_schema,
+                callbacks=include.callbacks, generate_unique_id_function=include.generate_unique_id_function,
+                inner_first=True)
+            options = _merge_route_options(
+                options, tags=self.tags, dependencies=self.dependencies, responses=self.responses,
+                deprecated=self.deprecated, include_in_schema=self.include_in_schema, callbacks=self.callbacks,
+                generate_unique_id_function=self.generate_unique_id_function, inner_first=True)
+        elif declared.kind == "websocket":
+            options = {**declared.options, "dependencies": [
+                *self.dependencies, *include.dependencies, *declared.options["dependencies"]]}
+        return dataclasses.replace(
+            declared, path=self.prefix + include.prefix + declared.path, options=options,
+            middleware=(*reversed(router.user_middleware), *declared.middleware),  # outermost first
+            exception_handlers={**router.exception_handlers, **declared.exception_handlers},
+            default_response_class=(declared.default_response_class or router.default_response_class
+                                    or include.default_response_class or self.default_response_class))
+
+    def add_api_route(self, path: str, endpoint: Callable[..., Any], *, methods: Optional[Sequence[str]] = None,
+                      **options: Unpack[RouteOptions]) -> None:
+        """Declares `endpoint` for `methods` (default GET) on ``prefix + path``; `options` are `RouteOptions`, the
+        same as ``@app.get``'s. The router's tags, dependencies, responses ... are applied here."""
+        unknown = set(options) - RouteOptions.__optional_keys__
+        if unknown:
+            raise TypeError(f"route {path}: unknown option(s) {', '.join(sorted(unknown))}; the route options are "
+                            f"{', '.join(sorted(RouteOptions.__optional_keys__))}")
+        merged = _merge_route_options(
+            options, tags=self.tags, dependencies=self.dependencies, responses=self.responses,
+            deprecated=self.deprecated, include_in_schema=self.include_in_schema, callbacks=self.callbacks,
+            generate_unique_id_function=self.generate_unique_id_function, inner_first=True)
+        self._add(_Declared("http", self.prefix + path, endpoint, tuple(methods or ("GET",)), merged,
+                            default_response_class=self.default_response_class))
+
+    def api_route(self, path: str, methods: Optional[Sequence[str]] = None,
+                  **options: Unpack[RouteOptions]) -> Callable[[F], F]:
+        """Decorator form of `add_api_route`."""
+
+        def decorator(func: F) -> F:
+            self.add_api_route(path, func, methods=methods, **options)
+            return func
+
+        return decorator
+
+    def get(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
+        return self.api_route(path, ["GET"], **options)
+
+    def post(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
+        return self.api_route(path, ["POST"], **options)
+
+    def put(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
+        return self.api_route(path, ["PUT"], **options)
+
+    def patch(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
+        return self.api_route(path, ["PATCH"], **options)
+
+    def delete(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
+        return self.api_route(path, ["DELETE"], **options)
+
+    def head(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
+        return self.api_route(path, ["HEAD"], **options)
+
+    def options(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
+        return self.api_route(path, ["OPTIONS"], **options)
+
+    def trace(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
+        return self.api_route(path, ["TRACE"], **options)
+
+    def add_api_websocket_route(self, path: str, endpoint: Callable[..., Any], name: Optional[str] = None, *,
+                                dependencies: Optional[Sequence[Any]] = None, **options: Any) -> None:
+        """A WebSocket endpoint on ``prefix + path`` (the app's `add_websocket_route` options); the router's
+        dependencies run first."""
+        self._add(_Declared("websocket", self.prefix + path, endpoint, (), {
+            "name": name, "dependencies": [*self.dependencies, *(dependencies or ())], **options}))
+
+    def websocket(self, path: str, name: Optional[str] = None, *, dependencies: Optional[Sequence[Any]] = None,
+                  **options: Any) -> Callable[[F], F]:
+        """Decorator form of `add_api_websocket_route`."""
+
+        def decorator(func: F) -> F:
+            self.add_api_websocket_route(path, func, name, dependencies=dependencies, **options)
+            return func
+
+        return decorator
+
+    # -- including routers ----------------------------------------------------------------------------
+    def include_router(
+        self,
+        router: APIRouter,
+        *,
+        prefix: str = "",
+        tags: Optional[Sequence[Union[str, Enum]]] = None,
+        dependencies: Optional[Sequence[Any]] = None,
+        default_response_class: Any = None,
+        responses: Optional[Mapping[Union[int, str], Mapping[str, Any]]] = None,
+        callbacks: Optional[Sequence[Any]] = None,
+        deprecated: Optional[bool] = None,
+        include_in_schema: bool = True,
+        generate_unique_id_function: Optional[Callable[[Any], str]] = None,
+    ) -> None:
+        """Includes `router`'s routes under ``prefix``, with these tags, dependencies ... applied before the
+        router's own (FastAPI's order), and `router`'s middleware and exception handlers around them. The router is
+        referenced, not copied: routes it gets later are included too (as in FastAPI 0.165)."""
+        if not isinstance(router, APIRouter):
+            raise TypeError(f"include_router takes an APIRouter, not {type(router).__name__}")
+        if router is self or router._reaches(self):
+            raise ValueError("a router cannot include itself, directly or through the routers it includes")
+        self._add(_Include(
+            router, _join_prefix(prefix, "include_router"), tuple(tags or ()), tuple(dependencies or ()),
+            dict(responses or {}), tuple(callbacks or ()), deprecated, include_in_schema, generate_unique_id_function,
+            default_response_class))
+        router._included = True
+        self.on_startup.extend(router.on_startup)
+        self.on_shutdown.extend(router.on_shutdown)
+
+    # -- middleware and exception handlers (beyond FastAPI) -------------------------------------------
+    def middleware(self, middleware_type: str = "http") -> Callable[[F], F]:
+        """``@router.middleware("http")`` on ``async def mw(request, call_next) -> Response``: runs for this
+        router's routes only, inside the app's middleware (and an including router's); the one registered last
+        is outermost. It sees the responses of handled exceptions (HTTPException, validation errors, registered
+        handlers). Register it before the router is included."""
+        if middleware_type != "http":
+            raise ValueError("only 'http' middleware is supported")
+
+        def decorator(func: F) -> F:
+            self.add_http_middleware(func)
+            return func
+
+        return decorator
+
+    def add_http_middleware(self, func: Callable[..., Any]) -> None:
+        if not inspect.iscoroutinefunction(func):
+            raise TypeError("middleware must be an async function: async def mw(request, call_next)")
+        if self._included:
+            raise RuntimeError("add the router's middleware before include_router(): the routes were already "
+                               "included without it")
+        self.user_middleware.append(func)
+
+    def exception_handler(self, exc_class_or_status_code: Union[int, type[Exception]]) -> Callable[[F], F]:
+        """``@router.exception_handler(MyError)``: handles exceptions from this router's routes, before the app's
+        handlers (an including router's come after this one's). Register it before the router is included."""
+
+        def decorator(func: F) -> F:
+            self.add_exception_handler(exc_class_or_status_code, func)
+            return func
+
+        return decorator
+
+    def add_exception_handler(self, key: Union[int, type[Exception]], handler: Callable[..., Any]) -> None:
+        if self._included:
+            raise RuntimeError("add the router's exception handlers before include_router(): the routes were "
+                               "already included without them")
+        self.exception_handlers[key] = handler
+
+    # -- the routes -----------------------------------------------------------------------------------
+    @property
+    def routes(self) -> list[Any]:
+        """This router's routes as declared so far (`Route` / `WebSocketRoute`), built on first access (the app
+        builds its own when it includes the router)."""
+        if self._built is None or self._built_version != _version[0]:
+            self._built = [_build_declared(d, None, standalone=True) for _, d in self._flatten()]
+            self._built_version = _version[0]
+        return list(self._built)
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        """The path of this router's route named `name` with these path parameters; `NoMatchFound` if none."""
+        return url_path_for(self.routes, name, path_params)
+
+
+def _build_declared(declared: _Declared, app: Any, standalone: bool = False) -> Any:
+    """The route for `declared`: added to `app` (WebSocket routes), or built (HTTP routes). `standalone`: for
+    ``router.routes`` (never served): a path without its leading ``/`` (a webhook's name) is accepted."""
+    if declared.kind == "websocket":
+        options = dict(declared.options)
+        if app is not None:
+            return app.add_websocket_route(declared.path, declared.endpoint, **options)
+        name = options.pop("name", None)
+        dependencies = options.pop("dependencies", ())
+        path = "/" + declared.path if standalone and not declared.path.startswith("/") else declared.path
+        return WebSocketRoute(path, declared.endpoint, name=name, dependencies=dependencies, **options)
+    # webhooks have names for paths ("new-subscription")
+    build_path = "/" + declared.path if standalone and not declared.path.startswith("/") else declared.path
+    route = Route.build(build_path, declared.endpoint, declared.methods,
+                        **cast("RouteOptions", declared.options))
+    route.path = declared.path
+    route.middleware = declared.middleware
+    route.exception_handlers = dict(declared.exception_handlers)
+    route.default_response_class = declared.default_response_class
+    return route
+
+
+class AppRouter(APIRouter):
+    """``app.router``: the app's own router and its one route table.
+
+    Routes added here directly (``app.get``, constant and WebSocket routes) are built at once; included routers are
+    referenced and their routes built when the app's routes are next listed (``routes``, ``table``, serving), once
+    per route (cached), with the app's dependencies first. ``routes`` lists every route in registration order
+    (HTTP, constant and WebSocket ones; a duplicate that does not answer too)."""
+
+    def __init__(self, app: Any, table_options: Mapping[str, Any], **options: Any) -> None:
+        super().__init__(**options)
+        self.app = app
+        self._table_options = dict(table_options)
+        self._table = RouteTable(**self._table_options)
+        self._entries: list[Any] = []  # built routes (added directly) and _Include references, in order
+        self._all: list[Any] = []  # the routes, includes flattened (see _materialize)
+        self._materialized = _version[0]
+        self._cache: dict[tuple[Any, ...], Any] = {}  # included routes, built once
+
+    def _add(self, declared: Union[_Declared, _Include]) -> None:
+        if isinstance(declared, _Include):
+            self._entries.append(declared)
+            _bump()
+        elif declared.kind == "http":
+            self.add_listed(self._build(declared))
+        elif declared.kind == "websocket":
+            _build_declared(declared, self.app)  # add_websocket_route lists it (add_listed)
+
+    def _build(self, declared: _Declared) -> Any:
+        if declared.kind == "websocket":
+            options = dict(declared.options)
+            return self.app.build_websocket_route(declared.path, declared.endpoint, name=options.pop("name", None),
+                                                  dependencies=options.pop("dependencies", ()), **options)
+        options = dict(declared.options)
+        options["dependencies"] = [*self.app.dependencies, *(options.get("dependencies") or ())]
+        options.setdefault("strict_content_type", self.app.strict_content_type)
+        if not declared.path:
+            raise ValueError(f"route {getattr(declared.endpoint, '__name__', declared.endpoint)!r}: the prefix and "
+                             "the path cannot both be empty: give the route a path, or its router a prefix")
+        route = _build_declared(dataclasses.replace(declared, options=options), None)
+        if route.generate_unique_id_function is None:
+            route.generate_unique_id_function = self.app.generate_unique_id_function
+        return route
+
+    def add_listed(self, route: Any) -> None:
+        """Adds a built route (HTTP, constant or WebSocket) to the table and to ``routes``."""
+        self._materialize()
+        if not isinstance(route, WebSocketRoute):
+            self._table.add(route)
+        self._entries.append(route)
+        self._all.append(route)
+
+    def _materialize(self) -> None:
+        """Rebuilds the route list and table when a router changed since (included routes come from the cache)."""
+        if self._materialized == _version[0]:
+            return
+        table = RouteTable(**self._table_options)
+        routes: list[Any] = []
+        for entry in self._entries:
+            if not isinstance(entry, _Include):
+                if not isinstance(entry, WebSocketRoute):
+                    table.add(entry)
+                routes.append(entry)
+                continue
+            for key, declared in entry.router._flatten():
+                applied = self._apply_include(entry, declared)
+                cache_key = (id(entry), *key, applied.path)
+                route = self._cache.get(cache_key)
+                if route is None:
+                    route = self._cache[cache_key] = self._build(applied)
+                if not isinstance(route, WebSocketRoute):
+                    table.add(route)
+                routes.append(route)
+        self._table, self._all, self._materialized = table, routes, _version[0]
+
+    @property
+    def table(self) -> RouteTable:
+        """The app's route table (Python and constant routes, in order), includes applied."""
+        self._materialize()
+        return self._table
+
+    @property
+    def routes(self) -> list[Any]:
+        self._materialize()
+        return list(self._all)
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        self._materialize()
+        return url_path_for(self._all, name, path_params)
+
+    def middleware(self, middleware_type: str = "http") -> Callable[[F], F]:
+        """The app's middleware (``app.middleware``)."""
+        decorator: Callable[[F], F] = self.app.middleware(middleware_type)
+        return decorator
+
+    def add_http_middleware(self, func: Callable[..., Any]) -> None:
+        self.app.add_http_middleware(func)
+
+    def add_exception_handler(self, key: Union[int, type[Exception]], handler: Callable[..., Any]) -> None:
+        self.app.add_exception_handler(key, handler)
+
+    def include_router(self, router: APIRouter, **options: Any) -> None:
+        super().include_router(router, **options)
+        self.app.on_startup_handlers.extend(self.on_startup)
+        self.app.on_shutdown_handlers.extend(self.on_shutdown)
+        self.on_startup.clear()
+        self.on_shutdown.clear()
+
+    def native_registrations(self) -> Iterator[tuple[str, str, Route | ConstantRoute, bool]]:
+        """The table's (see `RouteTable.native_registrations`), with the catch-all for unmatched requests when the
+        app has HTTP middleware or handlers for 404/405 (they must see those, as in FastAPI)."""
+        return self.table.native_registrations(catch_all=self.app.needs_unmatched_in_python())

@@ -143,3 +143,11 @@ __all__ += [
     "OAuth2PasswordBearer", "OAuth2PasswordRequestForm", "OAuth2PasswordRequestFormStrict", "OpenIdConnect",
     "Security", "SecurityScopes", "StreamingResponse",
 ]
+# --- routing
+if FRAMEWORK == "fastapi":
+    from fastapi import APIRouter
+    from starlette.routing import NoMatchFound
+else:
+    from covet import APIRouter
+    from covet.routing import NoMatchFound
+__all__ += ["APIRouter", "NoMatchFound"]

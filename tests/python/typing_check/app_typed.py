@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel
 
 from covet import (
+    APIRouter,
     CovetPy,
     Depends,
     Header,
@@ -101,6 +102,22 @@ async def wrong_tags() -> None: ...
 
 @app.websocket("/wrong-ws", max_size="1M")  # type: ignore[arg-type]
 async def wrong_ws(websocket: WebSocket) -> None: ...
+
+
+# Routers take the same options, typed the same way.
+router = APIRouter(prefix="/r", tags=["r"], dependencies=[Depends(token)])
+
+
+@router.get("/ok", status_code=201, name="router_ok", response_model=None)
+async def router_ok() -> None: ...
+
+
+@router.post("/typo", respons_model=Item)  # type: ignore[call-arg]
+async def router_typo() -> None: ...
+
+
+app.include_router(router, prefix="/v1", tags=["v1"])
+ok_path: str = app.url_path_for("router_ok")
 
 
 # The decorators return the handler itself, with its type.

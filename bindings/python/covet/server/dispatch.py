@@ -21,7 +21,7 @@ import contextvars
 import functools
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from typing import Any, Optional, Union
 
@@ -98,6 +98,7 @@ class Dispatcher:
         self._chain: Optional[CallNext] = self._build_chain() if self._middleware else None
         self._handlers = dict(app.exception_handlers)
         self._error_handler = self._handlers.pop(Exception, None) or self._handlers.pop(500, None)
+        self._router_chains: dict[int, CallNext] = {}  # id(route) -> its routers' middleware chain
         self._eager = self._eager_starts(app, targets, loop)
         # Every request's Task runs in its own copy of this context, and the loop callbacks that take
         # requests run in it: never in a request's context (a flush scheduled from a handler's send would
@@ -196,6 +197,9 @@ class Dispatcher:
                 request = Request(native, self.app)
                 request._route = route
                 rendered: Rendered = await self._chain(request)
+            elif route.middleware:  # an APIRouter's own middleware
+                request = Request(native, self.app)
+                rendered = await self._router_chain(route)(request)
             else:
                 if route.plan.needs_request:
                     request = Request(native, self.app)
@@ -245,7 +249,7 @@ class Dispatcher:
                 result = await self.loop.run_in_executor(self.executor, call)
             return self._render(route, result)
         except Exception as exc:
-            handler = self._find_handler(exc)
+            handler = self._find_handler(exc, route.exception_handlers)
             if handler is None:
                 raise
             if request is None:
@@ -291,6 +295,8 @@ class Dispatcher:
     def _build_chain(self) -> CallNext:
         async def endpoint_layer(request: Request) -> Response:
             route: Route = request._route
+            if route.middleware:
+                return await self._router_chain(route)(request)
             return _as_response(await self._route_response(route, request._native, request))
 
         call_next: CallNext = endpoint_layer
@@ -298,8 +304,30 @@ class Dispatcher:
             call_next = _bind_middleware(middleware, call_next)
         return call_next
 
+    def _router_chain(self, route: Route) -> CallNext:
+        """The middleware of the routers that include `route` around it (outermost first in
+        ``route.middleware``), built on first use."""
+        chain = self._router_chains.get(id(route))
+        if chain is None:
+            async def route_layer(request: Request) -> Response:
+                return _as_response(await self._route_response(route, request._native, request))
+
+            chain = route_layer
+            for middleware in reversed(route.middleware):
+                chain = _bind_middleware(middleware, chain)
+            self._router_chains[id(route)] = chain
+        return chain
+
     # -- exceptions ---------------------------------------------------------------------------------
-    def _find_handler(self, exc: Exception) -> Optional[Callable[..., Any]]:
+    def _find_handler(self, exc: Exception, route_handlers: Mapping[Any, Callable[..., Any]]
+                      ) -> Optional[Callable[..., Any]]:
+        if route_handlers:  # an APIRouter's own exception handlers come first
+            if isinstance(exc, HTTPException) and exc.status_code in route_handlers:
+                return route_handlers[exc.status_code]
+            for cls in type(exc).__mro__:
+                handler = route_handlers.get(cls)
+                if handler is not None:
+                    return handler
         handlers = self._handlers
         if handlers:
             if isinstance(exc, HTTPException) and exc.status_code in handlers:

@@ -11,7 +11,7 @@ from typing import Any, Literal, Optional, Protocol, Union
 
 from covet.requests import Request
 from covet.responses import Response
-from covet.routing import RouteTable, WebSocketRoute
+from covet.routing import AppRouter, WebSocketRoute
 
 __all__ = ["ServedApp", "CallNext", "Middleware", "ExceptionHandler", "Publisher"]
 
@@ -28,8 +28,8 @@ class ServedApp(Protocol):
     """An application the runtime (`covet.server.serve.Worker`, `covet.server.dispatch.Dispatcher`) can serve."""
 
     @property
-    def router(self) -> RouteTable:
-        """The HTTP routes (Python and constant ones), in registration order."""
+    def router(self) -> AppRouter:
+        """The HTTP routes (Python and constant ones), in registration order, and their native registrations."""
 
     @property
     def websocket_routes(self) -> Sequence[WebSocketRoute]: ...
