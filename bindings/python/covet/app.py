@@ -110,6 +110,7 @@ class CovetPy:
         terms_of_service: Optional[str] = None,
         contact: Optional[Mapping[str, Any]] = None,
         license_info: Optional[Mapping[str, Any]] = None,
+        default_response_class: Optional[type[Response]] = None,
     ) -> None:
         if sync_handlers not in ("threadpool", "inline"):
             raise ValueError("sync_handlers must be 'threadpool' or 'inline'")
@@ -130,6 +131,8 @@ class CovetPy:
         self.contact: Optional[dict[str, Any]] = dict(contact) if contact is not None else None
         self.license_info: Optional[dict[str, Any]] = dict(license_info) if license_info is not None else None
         self.debug = debug
+        # The response_class of routes that give none (None: JSON, FastAPI's default JSONResponse).
+        self.default_response_class = default_response_class
         self.state = State()
         self.router = RouteTable(redirect_slashes=redirect_slashes)
         self.websocket_routes: list[WebSocketRoute] = []
@@ -164,6 +167,8 @@ class CovetPy:
         ``operation_id``, ``include_in_schema``, ``response_description`` — kept on the route for the schema,
         they do not change how it is served."""
         options["dependencies"] = [*self.dependencies, *(options.get("dependencies") or ())]
+        if self.default_response_class is not None:
+            options.setdefault("response_class", self.default_response_class)
         route = Route.build(path, endpoint, methods or ("GET",), **options)
         self.router.add(route)
         return route

@@ -23,7 +23,9 @@ import typing
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Optional, Union
 
+from covet.background import BackgroundTasks
 from covet.connection import HTTPConnection
+from covet.responses import Response
 
 from .markers import REQUIRED, Depends, Param, _FileParam, _FormParam, _PathParam
 from .plan import Dependency, ParamSpec, RequestPlan, call_kind
@@ -61,6 +63,19 @@ def _is_request_type(tp: Any) -> bool:
     """`Request`, `WebSocket` (or another `HTTPConnection`): the argument receives the connection itself."""
     tp = strip_annotated(tp)
     return isinstance(tp, type) and issubclass(tp, HTTPConnection)
+
+
+def _extra_kind(tp: Any) -> Optional[str]:
+    """``"response"`` for an argument annotated `Response` (or a subclass: the response whose headers, cookies and
+    status the handler may set), ``"background"`` for `BackgroundTasks`; None otherwise."""
+    tp = strip_annotated(tp)
+    if not isinstance(tp, type):
+        return None
+    if issubclass(tp, Response):
+        return "response"
+    if issubclass(tp, BackgroundTasks):
+        return "background"
+    return None
 
 
 def _name_of(func: Any) -> str:
@@ -120,6 +135,7 @@ def _build(func: Callable[..., Any], path_names: Sequence[str],
     specs: list[ParamSpec] = []
     dependencies = [_dependency(None, d, inspect.Parameter.empty, path_names, owner) for d in route_dependencies]
     request_arg: Optional[str] = None
+    extras: list[tuple[str, str]] = []
     path_set = set(path_names)
     for param in signature.parameters.values():
         if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
@@ -129,6 +145,10 @@ def _build(func: Callable[..., Any], path_names: Sequence[str],
         annotation = hints.get(param.name, inspect.Parameter.empty)
         if _is_request_type(annotation):
             request_arg = param.name
+            continue
+        extra = _extra_kind(annotation)
+        if extra is not None:  # a `Response` or `BackgroundTasks` of the request (covet.background)
+            extras.append((param.name, extra))
             continue
         found, default = _marker_of(annotation, param.default)
         base = strip_annotated(annotation)
@@ -173,7 +193,7 @@ def _build(func: Callable[..., Any], path_names: Sequence[str],
             ParamSpec(param.name, location, key, base, required, None if required else default,
                       make_converter(base, constraints), many=many)
         )
-    return RequestPlan(specs, request_arg, dependencies)
+    return RequestPlan(specs, request_arg, dependencies, extras)
 
 
 def _dependency(name: Optional[str], marker: Depends, annotation: Any, path_names: Sequence[str],
@@ -200,7 +220,7 @@ def _embedded(plan: RequestPlan) -> RequestPlan:
     specs = [dataclasses.replace(s, embed=True) if s.location == "body" and not s.form else s for s in plan.specs]
     dependencies = [dataclasses.replace(d, plan=_embedded(d.plan), embed_body=True, _override_plans={})
                     for d in plan.dependencies]
-    return RequestPlan(specs, plan.request_arg, dependencies)
+    return RequestPlan(specs, plan.request_arg, dependencies, plan.extras)
 
 
 def _finish(plan: RequestPlan, owner: str, embed: bool = False) -> RequestPlan:
