@@ -24,6 +24,7 @@ dumped by pydantic-core with the route's ``response_model_*`` options; without a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -189,8 +190,10 @@ async def with_pings(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
                 return
             yield chunk
     finally:
-        if pending is not None:
+        if pending is not None:  # stopped early (cancelled): end the pending step before closing `chunks`
             pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
         aclose = getattr(chunks, "aclose", None)
         if aclose is not None:
             await aclose()
