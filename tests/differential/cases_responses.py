@@ -46,3 +46,12 @@ CASES: list[Case] = [
     case(f"{_A}/sse-post", "POST", "/sse-post"),
     case(f"{_A}/raw-stream", "GET", "/raw-stream"),
 ]
+
+_D = "response_defaults"
+CASES += [
+    case(f"{_D}/default-class", "GET", "/page"),
+    case(f"{_D}/default-class-status", "GET", "/page-status"),
+    case(f"{_D}/override-json", "GET", "/json"),
+    case(f"{_D}/override-text", "GET", "/text"),
+    case(f"{_D}/returned-response", "GET", "/returned"),
+]

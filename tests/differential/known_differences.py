@@ -39,6 +39,7 @@ KNOWN_DIFFERENCES: dict[str, str] = {
     "responses/openapi": _OPENAPI,
     # responses (issue 14, "Responses")
     "response_models/openapi": _OPENAPI,
+    "response_defaults/openapi": _OPENAPI,
     "response_models/response-param-204": _NO_CONTENT_TYPE_204,
     "validation_handler/openapi": _OPENAPI,
     # reason phrases (covet's table differs from uvicorn/h11's)
