@@ -181,7 +181,9 @@ def test_background_tasks_run_after_the_response(make_client: Any, caplog: pytes
     assert background.wait_idle(5)
     assert log == ["dependency", "slow", "fast"]
     client.get("/own")
-    assert background.wait_idle(5) and log[-1] == "own"
+
+    asyncio.run(asyncio.wait_for(background.wait_idle_async(), 5))
+    assert log[-1] == "own"
     with caplog.at_level(logging.ERROR, logger="covet"):
         assert client.get("/fails").status_code == 200
         assert background.wait_idle(5)

@@ -12,12 +12,14 @@ collects tasks; a `Response` returned with ``background=`` carries its own. They
 response has been handed to the engine: ``async def`` tasks on the event loop, plain functions in the app's
 thread pool. A task that raises is logged and the tasks after it do not run (as in Starlette).
 
-`pending()` / `wait_idle()` count the tasks not finished yet, process-wide: the test client waits for them after
-each request, as Starlette's TestClient does (its ASGI call returns only once they are done).
+`pending()` / `wait_idle()` / `wait_idle_async()` count the responses whose tasks are not finished yet, process-wide:
+a test client waits for them after each request, as Starlette's TestClient does (its ASGI call returns only once
+they are done).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import functools
 import inspect
@@ -27,7 +29,7 @@ from typing import Any, Optional
 
 from .concurrency import run_in_threadpool
 
-__all__ = ["BackgroundTask", "BackgroundTasks", "pending", "wait_idle"]
+__all__ = ["BackgroundTask", "BackgroundTasks", "pending", "wait_idle", "wait_idle_async"]
 
 
 def _is_async_callable(obj: Any) -> bool:
@@ -98,6 +100,15 @@ def wait_idle(timeout: Optional[float] = None) -> bool:
     For test clients: call it after reading a response to see the effects of its background tasks."""
     with _idle:
         return _idle.wait_for(lambda: _pending == 0, timeout)
+
+
+async def wait_idle_async() -> None:
+    """`wait_idle` for a client on an event loop that may be the server's own (it must not block): polls. Bound
+    it with ``asyncio.timeout(...)`` / ``asyncio.wait_for(...)``."""
+    delay = 0.0005
+    while _pending:
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.02)
 
 
 # -- per-request values for `Response` and `BackgroundTasks` parameters --------------------------------------
