@@ -55,3 +55,7 @@ CASES += [
     case(f"{_D}/override-text", "GET", "/text"),
     case(f"{_D}/returned-response", "GET", "/returned"),
 ]
+CASES += [
+    case(f"{_A}/jsonl-yield-dependency-open", "GET", "/jsonl-session"),
+    case(f"{_A}/stream-yield-dependency-open", "GET", "/stream-session"),
+]

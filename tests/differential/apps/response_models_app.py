@@ -279,3 +279,31 @@ def sse_post(response: Response) -> Iterator[str]:
 async def raw_stream():
     yield b"raw "
     yield b"bytes"
+
+
+# --- yield dependencies stay open while a streamed response is produced (FastAPI 0.165: torn down after it)
+class Session:
+    def __init__(self) -> None:
+        self.open = True
+
+
+async def session():
+    s = Session()
+    yield s
+    s.open = False
+
+
+@app.get("/jsonl-session")
+async def jsonl_session(s: Annotated[Session, Depends(session)]):
+    for i in range(2):
+        await asyncio.sleep(0)
+        yield {"i": i, "open": s.open}
+
+
+@app.get("/stream-session")
+def stream_session(s: Annotated[Session, Depends(session)]):
+    async def body():
+        await asyncio.sleep(0)
+        yield f"open={s.open}".encode()
+
+    return StreamingResponse(body(), media_type="text/plain")

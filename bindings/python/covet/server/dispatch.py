@@ -31,7 +31,7 @@ from covet.background import BackgroundTask, RequestExtras, request_extras
 from covet.concurrency import TaskSet, eager_start_available, start_task
 from covet.datastructures import MutableHeaders
 from covet.exceptions import HTTPException, RequestValidationError, ResponseValidationError
-from covet.params import validation_error
+from covet.params import DependencyScope, validation_error
 from covet.requests import ClientDisconnect, Request, wake_body_readers
 from covet.responses import Response, StreamingResponse
 from covet.routing import Route
@@ -52,6 +52,10 @@ SERVER_ERROR_BODY = b"Internal Server Error"
 Rendered = Union[tuple[int, list[tuple[str, str]], bytes], Response]
 
 _NO_BODY_STATUSES = frozenset({204, 304})
+# The dependency scopes of a request whose teardown waits until its streamed response is sent (set by `_handle`
+# for routes with dependencies, in the request's own context).
+_after_send: contextvars.ContextVar[Optional[list[DependencyScope]]] = contextvars.ContextVar(
+    "covet_after_send", default=None)
 _getrefcount = sys.getrefcount
 # References to a Request held by `_handle` itself at the moment it decides whether to copy the request
 # out of the engine: its local variable and getrefcount's argument.
@@ -200,6 +204,10 @@ class Dispatcher:
     # -- the pipeline -------------------------------------------------------------------------------
     async def _handle(self, route: Route, native: Any, responder: Responder) -> None:
         request: Optional[Request] = None
+        deferred: Optional[list[DependencyScope]] = None
+        if route.plan.dependencies:  # a streamed response's dependency teardown waits until it is sent
+            deferred = []
+            _after_send.set(deferred)  # in this request's own context (its Task's)
         try:
             if self._chain is not None:
                 request = Request(native, self.app)
@@ -233,6 +241,18 @@ class Dispatcher:
             self._send_fallback_500(responder)
         if background is not None:
             await self._run_background(background, route)
+        if deferred:
+            await self._teardown(deferred, route)
+
+    @staticmethod
+    async def _teardown(scopes: list[DependencyScope], route: Route) -> None:
+        """The teardown of the ``yield`` dependencies of a streamed response, now that it is sent."""
+        for scope in reversed(scopes):
+            try:
+                await scope.__aexit__(None, None, None)
+            except Exception:
+                logger.exception("the teardown of a dependency of %s %s failed (after its streamed response)",
+                                 route.methods[0], route.path)
 
     @staticmethod
     async def _run_background(background: BackgroundTask, route: Route) -> None:
@@ -285,20 +305,34 @@ class Dispatcher:
     async def _dependant_response(self, route: Route, request: Request, extras: Optional[RequestExtras]) -> Rendered:
         """`_route_response`'s work for a route with dependencies (``Depends``): solved first, sync ones in the
         pool unless the route runs inline; the teardown of ``yield`` dependencies runs once the result is
-        rendered, and sees the handler's exception."""
+        rendered, and sees the handler's exception — or, for a streamed response (a generator handler, a
+        StreamingResponse), once the stream has been sent (as FastAPI does), so that what the stream's producer
+        uses (a database session ...) stays open while it runs."""
         inline = route.inline if route.inline is not None else self.inline_default
-        async with route.plan.solve(request, None if inline else self.executor) as kwargs:
+        scope = route.plan.solve(request, None if inline else self.executor)
+        kwargs = await scope.__aenter__()
+        try:
             endpoint = route.endpoint
             if route.stream is not None:
-                return self._stream(route, endpoint(**kwargs), extras)
-            if route.is_async:
-                result = await endpoint(**kwargs)
-            elif inline:
-                result = endpoint(**kwargs)
+                rendered: Rendered = self._stream(route, endpoint(**kwargs), extras)
             else:
-                call = functools.partial(contextvars.copy_context().run, endpoint, **kwargs)
-                result = await self.loop.run_in_executor(self.executor, call)
-            return self._render(route, result, extras)
+                if route.is_async:
+                    result = await endpoint(**kwargs)
+                elif inline:
+                    result = endpoint(**kwargs)
+                else:
+                    call = functools.partial(contextvars.copy_context().run, endpoint, **kwargs)
+                    result = await self.loop.run_in_executor(self.executor, call)
+                rendered = self._render(route, result, extras)
+        except BaseException as exc:
+            await scope.__aexit__(type(exc), exc, exc.__traceback__)  # never suppresses: re-raised below
+            raise
+        deferred = _after_send.get()
+        if deferred is not None and isinstance(rendered, Response) and rendered._streams:
+            deferred.append(scope)  # `_handle` exits it once the stream (and its background tasks) are done
+        else:
+            await scope.__aexit__(None, None, None)
+        return rendered
 
     def _render(self, route: Route, result: Any, extras: Optional[RequestExtras] = None) -> Rendered:
         """The response for a handler's `result`, as FastAPI builds it: a Response as it is (given the request's
