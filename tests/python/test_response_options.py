@@ -250,3 +250,24 @@ def test_server_sent_events(make_client: Any, monkeypatch: pytest.MonkeyPatch) -
     assert body.endswith(b'event: greet\ndata: "hi"\nid: 7\nretry: 10\n\n: note\ndata: l1\ndata: l2\n\n')
     with pytest.raises(ValueError, match="single line"):
         ServerSentEvent(event="a\nb")
+
+
+def test_yield_dependencies_stay_open_while_a_response_streams(make_client: Any) -> None:
+    app = CovetPy()
+    closed = threading.Event()
+
+    async def resource() -> Any:
+        state = {"open": True}
+        yield state
+        state["open"] = False
+        closed.set()
+
+    @app.get("/items")
+    async def items(state: dict = Depends(resource)) -> AsyncIterable[dict]:
+        for i in range(2):
+            await asyncio.sleep(0)
+            yield {"i": i, "open": state["open"]}
+
+    client = make_client(app)
+    assert client.get("/items").content == b'{"i":0,"open":true}\n{"i":1,"open":true}\n'
+    assert closed.wait(5)  # and torn down once the stream was sent
