@@ -52,6 +52,7 @@ SERVER_ERROR_BODY = b"Internal Server Error"
 Rendered = Union[tuple[int, list[tuple[str, str]], bytes], Response]
 
 _NO_BODY_STATUSES = frozenset({204, 304})
+_NO_BODY_STATUSES_ALL = frozenset({204, 205, 304})  # with 1xx: statuses a route's result gets no body for
 # The dependency scopes of a request whose teardown waits until its streamed response is sent (set by `_handle`
 # for routes with dependencies, in the request's own context).
 _after_send: contextvars.ContextVar[Optional[list[DependencyScope]]] = contextvars.ContextVar(
@@ -75,10 +76,8 @@ def _as_response(rendered: Rendered) -> Response:
 
 
 def _body_allowed(status: int) -> bool:
+    """FastAPI's is_body_allowed_for_status_code: no body on 1xx, 204, 205, 304."""
     return not (status < 200 or status in _NO_BODY_STATUSES_ALL)
-
-
-_NO_BODY_STATUSES_ALL = frozenset({204, 205, 304})
 
 
 def _default_body(status: int, detail: Any) -> bytes:
