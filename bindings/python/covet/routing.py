@@ -267,7 +267,8 @@ class Route:
     # A generator handler's body is streamed: "jsonl" (JSON Lines, the default), "sse" (response_class=
     # EventSourceResponse) or "raw" (another response_class, e.g. StreamingResponse, gets the generator).
     stream: Optional[str] = None
-    stream_item_adapter: Optional[TypeAdapter[Any]] = None  # validates each item (``-> AsyncIterable[Item]``)
+    stream_item_type: Any = None  # the declared item type (``-> AsyncIterable[Item]``: Item), for the schema
+    stream_item_adapter: Optional[TypeAdapter[Any]] = None  # validates each item against it
 
     @property
     def response_media_type(self) -> str:
@@ -373,6 +374,7 @@ class Route:
             response_class=response_class,
             status_code_set=status_code is not None,
             stream=stream,
+            stream_item_type=stream_item,
             stream_item_adapter=_response_adapter(stream_item, True) if stream_item is not None else None,
         )
 
