@@ -12,6 +12,9 @@ Modules, from the bottom up:
   report     the Markdown report and the docs section; chart (matplotlib, run in bench/.venvs/tools)
   cli        the command-line options
   runner     the run: setup, rounds, cold starts, the results JSON, outputs
+
+Focused scripts outside the matrix:
+  response_model   `python3 -m bench.response_model`: a response_model route with filtering, CovetPy vs FastAPI
 """
 
 from pathlib import Path

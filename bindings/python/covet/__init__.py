@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from . import status
 from .app import CovetPy
+from .background import BackgroundTasks
 from .concurrency import run_in_threadpool
 from .datastructures import URL, FormData, Headers, QueryParams, State, UploadFile
 from .dependencies import Depends
@@ -40,6 +41,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CovetPy",
+    "BackgroundTasks",
     "Request",
     "Response",
     "WebSocket",

@@ -150,6 +150,7 @@ class CovetPy:
         contact: Optional[Mapping[str, Any]] = None,
         license_info: Optional[Mapping[str, Any]] = None,
         strict_content_type: bool = True,
+        default_response_class: Optional[type[Response]] = None,
     ) -> None:
         if sync_handlers not in ("threadpool", "inline"):
             raise ValueError("sync_handlers must be 'threadpool' or 'inline'")
@@ -178,6 +179,8 @@ class CovetPy:
         self.contact: Optional[dict[str, Any]] = dict(contact) if contact is not None else None
         self.license_info: Optional[dict[str, Any]] = dict(license_info) if license_info is not None else None
         self.debug = debug
+        # The response_class of routes that give none (None: JSON, FastAPI's default JSONResponse).
+        self.default_response_class = default_response_class
         self.state = State()
         self.generate_unique_id_function = generate_unique_id_function
         self.webhooks = webhooks if webhooks is not None else APIRouter()

@@ -20,6 +20,8 @@ from .datastructures import MutableHeaders
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from .background import BackgroundTask
+
 # email.utils, http.cookies, datetime, mimetypes and urllib.parse are imported by the methods that need
 # them (cookies, redirects, files): together they are ~3 MB of memory and ~10 ms of start-up that an app
 # without those features does not pay.
@@ -33,7 +35,10 @@ __all__ = [
     "HTMLResponse",
     "RedirectResponse",
     "StreamingResponse",
+    "EventSourceResponse",
     "FileResponse",
+    "ORJSONResponse",
+    "UJSONResponse",
 ]
 
 
@@ -61,6 +66,7 @@ class Response:
     charset: str = "utf-8"
     default_status: int = 200
     _streams = False  # the body is produced while sending (StreamingResponse)
+    background: Optional[BackgroundTask] = None  # run after the response is sent (covet.background)
 
     def __init__(
         self,
@@ -68,9 +74,12 @@ class Response:
         status: Optional[int] = None,
         headers: Optional[Mapping[str, str]] = None,
         media_type: Optional[str] = None,
+        background: Optional[BackgroundTask] = None,
         *,
         status_code: Optional[int] = None,
     ) -> None:
+        if background is not None:
+            self.background = background
         if status is None and status_code is None:
             self.status_code: int = self.default_status
         else:
@@ -188,6 +197,50 @@ class HTMLResponse(Response):
     media_type = "text/html"
 
 
+_DEPRECATED_JSON_CLASS = (
+    "{name} is deprecated (as in FastAPI): a declared return type or response_model= is serialised to JSON bytes "
+    "by pydantic-core already, faster and without a custom response class; CovetPy's own JSONResponse is native"
+)
+
+
+class ORJSONResponse(JSONResponse):
+    """FastAPI's (deprecated) orjson response: ``orjson.dumps`` (with non-str keys) when orjson is installed.
+
+    Without orjson, FastAPI fails when rendering (an AssertionError, a 500); CovetPy renders with its own native
+    JSON encoder instead, which gives the same compact JSON for the values orjson supports."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        import warnings
+
+        warnings.warn(_DEPRECATED_JSON_CLASS.format(name="ORJSONResponse"), DeprecationWarning, stacklevel=2)
+        super().__init__(*args, **kwargs)
+
+    def render(self, content: Any) -> bytes:
+        try:
+            import orjson  # type: ignore[import-not-found,unused-ignore]
+        except ImportError:
+            return encoders.dumps(content)
+        return bytes(orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY))
+
+
+class UJSONResponse(JSONResponse):
+    """FastAPI's (deprecated) ujson response: ``ujson.dumps(ensure_ascii=False)`` when ujson is installed, else
+    CovetPy's native JSON encoder (where FastAPI fails with an AssertionError, a 500)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        import warnings
+
+        warnings.warn(_DEPRECATED_JSON_CLASS.format(name="UJSONResponse"), DeprecationWarning, stacklevel=2)
+        super().__init__(*args, **kwargs)
+
+    def render(self, content: Any) -> bytes:
+        try:
+            import ujson  # type: ignore[import-not-found,import-untyped,unused-ignore]
+        except ImportError:
+            return encoders.dumps(content)
+        return str(ujson.dumps(content, ensure_ascii=False)).encode("utf-8")
+
+
 class RedirectResponse(Response):
     """A redirect to `url` (307 Temporary Redirect by default, which keeps the method and body)."""
 
@@ -198,12 +251,13 @@ class RedirectResponse(Response):
         url: Any,
         status: Optional[int] = None,
         headers: Optional[Mapping[str, str]] = None,
+        background: Optional[BackgroundTask] = None,
         *,
         status_code: Optional[int] = None,
     ) -> None:
         from urllib.parse import quote
 
-        super().__init__(None, status=status, headers=headers, status_code=status_code)
+        super().__init__(None, status=status, headers=headers, background=background, status_code=status_code)
         self.headers["location"] = quote(str(url), safe=":/%#?=@[]!$&'()*+,;")
 
 
@@ -225,10 +279,12 @@ class StreamingResponse(Response):
         status: Optional[int] = None,
         headers: Optional[Mapping[str, str]] = None,
         media_type: Optional[str] = None,
+        background: Optional[BackgroundTask] = None,
         *,
         status_code: Optional[int] = None,
     ) -> None:
-        super().__init__(None, status=status, headers=headers, media_type=media_type, status_code=status_code)
+        super().__init__(None, status=status, headers=headers, media_type=media_type, background=background,
+                         status_code=status_code)
         self.body_iterator = content
 
     def _encode(self, chunk: Union[str, bytes]) -> bytes:
@@ -265,6 +321,14 @@ class StreamingResponse(Response):
         responder.end()
 
 
+class EventSourceResponse(StreamingResponse):
+    """Server-Sent Events (``text/event-stream``), FastAPI 0.135's: as ``response_class=EventSourceResponse`` on
+    a generator handler, each yielded item becomes an event (see `covet.sse`); returned with an iterable of
+    ready-made event bytes, it streams them as they are."""
+
+    media_type = "text/event-stream"
+
+
 class FileResponse(StreamingResponse):
     """The contents of the file at `path`, read in the thread pool in 64 KiB pieces.
 
@@ -280,6 +344,7 @@ class FileResponse(StreamingResponse):
         status: Optional[int] = None,
         headers: Optional[Mapping[str, str]] = None,
         media_type: Optional[str] = None,
+        background: Optional[BackgroundTask] = None,
         filename: Optional[str] = None,
         *,
         status_code: Optional[int] = None,
@@ -289,7 +354,8 @@ class FileResponse(StreamingResponse):
             import mimetypes
 
             media_type = mimetypes.guess_type(filename or self.path)[0] or "text/plain"
-        super().__init__(self._chunks(), status=status, headers=headers, media_type=media_type, status_code=status_code)
+        super().__init__(self._chunks(), status=status, headers=headers, media_type=media_type, background=background,
+                         status_code=status_code)
         if filename is not None:
             from urllib.parse import quote
 

@@ -12,11 +12,13 @@ route is added, naming both routes — the same rule the native router applies.
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import functools
 import inspect
 import itertools
 import re
+import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Optional, TypedDict, TypeVar, Union, cast
@@ -25,12 +27,15 @@ from .datastructures import URLPath
 from .exceptions import HTTPException
 from .params import RequestPlan, build_plan, native_path_type, resolve_hints
 from .requests import Request
-from .responses import RedirectResponse, Response
+from .responses import JSONResponse, RedirectResponse, Response
 from .utils import generate_unique_id
 
 if TYPE_CHECKING:
     from pydantic import TypeAdapter
     from typing_extensions import Unpack
+
+IncEx = Union[set[int], set[str], Mapping[int, Any], Mapping[str, Any]]
+"""response_model_include / response_model_exclude: field names, or nested ``{"field": {...}}`` (pydantic's)."""
 
 __all__ = ["Route", "RouteOptions", "ConstantRoute", "WebSocketRoute", "RouteTable", "parse_path", "PathSegment",
            "FROM_ANNOTATION", "APIRouter", "AppRouter", "NoMatchFound", "generate_unique_id"]
@@ -122,11 +127,55 @@ def _declared_result_type(endpoint: Callable[..., Any], response_model: Any) -> 
     return None if declared is type(None) else declared
 
 
-def _response_adapter(response_model: Any) -> Optional[TypeAdapter[Any]]:
-    """A TypeAdapter for the declared result type (see `_declared_result_type`), when it checks or reshapes."""
+_FILTER_OPTIONS = ("response_model_include", "response_model_exclude", "response_model_exclude_unset",
+                   "response_model_exclude_defaults", "response_model_exclude_none")
+_STREAM_ORIGINS = (collections.abc.AsyncIterable, collections.abc.AsyncIterator, collections.abc.AsyncGenerator,
+                   collections.abc.Iterable, collections.abc.Iterator, collections.abc.Generator)
+
+
+def _stream_kind(endpoint: Callable[..., Any], response_class: Optional[type[Response]],
+                 response_model: Any) -> tuple[Optional[str], Any]:
+    """(how a generator handler's items are streamed, their declared type) — (None, None) for other handlers.
+
+    As in FastAPI 0.135: a generator handler streams JSON Lines by default and Server-Sent Events with
+    ``response_class=EventSourceResponse``; another response_class receives the generator itself. The item
+    type comes from a return annotation ``AsyncIterable[Item]`` / ``Iterator[Item]`` ... (not ServerSentEvent)."""
+    target: Any = endpoint
+    while isinstance(target, functools.partial):
+        target = target.func
+    call = target if inspect.isfunction(target) or inspect.ismethod(target) else getattr(type(target), "__call__",
+                                                                                          target)
+    if not (inspect.isasyncgenfunction(call) or inspect.isgeneratorfunction(call)):
+        return None, None
+    from .sse import EventSourceResponse, ServerSentEvent  # deferred: pydantic, for generator handlers only
+
+    if response_class is None:
+        kind = "jsonl"
+    elif issubclass(response_class, EventSourceResponse):
+        kind = "sse"
+    else:
+        return "raw", None
+    if response_model is not FROM_ANNOTATION:
+        return kind, None
+    try:
+        annotation = resolve_hints(endpoint).get("return", None)
+    except Exception:
+        return kind, None
+    if typing.get_origin(annotation) not in _STREAM_ORIGINS:
+        return kind, None
+    args = typing.get_args(annotation)
+    item = args[0] if args else Any
+    if isinstance(item, type) and issubclass(item, ServerSentEvent):
+        return kind, None
+    return kind, item
+
+
+def _response_adapter(response_model: Any, filtering: bool = False) -> Optional[TypeAdapter[Any]]:
+    """A TypeAdapter for the declared result type (see `_declared_result_type`), when it checks or reshapes
+    (`filtering`: response_model_include/exclude... are set, which pydantic applies to dicts too)."""
     if response_model is None:
         return None
-    if response_model in (Any, object, dict, list, str, int, float, bool):  # nothing to check or reshape
+    if not filtering and response_model in (Any, object, dict, list, str, int, float, bool):  # nothing to do
         return None
 
     def mentions_response(tp: Any) -> bool:
@@ -175,6 +224,14 @@ class RouteOptions(TypedDict, total=False):
     callbacks: Optional[Sequence[Any]]  # OpenAPI callbacks: routes (``callback_router.routes``), stored
     # The operation id maker for the schema (FastAPI's ``generate_unique_id_function``); see `Route.unique_id`.
     generate_unique_id_function: Optional[Callable[[Any], str]]
+    # Responses (FastAPI's semantics): the result is validated by the declared type, then dumped with these.
+    response_model_include: Optional[IncEx]
+    response_model_exclude: Optional[IncEx]
+    response_model_by_alias: bool
+    response_model_exclude_unset: bool
+    response_model_exclude_defaults: bool
+    response_model_exclude_none: bool
+    response_class: Optional[type[Response]]  # wraps a non-Response result; None: JSON (the app's default)
 
 
 @dataclasses.dataclass(eq=False)
@@ -228,6 +285,47 @@ class Route:
         if self.operation_id:
             return self.operation_id
         return (self.generate_unique_id_function or generate_unique_id)(self)
+    # How a result that is not a Response is dumped (pydantic's options, FastAPI's response_model_* keywords).
+    response_model_include: Optional[IncEx] = None
+    response_model_exclude: Optional[IncEx] = None
+    response_model_by_alias: bool = True
+    response_model_exclude_unset: bool = False
+    response_model_exclude_defaults: bool = False
+    response_model_exclude_none: bool = False
+    # The class that wraps such a result; None: JSON bytes straight from pydantic-core / the native encoder
+    # (FastAPI's default JSONResponse). `response_media_type` is what the schema shows.
+    response_class: Optional[type[Response]] = None
+    status_code_set: bool = False  # status_code= was given (else a response_class keeps its own default)
+    # A generator handler's body is streamed: "jsonl" (JSON Lines, the default), "sse" (response_class=
+    # EventSourceResponse) or "raw" (another response_class, e.g. StreamingResponse, gets the generator).
+    stream: Optional[str] = None
+    stream_item_type: Any = None  # the declared item type (``-> AsyncIterable[Item]``: Item), for the schema
+    stream_item_adapter: Optional[TypeAdapter[Any]] = None  # validates each item against it
+
+    @property
+    def response_media_type(self) -> str:
+        """The media type of the success response (for the schema)."""
+        if self.stream == "jsonl":
+            return "application/jsonl"
+        cls = self.response_class
+        return (cls.media_type if cls is not None else None) or "application/json"
+
+    @functools.cached_property
+    def dump_options(self) -> dict[str, Any]:
+        """The response_model_* options as pydantic's dump keywords (only the ones that differ from pydantic's
+        defaults, with by_alias always given)."""
+        options: dict[str, Any] = {"by_alias": self.response_model_by_alias}
+        if self.response_model_include is not None:
+            options["include"] = self.response_model_include
+        if self.response_model_exclude is not None:
+            options["exclude"] = self.response_model_exclude
+        if self.response_model_exclude_unset:
+            options["exclude_unset"] = True
+        if self.response_model_exclude_defaults:
+            options["exclude_defaults"] = True
+        if self.response_model_exclude_none:
+            options["exclude_none"] = True
+        return options
 
     @classmethod
     def build(cls, path: str, endpoint: Callable[..., Any], methods: Sequence[str],
@@ -263,7 +361,17 @@ class Route:
         if derived:
             assert segments is not None
             fallback = _render(segments, {s.text: s.type for s in segments if s.is_param})
-        declared = _declared_result_type(endpoint, options.get("response_model", FROM_ANNOTATION))
+        response_class = options.get("response_class")
+        if response_class is JSONResponse:  # FastAPI's default: the same JSON, from pydantic-core's bytes
+            response_class = None
+        if response_class is not None and not (isinstance(response_class, type) and issubclass(response_class,
+                                                                                                 Response)):
+            raise TypeError(f"route {path}: response_class must be a Response class (JSONResponse, HTMLResponse, "
+                            f"PlainTextResponse, a subclass of covet.Response ...), not {response_class!r}")
+        stream, stream_item = _stream_kind(endpoint, response_class, options.get("response_model", FROM_ANNOTATION))
+        declared = (None if stream is not None
+                    else _declared_result_type(endpoint, options.get("response_model", FROM_ANNOTATION)))
+        filtering = any(options.get(k) for k in _FILTER_OPTIONS)
         status_code = options.get("status_code")
         openapi_extra = options.get("openapi_extra")
         return cls(
@@ -277,7 +385,7 @@ class Route:
             plan=plan,
             is_async=_is_async_callable(endpoint),
             inline=options.get("inline"),
-            response_adapter=_response_adapter(declared),
+            response_adapter=_response_adapter(declared, filtering),
             declared_result=declared is not None and declared is not type(None),
             eager=options.get("eager"),
             dependencies=dependencies,
@@ -292,6 +400,17 @@ class Route:
             response_description=options.get("response_description", "Successful Response"),
             callbacks=list(options.get("callbacks") or ()),
             generate_unique_id_function=options.get("generate_unique_id_function"),
+            response_model_include=options.get("response_model_include"),
+            response_model_exclude=options.get("response_model_exclude"),
+            response_model_by_alias=options.get("response_model_by_alias", True),
+            response_model_exclude_unset=options.get("response_model_exclude_unset", False),
+            response_model_exclude_defaults=options.get("response_model_exclude_defaults", False),
+            response_model_exclude_none=options.get("response_model_exclude_none", False),
+            response_class=response_class,
+            status_code_set=status_code is not None,
+            stream=stream,
+            stream_item_type=stream_item,
+            stream_item_adapter=_response_adapter(stream_item, True) if stream_item is not None else None,
         )
 
     def describe(self) -> str:
@@ -1041,6 +1160,10 @@ class AppRouter(APIRouter):
         options = dict(declared.options)
         options["dependencies"] = [*self.app.dependencies, *(options.get("dependencies") or ())]
         options.setdefault("strict_content_type", self.app.strict_content_type)
+        # response_class: the route's, else its routers' default_response_class, else the app's
+        default_class = declared.default_response_class or self.app.default_response_class
+        if default_class is not None:
+            options.setdefault("response_class", default_class)
         if not declared.path:
             raise ValueError(f"route {getattr(declared.endpoint, '__name__', declared.endpoint)!r}: the prefix and "
                              "the path cannot both be empty: give the route a path, or its router a prefix")

@@ -151,3 +151,14 @@ else:
     from covet import APIRouter
     from covet.routing import NoMatchFound
 __all__ += ["APIRouter", "NoMatchFound"]
+# --- responses (issue 14: response_model_* options, response_class, Response/BackgroundTasks parameters, SSE)
+if FRAMEWORK == "fastapi":
+    from fastapi import BackgroundTasks
+    from fastapi.responses import ORJSONResponse, StreamingResponse, UJSONResponse
+    from fastapi.sse import EventSourceResponse, ServerSentEvent
+else:
+    from covet import BackgroundTasks, StreamingResponse
+    from covet.responses import ORJSONResponse, UJSONResponse
+    from covet.sse import EventSourceResponse, ServerSentEvent
+__all__ += ["BackgroundTasks", "EventSourceResponse", "ORJSONResponse", "ServerSentEvent", "StreamingResponse",
+            "UJSONResponse"]

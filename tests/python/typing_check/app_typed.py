@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from covet import (
     APIRouter,
+    BackgroundTasks,
     CovetPy,
     Depends,
     Header,
@@ -51,6 +52,15 @@ async def token(x_token: Annotated[str, Header()]) -> str:
 @app.get("/items/{item_id}", response_model=Item, status_code=200, name="item", dependencies=[Depends(token)])
 async def get_item(item_id: int, q: Annotated[str | None, Query(max_length=10)] = None) -> Item:
     return Item(name=f"{item_id}{q or ''}", price=1.0)
+
+
+@app.get("/filtered", response_model=list[Item], response_model_include={"name"}, response_model_exclude=None,
+         response_model_by_alias=False, response_model_exclude_unset=True, response_model_exclude_defaults=False,
+         response_model_exclude_none=True, response_class=JSONResponse)
+def filtered(response: Response, tasks: BackgroundTasks) -> list[Item]:
+    response.headers["X-Filtered"] = "1"
+    tasks.add_task(print, "done")
+    return []
 
 
 @app.post("/items", status_code=status.HTTP_201_CREATED, inline=False, eager=True)
@@ -94,6 +104,11 @@ async def wrong_status() -> None: ...
 
 @app.get("/typo", respons_model=Item)  # type: ignore[call-arg]
 async def misspelt_option() -> None: ...
+
+
+@app.get("/not-a-class", response_class="text/html")  # type: ignore[arg-type]
+def not_a_class() -> str:
+    return ""
 
 
 @app.get("/wrong-tags", tags="items", include_in_schema="no")  # type: ignore[arg-type]

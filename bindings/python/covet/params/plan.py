@@ -21,12 +21,14 @@ from concurrent.futures import Executor
 from types import TracebackType
 from typing import Any, Literal, Optional
 
+from covet.background import RequestExtras, request_extras
 from covet.connection import HTTPConnection
 from covet.datastructures import FormData, UploadFile
 from covet.encoders import loads as json_loads
 from covet.exceptions import HTTPException, RequestValidationError
 from covet.formparsers import MultiPartException
 from covet.requests import Request
+from covet.responses import Response
 
 from .markers import SecurityBase, SecurityScopes
 from .types import Converter, errors_of, validation_error
@@ -118,10 +120,11 @@ class RequestPlan:
 
     __slots__ = ("specs", "path", "query", "query_lists", "header", "cookie", "body", "request_arg",
                  "needs_request", "trivial", "dependencies", "form", "json_in_tree", "form_in_tree",
-                 "scopes_arg", "scopes", "strict_content_type", "header_groups")
+                 "scopes_arg", "scopes", "strict_content_type", "header_groups", "extras", "extras_in_tree")
 
     def __init__(self, specs: list[ParamSpec], request_arg: Optional[str],
-                 dependencies: Sequence[Dependency] = (), *, scopes_arg: Optional[str] = None,
+                 dependencies: Sequence[Dependency] = (), extras: Sequence[tuple[str, str]] = (), *,
+                 scopes_arg: Optional[str] = None,
                  scopes: tuple[str, ...] = (), strict_content_type: bool = True) -> None:
         self.specs = specs
         self.request_arg = request_arg
@@ -130,6 +133,9 @@ class RequestPlan:
         self.scopes_arg = scopes_arg
         self.scopes = scopes
         self.strict_content_type = strict_content_type  # a JSON body needs a JSON Content-Type
+        # (argument, "response" | "background"): the request's `Response` / `BackgroundTasks` (covet.background)
+        self.extras = tuple(extras)
+        self.extras_in_tree: bool = bool(self.extras) or any(d.plan.extras_in_tree for d in self.dependencies)
         self.path = tuple(s for s in specs if s.location == "path")
         self.query = tuple(s for s in specs if s.location == "query")
         self.query_lists = any(s.many or s.group is not None for s in self.query)
@@ -145,12 +151,13 @@ class RequestPlan:
         # Path and query values are read straight from the native request; everything else goes through
         # a Request object (which caches what it parses).
         self.needs_request = bool(request_arg or self.header or self.cookie or self.body or self.dependencies)
-        self.trivial = not specs and request_arg is None and not self.dependencies and scopes_arg is None
+        self.trivial = (not specs and request_arg is None and not self.dependencies and scopes_arg is None
+                        and not self.extras)
 
     def replaced(self, specs: list[ParamSpec], dependencies: Sequence[Dependency]) -> RequestPlan:
         """This plan with other specs and dependencies (the rest kept)."""
-        return RequestPlan(specs, self.request_arg, dependencies, scopes_arg=self.scopes_arg, scopes=self.scopes,
-                           strict_content_type=self.strict_content_type)
+        return RequestPlan(specs, self.request_arg, dependencies, self.extras, scopes_arg=self.scopes_arg,
+                           scopes=self.scopes, strict_content_type=self.strict_content_type)
 
     def security_requirements(self) -> list[tuple[SecurityBase, tuple[str, ...]]]:
         """The security schemes in this plan's dependency tree, each with the OAuth2 scopes declared on the
@@ -202,6 +209,8 @@ class RequestPlan:
             kwargs[self.request_arg] = request
         if self.scopes_arg is not None:
             kwargs[self.scopes_arg] = SecurityScopes(list(self.scopes))
+        if self.extras:
+            _fill_extras(self.extras, kwargs)
         if self.path:
             self._collect_path(request.path_params if request is not None else native.params, kwargs, errors)
         if self.query:
@@ -432,6 +441,24 @@ class RequestPlan:
             kwargs[spec.name] = spec.convert(value)
         except validation_error() as exc:
             errors.extend(errors_of(exc, loc))
+
+def _fill_extras(extras: Sequence[tuple[str, str]], kwargs: dict[str, Any]) -> None:
+    """The request's `Response` and `BackgroundTasks` arguments: one object each per request (the runtime sets
+    `request_extras` for routes that take them, and merges them into what it sends)."""
+    holder = request_extras.get()
+    if holder is None:  # called outside the runtime (a direct plan.extract): a private set of objects
+        holder = RequestExtras()
+        request_extras.set(holder)
+    for name, kind in extras:
+        if kind == "background":
+            kwargs[name] = holder.background_tasks()
+            continue
+        if holder.response is None:
+            response = Response()
+            response.status_code = None  # type: ignore[assignment]  # FastAPI's: None until the handler sets it
+            holder.response = response
+        kwargs[name] = holder.response
+
 
 def _parse_body(request: Request, errors: list[dict[str, Any]], strict_content_type: bool = True) -> Any:
     """The request body: parsed JSON, `_NO_BODY` when empty, the bytes when not JSON (validation then

@@ -27,7 +27,9 @@ import typing
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Optional, Union
 
+from covet.background import BackgroundTasks
 from covet.connection import HTTPConnection
+from covet.responses import Response
 
 from .markers import (
     REQUIRED,
@@ -120,6 +122,19 @@ def _group_spec(name: str, location: str, marker: Param, model: Any, annotation:
                      body_converter(annotation), group=(tuple(fields), optional, extra in ("allow", "forbid")))
 
 
+def _extra_kind(tp: Any) -> Optional[str]:
+    """``"response"`` for an argument annotated `Response` (or a subclass: the response whose headers, cookies and
+    status the handler may set), ``"background"`` for `BackgroundTasks`; None otherwise."""
+    tp = strip_annotated(tp)
+    if not isinstance(tp, type):
+        return None
+    if issubclass(tp, Response):
+        return "response"
+    if issubclass(tp, BackgroundTasks):
+        return "background"
+    return None
+
+
 def _name_of(func: Any) -> str:
     return str(getattr(func, "__qualname__", None) or getattr(type(func), "__qualname__", repr(func)))
 
@@ -181,6 +196,7 @@ def _build(func: Callable[..., Any], path_names: Sequence[str], route_dependenci
     request_arg: Optional[str] = None
     scopes_arg: Optional[str] = None
     factories: dict[str, Callable[[], Any]] = {}  # Query(default_factory=...) & co., by argument
+    extras: list[tuple[str, str]] = []
     path_set = set(path_names)
     for param in signature.parameters.values():
         if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
@@ -195,6 +211,10 @@ def _build(func: Callable[..., Any], path_names: Sequence[str], route_dependenci
                 continue
             if _is_scopes_type(annotation):
                 scopes_arg = param.name
+                continue
+            extra = _extra_kind(annotation)
+            if extra is not None:  # a `Response` or `BackgroundTasks` of the request (covet.background)
+                extras.append((param.name, extra))
                 continue
         base = strip_annotated(annotation)
         if isinstance(found, Depends):
@@ -250,7 +270,7 @@ def _build(func: Callable[..., Any], path_names: Sequence[str], route_dependenci
     if factories:
         specs = [dataclasses.replace(s, default_factory=factories[s.name]) if s.name in factories else s
                  for s in specs]
-    return RequestPlan(specs, request_arg, dependencies, scopes_arg=scopes_arg, scopes=scopes,
+    return RequestPlan(specs, request_arg, dependencies, extras, scopes_arg=scopes_arg, scopes=scopes,
                        strict_content_type=strict_content_type)
 
 

@@ -25,13 +25,15 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from typing import Any, Optional, Union
 
+from covet import background as background_tasks
 from covet import encoders
+from covet.background import BackgroundTask, RequestExtras, request_extras
 from covet.concurrency import TaskSet, eager_start_available, start_task
 from covet.datastructures import MutableHeaders
 from covet.exceptions import HTTPException, RequestValidationError, ResponseValidationError
 from covet.params import validation_error
 from covet.requests import ClientDisconnect, Request, wake_body_readers
-from covet.responses import Response
+from covet.responses import Response, StreamingResponse
 from covet.routing import Route
 
 from .engine import Engine, Responder
@@ -50,6 +52,7 @@ SERVER_ERROR_BODY = b"Internal Server Error"
 Rendered = Union[tuple[int, list[tuple[str, str]], bytes], Response]
 
 _NO_BODY_STATUSES = frozenset({204, 304})
+_NO_BODY_STATUSES_ALL = frozenset({204, 205, 304})  # with 1xx: statuses a route's result gets no body for
 _getrefcount = sys.getrefcount
 # References to a Request held by `_handle` itself at the moment it decides whether to copy the request
 # out of the engine: its local variable and getrefcount's argument.
@@ -66,6 +69,11 @@ def _as_response(rendered: Rendered) -> Response:
     response.media_type = "application/json"
     response.headers = MutableHeaders(headers)
     return response
+
+
+def _body_allowed(status: int) -> bool:
+    """FastAPI's is_body_allowed_for_status_code: no body on 1xx, 204, 205, 304."""
+    return not (status < 200 or status in _NO_BODY_STATUSES_ALL)
 
 
 def _default_body(status: int, detail: Any) -> bytes:
@@ -213,6 +221,9 @@ class Dispatcher:
             rendered = await self._server_error(exc, request, route)
         if request is not None and _getrefcount(request) > _OWN_REFERENCES:
             request._detach()  # someone kept it (a background task): copy it out before the engine reuses it
+        background: Optional[BackgroundTask] = None if isinstance(rendered, tuple) else rendered.background
+        if background is not None:
+            background_tasks._started()  # before sending: whoever has the response sees the work pending
         try:
             if isinstance(rendered, tuple):
                 responder.send(*rendered)
@@ -223,13 +234,31 @@ class Dispatcher:
         except Exception:
             logger.exception("sending the response for %s %s failed", route.methods[0], route.path)
             self._send_fallback_500(responder)
-        if request is not None and request._teardown is not None:
+        if background is not None:
+            await self._run_background(background, route)
+        if request is not None and request._teardown is not None:  # request-scoped `yield` dependencies
             await _teardown_after_response(request._teardown, route)
+
+    @staticmethod
+    async def _run_background(background: BackgroundTask, route: Route) -> None:
+        """The response's background tasks, once it is handed to the engine (Starlette's order: one after the
+        other; one that raises is logged and the rest are skipped)."""
+        try:
+            await asyncio.sleep(0)  # let the loop turn submit the response first (embedded engine's flush)
+            await background()
+        except Exception:
+            logger.exception("a background task of %s %s failed", route.methods[0], route.path)
+        finally:
+            background_tasks._finished()
 
     async def _route_response(self, route: Route, native: Any, request: Optional[Request]) -> Rendered:
         """The route's response, with HTTPException, validation errors and registered types handled."""
         try:
             plan = route.plan
+            extras: Optional[RequestExtras] = None
+            if plan.extras_in_tree:  # a Response / BackgroundTasks parameter: one of each for this request
+                extras = RequestExtras()
+                request_extras.set(extras)  # in this request's own context (its Task's)
             if (plan.json_in_tree or plan.form_in_tree) and getattr(native, "streaming", False):
                 # A large body the engine streams: parameters are read from the whole of it (within
                 # max_body_bytes, else 413), collected here, where waiting is possible.
@@ -237,9 +266,11 @@ class Dispatcher:
                 await request.body()
             if plan.dependencies:  # Depends(...): solved asynchronously (such plans always get a Request)
                 assert request is not None
-                return await self._dependant_response(route, request)
+                return await self._dependant_response(route, request, extras)
             kwargs = plan.extract(native, request)
             endpoint = route.endpoint
+            if route.stream is not None:  # a generator: its items are streamed as they come
+                return self._stream(route, endpoint(**kwargs), extras)
             if route.is_async:
                 result = await endpoint(**kwargs)
             elif route.inline if route.inline is not None else self.inline_default:
@@ -247,7 +278,7 @@ class Dispatcher:
             else:
                 call = functools.partial(contextvars.copy_context().run, endpoint, **kwargs)
                 result = await self.loop.run_in_executor(self.executor, call)
-            return self._render(route, result)
+            return self._render(route, result, extras)
         except Exception as exc:
             handler = self._find_handler(exc, route.exception_handlers)
             if handler is None:
@@ -256,40 +287,126 @@ class Dispatcher:
                 request = Request(native, self.app)
             return await self._call_handler(handler, request, exc)
 
-    async def _dependant_response(self, route: Route, request: Request) -> Rendered:
+    async def _dependant_response(self, route: Route, request: Request, extras: Optional[RequestExtras]) -> Rendered:
         """`_route_response`'s work for a route with dependencies (``Depends``): solved first, sync ones in the
         pool unless the route runs inline; the teardown of ``yield`` dependencies runs once the result is
-        rendered, and sees the handler's exception."""
+        rendered, and sees the handler's exception — or, for a streamed response (a generator handler, a
+        StreamingResponse), once the stream has been sent (as FastAPI does), so that what the stream's producer
+        uses (a database session ...) stays open while it runs."""
         inline = route.inline if route.inline is not None else self.inline_default
         async with route.plan.solve(request, None if inline else self.executor, after_response=True) as kwargs:
             endpoint = route.endpoint
-            if route.is_async:
-                result = await endpoint(**kwargs)
-            elif inline:
-                result = endpoint(**kwargs)
+            if route.stream is not None:
+                rendered: Rendered = self._stream(route, endpoint(**kwargs), extras)
             else:
-                call = functools.partial(contextvars.copy_context().run, endpoint, **kwargs)
-                result = await self.loop.run_in_executor(self.executor, call)
-            return self._render(route, result)
+                if route.is_async:
+                    result = await endpoint(**kwargs)
+                elif inline:
+                    result = endpoint(**kwargs)
+                else:
+                    call = functools.partial(contextvars.copy_context().run, endpoint, **kwargs)
+                    result = await self.loop.run_in_executor(self.executor, call)
+                rendered = self._render(route, result, extras)
+        return rendered
 
-    def _render(self, route: Route, result: Any) -> Rendered:
+    def _render(self, route: Route, result: Any, extras: Optional[RequestExtras] = None) -> Rendered:
+        """The response for a handler's `result`, as FastAPI builds it: a Response as it is (given the request's
+        background tasks unless it has its own); anything else validated by the declared type, dumped with the
+        route's response_model_* options and wrapped in its response_class (JSON bytes straight from
+        pydantic-core by default), then the headers and status of the request's `Response` parameter."""
         if isinstance(result, Response):
+            if extras is not None and extras.tasks is not None and result.background is None:
+                result.background = extras.tasks
             return result
-        if route.status_code in _NO_BODY_STATUSES:  # e.g. status_code=204 on the decorator: no body
-            return route.status_code, [], b""
+        status = route.status_code
+        sub = extras.response if extras is not None else None
+        if sub is not None and sub.status_code:
+            status = sub.status_code
+        cls = route.response_class
+        if cls is None:
+            # No body on a 204/205/304, and no Content-Type either: the engine would drop it (FastAPI sends
+            # application/json with its empty 204; a known difference).
+            allowed = _body_allowed(status)
+            body = self._json_body(route, result) if allowed else b""
+            headers = JSON_HEADERS if allowed else []
+            if extras is None or (sub is None and extras.tasks is None):
+                return status, headers, body
+            response = _as_response((status, headers, body))
+        else:
+            content = self._json_content(route, result)
+            if route.status_code_set or status != route.status_code:
+                response = cls(content, status_code=status)
+            else:  # the class's own default status (307 for a RedirectResponse)
+                response = cls(content)
+            if not _body_allowed(response.status_code):
+                response.body = b""
+        if sub is not None:
+            for key, value in sub.headers._raw:
+                response.headers.append(key, value)
+        if extras is not None and extras.tasks is not None:
+            response.background = extras.tasks
+        return response
+
+    @staticmethod
+    def _json_body(route: Route, result: Any) -> bytes:
+        """`result` as JSON bytes: through the declared type (validated, then pydantic-core's dump_json with the
+        route's response_model_* options), else the fastest encoder that gives FastAPI's bytes."""
         adapter = route.response_adapter
         if adapter is not None:
             try:
                 value = adapter.validate_python(result, from_attributes=True)
             except validation_error() as exc:
                 raise ResponseValidationError([dict(e) for e in exc.errors(include_url=False)]) from exc
-            return route.status_code, JSON_HEADERS, adapter.dump_json(value, by_alias=True)
+            return adapter.dump_json(value, **route.dump_options)
         serializer = getattr(type(result), "__pydantic_serializer__", None)
         if serializer is not None:  # a pydantic model (or pydantic dataclass): its own Rust serializer
-            return route.status_code, JSON_HEADERS, serializer.to_json(result, by_alias=True)
+            return serializer.to_json(result, by_alias=True)  # type: ignore[no-any-return]
         if route.declared_result:  # -> dict, -> list, -> Any: pydantic's serialisation, as FastAPI's
-            return route.status_code, JSON_HEADERS, encoders.dumps_declared(result)
-        return route.status_code, JSON_HEADERS, encoders.dumps(result)
+            return encoders.dumps_declared(result)
+        return encoders.dumps(result)
+
+    @staticmethod
+    def _json_content(route: Route, result: Any) -> Any:
+        """`result` as JSON-compatible Python values, for a response_class to render (FastAPI's
+        ``serialize_response`` without dump_json)."""
+        adapter = route.response_adapter
+        if adapter is not None:
+            try:
+                value = adapter.validate_python(result, from_attributes=True)
+            except validation_error() as exc:
+                raise ResponseValidationError([dict(e) for e in exc.errors(include_url=False)]) from exc
+            return adapter.dump_python(value, mode="json", **route.dump_options)
+        return encoders.jsonable(result)
+
+    def _stream(self, route: Route, items: Any, extras: Optional[RequestExtras]) -> Response:
+        """The streamed response of a generator handler (`items`: the generator it returned): JSON Lines,
+        Server-Sent Events, or `items` handed to its response_class (FastAPI 0.134/0.135)."""
+        from covet import sse  # deferred: pydantic, for apps with generator handlers only
+
+        sub = extras.response if extras is not None else None
+        status = sub.status_code if sub is not None and sub.status_code else route.status_code
+        response: Response
+        if route.stream == "raw":
+            cls = route.response_class
+            assert cls is not None
+            response = (cls(items, status_code=status) if route.status_code_set or status != route.status_code
+                        else cls(items))
+        else:
+            serialize = sse.item_serializer(route.stream_item_adapter, route.dump_options)
+            if route.stream == "sse":
+                chunks = sse.with_pings(sse.serialized(items, sse.sse_serializer(serialize), self.executor))
+                response = StreamingResponse(chunks, status_code=status, media_type="text/event-stream")
+                response.headers["Cache-Control"] = "no-cache"
+                response.headers["X-Accel-Buffering"] = "no"  # nginx: do not buffer the events
+            else:
+                chunks = sse.serialized(items, serialize, self.executor, b"\n")
+                response = StreamingResponse(chunks, status_code=status, media_type="application/jsonl")
+        if sub is not None:
+            for key, value in sub.headers._raw:
+                response.headers.append(key, value)
+        if extras is not None and extras.tasks is not None:
+            response.background = extras.tasks
+        return response
 
     # -- middleware ---------------------------------------------------------------------------------
     def _build_chain(self) -> CallNext:
