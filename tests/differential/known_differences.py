@@ -8,7 +8,6 @@ reason phrases of test_reason_phrase.
 
 from __future__ import annotations
 
-_OPENAPI = "no /openapi.json yet (issue 14: OpenAPI 3.1, the schema FastAPI generates)"
 _MIDDLEWARE_404_405 = ("covet's own 404/405 are answered natively and skip the app's @app.middleware('http') "
                        "(issue 14: error shapes)")
 _HEAD = "covet answers HEAD on every GET route and lists HEAD in Allow; FastAPI: 405, Allow: GET (issue 14)"
@@ -23,16 +22,6 @@ KNOWN_DIFFERENCES: dict[str, str] = {
                          "application/json, covet none (issue 14; decide whether to match)",
     "middleware/404": _MIDDLEWARE_404_405,
     "middleware/405": _MIDDLEWARE_404_405 + "; " + _HEAD,
-    # OpenAPI
-    "openapi_keywords/openapi": _OPENAPI,
-    "bodies/openapi": _OPENAPI,
-    "deps/openapi": _OPENAPI,
-    "errors/openapi": _OPENAPI,
-    "forms/openapi": _OPENAPI,
-    "middleware/openapi": _OPENAPI,
-    "params/openapi": _OPENAPI,
-    "responses/openapi": _OPENAPI,
-    "validation_handler/openapi": _OPENAPI,
     # reason phrases (covet's table differs from uvicorn/h11's)
     "reason/203": "reason phrase: uvicorn 'Non-Authoritative Information', covet 'Success'",
     "reason/418": "reason phrase: uvicorn \"I'm a Teapot\", covet 'Client Error'",

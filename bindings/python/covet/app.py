@@ -76,9 +76,9 @@ class CovetPy:
         (Python >= 3.12; asyncio's own loop on 3.11), else Tasks started on the next loop turn. ``True``
         asks for it (logged when the loop cannot), ``False`` turns it off. Per route: ``eager=``.
       dependencies: ``[Depends(f), ...]`` run before every route's handler (values unused).
-      title, version, description, summary, servers, openapi_url, docs_url, redoc_url, openapi_tags,
-        terms_of_service, contact, license_info: FastAPI's OpenAPI metadata, stored as attributes (no schema or
-        docs pages are served yet).
+      title, version, description, summary, servers, openapi_tags, terms_of_service, contact, license_info,
+        separate_input_output_schemas, openapi_external_docs: FastAPI's OpenAPI metadata (`openapi`);
+        openapi_url (default ``/openapi.json``, None: not served) serves the schema; docs_url, redoc_url.
       redirect_slashes: a path no route matches, but would with its trailing slash added or removed, answers
         307 to that form (any method, query string kept), as in FastAPI/Starlette. Default True.
 
@@ -88,7 +88,7 @@ class CovetPy:
     def __init__(
         self,
         *,
-        title: str = "CovetPy",
+        title: str = "FastAPI",  # FastAPI's default: a moved app's schema and docs keep their title
         version: str = "0.1.0",
         debug: bool = False,
         on_startup: Optional[Sequence[Callable[[], Any]]] = None,
@@ -110,6 +110,8 @@ class CovetPy:
         terms_of_service: Optional[str] = None,
         contact: Optional[Mapping[str, Any]] = None,
         license_info: Optional[Mapping[str, Any]] = None,
+        separate_input_output_schemas: bool = True,
+        openapi_external_docs: Optional[Mapping[str, Any]] = None,
     ) -> None:
         if sync_handlers not in ("threadpool", "inline"):
             raise ValueError("sync_handlers must be 'threadpool' or 'inline'")
@@ -129,6 +131,14 @@ class CovetPy:
         self.terms_of_service = terms_of_service
         self.contact: Optional[dict[str, Any]] = dict(contact) if contact is not None else None
         self.license_info: Optional[dict[str, Any]] = dict(license_info) if license_info is not None else None
+        self.openapi_version = "3.1.0"
+        self.separate_input_output_schemas = separate_input_output_schemas
+        self.openapi_external_docs: Optional[dict[str, Any]] = (
+            dict(openapi_external_docs) if openapi_external_docs is not None else None)
+        # The generated schema (`openapi`), built at the first request for it and kept; None until then.
+        self.openapi_schema: Optional[dict[str, Any]] = None
+        self._openapi_routes_version: Optional[int] = None
+        self._openapi_body: Optional[tuple[int, bytes]] = None  # (id of the schema, its JSON)
         self.debug = debug
         self.state = State()
         self.router = RouteTable(redirect_slashes=redirect_slashes)
@@ -145,6 +155,51 @@ class CovetPy:
         self.dependencies: list[Depends] = list(dependencies or [])
         self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
         self._lifespan_state: Optional[dict[str, Any]] = None
+        if self.openapi_url:
+            self._add_openapi_route(self.openapi_url)
+
+    # -- OpenAPI --------------------------------------------------------------------------------------
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI 3.1 schema of the app (`covet.openapi.get_openapi`), generated at the first call and kept
+        in ``app.openapi_schema`` (generated again if routes were added since). As in FastAPI, an app may
+        replace this method (``app.openapi = custom_openapi``) to adjust the schema; ``openapi_url`` serves
+        whatever it returns."""
+        version = len(self.router.routes)
+        if self.openapi_schema is None or self._openapi_routes_version != version:
+            from .openapi.utils import get_openapi  # deferred: pydantic's schema machinery, only when asked
+
+            webhooks = getattr(self, "webhooks", None)
+            self.openapi_schema = get_openapi(
+                title=self.title,
+                version=self.version,
+                openapi_version=self.openapi_version,
+                summary=self.summary,
+                description=self.description,
+                terms_of_service=self.terms_of_service,
+                contact=self.contact,
+                license_info=self.license_info,
+                routes=self.routes,
+                webhooks=getattr(webhooks, "routes", None),
+                tags=self.openapi_tags,
+                servers=self.servers,
+                separate_input_output_schemas=self.separate_input_output_schemas,
+                external_docs=self.openapi_external_docs,
+            )
+            self._openapi_routes_version = version
+        return self.openapi_schema
+
+    def _add_openapi_route(self, url: str) -> None:
+        """``GET openapi_url``: the schema as JSON — a plain route, absent from the schema, that runs none of the
+        app's dependencies (FastAPI's ``setup``)."""
+
+        async def openapi() -> Response:
+            schema = self.openapi()
+            cached = self._openapi_body
+            if cached is None or cached[0] != id(schema):
+                cached = self._openapi_body = (id(schema), encoders.dumps(schema))
+            return Response(cached[1], media_type="application/json")
+
+        self.router.add(Route.build(url, openapi, ("GET",), include_in_schema=False, response_model=None))
 
     # -- routes ---------------------------------------------------------------------------------------
     @property

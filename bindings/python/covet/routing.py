@@ -196,6 +196,7 @@ class Route:
     operation_id: Optional[str] = None
     include_in_schema: bool = True
     response_description: str = "Successful Response"  # the schema's description of the success response
+    response_model: Any = None  # the declared result type (response_model= or the return annotation), for the schema
 
     @classmethod
     def build(cls, path: str, endpoint: Callable[..., Any], methods: Sequence[str],
@@ -257,6 +258,7 @@ class Route:
             operation_id=options.get("operation_id"),
             include_in_schema=options.get("include_in_schema", True),
             response_description=options.get("response_description", "Successful Response"),
+            response_model=declared,
         )
 
     def describe(self) -> str:
