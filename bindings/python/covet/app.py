@@ -139,6 +139,8 @@ class CovetPy:
         self.openapi_schema: Optional[dict[str, Any]] = None
         self._openapi_routes_version: Optional[int] = None
         self._openapi_body: Optional[tuple[int, bytes]] = None  # (id of the schema, its JSON)
+        # Routes the app adds itself (openapi_url): served, but not listed in `routes` (FastAPI lists them).
+        self._own_routes: list[Union[Route, ConstantRoute]] = []
         self.debug = debug
         self.state = State()
         self.router = RouteTable(redirect_slashes=redirect_slashes)
@@ -199,13 +201,17 @@ class CovetPy:
                 cached = self._openapi_body = (id(schema), encoders.dumps(schema))
             return Response(cached[1], media_type="application/json")
 
-        self.router.add(Route.build(url, openapi, ("GET",), include_in_schema=False, response_model=None))
+        route = Route.build(url, openapi, ("GET",), include_in_schema=False, response_model=None)
+        self.router.add(route)
+        self._own_routes.append(route)
 
     # -- routes ---------------------------------------------------------------------------------------
     @property
     def routes(self) -> list[Union[Route, ConstantRoute]]:
-        """Every route in registration order (``route.path``, ``route.methods``, ``route.name``)."""
-        return list(self.router.routes)
+        """Every route the app's code added, in registration order (``route.path``, ``route.methods``,
+        ``route.name``); the app's own ``openapi_url`` route is served but not listed here."""
+        own = self._own_routes
+        return [r for r in self.router.routes if not any(r is o for o in own)]
 
     def add_api_route(self, path: str, endpoint: Callable[..., Any], *, methods: Optional[Sequence[str]] = None,
                       **options: Unpack[RouteOptions]) -> Route:

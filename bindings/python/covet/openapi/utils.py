@@ -32,7 +32,6 @@ from covet.responses import JSONResponse, Response
 from covet.routing import FROM_ANNOTATION, Route
 
 if typing.TYPE_CHECKING:
-    from pydantic import TypeAdapter
     from pydantic.fields import FieldInfo
 
 __all__ = ["get_openapi", "REF_PREFIX", "REF_TEMPLATE", "METHODS_WITH_BODY"]
@@ -71,28 +70,36 @@ class _Field:
     """One schema-bearing value (a parameter, a request body, a response model), like FastAPI's ModelField:
     a type with its pydantic `Field` attributes, a name, an alias and the schema mode."""
 
-    __slots__ = ("name", "alias", "annotation", "info", "mode", "_adapter")
+    __slots__ = ("name", "alias", "annotation", "kwargs", "info", "mode")
 
-    def __init__(self, name: str, annotation: Any, info: Optional[FieldInfo] = None, *, alias: Optional[str] = None,
-                 mode: Mode = "validation") -> None:
-        from pydantic.fields import FieldInfo
+    def __init__(self, name: str, annotation: Any, kwargs: Optional[dict[str, Any]] = None, *,
+                 alias: Optional[str] = None, mode: Mode = "validation") -> None:
+        from pydantic import Field
 
         self.name = name
         self.alias = alias or name
         self.annotation = annotation
-        self.info = info if info is not None else FieldInfo()
+        self.kwargs = kwargs or {}
+        self.info: FieldInfo = Field(**self.kwargs)
         self.mode: Mode = mode
-        self._adapter: Optional[TypeAdapter[Any]] = None
 
-    @property
-    def adapter(self) -> TypeAdapter[Any]:
-        if self._adapter is None:
+    def core_schema(self, cache: dict[Any, Any]) -> Any:
+        """The pydantic core schema of the field's type with its `Field` attributes — shared by the fields that
+        have the same ones (a 300-route app repeats ``limit: int = 10`` and its models many times)."""
+        try:
+            key: Any = (self.annotation, repr(sorted(self.kwargs.items())))
+            found = cache.get(key)
+        except TypeError:  # an unhashable annotation
+            key, found = None, None
+        if found is None:
             from pydantic import TypeAdapter
 
             with warnings.catch_warnings():  # Field(alias=...) in a TypeAdapter: unused there, and said so
                 warnings.simplefilter("ignore")
-                self._adapter = TypeAdapter(typing.cast(Any, Annotated[self.annotation, self.info]))
-        return self._adapter
+                found = TypeAdapter(typing.cast(Any, Annotated[self.annotation, self.info])).core_schema
+            if key is not None:
+                cache[key] = found
+        return found
 
     def required(self) -> bool:
         return bool(self.info.is_required())
@@ -104,11 +111,9 @@ class _Field:
         return self is other
 
 
-def _field_info(marker: Optional[Param], required: bool, default: Any, *, alias: bool = False) -> FieldInfo:
-    """The pydantic `Field` a FastAPI marker would be: default, title, description, examples, deprecated and
-    the constraints (`alias` only where it names a property: fields of a combined body model)."""
-    from pydantic import Field
-
+def _field_kwargs(marker: Optional[Param], required: bool, default: Any, *, alias: bool = False) -> dict[str, Any]:
+    """The pydantic `Field` arguments a FastAPI marker would be: default, title, description, examples,
+    deprecated and the constraints (`alias` only where it names a property: fields of a combined body model)."""
     kwargs: dict[str, Any] = {}
     if not required:
         kwargs["default"] = default
@@ -120,8 +125,7 @@ def _field_info(marker: Optional[Param], required: bool, default: Any, *, alias:
             if value is not None:
                 kwargs[key] = value
         kwargs.update(marker.constraints)
-    info: FieldInfo = Field(**kwargs)
-    return info
+    return kwargs
 
 
 def _without_markers(annotation: Any) -> Any:
@@ -134,8 +138,21 @@ def _without_markers(annotation: Any) -> Any:
     return Annotated[(base, *kept)] if kept else base
 
 
-def _signature_info(call: Callable[..., Any]) -> dict[str, tuple[Any, Any, Any]]:
-    """name → (annotation without markers, marker, default) for `call`'s parameters, read as the planner does."""
+_SignatureInfo = dict[str, tuple[Any, Any, Any]]
+
+
+def _signature_info(call: Callable[..., Any], cache: dict[int, tuple[Any, _SignatureInfo]]) -> _SignatureInfo:
+    """name → (annotation without markers, marker, default) for `call`'s parameters, read as the planner does
+    (`cache`: by callable, for one generation — dependencies recur across routes)."""
+    found = cache.get(id(call))
+    if found is not None and found[0] is call:
+        return found[1]
+    info = _read_signature(call)
+    cache[id(call)] = (call, info)
+    return info
+
+
+def _read_signature(call: Callable[..., Any]) -> _SignatureInfo:
     try:
         parameters = inspect.signature(call).parameters
         hints = _hints_of(call)
@@ -163,8 +180,10 @@ class _Operation:
     """A route read for the schema: its parameters (the dependency tree's, deduplicated), body, responses and
     security requirements."""
 
-    def __init__(self, route: Route, security_base: Optional[type]) -> None:
+    def __init__(self, route: Route, security_base: Optional[type],
+                 signatures: dict[int, tuple[Any, _SignatureInfo]]) -> None:
         self.route = route
+        self._signatures = signatures
         self.path_format = re.sub(r"{([^}:]+):[^}]*}", r"{\1}", route.path)
         unique_id = getattr(route, "unique_id", None)
         self.unique_id: str = route.operation_id or unique_id or _generate_unique_id(route, self.path_format)
@@ -207,7 +226,7 @@ class _Operation:
             if key in visited:
                 continue
             visited.add(key)
-            info = _signature_info(call)
+            info = _signature_info(call, self._signatures)
             for spec in current.specs:
                 if spec.location in by_location:
                     by_location[spec.location].append(self._parameter(spec, info.get(spec.name)))
@@ -233,7 +252,7 @@ class _Operation:
                 and param_marker.convert_underscores:
             alias = alias.replace("_", "-")  # FastAPI's header alias: the schema's title comes from it too
         required = spec.location == "path" or spec.required
-        field = _Field(spec.name, annotation, _field_info(param_marker, required, spec.default), alias=alias)
+        field = _Field(spec.name, annotation, _field_kwargs(param_marker, required, spec.default), alias=alias)
         name = alias
         return _Parameter(field, name, spec.location, param_marker)
 
@@ -241,7 +260,7 @@ class _Operation:
         specs: list[tuple[ParamSpec, Any, Optional[Param], str]] = []
 
         def collect(call: Callable[..., Any], plan: RequestPlan) -> None:
-            info = _signature_info(call)
+            info = _signature_info(call, self._signatures)
             for spec in plan.body:
                 annotation, marker, _ = info.get(spec.name, (spec.annotation, None, spec.default))
                 param_marker = marker if isinstance(marker, Param) else None
@@ -264,21 +283,21 @@ class _Operation:
                  or (first_kind != "body" and not _is_model(first_annotation)))
         if not embed:
             self.body_field = _Field(first.name, first_annotation,
-                                     _field_info(first_marker, first.required, first.default),
+                                     _field_kwargs(first_marker, first.required, first.default),
                                      alias=(first_marker.alias if first_marker is not None else None) or first.name)
             self.body_media_type = _MEDIA_TYPES[first_kind]
             self.body_examples = first_marker.openapi_examples if first_marker is not None else None
             return
-        from pydantic import create_model
+        from pydantic import Field, create_model
 
         definitions: dict[str, Any] = {
-            spec.name: (annotation, _field_info(marker, spec.required, spec.default, alias=True))
+            spec.name: (annotation, Field(**_field_kwargs(marker, spec.required, spec.default, alias=True)))
             for spec, annotation, marker, _ in specs}
         model = create_model("Body_" + self.unique_id, **definitions)
         required = any(spec.required for spec, *_ in specs)
         kinds = {kind for *_, kind in specs}
         self.body_media_type = _MEDIA_TYPES["file" if "file" in kinds else "form" if "form" in kinds else "body"]
-        self.body_field = _Field("body", model, _field_info(None, required, None), alias="body")
+        self.body_field = _Field("body", model, _field_kwargs(None, required, None), alias="body")
 
     def _response_field(self, route: Route) -> Optional[_Field]:
         declared = getattr(route, "response_model", FROM_ANNOTATION)
@@ -396,7 +415,8 @@ class _Schemas:
         annotations = {id(f.annotation) for f in fields}
         extra = [_Field(model.__name__, model, mode=mode) for mode in ("validation", "serialization")
                  for model in known[mode] if id(model) not in annotations]
-        inputs = [(field, self._mode(field), field.adapter.core_schema) for field in [*fields, *extra]]
+        cache: dict[Any, Any] = {}
+        inputs = [(field, self._mode(field), field.core_schema(cache)) for field in [*fields, *extra]]
         mapping, definitions = _schema_generator().generate_definitions(inputs=inputs)
         self.mapping: dict[tuple[_Field, Mode], dict[str, Any]] = mapping
         self.definitions: dict[str, dict[str, Any]] = dict(definitions)
@@ -429,6 +449,13 @@ def _security_base() -> Optional[type]:
 
 def _jsonable(value: Any) -> Any:
     """`value` as JSON data: models dumped by alias, enums by value, None-valued keys dropped."""
+    kind = type(value)
+    if kind is dict:  # the bulk of a schema: plain dicts, lists and scalars
+        return {k: _jsonable(v) for k, v in value.items() if v is not None}
+    if kind is list:
+        return [_jsonable(v) for v in value]
+    if kind is str or kind is int or kind is float or kind is bool:
+        return value
     if hasattr(value, "model_dump") and not isinstance(value, type):
         value = value.model_dump(mode="json", by_alias=True, exclude_none=True)
     if isinstance(value, Enum):
@@ -636,11 +663,12 @@ def get_openapi(
 
     security_base = _security_base()
     callbacks: dict[int, list[_Operation]] = {}
+    signatures: dict[int, tuple[Any, _SignatureInfo]] = {}
 
     def operations(items: Iterable[Any]) -> list[_Operation]:
         ops = []
         for route in _routes(items):
-            op = _Operation(route, security_base)
+            op = _Operation(route, security_base, signatures)
             ops.append(op)
             route_callbacks = getattr(route, "callbacks", None)
             if route_callbacks:
