@@ -1,5 +1,5 @@
-"""Cases of openapi_app (the app whose schema exercises every OpenAPI feature; its ``openapi/openapi`` case, the
-schema itself, is added by cases.py): the routes answer as under FastAPI too."""
+"""Cases of openapi_app and openapi_edge_app (apps whose schemas exercise the OpenAPI features; their
+``<app>/openapi`` cases, the schemas themselves, are added by cases.py): the routes answer as under FastAPI too."""
 
 from __future__ import annotations
 
@@ -34,4 +34,12 @@ CASES = [
     case("openapi/mode", "GET", "/mode?kind=b&ratio=0.25"),
     case("openapi/mode-bad", "GET", "/mode?kind=c&ratio=1"),
     case("openapi/plain", "GET", "/plain"),
+    # openapi_edge_app: the less common schema shapes (its openapi_edge/openapi case is the point)
+    case("openapi_edge/nodes", "GET", "/nodes"),
+    case("openapi_edge/aliased", "POST", "/aliased",
+         json_body={"payload": {"fullName": "Ann", "when": "2024-01-02T03:04:05Z"}}),
+    case("openapi_edge/shared-dependency", "GET", "/by-name?common=3", headers={"X-Key": "k"}),
+    case("openapi_edge/types", "GET", "/types/12345678-1234-5678-1234-567812345678?day=2024-02-29&tag=a&tag=b"),
+    case("openapi_edge/login-model", "POST", "/login-model", body=b"username=u&password=abc",
+         content_type="application/x-www-form-urlencoded"),
 ]
