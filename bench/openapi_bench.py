@@ -94,8 +94,8 @@ PROBE = textwrap.dedent('''
     schema = app.openapi()
     elapsed = time.perf_counter() - t0
     after = rss()
-    out = {"define": define, "seconds": elapsed, "rss_growth": after - before, "paths": len(schema["paths"]),
-           "bytes": len(json.dumps(schema))}
+    out = {"define": define, "seconds": elapsed, "rss_growth": after - before, "rss": after,
+           "paths": len(schema["paths"]), "bytes": len(json.dumps(schema))}
     if trace:
         gc.collect()
         current, peak = tracemalloc.get_traced_memory()
@@ -107,23 +107,24 @@ PROBE = textwrap.dedent('''
 ''')
 
 
-def measure(python: str, framework: str, runs: int, routes: int) -> dict[str, float]:
-    samples: list[dict[str, float]] = []
-    env = {**os.environ, "BENCH_FRAMEWORK": framework, "BENCH_ROUTES": str(routes)}
+def run_once(python: str, framework: str, routes: int, trace: bool) -> dict[str, float]:
+    env = {**os.environ, "BENCH_FRAMEWORK": framework, "BENCH_ROUTES": str(routes), "BENCH_TRACE": str(int(trace))}
     if framework == "covet":
         env["PYTHONPATH"] = str(ROOT / "bindings" / "python")
-    for trace in ["0"] * runs + ["1"]:
-        result = subprocess.run([python, "-c", PROBE, APP], env={**env, "BENCH_TRACE": trace}, capture_output=True,
-                                text=True, check=False)
-        if result.returncode != 0:
-            sys.exit(f"{framework} run failed:\n{result.stderr}")
-        samples.append(json.loads(result.stdout))
-    timed, traced = samples[:-1], samples[-1]
+    result = subprocess.run([python, "-c", PROBE, APP], env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        sys.exit(f"{framework} run failed:\n{result.stderr}")
+    sample: dict[str, float] = json.loads(result.stdout)
+    return sample
+
+
+def summarize(timed: list[dict[str, float]], traced: dict[str, float]) -> dict[str, float]:
     return {
         "define": statistics.median(s["define"] for s in timed),
         "seconds": statistics.median(s["seconds"] for s in timed),
         "rss_growth": statistics.median(s["rss_growth"] for s in timed),
         "cached_seconds": statistics.median(s["cached_seconds"] for s in timed),
+        "rss": statistics.median(s["rss"] for s in timed),
         "peak": traced["peak"], "retained": traced["retained"], "paths": traced["paths"], "bytes": traced["bytes"],
     }
 
@@ -135,17 +136,22 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--routes", type=int, default=300)
     args = parser.parse_args()
-    rows = {fw: measure(py, fw, args.runs, args.routes)
-            for fw, py in (("fastapi", args.fastapi_python), ("covet", args.covet_python))}
+    pythons = {"fastapi": args.fastapi_python, "covet": args.covet_python}
+    timed: dict[str, list[dict[str, float]]] = {fw: [] for fw in pythons}
+    for _ in range(args.runs):  # interleaved, so that a change in machine load hits both alike
+        for fw, py in pythons.items():
+            timed[fw].append(run_once(py, fw, args.routes, trace=False))
+    rows = {fw: summarize(timed[fw], run_once(py, fw, args.routes, trace=True)) for fw, py in pythons.items()}
     mib = 1024 * 1024
     print(f"{args.routes} routes, median of {args.runs} fresh processes (peak/retained: one tracemalloc run)")
-    print("| | import + define the app | first app.openapi() | both | cached call | RSS growth | peak allocated "
-          "| retained | paths | JSON bytes |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| | import + define the app | first app.openapi() | both | cached call | RSS growth | process RSS after "
+          "| peak allocated | retained | paths | JSON bytes |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for fw, r in rows.items():
         print(f"| {fw} | {r['define'] * 1000:.0f} ms | {r['seconds'] * 1000:.0f} ms | "
               f"{(r['define'] + r['seconds']) * 1000:.0f} ms | {r['cached_seconds'] * 1e6:.1f} µs | "
-              f"{r['rss_growth'] / mib:.1f} MiB | {r['peak'] / mib:.1f} MiB | {r['retained'] / mib:.1f} MiB | "
+              f"{r['rss_growth'] / mib:.1f} MiB | {r['rss'] / mib:.0f} MiB | {r['peak'] / mib:.1f} MiB | "
+              f"{r['retained'] / mib:.1f} MiB | "
               f"{r['paths']:.0f} | {r['bytes']:.0f} |")
     same = "same" if rows["fastapi"]["bytes"] == rows["covet"]["bytes"] else "DIFFERENT"
     print(f"schema size: {same}")
