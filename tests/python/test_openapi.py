@@ -6,6 +6,7 @@ under FastAPI 0.165 and under CovetPy); these tests check the structure and the 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Optional
 
 import pytest
@@ -195,3 +196,15 @@ def test_security_schemes_from_dependencies() -> None:
     assert schema["components"]["securitySchemes"] == {"KeyHeader": {"type": "apiKey", "in": "header",
                                                                      "name": "X-Key"}}
     assert schema["paths"]["/secret"]["get"]["security"] == [{"KeyHeader": []}]
+
+
+def test_yield_handlers_are_json_lines() -> None:
+    """A ``yield`` handler streams JSON Lines in FastAPI 0.134+: its schema is ``application/jsonl`` items."""
+    app = CovetPy()
+
+    @app.get("/stream")
+    async def stream() -> AsyncIterator[Item]:
+        yield Item(name="a", price=1)
+
+    ok = app.openapi()["paths"]["/stream"]["get"]["responses"]["200"]
+    assert ok["content"] == {"application/jsonl": {"itemSchema": {"$ref": "#/components/schemas/Item"}}}

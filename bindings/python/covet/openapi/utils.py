@@ -14,6 +14,7 @@ numeric bounds of schemas are floats, contact/licence/external-docs URLs are nor
 
 from __future__ import annotations
 
+import collections.abc
 import copy
 import http.client
 import inspect
@@ -21,6 +22,7 @@ import re
 import typing
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import suppress
 from enum import Enum
 from typing import Annotated, Any, Literal, Optional
 
@@ -60,6 +62,13 @@ _HTTP_VALIDATION_ERROR: dict[str, Any] = {
 }
 _STATUS_RANGES = {"1XX": "Information", "2XX": "Success", "3XX": "Redirection", "4XX": "Client Error",
                   "5XX": "Server Error", "DEFAULT": "Default Response"}
+_SSE_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"data": {"type": "string"}, "event": {"type": "string"}, "id": {"type": "string"},
+                   "retry": {"type": "integer", "minimum": 0}},
+}
+_STREAM_ORIGINS = (collections.abc.AsyncIterable, collections.abc.AsyncIterator, collections.abc.AsyncGenerator,
+                   collections.abc.Iterable, collections.abc.Iterator, collections.abc.Generator)
 _MEDIA_TYPES = {"body": "application/json", "form": "application/x-www-form-urlencoded",
                 "file": "multipart/form-data"}
 
@@ -195,21 +204,22 @@ class _Operation:
         self._walk(route.endpoint, route.plan, route_markers=list(route.dependencies),
                    security_base=security_base)
         self._body(route)
+        self.stream: Optional[Literal["jsonl", "sse"]] = None  # a ``yield`` handler: JSON Lines or SSE
+        self.stream_item_field: Optional[_Field] = None
         self.response_field = self._response_field(route)
         self.response_fields: dict[Any, _Field] = {
             code: _Field(f"Response_{code}_{self.unique_id}", response["model"], mode="serialization")
             for code, response in route.responses.items() if response.get("model")
         }
 
-    def fields(self) -> list[_Field]:
-        """Every field of the route, in FastAPI's order: body, responses, parameters."""
-        out: list[_Field] = []
-        if self.body_field is not None:
-            out.append(self.body_field)
-        if self.response_field is not None:
-            out.append(self.response_field)
+    def body_fields(self) -> list[_Field]:
+        return [self.body_field] if self.body_field is not None else []
+
+    def response_fields_all(self) -> list[_Field]:
+        out = [self.response_field] if self.response_field is not None else []
         out.extend(self.response_fields.values())
-        out.extend(p.field for p in self.parameters)
+        if self.stream_item_field is not None:
+            out.append(self.stream_item_field)
         return out
 
     # The dependency tree, depth first, each (dependency, scopes) once — FastAPI's traversal.
@@ -306,6 +316,19 @@ class _Operation:
                 declared = resolve_hints(route.endpoint).get("return", None)
             except Exception:
                 declared = None
+        endpoint = _unwrapped(route.endpoint)
+        generator = inspect.isasyncgenfunction(endpoint) or inspect.isgeneratorfunction(endpoint)
+        cls = _explicit_response_class(route)
+        sse = cls is not None and getattr(cls, "media_type", None) == "text/event-stream"
+        if generator and (cls is None or sse):
+            self.stream = "jsonl" if cls is None else "sse"
+        if generator and typing.get_origin(declared) in _STREAM_ORIGINS:  # -> AsyncIterator[Item]: the items
+            args = typing.get_args(declared)
+            item = args[0] if args else Any
+            event_type = any(c.__name__ == "ServerSentEvent" for c in getattr(item, "__mro__", ()))
+            if self.stream is not None and not event_type:  # ServerSentEvent: a transport wrapper, not data
+                self.stream_item_field = _Field("StreamItem_" + self.unique_id, item, mode="serialization")
+            return None
         if declared is None or declared is type(None) or _mentions_response(declared):
             return None
         return _Field("Response_" + self.unique_id, declared, mode="serialization")
@@ -485,15 +508,31 @@ def _body_allowed(status_code: Any) -> bool:
     return not (code < 200 or code in {204, 205, 304})
 
 
-def _response_class(route: Route) -> tuple[Optional[str], bool]:
-    """The media type of the route's response class and whether it is JSON."""
+def _explicit_response_class(route: Route) -> Optional[type]:
+    """The route's ``response_class=``, None when not given (a default placeholder counts as not given)."""
+    cls = getattr(route, "response_class", None)
+    return cls if isinstance(cls, type) else None
+
+
+def _response_class(route: Route) -> tuple[Optional[type], Optional[str], bool]:
+    """The route's response class (None: the default), its media type and whether it is JSON."""
     cls = getattr(route, "response_class", None)
     value = getattr(cls, "value", None)  # a default placeholder, as FastAPI has them
     if isinstance(value, type):
         cls = value
     if not isinstance(cls, type):
-        return JSONResponse.media_type, True
-    return getattr(cls, "media_type", None), issubclass(cls, JSONResponse)
+        return None, JSONResponse.media_type, True
+    return cls, getattr(cls, "media_type", None), issubclass(cls, JSONResponse)
+
+
+def _default_status(cls: Optional[type]) -> str:
+    """The status code of a route without ``status_code=``: its response class's default (FastAPI's rule)."""
+    if cls is not None:
+        with suppress(TypeError, ValueError):
+            default = inspect.signature(cls).parameters.get("status_code")
+            if default is not None and isinstance(default.default, int):
+                return str(default.default)
+    return "200"
 
 
 class _Builder:
@@ -506,7 +545,7 @@ class _Builder:
     def path_item(self, op: _Operation, callbacks: Mapping[int, list[_Operation]]) -> dict[str, Any]:
         route = op.route
         out: dict[str, Any] = {}
-        media_type, is_json = _response_class(route)
+        cls, media_type, is_json = _response_class(route)
         for method in route.methods:
             operation = self._metadata(op)
             self._security(operation, op)
@@ -528,9 +567,21 @@ class _Builder:
                 operation["callbacks"] = {
                     cb.route.name: {cb.route.path: self.path_item(cb, callbacks)} for cb in callbacks[id(route)]}
             responses = operation.setdefault("responses", {})
-            status = str(route.status_code if route.status_code is not None else 200)
+            status = str(route.status_code) if route.status_code is not None else _default_status(cls)
             responses.setdefault(status, {})["description"] = route.response_description
-            if _body_allowed(route.status_code) and media_type:
+            item = self.schemas.of(op.stream_item_field) if op.stream_item_field is not None else None
+            if not _body_allowed(route.status_code):
+                pass
+            elif op.stream == "jsonl":
+                responses[status].setdefault("content", {})["application/jsonl"] = {"itemSchema": item or {}}
+            elif op.stream == "sse":
+                event = copy.deepcopy(_SSE_EVENT_SCHEMA)
+                if item is not None:
+                    event["required"] = ["data"]
+                    event["properties"]["data"] = {"type": "string", "contentMediaType": "application/json",
+                                                   "contentSchema": item}
+                responses[status].setdefault("content", {})["text/event-stream"] = {"itemSchema": event}
+            elif media_type:
                 schema: dict[str, Any] = {"type": "string"}
                 if is_json:
                     schema = self.schemas.of(op.response_field) if op.response_field is not None else {}
@@ -665,6 +716,14 @@ def get_openapi(
     callbacks: dict[int, list[_Operation]] = {}
     signatures: dict[int, tuple[Any, _SignatureInfo]] = {}
 
+    def fields_of(ops: list[_Operation]) -> list[_Field]:
+        """FastAPI's order: the callbacks' fields, then every body, every response, every parameter."""
+        out = [f for op in ops for f in fields_of(callbacks.get(id(op.route), []))]
+        out += [f for op in ops for f in op.body_fields()]
+        out += [f for op in ops for f in op.response_fields_all()]
+        out += [p.field for op in ops for p in op.parameters]
+        return out
+
     def operations(items: Iterable[Any]) -> list[_Operation]:
         ops = []
         for route in _routes(items):
@@ -677,9 +736,7 @@ def get_openapi(
 
     path_ops = operations(routes)
     webhook_ops = operations(webhooks or ())
-    fields = [f for ops in callbacks.values() for op in ops for f in op.fields()]
-    fields += [f for op in [*path_ops, *webhook_ops] for f in op.fields()]
-    schemas = _Schemas(fields, separate_input_output_schemas)
+    schemas = _Schemas(fields_of([*path_ops, *webhook_ops]), separate_input_output_schemas)
     builder = _Builder(schemas)
     definitions = dict(schemas.definitions)
     paths: dict[str, dict[str, Any]] = {}
