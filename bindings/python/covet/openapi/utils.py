@@ -79,7 +79,7 @@ class _Field:
     """One schema-bearing value (a parameter, a request body, a response model), like FastAPI's ModelField:
     a type with its pydantic `Field` attributes, a name, an alias and the schema mode."""
 
-    __slots__ = ("name", "alias", "annotation", "kwargs", "info", "mode")
+    __slots__ = ("name", "alias", "annotation", "kwargs", "info", "mode", "typeform", "config")
 
     def __init__(self, name: str, annotation: Any, kwargs: Optional[dict[str, Any]] = None, *,
                  alias: Optional[str] = None, mode: Mode = "validation") -> None:
@@ -91,6 +91,24 @@ class _Field:
         self.kwargs = kwargs or {}
         self.info: FieldInfo = Field(**self.kwargs)
         self.mode: Mode = mode
+        self.typeform: Any = None  # a field of a model (`of_model`): its own annotation, metadata and attributes
+        self.config: Any = None
+
+    @classmethod
+    def of_model(cls, model: Any, name: str, info: FieldInfo) -> _Field:
+        """A field of a pydantic model used as a group of query/header/cookie parameters (FastAPI flattens
+        them into one parameter each)."""
+        from pydantic import BaseModel, Field
+
+        described = info.asdict()
+        field = cls(name, info.annotation, alias=info.validation_alias if isinstance(info.validation_alias, str)
+                    else info.alias or name)
+        field.info = info
+        base, metadata, attributes = described["annotation"], described["metadata"], described["attributes"]
+        field.typeform = Annotated[(base, *metadata, Field(**attributes))]
+        nested = isinstance(info.annotation, type) and issubclass(info.annotation, (BaseModel, dict))
+        field.config = None if nested else model.model_config
+        return field
 
     def core_schema(self, cache: dict[Any, Any]) -> Any:
         """The pydantic core schema of the field's type with its `Field` attributes — shared by the fields that
@@ -100,12 +118,17 @@ class _Field:
             found = cache.get(key)
         except TypeError:  # an unhashable annotation
             key, found = None, None
+        if self.typeform is not None:
+            key, found = None, None
         if found is None:
             from pydantic import TypeAdapter
 
             with warnings.catch_warnings():  # Field(alias=...) in a TypeAdapter: unused there, and said so
                 warnings.simplefilter("ignore")
-                found = TypeAdapter(typing.cast(Any, Annotated[self.annotation, self.info])).core_schema
+                if self.typeform is not None:
+                    found = TypeAdapter(self.typeform, config=self.config).core_schema
+                else:
+                    found = TypeAdapter(typing.cast(Any, Annotated[self.annotation, self.info])).core_schema
             if key is not None:
                 cache[key] = found
         return found
@@ -179,10 +202,15 @@ def _read_signature(call: Callable[..., Any]) -> _SignatureInfo:
 # --- what a route contributes ---------------------------------------------------------------------------
 
 class _Parameter:
-    __slots__ = ("field", "name", "location", "marker")
+    """One parameter of the operation: its field (for the schema), its name in the request and its OpenAPI
+    attributes."""
 
-    def __init__(self, field: _Field, name: str, location: str, marker: Optional[Param]) -> None:
-        self.field, self.name, self.location, self.marker = field, name, location, marker
+    __slots__ = ("field", "name", "location", "required", "shown", "description", "examples", "deprecated")
+
+    def __init__(self, field: _Field, name: str, location: str, *, required: bool, shown: bool,
+                 description: Optional[str], examples: Any, deprecated: Any) -> None:
+        self.field, self.name, self.location, self.required, self.shown = field, name, location, required, shown
+        self.description, self.examples, self.deprecated = description, examples, deprecated
 
 
 class _Operation:
@@ -239,7 +267,7 @@ class _Operation:
             info = _signature_info(call, self._signatures)
             for spec in current.specs:
                 if spec.location in by_location:
-                    by_location[spec.location].append(self._parameter(spec, info.get(spec.name)))
+                    by_location[spec.location].extend(self._parameter(spec, info.get(spec.name)))
             if not is_root and is_security:
                 self.security.append((_unwrapped(call), scopes))
             children: list[tuple[Callable[..., Any], RequestPlan, list[str], bool, list[Any]]] = []
@@ -254,17 +282,39 @@ class _Operation:
         for location in ("path", "query", "header", "cookie"):
             self.parameters.extend(by_location[location])
 
-    def _parameter(self, spec: ParamSpec, info: Optional[tuple[Any, Any, Any]]) -> _Parameter:
+    def _parameter(self, spec: ParamSpec, info: Optional[tuple[Any, Any, Any]]) -> list[_Parameter]:
         annotation, marker, _ = info if info is not None else (spec.annotation, None, spec.default)
         param_marker = marker if isinstance(marker, Param) else None
+        model = _param_model(annotation) if spec.location in ("query", "header", "cookie") else None
+        if model is not None:
+            return self._model_parameters(spec, annotation, model, param_marker)
         alias = (param_marker.alias if param_marker is not None else None) or spec.name
         if spec.location == "header" and param_marker is not None and not param_marker.alias \
                 and param_marker.convert_underscores:
             alias = alias.replace("_", "-")  # FastAPI's header alias: the schema's title comes from it too
         required = spec.location == "path" or spec.required
         field = _Field(spec.name, annotation, _field_kwargs(param_marker, required, spec.default), alias=alias)
-        name = alias
-        return _Parameter(field, name, spec.location, param_marker)
+        m = param_marker
+        return [_Parameter(field, alias, spec.location, required=field.required(),
+                           shown=m is None or m.include_in_schema, description=m.description if m else None,
+                           examples=m.openapi_examples if m else None, deprecated=m.deprecated if m else None)]
+
+    def _model_parameters(self, spec: ParamSpec, annotation: Any, model: Any,
+                          marker: Optional[Param]) -> list[_Parameter]:
+        """A pydantic model as a group of parameters: one per field (FastAPI's rules for names and titles)."""
+        optional_model = annotation is not model and not spec.required
+        convert = marker.convert_underscores if marker is not None else True
+        out = []
+        for name, info in model.model_fields.items():
+            field = _Field.of_model(model, name, info)
+            request_name = field.alias
+            if spec.location == "header" and convert and field.alias == name:
+                request_name = name.replace("_", "-")
+            out.append(_Parameter(field, request_name, spec.location,
+                                  required=info.is_required() and not optional_model,
+                                  shown=marker is None or marker.include_in_schema, description=info.description,
+                                  examples=None, deprecated=info.deprecated))
+        return out
 
     def _body(self, route: Route) -> None:
         specs: list[tuple[ParamSpec, Any, Optional[Param], str]] = []
@@ -345,6 +395,14 @@ def _unwrapped(call: Any) -> Any:
     while isinstance(call, functools.partial):
         call = call.func
     return inspect.unwrap(call) if callable(call) else call
+
+
+def _param_model(annotation: Any) -> Any:
+    """The pydantic model of a parameter group: ``Model`` or ``Optional[Model]`` (FastAPI's rule), else None."""
+    args = typing.get_args(annotation)
+    if args and len(args) == 2 and type(None) in args and typing.get_origin(annotation) is not Annotated:
+        annotation = next(a for a in args if a is not type(None))
+    return annotation if _is_model(annotation) else None
 
 
 def _is_model(annotation: Any) -> bool:
@@ -632,19 +690,16 @@ class _Builder:
     def _parameters(self, op: _Operation) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for param in op.parameters:
-            marker = param.marker
-            if marker is not None and not marker.include_in_schema:
+            if not param.shown:
                 continue
-            parameter: dict[str, Any] = {"name": param.name, "in": param.location,
-                                         "required": param.field.required(),
+            parameter: dict[str, Any] = {"name": param.name, "in": param.location, "required": param.required,
                                          "schema": self.schemas.of(param.field, param.field.alias)}
-            if marker is not None:
-                if marker.description:
-                    parameter["description"] = marker.description
-                if marker.openapi_examples:
-                    parameter["examples"] = _jsonable(marker.openapi_examples)
-                if marker.deprecated:
-                    parameter["deprecated"] = True
+            if param.description:
+                parameter["description"] = param.description
+            if param.examples:
+                parameter["examples"] = _jsonable(param.examples)
+            if param.deprecated:
+                parameter["deprecated"] = True
             out.append(parameter)
         return out
 
