@@ -222,7 +222,10 @@ class _Operation:
         self.route = route
         self._signatures = signatures
         self.path_format = re.sub(r"{([^}:]+):[^}]*}", r"{\1}", route.path)
-        unique_id = getattr(route, "unique_id", None)
+        unique_id = getattr(route, "unique_id", None)  # set by the routing layer when it computes one
+        generate = getattr(route, "generate_unique_id_function", None)  # or a user's function to call
+        if unique_id is None and callable(generate):
+            unique_id = generate(route)
         self.unique_id: str = route.operation_id or unique_id or _generate_unique_id(route, self.path_format)
         self.parameters: list[_Parameter] = []
         self.security: list[tuple[Any, list[str]]] = []
@@ -586,6 +589,9 @@ def _response_class(route: Route) -> tuple[Optional[type], Optional[str], bool]:
 def _default_status(cls: Optional[type]) -> str:
     """The status code of a route without ``status_code=``: its response class's default (FastAPI's rule)."""
     if cls is not None:
+        declared = getattr(cls, "default_status", None)  # covet's response classes say it so
+        if isinstance(declared, int):
+            return str(declared)
         with suppress(TypeError, ValueError):
             default = inspect.signature(cls).parameters.get("status_code")
             if default is not None and isinstance(default.default, int):
