@@ -88,8 +88,9 @@ class CovetPy:
         (Python >= 3.12; asyncio's own loop on 3.11), else Tasks started on the next loop turn. ``True``
         asks for it (logged when the loop cannot), ``False`` turns it off. Per route: ``eager=``.
       dependencies: ``[Depends(f), ...]`` run before every route's handler (values unused).
-      title, version, description, summary, servers, openapi_url, openapi_tags, terms_of_service, contact,
-        license_info: FastAPI's OpenAPI metadata.
+      title, version, description, summary, servers, openapi_tags, terms_of_service, contact, license_info,
+        separate_input_output_schemas, openapi_external_docs: FastAPI's OpenAPI metadata (`openapi`);
+        openapi_url (default ``/openapi.json``, None: not served) serves the schema.
       docs_url (``/docs``: Swagger UI), redoc_url (``/redoc``: ReDoc), swagger_ui_oauth2_redirect_url
         (``/docs/oauth2-redirect``), swagger_ui_init_oauth, swagger_ui_parameters: FastAPI's docs pages, served
         when ``openapi_url`` is set (None turns a page off), left out of the schema and of the app's
@@ -151,6 +152,8 @@ class CovetPy:
         license_info: Optional[Mapping[str, Any]] = None,
         strict_content_type: bool = True,
         default_response_class: Optional[type[Response]] = None,
+        separate_input_output_schemas: bool = True,
+        openapi_external_docs: Optional[Mapping[str, Any]] = None,
     ) -> None:
         if sync_handlers not in ("threadpool", "inline"):
             raise ValueError("sync_handlers must be 'threadpool' or 'inline'")
@@ -178,6 +181,14 @@ class CovetPy:
         self.terms_of_service = terms_of_service
         self.contact: Optional[dict[str, Any]] = dict(contact) if contact is not None else None
         self.license_info: Optional[dict[str, Any]] = dict(license_info) if license_info is not None else None
+        self.openapi_version = "3.1.0"
+        self.separate_input_output_schemas = separate_input_output_schemas
+        self.openapi_external_docs: Optional[dict[str, Any]] = (
+            dict(openapi_external_docs) if openapi_external_docs is not None else None)
+        # The generated schema (`openapi`), built at the first request for it and kept; None until then.
+        self.openapi_schema: Optional[dict[str, Any]] = None
+        self._openapi_routes_version: Optional[int] = None
+        self._openapi_body: Optional[tuple[int, bytes]] = None  # (id of the schema, its JSON)
         self.debug = debug
         # The response_class of routes that give none (None: JSON, FastAPI's default JSONResponse).
         self.default_response_class = default_response_class
@@ -200,7 +211,53 @@ class CovetPy:
         self._lifespan_state: Optional[dict[str, Any]] = None
         # Depends(scope="lifespan") values: made once while serving, torn down at shutdown (covet.params).
         self._lifespan_dependencies = LifespanValues()
+        if self.openapi_url:
+            self._add_openapi_route(self.openapi_url)
         self._setup_docs()
+
+    # -- OpenAPI --------------------------------------------------------------------------------------
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI 3.1 schema of the app (`covet.openapi.get_openapi`), generated at the first call and kept
+        in ``app.openapi_schema`` (generated again if routes were added since). As in FastAPI, an app may
+        replace this method (``app.openapi = custom_openapi``) to adjust the schema; ``openapi_url`` serves
+        whatever it returns."""
+        version = len(self.router.routes)
+        if self.openapi_schema is None or self._openapi_routes_version != version:
+            from .openapi.utils import get_openapi  # deferred: pydantic's schema machinery, only when asked
+
+            webhooks = getattr(self, "webhooks", None)
+            self.openapi_schema = get_openapi(
+                title=self.title,
+                version=self.version,
+                openapi_version=self.openapi_version,
+                summary=self.summary,
+                description=self.description,
+                terms_of_service=self.terms_of_service,
+                contact=self.contact,
+                license_info=self.license_info,
+                routes=self.routes,
+                webhooks=getattr(webhooks, "routes", None),
+                tags=self.openapi_tags,
+                servers=self.servers,
+                separate_input_output_schemas=self.separate_input_output_schemas,
+                external_docs=self.openapi_external_docs,
+            )
+            self._openapi_routes_version = version
+        return self.openapi_schema
+
+    def _add_openapi_route(self, url: str) -> None:
+        """``GET openapi_url``: the schema as JSON — a plain route, absent from the schema, that runs none of the
+        app's dependencies (FastAPI's ``setup``)."""
+
+        async def openapi() -> Response:
+            schema = self.openapi()
+            cached = self._openapi_body
+            if cached is None or cached[0] != id(schema):
+                cached = self._openapi_body = (id(schema), encoders.dumps(schema))
+            return Response(cached[1], media_type="application/json")
+
+        route = Route.build(url, openapi, ("GET",), include_in_schema=False, response_model=None)
+        self.router.add_listed(route)
 
     # -- the docs pages (FastAPI's setup(): registered first, outside the schema and the app's dependencies) ----
     def _add_internal_route(self, path: str, endpoint: Callable[..., Any]) -> None:

@@ -176,6 +176,11 @@ class UploadFile:
 
         return core_schema.no_info_plain_validator_function(validate)
 
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: Any, handler: Any) -> dict[str, Any]:
+        """A file in the OpenAPI schema: a string of octets (OpenAPI 3.1's way, as FastAPI has it)."""
+        return {"type": "string", "contentMediaType": "application/octet-stream"}
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(filename={self.filename!r}, size={self.size!r}, headers={self.headers!r})"
 

@@ -326,6 +326,7 @@ class Route:
         if self.response_model_exclude_none:
             options["exclude_none"] = True
         return options
+    response_model: Any = None  # the declared result type (response_model= or the return annotation), for the schema
 
     @classmethod
     def build(cls, path: str, endpoint: Callable[..., Any], methods: Sequence[str],
@@ -411,6 +412,7 @@ class Route:
             stream=stream,
             stream_item_type=stream_item,
             stream_item_adapter=_response_adapter(stream_item, True) if stream_item is not None else None,
+            response_model=declared,
         )
 
     def describe(self) -> str:
