@@ -25,7 +25,7 @@ def test_routes_registered_like_fastapi_and_left_out_of_the_schema() -> None:
     app = CovetPy()
     names = {route.path: route.name for route in app.routes}
     assert names == {
-        "/docs": "swagger_ui_html", "/docs/oauth2-redirect": "swagger_ui_redirect", "/redoc": "redoc_html",
+        "/openapi.json": "openapi", "/docs": "swagger_ui_html", "/docs/oauth2-redirect": "swagger_ui_redirect", "/redoc": "redoc_html",
         f"{ASSETS}/swagger-ui-bundle.js": "docs_asset_swagger_ui_bundle_js",
         f"{ASSETS}/swagger-ui.css": "docs_asset_swagger_ui_css", f"{ASSETS}/favicon.png": "docs_asset_favicon_png",
         f"{ASSETS}/redoc.standalone.js": "docs_asset_redoc_standalone_js",

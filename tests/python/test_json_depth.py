@@ -30,6 +30,9 @@ BODY_LIMIT = 64 << 20  # room for 10,000,000 levels of objects (50 MB)
 DEPTHS = [1000, 1025, 100_000, 10_000_000]
 
 
+JSON = {"content-type": "application/json"}  # a JSON body needs its Content-Type (strict_content_type)
+
+
 def nested(kind: str, depth: int, closed: bool = True) -> bytes:
     """`depth` arrays (``[[[]]]``) or objects (``{"":{"":1}}``) inside each other."""
     if kind == "array":
@@ -116,7 +119,7 @@ class TestDeepBodies:
         r = client.post("/any", content=body, headers={"content-type": "application/json"})
         assert (r.status_code, r.content) == (200, body)  # deeper than orjson/pydantic-core serialise
         if kind == "array":
-            r = client.post("/model", content=body)
+            r = client.post("/model", content=body, headers=JSON)
             assert r.status_code == 422
             (error,) = encoders.loads(r.content)["detail"]  # too deep for the stdlib's r.json()
             assert error["loc"] == ["body"] and encoders.dumps(error["input"]) == body
@@ -125,7 +128,7 @@ class TestDeepBodies:
     @pytest.mark.parametrize("depth", [1000, 100_000])
     def test_unclosed_deep_bodies_are_400(self, client, caplog, kind: str, depth: int) -> None:  # type: ignore[no-untyped-def]
         with caplog.at_level(logging.WARNING, logger="covet"):
-            r = client.post("/model", content=nested(kind, depth, closed=False))
+            r = client.post("/model", content=nested(kind, depth, closed=False), headers=JSON)
         assert (r.status_code, r.json()) == (400, PARSE_ERROR)
         _no_tracebacks(caplog)
 

@@ -148,7 +148,7 @@ def test_app_dependencies_do_not_guard_the_schema(make_client: Any) -> None:
 def test_openapi_url_moved_or_disabled(make_client: Any) -> None:
     moved = CovetPy(openapi_url="/api/schema.json")
     client = make_client(moved)
-    assert client.get("/api/schema.json").json()["info"]["title"] == "FastAPI"  # FastAPI's default title
+    assert client.get("/api/schema.json").json()["info"]["title"] == "CovetPy"  # CovetPy's default title (FastAPI's is "FastAPI")
     assert client.get("/openapi.json").status_code == 404
     assert moved.routes == []  # served, not listed (FastAPI lists it in app.routes)
     off = CovetPy(openapi_url=None)
