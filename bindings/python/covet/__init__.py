@@ -21,7 +21,14 @@ from .app import CovetPy
 from .concurrency import run_in_threadpool
 from .datastructures import URL, FormData, Headers, QueryParams, State, UploadFile
 from .dependencies import Depends
-from .exceptions import HTTPException, RequestValidationError, ResponseValidationError
+from .exceptions import (
+    CovetError,
+    FastAPIError,
+    HTTPException,
+    RequestValidationError,
+    ResponseValidationError,
+    WebSocketException,
+)
 from .params import Body, Cookie, File, Form, Header, Path, Query
 from .requests import Request
 from .responses import (
@@ -71,3 +78,5 @@ __all__ = [
     "run_in_threadpool",
     "__version__",
 ]
+# --- testclient & names (issue 14)
+__all__ += ["WebSocketException", "CovetError", "FastAPIError"]

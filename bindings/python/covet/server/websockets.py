@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
-from typing import Any, Union
+from collections.abc import Callable, Sequence
+from typing import Any, Optional, Union
 
 from covet.concurrency import TaskSet
-from covet.exceptions import RequestValidationError
+from covet.datastructures import Address
+from covet.exceptions import ValidationException, WebSocketException
 from covet.routing import WebSocketRoute
 from covet.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
@@ -32,6 +33,10 @@ class WebSocketDispatch:
         self.loop = loop
         self.tasks = tasks
         self.connections: dict[int, WebSocket] = {}
+        # Set by the test client: told of each exception an endpoint did not handle (with the peer's real
+        # port, to find the test's connection), and the address endpoints see as `websocket.client`.
+        self.on_error: Optional[Callable[[int, BaseException], None]] = None
+        self.client_address: Optional[Address] = None
 
     # -- WebSocketHub: what WebSocket.subscribe / unsubscribe / publish call -----------------------------
     def subscribe(self, connection: Any, topic: str) -> None:
@@ -48,6 +53,8 @@ class WebSocketDispatch:
             key = native.id
             if kind == WebSocketEvent.OPEN:
                 websocket = WebSocket(native, self.app, self)
+                if self.client_address is not None:
+                    websocket._client = self.client_address
                 self.connections[key] = websocket
                 self.tasks.add(self.loop.create_task(self._run(self.routes[route_id], websocket, key)))
                 continue
@@ -70,15 +77,20 @@ class WebSocketDispatch:
                 else:
                     kwargs = route.plan.extract(websocket._ws, websocket)
                     await route.endpoint(**kwargs)
-            except RequestValidationError as exc:
+            except ValidationException as exc:
                 logger.info("websocket %s: invalid parameters, closing with 1008: %s", route.path, exc)
                 await websocket.close(1008, "invalid parameters")
+                return
+            except WebSocketException as exc:  # the endpoint chose the close code (Starlette's handler)
+                await websocket.close(exc.code, exc.reason)
                 return
             if websocket.application_state is not WebSocketState.DISCONNECTED:
                 await websocket.close(1000)
         except WebSocketDisconnect:
             pass
-        except Exception:
+        except Exception as exc:
+            if self.on_error is not None:
+                self.on_error(websocket._native.client[1], exc)
             logger.exception("websocket handler %s failed", route.name)
             if websocket.application_state is not WebSocketState.DISCONNECTED:
                 await websocket.close(1011, "internal error")
