@@ -23,6 +23,7 @@ Starlette); call ``close()`` when done. `AsyncTestClient` is the same for ``asyn
 from __future__ import annotations
 
 import asyncio
+import atexit
 import base64
 import contextlib
 import contextvars
@@ -34,6 +35,7 @@ import os
 import re
 import threading
 import urllib.request
+import weakref
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from email.message import Message
@@ -63,6 +65,18 @@ MAX_REDIRECTS = 20  # httpx's default
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # The real client port of the request being handled (the app sees ``request.client`` as "testclient").
 _PEER_PORT: contextvars.ContextVar[Optional[int]] = contextvars.ContextVar("covet_testclient_peer", default=None)
+
+
+# Clients whose server runs: closed at interpreter exit, so that a client made at module level and never
+# closed (FastAPI's documented `client = TestClient(app)`) stops its server before the interpreter goes away.
+_SERVING: weakref.WeakSet[TestClient] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    for client in list(_SERVING):
+        with contextlib.suppress(Exception):
+            client.close()
 
 
 class TooManyRedirects(Exception):
@@ -476,6 +490,7 @@ class TestClient:
                     if self.raise_server_exceptions:
                         websockets.on_error = self._record_websocket_error
                 self._server = server
+                _SERVING.add(self)
             return self._server
 
     async def _as_test_client(self, request: Request, call_next: Callable[[Request], Any]) -> Response:

@@ -90,3 +90,17 @@ __all__ = [
     "UploadFile",
     "status",
 ]
+
+# --- testclient & names (issue 14)
+if FRAMEWORK == "fastapi":
+    from fastapi import WebSocket, WebSocketException
+    from fastapi.encoders import jsonable_encoder
+    from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+    from fastapi.exceptions import FastAPIError
+else:
+    from covet import WebSocket, WebSocketException
+    from covet.encoders import jsonable_encoder
+    from covet.exception_handlers import http_exception_handler, request_validation_exception_handler
+    from covet.exceptions import FastAPIError
+__all__ += ["WebSocket", "WebSocketException", "jsonable_encoder", "http_exception_handler",
+            "request_validation_exception_handler", "FastAPIError"]
