@@ -4,6 +4,7 @@ address, root_path, keyword checking, WebSocket exceptions re-raised, the lifesp
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gzip
 from collections.abc import AsyncIterator
@@ -14,7 +15,7 @@ import pytest
 
 from covet import CovetPy, Request, Response, WebSocket, WebSocketDisconnect, WebSocketException
 from covet.responses import PlainTextResponse, RedirectResponse
-from covet.testing import TestClient, TooManyRedirects
+from covet.testing import AsyncTestClient, TestClient, TooManyRedirects
 
 
 def _app() -> CovetPy:
@@ -189,6 +190,19 @@ class TestHeadersAndClient:
     def test_gzip_bodies_are_decoded(self, make_client: Any) -> None:
         r = make_client(_app()).get("/gzipped")
         assert (r.content, r.headers["content-encoding"]) == (b"squeezed", "gzip")
+
+
+class TestAsyncClient:
+    def test_same_jar_headers_and_redirects(self, native: Any) -> None:
+        async def go() -> Any:
+            async with AsyncTestClient(_app(), headers={"X-A": "1"}) as client:
+                client.cookies.set("c", "v")
+                r = await client.get("login")
+                assert client.cookies.get("session") == "s1"
+                return r.json()
+
+        data = asyncio.run(go())
+        assert data["cookies"] == {"c": "v", "session": "s1"} and data["headers"]["x-a"] == ["1"]
 
 
 class TestKeywords:

@@ -796,6 +796,14 @@ class AsyncTestClient:
     def app(self) -> CovetPy:
         return self._client.app
 
+    @property
+    def cookies(self) -> Cookies:
+        return self._client.cookies
+
+    @property
+    def headers(self) -> MutableHeaders:
+        return self._client.headers
+
     async def __aenter__(self) -> AsyncTestClient:
         await asyncio.to_thread(self._client.__enter__)
         return self
