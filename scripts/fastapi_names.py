@@ -58,6 +58,7 @@ DIFFERS: dict[str, str] = {
     "fastapi.applications.FastAPI": "named CovetPy; serves on the native engine, not as an ASGI callable",
     "fastapi.testclient.TestClient": "a real server on a free port, driven over HTTP/1.1 (not ASGI in-process); "
                                      "https:// URLs are sent as http; per-request cookies= give no warning",
+    "fastapi.logger.logger": "the logger named \"covet\" (FastAPI's is \"fastapi\")",
     "fastapi.cli.main": "`covet run app:app` (uvicorn's flags), not `fastapi run/dev`",
     "fastapi.exceptions.ValidationException": "no endpoint_ctx (file/line of the endpoint) in the message",
     "fastapi.exceptions.RequestValidationError": "no endpoint_ctx (file/line of the endpoint) in the message",
@@ -91,7 +92,6 @@ NOT_SUPPORTED: dict[str, str] = {
     "fastapi.encoders.generate_encoders_by_class_tuples": "FastAPI's internal helper",
     "fastapi.encoders.decimal_encoder": "FastAPI's internal helper (jsonable_encoder applies it)",
     "fastapi.encoders.isoformat": "FastAPI's internal helper (jsonable_encoder applies it)",
-    "fastapi.logger.logger": "CovetPy logs to the logger named \"covet\"",
     "fastapi.params.Param": "FastAPI's base class of Query/Path/...; covet's markers have their own base",
     "fastapi.params.ParamTypes": "FastAPI's internal enum",
 }
