@@ -30,6 +30,9 @@ from _framework import (  # noqa: E402
     Request,
     Response,
     WebSocket,
+    WebSocketDisconnect,
+    WebSocketException,
+    status,
 )
 from pydantic import BaseModel  # noqa: E402
 
@@ -230,6 +233,20 @@ async def websocket_broken(websocket: WebSocket) -> None:
     raise Broken("the endpoint failed")
 
 
+@misc_app.websocket("/ws-guarded")
+async def websocket_guarded(websocket: WebSocket, token: Optional[str] = None) -> None:
+    if token != "secret":
+        raise WebSocketException(code=status.WS_1008_POLICY_VIOLATION, reason="no token")
+    await websocket.accept()
+    await websocket.send_text("welcome")
+    await websocket.close()
+
+
+@misc_app.websocket("/ws-closed-first")
+async def websocket_closed_first(websocket: WebSocket) -> None:
+    await websocket.close(code=status.WS_1013_TRY_AGAIN_LATER)
+
+
 @misc_app.get("/heroes/")
 def heroes() -> list[str]:
     return ["Deadpond"]
@@ -292,6 +309,21 @@ def example_websocket_app_exception_is_raised() -> Any:
     except Broken as exc:
         return f"raised {exc}"
     raise AssertionError("the endpoint's exception was not raised in the test")
+
+
+@example
+def example_websocket_denied_before_accept() -> Any:
+    client = TestClient(misc_app)
+    seen = []
+    for url in ("/ws-guarded", "/ws-closed-first"):
+        try:
+            with client.websocket_connect(url):
+                raise AssertionError("entered a session the endpoint refused")
+        except WebSocketDisconnect as exc:
+            seen.append(exc.code)
+    with client.websocket_connect("/ws-guarded?token=secret") as websocket:
+        seen.append(websocket.receive_text())
+    return seen
 
 
 @example

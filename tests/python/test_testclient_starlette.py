@@ -267,6 +267,14 @@ def _ws_app() -> CovetPy:
     async def before_accept(websocket: WebSocket) -> None:
         raise Broken("before accept")
 
+    @app.websocket("/ws/deny")
+    async def deny(websocket: WebSocket) -> None:
+        raise WebSocketException(1008, "no")
+
+    @app.websocket("/ws/close-first")
+    async def close_first(websocket: WebSocket) -> None:
+        await websocket.close(1013)
+
     @app.websocket("/ws/refuse")
     async def refuse(websocket: WebSocket) -> None:
         await websocket.accept()
@@ -299,10 +307,19 @@ class TestWebSockets:
                 client.websocket_connect("/ws/after-accept") as ws:
             ws.send_text("go")
 
-    def test_an_exception_before_accept_is_raised_in_the_session(self) -> None:
+    def test_an_exception_before_accept_is_raised_when_entering(self) -> None:
         with TestClient(_ws_app()) as client, pytest.raises(Broken, match="before accept"), \
-                client.websocket_connect("/ws/before-accept") as ws:
-            ws.receive_text()
+                client.websocket_connect("/ws/before-accept"):
+            raise AssertionError("entered")
+
+    @pytest.mark.parametrize(("path", "code", "reason"), [("/ws/deny", 1008, "no"), ("/ws/close-first", 1013, "")])
+    def test_closing_before_accept_is_raised_when_entering(self, path: str, code: int, reason: str) -> None:
+        with TestClient(_ws_app()) as client:
+            with pytest.raises(WebSocketDisconnect) as info, client.websocket_connect(path):
+                raise AssertionError("entered")
+            assert (info.value.code, info.value.reason) == (code, reason)
+            with client.websocket_connect("/ws/who") as ws:  # the client is still usable
+                assert ws.receive_json()["ua"] == "testclient"
 
     def test_not_raised_when_told_not_to(self) -> None:
         with TestClient(_ws_app(), raise_server_exceptions=False) as client, \

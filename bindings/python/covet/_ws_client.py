@@ -25,15 +25,18 @@ class WebSocketTestSession:
 
     ``receive_*`` raise `WebSocketDisconnect` (with the server's close code) once the server has closed.
     `take_error(local_port)` gives the exception the app's endpoint raised for this connection, if any: it is
-    raised instead of the disconnect (and by `close`), as Starlette's test session does."""
+    raised instead of the disconnect (and by `close`), as Starlette's test session does. `wait_decision(
+    local_port)` tells whether the endpoint accepted the connection (``with`` waits for it)."""
 
     def __init__(self, port: int, path: str,
                  headers: Union[dict[str, str], Sequence[tuple[str, str]], None] = None,
                  subprotocols: Optional[list[str]] = None, timeout: float = 30.0, host: str = "testserver",
-                 take_error: Optional[Callable[[int], Optional[BaseException]]] = None) -> None:
+                 take_error: Optional[Callable[[int], Optional[BaseException]]] = None,
+                 wait_decision: Optional[Callable[[int], Optional[bool]]] = None) -> None:
         self._sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self._local_port: int = self._sock.getsockname()[1]
         self._take_error = take_error
+        self._wait_decision = wait_decision
         self._buffer = b""
         self._closed: Optional[tuple[int, str]] = None
         key = base64.b64encode(os.urandom(16)).decode()
@@ -67,6 +70,15 @@ class WebSocketTestSession:
 
     # -- context manager ---------------------------------------------------------------------------
     def __enter__(self) -> WebSocketTestSession:
+        """Waits for the endpoint to accept the connection (when the client can tell): an endpoint that closes
+        it first raises `WebSocketDisconnect` with its close code here, one that fails raises its exception."""
+        if self._wait_decision is not None and self._wait_decision(self._local_port) is False:
+            try:
+                self._raise_app_error()
+                while True:
+                    self._message()  # data the endpoint sent cannot come before accept(): the close frame
+            finally:
+                self._sock.close()
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -467,6 +467,9 @@ class TestClient:
         self._lock = threading.Lock()
         # Unhandled exceptions by the client port of the connection whose request raised them.
         self._server_errors: dict[Optional[int], BaseException] = {}
+        # WebSocket endpoints' first decision (accepted or not) by client port.
+        self._ws_decisions: dict[int, bool] = {}
+        self._ws_decided = threading.Condition()
 
     @property
     def cookies(self) -> Cookies:
@@ -487,6 +490,7 @@ class TestClient:
                 websockets = getattr(server.worker.dispatcher, "websockets", None)
                 if websockets is not None:
                     websockets.client_address = self.client_address
+                    websockets.on_decided = self._record_decision
                     if self.raise_server_exceptions:
                         websockets.on_error = self._record_websocket_error
                 self._server = server
@@ -501,6 +505,17 @@ class TestClient:
             request._root_path = self.root_path
         response: Response = await call_next(request)
         return response
+
+    def _record_decision(self, port: int, accepted: bool) -> None:
+        with self._ws_decided:
+            self._ws_decisions.setdefault(port, accepted)
+            self._ws_decided.notify_all()
+
+    def _wait_decision(self, port: int) -> Optional[bool]:
+        """Whether the endpoint of the WebSocket connection from `port` accepted it (None: no word in time)."""
+        with self._ws_decided:
+            self._ws_decided.wait_for(lambda: port in self._ws_decisions, self.timeout)
+            return self._ws_decisions.pop(port, None)
 
     def _record_websocket_error(self, port: int, exc: BaseException) -> None:
         self._server_errors[port] = exc
@@ -553,9 +568,12 @@ class TestClient:
                           headers: HeaderTypes = None, **kwargs: Any) -> WebSocketTestSession:
         """A WebSocket session to `url` (Starlette's test API: ``send_text/bytes/json``,
         ``receive_text/bytes/json``, ``close``; ``receive_*`` raise `WebSocketDisconnect` once the app closed).
-        A refused upgrade raises `WebSocketDisconnect` naming the HTTP status. An exception the endpoint
-        does not handle is raised by the ``receive_*`` call that would have seen the close, or when the
-        session ends (``raise_server_exceptions=False``: the close with 1011 is seen instead)."""
+        A refused upgrade raises `WebSocketDisconnect` naming the HTTP status. As in Starlette, entering the
+        session (``with``) waits for the endpoint to accept the connection: one that closes it first (or
+        raises `WebSocketException`) makes it raise `WebSocketDisconnect` with the close code. An exception
+        the endpoint does not handle is raised when entering (before ``accept()``), by the ``receive_*`` call
+        that would have seen the close, or when the session ends (``raise_server_exceptions=False``: the
+        close with 1011 is seen instead)."""
         if kwargs:
             raise TypeError(f"websocket_connect() got an unexpected keyword argument {next(iter(kwargs))!r}; it "
                             "takes url, subprotocols and headers")
@@ -568,7 +586,7 @@ class TestClient:
             send.append(("cookie", cookie))
         return WebSocketTestSession(self.port, path, headers=send, subprotocols=list(subprotocols or []),
                                     timeout=self.timeout, host=parts.netloc or "testserver",
-                                    take_error=self._take_error)
+                                    take_error=self._take_error, wait_decision=self._wait_decision)
 
     def __enter__(self) -> TestClient:
         if self._server is not None:
@@ -588,6 +606,8 @@ class TestClient:
         for connection in connections:
             connection.close()
         self._local = threading.local()
+        with self._ws_decided:
+            self._ws_decisions.clear()
         if server is not None:
             server.stop()
 

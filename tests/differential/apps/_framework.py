@@ -93,14 +93,14 @@ __all__ = [
 
 # --- testclient & names (issue 14)
 if FRAMEWORK == "fastapi":
-    from fastapi import WebSocket, WebSocketException
+    from fastapi import WebSocket, WebSocketDisconnect, WebSocketException
     from fastapi.encoders import jsonable_encoder
     from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
     from fastapi.exceptions import FastAPIError
 else:
-    from covet import WebSocket, WebSocketException
+    from covet import WebSocket, WebSocketDisconnect, WebSocketException
     from covet.encoders import jsonable_encoder
     from covet.exception_handlers import http_exception_handler, request_validation_exception_handler
     from covet.exceptions import FastAPIError
-__all__ += ["WebSocket", "WebSocketException", "jsonable_encoder", "http_exception_handler",
+__all__ += ["WebSocket", "WebSocketDisconnect", "WebSocketException", "jsonable_encoder", "http_exception_handler",
             "request_validation_exception_handler", "FastAPIError"]

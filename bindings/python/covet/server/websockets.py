@@ -37,6 +37,10 @@ class WebSocketDispatch:
         # port, to find the test's connection), and the address endpoints see as `websocket.client`.
         self.on_error: Optional[Callable[[int, BaseException], None]] = None
         self.client_address: Optional[Address] = None
+        # Also set by the test client: told whether each endpoint accepted the connection (True, when it
+        # calls accept()) or ended without accepting it (False), as Starlette's test session waits for it.
+        self.on_decided: Optional[Callable[[int, bool], None]] = None
+        self._accepted: set[int] = set()
 
     # -- WebSocketHub: what WebSocket.subscribe / unsubscribe / publish call -----------------------------
     def subscribe(self, connection: Any, topic: str) -> None:
@@ -47,6 +51,12 @@ class WebSocketDispatch:
 
     def publish(self, topic: str, data: Union[str, bytes]) -> int:
         return int(self.server.ws_publish(topic, data))
+
+    def accepted(self, websocket: WebSocket) -> None:
+        """`WebSocket.accept()` was called."""
+        if self.on_decided is not None:
+            self._accepted.add(websocket._ws.id)
+            self.on_decided(websocket._native.client[1], True)
 
     def handle(self, events: Sequence[tuple[int, int, Any, Any, int]]) -> None:
         for route_id, kind, native, data, code in events:
@@ -96,3 +106,6 @@ class WebSocketDispatch:
                 await websocket.close(1011, "internal error")
         finally:
             self.connections.pop(key, None)
+            if self.on_decided is not None and key not in self._accepted:
+                self.on_decided(websocket._native.client[1], False)
+            self._accepted.discard(key)
