@@ -29,6 +29,7 @@ from _framework import (  # noqa: E402
     RedirectResponse,
     Request,
     Response,
+    StreamingResponse,
     WebSocket,
     WebSocketDisconnect,
     WebSocketException,
@@ -275,6 +276,15 @@ def echo(request: Request) -> dict[str, Any]:
             "x_multi": request.headers.getlist("x-multi"), "x_client": request.headers.get("x-client")}
 
 
+@misc_app.get("/lines")
+async def stream_lines() -> Response:
+    async def chunks() -> AsyncIterator[str]:
+        for piece in ("one\ntw", "o\r\nthree\n", "fo", "ur"):
+            yield piece
+
+    return StreamingResponse(chunks(), media_type="text/plain")
+
+
 @misc_app.get("/boom")
 def boom() -> None:
     raise Broken("the handler failed")
@@ -352,6 +362,16 @@ def example_cookies_and_headers() -> Any:
     client.headers["X-Client"] = "changed"
     seen.append(client.get("/echo").json()["x_client"])
     return seen
+
+
+@example
+def example_stream() -> Any:
+    client = TestClient(misc_app)
+    with client.stream("GET", "/lines") as response:
+        lines = list(response.iter_lines())
+    with client.stream("GET", "/lines") as response:
+        text = "".join(response.iter_text())
+    return [response.status_code, lines, text]
 
 
 @example

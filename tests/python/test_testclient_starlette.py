@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import http.client
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,7 +15,7 @@ import fake_native
 import pytest
 
 from covet import CovetPy, Request, Response, WebSocket, WebSocketDisconnect, WebSocketException
-from covet.responses import PlainTextResponse, RedirectResponse
+from covet.responses import PlainTextResponse, RedirectResponse, StreamingResponse
 from covet.testing import AsyncTestClient, TestClient, TooManyRedirects
 
 
@@ -190,6 +191,70 @@ class TestHeadersAndClient:
     def test_gzip_bodies_are_decoded(self, make_client: Any) -> None:
         r = make_client(_app()).get("/gzipped")
         assert (r.content, r.headers["content-encoding"]) == (b"squeezed", "gzip")
+
+
+def _stream_app() -> CovetPy:
+    app = CovetPy()
+
+    @app.get("/endless")
+    async def endless() -> Response:
+        async def events() -> AsyncIterator[bytes]:
+            n = 0
+            while True:
+                n += 1
+                yield f"data: {n}\n\n".encode()
+                await asyncio.sleep(0.01)
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    @app.get("/lines")
+    async def lines() -> Response:
+        async def chunks() -> AsyncIterator[str]:
+            for piece in ("one\ntw", "o\r\nthree\n", "fo", "ur"):
+                yield piece
+
+        return StreamingResponse(chunks(), media_type="text/plain")
+
+    @app.get("/fails-late")
+    async def fails_late() -> Response:
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b"partial"
+            raise Broken("mid-stream")
+
+        return StreamingResponse(chunks())
+
+    @app.get("/fails-early")
+    async def fails_early() -> Response:
+        raise Broken("before the response")
+
+    return app
+
+
+class TestStream:
+    def test_an_endless_stream_is_read_a_piece_at_a_time(self, make_client: Any) -> None:
+        client = make_client(_stream_app())
+        with client.stream("GET", "/endless") as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            lines = response.iter_lines()
+            assert [next(lines) for _ in range(4)] == ["data: 1", "", "data: 2", ""]
+        assert client.get("/lines").text == "one\ntwo\r\nthree\nfour"  # the client goes on
+
+    def test_lines_text_and_read(self, make_client: Any) -> None:
+        client = make_client(_stream_app())
+        with client.stream("GET", "/lines") as response:
+            assert list(response.iter_lines()) == ["one", "two", "three", "four"]
+            assert response.read() == b"one\ntwo\r\nthree\nfour"
+        with client.stream("GET", "/lines") as response:
+            assert "".join(response.iter_text()) == "one\ntwo\r\nthree\nfour"
+
+    def test_server_exceptions(self, make_client: Any) -> None:
+        client = make_client(_stream_app())
+        with pytest.raises(Broken, match="before the response"), client.stream("GET", "/fails-early"):
+            pass
+        # Once the response has started, a failing body iterator cuts it short (the server logs the exception):
+        # the client sees the response end early, not the app's exception (Starlette re-raises that).
+        with client.stream("GET", "/fails-late") as response, pytest.raises(http.client.IncompleteRead):
+            response.read()
 
 
 class TestAsyncClient:

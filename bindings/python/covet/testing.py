@@ -206,26 +206,103 @@ class TestResponse:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, status_code: int, reason: str, headers: list[tuple[str, str]], content: bytes,
-                 http_version: str, url: str, method: str = "GET") -> None:
+    def __init__(self, status_code: int, reason: str, headers: list[tuple[str, str]], content: Optional[bytes],
+                 http_version: str, url: str, method: str = "GET", *,
+                 stream: Optional[http.client.HTTPResponse] = None,
+                 finish: Optional[Callable[[], None]] = None) -> None:
         self.status_code = status_code
         self.reason_phrase = reason
         self.headers = Headers(headers)
-        self.content = _decoded(content, self.headers.get("content-encoding", ""))
+        self._content = None if content is None else _decoded(content, self.headers.get("content-encoding", ""))
         self.http_version = http_version
         self.url = url
         self.method = method
         self.history: list[TestResponse] = []
+        self._stream = stream  # `client.stream(...)`: the body is read as the test iterates it
+        self._finish = finish
+
+    @property
+    def content(self) -> bytes:
+        """The whole body (decoded from gzip/deflate); a streamed response's rest is read first."""
+        if self._content is None:
+            self._content = b"".join(self.iter_bytes())
+        return self._content
+
+    def read(self) -> bytes:
+        return self.content
+
+    def iter_bytes(self, chunk_size: Optional[int] = None) -> Iterator[bytes]:
+        """The body in pieces as they arrive (`client.stream`), or of `chunk_size` bytes."""
+        if self._stream is None:
+            body = self.content
+            size = chunk_size or len(body) or 1
+            yield from (body[i:i + size] for i in range(0, len(body), size))
+            return
+        raw, self._stream = self._stream, None
+        decoder = _Decoder(self.headers.get("content-encoding", ""))
+        parts: list[bytes] = []
+        try:
+            while True:
+                data = raw.read1(chunk_size or 65536)
+                if not data:
+                    break
+                data = decoder.decode(data)
+                if data:
+                    parts.append(data)
+                    yield data
+            tail = decoder.flush()
+            if tail:
+                parts.append(tail)
+                yield tail
+        finally:
+            self._content = b"".join(parts)
+            self._done()
+
+    def iter_text(self, chunk_size: Optional[int] = None) -> Iterator[str]:
+        import codecs
+
+        decoder = codecs.getincrementaldecoder(self.charset)(errors="replace")
+        for chunk in self.iter_bytes(chunk_size):
+            text = decoder.decode(chunk)
+            if text:
+                yield text
+        text = decoder.decode(b"", final=True)
+        if text:
+            yield text
+
+    def iter_lines(self) -> Iterator[str]:
+        """The body's lines as they arrive, without their line endings (as httpx's)."""
+        pending = ""
+        for text in self.iter_text():
+            lines = (pending + text).splitlines(keepends=True)
+            pending = lines.pop() if lines and not lines[-1].endswith(("\n", "\r")) else ""
+            yield from (line.rstrip("\r\n") for line in lines)
+        if pending:
+            yield pending
+
+    def close(self) -> None:
+        """Ends a streamed response without reading the rest."""
+        if self._stream is not None:
+            self._stream = None
+            self._content = self._content or b""
+            self._done()
+
+    def _done(self) -> None:
+        finish, self._finish = self._finish, None
+        if finish is not None:
+            finish()
+
+    @property
+    def charset(self) -> str:
+        for part in self.headers.get("content-type", "").split(";")[1:]:
+            key, _, value = part.strip().partition("=")
+            if key.lower() == "charset" and value:
+                return value.strip('"')
+        return "utf-8"
 
     @property
     def text(self) -> str:
-        content_type = self.headers.get("content-type", "")
-        charset = "utf-8"
-        for part in content_type.split(";")[1:]:
-            key, _, value = part.strip().partition("=")
-            if key.lower() == "charset" and value:
-                charset = value.strip('"')
-        return self.content.decode(charset, errors="replace")
+        return self.content.decode(self.charset, errors="replace")
 
     def json(self, **kwargs: Any) -> Any:
         return _json.loads(self.content, **kwargs)
@@ -266,6 +343,36 @@ class TestResponse:
 
     def __repr__(self) -> str:
         return f"<TestResponse [{self.status_code} {self.reason_phrase}]>"
+
+
+class _Decoder:
+    """`_decoded` for a body that arrives in pieces (gzip or deflate, the codings the client asks for)."""
+
+    def __init__(self, encoding: str) -> None:
+        coding = encoding.split(",")[-1].strip().lower()
+        self._zlib: Optional[Any] = None
+        self._raw_deflate = False
+        if coding in ("gzip", "x-gzip"):
+            self._zlib = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        elif coding == "deflate":
+            self._zlib = zlib.decompressobj()
+            self._raw_deflate = True
+
+    def decode(self, data: bytes) -> bytes:
+        if self._zlib is None:
+            return data
+        try:
+            out: bytes = self._zlib.decompress(data)
+        except zlib.error:
+            if not self._raw_deflate:
+                raise
+            self._zlib, self._raw_deflate = zlib.decompressobj(-zlib.MAX_WBITS), False  # deflate without header
+            out = self._zlib.decompress(data)
+        self._raw_deflate = False
+        return out
+
+    def flush(self) -> bytes:
+        return b"" if self._zlib is None else bytes(self._zlib.flush())
 
 
 def _decoded(content: bytes, encoding: str) -> bytes:
@@ -711,6 +818,7 @@ class TestClient:
             if len(history) >= MAX_REDIRECTS:
                 raise TooManyRedirects(f"more than {MAX_REDIRECTS} redirects, the last to "
                                        f"{response.headers['location']}")
+            response.read()  # a streamed redirect: done with it
             history.append(response)
             next_url = urljoin(target, response.headers["location"])
             next_method = method
@@ -739,6 +847,8 @@ class TestClient:
             cookie = jar.header_for(url, send)
             if cookie is not None:
                 send.append(("Cookie", cookie))
+        if getattr(self._local, "stream", False):
+            return self._send_streamed(method, url, body, send)
         for attempt in range(2):
             connection = self._connection()
             try:
@@ -771,6 +881,58 @@ class TestClient:
             self._cookies.extract(url, send, result.headers)
             return result
         raise AssertionError("unreachable")
+
+    def _send_streamed(self, method: str, url: str, body: Union[bytes, list[bytes], None],
+                       send: list[tuple[str, str]]) -> TestResponse:
+        """`_send` for `stream()`: on a new connection, closed once the body is read or the stream ends."""
+        parts = urlsplit(url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+        with self._lock:
+            self._connections.append(connection)
+        connection.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
+        for name, value in send:
+            connection.putheader(name, value)
+        connection.endheaders(body, encode_chunked=isinstance(body, list) and _has(send, "transfer-encoding"))
+        port = connection.sock.getsockname()[1] if connection.sock is not None else None
+        response = connection.getresponse()
+        early = self._take_error(port)  # the handler failed before its response started
+        if early is not None:
+            connection.close()
+            raise early
+
+        def finish() -> None:
+            connection.close()
+            with self._lock, contextlib.suppress(ValueError):
+                self._connections.remove(connection)
+            error = self._take_error(port)
+            if error is not None:
+                raise error
+
+        version = "1.1" if response.version == 11 else "1.0"
+        result = TestResponse(response.status, response.reason, response.getheaders(), None, version, url, method,
+                              stream=response, finish=finish)
+        self._cookies.extract(url, send, result.headers)
+        return result
+
+    @contextlib.contextmanager
+    def stream(self, method: str, url: Any, **kwargs: Any) -> Iterator[TestResponse]:
+        """httpx's ``client.stream(...)``: the response's body is read while the test iterates it
+        (``iter_bytes()``, ``iter_text()``, ``iter_lines()``; ``read()`` for the rest), on a connection of its
+        own, so an endless stream (Server-Sent Events) can be read a piece at a time::
+
+            with client.stream("GET", "/events") as response:
+                first = next(response.iter_lines())
+        """
+        self._local.stream = True
+        try:
+            response = self.request(method, url, **kwargs)
+        finally:
+            self._local.stream = False
+        try:
+            yield response
+        finally:
+            response.close()
 
     def get(self, url: Any, **kwargs: Any) -> TestResponse:
         return self.request("GET", url, **kwargs)

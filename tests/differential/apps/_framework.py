@@ -97,10 +97,12 @@ if FRAMEWORK == "fastapi":
     from fastapi.encoders import jsonable_encoder
     from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
     from fastapi.exceptions import FastAPIError
+    from fastapi.responses import StreamingResponse
 else:
     from covet import WebSocket, WebSocketDisconnect, WebSocketException
     from covet.encoders import jsonable_encoder
     from covet.exception_handlers import http_exception_handler, request_validation_exception_handler
     from covet.exceptions import FastAPIError
+    from covet.responses import StreamingResponse
 __all__ += ["WebSocket", "WebSocketDisconnect", "WebSocketException", "jsonable_encoder", "http_exception_handler",
-            "request_validation_exception_handler", "FastAPIError"]
+            "request_validation_exception_handler", "FastAPIError", "StreamingResponse"]
