@@ -98,6 +98,7 @@ class TestRedirects:
         client = make_client(_app())
         r = client.get("/go/307")
         assert (r.status_code, r.json()["method"], r.url) == (200, "GET", "http://testserver/landing")
+        assert (r.url.path, r.url.hostname, str(r.url)) == ("/landing", "testserver", "http://testserver/landing")
         assert [h.status_code for h in r.history] == [307]
         assert r.history[0].headers["location"] == "/landing"
 

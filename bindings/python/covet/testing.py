@@ -41,10 +41,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMappin
 from email.message import Message
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Optional, Union
-from urllib.parse import urlencode, urljoin, urlsplit
+from urllib.parse import unquote, urlencode, urljoin, urlsplit
 
 from ._ws_client import WebSocketTestSession
-from .datastructures import Address, Headers, MutableHeaders
+from .datastructures import URL, Address, Headers, MutableHeaders
 from .server.dispatch import SERVER_ERROR_BODY, SERVER_ERROR_HEADERS
 from .server.serve import ThreadedWorker
 from .tls import TransportOptions
@@ -215,7 +215,8 @@ class TestResponse:
         self.headers = Headers(headers)
         self._content = None if content is None else _decoded(content, self.headers.get("content-encoding", ""))
         self.http_version = http_version
-        self.url = url
+        parts = urlsplit(url)
+        self.url = URL(parts.scheme, parts.netloc, unquote(parts.path), parts.query, parts.path)  # == the str too
         self.method = method
         self.history: list[TestResponse] = []
         self._stream = stream  # `client.stream(...)`: the body is read as the test iterates it
