@@ -132,7 +132,7 @@ class TestRequestObject:
             "last": "2",
             "cookies": {"sid": "s1", "pref": "dark"},
             "path_params": {"name": "a b"},
-            "client_host": "127.0.0.1",
+            "client_host": "testclient",  # as Starlette's TestClient
             "client_port_is_int": True,
             "json": {"k": "v"},
             "body_len": 10,

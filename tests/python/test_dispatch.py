@@ -490,4 +490,4 @@ class TestRequestLifetime:
         assert client.post("/drop").json() == "POST"
         (request,) = kept
         assert request.headers["x-k"] == "v" and request.query_params["a"] == "1"
-        assert asyncio.run(request.body()) == b"payload" and request.client.host == "127.0.0.1"
+        assert asyncio.run(request.body()) == b"payload" and request.client.host == "testclient"

@@ -220,9 +220,9 @@ class TestResponseClasses:
         assert r.json() == {"id": 9, "name": "z"}
 
     def test_redirects(self, client) -> None:  # type: ignore[no-untyped-def]
-        r = client.get("/response-variants/redirect")
+        r = client.get("/response-variants/redirect", follow_redirects=False)
         assert (r.status_code, r.headers["location"]) == (307, "/dict?x=a%20b")
-        assert client.get("/response-variants/redirect301").status_code == 301
+        assert client.get("/response-variants/redirect301", follow_redirects=False).status_code == 301
 
     def test_no_content(self, client) -> None:  # type: ignore[no-untyped-def]
         r = client.get("/response-variants/empty")

@@ -300,7 +300,7 @@ class TestRedirectSlashes:
         return app
 
     def test_both_directions_any_method_query_kept(self, make_client) -> None:  # type: ignore[no-untyped-def]
-        client = make_client(self._app())
+        client = make_client(self._app(), follow_redirects=False)
         r = client.get("/items?q=1&r=a%20b")
         assert (r.status_code, r.content) == (307, b"")
         assert r.headers["location"] == "http://testserver/items/?q=1&r=a%20b"  # absolute, as Starlette's
@@ -314,7 +314,7 @@ class TestRedirectSlashes:
         assert client.post("/things").json() == {"things": []}
 
     def test_only_when_the_other_form_has_a_route(self, make_client) -> None:  # type: ignore[no-untyped-def]
-        client = make_client(self._app())
+        client = make_client(self._app(), follow_redirects=False)
         assert client.get("/nothing/").status_code == 404
         assert client.get("/nothing").status_code == 404
         assert client.get("/items//").status_code == 404  # Starlette strips every slash: /items has no route
@@ -322,7 +322,7 @@ class TestRedirectSlashes:
         assert (r.status_code, r.headers["allow"]) == (405, "POST")
 
     def test_parameters_and_a_more_specific_route(self, make_client) -> None:  # type: ignore[no-untyped-def]
-        client = make_client(self._app())
+        client = make_client(self._app(), follow_redirects=False)
         r = client.get("/users/7/")
         assert (r.status_code, r.headers["location"]) == (307, "http://testserver/users/7")
         assert client.get("/users/7").json() == {"id": 7}
@@ -346,7 +346,7 @@ class TestRedirectSlashes:
         async def docs() -> str:
             return "docs"
 
-        client = make_client(app)
+        client = make_client(app, follow_redirects=False)
         assert client.get("/docs").json() == "name docs"  # /{name} answers it, as in FastAPI
         assert client.get("/docs/").json() == "docs"
         r = client.get("/other/")

@@ -22,7 +22,14 @@ from .background import BackgroundTasks
 from .concurrency import run_in_threadpool
 from .datastructures import URL, FormData, Headers, QueryParams, State, UploadFile
 from .dependencies import Depends
-from .exceptions import HTTPException, RequestValidationError, ResponseValidationError
+from .exceptions import (
+    CovetError,
+    FastAPIError,
+    HTTPException,
+    RequestValidationError,
+    ResponseValidationError,
+    WebSocketException,
+)
 from .params import Body, Cookie, File, Form, Header, Path, Query, Security
 from .requests import Request
 from .responses import (
@@ -78,3 +85,5 @@ __all__ = [
 
 # --- routing
 __all__ += ["APIRouter"]
+# --- testclient & names (issue 14)
+__all__ += ["WebSocketException", "CovetError", "FastAPIError"]

@@ -9,6 +9,7 @@ import json as _json
 import os
 import socket
 import struct
+from collections.abc import Callable, Sequence
 from typing import Any, Optional, Union
 
 from . import encoders
@@ -22,31 +23,62 @@ _TEXT, _BINARY, _CLOSE, _PING, _PONG = 0x1, 0x2, 0x8, 0x9, 0xA
 class WebSocketTestSession:
     """``with client.websocket_connect("/ws") as ws: ws.send_text("hi"); ws.receive_text()``.
 
-    ``receive_*`` raise `WebSocketDisconnect` (with the server's close code) once the server has closed."""
+    ``receive_*`` raise `WebSocketDisconnect` (with the server's close code) once the server has closed.
+    `take_error(local_port)` gives the exception the app's endpoint raised for this connection, if any: it is
+    raised instead of the disconnect (and by `close`), as Starlette's test session does. `wait_decision(
+    local_port)` tells whether the endpoint accepted the connection (``with`` waits for it)."""
 
-    def __init__(self, port: int, path: str, headers: Optional[dict[str, str]] = None,
-                 subprotocols: Optional[list[str]] = None, timeout: float = 30.0) -> None:
+    def __init__(self, port: int, path: str,
+                 headers: Union[dict[str, str], Sequence[tuple[str, str]], None] = None,
+                 subprotocols: Optional[list[str]] = None, timeout: float = 30.0, host: str = "testserver",
+                 take_error: Optional[Callable[[int], Optional[BaseException]]] = None,
+                 wait_decision: Optional[Callable[[int], Optional[bool]]] = None) -> None:
         self._sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self._local_port: int = self._sock.getsockname()[1]
+        self._take_error = take_error
+        self._wait_decision = wait_decision
         self._buffer = b""
         self._closed: Optional[tuple[int, str]] = None
         key = base64.b64encode(os.urandom(16)).decode()
-        lines = [f"GET {path} HTTP/1.1", "Host: testserver", "Upgrade: websocket", "Connection: Upgrade",
+        lines = [f"GET {path} HTTP/1.1", f"Host: {host}", "Upgrade: websocket", "Connection: Upgrade",
                  f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13"]
         if subprotocols:
             lines.append("Sec-WebSocket-Protocol: " + ", ".join(subprotocols))
-        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        pairs = headers.items() if isinstance(headers, dict) else headers or []
+        lines += [f"{k}: {v}" for k, v in pairs]
         self._sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        head = self._read_until(b"\r\n\r\n").decode("latin-1")
+        try:
+            head = self._read_until(b"\r\n\r\n").decode("latin-1")
+        except WebSocketDisconnect:
+            self._sock.close()
+            self._raise_app_error()
+            raise
         status_line, *header_lines = head.split("\r\n")
         self.status_code = int(status_line.split(" ")[1])
         self.headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines if h)}
         if self.status_code != 101:
             self._sock.close()
+            self._raise_app_error()
             raise WebSocketDisconnect(1006, f"the server refused the WebSocket upgrade: HTTP {self.status_code}")
         self.accepted_subprotocol = self.headers.get("sec-websocket-protocol")
 
+    def _raise_app_error(self) -> None:
+        """Raises the exception the app's endpoint ended with, if it did."""
+        error = self._take_error(self._local_port) if self._take_error is not None else None
+        if error is not None:
+            raise error
+
     # -- context manager ---------------------------------------------------------------------------
     def __enter__(self) -> WebSocketTestSession:
+        """Waits for the endpoint to accept the connection (when the client can tell): an endpoint that closes
+        it first raises `WebSocketDisconnect` with its close code here, one that fails raises its exception."""
+        if self._wait_decision is not None and self._wait_decision(self._local_port) is False:
+            try:
+                self._raise_app_error()
+                while True:
+                    self._message()  # data the endpoint sent cannot come before accept(): the close frame
+            finally:
+                self._sock.close()
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -77,14 +109,22 @@ class WebSocketTestSession:
         self.send_text(text) if mode == "text" else self.send_bytes(text.encode())
 
     def close(self, code: int = 1000, reason: str = "") -> None:
+        """Closes the connection (waiting, briefly, for the server's close) and raises the exception the
+        endpoint ended with, if any."""
         if self._sock.fileno() < 0:
+            self._raise_app_error()
             return
         try:
             if self._closed is None:
                 self._send_frame(_CLOSE, struct.pack("!H", code) + reason.encode())
-        except OSError:
+                self._sock.settimeout(min(self._sock.gettimeout() or 5.0, 5.0))
+                while True:  # the server's close frame (or the end of the connection) ends the session
+                    self._message()
+        except (OSError, WebSocketDisconnect):
             pass
-        self._sock.close()
+        finally:
+            self._sock.close()
+        self._raise_app_error()
 
     # -- receiving ------------------------------------------------------------------------------------
     def _read_until(self, marker: bytes) -> bytes:
@@ -100,6 +140,7 @@ class WebSocketTestSession:
         while len(self._buffer) < n:
             chunk = self._sock.recv(65536)
             if not chunk:
+                self._raise_app_error()
                 raise WebSocketDisconnect(1006, "connection closed without a close frame")
             self._buffer += chunk
         data, self._buffer = self._buffer[:n], self._buffer[n:]
@@ -128,6 +169,7 @@ class WebSocketTestSession:
                 self._closed = (code, payload[2:].decode(errors="replace"))
                 with contextlib.suppress(OSError):
                     self._send_frame(_CLOSE, payload[:2])
+                self._raise_app_error()
                 raise WebSocketDisconnect(*self._closed)
             if op:
                 opcode = op

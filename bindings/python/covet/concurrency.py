@@ -32,10 +32,12 @@ import contextvars
 import functools
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterable, Iterator
+from contextlib import AbstractContextManager, asynccontextmanager
 from typing import Any, Optional, TypeVar
 
-__all__ = ["start_task", "eager_start_available", "run_in_threadpool", "iterate_in_threadpool"]
+__all__ = ["start_task", "eager_start_available", "run_in_threadpool", "iterate_in_threadpool",
+           "contextmanager_in_threadpool"]
 
 T = TypeVar("T")
 logger = logging.getLogger("covet")
@@ -151,3 +153,18 @@ async def iterate_in_threadpool(iterable: Iterable[T]) -> AsyncIterator[T]:
             return
         yield item  # type: ignore[misc]
 
+
+
+@asynccontextmanager
+async def contextmanager_in_threadpool(cm: AbstractContextManager[T]) -> AsyncGenerator[T, None]:
+    """Use the blocking context manager `cm` from async code (FastAPI's helper): its ``__enter__`` and
+    ``__exit__`` run in the thread pool; an exception in the ``async with`` body reaches ``__exit__``,
+    which may suppress it."""
+    value = await run_in_threadpool(cm.__enter__)
+    try:
+        yield value
+    except Exception as exc:
+        if not await run_in_threadpool(cm.__exit__, type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        await run_in_threadpool(cm.__exit__, None, None, None)

@@ -64,6 +64,7 @@ class HTTPConnection:
         "_scheme",
         "_tls",
         "_state",
+        "_root_path",
         "__weakref__",
     )
 
@@ -85,6 +86,7 @@ class HTTPConnection:
         self._scheme: Optional[str] = None
         self._tls: Any = _UNSET
         self._state: Optional[State] = None
+        self._root_path: Optional[str] = None  # set by the test client's ``root_path=``
 
     # -- scalar attributes ------------------------------------------------------------------------
     @property
@@ -155,10 +157,20 @@ class HTTPConnection:
             "query_string": self.query_string.encode("latin-1"),
             "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.raw],
             "client": tuple(self.client), "path_params": self.path_params, "extensions": {},
+            "root_path": self.root_path,
         }
         if self.tls is not None:
             scope["extensions"]["tls"] = dict(self.tls)
         return scope
+
+    @property
+    def root_path(self) -> str:
+        """The prefix a proxy strips before the app sees the path (ASGI's ``root_path``): the app's
+        ``root_path`` option when set (as in FastAPI), else the test client's ``root_path=``, else ``""``."""
+        root_path = getattr(self._app, "root_path", "") if self._app is not None else ""
+        if isinstance(root_path, str) and root_path:
+            return root_path
+        return self._root_path or ""
 
     @property
     def client(self) -> Address:

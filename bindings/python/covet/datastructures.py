@@ -13,7 +13,8 @@ if TYPE_CHECKING:
     from pydantic import GetCoreSchemaHandler
     from pydantic_core import CoreSchema
 
-__all__ = ["Headers", "MutableHeaders", "QueryParams", "FormData", "UploadFile", "URL", "State", "Address"]
+__all__ = ["Headers", "MutableHeaders", "QueryParams", "FormData", "UploadFile", "URL", "State", "Address", "Default",
+           "DefaultPlaceholder"]
 
 _V = TypeVar("_V")
 
@@ -406,3 +407,28 @@ class URLPath(str):
         netloc, _, base_path = rest.partition("/")
         path = "/" + base_path.rstrip("/") + str(self) if base_path.strip("/") else str(self)
         return URL(scheme, netloc, path, "", path)
+
+
+class DefaultPlaceholder:
+    """A default value marked as such (FastAPI's), so that code can tell "left at the default" from "set to a
+    value equal to the default": ``isinstance(x, DefaultPlaceholder)``; the value is ``x.value``."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __bool__(self) -> bool:
+        return bool(self.value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DefaultPlaceholder) and other.value == self.value
+
+    def __hash__(self) -> int:
+        return hash((DefaultPlaceholder, repr(self.value)))
+
+    def __repr__(self) -> str:
+        return f"Default({self.value!r})"
+
+
+def Default(value: _V) -> _V:
+    """`value` wrapped in a `DefaultPlaceholder` (typed as the value, for signatures' defaults)."""
+    return DefaultPlaceholder(value)  # type: ignore[return-value]

@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import enum
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any, Optional
 
-__all__ = ["dumps", "loads", "jsonable", "is_pydantic"]
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["dumps", "loads", "jsonable", "jsonable_encoder", "is_pydantic"]
 
 
 _modules = sys.modules
@@ -304,3 +307,86 @@ def _dumps_deep(obj: Any) -> bytes:
                 if i:
                     stack.append(_COMMA)
     return "".join(out).encode()
+
+
+def jsonable_encoder(
+    obj: Any,
+    include: Any = None,
+    exclude: Any = None,
+    by_alias: bool = True,
+    exclude_unset: bool = False,
+    exclude_defaults: bool = False,
+    exclude_none: bool = False,
+    custom_encoder: Optional[dict[Any, Callable[[Any], Any]]] = None,
+    sqlalchemy_safe: bool = True,
+) -> Any:
+    """FastAPI's ``jsonable_encoder``: `obj` as JSON-compatible Python data, with FastAPI's choices.
+
+    Pydantic models are dumped with ``mode="json"`` and the `include`/`exclude`/`by_alias`/``exclude_*``
+    options (which also filter the keys of a top-level dict); dataclasses become dicts, enums their values,
+    datetimes ``isoformat()``, timedeltas seconds, Decimals ``int`` or ``float`` (as FastAPI's
+    ``decimal_encoder``), UUIDs, paths and other scalars ``str``, sets, tuples and generators lists.
+    `custom_encoder` maps a type to a function used for its instances first. With `sqlalchemy_safe`, dict
+    keys starting with ``_sa`` are dropped."""
+    encoders = custom_encoder or {}
+    options = {"by_alias": by_alias, "exclude_unset": exclude_unset, "exclude_defaults": exclude_defaults,
+               "exclude_none": exclude_none, "custom_encoder": custom_encoder, "sqlalchemy_safe": sqlalchemy_safe}
+    if encoders:
+        for kind in (type(obj), *type(obj).__mro__[1:]):
+            if kind in encoders:
+                return encoders[kind](obj)
+    if obj is None or isinstance(obj, (str, int, float)):
+        return obj
+    if is_pydantic(obj) and hasattr(obj, "model_dump"):
+        data = obj.model_dump(mode="json", include=include, exclude=exclude, by_alias=by_alias,
+                              exclude_unset=exclude_unset, exclude_defaults=exclude_defaults,
+                              exclude_none=exclude_none)
+        return jsonable_encoder(data, **options)  # type: ignore[arg-type]
+    if is_pydantic(obj):  # a pydantic dataclass
+        return jsonable_encoder(_pydantic_jsonable(obj), **options)  # type: ignore[arg-type]
+    if hasattr(type(obj), "__dataclass_fields__") and not isinstance(obj, type):
+        import dataclasses
+
+        return jsonable_encoder(dataclasses.asdict(obj), include, exclude, **options)  # type: ignore[arg-type]
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, dict):
+        keys = set(obj) if include is None else set(include)
+        if exclude is not None:
+            keys -= set(exclude)
+        out = {}
+        for key, value in obj.items():
+            if key not in keys or (sqlalchemy_safe and isinstance(key, str) and key.startswith("_sa")):
+                continue
+            if value is None and exclude_none:
+                continue
+            out[jsonable_encoder(key, **options)] = jsonable_encoder(value, **options)  # type: ignore[arg-type]
+        return out
+    if isinstance(obj, (list, tuple, set, frozenset)) or _is_generator(obj):
+        return [jsonable_encoder(item, include, exclude, **options) for item in obj]  # type: ignore[arg-type]
+    decimal = _loaded("decimal")
+    if decimal is not None and isinstance(obj, decimal.Decimal):
+        exponent = obj.as_tuple().exponent
+        return int(obj) if isinstance(exponent, int) and exponent >= 0 else float(obj)
+    re = _loaded("re")
+    if re is not None and isinstance(obj, re.Pattern):
+        return obj.pattern
+    if isinstance(obj, bytes):
+        return obj.decode()
+    try:
+        return jsonable_encoder(_leaf(obj), **options)  # type: ignore[arg-type]
+    except (TypeError, ValueError):  # pydantic-core's serialization error is a ValueError
+        pass
+    try:
+        data = dict(obj)
+    except Exception as first:
+        try:
+            data = vars(obj)
+        except Exception as second:
+            raise ValueError([first, second]) from None
+    return jsonable_encoder(data, **options)  # type: ignore[arg-type]
+
+
+def _is_generator(obj: Any) -> bool:
+    types = _loaded("types")
+    return types is not None and isinstance(obj, types.GeneratorType)

@@ -106,6 +106,9 @@ class WebSocket(HTTPConnection):
         if self.application_state is WebSocketState.DISCONNECTED:
             raise RuntimeError("accept() after close()")
         self.application_state = WebSocketState.CONNECTED
+        accepted = getattr(self._hub, "accepted", None)  # the serving side (the test client waits for it)
+        if accepted is not None:
+            accepted(self)
 
     @property
     def selected_subprotocol(self) -> Optional[str]:

@@ -162,3 +162,18 @@ else:
     from covet.sse import EventSourceResponse, ServerSentEvent
 __all__ += ["BackgroundTasks", "EventSourceResponse", "ORJSONResponse", "ServerSentEvent", "StreamingResponse",
             "UJSONResponse"]
+# --- testclient & names (issue 14)
+if FRAMEWORK == "fastapi":
+    from fastapi import WebSocket, WebSocketDisconnect, WebSocketException
+    from fastapi.encoders import jsonable_encoder
+    from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+    from fastapi.exceptions import FastAPIError
+    from fastapi.responses import StreamingResponse
+else:
+    from covet import WebSocket, WebSocketDisconnect, WebSocketException
+    from covet.encoders import jsonable_encoder
+    from covet.exception_handlers import http_exception_handler, request_validation_exception_handler
+    from covet.exceptions import FastAPIError
+    from covet.responses import StreamingResponse
+__all__ += ["WebSocket", "WebSocketDisconnect", "WebSocketException", "jsonable_encoder", "http_exception_handler",
+            "request_validation_exception_handler", "FastAPIError", "StreamingResponse"]

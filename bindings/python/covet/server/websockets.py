@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
-from typing import Any, Union
+from collections.abc import Callable, Sequence
+from typing import Any, Optional, Union
 
 from covet.concurrency import TaskSet
-from covet.exceptions import RequestValidationError
+from covet.datastructures import Address
+from covet.exceptions import ValidationException, WebSocketException
 from covet.routing import WebSocketRoute
 from covet.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
@@ -32,6 +33,14 @@ class WebSocketDispatch:
         self.loop = loop
         self.tasks = tasks
         self.connections: dict[int, WebSocket] = {}
+        # Set by the test client: told of each exception an endpoint did not handle (with the peer's real
+        # port, to find the test's connection), and the address endpoints see as `websocket.client`.
+        self.on_error: Optional[Callable[[int, BaseException], None]] = None
+        self.client_address: Optional[Address] = None
+        # Also set by the test client: told whether each endpoint accepted the connection (True, when it
+        # calls accept()) or ended without accepting it (False), as Starlette's test session waits for it.
+        self.on_decided: Optional[Callable[[int, bool], None]] = None
+        self._accepted: set[int] = set()
 
     # -- WebSocketHub: what WebSocket.subscribe / unsubscribe / publish call -----------------------------
     def subscribe(self, connection: Any, topic: str) -> None:
@@ -43,11 +52,19 @@ class WebSocketDispatch:
     def publish(self, topic: str, data: Union[str, bytes]) -> int:
         return int(self.server.ws_publish(topic, data))
 
+    def accepted(self, websocket: WebSocket) -> None:
+        """`WebSocket.accept()` was called."""
+        if self.on_decided is not None:
+            self._accepted.add(websocket._ws.id)
+            self.on_decided(websocket._native.client[1], True)
+
     def handle(self, events: Sequence[tuple[int, int, Any, Any, int]]) -> None:
         for route_id, kind, native, data, code in events:
             key = native.id
             if kind == WebSocketEvent.OPEN:
                 websocket = WebSocket(native, self.app, self)
+                if self.client_address is not None:
+                    websocket._client = self.client_address
                 self.connections[key] = websocket
                 self.tasks.add(self.loop.create_task(self._run(self.routes[route_id], websocket, key)))
                 continue
@@ -70,17 +87,25 @@ class WebSocketDispatch:
                 else:
                     kwargs = route.plan.extract(websocket._ws, websocket)
                     await route.endpoint(**kwargs)
-            except RequestValidationError as exc:
+            except ValidationException as exc:
                 logger.info("websocket %s: invalid parameters, closing with 1008: %s", route.path, exc)
                 await websocket.close(1008, "invalid parameters")
+                return
+            except WebSocketException as exc:  # the endpoint chose the close code (Starlette's handler)
+                await websocket.close(exc.code, exc.reason)
                 return
             if websocket.application_state is not WebSocketState.DISCONNECTED:
                 await websocket.close(1000)
         except WebSocketDisconnect:
             pass
-        except Exception:
+        except Exception as exc:
+            if self.on_error is not None:
+                self.on_error(websocket._native.client[1], exc)
             logger.exception("websocket handler %s failed", route.name)
             if websocket.application_state is not WebSocketState.DISCONNECTED:
                 await websocket.close(1011, "internal error")
         finally:
             self.connections.pop(key, None)
+            if self.on_decided is not None and key not in self._accepted:
+                self.on_decided(websocket._native.client[1], False)
+            self._accepted.discard(key)
