@@ -14,7 +14,7 @@ from typing import Any
 import fake_native
 import pytest
 
-from covet import CovetPy, Request, Response, WebSocket, WebSocketDisconnect, WebSocketException
+from covet import BackgroundTasks, CovetPy, Request, Response, WebSocket, WebSocketDisconnect, WebSocketException
 from covet.responses import PlainTextResponse, RedirectResponse, StreamingResponse
 from covet.testing import AsyncTestClient, TestClient, TooManyRedirects
 
@@ -404,3 +404,31 @@ class TestWebSockets:
     def test_client_address_headers_and_cookies(self) -> None:
         with TestClient(_ws_app(), cookies={"sid": "1"}) as client, client.websocket_connect("ws/who") as ws:
             assert ws.receive_json() == {"client": ["testclient", 50000], "ua": "testclient", "cookies": {"sid": "1"}}
+
+
+def test_background_tasks_are_done_when_the_call_returns() -> None:
+    """FastAPI's "Background Tasks" tutorial test shape: the task's effect is visible on the next line (Starlette's
+    TestClient returns once the response's background tasks are done)."""
+    import time
+
+    app = CovetPy()
+    log: list[str] = []
+
+    def write_log(message: str) -> None:
+        time.sleep(0.2)  # slower than the response
+        log.append(message)
+
+    async def write_later(message: str) -> None:
+        await asyncio.sleep(0.2)
+        log.append(message)
+
+    @app.post("/send/{email}")
+    async def send(email: str, tasks: BackgroundTasks) -> dict:
+        tasks.add_task(write_log, f"sync {email}")
+        tasks.add_task(write_later, f"async {email}")
+        return {"message": "sent"}
+
+    with TestClient(app) as client:
+        r = client.post("/send/a@example.com")
+        assert r.json() == {"message": "sent"}
+        assert log == ["sync a@example.com", "async a@example.com"]

@@ -43,6 +43,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Optional, Union
 from urllib.parse import unquote, urlencode, urljoin, urlsplit
 
+from . import background
 from ._ws_client import WebSocketTestSession
 from .datastructures import URL, Address, Headers, MutableHeaders
 from .server.dispatch import SERVER_ERROR_BODY, SERVER_ERROR_HEADERS
@@ -62,6 +63,7 @@ HeaderTypes = Union[Mapping[str, str], Sequence[tuple[str, str]], None]
 CookieTypes = Union["Cookies", Mapping[str, str], Sequence[tuple[str, str]], http.cookiejar.CookieJar, None]
 
 MAX_REDIRECTS = 20  # httpx's default
+BACKGROUND_TASKS_TIMEOUT = 30.0  # seconds a request waits for the background tasks of its response (then returns)
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # The real client port of the request being handled (the app sees ``request.client`` as "testclient").
 _PEER_PORT: contextvars.ContextVar[Optional[int]] = contextvars.ContextVar("covet_testclient_peer", default=None)
@@ -840,6 +842,10 @@ class TestClient:
             method, target = next_method, next_url
             response = self._send(method, target, body, send, self._cookies, timeout)
         response.history = history
+        if not getattr(self._local, "stream", False):
+            # As Starlette's TestClient, whose call returns once the app's background tasks are done: their
+            # effects are visible to the next line of the test. (A streamed response's run after its body.)
+            background.wait_idle(BACKGROUND_TASKS_TIMEOUT)
         return response
 
     def _send(self, method: str, url: str, body: Union[bytes, list[bytes], None], headers: list[tuple[str, str]],
