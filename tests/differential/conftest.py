@@ -3,6 +3,7 @@ CovetPy (`python -m covet run`, from the interpreter running the tests), all sta
 
 from __future__ import annotations
 
+import ast
 import os
 import socket
 import subprocess
@@ -75,20 +76,34 @@ def _fastapi_python() -> Path:
     return python
 
 
+def _server_options(app: str) -> list[str]:
+    """The app module's optional ``SERVER_OPTIONS`` (a literal list of command-line options both servers take,
+    such as ``["--root-path", "/api/v1"]``), read from its source: the app is not imported here."""
+    tree = ast.parse((APPS_DIR / f"{app}.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "SERVER_OPTIONS"
+                                                for t in node.targets):
+            options = ast.literal_eval(node.value)
+            assert isinstance(options, list) and all(isinstance(o, str) for o in options), options
+            return options
+    return []
+
+
 @pytest.fixture(scope="session")
 def servers() -> Iterator[dict[tuple[str, str], Server]]:
     fastapi_python = _fastapi_python()
     started: dict[tuple[str, str], Server] = {}
     try:
         for app in APPS:
+            options = _server_options(app)
             port = _free_port()
             started["fastapi", app] = Server("fastapi", app, [
                 str(fastapi_python), "-m", "uvicorn", f"{app}:app", "--host", "127.0.0.1", "--port", str(port),
-                "--log-level", "warning"], port)
+                "--log-level", "warning", *options], port)
             port = _free_port()
             started["covet", app] = Server("covet", app, [
                 sys.executable, "-m", "covet", "run", f"{app}:app", "--host", "127.0.0.1", "--port", str(port),
-                "--log-level", "warning"], port)
+                "--log-level", "warning", *options], port)
         deadline = time.monotonic() + 60
         for server in started.values():
             server.wait_ready(deadline)

@@ -31,7 +31,7 @@ from .server.options import ENGINE_OPTIONS
 from .server.serve import configure_logging, exit_on_listen_error, serve
 from .server.supervisor import Supervisor, WorkerOptions, resolve_workers
 from .tls import TransportOptions
-from .utils import generate_unique_id
+from .utils import check_root_path, generate_unique_id
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -151,6 +151,8 @@ class CovetPy:
         license_info: Optional[Mapping[str, Any]] = None,
         strict_content_type: bool = True,
         default_response_class: Optional[type[Response]] = None,
+        root_path: str = "",
+        root_path_in_servers: bool = True,
     ) -> None:
         if sync_handlers not in ("threadpool", "inline"):
             raise ValueError("sync_handlers must be 'threadpool' or 'inline'")
@@ -164,6 +166,14 @@ class CovetPy:
         self.description = description
         self.summary = summary
         self.servers: list[dict[str, Any]] = [dict(server) for server in servers or ()]
+        # The ASGI root_path (behind a proxy that strips a prefix); the server's (--root-path) applies when "".
+        self.root_path = check_root_path(root_path, "CovetPy(root_path=...)")
+        if root_path:
+            warnings.warn("CovetPy(root_path=...) is deprecated, as FastAPI's root_path parameter: give the "
+                          "server's root path instead (covet run app:app --root-path /api/v1, or "
+                          "app.run(root_path='/api/v1'))", DeprecationWarning, stacklevel=2)
+        # Whether the served /openapi.json lists the request's root_path first in `servers` (FastAPI's).
+        self.root_path_in_servers = root_path_in_servers
         self.openapi_url = openapi_url
         self.docs_url = docs_url
         self.redoc_url = redoc_url
@@ -595,8 +605,11 @@ class CovetPy:
 
         HTTPS: ``ssl_certfile=``, ``ssl_keyfile=`` (and ``ssl_ca_certs=`` for client certificates, see
         `covet.tls`); HTTP/2 is on unless ``http2=False``. SIGHUP reloads the certificates.
+
+        ``root_path="/api/v1"``: served behind a proxy that strips that prefix (``covet run --root-path``).
         """
         if workers != 1:
+            root_path = str(server_options.pop("root_path", ""))
             transport, server_options = TransportOptions.split(server_options)
             engine_kwargs = {o.kwarg for o in ENGINE_OPTIONS}
             unknown = sorted(k for k in server_options if k not in engine_kwargs)
@@ -605,7 +618,8 @@ class CovetPy:
                                 "max_body_bytes=... are; see docs/operations.md)")
             spec, app_dir = _import_string(self)
             options = WorkerOptions(app=spec, host=host, port=port, threads=threads, log_level=log_level,
-                                    app_dir=app_dir, transport=transport, engine=dict(server_options))
+                                    app_dir=app_dir, transport=transport, engine=dict(server_options),
+                                    root_path=check_root_path(root_path, "root_path"))
             Supervisor(options, resolve_workers(workers)).run()
             return
         configure_logging(log_level)
