@@ -107,6 +107,9 @@ class CovetPy:
       generate_unique_id_function: ``f(route) -> str``, the schema's operation ids (FastAPI's keyword; default
         `covet.utils.generate_unique_id`); routers and routes may set their own.
       webhooks: an `APIRouter` for the schema's webhooks (``app.webhooks``; FastAPI's); never served.
+      root_path: the ASGI root_path behind a proxy that strips this prefix (FastAPI's keyword, deprecated as there:
+        give the server's instead, ``covet run --root-path /api/v1``); paths starting with it route without it.
+        root_path_in_servers: list the request's root path first in the served schema's ``servers`` (default True).
 
     Routers: ``app.include_router(router, prefix=..., tags=..., dependencies=...)`` (`covet.APIRouter`).
     ``app.router`` is the app's own router (``routes``, ``include_router``, ``url_path_for``).
