@@ -54,6 +54,7 @@ KNOWN_DIFFERENCES: dict[str, str] = {
     # app.root_path_in_servers, request.root_path are there for it)
     "root_path/openapi": _OPENAPI,
     "root_path_param/openapi": _OPENAPI,
+    "request_stream/openapi": _OPENAPI,
     # reason phrases (covet's table differs from uvicorn/h11's)
     "reason/422": "reason phrase: uvicorn on Python 3.11 says 'Unprocessable Entity' (http.HTTPStatus before 3.13); covet "
                   "sends RFC 9110's 'Unprocessable Content', as uvicorn does on Python 3.13+ — kept on purpose",

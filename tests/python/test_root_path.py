@@ -127,7 +127,7 @@ def test_without_a_root_path_nothing_changes(served: Any) -> None:
 
 @pytest.mark.parametrize("bad", ["api", "/api/", "/api?x=1"])
 def test_a_bad_root_path_is_refused_with_the_fix(bad: str) -> None:
-    with pytest.raises(ValueError, match="must be a path prefix starting with '/'.*use '/api'"):
+    with pytest.raises(ValueError, match=r"must be a path prefix starting with '/'.*use '/api'"):
         ThreadedWorker(make_app(), root_path=bad)
     with pytest.raises(ValueError, match=r"CovetPy\(root_path=...\)"):
         CovetPy(root_path=bad)
