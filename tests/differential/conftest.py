@@ -3,6 +3,7 @@ CovetPy (`python -m covet run`, from the interpreter running the tests), all sta
 
 from __future__ import annotations
 
+import ast
 import os
 import socket
 import subprocess
@@ -33,7 +34,9 @@ class Server:
         self.log = HERE.parent.parent / "build" / f"differential-{framework}-{app}.log"
         self.log.parent.mkdir(parents=True, exist_ok=True)
         self._log_file = self.log.open("w")
-        env = {**os.environ, "DIFF_FRAMEWORK": framework, "PYTHONDONTWRITEBYTECODE": "1"}
+        # PYTHONHASHSEED fixed: FastAPI names a multi-method route's operation after the first method of a set,
+        # whose order changes with the hash seed; seed 0 makes its schema the same in every run.
+        env = {**os.environ, "DIFF_FRAMEWORK": framework, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
         env.pop("PYTHONPATH", None)
         self.proc = subprocess.Popen(command, cwd=APPS_DIR, env=env, stdout=self._log_file,
                                      stderr=subprocess.STDOUT, start_new_session=True)
@@ -75,20 +78,34 @@ def _fastapi_python() -> Path:
     return python
 
 
+def _server_options(app: str) -> list[str]:
+    """The app module's optional ``SERVER_OPTIONS`` (a literal list of command-line options both servers take,
+    such as ``["--root-path", "/api/v1"]``), read from its source: the app is not imported here."""
+    tree = ast.parse((APPS_DIR / f"{app}.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "SERVER_OPTIONS"
+                                                for t in node.targets):
+            options = ast.literal_eval(node.value)
+            assert isinstance(options, list) and all(isinstance(o, str) for o in options), options
+            return options
+    return []
+
+
 @pytest.fixture(scope="session")
 def servers() -> Iterator[dict[tuple[str, str], Server]]:
     fastapi_python = _fastapi_python()
     started: dict[tuple[str, str], Server] = {}
     try:
         for app in APPS:
+            options = _server_options(app)
             port = _free_port()
             started["fastapi", app] = Server("fastapi", app, [
                 str(fastapi_python), "-m", "uvicorn", f"{app}:app", "--host", "127.0.0.1", "--port", str(port),
-                "--log-level", "warning"], port)
+                "--log-level", "warning", *options], port)
             port = _free_port()
             started["covet", app] = Server("covet", app, [
                 sys.executable, "-m", "covet", "run", f"{app}:app", "--host", "127.0.0.1", "--port", str(port),
-                "--log-level", "warning"], port)
+                "--log-level", "warning", *options], port)
         deadline = time.monotonic() + 60
         for server in started.values():
             server.wait_ready(deadline)

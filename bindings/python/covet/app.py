@@ -31,7 +31,7 @@ from .server.options import ENGINE_OPTIONS
 from .server.serve import configure_logging, exit_on_listen_error, serve
 from .server.supervisor import Supervisor, WorkerOptions, resolve_workers
 from .tls import TransportOptions
-from .utils import generate_unique_id
+from .utils import check_root_path, generate_unique_id
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -108,6 +108,9 @@ class CovetPy:
       generate_unique_id_function: ``f(route) -> str``, the schema's operation ids (FastAPI's keyword; default
         `covet.utils.generate_unique_id`); routers and routes may set their own.
       webhooks: an `APIRouter` for the schema's webhooks (``app.webhooks``; FastAPI's); never served.
+      root_path: the ASGI root_path behind a proxy that strips this prefix (FastAPI's keyword, deprecated as there:
+        give the server's instead, ``covet run --root-path /api/v1``); paths starting with it route without it.
+        root_path_in_servers: list the request's root path first in the served schema's ``servers`` (default True).
 
     Routers: ``app.include_router(router, prefix=..., tags=..., dependencies=...)`` (`covet.APIRouter`).
     ``app.router`` is the app's own router (``routes``, ``include_router``, ``url_path_for``).
@@ -154,6 +157,8 @@ class CovetPy:
         default_response_class: Optional[type[Response]] = None,
         separate_input_output_schemas: bool = True,
         openapi_external_docs: Optional[Mapping[str, Any]] = None,
+        root_path: str = "",
+        root_path_in_servers: bool = True,
     ) -> None:
         if sync_handlers not in ("threadpool", "inline"):
             raise ValueError("sync_handlers must be 'threadpool' or 'inline'")
@@ -167,6 +172,14 @@ class CovetPy:
         self.description = description
         self.summary = summary
         self.servers: list[dict[str, Any]] = [dict(server) for server in servers or ()]
+        # The ASGI root_path (behind a proxy that strips a prefix); the server's (--root-path) applies when "".
+        self.root_path = check_root_path(root_path, "CovetPy(root_path=...)")
+        if root_path:
+            warnings.warn("CovetPy(root_path=...) is deprecated, as FastAPI's root_path parameter: give the "
+                          "server's root path instead (covet run app:app --root-path /api/v1, or "
+                          "app.run(root_path='/api/v1'))", DeprecationWarning, stacklevel=2)
+        # Whether the served /openapi.json lists the request's root_path first in `servers` (FastAPI's).
+        self.root_path_in_servers = root_path_in_servers
         self.openapi_url = openapi_url
         self.docs_url = docs_url
         self.redoc_url = redoc_url
@@ -188,7 +201,8 @@ class CovetPy:
         # The generated schema (`openapi`), built at the first request for it and kept; None until then.
         self.openapi_schema: Optional[dict[str, Any]] = None
         self._openapi_routes_version: Optional[int] = None
-        self._openapi_body: Optional[tuple[int, bytes]] = None  # (id of the schema, its JSON)
+        # ((id of the schema, the root path in its servers), its JSON): the body last served
+        self._openapi_body: Optional[tuple[tuple[int, str], bytes]] = None
         self.debug = debug
         # The response_class of routes that give none (None: JSON, FastAPI's default JSONResponse).
         self.default_response_class = default_response_class
@@ -249,11 +263,17 @@ class CovetPy:
         """``GET openapi_url``: the schema as JSON — a plain route, absent from the schema, that runs none of the
         app's dependencies (FastAPI's ``setup``)."""
 
-        async def openapi() -> Response:
+        async def openapi(request: Request) -> Response:
             schema = self.openapi()
+            root_path = _root_path(request)
+            key = (id(schema), root_path if self.root_path_in_servers else "")
             cached = self._openapi_body
-            if cached is None or cached[0] != id(schema):
-                cached = self._openapi_body = (id(schema), encoders.dumps(schema))
+            if cached is None or cached[0] != key:
+                served = schema
+                if key[1] and key[1] not in {server.get("url") for server in schema.get("servers", ())}:
+                    # FastAPI: behind a proxy (root_path), the schema's first server is that prefix.
+                    served = {**schema, "servers": [{"url": key[1]}, *schema.get("servers", ())]}
+                cached = self._openapi_body = (key, encoders.dumps(served))
             return Response(cached[1], media_type="application/json")
 
         route = Route.build(url, openapi, ("GET",), include_in_schema=False, response_model=None)
@@ -652,8 +672,11 @@ class CovetPy:
 
         HTTPS: ``ssl_certfile=``, ``ssl_keyfile=`` (and ``ssl_ca_certs=`` for client certificates, see
         `covet.tls`); HTTP/2 is on unless ``http2=False``. SIGHUP reloads the certificates.
+
+        ``root_path="/api/v1"``: served behind a proxy that strips that prefix (``covet run --root-path``).
         """
         if workers != 1:
+            root_path = str(server_options.pop("root_path", ""))
             transport, server_options = TransportOptions.split(server_options)
             engine_kwargs = {o.kwarg for o in ENGINE_OPTIONS}
             unknown = sorted(k for k in server_options if k not in engine_kwargs)
@@ -662,7 +685,8 @@ class CovetPy:
                                 "max_body_bytes=... are; see docs/operations.md)")
             spec, app_dir = _import_string(self)
             options = WorkerOptions(app=spec, host=host, port=port, threads=threads, log_level=log_level,
-                                    app_dir=app_dir, transport=transport, engine=dict(server_options))
+                                    app_dir=app_dir, transport=transport, engine=dict(server_options),
+                                    root_path=check_root_path(root_path, "root_path"))
             Supervisor(options, resolve_workers(workers)).run()
             return
         configure_logging(log_level)
@@ -677,7 +701,7 @@ class CovetPy:
 def _root_path(request: Request) -> str:
     """The ASGI ``root_path`` the app is served under (behind a proxy that strips a prefix), without its final
     slash: prefixed to the URLs the docs pages load, as FastAPI does."""
-    return str(request.scope.get("root_path") or "").rstrip("/")
+    return request.root_path.rstrip("/")
 
 
 def _docs_asset_endpoint(name: str) -> Callable[[Request], Awaitable[Response]]:

@@ -65,13 +65,16 @@ class HTTPConnection:
         "_tls",
         "_state",
         "_root_path",
+        "_server_root",
         "__weakref__",
     )
 
-    def __init__(self, native: Any, app: Any = None) -> None:
+    def __init__(self, native: Any, app: Any = None, root_path: str = "") -> None:
         """`native`: the engine's request (or WebSocket); `app`: the `CovetPy` serving it (the runtime passes
-        it as a `covet.server.interface.ServedApp`)."""
+        it as a `covet.server.interface.ServedApp`); `root_path`: the server's (``covet run --root-path``, as
+        uvicorn's), prefixed to ``path``/``url`` as the ASGI ``root_path`` is."""
         self._native = native
+        self._server_root = root_path
         self._app: Optional[CovetPy] = app
         self._method: Optional[str] = None
         self._raw_path: Optional[str] = None
@@ -103,14 +106,16 @@ class HTTPConnection:
 
     @property
     def raw_path(self) -> str:
-        """The path as sent (still percent-encoded)."""
+        """The path as sent (still percent-encoded), after the server's root path (``--root-path``) if any:
+        the ASGI ``raw_path``."""
         if self._raw_path is None:
-            self._raw_path = self._native.path
+            self._raw_path = self._server_root + self._native.path
         return self._raw_path
 
     @property
     def path(self) -> str:
-        """The percent-decoded path."""
+        """The percent-decoded path: the ASGI ``path`` (with the server's root path in front, as uvicorn's
+        ``--root-path`` does)."""
         if self._path is None:
             raw = self.raw_path
             if "%" in raw:
@@ -119,6 +124,25 @@ class HTTPConnection:
                 raw = unquote(raw)
             self._path = raw
         return self._path
+
+    @property
+    def root_path(self) -> str:
+        """The ASGI ``root_path``: the path prefix a proxy strips before the request reaches the app —
+        ``CovetPy(root_path=...)`` if set, else the test client's ``root_path=`` (Starlette's: the path keeps
+        no prefix), else the server's (``covet run --root-path``); ``""`` if none."""
+        app_root: str = getattr(self._app, "root_path", "") or ""
+        return app_root or self._root_path or self._server_root
+
+    def _route_path(self) -> str:
+        """The path routes are matched against: `path` without a leading `root_path` (Starlette's
+        ``get_route_path``: ``/api/v1/items`` and ``/items`` both route as ``/items`` under ``/api/v1``)."""
+        path = self.path
+        root = self.root_path
+        if not root or not path.startswith(root):
+            return path
+        if len(path) == len(root):
+            return ""
+        return path[len(root):] if path[len(root)] == "/" else path
 
     @property
     def query_string(self) -> str:
@@ -153,24 +177,14 @@ class HTTPConnection:
         """An ASGI-style scope for code written against Starlette/FastAPI (built on each access)."""
         scope: dict[str, Any] = {
             "type": "http", "http_version": self.http_version, "method": self.method, "scheme": self.scheme,
-            "path": self.path, "raw_path": self.raw_path.encode("latin-1"),
+            "path": self.path, "raw_path": self.raw_path.encode("latin-1"), "root_path": self.root_path,
             "query_string": self.query_string.encode("latin-1"),
             "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.raw],
             "client": tuple(self.client), "path_params": self.path_params, "extensions": {},
-            "root_path": self.root_path,
         }
         if self.tls is not None:
             scope["extensions"]["tls"] = dict(self.tls)
         return scope
-
-    @property
-    def root_path(self) -> str:
-        """The prefix a proxy strips before the app sees the path (ASGI's ``root_path``): the app's
-        ``root_path`` option when set (as in FastAPI), else the test client's ``root_path=``, else ``""``."""
-        root_path = getattr(self._app, "root_path", "") if self._app is not None else ""
-        if isinstance(root_path, str) and root_path:
-            return root_path
-        return self._root_path or ""
 
     @property
     def client(self) -> Address:
@@ -193,11 +207,13 @@ class HTTPConnection:
 
     @property
     def base_url(self) -> str:
-        return f"{self.scheme}://{self.headers.get('host', '')}/"
+        """``scheme://host/`` plus the `root_path` (``http://host/api/v1/``), as Starlette's."""
+        return f"{self.scheme}://{self.headers.get('host', '')}{self.root_path.rstrip('/')}/"
 
     def url_for(self, name: str, /, **path_params: Any) -> URL:
         """The full URL of the app's route named `name` with these path parameters (Starlette's ``url_for``:
-        scheme and host of this request; ``str()`` it for text); `covet.routing.NoMatchFound` if there is none."""
+        scheme, host and `root_path` of this request; ``str()`` it for text); `covet.routing.NoMatchFound` if
+        there is none."""
         if self._app is None:
             raise RuntimeError("url_for needs the app serving this request")
         return self._app.url_path_for(name, **path_params).make_absolute_url(self.base_url)

@@ -58,8 +58,8 @@ class Request(HTTPConnection):
 
     __slots__ = ("_body", "_body_source", "_json", "_form", "_route", "_teardown")
 
-    def __init__(self, native: Any, app: Any = None) -> None:
-        super().__init__(native, app)
+    def __init__(self, native: Any, app: Any = None, root_path: str = "") -> None:
+        super().__init__(native, app, root_path)
         self._body: Optional[bytes] = None
         self._body_source: Optional[BodySource] = None  # set once stream() started reading the body
         self._json: Any = _UNSET

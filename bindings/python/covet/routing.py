@@ -644,7 +644,7 @@ class RouteTable:
             table = self
 
             async def unmatched(request: Request) -> Response:
-                allowed = table.allowed_methods(request.path)
+                allowed = table.allowed_methods(request._route_path())
                 if allowed is None:
                     raise HTTPException(404)
                 raise HTTPException(405, headers={"Allow": ", ".join(allowed)})
@@ -678,7 +678,6 @@ class RouteTable:
         patterns += [_segments(r.fallback_pattern) for r in self.routes
                      if isinstance(r, Route) and r.fallback_pattern is not None]
         seen: set[str] = set()
-        redirect: Optional[Route] = None
         for route in self.routes:
             other = _other_slash_form(route.path)
             if other is None or other in seen:
@@ -687,10 +686,17 @@ class RouteTable:
             wanted = _segments(other)
             if any(_overlap(wanted, taken) and not _less_specific(wanted, taken) for taken in patterns):
                 continue
-            if redirect is None:
-                redirect = Route.build("/{redirect_slashes:path}", _redirect_to_other_slash_form, ["GET"],
-                                       name="redirect_slashes", response_model=None)
-            yield other, redirect
+            yield other, self.slash_redirect_route()
+
+    def slash_redirect_route(self) -> Route:
+        """The route answering 307 with the request path's trailing slash toggled (`redirect_slashes`). One per
+        table."""
+        redirect: Optional[Route] = getattr(self, "_slash_redirect", None)
+        if redirect is None:
+            redirect = self._slash_redirect = Route.build(
+                "/{redirect_slashes:path}", _redirect_to_other_slash_form, ["GET"], name="redirect_slashes",
+                response_model=None)
+        return redirect
 
 
 _CONVERTOR_REGEX = {

@@ -69,8 +69,8 @@ class WebSocket(HTTPConnection):
     __slots__ = ("_ws", "_inbox", "_waiter", "_close_code", "_close_reason", "client_state", "application_state",
                  "_drained", "_hub")
 
-    def __init__(self, native: Any, app: Any, hub: WebSocketHub) -> None:
-        super().__init__(native, app)
+    def __init__(self, native: Any, app: Any, hub: WebSocketHub, root_path: str = "") -> None:
+        super().__init__(native, app, root_path)
         self._ws = native
         self._inbox: deque[Any] = deque()
         self._waiter: Optional[asyncio.Future[None]] = None

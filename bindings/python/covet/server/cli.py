@@ -15,6 +15,7 @@ import sys
 from typing import Any, Optional
 
 from covet.tls import TransportOptions
+from covet.utils import check_root_path
 
 from .engine import native_module
 from .options import ENGINE_OPTIONS, EngineOption, UsageError, check_engine_supports, engine_options
@@ -155,6 +156,9 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--log-config", help="logging configuration file (.json, .yaml or .ini), as uvicorn")
         sp.add_argument("--app-dir", default=".", help="directory to import the app from (default: .)")
         sp.add_argument("--factory", action="store_true", help="APP is a function returning the app")
+        sp.add_argument("--root-path", default=None, metavar="PATH",
+                        help="the path prefix a proxy in front strips (e.g. /api/v1), as uvicorn's: requests see it "
+                             "in request.root_path, url and url_for (env COVET_ROOT_PATH)")
         sp.add_argument("--loop", choices=LOOPS, default="auto",
                         help="event loop: uvloop if installed (auto, the default), asyncio, or uvloop")
         limits = sp.add_argument_group("limits and timeouts (sizes: 512K, 10M, 1G; times: seconds, 500ms)")
@@ -190,7 +194,6 @@ def _parser() -> argparse.ArgumentParser:
     uv.add_argument("--proxy-headers", action=argparse.BooleanOptionalAction, default=None,
                     help="refused: not supported yet (--no-proxy-headers is what CovetPy does)")
     uv.add_argument("--forwarded-allow-ips", help="refused: not supported yet")
-    uv.add_argument("--root-path", help="refused unless empty: not supported yet")
     uv.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=None,
                     help="CovetPy writes no access log: --no-access-log is accepted, --access-log refused")
 
@@ -244,6 +247,14 @@ def _address(args: argparse.Namespace) -> tuple[str, int]:
     return host, int(port_text)
 
 
+def _root_path(args: argparse.Namespace) -> str:
+    source = "--root-path" if args.root_path is not None else "COVET_ROOT_PATH (environment)"
+    try:
+        return check_root_path(_from_env(args.root_path, "COVET_ROOT_PATH", ""), source)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
 def _refuse_unsupported_uvicorn_flags(args: argparse.Namespace) -> None:
     """uvicorn flags CovetPy cannot honour: one line naming what to do instead."""
     if args.proxy_headers or args.forwarded_allow_ips is not None:
@@ -251,9 +262,6 @@ def _refuse_unsupported_uvicorn_flags(args: argparse.Namespace) -> None:
         raise UsageError(f"{flag} is not supported yet: request.client is the TCP peer and request.scheme the "
                          "connection's; read X-Forwarded-For/X-Forwarded-Proto from request.headers behind a "
                          "trusted proxy and drop the flag (docs/operations.md)")
-    if args.root_path:
-        raise UsageError("--root-path is not supported yet: routes see the full request path; put the prefix in "
-                         "the routes (app.include_router(router, prefix='/api')) and drop the flag")
     if args.access_log:
         raise UsageError("--access-log: CovetPy writes no access log (yet); log requests in an "
                          "@app.middleware('http') function, or drop the flag")
@@ -301,6 +309,7 @@ def _main(argv: Optional[list[str]]) -> int:
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, not {value}")
     _check_loop(args.loop)
+    root_path = _root_path(args)
     if args.command == "_worker":
         check_engine_supports(engine, native_module())
         app = load_app(args.app, args.app_dir, args.factory)
@@ -309,7 +318,8 @@ def _main(argv: Optional[list[str]]) -> int:
             return serve_worker(app, host=host, port=port, threads=args.threads,
                                 log_level=args.log_level if args.log_config else log_level, loop=args.loop,
                                 ready_fd=args.ready_fd, limit_concurrency=args.limit_concurrency,
-                                limit_max_requests=args.limit_max_requests, **listen, **engine, **vars(transport))
+                                limit_max_requests=args.limit_max_requests, root_path=root_path, **listen, **engine,
+                                **vars(transport))
     workers_text = _from_env(args.workers, "COVET_WORKERS", "1")
     try:
         workers = resolve_workers(workers_text)
@@ -323,7 +333,8 @@ def _main(argv: Optional[list[str]]) -> int:
     opts = WorkerOptions(app=args.app, host=host, port=port, threads=args.threads, log_level=args.log_level,
                          app_dir=args.app_dir, max_connections=max_connections, transport=transport,
                          engine=engine, loop=args.loop, log_config=args.log_config, factory=args.factory,
-                         limit_concurrency=args.limit_concurrency, limit_max_requests=args.limit_max_requests)
+                         limit_concurrency=args.limit_concurrency, limit_max_requests=args.limit_max_requests,
+                         root_path=root_path)
     return Supervisor(opts, workers, reload=args.reload, reload_dirs=args.reload_dirs).run()
 
 

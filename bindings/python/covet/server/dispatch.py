@@ -92,9 +92,12 @@ class Dispatcher:
         executor: Executor,
         batch: int = 256,
         middleware: Sequence[Middleware] = (),
+        root_path: str = "",
     ) -> None:
-        """`middleware`: the runtime's own (request limits), outside the app's."""
+        """`middleware`: the runtime's own (request limits), outside the app's; `root_path`: the server's
+        (``covet run --root-path``), in every request's ``path``/``url``/``root_path``."""
         self.app = app
+        self.root_path = root_path
         self.server = server
         self.targets = targets  # by native route id
         self.loop = loop
@@ -123,7 +126,8 @@ class Dispatcher:
         self.websockets: Optional[WebSocketDispatch] = None
         if app.websocket_routes:
             # Sends need no flush of their own: the engine's output hook schedules it, as for responses.
-            self.websockets = WebSocketDispatch(app, server, app.websocket_routes, loop, self.tasks)
+            self.websockets = WebSocketDispatch(app, server, app.websocket_routes, loop, self.tasks,
+                                                root_path)
             app.set_publisher(self.websockets.publish)
 
     @staticmethod
@@ -202,22 +206,22 @@ class Dispatcher:
         request: Optional[Request] = None
         try:
             if self._chain is not None:
-                request = Request(native, self.app)
+                request = Request(native, self.app, self.root_path)
                 request._route = route
                 rendered: Rendered = await self._chain(request)
             elif route.middleware:  # an APIRouter's own middleware
-                request = Request(native, self.app)
+                request = Request(native, self.app, self.root_path)
                 rendered = await self._router_chain(route)(request)
             else:
                 if route.plan.needs_request:
-                    request = Request(native, self.app)
+                    request = Request(native, self.app, self.root_path)
                 rendered = await self._route_response(route, native, request)
         except ClientDisconnect:
             # The client went away while the handler read the body: nobody is left to answer.
             rendered = 400, JSON_HEADERS, b'{"detail":"Client disconnected"}'
         except Exception as exc:
             if request is None:
-                request = Request(native, self.app)
+                request = Request(native, self.app, self.root_path)
             rendered = await self._server_error(exc, request, route)
         if request is not None and _getrefcount(request) > _OWN_REFERENCES:
             request._detach()  # someone kept it (a background task): copy it out before the engine reuses it
@@ -284,7 +288,7 @@ class Dispatcher:
             if handler is None:
                 raise
             if request is None:
-                request = Request(native, self.app)
+                request = Request(native, self.app, self.root_path)
             return await self._call_handler(handler, request, exc)
 
     async def _dependant_response(self, route: Route, request: Request, extras: Optional[RequestExtras]) -> Rendered:

@@ -43,6 +43,11 @@ class ServedApp(Protocol):
         """By status code (for `HTTPException`) or exception class; ``Exception`` / 500: the 500 handler."""
 
     @property
+    def root_path(self) -> str:
+        """The app's own ASGI ``root_path`` (``CovetPy(root_path=...)``), ``""`` if none: it wins over the
+        server's, and paths starting with it are routed without it."""
+
+    @property
     def sync_handlers(self) -> Literal["threadpool", "inline"]: ...
 
     @property

@@ -26,16 +26,19 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from covet.requests import Request
 from covet.responses import PlainTextResponse, Response
-from covet.routing import ConstantRoute, Route
+from covet.routing import METHODS, ConstantRoute, Route
 from covet.tls import TransportOptions
+from covet.utils import check_root_path
 
 from .dispatch import Dispatcher
 from .engine import Engine, EngineModule, native_module
 from .interface import CallNext, Middleware, ServedApp
+
+Registration = tuple[str, str, Union[Route, ConstantRoute], bool]  # (method, native pattern, route, is_fallback)
 
 __all__ = ["serve", "serve_worker", "Worker", "ThreadedWorker", "new_event_loop", "configure_logging",
            "exit_on_listen_error"]
@@ -97,10 +100,14 @@ class Worker:
         lifespan: bool = True,
         on_started: Optional[Callable[[Worker], None]] = None,
         middleware: Sequence[Middleware] = (),
+        root_path: str = "",
         **server_options: Any,
     ) -> None:
-        """`middleware`: the runtime's own HTTP middleware, outside the app's (`serve_worker`'s request limits)."""
+        """`middleware`: the runtime's own HTTP middleware, outside the app's (`serve_worker`'s request limits).
+        `root_path`: the path prefix a proxy in front strips (uvicorn's ``--root-path``): requests see it in
+        ``root_path``, ``path`` and ``url``; routes match the path as received."""
         self.app = app
+        self.root_path = check_root_path(root_path, "root_path")
         self.middleware = tuple(middleware)
         self.lifespan = lifespan
         self.host = host
@@ -121,10 +128,17 @@ class Worker:
         self.transport.apply(server)
         targets: list[Route] = []
         ids: dict[int, int] = {}
-        for method, pattern, route, is_fallback in self.app.router.native_registrations():
+        registrations = list(self.app.router.native_registrations())
+        if self.app.root_path:
+            registrations = self._under_app_root(registrations)
+        for method, pattern, route, is_fallback in registrations:
             if isinstance(route, ConstantRoute):
-                server.add_constant_route(method, pattern, route.status_code, route.content_type, route.body,
-                                          route.headers)
+                try:
+                    server.add_constant_route(method, pattern, route.status_code, route.content_type, route.body,
+                                              route.headers)
+                except ValueError:
+                    if not is_fallback:
+                        raise
                 continue
             route_id = ids.get(id(route))
             if route_id is None:
@@ -147,6 +161,20 @@ class Worker:
                 permessage_deflate=bool(o.get("compression", True)),
                 subprotocols=list(o.get("subprotocols", ())))
         return server, targets
+
+    def _under_app_root(self, registrations: list[Registration]) -> list[Registration]:
+        """``CovetPy(root_path="/api/v1")``: as Starlette's get_route_path, a path that starts with the root path
+        routes without it (``/api/v1/items`` as ``/items``) and one that does not routes as it is. So every
+        registration is made once more under the root path, and those of patterns under the root path itself are
+        dropped (Starlette never routes a path under the root path with the prefix kept); the root path alone
+        redirects to the root path with a slash when a route answers ``/`` (redirect_slashes)."""
+        root = self.app.root_path
+        table = self.app.router.table
+        kept = [r for r in registrations if r[1] != root and not r[1].startswith(root + "/")]
+        out = kept + [(method, root + pattern, route, True) for method, pattern, route, _ in registrations]
+        if table.redirect_slashes and any(getattr(route, "path", None) == "/" for route in table.routes):
+            out += [(method, root, table.slash_redirect_route(), True) for method in METHODS]
+        return out
 
     def reload_tls(self) -> None:
         """Reload the TLS certificate files for new connections (SIGHUP); a failure keeps the old ones."""
@@ -176,7 +204,7 @@ class Worker:
                 self.server = server
                 server.start()  # before the Dispatcher: whether the engine is embedded is known once started
                 self.dispatcher = Dispatcher(self.app, server, targets, loop, self.executor,
-                                             middleware=self.middleware)
+                                             middleware=self.middleware, root_path=self.root_path)
                 self.port = server.port
                 fd = server.fileno()
                 loop.add_reader(fd, self.dispatcher.on_readable)

@@ -63,6 +63,7 @@ class WorkerOptions:
     factory: bool = False
     limit_concurrency: Optional[int] = None
     limit_max_requests: Optional[int] = None
+    root_path: str = ""  # the ASGI root_path behind a prefix-stripping proxy (--root-path)
 
     @property
     def stop_grace(self) -> float:
@@ -173,6 +174,8 @@ def worker_command(opts: WorkerOptions, listen_fd: int = -1, ready_fd: int = -1)
         command += ["--limit-concurrency", str(opts.limit_concurrency)]
     if opts.limit_max_requests is not None:
         command += ["--limit-max-requests", str(opts.limit_max_requests)]
+    if opts.root_path:
+        command += ["--root-path", opts.root_path]
     if listen_fd >= 0:
         command += ["--listen-fd", str(listen_fd)]
     if ready_fd >= 0:

@@ -26,8 +26,9 @@ class WebSocketDispatch:
     messages and close to it."""
 
     def __init__(self, app: ServedApp, server: Engine, routes: Sequence[WebSocketRoute],
-                 loop: asyncio.AbstractEventLoop, tasks: TaskSet) -> None:
+                 loop: asyncio.AbstractEventLoop, tasks: TaskSet, root_path: str = "") -> None:
         self.app = app
+        self.root_path = root_path
         self.server = server
         self.routes = routes
         self.loop = loop
@@ -62,7 +63,7 @@ class WebSocketDispatch:
         for route_id, kind, native, data, code in events:
             key = native.id
             if kind == WebSocketEvent.OPEN:
-                websocket = WebSocket(native, self.app, self)
+                websocket = WebSocket(native, self.app, self, self.root_path)
                 if self.client_address is not None:
                     websocket._client = self.client_address
                 self.connections[key] = websocket
