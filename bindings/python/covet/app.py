@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import os
 import sys
@@ -19,6 +20,7 @@ from .server.interface import ExceptionHandler, Middleware, Publisher, ServedApp
 from .server.options import ENGINE_OPTIONS
 from .server.serve import configure_logging, exit_on_listen_error, serve
 from .server.supervisor import Supervisor, WorkerOptions, resolve_workers
+from .staticfiles import StaticFiles, StaticMount
 from .tls import TransportOptions
 
 if TYPE_CHECKING:
@@ -133,6 +135,7 @@ class CovetPy:
         self.state = State()
         self.router = RouteTable(redirect_slashes=redirect_slashes)
         self.websocket_routes: list[WebSocketRoute] = []
+        self.static_mounts: list[StaticMount] = []  # app.mount(path, StaticFiles(...)): served by the engine
         self._publish: Optional[Publisher] = None  # set while serving (publish)
         self.user_middleware: list[Middleware] = []
         self.exception_handlers: dict[Union[int, type[Exception]], ExceptionHandler] = dict(exception_handlers or {})
@@ -148,9 +151,45 @@ class CovetPy:
 
     # -- routes ---------------------------------------------------------------------------------------
     @property
-    def routes(self) -> list[Union[Route, ConstantRoute]]:
-        """Every route in registration order (``route.path``, ``route.methods``, ``route.name``)."""
-        return list(self.router.routes)
+    def routes(self) -> list[Union[Route, ConstantRoute, StaticMount]]:
+        """Every route in registration order (``route.path``, ``route.methods``, ``route.name``), then the mounts."""
+        return [*self.router.routes, *self.static_mounts]
+
+    def mount(self, path: str, app: Any, name: Optional[str] = None) -> None:
+        """``app.mount("/static", StaticFiles(directory="static"), name="static")``: files served by the engine
+        under `path`; or another CovetPy app, whose routes (and mounts) are served under `path`.
+
+        A mounted CovetPy app contributes its routes only: the outer app's middleware, exception handlers and
+        dependency overrides apply to them (Starlette would run the sub-app's own). Any other ASGI app is
+        refused: hosting ASGI applications is issue 15.
+        """
+        if not path.startswith("/") or "{" in path:
+            raise ValueError(f"mount path must be a literal path starting with '/', not {path!r}")
+        prefix = path.rstrip("/")
+        if isinstance(app, StaticFiles):
+            app.check_config()
+            self.static_mounts.append(StaticMount(prefix or "/", app, name))
+            return
+        if isinstance(app, CovetPy):
+            for route in app.router.routes:
+                if isinstance(route, Route):
+                    self.router.add(dataclasses.replace(
+                        route, path=prefix + route.path, native_pattern=prefix + route.native_pattern,
+                        fallback_pattern=None if route.fallback_pattern is None else prefix + route.fallback_pattern))
+                else:
+                    self.router.add(dataclasses.replace(route, path=prefix + route.path))
+            for ws_route in app.websocket_routes:
+                moved = WebSocketRoute.__new__(WebSocketRoute)
+                for slot in WebSocketRoute.__slots__:
+                    setattr(moved, slot, getattr(ws_route, slot))
+                moved.path, moved.native_pattern = prefix + ws_route.path, prefix + ws_route.native_pattern
+                self.websocket_routes.append(moved)
+            for mount in app.static_mounts:
+                self.static_mounts.append(StaticMount(prefix + mount.path.rstrip("/"), mount.app, mount.name))
+            return
+        raise TypeError(
+            f"app.mount({path!r}, {type(app).__name__}): CovetPy mounts StaticFiles and CovetPy apps; serving "
+            "another ASGI application is not supported yet (issue 15: ASGI hosting)")
 
     def add_api_route(self, path: str, endpoint: Callable[..., Any], *, methods: Optional[Sequence[str]] = None,
                       **options: Unpack[RouteOptions]) -> Route:

@@ -90,3 +90,12 @@ __all__ = [
     "UploadFile",
     "status",
 ]
+
+# --- static files and templates (issue 14: StaticFiles, app.mount, Jinja2Templates)
+if FRAMEWORK == "fastapi":
+    from fastapi.staticfiles import StaticFiles
+    from fastapi.templating import Jinja2Templates
+else:
+    from covet.staticfiles import StaticFiles
+    from covet.templating import Jinja2Templates
+__all__ += ["Jinja2Templates", "StaticFiles"]

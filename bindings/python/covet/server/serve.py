@@ -31,6 +31,7 @@ from typing import Any, Optional
 from covet.requests import Request
 from covet.responses import PlainTextResponse, Response
 from covet.routing import ConstantRoute, Route
+from covet.staticfiles import media_type_tables
 from covet.tls import TransportOptions
 
 from .dispatch import Dispatcher
@@ -121,6 +122,16 @@ class Worker:
         self.transport.apply(server)
         targets: list[Route] = []
         ids: dict[int, int] = {}
+        # Mounts first: a mount at "/" then wins over the slash-redirect fallbacks, as Starlette's Mount does.
+        add_static_mount = getattr(server, "add_static_mount", None)
+        for mount in getattr(self.app, "static_mounts", ()):
+            if add_static_mount is None:
+                raise RuntimeError("this engine cannot serve StaticFiles mounts (no add_static_mount)")
+            files = mount.app
+            types, suffixes, encodings = media_type_tables()
+            add_static_mount(mount.path.rstrip("/"), files.all_directories, html=files.html,
+                             follow_symlink=files.follow_symlink, precompressed=files.precompressed,
+                             fallback=files.fallback or "", types=types, suffixes=suffixes, encodings=encodings)
         for method, pattern, route, is_fallback in self.app.router.native_registrations():
             if isinstance(route, ConstantRoute):
                 server.add_constant_route(method, pattern, route.status_code, route.content_type, route.body,
