@@ -32,6 +32,7 @@ KNOWN_DIFFERENCES: dict[str, str] = {
     "middleware/openapi": _OPENAPI,
     "params/openapi": _OPENAPI,
     "responses/openapi": _OPENAPI,
+    "static/openapi": _OPENAPI,  # static files and templates (helper D)
     "validation_handler/openapi": _OPENAPI,
     # reason phrases (covet's table differs from uvicorn/h11's)
     "reason/203": "reason phrase: uvicorn 'Non-Authoritative Information', covet 'Success'",
