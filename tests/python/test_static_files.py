@@ -39,6 +39,7 @@ sub.mount("/assets", StaticFiles(directory=root + "/public"))
 app.mount("/sub", sub)
 
 templates = Jinja2Templates(directory=root + "/templates")
+app.mount("/", StaticFiles(directory=root + "/site", html=True), name="root")  # an SPA's shell beside the API
 
 @app.get("/page")
 async def page(request: Request, name: str = "world"):
@@ -223,6 +224,15 @@ def test_mounted_sub_application(server: int) -> None:
     assert request(server, "GET", "/sub/assets/hello.txt")[2] == b"hello world"
 
 
+def test_mount_at_root_beside_routes(server: int) -> None:
+    assert request(server, "GET", "/")[:3:2] == (200, b"<h1>home</h1>")
+    status, headers, _ = request(server, "GET", "/docs")
+    assert (status, headers["location"]) == (307, "http://testserver/docs/")
+    assert request(server, "GET", "/nope")[:3:2] == (404, b"<h1>missing</h1>")
+    assert request(server, "GET", "/page")[0] == 200  # the routes still answer
+    assert request(server, "GET", "/static/nope.txt")[2] == b'{"detail":"Not Found"}'  # the longer mount wins
+
+
 def test_template(server: int) -> None:
     status, headers, body = request(server, "GET", "/page?name=%3Cb%3E")
     assert (status, body) == (200, b"<p>Hello &lt;b&gt;</p>")
@@ -242,3 +252,35 @@ def test_mount_errors(tmp_path: Path) -> None:
     app.mount("/static", files, name="static")
     mount = app.routes[-1]
     assert (mount.name, mount.path, mount.app, mount.url_path("a.css")) == ("static", "/static", files, "/static/a.css")
+
+
+def test_tls_and_http2(tmp_path: Path) -> None:
+    """The same files over HTTPS (HTTP/1.1 and h2 by ALPN): the body goes through the TLS transport and HTTP/2's
+    data frames like any response; HEAD over h2 announces the length without a body."""
+    import shutil
+    import subprocess
+
+    import httpx
+
+    if not shutil.which("openssl"):
+        pytest.skip("the openssl command is needed to make a test certificate")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-days", "2", "-subj", "/CN=localhost", "-keyout", "key.pem", "-out", "cert.pem"],
+                   cwd=tmp_path, check=True, capture_output=True)
+    public = tmp_path / "public"
+    _write(public / "big.bin", bytes(range(256)) * 4096)
+    (tmp_path / "tlsapp.py").write_text(
+        "from covet import CovetPy\nfrom covet.staticfiles import StaticFiles\n"
+        f"app = CovetPy()\napp.mount('/static', StaticFiles(directory={str(public)!r}))\n")
+    with ServerProcess([sys.executable, "-m", "covet", "run", "tlsapp:app", "--port", "0", "--ssl-certfile",
+                        "cert.pem", "--ssl-keyfile", "key.pem"], cwd=tmp_path) as proc:
+        for http2 in (False, True):
+            with httpx.Client(verify=False, http2=http2, timeout=10) as client:
+                url = f"https://127.0.0.1:{proc.port}/static/big.bin"
+                r = client.get(url)
+                assert r.http_version == ("HTTP/2" if http2 else "HTTP/1.1")
+                assert r.status_code == 200 and r.content == bytes(range(256)) * 4096
+                r = client.get(url, headers={"Range": "bytes=10-19"})
+                assert r.status_code == 206 and r.content == bytes(range(10, 20))
+                r = client.head(url)
+                assert r.status_code == 200 and r.headers["content-length"] == str(1 << 20) and r.content == b""
