@@ -77,7 +77,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         yield proc.port
 
 
-def request(port: int, method: str, target: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+def request(port: int, method: str, target: str,
+            headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
     head = f"{method} {target} HTTP/1.1\r\nHost: testserver\r\nConnection: close\r\n"
     for name, value in (headers or {}).items():
         head += f"{name}: {value}\r\n"
@@ -180,7 +181,8 @@ def test_ranges(server: int) -> None:
     # a range of the 1 MiB file, and If-Range
     status, _, body = request(server, "GET", "/static/big.bin", {"Range": "bytes=1000000-1000009"})
     assert (status, body) == (206, (bytes(range(256)) * 4096)[1000000:1000010])
-    assert request(server, "GET", "/static/hello.txt", {"Range": "bytes=0-4", "If-Range": '"stale"'})[2] == b"hello world"
+    stale = {"Range": "bytes=0-4", "If-Range": '"stale"'}
+    assert request(server, "GET", "/static/hello.txt", stale)[2] == b"hello world"
     assert request(server, "GET", "/static/hello.txt",
                    {"Range": "bytes=0-4", "If-Range": starlette_etag(11)})[2] == b"hello"
     status, headers, body = request(server, "HEAD", "/static/hello.txt", {"Range": "bytes=0-4"})
