@@ -109,25 +109,26 @@ bool accepts_coding(std::string_view accept_encoding, std::string_view coding) n
 
 bool static_relative_path(std::string_view raw, std::string& out) {
     out.clear();
-    const std::string decoded = http::needs_decoding(raw, false) ? http::percent_decode(raw, false) : std::string(raw);
-    if (decoded.find('\0') != std::string::npos) return false;
-    std::vector<std::string_view> parts;
-    std::string_view rest = decoded;
+    std::string decoded;
+    if (http::needs_decoding(raw, false)) {
+        decoded = http::percent_decode(raw, false);
+        raw = decoded;
+    }
+    if (raw.find('\0') != std::string_view::npos) return false;
+    // Segments are appended to `out` joined by '/', so ".." drops back to the previous '/': no segment list.
     while (true) {
-        const std::size_t slash = rest.find('/');
-        const std::string_view seg = rest.substr(0, slash);
+        const std::size_t slash = raw.find('/');
+        const std::string_view seg = raw.substr(0, slash);
         if (seg == "..") {
-            if (parts.empty()) return false;
-            parts.pop_back();
+            if (out.empty()) return false;
+            const std::size_t prev = out.rfind('/');
+            out.resize(prev == std::string::npos ? 0 : prev);
         } else if (!seg.empty() && seg != ".") {
-            parts.push_back(seg);
+            if (!out.empty()) out.push_back('/');
+            out.append(seg);
         }
         if (slash == std::string_view::npos) break;
-        rest.remove_prefix(slash + 1);
-    }
-    for (std::size_t i = 0; i < parts.size(); ++i) {
-        if (i) out.push_back('/');
-        out.append(parts[i]);
+        raw.remove_prefix(slash + 1);
     }
     return true;
 }
@@ -268,10 +269,16 @@ MediaTypes MediaTypes::defaults() {
     m.suffixes = {
         {".tgz", ".tar.gz"}, {".taz", ".tar.gz"}, {".tz", ".tar.gz"}, {".tbz2", ".tar.bz2"}, {".txz", ".tar.xz"}};
     m.encodings = {".gz", ".Z", ".bz2", ".xz", ".br"};
+    m.add_charsets();
     return m;
 }
 
-std::string MediaTypes::content_type(std::string_view filename) const {
+void MediaTypes::add_charsets() {
+    for (auto& [ext, type] : types)
+        if (is_text(type) && type.find("charset=") == std::string::npos) type.append("; charset=utf-8");
+}
+
+std::string_view MediaTypes::content_type(std::string_view filename) const {
     // As mimetypes.guess_type: the suffix map first, then one encoding suffix is skipped, then the type by
     // exact suffix, then lower-cased.
     if (const std::size_t slash = filename.rfind('/'); slash != std::string_view::npos)
@@ -299,15 +306,14 @@ std::string MediaTypes::content_type(std::string_view filename) const {
         found = types.find(lower);
     }
     if (found == types.end()) return "application/octet-stream";
-    std::string ct = found->second;
-    if (is_text(ct) && ct.find("charset=") == std::string::npos) ct.append("; charset=utf-8");
-    return ct;
+    return found->second;
 }
 
 // ---- the mount ----
 
 StaticFiles::StaticFiles(StaticFilesOptions options, MediaTypes types)
     : options_(std::move(options)), types_(std::move(types)) {
+    types_.add_charsets();
     if (options_.directories.empty()) throw std::runtime_error("StaticFiles needs at least one directory");
     for (const std::string& dir : options_.directories) {
         const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -88,8 +88,11 @@ struct MediaTypes {
     std::unordered_map<std::string, std::string> suffixes;  // ".tgz" -> ".tar.gz"
     std::vector<std::string> encodings;                     // ".gz", ".br", ...: skipped to find the type
     static MediaTypes defaults();                           // a small built-in table
-    // The Content-Type for a file name ("text/*" gets "; charset=utf-8"), or application/octet-stream.
-    std::string content_type(std::string_view filename) const;
+    // Appends "; charset=utf-8" to the text/* types that name no charset (as Starlette's responses do); the
+    // StaticFiles constructor calls it.
+    void add_charsets();
+    // The Content-Type for a file name, or application/octet-stream. Valid while the table lives.
+    std::string_view content_type(std::string_view filename) const;
 };
 
 class StaticFiles {
