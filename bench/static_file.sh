@@ -6,8 +6,9 @@
 #
 # Each server runs on CPU 0 (one worker), wrk on CPU 1 (1 s warm-up, DURATION s timed, default 5; CONNS
 # connections, default 16) fetching GET /static/1mb.bin. Reported per run: requests/s, MB/s, and the server's
-# CPU time per request (utime+stime of its process over the timed run / responses). Servers: SERVERS (default
-# "nginx covet fastapi"); covet from PYTHON (default .venv/bin/python), FastAPI from FASTAPI_PYTHON (default
+# CPU time per request (utime+stime of its processes over the timed run / responses). Servers: SERVERS (default
+# "nginx covet covet-threads1 covet-asio fastapi": covet run as is, i.e. the engine on the event-loop thread over
+# io_uring; with --threads 1; on the epoll backend); covet from PYTHON (default .venv/bin/python), FastAPI from FASTAPI_PYTHON (default
 # build/differential-venv/bin/python, made by tests/differential/run.sh); nginx from PATH or /usr/sbin/nginx
 # (`apt-get install nginx-light`, as bench/servers.py does). Rounds interleave the servers, so the VM's drift
 # hits all alike; the medians are printed last.
@@ -16,7 +17,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 rounds=${1:-3}
 duration=${DURATION:-5}
 conns=${CONNS:-16}
-servers=${SERVERS:-nginx covet fastapi}
+servers=${SERVERS:-nginx covet covet-threads1 covet-asio fastapi}
 python=${PYTHON:-$here/.venv/bin/python}
 fastapi_python=${FASTAPI_PYTHON:-$here/build/differential-venv/bin/python}
 nginx=$(command -v nginx || echo /usr/sbin/nginx)
@@ -27,7 +28,15 @@ mkdir -p "$work/static"
 head -c 1048576 /dev/urandom > "$work/static/1mb.bin"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# utime+stime of a process and all its descendants (covet run's worker process, nginx's worker)
+cpu_ticks() {
+  local total=0 p
+  for p in $1 $(pgrep -P "$1" || true); do
+    if [ "$p" != "$1" ]; then total=$((total + $(cpu_ticks "$p"))); continue; fi
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+  done
+  echo "$total"
+}
 wait_port() {
   for _ in $(seq 200); do
     if curl -sf -o /dev/null "http://127.0.0.1:$1/static/1mb.bin"; then return 0; fi
@@ -77,8 +86,12 @@ http {
 EOF
       taskset -c 0 "$nginx" -p "$work/nginx" -c "$work/nginx/nginx.conf" &
       ;;
-    covet)
-      (cd "$work" && exec taskset -c 0 "$python" -m covet run covet_app:app --port "$port" --log-level warning) &
+    covet|covet-threads1|covet-asio)
+      local extra=() backend=auto
+      [ "$server" = covet-threads1 ] && extra=(--threads 1)  # the engine on its own thread (same CPU)
+      [ "$server" = covet-asio ] && backend=asio             # epoll instead of io_uring
+      (cd "$work" && COVET_BACKEND=$backend exec taskset -c 0 "$python" -m covet run covet_app:app --port "$port" \
+         --log-level warning "${extra[@]}") &
       ;;
     fastapi)
       (cd "$work" && exec taskset -c 0 "$fastapi_python" -m uvicorn fastapi_app:app --port "$port" \
@@ -87,9 +100,7 @@ EOF
   esac
   pid=$!
   wait_port "$port"
-  # nginx: the worker process does the work (the master idles); covet/uvicorn: the one process.
-  local measured=$pid
-  if [ "$server" = nginx ]; then measured=$(pgrep -P "$pid" | head -1); fi
+  local measured=$pid  # with its descendants: nginx's worker, covet run's worker process
   taskset -c 1 wrk -t1 -c"$conns" -d1s "http://127.0.0.1:$port/static/1mb.bin" >/dev/null
   local before out after
   before=$(cpu_ticks "$measured")
