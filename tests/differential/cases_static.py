@@ -74,6 +74,12 @@ CASES = [
     case("static/html-404-page", "GET", "/site/nope"),
     case("static/html-file", "GET", "/site/index.html"),
     case("static/mount-no-slash", "GET", "/static"),
+    case("static/mount-no-slash-post", "POST", "/static?x=1"),
+    case("static/html-mount-no-slash", "GET", "/site"),
+    case("static/options", "OPTIONS", "/static/hello.txt"),
+    case("static/head-missing", "HEAD", "/static/nope.txt"),
+    case("static/head-conditional", "HEAD", "/static/hello.txt", headers={"If-None-Match": ETAG_HELLO}),
+    case("static/html-dir-redirect-query", "GET", "/site/docs?lang=en"),
     # templates
     case("static/template", "GET", "/page?title=Hi%20%3Cthere%3E"),
     case("static/template-media-type", "GET", "/plain"),
