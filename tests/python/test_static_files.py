@@ -286,3 +286,31 @@ def test_tls_and_http2(tmp_path: Path) -> None:
                 assert r.status_code == 206 and r.content == bytes(range(10, 20))
                 r = client.head(url)
                 assert r.status_code == 200 and r.headers["content-length"] == str(1 << 20) and r.content == b""
+
+
+def test_packages_and_a_directory_missing_at_start(tmp_path: Path) -> None:
+    """`packages=` finds a package's statics folder; check_dir=False defers the check to start-up, where the
+    engine refuses the mount naming the directory (the worker exits; the supervisor retries with back-off, so a
+    directory made later is picked up)."""
+    from covet import CovetPy
+    from covet.staticfiles import StaticFiles
+
+    pkg = tmp_path / "mypkg"
+    _write(pkg / "__init__.py", b"")
+    _write(pkg / "statics" / "logo.svg", b"<svg/>")
+    _write(pkg / "assets" / "x.css", b"x")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        files = StaticFiles(packages=["mypkg", ("mypkg", "assets")])
+        assert files.all_directories == [str(pkg / "statics"), str(pkg / "assets")]
+        with pytest.raises(RuntimeError, match="could not be found"):
+            StaticFiles(packages=[("mypkg", "nope")])
+    finally:
+        sys.path.remove(str(tmp_path))
+    app: Any = CovetPy()
+    app.mount("/s", StaticFiles(directory=tmp_path / "gone", check_dir=False))  # may be made before start-up
+    (tmp_path / "lateapp.py").write_text(
+        "from covet import CovetPy\nfrom covet.staticfiles import StaticFiles\napp = CovetPy()\n"
+        f"app.mount('/s', StaticFiles(directory={str(tmp_path / 'gone')!r}, check_dir=False))\n")
+    with pytest.raises(AssertionError, match=r"StaticFiles directory '.*gone' cannot be opened"):
+        ServerProcess([sys.executable, "-m", "covet", "run", "lateapp:app", "--port", "0"], cwd=tmp_path, timeout=8)

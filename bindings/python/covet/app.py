@@ -166,8 +166,7 @@ class CovetPy:
         if not path.startswith("/") or "{" in path:
             raise ValueError(f"mount path must be a literal path starting with '/', not {path!r}")
         prefix = path.rstrip("/")
-        if isinstance(app, StaticFiles):
-            app.check_config()
+        if isinstance(app, StaticFiles):  # directories are opened at start-up (check_dir=False: made by then)
             self.static_mounts.append(StaticMount(prefix or "/", app, name))
             return
         if isinstance(app, CovetPy):
