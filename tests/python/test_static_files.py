@@ -314,3 +314,18 @@ def test_packages_and_a_directory_missing_at_start(tmp_path: Path) -> None:
         f"app.mount('/s', StaticFiles(directory={str(tmp_path / 'gone')!r}, check_dir=False))\n")
     with pytest.raises(AssertionError, match=r"StaticFiles directory '.*gone' cannot be opened"):
         ServerProcess([sys.executable, "-m", "covet", "run", "lateapp:app", "--port", "0"], cwd=tmp_path, timeout=8)
+
+
+def test_testclient_serves_mounts(tmp_path: Path) -> None:
+    """TestClient runs the real engine in-process, so mounts answer in tests as they do in production."""
+    require_compiled_engine()
+    from covet import CovetPy
+    from covet.staticfiles import StaticFiles
+    from covet.testing import TestClient
+
+    _write(tmp_path / "a.txt", b"0123456789")
+    app = CovetPy()
+    app.mount("/static", StaticFiles(directory=tmp_path), name="static")
+    with TestClient(app) as client:
+        r = client.get("/static/a.txt", headers={"Range": "bytes=2-4"})
+        assert (r.status_code, r.content, r.headers["content-range"]) == (206, b"234", "bytes 2-4/10")
