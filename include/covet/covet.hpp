@@ -2,6 +2,7 @@
 #pragma once
 
 #include "covet/app/app.hpp"
+#include "covet/app/static_files.hpp"
 #include "covet/log.hpp"
 #include "covet/middleware/access_log.hpp"
 #include "covet/middleware/request_id.hpp"

@@ -870,7 +870,7 @@ private:
     void submit_head(Stream& s, bool streaming) {
         const Response& r = s.response;
         const bool body_allowed = http::status_allows_body(r.status());
-        build_head(r, body_allowed, streaming);
+        build_head(r, body_allowed, streaming, s.head_only);
         const bool has_data = !s.head_only && body_allowed && (streaming || !r.body().empty());
         const bool needs_provider = has_data || !r.trailers().empty();
         if (!has_data) {
@@ -920,7 +920,7 @@ private:
 
     // The response head: ":status", Server, Date, Content-Type/Length as HTTP/1.1 sends them, then the
     // application's fields.
-    void build_head(const Response& r, bool body_allowed, bool streaming) {
+    void build_head(const Response& r, bool body_allowed, bool streaming, bool head_only) {
         fields_.clear();
         char num[24];
         fields_.add(":status", std::string_view(num, static_cast<std::size_t>(
@@ -930,7 +930,7 @@ private:
         if (body_allowed) {
             if (!r.content_type().empty()) fields_.add("content-type", r.content_type());
             if (!streaming) {
-                const char* end = std::to_chars(num, num + sizeof num, r.body().size()).ptr;
+                const char* end = std::to_chars(num, num + sizeof num, r.content_length(head_only)).ptr;
                 fields_.add("content-length", std::string_view(num, static_cast<std::size_t>(end - num)));
             }
         }

@@ -161,6 +161,18 @@ class NativeServer:
         max_stream_body_bytes: int = ...,
     ) -> None: ...
     def add_route(self, method: str, pattern: str, route_id: int) -> None: ...
+    def add_static_mount(
+        self,
+        prefix: str,
+        directories: list[str],
+        html: bool = False,
+        follow_symlink: bool = False,
+        precompressed: bool = False,
+        fallback: str = "",
+        types: list[tuple[str, str]] = ...,
+        suffixes: list[tuple[str, str]] = ...,
+        encodings: list[str] = ...,
+    ) -> None: ...
     def add_constant_route(
         self, method: str, pattern: str, status: int, content_type: str, body: bytes, headers: list[tuple[str, str]]
     ) -> None: ...

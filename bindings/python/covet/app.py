@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import os
 import sys
@@ -30,6 +31,7 @@ from .server.interface import ExceptionHandler, Middleware, Publisher, ServedApp
 from .server.options import ENGINE_OPTIONS
 from .server.serve import configure_logging, exit_on_listen_error, serve
 from .server.supervisor import Supervisor, WorkerOptions, resolve_workers
+from .staticfiles import StaticFiles, StaticMount
 from .tls import TransportOptions
 from .utils import check_root_path, generate_unique_id
 
@@ -211,6 +213,7 @@ class CovetPy:
         self.webhooks = webhooks if webhooks is not None else APIRouter()
         self.router = AppRouter(self, {"redirect_slashes": redirect_slashes, "duplicate_routes": duplicate_routes,
                                        "auto_head": auto_head})
+        self.static_mounts: list[StaticMount] = []  # app.mount(path, StaticFiles(...)): served by the engine
         self._publish: Optional[Publisher] = None  # set while serving (publish)
         self.user_middleware: list[Middleware] = []
         self.exception_handlers: dict[Union[int, type[Exception]], ExceptionHandler] = dict(exception_handlers or {})
@@ -330,10 +333,10 @@ class CovetPy:
 
     # -- routes ---------------------------------------------------------------------------------------
     @property
-    def routes(self) -> list[Union[Route, ConstantRoute, WebSocketRoute]]:
+    def routes(self) -> list[Union[Route, ConstantRoute, WebSocketRoute, StaticMount]]:
         """Every route in registration order (``route.path``, ``route.methods``, ``route.name``): HTTP, constant
-        and WebSocket routes, included routers' with their prefixes applied."""
-        return self.router.routes
+        and WebSocket routes, included routers' with their prefixes applied; then the mounts."""
+        return [*self.router.routes, *self.static_mounts]
 
     def include_router(
         self,
@@ -372,6 +375,41 @@ class CovetPy:
             if isinstance(key, type) and key not in (Exception, BaseException) and issubclass(HTTPException, key):
                 return True
         return False
+
+    def mount(self, path: str, app: Any, name: Optional[str] = None) -> None:
+        """``app.mount("/static", StaticFiles(directory="static"), name="static")``: files served by the engine
+        under `path`; or another CovetPy app, whose routes (and mounts) are served under `path`.
+
+        A mounted CovetPy app contributes its routes only: the outer app's middleware, exception handlers and
+        dependency overrides apply to them (Starlette would run the sub-app's own). Any other ASGI app is
+        refused: hosting ASGI applications is issue 15.
+        """
+        if not path.startswith("/") or "{" in path:
+            raise ValueError(f"mount path must be a literal path starting with '/', not {path!r}")
+        prefix = path.rstrip("/")
+        if isinstance(app, StaticFiles):  # directories are opened at start-up (check_dir=False: made by then)
+            self.static_mounts.append(StaticMount(prefix or "/", app, name))
+            return
+        if isinstance(app, CovetPy):
+            for route in app.router.routes:
+                if isinstance(route, Route):
+                    self.router.add_listed(dataclasses.replace(
+                        route, path=prefix + route.path, native_pattern=prefix + route.native_pattern,
+                        fallback_pattern=None if route.fallback_pattern is None else prefix + route.fallback_pattern))
+                elif isinstance(route, ConstantRoute):
+                    self.router.add_listed(dataclasses.replace(route, path=prefix + route.path))
+                else:
+                    moved = WebSocketRoute.__new__(WebSocketRoute)
+                    for slot in WebSocketRoute.__slots__:
+                        setattr(moved, slot, getattr(route, slot))
+                    moved.path, moved.native_pattern = prefix + route.path, prefix + route.native_pattern
+                    self.router.add_listed(moved)
+            for mount in app.static_mounts:
+                self.static_mounts.append(StaticMount(prefix + mount.path.rstrip("/"), mount.app, mount.name))
+            return
+        raise TypeError(
+            f"app.mount({path!r}, {type(app).__name__}): CovetPy mounts StaticFiles and CovetPy apps; serving "
+            "another ASGI application is not supported yet (issue 15: ASGI hosting)")
 
     def add_api_route(self, path: str, endpoint: Callable[..., Any], *, methods: Optional[Sequence[str]] = None,
                       **options: Unpack[RouteOptions]) -> Route:

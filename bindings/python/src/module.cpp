@@ -28,6 +28,7 @@
 #include "body_bridge.hpp"
 #include "covet/covet.hpp"
 #include "covet/net/tls_context.hpp"
+#include "static_binding.hpp"
 #include "ws_bridge.hpp"
 
 namespace py = pybind11;
@@ -242,6 +243,8 @@ public:
         c.timeouts.keep_alive = ms("keep_alive_timeout_ms", keep_alive_timeout_ms);
         c.timeouts.shutdown = ms("shutdown_timeout_ms", shutdown_timeout_ms);
     }
+    covet::App& app() noexcept { return app_; }  // for the bindings beside this file (static_binding.hpp)
+
     ~NativeServer() {
         if (embedded_) app_.server()->on_output(nullptr);
         py::gil_scoped_release unlocked;
@@ -747,7 +750,9 @@ PYBIND11_MODULE(_native, m) {
     // covet.serve does (a local address; threads=1: the engine on its own thread).
     const ServerConfig defaults;
     const auto ms = [](std::chrono::milliseconds d) { return static_cast<long>(d.count()); };
-    py::class_<NativeServer>(m, "NativeServer")
+    py::class_<NativeServer> server_class(m, "NativeServer");
+    covet_py::def_static_mount(server_class);
+    server_class
         .def(py::init<std::string, std::uint16_t, unsigned, const std::string&, std::size_t, long, long, long,
                       std::size_t, bool, std::size_t, std::size_t, std::size_t, std::size_t, std::size_t, long, long,
                       std::size_t, long, int, int, std::size_t, std::size_t>(),

@@ -2,6 +2,8 @@
 // string's inline storage, so a typical response allocates nothing.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -79,6 +81,17 @@ public:
     }
     const Fields& trailers() const noexcept { return trailers_; }
 
+    // For an answer to HEAD: the Content-Length the GET would carry, so that the body need not be produced
+    // (static files). Used only when the request is HEAD and the body is empty.
+    Response& set_head_length(std::uint64_t n) noexcept {
+        head_length_ = n;
+        return *this;
+    }
+    // The Content-Length to announce: the body's size, or for HEAD with no body the one set above.
+    std::uint64_t content_length(bool head_request) const noexcept {
+        return head_request && body_.empty() && head_length_ ? *head_length_ : body_.size();
+    }
+
     // Asks the protocol to close the connection after this response.
     Response& close_connection(bool c = true) noexcept {
         close_ = c;
@@ -90,6 +103,7 @@ public:
     Response& operator=(const Response& o) {
         if (this == &o) return *this;
         status_ = o.status_, body_ = o.body_, headers_ = o.headers_, trailers_ = o.trailers_, close_ = o.close_;
+        head_length_ = o.head_length_;
         owned_content_type_ = o.owned_content_type_;
         content_type_ = o.content_type_.data() == o.owned_content_type_.data() ? std::string_view(owned_content_type_)
                                                                                : o.content_type_;
@@ -100,6 +114,7 @@ public:
         const bool owned = o.content_type_.data() == o.owned_content_type_.data() && !o.owned_content_type_.empty();
         status_ = o.status_, body_ = std::move(o.body_), headers_ = std::move(o.headers_), close_ = o.close_;
         trailers_ = std::move(o.trailers_);
+        head_length_ = o.head_length_;
         owned_content_type_ = std::move(o.owned_content_type_);
         content_type_ = owned ? std::string_view(owned_content_type_) : o.content_type_;
         return *this;
@@ -115,6 +130,7 @@ private:
     std::string owned_content_type_;
     Fields headers_;
     Fields trailers_;
+    std::optional<std::uint64_t> head_length_;
     bool close_ = false;
 };
 

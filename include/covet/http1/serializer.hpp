@@ -67,7 +67,7 @@ inline void write_head(std::string& out, const Response& r, const HeadOptions& o
 // A complete response. `head_only`: HEAD request (same headers, no body).
 inline void write_response(io::OutputQueue& q, Response&& r, HeadOptions o, bool head_only) {
     o.framing = BodyFraming::content_length;
-    o.content_length = r.body().size();
+    o.content_length = r.content_length(head_only);
     std::string& tail = q.tail();
     const std::size_t before = tail.size();
     write_head(tail, r, o);

@@ -177,3 +177,11 @@ else:
     from covet.responses import StreamingResponse
 __all__ += ["WebSocket", "WebSocketDisconnect", "WebSocketException", "jsonable_encoder", "http_exception_handler",
             "request_validation_exception_handler", "FastAPIError", "StreamingResponse"]
+# --- static files and templates (issue 14: StaticFiles, app.mount, Jinja2Templates)
+if FRAMEWORK == "fastapi":
+    from fastapi.staticfiles import StaticFiles
+    from fastapi.templating import Jinja2Templates
+else:
+    from covet.staticfiles import StaticFiles
+    from covet.templating import Jinja2Templates
+__all__ += ["Jinja2Templates", "StaticFiles"]

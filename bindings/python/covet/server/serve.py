@@ -31,6 +31,7 @@ from typing import Any, Optional, Union
 from covet.requests import Request
 from covet.responses import PlainTextResponse, Response
 from covet.routing import METHODS, ConstantRoute, Route
+from covet.staticfiles import media_type_tables
 from covet.tls import TransportOptions
 from covet.utils import check_root_path
 
@@ -128,6 +129,16 @@ class Worker:
         self.transport.apply(server)
         targets: list[Route] = []
         ids: dict[int, int] = {}
+        # Mounts first: a mount at "/" then wins over the slash-redirect fallbacks, as Starlette's Mount does.
+        add_static_mount = getattr(server, "add_static_mount", None)
+        for mount in getattr(self.app, "static_mounts", ()):
+            if add_static_mount is None:
+                raise RuntimeError("this engine cannot serve StaticFiles mounts (no add_static_mount)")
+            files = mount.app
+            types, suffixes, encodings = media_type_tables()
+            add_static_mount(mount.path.rstrip("/"), files.all_directories, html=files.html,
+                             follow_symlink=files.follow_symlink, precompressed=files.precompressed,
+                             fallback=files.fallback or "", types=types, suffixes=suffixes, encodings=encodings)
         registrations = list(self.app.router.native_registrations())
         if self.app.root_path:
             registrations = self._under_app_root(registrations)
