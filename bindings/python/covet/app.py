@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any, Literal, Optional, TypedDict, TypeVar, Un
 
 from . import encoders
 from .datastructures import State
+from .middleware import Middleware as MiddlewareEntry
+from .middleware.base import BaseHTTPMiddleware
+from .middleware.native import NativeMiddleware
 from .params import Depends
 from .responses import Response, StreamingResponse
 from .routing import ConstantRoute, Route, RouteOptions, RouteTable, WebSocketRoute, parse_path
@@ -81,6 +84,7 @@ class CovetPy:
         docs pages are served yet).
       redirect_slashes: a path no route matches, but would with its trailing slash added or removed, answers
         307 to that form (any method, query string kept), as in FastAPI/Starlette. Default True.
+      middleware: ``[Middleware(cls, **options), ...]``, the first outermost (as `add_middleware` in reverse).
 
     ``app.dependency_overrides[original] = replacement`` replaces a dependency (for tests), as in FastAPI.
     """
@@ -110,6 +114,7 @@ class CovetPy:
         terms_of_service: Optional[str] = None,
         contact: Optional[Mapping[str, Any]] = None,
         license_info: Optional[Mapping[str, Any]] = None,
+        middleware: Optional[Sequence[MiddlewareEntry]] = None,
     ) -> None:
         if sync_handlers not in ("threadpool", "inline"):
             raise ValueError("sync_handlers must be 'threadpool' or 'inline'")
@@ -145,6 +150,10 @@ class CovetPy:
         self.dependencies: list[Depends] = list(dependencies or [])
         self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
         self._lifespan_state: Optional[dict[str, Any]] = None
+        self._native_middleware: list[NativeMiddleware] = []  # in the order added: the last is outermost
+        for entry in reversed(middleware or ()):
+            cls, args, kwargs = entry
+            self.add_middleware(cls, *args, **kwargs)
 
     # -- routes ---------------------------------------------------------------------------------------
     @property
@@ -330,6 +339,31 @@ class CovetPy:
             return func
 
         return decorator
+
+    def add_middleware(self, middleware_class: Any, *args: Any, **kwargs: Any) -> None:
+        """``app.add_middleware(cls, **options)``, as in FastAPI: the last added is the outermost.
+
+        `CORSMiddleware`, `GZipMiddleware`, `TrustedHostMiddleware` and `HTTPSRedirectMiddleware` (covet.middleware)
+        run natively in the engine, on every response (Python routes, constant routes, 404/405), outside the
+        Python middleware; a `BaseHTTPMiddleware` subclass runs like an ``@app.middleware("http")`` function.
+        """
+        if isinstance(middleware_class, type) and issubclass(middleware_class, NativeMiddleware):
+            self._native_middleware.append(middleware_class(self, *args, **kwargs))
+        elif isinstance(middleware_class, type) and issubclass(middleware_class, BaseHTTPMiddleware):
+            instance = middleware_class(self, *args, **kwargs)
+            self.add_http_middleware(instance.dispatch_func)
+        else:
+            name = getattr(middleware_class, "__qualname__", repr(middleware_class))
+            raise TypeError(
+                f"add_middleware({name}): CovetPy runs CORSMiddleware, GZipMiddleware, TrustedHostMiddleware and "
+                "HTTPSRedirectMiddleware (from covet.middleware) natively, and BaseHTTPMiddleware subclasses; pure "
+                "ASGI middleware needs ASGI hosting, which is not supported yet (issue 15). Write it as "
+                '@app.middleware("http") or a BaseHTTPMiddleware subclass')
+
+    @property
+    def native_middleware(self) -> list[tuple[str, dict[str, Any]]]:
+        """The engine's middleware as ``(kind, options)``, the outermost first (the runtime installs them)."""
+        return [(m.native_kind, m.native_options()) for m in reversed(self._native_middleware)]
 
     def add_http_middleware(self, func: Middleware) -> None:
         if not inspect.iscoroutinefunction(func):
