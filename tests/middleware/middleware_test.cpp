@@ -236,7 +236,9 @@ TEST(Compression, StreamFiltersFlushEveryChunk) {
             all += out;
         }
         all += filter->filter({}, true);
-        if (coding == covet::ContentCoding::gzip) EXPECT_EQ(gunzip(all), "chunk 0 chunk 1 chunk 2 ");
+        if (coding == covet::ContentCoding::gzip) {
+            EXPECT_EQ(gunzip(all), "chunk 0 chunk 1 chunk 2 ");
+        }
     }
 }
 

@@ -13,14 +13,14 @@
 namespace covet {
 
 struct CorsOptions {
-    std::vector<std::string> allow_origins;            // exact origins, or "*" for any
-    std::vector<std::string> allow_methods{"GET"};     // "*": every method
-    std::vector<std::string> allow_headers;            // "*": any (mirrored back on preflight)
+    std::vector<std::string> allow_origins{};       // exact origins, or "*" for any
+    std::vector<std::string> allow_methods{"GET"};  // "*": every method
+    std::vector<std::string> allow_headers{};       // "*": any (mirrored back on preflight)
     bool allow_credentials = false;
-    std::string allow_origin_regex;                    // ECMAScript syntax, must match the whole origin; "" none
+    std::string allow_origin_regex{};  // ECMAScript syntax, must match the whole origin; "" none
     bool allow_private_network = false;
-    std::vector<std::string> expose_headers;
-    int max_age = 600;                                 // seconds, Access-Control-Max-Age of preflights
+    std::vector<std::string> expose_headers{};
+    int max_age = 600;  // seconds, Access-Control-Max-Age of preflights
 };
 
 class CorsMiddleware final : public Middleware {
