@@ -121,8 +121,7 @@ public:
                 out_.clear();
                 return out_;
             }
-            if (in_left == 0 && !BrotliEncoderHasMoreOutput(s_.get()) &&
-                (!last || BrotliEncoderIsFinished(s_.get())))
+            if (in_left == 0 && !BrotliEncoderHasMoreOutput(s_.get()) && (!last || BrotliEncoderIsFinished(s_.get())))
                 return out_;
         }
     }
@@ -218,10 +217,9 @@ ContentCoding negotiate_coding(std::string_view accept, const CompressionOptions
     const auto rate = [q_any](int q) { return q >= 0 ? q : q_any; };
     ContentCoding best = ContentCoding::identity;
     int best_q = 0;
-    const std::array<std::pair<ContentCoding, int>, 3> ranked{
-        {{ContentCoding::br, br ? rate(q_br) : -1},
-         {ContentCoding::zstd, zstd ? rate(q_zstd) : -1},
-         {ContentCoding::gzip, gzip ? rate(q_gzip) : -1}}};
+    const std::array<std::pair<ContentCoding, int>, 3> ranked{{{ContentCoding::br, br ? rate(q_br) : -1},
+                                                               {ContentCoding::zstd, zstd ? rate(q_zstd) : -1},
+                                                               {ContentCoding::gzip, gzip ? rate(q_gzip) : -1}}};
     for (const auto& [coding, q] : ranked)
         if (q > best_q) best = coding, best_q = q;
     return best;
@@ -289,7 +287,8 @@ bool CompressionMiddleware::excluded(const Response& response) const noexcept {
     const std::string_view major = ct.substr(0, ct.find('/'));
     for (const std::string& t : options_.exclude_content_types) {
         if (iequals(ct, t)) return true;
-        if (t.size() == major.size() + 2 && t.ends_with("/*") && iequals(std::string_view(t).substr(0, major.size()), major))
+        if (t.size() == major.size() + 2 && t.ends_with("/*") &&
+            iequals(std::string_view(t).substr(0, major.size()), major))
             return true;
         if (t == "application/grpc" && ct.size() > 17 && iequals(ct.substr(0, 17), "application/grpc+")) return true;
     }

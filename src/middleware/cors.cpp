@@ -180,7 +180,8 @@ void CorsMiddleware::after(const Request& request, const RequestContext&, Respon
         if (m.o.allow_credentials) response.set_header("Access-Control-Allow-Credentials", "true");
         if (!m.o.expose_headers.empty()) response.set_header("Access-Control-Expose-Headers", m.expose_value);
     }
-    if (origin && ((m.allow_all_origins && m.o.allow_credentials) || (!m.allow_all_origins && allowed_origin(*origin)))) {
+    if (origin &&
+        ((m.allow_all_origins && m.o.allow_credentials) || (!m.allow_all_origins && allowed_origin(*origin)))) {
         response.set_header("Access-Control-Allow-Origin", *origin);
     }
     append_vary(response, "Origin");

@@ -14,9 +14,7 @@ bool reg_name_char(char c) noexcept {
     return std::string_view("._~%!$&'()*+,;=-").find(c) != std::string_view::npos;
 }
 
-bool hex_digit(char c) noexcept {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
+bool hex_digit(char c) noexcept { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 
 Response invalid_host() { return Response::text("Invalid host header", 400); }
 

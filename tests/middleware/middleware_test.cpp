@@ -55,10 +55,13 @@ covet::RequestContext context;
 // ---- CORS ----
 
 TEST(Cors, PreflightAllowedIsAnsweredWithTheConfiguredHeaders) {
-    covet::CorsMiddleware cors({.allow_origins = {"https://a.example"}, .allow_methods = {"GET", "POST"},
-                                .allow_headers = {"X-Token"}, .max_age = 100});
+    covet::CorsMiddleware cors({.allow_origins = {"https://a.example"},
+                                .allow_methods = {"GET", "POST"},
+                                .allow_headers = {"X-Token"},
+                                .max_age = 100});
     auto r = request(covet::Method::options, "/x",
-                     {{"Origin", "https://a.example"}, {"Access-Control-Request-Method", "POST"},
+                     {{"Origin", "https://a.example"},
+                      {"Access-Control-Request-Method", "POST"},
                       {"Access-Control-Request-Headers", "x-token, content-type"}});
     auto resp = cors.before(r, context);
     ASSERT_TRUE(resp);
@@ -80,7 +83,8 @@ TEST(Cors, PreflightAllowedIsAnsweredWithTheConfiguredHeaders) {
 TEST(Cors, PreflightDisallowedNamesEveryFailure) {
     covet::CorsMiddleware cors({.allow_origins = {"https://a.example"}});
     auto r = request(covet::Method::options, "/x",
-                     {{"Origin", "https://evil.example"}, {"Access-Control-Request-Method", "DELETE"},
+                     {{"Origin", "https://evil.example"},
+                      {"Access-Control-Request-Method", "DELETE"},
                       {"Access-Control-Request-Headers", "X-Other"}});
     auto resp = cors.before(r, context);
     ASSERT_TRUE(resp);
@@ -92,7 +96,8 @@ TEST(Cors, PreflightDisallowedNamesEveryFailure) {
 TEST(Cors, WildcardsAndRegex) {
     covet::CorsMiddleware any({.allow_origins = {"*"}, .allow_methods = {"*"}, .allow_headers = {"*"}});
     auto r = request(covet::Method::options, "/",
-                     {{"Origin", "https://b.example"}, {"Access-Control-Request-Method", "QUERY"},
+                     {{"Origin", "https://b.example"},
+                      {"Access-Control-Request-Method", "QUERY"},
                       {"Access-Control-Request-Headers", "X-Anything"}});
     auto resp = any.before(r, context);
     ASSERT_TRUE(resp);
@@ -108,8 +113,8 @@ TEST(Cors, WildcardsAndRegex) {
 }
 
 TEST(Cors, SimpleResponsesGetOriginHeadersAndVary) {
-    covet::CorsMiddleware cors({.allow_origins = {"https://a.example"}, .allow_credentials = true,
-                                .expose_headers = {"X-Total"}});
+    covet::CorsMiddleware cors(
+        {.allow_origins = {"https://a.example"}, .allow_credentials = true, .expose_headers = {"X-Total"}});
     auto r = request(covet::Method::get, "/", {{"Origin", "https://a.example"}});
     EXPECT_FALSE(cors.before(r, context));
     covet::Response resp = covet::Response::text("hi");
@@ -328,7 +333,8 @@ TEST(MiddlewareServer, CompressesStreamedAndWholeResponsesAndAnswersPreflights) 
     EXPECT_EQ(gunzip(body), "first second third");
 
     covet_test::Client p(app.port());
-    p.send("OPTIONS /big HTTP/1.1\r\nHost: t\r\nOrigin: https://x.example\r\nAccess-Control-Request-Method: GET\r\n\r\n");
+    p.send(
+        "OPTIONS /big HTTP/1.1\r\nHost: t\r\nOrigin: https://x.example\r\nAccess-Control-Request-Method: GET\r\n\r\n");
     auto pre = p.responses(1);
     ASSERT_EQ(pre.size(), 1u);
     EXPECT_EQ(covet_test::status_of(pre[0]), "HTTP/1.1 200 OK");

@@ -29,8 +29,7 @@ public:
     void check_all_used() const {
         for (const auto& item : d_) {
             const std::string key = py::str(item.first);
-            if (!seen_.contains(key))
-                throw py::type_error("native middleware " + kind_ + ": unknown option " + key);
+            if (!seen_.contains(key)) throw py::type_error("native middleware " + kind_ + ": unknown option " + key);
         }
     }
 

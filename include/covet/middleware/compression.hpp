@@ -22,9 +22,9 @@ enum class ContentCoding { identity, gzip, br, zstd };
 
 struct CompressionOptions {
     std::size_t minimum_size = 500;
-    int gzip_level = 9;     // 1..9; 0 disables gzip
-    int brotli_quality = 0; // 1..11; 0: Brotli off
-    int zstd_level = 0;     // 1..22; 0: zstd off
+    int gzip_level = 9;      // 1..9; 0 disables gzip
+    int brotli_quality = 0;  // 1..11; 0: Brotli off
+    int zstd_level = 0;      // 1..22; 0: zstd off
     // Media types (parameters ignored, "type/*" wildcards) never compressed. Starlette's defaults.
     std::vector<std::string> exclude_content_types{
         "application/grpc", "application/gzip", "application/x-gzip", "application/zip", "audio/*",
