@@ -197,6 +197,13 @@ class TestPythonMiddleware:
             CovetPy().add_middleware(Asgi)
 
 
+def test_native_order_last_added_outermost() -> None:
+    app = CovetPy(middleware=[Middleware(CORSMiddleware, allow_origins=["*"]), Middleware(GZipMiddleware)])
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=["example.com"])
+    app.add_middleware(HTTPSRedirectMiddleware)
+    assert [kind for kind, _ in app.native_middleware] == ["https_redirect", "trusted_host", "cors", "compression"]
+
+
 def test_middleware_repr_and_iteration() -> None:
     m = Middleware(GZipMiddleware, minimum_size=10)
     assert repr(m) == "Middleware(GZipMiddleware, minimum_size=10)"
