@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ninja-build pkg-config git curl
-          liburing-dev libboost-dev libspdlog-dev libfmt-dev node-llhttp libssl-dev libnghttp2-dev zlib1g-dev openssl
+          liburing-dev libboost-dev libspdlog-dev libfmt-dev node-llhttp libssl-dev libnghttp2-dev zlib1g-dev libbrotli-dev libzstd-dev openssl
           nghttp2-client
           libgtest-dev libgmock-dev googletest
           python3 python3-venv python3-dev

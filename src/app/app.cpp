@@ -156,6 +156,23 @@ void App::finalize(const Request& request, ExchangeState* state, Response& respo
     }
 }
 
+void App::finalize_stream(const Request& request, ExchangeState* state, Response& head) noexcept {
+    auto* context = static_cast<RequestContext*>(state);
+    for (std::size_t i = context ? context->middleware_depth_ : 0; i-- > 0;) {
+        try {
+            middleware_[i]->after_stream(request, *context, head);
+        } catch (const std::exception& e) {
+            spdlog::error("middleware after-hook failed: {}", e.what());
+        }
+    }
+}
+
+std::string_view App::filter_body(ExchangeState* state, std::string_view chunk, bool last) noexcept {
+    const auto* context = static_cast<const RequestContext*>(state);
+    BodyFilter* filter = context ? context->body_filter() : nullptr;
+    return filter ? filter->filter(chunk, last) : chunk;
+}
+
 void App::start(unsigned threads) {
     if (server_) return;
     if (threads) config_.threads = threads;

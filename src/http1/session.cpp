@@ -165,7 +165,7 @@ public:
 
     void stream_begin(std::uint64_t exchange, Response&& head) override {
         if (phase_ != Phase::dispatched || exchange != exchange_) return;
-        dispatcher_.finalize(request_, app_state_.get(), head);
+        dispatcher_.finalize_stream(request_, app_state_.get(), head);
         // HTTP/1.0 has no chunked coding: the body then ends when the connection closes.
         const bool chunked = request_.version_minor() >= 1;
         // A body still arriving when the response starts may not end before it: the connection closes after.
@@ -188,6 +188,8 @@ public:
 
     void stream_write(std::uint64_t exchange, std::string_view chunk) override {
         if (phase_ != Phase::streaming || exchange != exchange_ || chunk.empty()) return;
+        chunk = dispatcher_.filter_body(app_state_.get(), chunk, false);
+        if (chunk.empty()) return;
         switch (stream_body_) {
             case StreamBody::chunked: write_chunk(conn_.out(), chunk); break;
             case StreamBody::until_close: conn_.out().append(chunk); break;
@@ -198,6 +200,10 @@ public:
 
     void stream_end(std::uint64_t exchange) override {
         if (phase_ != Phase::streaming || exchange != exchange_) return;
+        if (const std::string_view tail = dispatcher_.filter_body(app_state_.get(), {}, true); !tail.empty()) {
+            if (stream_body_ == StreamBody::chunked) write_chunk(conn_.out(), tail);
+            if (stream_body_ == StreamBody::until_close) conn_.out().append(tail);
+        }
         if (stream_body_ == StreamBody::chunked) write_last_chunk(conn_.out());
         finish_exchange(close_after_stream_ || shutting_down_);
     }

@@ -272,10 +272,16 @@ public:
             s->state = StreamState::streaming;  // writes are dropped; stream_end releases it
             return;
         }
-        dispatcher_.finalize(s->request, s->app_state.get(), head);
+        dispatcher_.finalize_stream(s->request, s->app_state.get(), head);
         if (s->upload) s->reset_after_response = true;  // a body still arriving when the response ends is cut off
         s->response = std::move(head);
-        s->pending = std::move(s->response.body());
+        std::string& first = s->response.body();
+        const std::string_view out =
+            first.empty() ? std::string_view{} : dispatcher_.filter_body(s->app_state.get(), first, false);
+        if (out.data() == first.data() && out.size() == first.size())
+            s->pending = std::move(first);  // unfiltered: no copy
+        else
+            s->pending.assign(out);
         s->response.body().clear();
         s->sent = 0;
         submit_head(*s, /*streaming=*/true);
@@ -285,7 +291,7 @@ public:
     void stream_write(std::uint64_t exchange, std::string_view chunk) override {
         Stream* s = find_owned(exchange);
         if (!s || s->state != StreamState::streaming || !s->session_open || s->head_only) return;
-        s->pending.append(chunk);
+        s->pending.append(dispatcher_.filter_body(s->app_state.get(), chunk, false));
         resume(*s);
         send_and_flush();
     }
@@ -295,6 +301,8 @@ public:
         if (!s) return;
         finish_app(*s);
         if (s->upload) abort_upload(*s, 0, "the response was sent before the request body ended");
+        if (s->state == StreamState::streaming && s->session_open && !s->head_only && !s->stream_ended)
+            s->pending.append(dispatcher_.filter_body(s->app_state.get(), {}, true));
         s->stream_ended = true;
         if (s->state == StreamState::streaming && s->session_open) resume(*s);
         settle(*s);

@@ -7,6 +7,7 @@ known_differences.py and run as strict xfails.
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import json
 from dataclasses import dataclass
@@ -17,10 +18,11 @@ from cases import CASES, REASON_CASES, Case
 from conftest import Server
 from known_differences import KNOWN_DIFFERENCES
 
-# Headers whose values must match; every `x-*` header too. Not compared: server, date, content-length (framing),
-# connection, transfer-encoding.
-COMPARED_HEADERS = ("content-type", "location", "set-cookie", "allow", "www-authenticate",
-                    "etag", "last-modified", "accept-ranges", "content-range")  # the last four: static files
+# Headers whose values must match; every `x-*` and `access-control-*` header too. Not compared: server, date,
+# content-length (framing), connection, transfer-encoding.
+COMPARED_HEADERS = ("content-type", "location", "set-cookie", "allow", "www-authenticate", "vary",
+                    "content-encoding", "etag", "last-modified", "accept-ranges", "content-range")  # last 4: static
+COMPARED_PREFIXES = ("x-", "access-control-")
 HOST = "testserver"
 CELL = 160  # characters of a long value shown in the table, around the first difference
 
@@ -32,21 +34,31 @@ class Answer:
     headers: dict[str, list[str]]
     body: bytes
 
+    def decoded_body(self) -> bytes:
+        """The body with its gzip Content-Encoding undone (compressors may differ byte for byte, not in content)."""
+        if self.headers.get("content-encoding", [""])[0] == "gzip" and self.body:
+            try:
+                return gzip.decompress(self.body)
+            except (OSError, EOFError) as exc:
+                return f"(not valid gzip: {exc}) ".encode() + self.body
+        return self.body
+
     def normalized_body(self) -> Any:
         content_type = self.headers.get("content-type", [""])[0]
-        if "json" in content_type and self.body:
+        body = self.decoded_body()
+        if "json" in content_type and body:
             try:
-                return json.dumps(json.loads(self.body), sort_keys=True, ensure_ascii=False)
+                return json.dumps(json.loads(body), sort_keys=True, ensure_ascii=False)
             except ValueError:
                 pass
         try:
-            return self.body.decode()
+            return body.decode()
         except UnicodeDecodeError:
-            return repr(self.body)
+            return repr(body)
 
     def compared_headers(self) -> dict[str, list[str]]:
         return {name: values for name, values in sorted(self.headers.items())
-                if name in COMPARED_HEADERS or name.startswith("x-")}
+                if name in COMPARED_HEADERS or name.startswith(COMPARED_PREFIXES)}
 
 
 def send(server: Server, c: Case) -> Answer:

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Any, Optional, Union
 
 __all__ = ["NativeServer", "NativeRequest", "NativeResponder", "RouteError", "ListenError", "configure_logging",
-           "Limits", "Timeouts", "ServerConfig"]
+           "add_middleware", "Limits", "Timeouts", "ServerConfig"]
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")
 PRIORITY = ("int", "float", "uuid", "str", "path")
@@ -49,6 +49,11 @@ class ListenError(OSError):
 
 def configure_logging(level: str = "warn", format: str = "text") -> None:
     """The engine's log level: the stand-in logs nothing."""
+
+
+def add_middleware(server: NativeServer, kind: str, options: dict[str, Any]) -> None:
+    """The engine's native middleware: the stand-in has none."""
+    raise NotImplementedError(f"the pure-Python stand-in engine has no native middleware ({kind})")
 
 
 # --- configuration: the native module's structs, with the same defaults (test_native_module.py compares them) --

@@ -30,6 +30,7 @@ public:
     }
     ~Client() { ::close(fd_); }
     bool connected() const { return connected_; }
+    int fd() const { return fd_; }
 
     void send(std::string_view bytes) {
         while (!bytes.empty()) {

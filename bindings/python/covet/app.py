@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING, Any, Literal, Optional, TypedDict, TypeVar, Un
 from . import encoders
 from .datastructures import State, URLPath
 from .exceptions import HTTPException
+from .middleware import Middleware as MiddlewareEntry
+from .middleware.base import BaseHTTPMiddleware
+from .middleware.native import NativeMiddleware
 from .openapi import docs as openapi_docs
 from .params import Depends, LifespanValues
 from .requests import Request
@@ -118,6 +121,7 @@ class CovetPy:
     ``app.router`` is the app's own router (``routes``, ``include_router``, ``url_path_for``).
     Requests no route answers (404, 405) reach the app's HTTP middleware and its 404/405 handlers as in FastAPI;
     an app without either gets the engine's 404 without entering Python.
+      middleware: ``[Middleware(cls, **options), ...]``, the first outermost (as `add_middleware` in reverse).
 
     ``app.dependency_overrides[original] = replacement`` replaces a dependency (for tests), as in FastAPI.
     """
@@ -161,6 +165,7 @@ class CovetPy:
         openapi_external_docs: Optional[Mapping[str, Any]] = None,
         root_path: str = "",
         root_path_in_servers: bool = True,
+        middleware: Optional[Sequence[MiddlewareEntry]] = None,
     ) -> None:
         if sync_handlers not in ("threadpool", "inline"):
             raise ValueError("sync_handlers must be 'threadpool' or 'inline'")
@@ -228,6 +233,10 @@ class CovetPy:
         self._lifespan_state: Optional[dict[str, Any]] = None
         # Depends(scope="lifespan") values: made once while serving, torn down at shutdown (covet.params).
         self._lifespan_dependencies = LifespanValues()
+        self._native_middleware: list[NativeMiddleware] = []  # in the order added: the last is outermost
+        for entry in reversed(middleware or ()):
+            cls, args, kwargs = entry
+            self.add_middleware(cls, *args, **kwargs)
         if self.openapi_url:
             self._add_openapi_route(self.openapi_url)
         self._setup_docs()
@@ -613,6 +622,31 @@ class CovetPy:
             return func
 
         return decorator
+
+    def add_middleware(self, middleware_class: Any, *args: Any, **kwargs: Any) -> None:
+        """``app.add_middleware(cls, **options)``, as in FastAPI: the last added is the outermost.
+
+        `CORSMiddleware`, `GZipMiddleware`, `TrustedHostMiddleware` and `HTTPSRedirectMiddleware` (covet.middleware)
+        run natively in the engine, on every response (Python routes, constant routes, 404/405), outside the
+        Python middleware; a `BaseHTTPMiddleware` subclass runs like an ``@app.middleware("http")`` function.
+        """
+        if isinstance(middleware_class, type) and issubclass(middleware_class, NativeMiddleware):
+            self._native_middleware.append(middleware_class(self, *args, **kwargs))
+        elif isinstance(middleware_class, type) and issubclass(middleware_class, BaseHTTPMiddleware):
+            instance = middleware_class(self, *args, **kwargs)
+            self.add_http_middleware(instance.dispatch_func)
+        else:
+            name = getattr(middleware_class, "__qualname__", repr(middleware_class))
+            raise TypeError(
+                f"add_middleware({name}): CovetPy runs CORSMiddleware, GZipMiddleware, TrustedHostMiddleware and "
+                "HTTPSRedirectMiddleware (from covet.middleware) natively, and BaseHTTPMiddleware subclasses; pure "
+                "ASGI middleware needs ASGI hosting, which is not supported yet (issue 15). Write it as "
+                '@app.middleware("http") or a BaseHTTPMiddleware subclass')
+
+    @property
+    def native_middleware(self) -> list[tuple[str, dict[str, Any]]]:
+        """The engine's middleware as ``(kind, options)``, the outermost first (the runtime installs them)."""
+        return [(m.native_kind, m.native_options()) for m in reversed(self._native_middleware)]
 
     def add_http_middleware(self, func: Middleware) -> None:
         if not inspect.iscoroutinefunction(func):

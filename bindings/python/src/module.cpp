@@ -28,6 +28,7 @@
 #include "body_bridge.hpp"
 #include "covet/covet.hpp"
 #include "covet/net/tls_context.hpp"
+#include "middleware_bindings.hpp"
 #include "static_binding.hpp"
 #include "ws_bridge.hpp"
 
@@ -447,6 +448,7 @@ public:
         });
     }
     std::uint16_t port() const { return app_.port(); }
+    covet::App& app() noexcept { return app_; }
     covet::net::ServerConfig config() { return app_.config(); }
     bool http2() const { return app_.config().http2; }
     void set_http2(bool on) { app_.config().http2 = on; }
@@ -859,4 +861,5 @@ PYBIND11_MODULE(_native, m) {
             covet::configure_logging(level, format == "json" ? covet::LogFormat::json : covet::LogFormat::text);
         },
         py::arg("level") = "warn", py::arg("format") = "text");
+    covet_py::register_middleware(m, [](py::handle s) -> covet::App& { return s.cast<NativeServer&>().app(); });
 }

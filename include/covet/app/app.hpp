@@ -132,6 +132,8 @@ public:
     std::unique_ptr<ExchangeState> make_exchange_state() override;
     void dispatch(Request& request, ExchangeState* state, Responder responder) override;
     void finalize(const Request& request, ExchangeState* state, Response& response) noexcept override;
+    void finalize_stream(const Request& request, ExchangeState* state, Response& head) noexcept override;
+    std::string_view filter_body(ExchangeState* state, std::string_view chunk, bool last) noexcept override;
     bool upgrade(Request& request, Upgrade& upgrade) override;
     bool stream_body(Request& request) override;
 

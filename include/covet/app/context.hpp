@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <memory>
 #include <string_view>
 
 #include "covet/http/exchange.hpp"
@@ -16,6 +17,16 @@
 namespace covet {
 
 class App;
+
+// Rewrites a streamed response's body on its way out (compression): installed on the exchange's context
+// by a middleware's after_stream hook, then fed every chunk on the connection's thread. `last` marks the
+// call at the end of the stream (with an empty chunk), which returns whatever the filter still holds.
+// The view returned stays valid until the next call.
+class BodyFilter {
+public:
+    virtual ~BodyFilter() = default;
+    virtual std::string_view filter(std::string_view chunk, bool last) noexcept = 0;
+};
 
 class RequestContext final : public ExchangeState {
 public:
@@ -29,10 +40,15 @@ public:
         std::copy_n(id.data(), request_id_len_, request_id_);
     }
 
+    // The filter a streamed response's body goes through (one per exchange; a later one replaces it).
+    void set_body_filter(std::unique_ptr<BodyFilter> filter) noexcept { body_filter_ = std::move(filter); }
+    BodyFilter* body_filter() const noexcept { return body_filter_.get(); }
+
     // Back to the state of a new exchange.
     void reset() noexcept {
         request_id_len_ = 0;
         middleware_depth_ = 0;
+        body_filter_.reset();
     }
 
 private:
@@ -40,6 +56,7 @@ private:
     char request_id_[max_request_id]{};
     std::size_t request_id_len_ = 0;
     std::size_t middleware_depth_ = 0;  // `before` hooks that ran; their `after` hooks run in reverse
+    std::unique_ptr<BodyFilter> body_filter_;
 };
 
 }  // namespace covet

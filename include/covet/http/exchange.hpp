@@ -129,6 +129,16 @@ public:
     // Runs on the connection's thread right before a response head is written (middleware after-hooks),
     // with the `state` dispatch had.
     virtual void finalize(const Request& /*request*/, ExchangeState* /*state*/, Response& /*response*/) noexcept {}
+    // The same for the head of a streamed response (its body is the first chunk, which then goes through
+    // filter_body like the others).
+    virtual void finalize_stream(const Request& request, ExchangeState* state, Response& head) noexcept {
+        finalize(request, state, head);
+    }
+    // Each chunk of a streamed response body on its way out, on the connection's thread (`last`: once at
+    // the end, with an empty chunk): what to send instead. The view stays valid until the next call.
+    virtual std::string_view filter_body(ExchangeState* /*state*/, std::string_view chunk, bool /*last*/) noexcept {
+        return chunk;
+    }
     // A request that asks to switch to a protocol the application routes (`upgrade.protocol`: a WebSocket
     // today; see covet/http/upgrade.hpp): true, with `upgrade` filled, when the application takes it; false
     // answers it as a plain request. Path parameters are set on `request` as for dispatch(). Protocols the

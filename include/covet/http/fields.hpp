@@ -99,6 +99,24 @@ public:
         return n;
     }
 
+    // Removes every field named `name` (case-insensitive), keeping the others in order; returns how many.
+    std::size_t remove(std::string_view name) noexcept {
+        std::size_t removed = 0, kept = 0, at = 0;
+        while (at < data_.size()) {
+            const Lengths l = read_lengths(data_.data() + at);
+            const std::size_t size = sizeof(Lengths) + l.name + l.value;
+            if (iequals(std::string_view(data_.data() + at + sizeof(Lengths), l.name), name)) {
+                ++removed;
+            } else {
+                if (kept != at) std::memmove(data_.data() + kept, data_.data() + at, size);
+                kept += size;
+            }
+            at += size;
+        }
+        data_.resize(kept);
+        return removed;
+    }
+
     friend bool operator==(const Fields& a, const Fields& b) noexcept { return a.data_ == b.data_; }
 
 private:

@@ -67,6 +67,13 @@ public:
         headers_.add(name, value, "header");
         return *this;
     }
+    // Removes every field named `name` (case-insensitive); returns how many there were.
+    std::size_t remove_header(std::string_view name) noexcept { return headers_.remove(name); }
+    // Replaces every field named `name` with one holding `value` (checked as add_header).
+    Response& set_header(std::string_view name, std::string_view value) {
+        headers_.remove(name);
+        return add_header(name, value);
+    }
     // The fields added with add_header, in order (Content-Type is content_type(), not among them).
     const Fields& headers() const noexcept { return headers_; }
     // Case-insensitive.

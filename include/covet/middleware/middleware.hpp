@@ -2,6 +2,7 @@
 // the request itself (short-circuit); `after` runs in reverse order on the response, for each middleware
 // whose `before` ran, on the connection's thread just before the response is written. Both get the
 // exchange's RequestContext (covet/app/context.hpp: the request id), which lives until `after` returns.
+// A streamed response's head goes through `after_stream` instead (by default `after`).
 #pragma once
 
 #include <optional>
@@ -17,6 +18,11 @@ public:
     virtual ~Middleware() = default;
     virtual std::optional<Response> before(Request& /*request*/, RequestContext& /*context*/) { return std::nullopt; }
     virtual void after(const Request& /*request*/, const RequestContext& /*context*/, Response& /*response*/) {}
+    // For a streamed response, in place of `after`, on its head (status, headers, the first chunk as the
+    // body): it may also install a BodyFilter on `context` that every chunk then passes through.
+    virtual void after_stream(const Request& request, RequestContext& context, Response& head) {
+        after(request, context, head);
+    }
 };
 
 }  // namespace covet

@@ -185,3 +185,22 @@ else:
     from covet.staticfiles import StaticFiles
     from covet.templating import Jinja2Templates
 __all__ += ["Jinja2Templates", "StaticFiles"]
+# --- middleware classes (issue 14: add_middleware, Middleware, the native CORS/GZip/TrustedHost/HTTPSRedirect)
+if FRAMEWORK == "fastapi":
+    from fastapi.middleware import Middleware
+    from fastapi.middleware.cors import CORSMiddleware
+    from fastapi.middleware.gzip import GZipMiddleware
+    from fastapi.middleware.httpsredirect import HTTPSRedirectMiddleware
+    from fastapi.middleware.trustedhost import TrustedHostMiddleware
+    from fastapi.responses import StreamingResponse
+    from starlette.middleware.base import BaseHTTPMiddleware
+else:
+    from covet.middleware import Middleware
+    from covet.middleware.base import BaseHTTPMiddleware
+    from covet.middleware.cors import CORSMiddleware
+    from covet.middleware.gzip import GZipMiddleware
+    from covet.middleware.httpsredirect import HTTPSRedirectMiddleware
+    from covet.middleware.trustedhost import TrustedHostMiddleware
+    from covet.responses import StreamingResponse
+__all__ += ["BaseHTTPMiddleware", "CORSMiddleware", "GZipMiddleware", "HTTPSRedirectMiddleware", "Middleware",
+            "StreamingResponse", "TrustedHostMiddleware"]

@@ -196,6 +196,10 @@ class EngineModule(Protocol):
 
     def configure_logging(self, level: str = ..., format: str = ...) -> None: ...
 
+    def add_middleware(self, server: Any, kind: str, options: dict[str, Any]) -> None:
+        """Installs one of the engine's middleware (covet.middleware's native classes) on a server not yet
+        started; the first installed is the outermost."""
+
 
 _override: Optional[Any] = None
 

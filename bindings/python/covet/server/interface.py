@@ -39,6 +39,11 @@ class ServedApp(Protocol):
         """HTTP middleware; the last one is outermost."""
 
     @property
+    def native_middleware(self) -> Sequence[tuple[str, Mapping[str, Any]]]:
+        """The engine's own middleware (``covet._native.add_middleware`` kind and options), the outermost first;
+        they run outside `user_middleware`."""
+
+    @property
     def exception_handlers(self) -> Mapping[Union[int, type[Exception]], ExceptionHandler]:
         """By status code (for `HTTPException`) or exception class; ``Exception`` / 500: the 500 handler."""
 

@@ -127,6 +127,8 @@ class Worker:
         server = self.native.NativeServer(host=self.host, port=self.requested_port, threads=self.threads,
                                           **self.server_options)
         self.transport.apply(server)
+        for kind, options in self.app.native_middleware:
+            self.native.add_middleware(server, kind, dict(options))
         targets: list[Route] = []
         ids: dict[int, int] = {}
         # Mounts first: a mount at "/" then wins over the slash-redirect fallbacks, as Starlette's Mount does.
