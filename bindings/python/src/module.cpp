@@ -244,7 +244,7 @@ public:
         c.timeouts.keep_alive = ms("keep_alive_timeout_ms", keep_alive_timeout_ms);
         c.timeouts.shutdown = ms("shutdown_timeout_ms", shutdown_timeout_ms);
     }
-    covet::App& app() noexcept { return app_; }  // for the bindings beside this file (static_binding.hpp)
+    covet::App& app() noexcept { return app_; }  // for the bindings beside this file (static_binding, middleware_bindings)
 
     ~NativeServer() {
         if (embedded_) app_.server()->on_output(nullptr);
@@ -448,7 +448,6 @@ public:
         });
     }
     std::uint16_t port() const { return app_.port(); }
-    covet::App& app() noexcept { return app_; }
     covet::net::ServerConfig config() { return app_.config(); }
     bool http2() const { return app_.config().http2; }
     void set_http2(bool on) { app_.config().http2 = on; }
