@@ -56,6 +56,7 @@ SHIM = {  # module path under fastapi -> its source under CovetPy
     "security/__init__.py": "from covet.security import *  # noqa: F403\n",
     "routing.py": "from covet.routing import *  # noqa: F403\n",
     "sse.py": "from covet.sse import *  # noqa: F403\n",
+    "testclient.py": "from covet.testing import *  # noqa: F403\n",
     "background.py": "from covet.background import *  # noqa: F403\n",
     "openapi/utils.py": "from covet.openapi.utils import get_openapi  # noqa: F401\n",
 }
@@ -64,7 +65,8 @@ SHIM = {  # module path under fastapi -> its source under CovetPy
 def run(python: str, docs_src: Path, out: Path, shim: Path | None) -> dict[str, object]:
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     if shim is not None:
-        env["PYTHONPATH"] = os.pathsep.join([str(shim), str(ROOT / "bindings" / "python")])
+        extra = [os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []  # the examples' packages, both sides
+        env["PYTHONPATH"] = os.pathsep.join([str(shim), str(ROOT / "bindings" / "python"), *extra])
     subprocess.run([os.path.abspath(python), "-c", RUNNER, str(docs_src), str(out)], env=env, cwd=docs_src, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     result: dict[str, object] = json.loads(out.read_text())
