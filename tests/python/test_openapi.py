@@ -13,7 +13,7 @@ import pytest
 from pydantic import BaseModel, StringConstraints
 from typing_extensions import TypeAliasType
 
-from covet import (Body, CovetPy, Depends, Form, Header, HTTPException, Path, Query, RedirectResponse, Security,
+from covet import (APIRouter, Body, CovetPy, Depends, Form, Header, HTTPException, Path, Query, RedirectResponse, Security,
                    UploadFile)
 from covet.openapi import get_openapi
 from covet.security import HTTPBasic, OAuth2PasswordBearer, OAuth2PasswordRequestForm, SecurityBase
@@ -305,3 +305,26 @@ def test_yield_handlers_are_json_lines() -> None:
 
     ok = app.openapi()["paths"]["/stream"]["get"]["responses"]["200"]
     assert ok["content"] == {"application/jsonl": {"itemSchema": {"$ref": "#/components/schemas/Item"}}}
+
+
+def test_callback_paths_are_openapi_expressions() -> None:
+    """A callback route's path is an OpenAPI runtime expression (FastAPI's docs example): accepted on a router
+    that is only read for the schema, and shown as written."""
+    callbacks = APIRouter()
+
+    @callbacks.post("{$callback_url}/invoices/{$request.body.id}")
+    def invoice_notification(body: Item) -> User:
+        return User(username="x")
+
+    app = CovetPy()
+
+    @app.post("/invoices/", callbacks=callbacks.routes)
+    def create_invoice(invoice: Item) -> dict:
+        return {}
+
+    operation = app.openapi()["paths"]["/invoices/"]["post"]
+    callback = operation["callbacks"]["invoice_notification"]
+    assert list(callback) == ["{$callback_url}/invoices/{$request.body.id}"]
+    posted = callback["{$callback_url}/invoices/{$request.body.id}"]["post"]
+    assert posted["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Item"}
+    assert "parameters" not in posted
