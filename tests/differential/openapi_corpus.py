@@ -63,7 +63,7 @@ SHIM = {  # module path under fastapi -> its source under CovetPy
 
 
 def run(python: str, docs_src: Path, out: Path, shim: Path | None) -> dict[str, object]:
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}  # see conftest.py
     if shim is not None:
         extra = [os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []  # the examples' packages, both sides
         env["PYTHONPATH"] = os.pathsep.join([str(shim), str(ROOT / "bindings" / "python"), *extra])
