@@ -34,8 +34,9 @@ class Server:
         self.log = HERE.parent.parent / "build" / f"differential-{framework}-{app}.log"
         self.log.parent.mkdir(parents=True, exist_ok=True)
         self._log_file = self.log.open("w")
-        # PYTHONHASHSEED fixed: FastAPI names a multi-method route's operation after the first method of a set,
-        # whose order changes with the hash seed; seed 0 makes its schema the same in every run.
+        # PYTHONHASHSEED fixed: FastAPI names a several-method route's operationId after list(route.methods)[0], a
+        # set's first item, which depends on the hash seed ("GET" with seed 0, the declared first method covet uses
+        # in routers_app); random seeds made routers/openapi pass or fail from run to run.
         env = {**os.environ, "DIFF_FRAMEWORK": framework, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
         env.pop("PYTHONPATH", None)
         self.proc = subprocess.Popen(command, cwd=APPS_DIR, env=env, stdout=self._log_file,

@@ -31,10 +31,6 @@ KNOWN_DIFFERENCES: dict[str, str] = {
     # responses (issue 14, "Responses")
     "response_models/response-param-204": _NO_CONTENT_TYPE_204,
     "openapi/delete": _NO_CONTENT_TYPE_204,
-    # schemas of features merged after the generator was written (issue 14, being fixed)
-    "params_groups/openapi": "Annotated constraints on group fields become $ref components; Optional group required",
-    "response_models/openapi": "stream item schemas (itemSchema, SSE contentSchema) and a response_class's status",
-    "security/openapi": "OAuth2PasswordRequestForm's password field lacks format: password",
     # openapi_app's routes (the schema itself matches)
     "openapi/create-bad-price": "a Decimal constraint in a 422's ctx: FastAPI's jsonable_encoder writes Decimal('0') "
                                 "as 0, covet as \"0\" (issue 14: error shapes)",

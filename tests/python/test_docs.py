@@ -25,7 +25,8 @@ def test_routes_registered_like_fastapi_and_left_out_of_the_schema() -> None:
     app = CovetPy()
     names = {route.path: route.name for route in app.routes}
     assert names == {
-        "/openapi.json": "openapi", "/docs": "swagger_ui_html", "/docs/oauth2-redirect": "swagger_ui_redirect", "/redoc": "redoc_html",
+        "/openapi.json": "openapi",  # listed as in FastAPI (served, out of the schema)
+        "/docs": "swagger_ui_html", "/docs/oauth2-redirect": "swagger_ui_redirect", "/redoc": "redoc_html",
         f"{ASSETS}/swagger-ui-bundle.js": "docs_asset_swagger_ui_bundle_js",
         f"{ASSETS}/swagger-ui.css": "docs_asset_swagger_ui_css", f"{ASSETS}/favicon.png": "docs_asset_favicon_png",
         f"{ASSETS}/redoc.standalone.js": "docs_asset_redoc_standalone_js",
@@ -36,13 +37,13 @@ def test_routes_registered_like_fastapi_and_left_out_of_the_schema() -> None:
 
 @pytest.mark.parametrize(("options", "paths"), [
     ({"openapi_url": None}, []),  # as FastAPI: no schema, no docs pages
-    ({"docs_url": None, "redoc_url": None}, []),
-    ({"docs_url": None}, ["/redoc", *(f"{ASSETS}/{name}" for name in docs.DOCS_ASSETS)]),
+    ({"docs_url": None, "redoc_url": None}, ["/openapi.json"]),
+    ({"docs_url": None}, ["/openapi.json", "/redoc", *(f"{ASSETS}/{name}" for name in docs.DOCS_ASSETS)]),
     ({"swagger_ui_oauth2_redirect_url": None, "redoc_url": None},
-     ["/docs", *(f"{ASSETS}/{name}" for name in docs.DOCS_ASSETS)]),
+     ["/openapi.json", "/docs", *(f"{ASSETS}/{name}" for name in docs.DOCS_ASSETS)]),
     ({"docs_url": "/api/docs", "swagger_ui_oauth2_redirect_url": "/api/docs/oauth2", "redoc_url": None,
       "docs_assets_url": "/assets/docs/"},
-     ["/api/docs", "/api/docs/oauth2", *(f"/assets/docs/{name}" for name in docs.DOCS_ASSETS)]),
+     ["/openapi.json", "/api/docs", "/api/docs/oauth2", *(f"/assets/docs/{name}" for name in docs.DOCS_ASSETS)]),
 ])
 def test_which_routes(options: dict[str, Any], paths: list[str]) -> None:
     assert _paths(CovetPy(**options)) == paths

@@ -9,8 +9,10 @@ docs/images/ (the ones docs/python.md shows) instead.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -88,6 +90,19 @@ def test_redoc_renders_offline(server: ServerProcess, chromium: Chromium, tmp_pa
     _no_failures(page, allowed=(REDOC_LOGO,))
     assert not page.evaluate("!!document.querySelector('img[alt=\"redocly logo\"]')"), "the logo shows: not offline?"
     page.screenshot(_screenshot_dir(tmp_path) / "redoc.png")
+
+
+def test_schema_is_generated_from_the_security_classes(server: ServerProcess) -> None:
+    """What the Authorize dialog reads comes from OAuth2PasswordBearer / OAuth2PasswordRequestForm themselves."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/openapi.json", timeout=10) as answer:
+        schema = json.load(answer)
+    assert schema["components"]["securitySchemes"] == {
+        "OAuth2PasswordBearer": {"type": "oauth2", "flows": {"password": {"tokenUrl": "token", "scopes": {}}}}}
+    assert schema["paths"]["/users/me"]["get"]["security"] == [{"OAuth2PasswordBearer": []}]
+    form = schema["components"]["schemas"]["Body_login_token_post"]
+    assert form["properties"]["password"] == {"type": "string", "format": "password", "title": "Password"}
+    assert form["required"] == ["username", "password"]
+    assert "application/x-www-form-urlencoded" in schema["paths"]["/token"]["post"]["requestBody"]["content"]
 
 
 def test_try_it_out_with_oauth2_password_flow(server: ServerProcess, chromium: Chromium) -> None:

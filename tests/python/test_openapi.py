@@ -10,10 +10,14 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Optional
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, StringConstraints
+from typing_extensions import TypeAliasType
 
-from covet import Body, CovetPy, Depends, Form, Header, HTTPException, Path, Query, UploadFile
+from covet import (APIRouter, Body, CovetPy, Depends, Form, Header, HTTPException, Path, Query, RedirectResponse, Security,
+                   UploadFile)
 from covet.openapi import get_openapi
+from covet.security import HTTPBasic, OAuth2PasswordBearer, OAuth2PasswordRequestForm, SecurityBase
+from covet.sse import EventSourceResponse
 
 
 class Item(BaseModel):
@@ -148,9 +152,11 @@ def test_app_dependencies_do_not_guard_the_schema(make_client: Any) -> None:
 def test_openapi_url_moved_or_disabled(make_client: Any) -> None:
     moved = CovetPy(openapi_url="/api/schema.json")
     client = make_client(moved)
-    assert client.get("/api/schema.json").json()["info"]["title"] == "CovetPy"  # CovetPy's default title (FastAPI's is "FastAPI")
+    assert client.get("/api/schema.json").json()["info"]["title"] == "CovetPy"  # covet's default title
     assert client.get("/openapi.json").status_code == 404
-    assert moved.routes == []  # served, not listed (FastAPI lists it in app.routes)
+    # listed in app.routes as in FastAPI, out of the schema
+    assert [r.path for r in moved.routes][:4] == ["/api/schema.json", "/docs", "/docs/oauth2-redirect", "/redoc"]
+    assert not any(r.include_in_schema for r in moved.routes)
     off = CovetPy(openapi_url=None)
     assert off.routes == []
     assert make_client(off).get("/openapi.json").status_code == 404
@@ -174,28 +180,119 @@ def test_overriding_app_openapi(make_client: Any) -> None:
                             "x-logo": {"url": "https://example.com/logo.png"}}
 
 
+class KeyHeader(SecurityBase):
+    """A user-defined security scheme: a SecurityBase subclass with its own model."""
+
+    def __init__(self) -> None:
+        self.model = {"type": "apiKey", "in": "header", "name": "X-Key"}
+        self.scheme_name = "KeyHeader"
+
+    async def __call__(self, x_key: Annotated[str, Header()] = "") -> str:
+        return x_key
+
+
+key_header = KeyHeader()
+oauth2 = OAuth2PasswordBearer(tokenUrl="token", scopes={"items": "Read items.", "me": "Read yourself."})
+
+
+async def current_user(token: Annotated[str, Security(oauth2, scopes=["me"])]) -> str:
+    return token
+
+
 def test_security_schemes_from_dependencies() -> None:
-    base = pytest.importorskip("covet.security.base", reason="covet.security is not in this tree yet")
-
-    class KeyHeader(base.SecurityBase):  # type: ignore[misc, name-defined]
-        def __init__(self) -> None:
-            self.model = {"type": "apiKey", "in": "header", "name": "X-Key"}
-            self.scheme_name = "KeyHeader"
-
-        async def __call__(self, x_key: Annotated[str, Header()] = "") -> str:
-            return x_key
-
-    scheme = KeyHeader()
     app = CovetPy()
 
     @app.get("/secret")
-    async def secret(key: Annotated[str, Depends(scheme)]) -> dict:
+    async def secret(key: Annotated[str, Depends(key_header)]) -> dict:
         return {}
 
     schema = app.openapi()
     assert schema["components"]["securitySchemes"] == {"KeyHeader": {"type": "apiKey", "in": "header",
                                                                      "name": "X-Key"}}
     assert schema["paths"]["/secret"]["get"]["security"] == [{"KeyHeader": []}]
+
+
+def test_security_classes_scopes_and_password_form() -> None:
+    """covet.security's classes: their schemes, the scopes gathered along the dependency tree (FastAPI's order),
+    one requirement per scheme, and OAuth2PasswordRequestForm's password as ``format: password``."""
+    app = CovetPy()
+
+    @app.get("/items")
+    async def items(user: Annotated[str, Security(current_user, scopes=["items"])],
+                    again: Annotated[str, Depends(current_user)]) -> dict:
+        return {}
+
+    @app.get("/basic")
+    async def basic(credentials: Annotated[Any, Depends(HTTPBasic(description="Basic auth"))]) -> dict:
+        return {}
+
+    @app.post("/token")
+    async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> dict:
+        return {}
+
+    schema = app.openapi()
+    assert schema["components"]["securitySchemes"] == {
+        "OAuth2PasswordBearer": {"type": "oauth2", "flows": {"password": {
+            "scopes": {"items": "Read items.", "me": "Read yourself."}, "tokenUrl": "token"}}},
+        "HTTPBasic": {"type": "http", "description": "Basic auth", "scheme": "basic"},
+    }
+    assert schema["paths"]["/items"]["get"]["security"] == [{"OAuth2PasswordBearer": ["items", "me"]}]
+    assert schema["paths"]["/basic"]["get"]["security"] == [{"HTTPBasic": []}]
+    form = schema["components"]["schemas"]["Body_token_token_post"]
+    assert form["properties"]["password"] == {"type": "string", "format": "password", "title": "Password"}
+    assert form["properties"]["client_secret"]["format"] == "password"
+    assert form["required"] == ["username", "password"]
+
+
+ShortName = TypeAliasType("ShortName", Annotated[str, StringConstraints(min_length=2, max_length=5)])
+Limit = TypeAliasType("Limit", Annotated[int, Query(ge=1, le=10)])
+
+
+def test_type_alias_and_default_factory_parameters() -> None:
+    """A type alias parameter is its value (FastAPI unwraps it): constraints inline, no component; a
+    ``default_factory`` makes the parameter optional, without a default in the schema."""
+    app = CovetPy()
+
+    @app.get("/alias")
+    async def alias(name: ShortName, tags: Annotated[list[str], Query(default_factory=lambda: ["a"])],
+                    limit: Limit = 5) -> dict:
+        return {}
+
+    schema = app.openapi()
+    parameters = {p["name"]: p for p in schema["paths"]["/alias"]["get"]["parameters"]}
+    assert parameters["name"] == {"name": "name", "in": "query", "required": True, "schema": {
+        "type": "string", "minLength": 2, "maxLength": 5, "title": "Name"}}
+    assert parameters["limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 10, "default": 5,
+                                             "title": "Limit"}
+    assert parameters["tags"]["required"] is False
+    assert "default" not in parameters["tags"]["schema"]
+    assert "ShortName" not in schema["components"]["schemas"]
+
+
+def test_stream_items_and_response_class_status() -> None:
+    """SSE items as JSON in ``data`` (``contentSchema``), and a response class's own default status (a redirect's
+    307) unless ``status_code=`` says otherwise."""
+    app = CovetPy()
+
+    @app.get("/events", response_class=EventSourceResponse)
+    async def events() -> AsyncIterator[Item]:
+        yield Item(name="a", price=1)
+
+    @app.get("/go", response_class=RedirectResponse)
+    async def go() -> str:
+        return "/elsewhere"
+
+    @app.get("/go-302", response_class=RedirectResponse, status_code=302)
+    async def go_302() -> str:
+        return "/elsewhere"
+
+    paths = app.openapi()["paths"]
+    event = paths["/events"]["get"]["responses"]["200"]["content"]["text/event-stream"]["itemSchema"]
+    assert event["required"] == ["data"]
+    assert event["properties"]["data"] == {"type": "string", "contentMediaType": "application/json",
+                                           "contentSchema": {"$ref": "#/components/schemas/Item"}}
+    assert list(paths["/go"]["get"]["responses"]) == ["307"]
+    assert list(paths["/go-302"]["get"]["responses"]) == ["302"]
 
 
 def test_yield_handlers_are_json_lines() -> None:
@@ -208,3 +305,26 @@ def test_yield_handlers_are_json_lines() -> None:
 
     ok = app.openapi()["paths"]["/stream"]["get"]["responses"]["200"]
     assert ok["content"] == {"application/jsonl": {"itemSchema": {"$ref": "#/components/schemas/Item"}}}
+
+
+def test_callback_paths_are_openapi_expressions() -> None:
+    """A callback route's path is an OpenAPI runtime expression (FastAPI's docs example): accepted on a router
+    that is only read for the schema, and shown as written."""
+    callbacks = APIRouter()
+
+    @callbacks.post("{$callback_url}/invoices/{$request.body.id}")
+    def invoice_notification(body: Item) -> User:
+        return User(username="x")
+
+    app = CovetPy()
+
+    @app.post("/invoices/", callbacks=callbacks.routes)
+    def create_invoice(invoice: Item) -> dict:
+        return {}
+
+    operation = app.openapi()["paths"]["/invoices/"]["post"]
+    callback = operation["callbacks"]["invoice_notification"]
+    assert list(callback) == ["{$callback_url}/invoices/{$request.body.id}"]
+    posted = callback["{$callback_url}/invoices/{$request.body.id}"]["post"]
+    assert posted["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Item"}
+    assert "parameters" not in posted

@@ -272,8 +272,8 @@ class CovetPy:
         return self.openapi_schema
 
     def _add_openapi_route(self, url: str) -> None:
-        """``GET openapi_url``: the schema as JSON — a plain route, absent from the schema, that runs none of the
-        app's dependencies (FastAPI's ``setup``)."""
+        """``GET openapi_url`` (and HEAD, as Starlette's add_route): the schema as JSON — a plain route, absent
+        from the schema, that runs none of the app's dependencies (FastAPI's ``setup``)."""
 
         async def openapi(request: Request) -> Response:
             schema = self.openapi()
@@ -288,7 +288,7 @@ class CovetPy:
                 cached = self._openapi_body = (key, encoders.dumps(served))
             return Response(cached[1], media_type="application/json")
 
-        route = Route.build(url, openapi, ("GET",), include_in_schema=False, response_model=None)
+        route = Route.build(url, openapi, ("GET", "HEAD"), include_in_schema=False, response_model=None)
         self.router.add_listed(route)
 
     # -- the docs pages (FastAPI's setup(): registered first, outside the schema and the app's dependencies) ----

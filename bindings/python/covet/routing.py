@@ -1122,8 +1122,12 @@ def _build_declared(declared: _Declared, app: Any, standalone: bool = False) -> 
         dependencies = options.pop("dependencies", ())
         path = "/" + declared.path if standalone and not declared.path.startswith("/") else declared.path
         return WebSocketRoute(path, declared.endpoint, name=name, dependencies=dependencies, **options)
-    # webhooks have names for paths ("new-subscription")
+    # webhooks have names for paths ("new-subscription"); callbacks' have OpenAPI runtime expressions
+    # ("{$callback_url}/invoices/{$request.body.id}"): not parameters of the handler (FastAPI's reading), kept as
+    # the route's path for the schema and left out of the path it is built (validated) with
     build_path = "/" + declared.path if standalone and not declared.path.startswith("/") else declared.path
+    if standalone:
+        build_path = re.sub(r"{\$[^{}]*}", "_", build_path)
     route = Route.build(build_path, declared.endpoint, declared.methods,
                         **cast("RouteOptions", declared.options))
     route.path = declared.path

@@ -29,7 +29,7 @@ from typing import Annotated, Any, Literal, Optional
 from covet.params.markers import Depends, Param, _FileParam, _FormParam
 from covet.params.plan import ParamSpec, RequestPlan
 from covet.params.planner import _hints_of, _marker_of
-from covet.params.types import mentions_upload, resolve_hints
+from covet.params.types import mentions_upload, resolve_hints, unalias
 from covet.responses import JSONResponse, Response
 from covet.routing import FROM_ANNOTATION, Route
 
@@ -147,12 +147,16 @@ def _field_kwargs(marker: Optional[Param], required: bool, default: Any, *, alia
     """The pydantic `Field` arguments a FastAPI marker would be: default, title, description, examples,
     deprecated and the constraints (`alias` only where it names a property: fields of a combined body model)."""
     kwargs: dict[str, Any] = {}
+    factory = getattr(marker, "default_factory", None)
     if not required:
-        kwargs["default"] = default
+        if factory is not None:  # Query(default_factory=...): optional, its default not shown (as FastAPI)
+            kwargs["default_factory"] = factory
+        else:
+            kwargs["default"] = default
     if marker is not None:
         if alias and marker.alias:
             kwargs["alias"] = marker.alias
-        for key in ("title", "description", "examples", "deprecated"):
+        for key in ("title", "description", "examples", "deprecated", "json_schema_extra"):
             value = getattr(marker, key, None)
             if value is not None:
                 kwargs[key] = value
@@ -192,7 +196,7 @@ def _read_signature(call: Callable[..., Any]) -> _SignatureInfo:
         return {}
     out: dict[str, tuple[Any, Any, Any]] = {}
     for param in parameters.values():
-        annotation = hints.get(param.name, inspect.Parameter.empty)
+        annotation = unalias(hints.get(param.name, inspect.Parameter.empty))  # a type alias: its value (FastAPI)
         marker, default = _marker_of(annotation, param.default)
         base = _without_markers(annotation)
         out[param.name] = (Any if base is inspect.Parameter.empty else base, marker, default)
@@ -363,6 +367,15 @@ class _Operation:
         self.body_field = _Field("body", model, _field_kwargs(None, required, None), alias="body")
 
     def _response_field(self, route: Route) -> Optional[_Field]:
+        stream = getattr(route, "stream", None)
+        if stream in ("jsonl", "sse"):  # a ``yield`` handler (covet.routing read its items' declared type)
+            self.stream = typing.cast(Literal["jsonl", "sse"], stream)
+            item = getattr(route, "stream_item_type", None)
+            if item is not None:
+                self.stream_item_field = _Field("StreamItem_" + self.unique_id, item, mode="serialization")
+            return None
+        if stream is not None:  # another response_class receives the generator itself: no model
+            return None
         declared = getattr(route, "response_model", FROM_ANNOTATION)
         if declared is FROM_ANNOTATION:
             try:
@@ -370,17 +383,8 @@ class _Operation:
             except Exception:
                 declared = None
         endpoint = _unwrapped(route.endpoint)
-        generator = inspect.isasyncgenfunction(endpoint) or inspect.isgeneratorfunction(endpoint)
-        cls = _explicit_response_class(route)
-        sse = cls is not None and getattr(cls, "media_type", None) == "text/event-stream"
-        if generator and (cls is None or sse):
-            self.stream = "jsonl" if cls is None else "sse"
-        if generator and typing.get_origin(declared) in _STREAM_ORIGINS:  # -> AsyncIterator[Item]: the items
-            args = typing.get_args(declared)
-            item = args[0] if args else Any
-            event_type = any(c.__name__ == "ServerSentEvent" for c in getattr(item, "__mro__", ()))
-            if self.stream is not None and not event_type:  # ServerSentEvent: a transport wrapper, not data
-                self.stream_item_field = _Field("StreamItem_" + self.unique_id, item, mode="serialization")
+        if (inspect.isasyncgenfunction(endpoint) or inspect.isgeneratorfunction(endpoint)) \
+                and typing.get_origin(declared) in _STREAM_ORIGINS:
             return None
         if declared is None or declared is type(None) or _mentions_response(declared):
             return None
@@ -569,12 +573,6 @@ def _body_allowed(status_code: Any) -> bool:
     return not (code < 200 or code in {204, 205, 304})
 
 
-def _explicit_response_class(route: Route) -> Optional[type]:
-    """The route's ``response_class=``, None when not given (a default placeholder counts as not given)."""
-    cls = getattr(route, "response_class", None)
-    return cls if isinstance(cls, type) else None
-
-
 def _response_class(route: Route) -> tuple[Optional[type], Optional[str], bool]:
     """The route's response class (None: the default), its media type and whether it is JSON."""
     cls = getattr(route, "response_class", None)
@@ -631,10 +629,11 @@ class _Builder:
                 operation["callbacks"] = {
                     cb.route.name: {cb.route.path: self.path_item(cb, callbacks)} for cb in callbacks[id(route)]}
             responses = operation.setdefault("responses", {})
-            status = str(route.status_code) if route.status_code is not None else _default_status(cls)
+            status_code = route.status_code if getattr(route, "status_code_set", True) else None
+            status = str(status_code) if status_code is not None else _default_status(cls)
             responses.setdefault(status, {})["description"] = route.response_description
             item = self.schemas.of(op.stream_item_field) if op.stream_item_field is not None else None
-            if not _body_allowed(route.status_code):
+            if not _body_allowed(status_code):
                 pass
             elif op.stream == "jsonl":
                 responses[status].setdefault("content", {})["application/jsonl"] = {"itemSchema": item or {}}

@@ -62,16 +62,19 @@ class OAuth2PasswordRequestForm:
 
 
 class OAuth2PasswordRequestFormStrict(OAuth2PasswordRequestForm):
-    """`OAuth2PasswordRequestForm` with `grant_type` required (``password``), as the OAuth2 spec says."""
+    """`OAuth2PasswordRequestForm` with `grant_type` required (``password``), as the OAuth2 spec says.
+
+    Its `password` and `client_secret` carry no ``format: password`` in the schema: FastAPI 0.165 declares them
+    with a plain ``Form()`` here (only the lax form has it), and the schema is kept the same."""
 
     def __init__(
         self,
         grant_type: Annotated[str, Form(pattern="^password$")],
         username: Annotated[str, Form()],
-        password: Annotated[str, Form(json_schema_extra={"format": "password"})],
+        password: Annotated[str, Form()],
         scope: Annotated[str, Form()] = "",
         client_id: Annotated[Union[str, None], Form()] = None,
-        client_secret: Annotated[Union[str, None], Form(json_schema_extra={"format": "password"})] = None,
+        client_secret: Annotated[Union[str, None], Form()] = None,
     ) -> None:
         super().__init__(grant_type=grant_type, username=username, password=password, scope=scope,
                          client_id=client_id, client_secret=client_secret)
