@@ -114,6 +114,9 @@ def _non_none(tp: Any) -> list[Any]:
 
 
 def is_scalar(tp: Any) -> bool:
+    """A simple value (a query/path/header/cookie parameter by default), as FastAPI decides it: anything that is
+    not complex — not a pydantic model, mapping, sequence (str and bytes aside), dataclass or UploadFile, nor a
+    union holding one. So pydantic's own types (``HttpUrl``, ``EmailStr`` ...) and other classes are scalars."""
     tp = strip_annotated(tp)
     if tp is Any or tp is inspect.Parameter.empty:
         return True
@@ -122,7 +125,33 @@ def is_scalar(tp: Any) -> bool:
         return True
     if origin in _UNION_TYPES:
         return all(is_scalar(a) for a in typing.get_args(tp) if a is not type(None))
-    return isinstance(tp, type) and (issubclass(tp, _scalar_types()) or issubclass(tp, enum.Enum))
+    if isinstance(tp, type) and (issubclass(tp, _scalar_types()) or issubclass(tp, enum.Enum)):
+        return True  # the common case, without the checks below
+    return not _is_complex(tp)
+
+
+def _is_complex(tp: Any) -> bool:
+    """FastAPI's "complex" annotations: models, mappings, sequences (not str/bytes), dataclasses, UploadFile."""
+    import collections.abc
+    import dataclasses
+
+    origin = typing.get_origin(tp)
+    if origin is not None and origin not in _UNION_TYPES and origin is not typing.Literal:
+        tp = origin  # list[int] → list, dict[str, int] → dict
+    if not isinstance(tp, type):
+        return False
+    if issubclass(tp, (str, bytes)):
+        return False
+    if issubclass(tp, (collections.abc.Mapping, collections.abc.Sequence, collections.abc.Set, UploadFile)):
+        return True
+    if dataclasses.is_dataclass(tp):
+        return True
+    return _is_pydantic_model(tp)
+
+
+def _is_pydantic_model(tp: type) -> bool:
+    module = sys.modules.get("pydantic")
+    return module is not None and issubclass(tp, module.BaseModel)
 
 
 def is_sequence(tp: Any) -> bool:
