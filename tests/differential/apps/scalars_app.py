@@ -20,7 +20,8 @@ class Point:
 
 
 @app.get("/url")
-def url(callback_url: Optional[HttpUrl] = None, mirror: Optional[AnyUrl] = None, limit: Decimal = Decimal("1.5")) -> dict:
+def url(callback_url: Optional[HttpUrl] = None, mirror: Optional[AnyUrl] = None,
+        limit: Decimal = Decimal("1.5")) -> dict:
     return {"callback_url": str(callback_url) if callback_url else None, "mirror": str(mirror) if mirror else None,
             "limit": str(limit)}
 
