@@ -35,6 +35,7 @@ KNOWN_DIFFERENCES: dict[str, str] = {
     "openapi_keywords/openapi": _OPENAPI,
     "bodies/openapi": _OPENAPI,
     "deps/openapi": _OPENAPI,
+    "streaming/openapi": _OPENAPI,  # backpressure
     "errors/openapi": _OPENAPI,
     "forms/openapi": _OPENAPI,
     "middleware/openapi": _OPENAPI,
