@@ -69,6 +69,9 @@ public:
         request_.set_client(conn_.peer_address(), conn_.peer_port());
         set_deadline(timeouts_.keep_alive);
     }
+    Session(const Session&) = delete;
+    Session& operator=(const Session&) = delete;
+    ~Session() override { close_flow(); }  // the connection is gone: a producer that waits must hear it
 
     // ---- ProtocolHandler ----
     void on_data(std::span<const char> bytes) override {
@@ -96,13 +99,17 @@ public:
 
     void on_peer_closed() override {
         peer_closed_ = true;
+        close_flow();  // the client went away (a half-close reads as a disconnect, as ASGI servers treat it)
         if (uploading()) abort_upload(0, "the client closed the connection before the request body ended");
         if (phase_ == Phase::dispatched || phase_ == Phase::streaming) return;  // answer, then close
         conn_.close_after_flush();
         phase_ = Phase::closing;
     }
 
+    void on_closed() noexcept override { close_flow(); }
+
     void on_output_drained() override {
+        if (flow_) flow_->publish(0);
         if (output_paused_) {
             output_paused_ = false;
             update_reading();
@@ -212,6 +219,17 @@ public:
         if (phase_ != Phase::streaming || exchange != exchange_) return;
         // What was written still goes out; no last chunk follows, and the close tells the client.
         finish_exchange(/*close=*/true);
+    }
+
+    void stream_watch(std::uint64_t exchange, std::shared_ptr<StreamFlow> flow) override {
+        if (!flow) return;
+        if (exchange != exchange_ || (phase_ != Phase::dispatched && phase_ != Phase::streaming) || peer_closed_) {
+            flow->close();  // over already
+            return;
+        }
+        if (flow_ != flow) close_flow();
+        flow_ = std::move(flow);
+        flow_->publish(phase_ == Phase::streaming ? unsent() : 0);
     }
 
     // ---- streamed request bodies (body_stream.hpp) ----
@@ -432,6 +450,7 @@ private:
     }
 
     void finish_exchange(bool close) {
+        close_flow();
         if (uploading()) {  // the response is complete before the body: the rest of it is not read (lingering close)
             close = true;
             abort_upload(0, "the response was sent before the request body ended");
@@ -482,6 +501,7 @@ private:
         write_response(conn_.out(), std::move(resp), head_options(true), false);
         phase_ = Phase::closing;
         pending_.clear();
+        close_flow();
         conn_.close_after_flush();
     }
 
@@ -492,6 +512,16 @@ private:
             update_reading();
         }
         conn_.flush();
+        if (flow_ && phase_ == Phase::streaming) flow_->publish(unsent());
+    }
+
+    // Output not yet written to the socket (a TLS connection also holds encrypted bytes apart).
+    std::size_t unsent() noexcept {
+        io::OutputQueue& out = conn_.out();
+        return &out == &conn_.wire_out() ? out.size() : out.size() + conn_.wire_out().size();
+    }
+    void close_flow() noexcept {
+        if (std::shared_ptr<StreamFlow> f = std::move(flow_)) f->close();
     }
 
     void pause_input(bool paused) {
@@ -596,6 +626,7 @@ private:
     Upload upload_ = Upload::none;
     StreamBody stream_body_ = StreamBody::chunked;
     std::uint64_t exchange_ = 0;
+    std::shared_ptr<StreamFlow> flow_;  // the exchange's flow control, when its producer watches (stream_watch)
     Clock::time_point deadline_{};
     http::BodyPace pace_;                    // the current body against body_deadline and min_body_rate
     std::string reason_text_;                // the text of a rejection that names numbers

@@ -60,6 +60,12 @@ public:
           timeouts_(c.config().timeouts) {
         idle_since_ = progress_at_ = conn_.loop().now();
     }
+    Http2Protocol(const Http2Protocol&) = delete;
+    Http2Protocol& operator=(const Http2Protocol&) = delete;
+    ~Http2Protocol() override {
+        // The connection is gone: producers that wait must hear it.
+        for (const auto& s : live_) s->close_flow();
+    }
 
     // False when nghttp2 could not be set up (out of memory): the caller falls back or closes.
     bool init() {
@@ -182,13 +188,20 @@ public:
         send_and_flush();
     }
 
+    void on_closed() noexcept override {
+        for (const auto& s : live_) s->close_flow();
+    }
+
     void on_peer_closed() override {
         peer_closed_ = true;
+        for (const auto& s : live_) s->close_flow();  // the client went away
         send_and_flush();
     }
 
     void on_output_drained() override {
         progress_at_ = conn_.loop().now();
+        for (const auto& s : live_)
+            if (s->flow) publish_flow(*s);
         if (!output_blocked_) return;
         output_blocked_ = false;
         conn_.set_reading(true);
@@ -307,6 +320,19 @@ public:
         if (s->state == StreamState::streaming && s->session_open) resume(*s);
         settle(*s);
         send_and_flush();
+    }
+
+    void stream_watch(std::uint64_t exchange, std::shared_ptr<StreamFlow> flow) override {
+        if (!flow) return;
+        Stream* s = find_owned(exchange);
+        if (!s || !s->session_open || closing_ || peer_closed_ ||
+            (s->state != StreamState::dispatched && s->state != StreamState::streaming)) {
+            flow->close();  // over already
+            return;
+        }
+        if (s->flow != flow) s->close_flow();
+        s->flow = std::move(flow);
+        publish_flow(*s);
     }
 
     void stream_abort(std::uint64_t exchange) override {
@@ -492,6 +518,7 @@ private:
         if (!s) return 0;
         nghttp2_session_set_stream_user_data(session, stream_id, nullptr);
         s->session_open = false;
+        s->close_flow();  // reset by the client, or ended
         if (s->upload) self(user).abort_upload(*s, 0, "the client reset the stream before the request body ended");
         // A stream the application still answers stays (its Request views into it); the completion,
         // when it comes, is dropped and frees it.
@@ -870,6 +897,7 @@ private:
     }
 
     void finish_app(Stream& s) {
+        s.close_flow();
         if (!s.app_owned) return;
         s.app_owned = false;
         --outstanding_;
@@ -977,6 +1005,16 @@ private:
             return;
         }
         conn_.flush();
+        for (const auto& s : live_)
+            if (s->flow) publish_flow(*s);
+    }
+
+    // A watched stream's unsent bytes: its own (waiting for the flow-control window) and the connection's.
+    void publish_flow(Stream& s) noexcept {
+        const std::size_t own = s.streamed && s.pending.size() > s.sent ? s.pending.size() - s.sent : 0;
+        io::OutputQueue& out = conn_.out();
+        const std::size_t conn = &out == &conn_.wire_out() ? out.size() : out.size() + conn_.wire_out().size();
+        s.flow->publish(own + conn);
     }
 
     void submit_final_goaway() {
@@ -988,6 +1026,7 @@ private:
     void close() {
         if (closing_) return;
         closing_ = true;
+        for (const auto& s : live_) s->close_flow();
         conn_.close_after_flush();
     }
 

@@ -63,6 +63,7 @@ struct Stream {
     Response response;                  // complete(): the response; streaming: the head (for its trailers)
     std::string pending;                // streaming: chunks not yet handed to nghttp2
     std::size_t sent = 0;               // bytes of the body (or of `pending`) already handed to nghttp2
+    std::shared_ptr<StreamFlow> flow;   // the producer's flow control, when it watches (stream_watch)
 
     // A body that streams to the application (see covet/http/body_stream.hpp).
     std::uint64_t content_length = UINT64_MAX;  // declared, if any
@@ -80,7 +81,12 @@ struct Stream {
         return std::string_view(head).substr(off, len);
     }
 
+    void close_flow() noexcept {
+        if (std::shared_ptr<StreamFlow> f = std::move(flow)) f->close();
+    }
+
     void reset(std::int32_t stream_id) {
+        close_flow();
         id = stream_id;
         state = StreamState::receiving;
         request.reset();

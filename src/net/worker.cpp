@@ -280,8 +280,11 @@ void Worker::release(std::uint32_t index) {
     Slot& s = slots_[index];
     // Application code may still hold this connection's request (its response is pending): keep the
     // connection, inert, until that exchange finishes.
-    if (s.connection && s.connection->protocol() && s.connection->protocol()->exchange_outstanding())
-        kept_for_exchange_.emplace(key(s.connection->id()), std::move(s.connection));
+    if (s.connection && s.connection->protocol()) {
+        s.connection->protocol()->on_closed();
+        if (s.connection->protocol()->exchange_outstanding())
+            kept_for_exchange_.emplace(key(s.connection->id()), std::move(s.connection));
+    }
     s.connection.reset();
     const std::uint32_t generation = s.generation + 1;
     s = Slot{};

@@ -1307,6 +1307,77 @@ TEST(Http1Protocol, PeerCloseDuringAStreamClosesAfterTheStream) {
     EXPECT_TRUE(h.conn.closing());
 }
 
+// A watched stream (StreamFlow): bytes written from another thread count while posted and while unsent; a
+// producer over the limit that armed the flow is woken once the output drained, and again when the client
+// goes away.
+TEST(Http1Protocol, StreamFlowCountsUnsentBytesAndWakesTheProducer) {
+    Harness h;
+    h.dispatcher.defer = true;
+    h.feed(get("/s"));
+    int woken = 0;
+    auto flow = std::make_shared<covet::StreamFlow>(100, [&woken](covet::StreamFlow&) { ++woken; });
+    StreamWriter w = h.dispatcher.held[0].stream(Response::text(""), flow);
+    EXPECT_TRUE(flow->is_open());
+    EXPECT_GT(flow->buffered(), 0u) << "the head is unsent";
+    EXPECT_EQ(h.take(), stream_head());
+    h.conn.output_drained();
+    EXPECT_EQ(flow->buffered(), 0u);
+    EXPECT_FALSE(flow->over_limit());
+    EXPECT_FALSE(flow->arm()) << "under the low-water mark: no wait";
+    h.driver.set_home_thread(false);
+    w.write(std::string(80, 'a'));
+    EXPECT_EQ(flow->posted.load(), 80u) << "on its way to the connection";
+    h.driver.run_posted();
+    EXPECT_EQ(flow->posted.load(), 0u);
+    EXPECT_GE(flow->buffered(), 80u) << "unsent on the connection";
+    w.write(std::string(80, 'b'));
+    EXPECT_TRUE(flow->over_limit());
+    EXPECT_TRUE(flow->arm()) << "over the limit: the producer waits";
+    h.driver.run_posted();
+    EXPECT_EQ(woken, 0);
+    EXPECT_EQ(h.take(), "50\r\n" + std::string(80, 'a') + "\r\n50\r\n" + std::string(80, 'b') + "\r\n");
+    h.conn.output_drained();
+    EXPECT_EQ(woken, 1) << "drained: the producer resumes";
+    EXPECT_EQ(flow->buffered(), 0u);
+    EXPECT_TRUE(flow->is_open());
+    h.conn.output_drained();
+    EXPECT_EQ(woken, 1) << "one wake per arming";
+
+    EXPECT_FALSE(flow->arm());
+    w.write(std::string(200, 'c'));
+    h.driver.run_posted();
+    EXPECT_TRUE(flow->arm());
+    h.conn.peer_closed();  // the client went away
+    EXPECT_FALSE(flow->is_open());
+    EXPECT_EQ(woken, 2) << "closed: the producer stops";
+    EXPECT_FALSE(flow->arm()) << "closed: nothing to wait for";
+    h.driver.set_home_thread(true);
+    w.abort();
+}
+
+// A flow watched before the answer (a handler that checks for a disconnect) closes when the client goes away;
+// one whose stream ends closes with it.
+TEST(Http1Protocol, WatchedExchangeClosesOnPeerCloseAndOnEnd) {
+    Harness h;
+    h.dispatcher.defer = true;
+    h.feed(get("/a"));
+    auto flow = std::make_shared<covet::StreamFlow>(100);
+    h.dispatcher.held[0].watch(flow);
+    EXPECT_TRUE(flow->is_open());
+    h.conn.peer_closed();
+    EXPECT_FALSE(flow->is_open());
+    h.dispatcher.held[0].send(Response::text("late"));
+
+    Harness h2;
+    h2.dispatcher.defer = true;
+    h2.feed(get("/b"));
+    auto flow2 = std::make_shared<covet::StreamFlow>(100);
+    StreamWriter w = h2.dispatcher.held[0].stream(Response::text("x"), flow2);
+    EXPECT_TRUE(flow2->is_open());
+    w.end();
+    EXPECT_FALSE(flow2->is_open());
+}
+
 // A graceful shutdown that starts while a response streams closes the connection when the stream ends.
 TEST(Http1Protocol, ShutdownDuringAStreamClosesAfterTheStream) {
     Harness h;

@@ -1146,6 +1146,63 @@ TEST(Http2Protocol, StreamWritesAfterClientResetAreIgnored) {
     EXPECT_FALSE(h.conn.protocol()->exchange_outstanding());
 }
 
+// A watched stream (StreamFlow): its unsent bytes count until the output drained; a producer that waits is
+// woken then, and when the client resets the stream.
+TEST(Http2Protocol, StreamFlowCountsUnsentBytesAndClosesOnReset) {
+    Harness h;
+    StreamWriter writer;
+    int woken = 0;
+    auto flow = std::make_shared<covet::StreamFlow>(100, [&woken](covet::StreamFlow&) { ++woken; });
+    h.dispatcher.handler = [&](Request&, Responder& res) { writer = res.stream(Response::text("a"), flow); };
+    Client c;
+    const auto id = c.get("/s");
+    pump(h, c);
+    EXPECT_TRUE(flow->is_open());
+    writer.write(std::string(300, 'b'));
+    EXPECT_GE(flow->buffered(), 300u) << "unsent";
+    EXPECT_TRUE(flow->arm());
+    pump(h, c);
+    h.conn.output_drained();
+    EXPECT_EQ(c.streams[id].body, "a" + std::string(300, 'b'));
+    EXPECT_EQ(woken, 1);
+    EXPECT_EQ(flow->buffered(), 0u);
+    writer.write(std::string(300, 'c'));
+    EXPECT_TRUE(flow->arm());
+    nghttp2_submit_rst_stream(c.session, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+    pump(h, c);
+    EXPECT_FALSE(flow->is_open()) << "reset by the client";
+    EXPECT_EQ(woken, 2);
+    writer.end();
+}
+
+// A finished stream's flow closes; so does one whose connection goes away.
+TEST(Http2Protocol, StreamFlowClosesWhenTheStreamEndsOrTheConnectionGoes) {
+    auto flow = std::make_shared<covet::StreamFlow>(100);
+    {
+        Harness h;
+        StreamWriter writer;
+        h.dispatcher.handler = [&](Request&, Responder& res) { writer = res.stream(Response::text("a"), flow); };
+        Client c;
+        c.get("/s");
+        pump(h, c);
+        EXPECT_TRUE(flow->is_open());
+        writer.end();
+        EXPECT_FALSE(flow->is_open());
+    }
+    auto flow2 = std::make_shared<covet::StreamFlow>(100);
+    {
+        Harness h;
+        StreamWriter kept;
+        h.dispatcher.handler = [&](Request&, Responder& res) { kept = res.stream(Response::text("a"), flow2); };
+        Client c;
+        c.get("/s");
+        pump(h, c);
+        EXPECT_TRUE(flow2->is_open());
+        h.conn.peer_closed();
+        EXPECT_FALSE(flow2->is_open());
+    }
+}
+
 TEST(Http2Protocol, KeepAliveIdleTimeout) {
     Harness h(config_with([](net::ServerConfig& c) { c.timeouts.keep_alive = 5s; }));
     Client c;

@@ -70,6 +70,7 @@ class Limits:
     max_connections: int = 10000
     max_buffered_input: int = 1024 * 1024
     output_high_water: int = 4 * 1024 * 1024
+    stream_send_buffer: int = 1024 * 1024
 
 
 @dataclass
@@ -419,7 +420,8 @@ class NativeServer:
                  min_body_rate_grace_ms: int = _ms(_DEFAULTS.timeouts.min_body_rate_grace),
                  listen_backlog: int = _DEFAULTS.listen_backlog, listen_fd: int = -1,
                  stream_body_threshold: int = _DEFAULTS.limits.stream_body_threshold,
-                 max_stream_body_bytes: int = _DEFAULTS.limits.max_stream_body_bytes) -> None:
+                 max_stream_body_bytes: int = _DEFAULTS.limits.max_stream_body_bytes,
+                 stream_send_buffer: int = _DEFAULTS.limits.stream_send_buffer) -> None:
         # The engine limits are accepted (same names and defaults as the native module) but not enforced.
         if backend not in ("auto", "uring", "asio"):
             raise ValueError(f"backend must be 'auto', 'uring' or 'asio', not '{backend}'")

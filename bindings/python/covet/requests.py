@@ -12,6 +12,7 @@ from collections.abc import AsyncGenerator, Generator, Iterable
 from types import TracebackType
 from typing import Any, Optional, Protocol, Union
 
+from . import _events
 from .connection import _UNSET, HTTPConnection, parse_cookies
 from .datastructures import FormData
 from .encoders import loads as _json_loads
@@ -29,18 +30,14 @@ class ClientDisconnect(Exception):
     while the handler read it. Starlette's name."""
 
 
-# Streamed bodies that a reader waits for, by the engine's body id; the dispatcher resolves them when the
-# engine reports news (a chunk, the end, an error) for that body.
-_BODY_WAITERS: dict[int, asyncio.Future[None]] = {}
+# Streamed bodies that a reader waits for, by the engine's body id (and streamed responses waiting for room,
+# covet.responses): the dispatcher resolves them when the engine reports news for that id.
+_BODY_WAITERS = _events.WAITERS
 
 
 def wake_body_readers(ids: Iterable[int]) -> None:
     """Called by the dispatcher with the engine's body events (``server.take_body()``)."""
-    waiters = _BODY_WAITERS
-    for body_id in ids:
-        future = waiters.pop(body_id, None)
-        if future is not None and not future.done():
-            future.set_result(None)
+    _events.wake(ids)
 
 
 class Request(HTTPConnection):
@@ -56,7 +53,8 @@ class Request(HTTPConnection):
     so a kept `Request` stays usable.
     """
 
-    __slots__ = ("_body", "_body_source", "_json", "_form", "_route", "_teardown")
+    # _probe (set by _detach only): the engine's request, kept for is_disconnected() once detached.
+    __slots__ = ("_body", "_body_source", "_json", "_form", "_route", "_teardown", "_probe")
 
     def __init__(self, native: Any, app: Any = None, root_path: str = "") -> None:
         super().__init__(native, app, root_path)
@@ -190,7 +188,14 @@ class Request(HTTPConnection):
             await self._form.close()
 
     async def is_disconnected(self) -> bool:
-        return False
+        """True once the client went away (closed the connection, reset its HTTP/2 stream) — or once the
+        response has ended. The first call starts watching the connection."""
+        native = self._native
+        if native is None:  # detached (kept by a generator or a background task): ask the engine still
+            native = getattr(self, "_probe", None)
+            if native is None:
+                return False
+        return bool(getattr(native, "disconnected", False))
 
     # -- lifetime -----------------------------------------------------------------------------------
     def _detach(self) -> None:
@@ -204,6 +209,7 @@ class Request(HTTPConnection):
                 self._body_source = StreamedBody(native)  # what has arrived stays readable
             else:
                 self._body_now()
+        self._probe = native
         self._native = None
 
     def __repr__(self) -> str:

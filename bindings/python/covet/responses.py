@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, Optional, Union
 
-from . import encoders
+from . import _events, encoders
 from .datastructures import MutableHeaders
 
 if TYPE_CHECKING:
@@ -292,33 +292,92 @@ class StreamingResponse(Response):
 
     async def _send(self, responder: Any, executor: Any) -> None:
         responder.start_stream(self.status_code, self.headers._raw)
+        content = self.body_iterator
+        iterator: Any = None
         try:
-            content = self.body_iterator
             if isinstance(content, AsyncIterable):
-                async for chunk in content:
-                    if chunk:
-                        responder.write(self._encode(chunk))
+                iterator = content.__aiter__()
+                async for chunk in iterator:
+                    if chunk and not await _write(responder, self._encode(chunk)):
+                        break  # the client went away
             else:
                 loop = asyncio.get_running_loop()
-                iterator: Iterator[Any] = iter(content)
+                iterator = iter(content)
                 done = object()
                 while True:
-                    chunk = await loop.run_in_executor(executor, next, iterator, done)  # type: ignore[arg-type]
+                    chunk = await loop.run_in_executor(executor, next, iterator, done)
                     if chunk is done:
                         break
-                    if chunk:
-                        responder.write(self._encode(chunk))
+                    if chunk and not await _write(responder, self._encode(chunk)):
+                        break
         except Exception:
             # The status line is gone already: all that is left is to cut the response short, so that the
             # client sees an incomplete body rather than a complete-looking one.
             logger.exception("the body of a streaming response failed midway; cutting the response short")
+            await _close_iterator(iterator, executor)
             abort = getattr(responder, "abort", None)
             if abort is not None:
                 abort()
             else:
                 responder.end()
             return
+        except BaseException:  # cancelled (shutdown): the producer's `finally:` still runs
+            await _close_iterator(iterator, executor)
+            raise
+        if _client_gone(responder):
+            # Stopped early: close the producer now, so that a generator's `finally:` runs (GeneratorExit).
+            await _close_iterator(iterator, executor)
+            abort = getattr(responder, "abort", None)
+            if abort is not None:
+                abort()
+                return
         responder.end()
+
+
+# ---- back-pressure (the engine's StreamFlow, see NativeResponder.flow_state) ---------------------------
+_FLOW_GO, _FLOW_WAIT, _FLOW_CLOSED = 0, 1, 2
+
+
+async def _write(responder: Any, data: bytes) -> bool:
+    """Writes one chunk of a streamed body, then waits while more than the engine's send limit
+    (``stream_send_buffer``) is unsent: a producer goes no faster than the client reads. False once the
+    exchange is over (the client went away, the HTTP/2 stream was reset): stop producing."""
+    if responder.write(data) is False:
+        return False
+    flow_state = getattr(responder, "flow_state", None)
+    if flow_state is None:  # a responder without flow control (a test double)
+        return True
+    while True:
+        state = flow_state()
+        if state == _FLOW_GO:
+            return True
+        if state == _FLOW_CLOSED:
+            return False
+        # Over the limit: the engine reports (take_body(), with the flow's id) when the unsent bytes fell to
+        # half the limit or the exchange closed.
+        await _events.wait(responder.flow_id)
+
+
+def _client_gone(responder: Any) -> bool:
+    flow_state = getattr(responder, "flow_state", None)
+    return flow_state is not None and flow_state() == _FLOW_CLOSED
+
+
+async def _close_iterator(iterator: Any, executor: Any) -> None:
+    """Closes a producer stopped early (async generators: aclose; generators: close, in `executor` as it
+    was advanced), so its ``finally:`` blocks run now rather than when it is garbage-collected."""
+    if iterator is None:
+        return
+    try:
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
+            return
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            await asyncio.get_running_loop().run_in_executor(executor, close)
+    except Exception:
+        logger.exception("closing the producer of a streaming response failed")
 
 
 class EventSourceResponse(StreamingResponse):

@@ -156,19 +156,30 @@ def sse_serializer(serialize: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
 
 async def serialized(items: Any, serialize: Callable[[Any], bytes], executor: Optional[Executor],
                      suffix: bytes = b"") -> AsyncIterator[bytes]:
-    """`items` (an async or sync iterator; a sync one is advanced in `executor`) as serialised chunks."""
+    """`items` (an async or sync iterator; a sync one is advanced in `executor`) as serialised chunks. Closed
+    early (the client went away), it closes `items`, so the handler's generator runs its ``finally:``."""
     if hasattr(items, "__anext__"):
-        async for item in items:
-            yield serialize(item) + suffix
+        try:
+            async for item in items:
+                yield serialize(item) + suffix
+        finally:
+            aclose = getattr(items, "aclose", None)
+            if aclose is not None:
+                await aclose()
         return
     loop = asyncio.get_running_loop()
     iterator: Iterator[Any] = iter(items)
     done = object()
-    while True:
-        item = await loop.run_in_executor(executor, next, iterator, done)
-        if item is done:
-            return
-        yield serialize(item) + suffix
+    try:
+        while True:
+            item = await loop.run_in_executor(executor, next, iterator, done)
+            if item is done:
+                return
+            yield serialize(item) + suffix
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            await loop.run_in_executor(executor, close)
 
 
 async def with_pings(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

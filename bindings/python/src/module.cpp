@@ -44,6 +44,8 @@ struct ListenFailure {
     std::string message;
 };
 
+class Bridge;
+
 // One request handed to Python: the request stays valid (the connection keeps it) until answered.
 struct Exchange {
     covet::Request* request = nullptr;
@@ -54,6 +56,10 @@ struct Exchange {
     covet::RequestBody body;
     std::shared_ptr<covet_py::BodyQueue> queue;
     std::size_t max_body_bytes = 0;  // what body()/json()/form() may collect of a streamed body
+    // Flow control of the response (made on start_stream, or when the handler asks is_disconnected()).
+    std::shared_ptr<covet::StreamFlow> flow;
+    std::size_t send_limit = 0;  // Limits::stream_send_buffer
+    Bridge* bridge = nullptr;    // where the flow's news go
 };
 using ExchangePtr = std::shared_ptr<Exchange>;
 
@@ -68,11 +74,13 @@ public:
     void set_polled(bool polled) noexcept { polled_ = polled; }
 
     // Worker threads.
-    void push(int route_id, covet::Request& request, covet::Responder responder, covet::RequestBody body = {},
-              std::size_t max_body_bytes = 0, std::size_t chunk_bytes = 0) {
+    void push(int route_id, covet::Request& request, covet::Responder responder, std::size_t send_limit,
+              covet::RequestBody body = {}, std::size_t max_body_bytes = 0, std::size_t chunk_bytes = 0) {
         auto ex = std::make_shared<Exchange>();
         ex->request = &request;
         ex->responder = std::move(responder);
+        ex->send_limit = send_limit;
+        ex->bridge = this;
         if (body) {
             ex->queue = std::make_shared<covet_py::BodyQueue>(chunk_bytes);
             ex->max_body_bytes = max_body_bytes;
@@ -204,7 +212,7 @@ public:
                  std::size_t max_header_bytes, std::size_t max_headers, std::size_t max_buffered_input,
                  std::size_t output_high_water, long body_timeout_ms, long body_deadline_ms, std::size_t min_body_rate,
                  long min_body_rate_grace_ms, int listen_backlog, int listen_fd, std::size_t stream_body_threshold,
-                 std::size_t max_stream_body_bytes) {
+                 std::size_t max_stream_body_bytes, std::size_t stream_send_buffer) {
         app_.json_errors();  // 404/405/500 bodies as FastAPI writes them
         auto& c = app_.config();
         const auto ms = [](const char* name, long value) {
@@ -233,6 +241,7 @@ public:
         c.limits.stream_body_threshold = stream_body_threshold;
         c.limits.max_stream_body_bytes = max_stream_body_bytes;
         c.limits.output_high_water = output_high_water;
+        c.limits.stream_send_buffer = stream_send_buffer;
         c.shared_port = shared_port;
         c.listen_backlog = listen_backlog;
         c.inherited_listener = listen_fd;  // >= 0: accept on this already-listening socket (covet run's master)
@@ -262,12 +271,13 @@ public:
             app_.route(*m, pattern,
                        covet::StreamingHandler(
                            [this, route_id](covet::Request& r, covet::Responder responder, covet::RequestBody body) {
+                               const covet::net::Limits& limits = app_.config().limits;
                                if (!body) {
-                                   bridge_.push(route_id, r, std::move(responder));
+                                   bridge_.push(route_id, r, std::move(responder), limits.stream_send_buffer);
                                    return;
                                }
-                               const covet::net::Limits& limits = app_.config().limits;
-                               bridge_.push(route_id, r, std::move(responder), std::move(body), limits.max_body_bytes,
+                               bridge_.push(route_id, r, std::move(responder), limits.stream_send_buffer,
+                                            std::move(body), limits.max_body_bytes,
                                             std::min<std::size_t>(stream_chunk_bytes, limits.max_buffered_input));
                            }));
         } catch (const covet::RouteError& e) {
@@ -457,6 +467,7 @@ public:
     std::vector<std::pair<int, ExchangePtr>> take(std::size_t max_items) { return bridge_.take(max_items); }
     std::vector<covet_py::WsEvent> take_ws() { return bridge_.take_ws(); }
     std::vector<std::uintptr_t> take_body() { return bridge_.take_body(); }
+    Bridge& bridge() noexcept { return bridge_; }
 
 private:
     void require_embedded(const char* what) const {
@@ -486,6 +497,20 @@ py::dict tls_dict(std::string_view version, std::string_view cipher, std::string
     d["client_cert_name"] = verified ? py::object(py::str(std::string(subject))) : py::object(py::none());
     d["client_cert_common_name"] = verified ? py::object(py::str(std::string(common_name))) : py::object(py::none());
     return d;
+}
+
+// The exchange's flow control, made on first use (the Python thread): its news (drained, closed) come
+// through take_body() with the flow's id, as a streamed body's do. A flow made before the answer is
+// watched at once (is_disconnected()); start_stream hands it to the stream.
+const std::shared_ptr<covet::StreamFlow>& exchange_flow(Exchange& ex, bool watch) {
+    if (!ex.flow) {
+        Bridge* bridge = ex.bridge;
+        ex.flow = std::make_shared<covet::StreamFlow>(ex.send_limit, [bridge](covet::StreamFlow& f) {
+            if (bridge) bridge->push_body(reinterpret_cast<std::uintptr_t>(&f));
+        });
+        if (watch) ex.responder.watch(ex.flow);
+    }
+    return ex.flow;
 }
 
 // Python-visible wrappers around one Exchange.
@@ -543,6 +568,14 @@ PYBIND11_MODULE(_native, m) {
         .def_property_readonly(
             "body_id", [](const NativeRequest& r) { return reinterpret_cast<std::uintptr_t>(r.ex->queue.get()); })
         .def_property_readonly("max_body_bytes", [](const NativeRequest& r) { return r.ex->max_body_bytes; })
+        // True once the exchange is over: the client went away (or reset the stream), or the response ended.
+        // The first call before the answer starts watching the connection (and answers False).
+        .def_property_readonly("disconnected",
+                               [](const NativeRequest& r) {
+                                   Exchange& ex = *r.ex;
+                                   if (!ex.flow && (ex.answered || !ex.responder.pending())) return ex.answered;
+                                   return !exchange_flow(ex, /*watch=*/true)->is_open();
+                               })
         // The next chunk of a streamed body (bytes, acknowledged: the engine may read more), b"" once it has
         // ended, None while nothing is there (an event with body_id comes through take_body() when there is),
         // or (status, reason) when it failed (status 0: the client went away or the exchange ended).
@@ -667,15 +700,38 @@ PYBIND11_MODULE(_native, m) {
         .def("start_stream",
              [](NativeResponder& r, int status, const std::vector<std::pair<std::string, std::string>>& headers) {
                  if (r.ex->answered) throw std::runtime_error("this request has already been answered");
-                 r.ex->answered = true;
-                 r.ex->stream = r.ex->responder.stream(make_response(status, headers, {}));
+                 Exchange& ex = *r.ex;
+                 ex.answered = true;
+                 auto flow = exchange_flow(ex, /*watch=*/false);
+                 ex.stream = ex.responder.stream(make_response(status, headers, {}), std::move(flow));
              })
+        // True: queued. False: dropped, the exchange is over (the client went away): stop producing.
         .def("write",
              [](NativeResponder& r, py::bytes chunk) {
-                 if (!r.ex->stream)
+                 Exchange& ex = *r.ex;
+                 if (!ex.stream)
                      throw std::runtime_error("write() needs start_stream() first (or the stream has ended)");
-                 r.ex->stream.write(std::string_view(chunk));
+                 if (ex.flow && !ex.flow->is_open()) return false;
+                 ex.stream.write(std::string_view(chunk));
+                 return true;
              })
+        // Back-pressure after write(): 0 go on; 1 wait: more than Limits::stream_send_buffer is unsent, and an
+        // event with `flow_id` comes through take_body() once it has fallen to half of that (or the exchange
+        // closed); 2 the exchange is over (the client went away, the stream was reset): stop producing.
+        .def("flow_state",
+             [](NativeResponder& r) {
+                 const covet::StreamFlow* f = r.ex->flow.get();
+                 if (!f) return 0;
+                 if (!f->is_open()) return 2;
+                 if (!f->over_limit()) return 0;
+                 if (r.ex->flow->arm()) return 1;
+                 return f->is_open() ? 0 : 2;
+             })
+        .def_property_readonly(
+            "flow_id", [](const NativeResponder& r) { return reinterpret_cast<std::uintptr_t>(r.ex->flow.get()); })
+        // Bytes written and not yet sent (approximate).
+        .def_property_readonly("buffered_amount",
+                               [](const NativeResponder& r) { return r.ex->flow ? r.ex->flow->buffered() : 0; })
         .def("end", [](NativeResponder& r) { r.ex->stream.end(); })
         .def(
             "abort", [](NativeResponder& r) { r.ex->stream.abort(); },
@@ -700,7 +756,8 @@ PYBIND11_MODULE(_native, m) {
         .def_readwrite("max_stream_body_bytes", &Limits::max_stream_body_bytes)
         .def_readwrite("max_connections", &Limits::max_connections)
         .def_readwrite("max_buffered_input", &Limits::max_buffered_input)
-        .def_readwrite("output_high_water", &Limits::output_high_water);
+        .def_readwrite("output_high_water", &Limits::output_high_water)
+        .def_readwrite("stream_send_buffer", &Limits::stream_send_buffer);
     py::class_<Timeouts>(m, "Timeouts", "Timeouts and the request body rate floor (covet::net::Timeouts).")
         .def(py::init<>())
         .def_readwrite("header", &Timeouts::header)
@@ -756,7 +813,7 @@ PYBIND11_MODULE(_native, m) {
     server_class
         .def(py::init<std::string, std::uint16_t, unsigned, const std::string&, std::size_t, long, long, long,
                       std::size_t, bool, std::size_t, std::size_t, std::size_t, std::size_t, std::size_t, long, long,
-                      std::size_t, long, int, int, std::size_t, std::size_t>(),
+                      std::size_t, long, int, int, std::size_t, std::size_t, std::size_t>(),
              py::arg("host") = "127.0.0.1", py::arg("port") = 8000, py::arg("threads") = 1, py::arg("backend") = "auto",
              py::arg("max_body_bytes") = defaults.limits.max_body_bytes,
              py::arg("header_timeout_ms") = ms(defaults.timeouts.header),
@@ -774,7 +831,8 @@ PYBIND11_MODULE(_native, m) {
              py::arg("min_body_rate_grace_ms") = ms(defaults.timeouts.min_body_rate_grace),
              py::arg("listen_backlog") = defaults.listen_backlog, py::arg("listen_fd") = defaults.inherited_listener,
              py::arg("stream_body_threshold") = defaults.limits.stream_body_threshold,
-             py::arg("max_stream_body_bytes") = defaults.limits.max_stream_body_bytes)
+             py::arg("max_stream_body_bytes") = defaults.limits.max_stream_body_bytes,
+             py::arg("stream_send_buffer") = defaults.limits.stream_send_buffer)
         // A copy of the settings the server runs with (what the keywords and configure_tls set).
         .def_property_readonly("config", &NativeServer::config)
         .def("add_route", &NativeServer::add_route, py::arg("method"), py::arg("pattern"), py::arg("route_id"))

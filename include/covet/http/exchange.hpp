@@ -2,8 +2,10 @@
 // thread. Protocols implement ExchangeSink; the app implements RequestDispatcher.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -17,6 +19,60 @@ struct Upgrade;
 class BodyReader;
 class RequestBody;
 
+// Flow control of one streamed response, shared by its producer (any thread) and the protocol (the
+// connection's thread), as WebSockets' send limit: how many bytes the producer wrote that the client has
+// not taken yet, and whether the exchange is still open. A producer that finds buffered() over its limit
+// calls arm() and waits for `notify`, which the protocol runs (on the connection's thread) once the
+// buffered bytes fall to the low-water mark (limit / 2) or the exchange closes (ended, the client went
+// away, the stream was reset, the connection timed out). Watching is opt-in: Responder::watch, or
+// Responder::stream with a flow.
+struct StreamFlow {
+    explicit StreamFlow(std::size_t send_limit, std::function<void(StreamFlow&)> on_ready = {})
+        : limit(send_limit), notify(std::move(on_ready)) {}
+
+    // Bytes written and not yet taken: posted from other threads and not yet on the connection, plus what
+    // the protocol last saw unsent for this exchange (approximate off the connection's thread).
+    std::size_t buffered() const noexcept {
+        return posted.load(std::memory_order_relaxed) + queued.load(std::memory_order_relaxed);
+    }
+    bool is_open() const noexcept { return open.load(std::memory_order_acquire); }
+    bool over_limit() const noexcept { return buffered() > limit; }
+    // Producer: true when it must wait for `notify` (over the limit and still open); then `notify` runs once.
+    bool arm() noexcept {
+        armed.store(true, std::memory_order_seq_cst);
+        if (is_open() && buffered() > limit / 2) return true;
+        // Ready already (or closed): take the arming back, unless the protocol just took it to notify.
+        return !armed.exchange(false, std::memory_order_seq_cst);
+    }
+
+    // Protocol side (the connection's thread).
+    void publish(std::size_t unsent) noexcept {
+        queued.store(unsent, std::memory_order_relaxed);
+        if (buffered() <= limit / 2) wake();
+    }
+    void close() noexcept {
+        open.store(false, std::memory_order_release);
+        wake();
+    }
+
+    std::atomic<std::size_t> posted{0};
+    std::atomic<std::size_t> queued{0};
+    std::atomic<bool> open{true};
+    std::atomic<bool> armed{false};
+    const std::size_t limit;
+    const std::function<void(StreamFlow&)> notify;  // any thread but the producer's: keep it short
+
+private:
+    void wake() noexcept {
+        if (!armed.load(std::memory_order_seq_cst) || !armed.exchange(false, std::memory_order_seq_cst)) return;
+        if (!notify) return;
+        try {
+            notify(*this);
+        } catch (...) {
+        }
+    }
+};
+
 // Implemented by protocols (HTTP/1.1 today, HTTP/2 streams later). Called on the connection's thread.
 class ExchangeSink {
 public:
@@ -27,6 +83,10 @@ public:
     // The body could not be completed (the producer failed): the client must see an incomplete response,
     // never a short one that looks whole. HTTP/1.1 closes the connection without the last chunk.
     virtual void stream_abort(std::uint64_t exchange) = 0;
+    // Keep `flow` up to date for this exchange (see StreamFlow) until it ends; protocols that do not
+    // leave it open with nothing buffered.
+    // NOLINTNEXTLINE(performance-unnecessary-value-param): overrides keep the flow
+    virtual void stream_watch(std::uint64_t /*exchange*/, std::shared_ptr<StreamFlow> /*flow*/) {}
     // A streamed request body (see body_stream.hpp): install its reader; bytes the reader consumed.
     // NOLINTNEXTLINE(performance-unnecessary-value-param): overrides keep the reader (by value, then moved)
     virtual void body_read(std::uint64_t /*exchange*/, std::shared_ptr<BodyReader> /*reader*/) {}
@@ -44,13 +104,15 @@ protected:
 class StreamWriter {
 public:
     StreamWriter() = default;
-    StreamWriter(net::ConnectionRef ref, ExchangeSink* sink, std::uint64_t exchange)
-        : ref_(std::move(ref)), sink_(sink), exchange_(exchange) {}
+    StreamWriter(net::ConnectionRef ref, ExchangeSink* sink, std::uint64_t exchange,
+                 std::shared_ptr<StreamFlow> flow = {})
+        : ref_(std::move(ref)), sink_(sink), exchange_(exchange), flow_(std::move(flow)) {}
     StreamWriter(StreamWriter&& o) noexcept { *this = std::move(o); }
     StreamWriter& operator=(StreamWriter&& o) noexcept {
         if (this != &o) {
             end();
             ref_ = o.ref_, sink_ = std::exchange(o.sink_, nullptr), exchange_ = o.exchange_;
+            flow_ = std::move(o.flow_);
         }
         return *this;
     }
@@ -60,11 +122,14 @@ public:
     void end();                          // any thread; idempotent
     void abort();                        // any thread: cut the response off (see ExchangeSink::stream_abort)
     explicit operator bool() const noexcept { return sink_ != nullptr; }
+    // The flow this stream was started with (Responder::stream), or null.
+    const std::shared_ptr<StreamFlow>& flow() const noexcept { return flow_; }
 
 private:
     net::ConnectionRef ref_;
     ExchangeSink* sink_ = nullptr;
     std::uint64_t exchange_ = 0;
+    std::shared_ptr<StreamFlow> flow_;
 };
 
 // Completes one exchange exactly once. Move-only; if destroyed unanswered, the client gets a 500.
@@ -86,7 +151,11 @@ public:
     // Sends the response. Any thread; inline (no allocation) on the connection's own thread.
     void send(Response response);
     // Starts a chunked response with `head`'s status and headers (its body, if any, is the first chunk).
-    StreamWriter stream(Response head);
+    // With a `flow`, the protocol keeps it up to date (see StreamFlow): the writer's bytes count in it.
+    StreamWriter stream(Response head, std::shared_ptr<StreamFlow> flow = {});
+    // Has the protocol keep `flow` up to date from now on (its `open` turns false when the client goes away
+    // before the answer): for a handler that wants to notice a disconnect. Any thread.
+    void watch(std::shared_ptr<StreamFlow> flow) const;
     bool pending() const noexcept { return sink_ != nullptr; }
     // Declares that the request is used after the dispatch call returns (a deferred handler, another
     // thread): its bytes are made stable now. Call on the connection's thread, during dispatch, before the
@@ -176,13 +245,45 @@ inline void Responder::send(Response response) {
                         [ex, r = std::move(response)](ExchangeSink* s) mutable { s->complete(ex, std::move(r)); });
 }
 
-inline StreamWriter Responder::stream(Response head) {
+namespace detail {
+// A flow on its way to the protocol: closed if it never arrives (the connection went first, and the task
+// that carried it was dropped), so that its producer does not wait for news that cannot come.
+struct FlowHandoff {
+    explicit FlowHandoff(std::shared_ptr<StreamFlow> f) : flow(std::move(f)) {}
+    FlowHandoff(const FlowHandoff&) = delete;
+    FlowHandoff& operator=(const FlowHandoff&) = delete;
+    ~FlowHandoff() {
+        if (flow && !delivered) flow->close();
+    }
+    std::shared_ptr<StreamFlow> flow;
+    bool delivered = false;
+};
+}  // namespace detail
+
+inline StreamWriter Responder::stream(Response head, std::shared_ptr<StreamFlow> flow) {
     ExchangeSink* sink = std::exchange(sink_, nullptr);
     if (!sink) return {};
     const std::uint64_t ex = exchange_;
-    detail::on_exchange(ref_, sink, false,
-                        [ex, r = std::move(head)](ExchangeSink* s) mutable { s->stream_begin(ex, std::move(r)); });
-    return StreamWriter(ref_, sink, ex);
+    std::shared_ptr<detail::FlowHandoff> handoff;
+    if (flow) handoff = std::make_shared<detail::FlowHandoff>(flow);
+    detail::on_exchange(ref_, sink, false, [ex, r = std::move(head), handoff](ExchangeSink* s) mutable {
+        if (handoff) {
+            handoff->delivered = true;
+            s->stream_watch(ex, handoff->flow);
+        }
+        s->stream_begin(ex, std::move(r));
+    });
+    return StreamWriter(ref_, sink, ex, std::move(flow));
+}
+
+inline void Responder::watch(std::shared_ptr<StreamFlow> flow) const {
+    if (!sink_ || !flow) return;
+    const std::uint64_t ex = exchange_;
+    detail::on_exchange(ref_, sink_, false,
+                        [ex, h = std::make_shared<detail::FlowHandoff>(std::move(flow))](ExchangeSink* s) {
+                            h->delivered = true;
+                            s->stream_watch(ex, h->flow);
+                        });
 }
 
 inline void Responder::abandon() noexcept {
@@ -199,6 +300,15 @@ inline void StreamWriter::write(std::string_view chunk) {
     const std::uint64_t ex = exchange_;
     if (ref_.on_home_thread()) {
         if (ref_.get()) sink_->stream_write(ex, chunk);
+        return;
+    }
+    if (flow_) {
+        // Counted until the connection's thread has it (then the protocol counts it as unsent output).
+        flow_->posted.fetch_add(chunk.size(), std::memory_order_relaxed);
+        detail::on_exchange(ref_, sink_, false, [ex, data = std::string(chunk), f = flow_](ExchangeSink* s) {
+            f->posted.fetch_sub(data.size(), std::memory_order_relaxed);
+            s->stream_write(ex, data);
+        });
         return;
     }
     detail::on_exchange(ref_, sink_, false,

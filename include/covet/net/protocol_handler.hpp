@@ -28,6 +28,9 @@ public:
     // finished (its final completion found no live connection). True when none is left, so the connection
     // may go. One exchange at a time (HTTP/1.1) is the default; HTTP/2 counts its streams.
     virtual bool exchange_released() noexcept { return true; }
+    // The connection is closed (its socket is gone). A handler kept for an outstanding exchange receives
+    // nothing more (completions for it are dropped): what waits on it must hear now (StreamFlow).
+    virtual void on_closed() noexcept {}
 };
 
 }  // namespace covet::net

@@ -27,6 +27,9 @@ struct Limits {
     std::size_t max_connections = 10000;                           // per process, split evenly across workers
     std::size_t max_buffered_input = std::size_t{1024} * 1024;     // pipelined input held while a response is pending
     std::size_t output_high_water = std::size_t{4} * 1024 * 1024;  // stop reading while more than this is unsent
+    // A streamed response's producer (covet.StreamingResponse ...) pauses while more than this of what it
+    // wrote is unsent (covet::StreamFlow), and resumes below half of it.
+    std::size_t stream_send_buffer = std::size_t{1024} * 1024;
 };
 
 struct Timeouts {

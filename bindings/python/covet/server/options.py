@@ -134,6 +134,8 @@ ENGINE_OPTIONS: tuple[EngineOption, ...] = (
                  "pipelined input held per connection while a response is pending"),
     EngineOption("--output-high-water", "output_high_water", "limits.output_high_water", parse_size,
                  "unsent output per connection above which the engine stops reading from it"),
+    EngineOption("--stream-send-buffer", "stream_send_buffer", "limits.stream_send_buffer", parse_size,
+                 "unsent bytes of a streamed response above which its producer (generator) waits for the client"),
     EngineOption("--timeout-header", "header_timeout_ms", "timeouts.header", parse_duration_ms,
                  "first byte of a request head to its end (slowloris)"),
     EngineOption("--timeout-body", "body_timeout_ms", "timeouts.body", parse_duration_ms,
