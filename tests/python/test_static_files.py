@@ -24,7 +24,7 @@ from covet.staticfiles import StaticFiles
 from covet.templating import Jinja2Templates
 
 root = {root!r}
-app = CovetPy()
+app = CovetPy(docs_url=None)  # the root mount has a docs/ directory (the app's /docs route would win)
 app.mount("/static", StaticFiles(directory=root + "/public"), name="static")
 app.mount("/site", StaticFiles(directory=root + "/site", html=True), name="site")
 app.mount("/follow", StaticFiles(directory=root + "/public", follow_symlink=True))
