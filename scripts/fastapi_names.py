@@ -67,15 +67,18 @@ DIFFERS: dict[str, str] = {
                                                           "(no exception handler is called)",
     "fastapi.exception_handlers.websocket_request_validation_exception_handler":
         "the close reason is the errors as JSON, cut to the 123-byte limit",
+    "fastapi.routing.APIRoute": "covet's Route (its fields, not FastAPI's dependant/body_field/...): for "
+                                "isinstance() over app.routes and setting operation_id; no route_class=",
+    "fastapi.routing.APIWebSocketRoute": "covet's WebSocketRoute (path, endpoint, name): for isinstance() over "
+                                         "app.routes",
+    "fastapi.routing.Mount": "covet's StaticMount: app.routes' entry of a StaticFiles mount only (a mounted "
+                             "CovetPy app adds its routes; other ASGI apps: issue 15)",
+    "fastapi.openapi.models.Contact": "email is a plain string (FastAPI checks it with email-validator when "
+                                      "installed)",
     "fastapi.status": "the pre-RFC 9110 names (HTTP_422_UNPROCESSABLE_ENTITY ...) give no deprecation warning",
 }
 # Names covet does not have: why (when the module's reason in MODULE_WHY does not say it).
 NOT_SUPPORTED: dict[str, str] = {
-    "fastapi.APIRouter": "routers (issue 14, in progress)",
-    "fastapi.BackgroundTasks": "BackgroundTasks (issue 14, in progress)",
-    "fastapi.Security": "security utilities (issue 14, in progress)",
-    "fastapi.params.Security": "security utilities (issue 14, in progress)",
-    "fastapi.param_functions.Security": "security utilities (issue 14, in progress)",
     "fastapi.utils.is_body_allowed_for_status_code": "in covet.exception_handlers",
     "fastapi.concurrency.run_until_first_complete": "deprecated in Starlette; use asyncio.wait(..., "
                                                     "return_when=FIRST_COMPLETED)",
@@ -94,19 +97,33 @@ NOT_SUPPORTED: dict[str, str] = {
     "fastapi.encoders.isoformat": "FastAPI's internal helper (jsonable_encoder applies it)",
     "fastapi.params.Param": "FastAPI's base class of Query/Path/...; covet's markers have their own base",
     "fastapi.params.ParamTypes": "FastAPI's internal enum",
+    "fastapi.routing.RouteContext": "FastAPI's internal view of a route with its routers' settings (covet "
+                                    "applies them to the route when a router is included)",
+    "fastapi.routing.iter_route_contexts": "FastAPI's internal view of a route with its routers' settings (covet "
+                                           "applies them to the route when a router is included)",
+    "fastapi.routing.request_response": "an ASGI app from a request handler: CovetPy's engine calls routes "
+                                        "itself (ASGI hosting: issue 15)",
+    "fastapi.routing.websocket_session": "an ASGI app from a WebSocket handler: CovetPy's engine calls routes "
+                                         "itself (ASGI hosting: issue 15)",
+    "fastapi.routing.get_request_handler": "FastAPI's internal ASGI handler of an APIRoute (the engine and "
+                                           "covet.server.dispatch handle requests; route_class= is not supported)",
+    "fastapi.routing.get_websocket_app": "FastAPI's internal ASGI handler of an APIWebSocketRoute (the engine and "
+                                         "covet.server.dispatch handle WebSockets)",
+    "fastapi.routing.run_endpoint_function": "FastAPI's internal helper (covet.server.dispatch calls endpoints)",
+    "fastapi.routing.serialize_response": "FastAPI's internal helper (response_model serialising happens in "
+                                          "covet.server.dispatch)",
+    "fastapi.openapi.utils.status_code_ranges": "FastAPI's internal table of get_openapi",
+    "fastapi.openapi.utils.validation_error_definition": "FastAPI's internal table of get_openapi "
+                                                         "(the ValidationError schema)",
+    "fastapi.openapi.utils.validation_error_response_definition": "FastAPI's internal table of get_openapi "
+                                                                  "(the HTTPValidationError schema)",
 }
 # Why a name of this module (or its submodules) is missing, when NOT_SUPPORTED has no line for it.
 MODULE_WHY: dict[str, str] = {
     "fastapi.dependencies": "FastAPI's internals (dependency analysis); CovetPy plans parameters in covet.params",
-    "fastapi.routing": "FastAPI's internals, or routing work of issue 14 not merged yet",
-    "fastapi.openapi": "OpenAPI generation (issue 14, in progress)",
-    "fastapi.security": "security utilities (issue 14, in progress)",
-    "fastapi.middleware": "middleware classes (issue 14, in progress)",
-    "fastapi.staticfiles": "static files (issue 14, in progress)",
-    "fastapi.templating": "templates (issue 14, in progress)",
-    "fastapi.sse": "Server-Sent Events (issue 14, in progress)",
-    "fastapi.background": "BackgroundTasks (issue 14, in progress)",
-    "fastapi.responses": "response classes (issue 14, in progress)",
+    "fastapi.routing": "FastAPI's internals of request handling",
+    "fastapi.openapi.utils": "FastAPI's internal helper of get_openapi (covet.openapi.utils.get_openapi builds the "
+                             "same schema its own way)",
     "fastapi.telemetry": "FastAPI's usage telemetry; CovetPy collects none",
     "fastapi.utils": "FastAPI's internal helpers",
     "fastapi.types": "FastAPI's internal type aliases",

@@ -289,12 +289,14 @@ class CovetPy:
             return Response(cached[1], media_type="application/json")
 
         route = Route.build(url, openapi, ("GET", "HEAD"), include_in_schema=False, response_model=None)
+        route.plain = True
         self.router.add_listed(route)
 
     # -- the docs pages (FastAPI's setup(): registered first, outside the schema and the app's dependencies) ----
     def _add_internal_route(self, path: str, endpoint: Callable[..., Any]) -> None:
-        self.router.add_listed(Route.build(path, endpoint, ("GET", "HEAD"), include_in_schema=False,
-                                           response_model=None))
+        route = Route.build(path, endpoint, ("GET", "HEAD"), include_in_schema=False, response_model=None)
+        route.plain = True
+        self.router.add_listed(route)
 
     def _setup_docs(self) -> None:
         openapi_url = self.openapi_url

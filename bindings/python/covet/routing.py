@@ -28,6 +28,7 @@ from .exceptions import HTTPException
 from .params import RequestPlan, build_plan, native_path_type, resolve_hints
 from .requests import Request
 from .responses import JSONResponse, RedirectResponse, Response
+from .staticfiles import StaticMount
 from .utils import generate_unique_id
 
 if TYPE_CHECKING:
@@ -38,7 +39,8 @@ IncEx = Union[set[int], set[str], Mapping[int, Any], Mapping[str, Any]]
 """response_model_include / response_model_exclude: field names, or nested ``{"field": {...}}`` (pydantic's)."""
 
 __all__ = ["Route", "RouteOptions", "ConstantRoute", "WebSocketRoute", "RouteTable", "parse_path", "PathSegment",
-           "FROM_ANNOTATION", "APIRouter", "AppRouter", "NoMatchFound", "generate_unique_id"]
+           "FROM_ANNOTATION", "APIRouter", "AppRouter", "NoMatchFound", "generate_unique_id", "APIRoute",
+           "APIWebSocketRoute", "Mount"]
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")
 _PARAM_TYPES = ("str", "int", "float", "uuid", "path")
@@ -272,6 +274,14 @@ class Route:
     middleware: tuple[Callable[..., Any], ...] = ()
     exception_handlers: dict[Any, Callable[..., Any]] = dataclasses.field(default_factory=dict)
     default_response_class: Any = None  # the including routers' default_response_class, stored
+    # A plain route (Starlette's ``Route``: the openapi_url and docs pages), not a FastAPI ``APIRoute``.
+    plain: bool = False
+    # operation_id as built: FastAPI fixes a route's unique_id (which names its Body_/Response_ schemas) when the
+    # route is made; setting ``route.operation_id`` later changes the operationId only.
+    _built_operation_id: Optional[str] = dataclasses.field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._built_operation_id = self.operation_id
 
     @property
     def path_format(self) -> str:
@@ -280,10 +290,11 @@ class Route:
 
     @property
     def unique_id(self) -> str:
-        """The operation id: ``operation_id=`` if given, else ``generate_unique_id_function(route)`` (the route's,
-        its routers' or the app's; FastAPI's `generate_unique_id` by default)."""
-        if self.operation_id:
-            return self.operation_id
+        """The route's id in the schema (``Body_<id>``, ``Response_<id>``; the operationId unless `operation_id` is
+        set later): ``operation_id=`` if given, else ``generate_unique_id_function(route)`` (the route's, its
+        routers' or the app's; FastAPI's `generate_unique_id` by default)."""
+        if self._built_operation_id:
+            return self._built_operation_id
         return (self.generate_unique_id_function or generate_unique_id)(self)
     # How a result that is not a Response is dumped (pydantic's options, FastAPI's response_model_* keywords).
     response_model_include: Optional[IncEx] = None
@@ -1252,3 +1263,23 @@ class AppRouter(APIRouter):
         """The table's (see `RouteTable.native_registrations`), with the catch-all for unmatched requests when the
         app has HTTP middleware or handlers for 404/405 (they must see those, as in FastAPI)."""
         return self.table.native_registrations(catch_all=self.app.needs_unmatched_in_python())
+
+
+# FastAPI's names for the route classes, for code that walks ``app.routes``:
+#     for route in app.routes:
+#         if isinstance(route, APIRoute):
+#             route.operation_id = route.name     # read by the OpenAPI schema (route.unique_id)
+# They are CovetPy's own classes (a route's fields are covet's, see `Route`); FastAPI's ``route_class=`` (a
+# custom APIRoute subclass that wraps the request handler) is not supported.
+class _APIRouteType(type):
+    def __instancecheck__(cls, instance: object) -> bool:
+        return isinstance(instance, Route) and not instance.plain
+
+
+class APIRoute(Route, metaclass=_APIRouteType):
+    """FastAPI's name for a path operation's route: ``isinstance(route, APIRoute)`` holds for every `Route` of
+    ``app.routes`` made by ``@app.get(...)`` & co. (not for the openapi_url and docs pages, Starlette routes in
+    FastAPI). Not to be built directly (``app.add_api_route`` builds routes) nor subclassed for ``route_class=``."""
+
+APIWebSocketRoute = WebSocketRoute
+Mount = StaticMount  # app.routes' entry of ``app.mount(path, StaticFiles(...))`` (a mounted app adds its routes)

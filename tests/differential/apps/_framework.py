@@ -204,3 +204,15 @@ else:
     from covet.responses import StreamingResponse
 __all__ += ["BaseHTTPMiddleware", "CORSMiddleware", "GZipMiddleware", "HTTPSRedirectMiddleware", "Middleware",
             "StreamingResponse", "TrustedHostMiddleware"]
+# --- names (issue 14: OpenAPI models and constants, APIRoute for loops over app.routes)
+if FRAMEWORK == "fastapi":
+    from fastapi.openapi import models as openapi_models
+    from fastapi.openapi.constants import REF_TEMPLATE
+    from fastapi.openapi.utils import get_openapi
+    from fastapi.routing import APIRoute, APIWebSocketRoute, Mount
+else:
+    from covet.openapi import models as openapi_models
+    from covet.openapi.constants import REF_TEMPLATE
+    from covet.openapi.utils import get_openapi
+    from covet.routing import APIRoute, APIWebSocketRoute, Mount
+__all__ += ["APIRoute", "APIWebSocketRoute", "Mount", "REF_TEMPLATE", "get_openapi", "openapi_models"]

@@ -230,7 +230,9 @@ class _Operation:
         generate = getattr(route, "generate_unique_id_function", None)  # or a user's function to call
         if unique_id is None and callable(generate):
             unique_id = generate(route)
-        self.unique_id: str = route.operation_id or unique_id or _generate_unique_id(route, self.path_format)
+        self.unique_id: str = unique_id or _generate_unique_id(route, self.path_format)
+        # operationId: route.operation_id (also when set after the route was made, as FastAPI reads it)
+        self.operation_id: str = route.operation_id or self.unique_id
         self.parameters: list[_Parameter] = []
         self.security: list[tuple[Any, list[str]]] = []
         self.body_field: Optional[_Field] = None
@@ -671,13 +673,13 @@ class _Builder:
         description = description.split("\f")[0].strip()
         if description:
             operation["description"] = description
-        if op.unique_id in self.operation_ids:
+        if op.operation_id in self.operation_ids:
             name = getattr(route.endpoint, "__name__", "<unnamed_endpoint>")
-            message = f"Duplicate Operation ID {op.unique_id} for function {name}"
+            message = f"Duplicate Operation ID {op.operation_id} for function {name}"
             file_name = getattr(route.endpoint, "__globals__", {}).get("__file__")
             warnings.warn(message + (f" at {file_name}" if file_name else ""), stacklevel=3)
-        self.operation_ids.add(op.unique_id)
-        operation["operationId"] = op.unique_id
+        self.operation_ids.add(op.operation_id)
+        operation["operationId"] = op.operation_id
         if route.deprecated:
             operation["deprecated"] = route.deprecated
         return operation

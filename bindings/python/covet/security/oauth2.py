@@ -81,11 +81,20 @@ class OAuth2PasswordRequestFormStrict(OAuth2PasswordRequestForm):
 
 
 def _flows_dict(flows: Any) -> dict[str, Any]:
-    """OAuth flows as a plain dict (a pydantic model is dumped by alias without None values)."""
+    """OAuth flows as a plain dict: a pydantic model (``covet.openapi.models.OAuthFlows``) is dumped by alias
+    without None values; in a dict, each flow's None values are dropped and its ``scopes`` default to ``{}``, as
+    FastAPI's model fills them in."""
     dump = getattr(flows, "model_dump", None)
     if dump is not None:
-        return dict(dump(by_alias=True, exclude_none=True))
-    return {name: {k: v for k, v in flow.items() if v is not None} for name, flow in dict(flows).items()}
+        return dict(dump(by_alias=True, exclude_none=True, mode="json"))
+    plain: dict[str, Any] = {}
+    for name, flow in dict(flows).items():
+        flow_dump = getattr(flow, "model_dump", None)
+        if flow_dump is not None:
+            plain[name] = dict(flow_dump(by_alias=True, exclude_none=True, mode="json"))
+        elif flow is not None:
+            plain[name] = {"scopes": {}} | {k: v for k, v in flow.items() if v is not None}
+    return plain
 
 
 class OAuth2(SecurityBase):
