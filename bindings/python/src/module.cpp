@@ -253,7 +253,8 @@ public:
         c.timeouts.keep_alive = ms("keep_alive_timeout_ms", keep_alive_timeout_ms);
         c.timeouts.shutdown = ms("shutdown_timeout_ms", shutdown_timeout_ms);
     }
-    covet::App& app() noexcept { return app_; }  // for the bindings beside this file (static_binding, middleware_bindings)
+    // For the bindings beside this file (static_binding, middleware_bindings).
+    covet::App& app() noexcept { return app_; }
 
     ~NativeServer() {
         if (embedded_) app_.server()->on_output(nullptr);
