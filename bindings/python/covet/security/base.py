@@ -8,11 +8,13 @@ dict, FastAPI's shape: ``{"type": "http", "scheme": "bearer"}``) and `scheme_nam
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
+from covet.connection import HTTPConnection
+from covet.exceptions import HTTPException
 from covet.params.markers import SecurityBase
 
-__all__ = ["SecurityBase", "scheme_model"]
+__all__ = ["SecurityBase", "AuthorizationHeaderScheme", "scheme_model"]
 
 
 def scheme_model(kind: str, description: str | None, **fields: Any) -> dict[str, Any]:
@@ -22,3 +24,22 @@ def scheme_model(kind: str, description: str | None, **fields: Any) -> dict[str,
     if description is not None:
         model["description"] = description
     return model
+
+
+class AuthorizationHeaderScheme(SecurityBase):
+    """A scheme whose dependency gives the whole ``Authorization`` header value (`OAuth2`, `OpenIdConnect`);
+    checking it is the app's job. A missing header answers 401 ``Not authenticated`` with ``WWW-Authenticate:
+    Bearer``, or gives None with ``auto_error=False`` (FastAPI's behaviour)."""
+
+    auto_error: bool
+
+    def make_not_authenticated_error(self) -> HTTPException:
+        return HTTPException(401, "Not authenticated", headers={"WWW-Authenticate": "Bearer"})
+
+    async def __call__(self, request: HTTPConnection) -> Optional[str]:
+        authorization = request.headers.get("authorization")
+        if not authorization:
+            if self.auto_error:
+                raise self.make_not_authenticated_error()
+            return None
+        return authorization

@@ -27,11 +27,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Optional, Union
 
 from covet.connection import HTTPConnection
-from covet.exceptions import HTTPException
 from covet.params import Form
 from covet.params.markers import SecurityScopes
 
-from .base import SecurityBase, scheme_model
+from .base import AuthorizationHeaderScheme, scheme_model
 from .utils import get_authorization_scheme_param
 
 __all__ = ["OAuth2", "OAuth2PasswordBearer", "OAuth2AuthorizationCodeBearer", "OAuth2PasswordRequestForm",
@@ -97,27 +96,14 @@ def _flows_dict(flows: Any) -> dict[str, Any]:
     return plain
 
 
-class OAuth2(SecurityBase):
+class OAuth2(AuthorizationHeaderScheme):
     """OAuth2 with the given `flows` (OpenAPI's OAuth Flows object); gives the whole ``Authorization`` header."""
 
     def __init__(self, *, flows: Any = None, scheme_name: Optional[str] = None,
                  description: Optional[str] = None, auto_error: bool = True) -> None:
-        self.model = scheme_model("oauth2", None, flows=_flows_dict(flows or {}))
-        if description is not None:
-            self.model["description"] = description
+        self.model = scheme_model("oauth2", description, flows=_flows_dict(flows or {}))
         self.scheme_name = scheme_name or type(self).__name__
         self.auto_error = auto_error
-
-    def make_not_authenticated_error(self) -> HTTPException:
-        return HTTPException(401, "Not authenticated", headers={"WWW-Authenticate": "Bearer"})
-
-    async def __call__(self, request: HTTPConnection) -> Optional[str]:
-        authorization = request.headers.get("authorization")
-        if not authorization:
-            if self.auto_error:
-                raise self.make_not_authenticated_error()
-            return None
-        return authorization
 
     def _bearer_token(self, request: HTTPConnection) -> Optional[str]:
         authorization = request.headers.get("authorization")

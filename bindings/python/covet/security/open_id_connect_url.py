@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from typing import Optional
 
-from covet.connection import HTTPConnection
-from covet.exceptions import HTTPException
-
-from .base import SecurityBase, scheme_model
+from .base import AuthorizationHeaderScheme, scheme_model
 
 __all__ = ["OpenIdConnect"]
 
 
-class OpenIdConnect(SecurityBase):
+class OpenIdConnect(AuthorizationHeaderScheme):
     """OpenID Connect with its discovery URL (`openIdConnectUrl`).
 
     The dependency gives the whole ``Authorization`` header value (checking the token is the app's job); a
@@ -24,14 +21,3 @@ class OpenIdConnect(SecurityBase):
         self.model = scheme_model("openIdConnect", description, openIdConnectUrl=openIdConnectUrl)
         self.scheme_name = scheme_name or type(self).__name__
         self.auto_error = auto_error
-
-    def make_not_authenticated_error(self) -> HTTPException:
-        return HTTPException(401, "Not authenticated", headers={"WWW-Authenticate": "Bearer"})
-
-    async def __call__(self, request: HTTPConnection) -> Optional[str]:
-        authorization = request.headers.get("authorization")
-        if not authorization:
-            if self.auto_error:
-                raise self.make_not_authenticated_error()
-            return None
-        return authorization
