@@ -441,12 +441,7 @@ class CovetPy:
     def api_route(self, path: str, methods: Optional[Sequence[str]] = None,
                   **options: Unpack[RouteOptions]) -> Callable[[F], F]:
         """Decorator form of `add_api_route` (FastAPI's ``app.api_route``; default method GET)."""
-
-        def decorator(func: F) -> F:
-            self.add_api_route(path, func, methods=methods, **options)
-            return func
-
-        return decorator
+        return self.router.api_route(path, methods, **options)
 
     def route(self, path: str, methods: Optional[Sequence[str]] = None,
               **options: Unpack[DecoratorOptions]) -> Callable[[F], F]:
