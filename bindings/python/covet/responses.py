@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterable, Iterable, Mapping
+from collections.abc import AsyncIterable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal, Optional, Union
 
 from . import _events, encoders
@@ -67,6 +67,9 @@ class Response:
     default_status: int = 200
     _streams = False  # the body is produced while sending (StreamingResponse)
     background: Optional[BackgroundTask] = None  # run after the response is sent (covet.background)
+    # The request answered (the engine's: ``.method``, ``.headers``), given by the dispatcher to a streamed
+    # response before it is sent: FileResponse reads HEAD, Range and If-Range from it, as Starlette's from the scope.
+    _request_head: Any = None
 
     def __init__(
         self,
@@ -388,14 +391,39 @@ class EventSourceResponse(StreamingResponse):
     media_type = "text/event-stream"
 
 
-class FileResponse(StreamingResponse):
-    """The contents of the file at `path`, read in the thread pool in 64 KiB pieces.
+class _MalformedRange(Exception):
+    def __init__(self, content: str = "Malformed range header.") -> None:
+        super().__init__(content)
+        self.content = content
 
-    `media_type` is guessed from the file name when not given; `filename` adds a
-    ``Content-Disposition: attachment`` header.
+
+class _RangeNotSatisfiable(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+class FileResponse(StreamingResponse):
+    """The file at `path`, as Starlette's FileResponse sends it.
+
+    ``Content-Length``, ``Last-Modified`` and ``ETag`` (Starlette's: the MD5 of ``"{st_mtime}-{st_size}"``) from
+    `stat_result` or, when not given, from ``os.stat`` at send time; ``Accept-Ranges: bytes``; `filename` adds
+    ``Content-Disposition: {content_disposition_type}; filename="..."`` (``filename*=utf-8''...`` when it needs
+    quoting). The media type is guessed from `filename` or `path` (``application/octet-stream`` when unknown).
+
+    At send time the request decides what is sent: HEAD (or ``method="HEAD"``) gets the headers only; a ``Range``
+    on a 200 GET/HEAD (honoured by ``If-Range`` when it equals the ETag or Last-Modified) gets 206 with
+    ``Content-Range`` (several ranges: ``multipart/byteranges``), 416 with ``Content-Range: bytes */size`` when
+    no range starts inside the file, 400 when malformed. A missing path (or one that is not a regular file)
+    raises RuntimeError then, as Starlette does (the client gets a 500). The status and headers of the response
+    object become the ones sent.
     """
 
     chunk_size = 64 * 1024
+    max_ranges = 100
+    # A body up to this size is read whole and sent with Content-Length; a larger one is streamed (chunked)
+    # unless the engine sends the file region itself (`_file_region`).
+    whole_read_limit = 1024 * 1024
 
     def __init__(
         self,
@@ -405,41 +433,254 @@ class FileResponse(StreamingResponse):
         media_type: Optional[str] = None,
         background: Optional[BackgroundTask] = None,
         filename: Optional[str] = None,
+        stat_result: Optional[os.stat_result] = None,
+        content_disposition_type: str = "attachment",
         *,
+        method: Optional[str] = None,
         status_code: Optional[int] = None,
     ) -> None:
         self.path = os.fspath(path)
+        self.filename = filename
         if media_type is None:
             import mimetypes
 
-            media_type = mimetypes.guess_type(filename or self.path)[0] or "text/plain"
+            media_type = mimetypes.guess_type(filename or self.path)[0] or "application/octet-stream"
         super().__init__(self._chunks(), status=status, headers=headers, media_type=media_type, background=background,
                          status_code=status_code)
+        self.send_header_only = method is not None and method.upper() == "HEAD"
+        self.headers.setdefault("accept-ranges", "bytes")
         if filename is not None:
             from urllib.parse import quote
 
             quoted = quote(filename)
             if quoted != filename:
-                disposition = f"attachment; filename*=utf-8''{quoted}"
+                disposition = f"{content_disposition_type}; filename*=utf-8''{quoted}"
             else:
-                disposition = f'attachment; filename="{filename}"'
+                disposition = f'{content_disposition_type}; filename="{filename}"'
             self.headers.setdefault("content-disposition", disposition)
+        self.stat_result = stat_result
+        if stat_result is not None:
+            self.set_stat_headers(stat_result)
+        # What the headers were when made: those added later (by a middleware) go on a 400/416 sent instead.
+        self._made_headers = list(self.headers._raw)
+        self._prepared = False
+        self._head = False
+        self._size = 0
+        self._ranges: list[tuple[int, int]] = []  # empty: the whole file
+        self._boundary = ""
+        self._part_type = ""
+        self._replacement: Optional[Response] = None  # 400 / 416 instead of the file
+
+    def set_stat_headers(self, stat_result: os.stat_result) -> None:
+        """Content-Length, Last-Modified and ETag from `stat_result` (kept where already set)."""
+        import hashlib
+        from email.utils import formatdate
+
+        etag_base = f"{stat_result.st_mtime}-{stat_result.st_size}"
+        etag = hashlib.md5(etag_base.encode(), usedforsecurity=False).hexdigest()
+        self.headers.setdefault("content-length", str(stat_result.st_size))
+        self.headers.setdefault("last-modified", formatdate(stat_result.st_mtime, usegmt=True))
+        self.headers.setdefault("etag", f'"{etag}"')
 
     def _chunks(self) -> Iterable[bytes]:
+        """The whole file (what a middleware iterating ``body_iterator`` reads)."""
         with open(self.path, "rb") as f:
             while chunk := f.read(self.chunk_size):
                 yield chunk
 
+    # -- at send time -------------------------------------------------------------------------------
+    def _request_info(self) -> tuple[str, Optional[str], Optional[str]]:
+        """(method, Range, If-Range) of the request being answered (GET without ranges when none is known)."""
+        request = self._request_head
+        if request is None:
+            return "GET", None, None
+        method = str(request.method).upper()
+        headers = request.headers
+        pairs = headers.items() if isinstance(headers, Mapping) else headers
+        http_range: Optional[str] = None
+        if_range: Optional[str] = None
+        for name, value in pairs:
+            lower = name.lower()
+            if lower == "range" and http_range is None:
+                http_range = value
+            elif lower == "if-range" and if_range is None:
+                if_range = value
+        return method, http_range, if_range
+
+    def _prepare(self, info: Optional[tuple[str, Optional[str], Optional[str]]] = None) -> None:
+        """Decides what is sent (stat, Range, If-Range), once; sets the status and headers accordingly. `info`:
+        the request's `_request_info`, when read already (on the loop thread, before this runs in the pool)."""
+        if self._prepared:
+            return
+        method, http_range, if_range = info if info is not None else self._request_info()
+        added = list(self.headers._raw)
+        for header in self._made_headers:
+            if header in added:
+                added.remove(header)
+        self._request_head = None  # the engine's request is not ours to keep past the answer
+        self._head = self.send_header_only or method == "HEAD"
+        if self.stat_result is None:
+            import stat
+
+            try:
+                stat_result = os.stat(self.path)
+            except FileNotFoundError:
+                raise RuntimeError(f"File at path {self.path} does not exist.") from None
+            self.set_stat_headers(stat_result)
+            if not stat.S_ISREG(stat_result.st_mode):
+                raise RuntimeError(f"File at path {self.path} is not a file.")
+        else:
+            stat_result = self.stat_result
+        self._size = size = stat_result.st_size
+        self._prepared = True
+        if (self.status_code != 200 or http_range is None or method not in ("GET", "HEAD")
+                or (if_range is not None and not self._should_use_range(if_range))):
+            return
+        try:
+            ranges = self._parse_range_header(http_range, size)
+        except _MalformedRange as exc:
+            self._replacement = self._instead(PlainTextResponse(exc.content, status_code=400), added)
+            return
+        except _RangeNotSatisfiable as exc:
+            self._replacement = self._instead(
+                PlainTextResponse(status_code=416, headers={"Content-Range": f"bytes */{exc.size}"}), added)
+            return
+        if not ranges:
+            return
+        self._ranges = ranges
+        self.status_code = 206
+        if len(ranges) == 1:
+            start, end = ranges[0]
+            self.headers["content-range"] = f"bytes {start}-{end - 1}/{size}"
+            self.headers["content-length"] = str(end - start)
+            return
+        import secrets
+
+        self._boundary = secrets.token_hex(13)  # 104 bits, as browsers' boundaries and Starlette's
+        part_type = self.headers["content-type"]
+        self.headers["content-type"] = f"multipart/byteranges; boundary={self._boundary}"
+        self._part_type = part_type
+        self.headers["content-length"] = str(self._multipart_length())
+
+    @staticmethod
+    def _instead(response: Response, added: list[tuple[str, str]]) -> Response:
+        """`response` (a 400/416 sent instead of the file) with the headers a middleware `added` to the file's:
+        Starlette's middleware sees, and marks, the answer actually sent."""
+        for name, value in added:
+            if name.lower() == "set-cookie":
+                response.headers.append(name, value)
+            else:
+                response.headers[name] = value
+        return response
+
+    def _file_region(self) -> Optional[tuple[str, int, int]]:
+        """(absolute path, offset, byte count) when the body is one contiguous region of the file and the status
+        and headers (Content-Length included) are final — the engine may then send the region itself (for HEAD:
+        no body, that Content-Length); None when Python must produce the body (several ranges, a 400/416).
+        Prepares the response first (stat, Range) if `_send` has not: the request must be set by then."""
+        self._prepare()
+        if self._replacement is not None or len(self._ranges) > 1:
+            return None
+        start, end = self._ranges[0] if self._ranges else (0, self._size)
+        return os.path.abspath(self.path), start, end - start
+
+    def _should_use_range(self, http_if_range: str) -> bool:
+        if http_if_range.startswith("W/"):
+            return False
+        return http_if_range in (self.headers.get("last-modified"), self.headers.get("etag"))
+
+    @classmethod
+    def _parse_range_header(cls, http_range: str, file_size: int) -> list[tuple[int, int]]:
+        """[(start, end exclusive)] of ``Range: bytes=...``, overlapping ones merged (several: sorted); [] for
+        the whole file (more than `max_ranges` ranges). Starlette's rules and messages."""
+        units, sep, spec = http_range.partition("=")
+        if not sep:
+            raise _MalformedRange()
+        if units.strip().lower() != "bytes":
+            raise _MalformedRange("Only support bytes range")
+        if spec.count(",") + 1 > cls.max_ranges:
+            return []
+        ranges: list[tuple[int, int]] = []
+        for part in spec.split(","):
+            part = part.strip()
+            if not part or part == "-" or "-" not in part:
+                continue
+            first, _, last = part.partition("-")
+            first, last = first.strip(), last.strip()
+            try:
+                start = int(first) if first else max(file_size - int(last), 0)
+                end = int(last) + 1 if first and last and int(last) < file_size else file_size
+            except ValueError:
+                continue
+            ranges.append((start, end))
+        if not ranges:
+            raise _MalformedRange("Range header: range must be requested")
+        if any(not 0 <= start < file_size for start, _ in ranges):
+            raise _RangeNotSatisfiable(file_size)
+        if any(start >= end for start, end in ranges):
+            raise _MalformedRange("Range header: start must be less than end")
+        if len(ranges) == 1:
+            return ranges
+        ranges.sort()
+        merged = [ranges[0]]
+        for start, end in ranges[1:]:
+            last_start, last_end = merged[-1]
+            if start <= last_end:
+                merged[-1] = (last_start, max(last_end, end))
+            else:
+                merged.append((start, end))
+        return merged
+
+    def _part_head(self, start: int, end: int) -> bytes:
+        return (f"--{self._boundary}\r\nContent-Type: {self._part_type}\r\n"
+                f"Content-Range: bytes {start}-{end - 1}/{self._size}\r\n\r\n").encode("latin-1")
+
+    def _multipart_length(self) -> int:
+        total = sum(len(self._part_head(start, end)) + (end - start) + 2 for start, end in self._ranges)
+        return total + len(self._boundary) + 4  # --boundary--
+
+    def _region_chunks(self, offset: int, count: int) -> Iterator[bytes]:
+        with open(self.path, "rb") as f:
+            f.seek(offset)
+            while count > 0:
+                chunk = f.read(min(self.chunk_size, count))
+                if not chunk:
+                    raise RuntimeError(f"File at path {self.path} is shorter than expected.")
+                count -= len(chunk)
+                yield chunk
+
+    def _multipart_chunks(self) -> Iterator[bytes]:
+        for start, end in self._ranges:
+            yield self._part_head(start, end)
+            yield from self._region_chunks(start, end - start)
+            yield b"\r\n"
+        yield f"--{self._boundary}--".encode("latin-1")
+
+    def _read_body(self) -> bytes:
+        region = self._file_region()
+        if region is not None:
+            _, offset, count = region
+            return b"".join(self._region_chunks(offset, count))
+        return b"".join(self._multipart_chunks())
+
     async def _send(self, responder: Any, executor: Any) -> None:
         loop = asyncio.get_running_loop()
-        size = await loop.run_in_executor(executor, os.path.getsize, self.path)
-        if size <= 4 * self.chunk_size:  # small: one read, one response with Content-Length
-            body = await loop.run_in_executor(executor, _read_file, self.path)
+        if not self._prepared:  # the request read here (the engine's), the file's stat in the pool
+            await loop.run_in_executor(executor, self._prepare, self._request_info())
+        replacement = self._replacement
+        if replacement is not None:
+            responder.send(replacement.status_code, replacement.headers._raw, replacement.body)
+            return
+        length = int(self.headers.get("content-length", "0"))
+        if length <= self.whole_read_limit:  # one read, one response with Content-Length (HEAD: the engine drops it)
+            body = await loop.run_in_executor(executor, self._read_body)
             responder.send(self.status_code, self.headers._raw, body)
             return
+        if self._head:  # too large to read for its length: the headers alone (no Content-Length until then)
+            responder.start_stream(self.status_code, self.headers._raw)
+            responder.end()
+            return
+        region = self._file_region()
+        self.body_iterator = (self._multipart_chunks() if region is None
+                              else self._region_chunks(region[1], region[2]))
         await super()._send(responder, executor)
-
-
-def _read_file(path: Union[str, os.PathLike[str]]) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()

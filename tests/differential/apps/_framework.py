@@ -216,3 +216,9 @@ else:
     from covet.openapi.utils import get_openapi
     from covet.routing import APIRoute, APIWebSocketRoute, Mount
 __all__ += ["APIRoute", "APIWebSocketRoute", "Mount", "REF_TEMPLATE", "get_openapi", "openapi_models"]
+# --- fileresponse (issue 14: FileResponse with Range/HEAD/validators; StaticFiles under Python middleware)
+if FRAMEWORK == "fastapi":
+    from fastapi.responses import FileResponse
+else:
+    from covet.responses import FileResponse
+__all__ += ["FileResponse"]

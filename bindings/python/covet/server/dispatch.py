@@ -232,6 +232,7 @@ class Dispatcher:
             if isinstance(rendered, tuple):
                 responder.send(*rendered)
             elif rendered._streams:
+                rendered._request_head = native  # a FileResponse answers HEAD, Range and If-Range from it
                 await rendered._send(responder, self.executor)
             else:
                 responder.send(rendered.status_code, rendered.headers._raw, rendered.body)

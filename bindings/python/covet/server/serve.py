@@ -38,6 +38,7 @@ from covet.utils import check_root_path
 from .dispatch import Dispatcher
 from .engine import Engine, EngineModule, native_module
 from .interface import CallNext, Middleware, ServedApp
+from .static_routes import static_routes
 
 Registration = tuple[str, str, Union[Route, ConstantRoute], bool]  # (method, native pattern, route, is_fallback)
 
@@ -133,7 +134,15 @@ class Worker:
         ids: dict[int, int] = {}
         # Mounts first: a mount at "/" then wins over the slash-redirect fallbacks, as Starlette's Mount does.
         add_static_mount = getattr(server, "add_static_mount", None)
+        static_in_python = bool(self.app.user_middleware)  # FastAPI runs the app's middleware around them
         for mount in getattr(self.app, "static_mounts", ()):
+            if static_in_python:
+                for pattern, static_route in static_routes(mount):
+                    static_id = ids[id(static_route)] = len(targets)
+                    targets.append(static_route)
+                    for method in METHODS:
+                        server.add_route(method, pattern, static_id)
+                continue
             if add_static_mount is None:
                 raise RuntimeError("this engine cannot serve StaticFiles mounts (no add_static_mount)")
             files = mount.app
