@@ -411,12 +411,12 @@ class FileResponse(StreamingResponse):
     ``Content-Disposition: {content_disposition_type}; filename="..."`` (``filename*=utf-8''...`` when it needs
     quoting). The media type is guessed from `filename` or `path` (``application/octet-stream`` when unknown).
 
-    At send time the request decides what is sent: HEAD (or ``method="HEAD"``) gets the headers only; a ``Range``
-    on a 200 GET/HEAD (honoured by ``If-Range`` when it equals the ETag or Last-Modified) gets 206 with
-    ``Content-Range`` (several ranges: ``multipart/byteranges``), 416 with ``Content-Range: bytes */size`` when
-    no range starts inside the file, 400 when malformed. A missing path (or one that is not a regular file)
-    raises RuntimeError then, as Starlette does (the client gets a 500). The status and headers of the response
-    object become the ones sent.
+    At send time the request decides what is sent: HEAD gets the headers only (``method="HEAD"``: no body
+    whatever the method); a ``Range`` on a 200 GET/HEAD (honoured by ``If-Range`` when it equals the ETag or
+    Last-Modified) gets 206 with ``Content-Range`` (several ranges: ``multipart/byteranges``), 416 with
+    ``Content-Range: bytes */size`` when no range starts inside the file, 400 when malformed. A missing path (or
+    one that is not a regular file) raises RuntimeError then, as Starlette does (the client gets a 500). The
+    status and headers of the response object become the ones sent.
     """
 
     chunk_size = 64 * 1024
@@ -465,6 +465,7 @@ class FileResponse(StreamingResponse):
         self._made_headers = list(self.headers._raw)
         self._prepared = False
         self._head = False
+        self._no_body = False
         self._size = 0
         self._ranges: list[tuple[int, int]] = []  # empty: the whole file
         self._boundary = ""
@@ -518,7 +519,8 @@ class FileResponse(StreamingResponse):
             if header in added:
                 added.remove(header)
         self._request_head = None  # the engine's request is not ours to keep past the answer
-        self._head = self.send_header_only or method == "HEAD"
+        self._head = method == "HEAD"
+        self._no_body = self.send_header_only and not self._head  # method="HEAD" answering another method
         if self.stat_result is None:
             import stat
 
@@ -579,7 +581,7 @@ class FileResponse(StreamingResponse):
         no body, that Content-Length); None when Python must produce the body (several ranges, a 400/416).
         Prepares the response first (stat, Range) if `_send` has not: the request must be set by then."""
         self._prepare()
-        if self._replacement is not None or len(self._ranges) > 1:
+        if self._replacement is not None or len(self._ranges) > 1 or self._no_body:
             return None
         start, end = self._ranges[0] if self._ranges else (0, self._size)
         return os.path.abspath(self.path), start, end - start
@@ -670,6 +672,9 @@ class FileResponse(StreamingResponse):
         replacement = self._replacement
         if replacement is not None:
             responder.send(replacement.status_code, replacement.headers._raw, replacement.body)
+            return
+        if self._no_body:  # FileResponse(method="HEAD") for a GET: no body (so, to the engine, no length)
+            responder.send(self.status_code, self.headers._raw, b"")
             return
         length = int(self.headers.get("content-length", "0"))
         if length <= self.whole_read_limit:  # one read, one response with Content-Length (HEAD: the engine drops it)
