@@ -658,6 +658,10 @@ class FileResponse(StreamingResponse):
             yield b"\r\n"
         yield f"--{self._boundary}--".encode("latin-1")
 
+    def _body_length(self) -> int:
+        region = self._file_region()
+        return region[2] if region is not None else self._multipart_length()
+
     def _read_body(self) -> bytes:
         region = self._file_region()
         if region is not None:
@@ -665,10 +669,18 @@ class FileResponse(StreamingResponse):
             return b"".join(self._region_chunks(offset, count))
         return b"".join(self._multipart_chunks())
 
+    def _load(self, info: tuple[str, Optional[str], Optional[str]]) -> Optional[bytes]:
+        """`_prepare`, then the body when it is small enough to be read whole (else None): one trip to the pool."""
+        self._prepare(info)
+        if self._replacement is not None or self._no_body or self._body_length() > self.whole_read_limit:
+            return None
+        return self._read_body()
+
     async def _send(self, responder: Any, executor: Any) -> None:
         loop = asyncio.get_running_loop()
-        if not self._prepared:  # the request read here (the engine's), the file's stat in the pool
-            await loop.run_in_executor(executor, self._prepare, self._request_info())
+        body: Optional[bytes] = None
+        if not self._prepared:  # the request read here (the engine's), the file's stat (and body) in the pool
+            body = await loop.run_in_executor(executor, self._load, self._request_info())
         replacement = self._replacement
         if replacement is not None:
             responder.send(replacement.status_code, replacement.headers._raw, replacement.body)
@@ -676,9 +688,10 @@ class FileResponse(StreamingResponse):
         if self._no_body:  # FileResponse(method="HEAD") for a GET: no body (so, to the engine, no length)
             responder.send(self.status_code, self.headers._raw, b"")
             return
-        length = int(self.headers.get("content-length", "0"))
-        if length <= self.whole_read_limit:  # one read, one response with Content-Length (HEAD: the engine drops it)
-            body = await loop.run_in_executor(executor, self._read_body)
+        if body is not None or self._body_length() <= self.whole_read_limit:
+            # One response with Content-Length (for HEAD the engine sends the headers only).
+            if body is None:
+                body = await loop.run_in_executor(executor, self._read_body)
             responder.send(self.status_code, self.headers._raw, body)
             return
         if self._head:  # too large to read for its length: the headers alone (no Content-Length until then)
