@@ -391,6 +391,18 @@ class EventSourceResponse(StreamingResponse):
     media_type = "text/event-stream"
 
 
+# (st_mtime, st_size) -> (Content-Length, Last-Modified, ETag): the validators of the files served lately.
+_FILE_VALIDATORS: dict[tuple[float, int], tuple[str, str, str]] = {}
+
+
+def _set_missing(headers: MutableHeaders, fields: Iterable[tuple[str, str]]) -> None:
+    """Appends each (name, value) whose (lower-case) name `headers` does not have yet (``setdefault``'s meaning)."""
+    present = {name.lower() for name, _ in headers._raw}
+    for name, value in fields:
+        if name not in present:
+            headers.append(name, value)
+
+
 class _MalformedRange(Exception):
     def __init__(self, content: str = "Malformed range header.") -> None:
         super().__init__(content)
@@ -448,7 +460,7 @@ class FileResponse(StreamingResponse):
         super().__init__(self._chunks(), status=status, headers=headers, media_type=media_type, background=background,
                          status_code=status_code)
         self.send_header_only = method is not None and method.upper() == "HEAD"
-        self.headers.setdefault("accept-ranges", "bytes")
+        _set_missing(self.headers, (("accept-ranges", "bytes"),))
         if filename is not None:
             from urllib.parse import quote
 
@@ -474,14 +486,18 @@ class FileResponse(StreamingResponse):
 
     def set_stat_headers(self, stat_result: os.stat_result) -> None:
         """Content-Length, Last-Modified and ETag from `stat_result` (kept where already set)."""
-        import hashlib
-        from email.utils import formatdate
+        key = (stat_result.st_mtime, stat_result.st_size)
+        validators = _FILE_VALIDATORS.get(key)
+        if validators is None:
+            import hashlib
+            from email.utils import formatdate
 
-        etag_base = f"{stat_result.st_mtime}-{stat_result.st_size}"
-        etag = hashlib.md5(etag_base.encode(), usedforsecurity=False).hexdigest()
-        self.headers.setdefault("content-length", str(stat_result.st_size))
-        self.headers.setdefault("last-modified", formatdate(stat_result.st_mtime, usegmt=True))
-        self.headers.setdefault("etag", f'"{etag}"')
+            etag = hashlib.md5(f"{key[0]}-{key[1]}".encode(), usedforsecurity=False).hexdigest()
+            validators = (str(key[1]), formatdate(key[0], usegmt=True), f'"{etag}"')
+            if len(_FILE_VALIDATORS) >= 1024:
+                _FILE_VALIDATORS.clear()
+            _FILE_VALIDATORS[key] = validators
+        _set_missing(self.headers, zip(("content-length", "last-modified", "etag"), validators, strict=True))
 
     def _chunks(self) -> Iterable[bytes]:
         """The whole file (what a middleware iterating ``body_iterator`` reads)."""
@@ -514,10 +530,7 @@ class FileResponse(StreamingResponse):
         if self._prepared:
             return
         method, http_range, if_range = info if info is not None else self._request_info()
-        added = list(self.headers._raw)
-        for header in self._made_headers:
-            if header in added:
-                added.remove(header)
+        before = list(self.headers._raw)  # with what a middleware added since `_made_headers`
         self._request_head = None  # the engine's request is not ours to keep past the answer
         self._head = method == "HEAD"
         self._no_body = self.send_header_only and not self._head  # method="HEAD" answering another method
@@ -541,11 +554,11 @@ class FileResponse(StreamingResponse):
         try:
             ranges = self._parse_range_header(http_range, size)
         except _MalformedRange as exc:
-            self._replacement = self._instead(PlainTextResponse(exc.content, status_code=400), added)
+            self._replacement = self._instead(PlainTextResponse(exc.content, status_code=400), before)
             return
         except _RangeNotSatisfiable as exc:
             self._replacement = self._instead(
-                PlainTextResponse(status_code=416, headers={"Content-Range": f"bytes */{exc.size}"}), added)
+                PlainTextResponse(status_code=416, headers={"Content-Range": f"bytes */{exc.size}"}), before)
             return
         if not ranges:
             return
@@ -564,10 +577,13 @@ class FileResponse(StreamingResponse):
         self._part_type = part_type
         self.headers["content-length"] = str(self._multipart_length())
 
-    @staticmethod
-    def _instead(response: Response, added: list[tuple[str, str]]) -> Response:
+    def _instead(self, response: Response, before: list[tuple[str, str]]) -> Response:
         """`response` (a 400/416 sent instead of the file) with the headers a middleware `added` to the file's:
         Starlette's middleware sees, and marks, the answer actually sent."""
+        added = list(before)
+        for header in self._made_headers:
+            if header in added:
+                added.remove(header)
         for name, value in added:
             if name.lower() == "set-cookie":
                 response.headers.append(name, value)
@@ -664,10 +680,16 @@ class FileResponse(StreamingResponse):
 
     def _read_body(self) -> bytes:
         region = self._file_region()
-        if region is not None:
-            _, offset, count = region
-            return b"".join(self._region_chunks(offset, count))
-        return b"".join(self._multipart_chunks())
+        if region is None:
+            return b"".join(self._multipart_chunks())
+        _, offset, count = region
+        with open(self.path, "rb") as f:
+            if offset:
+                f.seek(offset)
+            data = f.read(count)
+        if len(data) != count:
+            raise RuntimeError(f"File at path {self.path} is shorter than expected.")
+        return data
 
     def _load(self, info: tuple[str, Optional[str], Optional[str]]) -> Optional[bytes]:
         """`_prepare`, then the body when it is small enough to be read whole (else None): one trip to the pool."""
