@@ -229,7 +229,7 @@ def test_large_file_streamed(server: int) -> None:
 
 
 def test_missing_file_is_a_server_error(server: int) -> None:
-    status, headers, body = request(server, "GET", "/file/missing")
+    status, _, body = request(server, "GET", "/file/missing")
     assert (status, body) == (500, b"Internal Server Error")
 
 
@@ -328,3 +328,13 @@ def test_static_precompressed_and_fallback(server: int) -> None:
     assert (status, body) == (200, b"console.log(1)") and "content-encoding" not in headers
     status, _, body = request(server, "GET", "/spa/some/client/route")
     assert (status, body) == (200, b"<h1>home</h1>")
+
+
+def test_missing_directory_fails_the_start(tmp_path: Path) -> None:
+    """check_dir=False with Python middleware: the start fails naming the directory, as on the engine's path."""
+    (tmp_path / "lateapp.py").write_text(
+        "from covet import CovetPy\nfrom covet.staticfiles import StaticFiles\napp = CovetPy()\n"
+        "@app.middleware('http')\nasync def mw(request, call_next):\n    return await call_next(request)\n"
+        f"app.mount('/s', StaticFiles(directory={str(tmp_path / 'gone')!r}, check_dir=False))\n")
+    with pytest.raises(AssertionError, match=r"StaticFiles directory '.*gone' does not exist"):
+        ServerProcess([sys.executable, "-m", "covet", "run", "lateapp:app", "--port", "0"], cwd=tmp_path, timeout=8)

@@ -137,6 +137,7 @@ class Worker:
         static_in_python = bool(self.app.user_middleware)  # FastAPI runs the app's middleware around them
         for mount in getattr(self.app, "static_mounts", ()):
             if static_in_python:
+                mount.app.check_config()  # as the engine refuses the mount: a missing directory fails the start
                 for pattern, static_route in static_routes(mount):
                     static_id = ids[id(static_route)] = len(targets)
                     targets.append(static_route)
