@@ -34,6 +34,7 @@ app = CovetPy()
 async def mark(request, call_next):
     response = await call_next(request)
     response.headers["x-mw"] = "seen"
+    response.headers["x-mw-status"] = str(response.status_code)  # what the middleware saw
     return response
 
 app.mount("/static", StaticFiles(directory=root + "/public"), name="static")
@@ -264,6 +265,13 @@ def test_static_file_through_middleware(server: int) -> None:
     assert (status, body, headers["content-length"], headers["x-mw"]) == (200, b"", "11", "seen")
     status, headers, body = request(server, "GET", "/static/hello.txt", {"Range": "bytes=0-4"})
     assert (status, body, headers["content-range"]) == (206, b"hello", "bytes 0-4/11")
+    assert headers["x-mw-status"] == "206"  # decided before the middleware sees it, as in Starlette
+    status, headers, body = request(server, "GET", "/static/hello.txt", {"Range": "bytes=0-1,6-7"})
+    assert (status, headers["x-mw-status"]) == (206, "206")
+    assert body == _multipart(headers["content-type"].partition("; boundary=")[2], [(0, 2), (6, 8)],
+                              b"hello world", "text/plain; charset=utf-8")
+    status, headers, body = request(server, "GET", "/static/hello.txt", {"Range": "bytes=11-"})
+    assert (status, headers["x-mw-status"], headers["content-range"]) == (416, "416", "bytes */11")
 
 
 @pytest.mark.parametrize("conditional", [

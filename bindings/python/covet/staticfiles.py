@@ -165,13 +165,22 @@ class StaticFiles:
         return "", None
 
     def file_response(self, full_path: PathLike, stat_result: os.stat_result, request: Any,
-                      status_code: int = 200) -> Response:
+                      status_code: int = 200, *, media_type: Optional[str] = None,
+                      content_encoding: Optional[str] = None) -> Response:
         """A FileResponse for the file, or 304 when the request's If-None-Match / If-Modified-Since says the
-        client has it."""
-        response = FileResponse(full_path, status_code=status_code, stat_result=stat_result, **self._vary())
+        client has it. Its Range is decided now (no I/O: the stat is known), so that the app's middleware sees
+        the 206 or the 416/400 sent instead, as Starlette's does. `media_type` and `content_encoding`: for a
+        precompressed sibling, the type of the file it stands for and its coding."""
+        headers = {"vary": "Accept-Encoding"} if self.precompressed else None
+        if headers is not None and content_encoding is not None:
+            headers["content-encoding"] = content_encoding
+        response = FileResponse(full_path, status_code=status_code, stat_result=stat_result, headers=headers,
+                                media_type=media_type)
         if self.is_not_modified(response.headers, request.headers):
             return NotModifiedResponse(response.headers)
-        return response
+        response._request_head = request
+        response._prepare()
+        return response._replacement or response
 
     def is_not_modified(self, response_headers: Headers, request_headers: Headers) -> bool:
         """Starlette's: If-None-Match alone when present (``*``, or one of its tags, weak or not, equals the
@@ -205,18 +214,10 @@ class StaticFiles:
                     continue
                 sibling, sibling_stat = await loop.run_in_executor(None, self.lookup_path, path + suffix)
                 if sibling_stat is not None and stat.S_ISREG(sibling_stat.st_mode):
-                    response = self.file_response(sibling, sibling_stat, request)
-                    if isinstance(response, FileResponse):
-                        response.headers["content-type"] = _media_type(path, response)
-                        response.headers["content-encoding"] = coding
-                    return response
+                    media_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
+                    return self.file_response(sibling, sibling_stat, request, media_type=media_type,
+                                              content_encoding=coding)
         return self.file_response(full_path, stat_result, request)
-
-
-def _media_type(path: str, response: FileResponse) -> str:
-    """The Content-Type `response` would have for the file `path` (not its compressed sibling)."""
-    response.media_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
-    return response._content_type()
 
 
 def _accepts_coding(accept_encoding: str, coding: str) -> bool:

@@ -63,6 +63,8 @@ app = FastAPI()
 async def mark(request: Request, call_next: Any) -> Any:
     response = await call_next(request)
     response.headers["x-middleware"] = "seen"
+    if "x-echo-status" in request.headers:  # the status the middleware sees
+        response.headers["x-seen-status"] = str(response.status_code)
     disposition = response.headers.get("content-disposition")
     if disposition is not None:  # not among the compared headers: copied into one that is
         response.headers["x-content-disposition"] = disposition
