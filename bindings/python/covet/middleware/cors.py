@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .native import NativeMiddleware
+
+if TYPE_CHECKING:
+    from covet.server.interface import Middleware
 
 __all__ = ["ALL_METHODS", "SAFELISTED_HEADERS", "CORSMiddleware"]
 
@@ -64,3 +67,8 @@ class CORSMiddleware(NativeMiddleware):
             "expose_headers": self.expose_headers,
             "max_age": self.max_age,
         }
+
+    def python_middleware(self) -> Middleware:
+        from .python_cors import PythonCORS  # deferred: only apps with it inside a Python middleware
+
+        return PythonCORS(self)

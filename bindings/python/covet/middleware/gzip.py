@@ -5,9 +5,12 @@ compressed chunk by chunk, each chunk flushed."""
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from .native import NativeMiddleware
+
+if TYPE_CHECKING:
+    from covet.server.interface import Middleware
 
 __all__ = ["DEFAULT_EXCLUDED_CONTENT_TYPES", "GZipMiddleware"]
 
@@ -65,3 +68,8 @@ class GZipMiddleware(NativeMiddleware):
             "zstd_level": self.zstd_level,
             "exclude_content_types": list(self.exclude_content_types),
         }
+
+    def python_middleware(self) -> Middleware:
+        from .python_gzip import PythonGZip  # deferred: only apps with it inside a Python middleware
+
+        return PythonGZip(self)
