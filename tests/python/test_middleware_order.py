@@ -273,6 +273,31 @@ class TestGZipOutermostStaysNative:
         assert seen == [("/large", "200 -")]
 
 
+class TestGZipOutsideAnHTTPMiddleware:
+    """In FastAPI a BaseHTTPMiddleware passes responses on as a stream, and GZip compresses a streamed body whatever
+    its size: with an HTTP middleware inside GZip, minimum_size no longer holds back small bodies (empty ones stay)."""
+
+    def test_native(self, serve: Any) -> None:
+        app = _app()
+        _seen(app)
+        app.add_middleware(GZipMiddleware, minimum_size=500)
+        assert dict(app.native_middleware)["compression"]["minimum_size"] == 1
+        port = serve(app).port
+        _, headers, body = raw(port, "/small", {"Accept-Encoding": "gzip"})
+        assert headers["content-encoding"] == "gzip" and gzip.decompress(body) == b'{"small":true}'
+
+    def test_python(self, make_client: Any) -> None:
+        app = _app()
+        _seen(app)                                     # inside GZip
+        app.add_middleware(GZipMiddleware, minimum_size=500)
+        seen = _seen(app)                              # outside GZip: GZip runs in Python
+        assert app.native_middleware == [] and isinstance(app.user_middleware[1], PythonGZip)
+        port = make_client(app).port
+        _, headers, body = raw(port, "/small", {"Accept-Encoding": "gzip"})
+        assert headers["content-encoding"] == "gzip" and gzip.decompress(body) == b'{"small":true}'
+        assert seen == [("/small", "200 gzip")]
+
+
 class TestTrustedHostInside:
     def _client(self, make_client: Any) -> tuple[Any, list[tuple[str, str]]]:
         app = _app()

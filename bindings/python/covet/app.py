@@ -673,9 +673,13 @@ class CovetPy:
             # the native ones moved before it (their positions then shift by one)
             position = positions.pop(0)
             middleware = self._native_middleware.pop(0)
+            middleware.behind_http_middleware = _streams_responses(self.user_middleware[:position])
             self.user_middleware.insert(position, middleware.python_middleware())
             positions[:] = [p + 1 for p in positions]
             count += 1
+        streamed = _streams_responses(self.user_middleware)
+        for middleware in self._native_middleware:
+            middleware.behind_http_middleware = streamed
 
     def exception_handler(self, exc_class_or_status_code: Union[int, type[Exception]]) -> Callable[[F], F]:
         """``@app.exception_handler(MyError)`` on ``(async) def handler(request, exc) -> Response``.
@@ -837,3 +841,9 @@ async def _call_maybe_async(func: Callable[[], Any]) -> None:
         if inspect.isawaitable(result):
             await result
 
+
+def _streams_responses(middleware: Sequence[Middleware]) -> bool:
+    """Is one of these an HTTP middleware of the BaseHTTPMiddleware kind (``@app.middleware("http")``), which passes
+    responses on as a stream in FastAPI? (Not the Python forms of the native middleware: they mark themselves
+    ``passes_response_whole``.)"""
+    return any(not getattr(m, "passes_response_whole", False) for m in middleware)

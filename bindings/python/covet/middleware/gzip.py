@@ -60,9 +60,15 @@ class GZipMiddleware(NativeMiddleware):
         self.brotli_quality = _level("brotli", brotli, _BROTLI_DEFAULT, 11)
         self.zstd_level = _level("zstd", zstd, _ZSTD_DEFAULT, 22)
 
+    @property
+    def effective_minimum_size(self) -> int:
+        """`minimum_size`, or at most 1 (every non-empty body) when a Python HTTP middleware is inside this one: its
+        responses reach GZip streamed in FastAPI, and Starlette compresses a streamed body whatever its size."""
+        return min(self.minimum_size, 1) if self.behind_http_middleware else self.minimum_size
+
     def native_options(self) -> dict[str, Any]:
         return {
-            "minimum_size": self.minimum_size,
+            "minimum_size": self.effective_minimum_size,
             "gzip_level": self.compresslevel,
             "brotli_quality": self.brotli_quality,
             "zstd_level": self.zstd_level,

@@ -18,6 +18,10 @@ class NativeMiddleware:
     """Configured like Starlette's class of the same name (``app`` first, then its options); never called."""
 
     native_kind: ClassVar[str]
+    # Does a Python HTTP middleware (``@app.middleware("http")``, a BaseHTTPMiddleware) sit inside this one? Then,
+    # as in FastAPI, every response reaches it streamed (BaseHTTPMiddleware passes responses on as a stream):
+    # GZip compresses any non-empty body, whatever its minimum_size. Set by the app when the stack is built.
+    behind_http_middleware = False
 
     def __init__(self, app: Any) -> None:
         self.app = app

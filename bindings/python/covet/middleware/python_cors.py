@@ -29,6 +29,8 @@ _PREFLIGHT_VARY = ("Origin, Access-Control-Request-Method, Access-Control-Reques
 class PythonCORS:
     """``async (request, call_next) -> Response`` with a `CORSMiddleware`'s options."""
 
+    passes_response_whole = True  # not a BaseHTTPMiddleware: what it passes on is not turned into a stream
+
     def __init__(self, options: CORSMiddleware) -> None:
         self.allow_methods = options.allow_methods
         self.allow_all_origins = "*" in options.allow_origins

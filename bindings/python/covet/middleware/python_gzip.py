@@ -29,8 +29,10 @@ _DONE = object()
 class PythonGZip:
     """``async (request, call_next) -> Response`` with a `GZipMiddleware`'s options."""
 
+    passes_response_whole = True  # not a BaseHTTPMiddleware: what it passes on is not turned into a stream
+
     def __init__(self, options: GZipMiddleware) -> None:
-        self.minimum_size = options.minimum_size
+        self.minimum_size = options.effective_minimum_size
         self.compresslevel = options.compresslevel
         self.thread_minimum_size = options.thread_minimum_size
         self.excluded = frozenset(t.partition(";")[0].strip().lower() for t in options.exclude_content_types)

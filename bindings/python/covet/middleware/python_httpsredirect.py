@@ -33,6 +33,8 @@ def secure_url(scheme: str, netloc: str, rest: str) -> str:
 class PythonHTTPSRedirect:
     """``async (request, call_next) -> Response``: plain HTTP redirected, TLS requests passed on."""
 
+    passes_response_whole = True  # not a BaseHTTPMiddleware: what it passes on is not turned into a stream
+
     async def __call__(self, request: Request, call_next: CallNext) -> Response:
         url = request.url
         if url.scheme not in _SECURE:

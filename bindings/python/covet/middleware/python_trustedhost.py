@@ -43,6 +43,8 @@ def host_of(header: Optional[str]) -> Optional[str]:
 class PythonTrustedHost:
     """``async (request, call_next) -> Response`` with a `TrustedHostMiddleware`'s options."""
 
+    passes_response_whole = True  # not a BaseHTTPMiddleware: what it passes on is not turned into a stream
+
     def __init__(self, options: TrustedHostMiddleware) -> None:
         self.allowed_hosts = options.allowed_hosts
         self.allow_any = options.allow_any
