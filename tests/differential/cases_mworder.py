@@ -48,6 +48,8 @@ CASES = [
     # CORS inside (Python), GZip outside (native)
     case("mworder_mixed/rows", "GET", "/rows", headers={"Accept-Encoding": "gzip", "Origin": _A}),
     case("mworder_mixed/rows-no-origin", "GET", "/rows", headers={"Accept-Encoding": "gzip"}),
+    case("mworder_mixed/small-compressed", "GET", "/small", headers={"Accept-Encoding": "gzip"}),
+    case("mworder_mixed/small-identity", "GET", "/small"),
     case("mworder_mixed/preflight", "OPTIONS", "/rows",
          headers={"Origin": _A, "Access-Control-Request-Method": "PUT", "Access-Control-Request-Headers": "X-A"}),
 ]

@@ -260,6 +260,17 @@ class TestGZipInside:
         assert ("/stream", "200 gzip") in seen
 
 
+def test_brotli_asked_of_a_python_gzip_warns() -> None:
+    app = CovetPy()
+    app.add_middleware(GZipMiddleware, brotli=True)
+    with pytest.warns(RuntimeWarning, match="after every @app.middleware"):
+        app.add_middleware(CORSMiddleware, allow_origins=["*"])  # native: no warning yet
+
+        @app.middleware("http")
+        async def mw(request: Request, call_next: Any) -> Response:
+            return await call_next(request)
+
+
 class TestGZipOutermostStaysNative:
     def test_python_middleware_sees_the_uncompressed_body(self, serve: Any) -> None:
         app = _app()

@@ -1,6 +1,7 @@
 """Sample app: middleware order (issue 14) — CORS added first (inside the Python middleware: Python in CovetPy),
 then an @app.middleware("http") looking at the response, then GZip added last (outermost: native in CovetPy). The
-middleware sees CORS's headers and the uncompressed body; the client gets both."""
+middleware sees CORS's headers and the uncompressed body; the client gets both. GZip outside an HTTP middleware
+compresses even bodies under minimum_size (FastAPI's BaseHTTPMiddleware streams the responses it passes on)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,11 @@ ROWS = [{"id": i, "name": f"row {i}"} for i in range(40)]
 @app.get("/rows")
 async def rows() -> list:
     return ROWS
+
+
+@app.get("/small")
+async def small() -> dict:
+    return {"small": True}
 
 
 @app.put("/rows")

@@ -32,6 +32,13 @@ class PythonGZip:
     passes_response_whole = True  # not a BaseHTTPMiddleware: what it passes on is not turned into a stream
 
     def __init__(self, options: GZipMiddleware) -> None:
+        if options.brotli_quality or options.zstd_level:
+            import warnings
+
+            warnings.warn("GZipMiddleware(brotli=/zstd=): a Python middleware was added after GZipMiddleware, so GZip "
+                          "runs inside it, in Python, where it answers gzip only. Add GZipMiddleware after every "
+                          "@app.middleware('http') / BaseHTTPMiddleware to run it natively with Brotli and zstd",
+                          RuntimeWarning, stacklevel=2)
         self.minimum_size = options.effective_minimum_size
         self.compresslevel = options.compresslevel
         self.thread_minimum_size = options.thread_minimum_size
