@@ -78,7 +78,7 @@ class PythonCORS:
         if origin is not None:
             self.decorate(response.headers, origin)
         else:
-            _add_vary(response.headers, "Origin")
+            _add_vary(response.headers, "Origin", "vary" in response.headers)
         return response
 
     def preflight(self, origin: str, request_headers: Headers) -> Response:
@@ -108,15 +108,27 @@ class PythonCORS:
         return PlainTextResponse("OK", status_code=200, headers=headers)
 
     def decorate(self, headers: MutableHeaders, origin: str) -> None:
-        """A simple (not preflight) request's response, from a request with an Origin header."""
+        """A simple (not preflight) request's response, from a request with an Origin header: each header set
+        (replacing one the response has), appended where the response has none (the common case, cheaper)."""
+        present = {name.lower() for name, _ in headers._raw}
         for name, value in self.simple_headers:
-            headers[name] = value
+            _put(headers, present, name, value)
         # with credentials the origin itself, never "*"; with a list, the origin if it is allowed
         explicit = self.allow_credentials if self.allow_all_origins else self.allowed_origin(origin)
         if explicit:
-            headers["Access-Control-Allow-Origin"] = origin
-        _add_vary(headers, "Origin")
+            _put(headers, present, "Access-Control-Allow-Origin", origin)
+        _add_vary(headers, "Origin", "vary" in present)
 
 
-def _add_vary(headers: MutableHeaders, value: str) -> None:
-    headers["Vary"] = ", ".join([*headers.getlist("Vary"), value])
+def _put(headers: MutableHeaders, present: set[str], name: str, value: str) -> None:
+    if name.lower() in present:
+        headers[name] = value
+    else:
+        headers.append(name, value)
+
+
+def _add_vary(headers: MutableHeaders, value: str, has_vary: bool = True) -> None:
+    if has_vary:
+        headers["Vary"] = ", ".join([*headers.getlist("Vary"), value])
+    else:
+        headers.append("Vary", value)
