@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from covet import CovetPy, PlainTextResponse, Request, Response, StreamingResponse
+from covet import BackgroundTasks, CovetPy, PlainTextResponse, Request, Response, StreamingResponse
 from covet.middleware.cors import CORSMiddleware
 from covet.middleware.gzip import GZipMiddleware
 from covet.middleware.httpsredirect import HTTPSRedirectMiddleware
@@ -269,6 +269,25 @@ def test_brotli_asked_of_a_python_gzip_warns() -> None:
         @app.middleware("http")
         async def mw(request: Request, call_next: Any) -> Response:
             return await call_next(request)
+
+
+def test_python_gzip_keeps_status_headers_and_background_of_a_stream(make_client: Any) -> None:
+    done: list[str] = []
+    app = CovetPy()
+    app.add_middleware(GZipMiddleware)
+    _seen(app)
+
+    @app.get("/file")
+    def file(tasks: BackgroundTasks) -> StreamingResponse:
+        tasks.add_task(done.append, "after")
+        return StreamingResponse(iter(["x" * 700]), status_code=201, headers={"X-Kept": "1"},
+                                 media_type="text/csv")
+
+    client = make_client(app)
+    r = client.get("/file", headers={"Accept-Encoding": "gzip"})
+    assert (r.status_code, r.headers["content-encoding"], r.headers["x-kept"]) == (201, "gzip", "1")
+    assert r.headers["content-type"].startswith("text/csv") and r.text == "x" * 700
+    assert done == ["after"]
 
 
 class TestGZipOutermostStaysNative:
