@@ -1,7 +1,7 @@
 """Differential cases of the middleware order (issue 14): the native-in-CovetPy middleware (CORS, GZip, TrustedHost,
 HTTPSRedirect) added before a Python middleware, so inside it as in FastAPI — apps mworder (CORS + early 401),
 mworder_gzip (GZip seen by the middleware), mworder_host / mworder_www (TrustedHost), mworder_https, mworder_mixed
-(CORS inside, GZip outside)."""
+(CORS inside, GZip outside), mworder_sandwich (GZip between two)."""
 
 from __future__ import annotations
 
@@ -52,4 +52,9 @@ CASES = [
     case("mworder_mixed/small-identity", "GET", "/small"),
     case("mworder_mixed/preflight", "OPTIONS", "/rows",
          headers={"Origin": _A, "Access-Control-Request-Method": "PUT", "Access-Control-Request-Headers": "X-A"}),
+    # GZip between two Python middleware: the inner one streams, so even a small body is compressed
+    case("mworder_sandwich/small", "GET", "/small", headers={"Accept-Encoding": "gzip"}),
+    case("mworder_sandwich/small-identity", "GET", "/small"),
+    case("mworder_sandwich/empty", "GET", "/empty", headers={"Accept-Encoding": "gzip"}),
+    case("mworder_sandwich/404", "GET", "/missing", headers={"Accept-Encoding": "gzip"}),
 ]
