@@ -11,14 +11,13 @@ from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, Optional
 
 from .native import NativeMiddleware
+from .python_cors import ALL_METHODS, SAFELISTED_HEADERS, PythonCORS
 
 if TYPE_CHECKING:
     from covet.server.interface import Middleware
 
 __all__ = ["ALL_METHODS", "SAFELISTED_HEADERS", "CORSMiddleware"]
 
-ALL_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY")
-SAFELISTED_HEADERS = {"Accept", "Accept-Language", "Content-Language", "Content-Type"}
 
 
 class CORSMiddleware(NativeMiddleware):
@@ -69,6 +68,4 @@ class CORSMiddleware(NativeMiddleware):
         }
 
     def python_middleware(self) -> Middleware:
-        from .python_cors import PythonCORS  # deferred: only apps with it inside a Python middleware
-
         return PythonCORS(self)

@@ -13,14 +13,15 @@ from covet.datastructures import Headers, MutableHeaders
 from covet.requests import Request
 from covet.responses import PlainTextResponse, Response
 
-from .cors import SAFELISTED_HEADERS
-
 if TYPE_CHECKING:
     from covet.server.interface import CallNext
 
     from .cors import CORSMiddleware
 
-__all__ = ["PythonCORS"]
+__all__ = ["ALL_METHODS", "SAFELISTED_HEADERS", "PythonCORS"]
+
+ALL_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY")
+SAFELISTED_HEADERS = {"Accept", "Accept-Language", "Content-Language", "Content-Type"}
 
 _PREFLIGHT_VARY = ("Origin, Access-Control-Request-Method, Access-Control-Request-Headers, "
                    "Access-Control-Request-Private-Network")
