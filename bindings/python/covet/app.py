@@ -233,7 +233,11 @@ class CovetPy:
         self._lifespan_state: Optional[dict[str, Any]] = None
         # Depends(scope="lifespan") values: made once while serving, torn down at shutdown (covet.params).
         self._lifespan_dependencies = LifespanValues()
-        self._native_middleware: list[NativeMiddleware] = []  # in the order added: the last is outermost
+        # Native middleware added after the last Python middleware (so outside all of them), in the order added:
+        # the engine runs these (`native_middleware`). One that a Python middleware is added after moves into
+        # `user_middleware` at its position, as its Python implementation (`_settle_native_middleware`).
+        self._native_middleware: list[NativeMiddleware] = []
+        self._native_positions: list[int] = []  # for each: len(user_middleware) when it was added
         for entry in reversed(middleware or ()):
             cls, args, kwargs = entry
             self.add_middleware(cls, *args, **kwargs)
@@ -621,14 +625,19 @@ class CovetPy:
         return decorator
 
     def add_middleware(self, middleware_class: Any, *args: Any, **kwargs: Any) -> None:
-        """``app.add_middleware(cls, **options)``, as in FastAPI: the last added is the outermost.
+        """``app.add_middleware(cls, **options)``, as in FastAPI: every middleware nests by the order added, the
+        last added outermost.
 
         `CORSMiddleware`, `GZipMiddleware`, `TrustedHostMiddleware` and `HTTPSRedirectMiddleware` (covet.middleware)
-        run natively in the engine, on every response (Python routes, constant routes, 404/405), outside the
-        Python middleware; a `BaseHTTPMiddleware` subclass runs like an ``@app.middleware("http")`` function.
+        added after every Python middleware (so outside them all: the usual setup) run natively in the engine, on
+        every response (Python routes, constant routes, static files, 404/405), for no Python cost. One added
+        before a Python middleware (``@app.middleware("http")``, a `BaseHTTPMiddleware`) sits inside it, as in
+        FastAPI: it then runs at that position in Python, with the same options and Starlette's behaviour. A
+        `BaseHTTPMiddleware` subclass runs like an ``@app.middleware("http")`` function.
         """
         if isinstance(middleware_class, type) and issubclass(middleware_class, NativeMiddleware):
             self._native_middleware.append(middleware_class(self, *args, **kwargs))
+            self._native_positions.append(len(self.user_middleware))
         elif isinstance(middleware_class, type) and issubclass(middleware_class, BaseHTTPMiddleware):
             instance = middleware_class(self, *args, **kwargs)
             self.add_http_middleware(instance.dispatch_func)
@@ -642,13 +651,35 @@ class CovetPy:
 
     @property
     def native_middleware(self) -> list[tuple[str, dict[str, Any]]]:
-        """The engine's middleware as ``(kind, options)``, the outermost first (the runtime installs them)."""
+        """The engine's middleware as ``(kind, options)``, the outermost first (the runtime installs them): the
+        native middleware added after the last Python middleware."""
+        self._settle_native_middleware()
         return [(m.native_kind, m.native_options()) for m in reversed(self._native_middleware)]
 
     def add_http_middleware(self, func: Middleware) -> None:
         if not inspect.iscoroutinefunction(func):
             raise TypeError("middleware must be an async function: async def mw(request, call_next)")
         self.user_middleware.append(func)
+        self._settle_native_middleware()
+
+    def _settle_native_middleware(self) -> None:
+        """Native middleware that a Python middleware was added after (so it is inside that one, in FastAPI's
+        order) move into `user_middleware` at the position they were added at, as their Python implementation:
+        the engine runs only those outside every Python middleware."""
+        count = len(self.user_middleware)
+        positions = self._native_positions
+        while positions and positions[0] < count:
+            # the earliest added first: each goes in before the Python middleware added after it, and after
+            # the native ones moved before it (their positions then shift by one)
+            position = positions.pop(0)
+            middleware = self._native_middleware.pop(0)
+            middleware.behind_http_middleware = _streams_responses(self.user_middleware[:position])
+            self.user_middleware.insert(position, middleware.python_middleware())
+            positions[:] = [p + 1 for p in positions]
+            count += 1
+        streamed = _streams_responses(self.user_middleware)
+        for middleware in self._native_middleware:
+            middleware.behind_http_middleware = streamed
 
     def exception_handler(self, exc_class_or_status_code: Union[int, type[Exception]]) -> Callable[[F], F]:
         """``@app.exception_handler(MyError)`` on ``(async) def handler(request, exc) -> Response``.
@@ -810,3 +841,9 @@ async def _call_maybe_async(func: Callable[[], Any]) -> None:
         if inspect.isawaitable(result):
             await result
 
+
+def _streams_responses(middleware: Sequence[Middleware]) -> bool:
+    """Is one of these an HTTP middleware of the BaseHTTPMiddleware kind (``@app.middleware("http")``), which passes
+    responses on as a stream in FastAPI? (Not the Python forms of the native middleware: they mark themselves
+    ``passes_response_whole``.)"""
+    return any(not getattr(m, "passes_response_whole", False) for m in middleware)

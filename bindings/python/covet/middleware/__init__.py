@@ -1,8 +1,9 @@
 """Middleware classes, at FastAPI's import paths: `Middleware` (``CovetPy(middleware=[Middleware(cls, **options)])``),
 ``covet.middleware.cors.CORSMiddleware``, ``.gzip.GZipMiddleware``, ``.trustedhost.TrustedHostMiddleware``,
 ``.httpsredirect.HTTPSRedirectMiddleware`` (these four run natively in the engine, on every response the app
-gives, for no Python cost) and ``.base.BaseHTTPMiddleware`` (``dispatch(request, call_next)``, run like
-``@app.middleware("http")``). See docs/python.md, "Middleware"."""
+gives, for no Python cost, when added after every Python middleware; one added before a Python middleware runs
+inside it in Python, as FastAPI orders them: ``python_*.py``) and ``.base.BaseHTTPMiddleware``
+(``dispatch(request, call_next)``, run like ``@app.middleware("http")``). See docs/python.md, "Middleware"."""
 
 from __future__ import annotations
 

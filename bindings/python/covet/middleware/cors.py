@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .native import NativeMiddleware
+from .python_cors import ALL_METHODS, SAFELISTED_HEADERS, PythonCORS
+
+if TYPE_CHECKING:
+    from covet.server.interface import Middleware
 
 __all__ = ["ALL_METHODS", "SAFELISTED_HEADERS", "CORSMiddleware"]
 
-ALL_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY")
-SAFELISTED_HEADERS = {"Accept", "Accept-Language", "Content-Language", "Content-Type"}
 
 
 class CORSMiddleware(NativeMiddleware):
@@ -64,3 +66,6 @@ class CORSMiddleware(NativeMiddleware):
             "expose_headers": self.expose_headers,
             "max_age": self.max_age,
         }
+
+    def python_middleware(self) -> Middleware:
+        return PythonCORS(self)

@@ -5,9 +5,12 @@ compressed chunk by chunk, each chunk flushed."""
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from .native import NativeMiddleware
+
+if TYPE_CHECKING:
+    from covet.server.interface import Middleware
 
 __all__ = ["DEFAULT_EXCLUDED_CONTENT_TYPES", "GZipMiddleware"]
 
@@ -57,11 +60,22 @@ class GZipMiddleware(NativeMiddleware):
         self.brotli_quality = _level("brotli", brotli, _BROTLI_DEFAULT, 11)
         self.zstd_level = _level("zstd", zstd, _ZSTD_DEFAULT, 22)
 
+    @property
+    def effective_minimum_size(self) -> int:
+        """`minimum_size`, or at most 1 (every non-empty body) when a Python HTTP middleware is inside this one: its
+        responses reach GZip streamed in FastAPI, and Starlette compresses a streamed body whatever its size."""
+        return min(self.minimum_size, 1) if self.behind_http_middleware else self.minimum_size
+
     def native_options(self) -> dict[str, Any]:
         return {
-            "minimum_size": self.minimum_size,
+            "minimum_size": self.effective_minimum_size,
             "gzip_level": self.compresslevel,
             "brotli_quality": self.brotli_quality,
             "zstd_level": self.zstd_level,
             "exclude_content_types": list(self.exclude_content_types),
         }
+
+    def python_middleware(self) -> Middleware:
+        from .python_gzip import PythonGZip  # deferred: only apps with it inside a Python middleware
+
+        return PythonGZip(self)

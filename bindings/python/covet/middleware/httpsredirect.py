@@ -3,9 +3,12 @@ its ``https://`` URL (ports 80 and 443 dropped), run natively."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .native import NativeMiddleware
+
+if TYPE_CHECKING:
+    from covet.server.interface import Middleware
 
 __all__ = ["HTTPSRedirectMiddleware"]
 
@@ -15,3 +18,8 @@ class HTTPSRedirectMiddleware(NativeMiddleware):
 
     def native_options(self) -> dict[str, Any]:
         return {}
+
+    def python_middleware(self) -> Middleware:
+        from .python_httpsredirect import PythonHTTPSRedirect  # deferred: only apps with it inside a Python middleware
+
+        return PythonHTTPSRedirect()

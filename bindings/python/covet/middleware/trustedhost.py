@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .native import NativeMiddleware
+
+if TYPE_CHECKING:
+    from covet.server.interface import Middleware
 
 __all__ = ["ENFORCE_DOMAIN_WILDCARD", "TrustedHostMiddleware"]
 
@@ -27,3 +30,8 @@ class TrustedHostMiddleware(NativeMiddleware):
 
     def native_options(self) -> dict[str, Any]:
         return {"allowed_hosts": self.allowed_hosts, "www_redirect": self.www_redirect}
+
+    def python_middleware(self) -> Middleware:
+        from .python_trustedhost import PythonTrustedHost  # deferred: only apps with it inside a Python middleware
+
+        return PythonTrustedHost(self)
