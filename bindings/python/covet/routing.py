@@ -905,9 +905,9 @@ class APIRoute(Route, metaclass=_APIRouteType):
 
 
 def _check_route_class(route_class: Any) -> type[Route]:
-    """`route_class` as the class to build routes with: `Route` for APIRoute itself (nothing to wrap)."""
+    """`route_class` (APIRoute or a subclass) as the class to build routes with, checked."""
     if route_class is None or route_class is APIRoute or route_class is Route:
-        return Route
+        return APIRoute
     if not (isinstance(route_class, type) and issubclass(route_class, APIRoute)):
         raise TypeError(f"route_class must be covet.routing.APIRoute or a subclass of it (FastAPI's "
                         f"fastapi.routing.APIRoute), not {route_class!r}")
