@@ -22,7 +22,7 @@ import re
 import typing
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Optional, TypedDict, TypeVar, Union, cast
+from typing import TYPE_CHECKING, Any, Generic, Optional, Protocol, TypedDict, TypeVar, Union, cast, overload
 
 from .datastructures import URLPath
 from .exceptions import HTTPException
@@ -47,6 +47,7 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT"
 _PARAM_TYPES = ("str", "int", "float", "uuid", "path")
 MAX_PARAMS = 16  # the native router's limit
 F = TypeVar("F", bound=Callable[..., Any])
+D = TypeVar("D")  # a class's method decorator type (see MethodDecorators)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -994,7 +995,44 @@ def _merge_route_options(options: Mapping[str, Any], *, tags: Sequence[Any], dep
     return merged
 
 
-class APIRouter:
+class RouteDecorator(Protocol):
+    """``router.get(path, **options)`` & co.: the options are `RouteOptions`."""
+
+    def __call__(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]: ...
+
+
+class _MethodDecorator(Generic[D]):
+    """One of `MethodDecorators`: on an instance, ``obj._decorate([method], path, **options)``, typed `D`."""
+
+    def __init__(self, method: str) -> None:
+        self.method = method
+
+    @overload
+    def __get__(self, obj: None, owner: Optional[type] = None) -> _MethodDecorator[D]: ...
+    @overload
+    def __get__(self, obj: object, owner: Optional[type] = None) -> D: ...
+    def __get__(self, obj: Any, owner: Optional[type] = None) -> Any:
+        if obj is None:
+            return self
+        return functools.partial(obj._decorate, [self.method])
+
+
+class MethodDecorators(Generic[D]):
+    """``get``, ``post``, ``put``, ``patch``, ``delete``, ``head``, ``options``, ``trace``: the method decorators
+    of `APIRouter` (D: `RouteDecorator`) and `covet.CovetPy` (its options add ``constant``), written once; each
+    calls the class's ``_decorate([METHOD], path, **options)``."""
+
+    get: _MethodDecorator[D] = _MethodDecorator("GET")
+    post: _MethodDecorator[D] = _MethodDecorator("POST")
+    put: _MethodDecorator[D] = _MethodDecorator("PUT")
+    patch: _MethodDecorator[D] = _MethodDecorator("PATCH")
+    delete: _MethodDecorator[D] = _MethodDecorator("DELETE")
+    head: _MethodDecorator[D] = _MethodDecorator("HEAD")
+    options: _MethodDecorator[D] = _MethodDecorator("OPTIONS")
+    trace: _MethodDecorator[D] = _MethodDecorator("TRACE")
+
+
+class APIRouter(MethodDecorators[RouteDecorator]):
     """A group of routes under a common prefix, with tags, dependencies, responses ... applied to each (FastAPI's
     ``APIRouter``), included into the app (or another router) with `include_router`.
 
@@ -1127,29 +1165,8 @@ class APIRouter:
 
         return decorator
 
-    def get(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
-        return self.api_route(path, ["GET"], **options)
-
-    def post(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
-        return self.api_route(path, ["POST"], **options)
-
-    def put(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
-        return self.api_route(path, ["PUT"], **options)
-
-    def patch(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
-        return self.api_route(path, ["PATCH"], **options)
-
-    def delete(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
-        return self.api_route(path, ["DELETE"], **options)
-
-    def head(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
-        return self.api_route(path, ["HEAD"], **options)
-
-    def options(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
-        return self.api_route(path, ["OPTIONS"], **options)
-
-    def trace(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
-        return self.api_route(path, ["TRACE"], **options)
+    def _decorate(self, methods: list[str], path: str, **options: Any) -> Callable[[F], F]:
+        return self.api_route(path, methods, **options)
 
     def add_api_websocket_route(self, path: str, endpoint: Callable[..., Any], name: Optional[str] = None, *,
                                 dependencies: Optional[Sequence[Any]] = None, **options: Any) -> None:
