@@ -898,11 +898,20 @@ class APIRoute(Route, metaclass=_APIRouteType):
 
         return route_handler
 
-    def __getattr__(self, name: str) -> Any:  # only for names the class and instance lack
-        why = _FASTAPI_ONLY.get(name)
-        if why is None:
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        raise AttributeError(f"{type(self).__name__}.{name} is FastAPI's and not supported: {why}")
+
+
+def _fastapi_only(name: str, why: str) -> property:
+    """A property for FastAPI's APIRoute attribute `name` that covet's routes lack: AttributeError saying `why`.
+    (Properties, not a __getattr__, which would slow every attribute load of a route in the server.)"""
+
+    def missing(route: APIRoute) -> Any:
+        raise AttributeError(f"{type(route).__name__}.{name} is FastAPI's and not supported: {why}")
+
+    return property(missing)
+
+
+for _name, _why in _FASTAPI_ONLY.items():
+    setattr(APIRoute, _name, _fastapi_only(_name, _why))
 
 
 def _check_route_class(route_class: Any) -> type[Route]:
