@@ -200,8 +200,8 @@ def test_route_class_override_and_the_full_pipeline(make_client: Any) -> None:
 
             return handler
 
-    app.add_api_route("/items", create, methods=["POST"], status_code=201, response_model=Item,
-                      route_class_override=GzipTimedRoute)  # type: ignore[call-arg]
+    app.router.add_api_route("/items", create, methods=["POST"], status_code=201, response_model=Item,
+                             route_class_override=GzipTimedRoute)
     client = make_client(app)
     response = client.post("/items", content=gzip.compress(b'{"name": "tea", "price": 2}'),
                            headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
