@@ -301,3 +301,28 @@ def test_the_handler_outside_a_served_request() -> None:
 
     with pytest.raises(RuntimeError, match="cannot be called outside one"):
         asyncio.run(handler(Request(FakeNative())))
+
+
+def test_a_kept_custom_request_is_copied_out_of_the_engine(make_client: Any) -> None:
+    """A background task keeping the GzipRequest reads it after the response (the engine's request is gone)."""
+    seen: list[Any] = []
+    app = CovetPy()
+    app.router.route_class = GzipRoute
+
+    async def later(request: Request) -> None:
+        seen.append((request._native is None, type(request).__name__, request.headers.get("x-tag"),
+                     await request.body()))
+
+    @app.post("/keep")
+    async def keep(request: Request, tasks: BackgroundTasks) -> str:
+        tasks.add_task(later, request)
+        return "ok"
+
+    client = make_client(app)
+    response = client.post("/keep", content=gzip.compress(b"payload"),
+                           headers={"Content-Encoding": "gzip", "X-Tag": "t"})
+    assert response.json() == "ok"
+    deadline = time.monotonic() + 5
+    while not seen and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert seen == [(True, "GzipRequest", "t", b"payload")]

@@ -54,11 +54,15 @@ class Request(HTTPConnection):
     """
 
     # _probe (set by _detach only): the engine's request, kept for is_disconnected() once detached.
-    # _origin (set for ``Request(request.scope, request.receive)`` only): the request it was made from.
+    # _origin (set for ``Request(request.scope, request.receive)`` only): the request it was made from; that one's
+    # _derived lists them, to detach them with it.
     # _received (set by receive() only): the body was handed out as an ``http.request`` message.
     # The body read so far is `_body_cache` (None: unread); `_body` is Starlette's name for it (see below).
     __slots__ = ("_body_cache", "_body_source", "_json", "_form", "_route", "_teardown", "_probe", "_origin",
-                 "_received")
+                 "_derived", "_received")
+    _origin: Request
+    _derived: list[Request]
+    _received: bool
 
     def __init__(self, native: Any, app: Any = None, root_path: str = "") -> None:
         """`native`: the engine's request (see `HTTPConnection`). ``Request(request.scope, request.receive)``
@@ -85,6 +89,9 @@ class Request(HTTPConnection):
         self._state = origin.state  # shared, as Starlette's scope["state"] is
         self._route = origin._route
         self._origin = origin
+        derived: list[Request] = getattr(origin, "_derived", None) or []
+        derived.append(self)
+        origin._derived = derived
 
     @property
     def _body(self) -> bytes:
@@ -242,6 +249,8 @@ class Request(HTTPConnection):
     # -- lifetime -----------------------------------------------------------------------------------
     def _detach(self) -> None:
         """Copy everything still unread out of the engine (called before the response is sent)."""
+        for derived in getattr(self, "_derived", ()):  # kept with it (the origin is referenced by them)
+            derived._detach()
         native = self._native
         if native is None:
             return
@@ -249,8 +258,8 @@ class Request(HTTPConnection):
         if self._body_source is None:  # a started stream holds its own copy (or the engine's queue)
             if self._streaming():
                 self._body_source = StreamedBody(native)  # what has arrived stays readable
-            else:
-                self._body_now()
+            elif self._body_cache is None:  # kept, still unread (a subclass's body() may read it its own way)
+                self._body_source = BufferedBody(native.body)
         self._probe = native
         self._native = None
 
