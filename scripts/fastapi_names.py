@@ -67,8 +67,9 @@ DIFFERS: dict[str, str] = {
                                                           "(no exception handler is called)",
     "fastapi.exception_handlers.websocket_request_validation_exception_handler":
         "the close reason is the errors as JSON, cut to the 123-byte limit",
-    "fastapi.routing.APIRoute": "covet's Route (its fields, not FastAPI's dependant/body_field/...): for "
-                                "isinstance() over app.routes and setting operation_id; no route_class=",
+    "fastapi.routing.APIRoute": "covet's Route fields (path, endpoint, methods, name, response_model ...; not "
+                                "FastAPI's dependant/body_field/response_field/app); route_class= subclasses "
+                                "override get_route_handler(), not __init__",
     "fastapi.routing.APIWebSocketRoute": "covet's WebSocketRoute (path, endpoint, name): for isinstance() over "
                                          "app.routes",
     "fastapi.routing.Mount": "covet's StaticMount: app.routes' entry of a StaticFiles mount only (a mounted "
@@ -105,8 +106,8 @@ NOT_SUPPORTED: dict[str, str] = {
                                         "itself (ASGI hosting: issue 15)",
     "fastapi.routing.websocket_session": "an ASGI app from a WebSocket handler: CovetPy's engine calls routes "
                                          "itself (ASGI hosting: issue 15)",
-    "fastapi.routing.get_request_handler": "FastAPI's internal ASGI handler of an APIRoute (the engine and "
-                                           "covet.server.dispatch handle requests; route_class= is not supported)",
+    "fastapi.routing.get_request_handler": "FastAPI's internal handler of an APIRoute (a route_class= subclass "
+                                           "wraps super().get_route_handler() instead)",
     "fastapi.routing.get_websocket_app": "FastAPI's internal ASGI handler of an APIWebSocketRoute (the engine and "
                                          "covet.server.dispatch handle WebSockets)",
     "fastapi.routing.run_endpoint_function": "FastAPI's internal helper (covet.server.dispatch calls endpoints)",

@@ -9,7 +9,7 @@ import os
 import sys
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, Optional, TypedDict, TypeVar, Union, cast
+from typing import TYPE_CHECKING, Any, Literal, Optional, Protocol, TypedDict, TypeVar, Union, cast
 
 from . import encoders
 from .datastructures import State, URLPath
@@ -25,6 +25,7 @@ from .routing import (
     APIRouter,
     AppRouter,
     ConstantRoute,
+    MethodDecorators,
     Route,
     RouteOptions,
     WebSocketRoute,
@@ -65,7 +66,13 @@ class WebSocketOptions(TypedDict, total=False):
     subprotocols: Sequence[str]
 
 
-class CovetPy:
+class AppDecorator(Protocol):
+    """``app.get(path, **options)`` & co.: the options are `DecoratorOptions` (``constant`` and `RouteOptions`)."""
+
+    def __call__(self, path: str, **options: Unpack[DecoratorOptions]) -> Callable[[F], F]: ...
+
+
+class CovetPy(MethodDecorators[AppDecorator]):
     """A CovetPy application.
 
     ::
@@ -470,29 +477,8 @@ class CovetPy:
 
         return decorator
 
-    def get(self, path: str, **options: Unpack[DecoratorOptions]) -> Callable[[F], F]:
-        return self.route(path, ["GET"], **options)
-
-    def post(self, path: str, **options: Unpack[DecoratorOptions]) -> Callable[[F], F]:
-        return self.route(path, ["POST"], **options)
-
-    def put(self, path: str, **options: Unpack[DecoratorOptions]) -> Callable[[F], F]:
-        return self.route(path, ["PUT"], **options)
-
-    def patch(self, path: str, **options: Unpack[DecoratorOptions]) -> Callable[[F], F]:
-        return self.route(path, ["PATCH"], **options)
-
-    def delete(self, path: str, **options: Unpack[DecoratorOptions]) -> Callable[[F], F]:
-        return self.route(path, ["DELETE"], **options)
-
-    def head(self, path: str, **options: Unpack[DecoratorOptions]) -> Callable[[F], F]:
-        return self.route(path, ["HEAD"], **options)
-
-    def options(self, path: str, **options: Unpack[DecoratorOptions]) -> Callable[[F], F]:
-        return self.route(path, ["OPTIONS"], **options)
-
-    def trace(self, path: str, **options: Unpack[DecoratorOptions]) -> Callable[[F], F]:
-        return self.route(path, ["TRACE"], **options)
+    def _decorate(self, methods: list[str], path: str, **options: Any) -> Callable[[F], F]:
+        return self.route(path, methods, **options)
 
     # -- WebSocket routes -----------------------------------------------------------------------------
     def add_websocket_route(self, path: str, endpoint: Callable[..., Any], *, name: Optional[str] = None,

@@ -16,7 +16,7 @@ from .datastructures import URL, Address, Headers, QueryParams, State
 if TYPE_CHECKING:
     from .app import CovetPy
 
-__all__ = ["HTTPConnection", "parse_cookies"]
+__all__ = ["HTTPConnection", "RequestScope", "parse_cookies"]
 
 # urllib.parse is imported where it is needed (percent-encoded values, query parsing): an app that never
 # meets those does not pay its import time and memory.
@@ -38,6 +38,15 @@ def parse_cookies(header: str) -> dict[str, str]:
         if name or value:
             out[name] = unquote(value)
     return out
+
+
+class RequestScope(dict[str, Any]):
+    """``request.scope``: an ASGI-style scope (Starlette's keys) that also knows the connection it describes, so
+    that ``Request(request.scope, request.receive)`` makes a request over the same one (`covet.requests`)."""
+
+    __slots__ = ("connection",)
+
+    connection: HTTPConnection
 
 
 class HTTPConnection:
@@ -175,13 +184,14 @@ class HTTPConnection:
     @property
     def scope(self) -> dict[str, Any]:
         """An ASGI-style scope for code written against Starlette/FastAPI (built on each access)."""
-        scope: dict[str, Any] = {
+        scope = RequestScope({
             "type": "http", "http_version": self.http_version, "method": self.method, "scheme": self.scheme,
             "path": self.path, "raw_path": self.raw_path.encode("latin-1"), "root_path": self.root_path,
             "query_string": self.query_string.encode("latin-1"),
             "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.raw],
             "client": tuple(self.client), "path_params": self.path_params, "extensions": {},
-        }
+        })
+        scope.connection = self
         if self.tls is not None:
             scope["extensions"]["tls"] = dict(self.tls)
         return scope

@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import Any, Optional, Protocol, Union
 
 from . import _events
-from .connection import _UNSET, HTTPConnection, parse_cookies
+from .connection import _UNSET, HTTPConnection, RequestScope, parse_cookies
 from .datastructures import FormData
 from .encoders import loads as _json_loads
 from .exceptions import HTTPException
@@ -54,17 +54,66 @@ class Request(HTTPConnection):
     """
 
     # _probe (set by _detach only): the engine's request, kept for is_disconnected() once detached.
-    __slots__ = ("_body", "_body_source", "_json", "_form", "_route", "_teardown", "_probe")
+    # _origin (set for ``Request(request.scope, request.receive)`` only): the request it was made from; that one's
+    # _derived lists them, to detach them with it.
+    # _received (set by receive() only): the body was handed out as an ``http.request`` message.
+    # The body read so far is `_body_cache` (None: unread); `_body` is Starlette's name for it (see below).
+    __slots__ = ("_body_cache", "_body_source", "_json", "_form", "_route", "_teardown", "_probe", "_origin",
+                 "_derived", "_received")
+    _origin: Request
+    _derived: list[Request]
+    _received: bool
 
     def __init__(self, native: Any, app: Any = None, root_path: str = "") -> None:
+        """`native`: the engine's request (see `HTTPConnection`). ``Request(request.scope, request.receive)``
+        (FastAPI's custom Request classes: ``GzipRequest(request.scope, request.receive)``) makes a request over
+        the same one: same engine request, app, root path and ``state``; the body not read yet."""
+        if native.__class__ is RequestScope:
+            self._init_from(native.connection)
+            return
         super().__init__(native, app, root_path)
-        self._body: Optional[bytes] = None
+        self._body_cache: Optional[bytes] = None
         self._body_source: Optional[BodySource] = None  # set once stream() started reading the body
         self._json: Any = _UNSET
         self._form: Optional[FormData] = None
         self._route: Any = None  # the matched route, for the middleware chain (covet.server.dispatch)
         # Request-scoped ``yield`` dependencies to tear down once the response is sent (covet.params.plan).
         self._teardown: Optional[contextlib.AsyncExitStack] = None
+
+    def _init_from(self, origin: HTTPConnection) -> None:
+        if not isinstance(origin, Request):
+            raise TypeError("Request(scope, receive) takes the scope of an HTTP request (request.scope), not a "
+                            f"{type(origin).__name__}'s")
+        Request.__init__(self, origin._native, origin._app, origin._server_root)
+        self._root_path = origin._root_path
+        self._state = origin.state  # shared, as Starlette's scope["state"] is
+        self._route = origin._route
+        self._origin = origin
+        derived: list[Request] = getattr(origin, "_derived", None) or []
+        derived.append(self)
+        origin._derived = derived
+
+    @property
+    def _body(self) -> bytes:
+        """Starlette's attribute for the body once read: absent (AttributeError) until then, settable — so that
+        a subclass written for Starlette (``if not hasattr(self, "_body"): ... self._body = body``) works."""
+        body = self._body_cache
+        if body is None:
+            raise AttributeError("_body: the body has not been read yet (await request.body())")
+        return body
+
+    @_body.setter
+    def _body(self, body: bytes) -> None:
+        self._body_cache = body
+
+    async def receive(self) -> dict[str, Any]:
+        """ASGI's ``receive`` over this request, as Starlette's ``request.receive`` (what
+        ``Request(request.scope, request.receive)`` is given): the whole body in one ``http.request`` message,
+        then ``http.disconnect``."""
+        if getattr(self, "_received", False):
+            return {"type": "http.disconnect"}
+        self._received = True
+        return {"type": "http.request", "body": await self.body(), "more_body": False}
 
     # -- body ---------------------------------------------------------------------------------------
     def _streaming(self) -> bool:
@@ -73,7 +122,7 @@ class Request(HTTPConnection):
         return native is not None and getattr(native, "streaming", False)
 
     def _body_now(self) -> bytes:
-        body = self._body
+        body = self._body_cache
         if body is None:
             source = self._body_source
             if self._streaming() and (source is None or not source.consumed):
@@ -85,7 +134,7 @@ class Request(HTTPConnection):
                 raise RuntimeError("Stream consumed")
             else:  # stream() was left part way: the rest, as Starlette's body() would collect it
                 body = source.rest()
-            self._body = body
+            self._body_cache = body
         return body
 
     async def body(self) -> bytes:
@@ -94,14 +143,14 @@ class Request(HTTPConnection):
 
         A large body the engine streams is collected here, up to the server's ``max_body_bytes``: a longer
         one raises ``HTTPException(413)`` (read such bodies with `stream` instead)."""
-        if self._body is None:
+        if self._body_cache is None:
             source = self._body_source
             if source is None and self._streaming():
                 source = self._body_source = StreamedBody(self._native)
             if isinstance(source, StreamedBody):  # (it outlives the engine's request: a kept Request)
                 if source.consumed:
                     raise RuntimeError("Stream consumed")
-                self._body = await source.collect(self.headers.get("content-length"))
+                self._body_cache = await source.collect(self.headers.get("content-length"))
         return self._body_now()
 
     async def stream(self) -> AsyncGenerator[bytes, None]:
@@ -125,8 +174,8 @@ class Request(HTTPConnection):
         ``max_stream_body_bytes``, too slow), an `HTTPException` with its status is raised and the engine
         has answered the client itself.
         """
-        if self._body is not None:
-            yield self._body
+        if self._body_cache is not None:
+            yield self._body_cache
             yield b""
             return
         source = self._body_source
@@ -200,6 +249,8 @@ class Request(HTTPConnection):
     # -- lifetime -----------------------------------------------------------------------------------
     def _detach(self) -> None:
         """Copy everything still unread out of the engine (called before the response is sent)."""
+        for derived in getattr(self, "_derived", ()):  # kept with it (the origin is referenced by them)
+            derived._detach()
         native = self._native
         if native is None:
             return
@@ -207,8 +258,8 @@ class Request(HTTPConnection):
         if self._body_source is None:  # a started stream holds its own copy (or the engine's queue)
             if self._streaming():
                 self._body_source = StreamedBody(native)  # what has arrived stays readable
-            else:
-                self._body_now()
+            elif self._body_cache is None:  # kept, still unread (a subclass's body() may read it its own way)
+                self._body_source = BufferedBody(native.body)
         self._probe = native
         self._native = None
 
@@ -243,7 +294,7 @@ class _FormReader:
     async def _collect(self) -> None:
         """A streamed form body is collected first (forms are parsed from the whole body)."""
         request = self._request
-        if (request._form is None and request._body is None and request._streaming()
+        if (request._form is None and request._body_cache is None and request._streaming()
                 and is_form_media_type(request.headers.get("content-type", ""))):
             await request.body()
 

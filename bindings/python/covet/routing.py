@@ -13,15 +13,16 @@ route is added, naming both routes — the same rule the native router applies.
 from __future__ import annotations
 
 import collections.abc
+import contextvars
 import dataclasses
 import functools
 import inspect
 import itertools
 import re
 import typing
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Optional, TypedDict, TypeVar, Union, cast
+from typing import TYPE_CHECKING, Any, Generic, Optional, Protocol, TypedDict, TypeVar, Union, cast, overload
 
 from .datastructures import URLPath
 from .exceptions import HTTPException
@@ -46,6 +47,7 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT"
 _PARAM_TYPES = ("str", "int", "float", "uuid", "path")
 MAX_PARAMS = 16  # the native router's limit
 F = TypeVar("F", bound=Callable[..., Any])
+D = TypeVar("D")  # a class's method decorator type (see MethodDecorators)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -312,6 +314,9 @@ class Route:
     stream: Optional[str] = None
     stream_item_type: Any = None  # the declared item type (``-> AsyncIterable[Item]``: Item), for the schema
     stream_item_adapter: Optional[TypeAdapter[Any]] = None  # validates each item against it
+    # route_class= whose get_route_handler() wraps covet's handler (see `APIRoute`): what the server calls for this
+    # route instead of its own pipeline; None (every other route): the pipeline, with no extra step.
+    route_handler: Optional[Callable[[Request], Awaitable[Response]]] = None
 
     @property
     def response_media_type(self) -> str:
@@ -806,6 +811,132 @@ def _join_prefix(prefix: str, what: str) -> str:
     return prefix
 
 
+# FastAPI's names for the route classes. Code that walks ``app.routes``:
+#     for route in app.routes:
+#         if isinstance(route, APIRoute):
+#             route.operation_id = route.name     # read by the OpenAPI schema (route.unique_id)
+# and ``route_class=`` (`APIRouter`'s, ``app.router.route_class``): a subclass of APIRoute overriding
+# get_route_handler() to wrap the handler it inherits (FastAPI's "Custom Request and APIRoute class").
+class _APIRouteType(type):
+    def __instancecheck__(cls, instance: object) -> bool:
+        if cls is APIRoute:  # every path operation's route, whatever class built it
+            return isinstance(instance, Route) and not instance.plain
+        return type.__instancecheck__(cls, instance)
+
+
+# The serving runtime's pipeline for a route (covet.server.dispatch sets it in the context its requests run in):
+# what the handler `APIRoute.get_route_handler` gives calls.
+route_pipeline: contextvars.ContextVar[Callable[[Route, Request], Awaitable[Response]]] = contextvars.ContextVar(
+    "covet_route_pipeline")
+
+_FASTAPI_ONLY = {
+    "dependant": "covet plans a route's parameters itself (route.plan), it has no FastAPI Dependant",
+    "body_field": "covet validates the body from route.plan, it has no FastAPI ModelField",
+    "response_field": "covet validates results with route.response_adapter (a pydantic TypeAdapter, or None), not "
+                      "a FastAPI ModelField",
+    "dependency_overrides_provider": "the app's dependency_overrides apply to every route; read "
+                                     "request.app.dependency_overrides",
+    "app": "a covet route is not an ASGI app: the engine and covet.server.dispatch serve it; wrap the handler in "
+           "get_route_handler() instead",
+    "path_regex": "the native router matches covet routes; route.path and route.native_pattern are the patterns",
+    "param_convertors": "path parameters are converted by the route's plan (route.plan), not Starlette convertors",
+}
+
+
+class APIRoute(Route, metaclass=_APIRouteType):
+    """FastAPI's name for a path operation's route: ``isinstance(route, APIRoute)`` holds for every `Route` of
+    ``app.routes`` made by ``@app.get(...)`` & co. (not for the openapi_url and docs pages, Starlette routes in
+    FastAPI). Routes are built by ``add_api_route`` and the decorators, not by calling ``APIRoute(...)``.
+
+    ``route_class=`` (``APIRouter(route_class=...)``, ``app.router.route_class = ...``): a subclass overriding
+    `get_route_handler` serves its routes through the handler that returns, as FastAPI does::
+
+        class TimedRoute(APIRoute):
+            def get_route_handler(self):
+                original_route_handler = super().get_route_handler()
+
+                async def custom_route_handler(request: Request) -> Response:
+                    response = await original_route_handler(request)
+                    response.headers["X-Took"] = "..."
+                    return response
+
+                return custom_route_handler
+
+    The subclass reads covet's route fields (``path``, ``endpoint``, ``methods``, ``name``, ``status_code``,
+    ``response_model``, ``response_class``, ``tags``, ``dependencies``, ``summary``, ``operation_id`` ...);
+    FastAPI's ``dependant``, ``body_field``, ``response_field``, ``app`` ... do not exist (AttributeError
+    naming why), and it may not override ``__init__`` (covet builds it from the route's options)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """The route's handler: ``await handler(request)`` runs covet's whole per-route pipeline (parameters and
+        their validation, dependencies, the endpoint, response_model, the response_class, background tasks) and
+        gives the `Response`. Errors propagate as exceptions (`RequestValidationError`, `HTTPException` ...),
+        for the app's exception handlers — around the handler returned here, inside the middleware.
+
+        `request` may be a `Request` subclass made with ``MyRequest(request.scope, request.receive)``; if it
+        overrides ``body()``, the parameters are read from what its ``body()`` returns."""
+        route = self
+
+        async def route_handler(request: Request) -> Response:
+            if not isinstance(request, Request):
+                raise TypeError(f"{route.describe()}: the route handler takes a covet Request (or a subclass made "
+                                f"with MyRequest(request.scope, request.receive)), not {type(request).__name__}")
+            run = route_pipeline.get(None)
+            if run is None:
+                raise RuntimeError(f"{route.describe()}: get_route_handler()'s handler serves requests of a running "
+                                   "app (its server or TestClient); it cannot be called outside one")
+            plan = route.plan
+            if type(request).body is not Request.body and (plan.json_in_tree or plan.form_in_tree):
+                # a custom Request class with its own body() (FastAPI's GzipRequest): parameters come from it
+                request._body_cache = await request.body()
+            try:
+                return await run(route, request)
+            finally:
+                origin = getattr(request, "_origin", None)
+                if origin is not None and request._teardown is not None:  # the server tears down the one it made
+                    origin._teardown = request._teardown
+
+        return route_handler
+
+
+
+def _fastapi_only(name: str, why: str) -> property:
+    """A property for FastAPI's APIRoute attribute `name` that covet's routes lack: AttributeError saying `why`.
+    (Properties, not a __getattr__, which would slow every attribute load of a route in the server.)"""
+
+    def missing(route: APIRoute) -> Any:
+        raise AttributeError(f"{type(route).__name__}.{name} is FastAPI's and not supported: {why}")
+
+    return property(missing)
+
+
+for _name, _why in _FASTAPI_ONLY.items():
+    setattr(APIRoute, _name, _fastapi_only(_name, _why))
+
+
+def _check_route_class(route_class: Any) -> type[Route]:
+    """`route_class` (APIRoute or a subclass) as the class to build routes with, checked."""
+    if route_class is None or route_class is APIRoute or route_class is Route:
+        return APIRoute
+    if not (isinstance(route_class, type) and issubclass(route_class, APIRoute)):
+        raise TypeError(f"route_class must be covet.routing.APIRoute or a subclass of it (FastAPI's "
+                        f"fastapi.routing.APIRoute), not {route_class!r}")
+    for klass in route_class.__mro__:
+        if klass is APIRoute:
+            break
+        if "__init__" in vars(klass) or "__new__" in vars(klass):
+            raise TypeError(f"route_class {route_class.__qualname__}: {klass.__qualname__} overrides __init__/__new__, "
+                            "which covet cannot support (it builds routes from their options with its own "
+                            "fields); override get_route_handler() only, or set attributes in it")
+    return route_class
+
+
+def _overrides_handler(route: Route) -> bool:
+    cls = type(route)  # (isinstance(route, APIRoute) holds for every path operation's route)
+    return issubclass(cls, APIRoute) and cls.get_route_handler is not APIRoute.get_route_handler
+
+
+
 @dataclasses.dataclass(frozen=True)
 class _Declared:
     """A route declared on an `APIRouter`, with what its routers apply: built into a `Route` once, by the app it is
@@ -819,6 +950,7 @@ class _Declared:
     middleware: tuple[Callable[..., Any], ...] = ()  # outermost first
     exception_handlers: Mapping[Any, Callable[..., Any]] = dataclasses.field(default_factory=dict)
     default_response_class: Any = None
+    route_class: type[Route] = Route  # the declaring router's route_class (kept through includes, as in FastAPI)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -872,7 +1004,44 @@ def _merge_route_options(options: Mapping[str, Any], *, tags: Sequence[Any], dep
     return merged
 
 
-class APIRouter:
+class RouteDecorator(Protocol):
+    """``router.get(path, **options)`` & co.: the options are `RouteOptions`."""
+
+    def __call__(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]: ...
+
+
+class _MethodDecorator(Generic[D]):
+    """One of `MethodDecorators`: on an instance, ``obj._decorate([method], path, **options)``, typed `D`."""
+
+    def __init__(self, method: str) -> None:
+        self.method = method
+
+    @overload
+    def __get__(self, obj: None, owner: Optional[type] = None) -> _MethodDecorator[D]: ...
+    @overload
+    def __get__(self, obj: object, owner: Optional[type] = None) -> D: ...
+    def __get__(self, obj: Any, owner: Optional[type] = None) -> Any:
+        if obj is None:
+            return self
+        return functools.partial(obj._decorate, [self.method])
+
+
+class MethodDecorators(Generic[D]):
+    """``get``, ``post``, ``put``, ``patch``, ``delete``, ``head``, ``options``, ``trace``: the method decorators
+    of `APIRouter` (D: `RouteDecorator`) and `covet.CovetPy` (its options add ``constant``), written once; each
+    calls the class's ``_decorate([METHOD], path, **options)``."""
+
+    get: _MethodDecorator[D] = _MethodDecorator("GET")
+    post: _MethodDecorator[D] = _MethodDecorator("POST")
+    put: _MethodDecorator[D] = _MethodDecorator("PUT")
+    patch: _MethodDecorator[D] = _MethodDecorator("PATCH")
+    delete: _MethodDecorator[D] = _MethodDecorator("DELETE")
+    head: _MethodDecorator[D] = _MethodDecorator("HEAD")
+    options: _MethodDecorator[D] = _MethodDecorator("OPTIONS")
+    trace: _MethodDecorator[D] = _MethodDecorator("TRACE")
+
+
+class APIRouter(MethodDecorators[RouteDecorator]):
     """A group of routes under a common prefix, with tags, dependencies, responses ... applied to each (FastAPI's
     ``APIRouter``), included into the app (or another router) with `include_router`.
 
@@ -907,8 +1076,13 @@ class APIRouter:
         generate_unique_id_function: Optional[Callable[[Any], str]] = None,
         on_startup: Optional[Sequence[Callable[[], Any]]] = None,
         on_shutdown: Optional[Sequence[Callable[[], Any]]] = None,
+        route_class: type[APIRoute] = APIRoute,
     ) -> None:
         self.prefix = _join_prefix(prefix, "APIRouter")
+        _check_route_class(route_class)
+        # The class of the routes declared here from now on (FastAPI's): a subclass of APIRoute overriding
+        # get_route_handler() wraps their handler; routes keep it when the router is included.
+        self.route_class = route_class
         self.tags: list[Union[str, Enum]] = list(tags or ())
         self.dependencies: list[Any] = list(dependencies or ())
         self.default_response_class = default_response_class
@@ -973,9 +1147,12 @@ class APIRouter:
                                     or include.default_response_class or self.default_response_class))
 
     def add_api_route(self, path: str, endpoint: Callable[..., Any], *, methods: Optional[Sequence[str]] = None,
+                      route_class_override: Optional[type[APIRoute]] = None,
                       **options: Unpack[RouteOptions]) -> None:
         """Declares `endpoint` for `methods` (default GET) on ``prefix + path``; `options` are `RouteOptions`, the
-        same as ``@app.get``'s. The router's tags, dependencies, responses ... are applied here."""
+        same as ``@app.get``'s. The router's tags, dependencies, responses ... are applied here; the route's class
+        is ``route_class_override`` or the router's `route_class` (FastAPI's)."""
+        route_class = _check_route_class(route_class_override or self.route_class)
         unknown = set(options) - RouteOptions.__optional_keys__
         if unknown:
             raise TypeError(f"route {path}: unknown option(s) {', '.join(sorted(unknown))}; the route options are "
@@ -985,7 +1162,7 @@ class APIRouter:
             deprecated=self.deprecated, include_in_schema=self.include_in_schema, callbacks=self.callbacks,
             generate_unique_id_function=self.generate_unique_id_function, inner_first=True)
         self._add(_Declared("http", self.prefix + path, endpoint, tuple(methods or ("GET",)), merged,
-                            default_response_class=self.default_response_class))
+                            default_response_class=self.default_response_class, route_class=route_class))
 
     def api_route(self, path: str, methods: Optional[Sequence[str]] = None,
                   **options: Unpack[RouteOptions]) -> Callable[[F], F]:
@@ -997,29 +1174,8 @@ class APIRouter:
 
         return decorator
 
-    def get(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
-        return self.api_route(path, ["GET"], **options)
-
-    def post(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
-        return self.api_route(path, ["POST"], **options)
-
-    def put(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
-        return self.api_route(path, ["PUT"], **options)
-
-    def patch(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
-        return self.api_route(path, ["PATCH"], **options)
-
-    def delete(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
-        return self.api_route(path, ["DELETE"], **options)
-
-    def head(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
-        return self.api_route(path, ["HEAD"], **options)
-
-    def options(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
-        return self.api_route(path, ["OPTIONS"], **options)
-
-    def trace(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
-        return self.api_route(path, ["TRACE"], **options)
+    def _decorate(self, methods: list[str], path: str, **options: Any) -> Callable[[F], F]:
+        return self.api_route(path, methods, **options)
 
     def add_api_websocket_route(self, path: str, endpoint: Callable[..., Any], name: Optional[str] = None, *,
                                 dependencies: Optional[Sequence[Any]] = None, **options: Any) -> None:
@@ -1139,12 +1295,15 @@ def _build_declared(declared: _Declared, app: Any, standalone: bool = False) -> 
     build_path = "/" + declared.path if standalone and not declared.path.startswith("/") else declared.path
     if standalone:
         build_path = re.sub(r"{\$[^{}]*}", "_", build_path)
-    route = Route.build(build_path, declared.endpoint, declared.methods,
-                        **cast("RouteOptions", declared.options))
+    route = declared.route_class.build(build_path, declared.endpoint, declared.methods,
+                                       **cast("RouteOptions", declared.options))
     route.path = declared.path
     route.middleware = declared.middleware
     route.exception_handlers = dict(declared.exception_handlers)
     route.default_response_class = declared.default_response_class
+    if _overrides_handler(route):  # route_class= wrapping the handler: made once, as FastAPI makes it
+        route.route_handler = cast(APIRoute, route).get_route_handler()
+        route.plan.needs_request = True  # the handler takes a Request: the server makes one for every request
     return route
 
 
@@ -1264,22 +1423,6 @@ class AppRouter(APIRouter):
         app has HTTP middleware or handlers for 404/405 (they must see those, as in FastAPI)."""
         return self.table.native_registrations(catch_all=self.app.needs_unmatched_in_python())
 
-
-# FastAPI's names for the route classes, for code that walks ``app.routes``:
-#     for route in app.routes:
-#         if isinstance(route, APIRoute):
-#             route.operation_id = route.name     # read by the OpenAPI schema (route.unique_id)
-# They are CovetPy's own classes (a route's fields are covet's, see `Route`); FastAPI's ``route_class=`` (a
-# custom APIRoute subclass that wraps the request handler) is not supported.
-class _APIRouteType(type):
-    def __instancecheck__(cls, instance: object) -> bool:
-        return isinstance(instance, Route) and not instance.plain
-
-
-class APIRoute(Route, metaclass=_APIRouteType):
-    """FastAPI's name for a path operation's route: ``isinstance(route, APIRoute)`` holds for every `Route` of
-    ``app.routes`` made by ``@app.get(...)`` & co. (not for the openapi_url and docs pages, Starlette routes in
-    FastAPI). Not to be built directly (``app.add_api_route`` builds routes) nor subclassed for ``route_class=``."""
 
 APIWebSocketRoute = WebSocketRoute
 Mount = StaticMount  # app.routes' entry of ``app.mount(path, StaticFiles(...))`` (a mounted app adds its routes)

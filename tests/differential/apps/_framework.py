@@ -18,6 +18,8 @@ FRAMEWORK = os.environ.get("DIFF_FRAMEWORK", "")
 
 if FRAMEWORK == "fastapi":
     from fastapi import (
+        APIRouter,
+        BackgroundTasks,
         Body,
         Cookie,
         Depends,
@@ -30,77 +32,35 @@ if FRAMEWORK == "fastapi":
         Query,
         Request,
         Response,
+        Security,
         UploadFile,
+        WebSocket,
+        WebSocketDisconnect,
+        WebSocketException,
         status,
     )
-    from fastapi.exceptions import RequestValidationError
+    from fastapi.encoders import jsonable_encoder
+    from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+    from fastapi.exceptions import FastAPIError, RequestValidationError
+    from fastapi.middleware import Middleware
+    from fastapi.middleware.cors import CORSMiddleware
+    from fastapi.middleware.gzip import GZipMiddleware
+    from fastapi.middleware.httpsredirect import HTTPSRedirectMiddleware
+    from fastapi.middleware.trustedhost import TrustedHostMiddleware
+    from fastapi.openapi import models as openapi_models
+    from fastapi.openapi.constants import REF_TEMPLATE
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+    from fastapi.openapi.utils import get_openapi
     from fastapi.responses import (
         HTMLResponse,
         JSONResponse,
+        ORJSONResponse,
         PlainTextResponse,
         RedirectResponse,
+        StreamingResponse,
+        UJSONResponse,
     )
-elif FRAMEWORK == "covet":
-    from covet import (
-        Body,
-        Cookie,
-        Depends,
-        File,
-        Form,
-        Header,
-        HTMLResponse,
-        HTTPException,
-        JSONResponse,
-        Path,
-        PlainTextResponse,
-        Query,
-        RedirectResponse,
-        Request,
-        RequestValidationError,
-        Response,
-        UploadFile,
-        status,
-    )
-    from covet import CovetPy as FastAPI
-else:
-    raise RuntimeError(
-        f"DIFF_FRAMEWORK is {FRAMEWORK!r}: set it to 'fastapi' or 'covet' to say which framework the sample apps "
-        "of tests/differential import (the runner, test_differential.py, sets it)"
-    )
-
-__all__ = [
-    "FRAMEWORK",
-    "Body",
-    "Cookie",
-    "Depends",
-    "FastAPI",
-    "File",
-    "Form",
-    "HTMLResponse",
-    "HTTPException",
-    "Header",
-    "JSONResponse",
-    "Path",
-    "PlainTextResponse",
-    "Query",
-    "RedirectResponse",
-    "Request",
-    "RequestValidationError",
-    "Response",
-    "UploadFile",
-    "status",
-]
-
-# --- docs: the interactive docs pages' functions (fastapi.openapi.docs)
-if FRAMEWORK == "fastapi":
-    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
-else:
-    from covet.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
-__all__ += ["get_redoc_html", "get_swagger_ui_html", "get_swagger_ui_oauth2_redirect_html"]
-# --- security (issue 14: security utilities, parameter models, Annotated validators)
-if FRAMEWORK == "fastapi":
-    from fastapi import Security
-    from fastapi.responses import StreamingResponse
+    from fastapi.routing import APIRoute, APIWebSocketRoute, Mount
     from fastapi.security import (
         APIKeyCookie,
         APIKeyHeader,
@@ -118,8 +78,55 @@ if FRAMEWORK == "fastapi":
         OpenIdConnect,
         SecurityScopes,
     )
-else:
-    from covet import Security, StreamingResponse
+    from fastapi.sse import EventSourceResponse, ServerSentEvent
+    from fastapi.staticfiles import StaticFiles
+    from fastapi.templating import Jinja2Templates
+    from starlette.middleware.base import BaseHTTPMiddleware
+    from starlette.routing import NoMatchFound
+elif FRAMEWORK == "covet":
+    from covet import (
+        APIRouter,
+        BackgroundTasks,
+        Body,
+        Cookie,
+        Depends,
+        File,
+        Form,
+        Header,
+        HTMLResponse,
+        HTTPException,
+        JSONResponse,
+        Path,
+        PlainTextResponse,
+        Query,
+        RedirectResponse,
+        Request,
+        RequestValidationError,
+        Response,
+        Security,
+        StreamingResponse,
+        UploadFile,
+        WebSocket,
+        WebSocketDisconnect,
+        WebSocketException,
+        status,
+    )
+    from covet import CovetPy as FastAPI
+    from covet.encoders import jsonable_encoder
+    from covet.exception_handlers import http_exception_handler, request_validation_exception_handler
+    from covet.exceptions import FastAPIError
+    from covet.middleware import Middleware
+    from covet.middleware.base import BaseHTTPMiddleware
+    from covet.middleware.cors import CORSMiddleware
+    from covet.middleware.gzip import GZipMiddleware
+    from covet.middleware.httpsredirect import HTTPSRedirectMiddleware
+    from covet.middleware.trustedhost import TrustedHostMiddleware
+    from covet.openapi import models as openapi_models
+    from covet.openapi.constants import REF_TEMPLATE
+    from covet.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+    from covet.openapi.utils import get_openapi
+    from covet.responses import ORJSONResponse, UJSONResponse
+    from covet.routing import APIRoute, APIWebSocketRoute, Mount, NoMatchFound
     from covet.security import (
         APIKeyCookie,
         APIKeyHeader,
@@ -137,85 +144,52 @@ else:
         OpenIdConnect,
         SecurityScopes,
     )
-__all__ += [
+    from covet.sse import EventSourceResponse, ServerSentEvent
+    from covet.staticfiles import StaticFiles
+    from covet.templating import Jinja2Templates
+else:
+    raise RuntimeError(
+        f"DIFF_FRAMEWORK is {FRAMEWORK!r}: set it to 'fastapi' or 'covet' to say which framework the sample apps "
+        "of tests/differential import (the runner, test_differential.py, sets it)"
+    )
+
+__all__ = [
+    "FRAMEWORK",
+    # core
+    "Body", "Cookie", "Depends", "FastAPI", "File", "Form", "HTMLResponse", "HTTPException", "Header", "JSONResponse",
+    "Path", "PlainTextResponse", "Query", "RedirectResponse", "Request", "RequestValidationError", "Response",
+    "UploadFile", "status",
+    # docs pages
+    "get_redoc_html", "get_swagger_ui_html", "get_swagger_ui_oauth2_redirect_html",
+    # security
     "APIKeyCookie", "APIKeyHeader", "APIKeyQuery", "HTTPAuthorizationCredentials", "HTTPBasic",
     "HTTPBasicCredentials", "HTTPBearer", "HTTPDigest", "OAuth2", "OAuth2AuthorizationCodeBearer",
     "OAuth2PasswordBearer", "OAuth2PasswordRequestForm", "OAuth2PasswordRequestFormStrict", "OpenIdConnect",
-    "Security", "SecurityScopes", "StreamingResponse",
+    "Security", "SecurityScopes",
+    # routing
+    "APIRoute", "APIRouter", "APIWebSocketRoute", "Mount", "NoMatchFound",
+    # responses
+    "BackgroundTasks", "EventSourceResponse", "ORJSONResponse", "ServerSentEvent", "StreamingResponse",
+    "UJSONResponse",
+    # testclient & names
+    "FastAPIError", "WebSocket", "WebSocketDisconnect", "WebSocketException", "http_exception_handler",
+    "jsonable_encoder", "request_validation_exception_handler",
+    # static files and templates
+    "Jinja2Templates", "StaticFiles",
+    # middleware classes
+    "BaseHTTPMiddleware", "CORSMiddleware", "GZipMiddleware", "HTTPSRedirectMiddleware", "Middleware",
+    "TrustedHostMiddleware",
+    # OpenAPI names
+    "REF_TEMPLATE", "get_openapi", "openapi_models",
 ]
-# --- routing
-if FRAMEWORK == "fastapi":
-    from fastapi import APIRouter
-    from starlette.routing import NoMatchFound
-else:
-    from covet import APIRouter
-    from covet.routing import NoMatchFound
-__all__ += ["APIRouter", "NoMatchFound"]
-# --- responses (issue 14: response_model_* options, response_class, Response/BackgroundTasks parameters, SSE)
-if FRAMEWORK == "fastapi":
-    from fastapi import BackgroundTasks
-    from fastapi.responses import ORJSONResponse, StreamingResponse, UJSONResponse
-    from fastapi.sse import EventSourceResponse, ServerSentEvent
-else:
-    from covet import BackgroundTasks, StreamingResponse
-    from covet.responses import ORJSONResponse, UJSONResponse
-    from covet.sse import EventSourceResponse, ServerSentEvent
-__all__ += ["BackgroundTasks", "EventSourceResponse", "ORJSONResponse", "ServerSentEvent", "StreamingResponse",
-            "UJSONResponse"]
-# --- testclient & names (issue 14)
-if FRAMEWORK == "fastapi":
-    from fastapi import WebSocket, WebSocketDisconnect, WebSocketException
-    from fastapi.encoders import jsonable_encoder
-    from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
-    from fastapi.exceptions import FastAPIError
-    from fastapi.responses import StreamingResponse
-else:
-    from covet import WebSocket, WebSocketDisconnect, WebSocketException
-    from covet.encoders import jsonable_encoder
-    from covet.exception_handlers import http_exception_handler, request_validation_exception_handler
-    from covet.exceptions import FastAPIError
-    from covet.responses import StreamingResponse
-__all__ += ["WebSocket", "WebSocketDisconnect", "WebSocketException", "jsonable_encoder", "http_exception_handler",
-            "request_validation_exception_handler", "FastAPIError", "StreamingResponse"]
-# --- static files and templates (issue 14: StaticFiles, app.mount, Jinja2Templates)
-if FRAMEWORK == "fastapi":
-    from fastapi.staticfiles import StaticFiles
-    from fastapi.templating import Jinja2Templates
-else:
-    from covet.staticfiles import StaticFiles
-    from covet.templating import Jinja2Templates
-__all__ += ["Jinja2Templates", "StaticFiles"]
-# --- middleware classes (issue 14: add_middleware, Middleware, the native CORS/GZip/TrustedHost/HTTPSRedirect)
-if FRAMEWORK == "fastapi":
-    from fastapi.middleware import Middleware
-    from fastapi.middleware.cors import CORSMiddleware
-    from fastapi.middleware.gzip import GZipMiddleware
-    from fastapi.middleware.httpsredirect import HTTPSRedirectMiddleware
-    from fastapi.middleware.trustedhost import TrustedHostMiddleware
-    from fastapi.responses import StreamingResponse
-    from starlette.middleware.base import BaseHTTPMiddleware
-else:
-    from covet.middleware import Middleware
-    from covet.middleware.base import BaseHTTPMiddleware
-    from covet.middleware.cors import CORSMiddleware
-    from covet.middleware.gzip import GZipMiddleware
-    from covet.middleware.httpsredirect import HTTPSRedirectMiddleware
-    from covet.middleware.trustedhost import TrustedHostMiddleware
-    from covet.responses import StreamingResponse
-__all__ += ["BaseHTTPMiddleware", "CORSMiddleware", "GZipMiddleware", "HTTPSRedirectMiddleware", "Middleware",
-            "StreamingResponse", "TrustedHostMiddleware"]
-# --- names (issue 14: OpenAPI models and constants, APIRoute for loops over app.routes)
-if FRAMEWORK == "fastapi":
-    from fastapi.openapi import models as openapi_models
-    from fastapi.openapi.constants import REF_TEMPLATE
-    from fastapi.openapi.utils import get_openapi
-    from fastapi.routing import APIRoute, APIWebSocketRoute, Mount
-else:
-    from covet.openapi import models as openapi_models
-    from covet.openapi.constants import REF_TEMPLATE
-    from covet.openapi.utils import get_openapi
-    from covet.routing import APIRoute, APIWebSocketRoute, Mount
-__all__ += ["APIRoute", "APIWebSocketRoute", "Mount", "REF_TEMPLATE", "get_openapi", "openapi_models"]
+
+# --- New areas: a block per area below this line, labelled with the area:
+#         # --- <area> (issue NN: what it covers)
+#         if FRAMEWORK == "fastapi":
+#             from fastapi... import X
+#         else:
+#             from covet... import X
+#         __all__ += ["X"]
 # --- fileresponse (issue 14: FileResponse with Range/HEAD/validators; StaticFiles under Python middleware)
 if FRAMEWORK == "fastapi":
     from fastapi.responses import FileResponse

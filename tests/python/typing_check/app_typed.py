@@ -131,6 +131,10 @@ async def router_ok() -> None: ...
 async def router_typo() -> None: ...
 
 
+@router.get("/constant", constant=True)  # type: ignore[call-arg]  # constant= is the app's only
+async def router_constant() -> None: ...
+
+
 app.include_router(router, prefix="/v1", tags=["v1"])
 ok_path: str = app.url_path_for("router_ok")
 

@@ -34,7 +34,7 @@ from covet.exceptions import HTTPException, RequestValidationError, ResponseVali
 from covet.params import validation_error
 from covet.requests import ClientDisconnect, Request, wake_body_readers
 from covet.responses import Response, StreamingResponse
-from covet.routing import Route
+from covet.routing import Route, route_pipeline
 
 from .engine import Engine, Responder
 from .interface import CallNext, Middleware, ServedApp
@@ -115,6 +115,8 @@ class Dispatcher:
         # requests run in it: never in a request's context (a flush scheduled from a handler's send would
         # otherwise hand that request's contextvars to the next batch).
         self._base_context = contextvars.copy_context()
+        # What APIRoute.get_route_handler()'s handler runs (route_class=), in every request's context.
+        self._base_context.run(route_pipeline.set, self._route_pipeline)
         # Embedded engine (threads=0): the engine's I/O runs in on_readable on this thread; responses
         # completed later are submitted by a flush scheduled through the output hook.
         self.embedded = server.embedded
@@ -256,9 +258,14 @@ class Dispatcher:
         finally:
             background_tasks._finished()
 
-    async def _route_response(self, route: Route, native: Any, request: Optional[Request]) -> Rendered:
-        """The route's response, with HTTPException, validation errors and registered types handled."""
+    async def _route_response(self, route: Route, native: Any, request: Optional[Request],
+                              handled: bool = True) -> Rendered:
+        """The route's response, with HTTPException, validation errors and registered types handled (unless
+        not `handled`: then they propagate, for a route_class's handler to see)."""
         try:
+            if route.route_handler is not None and handled:  # route_class= wrapping this pipeline
+                assert request is not None  # such routes' plans need a Request
+                return await route.route_handler(request)
             plan = route.plan
             extras: Optional[RequestExtras] = None
             if plan.extras_in_tree:  # a Response / BackgroundTasks parameter: one of each for this request
@@ -285,12 +292,18 @@ class Dispatcher:
                 result = await self.loop.run_in_executor(self.executor, call)
             return self._render(route, result, extras)
         except Exception as exc:
+            if not handled:
+                raise
             handler = self._find_handler(exc, route.exception_handlers)
             if handler is None:
                 raise
             if request is None:
                 request = Request(native, self.app, self.root_path)
             return await self._call_handler(handler, request, exc)
+
+    async def _route_pipeline(self, route: Route, request: Request) -> Response:
+        """The handler an APIRoute subclass's get_route_handler() wraps (covet.routing.route_pipeline)."""
+        return _as_response(await self._route_response(route, request._native, request, handled=False))
 
     async def _dependant_response(self, route: Route, request: Request, extras: Optional[RequestExtras]) -> Rendered:
         """`_route_response`'s work for a route with dependencies (``Depends``): solved first, sync ones in the
