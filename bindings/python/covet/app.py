@@ -435,7 +435,8 @@ class CovetPy:
         self.router.add_listed(route)
         if prefix:
             redirect = dataclasses.replace(self.router.table.slash_redirect_route(), path=prefix,
-                                           native_pattern=prefix, fallback_pattern=None, methods=METHODS)
+                                           native_pattern=prefix, fallback_pattern=None, methods=METHODS,
+                                           include_in_schema=False)
             self.router.add_listed(redirect)
 
     def add_api_route(self, path: str, endpoint: Callable[..., Any], *, methods: Optional[Sequence[str]] = None,

@@ -1,0 +1,463 @@
+"""ASGI on both sides of a CovetPy app (issue 14, seeds issue 15), through real sockets:
+
+- pure ASGI middleware (``app.add_middleware(cls, **options)``) on the engine: headers added by wrapping
+  ``send``, the body replaced, a 403 answered without the app, the path rewritten in the scope, the body read in
+  the middleware and again by the handler, streaming through them, a middleware that raises (500), their order
+  among ``@app.middleware("http")`` functions;
+- ``app.mount(path, asgi_app)`` of a hand-written ASGI app (root_path/path as Starlette's Mount sets them);
+- the app itself as an ASGI application under uvicorn (a real server process): routes, a streamed body, a
+  WebSocket, lifespan startup/shutdown, and mounted under another ASGI app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from covet import CovetPy, Request, Response, StreamingResponse
+from covet.middleware.base import BaseHTTPMiddleware
+
+Scope = dict[str, Any]
+
+
+# -- pure ASGI middleware, written against the ASGI spec (as Starlette's documentation examples) --------------
+class AddHeader:
+    def __init__(self, app: Any, name: str = "x-asgi", value: str = "1") -> None:
+        self.app, self.name, self.value = app, name.encode(), value.encode()
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_header(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (self.name, self.value)]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)
+
+
+class ReplaceBody:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/replace"):
+            await self.app(scope, receive, send)
+            return
+        start: dict[str, Any] = {}
+
+        async def capture(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                body = b"replaced"
+                headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+                await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, capture)
+
+
+class Forbid:
+    def __init__(self, app: Any, prefix: str) -> None:
+        self.app, self.prefix = app, prefix
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(self.prefix):
+            await send({"type": "http.response.start", "status": 403,
+                        "headers": [(b"content-type", b"text/plain")]})
+            await send({"type": "http.response.body", "body": b"forbidden"})
+            return
+        await self.app(scope, receive, send)
+
+
+class Rewrite:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/old/"):
+            path = "/items/" + scope["path"][len("/old/"):]
+            scope = {**scope, "path": path, "raw_path": path.encode()}
+        await self.app(scope, receive, send)
+
+
+class ReadBody:
+    """Reads the whole body (``more_body``), records its size in a header, and replays it to the app."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        chunks = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        async def send_size(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message["headers"], (b"x-body-size", str(len(body)).encode())]}
+            await send(message)
+
+        await self.app(scope, replay, send_size)
+
+
+class Explode:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/explode":
+            raise RuntimeError("middleware failure")
+        await self.app(scope, receive, send)
+
+
+class Order:
+    def __init__(self, app: Any, log: list[str], name: str) -> None:
+        self.app, self.log, self.name = app, log, name
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.log.append(self.name)
+        await self.app(scope, receive, send)
+
+
+def _app() -> CovetPy:
+    app = CovetPy()
+
+    @app.get("/items/{item_id}")
+    async def item(item_id: int) -> dict[str, int]:
+        return {"item_id": item_id}
+
+    @app.get("/replace")
+    async def replace() -> dict[str, str]:
+        return {"original": "body"}
+
+    @app.post("/echo")
+    async def echo(request: Request) -> Response:
+        body = await request.body()
+        return Response(body, media_type="application/octet-stream")
+
+    @app.get("/stream")
+    async def stream() -> StreamingResponse:
+        async def chunks() -> Any:
+            for i in range(3):
+                yield f"part{i};"
+                await asyncio.sleep(0)
+
+        return StreamingResponse(chunks(), media_type="text/plain")
+
+    @app.get("/explode")
+    async def explode() -> dict[str, str]:
+        return {"never": "reached"}
+
+    return app
+
+
+@pytest.fixture
+def asgi_client(make_client: Any) -> Any:
+    app = _app()
+    app.add_middleware(ReadBody)
+    app.add_middleware(Rewrite)
+    app.add_middleware(Explode)
+    app.add_middleware(ReplaceBody)
+    app.add_middleware(Forbid, prefix="/admin")
+    app.add_middleware(AddHeader, name="x-asgi", value="yes")
+    return make_client(app, raise_server_exceptions=False)
+
+
+def test_header_added_by_wrapping_send(asgi_client: Any) -> None:
+    r = asgi_client.get("/items/3")
+    assert (r.status_code, r.json(), r.headers["x-asgi"]) == (200, {"item_id": 3}, "yes")
+
+
+def test_unmatched_requests_go_through_the_middleware(asgi_client: Any) -> None:
+    r = asgi_client.get("/nowhere")
+    assert (r.status_code, r.json(), r.headers["x-asgi"]) == (404, {"detail": "Not Found"}, "yes")
+
+
+def test_body_replaced(asgi_client: Any) -> None:
+    r = asgi_client.get("/replace")
+    assert (r.status_code, r.content, r.headers["content-length"]) == (200, b"replaced", "8")
+
+
+def test_short_circuit_without_the_app(asgi_client: Any) -> None:
+    r = asgi_client.get("/admin/panel")
+    assert (r.status_code, r.text, r.headers["x-asgi"]) == (403, "forbidden", "yes")
+
+
+def test_path_rewritten_in_the_scope(asgi_client: Any) -> None:
+    r = asgi_client.get("/old/42")
+    assert (r.status_code, r.json()) == (200, {"item_id": 42})
+
+
+def test_body_read_by_the_middleware_then_by_the_handler(asgi_client: Any) -> None:
+    payload = bytes(range(256)) * 400  # 100 KiB: streamed by the engine, read in chunks through `receive`
+    r = asgi_client.post("/echo", content=payload)
+    assert (r.status_code, r.headers["x-body-size"], r.content == payload) == (200, str(len(payload)), True)
+
+
+def test_streaming_through_the_middleware(asgi_client: Any) -> None:
+    r = asgi_client.get("/stream")
+    assert (r.status_code, r.text, r.headers["x-asgi"]) == (200, "part0;part1;part2;", "yes")
+    assert "content-length" not in r.headers
+
+
+def test_middleware_raising_is_a_500(asgi_client: Any) -> None:
+    r = asgi_client.get("/explode")
+    assert (r.status_code, r.text) == (500, "Internal Server Error")
+
+
+def test_order_among_http_middleware_functions(make_client: Any) -> None:
+    log: list[str] = []
+    app = _app()
+    app.add_middleware(Order, log=log, name="asgi-1")
+
+    @app.middleware("http")
+    async def http_2(request: Request, call_next: Any) -> Response:
+        log.append("http-2")
+        response: Response = await call_next(request)
+        response.headers["x-http-2"] = "1"
+        return response
+
+    app.add_middleware(Order, log=log, name="asgi-3")
+
+    async def base_4(request: Request, call_next: Any) -> Response:
+        log.append("base-4")
+        return await call_next(request)  # type: ignore[no-any-return]
+
+    app.add_middleware(BaseHTTPMiddleware, dispatch=base_4)
+
+    @app.middleware("http")
+    async def http_0(request: Request, call_next: Any) -> Response:  # added last: outermost
+        log.append("http-5")
+        return await call_next(request)  # type: ignore[no-any-return]
+
+    client = make_client(app)
+    r = client.get("/items/1")
+    assert (r.status_code, r.json(), r.headers["x-http-2"]) == (200, {"item_id": 1}, "1")
+    assert log == ["http-5", "base-4", "asgi-3", "http-2", "asgi-1"]
+    r = client.get("/stream")
+    assert (r.status_code, r.text) == (200, "part0;part1;part2;")
+
+
+def test_without_pure_asgi_middleware_the_app_is_served_as_before() -> None:
+    app = _app()
+    assert app.engine_app() is app
+    app.add_middleware(AddHeader)
+    assert app.engine_app() is not app
+
+
+# -- app.mount of an ASGI application -------------------------------------------------------------------------
+async def hand_written(scope: Scope, receive: Any, send: Any) -> None:
+    assert scope["type"] == "http"
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body", False):
+            break
+    answer = json.dumps({"path": scope["path"], "root_path": scope["root_path"], "method": scope["method"],
+                         "query": scope["query_string"].decode(), "body": body.decode()}).encode()
+    await send({"type": "http.response.start", "status": 201,
+                "headers": [(b"content-type", b"application/json"), (b"x-mounted", b"1")]})
+    await send({"type": "http.response.body", "body": answer[:10], "more_body": True})
+    await send({"type": "http.response.body", "body": answer[10:]})
+
+
+def test_mounted_asgi_app(make_client: Any) -> None:
+    app = _app()
+    app.mount("/legacy", hand_written, name="legacy")
+    client = make_client(app)
+    r = client.post("/legacy/a/b?x=1", content=b"hello")
+    assert (r.status_code, r.headers["x-mounted"]) == (201, "1")
+    assert r.json() == {"path": "/legacy/a/b", "root_path": "/legacy", "method": "POST", "query": "x=1",
+                        "body": "hello"}
+    assert client.get("/legacy/").json()["path"] == "/legacy/"
+    r = client.get("/legacy", follow_redirects=False)
+    assert (r.status_code, r.headers["location"]) == (307, "http://testserver/legacy/")
+    assert client.get("/items/5").json() == {"item_id": 5}  # the app's own routes are unchanged
+    assert "/legacy" not in json.dumps(client.get("/openapi.json").json()["paths"])
+
+
+def test_mount_refuses_what_is_not_an_app() -> None:
+    with pytest.raises(TypeError, match="ASGI application"):
+        CovetPy().mount("/x", object())
+
+
+# -- the app as an ASGI application, under uvicorn --------------------------------------------------------------
+UVICORN_APP = textwrap.dedent('''
+    import asyncio, json, os
+    from contextlib import asynccontextmanager
+    from covet import CovetPy, Request, StreamingResponse, WebSocket
+    from covet.background import BackgroundTasks
+
+    LOG = os.environ["LIFESPAN_LOG"]
+
+    @asynccontextmanager
+    async def lifespan(app):
+        with open(LOG, "a") as f:
+            f.write("startup\\n")
+        yield {"greeting": "hello"}
+        with open(LOG, "a") as f:
+            f.write("shutdown\\n")
+
+    app = CovetPy(lifespan=lifespan)
+
+    @app.get("/items/{item_id}")
+    async def item(item_id: int, q: str = "none", request: Request = None):
+        return {"item_id": item_id, "q": q, "greeting": request.state.greeting, "root_path": request.root_path,
+                "url": str(request.url)}
+
+    @app.post("/echo")
+    async def echo(payload: dict, tasks: BackgroundTasks):
+        tasks.add_task(lambda: open(LOG, "a").write("background\\n"))
+        return payload
+
+    @app.get("/stream")
+    async def stream():
+        async def chunks():
+            for i in range(3):
+                yield f"part{i};"
+                await asyncio.sleep(0.01)
+        return StreamingResponse(chunks(), media_type="text/plain")
+
+    @app.get("/boom")
+    async def boom():
+        raise RuntimeError("boom")
+
+    @app.websocket("/ws/{room}")
+    async def ws(websocket: WebSocket, room: str):
+        await websocket.accept()
+        async for message in websocket.iter_text():
+            await websocket.send_text(f"{room}:{message}")
+
+    @app.websocket("/deny")
+    async def deny(websocket: WebSocket):
+        await websocket.close(1008)
+
+    async def outer(scope, receive, send):
+        """Another ASGI app mounting the CovetPy app under /covet, as Starlette's Mount does."""
+        if scope["type"] in ("http", "websocket") and scope["path"].startswith("/covet/"):
+            await app({**scope, "root_path": scope.get("root_path", "") + "/covet"}, receive, send)
+        else:
+            await app(scope, receive, send)
+''')
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def uvicorn_server(tmp_path: Path) -> Any:
+    pytest.importorskip("uvicorn")
+    (tmp_path / "uvapp.py").write_text(UVICORN_APP)
+    log = tmp_path / "lifespan.log"
+    port = _free_port()
+    root = Path(__file__).resolve().parents[2] / "bindings" / "python"
+    env = {**os.environ, "LIFESPAN_LOG": str(log), "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "uvapp:outer", "--app-dir", str(tmp_path),
+                             "--port", str(port), "--lifespan", "on", "--log-level", "warning"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                out = proc.communicate(timeout=5)[0].decode(errors="replace") if proc.poll() is not None else ""
+                proc.kill()
+                pytest.fail(f"uvicorn did not start: {out}")
+            time.sleep(0.1)
+    yield port, log, proc
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def _request(port: int, method: str, target: str, body: Any = b"",
+             headers: Any = None) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, target, body=body or None, headers=headers or {}, encode_chunked=isinstance(body, list))
+        r = conn.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        conn.close()
+
+
+def test_under_uvicorn(uvicorn_server: Any) -> None:
+    port, log, proc = uvicorn_server
+    assert log.read_text() == "startup\n"
+    status, headers, body = _request(port, "GET", "/items/7?q=x")
+    assert (status, headers["content-type"]) == (200, "application/json")
+    assert json.loads(body) == {"item_id": 7, "q": "x", "greeting": "hello", "root_path": "",
+                                "url": f"http://127.0.0.1:{port}/items/7?q=x"}
+    # a body sent in chunks (more_body), and a background task run after the response
+    status, headers, body = _request(port, "POST", "/echo", [b'{"a": ', b"[1, 2, ", b"3]}"],
+                                     {"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
+    assert (status, json.loads(body)) == (200, {"a": [1, 2, 3]})
+    status, headers, body = _request(port, "GET", "/stream")
+    assert (status, headers.get("transfer-encoding"), body) == (200, "chunked", b"part0;part1;part2;")
+    assert _request(port, "GET", "/boom")[::2] == (500, b"Internal Server Error")
+    assert _request(port, "GET", "/nowhere")[::2] == (404, b'{"detail":"Not Found"}')
+    assert _request(port, "DELETE", "/items/1")[0] == 405
+    assert _request(port, "HEAD", "/items/1")[0] == 405  # FastAPI's: HEAD is not served on a GET route
+    # mounted under another ASGI app: root_path extended, routes matched below it
+    status, _, body = _request(port, "GET", "/covet/items/8")
+    assert (status, json.loads(body)["root_path"], json.loads(body)["url"]) == (
+        200, "/covet", f"http://127.0.0.1:{port}/covet/items/8")
+    asyncio.run(_websockets(port))
+    proc.terminate()
+    assert proc.wait(timeout=20) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after a graceful exit
+    assert log.read_text() == "startup\nbackground\nshutdown\n"
+
+
+async def _websockets(port: int) -> None:
+    import websockets
+
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws/lobby") as ws:
+        await ws.send("hi")
+        assert await ws.recv() == "lobby:hi"
+        await ws.send("again")
+        assert await ws.recv() == "lobby:again"
+    async with websockets.connect(f"ws://127.0.0.1:{port}/covet/ws/mounted") as ws:
+        await ws.send("x")
+        assert await ws.recv() == "mounted:x"
+    for path in ("/deny", "/no-such-socket"):
+        with pytest.raises(websockets.exceptions.InvalidStatus) as denied:
+            async with websockets.connect(f"ws://127.0.0.1:{port}{path}"):
+                pass
+        assert denied.value.response.status_code == 403
