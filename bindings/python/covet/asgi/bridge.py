@@ -14,6 +14,7 @@ placed among pure ASGI middleware, `http_middleware_layer`).
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Optional, Union
@@ -37,12 +38,6 @@ class NoResponse(RuntimeError):
     """The ASGI app returned without sending a response."""
 
 
-def _finished(task: asyncio.Task[None]) -> None:
-    _RUNNING.discard(task)
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("an ASGI application raised after its response was sent", exc_info=task.exception())
-
-
 async def call_asgi(app: ASGIApp, scope: Scope, request: Request) -> Response:
     """`app`'s response to `request` (whose body it reads), with `scope` as the request's ASGI scope."""
     loop = asyncio.get_running_loop()
@@ -50,7 +45,7 @@ async def call_asgi(app: ASGIApp, scope: Scope, request: Request) -> Response:
     body_done = False
     response_done = asyncio.Event()
     ready: asyncio.Future[Response] = loop.create_future()
-    chunks: asyncio.Queue[Union[bytes, BaseException, None]] = asyncio.Queue(maxsize=1)
+    chunks = _Chunks()
     head: Optional[tuple[int, list[tuple[str, str]]]] = None
     finished = False
 
@@ -90,39 +85,41 @@ async def call_asgi(app: ASGIApp, scope: Scope, request: Request) -> Response:
                     response_done.set()
                     ready.set_result(_whole(head, chunk))
                     return
-                ready.set_result(_streamed(head, _stream(chunks)))
+                ready.set_result(_streamed(head, chunks.stream()))
             if chunk:
                 await chunks.put(chunk)
             if not more:
                 finished = True
                 response_done.set()
-                await chunks.put(None)
+                chunks.end(None)
         # other messages (extensions the app may try: trailers, pathsend ...) are not offered in the scope
 
     async def run() -> None:
         await app(scope, receive, send)
 
-    running = loop.create_task(run())
-    waiting: set[asyncio.Future[Any]] = {ready, running}
-    await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-    if not ready.done():
-        ready.cancel()
-        exc = running.exception()
-        if exc is not None:
-            raise exc
-        raise NoResponse("the ASGI application returned without sending a response")
-
     def ended(task: asyncio.Task[None]) -> None:
         response_done.set()
-        if not finished:  # a stream cut short: the reader sees the failure (or the end)
-            failure = None if task.cancelled() else task.exception()
-            chunks.put_nowait(failure if failure is not None else RuntimeError(
+        failure = None if task.cancelled() else task.exception()
+        if not ready.done():  # no response: the caller gets the app's exception (or NoResponse)
+            ready.set_exception(failure if failure is not None else NoResponse(
+                "the ASGI application returned without sending a response"))
+            return
+        _RUNNING.discard(task)
+        if not finished:  # a stream cut short: its reader sees the failure (or the early end)
+            chunks.end(failure if failure is not None else RuntimeError(
                 "the ASGI application returned before completing its streamed response"))
-        _finished(task)
+        elif failure is not None:
+            logger.error("an ASGI application raised after its response was sent", exc_info=failure)
 
+    running = loop.create_task(run())
     _RUNNING.add(running)
     running.add_done_callback(ended)
-    return ready.result()
+    try:
+        return await ready
+    except BaseException:
+        _RUNNING.discard(running)
+        running.cancel()
+        raise
 
 
 def _whole(head: tuple[int, list[tuple[str, str]]], body: bytes) -> Response:
@@ -137,14 +134,55 @@ def _streamed(head: tuple[int, list[tuple[str, str]]], chunks: AsyncIterator[byt
     return response
 
 
-async def _stream(chunks: asyncio.Queue[Union[bytes, BaseException, None]]) -> AsyncIterator[bytes]:
-    while True:
-        item = await chunks.get()
-        if item is None:
-            return
-        if isinstance(item, BaseException):
-            raise item
-        yield item
+class _Chunks:
+    """A streamed body from the app's ``send`` to the response's writer, one chunk at a time: ``send`` returns
+    once its chunk was taken for writing (the writer's back-pressure reaches the app); once the writer stops
+    (the client went away), ``send`` raises OSError, as a server's send does for a gone client."""
+
+    def __init__(self) -> None:
+        self._items: collections.deque[bytes] = collections.deque()
+        self._end: Optional[Union[BaseException, bool]] = None  # True: complete; an exception: failed
+        self._reader: Optional[asyncio.Future[None]] = None  # the writer waiting for a chunk
+        self._taken: Optional[asyncio.Future[None]] = None  # the app waiting for its chunk to be taken
+        self._closed = False
+
+    @staticmethod
+    def _resolve(future: Optional[asyncio.Future[None]]) -> None:
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    async def put(self, chunk: bytes) -> None:
+        if self._closed:
+            raise OSError("the client went away")
+        self._items.append(chunk)
+        self._resolve(self._reader)
+        self._taken = asyncio.get_running_loop().create_future()
+        await self._taken
+
+    def end(self, failure: Optional[BaseException]) -> None:
+        if self._end is None:
+            self._end = failure if failure is not None else True
+        self._resolve(self._reader)
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        try:
+            while True:
+                if self._items:
+                    chunk = self._items.popleft()
+                    yield chunk
+                    self._resolve(self._taken)  # written: the app may send the next one
+                    continue
+                end = self._end
+                if end is True:
+                    return
+                if isinstance(end, BaseException):
+                    raise end
+                self._reader = asyncio.get_running_loop().create_future()
+                await self._reader
+                self._reader = None
+        finally:
+            self._closed = True
+            self._resolve(self._taken)
 
 
 async def send_response(response: Response, send: Send, *, head: bool = False) -> None:

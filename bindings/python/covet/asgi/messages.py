@@ -140,6 +140,9 @@ class AsgiResponder:
 
     def _push(self, item: tuple[Any, ...]) -> None:
         self._queue.append(item)
+        self._wake()
+
+    def _wake(self, _: Any = None) -> None:
         wakeup = self._wakeup
         if wakeup is not None and not wakeup.done():
             wakeup.set_result(None)
@@ -149,14 +152,14 @@ class AsgiResponder:
         """Sends the queued response as ASGI messages until it is complete, or until `done` (the code producing
         the response) finishes without completing it (it then stops; the caller decides what that means)."""
         queue = self._queue
+        if not done.done():
+            done.add_done_callback(self._wake)
         while not self.complete:
             if not queue:
-                if done.done() and not queue:
+                if done.done():
                     return
-                loop = asyncio.get_running_loop()
-                self._wakeup = loop.create_future()
-                waiters: set[asyncio.Future[Any]] = {self._wakeup, done}
-                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                self._wakeup = asyncio.get_running_loop().create_future()
+                await self._wakeup
                 self._wakeup = None
                 continue
             item = queue.popleft()
