@@ -350,6 +350,13 @@ UVICORN_APP = textwrap.dedent('''
                 await asyncio.sleep(0.01)
         return StreamingResponse(chunks(), media_type="text/plain")
 
+    @app.post("/upload")
+    async def upload(request: Request):
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+        return {"size": size}
+
     @app.get("/boom")
     async def boom():
         raise RuntimeError("boom")
@@ -373,23 +380,56 @@ UVICORN_APP = textwrap.dedent('''
 ''')
 
 
+FAILING_APP = textwrap.dedent('''
+    from contextlib import asynccontextmanager
+    from covet import CovetPy
+
+    @asynccontextmanager
+    async def lifespan(app):
+        raise RuntimeError("database unreachable")
+        yield
+
+    app = CovetPy(lifespan=lifespan)
+''')
+
+UNDER_FASTAPI = textwrap.dedent('''
+    from fastapi import FastAPI
+    from covet import CovetPy, Request
+
+    covet_app = CovetPy()
+
+    @covet_app.get("/items/{item_id}")
+    async def item(item_id: int, request: Request):
+        return {"item_id": item_id, "root_path": request.root_path, "path": request.url.path}
+
+    app = FastAPI()
+    app.mount("/covet", covet_app)
+
+    @app.get("/")
+    async def home():
+        return {"served_by": "fastapi"}
+''')
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def uvicorn_server(tmp_path: Path) -> Any:
-    pytest.importorskip("uvicorn")
-    (tmp_path / "uvapp.py").write_text(UVICORN_APP)
-    log = tmp_path / "lifespan.log"
+def _start_uvicorn(tmp_path: Path, source: str, target: str, python: str = sys.executable,
+                   **env: str) -> tuple[subprocess.Popen[bytes], int]:
+    (tmp_path / "uvapp.py").write_text(source)
     port = _free_port()
     root = Path(__file__).resolve().parents[2] / "bindings" / "python"
-    env = {**os.environ, "LIFESPAN_LOG": str(log), "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "uvapp:outer", "--app-dir", str(tmp_path),
-                             "--port", str(port), "--lifespan", "on", "--log-level", "warning"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    environ = {**os.environ, **env, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.Popen([python, "-m", "uvicorn", target, "--app-dir", str(tmp_path), "--port", str(port),
+                             "--lifespan", "on", "--log-level", "warning"],
+                            env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return proc, port
+
+
+def _wait_listening(proc: subprocess.Popen[bytes], port: int) -> None:
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -401,6 +441,14 @@ def uvicorn_server(tmp_path: Path) -> Any:
                 proc.kill()
                 pytest.fail(f"uvicorn did not start: {out}")
             time.sleep(0.1)
+
+
+@pytest.fixture
+def uvicorn_server(tmp_path: Path) -> Any:
+    pytest.importorskip("uvicorn")
+    log = tmp_path / "lifespan.log"
+    proc, port = _start_uvicorn(tmp_path, UVICORN_APP, "uvapp:outer", LIFESPAN_LOG=str(log))
+    _wait_listening(proc, port)
     yield port, log, proc
     if proc.poll() is None:
         proc.kill()
@@ -431,6 +479,9 @@ def test_under_uvicorn(uvicorn_server: Any) -> None:
     assert (status, json.loads(body)) == (200, {"a": [1, 2, 3]})
     status, headers, body = _request(port, "GET", "/stream")
     assert (status, headers.get("transfer-encoding"), body) == (200, "chunked", b"part0;part1;part2;")
+    # a large upload streamed to the handler (request.stream()) as it arrives
+    status, _, body = _request(port, "POST", "/upload", [b"x" * 65536] * 40, {"Transfer-Encoding": "chunked"})
+    assert (status, json.loads(body)) == (200, {"size": 65536 * 40})
     assert _request(port, "GET", "/boom")[::2] == (500, b"Internal Server Error")
     assert _request(port, "GET", "/nowhere")[::2] == (404, b'{"detail":"Not Found"}')
     assert _request(port, "DELETE", "/items/1")[0] == 405
@@ -461,3 +512,31 @@ async def _websockets(port: int) -> None:
             async with websockets.connect(f"ws://127.0.0.1:{port}{path}"):
                 pass
         assert denied.value.response.status_code == 403
+
+
+def test_lifespan_startup_failure_under_uvicorn(tmp_path: Path) -> None:
+    pytest.importorskip("uvicorn")
+    proc, _ = _start_uvicorn(tmp_path, FAILING_APP, "uvapp:app")
+    out = proc.communicate(timeout=30)[0].decode(errors="replace")
+    assert proc.returncode != 0
+    assert "database unreachable" in out and "Application startup failed" in out
+
+
+def test_mounted_under_fastapi(tmp_path: Path) -> None:
+    """Under FastAPI's app.mount (Starlette's Mount), with FastAPI from the differential test's venv
+    (DIFF_FASTAPI_PYTHON, default build/differential-venv, which tests/differential/run.sh builds)."""
+    python = os.environ.get("DIFF_FASTAPI_PYTHON") or str(
+        Path(__file__).resolve().parents[2] / "build" / "differential-venv" / "bin" / "python")
+    if not Path(python).exists():
+        pytest.skip(f"no FastAPI reference venv at {python} (tests/differential/run.sh builds it)")
+    proc, port = _start_uvicorn(tmp_path, UNDER_FASTAPI, "uvapp:app", python=python)
+    try:
+        _wait_listening(proc, port)
+        status, _, body = _request(port, "GET", "/covet/items/5")
+        assert (status, json.loads(body)) == (200, {"item_id": 5, "root_path": "/covet", "path": "/covet/items/5"})
+        assert _request(port, "GET", "/covet/items/x")[0] == 422
+        assert _request(port, "GET", "/covet/nowhere")[::2] == (404, b'{"detail":"Not Found"}')
+        assert json.loads(_request(port, "GET", "/")[2]) == {"served_by": "fastapi"}
+    finally:
+        proc.kill()
+        proc.wait()

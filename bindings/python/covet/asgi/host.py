@@ -26,7 +26,7 @@ from covet.server.interface import Middleware, ServedApp
 from covet.server.websockets import WebSocketDispatch
 from covet.websockets import WebSocket
 
-from .messages import AsgiResponder, ClientGone, ScopeRequest, read_body, route_path
+from .messages import AsgiResponder, ClientGone, ScopeRequest, first_body, route_path
 from .router import PythonRouter
 from .types import Message, Receive, Scope, Send
 
@@ -234,10 +234,10 @@ class AppHost:
         else:
             assert isinstance(target, Route)
             try:
-                body = await read_body(receive)
+                body, more = await first_body(receive)
             except ClientGone:
                 return
-            native = ScopeRequest(scope, path, body, params)
+            native = ScopeRequest(scope, path, body, params, receive if more else None)
             root_path: str = scope.get("root_path", "") or ""
             handling = self.loop.create_task(self._dispatcher(root_path)._handle(target, native, responder))
             try:

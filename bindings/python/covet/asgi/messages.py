@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from typing import Any, Optional
+from typing import Any, Optional, Union
 from urllib.parse import quote
 
 from covet import _events
@@ -44,6 +44,14 @@ def route_path(scope: Scope) -> str:
     return path or "/"
 
 
+async def first_body(receive: Receive) -> tuple[bytes, bool]:
+    """The first ``http.request`` message's body, and whether more follows (``more_body``)."""
+    message = await receive()
+    if message.get("type") == "http.disconnect":
+        raise ClientGone("the client went away before sending the request body")
+    return bytes(message.get("body", b"")), bool(message.get("more_body", False))
+
+
 async def read_body(receive: Receive) -> bytes:
     """The request body: every ``http.request`` message's ``body`` until ``more_body`` is false."""
     parts: list[bytes] = []
@@ -61,13 +69,16 @@ async def read_body(receive: Receive) -> bytes:
 
 
 class ScopeRequest:
-    """An ASGI HTTP scope as the engine's request object (``NativeRequest``): the body is read whole first."""
+    """An ASGI HTTP scope as the engine's request object (``NativeRequest``).
 
-    streaming = False
-    body_id = 0
-    max_body_bytes = 1 << 62
+    The body: whole (`body`), or, given `receive` (the client sent more after `body`), streamed as the engine
+    streams a large one — the handler runs at once, ``request.stream()`` yields the chunks as they come (each
+    ``receive`` made only when the reader waits for more), ``request.body()`` and body parameters collect them."""
 
-    def __init__(self, scope: Scope, path: str, body: bytes, params: dict[str, str]) -> None:
+    max_body_bytes = 1 << 62  # no limit of its own: the ASGI server's, if any
+
+    def __init__(self, scope: Scope, path: str, body: bytes, params: dict[str, str],
+                 receive: Optional[Receive] = None) -> None:
         self.method: str = scope.get("method", "GET")
         self.path = path
         query: bytes = scope.get("query_string", b"") or b""
@@ -82,9 +93,42 @@ class ScopeRequest:
         self.scheme: str = scope.get("scheme", "http")
         self.tls: Optional[dict[str, Any]] = (scope.get("extensions") or {}).get("tls")
         self.disconnected = False
+        self.streaming = receive is not None
+        self.body_id = id(self)
+        self._receive = receive
+        self._chunks: collections.deque[bytes] = collections.deque([body] if body and receive is not None else ())
+        self._ended = receive is None
+        self._pulling: Optional[asyncio.Task[None]] = None
 
-    def read_body(self) -> bytes:
-        return b""
+    def read_body(self) -> Union[bytes, tuple[int, str], None]:
+        """The next chunk; b"" at the end; ``(0, reason)`` when the client went away; None: not yet (the
+        reader waits for `body_id`'s event, sent once the next message arrived)."""
+        if self._chunks:
+            return self._chunks.popleft()
+        if self._ended:
+            return b""
+        if self.disconnected:
+            return 0, "the client went away while sending the request body"
+        if self._pulling is None:
+            self._pulling = asyncio.get_running_loop().create_task(self._pull())
+        return None
+
+    async def _pull(self) -> None:
+        assert self._receive is not None
+        try:
+            message = await self._receive()
+        finally:
+            self._pulling = None
+        kind = message.get("type")
+        if kind == "http.request":
+            chunk = message.get("body", b"")
+            if chunk:
+                self._chunks.append(bytes(chunk))
+            if not message.get("more_body", False):
+                self._ended = True
+        elif kind == "http.disconnect":
+            self.disconnected = True
+        _events.wake((self.body_id,))
 
 
 class AsgiResponder:
