@@ -16,6 +16,7 @@ CASES = [
     case("asgi_mw/body-invalid", "POST", "/echo", body=b"{not json", content_type="application/json"),
     case("asgi_mw/stream", "GET", "/stream"),
     case("asgi_mw/explode", "GET", "/explode"),
+    case("asgi_mw/handler-error", "GET", "/handler-error"),
     case("asgi_mw/mount-get", "GET", "/legacy/a/b?x=1"),
     case("asgi_mw/mount-post", "POST", "/legacy/upload", body=b"hello legacy", content_type="text/plain"),
     case("asgi_mw/mount-root", "GET", "/legacy/"),

@@ -179,6 +179,10 @@ def _app() -> CovetPy:
     async def explode() -> dict[str, str]:
         return {"never": "reached"}
 
+    @app.get("/handler-error")
+    async def handler_error() -> dict[str, str]:
+        raise LookupError("handler failure")
+
     return app
 
 
@@ -234,6 +238,23 @@ def test_streaming_through_the_middleware(asgi_client: Any) -> None:
 def test_middleware_raising_is_a_500(asgi_client: Any) -> None:
     r = asgi_client.get("/explode")
     assert (r.status_code, r.text) == (500, "Internal Server Error")
+
+
+def test_handler_exception_goes_up_through_the_middleware(asgi_client: Any, make_client: Any) -> None:
+    # As Starlette's ServerErrorMiddleware (outermost): the 500 never passes through the ASGI middleware.
+    r = asgi_client.get("/handler-error")
+    assert (r.status_code, r.text, "x-asgi" in r.headers) == (500, "Internal Server Error", False)
+    app = _app()
+    app.add_middleware(AddHeader)
+    with pytest.raises(LookupError, match="handler failure"):  # TestClient raises it again, as Starlette's
+        make_client(app).get("/handler-error")
+
+    @app.exception_handler(Exception)
+    async def on_error(request: Request, exc: Exception) -> Response:
+        return Response(f"handled {type(exc).__name__}", status_code=500)
+
+    r = make_client(app, raise_server_exceptions=False).get("/handler-error")
+    assert (r.status_code, r.text) == (500, "handled LookupError")
 
 
 def test_order_among_http_middleware_functions(make_client: Any) -> None:

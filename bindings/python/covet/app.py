@@ -684,11 +684,16 @@ class CovetPy:
         app's WebSocket routes) and ``lifespan`` (startup/shutdown handlers and ``lifespan=``), through its pure
         ASGI middleware if any (`covet.asgi`). Without the engine, StaticFiles mounts and the native
         middleware (CORS, GZip, TrustedHost, HTTPSRedirect) are not served: add them in the outer ASGI app."""
+        await asgi.serve_errors(self, self.asgi_stack(), scope, receive, send)
+
+    def asgi_stack(self) -> asgi.ASGIApp:
+        """The app's ASGI stack without the outermost 500 layer (the engine's own answers there): its pure ASGI
+        middleware around the app (`covet.asgi.build_stack`), built on first use."""
         key = len(self.user_middleware) + len(self._asgi_middleware)
         built = self._asgi_stack
         if built is None or built[0] != key:
             built = self._asgi_stack = (key, asgi.build_stack(self, self._asgi_middleware))
-        await built[1](scope, receive, send)
+        return built[1]
 
     def engine_app(self) -> ServedApp:
         """What the engine serves (the runtime asks, `covet.server.serve.Worker`): the app itself, or, when it
@@ -835,7 +840,7 @@ class _AsgiServed(CovetPy):
             self.router.add_listed(ws_route)
 
         async def asgi_stack(request: Request) -> Response:
-            return await asgi.call_asgi(app, request.scope, request)
+            return await asgi.call_asgi(app.asgi_stack(), request.scope, request)
 
         self.router.add_listed(Route.build("/{covet_asgi:path}", asgi_stack, METHODS, include_in_schema=False,
                                            response_model=None))

@@ -192,3 +192,8 @@ async def stream() -> StreamingResponse:
 @app.get("/explode")
 async def explode() -> dict[str, str]:
     return {"never": "sent"}
+
+
+@app.get("/handler-error")
+async def handler_error() -> dict[str, str]:
+    raise LookupError("handler failure")

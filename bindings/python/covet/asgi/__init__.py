@@ -11,20 +11,22 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from covet.requests import Request
-from covet.responses import Response
+from covet.responses import PlainTextResponse, Response
 from covet.server.interface import Middleware, ServedApp
 
 from .bridge import NoResponse, call_asgi, http_middleware_layer, send_response
 from .host import AppHost
+from .messages import ScopeRequest, route_path
 from .types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["ASGIApp", "AppHost", "AsgiMiddlewareEntry", "HostedApp", "Message", "NoResponse", "Receive", "Scope",
-           "Send", "build_stack", "call_asgi", "mounted_endpoint", "send_response"]
+           "Send", "build_stack", "call_asgi", "mounted_endpoint", "send_response", "serve_errors"]
 
 # (how many of the app's HTTP middleware functions were added before it, class, args, kwargs)
 AsgiMiddlewareEntry = tuple[int, Any, tuple[Any, ...], dict[str, Any]]
@@ -74,6 +76,40 @@ def build_stack(app: ServedApp, entries: Sequence[AsgiMiddlewareEntry]) -> ASGIA
         stack = http_middleware_layer(http[position], stack, app)
         position += 1
     return stack
+
+
+async def serve_errors(app: ServedApp, stack: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """`stack` with Starlette's ServerErrorMiddleware around it (the outermost layer under an ASGI server): an
+    exception that reaches it before the response started is answered 500 — by the app's ``Exception``/500
+    handler, else ``Internal Server Error`` in plain text — and raised again for the server to log."""
+    if scope.get("type") != "http":
+        await stack(scope, receive, send)
+        return
+    started = False
+
+    async def tracking(message: Message) -> None:
+        nonlocal started
+        if message.get("type") == "http.response.start":
+            started = True
+        await send(message)
+
+    try:
+        await stack(scope, receive, tracking)
+    except Exception as exc:
+        if started:
+            raise
+        handlers = app.exception_handlers
+        handler = handlers.get(Exception) or handlers.get(500)
+        response: Response = PlainTextResponse("Internal Server Error", status_code=500)
+        if handler is not None:
+            request = Request(ScopeRequest(scope, route_path(scope), b"", {}), app, scope.get("root_path", "") or "")
+            result = handler(request, exc)
+            if inspect.isawaitable(result):
+                result = await result
+            if isinstance(result, Response):
+                response = result
+        await send_response(response, send, head=scope.get("method") == "HEAD")
+        raise
 
 
 def mounted_endpoint(mounted: ASGIApp, prefix: str) -> Callable[[Request], Awaitable[Response]]:

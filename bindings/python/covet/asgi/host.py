@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import logging
 import traceback
 from collections.abc import Sequence
 from typing import Any, Optional, Union, cast
 
 from covet.routing import ConstantRoute, Route, WebSocketRoute
-from covet.server.dispatch import Dispatcher
+from covet.server.dispatch import SERVER_ERROR_BODY, SERVER_ERROR_HEADERS, Dispatcher
 from covet.server.engine import Engine
 from covet.server.interface import Middleware, ServedApp
 from covet.server.websockets import WebSocketDispatch
@@ -35,6 +36,19 @@ __all__ = ["AppHost"]
 logger = logging.getLogger("covet")
 
 _JSON = [("content-type", "application/json")]
+# The exceptions no handler took, of the request being served (`AppHost.http`): they propagate as in Starlette.
+_FAILURES: contextvars.ContextVar[Optional[list[BaseException]]] = contextvars.ContextVar("covet_asgi_failures",
+                                                                                          default=None)
+
+
+async def _propagate(request: Any, exc: Exception) -> Any:
+    """The dispatcher's 500 handler under ASGI: records the exception, which `AppHost.http` raises instead of
+    sending the response, so that it goes up through the ASGI middleware to the outermost layer (`ServerErrors`
+    under an ASGI server, the engine's 500 on the engine) as Starlette's ServerErrorMiddleware sees it."""
+    failures = _FAILURES.get()
+    if failures is not None:
+        failures.append(exc)
+    return 500, SERVER_ERROR_HEADERS, SERVER_ERROR_BODY
 
 
 class _Hub:
@@ -206,6 +220,7 @@ class AppHost:
         if dispatcher is None:
             dispatcher = self._dispatchers[root_path] = Dispatcher(
                 self.app, cast(Engine, self.hub), [], self.loop, self.executor, root_path=root_path)
+            dispatcher._error_handler = _propagate
             if len(self.middleware) != len(self.app.user_middleware):  # some run outside pure ASGI middleware
                 dispatcher._middleware = list(self.middleware)
                 dispatcher._chain = dispatcher._build_chain() if self.middleware else None
@@ -239,7 +254,13 @@ class AppHost:
                 return
             native = ScopeRequest(scope, path, body, params, receive if more else None)
             root_path: str = scope.get("root_path", "") or ""
-            handling = self.loop.create_task(self._dispatcher(root_path)._handle(target, native, responder))
+            failures: list[BaseException] = []
+            responder.failures = failures
+            token = _FAILURES.set(failures)
+            try:
+                handling = self.loop.create_task(self._dispatcher(root_path)._handle(target, native, responder))
+            finally:
+                _FAILURES.reset(token)
             try:
                 await responder.pump(send, handling)
             except BaseException:
@@ -247,6 +268,8 @@ class AppHost:
                     handling.cancel()
                 raise
             await handling  # background tasks and dependency teardown run after the response
+            if failures and not responder.started:
+                raise failures[0]
             return
         await responder.pump(send, self.loop.create_future())
 

@@ -143,6 +143,8 @@ class AsgiResponder:
         self.started = False  # http.response.start was sent
         self.complete = False
         self.closed = False  # sending failed: the client is gone
+        # Exceptions no handler took (`covet.asgi.host`): a whole response is then not sent, the caller raises.
+        self.failures: list[BaseException] = []
 
     # -- the engine's responder interface (called synchronously by the response's code) --------------------
     @property
@@ -219,6 +221,9 @@ class AsgiResponder:
     async def _send_item(self, send: Send, item: tuple[Any, ...]) -> None:
         kind = item[0]
         if kind == "whole":
+            if self.failures:
+                self.complete = True
+                return
             _, status, headers, body = item
             raw = _raw_headers(headers)
             if status not in _NO_CONTENT_LENGTH and not (100 <= status < 200) and not _has_length(headers):
