@@ -19,6 +19,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Optional, Union
 
+from covet.concurrency import TaskSet, eager_start_available, start_task
 from covet.datastructures import MutableHeaders
 from covet.requests import Request
 from covet.responses import Response, StreamingResponse
@@ -30,7 +31,7 @@ __all__ = ["call_asgi", "send_response", "http_middleware_layer", "NoResponse"]
 
 logger = logging.getLogger("covet")
 
-_RUNNING: set[asyncio.Task[None]] = set()  # apps still running after their response was handed over
+_RUNNING = TaskSet()  # apps still running after their response was handed over
 _DROPPED = frozenset({"content-length", "transfer-encoding"})  # the engine frames the body itself
 
 
@@ -94,30 +95,39 @@ async def call_asgi(app: ASGIApp, scope: Scope, request: Request) -> Response:
                 chunks.end(None)
         # other messages (extensions the app may try: trailers, pathsend ...) are not offered in the scope
 
+    failure: Optional[BaseException] = None
+
     async def run() -> None:
-        await app(scope, receive, send)
+        nonlocal failure
+        try:
+            await app(scope, receive, send)
+        except Exception as exc:  # kept for `ended` (the Task itself ends cleanly)
+            failure = exc
 
     def ended(task: asyncio.Task[None]) -> None:
+        nonlocal failure
         response_done.set()
-        failure = None if task.cancelled() else task.exception()
+        if task.cancelled():
+            if not ready.done():
+                ready.cancel()
+                return
+            failure = failure or RuntimeError("the ASGI application was cancelled")
         if not ready.done():  # no response: the caller gets the app's exception (or NoResponse)
             ready.set_exception(failure if failure is not None else NoResponse(
                 "the ASGI application returned without sending a response"))
             return
-        _RUNNING.discard(task)
         if not finished:  # a stream cut short: its reader sees the failure (or the early end)
             chunks.end(failure if failure is not None else RuntimeError(
                 "the ASGI application returned before completing its streamed response"))
         elif failure is not None:
             logger.error("an ASGI application raised after its response was sent", exc_info=failure)
 
-    running = loop.create_task(run())
-    _RUNNING.add(running)
+    # Eager where the loop allows: an app that answers without waiting has answered on return.
+    running = start_task(run(), loop, _RUNNING, eager=eager_start_available(loop))
     running.add_done_callback(ended)
     try:
         return await ready
     except BaseException:
-        _RUNNING.discard(running)
         running.cancel()
         raise
 

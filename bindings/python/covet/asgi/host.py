@@ -20,6 +20,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any, Optional, Union, cast
 
+from covet.concurrency import eager_start_available, start_task
 from covet.routing import ConstantRoute, Route, WebSocketRoute
 from covet.server.dispatch import SERVER_ERROR_BODY, SERVER_ERROR_HEADERS, Dispatcher
 from covet.server.engine import Engine
@@ -213,6 +214,7 @@ class AppHost:
         self.ws_routes = list(app.websocket_routes)
         self.ws_router = PythonRouter(("GET", route.native_pattern, route) for route in self.ws_routes)
         self._dispatchers: dict[str, Dispatcher] = {}
+        self.eager = eager_start_available(loop)
         self._websockets: dict[str, _WebSockets] = {}
 
     def _dispatcher(self, root_path: str) -> Dispatcher:
@@ -258,7 +260,11 @@ class AppHost:
             responder.failures = failures
             token = _FAILURES.set(failures)
             try:
-                handling = self.loop.create_task(self._dispatcher(root_path)._handle(target, native, responder))
+                dispatcher = self._dispatcher(root_path)
+                # Eager where the loop allows (as the engine's requests): a handler that never waits has queued
+                # its response when the pump starts.
+                handling = start_task(dispatcher._handle(target, native, responder), self.loop, dispatcher.tasks,
+                                      eager=self.eager)
             finally:
                 _FAILURES.reset(token)
             try:
