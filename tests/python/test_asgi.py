@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from covet import CovetPy, Request, Response, StreamingResponse
+from covet import CovetPy, Request, Response, StreamingResponse, WebSocket
 from covet.middleware.base import BaseHTTPMiddleware
 
 Scope = dict[str, Any]
@@ -561,3 +561,25 @@ def test_mounted_under_fastapi(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_websocket_routes_beside_pure_asgi_middleware(native: Any, make_client: Any) -> None:
+    """On the engine, WebSocket routes stay native (outside the ASGI middleware) and see the app."""
+    if getattr(native, "__name__", "") == "fake_native":
+        pytest.skip("WebSockets need the compiled engine")
+    app = _app()
+    app.add_middleware(AddHeader)
+    app.state.prefix = "echo"
+
+    @app.websocket("/ws")
+    async def ws(websocket: WebSocket) -> None:
+        await websocket.accept()
+        text = await websocket.receive_text()
+        await websocket.send_text(f"{websocket.app.state.prefix}:{text}")
+        await websocket.close()
+
+    client = make_client(app)
+    with client.websocket_connect("/ws") as session:
+        session.send_text("hi")
+        assert session.receive_text() == "echo:hi"
+    assert client.get("/items/2").headers["x-asgi"] == "1"

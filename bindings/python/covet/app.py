@@ -840,7 +840,9 @@ class _AsgiServed(CovetPy):
             self.router.add_listed(ws_route)
 
         async def asgi_stack(request: Request) -> Response:
-            return await asgi.call_asgi(app.asgi_stack(), request.scope, request)
+            scope = request.scope
+            del scope["path_params"]  # the server's scope: routing (and its path parameters) comes later
+            return await asgi.call_asgi(app.asgi_stack(), scope, request)
 
         self.router.add_listed(Route.build("/{covet_asgi:path}", asgi_stack, METHODS, include_in_schema=False,
                                            response_model=None))
