@@ -114,7 +114,8 @@ async def call_asgi(app: ASGIApp, scope: Scope, request: Request) -> Response:
             failure = failure or RuntimeError("the ASGI application was cancelled")
         if not ready.done():  # no response: the caller gets the app's exception (or NoResponse)
             ready.set_exception(failure if failure is not None else NoResponse(
-                "the ASGI application returned without sending a response"))
+                "the ASGI application returned without sending a response (it must send "
+                "http.response.start, then http.response.body)"))
             return
         if not finished:  # a stream cut short: its reader sees the failure (or the early end)
             chunks.end(failure if failure is not None else RuntimeError(

@@ -13,6 +13,7 @@ Not available without the engine: constant routes answer from Python (the same b
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextvars
 import logging
@@ -123,7 +124,7 @@ class AsgiWebSocket:
         self._hub = hub
         self._accepted = False
         self._closed = False
-        self._outbox: list[Message] = []
+        self._outbox: collections.deque[Message] = collections.deque()
         self._wakeup: Optional[asyncio.Future[None]] = None
 
     def _push(self, message: Message) -> None:
@@ -180,7 +181,7 @@ class AsgiWebSocket:
         outbox = self._outbox
         while True:
             if outbox:
-                message = outbox.pop(0)
+                message = outbox.popleft()
                 try:
                     await send(message)
                 except Exception:  # the client is gone (the server raises on a send after the disconnect)
