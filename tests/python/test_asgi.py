@@ -583,3 +583,13 @@ def test_websocket_routes_beside_pure_asgi_middleware(native: Any, make_client: 
         session.send_text("hi")
         assert session.receive_text() == "echo:hi"
     assert client.get("/items/2").headers["x-asgi"] == "1"
+
+
+def test_mounted_app_that_sends_nothing_is_a_500(make_client: Any) -> None:
+    async def silent(scope: Scope, receive: Any, send: Any) -> None:
+        return None
+
+    app = _app()
+    app.mount("/silent", silent)
+    r = make_client(app, raise_server_exceptions=False).get("/silent/x")
+    assert (r.status_code, r.text) == (500, "Internal Server Error")
