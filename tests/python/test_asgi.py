@@ -593,3 +593,49 @@ def test_mounted_app_that_sends_nothing_is_a_500(make_client: Any) -> None:
     app.mount("/silent", silent)
     r = make_client(app, raise_server_exceptions=False).get("/silent/x")
     assert (r.status_code, r.text) == (500, "Internal Server Error")
+
+
+FASTAPI_INSIDE = textwrap.dedent('''
+    import sys
+    from fastapi import FastAPI, Request as FastAPIRequest
+    from covet import CovetPy
+
+    legacy = FastAPI()
+
+    @legacy.get("/hello/{number}")
+    async def hello(number: int, request: FastAPIRequest):
+        return {"number": number, "root_path": request.scope["root_path"], "url": str(request.url)}
+
+    app = CovetPy()
+    app.mount("/legacy", legacy)
+
+    @app.get("/own")
+    async def own():
+        return {"own": True}
+
+    app.run(port=int(sys.argv[1]), log_level="warning")
+''')
+
+
+def test_fastapi_app_mounted_on_the_engine(tmp_path: Path) -> None:
+    """A FastAPI app (from the differential test's venv, as above) mounted in a CovetPy app served by the engine."""
+    python = os.environ.get("DIFF_FASTAPI_PYTHON") or str(
+        Path(__file__).resolve().parents[2] / "build" / "differential-venv" / "bin" / "python")
+    if not Path(python).exists():
+        pytest.skip(f"no FastAPI reference venv at {python} (tests/differential/run.sh builds it)")
+    (tmp_path / "inside.py").write_text(FASTAPI_INSIDE)
+    port = _free_port()
+    root = Path(__file__).resolve().parents[2] / "bindings" / "python"
+    proc = subprocess.Popen([python, str(tmp_path / "inside.py"), str(port)], env={**os.environ, "PYTHONPATH": str(root)},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        _wait_listening(proc, port)
+        status, _, body = _request(port, "GET", "/legacy/hello/4")
+        assert (status, json.loads(body)) == (200, {"number": 4, "root_path": "/legacy",
+                                                    "url": f"http://127.0.0.1:{port}/legacy/hello/4"})
+        assert _request(port, "GET", "/legacy/hello/x")[0] == 422
+        assert json.loads(_request(port, "GET", "/legacy/openapi.json")[2])["paths"].keys() == {"/hello/{number}"}
+        assert json.loads(_request(port, "GET", "/own")[2]) == {"own": True}
+    finally:
+        proc.kill()
+        proc.wait()

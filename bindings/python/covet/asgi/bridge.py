@@ -42,6 +42,7 @@ class NoResponse(RuntimeError):
 async def call_asgi(app: ASGIApp, scope: Scope, request: Request) -> Response:
     """`app`'s response to `request` (whose body it reads), with `scope` as the request's ASGI scope."""
     loop = asyncio.get_running_loop()
+    scope.setdefault("asgi", {"version": "3.0", "spec_version": "2.4"})
     body = request.stream()
     body_done = False
     response_done = asyncio.Event()
