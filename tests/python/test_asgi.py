@@ -626,8 +626,9 @@ def test_fastapi_app_mounted_on_the_engine(tmp_path: Path) -> None:
     (tmp_path / "inside.py").write_text(FASTAPI_INSIDE)
     port = _free_port()
     root = Path(__file__).resolve().parents[2] / "bindings" / "python"
-    proc = subprocess.Popen([python, str(tmp_path / "inside.py"), str(port)], env={**os.environ, "PYTHONPATH": str(root)},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([python, str(tmp_path / "inside.py"), str(port)],
+                            env={**os.environ, "PYTHONPATH": str(root)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
     try:
         _wait_listening(proc, port)
         status, _, body = _request(port, "GET", "/legacy/hello/4")
