@@ -54,8 +54,10 @@ GROUPED = {"fastapi.status": "every HTTP_* and WS_* constant"}
 
 # Names that exist in covet but behave differently: why (one line, shown in the table).
 DIFFERS: dict[str, str] = {
-    "fastapi.FastAPI": "named CovetPy; serves on the native engine, not as an ASGI callable",
-    "fastapi.applications.FastAPI": "named CovetPy; serves on the native engine, not as an ASGI callable",
+    "fastapi.FastAPI": "named CovetPy; serves on the native engine, and is an ASGI app too (under "
+                       "uvicorn or mounted: no StaticFiles mounts or native middleware there)",
+    "fastapi.applications.FastAPI": "named CovetPy; serves on the native engine, and is an ASGI app too (under "
+                                    "uvicorn or mounted: no StaticFiles mounts or native middleware there)",
     "fastapi.testclient.TestClient": "a real server on a free port, driven over HTTP/1.1 (not ASGI in-process); "
                                      "https:// URLs are sent as http; per-request cookies= give no warning",
     "fastapi.logger.logger": "the logger named \"covet\" (FastAPI's is \"fastapi\")",
@@ -73,7 +75,7 @@ DIFFERS: dict[str, str] = {
     "fastapi.routing.APIWebSocketRoute": "covet's WebSocketRoute (path, endpoint, name): for isinstance() over "
                                          "app.routes",
     "fastapi.routing.Mount": "covet's StaticMount: app.routes' entry of a StaticFiles mount only (a mounted "
-                             "CovetPy app adds its routes; other ASGI apps: issue 15)",
+                             "CovetPy app adds its routes; another ASGI app two catch-all routes)",
     "fastapi.openapi.models.Contact": "email is a plain string (FastAPI checks it with email-validator when "
                                       "installed)",
     "fastapi.status": "the pre-RFC 9110 names (HTTP_422_UNPROCESSABLE_ENTITY ...) give no deprecation warning",

@@ -131,6 +131,23 @@ class TestStackSplit:
         assert kinds[2:4] == [PythonGZip, PythonTrustedHost] and app.user_middleware[4] is two
         assert [kind for kind, _ in app.native_middleware] == ["https_redirect"]
 
+    def test_native_inside_a_pure_asgi_middleware_runs_in_python_inside_it(self) -> None:
+        class Deny:  # pure ASGI middleware answering 401 by itself
+            def __init__(self, app: Any) -> None:
+                self.app = app
+
+            async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+                await send({"type": "http.response.start", "status": 401, "headers": []})
+                await send({"type": "http.response.body", "body": b""})
+
+        app = CovetPy()
+        app.add_middleware(CORSMiddleware, allow_origins=["*"])  # inside Deny: its 401 carries no CORS headers
+        app.add_middleware(Deny)
+        app.add_middleware(GZipMiddleware)                       # outside Deny: native
+        assert [type(m) for m in app.user_middleware] == [PythonCORS]
+        assert app._asgi_middleware[0][0] == 1  # Deny wraps the Python CORS layer
+        assert [kind for kind, _ in app.native_middleware] == ["compression"]
+
     def test_constructor_list_is_innermost(self) -> None:
         from covet.middleware import Middleware
 

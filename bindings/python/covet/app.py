@@ -11,7 +11,7 @@ import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Optional, Protocol, TypedDict, TypeVar, Union, cast
 
-from . import encoders
+from . import asgi, encoders
 from .datastructures import State, URLPath
 from .exceptions import HTTPException
 from .middleware import Middleware as MiddlewareEntry
@@ -22,6 +22,7 @@ from .params import Depends, LifespanValues
 from .requests import Request
 from .responses import HTMLResponse, Response, StreamingResponse
 from .routing import (
+    METHODS,
     APIRouter,
     AppRouter,
     ConstantRoute,
@@ -245,6 +246,9 @@ class CovetPy(MethodDecorators[AppDecorator]):
         # `user_middleware` at its position, as its Python implementation (`_settle_native_middleware`).
         self._native_middleware: list[NativeMiddleware] = []
         self._native_positions: list[int] = []  # for each: len(user_middleware) when it was added
+        # Pure ASGI middleware, in the order added (covet.asgi.build_stack), and the stack built from them.
+        self._asgi_middleware: list[asgi.AsgiMiddlewareEntry] = []
+        self._asgi_stack: Optional[tuple[int, asgi.ASGIApp]] = None
         for entry in reversed(middleware or ()):
             cls, args, kwargs = entry
             self.add_middleware(cls, *args, **kwargs)
@@ -403,8 +407,11 @@ class CovetPy(MethodDecorators[AppDecorator]):
         under `path`; or another CovetPy app, whose routes (and mounts) are served under `path`.
 
         A mounted CovetPy app contributes its routes only: the outer app's middleware, exception handlers and
-        dependency overrides apply to them (Starlette would run the sub-app's own). Any other ASGI app is
-        refused: hosting ASGI applications is issue 15.
+        dependency overrides apply to them (Starlette would run the sub-app's own). Any other ASGI application
+        (a Starlette or FastAPI app, a hand-written ``async def app(scope, receive, send)``) answers every HTTP
+        request under `path` (``path`` itself redirects to ``path/``), with its scope as Starlette's ``Mount``
+        makes it: ``root_path`` extended by `path`, ``path`` the full path; the outer app's HTTP middleware run
+        around it. WebSocket scopes are not passed to a mounted ASGI app.
         """
         if not path.startswith("/") or "{" in path:
             raise ValueError(f"mount path must be a literal path starting with '/', not {path!r}")
@@ -429,9 +436,19 @@ class CovetPy(MethodDecorators[AppDecorator]):
             for mount in app.static_mounts:
                 self.static_mounts.append(StaticMount(prefix + mount.path.rstrip("/"), mount.app, mount.name))
             return
-        raise TypeError(
-            f"app.mount({path!r}, {type(app).__name__}): CovetPy mounts StaticFiles and CovetPy apps; serving "
-            "another ASGI application is not supported yet (issue 15: ASGI hosting)")
+        if not callable(app):
+            raise TypeError(f"app.mount({path!r}, {type(app).__name__}): mount StaticFiles, a CovetPy app or an ASGI "
+                            "application (a callable taking scope, receive, send)")
+        endpoint = asgi.mounted_endpoint(app, prefix)
+        route = Route.build(prefix + "/{path:path}", endpoint, METHODS, name=name or None, include_in_schema=False,
+                            response_model=None)
+        route.plain = True
+        self.router.add_listed(route)
+        if prefix:
+            redirect = dataclasses.replace(self.router.table.slash_redirect_route(), path=prefix,
+                                           native_pattern=prefix, fallback_pattern=None, methods=METHODS,
+                                           include_in_schema=False)
+            self.router.add_listed(redirect)
 
     def add_api_route(self, path: str, endpoint: Callable[..., Any], *, methods: Optional[Sequence[str]] = None,
                       **options: Unpack[RouteOptions]) -> Route:
@@ -620,6 +637,14 @@ class CovetPy(MethodDecorators[AppDecorator]):
         before a Python middleware (``@app.middleware("http")``, a `BaseHTTPMiddleware`) sits inside it, as in
         FastAPI: it then runs at that position in Python, with the same options and Starlette's behaviour. A
         `BaseHTTPMiddleware` subclass runs like an ``@app.middleware("http")`` function.
+        Any other class is pure ASGI middleware, as in Starlette: ``cls(app, **options)`` wraps the app and is
+        called ``await instance(scope, receive, send)``. It may rewrite the scope, wrap ``send``, answer by
+        itself or read the body through ``receive``. With such middleware every HTTP request the engine takes
+        goes through them (engine → `covet.asgi` → the middleware, the last added outermost, with the
+        ``@app.middleware("http")`` functions at the places they were added → the app's routing and handlers);
+        static files, WebSocket routes and the native middleware added after them stay outside them (native ones
+        added before an ASGI middleware run inside it, in Python, as above). Without any, nothing
+        changes (no cost).
         """
         if isinstance(middleware_class, type) and issubclass(middleware_class, NativeMiddleware):
             self._native_middleware.append(middleware_class(self, *args, **kwargs))
@@ -627,13 +652,16 @@ class CovetPy(MethodDecorators[AppDecorator]):
         elif isinstance(middleware_class, type) and issubclass(middleware_class, BaseHTTPMiddleware):
             instance = middleware_class(self, *args, **kwargs)
             self.add_http_middleware(instance.dispatch_func)
+        elif callable(middleware_class):  # pure ASGI middleware: cls(app, **options), called with an ASGI scope
+            # native middleware added before it sit inside it: they move into user_middleware (in Python) first
+            self._settle_native_middleware(before_asgi=True)
+            self._asgi_middleware.append((len(self.user_middleware), middleware_class, args, dict(kwargs)))
+            self._asgi_stack = None
         else:
-            name = getattr(middleware_class, "__qualname__", repr(middleware_class))
             raise TypeError(
-                f"add_middleware({name}): CovetPy runs CORSMiddleware, GZipMiddleware, TrustedHostMiddleware and "
-                "HTTPSRedirectMiddleware (from covet.middleware) natively, and BaseHTTPMiddleware subclasses; pure "
-                "ASGI middleware needs ASGI hosting, which is not supported yet (issue 15). Write it as "
-                '@app.middleware("http") or a BaseHTTPMiddleware subclass')
+                f"add_middleware({middleware_class!r}): give a middleware class — covet.middleware's CORSMiddleware, "
+                "GZipMiddleware, TrustedHostMiddleware, HTTPSRedirectMiddleware, a BaseHTTPMiddleware subclass, or "
+                "pure ASGI middleware (a class taking `app` and defining `async __call__(scope, receive, send)`)")
 
     @property
     def native_middleware(self) -> list[tuple[str, dict[str, Any]]]:
@@ -647,14 +675,17 @@ class CovetPy(MethodDecorators[AppDecorator]):
             raise TypeError("middleware must be an async function: async def mw(request, call_next)")
         self.user_middleware.append(func)
         self._settle_native_middleware()
+        self._asgi_stack = None
 
-    def _settle_native_middleware(self) -> None:
+    def _settle_native_middleware(self, before_asgi: bool = False) -> None:
         """Native middleware that a Python middleware was added after (so it is inside that one, in FastAPI's
         order) move into `user_middleware` at the position they were added at, as their Python implementation:
         the engine runs only those outside every Python middleware."""
         count = len(self.user_middleware)
         positions = self._native_positions
-        while positions and positions[0] < count:
+        # before_asgi: a pure ASGI middleware is being added, outside every native one added so far (a native one
+        # added later settles at a position >= the ASGI one's, so theirs never shift)
+        while positions and (positions[0] < count or before_asgi):
             # the earliest added first: each goes in before the Python middleware added after it, and after
             # the native ones moved before it (their positions then shift by one)
             position = positions.pop(0)
@@ -666,6 +697,31 @@ class CovetPy(MethodDecorators[AppDecorator]):
         streamed = _streams_responses(self.user_middleware)
         for middleware in self._native_middleware:
             middleware.behind_http_middleware = streamed
+
+    # -- ASGI -------------------------------------------------------------------------------------------
+    async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
+        """The app as an ASGI 3 application (``uvicorn module:app``, or mounted in a Starlette/FastAPI app):
+        ``http`` (routes, middleware, exception handlers, streaming, background tasks), ``websocket`` (the
+        app's WebSocket routes) and ``lifespan`` (startup/shutdown handlers and ``lifespan=``), through its pure
+        ASGI middleware if any (`covet.asgi`). Without the engine, StaticFiles mounts and the native
+        middleware (CORS, GZip, TrustedHost, HTTPSRedirect) are not served: add them in the outer ASGI app."""
+        await asgi.serve_errors(self, self.asgi_stack(), scope, receive, send)
+
+    def asgi_stack(self) -> asgi.ASGIApp:
+        """The app's ASGI stack without the outermost 500 layer (the engine's own answers there): its pure ASGI
+        middleware around the app (`covet.asgi.build_stack`), built on first use."""
+        key = len(self.user_middleware) + len(self._asgi_middleware)
+        built = self._asgi_stack
+        if built is None or built[0] != key:
+            built = self._asgi_stack = (key, asgi.build_stack(self, self._asgi_middleware))
+        return built[1]
+
+    def engine_app(self) -> ServedApp:
+        """What the engine serves (the runtime asks, `covet.server.serve.Worker`): the app itself, or, when it
+        has pure ASGI middleware, `_AsgiServed`: every HTTP request goes through its ASGI stack."""
+        if not self._asgi_middleware:
+            return self
+        return _AsgiServed(self)
 
     def exception_handler(self, exc_class_or_status_code: Union[int, type[Exception]]) -> Callable[[F], F]:
         """``@app.exception_handler(MyError)`` on ``(async) def handler(request, exc) -> Response``.
@@ -782,6 +838,47 @@ class CovetPy(MethodDecorators[AppDecorator]):
 
     def __repr__(self) -> str:
         return f"<CovetPy {self.title!r} with {len(self.router.routes)} routes>"
+
+
+class _AsgiServed(CovetPy):
+    """The engine's view of an app with pure ASGI middleware: one route takes every HTTP request and runs the
+    app's ASGI stack (``app(scope, receive, send)``) for it (`covet.asgi.call_asgi`); the app's static mounts,
+    WebSocket routes, native middleware, lifespan and 500 handler are served as they are."""
+
+    def __init__(self, app: CovetPy) -> None:
+        super().__init__(openapi_url=None, redirect_slashes=False, auto_head=True, sync_handlers=app.sync_handlers,
+                         thread_pool_size=app.thread_pool_size, eager_async=app.eager_async)
+        self.app = app
+        self.state = app.state
+        self.dependency_overrides = app.dependency_overrides
+        self._lifespan_dependencies = app._lifespan_dependencies
+        self._native_middleware = app._native_middleware
+        self.static_mounts = app.static_mounts
+        for key in (Exception, 500):
+            if key in app.exception_handlers:
+                self.exception_handlers[key] = app.exception_handlers[key]
+        for ws_route in app.websocket_routes:
+            self.router.add_listed(ws_route)
+
+        async def asgi_stack(request: Request) -> Response:
+            scope = request.scope
+            del scope["path_params"]  # the server's scope: routing (and its path parameters) comes later
+            return await asgi.call_asgi(app.asgi_stack(), scope, request)
+
+        self.router.add_listed(Route.build("/{covet_asgi:path}", asgi_stack, METHODS, include_in_schema=False,
+                                           response_model=None))
+
+    @property
+    def lifespan_state(self) -> Optional[dict[str, Any]]:
+        return self.app.lifespan_state
+
+    @contextlib.asynccontextmanager
+    async def lifespan_context(self) -> AsyncIterator[None]:
+        async with self.app.lifespan_context():
+            yield
+
+    def set_publisher(self, publish: Optional[Publisher]) -> None:
+        self.app.set_publisher(publish)
 
 
 def _root_path(request: Request) -> str:

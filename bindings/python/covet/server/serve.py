@@ -108,7 +108,8 @@ class Worker:
         """`middleware`: the runtime's own HTTP middleware, outside the app's (`serve_worker`'s request limits).
         `root_path`: the path prefix a proxy in front strips (uvicorn's ``--root-path``): requests see it in
         ``root_path``, ``path`` and ``url``; routes match the path as received."""
-        self.app = app
+        engine_app = getattr(app, "engine_app", None)  # an app with pure ASGI middleware serves through them
+        self.app: ServedApp = engine_app() if engine_app is not None else app
         self.root_path = check_root_path(root_path, "root_path")
         self.middleware = tuple(middleware)
         self.lifespan = lifespan
