@@ -44,6 +44,9 @@ struct Field {
     std::size_t child = 0;
     bool has_default = false;
     py::object default_value;
+    // The key object instances of a class put in their __dict__ (pydantic-core's own copy of the name): compared
+    // by identity after the first match by value. Held (a freed key's address could be reused).
+    mutable py::object seen;
 };
 
 struct Node {
@@ -51,8 +54,11 @@ struct Node {
     std::size_t child = 0;
     py::object cls;  // models: the class whose instances the node accepts (subclasses included, as pydantic)
     std::vector<Field> fields;
+    // __dict__ keys met that are no field of the plan (a subclass's fields), held: skipped by identity.
+    mutable std::vector<py::object> others;
 };
 
+constexpr std::size_t max_others = 8;
 constexpr int max_depth = 200;  // deeper values go to pydantic (which has its own recursion guard)
 
 // serde_json's escaping (what pydantic-core writes): \" \\ \b \f \n \r \t, other control characters as \u00xx
@@ -335,16 +341,24 @@ private:
         const std::size_t n = node.fields.size();
         for (std::size_t step = 0; step < n; ++step) {  // __dict__ order is usually the fields' order
             const std::size_t i = (cursor + step) % n;
-            if (node.fields[i].name.ptr() == key) {
+            const Field& field = node.fields[i];
+            if (field.seen.ptr() == key || field.name.ptr() == key) {
                 cursor = i + 1;
-                return &node.fields[i];
+                return &field;
             }
         }
+        for (const py::object& other : node.others) {
+            if (other.ptr() == key) return nullptr;
+        }
         if (!PyUnicode_Check(key)) return nullptr;
-        for (const Field& field : node.fields) {  // a key that is equal but not the interned name
-            if (PyUnicode_Compare(field.name.ptr(), key) == 0) return &field;
+        for (const Field& field : node.fields) {  // a key equal to the name but another object
+            if (PyUnicode_Compare(field.name.ptr(), key) == 0) {
+                field.seen = py::reinterpret_borrow<py::object>(key);
+                return &field;
+            }
         }
         if (PyErr_Occurred()) PyErr_Clear();
+        if (node.others.size() < max_others) node.others.push_back(py::reinterpret_borrow<py::object>(key));
         return nullptr;
     }
 
