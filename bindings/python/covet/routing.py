@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, 
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Generic, Optional, Protocol, TypedDict, TypeVar, Union, cast, overload
 
+from ._model_json import response_renderer
 from .datastructures import URLPath
 from .exceptions import HTTPException
 from .params import RequestPlan, build_plan, native_path_type, resolve_hints
@@ -343,6 +344,14 @@ class Route:
             options["exclude_none"] = True
         return options
     response_model: Any = None  # the declared result type (response_model= or the return annotation), for the schema
+
+    @functools.cached_property
+    def response_json(self) -> Callable[[Any], bytes]:
+        """A result as the response's JSON bytes: validated by `response_adapter`, dumped with `dump_options`
+        (pydantic-core's bytes, written natively where the type allows: covet/_model_json.py), compiled once."""
+        if self.response_adapter is None:
+            raise RuntimeError(f"route {self.path} declares no result type: it has no response_json")
+        return response_renderer(self.response_adapter, self.dump_options)
 
     @classmethod
     def build(cls, path: str, endpoint: Callable[..., Any], methods: Sequence[str],

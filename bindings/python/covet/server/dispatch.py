@@ -369,13 +369,11 @@ class Dispatcher:
     def _json_body(route: Route, result: Any) -> bytes:
         """`result` as JSON bytes: through the declared type (validated, then pydantic-core's dump_json with the
         route's response_model_* options), else the fastest encoder that gives FastAPI's bytes."""
-        adapter = route.response_adapter
-        if adapter is not None:
+        if route.response_adapter is not None:
             try:
-                value = adapter.validate_python(result, from_attributes=True)
+                return route.response_json(result)  # validated, then dumped (covet/_model_json.py)
             except validation_error() as exc:
                 raise ResponseValidationError([dict(e) for e in exc.errors(include_url=False)]) from exc
-            return adapter.dump_json(value, **route.dump_options)
         serializer = getattr(type(result), "__pydantic_serializer__", None)
         if serializer is not None:  # a pydantic model (or pydantic dataclass): its own Rust serializer
             return serializer.to_json(result, by_alias=True)  # type: ignore[no-any-return]
