@@ -37,6 +37,7 @@ from covet.responses import Response, StreamingResponse
 from covet.routing import Route
 
 from .engine import Engine, Responder
+from .filesend import send_file_region
 from .interface import CallNext, Middleware, ServedApp
 from .websockets import WebSocketDispatch
 
@@ -232,7 +233,8 @@ class Dispatcher:
             if isinstance(rendered, tuple):
                 responder.send(*rendered)
             elif rendered._streams:
-                await rendered._send(responder, self.executor)
+                if not send_file_region(responder, rendered):  # a file body goes out natively (filesend.py)
+                    await rendered._send(responder, self.executor)
             else:
                 responder.send(rendered.status_code, rendered.headers._raw, rendered.body)
         except Exception:
