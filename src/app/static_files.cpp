@@ -68,6 +68,16 @@ bool read_exact(int fd, std::uint64_t offset, std::uint64_t length, std::string&
     return true;
 }
 
+// The body is the file region itself: the engine sends it from the file (sendfile on plain TCP, bounded
+// reads under TLS and HTTP/2), on a descriptor of its own. Read into memory only if none is left to dup.
+void set_file_body(Response& r, int fd, std::uint64_t offset, std::uint64_t length) {
+    if (length == 0) return;
+    if (const int own = ::fcntl(fd, F_DUPFD_CLOEXEC, 0); own >= 0)
+        r.set_file_body(io::FileRegion(own, offset, length));
+    else
+        read_exact(fd, offset, length, r.body());
+}
+
 class FdGuard {
 public:
     explicit FdGuard(int fd) noexcept : fd_(fd) {}
@@ -525,7 +535,7 @@ Response StaticFiles::file_response(const Request& request, std::string_view rel
         if (head)
             r.set_head_length(br.end - br.start);
         else
-            read_exact(fd, br.start, br.end - br.start, r.body());
+            set_file_body(r, fd, br.start, br.end - br.start);
         return r;
     }
     if (ranges.size() > 1) {
@@ -560,7 +570,7 @@ Response StaticFiles::file_response(const Request& request, std::string_view rel
     if (head)
         r.set_head_length(size);
     else
-        read_exact(fd, 0, size, r.body());
+        set_file_body(r, fd, 0, size);
     return r;
 }
 

@@ -11,6 +11,7 @@
 #include "covet/http2/protocol.hpp"
 
 #include <nghttp2/nghttp2.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <array>
@@ -531,16 +532,37 @@ private:
         Stream& s = *static_cast<Stream*>(source->ptr);
         try {
             // The source is fixed at submit time: the state may change (abort) while DATA is still queued.
-            std::string& src = s.streamed ? s.pending : s.response.body();
-            const std::size_t n = s.sent < src.size() ? std::min(length, src.size() - s.sent) : 0;
-            // NOLINTNEXTLINE(bugprone-not-null-terminated-result): DATA bytes, not a C string
-            std::memcpy(buf, src.data() + s.sent, n);
-            s.sent += n;
-            if (s.streamed && s.sent == s.pending.size()) {
-                s.pending.clear();  // keeps its capacity for the next chunks
-                s.sent = 0;
+            std::size_t n = 0;
+            bool all_sent = false;
+            if (!s.streamed && s.response.has_file_body()) {
+                // A file body: read straight into nghttp2's frame buffer, one DATA frame at a time (bounded by
+                // the flow-control window, never the whole file in memory).
+                const io::FileRegion& file = s.response.file_body();
+                if (s.sent < file.length()) {
+                    const ssize_t got = file.read_at(s.sent, reinterpret_cast<char*>(buf), length);
+                    if (got <= 0) {  // the file shrank (or failed): the stream cannot end as announced
+                        if (got == 0)
+                            spdlog::warn("HTTP/2: {} (the stream was reset)", io::file_shrank_message);
+                        else
+                            spdlog::warn("HTTP/2: reading a file body failed (the stream was reset)");
+                        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // resets the stream
+                    }
+                    n = static_cast<std::size_t>(got);
+                    s.sent += n;
+                }
+                all_sent = s.sent >= file.length();
+            } else {
+                std::string& src = s.streamed ? s.pending : s.response.body();
+                n = s.sent < src.size() ? std::min(length, src.size() - s.sent) : 0;
+                // NOLINTNEXTLINE(bugprone-not-null-terminated-result): DATA bytes, not a C string
+                std::memcpy(buf, src.data() + s.sent, n);
+                s.sent += n;
+                if (s.streamed && s.sent == s.pending.size()) {
+                    s.pending.clear();  // keeps its capacity for the next chunks
+                    s.sent = 0;
+                }
+                all_sent = s.streamed ? s.pending.empty() && s.stream_ended : s.sent >= src.size();
             }
-            const bool all_sent = s.streamed ? s.pending.empty() && s.stream_ended : s.sent >= src.size();
             if (!all_sent) {
                 if (n == 0) {
                     s.deferred = true;
@@ -907,11 +929,12 @@ private:
         const Response& r = s.response;
         const bool body_allowed = http::status_allows_body(r.status());
         build_head(r, body_allowed, streaming, s.head_only);
-        const bool has_data = !s.head_only && body_allowed && (streaming || !r.body().empty());
+        const bool has_data = !s.head_only && body_allowed && (streaming || r.body_size() != 0);
         const bool needs_provider = has_data || !r.trailers().empty();
         if (!has_data) {
             // HEAD, 204, 304: only fields (and trailers) go out; Content-Length was taken above.
             s.response.body().clear();
+            s.response.file_body().reset();
             s.pending.clear();
         }
         s.streamed = streaming;

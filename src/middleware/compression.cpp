@@ -297,10 +297,11 @@ bool CompressionMiddleware::excluded(const Response& response) const noexcept {
 
 void CompressionMiddleware::after(const Request& request, const RequestContext&, Response& response) {
     if (response.has_header("content-encoding") || response.status() == 206 || excluded(response)) return;
-    if (response.body().size() < options_.minimum_size) return;
+    if (response.body_size() < options_.minimum_size) return;
     add_vary(response, "Accept-Encoding");
     const ContentCoding coding = negotiate_coding(request.header("accept-encoding").value_or(""), options_);
     if (coding == ContentCoding::identity) return;
+    response.materialize_file_body();  // a file body (static files) is compressed from memory, as before
     std::string compressed = compress(coding, response.body(), options_);
     response.set_body(std::move(compressed));
     response.set_header("Content-Encoding", coding_name(coding));

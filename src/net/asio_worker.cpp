@@ -16,6 +16,7 @@
 #include <cstring>
 #include <optional>
 
+#include "covet/net/socket_send.hpp"
 #include "worker.hpp"
 
 namespace covet::net {
@@ -180,25 +181,15 @@ private:
         Slot& s = this->slot(slot);
         if (!st.socket || st.write_armed || !s.connection) return;
         Connection& c = *s.connection;
-        io::OutputQueue& q = c.wire_out();
-        iovec iov[io::OutputQueue::max_iovecs];
-        while (true) {
-            const std::size_t n = q.prepare_send(iov);
-            if (n == 0) break;
-            msghdr msg{};
-            msg.msg_iov = iov;
-            msg.msg_iovlen = n;
-            const ssize_t sent = ::sendmsg(st.socket->native_handle(), &msg, MSG_NOSIGNAL);
-            if (sent < 0) {
-                if (errno == EINTR) continue;
-                if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                    arm_write(slot);
-                    return;
-                }
+        switch (send_queue(st.socket->native_handle(), c.wire_out())) {
+            case SendOutcome::drained: break;
+            case SendOutcome::would_block: return arm_write(slot);
+            case SendOutcome::file_short:
+                spdlog::warn("{}; the connection was closed", io::file_shrank_message);
+                [[fallthrough]];
+            case SendOutcome::failed:
                 if (!s.lingering) close(c);
                 return;
-            }
-            q.consume(static_cast<std::size_t>(sent));
         }
         sent_all(c);
     }

@@ -3,6 +3,8 @@
 // (the connection sends the queued alert, then closes) and are logged one line per second at most.
 #include "tls_transport.hpp"
 
+#include "covet/net/socket_send.hpp"
+
 #include <openssl/buffer.h>
 #include <openssl/err.h>
 #include <openssl/x509.h>
@@ -259,7 +261,16 @@ void TlsTransport::flush_to(io::OutputQueue& wire) {
             std::array<iovec, io::OutputQueue::max_iovecs> iov;
             while (!plaintext_.empty() && !failed_) {
                 const std::size_t n = plaintext_.prepare_send(iov);
-                if (n == 0) break;
+                if (n == 0) {
+                    // A file body: at most file_refill_bytes of it queued as ciphertext; the rest on refill.
+                    if (!plaintext_.front_file().file || wire.size() >= file_refill_bytes) break;
+                    if (!write_file(wire)) {
+                        failed_ = true;
+                        break;
+                    }
+                    if (wire.size() + BIO_ctrl_pending(wbio_) >= file_refill_bytes) break;  // the rest: refill
+                    continue;
+                }
                 std::size_t done = 0;
                 for (std::size_t i = 0; i < n; ++i) {
                     std::size_t w = 0;
@@ -281,6 +292,34 @@ void TlsTransport::flush_to(io::OutputQueue& wire) {
         drain_wbio(wire);
     } catch (...) {  // out of memory while queueing: give the connection up, not the reactor
         fail("out of memory queueing output");
+    }
+}
+
+bool TlsTransport::write_file(io::OutputQueue& wire) {
+    // One scratch buffer per thread: each piece is encrypted into the wbio before the next is read.
+    static constexpr std::size_t piece = std::size_t{64} * 1024;
+    thread_local std::unique_ptr<char[]> scratch;
+    if (!scratch) scratch = std::make_unique<char[]>(piece);
+    while (true) {
+        const io::OutputQueue::FileChunk f = plaintext_.front_file();
+        if (!f.file) return true;
+        const ssize_t got = f.file->read_at(f.at, scratch.get(), piece);
+        if (got <= 0) {
+            log_event("connection closed", got == 0 ? io::file_shrank_message : "reading a file body failed");
+            plaintext_.clear();
+            return false;
+        }
+        std::size_t w = 0;
+        ERR_clear_error();
+        if (SSL_write_ex(ssl_.get(), scratch.get(), static_cast<std::size_t>(got), &w) != 1) {
+            log_event("write failed", failure_reason(ssl_.get()));
+            ERR_clear_error();
+            plaintext_.clear();
+            return false;
+        }
+        plaintext_.consume(w);
+        drain_wbio(wire);
+        if (wire.size() >= file_refill_bytes) return true;
     }
 }
 

@@ -59,6 +59,7 @@ public:
     void flush_to(io::OutputQueue& wire) override;
     const TlsInfo* tls() const noexcept override { return handshake_done_ ? &info_ : nullptr; }
     bool expired(io::Clock::time_point now) const noexcept override;
+    bool failed() const noexcept override { return failed_; }
 
     // Whether the SSL object could be created (false only when out of memory).
     bool valid() const noexcept { return ssl_ != nullptr; }
@@ -68,6 +69,9 @@ private:
     bool reject_non_tls(std::span<const char> first);
     void fill_info();
     void drain_wbio(io::OutputQueue& wire);
+    // Encrypts the file segment at the front of the plaintext queue, a piece at a time, until the wire queue
+    // holds file_refill_bytes. False when the file ended early (it shrank) or a write failed.
+    bool write_file(io::OutputQueue& wire);
     void fail(const char* what) noexcept;
 
     std::shared_ptr<const Certs> certs_;

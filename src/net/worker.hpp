@@ -166,6 +166,7 @@ protected:
     // The connection's output queue is empty after a send: a closing connection begins its lingering
     // close, others hear that their output drained.
     void sent_all(Connection& c) {
+        if (c.refill()) return;  // more of a file body went into the queue (TLS)
         if (c.closing()) return begin_linger(c.id().slot);
         c.output_drained();
     }

@@ -28,6 +28,7 @@
 #include "body_bridge.hpp"
 #include "covet/covet.hpp"
 #include "covet/net/tls_context.hpp"
+#include "file_send.hpp"
 #include "middleware_bindings.hpp"
 #include "model_json.hpp"
 #include "static_binding.hpp"
@@ -688,13 +689,15 @@ PYBIND11_MODULE(_native, m) {
             [](const NativeWebSocket& w, std::uint16_t code, std::string_view reason) { w.c->ws.close(code, reason); },
             py::arg("code") = 1000, py::arg("reason") = "");
 
-    py::class_<NativeResponder>(m, "NativeResponder")
+    py::class_<NativeResponder> responder_class(m, "NativeResponder");
+    covet_py::def_send_file(responder_class, &make_response);
+    responder_class
         .def(
             "send",
             [](NativeResponder& r, int status, const std::vector<std::pair<std::string, std::string>>& headers,
                py::bytes body) {
                 if (r.ex->answered) throw std::runtime_error("this request has already been answered");
-                covet::Response resp = make_response(status, headers, std::string(body));
+                covet::Response resp = make_response(status, headers, covet_py::body_bytes(body));
                 r.ex->answered = true;
                 r.ex->responder.send(std::move(resp));
             },

@@ -17,9 +17,9 @@
 // root is checked with realpath, as Starlette does); with it, links are followed anywhere. Only regular files
 // are served (no devices, no FIFOs: opened O_NONBLOCK).
 //
-// The body is read with pread into the response (moved, not copied, into the connection's output queue) on
-// the worker thread: fine for the files a web app ships (a 1 MB file costs ~0.1 ms from the page cache), not
-// meant for multi-gigabyte downloads. Zero-copy sendfile would need a file segment in io::OutputQueue.
+// A GET body (the whole file, or a single Range) is the file itself (Response::set_file_body): the engine sends
+// it with sendfile(2) on plain TCP (zero-copy) and in bounded pieces under TLS and HTTP/2, so a large file is
+// never read into memory. Multipart ranges (and a file under a compressing middleware) are read with pread.
 #pragma once
 
 #include <sys/stat.h>

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "covet/http/fields.hpp"
+#include "covet/io/file_region.hpp"
 
 namespace covet {
 
@@ -49,8 +50,41 @@ public:
     std::string& body() noexcept { return body_; }
     Response& set_body(std::string b) {
         body_ = std::move(b);
+        file_.reset();
         return *this;
     }
+
+    // A file body (static files, a Python FileResponse): sent from the file by the engine (sendfile on plain
+    // TCP, bounded reads under TLS and HTTP/2) instead of from body(); it replaces any body set before.
+    Response& set_file_body(io::FileRegion file) {
+        body_.clear();
+        file_ = std::move(file);
+        return *this;
+    }
+    bool has_file_body() const noexcept { return static_cast<bool>(file_); }
+    const io::FileRegion& file_body() const noexcept { return file_; }
+    io::FileRegion& file_body() noexcept { return file_; }
+    // Reads a file body into body() (for a middleware that rewrites the bytes, e.g. compression). False when
+    // the file could not be read whole (it shrank): the body is then what was read.
+    bool materialize_file_body() {
+        if (!file_) return true;
+        bool whole = true;
+        body_.resize(static_cast<std::size_t>(file_.length()));
+        std::uint64_t done = 0;
+        while (done < file_.length()) {
+            const ssize_t n = file_.read_at(done, body_.data() + done, body_.size() - done);
+            if (n <= 0) {
+                whole = false;
+                break;
+            }
+            done += static_cast<std::uint64_t>(n);
+        }
+        body_.resize(static_cast<std::size_t>(done));
+        file_.reset();
+        return whole;
+    }
+    // The body's size: the file region's, or body()'s.
+    std::uint64_t body_size() const noexcept { return file_ ? file_.length() : body_.size(); }
 
     std::string_view content_type() const noexcept { return content_type_; }
     // Copies the value unless it is one of the library's static strings.
@@ -96,7 +130,7 @@ public:
     }
     // The Content-Length to announce: the body's size, or for HEAD with no body the one set above.
     std::uint64_t content_length(bool head_request) const noexcept {
-        return head_request && body_.empty() && head_length_ ? *head_length_ : body_.size();
+        return head_request && body_size() == 0 && head_length_ ? *head_length_ : body_size();
     }
 
     // Asks the protocol to close the connection after this response.
@@ -111,6 +145,7 @@ public:
         if (this == &o) return *this;
         status_ = o.status_, body_ = o.body_, headers_ = o.headers_, trailers_ = o.trailers_, close_ = o.close_;
         head_length_ = o.head_length_;
+        file_ = o.file_;
         owned_content_type_ = o.owned_content_type_;
         content_type_ = o.content_type_.data() == o.owned_content_type_.data() ? std::string_view(owned_content_type_)
                                                                                : o.content_type_;
@@ -122,6 +157,7 @@ public:
         status_ = o.status_, body_ = std::move(o.body_), headers_ = std::move(o.headers_), close_ = o.close_;
         trailers_ = std::move(o.trailers_);
         head_length_ = o.head_length_;
+        file_ = std::move(o.file_);
         owned_content_type_ = std::move(o.owned_content_type_);
         content_type_ = owned ? std::string_view(owned_content_type_) : o.content_type_;
         return *this;
@@ -138,6 +174,7 @@ private:
     Fields headers_;
     Fields trailers_;
     std::optional<std::uint64_t> head_length_;
+    io::FileRegion file_;
     bool close_ = false;
 };
 

@@ -71,7 +71,12 @@ inline void write_response(io::OutputQueue& q, Response&& r, HeadOptions o, bool
     std::string& tail = q.tail();
     const std::size_t before = tail.size();
     write_head(tail, r, o);
-    const bool send_body = !head_only && http::status_allows_body(r.status()) && !r.body().empty();
+    const bool send_body = !head_only && http::status_allows_body(r.status()) && r.body_size() != 0;
+    if (send_body && r.has_file_body()) {  // head now, the file after it (sendfile, or read by the transport)
+        q.note_tail_growth(tail.size() - before);
+        q.append(std::move(r.file_body()));
+        return;
+    }
     if (send_body && r.body().size() < io::OutputQueue::own_segment_threshold) tail.append(r.body());
     q.note_tail_growth(tail.size() - before);
     if (send_body && r.body().size() >= io::OutputQueue::own_segment_threshold) q.append(std::move(r.body()));

@@ -3,7 +3,11 @@
 // Two generations of segments: `filling` takes appends while `sending` is owned by the kernel (an io_uring
 // sendmsg in flight may still read it). Small writes coalesce into the last filling segment; large bodies are
 // moved in whole and sent by reference (no copy). Segment strings are recycled, so a connection in steady
-// state allocates nothing.
+// state allocates nothing; large ones go back to the thread's LargeBuffers pool (large_buffers.hpp).
+//
+// A file segment (FileRegion: an owned descriptor, offset, length) queues a file body in order after the bytes
+// before it. prepare_send() stops in front of it; the backend then sends it with sendfile (front_file()),
+// and a transport that must see the bytes (TLS) reads it in bounded pieces.
 #pragma once
 
 #include <sys/uio.h>
@@ -13,6 +17,9 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "covet/io/file_region.hpp"
+#include "covet/io/large_buffers.hpp"
 
 namespace covet::io {
 
@@ -39,6 +46,13 @@ public:
         filling_.push_back(Segment{std::move(bytes), true});
     }
 
+    // Queues a file region (taking its descriptor), sent after everything appended before it. Empty: dropped.
+    void append(FileRegion&& file) {
+        if (file.length() == 0) return;
+        filling_bytes_ += file.length();
+        filling_.emplace_back(std::move(file));
+    }
+
     // Direct access to the coalescing tail, for serializers that write in place (no temporary strings).
     std::string& tail() {
         if (filling_.empty() || filling_.back().sealed) filling_.push_back(Segment{take_spare(), false});
@@ -51,7 +65,8 @@ public:
     bool sending() const noexcept { return !sending_.empty(); }
 
     // Moves everything appended so far into the sending generation (only when nothing is in flight) and
-    // describes it as iovecs. Returns how many iovecs were filled (0: nothing to send).
+    // describes it as iovecs, up to the first file segment. Returns how many iovecs were filled (0: nothing to
+    // send, or a file segment is next: see front_file()).
     std::size_t prepare_send(std::span<iovec> out) {
         if (sending_.empty()) {
             if (filling_bytes_ == 0) {  // nothing, or only unwritten tail() segments: nothing goes in flight
@@ -67,6 +82,7 @@ public:
         }
         std::size_t n = 0, skip = sent_offset_;
         for (std::size_t i = first_; i < sending_.size() && n < out.size(); ++i) {
+            if (sending_[i].file) break;
             std::string& s = sending_[i].bytes;
             if (skip >= s.size()) {
                 skip -= s.size();
@@ -80,12 +96,35 @@ public:
         return n;
     }
 
+    // The unsent part of the file segment that is next to send (after prepare_send() returned 0).
+    struct FileChunk {
+        const FileRegion* file = nullptr;
+        std::uint64_t at = 0;      // position in the region (0 = its first byte)
+        std::uint64_t length = 0;  // bytes left
+        int fd() const noexcept { return file->fd(); }
+        std::uint64_t file_offset() const noexcept { return file->offset() + at; }
+    };
+    FileChunk front_file() const noexcept {
+        if (first_ >= sending_.size() || !sending_[first_].file) return {};
+        const FileRegion& f = sending_[first_].file;
+        return {&f, sent_offset_, f.length() - sent_offset_};
+    }
+    bool has_file() const noexcept {
+        for (const Segment& s : filling_)
+            if (s.file) return true;
+        for (std::size_t i = first_; i < sending_.size(); ++i)
+            if (sending_[i].file) return true;
+        return false;
+    }
+
     // The kernel wrote `n` bytes of the sending generation.
     void consume(std::size_t n) {
         sent_offset_ += n;
-        while (first_ < sending_.size() && sent_offset_ >= sending_[first_].bytes.size()) {
-            sent_offset_ -= sending_[first_].bytes.size();
-            sending_bytes_ -= sending_[first_].bytes.size();
+        while (first_ < sending_.size() && sent_offset_ >= sending_[first_].size()) {
+            const std::size_t done = sending_[first_].size();
+            sent_offset_ -= done;
+            sending_bytes_ -= done;
+            sending_[first_].file.reset();  // closes the file as soon as it is sent
             ++first_;
         }
         if (first_ == sending_.size()) {
@@ -105,8 +144,12 @@ public:
 
 private:
     struct Segment {
+        Segment(std::string b, bool s) noexcept : bytes(std::move(b)), sealed(s) {}
+        explicit Segment(FileRegion&& f) noexcept : sealed(true), file(std::move(f)) {}
         std::string bytes;
-        bool sealed;  // moved-in buffer: never appended to
+        bool sealed;      // moved-in buffer or file: never appended to
+        FileRegion file;  // a file segment (then `bytes` is empty)
+        std::size_t size() const noexcept { return file ? static_cast<std::size_t>(file.length()) : bytes.size(); }
     };
     static constexpr std::size_t spare_capacity_limit = std::size_t{64} * 1024;
 
@@ -117,7 +160,8 @@ private:
         return s;
     }
     void recycle(std::string&& s) {
-        if (s.capacity() > spare_capacity_limit || spare_.size() >= 4) return;  // let big or extra buffers go
+        if (s.capacity() > spare_capacity_limit) return LargeBuffers::give(std::move(s));
+        if (spare_.size() >= 4) return;  // let extra buffers go
         s.clear();
         spare_.push_back(std::move(s));
     }

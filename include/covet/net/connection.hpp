@@ -59,7 +59,10 @@ public:
     io::OutputQueue& out() noexcept { return transport_->plaintext_out(); }
     // Queue what was written for sending (one batched send per loop turn).
     void flush() {
-        if (!transport_->passthrough()) transport_->flush_to(wire_out_);
+        if (!transport_->passthrough()) {
+            transport_->flush_to(wire_out_);
+            if (transport_->failed()) close_after_flush_ = true;  // what is queued goes, then the close
+        }
         if (!wire_out_.empty())
             driver_.request_send(*this);
         else if (close_after_flush_)
@@ -124,6 +127,13 @@ public:
     void peer_closed() {
         protocol_->on_peer_closed();
         retired_.reset();
+    }
+    // The wire queue was sent: a transport holding more of a file body (TLS) queues its next piece. True
+    // when it did (a send follows) or the connection is closing because of it.
+    bool refill() {
+        if (transport_->passthrough() || !transport_->plaintext_out().has_file()) return false;
+        flush();
+        return !wire_out_.empty() || close_after_flush_;
     }
     void output_drained() {
         if (close_after_flush_) return;

@@ -37,6 +37,7 @@ from covet.responses import Response, StreamingResponse
 from covet.routing import Route, route_pipeline
 
 from .engine import Engine, Responder
+from .filesend import send_file_region
 from .interface import CallNext, Middleware, ServedApp
 from .websockets import WebSocketDispatch
 
@@ -235,7 +236,8 @@ class Dispatcher:
                 responder.send(*rendered)
             elif rendered._streams:
                 rendered._request_head = native  # a FileResponse answers HEAD, Range and If-Range from it
-                await rendered._send(responder, self.executor)
+                if not send_file_region(responder, rendered):  # a file body goes out natively (filesend.py)
+                    await rendered._send(responder, self.executor)
             else:
                 responder.send(rendered.status_code, rendered.headers._raw, rendered.body)
         except Exception:
