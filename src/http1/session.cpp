@@ -16,6 +16,7 @@
 #include "covet/http/body_pace.hpp"
 #include "covet/http/body_stream.hpp"
 #include "covet/http/date_cache.hpp"
+#include "covet/http/proxy_headers.hpp"
 #include "covet/http1/protocol.hpp"
 #include "covet/http1/request_reader.hpp"
 #include "covet/http1/serializer.hpp"
@@ -350,6 +351,10 @@ private:
     void begin_request() {
         request_.set_received_at(conn_.loop().now());
         request_.set_tls(conn_.tls());
+        if (conn_.proxy_trusted()) {  // the previous request may have taken another client
+            request_.set_client(conn_.peer_address(), conn_.peer_port());
+            http::apply_proxy_headers(request_, conn_.config().proxy_headers.trusted);
+        }
         upload_ = Upload::none;
     }
 

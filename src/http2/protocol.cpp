@@ -23,6 +23,7 @@
 
 #include "ack_filter.hpp"
 #include "covet/http/date_cache.hpp"
+#include "covet/http/proxy_headers.hpp"
 #include "covet/http/request_builder.hpp"
 #include "covet/http/status.hpp"
 #include "covet/net/worker_context.hpp"
@@ -779,6 +780,7 @@ private:
         r.set_client(conn_.peer_address(), conn_.peer_port());
         r.set_received_at(conn_.loop().now());
         r.set_tls(conn_.tls());
+        if (conn_.proxy_trusted()) http::apply_proxy_headers(r, conn_.config().proxy_headers.trusted);
     }
 
     // Slow senders: a request whose header block or body stalls past Timeouts::header/body, or whose body
@@ -986,8 +988,9 @@ private:
                                                          std::to_chars(num, num + sizeof num, r.status()).ptr - num)));
         fields_.add("server", "covet");
         fields_.add("date", http::DateCache::thread_local_instance().get());
+        if (http::status_keeps_content_type(r.status()) && !r.content_type().empty())
+            fields_.add("content-type", r.content_type());
         if (body_allowed) {
-            if (!r.content_type().empty()) fields_.add("content-type", r.content_type());
             if (!streaming) {
                 const char* end = std::to_chars(num, num + sizeof num, r.content_length(head_only)).ptr;
                 fields_.add("content-length", std::string_view(num, static_cast<std::size_t>(end - num)));

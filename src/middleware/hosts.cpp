@@ -98,7 +98,9 @@ std::optional<Response> TrustedHostMiddleware::before(Request& request, RequestC
 }
 
 std::optional<Response> HttpsRedirectMiddleware::before(Request& request, RequestContext&) {
-    if (request.scheme() != "http") return std::nullopt;
+    // As Starlette's: http and ws (a trusted proxy's X-Forwarded-Proto may say ws) go to https and wss.
+    const std::string_view scheme = request.scheme();
+    if (scheme != "http" && scheme != "ws") return std::nullopt;
     const std::optional<std::string_view> header = request.header("host");
     if (!header || header->empty()) return invalid_host();
     std::string netloc(*header);
@@ -107,7 +109,7 @@ std::optional<Response> HttpsRedirectMiddleware::before(Request& request, Reques
         netloc.assign(host);
         for (char& c : netloc) c = ascii_lower(c);
     }
-    return redirect("https://" + netloc + path_and_query(request));
+    return redirect((scheme == "ws" ? "wss://" : "https://") + netloc + path_and_query(request));
 }
 
 }  // namespace covet

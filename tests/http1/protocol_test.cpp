@@ -244,13 +244,45 @@ TEST(Http1Protocol, ResponseHeadersAndBodylessStatuses) {
     h.dispatcher.handler = [](Request& req, Responder& r) {
         if (req.path() == "/nc") return r.send(Response::empty(204));
         if (req.path() == "/nm") return r.send(Response::text("ignored", 304));
+        if (req.path() == "/ncj") return r.send(Response::json("null", 204));
         r.send(Response::json("{}", 201).add_header("Set-Cookie", "a=1").add_header("Set-Cookie", "b=2"));
     };
-    h.feed(get("/nc") + get("/nm") + get("/json"));
+    h.feed(get("/nc") + get("/nm") + get("/ncj") + get("/json"));
+    // A 204/304 has no body and no framing; a Content-Type set on it is sent (as Starlette sends a JSONResponse's).
     EXPECT_EQ(h.take(),
               "HTTP/1.1 204 No Content\r\nServer: covet\r\nDate: <date>\r\n\r\n"
-              "HTTP/1.1 304 Not Modified\r\nServer: covet\r\nDate: <date>\r\n\r\n" +
+              "HTTP/1.1 304 Not Modified\r\nServer: covet\r\nDate: <date>\r\n"
+              "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+              "HTTP/1.1 204 No Content\r\nServer: covet\r\nDate: <date>\r\nContent-Type: application/json\r\n\r\n" +
                   response(201, "{}", "Set-Cookie: a=1\r\nSet-Cookie: b=2\r\n", true, "application/json"));
+}
+
+// X-Forwarded-* from a trusted peer (ServerConfig::proxy_headers) set the scheme and client of that request only;
+// a pipelined request after it starts from the connection's own again.
+TEST(Http1Protocol, ProxyHeadersFromATrustedPeer) {
+    net::ServerConfig config;
+    config.proxy_headers.trusted = net::TrustedProxies("10.0.0.0/8");
+    Harness h(config);
+    h.dispatcher.handler = [](Request& req, Responder& r) {
+        r.send(Response::text(std::string(req.scheme()) + " " + std::string(req.client_address()) + ":" +
+                              std::to_string(req.client_port())));
+    };
+    h.feed(get("/a", "X-Forwarded-Proto: https\r\nX-Forwarded-For: 198.51.100.1, 203.0.113.7:81, 10.9.9.9\r\n") +
+           get("/b"));
+    EXPECT_EQ(h.take(), ok("https 203.0.113.7:81") + ok("http 10.0.0.1:5555"));
+}
+
+TEST(Http1Protocol, ProxyHeadersFromOtherPeersAreIgnored) {
+    for (const bool enabled : {true, false}) {
+        net::ServerConfig config;  // 127.0.0.1 trusted by default: the harness's peer is 10.0.0.1
+        if (!enabled) config.proxy_headers = {false, net::TrustedProxies("*")};
+        Harness h(config);
+        h.dispatcher.handler = [](Request& req, Responder& r) {
+            r.send(Response::text(std::string(req.scheme()) + " " + std::string(req.client_address())));
+        };
+        h.feed(get("/a", "X-Forwarded-Proto: https\r\nX-Forwarded-For: 203.0.113.7\r\n"));
+        EXPECT_EQ(h.take(), ok("http 10.0.0.1")) << enabled;
+    }
 }
 
 TEST(Http1Protocol, LargeResponseBodyIsSentIntact) {
@@ -1025,7 +1057,10 @@ TEST(Http1Protocol, StreamWithBodylessStatusSendsNoChunks) {
         w.write("y");
     };
     h.feed(get("/s") + get("/next"));
-    EXPECT_EQ(h.take(), "HTTP/1.1 204 No Content\r\nServer: covet\r\nDate: <date>\r\n\r\n" + ok("GET /next"));
+    EXPECT_EQ(h.take(),
+              "HTTP/1.1 204 No Content\r\nServer: covet\r\nDate: <date>\r\n"
+              "Content-Type: text/plain; charset=utf-8\r\n\r\n" +
+                  ok("GET /next"));
 }
 
 // ================================================================ timeouts

@@ -419,6 +419,47 @@ TEST(Http2Protocol, AdvertisesSettingsFromLimits) {
     EXPECT_FALSE(h.conn.closing());
 }
 
+TEST(Http2Protocol, ProxyHeadersFromATrustedPeerPerStream) {
+    net::ServerConfig config;
+    config.proxy_headers.trusted = net::TrustedProxies("10.0.0.1");
+    Harness h(config);
+    std::vector<std::string> seen;
+    h.dispatcher.handler = [&](Request& r, Responder& res) {
+        seen.push_back(std::string(r.scheme()) + " " + std::string(r.client_address()) + ":" +
+                       std::to_string(r.client_port()));
+        res.send(Response::text("ok"));
+    };
+    Client c;
+    c.get("/a", {{"x-forwarded-proto", "https"}, {"x-forwarded-for", "[2001:db8::5]:443"}});
+    pump(h, c);
+    c.get("/b");
+    pump(h, c);
+    EXPECT_EQ(seen, (std::vector<std::string>{"https 2001:db8::5:443", "http 10.0.0.1:5555"}));
+    Harness untrusted;  // 127.0.0.1 by default
+    untrusted.dispatcher.handler = h.dispatcher.handler;
+    Client c2;
+    c2.get("/a", {{"x-forwarded-proto", "https"}, {"x-forwarded-for", "203.0.113.7"}});
+    pump(untrusted, c2);
+    EXPECT_EQ(seen.back(), "http 10.0.0.1:5555");
+}
+
+// A 204/304 carries no body and no content-length, but a content-type set on it (FastAPI's 204 says JSON).
+TEST(Http2Protocol, BodylessStatusKeepsAnExplicitContentType) {
+    Harness h;
+    h.dispatcher.handler = [](Request& r, Responder& res) {
+        res.send(r.path() == "/j" ? Response::json("null", 204) : Response::empty(204));
+    };
+    Client c;
+    const auto j = c.get("/j");
+    const auto e = c.get("/e");
+    pump(h, c);
+    EXPECT_EQ(c.streams[j].status, 204);
+    EXPECT_EQ(field(c.streams[j].headers, "content-type"), "application/json");
+    EXPECT_EQ(field(c.streams[j].headers, "content-length"), "<none>");
+    EXPECT_EQ(c.streams[j].body, "");
+    EXPECT_EQ(field(c.streams[e].headers, "content-type"), "<none>");
+}
+
 TEST(Http2Protocol, GetWithHeadersQueryAndAuthorityAsHost) {
     Harness h;
     h.dispatcher.handler = [&](Request& r, Responder& res) {

@@ -234,8 +234,6 @@ def test_common_uvicorn_flags_are_accepted(serve: Any, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("flag", "equivalent"), [
-    (["--proxy-headers"], "read X-Forwarded-For"),
-    (["--forwarded-allow-ips", "*"], "read X-Forwarded-For"),
     (["--access-log"], "@app.middleware('http')"),
     (["--ws", "none"], "remove them from the app"),
 ])

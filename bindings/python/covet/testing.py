@@ -572,7 +572,9 @@ class TestClient:
         self.client_address = Address(client[0], int(client[1]))
         self.timeout = timeout
         self.threads = threads
-        self.server_options = server_options
+        # Starlette's TestClient has no proxy in front: X-Forwarded-* headers a test sends stay plain headers
+        # (the app sees the `client` address and base_url's scheme), though the test server's peer is 127.0.0.1.
+        self.server_options = {"proxy_headers": False, **server_options}
         self.headers = MutableHeaders([("accept", "*/*"), ("accept-encoding", "gzip, deflate"),
                                        ("connection", "keep-alive"), ("user-agent", "testclient")])
         self.headers.update(_header_items(headers))

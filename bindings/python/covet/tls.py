@@ -4,10 +4,16 @@
 HTTPS; ALPN then picks HTTP/2 or HTTP/1.1 for each connection. Plain-text ports speak HTTP/2 too (h2c, by
 prior knowledge or ``Upgrade: h2c``) unless ``http2=False``. ``ssl_ca_certs`` turns on client-certificate
 verification (mTLS): required unless ``ssl_cert_reqs`` says otherwise. SIGHUP reloads the certificate files.
+
+Behind a proxy: ``proxy_headers`` (on by default, as uvicorn) lets the peers listed in ``forwarded_allow_ips``
+(default: the ``FORWARDED_ALLOW_IPS`` environment variable, else ``127.0.0.1``; IP addresses, CIDR networks, or
+``*``) set the request's scheme (``X-Forwarded-Proto``) and client address (``X-Forwarded-For``). The engine
+decides whether a connection's peer is trusted once, when it is accepted.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, fields
 from typing import Any, Optional, Union
 
@@ -27,6 +33,9 @@ class TransportOptions:
     ssl_cert_reqs: Union[int, str, None] = None
     ssl_ciphers: str = ""
     http2: bool = True
+    # X-Forwarded-Proto / X-Forwarded-For from the trusted peers (uvicorn's --proxy-headers, --forwarded-allow-ips).
+    proxy_headers: bool = True
+    forwarded_allow_ips: Optional[str] = None  # None: $FORWARDED_ALLOW_IPS, else "127.0.0.1"
 
     @classmethod
     def split(cls, options: dict[str, Any]) -> tuple[TransportOptions, dict[str, Any]]:
@@ -39,6 +48,13 @@ class TransportOptions:
     @property
     def tls(self) -> bool:
         return self.ssl_certfile is not None
+
+    def trusted_proxies(self) -> str:
+        """The peers whose proxy headers count: `forwarded_allow_ips`, else ``$FORWARDED_ALLOW_IPS``, else
+        ``127.0.0.1`` (uvicorn's order)."""
+        if self.forwarded_allow_ips is not None:
+            return self.forwarded_allow_ips
+        return os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
     def client_auth(self) -> str:
         if self.ssl_cert_reqs is None:
@@ -62,6 +78,13 @@ class TransportOptions:
         self.validate()
         if hasattr(server, "http2"):
             server.http2 = self.http2
+        if hasattr(server, "configure_proxy_headers"):
+            source = ("forwarded_allow_ips" if self.forwarded_allow_ips is not None
+                      else "FORWARDED_ALLOW_IPS (environment)" if "FORWARDED_ALLOW_IPS" in os.environ else "")
+            try:
+                server.configure_proxy_headers(self.proxy_headers, self.trusted_proxies())
+            except ValueError as e:  # the engine names the entry; say where it came from
+                raise ValueError(f"{e} (from {source})" if source else str(e)) from None
         if self.tls:
             server.configure_tls(self.ssl_certfile, self.ssl_keyfile, ca_certs=self.ssl_ca_certs or "",
                                  client_auth=self.client_auth(), ciphers=self.ssl_ciphers)
@@ -78,4 +101,7 @@ class TransportOptions:
         if self.ssl_ciphers:
             out += ["--ssl-ciphers", self.ssl_ciphers]
         out.append("--http2" if self.http2 else "--no-http2")
+        out.append("--proxy-headers" if self.proxy_headers else "--no-proxy-headers")
+        if self.forwarded_allow_ips is not None:
+            out += ["--forwarded-allow-ips", self.forwarded_allow_ips]
         return out

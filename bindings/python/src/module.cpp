@@ -370,6 +370,14 @@ public:
         }
     }
 
+    // uvicorn's --proxy-headers / --forwarded-allow-ips ("127.0.0.1", "10.0.0.0/8, ::1", "*"): ValueError
+    // naming a bad entry. Before start.
+    void configure_proxy_headers(bool enabled, std::string_view forwarded_allow_ips) {
+        covet::net::ProxyHeaders& p = app_.config().proxy_headers;
+        p.trusted = covet::net::TrustedProxies(forwarded_allow_ips);
+        p.enabled = enabled;
+    }
+
     // TLS on every connection (h2 or http/1.1 by ALPN). The files are loaded here, so that a wrong path
     // or key fails now with its reason rather than at start().
     void configure_tls(const std::string& certfile, const std::string& keyfile, const std::string& ca_certs,
@@ -807,7 +815,22 @@ PYBIND11_MODULE(_native, m) {
         .def_readwrite("limits", &ServerConfig::limits)
         .def_readwrite("timeouts", &ServerConfig::timeouts)
         .def_readwrite("http2", &ServerConfig::http2)
-        .def_readwrite("http2_limits", &ServerConfig::http2_limits);
+        .def_readwrite("http2_limits", &ServerConfig::http2_limits)
+        .def_property(
+            "proxy_headers", [](const ServerConfig& c) { return c.proxy_headers.enabled; },
+            [](ServerConfig& c, bool on) { c.proxy_headers.enabled = on; })
+        .def_property(
+            "forwarded_allow_ips", [](const ServerConfig& c) { return c.proxy_headers.trusted.text(); },
+            [](ServerConfig& c, std::string_view ips) { c.proxy_headers.trusted = covet::net::TrustedProxies(ips); });
+    // --forwarded-allow-ips parsed as the engine does (ValueError naming a bad entry): `"10.1.2.3" in t`.
+    py::class_<covet::net::TrustedProxies>(m, "TrustedProxies",
+                                           "The proxies whose X-Forwarded-* headers count "
+                                           "(covet::net::TrustedProxies): IP addresses, networks, or '*'.")
+        .def(py::init<std::string_view>(), py::arg("forwarded_allow_ips"))
+        .def("__contains__",
+             [](const covet::net::TrustedProxies& t, std::string_view address) { return t.contains(address); })
+        .def_property_readonly("text", &covet::net::TrustedProxies::text)
+        .def("__repr__", [](const covet::net::TrustedProxies& t) { return "TrustedProxies('" + t.text() + "')"; });
 
     // Keyword defaults: the engine's (ServerConfig{}), except host, port and threads, which default as
     // covet.serve does (a local address; threads=1: the engine on its own thread).
@@ -846,6 +869,8 @@ PYBIND11_MODULE(_native, m) {
         .def("configure_tls", &NativeServer::configure_tls, py::arg("certfile"), py::arg("keyfile"),
              py::arg("ca_certs") = "", py::arg("client_auth") = "none", py::arg("allow_tls12") = true,
              py::arg("ciphers") = "", py::arg("sni_certs") = std::vector<std::pair<std::string, std::string>>{})
+        .def("configure_proxy_headers", &NativeServer::configure_proxy_headers, py::arg("enabled"),
+             py::arg("forwarded_allow_ips"))
         .def("reload_tls", &NativeServer::reload_tls)
         .def_property("http2", &NativeServer::http2, &NativeServer::set_http2)
         .def_property_readonly("tls", &NativeServer::tls)

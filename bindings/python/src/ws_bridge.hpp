@@ -31,7 +31,7 @@ struct WsConnection {
           path(r.path()),
           query(r.query_string()),
           http_version(std::to_string(r.version_major()) + "." + std::to_string(r.version_minor())),
-          scheme(r.scheme() == "https" ? "wss" : "ws"),
+          scheme(r.scheme() == "https" || r.scheme() == "wss" ? "wss" : "ws"),  // X-Forwarded-Proto may say either
           client_address(r.client_address()),
           client_port(r.client_port()) {
         for (const covet::Header& h : r.headers()) headers.emplace_back(h.name, h.value);

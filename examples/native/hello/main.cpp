@@ -11,6 +11,7 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -91,6 +92,7 @@ std::string json_string(std::optional<std::string_view> v) {
                  "             [--access-log off|text|json]\n"
                  "             [--tls-cert FILE --tls-key FILE] [--tls-sni-cert CERT,KEY]... [--no-tls12]\n"
                  "             [--tls-ca FILE --tls-client-auth none|optional|required] [--no-http2]\n"
+                 "             [--forwarded-allow-ips IPS (default 127.0.0.1)] [--no-proxy-headers]\n"
                  "TLS: SIGHUP reloads the certificate files. HTTP/2: h2 via ALPN, h2c on plain ports.\n");
     std::exit(code);  // NOLINT(concurrency-mt-unsafe): argument parsing, before any thread starts
 }
@@ -128,6 +130,10 @@ int main(int argc, char** argv) {
         }
         if (flag == "--no-http2") {
             cfg.http2 = false;
+            continue;
+        }
+        if (flag == "--no-proxy-headers") {
+            cfg.proxy_headers.enabled = false;
             continue;
         }
         if (flag == "--no-tls12") {
@@ -182,7 +188,14 @@ int main(int argc, char** argv) {
             log_format = std::string_view(v) == "json" ? covet::LogFormat::json : covet::LogFormat::text;
         else if (flag == "--access-log")
             access_log = v;
-        else if (flag == "--tls-cert")
+        else if (flag == "--forwarded-allow-ips") {
+            try {
+                cfg.proxy_headers.trusted = covet::net::TrustedProxies(v);
+            } catch (const std::invalid_argument& e) {
+                std::fprintf(stderr, "hello: --forwarded-allow-ips: %s\n", e.what());
+                return 2;
+            }
+        } else if (flag == "--tls-cert")
             tls_cert = v;
         else if (flag == "--tls-key")
             tls_key = v;

@@ -60,7 +60,9 @@ public:
     bool keep_alive() const noexcept { return keep_alive_; }
     // The TLS session the request arrived on (version, ALPN, SNI, verified client certificate), or null.
     const net::TlsInfo* tls() const noexcept { return tls_; }
-    std::string_view scheme() const noexcept { return tls_ ? "https" : "http"; }
+    // "https" on TLS, else "http" — or what a trusted proxy said (X-Forwarded-Proto: http, https, ws or wss;
+    // see covet/http/proxy_headers.hpp).
+    std::string_view scheme() const noexcept { return !scheme_.empty() ? scheme_ : tls_ ? "https" : "http"; }
 
     std::string_view client_address() const noexcept { return client_address_; }
     std::uint16_t client_port() const noexcept { return client_port_; }
@@ -73,6 +75,7 @@ public:
         params_.clear();
         keep_alive_ = true;
         body_streamed_ = false;
+        scheme_ = {};
     }
     void reserve_headers(std::size_t n) { headers_.reserve(n); }
     void set_method(Method m) noexcept { method_ = m; }
@@ -104,6 +107,8 @@ public:
     void set_client(std::string_view address, std::uint16_t port) noexcept {
         client_address_ = address, client_port_ = port;
     }
+    // A scheme other than the connection's (a static string; empty: the connection's): apply_proxy_headers.
+    void set_scheme(std::string_view scheme) noexcept { scheme_ = scheme; }
     void set_received_at(io::Clock::time_point t) noexcept { received_at_ = t; }
     // The head bytes moved from [old_base, old_base+len) to new_base: re-point every view into them.
     void rebase_head(const char* old_base, std::size_t len, const char* new_base) noexcept {
@@ -115,6 +120,7 @@ public:
         move(path_);
         move(query_);
         move(body_);
+        move(client_address_);  // an X-Forwarded-For entry (the peer's address is not in the head)
         for (Header& h : headers_) move(h.name), move(h.value);
         params_.rebase_values([&](std::string_view v) {  // the router's values view into the path
             move(v);
@@ -131,6 +137,7 @@ private:
     bool keep_alive_ = true;
     bool body_streamed_ = false;
     const net::TlsInfo* tls_ = nullptr;
+    std::string_view scheme_;
     std::string_view client_address_;
     std::uint16_t client_port_ = 0;
     io::Clock::time_point received_at_{};

@@ -81,5 +81,9 @@ constexpr std::string_view reason_phrase(int status) noexcept {
 
 // Responses with these statuses never carry a body (RFC 9110 §6.4.1).
 constexpr bool status_allows_body(int status) noexcept { return status >= 200 && status != 204 && status != 304; }
+// Whether a response with this status writes the Content-Type it was given: every status with a body, and
+// 204/304 when one is set explicitly (FastAPI's empty 204 says application/json; a 304 may describe the
+// representation it stands for). A 1xx never does.
+constexpr bool status_keeps_content_type(int status) noexcept { return status >= 200; }
 
 }  // namespace covet::http

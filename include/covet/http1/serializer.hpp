@@ -46,8 +46,9 @@ inline void write_head(std::string& out, const Response& r, const HeadOptions& o
     out.append("\r\nServer: covet\r\nDate: ");
     out.append(o.date);
     out.append("\r\n");
+    if (http::status_keeps_content_type(status) && !r.content_type().empty())
+        out.append("Content-Type: ").append(r.content_type()).append("\r\n");
     if (http::status_allows_body(status)) {
-        if (!r.content_type().empty()) out.append("Content-Type: ").append(r.content_type()).append("\r\n");
         if (o.framing == BodyFraming::content_length) {
             out.append("Content-Length: ");
             detail::append_number(out, o.content_length);

@@ -50,7 +50,8 @@ public:
           id_(id),
           peer_address_(std::move(peer_address)),
           peer_port_(peer_port),
-          transport_(std::make_unique<PlainTransport>(wire_out_)) {}
+          transport_(std::make_unique<PlainTransport>(wire_out_)),
+          proxy_trusted_(driver.config().proxy_headers.trusts(peer_address_)) {}
 
     Connection(const Connection&) = delete;
     Connection& operator=(const Connection&) = delete;
@@ -92,6 +93,9 @@ public:
     ProtocolHandler* protocol() noexcept { return protocol_.get(); }
     std::string_view peer_address() const noexcept { return peer_address_; }
     std::uint16_t peer_port() const noexcept { return peer_port_; }
+    // The peer is a trusted proxy (ServerConfig::proxy_headers, checked once at accept): the protocols apply
+    // its X-Forwarded-* headers to each request (covet/http/proxy_headers.hpp).
+    bool proxy_trusted() const noexcept { return proxy_trusted_; }
     bool closing() const noexcept { return close_after_flush_; }
     // The TLS session (null on plain TCP). ALPN picks the protocol: see tls->alpn. On a TLS connection
     // it is set before the first on_data (plaintext only flows once the handshake is done).
@@ -155,6 +159,7 @@ private:
     std::unique_ptr<Transport> transport_;
     std::unique_ptr<ProtocolHandler> protocol_, retired_;
     std::uint32_t protocol_epoch_ = 0;
+    bool proxy_trusted_;
     bool close_after_flush_ = false;
 };
 

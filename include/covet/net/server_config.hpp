@@ -9,6 +9,7 @@
 
 #include "covet/io/backend.hpp"
 #include "covet/net/tls_config.hpp"
+#include "covet/net/trusted_proxies.hpp"
 
 namespace covet::net {
 
@@ -85,6 +86,10 @@ struct ServerConfig {
     std::optional<TlsConfig> tls;  // set: every connection is TLS (ALPN picks h2 or http/1.1)
     bool http2 = true;             // h2 via ALPN, h2c by prior knowledge or Upgrade: h2c
     Http2Limits http2_limits;
+    // X-Forwarded-Proto / X-Forwarded-For from trusted peers set the request's scheme and client (uvicorn's
+    // --proxy-headers and --forwarded-allow-ips; on, with 127.0.0.1 trusted, by default). Set before start:
+    // `config.proxy_headers.trusted = net::TrustedProxies("10.0.0.0/8, ::1")`, or `.enabled = false`.
+    ProxyHeaders proxy_headers;
 };
 
 }  // namespace covet::net

@@ -178,6 +178,14 @@ def _parser() -> argparse.ArgumentParser:
         tls.add_argument("--ssl-ciphers", default="", help="TLS 1.2 cipher list (default: ECDHE with AEAD only)")
         tls.add_argument("--http2", action=argparse.BooleanOptionalAction, default=True,
                          help="HTTP/2: h2 by ALPN on TLS, h2c on plain ports (default: on)")
+        proxy = sp.add_argument_group("behind a proxy")
+        proxy.add_argument("--proxy-headers", action=argparse.BooleanOptionalAction, default=True,
+                           help="take the client address and scheme from X-Forwarded-For and X-Forwarded-Proto "
+                                "when the peer is one of --forwarded-allow-ips (default: on, as uvicorn)")
+        proxy.add_argument("--forwarded-allow-ips", default=None, metavar="IPS",
+                           help="the proxies whose X-Forwarded-* headers count: comma-separated IP addresses and "
+                                "networks (10.0.0.0/8), or '*' for any peer (default 127.0.0.1; env "
+                                "FORWARDED_ALLOW_IPS)")
 
     run = sub.add_parser("run", help="serve an app")
     common(run)
@@ -191,9 +199,6 @@ def _parser() -> argparse.ArgumentParser:
     uv.add_argument("--http", choices=("auto", "h11", "httptools"), help="ignored: the engine parses HTTP")
     uv.add_argument("--ws", choices=("auto", "none", "websockets", "websockets-sansio", "wsproto"),
                     help="ignored: the engine speaks WebSocket ('none' is refused)")
-    uv.add_argument("--proxy-headers", action=argparse.BooleanOptionalAction, default=None,
-                    help="refused: not supported yet (--no-proxy-headers is what CovetPy does)")
-    uv.add_argument("--forwarded-allow-ips", help="refused: not supported yet")
     uv.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=None,
                     help="CovetPy writes no access log: --no-access-log is accepted, --access-log refused")
 
@@ -224,12 +229,28 @@ def _transport(args: argparse.Namespace) -> TransportOptions:
     opts = TransportOptions(ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
                             ssl_ca_certs=args.ssl_ca_certs,
                             ssl_cert_reqs=int(reqs) if reqs and reqs.isdigit() else reqs,
-                            ssl_ciphers=args.ssl_ciphers, http2=args.http2)
+                            ssl_ciphers=args.ssl_ciphers, http2=args.http2, proxy_headers=args.proxy_headers,
+                            forwarded_allow_ips=args.forwarded_allow_ips)
     try:
         opts.validate()
     except ValueError as e:
         raise SystemExit(f"covet: {e}") from None
     return opts
+
+
+def _check_forwarded_allow_ips(transport: TransportOptions) -> None:
+    """A bad --forwarded-allow-ips (or FORWARDED_ALLOW_IPS) stops `covet run` once, before any worker starts."""
+    if not transport.proxy_headers:
+        return
+    source = "--forwarded-allow-ips" if transport.forwarded_allow_ips is not None else \
+        "FORWARDED_ALLOW_IPS (environment)"
+    parse = getattr(native_module(), "TrustedProxies", None)  # a stand-in engine (tests) may have none
+    if parse is None:
+        return
+    try:
+        parse(transport.trusted_proxies())
+    except ValueError as e:  # "forwarded_allow_ips: 'x' is not ...": the flag's name instead
+        raise UsageError(f"{source}: {str(e).removeprefix('forwarded_allow_ips: ')}") from None
 
 
 def _from_env(value: Optional[str], env: str, default: str) -> str:
@@ -257,11 +278,6 @@ def _root_path(args: argparse.Namespace) -> str:
 
 def _refuse_unsupported_uvicorn_flags(args: argparse.Namespace) -> None:
     """uvicorn flags CovetPy cannot honour: one line naming what to do instead."""
-    if args.proxy_headers or args.forwarded_allow_ips is not None:
-        flag = "--proxy-headers" if args.proxy_headers else "--forwarded-allow-ips"
-        raise UsageError(f"{flag} is not supported yet: request.client is the TCP peer and request.scheme the "
-                         "connection's; read X-Forwarded-For/X-Forwarded-Proto from request.headers behind a "
-                         "trusted proxy and drop the flag (docs/operations.md)")
     if args.access_log:
         raise UsageError("--access-log: CovetPy writes no access log (yet); log requests in an "
                          "@app.middleware('http') function, or drop the flag")
@@ -329,6 +345,7 @@ def _main(argv: Optional[list[str]]) -> int:
             from None
     load_app(args.app, args.app_dir, args.factory)  # fail here, once, with a clear message, not in every worker
     check_engine_supports(engine, native_module())
+    _check_forwarded_allow_ips(transport)
     max_connections = engine.pop("max_connections", None)
     opts = WorkerOptions(app=args.app, host=host, port=port, threads=args.threads, log_level=args.log_level,
                          app_dir=args.app_dir, max_connections=max_connections, transport=transport,

@@ -344,11 +344,10 @@ class Dispatcher:
             status = sub.status_code
         cls = route.response_class
         if cls is None:
-            # No body on a 204/205/304, and no Content-Type either: the engine would drop it (FastAPI sends
-            # application/json with its empty 204; a known difference).
+            # No body on a 204/205/304; a 204/304 still says application/json, as FastAPI's JSONResponse does.
             allowed = _body_allowed(status)
             body = self._json_body(route, result) if allowed else b""
-            headers = JSON_HEADERS if allowed else []
+            headers = JSON_HEADERS if allowed or status in _NO_BODY_STATUSES else []
             if extras is None or (sub is None and extras.tasks is None):
                 return status, headers, body
             response = _as_response((status, headers, body))

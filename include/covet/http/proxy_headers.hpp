@@ -1,0 +1,112 @@
+// X-Forwarded-Proto and X-Forwarded-For from a trusted proxy (ServerConfig::proxy_headers), with the meaning
+// uvicorn's ProxyHeadersMiddleware gives them (0.30+): the protocols call apply_proxy_headers for each request
+// on a connection whose peer is trusted (Connection::proxy_trusted, decided once at accept), so everything
+// that reads Request::scheme() and client_address() — the Python request, url_for, HTTPSRedirectMiddleware,
+// the access log — sees the client's side of the proxy.
+#pragma once
+
+#include <charconv>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string_view>
+
+#include "covet/http/ascii.hpp"
+#include "covet/http/request.hpp"
+#include "covet/net/trusted_proxies.hpp"
+
+namespace covet::http {
+
+namespace detail {
+
+inline std::string_view trim_ows(std::string_view s) noexcept {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+}
+
+struct HostPort {
+    std::string_view host;
+    std::uint16_t port = 0;
+};
+
+inline std::optional<std::uint16_t> parse_port(std::string_view s) noexcept {
+    std::uint16_t port = 0;
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), port);
+    if (s.empty() || ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+    return port;
+}
+
+// An X-Forwarded-For entry: "1.2.3.4", "1.2.3.4:5678", "[2001:db8::1]:443" or a bare IPv6 address. Anything
+// else is kept whole with port 0, so that a trust check never sees a quietly shortened value (uvicorn's rule).
+inline HostPort split_host_port(std::string_view value) noexcept {
+    if (value.starts_with('[')) {
+        const std::size_t close = value.find(']');
+        if (close == std::string_view::npos) return {value};
+        const std::string_view host = value.substr(1, close - 1), rest = value.substr(close + 1);
+        if (rest.empty()) return {host};
+        if (!rest.starts_with(':')) return {value};
+        return {host, parse_port(rest.substr(1)).value_or(0)};
+    }
+    const std::size_t colon = value.find(':');
+    if (colon != std::string_view::npos && value.find(':', colon + 1) == std::string_view::npos) {
+        if (const std::optional<std::uint16_t> port = parse_port(value.substr(colon + 1)))
+            return {value.substr(0, colon), *port};
+    }
+    return {value};
+}
+
+}  // namespace detail
+
+// Applies the forwarded scheme and client to `r`, whose connection's peer is trusted (the caller checked):
+// - X-Forwarded-Proto (the last one) of http, https, ws or wss becomes the scheme; other values are ignored.
+// - X-Forwarded-For (all of them, in order, as one comma list): the client is the right-most entry that is not
+//   a trusted proxy (each proxy appends the address it received from), or the left-most when every entry is
+//   trusted; "*" trusts every entry, so the left-most is taken. Its port is the entry's, else 0. An empty
+//   entry chosen leaves the connection's peer in place.
+// Restores the connection's own scheme first, so a Request reused for the next request starts clean.
+inline void apply_proxy_headers(Request& r, const net::TrustedProxies& trusted) noexcept {
+    r.set_scheme({});
+    std::optional<std::string_view> proto;
+    bool forwarded_for = false;
+    for (const Header& h : r.headers()) {
+        if (h.name.size() == 17 && iequals(h.name, "x-forwarded-proto"))
+            proto = h.value;
+        else if (h.name.size() == 15 && iequals(h.name, "x-forwarded-for"))
+            forwarded_for = true;
+    }
+    if (proto) {
+        const std::string_view p = detail::trim_ows(*proto);
+        for (const std::string_view known : {"http", "https", "ws", "wss"})
+            if (p == known) r.set_scheme(known);
+    }
+    if (!forwarded_for) return;
+    const std::span<const Header> headers = r.headers();
+    std::optional<detail::HostPort> chosen;
+    std::string_view first;  // the left-most entry
+    bool have_first = false;
+    for (std::size_t i = headers.size(); i-- > 0 && !chosen;) {
+        const Header& h = headers[i];
+        if (h.name.size() != 15 || !iequals(h.name, "x-forwarded-for")) continue;
+        std::string_view rest = h.value;
+        while (true) {  // the entries of this header, right to left
+            const std::size_t comma = rest.rfind(',');
+            const std::string_view entry =
+                detail::trim_ows(comma == std::string_view::npos ? rest : rest.substr(comma + 1));
+            first = entry, have_first = true;
+            if (!trusted.trusts_all()) {
+                const detail::HostPort hp = detail::split_host_port(entry);
+                if (!trusted.contains(hp.host)) {
+                    chosen = hp;
+                    break;
+                }
+            }
+            if (comma == std::string_view::npos) break;
+            rest = rest.substr(0, comma);
+        }
+    }
+    if (!chosen && have_first) chosen = detail::split_host_port(first);
+    if (chosen && !chosen->host.empty()) r.set_client(chosen->host, chosen->port);
+}
+
+}  // namespace covet::http
