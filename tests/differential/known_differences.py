@@ -13,10 +13,6 @@ _DOCS_PAGE = ("by design: covet's docs pages load Swagger UI/ReDoc bundled in th
 _DOCS_REDIRECT = ("by design: covet's OAuth2 redirect page runs the bundled swagger-ui-dist 5 oauth2-redirect.js, "
                   "FastAPI's a copy of Swagger UI 4.14's script")
 
-_URL_FOR_PROTOCOL = ("url_for on a request whose X-Forwarded-Proto says wss: Starlette's URLPath carries its route's "
-                     "protocol and gives an HTTP route https (http for ws), covet's keeps the request's scheme — "
-                     "the fix is a protocol on URLPath set by routing.url_path_for (routing.py)")
-
 KNOWN_DIFFERENCES: dict[str, str] = {
     # docs pages (the same URLs answer, with the same status and content type; the HTML differs)
     "docs/swagger-ui": _DOCS_PAGE,
@@ -25,8 +21,6 @@ KNOWN_DIFFERENCES: dict[str, str] = {
     "docs/oauth2-redirect": _DOCS_REDIRECT,
     "docs/self-hosted-oauth2-redirect": _DOCS_REDIRECT,
     # proxy headers (cases_proxy.py)
-    "proxy/proto-wss-on-http": _URL_FOR_PROTOCOL,
-    "proxy_redirect/proto-wss-served": _URL_FOR_PROTOCOL,
     # openapi_app's routes (the schema itself matches)
     "openapi/create-bad-price": "a Decimal constraint in a 422's ctx: FastAPI's jsonable_encoder writes Decimal('0') "
                                 "as 0, covet as \"0\" (issue 14: error shapes)",

@@ -397,13 +397,30 @@ class State:
         return f"State({self._state!r})"
 
 
+# The scheme of a route's URL from the request's, by the route's protocol (Starlette's URLPath): an HTTP route's
+# URL is http(s) even when asked from a WebSocket (or behind a proxy saying wss), a WebSocket route's ws(s).
+_SCHEME_FOR = {
+    "http": {"http": "http", "https": "https", "ws": "http", "wss": "https"},
+    "websocket": {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"},
+}
+
+
 class URLPath(str):
-    """A path from ``url_path_for`` (Starlette's type): a `str`; `make_absolute_url` joins it to a base URL."""
+    """A path from ``url_path_for`` (Starlette's type): a `str`; `make_absolute_url` joins it to a base URL.
+    `protocol` ("http", "websocket" or "") is the route's, which picks the scheme."""
+
+    protocol: str
+
+    def __new__(cls, path: str, protocol: str = "") -> URLPath:
+        self = super().__new__(cls, path)
+        self.protocol = protocol
+        return self
 
     def make_absolute_url(self, base_url: Union[str, URL]) -> URL:
         """The full URL of this path under `base_url` (``http://host/`` or ``http://host/root/``)."""
         base = str(base_url)
         scheme, _, rest = base.partition("://")
+        scheme = _SCHEME_FOR.get(self.protocol, {}).get(scheme, scheme)
         netloc, _, base_path = rest.partition("/")
         path = "/" + base_path.rstrip("/") + str(self) if base_path.strip("/") else str(self)
         return URL(scheme, netloc, path, "", path)

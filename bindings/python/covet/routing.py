@@ -806,7 +806,8 @@ def url_path_for(routes: Iterable[Any], name: str, path_params: Mapping[str, Any
         if {s.text for s in params} != set(path_params):
             continue
         parts = [_param_to_string(path, s, path_params[s.text]) if s.is_param else s.text for s in segments]
-        return URLPath("/" + "/".join(parts) if segments else path)
+        protocol = "websocket" if isinstance(route, WebSocketRoute) else "http"
+        return URLPath("/" + "/".join(parts) if segments else path, protocol)
     raise NoMatchFound(name, path_params)
 
 
