@@ -150,7 +150,8 @@ def start_task(
     else:
         task = _eager_task_311(coro, loop, context)
     if task.done():  # finished in its eager step: nothing to keep
-        _log_task_failure(task)
+        if not task.cancelled() and task.exception() is not None:
+            _log_task_failure(task)
     else:
         tasks.add(task)
     return task
