@@ -79,43 +79,36 @@ def eager_start_available(loop: asyncio.AbstractEventLoop) -> bool:
     return isinstance(loop, asyncio.BaseEventLoop) and isinstance(getattr(loop, "_ready", None), collections.deque)
 
 
-class _StepCatcher:
+_caught_step: Optional[Callable[[], Any]] = None
+
+
+def _catch_step(callback: Callable[..., Any], *args: Any, context: Optional[contextvars.Context] = None) -> None:
     """Stands in for ``loop.call_soon`` while a Task is constructed (Python 3.11): Task.__init__ schedules its
     first step through the loop's ``call_soon`` attribute; this keeps the step instead of building a Handle
-    that `_eager_task_311` would take straight back off the ready queue. The step is the Task's own."""
-
-    __slots__ = ("step",)
-
-    def __init__(self) -> None:
-        self.step: Optional[Callable[[], Any]] = None
-
-    def __call__(self, callback: Callable[..., Any], *args: Any, context: Optional[contextvars.Context] = None
-                 ) -> None:
-        self.step = callback if not args else functools.partial(callback, *args)
-
-
-_catcher = _StepCatcher()
+    that would be taken straight back off the ready queue. The step is the Task's own."""
+    global _caught_step
+    _caught_step = callback if not args else functools.partial(callback, *args)
 
 
 def _eager_task_311(
     coro: Coroutine[Any, Any, Any], loop: asyncio.AbstractEventLoop, context: Optional[contextvars.Context]
 ) -> asyncio.Task[Any]:
     """Python 3.11: a Task whose first step (scheduled by its constructor) runs now. While the Task is
-    constructed, the loop's ``call_soon`` is an instance attribute that keeps the step (`_StepCatcher`), so no
+    constructed, the loop's ``call_soon`` is an instance attribute that keeps the step (`_catch_step`), so no
     Handle is queued; the step then runs in the Task's context, as Handle._run would run it."""
     if context is None:
         context = contextvars.copy_context()
-    catcher = _catcher
-    catcher.step = None
-    loop.call_soon = catcher  # type: ignore[method-assign]
+    global _caught_step
+    _caught_step = None
+    loop.call_soon = _catch_step  # type: ignore[method-assign]
     try:
         task = _Task(coro, loop=loop, context=context)
     finally:
         del loop.call_soon
-    step = catcher.step
+    step = _caught_step
     if step is None:  # pragma: no cover - Task.__init__ always schedules its first step through call_soon
         raise RuntimeError("asyncio.Task did not schedule its first step through loop.call_soon")
-    catcher.step = None
+    _caught_step = None
     # The step catches everything itself (only KeyboardInterrupt and SystemExit come out, as from Handle._run).
     outer = _current_tasks.get(loop)
     if outer is None:

@@ -219,8 +219,10 @@ class Dispatcher:
         try:
             if route in self._direct:  # `_route_response`'s work for such a route, in this coroutine
                 try:
-                    result = await route.endpoint(**route.plan.extract(native, None))
-                    rendered: Rendered = self._render(route, result)
+                    plan = route.plan
+                    result = await (route.endpoint() if plan.trivial else route.endpoint(**plan.extract(native, None)))
+                    # A Response is sent as it is (`_render` with no Response/BackgroundTasks parameter).
+                    rendered: Rendered = result if isinstance(result, Response) else self._render(route, result)
                 except Exception as exc:
                     handler = self._find_handler(exc, route.exception_handlers)
                     if handler is None:
