@@ -99,8 +99,7 @@ def _eager_task_311(
     if context is None:
         context = contextvars.copy_context()
     global _caught_step
-    _caught_step = None
-    loop.call_soon = _catch_step  # type: ignore[method-assign]
+    loop.call_soon = _catch_step  # type: ignore[method-assign,assignment]
     try:
         task = _Task(coro, loop=loop, context=context)
     finally:
