@@ -156,6 +156,8 @@ class Dispatcher:
         path/query parameters and rendering the result: an async handler, no middleware around it, no
         Request, dependencies, Response/BackgroundTasks parameters, body or streamed result."""
         plan = route.plan
+        if getattr(route, "route_handler", None) is not None:  # route_class=: its handler wraps the pipeline
+            return False
         return (self._chain is None and not route.middleware and route.is_async and route.stream is None
                 and not plan.needs_request and not plan.dependencies and not plan.extras_in_tree
                 and not plan.json_in_tree and not plan.form_in_tree)
