@@ -15,7 +15,8 @@ eager task: the Task's own step, with the Task current.
   Handle is built and queued), and runs that step at once. The step that runs is the Task's own (C) step
   function, so the semantics are the Task's; only the moment differs, as with 3.12's eager tasks (started
   from inside another Task, that one steps aside for the step, as in 3.12). On another event loop (such as
-  uvloop) the Task simply runs when the loop gets to it: never a step outside a Task.
+  uvloop, or a loop class with its own ``call_soon``) the Task simply runs when the loop gets to it: never
+  a step outside a Task.
   `eager_start_available(loop)` says whether a loop allows eager starts at all.
 
 Running a coroutine's first step bare, with no Task current (what CovetPy did before), is not offered:
@@ -80,6 +81,7 @@ def eager_start_available(loop: asyncio.AbstractEventLoop) -> bool:
 
 
 _caught_step: Optional[Callable[[], Any]] = None
+_base_call_soon = asyncio.BaseEventLoop.call_soon
 
 
 def _catch_step(callback: Callable[..., Any], *args: Any, context: Optional[contextvars.Context] = None) -> None:
@@ -98,6 +100,8 @@ def _eager_task_311(
     Handle is queued; the step then runs in the Task's context, as Handle._run would run it."""
     if context is None:
         context = contextvars.copy_context()
+    if type(loop).call_soon is not _base_call_soon:  # a loop class with its own call_soon sees every step
+        return _Task(coro, loop=loop, context=context)
     global _caught_step
     loop.call_soon = _catch_step  # type: ignore[method-assign,assignment]
     try:
