@@ -10,14 +10,14 @@ within that callback (and, with the embedded engine, sent with the rest of its b
 eager task: the Task's own step, with the Task current.
 
 - Python >= 3.12: ``asyncio.Task(coro, loop=loop, context=ctx, eager_start=True)``.
-- Python 3.11 has no eager tasks. On asyncio's own event loop, `start_task` creates the Task (which
-  schedules its first step with ``loop.call_soon``), takes that one handle back off the loop's ready queue
-  — checked by identity: the last handle queued, whose callback is bound to this Task — and runs it at
-  once. The step that runs is the Task's own (C) step function, so the semantics are the Task's; only
-  the moment differs, as with 3.12's eager tasks (started from inside another Task, that one steps aside
-  for the step, as in 3.12). Where that handle cannot be found (another event loop such as uvloop, which
-  keeps its ready queue private), the Task simply runs when the loop gets to it: never a step outside a
-  Task. `eager_start_available(loop)` says whether a loop allows eager starts at all.
+- Python 3.11 has no eager tasks. On asyncio's own event loop, `start_task` creates the Task while the
+  loop's ``call_soon`` is shadowed by an instance attribute that keeps the step the Task schedules (no
+  Handle is built and queued), and runs that step at once. The step that runs is the Task's own (C) step
+  function, so the semantics are the Task's; only the moment differs, as with 3.12's eager tasks (started
+  from inside another Task, that one steps aside for the step, as in 3.12). On another event loop (such as
+  uvloop, or a loop class with its own ``call_soon``) the Task simply runs when the loop gets to it: never
+  a step outside a Task.
+  `eager_start_available(loop)` says whether a loop allows eager starts at all.
 
 Running a coroutine's first step bare, with no Task current (what CovetPy did before), is not offered:
 ``asyncio.timeout()`` raises ``RuntimeError: Timeout should be used inside a task`` there, which broke
@@ -44,7 +44,7 @@ logger = logging.getLogger("covet")
 
 NATIVE_EAGER_TASKS = sys.version_info >= (3, 12)  # asyncio.Task(..., eager_start=True)
 _Task = asyncio.Task
-_current_task = asyncio.current_task
+_current_tasks: dict[Any, Any] = asyncio.tasks._current_tasks  # type: ignore[attr-defined]  # loop -> its current Task (C dict)
 _enter_task = asyncio.tasks._enter_task  # 3.11: make a Task current (C accelerated), as the Task step does
 _leave_task = asyncio.tasks._leave_task
 
@@ -80,30 +80,48 @@ def eager_start_available(loop: asyncio.AbstractEventLoop) -> bool:
     return isinstance(loop, asyncio.BaseEventLoop) and isinstance(getattr(loop, "_ready", None), collections.deque)
 
 
+_caught_step: Optional[Callable[[], Any]] = None
+_base_call_soon = asyncio.BaseEventLoop.call_soon
+
+
+def _catch_step(callback: Callable[..., Any], *args: Any, context: Optional[contextvars.Context] = None) -> None:
+    """Stands in for ``loop.call_soon`` while a Task is constructed (Python 3.11): Task.__init__ schedules its
+    first step through the loop's ``call_soon`` attribute; this keeps the step instead of building a Handle
+    that would be taken straight back off the ready queue. The step is the Task's own."""
+    global _caught_step
+    _caught_step = callback if not args else functools.partial(callback, *args)
+
+
 def _eager_task_311(
     coro: Coroutine[Any, Any, Any], loop: asyncio.AbstractEventLoop, context: Optional[contextvars.Context]
 ) -> asyncio.Task[Any]:
-    """Python 3.11: a Task whose first step (queued by its constructor) is taken off the ready queue and
-    run now. Anything unexpected leaves the step queued: the Task then starts as usual."""
-    task = _Task(coro, loop=loop, context=context)
-    ready = loop._ready  # type: ignore[attr-defined]  # eager_start_available() checked it is a deque
-    if ready:
-        handle = ready[-1]
-        # The handle Task.__init__ queued calls the Task's step (bound to this task: C TaskStepMethWrapper
-        # or the pure-Python Task's bound __step).
-        if getattr(handle._callback, "__self__", None) is task:
-            ready.pop()
-            # What Handle._run does, without its frame: the step in the Task's context. The step catches
-            # everything itself (only KeyboardInterrupt and SystemExit come out, as from Handle._run).
-            outer = _current_task(loop)
-            if outer is None:
-                handle._context.run(handle._callback)
-            else:  # started from inside a Task: step aside for the new one, as 3.12's eager start does
-                _leave_task(loop, outer)
-                try:
-                    handle._context.run(handle._callback)
-                finally:
-                    _enter_task(loop, outer)
+    """Python 3.11: a Task whose first step (scheduled by its constructor) runs now. While the Task is
+    constructed, the loop's ``call_soon`` is an instance attribute that keeps the step (`_catch_step`), so no
+    Handle is queued; the step then runs in the Task's context, as Handle._run would run it."""
+    if context is None:
+        context = contextvars.copy_context()
+    if type(loop).call_soon is not _base_call_soon:  # a loop class with its own call_soon sees every step
+        return _Task(coro, loop=loop, context=context)
+    global _caught_step
+    loop.call_soon = _catch_step  # type: ignore[method-assign,assignment]
+    try:
+        task = _Task(coro, loop=loop, context=context)
+    finally:
+        del loop.call_soon
+    step = _caught_step
+    if step is None:  # pragma: no cover - Task.__init__ always schedules its first step through call_soon
+        raise RuntimeError("asyncio.Task did not schedule its first step through loop.call_soon")
+    _caught_step = None
+    # The step catches everything itself (only KeyboardInterrupt and SystemExit come out, as from Handle._run).
+    outer = _current_tasks.get(loop)
+    if outer is None:
+        context.run(step)
+    else:  # started from inside a Task: step aside for the new one, as 3.12's eager start does
+        _leave_task(loop, outer)
+        try:
+            context.run(step)
+        finally:
+            _enter_task(loop, outer)
     return task
 
 
@@ -128,7 +146,8 @@ def start_task(
     else:
         task = _eager_task_311(coro, loop, context)
     if task.done():  # finished in its eager step: nothing to keep
-        _log_task_failure(task)
+        if not task.cancelled() and task.exception() is not None:
+            _log_task_failure(task)
     else:
         tasks.add(task)
     return task

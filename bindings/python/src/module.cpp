@@ -183,22 +183,73 @@ py::str latin1(std::string_view s) {
     return py::reinterpret_steal<py::str>(o);
 }
 
-// Python (name, value) pairs → a native response head; Content-Type goes where the serializer expects it.
+// One Python (name, value) header into a native response head; Content-Type goes where the serializer expects it.
+void add_python_header(covet::Response& r, std::string_view name, std::string_view value) {
+    if (name.find_first_of("\r\n:") != std::string_view::npos || value.find_first_of("\r\n") != std::string_view::npos)
+        throw py::value_error("header names and values must not contain CR, LF (or ':' in names): " +
+                              std::string(name));
+    if (covet::iequals(name, "content-type"))
+        r.set_content_type(value);
+    else if (covet::iequals(name, "content-length") || covet::iequals(name, "transfer-encoding"))
+        return;  // framing is ours
+    else
+        r.add_header(name, value);
+}
+
+// Python (name, value) pairs → a native response head.
 covet::Response make_response(int status, const std::vector<std::pair<std::string, std::string>>& headers,
                               std::string body) {
     covet::Response r(status);
     r.set_body(std::move(body));
-    for (const auto& [name, value] : headers) {
-        if (name.find_first_of("\r\n:") != std::string::npos || value.find_first_of("\r\n") != std::string::npos)
-            throw py::value_error("header names and values must not contain CR, LF (or ':' in names): " + name);
-        if (covet::iequals(name, "content-type"))
-            r.set_content_type(value);
-        else if (covet::iequals(name, "content-length") || covet::iequals(name, "transfer-encoding"))
-            continue;  // framing is ours
-        else
-            r.add_header(name, value);
-    }
+    for (const auto& [name, value] : headers) add_python_header(r, name, value);
     return r;
+}
+
+// A str's UTF-8 or a bytes object's contents, viewed in place (valid while the object lives), as pybind11's
+// std::string caster would read them; false for anything else (or a str that has no UTF-8 form).
+bool text_view(PyObject* o, std::string_view& out) {
+    if (PyUnicode_Check(o)) {
+        Py_ssize_t size = 0;
+        const char* data = PyUnicode_AsUTF8AndSize(o, &size);
+        if (!data) {
+            PyErr_Clear();
+            return false;
+        }
+        out = {data, static_cast<std::size_t>(size)};
+        return true;
+    }
+    if (PyBytes_Check(o)) {
+        out = {PyBytes_AS_STRING(o), static_cast<std::size_t>(PyBytes_GET_SIZE(o))};
+        return true;
+    }
+    return false;
+}
+
+// The response for NativeResponder.send: `headers` as a list or tuple of (str, str) tuples is read in place
+// (no intermediate vector of strings); anything else goes through pybind11's conversion, as before.
+covet::Response response_from_python(int status, py::handle headers, py::bytes body) {
+    PyObject* seq = headers.ptr();
+    if (PyList_CheckExact(seq) || PyTuple_CheckExact(seq)) {
+        const Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+        PyObject** items = PySequence_Fast_ITEMS(seq);
+        bool plain = true;
+        std::string_view name, value;
+        for (Py_ssize_t i = 0; i < n && plain; ++i)
+            plain = PyTuple_CheckExact(items[i]) && PyTuple_GET_SIZE(items[i]) == 2 &&
+                    text_view(PyTuple_GET_ITEM(items[i], 0), name) && text_view(PyTuple_GET_ITEM(items[i], 1), value);
+        if (plain) {  // every pair checked: read them again in place (a str keeps its UTF-8 form once made)
+            covet::Response r(status);
+            r.set_body(covet_py::body_bytes(body));  // large bodies in a reused per-thread buffer (file_send.hpp)
+            for (Py_ssize_t i = 0; i < n; ++i) {
+                text_view(PyTuple_GET_ITEM(items[i], 0), name);
+                text_view(PyTuple_GET_ITEM(items[i], 1), value);
+                add_python_header(r, name, value);
+            }
+            return r;
+        }
+    }
+    return make_response(status, headers.cast<std::vector<std::pair<std::string, std::string>>>(),
+                         covet_py::body_bytes(body));
 }
 
 // Request.stream()'s chunk size (covet.requests.STREAM_CHUNK_SIZE): a streamed body is handed out the same way.
@@ -601,7 +652,7 @@ PYBIND11_MODULE(_native, m) {
                          // Embedded mode: a read this resumes (or an HTTP/2 WINDOW_UPDATE it sends) asks the
                          // loop for a flush through the output hook (the engine's set_reading / send path).
                          ex.body.consume(chunk.size());
-                         return std::move(out);
+                         return out;  // moved implicitly (C++20)
                      }
                      case covet_py::BodyQueue::Take::waiting: return py::none();
                      case covet_py::BodyQueue::Take::ended: return py::bytes();
@@ -702,10 +753,9 @@ PYBIND11_MODULE(_native, m) {
     responder_class
         .def(
             "send",
-            [](NativeResponder& r, int status, const std::vector<std::pair<std::string, std::string>>& headers,
-               py::bytes body) {
+            [](NativeResponder& r, int status, py::handle headers, py::bytes body) {
                 if (r.ex->answered) throw std::runtime_error("this request has already been answered");
-                covet::Response resp = make_response(status, headers, covet_py::body_bytes(body));
+                covet::Response resp = response_from_python(status, headers, std::move(body));
                 r.ex->answered = true;
                 r.ex->responder.send(std::move(resp));
             },

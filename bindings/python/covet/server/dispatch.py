@@ -112,6 +112,9 @@ class Dispatcher:
         self._error_handler = self._handlers.pop(Exception, None) or self._handlers.pop(500, None)
         self._router_chains: dict[int, CallNext] = {}  # id(route) -> its routers' middleware chain
         self._eager = self._eager_starts(app, targets, loop)
+        # Routes whose whole pipeline is the handler and its rendering (decided once, here): `_handle` calls
+        # them directly, without `_route_response`'s coroutine and checks.
+        self._direct = frozenset(route for route in targets if self._direct_route(route))
         # Every request's Task runs in its own copy of this context, and the loop callbacks that take
         # requests run in it: never in a request's context (a flush scheduled from a handler's send would
         # otherwise hand that request's contextvars to the next batch).
@@ -150,6 +153,17 @@ class Dispatcher:
                 asked, type(loop).__name__, *sys.version_info[:2],
             )
         return [w and available for w in wanted]
+
+    def _direct_route(self, route: Route) -> bool:
+        """Whether `route`'s requests need nothing of `_route_response` beyond calling the handler with its
+        path/query parameters and rendering the result: an async handler, no middleware around it, no
+        Request, dependencies, Response/BackgroundTasks parameters, body or streamed result."""
+        plan = route.plan
+        if getattr(route, "route_handler", None) is not None:  # route_class=: its handler wraps the pipeline
+            return False
+        return (self._chain is None and not route.middleware and route.is_async and route.stream is None
+                and not plan.needs_request and not plan.dependencies and not plan.extras_in_tree
+                and not plan.json_in_tree and not plan.form_in_tree)
 
     # -- reader callback ----------------------------------------------------------------------------
     def on_readable(self) -> None:
@@ -208,10 +222,22 @@ class Dispatcher:
     async def _handle(self, route: Route, native: Any, responder: Responder) -> None:
         request: Optional[Request] = None
         try:
-            if self._chain is not None:
+            if route in self._direct:  # `_route_response`'s work for such a route, in this coroutine
+                try:
+                    plan = route.plan
+                    result = await (route.endpoint() if plan.trivial else route.endpoint(**plan.extract(native, None)))
+                    # A Response is sent as it is (`_render` with no Response/BackgroundTasks parameter).
+                    rendered: Rendered = result if isinstance(result, Response) else self._render(route, result)
+                except Exception as exc:
+                    handler = self._find_handler(exc, route.exception_handlers)
+                    if handler is None:
+                        raise
+                    request = Request(native, self.app, self.root_path)
+                    rendered = await self._call_handler(handler, request, exc)
+            elif self._chain is not None:
                 request = Request(native, self.app, self.root_path)
                 request._route = route
-                rendered: Rendered = await self._chain(request)
+                rendered = await self._chain(request)
             elif route.middleware:  # an APIRouter's own middleware
                 request = Request(native, self.app, self.root_path)
                 rendered = await self._router_chain(route)(request)
