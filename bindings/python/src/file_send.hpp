@@ -36,8 +36,8 @@ void def_send_file(pybind11::class_<Responder>& cls, MakeResponse make_response)
     namespace py = pybind11;
     cls.def(
         "send_file",
-        [make_response](Responder& r, int status, const Headers& headers, const std::string& path,
-                        std::uint64_t offset, std::uint64_t count) {
+        [make_response](Responder& r, int status, const Headers& headers, const std::string& path, std::uint64_t offset,
+                        std::uint64_t count) {
             if (r.ex->answered) throw std::runtime_error("this request has already been answered");
             covet::Response resp = make_response(status, headers, std::string());
             if (count > 0) resp.set_file_body(open_file_region(path, offset, count));
