@@ -158,6 +158,7 @@ CASES: list[Case] = [
     case("responses/datetime-naive", "GET", "/datetime-naive"),
     case("responses/uuid", "GET", "/uuid-value"),
     case("responses/decimal", "GET", "/decimal"),
+    case("responses/decimal-unannotated", "GET", "/decimal-unannotated"),
     # --- openapi_keywords: OpenAPI-only route keywords
     case("openapi_keywords/tagged", "GET", "/tagged"),
     case("openapi_keywords/deprecated-responses", "GET", "/old"),

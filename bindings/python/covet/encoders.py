@@ -1,11 +1,11 @@
 """JSON encoding of handler results.
 
 `dumps` turns dicts, lists, strings, numbers, pydantic models, dataclasses, datetimes, UUIDs, enums,
-Decimals (as strings, like pydantic), sets and paths into compact UTF-8 JSON bytes. Outside pydantic models
-the values come out as FastAPI's ``jsonable_encoder`` gives them: a ``timedelta`` as its seconds (a float,
-``300.0``), datetimes in ``isoformat()`` (``+00:00`` for UTC); inside a model, as pydantic serialises them
-(``"PT5M"``, ``Z``), as FastAPI does. It uses orjson (a
-dependency), imported on first use, and pydantic-core's Rust serializer for what orjson refuses (both far
+Decimals, sets and paths into compact UTF-8 JSON bytes. Outside pydantic models the values come out as
+FastAPI's ``jsonable_encoder`` gives them: a ``timedelta`` as its seconds (a float, ``300.0``), datetimes in
+``isoformat()`` (``+00:00`` for UTC), a Decimal an int or a float; inside a model, as pydantic serialises them
+(``"PT5M"``, ``Z``, a Decimal a string), as FastAPI does. It uses orjson (a dependency), imported on first use,
+and pydantic-core's Rust serializer for what orjson refuses (both far
 faster than the stdlib `json`). NaN and infinities become ``null``.
 
 pydantic is imported only when needed (a model is around anyway, or orjson is missing), so that an app
@@ -59,6 +59,14 @@ def _pc_dumps(obj: Any) -> bytes:
     return to_json(obj, by_alias=True, inf_nan_mode="null", fallback=_fallback)
 
 
+def decimal_number(value: Any) -> Any:
+    """A Decimal as FastAPI's ``decimal_encoder`` gives it outside a declared type: an int when it has no
+    fractional digits (``Decimal("0")`` → 0), else a float (``Decimal("1.10")`` → 1.1); a declared type's
+    Decimal is pydantic's string instead (`dumps_declared`)."""
+    exponent = value.as_tuple().exponent
+    return int(value) if isinstance(exponent, int) and exponent >= 0 else float(value)
+
+
 def _orjson_default(obj: Any) -> Any:
     if is_pydantic(obj):
         return _pydantic_jsonable(obj)
@@ -67,7 +75,7 @@ def _orjson_default(obj: Any) -> Any:
         return obj.total_seconds()  # FastAPI's jsonable_encoder: seconds, not ISO 8601
     decimal = _loaded("decimal")
     if decimal is not None and isinstance(obj, decimal.Decimal):
-        return str(obj)  # as pydantic does: no precision lost
+        return decimal_number(obj)
     pathlib = _loaded("pathlib")
     if pathlib is not None and isinstance(obj, pathlib.PurePath):
         return str(obj)
@@ -206,7 +214,10 @@ def _leaf(obj: Any) -> Any:
             return obj.isoformat()
         if isinstance(obj, datetime.timedelta):
             return obj.total_seconds()
-    for module, name in (("uuid", "UUID"), ("pathlib", "PurePath"), ("decimal", "Decimal")):
+    decimal = _loaded("decimal")
+    if decimal is not None and isinstance(obj, decimal.Decimal):
+        return decimal_number(obj)
+    for module, name in (("uuid", "UUID"), ("pathlib", "PurePath")):
         loaded = _loaded(module)
         if loaded is not None and isinstance(obj, getattr(loaded, name)):
             return str(obj)
@@ -366,8 +377,7 @@ def jsonable_encoder(
         return [jsonable_encoder(item, include, exclude, **options) for item in obj]  # type: ignore[arg-type]
     decimal = _loaded("decimal")
     if decimal is not None and isinstance(obj, decimal.Decimal):
-        exponent = obj.as_tuple().exponent
-        return int(obj) if isinstance(exponent, int) and exponent >= 0 else float(obj)
+        return decimal_number(obj)
     re = _loaded("re")
     if re is not None and isinstance(obj, re.Pattern):
         return obj.pattern

@@ -128,6 +128,11 @@ async def a_decimal() -> dict:
     return {"amount": Decimal("1.10")}
 
 
+@app.get("/decimal-unannotated")
+async def a_decimal_unannotated():  # no return annotation: FastAPI's jsonable_encoder gives int or float
+    return {"amount": Decimal("1.10"), "whole": Decimal("3"), "list": [Decimal("0.5"), Decimal("-2")]}
+
+
 @app.get("/timedelta-unannotated")
 async def a_timedelta_unannotated():  # no return annotation: FastAPI uses jsonable_encoder
     return {"duration": timedelta(minutes=5)}
