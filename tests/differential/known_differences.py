@@ -20,16 +20,6 @@ KNOWN_DIFFERENCES: dict[str, str] = {
     "docs/self-hosted-redoc": _DOCS_PAGE,
     "docs/oauth2-redirect": _DOCS_REDIRECT,
     "docs/self-hosted-oauth2-redirect": _DOCS_REDIRECT,
-    # proxy headers (cases_proxy.py)
-    # openapi_app's routes (the schema itself matches)
-    "openapi/create-bad-price": "a Decimal constraint in a 422's ctx: FastAPI's jsonable_encoder writes Decimal('0') "
-                                "as 0, covet as \"0\" (issue 14: error shapes)",
-    # fileresponse: a handler's FileResponse decides its Range at send time, after the middleware ran
-    "fileresponse/seen-206": "an HTTP middleware sees a handler's FileResponse as 200 (its Range is applied when it "
-                             "is sent, after the middleware returned; FastAPI's middleware sees the 206 the ASGI call "
-                             "produced) — the answer sent is the same 206; StaticFiles mounts decide it before "
-                             "(fileresponse/static-seen-206 matches). Fix: the dispatcher gives the request to the "
-                             "response when the handler returns it (dispatch.py, H6's)",
     # reason phrases (covet's table differs from uvicorn/h11's)
     "reason/422": "reason phrase: uvicorn on Python 3.11 says 'Unprocessable Entity' (http.HTTPStatus before 3.13); covet "
                   "sends RFC 9110's 'Unprocessable Content', as uvicorn does on Python 3.13+ — kept on purpose",

@@ -33,7 +33,7 @@ from covet.datastructures import MutableHeaders
 from covet.exceptions import HTTPException, RequestValidationError, ResponseValidationError
 from covet.params import validation_error
 from covet.requests import ClientDisconnect, Request, wake_body_readers
-from covet.responses import Response, StreamingResponse
+from covet.responses import FileResponse, Response, StreamingResponse
 from covet.routing import Route, route_pipeline
 
 from .engine import Engine, Responder
@@ -457,7 +457,7 @@ class Dispatcher:
             route: Route = request._route
             if route.middleware:
                 return await self._router_chain(route)(request)
-            return _as_response(await self._route_response(route, request._native, request))
+            return _decided(_as_response(await self._route_response(route, request._native, request)), request)
 
         call_next: CallNext = endpoint_layer
         for middleware in self._middleware:  # the last one registered ends up outermost
@@ -470,7 +470,7 @@ class Dispatcher:
         chain = self._router_chains.get(id(route))
         if chain is None:
             async def route_layer(request: Request) -> Response:
-                return _as_response(await self._route_response(route, request._native, request))
+                return _decided(_as_response(await self._route_response(route, request._native, request)), request)
 
             chain = route_layer
             for middleware in reversed(route.middleware):
@@ -532,6 +532,17 @@ class Dispatcher:
     def _send_fallback_500(responder: Responder) -> None:
         with contextlib.suppress(Exception):  # already answered (e.g. a stream failed midway)
             responder.send(500, SERVER_ERROR_HEADERS, SERVER_ERROR_BODY)
+
+
+def _decided(response: Response, request: Request) -> Response:
+    """A handler's response as the middleware around it see it: a FileResponse decides its Range (206/416, HEAD)
+    from the request now, as its ASGI call would have before Starlette's call_next returned it."""
+    if isinstance(response, FileResponse):
+        response._request_head = request._native
+        response._prepare()
+        if response._replacement is not None:  # a 400/416 instead of the file: what the middleware see
+            return response._replacement
+    return response
 
 
 def _bind_middleware(middleware: Middleware, call_next: CallNext) -> CallNext:
