@@ -32,6 +32,7 @@ import contextvars
 import functools
 import logging
 import sys
+import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from contextlib import AbstractContextManager, asynccontextmanager
 from typing import Any, Optional, TypeVar
@@ -80,7 +81,8 @@ def eager_start_available(loop: asyncio.AbstractEventLoop) -> bool:
     return isinstance(loop, asyncio.BaseEventLoop) and isinstance(getattr(loop, "_ready", None), collections.deque)
 
 
-_caught_step: Optional[Callable[[], Any]] = None
+# The step `_catch_step` kept, per thread: event loops in other threads construct their Tasks concurrently.
+_caught = threading.local()
 _base_call_soon = asyncio.BaseEventLoop.call_soon
 
 
@@ -88,8 +90,7 @@ def _catch_step(callback: Callable[..., Any], *args: Any, context: Optional[cont
     """Stands in for ``loop.call_soon`` while a Task is constructed (Python 3.11): Task.__init__ schedules its
     first step through the loop's ``call_soon`` attribute; this keeps the step instead of building a Handle
     that would be taken straight back off the ready queue. The step is the Task's own."""
-    global _caught_step
-    _caught_step = callback if not args else functools.partial(callback, *args)
+    _caught.step = callback if not args else functools.partial(callback, *args)
 
 
 def _eager_task_311(
@@ -102,16 +103,16 @@ def _eager_task_311(
         context = contextvars.copy_context()
     if type(loop).call_soon is not _base_call_soon:  # a loop class with its own call_soon sees every step
         return _Task(coro, loop=loop, context=context)
-    global _caught_step
+    _caught.step = None
     loop.call_soon = _catch_step  # type: ignore[method-assign,assignment]
     try:
         task = _Task(coro, loop=loop, context=context)
     finally:
         del loop.call_soon
-    step = _caught_step
+    step = _caught.step
     if step is None:  # pragma: no cover - Task.__init__ always schedules its first step through call_soon
         raise RuntimeError("asyncio.Task did not schedule its first step through loop.call_soon")
-    _caught_step = None
+    _caught.step = None
     # The step catches everything itself (only KeyboardInterrupt and SystemExit come out, as from Handle._run).
     outer = _current_tasks.get(loop)
     if outer is None:
