@@ -123,6 +123,15 @@ def make_client(native: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
+def serve(native: Any, make_client: Any) -> Any:
+    """``serve(app)`` → a started TestClient on the compiled engine (the stand-in has no native middleware: tests of
+    the engine's own middleware skip there)."""
+    if getattr(native, "__name__", "") == "fake_native":
+        pytest.skip("native middleware needs the compiled engine")
+    return make_client
+
+
+@pytest.fixture
 def fake_engine() -> Iterator[Any]:
     """Only the pure-Python engine (for tests that drive requests without sockets)."""
     previous = _engine.use_native(fake_native)

@@ -21,14 +21,6 @@ from covet.middleware.trustedhost import TrustedHostMiddleware
 LARGE = "covet " * 400
 
 
-@pytest.fixture
-def serve(native: Any, make_client: Any) -> Any:
-    """``serve(app)`` → a started TestClient on the compiled engine (the stand-in has no native middleware)."""
-    if getattr(native, "__name__", "") == "fake_native":
-        pytest.skip("native middleware needs the compiled engine")
-    return make_client
-
-
 def raw_get(port: int, target: str, headers: dict[str, str], method: str = "GET") -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:

@@ -7,10 +7,10 @@ on the compiled one."""
 from __future__ import annotations
 
 import gzip
-import http.client
 from typing import Any
 
 import pytest
+from test_middleware_classes import raw_get as raw
 
 from covet import BackgroundTasks, CovetPy, PlainTextResponse, Request, Response, StreamingResponse
 from covet.middleware.cors import CORSMiddleware
@@ -24,27 +24,6 @@ from covet.middleware.trustedhost import TrustedHostMiddleware
 
 LARGE = "covet " * 400
 _A = "https://a.example"
-
-
-@pytest.fixture
-def serve(native: Any, make_client: Any) -> Any:
-    """``serve(app)`` → a started TestClient on the compiled engine (the stand-in has no native middleware)."""
-    if getattr(native, "__name__", "") == "fake_native":
-        pytest.skip("native middleware needs the compiled engine")
-    return make_client
-
-
-def raw(port: int, target: str, headers: dict[str, str], method: str = "GET") -> tuple[int, dict[str, str], bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
-        for name, value in {"Host": "testserver", **headers}.items():
-            conn.putheader(name, value)
-        conn.endheaders()
-        r = conn.getresponse()
-        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
-    finally:
-        conn.close()
 
 
 def _app() -> CovetPy:
