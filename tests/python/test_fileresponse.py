@@ -345,4 +345,4 @@ def test_missing_directory_fails_the_start(tmp_path: Path) -> None:
         "@app.middleware('http')\nasync def mw(request, call_next):\n    return await call_next(request)\n"
         f"app.mount('/s', StaticFiles(directory={str(tmp_path / 'gone')!r}, check_dir=False))\n")
     with pytest.raises(AssertionError, match=r"StaticFiles directory '.*gone' does not exist"):
-        ServerProcess([sys.executable, "-m", "covet", "run", "lateapp:app", "--port", "0"], cwd=tmp_path, timeout=8)
+        ServerProcess([sys.executable, "-m", "covet", "run", "lateapp:app", "--port", "0"], cwd=tmp_path, timeout=4)

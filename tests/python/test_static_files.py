@@ -313,7 +313,7 @@ def test_packages_and_a_directory_missing_at_start(tmp_path: Path) -> None:
         "from covet import CovetPy\nfrom covet.staticfiles import StaticFiles\napp = CovetPy()\n"
         f"app.mount('/s', StaticFiles(directory={str(tmp_path / 'gone')!r}, check_dir=False))\n")
     with pytest.raises(AssertionError, match=r"StaticFiles directory '.*gone' cannot be opened"):
-        ServerProcess([sys.executable, "-m", "covet", "run", "lateapp:app", "--port", "0"], cwd=tmp_path, timeout=8)
+        ServerProcess([sys.executable, "-m", "covet", "run", "lateapp:app", "--port", "0"], cwd=tmp_path, timeout=4)
 
 
 def test_testclient_serves_mounts(tmp_path: Path) -> None:
