@@ -131,6 +131,15 @@ def make_app(rec: Recorder, big_file: Path) -> Any:
                 await send({"type": "http.response.body", "body": f"part{i};".encode(), "more_body": True})
                 await asyncio.sleep(0)
             await send({"type": "http.response.body", "body": b"end", "more_body": False})
+        elif path == "/early-hints":
+            await send({"type": "http.response.early_hint", "links": [b"</style.css>; rel=preload; as=style"]})
+            await respond(send, b"after the hints")
+        elif path == "/trailers":
+            await send({"type": "http.response.start", "status": 200, "trailers": True,
+                        "headers": [(b"content-type", b"application/grpc"), (b"trailer", b"grpc-status")]})
+            await send({"type": "http.response.body", "body": b"message", "more_body": False})
+            await send({"type": "http.response.trailers", "headers": [(b"grpc-status", b"0")], "more_trailers": True})
+            await send({"type": "http.response.trailers", "headers": [(b"grpc-message", b"ok")]})
         elif path == "/pathsend":
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-type", b"application/octet-stream"),
@@ -147,6 +156,14 @@ def make_app(rec: Recorder, big_file: Path) -> Any:
         if scope["path"] == "/ws/refuse":
             await send({"type": "websocket.close", "code": 1000})
             return
+        if scope["path"] == "/ws/deny":
+            await send({"type": "websocket.http.response.start", "status": 401,
+                        "headers": [(b"content-type", b"text/plain"), (b"www-authenticate", b"Bearer")]})
+            await send({"type": "websocket.http.response.body", "body": b"who ", "more_body": True})
+            await send({"type": "websocket.http.response.body", "body": b"are you?"})
+            return
+        if scope["path"] == "/ws/fail":
+            raise RuntimeError("the websocket app failed before accepting")
         rec.put("ws-scope", {"path": scope["path"], "scheme": scope["scheme"], "query": scope["query_string"],
                              "subprotocols": scope["subprotocols"], "extensions": sorted(scope["extensions"])})
         accept: dict[str, Any] = {"type": "websocket.accept"}
@@ -462,3 +479,97 @@ def test_websocket_subprotocol_and_refusal(hosted: Any) -> None:
     with pytest.raises(Exception) as refused:  # noqa: B017  # InvalidStatus: an HTTP 403 instead of the 101
         connect(f"ws://127.0.0.1:{hosted.port}/ws/refuse")
     assert "403" in str(refused.value)
+
+
+def test_websocket_denial_response_and_failure_before_accept(hosted: Any) -> None:
+    if not hosted.worker.hosted.deferred_accept:
+        pytest.skip("this engine accepts WebSocket handshakes itself (no defer_accept): no denial response")
+    upgrade = (b"GET /ws/%s HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    head, _, body = raw(hosted.port, upgrade % b"deny").partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 401")
+    assert b"www-authenticate: bearer" in head.lower()
+    assert body == b"who are you?"
+    head, _, body = raw(hosted.port, upgrade % b"fail").partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 500")
+    assert body == b"Internal Server Error"
+
+
+def test_early_hints_come_before_the_response(hosted: Any) -> None:
+    if "http.response.early_hint" not in json.loads(get(hosted.port, "/scope")[2])["extensions"]:
+        pytest.skip("this engine has no NativeResponder.early_hint")
+    reply = raw(hosted.port, b"GET /early-hints HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 103")
+    hints, _, final = reply.partition(b"\r\n\r\n")
+    assert b"link: </style.css>; rel=preload; as=style" in hints.lower()
+    assert final.startswith(b"HTTP/1.1 200") and final.endswith(b"after the hints")
+
+
+def test_trailers_end_the_response_over_http1_and_http2(hosted: Any) -> None:
+    if "http.response.trailers" not in json.loads(get(hosted.port, "/scope")[2])["extensions"]:
+        pytest.skip("this engine has no NativeResponder.send_trailers")
+    reply = raw(hosted.port, b"GET /trailers HTTP/1.1\r\nHost: t\r\nTE: trailers\r\nConnection: close\r\n\r\n")
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert b"transfer-encoding: chunked" in head.lower()
+    assert body.startswith(b"7\r\nmessage\r\n0\r\n")
+    assert b"grpc-status: 0\r\n" in body.lower() and b"grpc-message: ok\r\n" in body.lower()
+
+    h2_connection = pytest.importorskip("h2.connection")
+    h2_config = pytest.importorskip("h2.config")
+    h2_events = pytest.importorskip("h2.events")
+    sock = socket.create_connection(("127.0.0.1", hosted.port), timeout=5)
+    conn = h2_connection.H2Connection(config=h2_config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    conn.send_headers(1, [(":method", "POST"), (":path", "/trailers"), (":scheme", "http"), (":authority", "t"),
+                          ("te", "trailers")], end_stream=True)
+    sock.sendall(conn.data_to_send())
+    trailers: dict[str, str] = {}
+    data = b""
+    ended = False
+    try:
+        while not ended:
+            chunk = sock.recv(65536)
+            assert chunk, "the server closed the connection"
+            for event in conn.receive_data(chunk):
+                if isinstance(event, h2_events.DataReceived):
+                    data += event.data
+                elif isinstance(event, h2_events.TrailersReceived):
+                    trailers = {k.decode(): v.decode() for k, v in event.headers}
+                elif isinstance(event, h2_events.StreamEnded):
+                    ended = True
+    finally:
+        sock.close()
+    assert data == b"message"
+    assert trailers == {"grpc-status": "0", "grpc-message": "ok"}
+
+
+def test_what_cannot_be_hosted_is_refused_with_the_cause_and_fix() -> None:
+    from covet import CovetPy
+    from covet.server.hosted import HostingError, detect_interface, hosted
+
+    async def asgi3(scope: Any, receive: Any, send: Any) -> None: ...
+
+    class Instance:
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None: ...
+
+    class Asgi2:
+        def __init__(self, scope: Any) -> None: ...
+
+        async def __call__(self, receive: Any, send: Any) -> None: ...
+
+    def wsgi(environ: Any, start_response: Any) -> Any: ...
+
+    def asgi2_function(scope: Any) -> Any: ...
+
+    assert detect_interface(asgi3) == "asgi3"
+    assert detect_interface(Instance()) == "asgi3"
+    assert detect_interface(wsgi) == "wsgi"
+    assert detect_interface(CovetPy()) == "covet"
+    assert hosted(asgi3).interface == "asgi3"  # type: ignore[union-attr]
+    for obj, words in ((Asgi2, "ASGI 2"), (asgi2_function, "ASGI 2"), (42, "not callable"),
+                       (Instance, "serve an instance")):
+        with pytest.raises(HostingError, match=words):
+            detect_interface(obj)
+    with pytest.raises(HostingError, match="not a CovetPy app"):
+        hosted(asgi3, interface="covet")
+    assert hosted(wsgi, interface="asgi3").interface == "asgi3"  # type: ignore[union-attr]  # forced
