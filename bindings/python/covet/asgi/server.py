@@ -26,6 +26,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Optional, Union
+from urllib.parse import unquote
 
 from covet import _events
 from covet.concurrency import TaskSet, eager_start_available, start_task
@@ -65,11 +66,7 @@ class ClientDisconnected(OSError):
 
 
 def _percent_decoded(raw: str) -> str:
-    if "%" not in raw:
-        return raw
-    from urllib.parse import unquote  # deferred: only paths with escapes need it
-
-    return unquote(raw)
+    return unquote(raw) if "%" in raw else raw
 
 
 def _latin1(value: Union[bytes, str]) -> str:
@@ -201,6 +198,8 @@ class AsgiDispatcher(EngineDriver):
         self.eager = eager_start_available(loop)
         config = getattr(server, "config", None)
         self.server_address: Optional[tuple[str, int]] = (str(getattr(config, "host", "")), server.port)
+        self.tls = bool(getattr(server, "tls", False))
+        self._extensions: Optional[dict[str, Any]] = None  # the HTTP scope's extensions (by the responders' type)
         self.websockets: dict[int, WebSocketCycle] = {}
         self.websocket_events = self._websocket_events
 
@@ -264,32 +263,63 @@ def _base_scope(dispatcher: AsgiDispatcher, native: Any, kind: str, scheme: str)
     }
 
 
+def _http_extensions(responder: Any) -> dict[str, Any]:
+    """The HTTP scope's ``extensions`` this engine's responders support."""
+    extensions: dict[str, Any] = {}
+    if hasattr(responder, "send_file"):
+        extensions["http.response.pathsend"] = {}
+    if hasattr(responder, "send_trailers"):
+        extensions["http.response.trailers"] = {}
+    if hasattr(responder, "early_hint"):
+        extensions["http.response.early_hint"] = {}
+    return extensions
+
+
 class HttpCycle:
     """One HTTP request's ``scope``, ``receive`` and ``send``."""
 
     __slots__ = ("dispatcher", "native", "responder", "scope", "_state", "_status", "_headers", "_trailers",
-                 "_pending_trailers", "_body_done", "_flow_waiter", "_method")
+                 "_pending_trailers", "_body_done", "_flow_waiter")
 
     def __init__(self, dispatcher: AsgiDispatcher, native: Any, responder: Responder) -> None:
         self.dispatcher = dispatcher
         self.native = native
         self.responder = responder
-        scope = self.scope = _base_scope(dispatcher, native, "http", native.scheme)
-        self._method = scope["method"] = native.method
-        extensions: dict[str, Any] = {"http.response.pathsend": {}}
-        if hasattr(responder, "send_trailers"):
-            extensions["http.response.trailers"] = {}
-        if hasattr(responder, "early_hint"):
-            extensions["http.response.early_hint"] = {}
-        tls = native.tls
-        if tls is not None:
-            extensions["tls"] = _tls_extension(tls)
-        scope["extensions"] = extensions
+        extensions = dispatcher._extensions
+        if extensions is None:
+            extensions = dispatcher._extensions = _http_extensions(responder)
+        extensions = extensions.copy()
+        if dispatcher.tls:
+            tls = native.tls
+            if tls is not None:
+                extensions["tls"] = _tls_extension(tls)
+        # The scope, built at once (the engine's request is gone once the response is sent).
+        root = dispatcher.root_path
+        raw = native.path
+        if root:
+            raw = root + raw
+        state = dispatcher.host.state
+        self.scope = {
+            "type": "http",
+            "asgi": ASGI_VERSION,
+            "http_version": native.http_version,
+            "scheme": native.scheme,
+            "method": native.method,
+            "path": unquote(raw) if "%" in raw else raw,
+            "raw_path": raw.encode("latin-1"),
+            "query_string": native.query_string.encode("latin-1"),
+            "root_path": root,
+            "headers": [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in native.headers],
+            "client": native.client,
+            "server": dispatcher.server_address,
+            "state": state.copy() if state else {},
+            "extensions": extensions,
+        }
         self._state = _INIT
         self._status = 200
         self._headers: Any = ()
         self._trailers = False
-        self._pending_trailers: list[tuple[str, str]] = []
+        self._pending_trailers: Optional[list[tuple[str, str]]] = None
         self._body_done = False
         self._flow_waiter: Optional[asyncio.Future[None]] = None
 
@@ -400,12 +430,13 @@ class HttpCycle:
         if state == _TRAILERS:
             if kind != "http.response.trailers":
                 raise RuntimeError(f"Expected ASGI message 'http.response.trailers', but got {kind!r}.")
-            self._pending_trailers += _str_headers(message.get("headers", ()))
+            trailers = (self._pending_trailers or []) + _str_headers(message.get("headers", ()))
+            self._pending_trailers = trailers
             if not message.get("more_trailers", False):
                 self._state = _DONE
                 send_trailers = getattr(self.responder, "send_trailers", None)
                 if send_trailers is not None:
-                    send_trailers(self._pending_trailers)
+                    send_trailers(trailers)
                 else:
                     self.responder.end()
             return
