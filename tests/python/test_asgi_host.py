@@ -615,3 +615,33 @@ def test_tls_sets_the_scheme_and_the_tls_extension(tmp_path: Path) -> None:
     assert seen["scheme"] == "https"
     assert "tls" in seen["extensions"]
     assert seen["tls_version"] in (0x0303, 0x0304)  # the ASGI tls extension's integer (TLS 1.2 / 1.3)
+
+
+def test_limit_concurrency_answers_503_beyond_the_limit() -> None:
+    import threading
+
+    from covet.serve import ThreadedWorker
+    from covet.server.serve import RequestLimits
+
+    async def slow(scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await asyncio.sleep(0.5)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"slow"})
+
+    limits = RequestLimits(1, None, {"worker": None}, lambda message: False)
+    worker = ThreadedWorker(slow, lifespan=False, gate=limits).start()
+    statuses: list[int] = []
+    try:
+        threads = [threading.Thread(target=lambda: statuses.append(get(worker.port, "/")[0])) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+            time.sleep(0.1)
+        for thread in threads:
+            thread.join()
+        assert get(worker.port, "/")[0] == 200  # the slot was given back
+    finally:
+        worker.stop()
+    assert sorted(statuses) == [200, 503]
+    assert limits.in_flight == 0
