@@ -502,7 +502,7 @@ class WebSocketCycle:
     `deliver`, `closed` and `wake`)."""
 
     __slots__ = ("dispatcher", "native", "scope", "_inbox", "_waiter", "_connected", "_accepted", "_closed",
-                 "_close_code", "_close_reason", "_denial", "_denial_body", "_drained")
+                 "_close_code", "_close_reason", "_disconnected", "_denial", "_denial_body", "_drained")
 
     def __init__(self, dispatcher: AsgiDispatcher, native: Any) -> None:
         self.dispatcher = dispatcher
@@ -524,6 +524,7 @@ class WebSocketCycle:
         self._accepted = False  # the app sent websocket.accept
         self._closed = False  # by either side
         self._close_code = 1005
+        self._disconnected = False  # the engine reported the connection closed
         self._close_reason = ""
         self._denial: Optional[tuple[int, list[tuple[str, str]]]] = None
         self._denial_body: list[bytes] = []
@@ -535,6 +536,7 @@ class WebSocketCycle:
         self._wake_receiver()
 
     def closed(self, code: int, reason: str) -> None:
+        self._disconnected = True
         if not self._closed:
             self._closed = True
             self._close_code, self._close_reason = code or 1005, reason
@@ -558,6 +560,8 @@ class WebSocketCycle:
             self._connected = True
             return {"type": "websocket.connect"}
         while not self._inbox:
+            if self._disconnected:  # the disconnect was handed out already: nothing more will come
+                return {"type": "websocket.disconnect", "code": self._close_code, "reason": self._close_reason}
             self._waiter = self.dispatcher.loop.create_future()
             try:
                 await self._waiter
@@ -639,7 +643,7 @@ class WebSocketCycle:
                         self.native.deny(403, [], b"")
                 else:
                     self.native.close(1011 if failure is not None else 1008, "")
-            else:
-                self.native.close(1011 if failure is not None else 1000, "")
+            else:  # 1012: the worker is shutting down (the Task was cancelled), as uvicorn
+                self.native.close(1011 if failure is not None else 1012 if task.cancelled() else 1000, "")
         except Exception:
             logger.debug("could not close the WebSocket", exc_info=True)
