@@ -562,7 +562,12 @@ def test_what_cannot_be_hosted_is_refused_with_the_cause_and_fix() -> None:
 
     def asgi2_function(scope: Any) -> Any: ...
 
+    class SyncWrapper:  # returns the awaitable of an inner app (some middleware wrappers do)
+        def __call__(self, scope: Any, receive: Any, send: Any) -> Any:
+            return asgi3(scope, receive, send)
+
     assert detect_interface(asgi3) == "asgi3"
+    assert detect_interface(SyncWrapper()) == "asgi3"
     assert detect_interface(Instance()) == "asgi3"
     assert detect_interface(wsgi) == "wsgi"
     assert detect_interface(CovetPy()) == "covet"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import inspect
 import logging
 import os
 from collections.abc import AsyncIterator, Sequence
@@ -88,6 +89,13 @@ def _tls_extension(tls: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _awaiting(app: Any) -> ASGIApp:
+    async def call(scope: Any, receive: Any, send: Any) -> None:
+        await app(scope, receive, send)
+
+    return call
+
+
 class AsgiHost:
     """An ASGI 3 application served by the engine (a `covet.server.hosted.HostedApp`)."""
 
@@ -95,6 +103,8 @@ class AsgiHost:
 
     def __init__(self, app: ASGIApp, *, max_message_bytes: int = 16 * 1024 * 1024) -> None:
         """`max_message_bytes`: the largest WebSocket message accepted (uvicorn's ``--ws-max-size``, 16 MiB)."""
+        if not (inspect.iscoroutinefunction(app) or inspect.iscoroutinefunction(getattr(app, "__call__", None))):
+            app = _awaiting(app)  # a sync callable returning an awaitable: its Task needs a coroutine
         self.app = app
         self.state: dict[str, Any] = {}  # the lifespan state; each request's scope gets a shallow copy
         self.max_message_bytes = max_message_bytes
