@@ -152,6 +152,33 @@ def test_install_refuses_a_framework_imported_before_it_and_uninstall_restores(s
     assert seen["after_uninstall"] == ["the real fastapi", False]
 
 
+def test_every_fastapi_name_docs_python_md_lists_as_provided_imports_under_the_shim(site: Path) -> None:
+    """The shim and docs/python.md's "FastAPI names" table (scripts/fastapi_names.py over fastapi_names.json)
+    agree: a FastAPI name imports under the shim exactly when the table says covet has it."""
+    root = Path(__file__).resolve().parents[2]
+    mismatches = run_python(f"""
+        import importlib, json, sys
+        sys.path.insert(0, {str(root / "scripts")!r})
+        import fastapi_names
+        names = json.load(open({str(root / "tests" / "differential" / "fastapi_names.json")!r}))["modules"]
+        table = {{(m, n): fastapi_names._resolve(m, n) is not None for m, members in names.items() for n in members}}
+        import covet.compat
+        covet.compat.install("fastapi")
+        out = []
+        for (module, name), provided in sorted(table.items()):
+            try:
+                imported = hasattr(importlib.import_module(module), name)
+            except ImportError as e:
+                imported = False
+                assert module in str(e) and "covet run --interface asgi3" in str(e), str(e)
+            if imported != provided:
+                out.append([module, name, provided])
+        print(json.dumps([len(table), out]))
+        """, site)
+    count, wrong = mismatches
+    assert count > 300 and wrong == [], wrong
+
+
 # ---- covet run --compat fastapi -----------------------------------------------------------------------------
 
 APP = textwrap.dedent("""

@@ -35,7 +35,6 @@ FRAMEWORKS = ("fastapi", "starlette")
 _TOPS = ("fastapi", "starlette")
 _LABEL = {"fastapi": "FastAPI", "starlette": "Starlette"}
 _IMPORT_FROM = dis.opmap["IMPORT_FROM"]
-_PACKAGES = frozenset(name.rpartition(".")[0] for name in MODULES)
 
 
 def _shimmed(fullname: str) -> bool:
@@ -114,8 +113,8 @@ class _ShimFinder(importlib.abc.MetaPathFinder):
             return None
         if fullname not in MODULES:
             raise ModuleNotFoundError(unsupported_message(fullname), name=fullname)
-        return importlib.machinery.ModuleSpec(fullname, _LOADER, origin="covet.compat",
-                                              is_package=fullname in _PACKAGES)
+        # Every shim module is a package, so that any `fastapi.x.y` reaches this finder and its named error.
+        return importlib.machinery.ModuleSpec(fullname, _LOADER, origin="covet.compat", is_package=True)
 
     def __repr__(self) -> str:
         return "<covet.compat shim finder>"
