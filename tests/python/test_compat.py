@@ -66,11 +66,14 @@ def test_the_shim_gives_covets_classes_and_wins_over_an_installed_fastapi(site: 
         print(json.dumps({
             "real": real, "installed": covet.compat.installed(), "version": fastapi.__version__,
             "FastAPI": FastAPI is covet.CovetPy, "Depends": Depends is covet.Depends,
-            "JSONResponse": JSONResponse is covet.responses.JSONResponse, "TestClient": TestClient is covet.testing.TestClient,
-            "Request": Request is covet.Request, "BaseHTTPMiddleware": BaseHTTPMiddleware is covet.middleware.base.BaseHTTPMiddleware,
-            "NoMatchFound": NoMatchFound is covet.routing.NoMatchFound, "HTTPException": HTTPException is covet.HTTPException,
+            "JSONResponse": JSONResponse is covet.responses.JSONResponse,
+            "TestClient": TestClient is covet.testing.TestClient, "Request": Request is covet.Request,
+            "BaseHTTPMiddleware": BaseHTTPMiddleware is covet.middleware.base.BaseHTTPMiddleware,
+            "NoMatchFound": NoMatchFound is covet.routing.NoMatchFound,
+            "HTTPException": HTTPException is covet.HTTPException,
             "status": status.HTTP_418_IM_A_TEAPOT == starlette_status.HTTP_418_IM_A_TEAPOT == 418,
-            "models": models.OpenAPI.__module__, "submodule_attribute": fastapi.responses is sys.modules["fastapi.responses"],
+            "models": models.OpenAPI.__module__,
+            "submodule_attribute": fastapi.responses is sys.modules["fastapi.responses"],
             "getattr_default": getattr(fastapi, "NotAName", None), "hasattr": hasattr(fastapi, "NotAName"),
             "meta_path_first": repr(sys.meta_path[0]),
         }))
@@ -265,3 +268,11 @@ def test_worker_command_passes_compat() -> None:
     command = worker_command(WorkerOptions(app="main:app", compat="fastapi"))
     assert command[command.index("--compat") + 1] == "fastapi"
     assert "--compat" not in worker_command(WorkerOptions(app="main:app"))
+
+
+def test_covet_run_refuses_compat_with_a_hosting_interface(tmp_path: Path) -> None:
+    (tmp_path / "main.py").write_text("app = None\n")
+    result = subprocess.run([sys.executable, "-m", "covet", "run", "main:app", "--compat", "fastapi", "--interface",
+                             "asgi3"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.startswith("covet: --compat fastapi serves the app as a CovetPy app, not --interface asgi3")
