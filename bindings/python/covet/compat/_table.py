@@ -75,7 +75,7 @@ MODULES: dict[str, Target] = {
     "starlette": Target(""),
     "starlette.background": Target("covet.background"),
     "starlette.concurrency": Target("covet.concurrency"),
-    "starlette.datastructures": Target("covet.datastructures"),
+    "starlette.datastructures": Target("covet.datastructures", extras=("URLPath",)),
     "starlette.exceptions": Target("covet.exceptions"),
     "starlette.middleware": Target("covet.middleware"),
     "starlette.middleware.base": Target("covet.middleware.base"),
@@ -89,12 +89,13 @@ MODULES: dict[str, Target] = {
     "starlette.staticfiles": Target("covet.staticfiles"),
     "starlette.status": Target("covet.status"),
     "starlette.templating": Target("covet.templating"),
-    "starlette.testclient": Target("covet.testing"),
+    "starlette.testclient": Target("covet.testing", extras=("WebSocketTestSession",)),
     "starlette.types": Target("covet.asgi.types"),
     "starlette.websockets": Target("covet.websockets"),
 }
 
 _INTERNAL = "FastAPI's internals"
+_RANGE = "FileResponse answers a bad Range itself (400 when malformed, 416 when not satisfiable)"
 _ASGI_APP = ("an ASGI app made from a handler: CovetPy's engine calls routes itself (mount an ASGI app with "
              "app.mount(path, asgi_app))")
 
@@ -165,6 +166,10 @@ NAMES: dict[str, str] = {
                                                       "split the string yourself",
     "starlette.datastructures.MultiDict": "no mutable MultiDict: QueryParams and FormData are the read-only ones",
     "starlette.datastructures.ImmutableMultiDict": "use QueryParams or FormData (covet's multi-dicts)",
+    "starlette.responses.MalformedRangeHeader": _RANGE,
+    "starlette.responses.RangeNotSatisfiable": _RANGE,
+    "starlette.testclient.WebSocketDenialResponse": "a refused WebSocket upgrade raises WebSocketDisconnect(1006) in "
+                                                    "covet's TestClient",
 }
 
 DEFAULT_WHY = "CovetPy has no counterpart (yet)"
