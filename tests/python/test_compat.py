@@ -276,3 +276,15 @@ def test_covet_run_refuses_compat_with_a_hosting_interface(tmp_path: Path) -> No
                              "asgi3"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert result.stderr.startswith("covet: --compat fastapi serves the app as a CovetPy app, not --interface asgi3")
+
+
+def test_app_run_with_workers_under_the_shim_installs_it_in_the_workers(tmp_path: Path, site: Path) -> None:
+    require_compiled_engine()
+    (tmp_path / "main.py").write_text(APP)
+    port = free_port()
+    script = ("import covet.compat; covet.compat.install('fastapi'); from main import app; "
+              f"app.run(host='127.0.0.1', port={port}, workers=2)")
+    with ServerProcess([sys.executable, "-c", script], cwd=tmp_path, env={"PYTHONPATH": str(site)}) as server:
+        server.wait_for(r"serving on", count=2)
+        assert get(port, "/items/5")[::2] == (200, {"item_id": 5, "app": "covet.app.CovetPy"})
+        server.stop()
