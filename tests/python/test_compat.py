@@ -63,7 +63,10 @@ def test_the_shim_gives_covets_classes_and_wins_over_an_installed_fastapi(site: 
         from starlette.routing import NoMatchFound
         from starlette.exceptions import HTTPException
         from starlette import status as starlette_status
+        star = {}
+        exec("from fastapi import *", star)
         print(json.dumps({
+            "star": [star["FastAPI"] is FastAPI, star["status"] is sys.modules["fastapi.status"]],
             "real": real, "installed": covet.compat.installed(), "version": fastapi.__version__,
             "FastAPI": FastAPI is covet.CovetPy, "Depends": Depends is covet.Depends,
             "JSONResponse": JSONResponse is covet.responses.JSONResponse,
@@ -79,6 +82,7 @@ def test_the_shim_gives_covets_classes_and_wins_over_an_installed_fastapi(site: 
         }))
         """, site)
     assert seen.pop("real") == "the real fastapi"
+    assert seen.pop("star") == [True, True]
     assert seen == {"installed": True, "version": "0.165.0", "FastAPI": True, "Depends": True, "JSONResponse": True,
                     "TestClient": True, "Request": True, "BaseHTTPMiddleware": True, "NoMatchFound": True,
                     "HTTPException": True, "status": True, "models": "covet.openapi.models",

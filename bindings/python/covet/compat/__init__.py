@@ -91,9 +91,9 @@ class _ShimLoader(importlib.abc.Loader):
                 if not n.startswith("_") and n != "annotations"
                 and not isinstance(getattr(covet_module, n), types.ModuleType)]
             for attr in [*names, *target.extras]:
-                if f"{name}.{attr}" not in MODULES:  # a submodule: the shim's own (imported on first use)
+                if f"{name}.{attr}" not in MODULES:  # a submodule: the shim's own (__getattr__ imports it)
                     setattr(module, attr, getattr(covet_module, attr))
-                    exported.append(attr)
+                exported.append(attr)
             for shim_name, covet_name in target.renames.items():
                 setattr(module, shim_name, getattr(covet_module, covet_name))
                 exported.append(shim_name)
