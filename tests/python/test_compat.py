@@ -152,7 +152,7 @@ def test_install_refuses_a_framework_imported_before_it_and_uninstall_restores(s
         print(json.dumps(out))
         """, site)
     assert seen["unknown"].startswith("covet.compat.install: no shim for 'flask'")
-    assert seen["late"].startswith("covet.compat.install: fastapi, fastapi.responses was imported before the shim")
+    assert seen["late"].startswith("covet.compat.install: fastapi, fastapi.responses were imported before the shim")
     assert "covet run --compat fastapi module:app" in seen["late"]
     assert seen["installed_after_refusal"] is False
     assert seen["shim"] == "CovetPy"

@@ -141,8 +141,9 @@ def install(framework: str = "fastapi") -> None:
                   if _shimmed(name) and module is not None and not _is_shim(module))
     if real:
         raise RuntimeError(
-            f"covet.compat.install: {', '.join(real[:3])}{' ...' if len(real) > 3 else ''} was imported before the "
-            "shim was installed, so the app would mix the real framework with CovetPy's: install the shim before "
+            f"covet.compat.install: {', '.join(real[:3])}{' ...' if len(real) > 3 else ''} "
+            f"{'was' if len(real) == 1 else 'were'} imported before the shim was installed, so the app would mix the "
+            "real framework with CovetPy's: install the shim before "
             "anything imports fastapi or starlette (`covet run --compat fastapi module:app` does)")
     if _FINDER not in sys.meta_path:
         sys.meta_path.insert(0, _FINDER)
