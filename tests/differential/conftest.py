@@ -103,15 +103,20 @@ def _server_options(app: str) -> list[str]:
 
 
 def _apps_selected(session: pytest.Session) -> list[str]:
-    """The apps the selected tests send cases to (all of them unless -k/-m/ids deselect some): only those start."""
+    """The apps the selected tests send cases to (all of them unless -k/-m/ids deselect some): only those start.
+    A test using `servers` without a case (`c`) or reason (`status`) parameter needs them all."""
     by_id = {c.id: c for c in CASES}
     apps: set[str] = set()
     for item in session.items:
+        if "servers" not in getattr(item, "fixturenames", ()):
+            continue
         params = item.callspec.params if isinstance(item, pytest.Function) and hasattr(item, "callspec") else {}
         if isinstance(params.get("c"), Case):
             apps.add(params["c"].app)
         elif params.get("status") in REASON_CASES:
             apps.add(by_id[REASON_CASES[params["status"]]].app)
+        else:
+            return list(APPS)
     return [app for app in APPS if app in apps]
 
 
