@@ -826,9 +826,11 @@ class CovetPy(MethodDecorators[AppDecorator]):
                 raise TypeError(f"options {unknown} are not supported with workers != 1 (engine limits such as "
                                 "max_body_bytes=... are; see docs/operations.md)")
             spec, app_dir = _import_string(self)
+            compat = sys.modules.get("covet.compat")  # the FastAPI shim: installed here, the workers install it
             options = WorkerOptions(app=spec, host=host, port=port, threads=threads, log_level=log_level,
                                     app_dir=app_dir, transport=transport, engine=dict(server_options),
-                                    root_path=check_root_path(root_path, "root_path"))
+                                    root_path=check_root_path(root_path, "root_path"),
+                                    compat="fastapi" if compat is not None and compat.installed() else None)
             Supervisor(options, resolve_workers(workers)).run()
             return
         configure_logging(log_level)

@@ -157,6 +157,9 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--log-config", help="logging configuration file (.json, .yaml or .ini), as uvicorn")
         sp.add_argument("--app-dir", default=".", help="directory to import the app from (default: .)")
         sp.add_argument("--factory", action="store_true", help="APP is a function returning the app")
+        sp.add_argument("--compat", choices=("fastapi", "starlette"), default=None,
+                        help="serve an unchanged FastAPI app on CovetPy's own classes: its fastapi/starlette "
+                             "imports give covet's (covet.compat; both names install the same shim)")
         sp.add_argument("--root-path", default=None, metavar="PATH",
                         help="the path prefix a proxy in front strips (e.g. /api/v1), as uvicorn's: requests see it "
                              "in request.root_path, url and url_for (env COVET_ROOT_PATH)")
@@ -354,6 +357,13 @@ def _main(argv: Optional[list[str]]) -> int:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, not {value}")
     _check_loop(args.loop)
     root_path = _root_path(args)
+    if args.compat and args.interface in ("asgi3", "wsgi"):
+        raise UsageError(f"--compat {args.compat} serves the app as a CovetPy app, not --interface {args.interface}: "
+                         "drop --interface, or drop --compat to serve the unchanged app on the real framework")
+    if args.compat:
+        import covet.compat  # deferred: only --compat needs it; installed before the app is imported
+
+        covet.compat.install(args.compat)
     if args.wsgi_threads is not None and args.wsgi_threads < 1:
         raise UsageError(f"--wsgi-threads must be at least 1, not {args.wsgi_threads}")
     if args.command == "_worker":
@@ -382,7 +392,8 @@ def _main(argv: Optional[list[str]]) -> int:
                          app_dir=args.app_dir, max_connections=max_connections, transport=transport,
                          engine=engine, loop=args.loop, log_config=args.log_config, factory=args.factory,
                          limit_concurrency=args.limit_concurrency, limit_max_requests=args.limit_max_requests,
-                         root_path=root_path, interface=args.interface, wsgi_threads=args.wsgi_threads)
+                         root_path=root_path, interface=args.interface, wsgi_threads=args.wsgi_threads,
+                         compat=args.compat)
     return Supervisor(opts, workers, reload=args.reload, reload_dirs=args.reload_dirs).run()
 
 
