@@ -8,14 +8,14 @@
         result = await tester.run_test(concurrent_users=100, duration=5, target_rps=2000)
     assert result.error_rate == 0 and result.p99_latency < 50      # milliseconds
 
-`app` is a CovetPy app (served in this process by a `ThreadedWorker` on a free port, lifespan included) or the
-URL of a running server (``"http://127.0.0.1:8000"``). Each simulated user holds one keep-alive connection and
-sends one request at a time, cycling through `paths`. Without `target_rps` the load is closed-loop (each user
-sends its next request as soon as the previous answer arrived: the most the server and this generator manage
-together). With `target_rps` it is open-loop: user *k* of *n* has its own schedule at ``target_rps / n``
-requests per second, and a request's latency counts from the moment it was due, not from when it could be
-sent, so a server that falls behind shows it in the latency (no coordinated omission) and in
-`requests_per_second` below `target_rps`.
+`app` is a CovetPy app or an ASGI 3 / WSGI application this CovetPy can host (served in this process by a
+`ThreadedWorker` on a free port, lifespan included), or the URL of a running server (``"http://127.0.0.1:8000"``).
+Each simulated user holds one keep-alive connection and sends one request at a time, cycling through `paths`.
+Without `target_rps` the load is closed-loop (each user sends its next request as soon as the previous answer
+arrived: the most the server and this generator manage together). With `target_rps` it is open-loop: user *k* of *n*
+has its own schedule at ``target_rps / n`` requests per second, and a request's latency counts from the moment it
+was due, not from when it could be sent, so a server that falls behind shows it in the latency (no coordinated
+omission) and in `requests_per_second` below `target_rps`.
 
 Limits, honestly: this is a Python load generator, one asyncio event loop on one thread, with a minimal
 HTTP/1.1 response parser. On a 2-core VM it drives roughly 5,000-15,000 requests/s (more with uvloop), and an
@@ -184,14 +184,14 @@ async def read_response(reader: asyncio.StreamReader, head_request: bool = False
 
 
 class LoadTester:
-    """Load for `app` (a CovetPy app, served in-process on a free port, or the URL of a running server).
+    """Load for `app` (a CovetPy, ASGI or WSGI app served in-process on a free port, or a running server's URL).
 
     `method`, `paths` (cycled through, each user starting at a different one), `headers` and `body` describe the
     requests; `run_test` may override them per run. `timeout` bounds each response (seconds). `threads`:
     the in-process server's native I/O threads. See the module docstring for what rate it can drive.
     """
 
-    def __init__(self, app: Union[str, ServedApp], *, method: str = "GET", paths: Sequence[str] = ("/",),
+    def __init__(self, app: Union[str, ServedApp, Any], *, method: str = "GET", paths: Sequence[str] = ("/",),
                  headers: HeaderItems = None, body: Union[bytes, str, None] = None, timeout: float = 10.0,
                  threads: int = 0, **server_options: Any) -> None:
         self.app = app
