@@ -39,6 +39,8 @@ trap 'scripts/services.sh stop' EXIT
 
 echo "== differential: the same FastAPI apps under FastAPI 0.165 (uvicorn) and CovetPy (tests/differential)"
 tests/differential/run.sh
+echo "== differential, compat: the sample apps' FastAPI imports through covet run --compat fastapi (a subset)"
+tests/differential/run-compat.sh -k "names or params or security or middleware_classes or responses or static or routers or testclient"
 
 # After the package install: its Python-app targets run `covet run` from .venv (they skip without it).
 echo "== fault injection, short (both native backends + covet run; the long run is scripts/soak.sh)"

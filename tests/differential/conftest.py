@@ -13,12 +13,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cases import APPS
+from cases import APPS, CASES, REASON_CASES, Case
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 APPS_DIR = HERE / "apps"
 DEFAULT_FASTAPI_PYTHON = ROOT / "build" / "differential-venv" / "bin" / "python"
+# DIFF_COVET_MODE=compat (run-compat.sh): the CovetPy side imports the apps with their FastAPI imports
+# (DIFF_FRAMEWORK=fastapi) under the compatibility shim, `covet run --compat fastapi`; the default, native, imports
+# them from covet.
+COVET_MODE = os.environ.get("DIFF_COVET_MODE", "") or "native"
+if COVET_MODE not in ("native", "compat"):
+    raise RuntimeError(f"DIFF_COVET_MODE is {COVET_MODE!r}: expected 'native' (the default) or 'compat'")
+COMPAT = COVET_MODE == "compat"
 
 
 def _free_port() -> int:
@@ -28,16 +35,19 @@ def _free_port() -> int:
 
 
 class Server:
-    def __init__(self, framework: str, app: str, command: list[str], port: int) -> None:
+    def __init__(self, framework: str, app: str, command: list[str], port: int,
+                 imports: str | None = None) -> None:  # imports: the app's DIFF_FRAMEWORK, when not `framework`
         self.framework, self.app, self.port = framework, app, port
         self.error: str | None = None  # why it is not serving, when it is not
-        self.log = HERE.parent.parent / "build" / f"differential-{framework}-{app}.log"
+        label = framework if imports is None else f"{framework}-{imports}"
+        self.log = HERE.parent.parent / "build" / f"differential-{label}-{app}.log"
         self.log.parent.mkdir(parents=True, exist_ok=True)
         self._log_file = self.log.open("w")
         # PYTHONHASHSEED fixed: FastAPI names a several-method route's operationId after list(route.methods)[0], a
         # set's first item, which depends on the hash seed ("GET" with seed 0, the declared first method covet uses
         # in routers_app); random seeds made routers/openapi pass or fail from run to run.
-        env = {**os.environ, "DIFF_FRAMEWORK": framework, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
+        env = {**os.environ, "DIFF_FRAMEWORK": imports or framework, "PYTHONDONTWRITEBYTECODE": "1",
+               "PYTHONHASHSEED": "0"}
         env.pop("PYTHONPATH", None)
         self.proc = subprocess.Popen(command, cwd=APPS_DIR, env=env, stdout=self._log_file,
                                      stderr=subprocess.STDOUT, start_new_session=True)
@@ -92,12 +102,25 @@ def _server_options(app: str) -> list[str]:
     return []
 
 
+def _apps_selected(session: pytest.Session) -> list[str]:
+    """The apps the selected tests send cases to (all of them unless -k/-m/ids deselect some): only those start."""
+    by_id = {c.id: c for c in CASES}
+    apps: set[str] = set()
+    for item in session.items:
+        params = item.callspec.params if isinstance(item, pytest.Function) and hasattr(item, "callspec") else {}
+        if isinstance(params.get("c"), Case):
+            apps.add(params["c"].app)
+        elif params.get("status") in REASON_CASES:
+            apps.add(by_id[REASON_CASES[params["status"]]].app)
+    return [app for app in APPS if app in apps]
+
+
 @pytest.fixture(scope="session")
-def servers() -> Iterator[dict[tuple[str, str], Server]]:
+def servers(request: pytest.FixtureRequest) -> Iterator[dict[tuple[str, str], Server]]:
     fastapi_python = _fastapi_python()
     started: dict[tuple[str, str], Server] = {}
     try:
-        for app in APPS:
+        for app in _apps_selected(request.session):
             options = _server_options(app)
             port = _free_port()
             started["fastapi", app] = Server("fastapi", app, [
@@ -106,7 +129,8 @@ def servers() -> Iterator[dict[tuple[str, str], Server]]:
             port = _free_port()
             started["covet", app] = Server("covet", app, [
                 sys.executable, "-m", "covet", "run", f"{app}:app", "--host", "127.0.0.1", "--port", str(port),
-                "--log-level", "warning", *options], port)
+                "--log-level", "warning", *(["--compat", "fastapi"] if COMPAT else []), *options], port,
+                imports="fastapi" if COMPAT else None)
         deadline = time.monotonic() + 60
         for server in started.values():
             server.wait_ready(deadline)

@@ -13,16 +13,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DEFAULT_FASTAPI_PYTHON, HERE
+from conftest import COMPAT, DEFAULT_FASTAPI_PYTHON, HERE
 
 SCRIPT = HERE / "testclient_examples.py"
 EXAMPLES = re.findall(r"^def (example_\w+)\(", SCRIPT.read_text(encoding="utf-8"), flags=re.MULTILINE)
 
 
+# DIFF_COVET_MODE=compat: the CovetPy side runs the FastAPI imports (fastapi.testclient too) under covet.compat.
+COMPAT_RUN = "import covet.compat, runpy, sys; covet.compat.install('fastapi'); sys.argv[:1] = []; " \
+    "runpy.run_path(sys.argv[0], run_name='__main__')"
+
+
 def _run(python: str, framework: str, out: Path) -> dict[str, Any]:
-    env = {**os.environ, "DIFF_FRAMEWORK": framework, "PYTHONDONTWRITEBYTECODE": "1"}
-    proc = subprocess.run([python, str(SCRIPT), str(out)], env=env, cwd=HERE, capture_output=True, text=True,
-                          timeout=300)
+    compat = COMPAT and framework == "covet"
+    env = {**os.environ, "DIFF_FRAMEWORK": "fastapi" if compat else framework, "PYTHONDONTWRITEBYTECODE": "1"}
+    command = [python, *(["-c", COMPAT_RUN] if compat else []), str(SCRIPT), str(out)]
+    proc = subprocess.run(command, env=env, cwd=HERE, capture_output=True, text=True, timeout=300)
     if proc.returncode != 0 or not out.exists():
         pytest.fail(f"{framework}: testclient_examples.py failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     results: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))

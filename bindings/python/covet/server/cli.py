@@ -158,6 +158,9 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--log-config", help="logging configuration file (.json, .yaml or .ini), as uvicorn")
         sp.add_argument("--app-dir", default=".", help="directory to import the app from (default: .)")
         sp.add_argument("--factory", action="store_true", help="APP is a function returning the app")
+        sp.add_argument("--compat", choices=("fastapi", "starlette"), default=None,
+                        help="serve an unchanged FastAPI app on CovetPy's own classes: its fastapi/starlette "
+                             "imports give covet's (covet.compat; both names install the same shim)")
         sp.add_argument("--root-path", default=None, metavar="PATH",
                         help="the path prefix a proxy in front strips (e.g. /api/v1), as uvicorn's: requests see it "
                              "in request.root_path, url and url_for (env COVET_ROOT_PATH)")
@@ -361,6 +364,10 @@ def _main(argv: Optional[list[str]]) -> int:
     root_path = _root_path(args)
     if args.wsgi_threads is not None and args.wsgi_threads < 1:
         raise UsageError(f"--wsgi-threads must be at least 1, not {args.wsgi_threads}")
+    if args.compat:
+        import covet.compat  # deferred: only --compat needs it; installed before the app is imported
+
+        covet.compat.install(args.compat)
     if args.command == "_worker":
         check_engine_supports(engine, native_module())
         app = _hosted(load_app(args.app, args.app_dir, args.factory), args)
@@ -387,7 +394,8 @@ def _main(argv: Optional[list[str]]) -> int:
                          app_dir=args.app_dir, max_connections=max_connections, transport=transport,
                          engine=engine, loop=args.loop, log_config=args.log_config, factory=args.factory,
                          limit_concurrency=args.limit_concurrency, limit_max_requests=args.limit_max_requests,
-                         root_path=root_path, interface=args.interface, wsgi_threads=args.wsgi_threads)
+                         root_path=root_path, interface=args.interface, wsgi_threads=args.wsgi_threads,
+                         compat=args.compat)
     return Supervisor(opts, workers, reload=args.reload, reload_dirs=args.reload_dirs).run()
 
 

@@ -67,6 +67,7 @@ class WorkerOptions:
     root_path: str = ""  # the ASGI root_path behind a prefix-stripping proxy (--root-path)
     interface: str = "auto"  # how the app is served: auto (detected), asgi3, wsgi, covet (covet.server.hosted)
     wsgi_threads: Optional[int] = None  # a hosted WSGI app's thread pool (None: the host's default)
+    compat: Optional[str] = None  # --compat: the covet.compat shim the worker installs before importing the app
 
     @property
     def stop_grace(self) -> float:
@@ -169,6 +170,8 @@ def worker_command(opts: WorkerOptions, listen_fd: int = -1, ready_fd: int = -1)
         command += ["--log-config", opts.log_config]
     if opts.factory:
         command.append("--factory")
+    if opts.compat:
+        command += ["--compat", opts.compat]
     for kwarg, value in opts.engine.items():
         if kwarg != "listen_backlog" or listen_fd < 0:  # the master's socket already has its backlog
             option = engine_option(kwarg)
