@@ -49,6 +49,8 @@ _ERROR_HEADERS: list[tuple[str, str]] = [("content-type", "text/plain; charset=u
 _ERROR_BODY = b"Internal Server Error"
 # Seconds between re-checks while a pool thread waits for the engine's news (the news wakes it; this bounds a miss).
 _WAIT_CHECK = 1.0
+# Embedded engine: seconds between the loop's safety polls (WsgiDispatcher._tick).
+_TICK = 0.25
 # A HEAD answer whose app gave Content-Length and no body: that many zero bytes go to the engine, which announces
 # their length and sends none of them (up to this size; beyond, the answer is chunked without a length).
 _HEAD_PAD_LIMIT = 16 * 1024 * 1024
@@ -243,7 +245,9 @@ class _Exchange:
                 continue
             if self.streaming:
                 if not self._write(chunk):
-                    return  # the client went away: stop producing (close() still runs)
+                    self.responder.end()  # the client went away: stop producing (close() still runs)
+                    self._kick()
+                    return
             elif pending is None:
                 if not self.status:
                     raise RuntimeError("the WSGI app produced body bytes before calling start_response()")
@@ -251,6 +255,8 @@ class _Exchange:
             else:
                 self._start()
                 if not self._write(pending) or not self._write(chunk):
+                    self.responder.end()
+                    self._kick()
                     return
                 pending = None
         if self.streaming:
@@ -373,6 +379,8 @@ class _Pool:
                 _Exchange(dispatcher, item[1], item[2]).run()
             except BaseException:  # never lose a pool thread
                 logger.exception("the WSGI pool thread's request failed")
+            # Not held while waiting for the next request: the engine's exchange ends with its last reference.
+            item = None
 
     def stop(self) -> None:
         for _ in self.threads:
@@ -411,6 +419,16 @@ class WsgiDispatcher:
             self.engine_stopped = loop.create_future()
             server.set_output_hook(self._schedule_flush)
             self.kick = self._kick
+            self._tick_handle: Optional[asyncio.TimerHandle] = loop.call_later(_TICK, self._tick)
+
+    def _tick(self) -> None:
+        """Embedded engine: a poll every `_TICK` seconds. Work posted to the engine from another thread (or its
+        own stop request) wakes the engine's ring, but that wake-up does not always reach the loop's reader
+        (io_uring's deferred task work); the kicks cover the pool's posts, this tick whatever else is posted."""
+        self.on_readable()
+        stopped = self.engine_stopped
+        if stopped is None or not stopped.done():
+            self._tick_handle = self.loop.call_later(_TICK, self._tick)
 
     def _kick(self) -> None:  # a pool thread, after posting to the embedded engine
         if self._kick_pending:
@@ -472,6 +490,9 @@ class WsgiDispatcher:
 
     def close(self, timeout: float = 0.0) -> None:
         """Stops the pool threads once they finish their requests (`timeout`: seconds to wait for them)."""
+        handle = getattr(self, "_tick_handle", None)
+        if handle is not None:
+            handle.cancel()
         self.pool.stop()
         if timeout > 0:
             self.pool.join(timeout)
