@@ -8,7 +8,6 @@ thread does the I/O) and an I/O thread (threads=1).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import http.client
 import io
@@ -36,50 +35,26 @@ def _compiled_engine() -> None:
 
 
 class WsgiServer:
-    """`app` served by a WsgiHost on a NativeServer, on an event loop in a thread of this process."""
+    """`app` served by a WsgiHost through covet's ThreadedWorker (the Worker `covet run` uses, on a thread)."""
 
     def __init__(self, app: Any, threads: int = 4, engine_threads: int = 1, root_path: str = "",
                  **limits: Any) -> None:
-        import covet._native as native
+        from covet.server.serve import ThreadedWorker
         from covet.wsgi import WsgiHost
 
-        self.host = WsgiHost(app, threads=threads)
-        self.server = native.NativeServer(host="127.0.0.1", port=0, threads=engine_threads, **limits)
-        self.host.register(self.server)
-        self.root_path = root_path
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.worker = ThreadedWorker(WsgiHost(app, threads=threads), threads=engine_threads, root_path=root_path,
+                                     **limits)
 
     def __enter__(self) -> WsgiServer:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+        self.worker.start()
         return self
 
-    async def _start(self) -> None:
-        self.lifespan = self.host.lifespan_context()
-        await self.lifespan.__aenter__()
-        self.server.start()
-        self.dispatcher = self.host.dispatcher(self.server, self.loop, self.root_path)
-        self.loop.add_reader(self.server.fileno(), self.dispatcher.on_readable)
-
-    async def _stop(self) -> None:
-        self.server.stop()
-        if self.dispatcher.engine_stopped is not None:
-            await self.dispatcher.engine_stopped
-        else:
-            await asyncio.to_thread(self.server.wait)
-        self.loop.remove_reader(self.server.fileno())
-        await self.lifespan.__aexit__(None, None, None)
-
     def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(20)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
+        self.worker.stop()
 
     @property
     def port(self) -> int:
-        return int(self.server.port)
+        return self.worker.port
 
     def connect(self, timeout: float = 10.0) -> http.client.HTTPConnection:
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
@@ -499,3 +474,51 @@ def test_host_arguments_are_checked() -> None:
         WsgiHost("not an app")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="positive integer"):
         WsgiHost(environ_app, threads=0)
+
+
+# -- covet run ----------------------------------------------------------------------------------------------------
+RUN_APP = '''
+import threading, time
+
+def app(environ, start_response):
+    if environ["PATH_INFO"] == "/slow":
+        time.sleep(1.0)
+    body = "|".join([environ["SCRIPT_NAME"], environ["PATH_INFO"], str(environ["wsgi.multithread"]),
+                     threading.current_thread().name]).encode()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [body]
+'''
+
+
+def test_covet_run_serves_a_wsgi_app(tmp_path: Path) -> None:
+    from serverproc import ServerProcess
+
+    (tmp_path / "wsgiapp.py").write_text(RUN_APP)
+    command = [sys.executable, "-m", "covet", "run", "wsgiapp:app", "--port", "0", "--wsgi-threads", "3",
+               "--root-path", "/r", "--limit-concurrency", "1"]
+    with ServerProcess(command, cwd=tmp_path) as proc:
+        assert "wsgi app hosted" in proc.output()
+        server = _Remote(proc.port)
+        status, _, body = server.request("GET", "/r/x%20y")
+        assert status == 200
+        script_name, path_info, multithread, thread = body.decode().split("|")
+        assert (script_name, path_info, multithread) == ("/r", "/x y", "True")
+        assert thread.startswith("covet-wsgi-")
+        # --limit-concurrency 1: while one request runs, the next is refused with 503 without reaching the app.
+        slow: list[int] = []
+        runner = threading.Thread(target=lambda: slow.append(server.request("GET", "/slow")[0]))
+        runner.start()
+        time.sleep(0.3)
+        assert server.request("GET", "/")[0] == 503
+        runner.join(10)
+        assert slow == [200]
+        assert server.request("GET", "/")[0] == 200
+        assert proc.stop() < 5
+
+
+class _Remote:
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    request = WsgiServer.request
+    connect = WsgiServer.connect
