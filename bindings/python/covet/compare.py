@@ -108,6 +108,7 @@ def plan_modes(spec: str, kind: str, app_dir: str, only: Sequence[str] = MODES) 
     covet_run = [py, "-m", "covet", "run", spec, "--app-dir", app_dir, "--port", "{port}", "--log-level", "warning"]
     interface = "wsgi" if kind == "wsgi" else "asgi3"
     host_module = "covet.wsgi" if kind == "wsgi" else "covet.asgi.server"
+    kind_label = "WSGI" if kind == "wsgi" else "ASGI"
     modes = [
         Mode("uvicorn", [py, "-m", "uvicorn", spec, "--app-dir", app_dir, "--port", "{port}", "--log-level",
                          "warning", "--no-access-log"] + (["--interface", "wsgi"] if kind == "wsgi" else [])),
@@ -125,7 +126,7 @@ def plan_modes(spec: str, kind: str, app_dir: str, only: Sequence[str] = MODES) 
         elif mode.name == "covet-hosted" and not _covet_has("covet.server.hosted"):
             mode.skipped = "this CovetPy cannot host ASGI/WSGI apps yet (no `covet run --interface`)"
         elif mode.name == "covet-hosted" and not _covet_has(host_module):
-            mode.skipped = f"this CovetPy cannot host {interface.upper()} apps yet (no {host_module})"
+            mode.skipped = f"this CovetPy cannot host {kind_label} apps yet (no {host_module})"
         elif mode.name == "covet-compat" and kind not in ("fastapi", "starlette"):
             mode.skipped = "the compatibility shim is for FastAPI/Starlette apps"
         elif mode.name == "covet-compat" and not _covet_has("covet.compat"):
