@@ -111,6 +111,20 @@ def test_failures_by_kind(real: Any) -> None:
     assert refused.requests == 0 and set(refused.errors) == {"ConnectionRefusedError"} and refused.error_rate == 1.0
 
 
+def test_a_server_that_never_answers_times_out() -> None:
+    with socket.socket() as silent:  # accepts (the kernel's backlog) but never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+
+        async def go() -> LoadTestResult:
+            async with LoadTester(f"http://127.0.0.1:{silent.getsockname()[1]}", timeout=0.2) as tester:
+                return await tester.run_test(concurrent_users=2, duration=0.3)
+
+        result = asyncio.run(go())
+    assert result.requests == 0 and set(result.errors) == {"timeout"} and result.error_rate == 1.0
+    assert result.duration < 1.0
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
