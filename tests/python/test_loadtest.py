@@ -92,6 +92,32 @@ def test_open_loop_latency_counts_from_the_schedule(real: Any) -> None:
     assert result.p50_latency >= 50 and result.max_latency > 300
 
 
+async def _asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "http":  # no content-length: the host frames the body (chunked)
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"hi", "more_body": True})
+        await send({"type": "http.response.body", "body": b"!"})
+
+
+def _wsgi_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+    return [b"hello"]
+
+
+@pytest.mark.parametrize(("app", "host_module", "size"), [(_asgi_app, "covet.asgi.server", 3),
+                                                          (_wsgi_app, "covet.wsgi", 5)])
+def test_asgi_and_wsgi_apps_hosted_in_process(real: Any, app: Any, host_module: str, size: int) -> None:
+    pytest.importorskip(host_module, reason=f"this CovetPy has no {host_module} (ASGI/WSGI hosting)")
+
+    async def go() -> LoadTestResult:
+        async with LoadTester(app) as tester:
+            return await tester.run_test(concurrent_users=3, duration=0.3)
+
+    result = asyncio.run(go())
+    assert result.requests > 10 and result.status_counts == {200: result.requests}
+    assert result.bytes_received == size * result.requests
+
+
 def test_failures_by_kind(real: Any) -> None:
     app, _ = _app()
     with socket.socket() as s:  # a port nobody listens on
