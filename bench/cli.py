@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from . import BENCH, REPO
+from .hosting import HOSTING_SCENARIOS, HOSTING_SERVERS
 from .scenarios import build_scenarios
 from .servers import all_specs
 
@@ -45,7 +46,12 @@ def _parser(servers: list[str], scenarios: list[str]) -> argparse.ArgumentParser
         prog="python -m bench",
         description="CovetPy benchmark matrix: servers x scenarios, pinned CPUs, interleaved rounds.",
     )
-    ap.add_argument("--servers", default=",".join(servers), help=f"comma list (default all): {','.join(servers)}")
+    ap.add_argument("--servers", default=None,
+                    help=f"comma list (default: the matrix's; --hosting: its own): {','.join(servers)}")
+    ap.add_argument("--hosting", action="store_true",
+                    help="the hosting comparison (bench/hosting.py): the same FastAPI app under uvicorn, Hypercorn, "
+                         "Granian and CovetPy (hosted, shim), the same Flask app under gunicorn, Granian and CovetPy; "
+                         f"scenarios {','.join(HOSTING_SCENARIOS)} unless --scenarios; implies --no-docs")
     ap.add_argument("--skip-servers", default="", help="comma list of servers to leave out")
     ap.add_argument("--scenarios", default=None,
                     help=f"comma list (default all; --quick: a subset): {','.join(scenarios)}")
@@ -99,6 +105,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         ap.error("--ws-window must be in 1..65535")
     all_sc = build_scenarios(args.connections, tuple(int(x) for x in args.keepalive.split(",") if x),
                              **({"ws_window": args.ws_window} if args.ws_window else {}))
+    if args.hosting:
+        args.no_docs = True  # docs/benchmarks.md's matrix section is the matrix's own (the hosting one: by hand)
+        args.servers = args.servers or ",".join(HOSTING_SERVERS)
+        args.scenarios = args.scenarios or ",".join(HOSTING_SCENARIOS)
+    args.servers = args.servers or ",".join(n for n in specs if n == "fastapi" or n not in HOSTING_SERVERS)
     if args.scenarios:
         names = [s.strip() for s in args.scenarios.split(",") if s.strip()]
         unknown = [n for n in names if n not in all_sc]

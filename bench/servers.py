@@ -539,6 +539,8 @@ def all_specs() -> dict[str, ServerSpec]:
             tls_command=lambda ctx, port, tls: [NGINX],  # + -c TMP/nginx.conf from nginx-tls.conf.template
         ),
     ]
+    from .hosting import hosting_specs  # the hosting comparison's servers (`--hosting`); it imports this module
+    specs += hosting_specs()
     return {s.name: s for s in specs}
 
 

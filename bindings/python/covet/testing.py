@@ -46,6 +46,7 @@ from urllib.parse import unquote, urlencode, urljoin, urlsplit
 from . import background
 from ._ws_client import WebSocketTestSession
 from .datastructures import URL, Address, Headers, MutableHeaders
+from .loadtest import LoadTester, LoadTestResult
 from .server.dispatch import SERVER_ERROR_BODY, SERVER_ERROR_HEADERS
 from .server.serve import ThreadedWorker
 from .tls import TransportOptions
@@ -55,7 +56,8 @@ if TYPE_CHECKING:
     from .requests import Request
     from .responses import Response
 
-__all__ = ["TestClient", "AsyncTestClient", "TestResponse", "Cookies", "TooManyRedirects"]
+__all__ = ["TestClient", "AsyncTestClient", "TestResponse", "Cookies", "TooManyRedirects",
+           "LoadTester", "LoadTestResult"]
 
 Params = Union[Mapping[str, Any], Sequence[tuple[str, Any]], str, None]
 Files = Union[Mapping[str, Any], Sequence[tuple[str, Any]], None]

@@ -14,6 +14,7 @@ import re
 import sys
 from typing import Any, Optional
 
+from covet import compare
 from covet.tls import TransportOptions
 from covet.utils import check_root_path
 
@@ -212,6 +213,8 @@ def _parser() -> argparse.ArgumentParser:
     uv.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=None,
                     help="CovetPy writes no access log: --no-access-log is accepted, --access-log refused")
 
+    compare.add_arguments(sub.add_parser("compare", help="the app under uvicorn and CovetPy: same answers? how fast?"))
+
     worker = sub.add_parser("_worker", help=argparse.SUPPRESS)  # one worker process, started by `run`
     common(worker)
     worker.add_argument("--listen-fd", type=int, default=-1, help=argparse.SUPPRESS)  # the master's socket
@@ -340,6 +343,8 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 def _main(argv: Optional[list[str]]) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "compare":
+        return compare.main(args)
     if args.command == "run":
         _refuse_unsupported_uvicorn_flags(args)
         if args.env_file:
