@@ -202,6 +202,12 @@ def _parser() -> argparse.ArgumentParser:
     uv.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=None,
                     help="CovetPy writes no access log: --no-access-log is accepted, --access-log refused")
 
+    migrate = sub.add_parser("migrate", help="rewrite a FastAPI/Starlette code base's imports to CovetPy's "
+                                             "(needs libcst: pip install 'covetpy[migrate]'; docs/migration.md)")
+    migrate.add_argument("paths", nargs="+", metavar="PATH", help="a .py file or a directory (walked for *.py)")
+    migrate.add_argument("--check", action="store_true", help="write nothing; exit 1 when a file would change (CI)")
+    migrate.add_argument("--diff", action="store_true", help="write nothing; print a unified diff of each rewrite")
+
     worker = sub.add_parser("_worker", help=argparse.SUPPRESS)  # one worker process, started by `run`
     common(worker)
     worker.add_argument("--listen-fd", type=int, default=-1, help=argparse.SUPPRESS)  # the master's socket
@@ -299,6 +305,15 @@ def _check_loop(loop: str) -> None:
                 from None
 
 
+def _migrate(args: argparse.Namespace) -> int:
+    from covet.migrate import MigrateError, migrate  # deferred: only `covet migrate` needs it (and libcst)
+
+    try:
+        return migrate(args.paths, check=args.check, diff=args.diff)
+    except MigrateError as e:
+        raise UsageError(f"migrate: {e}") from None
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     try:
         return _main(argv)
@@ -309,6 +324,8 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 def _main(argv: Optional[list[str]]) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "migrate":
+        return _migrate(args)
     if args.command == "run":
         _refuse_unsupported_uvicorn_flags(args)
         if args.env_file:
