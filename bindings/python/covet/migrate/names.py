@@ -96,7 +96,9 @@ def resolve(source_module: str, name: str) -> tuple[Optional[Target], str]:
         return Target("covet", new_name), ""
     if module is not None and _module(f"{module}.{new_name}") is not None:  # a submodule: from fastapi import status
         return Target(module, new_name), ""
-    where = f"neither {module} nor covet has" if module is not None and module != "covet" else "covet has no"
+    if module is None:
+        return None, f"covet has no module for {source_module}, nor a {new_name} of its own"
+    where = f"neither {module} nor covet has" if module != "covet" else "covet has no"
     return None, f"{where} {new_name}"
 
 
