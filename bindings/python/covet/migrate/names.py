@@ -17,7 +17,7 @@ from functools import cache
 from types import ModuleType
 from typing import Any, Optional
 
-__all__ = ["SOURCE_ROOTS", "Target", "covet_module", "resolve", "resolve_dotted", "unsupported_keywords",
+__all__ = ["SOURCE_ROOTS", "Target", "covet_module", "renamed", "resolve", "resolve_dotted", "unsupported_keywords",
            "run_keywords"]
 
 #: The top-level packages whose names are rewritten.
@@ -41,6 +41,19 @@ _RENAMES = {
     "FastAPI": "CovetPy",
     "Starlette": "CovetPy",
 }
+
+
+#: Names covet has, but for something else: mapping them by name would change the program.
+_DIFFERENT = {
+    ("starlette.routing", "Route"): "covet.routing.Route is covet's route-table entry, not Starlette's "
+                                    "Route(path, endpoint): declare the route with @app.get(...)/@app.api_route(...) "
+                                    "or app.add_api_route(path, endpoint, methods=[...])",
+}
+
+
+def renamed(name: str) -> Optional[str]:
+    """covet's name for `name` when it differs (``FastAPI`` -> ``CovetPy``), else None."""
+    return _RENAMES.get(name)
 
 
 @dataclass(frozen=True)
@@ -88,6 +101,9 @@ def _has(module: str, name: str) -> bool:
 
 def resolve(source_module: str, name: str) -> tuple[Optional[Target], str]:
     """(target, "") for ``from source_module import name``, or (None, why) when covet has no such name."""
+    different = _DIFFERENT.get((source_module, name))
+    if different is not None:
+        return None, different
     new_name = _RENAMES.get(name, name)
     module = covet_module(source_module)
     if module is not None and _has(module, new_name):

@@ -18,7 +18,7 @@ from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import RemoveImportsVisitor
 from libcst.metadata import PositionProvider, QualifiedNameProvider
 
-from .names import is_source, resolve, resolve_dotted, run_keywords, unsupported_keywords
+from .names import is_source, renamed, resolve, resolve_dotted, run_keywords, unsupported_keywords
 
 __all__ = ["FileResult", "Note", "rewrite_source"]
 
@@ -107,10 +107,15 @@ class _Rewriter(cst.CSTTransformer):
     # ---- import statements ------------------------------------------------------------------------------
 
     def leave_ImportFrom(self, original_node: cst.ImportFrom, updated_node: cst.ImportFrom) -> cst.ImportFrom:
-        if original_node.relative or original_node.module is None:
-            return updated_node
-        source = _dotted(original_node.module)
-        if not is_source(source):
+        source = "." * len(original_node.relative) + (_dotted(original_node.module) if original_node.module else "")
+        if original_node.relative or not is_source(source):
+            if not isinstance(original_node.names, cst.ImportStar):
+                for alias in original_node.names:
+                    new_name = renamed(_dotted(alias.name))
+                    if new_name is not None:  # a re-export of FastAPI from a module `covet migrate` rewrites
+                        self._problem(alias, f"`from {source} import {_dotted(alias.name)}`: if {source} is "
+                                             f"migrated too, it names it {new_name} now: import {new_name} from "
+                                             "covet here")
             return updated_node
         if isinstance(original_node.names, cst.ImportStar):
             target, _, why = resolve_dotted(source)
@@ -295,8 +300,8 @@ def rewrite_source(source: bytes) -> FileResult:
         RemoveImportsVisitor.remove_unused_import(context, "uvicorn", "run")
         new = RemoveImportsVisitor(context).transform_module(new)
     changes = sorted(rewriter.changes, key=lambda n: n.line)
-    for qualified, (old, renamed) in rewriter.renamed.items():
-        changes.append(Note(0, f"{old} -> {renamed} where it is used ({qualified} is covet's {renamed})"))
+    for qualified, (old, new_name) in rewriter.renamed.items():
+        changes.append(Note(0, f"{old} -> {new_name} where it is used ({qualified} is covet's {new_name})"))
     problems = sorted(set(rewriter.problems), key=lambda n: (n.line, n.text))
     return FileResult(new.bytes, changes, problems)
 
