@@ -280,7 +280,7 @@ def test_walk_skips_virtualenvs_build_dirs_and_git(tmp_path: Path) -> None:
     (tmp_path / "src" / "notes.txt").write_text(code_line)
     code, out = migrate_in_process(tmp_path, check=True)
     assert code == 1
-    assert "1 files checked: 1 to rewrite" in out and "src/app.py: would rewrite" in out
+    assert "1 file checked: 1 to rewrite" in out and "src/app.py: would rewrite" in out
     assert (tmp_path / "src" / "app.py").read_text() == code_line
 
 

@@ -114,7 +114,7 @@ def migrate(paths: Sequence[str], *, check: bool = False, diff: bool = False, ou
         summary.append(f"{unmapped} not mapped (path:line above; left as they were)")
     if failed:
         summary.append(f"{failed} not parsed")
-    print(f"covet migrate: {files} files checked: {', '.join(summary)}", file=stream)
+    print(f"covet migrate: {files} file{'' if files == 1 else 's'} checked: {', '.join(summary)}", file=stream)
     if failed or unmapped or (check and rewritten):
         return 1
     return 0
