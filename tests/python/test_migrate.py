@@ -297,3 +297,15 @@ def test_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert no_libcst.returncode == 2
     assert "covet: migrate: libcst is not installed: pip install 'covetpy[migrate]'" in no_libcst.stderr
     assert (tmp_path / "a.py").read_text() == "from fastapi import FastAPI\n"
+
+
+def test_names_in_annotation_strings_and_all(tmp_path: Path) -> None:
+    source = tmp_path / "factory.py"
+    source.write_text('from fastapi import FastAPI\n\n__all__ = ["FastAPI", "make"]\n\n\n'
+                      'def make() -> "FastAPI":\n    app: "FastAPI" = FastAPI()\n'
+                      '    label = "FastAPI"  # a plain string: unchanged\n    return app\n')
+    code, out = migrate_in_process(source)
+    assert code == 0, out
+    assert source.read_text() == ('from covet import CovetPy\n\n__all__ = ["CovetPy", "make"]\n\n\n'
+                                  'def make() -> "CovetPy":\n    app: "CovetPy" = CovetPy()\n'
+                                  '    label = "FastAPI"  # a plain string: unchanged\n    return app\n')

@@ -9,7 +9,7 @@ take, ``uvicorn.run("module:app")``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
@@ -61,6 +61,10 @@ def _root(node: cst.BaseExpression) -> Optional[cst.Name]:
     return node if isinstance(node, cst.Name) else None
 
 
+def _is_all(targets: Iterable[cst.BaseExpression]) -> int:
+    return int(any(isinstance(t, cst.Name) and t.value == "__all__" for t in targets))
+
+
 def _names(aliases: Sequence[cst.ImportAlias]) -> str:
     return ", ".join(_dotted(a.name) + (f" as {_dotted(a.asname.name)}" if a.asname is not None and
                                         isinstance(a.asname.name, cst.Name) else "") for a in aliases)
@@ -86,6 +90,7 @@ class _Rewriter(cst.CSTTransformer):
         self.extra_lines: dict[cst.ImportFrom, list[cst.SimpleStatementLine]] = {}
         self.pending_extra: list[cst.SimpleStatementLine] = []
         self.uvicorn_rewritten = False
+        self.string_names = 0  # inside annotations and `__all__` assignments, where a string can name FastAPI
 
     # ---- helpers ----------------------------------------------------------------------------------------
 
@@ -242,6 +247,39 @@ class _Rewriter(cst.CSTTransformer):
             if qualified == original_node.value and self.module_aliases.get(qualified) == (qualified, "covet"):
                 return updated_node.with_changes(value="covet")  # a bare `fastapi` module reference
         return updated_node
+
+    # ---- names in strings: `app: "FastAPI"`, `__all__ = ["FastAPI"]` --------------------------------------
+
+    def visit_Annotation(self, node: cst.Annotation) -> None:
+        self.string_names += 1
+
+    def leave_Annotation(self, original_node: cst.Annotation, updated_node: cst.Annotation) -> cst.Annotation:
+        self.string_names -= 1
+        return updated_node
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        self.string_names += _is_all(t.target for t in node.targets)
+
+    def leave_Assign(self, original_node: cst.Assign, updated_node: cst.Assign) -> cst.Assign:
+        self.string_names -= _is_all(t.target for t in original_node.targets)
+        return updated_node
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        self.string_names += _is_all([node.target])
+
+    def leave_AugAssign(self, original_node: cst.AugAssign, updated_node: cst.AugAssign) -> cst.AugAssign:
+        self.string_names -= _is_all([original_node.target])
+        return updated_node
+
+    def leave_SimpleString(self, original_node: cst.SimpleString, updated_node: cst.SimpleString) -> cst.SimpleString:
+        if not self.string_names:
+            return updated_node
+        value = original_node.evaluated_value
+        new = next((n for old, n in self.renamed.values() if old == value), None)
+        if new is None:
+            return updated_node
+        self._change(original_node, f"{original_node.value} -> {original_node.quote}{new}{original_node.quote}")
+        return updated_node.with_changes(value=f"{original_node.prefix}{original_node.quote}{new}{original_node.quote}")
 
     # ---- calls ------------------------------------------------------------------------------------------
 
