@@ -328,6 +328,9 @@ class _Rewriter(cst.CSTTransformer):
 
 def rewrite_source(source: bytes) -> FileResult:
     """Rewrites one module's source; raises libcst.ParserSyntaxError when it is not valid Python."""
+    lowered = source.lower()
+    if not any(word in lowered for word in (b"fastapi", b"starlette", b"uvicorn")):
+        return FileResult(source)  # nothing to map: not even parsed
     module = cst.parse_module(source)
     wrapper = cst.MetadataWrapper(module)
     rewriter = _Rewriter(wrapper.module)
