@@ -192,6 +192,7 @@ if __name__ == "__main__":
     uvicorn.run("main:app", reload=True)
 from starlette.routing import Route
 from .base import FastAPI as Base
+app.frontend("/", directory="dist")
 '''
 
 
@@ -209,8 +210,9 @@ def test_reports_what_it_cannot_map_with_file_and_line(tmp_path: Path) -> None:
     assert f"{main}:9: cannot map `from starlette.routing import Route`: covet.routing.Route is covet's " \
            "route-table entry, not Starlette's Route(path, endpoint)" in out
     assert f"{main}:10: `from .base import FastAPI`: if .base is migrated too, it names it CovetPy now" in out
+    assert f"{main}:11: covet.CovetPy has no attribute 'frontend' (`app.frontend`, app = FastAPI(...))" in out
     assert f"{tmp_path / 'broken.py'}:2: cannot parse, left as it is" in out
-    assert "2 files checked: 1 rewritten, 0 unchanged, 6 not mapped" in out and "1 not parsed" in out
+    assert "2 files checked: 1 rewritten, 0 unchanged, 7 not mapped" in out and "1 not parsed" in out
     assert (tmp_path / "main.py").read_text() == UNMAPPED.replace(
         "from fastapi import FastAPI, NotAName  # partly mappable",
         "from covet import CovetPy  # partly mappable\nfrom fastapi import NotAName",

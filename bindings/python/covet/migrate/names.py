@@ -17,8 +17,8 @@ from functools import cache
 from types import ModuleType
 from typing import Any, Optional
 
-__all__ = ["SOURCE_ROOTS", "Target", "covet_module", "renamed", "resolve", "resolve_dotted", "unsupported_keywords",
-           "run_keywords"]
+__all__ = ["SOURCE_ROOTS", "Target", "covet_module", "instance_lacks", "renamed", "resolve", "resolve_dotted",
+           "unsupported_keywords", "run_keywords"]
 
 #: The top-level packages whose names are rewritten.
 SOURCE_ROOTS = ("fastapi", "starlette")
@@ -164,6 +164,27 @@ def unsupported_keywords(target: Target, keywords: list[str]) -> list[str]:
     if accepted is None:
         return []
     return [k for k in keywords if k not in accepted]
+
+
+#: Classes whose instances' attributes are checked (``app.frontend(...)`` on a CovetPy): made once with no arguments.
+_INSTANCE_CHECKED = frozenset({"covet.CovetPy", "covet.app.CovetPy", "covet.APIRouter", "covet.routing.APIRouter"})
+
+
+@cache
+def _instance(target: Target) -> Any:
+    if target.dotted not in _INSTANCE_CHECKED:
+        return None
+    try:
+        return _object(target)()
+    except Exception:  # no default instance: nothing is checked
+        return None
+
+
+def instance_lacks(target: Target, attribute: str) -> bool:
+    """True when an instance of `target` (an app or router class) has no `attribute`; False when it has, or when
+    `target` is not one of the classes checked."""
+    instance = _instance(target)
+    return instance is not None and not hasattr(instance, attribute)
 
 
 @cache

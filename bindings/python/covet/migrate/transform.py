@@ -18,7 +18,16 @@ from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import RemoveImportsVisitor
 from libcst.metadata import PositionProvider, QualifiedNameProvider
 
-from .names import is_source, renamed, resolve, resolve_dotted, run_keywords, unsupported_keywords
+from .names import (
+    Target,
+    instance_lacks,
+    is_source,
+    renamed,
+    resolve,
+    resolve_dotted,
+    run_keywords,
+    unsupported_keywords,
+)
 
 __all__ = ["FileResult", "Note", "rewrite_source"]
 
@@ -91,6 +100,7 @@ class _Rewriter(cst.CSTTransformer):
         self.pending_extra: list[cst.SimpleStatementLine] = []
         self.uvicorn_rewritten = False
         self.string_names = 0  # inside annotations and `__all__` assignments, where a string can name FastAPI
+        self.instances: dict[str, tuple[str, Target]] = {}  # `app = FastAPI()`: "app" -> ("FastAPI", covet.CovetPy)
 
     # ---- helpers ----------------------------------------------------------------------------------------
 
@@ -204,6 +214,12 @@ class _Rewriter(cst.CSTTransformer):
     # ---- references -------------------------------------------------------------------------------------
 
     def visit_Attribute(self, node: cst.Attribute) -> Optional[bool]:
+        if isinstance(node.value, cst.Name) and node.value.value in self.instances:
+            source_name, target = self.instances[node.value.value]
+            if instance_lacks(target, node.attr.value):
+                local = node.value.value
+                self._problem(node, f"{target.dotted} has no attribute {node.attr.value!r} "
+                                    f"(`{local}.{node.attr.value}`, {local} = {source_name}(...))")
         root = _root(node)
         if root is None or root.value not in self.module_aliases:
             return True
@@ -259,6 +275,24 @@ class _Rewriter(cst.CSTTransformer):
 
     def visit_Assign(self, node: cst.Assign) -> None:
         self.string_names += _is_all(t.target for t in node.targets)
+        if len(node.targets) == 1:
+            self._note_instance(node.targets[0].target, node.value)
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        if node.value is not None:
+            self._note_instance(node.target, node.value)
+
+    def _note_instance(self, target: cst.BaseExpression, value: cst.BaseExpression) -> None:
+        """`app = FastAPI(...)`: later `app.x` uses are checked against covet's class."""
+        if not isinstance(target, cst.Name):
+            return
+        self.instances.pop(target.value, None)
+        if not isinstance(value, cst.Call):
+            return
+        for name in sorted(q for q in self._qualified(value.func) if is_source(q)):
+            found, rest, _ = resolve_dotted(name)
+            if found is not None and found.name and not rest:
+                self.instances[target.value] = (name.rsplit(".", 1)[-1], found)
 
     def leave_Assign(self, original_node: cst.Assign, updated_node: cst.Assign) -> cst.Assign:
         self.string_names -= _is_all(t.target for t in original_node.targets)
