@@ -115,6 +115,9 @@ def migrate(paths: Sequence[str], *, check: bool = False, diff: bool = False, ou
     if failed:
         summary.append(f"{failed} not parsed")
     print(f"covet migrate: {files} file{'' if files == 1 else 's'} checked: {', '.join(summary)}", file=stream)
+    if unmapped:
+        print("covet migrate: CovetPy's alternatives to the FastAPI names it lacks: docs/python.md, 'FastAPI names'",
+              file=stream)
     if failed or unmapped or (check and rewritten):
         return 1
     return 0
