@@ -39,12 +39,14 @@ _MODULES = {
 #: Names that differ: the application class.
 _RENAMES = {
     "FastAPI": "CovetPy",
-    "Starlette": "CovetPy",
 }
 
 
 #: Names covet has, but for something else: mapping them by name would change the program.
 _DIFFERENT = {
+    ("starlette.applications", "Starlette"): "a Starlette() app (routes=[Route(...)]) has no CovetPy counterpart: "
+                                             "CovetPy's application class is FastAPI's; make a CovetPy() and declare "
+                                             "the routes with @app.get(...)/app.add_api_route(...)",
     ("starlette.routing", "Route"): "covet.routing.Route is covet's route-table entry, not Starlette's "
                                     "Route(path, endpoint): declare the route with @app.get(...)/@app.api_route(...) "
                                     "or app.add_api_route(path, endpoint, methods=[...])",
@@ -113,9 +115,23 @@ def resolve(source_module: str, name: str) -> tuple[Optional[Target], str]:
     if module is not None and _module(f"{module}.{new_name}") is not None:  # a submodule: from fastapi import status
         return Target(module, new_name), ""
     if module is None:
-        return None, f"covet has no module for {source_module}, nor a {new_name} of its own"
+        return None, f"covet has no module for {source_module}, nor a {new_name} of its own{_why(source_module, name)}"
     where = f"neither {module} nor covet has" if module != "covet" else "covet has no"
-    return None, f"{where} {new_name}"
+    return None, f"{where} {new_name}{_why(source_module, name)}"
+
+
+def _why(source_module: str, name: str) -> str:
+    """The compatibility shim's reason and alternative for a name covet lacks (covet.compat's table, when this
+    covet has it), as ``" (reason)"``; else ""."""
+    table = _module("covet.compat._table")
+    why = getattr(table, "why", None)
+    if why is None:
+        return ""
+    try:
+        text = str(why(source_module, name))
+    except Exception:  # another covet's table: its reason is optional here
+        return ""
+    return "" if not text or text == getattr(table, "DEFAULT_WHY", None) else f" ({text})"
 
 
 def resolve_dotted(dotted: str) -> tuple[Optional[Target], str, str]:
