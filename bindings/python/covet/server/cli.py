@@ -205,7 +205,8 @@ def _parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="rewrite a FastAPI/Starlette code base's imports to CovetPy's "
                                              "(needs libcst: pip install 'covetpy[migrate]'; docs/migration.md)")
     migrate.add_argument("paths", nargs="+", metavar="PATH", help="a .py file or a directory (walked for *.py)")
-    migrate.add_argument("--check", action="store_true", help="write nothing; exit 1 when a file would change (CI)")
+    migrate.add_argument("--check", action="store_true",
+                         help="write nothing; exit 1 when a file would change or a name cannot be mapped (CI)")
     migrate.add_argument("--diff", action="store_true", help="write nothing; print a unified diff of each rewrite")
 
     worker = sub.add_parser("_worker", help=argparse.SUPPRESS)  # one worker process, started by `run`
