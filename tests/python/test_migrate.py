@@ -32,6 +32,7 @@ from covet.migrate import MigrateError, migrate  # noqa: E402
 from covet.server.cli import main as cli_main  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parent / "migrate_samples"
+ROOT = Path(__file__).resolve().parents[2]
 ENV = {k: v for k, v in os.environ.items() if k != "COVET_NATIVE"}
 
 
@@ -156,6 +157,22 @@ def test_shop_own_tests_pass_on_covet(shop: tuple[Path, str]) -> None:
     root, _ = shop
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=root,
                             capture_output=True, text=True, timeout=120, env=ENV)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "10 passed" in result.stdout
+
+
+def test_shop_own_tests_pass_on_fastapi_before_the_migration(tmp_path: Path) -> None:
+    """The same tests, unmigrated, on FastAPI 0.165: the differential test's pinned venv, once it has been built
+    (tests/differential/run.sh; pydantic is the same version as here)."""
+    site = next((ROOT / "build" / "differential-venv" / "lib").glob("python3.*/site-packages/fastapi"), None) \
+        if (ROOT / "build" / "differential-venv" / "lib").is_dir() else None
+    if site is None:
+        pytest.skip("no build/differential-venv with FastAPI (tests/differential/run.sh builds it)")
+    root = tmp_path / "shop"
+    shutil.copytree(SAMPLES / "shop", root)
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore", "tests"],
+                            cwd=root, capture_output=True, text=True, timeout=120,
+                            env={**ENV, "PYTHONPATH": str(site.parent)})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "10 passed" in result.stdout
 
