@@ -96,7 +96,6 @@ class _Rewriter(cst.CSTTransformer):
         self.renamed: dict[str, tuple[str, str]] = {}
         # local names bound by `import fastapi...` statements -> (source module, covet module)
         self.module_aliases: dict[str, tuple[str, str]] = {}
-        self.extra_lines: dict[cst.ImportFrom, list[cst.SimpleStatementLine]] = {}
         self.pending_extra: list[cst.SimpleStatementLine] = []
         self.uvicorn_rewritten = False
         self.string_names = 0  # inside annotations and `__all__` assignments, where a string can name FastAPI
