@@ -214,6 +214,12 @@ def _parser() -> argparse.ArgumentParser:
                     help="CovetPy writes no access log: --no-access-log is accepted, --access-log refused")
 
     compare.add_arguments(sub.add_parser("compare", help="the app under uvicorn and CovetPy: same answers? how fast?"))
+    migrate = sub.add_parser("migrate", help="rewrite a FastAPI/Starlette code base's imports to CovetPy's "
+                                             "(needs libcst: pip install 'covetpy[migrate]'; docs/migration.md)")
+    migrate.add_argument("paths", nargs="+", metavar="PATH", help="a .py file or a directory (walked for *.py)")
+    migrate.add_argument("--check", action="store_true",
+                         help="write nothing; exit 1 when a file would change or a name cannot be mapped (CI)")
+    migrate.add_argument("--diff", action="store_true", help="write nothing; print a unified diff of each rewrite")
 
     worker = sub.add_parser("_worker", help=argparse.SUPPRESS)  # one worker process, started by `run`
     common(worker)
@@ -331,6 +337,13 @@ def _check_interface(app: Any, args: argparse.Namespace) -> None:
                          "--interface to serve it as an ASGI or WSGI application")
     if kind != "wsgi" and args.wsgi_threads is not None:
         log.warning("--wsgi-threads is for WSGI apps; %s is served as %s", args.app, kind)
+def _migrate(args: argparse.Namespace) -> int:
+    from covet.migrate import MigrateError, migrate  # deferred: only `covet migrate` needs it (and libcst)
+
+    try:
+        return migrate(args.paths, check=args.check, diff=args.diff)
+    except MigrateError as e:
+        raise UsageError(f"migrate: {e}") from None
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -345,6 +358,8 @@ def _main(argv: Optional[list[str]]) -> int:
     args = _parser().parse_args(argv)
     if args.command == "compare":
         return compare.main(args)
+    if args.command == "migrate":
+        return _migrate(args)
     if args.command == "run":
         _refuse_unsupported_uvicorn_flags(args)
         if args.env_file:
