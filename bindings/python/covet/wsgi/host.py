@@ -28,7 +28,9 @@ import contextlib
 import logging
 import queue
 import re
+import select
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any, Optional
 
@@ -48,6 +50,10 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 _ERROR_HEADERS: list[tuple[str, str]] = [("content-type", "text/plain; charset=utf-8")]
 _ERROR_BODY = b"Internal Server Error"
+# Inline mode (threads=0) waiting for the engine's news: the embedded engine's fd at most this long, then a poll;
+# with an I/O thread, sleeps this long between checks.
+_INLINE_WAIT = 0.01
+_INLINE_SLEEP = 0.0005
 # Embedded engine: seconds between the loop's safety polls (WsgiDispatcher._tick).
 _TICK = 0.25
 # A HEAD answer whose app gave Content-Length and no body: that many zero bytes go to the engine, which announces
@@ -221,7 +227,10 @@ class _Exchange:
                 self.news.release()
             gate = dispatcher.gate
             if gate is not None:
-                dispatcher.loop.call_soon_threadsafe(gate.leave)
+                if dispatcher.pool is None:
+                    gate.leave()
+                else:
+                    dispatcher.loop.call_soon_threadsafe(gate.leave)
 
     def _respond(self, result: Any) -> None:
         if result.__class__ is FileWrapper and self.status and not self.streaming:
@@ -288,7 +297,7 @@ class _Exchange:
     def _news(self) -> EngineNews:
         news = self.news
         if news is None:
-            news = self.news = EngineNews()
+            news = self.news = EngineNews() if self.dispatcher.pool is not None else _InlineNews(self.dispatcher)
         return news
 
     def _start(self) -> None:
@@ -399,19 +408,28 @@ class WsgiDispatcher(EngineDriver):
         server_name = getattr(config, "host", "") or "localhost"
         self.environ = EnvironBuilder(server_name, server.port, root_path, host.threads > 1, host.multiprocess,
                                       FileWrapper)
-        self.pool = _Pool(self, host.threads)
+        # threads=0: the app runs on the loop thread itself (no pool, no hand-off).
+        self.pool = _Pool(self, host.threads) if host.threads else None
         # Embedded engine: what a pool thread posts to the engine waits for the loop thread's next poll; the
         # post's own wake-up does not reach the loop, so the pool thread asks for that poll (`kick`).
         self.kick: Optional[Callable[[], None]] = None
         self._kick_pending = False
         self._tick_handle: Optional[asyncio.TimerHandle] = None
         if self.embedded:
-            self.kick = self._kick
+            if self.pool is not None:
+                self.kick = self._kick
             self._tick_handle = loop.call_later(_TICK, self._tick)
 
     def dispatch(self, items: Sequence[tuple[int, Any, Responder]]) -> None:
-        put = self.pool.queue.put
         gate = self.gate
+        if self.pool is None:  # inline: one request after the other on this thread, answered in place
+            for item in items:
+                if gate is None or gate.enter():
+                    _Exchange(self, item[1], item[2]).run()
+                else:
+                    item[2].send(503, _ERROR_HEADERS, b"Service Unavailable")
+            return
+        put = self.pool.queue.put
         if gate is None:
             for item in items:
                 put(item)
@@ -446,9 +464,22 @@ class WsgiDispatcher(EngineDriver):
         """Stops the pool threads once they finish their requests (`timeout`: seconds to wait for them)."""
         if self._tick_handle is not None:
             self._tick_handle.cancel()
-        self.pool.stop()
-        if timeout > 0:
-            self.pool.join(timeout)
+        if self.pool is not None:
+            self.pool.stop()
+            if timeout > 0:
+                self.pool.join(timeout)
+
+    def wait_inline(self) -> None:
+        """Inline (threads=0): the engine's news for the exchange running on this thread, by driving the engine
+        here (the loop is inside this exchange): the embedded engine polled, or a short sleep for the I/O thread's."""
+        server = self.server
+        if self.embedded:
+            select.select([server.fileno()], [], [], _INLINE_WAIT)
+            server.poll()
+            server.flush()
+        else:
+            time.sleep(_INLINE_SLEEP)
+        server.take_body()  # only this exchange waits for news (one at a time): the caller re-checks its own
 
 
 class WsgiHost:
@@ -463,8 +494,8 @@ class WsgiHost:
         if not callable(app):
             raise TypeError(f"WsgiHost needs a WSGI application (a callable app(environ, start_response)), not "
                             f"{type(app).__name__}")
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-            raise ValueError(f"WsgiHost(threads=...) must be a positive integer, not {threads!r}")
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+            raise ValueError(f"WsgiHost(threads=...) must be 0 (inline) or a positive integer, not {threads!r}")
         self.app = app
         self.threads = threads
         self.multiprocess = multiprocess
@@ -495,6 +526,23 @@ class WsgiHost:
         return dispatcher
 
 
+class _InlineNews(EngineNews):
+    """Inline mode's waiting: no other thread wakes this one; it drives the engine until its news came."""
+
+    __slots__ = ("_dispatcher",)
+
+    def __init__(self, dispatcher: WsgiDispatcher) -> None:
+        super().__init__()
+        self._dispatcher = dispatcher
+
+    def arm(self, event_id: int) -> None:
+        pass
+
+    def wait(self) -> None:
+        self._dispatcher.wait_inline()
+
+
 def _join_all(dispatchers: list[WsgiDispatcher], timeout: float) -> None:
     for dispatcher in dispatchers:
-        dispatcher.pool.join(timeout)
+        if dispatcher.pool is not None:
+            dispatcher.pool.join(timeout)
