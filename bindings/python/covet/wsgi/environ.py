@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import io
 import sys
+from collections.abc import Iterator
 from typing import Any, Optional
 from urllib.parse import unquote
 
-__all__ = ["EnvironBuilder", "header_key"]
+__all__ = ["EMPTY_INPUT", "EmptyInput", "EnvironBuilder", "header_key"]
 
 # Keys cached for header names already seen; a client cannot grow it past this (it then maps without caching).
 _CACHE_LIMIT = 1024
@@ -49,6 +50,30 @@ def _split_host(host: str) -> tuple[str, str]:
     if len(_HOSTS) < _CACHE_LIMIT:
         _HOSTS[host] = result
     return result
+
+
+class EmptyInput:
+    """``wsgi.input`` of a request without a body."""
+
+    __slots__ = ()
+
+    def read(self, size: Optional[int] = -1) -> bytes:
+        return b""
+
+    def readline(self, size: Optional[int] = -1) -> bytes:
+        return b""
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        return []
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(())
+
+    def close(self) -> None:
+        pass
+
+
+EMPTY_INPUT = EmptyInput()
 
 
 class EnvironBuilder:
@@ -110,5 +135,10 @@ class EnvironBuilder:
             name, port_text = _split_host(host)
             environ["SERVER_NAME"] = name
             environ["SERVER_PORT"] = port_text or ("443" if scheme == "https" else "80")
-        environ["wsgi.input"] = io.BytesIO(native.body) if body_input is None else body_input
+        if body_input is not None:
+            environ["wsgi.input"] = body_input
+        elif "CONTENT_LENGTH" in environ or "HTTP_TRANSFER_ENCODING" in environ:
+            environ["wsgi.input"] = io.BytesIO(native.body)
+        else:  # no body: one shared empty stream (it has no state to share)
+            environ["wsgi.input"] = EMPTY_INPUT
         return environ

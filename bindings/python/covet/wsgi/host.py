@@ -105,7 +105,9 @@ def _header_kind(name: Any) -> int:
 
 def _engine_headers(headers: Any) -> tuple[list[tuple[str, Any]], int]:
     """The app's headers as the engine takes them, and its Content-Length (-1: none). Checked here, so that a
-    fault raises from start_response in the app; values outside ASCII go as latin-1 bytes (PEP 3333)."""
+    fault raises from start_response in the app; values outside ASCII go as latin-1 bytes (PEP 3333). The
+    engine frames the body itself (it drops Content-Length and Transfer-Encoding), so the app's list is passed
+    on as it is unless it holds a hop-by-hop header or a value outside ASCII."""
     if headers.__class__ is not list:
         if not isinstance(headers, (list, tuple)):
             raise TypeError(f"start_response(): the headers must be a list of (name, value) tuples, not "
@@ -113,29 +115,33 @@ def _engine_headers(headers: Any) -> tuple[list[tuple[str, Any]], int]:
         headers = list(headers)
     declared = -1
     rebuild = False
+    names = _NAMES
     for item in headers:
         if item.__class__ is not tuple or len(item) != 2:
             raise TypeError(f"start_response(): each header must be a (name, value) tuple of str, not {item!r}")
         name, value = item
-        kind = _header_kind(name)
+        kind = names.get(name)
+        if kind is None:
+            kind = _header_kind(name)
         if value.__class__ is not str:
             raise TypeError(f"start_response(): the value of header {name!r} must be a str, not "
                             f"{type(value).__name__} {value!r}")
         if kind:
-            rebuild = True
             if kind == _LENGTH:
                 text = value.strip()
                 if not text.isdigit():
                     raise ValueError(f"start_response(): bad Content-Length {value!r}: it must be a decimal number")
                 declared = int(text)
+            else:
+                rebuild = True
         elif not value.isascii():
             rebuild = True
     if not rebuild:
         return headers, declared
     out: list[tuple[str, Any]] = []
     for name, value in headers:
-        if _header_kind(name) != _ORDINARY:
-            continue  # Content-Length: the engine frames the body; hop-by-hop: not the app's
+        if _header_kind(name) == _HOP:
+            continue  # not the app's to send (the engine manages the connection)
         if not value.isascii():
             try:
                 value = value.encode("latin-1")
