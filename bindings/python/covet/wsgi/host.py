@@ -494,8 +494,10 @@ class WsgiHost:
 
     interface = "wsgi"
 
-    def __init__(self, app: WsgiApp, threads: int = 10, *, multiprocess: bool = False) -> None:
-        """`threads`: the pool running the app (size it for the app's blocking work, as gunicorn's ``--threads``);
+    def __init__(self, app: WsgiApp, threads: int = 4, *, multiprocess: bool = False) -> None:
+        """`threads`: the pool running the app (size it for the app's blocking work, as gunicorn's ``--threads``;
+        4 by default, as waitress); 0 runs the app on the event-loop thread itself, one request at a time (as a
+        gunicorn sync worker: no hand-off, the cheapest per request, for apps that do not block);
         `multiprocess`: ``wsgi.multiprocess`` (True when several worker processes serve the app)."""
         if not callable(app):
             raise TypeError(f"WsgiHost needs a WSGI application (a callable app(environ, start_response)), not "
