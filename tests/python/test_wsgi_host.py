@@ -189,6 +189,20 @@ def test_chunked_upload_without_length_reads_to_the_end() -> None:
         assert raw.split()[-1].decode() == hashlib.sha256(b"a" * 100_000 + b"b" * 50_000).hexdigest()
 
 
+@pytest.mark.parametrize("mode", [pytest.param((0, 4), id="embedded-pool"), pytest.param((1, 0), id="io-thread-inline")])
+def test_body_over_the_streamed_limit_is_refused_with_413(mode: tuple[int, int]) -> None:
+    with WsgiServer(upload_app, threads=mode[1], engine_threads=mode[0], max_stream_body_bytes=200_000) as server:
+        status, _, body = server.request("POST", "/read", b"x" * 1_000_000)  # refused on its Content-Length
+        assert status == 413, body
+        # Chunked, no length: refused while the app reads it (RequestBodyError), answered with the engine's status.
+        chunk = b"y" * 50_000
+        chunks = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(10)) + b"0\r\n\r\n"
+        raw = raw_exchange(server.port, b"POST /read HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                                        b"Connection: close\r\n\r\n" + chunks)
+        assert raw.startswith(b"HTTP/1.1 413"), raw[:200]
+        assert server.request("POST", "/read", b"z" * 100_000)[0] == 200
+
+
 # -- responses ----------------------------------------------------------------------------------------------------
 class Closing:
     """A response iterable recording that close() was called."""
