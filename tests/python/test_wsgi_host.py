@@ -493,6 +493,51 @@ def test_host_arguments_are_checked() -> None:
         WsgiHost(environ_app, threads=-1)
 
 
+# -- HTTP/2 -------------------------------------------------------------------------------------------------------
+def h2_app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    if environ["PATH_INFO"] == "/slow":
+        time.sleep(0.3)
+    data = environ["wsgi.input"].read()
+    body = f"{environ['SERVER_PROTOCOL']} {environ['PATH_INFO']} {len(data)}".encode()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [body]
+
+
+def test_http2_streams_run_in_parallel_and_carry_bodies() -> None:
+    h2_connection = pytest.importorskip("h2.connection")
+    h2_events = pytest.importorskip("h2.events")
+    h2_config = pytest.importorskip("h2.config")
+    with WsgiServer(h2_app, threads=2) as server:
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        conn = h2_connection.H2Connection(config=h2_config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+
+        def request(path: str, body: bytes) -> int:
+            stream_id = int(conn.get_next_available_stream_id())
+            conn.send_headers(stream_id, [(":method", "POST" if body else "GET"), (":path", path),
+                                          (":scheme", "http"), (":authority", "localhost")], end_stream=not body)
+            if body:  # DATA frames without a content-length header
+                conn.send_data(stream_id, body, end_stream=True)
+            return stream_id
+
+        slow, fast = request("/slow", b""), request("/fast", b"x" * 5000)
+        sock.sendall(conn.data_to_send())
+        done: dict[int, bytes] = {}
+        order: list[int] = []
+        deadline = time.monotonic() + 5
+        while len(order) < 2 and time.monotonic() < deadline:
+            for event in conn.receive_data(sock.recv(65536)):
+                if isinstance(event, h2_events.DataReceived):
+                    done[event.stream_id] = done.get(event.stream_id, b"") + event.data
+                    conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                elif isinstance(event, h2_events.StreamEnded):
+                    order.append(event.stream_id)
+            sock.sendall(conn.data_to_send())
+        sock.close()
+        assert order == [fast, slow]
+        assert done[fast] == b"HTTP/2 /fast 5000" and done[slow] == b"HTTP/2 /slow 0"
+
+
 # -- covet run ----------------------------------------------------------------------------------------------------
 RUN_APP = '''
 import threading, time

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Optional
 from urllib.parse import unquote
 
@@ -97,9 +97,9 @@ class EnvironBuilder:
             "wsgi.file_wrapper": file_wrapper,
         }
 
-    def build(self, native: Any, body_input: Optional[Any]) -> dict[str, Any]:
-        """The environ of `native` (a NativeRequest); `body_input`: the streamed body's wsgi.input, or None for
-        a body that came whole (then a BytesIO of it)."""
+    def build(self, native: Any, streamed_input: Callable[[Any], Any]) -> dict[str, Any]:
+        """The environ of `native` (a NativeRequest); `streamed_input(native)`: the wsgi.input of a body the
+        engine streams (a body that came whole is a BytesIO of it)."""
         environ = self.base.copy()
         environ["REQUEST_METHOD"] = native.method
         path = native.path
@@ -135,10 +135,8 @@ class EnvironBuilder:
             name, port_text = _split_host(host)
             environ["SERVER_NAME"] = name
             environ["SERVER_PORT"] = port_text or ("443" if scheme == "https" else "80")
-        if body_input is not None:
-            environ["wsgi.input"] = body_input
-        elif "CONTENT_LENGTH" in environ or "HTTP_TRANSFER_ENCODING" in environ:
-            environ["wsgi.input"] = io.BytesIO(native.body)
-        else:  # no body: one shared empty stream (it has no state to share)
+        if "CONTENT_LENGTH" in environ or "HTTP_TRANSFER_ENCODING" in environ or version == "2":
+            environ["wsgi.input"] = streamed_input(native) if native.streaming else io.BytesIO(native.body)
+        else:  # HTTP/1 without Content-Length or Transfer-Encoding: no body, one shared empty stream (no state)
             environ["wsgi.input"] = EMPTY_INPUT
         return environ

@@ -211,12 +211,9 @@ class _Exchange:
     def run(self) -> None:
         dispatcher = self.dispatcher
         native = self.native
-        body_input: Optional[BodyInput] = None
-        if native.streaming:
-            body_input = BodyInput(native, self._news(), dispatcher.kick)
         result: Any = None
         try:
-            environ = dispatcher.environ.build(native, body_input)
+            environ = dispatcher.environ.build(native, self._body_input)
             result = dispatcher.app(environ, self.start_response)
             self._respond(result)
         except Exception as exc:
@@ -299,6 +296,9 @@ class _Exchange:
         kick = self.dispatcher.kick
         if kick is not None:
             kick()
+
+    def _body_input(self, native: Any) -> BodyInput:
+        return BodyInput(native, self._news(), self.dispatcher.kick)
 
     def _news(self) -> EngineNews:
         news = self.news
