@@ -540,10 +540,11 @@ def test_http2_streams_run_in_parallel_and_carry_bodies() -> None:
 
 # -- covet run ----------------------------------------------------------------------------------------------------
 RUN_APP = '''
-import threading, time
+import pathlib, threading, time
 
 def app(environ, start_response):
     if environ["PATH_INFO"] == "/slow":
+        pathlib.Path("slow-started").touch()
         time.sleep(1.0)
     body = "|".join([environ["SCRIPT_NAME"], environ["PATH_INFO"], str(environ["wsgi.multithread"]),
                      threading.current_thread().name]).encode()
@@ -570,10 +571,13 @@ def test_covet_run_serves_a_wsgi_app(tmp_path: Path) -> None:
         slow: list[int] = []
         runner = threading.Thread(target=lambda: slow.append(server.request("GET", "/slow")[0]))
         runner.start()
-        time.sleep(0.3)
+        deadline = time.monotonic() + 10
+        while not (tmp_path / "slow-started").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert server.request("GET", "/")[0] == 503
         runner.join(10)
         assert slow == [200]
+        time.sleep(0.1)  # the count drops on the loop thread just after the answer went out
         assert server.request("GET", "/")[0] == 200
         assert proc.stop() < 5
 
