@@ -4,10 +4,13 @@ Threads. The engine hands requests to the event-loop thread (`WsgiDispatcher.on_
 them on the pool's queue: the app runs in one of the pool's `threads` threads, which builds the environ,
 calls the app and answers through the request's ``NativeResponder`` itself. The responder is safe to use from
 any thread in both engine modes: a call from a thread that is not the connection's posts the work to the
-connection's thread (the I/O thread with ``threads>=1``; with the embedded engine, ``threads=0``, the loop
-thread, which the post wakes). So a response with one body costs one hand-off (loop -> pool) and one post to
-the engine; nothing goes back through the event loop. A streamed request body and a streamed response's flow
+connection's thread (the I/O thread with the engine's ``threads>=1``; with the embedded engine, ``threads=0``,
+the loop thread, which the pool thread then asks for a poll: `WsgiDispatcher.kick`). So a response with one body
+costs one hand-off (loop -> pool) and one post to the engine; with an I/O thread nothing goes back through the
+event loop. A streamed request body and a streamed response's flow
 control wait in the pool thread on an Event that the loop sets from the engine's ``take_body`` news.
+``threads=0`` runs the app on the loop thread itself, one request at a time (no hand-off at all); its waits drive
+the engine in place (`WsgiDispatcher.wait_inline`).
 
 Responses. The first non-empty body chunk is held: when the iterable ends after it, the whole response goes
 out in one ``send`` (Content-Length); a second chunk (or ``write()``) starts a chunked stream with back-pressure
