@@ -1,16 +1,16 @@
 """`WsgiHost`: a WSGI application (PEP 3333: Flask, Django, ...) served on the native engine.
 
-Threads. The engine hands requests to the event-loop thread (`WsgiDispatcher.on_readable`), which builds each
-one's environ (only this thread reads the engine's request: see `_Exchange`) and puts it on the pool's queue: the
-app runs in one of the pool's `threads` threads, which answers through the request's ``NativeResponder`` itself. The responder is safe to use from
-any thread in both engine modes: a call from a thread that is not the connection's posts the work to the
-connection's thread (the I/O thread with the engine's ``threads>=1``; with the embedded engine, ``threads=0``,
-the loop thread, which the pool thread then asks for a poll: `WsgiDispatcher.kick`). So a response with one body
-costs one hand-off (loop -> pool) and one post to the engine; with an I/O thread nothing goes back through the
-event loop. A streamed request body and a streamed response's flow
-control wait in the pool thread on an Event that the loop sets from the engine's ``take_body`` news.
-``threads=0`` runs the app on the loop thread itself, one request at a time (no hand-off at all); its waits drive
-the engine in place (`WsgiDispatcher.wait_inline`).
+Threads. The engine hands requests to the event-loop thread (`WsgiDispatcher.on_readable`), which builds each one's
+environ (only this thread reads the engine's request: see `_Exchange`) and puts it on the pool's queue: the app runs
+in one of the pool's `threads` threads, which answers through the request's ``NativeResponder`` itself. The
+responder is safe to use from any thread in both engine modes: a call from a thread that is not the connection's
+posts the work to the connection's thread (the I/O thread with the engine's ``threads>=1``; with the embedded
+engine, ``threads=0``, the loop thread, which the pool thread then asks for a poll: `WsgiDispatcher.kick`). So a
+response with one body costs one hand-off (loop -> pool) and one post to the engine; with an I/O thread nothing goes
+back through the event loop. A streamed request body and a streamed response's flow control wait in the pool thread
+on an Event that the loop sets from the engine's ``take_body`` news. ``threads=0`` runs the app on the loop thread
+itself, one request at a time (no hand-off at all); its waits drive the engine in place
+(`WsgiDispatcher.wait_inline`).
 
 Responses. The first non-empty body chunk is held: when the iterable ends after it, the whole response goes
 out in one ``send`` (Content-Length); a second chunk (or ``write()``) starts a chunked stream with back-pressure
@@ -172,7 +172,7 @@ class _Exchange:
     queue, which are made for other threads (their work is posted to the connection's thread)."""
 
     __slots__ = ("dispatcher", "environ", "responder", "status", "headers", "declared", "sent", "streaming",
-                 "news", "flow_id")
+                 "news", "flow_id", "first_chunk")
 
     def __init__(self, dispatcher: WsgiDispatcher, responder: Any) -> None:
         self.dispatcher = dispatcher
@@ -185,6 +185,7 @@ class _Exchange:
         self.streaming = False
         self.news: Optional[EngineNews] = None
         self.flow_id = 0
+        self.first_chunk: Any = None
 
     def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[
             [bytes], None]:
@@ -218,7 +219,17 @@ class _Exchange:
 
     # -- the response ------------------------------------------------------------------------------
     def prepare(self, native: Any) -> bool:
-        """The environ of `native` (on the loop thread); False when it could not be made (answered 500)."""
+        """The environ of `native` (on the loop thread); False when it could not be made (answered 500), or when
+        the request is gone already."""
+        if native.streaming:
+            # A streamed body's news first: a body the engine refused (it answered 413/408 itself) or a client gone
+            # ended the exchange, and then the request itself may be gone: it is not read at all.
+            first = native.read_body()
+            if first.__class__ is tuple:
+                logger.info("a request's body failed before the WSGI app was called (%s: %s)", *first)
+                self._done()
+                return False
+            self.first_chunk = first
         try:
             self.environ = self.dispatcher.environ.build(native, self._body_input)
             return True
@@ -320,7 +331,7 @@ class _Exchange:
             kick()
 
     def _body_input(self, native: Any) -> BodyInput:
-        return BodyInput(native, self._news(), self.dispatcher.kick)
+        return BodyInput(native, self._news(), self.dispatcher.kick, self.first_chunk)
 
     def _news(self) -> EngineNews:
         news = self.news
