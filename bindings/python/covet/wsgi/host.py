@@ -172,7 +172,7 @@ class _Exchange:
     queue, which are made for other threads (their work is posted to the connection's thread)."""
 
     __slots__ = ("dispatcher", "environ", "responder", "status", "headers", "declared", "sent", "streaming",
-                 "news", "flow_id", "first_chunk")
+                 "news", "flow_id", "first_chunk", "gated")
 
     def __init__(self, dispatcher: WsgiDispatcher, responder: Any) -> None:
         self.dispatcher = dispatcher
@@ -186,6 +186,7 @@ class _Exchange:
         self.news: Optional[EngineNews] = None
         self.flow_id = 0
         self.first_chunk: Any = None
+        self.gated = False  # counted by --limit-concurrency's gate: `_leave` once
 
     def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[
             [bytes], None]:
@@ -260,13 +261,21 @@ class _Exchange:
     def _done(self) -> None:
         if self.news is not None:
             self.news.release()
+        self._leave()
+
+    def _leave(self) -> None:
+        """Out of --limit-concurrency's count (on the loop thread), before the final answer goes to the engine:
+        the loop runs it before it can take the client's next request."""
+        if not self.gated:
+            return
+        self.gated = False
         dispatcher = self.dispatcher
         gate = dispatcher.gate
-        if gate is not None:
-            if dispatcher.pool is None:
-                gate.leave()
-            else:
-                dispatcher.loop.call_soon_threadsafe(gate.leave)
+        assert gate is not None
+        if dispatcher.pool is None:
+            gate.leave()
+        else:
+            dispatcher.loop.call_soon_threadsafe(gate.leave)
 
     def _respond(self, result: Any) -> None:
         if result.__class__ is FileWrapper and self.status and not self.streaming:
@@ -275,6 +284,7 @@ class _Exchange:
                 path, offset, count = region
                 if 0 <= self.declared < count:
                     count = self.declared
+                self._leave()
                 self.responder.send_file(self.status, self.headers, path, offset, count)
                 self._kick()
                 return
@@ -286,6 +296,7 @@ class _Exchange:
                 continue
             if self.streaming:
                 if not self._write(chunk):
+                    self._leave()
                     self.responder.end()  # the client went away: stop producing (close() still runs)
                     self._kick()
                     return
@@ -296,11 +307,13 @@ class _Exchange:
             else:
                 self._start()
                 if not self._write(pending) or not self._write(chunk):
+                    self._leave()
                     self.responder.end()
                     self._kick()
                     return
                 pending = None
         if self.streaming:
+            self._leave()
             self.responder.end()
             self._kick()
             return
@@ -316,10 +329,12 @@ class _Exchange:
             elif not body and self.environ["REQUEST_METHOD"] == "HEAD":  # the length a GET would have, no body
                 if declared > _HEAD_PAD_LIMIT:
                     self._start()
+                    self._leave()
                     self.responder.end()
                     self._kick()
                     return
                 body = bytes(declared)
+        self._leave()
         self.responder.send(self.status, self.headers, body)
         kick = self.dispatcher.kick
         if kick is not None:
@@ -374,6 +389,7 @@ class _Exchange:
         if self.streaming:
             logger.error("the WSGI app failed after its response to %s started: the connection is closed", where,
                          exc_info=exc)
+            self._leave()
             responder.abort()
             self._kick()
             return
@@ -388,6 +404,7 @@ class _Exchange:
             logger.error("the WSGI app failed on %s", where, exc_info=exc)
             headers, body, status = _ERROR_HEADERS, _ERROR_BODY, 500
         try:
+            self._leave()
             responder.send(status, headers, body)
             self._kick()
         except Exception:  # answered already (send_file failed after sending), or the engine refused it
@@ -460,6 +477,7 @@ class WsgiDispatcher(EngineDriver):
                 responder.send(503, _ERROR_HEADERS, b"Service Unavailable")
                 continue
             exchange = _Exchange(self, responder)
+            exchange.gated = gate is not None
             if exchange.prepare(native):
                 run(exchange)
 
