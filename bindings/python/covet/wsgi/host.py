@@ -1,13 +1,16 @@
 """`WsgiHost`: a WSGI application (PEP 3333: Flask, Django, ...) served on the native engine.
 
-Threads. The engine hands requests to the event-loop thread (`WsgiDispatcher.on_readable`), which only puts
-them on the pool's queue: the app runs in one of the pool's `threads` threads, which builds the environ,
-calls the app and answers through the request's ``NativeResponder`` itself. The responder is safe to use from
-any thread in both engine modes: a call from a thread that is not the connection's posts the work to the
-connection's thread (the I/O thread with ``threads>=1``; with the embedded engine, ``threads=0``, the loop
-thread, which the post wakes). So a response with one body costs one hand-off (loop -> pool) and one post to
-the engine; nothing goes back through the event loop. A streamed request body and a streamed response's flow
-control wait in the pool thread on an Event that the loop sets from the engine's ``take_body`` news.
+Threads. The engine hands requests to the event-loop thread (`WsgiDispatcher.on_readable`), which builds each one's
+environ (only this thread reads the engine's request: see `_Exchange`) and puts it on the pool's queue: the app runs
+in one of the pool's `threads` threads, which answers through the request's ``NativeResponder`` itself. The
+responder is safe to use from any thread in both engine modes: a call from a thread that is not the connection's
+posts the work to the connection's thread (the I/O thread with the engine's ``threads>=1``; with the embedded
+engine, ``threads=0``, the loop thread, which the pool thread then asks for a poll: `WsgiDispatcher.kick`). So a
+response with one body costs one hand-off (loop -> pool) and one post to the engine; with an I/O thread nothing goes
+back through the event loop. A streamed request body and a streamed response's flow control wait in the pool thread
+on an Event that the loop sets from the engine's ``take_body`` news. ``threads=0`` runs the app on the loop thread
+itself, one request at a time (no hand-off at all); its waits drive the engine in place
+(`WsgiDispatcher.wait_inline`).
 
 Responses. The first non-empty body chunk is held: when the iterable ends after it, the whole response goes
 out in one ``send`` (Content-Length); a second chunk (or ``write()``) starts a chunked stream with back-pressure
@@ -28,7 +31,9 @@ import contextlib
 import logging
 import queue
 import re
+import select
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any, Optional
 
@@ -48,6 +53,10 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 _ERROR_HEADERS: list[tuple[str, str]] = [("content-type", "text/plain; charset=utf-8")]
 _ERROR_BODY = b"Internal Server Error"
+# Inline mode (threads=0) waiting for the engine's news: the embedded engine's fd at most this long, then a poll;
+# with an I/O thread, sleeps this long between checks.
+_INLINE_WAIT = 0.01
+_INLINE_SLEEP = 0.0005
 # Embedded engine: seconds between the loop's safety polls (WsgiDispatcher._tick).
 _TICK = 0.25
 # A HEAD answer whose app gave Content-Length and no body: that many zero bytes go to the engine, which announces
@@ -99,7 +108,9 @@ def _header_kind(name: Any) -> int:
 
 def _engine_headers(headers: Any) -> tuple[list[tuple[str, Any]], int]:
     """The app's headers as the engine takes them, and its Content-Length (-1: none). Checked here, so that a
-    fault raises from start_response in the app; values outside ASCII go as latin-1 bytes (PEP 3333)."""
+    fault raises from start_response in the app; values outside ASCII go as latin-1 bytes (PEP 3333). The
+    engine frames the body itself (it drops Content-Length and Transfer-Encoding), so the app's list is passed
+    on as it is unless it holds a hop-by-hop header or a value outside ASCII."""
     if headers.__class__ is not list:
         if not isinstance(headers, (list, tuple)):
             raise TypeError(f"start_response(): the headers must be a list of (name, value) tuples, not "
@@ -107,29 +118,33 @@ def _engine_headers(headers: Any) -> tuple[list[tuple[str, Any]], int]:
         headers = list(headers)
     declared = -1
     rebuild = False
+    names = _NAMES
     for item in headers:
         if item.__class__ is not tuple or len(item) != 2:
             raise TypeError(f"start_response(): each header must be a (name, value) tuple of str, not {item!r}")
         name, value = item
-        kind = _header_kind(name)
+        kind = names.get(name)
+        if kind is None:
+            kind = _header_kind(name)
         if value.__class__ is not str:
             raise TypeError(f"start_response(): the value of header {name!r} must be a str, not "
                             f"{type(value).__name__} {value!r}")
         if kind:
-            rebuild = True
             if kind == _LENGTH:
                 text = value.strip()
                 if not text.isdigit():
                     raise ValueError(f"start_response(): bad Content-Length {value!r}: it must be a decimal number")
                 declared = int(text)
+            else:
+                rebuild = True
         elif not value.isascii():
             rebuild = True
     if not rebuild:
         return headers, declared
     out: list[tuple[str, Any]] = []
     for name, value in headers:
-        if _header_kind(name) != _ORDINARY:
-            continue  # Content-Length: the engine frames the body; hop-by-hop: not the app's
+        if _header_kind(name) == _HOP:
+            continue  # not the app's to send (the engine manages the connection)
         if not value.isascii():
             try:
                 value = value.encode("latin-1")
@@ -148,14 +163,20 @@ def _as_bytes(chunk: Any) -> bytes:
 
 
 class _Exchange:
-    """One request in a pool thread: the environ, start_response/write, the response."""
+    """One request: its environ, made on the loop thread as the engine hands it over (`prepare`); then, in a pool
+    thread, the app with start_response/write and the response (`run`).
 
-    __slots__ = ("dispatcher", "native", "responder", "status", "headers", "declared", "sent", "streaming",
-                 "news", "flow_id")
+    Only the loop thread reads the native request: the engine owns it, and its thread (the loop thread itself
+    with the embedded engine, inside ``poll``) may end it at any time (a body the engine refused, a reset), so a
+    pool thread reading it would race the engine. The pool thread uses the responder and the streamed body's
+    queue, which are made for other threads (their work is posted to the connection's thread)."""
 
-    def __init__(self, dispatcher: WsgiDispatcher, native: Any, responder: Any) -> None:
+    __slots__ = ("dispatcher", "environ", "responder", "status", "headers", "declared", "sent", "streaming",
+                 "news", "flow_id", "first_chunk", "gated")
+
+    def __init__(self, dispatcher: WsgiDispatcher, responder: Any) -> None:
         self.dispatcher = dispatcher
-        self.native = native
+        self.environ: dict[str, Any] = {}
         self.responder = responder
         self.status = 0  # 0: start_response not called yet
         self.headers: list[tuple[str, Any]] = []
@@ -164,6 +185,8 @@ class _Exchange:
         self.streaming = False
         self.news: Optional[EngineNews] = None
         self.flow_id = 0
+        self.first_chunk: Any = None
+        self.gated = False  # counted by --limit-concurrency's gate: `_leave` once
 
     def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[
             [bytes], None]:
@@ -196,19 +219,35 @@ class _Exchange:
             raise ClientDisconnected("the client went away while the response was being written")
 
     # -- the response ------------------------------------------------------------------------------
+    def prepare(self, native: Any) -> bool:
+        """The environ of `native` (on the loop thread); False when it could not be made (answered 500), or when
+        the request is gone already."""
+        if native.streaming:
+            # A streamed body's news first: a body the engine refused (it answered 413/408 itself) or a client gone
+            # ended the exchange, and then the request itself may be gone: it is not read at all.
+            first = native.read_body()
+            if first.__class__ is tuple:
+                logger.info("a request's body failed before the WSGI app was called (%s: %s)", *first)
+                self._done()
+                return False
+            self.first_chunk = first
+        try:
+            self.environ = self.dispatcher.environ.build(native, self._body_input)
+            return True
+        except Exception as exc:
+            self._fail(exc, "a request")
+            self._done()
+            return False
+
     def run(self) -> None:
         dispatcher = self.dispatcher
-        native = self.native
-        body_input: Optional[BodyInput] = None
-        if native.streaming:
-            body_input = BodyInput(native, self._news(), dispatcher.kick)
+        environ = self.environ
         result: Any = None
         try:
-            environ = dispatcher.environ.build(native, body_input)
             result = dispatcher.app(environ, self.start_response)
             self._respond(result)
         except Exception as exc:
-            self._fail(exc, environ_path(native))
+            self._fail(exc, f"{environ['REQUEST_METHOD']} {environ['RAW_URI']}")
         finally:
             if result is not None:
                 close = getattr(result, "close", None)
@@ -217,11 +256,26 @@ class _Exchange:
                         close()
                     except Exception:
                         logger.exception("the WSGI app's response close() failed")
-            if self.news is not None:
-                self.news.release()
-            gate = dispatcher.gate
-            if gate is not None:
-                dispatcher.loop.call_soon_threadsafe(gate.leave)
+            self._done()
+
+    def _done(self) -> None:
+        if self.news is not None:
+            self.news.release()
+        self._leave()
+
+    def _leave(self) -> None:
+        """Out of --limit-concurrency's count (on the loop thread), before the final answer goes to the engine:
+        the loop runs it before it can take the client's next request."""
+        if not self.gated:
+            return
+        self.gated = False
+        dispatcher = self.dispatcher
+        gate = dispatcher.gate
+        assert gate is not None
+        if dispatcher.pool is None:
+            gate.leave()
+        else:
+            dispatcher.loop.call_soon_threadsafe(gate.leave)
 
     def _respond(self, result: Any) -> None:
         if result.__class__ is FileWrapper and self.status and not self.streaming:
@@ -230,6 +284,7 @@ class _Exchange:
                 path, offset, count = region
                 if 0 <= self.declared < count:
                     count = self.declared
+                self._leave()
                 self.responder.send_file(self.status, self.headers, path, offset, count)
                 self._kick()
                 return
@@ -241,6 +296,7 @@ class _Exchange:
                 continue
             if self.streaming:
                 if not self._write(chunk):
+                    self._leave()
                     self.responder.end()  # the client went away: stop producing (close() still runs)
                     self._kick()
                     return
@@ -251,11 +307,13 @@ class _Exchange:
             else:
                 self._start()
                 if not self._write(pending) or not self._write(chunk):
+                    self._leave()
                     self.responder.end()
                     self._kick()
                     return
                 pending = None
         if self.streaming:
+            self._leave()
             self.responder.end()
             self._kick()
             return
@@ -268,13 +326,15 @@ class _Exchange:
         if declared >= 0 and len(body) != declared:
             if len(body) > declared:  # PEP 3333: never more than the app's Content-Length
                 body = body[:declared]
-            elif not body and self.native.method == "HEAD":  # the length a GET would have, no body
+            elif not body and self.environ["REQUEST_METHOD"] == "HEAD":  # the length a GET would have, no body
                 if declared > _HEAD_PAD_LIMIT:
                     self._start()
+                    self._leave()
                     self.responder.end()
                     self._kick()
                     return
                 body = bytes(declared)
+        self._leave()
         self.responder.send(self.status, self.headers, body)
         kick = self.dispatcher.kick
         if kick is not None:
@@ -285,10 +345,13 @@ class _Exchange:
         if kick is not None:
             kick()
 
+    def _body_input(self, native: Any) -> BodyInput:
+        return BodyInput(native, self._news(), self.dispatcher.kick, self.first_chunk)
+
     def _news(self) -> EngineNews:
         news = self.news
         if news is None:
-            news = self.news = EngineNews()
+            news = self.news = EngineNews() if self.dispatcher.pool is not None else _InlineNews(self.dispatcher)
         return news
 
     def _start(self) -> None:
@@ -326,6 +389,7 @@ class _Exchange:
         if self.streaming:
             logger.error("the WSGI app failed after its response to %s started: the connection is closed", where,
                          exc_info=exc)
+            self._leave()
             responder.abort()
             self._kick()
             return
@@ -340,24 +404,18 @@ class _Exchange:
             logger.error("the WSGI app failed on %s", where, exc_info=exc)
             headers, body, status = _ERROR_HEADERS, _ERROR_BODY, 500
         try:
+            self._leave()
             responder.send(status, headers, body)
             self._kick()
         except Exception:  # answered already (send_file failed after sending), or the engine refused it
             logger.debug("no error response could be sent for %s", where, exc_info=True)
 
 
-def environ_path(native: Any) -> str:
-    try:
-        return f"{native.method} {native.path}"
-    except Exception:  # answered already: the request is gone
-        return "a request"
-
-
 class _Pool:
-    """`size` threads running exchanges from a queue (the engine's (route_id, request, responder) items)."""
+    """`size` threads running exchanges from a queue."""
 
     def __init__(self, dispatcher: WsgiDispatcher, size: int) -> None:
-        self.queue: queue.SimpleQueue[Optional[tuple[int, Any, Any]]] = queue.SimpleQueue()
+        self.queue: queue.SimpleQueue[Optional[_Exchange]] = queue.SimpleQueue()
         self.dispatcher = dispatcher
         self.threads = [threading.Thread(target=self._run, name=f"covet-wsgi-{i}", daemon=True)
                         for i in range(size)]
@@ -366,17 +424,16 @@ class _Pool:
 
     def _run(self) -> None:
         get = self.queue.get
-        dispatcher = self.dispatcher
         while True:
-            item = get()
-            if item is None:
+            exchange = get()
+            if exchange is None:
                 return
             try:
-                _Exchange(dispatcher, item[1], item[2]).run()
+                exchange.run()
             except BaseException:  # never lose a pool thread
                 logger.exception("the WSGI pool thread's request failed")
             # Not held while waiting for the next request: the engine's exchange ends with its last reference.
-            item = None
+            exchange = None
 
     def stop(self) -> None:
         for _ in self.threads:
@@ -399,28 +456,30 @@ class WsgiDispatcher(EngineDriver):
         server_name = getattr(config, "host", "") or "localhost"
         self.environ = EnvironBuilder(server_name, server.port, root_path, host.threads > 1, host.multiprocess,
                                       FileWrapper)
-        self.pool = _Pool(self, host.threads)
+        # threads=0: the app runs on the loop thread itself (no pool, no hand-off).
+        self.pool = _Pool(self, host.threads) if host.threads else None
         # Embedded engine: what a pool thread posts to the engine waits for the loop thread's next poll; the
         # post's own wake-up does not reach the loop, so the pool thread asks for that poll (`kick`).
         self.kick: Optional[Callable[[], None]] = None
         self._kick_pending = False
         self._tick_handle: Optional[asyncio.TimerHandle] = None
         if self.embedded:
-            self.kick = self._kick
+            if self.pool is not None:
+                self.kick = self._kick
             self._tick_handle = loop.call_later(_TICK, self._tick)
 
     def dispatch(self, items: Sequence[tuple[int, Any, Responder]]) -> None:
-        put = self.pool.queue.put
         gate = self.gate
-        if gate is None:
-            for item in items:
-                put(item)
-            return
-        for item in items:
-            if gate.enter():
-                put(item)
-            else:
-                item[2].send(503, _ERROR_HEADERS, b"Service Unavailable")
+        pool = self.pool
+        run = pool.queue.put if pool is not None else _Exchange.run  # inline: one after the other, here
+        for _, native, responder in items:
+            if gate is not None and not gate.enter():
+                responder.send(503, _ERROR_HEADERS, b"Service Unavailable")
+                continue
+            exchange = _Exchange(self, responder)
+            exchange.gated = gate is not None
+            if exchange.prepare(native):
+                run(exchange)
 
     def _kick(self) -> None:  # a pool thread, after posting to the embedded engine
         if self._kick_pending:
@@ -446,9 +505,22 @@ class WsgiDispatcher(EngineDriver):
         """Stops the pool threads once they finish their requests (`timeout`: seconds to wait for them)."""
         if self._tick_handle is not None:
             self._tick_handle.cancel()
-        self.pool.stop()
-        if timeout > 0:
-            self.pool.join(timeout)
+        if self.pool is not None:
+            self.pool.stop()
+            if timeout > 0:
+                self.pool.join(timeout)
+
+    def wait_inline(self) -> None:
+        """Inline (threads=0): the engine's news for the exchange running on this thread, by driving the engine
+        here (the loop is inside this exchange): the embedded engine polled, or a short sleep for the I/O thread's."""
+        server = self.server
+        if self.embedded:
+            select.select([server.fileno()], [], [], _INLINE_WAIT)
+            server.poll()
+            server.flush()
+        else:
+            time.sleep(_INLINE_SLEEP)
+        server.take_body()  # only this exchange waits for news (one at a time): the caller re-checks its own
 
 
 class WsgiHost:
@@ -457,14 +529,16 @@ class WsgiHost:
 
     interface = "wsgi"
 
-    def __init__(self, app: WsgiApp, threads: int = 10, *, multiprocess: bool = False) -> None:
-        """`threads`: the pool running the app (size it for the app's blocking work, as gunicorn's ``--threads``);
+    def __init__(self, app: WsgiApp, threads: int = 4, *, multiprocess: bool = False) -> None:
+        """`threads`: the pool running the app (size it for the app's blocking work, as gunicorn's ``--threads``;
+        4 by default, as waitress); 0 runs the app on the event-loop thread itself, one request at a time (as a
+        gunicorn sync worker: no hand-off, the cheapest per request, for apps that do not block);
         `multiprocess`: ``wsgi.multiprocess`` (True when several worker processes serve the app)."""
         if not callable(app):
             raise TypeError(f"WsgiHost needs a WSGI application (a callable app(environ, start_response)), not "
                             f"{type(app).__name__}")
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-            raise ValueError(f"WsgiHost(threads=...) must be a positive integer, not {threads!r}")
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+            raise ValueError(f"WsgiHost(threads=...) must be 0 (inline) or a positive integer, not {threads!r}")
         self.app = app
         self.threads = threads
         self.multiprocess = multiprocess
@@ -495,6 +569,23 @@ class WsgiHost:
         return dispatcher
 
 
+class _InlineNews(EngineNews):
+    """Inline mode's waiting: no other thread wakes this one; it drives the engine until its news came."""
+
+    __slots__ = ("_dispatcher",)
+
+    def __init__(self, dispatcher: WsgiDispatcher) -> None:
+        super().__init__()
+        self._dispatcher = dispatcher
+
+    def arm(self, event_id: int) -> None:
+        pass
+
+    def wait(self) -> None:
+        self._dispatcher.wait_inline()
+
+
 def _join_all(dispatchers: list[WsgiDispatcher], timeout: float) -> None:
     for dispatcher in dispatchers:
-        dispatcher.pool.join(timeout)
+        if dispatcher.pool is not None:
+            dispatcher.pool.join(timeout)

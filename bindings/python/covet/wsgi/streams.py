@@ -74,15 +74,17 @@ class RequestBodyError(OSError):
 class BodyInput:
     """``wsgi.input`` of a streamed request body: read(n), readline, readlines and iteration over lines."""
 
-    def __init__(self, native: Any, news: EngineNews, kick: Optional[Callable[[], None]] = None) -> None:
+    def __init__(self, native: Any, news: EngineNews, kick: Optional[Callable[[], None]] = None,
+                 first: Optional[bytes] = None) -> None:
         """`news`: the exchange's waiter for the engine's events; `kick`: called after taking a chunk (the
-        embedded engine reads more once the loop polls)."""
+        embedded engine reads more once the loop polls); `first`: what ``read_body()`` gave already (a chunk,
+        b"" at the end, None while nothing was there)."""
         self._native = native
         self._news = news
         self._id: int = native.body_id
         self._kick = kick
-        self._buffer = b""
-        self._ended = False
+        self._buffer = first or b""
+        self._ended = first == b""
 
     def _more(self) -> bool:
         """Appends the engine's next chunk to the buffer; False once the body has ended."""
