@@ -40,6 +40,9 @@ trap 'scripts/services.sh stop' EXIT
 echo "== differential: the same FastAPI apps under FastAPI 0.165 (uvicorn) and CovetPy (tests/differential)"
 tests/differential/run.sh
 
+echo "== hosting: real Starlette/FastAPI/Litestar/Django/Flask/Channels/connect-python apps under covet run and their reference servers (tests/hosting)"
+tests/hosting/run.sh  # the covet it hosts with: the package just installed into .venv, linked into build/hosting-venv
+
 # After the package install: its Python-app targets run `covet run` from .venv (they skip without it).
 echo "== fault injection, short (both native backends + covet run; the long run is scripts/soak.sh)"
 COVET_FAULT_REPORT=build/fault-short.jsonl COVET_REQUIRE_NATIVE=1 .venv/bin/python -m pytest tests/fault -q -p no:cacheprovider
