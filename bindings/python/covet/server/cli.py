@@ -18,6 +18,7 @@ from covet.tls import TransportOptions
 from covet.utils import check_root_path
 
 from .engine import native_module
+from .hosted import INTERFACES, HostingError, detect_interface, hosted, is_served_app
 from .options import ENGINE_OPTIONS, EngineOption, UsageError, check_engine_supports, engine_options
 from .serve import exit_on_listen_error, serve_worker
 from .supervisor import Supervisor, WorkerOptions, resolve_workers
@@ -161,6 +162,12 @@ def _parser() -> argparse.ArgumentParser:
                              "in request.root_path, url and url_for (env COVET_ROOT_PATH)")
         sp.add_argument("--loop", choices=LOOPS, default="auto",
                         help="event loop: uvloop if installed (auto, the default), asyncio, or uvloop")
+        sp.add_argument("--interface", choices=INTERFACES, default="auto",
+                        help="how APP is served: a CovetPy app (covet), an ASGI 3 application (asgi3: Starlette, "
+                             "FastAPI, Django's ASGIHandler ...) or a WSGI one (wsgi: Flask, Django ...); auto, the "
+                             "default, detects it")
+        sp.add_argument("--wsgi-threads", type=int, default=None, metavar="N",
+                        help="threads running a hosted WSGI app's requests, per worker process")
         limits = sp.add_argument_group("limits and timeouts (sizes: 512K, 10M, 1G; times: seconds, 500ms)")
         for o in ENGINE_OPTIONS:
             limits.add_argument(o.flag, dest=o.kwarg, default=None, metavar="N",
@@ -299,6 +306,27 @@ def _check_loop(loop: str) -> None:
                 from None
 
 
+def _hosted(app: Any, args: argparse.Namespace) -> Any:
+    """The loaded app as the worker serves it (covet.server.hosted): a CovetPy app, or an ASGI/WSGI app hosted."""
+    try:
+        return hosted(app, args.interface, args.wsgi_threads)
+    except HostingError as e:
+        raise SystemExit(f"covet: {args.app}: {e}") from None
+
+
+def _check_interface(app: Any, args: argparse.Namespace) -> None:
+    """What `_hosted` would refuse, checked in the master without building the host."""
+    try:
+        kind = detect_interface(app) if args.interface == "auto" else args.interface
+    except HostingError as e:
+        raise SystemExit(f"covet: {args.app}: {e}") from None
+    if kind == "covet" and not is_served_app(app):
+        raise SystemExit(f"covet: {args.app}: --interface covet: this is not a CovetPy app (covet.CovetPy); drop "
+                         "--interface to serve it as an ASGI or WSGI application")
+    if kind != "wsgi" and args.wsgi_threads is not None:
+        log.warning("--wsgi-threads is for WSGI apps; %s is served as %s", args.app, kind)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     try:
         return _main(argv)
@@ -326,9 +354,11 @@ def _main(argv: Optional[list[str]]) -> int:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, not {value}")
     _check_loop(args.loop)
     root_path = _root_path(args)
+    if args.wsgi_threads is not None and args.wsgi_threads < 1:
+        raise UsageError(f"--wsgi-threads must be at least 1, not {args.wsgi_threads}")
     if args.command == "_worker":
         check_engine_supports(engine, native_module())
-        app = load_app(args.app, args.app_dir, args.factory)
+        app = _hosted(load_app(args.app, args.app_dir, args.factory), args)
         listen = {"listen_fd": args.listen_fd} if args.listen_fd >= 0 else {"shared_port": True}
         with exit_on_listen_error():
             return serve_worker(app, host=host, port=port, threads=args.threads,
@@ -343,7 +373,8 @@ def _main(argv: Optional[list[str]]) -> int:
         source = "--workers" if args.workers is not None else "COVET_WORKERS (environment)"
         raise UsageError(f"{source}: expected 'auto' or a positive number of processes, not {workers_text!r}") \
             from None
-    load_app(args.app, args.app_dir, args.factory)  # fail here, once, with a clear message, not in every worker
+    # Fail here, once, with a clear message, not in every worker.
+    _check_interface(load_app(args.app, args.app_dir, args.factory), args)
     check_engine_supports(engine, native_module())
     _check_forwarded_allow_ips(transport)
     max_connections = engine.pop("max_connections", None)
@@ -351,7 +382,7 @@ def _main(argv: Optional[list[str]]) -> int:
                          app_dir=args.app_dir, max_connections=max_connections, transport=transport,
                          engine=engine, loop=args.loop, log_config=args.log_config, factory=args.factory,
                          limit_concurrency=args.limit_concurrency, limit_max_requests=args.limit_max_requests,
-                         root_path=root_path)
+                         root_path=root_path, interface=args.interface, wsgi_threads=args.wsgi_threads)
     return Supervisor(opts, workers, reload=args.reload, reload_dirs=args.reload_dirs).run()
 
 

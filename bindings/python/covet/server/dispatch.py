@@ -41,7 +41,7 @@ from .filesend import send_file_region
 from .interface import CallNext, Middleware, ServedApp
 from .websockets import WebSocketDispatch
 
-__all__ = ["Dispatcher", "SERVER_ERROR_HEADERS", "SERVER_ERROR_BODY"]
+__all__ = ["Dispatcher", "EngineDriver", "SERVER_ERROR_HEADERS", "SERVER_ERROR_BODY"]
 
 logger = logging.getLogger("covet")
 
@@ -81,7 +81,90 @@ def _default_body(status: int, detail: Any) -> bytes:
     return b"" if status in _NO_BODY_STATUSES else encoders.dumps({"detail": encoders.jsonable(detail)})
 
 
-class Dispatcher:
+class EngineDriver:
+    """Drives one native server on the thread running `loop`: the engine-facing half of a dispatcher, shared by
+    CovetPy's `Dispatcher` and the hosted apps' dispatchers (covet.server.hosted).
+
+    `on_readable` is the loop's reader callback for the engine's fd: with the embedded engine (``threads=0``) it
+    runs the engine's I/O (`poll`), then takes the queued requests in one batch and hands them to `dispatch` (the
+    subclass's per-request loop), wakes the readers of streamed bodies and the writers waiting for room (the
+    engine's body events), passes WebSocket events to `websocket_events`, and (embedded) submits the responses
+    completed meanwhile (`flush`). Responses completed later are submitted by a flush scheduled through the
+    engine's output hook, once per loop turn.
+    """
+
+    def __init__(self, server: Engine, loop: asyncio.AbstractEventLoop, batch: int = 256) -> None:
+        self.server = server
+        self.loop = loop
+        self.batch = batch
+        self.tasks = TaskSet()
+        # Every request's Task runs in its own copy of this context, and the loop callbacks that take
+        # requests run in it: never in a request's context (a flush scheduled from a handler's send would
+        # otherwise hand that request's contextvars to the next batch).
+        self._base_context = contextvars.copy_context()
+        # Embedded engine (threads=0): the engine's I/O runs in on_readable on this thread; responses
+        # completed later are submitted by a flush scheduled through the output hook.
+        self.embedded = server.embedded
+        self.engine_stopped: Optional[asyncio.Future[None]] = None
+        self._flush_scheduled = False
+        if self.embedded:
+            self.engine_stopped = loop.create_future()
+            server.set_output_hook(self._schedule_flush)
+        # Called with each batch of the engine's WebSocket events (None: the app has no WebSocket routes).
+        self.websocket_events: Optional[Callable[[Sequence[tuple[int, int, Any, Any, int]]], None]] = None
+
+    def dispatch(self, items: Sequence[tuple[int, Any, Responder]]) -> None:
+        """Starts the work for a batch of requests taken from the engine: ``(route id, request, responder)``."""
+        raise NotImplementedError
+
+    # -- reader callback ----------------------------------------------------------------------------
+    def on_readable(self) -> None:
+        server = self.server
+        embedded = self.embedded
+        try:
+            if embedded and not server.poll():  # stopped and drained
+                stopped = self.engine_stopped
+                if stopped is not None and not stopped.done():
+                    stopped.set_result(None)
+            items = server.take(self.batch)
+            body_events = server.take_body()  # streamed request bodies, streamed responses' room: news for waiters
+            if body_events:
+                wake_body_readers(body_events)
+            websocket_events = self.websocket_events
+            if websocket_events is not None:
+                websocket_events(server.take_ws())
+        except Exception:
+            logger.exception("taking requests from the engine failed")
+            return
+        if items:
+            self.dispatch(items)
+        if embedded:
+            more = len(items) == self.batch
+            try:
+                more = server.flush() or more
+            except Exception:
+                logger.exception("submitting responses to the engine failed")
+            if more:  # completions are already waiting: come back after the loop's other ready callbacks
+                self.loop.call_soon(self.on_readable, context=self._base_context)
+
+    def _schedule_flush(self) -> None:  # called from handlers' Tasks: not in their context
+        if self._flush_scheduled:  # one flush per loop turn covers everything queued until then
+            return
+        self._flush_scheduled = True
+        self.loop.call_soon(self._flush, context=self._base_context)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        try:
+            more = self.server.flush()
+        except Exception:
+            logger.exception("submitting responses to the engine failed")
+            return
+        if more:
+            self.on_readable()
+
+
+class Dispatcher(EngineDriver):
     """Serves one app's Python routes for one native server, on the thread running `loop`."""
 
     def __init__(
@@ -97,14 +180,11 @@ class Dispatcher:
     ) -> None:
         """`middleware`: the runtime's own (request limits), outside the app's; `root_path`: the server's
         (``covet run --root-path``), in every request's ``path``/``url``/``root_path``."""
+        super().__init__(server, loop, batch)
         self.app = app
         self.root_path = root_path
-        self.server = server
         self.targets = targets  # by native route id
-        self.loop = loop
         self.executor = executor
-        self.batch = batch
-        self.tasks = TaskSet()
         self.inline_default = app.sync_handlers == "inline"
         self._middleware = [*app.user_middleware, *middleware]
         self._chain: Optional[CallNext] = self._build_chain() if self._middleware else None
@@ -115,26 +195,15 @@ class Dispatcher:
         # Routes whose whole pipeline is the handler and its rendering (decided once, here): `_handle` calls
         # them directly, without `_route_response`'s coroutine and checks.
         self._direct = frozenset(route for route in targets if self._direct_route(route))
-        # Every request's Task runs in its own copy of this context, and the loop callbacks that take
-        # requests run in it: never in a request's context (a flush scheduled from a handler's send would
-        # otherwise hand that request's contextvars to the next batch).
-        self._base_context = contextvars.copy_context()
         # What APIRoute.get_route_handler()'s handler runs (route_class=), in every request's context.
         self._base_context.run(route_pipeline.set, self._route_pipeline)
-        # Embedded engine (threads=0): the engine's I/O runs in on_readable on this thread; responses
-        # completed later are submitted by a flush scheduled through the output hook.
-        self.embedded = server.embedded
-        self.engine_stopped: Optional[asyncio.Future[None]] = None
-        self._flush_scheduled = False
-        if self.embedded:
-            self.engine_stopped = loop.create_future()
-            server.set_output_hook(self._schedule_flush)
         self.websockets: Optional[WebSocketDispatch] = None
         if app.websocket_routes:
             # Sends need no flush of their own: the engine's output hook schedules it, as for responses.
             self.websockets = WebSocketDispatch(app, server, app.websocket_routes, loop, self.tasks,
                                                 root_path)
             app.set_publisher(self.websockets.publish)
+            self.websocket_events = self.websockets.handle
 
     @staticmethod
     def _eager_starts(app: ServedApp, targets: list[Route], loop: asyncio.AbstractEventLoop) -> list[bool]:
@@ -165,24 +234,8 @@ class Dispatcher:
                 and not plan.needs_request and not plan.dependencies and not plan.extras_in_tree
                 and not plan.json_in_tree and not plan.form_in_tree)
 
-    # -- reader callback ----------------------------------------------------------------------------
-    def on_readable(self) -> None:
-        server = self.server
-        embedded = self.embedded
-        try:
-            if embedded and not server.poll():  # stopped and drained
-                stopped = self.engine_stopped
-                if stopped is not None and not stopped.done():
-                    stopped.set_result(None)
-            items = server.take(self.batch)
-            body_events = server.take_body()  # streamed request bodies: news for readers that wait
-            if body_events:
-                wake_body_readers(body_events)
-            if self.websockets is not None:
-                self.websockets.handle(server.take_ws())
-        except Exception:
-            logger.exception("taking requests from the engine failed")
-            return
+    # -- the requests of one batch (EngineDriver.on_readable) --------------------------------------------
+    def dispatch(self, items: Sequence[tuple[int, Any, Responder]]) -> None:
         targets = self.targets
         eager = self._eager
         handle = self._handle
@@ -193,30 +246,6 @@ class Dispatcher:
         for route_id, native, responder in items:
             coro = handle(targets[route_id], native, responder)
             start(coro, loop, tasks, eager=eager[route_id], context=new_context())
-        if embedded:
-            more = len(items) == self.batch
-            try:
-                more = server.flush() or more
-            except Exception:
-                logger.exception("submitting responses to the engine failed")
-            if more:  # completions are already waiting: come back after the loop's other ready callbacks
-                loop.call_soon(self.on_readable, context=self._base_context)
-
-    def _schedule_flush(self) -> None:  # called from handlers' Tasks: not in their context
-        if self._flush_scheduled:  # one flush per loop turn covers everything queued until then
-            return
-        self._flush_scheduled = True
-        self.loop.call_soon(self._flush, context=self._base_context)
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        try:
-            more = self.server.flush()
-        except Exception:
-            logger.exception("submitting responses to the engine failed")
-            return
-        if more:
-            self.on_readable()
 
     # -- the pipeline -------------------------------------------------------------------------------
     async def _handle(self, route: Route, native: Any, responder: Responder) -> None:

@@ -37,13 +37,14 @@ from covet.utils import check_root_path
 
 from .dispatch import Dispatcher
 from .engine import Engine, EngineModule, native_module
+from .hosted import STARTUP_FAILURE_EXIT, HostedApp, HostedDispatcher, RequestGate, StartupFailed, hosted, is_served_app
 from .interface import CallNext, Middleware, ServedApp
 from .static_routes import static_routes
 
 Registration = tuple[str, str, Union[Route, ConstantRoute], bool]  # (method, native pattern, route, is_fallback)
 
 __all__ = ["serve", "serve_worker", "Worker", "ThreadedWorker", "new_event_loop", "configure_logging",
-           "exit_on_listen_error"]
+           "exit_on_listen_error", "RequestLimits"]
 
 logger = logging.getLogger("covet")
 
@@ -84,7 +85,8 @@ def configure_logging(level: str = "info") -> None:
 
 
 class Worker:
-    """One app served by one native server, on the running event loop.
+    """One app served by one native server, on the running event loop: a CovetPy app, or an ASGI 3 / WSGI
+    application hosted (`covet.server.hosted`: any other object is given to `hosted` to detect which).
 
     ``await worker.serve()`` runs the lifespan startup, starts the engine, serves until `stop()` is called
     (from the loop thread; use ``loop.call_soon_threadsafe`` from elsewhere), shuts down gracefully and runs
@@ -93,7 +95,7 @@ class Worker:
 
     def __init__(
         self,
-        app: ServedApp,
+        app: Union[ServedApp, HostedApp, Any],
         host: str = "127.0.0.1",
         port: int = 8000,
         threads: int = 0,
@@ -102,14 +104,24 @@ class Worker:
         lifespan: bool = True,
         on_started: Optional[Callable[[Worker], None]] = None,
         middleware: Sequence[Middleware] = (),
+        gate: Optional[RequestGate] = None,
         root_path: str = "",
         **server_options: Any,
     ) -> None:
-        """`middleware`: the runtime's own HTTP middleware, outside the app's (`serve_worker`'s request limits).
-        `root_path`: the path prefix a proxy in front strips (uvicorn's ``--root-path``): requests see it in
-        ``root_path``, ``path`` and ``url``; routes match the path as received."""
-        engine_app = getattr(app, "engine_app", None)  # an app with pure ASGI middleware serves through them
-        self.app: ServedApp = engine_app() if engine_app is not None else app
+        """`middleware`: the runtime's own HTTP middleware, outside the app's (`serve_worker`'s request limits);
+        `gate`: the same limits for a hosted app's requests. `root_path`: the path prefix a proxy in front strips
+        (uvicorn's ``--root-path``): requests see it in ``root_path``, ``path`` and ``url``; routes match the path
+        as received."""
+        target: Any = app if is_served_app(app) else hosted(app)
+        self.hosted: Optional[HostedApp] = None
+        self.served: Optional[ServedApp] = None
+        if is_served_app(target):
+            engine_app = getattr(target, "engine_app", None)  # an app with pure ASGI middleware serves through them
+            self.served = engine_app() if engine_app is not None else target
+        else:
+            self.hosted = target
+        self.app: Union[ServedApp, HostedApp] = self.served if self.served is not None else target
+        self.gate = gate
         self.root_path = check_root_path(root_path, "root_path")
         self.middleware = tuple(middleware)
         self.lifespan = lifespan
@@ -120,23 +132,25 @@ class Worker:
         self.transport, self.server_options = TransportOptions.split(server_options)
         self.on_started = on_started
         self.server: Optional[Engine] = None
-        self.dispatcher: Optional[Dispatcher] = None
+        self.dispatcher: Optional[Union[Dispatcher, HostedDispatcher]] = None
         self.executor: Optional[Executor] = None
         self.port: Optional[int] = None
         self._stop = asyncio.Event()
 
-    def _make_server(self) -> tuple[Engine, list[Route]]:
+    def _make_server(self, served: Optional[ServedApp] = None) -> tuple[Engine, list[Route]]:
+        app = served if served is not None else self.served
+        assert app is not None, "a hosted app's server is made by _make_hosted_server"
         server = self.native.NativeServer(host=self.host, port=self.requested_port, threads=self.threads,
                                           **self.server_options)
         self.transport.apply(server)
-        for kind, options in self.app.native_middleware:
+        for kind, options in app.native_middleware:
             self.native.add_middleware(server, kind, dict(options))
         targets: list[Route] = []
         ids: dict[int, int] = {}
         # Mounts first: a mount at "/" then wins over the slash-redirect fallbacks, as Starlette's Mount does.
         add_static_mount = getattr(server, "add_static_mount", None)
-        static_in_python = bool(self.app.user_middleware)  # FastAPI runs the app's middleware around them
-        for mount in getattr(self.app, "static_mounts", ()):
+        static_in_python = bool(app.user_middleware)  # FastAPI runs the app's middleware around them
+        for mount in getattr(app, "static_mounts", ()):
             if static_in_python:
                 mount.app.check_config()  # as the engine refuses the mount: a missing directory fails the start
                 for pattern, static_route in static_routes(mount):
@@ -152,9 +166,9 @@ class Worker:
             add_static_mount(mount.path.rstrip("/"), files.all_directories, html=files.html,
                              follow_symlink=files.follow_symlink, precompressed=files.precompressed,
                              fallback=files.fallback or "", types=types, suffixes=suffixes, encodings=encodings)
-        registrations = list(self.app.router.native_registrations())
-        if self.app.root_path:
-            registrations = self._under_app_root(registrations)
+        registrations = list(app.router.native_registrations())
+        if app.root_path:
+            registrations = self._under_app_root(app, registrations)
         for method, pattern, route, is_fallback in registrations:
             if isinstance(route, ConstantRoute):
                 try:
@@ -174,7 +188,7 @@ class Worker:
                 if not is_fallback:
                     raise
                 logger.debug("no untyped fallback for %s %s (the shape is taken)", method, pattern)
-        for index, ws_route in enumerate(self.app.websocket_routes):
+        for index, ws_route in enumerate(app.websocket_routes):
             o = ws_route.options
             server.add_websocket_route(
                 ws_route.native_pattern, index,
@@ -186,14 +200,15 @@ class Worker:
                 subprotocols=list(o.get("subprotocols", ())))
         return server, targets
 
-    def _under_app_root(self, registrations: list[Registration]) -> list[Registration]:
+    @staticmethod
+    def _under_app_root(app: ServedApp, registrations: list[Registration]) -> list[Registration]:
         """``CovetPy(root_path="/api/v1")``: as Starlette's get_route_path, a path that starts with the root path
         routes without it (``/api/v1/items`` as ``/items``) and one that does not routes as it is. So every
         registration is made once more under the root path, and those of patterns under the root path itself are
         dropped (Starlette never routes a path under the root path with the prefix kept); the root path alone
         redirects to the root path with a slash when a route answers ``/`` (redirect_slashes)."""
-        root = self.app.root_path
-        table = self.app.router.table
+        root = app.root_path
+        table = app.router.table
         kept = [r for r in registrations if r[1] != root and not r[1].startswith(root + "/")]
         out = kept + [(method, root + pattern, route, True) for method, pattern, route, _ in registrations]
         if table.redirect_slashes and any(getattr(route, "path", None) == "/" for route in table.routes):
@@ -215,20 +230,34 @@ class Worker:
         """Begin the graceful shutdown (call on the loop thread)."""
         self._stop.set()
 
+    def _make_hosted_server(self, app: HostedApp) -> Engine:
+        server = self.native.NativeServer(host=self.host, port=self.requested_port, threads=self.threads,
+                                          **self.server_options)
+        self.transport.apply(server)
+        app.register(server)
+        return server
+
     async def serve(self) -> None:
         loop = asyncio.get_running_loop()
+        hosted_app, served = self.hosted, self.served
         # concurrent.futures.thread is loaded here, on first use (the start-up cost of `import covet`).
-        self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=self.app.thread_pool_size,
-                                                              thread_name_prefix="covet-sync")
+        self.executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=served.thread_pool_size if served is not None else None, thread_name_prefix="covet-sync")
         loop.set_default_executor(self.executor)
         try:
             lifespan = self.app.lifespan_context() if self.lifespan else contextlib.nullcontext()
             async with lifespan:
-                server, targets = self._make_server()
-                self.server = server
-                server.start()  # before the Dispatcher: whether the engine is embedded is known once started
-                self.dispatcher = Dispatcher(self.app, server, targets, loop, self.executor,
-                                             middleware=self.middleware, root_path=self.root_path)
+                if served is not None:
+                    server, targets = self._make_server(served)
+                    self.server = server
+                    server.start()  # before the Dispatcher: whether the engine is embedded is known once started
+                    self.dispatcher = Dispatcher(served, server, targets, loop, self.executor,
+                                                 middleware=self.middleware, root_path=self.root_path)
+                else:
+                    assert hosted_app is not None
+                    server = self.server = self._make_hosted_server(hosted_app)
+                    server.start()
+                    self.dispatcher = hosted_app.dispatcher(server, loop, self.root_path, self.gate)
                 self.port = server.port
                 fd = server.fileno()
                 loop.add_reader(fd, self.dispatcher.on_readable)
@@ -239,9 +268,10 @@ class Worker:
                     placement = ("on the event-loop thread" if server.embedded
                                  else f"{max(self.threads, 1)} I/O thread(s)")
                     scheme = "https" if self.transport.tls else "http"
-                    logger.info("serving on %s://%s:%s (engine backend %s, %s%s)", scheme, self.host, self.port,
+                    what = "" if hosted_app is None else f", {hosted_app.interface} app hosted"
+                    logger.info("serving on %s://%s:%s (engine backend %s, %s%s%s)", scheme, self.host, self.port,
                                 server.backend, placement,
-                                ", HTTP/2 and HTTP/1.1" if self.transport.http2 else ", HTTP/1.1")
+                                ", HTTP/2 and HTTP/1.1" if self.transport.http2 else ", HTTP/1.1", what)
                     if self.on_started is not None:
                         self.on_started(self)
                     await self._stop.wait()
@@ -254,7 +284,8 @@ class Worker:
                 finally:
                     loop.remove_reader(fd)
                     await self._drain_tasks()
-                    self.app.set_publisher(None)
+                    if served is not None:
+                        served.set_publisher(None)
         finally:
             self.executor.shutdown(wait=False, cancel_futures=True)
 
@@ -298,7 +329,7 @@ def exit_on_listen_error() -> Iterator[None]:
 
 
 def serve(
-    app: ServedApp,
+    app: Union[ServedApp, HostedApp, Any],
     host: str = "127.0.0.1",
     port: int = 8000,
     threads: int = 0,
@@ -307,6 +338,7 @@ def serve(
     loop: str = "auto",
     on_started: Optional[Callable[[Worker], None]] = None,
     middleware: Sequence[Middleware] = (),
+    gate: Optional[RequestGate] = None,
     **server_options: Any,
 ) -> int:
     """Serve `app` in this process until SIGINT/SIGTERM; returns 0 after a graceful shutdown.
@@ -314,12 +346,14 @@ def serve(
     `server_options` go to the native server (``backend=``, ``max_body_bytes=``, timeouts ..., and the TLS/HTTP/2
     options of `covet.tls.TransportOptions`: ``ssl_certfile=``, ``ssl_keyfile=``, ``http2=`` ...). `loop` picks
     the event loop (see `new_event_loop`); `on_started` runs on the loop once requests are being served.
-    `middleware` runs outside the app's own. This is the function a multi-process runner calls in each worker process.
+    `middleware` runs outside the app's own (`gate`: the same limits for a hosted app). This is the function a
+    multi-process runner calls in each worker process. `app` may be an ASGI 3 or WSGI application
+    (`covet.server.hosted`).
     """
     event_loop = new_event_loop(loop)
     asyncio.set_event_loop(event_loop)
     logger.debug("event loop: %s.%s", type(event_loop).__module__, type(event_loop).__qualname__)
-    worker = Worker(app, host, port, threads, middleware=middleware, **server_options)
+    worker = Worker(app, host, port, threads, middleware=middleware, gate=gate, **server_options)
 
     def started(w: Worker) -> None:
         if install_signal_handlers:
@@ -346,7 +380,7 @@ def serve(
 
 
 def serve_worker(
-    app: ServedApp,
+    app: Union[ServedApp, HostedApp, Any],
     host: str = "127.0.0.1",
     port: int = 8000,
     threads: int = 0,
@@ -366,6 +400,8 @@ def serve_worker(
     supervisor; the worker writes ``ready`` once it serves, and ``retire`` once it has handled
     `limit_max_requests` requests (without a supervisor it then stops). `limit_concurrency`: more requests
     than this in Python handlers at once are answered 503, as uvicorn's ``--limit-concurrency``.
+    A hosted app whose lifespan startup fails (`StartupFailed`) makes the worker return `STARTUP_FAILURE_EXIT`
+    after logging the app's message (the supervisor then stops ``covet run`` with it).
     """
     if log_level is not None:
         configure_logging(log_level)
@@ -383,43 +419,65 @@ def serve_worker(
         return True
 
     middleware: list[Middleware] = []
+    limits: Optional[RequestLimits] = None
     if limit_concurrency is not None or limit_max_requests is not None:
-        middleware.append(_request_limits(limit_concurrency, limit_max_requests, state, tell_supervisor))
+        limits = RequestLimits(limit_concurrency, limit_max_requests, state, tell_supervisor)
+        middleware.append(limits)
 
     def on_started(w: Worker) -> None:
         state["worker"] = w
         tell_supervisor(b"ready\n")
 
-    return serve(app, host, port, threads, loop=loop, on_started=on_started, middleware=middleware,
-                 **server_options)
+    try:
+        return serve(app, host, port, threads, loop=loop, on_started=on_started, middleware=middleware, gate=limits,
+                     **server_options)
+    except StartupFailed as exc:
+        logger.error("application startup failed: %s", exc)
+        return STARTUP_FAILURE_EXIT
 
 
-def _request_limits(limit_concurrency: Optional[int], limit_max_requests: Optional[int],
-                    state: dict[str, Optional[Worker]], tell_supervisor: Callable[[bytes], bool]) -> Middleware:
-    """uvicorn's --limit-concurrency and --limit-max-requests as the outermost HTTP middleware (only requests
-    that reach Python count: constant routes and the engine's own answers never enter it)."""
-    counters = {"in_flight": 0, "handled": 0}
+class RequestLimits:
+    """uvicorn's --limit-concurrency and --limit-max-requests: as the outermost HTTP middleware of a CovetPy app
+    (``await limits(request, call_next)``), and as a hosted app's `RequestGate` (`enter`/`leave`). Only requests
+    that reach Python count: constant routes and the engine's own answers never enter it."""
 
-    async def request_limits(request: Request, call_next: CallNext) -> Response:
-        if limit_max_requests is not None:
-            counters["handled"] += 1
-            if counters["handled"] == limit_max_requests:
+    def __init__(self, limit_concurrency: Optional[int], limit_max_requests: Optional[int],
+                 state: dict[str, Optional[Worker]], tell_supervisor: Callable[[bytes], bool]) -> None:
+        self.limit_concurrency = limit_concurrency
+        self.limit_max_requests = limit_max_requests
+        self.in_flight = 0
+        self.handled = 0
+        self._state = state
+        self._tell_supervisor = tell_supervisor
+
+    def enter(self) -> bool:
+        """Counts a request; False: over --limit-concurrency (answer 503; `leave` is not called then)."""
+        if self.limit_max_requests is not None:
+            self.handled += 1
+            if self.handled == self.limit_max_requests:
                 logger.info("worker %d handled %d requests (--limit-max-requests): being replaced",
-                            os.getpid(), limit_max_requests)
-                worker = state["worker"]
-                if not tell_supervisor(b"retire\n") and worker is not None:
+                            os.getpid(), self.limit_max_requests)
+                worker = self._state["worker"]
+                if not self._tell_supervisor(b"retire\n") and worker is not None:
                     worker.stop()
-        if limit_concurrency is None:
-            return await call_next(request)
-        if counters["in_flight"] >= limit_concurrency:
+        if self.limit_concurrency is None:
+            return True
+        if self.in_flight >= self.limit_concurrency:
+            return False
+        self.in_flight += 1
+        return True
+
+    def leave(self) -> None:
+        if self.limit_concurrency is not None:
+            self.in_flight -= 1
+
+    async def __call__(self, request: Request, call_next: CallNext) -> Response:
+        if not self.enter():
             return PlainTextResponse("Service Unavailable", status_code=503)
-        counters["in_flight"] += 1
         try:
             return await call_next(request)
         finally:
-            counters["in_flight"] -= 1
-
-    return request_limits
+            self.leave()
 
 
 class ThreadedWorker:
@@ -429,7 +487,7 @@ class ThreadedWorker:
     down gracefully and joins the thread.
     """
 
-    def __init__(self, app: ServedApp, host: str = "127.0.0.1", port: int = 0, threads: int = 0,
+    def __init__(self, app: Union[ServedApp, HostedApp, Any], host: str = "127.0.0.1", port: int = 0, threads: int = 0,
                  *, lifespan: bool = True, **server_options: Any) -> None:
         self.app = app
         self.worker = Worker(app, host, port, threads, lifespan=lifespan, on_started=self._started_cb,

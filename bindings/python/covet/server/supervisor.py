@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Optional
 from covet.tls import TransportOptions
 
 from .engine import EngineModule, native_module
+from .hosted import STARTUP_FAILURE_EXIT
 from .options import engine_default, engine_has, engine_option
 
 if TYPE_CHECKING:
@@ -64,6 +65,8 @@ class WorkerOptions:
     limit_concurrency: Optional[int] = None
     limit_max_requests: Optional[int] = None
     root_path: str = ""  # the ASGI root_path behind a prefix-stripping proxy (--root-path)
+    interface: str = "auto"  # how the app is served: auto (detected), asgi3, wsgi, covet (covet.server.hosted)
+    wsgi_threads: Optional[int] = None  # a hosted WSGI app's thread pool (None: the host's default)
 
     @property
     def stop_grace(self) -> float:
@@ -176,6 +179,10 @@ def worker_command(opts: WorkerOptions, listen_fd: int = -1, ready_fd: int = -1)
         command += ["--limit-max-requests", str(opts.limit_max_requests)]
     if opts.root_path:
         command += ["--root-path", opts.root_path]
+    if opts.interface != "auto":
+        command += ["--interface", opts.interface]
+    if opts.wsgi_threads is not None:
+        command += ["--wsgi-threads", str(opts.wsgi_threads)]
     if listen_fd >= 0:
         command += ["--listen-fd", str(listen_fd)]
     if ready_fd >= 0:
@@ -205,6 +212,7 @@ class Supervisor:
         self._next_scan = 0.0
         self._selector = selectors.DefaultSelector()
         self._announced = False
+        self.exit_code = 0
 
     # ---- lifecycle ----
     def run(self) -> int:
@@ -244,7 +252,7 @@ class Supervisor:
             os.close(wake_w)
             if self.listener is not None:
                 self.listener.close()
-        return 0
+        return self.exit_code
 
     def _step(self) -> None:
         for key, _ in self._selector.select(timeout=0.25):
@@ -341,6 +349,13 @@ class Supervisor:
                 continue
             self._close_pipe(p)
             del self.current[slot]
+            if rc == STARTUP_FAILURE_EXIT and not p.ready and not self._announced:
+                # The app's lifespan startup failed before the workers ever served: restarting would fail the
+                # same way (uvicorn exits too). Its message is in the worker's output above.
+                log.error("covet worker %d (pid %d): the application's startup failed; stopping", slot, p.proc.pid)
+                self.exit_code = STARTUP_FAILURE_EXIT
+                self.stopping = True
+                return
             lived = time.monotonic() - p.started
             failures = 0 if lived > 30 else p.failures + 1
             delay = min(RESTART_BACKOFF_MAX, 0.1 * (2 ** failures)) if failures else 0.0
