@@ -1,0 +1,546 @@
+"""`WsgiHost`: a WSGI application (PEP 3333: Flask, Django, ...) served on the native engine.
+
+Threads. The engine hands requests to the event-loop thread (`WsgiDispatcher.on_readable`), which only puts
+them on the pool's queue: the app runs in one of the pool's `threads` threads, which builds the environ,
+calls the app and answers through the request's ``NativeResponder`` itself. The responder is safe to use from
+any thread in both engine modes: a call from a thread that is not the connection's posts the work to the
+connection's thread (the I/O thread with ``threads>=1``; with the embedded engine, ``threads=0``, the loop
+thread, which the post wakes). So a response with one body costs one hand-off (loop -> pool) and one post to
+the engine; nothing goes back through the event loop. A streamed request body and a streamed response's flow
+control wait in the pool thread on an Event that the loop sets from the engine's ``take_body`` news.
+
+Responses. The first non-empty body chunk is held: when the iterable ends after it, the whole response goes
+out in one ``send`` (Content-Length); a second chunk (or ``write()``) starts a chunked stream with back-pressure
+(the pool thread waits while more than the engine's ``stream_send_buffer`` is unsent). A `FileWrapper` of a
+regular file is sent from the file (``send_file``: sendfile on plain TCP). ``close()`` of the app's iterable is
+always called, after the response was handed to the engine.
+
+Errors. The app raising before its response started: 500 and a log line with the traceback; after: the log
+line, and the connection is closed without the end of the body (the client sees it incomplete). A bad status
+line or headers raise from ``start_response`` in the app (TypeError/ValueError naming the fault), so the same
+500 follows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import re
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any, Optional
+
+from covet.concurrency import TaskSet
+from covet.routing import METHODS
+from covet.server.engine import Engine
+
+from .environ import EnvironBuilder
+from .streams import BodyInput, ClientDisconnected, FileWrapper, RequestBodyError
+
+__all__ = ["WsgiApp", "WsgiDispatcher", "WsgiHost"]
+
+logger = logging.getLogger("covet")
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+_ERROR_HEADERS: list[tuple[str, str]] = [("content-type", "text/plain; charset=utf-8")]
+_ERROR_BODY = b"Internal Server Error"
+# Seconds between re-checks while a pool thread waits for the engine's news (the news wakes it; this bounds a miss).
+_WAIT_CHECK = 1.0
+# Embedded engine: seconds between the loop's safety polls (WsgiDispatcher._tick).
+_TICK = 0.25
+# A HEAD answer whose app gave Content-Length and no body: that many zero bytes go to the engine, which announces
+# their length and sends none of them (up to this size; beyond, the answer is chunked without a length).
+_HEAD_PAD_LIMIT = 16 * 1024 * 1024
+
+# Response header names seen (bounded cache): 0 passed on, 1 Content-Length, 2 hop-by-hop (dropped, as gunicorn).
+_ORDINARY, _LENGTH, _HOP = 0, 1, 2
+_HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+                         "transfer-encoding", "upgrade"})
+_NAMES: dict[str, int] = {}
+_STATUSES: dict[str, int] = {}
+_CACHE_LIMIT = 1024
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def _status_code(status: Any) -> int:
+    code = _STATUSES.get(status)
+    if code is not None:
+        return code
+    if not isinstance(status, str):
+        raise TypeError(f"start_response(): the status must be a str such as '200 OK', not {type(status).__name__} "
+                        f"{status!r} (PEP 3333)")
+    if len(status) < 3 or not status[:3].isdigit() or (len(status) > 3 and status[3] != " ") \
+            or not 100 <= int(status[:3]) <= 599 or "\r" in status or "\n" in status:
+        raise ValueError(f"start_response(): bad status line {status!r}: it must be a 3-digit code from 100 to 599, "
+                         f"a space and a reason phrase, such as '200 OK' (PEP 3333)")
+    code = int(status[:3])
+    if len(_STATUSES) < _CACHE_LIMIT:
+        _STATUSES[status] = code
+    return code
+
+
+def _header_kind(name: Any) -> int:
+    kind = _NAMES.get(name)
+    if kind is not None:
+        return kind
+    if not isinstance(name, str):
+        raise TypeError(f"start_response(): a header name must be a str, not {type(name).__name__} {name!r}")
+    if not _TOKEN.fullmatch(name):
+        raise ValueError(f"start_response(): bad header name {name!r}: a name is a token (letters, digits and "
+                         f"!#$%&'*+-.^_`|~, no spaces or colons)")
+    lower = name.lower()
+    kind = _LENGTH if lower == "content-length" else _HOP if lower in _HOP_BY_HOP else _ORDINARY
+    if len(_NAMES) < _CACHE_LIMIT:
+        _NAMES[name] = kind
+    return kind
+
+
+def _engine_headers(headers: Any) -> tuple[list[tuple[str, Any]], int]:
+    """The app's headers as the engine takes them, and its Content-Length (-1: none). Checked here, so that a
+    fault raises from start_response in the app; values outside ASCII go as latin-1 bytes (PEP 3333)."""
+    if headers.__class__ is not list:
+        if not isinstance(headers, (list, tuple)):
+            raise TypeError(f"start_response(): the headers must be a list of (name, value) tuples, not "
+                            f"{type(headers).__name__} (PEP 3333)")
+        headers = list(headers)
+    declared = -1
+    rebuild = False
+    for item in headers:
+        if item.__class__ is not tuple or len(item) != 2:
+            raise TypeError(f"start_response(): each header must be a (name, value) tuple of str, not {item!r}")
+        name, value = item
+        kind = _header_kind(name)
+        if value.__class__ is not str:
+            raise TypeError(f"start_response(): the value of header {name!r} must be a str, not "
+                            f"{type(value).__name__} {value!r}")
+        if kind:
+            rebuild = True
+            if kind == _LENGTH:
+                text = value.strip()
+                if not text.isdigit():
+                    raise ValueError(f"start_response(): bad Content-Length {value!r}: it must be a decimal number")
+                declared = int(text)
+        elif not value.isascii():
+            rebuild = True
+    if not rebuild:
+        return headers, declared
+    out: list[tuple[str, Any]] = []
+    for name, value in headers:
+        if _header_kind(name) != _ORDINARY:
+            continue  # Content-Length: the engine frames the body; hop-by-hop: not the app's
+        if not value.isascii():
+            try:
+                value = value.encode("latin-1")
+            except UnicodeEncodeError:
+                raise ValueError(f"start_response(): the value of header {name!r} has characters outside latin-1 "
+                                 f"(PEP 3333: encode it, e.g. RFC 8187 for filenames): {value!r}") from None
+        out.append((name, value))
+    return out, declared
+
+
+def _as_bytes(chunk: Any) -> bytes:
+    if isinstance(chunk, (bytearray, memoryview)):
+        return bytes(chunk)
+    raise TypeError(f"the WSGI app's body must be an iterable of bytes; it gave {type(chunk).__name__} "
+                    f"{chunk!r:.80} (encode text, e.g. .encode('utf-8'))")
+
+
+class _Exchange:
+    """One request in a pool thread: the environ, start_response/write, the response."""
+
+    __slots__ = ("dispatcher", "native", "responder", "status", "headers", "declared", "sent", "streaming",
+                 "news", "flow_id")
+
+    def __init__(self, dispatcher: WsgiDispatcher, native: Any, responder: Any) -> None:
+        self.dispatcher = dispatcher
+        self.native = native
+        self.responder = responder
+        self.status = 0  # 0: start_response not called yet
+        self.headers: list[tuple[str, Any]] = []
+        self.declared = -1
+        self.sent = 0
+        self.streaming = False
+        self.news: Optional[threading.Event] = None
+        self.flow_id = 0
+
+    def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[
+            [bytes], None]:
+        if exc_info is not None:
+            try:
+                if self.streaming:  # too late to change the response: PEP 3333 re-raises the app's error
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.status:
+            raise AssertionError("start_response() was called a second time without exc_info (PEP 3333: only an "
+                                 "error handler may replace the response, passing sys.exc_info())")
+        code = _status_code(status)
+        self.headers, self.declared = _engine_headers(headers)
+        self.status = code
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        """PEP 3333's write() callable: the data goes out now (a chunked stream), waiting while the client is
+        slow. Raises ClientDisconnected when the client went away."""
+        if not self.status:
+            raise AssertionError("write() was called before start_response()")
+        if data.__class__ is not bytes:
+            data = _as_bytes(data)
+        if not data:
+            return
+        if not self.streaming:
+            self._start()
+        if not self._write(data):
+            raise ClientDisconnected("the client went away while the response was being written")
+
+    # -- the response ------------------------------------------------------------------------------
+    def run(self) -> None:
+        dispatcher = self.dispatcher
+        native = self.native
+        body_input: Optional[BodyInput] = None
+        if native.streaming:
+            news = self._news()
+            dispatcher.waiters[native.body_id] = news
+            body_input = BodyInput(native, news, dispatcher.kick)
+        result: Any = None
+        try:
+            environ = dispatcher.environ.build(native, body_input)
+            result = dispatcher.app(environ, self.start_response)
+            self._respond(result)
+        except Exception as exc:
+            self._fail(exc, environ_path(native))
+        finally:
+            if result is not None:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    try:
+                        close()
+                    except Exception:
+                        logger.exception("the WSGI app's response close() failed")
+            if self.news is not None:
+                waiters = dispatcher.waiters
+                if body_input is not None:
+                    waiters.pop(native.body_id, None)
+                if self.flow_id:
+                    waiters.pop(self.flow_id, None)
+
+    def _respond(self, result: Any) -> None:
+        if result.__class__ is FileWrapper and self.status and not self.streaming:
+            region = result.region()
+            if region is not None:
+                path, offset, count = region
+                if 0 <= self.declared < count:
+                    count = self.declared
+                self.responder.send_file(self.status, self.headers, path, offset, count)
+                self._kick()
+                return
+        pending: Optional[bytes] = None
+        for chunk in result:
+            if chunk.__class__ is not bytes:
+                chunk = _as_bytes(chunk)
+            if not chunk:
+                continue
+            if self.streaming:
+                if not self._write(chunk):
+                    self.responder.end()  # the client went away: stop producing (close() still runs)
+                    self._kick()
+                    return
+            elif pending is None:
+                if not self.status:
+                    raise RuntimeError("the WSGI app produced body bytes before calling start_response()")
+                pending = chunk
+            else:
+                self._start()
+                if not self._write(pending) or not self._write(chunk):
+                    self.responder.end()
+                    self._kick()
+                    return
+                pending = None
+        if self.streaming:
+            self.responder.end()
+            self._kick()
+            return
+        if not self.status:
+            raise RuntimeError("the WSGI app returned without calling start_response() (PEP 3333)")
+        self._send(pending if pending is not None else b"")
+
+    def _send(self, body: bytes) -> None:
+        declared = self.declared
+        if declared >= 0 and len(body) != declared:
+            if len(body) > declared:  # PEP 3333: never more than the app's Content-Length
+                body = body[:declared]
+            elif not body and self.native.method == "HEAD":  # the length a GET would have, no body
+                if declared > _HEAD_PAD_LIMIT:
+                    self._start()
+                    self.responder.end()
+                    self._kick()
+                    return
+                body = bytes(declared)
+        self.responder.send(self.status, self.headers, body)
+        kick = self.dispatcher.kick
+        if kick is not None:
+            kick()
+
+    def _kick(self) -> None:
+        kick = self.dispatcher.kick
+        if kick is not None:
+            kick()
+
+    def _news(self) -> threading.Event:
+        news = self.news
+        if news is None:
+            news = self.news = threading.Event()
+        return news
+
+    def _start(self) -> None:
+        responder = self.responder
+        responder.start_stream(self.status, self.headers)
+        self.streaming = True
+        self.flow_id = responder.flow_id
+        self.dispatcher.waiters[self.flow_id] = self._news()
+
+    def _write(self, chunk: bytes) -> bool:
+        """Writes one chunk of a started stream, waiting while too much is unsent; False: the client is gone."""
+        declared = self.declared
+        if declared >= 0:
+            room = declared - self.sent
+            if room <= 0:
+                return True
+            if len(chunk) > room:
+                chunk = chunk[:room]
+            self.sent += len(chunk)
+        responder = self.responder
+        if not responder.write(chunk):
+            return False
+        self._kick()
+        news = self.news
+        assert news is not None
+        while True:
+            news.clear()  # before flow_state arms the engine's event: a wake-up in between is kept
+            state: int = responder.flow_state()
+            if state != 1:
+                return state == 0
+            news.wait(_WAIT_CHECK)
+
+    def _fail(self, exc: Exception, where: str) -> None:
+        responder = self.responder
+        if self.streaming:
+            logger.error("the WSGI app failed after its response to %s started: the connection is closed", where,
+                         exc_info=exc)
+            responder.abort()
+            self._kick()
+            return
+        if isinstance(exc, RequestBodyError):
+            logger.info("%s: %s", where, exc)
+            headers, body = _ERROR_HEADERS, exc.reason.encode("utf-8", "replace")
+            status = exc.status
+        elif isinstance(exc, ClientDisconnected):
+            logger.debug("%s: %s", where, exc)
+            headers, body, status = _ERROR_HEADERS, b"Client disconnected", 400
+        else:
+            logger.error("the WSGI app failed on %s", where, exc_info=exc)
+            headers, body, status = _ERROR_HEADERS, _ERROR_BODY, 500
+        try:
+            responder.send(status, headers, body)
+            self._kick()
+        except Exception:  # answered already (send_file failed after sending), or the engine refused it
+            logger.debug("no error response could be sent for %s", where, exc_info=True)
+
+
+def environ_path(native: Any) -> str:
+    try:
+        return f"{native.method} {native.path}"
+    except Exception:  # answered already: the request is gone
+        return "a request"
+
+
+class _Pool:
+    """`size` threads running exchanges from a queue (the engine's (route_id, request, responder) items)."""
+
+    def __init__(self, dispatcher: WsgiDispatcher, size: int) -> None:
+        self.queue: queue.SimpleQueue[Optional[tuple[int, Any, Any]]] = queue.SimpleQueue()
+        self.dispatcher = dispatcher
+        self.threads = [threading.Thread(target=self._run, name=f"covet-wsgi-{i}", daemon=True)
+                        for i in range(size)]
+        for thread in self.threads:
+            thread.start()
+
+    def _run(self) -> None:
+        get = self.queue.get
+        dispatcher = self.dispatcher
+        while True:
+            item = get()
+            if item is None:
+                return
+            try:
+                _Exchange(dispatcher, item[1], item[2]).run()
+            except BaseException:  # never lose a pool thread
+                logger.exception("the WSGI pool thread's request failed")
+            # Not held while waiting for the next request: the engine's exchange ends with its last reference.
+            item = None
+
+    def stop(self) -> None:
+        for _ in self.threads:
+            self.queue.put(None)
+
+    def join(self, timeout: float) -> None:
+        for thread in self.threads:
+            thread.join(timeout)
+
+
+class WsgiDispatcher:
+    """Takes the engine's requests on the loop thread and runs them in the host's pool."""
+
+    def __init__(self, host: WsgiHost, server: Engine, loop: asyncio.AbstractEventLoop, root_path: str,
+                 batch: int = 256) -> None:
+        self.app = host.app
+        self.server = server
+        self.loop = loop
+        self.batch = batch
+        self.tasks = TaskSet()  # none: requests run in the pool
+        config = getattr(server, "config", None)
+        server_name = getattr(config, "host", "") or "localhost"
+        self.environ = EnvironBuilder(server_name, server.port, root_path, host.threads > 1, host.multiprocess,
+                                      FileWrapper)
+        # body_id / flow_id -> the Event of the pool thread waiting for the engine's news about it.
+        self.waiters: dict[int, threading.Event] = {}
+        self.pool = _Pool(self, host.threads)
+        self.embedded = server.embedded
+        self.engine_stopped: Optional[asyncio.Future[None]] = None
+        self._flush_scheduled = False
+        # Embedded engine: what a pool thread posts to the engine waits for the loop thread's next poll; the
+        # post's own wake-up does not reach the loop, so the pool thread asks for that poll (`kick`).
+        self.kick: Optional[Callable[[], None]] = None
+        self._kick_pending = False
+        if self.embedded:
+            self.engine_stopped = loop.create_future()
+            server.set_output_hook(self._schedule_flush)
+            self.kick = self._kick
+            self._tick_handle: Optional[asyncio.TimerHandle] = loop.call_later(_TICK, self._tick)
+
+    def _tick(self) -> None:
+        """Embedded engine: a poll every `_TICK` seconds. Work posted to the engine from another thread (or its
+        own stop request) wakes the engine's ring, but that wake-up does not always reach the loop's reader
+        (io_uring's deferred task work); the kicks cover the pool's posts, this tick whatever else is posted."""
+        self.on_readable()
+        stopped = self.engine_stopped
+        if stopped is None or not stopped.done():
+            self._tick_handle = self.loop.call_later(_TICK, self._tick)
+
+    def _kick(self) -> None:  # a pool thread, after posting to the embedded engine
+        if self._kick_pending:
+            return
+        self._kick_pending = True
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the server is gone
+            self.loop.call_soon_threadsafe(self._kicked)
+
+    def _kicked(self) -> None:
+        self._kick_pending = False  # before polling: a post after this asks again
+        self.on_readable()
+
+    def on_readable(self) -> None:
+        server = self.server
+        embedded = self.embedded
+        try:
+            if embedded and not server.poll():  # stopped and drained
+                stopped = self.engine_stopped
+                if stopped is not None and not stopped.done():
+                    stopped.set_result(None)
+            items = server.take(self.batch)
+            body_events = server.take_body()
+        except Exception:
+            logger.exception("taking requests from the engine failed")
+            return
+        if body_events:
+            waiters = self.waiters
+            for event_id in body_events:
+                news = waiters.get(event_id)
+                if news is not None:
+                    news.set()
+        put = self.pool.queue.put
+        for item in items:
+            put(item)
+        if embedded:
+            more = len(items) == self.batch
+            try:
+                more = server.flush() or more
+            except Exception:
+                logger.exception("submitting responses to the engine failed")
+            if more:
+                self.loop.call_soon(self.on_readable)
+
+    def _schedule_flush(self) -> None:
+        if self._flush_scheduled:
+            return
+        self._flush_scheduled = True
+        self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        try:
+            more = self.server.flush()
+        except Exception:
+            logger.exception("submitting responses to the engine failed")
+            return
+        if more:
+            self.on_readable()
+
+    def close(self, timeout: float = 0.0) -> None:
+        """Stops the pool threads once they finish their requests (`timeout`: seconds to wait for them)."""
+        handle = getattr(self, "_tick_handle", None)
+        if handle is not None:
+            handle.cancel()
+        self.pool.stop()
+        if timeout > 0:
+            self.pool.join(timeout)
+
+
+class WsgiHost:
+    """A WSGI application served by the engine: ``covet run module:app`` builds one for a WSGI callable
+    (``--wsgi-threads N``: the pool's size); every request of every method reaches it."""
+
+    interface = "wsgi"
+
+    def __init__(self, app: WsgiApp, threads: int = 10, *, multiprocess: bool = False) -> None:
+        """`threads`: the pool running the app (size it for the app's blocking work, as gunicorn's ``--threads``);
+        `multiprocess`: ``wsgi.multiprocess`` (True when several worker processes serve the app)."""
+        if not callable(app):
+            raise TypeError(f"WsgiHost needs a WSGI application (a callable app(environ, start_response)), not "
+                            f"{type(app).__name__}")
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"WsgiHost(threads=...) must be a positive integer, not {threads!r}")
+        self.app = app
+        self.threads = threads
+        self.multiprocess = multiprocess
+        self.dispatchers: list[WsgiDispatcher] = []
+
+    def register(self, server: Engine) -> None:
+        """Every path and method goes to the app (route id 0)."""
+        for method in METHODS:
+            server.add_route(method, "/", 0)
+            server.add_route(method, "/{covet_wsgi_path:path}", 0)
+
+    @contextlib.asynccontextmanager
+    async def lifespan_context(self) -> AsyncIterator[None]:
+        """WSGI has no lifespan; leaving it stops the pools of the dispatchers made inside it."""
+        try:
+            yield
+        finally:
+            dispatchers, self.dispatchers = self.dispatchers, []
+            for dispatcher in dispatchers:
+                dispatcher.close()
+            if dispatchers:
+                await asyncio.to_thread(_join_all, dispatchers, 5.0)
+
+    def dispatcher(self, server: Engine, loop: asyncio.AbstractEventLoop, root_path: str) -> WsgiDispatcher:
+        dispatcher = WsgiDispatcher(self, server, loop, root_path)
+        self.dispatchers.append(dispatcher)
+        return dispatcher
+
+
+def _join_all(dispatchers: list[WsgiDispatcher], timeout: float) -> None:
+    for dispatcher in dispatchers:
+        dispatcher.pool.join(timeout)

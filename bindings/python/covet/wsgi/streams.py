@@ -1,0 +1,169 @@
+"""The WSGI streams: ``wsgi.input`` for a body the engine streams, and ``wsgi.file_wrapper``.
+
+A body under the engine's ``stream_body_threshold`` arrives whole and is a ``BytesIO``. A larger one streams:
+`BodyInput` takes the engine's chunks (64 KiB) as the app reads, so the upload is never held whole and the
+engine reads more from the client only as the app consumes (back-pressure). When no chunk is there the pool
+thread waits for the engine's news for this body (the dispatcher's ``take_body`` wakes it).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, Optional
+
+__all__ = ["BodyInput", "ClientDisconnected", "FileWrapper", "RequestBodyError"]
+
+# Seconds between re-checks while waiting for the engine's news (it wakes the waiter; this only bounds a miss).
+_WAIT_CHECK = 1.0
+
+
+class ClientDisconnected(OSError):
+    """Raised by ``wsgi.input`` when the client went away before the request body ended."""
+
+
+class RequestBodyError(OSError):
+    """Raised by ``wsgi.input`` when the engine refused the rest of the body (``status``: 413 over
+    ``--max-stream-body-bytes``, 408 too slow, 400 malformed); uncaught, the server answers with that status."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"the request body was refused ({status}): {reason}")
+        self.status = status
+        self.reason = reason
+
+
+class BodyInput:
+    """``wsgi.input`` of a streamed request body: read(n), readline, readlines and iteration over lines."""
+
+    def __init__(self, native: Any, news: threading.Event, kick: Optional[Callable[[], None]] = None) -> None:
+        """`news`: set by the dispatcher when the engine has news for this body (registered under its body_id);
+        `kick`: called after taking a chunk (the embedded engine reads more once the loop polls)."""
+        self._native = native
+        self._news = news
+        self._kick = kick
+        self._buffer = b""
+        self._ended = False
+
+    def _more(self) -> bool:
+        """Appends the engine's next chunk to the buffer; False once the body has ended."""
+        if self._ended:
+            return False
+        native = self._native
+        news = self._news
+        while True:
+            news.clear()  # before read_body arms the engine's event: a wake-up in between is kept
+            chunk = native.read_body()
+            if chunk is None:  # nothing yet: the engine's event for this body wakes us
+                news.wait(_WAIT_CHECK)
+                continue
+            if chunk.__class__ is tuple:
+                status, reason = chunk
+                self._ended = True
+                if status:
+                    raise RequestBodyError(status, reason)
+                raise ClientDisconnected(f"the client went away before the request body ended: {reason}")
+            if not chunk:
+                self._ended = True
+                return False
+            if self._kick is not None:
+                self._kick()
+            self._buffer = self._buffer + chunk if self._buffer else chunk
+            return True
+
+    def read(self, size: Optional[int] = -1) -> bytes:
+        if size is None or size < 0:
+            while self._more():
+                pass
+            out, self._buffer = self._buffer, b""
+            return out
+        while len(self._buffer) < size and self._more():
+            pass
+        buffer = self._buffer
+        if len(buffer) <= size:
+            self._buffer = b""
+            return buffer
+        self._buffer = buffer[size:]
+        return buffer[:size]
+
+    def readline(self, size: Optional[int] = -1) -> bytes:
+        limit = -1 if size is None else size
+        start = 0
+        while True:
+            end = self._buffer.find(b"\n", start)
+            if end >= 0:
+                end += 1
+                break
+            if 0 <= limit <= len(self._buffer):
+                end = limit
+                break
+            start = len(self._buffer)
+            if not self._more():
+                end = len(self._buffer)
+                break
+        if 0 <= limit < end:
+            end = limit
+        line, self._buffer = self._buffer[:end], self._buffer[end:]
+        return line
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        lines: list[bytes] = []
+        total = 0
+        while True:
+            line = self.readline()
+            if not line:
+                return lines
+            lines.append(line)
+            total += len(line)
+            if 0 < hint <= total:
+                return lines
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    def close(self) -> None:
+        pass
+
+
+class FileWrapper:
+    """``wsgi.file_wrapper``: a file-like object as the response body. A regular file the app returns this way
+    (its current position to the end, or ``Content-Length`` bytes) is sent by the engine from the file
+    (sendfile on plain TCP, ``NativeResponder.send_file``); anything else is read in `blksize` blocks."""
+
+    def __init__(self, filelike: Any, blksize: int = 8192) -> None:
+        self.filelike = filelike
+        self.blksize = blksize
+
+    def close(self) -> None:
+        close = getattr(self.filelike, "close", None)
+        if close is not None:
+            close()
+
+    def region(self) -> Optional[tuple[str, int, int]]:
+        """(a path the engine can open, offset, bytes to the end) of a regular file, else None."""
+        try:
+            fd = self.filelike.fileno()
+            offset = self.filelike.tell()
+            info = os.fstat(fd)
+        except (AttributeError, OSError, ValueError):
+            return None
+        if not stat.S_ISREG(info.st_mode) or offset > info.st_size:
+            return None
+        # The engine opens the file itself (a new description: this one's position is untouched).
+        return f"/proc/self/fd/{fd}", offset, info.st_size - offset
+
+    def __iter__(self) -> Iterator[bytes]:
+        read = self.filelike.read
+        size = self.blksize
+        while True:
+            block = read(size)
+            if not block:
+                return
+            yield block
