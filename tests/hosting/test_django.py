@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from conftest import ASGI_SERVERS, WSGI_SERVERS, Server, serve
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 SERVINGS = [("asgi", s) for s in ASGI_SERVERS] + [("wsgi", s) for s in WSGI_SERVERS]
@@ -66,3 +67,6 @@ def test_channels_consumer(server: Server) -> None:
         a.send(json.dumps({"text": "hi all"}))
         for ws in (a, b):  # the group message reaches both consumers through the channel layer
             assert json.loads(ws.recv(timeout=10)) == {"room": "lobby", "text": "hi all"}
+    with pytest.raises(InvalidStatus) as denied:
+        connect(server.ws_url + "/ws/room/private/", open_timeout=10)
+    assert denied.value.response.status_code == 403

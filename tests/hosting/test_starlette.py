@@ -8,8 +8,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from conftest import ASGI_SERVERS, Server, serve
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
+from websockets.typing import Subprotocol
 
 
 @pytest.fixture(scope="module", params=ASGI_SERVERS)
@@ -58,11 +59,20 @@ def test_streaming_gzip_and_background_task(client: httpx.Client) -> None:
 
 
 def test_websocket_endpoint(server: Server) -> None:
-    with connect(server.ws_url + "/ws", open_timeout=10) as ws:
-        assert ws.recv(timeout=10) == "welcome"
+    with connect(server.ws_url + "/ws?name=ada", open_timeout=10, subprotocols=[Subprotocol("chat.v1")]) as ws:
+        assert ws.subprotocol == "chat.v1"
+        assert ws.recv(timeout=10) == "welcome ada"
         ws.send("hi")
         assert ws.recv(timeout=10) == "echo: hi"
         ws.send("bye")
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=10)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4001
+
+
+def test_websocket_denied_before_accept(server: Server) -> None:
+    with pytest.raises(InvalidStatus) as denied:
+        connect(server.ws_url + "/ws?token=bad", open_timeout=10)
+    assert denied.value.response.status_code == 403
+    with connect(server.ws_url + "/ws", open_timeout=10) as ws:  # no subprotocol asked, none chosen
+        assert ws.subprotocol is None and ws.recv(timeout=10) == "welcome anonymous"

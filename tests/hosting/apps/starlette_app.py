@@ -70,8 +70,12 @@ class Chat(WebSocketEndpoint):
     encoding = "text"
 
     async def on_connect(self, websocket: WebSocket) -> None:
-        await websocket.accept()
-        await websocket.send_text("welcome")
+        if websocket.query_params.get("token") == "bad":
+            await websocket.close(code=1008)  # before accept: the handshake is denied with 403
+            return
+        offered = websocket.scope.get("subprotocols", [])
+        await websocket.accept(subprotocol="chat.v1" if "chat.v1" in offered else None)
+        await websocket.send_text(f"welcome {websocket.query_params.get('name', 'anonymous')}")
 
     async def on_receive(self, websocket: WebSocket, data: str) -> None:
         if data == "bye":

@@ -10,12 +10,16 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 class RoomConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     async def connect(self) -> None:
         self.room = self.scope["url_route"]["kwargs"]["room"]
+        if self.room == "private":
+            await self.close()  # before accept: the handshake is denied (403)
+            return
         await self.channel_layer.group_add(self.room, self.channel_name)
         await self.accept()
         await self.send_json({"joined": self.room})
 
     async def disconnect(self, code: int) -> None:
-        await self.channel_layer.group_discard(self.room, self.channel_name)
+        if self.room != "private":
+            await self.channel_layer.group_discard(self.room, self.channel_name)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         await self.channel_layer.group_send(self.room, {"type": "room.message", "text": content.get("text")})
