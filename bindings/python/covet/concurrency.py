@@ -56,10 +56,12 @@ def _log_task_failure(task: asyncio.Task[Any]) -> None:
 
 
 class TaskSet:
-    """Keeps strong references to running request tasks (asyncio only keeps weak ones)."""
+    """Keeps strong references to running request tasks (asyncio only keeps weak ones); logs the failures of
+    those that end with an exception unless `log_failures` is False (their owner handles them)."""
 
-    def __init__(self) -> None:
+    def __init__(self, log_failures: bool = True) -> None:
         self.tasks: set[asyncio.Task[Any]] = set()
+        self._log_failures = log_failures
 
     def add(self, task: asyncio.Task[Any]) -> None:
         self.tasks.add(task)
@@ -67,7 +69,8 @@ class TaskSet:
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self.tasks.discard(task)
-        _log_task_failure(task)
+        if self._log_failures:
+            _log_task_failure(task)
 
     def __len__(self) -> int:
         return len(self.tasks)
@@ -133,12 +136,15 @@ def start_task(
     *,
     eager: bool,
     context: Optional[contextvars.Context] = None,
+    on_done: Optional[Callable[[asyncio.Task[Any]], object]] = None,
 ) -> asyncio.Task[Any]:
     """Run `coro` in a Task on `loop` (in `context`, default: a copy of the current one).
 
     ``eager=True`` runs the Task's first step now when `loop` allows it (see the module docstring), else the
     Task starts on the loop's next turn, as with ``eager=False``. The Task is kept in `tasks` while it runs.
-    The coroutine must handle its own exceptions; anything escaping is logged.
+    The coroutine must handle its own exceptions; anything escaping is logged — unless `on_done` is given: it
+    is called with the finished Task (at once when it finished in its eager step) and deals with its outcome
+    (`tasks` should then not log either: a `TaskSet(log_failures=False)`).
     """
     if not eager:
         task = loop.create_task(coro, context=context) if context is not None else loop.create_task(coro)
@@ -147,10 +153,14 @@ def start_task(
     else:
         task = _eager_task_311(coro, loop, context)
     if task.done():  # finished in its eager step: nothing to keep
-        if not task.cancelled() and task.exception() is not None:
+        if on_done is not None:
+            on_done(task)
+        elif not task.cancelled() and task.exception() is not None:
             _log_task_failure(task)
     else:
         tasks.add(task)
+        if on_done is not None:
+            task.add_done_callback(on_done)
     return task
 
 

@@ -125,7 +125,11 @@ def detect_interface(obj: object) -> str:
     if is_served_app(obj):
         return "covet"
     if inspect.isclass(obj):
-        if hasattr(obj, "__await__") or _is_async(getattr(obj, "__call__", None)):
+        method = getattr(obj, "__call__", None)  # the instances' __call__ (unbound: self counts)
+        if inspect.iscoroutinefunction(method) and _positional_count(method) == 4:
+            raise HostingError(f"{what} is a class of ASGI 3 applications, not one: serve an instance of it "
+                               "(e.g. `app = " + str(getattr(obj, "__name__", "App")) + "()` in the module)")
+        if hasattr(obj, "__await__") or _is_async(method):
             raise HostingError(
                 f"{what} is a class: it looks like an ASGI 2 application (instantiated with the scope, then called "
                 "with receive and send); CovetPy hosts ASGI 3 apps. Serve an instance if the class is an ASGI 3 app, "
