@@ -8,7 +8,6 @@ thread does the I/O) and an I/O thread (threads=1).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import http.client
 import io
@@ -36,50 +35,26 @@ def _compiled_engine() -> None:
 
 
 class WsgiServer:
-    """`app` served by a WsgiHost on a NativeServer, on an event loop in a thread of this process."""
+    """`app` served by a WsgiHost through covet's ThreadedWorker (the Worker `covet run` uses, on a thread)."""
 
     def __init__(self, app: Any, threads: int = 4, engine_threads: int = 1, root_path: str = "",
                  **limits: Any) -> None:
-        import covet._native as native
+        from covet.server.serve import ThreadedWorker
         from covet.wsgi import WsgiHost
 
-        self.host = WsgiHost(app, threads=threads)
-        self.server = native.NativeServer(host="127.0.0.1", port=0, threads=engine_threads, **limits)
-        self.host.register(self.server)
-        self.root_path = root_path
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.worker = ThreadedWorker(WsgiHost(app, threads=threads), threads=engine_threads, root_path=root_path,
+                                     **limits)
 
     def __enter__(self) -> WsgiServer:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+        self.worker.start()
         return self
 
-    async def _start(self) -> None:
-        self.lifespan = self.host.lifespan_context()
-        await self.lifespan.__aenter__()
-        self.server.start()
-        self.dispatcher = self.host.dispatcher(self.server, self.loop, self.root_path)
-        self.loop.add_reader(self.server.fileno(), self.dispatcher.on_readable)
-
-    async def _stop(self) -> None:
-        self.server.stop()
-        if self.dispatcher.engine_stopped is not None:
-            await self.dispatcher.engine_stopped
-        else:
-            await asyncio.to_thread(self.server.wait)
-        self.loop.remove_reader(self.server.fileno())
-        await self.lifespan.__aexit__(None, None, None)
-
     def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(20)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
+        self.worker.stop()
 
     @property
     def port(self) -> int:
-        return int(self.server.port)
+        return self.worker.port
 
     def connect(self, timeout: float = 10.0) -> http.client.HTTPConnection:
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
@@ -96,6 +71,9 @@ class WsgiServer:
 
 
 ENGINES = [pytest.param(0, id="embedded"), pytest.param(1, id="io-thread")]
+# (engine threads, pool threads): the app in a pool, or inline on the loop thread (threads=0)
+MODES = [pytest.param((0, 4), id="embedded-pool"), pytest.param((1, 4), id="io-thread-pool"),
+         pytest.param((0, 0), id="embedded-inline"), pytest.param((1, 0), id="io-thread-inline")]
 
 
 def raw_exchange(port: int, request: bytes, timeout: float = 5.0) -> bytes:
@@ -121,9 +99,9 @@ def environ_app(environ: Environ, start_response: StartResponse) -> Iterable[byt
     return [body]
 
 
-@pytest.mark.parametrize("engine_threads", ENGINES)
-def test_environ(engine_threads: int) -> None:
-    with WsgiServer(environ_app, threads=2, engine_threads=engine_threads, root_path="/app") as server:
+@pytest.mark.parametrize("mode", MODES)
+def test_environ(mode: tuple[int, int]) -> None:
+    with WsgiServer(environ_app, threads=mode[1], engine_threads=mode[0], root_path="/app") as server:
         request = (b"POST /app/caf%C3%A9/a%2Fb?x=%20y&z HTTP/1.1\r\nHost: example.com:8081\r\n"
                    b"Content-Type: text/plain\r\nContent-Length: 5\r\nX-Multi: 1\r\nX-Multi: 2\r\n"
                    b"Cookie: a=1\r\nCookie: b=2\r\nX_Spoofed: evil\r\nConnection: close\r\n\r\nhello")
@@ -146,7 +124,7 @@ def test_environ(engine_threads: int) -> None:
         assert env["SERVER_PROTOCOL"] == "HTTP/1.1"
         assert env["REMOTE_ADDR"] == "127.0.0.1" and env["REMOTE_PORT"].isdigit()
         assert env["wsgi.version"] == (1, 0) and env["wsgi.url_scheme"] == "http"
-        assert env["wsgi.multithread"] is True and env["wsgi.multiprocess"] is False
+        assert env["wsgi.multithread"] is (mode[1] > 1) and env["wsgi.multiprocess"] is False
         assert env["wsgi.run_once"] is False and env["wsgi.input_terminated"] is True
         assert env["errors_is_stream"] and env["file_wrapper"]
         # No Host (HTTP/1.0): the server's address; a path outside the root path stays whole.
@@ -183,11 +161,11 @@ def upload_app(environ: Environ, start_response: StartResponse) -> Iterable[byte
     return [body]
 
 
-@pytest.mark.parametrize("engine_threads", ENGINES)
-def test_large_upload_is_streamed_and_read_in_pieces(engine_threads: int) -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_large_upload_is_streamed_and_read_in_pieces(mode: tuple[int, int]) -> None:
     data = b"".join(b"line %d %s\n" % (i, b"x" * (i % 50)) for i in range(60_000))  # ~2.4 MB
     expected = hashlib.sha256(data).hexdigest()
-    with WsgiServer(upload_app, engine_threads=engine_threads) as server:
+    with WsgiServer(upload_app, threads=mode[1], engine_threads=mode[0]) as server:
         status, _, body = server.request("POST", "/read", data)
         kind, pieces, digest = body.decode().split()
         assert (status, kind, digest) == (200, "BodyInput", expected)
@@ -271,10 +249,10 @@ RESPONSE_PROGRESS: list[int] = []
 BIG_CHUNKS = 256  # 16 MiB: more than the socket buffers hold
 
 
-@pytest.mark.parametrize("engine_threads", ENGINES)
-def test_responses(engine_threads: int) -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_responses(mode: tuple[int, int]) -> None:
     Closing.closed.clear()
-    with WsgiServer(response_app, engine_threads=engine_threads) as server:
+    with WsgiServer(response_app, threads=mode[1], engine_threads=mode[0]) as server:
         status, headers, body = server.request("GET", "/single")
         assert (status, body, headers["content-length"]) == (201, b"one body", "8")
         assert headers["x-custom"].encode("latin-1") == "caf\u00e9".encode("latin-1")  # latin-1 on the wire
@@ -295,11 +273,11 @@ def test_responses(engine_threads: int) -> None:
         assert sorted(Closing.closed) == ["single", "stream"]
 
 
-@pytest.mark.parametrize("engine_threads", ENGINES)
-def test_streamed_response_waits_for_a_slow_reader(engine_threads: int) -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_streamed_response_waits_for_a_slow_reader(mode: tuple[int, int]) -> None:
     RESPONSE_PROGRESS.clear()
     Closing.closed.clear()
-    with WsgiServer(response_app, engine_threads=engine_threads, stream_send_buffer=256 * 1024) as server:
+    with WsgiServer(response_app, threads=mode[1], engine_threads=mode[0], stream_send_buffer=256 * 1024) as server:
         sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
         sock.sendall(b"GET /big-stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -359,12 +337,12 @@ def file_app_for(path: Path) -> Callable[[Environ, StartResponse], Any]:
     return app
 
 
-@pytest.mark.parametrize("engine_threads", ENGINES)
-def test_file_wrapper_sends_a_real_file_from_the_file(tmp_path: Path, engine_threads: int) -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_file_wrapper_sends_a_real_file_from_the_file(tmp_path: Path, mode: tuple[int, int]) -> None:
     data = os.urandom(300_000)
     path = tmp_path / "blob.bin"
     path.write_bytes(data)
-    with WsgiServer(file_app_for(path), engine_threads=engine_threads) as server:
+    with WsgiServer(file_app_for(path), threads=mode[1], engine_threads=mode[0]) as server:
         status, headers, body = server.request("GET", "/file")
         assert (status, headers["content-length"], body == data) == (200, str(len(data)), True)
         status, headers, body = server.request("GET", "/offset")
@@ -415,10 +393,10 @@ def error_app(environ: Environ, start_response: StartResponse) -> Any:
     raise AssertionError(path)
 
 
-@pytest.mark.parametrize("engine_threads", ENGINES)
-def test_errors(engine_threads: int, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_errors(mode: tuple[int, int], caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.ERROR, logger="covet")
-    with WsgiServer(error_app, engine_threads=engine_threads) as server:
+    with WsgiServer(error_app, threads=mode[1], engine_threads=mode[0]) as server:
         cases = {
             "/raise": "boom before the response",
             "/bad-status": "bad status line 'OK'",
@@ -497,5 +475,53 @@ def test_host_arguments_are_checked() -> None:
 
     with pytest.raises(TypeError, match="WSGI application"):
         WsgiHost("not an app")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="positive integer"):
-        WsgiHost(environ_app, threads=0)
+    with pytest.raises(ValueError, match="0 \\(inline\\) or a positive integer"):
+        WsgiHost(environ_app, threads=-1)
+
+
+# -- covet run ----------------------------------------------------------------------------------------------------
+RUN_APP = '''
+import threading, time
+
+def app(environ, start_response):
+    if environ["PATH_INFO"] == "/slow":
+        time.sleep(1.0)
+    body = "|".join([environ["SCRIPT_NAME"], environ["PATH_INFO"], str(environ["wsgi.multithread"]),
+                     threading.current_thread().name]).encode()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [body]
+'''
+
+
+def test_covet_run_serves_a_wsgi_app(tmp_path: Path) -> None:
+    from serverproc import ServerProcess
+
+    (tmp_path / "wsgiapp.py").write_text(RUN_APP)
+    command = [sys.executable, "-m", "covet", "run", "wsgiapp:app", "--port", "0", "--wsgi-threads", "3",
+               "--root-path", "/r", "--limit-concurrency", "1"]
+    with ServerProcess(command, cwd=tmp_path) as proc:
+        assert "wsgi app hosted" in proc.output()
+        server = _Remote(proc.port)
+        status, _, body = server.request("GET", "/r/x%20y")
+        assert status == 200
+        script_name, path_info, multithread, thread = body.decode().split("|")
+        assert (script_name, path_info, multithread) == ("/r", "/x y", "True")
+        assert thread.startswith("covet-wsgi-")
+        # --limit-concurrency 1: while one request runs, the next is refused with 503 without reaching the app.
+        slow: list[int] = []
+        runner = threading.Thread(target=lambda: slow.append(server.request("GET", "/slow")[0]))
+        runner.start()
+        time.sleep(0.3)
+        assert server.request("GET", "/")[0] == 503
+        runner.join(10)
+        assert slow == [200]
+        assert server.request("GET", "/")[0] == 200
+        assert proc.stop() < 5
+
+
+class _Remote:
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    request = WsgiServer.request
+    connect = WsgiServer.connect

@@ -28,16 +28,19 @@ import contextlib
 import logging
 import queue
 import re
+import select
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any, Optional
 
-from covet.concurrency import TaskSet
 from covet.routing import METHODS
-from covet.server.engine import Engine
+from covet.server.dispatch import EngineDriver
+from covet.server.engine import Engine, Responder
+from covet.server.hosted import RequestGate
 
 from .environ import EnvironBuilder
-from .streams import BodyInput, ClientDisconnected, FileWrapper, RequestBodyError
+from .streams import BodyInput, ClientDisconnected, EngineNews, FileWrapper, RequestBodyError
 
 __all__ = ["WsgiApp", "WsgiDispatcher", "WsgiHost"]
 
@@ -47,8 +50,10 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 _ERROR_HEADERS: list[tuple[str, str]] = [("content-type", "text/plain; charset=utf-8")]
 _ERROR_BODY = b"Internal Server Error"
-# Seconds between re-checks while a pool thread waits for the engine's news (the news wakes it; this bounds a miss).
-_WAIT_CHECK = 1.0
+# Inline mode (threads=0) waiting for the engine's news: the embedded engine's fd at most this long, then a poll;
+# with an I/O thread, sleeps this long between checks.
+_INLINE_WAIT = 0.01
+_INLINE_SLEEP = 0.0005
 # Embedded engine: seconds between the loop's safety polls (WsgiDispatcher._tick).
 _TICK = 0.25
 # A HEAD answer whose app gave Content-Length and no body: that many zero bytes go to the engine, which announces
@@ -163,7 +168,7 @@ class _Exchange:
         self.declared = -1
         self.sent = 0
         self.streaming = False
-        self.news: Optional[threading.Event] = None
+        self.news: Optional[EngineNews] = None
         self.flow_id = 0
 
     def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[
@@ -202,9 +207,7 @@ class _Exchange:
         native = self.native
         body_input: Optional[BodyInput] = None
         if native.streaming:
-            news = self._news()
-            dispatcher.waiters[native.body_id] = news
-            body_input = BodyInput(native, news, dispatcher.kick)
+            body_input = BodyInput(native, self._news(), dispatcher.kick)
         result: Any = None
         try:
             environ = dispatcher.environ.build(native, body_input)
@@ -221,11 +224,13 @@ class _Exchange:
                     except Exception:
                         logger.exception("the WSGI app's response close() failed")
             if self.news is not None:
-                waiters = dispatcher.waiters
-                if body_input is not None:
-                    waiters.pop(native.body_id, None)
-                if self.flow_id:
-                    waiters.pop(self.flow_id, None)
+                self.news.release()
+            gate = dispatcher.gate
+            if gate is not None:
+                if dispatcher.pool is None:
+                    gate.leave()
+                else:
+                    dispatcher.loop.call_soon_threadsafe(gate.leave)
 
     def _respond(self, result: Any) -> None:
         if result.__class__ is FileWrapper and self.status and not self.streaming:
@@ -289,10 +294,10 @@ class _Exchange:
         if kick is not None:
             kick()
 
-    def _news(self) -> threading.Event:
+    def _news(self) -> EngineNews:
         news = self.news
         if news is None:
-            news = self.news = threading.Event()
+            news = self.news = EngineNews() if self.dispatcher.pool is not None else _InlineNews(self.dispatcher)
         return news
 
     def _start(self) -> None:
@@ -300,7 +305,7 @@ class _Exchange:
         responder.start_stream(self.status, self.headers)
         self.streaming = True
         self.flow_id = responder.flow_id
-        self.dispatcher.waiters[self.flow_id] = self._news()
+        self._news()
 
     def _write(self, chunk: bytes) -> bool:
         """Writes one chunk of a started stream, waiting while too much is unsent; False: the client is gone."""
@@ -319,11 +324,11 @@ class _Exchange:
         news = self.news
         assert news is not None
         while True:
-            news.clear()  # before flow_state arms the engine's event: a wake-up in between is kept
+            news.arm(self.flow_id)  # before flow_state arms the engine's event: a wake-up in between is kept
             state: int = responder.flow_state()
             if state != 1:
                 return state == 0
-            news.wait(_WAIT_CHECK)
+            news.wait()
 
     def _fail(self, exc: Exception, where: str) -> None:
         responder = self.responder
@@ -391,44 +396,49 @@ class _Pool:
             thread.join(timeout)
 
 
-class WsgiDispatcher:
-    """Takes the engine's requests on the loop thread and runs them in the host's pool."""
+class WsgiDispatcher(EngineDriver):
+    """Takes the engine's requests on the loop thread (`EngineDriver`) and runs them in the host's pool."""
 
     def __init__(self, host: WsgiHost, server: Engine, loop: asyncio.AbstractEventLoop, root_path: str,
-                 batch: int = 256) -> None:
+                 gate: Optional[RequestGate] = None) -> None:
+        super().__init__(server, loop)
         self.app = host.app
-        self.server = server
-        self.loop = loop
-        self.batch = batch
-        self.tasks = TaskSet()  # none: requests run in the pool
+        self.gate = gate
         config = getattr(server, "config", None)
         server_name = getattr(config, "host", "") or "localhost"
         self.environ = EnvironBuilder(server_name, server.port, root_path, host.threads > 1, host.multiprocess,
                                       FileWrapper)
-        # body_id / flow_id -> the Event of the pool thread waiting for the engine's news about it.
-        self.waiters: dict[int, threading.Event] = {}
-        self.pool = _Pool(self, host.threads)
-        self.embedded = server.embedded
-        self.engine_stopped: Optional[asyncio.Future[None]] = None
-        self._flush_scheduled = False
+        # threads=0: the app runs on the loop thread itself (no pool, no hand-off).
+        self.pool = _Pool(self, host.threads) if host.threads else None
         # Embedded engine: what a pool thread posts to the engine waits for the loop thread's next poll; the
         # post's own wake-up does not reach the loop, so the pool thread asks for that poll (`kick`).
         self.kick: Optional[Callable[[], None]] = None
         self._kick_pending = False
+        self._tick_handle: Optional[asyncio.TimerHandle] = None
         if self.embedded:
-            self.engine_stopped = loop.create_future()
-            server.set_output_hook(self._schedule_flush)
-            self.kick = self._kick
-            self._tick_handle: Optional[asyncio.TimerHandle] = loop.call_later(_TICK, self._tick)
+            if self.pool is not None:
+                self.kick = self._kick
+            self._tick_handle = loop.call_later(_TICK, self._tick)
 
-    def _tick(self) -> None:
-        """Embedded engine: a poll every `_TICK` seconds. Work posted to the engine from another thread (or its
-        own stop request) wakes the engine's ring, but that wake-up does not always reach the loop's reader
-        (io_uring's deferred task work); the kicks cover the pool's posts, this tick whatever else is posted."""
-        self.on_readable()
-        stopped = self.engine_stopped
-        if stopped is None or not stopped.done():
-            self._tick_handle = self.loop.call_later(_TICK, self._tick)
+    def dispatch(self, items: Sequence[tuple[int, Any, Responder]]) -> None:
+        gate = self.gate
+        if self.pool is None:  # inline: one request after the other on this thread, answered in place
+            for item in items:
+                if gate is None or gate.enter():
+                    _Exchange(self, item[1], item[2]).run()
+                else:
+                    item[2].send(503, _ERROR_HEADERS, b"Service Unavailable")
+            return
+        put = self.pool.queue.put
+        if gate is None:
+            for item in items:
+                put(item)
+            return
+        for item in items:
+            if gate.enter():
+                put(item)
+            else:
+                item[2].send(503, _ERROR_HEADERS, b"Service Unavailable")
 
     def _kick(self) -> None:  # a pool thread, after posting to the embedded engine
         if self._kick_pending:
@@ -441,61 +451,35 @@ class WsgiDispatcher:
         self._kick_pending = False  # before polling: a post after this asks again
         self.on_readable()
 
-    def on_readable(self) -> None:
-        server = self.server
-        embedded = self.embedded
-        try:
-            if embedded and not server.poll():  # stopped and drained
-                stopped = self.engine_stopped
-                if stopped is not None and not stopped.done():
-                    stopped.set_result(None)
-            items = server.take(self.batch)
-            body_events = server.take_body()
-        except Exception:
-            logger.exception("taking requests from the engine failed")
-            return
-        if body_events:
-            waiters = self.waiters
-            for event_id in body_events:
-                news = waiters.get(event_id)
-                if news is not None:
-                    news.set()
-        put = self.pool.queue.put
-        for item in items:
-            put(item)
-        if embedded:
-            more = len(items) == self.batch
-            try:
-                more = server.flush() or more
-            except Exception:
-                logger.exception("submitting responses to the engine failed")
-            if more:
-                self.loop.call_soon(self.on_readable)
-
-    def _schedule_flush(self) -> None:
-        if self._flush_scheduled:
-            return
-        self._flush_scheduled = True
-        self.loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        try:
-            more = self.server.flush()
-        except Exception:
-            logger.exception("submitting responses to the engine failed")
-            return
-        if more:
-            self.on_readable()
+    def _tick(self) -> None:
+        """Embedded engine: a poll every `_TICK` seconds. Work posted to the engine from another thread (or its
+        own stop request) wakes the engine's ring, but that wake-up does not always reach the loop's reader
+        (io_uring's deferred task work); the kicks cover the pool's posts, this tick whatever else is posted."""
+        self.on_readable()
+        stopped = self.engine_stopped
+        if stopped is None or not stopped.done():
+            self._tick_handle = self.loop.call_later(_TICK, self._tick)
 
     def close(self, timeout: float = 0.0) -> None:
         """Stops the pool threads once they finish their requests (`timeout`: seconds to wait for them)."""
-        handle = getattr(self, "_tick_handle", None)
-        if handle is not None:
-            handle.cancel()
-        self.pool.stop()
-        if timeout > 0:
-            self.pool.join(timeout)
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+        if self.pool is not None:
+            self.pool.stop()
+            if timeout > 0:
+                self.pool.join(timeout)
+
+    def wait_inline(self) -> None:
+        """Inline (threads=0): the engine's news for the exchange running on this thread, by driving the engine
+        here (the loop is inside this exchange): the embedded engine polled, or a short sleep for the I/O thread's."""
+        server = self.server
+        if self.embedded:
+            select.select([server.fileno()], [], [], _INLINE_WAIT)
+            server.poll()
+            server.flush()
+        else:
+            time.sleep(_INLINE_SLEEP)
+        server.take_body()  # only this exchange waits for news (one at a time): the caller re-checks its own
 
 
 class WsgiHost:
@@ -510,8 +494,8 @@ class WsgiHost:
         if not callable(app):
             raise TypeError(f"WsgiHost needs a WSGI application (a callable app(environ, start_response)), not "
                             f"{type(app).__name__}")
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-            raise ValueError(f"WsgiHost(threads=...) must be a positive integer, not {threads!r}")
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+            raise ValueError(f"WsgiHost(threads=...) must be 0 (inline) or a positive integer, not {threads!r}")
         self.app = app
         self.threads = threads
         self.multiprocess = multiprocess
@@ -535,12 +519,30 @@ class WsgiHost:
             if dispatchers:
                 await asyncio.to_thread(_join_all, dispatchers, 5.0)
 
-    def dispatcher(self, server: Engine, loop: asyncio.AbstractEventLoop, root_path: str) -> WsgiDispatcher:
-        dispatcher = WsgiDispatcher(self, server, loop, root_path)
+    def dispatcher(self, server: Engine, loop: asyncio.AbstractEventLoop, root_path: str,
+                   gate: Optional[RequestGate] = None) -> WsgiDispatcher:
+        dispatcher = WsgiDispatcher(self, server, loop, root_path, gate)
         self.dispatchers.append(dispatcher)
         return dispatcher
 
 
+class _InlineNews(EngineNews):
+    """Inline mode's waiting: no other thread wakes this one; it drives the engine until its news came."""
+
+    __slots__ = ("_dispatcher",)
+
+    def __init__(self, dispatcher: WsgiDispatcher) -> None:
+        super().__init__()
+        self._dispatcher = dispatcher
+
+    def arm(self, event_id: int) -> None:
+        pass
+
+    def wait(self) -> None:
+        self._dispatcher.wait_inline()
+
+
 def _join_all(dispatchers: list[WsgiDispatcher], timeout: float) -> None:
     for dispatcher in dispatchers:
-        dispatcher.pool.join(timeout)
+        if dispatcher.pool is not None:
+            dispatcher.pool.join(timeout)

@@ -14,10 +14,47 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, Optional
 
-__all__ = ["BodyInput", "ClientDisconnected", "FileWrapper", "RequestBodyError"]
+from covet import _events
+
+__all__ = ["BodyInput", "ClientDisconnected", "EngineNews", "FileWrapper", "RequestBodyError"]
 
 # Seconds between re-checks while waiting for the engine's news (it wakes the waiter; this only bounds a miss).
 _WAIT_CHECK = 1.0
+
+
+class EngineNews:
+    """A pool thread waiting for the engine's news about one exchange (a streamed body's chunk, a streamed
+    response's room). The loop thread's driver hands the engine's body events to ``covet._events.wake``, which
+    resolves what is registered under the id: this object stands there as a future would (`done`, `set_result`)."""
+
+    __slots__ = ("_event", "_ids")
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._ids: set[int] = set()
+
+    def done(self) -> bool:
+        return False
+
+    def set_result(self, _result: object) -> None:  # the loop thread, with the engine's event for an id
+        self._event.set()
+
+    def arm(self, event_id: int) -> None:
+        """Before the engine call that asks for news (read_body, flow_state): a wake-up after it is kept."""
+        _events.WAITERS[event_id] = self  # type: ignore[assignment]  # a future's two methods, thread-safe
+        self._ids.add(event_id)
+        self._event.clear()
+
+    def wait(self) -> None:
+        self._event.wait(_WAIT_CHECK)
+
+    def release(self) -> None:
+        """The exchange is over: its ids leave the registry."""
+        waiters: dict[int, object] = _events.WAITERS  # type: ignore[assignment]
+        for event_id in self._ids:
+            if waiters.get(event_id) is self:
+                del waiters[event_id]
+        self._ids.clear()
 
 
 class ClientDisconnected(OSError):
@@ -37,11 +74,12 @@ class RequestBodyError(OSError):
 class BodyInput:
     """``wsgi.input`` of a streamed request body: read(n), readline, readlines and iteration over lines."""
 
-    def __init__(self, native: Any, news: threading.Event, kick: Optional[Callable[[], None]] = None) -> None:
-        """`news`: set by the dispatcher when the engine has news for this body (registered under its body_id);
-        `kick`: called after taking a chunk (the embedded engine reads more once the loop polls)."""
+    def __init__(self, native: Any, news: EngineNews, kick: Optional[Callable[[], None]] = None) -> None:
+        """`news`: the exchange's waiter for the engine's events; `kick`: called after taking a chunk (the
+        embedded engine reads more once the loop polls)."""
         self._native = native
         self._news = news
+        self._id: int = native.body_id
         self._kick = kick
         self._buffer = b""
         self._ended = False
@@ -53,10 +91,10 @@ class BodyInput:
         native = self._native
         news = self._news
         while True:
-            news.clear()  # before read_body arms the engine's event: a wake-up in between is kept
+            news.arm(self._id)  # before read_body arms the engine's event: a wake-up in between is kept
             chunk = native.read_body()
             if chunk is None:  # nothing yet: the engine's event for this body wakes us
-                news.wait(_WAIT_CHECK)
+                news.wait()
                 continue
             if chunk.__class__ is tuple:
                 status, reason = chunk
