@@ -72,7 +72,7 @@ def _require_covet() -> None:
 
 def _answers_http(port: int) -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:  # a loaded machine: a slow first answer
             s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             return s.recv(5) == b"HTTP/"
     except OSError:

@@ -63,6 +63,8 @@ def test_send_file(client: httpx.Client) -> None:
     assert r.status_code == 200 and r.content == data
     assert r.headers["content-length"] == str(len(data))
     assert r.headers["content-disposition"] == "attachment; filename=data.bin"
+    head = client.head("/file")
+    assert (head.status_code, head.content, head.headers["content-length"]) == (200, b"", str(len(data)))
     r = client.get("/file", headers={"range": "bytes=100-199"})
     assert r.status_code == 206 and r.content == data[100:200]
     assert r.headers["content-range"] == f"bytes 100-199/{len(data)}"
