@@ -23,6 +23,12 @@ class GreetService(Protocol):
     def count(self, request: greet_dot_greet__pb2.CountRequest, ctx: RequestContext) -> AsyncIterator[greet_dot_greet__pb2.CountResponse]:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
+    async def sum(self, request: AsyncIterator[greet_dot_greet__pb2.SumRequest], ctx: RequestContext) -> greet_dot_greet__pb2.SumResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
+    def running_sum(self, request: AsyncIterator[greet_dot_greet__pb2.SumRequest], ctx: RequestContext) -> AsyncIterator[greet_dot_greet__pb2.SumResponse]:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
 
 class GreetServiceASGIApplication(ConnectASGIApplication[GreetService]):
     def __init__(self, service: GreetService | AsyncGenerator[GreetService], *, interceptors: Iterable[Interceptor]=(), read_max_bytes: int | None = None, compressions: Iterable[Compression] | None = None) -> None:
@@ -48,6 +54,26 @@ class GreetServiceASGIApplication(ConnectASGIApplication[GreetService]):
                         idempotency_level=IdempotencyLevel.UNKNOWN,
                     ),
                     function=svc.count,
+                ),
+                "/greet.v1.GreetService/Sum": Endpoint.client_stream(
+                    method=MethodInfo(
+                        name="Sum",
+                        service_name="greet.v1.GreetService",
+                        input=greet_dot_greet__pb2.SumRequest,
+                        output=greet_dot_greet__pb2.SumResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.sum,
+                ),
+                "/greet.v1.GreetService/RunningSum": Endpoint.bidi_stream(
+                    method=MethodInfo(
+                        name="RunningSum",
+                        service_name="greet.v1.GreetService",
+                        input=greet_dot_greet__pb2.SumRequest,
+                        output=greet_dot_greet__pb2.SumResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.running_sum,
                 ),
             },
             interceptors=interceptors,
@@ -102,11 +128,55 @@ class GreetServiceClient(ConnectClient):
             timeout_ms=timeout_ms,
         )
 
+    async def sum(
+        self,
+        request: AsyncIterator[greet_dot_greet__pb2.SumRequest],
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> greet_dot_greet__pb2.SumResponse:
+        return await self.execute_client_stream(
+            request=request,
+            method=MethodInfo(
+                name="Sum",
+                service_name="greet.v1.GreetService",
+                input=greet_dot_greet__pb2.SumRequest,
+                output=greet_dot_greet__pb2.SumResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def running_sum(
+        self,
+        request: AsyncIterator[greet_dot_greet__pb2.SumRequest],
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> AsyncIterator[greet_dot_greet__pb2.SumResponse]:
+        return self.execute_bidi_stream(
+            request=request,
+            method=MethodInfo(
+                name="RunningSum",
+                service_name="greet.v1.GreetService",
+                input=greet_dot_greet__pb2.SumRequest,
+                output=greet_dot_greet__pb2.SumResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
 
 class GreetServiceSync(Protocol):
     def greet(self, request: greet_dot_greet__pb2.GreetRequest, ctx: RequestContext) -> greet_dot_greet__pb2.GreetResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
     def count(self, request: greet_dot_greet__pb2.CountRequest, ctx: RequestContext) -> Iterator[greet_dot_greet__pb2.CountResponse]:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def sum(self, request: Iterator[greet_dot_greet__pb2.SumRequest], ctx: RequestContext) -> greet_dot_greet__pb2.SumResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def running_sum(self, request: Iterator[greet_dot_greet__pb2.SumRequest], ctx: RequestContext) -> Iterator[greet_dot_greet__pb2.SumResponse]:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
 
@@ -133,6 +203,26 @@ class GreetServiceWSGIApplication(ConnectWSGIApplication):
                         idempotency_level=IdempotencyLevel.UNKNOWN,
                     ),
                     function=service.count,
+                ),
+                "/greet.v1.GreetService/Sum": EndpointSync.client_stream(
+                    method=MethodInfo(
+                        name="Sum",
+                        service_name="greet.v1.GreetService",
+                        input=greet_dot_greet__pb2.SumRequest,
+                        output=greet_dot_greet__pb2.SumResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.sum,
+                ),
+                "/greet.v1.GreetService/RunningSum": EndpointSync.bidi_stream(
+                    method=MethodInfo(
+                        name="RunningSum",
+                        service_name="greet.v1.GreetService",
+                        input=greet_dot_greet__pb2.SumRequest,
+                        output=greet_dot_greet__pb2.SumResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.running_sum,
                 ),
             },
             interceptors=interceptors,
@@ -181,6 +271,46 @@ class GreetServiceClientSync(ConnectClientSync):
                 service_name="greet.v1.GreetService",
                 input=greet_dot_greet__pb2.CountRequest,
                 output=greet_dot_greet__pb2.CountResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def sum(
+        self,
+        request: Iterator[greet_dot_greet__pb2.SumRequest],
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> greet_dot_greet__pb2.SumResponse:
+        return self.execute_client_stream(
+            request=request,
+            method=MethodInfo(
+                name="Sum",
+                service_name="greet.v1.GreetService",
+                input=greet_dot_greet__pb2.SumRequest,
+                output=greet_dot_greet__pb2.SumResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def running_sum(
+        self,
+        request: Iterator[greet_dot_greet__pb2.SumRequest],
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> Iterator[greet_dot_greet__pb2.SumResponse]:
+        return self.execute_bidi_stream(
+            request=request,
+            method=MethodInfo(
+                name="RunningSum",
+                service_name="greet.v1.GreetService",
+                input=greet_dot_greet__pb2.SumRequest,
+                output=greet_dot_greet__pb2.SumResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
             ),
             headers=headers,

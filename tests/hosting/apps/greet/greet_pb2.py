@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11greet/greet.proto\x12\x08greet.v1\"\x1c\n\x0cGreetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"!\n\rGreetResponse\x12\x10\n\x08greeting\x18\x01 \x01(\t\"\x1d\n\x0c\x43ountRequest\x12\r\n\x05up_to\x18\x01 \x01(\x05\"\x1f\n\rCountResponse\x12\x0e\n\x06number\x18\x01 \x01(\x05\x32\x88\x01\n\x0cGreetService\x12:\n\x05Greet\x12\x16.greet.v1.GreetRequest\x1a\x17.greet.v1.GreetResponse\"\x00\x12<\n\x05\x43ount\x12\x16.greet.v1.CountRequest\x1a\x17.greet.v1.CountResponse\"\x00\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11greet/greet.proto\x12\x08greet.v1\"\x1c\n\x0cGreetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"!\n\rGreetResponse\x12\x10\n\x08greeting\x18\x01 \x01(\t\"\x1d\n\x0c\x43ountRequest\x12\r\n\x05up_to\x18\x01 \x01(\x05\"\x1f\n\rCountResponse\x12\x0e\n\x06number\x18\x01 \x01(\x05\"\x1c\n\nSumRequest\x12\x0e\n\x06number\x18\x01 \x01(\x05\"+\n\x0bSumResponse\x12\r\n\x05total\x18\x01 \x01(\x05\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x32\x81\x02\n\x0cGreetService\x12:\n\x05Greet\x12\x16.greet.v1.GreetRequest\x1a\x17.greet.v1.GreetResponse\"\x00\x12<\n\x05\x43ount\x12\x16.greet.v1.CountRequest\x1a\x17.greet.v1.CountResponse\"\x00\x30\x01\x12\x36\n\x03Sum\x12\x14.greet.v1.SumRequest\x1a\x15.greet.v1.SumResponse\"\x00(\x01\x12?\n\nRunningSum\x12\x14.greet.v1.SumRequest\x1a\x15.greet.v1.SumResponse\"\x00(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,6 +39,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COUNTREQUEST']._serialized_end=125
   _globals['_COUNTRESPONSE']._serialized_start=127
   _globals['_COUNTRESPONSE']._serialized_end=158
-  _globals['_GREETSERVICE']._serialized_start=161
-  _globals['_GREETSERVICE']._serialized_end=297
+  _globals['_SUMREQUEST']._serialized_start=160
+  _globals['_SUMREQUEST']._serialized_end=188
+  _globals['_SUMRESPONSE']._serialized_start=190
+  _globals['_SUMRESPONSE']._serialized_end=233
+  _globals['_GREETSERVICE']._serialized_start=236
+  _globals['_GREETSERVICE']._serialized_end=493
 # @@protoc_insertion_point(module_scope)

@@ -27,3 +27,17 @@ class CountResponse(_message.Message):
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     number: int
     def __init__(self, number: _Optional[int] = ...) -> None: ...
+
+class SumRequest(_message.Message):
+    __slots__ = ("number",)
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    number: int
+    def __init__(self, number: _Optional[int] = ...) -> None: ...
+
+class SumResponse(_message.Message):
+    __slots__ = ("total", "count")
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    total: int
+    count: int
+    def __init__(self, total: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
