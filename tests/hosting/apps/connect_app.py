@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.request import RequestContext
-
 from greet.greet_connect import GreetServiceASGIApplication
 from greet.greet_pb2 import CountRequest, CountResponse, GreetRequest, GreetResponse, SumRequest, SumResponse
 

@@ -55,5 +55,6 @@ app.include_router(router)
 
 
 @app.get("/whoami")
-async def whoami(user_agent: Annotated[str, Header()] = "", x_token: Annotated[str | None, Header()] = None) -> dict[str, object]:
+async def whoami(user_agent: Annotated[str, Header()] = "",
+                 x_token: Annotated[str | None, Header()] = None) -> dict[str, object]:
     return {"user_agent": user_agent, "x_token": x_token}

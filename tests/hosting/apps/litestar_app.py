@@ -4,6 +4,7 @@ injection, an exception, and its OpenAPI schema."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from litestar import Controller, Litestar, get, post
 from litestar.di import Provide
@@ -30,7 +31,7 @@ def provide_library() -> Library:
 
 class BookController(Controller):
     path = "/books"
-    dependencies = {"library": Provide(provide_library, sync_to_thread=False)}
+    dependencies: ClassVar[dict[str, Provide]] = {"library": Provide(provide_library, sync_to_thread=False)}
 
     @get("/")
     async def list_books(self, library: Library, min_pages: int = 0) -> list[Book]:
