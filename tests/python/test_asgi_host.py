@@ -83,6 +83,7 @@ def make_app(rec: Recorder, big_file: Path) -> Any:
             out["raw_path"] = scope["raw_path"].decode("latin-1")
             out["query_string"] = scope["query_string"].decode("latin-1")
             out["extensions"] = sorted(scope["extensions"])
+            out["tls_version"] = scope["extensions"].get("tls", {}).get("tls_version")
             out["body"] = body.decode()
             await respond(send, json.dumps(out).encode(), headers=[(b"content-type", b"application/json")])
         elif path == "/no-response":
@@ -561,7 +562,12 @@ def test_what_cannot_be_hosted_is_refused_with_the_cause_and_fix() -> None:
 
     def asgi2_function(scope: Any) -> Any: ...
 
+    class SyncWrapper:  # returns the awaitable of an inner app (some middleware wrappers do)
+        def __call__(self, scope: Any, receive: Any, send: Any) -> Any:
+            return asgi3(scope, receive, send)
+
     assert detect_interface(asgi3) == "asgi3"
+    assert detect_interface(SyncWrapper()) == "asgi3"
     assert detect_interface(Instance()) == "asgi3"
     assert detect_interface(wsgi) == "wsgi"
     assert detect_interface(CovetPy()) == "covet"
@@ -573,3 +579,74 @@ def test_what_cannot_be_hosted_is_refused_with_the_cause_and_fix() -> None:
     with pytest.raises(HostingError, match="not a CovetPy app"):
         hosted(asgi3, interface="covet")
     assert hosted(wsgi, interface="asgi3").interface == "asgi3"  # type: ignore[union-attr]  # forced
+
+
+def test_proxy_headers_from_a_trusted_peer_set_client_and_scheme() -> None:
+    from covet.serve import ThreadedWorker
+
+    worker = ThreadedWorker(make_app(Recorder(), Path(__file__)), lifespan=False,
+                            forwarded_allow_ips="127.0.0.1").start()
+    try:
+        scope = json.loads(get(worker.port, "/scope", headers={"X-Forwarded-Proto": "https",
+                                                              "X-Forwarded-For": "198.51.100.1"})[2])
+    finally:
+        worker.stop()
+    assert scope["scheme"] == "https"
+    assert scope["client"] == ["198.51.100.1", 0]
+
+
+def test_tls_sets_the_scheme_and_the_tls_extension(tmp_path: Path) -> None:
+    import shutil
+    import ssl
+    import subprocess
+
+    from covet.serve import ThreadedWorker
+
+    if not shutil.which("openssl"):
+        pytest.skip("the openssl command is needed to make a test certificate")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", "key.pem", "-out", "cert.pem"], cwd=tmp_path, check=True, capture_output=True)
+    worker = ThreadedWorker(make_app(Recorder(), Path(__file__)), lifespan=False,
+                            ssl_certfile=str(tmp_path / "cert.pem"), ssl_keyfile=str(tmp_path / "key.pem")).start()
+    try:
+        context = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+        conn = http.client.HTTPSConnection("127.0.0.1", worker.port, timeout=10, context=context)
+        conn.request("GET", "/scope")
+        seen = json.loads(conn.getresponse().read())
+        conn.close()
+    finally:
+        worker.stop()
+    assert seen["scheme"] == "https"
+    assert "tls" in seen["extensions"]
+    assert seen["tls_version"] in (0x0303, 0x0304)  # the ASGI tls extension's integer (TLS 1.2 / 1.3)
+
+
+def test_limit_concurrency_answers_503_beyond_the_limit() -> None:
+    import threading
+
+    from covet.serve import ThreadedWorker
+    from covet.server.serve import RequestLimits
+
+    async def slow(scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await asyncio.sleep(0.5)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"slow"})
+
+    limits = RequestLimits(1, None, {"worker": None}, lambda message: False)
+    worker = ThreadedWorker(slow, lifespan=False, gate=limits).start()
+    statuses: list[int] = []
+    try:
+        threads = [threading.Thread(target=lambda: statuses.append(get(worker.port, "/")[0])) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+            time.sleep(0.1)
+        for thread in threads:
+            thread.join()
+        assert get(worker.port, "/")[0] == 200  # the slot was given back
+    finally:
+        worker.stop()
+    assert sorted(statuses) == [200, 503]
+    assert limits.in_flight == 0

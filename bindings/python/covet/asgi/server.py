@@ -22,10 +22,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import inspect
 import logging
 import os
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Optional, Union
+from urllib.parse import unquote
 
 from covet import _events
 from covet.concurrency import TaskSet, eager_start_available, start_task
@@ -65,11 +67,7 @@ class ClientDisconnected(OSError):
 
 
 def _percent_decoded(raw: str) -> str:
-    if "%" not in raw:
-        return raw
-    from urllib.parse import unquote  # deferred: only paths with escapes need it
-
-    return unquote(raw)
+    return unquote(raw) if "%" in raw else raw
 
 
 def _latin1(value: Union[bytes, str]) -> str:
@@ -91,6 +89,13 @@ def _tls_extension(tls: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _awaiting(app: Any) -> ASGIApp:
+    async def call(scope: Any, receive: Any, send: Any) -> None:
+        await app(scope, receive, send)
+
+    return call
+
+
 class AsgiHost:
     """An ASGI 3 application served by the engine (a `covet.server.hosted.HostedApp`)."""
 
@@ -98,6 +103,8 @@ class AsgiHost:
 
     def __init__(self, app: ASGIApp, *, max_message_bytes: int = 16 * 1024 * 1024) -> None:
         """`max_message_bytes`: the largest WebSocket message accepted (uvicorn's ``--ws-max-size``, 16 MiB)."""
+        if not (inspect.iscoroutinefunction(app) or inspect.iscoroutinefunction(getattr(app, "__call__", None))):
+            app = _awaiting(app)  # a sync callable returning an awaitable: its Task needs a coroutine
         self.app = app
         self.state: dict[str, Any] = {}  # the lifespan state; each request's scope gets a shallow copy
         self.max_message_bytes = max_message_bytes
@@ -201,6 +208,8 @@ class AsgiDispatcher(EngineDriver):
         self.eager = eager_start_available(loop)
         config = getattr(server, "config", None)
         self.server_address: Optional[tuple[str, int]] = (str(getattr(config, "host", "")), server.port)
+        self.tls = bool(getattr(server, "tls", False))
+        self._extensions: Optional[dict[str, Any]] = None  # the HTTP scope's extensions (by the responders' type)
         self.websockets: dict[int, WebSocketCycle] = {}
         self.websocket_events = self._websocket_events
 
@@ -264,32 +273,63 @@ def _base_scope(dispatcher: AsgiDispatcher, native: Any, kind: str, scheme: str)
     }
 
 
+def _http_extensions(responder: Any) -> dict[str, Any]:
+    """The HTTP scope's ``extensions`` this engine's responders support."""
+    extensions: dict[str, Any] = {}
+    if hasattr(responder, "send_file"):
+        extensions["http.response.pathsend"] = {}
+    if hasattr(responder, "send_trailers"):
+        extensions["http.response.trailers"] = {}
+    if hasattr(responder, "early_hint"):
+        extensions["http.response.early_hint"] = {}
+    return extensions
+
+
 class HttpCycle:
     """One HTTP request's ``scope``, ``receive`` and ``send``."""
 
     __slots__ = ("dispatcher", "native", "responder", "scope", "_state", "_status", "_headers", "_trailers",
-                 "_pending_trailers", "_body_done", "_flow_waiter", "_method")
+                 "_pending_trailers", "_body_done", "_flow_waiter")
 
     def __init__(self, dispatcher: AsgiDispatcher, native: Any, responder: Responder) -> None:
         self.dispatcher = dispatcher
         self.native = native
         self.responder = responder
-        scope = self.scope = _base_scope(dispatcher, native, "http", native.scheme)
-        self._method = scope["method"] = native.method
-        extensions: dict[str, Any] = {"http.response.pathsend": {}}
-        if hasattr(responder, "send_trailers"):
-            extensions["http.response.trailers"] = {}
-        if hasattr(responder, "early_hint"):
-            extensions["http.response.early_hint"] = {}
-        tls = native.tls
-        if tls is not None:
-            extensions["tls"] = _tls_extension(tls)
-        scope["extensions"] = extensions
+        extensions = dispatcher._extensions
+        if extensions is None:
+            extensions = dispatcher._extensions = _http_extensions(responder)
+        extensions = extensions.copy()
+        if dispatcher.tls:
+            tls = native.tls
+            if tls is not None:
+                extensions["tls"] = _tls_extension(tls)
+        # The scope, built at once (the engine's request is gone once the response is sent).
+        root = dispatcher.root_path
+        raw = native.path
+        if root:
+            raw = root + raw
+        state = dispatcher.host.state
+        self.scope = {
+            "type": "http",
+            "asgi": ASGI_VERSION,
+            "http_version": native.http_version,
+            "scheme": native.scheme,
+            "method": native.method,
+            "path": unquote(raw) if "%" in raw else raw,
+            "raw_path": raw.encode("latin-1"),
+            "query_string": native.query_string.encode("latin-1"),
+            "root_path": root,
+            "headers": [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in native.headers],
+            "client": native.client,
+            "server": dispatcher.server_address,
+            "state": state.copy() if state else {},
+            "extensions": extensions,
+        }
         self._state = _INIT
         self._status = 200
         self._headers: Any = ()
         self._trailers = False
-        self._pending_trailers: list[tuple[str, str]] = []
+        self._pending_trailers: Optional[list[tuple[str, str]]] = None
         self._body_done = False
         self._flow_waiter: Optional[asyncio.Future[None]] = None
 
@@ -400,12 +440,13 @@ class HttpCycle:
         if state == _TRAILERS:
             if kind != "http.response.trailers":
                 raise RuntimeError(f"Expected ASGI message 'http.response.trailers', but got {kind!r}.")
-            self._pending_trailers += _str_headers(message.get("headers", ()))
+            trailers = (self._pending_trailers or []) + _str_headers(message.get("headers", ()))
+            self._pending_trailers = trailers
             if not message.get("more_trailers", False):
                 self._state = _DONE
                 send_trailers = getattr(self.responder, "send_trailers", None)
                 if send_trailers is not None:
-                    send_trailers(self._pending_trailers)
+                    send_trailers(trailers)
                 else:
                     self.responder.end()
             return
@@ -471,7 +512,7 @@ class WebSocketCycle:
     `deliver`, `closed` and `wake`)."""
 
     __slots__ = ("dispatcher", "native", "scope", "_inbox", "_waiter", "_connected", "_accepted", "_closed",
-                 "_close_code", "_close_reason", "_denial", "_denial_body", "_drained")
+                 "_close_code", "_close_reason", "_disconnected", "_denial", "_denial_body", "_drained")
 
     def __init__(self, dispatcher: AsgiDispatcher, native: Any) -> None:
         self.dispatcher = dispatcher
@@ -493,6 +534,7 @@ class WebSocketCycle:
         self._accepted = False  # the app sent websocket.accept
         self._closed = False  # by either side
         self._close_code = 1005
+        self._disconnected = False  # the engine reported the connection closed
         self._close_reason = ""
         self._denial: Optional[tuple[int, list[tuple[str, str]]]] = None
         self._denial_body: list[bytes] = []
@@ -504,6 +546,7 @@ class WebSocketCycle:
         self._wake_receiver()
 
     def closed(self, code: int, reason: str) -> None:
+        self._disconnected = True
         if not self._closed:
             self._closed = True
             self._close_code, self._close_reason = code or 1005, reason
@@ -527,6 +570,8 @@ class WebSocketCycle:
             self._connected = True
             return {"type": "websocket.connect"}
         while not self._inbox:
+            if self._disconnected:  # the disconnect was handed out already: nothing more will come
+                return {"type": "websocket.disconnect", "code": self._close_code, "reason": self._close_reason}
             self._waiter = self.dispatcher.loop.create_future()
             try:
                 await self._waiter
@@ -608,7 +653,7 @@ class WebSocketCycle:
                         self.native.deny(403, [], b"")
                 else:
                     self.native.close(1011 if failure is not None else 1008, "")
-            else:
-                self.native.close(1011 if failure is not None else 1000, "")
+            else:  # 1012: the worker is shutting down (the Task was cancelled), as uvicorn
+                self.native.close(1011 if failure is not None else 1012 if task.cancelled() else 1000, "")
         except Exception:
             logger.debug("could not close the WebSocket", exc_info=True)

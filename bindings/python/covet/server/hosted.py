@@ -155,6 +155,8 @@ def detect_interface(obj: object) -> str:
                 "skips this check")
         raise HostingError(f"{what} is an async callable of {count} argument(s), not an ASGI 3 application "
                            "`async def app(scope, receive, send)`; --interface asgi3 skips this check")
+    if count == 3:  # a sync callable of (scope, receive, send) returning an awaitable (a wrapper, a partial)
+        return "asgi3"
     if count == 2 or count is None:
         return "wsgi"
     if count == 1:
