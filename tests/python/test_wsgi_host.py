@@ -189,6 +189,20 @@ def test_chunked_upload_without_length_reads_to_the_end() -> None:
         assert raw.split()[-1].decode() == hashlib.sha256(b"a" * 100_000 + b"b" * 50_000).hexdigest()
 
 
+@pytest.mark.parametrize("mode", [pytest.param((0, 4), id="embedded-pool"), pytest.param((1, 0), id="io-thread-inline")])
+def test_body_over_the_streamed_limit_is_refused_with_413(mode: tuple[int, int]) -> None:
+    with WsgiServer(upload_app, threads=mode[1], engine_threads=mode[0], max_stream_body_bytes=200_000) as server:
+        status, _, body = server.request("POST", "/read", b"x" * 1_000_000)  # refused on its Content-Length
+        assert status == 413, body
+        # Chunked, no length: refused while the app reads it (RequestBodyError), answered with the engine's status.
+        chunk = b"y" * 50_000
+        chunks = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(10)) + b"0\r\n\r\n"
+        raw = raw_exchange(server.port, b"POST /read HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                                        b"Connection: close\r\n\r\n" + chunks)
+        assert raw.startswith(b"HTTP/1.1 413"), raw[:200]
+        assert server.request("POST", "/read", b"z" * 100_000)[0] == 200
+
+
 # -- responses ----------------------------------------------------------------------------------------------------
 class Closing:
     """A response iterable recording that close() was called."""
@@ -479,12 +493,58 @@ def test_host_arguments_are_checked() -> None:
         WsgiHost(environ_app, threads=-1)
 
 
+# -- HTTP/2 -------------------------------------------------------------------------------------------------------
+def h2_app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    if environ["PATH_INFO"] == "/slow":
+        time.sleep(0.3)
+    data = environ["wsgi.input"].read()
+    body = f"{environ['SERVER_PROTOCOL']} {environ['PATH_INFO']} {len(data)}".encode()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [body]
+
+
+def test_http2_streams_run_in_parallel_and_carry_bodies() -> None:
+    h2_connection = pytest.importorskip("h2.connection")
+    h2_events = pytest.importorskip("h2.events")
+    h2_config = pytest.importorskip("h2.config")
+    with WsgiServer(h2_app, threads=2) as server:
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        conn = h2_connection.H2Connection(config=h2_config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+
+        def request(path: str, body: bytes) -> int:
+            stream_id = int(conn.get_next_available_stream_id())
+            conn.send_headers(stream_id, [(":method", "POST" if body else "GET"), (":path", path),
+                                          (":scheme", "http"), (":authority", "localhost")], end_stream=not body)
+            if body:  # DATA frames without a content-length header
+                conn.send_data(stream_id, body, end_stream=True)
+            return stream_id
+
+        slow, fast = request("/slow", b""), request("/fast", b"x" * 5000)
+        sock.sendall(conn.data_to_send())
+        done: dict[int, bytes] = {}
+        order: list[int] = []
+        deadline = time.monotonic() + 5
+        while len(order) < 2 and time.monotonic() < deadline:
+            for event in conn.receive_data(sock.recv(65536)):
+                if isinstance(event, h2_events.DataReceived):
+                    done[event.stream_id] = done.get(event.stream_id, b"") + event.data
+                    conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                elif isinstance(event, h2_events.StreamEnded):
+                    order.append(event.stream_id)
+            sock.sendall(conn.data_to_send())
+        sock.close()
+        assert order == [fast, slow]
+        assert done[fast] == b"HTTP/2 /fast 5000" and done[slow] == b"HTTP/2 /slow 0"
+
+
 # -- covet run ----------------------------------------------------------------------------------------------------
 RUN_APP = '''
-import threading, time
+import pathlib, threading, time
 
 def app(environ, start_response):
     if environ["PATH_INFO"] == "/slow":
+        pathlib.Path("slow-started").touch()
         time.sleep(1.0)
     body = "|".join([environ["SCRIPT_NAME"], environ["PATH_INFO"], str(environ["wsgi.multithread"]),
                      threading.current_thread().name]).encode()
@@ -511,10 +571,13 @@ def test_covet_run_serves_a_wsgi_app(tmp_path: Path) -> None:
         slow: list[int] = []
         runner = threading.Thread(target=lambda: slow.append(server.request("GET", "/slow")[0]))
         runner.start()
-        time.sleep(0.3)
+        deadline = time.monotonic() + 10
+        while not (tmp_path / "slow-started").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert server.request("GET", "/")[0] == 503
         runner.join(10)
         assert slow == [200]
+        time.sleep(0.1)  # the count drops on the loop thread just after the answer went out
         assert server.request("GET", "/")[0] == 200
         assert proc.stop() < 5
 

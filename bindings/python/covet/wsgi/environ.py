@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import io
 import sys
+from collections.abc import Callable, Iterator
 from typing import Any, Optional
 from urllib.parse import unquote
 
-__all__ = ["EnvironBuilder", "header_key"]
+__all__ = ["EMPTY_INPUT", "EmptyInput", "EnvironBuilder", "header_key"]
 
 # Keys cached for header names already seen; a client cannot grow it past this (it then maps without caching).
 _CACHE_LIMIT = 1024
@@ -51,6 +52,30 @@ def _split_host(host: str) -> tuple[str, str]:
     return result
 
 
+class EmptyInput:
+    """``wsgi.input`` of a request without a body."""
+
+    __slots__ = ()
+
+    def read(self, size: Optional[int] = -1) -> bytes:
+        return b""
+
+    def readline(self, size: Optional[int] = -1) -> bytes:
+        return b""
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        return []
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(())
+
+    def close(self) -> None:
+        pass
+
+
+EMPTY_INPUT = EmptyInput()
+
+
 class EnvironBuilder:
     """Builds environs for one server: its constant keys once, the request's per call."""
 
@@ -72,9 +97,9 @@ class EnvironBuilder:
             "wsgi.file_wrapper": file_wrapper,
         }
 
-    def build(self, native: Any, body_input: Optional[Any]) -> dict[str, Any]:
-        """The environ of `native` (a NativeRequest); `body_input`: the streamed body's wsgi.input, or None for
-        a body that came whole (then a BytesIO of it)."""
+    def build(self, native: Any, streamed_input: Callable[[Any], Any]) -> dict[str, Any]:
+        """The environ of `native` (a NativeRequest); `streamed_input(native)`: the wsgi.input of a body the
+        engine streams (a body that came whole is a BytesIO of it)."""
         environ = self.base.copy()
         environ["REQUEST_METHOD"] = native.method
         path = native.path
@@ -110,5 +135,8 @@ class EnvironBuilder:
             name, port_text = _split_host(host)
             environ["SERVER_NAME"] = name
             environ["SERVER_PORT"] = port_text or ("443" if scheme == "https" else "80")
-        environ["wsgi.input"] = io.BytesIO(native.body) if body_input is None else body_input
+        if "CONTENT_LENGTH" in environ or "HTTP_TRANSFER_ENCODING" in environ or version == "2":
+            environ["wsgi.input"] = streamed_input(native) if native.streaming else io.BytesIO(native.body)
+        else:  # HTTP/1 without Content-Length or Transfer-Encoding: no body, one shared empty stream (no state)
+            environ["wsgi.input"] = EMPTY_INPUT
         return environ

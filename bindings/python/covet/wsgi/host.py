@@ -4,10 +4,13 @@ Threads. The engine hands requests to the event-loop thread (`WsgiDispatcher.on_
 them on the pool's queue: the app runs in one of the pool's `threads` threads, which builds the environ,
 calls the app and answers through the request's ``NativeResponder`` itself. The responder is safe to use from
 any thread in both engine modes: a call from a thread that is not the connection's posts the work to the
-connection's thread (the I/O thread with ``threads>=1``; with the embedded engine, ``threads=0``, the loop
-thread, which the post wakes). So a response with one body costs one hand-off (loop -> pool) and one post to
-the engine; nothing goes back through the event loop. A streamed request body and a streamed response's flow
+connection's thread (the I/O thread with the engine's ``threads>=1``; with the embedded engine, ``threads=0``,
+the loop thread, which the pool thread then asks for a poll: `WsgiDispatcher.kick`). So a response with one body
+costs one hand-off (loop -> pool) and one post to the engine; with an I/O thread nothing goes back through the
+event loop. A streamed request body and a streamed response's flow
 control wait in the pool thread on an Event that the loop sets from the engine's ``take_body`` news.
+``threads=0`` runs the app on the loop thread itself, one request at a time (no hand-off at all); its waits drive
+the engine in place (`WsgiDispatcher.wait_inline`).
 
 Responses. The first non-empty body chunk is held: when the iterable ends after it, the whole response goes
 out in one ``send`` (Content-Length); a second chunk (or ``write()``) starts a chunked stream with back-pressure
@@ -105,7 +108,9 @@ def _header_kind(name: Any) -> int:
 
 def _engine_headers(headers: Any) -> tuple[list[tuple[str, Any]], int]:
     """The app's headers as the engine takes them, and its Content-Length (-1: none). Checked here, so that a
-    fault raises from start_response in the app; values outside ASCII go as latin-1 bytes (PEP 3333)."""
+    fault raises from start_response in the app; values outside ASCII go as latin-1 bytes (PEP 3333). The
+    engine frames the body itself (it drops Content-Length and Transfer-Encoding), so the app's list is passed
+    on as it is unless it holds a hop-by-hop header or a value outside ASCII."""
     if headers.__class__ is not list:
         if not isinstance(headers, (list, tuple)):
             raise TypeError(f"start_response(): the headers must be a list of (name, value) tuples, not "
@@ -113,29 +118,33 @@ def _engine_headers(headers: Any) -> tuple[list[tuple[str, Any]], int]:
         headers = list(headers)
     declared = -1
     rebuild = False
+    names = _NAMES
     for item in headers:
         if item.__class__ is not tuple or len(item) != 2:
             raise TypeError(f"start_response(): each header must be a (name, value) tuple of str, not {item!r}")
         name, value = item
-        kind = _header_kind(name)
+        kind = names.get(name)
+        if kind is None:
+            kind = _header_kind(name)
         if value.__class__ is not str:
             raise TypeError(f"start_response(): the value of header {name!r} must be a str, not "
                             f"{type(value).__name__} {value!r}")
         if kind:
-            rebuild = True
             if kind == _LENGTH:
                 text = value.strip()
                 if not text.isdigit():
                     raise ValueError(f"start_response(): bad Content-Length {value!r}: it must be a decimal number")
                 declared = int(text)
+            else:
+                rebuild = True
         elif not value.isascii():
             rebuild = True
     if not rebuild:
         return headers, declared
     out: list[tuple[str, Any]] = []
     for name, value in headers:
-        if _header_kind(name) != _ORDINARY:
-            continue  # Content-Length: the engine frames the body; hop-by-hop: not the app's
+        if _header_kind(name) == _HOP:
+            continue  # not the app's to send (the engine manages the connection)
         if not value.isascii():
             try:
                 value = value.encode("latin-1")
@@ -205,12 +214,9 @@ class _Exchange:
     def run(self) -> None:
         dispatcher = self.dispatcher
         native = self.native
-        body_input: Optional[BodyInput] = None
-        if native.streaming:
-            body_input = BodyInput(native, self._news(), dispatcher.kick)
         result: Any = None
         try:
-            environ = dispatcher.environ.build(native, body_input)
+            environ = dispatcher.environ.build(native, self._body_input)
             result = dispatcher.app(environ, self.start_response)
             self._respond(result)
         except Exception as exc:
@@ -293,6 +299,9 @@ class _Exchange:
         kick = self.dispatcher.kick
         if kick is not None:
             kick()
+
+    def _body_input(self, native: Any) -> BodyInput:
+        return BodyInput(native, self._news(), self.dispatcher.kick)
 
     def _news(self) -> EngineNews:
         news = self.news
@@ -488,8 +497,10 @@ class WsgiHost:
 
     interface = "wsgi"
 
-    def __init__(self, app: WsgiApp, threads: int = 10, *, multiprocess: bool = False) -> None:
-        """`threads`: the pool running the app (size it for the app's blocking work, as gunicorn's ``--threads``);
+    def __init__(self, app: WsgiApp, threads: int = 4, *, multiprocess: bool = False) -> None:
+        """`threads`: the pool running the app (size it for the app's blocking work, as gunicorn's ``--threads``;
+        4 by default, as waitress); 0 runs the app on the event-loop thread itself, one request at a time (as a
+        gunicorn sync worker: no hand-off, the cheapest per request, for apps that do not block);
         `multiprocess`: ``wsgi.multiprocess`` (True when several worker processes serve the app)."""
         if not callable(app):
             raise TypeError(f"WsgiHost needs a WSGI application (a callable app(environ, start_response)), not "
