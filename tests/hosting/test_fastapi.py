@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import ASGI_SERVERS, Server, serve
+from conftest import ASGI_SERVERS, H2C_SERVERS, Server, serve
 
 
 @pytest.fixture(scope="module", params=ASGI_SERVERS)
@@ -55,3 +55,21 @@ def test_openapi_and_docs(client: httpx.Client) -> None:
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     assert "swagger-ui" in r.text and "/openapi.json" in r.text
     assert client.get("/redoc").status_code == 200
+
+
+@pytest.fixture(scope="module", params=H2C_SERVERS)
+def h2c_server(request: pytest.FixtureRequest) -> Iterator[Server]:
+    with serve(request.param, "fastapi_app:app") as running:
+        yield running
+
+
+def test_http2_cleartext(h2c_server: Server) -> None:
+    """The same app over HTTP/2 (h2c, prior knowledge), several requests multiplexed on one connection."""
+    with httpx.Client(base_url=h2c_server.url, http1=False, http2=True, timeout=10) as client:
+        r = client.post("/items/", json={"name": "kettle", "price": 30})
+        assert r.http_version == "HTTP/2" and r.status_code == 201
+        item_id = r.json()["id"]
+        assert client.get(f"/items/{item_id}").json()["name"] == "kettle"
+        r = client.get("/openapi.json")
+        assert r.http_version == "HTTP/2" and r.json()["info"]["title"] == "Hosting test shop"
+        assert client.get("/items/", params={"limit": 0}).status_code == 422
