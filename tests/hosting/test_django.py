@@ -4,7 +4,9 @@ cookie), the session opens the admin index; plain and async views; a Django Chan
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 from collections.abc import Iterator
 
@@ -55,6 +57,14 @@ def test_views(server: Server) -> None:
         r = client.get("/hello/ada")  # CommonMiddleware's APPEND_SLASH
         assert r.status_code == 301 and r.headers["location"] == "/hello/ada/"
         assert client.get("/nowhere/").status_code == 404
+
+
+def test_large_upload(server: Server) -> None:
+    """3 MiB of file: over the engine's whole-body limit (1 MiB), so the body must stream to the app."""
+    blob = os.urandom(3 * 1024 * 1024)
+    r = httpx.post(server.url + "/upload/", data={"note": "big"}, files={"doc": ("doc.bin", blob)}, timeout=30)
+    assert r.status_code == 200, r.text[:500]
+    assert r.json()["files"] == {"doc": hashlib.sha256(blob).hexdigest()} and r.json()["fields"] == {"note": "big"}
 
 
 def test_channels_consumer(server: Server) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -38,7 +39,7 @@ def test_routes_and_json(client: httpx.Client) -> None:
 
 
 def test_form_with_upload(client: httpx.Client) -> None:
-    upload = os.urandom(300_000)
+    upload = os.urandom(3 * 1024 * 1024)  # over the engine's whole-body limit (1 MiB): the body streams
     r = client.post("/form", data={"name": "Grace", "color": ["red", "blue"]},
                     files={"upload": ("u.bin", upload, "application/octet-stream")})
     assert r.json() == {"name": "Grace", "colors": ["red", "blue"], "upload_sha256": hashlib.sha256(upload).hexdigest()}
@@ -55,6 +56,15 @@ def test_streaming(client: httpx.Client) -> None:
     with client.stream("GET", "/stream", params={"n": "50"}) as r:
         assert r.status_code == 200 and "content-length" not in r.headers
         assert r.read().decode() == "".join(f"chunk {i} of /stream\n" for i in range(50))
+
+
+def test_streaming_is_not_buffered(client: httpx.Client) -> None:
+    with client.stream("GET", "/slow-stream") as r:
+        started = time.monotonic()
+        chunks = r.iter_text()
+        assert next(chunks) == "first\n"
+        assert time.monotonic() - started < 1.2, "the first chunk waited for the generator's next one"
+        assert "".join(chunks) == "second\n"
 
 
 def test_send_file(client: httpx.Client) -> None:

@@ -4,6 +4,7 @@ response (a generator with stream_with_context) and send_file (wsgi.file_wrapper
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,6 +61,16 @@ def stream() -> Response:
     def generate() -> Iterator[str]:
         for i in range(count):
             yield f"chunk {i} of {request.path}\n"
+
+    return Response(generate(), mimetype="text/plain")
+
+
+@app.get("/slow-stream")
+def slow_stream() -> Response:
+    def generate() -> Iterator[str]:
+        yield "first\n"
+        time.sleep(1.5)  # the first chunk must be on the wire by now: a streaming server sends it at once
+        yield "second\n"
 
     return Response(generate(), mimetype="text/plain")
 

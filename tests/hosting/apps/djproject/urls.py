@@ -9,4 +9,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("hello/<str:name>/", views.hello),
     path("async/", views.async_view),
+    path("upload/", views.upload),
 ]
