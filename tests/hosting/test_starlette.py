@@ -61,6 +61,16 @@ def test_streaming_gzip_and_background_task(client: httpx.Client) -> None:
         time.sleep(0.05)
 
 
+def test_stream_is_not_buffered(client: httpx.Client) -> None:
+    """Through BaseHTTPMiddleware and GZipMiddleware (no accept-encoding: passed through) to the socket."""
+    with client.stream("GET", "/slow-stream", headers={"accept-encoding": "identity"}) as r:
+        started = time.monotonic()
+        parts = r.iter_bytes()
+        assert next(parts) == b"first\n"
+        assert time.monotonic() - started < 1.2, "the first part waited for the next one"
+        assert b"".join(parts) == b"second\n"
+
+
 CONTENT_LENGTH_BUG = (
     "covet drops the app's Content-Length when the body comes in several http.response.body messages (sent "
     "chunked instead: BaseHTTPMiddleware re-streams every response) and answers HEAD with Content-Length: 0 "

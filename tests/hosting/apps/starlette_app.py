@@ -3,6 +3,7 @@ middleware (GZip, a BaseHTTPMiddleware), forms, streaming, background tasks and 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -45,6 +46,15 @@ async def stream(request: Request) -> Response:
             yield f"line {i}\n"
 
     return StreamingResponse(numbers(), media_type="text/plain")
+
+
+async def slow_stream(request: Request) -> Response:
+    async def parts() -> AsyncIterator[bytes]:
+        yield b"first\n"
+        await asyncio.sleep(1.5)  # the first part must be on the wire by now
+        yield b"second\n"
+
+    return StreamingResponse(parts(), media_type="text/plain")
 
 
 async def big(request: Request) -> Response:
@@ -97,6 +107,7 @@ app = Starlette(
         Route("/users/{user_id:int}", user),
         Route("/submit", submit, methods=["POST"]),
         Route("/stream", stream),
+        Route("/slow-stream", slow_stream),
         Route("/big", big),
         Route("/later", later),
         Route("/done", done),
