@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -37,19 +39,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _command(server: str, target: str, port: int) -> list[str]:
+def _command(server: str, target: str, port: int, certs: Path | None) -> list[str]:
     host = ["127.0.0.1", str(port)]
+    cert, key = (str(certs / "cert.pem"), str(certs / "key.pem")) if certs else ("", "")
     if server == "uvicorn":
         return [sys.executable, "-m", "uvicorn", target, "--host", host[0], "--port", host[1],
-                "--log-level", "warning"]
+                "--log-level", "warning", *(["--ssl-certfile", cert, "--ssl-keyfile", key] if certs else [])]
     if server == "gunicorn":  # threads: the gthread worker, as a Flask/Django deployment runs it
         return [sys.executable, "-m", "gunicorn", target, "--bind", ":".join(host), "--workers", "1",
-                "--threads", "4", "--log-level", "warning"]
+                "--threads", "4", "--log-level", "warning", *(["--certfile", cert, "--keyfile", key] if certs else [])]
     if server == "hypercorn":
-        return [sys.executable, "-m", "hypercorn", target, "--bind", ":".join(host), "--log-level", "warning"]
+        return [sys.executable, "-m", "hypercorn", target, "--bind", ":".join(host), "--log-level", "warning",
+                *(["--certfile", cert, "--keyfile", key] if certs else [])]
     if server == "covet":
         return [sys.executable, "-m", "covet", "run", target, "--host", host[0], "--port", host[1],
-                "--log-level", "warning"]
+                "--log-level", "warning", *(["--ssl-certfile", cert, "--ssl-keyfile", key] if certs else [])]
     raise AssertionError(server)
 
 
@@ -70,9 +74,12 @@ def _require_covet() -> None:
         pytest.skip(reason)
 
 
-def _answers_http(port: int) -> bool:
+def _answers_http(port: int, tls: bool) -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:  # a loaded machine: a slow first answer
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:  # a loaded machine: a slow answer
+            context = ssl.create_default_context()
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+            s = context.wrap_socket(raw) if tls else raw
             s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             return s.recv(5) == b"HTTP/"
     except OSError:
@@ -82,16 +89,17 @@ def _answers_http(port: int) -> bool:
 class Server:
     """`server` (uvicorn | gunicorn | covet) serving `target` (module:attribute in tests/hosting/apps)."""
 
-    def __init__(self, server: str, target: str, env: dict[str, str] | None = None) -> None:
-        self.name, self.target, self.port = server, target, free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+    def __init__(self, server: str, target: str, env: dict[str, str] | None = None,
+                 certs: Path | None = None) -> None:
+        self.name, self.target, self.port, self.tls = server, target, free_port(), certs is not None
+        self.url = f"https://localhost:{self.port}" if certs else f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
         LOGS.mkdir(parents=True, exist_ok=True)
         self.log = LOGS / f"{target.replace(':', '.')}-{server}.log"
         self._log_file = self.log.open("w")
         full_env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})}
         full_env.pop("PYTHONPATH", None)
-        self.proc = subprocess.Popen(_command(server, target, self.port), cwd=APPS, env=full_env,
+        self.proc = subprocess.Popen(_command(server, target, self.port, certs), cwd=APPS, env=full_env,
                                      stdout=self._log_file, stderr=subprocess.STDOUT, start_new_session=True)
         self._wait_ready(time.monotonic() + 30)
 
@@ -99,7 +107,7 @@ class Server:
         """Ready once an HTTP request gets any HTTP response (a listening socket is not enough: covet's supervisor
         listens before its worker serves); a traceback or a worker exit in the log fails at once."""
         while time.monotonic() < deadline and self.proc.poll() is None:
-            if _answers_http(self.port):
+            if _answers_http(self.port, self.tls):
                 return
             log = self.output()
             if "Traceback (most recent call last)" in log or "exited with code" in log:
@@ -127,10 +135,12 @@ class Server:
 
 
 @contextlib.contextmanager
-def serve(server: str, target: str, env: dict[str, str] | None = None) -> Iterator[Server]:
+def serve(server: str, target: str, env: dict[str, str] | None = None,
+          certs: Path | None = None) -> Iterator[Server]:
+    """`certs`: a directory with cert.pem and key.pem: serve HTTPS (the url is https://localhost:PORT)."""
     if server == "covet":
         _require_covet()
-    running = Server(server, target, env)
+    running = Server(server, target, env, certs)
     try:
         yield running
     finally:
@@ -149,3 +159,15 @@ def django_db(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         done = subprocess.run(manage + step, cwd=APPS, env=env, capture_output=True, text=True)
         assert done.returncode == 0, f"manage.py {step[0]} failed:\n{done.stdout}{done.stderr}"
     return {"HOSTING_DJANGO_DB": env["HOSTING_DJANGO_DB"]}
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A self-signed certificate for localhost (cert.pem, key.pem)."""
+    if not shutil.which("openssl"):
+        pytest.skip("the openssl command is needed to make a test certificate")
+    d = tmp_path_factory.mktemp("certs")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                    "-keyout", "key.pem", "-out", "cert.pem"], cwd=d, check=True, capture_output=True)
+    return d

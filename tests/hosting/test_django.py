@@ -8,7 +8,9 @@ import hashlib
 import json
 import os
 import re
+import ssl
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -80,3 +82,20 @@ def test_channels_consumer(server: Server) -> None:
     with pytest.raises(InvalidStatus) as denied:
         connect(server.ws_url + "/ws/room/private/", open_timeout=10)
     assert denied.value.response.status_code == 403
+
+
+@pytest.fixture(scope="module", params=SERVINGS, ids=[f"{i}-{s}" for i, s in SERVINGS])
+def tls_server(request: pytest.FixtureRequest, django_db: dict[str, str], certs: Path) -> Iterator[Server]:
+    interface, name = request.param
+    with serve(name, TARGETS[interface], env=django_db, certs=certs) as running:
+        yield running
+
+
+def test_https(tls_server: Server, certs: Path) -> None:
+    """Over TLS the app sees https (ASGI scope scheme, WSGI wsgi.url_scheme): Django's request.is_secure()."""
+    trust = ssl.create_default_context(cafile=certs / "cert.pem")
+    with httpx.Client(base_url=tls_server.url, verify=trust, timeout=10) as client:
+        r = client.get("/hello/tls/")
+        assert r.status_code == 200 and r.json() == {"hello": "tls", "q": None, "secure": True}
+        r = client.get("/admin/login/")
+        assert r.status_code == 200 and "Django administration" in r.text
