@@ -1,8 +1,8 @@
 """`WsgiHost`: a WSGI application (PEP 3333: Flask, Django, ...) served on the native engine.
 
-Threads. The engine hands requests to the event-loop thread (`WsgiDispatcher.on_readable`), which only puts
-them on the pool's queue: the app runs in one of the pool's `threads` threads, which builds the environ,
-calls the app and answers through the request's ``NativeResponder`` itself. The responder is safe to use from
+Threads. The engine hands requests to the event-loop thread (`WsgiDispatcher.on_readable`), which builds each
+one's environ (only this thread reads the engine's request: see `_Exchange`) and puts it on the pool's queue: the
+app runs in one of the pool's `threads` threads, which answers through the request's ``NativeResponder`` itself. The responder is safe to use from
 any thread in both engine modes: a call from a thread that is not the connection's posts the work to the
 connection's thread (the I/O thread with the engine's ``threads>=1``; with the embedded engine, ``threads=0``,
 the loop thread, which the pool thread then asks for a poll: `WsgiDispatcher.kick`). So a response with one body
@@ -163,14 +163,20 @@ def _as_bytes(chunk: Any) -> bytes:
 
 
 class _Exchange:
-    """One request in a pool thread: the environ, start_response/write, the response."""
+    """One request: its environ, made on the loop thread as the engine hands it over (`prepare`); then, in a pool
+    thread, the app with start_response/write and the response (`run`).
 
-    __slots__ = ("dispatcher", "native", "responder", "status", "headers", "declared", "sent", "streaming",
+    Only the loop thread reads the native request: the engine owns it, and its thread (the loop thread itself
+    with the embedded engine, inside ``poll``) may end it at any time (a body the engine refused, a reset), so a
+    pool thread reading it would race the engine. The pool thread uses the responder and the streamed body's
+    queue, which are made for other threads (their work is posted to the connection's thread)."""
+
+    __slots__ = ("dispatcher", "environ", "responder", "status", "headers", "declared", "sent", "streaming",
                  "news", "flow_id")
 
-    def __init__(self, dispatcher: WsgiDispatcher, native: Any, responder: Any) -> None:
+    def __init__(self, dispatcher: WsgiDispatcher, responder: Any) -> None:
         self.dispatcher = dispatcher
-        self.native = native
+        self.environ: dict[str, Any] = {}
         self.responder = responder
         self.status = 0  # 0: start_response not called yet
         self.headers: list[tuple[str, Any]] = []
@@ -211,16 +217,25 @@ class _Exchange:
             raise ClientDisconnected("the client went away while the response was being written")
 
     # -- the response ------------------------------------------------------------------------------
+    def prepare(self, native: Any) -> bool:
+        """The environ of `native` (on the loop thread); False when it could not be made (answered 500)."""
+        try:
+            self.environ = self.dispatcher.environ.build(native, self._body_input)
+            return True
+        except Exception as exc:
+            self._fail(exc, "a request")
+            self._done()
+            return False
+
     def run(self) -> None:
         dispatcher = self.dispatcher
-        native = self.native
+        environ = self.environ
         result: Any = None
         try:
-            environ = dispatcher.environ.build(native, self._body_input)
             result = dispatcher.app(environ, self.start_response)
             self._respond(result)
         except Exception as exc:
-            self._fail(exc, environ_path(native))
+            self._fail(exc, f"{environ['REQUEST_METHOD']} {environ['RAW_URI']}")
         finally:
             if result is not None:
                 close = getattr(result, "close", None)
@@ -229,14 +244,18 @@ class _Exchange:
                         close()
                     except Exception:
                         logger.exception("the WSGI app's response close() failed")
-            if self.news is not None:
-                self.news.release()
-            gate = dispatcher.gate
-            if gate is not None:
-                if dispatcher.pool is None:
-                    gate.leave()
-                else:
-                    dispatcher.loop.call_soon_threadsafe(gate.leave)
+            self._done()
+
+    def _done(self) -> None:
+        if self.news is not None:
+            self.news.release()
+        dispatcher = self.dispatcher
+        gate = dispatcher.gate
+        if gate is not None:
+            if dispatcher.pool is None:
+                gate.leave()
+            else:
+                dispatcher.loop.call_soon_threadsafe(gate.leave)
 
     def _respond(self, result: Any) -> None:
         if result.__class__ is FileWrapper and self.status and not self.streaming:
@@ -283,7 +302,7 @@ class _Exchange:
         if declared >= 0 and len(body) != declared:
             if len(body) > declared:  # PEP 3333: never more than the app's Content-Length
                 body = body[:declared]
-            elif not body and self.native.method == "HEAD":  # the length a GET would have, no body
+            elif not body and self.environ["REQUEST_METHOD"] == "HEAD":  # the length a GET would have, no body
                 if declared > _HEAD_PAD_LIMIT:
                     self._start()
                     self.responder.end()
@@ -364,18 +383,11 @@ class _Exchange:
             logger.debug("no error response could be sent for %s", where, exc_info=True)
 
 
-def environ_path(native: Any) -> str:
-    try:
-        return f"{native.method} {native.path}"
-    except Exception:  # answered already: the request is gone
-        return "a request"
-
-
 class _Pool:
-    """`size` threads running exchanges from a queue (the engine's (route_id, request, responder) items)."""
+    """`size` threads running exchanges from a queue."""
 
     def __init__(self, dispatcher: WsgiDispatcher, size: int) -> None:
-        self.queue: queue.SimpleQueue[Optional[tuple[int, Any, Any]]] = queue.SimpleQueue()
+        self.queue: queue.SimpleQueue[Optional[_Exchange]] = queue.SimpleQueue()
         self.dispatcher = dispatcher
         self.threads = [threading.Thread(target=self._run, name=f"covet-wsgi-{i}", daemon=True)
                         for i in range(size)]
@@ -384,17 +396,16 @@ class _Pool:
 
     def _run(self) -> None:
         get = self.queue.get
-        dispatcher = self.dispatcher
         while True:
-            item = get()
-            if item is None:
+            exchange = get()
+            if exchange is None:
                 return
             try:
-                _Exchange(dispatcher, item[1], item[2]).run()
+                exchange.run()
             except BaseException:  # never lose a pool thread
                 logger.exception("the WSGI pool thread's request failed")
             # Not held while waiting for the next request: the engine's exchange ends with its last reference.
-            item = None
+            exchange = None
 
     def stop(self) -> None:
         for _ in self.threads:
@@ -431,23 +442,15 @@ class WsgiDispatcher(EngineDriver):
 
     def dispatch(self, items: Sequence[tuple[int, Any, Responder]]) -> None:
         gate = self.gate
-        if self.pool is None:  # inline: one request after the other on this thread, answered in place
-            for item in items:
-                if gate is None or gate.enter():
-                    _Exchange(self, item[1], item[2]).run()
-                else:
-                    item[2].send(503, _ERROR_HEADERS, b"Service Unavailable")
-            return
-        put = self.pool.queue.put
-        if gate is None:
-            for item in items:
-                put(item)
-            return
-        for item in items:
-            if gate.enter():
-                put(item)
-            else:
-                item[2].send(503, _ERROR_HEADERS, b"Service Unavailable")
+        pool = self.pool
+        run = pool.queue.put if pool is not None else _Exchange.run  # inline: one after the other, here
+        for _, native, responder in items:
+            if gate is not None and not gate.enter():
+                responder.send(503, _ERROR_HEADERS, b"Service Unavailable")
+                continue
+            exchange = _Exchange(self, responder)
+            if exchange.prepare(native):
+                run(exchange)
 
     def _kick(self) -> None:  # a pool thread, after posting to the embedded engine
         if self._kick_pending:
