@@ -42,6 +42,9 @@ tests/differential/run.sh
 echo "== differential, compat: the sample apps' FastAPI imports through covet run --compat fastapi (a subset)"
 tests/differential/run-compat.sh -k "names or params or security or middleware_classes or responses or static or routers or testclient"
 
+echo "== hosting: real Starlette/FastAPI/Litestar/Django/Flask/Channels/connect-python apps under covet run and their reference servers (tests/hosting)"
+tests/hosting/run.sh  # the covet it hosts with: the package just installed into .venv, linked into build/hosting-venv
+
 # After the package install: its Python-app targets run `covet run` from .venv (they skip without it).
 echo "== fault injection, short (both native backends + covet run; the long run is scripts/soak.sh)"
 COVET_FAULT_REPORT=build/fault-short.jsonl COVET_REQUIRE_NATIVE=1 .venv/bin/python -m pytest tests/fault -q -p no:cacheprovider
