@@ -319,3 +319,36 @@ def test_testclient_sees_the_close_code_of_a_refusal(native: Any) -> None:
         with client.websocket_connect("/guarded?token=x", subprotocols=["chat.v2"]) as ws:
             assert ws.accepted_subprotocol == "chat.v2"
             assert ws.receive_text() == "hello x chat.v2"
+
+
+def test_trusted_host_middleware_checks_websocket_handshakes(native: Any) -> None:
+    """Starlette's TrustedHostMiddleware sees websocket scopes too: a handshake with a Host not allowed is refused
+    with its 400 (under uvicorn, through the denial-response extension), an allowed one goes through."""
+    if native is fake_native:
+        pytest.skip("WebSockets need the compiled engine")
+    from covet.middleware.trustedhost import TrustedHostMiddleware
+    from covet.serve import ThreadedWorker
+
+    app = CovetPy()
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=["example.com"])
+
+    @app.websocket("/ws")
+    async def ws(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text("in")
+
+    worker = ThreadedWorker(app, threads=1).start()
+    try:
+        async def go() -> None:
+            # the socket goes to 127.0.0.1; the Host header is the URI's
+            to = {"host": "127.0.0.1", "port": worker.port}
+            with pytest.raises(websockets.InvalidStatus) as refused:
+                await websockets.connect(f"ws://evil.test:{worker.port}/ws", **to)
+            assert refused.value.response.status_code == 400
+            assert refused.value.response.body == b"Invalid host header"
+            async with websockets.connect(f"ws://example.com:{worker.port}/ws", **to) as ok:
+                assert await ok.recv() == "in"
+
+        _run(go())
+    finally:
+        worker.stop()
