@@ -61,6 +61,12 @@ App& App::ws(std::string_view pattern, WebSocketFactory factory, ws::Options opt
 bool App::upgrade(Request& request, Upgrade& upgrade) {
     if (upgrade.protocol != Upgrade::Protocol::websocket) return false;
     ws::Route& route = upgrade.websocket;
+    for (const std::unique_ptr<Middleware>& m : middleware_) {
+        if (std::optional<Response> refusal = m->before_upgrade(request)) {
+            upgrade.refusal = std::move(refusal);
+            return true;
+        }
+    }
     const auto match = ws_router_.match(Method::get, request.path(), request.params());
     if (match.status != Router<WebSocketTarget>::Status::found) {
         request.params().clear();

@@ -175,6 +175,7 @@ http1::SwitchDecision ProtocolSwitch::on_upgrade_request(net::Connection& connec
         upgrade.protocol = Upgrade::Protocol::websocket;
         try {
             if (dispatcher_.upgrade(request, upgrade)) {
+                if (upgrade.refusal) return refuse(std::move(*upgrade.refusal));
                 if (!upgrade.websocket.handlers)
                     return refuse(Response::text("the application refused this WebSocket connection\n", 403));
                 auto verdict = ws::accept_upgrade(request, upgrade.websocket.options);

@@ -206,13 +206,33 @@ public:
         if (!in_process_) flush();
     }
 
-    void stream_end(std::uint64_t exchange) override {
+    void stream_end(std::uint64_t exchange) override { end_stream(exchange, nullptr); }
+
+    void stream_end_trailers(std::uint64_t exchange, const Fields& trailers) override {
+        end_stream(exchange, &trailers);
+    }
+
+    void early_hint(std::uint64_t exchange, const Fields& fields) override {
+        // HTTP/1.0 has no interim responses; once the answer is under way it is too late.
+        if (phase_ != Phase::dispatched || exchange != exchange_ || request_.version_minor() < 1) return;
+        write_early_hints(conn_.out(), fields);
+        if (!in_process_) flush();
+    }
+
+    void end_stream(std::uint64_t exchange, const Fields* trailers) {
         if (phase_ != Phase::streaming || exchange != exchange_) return;
         if (const std::string_view tail = dispatcher_.filter_body(app_state_.get(), {}, true); !tail.empty()) {
             if (stream_body_ == StreamBody::chunked) write_chunk(conn_.out(), tail);
             if (stream_body_ == StreamBody::until_close) conn_.out().append(tail);
         }
-        if (stream_body_ == StreamBody::chunked) write_last_chunk(conn_.out());
+        if (stream_body_ == StreamBody::chunked) {
+            if (trailers && !trailers->empty())
+                write_last_chunk(conn_.out(), *trailers);
+            else
+                write_last_chunk(conn_.out());
+        } else if (trailers && !trailers->empty()) {
+            spdlog::debug("trailers of {} dropped: the response is not chunked", request_.target());
+        }
         finish_exchange(close_after_stream_ || shutting_down_);
     }
 

@@ -324,6 +324,29 @@ public:
         send_and_flush();
     }
 
+    void stream_end_trailers(std::uint64_t exchange, const Fields& trailers) override {
+        Stream* s = find_owned(exchange);
+        if (!s) return;
+        // read_body sends the head's trailers after the last DATA (NO_END_STREAM, then HEADERS with END_STREAM).
+        if (s->state == StreamState::streaming && s->session_open && !s->head_only && !s->stream_ended)
+            for (const Fields::Field f : trailers) s->response.trailer(f.name, f.value);
+        stream_end(exchange);
+    }
+
+    void early_hint(std::uint64_t exchange, const Fields& fields) override {
+        Stream* s = find_owned(exchange);
+        if (!s || s->state != StreamState::dispatched || !s->session_open || closing_) return;
+        fields_.clear();
+        fields_.add(":status", "103");
+        fields_.add(fields);
+        const auto& nv = fields_.nv();
+        // A non-final HEADERS frame (no END_STREAM); the final response follows on the same stream.
+        if (nghttp2_submit_headers(session_.get(), NGHTTP2_FLAG_NONE, s->id, nullptr, nv.data(), nv.size(), nullptr) <
+            0)
+            return;
+        send_and_flush();
+    }
+
     void stream_watch(std::uint64_t exchange, std::shared_ptr<StreamFlow> flow) override {
         if (!flow) return;
         Stream* s = find_owned(exchange);

@@ -75,7 +75,11 @@ TrustedHostMiddleware::TrustedHostMiddleware(TrustedHostOptions options) : www_r
     }
 }
 
-std::optional<Response> TrustedHostMiddleware::before(Request& request, RequestContext&) {
+std::optional<Response> TrustedHostMiddleware::before(Request& request, RequestContext&) { return check(request); }
+
+std::optional<Response> TrustedHostMiddleware::before_upgrade(Request& request) { return check(request); }
+
+std::optional<Response> TrustedHostMiddleware::check(const Request& request) const {
     if (allow_any_) return std::nullopt;
     const std::optional<std::string_view> header = request.header("host");
     std::string_view host_view, port;

@@ -112,13 +112,28 @@ std::variant<Accepted, Response> accept_upgrade(const Request& request, const Op
             break;
         }
     }
-    a.head.reserve(256);
-    a.head.append("HTTP/1.1 101 Switching Protocols\r\nServer: covet\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n");
-    a.head.append("Sec-WebSocket-Accept: ").append(accept).append("\r\n");
-    if (!a.subprotocol.empty()) a.head.append("Sec-WebSocket-Protocol: ").append(a.subprotocol).append("\r\n");
-    if (a.deflate.enabled) a.head.append("Sec-WebSocket-Extensions: ").append(a.deflate.response()).append("\r\n");
-    a.head.append("\r\n");
+    a.accept = accept;
+    a.head = handshake_head(a, a.subprotocol);
     return a;
+}
+
+std::string handshake_head(const Accepted& a, std::string_view subprotocol, const Fields& extra) {
+    std::string head;
+    head.reserve(256);
+    head.append("HTTP/1.1 101 Switching Protocols\r\nServer: covet\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n");
+    head.append("Sec-WebSocket-Accept: ").append(a.accept).append("\r\n");
+    if (!subprotocol.empty()) head.append("Sec-WebSocket-Protocol: ").append(subprotocol).append("\r\n");
+    if (a.deflate.enabled) head.append("Sec-WebSocket-Extensions: ").append(a.deflate.response()).append("\r\n");
+    for (const Fields::Field f : extra) {
+        // The handshake's own fields are ours.
+        if (iequals(f.name, "upgrade") || iequals(f.name, "connection") || iequals(f.name, "sec-websocket-accept") ||
+            iequals(f.name, "sec-websocket-extensions") || iequals(f.name, "sec-websocket-protocol") ||
+            iequals(f.name, "server") || iequals(f.name, "content-length") || iequals(f.name, "transfer-encoding"))
+            continue;
+        head.append(f.name).append(": ").append(f.value).append("\r\n");
+    }
+    head.append("\r\n");
+    return head;
 }
 
 }  // namespace covet::ws

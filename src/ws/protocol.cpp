@@ -12,6 +12,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "covet/http/date_cache.hpp"
+#include "covet/http1/serializer.hpp"
 #include "covet/ws/deflate.hpp"
 #include "covet/ws/frame.hpp"
 #include "covet/ws/hub.hpp"
@@ -23,6 +25,9 @@ namespace {
 using io::Clock;
 
 constexpr std::size_t keep_capacity = std::size_t{64} * 1024;  // larger message buffers are released after use
+// Bytes a client sends before a deferred accept is decided (it should send none): held; above this, reading
+// pauses until the decision.
+constexpr std::size_t early_input_limit = std::size_t{64} * 1024;
 
 class WsProtocol final : public net::ProtocolHandler, public detail::Session {
 public:
@@ -34,8 +39,13 @@ public:
           options_(std::move(options)),
           deflate_(accepted.deflate),
           parser_(accepted.deflate.enabled),
-          shared_(std::make_shared<detail::Shared>(options_.max_send_buffer)) {
+          shared_(std::make_shared<detail::Shared>(options_.max_send_buffer)),
+          pending_(options_.defer_accept) {
         shared_->subprotocol = accepted.subprotocol;
+        if (pending_) {
+            deferred_ = std::make_unique<Accepted>(accepted);
+            accept_deadline_ = c.loop().now() + c.config().timeouts.header;
+        }
         shared_->path = path;
         if (deflate_.enabled) {
             deflater_.emplace(deflate_, options_.deflate);
@@ -48,6 +58,19 @@ public:
     void on_data(std::span<const char> bytes) override {
         open();
         if (closed_) return;
+        if (pending_) {  // not accepted yet: a client should wait for the 101; hold what it sends anyway
+            try {
+                early_.append(bytes.data(), bytes.size());
+            } catch (...) {
+                conn_.close_now();
+                return;
+            }
+            if (early_.size() > early_input_limit && !early_paused_) {
+                early_paused_ = true;
+                conn_.set_reading(false);
+            }
+            return;
+        }
         last_rx_ = conn_.loop().now();
         try {
             consume(bytes);
@@ -80,6 +103,12 @@ public:
             if (now >= linger_deadline_) conn_.close_now();
             return;
         }
+        if (pending_) {
+            if (now >= accept_deadline_)
+                refuse(503, "the application did not accept or deny the WebSocket connection in time\n",
+                       "accept timeout");
+            return;
+        }
         try {
             if (close_sent_) {
                 if (now >= close_deadline_) end(close_code::abnormal, "close timeout", true);
@@ -105,6 +134,10 @@ public:
     void on_shutdown() override {
         open();
         if (closed_ || close_sent_) return;
+        if (pending_) {
+            refuse(503, "the server is shutting down\n", "going away");
+            return;
+        }
         try {
             close(close_code::going_away, "going away");
         } catch (...) {
@@ -114,7 +147,7 @@ public:
 
     // ---- detail::Session (connection thread) ----
     bool send_message(std::string_view data, bool binary, bool admitted) override {
-        if (close_sent_ || closed_) return false;
+        if (close_sent_ || closed_ || pending_) return false;
         if (!admitted && !answering_ && over_limit(data.size())) return false;
         const Opcode op = binary ? Opcode::binary : Opcode::text;
         if (deflater_ && data.size() >= options_.deflate.min_compress_bytes) {
@@ -135,7 +168,7 @@ public:
     }
 
     bool send_prepared(PreparedMessage& m) override {
-        if (close_sent_ || closed_) return false;
+        if (close_sent_ || closed_ || pending_) return false;
         if (over_limit(m.frame().size())) return false;
         if (deflater_ && m.payload().size() >= options_.deflate.min_compress_bytes) {
             if (deflate_.server_no_context_takeover) {
@@ -155,7 +188,7 @@ public:
     }
 
     bool send_ping(std::string_view payload) override {
-        if (close_sent_ || closed_) return false;
+        if (close_sent_ || closed_ || pending_) return false;
         write_frame(conn_.out(), Opcode::ping, payload.substr(0, 125));
         conn_.flush();
         note_queued();
@@ -164,13 +197,74 @@ public:
 
     void close(std::uint16_t code, std::string_view reason) override {
         if (close_sent_ || closed_) return;
+        if (pending_) {  // before the accept: the handshake is refused (as ASGI servers answer it)
+            deny(Response(403));
+            return;
+        }
         if (!valid_close_code(code)) code = close_code::normal;
         send_close(code, reason);
         close_deadline_ = conn_.loop().now() + options_.close_timeout;
         conn_.flush();
     }
 
+    void accept(std::string_view subprotocol, const Fields& headers) override {
+        if (!pending_ || closed_) return;
+        try {
+            const std::unique_ptr<Accepted> a = std::move(deferred_);
+            conn_.out().append(
+                std::string_view(handshake_head(*a, subprotocol.empty() ? a->subprotocol : subprotocol, headers)));
+            pending_ = false;
+            last_rx_ = last_ping_ = conn_.loop().now();
+            conn_.flush();
+            if (early_paused_) {
+                early_paused_ = false;
+                conn_.set_reading(true);
+            }
+            if (!early_.empty()) {
+                const std::string early = std::exchange(early_, {});
+                consume(early);
+            }
+        } catch (...) {  // out of memory, or a handler threw: never past the reactor
+            if (pending_) {
+                pending_ = false;
+                end(close_code::abnormal, "internal error", true);
+                return;
+            }
+            fail(close_code::internal_error, "internal error");
+        }
+        after_io();
+    }
+
+    void deny(Response&& response) override { decline(std::move(response), "denied"); }
+
 private:
+    // The deferred handshake is refused with `response`; on_close gets 1006 and `why`.
+    void decline(Response&& response, std::string_view why) {
+        if (!pending_ || closed_) return;
+        try {
+            http1::HeadOptions o;
+            o.date = http::DateCache::thread_local_instance().get();
+            o.close = true;
+            http1::write_response(conn_.out(), std::move(response), o, false);
+        } catch (...) {
+            conn_.close_now();  // out of memory: no answer, but never past the reactor
+        }
+        pending_ = false;
+        deferred_.reset();
+        early_.clear();
+        end(close_code::abnormal, why, false);
+    }
+
+    // A deferred handshake the application left undecided (timeout, shutdown): `status`, then close.
+    void refuse(int status, std::string_view body, std::string_view why) {
+        Response r(status);
+        try {
+            r = Response::text(std::string(body), status);
+        } catch (...) {
+        }
+        decline(std::move(r), why);
+    }
+
     // Creates the handle and runs on_open, on the first callback after the switch (new epoch).
     void open() {
         if (opened_) return;
@@ -405,7 +499,12 @@ private:
     bool binary_ = false;
     bool compressed_ = false;
 
-    Clock::time_point last_rx_{}, last_ping_{}, close_deadline_{}, linger_deadline_{};
+    Clock::time_point last_rx_{}, last_ping_{}, close_deadline_{}, linger_deadline_{}, accept_deadline_{};
+    // A deferred accept (Options::defer_accept) not yet decided: its handshake, and what the client sent.
+    bool pending_ = false;
+    bool early_paused_ = false;
+    std::unique_ptr<Accepted> deferred_;
+    std::string early_;
     bool opened_ = false;
     bool close_sent_ = false;  // our close frame is queued: no more data from us
     bool closed_ = false;      // reported to on_close; the socket closes after the flush
@@ -423,7 +522,7 @@ std::unique_ptr<net::ProtocolHandler> make_protocol(net::Connection& connection,
 void switch_to_websocket(net::Connection& connection, net::ConnectionHome& home,
                          std::shared_ptr<const Handlers> handlers, Options options, const Accepted& accepted,
                          std::string_view path, std::span<const char> rest) {
-    connection.out().append(std::string_view(accepted.head));
+    if (!options.defer_accept) connection.out().append(std::string_view(accepted.head));
     connection.switch_protocol(
         make_protocol(connection, home, std::move(handlers), std::move(options), accepted, path));
     connection.protocol()->on_data(rest);

@@ -972,6 +972,70 @@ TEST(Http1Protocol, StreamedResponseUsesChunkedEncoding) {
     EXPECT_FALSE(h.conn.closing());
 }
 
+TEST(Http1Protocol, StreamEndsWithAChunkedTrailerSection) {
+    Harness h;
+    h.dispatcher.handler = [](Request& req, Responder& r) {
+        if (req.path() != "/s") return r.send(Response::text(echo_text(req)));
+        StreamWriter w = r.stream(Response::text("data"));
+        covet::Fields trailers;
+        trailers.add("grpc-status", "0").add("grpc-message", "ok");
+        w.end(std::move(trailers));
+        w.end();  // ended already
+    };
+    h.feed(get("/s") + get("/next"));
+    EXPECT_EQ(h.take(),
+              stream_head() + "4\r\ndata\r\n0\r\ngrpc-status: 0\r\ngrpc-message: ok\r\n\r\n" + ok("GET /next"));
+    EXPECT_FALSE(h.conn.closing());
+}
+
+TEST(Http1Protocol, Http10StreamDropsTrailers) {
+    Harness h;
+    h.dispatcher.handler = [](Request&, Responder& r) {
+        covet::Fields trailers;
+        trailers.add("grpc-status", "0");
+        r.stream(Response::text("data")).end(std::move(trailers));
+    };
+    h.feed("GET /s HTTP/1.0\r\n\r\n");
+    const std::string out = h.take();
+    EXPECT_TRUE(out.ends_with("\r\n\r\ndata")) << out;
+    EXPECT_TRUE(h.conn.closing());
+}
+
+TEST(Http1Protocol, EarlyHintsComeBeforeTheResponse) {
+    Harness h;
+    h.dispatcher.defer = true;
+    h.feed(get("/page") + get("/next"));
+    covet::Fields hints;
+    hints.add("Link", "</style.css>; rel=preload; as=style");
+    h.dispatcher.held[0].early_hint(hints);
+    EXPECT_EQ(h.take(), "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload; as=style\r\n\r\n");
+    h.driver.set_home_thread(false);  // from another thread: posted
+    h.dispatcher.held[0].early_hint(hints);
+    EXPECT_EQ(h.take(), "");
+    h.driver.run_posted();
+    EXPECT_EQ(h.take(), "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload; as=style\r\n\r\n");
+    h.driver.set_home_thread(true);
+    h.dispatcher.defer = false;
+    Responder answered = std::move(h.dispatcher.held[0]);
+    answered.send(Response::text("page"));
+    answered.early_hint(hints);  // answered: nothing
+    EXPECT_EQ(h.take(), ok("page") + ok("GET /next"));
+}
+
+TEST(Http1Protocol, EarlyHintsAreNotSentToHttp10Clients) {
+    Harness h;
+    h.dispatcher.handler = [](Request&, Responder& r) {
+        covet::Fields hints;
+        hints.add("Link", "</a.css>; rel=preload");
+        r.early_hint(std::move(hints));
+        r.send(Response::text("page"));
+    };
+    h.feed("GET /page HTTP/1.0\r\n\r\n");
+    const std::string out = h.take();
+    EXPECT_EQ(out.find("103"), std::string::npos) << out;
+    EXPECT_TRUE(out.starts_with("HTTP/1.1 200 OK\r\n")) << out;
+}
+
 TEST(Http1Protocol, AbortedStreamClosesWithoutTheLastChunk) {
     Harness h;
     h.dispatcher.handler = [](Request&, Responder& r) {

@@ -228,6 +228,7 @@ std::string raw_preface() { return std::string(covet::http2::client_preface) + f
 struct ClientStream {
     int status = 0;
     Fields headers, trailers;
+    Fields all;  // every field received, in order (:status of each head included): interim responses
     std::string body;
     bool closed = false;
     std::uint32_t close_error = 0;
@@ -337,6 +338,7 @@ private:
         ClientStream& s = self(user).streams[frame->hd.stream_id];
         const std::string n(reinterpret_cast<const char*>(name), namelen),
             v(reinterpret_cast<const char*>(value), valuelen);
+        s.all.emplace_back(n, v);
         if (n == ":status")
             s.status = std::stoi(v);
         else if (frame->headers.cat == NGHTTP2_HCAT_HEADERS)
@@ -730,6 +732,54 @@ TEST(Http2Protocol, StreamingResponseWithTrailers) {
     pump(h, c);
     EXPECT_EQ(c.streams[id].body, "m1");
     EXPECT_EQ(c.streams[id].trailers, (Fields{{"grpc-status", "0"}}));
+}
+
+TEST(Http2Protocol, StreamEndedWithTrailers) {
+    Harness h;
+    StreamWriter writer;
+    h.dispatcher.handler = [&](Request&, Responder& res) {
+        writer = res.stream(Response::bytes("", "application/grpc"));
+    };
+    Client c;
+    const auto id = c.get("/s");
+    pump(h, c);
+    writer.write("m1");
+    pump(h, c);
+    covet::Fields trailers;
+    trailers.add("Grpc-Status", "0").add("grpc-message", "fine");
+    writer.end(std::move(trailers));
+    pump(h, c);
+    EXPECT_EQ(c.streams[id].body, "m1");
+    EXPECT_EQ(c.streams[id].trailers, (Fields{{"grpc-status", "0"}, {"grpc-message", "fine"}}));
+    EXPECT_TRUE(c.streams[id].closed);
+    EXPECT_EQ(c.streams[id].close_error, 0u);
+}
+
+TEST(Http2Protocol, EarlyHintsAreInterimHeaders) {
+    Harness h;
+    h.dispatcher.defer = true;
+    Client c;
+    const auto id = c.get("/page");
+    pump(h, c);
+    ASSERT_EQ(h.dispatcher.held.size(), 1u);
+    covet::Fields hints;
+    hints.add("Link", "</a.css>; rel=preload");
+    h.dispatcher.held[0].early_hint(hints);
+    h.dispatcher.held[0].early_hint(hints);
+    pump(h, c);
+    EXPECT_FALSE(c.streams[id].closed);
+    h.dispatcher.held[0].send(Response::text("page"));
+    pump(h, c);
+    const Fields& all = c.streams[id].all;
+    ASSERT_GE(all.size(), 5u);
+    EXPECT_EQ(all[0], (std::pair<std::string, std::string>{":status", "103"}));
+    EXPECT_EQ(all[1], (std::pair<std::string, std::string>{"link", "</a.css>; rel=preload"}));
+    EXPECT_EQ(all[2], (std::pair<std::string, std::string>{":status", "103"}));
+    EXPECT_EQ(all[4], (std::pair<std::string, std::string>{":status", "200"}));
+    EXPECT_EQ(c.streams[id].status, 200);
+    EXPECT_EQ(c.streams[id].body, "page");
+    EXPECT_TRUE(c.streams[id].closed);
+    EXPECT_EQ(c.streams[id].close_error, 0u);
 }
 
 TEST(Http2Protocol, HeadSendsHeadersWithoutBody) {

@@ -271,6 +271,19 @@ TEST(TrustedHost, AllowsListedHostsAndWildcards) {
     EXPECT_THROW(covet::TrustedHostMiddleware({.allowed_hosts = {"*example.com"}}), std::invalid_argument);
 }
 
+// WebSocket handshakes go through the same check (App::upgrade runs before_upgrade before the route).
+TEST(TrustedHost, ChecksUpgradeRequestsToo) {
+    covet::TrustedHostMiddleware th({.allowed_hosts = {"example.com"}});
+    auto ok = request(covet::Method::get, "/ws", {{"Host", "example.com:8000"}, {"Upgrade", "websocket"}});
+    EXPECT_FALSE(th.before_upgrade(ok));
+    auto bad = request(covet::Method::get, "/ws", {{"Host", "evil.com"}, {"Upgrade", "websocket"}});
+    auto resp = th.before_upgrade(bad);
+    ASSERT_TRUE(resp);
+    EXPECT_EQ(resp->status(), 400);
+    covet::Middleware plain;  // other middleware do not see handshakes
+    EXPECT_FALSE(plain.before_upgrade(bad));
+}
+
 TEST(HttpsRedirect, RedirectsPlainHttpWithTheDefaultPortDropped) {
     covet::HttpsRedirectMiddleware https;
     auto r = request(covet::Method::post, "/a/b?x=1", {{"Host", "Example.com:80"}});

@@ -333,6 +333,8 @@ class NativeResponder:
         self.body = b""
         self.ended = False
         self.aborted = False
+        self.trailers: list[tuple[str, str]] = []
+        self.early_hints: list[list[tuple[str, str]]] = []
 
     @property
     def answered(self) -> bool:
@@ -383,6 +385,27 @@ class NativeResponder:
         self._streaming = False
         self.ended = True
         self._exchange.push(("end",))
+
+    def send_trailers(self, trailers: list[tuple[str, str]]) -> None:
+        """Ends the stream with trailer fields (the engine's HTTP/2 trailing HEADERS, HTTP/1.1 chunked trailers)."""
+        if not self._streaming:
+            raise RuntimeError("send_trailers() needs start_stream() first (or the stream has ended)")
+        checked = self._check_headers(trailers)
+        for name, _ in checked:
+            if not name or any(c in name for c in ' \t"(),/;<=>?@[\\]{}'):
+                raise ValueError(f"covet: cannot add the trailer \"{name}\": its name is not a token")
+        self._streaming = False
+        self.ended = True
+        self.trailers = checked
+        self._exchange.push(("trailers", checked))
+
+    def early_hint(self, headers: list[tuple[str, str]]) -> None:
+        """A 103 Early Hints response before the answer."""
+        if self._exchange.answered:
+            raise RuntimeError("early_hint() must come before the response starts")
+        checked = self._check_headers(headers)
+        self.early_hints.append(checked)
+        self._exchange.push(("early_hint", checked))
 
     def abort(self) -> None:
         """Cuts a started stream short: the connection closes without the terminating chunk."""
@@ -514,7 +537,7 @@ class NativeServer:
     def add_websocket_route(self, pattern: str, route_id: int, max_message_bytes: int = 1024 * 1024,
                             idle_timeout_ms: int = 60_000, ping_interval_ms: int = 20_000,
                             max_send_buffer: int = 4 * 1024 * 1024, permessage_deflate: bool = True,
-                            subprotocols: Optional[list[str]] = None) -> None:
+                            subprotocols: Optional[list[str]] = None, defer_accept: bool = False) -> None:
         raise NotImplementedError("the fake engine has no WebSockets: run this test against covet._native")
 
     def take_ws(self) -> list[tuple[int, int, Any, Any, int]]:
@@ -667,6 +690,11 @@ class NativeServer:
         self._dispatch(exchange, responder, method, target, headers, body, (host, port), http_version)
         close = not keep_alive or self._stopping.is_set()
         event = exchange.next_event()
+        while event[0] == "early_hint":  # 103 Early Hints (not for HTTP/1.0 clients)
+            if http_version == "1.1":
+                lines = ["HTTP/1.1 103 Early Hints"] + [f"{k}: {v}" for k, v in event[1]]
+                sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+            event = exchange.next_event()
         head_only = method == "HEAD"
         if event[0] == "send":
             _, status, out_headers, out_body = event
@@ -711,6 +739,10 @@ class NativeServer:
             if event[0] == "end":
                 if not head:
                     sock.sendall(b"0\r\n\r\n")
+                return
+            if event[0] == "trailers":  # the chunked trailer section
+                if not head:
+                    sock.sendall(b"0\r\n" + "".join(f"{k}: {v}\r\n" for k, v in event[1]).encode("latin-1") + b"\r\n")
                 return
             chunk = event[1]
             if chunk and not head:

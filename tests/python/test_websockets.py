@@ -74,6 +74,25 @@ def _app() -> CovetPy:
         async for text in websocket.iter_text():
             await websocket.send_text(text)
 
+    @app.websocket("/guarded")
+    async def guarded(websocket: WebSocket) -> None:
+        token = websocket.query_params.get("token")
+        if token is None:
+            await websocket.close(1008, "no token")  # before accept(): HTTP 403
+            return
+        if token == "teapot":
+            from covet.responses import PlainTextResponse
+
+            await websocket.send_denial_response(
+                PlainTextResponse("no tea here", status_code=418, headers={"X-Why": "teapot"}))
+            return
+        if token == "boom":
+            raise RuntimeError("failed before accepting")  # HTTP 500, as uvicorn
+        if token == "forgot":
+            return  # neither accepted nor closed: HTTP 500, as uvicorn
+        await websocket.accept(subprotocol="chat.v2", headers=[(b"x-session", b"s1")])
+        await websocket.send_text(f"hello {token} {websocket.selected_subprotocol}")
+
     @app.get("/publish/{room}")
     async def publish(room: str, text: str) -> dict[str, Any]:
         return {"sent_to": app.publish(room, text)}
@@ -156,14 +175,14 @@ def test_app_publish_from_an_http_route_reaches_subscribers(server: Any) -> None
     _run(go())
 
 
-def test_typed_path_parameter_and_validation_close_1008(server: Any) -> None:
+def test_typed_path_parameter_and_validation_refuses_with_403(server: Any) -> None:
     async def go() -> None:
         async with websockets.connect(f"ws://127.0.0.1:{server.port}/items/42") as ws:
             assert await ws.recv() == '{"item_id":42}'
-        ws = await websockets.connect(f"ws://127.0.0.1:{server.port}/items/abc")
-        with pytest.raises(websockets.ConnectionClosed) as closed:
-            await ws.recv()
-        assert closed.value.rcvd.code == 1008
+        # Invalid parameters close with 1008 before accept(): the handshake is refused, as under uvicorn.
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await websockets.connect(f"ws://127.0.0.1:{server.port}/items/abc")
+        assert refused.value.response.status_code == 403
 
     _run(go())
 
@@ -251,3 +270,85 @@ def test_testclient_websocket_connect_like_starlette(native: Any) -> None:
             assert ws.receive_bytes() == b"\x00\x01" * 40000
         with pytest.raises(WebSocketDisconnect, match="HTTP 404"):
             client.websocket_connect("/nope")
+
+
+def test_the_handler_decides_the_handshake_accept_deny_close(server: Any) -> None:
+    """The 101 goes out when the endpoint accepts (its subprotocol and headers in it); closing first refuses with
+    403, a denial response goes out as it is, and an endpoint that fails or returns first gets 500."""
+    import http.client
+
+    async def go() -> None:
+        base = f"ws://127.0.0.1:{server.port}/guarded"
+        async with websockets.connect(f"{base}?token=t", subprotocols=["chat.v1", "chat.v2"]) as ws:
+            assert ws.subprotocol == "chat.v2"
+            assert ws.response.headers["X-Session"] == "s1"
+            assert await ws.recv() == "hello t chat.v2"
+        for query, status in (("", 403), ("?token=boom", 500), ("?token=forgot", 500)):
+            with pytest.raises(websockets.InvalidStatus) as refused:
+                await websockets.connect(base + query)
+            assert refused.value.response.status_code == status, query
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}/echo") as ok:  # the server goes on
+            await ok.send("still here")
+            assert await ok.recv() == "still here"
+
+    _run(go())
+
+    # The denial response as an HTTP client sees it, then the connection closes.
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    conn.request("GET", "/guarded?token=teapot", headers={
+        "Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+    response = conn.getresponse()
+    assert (response.status, response.getheader("x-why"), response.read()) == (418, "teapot", b"no tea here")
+    assert response.getheader("connection") == "close"
+    conn.close()
+
+
+def test_testclient_sees_the_close_code_of_a_refusal(native: Any) -> None:
+    if native is fake_native:
+        pytest.skip("WebSockets need the compiled engine")
+    from covet.testing import TestClient
+
+    with TestClient(_app()) as client:
+        with pytest.raises(WebSocketDisconnect) as refused:
+            with client.websocket_connect("/guarded"):
+                pass
+        assert (refused.value.code, refused.value.reason) == (1008, "no token")
+        with pytest.raises(RuntimeError, match="failed before accepting"):
+            client.websocket_connect("/guarded?token=boom")
+        with client.websocket_connect("/guarded?token=x", subprotocols=["chat.v2"]) as ws:
+            assert ws.accepted_subprotocol == "chat.v2"
+            assert ws.receive_text() == "hello x chat.v2"
+
+
+def test_trusted_host_middleware_checks_websocket_handshakes(native: Any) -> None:
+    """Starlette's TrustedHostMiddleware sees websocket scopes too: a handshake with a Host not allowed is refused
+    with its 400 (under uvicorn, through the denial-response extension), an allowed one goes through."""
+    if native is fake_native:
+        pytest.skip("WebSockets need the compiled engine")
+    from covet.middleware.trustedhost import TrustedHostMiddleware
+    from covet.serve import ThreadedWorker
+
+    app = CovetPy()
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=["example.com"])
+
+    @app.websocket("/ws")
+    async def ws(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text("in")
+
+    worker = ThreadedWorker(app, threads=1).start()
+    try:
+        async def go() -> None:
+            # the socket goes to 127.0.0.1; the Host header is the URI's
+            to = {"host": "127.0.0.1", "port": worker.port}
+            with pytest.raises(websockets.InvalidStatus) as refused:
+                await websockets.connect(f"ws://evil.test:{worker.port}/ws", **to)
+            assert refused.value.response.status_code == 400
+            assert refused.value.response.body == b"Invalid host header"
+            async with websockets.connect(f"ws://example.com:{worker.port}/ws", **to) as ok:
+                assert await ok.recv() == "in"
+
+        _run(go())
+    finally:
+        worker.stop()

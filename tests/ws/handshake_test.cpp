@@ -74,6 +74,23 @@ TEST(WsHandshake, Accepts) {
     EXPECT_TRUE(head.ends_with("\r\n\r\n"));
 }
 
+// A deferred accept's head: the application's subprotocol and extra fields; the handshake's own are kept.
+TEST(WsHandshake, DeferredHeadWithTheApplicationsChoice) {
+    Upgrade u;
+    const auto r = ws::accept_upgrade(u.build(), {});
+    const auto* a = std::get_if<ws::Accepted>(&r);
+    ASSERT_NE(a, nullptr);
+    EXPECT_EQ(a->accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    EXPECT_EQ(ws::handshake_head(*a, a->subprotocol), a->head);
+    covet::Fields extra;
+    extra.add("X-Session", "s1").add("connection", "close").add("Sec-WebSocket-Protocol", "other");
+    const std::string head = ws::handshake_head(*a, "graphql-ws", extra);
+    EXPECT_NE(head.find("\r\nSec-WebSocket-Protocol: graphql-ws\r\nX-Session: s1\r\n\r\n"), std::string::npos) << head;
+    EXPECT_EQ(head.find("close"), std::string::npos) << head;
+    EXPECT_EQ(head.find("other"), std::string::npos) << head;
+    EXPECT_NE(head.find("\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"), std::string::npos);
+}
+
 TEST(WsHandshake, TokenListsAndCase) {
     Upgrade u;
     u.set("Connection", "keep-alive, UPGRADE").set("Upgrade", "foo/1, WebSocket");

@@ -446,6 +446,124 @@ TEST(WsProtocol, SwitchToWebsocketQueuesTheHeadAndFeedsTheRest) {
     std::erase(w.connections, &conn);
 }
 
+// ---- deferred accept (Options::defer_accept) ----
+
+using covet::Response;
+
+ws::Options deferred() {
+    ws::Options o;
+    o.defer_accept = true;
+    return o;
+}
+
+TEST(WsProtocolDeferred, OpensBeforeThe101AndAcceptSendsItThenFrames) {
+    FakeWorker w;
+    Client c(w, deferred());
+    EXPECT_EQ(c.opens, 1);
+    EXPECT_EQ(c.take(), "");                    // no 101 yet
+    EXPECT_FALSE(c.socket.send_text("early"));  // nothing goes before the accept
+    c.feed(client_frame(Opcode::text, "sent too soon"));
+    EXPECT_TRUE(c.messages.empty());  // held until the accept
+    c.on_message = [](ws::WebSocket s, std::string_view d, bool binary) { EXPECT_TRUE(s.send(d, binary)); };
+    covet::Fields extra;
+    extra.add("X-Session", "s1").add("Sec-WebSocket-Accept", "forged");  // the handshake's own fields are ours
+    c.socket.accept("chat.v2", std::move(extra));
+    EXPECT_EQ(c.socket.subprotocol(), "chat.v2");
+    const std::string out = c.take();
+    const std::size_t end = out.find("\r\n\r\n");
+    ASSERT_NE(end, std::string::npos) << out;
+    const std::string head = out.substr(0, end + 4);
+    EXPECT_TRUE(head.starts_with("HTTP/1.1 101 Switching Protocols\r\n")) << head;
+    EXPECT_NE(head.find("\r\nSec-WebSocket-Protocol: chat.v2\r\n"), std::string::npos) << head;
+    EXPECT_NE(head.find("\r\nX-Session: s1\r\n"), std::string::npos) << head;
+    EXPECT_EQ(head.find("forged"), std::string::npos) << head;
+    const auto frames = parse_server_frames(std::string_view(out).substr(end + 4));
+    ASSERT_EQ(frames.size(), 1u);
+    EXPECT_EQ(frames[0].payload, "sent too soon");  // the held frame, delivered after the accept and echoed
+    c.socket.accept();                              // decided already: nothing
+    c.socket.deny(Response(403));
+    EXPECT_EQ(c.take(), "");
+    EXPECT_TRUE(c.socket.send_text("now"));
+    EXPECT_EQ(c.frames().size(), 1u);
+    EXPECT_FALSE(c.closing());
+}
+
+TEST(WsProtocolDeferred, DenySendsAnHttpResponseAndCloses) {
+    FakeWorker w;
+    Client c(w, deferred());
+    Response r = Response::text("go away", 401);
+    r.add_header("WWW-Authenticate", "Bearer");
+    c.socket.deny(std::move(r));
+    const std::string out = c.take();
+    EXPECT_TRUE(out.starts_with("HTTP/1.1 401 Unauthorized\r\n")) << out;
+    EXPECT_NE(out.find("\r\nWWW-Authenticate: Bearer\r\n"), std::string::npos) << out;
+    EXPECT_NE(out.find("\r\nConnection: close\r\n"), std::string::npos) << out;
+    EXPECT_TRUE(out.ends_with("\r\n\r\ngo away")) << out;
+    ASSERT_EQ(c.closes.size(), 1u);
+    EXPECT_EQ(c.closes[0], (std::pair<std::uint16_t, std::string>{1006, "denied"}));
+    EXPECT_TRUE(c.closing());
+    EXPECT_FALSE(c.socket.is_open());
+    c.socket.accept();  // decided already
+    EXPECT_EQ(c.take(), "");
+}
+
+TEST(WsProtocolDeferred, CloseBeforeAcceptIs403) {
+    FakeWorker w;
+    Client c(w, deferred());
+    c.socket.close(1008, "policy");
+    const std::string out = c.take();
+    EXPECT_TRUE(out.starts_with("HTTP/1.1 403 Forbidden\r\n")) << out;
+    EXPECT_NE(out.find("Content-Length: 0\r\n"), std::string::npos) << out;
+    ASSERT_EQ(c.closes.size(), 1u);
+    EXPECT_TRUE(c.closing());
+}
+
+TEST(WsProtocolDeferred, DecisionsFromAnotherThreadArePosted) {
+    FakeWorker w;
+    Client c(w, deferred());
+    w.set_home_thread(false);
+    c.socket.accept();
+    EXPECT_EQ(c.take(), "");
+    w.run_posted();
+    EXPECT_TRUE(c.take().starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
+    w.set_home_thread(true);
+    Client d(w, deferred(), {}, 2);
+    w.set_home_thread(false);
+    d.socket.deny(Response::text("no", 404));
+    w.run_posted();
+    w.set_home_thread(true);
+    EXPECT_TRUE(d.take().starts_with("HTTP/1.1 404 Not Found\r\n"));
+    EXPECT_TRUE(d.closing());
+}
+
+TEST(WsProtocolDeferred, UndecidedTimesOutWith503AndShutdownRefuses) {
+    FakeWorker w;
+    Client c(w, deferred());
+    c.tick_after(w.config().timeouts.header - 1ms);
+    EXPECT_EQ(c.take(), "");
+    c.tick_after(1ms);
+    EXPECT_TRUE(c.take().starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
+    ASSERT_EQ(c.closes.size(), 1u);
+    EXPECT_EQ(c.closes[0].second, "accept timeout");
+    Client d(w, deferred(), {}, 2);
+    d.conn.protocol()->on_shutdown();
+    EXPECT_TRUE(d.take().starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
+    EXPECT_TRUE(d.closing());
+}
+
+TEST(WsProtocolDeferred, PeerGoneBeforeTheDecisionIs1006AndHeldInputIsBounded) {
+    FakeWorker w;
+    Client c(w, deferred());
+    c.feed(std::string(70 * 1024, 'x'));  // a client that does not wait for the 101: reading pauses
+    ASSERT_FALSE(w.reading.empty());
+    EXPECT_FALSE(w.reading.back());
+    c.conn.protocol()->on_peer_closed();
+    ASSERT_EQ(c.closes.size(), 1u);
+    EXPECT_EQ(c.closes[0].first, 1006);
+    c.socket.accept();  // too late: nothing
+    EXPECT_EQ(c.take(), "");
+}
+
 // ---- permessage-deflate end to end ----
 
 ws::DeflateParams deflate_params(bool server_reset, bool client_reset) {

@@ -26,17 +26,21 @@ class WebSocketTestSession:
     ``receive_*`` raise `WebSocketDisconnect` (with the server's close code) once the server has closed.
     `take_error(local_port)` gives the exception the app's endpoint raised for this connection, if any: it is
     raised instead of the disconnect (and by `close`), as Starlette's test session does. `wait_decision(
-    local_port)` tells whether the endpoint accepted the connection (``with`` waits for it)."""
+    local_port)` tells whether the endpoint accepted the connection (``with`` waits for it); `take_denial(
+    local_port)` gives the close code and reason of an endpoint that refused it before accepting (the server
+    answered HTTP 403 there), raised as `WebSocketDisconnect` as Starlette's test session does."""
 
     def __init__(self, port: int, path: str,
                  headers: Union[dict[str, str], Sequence[tuple[str, str]], None] = None,
                  subprotocols: Optional[list[str]] = None, timeout: float = 30.0, host: str = "testserver",
                  take_error: Optional[Callable[[int], Optional[BaseException]]] = None,
-                 wait_decision: Optional[Callable[[int], Optional[bool]]] = None) -> None:
+                 wait_decision: Optional[Callable[[int], Optional[bool]]] = None,
+                 take_denial: Optional[Callable[[int], Optional[tuple[int, str]]]] = None) -> None:
         self._sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self._local_port: int = self._sock.getsockname()[1]
         self._take_error = take_error
         self._wait_decision = wait_decision
+        self._take_denial = take_denial
         self._buffer = b""
         self._closed: Optional[tuple[int, str]] = None
         key = base64.b64encode(os.urandom(16)).decode()
@@ -58,9 +62,21 @@ class WebSocketTestSession:
         self.headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines if h)}
         if self.status_code != 101:
             self._sock.close()
-            self._raise_app_error()
-            raise WebSocketDisconnect(1006, f"the server refused the WebSocket upgrade: HTTP {self.status_code}")
+            self._refused()
         self.accepted_subprotocol = self.headers.get("sec-websocket-protocol")
+
+    def _refused(self) -> None:
+        """The handshake was answered with HTTP: the endpoint's exception, its close code, or the status."""
+        port = self._local_port
+        error = self._take_error(port) if self._take_error is not None else None
+        denial = self._take_denial(port) if self._take_denial is not None else None
+        if (error is not None or denial is not None) and self._wait_decision is not None:
+            self._wait_decision(port)  # the endpoint has ended: take its word (no stale one for a reused port)
+        if error is not None:
+            raise error
+        if denial is not None:
+            raise WebSocketDisconnect(*denial)
+        raise WebSocketDisconnect(1006, f"the server refused the WebSocket upgrade: HTTP {self.status_code}")
 
     def _raise_app_error(self) -> None:
         """Raises the exception the app's endpoint ended with, if it did."""

@@ -589,6 +589,7 @@ class TestClient:
         self._server_errors: dict[Optional[int], BaseException] = {}
         # WebSocket endpoints' first decision (accepted or not) by client port.
         self._ws_decisions: dict[int, bool] = {}
+        self._ws_denials: dict[int, tuple[int, str]] = {}  # refused before accept(): the close code and reason
         self._ws_decided = threading.Condition()
 
     @property
@@ -611,6 +612,7 @@ class TestClient:
                 if websockets is not None:
                     websockets.client_address = self.client_address
                     websockets.on_decided = self._record_decision
+                    websockets.on_denied = self._record_denial
                     if self.raise_server_exceptions:
                         websockets.on_error = self._record_websocket_error
                 self._server = server
@@ -630,6 +632,15 @@ class TestClient:
         with self._ws_decided:
             self._ws_decisions.setdefault(port, accepted)
             self._ws_decided.notify_all()
+
+    def _record_denial(self, port: int, code: int, reason: str) -> None:
+        with self._ws_decided:
+            self._ws_denials[port] = (code, reason)
+
+    def _take_denial(self, port: int) -> Optional[tuple[int, str]]:
+        """The close code and reason of the endpoint that refused the connection from `port`, if it did."""
+        with self._ws_decided:
+            return self._ws_denials.pop(port, None)
 
     def _wait_decision(self, port: int) -> Optional[bool]:
         """Whether the endpoint of the WebSocket connection from `port` accepted it (None: no word in time)."""
@@ -706,7 +717,8 @@ class TestClient:
             send.append(("cookie", cookie))
         return WebSocketTestSession(self.port, path, headers=send, subprotocols=list(subprotocols or []),
                                     timeout=self.timeout, host=parts.netloc or "testserver",
-                                    take_error=self._take_error, wait_decision=self._wait_decision)
+                                    take_error=self._take_error, wait_decision=self._wait_decision,
+                                    take_denial=self._take_denial)
 
     def __enter__(self) -> TestClient:
         if self._server is not None:
@@ -728,6 +740,7 @@ class TestClient:
         self._local = threading.local()
         with self._ws_decided:
             self._ws_decisions.clear()
+            self._ws_denials.clear()
         if server is not None:
             server.stop()
 

@@ -8,11 +8,12 @@
         async for message in websocket.iter_text():
             await websocket.send_text(message)
 
-The native engine validates the handshake, answers ``101`` (negotiating permessage-deflate), parses and
-checks every frame (masking, UTF-8, sizes, control frames), answers pings and runs the closing handshake.
-Python sees whole messages. Because the handshake is already complete when the handler starts,
-``accept()`` only records the state, and closing before it closes the connection with the given code
-(Starlette answers HTTP 403 there instead).
+The native engine validates the handshake, parses and checks every frame (masking, UTF-8, sizes, control
+frames), answers pings and runs the closing handshake. Python sees whole messages. The handler decides the
+handshake, as under uvicorn: ``accept()`` sends the ``101`` (with the chosen subprotocol, permessage-deflate
+negotiated natively, and any extra headers); closing before it refuses the connection with HTTP 403,
+``send_denial_response(response)`` with that response, and a handler that fails (or returns) before
+accepting gets HTTP 500.
 
 Broadcast: ``await websocket.subscribe(topic)`` and ``app.publish(topic, message)`` (or
 ``websocket.publish``) fan a message out to every subscriber of this worker process natively: framed once,
@@ -25,10 +26,13 @@ import asyncio
 import enum
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Optional, Protocol, Union
+from typing import TYPE_CHECKING, Any, Optional, Protocol, Union
 
 from . import encoders
 from .connection import HTTPConnection
+
+if TYPE_CHECKING:
+    from .responses import Response
 
 __all__ = ["WebSocket", "WebSocketDisconnect", "WebSocketState", "WebSocketHub"]
 
@@ -101,14 +105,41 @@ class WebSocket(HTTPConnection):
 
     # -- the Starlette API --------------------------------------------------------------------------
     async def accept(self, subprotocol: Optional[str] = None, headers: Any = None) -> None:
-        """Marks the connection accepted. The engine has already answered the handshake; a subprotocol is
-        chosen natively from the route's ``subprotocols=`` (see ``selected_subprotocol``)."""
+        """Accepts the connection: the engine answers the handshake (``101``) with `subprotocol` (None: the one
+        the route's ``subprotocols=`` negotiated, if any; see ``selected_subprotocol``) and the extra `headers`
+        (``(name, value)`` pairs of str or bytes, as Starlette's), then messages flow."""
         if self.application_state is WebSocketState.DISCONNECTED:
             raise RuntimeError("accept() after close()")
+        if self.application_state is WebSocketState.CONNECTING:
+            native_accept = getattr(self._ws, "accept", None)  # an engine without deferred accepts answered already
+            if native_accept is not None:
+                native_accept(subprotocol or "", _header_pairs(headers))
         self.application_state = WebSocketState.CONNECTED
         accepted = getattr(self._hub, "accepted", None)  # the serving side (the test client waits for it)
         if accepted is not None:
             accepted(self)
+
+    async def send_denial_response(self, response: Response) -> None:
+        """Refuses the connection with an HTTP response instead of accepting it (Starlette's, the ASGI
+        ``websocket.http.response`` extension): its status, headers and body go out, then the connection
+        closes. Only before ``accept()``."""
+        if self.application_state is not WebSocketState.CONNECTING:
+            raise RuntimeError("send_denial_response() must come before accept() and close()")
+        self._deny(response.status_code, list(response.headers._raw), bytes(response.body), response.status_code)
+
+    def _deny(self, status: int, headers: list[tuple[str, str]], body: bytes, code: int,
+              reason: str = "") -> None:
+        """Refuses the handshake with this HTTP response (the serving side hears `code` and `reason`: the test
+        client raises them as Starlette's does)."""
+        self.application_state = WebSocketState.DISCONNECTED
+        denied = getattr(self._hub, "denied", None)
+        if denied is not None:
+            denied(self, code, reason)
+        native_deny = getattr(self._ws, "deny", None)
+        if native_deny is not None:
+            native_deny(status, headers, body)
+        else:  # an engine without deferred accepts: the handshake is complete, so close the connection
+            self._ws.close(1011 if status >= 500 else 1008, "")
 
     @property
     def selected_subprotocol(self) -> Optional[str]:
@@ -225,7 +256,12 @@ class WebSocket(HTTPConnection):
             await self.send_bytes(payload)
 
     async def close(self, code: int = 1000, reason: Optional[str] = None) -> None:
+        """Closes the connection with `code`; before ``accept()`` it refuses the handshake with HTTP 403
+        instead, as uvicorn does (the test client raises `WebSocketDisconnect` with `code`, as Starlette's)."""
         if self.application_state is WebSocketState.DISCONNECTED:
+            return
+        if self.application_state is WebSocketState.CONNECTING:
+            self._deny(403, [], b"", code, reason or "")
             return
         self.application_state = WebSocketState.DISCONNECTED
         self._ws.close(code, reason or "")
@@ -243,3 +279,15 @@ class WebSocket(HTTPConnection):
         subscribed); returns how many it was queued to."""
         return self._hub.publish(topic, data)
 
+
+
+def _header_pairs(headers: Any) -> list[tuple[str, str]]:
+    """``accept(headers=...)``: pairs of str or bytes (latin-1, as HTTP header bytes) as str pairs."""
+    if not headers:
+        return []
+    items = headers.items() if hasattr(headers, "items") else headers
+    return [(_text(name), _text(value)) for name, value in items]
+
+
+def _text(value: Union[str, bytes]) -> str:
+    return value.decode("latin-1") if isinstance(value, (bytes, bytearray)) else str(value)

@@ -196,6 +196,18 @@ void add_python_header(covet::Response& r, std::string_view name, std::string_vi
         r.add_header(name, value);
 }
 
+// Python (name, value) pairs → header fields (early hints, trailers, a WebSocket accept's extra headers):
+// ValueError naming a name that is not a token or a value with CR, LF or NUL. Framing fields are the
+// engine's: dropped.
+covet::Fields fields_from_python(const std::vector<std::pair<std::string, std::string>>& pairs, const char* kind) {
+    covet::Fields out;
+    for (const auto& [name, value] : pairs) {
+        if (covet::iequals(name, "content-length") || covet::iequals(name, "transfer-encoding")) continue;
+        out.add(name, value, kind);  // std::invalid_argument → ValueError
+    }
+    return out;
+}
+
 // Python (name, value) pairs → a native response head.
 covet::Response make_response(int status, const std::vector<std::pair<std::string, std::string>>& headers,
                               std::string body) {
@@ -343,7 +355,7 @@ public:
     // connection, data, code) through take_ws(). The handlers run on the worker thread, without the GIL.
     void add_websocket_route(const std::string& pattern, int route_id, std::size_t max_message_bytes,
                              long idle_timeout_ms, long ping_interval_ms, std::size_t max_send_buffer,
-                             bool permessage_deflate, const std::vector<std::string>& subprotocols) {
+                             bool permessage_deflate, const std::vector<std::string>& subprotocols, bool defer_accept) {
         covet::ws::Options options;
         options.max_message_bytes = max_message_bytes;
         options.idle_timeout = std::chrono::milliseconds(idle_timeout_ms);
@@ -351,6 +363,7 @@ public:
         options.max_send_buffer = max_send_buffer;
         options.permessage_deflate = permessage_deflate;
         options.subprotocols = subprotocols;
+        options.defer_accept = defer_accept;  // the OPEN event comes before the 101: accept() or deny() decides
         Bridge* bridge = &bridge_;
         auto factory = [bridge, route_id](covet::Request& request) {
             auto conn = std::make_shared<covet_py::WsConnection>(request);
@@ -746,7 +759,31 @@ PYBIND11_MODULE(_native, m) {
         .def(
             "close",
             [](const NativeWebSocket& w, std::uint16_t code, std::string_view reason) { w.c->ws.close(code, reason); },
-            py::arg("code") = 1000, py::arg("reason") = "");
+            py::arg("code") = 1000, py::arg("reason") = "")
+        // A route with defer_accept=True: the 101 (with `subprotocol`, or the one negotiated from the route's
+        // subprotocols when ""; and the extra `headers`), then frames flow. A no-op once decided.
+        .def(
+            "accept",
+            [](const NativeWebSocket& w, const std::string& subprotocol,
+               const std::vector<std::pair<std::string, std::string>>& headers) {
+                if (subprotocol.find_first_of(" ,;\t\r\n\"") != std::string::npos)
+                    throw py::value_error(
+                        "the WebSocket subprotocol must be one token (no spaces, commas, CR or LF): " + subprotocol);
+                covet::Fields extra = fields_from_python(headers, "header");
+                w.c->ws.accept(subprotocol, std::move(extra));
+            },
+            py::arg("subprotocol") = "", py::arg("headers") = std::vector<std::pair<std::string, std::string>>{})
+        // A route with defer_accept=True: refuses the handshake with this HTTP response, then the connection
+        // closes (a close event with 1006 follows). A no-op once decided.
+        .def(
+            "deny",
+            [](const NativeWebSocket& w, int status, const std::vector<std::pair<std::string, std::string>>& headers,
+               py::bytes body) {
+                if (status < 200 || status > 599)
+                    throw py::value_error("a WebSocket denial's status must be 200-599, not " + std::to_string(status));
+                w.c->ws.deny(make_response(status, headers, std::string(body)));
+            },
+            py::arg("status"), py::arg("headers"), py::arg("body"));
 
     py::class_<NativeResponder> responder_class(m, "NativeResponder");
     covet_py::def_send_file(responder_class, &make_response);
@@ -796,6 +833,27 @@ PYBIND11_MODULE(_native, m) {
         .def_property_readonly("buffered_amount",
                                [](const NativeResponder& r) { return r.ex->flow ? r.ex->flow->buffered() : 0; })
         .def("end", [](NativeResponder& r) { r.ex->stream.end(); })
+        // Ends the stream (instead of end()) with trailer fields: HTTP/2 a trailing HEADERS frame, HTTP/1.1
+        // the chunked trailer section (an HTTP/1.0 client's stream drops them).
+        .def(
+            "send_trailers",
+            [](NativeResponder& r, const std::vector<std::pair<std::string, std::string>>& trailers) {
+                Exchange& ex = *r.ex;
+                if (!ex.stream)
+                    throw std::runtime_error("send_trailers() needs start_stream() first (or the stream has ended)");
+                ex.stream.end(fields_from_python(trailers, "trailer"));
+            },
+            py::arg("trailers"))
+        // A 103 Early Hints response with these headers, before send()/start_stream()/send_file(); several may
+        // go. Dropped for an HTTP/1.0 client.
+        .def(
+            "early_hint",
+            [](NativeResponder& r, const std::vector<std::pair<std::string, std::string>>& headers) {
+                Exchange& ex = *r.ex;
+                if (ex.answered) throw std::runtime_error("early_hint() must come before the response starts");
+                ex.responder.early_hint(fields_from_python(headers, "header"));
+            },
+            py::arg("headers"))
         .def(
             "abort", [](NativeResponder& r) { r.ex->stream.abort(); },
             "Cuts a started stream short: the connection closes without the terminating chunk, so the "
@@ -937,7 +995,8 @@ PYBIND11_MODULE(_native, m) {
         .def("add_websocket_route", &NativeServer::add_websocket_route, py::arg("pattern"), py::arg("route_id"),
              py::arg("max_message_bytes") = 1024 * 1024, py::arg("idle_timeout_ms") = 60'000,
              py::arg("ping_interval_ms") = 20'000, py::arg("max_send_buffer") = 4 * 1024 * 1024,
-             py::arg("permessage_deflate") = true, py::arg("subprotocols") = std::vector<std::string>{})
+             py::arg("permessage_deflate") = true, py::arg("subprotocols") = std::vector<std::string>{},
+             py::arg("defer_accept") = false)
         // [(route_id, kind, NativeWebSocket, data, code)]: kind 0 open, 1 message (data str or bytes),
         // 2 close (data: the reason), 3 drain.
         .def("take_ws",

@@ -80,6 +80,12 @@ public:
     virtual void stream_begin(std::uint64_t exchange, Response&& head) = 0;
     virtual void stream_write(std::uint64_t exchange, std::string_view chunk) = 0;
     virtual void stream_end(std::uint64_t exchange) = 0;
+    // Ends the stream with trailer fields: HTTP/2 a trailing HEADERS frame, HTTP/1.1 the chunked trailer
+    // section. Protocols (or framings) that cannot carry them end the stream without them.
+    virtual void stream_end_trailers(std::uint64_t exchange, const Fields& /*trailers*/) { stream_end(exchange); }
+    // A 103 Early Hints response with `fields` before the final one (RFC 8297), while the exchange is not
+    // answered yet; dropped where it cannot be sent (an HTTP/1.0 client) or once the answer has started.
+    virtual void early_hint(std::uint64_t /*exchange*/, const Fields& /*fields*/) {}
     // The body could not be completed (the producer failed): the client must see an incomplete response,
     // never a short one that looks whole. HTTP/1.1 closes the connection without the last chunk.
     virtual void stream_abort(std::uint64_t exchange) = 0;
@@ -120,7 +126,9 @@ public:
 
     void write(std::string_view chunk);  // any thread; empty chunks are ignored
     void end();                          // any thread; idempotent
-    void abort();                        // any thread: cut the response off (see ExchangeSink::stream_abort)
+    // Ends the stream with trailer fields (ExchangeSink::stream_end_trailers). Any thread.
+    void end(Fields trailers);
+    void abort();  // any thread: cut the response off (see ExchangeSink::stream_abort)
     explicit operator bool() const noexcept { return sink_ != nullptr; }
     // The flow this stream was started with (Responder::stream), or null.
     const std::shared_ptr<StreamFlow>& flow() const noexcept { return flow_; }
@@ -156,6 +164,9 @@ public:
     // Has the protocol keep `flow` up to date from now on (its `open` turns false when the client goes away
     // before the answer): for a handler that wants to notice a disconnect. Any thread.
     void watch(std::shared_ptr<StreamFlow> flow) const;
+    // Sends a 103 Early Hints response with `fields` (Link: ...), before send() or stream(); several may
+    // go. Dropped for an HTTP/1.0 client. Any thread.
+    void early_hint(Fields fields) const;
     bool pending() const noexcept { return sink_ != nullptr; }
     // Declares that the request is used after the dispatch call returns (a deferred handler, another
     // thread): its bytes are made stable now. Call on the connection's thread, during dispatch, before the
@@ -286,6 +297,12 @@ inline void Responder::watch(std::shared_ptr<StreamFlow> flow) const {
                         });
 }
 
+inline void Responder::early_hint(Fields fields) const {
+    if (!sink_) return;
+    const std::uint64_t ex = exchange_;
+    detail::on_exchange(ref_, sink_, false, [ex, f = std::move(fields)](ExchangeSink* s) { s->early_hint(ex, f); });
+}
+
 inline void Responder::abandon() noexcept {
     if (!sink_) return;
     try {
@@ -323,6 +340,14 @@ inline void StreamWriter::end() {
         detail::on_exchange(ref_, sink, true, [ex](ExchangeSink* s) { s->stream_end(ex); });
     } catch (...) {
     }
+}
+
+inline void StreamWriter::end(Fields trailers) {
+    ExchangeSink* sink = std::exchange(sink_, nullptr);
+    if (!sink) return;
+    const std::uint64_t ex = exchange_;
+    detail::on_exchange(ref_, sink, true,
+                        [ex, t = std::move(trailers)](ExchangeSink* s) { s->stream_end_trailers(ex, t); });
 }
 
 inline void StreamWriter::abort() {

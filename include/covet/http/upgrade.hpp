@@ -4,6 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
+
+#include "covet/http/response.hpp"
 
 #include "covet/ws/route.hpp"
 
@@ -15,6 +18,9 @@ struct Upgrade {
     };
     Protocol protocol = Protocol::websocket;
     ws::Route websocket;  // websocket: the connection's handlers and the route's options
+    // Set by the application instead of a route: the response that refuses the switch (middleware that
+    // guards every request, e.g. a Host check); the connection closes after it.
+    std::optional<Response> refusal;
 };
 
 }  // namespace covet

@@ -96,4 +96,24 @@ inline void write_chunk(io::OutputQueue& q, std::string_view data) {
 
 inline void write_last_chunk(io::OutputQueue& q) { q.append(std::string_view("0\r\n\r\n")); }
 
+// The last chunk with a trailer section (RFC 9112 §7.1.2).
+inline void write_last_chunk(io::OutputQueue& q, const Fields& trailers) {
+    std::string& tail = q.tail();
+    const std::size_t before = tail.size();
+    tail.append("0\r\n");
+    append_fields(tail, trailers);
+    tail.append("\r\n");
+    q.note_tail_growth(tail.size() - before);
+}
+
+// A 103 Early Hints response (RFC 8297): an interim head with `fields`, before the final response.
+inline void write_early_hints(io::OutputQueue& q, const Fields& fields) {
+    std::string& tail = q.tail();
+    const std::size_t before = tail.size();
+    tail.append("HTTP/1.1 103 Early Hints\r\n");
+    append_fields(tail, fields);
+    tail.append("\r\n");
+    q.note_tail_growth(tail.size() - before);
+}
+
 }  // namespace covet::http1

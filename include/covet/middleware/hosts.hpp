@@ -21,8 +21,11 @@ public:
     // Throws std::invalid_argument for a wildcard anywhere but a leading "*." (Starlette's rule).
     explicit TrustedHostMiddleware(TrustedHostOptions options);
     std::optional<Response> before(Request& request, RequestContext& context) override;
+    // WebSocket handshakes are checked too (Starlette's middleware sees websocket scopes): 400, or 307.
+    std::optional<Response> before_upgrade(Request& request) override;
 
 private:
+    std::optional<Response> check(const Request& request) const;
     std::vector<std::string> allowed_;  // lowercased
     bool allow_any_ = false;
     bool www_redirect_ = true;

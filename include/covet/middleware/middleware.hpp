@@ -23,6 +23,10 @@ public:
     virtual void after_stream(const Request& request, RequestContext& context, Response& head) {
         after(request, context, head);
     }
+    // A request that asks to switch to a protocol a route takes (a WebSocket handshake), before the switch,
+    // in registration order: a response refuses it (sent, then the connection closes). For the checks that
+    // guard every exchange whatever it carries (TrustedHost); the others do not see handshakes.
+    virtual std::optional<Response> before_upgrade(Request& /*request*/) { return std::nullopt; }
 };
 
 }  // namespace covet

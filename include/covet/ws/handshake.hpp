@@ -18,7 +18,12 @@ struct Accepted {
     std::string head;
     DeflateParams deflate;
     std::string subprotocol;  // empty: none selected
+    std::string accept;       // Sec-WebSocket-Accept (for a deferred accept's head: handshake_head)
 };
+
+// The 101 head of an accepted handshake with `subprotocol` (none when empty) and the `extra` fields (a
+// deferred accept's choice); accept_upgrade's `head` is this with its negotiated subprotocol and no extras.
+std::string handshake_head(const Accepted& accepted, std::string_view subprotocol, const Fields& extra = {});
 
 // Whether the request asks for a WebSocket (an `Upgrade` header with the `websocket` token): the
 // HTTP/1.1 handler's cue to route it to accept_upgrade() rather than answer it as a plain request.

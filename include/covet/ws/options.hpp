@@ -26,6 +26,10 @@ struct Options {
     // Subprotocols the route speaks, preferred first; the first one the client also lists is selected.
     // Empty: none is selected (Sec-WebSocket-Protocol is not answered).
     std::vector<std::string> subprotocols;
+    // The application decides the handshake: Handlers::on_open runs before the 101 is sent, and the
+    // connection waits for WebSocket::accept() or deny() (for at most Timeouts::header; then 503 and close).
+    // False: the 101 goes out at once and on_open runs after it.
+    bool defer_accept = false;
 };
 
 }  // namespace covet::ws

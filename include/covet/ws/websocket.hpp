@@ -17,6 +17,8 @@
 #include <string>
 #include <string_view>
 
+#include "covet/http/fields.hpp"
+#include "covet/http/response.hpp"
 #include "covet/net/connection_ref.hpp"
 
 namespace covet::ws {
@@ -47,7 +49,8 @@ struct Shared {
     std::atomic<std::size_t> queued{0};  // unsent bytes on the connection, as last seen on its thread
     std::atomic<bool> refused{false};    // a send was refused: call on_drain when the queue empties
     const std::size_t limit;
-    std::string subprotocol;  // set before the first handle exists, then read-only
+    // Set before the first handle exists; a deferred accept() with a subprotocol sets it on the caller's thread.
+    std::string subprotocol;
     std::string path;
 };
 
@@ -59,6 +62,11 @@ public:
     virtual bool send_prepared(PreparedMessage& message) = 0;  // Hub fan-out
     virtual bool send_ping(std::string_view payload) = 0;
     virtual void close(std::uint16_t code, std::string_view reason) = 0;
+    // A connection whose route defers the accept (Options::defer_accept): the 101 with `subprotocol` (empty:
+    // the one negotiated from Options::subprotocols, if any) and `headers`, then frames; or `response` instead
+    // (then the connection closes). Either is a no-op once the connection is accepted, denied or gone.
+    virtual void accept(std::string_view subprotocol, const Fields& headers) = 0;
+    virtual void deny(Response&& response) = 0;
 
 protected:
     ~Session() = default;
@@ -81,6 +89,15 @@ public:
     // Starts the closing handshake. Codes that may not be sent (RFC 6455 §7.4) become 1000; the reason
     // is cut to 123 bytes. Idempotent.
     void close(std::uint16_t code = 1000, std::string_view reason = {}) const;
+
+    // Only for a route with Options::defer_accept, whose on_open runs before the handshake is answered:
+    // accept() sends the 101 (with `subprotocol`, or the one negotiated from Options::subprotocols when empty,
+    // and the extra `headers`) and starts the frames; deny() sends `response` instead (an HTTP/1.1 response,
+    // `Connection: close`), then the connection closes and on_close runs with 1006. close() before accept()
+    // denies with 403. Sends before accept() are refused (false). The first decision counts; any thread.
+    // `subprotocol`, when given, is what subprotocol() reports from then on (read it on this thread).
+    void accept(std::string subprotocol = {}, Fields headers = {}) const;
+    void deny(Response response) const;
 
     // Until our close frame was sent or the connection ended.
     bool is_open() const noexcept { return shared_ && shared_->open.load(std::memory_order_acquire); }
@@ -146,6 +163,26 @@ inline void WebSocket::close(std::uint16_t code, std::string_view reason) const 
         return;
     }
     ref_.run([s = session_, code, r = std::string(reason)](net::Connection&) { s->close(code, r); }, false);
+}
+
+inline void WebSocket::accept(std::string subprotocol, Fields headers) const {
+    if (!shared_) return;
+    if (!subprotocol.empty()) shared_->subprotocol = subprotocol;
+    if (ref_.on_home_thread()) {
+        if (ref_.get()) session_->accept(subprotocol, headers);
+        return;
+    }
+    ref_.run([s = session_, p = std::move(subprotocol), h = std::move(headers)](net::Connection&) { s->accept(p, h); },
+             false);
+}
+
+inline void WebSocket::deny(Response response) const {
+    if (!shared_) return;
+    if (ref_.on_home_thread()) {
+        if (ref_.get()) session_->deny(std::move(response));
+        return;
+    }
+    ref_.run([s = session_, r = std::move(response)](net::Connection&) mutable { s->deny(std::move(r)); }, false);
 }
 
 }  // namespace covet::ws

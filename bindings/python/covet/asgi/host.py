@@ -116,6 +116,7 @@ class AsgiWebSocket:
         self.http_version: str = scope.get("http_version", "1.1")
         self.scheme: str = scope.get("scheme", "ws")
         self.tls: Optional[dict[str, Any]] = (scope.get("extensions") or {}).get("tls")
+        self._denial_responses = "websocket.http.response" in (scope.get("extensions") or {})
         offered = list(scope.get("subprotocols") or ())
         supported = list(route.options.get("subprotocols", ()))
         self.subprotocol = next((p for p in offered if p in supported), "")
@@ -133,11 +134,27 @@ class AsgiWebSocket:
         if wakeup is not None and not wakeup.done():
             wakeup.set_result(None)
 
-    def accept(self) -> None:
+    def accept(self, subprotocol: str = "", headers: Optional[list[tuple[str, str]]] = None) -> None:
         if self._accepted or self._closed:
             return
+        if subprotocol:
+            self.subprotocol = subprotocol
         self._accepted = self.is_open = True
-        self._push({"type": "websocket.accept", "subprotocol": self.subprotocol or None, "headers": []})
+        self._push({"type": "websocket.accept", "subprotocol": self.subprotocol or None,
+                    "headers": [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers or ()]})
+
+    def deny(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        """Refuses the handshake with this response where the server offers the ASGI denial-response extension,
+        else with the server's 403 (a close before the accept)."""
+        if self._accepted or self._closed:
+            return
+        if not self._denial_responses:
+            self.close(1000, "")
+            return
+        self._closed = True
+        self._push({"type": "websocket.http.response.start", "status": status,
+                    "headers": [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]})
+        self._push({"type": "websocket.http.response.body", "body": body, "more_body": False})
 
     def send_text(self, text: str) -> bool:
         if not self.is_open:
@@ -188,7 +205,7 @@ class AsgiWebSocket:
                     self.is_open = False
                     self._closed = True
                     return
-                if message["type"] == "websocket.close":
+                if message["type"] in ("websocket.close", "websocket.http.response.body"):
                     return
                 continue
             if done.done():

@@ -22,6 +22,7 @@ __all__ = [
     "EngineTimeouts",
     "EngineModule",
     "Responder",
+    "TrailersResponder",
     "WebSocketEvent",
     "native_module",
     "use_native",
@@ -52,6 +53,18 @@ class Responder(Protocol):
 
     @property
     def answered(self) -> bool: ...
+
+
+class TrailersResponder(Responder, Protocol):
+    """What the compiled engine's responder adds (other responders may lack it: feature-detect with getattr)."""
+
+    def send_trailers(self, trailers: list[tuple[str, str]]) -> None:
+        """Ends a started stream (instead of `end`) with trailer fields: HTTP/2 a trailing HEADERS frame, HTTP/1.1
+        the chunked trailer section (an HTTP/1.0 client's stream ends without them)."""
+
+    def early_hint(self, headers: list[tuple[str, str]]) -> None:
+        """A ``103 Early Hints`` response with these headers before the answer (several may go; only before
+        send/start_stream/send_file; dropped for HTTP/1.0 clients)."""
 
 
 class EngineLimits(Protocol):
@@ -128,7 +141,8 @@ class Engine(Protocol):
 
     def add_websocket_route(self, pattern: str, route_id: int, max_message_bytes: int = ...,
                             idle_timeout_ms: int = ..., ping_interval_ms: int = ..., max_send_buffer: int = ...,
-                            permessage_deflate: bool = ..., subprotocols: list[str] = ...) -> None: ...
+                            permessage_deflate: bool = ..., subprotocols: list[str] = ...,
+                            defer_accept: bool = ...) -> None: ...
 
     def configure_tls(self, certfile: str, keyfile: str, ca_certs: str = ..., client_auth: str = ...,
                       allow_tls12: bool = ..., ciphers: str = ...,

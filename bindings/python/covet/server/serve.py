@@ -197,7 +197,7 @@ class Worker:
                 ping_interval_ms=int(o.get("ping_interval", 20) * 1000),
                 max_send_buffer=int(o.get("max_send_buffer", 4 * 1024 * 1024)),
                 permessage_deflate=bool(o.get("compression", True)),
-                subprotocols=list(o.get("subprotocols", ())))
+                subprotocols=list(o.get("subprotocols", ())), defer_accept=True)
         return server, targets
 
     @staticmethod

@@ -20,6 +20,10 @@ __all__ = ["WebSocketDispatch"]
 
 logger = logging.getLogger("covet")
 
+# A handshake the endpoint failed before accepting (uvicorn's answer there).
+_SERVER_ERROR_HEADERS = [("content-type", "text/plain; charset=utf-8")]
+_SERVER_ERROR_BODY = b"Internal Server Error"
+
 
 class WebSocketDispatch:
     """The engine's WebSocket events on the loop thread: starts each connection's endpoint and routes its
@@ -41,6 +45,9 @@ class WebSocketDispatch:
         # Also set by the test client: told whether each endpoint accepted the connection (True, when it
         # calls accept()) or ended without accepting it (False), as Starlette's test session waits for it.
         self.on_decided: Optional[Callable[[int, bool], None]] = None
+        # Also set by the test client: told of each connection an endpoint refused before accepting it (the
+        # peer's port, and the close code and reason Starlette's test session raises for it).
+        self.on_denied: Optional[Callable[[int, int, str], None]] = None
         self._accepted: set[int] = set()
 
     # -- WebSocketHub: what WebSocket.subscribe / unsubscribe / publish call -----------------------------
@@ -58,6 +65,11 @@ class WebSocketDispatch:
         if self.on_decided is not None:
             self._accepted.add(websocket._ws.id)
             self.on_decided(websocket._native.client[1], True)
+
+    def denied(self, websocket: WebSocket, code: int, reason: str) -> None:
+        """The endpoint refused the handshake (closed before `accept()`, or failed): the engine answers HTTP."""
+        if self.on_denied is not None:
+            self.on_denied(websocket._native.client[1], code, reason)
 
     def handle(self, events: Sequence[tuple[int, int, Any, Any, int]]) -> None:
         for route_id, kind, native, data, code in events:
@@ -89,13 +101,18 @@ class WebSocketDispatch:
                     kwargs = route.plan.extract(websocket._ws, websocket)
                     await route.endpoint(**kwargs)
             except ValidationException as exc:
+                # Before accept(): HTTP 403, as FastAPI's handler (a close with 1008) gets under uvicorn.
                 logger.info("websocket %s: invalid parameters, closing with 1008: %s", route.path, exc)
                 await websocket.close(1008, "invalid parameters")
                 return
             except WebSocketException as exc:  # the endpoint chose the close code (Starlette's handler)
                 await websocket.close(exc.code, exc.reason)
                 return
-            if websocket.application_state is not WebSocketState.DISCONNECTED:
+            if websocket.application_state is WebSocketState.CONNECTING:
+                # Returned without accepting or closing: uvicorn answers 500 ("returned without sending handshake").
+                logger.error("websocket handler %s returned without accepting or closing the connection", route.name)
+                websocket._deny(500, _SERVER_ERROR_HEADERS, _SERVER_ERROR_BODY, 1000)
+            elif websocket.application_state is not WebSocketState.DISCONNECTED:
                 await websocket.close(1000)
         except WebSocketDisconnect:
             pass
@@ -103,7 +120,9 @@ class WebSocketDispatch:
             if self.on_error is not None:
                 self.on_error(websocket._native.client[1], exc)
             logger.exception("websocket handler %s failed", route.name)
-            if websocket.application_state is not WebSocketState.DISCONNECTED:
+            if websocket.application_state is WebSocketState.CONNECTING:  # not accepted: HTTP 500, as uvicorn
+                websocket._deny(500, _SERVER_ERROR_HEADERS, _SERVER_ERROR_BODY, 1011, "internal error")
+            elif websocket.application_state is not WebSocketState.DISCONNECTED:
                 await websocket.close(1011, "internal error")
         finally:
             self.connections.pop(key, None)
