@@ -215,7 +215,7 @@ class WebSocket(HTTPConnection):
         """ASGI-style: ``websocket.send`` (``text`` or ``bytes``), ``websocket.close``, ``websocket.accept``."""
         kind = message.get("type")
         if kind == "websocket.accept":
-            await self.accept(message.get("subprotocol"))
+            await self.accept(message.get("subprotocol"), message.get("headers"))
         elif kind == "websocket.send":
             if message.get("text") is not None:
                 await self.send_text(message["text"])
