@@ -515,7 +515,9 @@ class WsgiDispatcher(EngineDriver):
         here (the loop is inside this exchange): the embedded engine polled, or a short sleep for the I/O thread's."""
         server = self.server
         if self.embedded:
-            select.select([server.fileno()], [], [], _INLINE_WAIT)
+            waiter = select.poll()  # poll, not select: the engine's fd may be above FD_SETSIZE (1024)
+            waiter.register(server.fileno(), select.POLLIN)
+            waiter.poll(_INLINE_WAIT * 1000)
             server.poll()
             server.flush()
         else:
