@@ -18,9 +18,12 @@ if [[ ! -x $VENV/bin/python ]] || ! cmp -s "$REQS" "$VENV/requirements.installed
 fi
 # covet under test, and nothing else of $PYTHON's environment: a directory holding only a link to its package,
 # named by a .pth in the venv (no copy, no build; re-pointed on every run)
-covet_dir=$("$PYTHON" -c 'import os, covet, covet._native; print(os.path.dirname(covet.__file__))')
-mkdir -p build/hosting-covet
-ln -sfn "$covet_dir" build/hosting-covet/covet
+# (a directory of links to the package's entries, plus the compiled engine where an editable install keeps it
+# outside the package, in its build tree)
+read -r covet_dir native < <("$PYTHON" -c 'import os, covet, covet._native as n; print(os.path.dirname(covet.__file__), n.__file__)')
+rm -rf build/hosting-covet && mkdir -p build/hosting-covet/covet
+ln -s "$covet_dir"/* build/hosting-covet/covet/
+[[ -e build/hosting-covet/covet/$(basename "$native") ]] || ln -s "$native" build/hosting-covet/covet/
 site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 echo "$PWD/build/hosting-covet" > "$site/covet-under-test.pth"
 cd tests/hosting
