@@ -591,3 +591,17 @@ class _Remote:
 
     request = WsgiServer.request
     connect = WsgiServer.connect
+
+
+def test_covet_run_wsgi_threads_0_runs_the_app_on_the_loop_thread(tmp_path: Path) -> None:
+    from serverproc import ServerProcess
+
+    (tmp_path / "wsgiapp.py").write_text(RUN_APP)
+    command = [sys.executable, "-m", "covet", "run", "wsgiapp:app", "--port", "0", "--wsgi-threads", "0"]
+    with ServerProcess(command, cwd=tmp_path) as proc:
+        status, _, body = _Remote(proc.port).request("GET", "/a")
+        assert status == 200
+        _, path_info, multithread, thread = body.decode().split("|")
+        assert (path_info, multithread) == ("/a", "False")  # no pool: one request at a time, on the loop thread
+        assert not thread.startswith("covet-wsgi-")
+        assert proc.stop() < 5

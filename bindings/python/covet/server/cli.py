@@ -171,7 +171,9 @@ def _parser() -> argparse.ArgumentParser:
                              "FastAPI, Django's ASGIHandler ...) or a WSGI one (wsgi: Flask, Django ...); auto, the "
                              "default, detects it")
         sp.add_argument("--wsgi-threads", type=int, default=None, metavar="N",
-                        help="threads running a hosted WSGI app's requests, per worker process")
+                        help="threads running a hosted WSGI app's requests, per worker process (default 4; 0 runs the "
+                             "app on the event-loop thread, one request at a time: the cheapest per request, for "
+                             "apps that never block)")
         limits = sp.add_argument_group("limits and timeouts (sizes: 512K, 10M, 1G; times: seconds, 500ms)")
         for o in ENGINE_OPTIONS:
             limits.add_argument(o.flag, dest=o.kwarg, default=None, metavar="N",
@@ -384,8 +386,8 @@ def _main(argv: Optional[list[str]]) -> int:
         import covet.compat  # deferred: only --compat needs it; installed before the app is imported
 
         covet.compat.install(args.compat)
-    if args.wsgi_threads is not None and args.wsgi_threads < 1:
-        raise UsageError(f"--wsgi-threads must be at least 1, not {args.wsgi_threads}")
+    if args.wsgi_threads is not None and args.wsgi_threads < 0:
+        raise UsageError(f"--wsgi-threads must be 0 (the app on the loop thread) or more, not {args.wsgi_threads}")
     if args.command == "_worker":
         check_engine_supports(engine, native_module())
         app = _hosted(load_app(args.app, args.app_dir, args.factory), args)
