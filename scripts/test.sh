@@ -6,48 +6,51 @@
 # from the same CMake tree) and its tests, then the benchmark harness's own tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Each stage's line carries the wall-clock time and the seconds since the start (where the 30 minutes go).
+stage() { printf '== [%s, +%ds] %s\n' "$(date -u +%H:%M:%S)" "$SECONDS" "$*"; }
 scripts/setup.sh
-echo "== checks: C++ format (clang-format 18.1.8)"
+stage "checks: C++ format (clang-format 18.1.8)"
 scripts/format.sh --check
 scripts/build.sh asan
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
-echo "== C++ tests (GoogleTest via ctest; real-socket tests run once per backend)"
+stage "C++ tests (GoogleTest via ctest; real-socket tests run once per backend)"
 ctest --test-dir build --output-on-failure -j2
 
-echo "== ThreadSanitizer: the C++ tests that cross threads (build-tsan, ctest -L threads)"
+stage "ThreadSanitizer: the C++ tests that cross threads (build-tsan, ctest -L threads)"
 scripts/tsan.sh
 
-echo "== Python integration tests (real sockets, both backends)"
+stage "Python integration tests (real sockets, both backends)"
 # The Node.js WebSocket client (npm ws, pinned by its package-lock.json) for test_websocket.py.
 npm ci --prefix tests/integration/ws_node --no-audit --no-fund --loglevel=error
 export COVET_HELLO_BIN=$PWD/build/examples/native/hello/hello COVET_REQUIRE_SERVER=1
 .venv/bin/python -m pytest tests/integration -q -p no:cacheprovider
 
-echo "== HTTP/2 conformance (h2spec, TLS and h2c, both backends)"
+stage "HTTP/2 conformance (h2spec, TLS and h2c, both backends)"
 scripts/h2spec.sh
 
-echo "== Python package: build and install the wheel into .venv, then its tests"
+stage "Python package: build and install the wheel into .venv, then its tests"
 .venv/bin/python -m pip install -q --disable-pip-version-check .
-echo "== checks: ruff + mypy --strict on the covet package (after the install: mypy needs its dependencies)"
+stage "checks: ruff + mypy --strict on the covet package (after the install: mypy needs its dependencies)"
 scripts/lint-python.sh
 scripts/services.sh start   # PostgreSQL + Redis on free 127.0.0.1 ports -> build/services.env (test_real_drivers.py)
 trap 'scripts/services.sh stop' EXIT
 (cd tests/python && COVET_REQUIRE_NATIVE=1 COVET_REQUIRE_SERVICES=1 COVET_REQUIRE_CHROMIUM=1 ../../.venv/bin/python -m pytest -q -p no:cacheprovider .)
 
-echo "== differential: the same FastAPI apps under FastAPI 0.165 (uvicorn) and CovetPy (tests/differential)"
+stage "differential: the same FastAPI apps under FastAPI 0.165 (uvicorn) and CovetPy (tests/differential)"
 tests/differential/run.sh
-echo "== differential, compat: the sample apps' FastAPI imports through covet run --compat fastapi (a subset)"
+stage "differential, compat: the sample apps' FastAPI imports through covet run --compat fastapi (a subset)"
 tests/differential/run-compat.sh -k "names or params or security or middleware_classes or responses or static or routers or testclient"
 
-echo "== hosting: real Starlette/FastAPI/Litestar/Django/Flask/Channels/connect-python apps under covet run and their reference servers (tests/hosting)"
+stage "hosting: real Starlette/FastAPI/Litestar/Django/Flask/Channels/connect-python apps under covet run and their reference servers (tests/hosting)"
 tests/hosting/run.sh  # the covet it hosts with: the package just installed into .venv, linked into build/hosting-venv
 
 # After the package install: its Python-app targets run `covet run` from .venv (they skip without it).
-echo "== fault injection, short (both native backends + covet run; the long run is scripts/soak.sh)"
+stage "fault injection, short (both native backends + covet run; the long run is scripts/soak.sh)"
 COVET_FAULT_REPORT=build/fault-short.jsonl COVET_REQUIRE_NATIVE=1 .venv/bin/python -m pytest tests/fault -q -p no:cacheprovider
 
-echo "== benchmark harness tests"
+stage "benchmark harness tests"
 .venv/bin/python -m pytest bench/tests -q -p no:cacheprovider
+stage "done"
