@@ -46,6 +46,12 @@ struct ListenFailure {
     std::string message;
 };
 
+// A read of a request that the server answered itself (it refused the streamed body: 413, 408, 400): the
+// request's data is gone. Python sees covet._native.RequestGone, a RuntimeError.
+struct RequestGone {
+    std::string message;
+};
+
 class Bridge;
 
 // One request handed to Python: the request stays valid (the connection keeps it) until answered.
@@ -171,11 +177,32 @@ private:
     std::vector<std::uintptr_t> body_queue_;
 };
 
-const covet::Request& live_request(const ExchangePtr& ex) {
-    if (ex->answered || !ex->request)
-        throw std::runtime_error("this request has already been answered; copy what you need before responding");
-    return *ex->request;
-}
+// The request of an exchange, for Python to read: valid until the answer (the connection keeps it). A
+// request whose streamed body the server refused (413, 408, 400: it answered the client itself) is let go
+// by the connection at once, from its own thread: a read holds the body queue's lock, which the refusal
+// takes too, and fails cleanly once the request is gone.
+class LiveRequest {
+public:
+    explicit LiveRequest(const ExchangePtr& ex) {
+        if (ex->queue) {
+            hold_ = ex->queue->hold_request();
+            if (auto [status, reason] = ex->queue->request_gone(); status > 0)
+                throw RequestGone{"this request is gone: the server refused its body and answered " +
+                                  std::to_string(status) + " itself (" + std::string(reason) +
+                                  "); nothing more can be read of it or sent for it"};
+        }
+        if (ex->answered || !ex->request)
+            throw std::runtime_error("this request has already been answered; copy what you need before responding");
+        request_ = ex->request;
+    }
+    const covet::Request* operator->() const noexcept { return request_; }
+
+private:
+    std::unique_lock<std::mutex> hold_;
+    const covet::Request* request_ = nullptr;
+};
+
+LiveRequest live_request(const ExchangePtr& ex) { return LiveRequest(ex); }
 
 py::str latin1(std::string_view s) {
     PyObject* o = PyUnicode_DecodeLatin1(s.data(), static_cast<Py_ssize_t>(s.size()), nullptr);
@@ -608,34 +635,39 @@ PYBIND11_MODULE(_native, m) {
 
     // Held for the life of the process (the module keeps the type too): the translator below raises it.
     static PyObject* const listen_error = py::exception<ListenFailure>(m, "ListenError", PyExc_OSError).release().ptr();
+    static PyObject* const request_gone =
+        py::exception<RequestGone>(m, "RequestGone", PyExc_RuntimeError).release().ptr();
     py::register_exception_translator([](std::exception_ptr failure) {
         try {
             if (failure) std::rethrow_exception(failure);
         } catch (const ListenFailure& e) {
             // OSError(errno, strerror): sets .errno and .strerror, as the socket module's errors do.
             PyErr_SetObject(listen_error, py::make_tuple(e.code, e.message).ptr());
+        } catch (const RequestGone& e) {
+            PyErr_SetString(request_gone, e.message.c_str());
         }
     });
 
     py::class_<NativeRequest>(m, "NativeRequest")
         .def_property_readonly("method",
-                               [](const NativeRequest& r) { return latin1(live_request(r.ex).method_name()); })
-        .def_property_readonly("target", [](const NativeRequest& r) { return latin1(live_request(r.ex).target()); })
-        .def_property_readonly("path", [](const NativeRequest& r) { return latin1(live_request(r.ex).path()); })
+                               [](const NativeRequest& r) { return latin1(live_request(r.ex)->method_name()); })
+        .def_property_readonly("target", [](const NativeRequest& r) { return latin1(live_request(r.ex)->target()); })
+        .def_property_readonly("path", [](const NativeRequest& r) { return latin1(live_request(r.ex)->path()); })
         .def_property_readonly("query_string",
-                               [](const NativeRequest& r) { return latin1(live_request(r.ex).query_string()); })
+                               [](const NativeRequest& r) { return latin1(live_request(r.ex)->query_string()); })
         .def_property_readonly("headers",
                                [](const NativeRequest& r) {
-                                   const covet::Request& req = live_request(r.ex);
-                                   py::list out(req.headers().size());
+                                   const LiveRequest req = live_request(r.ex);
+                                   py::list out(req->headers().size());
                                    std::size_t i = 0;
-                                   for (const covet::Header& h : req.headers())
+                                   for (const covet::Header& h : req->headers())
                                        out[i++] = py::make_tuple(latin1(h.name), latin1(h.value));
                                    return out;
                                })
         .def_property_readonly("body",
                                [](const NativeRequest& r) {
-                                   const std::string_view b = live_request(r.ex).body();
+                                   const LiveRequest req = live_request(r.ex);
+                                   const std::string_view b = req->body();
                                    return py::bytes(b.data(), b.size());
                                })
         // A large body that streams (read_body()) instead of coming whole in `body` (then b"").
@@ -679,27 +711,29 @@ PYBIND11_MODULE(_native, m) {
         .def_property_readonly("params",
                                [](const NativeRequest& r) {
                                    py::dict out;
-                                   for (const covet::PathParam& p : live_request(r.ex).params())
+                                   const LiveRequest req = live_request(r.ex);
+                                   for (const covet::PathParam& p : req->params())
                                        out[latin1(p.name)] = latin1(p.value);
                                    return out;
                                })
         .def_property_readonly("client",
                                [](const NativeRequest& r) {
-                                   const covet::Request& req = live_request(r.ex);
-                                   return py::make_tuple(latin1(req.client_address()), req.client_port());
+                                   const LiveRequest req = live_request(r.ex);
+                                   return py::make_tuple(latin1(req->client_address()), req->client_port());
                                })
         .def_property_readonly("http_version",
                                [](const NativeRequest& r) {
-                                   const covet::Request& req = live_request(r.ex);
-                                   if (req.version_major() == 2) return std::string("2");  // as ASGI servers write it
-                                   return std::to_string(req.version_major()) + "." +
-                                          std::to_string(req.version_minor());
+                                   const LiveRequest req = live_request(r.ex);
+                                   if (req->version_major() == 2) return std::string("2");  // as ASGI servers write it
+                                   return std::to_string(req->version_major()) + "." +
+                                          std::to_string(req->version_minor());
                                })
         .def_property_readonly("scheme",
-                               [](const NativeRequest& r) { return std::string(live_request(r.ex).scheme()); })
+                               [](const NativeRequest& r) { return std::string(live_request(r.ex)->scheme()); })
         // The TLS session as a dict (ASGI's TLS extension names where there is one), or None.
         .def_property_readonly("tls", [](const NativeRequest& r) -> py::object {
-            const covet::net::TlsInfo* t = live_request(r.ex).tls();
+            const LiveRequest req = live_request(r.ex);
+            const covet::net::TlsInfo* t = req->tls();
             if (!t) return py::none();
             return tls_dict(t->version, t->cipher, t->alpn, t->server_name, t->session_reused, t->client_verified,
                             t->client_subject, t->client_common_name);
