@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -210,6 +211,15 @@ py::str latin1(std::string_view s) {
     return py::reinterpret_steal<py::str>(o);
 }
 
+// A declared Content-Length (digits only, as RFC 9110 §8.6) as Response::set_head_length: announced for an answer
+// to HEAD that has no body (send), and the framing of a streamed response (start_stream: no chunked coding; the
+// engine cuts the response off if the app writes more or ends with less). A full send() body frames itself.
+void set_declared_length(covet::Response& r, std::string_view value) {
+    std::uint64_t n = 0;
+    const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+    if (ec == std::errc() && end == value.data() + value.size()) r.set_head_length(n);
+}
+
 // One Python (name, value) header into a native response head; Content-Type goes where the serializer expects it.
 void add_python_header(covet::Response& r, std::string_view name, std::string_view value) {
     if (name.find_first_of("\r\n:") != std::string_view::npos || value.find_first_of("\r\n") != std::string_view::npos)
@@ -217,7 +227,9 @@ void add_python_header(covet::Response& r, std::string_view name, std::string_vi
                               std::string(name));
     if (covet::iequals(name, "content-type"))
         r.set_content_type(value);
-    else if (covet::iequals(name, "content-length") || covet::iequals(name, "transfer-encoding"))
+    else if (covet::iequals(name, "content-length"))
+        set_declared_length(r, value);  // as uvicorn: the app's length for HEAD and streams; not a number: ignored
+    else if (covet::iequals(name, "transfer-encoding"))
         return;  // framing is ours
     else
         r.add_header(name, value);
