@@ -171,6 +171,8 @@ void App::finalize_stream(const Request& request, ExchangeState* state, Response
             spdlog::error("middleware after-hook failed: {}", e.what());
         }
     }
+    // A body filter (compression) changes the body's length: the stream cannot keep a declared one.
+    if (context && context->body_filter()) head.clear_head_length();
 }
 
 std::string_view App::filter_body(ExchangeState* state, std::string_view chunk, bool last) noexcept {

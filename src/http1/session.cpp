@@ -54,6 +54,7 @@ enum class Upload : std::uint8_t {
 enum class StreamBody : std::uint8_t {
     chunked,      // HTTP/1.1: chunked coding, a last chunk at the end
     until_close,  // HTTP/1.0: raw bytes; the body ends when the connection closes
+    fixed,        // the producer declared the length (Response::set_head_length): Content-Length, raw bytes
     none,         // HEAD, or a status without a body: chunks are dropped
 };
 
@@ -174,19 +175,24 @@ public:
     void stream_begin(std::uint64_t exchange, Response&& head) override {
         if (phase_ != Phase::dispatched || exchange != exchange_) return;
         dispatcher_.finalize_stream(request_, app_state_.get(), head);
-        // HTTP/1.0 has no chunked coding: the body then ends when the connection closes.
-        const bool chunked = request_.version_minor() >= 1;
+        // A declared length frames the body; else HTTP/1.1 uses chunked coding, and HTTP/1.0 (which has none)
+        // ends the body by closing the connection.
+        const std::optional<std::uint64_t> declared = head.head_length();
+        const bool chunked = !declared && request_.version_minor() >= 1;
         // A body still arriving when the response starts may not end before it: the connection closes after.
-        const bool close = must_close_after(head) || !chunked || uploading();
+        const bool close = must_close_after(head) || (!chunked && !declared) || uploading();
         HeadOptions o = head_options(close);
-        o.framing = chunked ? BodyFraming::chunked : BodyFraming::until_close;
+        o.framing = declared ? BodyFraming::content_length : chunked ? BodyFraming::chunked : BodyFraming::until_close;
+        o.content_length = declared.value_or(0);
         std::string first = std::move(head.body());
         std::string& tail = conn_.out().tail();
         const std::size_t before = tail.size();
         write_head(tail, head, o);
         conn_.out().note_tail_growth(tail.size() - before);
         close_after_stream_ = close;
+        stream_left_ = declared.value_or(0);
         stream_body_ = request_.method() == Method::head || !http::status_allows_body(head.status()) ? StreamBody::none
+                       : declared                                                                    ? StreamBody::fixed
                        : chunked ? StreamBody::chunked
                                  : StreamBody::until_close;
         phase_ = Phase::streaming;
@@ -201,6 +207,18 @@ public:
         switch (stream_body_) {
             case StreamBody::chunked: write_chunk(conn_.out(), chunk); break;
             case StreamBody::until_close: conn_.out().append(chunk); break;
+            case StreamBody::fixed:
+                if (chunk.size() > stream_left_) {
+                    spdlog::warn(
+                        "the response to {} {} has more body than its declared Content-Length ({} bytes "
+                        "over): it is cut off (the connection closes); declare the right length, or none",
+                        request_.method_name(), request_.target(), chunk.size() - stream_left_);
+                    finish_exchange(/*close=*/true);
+                    return;
+                }
+                stream_left_ -= chunk.size();
+                conn_.out().append(chunk);
+                break;
             case StreamBody::none: return;
         }
         if (!in_process_) flush();
@@ -224,6 +242,14 @@ public:
         if (const std::string_view tail = dispatcher_.filter_body(app_state_.get(), {}, true); !tail.empty()) {
             if (stream_body_ == StreamBody::chunked) write_chunk(conn_.out(), tail);
             if (stream_body_ == StreamBody::until_close) conn_.out().append(tail);
+        }
+        if (stream_body_ == StreamBody::fixed && stream_left_ != 0) {
+            spdlog::warn(
+                "the response to {} {} ended {} bytes short of its declared Content-Length: it is cut off "
+                "(the connection closes); declare the right length, or none",
+                request_.method_name(), request_.target(), stream_left_);
+            finish_exchange(/*close=*/true);
+            return;
         }
         if (stream_body_ == StreamBody::chunked) {
             if (trailers && !trailers->empty())
@@ -650,6 +676,7 @@ private:
     Phase phase_ = Phase::idle;
     Upload upload_ = Upload::none;
     StreamBody stream_body_ = StreamBody::chunked;
+    std::uint64_t stream_left_ = 0;  // StreamBody::fixed: declared bytes not written yet
     std::uint64_t exchange_ = 0;
     std::shared_ptr<StreamFlow> flow_;  // the exchange's flow control, when its producer watches (stream_watch)
     Clock::time_point deadline_{};

@@ -300,14 +300,46 @@ public:
         s->response.body().clear();
         s->sent = 0;
         submit_head(*s, /*streaming=*/true);
+        if (const std::optional<std::uint64_t> declared = s->response.head_length();
+            declared && s->state == StreamState::streaming && !s->head_only) {
+            s->response_left = *declared;
+            if (!owe(*s, s->pending.size())) return;
+        }
         send_and_flush();
     }
 
     void stream_write(std::uint64_t exchange, std::string_view chunk) override {
         Stream* s = find_owned(exchange);
         if (!s || s->state != StreamState::streaming || !s->session_open || s->head_only) return;
-        s->pending.append(dispatcher_.filter_body(s->app_state.get(), chunk, false));
+        const std::string_view out = dispatcher_.filter_body(s->app_state.get(), chunk, false);
+        if (!owe(*s, out.size())) return;
+        s->pending.append(out);
         resume(*s);
+        send_and_flush();
+    }
+
+    // A stream with a declared Content-Length takes `bytes` more: false (and the stream is reset) past it.
+    bool owe(Stream& s, std::size_t bytes) {
+        if (s.response_left == UINT64_MAX) return true;
+        if (bytes <= s.response_left) {
+            s.response_left -= bytes;
+            return true;
+        }
+        spdlog::warn(
+            "the response to {} {} has more body than its declared Content-Length ({} bytes over): the "
+            "stream is reset; declare the right length, or none",
+            s.request.method_name(), s.request.target(), bytes - s.response_left);
+        cut_off(s);
+        return false;
+    }
+
+    // The client must see the response cut off, not a short body that looks whole.
+    void cut_off(Stream& s) {
+        s.response_left = UINT64_MAX;
+        if (s.session_open && !closing_ && s.state != StreamState::done) {
+            nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE, s.id, NGHTTP2_INTERNAL_ERROR);
+            s.state = StreamState::done;
+        }
         send_and_flush();
     }
 
@@ -318,6 +350,13 @@ public:
         if (s->upload) abort_upload(*s, 0, "the response was sent before the request body ended");
         if (s->state == StreamState::streaming && s->session_open && !s->head_only && !s->stream_ended)
             s->pending.append(dispatcher_.filter_body(s->app_state.get(), {}, true));
+        if (s->response_left != UINT64_MAX && s->response_left != 0 && s->state == StreamState::streaming) {
+            spdlog::warn(
+                "the response to {} {} ended {} bytes short of its declared Content-Length: the stream is "
+                "reset; declare the right length, or none",
+                s->request.method_name(), s->request.target(), s->response_left);
+            cut_off(*s);
+        }
         s->stream_ended = true;
         if (s->state == StreamState::streaming && s->session_open) resume(*s);
         settle(*s);
@@ -1016,6 +1055,9 @@ private:
         if (body_allowed) {
             if (!streaming) {
                 const char* end = std::to_chars(num, num + sizeof num, r.content_length(head_only)).ptr;
+                fields_.add("content-length", std::string_view(num, static_cast<std::size_t>(end - num)));
+            } else if (const std::optional<std::uint64_t> declared = r.head_length()) {  // the producer's
+                const char* end = std::to_chars(num, num + sizeof num, *declared).ptr;
                 fields_.add("content-length", std::string_view(num, static_cast<std::size_t>(end - num)));
             }
         }

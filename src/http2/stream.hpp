@@ -53,17 +53,18 @@ struct Stream {
     int reject_status = 0;  // set: answer with this status instead of dispatching
     const char* reject_reason = "";
 
-    bool app_owned = false;             // dispatched; the final completion has not arrived yet
-    bool session_open = true;           // nghttp2 still knows the stream (on_stream_close not yet called)
-    bool head_only = false;             // HEAD: no body is sent
-    bool deferred = false;              // the data provider returned NGHTTP2_ERR_DEFERRED
-    bool stream_ended = false;          // streaming: stream_end arrived
-    bool streamed = false;              // the body comes from `pending` (fixed when the head is submitted)
-    bool reset_after_response = false;  // answered early: RST_STREAM(NO_ERROR) once the response has ended
-    Response response;                  // complete(): the response; streaming: the head (for its trailers)
-    std::string pending;                // streaming: chunks not yet handed to nghttp2
-    std::size_t sent = 0;               // bytes of the body (or of `pending`) already handed to nghttp2
-    std::shared_ptr<StreamFlow> flow;   // the producer's flow control, when it watches (stream_watch)
+    bool app_owned = false;                    // dispatched; the final completion has not arrived yet
+    bool session_open = true;                  // nghttp2 still knows the stream (on_stream_close not yet called)
+    bool head_only = false;                    // HEAD: no body is sent
+    bool deferred = false;                     // the data provider returned NGHTTP2_ERR_DEFERRED
+    bool stream_ended = false;                 // streaming: stream_end arrived
+    bool streamed = false;                     // the body comes from `pending` (fixed when the head is submitted)
+    bool reset_after_response = false;         // answered early: RST_STREAM(NO_ERROR) once the response has ended
+    Response response;                         // complete(): the response; streaming: the head (for its trailers)
+    std::string pending;                       // streaming: chunks not yet handed to nghttp2
+    std::size_t sent = 0;                      // bytes of the body (or of `pending`) already handed to nghttp2
+    std::shared_ptr<StreamFlow> flow;          // the producer's flow control, when it watches (stream_watch)
+    std::uint64_t response_left = UINT64_MAX;  // streaming with a declared Content-Length: bytes still owed
 
     // A body that streams to the application (see covet/http/body_stream.hpp).
     std::uint64_t content_length = UINT64_MAX;  // declared, if any
@@ -112,6 +113,7 @@ struct Stream {
         response = Response();
         pending.clear();
         sent = 0;
+        response_left = UINT64_MAX;
         content_length = UINT64_MAX;
         over_body_limit = upload_offered = upload = upload_ended = false;
         reader.reset();

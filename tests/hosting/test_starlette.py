@@ -71,17 +71,9 @@ def test_stream_is_not_buffered(client: httpx.Client) -> None:
         assert b"".join(parts) == b"second\n"
 
 
-CONTENT_LENGTH_BUG = (
-    "covet drops the app's Content-Length when the body comes in several http.response.body messages (sent "
-    "chunked instead: BaseHTTPMiddleware re-streams every response) and answers HEAD with Content-Length: 0 "
-    "(the native responder discards a content-length header: module.cpp add_python_header, 'framing is ours')")
-
-
-def test_declared_content_length(request: pytest.FixtureRequest, server: Server, client: httpx.Client) -> None:
+def test_declared_content_length(server: Server, client: httpx.Client) -> None:
     """The Content-Length an app declares goes out as declared (uvicorn's behaviour), also through
     BaseHTTPMiddleware's re-streamed body, and HEAD (Starlette answers it for GET routes) gets GET's headers."""
-    if server.name == "covet":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=CONTENT_LENGTH_BUG))
     r = client.get("/big", headers={"accept-encoding": "gzip"})
     assert r.headers["content-encoding"] == "gzip" and r.text == "x" * 20000
     assert "transfer-encoding" not in r.headers and int(r.headers["content-length"]) < 1000

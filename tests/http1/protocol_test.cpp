@@ -972,6 +972,73 @@ TEST(Http1Protocol, StreamedResponseUsesChunkedEncoding) {
     EXPECT_FALSE(h.conn.closing());
 }
 
+// A producer that declares its body's length (Response::set_head_length on the head): Content-Length framing,
+// raw bytes, the connection kept; more or less than declared cuts the response off (the connection closes).
+std::string fixed_head(std::size_t length) {
+    return "HTTP/1.1 200 OK\r\nServer: covet\r\nDate: <date>\r\nContent-Type: text/plain; charset=utf-8\r\n"
+           "Content-Length: " +
+           std::to_string(length) + "\r\n\r\n";
+}
+
+TEST(Http1Protocol, StreamWithADeclaredLengthUsesContentLength) {
+    Harness h;
+    h.dispatcher.handler = [](Request& req, Responder& r) {
+        if (req.path() != "/s") return r.send(Response::text(echo_text(req)));
+        Response head = Response::text("hel");
+        head.set_head_length(5);
+        StreamWriter w = r.stream(std::move(head));
+        w.write("lo");
+        w.end();
+    };
+    h.feed(get("/s") + get("/next"));
+    EXPECT_EQ(h.take(), fixed_head(5) + "hello" + ok("GET /next"));
+    EXPECT_FALSE(h.conn.closing());
+    h.feed("GET /s HTTP/1.0\r\n\r\n");  // HTTP/1.0 too: the length frames it
+    const std::string out = h.take();
+    EXPECT_TRUE(out.find("Content-Length: 5\r\n") != std::string::npos && out.ends_with("\r\n\r\nhello")) << out;
+}
+
+TEST(Http1Protocol, StreamWithADeclaredLengthAnswersHeadWithIt) {
+    Harness h;
+    h.dispatcher.handler = [](Request&, Responder& r) {
+        Response head = Response::text("");
+        head.set_head_length(5);
+        StreamWriter w = r.stream(std::move(head));
+        w.write("hello");  // dropped: HEAD
+        w.end();
+    };
+    h.feed("HEAD /s HTTP/1.1\r\nHost: x\r\n\r\n" + get("/next"));
+    EXPECT_EQ(h.take(), fixed_head(5) + fixed_head(5) + "hello");
+    EXPECT_FALSE(h.conn.closing());
+}
+
+TEST(Http1Protocol, StreamLongerThanItsDeclaredLengthIsCutOff) {
+    Harness h;
+    h.dispatcher.handler = [](Request&, Responder& r) {
+        Response head = Response::text("hel");
+        head.set_head_length(5);
+        StreamWriter w = r.stream(std::move(head));
+        w.write("lo!");  // one byte too many: not written, the connection closes
+        w.write("more");
+        w.end();
+    };
+    h.feed(get("/s") + get("/next"));
+    EXPECT_EQ(h.take(), fixed_head(5) + "hel");
+    EXPECT_TRUE(h.conn.closing());
+}
+
+TEST(Http1Protocol, StreamShorterThanItsDeclaredLengthIsCutOff) {
+    Harness h;
+    h.dispatcher.handler = [](Request&, Responder& r) {
+        Response head = Response::text("hel");
+        head.set_head_length(5);
+        r.stream(std::move(head)).end();
+    };
+    h.feed(get("/s") + get("/next"));
+    EXPECT_EQ(h.take(), fixed_head(5) + "hel");
+    EXPECT_TRUE(h.conn.closing());
+}
+
 TEST(Http1Protocol, StreamEndsWithAChunkedTrailerSection) {
     Harness h;
     h.dispatcher.handler = [](Request& req, Responder& r) {

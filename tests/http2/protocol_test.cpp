@@ -673,6 +673,48 @@ TEST(Http2Protocol, StreamAbortResetsTheStream) {
     EXPECT_EQ(c.streams[next].body, "GET /after");
 }
 
+// A producer that declares its body's length (Response::set_head_length on the head): content-length goes out;
+// more or less than declared resets the stream (INTERNAL_ERROR), the connection stays usable.
+TEST(Http2Protocol, StreamWithADeclaredLengthSendsItAndResetsOnAMismatch) {
+    Harness h;
+    StreamWriter writer;
+    h.dispatcher.handler = [&](Request& r, Responder& res) {
+        if (r.path() == "/next") return res.send(Response::text(covet_test::echo_text(r)));
+        Response head = Response::text("hel");
+        head.set_head_length(5);
+        writer = res.stream(std::move(head));
+    };
+    Client c;
+    const auto exact = c.get("/exact");
+    pump(h, c);
+    writer.write("lo");
+    writer.end();
+    pump(h, c);
+    EXPECT_EQ(c.streams[exact].body, "hello");
+    EXPECT_FALSE(c.streams[exact].reset);
+    bool declared = false;
+    for (const auto& f : c.streams[exact].headers)
+        declared = declared || (f.first == "content-length" && f.second == "5");
+    EXPECT_TRUE(declared);
+    const auto longer = c.get("/longer");
+    pump(h, c);
+    writer.write("lo!");
+    writer.end();
+    pump(h, c);
+    EXPECT_TRUE(c.streams[longer].reset);
+    EXPECT_EQ(c.streams[longer].rst_error, static_cast<std::uint32_t>(NGHTTP2_INTERNAL_ERROR));
+    const auto shorter = c.get("/shorter");
+    pump(h, c);
+    writer.end();
+    pump(h, c);
+    EXPECT_TRUE(c.streams[shorter].reset);
+    EXPECT_FALSE(h.conn.closing());
+    const auto next = c.get("/next");
+    pump(h, c);
+    EXPECT_EQ(c.streams[next].body, "GET /next");
+    EXPECT_FALSE(h.conn.protocol()->exchange_outstanding());
+}
+
 // The same covet::Fields the HTTP/1.1 serializer writes go out as HTTP/2 fields without a detour through
 // text: a repeated field keeps both values in order, names are lowercased, values are untouched (a ':' or
 // a ", " inside one included), and trailers arrive after the body.

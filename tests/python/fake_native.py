@@ -28,8 +28,8 @@ from http import HTTPStatus
 from collections.abc import Callable
 from typing import Any, Optional, Union
 
-__all__ = ["NativeServer", "NativeRequest", "NativeResponder", "RouteError", "ListenError", "configure_logging",
-           "add_middleware", "Limits", "Timeouts", "ServerConfig"]
+__all__ = ["NativeServer", "NativeRequest", "NativeResponder", "RouteError", "ListenError", "RequestGone",
+           "configure_logging", "add_middleware", "Limits", "Timeouts", "ServerConfig"]
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")
 PRIORITY = ("int", "float", "uuid", "str", "path")
@@ -45,6 +45,10 @@ class RouteError(ValueError):
 
 class ListenError(OSError):
     """As covet._native.ListenError: the address cannot be listened on (errno; strerror is the message)."""
+
+
+class RequestGone(RuntimeError):
+    """As covet._native.RequestGone: the engine answered the request itself (the stand-in never does)."""
 
 
 def configure_logging(level: str = "warn", format: str = "text") -> None:

@@ -8,6 +8,10 @@ class ListenError(OSError):
     """Raised by `NativeServer.start` when the address cannot be listened on (``errno``; ``strerror`` is the
     engine's message, "cannot listen on HOST:PORT (hint): reason")."""
 
+class RequestGone(RuntimeError):
+    """Raised by a `NativeRequest` attribute once the server has answered that request itself (it refused its
+    streamed body: 413 over max_stream_body_bytes, 408 too slow, 400 malformed): its data is gone."""
+
 class NativeRequest:
     @property
     def method(self) -> str: ...

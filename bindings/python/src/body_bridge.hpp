@@ -51,6 +51,14 @@ public:
     }
     bool fail(int status, std::string_view reason) {
         std::lock_guard lock(mutex_);
+        // The server refused the body and answers the request itself: the connection lets the request go
+        // once this returns, so Python's reads (under hold_request()) fail from now on instead of reading
+        // freed memory.
+        if (status > 0 && !request_gone_) {
+            request_gone_ = true;
+            gone_status_ = status;
+            gone_reason_ = reason;
+        }
         if (ended_ || failed_) return false;
         failed_ = true;
         status_ = status;
@@ -76,6 +84,15 @@ public:
         return {status_, reason_};
     }
 
+    // The Python thread reads the request (which the connection owns) while holding this; a refusal
+    // (fail() with a status) waits for the read to end. Then request_gone() says whether it may be read.
+    std::unique_lock<std::mutex> hold_request() { return std::unique_lock<std::mutex>(mutex_); }
+    // Under hold_request(): the status and reason of the server's own answer, or status 0 while the request
+    // is there.
+    std::pair<int, std::string_view> request_gone() const noexcept {
+        return {request_gone_ ? gone_status_ : 0, gone_reason_};
+    }
+
 private:
     bool takeable() const noexcept {
         return ended_ || failed_ || chunks_.size() > 1 || (!chunks_.empty() && chunks_.front().size() >= chunk_bytes_);
@@ -84,9 +101,9 @@ private:
     const std::size_t chunk_bytes_;
     std::mutex mutex_;
     std::deque<std::string> chunks_;
-    bool ended_ = false, failed_ = false, armed_ = false;
-    int status_ = 0;
-    std::string reason_;
+    bool ended_ = false, failed_ = false, armed_ = false, request_gone_ = false;
+    int status_ = 0, gone_status_ = 0;
+    std::string reason_, gone_reason_;
 };
 
 // Installed on the engine's RequestBody; `notify(id)` wakes the Python side (the Bridge's body events).

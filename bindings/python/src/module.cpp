@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -43,6 +44,12 @@ namespace {
 // covet._native.ListenError, an OSError with the errno and the engine's message (`strerror`).
 struct ListenFailure {
     int code;
+    std::string message;
+};
+
+// A read of a request that the server answered itself (it refused the streamed body: 413, 408, 400): the
+// request's data is gone. Python sees covet._native.RequestGone, a RuntimeError.
+struct RequestGone {
     std::string message;
 };
 
@@ -171,16 +178,46 @@ private:
     std::vector<std::uintptr_t> body_queue_;
 };
 
-const covet::Request& live_request(const ExchangePtr& ex) {
-    if (ex->answered || !ex->request)
-        throw std::runtime_error("this request has already been answered; copy what you need before responding");
-    return *ex->request;
-}
+// The request of an exchange, for Python to read: valid until the answer (the connection keeps it). A
+// request whose streamed body the server refused (413, 408, 400: it answered the client itself) is let go
+// by the connection at once, from its own thread: a read holds the body queue's lock, which the refusal
+// takes too, and fails cleanly once the request is gone.
+class LiveRequest {
+public:
+    explicit LiveRequest(const ExchangePtr& ex) {
+        if (ex->queue) {
+            hold_ = ex->queue->hold_request();
+            if (auto [status, reason] = ex->queue->request_gone(); status > 0)
+                throw RequestGone{"this request is gone: the server refused its body and answered " +
+                                  std::to_string(status) + " itself (" + std::string(reason) +
+                                  "); nothing more can be read of it or sent for it"};
+        }
+        if (ex->answered || !ex->request)
+            throw std::runtime_error("this request has already been answered; copy what you need before responding");
+        request_ = ex->request;
+    }
+    const covet::Request* operator->() const noexcept { return request_; }
+
+private:
+    std::unique_lock<std::mutex> hold_;
+    const covet::Request* request_ = nullptr;
+};
+
+LiveRequest live_request(const ExchangePtr& ex) { return LiveRequest(ex); }
 
 py::str latin1(std::string_view s) {
     PyObject* o = PyUnicode_DecodeLatin1(s.data(), static_cast<Py_ssize_t>(s.size()), nullptr);
     if (!o) throw py::error_already_set();
     return py::reinterpret_steal<py::str>(o);
+}
+
+// A declared Content-Length (digits only, as RFC 9110 §8.6) as Response::set_head_length: announced for an answer
+// to HEAD that has no body (send), and the framing of a streamed response (start_stream: no chunked coding; the
+// engine cuts the response off if the app writes more or ends with less). A full send() body frames itself.
+void set_declared_length(covet::Response& r, std::string_view value) {
+    std::uint64_t n = 0;
+    const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+    if (ec == std::errc() && end == value.data() + value.size()) r.set_head_length(n);
 }
 
 // One Python (name, value) header into a native response head; Content-Type goes where the serializer expects it.
@@ -190,7 +227,9 @@ void add_python_header(covet::Response& r, std::string_view name, std::string_vi
                               std::string(name));
     if (covet::iequals(name, "content-type"))
         r.set_content_type(value);
-    else if (covet::iequals(name, "content-length") || covet::iequals(name, "transfer-encoding"))
+    else if (covet::iequals(name, "content-length"))
+        set_declared_length(r, value);  // as uvicorn: the app's length for HEAD and streams; not a number: ignored
+    else if (covet::iequals(name, "transfer-encoding"))
         return;  // framing is ours
     else
         r.add_header(name, value);
@@ -608,34 +647,39 @@ PYBIND11_MODULE(_native, m) {
 
     // Held for the life of the process (the module keeps the type too): the translator below raises it.
     static PyObject* const listen_error = py::exception<ListenFailure>(m, "ListenError", PyExc_OSError).release().ptr();
+    static PyObject* const request_gone =
+        py::exception<RequestGone>(m, "RequestGone", PyExc_RuntimeError).release().ptr();
     py::register_exception_translator([](std::exception_ptr failure) {
         try {
             if (failure) std::rethrow_exception(failure);
         } catch (const ListenFailure& e) {
             // OSError(errno, strerror): sets .errno and .strerror, as the socket module's errors do.
             PyErr_SetObject(listen_error, py::make_tuple(e.code, e.message).ptr());
+        } catch (const RequestGone& e) {
+            PyErr_SetString(request_gone, e.message.c_str());
         }
     });
 
     py::class_<NativeRequest>(m, "NativeRequest")
         .def_property_readonly("method",
-                               [](const NativeRequest& r) { return latin1(live_request(r.ex).method_name()); })
-        .def_property_readonly("target", [](const NativeRequest& r) { return latin1(live_request(r.ex).target()); })
-        .def_property_readonly("path", [](const NativeRequest& r) { return latin1(live_request(r.ex).path()); })
+                               [](const NativeRequest& r) { return latin1(live_request(r.ex)->method_name()); })
+        .def_property_readonly("target", [](const NativeRequest& r) { return latin1(live_request(r.ex)->target()); })
+        .def_property_readonly("path", [](const NativeRequest& r) { return latin1(live_request(r.ex)->path()); })
         .def_property_readonly("query_string",
-                               [](const NativeRequest& r) { return latin1(live_request(r.ex).query_string()); })
+                               [](const NativeRequest& r) { return latin1(live_request(r.ex)->query_string()); })
         .def_property_readonly("headers",
                                [](const NativeRequest& r) {
-                                   const covet::Request& req = live_request(r.ex);
-                                   py::list out(req.headers().size());
+                                   const LiveRequest req = live_request(r.ex);
+                                   py::list out(req->headers().size());
                                    std::size_t i = 0;
-                                   for (const covet::Header& h : req.headers())
+                                   for (const covet::Header& h : req->headers())
                                        out[i++] = py::make_tuple(latin1(h.name), latin1(h.value));
                                    return out;
                                })
         .def_property_readonly("body",
                                [](const NativeRequest& r) {
-                                   const std::string_view b = live_request(r.ex).body();
+                                   const LiveRequest req = live_request(r.ex);
+                                   const std::string_view b = req->body();
                                    return py::bytes(b.data(), b.size());
                                })
         // A large body that streams (read_body()) instead of coming whole in `body` (then b"").
@@ -679,27 +723,29 @@ PYBIND11_MODULE(_native, m) {
         .def_property_readonly("params",
                                [](const NativeRequest& r) {
                                    py::dict out;
-                                   for (const covet::PathParam& p : live_request(r.ex).params())
+                                   const LiveRequest req = live_request(r.ex);
+                                   for (const covet::PathParam& p : req->params())
                                        out[latin1(p.name)] = latin1(p.value);
                                    return out;
                                })
         .def_property_readonly("client",
                                [](const NativeRequest& r) {
-                                   const covet::Request& req = live_request(r.ex);
-                                   return py::make_tuple(latin1(req.client_address()), req.client_port());
+                                   const LiveRequest req = live_request(r.ex);
+                                   return py::make_tuple(latin1(req->client_address()), req->client_port());
                                })
         .def_property_readonly("http_version",
                                [](const NativeRequest& r) {
-                                   const covet::Request& req = live_request(r.ex);
-                                   if (req.version_major() == 2) return std::string("2");  // as ASGI servers write it
-                                   return std::to_string(req.version_major()) + "." +
-                                          std::to_string(req.version_minor());
+                                   const LiveRequest req = live_request(r.ex);
+                                   if (req->version_major() == 2) return std::string("2");  // as ASGI servers write it
+                                   return std::to_string(req->version_major()) + "." +
+                                          std::to_string(req->version_minor());
                                })
         .def_property_readonly("scheme",
-                               [](const NativeRequest& r) { return std::string(live_request(r.ex).scheme()); })
+                               [](const NativeRequest& r) { return std::string(live_request(r.ex)->scheme()); })
         // The TLS session as a dict (ASGI's TLS extension names where there is one), or None.
         .def_property_readonly("tls", [](const NativeRequest& r) -> py::object {
-            const covet::net::TlsInfo* t = live_request(r.ex).tls();
+            const LiveRequest req = live_request(r.ex);
+            const covet::net::TlsInfo* t = req->tls();
             if (!t) return py::none();
             return tls_dict(t->version, t->cipher, t->alpn, t->server_name, t->session_reused, t->client_verified,
                             t->client_subject, t->client_common_name);

@@ -122,12 +122,18 @@ public:
     }
     const Fields& trailers() const noexcept { return trailers_; }
 
-    // For an answer to HEAD: the Content-Length the GET would carry, so that the body need not be produced
-    // (static files). Used only when the request is HEAD and the body is empty.
+    // The whole body's length when it is not in this response: for an answer to HEAD, the Content-Length the
+    // GET would carry, so that the body need not be produced (static files; used only when the request is
+    // HEAD and the body is empty); for the head of a streamed response (Responder::stream), the length its
+    // producer declares: the stream goes out with that Content-Length instead of chunked coding, and the
+    // protocol cuts the response off (closes the connection, resets the HTTP/2 stream) if the producer writes
+    // more or ends with less.
     Response& set_head_length(std::uint64_t n) noexcept {
         head_length_ = n;
         return *this;
     }
+    std::optional<std::uint64_t> head_length() const noexcept { return head_length_; }
+    void clear_head_length() noexcept { head_length_.reset(); }
     // The Content-Length to announce: the body's size, or for HEAD with no body the one set above.
     std::uint64_t content_length(bool head_request) const noexcept {
         return head_request && body_size() == 0 && head_length_ ? *head_length_ : body_size();

@@ -33,7 +33,7 @@ from covet import _events
 from covet.concurrency import TaskSet, eager_start_available, start_task
 from covet.routing import METHODS
 from covet.server.dispatch import EngineDriver
-from covet.server.engine import Engine, Responder, WebSocketEvent
+from covet.server.engine import Engine, Responder, WebSocketEvent, request_gone_types
 from covet.server.hosted import RequestGate, StartupFailed
 
 from .types import ASGIApp, Message
@@ -212,6 +212,7 @@ class AsgiDispatcher(EngineDriver):
         self._extensions: Optional[dict[str, Any]] = None  # the HTTP scope's extensions (by the responders' type)
         self.websockets: dict[int, WebSocketCycle] = {}
         self.websocket_events = self._websocket_events
+        self._gone = request_gone_types()
 
     def dispatch(self, items: Sequence[tuple[int, Any, Responder]]) -> None:
         app = self.app
@@ -224,7 +225,13 @@ class AsgiDispatcher(EngineDriver):
             if gate is not None and not gate.enter():
                 responder.send(503, _ERROR_HEADERS, b"Service Unavailable")
                 continue
-            cycle = HttpCycle(self, native, responder)
+            try:
+                cycle = HttpCycle(self, native, responder)
+            except self._gone as exc:  # the engine refused its streamed body and answered it itself
+                logger.info("%s", exc)
+                if gate is not None:
+                    gate.leave()
+                continue
             call: Any = app(cycle.scope, cycle.receive, cycle.send)  # the app's coroutine is the request's Task
             start_task(call, loop, tasks, eager=eager, context=new_context(), on_done=cycle.finished)
 

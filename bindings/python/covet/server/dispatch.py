@@ -36,7 +36,7 @@ from covet.requests import ClientDisconnect, Request, wake_body_readers
 from covet.responses import FileResponse, Response, StreamingResponse
 from covet.routing import Route, route_pipeline
 
-from .engine import Engine, Responder
+from .engine import Engine, Responder, request_gone_types
 from .filesend import send_file_region
 from .interface import CallNext, Middleware, ServedApp
 from .websockets import WebSocketDispatch
@@ -189,6 +189,7 @@ class Dispatcher(EngineDriver):
         self._middleware = [*app.user_middleware, *middleware]
         self._chain: Optional[CallNext] = self._build_chain() if self._middleware else None
         self._handlers = dict(app.exception_handlers)
+        self._gone = request_gone_types()  # the engine's RequestGone: a request it answered itself
         self._error_handler = self._handlers.pop(Exception, None) or self._handlers.pop(500, None)
         self._router_chains: dict[int, CallNext] = {}  # id(route) -> its routers' middleware chain
         self._eager = self._eager_starts(app, targets, loop)
@@ -277,6 +278,11 @@ class Dispatcher(EngineDriver):
         except ClientDisconnect:
             # The client went away while the handler read the body: nobody is left to answer.
             rendered = 400, JSON_HEADERS, b'{"detail":"Client disconnected"}'
+        except self._gone as exc:
+            # The engine refused the request's streamed body (413 over max_stream_body_bytes, 408, 400) and answered
+            # it itself while the handler read the request: there is nothing left to read or to answer.
+            logger.info("%s", exc)
+            return
         except Exception as exc:
             if request is None:
                 request = Request(native, self.app, self.root_path)

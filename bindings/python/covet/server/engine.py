@@ -25,6 +25,7 @@ __all__ = [
     "TrailersResponder",
     "WebSocketEvent",
     "native_module",
+    "request_gone_types",
     "use_native",
 ]
 
@@ -210,6 +211,11 @@ class EngineModule(Protocol):
     def ListenError(self) -> type[OSError]:
         """Raised by ``Engine.start()`` when the address cannot be listened on (an OSError with its errno)."""
 
+    @property
+    def RequestGone(self) -> type[RuntimeError]:
+        """Raised by a request's attribute once the engine has answered that request itself (it refused its
+        streamed body: 413, 408, 400): nothing more can be read of it."""
+
     def configure_logging(self, level: str = ..., format: str = ...) -> None: ...
 
     def add_middleware(self, server: Any, kind: str, options: dict[str, Any]) -> None:
@@ -235,6 +241,13 @@ def native_module() -> EngineModule:
             "`pip install .` from the source tree"
         ) from exc
     return native
+
+
+def request_gone_types() -> tuple[type[BaseException], ...]:
+    """For ``except``: the engine's RequestGone (a request it answered itself, whose data is gone), or nothing
+    for a stand-in engine module without it."""
+    gone = getattr(native_module(), "RequestGone", None)
+    return (gone,) if isinstance(gone, type) and issubclass(gone, BaseException) else ()
 
 
 def use_native(module: Optional[Any]) -> Optional[Any]:

@@ -39,7 +39,7 @@ from typing import Any, Optional
 
 from covet.routing import METHODS
 from covet.server.dispatch import EngineDriver
-from covet.server.engine import Engine, Responder
+from covet.server.engine import Engine, Responder, request_gone_types
 from covet.server.hosted import RequestGate
 
 from .environ import EnvironBuilder
@@ -234,6 +234,10 @@ class _Exchange:
         try:
             self.environ = self.dispatcher.environ.build(native, self._body_input)
             return True
+        except self.dispatcher.gone as exc:  # the engine refused the body meanwhile (and answered it)
+            logger.info("%s", exc)
+            self._done()
+            return False
         except Exception as exc:
             self._fail(exc, "a request")
             self._done()
@@ -452,6 +456,7 @@ class WsgiDispatcher(EngineDriver):
         super().__init__(server, loop)
         self.app = host.app
         self.gate = gate
+        self.gone = request_gone_types()  # the engine's RequestGone: a request it answered itself
         config = getattr(server, "config", None)
         server_name = getattr(config, "host", "") or "localhost"
         self.environ = EnvironBuilder(server_name, server.port, root_path, host.threads > 1, host.multiprocess,
