@@ -346,12 +346,21 @@ def test_send_after_the_response_completed_raises(hosted: Any) -> None:
     assert hosted.rec.get("send-after").startswith("RuntimeError: Unexpected ASGI message 'http.response.body'")
 
 
-def test_a_client_disconnect_is_seen_as_http_disconnect(hosted: Any) -> None:
-    sock = socket.create_connection(("127.0.0.1", hosted.port), timeout=5)
-    sock.sendall(b"POST /disconnect HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi")
-    assert hosted.rec.get("disconnect-waiting") is True
-    sock.close()
-    assert hosted.rec.get("disconnect") == {"type": "http.disconnect"}
+def test_a_client_disconnect_is_seen_as_http_disconnect(hosted: Any, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="covet"):
+        sock = socket.create_connection(("127.0.0.1", hosted.port), timeout=5)
+        sock.sendall(b"POST /disconnect HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi")
+        assert hosted.rec.get("disconnect-waiting") is True
+        sock.close()
+        assert hosted.rec.get("disconnect") == {"type": "http.disconnect"}
+        # The app then returns without answering: its client is gone, so that is no error (uvicorn is quiet too).
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            records = [r for r in caplog.records if "returned without" in r.getMessage()]
+            if records:
+                break
+            time.sleep(0.02)
+    assert [r.levelno for r in records] == [logging.DEBUG]
 
 
 # -- streaming with back-pressure ---------------------------------------------------------------------------------

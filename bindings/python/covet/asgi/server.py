@@ -373,6 +373,13 @@ class HttpCycle:
             return True
         return bool(self.native.disconnected)  # the first call starts watching the connection
 
+    def _client_gone(self) -> bool:
+        """Whether the client is gone (a request the engine refused or dropped counts as gone)."""
+        try:
+            return bool(self.native.disconnected)
+        except Exception:  # the engine's request is gone (RequestGone): so is its client
+            return True
+
     async def _wait_flow(self, poll_after: Optional[float] = None) -> None:
         """Waits for the engine's next news about this exchange's flow (room to send, or closed), or `poll_after`
         seconds; ``receive`` (waiting for the disconnect) and ``send`` (waiting for room) may wait at once: they
@@ -499,8 +506,11 @@ class HttpCycle:
         if failure is not None and not isinstance(failure, (asyncio.CancelledError, ClientDisconnected)):
             logger.error("Exception in ASGI application (%s)", where, exc_info=failure)
         elif failure is None:
-            logger.error("ASGI callable returned without %s response (%s)",
-                         "starting" if state == _INIT else "completing", where)
+            # An app whose client went away may return without answering (Django's ASGIHandler does): nobody is
+            # left to see a 500, and uvicorn logs nothing then.
+            level = logging.DEBUG if self._client_gone() else logging.ERROR
+            logger.log(level, "ASGI callable returned without %s response (%s)",
+                       "starting" if state == _INIT else "completing", where)
         try:
             if state == _INIT:
                 if not responder.answered:
