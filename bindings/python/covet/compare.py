@@ -39,9 +39,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, Optional
 
+from .server.appspec import import_app
 from .server.options import UsageError
 
-__all__ = ["add_arguments", "main", "app_kind", "compare", "CompareReport"]
+__all__ = ["main", "app_kind", "compare", "CompareReport"]
 
 MODES = ("uvicorn", "covet-hosted", "covet-compat", "covet")
 
@@ -49,22 +50,10 @@ MODES = ("uvicorn", "covet-hosted", "covet-compat", "covet")
 # ---- the app ------------------------------------------------------------------------------------------
 
 def _import(spec: str, app_dir: str) -> Any:
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise UsageError(f"compare: expected APP as 'module:attribute' (e.g. 'main:app'), got {spec!r}")
-    path = os.path.abspath(app_dir)
-    if path not in sys.path:
-        sys.path.insert(0, path)
     try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as e:
-        raise UsageError(f"compare: cannot import module {module_name!r}: {e}") from None
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise UsageError(f"compare: module {module_name!r} has no attribute {attr!r}") from None
-    return obj
+        return import_app(spec, app_dir)
+    except UsageError as e:
+        raise UsageError(f"compare: {e}") from None
 
 
 def app_kind(app: Any) -> str:
@@ -468,24 +457,8 @@ def render(report: CompareReport) -> Iterator[str]:
                    f"{load.p99_ms:>9.2f} {load.cpu_us_per_request:>11.1f} {load.errors:>7}")
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("app", help="the application, as module:attribute (e.g. main:app)")
-    p.add_argument("--app-dir", default=".", help="directory to import the app from (default: .)")
-    p.add_argument("--urls", metavar="FILE",
-                   help="paths to compare and load, one per line (default: the GET routes without required "
-                        "parameters in the app's /openapi.json)")
-    p.add_argument("--duration", type=float, default=3.0, metavar="S",
-                   help="seconds of load per route and server (default 3; 0: compare responses only)")
-    p.add_argument("--connections", type=int, default=32, metavar="N", help="concurrent connections (default 32)")
-    p.add_argument("--servers", default=",".join(MODES),
-                   help=f"which of {','.join(MODES)} to run (default: all that apply)")
-    p.add_argument("--load-tool", choices=("auto", "wrk", "loadtester"), default="auto",
-                   help="wrk when installed (auto), or covet.loadtest.LoadTester")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-
-
 def main(args: argparse.Namespace) -> int:
-    servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    servers = [s.strip() for s in (args.servers or ",".join(MODES)).split(",") if s.strip()]
     unknown = sorted(set(servers) - set(MODES))
     if unknown:
         raise UsageError(f"compare --servers: unknown {', '.join(unknown)}; choose from {', '.join(MODES)}")

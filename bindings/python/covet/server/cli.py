@@ -7,17 +7,16 @@ CovetPy equivalent (exit code 2). docs/operations.md lists them all with their d
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import re
 import sys
 from typing import Any, Optional
 
-from covet import compare
 from covet.tls import TransportOptions
 from covet.utils import check_root_path
 
+from .appspec import import_app
 from .engine import native_module
 from .hosted import INTERFACES, HostingError, detect_interface, hosted, is_served_app
 from .options import ENGINE_OPTIONS, EngineOption, UsageError, check_engine_supports, engine_options
@@ -33,23 +32,12 @@ log = logging.getLogger("covet.cli")
 # ---- application and environment -----------------------------------------------------------------------
 
 def load_app(spec: str, app_dir: str = ".", factory: bool = False) -> Any:
-    """Imports ``module:attribute`` (attribute may be dotted) with ``app_dir`` first on sys.path; with
-    `factory`, calls it and returns the result."""
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise SystemExit(f"covet: expected APP as 'module:attribute' (e.g. 'main:app'), got {spec!r}")
-    path = os.path.abspath(app_dir)
-    if path not in sys.path:
-        sys.path.insert(0, path)
+    """`import_app` for ``covet run`` (a fault exits with its message); with `factory`, calls it and returns the
+    result."""
     try:
-        obj = importlib.import_module(module_name)
-    except ImportError as e:
-        raise SystemExit(f"covet: cannot import module {module_name!r}: {e}") from None
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise SystemExit(f"covet: module {module_name!r} has no attribute {attr!r}") from None
+        obj = import_app(spec, app_dir)
+    except UsageError as e:
+        raise SystemExit(f"covet: {e}") from None
     if factory:
         if not callable(obj):
             raise SystemExit(f"covet: --factory: {spec} is not callable (drop --factory if it is the app itself)")
@@ -215,7 +203,21 @@ def _parser() -> argparse.ArgumentParser:
     uv.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=None,
                     help="CovetPy writes no access log: --no-access-log is accepted, --access-log refused")
 
-    compare.add_arguments(sub.add_parser("compare", help="the app under uvicorn and CovetPy: same answers? how fast?"))
+    # covet.compare (and what it imports) is loaded only to run it: every `covet run` and worker builds this parser.
+    cmp = sub.add_parser("compare", help="the app under uvicorn and CovetPy: same answers? how fast?")
+    cmp.add_argument("app", help="the application, as module:attribute (e.g. main:app)")
+    cmp.add_argument("--app-dir", default=".", help="directory to import the app from (default: .)")
+    cmp.add_argument("--urls", metavar="FILE",
+                     help="paths to compare and load, one per line (default: the GET routes without required "
+                          "parameters in the app's /openapi.json)")
+    cmp.add_argument("--duration", type=float, default=3.0, metavar="S",
+                     help="seconds of load per route and server (default 3; 0: compare responses only)")
+    cmp.add_argument("--connections", type=int, default=32, metavar="N", help="concurrent connections (default 32)")
+    cmp.add_argument("--servers", default=None,
+                     help="which of uvicorn,covet-hosted,covet-compat,covet to run (default: all that apply)")
+    cmp.add_argument("--load-tool", choices=("auto", "wrk", "loadtester"), default="auto",
+                     help="wrk when installed (auto), or covet.loadtest.LoadTester")
+    cmp.add_argument("--json", action="store_true", help="print the report as JSON")
     migrate = sub.add_parser("migrate", help="rewrite a FastAPI/Starlette code base's imports to CovetPy's "
                                              "(needs libcst: pip install 'covetpy[migrate]'; docs/migration.md)")
     migrate.add_argument("paths", nargs="+", metavar="PATH", help="a .py file or a directory (walked for *.py)")
@@ -359,6 +361,8 @@ def main(argv: Optional[list[str]] = None) -> int:
 def _main(argv: Optional[list[str]]) -> int:
     args = _parser().parse_args(argv)
     if args.command == "compare":
+        from covet import compare  # deferred: only `covet compare` needs it
+
         return compare.main(args)
     if args.command == "migrate":
         return _migrate(args)
