@@ -120,6 +120,9 @@ public:
 
     void on_tick(Clock::time_point now) override {
         if (uploading()) {
+            // Once the response has started, the client may be waiting for it before it sends more (full
+            // duplex): the body is no longer timed (docs/operations.md, "Limits"); the handler owns the time.
+            if (phase_ == Phase::streaming) return;
             // A streamed body: the same idle timeout, deadline and rate floor as a buffered one, except while
             // the handler holds the connection paused (it has not consumed what it got): not the client's fault.
             if (!reading_) deadline_ = now + timeouts_.body;
@@ -179,8 +182,9 @@ public:
         // ends the body by closing the connection.
         const std::optional<std::uint64_t> declared = head.head_length();
         const bool chunked = !declared && request_.version_minor() >= 1;
-        // A body still arriving when the response starts may not end before it: the connection closes after.
-        const bool close = must_close_after(head) || (!chunked && !declared) || uploading();
+        // A body still arriving when the response starts may end before it (full duplex); if it has not by the
+        // response's end, the connection closes then (finish_exchange).
+        const bool close = must_close_after(head) || (!chunked && !declared);
         HeadOptions o = head_options(close);
         o.framing = declared ? BodyFraming::content_length : chunked ? BodyFraming::chunked : BodyFraming::until_close;
         o.content_length = declared.value_or(0);
@@ -355,10 +359,6 @@ private:
                     phase_ = Phase::head;
                     set_deadline(timeouts_.header);
                 }
-                // A body without a length (chunked) that grows large is offered for streaming there.
-                if (phase_ == Phase::body && upload_ == Upload::none &&
-                    request_.body().size() > limits_.stream_body_threshold && accept_upload())
-                    start_upload();
                 break;
             }
             if (uploading()) {  // Event::complete: the streamed body has ended
@@ -378,6 +378,10 @@ private:
                 return buf.size();
             }
         }
+        // A body without a length (chunked) still open once the input read so far is used up streams from
+        // here (the handler may answer before it ends: full duplex); one that ended within it came whole.
+        if (phase_ == Phase::body && upload_ == Upload::none && !reader_.declared_length() && accept_upload())
+            start_upload();
         // A request still being read or answered later must not point into `buf` any more.
         if (phase_ == Phase::body || phase_ == Phase::dispatched || phase_ == Phase::streaming) reader_.keep(buf);
         in_process_ = false;

@@ -180,6 +180,7 @@ public:
                 return rv >= 0;
             });
             in_session_ = false;
+            if (open_bodies_ && rv >= 0) stream_open_bodies();
             if (rv < 0) {
                 // Bad preface, flood, or a callback failure: nghttp2 may not have queued a GOAWAY itself.
                 nghttp2_session_terminate_session(
@@ -704,6 +705,9 @@ private:
             reject(s);
             return;
         }
+        // A body without a declared length: if it is still open once this read is used up, it streams
+        // (stream_open_bodies); one that ends within the read comes whole.
+        if (!end_stream && s.content_length == UINT64_MAX) open_bodies_ = true;
         // A declared length over the streaming threshold: offered for streaming before the body comes.
         if (!end_stream && s.content_length != UINT64_MAX && s.content_length > limits_.stream_body_threshold) {
             if (accept_upload(s))
@@ -717,6 +721,26 @@ private:
     }
 
     // ---- streamed request bodies ----
+
+    // After a read: request bodies without a declared length that are still open are offered for streaming
+    // now, with what came so far (none, maybe) as their first data, so that the handler sees the first
+    // bytes at once and may answer before the body ends (full duplex: gRPC bidirectional streams).
+    void stream_open_bodies() {
+        open_bodies_ = false;
+        // By index: dispatching may answer inline and release a stream (swap-and-pop); a stream moved into an
+        // index already passed is either offered already or not waiting.
+        for (std::size_t i = 0; i < live_.size(); ++i) {  // NOLINT(modernize-loop-convert)
+            Stream& s = *live_[i];
+            if (s.state != StreamState::receiving || !s.headers_done || s.reject_status || s.upload_offered ||
+                s.content_length != UINT64_MAX || !s.session_open ||
+                nghttp2_session_get_stream_remote_close(session_.get(), s.id) != 0)
+                continue;
+            if (!accept_upload(s)) continue;
+            s.upload_preconsumed = s.body.size();  // already returned to the stream's window as it came
+            start_upload(s);
+        }
+    }
+
     std::uint64_t stream_limit() const noexcept { return request_limits().stream_limit(); }
     http::RequestLimits request_limits() const noexcept { return http::RequestLimits::from(limits_); }
 
@@ -855,6 +879,9 @@ private:
         for (std::size_t i = 0; i < live_.size(); ++i) {  // NOLINT(modernize-loop-convert)
             Stream& s = *live_[i];
             if (s.upload && s.session_open) {
+                // Once the response has started, the client may wait for it before it sends more (full
+                // duplex): the body is no longer timed (docs/operations.md, "Limits").
+                if (s.state != StreamState::dispatched) continue;
                 // As for a buffered body, except while the client waits for window the application has not
                 // given back yet (it is slow to consume, not the client to send).
                 const bool held = nghttp2_session_get_stream_local_window_size(session_.get(), s.id) < 16384;
@@ -1142,6 +1169,7 @@ private:
     std::uint64_t upload_unacked_ = 0;  // streamed bodies' bytes delivered or held, not yet acknowledged
     std::size_t window_owed_ = 0;       // DATA not yet returned to the connection window (see consume_connection)
     detail::ResetBudget resets_{1};     // RST_STREAMs the client may send
+    bool open_bodies_ = false;  // a stream may have a body without a length still open (stream_open_bodies)
     bool in_session_ = false, closing_ = false, fatal_ = false, peer_closed_ = false, output_blocked_ = false;
     bool shutting_down_ = false, shutdown_notice_sent_ = false, final_goaway_sent_ = false;
 };

@@ -86,18 +86,9 @@ def test_grpc_client_streaming(h2c_server: Server) -> None:
         assert (reply.total, reply.count) == (sum(range(2000)), 2000)
 
 
-FULL_DUPLEX_BUG = (
-    "covet hands a request body without a length to the app only once it ends (or past --stream-body-threshold, "
-    "and even then not the first bytes while the body stays open), so an app that answers before its request "
-    "body ends never sees the first message: the stream stalls until the engine's min_body_rate floor answers "
-    "408 after 5 s (also on HTTP/1.1: a chunked POST to an echoing ASGI app gets nothing until the last chunk)")
-
-
-def test_grpc_bidirectional_lock_step(request: pytest.FixtureRequest, h2c_server: Server) -> None:
+def test_grpc_bidirectional_lock_step(h2c_server: Server) -> None:
     """Each reply must arrive before the next request message is sent: the server answers while its request body
     is still open (full duplex on one HTTP/2 stream), the client pausing between messages as a chat would."""
-    if h2c_server.name == "covet":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=FULL_DUPLEX_BUG))
     with grpc.insecure_channel(f"127.0.0.1:{h2c_server.port}") as channel:
         running = channel.stream_stream("/greet.v1.GreetService/RunningSum",
                                         request_serializer=SumRequest.SerializeToString,

@@ -165,9 +165,11 @@ class Request(HTTPConnection):
         raises ``RuntimeError("Stream consumed")``. A stream left part way resumes where it stopped.
 
         A small body arrives whole before the handler runs; its chunks are `STREAM_CHUNK_SIZE` slices of it.
-        A large one (over the server's ``stream_body_threshold``, 64 KiB by default) streams: the handler
-        runs as soon as its head has arrived, and the chunks (`STREAM_CHUNK_SIZE` too, the last one shorter)
-        come as the client sends them, within ``max_stream_body_bytes`` (1 GiB by default), not
+        A large one (over the server's ``stream_body_threshold``, 64 KiB by default), and one without a
+        declared length (chunked, or HTTP/2 without content-length) still arriving, streams: the handler
+        runs as soon as its head has arrived, and each chunk is what has arrived since the last one (at most
+        `STREAM_CHUNK_SIZE`; the first bytes come at once, so a handler may answer a message before the
+        body ends: full duplex), within ``max_stream_body_bytes`` (1 GiB by default), not
         ``max_body_bytes``. The engine reads ahead only about ``max_buffered_input`` bytes (1 MiB) beyond
         what the handler has taken, so a slow consumer slows the upload down instead of filling memory. If
         the client goes away midway, `ClientDisconnect` is raised; if the engine refuses the rest (over

@@ -17,11 +17,11 @@
 
 namespace covet_py {
 
-// The chunks of one body that Python has not taken yet, cut as Request.stream() hands out a buffered body:
-// `chunk_bytes` each (64 KiB, STREAM_CHUNK_SIZE), the last one shorter. Python takes a chunk once it is
-// full (or the body has ended), so it handles few, large chunks whatever the network's read sizes. The
-// engine reads ahead up to its window (max_buffered_input), so `chunk_bytes` is at most that: a chunk
-// always fills.
+// The chunks of one body that Python has not taken yet: at most `chunk_bytes` each (64 KiB,
+// STREAM_CHUNK_SIZE). Python takes what has arrived as soon as there is any (a waiting reader is woken by
+// the first bytes: an application may answer each message of a body that stays open, full duplex); bytes
+// that arrive while Python is busy join the last chunk until it is full, so a reader slower than the
+// network still handles few, large chunks.
 class BodyQueue {
 public:
     explicit BodyQueue(std::size_t chunk_bytes) : chunk_bytes_(std::max<std::size_t>(chunk_bytes, 1)) {}
@@ -95,7 +95,7 @@ public:
 
 private:
     bool takeable() const noexcept {
-        return ended_ || failed_ || chunks_.size() > 1 || (!chunks_.empty() && chunks_.front().size() >= chunk_bytes_);
+        return ended_ || failed_ || !chunks_.empty();
     }
 
     const std::size_t chunk_bytes_;

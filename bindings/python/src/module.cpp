@@ -695,6 +695,16 @@ PYBIND11_MODULE(_native, m) {
                                    if (!ex.flow && (ex.answered || !ex.responder.pending())) return ex.answered;
                                    return !exchange_flow(ex, /*watch=*/true)->is_open();
                                })
+        // Watches for the end of the exchange without polling: True when it is over already (the client went
+        // away, reset the stream, or the response ended); False when armed: an event with the responder's
+        // flow_id comes through take_body() once it is over (call again then: the event may also be the
+        // stream's room to send). Nothing is watched for an exchange nobody asks about.
+        .def("watch_disconnect",
+             [](const NativeRequest& r) {
+                 Exchange& ex = *r.ex;
+                 if (!ex.flow && (ex.answered || !ex.responder.pending())) return true;
+                 return !exchange_flow(ex, /*watch=*/true)->arm_close();
+             })
         // The next chunk of a streamed body (bytes, acknowledged: the engine may read more), b"" once it has
         // ended, None while nothing is there (an event with body_id comes through take_body() when there is),
         // or (status, reason) when it failed (status 0: the client went away or the exchange ended).

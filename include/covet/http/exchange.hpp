@@ -45,27 +45,38 @@ struct StreamFlow {
         return !armed.exchange(false, std::memory_order_seq_cst);
     }
 
+    // Watcher of the exchange's end (a handler waiting for the client to go away, with no timer): true when
+    // it must wait for `notify`, which runs once the exchange closes; false when it is closed already.
+    // Needs the flow watched by the protocol (Responder::watch or stream), else nothing ever closes it.
+    bool arm_close() noexcept {
+        close_armed.store(true, std::memory_order_seq_cst);
+        if (open.load(std::memory_order_seq_cst)) return true;
+        return !close_armed.exchange(false, std::memory_order_seq_cst);  // else the protocol notifies now
+    }
+
     // Protocol side (the connection's thread).
     void publish(std::size_t unsent) noexcept {
         queued.store(unsent, std::memory_order_relaxed);
         if (buffered() <= limit / 2) wake();
     }
     void close() noexcept {
-        open.store(false, std::memory_order_release);
-        wake();
+        open.store(false, std::memory_order_seq_cst);
+        wake(close_armed.load(std::memory_order_seq_cst) && close_armed.exchange(false, std::memory_order_seq_cst));
     }
 
     std::atomic<std::size_t> posted{0};
     std::atomic<std::size_t> queued{0};
     std::atomic<bool> open{true};
     std::atomic<bool> armed{false};
+    std::atomic<bool> close_armed{false};  // arm_close(): notify on close only
     const std::size_t limit;
     const std::function<void(StreamFlow&)> notify;  // any thread but the producer's: keep it short
 
 private:
-    void wake() noexcept {
-        if (!armed.load(std::memory_order_seq_cst) || !armed.exchange(false, std::memory_order_seq_cst)) return;
-        if (!notify) return;
+    void wake(bool closing = false) noexcept {
+        const bool send_armed =
+            armed.load(std::memory_order_seq_cst) && armed.exchange(false, std::memory_order_seq_cst);
+        if ((!send_armed && !closing) || !notify) return;
         try {
             notify(*this);
         } catch (...) {

@@ -360,18 +360,20 @@ class HttpCycle:
                     return {"type": "http.request", "body": b"", "more_body": False}
                 return {"type": "http.request", "body": result, "more_body": True}
         # The body is read: the next message is the disconnect, once the client is gone or the response complete.
-        # The engine reports a closed exchange only to a flow armed by a waiting sender (a streamed response
-        # over its send buffer); otherwise the connection is checked on a timer, more rarely as time goes on.
-        delay = _DISCONNECT_POLL_FIRST
+        # The engine watches the exchange from the first wait on (no timer): its end (the client closed the
+        # connection or reset the stream, or the response completed) comes as an event with the flow's id.
         while not self._gone():
-            await self._wait_flow(delay)
-            delay = min(delay * 2, _DISCONNECT_POLL_MAX)
+            await self._wait_flow()
         return {"type": "http.disconnect"}
 
     def _gone(self) -> bool:
+        """Whether the exchange is over; if not, the engine is armed to report its end (`_wait_flow` waits)."""
         if self._state == _DONE:
             return True
-        return bool(self.native.disconnected)  # the first call starts watching the connection
+        try:
+            return bool(self.native.watch_disconnect())
+        except Exception:  # the engine's request is gone (RequestGone): so is its client
+            return True
 
     def _client_gone(self) -> bool:
         """Whether the client is gone (a request the engine refused or dropped counts as gone)."""
@@ -380,23 +382,14 @@ class HttpCycle:
         except Exception:  # the engine's request is gone (RequestGone): so is its client
             return True
 
-    async def _wait_flow(self, poll_after: Optional[float] = None) -> None:
-        """Waits for the engine's next news about this exchange's flow (room to send, or closed), or `poll_after`
-        seconds; ``receive`` (waiting for the disconnect) and ``send`` (waiting for room) may wait at once: they
-        share one future."""
-        loop = self.dispatcher.loop
+    async def _wait_flow(self) -> None:
+        """Waits for the engine's next news about this exchange's flow (room to send, or closed); ``receive``
+        (waiting for the disconnect) and ``send`` (waiting for room) may wait at once: they share one future."""
         waiter = self._flow_waiter
         if waiter is None or waiter.done():
-            waiter = self._flow_waiter = loop.create_future()
+            waiter = self._flow_waiter = self.dispatcher.loop.create_future()
             _events.WAITERS[self.responder.flow_id] = waiter  # type: ignore[attr-defined]
-        if poll_after is None:
-            await asyncio.shield(waiter)
-            return
-        timer = loop.call_later(poll_after, _resolve, waiter)
-        try:
-            await asyncio.shield(waiter)
-        finally:
-            timer.cancel()
+        await asyncio.shield(waiter)
 
     # -- send -----------------------------------------------------------------------------------------------
     async def send(self, message: Message) -> None:
