@@ -1169,7 +1169,7 @@ private:
     std::uint64_t upload_unacked_ = 0;  // streamed bodies' bytes delivered or held, not yet acknowledged
     std::size_t window_owed_ = 0;       // DATA not yet returned to the connection window (see consume_connection)
     detail::ResetBudget resets_{1};     // RST_STREAMs the client may send
-    bool open_bodies_ = false;  // a stream may have a body without a length still open (stream_open_bodies)
+    bool open_bodies_ = false;          // a stream may have a body without a length still open (stream_open_bodies)
     bool in_session_ = false, closing_ = false, fatal_ = false, peer_closed_ = false, output_blocked_ = false;
     bool shutting_down_ = false, shutdown_notice_sent_ = false, final_goaway_sent_ = false;
 };

@@ -1544,6 +1544,36 @@ TEST(Http1Protocol, WatchedExchangeClosesOnPeerCloseAndOnEnd) {
     EXPECT_FALSE(flow2->is_open());
 }
 
+// A handler waiting for the client to go away (StreamFlow::arm_close) is notified once, when it does or when the
+// response completes; output drained meanwhile (room to send) does not wake it. Arming a closed flow says so.
+TEST(Http1Protocol, CloseWatchNotifiesOnPeerCloseOrCompletionOnly) {
+    Harness h;
+    h.dispatcher.defer = true;
+    h.feed(get("/a"));
+    int woken = 0;
+    auto flow = std::make_shared<covet::StreamFlow>(100, [&woken](covet::StreamFlow&) { ++woken; });
+    h.dispatcher.held[0].watch(flow);
+    EXPECT_TRUE(flow->arm_close());
+    h.conn.output_drained();
+    EXPECT_EQ(woken, 0);
+    h.conn.peer_closed();
+    EXPECT_EQ(woken, 1);
+    EXPECT_FALSE(flow->arm_close()) << "closed already: nothing to wait for";
+    EXPECT_EQ(woken, 1);
+    h.dispatcher.held[0].send(Response::text("late"));
+
+    Harness h2;
+    h2.dispatcher.defer = true;
+    h2.feed(get("/b"));
+    int woken2 = 0;
+    auto flow2 = std::make_shared<covet::StreamFlow>(100, [&woken2](covet::StreamFlow&) { ++woken2; });
+    h2.dispatcher.held[0].watch(flow2);
+    EXPECT_TRUE(flow2->arm_close());
+    h2.dispatcher.held[0].send(Response::text("done"));
+    EXPECT_EQ(woken2, 1) << "the response is complete: the exchange is over";
+    EXPECT_FALSE(h2.conn.closing());
+}
+
 // A graceful shutdown that starts while a response streams closes the connection when the stream ends.
 TEST(Http1Protocol, ShutdownDuringAStreamClosesAfterTheStream) {
     Harness h;
@@ -1775,19 +1805,89 @@ TEST(Http1Upload, BytesBeforeTheReaderIsInstalledAreHeldAndCountAgainstTheWindow
     EXPECT_EQ(r2->ended, 1);
 }
 
-TEST(Http1Upload, ChunkedBodyIsOfferedOnceItGrowsPastTheThreshold) {
+// Full duplex: a chunked body still open after a read streams from its first bytes, whatever its size, so the
+// handler may answer each piece before the body ends.
+TEST(Http1Upload, ChunkedBodyStreamsFromItsFirstBytes) {
     UploadHarness h;
     h.feed("POST /chunked HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
-    EXPECT_EQ(h.dispatcher.offers, 0);  // 5 bytes: still buffered
-    h.feed("14\r\n" + pattern(20) + "\r\n");
-    ASSERT_EQ(h.dispatcher.streamed, std::vector<bool>{true});
-    EXPECT_EQ(h.reader().data, "hello" + pattern(20));
-    h.feed("3\r\nxyz\r\n0\r\n\r\n");
-    EXPECT_EQ(h.reader().data, "hello" + pattern(20) + "xyz");
+    ASSERT_EQ(h.dispatcher.streamed, std::vector<bool>{true});  // 5 bytes, far below the threshold
+    EXPECT_EQ(h.reader().data, "hello");
+    StreamWriter w = h.dispatcher.responder.stream(Response::text(""));
+    w.write("echo:hello");
+    std::string out = h.take();
+    EXPECT_EQ(out.find(conn_close), std::string::npos) << out;  // the body may still end first
+    EXPECT_NE(out.find("a\r\necho:hello\r\n"), std::string::npos) << out;
+    h.feed("3\r\nxyz\r\n");
+    EXPECT_EQ(h.reader().data, "helloxyz");
+    w.write("echo:xyz");
+    EXPECT_EQ(h.take(), "8\r\necho:xyz\r\n");
+    h.feed("0\r\n\r\n");
     EXPECT_EQ(h.reader().ended, 1);
-    h.dispatcher.responder.send(Response::text("ok"));
-    EXPECT_EQ(h.take(), ok("ok"));
+    w.end();
+    EXPECT_EQ(h.take(), "0\r\n\r\n");
+    EXPECT_FALSE(h.conn.closing());  // the body ended before the response: keep-alive
+    h.feed("GET /next HTTP/1.1\r\nHost: test\r\n\r\n");
+    EXPECT_EQ(h.take(), ok("GET /next"));
+}
+
+TEST(Http1Upload, ChunkedHeadAloneStartsTheStream) {
+    UploadHarness h;
+    h.feed("POST /chunked HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n");
+    ASSERT_EQ(h.dispatcher.streamed, std::vector<bool>{true});  // the handler runs before any body byte
+    EXPECT_EQ(h.reader().data, "");
+    h.feed("2\r\nhi\r\n0\r\n\r\n");
+    EXPECT_EQ(h.reader().data, "hi");
+    EXPECT_EQ(h.reader().ended, 1);
+}
+
+TEST(Http1Upload, ChunkedBodyThatEndsWithinTheReadComesWhole) {
+    UploadHarness h;
+    h.feed("POST /chunked HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+    EXPECT_EQ(h.dispatcher.offers, 0);
+    EXPECT_EQ(h.dispatcher.streamed, std::vector<bool>{false});
+    EXPECT_EQ(h.take(), ok("POST /chunked hello"));
+}
+
+TEST(Http1Upload, ResponseEndingBeforeTheChunkedBodyClosesTheConnection) {
+    UploadHarness h;
+    h.feed("POST /chunked HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+    StreamWriter w = h.dispatcher.responder.stream(Response::text(""));
+    w.write("bye");
+    w.end();
+    EXPECT_NE(h.take().find("3\r\nbye\r\n0\r\n\r\n"), std::string::npos);
+    EXPECT_TRUE(h.conn.closing());  // the rest of the body is not read
+    EXPECT_EQ(h.reader().error, 0);
+}
+
+// Once the response has started, the client may wait for it before it sends more: the body is not timed.
+TEST(Http1Upload, BodyIsNotTimedOnceTheResponseHasStarted) {
+    net::ServerConfig c = UploadHarness::upload_config();  // body timeout 2 s
+    c.timeouts.min_body_rate = 100;
+    c.timeouts.min_body_rate_grace = 1s;
+    c.timeouts.body_deadline = 3s;
+    UploadHarness h(c);
+    h.feed("POST /chunked HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n");
+    StreamWriter w = h.dispatcher.responder.stream(Response::text(""));
+    w.write("A");
+    h.take();
+    for (int i = 0; i < 4; ++i) h.advance(2500ms);  // 10 s of silence: past every body limit
+    EXPECT_EQ(h.take(), "");
     EXPECT_FALSE(h.conn.closing());
+    EXPECT_EQ(h.reader().error, -1);
+    h.feed("1\r\nb\r\n0\r\n\r\n");
+    EXPECT_EQ(h.reader().data, "ab");
+    EXPECT_EQ(h.reader().ended, 1);
+}
+
+TEST(Http1Upload, StalledChunkedBodyWithNoResponseIs408) {
+    UploadHarness h;  // body timeout 2 s
+    h.feed("POST /chunked HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n");
+    ASSERT_EQ(h.dispatcher.streamed, std::vector<bool>{true});
+    h.dispatcher.body.consume(1);
+    h.advance(2500ms);
+    EXPECT_EQ(h.take(), rejection(408, "the request body did not arrive in time"));
+    EXPECT_EQ(h.reader().error, 408);
+    EXPECT_TRUE(h.conn.closing());
 }
 
 TEST(Http1Upload, ChunkedFramingErrorsStillRefuseTheStreamedBody) {
@@ -1824,7 +1924,8 @@ TEST(Http1Upload, StreamedResponseWhileTheBodyArrives) {
     w.end();
     const std::string out = h.take();
     EXPECT_NE(out.find("Transfer-Encoding: chunked\r\n"), std::string::npos) << out;
-    EXPECT_NE(out.find(conn_close), std::string::npos) << out;  // decided when the head left: the body was unfinished
+    EXPECT_EQ(out.find(conn_close), std::string::npos) << out;  // the body ended before the response
+    EXPECT_FALSE(h.conn.closing());
     EXPECT_NE(out.find("14\r\n" + pattern(20) + "\r\n14\r\n" + pattern(20, 20) + "\r\n0\r\n\r\n"), std::string::npos)
         << out;
 }

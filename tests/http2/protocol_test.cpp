@@ -272,6 +272,20 @@ public:
         EXPECT_GT(id, 0);
         return id;
     }
+    // A request whose body is sent piece by piece (send_more), open until its last piece.
+    std::int32_t open_request(const Fields& fields) {
+        const std::int32_t id = request(fields, {}, true, /*stall=*/true);
+        open_bodies_[id] = &bodies_.back();
+        open_bodies_[id]->open = true;
+        return id;
+    }
+    void send_more(std::int32_t id, std::string_view data, bool last = false) {
+        Body& b = *open_bodies_.at(id);
+        b.data.append(data);
+        b.stall = false;
+        b.open = !last;
+        nghttp2_session_resume_data(session, id);
+    }
     std::int32_t get(std::string_view path, Fields extra = {}) {
         Fields f = get_fields(path);
         f.insert(f.end(), extra.begin(), extra.end());
@@ -313,6 +327,7 @@ private:
         std::string data;
         std::size_t sent;
         bool stall;
+        bool open = false;  // more may come (send_more): no END_STREAM when all is sent
     };
     static std::vector<nghttp2_nv> to_nv(const Fields& fields) {
         std::vector<nghttp2_nv> nv;
@@ -328,9 +343,10 @@ private:
         Body& b = *static_cast<Body*>(src->ptr);
         if (b.stall) return NGHTTP2_ERR_DEFERRED;
         const std::size_t n = std::min(len, b.data.size() - b.sent);
+        if (n == 0 && b.open) return NGHTTP2_ERR_DEFERRED;
         std::memcpy(buf, b.data.data() + b.sent, n);
         b.sent += n;
-        if (b.sent == b.data.size()) *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (b.sent == b.data.size() && !b.open) *flags |= NGHTTP2_DATA_FLAG_EOF;
         return static_cast<ssize_t>(n);
     }
     static int on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name, std::size_t namelen,
@@ -377,6 +393,7 @@ private:
     }
 
     std::deque<Body> bodies_;  // addresses stay put for the data providers
+    std::map<std::int32_t, Body*> open_bodies_;
 };
 
 // Moves bytes both ways until neither side has anything to say.
@@ -1336,6 +1353,34 @@ TEST(Http2Protocol, StreamFlowClosesWhenTheStreamEndsOrTheConnectionGoes) {
     }
 }
 
+// A handler waiting for the client to go away (StreamFlow::arm_close) is notified when the client resets its
+// stream (RST_STREAM) or the connection goes, not before.
+TEST(Http2Protocol, CloseWatchNotifiesOnResetAndOnConnectionLoss) {
+    for (const bool reset : {true, false}) {
+        Harness h;
+        Responder kept;
+        h.dispatcher.handler = [&](Request&, Responder& res) { kept = std::move(res); };
+        int woken = 0;
+        auto flow = std::make_shared<covet::StreamFlow>(100, [&woken](covet::StreamFlow&) { ++woken; });
+        Client c;
+        const auto id = c.get("/w");
+        pump(h, c);
+        kept.watch(flow);
+        EXPECT_TRUE(flow->arm_close());
+        pump(h, c);
+        EXPECT_EQ(woken, 0);
+        if (reset) {
+            nghttp2_submit_rst_stream(c.session, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+            pump(h, c);
+        } else {
+            h.conn.peer_closed();
+        }
+        EXPECT_EQ(woken, 1) << (reset ? "RST_STREAM" : "connection loss");
+        EXPECT_FALSE(flow->arm_close());
+        kept.send(Response::text("late"));
+    }
+}
+
 TEST(Http2Protocol, KeepAliveIdleTimeout) {
     Harness h(config_with([](net::ServerConfig& c) { c.timeouts.keep_alive = 5s; }));
     Client c;
@@ -1807,6 +1852,98 @@ TEST(Http2Upload, BodyWithoutLengthIsOfferedWhenItGrowsPastTheThreshold) {
     h.pump(c);
     EXPECT_EQ(h.reader().data, body);
     EXPECT_EQ(h.reader().ended, 1);
+}
+
+// Full duplex: a body without a length still open after a read streams from its first bytes (gRPC
+// bidirectional streams), and the handler answers each piece before the body ends.
+TEST(Http2Upload, BodyWithoutLengthStreamsFromItsFirstBytes) {
+    UploadHarness h;
+    Client c;
+    const auto id = c.open_request(upload_fields("/bidi"));
+    c.send_more(id, "ping1");
+    h.pump(c);
+    ASSERT_EQ(h.dispatcher.streamed, std::vector<bool>{true});  // 5 bytes, far below the threshold
+    EXPECT_EQ(h.reader().data, "ping1");
+    StreamWriter w = h.dispatcher.responder.stream(Response::text(""));
+    w.write("pong1");
+    h.pump(c);
+    EXPECT_EQ(c.streams[id].status, 200);
+    EXPECT_EQ(c.streams[id].body, "pong1");
+    c.send_more(id, "ping2");
+    h.pump(c);
+    EXPECT_EQ(h.reader().data, "ping1ping2");
+    w.write("pong2");
+    c.send_more(id, "", /*last=*/true);
+    h.pump(c);
+    EXPECT_EQ(h.reader().ended, 1);
+    w.end();
+    h.pump(c);
+    EXPECT_EQ(c.streams[id].body, "pong1pong2");
+    EXPECT_TRUE(c.streams[id].closed);
+    EXPECT_FALSE(c.streams[id].reset);
+}
+
+TEST(Http2Upload, HeadersAloneStartTheStreamOfABodyWithoutLength) {
+    UploadHarness h;
+    Client c;
+    const auto id = c.open_request(upload_fields("/bidi"));
+    h.pump(c);
+    ASSERT_EQ(h.dispatcher.streamed, std::vector<bool>{true});  // the handler runs before any DATA
+    EXPECT_EQ(h.reader().data, "");
+    c.send_more(id, "late", /*last=*/true);
+    h.pump(c);
+    EXPECT_EQ(h.reader().data, "late");
+    EXPECT_EQ(h.reader().ended, 1);
+}
+
+TEST(Http2Upload, SmallBodyWithoutLengthThatEndsWithinTheReadComesWhole) {
+    UploadHarness h;
+    Client c;
+    const auto id = c.post("/small", "whole");
+    h.pump(c);
+    EXPECT_EQ(h.dispatcher.offers, 0);
+    EXPECT_EQ(h.dispatcher.streamed, std::vector<bool>{false});
+    EXPECT_EQ(c.streams[id].body, "POST /small whole");
+}
+
+// Once the response has started, the client may wait for it before it sends more: the body is not timed.
+TEST(Http2Upload, BodyIsNotTimedOnceTheResponseHasStarted) {
+    net::ServerConfig cfg = UploadHarness::upload_config();  // body timeout 2 s
+    cfg.timeouts.min_body_rate = 100;
+    cfg.timeouts.min_body_rate_grace = 1s;
+    UploadHarness h(cfg);
+    Client c;
+    const auto id = c.open_request(upload_fields("/bidi"));
+    c.send_more(id, "a");
+    h.pump(c);
+    StreamWriter w = h.dispatcher.responder.stream(Response::text(""));
+    w.write("A");
+    h.pump(c);
+    for (int i = 0; i < 4; ++i) {
+        h.advance(2500ms);
+        h.pump(c);
+    }
+    EXPECT_EQ(c.streams[id].status, 200);
+    EXPECT_FALSE(c.streams[id].reset);
+    EXPECT_EQ(h.reader().error, -1);
+    c.send_more(id, "b", /*last=*/true);
+    h.pump(c);
+    EXPECT_EQ(h.reader().data, "ab");
+    EXPECT_EQ(h.reader().ended, 1);
+}
+
+TEST(Http2Upload, StalledBodyWithoutLengthAndNoResponseIs408) {
+    UploadHarness h;  // body timeout 2 s
+    Client c;
+    const auto id = c.open_request(upload_fields("/bidi"));
+    c.send_more(id, "a");
+    h.pump(c);
+    ASSERT_EQ(h.dispatcher.streamed, std::vector<bool>{true});
+    h.advance(2500ms);
+    h.pump(c);
+    EXPECT_EQ(c.streams[id].status, 408);
+    EXPECT_EQ(h.reader().error, 408);
+    EXPECT_FALSE(h.conn.closing());
 }
 
 TEST(Http2Upload, ResponseBeforeTheBodyEndsResetsTheRestOfTheUpload) {

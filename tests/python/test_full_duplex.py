@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import queue
 import select
+import shutil
 import socket
+import ssl
+import subprocess
 import time
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
+from typing import Any, Optional
 
 import pytest
 
@@ -158,11 +162,14 @@ def http1_lock_step(port: int, pause: float = 0.0) -> None:
 class H2Client:
     """An h2c (prior knowledge) client on a plain socket, with the `h2` library."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, tls: Optional[ssl.SSLContext] = None) -> None:
         h2_connection = pytest.importorskip("h2.connection")
         h2_config = pytest.importorskip("h2.config")
         self.events = pytest.importorskip("h2.events")
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname="127.0.0.1")
+            assert self.sock.selected_alpn_protocol() == "h2"
         self.conn = h2_connection.H2Connection(config=h2_config.H2Configuration(client_side=True))
         self.conn.initiate_connection()
         self.flush()
@@ -186,7 +193,8 @@ class H2Client:
         while not until():
             left = deadline - time.monotonic()
             assert left > 0, f"timed out; data so far {self.data!r}"
-            if not select.select([self.sock], [], [], left)[0]:
+            buffered = isinstance(self.sock, ssl.SSLSocket) and self.sock.pending()
+            if not buffered and not select.select([self.sock], [], [], left)[0]:
                 continue
             raw = self.sock.recv(65536)
             assert raw, "the server closed the connection"
@@ -204,8 +212,8 @@ class H2Client:
         self.sock.close()
 
 
-def h2_lock_step(port: int) -> None:
-    client = H2Client(port)
+def h2_lock_step(port: int, tls: Optional[ssl.SSLContext] = None) -> None:
+    client = H2Client(port, tls)
     try:
         sid = client.post("/echo")
         for i in range(4):
@@ -273,6 +281,29 @@ def test_a_stalled_http2_body_with_no_response_started_gets_408(hosted: Any) -> 
     finally:
         client.close()
     assert hosted.rec.get("whole-gone", timeout=5) is True
+
+
+@pytest.fixture(scope="module")
+def tls_hosted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, ssl.SSLContext]]:
+    from covet.serve import ThreadedWorker
+
+    if not shutil.which("openssl"):
+        pytest.skip("the openssl command is needed to make a test certificate")
+    where: Path = tmp_path_factory.mktemp("tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", "key.pem", "-out", "cert.pem"], cwd=where, check=True, capture_output=True)
+    worker = ThreadedWorker(asgi_app(Recorder()), threads=1, lifespan=False, ssl_certfile=str(where / "cert.pem"),
+                            ssl_keyfile=str(where / "key.pem"), **TIMEOUTS).start()
+    context = ssl.create_default_context(cafile=str(where / "cert.pem"))
+    context.set_alpn_protocols(["h2"])
+    yield worker, context
+    worker.stop()
+
+
+def test_http2_over_tls_body_streams_message_by_message(tls_hosted: tuple[Any, ssl.SSLContext]) -> None:
+    worker, context = tls_hosted
+    h2_lock_step(worker.port, context)
 
 
 # -- the disconnect watch -------------------------------------------------------------------------------------------

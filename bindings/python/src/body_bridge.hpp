@@ -94,9 +94,7 @@ public:
     }
 
 private:
-    bool takeable() const noexcept {
-        return ended_ || failed_ || !chunks_.empty();
-    }
+    bool takeable() const noexcept { return ended_ || failed_ || !chunks_.empty(); }
 
     const std::size_t chunk_bytes_;
     std::mutex mutex_;

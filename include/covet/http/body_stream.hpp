@@ -1,16 +1,19 @@
 // A request body that streams to its handler (uploads larger than memory), with back-pressure.
 //
 // A large body is offered to the dispatcher when its head has been parsed (RequestDispatcher::stream_body,
-// see exchange.hpp). Accepted, the request is dispatched at once with `Request::body_streamed()` set and a
-// RequestBody handle; the consumer installs a BodyReader and acknowledges the bytes it has consumed. The
-// connection stops reading while more than `Limits::max_buffered_input` delivered bytes are unacknowledged
-// (HTTP/2: the stream's flow-control window opens only as bytes are acknowledged) and resumes below half
+// see exchange.hpp); a body without a declared length (HTTP/1.1 chunked, HTTP/2 without content-length) when
+// it is still open once the bytes of a read are used up, so that the handler gets its first bytes at once and
+// may answer before it ends (full duplex: gRPC bidirectional streams). Accepted, the request is dispatched at once with
+// `Request::body_streamed()` set and a RequestBody handle; the consumer installs a BodyReader and acknowledges the
+// bytes it has consumed. The connection stops reading while more than `Limits::max_buffered_input` delivered bytes are
+// unacknowledged (HTTP/2: the stream's flow-control window opens only as bytes are acknowledged) and resumes below half
 // of that. The consumer decides how much it holds, as in Boost.Beast: the engine never buffers a whole
 // streamed body.
 //
-// If the response completes before the body has ended, the rest of the upload is refused: HTTP/1.1
-// answers with `Connection: close` and closes (lingering), HTTP/2 resets the stream with NO_ERROR after
-// the response (RFC 9113 §8.1).
+// Once the response has started, the rest of the body is not timed (Timeouts::body, min_body_rate,
+// body_deadline): the client may wait for the reply before it sends more. If the response completes before
+// the body has ended, the rest of the upload is refused: HTTP/1.1 closes the connection after the response
+// (lingering), HTTP/2 resets the stream with NO_ERROR after it (RFC 9113 §8.1).
 #pragma once
 
 #include <cstddef>

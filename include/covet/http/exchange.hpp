@@ -25,7 +25,8 @@ class RequestBody;
 // calls arm() and waits for `notify`, which the protocol runs (on the connection's thread) once the
 // buffered bytes fall to the low-water mark (limit / 2) or the exchange closes (ended, the client went
 // away, the stream was reset, the connection timed out). Watching is opt-in: Responder::watch, or
-// Responder::stream with a flow.
+// Responder::stream with a flow. A handler that only waits for the exchange to end (a disconnect) calls
+// arm_close() instead: `notify` then runs once it closes, with no timer and nothing polled.
 struct StreamFlow {
     explicit StreamFlow(std::size_t send_limit, std::function<void(StreamFlow&)> on_ready = {})
         : limit(send_limit), notify(std::move(on_ready)) {}

@@ -19,10 +19,11 @@ struct Limits {
     std::size_t max_headers = 100;                         // more header fields → 431
     std::size_t max_body_bytes = std::size_t{1024} * 1024;  // a body received whole before the handler runs: more → 413
     // Large bodies can stream to handlers that accept them (RequestDispatcher::stream_body): a body whose
-    // Content-Length exceeds `stream_body_threshold`, or one without a length that grows past it, is
-    // offered to the route at that point. Accepted, it is dispatched at once and its bytes reach the
-    // handler as they arrive (reading pauses while more than `max_buffered_input` of them wait to be
-    // acknowledged); its size limit is `max_stream_body_bytes` instead of `max_body_bytes` (0: no limit).
+    // Content-Length exceeds `stream_body_threshold` is offered to the route at its head; one without a
+    // length, once it is still open after a read (or grows past the threshold within one). Accepted, it is dispatched
+    // at once and its bytes reach the handler as they arrive (reading pauses while more than `max_buffered_input` of
+    // them wait to be acknowledged); its size limit is `max_stream_body_bytes` instead of `max_body_bytes` (0: no
+    // limit).
     std::size_t stream_body_threshold = std::size_t{64} * 1024;
     std::size_t max_stream_body_bytes = std::size_t{1} << 30;      // 1 GiB → 413
     std::size_t max_connections = 10000;                           // per process, split evenly across workers
