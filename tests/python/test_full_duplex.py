@@ -6,7 +6,7 @@ exchange: no timer).
 
 Each case runs on real sockets against a `ThreadedWorker` in the engine modes and backends of the other tests:
 the engine on the loop thread (threads=0, io_uring), on its own I/O thread on io_uring and on epoll (asio). The
-servers use short body timeouts (a 300 ms rate grace, a 1 s idle gap) so that the limits' policy shows quickly:
+servers use short body timeouts (a 300 ms rate grace, a 600 ms idle gap) so that the limits' policy shows quickly:
 a body that stalls before any response is still answered 408; one whose response has started is not timed.
 """
 
@@ -24,14 +24,14 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pytest
+from serverproc import require_compiled_engine
 
 from covet import CovetPy, Request, StreamingResponse
-from serverproc import require_compiled_engine
 
 Scope = dict[str, Any]
 MODES = [(0, "uring"), (1, "uring"), (1, "asio")]
 MODE_IDS = ["threads0-uring", "threads1-uring", "threads1-asio"]
-TIMEOUTS = {"min_body_rate_grace_ms": 300, "body_timeout_ms": 1000}
+TIMEOUTS = {"min_body_rate_grace_ms": 300, "body_timeout_ms": 600}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -220,7 +220,7 @@ def h2_lock_step(port: int, tls: Optional[ssl.SSLContext] = None) -> None:
             piece = b"message-%d;" % i
             client.conn.send_data(sid, piece, end_stream=False)
             client.flush()
-            client.pump(lambda: piece in client.data[sid])
+            client.pump(lambda piece=piece: piece in client.data[sid])
         assert client.headers[sid][":status"] == "200"
         client.conn.end_stream(sid)
         client.flush()
@@ -259,7 +259,7 @@ def test_a_small_chunked_body_that_came_whole_is_still_read(hosted: Any) -> None
 def test_an_idle_body_is_not_cut_once_the_response_has_started(hosted: Any) -> None:
     """The client waits for the server's reply before it sends more: longer than the rate grace and the idle
     gap of these servers, and the exchange goes on (the body is not timed once the response is under way)."""
-    http1_lock_step(hosted.port, pause=1.6)
+    http1_lock_step(hosted.port, pause=1.0)
 
 
 def test_a_stalled_body_with_no_response_started_gets_408(hosted: Any) -> None:
@@ -307,8 +307,8 @@ def test_http2_over_tls_body_streams_message_by_message(tls_hosted: tuple[Any, s
 
 
 # -- the disconnect watch -------------------------------------------------------------------------------------------
-# Waited this long before the client leaves: a watch that polled (50 ms doubling to 1 s) would see it ~350 ms late.
-WAIT_BEFORE_LEAVING = 1.2
+# Waited this long before the client leaves: a watch that polled (50 ms doubling to 1 s) would see it ~750 ms late.
+WAIT_BEFORE_LEAVING = 0.8
 PROMPT = 0.1
 
 
