@@ -17,7 +17,9 @@ py::object latin1(std::string_view s) {
     return steal(PyUnicode_DecodeLatin1(s.data(), static_cast<Py_ssize_t>(s.size()), nullptr));
 }
 
-py::object bytes(std::string_view s) { return steal(PyBytes_FromStringAndSize(s.data(), static_cast<Py_ssize_t>(s.size()))); }
+py::object bytes(std::string_view s) {
+    return steal(PyBytes_FromStringAndSize(s.data(), static_cast<Py_ssize_t>(s.size())));
+}
 
 py::object interned(const char* s) { return steal(PyUnicode_InternFromString(s)); }
 
@@ -51,13 +53,13 @@ py::object lowered(std::string_view name) {
     return out;
 }
 
-template <class Range, class Name, class Value>
-py::object header_list(const Range& headers, Name name, Value value) {
+template <class Range, class Lower, class Name, class Value>
+py::object header_list(const Range& headers, Lower lower, Name name, Value value) {
     py::object out = steal(PyList_New(static_cast<Py_ssize_t>(std::size(headers))));
     Py_ssize_t i = 0;
     for (const auto& h : headers) {
         py::object pair = steal(PyTuple_New(2));
-        PyTuple_SET_ITEM(pair.ptr(), 0, lowered(name(h)).release().ptr());
+        PyTuple_SET_ITEM(pair.ptr(), 0, lower(name(h)).release().ptr());
         PyTuple_SET_ITEM(pair.ptr(), 1, bytes(value(h)).release().ptr());
         PyList_SET_ITEM(out.ptr(), i++, pair.release().ptr());
     }
@@ -109,17 +111,38 @@ py::dict AsgiScope::http(const covet::Request& r) const {
     else
         version = other = std::to_string(r.version_major()) + "." + std::to_string(r.version_minor());
     py::object headers = header_list(
-        r.headers(), [](const covet::Header& h) { return h.name; }, [](const covet::Header& h) { return h.value; });
-    return common(methods_[static_cast<std::size_t>(r.method())].ptr(), version, r.scheme(), r.path(),
-                  r.query_string(), headers, r.client_address(), r.client_port());
+        r.headers(), [this](std::string_view n) { return header_name(n); },
+        [](const covet::Header& h) { return h.name; }, [](const covet::Header& h) { return h.value; });
+    return common(methods_[static_cast<std::size_t>(r.method())].ptr(), version, r.scheme(), r.path(), r.query_string(),
+                  headers, r.client_address(), r.client_port());
 }
 
 py::dict AsgiScope::websocket(const WsConnection& c) const {
     using Pair = std::pair<std::string, std::string>;
     py::object headers = header_list(
-        c.headers, [](const Pair& h) -> std::string_view { return h.first; },
+        c.headers, [this](std::string_view n) { return header_name(n); },
+        [](const Pair& h) -> std::string_view { return h.first; },
         [](const Pair& h) -> std::string_view { return h.second; });
     return common(nullptr, c.http_version, c.scheme, c.path, c.query, headers, c.client_address, c.client_port);
+}
+
+py::object AsgiScope::header_name(std::string_view raw) const {
+    for (std::size_t i = 0; i < name_count_; ++i)
+        if (names_[i].raw == raw) return names_[i].lowered;
+    py::object out = lowered(raw);
+    if (name_count_ < names_.size()) names_[name_count_++] = Name{std::string(raw), out};
+    return out;
+}
+
+py::object AsgiScope::client(std::string_view address, std::uint16_t port) const {
+    if (client_ && port == client_port_ && address == client_address_) return client_;
+    py::object out = steal(PyTuple_New(2));
+    PyTuple_SET_ITEM(out.ptr(), 0, latin1(address).release().ptr());
+    PyTuple_SET_ITEM(out.ptr(), 1, steal(PyLong_FromLong(port)).release().ptr());
+    client_address_.assign(address);
+    client_port_ = port;
+    client_ = out;
+    return out;
 }
 
 py::object AsgiScope::cached(std::string_view text, const py::object* table, const std::string_view* names,
@@ -129,9 +152,9 @@ py::object AsgiScope::cached(std::string_view text, const py::object* table, con
     return latin1(text);
 }
 
-py::dict AsgiScope::common(PyObject* method, std::string_view version, std::string_view scheme,
-                           std::string_view path, std::string_view query, py::handle headers,
-                           std::string_view client_address, std::uint16_t client_port) const {
+py::dict AsgiScope::common(PyObject* method, std::string_view version, std::string_view scheme, std::string_view path,
+                           std::string_view query, py::handle headers, std::string_view client_address,
+                           std::uint16_t client_port) const {
     static constexpr std::string_view version_names[] = {"1.1", "1.0", "2"};
     static constexpr std::string_view scheme_names[] = {"http", "https", "ws", "wss"};
     const Keys& k = keys();
@@ -169,13 +192,11 @@ py::dict AsgiScope::common(PyObject* method, std::string_view version, std::stri
             decoded = steal(PyUnicode_DecodeUTF8(out.data(), static_cast<Py_ssize_t>(out.size()), "replace"));
         }
     }
-    py::object client = steal(PyTuple_New(2));
-    PyTuple_SET_ITEM(client.ptr(), 0, latin1(client_address).release().ptr());
-    PyTuple_SET_ITEM(client.ptr(), 1, steal(PyLong_FromLong(client_port)).release().ptr());
+    py::object client_tuple = client(client_address, client_port);
     PyObject* state = state_.ptr();
     py::object state_copy = steal(PyDict_GET_SIZE(state) ? PyDict_Copy(state) : PyDict_New());
 
-    py::dict scope = py::reinterpret_steal<py::dict>(steal(PyDict_New()).release());
+    py::dict scope = py::reinterpret_steal<py::dict>(steal(_PyDict_NewPresized(14)).release());  // no resizes
     PyObject* d = scope.ptr();
     set(d, k.type, http ? http_.ptr() : websocket_.ptr());
     set(d, k.asgi, asgi_.ptr());
@@ -187,7 +208,7 @@ py::dict AsgiScope::common(PyObject* method, std::string_view version, std::stri
     set(d, k.query_string, bytes(query).ptr());
     set(d, k.root_path, root_.ptr());
     set(d, k.headers, headers.ptr());
-    set(d, k.client, client.ptr());
+    set(d, k.client, client_tuple.ptr());
     set(d, k.server, server_.ptr());
     set(d, k.state, state_copy.ptr());
     if (http) set(d, k.extensions, steal(PyDict_Copy(extensions_.ptr())).ptr());

@@ -8,6 +8,8 @@
 #include <pybind11/pybind11.h>
 
 #include <array>
+#include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "covet/covet.hpp"
@@ -30,11 +32,11 @@ public:
 
 private:
     // `method`: the HTTP scope's (None: a WebSocket scope).
-    pybind11::dict common(PyObject* method, std::string_view version, std::string_view scheme,
-                          std::string_view path, std::string_view query, pybind11::handle headers,
-                          std::string_view client_address, std::uint16_t client_port) const;
-    pybind11::object cached(std::string_view text, const pybind11::object* table,
-                            const std::string_view* names, std::size_t count) const;
+    pybind11::dict common(PyObject* method, std::string_view version, std::string_view scheme, std::string_view path,
+                          std::string_view query, pybind11::handle headers, std::string_view client_address,
+                          std::uint16_t client_port) const;
+    pybind11::object cached(std::string_view text, const pybind11::object* table, const std::string_view* names,
+                            std::size_t count) const;
 
     pybind11::str root_;
     std::string root_bytes_;  // root_ as latin-1
@@ -43,6 +45,21 @@ private:
     std::array<pybind11::object, covet::method_count> methods_;
     std::array<pybind11::object, 3> versions_;  // "1.1", "1.0", "2"
     std::array<pybind11::object, 4> schemes_;   // "http", "https", "ws", "wss"
+
+    // Reused between scopes (immutable objects; the GIL serialises the calls): the lower-cased bytes of the first
+    // header names seen (a client's requests repeat them; the table does not grow past its size), and the last
+    // client tuple (the requests of one connection share it).
+    struct Name {
+        std::string raw;
+        pybind11::object lowered;
+    };
+    pybind11::object header_name(std::string_view raw) const;
+    pybind11::object client(std::string_view address, std::uint16_t port) const;
+    mutable std::array<Name, 24> names_;
+    mutable std::size_t name_count_ = 0;
+    mutable std::string client_address_;
+    mutable std::uint16_t client_port_ = 0;
+    mutable pybind11::object client_;
 };
 
 // Registers covet._native.AsgiScope (the constructor; module.cpp adds the request methods that use it).
