@@ -35,6 +35,7 @@
 #include "model_json.hpp"
 #include "static_binding.hpp"
 #include "ws_bridge.hpp"
+#include "wsgi_environ.hpp"
 
 namespace py = pybind11;
 
@@ -662,6 +663,7 @@ PYBIND11_MODULE(_native, m) {
     });
 
     covet_py::register_asgi_scope(m);
+    covet_py::register_wsgi_environ(m);
     py::class_<NativeRequest>(m, "NativeRequest")
         .def_property_readonly("method",
                                [](const NativeRequest& r) { return latin1(live_request(r.ex)->method_name()); })
@@ -749,6 +751,12 @@ PYBIND11_MODULE(_native, m) {
              [](const NativeRequest& r, const covet_py::AsgiScope& shared) {
                  const LiveRequest req = live_request(r.ex);
                  return shared.http(*req.operator->());
+             })
+        // The request's WSGI environ but wsgi.input, built natively (covet.wsgi.environ; wsgi_environ.hpp).
+        .def("wsgi_environ",
+             [](const NativeRequest& r, const covet_py::WsgiEnviron& shared) {
+                 const LiveRequest req = live_request(r.ex);
+                 return shared.build(*req.operator->());
              })
         // The TLS session as a dict (ASGI's TLS extension names where there is one), or None.
         .def_property_readonly("tls", [](const NativeRequest& r) -> py::object {
