@@ -23,8 +23,22 @@ py::object interned(std::string_view s) {
     return o;
 }
 
-void set(PyObject* dict, const char* key, PyObject* value) {
-    if (PyDict_SetItemString(dict, key, value) < 0) throw py::error_already_set();
+// The environ's keys, interned once (PyDict_SetItemString would make and intern each one per call).
+struct Keys {
+    py::object request_method = interned("REQUEST_METHOD"), path_info = interned("PATH_INFO"),
+               query_string = interned("QUERY_STRING"), raw_uri = interned("RAW_URI"),
+               request_uri = interned("REQUEST_URI"), server_protocol = interned("SERVER_PROTOCOL"),
+               url_scheme = interned("wsgi.url_scheme"), remote_addr = interned("REMOTE_ADDR"),
+               remote_port = interned("REMOTE_PORT"), http_host = interned("HTTP_HOST"),
+               server_name = interned("SERVER_NAME"), server_port = interned("SERVER_PORT");
+};
+const Keys& keys() {
+    static const Keys* const k = new Keys();  // leaked: the objects must not be freed after the interpreter ends
+    return *k;
+}
+
+void set(PyObject* dict, const py::object& key, PyObject* value) {
+    if (PyDict_SetItem(dict, key.ptr(), value) < 0) throw py::error_already_set();
 }
 
 int hex_digit(char c) noexcept {
@@ -82,6 +96,7 @@ WsgiEnviron::WsgiEnviron(py::dict base, py::str root_path)
     root_.assign(PyBytes_AS_STRING(encoded), static_cast<std::size_t>(PyBytes_GET_SIZE(encoded)));
     Py_DECREF(encoded);
     for (std::size_t i = 0; i < covet::method_count; ++i) methods_[i] = interned(covet::method_names[i]);
+    (void)keys();
 }
 
 py::object WsgiEnviron::header_key(std::string_view name) const {
@@ -96,7 +111,8 @@ py::object WsgiEnviron::header_key(std::string_view name) const {
     } else {
         std::string upper;
         upper.reserve(name.size() + 5);
-        for (const char ch : name) upper.push_back(ch == '-' ? '_' : (ch >= 'a' && ch <= 'z') ? static_cast<char>(ch - 32) : ch);
+        for (const char ch : name)
+            upper.push_back(ch == '-' ? '_' : (ch >= 'a' && ch <= 'z') ? static_cast<char>(ch - 32) : ch);
         if (upper != "CONTENT_TYPE" && upper != "CONTENT_LENGTH") upper.insert(0, "HTTP_");
         key = interned(upper);
     }
@@ -105,18 +121,19 @@ py::object WsgiEnviron::header_key(std::string_view name) const {
 }
 
 py::dict WsgiEnviron::build(const covet::Request& r) const {
+    const Keys& k = keys();
     py::dict environ = py::reinterpret_steal<py::dict>(steal(PyDict_Copy(base_.ptr())).release());
     PyObject* e = environ.ptr();
-    set(e, "REQUEST_METHOD", methods_[static_cast<std::size_t>(r.method())].ptr());
+    set(e, k.request_method, methods_[static_cast<std::size_t>(r.method())].ptr());
     const std::string_view raw = r.path();
     std::string_view path = raw;
     if (!root_.empty() && path.starts_with(root_) && (path.size() == root_.size() || path[root_.size()] == '/'))
         path.remove_prefix(root_.size());
     // PEP 3333: PATH_INFO is the decoded path, its bytes as latin-1.
-    set(e, "PATH_INFO",
+    set(e, k.path_info,
         (path.find('%') == std::string_view::npos ? latin1(path) : latin1(percent_decoded(path))).ptr());
     const std::string_view query = r.query_string();
-    set(e, "QUERY_STRING", latin1(query).ptr());
+    set(e, k.query_string, latin1(query).ptr());
     py::object uri;
     if (query.empty()) {
         uri = latin1(raw);
@@ -126,8 +143,8 @@ py::dict WsgiEnviron::build(const covet::Request& r) const {
         joined.append(raw).append("?").append(query);
         uri = latin1(joined);
     }
-    set(e, "RAW_URI", uri.ptr());
-    set(e, "REQUEST_URI", uri.ptr());
+    set(e, k.raw_uri, uri.ptr());
+    set(e, k.request_uri, uri.ptr());
     py::object protocol;
     if (r.version_major() == 2)
         protocol = protocol_2_;
@@ -137,11 +154,11 @@ py::dict WsgiEnviron::build(const covet::Request& r) const {
         protocol = protocol_10_;
     else
         protocol = latin1("HTTP/" + std::to_string(r.version_major()) + "." + std::to_string(r.version_minor()));
-    set(e, "SERVER_PROTOCOL", protocol.ptr());
+    set(e, k.server_protocol, protocol.ptr());
     const std::string_view scheme = r.scheme();
-    set(e, "wsgi.url_scheme", (scheme == "http" ? http_ : scheme == "https" ? https_ : latin1(scheme)).ptr());
-    set(e, "REMOTE_ADDR", latin1(r.client_address()).ptr());
-    set(e, "REMOTE_PORT", latin1(std::to_string(r.client_port())).ptr());
+    set(e, k.url_scheme, (scheme == "http" ? http_ : scheme == "https" ? https_ : latin1(scheme)).ptr());
+    set(e, k.remote_addr, latin1(r.client_address()).ptr());
+    set(e, k.remote_port, latin1(std::to_string(r.client_port())).ptr());
     // Headers: repeated ones joined with ", " (Cookie with "; ", as HTTP/2 splits it).
     for (const covet::Header& h : r.headers()) {
         py::object key = header_key(h.name);
@@ -157,7 +174,8 @@ py::dict WsgiEnviron::build(const covet::Request& r) const {
         }
         if (PyDict_SetItem(e, key.ptr(), value.ptr()) < 0) throw py::error_already_set();
     }
-    PyObject* host = PyDict_GetItemString(e, "HTTP_HOST");  // borrowed
+    PyObject* host = PyDict_GetItemWithError(e, k.http_host.ptr());  // borrowed
+    if (!host && PyErr_Occurred()) throw py::error_already_set();
     if (host && PyUnicode_Check(host) && PyUnicode_KIND(host) == PyUnicode_1BYTE_KIND) {
         const std::string_view text(reinterpret_cast<const char*>(PyUnicode_1BYTE_DATA(host)),
                                     static_cast<std::size_t>(PyUnicode_GET_LENGTH(host)));
@@ -174,17 +192,19 @@ py::dict WsgiEnviron::build(const covet::Request& r) const {
             }
             host_.assign(text);
         }
-        set(e, "SERVER_NAME", host_name_.ptr());
-        set(e, "SERVER_PORT",
+        set(e, k.server_name, host_name_.ptr());
+        set(e, k.server_port,
             PyUnicode_GET_LENGTH(host_port_.ptr()) ? host_port_.ptr()
             : scheme == "https"                    ? port_443_.ptr()
                                                    : port_80_.ptr());
     } else if (host) {  // not latin-1 text (cannot be: values are decoded from bytes); as the Python version did
         py::tuple split = py::module_::import("covet.wsgi.environ").attr("_split_host")(py::handle(host));
-        set(e, "SERVER_NAME", split[0].ptr());
+        set(e, k.server_name, split[0].ptr());
         py::object port = split[1];
-        set(e, "SERVER_PORT",
-            PyUnicode_GET_LENGTH(port.ptr()) ? port.ptr() : scheme == "https" ? port_443_.ptr() : port_80_.ptr());
+        set(e, k.server_port,
+            PyUnicode_GET_LENGTH(port.ptr()) ? port.ptr()
+            : scheme == "https"              ? port_443_.ptr()
+                                             : port_80_.ptr());
     }
     return environ;
 }
