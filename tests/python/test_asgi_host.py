@@ -78,7 +78,8 @@ def make_app(rec: Recorder, big_file: Path) -> Any:
             body, _ = await read_all(receive)
             scope["state"]["mutated"] = True  # a request's state is its own copy
             out = {k: v for k, v in scope.items() if k not in ("headers", "raw_path", "query_string", "extensions")}
-            out["headers"] = [[n.decode(), v.decode()] for n, v in scope["headers"]]
+            out["keys"] = list(scope)
+            out["headers"] = [[n.decode("latin-1"), v.decode("latin-1")] for n, v in scope["headers"]]
             out["header_types"] = sorted({type(n).__name__ + type(v).__name__ for n, v in scope["headers"]})
             out["raw_path"] = scope["raw_path"].decode("latin-1")
             out["query_string"] = scope["query_string"].decode("latin-1")
@@ -261,17 +262,44 @@ def test_scope_of_an_http_request(hosted: Any) -> None:
     assert hosted.worker.hosted.state == {"db": "connected"}
 
 
+def test_scope_percent_decoding_latin1_and_key_order(hosted: Any) -> None:
+    """The scope (built natively) as the ASGI spec and uvicorn have it: ``path`` is urllib.parse.unquote of the
+    raw path (%XX runs as UTF-8, invalid bytes replaced, a stray % kept; raw non-ASCII bytes as latin-1), header
+    names lower-cased and values as sent, both bytes (latin-1 text included), the keys in uvicorn's order."""
+    from urllib.parse import unquote
+
+    targets = [b"/scope/caf%C3%A9/%FF/%%41/%zz/%4", b"/scope/plain", b"/scope/raw\xe9/%41"]
+    for target in targets:
+        reply = raw(hosted.port, b"GET " + target + b"?q=%C3%A9&r=\xe9 HTTP/1.1\r\nHost: t\r\nX-Latin: caf\xe9 \xff\r\n"
+                    b"X-UPPER-Case: \xc9\r\nConnection: close\r\n\r\n")
+        head, _, body = reply.partition(b"\r\n\r\n")
+        if target.startswith(b"/scope/raw") and not head.startswith(b"HTTP/1.1 200"):
+            continue  # an engine that refuses raw non-ASCII bytes in the target: nothing to decode
+        assert head.startswith(b"HTTP/1.1 200"), reply
+        scope = json.loads(body)
+        assert scope["raw_path"] == target.decode("latin-1")
+        assert scope["path"] == unquote(target.decode("latin-1"))
+        assert scope["query_string"] == "q=%C3%A9&r=\xe9"
+        assert ["x-latin", "caf\xe9 \xff"] in scope["headers"]
+        assert ["x-upper-case", "\xc9"] in scope["headers"]
+        assert scope["keys"] == ["type", "asgi", "http_version", "scheme", "method", "path", "raw_path",
+                                 "query_string", "root_path", "headers", "client", "server", "state", "extensions"]
+    assert json.loads(get(hosted.port, "/scope/caf%C3%A9")[2])["path"] == "/scope/caf\xe9"
+
+
 def test_root_path_from_the_server() -> None:
     from covet.serve import ThreadedWorker
 
     worker = ThreadedWorker(make_app(Recorder(), Path(__file__)), root_path="/api", lifespan=False).start()
     try:
         scope = json.loads(get(worker.port, "/scope/x")[2])
+        decoded = json.loads(get(worker.port, "/scope/a%20b")[2])
     finally:
         worker.stop()
     assert scope["root_path"] == "/api"
     assert scope["path"] == "/api/scope/x"  # uvicorn's --root-path: the path includes it
     assert scope["raw_path"] == "/api/scope/x"
+    assert (decoded["path"], decoded["raw_path"]) == ("/api/scope/a b", "/api/scope/a%20b")
 
 
 # -- responses -------------------------------------------------------------------------------------------------
@@ -616,7 +644,8 @@ def test_tls_sets_the_scheme_and_the_tls_extension(tmp_path: Path) -> None:
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
                     "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
                     "-keyout", "key.pem", "-out", "cert.pem"], cwd=tmp_path, check=True, capture_output=True)
-    worker = ThreadedWorker(make_app(Recorder(), Path(__file__)), lifespan=False,
+    rec = Recorder()
+    worker = ThreadedWorker(make_app(rec, Path(__file__)), lifespan=False,
                             ssl_certfile=str(tmp_path / "cert.pem"), ssl_keyfile=str(tmp_path / "key.pem")).start()
     try:
         context = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
@@ -624,8 +653,15 @@ def test_tls_sets_the_scheme_and_the_tls_extension(tmp_path: Path) -> None:
         conn.request("GET", "/scope")
         seen = json.loads(conn.getresponse().read())
         conn.close()
+        connect = pytest.importorskip("websockets.sync.client").connect
+        with connect(f"wss://127.0.0.1:{worker.port}/ws/chat", ssl=context) as ws:
+            ws.send("hi")
+            assert ws.recv(timeout=5) == "echo:hi"
+        ws_scope = rec.get("ws-scope")
     finally:
         worker.stop()
+    assert ws_scope["scheme"] == "wss"  # the ASGI spec's scheme of a WebSocket over TLS
+    assert ws_scope["extensions"] == ["tls", "websocket.http.response"]
     assert seen["scheme"] == "https"
     assert "tls" in seen["extensions"]
     assert seen["tls_version"] in (0x0303, 0x0304)  # the ASGI tls extension's integer (TLS 1.2 / 1.3)

@@ -135,6 +135,57 @@ def test_environ(mode: tuple[int, int]) -> None:
         assert env["SERVER_PROTOCOL"] == "HTTP/1.0"
 
 
+def test_native_environ_matches_the_python_builder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine builds the environ in one call (NativeRequest.wsgi_environ); covet.wsgi.environ keeps the
+    reference version for engines without it. Both give the same environ for the edge cases of paths, roots,
+    hosts and headers."""
+    from covet.wsgi import environ as environ_module
+
+    pairs: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    build = environ_module.EnvironBuilder.build
+
+    def both(self: Any, native: Any, streamed_input: Any) -> dict[str, Any]:
+        shared = self.native
+        assert shared is not None, "the compiled engine builds the environ natively"
+        made = build(self, native, streamed_input)
+        self.native = None  # the reference: read the request's attributes in Python
+        try:
+            reference = build(self, native, streamed_input)
+        finally:
+            self.native = shared
+        pairs.append((made, reference))
+        return made
+
+    monkeypatch.setattr(environ_module.EnvironBuilder, "build", both)
+    requests = [  # HTTP/1.1 ones close after the response
+        b"GET /app HTTP/1.1\r\nHost: example.com\r\n",
+        b"GET /app/ HTTP/1.1\r\nHost: [::1]:8080\r\n",
+        b"GET /apple/x HTTP/1.1\r\nHost: [::1]\r\n",
+        b"GET /app/%zz/%4/%2f%C3%A9%FF HTTP/1.1\r\nHost: h:\r\n",
+        b"GET /app/raw\xe9?q=%20&r=\xe9 HTTP/1.1\r\nHost: h:x1\r\n",
+        b"GET /x HTTP/1.1\r\nHost: h:\xb2\r\nX-Latin: caf\xe9\r\nX-Latin: b\r\nCookie: a=1\r\n"
+        b"cookie: b=2\r\nX_Drop: 1\r\nUser-Agent: t\r\nX-UP-down: v\r\n",
+        b"POST /app/form HTTP/1.1\r\nHost: a\r\nHost: b:1\r\nContent-Length: 2\r\nContent-Type: x/y\r\n",
+        b"GET /app/x HTTP/1.0\r\n",
+    ]
+    with WsgiServer(environ_app, threads=0, engine_threads=0, root_path="/app") as server:
+        for head in requests:
+            close = b"Connection: close\r\n" if b"HTTP/1.1" in head else b""
+            body = b"ab" if head.startswith(b"POST") else b""
+            with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+                sock.sendall(head + close + b"\r\n" + body)
+                while sock.recv(65536):
+                    pass
+    assert len(pairs) >= len(requests) - 1  # an engine may refuse the raw non-ASCII target (400)
+    for made, reference in pairs:
+        assert list(made) == list(reference)  # the same keys, in the same order
+        for key, value in reference.items():
+            if key == "wsgi.input":
+                assert type(made[key]) is type(value)
+            else:
+                assert made[key] == value, key
+
+
 # -- request bodies -----------------------------------------------------------------------------------------------
 def upload_app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     stream = environ["wsgi.input"]

@@ -45,6 +45,19 @@ class NativeRequest:
     def scheme(self) -> str: ...
     @property
     def tls(self) -> Optional[dict[str, Any]]: ...
+    def asgi_scope(self, shared: AsgiScope) -> dict[str, Any]:
+        """The request's ASGI "http" scope, a new dict (its "extensions" without "tls")."""
+    def wsgi_environ(self, shared: WsgiEnviron) -> dict[str, Any]:
+        """The request's WSGI environ, a new dict, all but "wsgi.input"."""
+
+class WsgiEnviron:
+    """A server's constant WSGI environ keys (covet.wsgi.environ builds one per dispatcher)."""
+    def __init__(self, base: dict[str, Any], root_path: str) -> None: ...
+
+class AsgiScope:
+    """What every ASGI scope of one server shares (covet.asgi.server builds one per dispatcher)."""
+    def __init__(self, root_path: str, server: Optional[tuple[str, int]], state: dict[str, Any],
+                 extensions: dict[str, Any], asgi: dict[str, str]) -> None: ...
 
 class NativeWebSocket:
     @property
@@ -71,6 +84,8 @@ class NativeWebSocket:
     def scheme(self) -> str: ...
     @property
     def tls(self) -> Optional[dict[str, Any]]: ...
+    def asgi_scope(self, shared: AsgiScope) -> dict[str, Any]:
+        """The connection's ASGI "websocket" scope, without "subprotocols" and "extensions"."""
     @property
     def subprotocol(self) -> str: ...
     @property

@@ -26,6 +26,7 @@
 #include <system_error>
 #include <vector>
 
+#include "asgi_scope.hpp"
 #include "body_bridge.hpp"
 #include "covet/covet.hpp"
 #include "covet/net/tls_context.hpp"
@@ -34,6 +35,7 @@
 #include "model_json.hpp"
 #include "static_binding.hpp"
 #include "ws_bridge.hpp"
+#include "wsgi_environ.hpp"
 
 namespace py = pybind11;
 
@@ -660,6 +662,8 @@ PYBIND11_MODULE(_native, m) {
         }
     });
 
+    covet_py::register_asgi_scope(m);
+    covet_py::register_wsgi_environ(m);
     py::class_<NativeRequest>(m, "NativeRequest")
         .def_property_readonly("method",
                                [](const NativeRequest& r) { return latin1(live_request(r.ex)->method_name()); })
@@ -752,6 +756,18 @@ PYBIND11_MODULE(_native, m) {
                                })
         .def_property_readonly("scheme",
                                [](const NativeRequest& r) { return std::string(live_request(r.ex)->scheme()); })
+        // The request's ASGI "http" scope, built natively (covet.asgi.server; asgi_scope.hpp).
+        .def("asgi_scope",
+             [](const NativeRequest& r, const covet_py::AsgiScope& shared) {
+                 const LiveRequest req = live_request(r.ex);
+                 return shared.http(*req.operator->());
+             })
+        // The request's WSGI environ but wsgi.input, built natively (covet.wsgi.environ; wsgi_environ.hpp).
+        .def("wsgi_environ",
+             [](const NativeRequest& r, const covet_py::WsgiEnviron& shared) {
+                 const LiveRequest req = live_request(r.ex);
+                 return shared.build(*req.operator->());
+             })
         // The TLS session as a dict (ASGI's TLS extension names where there is one), or None.
         .def_property_readonly("tls", [](const NativeRequest& r) -> py::object {
             const LiveRequest req = live_request(r.ex);
@@ -794,6 +810,9 @@ PYBIND11_MODULE(_native, m) {
                                    return tls_dict(t.version, t.cipher, t.alpn, t.server_name, t.session_reused,
                                                    t.client_verified, t.client_subject, t.client_common_name);
                                })
+        // The connection's ASGI "websocket" scope but its subprotocols and extensions (asgi_scope.hpp).
+        .def("asgi_scope",
+             [](const NativeWebSocket& w, const covet_py::AsgiScope& shared) { return shared.websocket(*w.c); })
         .def_property_readonly("subprotocol",
                                [](const NativeWebSocket& w) { return std::string(w.c->ws.subprotocol()); })
         .def_property_readonly("is_open", [](const NativeWebSocket& w) { return w.c->ws.is_open(); })

@@ -25,15 +25,14 @@ import contextlib
 import inspect
 import logging
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Optional, Union
-from urllib.parse import unquote
 
 from covet import _events
 from covet.concurrency import TaskSet, eager_start_available, start_task
 from covet.routing import METHODS
 from covet.server.dispatch import EngineDriver
-from covet.server.engine import Engine, Responder, WebSocketEvent, request_gone_types
+from covet.server.engine import Engine, Responder, WebSocketEvent, native_module, request_gone_types
 from covet.server.hosted import RequestGate, StartupFailed
 
 from .types import ASGIApp, Message
@@ -64,10 +63,6 @@ def _resolve(future: asyncio.Future[None]) -> None:
 
 class ClientDisconnected(OSError):
     """``send`` on a connection the client has closed (the ASGI spec: a server-specific subclass of OSError)."""
-
-
-def _percent_decoded(raw: str) -> str:
-    return unquote(raw) if "%" in raw else raw
 
 
 def _latin1(value: Union[bytes, str]) -> str:
@@ -200,7 +195,7 @@ class AsgiDispatcher(EngineDriver):
     def __init__(self, host: AsgiHost, server: Engine, loop: asyncio.AbstractEventLoop, root_path: str,
                  gate: Optional[RequestGate] = None) -> None:
         super().__init__(server, loop)
-        self.tasks = TaskSet(log_failures=False)  # the cycles' done callbacks handle the outcomes
+        self.tasks = _CycleTasks(log_failures=False)  # the cycles' done callbacks handle the outcomes
         self.host = host
         self.app = host.app
         self.root_path = root_path
@@ -209,8 +204,15 @@ class AsgiDispatcher(EngineDriver):
         config = getattr(server, "config", None)
         self.server_address: Optional[tuple[str, int]] = (str(getattr(config, "host", "")), server.port)
         self.tls = bool(getattr(server, "tls", False))
-        self._extensions: Optional[dict[str, Any]] = None  # the HTTP scope's extensions (by the responders' type)
+        native: Any = native_module()
+        # What every scope shares, for the engine's native scope builder (NativeRequest.asgi_scope): root_path, the
+        # server, the lifespan state (copied per scope), the HTTP extensions the responders support (copied too).
+        self.shared_scope = native.AsgiScope(root_path, self.server_address, host.state,
+                                             _http_extensions(native.NativeResponder), ASGI_VERSION)
         self.websockets: dict[int, WebSocketCycle] = {}
+        # What `HttpCycle.send` gives for a message it handled at once: an awaitable that is already complete.
+        self.sent: asyncio.Future[None] = loop.create_future()
+        self.sent.set_result(None)
         self.websocket_events = self._websocket_events
         self._gone = request_gone_types()
 
@@ -258,30 +260,16 @@ class AsgiDispatcher(EngineDriver):
                 found.wake()
 
 
-def _base_scope(dispatcher: AsgiDispatcher, native: Any, kind: str, scheme: str) -> dict[str, Any]:
-    root = dispatcher.root_path
-    raw = native.path
-    if root:
-        raw = root + raw
-    state = dispatcher.host.state
-    return {
-        "type": kind,
-        "asgi": ASGI_VERSION,
-        "http_version": native.http_version,
-        "scheme": scheme,
-        "path": _percent_decoded(raw),
-        "raw_path": raw.encode("latin-1"),
-        "query_string": native.query_string.encode("latin-1"),
-        "root_path": root,
-        "headers": [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in native.headers],
-        "client": native.client,
-        "server": dispatcher.server_address,
-        "state": state.copy() if state else {},
-    }
+class _CycleTasks(TaskSet):
+    """The running cycles' Tasks: each cycle's done callback (``finished``) takes its Task out, so a Task has one
+    done callback, not two (each is a callback the loop schedules when the Task ends)."""
+
+    def add(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.add(task)
 
 
 def _http_extensions(responder: Any) -> dict[str, Any]:
-    """The HTTP scope's ``extensions`` this engine's responders support."""
+    """The HTTP scope's ``extensions`` this engine's responders (an instance or the class) support."""
     extensions: dict[str, Any] = {}
     if hasattr(responder, "send_file"):
         extensions["http.response.pathsend"] = {}
@@ -302,36 +290,12 @@ class HttpCycle:
         self.dispatcher = dispatcher
         self.native = native
         self.responder = responder
-        extensions = dispatcher._extensions
-        if extensions is None:
-            extensions = dispatcher._extensions = _http_extensions(responder)
-        extensions = extensions.copy()
+        # The scope, built at once (the engine's request is gone once the response is sent), natively.
+        scope = self.scope = native.asgi_scope(dispatcher.shared_scope)
         if dispatcher.tls:
             tls = native.tls
             if tls is not None:
-                extensions["tls"] = _tls_extension(tls)
-        # The scope, built at once (the engine's request is gone once the response is sent).
-        root = dispatcher.root_path
-        raw = native.path
-        if root:
-            raw = root + raw
-        state = dispatcher.host.state
-        self.scope = {
-            "type": "http",
-            "asgi": ASGI_VERSION,
-            "http_version": native.http_version,
-            "scheme": native.scheme,
-            "method": native.method,
-            "path": unquote(raw) if "%" in raw else raw,
-            "raw_path": raw.encode("latin-1"),
-            "query_string": native.query_string.encode("latin-1"),
-            "root_path": root,
-            "headers": [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in native.headers],
-            "client": native.client,
-            "server": dispatcher.server_address,
-            "state": state.copy() if state else {},
-            "extensions": extensions,
-        }
+                scope["extensions"]["tls"] = _tls_extension(tls)
         self._state = _INIT
         self._status = 200
         self._headers: Any = ()
@@ -392,7 +356,28 @@ class HttpCycle:
         await asyncio.shield(waiter)
 
     # -- send -----------------------------------------------------------------------------------------------
-    async def send(self, message: Message) -> None:
+    def send(self, message: Message) -> Awaitable[None]:
+        """ASGI ``send``. The common messages, a response's start and then its one body, are handled here at once
+        and give an awaitable that is already complete (no coroutine to make and run per message); the others
+        (a streamed body, trailers, pathsend, early hints, a message out of order) go to the coroutine `_send`."""
+        state = self._state
+        if state == _INIT:
+            if message["type"] == "http.response.start":
+                self._status = int(message["status"])
+                headers = message.get("headers", ())
+                self._headers = headers if headers.__class__ is list else list(headers)
+                self._trailers = bool(message.get("trailers", False))
+                self._state = _STARTED
+                return self.dispatcher.sent
+        elif (state == _STARTED and not self._trailers and message["type"] == "http.response.body"
+              and not message.get("more_body", False)):
+            body = message.get("body", b"")
+            self._state = _DONE
+            self.responder.send(self._status, self._headers, body if body.__class__ is bytes else bytes(body))
+            return self.dispatcher.sent
+        return self._send(message)
+
+    async def _send(self, message: Message) -> None:
         kind = message["type"]
         state = self._state
         if state == _INIT:
@@ -481,7 +466,9 @@ class HttpCycle:
 
     # -- the end of the app's Task ---------------------------------------------------------------------------
     def finished(self, task: asyncio.Task[Any]) -> None:
-        gate = self.dispatcher.gate
+        dispatcher = self.dispatcher
+        dispatcher.tasks.tasks.discard(task)
+        gate = dispatcher.gate
         if gate is not None:
             gate.leave()
         state = self._state
@@ -517,6 +504,19 @@ class HttpCycle:
         self._state = _DONE
 
 
+def _mark_coroutine_function(func: Callable[..., Any]) -> None:
+    """Marks `func`, which returns an awaitable, as a coroutine function for the checks libraries make
+    (asgiref's and asyncio's iscoroutinefunction; inspect's on Python >= 3.12)."""
+    mark = getattr(inspect, "markcoroutinefunction", None)
+    if mark is not None:
+        mark(func)
+    else:
+        func._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
+
+
+_mark_coroutine_function(HttpCycle.send)
+
+
 class WebSocketCycle:
     """One WebSocket connection's ``scope``, ``receive`` and ``send`` (the engine's events arrive through
     `deliver`, `closed` and `wake`)."""
@@ -527,9 +527,9 @@ class WebSocketCycle:
     def __init__(self, dispatcher: AsgiDispatcher, native: Any) -> None:
         self.dispatcher = dispatcher
         self.native = native
-        scope = self.scope = _base_scope(dispatcher, native, "websocket",
-                                         "wss" if native.scheme == "https" else "ws")
-        offered = [value for name, value in native.headers if name.lower() == "sec-websocket-protocol"]
+        # Built natively, as the HTTP scope (the scheme is "ws", or "wss" under TLS or behind a trusted proxy's).
+        scope = self.scope = native.asgi_scope(dispatcher.shared_scope)
+        offered = [value.decode("latin-1") for name, value in scope["headers"] if name == b"sec-websocket-protocol"]
         scope["subprotocols"] = [p.strip() for value in offered for p in value.split(",") if p.strip()]
         extensions: dict[str, Any] = {}
         if dispatcher.host.deferred_accept:
@@ -647,6 +647,7 @@ class WebSocketCycle:
                 self._drained = None
 
     def finished(self, task: asyncio.Task[Any]) -> None:
+        self.dispatcher.tasks.tasks.discard(task)
         self.dispatcher.websockets.pop(self.native.id, None)
         failure = None if task.cancelled() else task.exception()
         if failure is not None and not isinstance(failure, ClientDisconnected):

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from typing import Any, Optional
 from urllib.parse import unquote
 
+from covet.server.engine import native_module
+
 __all__ = ["EMPTY_INPUT", "EmptyInput", "EnvironBuilder", "header_key"]
 
 # Keys cached for header names already seen; a client cannot grow it past this (it then maps without caching).
@@ -96,10 +98,22 @@ class EnvironBuilder:
             "wsgi.input_terminated": True,
             "wsgi.file_wrapper": file_wrapper,
         }
+        # The engine's environ builder (NativeRequest.wsgi_environ: everything but wsgi.input in one call), or
+        # None for an engine without it (`build` then reads the request's attributes here).
+        maker: Any = getattr(native_module(), "WsgiEnviron", None)
+        self.native: Any = maker(self.base, self.root_path) if maker is not None else None
 
     def build(self, native: Any, streamed_input: Callable[[Any], Any]) -> dict[str, Any]:
         """The environ of `native` (a NativeRequest); `streamed_input(native)`: the wsgi.input of a body the
         engine streams (a body that came whole is a BytesIO of it)."""
+        if self.native is not None:
+            environ: dict[str, Any] = native.wsgi_environ(self.native)
+            if ("CONTENT_LENGTH" in environ or "HTTP_TRANSFER_ENCODING" in environ
+                    or environ["SERVER_PROTOCOL"] == "HTTP/2"):
+                environ["wsgi.input"] = streamed_input(native) if native.streaming else io.BytesIO(native.body)
+            else:  # HTTP/1 without Content-Length or Transfer-Encoding: no body (one shared empty stream)
+                environ["wsgi.input"] = EMPTY_INPUT
+            return environ
         environ = self.base.copy()
         environ["REQUEST_METHOD"] = native.method
         path = native.path
