@@ -1,0 +1,68 @@
+// The engine's own metrics (OpenTelemetry HTTP semantic conventions, Prometheus names), with label values
+// bounded by construction: a method outside the known set is `_OTHER`, http.route is a registered route
+// template (or empty: unmatched requests and hosted apps' catch-all are one value), a status code outside
+// 100..599 is `_OTHER`, the protocol version one of three. Recorded on the thread of the connection, in
+// that thread's registry cell (see registry.hpp): no lock, no allocation once a label set was seen.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "covet/metrics/registry.hpp"
+
+namespace covet::metrics {
+
+// The families of the engine, declared in the global registry on first use.
+struct EngineFamilies {
+    FamilyId request_duration, active_requests, request_body_size, response_body_size;
+    FamilyId connections_open, connections_accepted, connections_refused;
+    FamilyId tls_handshakes, http2_streams, http2_resets;
+    FamilyId websocket_open, websocket_messages;
+    FamilyId protocol_refusals, worker_restarts, workers_ready;
+    static const EngineFamilies& get();
+};
+
+// The route label of a template: a small number, stable for the process (0: no route). A pattern whose
+// parameter is named `covet_unmatched` (the catch-all of hosted apps and of covet's unmatched handler) is 0.
+std::uint16_t route_id(std::string_view pattern);
+// The template of a route id ("" for 0 or an unknown id).
+std::string route_template(std::uint16_t id);
+
+enum class ErrorType : std::uint8_t { none, status, aborted };
+
+// One finished exchange, as the app layer saw it.
+struct HttpExchange {
+    std::uint8_t method = 0;  // covet::Method's value; method_other for anything else
+    bool https = false;
+    std::uint8_t version = 1;  // 0: HTTP/1.0, 1: HTTP/1.1, 2: HTTP/2
+    std::uint16_t route = 0;
+    int status = 0;
+    ErrorType error = ErrorType::none;
+};
+inline constexpr std::uint8_t method_other = 15;
+
+// http.server.active_requests (+1 at dispatch, -1 at the end, on the same thread).
+void active_request(std::uint8_t method, bool https, int delta) noexcept;
+// http.server.request.duration and both body sizes.
+void finished_request(const HttpExchange& exchange, double seconds, std::uint64_t request_bytes,
+                      std::uint64_t response_bytes) noexcept;
+
+// Connection-level events (the net and protocol layers).
+void connection_opened() noexcept;  // accepted and open
+void connection_closed() noexcept;
+enum class RefusedReason : std::uint8_t { limit, tls };
+void connection_refused(RefusedReason reason) noexcept;
+void tls_handshake(bool ok) noexcept;
+void http2_stream() noexcept;
+void http2_reset(bool by_client) noexcept;
+void websocket_opened() noexcept;
+void websocket_closed() noexcept;
+void websocket_message(bool received) noexcept;
+// A request refused by the protocol before reaching the app (400, 408, 413, 414, 431, 501, ...).
+void protocol_refusal(int status) noexcept;
+// The supervisor's: a worker process restarted (cause: "crash", "signal", "reload", "max_requests", ...;
+// bounded by the caller), and how many are ready.
+void worker_restart(std::string_view cause) noexcept;
+void set_workers_ready(std::int64_t n) noexcept;
+
+}  // namespace covet::metrics
