@@ -282,6 +282,7 @@ void App::start_ops() {
     c.port = ops.port;
     c.threads = 1;
     c.http2 = false;
+    c.shared_port = true;  // every worker process of a group listens there: any of them answers for all
     c.limits.max_connections = 64;
     c.ops = ops;
     c.ops.port = 0;

@@ -112,7 +112,9 @@ const EngineFamilies& EngineFamilies::get() {
 }
 
 std::uint16_t route_id(std::string_view pattern) {
-    if (pattern.empty() || pattern.find("{covet_unmatched") != std::string_view::npos) return 0;
+    if (pattern.empty() || pattern.find("{covet_unmatched") != std::string_view::npos ||
+        pattern.find("{covet_asgi") != std::string_view::npos)
+        return 0;
     Routes& r = routes();
     std::lock_guard lock(r.mutex);
     for (std::size_t i = 1; i < r.names.size(); ++i)

@@ -161,7 +161,8 @@ Registry::~Registry() {
 
 void Registry::close() noexcept { region_->header.closed.store(1, std::memory_order_release); }
 
-FamilyId Registry::family(std::string_view name, std::string_view help, Kind kind, std::span<const double> bounds) {
+FamilyId Registry::family(std::string_view name, std::string_view help, Kind kind, std::span<const double> bounds,
+                          bool floating) {
     const bool valid_name = !name.empty() && name.size() < max_name_bytes &&
                             std::all_of(name.begin(), name.end(), [](char c) {
                                 return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -186,7 +187,7 @@ FamilyId Registry::family(std::string_view name, std::string_view help, Kind kin
         const FamilySlot& f = region_->families[i];
         if (name != std::string_view(f.name)) continue;
         const bool same_bounds = std::equal(bounds.begin(), bounds.end(), f.bounds, f.bounds + f.bound_count);
-        if (f.kind != kind || !same_bounds)
+        if (f.kind != kind || !same_bounds || (f.floating != 0) != floating)
             throw std::invalid_argument("metric '" + std::string(name) +
                                         "' is already declared with another type or other buckets");
         return i;
@@ -195,6 +196,7 @@ FamilyId Registry::family(std::string_view name, std::string_view help, Kind kin
         throw std::length_error("covet metrics: more than " + std::to_string(max_families) + " metric families");
     FamilySlot& f = region_->families[count];
     f.kind = kind;
+    f.floating = floating ? 1 : 0;
     f.bound_count = static_cast<std::uint8_t>(bounds.size());
     std::copy(bounds.begin(), bounds.end(), f.bounds);
     name.copy(f.name, max_name_bytes - 1);
@@ -303,6 +305,7 @@ Registry::Snapshot Registry::snapshot() const {
         const std::uint32_t family_count = std::min<std::uint32_t>(
             h.family_count.load(std::memory_order_acquire), static_cast<std::uint32_t>(max_families));
         std::vector<std::size_t> local_to_merged(family_count, SIZE_MAX);
+        std::vector<bool> floating(family_count, false);
         for (std::uint32_t i = 0; i < family_count; ++i) {
             const FamilySlot& f = r->families[i];
             if (f.state.load(std::memory_order_acquire) != 2) continue;
@@ -321,6 +324,7 @@ Registry::Snapshot Registry::snapshot() const {
             const MergedFamily& m = out.families[it->second];
             if (m.kind != f.kind || m.bounds.size() != f.bound_count) continue;  // a mismatched declaration
             local_to_merged[i] = it->second;
+            floating[i] = f.floating != 0;
         }
         const std::uint32_t cells = std::min<std::uint32_t>(h.cells_used.load(std::memory_order_acquire),
                                                             static_cast<std::uint32_t>(max_cells));
@@ -342,7 +346,9 @@ Registry::Snapshot Registry::snapshot() const {
                 }
                 MergedSeries& ms = it->second;
                 const std::uint64_t v = s.value.load(std::memory_order_relaxed);
-                if (fam.kind == Kind::counter) {
+                if (floating[s.family] && fam.kind != Kind::histogram) {
+                    ms.value += std::bit_cast<double>(v);
+                } else if (fam.kind == Kind::counter) {
                     ms.value += static_cast<double>(v);
                 } else if (fam.kind == Kind::gauge) {
                     ms.value += static_cast<double>(static_cast<std::int64_t>(v));

@@ -22,8 +22,9 @@ struct EngineFamilies {
     static const EngineFamilies& get();
 };
 
-// The route label of a template: a small number, stable for the process (0: no route). A pattern whose
-// parameter is named `covet_unmatched` (the catch-all of hosted apps and of covet's unmatched handler) is 0.
+// The route label of a template: a small number, stable for the process (0: no route). A catch-all whose
+// parameter is named `covet_unmatched` or `covet_asgi` (hosted apps, covet's unmatched handler, an app behind
+// pure ASGI middleware) is 0: its http_route is empty, never the path.
 std::uint16_t route_id(std::string_view pattern);
 // The template of a route id ("" for 0 or an unknown id).
 std::string route_template(std::uint16_t id);

@@ -52,7 +52,9 @@ struct alignas(64) SeriesSlot {
     std::atomic<std::uint32_t> state;  // 0 empty, 1 being filled, 2 ready (published with release)
     std::uint32_t family;
     std::uint64_t key;
-    std::atomic<std::uint64_t> value;  // counter: count; gauge: int64 bits; histogram: observations
+    // counter: count; gauge: int64 bits; histogram: observations. A floating family's counter or gauge:
+    // double bits.
+    std::atomic<std::uint64_t> value;
     std::atomic<std::uint64_t> sum;    // histogram: the sum, as double bits
     std::atomic<std::uint64_t> buckets[max_bounds + 1];  // histogram: per bucket (not cumulative); last: +Inf
     std::uint16_t label_len;
@@ -63,6 +65,7 @@ struct alignas(64) FamilySlot {
     std::atomic<std::uint32_t> state;  // 0 empty, 2 ready
     Kind kind;
     std::uint8_t bound_count;
+    std::uint8_t floating;  // counter/gauge values are doubles (Python's metrics), else integers
     char name[max_name_bytes];
     char help[max_help_bytes];
     double bounds[max_bounds];
@@ -108,6 +111,16 @@ struct SeriesRef {
     void gauge_set(std::int64_t v) const noexcept {
         slot->value.store(static_cast<std::uint64_t>(v), std::memory_order_relaxed);
     }
+    // A floating family's value (shared cell: compare-and-swap).
+    void add_double(double n) const noexcept {
+        std::uint64_t old = slot->value.load(std::memory_order_relaxed);
+        while (!slot->value.compare_exchange_weak(old, std::bit_cast<std::uint64_t>(std::bit_cast<double>(old) + n),
+                                                  std::memory_order_relaxed)) {
+        }
+    }
+    void set_double(double v) const noexcept {
+        slot->value.store(std::bit_cast<std::uint64_t>(v), std::memory_order_relaxed);
+    }
     // `bucket`: the index of the first bound >= value (bound_count for +Inf); see Registry::bucket_of.
     void observe(std::size_t bucket, double value) const noexcept {
         std::atomic<std::uint64_t>& b = slot->buckets[bucket];
@@ -149,7 +162,9 @@ public:
     // Declares a family (idempotent by name; the same name with another kind or bounds throws
     // std::invalid_argument naming both). Names follow Prometheus: [a-zA-Z_:][a-zA-Z0-9_:]*; counters are
     // declared without the `_total` suffix, which the exposition adds.
-    FamilyId family(std::string_view name, std::string_view help, Kind kind, std::span<const double> bounds = {});
+    // `floating`: counters and gauges hold doubles (add_double/set_double), for Python's metrics.
+    FamilyId family(std::string_view name, std::string_view help, Kind kind, std::span<const double> bounds = {},
+                    bool floating = false);
 
     // The calling thread's series of `family` with `key` (the caller's compact encoding of its label set,
     // unique per family); `write` renders its labels the first time. Null when the cell is full.
