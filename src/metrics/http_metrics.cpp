@@ -115,12 +115,23 @@ std::uint16_t route_id(std::string_view pattern) {
     if (pattern.empty() || pattern.find("{covet_unmatched") != std::string_view::npos ||
         pattern.find("{covet_asgi") != std::string_view::npos)
         return 0;
+    // The template as the app declared it: parameter converters dropped ("/items/{id:int}" -> "/items/{id}"),
+    // so that a typed route and its untyped fallback are one label.
+    std::string label;
+    label.reserve(pattern.size());
+    bool in_param = false, in_converter = false;
+    for (const char c : pattern) {
+        if (c == '{') in_param = true;
+        if (c == ':' && in_param) in_converter = true;
+        if (c == '}') in_param = in_converter = false;
+        if (!in_converter) label.push_back(c);
+    }
     Routes& r = routes();
     std::lock_guard lock(r.mutex);
     for (std::size_t i = 1; i < r.names.size(); ++i)
-        if (r.names[i] == pattern) return static_cast<std::uint16_t>(i);
+        if (r.names[i] == label) return static_cast<std::uint16_t>(i);
     if (r.names.size() >= 0xFFFF) return 0;  // bounded: later routes share the empty label
-    r.names.emplace_back(pattern);
+    r.names.push_back(std::move(label));
     return static_cast<std::uint16_t>(r.names.size() - 1);
 }
 

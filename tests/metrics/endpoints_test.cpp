@@ -37,7 +37,7 @@ TEST(OpsEndpoints, MetricsCountRequestsByRouteTemplateNeverThePath) {
     EXPECT_NE(scrape.find("Content-Type: text/plain; version=0.0.4; charset=utf-8"), std::string::npos);
     const std::string body = body_of(scrape);
     EXPECT_NE(body.find(R"(http_server_request_duration_seconds_count{http_request_method="GET",url_scheme="http",)"
-                        R"(http_route="/items/{id:int}",http_response_status_code="200",)"
+                        R"(http_route="/items/{id}",http_response_status_code="200",)"
                         R"(network_protocol_version="1.1"} 3)"),
               std::string::npos)
         << body;

@@ -33,8 +33,8 @@ from .routing import (
     parse_path,
 )
 from .server.interface import ExceptionHandler, Middleware, Publisher, ServedApp
-from .server.options import ENGINE_OPTIONS
 from .server.ops import OpsOptions
+from .server.options import ENGINE_OPTIONS
 from .server.serve import configure_logging, exit_on_listen_error, serve
 from .server.supervisor import Supervisor, WorkerOptions, resolve_workers
 from .staticfiles import StaticFiles, StaticMount

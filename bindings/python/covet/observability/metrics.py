@@ -39,7 +39,7 @@ def _native() -> Any:
 class _Metric:
     kind = ""
 
-    def __init__(self, name: str, help: str, labels: Sequence[str] = (),  # noqa: A002 - prometheus_client's name
+    def __init__(self, name: str, help: str, labels: Sequence[str] = (),
                  buckets: Sequence[float] = ()) -> None:
         self.name = name
         self.help = help
@@ -107,7 +107,7 @@ class Histogram(_Metric):
 
     kind = "histogram"
 
-    def __init__(self, name: str, help: str, labels: Sequence[str] = (),  # noqa: A002
+    def __init__(self, name: str, help: str, labels: Sequence[str] = (),
                  buckets: Iterable[float] = DEFAULT_BUCKETS) -> None:
         super().__init__(name, help, labels, tuple(buckets))
 

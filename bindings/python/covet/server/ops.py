@@ -14,9 +14,9 @@ import asyncio
 import inspect
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 log = logging.getLogger("covet.ops")
 
