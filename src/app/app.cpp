@@ -123,13 +123,15 @@ void App::dispatch(Request& request, ExchangeState* state, Responder responder) 
         const int minor = request.version_minor();
         context->started_at_ = request.received_at();
         context->exchange_.method = static_cast<std::uint8_t>(request.method());
-        context->exchange_.https = request.scheme() == "https" || request.scheme() == "wss";
+        // "https" and "wss" (5 and 3 letters) against "http" and "ws": the length tells them apart.
+        const std::size_t scheme_length = request.scheme().size();
+        context->exchange_.https = scheme_length == 5 || scheme_length == 3;
         context->exchange_.version = request.version_major() == 2 ? 2 : minor == 0 ? 0 : 1;
         context->exchange_.route = 0;
         context->request_bytes_ = request.body().size();
         context->response_bytes_ = 0;
         context->open_ = true;
-        metrics::active_request(context->exchange_.method, context->exchange_.https, +1);
+        context->series_.active(context->exchange_.method, context->exchange_.https, +1);
     }
     for (std::size_t i = 0; context && i < middleware_.size(); ++i) {
         std::optional<Response> early;

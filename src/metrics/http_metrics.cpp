@@ -4,6 +4,7 @@
 
 #include <array>
 #include <deque>
+#include <limits>
 #include <mutex>
 #include <string>
 
@@ -164,6 +165,41 @@ void finished_request(const HttpExchange& x, double seconds, std::uint64_t reque
         const auto bytes = static_cast<double>(response_bytes);
         s.observe(r.bucket_of(f.response_body_size, bytes), bytes);
     }
+}
+
+// The bucket bounds with +infinity appended, for HttpSeriesCache's scan.
+template <std::size_t N>
+constexpr std::array<double, N + 1> with_infinity(const std::array<double, N>& bounds) {
+    std::array<double, N + 1> out{};
+    for (std::size_t i = 0; i < N; ++i) out[i] = bounds[i];
+    out[N] = std::numeric_limits<double>::infinity();
+    return out;
+}
+constexpr auto duration_scan = with_infinity(duration_bounds);
+constexpr auto size_scan = with_infinity(size_bounds);
+
+void HttpSeriesCache::refresh(std::uint64_t key) noexcept {
+    const EngineFamilies& f = EngineFamilies::get();
+    Registry& r = Registry::global();
+    if (thread_tag() != thread_) {
+        thread_ = thread_tag();
+        active_key_ = ~std::uint64_t{0};
+    }
+    key_ = key;
+    duration_ = r.series(f.request_duration, key, write_request_labels, &key);
+    request_body_ = r.series(f.request_body_size, key, write_request_labels, &key);
+    response_body_ = r.series(f.response_body_size, key, write_request_labels, &key);
+    duration_bounds_ = duration_scan.data();
+    size_bounds_ = size_scan.data();
+}
+
+void HttpSeriesCache::refresh_active(std::uint64_t key) noexcept {
+    if (thread_tag() != thread_) {
+        thread_ = thread_tag();
+        key_ = ~std::uint64_t{0};
+    }
+    active_key_ = key;
+    active_ = Registry::global().series(EngineFamilies::get().active_requests, key, write_active_labels, &key);
 }
 
 void connection_opened() noexcept {

@@ -123,6 +123,7 @@ def test_prometheus_scrapes_the_process_group(tmp_path: Path, prometheus_binary:
             assert len(query(api, 'http_server_request_duration_seconds_count{http_route="/items/{item_id}"}')) == 1
             stop.set()
             loader.join()
+            server.stop(expect=None)  # gracefully: the master removes its metrics directory
     finally:
         stop.set()
         prom.terminate()

@@ -73,13 +73,13 @@ private:
     void end_exchange(metrics::ErrorType error) noexcept {
         if (!open_) return;
         open_ = false;
-        metrics::active_request(exchange_.method, exchange_.https, -1);
+        series_.active(exchange_.method, exchange_.https, -1);
         exchange_.status = status_;
         exchange_.error = error != metrics::ErrorType::none ? error
                           : status_ >= 500                  ? metrics::ErrorType::status
                                                             : metrics::ErrorType::none;
         const std::chrono::duration<double> elapsed = io::Clock::now() - started_at_;
-        metrics::finished_request(exchange_, elapsed.count(), request_bytes_, response_bytes_);
+        series_.finished(exchange_, elapsed.count(), request_bytes_, response_bytes_);
     }
 
     io::Clock::time_point started_at_{};
@@ -87,6 +87,7 @@ private:
     int status_ = 0;
     bool open_ = false;
     metrics::HttpExchange exchange_;
+    metrics::HttpSeriesCache series_;  // this slot's last label sets (keep-alive exchanges repeat them)
     std::uint64_t request_bytes_ = 0;
     std::uint64_t response_bytes_ = 0;
     char request_id_[max_request_id]{};

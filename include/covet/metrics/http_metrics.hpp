@@ -48,6 +48,59 @@ void active_request(std::uint8_t method, bool https, int delta) noexcept;
 void finished_request(const HttpExchange& exchange, double seconds, std::uint64_t request_bytes,
                       std::uint64_t response_bytes) noexcept;
 
+// The label key of an exchange (as finished_request encodes it).
+constexpr std::uint64_t exchange_key(const HttpExchange& x) noexcept {
+    const std::uint64_t status = x.status >= 100 && x.status <= 599 ? static_cast<std::uint64_t>(x.status) : 0;
+    return (x.method & 0xFu) | (std::uint64_t{x.https} << 4) | (std::uint64_t{x.version & 3u} << 5) |
+           (std::uint64_t(x.error) << 7) | (status << 10) | (std::uint64_t{x.route} << 20);
+}
+
+// The same two, for one connection's exchanges (covet::RequestContext keeps one): the series of the last label
+// sets are kept, so that the exchanges of a keep-alive connection, which mostly repeat them, record with a
+// compare and a few stores instead of table lookups. Valid on one thread (the cells are per thread): a call
+// from another thread looks the series up again.
+class HttpSeriesCache {
+public:
+    void active(std::uint8_t method, bool https, int delta) noexcept {
+        const std::uint64_t key = (method & 0xFu) | (std::uint64_t{https} << 4);
+        if (key != active_key_ || thread_tag() != thread_) refresh_active(key);
+        if (active_) active_.gauge_add(delta);
+    }
+    void finished(const HttpExchange& x, double seconds, std::uint64_t request_bytes,
+                  std::uint64_t response_bytes) noexcept {
+        const std::uint64_t key = exchange_key(x);
+        if (key != key_ || thread_tag() != thread_) refresh(key);
+        if (!duration_ || !request_body_ || !response_body_) {
+            finished_request(x, seconds, request_bytes, response_bytes);  // a full table: counted as dropped
+            return;
+        }
+        duration_.observe(bucket(duration_bounds_, seconds), seconds);
+        const auto req = static_cast<double>(request_bytes), resp = static_cast<double>(response_bytes);
+        request_body_.observe(bucket(size_bounds_, req), req);
+        response_body_.observe(bucket(size_bounds_, resp), resp);
+    }
+
+private:
+    static const void* thread_tag() noexcept {
+        thread_local const char tag = 0;
+        return &tag;
+    }
+    static std::size_t bucket(const double* bounds, double v) noexcept {
+        std::size_t b = 0;
+        while (bounds[b] < v) ++b;  // the bounds end with +infinity
+        return b;
+    }
+    void refresh(std::uint64_t key) noexcept;
+    void refresh_active(std::uint64_t key) noexcept;
+
+    const void* thread_ = nullptr;
+    std::uint64_t key_ = ~std::uint64_t{0};
+    std::uint64_t active_key_ = ~std::uint64_t{0};
+    SeriesRef duration_, request_body_, response_body_, active_;
+    const double* duration_bounds_ = nullptr;
+    const double* size_bounds_ = nullptr;
+};
+
 // Connection-level events (the net and protocol layers).
 void connection_opened() noexcept;  // accepted and open
 void connection_closed() noexcept;
