@@ -19,8 +19,7 @@ Response ops_text(std::string_view text, int status) { return Response::text(std
 bool token_matches(std::string_view given, std::string_view expected) noexcept {
     if (given.size() != expected.size()) return false;
     unsigned char diff = 0;
-    for (std::size_t i = 0; i < given.size(); ++i)
-        diff |= static_cast<unsigned char>(given[i] ^ expected[i]);
+    for (std::size_t i = 0; i < given.size(); ++i) diff |= static_cast<unsigned char>(given[i] ^ expected[i]);
     return diff == 0;
 }
 
@@ -230,8 +229,7 @@ std::string_view App::filter_body(ExchangeState* state, std::string_view chunk, 
 
 bool App::answer_ops(const Request& request, Responder& responder) {
     const std::string_view path = request.path();
-    if (path.size() < 2 || path[1] != '_' ||
-        (request.method() != Method::get && request.method() != Method::head))
+    if (path.size() < 2 || path[1] != '_' || (request.method() != Method::get && request.method() != Method::head))
         return false;
     const net::OpsConfig& ops = config_.ops;
     if (path == "/_health") {
@@ -243,9 +241,9 @@ bool App::answer_ops(const Request& request, Responder& responder) {
         if (owner.ready()) {
             responder.send(ops_text("ready\n", 200));
         } else {
-            const std::string_view why = owner.draining()                                        ? "draining\n"
-                                         : !owner.ready_.load(std::memory_order_relaxed)          ? "starting\n"
-                                                                                                  : "checks failing\n";
+            const std::string_view why = owner.draining()                                ? "draining\n"
+                                         : !owner.ready_.load(std::memory_order_relaxed) ? "starting\n"
+                                                                                         : "checks failing\n";
             Response r = ops_text(why, 503);
             r.add_header("Cache-Control", "no-store");
             responder.send(std::move(r));

@@ -112,7 +112,7 @@ bool read_stat(int pid, double& cpu, double& rss) {
 
 Format negotiate(std::string_view accept) noexcept {
     return accept.find("application/openmetrics-text") != std::string_view::npos ? Format::openmetrics
-                                                                                   : Format::prometheus;
+                                                                                 : Format::prometheus;
 }
 
 std::string_view content_type(Format format) noexcept {

@@ -13,11 +13,10 @@ namespace {
 
 // The buckets OpenTelemetry advises for http.server.request.duration (seconds).
 constexpr std::array<double, 14> duration_bounds = {0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25,
-                                                    0.5,   0.75, 1,     2.5,   5,     7.5, 10};
+                                                    0.5,   0.75, 1,     2.5,  5,     7.5, 10};
 // Body sizes (bytes): powers of four from 64 B to 1 GiB.
-constexpr std::array<double, 13> size_bounds = {64,       256,       1024,       4096,       16384,
-                                                65536,    262144,    1048576,    4194304,    16777216,
-                                                67108864, 268435456, 1073741824};
+constexpr std::array<double, 13> size_bounds = {64,      256,     1024,     4096,     16384,     65536,     262144,
+                                                1048576, 4194304, 16777216, 67108864, 268435456, 1073741824};
 
 constexpr std::array<std::string_view, 9> method_names = {"GET",   "HEAD",    "POST",    "PUT",  "DELETE",
                                                           "PATCH", "OPTIONS", "CONNECT", "TRACE"};
@@ -39,12 +38,11 @@ EngineFamilies declare() {
     EngineFamilies f{};
     f.request_duration = r.family("http_server_request_duration_seconds", "Duration of HTTP server requests.",
                                   Kind::histogram, duration_bounds);
-    f.active_requests =
-        r.family("http_server_active_requests", "Number of active HTTP server requests.", Kind::gauge);
+    f.active_requests = r.family("http_server_active_requests", "Number of active HTTP server requests.", Kind::gauge);
     f.request_body_size = r.family("http_server_request_body_size_bytes", "Size of HTTP server request bodies.",
                                    Kind::histogram, size_bounds);
-    f.response_body_size = r.family("http_server_response_body_size_bytes",
-                                    "Size of HTTP server response bodies.", Kind::histogram, size_bounds);
+    f.response_body_size = r.family("http_server_response_body_size_bytes", "Size of HTTP server response bodies.",
+                                    Kind::histogram, size_bounds);
     f.connections_open = r.family("covet_connections_open", "Client connections open.", Kind::gauge);
     f.connections_accepted = r.family("covet_connections_accepted", "Client connections accepted.", Kind::counter);
     f.connections_refused =
@@ -234,15 +232,16 @@ void protocol_refusal(int status) noexcept {
 }
 
 void worker_restart(std::string_view cause) noexcept {
-    static constexpr std::array<std::string_view, 6> causes = {"crash", "signal", "reload", "max_requests",
-                                                               "startup_failed", "killed"};
+    static constexpr std::array<std::string_view, 6> causes = {"crash",        "signal",         "reload",
+                                                               "max_requests", "startup_failed", "killed"};
     std::uint64_t key = causes.size();
     for (std::size_t i = 0; i < causes.size(); ++i)
         if (causes[i] == cause) key = i;
     bump(EngineFamilies::get().worker_restarts, key, "cause", key < causes.size() ? causes[key] : "_OTHER");
 }
 void set_workers_ready(std::int64_t n) noexcept {
-    if (SeriesRef s = Registry::global().shared_series(EngineFamilies::get().workers_ready, 0, write_no_labels, nullptr))
+    if (SeriesRef s =
+            Registry::global().shared_series(EngineFamilies::get().workers_ready, 0, write_no_labels, nullptr))
         s.gauge_set(n);
 }
 

@@ -164,10 +164,11 @@ void Registry::close() noexcept { region_->header.closed.store(1, std::memory_or
 FamilyId Registry::family(std::string_view name, std::string_view help, Kind kind, std::span<const double> bounds,
                           bool floating) {
     const bool valid_name = !name.empty() && name.size() < max_name_bytes &&
-                            std::all_of(name.begin(), name.end(), [](char c) {
-                                return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                                       c == '_' || c == ':';
-                            }) &&
+                            std::all_of(name.begin(), name.end(),
+                                        [](char c) {
+                                            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                                                   (c >= '0' && c <= '9') || c == '_' || c == ':';
+                                        }) &&
                             !(name[0] >= '0' && name[0] <= '9');
     if (!valid_name)
         throw std::invalid_argument("metric name '" + std::string(name) +
@@ -302,8 +303,8 @@ Registry::Snapshot Registry::snapshot() const {
             if (out.start_time == 0 || h.start_time < out.start_time) out.start_time = h.start_time;
         }
         out.dropped += h.dropped.load(std::memory_order_relaxed);
-        const std::uint32_t family_count = std::min<std::uint32_t>(
-            h.family_count.load(std::memory_order_acquire), static_cast<std::uint32_t>(max_families));
+        const std::uint32_t family_count = std::min<std::uint32_t>(h.family_count.load(std::memory_order_acquire),
+                                                                   static_cast<std::uint32_t>(max_families));
         std::vector<std::size_t> local_to_merged(family_count, SIZE_MAX);
         std::vector<bool> floating(family_count, false);
         for (std::uint32_t i = 0; i < family_count; ++i) {

@@ -523,9 +523,9 @@ private:
     std::unique_ptr<Accepted> deferred_;
     std::string early_;
     bool opened_ = false;
-    bool close_sent_ = false;  // our close frame is queued: no more data from us
+    bool close_sent_ = false;    // our close frame is queued: no more data from us
     bool counted_open_ = false;  // counted in covet_websocket_connections_open
-    bool closed_ = false;      // reported to on_close; the socket closes after the flush
+    bool closed_ = false;        // reported to on_close; the socket closes after the flush
     bool reading_paused_ = false;
 };
 

@@ -71,8 +71,8 @@ TEST(OpsEndpoints, EndpointsAreOffByDefaultAndTheTokenGuardsMetrics) {
     app.listen("127.0.0.1", 0).start(1);
     EXPECT_EQ(status_of(get(app.port(), "/_metrics")), "HTTP/1.1 401 Unauthorized");
     EXPECT_EQ(status_of(get(app.port(), "/_metrics", "Authorization: Bearer wrong\r\n")), "HTTP/1.1 401 Unauthorized");
-    const std::string ok = get(app.port(), "/_metrics",
-                               "Authorization: Bearer s3cret\r\nAccept: application/openmetrics-text\r\n");
+    const std::string ok =
+        get(app.port(), "/_metrics", "Authorization: Bearer s3cret\r\nAccept: application/openmetrics-text\r\n");
     EXPECT_EQ(status_of(ok), "HTTP/1.1 200 OK");
     EXPECT_NE(ok.find("application/openmetrics-text; version=1.0.0"), std::string::npos);
     EXPECT_EQ(ok.substr(ok.size() - 6), "# EOF\n");

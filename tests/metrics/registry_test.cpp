@@ -117,7 +117,8 @@ TEST(MetricsRegistry, RegionsOfOneDirectoryMergeAndClosedOnesKeepCountersButNotG
         std::thread([&] {  // a thread of its own: a cell in each registry
             r->series(c, 0, no_labels, nullptr).add(5);
             r->series(g, 0, no_labels, nullptr).gauge_add(2);
-        }).join();
+        })
+            .join();
     }
     auto snap = second.snapshot();
     EXPECT_EQ(find(snap, "served")->series.at(0).value, 10);
@@ -149,7 +150,7 @@ TEST(MetricsLabels, RoutesAreTemplatesAndCatchAllsAreEmpty) {
     EXPECT_NE(id, 0);
     EXPECT_EQ(m::route_id("/users/{id:int}"), id);
     EXPECT_EQ(m::route_template(id), "/users/{id}");  // the template as declared, without converters
-    EXPECT_EQ(m::route_id("/users/{id}"), id);         // a typed route and its untyped fallback: one label
+    EXPECT_EQ(m::route_id("/users/{id}"), id);        // a typed route and its untyped fallback: one label
     EXPECT_EQ(m::route_template(0), "");
 }
 
@@ -187,7 +188,8 @@ TEST(MetricsExposition, TextFormatsAreWellFormed) {
     const auto snap = r.snapshot();
 
     const std::string prom = m::render(snap, m::Format::prometheus);
-    const std::regex sample_line(R"re(^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\\n]|\\.)*",?)*\})? [-+0-9.eEInfa]+$)re");
+    const std::regex sample_line(
+        R"re(^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\\n]|\\.)*",?)*\})? [-+0-9.eEInfa]+$)re");
     std::istringstream lines(prom);
     std::string line;
     while (std::getline(lines, line)) {

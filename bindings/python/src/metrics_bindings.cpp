@@ -30,8 +30,8 @@ std::pair<std::string, std::uint64_t> label_key(const std::vector<std::string>& 
     std::string text;
     for (std::size_t i = 0; i < names.size(); ++i) metrics::append_label(text, names[i], values[i]);
     if (text.size() > metrics::max_label_bytes)
-        throw py::value_error("the label values are too long (" + std::to_string(text.size()) + " bytes rendered; at most " +
-                              std::to_string(metrics::max_label_bytes) + ")");
+        throw py::value_error("the label values are too long (" + std::to_string(text.size()) +
+                              " bytes rendered; at most " + std::to_string(metrics::max_label_bytes) + ")");
     return {text, std::hash<std::string>{}(text)};
 }
 
@@ -71,7 +71,8 @@ py::dict totals() {
             if (seen >= target) {
                 const double lower = b == 0 ? 0 : bounds[b - 1];
                 const double upper = b < bounds.size() ? bounds[b] : bounds.back();
-                p99 = buckets[b] ? lower + (upper - lower) * (target - before) / static_cast<double>(buckets[b]) : upper;
+                p99 =
+                    buckets[b] ? lower + (upper - lower) * (target - before) / static_cast<double>(buckets[b]) : upper;
                 break;
             }
         }
@@ -94,7 +95,8 @@ void register_metrics(py::module_& m, std::function<covet::App&(py::handle)> app
         "configure_ops",
         [app_of](py::handle server, bool endpoints, int port, const std::string& host, const std::string& token,
                  const std::string& metrics_path, long drain_delay_ms, bool record) {
-            if (port < 0 || port > 65535) throw py::value_error("ops_port must be 0..65535, not " + std::to_string(port));
+            if (port < 0 || port > 65535)
+                throw py::value_error("ops_port must be 0..65535, not " + std::to_string(port));
             if (metrics_path.empty() || metrics_path[0] != '/')
                 throw py::value_error("the metrics path must start with '/', not '" + metrics_path + "'");
             if (drain_delay_ms < 0) throw py::value_error("drain_delay must be >= 0");
@@ -114,12 +116,15 @@ void register_metrics(py::module_& m, std::function<covet::App&(py::handle)> app
         "(`endpoints`), on a separate listener (`port`, `host`), the bearer `token` of /_metrics, and the drain "
         "delay during which /_ready answers 503 before the listeners close.");
     m.def("ops_port", [app_of](py::handle server) { return app_of(server).ops_port(); }, py::arg("server"));
-    m.def("set_ready", [app_of](py::handle server, bool ready) { app_of(server).set_ready(ready); },
-          py::arg("server"), py::arg("ready"));
-    m.def("set_checks_passing", [app_of](py::handle server, bool ok) { app_of(server).set_checks_passing(ok); },
-          py::arg("server"), py::arg("passing"));
-    m.def("begin_drain", [app_of](py::handle server) { app_of(server).begin_drain(); }, py::arg("server"),
-          "/_ready answers 503 from now on (the listeners stay open until stop()).");
+    m.def(
+        "set_ready", [app_of](py::handle server, bool ready) { app_of(server).set_ready(ready); }, py::arg("server"),
+        py::arg("ready"));
+    m.def(
+        "set_checks_passing", [app_of](py::handle server, bool ok) { app_of(server).set_checks_passing(ok); },
+        py::arg("server"), py::arg("passing"));
+    m.def(
+        "begin_drain", [app_of](py::handle server) { app_of(server).begin_drain(); }, py::arg("server"),
+        "/_ready answers 503 from now on (the listeners stay open until stop()).");
 
     m.def(
         "metrics_scrape",
@@ -138,11 +143,13 @@ void register_metrics(py::module_& m, std::function<covet::App&(py::handle)> app
     m.def("metrics_directory", [] { return metrics::Registry::global().directory(); });
     m.def(
         "metrics_family",
-        [](const std::string& name, const std::string& help, const std::string& kind, const std::vector<double>& buckets) {
-            const metrics::Kind k = kind == "counter"     ? metrics::Kind::counter
-                                    : kind == "gauge"     ? metrics::Kind::gauge
-                                    : kind == "histogram" ? metrics::Kind::histogram
-                                                          : throw py::value_error("kind must be counter, gauge or histogram");
+        [](const std::string& name, const std::string& help, const std::string& kind,
+           const std::vector<double>& buckets) {
+            const metrics::Kind k = kind == "counter" ? metrics::Kind::counter
+                                    : kind == "gauge" ? metrics::Kind::gauge
+                                    : kind == "histogram"
+                                        ? metrics::Kind::histogram
+                                        : throw py::value_error("kind must be counter, gauge or histogram");
             try {
                 return metrics::Registry::global().family(name, help, k, buckets, k != metrics::Kind::histogram);
             } catch (const std::invalid_argument& e) {
@@ -174,8 +181,9 @@ void register_metrics(py::module_& m, std::function<covet::App&(py::handle)> app
                 s.observe(metrics::Registry::global().bucket_of(family, value), value);
         },
         py::arg("family"), py::arg("names"), py::arg("values"), py::arg("value"));
-    m.def("metrics_worker_restart", [](const std::string& cause) { metrics::worker_restart(cause); },
-          py::arg("cause"), "covet_worker_restarts_total{cause}: the supervisor's.");
+    m.def(
+        "metrics_worker_restart", [](const std::string& cause) { metrics::worker_restart(cause); }, py::arg("cause"),
+        "covet_worker_restarts_total{cause}: the supervisor's.");
     m.def("metrics_set_workers_ready", [](long n) { metrics::set_workers_ready(n); }, py::arg("count"));
 }
 

@@ -39,12 +39,12 @@ enum class Kind : std::uint8_t { counter = 1, gauge = 2, histogram = 3 };
 using FamilyId = std::uint32_t;
 
 inline constexpr std::size_t max_families = 256;
-inline constexpr std::size_t max_bounds = 15;            // histogram bucket bounds (+Inf is implicit)
-inline constexpr std::size_t max_label_bytes = 296;      // rendered `k="v",k2="v2"`
+inline constexpr std::size_t max_bounds = 15;        // histogram bucket bounds (+Inf is implicit)
+inline constexpr std::size_t max_label_bytes = 296;  // rendered `k="v",k2="v2"`
 inline constexpr std::size_t max_name_bytes = 96;
 inline constexpr std::size_t max_help_bytes = 240;
-inline constexpr std::size_t cell_capacity = 512;        // series per cell (a power of two)
-inline constexpr std::size_t max_cells = 24;             // cell 0 is shared; 1.. belong to one thread each
+inline constexpr std::size_t cell_capacity = 512;  // series per cell (a power of two)
+inline constexpr std::size_t max_cells = 24;       // cell 0 is shared; 1.. belong to one thread each
 
 // One label set of one family in one cell. Written by the cell's owner (or under the shared cell's rules),
 // read by scrapes from any process.
@@ -55,7 +55,7 @@ struct alignas(64) SeriesSlot {
     // counter: count; gauge: int64 bits; histogram: observations. A floating family's counter or gauge:
     // double bits.
     std::atomic<std::uint64_t> value;
-    std::atomic<std::uint64_t> sum;    // histogram: the sum, as double bits
+    std::atomic<std::uint64_t> sum;                      // histogram: the sum, as double bits
     std::atomic<std::uint64_t> buckets[max_bounds + 1];  // histogram: per bucket (not cumulative); last: +Inf
     std::uint16_t label_len;
     char labels[max_label_bytes];
@@ -237,8 +237,8 @@ private:
     std::size_t mapped_bytes_ = 0;
     std::string directory_;
     std::string file_;
-    std::uint64_t id_;                // tells this registry's thread-local cell cache apart from others'
-    mutable std::mutex mutex_;        // families, the shared cell's inserts, cell hand-out
+    std::uint64_t id_;          // tells this registry's thread-local cell cache apart from others'
+    mutable std::mutex mutex_;  // families, the shared cell's inserts, cell hand-out
 };
 
 }  // namespace covet::metrics
