@@ -131,3 +131,18 @@ def test_prometheus_scrapes_the_process_group(tmp_path: Path, prometheus_binary:
             prom.wait(timeout=10)
         except subprocess.TimeoutExpired:
             prom.kill()
+
+
+def test_promtool_finds_the_exposition_valid(prometheus_binary: str) -> None:
+    """`promtool check metrics` (Prometheus' own linter: names, types, HELP, histogram shape) on a scrape."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("no promtool next to prometheus")
+    code = ("from covet.observability.metrics import Counter, Histogram, scrape\n"
+            "Counter('lint_jobs', 'Jobs.', labels=('q',)).labels('a\"b').inc()\n"
+            "Histogram('lint_seconds', 'Time.').observe(0.2)\n"
+            "print(scrape(), end='')\n")
+    text = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "lint_jobs_total" in text and "http_server_request_duration_seconds" in text
+    result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
