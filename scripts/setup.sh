@@ -16,6 +16,8 @@ command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || packages+=(golang-go)
 # with npm for the npm `ws` client (scripts/test.sh runs `npm ci` in tests/integration/ws_node). A Node.js
 # from elsewhere (e.g. NodeSource, which bundles npm) is kept as it is.
 packages+=(chromium)
+# tests/python/test_prometheus.py: a real Prometheus server scrapes `covet run --workers 2` (issue 16).
+packages+=(prometheus)
 command -v node >/dev/null || packages+=(nodejs)
 command -v npm >/dev/null || packages+=(npm)
 # Benchmarks only (bench/): load generator and the C reference server.

@@ -2,14 +2,27 @@
 
 #include <spdlog/spdlog.h>
 
-#include <csignal>  // pthread_sigmask, sigtimedwait (POSIX, declared by glibc here too)
+#include <csignal>
+#include <thread>  // pthread_sigmask, sigtimedwait (POSIX, declared by glibc here too)
 
 #include "covet/http/status.hpp"
+#include "covet/metrics/exposition.hpp"
+#include "covet/metrics/http_metrics.hpp"
 
 namespace covet {
 namespace {
 
 // The reason phrases contain no characters that need JSON escaping.
+Response ops_text(std::string_view text, int status) { return Response::text(std::string(text), status); }
+
+// A constant-time comparison of the bearer token (no early exit on the first differing byte).
+bool token_matches(std::string_view given, std::string_view expected) noexcept {
+    if (given.size() != expected.size()) return false;
+    unsigned char diff = 0;
+    for (std::size_t i = 0; i < given.size(); ++i) diff |= static_cast<unsigned char>(given[i] ^ expected[i]);
+    return diff == 0;
+}
+
 Response error_response(int status, bool json) {
     if (json) return Response::json(R"({"detail":")" + std::string(http::reason_phrase(status)) + R"("})", status);
     std::string body = std::to_string(status);
@@ -28,17 +41,17 @@ App::~App() {
 }
 
 App& App::route(Method method, std::string_view pattern, Handler handler) {
-    router_.add(method, pattern, RouteTarget{std::move(handler), {}, {}});
+    router_.add(method, pattern, RouteTarget{std::move(handler), {}, {}, metrics::route_id(pattern)});
     return *this;
 }
 
 App& App::route(Method method, std::string_view pattern, AsyncHandler handler) {
-    router_.add(method, pattern, RouteTarget{{}, std::move(handler), {}});
+    router_.add(method, pattern, RouteTarget{{}, std::move(handler), {}, metrics::route_id(pattern)});
     return *this;
 }
 
 App& App::route(Method method, std::string_view pattern, StreamingHandler handler) {
-    router_.add(method, pattern, RouteTarget{{}, {}, std::move(handler)});
+    router_.add(method, pattern, RouteTarget{{}, {}, std::move(handler), metrics::route_id(pattern)});
     return *this;
 }
 
@@ -103,6 +116,22 @@ void App::dispatch(Request& request, ExchangeState* state, Responder responder) 
     // driven by hand with none) there is nowhere to remember them, so none run.
     auto* context = static_cast<RequestContext*>(state);
     if (context) context->reset();
+    if (ops_endpoints_ && answer_ops(request, responder)) return;
+    if (context && record_metrics_) {
+        // Counted active from here to its answer (RequestContext::end_exchange).
+        const int minor = request.version_minor();
+        context->started_at_ = request.received_at();
+        context->exchange_.method = static_cast<std::uint8_t>(request.method());
+        // "https" and "wss" (5 and 3 letters) against "http" and "ws": the length tells them apart.
+        const std::size_t scheme_length = request.scheme().size();
+        context->exchange_.https = scheme_length == 5 || scheme_length == 3;
+        context->exchange_.version = request.version_major() == 2 ? 2 : minor == 0 ? 0 : 1;
+        context->exchange_.route = 0;
+        context->request_bytes_ = request.body().size();
+        context->response_bytes_ = 0;
+        context->open_ = true;
+        context->series_.active(context->exchange_.method, context->exchange_.https, +1);
+    }
     for (std::size_t i = 0; context && i < middleware_.size(); ++i) {
         std::optional<Response> early;
         try {
@@ -131,6 +160,10 @@ void App::dispatch(Request& request, ExchangeState* state, Responder responder) 
         return;
     }
     const RouteTarget& target = *match.handler;
+    if (context) {
+        context->route_ = target.metric_route ? match.pattern : std::string_view{};
+        context->exchange_.route = target.metric_route;
+    }
     try {
         if (target.streaming) {
             responder.keep_request();  // read after this call returns (another thread, the body's arrival)
@@ -152,13 +185,20 @@ void App::dispatch(Request& request, ExchangeState* state, Responder responder) 
 }
 
 void App::finalize(const Request& request, ExchangeState* state, Response& response) noexcept {
-    const auto* context = static_cast<const RequestContext*>(state);
+    auto* context = static_cast<RequestContext*>(state);
     for (std::size_t i = context ? context->middleware_depth_ : 0; i-- > 0;) {
         try {
             middleware_[i]->after(request, *context, response);
         } catch (const std::exception& e) {
             spdlog::error("middleware after-hook failed: {}", e.what());
         }
+    }
+    if (context) {
+        // The whole answer is known: its head and body are written right after this.
+        context->status_ = response.status();
+        const std::optional<std::uint64_t> declared = response.head_length();
+        context->response_bytes_ = request.method() == Method::head ? 0 : declared.value_or(response.body().size());
+        context->end_exchange(metrics::ErrorType::none);
     }
 }
 
@@ -173,19 +213,92 @@ void App::finalize_stream(const Request& request, ExchangeState* state, Response
     }
     // A body filter (compression) changes the body's length: the stream cannot keep a declared one.
     if (context && context->body_filter()) head.clear_head_length();
+    if (context) context->status_ = head.status();
 }
 
 std::string_view App::filter_body(ExchangeState* state, std::string_view chunk, bool last) noexcept {
-    const auto* context = static_cast<const RequestContext*>(state);
+    auto* context = static_cast<RequestContext*>(state);
     BodyFilter* filter = context ? context->body_filter() : nullptr;
-    return filter ? filter->filter(chunk, last) : chunk;
+    const std::string_view out = filter ? filter->filter(chunk, last) : chunk;
+    if (context) {
+        context->response_bytes_ += out.size();
+        if (last) context->end_exchange(metrics::ErrorType::none);  // the protocols call it at the stream's end
+    }
+    return out;
 }
+
+bool App::answer_ops(const Request& request, Responder& responder) {
+    const std::string_view path = request.path();
+    if (path.size() < 2 || path[1] != '_' || (request.method() != Method::get && request.method() != Method::head))
+        return false;
+    const net::OpsConfig& ops = config_.ops;
+    if (path == "/_health") {
+        responder.send(ops_text("ok\n", 200));  // answered by this worker's loop: it turns
+        return true;
+    }
+    if (path == "/_ready") {
+        const App& owner = *ops_owner_;
+        if (owner.ready()) {
+            responder.send(ops_text("ready\n", 200));
+        } else {
+            const std::string_view why = owner.draining()                                ? "draining\n"
+                                         : !owner.ready_.load(std::memory_order_relaxed) ? "starting\n"
+                                                                                         : "checks failing\n";
+            Response r = ops_text(why, 503);
+            r.add_header("Cache-Control", "no-store");
+            responder.send(std::move(r));
+        }
+        return true;
+    }
+    if (path == ops.metrics_path) {
+        if (!ops.token.empty()) {
+            const std::string_view auth = request.header("authorization").value_or("");
+            constexpr std::string_view bearer = "Bearer ";
+            const bool ok = auth.size() > bearer.size() && iequals(auth.substr(0, bearer.size()), bearer) &&
+                            token_matches(auth.substr(bearer.size()), ops.token);
+            if (!ok) {
+                Response r = ops_text("401 Unauthorized: /_metrics needs Authorization: Bearer <token>\n", 401);
+                r.add_header("WWW-Authenticate", "Bearer");
+                responder.send(std::move(r));
+                return true;
+            }
+        }
+        const metrics::Format format = metrics::negotiate(request.header("accept").value_or(""));
+        Response r(200, metrics::scrape(format), metrics::content_type(format));
+        r.add_header("Cache-Control", "no-store");
+        responder.send(std::move(r));
+        return true;
+    }
+    return false;
+}
+
+void App::start_ops() {
+    const net::OpsConfig& ops = config_.ops;
+    if (ops.port == 0 || ops_owner_ != this) return;
+    ops_app_ = std::make_unique<App>();
+    ops_app_->ops_owner_ = this;
+    net::ServerConfig& c = ops_app_->config();
+    c.host = ops.host;
+    c.port = ops.port;
+    c.threads = 1;
+    c.http2 = false;
+    c.shared_port = true;  // every worker process of a group listens there: any of them answers for all
+    c.limits.max_connections = 64;
+    c.ops = ops;
+    c.ops.port = 0;
+    c.ops.endpoints = true;
+    c.ops.record_metrics = false;  // its own traffic is not the app's
+    ops_app_->start(1);
+}
+
+std::uint16_t App::ops_port() const noexcept { return ops_app_ ? ops_app_->port() : 0; }
 
 void App::start(unsigned threads) {
     if (server_) return;
     if (threads) config_.threads = threads;
     make_server();
     server_->start();
+    start_ops();
 }
 
 void App::start_embedded() {
@@ -197,22 +310,30 @@ void App::start_embedded() {
         server_.reset();
         throw;
     }
+    start_ops();
 }
 
 void App::make_server() {
     stop_requested_ = false;
+    draining_ = false;
+    record_metrics_ = config_.ops.record_metrics;
+    ops_endpoints_ = config_.ops.endpoints;
+    if (record_metrics_) metrics::EngineFamilies::get();  // declared at start, not by the first request
     server_ = std::make_unique<net::Server>(config_, [this](net::Connection& c, net::ConnectionHome& home) {
         return switch_.connection_protocol(c, home);
     });
 }
 
 void App::stop() {
+    begin_drain();
     stop_requested_ = true;
     if (server_) server_->stop();
+    if (ops_app_) ops_app_->stop();
 }
 
 void App::wait() {
     if (server_) server_->wait();
+    if (ops_app_) ops_app_->wait();
 }
 
 void App::reload_tls() {
@@ -245,8 +366,10 @@ int App::run(unsigned threads) {
         return stop_requested_.load();
     });
     if (sig) spdlog::info("received {}, shutting down gracefully", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    server_->stop();
-    server_->wait();
+    begin_drain();  // /_ready answers 503 from now on; the listeners stay open for the drain delay
+    if (config_.ops.drain_delay.count() > 0) std::this_thread::sleep_for(config_.ops.drain_delay);
+    stop();
+    wait();
     return 0;
 }
 

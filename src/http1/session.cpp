@@ -21,6 +21,7 @@
 #include "covet/http1/request_reader.hpp"
 #include "covet/http1/serializer.hpp"
 #include "covet/http1/switch.hpp"
+#include "covet/metrics/http_metrics.hpp"
 #include "covet/net/worker_context.hpp"
 
 namespace covet::http1 {
@@ -548,6 +549,7 @@ private:
             conn_.close_after_flush();
             return;
         }
+        if (conn_.config().ops.record_metrics) metrics::protocol_refusal(e.status);
         std::string body = std::to_string(e.status);
         body.append(" ").append(http::reason_phrase(e.status)).append(": ").append(e.reason).append("\n");
         Response resp = Response::text(std::move(body), e.status);

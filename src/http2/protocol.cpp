@@ -26,6 +26,7 @@
 #include "covet/http/proxy_headers.hpp"
 #include "covet/http/request_builder.hpp"
 #include "covet/http/status.hpp"
+#include "covet/metrics/http_metrics.hpp"
 #include "covet/net/worker_context.hpp"
 #include "fields.hpp"
 #include "reset_budget.hpp"
@@ -467,6 +468,7 @@ private:
     static int on_begin_headers(nghttp2_session* session, const nghttp2_frame* frame, void* user) noexcept {
         if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
         self(user).stream_ids_.opened(frame->hd.stream_id);
+        if (self(user).conn_.config().ops.record_metrics) metrics::http2_stream();
         try {
             Http2Protocol& h = self(user);
             std::unique_ptr<Stream> s = h.pool_.acquire(frame->hd.stream_id);
@@ -497,6 +499,7 @@ private:
     static int on_frame_recv(nghttp2_session* session, const nghttp2_frame* frame, void* user) noexcept {
         if (frame->hd.type == NGHTTP2_RST_STREAM) {
             Http2Protocol& h = self(user);
+            if (h.conn_.config().ops.record_metrics) metrics::http2_reset(/*by_client=*/true);
             if (!h.resets_.take(h.conn_.loop().now()))  // rapid reset (CVE-2023-44487)
                 nghttp2_session_terminate_session(session, NGHTTP2_ENHANCE_YOUR_CALM);
             return 0;
@@ -568,7 +571,9 @@ private:
     // A response that went out before the request body ended (408, 413, ...): once its last frame is
     // sent, RST_STREAM(NO_ERROR) asks the client to stop sending the body (RFC 9113 §8.1). Without it a
     // trickling client would hold the stream, and its concurrency slot, open for as long as it likes.
-    static int on_frame_send(nghttp2_session* session, const nghttp2_frame* frame, void*) noexcept {
+    static int on_frame_send(nghttp2_session* session, const nghttp2_frame* frame, void* user) noexcept {
+        if (frame->hd.type == NGHTTP2_RST_STREAM && self(user).conn_.config().ops.record_metrics)
+            metrics::http2_reset(/*by_client=*/false);
         if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM) ||
             (frame->hd.type != NGHTTP2_DATA && frame->hd.type != NGHTTP2_HEADERS))
             return 0;
@@ -980,6 +985,7 @@ private:
         if (s.state != StreamState::receiving) return;
         unbuffer(s);
         s.reset_after_response = true;
+        if (conn_.config().ops.record_metrics) metrics::protocol_refusal(s.reject_status);
         std::string body = std::to_string(s.reject_status);
         body.append(" ").append(http::reason_phrase(s.reject_status)).append(": ").append(why).append("\n");
         s.response = Response::text(std::move(body), s.reject_status);

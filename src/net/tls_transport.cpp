@@ -3,6 +3,7 @@
 // (the connection sends the queued alert, then closes) and are logged one line per second at most.
 #include "tls_transport.hpp"
 
+#include "covet/metrics/http_metrics.hpp"
 #include "covet/net/socket_send.hpp"
 
 #include <openssl/buffer.h>
@@ -187,11 +188,13 @@ bool TlsTransport::receive(std::span<const char> wire, const std::function<void(
             const int e = SSL_get_error(ssl, r);
             if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return true;
             failed_ = true;
+            metrics::tls_handshake(false);
             log_event("handshake failed", failure_reason(ssl));
             ERR_clear_error();
             return false;
         }
         handshake_done_ = true;
+        metrics::tls_handshake(true);
         fill_info();
     }
     const std::span<char> buf = read_buffer();
@@ -353,6 +356,7 @@ bool TlsTransport::expired(io::Clock::time_point now) const noexcept {
     if (handshake_done_ || now - accepted_ < certs_->handshake_timeout) return false;
     if (!timeout_logged_ && !failed_) {
         timeout_logged_ = true;
+        metrics::tls_handshake(false);
         log_event("handshake timed out", "closed");
     }
     return true;

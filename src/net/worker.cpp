@@ -1,6 +1,7 @@
 #include "worker.hpp"
 
 #include "covet/io/errno_text.hpp"
+#include "covet/metrics/http_metrics.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -134,6 +135,7 @@ void Worker::mark_closed(Slot& s) noexcept {
     s.closed = true;
     --live_;
     context_.stats.count_closed();
+    if (config_.ops.record_metrics) metrics::connection_closed();
 }
 
 // ---- accepting ----
@@ -144,6 +146,7 @@ void Worker::accepted(int fd) {
         return;
     }
     if (at_connection_limit()) {
+        if (config_.ops.record_metrics) metrics::connection_refused(metrics::RefusedReason::limit);
         parked_.push_back(fd);
         return;
     }
@@ -220,6 +223,7 @@ Connection* Worker::adopt(int fd) {
     s.fd = fd;
     ++live_;
     context_.stats.count_accepted();
+    if (config_.ops.record_metrics) metrics::connection_opened();
     return s.connection.get();
 }
 

@@ -14,6 +14,7 @@
 
 #include "covet/http/date_cache.hpp"
 #include "covet/http1/serializer.hpp"
+#include "covet/metrics/http_metrics.hpp"
 #include "covet/ws/deflate.hpp"
 #include "covet/ws/frame.hpp"
 #include "covet/ws/hub.hpp"
@@ -55,6 +56,8 @@ public:
     }
 
     // ---- ProtocolHandler ----
+    ~WsProtocol() override { count_open(false); }  // touches no connection state when already counted out
+
     void on_data(std::span<const char> bytes) override {
         open();
         if (closed_) return;
@@ -164,7 +167,18 @@ public:
         }
         conn_.flush();
         note_queued();
+        if (conn_.config().ops.record_metrics) metrics::websocket_message(/*received=*/false);
         return true;
+    }
+
+    // covet_websocket_connections_open: +1 at open, -1 at the end (or when the handler goes without one).
+    void count_open(bool open) noexcept {
+        if (open == counted_open_ || (open && !conn_.config().ops.record_metrics)) return;
+        counted_open_ = open;
+        if (open)
+            metrics::websocket_opened();
+        else
+            metrics::websocket_closed();
     }
 
     bool send_prepared(PreparedMessage& m) override {
@@ -269,6 +283,7 @@ private:
     void open() {
         if (opened_) return;
         opened_ = true;
+        count_open(true);
         self_ = WebSocket(net::ConnectionRef(home_.link(), conn_.id(), conn_.protocol_epoch()), this, shared_);
         call(handlers_->on_open, self_);
     }
@@ -388,6 +403,7 @@ private:
             // Replies sent from inside on_message are always queued: the client waits instead (reading
             // pauses above the send limit, see after_io), so an echo-style handler loses nothing.
             answering_ = true;
+            if (conn_.config().ops.record_metrics) metrics::websocket_message(/*received=*/true);
             call(handlers_->on_message, self_, std::string_view(message_), binary_);
             answering_ = false;
         }
@@ -445,6 +461,7 @@ private:
     void end(std::uint16_t code, std::string_view reason, bool now) {
         if (closed_) return;
         closed_ = true;
+        count_open(false);
         shared_->open.store(false, std::memory_order_release);
         linger_deadline_ = conn_.loop().now() + options_.close_timeout;
         // Copy: the reason may point into buffers the handler is about to reuse.
@@ -506,8 +523,9 @@ private:
     std::unique_ptr<Accepted> deferred_;
     std::string early_;
     bool opened_ = false;
-    bool close_sent_ = false;  // our close frame is queued: no more data from us
-    bool closed_ = false;      // reported to on_close; the socket closes after the flush
+    bool close_sent_ = false;    // our close frame is queued: no more data from us
+    bool counted_open_ = false;  // counted in covet_websocket_connections_open
+    bool closed_ = false;        // reported to on_close; the socket closes after the flush
     bool reading_paused_ = false;
 };
 

@@ -33,6 +33,7 @@ from .routing import (
     parse_path,
 )
 from .server.interface import ExceptionHandler, Middleware, Publisher, ServedApp
+from .server.ops import OpsOptions
 from .server.options import ENGINE_OPTIONS
 from .server.serve import configure_logging, exit_on_listen_error, serve
 from .server.supervisor import Supervisor, WorkerOptions, resolve_workers
@@ -227,6 +228,9 @@ class CovetPy(MethodDecorators[AppDecorator]):
         self.router = AppRouter(self, {"redirect_slashes": redirect_slashes, "duplicate_routes": duplicate_routes,
                                        "auto_head": auto_head})
         self.static_mounts: list[StaticMount] = []  # app.mount(path, StaticFiles(...)): served by the engine
+        # @app.readiness_check functions (GET /_ready: covet.server.ops) and enable_metrics()'s options
+        self.readiness_checks: list[Callable[[], Any]] = []
+        self.ops_options: dict[str, Any] = {}
         self._publish: Optional[Publisher] = None  # set while serving (publish)
         self.user_middleware: list[Middleware] = []
         self.exception_handlers: dict[Union[int, type[Exception]], ExceptionHandler] = dict(exception_handlers or {})
@@ -739,6 +743,25 @@ class CovetPy(MethodDecorators[AppDecorator]):
     def add_exception_handler(self, key: Union[int, type[Exception]], handler: ExceptionHandler) -> None:
         self.exception_handlers[key] = handler
 
+    # -- operations -----------------------------------------------------------------------------------
+    def readiness_check(self, func: F) -> F:
+        """``@app.readiness_check``: a function (sync or async) that GET /_ready requires to pass (return a true
+        value or None; false or an exception is "not ready", 503). The worker runs the checks every few seconds
+        on its event loop, off the request path; the probe itself is answered natively."""
+        self.readiness_checks.append(func)
+        return func
+
+    @property
+    def metrics(self) -> Any:
+        """The JSON view of the native metrics (``app.metrics.requests_per_second``, ``.latency_p99``,
+        ``.active_connections``, ``.cpu_usage``, ``.memory_usage``): see covet.observability.metrics."""
+        from covet.observability.metrics import MetricsView  # deferred: only for apps that read it
+
+        view = self.__dict__.get("_metrics_view")
+        if view is None:
+            view = self.__dict__["_metrics_view"] = MetricsView()
+        return view
+
     # -- lifespan -------------------------------------------------------------------------------------
     def on_event(self, event_type: Literal["startup", "shutdown"]) -> Callable[[F], F]:
         """``@app.on_event("startup")``: deprecated, as in FastAPI (a DeprecationWarning), and still works;
@@ -819,6 +842,8 @@ class CovetPy(MethodDecorators[AppDecorator]):
         """
         if workers != 1:
             root_path = str(server_options.pop("root_path", ""))
+            # /_metrics, /_health, /_ready: the worker processes read them from the environment
+            OpsOptions.take(server_options, self).export()
             transport, server_options = TransportOptions.split(server_options)
             engine_kwargs = {o.kwarg for o in ENGINE_OPTIONS}
             unknown = sorted(k for k in server_options if k not in engine_kwargs)
@@ -852,6 +877,8 @@ class _AsgiServed(CovetPy):
                          thread_pool_size=app.thread_pool_size, eager_async=app.eager_async)
         self.app = app
         self.state = app.state
+        self.readiness_checks = app.readiness_checks
+        self.ops_options = app.ops_options
         self.dependency_overrides = app.dependency_overrides
         self._lifespan_dependencies = app._lifespan_dependencies
         self._native_middleware = app._native_middleware

@@ -31,6 +31,7 @@
 #include "covet/covet.hpp"
 #include "covet/net/tls_context.hpp"
 #include "file_send.hpp"
+#include "metrics_bindings.hpp"
 #include "middleware_bindings.hpp"
 #include "model_json.hpp"
 #include "static_binding.hpp"
@@ -1134,4 +1135,5 @@ PYBIND11_MODULE(_native, m) {
         py::arg("level") = "warn", py::arg("format") = "text");
     covet_py::register_middleware(m, [](py::handle s) -> covet::App& { return s.cast<NativeServer&>().app(); });
     covet_py::register_model_json(m);
+    covet_py::register_metrics(m, [](py::handle s) -> covet::App& { return s.cast<NativeServer&>().app(); });
 }

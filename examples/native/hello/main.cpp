@@ -93,6 +93,7 @@ std::string json_string(std::optional<std::string_view> v) {
                  "             [--tls-cert FILE --tls-key FILE] [--tls-sni-cert CERT,KEY]... [--no-tls12]\n"
                  "             [--tls-ca FILE --tls-client-auth none|optional|required] [--no-http2]\n"
                  "             [--forwarded-allow-ips IPS (default 127.0.0.1)] [--no-proxy-headers]\n"
+                 "             [--metrics] [--no-metrics]\n"
                  "TLS: SIGHUP reloads the certificate files. HTTP/2: h2 via ALPN, h2c on plain ports.\n");
     std::exit(code);  // NOLINT(concurrency-mt-unsafe): argument parsing, before any thread starts
 }
@@ -134,6 +135,14 @@ int main(int argc, char** argv) {
         }
         if (flag == "--no-proxy-headers") {
             cfg.proxy_headers.enabled = false;
+            continue;
+        }
+        if (flag == "--no-metrics") {  // the engine's metrics are recorded unless this (bench: their cost)
+            cfg.ops.record_metrics = false;
+            continue;
+        }
+        if (flag == "--metrics") {  // GET /_metrics, /_health, /_ready on the app's port
+            cfg.ops.endpoints = true;
             continue;
         }
         if (flag == "--no-tls12") {

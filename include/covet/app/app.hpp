@@ -119,6 +119,21 @@ public:
     void wait();
     // Embedded mode: the server runs on the caller's event loop (see net::Server::start_embedded).
     void start_embedded();
+
+    // Readiness (GET /_ready, see net::OpsConfig): 200 while the app is ready, its readiness checks pass and
+    // it is not draining; 503 otherwise. The app is ready from start() unless set_ready(false) (a host that
+    // starts the server before its own startup ends); begin_drain() (stop() and run()'s signal do it)
+    // answers 503 from then on, before the listeners close.
+    void set_ready(bool ready) noexcept { ready_.store(ready, std::memory_order_relaxed); }
+    void set_checks_passing(bool passing) noexcept { checks_passing_.store(passing, std::memory_order_relaxed); }
+    void begin_drain() noexcept { draining_.store(true, std::memory_order_relaxed); }
+    bool ready() const noexcept {
+        return ready_.load(std::memory_order_relaxed) && checks_passing_.load(std::memory_order_relaxed) &&
+               !draining_.load(std::memory_order_relaxed);
+    }
+    bool draining() const noexcept { return draining_.load(std::memory_order_relaxed); }
+    // The port of the operations listener (net::OpsConfig::port) once started, or 0.
+    std::uint16_t ops_port() const noexcept;
     // Reloads the TLS certificates for new connections (any thread). Throws if loading fails; the old
     // ones stay in use.
     void reload_tls();
@@ -142,7 +157,12 @@ private:
         Handler sync;
         AsyncHandler async;
         StreamingHandler streaming;
+        std::uint16_t metric_route = 0;  // the route's http_route label (covet/metrics/http_metrics.hpp)
     };
+    // GET /_health, /_ready and the metrics path, answered here when `ops` (the app's endpoints, or the
+    // operations listener's app); false: not one of them.
+    bool answer_ops(const Request& request, Responder& responder);
+    void start_ops();
 
     template <class H>
     App& add(Method m, std::string_view p, H&& h) {
@@ -170,6 +190,13 @@ private:
     std::unique_ptr<net::Server> server_;
     std::atomic<bool> stop_requested_{false};
     bool json_errors_ = false;
+    bool record_metrics_ = true;  // config_.ops.record_metrics, read at start
+    bool ops_endpoints_ = false;  // answer the operations endpoints on this app's listener
+    std::atomic<bool> ready_{true}, checks_passing_{true}, draining_{false};
+    // The operations listener (net::OpsConfig::port): a small App of its own, one thread, whose readiness
+    // is this one's (`ops_owner_`).
+    std::unique_ptr<App> ops_app_;
+    App* ops_owner_ = this;
 };
 
 }  // namespace covet

@@ -1,6 +1,7 @@
 // covet::RequestContext: what the app keeps about one exchange besides the protocol's Request: the
-// request id (set by RequestIdMiddleware, read by the access log) and how many middleware `before` hooks
-// ran. Middleware hooks receive it next to the Request.
+// request id (set by RequestIdMiddleware, read by the access log), how many middleware `before` hooks
+// ran, and the exchange as metrics and tracing see it at its end (when it started, the route template it
+// matched, its status). Middleware hooks receive it next to the Request.
 //
 // The protocol holds one per exchange slot (an HTTP/1.1 connection, a pooled HTTP/2 stream) as an opaque
 // ExchangeState made by App::make_exchange_state, and reuses it for the slot's next exchanges: no
@@ -13,6 +14,8 @@
 #include <string_view>
 
 #include "covet/http/exchange.hpp"
+#include "covet/io/loop.hpp"
+#include "covet/metrics/http_metrics.hpp"
 
 namespace covet {
 
@@ -44,15 +47,49 @@ public:
     void set_body_filter(std::unique_ptr<BodyFilter> filter) noexcept { body_filter_ = std::move(filter); }
     BodyFilter* body_filter() const noexcept { return body_filter_.get(); }
 
-    // Back to the state of a new exchange.
+    // When the exchange's request arrived (its head was read): the start of its duration.
+    io::Clock::time_point started_at() const noexcept { return started_at_; }
+    // The route template the request matched ("/users/{id:int}"), never the raw path; empty when no route
+    // matched, before routing, and for a hosted app's catch-all. Valid while the app lives.
+    std::string_view route() const noexcept { return route_; }
+    // The answer's status, once its head is written (0 before).
+    int status() const noexcept { return status_; }
+
+    // Back to the state of a new exchange. An exchange still open (its answer never completed: the client
+    // went away, the stream was reset) is recorded as aborted first.
     void reset() noexcept {
+        end_exchange(metrics::ErrorType::aborted);
         request_id_len_ = 0;
         middleware_depth_ = 0;
         body_filter_.reset();
+        route_ = {};
+        status_ = 0;
     }
+    ~RequestContext() override { end_exchange(metrics::ErrorType::aborted); }
 
 private:
     friend class App;
+    // Metrics of the exchange: counted active from begin_exchange to end_exchange (once).
+    void end_exchange(metrics::ErrorType error) noexcept {
+        if (!open_) return;
+        open_ = false;
+        series_.active(exchange_.method, exchange_.https, -1);
+        exchange_.status = status_;
+        exchange_.error = error != metrics::ErrorType::none ? error
+                          : status_ >= 500                  ? metrics::ErrorType::status
+                                                            : metrics::ErrorType::none;
+        const std::chrono::duration<double> elapsed = io::Clock::now() - started_at_;
+        series_.finished(exchange_, elapsed.count(), request_bytes_, response_bytes_);
+    }
+
+    io::Clock::time_point started_at_{};
+    std::string_view route_;
+    int status_ = 0;
+    bool open_ = false;
+    metrics::HttpExchange exchange_;
+    metrics::HttpSeriesCache series_;  // this slot's last label sets (keep-alive exchanges repeat them)
+    std::uint64_t request_bytes_ = 0;
+    std::uint64_t response_bytes_ = 0;
     char request_id_[max_request_id]{};
     std::size_t request_id_len_ = 0;
     std::size_t middleware_depth_ = 0;  // `before` hooks that ran; their `after` hooks run in reverse

@@ -68,6 +68,24 @@ struct Http2Limits {
     std::uint64_t max_unacked_upload_bytes = std::uint64_t{4} * 1024 * 1024;
 };
 
+// Operations endpoints and metrics (docs/operations.md, "Metrics"). The engine records its metrics unless
+// `record_metrics` is off (the cost is a few hash probes per request); the endpoints are opt-in.
+struct OpsConfig {
+    bool record_metrics = true;
+    // Answer GET /_metrics, /_health and /_ready natively on the app's own listener.
+    bool endpoints = false;
+    // A separate listener for the three (never the app's port or accept queue); 0: none. With it the app's
+    // port does not answer them (unless `endpoints`).
+    std::uint16_t port = 0;
+    std::string host = "127.0.0.1";
+    std::string metrics_path = "/_metrics";
+    // Non-empty: GET /_metrics requires `Authorization: Bearer <token>` (401 otherwise).
+    std::string token;
+    // From the start of a graceful stop: /_ready answers 503 this long while the listeners still accept
+    // and requests are served, so that load balancers take the instance out first (Kubernetes).
+    std::chrono::milliseconds drain_delay{0};
+};
+
 struct ServerConfig {
     std::string host = "0.0.0.0";
     std::uint16_t port = 8000;  // 0: pick a free port (all workers share it)
@@ -91,6 +109,7 @@ struct ServerConfig {
     // --proxy-headers and --forwarded-allow-ips; on, with 127.0.0.1 trusted, by default). Set before start:
     // `config.proxy_headers.trusted = net::TrustedProxies("10.0.0.0/8, ::1")`, or `.enabled = false`.
     ProxyHeaders proxy_headers;
+    OpsConfig ops;
 };
 
 }  // namespace covet::net

@@ -19,9 +19,10 @@ from covet.utils import check_root_path
 from .appspec import import_app
 from .engine import native_module
 from .hosted import INTERFACES, HostingError, detect_interface, hosted, is_served_app
-from .options import ENGINE_OPTIONS, EngineOption, UsageError, check_engine_supports, engine_options
+from .ops import OpsOptions
+from .options import ENGINE_OPTIONS, EngineOption, UsageError, check_engine_supports, engine_options, parse_duration_ms
 from .serve import exit_on_listen_error, serve_worker
-from .supervisor import Supervisor, WorkerOptions, resolve_workers
+from .supervisor import Supervisor, WorkerOptions, ensure_metrics_dir, resolve_workers
 
 LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "critical")
 LOOPS = ("auto", "asyncio", "uvloop")
@@ -195,6 +196,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--reload", action="store_true", help="restart workers when .py files change")
     run.add_argument("--reload-dir", action="append", dest="reload_dirs", help="directory to watch (repeatable)")
     run.add_argument("--env-file", help="KEY=VALUE file loaded into the environment before the app is imported")
+    ops = run.add_argument_group("metrics and probes (GET /_metrics, /_health, /_ready; answered by the engine)")
+    ops.add_argument("--metrics", action="store_true", default=None,
+                     help="serve /_metrics, /_health and /_ready on the app's port (env COVET_METRICS=1)")
+    ops.add_argument("--ops-port", type=int, default=None, metavar="N",
+                     help="serve them on a separate listener instead (env COVET_OPS_PORT)")
+    ops.add_argument("--ops-host", default=None, metavar="H",
+                     help="the address of --ops-port (default 127.0.0.1; env COVET_OPS_HOST)")
+    ops.add_argument("--metrics-token", default=None, metavar="T",
+                     help="require 'Authorization: Bearer T' on /_metrics (env COVET_METRICS_TOKEN)")
+    ops.add_argument("--drain-delay", default=None, metavar="S",
+                     help="on SIGTERM, /_ready answers 503 for S seconds before the listeners close "
+                          "(env COVET_DRAIN_DELAY; default 0)")
     uv = run.add_argument_group("uvicorn compatibility (accepted with the same meaning, or refused with the "
                                 "CovetPy equivalent)")
     uv.add_argument("--http", choices=("auto", "h11", "httptools"), help="ignored: the engine parses HTTP")
@@ -313,6 +326,27 @@ def _refuse_unsupported_uvicorn_flags(args: argparse.Namespace) -> None:
         log.debug("--ws %s ignored: the native engine speaks WebSocket", args.ws)
 
 
+def _export_ops_options(args: argparse.Namespace) -> None:
+    """--metrics, --ops-port, --ops-host, --metrics-token, --drain-delay: the worker processes read them from
+    the environment (covet.server.ops)."""
+    given: dict[str, object] = {}
+    if args.metrics:
+        given["metrics"] = True
+    for name in ("ops_port", "ops_host", "metrics_token"):
+        if getattr(args, name) is not None:
+            given[name] = getattr(args, name)
+    if args.drain_delay is not None:
+        try:
+            given["drain_delay"] = parse_duration_ms(args.drain_delay) / 1000
+        except ValueError as e:
+            raise UsageError(f"--drain-delay: {e}") from None
+    try:
+        OpsOptions.take(given).export()
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    ensure_metrics_dir()  # before the app is imported here: its metrics and the master's land in the group's files
+
+
 def _check_loop(loop: str) -> None:
     if loop == "uvloop":
         try:
@@ -370,6 +404,7 @@ def _main(argv: Optional[list[str]]) -> int:
         _refuse_unsupported_uvicorn_flags(args)
         if args.env_file:
             load_env_file(args.env_file)  # before COVET_* are read and before the app is imported
+        _export_ops_options(args)
     if args.log_config:
         apply_log_config(args.log_config)
     log_level = args.log_level or "info"

@@ -39,6 +39,7 @@ from .dispatch import Dispatcher
 from .engine import Engine, EngineModule, native_module
 from .hosted import STARTUP_FAILURE_EXIT, HostedApp, HostedDispatcher, RequestGate, StartupFailed, hosted, is_served_app
 from .interface import CallNext, Middleware, ServedApp
+from .ops import OpsOptions, run_readiness_checks
 from .static_routes import static_routes
 
 Registration = tuple[str, str, Union[Route, ConstantRoute], bool]  # (method, native pattern, route, is_fallback)
@@ -129,7 +130,9 @@ class Worker:
         self.requested_port = port
         self.threads = threads
         self.native = native if native is not None else native_module()
+        self.readiness_checks = tuple(getattr(target, "readiness_checks", ()) or ())  # @app.readiness_check
         self.transport, self.server_options = TransportOptions.split(server_options)
+        self.ops = OpsOptions.take(self.server_options, target)  # /_metrics, /_health, /_ready (covet.server.ops)
         self.on_started = on_started
         self.server: Optional[Engine] = None
         self.dispatcher: Optional[Union[Dispatcher, HostedDispatcher]] = None
@@ -143,6 +146,7 @@ class Worker:
         server = self.native.NativeServer(host=self.host, port=self.requested_port, threads=self.threads,
                                           **self.server_options)
         self.transport.apply(server)
+        self.ops.apply(server, self.native)
         for kind, options in app.native_middleware:
             self.native.add_middleware(server, kind, dict(options))
         targets: list[Route] = []
@@ -234,6 +238,7 @@ class Worker:
         server = self.native.NativeServer(host=self.host, port=self.requested_port, threads=self.threads,
                                           **self.server_options)
         self.transport.apply(server)
+        self.ops.apply(server, self.native)
         app.register(server)
         return server
 
@@ -247,9 +252,12 @@ class Worker:
         try:
             lifespan = self.app.lifespan_context() if self.lifespan else contextlib.nullcontext()
             async with lifespan:
+                checks = self.readiness_checks
                 if served is not None:
                     server, targets = self._make_server(served)
                     self.server = server
+                    if checks and hasattr(self.native, "set_checks_passing"):
+                        self.native.set_checks_passing(server, False)  # until the first run of the checks passes
                     server.start()  # before the Dispatcher: whether the engine is embedded is known once started
                     self.dispatcher = Dispatcher(served, server, targets, loop, self.executor,
                                                  middleware=self.middleware, root_path=self.root_path)
@@ -272,9 +280,20 @@ class Worker:
                     logger.info("serving on %s://%s:%s (engine backend %s, %s%s%s)", scheme, self.host, self.port,
                                 server.backend, placement,
                                 ", HTTP/2 and HTTP/1.1" if self.transport.http2 else ", HTTP/1.1", what)
+                    readiness = (loop.create_task(run_readiness_checks(server, self.native, checks))
+                                 if checks else None)
                     if self.on_started is not None:
                         self.on_started(self)
                     await self._stop.wait()
+                    if readiness is not None:
+                        readiness.cancel()
+                    begin_drain = getattr(self.native, "begin_drain", None)
+                    if begin_drain is not None:
+                        begin_drain(server)  # /_ready answers 503 from now on, before the listeners close
+                        if self.ops.drain_delay > 0:
+                            logger.info("draining: /_ready answers 503; the listeners close in %.1f s",
+                                        self.ops.drain_delay)
+                            await asyncio.sleep(self.ops.drain_delay)
                     logger.info("shutting down: finishing in-flight requests")
                     server.stop()
                     if self.dispatcher.engine_stopped is not None:  # embedded: on_readable reports it

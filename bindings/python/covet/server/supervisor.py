@@ -152,6 +152,47 @@ def check_port_free(host: str, port: int) -> None:
     open_listener(host, port).close()
 
 
+_metrics_dir_made: Optional[str] = None  # the directory ensure_metrics_dir made (removed when the master exits)
+
+
+def ensure_metrics_dir() -> str:
+    """The directory where every process of this group keeps its metrics region (COVET_METRICS_DIR, inherited by
+    the workers): one scrape of any worker merges them all, and a dead worker's file stays, so counters never go
+    backwards. Made under /dev/shm unless the variable is already set (e.g. a Kubernetes emptyDir). Call before
+    the native metrics are first used in this process (the app's import may declare metrics)."""
+    global _metrics_dir_made
+    current = os.environ.get("COVET_METRICS_DIR")
+    if current:
+        return current
+    import tempfile  # deferred: only a supervisor needs it
+
+    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    _metrics_dir_made = tempfile.mkdtemp(prefix=f"covet-metrics-{os.getpid()}-", dir=base)
+    os.environ["COVET_METRICS_DIR"] = _metrics_dir_made
+    import atexit
+
+    atexit.register(_remove_metrics_dir)  # also when the command fails before the supervisor runs
+    return _metrics_dir_made
+
+
+def _remove_metrics_dir() -> None:
+    global _metrics_dir_made
+    if _metrics_dir_made is not None:
+        import shutil
+
+        shutil.rmtree(_metrics_dir_made, ignore_errors=True)
+        if os.environ.get("COVET_METRICS_DIR") == _metrics_dir_made:
+            del os.environ["COVET_METRICS_DIR"]
+        _metrics_dir_made = None
+
+
+def _count_restart(cause: str) -> None:
+    """covet_worker_restarts_total{cause}: crash, signal, reload, max_requests."""
+    record = getattr(native_module(), "metrics_worker_restart", None)
+    if record is not None:
+        record(cause)
+
+
 def engine_adopts_sockets(native: EngineModule) -> bool:
     """Whether this engine build takes ``listen_fd=`` (adopt the master's socket): its config has the field
     the keyword sets, ``ServerConfig.inherited_listener``."""
@@ -215,10 +256,27 @@ class Supervisor:
         self._next_scan = 0.0
         self._selector = selectors.DefaultSelector()
         self._announced = False
+        self._ready_published = -1
         self.exit_code = 0
 
     # ---- lifecycle ----
     def run(self) -> int:
+        ensure_metrics_dir()
+        try:
+            return self._run()
+        finally:
+            _remove_metrics_dir()
+
+    def _publish_ready(self) -> None:
+        """covet_workers_ready: the current workers that serve."""
+        ready = sum(1 for p in self.current.values() if p.ready and p.proc.poll() is None)
+        if ready != self._ready_published:
+            self._ready_published = ready
+            publish = getattr(native_module(), "metrics_set_workers_ready", None)
+            if publish is not None:
+                publish(ready)
+
+    def _run(self) -> int:
         if engine_adopts_sockets(native_module()):
             self.listener = open_listener(self.opts.host, self.opts.port, self.opts.engine.get("listen_backlog"))
             self.opts.port = self.listener.getsockname()[1]  # port 0: the one the kernel chose
@@ -284,6 +342,7 @@ class Supervisor:
             reason, self._restart_requested = self._restart_requested, None
             self._start_generation(reason)
         self._kill_overdue()
+        self._publish_ready()
         if not self._announced and self.current and all(p.ready for p in self.current.values()):
             self._announced = True
             log.info("covet master %d: %d worker(s) serving on %s:%d", os.getpid(), len(self.current),
@@ -339,6 +398,7 @@ class Supervisor:
             if line == b"ready":
                 p.ready = True
             elif line == b"retire" and self.current.get(p.slot) is p and p.stop_deadline is None:
+                _count_restart("max_requests")
                 log.info("covet worker %d (pid %d) reached --limit-max-requests; replacing it", p.slot, p.proc.pid)
                 self.batches.append(_Batch("--limit-max-requests", {p.slot: self._spawn(p.slot)}))
 
@@ -362,6 +422,7 @@ class Supervisor:
             lived = time.monotonic() - p.started
             failures = 0 if lived > 30 else p.failures + 1
             delay = min(RESTART_BACKOFF_MAX, 0.1 * (2 ** failures)) if failures else 0.0
+            _count_restart("signal" if rc < 0 else "crash")
             log.error("covet worker %d (pid %d) exited with %s after %.1f s; restarting%s", slot, p.proc.pid,
                       _describe_exit(rc), lived, f" in {delay:.1f} s" if delay else "")
             if not any(slot in b.procs for b in self.batches):  # a replacement already on its way will do
@@ -384,6 +445,8 @@ class Supervisor:
             self._again = reason  # one is starting: start another once it serves (it may have older code)
             return
         log.info("covet master: rolling restart (%s): starting %d new worker(s)", reason, self.count)
+        for _ in range(self.count):
+            _count_restart("reload")
         self.batches.append(_Batch(reason, {i: self._spawn(i) for i in range(self.count)}))
 
     def _check_batches(self) -> None:

@@ -1,0 +1,1 @@
+"""Observability: metrics (covet.observability.metrics), tracing and structured logs."""

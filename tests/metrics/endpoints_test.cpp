@@ -1,0 +1,104 @@
+// The operations endpoints of a real App over real sockets: /_metrics counts requests by route template,
+// /_health, /_ready (draining), the bearer token and the separate operations listener.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "covet/covet.hpp"
+#include "support/http_client.hpp"
+
+using covet_test::body_of;
+using covet_test::Client;
+using covet_test::status_of;
+
+namespace {
+
+std::string fetch(std::uint16_t port, const std::string& request) {
+    Client c(port);
+    c.send(request);
+    auto r = c.responses(1);
+    return r.empty() ? std::string() : r[0];
+}
+std::string get(std::uint16_t port, std::string_view target, std::string_view extra = "") {
+    return fetch(port, "GET " + std::string(target) + " HTTP/1.1\r\nHost: t\r\n" + std::string(extra) + "\r\n");
+}
+
+}  // namespace
+
+TEST(OpsEndpoints, MetricsCountRequestsByRouteTemplateNeverThePath) {
+    covet::App app;
+    app.get("/items/{id:int}", [](covet::Request&) { return covet::Response::text("item"); });
+    app.config().ops.endpoints = true;
+    app.listen("127.0.0.1", 0).start(1);
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(status_of(get(app.port(), "/items/" + std::to_string(i))), "HTTP/1.1 200 OK");
+    EXPECT_EQ(status_of(get(app.port(), "/no/such/path/x1")), "HTTP/1.1 404 Not Found");
+    const std::string scrape = get(app.port(), "/_metrics");
+    ASSERT_EQ(status_of(scrape), "HTTP/1.1 200 OK");
+    EXPECT_NE(scrape.find("Content-Type: text/plain; version=0.0.4; charset=utf-8"), std::string::npos);
+    const std::string body = body_of(scrape);
+    EXPECT_NE(body.find(R"(http_server_request_duration_seconds_count{http_request_method="GET",url_scheme="http",)"
+                        R"(http_route="/items/{id}",http_response_status_code="200",)"
+                        R"(network_protocol_version="1.1"} 3)"),
+              std::string::npos)
+        << body;
+    EXPECT_NE(body.find(R"(http_route="",http_response_status_code="404")"), std::string::npos);
+    EXPECT_EQ(body.find("/no/such/path"), std::string::npos);
+    EXPECT_EQ(body.find("/_metrics\""), std::string::npos);  // the endpoints are not counted as requests
+    EXPECT_NE(body.find("covet_connections_accepted_total "), std::string::npos);
+    EXPECT_NE(body.find("process_resident_memory_bytes "), std::string::npos);
+    EXPECT_EQ(status_of(get(app.port(), "/_health")), "HTTP/1.1 200 OK");
+    EXPECT_EQ(status_of(get(app.port(), "/_ready")), "HTTP/1.1 200 OK");
+    app.set_checks_passing(false);
+    EXPECT_EQ(status_of(get(app.port(), "/_ready")), "HTTP/1.1 503 Service Unavailable");
+    app.set_checks_passing(true);
+    app.begin_drain();  // listeners still open: /_ready says 503, requests are still served
+    EXPECT_EQ(body_of(get(app.port(), "/_ready")), "draining\n");
+    EXPECT_EQ(status_of(get(app.port(), "/items/1")), "HTTP/1.1 200 OK");
+    app.stop();
+    app.wait();
+}
+
+TEST(OpsEndpoints, EndpointsAreOffByDefaultAndTheTokenGuardsMetrics) {
+    covet::App off;
+    off.listen("127.0.0.1", 0).start(1);
+    EXPECT_EQ(status_of(get(off.port(), "/_metrics")), "HTTP/1.1 404 Not Found");
+    off.stop();
+    off.wait();
+
+    covet::App app;
+    app.config().ops.endpoints = true;
+    app.config().ops.token = "s3cret";
+    app.listen("127.0.0.1", 0).start(1);
+    EXPECT_EQ(status_of(get(app.port(), "/_metrics")), "HTTP/1.1 401 Unauthorized");
+    EXPECT_EQ(status_of(get(app.port(), "/_metrics", "Authorization: Bearer wrong\r\n")), "HTTP/1.1 401 Unauthorized");
+    const std::string ok =
+        get(app.port(), "/_metrics", "Authorization: Bearer s3cret\r\nAccept: application/openmetrics-text\r\n");
+    EXPECT_EQ(status_of(ok), "HTTP/1.1 200 OK");
+    EXPECT_NE(ok.find("application/openmetrics-text; version=1.0.0"), std::string::npos);
+    EXPECT_EQ(ok.substr(ok.size() - 6), "# EOF\n");
+    EXPECT_EQ(status_of(get(app.port(), "/_health")), "HTTP/1.1 200 OK");  // probes need no token
+    app.stop();
+    app.wait();
+}
+
+TEST(OpsEndpoints, TheOperationsListenerServesThemApartFromTheAppPort) {
+    covet::App app;
+    app.get("/", [](covet::Request&) { return covet::Response::text("hi"); });
+    app.config().ops.port = 0;  // set below once a free port is known
+    // Find a free port for the operations listener: bind a probe app on 0 first.
+    covet::App probe;
+    probe.listen("127.0.0.1", 0).start(1);
+    const std::uint16_t free_port = probe.port();
+    probe.stop();
+    probe.wait();
+    app.config().ops.port = free_port;
+    app.listen("127.0.0.1", 0).start(1);
+    ASSERT_EQ(app.ops_port(), free_port);
+    EXPECT_EQ(status_of(get(app.port(), "/_metrics")), "HTTP/1.1 404 Not Found");  // not on the app's port
+    EXPECT_EQ(status_of(get(free_port, "/_metrics")), "HTTP/1.1 200 OK");
+    EXPECT_EQ(status_of(get(free_port, "/")), "HTTP/1.1 404 Not Found");  // and no app routes there
+    app.begin_drain();
+    EXPECT_EQ(status_of(get(free_port, "/_ready")), "HTTP/1.1 503 Service Unavailable");
+    app.stop();
+    app.wait();
+}

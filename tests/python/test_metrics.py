@@ -1,0 +1,259 @@
+"""Native metrics and probes of `covet run --workers 2`, over real sockets: one scrape merges both worker
+processes (the engine's metrics and the app's own Counter), a SIGKILLed worker's counters never go backwards,
+label cardinality stays bounded whatever clients send, /_metrics can be guarded by a token and moved to an
+operations port, /_ready follows @app.readiness_check and answers 503 during the drain before the listeners
+close."""
+
+from __future__ import annotations
+
+import http.client
+import itertools
+import os
+import random
+import re
+import signal
+import socket
+import string
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+
+import pytest
+from serverproc import ServerProcess, require_compiled_engine
+
+APP = textwrap.dedent("""
+    import os
+    from covet import CovetPy
+    from covet.observability.metrics import Counter
+
+    app = CovetPy()
+    orders = Counter("shop_orders", "Orders placed.", labels=("kind",))
+    Counter("app_imports", "Imports of the app module (one per process).").inc()
+
+    @app.get("/items/{item_id}")
+    async def item(item_id: int):
+        orders.labels(kind="gift").inc()
+        return {"pid": os.getpid(), "item": item_id}
+
+    @app.post("/echo")
+    async def echo():
+        return {"pid": os.getpid()}
+
+    @app.get("/summary")
+    async def summary():
+        return app.metrics.as_dict()
+
+    @app.readiness_check
+    def flag_present():
+        return os.path.exists(os.environ["READY_FLAG"])
+    """)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def compiled_engine_with_metrics() -> None:
+    require_compiled_engine("import covet._native as n\nassert hasattr(n, 'configure_ops'), 'no configure_ops'",
+                            "compiled engine with metrics (rebuild it)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def request(port: int, path: str, method: str = "GET", headers: Optional[dict[str, str]] = None,
+            body: Optional[bytes] = None) -> tuple[int, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        return r.status, r.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The value of the sample `name` whose labels include `labels` (summed over the others), 0 when absent."""
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        head, _, value = line.rpartition(" ")
+        if all(f'{k}="{v}"' in head for k, v in labels.items()):
+            total += float(value)
+    return total
+
+
+@pytest.fixture(scope="module")
+def group(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """`covet run --workers 2 --metrics` of APP, readiness flag file absent at first."""
+    tmp = tmp_path_factory.mktemp("metrics")
+    (tmp / "app.py").write_text(APP)
+    flag = tmp / "ready.flag"
+    port = free_port()
+    server = ServerProcess([sys.executable, "-m", "covet", "run", "app:app", "--port", str(port), "--workers", "2",
+                            "--metrics"], cwd=tmp, ready=r"2 worker\(s\) serving on",
+                           # epoll: both workers wait on the shared listener and both get connections (io_uring's
+                           # accept may hand one worker a whole burst)
+                           env={"READY_FLAG": str(flag), "COVET_READINESS_INTERVAL": "0.2", "COVET_BACKEND": "asio"})
+    with server:
+        yield server, port, flag
+        server.stop(expect=None)  # gracefully: the master removes its metrics directory
+
+
+def test_readiness_checks_gate_ready(group) -> None:  # type: ignore[no-untyped-def]
+    _server, port, flag = group
+    assert request(port, "/_health") == (200, "ok\n")
+    assert request(port, "/_ready") == (503, "checks failing\n")
+    flag.write_text("")
+    deadline = time.monotonic() + 5
+    while request(port, "/_ready")[0] != 200:  # both workers' checks pass within their interval
+        assert time.monotonic() < deadline, "the readiness checks never passed"
+        time.sleep(0.1)
+    time.sleep(0.5)
+    assert {request(port, "/_ready")[0] for _ in range(10)} == {200}
+
+
+def test_one_scrape_merges_both_workers(group) -> None:  # type: ignore[no-untyped-def]
+    _server, port, _ = group
+    before = request(port, "/_metrics")[1]
+    base = sample(before, "http_server_request_duration_seconds_count", http_route="/items/{item_id}")
+    base_orders = sample(before, "shop_orders_total", kind="gift")
+    pids: set[str] = set()
+    sent = [0]
+    lock = threading.Lock()
+    deadline = time.monotonic() + 15
+
+    def client(k: int) -> None:
+        i = 0
+        # Concurrent connections, until both workers answered and at least 100 each of these went out.
+        while (len(pids) < 2 or i < 100) and time.monotonic() < deadline:
+            i += 1
+            status, body = request(port, f"/items/{k * 100000 + i}")
+            assert status == 200
+            with lock:
+                sent[0] += 1
+                pids.add(re.search(r'"pid":(\d+)', body).group(1))  # type: ignore[union-attr]
+
+    clients = [threading.Thread(target=client, args=(k,)) for k in range(6)]
+    for t in clients:
+        t.start()
+    for t in clients:
+        t.join()
+    n = sent[0]
+    assert len(pids) == 2, "the load never reached the second worker"
+    for _ in range(4):  # whichever worker answers the scrape, it counts both
+        status, text = request(port, "/_metrics")
+        assert status == 200
+        assert sample(text, "http_server_request_duration_seconds_count", http_route="/items/{item_id}",
+                      http_request_method="GET", http_response_status_code="200",
+                      network_protocol_version="1.1", url_scheme="http") - base == n
+        assert sample(text, "shop_orders_total", kind="gift") - base_orders == n
+    assert "/items/1\"" not in text and "/items/17" not in text  # the template, never the path
+    assert sample(text, "covet_connections_accepted_total") >= n
+    assert sample(text, "covet_workers_ready") == 2
+    assert sample(text, "app_imports_total") >= 3  # the master's import and each worker's, in one scrape
+    assert sample(text, "process_resident_memory_bytes") > 0
+    summary = request(port, "/summary")[1]
+    assert '"latency_p99":' in summary and '"memory_usage":' in summary
+
+
+def test_cardinality_stays_bounded(group) -> None:  # type: ignore[no-untyped-def]
+    _server, port, _ = group
+    rng = random.Random(16)
+    for _ in range(150):
+        path = "/" + "".join(rng.choices(string.ascii_lowercase + string.digits, k=rng.randint(1, 20)))
+        method = rng.choice(["GET", "POST", "DELETE", "PATCH", "OPTIONS", "PUT"])
+        request(port, path, method)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:  # an unknown method: refused by the protocol
+        s.sendall(b"FROB / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(100).startswith(b"HTTP/1.1 501")
+    text = request(port, "/_metrics")[1]
+    routes = set(re.findall(r'http_route="([^"]*)"', text))
+    assert routes <= {"", "/items/{item_id}", "/echo", "/summary"}, routes
+    series = [line for line in text.splitlines() if line.startswith("http_server_request_duration_seconds_count")]
+    assert len(series) < 40, series  # methods x statuses of the unmatched route, not one per path
+    assert sample(text, "covet_protocol_refusals_total", status="501") >= 1
+
+
+def test_sigkill_of_a_worker_never_takes_counters_backwards(group) -> None:  # type: ignore[no-untyped-def]
+    server, port, _ = group
+    stop = threading.Event()
+    errors: list[str] = []
+
+    def load() -> None:
+        while not stop.is_set():
+            try:
+                request(port, "/items/1")
+            except (OSError, http.client.HTTPException) as e:  # a connection the killed worker held
+                errors.append(str(e))
+
+    threads = [threading.Thread(target=load, daemon=True) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.3)
+        seen: list[float] = []
+
+        def scrape() -> None:
+            try:
+                status, text = request(port, "/_metrics")
+            except (OSError, http.client.HTTPException):
+                return  # accepted by the worker just killed
+            assert status == 200
+            seen.append(sample(text, "http_server_request_duration_seconds_count", http_route="/items/{item_id}"))
+
+        scrape()
+        worker = int(re.search(r'"pid":(\d+)', request(port, "/items/1")[1]).group(1))  # type: ignore[union-attr]
+        os.kill(worker, signal.SIGKILL)
+        server.wait_for(r"exited with .*SIGKILL|exited with signal", timeout=10)
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            scrape()
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert all(b >= a for a, b in itertools.pairwise(seen)), seen
+    assert seen[-1] > seen[0]
+    text = request(port, "/_metrics")[1]
+    assert sample(text, "covet_worker_restarts_total", cause="signal") == 1
+
+
+def test_ops_port_and_token(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text("from covet import CovetPy\napp = CovetPy()\n\n@app.get('/')\n"
+                                     "async def root():\n    return 'hi'\n")
+    port, ops = free_port(), free_port()
+    server = ServerProcess([sys.executable, "-m", "covet", "run", "app:app", "--port", str(port), "--workers", "2",
+                            "--ops-port", str(ops), "--metrics-token", "s3cret", "--drain-delay", "1.5"],
+                           cwd=tmp_path, ready=r"2 worker\(s\) serving on")
+    with server:
+        assert request(port, "/_metrics")[0] == 404  # not on the app's port
+        assert request(port, "/")[0] == 200
+        assert request(ops, "/")[0] == 404  # and no app routes on the operations port
+        assert request(ops, "/_metrics")[0] == 401
+        assert request(ops, "/_metrics", headers={"Authorization": "Bearer nope"})[0] == 401
+        status, text = request(ops, "/_metrics", headers={"Authorization": "Bearer s3cret",
+                                                          "Accept": "application/openmetrics-text"})
+        assert status == 200 and text.endswith("# EOF\n")
+        assert request(ops, "/_health")[0] == 200  # probes need no token
+        assert request(ops, "/_ready")[0] == 200
+        # SIGTERM: /_ready answers 503 at once, while the app's listener still serves (the drain delay).
+        os.kill(server.proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 1.0
+        statuses = set()
+        while time.monotonic() < deadline:
+            statuses.add(request(ops, "/_ready")[0])
+            if statuses == {200, 503} or statuses == {503}:
+                break
+            time.sleep(0.02)
+        assert 503 in statuses
+        assert request(ops, "/_ready") == (503, "draining\n")
+        assert request(port, "/")[0] == 200  # still served during the drain delay
+        assert server.proc.wait(timeout=20) == 0
+        leftovers = list(Path("/dev/shm").glob(f"covet-metrics-{server.proc.pid}-*"))
+        assert not leftovers, f"the master left its metrics directory: {leftovers}"
