@@ -101,3 +101,35 @@ def test_adapter_rule_is_valid_promql(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout + run.stderr
     assert unknown_in(rule["seriesQuery"]) == [] and unknown_in(metrics_query) == []
     assert "rate(" in metrics_query, "the count is a counter: the adapter must serve its rate"
+
+
+def test_adapter_metric_is_requests_per_second_per_pod(tmp_path: Path) -> None:
+    """The HPA's metric on made-up series: each pod's requests/s over all its routes and statuses, as the
+    adapter's query computes it for `kubectl get --raw .../pods/*/http_server_requests_per_second`."""
+    query = (adapter_rule()["metricsQuery"]
+             .replace("<<.Series>>", "http_server_request_duration_seconds_count")
+             .replace("<<.LabelMatchers>>", 'namespace="shop",pod=~"covet-a|covet-b"')
+             .replace("<<.GroupBy>>", "pod"))
+    series = "http_server_request_duration_seconds_count"
+    test = {
+        "rule_files": [],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": "1m",
+            "input_series": [
+                # covet-a: 300 + 60 requests a minute on two routes = 6/s; covet-b: 120 a minute = 2/s.
+                {"series": f'{series}{{namespace="shop", pod="covet-a", http_route="/a"}}', "values": "0+300x10"},
+                {"series": f'{series}{{namespace="shop", pod="covet-a", http_route="/b"}}', "values": "0+60x10"},
+                {"series": f'{series}{{namespace="shop", pod="covet-b", http_route="/a"}}', "values": "0+120x10"},
+                # Another namespace's pod of the same name is not counted.
+                {"series": f'{series}{{namespace="other", pod="covet-a", http_route="/a"}}', "values": "0+6000x10"},
+            ],
+            "promql_expr_test": [{"expr": query, "eval_time": "10m", "exp_samples": [
+                {"labels": '{pod="covet-a"}', "value": 6},
+                {"labels": '{pod="covet-b"}', "value": 2},
+            ]}],
+        }],
+    }
+    (tmp_path / "adapter_test.yaml").write_text(yaml.safe_dump(test, sort_keys=False))
+    run = promtool("test", "rules", "adapter_test.yaml", cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
