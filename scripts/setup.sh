@@ -40,7 +40,8 @@ if [ "${COVET_SETUP_BENCH:-0}" = 1 ] && pgrep -x nginx >/dev/null && [ -x /usr/s
 fi
 
 # Debian's prometheus package starts a server on port 9090 where systemd runs; tests/deploy needs only promtool.
-if [ -d /run/systemd/system ] && systemctl is-enabled --quiet prometheus 2>/dev/null; then
+# Only a server this run installed is stopped (one that was there before is someone's).
+if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
   systemctl disable --now prometheus >/dev/null 2>&1 || true
 fi
 
