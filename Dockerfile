@@ -58,6 +58,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 USER 10001:10001
 # 8000: the app; 9000: the operations listener (/_health, /_ready, /_metrics), never shared with user traffic.
+# It listens on 127.0.0.1 unless --ops-host says otherwise: 0.0.0.0 in CMD, since Kubernetes' probes and
+# Prometheus connect to the container's address (publish 9000 only where they run).
 EXPOSE 8000 9000
 # Liveness as Kubernetes checks it (the image has no curl: Python's urllib).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
@@ -65,4 +67,4 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
 # The master process handles SIGTERM (graceful drain of every worker), so it runs as PID 1 directly.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["covet", "run"]
-CMD ["hello:app", "--app-dir", "/app", "--host", "0.0.0.0", "--port", "8000", "--workers", "auto", "--ops-port", "9000"]
+CMD ["hello:app", "--app-dir", "/app", "--host", "0.0.0.0", "--port", "8000", "--workers", "auto", "--ops-port", "9000", "--ops-host", "0.0.0.0"]

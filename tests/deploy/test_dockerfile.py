@@ -90,6 +90,7 @@ def test_runtime_runs_covet_unprivileged_with_a_healthcheck(stages: list[dict[st
         return cmd[cmd.index(name) + 1]
 
     assert flag("--host") == "0.0.0.0" and flag("--workers") == "auto"
+    assert flag("--ops-host") == "0.0.0.0", "the operations listener defaults to 127.0.0.1: unreachable by probes"
     exposed = {p.split("/")[0] for v in values(runtime, "EXPOSE") for p in v.split()}
     assert {flag("--port"), flag("--ops-port")} <= exposed
     (healthcheck,) = values(runtime, "HEALTHCHECK")

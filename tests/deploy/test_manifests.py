@@ -141,6 +141,8 @@ def test_probes_and_ports(objects: list[dict[str, Any]]) -> None:
     args = container["args"]
     assert int(args[args.index("--port") + 1]) == ports["http"]
     assert int(args[args.index("--ops-port") + 1]) == ops
+    # The probes and Prometheus connect to the pod's IP; covet's operations listener defaults to 127.0.0.1.
+    assert args[args.index("--ops-host") + 1] in {"0.0.0.0", "::"}
     assert "--workers" not in args, "a --workers flag would beat COVET_WORKERS (from the CPU limit)"
     env = {e["name"]: e for e in container["env"]}
     source = env["COVET_WORKERS"]["valueFrom"]["resourceFieldRef"]
