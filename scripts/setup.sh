@@ -9,7 +9,8 @@ packages=(build-essential cmake ninja-build pkg-config git curl
           nghttp2-client
           libgtest-dev libgmock-dev googletest
           python3 python3-venv python3-dev
-          postgresql redis-server)  # throwaway servers for tests/python/test_real_drivers.py (scripts/services.sh)
+          postgresql redis-server  # throwaway servers for tests/python/test_real_drivers.py (scripts/services.sh)
+          prometheus)  # promtool: checks deploy/prometheus and the dashboard's PromQL (tests/deploy)
 # scripts/h2spec.sh builds h2spec with `go install`: Debian's Go unless a toolchain is already there.
 command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || packages+=(golang-go)
 # WebSocket interoperability tests (tests/integration/test_websocket.py): headless Chromium, and Node.js
@@ -40,7 +41,15 @@ if [ "${COVET_SETUP_BENCH:-0}" = 1 ] && pgrep -x nginx >/dev/null && [ -x /usr/s
   service nginx stop >/dev/null 2>&1 || true
 fi
 
+# Debian's prometheus package starts a server on port 9090 where systemd runs; tests/deploy needs only promtool.
+# Only a server this run installed is stopped (one that was there before is someone's).
+if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+  systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi
+
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+# tests/deploy: kubeconform and the Prometheus Operator's CRDs, built/downloaded once into ~/.cache/covetpy.
+scripts/deploy-tools.sh

@@ -3,7 +3,8 @@
 # package's lint and types (ruff, mypy --strict), builds with -Werror and ASan/UBSan, runs the C++ tests (unit,
 # real-socket on both backends, install/find_package) and the cross-thread ones under ThreadSanitizer, then the
 # Python real-socket suite against the example on both backends, the Python package (built with pip
-# from the same CMake tree) and its tests, then the benchmark harness's own tests.
+# from the same CMake tree) and its tests, the container and Kubernetes files (tests/deploy), then the benchmark
+# harness's own tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Each stage's line carries the wall-clock time and the seconds since the start (where the 30 minutes go).
@@ -35,6 +36,10 @@ stage "Python package: build and install the wheel into .venv, then its tests"
 .venv/bin/python -m pip install -q --disable-pip-version-check .
 stage "checks: ruff + mypy --strict on the covet package (after the install: mypy needs its dependencies)"
 scripts/lint-python.sh
+stage "deploy: Dockerfile, Kubernetes manifests (kubeconform), alerts and dashboard PromQL (promtool) (tests/deploy)"
+# After the package install: the Dockerfile's runtime packages are checked against ldd of the installed covet/_native.
+COVET_REQUIRE_DEPLOY_TOOLS=1 COVET_REQUIRE_NATIVE=1 .venv/bin/python -m pytest tests/deploy -q -p no:cacheprovider
+stage "Python package tests (tests/python)"
 scripts/services.sh start   # PostgreSQL + Redis on free 127.0.0.1 ports -> build/services.env (test_real_drivers.py)
 trap 'scripts/services.sh stop' EXIT
 (cd tests/python && COVET_REQUIRE_NATIVE=1 COVET_REQUIRE_SERVICES=1 COVET_REQUIRE_CHROMIUM=1 ../../.venv/bin/python -m pytest -q -p no:cacheprovider .)
