@@ -10,15 +10,13 @@ packages=(build-essential cmake ninja-build pkg-config git curl
           libgtest-dev libgmock-dev googletest
           python3 python3-venv python3-dev
           postgresql redis-server  # throwaway servers for tests/python/test_real_drivers.py (scripts/services.sh)
-          prometheus)  # promtool: checks deploy/prometheus and the dashboard's PromQL (tests/deploy)
+          prometheus)  # promtool (tests/deploy) and a real Prometheus server (tests/python/test_prometheus.py)
 # scripts/h2spec.sh builds h2spec with `go install`: Debian's Go unless a toolchain is already there.
 command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || packages+=(golang-go)
 # WebSocket interoperability tests (tests/integration/test_websocket.py): headless Chromium, and Node.js
 # with npm for the npm `ws` client (scripts/test.sh runs `npm ci` in tests/integration/ws_node). A Node.js
 # from elsewhere (e.g. NodeSource, which bundles npm) is kept as it is.
 packages+=(chromium)
-# tests/python/test_prometheus.py: a real Prometheus server scrapes `covet run --workers 2` (issue 16).
-packages+=(prometheus)
 command -v node >/dev/null || packages+=(nodejs)
 command -v npm >/dev/null || packages+=(npm)
 # Benchmarks only (bench/): load generator and the C reference server.
