@@ -4,6 +4,8 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cstdio>
+#include <ctime>
 #include <stdexcept>
 #include <string>
 
@@ -28,6 +30,19 @@ void json_escape(std::string& out, std::string_view s) {
                 }
         }
     }
+}
+
+// ISO 8601 UTC with milliseconds, as Python's side writes it ("2026-01-02T03:04:05.678Z").
+void append_time(std::string& out) {
+    const auto now = std::chrono::system_clock::now();
+    const std::time_t secs = std::chrono::system_clock::to_time_t(now);
+    const auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char buf[32];
+    const std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    std::snprintf(buf + n, sizeof buf - n, ".%03dZ", static_cast<int>(millis));
+    out += buf;
 }
 
 std::shared_ptr<spdlog::logger> access_logger() {
@@ -70,8 +85,20 @@ void AccessLogMiddleware::after(const Request& r, const RequestContext& context,
         std::chrono::duration_cast<std::chrono::microseconds>(io::Clock::now() - r.received_at()).count();
     std::string line;
     line.reserve(192);
+    const trace::SpanState& span = context.span();
+    char trace_hex[32], span_hex[16];
     if (format_ == LogFormat::json) {
-        line += R"({"client":")";
+        // The shape of covet.observability's JSON log records (time, level, logger, msg, ids), plus the
+        // request's fields: one parser for every line on the stream.
+        line += R"({"time":")";
+        append_time(line);
+        line += R"(","level":"info","logger":"covet.access","msg":")";
+        line += r.method_name();
+        line += ' ';
+        json_escape(line, r.path());
+        line += ' ';
+        line += std::to_string(resp.status());
+        line += R"(","client":")";
         json_escape(line, r.client_address());
         line += R"(","method":")";
         line += r.method_name();
@@ -87,13 +114,19 @@ void AccessLogMiddleware::after(const Request& r, const RequestContext& context,
         line += std::to_string(micros);
         line += R"(,"request_id":")";
         json_escape(line, context.request_id());
-        line += "\"}";
+        line += '"';
+        if (span.active) {
+            line.append(R"(,"trace_id":")").append(trace::to_hex(span.trace_id, trace_hex));
+            line.append(R"(","span_id":")").append(trace::to_hex(span.span_id, span_hex)).append("\"");
+        }
+        line += '}';
     } else {
         line.append(r.client_address()).append(" \"").append(r.method_name()).append(" ");
         for (char c : r.target()) line += (c == '"' || static_cast<unsigned char>(c) < 0x20) ? '?' : c;
         line.append(" ").append(r.protocol()).append("\" ").append(std::to_string(resp.status())).append(" ");
         line.append(std::to_string(resp.body().size())).append(" ").append(std::to_string(micros)).append("us");
         if (!context.request_id().empty()) line.append(" id=").append(context.request_id());
+        if (span.active) line.append(" trace=").append(trace::to_hex(span.trace_id, trace_hex));
     }
     logger->info(line);
 }

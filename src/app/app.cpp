@@ -131,6 +131,12 @@ void App::dispatch(Request& request, ExchangeState* state, Responder responder) 
         return;
     }
     const RouteTarget& target = *match.handler;
+    if (context) context->route_template_ = match.pattern;
+    // Handlers that see only the Request (the Python bindings) find the exchange's context through this.
+    struct Current {
+        explicit Current(const RequestContext* c) noexcept { RequestContext::current_ = c; }
+        ~Current() { RequestContext::current_ = nullptr; }
+    } current(context);
     try {
         if (target.streaming) {
             responder.keep_request();  // read after this call returns (another thread, the body's arrival)

@@ -1,6 +1,6 @@
 // covet::RequestContext: what the app keeps about one exchange besides the protocol's Request: the
-// request id (set by RequestIdMiddleware, read by the access log) and how many middleware `before` hooks
-// ran. Middleware hooks receive it next to the Request.
+// request id (set by RequestIdMiddleware, read by the access log), the trace ids (TracingMiddleware), the
+// matched route's template and how many middleware `before` hooks ran. Middleware hooks receive it next to the Request.
 //
 // The protocol holds one per exchange slot (an HTTP/1.1 connection, a pooled HTTP/2 stream) as an opaque
 // ExchangeState made by App::make_exchange_state, and reuses it for the slot's next exchanges: no
@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "covet/http/exchange.hpp"
+#include "covet/trace/span_state.hpp"
 
 namespace covet {
 
@@ -44,8 +45,22 @@ public:
     void set_body_filter(std::unique_ptr<BodyFilter> filter) noexcept { body_filter_ = std::move(filter); }
     BodyFilter* body_filter() const noexcept { return body_filter_.get(); }
 
+    // The exchange's trace ids (TracingMiddleware; inactive without it).
+    trace::SpanState& span() noexcept { return span_; }
+    const trace::SpanState& span() const noexcept { return span_; }
+
+    // The pattern of the route that matched (e.g. "/users/{id}"), empty when none did; valid while the app
+    // lives. Set by App::dispatch before the handler runs.
+    std::string_view route_template() const noexcept { return route_template_; }
+
+    // The context of the exchange whose handler runs on this thread right now (App::dispatch sets it around
+    // the handler call), for code that gets only the Request (the Python bindings); null elsewhere.
+    static const RequestContext* current() noexcept { return current_; }
+
     // Back to the state of a new exchange.
     void reset() noexcept {
+        span_.reset();
+        route_template_ = {};
         request_id_len_ = 0;
         middleware_depth_ = 0;
         body_filter_.reset();
@@ -57,6 +72,9 @@ private:
     std::size_t request_id_len_ = 0;
     std::size_t middleware_depth_ = 0;  // `before` hooks that ran; their `after` hooks run in reverse
     std::unique_ptr<BodyFilter> body_filter_;
+    trace::SpanState span_;
+    std::string_view route_template_;
+    static inline thread_local const RequestContext* current_ = nullptr;
 };
 
 }  // namespace covet
