@@ -82,7 +82,7 @@ void TracingMiddleware::after(const Request& r, const RequestContext& c, Respons
     span.method = r.method_name();
     span.protocol_version = protocol_version(r);
     span.https = r.scheme() == "https";
-    span.route.assign(c.route_template());
+    span.route.assign_route(c.route_template());
     span.path.assign(r.path());
     span.peer.assign(r.client_address());
     span.request_id.assign(c.request_id());

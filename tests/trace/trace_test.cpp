@@ -133,6 +133,17 @@ TEST(TraceState, ValidAndInvalid) {
     EXPECT_FALSE(valid_tracestate(big + ",m=" + std::string(10, 'v')));  // over 512 bytes
 }
 
+TEST(Span, RouteTemplateDropsConverters) {
+    FixedText<128> t;
+    t.assign_route("/items/{id:int}/files/{path:path}");
+    EXPECT_EQ(t.view(), "/items/{id}/files/{path}");
+    t.assign_route("/plain");
+    EXPECT_EQ(t.view(), "/plain");
+    FixedText<4> small;
+    small.assign_route("/abcdef");
+    EXPECT_EQ(small.view(), "/abc");
+}
+
 TEST(Ids, NewIdsAreRandomAndNonZero) {
     std::vector<std::string> seen;
     for (int i = 0; i < 1000; ++i) {

@@ -20,6 +20,19 @@ struct FixedText {
         std::copy_n(s.data(), size, data);
     }
     std::string_view view() const noexcept { return {data, size}; }
+    // A route pattern as users write it: "/items/{id:int}" -> "/items/{id}" (OpenTelemetry's http.route).
+    void assign_route(std::string_view pattern) noexcept {
+        size = 0;
+        bool in_param = false, in_converter = false;
+        for (char c : pattern) {
+            if (c == '{') in_param = true;
+            if (c == '}') in_param = in_converter = false;
+            if (in_param && c == ':') in_converter = true;
+            if (in_converter) continue;
+            if (size == N) break;
+            data[size++] = c;
+        }
+    }
 };
 
 struct SpanRecord {
