@@ -1,5 +1,6 @@
 #include "covet/log.hpp"
 
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -45,6 +46,25 @@ void append_time(std::string& out) {
     out += buf;
 }
 
+// The message of a JSON line, escaped (it may hold a client's bytes: a request target in an error).
+class JsonMessage final : public spdlog::custom_flag_formatter {
+public:
+    void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
+        std::string out;
+        json_escape(out, std::string_view(msg.payload.data(), msg.payload.size()));
+        dest.append(out.data(), out.data() + out.size());
+    }
+    std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<JsonMessage>(); }
+};
+
+// The shape of covet.logger.JsonFormatter's records: one parser for the engine's and Python's lines.
+std::unique_ptr<spdlog::formatter> json_formatter() {
+    auto f = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
+    f->add_flag<JsonMessage>('*').set_pattern(
+        R"({"time":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","logger":"covet.engine","thread":%t,"msg":"%*"})");
+    return f;
+}
+
 std::shared_ptr<spdlog::logger> access_logger() {
     static std::shared_ptr<spdlog::logger> logger = [] {
         auto l = spdlog::get("access");
@@ -70,7 +90,7 @@ void configure_logging(std::string_view level, LogFormat format) {
                                     "': use trace, debug, info, warn, error, critical or off");
     spdlog::set_level(lvl);
     if (format == LogFormat::json)
-        spdlog::set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","thread":%t,"msg":"%v"})");
+        spdlog::set_formatter(json_formatter());
     else
         spdlog::set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] %v");
     access_logger()->set_pattern("%v");
