@@ -1,67 +1,70 @@
-#include <pthread.h>
-
-#include <random>
-
 #include "covet/trace/ids.hpp"
+
+#include <bit>
+#include <chrono>
+#include <cstring>
+#include <random>
 
 namespace covet::trace {
 namespace {
 
-// xoshiro256** (Blackman and Vigna): fast, 256 bits of state, seeded per thread from the OS.
-class Xoshiro {
-public:
-    Xoshiro() noexcept {
-        std::random_device rd;  // one read of the OS's entropy per thread
-        std::uint64_t seed = (std::uint64_t{rd()} << 32 | rd()) ^ reinterpret_cast<std::uintptr_t>(this);
-        for (auto& word : s_) word = splitmix(seed);
-    }
-    std::uint64_t next() noexcept {
-        const std::uint64_t result = rotl(s_[1] * 5, 7) * 9;
-        const std::uint64_t t = s_[1] << 17;
-        s_[2] ^= s_[0];
-        s_[3] ^= s_[1];
-        s_[1] ^= s_[2];
-        s_[0] ^= s_[3];
-        s_[2] ^= t;
-        s_[3] = rotl(s_[3], 45);
-        return result;
-    }
-
-private:
-    static std::uint64_t rotl(std::uint64_t x, int k) noexcept { return (x << k) | (x >> (64 - k)); }
-    static std::uint64_t splitmix(std::uint64_t& x) noexcept {
-        std::uint64_t z = (x += 0x9e3779b97f4a7c15);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111eb;
-        return z ^ (z >> 31);
-    }
-    std::uint64_t s_[4];
+// wyrand (Wang Yi): one add and one 64x64->128 multiply per 64 bits, passes BigCrush and PractRand; ids need
+// uniqueness and unpredictability across processes, not cryptographic strength. Seeded per thread from the
+// OS on first use; the state is trivially constructible, so reaching it costs no thread_local guard per id.
+struct Generator {
+    std::uint64_t state;
+    bool seeded;
 };
+thread_local Generator generator;
 
-Xoshiro& generator() noexcept {
-    thread_local Xoshiro g;
-    return g;
+[[gnu::noinline]] void seed(Generator& g) noexcept {
+    std::uint64_t x = reinterpret_cast<std::uintptr_t>(&g) ^
+                      static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    try {
+        std::random_device rd;  // one read of the OS's entropy per thread
+        x ^= std::uint64_t{rd()} << 32 | rd();
+    } catch (...) {  // no entropy source: the address and the clock still differ per thread and run
+    }
+    g.state = x;
+    g.seeded = true;
+}
+
+__extension__ typedef unsigned __int128 u128;  // GCC and Clang; __extension__: no -Wpedantic warning
+
+inline std::uint64_t next() noexcept {
+    Generator& g = generator;
+    if (!g.seeded) [[unlikely]]
+        seed(g);
+    g.state += 0xa0761d6478bd642f;
+    const u128 t = static_cast<u128>(g.state) * (g.state ^ 0xe7037ed1a0b428db);
+    return static_cast<std::uint64_t>(t >> 64) ^ static_cast<std::uint64_t>(t);
 }
 
 void put64(std::uint8_t* out, std::uint64_t v) noexcept {
-    for (int i = 7; i >= 0; --i, v >>= 8) out[i] = static_cast<std::uint8_t>(v);
+    if constexpr (std::endian::native == std::endian::little) v = __builtin_bswap64(v);
+    std::memcpy(out, &v, sizeof v);
 }
 
 }  // namespace
 
 TraceId new_trace_id() noexcept {
-    TraceId id;
+    std::uint64_t hi, lo;
     do {
-        put64(id.data(), generator().next());
-        put64(id.data() + 8, generator().next());
-    } while (is_zero(id));
+        hi = next();
+        lo = next();
+    } while ((hi | lo) == 0);
+    TraceId id;
+    put64(id.data(), hi);
+    put64(id.data() + 8, lo);
     return id;
 }
 
 SpanId new_span_id() noexcept {
+    std::uint64_t v;
+    do v = next();
+    while (v == 0);
     SpanId id;
-    do put64(id.data(), generator().next());
-    while (is_zero(id));
+    put64(id.data(), v);
     return id;
 }
 
