@@ -42,3 +42,10 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+
+# Jaeger for tests/python/test_tracing_jaeger.py, built from the Go module proxy and cached (a second run does not
+# rebuild). COVET_SKIP_JAEGER=1 skips it; a failed build leaves that test skipped (or failed under
+# COVET_REQUIRE_SERVICES=1), not the setup.
+if [ "${COVET_SKIP_JAEGER:-0}" != 1 ]; then
+  scripts/build-jaeger.sh >/dev/null || echo "setup: building Jaeger failed (scripts/build-jaeger.sh); the Jaeger test will not run" >&2
+fi
