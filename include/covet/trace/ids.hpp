@@ -4,8 +4,10 @@
 #pragma once
 
 #include <array>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 
 namespace covet::trace {
@@ -32,9 +34,10 @@ std::string_view to_hex(const std::array<std::uint8_t, N>& id, char* out) noexce
 }
 
 // The low 64 bits of a trace id (its last 8 bytes, big-endian): what ratio sampling compares.
-constexpr std::uint64_t low64(const TraceId& id) noexcept {
-    std::uint64_t v = 0;
-    for (std::size_t i = 8; i < 16; ++i) v = (v << 8) | id[i];
+inline std::uint64_t low64(const TraceId& id) noexcept {
+    std::uint64_t v;
+    std::memcpy(&v, id.data() + 8, sizeof v);
+    if constexpr (std::endian::native == std::endian::little) v = __builtin_bswap64(v);
     return v;
 }
 
