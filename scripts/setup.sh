@@ -51,3 +51,10 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 # tests/deploy: kubeconform and the Prometheus Operator's CRDs, built/downloaded once into ~/.cache/covetpy.
 scripts/deploy-tools.sh
+
+# Jaeger for tests/python/test_tracing_jaeger.py, built from the Go module proxy and cached in ~/.cache/covetpy
+# (a second run does not rebuild). Opt-in with COVET_WITH_JAEGER=1: the first build takes 15+ minutes on two
+# cores, more than the test command's budget allows on a clean machine; without the binary that test skips.
+if [ "${COVET_WITH_JAEGER:-0}" = 1 ]; then
+  scripts/build-jaeger.sh >/dev/null || echo "setup: building Jaeger failed (scripts/build-jaeger.sh); the Jaeger test will not run" >&2
+fi

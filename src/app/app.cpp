@@ -164,6 +164,11 @@ void App::dispatch(Request& request, ExchangeState* state, Responder responder) 
         context->route_ = target.metric_route ? match.pattern : std::string_view{};
         context->exchange_.route = target.metric_route;
     }
+    // Handlers that see only the Request (the Python bindings) find the exchange's context through this.
+    struct Current {
+        explicit Current(const RequestContext* c) noexcept { RequestContext::current_ = c; }
+        ~Current() { RequestContext::current_ = nullptr; }
+    } current(context);
     try {
         if (target.streaming) {
             responder.keep_request();  // read after this call returns (another thread, the body's arrival)

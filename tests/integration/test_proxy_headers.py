@@ -16,7 +16,7 @@ def access_lines(srv, count: int, timeout: float = 5.0) -> list[dict]:
     deadline = time.monotonic() + timeout
     while True:
         lines = [json.loads(line) for line in srv.stderr_path.read_text(errors="replace").splitlines()
-                 if line.startswith('{"client"')]
+                 if '"logger":"covet.access"' in line]
         if len(lines) >= count or time.monotonic() > deadline:
             return lines
         time.sleep(0.05)

@@ -234,8 +234,7 @@ def test_common_uvicorn_flags_are_accepted(serve: Any, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("flag", "equivalent"), [
-    (["--access-log"], "@app.middleware('http')"),
-    (["--ws", "none"], "remove them from the app"),
+    (["--ws", "none"], "remove them from the app"),  # --access-log is served now (test_json_logs.py)
 ])
 def test_unsupported_uvicorn_flags_are_refused_with_the_equivalent(tmp_path: Path, flag: list[str],
                                                                    equivalent: str) -> None:

@@ -8,9 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "covet/log.hpp"
 #include "covet/middleware/compression.hpp"
 #include "covet/middleware/cors.hpp"
 #include "covet/middleware/hosts.hpp"
+#include "covet/middleware/request_id.hpp"
 
 namespace py = pybind11;
 
@@ -69,12 +71,23 @@ std::unique_ptr<covet::Middleware> make(const std::string& kind, const py::dict&
         o.get("www_redirect", c.www_redirect);
         o.check_all_used();
         out = std::make_unique<covet::TrustedHostMiddleware>(std::move(c));
+    } else if (kind == "access_log") {
+        std::string format = "text";
+        o.get("format", format);
+        o.check_all_used();
+        if (format != "text" && format != "json")
+            throw py::value_error("access_log format must be 'text' or 'json', not '" + format + "'");
+        out = std::make_unique<covet::AccessLogMiddleware>(format == "json" ? covet::LogFormat::json
+                                                                            : covet::LogFormat::text);
+    } else if (kind == "request_id") {
+        o.check_all_used();
+        out = std::make_unique<covet::RequestIdMiddleware>();
     } else if (kind == "https_redirect") {
         o.check_all_used();
         out = std::make_unique<covet::HttpsRedirectMiddleware>();
     } else {
         throw py::value_error("unknown native middleware " + kind +
-                              ": expected cors, compression, trusted_host or https_redirect");
+                              ": expected cors, compression, trusted_host, https_redirect, access_log or request_id");
     }
     return out;
 }
@@ -89,7 +102,8 @@ void register_middleware(py::module_& m, std::function<covet::App&(py::handle)> 
         },
         py::arg("server"), py::arg("kind"), py::arg("options"),
         "Adds a native middleware to a server that has not started: the first added runs first on the request "
-        "(outermost). kind: cors, compression, trusted_host or https_redirect; options as covet.middleware "
+        "(outermost). kind: cors, compression, trusted_host, https_redirect, access_log (format: text or json) or "
+        "request_id; options as covet.middleware "
         "passes them.");
 }
 

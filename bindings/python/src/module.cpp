@@ -35,6 +35,7 @@
 #include "middleware_bindings.hpp"
 #include "model_json.hpp"
 #include "static_binding.hpp"
+#include "trace_binding.hpp"
 #include "ws_bridge.hpp"
 #include "wsgi_environ.hpp"
 
@@ -72,6 +73,10 @@ struct Exchange {
     std::shared_ptr<covet::StreamFlow> flow;
     std::size_t send_limit = 0;  // Limits::stream_send_buffer
     Bridge* bridge = nullptr;    // where the flow's news go
+    // The request's trace ids and request id (TracingMiddleware, RequestIdMiddleware), copied from its
+    // RequestContext: the handler's current OpenTelemetry context and its log records' ids.
+    covet::trace::SpanState span;
+    std::string request_id;
 };
 using ExchangePtr = std::shared_ptr<Exchange>;
 
@@ -93,6 +98,10 @@ public:
         ex->responder = std::move(responder);
         ex->send_limit = send_limit;
         ex->bridge = this;
+        if (const covet::RequestContext* context = covet::RequestContext::current()) {
+            if (context->span().active) ex->span = context->span();
+            if (!context->request_id().empty()) ex->request_id = context->request_id();
+        }
         if (body) {
             ex->queue = std::make_shared<covet_py::BodyQueue>(chunk_bytes);
             ex->max_body_bytes = max_body_bytes;
@@ -770,6 +779,16 @@ PYBIND11_MODULE(_native, m) {
                  return shared.build(*req.operator->());
              })
         // The TLS session as a dict (ASGI's TLS extension names where there is one), or None.
+        .def_property_readonly("trace_context",
+                               [](const NativeRequest& r) -> py::object {
+                                   const covet::trace::SpanState& s = r.ex->span;
+                                   if (!s.active) return py::none();
+                                   char trace_hex[32], span_hex[16];
+                                   return py::make_tuple(std::string(covet::trace::to_hex(s.trace_id, trace_hex)),
+                                                         std::string(covet::trace::to_hex(s.span_id, span_hex)),
+                                                         s.flags, s.tracestate);
+                               })
+        .def_property_readonly("request_id", [](const NativeRequest& r) { return r.ex->request_id; })
         .def_property_readonly("tls", [](const NativeRequest& r) -> py::object {
             const LiveRequest req = live_request(r.ex);
             const covet::net::TlsInfo* t = req->tls();
@@ -1134,6 +1153,7 @@ PYBIND11_MODULE(_native, m) {
         },
         py::arg("level") = "warn", py::arg("format") = "text");
     covet_py::register_middleware(m, [](py::handle s) -> covet::App& { return s.cast<NativeServer&>().app(); });
+    covet_py::register_tracing(m, [](py::handle s) -> covet::App& { return s.cast<NativeServer&>().app(); });
     covet_py::register_model_json(m);
     covet_py::register_metrics(m, [](py::handle s) -> covet::App& { return s.cast<NativeServer&>().app(); });
 }

@@ -89,7 +89,7 @@ std::string json_string(std::optional<std::string_view> v) {
                  "             [--body-deadline-ms N] [--min-body-rate BYTES_PER_S] [--min-body-rate-grace-ms N]\n"
                  "             [--max-connections N] [--shutdown-timeout-ms N] [--pin]\n"
                  "             [--log-level trace|debug|info|warn|error|off] [--log-format text|json]\n"
-                 "             [--access-log off|text|json]\n"
+                 "             [--access-log off|text|json] [--trace off|SAMPLER[:RATIO]]\n"
                  "             [--tls-cert FILE --tls-key FILE] [--tls-sni-cert CERT,KEY]... [--no-tls12]\n"
                  "             [--tls-ca FILE --tls-client-auth none|optional|required] [--no-http2]\n"
                  "             [--forwarded-allow-ips IPS (default 127.0.0.1)] [--no-proxy-headers]\n"
@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
     auto& cfg = app.config();
     cfg.host = "127.0.0.1";
     cfg.port = 8000;
-    std::string log_level = "warn", access_log = "off";
+    std::string log_level = "warn", access_log = "off", trace = "off";
     covet::LogFormat log_format = covet::LogFormat::text;
     covet::net::TlsConfig tls;
     std::string tls_cert, tls_key;
@@ -197,6 +197,8 @@ int main(int argc, char** argv) {
             log_format = std::string_view(v) == "json" ? covet::LogFormat::json : covet::LogFormat::text;
         else if (flag == "--access-log")
             access_log = v;
+        else if (flag == "--trace")
+            trace = v;
         else if (flag == "--forwarded-allow-ips") {
             try {
                 cfg.proxy_headers.trusted = covet::net::TrustedProxies(v);
@@ -253,6 +255,30 @@ int main(int argc, char** argv) {
         return 2;
     }
 
+    // --trace parentbased_traceidratio:0.01: a native span per request (outermost), drained every 200 ms by a
+    // thread here (an exporter's place; the spans are discarded).
+    std::shared_ptr<covet::trace::Tracer> tracer;
+    if (trace != "off") {
+        const std::size_t colon = trace.find(':');
+        try {
+            covet::trace::TracerOptions options;
+            options.sampler = covet::trace::Sampler::from_name(
+                trace.substr(0, colon), colon == std::string::npos ? 1.0 : std::stod(trace.substr(colon + 1)));
+            tracer = std::make_shared<covet::trace::Tracer>(options);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "hello: --trace: %s\n", e.what());
+            return 2;
+        }
+        app.use(std::make_unique<covet::trace::TracingMiddleware>(tracer));
+        std::thread([tracer] {
+            std::vector<covet::trace::SpanRecord> spans;
+            for (;;) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(200));
+                spans.clear();
+                tracer->drain(spans);
+            }
+        }).detach();
+    }
     app.use(std::make_unique<covet::RequestIdMiddleware>());
     if (access_log != "off")
         app.use(std::make_unique<covet::AccessLogMiddleware>(access_log == "json" ? covet::LogFormat::json

@@ -1,7 +1,7 @@
 // covet::RequestContext: what the app keeps about one exchange besides the protocol's Request: the
-// request id (set by RequestIdMiddleware, read by the access log), how many middleware `before` hooks
-// ran, and the exchange as metrics and tracing see it at its end (when it started, the route template it
-// matched, its status). Middleware hooks receive it next to the Request.
+// request id (set by RequestIdMiddleware, read by the access log), the trace ids (TracingMiddleware), how
+// many middleware `before` hooks ran, and the exchange as metrics and tracing see it at its end (when it
+// started, the route template it matched, its status). Middleware hooks receive it next to the Request.
 //
 // The protocol holds one per exchange slot (an HTTP/1.1 connection, a pooled HTTP/2 stream) as an opaque
 // ExchangeState made by App::make_exchange_state, and reuses it for the slot's next exchanges: no
@@ -16,6 +16,7 @@
 #include "covet/http/exchange.hpp"
 #include "covet/io/loop.hpp"
 #include "covet/metrics/http_metrics.hpp"
+#include "covet/trace/span_state.hpp"
 
 namespace covet {
 
@@ -47,6 +48,10 @@ public:
     void set_body_filter(std::unique_ptr<BodyFilter> filter) noexcept { body_filter_ = std::move(filter); }
     BodyFilter* body_filter() const noexcept { return body_filter_.get(); }
 
+    // The exchange's trace ids (TracingMiddleware; inactive without it).
+    trace::SpanState& span() noexcept { return span_; }
+    const trace::SpanState& span() const noexcept { return span_; }
+
     // When the exchange's request arrived (its head was read): the start of its duration.
     io::Clock::time_point started_at() const noexcept { return started_at_; }
     // The route template the request matched ("/users/{id:int}"), never the raw path; empty when no route
@@ -55,10 +60,15 @@ public:
     // The answer's status, once its head is written (0 before).
     int status() const noexcept { return status_; }
 
+    // The context of the exchange whose handler runs on this thread right now (App::dispatch sets it around
+    // the handler call), for code that gets only the Request (the Python bindings); null elsewhere.
+    static const RequestContext* current() noexcept { return current_; }
+
     // Back to the state of a new exchange. An exchange still open (its answer never completed: the client
     // went away, the stream was reset) is recorded as aborted first.
     void reset() noexcept {
         end_exchange(metrics::ErrorType::aborted);
+        span_.reset();
         request_id_len_ = 0;
         middleware_depth_ = 0;
         body_filter_.reset();
@@ -94,6 +104,8 @@ private:
     std::size_t request_id_len_ = 0;
     std::size_t middleware_depth_ = 0;  // `before` hooks that ran; their `after` hooks run in reverse
     std::unique_ptr<BodyFilter> body_filter_;
+    trace::SpanState span_;
+    static inline thread_local const RequestContext* current_ = nullptr;
 };
 
 }  // namespace covet

@@ -20,7 +20,16 @@ from .appspec import import_app
 from .engine import native_module
 from .hosted import INTERFACES, HostingError, detect_interface, hosted, is_served_app
 from .ops import OpsOptions
-from .options import ENGINE_OPTIONS, EngineOption, UsageError, check_engine_supports, engine_options, parse_duration_ms
+from .options import (
+    ENGINE_OPTIONS,
+    LOG_FORMATS,
+    EngineOption,
+    UsageError,
+    check_engine_supports,
+    engine_options,
+    log_format,
+    parse_duration_ms,
+)
 from .serve import exit_on_listen_error, serve_worker
 from .supervisor import Supervisor, WorkerOptions, ensure_metrics_dir, resolve_workers
 
@@ -145,6 +154,9 @@ def _parser() -> argparse.ArgumentParser:
                              "event-loop thread when io_uring is available)")
         sp.add_argument("--log-level", default=None, choices=LOG_LEVELS, help="default: info")
         sp.add_argument("--log-config", help="logging configuration file (.json, .yaml or .ini), as uvicorn")
+        sp.add_argument("--log-format", default=None, choices=LOG_FORMATS,
+                        help="text (default) or json: one JSON object per line for every log record and the access "
+                             "log, with the request's trace_id/span_id/request_id (env COVET_LOG_FORMAT)")
         sp.add_argument("--app-dir", default=".", help="directory to import the app from (default: .)")
         sp.add_argument("--factory", action="store_true", help="APP is a function returning the app")
         sp.add_argument("--compat", choices=("fastapi", "starlette"), default=None,
@@ -214,7 +226,8 @@ def _parser() -> argparse.ArgumentParser:
     uv.add_argument("--ws", choices=("auto", "none", "websockets", "websockets-sansio", "wsproto"),
                     help="ignored: the engine speaks WebSocket ('none' is refused)")
     uv.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=None,
-                    help="CovetPy writes no access log: --no-access-log is accepted, --access-log refused")
+                    help="the engine's access log on stderr, one line per response, in --log-format (default: off; "
+                         "env COVET_ACCESS_LOG=1)")
 
     # covet.compare (and what it imports) is loaded only to run it: every `covet run` and worker builds this parser.
     cmp = sub.add_parser("compare", help="the app under uvicorn and CovetPy: same answers? how fast?")
@@ -314,9 +327,6 @@ def _root_path(args: argparse.Namespace) -> str:
 
 def _refuse_unsupported_uvicorn_flags(args: argparse.Namespace) -> None:
     """uvicorn flags CovetPy cannot honour: one line naming what to do instead."""
-    if args.access_log:
-        raise UsageError("--access-log: CovetPy writes no access log (yet); log requests in an "
-                         "@app.middleware('http') function, or drop the flag")
     if args.ws == "none":
         raise UsageError("--ws none: the engine serves the app's WebSocket routes; remove them from the app "
                          "instead, or drop the flag")
@@ -408,6 +418,18 @@ def _main(argv: Optional[list[str]]) -> int:
     if args.log_config:
         apply_log_config(args.log_config)
     log_level = args.log_level or "info"
+    try:
+        fmt = log_format(args.log_format)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    # Workers inherit both through the environment (they run `covet _worker`, which reads them again).
+    os.environ["COVET_LOG_FORMAT"] = fmt
+    if args.command == "run" and args.access_log is not None:
+        os.environ["COVET_ACCESS_LOG"] = "1" if args.access_log else "0"
+    if fmt == "json" and not args.log_config:
+        from covet.logger import use_json_logs  # deferred: only JSON logs need it
+
+        use_json_logs()
     _configure_logging(log_level, configured=bool(args.log_config))
     transport = _transport(args)
     host, port = _address(args)

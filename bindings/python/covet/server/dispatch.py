@@ -177,10 +177,14 @@ class Dispatcher(EngineDriver):
         batch: int = 256,
         middleware: Sequence[Middleware] = (),
         root_path: str = "",
+        request_hook: Optional[Callable[[Any], None]] = None,
     ) -> None:
         """`middleware`: the runtime's own (request limits), outside the app's; `root_path`: the server's
-        (``covet run --root-path``), in every request's ``path``/``url``/``root_path``."""
+        (``covet run --root-path``), in every request's ``path``/``url``/``root_path``. `request_hook(native)`
+        runs in each request's fresh context before its handler (covet.observability: the request's span as the
+        current OpenTelemetry context)."""
         super().__init__(server, loop, batch)
+        self.request_hook = request_hook
         self.app = app
         self.root_path = root_path
         self.targets = targets  # by native route id
@@ -244,9 +248,13 @@ class Dispatcher(EngineDriver):
         tasks = self.tasks
         start = start_task
         new_context = self._base_context.copy
+        hook = self.request_hook
         for route_id, native, responder in items:
             coro = handle(targets[route_id], native, responder)
-            start(coro, loop, tasks, eager=eager[route_id], context=new_context())
+            context = new_context()
+            if hook is not None:
+                context.run(hook, native)
+            start(coro, loop, tasks, eager=eager[route_id], context=context)
 
     # -- the pipeline -------------------------------------------------------------------------------
     async def _handle(self, route: Route, native: Any, responder: Responder) -> None:

@@ -210,3 +210,30 @@ def check_engine_supports(options: dict[str, Any], native: EngineModule) -> None
         if option is not None and not engine_has(native, option.field):
             raise UsageError(f"{option.flag}: this build of the engine (covet._native) has no {option.field!r} "
                              "setting; rebuild it from this source tree (pip install .) or drop the option")
+
+
+# ---- logging (covet run --log-format, --access-log; workers inherit them through the environment) ----------
+
+LOG_FORMATS = ("text", "json")
+
+
+def log_format(value: Optional[str] = None, environ: Optional[dict[str, str]] = None) -> str:
+    """``--log-format`` or COVET_LOG_FORMAT: text (the default) or json. ValueError names a bad value."""
+    env = os.environ if environ is None else environ
+    text = (value or env.get("COVET_LOG_FORMAT", "") or "text").strip().lower()
+    if text not in LOG_FORMATS:
+        source = "--log-format" if value else "COVET_LOG_FORMAT (environment)"
+        raise ValueError(f"{source}: expected text or json, not {text!r}")
+    return text
+
+
+def access_log_format(environ: Optional[dict[str, str]] = None) -> Optional[str]:
+    """The engine's access log a worker writes: COVET_ACCESS_LOG (``covet run --access-log`` sets it) 1/true/on
+    for the log format's (COVET_LOG_FORMAT), or text/json; None (off) when unset, 0, false or off."""
+    env = os.environ if environ is None else environ
+    value = env.get("COVET_ACCESS_LOG", "").strip().lower()
+    if value in ("", "0", "false", "off", "no"):
+        return None
+    if value in LOG_FORMATS:
+        return value
+    return log_format(None, dict(env)) if value in ("1", "true", "on", "yes") else None

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from typing import Any, Optional, Union
 
+from covet.logger import request_ids
 from covet.requests import Request
 from covet.responses import PlainTextResponse, Response
 from covet.routing import METHODS, ConstantRoute, Route
@@ -40,6 +41,7 @@ from .engine import Engine, EngineModule, native_module
 from .hosted import STARTUP_FAILURE_EXIT, HostedApp, HostedDispatcher, RequestGate, StartupFailed, hosted, is_served_app
 from .interface import CallNext, Middleware, ServedApp
 from .ops import OpsOptions, run_readiness_checks
+from .options import access_log_format
 from .static_routes import static_routes
 
 Registration = tuple[str, str, Union[Route, ConstantRoute], bool]  # (method, native pattern, route, is_fallback)
@@ -82,7 +84,9 @@ def configure_logging(level: str = "info") -> None:
         handler.setFormatter(logging.Formatter("[%(asctime)s] [%(levelname)s] %(name)s: %(message)s"))
         covet_logger.addHandler(handler)
     native_level = {"warning": "warn", "critical": "critical"}.get(level.lower(), level.lower())
-    native_module().configure_logging(native_level)
+    # JSON logs (covet.observability.logging.use_json_logs installed its handler): the engine's lines too.
+    json_logs = any(h.get_name() == "covet-json" for h in logging.getLogger().handlers)
+    native_module().configure_logging(native_level, "json" if json_logs else "text")
 
 
 class Worker:
@@ -122,6 +126,10 @@ class Worker:
         else:
             self.hosted = target
         self.app: Union[ServedApp, HostedApp] = self.served if self.served is not None else target
+        # covet.observability.setup_observability(app) marks the app: its Tracing (native spans, the handlers'
+        # OpenTelemetry context) and the engine's access log; `covet run --access-log` asks for the latter too.
+        self.tracing: Any = getattr(target, "_covet_tracing", None)
+        self.access_log: Optional[str] = getattr(target, "_covet_access_log", None) or access_log_format()
         self.gate = gate
         self.root_path = check_root_path(root_path, "root_path")
         self.middleware = tuple(middleware)
@@ -147,6 +155,7 @@ class Worker:
                                           **self.server_options)
         self.transport.apply(server)
         self.ops.apply(server, self.native)
+        self._observe(server)
         for kind, options in app.native_middleware:
             self.native.add_middleware(server, kind, dict(options))
         targets: list[Route] = []
@@ -234,11 +243,29 @@ class Worker:
         """Begin the graceful shutdown (call on the loop thread)."""
         self._stop.set()
 
+    def _request_hook(self) -> Optional[Callable[[Any], None]]:
+        """What runs in each request's context before its handler: the tracing's (the OpenTelemetry context and
+        the ids for log records), or, with only the access log, the request id for log records."""
+        if self.tracing is not None:
+            hook: Callable[[Any], None] = self.tracing.request_hook
+            return hook
+        return _set_request_id if self.access_log else None
+
+    def _observe(self, server: Engine) -> None:
+        """The observability middleware, outermost (first added): spans, request ids, the access log."""
+        if self.tracing is not None:
+            self.tracing.install(server, self.native)
+        if self.tracing is not None or self.access_log:
+            self.native.add_middleware(server, "request_id", {})
+        if self.access_log:
+            self.native.add_middleware(server, "access_log", {"format": self.access_log})
+
     def _make_hosted_server(self, app: HostedApp) -> Engine:
         server = self.native.NativeServer(host=self.host, port=self.requested_port, threads=self.threads,
                                           **self.server_options)
         self.transport.apply(server)
         self.ops.apply(server, self.native)
+        self._observe(server)
         app.register(server)
         return server
 
@@ -260,7 +287,8 @@ class Worker:
                         self.native.set_checks_passing(server, False)  # until the first run of the checks passes
                     server.start()  # before the Dispatcher: whether the engine is embedded is known once started
                     self.dispatcher = Dispatcher(served, server, targets, loop, self.executor,
-                                                 middleware=self.middleware, root_path=self.root_path)
+                                                 middleware=self.middleware, root_path=self.root_path,
+                                                 request_hook=self._request_hook())
                 else:
                     assert hosted_app is not None
                     server = self.server = self._make_hosted_server(hosted_app)
@@ -334,6 +362,10 @@ class Worker:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _set_request_id(native: Any) -> None:
+    request_ids.set(("", "", native.request_id))
 
 
 @contextlib.contextmanager

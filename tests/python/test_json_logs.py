@@ -1,0 +1,132 @@
+"""Structured logs: ``covet run --log-format json --access-log`` writes every line on stderr as one JSON object,
+the engine's access log and the app's stdlib `logging` records (info and errors) alike, each carrying the
+request's request_id and, with tracing (covet.observability), its trace_id and span_id; levels per logger
+change at run time."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import logging
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from serverproc import ServerProcess, require_compiled_engine
+
+from covet.logger import JsonFormatter, request_ids
+from covet.observability import set_log_level
+
+APP = """
+    import logging
+    from covet import CovetPy
+    {setup}
+    app = CovetPy()
+    {observe}
+    log = logging.getLogger("myapp")
+
+    @app.get("/hello/{{name}}")
+    async def hello(name: str):
+        log.info("saying hello to %s", name, extra={{"user": name}})
+        return {{"hi": name}}
+
+    @app.get("/boom")
+    async def boom():
+        raise RuntimeError("kaboom")
+"""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _engine() -> None:
+    require_compiled_engine()
+
+
+def get(port: int, path: str) -> tuple[int, dict[str, str]]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        r.read()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}
+    finally:
+        conn.close()
+
+
+def json_lines(server: ServerProcess) -> list[dict[str, Any]]:
+    out = []
+    for line in server.stderr:
+        line = line.strip()
+        if line:
+            out.append(json.loads(line))  # every line on the stream is JSON
+    return out
+
+
+def run_app(tmp_path: Path, tracing: bool) -> ServerProcess:
+    setup = "from covet.observability import setup_observability" if tracing else ""
+    observe = "setup_observability(app, export=False, metrics=False)" if tracing else ""
+    (tmp_path / "logapp.py").write_text(textwrap.dedent(APP.format(setup=setup, observe=observe)))
+    return ServerProcess([sys.executable, "-m", "covet", "run", "logapp:app", "--app-dir", str(tmp_path), "--port", "0",
+                          "--log-format", "json", "--access-log"])
+
+
+@pytest.mark.parametrize("tracing", [True, False], ids=["with-tracing", "access-log-only"])
+def test_access_and_app_records_are_json_with_the_request_ids(tmp_path: Path, tracing: bool) -> None:
+    with run_app(tmp_path, tracing) as server:
+        status, headers = get(server.port, "/hello/ann")
+        assert status == 200
+        assert get(server.port, "/boom")[0] == 500
+        server.wait_for(r'"status":500')
+        server.stop()
+    records = json_lines(server)
+    assert records and all({"time", "level", "logger", "msg"} <= r.keys() for r in records)
+    [hello] = [r for r in records if r["logger"] == "myapp"]
+    assert hello["msg"] == "saying hello to ann" and hello["user"] == "ann" and hello["level"] == "info"
+    [access] = [r for r in records if r["logger"] == "covet.access" and r["target"] == "/hello/ann"]
+    assert access["status"] == 200 and access["method"] == "GET"
+    assert hello["request_id"] == access["request_id"] == headers["x-request-id"]
+    [error] = [r for r in records if r["level"] == "error"]
+    assert "kaboom" in error["exc"]
+    [boom] = [r for r in records if r["logger"] == "covet.access" and r["target"] == "/boom"]
+    assert error["request_id"] == boom["request_id"]
+    if tracing:
+        assert len(hello["trace_id"]) == 32 and len(hello["span_id"]) == 16
+        assert (hello["trace_id"], hello["span_id"]) == (access["trace_id"], access["span_id"])
+        assert (error["trace_id"], error["span_id"]) == (boom["trace_id"], boom["span_id"])
+        assert hello["trace_id"] != error["trace_id"]
+    else:
+        assert "trace_id" not in hello and "trace_id" not in access
+
+
+def test_json_formatter_and_run_time_levels() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    log = logging.getLogger("tests.json_logs")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        set_log_level("warning", "tests.json_logs")
+        log.info("hidden")
+        token = request_ids.set(("a" * 32, "b" * 16, "req-1"))
+        try:
+            log.warning('quote " and\nnewline')
+        finally:
+            request_ids.reset(token)
+        set_log_level("debug", "tests.json_logs")
+        log.debug("now visible")
+        try:
+            raise ValueError("bad")
+        except ValueError:
+            log.exception("failed")
+    finally:
+        log.removeHandler(handler)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [r["msg"] for r in lines] == ['quote " and\nnewline', "now visible", "failed"]
+    assert lines[0]["trace_id"] == "a" * 32 and lines[0]["span_id"] == "b" * 16 and lines[0]["request_id"] == "req-1"
+    assert "trace_id" not in lines[1]
+    assert "ValueError: bad" in lines[2]["exc"]
+    with pytest.raises(ValueError, match="unknown log level"):
+        set_log_level("loud", "tests.json_logs")

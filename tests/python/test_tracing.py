@@ -1,0 +1,231 @@
+"""Request tracing end to end on the compiled engine, with real sockets: a W3C traceparent continued (same trace
+id, the incoming span as parent), a malformed one ignored and never echoed, the sampling ratio honoured, and a
+handler running with the request's span as its current OpenTelemetry context (its SDK spans are children; an
+httpx call instrumented by opentelemetry-instrumentation-httpx sends the same trace id on).
+
+The engine's finished spans are read from its tracer (``setup_observability(..., export=False)``); the OTLP
+export to a real Jaeger is tests/python/test_tracing_jaeger.py.
+"""
+
+from __future__ import annotations
+
+import http.client
+import http.server
+import threading
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import pytest
+from serverproc import require_compiled_engine
+
+pytest.importorskip("opentelemetry.sdk", reason="the OpenTelemetry SDK (requirements-dev.txt) is not installed")
+
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from covet import CovetPy
+from covet.observability import setup_observability
+from covet.server.serve import ThreadedWorker
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_ID = "00f067aa0ba902b7"
+
+user_spans = InMemorySpanExporter()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _sdk() -> None:
+    require_compiled_engine()
+    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(user_spans))
+        trace.set_tracer_provider(provider)
+
+
+class Headers(http.server.BaseHTTPRequestHandler):
+    """A plain HTTP server that records the headers of what it is sent (the handler's outgoing call)."""
+
+    seen: ClassVar[list[dict[str, str]]] = []
+
+    def do_GET(self) -> None:
+        Headers.seen.append({k.lower(): v for k, v in self.headers.items()})
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def downstream() -> Iterator[int]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Headers)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+
+
+def make_app(downstream_port: int = 0) -> CovetPy:
+    app = CovetPy()
+    tracer = trace.get_tracer("tests.tracing")
+
+    @app.get("/items/{item_id}")
+    async def item(item_id: int) -> dict[str, Any]:
+        ctx = trace.get_current_span().get_span_context()
+        with tracer.start_as_current_span("load item") as span:
+            user = span.get_span_context()
+        return {"trace_id": f"{ctx.trace_id:032x}", "span_id": f"{ctx.span_id:016x}",
+                "sampled": ctx.trace_flags.sampled, "user_span": f"{user.span_id:016x}", "item": item_id}
+
+    @app.get("/call")
+    async def call() -> dict[str, Any]:
+        import httpx
+
+        async with httpx.AsyncClient() as client:
+            r = await client.get(f"http://127.0.0.1:{downstream_port}/down")
+        ctx = trace.get_current_span().get_span_context()
+        return {"status": r.status_code, "trace_id": f"{ctx.trace_id:032x}"}
+
+    return app
+
+
+def get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
+    import json
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        r = conn.getresponse()
+        body = r.read()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, json.loads(body) if body else None
+    finally:
+        conn.close()
+
+
+@pytest.fixture(params=[0, 1], ids=["loop-thread", "io-thread"])
+def threads(request: pytest.FixtureRequest) -> int:
+    return int(request.param)
+
+
+def serve(app: CovetPy, threads: int, **options: Any) -> tuple[ThreadedWorker, Any]:
+    tracing = setup_observability(app, export=False, json_logs=False, metrics=False, access_log=False, **options)
+    return ThreadedWorker(app, threads=threads).start(), tracing
+
+
+def drain(tracing: Any) -> list[tuple[Any, ...]]:
+    spans: list[tuple[Any, ...]] = []
+    for tracer in tracing._tracers:
+        spans.extend(tracer.drain())
+    return spans
+
+
+def test_incoming_traceparent_is_continued(threads: int) -> None:
+    user_spans.clear()
+    worker, tracing = serve(make_app(), threads)
+    try:
+        status, headers, body = get(worker.port, "/items/7", {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01",
+                                                             "tracestate": "rojo=00f067aa0ba902b7"})
+    finally:
+        worker.stop()
+    assert status == 200
+    assert body["trace_id"] == TRACE_ID  # the handler's current OpenTelemetry context
+    assert body["sampled"] is True
+    assert body["span_id"] != PARENT_ID
+    assert headers.get("x-request-id")
+    [span] = drain(tracing)
+    (trace_id, span_id, parent_id, flags, parent_remote, code, start, end, method, version, scheme, route, path, peer,
+     request_id) = span
+    assert (trace_id, parent_id, flags, parent_remote) == (TRACE_ID, PARENT_ID, 1, True)
+    assert span_id == body["span_id"]
+    assert (code, method, version, scheme, route, path) == (200, "GET", "1.1", "http", "/items/{item_id}", "/items/7")
+    assert peer == "127.0.0.1" and request_id == headers["x-request-id"]
+    assert 0 < start <= end
+    # The user's SDK span is a child of the request's span, in the same trace.
+    [user] = [s for s in user_spans.get_finished_spans() if s.name == "load item"]
+    assert f"{user.context.trace_id:032x}" == TRACE_ID
+    assert user.parent is not None and f"{user.parent.span_id:016x}" == body["span_id"]
+
+
+@pytest.mark.parametrize("bad", [
+    f"00-{TRACE_ID.upper()}-{PARENT_ID}-01",   # uppercase hex
+    f"00-{TRACE_ID}-{PARENT_ID}-01-extra",     # an extra field in version 00
+    f"00-{'0' * 32}-{PARENT_ID}-01",           # all-zero trace id
+    f"00-{TRACE_ID}-{PARENT_ID}",              # too short
+    f"ff-{TRACE_ID}-{PARENT_ID}-01",           # version ff
+    "garbage<script>",
+])
+def test_malformed_traceparent_is_ignored_and_not_echoed(bad: str) -> None:
+    worker, tracing = serve(make_app(), 0, sampler="always_on")
+    try:
+        status, headers, body = get(worker.port, "/items/1", {"traceparent": bad, "tracestate": "rojo=1"})
+    finally:
+        worker.stop()
+    assert status == 200
+    assert body["trace_id"] != TRACE_ID and body["trace_id"] != "0" * 32
+    assert all(bad not in value and TRACE_ID not in value.lower() for value in headers.values())
+    [span] = drain(tracing)
+    assert span[0] == body["trace_id"] and span[2] == "" and span[4] is False  # a new root span
+
+
+def test_sampling_ratio_is_honoured_and_parent_decision_followed() -> None:
+    worker, tracing = serve(make_app(), 0, sampler=0.25)
+    try:
+        n = 400
+        conn = http.client.HTTPConnection("127.0.0.1", worker.port, timeout=10)
+        sampled_flags = 0
+        for _ in range(n):
+            conn.request("GET", "/items/1")
+            r = conn.getresponse()
+            sampled_flags += b'"sampled":true' in r.read()
+        # An incoming sampled=1 parent is followed even when the ratio would drop its trace id, and 0 is too.
+        for flags, expected in (("01", True), ("00", False)):
+            conn.request("GET", "/items/2", headers={"traceparent": f"00-{'f' * 32}-{PARENT_ID}-{flags}"})
+            r = conn.getresponse()
+            assert (b'"sampled":true' in r.read()) is expected
+        conn.close()
+    finally:
+        worker.stop()
+    spans = drain(tracing)
+    roots = [s for s in spans if s[2] == ""]
+    assert 60 <= len(roots) <= 140, len(roots)  # 100 expected
+    assert len(roots) == sampled_flags  # the handler saw the same decision the engine recorded
+    assert [s[0] for s in spans if s[2]] == ["f" * 32]
+
+
+def test_outgoing_httpx_call_carries_the_trace(downstream: int) -> None:
+    pytest.importorskip("opentelemetry.instrumentation.httpx")
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    HTTPXClientInstrumentor().instrument()
+    try:
+        Headers.seen.clear()
+        worker, tracing = serve(make_app(downstream), 1)
+        try:
+            status, _, body = get(worker.port, "/call", {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"})
+        finally:
+            worker.stop()
+    finally:
+        HTTPXClientInstrumentor().uninstrument()
+    assert status == 200 and body["status"] == 200
+    [sent] = Headers.seen
+    version, trace_id, parent_id, flags = sent["traceparent"].split("-")
+    assert (version, trace_id, flags) == ("00", TRACE_ID, "01")
+    [server_span] = drain(tracing)
+    # The outgoing request's parent is the httpx client span, itself a child of the request's span.
+    client = [s for s in user_spans.get_finished_spans() if f"{s.context.span_id:016x}" == parent_id]
+    assert client and client[0].parent is not None and f"{client[0].parent.span_id:016x}" == server_span[1]
+    assert sent.get("tracestate") is None
+
+
+def test_unsampled_requests_record_nothing_but_still_propagate_ids() -> None:
+    worker, tracing = serve(make_app(), 0, sampler="always_off")
+    try:
+        status, _, body = get(worker.port, "/items/3", {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"})
+    finally:
+        worker.stop()
+    assert status == 200 and body["trace_id"] == TRACE_ID and body["sampled"] is False
+    assert drain(tracing) == []
