@@ -52,15 +52,6 @@ _FLOW_WAIT, _FLOW_CLOSED = 1, 2  # NativeResponder.flow_state()
 _INIT, _STARTED, _STREAMING, _TRAILERS, _DONE = range(5)
 
 
-_DISCONNECT_POLL_FIRST = 0.05  # seconds between checks of a connection an app waits to see closed, doubling ...
-_DISCONNECT_POLL_MAX = 1.0  # ... up to this
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
 class ClientDisconnected(OSError):
     """``send`` on a connection the client has closed (the ASGI spec: a server-specific subclass of OSError)."""
 
