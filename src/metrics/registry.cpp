@@ -64,7 +64,11 @@ Mapped map_file(const std::string& path) {
         if (p != MAP_FAILED) {
             m.region = static_cast<const Region*>(p);
             m.bytes = sizeof(Region);
-            if (m.region->header.magic != region_magic || m.region->header.version != region_version) m = Mapped{};
+            // The writer publishes the magic last (release); read it first (acquire). Read-only mapping: a load only.
+            auto& magic = const_cast<std::uint64_t&>(m.region->header.magic);
+            if (std::atomic_ref<std::uint64_t>(magic).load(std::memory_order_acquire) != region_magic ||
+                m.region->header.version != region_version)
+                m = Mapped{};
         }
     }
     ::close(fd);
@@ -150,8 +154,9 @@ void Registry::init_region() {
     h.pid = static_cast<std::int32_t>(::getpid());
     h.start_time = unix_now();
     h.cells_used.store(1, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_release);
-    h.magic = region_magic;
+    // Published last, with release: a scraper that reads the magic (acquire) sees the fields above. An atomic_ref
+    // store rather than a fence, which ThreadSanitizer does not support.
+    std::atomic_ref<std::uint64_t>(h.magic).store(region_magic, std::memory_order_release);
 }
 
 Registry::~Registry() {
