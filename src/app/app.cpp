@@ -99,8 +99,21 @@ bool App::stream_body(Request& request) {
 }
 
 App& App::use(std::unique_ptr<Middleware> middleware) {
+    const unsigned hooks = middleware->hooks();
+    const HookCall call{middleware.get(), middleware_.size()};
     middleware_.push_back(std::move(middleware));
+    if (hooks & Middleware::before_hook) before_hooks_.push_back(call);
+    if (hooks & Middleware::after_hook) after_hooks_.push_back(call);
     return *this;
+}
+
+std::optional<Response> App::run_before(Middleware& middleware, Request& request, RequestContext& context) {
+    try {
+        return middleware.before(request, context);
+    } catch (const std::exception& e) {
+        spdlog::error("middleware failed on {} {}: {}", request.method_name(), request.target(), e.what());
+        return error_response(500, json_errors_);
+    }
 }
 
 App& App::listen(std::string host, std::uint16_t port) {
@@ -121,30 +134,29 @@ void App::dispatch(Request& request, ExchangeState* state, Responder responder) 
         // Counted active from here to its answer (RequestContext::end_exchange).
         const int minor = request.version_minor();
         context->started_at_ = request.received_at();
-        context->exchange_.method = static_cast<std::uint8_t>(request.method());
         // "https" and "wss" (5 and 3 letters) against "http" and "ws": the length tells them apart.
         const std::size_t scheme_length = request.scheme().size();
-        context->exchange_.https = scheme_length == 5 || scheme_length == 3;
-        context->exchange_.version = request.version_major() == 2 ? 2 : minor == 0 ? 0 : 1;
-        context->exchange_.route = 0;
         context->request_bytes_ = request.body().size();
         context->response_bytes_ = 0;
         context->open_ = true;
-        context->series_.active(context->exchange_.method, context->exchange_.https, +1);
+        context->series_.begin(static_cast<std::uint8_t>(request.method()), scheme_length == 5 || scheme_length == 3,
+                               request.version_major() == 2 ? 2
+                               : minor == 0                 ? 0
+                                                            : 1);
     }
-    for (std::size_t i = 0; context && i < middleware_.size(); ++i) {
-        std::optional<Response> early;
-        try {
-            early = middleware_[i]->before(request, *context);
-        } catch (const std::exception& e) {
-            spdlog::error("middleware failed on {} {}: {}", request.method_name(), request.target(), e.what());
-            early = error_response(500, json_errors_);
+    if (context) {
+        // The depth counts every middleware up to the one running (those without a `before` hook too: their
+        // `after` runs as if it had), the one that answers included.
+        for (const HookCall& call : before_hooks_) {
+            context->middleware_depth_ = call.position;
+            std::optional<Response> early = run_before(*call.middleware, request, *context);
+            if (early) [[unlikely]] {
+                context->middleware_depth_ = call.position + 1;
+                responder.send(std::move(*early));
+                return;
+            }
         }
-        context->middleware_depth_ = i + 1;
-        if (early) {
-            responder.send(std::move(*early));
-            return;
-        }
+        context->middleware_depth_ = middleware_.size();
     }
 
     const auto match = router_.match(request.method(), request.path(), request.params());
@@ -162,7 +174,7 @@ void App::dispatch(Request& request, ExchangeState* state, Responder responder) 
     const RouteTarget& target = *match.handler;
     if (context) {
         context->route_ = target.metric_route ? match.pattern : std::string_view{};
-        context->exchange_.route = target.metric_route;
+        if (record_metrics_) context->series_.route(target.metric_route);
     }
     // Handlers that see only the Request (the Python bindings) find the exchange's context through this.
     struct Current {
@@ -191,9 +203,11 @@ void App::dispatch(Request& request, ExchangeState* state, Responder responder) 
 
 void App::finalize(const Request& request, ExchangeState* state, Response& response) noexcept {
     auto* context = static_cast<RequestContext*>(state);
-    for (std::size_t i = context ? context->middleware_depth_ : 0; i-- > 0;) {
+    const std::size_t depth = context ? context->middleware_depth_ : 0;
+    for (std::size_t i = after_hooks_.size(); i-- > 0;) {
+        if (after_hooks_[i].position >= depth) continue;
         try {
-            middleware_[i]->after(request, *context, response);
+            after_hooks_[i].middleware->after(request, *context, response);
         } catch (const std::exception& e) {
             spdlog::error("middleware after-hook failed: {}", e.what());
         }
@@ -209,9 +223,11 @@ void App::finalize(const Request& request, ExchangeState* state, Response& respo
 
 void App::finalize_stream(const Request& request, ExchangeState* state, Response& head) noexcept {
     auto* context = static_cast<RequestContext*>(state);
-    for (std::size_t i = context ? context->middleware_depth_ : 0; i-- > 0;) {
+    const std::size_t depth = context ? context->middleware_depth_ : 0;
+    for (std::size_t i = after_hooks_.size(); i-- > 0;) {
+        if (after_hooks_[i].position >= depth) continue;
         try {
-            middleware_[i]->after_stream(request, *context, head);
+            after_hooks_[i].middleware->after_stream(request, *context, head);
         } catch (const std::exception& e) {
             spdlog::error("middleware after-hook failed: {}", e.what());
         }
@@ -287,10 +303,16 @@ void App::start_ops() {
     c.port = ops.port;
     c.threads = 1;
     c.http2 = false;
-    c.shared_port = true;  // every worker process of a group listens there: any of them answers for all
+    // Every worker process of a group answers there (any of them for all): from the master's one socket when it
+    // handed one down, else from one SO_REUSEPORT socket each.
+    if (ops.inherited_listener >= 0)
+        c.inherited_listener = ops.inherited_listener;
+    else
+        c.shared_port = true;
     c.limits.max_connections = 64;
     c.ops = ops;
     c.ops.port = 0;
+    c.ops.inherited_listener = -1;
     c.ops.endpoints = true;
     c.ops.record_metrics = false;  // its own traffic is not the app's
     ops_app_->start(1);

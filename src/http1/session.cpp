@@ -402,10 +402,10 @@ private:
     void begin_request() {
         request_.set_received_at(conn_.loop().now());
         request_.set_tls(conn_.tls());
-        if (conn_.proxy_trusted()) {  // the previous request may have taken another client
-            request_.set_client(conn_.peer_address(), conn_.peer_port());
-            http::apply_proxy_headers(request_, conn_.config().proxy_headers.trusted);
-        }
+        // The previous request may have taken another client (X-Forwarded-For), and a PROXY header read after the
+        // session began may have replaced the peer.
+        request_.set_client(conn_.peer_address(), conn_.peer_port());
+        if (conn_.proxy_trusted()) http::apply_proxy_headers(request_, conn_.config().proxy_headers.trusted);
         upload_ = Upload::none;
     }
 

@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ack_filter.hpp"
@@ -469,9 +470,16 @@ private:
         if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
         self(user).stream_ids_.opened(frame->hd.stream_id);
         if (self(user).conn_.config().ops.record_metrics) metrics::http2_stream();
+        // The client (its address, over all of its connections) is at ClientLimits::max_streams_per_ip: the
+        // stream is refused before anything of it is kept; its header block is decoded (HPACK state) and dropped.
+        if (!self(user).conn_.admit_stream()) {
+            nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_REFUSED_STREAM);
+            return 0;
+        }
         try {
             Http2Protocol& h = self(user);
             std::unique_ptr<Stream> s = h.pool_.acquire(frame->hd.stream_id);
+            s->client_counted = true;
             s->deadline = h.conn_.loop().now() + h.timeouts_.header;
             if (nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, s.get()) != 0)
                 return NGHTTP2_ERR_CALLBACK_FAILURE;
@@ -588,6 +596,7 @@ private:
         if (!s) return 0;
         nghttp2_session_set_stream_user_data(session, stream_id, nullptr);
         s->session_open = false;
+        if (std::exchange(s->client_counted, false)) self(user).conn_.release_stream();
         s->close_flow();  // reset by the client, or ended
         if (s->upload) self(user).abort_upload(*s, 0, "the client reset the stream before the request body ended");
         // A stream the application still answers stays (its Request views into it); the completion,
@@ -1095,6 +1104,7 @@ private:
             }
         }
         fields_.add(r.headers());
+        if (const SharedFields* shared = r.shared_fields()) fields_.add(shared->fields);
     }
 
     // ---- output ----

@@ -60,6 +60,7 @@ struct Stream {
     bool stream_ended = false;                 // streaming: stream_end arrived
     bool streamed = false;                     // the body comes from `pending` (fixed when the head is submitted)
     bool reset_after_response = false;         // answered early: RST_STREAM(NO_ERROR) once the response has ended
+    bool client_counted = false;               // counted in its client's streams (Connection::admit_stream)
     Response response;                         // complete(): the response; streaming: the head (for its trailers)
     std::string pending;                       // streaming: chunks not yet handed to nghttp2
     std::size_t sent = 0;                      // bytes of the body (or of `pending`) already handed to nghttp2
@@ -102,6 +103,7 @@ struct Stream {
         deadline = {};
         pace.reset();
         reset_after_response = false;
+        client_counted = false;
         reject_status = 0;
         reject_reason = "";
         app_owned = false;

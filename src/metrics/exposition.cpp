@@ -167,7 +167,7 @@ std::string render(const Registry::Snapshot& snapshot, Format format, const Proc
     }
     if (process.known) {
         header(out, om ? "process_cpu_seconds" : "process_cpu_seconds_total", "counter",
-               "User and system CPU time of the live worker processes, in seconds.");
+               "User and system CPU time of the process group, exited processes included, in seconds.");
         sample(out, "process_cpu_seconds", "_total", {}, {}, process.cpu_seconds);
         header(out, "process_resident_memory_bytes", "gauge", "Resident memory of the live worker processes.");
         sample(out, "process_resident_memory_bytes", {}, {}, {}, process.resident_bytes);
@@ -186,7 +186,9 @@ std::string render(const Registry::Snapshot& snapshot, Format format, const Proc
 std::string scrape(Format format) {
     EngineFamilies::get();  // declared even before the first request, so that they show as zeros
     const Registry::Snapshot snapshot = Registry::global().snapshot();
-    return render(snapshot, format, process_stats(snapshot.live_pids));
+    ProcessStats process = process_stats(snapshot.live_pids);
+    process.cpu_seconds = snapshot.cpu_seconds;  // exited workers' included: never goes backwards
+    return render(snapshot, format, process);
 }
 
 }  // namespace covet::metrics

@@ -3,6 +3,7 @@
 #include "covet/metrics/http_metrics.hpp"
 
 #include <array>
+#include <cmath>
 #include <deque>
 #include <limits>
 #include <mutex>
@@ -17,6 +18,17 @@ constexpr std::array<double, 14> duration_bounds = {0.005, 0.01, 0.025, 0.05, 0.
 // Body sizes (bytes): powers of four from 64 B to 1 GiB.
 constexpr std::array<double, 13> size_bounds = {64,      256,     1024,     4096,     16384,     65536,     262144,
                                                 1048576, 4194304, 16777216, 67108864, 268435456, 1073741824};
+
+// HttpSeriesCache's integer thresholds are these bounds.
+template <std::size_t N, std::size_t M>
+constexpr bool same_bounds(const std::array<double, N>& bounds, const std::uint64_t (&thresholds)[M], double unit) {
+    static_assert(M == N + 1);
+    for (std::size_t i = 0; i < N; ++i)
+        if (static_cast<std::uint64_t>(bounds[i] * unit + 0.5) != thresholds[i]) return false;
+    return thresholds[N] == std::numeric_limits<std::uint64_t>::max();
+}
+static_assert(same_bounds(duration_bounds, duration_thresholds_ns, 1e9));
+static_assert(same_bounds(size_bounds, size_thresholds, 1));
 
 constexpr std::array<std::string_view, 9> method_names = {"GET",   "HEAD",    "POST",    "PUT",  "DELETE",
                                                           "PATCH", "OPTIONS", "CONNECT", "TRACE"};
@@ -37,16 +49,17 @@ EngineFamilies declare() {
     Registry& r = Registry::global();
     EngineFamilies f{};
     f.request_duration = r.family("http_server_request_duration_seconds", "Duration of HTTP server requests.",
-                                  Kind::histogram, duration_bounds);
+                                  Kind::histogram, duration_bounds, false, 1e9);
     f.active_requests = r.family("http_server_active_requests", "Number of active HTTP server requests.", Kind::gauge);
     f.request_body_size = r.family("http_server_request_body_size_bytes", "Size of HTTP server request bodies.",
-                                   Kind::histogram, size_bounds);
+                                   Kind::histogram, size_bounds, false, 1);
     f.response_body_size = r.family("http_server_response_body_size_bytes", "Size of HTTP server response bodies.",
-                                    Kind::histogram, size_bounds);
+                                    Kind::histogram, size_bounds, false, 1);
     f.connections_open = r.family("covet_connections_open", "Client connections open.", Kind::gauge);
     f.connections_accepted = r.family("covet_connections_accepted", "Client connections accepted.", Kind::counter);
     f.connections_refused =
-        r.family("covet_connections_refused", "Client connections refused (reason: limit, tls).", Kind::counter);
+        r.family("covet_connections_refused", "Client connections refused (reason: limit, tls, per_ip, per_ip_rate).",
+                 Kind::counter);
     f.tls_handshakes = r.family("covet_tls_handshakes", "TLS handshakes by result (ok, failed).", Kind::counter);
     f.http2_streams = r.family("covet_http2_streams", "HTTP/2 streams opened by clients.", Kind::counter);
     f.http2_resets = r.family("covet_http2_resets", "HTTP/2 streams reset (side: client, server).", Kind::counter);
@@ -103,6 +116,12 @@ void bump(FamilyId family, std::uint64_t key, std::string_view name, std::string
     if (SeriesRef s = Registry::global().series(family, key, write_one_label, &label)) s.add();
 }
 
+std::size_t bucket_index(const std::uint64_t* thresholds, std::uint64_t v) noexcept {
+    std::size_t b = 0;
+    while (thresholds[b] < v) ++b;
+    return b;
+}
+
 }  // namespace
 
 const EngineFamilies& EngineFamilies::get() {
@@ -148,56 +167,79 @@ void active_request(std::uint8_t method, bool https, int delta) noexcept {
 
 void finished_request(const HttpExchange& x, double seconds, std::uint64_t request_bytes,
                       std::uint64_t response_bytes) noexcept {
+    const double ns = std::isfinite(seconds) && seconds > 0 ? std::round(seconds * 1e9) : 0;
+    finished_request_ns(x, ns < 1.8e19 ? static_cast<std::uint64_t>(ns) : ~std::uint64_t{0}, request_bytes,
+                        response_bytes);
+}
+
+void finished_request_ns(const HttpExchange& x, std::uint64_t nanoseconds, std::uint64_t request_bytes,
+                         std::uint64_t response_bytes) noexcept {
     const EngineFamilies& f = EngineFamilies::get();
     Registry& r = Registry::global();
-    const std::uint64_t status = x.status >= 100 && x.status <= 599 ? static_cast<std::uint64_t>(x.status) : 0;
-    const std::uint64_t key = (x.method & 0xFu) | (std::uint64_t{x.https} << 4) | (std::uint64_t{x.version & 3u} << 5) |
-                              (std::uint64_t(x.error) << 7) | (status << 10) | (std::uint64_t{x.route} << 20);
+    const std::uint64_t key = exchange_key(x);
     if (SeriesRef s = r.series(f.request_duration, key, write_request_labels, &key))
-        s.observe(r.bucket_of(f.request_duration, seconds), seconds);
-    if (SeriesRef s = r.series(f.request_body_size, key, write_request_labels, &key)) {
-        const auto bytes = static_cast<double>(request_bytes);
-        s.observe(r.bucket_of(f.request_body_size, bytes), bytes);
-    }
-    if (SeriesRef s = r.series(f.response_body_size, key, write_request_labels, &key)) {
-        const auto bytes = static_cast<double>(response_bytes);
-        s.observe(r.bucket_of(f.response_body_size, bytes), bytes);
-    }
+        s.observe_units(bucket_index(duration_thresholds_ns, nanoseconds), nanoseconds);
+    if (SeriesRef s = r.series(f.request_body_size, key, write_request_labels, &key))
+        s.observe_units(bucket_index(size_thresholds, request_bytes), request_bytes);
+    if (SeriesRef s = r.series(f.response_body_size, key, write_request_labels, &key))
+        s.observe_units(bucket_index(size_thresholds, response_bytes), response_bytes);
 }
 
-// The bucket bounds with +infinity appended, for HttpSeriesCache's scan.
-template <std::size_t N>
-constexpr std::array<double, N + 1> with_infinity(const std::array<double, N>& bounds) {
-    std::array<double, N + 1> out{};
-    for (std::size_t i = 0; i < N; ++i) out[i] = bounds[i];
-    out[N] = std::numeric_limits<double>::infinity();
-    return out;
+void HttpSeriesCache::begin_slow(std::uint64_t active, const void* tag) noexcept {
+    if (tag != thread_) {  // another thread's cell: every series is looked up again there
+        thread_ = tag;
+        key_ = ~std::uint64_t{0};
+        owner_ = nullptr;
+    }
+    active_key_ = active;
+    const SeriesRef s =
+        Registry::global().series(EngineFamilies::get().active_requests, active, write_active_labels, &active);
+    active_slot_ = s.slot;
+    active_owner_ = s && s.exclusive ? tag : nullptr;
+    if (s) s.gauge_add(1);
 }
-constexpr auto duration_scan = with_infinity(duration_bounds);
-constexpr auto size_scan = with_infinity(size_bounds);
 
-void HttpSeriesCache::refresh(std::uint64_t key) noexcept {
+void HttpSeriesCache::end_slow(std::uint64_t key, std::uint64_t nanoseconds, std::uint64_t request_bytes,
+                               std::uint64_t response_bytes, int status, ErrorType error) noexcept {
     const EngineFamilies& f = EngineFamilies::get();
     Registry& r = Registry::global();
-    if (thread_tag() != thread_) {
-        thread_ = thread_tag();
+    const void* tag = thread_tag();
+    if (tag != thread_) {
+        thread_ = tag;  // the active series (the start's, on the other thread) is looked up again at the next start
         active_key_ = ~std::uint64_t{0};
-    }
-    key_ = key;
-    duration_ = r.series(f.request_duration, key, write_request_labels, &key);
-    request_body_ = r.series(f.request_body_size, key, write_request_labels, &key);
-    response_body_ = r.series(f.response_body_size, key, write_request_labels, &key);
-    duration_bounds_ = duration_scan.data();
-    size_bounds_ = size_scan.data();
-}
-
-void HttpSeriesCache::refresh_active(std::uint64_t key) noexcept {
-    if (thread_tag() != thread_) {
-        thread_ = thread_tag();
+        active_owner_ = nullptr;
+        active_slot_ = nullptr;
         key_ = ~std::uint64_t{0};
+        owner_ = nullptr;
     }
-    active_key_ = key;
-    active_ = Registry::global().series(EngineFamilies::get().active_requests, key, write_active_labels, &key);
+    if (key != key_) {
+        key_ = key;
+        const SeriesRef duration = r.series(f.request_duration, key, write_request_labels, &key);
+        const SeriesRef request_body = r.series(f.request_body_size, key, write_request_labels, &key);
+        const SeriesRef response_body = r.series(f.response_body_size, key, write_request_labels, &key);
+        duration_ = duration.slot;
+        request_body_ = request_body.slot;
+        response_body_ = response_body.slot;
+        const bool exclusive = duration && request_body && response_body && duration.exclusive &&
+                               request_body.exclusive && response_body.exclusive;
+        owner_ = exclusive ? tag : nullptr;
+        // The next exchange takes the fast path with the same start labels and status, unless this one was aborted
+        // (its key holds the error, which the fast path does not look at).
+        owner_base_ = base_;
+        owner_status_ = error == ErrorType::none ? status : -1;
+        if (exclusive) {
+            plain_observe(*duration_, bucket(duration_thresholds_ns, nanoseconds), nanoseconds);
+            plain_observe(*request_body_, bucket(size_thresholds, request_bytes), request_bytes);
+            plain_observe(*response_body_, bucket(size_thresholds, response_bytes), response_bytes);
+            return;
+        }
+    }
+    // The shared cell (atomic adds), or a full table (the missing series are counted as dropped).
+    if (duration_) SeriesRef{duration_, false}.observe_units(bucket(duration_thresholds_ns, nanoseconds), nanoseconds);
+    if (request_body_)
+        SeriesRef{request_body_, false}.observe_units(bucket(size_thresholds, request_bytes), request_bytes);
+    if (response_body_)
+        SeriesRef{response_body_, false}.observe_units(bucket(size_thresholds, response_bytes), response_bytes);
 }
 
 void connection_opened() noexcept {
@@ -207,8 +249,9 @@ void connection_opened() noexcept {
 }
 void connection_closed() noexcept { bump(EngineFamilies::get().connections_open, -1); }
 void connection_refused(RefusedReason reason) noexcept {
+    static constexpr std::string_view names[] = {"limit", "tls", "per_ip", "per_ip_rate"};
     bump(EngineFamilies::get().connections_refused, static_cast<std::uint64_t>(reason), "reason",
-         reason == RefusedReason::limit ? "limit" : "tls");
+         names[static_cast<std::size_t>(reason)]);
 }
 void tls_handshake(bool ok) noexcept { bump(EngineFamilies::get().tls_handshakes, ok, "result", ok ? "ok" : "failed"); }
 void http2_stream() noexcept { bump(EngineFamilies::get().http2_streams); }
@@ -232,8 +275,8 @@ void protocol_refusal(int status) noexcept {
 }
 
 void worker_restart(std::string_view cause) noexcept {
-    static constexpr std::array<std::string_view, 6> causes = {"crash",        "signal",         "reload",
-                                                               "max_requests", "startup_failed", "killed"};
+    static constexpr std::array<std::string_view, 8> causes = {"crash",          "signal", "reload",  "max_requests",
+                                                               "startup_failed", "killed", "max_rss", "lifetime"};
     std::uint64_t key = causes.size();
     for (std::size_t i = 0; i < causes.size(); ++i)
         if (causes[i] == cause) key = i;

@@ -3,6 +3,8 @@
 #include "covet/middleware/cors.hpp"
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 #include <regex>
 #include <set>
 #include <stdexcept>
@@ -15,6 +17,9 @@ namespace {
 
 constexpr std::string_view all_methods[] = {"DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY"};
 constexpr std::string_view safelisted_headers[] = {"Accept", "Accept-Language", "Content-Language", "Content-Type"};
+constexpr std::string_view allow_origin_name = "Access-Control-Allow-Origin";
+constexpr std::string_view allow_credentials_name = "Access-Control-Allow-Credentials";
+constexpr std::string_view expose_name = "Access-Control-Expose-Headers";
 constexpr std::string_view preflight_vary =
     "Origin, Access-Control-Request-Method, Access-Control-Request-Headers, Access-Control-Request-Private-Network";
 
@@ -45,6 +50,10 @@ bool contains(const std::vector<std::string>& items, std::string_view item) {
 
 // Vary: every value it has, joined, then `value` (Starlette's add_vary_header).
 void append_vary(Response& response, std::string_view value) {
+    if (!response.has_header("vary")) {  // the usual case: nothing to join (`value` is one of ours: no check)
+        response.add_prechecked_header("Vary", value);
+        return;
+    }
     std::string joined;
     for (const Fields::Field f : response.headers())
         if (iequals(f.name, "vary")) joined.append(f.value).append(", ");
@@ -64,6 +73,19 @@ struct CorsMiddleware::Impl {
     std::vector<std::string> allowed_headers;  // lowercased, with the safelisted ones
     // Preflight header values computed once.
     std::string allow_methods_value, max_age_value, allow_headers_value, expose_value;
+    // Every configured origin passes field_error: an Origin equal to one of them is echoed with no scan.
+    bool exact_origins_clean = true;
+    // The fields after() adds in the usual case (the response has none of them yet), built once so that a
+    // response gets them in one copy: per configured origin (parallel to o.allow_origins; empty unless
+    // exact_origins_clean), for any origin under "*" without credentials, and for a request without Origin.
+    std::vector<Fields> exact_fields;
+    Fields any_origin_fields, no_origin_fields;
+    // The configured origin equal to `origin` (a length check, then the bytes), or null.
+    const std::string* exact_origin(std::string_view origin) const noexcept {
+        for (const std::string& o : this->o.allow_origins)
+            if (o.size() == origin.size() && std::memcmp(o.data(), origin.data(), o.size()) == 0) return &o;
+        return nullptr;
+    }
 };
 
 CorsMiddleware::CorsMiddleware(CorsOptions options) : impl_(std::make_unique<Impl>()) {
@@ -92,11 +114,26 @@ CorsMiddleware::CorsMiddleware(CorsOptions options) : impl_(std::make_unique<Imp
     m.allow_methods_value = join(m.methods);
     m.max_age_value = std::to_string(m.o.max_age);
     m.expose_value = join(m.o.expose_headers);
+    for (const std::string& origin : m.o.allow_origins)
+        if (field_error("Access-Control-Allow-Origin", origin)) m.exact_origins_clean = false;
     // Values are checked now, not on the first request.
     Response probe;
     probe.add_header("Access-Control-Allow-Methods", m.allow_methods_value);
     probe.add_header("Access-Control-Allow-Headers", m.allow_headers_value);
     probe.add_header("Access-Control-Expose-Headers", m.expose_value);
+    // after()'s fields for a request with an Origin answered `allow_origin` ("": none), in its order.
+    const auto simple_fields = [&m](std::string_view allow_origin) {
+        Fields f;
+        if (!allow_origin.empty()) f.add(allow_origin_name, allow_origin);
+        if (m.o.allow_credentials) f.add(allow_credentials_name, "true");
+        if (!m.o.expose_headers.empty()) f.add(expose_name, m.expose_value);
+        f.add("Vary", "Origin");
+        return f;
+    };
+    m.no_origin_fields.add("Vary", "Origin");
+    m.any_origin_fields = simple_fields("*");
+    if (m.exact_origins_clean)
+        for (const std::string& origin : m.o.allow_origins) m.exact_fields.push_back(simple_fields(origin));
 }
 
 CorsMiddleware::~CorsMiddleware() = default;
@@ -104,8 +141,8 @@ CorsMiddleware::~CorsMiddleware() = default;
 bool CorsMiddleware::allowed_origin(std::string_view origin) const {
     const Impl& m = *impl_;
     if (m.allow_all_origins) return true;
-    if (m.origin_regex && std::regex_match(origin.begin(), origin.end(), *m.origin_regex)) return true;
-    return contains(m.o.allow_origins, origin);
+    if (m.exact_origin(origin)) return true;
+    return m.origin_regex && std::regex_match(origin.begin(), origin.end(), *m.origin_regex);
 }
 
 namespace {
@@ -114,7 +151,7 @@ bool is_preflight(const Request& r) noexcept {
 }
 }  // namespace
 
-std::optional<Response> CorsMiddleware::before(Request& request, RequestContext&) {
+std::optional<Response> CorsMiddleware::preflight(const Request& request) const {
     if (!is_preflight(request)) return std::nullopt;
     const Impl& m = *impl_;
     const std::string_view origin = *request.header("origin");
@@ -171,19 +208,106 @@ std::optional<Response> CorsMiddleware::before(Request& request, RequestContext&
     return r;
 }
 
+namespace {
+// CR, LF or NUL: a value that would split the response (field_error's value check, as one loop).
+bool splits_header(std::string_view value) noexcept {
+    for (const char c : value)
+        if (c == '\r' || c == '\n' || c == '\0') return true;
+    return false;
+}
+// request.header("origin") without the byte-by-byte case folding: a name of six bytes is compared as two words with
+// the ASCII case bit set, which is exact here because every byte of "origin" is a letter (only 'O' and 'o' give 'o').
+std::optional<std::string_view> origin_header(const Request& request) noexcept {
+    static constexpr char lower[] = "origin";
+    std::uint32_t want4, got4;
+    std::uint16_t want2, got2;
+    std::memcpy(&want4, lower, 4);
+    std::memcpy(&want2, lower + 4, 2);
+    for (const auto& h : request.headers()) {
+        if (h.name.size() != 6) continue;
+        std::memcpy(&got4, h.name.data(), 4);
+        std::memcpy(&got2, h.name.data() + 4, 2);
+        if ((got4 | 0x20202020u) == want4 && static_cast<std::uint16_t>(got2 | 0x2020u) == want2) return h.value;
+    }
+    return std::nullopt;
+}
+// Whether the response already has a field that after() replaces or joins (then it takes the general path).
+bool has_cors_field(const Response& response) noexcept {
+    for (const Fields::Field f : response.headers()) {
+        const std::size_t n = f.name.size();
+        if ((n == 4 && iequals(f.name, "vary")) ||
+            (n == allow_origin_name.size() && iequals(f.name, allow_origin_name)) ||
+            (n == allow_credentials_name.size() && iequals(f.name, allow_credentials_name)) ||
+            (n == expose_name.size() && iequals(f.name, expose_name)))
+            return true;
+    }
+    return false;
+}
+}  // namespace
+
 void CorsMiddleware::after(const Request& request, const RequestContext&, Response& response) {
-    if (is_preflight(request)) return;  // answered by before(): Starlette sends it as it is
+    if (request.method() == Method::options && is_preflight(request)) return;  // answered by before(), sent as is
     const Impl& m = *impl_;
-    const std::optional<std::string_view> origin = request.header("origin");
+    const std::optional<std::string_view> origin = origin_header(request);
+    // The usual case: the answer's fields are one of the sets built at construction (no Origin; any origin under
+    // "*" without credentials; a configured origin) and the response has none of them yet: one copy.
+    const Fields* fields = nullptr;
+    if (!origin)
+        fields = &m.no_origin_fields;
+    else if (m.allow_all_origins)
+        fields = m.o.allow_credentials ? nullptr : &m.any_origin_fields;
+    else if (const std::string* exact = m.exact_origin(*origin); exact && m.exact_origins_clean)
+        fields = &m.exact_fields[static_cast<std::size_t>(exact - m.o.allow_origins.data())];
+    if (fields && (response.headers().empty() || !has_cors_field(response))) {
+        response.add_prechecked_headers(*fields);
+        return;
+    }
+    // The Access-Control-Allow-Origin to send ("" none) and whether its value is known clean: "*" and a configured
+    // origin are (an exact match has the configured bytes); an echoed Origin matched by "*" + credentials or by the
+    // regex comes from the request and is scanned for CR, LF and NUL.
+    std::string_view allow_origin;
+    bool allow_origin_clean = true;
     if (origin) {
-        if (m.allow_all_origins) response.set_header("Access-Control-Allow-Origin", "*");
-        if (m.o.allow_credentials) response.set_header("Access-Control-Allow-Credentials", "true");
-        if (!m.o.expose_headers.empty()) response.set_header("Access-Control-Expose-Headers", m.expose_value);
+        if (m.allow_all_origins) {
+            if (m.o.allow_credentials)
+                allow_origin = *origin, allow_origin_clean = false;
+            else
+                allow_origin = "*";
+        } else if (const std::string* exact = m.exact_origin(*origin)) {
+            allow_origin = *exact, allow_origin_clean = m.exact_origins_clean;
+        } else if (m.origin_regex && std::regex_match(origin->begin(), origin->end(), *m.origin_regex)) {
+            allow_origin = *origin, allow_origin_clean = false;
+        }
+        if (!allow_origin_clean) allow_origin_clean = !splits_header(allow_origin);
     }
-    if (origin &&
-        ((m.allow_all_origins && m.o.allow_credentials) || (!m.allow_all_origins && allowed_origin(*origin)))) {
-        response.set_header("Access-Control-Allow-Origin", *origin);
+    const bool credentials = origin && m.o.allow_credentials;
+    const bool expose = origin && !m.o.expose_headers.empty();
+    // The usual case: none of these fields is on the response yet and the values are clean, so each is appended
+    // once, with no name lookups, value scans or string building (one reserve for all of them).
+    if (allow_origin_clean && (response.headers().empty() || !has_cors_field(response))) {
+        response.reserve_headers((allow_origin.empty() ? 0 : allow_origin_name.size() + allow_origin.size()) +
+                                     (credentials ? allow_credentials_name.size() + 4 : 0) +
+                                     (expose ? expose_name.size() + m.expose_value.size() : 0) + 4 + 6,
+                                 std::size_t{!allow_origin.empty()} + credentials + expose + 1);
+        if (!allow_origin.empty()) response.add_prechecked_header(allow_origin_name, allow_origin);
+        if (credentials) response.add_prechecked_header(allow_credentials_name, "true");
+        if (expose) response.add_prechecked_header(expose_name, m.expose_value);
+        response.add_prechecked_header("Vary", "Origin");
+        return;
     }
+    // General path: set_header's semantics (replace) for the Access-Control fields, Vary joined; an unclean echoed
+    // Origin reaches add_header, which throws naming the header.
+    const auto put = [&response](std::string_view name, std::string_view value, bool checked) {
+        if (response.has_header(name))
+            response.set_header(name, value);
+        else if (checked)
+            response.add_prechecked_header(name, value);
+        else
+            response.add_header(name, value);
+    };
+    if (!allow_origin.empty()) put(allow_origin_name, allow_origin, allow_origin_clean);
+    if (credentials) put(allow_credentials_name, "true", true);
+    if (expose) put(expose_name, m.expose_value, true);
     append_vary(response, "Origin");
 }
 

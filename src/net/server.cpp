@@ -23,7 +23,8 @@ namespace covet::net {
 struct Server::Impl {
     ServerConfig config;
     ProtocolFactory factory;
-    std::unique_ptr<TlsContext> tls;  // declared before the workers: destroyed after them
+    std::unique_ptr<TlsContext> tls;         // declared before the workers: destroyed after them
+    std::unique_ptr<ClientLimiter> limiter;  // the same; null without ServerConfig::client_limits
     io::Backend backend = io::Backend::asio;
     std::uint16_t port = 0;
     std::vector<int> listeners;
@@ -67,6 +68,7 @@ struct Server::Impl {
                 try {
                     workers[i] = make_asio_worker(i, config, listeners[i], factory);
                     workers[i]->set_tls(tls.get());
+                    workers[i]->set_client_limiter(limiter.get());
                     workers[i]->on_ready([this] { report_started(); });
                     workers[i]->run();
                     return;
@@ -96,6 +98,9 @@ struct Server::Impl {
             config.http2 ? std::vector<std::string>{"h2", "http/1.1"} : std::vector<std::string>{"http/1.1"};
         tls = std::make_unique<TlsContext>(*config.tls, std::move(alpn));
     }
+    void make_limiter() {
+        if (config.client_limits.any() && !limiter) limiter = std::make_unique<ClientLimiter>(config.client_limits);
+    }
 
     void report_started() {
         std::lock_guard lock(mutex);
@@ -122,6 +127,7 @@ void Server::start() {
     if (cfg.threads == 0) cfg.threads = std::max(1u, std::thread::hardware_concurrency());
     s.backend = io::select_backend(cfg.backend);
     s.make_tls();
+    s.make_limiter();
 
     // Bind every listener first: a port-0 request resolves to one port that all workers share.
     s.open_listeners(cfg.threads);
@@ -129,7 +135,10 @@ void Server::start() {
     for (unsigned i = 0; i < cfg.threads; ++i)
         s.workers.push_back(s.backend == io::Backend::uring ? make_uring_worker(i, cfg, s.listeners[i], s.factory)
                                                             : make_asio_worker(i, cfg, s.listeners[i], s.factory));
-    for (auto& w : s.workers) w->set_tls(s.tls.get());
+    for (auto& w : s.workers) {
+        w->set_tls(s.tls.get());
+        w->set_client_limiter(s.limiter.get());
+    }
 
     // Workers never take SIGINT/SIGTERM/SIGHUP: the thread that waits for them does (wait_for_termination_signal,
     // and App::run for SIGHUP).
@@ -165,9 +174,11 @@ void Server::start_embedded() {
             "covet: running on the caller's event loop needs the io_uring backend, and "
             "this process uses asio; start() with a thread instead");
     s.make_tls();
+    s.make_limiter();
     s.open_listeners(1);
     s.workers.push_back(make_uring_worker(0, cfg, s.listeners[0], s.factory));
     s.workers[0]->set_tls(s.tls.get());
+    s.workers[0]->set_client_limiter(s.limiter.get());
     try {
         s.workers[0]->open_embedded();
     } catch (...) {

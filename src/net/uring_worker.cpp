@@ -1,6 +1,6 @@
-// io_uring backend: one ring per worker thread, multishot accept, multishot recv into a provided buffer
-// ring, vectored sendmsg, everything submitted in one io_uring_submit_and_wait per loop turn. I/O only:
-// what to accept, when to linger and when to free a slot is the shared Worker's (worker.hpp).
+// io_uring backend: one ring per worker thread, multishot accept (single-shot on a shared socket), multishot recv into
+// a provided buffer ring, vectored sendmsg, everything submitted in one io_uring_submit_and_wait per loop turn. I/O
+// only: what to accept, when to linger and when to free a slot is the shared Worker's (worker.hpp).
 #include <liburing.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
@@ -59,7 +59,7 @@ int init_ring(io_uring& ring) {
 class UringWorker final : public Worker {
 public:
     UringWorker(unsigned index, const ServerConfig& config, int listen_fd, ProtocolFactory factory)
-        : Worker(index, config, listen_fd, std::move(factory)) {}
+        : Worker(index, config, listen_fd, std::move(factory)), shared_listener_(config.inherited_listener >= 0) {}
 
     ~UringWorker() override {
         for (std::uint32_t i = 0; i < states_.size(); ++i)
@@ -247,7 +247,15 @@ private:
     }
 
     void arm_accept() {
-        io_uring_prep_multishot_accept(sqe(), listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        // A listening socket shared by several worker processes (`covet run --workers N` hands every worker the
+        // master's socket) wakes one exclusive waiter per connection, the first in its wait queue. A multishot
+        // accept stays first in that queue, so one worker would take every connection; a single-shot accept
+        // re-armed after each connection goes to the back of the queue and the workers take turns. An own
+        // SO_REUSEPORT socket is balanced by the kernel's hash: multishot there.
+        if (shared_listener_)
+            io_uring_prep_accept(sqe(), listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        else
+            io_uring_prep_multishot_accept(sqe(), listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
         last_sqe_->user_data = pack(Op::accept);
         accept_armed_ = true;
     }
@@ -437,6 +445,7 @@ private:
     std::vector<State> states_;
     std::vector<std::uint32_t> rearm_;
     std::size_t sends_in_flight_ = 0;
+    const bool shared_listener_;  // the listening socket is inherited, shared with other processes
     bool accept_armed_ = false, accept_cancel_pending_ = false;
 };
 

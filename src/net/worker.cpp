@@ -133,6 +133,7 @@ void Worker::close_slot(std::uint32_t i) {
 void Worker::mark_closed(Slot& s) noexcept {
     if (s.closed || !s.connection) return;
     s.closed = true;
+    s.connection->uncount_client();
     --live_;
     context_.stats.count_closed();
     if (config_.ops.record_metrics) metrics::connection_closed();
@@ -179,6 +180,36 @@ void Worker::start_connection(int fd) {
     if (stopping_) c->shutdown();
 }
 
+bool Worker::admit_address(std::string_view address, std::optional<ClientKey>& key) {
+    key = client_key(address);
+    if (!key) return true;  // not an IP address: never limited
+    const std::int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now().time_since_epoch()).count();
+    const ClientVerdict verdict = limiter_->admit_connection(*key, now_ns);
+    if (verdict == ClientVerdict::admitted) return true;
+    const bool too_many = verdict == ClientVerdict::too_many_connections;
+    if (config_.ops.record_metrics)
+        metrics::connection_refused(too_many ? metrics::RefusedReason::per_ip : metrics::RefusedReason::per_ip_rate);
+    if (limiter_->should_log(*key, now_ns)) {
+        const ClientLimits& l = limiter_->limits();
+        if (too_many)
+            spdlog::warn("connections from {} refused: it has {} open (max_connections_per_ip; IPv6 counts per /64)",
+                         address, l.max_connections_per_ip);
+        else
+            spdlog::warn("connections from {} refused: more than {} new ones per {} ms (new_connections_per_ip)",
+                         address, l.new_connections_per_ip, l.new_connections_period.count());
+    }
+    key.reset();
+    return false;
+}
+
+bool Worker::admit_client(Connection& c) {
+    if (!limiter_) return true;
+    std::optional<ClientKey> key;
+    if (!admit_address(c.peer_address(), key)) return false;
+    if (key) c.count_client(*limiter_, *key);
+    return true;
+}
+
 Connection* Worker::adopt(int fd) {
     sockaddr_storage addr{};
     socklen_t len = sizeof addr;
@@ -195,6 +226,14 @@ Connection* Worker::adopt(int fd) {
             port = ntohs(a->sin6_port);
         }
     }
+    // Per-client limits, before a byte is read: over one, the connection closes at once, without an answer
+    // (its protocol is not known yet: TLS, HTTP/1, h2 by prior knowledge). A PROXY-protocol peer's connection
+    // is counted once its header names the client (Connection::take_proxy_header -> admit_client).
+    std::optional<ClientKey> key;
+    if (limiter_ &&
+        !(config_.proxy_protocol.enabled && config_.proxy_protocol.trusted.contains(std::string_view(text))) &&
+        !admit_address(text, key))
+        return nullptr;
     const int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 
@@ -216,10 +255,12 @@ Connection* Worker::adopt(int fd) {
         s.connection->set_protocol(factory_(*s.connection, *this));
     } catch (const std::exception& e) {
         spdlog::error("worker {}: could not set up a connection: {}", index_, e.what());
+        if (key) limiter_->release_connection(*key);  // admitted above, never counted by the connection
         s.connection.reset();
         free_slots_.push_back(index);
         return nullptr;
     }
+    if (key) s.connection->count_client(*limiter_, *key);
     s.fd = fd;
     ++live_;
     context_.stats.count_accepted();

@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <unordered_map>
 #include <utility>
@@ -90,6 +91,10 @@ public:
     // TLS listener: every accepted connection gets a transport from `ctx` (owned by the Server, which
     // outlives its workers). Set before run()/open_embedded().
     void set_tls(TlsContext* ctx) noexcept { tls_ = ctx; }
+    // Per-client limits (ServerConfig::client_limits), shared by the server's workers and owned by the
+    // Server, which outlives them. Null: none. Set before run()/open_embedded().
+    void set_client_limiter(ClientLimiter* limiter) noexcept { limiter_ = limiter; }
+    bool admit_client(Connection& c) final;
     // Called by the backend once its loop is set up and can take posted work.
     void on_ready(std::function<void()> fn) { ready_ = std::move(fn); }
 
@@ -216,6 +221,9 @@ protected:
 
 private:
     void start_connection(int fd);
+    // Counts a new connection from `address` against the limiter: false (logged at most once a second per
+    // address, counted in covet_connections_refused) when it is over a limit. `key` is set when counted.
+    bool admit_address(std::string_view address, std::optional<ClientKey>& key);
     // Registers an accepted socket; returns null when the connection could not be set up.
     Connection* adopt(int fd);
     // Ends the slot's socket now (a lingering one too) and schedules the slot to be freed.
@@ -230,6 +238,7 @@ private:
 
     ProtocolFactory factory_;
     TlsContext* tls_ = nullptr;
+    ClientLimiter* limiter_ = nullptr;
     std::function<void()> ready_;
     std::shared_ptr<HomeLink> link_;
     WorkerContext context_;

@@ -40,10 +40,7 @@ inline std::uint64_t next() noexcept {
     return static_cast<std::uint64_t>(t >> 64) ^ static_cast<std::uint64_t>(t);
 }
 
-void put64(std::uint8_t* out, std::uint64_t v) noexcept {
-    if constexpr (std::endian::native == std::endian::little) v = __builtin_bswap64(v);
-    std::memcpy(out, &v, sizeof v);
-}
+void put64(std::uint8_t* out, std::uint64_t v) noexcept { put_id64(out, v); }
 
 }  // namespace
 
@@ -57,6 +54,13 @@ TraceId new_trace_id() noexcept {
     put64(id.data(), hi);
     put64(id.data() + 8, lo);
     return id;
+}
+
+std::uint64_t new_id_seed() noexcept {
+    std::uint64_t v;
+    do v = next();
+    while (v == 0);
+    return v;
 }
 
 SpanId new_span_id() noexcept {

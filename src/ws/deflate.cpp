@@ -158,6 +158,10 @@ bool Deflater::compress(std::string_view message, std::string& out) {
     } while (z.avail_in > 0 || z.avail_out == 0);
     // A sync flush always ends with an empty stored block: 00 00 ff ff, which the receiver re-adds.
     if (out.size() - start >= 4 && std::memcmp(out.data() + out.size() - 4, tail, 4) == 0) out.resize(out.size() - 4);
+    // An empty message right after another (zlib has nothing to flush twice) gave no bytes at all, and the tail
+    // the receiver adds is then an incomplete stored block that swallows the next message: send the empty
+    // block's header, one 0x00 octet, as RFC 7692 §7.2.3.6 says. Found by tests/fuzz/ws_deflate_fuzz.cpp.
+    if (out.size() == start) out.push_back('\0');
     if (reset_each_message_) deflateReset(&z);
     return true;
 }

@@ -48,8 +48,9 @@ private:
 
 class Recorder final : public covet::Middleware {
 public:
-    Recorder(std::string name, CallLog& log, bool short_circuit = false)
-        : name_(std::move(name)), log_(log), short_circuit_(short_circuit) {}
+    Recorder(std::string name, CallLog& log, bool short_circuit = false, unsigned hooks = all_hooks)
+        : name_(std::move(name)), log_(log), short_circuit_(short_circuit), hooks_(hooks) {}
+    unsigned hooks() const noexcept override { return hooks_; }
     std::optional<covet::Response> before(covet::Request& r, covet::RequestContext&) override {
         log_.add(name_ + ".before");
         if (short_circuit_ && r.header("x-block")) return covet::Response::text("blocked", 403);
@@ -64,6 +65,7 @@ private:
     std::string name_;
     CallLog& log_;
     bool short_circuit_;
+    unsigned hooks_;
 };
 
 class AppTest : public ::testing::Test {
@@ -285,6 +287,37 @@ TEST_F(AppTest, MiddlewareRunsInOrderAndCanShortCircuit) {
     EXPECT_EQ(status_of(r[0]), "HTTP/1.1 403 Forbidden");
     EXPECT_EQ(r[0].find("X-C: 1"), std::string::npos);
     EXPECT_EQ(log.take(), (std::vector<std::string>{"A.before", "B.before", "B.after", "A.after"}));
+}
+
+// A middleware that declares one hook (Middleware::hooks) never gets the other called; its `after` still runs in
+// its place in the order, and only when a middleware before it let the request through to it.
+TEST_F(AppTest, MiddlewareHooksLeftOutAreNotCalled) {
+    CallLog log;
+    using covet::Middleware;
+    app_.use(std::make_unique<Recorder>("A", log, false, Middleware::after_hook));
+    app_.use(std::make_unique<Recorder>("B", log, false, Middleware::before_hook));
+    app_.use(std::make_unique<Recorder>("C", log, false, Middleware::after_hook));
+    app_.use(std::make_unique<Recorder>("D", log, /*short_circuit=*/true));
+    app_.use(std::make_unique<Recorder>("E", log, false, Middleware::after_hook));
+    app_.use(std::make_unique<Recorder>("F", log, false, 0));
+    start(1);
+    Client c(app_.port());
+    c.send(get("/plaintext"));
+    auto r = c.responses(1);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(log.take(),
+              (std::vector<std::string>{"B.before", "D.before", "E.after", "D.after", "C.after", "A.after"}));
+    EXPECT_NE(r[0].find("X-E: 1\r\nX-D: 1\r\nX-C: 1\r\nX-A: 1\r\n"), std::string::npos) << r[0];
+    EXPECT_EQ(r[0].find("X-B: 1"), std::string::npos);
+    EXPECT_EQ(r[0].find("X-F: 1"), std::string::npos);
+
+    // D answers: the after hooks of D and of the middleware before it run, E's (after D) does not.
+    c.send("GET /plaintext HTTP/1.1\r\nHost: t\r\nX-Block: 1\r\n\r\n");
+    r = c.responses(1);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(status_of(r[0]), "HTTP/1.1 403 Forbidden");
+    EXPECT_EQ(log.take(), (std::vector<std::string>{"B.before", "D.before", "D.after", "C.after", "A.after"}));
+    EXPECT_EQ(r[0].find("X-E: 1"), std::string::npos);
 }
 
 TEST_F(AppTest, RequestIdIsEchoedOrGenerated) {

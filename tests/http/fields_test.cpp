@@ -106,6 +106,61 @@ TEST(Fields, CopyMoveAndClear) {
     EXPECT_EQ(pairs(moved), (Pairs{{"A", "b"}}));
 }
 
+// A set of fields built once (a middleware's constant fields) appended to others keeps both orders and stays a
+// list of ordinary fields: found, removed, copied and written like the ones added one by one.
+TEST(Fields, AppendAddsAnotherSetAfterTheFieldsHeld) {
+    Fields block;
+    block.add("Access-Control-Allow-Origin", "https://a.example").add("Vary", "Origin");
+    Fields f;
+    f.append(block);  // into an empty list: its first storage
+    EXPECT_EQ(f, block);
+    f.add("X-Request-ID", "abc").append(block).append(Fields());
+    EXPECT_EQ(pairs(f), (Pairs{{"Access-Control-Allow-Origin", "https://a.example"},
+                               {"Vary", "Origin"},
+                               {"X-Request-ID", "abc"},
+                               {"Access-Control-Allow-Origin", "https://a.example"},
+                               {"Vary", "Origin"}}));
+    EXPECT_EQ(pairs(block), (Pairs{{"Access-Control-Allow-Origin", "https://a.example"}, {"Vary", "Origin"}}))
+        << "the appended set is unchanged";
+    EXPECT_EQ(f.http1(),
+              "Access-Control-Allow-Origin: https://a.example\r\nVary: Origin\r\nX-Request-ID: abc\r\n"
+              "Access-Control-Allow-Origin: https://a.example\r\nVary: Origin\r\n");
+    EXPECT_EQ(f.remove("vary"), 2u);
+    EXPECT_EQ(pairs(f), (Pairs{{"Access-Control-Allow-Origin", "https://a.example"},
+                               {"X-Request-ID", "abc"},
+                               {"Access-Control-Allow-Origin", "https://a.example"}}));
+    f.add_prechecked("X-Empty", "");
+    EXPECT_EQ(f.get("x-empty"), "");
+    EXPECT_EQ(f.http1(),
+              "Access-Control-Allow-Origin: https://a.example\r\nX-Request-ID: abc\r\n"
+              "Access-Control-Allow-Origin: https://a.example\r\nX-Empty: \r\n");
+    // Many appended sets: the storage grows and keeps every field.
+    Fields many;
+    for (int i = 0; i < 50; ++i) many.append(block);
+    EXPECT_EQ(many.size(), 100u);
+    EXPECT_EQ(many.count("vary"), 50u);
+    many.append(many);  // itself: twice as many, in order
+    EXPECT_EQ(many.size(), 200u);
+    std::size_t i = 0;
+    for (const Fields::Field x : many) EXPECT_EQ(x.name, i++ % 2 ? "Vary" : "Access-Control-Allow-Origin");
+    // Reserved room, then fields added one by one and a removal in the middle: lengths and lines stay paired.
+    Fields r;
+    r.reserve_more(40, 3);
+    r.add("A", "1").add("Bb", "22").add("Ccc", "333").add("Dddd", "");
+    EXPECT_EQ(r.remove("bb"), 1u);
+    EXPECT_EQ(pairs(r), (Pairs{{"A", "1"}, {"Ccc", "333"}, {"Dddd", ""}}));
+    EXPECT_EQ(r.http1(), "A: 1\r\nCcc: 333\r\nDddd: \r\n");
+    EXPECT_EQ(r.remove("nothing"), 0u);
+    EXPECT_EQ(r.remove("a"), 1u);
+    EXPECT_EQ(r.remove("dddd"), 1u);
+    EXPECT_EQ(pairs(r), (Pairs{{"Ccc", "333"}}));
+    r.add("E", "5");
+    EXPECT_EQ(pairs(r), (Pairs{{"Ccc", "333"}, {"E", "5"}}));
+    Fields equal;
+    equal.add("Ccc", "333").add("E", "5");
+    EXPECT_EQ(r, equal) << "the same fields compare equal whatever the storage's history";
+}
+
 // The response of both serializers below.
 covet::Response sample() {
     covet::Response r = covet::Response::text("hi");

@@ -197,6 +197,31 @@ TEST(RequestReader, OnlyEmptyLinesAreConsumedAndLeaveTheReaderBetweenRequests) {
     const RequestReader::Result b = r.feed("\r");
     EXPECT_EQ(b.event, Event::more);
     EXPECT_EQ(b.used, 0u);
+    EXPECT_TRUE(r.between_requests());
+    // Fed again with what followed it: more empty lines, then a request (found by tests/fuzz/http1_reader_fuzz.cpp:
+    // the lone CR started a head, and the empty lines after it were read as that head: 400).
+    const RequestReader::Result c = r.feed("\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    EXPECT_EQ(c.event, Event::complete);
+    EXPECT_EQ(r.request().target(), "/");
+}
+
+// A bare CR before the request line ("\r\r\n\n" reads as a complete head that llhttp skips whole): refused, not
+// a head without headers whose request then came through as its body (tests/fuzz/http1_reader_fuzz.cpp found a
+// heap-use-after-free there; seed tests/fuzz/corpus/http1_reader/regression_bare_cr_head).
+TEST(RequestReader, ABareCrBeforeTheRequestLineIsRefused) {
+    for (std::size_t piece : {0, 1, 3}) {
+        const std::vector<std::string> got = read_all("\n\r\r\n\nGET / HTTP/1.1\r\nHost: h\r\n\r\n", piece);
+        ASSERT_FALSE(got.empty());
+        EXPECT_EQ(got.back().rfind("error 400", 0), 0u) << piece << ": " << got.back();
+        for (const std::string& e : got) EXPECT_EQ(e.rfind("complete", 0), std::string::npos) << piece << ": " << e;
+    }
+}
+
+TEST(RequestReader, EmptyLinesSplitAnywhereAreSkipped) {
+    const std::string input = "\r\n\r\nGET /a HTTP/1.1\r\nHost: h\r\n\r\n\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n";
+    const std::vector<std::string> whole = read_all(input);
+    ASSERT_EQ(whole, (std::vector<std::string>{"complete GET /a Host:h body=", "complete GET /b Host:h body="}));
+    for (std::size_t piece = 1; piece < 8; ++piece) EXPECT_EQ(read_all(input, piece), whole) << piece;
 }
 
 // ================================================================ bodies

@@ -102,3 +102,33 @@ TEST(OpsEndpoints, TheOperationsListenerServesThemApartFromTheAppPort) {
     app.stop();
     app.wait();
 }
+
+// A supervisor's socket, already listening (OpsConfig::inherited_listener): the operations listener accepts from it
+// instead of binding, and leaves it listening when it stops (the next worker generation takes its queue).
+TEST(OpsEndpoints, TheOperationsListenerAdoptsAnInheritedSocket) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    ASSERT_EQ(::listen(fd, 16), 0);
+    socklen_t len = sizeof addr;
+    ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+    const std::uint16_t port = ntohs(addr.sin_port);
+    for (int generation = 0; generation < 2; ++generation) {
+        covet::App app;
+        app.config().ops.port = port;
+        app.config().ops.inherited_listener = fd;
+        app.listen("127.0.0.1", 0).start(1);
+        ASSERT_EQ(app.ops_port(), port);
+        EXPECT_EQ(status_of(get(port, "/_health")), "HTTP/1.1 200 OK") << "generation " << generation;
+        app.stop();
+        app.wait();
+    }
+    int listening = 0;
+    len = sizeof listening;
+    ASSERT_EQ(::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len), 0);
+    EXPECT_EQ(listening, 1);  // still ours, still listening
+    ::close(fd);
+}

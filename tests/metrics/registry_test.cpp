@@ -1,7 +1,11 @@
 // The registry: buckets, merging across threads and across region files, gauges of closed regions, label
 // bounding, and the exposition's text.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <chrono>
+#include <csignal>
 
 #include <array>
 #include <filesystem>
@@ -123,7 +127,8 @@ TEST(MetricsRegistry, RegionsOfOneDirectoryMergeAndClosedOnesKeepCountersButNotG
     auto snap = second.snapshot();
     EXPECT_EQ(find(snap, "served")->series.at(0).value, 10);
     EXPECT_EQ(find(snap, "open_now")->series.at(0).value, 4);
-    EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path), {}), 2);
+    // The two regions and the retired one (where exited processes' counters are folded).
+    EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path), {}), 3);
 
     first.reset();  // the process exited: its file stays, its gauges leave the sum
     snap = second.snapshot();
@@ -131,16 +136,180 @@ TEST(MetricsRegistry, RegionsOfOneDirectoryMergeAndClosedOnesKeepCountersButNotG
     EXPECT_EQ(find(snap, "open_now")->series.at(0).value, 2);
 }
 
-TEST(MetricsRegistry, AFullCellDropsNewSeriesAndCountsThem) {
+namespace {
+
+std::size_t files_in(const std::filesystem::path& dir) {
+    return static_cast<std::size_t>(std::distance(std::filesystem::directory_iterator(dir), {}));
+}
+
+// A worker process: records `n` requests (a counter and a histogram with an integer sum) in a region of `dir`,
+// burns some CPU, then exits normally (`kill`: waits to be SIGKILLed instead). Returns its pid.
+pid_t worker(const std::filesystem::path& dir, int n, bool kill, int ready_pipe) {
+    const pid_t pid = ::fork();
+    if (pid != 0) return pid;
+    {
+        m::Registry r(dir.string());
+        const m::FamilyId c = r.family("served", "h", m::Kind::counter);
+        const std::array<double, 2> bounds = {64, 1024};
+        const m::FamilyId h = r.family("sizes_bytes", "h", m::Kind::histogram, bounds, false, 1);
+        const std::string_view route = n % 2 ? "/odd" : "/even";
+        for (int i = 0; i < n; ++i) {
+            r.series(c, 0, no_labels, nullptr).add();
+            r.series(h, 7, route_label, &route).observe_units(1, 100);
+        }
+        const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(20);
+        volatile std::uint64_t spin = 0;
+        while (std::chrono::steady_clock::now() < until) spin = spin + 1;
+        if (kill) {
+            const char c1 = 1;
+            (void)!::write(ready_pipe, &c1, 1);
+            for (;;) ::pause();
+        }
+        r.close();
+    }
+    ::_exit(0);
+}
+
+double served(const m::Registry::Snapshot& s) {
+    const auto* f = find(s, "served");
+    return f && !f->series.empty() ? f->series.at(0).value : 0;
+}
+
+}  // namespace
+
+// Workers that exit (normally or SIGKILLed) are folded into one retired region and their files deleted: the
+// directory's file count stays bounded however many restart, and the counters, histograms and CPU time of the
+// group never go backwards.
+TEST(MetricsRegistry, ExitedProcessesAreFoldedIntoOneRetiredRegion) {
+    TempDir dir;
+    m::Registry scraper(dir.path.string());
+    double last_cpu = 0, last_served = 0;
+    std::uint64_t expected = 0;
+    for (int i = 1; i <= 12; ++i) {
+        const bool kill = i % 3 == 0;
+        int pipe_fds[2];
+        ASSERT_EQ(::pipe(pipe_fds), 0);
+        const pid_t pid = worker(dir.path, i, kill, pipe_fds[1]);
+        ASSERT_GT(pid, 0);
+        expected += static_cast<std::uint64_t>(i);
+        if (kill) {
+            char c = 0;
+            ASSERT_EQ(::read(pipe_fds[0], &c, 1), 1);
+            const auto live = scraper.snapshot();  // seen alive: its CPU time is kept in its region from here
+            EXPECT_EQ(served(live), static_cast<double>(expected));
+            EXPECT_GE(live.cpu_seconds, last_cpu);
+            last_cpu = live.cpu_seconds;
+            ::kill(pid, SIGKILL);
+        }
+        ::close(pipe_fds[0]);
+        ::close(pipe_fds[1]);
+        int status = 0;
+        ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+        const auto snap = scraper.snapshot();
+        EXPECT_EQ(served(snap), static_cast<double>(expected)) << "after worker " << i;
+        EXPECT_GE(served(snap), last_served);
+        EXPECT_GE(snap.cpu_seconds, last_cpu) << "after worker " << i;
+        last_served = served(snap);
+        last_cpu = snap.cpu_seconds;
+        EXPECT_EQ(files_in(dir.path), 2u) << "the scraper's region and the retired one";
+    }
+    const auto snap = scraper.snapshot();
+    const auto* sizes = find(snap, "sizes_bytes");
+    ASSERT_NE(sizes, nullptr);
+    ASSERT_EQ(sizes->series.size(), 2u);  // /even and /odd, each folded into one series by its labels
+    std::uint64_t count = 0;
+    double sum = 0;
+    for (const auto& s : sizes->series) {
+        count += s.count;
+        sum += s.sum;
+        EXPECT_EQ(s.buckets.at(0), 0u);
+        EXPECT_EQ(s.buckets.at(1), s.count);  // 100 bytes: <= 1024
+    }
+    EXPECT_EQ(count, expected);
+    EXPECT_DOUBLE_EQ(sum, 100.0 * static_cast<double>(expected));
+    // Each worker burnt 20 ms; those that exited normally kept their whole CPU time at exit.
+    EXPECT_GT(snap.cpu_seconds, 0.1);
+    // The supervisor's fold, without a scrape: one more worker gone, its file deleted.
+    const pid_t pid = worker(dir.path, 1, false, -1);
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    EXPECT_EQ(files_in(dir.path), 3u);
+    scraper.retire_dead();
+    EXPECT_EQ(files_in(dir.path), 2u);
+    EXPECT_EQ(served(scraper.snapshot()), static_cast<double>(expected + 1));
+}
+
+// The engine's histograms record integers (nanoseconds, bytes) and show seconds and bytes.
+TEST(MetricsLabels, EngineHistogramsRecordIntegersAndShowSecondsAndBytes) {
+    m::HttpSeriesCache cache;
+    for (int i = 0; i < 3; ++i) {
+        cache.begin(0, false, 1);
+        cache.route(m::route_id("/integer/{id}"));
+        cache.end(200, m::ErrorType::none, 7'500'000 /* 7.5 ms */, 0, 65);
+    }
+    const std::string text = m::render(m::Registry::global().snapshot(), m::Format::prometheus);
+    const std::string labels =
+        R"({http_request_method="GET",url_scheme="http",http_route="/integer/{id}",http_response_status_code="200",network_protocol_version="1.1")";
+    EXPECT_NE(text.find("http_server_request_duration_seconds_bucket" + labels + R"(,le="0.005"} 0)"),
+              std::string::npos);
+    EXPECT_NE(text.find("http_server_request_duration_seconds_bucket" + labels + R"(,le="0.01"} 3)"),
+              std::string::npos);
+    EXPECT_NE(text.find("http_server_request_duration_seconds_sum" + labels + "} 0.0225"), std::string::npos);
+    EXPECT_NE(text.find("http_server_request_duration_seconds_count" + labels + "} 3"), std::string::npos);
+    EXPECT_NE(text.find("http_server_response_body_size_bytes_bucket" + labels + R"(,le="256"} 3)"), std::string::npos);
+    EXPECT_NE(text.find("http_server_response_body_size_bytes_sum" + labels + "} 195"), std::string::npos);
+    EXPECT_NE(text.find(R"(http_server_active_requests{http_request_method="GET",url_scheme="http"} 0)"),
+              std::string::npos);
+}
+
+TEST(MetricsRegistry, AThreadGoesOnInMoreCellsThenDropsNewSeriesAndCountsThem) {
+    // An app with many routes records more series than one cell holds: the thread takes further cells (8 in all,
+    // each filled to 3/4), finds every earlier series again, and only then drops new ones.
     m::Registry r;
     const m::FamilyId c = r.family("many", "h", m::Kind::counter);
+    constexpr std::uint64_t per_thread = 8 * m::cell_capacity * 3 / 4;
     std::thread([&] {
-        for (std::uint64_t k = 0; k < m::cell_capacity + 10; ++k) {
+        for (std::uint64_t k = 0; k < per_thread + 10; ++k) {
             if (m::SeriesRef s = r.series(c, k, no_labels, nullptr)) s.add();
+        }
+        for (std::uint64_t k = 0; k < per_thread; k += 97) {  // found again, in whichever cell holds it
+            m::SeriesRef s = r.series(c, k, no_labels, nullptr);
+            ASSERT_TRUE(s) << k;
+            s.add();
         }
     }).join();
     const auto snap = r.snapshot();
     EXPECT_EQ(snap.dropped, 10u);
+    const auto* f = find(snap, "many");
+    ASSERT_NE(f, nullptr);
+    // One merged series (no labels) holding every recorded add: each key once, every 97th twice.
+    double total = 0;
+    for (const auto& series : f->series) total += series.value;
+    EXPECT_EQ(total, static_cast<double>(per_thread + (per_thread + 96) / 97));
+}
+
+TEST(MetricsRegistry, ThreadsThatComeAndGoReuseTheCellsOfExitedOnes) {
+    // 60 threads one after another (more than the region's 24 cells), each recording its own series and a
+    // shared one: an exited thread's cells go to the next thread, so nothing falls back to the shared cell or
+    // is dropped, and every count survives.
+    m::Registry r;
+    const m::FamilyId c = r.family("per_thread", "h", m::Kind::counter);
+    for (std::uint64_t t = 0; t < 60; ++t) {
+        std::thread([&] {
+            if (m::SeriesRef s = r.series(c, 1000 + t, no_labels, nullptr)) s.add();
+            m::SeriesRef shared = r.series(c, 7, no_labels, nullptr);
+            ASSERT_TRUE(shared);
+            EXPECT_TRUE(shared.exclusive) << "thread " << t << " fell back to the shared cell";
+            shared.add();
+        }).join();
+    }
+    const auto snap = r.snapshot();
+    EXPECT_EQ(snap.dropped, 0u);
+    const auto* f = find(snap, "per_thread");
+    ASSERT_NE(f, nullptr);
+    double total = 0;
+    for (const auto& series : f->series) total += series.value;
+    EXPECT_EQ(total, 120.0);
 }
 
 TEST(MetricsLabels, RoutesAreTemplatesAndCatchAllsAreEmpty) {

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "covet/covet.hpp"
 #include "covet/middleware/compression.hpp"
@@ -134,6 +135,51 @@ TEST(Cors, SimpleResponsesGetOriginHeadersAndVary) {
     EXPECT_EQ(header(plain, "vary"), "Origin");
 }
 
+// after()'s fields for a configured origin, for "*" and for no Origin are built once per case: each request gets
+// the set of its own origin, in the same order as when they were added one by one.
+TEST(Cors, EachConfiguredOriginGetsItsOwnFields) {
+    covet::CorsMiddleware cors({.allow_origins = {"https://a.example", "https://b.example"},
+                                .allow_credentials = true,
+                                .expose_headers = {"X-Total"}});
+    const auto fields_of = [&cors](std::string_view origin) {  // "": no Origin
+        auto r = origin.empty() ? request(covet::Method::get, "/", {})
+                                : request(covet::Method::get, "/", {{"Origin", origin}});
+        covet::Response resp = covet::Response::text("hi");
+        cors.after(r, context, resp);
+        std::vector<std::string> out;
+        for (const covet::Fields::Field f : resp.headers())
+            out.push_back(std::string(f.name) + "=" + std::string(f.value));
+        return out;
+    };
+    EXPECT_EQ(fields_of("https://b.example"),
+              (std::vector<std::string>{"Access-Control-Allow-Origin=https://b.example",
+                                        "Access-Control-Allow-Credentials=true",
+                                        "Access-Control-Expose-Headers=X-Total", "Vary=Origin"}));
+    EXPECT_EQ(fields_of("https://a.example")[0], "Access-Control-Allow-Origin=https://a.example");
+    // An origin not allowed: no Allow-Origin, the other fields as Starlette sends them (its simple headers).
+    EXPECT_EQ(fields_of("https://a.exampl"),
+              (std::vector<std::string>{"Access-Control-Allow-Credentials=true",
+                                        "Access-Control-Expose-Headers=X-Total", "Vary=Origin"}));
+    EXPECT_EQ(fields_of(""), (std::vector<std::string>{"Vary=Origin"}));
+    covet::CorsMiddleware any({.allow_origins = {"*"}, .expose_headers = {"X-Total"}});
+    auto r = request(covet::Method::get, "/", {{"Origin", "https://c.example"}});
+    covet::Response resp = covet::Response::text("hi");
+    resp.add_header("X-Own", "1");
+    any.after(r, context, resp);
+    std::vector<std::string> out;
+    for (const covet::Fields::Field f : resp.headers()) out.push_back(std::string(f.name) + "=" + std::string(f.value));
+    EXPECT_EQ(out, (std::vector<std::string>{"X-Own=1", "Access-Control-Allow-Origin=*",
+                                             "Access-Control-Expose-Headers=X-Total", "Vary=Origin"}));
+    // A preflight is answered by before() and left as it is by after().
+    auto pre = request(covet::Method::options, "/",
+                       {{"Origin", "https://a.example"}, {"Access-Control-Request-Method", "GET"}});
+    auto answer = cors.before(pre, context);
+    ASSERT_TRUE(answer);
+    const std::size_t before_after = answer->headers().size();
+    cors.after(pre, context, *answer);
+    EXPECT_EQ(answer->headers().size(), before_after);
+}
+
 TEST(Cors, AnyOriginWithCredentialsMirrorsTheOrigin) {
     covet::CorsMiddleware cors({.allow_origins = {"*"}, .allow_credentials = true});
     auto r = request(covet::Method::get, "/", {{"Origin", "https://c.example"}});
@@ -141,6 +187,57 @@ TEST(Cors, AnyOriginWithCredentialsMirrorsTheOrigin) {
     cors.after(r, context, resp);
     EXPECT_EQ(header(resp, "access-control-allow-origin"), "https://c.example");
     EXPECT_EQ(resp.headers().count("access-control-allow-origin"), 1u);
+}
+
+TEST(Cors, FieldsAppendedInOrderOrReplacedAndEchoedOriginsChecked) {
+    covet::CorsMiddleware cors(
+        {.allow_origins = {"https://a.example"}, .allow_credentials = true, .expose_headers = {"X-Total", "X-Page"}});
+    auto r = request(covet::Method::get, "/", {{"Origin", "https://a.example"}});
+    covet::Response fresh = covet::Response::text("hi");
+    cors.after(r, context, fresh);
+    std::vector<std::string> fields;
+    for (const covet::Fields::Field f : fresh.headers())
+        fields.push_back(std::string(f.name) + "=" + std::string(f.value));
+    EXPECT_EQ(fields, (std::vector<std::string>{"Access-Control-Allow-Origin=https://a.example",
+                                                "Access-Control-Allow-Credentials=true",
+                                                "Access-Control-Expose-Headers=X-Total, X-Page", "Vary=Origin"}));
+
+    // The Origin's name in any case, and only that name.
+    auto upper = request(covet::Method::get, "/", {{"Host", "x"}, {"ORIGIN", "https://a.example"}});
+    covet::Response upr = covet::Response::text("hi");
+    cors.after(upper, context, upr);
+    EXPECT_EQ(header(upr, "access-control-allow-origin"), "https://a.example");
+    auto near = request(covet::Method::get, "/", {{"Origim", "https://a.example"}, {"0rigin", "https://a.example"}});
+    covet::Response nearr = covet::Response::text("hi");
+    cors.after(near, context, nearr);
+    EXPECT_EQ(header(nearr, "access-control-allow-origin"), "<none>");
+    EXPECT_EQ(header(nearr, "access-control-allow-credentials"), "<none>");
+
+    // A handler's own field of one of these names is replaced (one field left), not duplicated.
+    covet::Response own = covet::Response::text("hi");
+    own.add_header("access-control-allow-origin", "https://stale.example");
+    cors.after(r, context, own);
+    EXPECT_EQ(header(own, "access-control-allow-origin"), "https://a.example");
+    EXPECT_EQ(own.headers().count("access-control-allow-origin"), 1u);
+    EXPECT_EQ(header(own, "vary"), "Origin");
+
+    // An origin the regex allows is echoed; "*" without credentials answers "*".
+    covet::CorsMiddleware rx({.allow_origin_regex = R"(https://.*\.example\.org)"});
+    auto ro = request(covet::Method::get, "/", {{"Origin", "https://x.example.org"}});
+    covet::Response rxr = covet::Response::text("hi");
+    rx.after(ro, context, rxr);
+    EXPECT_EQ(header(rxr, "access-control-allow-origin"), "https://x.example.org");
+    covet::CorsMiddleware any({.allow_origins = {"*"}});
+    covet::Response anyr = covet::Response::text("hi");
+    any.after(ro, context, anyr);
+    EXPECT_EQ(header(anyr, "access-control-allow-origin"), "*");
+
+    // An echoed Origin that would split the response is refused by name, never written.
+    covet::CorsMiddleware mirror({.allow_origins = {"*"}, .allow_credentials = true});
+    auto bad = request(covet::Method::get, "/", {{"Origin", std::string_view("https://c.example\0x", 19)}});
+    covet::Response badr = covet::Response::text("hi");
+    EXPECT_THROW(mirror.after(bad, context, badr), std::invalid_argument);
+    EXPECT_EQ(header(badr, "access-control-allow-origin"), "<none>");
 }
 
 // ---- compression ----
@@ -325,9 +422,7 @@ TEST(MiddlewareServer, CompressesStreamedAndWholeResponsesAndAnswersPreflights) 
 
     covet_test::Client c(app.port());
     c.send("GET /stream HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n");
-    std::string raw;
-    char buf[4096];
-    for (ssize_t n; (n = ::recv(c.fd(), buf, sizeof buf, 0)) > 0;) raw.append(buf, static_cast<std::size_t>(n));
+    const std::string raw = c.read_to_end();
     const std::size_t head_end = raw.find("\r\n\r\n");
     ASSERT_NE(head_end, std::string::npos);
     const std::string head = raw.substr(0, head_end);

@@ -223,4 +223,88 @@ TEST(ApplyProxyHeaders, TheClientFollowsTheHeadBytesWhenTheyMove) {
     EXPECT_EQ(r.client_address(), "203.0.113.7");
 }
 
+// ---------------------------------------------------------------- Forwarded (RFC 7239)
+
+TEST(Forwarded, ForProtoAndQuotedValues) {
+    Applied a = apply({{"Forwarded", "for=192.0.2.60;proto=https;by=203.0.113.43"}});
+    EXPECT_EQ(a.host, "192.0.2.60");
+    EXPECT_EQ(a.port, 0);
+    EXPECT_EQ(a.scheme, "https");
+    a = apply({{"forwarded", "For=\"192.0.2.60:8080\" ; Proto=HTTPS"}});  // names and proto: any case; OWS
+    EXPECT_EQ(a.host, "192.0.2.60");
+    EXPECT_EQ(a.port, 8080);
+    EXPECT_EQ(a.scheme, "https");
+    a = apply({{"forwarded", "for=\"[2001:db8:cafe::17]:4711\""}});
+    EXPECT_EQ(a.host, "2001:db8:cafe::17");
+    EXPECT_EQ(a.port, 4711);
+    a = apply({{"forwarded", "for=\"[2001:db8:cafe::17]\";proto=wss"}});
+    EXPECT_EQ(a.host, "2001:db8:cafe::17");
+    EXPECT_EQ(a.scheme, "wss");
+    a = apply({{"forwarded", "for=\"192.0.2.60:_hidden\""}});  // obfuscated port: none
+    EXPECT_EQ(a.host, "192.0.2.60");
+    EXPECT_EQ(a.port, 0);
+    EXPECT_EQ(apply({{"forwarded", "proto=ftp"}}).scheme, "http");       // unknown scheme: ignored
+    EXPECT_EQ(apply({{"forwarded", "proto=https"}}).host, "127.0.0.1");  // no for=: the peer stays
+    EXPECT_EQ(apply({{"forwarded", "proto=https"}}).scheme, "https");
+}
+
+TEST(Forwarded, ObfuscatedAndUnknownAreNotAddresses) {
+    for (const char* v : {"for=unknown", "for=_hidden", "for=_SEVKISEK", "for=\"_x:80\"", "for=example.com",
+                          "for=\"2001:db8::1\"",          // IPv6 must be bracketed
+                          "for=\"[192.0.2.1]\"",          // brackets are for IPv6
+                          "for=\"[2001:db8::1]:99999\"",  // port out of range
+                          "for=\"[2001:db8::1\"", "for=\"192.0.2.1\\\"\""}) {
+        const Applied a = apply({{"forwarded", v}});
+        EXPECT_EQ(a.host, "127.0.0.1") << v;
+        EXPECT_EQ(a.port, 40000) << v;
+    }
+    // An unknown hop stops the walk: nothing left of it is believed.
+    EXPECT_EQ(apply({{"forwarded", "for=198.51.100.1, for=unknown"}}).host, "127.0.0.1");
+}
+
+TEST(Forwarded, RightMostUntrustedHopAcrossElementsAndFields) {
+    Applied a = apply({{"forwarded", "for=198.51.100.1, for=203.0.113.7;proto=https, for=10.0.0.2;proto=http"}},
+                      "127.0.0.1, 10.0.0.0/8");
+    EXPECT_EQ(a.host, "203.0.113.7");  // 10.0.0.2 is a trusted proxy
+    EXPECT_EQ(a.scheme, "https");      // the chosen element's proto
+    a = apply({{"forwarded", "for=198.51.100.1"}, {"Forwarded", "for=203.0.113.7, for=10.0.0.2"}},
+              "127.0.0.1, 10.0.0.0/8");
+    EXPECT_EQ(a.host, "203.0.113.7");
+    a = apply({{"forwarded", "for=10.0.0.3;proto=https, for=10.0.0.2"}}, "127.0.0.1, 10.0.0.0/8");
+    EXPECT_EQ(a.host, "10.0.0.3");  // all trusted: the left-most
+    EXPECT_EQ(a.scheme, "https");
+    a = apply({{"forwarded", "for=198.51.100.1, for=203.0.113.7"}}, "*");
+    EXPECT_EQ(a.host, "198.51.100.1");
+    a = apply({{"forwarded", "for=198.51.100.1,, for=203.0.113.7 ,"}});  // empty elements are skipped
+    EXPECT_EQ(a.host, "203.0.113.7");
+}
+
+TEST(Forwarded, MalformedElementsAreIgnoredSafely) {
+    // A client's garbage to the left of the proxy's element does not hide it.
+    Applied a = apply({{"forwarded", "for=\"unterminated, for=203.0.113.7"}});
+    EXPECT_EQ(a.host, "127.0.0.1");  // the quote swallows the rest: one malformed element, the peer stays
+    a = apply({{"forwarded", "garbage;;=, for=203.0.113.7"}});
+    EXPECT_EQ(a.host, "203.0.113.7");
+    for (const char* v : {"for", "for=", "=1.2.3.4", "for=1.2.3.4;for=5.6.7.8", "for=1.2.3.4 x", "for=1.2.3.4;",
+                          "for=1.2.3.4;proto=https;proto=http", "for=[::1]", "for=1.2.3.4:", "\"", ";", "for=\"\""}) {
+        a = apply({{"forwarded", v}});
+        EXPECT_EQ(a.host, "127.0.0.1") << v;
+        EXPECT_EQ(a.scheme, "http") << v;
+    }
+    // Many elements: the last 32 are kept, and the right-most untrusted one still wins.
+    std::string many;
+    for (int i = 0; i < 1000; ++i) many += "for=198.51.100." + std::to_string(i % 250) + ", ";
+    many += "for=203.0.113.9";
+    EXPECT_EQ(apply({{"forwarded", many}}).host, "203.0.113.9");
+}
+
+TEST(Forwarded, XForwardedHeadersTakePrecedence) {
+    Applied a = apply({{"forwarded", "for=198.51.100.1;proto=https"}, {"x-forwarded-for", "203.0.113.7"}});
+    EXPECT_EQ(a.host, "203.0.113.7");
+    EXPECT_EQ(a.scheme, "https");  // X-Forwarded-Proto absent: Forwarded's proto
+    a = apply({{"forwarded", "for=198.51.100.1;proto=https"}, {"x-forwarded-proto", "http"}});
+    EXPECT_EQ(a.host, "198.51.100.1");  // X-Forwarded-For absent: Forwarded's for
+    EXPECT_EQ(a.scheme, "http");
+}
+
 }  // namespace

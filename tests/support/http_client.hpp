@@ -11,9 +11,20 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace covet_test {
+
+// recv(2) that goes on through signals. With SO_RCVTIMEO set, Linux never restarts an interrupted recv (EINTR,
+// signal(7)), and a process stopped and continued (SIGSTOP/SIGCONT, a cgroup freeze) sees one too: a test
+// that took EINTR for "no answer" failed now and then on a loaded machine.
+inline ssize_t recv_through_signals(int fd, char* buf, std::size_t size, int flags = 0) {
+    ssize_t n;
+    do n = ::recv(fd, buf, size, flags);
+    while (n < 0 && errno == EINTR);
+    return n;
+}
 
 // A blocking test client: sends bytes, reads until a condition or EOF, with a timeout on every read.
 class Client {
@@ -35,6 +46,7 @@ public:
     void send(std::string_view bytes) {
         while (!bytes.empty()) {
             const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+            if (n < 0 && errno == EINTR) continue;
             if (n <= 0) return;
             bytes.remove_prefix(static_cast<std::size_t>(n));
         }
@@ -58,6 +70,13 @@ public:
         }
         return out;
     }
+    // Everything the server sends until it closes the connection (or the read timeout): what was buffered, then
+    // the rest; a signal does not end it (recv_through_signals).
+    std::string read_to_end() {
+        while (read_more()) {
+        }
+        return std::exchange(buffer_, {});
+    }
     void shutdown_writes() { ::shutdown(fd_, SHUT_WR); }
     // Non-blocking: has a complete response arrived?
     bool has_response() {
@@ -70,18 +89,16 @@ public:
     bool closed_by_peer() {
         char buf[4096];
         while (true) {
-            const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+            const ssize_t n = recv_through_signals(fd_, buf, sizeof buf);
             if (n == 0) return true;
-            if (n < 0 && errno != EINTR) return false;
+            if (n < 0) return false;
         }
     }
 
 private:
     bool read_more() {
         char buf[65536];
-        ssize_t n;
-        do n = ::recv(fd_, buf, sizeof buf, 0);
-        while (n < 0 && errno == EINTR);  // signals (e.g. glibc's thread-setup ones) interrupt reads
+        const ssize_t n = recv_through_signals(fd_, buf, sizeof buf);
         if (n <= 0) return false;
         buffer_.append(buf, static_cast<std::size_t>(n));
         return true;

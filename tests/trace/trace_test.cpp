@@ -274,9 +274,7 @@ TEST(TracingMiddleware, ServedRequestHasIdsInItsContextAndSpan) {
     covet_test::Client client(app.port());
     client.send("GET /items/3 HTTP/1.1\r\nHost: t\r\ntraceparent: " + std::string(valid) +
                 "\r\nConnection: close\r\n\r\n");
-    std::string raw;
-    char buf[4096];
-    for (ssize_t n; (n = ::recv(client.fd(), buf, sizeof buf, 0)) > 0;) raw.append(buf, static_cast<std::size_t>(n));
+    const std::string raw = client.read_to_end();
     EXPECT_NE(raw.find("200 OK"), std::string::npos) << raw;
     EXPECT_EQ(raw.find("traceparent"), std::string::npos);  // nothing echoed
     app.stop();

@@ -94,6 +94,25 @@ TEST(WsDeflate, ServerToClientWithContextTakeover) {
     EXPECT_EQ(client.decompress(second), m);
 }
 
+// An empty message is one 0x00 octet (RFC 7692 §7.2.3.6), also right after another message, where zlib has
+// nothing left to flush: zero bytes there made the client's appended tail swallow the next message (found by
+// tests/fuzz/ws_deflate_fuzz.cpp; its input is the seed tests/fuzz/corpus/ws_deflate/regression_empty_message).
+TEST(WsDeflate, EmptyMessagesBetweenOthersInflate) {
+    for (bool reset : {false, true}) {
+        DeflateParams p;
+        p.enabled = true;
+        p.server_no_context_takeover = reset;
+        ws::Deflater d(p, {});
+        ZClient client(reset);
+        for (const std::string m : {"", "first message", "", "", "after empty ones", ""}) {
+            std::string out;
+            ASSERT_TRUE(d.compress(m, out));
+            EXPECT_FALSE(out.empty());
+            EXPECT_EQ(client.decompress(out), m) << "reset " << reset;
+        }
+    }
+}
+
 TEST(WsDeflate, ServerToClientWithoutContextTakeover) {
     DeflateParams p;
     p.enabled = true;

@@ -21,6 +21,7 @@
 #include <functional>
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -185,6 +186,15 @@ private:
     Router<RouteTarget> router_;
     Router<WebSocketTarget> ws_router_;
     std::vector<std::unique_ptr<Middleware>> middleware_;
+    // The middleware whose `before` (or `after`) the app calls (Middleware::hooks), in order, each with its
+    // place in middleware_: a flat list per hook, no call per request to a hook that does nothing.
+    struct HookCall {
+        Middleware* middleware;
+        std::size_t position;
+    };
+    std::vector<HookCall> before_hooks_, after_hooks_;
+    // A middleware's `before`, a std::exception turned into the app's 500 answer.
+    std::optional<Response> run_before(Middleware& middleware, Request& request, RequestContext& context);
     net::ServerConfig config_;
     app::ProtocolSwitch switch_{*this};  // every connection's protocol and every switch between protocols
     std::unique_ptr<net::Server> server_;

@@ -10,12 +10,14 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string_view>
 
 #include "covet/http/exchange.hpp"
 #include "covet/io/loop.hpp"
 #include "covet/metrics/http_metrics.hpp"
+#include "covet/net/worker_context.hpp"
 #include "covet/trace/span_state.hpp"
 
 namespace covet {
@@ -44,6 +46,22 @@ public:
         std::copy_n(id.data(), request_id_len_, request_id_);
     }
 
+    // Per-request secrets a handler puts in its page (SecurityHeadersMiddleware's CSP nonce, CsrfMiddleware's
+    // token when it sets a new cookie); empty unless the middleware made one for this exchange.
+    static constexpr std::size_t max_token = 96;
+    std::string_view csp_nonce() const noexcept { return {csp_nonce_, csp_nonce_len_}; }
+    void set_csp_nonce(std::string_view nonce) noexcept {
+        csp_nonce_len_ = std::min(nonce.size(), sizeof csp_nonce_);
+        std::copy_n(nonce.data(), csp_nonce_len_, csp_nonce_);
+    }
+    std::string_view csrf_token() const noexcept { return {csrf_token_, csrf_token_len_}; }
+    void set_csrf_token(std::string_view token) noexcept {
+        csrf_token_len_ = std::min(token.size(), sizeof csrf_token_);
+        std::copy_n(token.data(), csrf_token_len_, csrf_token_);
+    }
+    // CsrfMiddleware made csrf_token() for this exchange: its after hook sets the cookie.
+    bool csrf_cookie_new = false;
+
     // The filter a streamed response's body goes through (one per exchange; a later one replaces it).
     void set_body_filter(std::unique_ptr<BodyFilter> filter) noexcept { body_filter_ = std::move(filter); }
     BodyFilter* body_filter() const noexcept { return body_filter_.get(); }
@@ -57,6 +75,10 @@ public:
     // The route template the request matched ("/users/{id:int}"), never the raw path; empty when no route
     // matched, before routing, and for a hosted app's catch-all. Valid while the app lives.
     std::string_view route() const noexcept { return route_; }
+    // What the rate limiter decided for this exchange, for its RateLimit response fields (covet/ratelimit/
+    // middleware.hpp; 0: nothing to report). Opaque to everyone else.
+    std::uint64_t rate_limit_note() const noexcept { return rate_limit_note_; }
+    void set_rate_limit_note(std::uint64_t note) noexcept { rate_limit_note_ = note; }
     // The answer's status, once its head is written (0 before).
     int status() const noexcept { return status_; }
 
@@ -70,10 +92,14 @@ public:
         end_exchange(metrics::ErrorType::aborted);
         span_.reset();
         request_id_len_ = 0;
+        csp_nonce_len_ = 0;
+        csrf_token_len_ = 0;
+        csrf_cookie_new = false;
         middleware_depth_ = 0;
         body_filter_.reset();
         route_ = {};
         status_ = 0;
+        rate_limit_note_ = 0;
     }
     ~RequestContext() override { end_exchange(metrics::ErrorType::aborted); }
 
@@ -83,26 +109,30 @@ private:
     void end_exchange(metrics::ErrorType error) noexcept {
         if (!open_) return;
         open_ = false;
-        series_.active(exchange_.method, exchange_.https, -1);
-        exchange_.status = status_;
-        exchange_.error = error != metrics::ErrorType::none ? error
-                          : status_ >= 500                  ? metrics::ErrorType::status
-                                                            : metrics::ErrorType::none;
-        const std::chrono::duration<double> elapsed = io::Clock::now() - started_at_;
-        series_.finished(exchange_, elapsed.count(), request_bytes_, response_bytes_);
+        // The loop's clock (read once per turn on io_uring, per handler on asio, like the request's arrival time): no
+        // clock read per request.
+        const net::WorkerContext* worker = net::WorkerContext::installed();
+        const io::Clock::time_point now = worker && worker->loop ? worker->loop->now() : io::Clock::now();
+        const auto elapsed = std::chrono::duration_cast<std::chrono::nanoseconds>(now - started_at_).count();
+        series_.end(status_, error, elapsed > 0 ? static_cast<std::uint64_t>(elapsed) : 0, request_bytes_,
+                    response_bytes_);
     }
 
     io::Clock::time_point started_at_{};
     std::string_view route_;
     int status_ = 0;
     bool open_ = false;
-    metrics::HttpExchange exchange_;
     metrics::HttpSeriesCache series_;  // this slot's last label sets (keep-alive exchanges repeat them)
     std::uint64_t request_bytes_ = 0;
     std::uint64_t response_bytes_ = 0;
     char request_id_[max_request_id]{};
     std::size_t request_id_len_ = 0;
+    char csp_nonce_[32]{};
+    std::size_t csp_nonce_len_ = 0;
+    char csrf_token_[max_token]{};
+    std::size_t csrf_token_len_ = 0;
     std::size_t middleware_depth_ = 0;  // `before` hooks that ran; their `after` hooks run in reverse
+    std::uint64_t rate_limit_note_ = 0;
     std::unique_ptr<BodyFilter> body_filter_;
     trace::SpanState span_;
     static inline thread_local const RequestContext* current_ = nullptr;

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "covet/http/ascii.hpp"
+#include "covet/http/forwarded.hpp"
 #include "covet/http/request.hpp"
 #include "covet/net/trusted_proxies.hpp"
 
@@ -56,6 +57,32 @@ inline HostPort split_host_port(std::string_view value) noexcept {
     return {value};
 }
 
+// RFC 7239 Forwarded: see apply_proxy_headers. `client`, `scheme`: what it may set.
+inline void apply_forwarded(Request& r, const net::TrustedProxies& trusted, bool client, bool scheme) noexcept {
+    forwarded::Elements elements;
+    for (const Header& h : r.headers())
+        if (h.name.size() == 9 && iequals(h.name, "forwarded")) elements.add_field(h.value);
+    if (elements.size() == 0) return;
+    const forwarded::Element* chosen = nullptr;
+    std::optional<forwarded::Node> node;
+    for (std::size_t i = elements.size(); i-- > 0;) {
+        node = forwarded::node_address(elements[i]);
+        // Not an address (unknown, obfuscated, malformed): the hop is unknown, so nothing left of it is believed.
+        if (!node || (!trusted.trusts_all() && !trusted.contains(node->address))) {
+            chosen = &elements[i];
+            break;
+        }
+    }
+    if (!chosen) {  // every hop is a trusted proxy (or "*"): the left-most
+        chosen = &elements[0];
+        node = forwarded::node_address(*chosen);
+    }
+    if (client && node) r.set_client(node->address, node->port);
+    if (scheme && chosen->has_proto && !chosen->proto_escaped && !chosen->malformed)
+        for (const std::string_view known : {"http", "https", "ws", "wss"})
+            if (iequals(chosen->proto, known)) r.set_scheme(known);
+}
+
 }  // namespace detail
 
 // Applies the forwarded scheme and client to `r`, whose connection's peer is trusted (the caller checked):
@@ -64,22 +91,33 @@ inline HostPort split_host_port(std::string_view value) noexcept {
 //   a trusted proxy (each proxy appends the address it received from), or the left-most when every entry is
 //   trusted; "*" trusts every entry, so the left-most is taken. Its port is the entry's, else 0. An empty
 //   entry chosen leaves the connection's peer in place.
+// - Forwarded (RFC 7239; all of them, in order, one element per hop), for what the X-Forwarded-* headers do
+//   not say: X-Forwarded-For wins over `for=` and X-Forwarded-Proto over `proto=` when both are present
+//   (uvicorn reads only X-Forwarded-*, so an app moved from it sees the same client). The element that names
+//   the client is chosen by the X-Forwarded-For rule: the right-most whose `for=` is not a trusted proxy (or
+//   the left-most when all are). Its `for=` becomes the client unless it is no address (`unknown`,
+//   `_hidden`, malformed: the connection's peer stays, and no hop further left is believed); its `proto=`
+//   (http, https, ws, wss; any case) the scheme. `host=` is not applied (as X-Forwarded-Host is not).
 // Restores the connection's own scheme first, so a Request reused for the next request starts clean.
 inline void apply_proxy_headers(Request& r, const net::TrustedProxies& trusted) noexcept {
     r.set_scheme({});
     std::optional<std::string_view> proto;
-    bool forwarded_for = false;
+    bool forwarded_for = false, forwarded = false;
     for (const Header& h : r.headers()) {
         if (h.name.size() == 17 && iequals(h.name, "x-forwarded-proto"))
             proto = h.value;
         else if (h.name.size() == 15 && iequals(h.name, "x-forwarded-for"))
             forwarded_for = true;
+        else if (h.name.size() == 9 && iequals(h.name, "forwarded"))
+            forwarded = true;
     }
     if (proto) {
         const std::string_view p = detail::trim_ows(*proto);
         for (const std::string_view known : {"http", "https", "ws", "wss"})
             if (p == known) r.set_scheme(known);
     }
+    if (forwarded && (!proto || !forwarded_for)) [[unlikely]]
+        detail::apply_forwarded(r, trusted, /*client=*/!forwarded_for, /*scheme=*/!proto);
     if (!forwarded_for) return;
     const std::span<const Header> headers = r.headers();
     std::optional<detail::HostPort> chosen;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -12,6 +13,18 @@
 #include "covet/io/file_region.hpp"
 
 namespace covet {
+
+// Header fields that many responses carry unchanged (a middleware's fixed headers, e.g. SecurityHeadersMiddleware):
+// checked and rendered once, then attached to a response by pointer (Response::set_shared_fields) and written by
+// every protocol after the response's own headers(), with no copy into the response. Must outlive the responses
+// it is attached to (a middleware owns it; middleware live as long as the app).
+struct SharedFields {
+    Fields fields;      // as given, names and values checked on insert
+    std::string http1;  // the same as HTTP/1.1 lines, "Name: value\r\n" each
+    explicit SharedFields(Fields f) : fields(std::move(f)) {
+        for (const Fields::Field x : fields) http1.append(x.name).append(": ").append(x.value).append("\r\n");
+    }
+};
 
 class Response {
 public:
@@ -87,8 +100,13 @@ public:
     std::uint64_t body_size() const noexcept { return file_ ? file_.length() : body_.size(); }
 
     std::string_view content_type() const noexcept { return content_type_; }
-    // Copies the value unless it is one of the library's static strings.
+    // Copies the value unless it is one of the library's static strings. Throws std::invalid_argument for a value
+    // with CR, LF or NUL (as add_header: it would split the response).
     Response& set_content_type(std::string_view ct) {
+        for (const char c : ct)
+            if (c == '\r' || c == '\n' || c == '\0')
+                throw std::invalid_argument(
+                    "covet: cannot add the header \"Content-Type\": the value must not contain CR, LF or NUL");
         owned_content_type_.assign(ct);
         content_type_ = owned_content_type_;
         return *this;
@@ -101,6 +119,25 @@ public:
         headers_.add(name, value, "header");
         return *this;
     }
+    // add_header for a field checked beforehand (a middleware's fixed headers, checked when it was configured).
+    Response& add_prechecked_header(std::string_view name, std::string_view value) {
+        headers_.add_prechecked(name, value);
+        return *this;
+    }
+    // Adds every field of `fields`, checked when they were added there (a middleware's fixed set, built once), in
+    // one copy.
+    Response& add_prechecked_headers(const Fields& fields) {
+        headers_.append(fields);
+        return *this;
+    }
+    void reserve_headers(std::size_t bytes, std::size_t count) { headers_.reserve_more(bytes, count); }
+    // Fields sent after headers() (see SharedFields); not among headers() (has_header does not see them). One set
+    // per response: a later call replaces it. Null: none.
+    Response& set_shared_fields(const SharedFields* fields) noexcept {
+        shared_fields_ = fields;
+        return *this;
+    }
+    const SharedFields* shared_fields() const noexcept { return shared_fields_; }
     // Removes every field named `name` (case-insensitive); returns how many there were.
     std::size_t remove_header(std::string_view name) noexcept { return headers_.remove(name); }
     // Replaces every field named `name` with one holding `value` (checked as add_header).
@@ -151,6 +188,7 @@ public:
         if (this == &o) return *this;
         status_ = o.status_, body_ = o.body_, headers_ = o.headers_, trailers_ = o.trailers_, close_ = o.close_;
         head_length_ = o.head_length_;
+        shared_fields_ = o.shared_fields_;
         file_ = o.file_;
         owned_content_type_ = o.owned_content_type_;
         content_type_ = o.content_type_.data() == o.owned_content_type_.data() ? std::string_view(owned_content_type_)
@@ -163,6 +201,7 @@ public:
         status_ = o.status_, body_ = std::move(o.body_), headers_ = std::move(o.headers_), close_ = o.close_;
         trailers_ = std::move(o.trailers_);
         head_length_ = o.head_length_;
+        shared_fields_ = o.shared_fields_;
         file_ = std::move(o.file_);
         owned_content_type_ = std::move(o.owned_content_type_);
         content_type_ = owned ? std::string_view(owned_content_type_) : o.content_type_;
@@ -179,6 +218,7 @@ private:
     std::string owned_content_type_;
     Fields headers_;
     Fields trailers_;
+    const SharedFields* shared_fields_ = nullptr;
     std::optional<std::uint64_t> head_length_;
     io::FileRegion file_;
     bool close_ = false;

@@ -29,12 +29,17 @@ public:
     explicit CorsMiddleware(CorsOptions options);
     ~CorsMiddleware() override;
 
-    std::optional<Response> before(Request& request, RequestContext& context) override;
+    // Only a preflight (OPTIONS) is answered here: every other request returns at the method's check.
+    std::optional<Response> before(Request& request, RequestContext& /*context*/) override {
+        if (request.method() != Method::options) return std::nullopt;
+        return preflight(request);
+    }
     void after(const Request& request, const RequestContext& context, Response& response) override;
 
     bool allowed_origin(std::string_view origin) const;
 
 private:
+    std::optional<Response> preflight(const Request& request) const;
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

@@ -15,7 +15,15 @@ namespace covet {
 
 class Middleware {
 public:
+    // The hooks a middleware uses (hooks() below).
+    enum Hooks : unsigned { before_hook = 1, after_hook = 2, all_hooks = before_hook | after_hook };
+
     virtual ~Middleware() = default;
+    // Which of `before` and `after` (with `after_stream`) this middleware needs, asked once when the app is given
+    // it (App::use), so decided by its configuration: the app calls only those, sparing every request a call that
+    // would do nothing (a rate limiter that sends no fields has no `after`). Whether its `after` runs still
+    // depends on its place in the order, as if its `before` had run. Default: both.
+    virtual unsigned hooks() const noexcept { return all_hooks; }
     virtual std::optional<Response> before(Request& /*request*/, RequestContext& /*context*/) { return std::nullopt; }
     virtual void after(const Request& /*request*/, const RequestContext& /*context*/, Response& /*response*/) {}
     // For a streamed response, in place of `after`, on its head (status, headers, the first chunk as the

@@ -25,7 +25,8 @@ public:
     }
 
     void after(const Request&, const RequestContext& c, Response& resp) override {
-        if (!c.request_id().empty()) resp.add_header(header_name, c.request_id());
+        // Checked already: a client's id passed acceptable(), a generated one is hex digits and a dash.
+        if (!c.request_id().empty()) resp.add_prechecked_header(header_name, c.request_id());
     }
 
 private:
@@ -40,12 +41,19 @@ private:
     }
 
     static std::string_view generate(char (&buf)[32]) noexcept {
-        thread_local const std::uint32_t prefix = std::random_device{}();
-        thread_local std::uint64_t counter = 0;
+        // One thread_local, no guarded initialisation: a single TLS access per request (a call in a shared object).
+        struct State {
+            std::uint64_t prefix = 0;  // 32 random bits once set; the bit above them marks it set
+            std::uint64_t counter = 0;
+        };
+        thread_local State state;
+        State& s = state;
+        if (s.prefix == 0) [[unlikely]]
+            s.prefix = (std::uint64_t{1} << 32) | std::random_device{}();
         char* p = buf;
-        p = std::to_chars(p, buf + 8 + 1, prefix, 16).ptr;
+        p = std::to_chars(p, buf + 8 + 1, static_cast<std::uint32_t>(s.prefix), 16).ptr;
         *p++ = '-';
-        p = std::to_chars(p, buf + sizeof buf, ++counter, 16).ptr;
+        p = std::to_chars(p, buf + sizeof buf, ++s.counter, 16).ptr;
         return {buf, static_cast<std::size_t>(p - buf)};
     }
 };

@@ -10,6 +10,7 @@
 
 #include "covet/io/loop.hpp"
 #include "covet/io/output_queue.hpp"
+#include "covet/net/client_limits.hpp"
 #include "covet/net/protocol_handler.hpp"
 #include "covet/net/server_config.hpp"
 #include "covet/net/transport.hpp"
@@ -37,6 +38,12 @@ public:
     virtual void close_when_drained(Connection& c) { close(c); }
     virtual io::Loop& loop() noexcept = 0;
     virtual const ServerConfig& config() const noexcept = 0;
+    // The client named by a PROXY header was read: count it against ServerConfig::client_limits (and
+    // Connection::count_client it). False: over a limit, the connection closes (the driver logged why).
+    virtual bool admit_client(Connection& c) {
+        (void)c;
+        return true;
+    }
 
 protected:
     ~ConnectionDriver() = default;
@@ -51,10 +58,16 @@ public:
           peer_address_(std::move(peer_address)),
           peer_port_(peer_port),
           transport_(std::make_unique<PlainTransport>(wire_out_)),
-          proxy_trusted_(driver.config().proxy_headers.trusts(peer_address_)) {}
+          proxy_trusted_(driver.config().proxy_headers.trusts(peer_address_)),
+          proxy_header_pending_(driver.config().proxy_protocol.enabled &&
+                                driver.config().proxy_protocol.trusted.contains(peer_address_)) {
+        // The PROXY header's client replaces the address in place: views of it (the protocol's request) stay valid.
+        if (proxy_header_pending_) peer_address_.reserve(64);
+    }
 
     Connection(const Connection&) = delete;
     Connection& operator=(const Connection&) = delete;
+    ~Connection() { uncount_client(); }
 
     // ---- for protocol handlers ----
     io::OutputQueue& out() noexcept { return transport_->plaintext_out(); }
@@ -101,14 +114,58 @@ public:
     // it is set before the first on_data (plaintext only flows once the handshake is done).
     const TlsInfo* tls() const noexcept { return transport_->tls(); }
 
+    // ---- per-client limits (client_limits.hpp) ----
+    // HTTP/2: a stream opens on this connection. False when its client is at max_streams_per_ip (the
+    // protocol refuses the stream); true for a connection that is not counted.
+    bool admit_stream() noexcept {
+        if (!client_limiter_) return true;
+        if (!client_limiter_->admit_stream(client_key_)) return false;
+        ++client_streams_;
+        return true;
+    }
+    // A stream admitted by admit_stream ended (no-op once the connection itself is no longer counted).
+    void release_stream() noexcept {
+        if (!client_limiter_ || client_streams_ == 0) return;
+        --client_streams_;
+        client_limiter_->release_stream(client_key_);
+    }
+    // The worker admitted this connection's client into `limiter`: counted until uncount_client.
+    void count_client(ClientLimiter& limiter, ClientKey key) noexcept {
+        client_limiter_ = &limiter;
+        client_key_ = key;
+    }
+    // The connection closed (or lingers): its client's connection and streams are free again.
+    void uncount_client() noexcept {
+        if (!client_limiter_) return;
+        for (; client_streams_ > 0; --client_streams_) client_limiter_->release_stream(client_key_);
+        client_limiter_->release_connection(client_key_);
+        client_limiter_ = nullptr;
+    }
+    // A PROXY header is still expected: the client is not known (nor counted) yet.
+    bool proxy_header_pending() const noexcept { return proxy_header_pending_; }
+
     // ---- for the backend ----
     int fd() const noexcept { return fd_; }
     // Installs the transport (TLS) before any byte is received; plain TCP otherwise.
     void set_transport(std::unique_ptr<Transport> t) { transport_ = std::move(t); }
     io::OutputQueue& wire_out() noexcept { return wire_out_; }
-    // Bytes from the socket → transport → protocol. Returns false when the transport failed.
+    // Bytes from the socket → (PROXY header) → transport → protocol. Returns false when the connection must
+    // close: a transport failure, or a connection from a PROXY-protocol peer without a valid PROXY header.
     bool receive(std::span<const char> wire) {
         if (close_after_flush_) return true;  // closing: drop further input
+        if (proxy_header_pending_) [[unlikely]] {
+            // A trusted load balancer's PROXY header comes first, before TLS or HTTP (proxy_protocol.hpp).
+            if (!take_proxy_header(wire)) return false;  // malformed or missing: refused
+            if (wire.empty()) return true;               // (the rest of) the header is still to come
+            const bool ok = deliver(wire);
+            proxy_buffer_ = {};  // `wire` may have pointed into it (a header split across reads)
+            return ok;
+        }
+        return deliver(wire);
+    }
+
+private:
+    bool deliver(std::span<const char> wire) {
         bool ok = true;
         if (transport_->passthrough()) {
             protocol_->on_data(wire);
@@ -128,6 +185,12 @@ public:
         retired_.reset();
         return ok;
     }
+    // Reads the PROXY header off the front of `wire` (buffering a header split across reads) and takes its
+    // client as the peer; `wire` becomes the bytes after it (empty while it is incomplete). False: refused
+    // (logged with the reason). src/net/connection.cpp.
+    bool take_proxy_header(std::span<const char>& wire);
+
+public:
     void peer_closed() {
         protocol_->on_peer_closed();
         retired_.reset();
@@ -160,7 +223,12 @@ private:
     std::unique_ptr<ProtocolHandler> protocol_, retired_;
     std::uint32_t protocol_epoch_ = 0;
     bool proxy_trusted_;
+    bool proxy_header_pending_;  // a PROXY header is expected and not read yet
+    std::string proxy_buffer_;   // the part of a PROXY header received so far (when split across reads)
     bool close_after_flush_ = false;
+    ClientLimiter* client_limiter_ = nullptr;  // set: counted against it (client_limits.hpp)
+    ClientKey client_key_{};
+    std::uint32_t client_streams_ = 0;  // HTTP/2 streams of this connection counted for its client
 };
 
 }  // namespace covet::net

@@ -8,6 +8,8 @@
 #include <string>
 
 #include "covet/io/backend.hpp"
+#include "covet/net/client_limits.hpp"
+#include "covet/net/proxy_protocol.hpp"
 #include "covet/net/tls_config.hpp"
 #include "covet/net/trusted_proxies.hpp"
 
@@ -84,6 +86,11 @@ struct OpsConfig {
     // From the start of a graceful stop: /_ready answers 503 this long while the listeners still accept
     // and requests are served, so that load balancers take the instance out first (Kubernetes).
     std::chrono::milliseconds drain_delay{0};
+    // An already-listening socket for `port` handed down by a supervisor (`covet run`'s master), adopted like
+    // ServerConfig::inherited_listener: every worker process accepts from its one queue, so a worker that dies
+    // loses no queued connection (with one SO_REUSEPORT socket each, the kernel resets those in the dead one's
+    // queue). -1: bind `port` (joining the other workers' SO_REUSEPORT group).
+    int inherited_listener = -1;
 };
 
 struct ServerConfig {
@@ -109,6 +116,12 @@ struct ServerConfig {
     // --proxy-headers and --forwarded-allow-ips; on, with 127.0.0.1 trusted, by default). Set before start:
     // `config.proxy_headers.trusted = net::TrustedProxies("10.0.0.0/8, ::1")`, or `.enabled = false`.
     ProxyHeaders proxy_headers;
+    // PROXY protocol v1/v2 from trusted load balancers (off by default): `config.proxy_protocol.enabled = true;
+    // config.proxy_protocol.trusted = net::TrustedProxies("10.0.0.0/8")`. See covet/net/proxy_protocol.hpp.
+    ProxyProtocolConfig proxy_protocol;
+    // Per client address (IPv6: per /64): concurrent connections, new connections per period, HTTP/2
+    // streams across its connections. All off by default; see covet/net/client_limits.hpp.
+    ClientLimits client_limits;
     OpsConfig ops;
 };
 

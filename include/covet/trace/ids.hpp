@@ -45,4 +45,23 @@ inline std::uint64_t low64(const TraceId& id) noexcept {
 TraceId new_trace_id() noexcept;
 SpanId new_span_id() noexcept;
 
+// A seed for an id stream of one's own (wyrand_next): 64 bits from the thread's generator, never zero.
+std::uint64_t new_id_seed() noexcept;
+
+// The next 64 random bits of a wyrand stream (Wang Yi: one add and one 64x64->128 multiply): inline, for a
+// state kept where the caller already is (an exchange slot's SpanState), so a new id costs no call and no
+// thread_local access.
+inline std::uint64_t wyrand_next(std::uint64_t& state) noexcept {
+    state += 0xa0761d6478bd642f;
+    __extension__ typedef unsigned __int128 u128;  // GCC and Clang; __extension__: no -Wpedantic warning
+    const u128 t = static_cast<u128>(state) * (state ^ 0xe7037ed1a0b428db);
+    return static_cast<std::uint64_t>(t >> 64) ^ static_cast<std::uint64_t>(t);
+}
+
+// A 64-bit id's 8 bytes, big-endian (the byte order of the ids' hex form).
+inline void put_id64(std::uint8_t* out, std::uint64_t v) noexcept {
+    if constexpr (std::endian::native == std::endian::little) v = __builtin_bswap64(v);
+    std::memcpy(out, &v, sizeof v);
+}
+
 }  // namespace covet::trace

@@ -2,7 +2,8 @@
 // (or starts a trace: new random 128-bit trace id), gives the request a new 64-bit span id and decides
 // sampling; the ids are then on the RequestContext for the access log and Python handlers. `after`
 // records a sampled span (route template, status, peer, protocol, method, scheme, times) into the tracer's
-// per-worker queue. An unsampled request costs a header scan and three random numbers.
+// per-worker queue. An unsampled request costs a header scan and three random numbers (no call, no
+// thread_local: the exchange slot keeps its own id stream); nothing is formatted for it.
 //
 // Add it first (outermost) so every other middleware's log lines and answers carry its ids.
 #pragma once
@@ -23,6 +24,9 @@ public:
     const std::shared_ptr<Tracer>& tracer() const noexcept { return tracer_; }
 
 private:
+    // A sampled span into the tracer's queue (out of line: an unsampled request's `after` is a test).
+    [[gnu::noinline]] void record(const Request& r, const RequestContext& c, const Response& resp) noexcept;
+
     std::shared_ptr<Tracer> tracer_;
     // Unix time of the steady clock's epoch, taken once: span times from io::Clock without a second clock
     // read per request.

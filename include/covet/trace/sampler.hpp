@@ -35,6 +35,16 @@ public:
         return false;
     }
 
+    // The same for a new trace (no parent) whose id's low 64 bits are `trace_lo`.
+    bool sample_root(std::uint64_t trace_lo) const noexcept {
+        switch (root_) {
+            case Root::always_on: return true;
+            case Root::always_off: return false;
+            case Root::ratio: return all_ || trace_lo < bound_;
+        }
+        return false;
+    }
+
     Root root() const noexcept { return root_; }
     double ratio() const noexcept { return ratio_; }
     bool parent_based() const noexcept { return parent_based_; }

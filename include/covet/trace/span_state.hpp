@@ -19,7 +19,8 @@ struct SpanState {
     TraceId trace_id{};
     SpanId span_id{};
     SpanId parent_span_id{};
-    std::string tracestate;  // the incoming one when valid (its capacity is reused by the slot's next exchanges)
+    std::string tracestate;       // the incoming one when valid (its capacity is reused by the slot's next exchanges)
+    std::uint64_t id_stream = 0;  // this slot's wyrand state for new ids (seeded on first use; kept by reset)
 
     bool sampled() const noexcept { return flags & flag_sampled; }
     void reset() noexcept {

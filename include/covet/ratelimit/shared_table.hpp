@@ -1,0 +1,85 @@
+// covet::ratelimit::SharedTable: the GCRA state of many keys, shared by every thread and every worker
+// process of one `covet run --workers N`, without locks.
+//
+// Layout. A fixed-size open-addressing table of 16-byte slots (a 64-bit key hash, an 8-byte TAT), after a
+// 64-byte header holding the hash seed. With a directory (COVET_METRICS_DIR, which the supervisor makes under
+// /dev/shm and the workers inherit) the table is the file `ratelimit-<name>-<capacity>.table` there, created
+// by whichever process comes first and mapped shared; all-zero is a valid empty table, so there is nothing to
+// initialise but the seed, which the first process to look sets by compare-and-swap. Without a directory it
+// is anonymous memory: one process's threads share it.
+//
+// A key is looked for in a window of `probe_window` slots from its hash. Updates are a CAS on the TAT (a
+// refused request writes nothing). A new key takes the first empty slot of its window; failing that the
+// slot whose TAT is the oldest: a TAT in the past is a full bucket, so forgetting it loses nothing, and
+// when every key of the window is live the one nearest to full is forgotten (it regains its budget early;
+// counted in evictions_live()). So a flood of distinct keys bounds the memory and never blocks a request. (A
+// request of the new key racing, on another thread, with its takeover of a live slot may be decided on the
+// forgotten key's TAT, once: the price of one 8-byte CAS per update instead of a 16-byte one.)
+// Keys are 64-bit hashes (seeded per table, so clients cannot aim collisions): two keys sharing a hash
+// share a budget, with odds of about n²/2⁶⁵ for n live keys.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "covet/ratelimit/gcra.hpp"
+
+namespace covet::ratelimit {
+
+class SharedTable {
+public:
+    static constexpr std::size_t probe_window = 16;
+
+    // `capacity` is rounded up to a power of two (at least probe_window). `directory` empty: process-local.
+    // Throws std::system_error naming the file when the directory is not usable.
+    SharedTable(std::string_view name, std::size_t capacity, const std::string& directory);
+    // The table of COVET_METRICS_DIR when it is set, else process-local.
+    static SharedTable open(std::string_view name, std::size_t capacity);
+    SharedTable(SharedTable&& other) noexcept;
+    SharedTable& operator=(SharedTable&&) = delete;
+    SharedTable(const SharedTable&) = delete;
+    ~SharedTable();
+
+    // The hash of a key's bytes under this table's seed (never 0, which marks an empty slot).
+    std::uint64_t hash(std::string_view key, std::uint64_t salt = 0) const noexcept;
+    // Decides one request of `cost` for `key_hash` at `now_ns` and records it when allowed.
+    GcraDecision acquire(std::uint64_t key_hash, const GcraPolicy& policy, std::int64_t now_ns,
+                         std::uint32_t cost = 1) noexcept;
+    // The key's TAT (0 when absent), for tests and diagnostics.
+    std::int64_t tat(std::uint64_t key_hash) const noexcept;
+
+    // The seed hash() mixes in: hash(key, salt) is a function of (seed, salt, key) alone (so it can be memoized).
+    std::uint64_t seed() const noexcept { return seed_; }
+    std::size_t capacity() const noexcept { return mask_ + 1; }
+    const std::string& file() const noexcept { return file_; }
+    // Live keys forgotten because their window was full (this process's count).
+    std::uint64_t evictions_live() const noexcept { return evictions_live_.load(std::memory_order_relaxed); }
+
+private:
+    struct Slot {
+        std::atomic<std::uint64_t> key;
+        std::atomic<std::int64_t> tat;
+    };
+    static_assert(sizeof(Slot) == 16 && std::atomic<std::uint64_t>::is_always_lock_free);
+    struct Header {
+        std::atomic<std::uint64_t> seed;
+        std::uint64_t reserved[7];
+    };
+    static_assert(sizeof(Header) == 64);
+
+    Slot* claim(std::uint64_t key_hash, std::int64_t now_ns) noexcept;
+
+    void* mapping_ = nullptr;
+    std::size_t bytes_ = 0;
+    Header* header_ = nullptr;
+    Slot* slots_ = nullptr;
+    std::size_t mask_ = 0;
+    std::uint64_t seed_ = 0;
+    std::string file_;
+    std::atomic<std::uint64_t> evictions_live_{0};
+};
+
+}  // namespace covet::ratelimit
