@@ -89,6 +89,15 @@ class Timeouts:
 
 
 @dataclass
+class ClientLimits:
+    max_connections_per_ip: int = 0
+    new_connections_per_ip: int = 0
+    new_connections_period: timedelta = timedelta(seconds=1)
+    new_connections_burst: int = 0
+    max_streams_per_ip: int = 0
+
+
+@dataclass
 class ServerConfig:
     host: str = "0.0.0.0"
     port: int = 8000
@@ -100,6 +109,7 @@ class ServerConfig:
     limits: Limits = field(default_factory=Limits)
     timeouts: Timeouts = field(default_factory=Timeouts)
     http2: bool = True
+    client_limits: ClientLimits = field(default_factory=ClientLimits)
 
 
 _DEFAULTS = ServerConfig()
@@ -448,7 +458,9 @@ class NativeServer:
                  listen_backlog: int = _DEFAULTS.listen_backlog, listen_fd: int = -1,
                  stream_body_threshold: int = _DEFAULTS.limits.stream_body_threshold,
                  max_stream_body_bytes: int = _DEFAULTS.limits.max_stream_body_bytes,
-                 stream_send_buffer: int = _DEFAULTS.limits.stream_send_buffer) -> None:
+                 stream_send_buffer: int = _DEFAULTS.limits.stream_send_buffer,
+                 max_connections_per_ip: int = 0, new_connections_per_ip: int = 0,
+                 max_streams_per_ip: int = 0) -> None:
         # The engine limits are accepted (same names and defaults as the native module) but not enforced.
         if backend not in ("auto", "uring", "asio"):
             raise ValueError(f"backend must be 'auto', 'uring' or 'asio', not '{backend}'")

@@ -10,9 +10,11 @@ and stopped (SIGTERM, then SIGKILL).
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -137,3 +139,87 @@ class ServerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.kill()
+
+
+def get(port: int, path: str, timeout: float = 10) -> tuple[int, str]:
+    """GET `path` from a server on loopback `port` over a new connection: (status, body as text)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        return r.status, r.read().decode()
+    finally:
+        conn.close()
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def children(pid: int) -> list[int]:
+    """The pids whose parent is `pid` (from /proc/<pid>/stat), sorted."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(b")") + 2:].split()[1]) == pid:
+                found.append(int(entry))
+    return sorted(found)
+
+
+def listening_inodes(port: int) -> set[str]:
+    """Inodes of the sockets listening on 127.0.0.1:`port` (/proc/net/tcp: state 0A is LISTEN)."""
+    found = set()
+    with open("/proc/net/tcp") as f:
+        for row in f.readlines()[1:]:
+            fields = row.split()
+            if fields[1].endswith(f":{port:04X}") and fields[3] == "0A":
+                found.add(fields[9])
+    return found
+
+
+def socket_inodes(pid: int) -> set[str]:
+    """Inodes of the sockets process `pid` holds open (its /proc/<pid>/fd links)."""
+    found = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            found.add(target[8:-1])
+    return found
+
+
+SERVICES_ENV = Path(__file__).resolve().parents[2] / "build" / "services.env"
+
+
+def service_setting(name: str) -> Optional[str]:
+    """A test service's setting (e.g. COVET_TEST_REDIS_URL): the environment's, else the line `scripts/services.sh
+    start` wrote to build/services.env; None when neither has it."""
+    value = os.environ.get(name)
+    if not value and SERVICES_ENV.is_file():
+        for line in SERVICES_ENV.read_text().splitlines():
+            key, _, found = line.partition("=")
+            if key.strip() == name:
+                value = found.strip()
+    return value or None
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The value of `name` in a Prometheus text exposition, summed over every series whose labels include `labels`
+    (0.0 when none does)."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith((name + "{", name + " ")):
+            head, _, value = line.rpartition(" ")
+            if all(f'{k}="{v}"' in head for k, v in labels.items()):
+                total += float(value)
+    return total

@@ -28,6 +28,7 @@ import pytest
 
 from covet import CovetPy, Request, Response, StreamingResponse, WebSocket
 from covet.middleware.base import BaseHTTPMiddleware
+from serverproc import free_port
 
 Scope = dict[str, Any]
 
@@ -432,12 +433,6 @@ UNDER_FASTAPI = textwrap.dedent('''
 ''')
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _covet_path(tmp_path: Path) -> str:
     """PYTHONPATH for a child interpreter importing covet from this tree: the package sources, plus (when the
     compiled module lives elsewhere: an editable build dir, or another interpreter's venv) a sitecustomize that
@@ -466,7 +461,7 @@ def _covet_path(tmp_path: Path) -> str:
 def _start_uvicorn(tmp_path: Path, source: str, target: str, python: str = sys.executable,
                    **env: str) -> tuple[subprocess.Popen[bytes], int]:
     (tmp_path / "uvapp.py").write_text(source)
-    port = _free_port()
+    port = free_port()
     environ = {**os.environ, **env, "PYTHONPATH": _covet_path(tmp_path)}
     proc = subprocess.Popen([python, "-m", "uvicorn", target, "--app-dir", str(tmp_path), "--port", str(port),
                              "--lifespan", "on", "--log-level", "warning"],
@@ -648,7 +643,7 @@ def test_fastapi_app_mounted_on_the_engine(tmp_path: Path) -> None:
     if not Path(python).exists():
         pytest.skip(f"no FastAPI reference venv at {python} (tests/differential/run.sh builds it)")
     (tmp_path / "inside.py").write_text(FASTAPI_INSIDE)
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([python, str(tmp_path / "inside.py"), str(port)],
                             env={**os.environ, "PYTHONPATH": _covet_path(tmp_path)}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)

@@ -22,6 +22,7 @@ import pytest
 
 from covet.server.cli import parse_env_file
 from covet.server.options import parse_duration_ms, parse_size
+from serverproc import free_port
 
 APP = textwrap.dedent("""
     import asyncio, os
@@ -60,12 +61,6 @@ def compiled_engine() -> None:
         if os.environ.get("COVET_REQUIRE_NATIVE"):
             pytest.fail(reason)
         pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Server:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 import subprocess
 import sys
 import textwrap
@@ -15,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from serverproc import ServerProcess, require_compiled_engine
+from serverproc import ServerProcess, free_port, require_compiled_engine
 
 from covet.server.supervisor import WorkerOptions, worker_command
 
@@ -34,12 +33,13 @@ def site(tmp_path: Path) -> Path:
     return tmp_path / "site"
 
 
-def run_python(code: str, site: Path) -> Any:
-    """Runs `code` in a fresh interpreter with `site` on PYTHONPATH; returns what it printed, as JSON."""
+def run_python(code: str, site: Path, last_line: bool = False) -> Any:
+    """Runs `code` in a fresh interpreter with `site` on PYTHONPATH; returns what it printed (`last_line`: its last
+    line, after a server's log lines), as JSON."""
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
                             timeout=60, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return json.loads(result.stdout.strip().splitlines()[-1] if last_line else result.stdout)
 
 
 def test_the_shim_gives_covets_classes_and_wins_over_an_installed_fastapi(site: Path) -> None:
@@ -96,8 +96,8 @@ UNSUPPORTED = {
         "app.mount(path, asgi_app)"),
     "from starlette.applications import Starlette": (
         "ModuleNotFoundError", "starlette.applications is not provided", "application class is FastAPI's"),
-    "from starlette.middleware.sessions import SessionMiddleware": (
-        "ModuleNotFoundError", "starlette.middleware.sessions is not provided", "no SessionMiddleware"),
+    "from starlette.middleware.authentication import AuthenticationMiddleware": (
+        "ModuleNotFoundError", "starlette.middleware.authentication is not provided", "use the security dependencies"),
     "import fastapi.middleware.wsgi": ("ModuleNotFoundError", "fastapi.middleware.wsgi is not provided", "a2wsgi"),
     "from fastapi.encoders import ENCODERS_BY_TYPE": (
         "ImportError", "fastapi.encoders.ENCODERS_BY_TYPE is not provided", "pass custom_encoder= to jsonable_encoder"),
@@ -222,12 +222,6 @@ APP = textwrap.dedent("""
     """)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def get(port: int, target: str) -> tuple[int, dict[str, str], Any]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
@@ -258,13 +252,13 @@ def test_covet_run_compat_serves_an_unchanged_fastapi_app_in_every_worker(tmp_pa
 
 
 def test_covet_run_compat_names_an_unsupported_import_and_exits(tmp_path: Path, site: Path) -> None:
-    (tmp_path / "main.py").write_text("from fastapi import FastAPI\nfrom starlette.middleware.sessions import "
-                                      "SessionMiddleware\napp = FastAPI()\n")
+    (tmp_path / "main.py").write_text("from fastapi import FastAPI\nfrom starlette.middleware.authentication "
+                                      "import AuthenticationMiddleware\napp = FastAPI()\n")
     result = subprocess.run([sys.executable, "-m", "covet", "run", "main:app", "--compat", "fastapi"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=60, env={"PYTHONPATH": str(site)})
     assert result.returncode == 1
-    assert result.stderr.startswith("covet: cannot import module 'main': starlette.middleware.sessions is not "
-                                    "provided by CovetPy's compatibility shim"), result.stderr
+    assert result.stderr.startswith("covet: cannot import module 'main': starlette.middleware.authentication is "
+                                    "not provided by CovetPy's compatibility shim"), result.stderr
     assert "covet run --interface asgi3" in result.stderr
 
 
@@ -292,3 +286,35 @@ def test_app_run_with_workers_under_the_shim_installs_it_in_the_workers(tmp_path
         server.wait_for(r"serving on", count=2)
         assert get(port, "/items/5")[::2] == (200, {"item_id": 5, "app": "covet.app.CovetPy"})
         server.stop()
+
+
+def test_starlette_session_middleware_is_covets_with_starlettes_arguments_and_defaults(site: Path) -> None:
+    """`starlette.middleware.sessions.SessionMiddleware` under the shim: covet's sessions, Starlette's constructor
+    (positional and keyword) and defaults (https_only False); request.session through a real request. The same
+    behaviour against Starlette itself, request by request: tests/differential/test_sessions.py."""
+    seen = run_python("""
+        import json, covet.compat
+        covet.compat.install("fastapi")
+        from fastapi import FastAPI, Request
+        from fastapi.testclient import TestClient
+        from starlette.middleware.sessions import SessionMiddleware
+        import covet.middleware.sessions
+        app = FastAPI()
+        app.add_middleware(SessionMiddleware, "k" * 32, "sid", 600, "/", "strict", domain=None)
+
+        @app.get("/count")
+        async def count(request: Request) -> dict:
+            request.session["n"] = request.session.get("n", 0) + 1
+            return dict(request.session)
+
+        with TestClient(app) as client:
+            first = client.get("/count")
+            second = client.get("/count")
+        print(json.dumps({"covet": issubclass(SessionMiddleware, covet.middleware.sessions.SessionMiddleware),
+                          "cookie": first.headers["set-cookie"].split(";", 1)[1].lower(),
+                          "counts": [first.json(), second.json()]}))
+    """, site, last_line=True)
+    assert seen["covet"] is True
+    attributes = {a.strip() for a in seen["cookie"].split(";")}
+    assert {"httponly", "samesite=strict", "path=/", "max-age=600"} <= attributes and "secure" not in attributes
+    assert seen["counts"] == [{"n": 1}, {"n": 2}]

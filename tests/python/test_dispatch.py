@@ -54,6 +54,15 @@ def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
+@pytest.fixture(params=["asyncio", "uvloop"])
+def runner(request: pytest.FixtureRequest) -> Any:
+    """Runs a coroutine to completion on asyncio's event loop, or on uvloop's (when installed)."""
+    if request.param == "asyncio":
+        return run
+    uvloop = pytest.importorskip("uvloop")
+    return uvloop.run
+
+
 class TestEager:
     def test_async_handler_that_never_suspends_is_answered_inside_the_callback(self, harness_factory) -> None:  # type: ignore[no-untyped-def]
         app = CovetPy()
@@ -229,9 +238,9 @@ class TestSuspension:
 
 class TestStartTask:
     """`start_task(eager=True)`: a real Task whose first step runs at once (3.12's eager tasks, or their
-    equivalent on Python 3.11 with asyncio's own loop)."""
+    equivalent on Python 3.11 with asyncio's and uvloop's loops)."""
 
-    def test_first_step_runs_now_in_the_task(self) -> None:
+    def test_first_step_runs_now_in_the_task(self, runner: Any) -> None:
         seen: list[object] = []
 
         async def first_step() -> str:
@@ -255,9 +264,9 @@ class TestStartTask:
             assert done_in_callback == [True] and seen == started and started[0].result() == "done"
             assert len(tasks) == 0  # finished: nothing kept
 
-        run(main())
+        runner(main())
 
-    def test_suspension_cancellation_timeout_and_taskgroup(self) -> None:
+    def test_suspension_cancellation_timeout_and_taskgroup(self, runner: Any) -> None:
         log: list[object] = []
 
         async def worker(fut: asyncio.Future[int], never: asyncio.Future[None]) -> str:
@@ -298,9 +307,9 @@ class TestStartTask:
             await asyncio.sleep(0)
             assert len(tasks) == 0
 
-        run(main())
+        runner(main())
 
-    def test_cancel_in_the_first_step(self) -> None:
+    def test_cancel_in_the_first_step(self, runner: Any) -> None:
         async def cancels_itself() -> str:
             task = asyncio.current_task()
             assert task is not None
@@ -318,9 +327,9 @@ class TestStartTask:
             await asyncio.sleep(0)
             assert await started[0] == "cancelled once: True"
 
-        run(main())
+        runner(main())
 
-    def test_started_from_inside_a_task(self) -> None:
+    def test_started_from_inside_a_task(self, runner: Any) -> None:
         """The outer Task steps aside for the new one's first step, and is current again afterwards."""
         async def current() -> object:
             return asyncio.current_task()
@@ -331,7 +340,7 @@ class TestStartTask:
             assert task.done() and task.result() is task
             assert asyncio.current_task() is outer
 
-        run(main())
+        runner(main())
 
     def test_a_loop_whose_ready_queue_differs_gets_plain_tasks(self) -> None:
         """A loop whose call_soon does not queue the Task's own step where expected: no eager start, the

@@ -12,7 +12,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pytest
+from serverproc import free_port
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "python"
 START_TIMEOUT = 30.0  # seconds for a process to answer its first request
@@ -39,12 +39,6 @@ def native_engine_in_subprocesses() -> None:
         if os.environ.get("COVET_REQUIRE_NATIVE"):
             pytest.fail(reason)
         pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Reply:

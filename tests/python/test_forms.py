@@ -50,6 +50,11 @@ class TestOptionsHeader:
     def test_empty(self) -> None:
         assert parse_options_header("") == ("", {})
 
+    def test_extended_value_with_a_bad_charset_is_skipped(self) -> None:
+        # Found by tests/fuzz/forms_fuzz.py: a NUL in the charset raised ValueError (a 500), not skipped.
+        assert parse_options_header("form-data; name=a; name*=u\x00tf-8''%41")[1] == {"name": "a"}
+        assert parse_options_header("form-data; name=a; name*=base64''%41")[1] == {"name": "a"}
+
 
 class TestMultipartParser:
     def test_fields_and_files_in_order(self) -> None:
@@ -91,6 +96,13 @@ class TestMultipartParser:
                          b"Content-Type: application/octet-stream\r\n\r\n")
         upload = parse_multipart(body, CT)["f"]
         assert isinstance(upload, UploadFile) and (upload.filename, upload.size) == ("", 0)
+
+    @pytest.mark.parametrize("charset", ["base64", "rot13", "zlib", "utf\x00-8", "no-such-charset"])
+    def test_a_charset_that_is_not_a_text_encoding_falls_back_to_latin1(self, charset: str) -> None:
+        # Found by tests/fuzz/forms_fuzz.py: these raised LookupError/ValueError out of the parser (a 500, not 400).
+        body = b'--b\r\nContent-Disposition: form-data; name="a"\r\n\r\n\xe9\r\n--b--\r\n'
+        form = parse_multipart(body, f"multipart/form-data; boundary=b; charset={charset}")
+        assert form["a"] == "é"
 
     def test_empty_body_is_an_empty_form(self) -> None:
         assert parse_multipart(b"", CT) == FormData()

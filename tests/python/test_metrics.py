@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
-from serverproc import ServerProcess, require_compiled_engine
+from serverproc import ServerProcess, free_port, require_compiled_engine, sample
 
 APP = textwrap.dedent("""
     import os
@@ -58,12 +58,6 @@ def compiled_engine_with_metrics() -> None:
                             "compiled engine with metrics (rebuild it)")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def request(port: int, path: str, method: str = "GET", headers: Optional[dict[str, str]] = None,
             body: Optional[bytes] = None) -> tuple[int, str]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -75,18 +69,6 @@ def request(port: int, path: str, method: str = "GET", headers: Optional[dict[st
         conn.close()
 
 
-def sample(text: str, name: str, **labels: str) -> float:
-    """The value of the sample `name` whose labels include `labels` (summed over the others), 0 when absent."""
-    total = 0.0
-    for line in text.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        head, _, value = line.rpartition(" ")
-        if all(f'{k}="{v}"' in head for k, v in labels.items()):
-            total += float(value)
-    return total
-
-
 @pytest.fixture(scope="module")
 def group(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """`covet run --workers 2 --metrics` of APP, readiness flag file absent at first."""
@@ -96,9 +78,7 @@ def group(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-
     port = free_port()
     server = ServerProcess([sys.executable, "-m", "covet", "run", "app:app", "--port", str(port), "--workers", "2",
                             "--metrics"], cwd=tmp, ready=r"2 worker\(s\) serving on",
-                           # epoll: both workers wait on the shared listener and both get connections (io_uring's
-                           # accept may hand one worker a whole burst)
-                           env={"READY_FLAG": str(flag), "COVET_READINESS_INTERVAL": "0.2", "COVET_BACKEND": "asio"})
+                           env={"READY_FLAG": str(flag), "COVET_READINESS_INTERVAL": "0.2"})
     with server:
         yield server, port, flag
         server.stop(expect=None)  # gracefully: the master removes its metrics directory
@@ -229,7 +209,7 @@ def test_ops_port_and_token(tmp_path: Path) -> None:
                                      "async def root():\n    return 'hi'\n")
     port, ops = free_port(), free_port()
     server = ServerProcess([sys.executable, "-m", "covet", "run", "app:app", "--port", str(port), "--workers", "2",
-                            "--ops-port", str(ops), "--metrics-token", "s3cret", "--drain-delay", "1.5"],
+                            "--ops-port", str(ops), "--metrics-token", "s3cret", "--drain-delay", "4"],
                            cwd=tmp_path, ready=r"2 worker\(s\) serving on")
     with server:
         assert request(port, "/_metrics")[0] == 404  # not on the app's port
@@ -242,9 +222,10 @@ def test_ops_port_and_token(tmp_path: Path) -> None:
         assert status == 200 and text.endswith("# EOF\n")
         assert request(ops, "/_health")[0] == 200  # probes need no token
         assert request(ops, "/_ready")[0] == 200
-        # SIGTERM: /_ready answers 503 at once, while the app's listener still serves (the drain delay).
+        # SIGTERM: /_ready answers 503 at once, while the app's listener still serves (the drain delay). The
+        # delay is long enough that the checks below land inside it on a loaded machine (a 1.5 s delay did not).
         os.kill(server.proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 1.0
+        deadline = time.monotonic() + 2.0
         statuses = set()
         while time.monotonic() < deadline:
             statuses.add(request(ops, "/_ready")[0])

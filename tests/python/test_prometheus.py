@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from serverproc import ServerProcess, require_compiled_engine
+from serverproc import ServerProcess, free_port, require_compiled_engine
 
 APP = textwrap.dedent("""
     from covet import CovetPy
@@ -34,12 +33,6 @@ APP = textwrap.dedent("""
     async def db():
         return "ok"
     """)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pytest
-from serverproc import ServerProcess, require_compiled_engine
+from serverproc import ServerProcess, free_port, require_compiled_engine
 
 from covet import CovetPy, Request, WebSocket
 from covet._ws_client import WebSocketTestSession
@@ -177,6 +176,56 @@ def test_the_test_client_ignores_proxy_headers_as_starlettes() -> None:
     assert body["url"] == "http://testserver/where" and body["client"] == ["testclient", 50000]
 
 
+# ---- RFC 7239 Forwarded (uvicorn ignores it: no differential case; the rules are covet's, docs/security.md) ----
+
+RFC7239 = {"Forwarded": 'for=198.51.100.1, for="203.0.113.7:5678";proto=https;by=10.0.0.1'}
+
+
+def test_forwarded_from_a_trusted_peer(served: Any) -> None:
+    port = served(make_app())
+    assert_forwarded(get(port, headers=RFC7239)[2])  # the right-most untrusted hop, its proto
+    status, _, body = get(port, headers={"Forwarded": 'for="[2001:db8:cafe::17]:4711";proto=wss'})
+    assert status == 200 and body["client"] == ["2001:db8:cafe::17", 4711] and body["scheme"] == "wss"
+    # the proxies' own hops (10.0.0.0/8 trusted too) are skipped
+    port = served(make_app(), forwarded_allow_ips="127.0.0.1, 10.0.0.0/8")
+    status, _, body = get(port, headers={"Forwarded": "for=198.51.100.1, for=203.0.113.7:5678;proto=https, "
+                                                      "for=10.1.2.3"})
+    # an unquoted host:port is malformed (RFC 7239 needs quotes around ':'): that hop is unknown, and nothing to
+    # the left of an unknown hop is believed
+    assert status == 200 and body["client"][0] == "127.0.0.1"
+    status, _, body = get(port, headers={"Forwarded": 'for=198.51.100.1, for="203.0.113.7:5678";proto=https, '
+                                                      "for=10.1.2.3"})
+    assert_forwarded(body)
+
+
+@pytest.mark.parametrize("value", ["for=unknown", 'for="_x:_y"', "for=example.com", 'for="2001:db8::1"', "for",
+                                   'for="unterminated', "for=1.2.3.4;for=5.6.7.8", "for=1.2.3.4 garbage",
+                                   "for=1.2.3.4;proto=https;proto=http", "for=198.51.100.1, for=unknown"])
+def test_forwarded_without_an_address_keeps_the_peer(served: Any, value: str) -> None:
+    port = served(make_app())
+    status, _, body = get(port, headers={"Forwarded": value})
+    assert status == 200
+    assert_ignored(body)
+
+
+def test_an_obfuscated_client_keeps_the_peer_but_its_proto_counts(served: Any) -> None:
+    status, _, body = get(served(make_app()), headers={"Forwarded": "for=_hidden;proto=https"})
+    assert status == 200 and body["client"][0] == "127.0.0.1" and body["scheme"] == "https"
+
+
+def test_x_forwarded_headers_take_precedence_over_forwarded(served: Any) -> None:
+    port = served(make_app())
+    body = get(port, headers={"Forwarded": "for=198.51.100.1;proto=http", **FORWARDED})[2]
+    assert_forwarded(body)
+    body = get(port, headers={"Forwarded": "for=198.51.100.1", "X-Forwarded-Proto": "https"})[2]
+    assert body["client"] == ["198.51.100.1", 0] and body["scheme"] == "https"
+
+
+def test_forwarded_from_an_untrusted_peer_is_ignored(served: Any) -> None:
+    port = served(make_app(), forwarded_allow_ips="10.0.0.0/8")
+    assert_ignored(get(port, headers=RFC7239)[2])
+
+
 # ---- the command line -----------------------------------------------------------------------------------------
 
 APP = textwrap.dedent("""
@@ -190,12 +239,6 @@ APP = textwrap.dedent("""
                 "client": list(request.client), "scope_client": list(request.scope["client"]),
                 "url_for": str(request.url_for("where"))}
     """)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def run_covet(tmp_path: Path, *args: str, env: Optional[dict[str, str]] = None) -> ServerProcess:

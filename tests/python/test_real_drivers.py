@@ -22,35 +22,25 @@ import os
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any, Optional
 
 import pytest
+from serverproc import SERVICES_ENV, service_setting
 
 from covet import CovetPy, Request, Response
-from covet.server import engine as _engine
 from covet.serve import ThreadedWorker
-
-ROOT = Path(__file__).resolve().parents[2]
-ENV_FILE = ROOT / "build" / "services.env"
+from covet.server import engine as _engine
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="none")
 handler_var: contextvars.ContextVar[str] = contextvars.ContextVar("handler_var", default="unset")
 
 
 def _services() -> dict[str, str]:
-    values: dict[str, str] = {}
-    if ENV_FILE.is_file():
-        for line in ENV_FILE.read_text().splitlines():
-            key, sep, value = line.partition("=")
-            if sep and key.strip():
-                values[key.strip()] = value.strip()
-    for key in ("COVET_TEST_POSTGRES_DSN", "COVET_TEST_REDIS_URL"):
-        if os.environ.get(key):
-            values[key] = os.environ[key]
+    values = {key: value for key in ("COVET_TEST_POSTGRES_DSN", "COVET_TEST_REDIS_URL")
+              if (value := service_setting(key))}
     missing = [k for k in ("COVET_TEST_POSTGRES_DSN", "COVET_TEST_REDIS_URL") if not values.get(k)]
     if missing:
-        reason = (f"{', '.join(missing)} not set and {ENV_FILE} missing: run `scripts/services.sh start` "
+        reason = (f"{', '.join(missing)} not set and {SERVICES_ENV} missing: run `scripts/services.sh start` "
                   "(needs the Debian packages postgresql and redis-server)")
         if os.environ.get("COVET_REQUIRE_SERVICES"):
             pytest.fail(reason)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 import subprocess
 import sys
 import textwrap
@@ -15,7 +14,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pytest
-from serverproc import ServerProcess, require_compiled_engine
+from serverproc import ServerProcess, free_port, require_compiled_engine
 
 from covet import CovetPy, Request, WebSocket
 from covet._ws_client import WebSocketTestSession
@@ -173,12 +172,6 @@ APP = textwrap.dedent("""
     async def where(request: Request):
         return {"root_path": request.root_path, "url": str(request.url)}
     """)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def run_covet(tmp_path: Path, *args: str, env: Optional[dict[str, str]] = None) -> ServerProcess:

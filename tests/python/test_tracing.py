@@ -10,13 +10,12 @@ export to a real Jaeger is tests/python/test_tracing_jaeger.py.
 from __future__ import annotations
 
 import http.client
-import http.server
-import threading
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 from serverproc import require_compiled_engine
+from tracecollector import Collector
 
 pytest.importorskip("opentelemetry.sdk", reason="the OpenTelemetry SDK (requirements-dev.txt) is not installed")
 
@@ -44,29 +43,11 @@ def _sdk() -> None:
         trace.set_tracer_provider(provider)
 
 
-class Headers(http.server.BaseHTTPRequestHandler):
-    """A plain HTTP server that records the headers of what it is sent (the handler's outgoing call)."""
-
-    seen: ClassVar[list[dict[str, str]]] = []
-
-    def do_GET(self) -> None:
-        Headers.seen.append({k.lower(): v for k, v in self.headers.items()})
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
-def downstream() -> Iterator[int]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Headers)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
+def downstream() -> Iterator[Collector]:
+    """A plain HTTP server that records the headers of what it is sent (the handler's outgoing call)."""
+    with Collector() as server:
+        yield server
 
 
 def make_app(downstream_port: int = 0) -> CovetPy:
@@ -196,14 +177,14 @@ def test_sampling_ratio_is_honoured_and_parent_decision_followed() -> None:
     assert [s[0] for s in spans if s[2]] == ["f" * 32]
 
 
-def test_outgoing_httpx_call_carries_the_trace(downstream: int) -> None:
+def test_outgoing_httpx_call_carries_the_trace(downstream: Collector) -> None:
     pytest.importorskip("opentelemetry.instrumentation.httpx")
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
     HTTPXClientInstrumentor().instrument()
     try:
-        Headers.seen.clear()
-        worker, tracing = serve(make_app(downstream), 1)
+        downstream.calls.clear()
+        worker, tracing = serve(make_app(downstream.port), 1)
         try:
             status, _, body = get(worker.port, "/call", {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"})
         finally:
@@ -211,7 +192,7 @@ def test_outgoing_httpx_call_carries_the_trace(downstream: int) -> None:
     finally:
         HTTPXClientInstrumentor().uninstrument()
     assert status == 200 and body["status"] == 200
-    [sent] = Headers.seen
+    [sent] = downstream.calls
     version, trace_id, parent_id, flags = sent["traceparent"].split("-")
     assert (version, trace_id, flags) == ("00", TRACE_ID, "01")
     [server_span] = drain(tracing)
@@ -229,3 +210,103 @@ def test_unsampled_requests_record_nothing_but_still_propagate_ids() -> None:
         worker.stop()
     assert status == 200 and body["trace_id"] == TRACE_ID and body["sampled"] is False
     assert drain(tracing) == []
+
+
+def test_the_request_span_is_made_on_demand_and_code_attaching_its_own_context_returns_to_it() -> None:
+    """The request's OpenTelemetry context is made when first read: a handler that attaches a context of its own
+    first (an extracted remote parent) sees that one until it detaches it, then the request's span; a sync
+    handler (the thread pool, a copy of the request's context) sees the request's span; outside requests the
+    current span stays OpenTelemetry's invalid one."""
+    from opentelemetry import context, propagate
+
+    app = CovetPy()
+    other = "a" * 32
+
+    @app.get("/nested")
+    async def nested() -> dict[str, str]:
+        token = context.attach(propagate.extract({"traceparent": f"00-{other}-{'b' * 16}-01"}))
+        inside = trace.get_current_span().get_span_context()
+        context.detach(token)
+        after = trace.get_current_span().get_span_context()
+        return {"inside": f"{inside.trace_id:032x}", "after": f"{after.trace_id:032x}"}
+
+    @app.get("/sync")
+    def sync_handler() -> dict[str, str]:
+        return {"trace_id": f"{trace.get_current_span().get_span_context().trace_id:032x}"}
+
+    worker, _ = serve(app, 0)
+    try:
+        parent = {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"}
+        _, _, nested_body = get(worker.port, "/nested", parent)
+        _, _, sync_body = get(worker.port, "/sync", parent)
+    finally:
+        worker.stop()
+    assert nested_body == {"inside": other, "after": TRACE_ID}
+    assert sync_body == {"trace_id": TRACE_ID}
+    assert trace.get_current_span() is trace.INVALID_SPAN  # this thread is in no request
+
+
+def test_an_unsampled_request_reads_its_ids_on_demand_and_propagates_them_unsampled() -> None:
+    """The dispatcher gives the request's context the engine's request, not its formatted ids: what reads them
+    (covet.observability.current_ids, a log record, OpenTelemetry's propagator) gets them then, the same in a def
+    handler's thread. An unsampled request (the parent's decision) sends its parent's trace id on with flags 00."""
+    from opentelemetry import propagate
+
+    from covet.observability import current_ids
+
+    app = CovetPy()
+
+    def ids_and_traceparent() -> dict[str, Any]:
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        return {"ids": current_ids(), "traceparent": carrier.get("traceparent")}
+
+    @app.get("/async")
+    async def async_handler() -> dict[str, Any]:
+        return ids_and_traceparent()
+
+    @app.get("/sync")
+    def sync_handler() -> dict[str, Any]:
+        return ids_and_traceparent()
+
+    worker, tracing = serve(app, 0, sampler="parentbased_always_on")
+    try:
+        unsampled = {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-00"}
+        answers = [get(worker.port, path, unsampled) for path in ("/async", "/sync")]
+        fresh = get(worker.port, "/async")
+    finally:
+        worker.stop()
+    for status, headers, body in answers:
+        assert status == 200
+        trace_id, span_id, request_id = body["ids"]
+        assert trace_id == TRACE_ID and len(span_id) == 16 and span_id != PARENT_ID
+        assert request_id == headers["x-request-id"]
+        assert body["traceparent"] == f"00-{TRACE_ID}-{span_id}-00"
+    assert answers[0][2]["ids"][1] != answers[1][2]["ids"][1]  # each request its own span id
+    # No traceparent: a new trace, sampled (parent-based always-on), its ids read the same way.
+    status, headers, body = fresh
+    trace_id, span_id, request_id = body["ids"]
+    assert status == 200 and trace_id not in (TRACE_ID, "0" * 32) and request_id == headers["x-request-id"]
+    assert body["traceparent"] == f"00-{trace_id}-{span_id}-01"
+    [span] = drain(tracing)  # only that one: the unsampled requests recorded nothing
+    assert (span[0], span[1]) == (trace_id, span_id)
+
+
+def test_request_ids_values_read_as_tuples() -> None:
+    """covet.logger.ids_of: a tuple as it is (what code sets itself), an object's ``trace_ids`` (what the
+    dispatchers set: the engine's request), None outside a request."""
+    from covet.logger import ids_of
+
+    class Source:
+        reads = 0
+
+        @property
+        def trace_ids(self) -> tuple[str, str, str, int, str]:
+            Source.reads += 1
+            return ("a" * 32, "b" * 16, "req-1", 1, "")
+
+    assert ids_of(None) is None
+    assert ids_of(("c" * 32, "d" * 16, "req-2")) == ("c" * 32, "d" * 16, "req-2")
+    assert Source.reads == 0
+    assert ids_of(Source()) == ("a" * 32, "b" * 16, "req-1", 1, "")
+    assert Source.reads == 1

@@ -12,89 +12,20 @@ COVET_JAEGER_BIN names another binary.
 
 from __future__ import annotations
 
-import http.client
-import http.server
+import contextlib
 import json
 import os
-import socket
-import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
+from jaegerproc import http_get, jaeger_binary, running_jaeger
 from serverproc import ServerProcess, require_compiled_engine
-
-ROOT = Path(__file__).resolve().parents[2]
-JAEGER_VERSION = "v1.75.0"  # scripts/build-jaeger.sh's
-
-
-def jaeger_binary() -> Path:
-    given = os.environ.get("COVET_JAEGER_BIN")
-    if given:
-        return Path(given)
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "covetpy" / "bin" / f"jaeger-{JAEGER_VERSION}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def http_get(port: int, path: str, timeout: float = 5) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        r = conn.getresponse()
-        return r.status, r.read()
-    finally:
-        conn.close()
-
-
-CONFIG = """
-service:
-  extensions: [jaeger_storage, jaeger_query]
-  pipelines:
-    traces:
-      receivers: [otlp]
-      processors: [batch]
-      exporters: [jaeger_storage_exporter]
-  telemetry:
-    metrics:
-      level: none
-    logs:
-      level: warn
-extensions:
-  jaeger_query:
-    storage:
-      traces: memstore
-    http:
-      endpoint: 127.0.0.1:{query_http}
-    grpc:
-      endpoint: 127.0.0.1:{query_grpc}
-  jaeger_storage:
-    backends:
-      memstore:
-        memory:
-          max_traces: 10000
-receivers:
-  otlp:
-    protocols:
-      http:
-        endpoint: 127.0.0.1:{otlp_http}
-processors:
-  batch:
-    timeout: 200ms
-exporters:
-  jaeger_storage_exporter:
-    trace_storage: memstore
-"""
+from tracecollector import Collector
 
 
 @pytest.fixture(scope="module")
@@ -106,47 +37,12 @@ def jaeger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]
         if os.environ.get("COVET_REQUIRE_JAEGER", "").strip() not in ("", "0"):
             pytest.fail(reason)
         pytest.skip(reason)
-    ports = {"query_http": free_port(), "query_grpc": free_port(), "otlp_http": free_port()}
-    config = tmp_path_factory.mktemp("jaeger") / "config.yaml"
-    config.write_text(CONFIG.format(**ports))
-    log = config.with_name("jaeger.log").open("w")
-    proc = subprocess.Popen([str(binary), "--config", str(config)], stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if http_get(ports["query_http"], "/api/services")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                pytest.fail(f"Jaeger did not start: {config.with_name('jaeger.log').read_text()[-2000:]}")
-            time.sleep(0.2)
-        yield ports
-    finally:
-        proc.terminate()
+    with contextlib.ExitStack() as stack:
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
-class Recorder(http.server.BaseHTTPRequestHandler):
-    traceparents: ClassVar[list[str]] = []
-
-    def do_GET(self) -> None:
-        Recorder.traceparents.append(self.headers.get("traceparent", ""))
-        self.send_response(200)
-        self.send_header("Content-Length", "4")
-        self.end_headers()
-        self.wfile.write(b"down")
-
-    def log_message(self, *args: Any) -> None:
-        pass
+            ports = stack.enter_context(running_jaeger(binary, tmp_path_factory.mktemp("jaeger")))
+        except RuntimeError as e:
+            pytest.fail(str(e))
+        yield ports
 
 
 APP = """
@@ -173,24 +69,22 @@ APP = """
 
 def test_one_trace_spans_request_user_span_and_outgoing_call(jaeger: dict[str, int], tmp_path: Path) -> None:
     pytest.importorskip("opentelemetry.instrumentation.httpx")
-    downstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    threading.Thread(target=downstream.serve_forever, daemon=True).start()
-    Recorder.traceparents.clear()
+    downstream = Collector(reply=b"down")  # records the traceparent the handler's httpx call sends
     (tmp_path / "jaegerapp.py").write_text(textwrap.dedent(APP.format(otlp=jaeger["otlp_http"],
-                                                                       down=downstream.server_address[1])))
+                                                                       down=downstream.port)))
     try:
         with ServerProcess([sys.executable, "-m", "covet", "run", "jaegerapp:app", "--app-dir", str(tmp_path),
                             "--port", "0"]) as server:
             status, body = http_get(server.port, "/work/3")
             assert status == 200, body
             assert json.loads(body) == {"n": 3, "down": "down"}
-            [sent] = Recorder.traceparents
+            [sent] = [call.get("traceparent", "") for call in downstream.calls]
             version, trace_id, client_span_id, flags = sent.split("-")
             assert (version, flags) == ("00", "01")
             spans = wait_for_trace(jaeger["query_http"], trace_id, count=3)
             server.stop()
     finally:
-        downstream.shutdown()
+        downstream.close()
     by_name = {s["operationName"]: s for s in spans}
     server_span = by_name["GET /work/{n}"]
     user_span = by_name["user work"]

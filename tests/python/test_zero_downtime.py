@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-from serverproc import ServerProcess, require_compiled_engine
+from serverproc import ServerProcess, free_port, require_compiled_engine
 
 APP = textwrap.dedent("""
     import os
@@ -46,12 +46,6 @@ def engine_shares_a_socket() -> None:
                             "compiled engine that can adopt a listening socket (rebuild it)")
 
 BURST_GAP = 0.05  # seconds between a burst's connects and its requests
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Load:

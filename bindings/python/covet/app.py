@@ -233,6 +233,10 @@ class CovetPy(MethodDecorators[AppDecorator]):
         self.ops_options: dict[str, Any] = {}
         self._publish: Optional[Publisher] = None  # set while serving (publish)
         self.user_middleware: list[Middleware] = []
+        # What a middleware does for WebSocket handshakes (``websocket_connect(websocket) -> bool``: a
+        # `SessionMiddleware` loads ``websocket.session`` and checks the Origin), the outermost first; run by
+        # `covet.server.websockets.WebSocketDispatch` before the endpoint, which does not run when one is False.
+        self.websocket_middleware: list[Callable[[Any], Awaitable[bool]]] = []
         self.exception_handlers: dict[Union[int, type[Exception]], ExceptionHandler] = dict(exception_handlers or {})
         self.on_startup_handlers: list[Callable[[], Any]] = list(on_startup or [])
         self.on_shutdown_handlers: list[Callable[[], Any]] = list(on_shutdown or [])
@@ -656,6 +660,9 @@ class CovetPy(MethodDecorators[AppDecorator]):
         elif isinstance(middleware_class, type) and issubclass(middleware_class, BaseHTTPMiddleware):
             instance = middleware_class(self, *args, **kwargs)
             self.add_http_middleware(instance.dispatch_func)
+            websocket_connect = getattr(instance, "websocket_connect", None)
+            if websocket_connect is not None:  # the last added is outermost: it runs first
+                self.websocket_middleware.insert(0, websocket_connect)
         elif callable(middleware_class):  # pure ASGI middleware: cls(app, **options), called with an ASGI scope
             # native middleware added before it sit inside it: they move into user_middleware (in Python) first
             self._settle_native_middleware(before_asgi=True)
@@ -672,7 +679,13 @@ class CovetPy(MethodDecorators[AppDecorator]):
         """The engine's middleware as ``(kind, options)``, the outermost first (the runtime installs them): the
         native middleware added after the last Python middleware."""
         self._settle_native_middleware()
-        return [(m.native_kind, m.native_options()) for m in reversed(self._native_middleware)]
+        installed: list[NativeMiddleware] = list(reversed(self._native_middleware))
+        from .ratelimit import route_limit_middleware  # deferred: only apps served by the engine need it
+
+        route_limits = route_limit_middleware(self, installed)  # @rate_limit / Depends(Limit) on routes
+        if route_limits is not None:
+            installed.insert(0, route_limits)
+        return [(m.native_kind, m.native_options()) for m in installed]
 
     def add_http_middleware(self, func: Middleware) -> None:
         if not inspect.iscoroutinefunction(func):
@@ -883,6 +896,7 @@ class _AsgiServed(CovetPy):
         self._lifespan_dependencies = app._lifespan_dependencies
         self._native_middleware = app._native_middleware
         self.static_mounts = app.static_mounts
+        self.websocket_middleware = app.websocket_middleware
         for key in (Exception, 500):
             if key in app.exception_handlers:
                 self.exception_handlers[key] = app.exception_handlers[key]

@@ -10,13 +10,13 @@ within that callback (and, with the embedded engine, sent with the rest of its b
 eager task: the Task's own step, with the Task current.
 
 - Python >= 3.12: ``asyncio.Task(coro, loop=loop, context=ctx, eager_start=True)``.
-- Python 3.11 has no eager tasks. On asyncio's own event loop, `start_task` creates the Task while the
-  loop's ``call_soon`` is shadowed by an instance attribute that keeps the step the Task schedules (no
-  Handle is built and queued), and runs that step at once. The step that runs is the Task's own (C) step
-  function, so the semantics are the Task's; only the moment differs, as with 3.12's eager tasks (started
-  from inside another Task, that one steps aside for the step, as in 3.12). On another event loop (such as
-  uvloop, or a loop class with its own ``call_soon``) the Task simply runs when the loop gets to it: never
-  a step outside a Task.
+- Python 3.11 has no eager tasks. On asyncio's own event loop and on uvloop's, `start_task` creates the
+  Task while the loop's ``call_soon`` is shadowed by an instance attribute that keeps the step the Task
+  schedules (no Handle is built and queued), and runs that step at once. The step that runs is the Task's
+  own (C) step function, so the semantics are the Task's; only the moment differs, as with 3.12's eager
+  tasks (started from inside another Task, that one steps aside for the step, as in 3.12). On another event
+  loop (a loop class with a ``call_soon`` of its own, which may do more than schedule the callback) the
+  Task simply runs when the loop gets to it: never a step outside a Task.
   `eager_start_available(loop)` says whether a loop allows eager starts at all.
 
 Running a coroutine's first step bare, with no Task current (what CovetPy did before), is not offered:
@@ -27,12 +27,10 @@ asyncpg's pool, and a TaskGroup or ``current_task().cancel()`` could not work ei
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextvars
 import functools
 import logging
 import sys
-import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from contextlib import AbstractContextManager, asynccontextmanager
 from typing import Any, Optional, TypeVar
@@ -78,44 +76,68 @@ class TaskSet:
 
 def eager_start_available(loop: asyncio.AbstractEventLoop) -> bool:
     """Whether `start_task(..., eager=True)` can run a Task's first step at once on `loop`: always on
-    Python >= 3.12; on 3.11 only on asyncio's own event loops (their ready queue is reachable)."""
+    Python >= 3.12; on 3.11 on asyncio's own event loops and uvloop's (`_catchable`)."""
     if NATIVE_EAGER_TASKS:
         return True
-    return isinstance(loop, asyncio.BaseEventLoop) and isinstance(getattr(loop, "_ready", None), collections.deque)
+    return _catchable(type(loop)) and hasattr(loop, "__dict__")
 
 
-# The step `_catch_step` kept, per thread: event loops in other threads construct their Tasks concurrently.
-_caught = threading.local()
 _base_call_soon = asyncio.BaseEventLoop.call_soon
+_catchable_types: dict[type, bool] = {}
 
 
-def _catch_step(callback: Callable[..., Any], *args: Any, context: Optional[contextvars.Context] = None) -> None:
-    """Stands in for ``loop.call_soon`` while a Task is constructed (Python 3.11): Task.__init__ schedules its
-    first step through the loop's ``call_soon`` attribute; this keeps the step instead of building a Handle
-    that would be taken straight back off the ready queue. The step is the Task's own."""
-    _caught.step = callback if not args else functools.partial(callback, *args)
+def _catchable(loop_type: type) -> bool:
+    """Whether the ``call_soon`` of `loop_type` is one that only schedules its callback (asyncio's, uvloop's), so
+    that a Task's first step caught in its stead (`_StepCatcher`) and run at once loses nothing."""
+    known = _catchable_types.get(loop_type)
+    if known is None:
+        call_soon = getattr(loop_type, "call_soon", None)
+        uvloop = sys.modules.get("uvloop.loop")  # loaded by whoever made a uvloop event loop
+        known = call_soon is _base_call_soon or (
+            uvloop is not None and call_soon is getattr(getattr(uvloop, "Loop", None), "call_soon", False))
+        _catchable_types[loop_type] = known
+    return known
+
+
+class _StepCatcher:
+    """Stands in for one loop's ``call_soon`` while a Task is constructed (Python 3.11): Task.__init__ schedules
+    its first step through the loop's ``call_soon`` attribute; `call_soon` keeps the step instead of building a
+    Handle that would be taken straight back off the ready queue. The step is the Task's own. One per loop (kept
+    in the loop's ``__dict__``), so loops in other threads never share one."""
+
+    __slots__ = ("step", "call_soon")
+
+    def __init__(self) -> None:
+        self.step: Optional[Callable[[], Any]] = None
+        self.call_soon = self._keep  # the bound method, made once
+
+    def _keep(self, callback: Callable[..., Any], *args: Any, context: Optional[contextvars.Context] = None) -> None:
+        self.step = callback if not args else functools.partial(callback, *args)
 
 
 def _eager_task_311(
     coro: Coroutine[Any, Any, Any], loop: asyncio.AbstractEventLoop, context: Optional[contextvars.Context]
 ) -> asyncio.Task[Any]:
     """Python 3.11: a Task whose first step (scheduled by its constructor) runs now. While the Task is
-    constructed, the loop's ``call_soon`` is an instance attribute that keeps the step (`_catch_step`), so no
+    constructed, the loop's ``call_soon`` is an instance attribute that keeps the step (`_StepCatcher`), so no
     Handle is queued; the step then runs in the Task's context, as Handle._run would run it."""
     if context is None:
         context = contextvars.copy_context()
-    if type(loop).call_soon is not _base_call_soon:  # a loop class with its own call_soon sees every step
+    if not _catchable(type(loop)):  # a loop class with its own call_soon sees every step
         return _Task(coro, loop=loop, context=context)
-    _caught.step = None
-    loop.call_soon = _catch_step  # type: ignore[method-assign,assignment]
+    attributes: dict[str, Any] = loop.__dict__
+    catcher: Optional[_StepCatcher] = attributes.get("_covet_step_catcher")
+    if catcher is None:
+        catcher = attributes["_covet_step_catcher"] = _StepCatcher()
+    attributes["call_soon"] = catcher.call_soon  # shadows the class's method (a non-data descriptor)
     try:
         task = _Task(coro, loop=loop, context=context)
     finally:
-        del loop.call_soon
-    step = _caught.step
+        del attributes["call_soon"]
+    step = catcher.step
     if step is None:  # pragma: no cover - Task.__init__ always schedules its first step through call_soon
         raise RuntimeError("asyncio.Task did not schedule its first step through loop.call_soon")
-    _caught.step = None
+    catcher.step = None
     # The step catches everything itself (only KeyboardInterrupt and SystemExit come out, as from Handle._run).
     outer = _current_tasks.get(loop)
     if outer is None:

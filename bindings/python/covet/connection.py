@@ -265,6 +265,18 @@ class HTTPConnection:
             self._state = State(initial)
         return self._state
 
+    @property
+    def session(self) -> dict[str, Any]:
+        """The session dict a `covet.middleware.sessions.SessionMiddleware` loaded (Starlette's
+        ``request.session``); AssertionError without one."""
+        state = self.state
+        if "_covet_session" not in state:
+            raise AssertionError("SessionMiddleware must be installed to access request.session")
+        session: dict[str, Any] = state._covet_session
+        if hasattr(session, "accessed"):  # the response then varies by Cookie (Starlette's Session.mark_accessed)
+            session.accessed = True
+        return session
+
     # -- lifetime -----------------------------------------------------------------------------------
     def _read_all(self) -> None:
         """Copy every attribute still unread out of the engine's request (see `Request._detach`)."""

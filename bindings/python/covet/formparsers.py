@@ -94,7 +94,7 @@ def parse_options_header(value: Union[str, None]) -> tuple[str, dict[str, str]]:
                 from urllib.parse import unquote  # deferred: start-up cost (an app may never parse a form)
 
                 extended[name[:-1]] = unquote(_unquote(encoded), encoding=charset or "utf-8", errors="strict")
-            except (LookupError, UnicodeDecodeError):
+            except (LookupError, ValueError):  # unknown charset, undecodable, or a NUL in the charset name
                 continue
         else:
             params[name] = _unquote(raw)
@@ -145,8 +145,11 @@ def parse_multipart(
     if not boundary_text:
         raise MultiPartException("Missing boundary in multipart.")
     try:
-        charset = codecs.lookup(options.get("charset", "utf-8")).name
-    except LookupError:
+        codec = codecs.lookup(options.get("charset", "utf-8"))
+        # bytes.decode refuses the codecs that are not text encodings (base64, rot13, zlib ...) with LookupError;
+        # CodecInfo says which they are (the flag bytes.decode itself reads).
+        charset = codec.name if getattr(codec, "_is_text_encoding", True) else "latin-1"
+    except (LookupError, ValueError):  # unknown, or not a name at all (a NUL in it)
         charset = "latin-1"
     try:
         boundary = boundary_text.encode("latin-1")

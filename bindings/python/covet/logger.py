@@ -15,21 +15,46 @@ import json
 import logging
 import sys
 import time
-from typing import IO, Any, Optional, Union
+from typing import IO, Any, Optional, Protocol, Union
 
-__all__ = ["JsonFormatter", "RequestIds", "current_ids", "logger", "parse_level", "request_ids", "use_json_logs"]
+__all__ = ["JsonFormatter", "RequestIds", "RequestTrace", "TraceIdsSource", "current_ids", "ids_of", "logger",
+           "parse_level", "request_ids", "use_json_logs"]
 
 logger = logging.getLogger("covet")
 
-# (trace_id, span_id, request_id) of the request whose code runs now: set in each request's context by
-# covet.observability.tracing (its Task and what it copies the context into, such as sync handlers' threads).
+# The ids of the request whose code runs now: ``(trace_id, span_id, request_id)`` (hex ids, "" when absent), or
+# ``(trace_id, span_id, request_id, trace_flags, tracestate)``, or an object whose ``trace_ids`` property gives the
+# latter: what the dispatchers set from the engine (its request, NativeRequest, when tracing or the access log is
+# on), once in each request's context (its Task and what that context is copied into, such as sync handlers'
+# threads), so that the ids are formatted only when something reads them (`ids_of`). covet.observability.tracing
+# makes the handler's current OpenTelemetry span of them when something asks for one.
 RequestIds = tuple[str, str, str]
-request_ids: contextvars.ContextVar[Optional[RequestIds]] = contextvars.ContextVar("covet_request_ids", default=None)
+RequestTrace = tuple[str, str, str, int, str]
+
+
+class TraceIdsSource(Protocol):
+    """The engine's request as the dispatchers set it in `request_ids`."""
+
+    @property
+    def trace_ids(self) -> RequestTrace: ...
+
+
+request_ids: contextvars.ContextVar[Optional[Union[RequestIds, RequestTrace, TraceIdsSource]]] = (
+    contextvars.ContextVar("covet_request_ids", default=None))
+
+
+def ids_of(value: Optional[Union[RequestIds, RequestTrace, TraceIdsSource]]) -> Optional[Union[RequestIds,
+                                                                                             RequestTrace]]:
+    """The ids tuple of a `request_ids` value: a tuple as it is, the engine's request's ``trace_ids``."""
+    if value is None or isinstance(value, tuple):
+        return value
+    return value.trace_ids
 
 
 def current_ids() -> Optional[RequestIds]:
     """The current request's ``(trace_id, span_id, request_id)`` (hex ids, "" when absent), or None outside one."""
-    return request_ids.get()
+    ids = ids_of(request_ids.get())
+    return None if ids is None else (ids[0], ids[1], ids[2])
 
 
 # LogRecord attributes that are not `extra=` fields.
@@ -46,9 +71,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        ids = request_ids.get()
+        ids = ids_of(request_ids.get())
         if ids is not None:
-            trace_id, span_id, request_id = ids
+            trace_id, span_id, request_id = ids[0], ids[1], ids[2]
             if request_id:
                 entry["request_id"] = request_id
             if trace_id:

@@ -36,6 +36,9 @@ class TransportOptions:
     # X-Forwarded-Proto / X-Forwarded-For from the trusted peers (uvicorn's --proxy-headers, --forwarded-allow-ips).
     proxy_headers: bool = True
     forwarded_allow_ips: Optional[str] = None  # None: $FORWARDED_ALLOW_IPS, else "127.0.0.1"
+    # PROXY protocol v1/v2 from these load balancers (addresses and networks, comma-separated): a connection from
+    # one must start with a PROXY header, whose client becomes the peer. None or "": off.
+    proxy_protocol: Optional[str] = None
 
     @classmethod
     def split(cls, options: dict[str, Any]) -> tuple[TransportOptions, dict[str, Any]]:
@@ -85,6 +88,11 @@ class TransportOptions:
                 server.configure_proxy_headers(self.proxy_headers, self.trusted_proxies())
             except ValueError as e:  # the engine names the entry; say where it came from
                 raise ValueError(f"{e} (from {source})" if source else str(e)) from None
+        if self.proxy_protocol:
+            try:
+                server.configure_proxy_protocol(self.proxy_protocol)
+            except ValueError as e:
+                raise ValueError(f"proxy_protocol: {str(e).removeprefix('forwarded_allow_ips: ')}") from None
         if self.tls:
             server.configure_tls(self.ssl_certfile, self.ssl_keyfile, ca_certs=self.ssl_ca_certs or "",
                                  client_auth=self.client_auth(), ciphers=self.ssl_ciphers)
@@ -104,4 +112,6 @@ class TransportOptions:
         out.append("--proxy-headers" if self.proxy_headers else "--no-proxy-headers")
         if self.forwarded_allow_ips is not None:
             out += ["--forwarded-allow-ips", self.forwarded_allow_ips]
+        if self.proxy_protocol:
+            out += ["--proxy-protocol", self.proxy_protocol]
         return out

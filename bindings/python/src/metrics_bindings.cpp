@@ -82,7 +82,7 @@ py::dict totals() {
     d["requests"] = requests;
     d["latency_p99"] = p99;
     d["active_connections"] = connections;
-    d["cpu_seconds"] = process.cpu_seconds;
+    d["cpu_seconds"] = snap.cpu_seconds;  // exited workers' included: monotonic
     d["resident_bytes"] = process.resident_bytes;
     d["processes"] = snap.live_pids.size();
     return d;
@@ -94,7 +94,7 @@ void register_metrics(py::module_& m, std::function<covet::App&(py::handle)> app
     m.def(
         "configure_ops",
         [app_of](py::handle server, bool endpoints, int port, const std::string& host, const std::string& token,
-                 const std::string& metrics_path, long drain_delay_ms, bool record) {
+                 const std::string& metrics_path, long drain_delay_ms, bool record, int listen_fd) {
             if (port < 0 || port > 65535)
                 throw py::value_error("ops_port must be 0..65535, not " + std::to_string(port));
             if (metrics_path.empty() || metrics_path[0] != '/')
@@ -108,13 +108,15 @@ void register_metrics(py::module_& m, std::function<covet::App&(py::handle)> app
             ops.metrics_path = metrics_path;
             ops.drain_delay = std::chrono::milliseconds(drain_delay_ms);
             ops.record_metrics = record;
+            ops.inherited_listener = listen_fd;
         },
         py::arg("server"), py::arg("endpoints") = false, py::arg("port") = 0, py::arg("host") = "127.0.0.1",
         py::arg("token") = "", py::arg("metrics_path") = "/_metrics", py::arg("drain_delay_ms") = 0,
-        py::arg("record") = true,
+        py::arg("record") = true, py::arg("listen_fd") = -1,
         "Sets the server's operations endpoints (/_metrics, /_health, /_ready) before start: on its own port "
-        "(`endpoints`), on a separate listener (`port`, `host`), the bearer `token` of /_metrics, and the drain "
-        "delay during which /_ready answers 503 before the listeners close.");
+        "(`endpoints`), on a separate listener (`port`, `host`; `listen_fd`: a supervisor's socket already "
+        "listening there, adopted instead of binding), the bearer `token` of /_metrics, and the drain delay during "
+        "which /_ready answers 503 before the listeners close.");
     m.def("ops_port", [app_of](py::handle server) { return app_of(server).ops_port(); }, py::arg("server"));
     m.def(
         "set_ready", [app_of](py::handle server, bool ready) { app_of(server).set_ready(ready); }, py::arg("server"),
@@ -185,6 +187,10 @@ void register_metrics(py::module_& m, std::function<covet::App&(py::handle)> app
         "metrics_worker_restart", [](const std::string& cause) { metrics::worker_restart(cause); }, py::arg("cause"),
         "covet_worker_restarts_total{cause}: the supervisor's.");
     m.def("metrics_set_workers_ready", [](long n) { metrics::set_workers_ready(n); }, py::arg("count"));
+    m.def(
+        "metrics_retire_dead", [] { metrics::Registry::global().retire_dead(); },
+        "Folds the metrics regions of exited processes into the group's retired region and deletes their files "
+        "(the supervisor's, after reaping a worker).");
 }
 
 }  // namespace covet_py

@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -31,9 +32,11 @@
 #include "covet/covet.hpp"
 #include "covet/net/tls_context.hpp"
 #include "file_send.hpp"
+#include "jwt_binding.hpp"
 #include "metrics_bindings.hpp"
 #include "middleware_bindings.hpp"
 #include "model_json.hpp"
+#include "runtime_metrics.hpp"
 #include "static_binding.hpp"
 #include "trace_binding.hpp"
 #include "ws_bridge.hpp"
@@ -74,9 +77,14 @@ struct Exchange {
     std::size_t send_limit = 0;  // Limits::stream_send_buffer
     Bridge* bridge = nullptr;    // where the flow's news go
     // The request's trace ids and request id (TracingMiddleware, RequestIdMiddleware), copied from its
-    // RequestContext: the handler's current OpenTelemetry context and its log records' ids.
+    // RequestContext: the handler's current OpenTelemetry context and its log records' ids. Bytes only (no string
+    // assignment per request): formatted for Python when something reads them (trace_ids).
     covet::trace::SpanState span;
-    std::string request_id;
+    char request_id_bytes[covet::RequestContext::max_request_id];
+    std::size_t request_id_size = 0;
+    std::string_view request_id() const noexcept { return {request_id_bytes, request_id_size}; }
+    // SecurityHeadersMiddleware's CSP nonce and CsrfMiddleware's token for this request ("" without them).
+    std::string csp_nonce, csrf_token;
 };
 using ExchangePtr = std::shared_ptr<Exchange>;
 
@@ -99,8 +107,20 @@ public:
         ex->send_limit = send_limit;
         ex->bridge = this;
         if (const covet::RequestContext* context = covet::RequestContext::current()) {
-            if (context->span().active) ex->span = context->span();
-            if (!context->request_id().empty()) ex->request_id = context->request_id();
+            if (const covet::trace::SpanState& span = context->span(); span.active) {
+                ex->span.active = true;  // the fields one by one: the tracestate string only when there is one
+                ex->span.has_parent = span.has_parent;
+                ex->span.flags = span.flags;
+                ex->span.trace_id = span.trace_id;
+                ex->span.span_id = span.span_id;
+                ex->span.parent_span_id = span.parent_span_id;
+                if (!span.tracestate.empty()) ex->span.tracestate = span.tracestate;
+            }
+            const std::string_view request_id = context->request_id();  // at most max_request_id bytes
+            ex->request_id_size = request_id.size();
+            std::memcpy(ex->request_id_bytes, request_id.data(), request_id.size());
+            if (!context->csp_nonce().empty()) ex->csp_nonce = context->csp_nonce();
+            if (!context->csrf_token().empty()) ex->csrf_token = context->csrf_token();
         }
         if (body) {
             ex->queue = std::make_shared<covet_py::BodyQueue>(chunk_bytes);
@@ -234,9 +254,11 @@ void set_declared_length(covet::Response& r, std::string_view value) {
 
 // One Python (name, value) header into a native response head; Content-Type goes where the serializer expects it.
 void add_python_header(covet::Response& r, std::string_view name, std::string_view value) {
-    if (name.find_first_of("\r\n:") != std::string_view::npos || value.find_first_of("\r\n") != std::string_view::npos)
-        throw py::value_error("header names and values must not contain CR, LF (or ':' in names): " +
-                              std::string(name));
+    // Checked here whatever the header (Content-Type too): a CR or LF would split the response. The message names
+    // the header; the caller answers 500 and logs it.
+    if (const char* why = covet::field_error(name, value))
+        throw py::value_error("covet: cannot send the response header \"" + std::string(name.substr(0, 64)) +
+                              "\": " + why);
     if (covet::iequals(name, "content-type"))
         r.set_content_type(value);
     else if (covet::iequals(name, "content-length"))
@@ -328,7 +350,9 @@ public:
                  std::size_t max_header_bytes, std::size_t max_headers, std::size_t max_buffered_input,
                  std::size_t output_high_water, long body_timeout_ms, long body_deadline_ms, std::size_t min_body_rate,
                  long min_body_rate_grace_ms, int listen_backlog, int listen_fd, std::size_t stream_body_threshold,
-                 std::size_t max_stream_body_bytes, std::size_t stream_send_buffer) {
+                 std::size_t max_stream_body_bytes, std::size_t stream_send_buffer,
+                 std::uint32_t max_connections_per_ip, std::uint32_t new_connections_per_ip,
+                 std::uint32_t max_streams_per_ip) {
         app_.json_errors();  // 404/405/500 bodies as FastAPI writes them
         auto& c = app_.config();
         const auto ms = [](const char* name, long value) {
@@ -358,6 +382,10 @@ public:
         c.limits.max_stream_body_bytes = max_stream_body_bytes;
         c.limits.output_high_water = output_high_water;
         c.limits.stream_send_buffer = stream_send_buffer;
+        // Per client address, at accept (covet/net/client_limits.hpp); new connections are counted per second.
+        c.client_limits.max_connections_per_ip = max_connections_per_ip;
+        c.client_limits.new_connections_per_ip = new_connections_per_ip;
+        c.client_limits.max_streams_per_ip = max_streams_per_ip;
         c.shared_port = shared_port;
         c.listen_backlog = listen_backlog;
         c.inherited_listener = listen_fd;  // >= 0: accept on this already-listening socket (covet run's master)
@@ -491,6 +519,15 @@ public:
         covet::net::ProxyHeaders& p = app_.config().proxy_headers;
         p.trusted = covet::net::TrustedProxies(forwarded_allow_ips);
         p.enabled = enabled;
+    }
+
+    // PROXY protocol v1/v2 from the load balancers in `trusted` (addresses, networks; "" turns it off): a connection
+    // from one of them must start with a PROXY header, whose client becomes the peer. ValueError naming a bad
+    // entry. Before start.
+    void configure_proxy_protocol(std::string_view trusted) {
+        covet::net::ProxyProtocolConfig& p = app_.config().proxy_protocol;
+        p.trusted = covet::net::TrustedProxies(trusted);
+        p.enabled = !p.trusted.empty();
     }
 
     // TLS on every connection (h2 or http/1.1 by ALPN). The files are loaded here, so that a wrong path
@@ -652,6 +689,51 @@ struct NativeWebSocket {
     covet_py::WsPtr c;
 };
 
+// (trace_id, span_id, request_id, trace_flags, tracestate), "" for what the request has not: what the dispatchers
+// set as covet.logger.request_ids in each request's context (covet.observability.tracing makes the OpenTelemetry
+// span of it only when something asks). A new reference, or null with an exception set.
+PyObject* trace_ids_tuple(const NativeRequest& r) {
+    const covet::trace::SpanState& s = r.ex->span;
+    char trace_hex[32], span_hex[16];
+    std::string_view trace_id = "", span_id = "", tracestate = "";
+    if (s.active) {
+        trace_id = covet::trace::to_hex(s.trace_id, trace_hex);
+        span_id = covet::trace::to_hex(s.span_id, span_hex);
+        tracestate = s.tracestate;
+    }
+    const std::string_view request_id = r.ex->request_id();
+    const auto text = [](std::string_view v) {
+        return PyUnicode_FromStringAndSize(v.data(), static_cast<Py_ssize_t>(v.size()));
+    };
+    PyObject* items[5] = {text(trace_id), text(span_id), text(request_id), PyLong_FromLong(s.active ? s.flags : 0),
+                          text(tracestate)};
+    PyObject* out = std::all_of(std::begin(items), std::end(items), [](PyObject* o) { return o != nullptr; })
+                        ? PyTuple_New(5)
+                        : nullptr;
+    for (Py_ssize_t i = 0; i < 5; ++i) {
+        if (out != nullptr)
+            PyTuple_SET_ITEM(out, i, items[i]);  // steals it
+        else
+            Py_XDECREF(items[i]);  // a failed allocation: its exception is set
+    }
+    return out;
+}
+
+// covet._native.trace_ids(request): NativeRequest.trace_ids as a plain C function (METH_O), for the dispatchers'
+// per-request call: pybind11's call machinery would be most of a property's cost.
+PyObject* trace_ids_function(PyObject*, PyObject* arg) {
+    py::detail::make_caster<NativeRequest> caster;
+    if (!caster.load(arg, false)) {
+        PyErr_SetString(PyExc_TypeError, "trace_ids() takes a NativeRequest");
+        return nullptr;
+    }
+    return trace_ids_tuple(py::detail::cast_op<const NativeRequest&>(caster));
+}
+
+PyMethodDef trace_ids_def{"trace_ids", trace_ids_function, METH_O,
+                          "trace_ids(request) -> (trace_id, span_id, request_id, trace_flags, tracestate): the same "
+                          "as request.trace_ids, for the per-request call of the dispatchers."};
+
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
@@ -674,6 +756,7 @@ PYBIND11_MODULE(_native, m) {
 
     covet_py::register_asgi_scope(m);
     covet_py::register_wsgi_environ(m);
+    m.add_object("trace_ids", py::reinterpret_steal<py::object>(PyCFunction_NewEx(&trace_ids_def, nullptr, nullptr)));
     py::class_<NativeRequest>(m, "NativeRequest")
         .def_property_readonly("method",
                                [](const NativeRequest& r) { return latin1(live_request(r.ex)->method_name()); })
@@ -788,7 +871,18 @@ PYBIND11_MODULE(_native, m) {
                                                          std::string(covet::trace::to_hex(s.span_id, span_hex)),
                                                          s.flags, s.tracestate);
                                })
-        .def_property_readonly("request_id", [](const NativeRequest& r) { return r.ex->request_id; })
+        .def_property_readonly("request_id", [](const NativeRequest& r) { return std::string(r.ex->request_id()); })
+        .def_property_readonly("csp_nonce", [](const NativeRequest& r) { return r.ex->csp_nonce; })
+        .def_property_readonly("csrf_token", [](const NativeRequest& r) { return r.ex->csrf_token; })
+        // (trace_id, span_id, request_id, trace_flags, tracestate), "" for what the request has not: what the
+        // dispatchers set as covet.logger.request_ids in each request's context (one call and one tuple per
+        // request; covet.observability.tracing makes the OpenTelemetry span of it only when something asks).
+        .def_property_readonly("trace_ids",
+                               [](const NativeRequest& r) {
+                                   PyObject* ids = trace_ids_tuple(r);
+                                   if (ids == nullptr) throw py::error_already_set();
+                                   return py::reinterpret_steal<py::tuple>(ids);
+                               })
         .def_property_readonly("tls", [](const NativeRequest& r) -> py::object {
             const LiveRequest req = live_request(r.ex);
             const covet::net::TlsInfo* t = req->tls();
@@ -896,9 +990,11 @@ PYBIND11_MODULE(_native, m) {
              [](NativeResponder& r, int status, const std::vector<std::pair<std::string, std::string>>& headers) {
                  if (r.ex->answered) throw std::runtime_error("this request has already been answered");
                  Exchange& ex = *r.ex;
+                 // A refused header (ValueError) leaves the request unanswered: the caller's 500 can still go out.
+                 covet::Response head = make_response(status, headers, {});
                  ex.answered = true;
                  auto flow = exchange_flow(ex, /*watch=*/false);
-                 ex.stream = ex.responder.stream(make_response(status, headers, {}), std::move(flow));
+                 ex.stream = ex.responder.stream(std::move(head), std::move(flow));
              })
         // True: queued. False: dropped, the exchange is over (the client went away): stop producing.
         .def("write",
@@ -992,6 +1088,15 @@ PYBIND11_MODULE(_native, m) {
         .def_readwrite("max_resets_per_second", &Http2Limits::max_resets_per_second)
         .def_readwrite("max_continuations", &Http2Limits::max_continuations)
         .def_readwrite("max_unacked_upload_bytes", &Http2Limits::max_unacked_upload_bytes);
+    using covet::net::ClientLimits;
+    py::class_<ClientLimits>(m, "ClientLimits",
+                             "Per client address limits checked at accept (covet::net::ClientLimits; 0: off).")
+        .def(py::init<>())
+        .def_readwrite("max_connections_per_ip", &ClientLimits::max_connections_per_ip)
+        .def_readwrite("new_connections_per_ip", &ClientLimits::new_connections_per_ip)
+        .def_readwrite("new_connections_period", &ClientLimits::new_connections_period)
+        .def_readwrite("new_connections_burst", &ClientLimits::new_connections_burst)
+        .def_readwrite("max_streams_per_ip", &ClientLimits::max_streams_per_ip);
     py::class_<ServerConfig>(m, "ServerConfig",
                              "A server's listener, limit and timeout settings (covet::net::ServerConfig; TLS is "
                              "set with NativeServer.configure_tls).")
@@ -1019,12 +1124,20 @@ PYBIND11_MODULE(_native, m) {
         .def_readwrite("timeouts", &ServerConfig::timeouts)
         .def_readwrite("http2", &ServerConfig::http2)
         .def_readwrite("http2_limits", &ServerConfig::http2_limits)
+        .def_readwrite("client_limits", &ServerConfig::client_limits)
         .def_property(
             "proxy_headers", [](const ServerConfig& c) { return c.proxy_headers.enabled; },
             [](ServerConfig& c, bool on) { c.proxy_headers.enabled = on; })
         .def_property(
             "forwarded_allow_ips", [](const ServerConfig& c) { return c.proxy_headers.trusted.text(); },
-            [](ServerConfig& c, std::string_view ips) { c.proxy_headers.trusted = covet::net::TrustedProxies(ips); });
+            [](ServerConfig& c, std::string_view ips) { c.proxy_headers.trusted = covet::net::TrustedProxies(ips); })
+        .def_property(
+            "proxy_protocol",
+            [](const ServerConfig& c) { return c.proxy_protocol.enabled ? c.proxy_protocol.trusted.text() : ""; },
+            [](ServerConfig& c, std::string_view trusted) {
+                c.proxy_protocol.trusted = covet::net::TrustedProxies(trusted);
+                c.proxy_protocol.enabled = !c.proxy_protocol.trusted.empty();
+            });
     // --forwarded-allow-ips parsed as the engine does (ValueError naming a bad entry): `"10.1.2.3" in t`.
     py::class_<covet::net::TrustedProxies>(m, "TrustedProxies",
                                            "The proxies whose X-Forwarded-* headers count "
@@ -1044,7 +1157,8 @@ PYBIND11_MODULE(_native, m) {
     server_class
         .def(py::init<std::string, std::uint16_t, unsigned, const std::string&, std::size_t, long, long, long,
                       std::size_t, bool, std::size_t, std::size_t, std::size_t, std::size_t, std::size_t, long, long,
-                      std::size_t, long, int, int, std::size_t, std::size_t, std::size_t>(),
+                      std::size_t, long, int, int, std::size_t, std::size_t, std::size_t, std::uint32_t, std::uint32_t,
+                      std::uint32_t>(),
              py::arg("host") = "127.0.0.1", py::arg("port") = 8000, py::arg("threads") = 1, py::arg("backend") = "auto",
              py::arg("max_body_bytes") = defaults.limits.max_body_bytes,
              py::arg("header_timeout_ms") = ms(defaults.timeouts.header),
@@ -1063,7 +1177,10 @@ PYBIND11_MODULE(_native, m) {
              py::arg("listen_backlog") = defaults.listen_backlog, py::arg("listen_fd") = defaults.inherited_listener,
              py::arg("stream_body_threshold") = defaults.limits.stream_body_threshold,
              py::arg("max_stream_body_bytes") = defaults.limits.max_stream_body_bytes,
-             py::arg("stream_send_buffer") = defaults.limits.stream_send_buffer)
+             py::arg("stream_send_buffer") = defaults.limits.stream_send_buffer,
+             py::arg("max_connections_per_ip") = defaults.client_limits.max_connections_per_ip,
+             py::arg("new_connections_per_ip") = defaults.client_limits.new_connections_per_ip,
+             py::arg("max_streams_per_ip") = defaults.client_limits.max_streams_per_ip)
         // A copy of the settings the server runs with (what the keywords and configure_tls set).
         .def_property_readonly("config", &NativeServer::config)
         .def("add_route", &NativeServer::add_route, py::arg("method"), py::arg("pattern"), py::arg("route_id"))
@@ -1074,6 +1191,7 @@ PYBIND11_MODULE(_native, m) {
              py::arg("ciphers") = "", py::arg("sni_certs") = std::vector<std::pair<std::string, std::string>>{})
         .def("configure_proxy_headers", &NativeServer::configure_proxy_headers, py::arg("enabled"),
              py::arg("forwarded_allow_ips"))
+        .def("configure_proxy_protocol", &NativeServer::configure_proxy_protocol, py::arg("trusted"))
         .def("reload_tls", &NativeServer::reload_tls)
         .def_property("http2", &NativeServer::http2, &NativeServer::set_http2)
         .def_property_readonly("tls", &NativeServer::tls)
@@ -1155,5 +1273,7 @@ PYBIND11_MODULE(_native, m) {
     covet_py::register_middleware(m, [](py::handle s) -> covet::App& { return s.cast<NativeServer&>().app(); });
     covet_py::register_tracing(m, [](py::handle s) -> covet::App& { return s.cast<NativeServer&>().app(); });
     covet_py::register_model_json(m);
+    covet_py::register_jwt(m);
     covet_py::register_metrics(m, [](py::handle s) -> covet::App& { return s.cast<NativeServer&>().app(); });
+    covet_py::register_runtime_metrics(m);
 }

@@ -30,10 +30,11 @@ from typing import Any, Optional, Union
 
 from covet import _events
 from covet.concurrency import TaskSet, eager_start_available, start_task
+from covet.logger import request_ids
 from covet.routing import METHODS
 from covet.server.dispatch import EngineDriver
 from covet.server.engine import Engine, Responder, WebSocketEvent, native_module, request_gone_types
-from covet.server.hosted import RequestGate, StartupFailed
+from covet.server.hosted import RequestGate, StartupFailed, span_headers
 
 from .types import ASGIApp, Message
 
@@ -75,6 +76,19 @@ def _tls_extension(tls: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _present_span(scope: dict[str, Any], ids: tuple[Any, ...]) -> None:
+    """The scope's traceparent/tracestate name the engine's span of the request (`span_headers`)."""
+    header = span_headers(ids)
+    if header is None:
+        return
+    traceparent, tracestate = header
+    headers = [h for h in scope["headers"] if h[0] != b"traceparent" and h[0] != b"tracestate"]
+    headers.append((b"traceparent", traceparent.encode("ascii")))
+    if tracestate:
+        headers.append((b"tracestate", tracestate.encode("latin-1")))
+    scope["headers"] = headers
+
+
 def _awaiting(app: Any) -> ASGIApp:
     async def call(scope: Any, receive: Any, send: Any) -> None:
         await app(scope, receive, send)
@@ -89,6 +103,7 @@ class AsgiHost:
 
     def __init__(self, app: ASGIApp, *, max_message_bytes: int = 16 * 1024 * 1024) -> None:
         """`max_message_bytes`: the largest WebSocket message accepted (uvicorn's ``--ws-max-size``, 16 MiB)."""
+        self.wrapped: Any = app  # as given (covet.observability.setup_observability marks it)
         if not (inspect.iscoroutinefunction(app) or inspect.iscoroutinefunction(getattr(app, "__call__", None))):
             app = _awaiting(app)  # a sync callable returning an awaitable: its Task needs a coroutine
         self.app = app
@@ -214,6 +229,8 @@ class AsgiDispatcher(EngineDriver):
         eager = self.eager
         new_context = self._base_context.copy
         gate = self.gate
+        set_ids = request_ids.set if self.trace_ids else None  # tracing / access log (covet.server.serve.Worker)
+        ids_of = self.trace_ids_of
         for _, native, responder in items:
             if gate is not None and not gate.enter():
                 responder.send(503, _ERROR_HEADERS, b"Service Unavailable")
@@ -225,8 +242,14 @@ class AsgiDispatcher(EngineDriver):
                 if gate is not None:
                     gate.leave()
                 continue
+            context = new_context()
+            if set_ids is not None:  # the request's ids: log records, the app's current OpenTelemetry span
+                ids = ids_of(native)
+                context.run(set_ids, ids)
+                if ids[0]:
+                    _present_span(cycle.scope, ids)
             call: Any = app(cycle.scope, cycle.receive, cycle.send)  # the app's coroutine is the request's Task
-            start_task(call, loop, tasks, eager=eager, context=new_context(), on_done=cycle.finished)
+            start_task(call, loop, tasks, eager=eager, context=context, on_done=cycle.finished)
 
     # -- WebSocket ----------------------------------------------------------------------------------------
     def _websocket_events(self, events: Sequence[tuple[int, int, Any, Any, int]]) -> None:
@@ -364,7 +387,11 @@ class HttpCycle:
               and not message.get("more_body", False)):
             body = message.get("body", b"")
             self._state = _DONE
-            self.responder.send(self._status, self._headers, body if body.__class__ is bytes else bytes(body))
+            try:
+                self.responder.send(self._status, self._headers, body if body.__class__ is bytes else bytes(body))
+            except ValueError:
+                self._state = _INIT  # a header refused (CR, LF, NUL): nothing went out; finished() answers 500
+                raise
             return self.dispatcher.sent
         return self._send(message)
 
@@ -392,11 +419,16 @@ class HttpCycle:
             if kind == "http.response.body":
                 body = message.get("body", b"")
                 more = message.get("more_body", False)
-                if not more and not self._trailers:
-                    self._state = _DONE
-                    self.responder.send(self._status, self._headers, body if body.__class__ is bytes else bytes(body))
-                    return
-                self.responder.start_stream(self._status, self._headers)
+                try:
+                    if not more and not self._trailers:
+                        self._state = _DONE
+                        self.responder.send(self._status, self._headers,
+                                            body if body.__class__ is bytes else bytes(body))
+                        return
+                    self.responder.start_stream(self._status, self._headers)
+                except ValueError:
+                    self._state = _INIT  # a header the engine refuses (CR, LF, NUL): nothing went out; 500 follows
+                    raise
                 self._state = _STREAMING
                 if body:
                     await self._write(bytes(body))

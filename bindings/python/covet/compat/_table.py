@@ -82,6 +82,7 @@ MODULES: dict[str, Target] = {
     "starlette.middleware.cors": Target("covet.middleware.cors"),
     "starlette.middleware.gzip": Target("covet.middleware.gzip"),
     "starlette.middleware.httpsredirect": Target("covet.middleware.httpsredirect"),
+    "starlette.middleware.sessions": Target("covet.compat.starlette_sessions"),
     "starlette.middleware.trustedhost": Target("covet.middleware.trustedhost"),
     "starlette.requests": Target("covet.requests", extras=("HTTPConnection",)),
     "starlette.responses": Target("covet.responses"),
@@ -129,7 +130,6 @@ WHY: dict[str, str] = {
     "starlette.middleware.exceptions": "Starlette's internal middleware: CovetPy calls the exception handlers "
                                        "itself",
     "starlette.middleware.opentelemetry": "no OpenTelemetry middleware (write it as @app.middleware('http'))",
-    "starlette.middleware.sessions": "no SessionMiddleware (signed-cookie sessions)",
     "starlette.middleware.wsgi": "WSGIMiddleware is deprecated in Starlette (use a2wsgi), and CovetPy's own app "
                                  "cannot mount a WSGI app",
     "starlette.schemas": "no docstring schemas: CovetPy builds the OpenAPI schema from the routes (app.openapi())",

@@ -42,6 +42,9 @@ def setup_observability(
 ) -> Optional[Tracing]:
     """Turns on tracing, JSON logs and metrics for `app` (a CovetPy app) with sensible defaults; call it where the
     app is made, before it serves (each ``covet run --workers N`` process does). Returns the `Tracing`, if on.
+    `app` may also be an ASGI or WSGI application that ``covet run`` hosts (FastAPI, Flask): it gets the native
+    span per request, its current OpenTelemetry context and the JSON logs; its metrics come from
+    ``covet run --metrics``.
 
     `sampler`: an OTEL_TRACES_SAMPLER name (``parentbased_traceidratio`` ...) with `sampler_ratio`, or a ratio
     alone (0.01: one trace in a hundred, following the caller's decision when it sent one). `otlp_endpoint`:
@@ -62,7 +65,11 @@ def setup_observability(
         _set_global_tracer_provider(result)
     if access_log:
         app._covet_access_log = "json" if json_logs else "text"
-    if metrics:
+    if metrics and not isinstance(getattr(app, "ops_options", None), dict):
+        # A hosted ASGI/WSGI app (FastAPI, Flask): tracing and logs are set on it; the engine's metrics endpoints
+        # are the server's (covet run --metrics / --ops-port), not the app's.
+        logger.debug("setup_observability: %r is not a CovetPy app; serve /_metrics with covet run --metrics", app)
+    elif metrics:
         try:
             metrics_module = importlib.import_module("covet.observability.metrics")
         except ImportError:

@@ -3,10 +3,18 @@
 The engine (covet/trace) parses ``traceparent``/``tracestate``, gives every request a span id and decides
 sampling natively; a sampled request's span is recorded natively when its response goes out. This module
 
-* runs each Python handler with that span as the current OpenTelemetry context (when ``opentelemetry-api`` is
-  installed): spans the handler starts with the official API are its children, and instrumented clients (httpx)
-  send a ``traceparent`` with the same trace id;
-* sets the request's ids for JSON log records (covet.observability.logging);
+* runs each Python handler (and a hosted ASGI/WSGI app) with that span as the current OpenTelemetry context
+  (when ``opentelemetry-api`` is installed): spans the handler starts with the official API are its children,
+  and instrumented clients (httpx) send a ``traceparent`` with the same trace id (and the request's sampled
+  flag: an unsampled request's downstream calls continue its trace unsampled, W3C parent-based);
+* the request's ids are set for JSON log records (covet.observability.logging).
+
+What a request pays for it is one contextvar set: the dispatchers put the engine's request in the request's context
+(covet.logger.request_ids), its ids are formatted (``NativeRequest.trace_ids``) only when a log record or
+OpenTelemetry reads them, and the OpenTelemetry context holding the request's span is made from them only when
+something reads the current context (`_RequestContext`, which OpenTelemetry's runtime context is wrapped in): a
+handler that starts no span and calls no instrumented client never builds one, sampled or not.
+
 * drains the engine's finished spans on a background thread and exports them with the OTLP exporter
   (``opentelemetry-exporter-otlp-proto-http``), in batches, off the request path.
 """
@@ -14,13 +22,14 @@ sampling natively; a sampled request's span is recorded natively when its respon
 from __future__ import annotations
 
 import atexit
+import contextvars
 import logging
 import os
 import threading
 from collections.abc import Sequence
 from typing import Any, Optional, Union
 
-from covet.logger import request_ids
+from covet.logger import ids_of, request_ids
 
 __all__ = ["SAMPLERS", "Tracing", "sampler_from_env"]
 
@@ -93,6 +102,8 @@ class Tracing:
         """Turns on the engine's spans on `server` (before its other middleware: first to run) and starts the
         export thread once."""
         tracer = native.enable_tracing(server, self.sampler, self.ratio, self.queue_capacity)
+        if self._otel is not None:
+            _use_request_context(*self._otel)
         with self._lock:
             self._tracers.append(tracer)
             if self.export and self._thread is None:
@@ -101,21 +112,10 @@ class Tracing:
                 atexit.register(self.shutdown)
 
     def request_hook(self, native_request: Any) -> None:
-        """In a request's fresh context, before its handler: the request's span as the current OpenTelemetry
-        context, and its ids for log records."""
-        trace_context = native_request.trace_context
-        if trace_context is None:
-            request_ids.set(("", "", native_request.request_id))
-            return
-        trace_id, span_id, flags, tracestate = trace_context
-        request_ids.set((trace_id, span_id, native_request.request_id))
-        otel = self._otel
-        if otel is not None:
-            trace, context, state_type = otel
-            span_context = trace.SpanContext(int(trace_id, 16), int(span_id, 16), is_remote=False,
-                                             trace_flags=trace.TraceFlags(flags & 0x01),
-                                             trace_state=state_type.from_header([tracestate]) if tracestate else None)
-            context.attach(trace.set_span_in_context(trace.NonRecordingSpan(span_context)))
+        """In a request's fresh context, before its handler: the request, whose ids are read from it on demand
+        (what the dispatchers do themselves, with ``context.run(request_ids.set, native)``). The handler's
+        OpenTelemetry span is made of them when something asks for the current context (`_RequestContext`)."""
+        request_ids.set(native_request)
 
     # -- export ---------------------------------------------------------------------------------------------
     def force_flush(self, timeout: float = 10.0) -> bool:
@@ -210,6 +210,8 @@ class Tracing:
             "network.protocol.name": "http",
             "network.protocol.version": version,
         }
+        if "{covet_unmatched" in route or "{covet_asgi" in route:
+            route = ""  # the catch-all of unmatched paths and of hosted apps: no route (as the metrics' label)
         if route:
             attributes["http.route"] = route
         if peer:
@@ -235,13 +237,81 @@ class Tracing:
 
 
 def _otel_api() -> Optional[tuple[Any, Any, Any]]:
-    """(opentelemetry.trace, opentelemetry.context, TraceState) when opentelemetry-api is installed."""
+    """(opentelemetry.trace, opentelemetry.context, the request span's class) when opentelemetry-api is
+    installed."""
     try:
         from opentelemetry import context, trace
         from opentelemetry.trace import TraceState
     except ImportError:
         return None
-    return trace, context, TraceState
+
+    class RequestSpan(trace.NonRecordingSpan):
+        """The engine's span of the request, as the handler's current span: its SpanContext is made from the
+        native ids (hex, flags, tracestate: `covet.logger.RequestTrace`) on first use."""
+
+        def __init__(self, ids: tuple[Any, ...]) -> None:  # no super().__init__: the context is lazy
+            self._ids = ids
+            self._built: Any = None
+
+        def get_span_context(self) -> Any:
+            built = self._built
+            if built is None:
+                ids = self._ids
+                tracestate = ids[4] if len(ids) > 4 else ""
+                built = self._built = trace.SpanContext(
+                    int(ids[0], 16), int(ids[1], 16), is_remote=False,
+                    trace_flags=trace.TraceFlags((ids[3] if len(ids) > 3 else 0) & 0x01),
+                    trace_state=TraceState.from_header([tracestate]) if tracestate else None)
+            return built
+
+        def __repr__(self) -> str:
+            return f"NonRecordingSpan({self.get_span_context()!r})"
+
+    return trace, context, RequestSpan
+
+
+def _use_request_context(trace: Any, context: Any, request_span: Any) -> None:
+    """Wraps OpenTelemetry's runtime context (once per process) in `_RequestContext`: ``get_current()`` in a
+    request's context then holds the request's span. (opentelemetry.context's functions call the module's
+    ``_RUNTIME_CONTEXT`` at each call; OTEL_PYTHON_CONTEXT's choice is the wrapped one.)"""
+    runtime = getattr(context, "_RUNTIME_CONTEXT", None)
+    if runtime is None or isinstance(runtime, _RequestContext):
+        return
+    context._RUNTIME_CONTEXT = _RequestContext(runtime, trace.set_span_in_context, request_span)
+
+
+class _RequestContext:
+    """OpenTelemetry's runtime context (`inner`), with the request's span made lazily: the first
+    ``get_current()``/``attach()`` in a request's context whose ids (covet.logger.request_ids) carry a trace id
+    attaches, in that context, the current context with a `RequestSpan` of them, once. Outside requests, and in a
+    request once done, it is `inner` plus two contextvar reads. A context the code attaches itself (an extracted
+    remote parent, an empty one) is attached on top of it, so detaching returns to the request's span."""
+
+    def __init__(self, inner: Any, set_span_in_context: Any, request_span: Any) -> None:
+        self._inner = inner
+        self._set_span_in_context = set_span_in_context
+        self._request_span = request_span
+        # The `request_ids` value whose span this context holds already (one per request).
+        self._made: contextvars.ContextVar[Optional[object]] = contextvars.ContextVar(
+            "covet_otel_request_span", default=None)
+
+    def get_current(self) -> Any:
+        value = request_ids.get()
+        if value is not None and self._made.get() is not value:
+            self._made.set(value)
+            ids = ids_of(value)  # formatted here, on the request's first ask (the dispatchers set the request)
+            if ids is not None and ids[0]:
+                current = self._set_span_in_context(self._request_span(ids), self._inner.get_current())
+                self._inner.attach(current)  # no detach: it lives as long as the request's context
+                return current
+        return self._inner.get_current()
+
+    def attach(self, context: Any) -> Any:
+        self.get_current()  # the request's span first: detaching `context` returns to it
+        return self._inner.attach(context)
+
+    def detach(self, token: Any) -> None:
+        self._inner.detach(token)
 
 
 def _version() -> str:

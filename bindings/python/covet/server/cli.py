@@ -1,4 +1,5 @@
-"""The ``covet`` command: ``covet run module:app --host H --port N --workers auto|N --threads N --reload``.
+"""The ``covet`` command: ``covet run module:app --host H --port N --workers auto|N --threads N --reload``, and
+``covet reload`` (a rolling restart of a running master, followed until the new generation serves or fails).
 
 Every engine limit and timeout has a flag and an environment variable ``COVET_<FLAG>`` (a flag beats the
 variable); the common uvicorn flags are accepted with the same meaning, or refused with one line naming the
@@ -17,6 +18,7 @@ from covet.tls import TransportOptions
 from covet.utils import check_root_path
 
 from .appspec import import_app
+from .control import ReloadError, read_pid_file, reload_master
 from .engine import native_module
 from .hosted import INTERFACES, HostingError, detect_interface, hosted, is_served_app
 from .ops import OpsOptions
@@ -29,9 +31,10 @@ from .options import (
     engine_options,
     log_format,
     parse_duration_ms,
+    parse_size,
 )
 from .serve import exit_on_listen_error, serve_worker
-from .supervisor import Supervisor, WorkerOptions, ensure_metrics_dir, resolve_workers
+from .supervisor import START_TIMEOUT, Recycling, Supervisor, WorkerOptions, ensure_metrics_dir, resolve_workers
 
 LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "critical")
 LOOPS = ("auto", "asyncio", "uvloop")
@@ -200,6 +203,10 @@ def _parser() -> argparse.ArgumentParser:
                            help="the proxies whose X-Forwarded-* headers count: comma-separated IP addresses and "
                                 "networks (10.0.0.0/8), or '*' for any peer (default 127.0.0.1; env "
                                 "FORWARDED_ALLOW_IPS)")
+        proxy.add_argument("--proxy-protocol", default=None, metavar="IPS",
+                           help="PROXY protocol v1/v2 from these load balancers (comma-separated addresses and "
+                                "networks): their connections must start with a PROXY header, whose client address "
+                                "becomes the peer; other peers are served as usual (default: off)")
 
     run = sub.add_parser("run", help="serve an app")
     common(run)
@@ -208,6 +215,19 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--reload", action="store_true", help="restart workers when .py files change")
     run.add_argument("--reload-dir", action="append", dest="reload_dirs", help="directory to watch (repeatable)")
     run.add_argument("--env-file", help="KEY=VALUE file loaded into the environment before the app is imported")
+    run.add_argument("--pid-file", default=None, metavar="PATH",
+                     help="write the master's process id here (removed at exit); `covet reload --pid-file PATH` "
+                          "finds it there (env COVET_PID_FILE)")
+    recycle = run.add_argument_group("replacing workers (rolling, one at a time, nothing dropped)")
+    recycle.add_argument("--max-rss", default=None, metavar="MB",
+                         help="replace a worker whose resident memory exceeds MB mebibytes (or 512M, 2G), read from "
+                              "/proc by the master every second (env COVET_MAX_RSS; default: never)")
+    recycle.add_argument("--max-lifetime", default=None, metavar="S",
+                         help="replace a worker after S seconds (or 30m, 12h) plus a random jitter (env "
+                              "COVET_MAX_LIFETIME; default: never)")
+    recycle.add_argument("--max-lifetime-jitter", default=None, metavar="S",
+                         help="the most --max-lifetime is extended per worker, at random, so that workers started "
+                              "together do not restart together (default: a tenth of --max-lifetime)")
     ops = run.add_argument_group("metrics and probes (GET /_metrics, /_health, /_ready; answered by the engine)")
     ops.add_argument("--metrics", action="store_true", default=None,
                      help="serve /_metrics, /_health and /_ready on the app's port (env COVET_METRICS=1)")
@@ -251,10 +271,23 @@ def _parser() -> argparse.ArgumentParser:
                          help="write nothing; exit 1 when a file would change or a name cannot be mapped (CI)")
     migrate.add_argument("--diff", action="store_true", help="write nothing; print a unified diff of each rewrite")
 
+    rl = sub.add_parser("reload", help="rolling restart of a running `covet run` (new code, same flags): prints "
+                                       "when the new generation serves, or why it failed",
+                        description="Sends the master SIGUSR2 (a rolling restart, with or without TLS) and follows it: "
+                                    "exit 0 once the new generation serves, 1 if it failed (the old one keeps "
+                                    "serving) or could not be followed.")
+    rl.add_argument("pid", nargs="?", type=int, default=None, help="the master's process id")
+    rl.add_argument("--pid-file", default=None, metavar="PATH",
+                    help="read the master's pid from here (`covet run --pid-file`; env COVET_PID_FILE)")
+    rl.add_argument("--timeout", type=float, default=START_TIMEOUT + 30, metavar="S",
+                    help=f"give up after S seconds (default {START_TIMEOUT + 30:.0f}: the master gives a new "
+                         f"generation {START_TIMEOUT:.0f} s)")
+
     worker = sub.add_parser("_worker", help=argparse.SUPPRESS)  # one worker process, started by `run`
     common(worker)
     worker.add_argument("--listen-fd", type=int, default=-1, help=argparse.SUPPRESS)  # the master's socket
     worker.add_argument("--ready-fd", type=int, default=-1, help=argparse.SUPPRESS)   # "ready\n" goes here
+    worker.add_argument("--ops-listen-fd", type=int, default=-1, help=argparse.SUPPRESS)  # the master's ops socket
     return p
 
 
@@ -279,7 +312,7 @@ def _transport(args: argparse.Namespace) -> TransportOptions:
                             ssl_ca_certs=args.ssl_ca_certs,
                             ssl_cert_reqs=int(reqs) if reqs and reqs.isdigit() else reqs,
                             ssl_ciphers=args.ssl_ciphers, http2=args.http2, proxy_headers=args.proxy_headers,
-                            forwarded_allow_ips=args.forwarded_allow_ips)
+                            forwarded_allow_ips=args.forwarded_allow_ips, proxy_protocol=args.proxy_protocol)
     try:
         opts.validate()
     except ValueError as e:
@@ -288,14 +321,20 @@ def _transport(args: argparse.Namespace) -> TransportOptions:
 
 
 def _check_forwarded_allow_ips(transport: TransportOptions) -> None:
-    """A bad --forwarded-allow-ips (or FORWARDED_ALLOW_IPS) stops `covet run` once, before any worker starts."""
+    """A bad --forwarded-allow-ips (or FORWARDED_ALLOW_IPS) or --proxy-protocol stops `covet run` once, before any
+    worker starts."""
+    parse = getattr(native_module(), "TrustedProxies", None)  # a stand-in engine (tests) may have none
+    if parse is None:
+        return
+    if transport.proxy_protocol:
+        try:
+            parse(transport.proxy_protocol)
+        except ValueError as e:
+            raise UsageError(f"--proxy-protocol: {str(e).removeprefix('forwarded_allow_ips: ')}") from None
     if not transport.proxy_headers:
         return
     source = "--forwarded-allow-ips" if transport.forwarded_allow_ips is not None else \
         "FORWARDED_ALLOW_IPS (environment)"
-    parse = getattr(native_module(), "TrustedProxies", None)  # a stand-in engine (tests) may have none
-    if parse is None:
-        return
     try:
         parse(transport.trusted_proxies())
     except ValueError as e:  # "forwarded_allow_ips: 'x' is not ...": the flag's name instead
@@ -394,6 +433,70 @@ def _migrate(args: argparse.Namespace) -> int:
         raise UsageError(f"migrate: {e}") from None
 
 
+def _parse_lifetime(text: str, source: str) -> float:
+    """Seconds: ``3600``, ``90s``, ``30m``, ``12h``."""
+    try:
+        if text.strip().lower().endswith("h"):
+            seconds = float(text.strip()[:-1]) * 3600
+        else:
+            seconds = parse_duration_ms(text) / 1000
+    except ValueError:
+        raise UsageError(f"{source}: expected seconds such as 3600, 90s, 30m or 12h, not {text!r}") from None
+    return seconds
+
+
+def _recycling(args: argparse.Namespace) -> Recycling:
+    """--max-rss, --max-lifetime, --max-lifetime-jitter (and their COVET_* variables)."""
+    rec = Recycling()
+    rss = _from_env(args.max_rss, "COVET_MAX_RSS", "")
+    if rss:
+        source = "--max-rss" if args.max_rss is not None else "COVET_MAX_RSS (environment)"
+        try:
+            rec.max_rss = int(float(rss) * 2**20) if rss.replace(".", "", 1).isdigit() else parse_size(rss)
+        except ValueError:
+            raise UsageError(f"{source}: expected mebibytes such as 512, or a size such as 512M or 2G, "
+                             f"not {rss!r}") from None
+        if rec.max_rss <= 0:
+            raise UsageError(f"{source} must be more than 0, not {rss!r}")
+    lifetime = _from_env(args.max_lifetime, "COVET_MAX_LIFETIME", "")
+    if lifetime:
+        source = "--max-lifetime" if args.max_lifetime is not None else "COVET_MAX_LIFETIME (environment)"
+        rec.max_lifetime = _parse_lifetime(lifetime, source)
+        if rec.max_lifetime <= 0:
+            raise UsageError(f"{source} must be more than 0 seconds, not {lifetime!r}")
+    if args.max_lifetime_jitter is not None:
+        if rec.max_lifetime is None:
+            raise UsageError("--max-lifetime-jitter needs --max-lifetime")
+        rec.lifetime_jitter = _parse_lifetime(args.max_lifetime_jitter, "--max-lifetime-jitter")
+    return rec
+
+
+def _reload(args: argparse.Namespace) -> int:
+    """`covet reload [PID] [--pid-file PATH]`."""
+    pid = args.pid
+    pid_file = args.pid_file or os.environ.get("COVET_PID_FILE", "").strip() or None
+    if pid is not None and args.pid_file:
+        raise UsageError("reload: give the pid or --pid-file, not both")
+    if pid is None:
+        if pid_file is None:
+            raise UsageError("reload: which master? give its pid, or --pid-file PATH (written by `covet run "
+                             "--pid-file PATH`)")
+        try:
+            pid = read_pid_file(pid_file)
+        except OSError as e:
+            raise UsageError(f"reload: --pid-file {pid_file}: {e.strerror} (is `covet run --pid-file` "
+                             "running?)") from None
+        except ValueError as e:
+            raise UsageError(f"reload: {e}") from None
+    if pid <= 1:
+        raise UsageError(f"reload: {pid} is not a master's process id")
+    try:
+        return reload_master(pid, args.timeout)
+    except ReloadError as e:
+        print(f"covet reload: {e}", file=sys.stderr)
+        return 1
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     try:
         return _main(argv)
@@ -410,6 +513,8 @@ def _main(argv: Optional[list[str]]) -> int:
         return compare.main(args)
     if args.command == "migrate":
         return _migrate(args)
+    if args.command == "reload":
+        return _reload(args)
     if args.command == "run":
         _refuse_unsupported_uvicorn_flags(args)
         if args.env_file:
@@ -452,7 +557,9 @@ def _main(argv: Optional[list[str]]) -> int:
     if args.command == "_worker":
         check_engine_supports(engine, native_module())
         app = _hosted(load_app(args.app, args.app_dir, args.factory), args)
-        listen = {"listen_fd": args.listen_fd} if args.listen_fd >= 0 else {"shared_port": True}
+        listen: dict[str, object] = {"listen_fd": args.listen_fd} if args.listen_fd >= 0 else {"shared_port": True}
+        if args.ops_listen_fd >= 0:
+            listen["ops_listen_fd"] = args.ops_listen_fd  # covet.server.ops adopts it for --ops-port
         with exit_on_listen_error():
             return serve_worker(app, host=host, port=port, threads=args.threads,
                                 log_level=args.log_level if args.log_config else log_level, loop=args.loop,
@@ -466,6 +573,8 @@ def _main(argv: Optional[list[str]]) -> int:
         source = "--workers" if args.workers is not None else "COVET_WORKERS (environment)"
         raise UsageError(f"{source}: expected 'auto' or a positive number of processes, not {workers_text!r}") \
             from None
+    recycling = _recycling(args)
+    os.environ["COVET_WORKERS"] = str(workers)  # the workers inherit it (a WSGI app's wsgi.multiprocess)
     # Fail here, once, with a clear message, not in every worker.
     _check_interface(load_app(args.app, args.app_dir, args.factory), args)
     check_engine_supports(engine, native_module())
@@ -477,7 +586,9 @@ def _main(argv: Optional[list[str]]) -> int:
                          limit_concurrency=args.limit_concurrency, limit_max_requests=args.limit_max_requests,
                          root_path=root_path, interface=args.interface, wsgi_threads=args.wsgi_threads,
                          compat=args.compat)
-    return Supervisor(opts, workers, reload=args.reload, reload_dirs=args.reload_dirs).run()
+    pid_file = _from_env(args.pid_file, "COVET_PID_FILE", "") or None
+    return Supervisor(opts, workers, reload=args.reload, reload_dirs=args.reload_dirs, recycling=recycling,
+                      pid_file=pid_file).run()
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import contextlib
 import contextvars
 import functools
 import logging
+import operator
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
@@ -31,12 +32,13 @@ from covet.background import BackgroundTask, RequestExtras, request_extras
 from covet.concurrency import TaskSet, eager_start_available, start_task
 from covet.datastructures import MutableHeaders
 from covet.exceptions import HTTPException, RequestValidationError, ResponseValidationError
+from covet.logger import request_ids
 from covet.params import validation_error
 from covet.requests import ClientDisconnect, Request, wake_body_readers
 from covet.responses import FileResponse, Response, StreamingResponse
 from covet.routing import Route, route_pipeline
 
-from .engine import Engine, Responder, request_gone_types
+from .engine import Engine, Responder, native_module, request_gone_types
 from .filesend import send_file_region
 from .interface import CallNext, Middleware, ServedApp
 from .websockets import WebSocketDispatch
@@ -81,6 +83,10 @@ def _default_body(status: int, detail: Any) -> bytes:
     return b"" if status in _NO_BODY_STATUSES else encoders.dumps({"detail": encoders.jsonable(detail)})
 
 
+# request_ids.set, bound once (not per batch of requests: a batch is often one request).
+_SET_IDS = request_ids.set
+
+
 class EngineDriver:
     """Drives one native server on the thread running `loop`: the engine-facing half of a dispatcher, shared by
     CovetPy's `Dispatcher` and the hosted apps' dispatchers (covet.server.hosted).
@@ -102,6 +108,13 @@ class EngineDriver:
         # requests run in it: never in a request's context (a flush scheduled from a handler's send would
         # otherwise hand that request's contextvars to the next batch).
         self._base_context = contextvars.copy_context()
+        # Tracing or the access log on: each request's context gets the engine's request as covet.logger.request_ids
+        # (its trace, span and request ids, read on demand), for log records and the handler's OpenTelemetry span
+        # (the Worker sets it).
+        self.trace_ids = False
+        # What gives a request's ids: the engine's C function (no pybind11 call machinery), else the property.
+        self.trace_ids_of: Callable[[Any], Any] = (getattr(native_module(), "trace_ids", None)
+                                                   or operator.attrgetter("trace_ids"))
         # Embedded engine (threads=0): the engine's I/O runs in on_readable on this thread; responses
         # completed later are submitted by a flush scheduled through the output hook.
         self.embedded = server.embedded
@@ -177,14 +190,13 @@ class Dispatcher(EngineDriver):
         batch: int = 256,
         middleware: Sequence[Middleware] = (),
         root_path: str = "",
-        request_hook: Optional[Callable[[Any], None]] = None,
+        trace_ids: bool = False,
     ) -> None:
         """`middleware`: the runtime's own (request limits), outside the app's; `root_path`: the server's
-        (``covet run --root-path``), in every request's ``path``/``url``/``root_path``. `request_hook(native)`
-        runs in each request's fresh context before its handler (covet.observability: the request's span as the
-        current OpenTelemetry context)."""
+        (``covet run --root-path``), in every request's ``path``/``url``/``root_path``. `trace_ids`: each request's
+        context gets the engine's ids (covet.logger.request_ids: log records, the handler's OpenTelemetry span)."""
         super().__init__(server, loop, batch)
-        self.request_hook = request_hook
+        self.trace_ids = trace_ids
         self.app = app
         self.root_path = root_path
         self.targets = targets  # by native route id
@@ -248,12 +260,14 @@ class Dispatcher(EngineDriver):
         tasks = self.tasks
         start = start_task
         new_context = self._base_context.copy
-        hook = self.request_hook
+        set_ids = _SET_IDS if self.trace_ids else None
+        run = contextvars.Context.run  # the method descriptor: no bound method made per request
         for route_id, native, responder in items:
             coro = handle(targets[route_id], native, responder)
             context = new_context()
-            if hook is not None:
-                context.run(hook, native)
+            if set_ids is not None:
+                # The request itself: its ids are formatted only when read (covet.logger.ids_of). No Python frame.
+                run(context, set_ids, native)
             start(coro, loop, tasks, eager=eager[route_id], context=context)
 
     # -- the pipeline -------------------------------------------------------------------------------

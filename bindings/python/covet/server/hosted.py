@@ -27,7 +27,7 @@ from .engine import Engine
 from .interface import ServedApp
 
 __all__ = ["HostedApp", "HostedDispatcher", "HostingError", "INTERFACES", "RequestGate", "STARTUP_FAILURE_EXIT",
-           "StartupFailed", "detect_interface", "hosted", "is_hosted", "is_served_app"]
+           "StartupFailed", "detect_interface", "hosted", "is_hosted", "is_served_app", "span_headers"]
 
 INTERFACES = ("auto", "asgi3", "wsgi", "covet")
 STARTUP_FAILURE_EXIT = 3  # a worker whose app's lifespan startup failed exits with this (uvicorn's code)
@@ -59,6 +59,7 @@ class HostedDispatcher(Protocol):
 
     tasks: TaskSet
     engine_stopped: Optional[asyncio.Future[None]]  # embedded engine: resolved once it stopped and drained
+    trace_ids: bool  # the app runs with the engine's ids as covet.logger.request_ids (tracing, access log)
 
     def on_readable(self) -> None:
         """The loop's reader callback for the engine's fd."""
@@ -68,6 +69,7 @@ class HostedApp(Protocol):
     """An ASGI or WSGI application wrapped for the engine (`covet.asgi.server.AsgiHost`, `covet.wsgi.WsgiHost`)."""
 
     interface: str  # "asgi3" | "wsgi"
+    wrapped: Any  # the application object given (where setup_observability's marks are)
 
     def register(self, server: Engine) -> None:
         """Adds the catch-all routes (every method, every path; WebSocket routes for ASGI) to `server`, before
@@ -79,6 +81,17 @@ class HostedApp(Protocol):
     def dispatcher(self, server: Engine, loop: asyncio.AbstractEventLoop, root_path: str,
                    gate: Optional[RequestGate] = None) -> HostedDispatcher:
         """The dispatcher for `server` (started) on `loop`; `root_path`: ``covet run --root-path``."""
+
+
+def span_headers(ids: Optional[tuple[Any, ...]]) -> Optional[tuple[str, str]]:
+    """The ``traceparent`` (and ``tracestate``, "" for none) naming the engine's span of a request (`ids`:
+    covet.logger.request_ids' tuple), or None when it has none (tracing off). A hosted app sees these in place of
+    the caller's, as a tracing proxy sends them on: its own instrumentation (FastAPI's server span,
+    OpenTelemetry's ASGI/WSGI middleware) takes its parent from the headers, and the engine's span is that
+    parent, itself the caller's child."""
+    if ids is None or not ids[0] or len(ids) < 5:
+        return None
+    return f"00-{ids[0]}-{ids[1]}-{ids[3] & 0xFF:02x}", ids[4]
 
 
 def is_served_app(obj: object) -> bool:

@@ -14,6 +14,7 @@ import asyncio
 import inspect
 import logging
 import os
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Optional
@@ -49,6 +50,7 @@ class OpsOptions:
     path: str = "/_metrics"
     drain_delay: float = 0.0         # seconds /_ready answers 503 before the listeners close
     record: bool = True              # the engine records its metrics (cheap; on by default)
+    listen_fd: int = -1              # `covet run`'s master's socket listening on host:port (keyword ops_listen_fd)
 
     @classmethod
     def take(cls, options: dict[str, Any], app: object = None) -> OpsOptions:
@@ -66,6 +68,9 @@ class OpsOptions:
             elif var in env and env[var] != "":
                 found[key] = env[var]
         opts = cls()
+        inherited = options.pop("ops_listen_fd", None)  # never from the environment: an fd is this process's own
+        if inherited is not None and int(inherited) >= 0:
+            opts = replace(opts, listen_fd=int(inherited))
         if "metrics" in found:
             v = found["metrics"]
             opts = replace(opts, endpoints=_flag(v) if isinstance(v, str) else bool(v))
@@ -110,8 +115,28 @@ class OpsOptions:
             if self.endpoints or self.port:
                 raise RuntimeError("this engine build has no operations endpoints (rebuild covet._native)")
             return
+        extra: dict[str, Any] = {}
+        if self.listen_fd >= 0 and self.port and _listens_on(self.listen_fd, self.host, self.port):
+            extra["listen_fd"] = self.listen_fd
         configure(server, endpoints=self.endpoints, port=self.port, host=self.host, token=self.token,
-                  metrics_path=self.path, drain_delay_ms=round(self.drain_delay * 1000), record=self.record)
+                  metrics_path=self.path, drain_delay_ms=round(self.drain_delay * 1000), record=self.record, **extra)
+
+
+def _listens_on(fd: int, host: str, port: int) -> bool:
+    """Whether the inherited socket `fd` listens on host:port, the operations listener this worker resolved (the app
+    itself may name another one with ``enable_metrics``): only then is it adopted; otherwise the worker binds its own
+    socket (SO_REUSEPORT, as every worker then does)."""
+    try:
+        sock = socket.socket(fileno=os.dup(fd))
+    except OSError:
+        return False
+    with sock:
+        try:
+            bound = sock.getsockname()
+            wanted = socket.getaddrinfo(host or None, port, sock.family, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+        except OSError:
+            return False
+    return any(address[:2] == bound[:2] for *_, address in wanted)
 
 
 async def _run_check(check: Callable[[], Any]) -> bool:

@@ -153,6 +153,15 @@ ENGINE_OPTIONS: tuple[EngineOption, ...] = (
                  "on SIGTERM, how long in-flight requests may take before their connections close", minimum=0),
     EngineOption("--max-connections", "max_connections", "limits.max_connections", parse_count,
                  "open connections per worker process; more wait unaccepted in the backlog"),
+    EngineOption("--max-connections-per-ip", "max_connections_per_ip", "client_limits.max_connections_per_ip",
+                 parse_count, "open connections per client address (IPv6: per /64), checked at accept; more are "
+                 "closed at once (per worker process; 0: no limit)", minimum=0, zero="no limit"),
+    EngineOption("--max-new-connections-per-ip", "new_connections_per_ip", "client_limits.new_connections_per_ip",
+                 parse_count, "new connections per second per client address (shared by the worker processes); "
+                 "more are closed at once (0: no limit)", minimum=0, zero="no limit"),
+    EngineOption("--max-streams-per-ip", "max_streams_per_ip", "client_limits.max_streams_per_ip", parse_count,
+                 "open HTTP/2 streams per client address over all its connections; more are refused with "
+                 "REFUSED_STREAM (per worker process; 0: no limit)", minimum=0, zero="no limit"),
     EngineOption("--backlog", "listen_backlog", "listen_backlog", parse_count,
                  "the listening socket's accept queue"),
 )

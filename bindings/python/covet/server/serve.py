@@ -28,7 +28,6 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from typing import Any, Optional, Union
 
-from covet.logger import request_ids
 from covet.requests import Request
 from covet.responses import PlainTextResponse, Response
 from covet.routing import METHODS, ConstantRoute, Route
@@ -128,8 +127,13 @@ class Worker:
         self.app: Union[ServedApp, HostedApp] = self.served if self.served is not None else target
         # covet.observability.setup_observability(app) marks the app: its Tracing (native spans, the handlers'
         # OpenTelemetry context) and the engine's access log; `covet run --access-log` asks for the latter too.
-        self.tracing: Any = getattr(target, "_covet_tracing", None)
-        self.access_log: Optional[str] = getattr(target, "_covet_access_log", None) or access_log_format()
+        # A hosted app's marks are on the app itself (`wrapped`: what its AsgiHost/WsgiHost serves).
+        marked = (target, getattr(target, "wrapped", None))
+        self.tracing: Any = next((t for t in (getattr(o, "_covet_tracing", None) for o in marked) if t), None)
+        self.access_log: Optional[str] = (next((a for a in (getattr(o, "_covet_access_log", None) for o in marked)
+                                                if a), None) or access_log_format())
+        # Each request's context gets the engine's ids (log records' trace_id/request_id, the OpenTelemetry span).
+        self._trace_ids = self.tracing is not None or bool(self.access_log)
         self.gate = gate
         self.root_path = check_root_path(root_path, "root_path")
         self.middleware = tuple(middleware)
@@ -243,14 +247,6 @@ class Worker:
         """Begin the graceful shutdown (call on the loop thread)."""
         self._stop.set()
 
-    def _request_hook(self) -> Optional[Callable[[Any], None]]:
-        """What runs in each request's context before its handler: the tracing's (the OpenTelemetry context and
-        the ids for log records), or, with only the access log, the request id for log records."""
-        if self.tracing is not None:
-            hook: Callable[[Any], None] = self.tracing.request_hook
-            return hook
-        return _set_request_id if self.access_log else None
-
     def _observe(self, server: Engine) -> None:
         """The observability middleware, outermost (first added): spans, request ids, the access log."""
         if self.tracing is not None:
@@ -273,8 +269,15 @@ class Worker:
         loop = asyncio.get_running_loop()
         hosted_app, served = self.hosted, self.served
         # concurrent.futures.thread is loaded here, on first use (the start-up cost of `import covet`).
-        self.executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=served.thread_pool_size if served is not None else None, thread_name_prefix="covet-sync")
+        pool_size = served.thread_pool_size if served is not None else None
+        runtime: Any = None  # with the metrics endpoints: the Python runtime's metrics (covet.server.runtime_metrics)
+        if self.ops.endpoints or self.ops.port:
+            from .runtime_metrics import worker_runtime  # deferred: loaded only by workers serving metrics
+            self.executor, runtime = worker_runtime(self.native, loop, self.ops, max_workers=pool_size,
+                                                    thread_name_prefix="covet-sync")
+        else:
+            self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=pool_size,
+                                                                  thread_name_prefix="covet-sync")
         loop.set_default_executor(self.executor)
         try:
             lifespan = self.app.lifespan_context() if self.lifespan else contextlib.nullcontext()
@@ -288,12 +291,13 @@ class Worker:
                     server.start()  # before the Dispatcher: whether the engine is embedded is known once started
                     self.dispatcher = Dispatcher(served, server, targets, loop, self.executor,
                                                  middleware=self.middleware, root_path=self.root_path,
-                                                 request_hook=self._request_hook())
+                                                 trace_ids=self._trace_ids)
                 else:
                     assert hosted_app is not None
                     server = self.server = self._make_hosted_server(hosted_app)
                     server.start()
                     self.dispatcher = hosted_app.dispatcher(server, loop, self.root_path, self.gate)
+                    self.dispatcher.trace_ids = self._trace_ids
                 self.port = server.port
                 fd = server.fileno()
                 loop.add_reader(fd, self.dispatcher.on_readable)
@@ -334,6 +338,8 @@ class Worker:
                     if served is not None:
                         served.set_publisher(None)
         finally:
+            if runtime is not None:
+                runtime.stop()
             self.executor.shutdown(wait=False, cancel_futures=True)
 
     async def _wait_for_engine(self, server: Engine) -> None:
@@ -362,10 +368,6 @@ class Worker:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-
-
-def _set_request_id(native: Any) -> None:
-    request_ids.set(("", "", native.request_id))
 
 
 @contextlib.contextmanager

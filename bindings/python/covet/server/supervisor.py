@@ -5,13 +5,18 @@ The master binds the socket once and hands it to every worker (``pass_fds``; the
 ``listen_fd=``). It keeps its own copy open for its whole life, so connections waiting in the accept queue
 survive any restart: nothing is refused while workers come and go.
 
-Restarts (SIGHUP without TLS, --reload on a source change, --limit-max-requests) are rolling: the master
-starts a new generation, waits until every new worker reports ``ready`` on its pipe, then sends the old
-generation SIGTERM (the engine stops accepting and finishes the requests in flight; the new workers accept
-what is queued). A new generation that fails to start (an import error during --reload) is stopped and the
-old one keeps serving. A worker that crashes is restarted with a growing delay. SIGTERM/SIGINT stop
-everything gracefully. With TLS, SIGHUP reloads the certificate files in every worker instead (no restart);
-SIGUSR2 is a rolling restart in both cases.
+Restarts are rolling. A whole generation (SIGHUP without TLS, SIGUSR2, ``covet reload``, --reload on a source
+change): the master starts a new worker per slot, waits until every new worker reports ``ready`` on its pipe,
+then sends the old generation SIGTERM (the engine stops accepting and finishes the requests in flight; the new
+workers accept what is queued). One worker (--limit-max-requests, --max-rss, --max-lifetime): the same for its
+slot alone; the master replaces one such worker at a time, so that they never restart together. A new worker
+that fails to start (an import error during --reload) is stopped and the old one keeps serving. A worker that
+crashes is restarted with a growing delay. SIGTERM/SIGINT stop everything gracefully. With TLS, SIGHUP reloads
+the certificate files in every worker instead (no restart); SIGUSR2 is a rolling restart in both cases.
+
+The serving generation (1 at start, +1 per completed whole restart) and each restart's outcome are logged, in
+the metrics (``covet_generation``, ``covet_reloads_total{result}``, ``covet_worker_restarts_total{cause}``) and
+in a state file that ``covet reload`` follows (covet.server.control).
 
 Workers are fresh interpreters (``python -m covet _worker module:app ...``), not forks: a forked child of a
 process that already runs native threads or an event loop is not safe, and --reload needs new code anyway.
@@ -22,17 +27,19 @@ import contextlib
 import errno
 import logging
 import os
+import random
 import selectors
 import signal
 import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Optional
 
 from covet.tls import TransportOptions
 
+from .control import MasterState, remove_pid_file, state_file_name, write_pid_file
 from .engine import EngineModule, native_module
 from .hosted import STARTUP_FAILURE_EXIT
 from .options import engine_default, engine_has, engine_option
@@ -45,6 +52,9 @@ log = logging.getLogger("covet.supervisor")
 RESTART_BACKOFF_MAX = 10.0  # seconds between restarts of a worker that keeps crashing
 STOP_MARGIN = 5.0           # seconds past the engine's drain deadline before a worker is killed
 START_TIMEOUT = 60.0        # seconds a new worker may take to serve before its generation is given up
+RSS_CHECK_INTERVAL = 1.0    # seconds between two reads of the workers' resident memory (--max-rss)
+LIFETIME_JITTER = 0.1       # --max-lifetime's default jitter, a fraction of it
+RECYCLE_CAUSES = ("max_requests", "max_rss", "lifetime")  # one worker replaced on its own, by this cause
 
 
 @dataclass
@@ -78,24 +88,50 @@ class WorkerOptions:
         return shutdown_ms / 1000 + STOP_MARGIN
 
 
+@dataclass
+class Recycling:
+    """When the master replaces a worker that is doing fine (rolling, one at a time): ``--max-rss MB`` (resident
+    memory, read from /proc by the master) and ``--max-lifetime S`` of serving plus a random ``0 .. jitter``
+    seconds per worker (default: a tenth of it), so that workers started together do not all restart together."""
+
+    max_rss: Optional[int] = None         # bytes
+    max_lifetime: Optional[float] = None  # seconds
+    lifetime_jitter: Optional[float] = None  # seconds; None: LIFETIME_JITTER * max_lifetime
+
+    def lifetime(self) -> Optional[float]:
+        """One worker's lifetime: max_lifetime plus its jitter."""
+        if self.max_lifetime is None:
+            return None
+        jitter = self.lifetime_jitter if self.lifetime_jitter is not None else self.max_lifetime * LIFETIME_JITTER
+        return self.max_lifetime + random.uniform(0.0, max(0.0, jitter))
+
+
 @dataclass(eq=False)
 class _Proc:
     slot: int
     proc: subprocess.Popen[bytes]
     pipe: int                 # read end of the worker's readiness pipe (-1: closed)
+    generation: int = 1
     started: float = field(default_factory=time.monotonic)
     ready: bool = False
+    ready_at: float = 0.0
     failures: int = 0
     stop_deadline: Optional[float] = None
+    expires: Optional[float] = None  # --max-lifetime: replaced once this is past
+    recycle_after: float = 0.0       # no --max-rss/--max-lifetime replacement before (after a failed one)
     buffer: bytes = b""
 
 
 @dataclass(eq=False)
 class _Batch:
-    """New workers that replace the current ones of their slots together, once all of them serve."""
+    """New workers that replace the current ones of their slots together, once all of them serve: a whole new
+    generation (`whole`), or one worker replaced for one of RECYCLE_CAUSES."""
 
-    reason: str
+    reason: str               # for the log: "SIGUSR2", "source change", "--max-rss" ...
     procs: dict[int, _Proc]
+    cause: str = "reload"     # covet_worker_restarts_total's label once they serve
+    whole: bool = False
+    covers: int = 0           # a whole generation: the restart requests it includes (MasterState.requests)
     started: float = field(default_factory=time.monotonic)
 
 
@@ -187,10 +223,57 @@ def _remove_metrics_dir() -> None:
 
 
 def _count_restart(cause: str) -> None:
-    """covet_worker_restarts_total{cause}: crash, signal, reload, max_requests."""
+    """covet_worker_restarts_total{cause}: crash, signal, reload, max_requests, max_rss, lifetime."""
     record = getattr(native_module(), "metrics_worker_restart", None)
     if record is not None:
         record(cause)
+
+
+def _retire_dead_metrics() -> None:
+    """Folds the metrics regions of the workers just reaped into the group's retired region and deletes their files,
+    so that restarts do not pile files up in the metrics directory between scrapes."""
+    retire = getattr(native_module(), "metrics_retire_dead", None)
+    if retire is not None:
+        retire()
+
+
+class _GenerationMetrics:
+    """The master's own series, declared through the native registry (they land in the group's one scrape):
+    ``covet_generation`` (gauge) and ``covet_reloads_total{result}`` (counter: ready, failed)."""
+
+    def __init__(self) -> None:
+        native = native_module()
+        self._set = getattr(native, "metrics_set", None)
+        self._add = getattr(native, "metrics_add", None)
+        family = getattr(native, "metrics_family", None)
+        self._generation = self._reloads = -1
+        if family is None or self._set is None or self._add is None:
+            return  # an engine without metrics: nothing to publish
+        try:
+            self._generation = family("covet_generation", "The worker generation serving: 1 at start, one more "
+                                      "per completed rolling restart of the whole group.", "gauge", [])
+            self._reloads = family("covet_reloads", "Rolling restarts of the whole group (SIGHUP, SIGUSR2, covet "
+                                   "reload, --reload), by result: ready (the new generation serves) or failed (the "
+                                   "old one keeps serving).", "counter", [])
+        except ValueError as e:  # declared otherwise by the app (same name): keep serving, say so
+            log.warning("covet master: generation metrics not published: %s", e)
+
+    def generation(self, n: int) -> None:
+        if self._generation >= 0 and self._set is not None:
+            self._set(self._generation, [], [], float(n))
+
+    def reload(self, result: str) -> None:
+        if self._reloads >= 0 and self._add is not None:
+            self._add(self._reloads, ["result"], [result], 1.0)
+
+
+def _rss_bytes(pid: int) -> Optional[int]:
+    """Resident memory of `pid` (/proc/PID/statm), None if unknown."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def engine_adopts_sockets(native: EngineModule) -> bool:
@@ -199,7 +282,29 @@ def engine_adopts_sockets(native: EngineModule) -> bool:
     return engine_has(native, "inherited_listener")
 
 
-def worker_command(opts: WorkerOptions, listen_fd: int = -1, ready_fd: int = -1) -> list[str]:
+def engine_adopts_ops_sockets(native: EngineModule) -> bool:
+    """Whether this engine build's ``configure_ops`` takes ``listen_fd=`` (adopt the master's operations socket)."""
+    return "listen_fd" in (getattr(getattr(native, "configure_ops", None), "__doc__", None) or "")
+
+
+def open_ops_listener(native: EngineModule) -> Optional[socket.socket]:
+    """The operations listener (``--ops-port``) bound once by the master, like the app's: every worker accepts from
+    its one queue, so that a worker that dies (SIGKILL, a crash) or restarts loses no connection waiting there (with
+    a SO_REUSEPORT socket per worker the kernel resets the ones queued on the dead worker's). None without an
+    operations port in the options the workers inherit (an app's own ``enable_metrics(ops_port=...)`` is its
+    workers' business: each binds its own socket then)."""
+    from .ops import OpsOptions  # deferred: the same resolution as a worker's, from the exported environment
+
+    ops = OpsOptions.take({})
+    if not ops.port or not engine_adopts_ops_sockets(native):
+        return None
+    try:
+        return open_listener(ops.host, ops.port)
+    except SystemExit as e:  # the same message, naming the flag to change
+        raise SystemExit(str(e).replace("choose another --port", "choose another --ops-port")) from None
+
+
+def worker_command(opts: WorkerOptions, listen_fd: int = -1, ready_fd: int = -1, ops_listen_fd: int = -1) -> list[str]:
     command = [sys.executable, "-m", "covet", "_worker", opts.app, "--host", opts.host, "--port", str(opts.port),
                "--threads", str(opts.threads), "--app-dir", opts.app_dir, "--loop", opts.loop,
                *opts.transport.cli_args()]
@@ -231,15 +336,20 @@ def worker_command(opts: WorkerOptions, listen_fd: int = -1, ready_fd: int = -1)
         command += ["--listen-fd", str(listen_fd)]
     if ready_fd >= 0:
         command += ["--ready-fd", str(ready_fd)]
+    if ops_listen_fd >= 0:
+        command += ["--ops-listen-fd", str(ops_listen_fd)]
     return command
 
 
 class Supervisor:
     def __init__(self, opts: WorkerOptions, workers: int, reload: bool = False,
-                 reload_dirs: list[str] | None = None) -> None:
+                 reload_dirs: list[str] | None = None, recycling: Optional[Recycling] = None,
+                 pid_file: Optional[str] = None) -> None:
         self.opts = opts
         self.count = workers
         self.reload = reload
+        self.recycling = recycling or Recycling()
+        self.pid_file = pid_file
         from pathlib import Path  # deferred: only a supervisor needs it (the start-up cost of `import covet`)
 
         self.reload_dirs = [Path(d).resolve() for d in (reload_dirs or [opts.app_dir])]
@@ -249,22 +359,38 @@ class Supervisor:
         self.respawn: dict[int, tuple[float, int]] = {}  # slot → (when, failures) after a crash
         self.stopping = False
         self.listener: Optional[socket.socket] = None
+        self.ops_listener: Optional[socket.socket] = None  # --ops-port's socket, shared like `listener`
+        self.generation = 1
+        self.requests = 0                     # restart requests taken (the state file's, for `covet reload`)
         self._restart_requested: Optional[str] = None
         self._again: Optional[str] = None     # a restart asked for while one was starting
         self._hup = False
         self._snapshot: dict[Path, float] = {}
         self._next_scan = 0.0
+        self._next_rss_check = 0.0
         self._selector = selectors.DefaultSelector()
         self._announced = False
         self._ready_published = -1
+        self._state = MasterState(pid=os.getpid(), generation=1)
+        self._state_path: Optional[str] = None
+        self._state_written: Optional[dict[str, object]] = None
+        self._metrics: Optional[_GenerationMetrics] = None
         self.exit_code = 0
 
     # ---- lifecycle ----
     def run(self) -> int:
-        ensure_metrics_dir()
+        directory = ensure_metrics_dir()
+        self._state_path = os.path.join(directory, state_file_name(os.getpid()))
+        if self.pid_file:
+            write_pid_file(self.pid_file)
         try:
             return self._run()
         finally:
+            if self.pid_file:
+                remove_pid_file(self.pid_file)
+            if self._state_path:
+                with contextlib.suppress(OSError):
+                    os.unlink(self._state_path)
             _remove_metrics_dir()
 
     def _publish_ready(self) -> None:
@@ -276,6 +402,22 @@ class Supervisor:
             if publish is not None:
                 publish(ready)
 
+    def _write_state(self) -> None:
+        """The state file, when it changed (covet.server.control.MasterState)."""
+        st = self._state
+        st.generation = self.generation
+        st.workers = [p.proc.pid for _, p in sorted(self.current.items())]
+        st.requests = self.requests
+        st.restarting = self._whole_batch() is not None
+        if self._state_path is None or asdict(st) == self._state_written:
+            return
+        try:
+            st.write(self._state_path)
+            self._state_written = asdict(st)
+        except OSError as e:  # `covet reload` cannot follow restarts then; serving goes on
+            log.warning("covet master: cannot write %s: %s", self._state_path, e.strerror)
+            self._state_path = None
+
     def _run(self) -> int:
         if engine_adopts_sockets(native_module()):
             self.listener = open_listener(self.opts.host, self.opts.port, self.opts.engine.get("listen_backlog"))
@@ -284,6 +426,11 @@ class Supervisor:
             log.warning("this engine build cannot adopt a listening socket: workers bind their own "
                         "(restarts are not zero-downtime; rebuild covet._native)")
             check_port_free(self.opts.host, self.opts.port)
+        self.ops_listener = open_ops_listener(native_module())
+        if self.recycling.max_rss is not None and not os.path.exists(f"/proc/{os.getpid()}/statm"):
+            log.warning("--max-rss needs /proc (Linux): workers will not be replaced for their memory")
+        self._metrics = _GenerationMetrics()
+        self._metrics.generation(self.generation)
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_r, False)
         os.set_blocking(wake_w, False)
@@ -301,6 +448,7 @@ class Supervisor:
                 self.current[i] = self._spawn(i)
             log.info("covet master %d: starting %d worker(s) on %s:%d", os.getpid(), self.count, self.opts.host,
                      self.opts.port)
+            self._write_state()
             while not self.stopping:
                 self._step()
             self._stop_all()
@@ -311,8 +459,9 @@ class Supervisor:
             self._selector.close()
             os.close(wake_r)
             os.close(wake_w)
-            if self.listener is not None:
-                self.listener.close()
+            for sock in (self.listener, self.ops_listener):
+                if sock is not None:
+                    sock.close()
         return self.exit_code
 
     def _step(self) -> None:
@@ -341,8 +490,10 @@ class Supervisor:
         if self._restart_requested is not None:
             reason, self._restart_requested = self._restart_requested, None
             self._start_generation(reason)
+        self._recycle()
         self._kill_overdue()
         self._publish_ready()
+        self._write_state()
         if not self._announced and self.current and all(p.ready for p in self.current.values()):
             self._announced = True
             log.info("covet master %d: %d worker(s) serving on %s:%d", os.getpid(), len(self.current),
@@ -357,22 +508,29 @@ class Supervisor:
         self._hup = True
 
     def _request_restart(self, reason: str) -> None:
+        self.requests += 1
         self._restart_requested = reason
 
     # ---- workers ----
-    def _spawn(self, slot: int, failures: int = 0) -> _Proc:
+    def _spawn(self, slot: int, failures: int = 0, generation: Optional[int] = None) -> _Proc:
         ready_r, ready_w = os.pipe()
         fds = [ready_w]
         listen_fd = -1
         if self.listener is not None:
             listen_fd = self.listener.fileno()
             fds.append(listen_fd)
+        ops_listen_fd = -1
+        if self.ops_listener is not None:
+            ops_listen_fd = self.ops_listener.fileno()
+            fds.append(ops_listen_fd)
         try:
-            proc = subprocess.Popen(worker_command(self.opts, listen_fd=listen_fd, ready_fd=ready_w), pass_fds=fds)
+            proc = subprocess.Popen(worker_command(self.opts, listen_fd=listen_fd, ready_fd=ready_w,
+                                                   ops_listen_fd=ops_listen_fd), pass_fds=fds)
         finally:
             os.close(ready_w)  # the worker's copy is the only one: EOF when it exits
         os.set_blocking(ready_r, False)
-        p = _Proc(slot, proc, ready_r, failures=failures)
+        p = _Proc(slot, proc, ready_r, generation=self.generation if generation is None else generation,
+                  failures=failures)
         self._selector.register(ready_r, selectors.EVENT_READ, p)
         return p
 
@@ -397,19 +555,64 @@ class Supervisor:
         for line in lines:
             if line == b"ready":
                 p.ready = True
+                p.ready_at = time.monotonic()
+                lifetime = self.recycling.lifetime()
+                if lifetime is not None:  # counted from here: a slow start does not shorten it
+                    p.expires = p.ready_at + lifetime
             elif line == b"retire" and self.current.get(p.slot) is p and p.stop_deadline is None:
-                _count_restart("max_requests")
-                log.info("covet worker %d (pid %d) reached --limit-max-requests; replacing it", p.slot, p.proc.pid)
-                self.batches.append(_Batch("--limit-max-requests", {p.slot: self._spawn(p.slot)}))
+                self._replace(p, "max_requests", "--limit-max-requests", "reached --limit-max-requests")
 
     def _all(self) -> list[_Proc]:
         return [*self.current.values(), *(p for b in self.batches for p in b.procs.values()), *self.draining]
 
+    def _whole_batch(self) -> Optional[_Batch]:
+        """The new generation starting, if one is."""
+        return next((b for b in self.batches if b.whole), None)
+
+    def _replacing(self, slot: int) -> bool:
+        return any(slot in b.procs for b in self.batches)
+
+    def _replace(self, p: _Proc, cause: str, reason: str, why: str) -> None:
+        """Replaces the current worker `p` alone, rolling: its successor starts now and takes over once it serves."""
+        if self._replacing(p.slot):
+            return  # a successor is already on its way (maybe a whole generation)
+        log.info("covet worker %d (pid %d, generation %d) %s; replacing it", p.slot, p.proc.pid, p.generation, why)
+        self.batches.append(_Batch(reason, {p.slot: self._spawn(p.slot)}, cause=cause))
+
+    def _recycle(self) -> None:
+        """--max-rss and --max-lifetime: at most one such replacement at a time, none while a generation starts."""
+        r = self.recycling
+        if r.max_rss is None and r.max_lifetime is None:
+            return
+        if any(b.whole or b.cause in ("max_rss", "lifetime") for b in self.batches):
+            return
+        now = time.monotonic()
+        check_rss = r.max_rss is not None and now >= self._next_rss_check
+        if check_rss:
+            self._next_rss_check = now + RSS_CHECK_INTERVAL
+        candidates = [p for _, p in sorted(self.current.items())
+                      if p.ready and p.stop_deadline is None and now >= p.recycle_after and not self._replacing(p.slot)
+                      and p.proc.poll() is None]
+        if check_rss and r.max_rss is not None:  # memory first: it is the urgent one
+            for p in candidates:
+                rss = _rss_bytes(p.proc.pid)
+                if rss is not None and rss > r.max_rss:
+                    self._replace(p, "max_rss", "--max-rss", f"uses {rss / 2**20:.0f} MB, over --max-rss "
+                                  f"{r.max_rss / 2**20:.0f} MB")
+                    return
+        for p in candidates:
+            if p.expires is not None and now >= p.expires:
+                self._replace(p, "lifetime", "--max-lifetime", f"has served {now - p.ready_at:.1f} s "
+                              f"(--max-lifetime {r.max_lifetime:g} s plus its jitter)")
+                return
+
     def _reap(self) -> None:
+        reaped = False
         for slot, p in list(self.current.items()):
             rc = p.proc.poll()
             if rc is None:
                 continue
+            reaped = True
             self._close_pipe(p)
             del self.current[slot]
             if rc == STARTUP_FAILURE_EXIT and not p.ready and not self._announced:
@@ -425,13 +628,16 @@ class Supervisor:
             _count_restart("signal" if rc < 0 else "crash")
             log.error("covet worker %d (pid %d) exited with %s after %.1f s; restarting%s", slot, p.proc.pid,
                       _describe_exit(rc), lived, f" in {delay:.1f} s" if delay else "")
-            if not any(slot in b.procs for b in self.batches):  # a replacement already on its way will do
+            if not self._replacing(slot):  # a replacement already on its way will do
                 self.respawn[slot] = (time.monotonic() + delay, failures)
         for p in list(self.draining):
             if p.proc.poll() is not None:
                 self._close_pipe(p)
                 self.draining.remove(p)
                 log.debug("covet worker %d (pid %d) drained and exited", p.slot, p.proc.pid)
+                reaped = True
+        if reaped:
+            _retire_dead_metrics()
 
     def _respawn_due(self) -> None:
         now = time.monotonic()
@@ -441,13 +647,20 @@ class Supervisor:
                 self.current[slot] = self._spawn(slot, failures)
 
     def _start_generation(self, reason: str) -> None:
-        if any(b.reason != "--limit-max-requests" for b in self.batches):
+        if self._whole_batch() is not None:
             self._again = reason  # one is starting: start another once it serves (it may have older code)
             return
-        log.info("covet master: rolling restart (%s): starting %d new worker(s)", reason, self.count)
-        for _ in range(self.count):
-            _count_restart("reload")
-        self.batches.append(_Batch(reason, {i: self._spawn(i) for i in range(self.count)}))
+        # Single replacements still starting would bring back workers of this generation afterwards: the new
+        # generation replaces those slots anyway.
+        for batch in [b for b in self.batches if not b.whole]:
+            self.batches.remove(batch)
+            for p in batch.procs.values():
+                self._terminate(p)
+        nxt = self.generation + 1
+        log.info("covet master: rolling restart (%s): starting generation %d, %d new worker(s)", reason, nxt,
+                 self.count)
+        self.batches.append(_Batch(reason, {i: self._spawn(i, generation=nxt) for i in range(self.count)},
+                                   cause="reload", whole=True, covers=self.requests))
 
     def _check_batches(self) -> None:
         now = time.monotonic()
@@ -457,12 +670,23 @@ class Supervisor:
                 why = (f"worker {failed[0].slot} (pid {failed[0].proc.pid}) exited with {_describe_exit(failed[1])} "
                        "before serving (see its output above)" if failed else
                        f"not serving after {START_TIMEOUT:.0f} s")
-                log.error("covet master: the new worker(s) for the %s did not start: %s; the running ones keep "
-                          "serving", batch.reason, why)
+                if batch.whole:
+                    log.error("covet master: generation %d (%s) did not start: %s; generation %d keeps serving",
+                              self.generation + 1, batch.reason, why, self.generation)
+                    self._state.failed_covers = batch.covers
+                    self._state.failure = why
+                    if self._metrics is not None:
+                        self._metrics.reload("failed")
+                else:
+                    log.error("covet master: the new worker(s) for the %s did not start: %s; the running ones keep "
+                              "serving", batch.reason, why)
                 self.batches.remove(batch)
                 for p in batch.procs.values():
                     self._terminate(p)
-                    if p.slot not in self.current and p.slot not in self.respawn:  # its worker crashed meanwhile
+                    old = self.current.get(p.slot)
+                    if old is not None:
+                        old.recycle_after = now + RESTART_BACKOFF_MAX  # --max-rss/--max-lifetime: not at once
+                    elif p.slot not in self.respawn:  # its worker crashed meanwhile
                         self.respawn[p.slot] = (now + RESTART_BACKOFF_MAX, 1)
                 self._after_batch()
                 continue
@@ -473,14 +697,24 @@ class Supervisor:
                 old = self.current.get(slot)
                 if old is not None:
                     self._terminate(old)
+                    _count_restart(batch.cause)
                 self.respawn.pop(slot, None)
                 self.current[slot] = p
-            log.info("covet master: new worker(s) serving (pids %s); old ones draining (%s)",
-                     ", ".join(str(p.proc.pid) for p in batch.procs.values()), batch.reason)
+            pids = ", ".join(str(p.proc.pid) for p in batch.procs.values())
+            if batch.whole:
+                self.generation = max(self.generation, *(p.generation for p in batch.procs.values()))
+                self._state.ready_covers = batch.covers
+                if self._metrics is not None:
+                    self._metrics.generation(self.generation)
+                    self._metrics.reload("ready")
+                log.info("covet master: generation %d ready: new worker(s) serving (pids %s); old ones draining (%s)",
+                         self.generation, pids, batch.reason)
+            else:
+                log.info("covet master: new worker(s) serving (pids %s); old ones draining (%s)", pids, batch.reason)
             self._after_batch()
 
     def _after_batch(self) -> None:
-        if self._again is not None and not any(b.reason != "--limit-max-requests" for b in self.batches):
+        if self._again is not None and self._whole_batch() is None:
             reason, self._again = self._again, None
             self._start_generation(reason)
 

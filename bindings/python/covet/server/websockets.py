@@ -94,6 +94,9 @@ class WebSocketDispatch:
     async def _run(self, route: WebSocketRoute, websocket: WebSocket, key: int) -> None:
         try:
             try:
+                for websocket_connect in getattr(self.app, "websocket_middleware", ()):
+                    if not await websocket_connect(websocket):
+                        return  # refused the handshake (an HTTP answer), before the endpoint
                 if route.plan.dependencies:
                     async with route.plan.solve(websocket) as kwargs:
                         await route.endpoint(**kwargs)

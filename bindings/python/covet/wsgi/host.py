@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
+import os
 import queue
 import re
 import select
@@ -37,10 +39,11 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any, Optional
 
+from covet.logger import request_ids
 from covet.routing import METHODS
 from covet.server.dispatch import EngineDriver
 from covet.server.engine import Engine, Responder, request_gone_types
-from covet.server.hosted import RequestGate
+from covet.server.hosted import RequestGate, span_headers
 
 from .environ import EnvironBuilder
 from .streams import BodyInput, ClientDisconnected, EngineNews, FileWrapper, RequestBodyError
@@ -172,7 +175,7 @@ class _Exchange:
     queue, which are made for other threads (their work is posted to the connection's thread)."""
 
     __slots__ = ("dispatcher", "environ", "responder", "status", "headers", "declared", "sent", "streaming",
-                 "news", "flow_id", "first_chunk", "gated")
+                 "news", "flow_id", "first_chunk", "gated", "context")
 
     def __init__(self, dispatcher: WsgiDispatcher, responder: Any) -> None:
         self.dispatcher = dispatcher
@@ -187,6 +190,9 @@ class _Exchange:
         self.flow_id = 0
         self.first_chunk: Any = None
         self.gated = False  # counted by --limit-concurrency's gate: `_leave` once
+        # Tracing / access log: the context the app runs in, holding the request's ids (covet.logger.request_ids:
+        # log records, the app's current OpenTelemetry span); None: the pool thread's own.
+        self.context: Optional[contextvars.Context] = None
 
     def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[
             [bytes], None]:
@@ -233,6 +239,17 @@ class _Exchange:
             self.first_chunk = first
         try:
             self.environ = self.dispatcher.environ.build(native, self._body_input)
+            if self.dispatcher.trace_ids:
+                ids = self.dispatcher.trace_ids_of(native)
+                self.context = contextvars.Context()
+                self.context.run(request_ids.set, ids)
+                header = span_headers(ids)
+                if header is not None:  # the app's own instrumentation continues the engine's span
+                    self.environ["HTTP_TRACEPARENT"] = header[0]
+                    if header[1]:
+                        self.environ["HTTP_TRACESTATE"] = header[1]
+                    else:
+                        self.environ.pop("HTTP_TRACESTATE", None)
             return True
         except self.dispatcher.gone as exc:  # the engine refused the body meanwhile (and answered it)
             logger.info("%s", exc)
@@ -244,6 +261,12 @@ class _Exchange:
             return False
 
     def run(self) -> None:
+        if self.context is not None:
+            self.context.run(self._run)
+        else:
+            self._run()
+
+    def _run(self) -> None:
         dispatcher = self.dispatcher
         environ = self.environ
         result: Any = None
@@ -536,26 +559,29 @@ class WsgiHost:
 
     interface = "wsgi"
 
-    def __init__(self, app: WsgiApp, threads: int = 4, *, multiprocess: bool = False) -> None:
+    def __init__(self, app: WsgiApp, threads: int = 4, *, multiprocess: Optional[bool] = None) -> None:
         """`threads`: the pool running the app (size it for the app's blocking work, as gunicorn's ``--threads``;
         4 by default, as waitress); 0 runs the app on the event-loop thread itself, one request at a time (as a
         gunicorn sync worker: no hand-off, the cheapest per request, for apps that do not block);
-        `multiprocess`: ``wsgi.multiprocess`` (True when several worker processes serve the app)."""
+        `multiprocess`: ``wsgi.multiprocess`` (True when several worker processes serve the app); None (the
+        default) says so when ``COVET_WORKERS`` is above 1, as ``covet run --workers N`` sets it for its workers."""
         if not callable(app):
             raise TypeError(f"WsgiHost needs a WSGI application (a callable app(environ, start_response)), not "
                             f"{type(app).__name__}")
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
             raise ValueError(f"WsgiHost(threads=...) must be 0 (inline) or a positive integer, not {threads!r}")
         self.app = app
+        self.wrapped: Any = app  # as given (covet.observability.setup_observability marks it)
         self.threads = threads
-        self.multiprocess = multiprocess
+        self.multiprocess = _several_workers() if multiprocess is None else multiprocess
         self.dispatchers: list[WsgiDispatcher] = []
 
     def register(self, server: Engine) -> None:
         """Every path and method goes to the app (route id 0)."""
         for method in METHODS:
-            server.add_route(method, "/", 0)
-            server.add_route(method, "/{covet_wsgi_path:path}", 0)
+            # The engine's name for a catch-all (it matches "/" too): requests count and trace with no http.route
+            # (the app's own routes are unknown), not with this pattern
+            server.add_route(method, "/{covet_unmatched:path}", 0)
 
     @contextlib.asynccontextmanager
     async def lifespan_context(self) -> AsyncIterator[None]:
@@ -596,3 +622,14 @@ def _join_all(dispatchers: list[WsgiDispatcher], timeout: float) -> None:
     for dispatcher in dispatchers:
         if dispatcher.pool is not None:
             dispatcher.pool.join(timeout)
+
+
+def _several_workers() -> bool:
+    """Whether this process is one of several workers: ``covet run --workers N`` exports the number of worker
+    processes it starts as ``COVET_WORKERS`` (which its workers inherit)."""
+    from covet.server.supervisor import resolve_workers  # deferred: the supervisor's module, for this one call
+
+    try:
+        return resolve_workers(os.environ.get("COVET_WORKERS", "1").strip()) > 1
+    except ValueError:  # not a count: the supervisor refuses it before starting any worker
+        return False

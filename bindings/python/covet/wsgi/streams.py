@@ -83,7 +83,9 @@ class BodyInput:
         self._news = news
         self._id: int = native.body_id
         self._kick = kick
-        self._buffer = first or b""
+        # What was taken from the engine and not yet read: a bytearray, so that appending a chunk and taking the
+        # front off are amortised O(1) (a body read whole in many chunks is not copied over and over).
+        self._buffer = bytearray(first or b"")
         self._ended = first == b""
 
     def _more(self) -> bool:
@@ -109,43 +111,44 @@ class BodyInput:
                 return False
             if self._kick is not None:
                 self._kick()
-            self._buffer = self._buffer + chunk if self._buffer else chunk
+            self._buffer += chunk
             return True
 
     def read(self, size: Optional[int] = -1) -> bytes:
         if size is None or size < 0:
             while self._more():
                 pass
-            out, self._buffer = self._buffer, b""
-            return out
+            return self._take(len(self._buffer))
         while len(self._buffer) < size and self._more():
             pass
+        return self._take(size)
+
+    def _take(self, size: int) -> bytes:
+        """The first `size` bytes of the buffer (all of it if shorter), taken off it."""
         buffer = self._buffer
-        if len(buffer) <= size:
-            self._buffer = b""
-            return buffer
-        self._buffer = buffer[size:]
-        return buffer[:size]
+        out = bytes(buffer[:size]) if size < len(buffer) else bytes(buffer)
+        del buffer[:size]
+        return out
 
     def readline(self, size: Optional[int] = -1) -> bytes:
         limit = -1 if size is None else size
+        buffer = self._buffer
         start = 0
         while True:
-            end = self._buffer.find(b"\n", start)
+            end = buffer.find(b"\n", start)
             if end >= 0:
                 end += 1
                 break
-            if 0 <= limit <= len(self._buffer):
+            if 0 <= limit <= len(buffer):
                 end = limit
                 break
-            start = len(self._buffer)
+            start = len(buffer)
             if not self._more():
-                end = len(self._buffer)
+                end = len(buffer)
                 break
         if 0 <= limit < end:
             end = limit
-        line, self._buffer = self._buffer[:end], self._buffer[end:]
-        return line
+        return self._take(end)
 
     def readlines(self, hint: int = -1) -> list[bytes]:
         lines: list[bytes] = []
