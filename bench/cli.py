@@ -7,6 +7,7 @@ from pathlib import Path
 
 from . import BENCH, REPO
 from .hosting import HOSTING_SCENARIOS, HOSTING_SERVERS
+from .overhead import OVERHEAD_SCENARIOS, OVERHEAD_SERVERS
 from .scenarios import build_scenarios
 from .servers import all_specs
 
@@ -52,6 +53,10 @@ def _parser(servers: list[str], scenarios: list[str]) -> argparse.ArgumentParser
                     help="the hosting comparison (bench/hosting.py): the same FastAPI app under uvicorn, Hypercorn, "
                          "Granian and CovetPy (hosted, shim), the same Flask app under gunicorn, Granian and CovetPy; "
                          f"scenarios {','.join(HOSTING_SCENARIOS)} unless --scenarios; implies --no-docs")
+    ap.add_argument("--overhead", action="store_true",
+                    help="observability overhead (bench/overhead.py): CovetPy native and Python with metrics and "
+                         "tracing off, metrics on, tracing at 1 %% and 100 %%; CPU per request and the cost of each; "
+                         f"scenarios {','.join(OVERHEAD_SCENARIOS)} unless --scenarios; implies --no-docs")
     ap.add_argument("--skip-servers", default="", help="comma list of servers to leave out")
     ap.add_argument("--scenarios", default=None,
                     help=f"comma list (default all; --quick: a subset): {','.join(scenarios)}")
@@ -109,7 +114,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.no_docs = True  # docs/benchmarks.md's matrix section is the matrix's own (the hosting one: by hand)
         args.servers = args.servers or ",".join(HOSTING_SERVERS)
         args.scenarios = args.scenarios or ",".join(HOSTING_SCENARIOS)
-    args.servers = args.servers or ",".join(n for n in specs if n == "fastapi" or n not in HOSTING_SERVERS)
+    if args.overhead:
+        if args.hosting:
+            ap.error("--overhead and --hosting are separate runs: choose one")
+        args.no_docs = True  # docs/benchmarks.md's "Observability overhead" section is written by hand
+        args.servers = args.servers or ",".join(OVERHEAD_SERVERS)
+        args.scenarios = args.scenarios or ",".join(OVERHEAD_SCENARIOS)
+    args.servers = args.servers or ",".join(n for n in specs if (n == "fastapi" or n not in HOSTING_SERVERS)
+                                            and n not in OVERHEAD_SERVERS)
     if args.scenarios:
         names = [s.strip() for s in args.scenarios.split(",") if s.strip()]
         unknown = [n for n in names if n not in all_sc]

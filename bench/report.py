@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from . import REPO
+from .overhead import overhead_section
 
 SECTION_START = "<!-- matrix-bench:start -->"
 SECTION_END = "<!-- matrix-bench:end -->"
@@ -342,6 +343,9 @@ def render_markdown(result: Mapping[str, Any], json_path: str, chart: Path | Non
         if v.get("ws_command") and v["ws_command"] != v.get("command"):
             cmd += f"; WebSocket: `{v['ws_command'].replace('|', '/')}`"
         lines.append(f"| {v['label']} | {ver.replace('|', '/')} | {v['config'].replace('|', '/')} | {cmd} |")
+    section = overhead_section(result)
+    if section:
+        lines += ["", section]
     lines += ["", "Rerun: `make bench` (or `python3 -m bench`; `--quick` for a 5-minute pass; `--help` for servers, "
               "scenarios, durations, CPUs). Peers are installed by the suite from `bench/peers/*` with pinned "
               "versions."]

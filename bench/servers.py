@@ -541,6 +541,8 @@ def all_specs() -> dict[str, ServerSpec]:
     ]
     from .hosting import hosting_specs  # the hosting comparison's servers (`--hosting`); it imports this module
     specs += hosting_specs()
+    from .overhead import overhead_specs  # the observability overhead's servers (`--overhead`)
+    specs += overhead_specs()
     return {s.name: s for s in specs}
 
 

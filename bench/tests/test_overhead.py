@@ -1,0 +1,90 @@
+"""The observability overhead mode (bench/overhead.py, `python -m bench --overhead`): the servers and scenarios it
+selects, the flags and environment that turn metrics and tracing on and off, the cost table it derives from a
+run's results, and (when the native example is built) hello answering in every configuration."""
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from bench import cli, overhead, report, scenarios
+from bench.servers import Ctx, all_specs, free_port, native_binary, wait_for_200
+
+
+def test_overhead_selects_its_servers_and_scenarios_and_leaves_the_docs_alone():
+    a = cli.parse_args(["--overhead", "--quick"])
+    assert a.server_list == list(overhead.OVERHEAD_SERVERS) and len(a.server_list) == 8
+    assert [s.name for s in a.scenario_list] == ["plaintext", "json"] and a.no_docs
+    b = cli.parse_args(["--overhead", "--servers", "covet-native-obs-bare,covet-native-obs-trace1"])
+    assert b.server_list == ["covet-native-obs-bare", "covet-native-obs-trace1"]
+    # the default matrix does not grow; --overhead and --hosting do not mix
+    assert not set(cli.parse_args([]).server_list) & set(overhead.OVERHEAD_SERVERS)
+    with pytest.raises(SystemExit):
+        cli.parse_args(["--overhead", "--hosting"])
+
+
+def test_each_configuration_turns_metrics_and_tracing_on_or_off():
+    specs, ctx = all_specs(), Ctx(covet_python=Path("/py/bin/python"), native_binary=Path("/bin/hello"))
+    native = {c: specs[f"covet-native-obs-{c}"].command(ctx, 8001) for c in ("bare", "metrics", "trace1", "trace100")}
+    assert native["bare"][0] == "/bin/hello" and "--no-metrics" in native["bare"] and "--trace" not in native["bare"]
+    assert "--no-metrics" not in native["metrics"] and "--trace" not in native["metrics"]
+    assert native["trace1"][-2:] == ["--trace", "parentbased_traceidratio:0.01"]
+    assert "--no-metrics" not in native["trace1"]
+    assert native["trace100"][-2:] == ["--trace", "always_on"]
+    env = {c: specs[f"covet-async-obs-{c}"].env for c in ("bare", "metrics", "trace1", "trace100")}
+    assert env["bare"] == {"COVET_RECORD_METRICS": "0", "COVET_BENCH_TRACE": "off"}
+    assert "COVET_RECORD_METRICS" not in env["metrics"] and env["metrics"]["COVET_BENCH_TRACE"] == "off"
+    assert env["trace1"]["COVET_BENCH_TRACE"] == "0.01" and env["trace100"]["COVET_BENCH_TRACE"] == "1"
+    py = specs["covet-async-obs-trace1"].command(ctx, 8002)
+    assert py[:4] == ["/py/bin/python", "-m", "covet", "_worker"] and py[4] == "app_observed:app"
+    assert (Path(py[py.index("--app-dir") + 1]) / "app_observed.py").exists()
+    two = specs["covet-async-obs-bare"].command(Ctx(covet_python=Path("/py/bin/python"), workers=2), 8003)
+    assert two[3:7] == ["run", "app_observed:app", "--workers", "2"]
+
+
+def _row(server: str, scenario: str, cpu_s_per_100k: float) -> dict:
+    return {"server": server, "scenario": scenario, "cpu_s_per_100k": {"median": cpu_s_per_100k}}
+
+
+def test_the_cost_table_compares_metrics_with_bare_and_tracing_with_metrics():
+    result = {"servers": {n: {} for n in overhead.OVERHEAD_SERVERS}, "summary": [
+        _row("covet-native-obs-bare", "plaintext", 2.0), _row("covet-native-obs-metrics", "plaintext", 2.02),
+        _row("covet-native-obs-trace1", "plaintext", 2.06), _row("covet-native-obs-trace100", "plaintext", 2.5),
+        _row("covet-async-obs-bare", "json", 10.0), _row("covet-async-obs-metrics", "json", 10.0),
+    ]}
+    rows = {(r["family"], r["scenario"], r["cost"]): r for r in overhead.overhead_rows(result)}
+    metrics = rows[("native", "plaintext", "metrics")]
+    assert metrics["base_us"] == pytest.approx(20.0) and metrics["on_us"] == pytest.approx(20.2)
+    assert metrics["percent"] == pytest.approx(1.0)
+    assert rows[("native", "plaintext", "tracing 1 %")]["percent"] == pytest.approx(100 * 0.04 / 2.02)
+    assert rows[("native", "plaintext", "tracing 100 %")]["base_us"] == pytest.approx(20.2)
+    assert rows[("python", "json", "metrics")]["percent"] == pytest.approx(0.0)
+    # a configuration that was not measured has no percentage; a scenario with neither side has no row
+    assert rows[("python", "json", "tracing 1 %")]["percent"] is None
+    assert ("python", "plaintext", "metrics") not in rows and ("native", "json", "metrics") not in rows
+    section = overhead.overhead_section(result)
+    assert section is not None and "| native | plaintext | metrics | 20.00 | 20.20 | +1.0 % |" in section
+    assert overhead.overhead_section({"servers": {"covet-native": {}}, "summary": []}) is None
+    assert report.overhead_section is overhead.overhead_section  # the Markdown report appends it
+
+
+HELLO = native_binary(Ctx())
+
+
+@pytest.mark.skipif(HELLO is None, reason="examples/native/hello not built (scripts/build.sh release)")
+@pytest.mark.parametrize("config", ["bare", "metrics", "trace1", "trace100"])
+def test_hello_passes_the_gate_in_every_configuration(config):
+    port = free_port()
+    cmd = all_specs()[f"covet-native-obs-{config}"].command(Ctx(), port)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        assert wait_for_200(proc, port, time.monotonic() + 30) == ""
+        sc = scenarios.build_scenarios()
+        for name in overhead.OVERHEAD_SCENARIOS:
+            ok, why = scenarios.gate(port, sc[name])
+            assert ok, (config, name, why)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)
