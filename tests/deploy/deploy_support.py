@@ -178,6 +178,10 @@ HISTOGRAMS = {
                                             "http_response_status_code", "network_protocol_version"},
     "http_server_response_body_size_bytes": {"http_request_method", "url_scheme", "http_route",
                                              "http_response_status_code", "network_protocol_version"},
+    # The Python runtime (covet/server/runtime_metrics.py).
+    "covet_event_loop_lag_seconds": set(),
+    "covet_gil_wait_seconds": set(),
+    "python_gc_pause_seconds": {"generation"},
 }
 SERIES = {
     "http_server_active_requests": {"http_request_method", "url_scheme"},
@@ -192,14 +196,31 @@ SERIES = {
     "covet_protocol_refusals_total": {"status"},
     "covet_worker_restarts_total": {"cause"},
     "covet_workers_ready": set(),
+    "covet_generation": set(),
+    "covet_reloads_total": {"result"},
+    "covet_metrics_dropped_series_total": set(),
+    "covet_sla_violations_total": {"http_route"},  # only with PerformanceMiddleware (OPT_IN below)
+    "covet_event_loop_ready_callbacks": set(),  # asyncio's loop only (OPT_IN below)
+    "covet_threadpool_threads": set(),
+    "covet_threadpool_busy_threads": set(),
+    "covet_threadpool_queued_tasks": set(),
+    "covet_threadpool_tasks_total": set(),
+    "covet_threadpool_queue_wait_seconds_total": set(),
+    "python_gc_collections_total": {"generation"},
+    "python_gc_objects_collected_total": {"generation"},
+    "python_gc_objects_uncollectable_total": {"generation"},
     "process_cpu_seconds_total": set(),
     "process_resident_memory_bytes": set(),
+    "process_start_time_seconds": set(),
     "up": set(),  # written by Prometheus for every scrape target
 }
 for _name, _labels in HISTOGRAMS.items():
     SERIES[f"{_name}_bucket"] = _labels | {"le"}
     SERIES[f"{_name}_count"] = set(_labels)
     SERIES[f"{_name}_sum"] = set(_labels)
+# Series that exist only when the app opts in (PerformanceMiddleware) or under asyncio's loop (not uvloop), so a
+# scrape of the Deployment's example app may lack them.
+OPT_IN = {"covet_sla_violations_total", "covet_event_loop_ready_callbacks"}
 # Labels that Prometheus (job, instance) and the Prometheus Operator (namespace, pod, service, container,
 # endpoint) add to every series of a ServiceMonitor target.
 TARGET_LABELS = {"job", "instance", "namespace", "pod", "service", "container", "endpoint"}

@@ -144,5 +144,5 @@ def test_units(dashboard: dict[str, Any]) -> None:
             assert unit == "s", p["title"]
         if "_bytes" in expr:
             assert unit == "bytes", p["title"]
-        if "ratio" in p["title"].lower():
+        if re.search(r"\bratio\b", p["title"].lower()):
             assert unit == "percentunit", p["title"]

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deploy_support import DEPLOY, HISTOGRAMS, KUBERNETES, REPO, load_docs, promql_names
+from deploy_support import DEPLOY, HISTOGRAMS, KUBERNETES, OPT_IN, REPO, load_docs, promql_names
 
 
 def free_port() -> int:
@@ -50,7 +50,8 @@ def queried_names() -> set[str]:
     names: set[str] = set()
     for e in exprs:
         names |= promql_names(re.sub(r"\$\{?(\w+)\}?", lambda m: "1m" if m.group(1).startswith("__") else ".*", e))[0]
-    return names - {"up"}  # written by Prometheus, not by the target
+    # `up` is written by Prometheus, not by the target; OPT_IN series need something the example app lacks.
+    return names - {"up"} - OPT_IN
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +84,11 @@ def server() -> Iterator[tuple[int, int]]:
         while True:
             assert proc.poll() is None, proc.communicate()[0]
             try:
-                if get(f"http://127.0.0.1:{ops}/_ready")[0] == 200:
+                # Ready means the whole group: one worker answers /_ready while the other may still be starting
+                # (covet_workers_ready 1 in a clean-clone run), and the tests below read the group's metrics.
+                if get(f"http://127.0.0.1:{ops}/_ready")[0] == 200 and re.search(
+                        r"^covet_workers_ready(?:\{[^}]*\})? 2(?:\.0)?$", get(f"http://127.0.0.1:{ops}/_metrics")[1],
+                        re.M):
                     break
             except OSError:
                 pass

@@ -35,7 +35,8 @@ def write_rules(spec: dict[str, Any], directory: Path) -> Path:
 def test_promtool_checks_the_rules(tmp_path: Path) -> None:
     run = promtool("check", "rules", str(write_rules(rules_spec(), tmp_path)), cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "SUCCESS: 5 rules found" in run.stdout
+    count = sum(len(group["rules"]) for group in rules_spec()["groups"])
+    assert count >= 9 and f"SUCCESS: {count} rules found" in run.stdout
 
 
 def test_promtool_rejects_bad_promql(tmp_path: Path) -> None:
@@ -57,6 +58,10 @@ def test_alerts_fire_when_they_should(tmp_path: Path) -> None:
     ("CovetHighErrorRatio", ("> 0.05", "> 0.5")),  # a threshold no test series reaches
     ("CovetWorkerRestartStorm", ('cause!~"reload|max_requests"', 'cause="crash_loop"')),
     ("CovetLatencyP99OverSLO", ("_bucket", "_count")),
+    ("CovetReloadFailed", ('result="failed"', 'result="ready"')),
+    ("CovetEventLoopBlocked", ("> 0.1", "> 1")),
+    ("CovetThreadPoolSaturated", ("min_over_time", "max_over_time")),
+    ("CovetSlaViolations", ("> 0.01", "> 0.5")),
 ])
 def test_alert_tests_catch_a_broken_rule(alert: str, mutation: tuple[str, str], tmp_path: Path) -> None:
     """alerts_test.yaml is not vacuous: breaking one rule makes `promtool test rules` fail."""

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -28,33 +28,52 @@ if COVET_MODE not in ("native", "compat"):
 COMPAT = COVET_MODE == "compat"
 
 
+_ports_given: set[int] = set()
+
+
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free a moment ago and not handed to another server of this session: about fifty servers start
+    before any has bound its port, and the kernel may offer a just-released port twice."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
 
 
 class Server:
-    def __init__(self, framework: str, app: str, command: list[str], port: int,
+    def __init__(self, framework: str, app: str, command: Callable[[int], list[str]],
                  imports: str | None = None) -> None:  # imports: the app's DIFF_FRAMEWORK, when not `framework`
-        self.framework, self.app, self.port = framework, app, port
+        self.framework, self.app, self._command = framework, app, command
         self.error: str | None = None  # why it is not serving, when it is not
         label = framework if imports is None else f"{framework}-{imports}"
         self.log = HERE.parent.parent / "build" / f"differential-{label}-{app}.log"
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        self._log_file = self.log.open("w")
         # PYTHONHASHSEED fixed: FastAPI names a several-method route's operationId after list(route.methods)[0], a
         # set's first item, which depends on the hash seed ("GET" with seed 0, the declared first method covet uses
         # in routers_app); random seeds made routers/openapi pass or fail from run to run.
-        env = {**os.environ, "DIFF_FRAMEWORK": imports or framework, "PYTHONDONTWRITEBYTECODE": "1",
-               "PYTHONHASHSEED": "0"}
-        env.pop("PYTHONPATH", None)
-        self.proc = subprocess.Popen(command, cwd=APPS_DIR, env=env, stdout=self._log_file,
+        self._env = {**os.environ, "DIFF_FRAMEWORK": imports or framework, "PYTHONDONTWRITEBYTECODE": "1",
+                     "PYTHONHASHSEED": "0"}
+        self._env.pop("PYTHONPATH", None)
+        self._start()
+
+    def _start(self) -> None:
+        self.port = _free_port()
+        self._log_file = self.log.open("w")
+        self.proc = subprocess.Popen(self._command(self.port), cwd=APPS_DIR, env=self._env, stdout=self._log_file,
                                      stderr=subprocess.STDOUT, start_new_session=True)
 
     def wait_ready(self, deadline: float) -> None:
+        port_retries = 3  # another process (not one of ours) may take the port between the pick and the bind
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                self._log_file.close()
+                if port_retries and "Address already in use" in self.log.read_text():
+                    port_retries -= 1
+                    self._start()
+                    continue
                 break
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
@@ -127,14 +146,12 @@ def servers(request: pytest.FixtureRequest) -> Iterator[dict[tuple[str, str], Se
     try:
         for app in _apps_selected(request.session):
             options = _server_options(app)
-            port = _free_port()
-            started["fastapi", app] = Server("fastapi", app, [
+            started["fastapi", app] = Server("fastapi", app, lambda port, app=app, options=options: [
                 str(fastapi_python), "-m", "uvicorn", f"{app}:app", "--host", "127.0.0.1", "--port", str(port),
-                "--log-level", "warning", *options], port)
-            port = _free_port()
-            started["covet", app] = Server("covet", app, [
+                "--log-level", "warning", *options])
+            started["covet", app] = Server("covet", app, lambda port, app=app, options=options: [
                 sys.executable, "-m", "covet", "run", f"{app}:app", "--host", "127.0.0.1", "--port", str(port),
-                "--log-level", "warning", *(["--compat", "fastapi"] if COMPAT else []), *options], port,
+                "--log-level", "warning", *(["--compat", "fastapi"] if COMPAT else []), *options],
                 imports="fastapi" if COMPAT else None)
         deadline = time.monotonic() + 60
         for server in started.values():

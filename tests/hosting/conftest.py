@@ -27,6 +27,7 @@ APPS = HERE / "apps"
 ROOT = HERE.parents[1]
 LOGS = ROOT / "build" / "hosting-logs"
 sys.path.insert(0, str(APPS))  # the tests import the apps' generated protobuf modules (greet/)
+sys.path.append(str(ROOT / "tests" / "python"))  # shared helpers (tracecollector); appended: this conftest first
 
 ASGI_SERVERS = ["uvicorn", "covet"]
 WSGI_SERVERS = ["gunicorn", "covet"]
@@ -90,7 +91,7 @@ class Server:
     """`server` (uvicorn | gunicorn | covet) serving `target` (module:attribute in tests/hosting/apps)."""
 
     def __init__(self, server: str, target: str, env: dict[str, str] | None = None,
-                 certs: Path | None = None) -> None:
+                 certs: Path | None = None, args: tuple[str, ...] = ()) -> None:
         self.name, self.target, self.port, self.tls = server, target, free_port(), certs is not None
         self.url = f"https://localhost:{self.port}" if certs else f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
@@ -99,7 +100,7 @@ class Server:
         self._log_file = self.log.open("w")
         full_env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})}
         full_env.pop("PYTHONPATH", None)
-        self.proc = subprocess.Popen(_command(server, target, self.port, certs), cwd=APPS, env=full_env,
+        self.proc = subprocess.Popen([*_command(server, target, self.port, certs), *args], cwd=APPS, env=full_env,
                                      stdout=self._log_file, stderr=subprocess.STDOUT, start_new_session=True)
         self._wait_ready(time.monotonic() + 30)
 
@@ -136,11 +137,12 @@ class Server:
 
 @contextlib.contextmanager
 def serve(server: str, target: str, env: dict[str, str] | None = None,
-          certs: Path | None = None) -> Iterator[Server]:
-    """`certs`: a directory with cert.pem and key.pem: serve HTTPS (the url is https://localhost:PORT)."""
+          certs: Path | None = None, args: tuple[str, ...] = ()) -> Iterator[Server]:
+    """`certs`: a directory with cert.pem and key.pem: serve HTTPS (the url is https://localhost:PORT); `args`:
+    more command-line arguments for the server (after the defaults: a repeated option wins)."""
     if server == "covet":
         _require_covet()
-    running = Server(server, target, env, certs)
+    running = Server(server, target, env, certs, args)
     try:
         yield running
     finally:

@@ -2,6 +2,9 @@
 //
 //   hello --port 8000 --threads 0 --backend auto|uring|asio [--host H] [limits/timeouts, see --help]
 #include <covet/covet.hpp>
+#include <covet/middleware/cors.hpp>
+#include <covet/middleware/security_headers.hpp>
+#include <covet/ratelimit/middleware.hpp>
 
 #include <chrono>
 #include <condition_variable>
@@ -93,7 +96,8 @@ std::string json_string(std::optional<std::string_view> v) {
                  "             [--tls-cert FILE --tls-key FILE] [--tls-sni-cert CERT,KEY]... [--no-tls12]\n"
                  "             [--tls-ca FILE --tls-client-auth none|optional|required] [--no-http2]\n"
                  "             [--forwarded-allow-ips IPS (default 127.0.0.1)] [--no-proxy-headers]\n"
-                 "             [--metrics] [--no-metrics]\n"
+                 "             [--metrics] [--no-metrics] [--rate-limit] [--rate-limit-no-headers]\n"
+                 "             [--security-headers] [--cors ORIGIN] [--proxy-protocol IPS]\n"
                  "TLS: SIGHUP reloads the certificate files. HTTP/2: h2 via ALPN, h2c on plain ports.\n");
     std::exit(code);  // NOLINT(concurrency-mt-unsafe): argument parsing, before any thread starts
 }
@@ -117,7 +121,9 @@ int main(int argc, char** argv) {
     auto& cfg = app.config();
     cfg.host = "127.0.0.1";
     cfg.port = 8000;
-    std::string log_level = "warn", access_log = "off", trace = "off";
+    std::string log_level = "warn", access_log = "off", trace = "off", cors_origin;
+    int rate_limit = 0;  // 1: --rate-limit, 2: --rate-limit-no-headers
+    bool security_headers = false;
     covet::LogFormat log_format = covet::LogFormat::text;
     covet::net::TlsConfig tls;
     std::string tls_cert, tls_key;
@@ -137,8 +143,16 @@ int main(int argc, char** argv) {
             cfg.proxy_headers.enabled = false;
             continue;
         }
+        if (flag == "--security-headers") {  // SecurityHeadersMiddleware with its defaults (bench: its cost)
+            security_headers = true;
+            continue;
+        }
         if (flag == "--no-metrics") {  // the engine's metrics are recorded unless this (bench: their cost)
             cfg.ops.record_metrics = false;
+            continue;
+        }
+        if (flag == "--rate-limit" || flag == "--rate-limit-no-headers") {  // bench: the limiter's cost
+            rate_limit = flag == "--rate-limit" ? 1 : 2;
             continue;
         }
         if (flag == "--metrics") {  // GET /_metrics, /_health, /_ready on the app's port
@@ -199,7 +213,17 @@ int main(int argc, char** argv) {
             access_log = v;
         else if (flag == "--trace")
             trace = v;
-        else if (flag == "--forwarded-allow-ips") {
+        else if (flag == "--cors")  // CorsMiddleware allowing this origin (bench: its cost)
+            cors_origin = v;
+        else if (flag == "--proxy-protocol") {  // PROXY protocol v1/v2 from these load balancers
+            try {
+                cfg.proxy_protocol.trusted = covet::net::TrustedProxies(v);
+                cfg.proxy_protocol.enabled = true;
+            } catch (const std::invalid_argument& e) {
+                std::fprintf(stderr, "hello: --proxy-protocol: %s\n", e.what());
+                return 2;
+            }
+        } else if (flag == "--forwarded-allow-ips") {
             try {
                 cfg.proxy_headers.trusted = covet::net::TrustedProxies(v);
             } catch (const std::invalid_argument& e) {
@@ -280,9 +304,19 @@ int main(int argc, char** argv) {
         }).detach();
     }
     app.use(std::make_unique<covet::RequestIdMiddleware>());
+    if (rate_limit) {  // a per-client-address limit no benchmark reaches: every request checked, none refused
+        covet::ratelimit::RateLimitOptions options;
+        options.rules.push_back({.name = "per-ip", .limit = 1'000'000'000, .period = std::chrono::seconds(1)});
+        options.headers = rate_limit == 1;
+        app.use(std::make_unique<covet::ratelimit::RateLimitMiddleware>(std::move(options)));
+    }
     if (access_log != "off")
         app.use(std::make_unique<covet::AccessLogMiddleware>(access_log == "json" ? covet::LogFormat::json
                                                                                   : covet::LogFormat::text));
+
+    if (!cors_origin.empty())
+        app.use(std::make_unique<covet::CorsMiddleware>(covet::CorsOptions{.allow_origins = {cors_origin}}));
+    if (security_headers) app.use(std::make_unique<covet::SecurityHeadersMiddleware>(covet::SecurityHeadersOptions{}));
 
     DelayQueue delays;
 

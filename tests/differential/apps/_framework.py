@@ -82,6 +82,7 @@ if FRAMEWORK == "fastapi":
     from fastapi.staticfiles import StaticFiles
     from fastapi.templating import Jinja2Templates
     from starlette.middleware.base import BaseHTTPMiddleware
+    from starlette.middleware.sessions import SessionMiddleware
     from starlette.routing import NoMatchFound
 elif FRAMEWORK == "covet":
     from covet import (
@@ -120,6 +121,7 @@ elif FRAMEWORK == "covet":
     from covet.middleware.cors import CORSMiddleware
     from covet.middleware.gzip import GZipMiddleware
     from covet.middleware.httpsredirect import HTTPSRedirectMiddleware
+    from covet.middleware.sessions import SessionMiddleware
     from covet.middleware.trustedhost import TrustedHostMiddleware
     from covet.openapi import models as openapi_models
     from covet.openapi.constants import REF_TEMPLATE
@@ -178,6 +180,7 @@ __all__ = [
     "Jinja2Templates", "StaticFiles",
     # middleware classes
     "BaseHTTPMiddleware", "CORSMiddleware", "GZipMiddleware", "HTTPSRedirectMiddleware", "Middleware",
+    "SessionMiddleware",
     "TrustedHostMiddleware",
     # OpenAPI names
     "REF_TEMPLATE", "get_openapi", "openapi_models",
