@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 packages=(build-essential cmake ninja-build pkg-config git curl
           liburing-dev libboost-dev libspdlog-dev libfmt-dev node-llhttp libssl-dev libnghttp2-dev zlib1g-dev libbrotli-dev libzstd-dev openssl
           nghttp2-client
+          clang libclang-rt-dev  # libFuzzer targets (tests/fuzz, scripts/fuzz.sh): clang's fuzzer and sanitizer runtimes
           libgtest-dev libgmock-dev googletest
           python3 python3-venv python3-dev
           postgresql redis-server  # throwaway servers for tests/python/test_real_drivers.py (scripts/services.sh)
@@ -49,6 +50,12 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+# The npm packages of the tests, pinned by their package-lock.json (npm keeps the tarballs in ~/.npm: a second
+# run installs offline): the `ws` client (tests/integration) and `oidc-provider`, the real OpenID provider of
+# tests/python/test_oidc.py (it needs Node.js >= 20.19: Debian trixie's nodejs, or NodeSource's on bookworm).
+# scripts/test.sh runs the same `npm ci` before the tests.
+npm ci --prefix tests/integration/ws_node --no-audit --no-fund --loglevel=error
+npm ci --prefix tests/python/oidc --no-audit --no-fund --loglevel=error
 # tests/deploy: kubeconform and the Prometheus Operator's CRDs, built/downloaded once into ~/.cache/covetpy.
 scripts/deploy-tools.sh
 

@@ -3,8 +3,8 @@
 # package's lint and types (ruff, mypy --strict), builds with -Werror and ASan/UBSan, runs the C++ tests (unit,
 # real-socket on both backends, install/find_package) and the cross-thread ones under ThreadSanitizer, then the
 # Python real-socket suite against the example on both backends, the Python package (built with pip
-# from the same CMake tree) and its tests, the container and Kubernetes files (tests/deploy), then the benchmark
-# harness's own tests.
+# from the same CMake tree) and its tests, each fuzz target for a few seconds (tests/fuzz), the container and
+# Kubernetes files (tests/deploy), then the benchmark harness's own tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Each stage's line carries the wall-clock time and the seconds since the start (where the 30 minutes go).
@@ -36,10 +36,15 @@ stage "Python package: build and install the wheel into .venv, then its tests"
 .venv/bin/python -m pip install -q --disable-pip-version-check .
 stage "checks: ruff + mypy --strict on the covet package (after the install: mypy needs its dependencies)"
 scripts/lint-python.sh
+# After the package install: the Python parsers' target (forms, atheris) imports covet and its dependencies.
+stage "fuzzing: every fuzz target of tests/fuzz for 8 s from its seeds (libFuzzer with clang in build-fuzz; atheris; scripts/fuzz.sh)"
+scripts/fuzz.sh 8
 stage "deploy: Dockerfile, Kubernetes manifests (kubeconform), alerts and dashboard PromQL (promtool) (tests/deploy)"
 # After the package install: the Dockerfile's runtime packages are checked against ldd of the installed covet/_native.
 COVET_REQUIRE_DEPLOY_TOOLS=1 COVET_REQUIRE_NATIVE=1 .venv/bin/python -m pytest tests/deploy -q -p no:cacheprovider
 stage "Python package tests (tests/python)"
+# The OpenID provider of test_oidc.py (npm oidc-provider, pinned by its package-lock.json).
+npm ci --prefix tests/python/oidc --no-audit --no-fund --loglevel=error
 scripts/services.sh start   # PostgreSQL + Redis on free 127.0.0.1 ports -> build/services.env (test_real_drivers.py)
 trap 'scripts/services.sh stop' EXIT
 (cd tests/python && COVET_REQUIRE_NATIVE=1 COVET_REQUIRE_SERVICES=1 COVET_REQUIRE_CHROMIUM=1 ../../.venv/bin/python -m pytest -q -p no:cacheprovider .)
@@ -47,7 +52,7 @@ trap 'scripts/services.sh stop' EXIT
 stage "differential: the same FastAPI apps under FastAPI 0.165 (uvicorn) and CovetPy (tests/differential)"
 tests/differential/run.sh
 stage "differential, compat: the sample apps' FastAPI imports through covet run --compat fastapi (a subset)"
-tests/differential/run-compat.sh -k "names or params or security or middleware_classes or responses or static or routers or testclient"
+tests/differential/run-compat.sh -k "names or params or security or middleware_classes or responses or static or routers or testclient or sessions"
 
 stage "hosting: real Starlette/FastAPI/Litestar/Django/Flask/Channels/connect-python apps under covet run and their reference servers (tests/hosting)"
 tests/hosting/run.sh  # the covet it hosts with: the package just installed into .venv, linked into build/hosting-venv
