@@ -1,7 +1,8 @@
 """Sessions on WebSocket routes, through real sockets (the compiled engine, a real `websockets` client):
 ``websocket.session`` is the session HTTP routes wrote (cookie and server-side), changes made to it are not saved
 (as under Starlette: no response carries a cookie after the handshake), and a cross-origin handshake carrying the
-session cookie (cross-site WebSocket hijacking) is refused with 403 before the endpoint runs."""
+session cookie (cross-site WebSocket hijacking) is refused with 403 before the endpoint runs; with a server-side store, an
+open WebSocket closes (1008) when its session ends, in this worker or elsewhere."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 
 from covet import CovetPy, Request, WebSocket
 from covet.middleware.sessions import SessionMiddleware
-from covet.security import MemorySessionStore, login, session_principal
+from covet.security import MemorySessionStore, login, logout, session_principal
 
 websockets = pytest.importorskip("websockets")
 
@@ -42,6 +43,19 @@ def _app(**options: Any) -> tuple[CovetPy, list[str]]:
     async def do_login(request: Request, user: str) -> dict[str, str]:
         login(request, user, roles=["chat"])
         return {"user": user}
+
+    @app.post("/logout")
+    async def do_logout(request: Request) -> dict[str, bool]:
+        logout(request)
+        return {"out": True}
+
+    @app.websocket("/live")
+    async def live(websocket: WebSocket) -> None:  # echoes until the client or the server closes
+        await websocket.accept()
+        principal = session_principal(websocket)
+        await websocket.send_text(principal.id if principal else "-")
+        while True:
+            await websocket.send_text(await websocket.receive_text())
 
     @app.websocket("/ws")
     async def ws(websocket: WebSocket) -> None:
@@ -160,3 +174,76 @@ def test_allowed_origins_must_be_a_list() -> None:
     app = CovetPy()
     with pytest.raises(TypeError, match="list of origins"):
         app.add_middleware(SessionMiddleware, secret_key=KEY, allowed_origins="https://app.example.com")
+
+
+def _login(port: int, user: str) -> str:
+    _, cookie = _http(port, "GET", "/count")
+    _, cookie = _http(port, "POST", f"/login?user={user}", cookie)
+    assert cookie is not None
+    return cookie
+
+
+async def _live_close_code(port: int, ended: str, kept: str, end: Any, within: float) -> tuple[Any, str]:
+    """Opens /live with the cookies `ended` and `kept`, runs `end()` (which ends the first one's session), and
+    returns the close code the first one got within `within` seconds, and the other's echo after it."""
+    async with websockets.connect(f"ws://127.0.0.1:{port}/live", additional_headers={"Cookie": ended}) as gone, \
+            websockets.connect(f"ws://127.0.0.1:{port}/live", additional_headers={"Cookie": kept}) as stays:
+        assert await gone.recv() == "alice" and await stays.recv() == "bob"
+        await gone.send("before")
+        assert await gone.recv() == "before"
+        await asyncio.get_running_loop().run_in_executor(None, end)
+        code = None
+        try:
+            await asyncio.wait_for(gone.recv(), within)
+        except websockets.ConnectionClosed as closed:
+            code = (closed.rcvd.code, closed.rcvd.reason) if closed.rcvd else None
+        await stays.send("still here")
+        return code, await stays.recv()
+
+
+@pytest.mark.parametrize("store", ["memory", "redis"])
+def test_a_logout_closes_the_sessions_open_websockets_at_once(serve_ws: Any, store: str) -> None:
+    app, _ = _app(store=_store(store))
+    port = serve_ws(app).port
+    alice, bob = _login(port, "alice"), _login(port, "bob")
+    code, echo = _run(_live_close_code(port, alice, bob, lambda: _http(port, "POST", "/logout", alice), 3))
+    assert code == (1008, "session ended")
+    assert echo == "still here"  # another session's WebSocket is untouched
+    assert _http(port, "GET", "/peek", alice)[0] == {}  # and the session is gone for HTTP too
+
+
+@pytest.mark.parametrize("store", ["memory", "redis"])
+def test_a_session_ended_elsewhere_closes_its_websockets_at_the_next_check(serve_ws: Any, store: str) -> None:
+    """Another worker's logout, an OpenID back-channel logout or the store's expiry: the record just goes."""
+    session_store = _store(store)
+    app, _ = _app(store=session_store, websocket_check_interval=0.3)
+    port = serve_ws(app).port
+    alice, bob = _login(port, "alice"), _login(port, "bob")
+    alice_id = next(sid for sid in _stored_ids(session_store) if _user_of(session_store, sid) == "alice")
+
+    def end() -> None:  # from outside the worker: its own in-process hook does not run
+        asyncio.run(session_store.delete(alice_id))
+
+    code, echo = _run(_live_close_code(port, alice, bob, end, 3))
+    assert code == (1008, "session ended")
+    assert echo == "still here"
+
+
+def _stored_ids(store: Any) -> list[str]:
+    if isinstance(store, MemorySessionStore):
+        return list(store.data)
+    import redis
+
+    client = redis.Redis.from_url(store.url)
+    return [key.decode()[len(store.prefix):] for key in client.scan_iter(match=store.prefix + "*")]
+
+
+def _user_of(store: Any, session_id: str) -> Optional[str]:
+    data = asyncio.run(store.load(session_id))
+    return data.get("_auth", {}).get("id") if data else None
+
+
+def test_the_session_check_interval_must_be_positive() -> None:
+    app = CovetPy()
+    with pytest.raises(ValueError, match="seconds, > 0"):
+        SessionMiddleware(app, secret_key=KEY, store=MemorySessionStore(), websocket_check_interval=0)

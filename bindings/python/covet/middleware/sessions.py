@@ -25,6 +25,9 @@ did meanwhile, a logout included. Before that, a handshake that carries the sess
 (cross-site WebSocket hijacking: browsers attach cookies to any site's WebSocket handshake, and no CORS check
 applies) is refused with 403: its ``Origin`` must name the ``Host`` it was sent to, or one of `allowed_origins`
 (``["https://app.example.com"]``). Handshakes without ``Origin`` (not from a browser) or without the cookie pass.
+With a `store`, an open WebSocket closes (1008, "session ended") when its session ends: at once on a logout or
+login in this worker, within `websocket_check_interval` seconds (30; None: never) when it ended elsewhere
+(`covet.middleware.session_websockets`). A cookie session cannot be revoked: its WebSockets stay open.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from covet.security.sessions import Session, SessionStore, attach_session
 from covet.security.signing import SecretKeys, Signer
 
 from .base import BaseHTTPMiddleware, RequestResponseEndpoint
+from .session_websockets import SessionWebSockets
 
 if TYPE_CHECKING:
     from covet.websockets import WebSocket
@@ -55,7 +59,7 @@ class SessionMiddleware(BaseHTTPMiddleware):
                  max_age: Optional[int] = 14 * 24 * 60 * 60, path: str = "/",
                  same_site: Literal["lax", "strict", "none"] = "lax", https_only: bool = True,
                  domain: Optional[str] = None, store: Optional[SessionStore] = None, encrypt: bool = False,
-                 allowed_origins: Sequence[str] = ()) -> None:
+                 allowed_origins: Sequence[str] = (), websocket_check_interval: Optional[float] = 30.0) -> None:
         super().__init__(app)
         if same_site == "none" and not https_only:
             raise ValueError("same_site='none' needs https_only=True (browsers drop SameSite=None cookies that "
@@ -72,6 +76,8 @@ class SessionMiddleware(BaseHTTPMiddleware):
         if isinstance(allowed_origins, str):
             raise TypeError("allowed_origins is a list of origins: ['https://app.example.com']")
         self.allowed_origins = frozenset(_origin(o) for o in allowed_origins)
+        self.websockets = (SessionWebSockets(store, websocket_check_interval)
+                           if store is not None and websocket_check_interval is not None else None)
 
     @property
     def _ttl(self) -> int:
@@ -105,7 +111,10 @@ class SessionMiddleware(BaseHTTPMiddleware):
             if refusal is not None:
                 await websocket.send_denial_response(PlainTextResponse(refusal, status_code=403))
                 return False
-        attach_session(websocket, await self._load(cookie))
+        session = await self._load(cookie)
+        attach_session(websocket, session)
+        if self.websockets is not None and session.session_id is not None:
+            self.websockets.track(session.session_id, websocket)
         return True
 
     def _cross_origin(self, websocket: WebSocket) -> Optional[str]:
@@ -149,10 +158,10 @@ class SessionMiddleware(BaseHTTPMiddleware):
     async def _save(self, session: Session, cookie: Optional[str], response: Response) -> None:
         assert self.store is not None
         if session.previous_id is not None:
-            await self.store.delete(session.previous_id)
+            await self._end(session.previous_id)
         if not session:
             if session.session_id is not None:
-                await self.store.delete(session.session_id)
+                await self._end(session.session_id)
             if cookie is not None:
                 response.delete_cookie(self.session_cookie, path=self.path, domain=self.domain)
             return
@@ -165,6 +174,14 @@ class SessionMiddleware(BaseHTTPMiddleware):
             data[_TOUCHED] = now
             await self.store.save(session.session_id, data, self._ttl)
         self._set_cookie(response, self.signer.sign(session.session_id.encode()))
+
+
+    async def _end(self, session_id: str) -> None:
+        """Deletes a session's record; its WebSockets in this worker close now (elsewhere at their next check)."""
+        assert self.store is not None
+        await self.store.delete(session_id)
+        if self.websockets is not None:
+            await self.websockets.end(session_id)
 
 
 def _origin(value: str) -> str:
