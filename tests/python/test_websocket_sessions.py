@@ -1,8 +1,8 @@
 """Sessions on WebSocket routes, through real sockets (the compiled engine, a real `websockets` client):
 ``websocket.session`` is the session HTTP routes wrote (cookie and server-side), changes made to it are not saved
 (as under Starlette: no response carries a cookie after the handshake), and a cross-origin handshake carrying the
-session cookie (cross-site WebSocket hijacking) is refused with 403 before the endpoint runs; with a server-side store, an
-open WebSocket closes (1008) when its session ends, in this worker or elsewhere."""
+session cookie (cross-site WebSocket hijacking) is refused with 403 before the endpoint runs; with a server-side store,
+an open WebSocket closes (1008) when its session ends, in this worker or elsewhere."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import asyncio
 import http.client
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from typing import Any, Optional
 
@@ -126,7 +127,8 @@ def _store(kind: Optional[str]) -> Any:
 
         from covet.security import RedisSessionStore
 
-        return RedisSessionStore(_redis_url(), prefix=f"covet-test-ws:{os.getpid()}:")
+        # A prefix of its own: the tests look sessions up by user, and an earlier test's "alice" must not be found.
+        return RedisSessionStore(_redis_url(), prefix=f"covet-test-ws:{os.getpid()}:{uuid.uuid4().hex[:8]}:")
     return None
 
 
