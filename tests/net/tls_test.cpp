@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -26,6 +27,7 @@
 #include <vector>
 
 #include "../support/drain.hpp"
+#include "../support/http_client.hpp"
 #include "covet/io/output_queue.hpp"
 #include "covet/log.hpp"
 #include "covet/net/connection.hpp"
@@ -734,8 +736,12 @@ std::string plain_request(std::uint16_t port, const std::string& req) {
     std::string got;
     char buf[4096];
     for (;;) {
-        const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-        if (n <= 0) break;  // EOF: the server closed after its answer
+        const ssize_t n = covet_test::recv_through_signals(fd, buf, sizeof buf);
+        if (n == 0) break;  // EOF: the server closed after its answer
+        if (n < 0) {        // said in the answer, so that a failing expectation shows it
+            got += "(recv failed after " + std::to_string(got.size()) + " bytes: " + std::strerror(errno) + ")";
+            break;
+        }
         got.append(buf, static_cast<std::size_t>(n));
     }
     ::close(fd);
@@ -836,7 +842,7 @@ TEST_F(TlsServerTest, StalledHandshakeIsClosedAfterTheTimeout) {
     ASSERT_GE(fd, 0);
     const auto start = std::chrono::steady_clock::now();
     char buf[64];
-    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);  // blocks until the server gives up (5 s at most)
+    const ssize_t n = covet_test::recv_through_signals(fd, buf, sizeof buf);  // until the server gives up (5 s)
     const auto waited = std::chrono::steady_clock::now() - start;
     ::close(fd);
     EXPECT_EQ(n, 0) << "expected the server to close the connection";
