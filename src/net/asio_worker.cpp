@@ -16,6 +16,7 @@
 #include <cstring>
 #include <optional>
 
+#include "accept_turns.hpp"
 #include "covet/net/socket_send.hpp"
 #include "worker.hpp"
 
@@ -36,7 +37,8 @@ public:
           ctx_(1),
           acceptor_(ctx_),
           timer_(ctx_),
-          read_buffer_(std::make_unique<char[]>(read_buffer_size)) {}
+          read_buffer_(std::make_unique<char[]>(read_buffer_size)),
+          shared_listener_(config.inherited_listener >= 0) {}
 
     ~AsioWorker() override {
         for (State& st : states_)
@@ -50,9 +52,13 @@ public:
 
     void run() override {
         enter();
-        boost::system::error_code ec;
-        acceptor_.assign(tcp::v6(), listen_fd_, ec);  // the protocol tag only matters for Asio's bookkeeping
-        if (ec) throw std::runtime_error("asio: cannot adopt the listening socket: " + ec.message());
+        if (shared_listener_) {
+            turns_.emplace(listen_fd_, [this] { asio::post(ctx_, [this] { on_accept_turn(); }); });
+        } else {
+            boost::system::error_code ec;
+            acceptor_.assign(tcp::v6(), listen_fd_, ec);  // the protocol tag only matters for Asio's bookkeeping
+            if (ec) throw std::runtime_error("asio: cannot adopt the listening socket: " + ec.message());
+        }
         arm_accept();
         arm_timer();
         report_ready();
@@ -68,6 +74,10 @@ protected:
         asio::post(ctx_, [this] { run_posted(); });
     }
     void stop_accepting() override {
+        if (turns_) {
+            turns_->stop();
+            return;
+        }
         boost::system::error_code ec;
         acceptor_.cancel(ec);
     }
@@ -116,13 +126,27 @@ private:
         if (!accept_armed_ && accept_wanted()) arm_accept();
     }
 
+    // An own listener: Asio's epoll reports it readable. A shared one: this worker's turn (accept_turns.hpp).
     void arm_accept() {
         accept_armed_ = true;
+        if (turns_) {
+            if (!turns_->arm()) {
+                accept_armed_ = false;
+                accept_failed(errno);  // accepts pause for a sweep interval, and the log says why
+            }
+            return;
+        }
         acceptor_.async_wait(tcp::acceptor::wait_read, [this](const boost::system::error_code& ec) {
             accept_armed_ = false;
             if (ec || stopping()) return;
             accept_ready();
         });
+    }
+
+    void on_accept_turn() {
+        update_now();
+        accept_armed_ = false;
+        if (!stopping()) accept_ready();
     }
 
     // At the limit further connections wait in the kernel's backlog (the accept is re-armed when one
@@ -228,7 +252,9 @@ private:
     asio::steady_timer timer_;
     std::unique_ptr<char[]> read_buffer_;
     std::vector<State> states_;
+    const bool shared_listener_;  // the listening socket is inherited, shared with other processes
     bool accept_armed_ = false;
+    std::optional<AcceptTurns> turns_;  // after ctx_: its thread is joined before the loop it posts to goes
 };
 
 }  // namespace
