@@ -20,6 +20,22 @@ from serverproc import ServerProcess, children, free_port, listening_inodes, req
 APP = "from covet import CovetPy\napp = CovetPy()\n\n@app.get('/')\nasync def root():\n    return 'hi'\n"
 
 
+def wait_until_stopped(pid: int, timeout: float = 10.0) -> None:
+    """Until every thread of `pid` is stopped (state T in /proc/PID/task/TID/stat)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = []
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                states.append(Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()[0])
+            except OSError:
+                continue
+        if states and all(state in ("T", "t") for state in states):
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"process {pid} did not stop within {timeout} s")
+
+
 def send_health_check(port: int) -> socket.socket:
     """A connection with its request sent, not read: it waits in the listener's accept queue."""
     s = socket.create_connection(("127.0.0.1", port), timeout=20)
@@ -56,6 +72,8 @@ def test_a_killed_worker_loses_no_queued_ops_connection(tmp_path: Path, backend:
         # Nobody accepts while both workers are stopped: the scrapes wait in the accept queue. One worker dies.
         for pid in workers:
             os.kill(pid, signal.SIGSTOP)
+        for pid in workers:  # kill() returns before the stop: a running worker would accept what comes next
+            wait_until_stopped(pid)
         try:
             waiting = [send_health_check(ops) for _ in range(16)]
             time.sleep(0.2)  # every connection is established and queued before the kill
