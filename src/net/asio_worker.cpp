@@ -37,8 +37,7 @@ public:
           ctx_(1),
           acceptor_(ctx_),
           timer_(ctx_),
-          read_buffer_(std::make_unique<char[]>(read_buffer_size)),
-          shared_listener_(config.inherited_listener >= 0) {}
+          read_buffer_(std::make_unique<char[]>(read_buffer_size)) {}
 
     ~AsioWorker() override {
         for (State& st : states_)
@@ -52,7 +51,7 @@ public:
 
     void run() override {
         enter();
-        if (shared_listener_) {
+        if (shares_listener()) {
             turns_.emplace(listen_fd_, [this] { asio::post(ctx_, [this] { on_accept_turn(); }); });
         } else {
             boost::system::error_code ec;
@@ -252,7 +251,6 @@ private:
     asio::steady_timer timer_;
     std::unique_ptr<char[]> read_buffer_;
     std::vector<State> states_;
-    const bool shared_listener_;  // the listening socket is inherited, shared with other processes
     bool accept_armed_ = false;
     std::optional<AcceptTurns> turns_;  // after ctx_: its thread is joined before the loop it posts to goes
 };

@@ -59,7 +59,7 @@ int init_ring(io_uring& ring) {
 class UringWorker final : public Worker {
 public:
     UringWorker(unsigned index, const ServerConfig& config, int listen_fd, ProtocolFactory factory)
-        : Worker(index, config, listen_fd, std::move(factory)), shared_listener_(config.inherited_listener >= 0) {}
+        : Worker(index, config, listen_fd, std::move(factory)) {}
 
     ~UringWorker() override {
         for (std::uint32_t i = 0; i < states_.size(); ++i)
@@ -252,7 +252,7 @@ private:
         // accept stays first in that queue, so one worker would take every connection; a single-shot accept
         // re-armed after each connection goes to the back of the queue and the workers take turns. An own
         // SO_REUSEPORT socket is balanced by the kernel's hash: multishot there.
-        if (shared_listener_)
+        if (shares_listener())
             io_uring_prep_accept(sqe(), listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
         else
             io_uring_prep_multishot_accept(sqe(), listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
@@ -445,7 +445,6 @@ private:
     std::vector<State> states_;
     std::vector<std::uint32_t> rearm_;
     std::size_t sends_in_flight_ = 0;
-    const bool shared_listener_;  // the listening socket is inherited, shared with other processes
     bool accept_armed_ = false, accept_cancel_pending_ = false;
 };
 

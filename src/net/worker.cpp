@@ -142,7 +142,7 @@ void Worker::mark_closed(Slot& s) noexcept {
 // ---- accepting ----
 
 void Worker::accepted(int fd) {
-    if (stopping_ && config_.inherited_listener < 0) {
+    if (stopping_ && !shares_listener()) {
         ::close(fd);
         return;
     }
@@ -271,7 +271,7 @@ Connection* Worker::adopt(int fd) {
 // Connections accepted past the limit wait here, unread, as they would in the kernel backlog, until a
 // slot frees up.
 void Worker::adopt_parked() {
-    while (!parked_.empty() && !at_connection_limit() && (!stopping_ || config_.inherited_listener >= 0)) {
+    while (!parked_.empty() && !at_connection_limit() && (!stopping_ || shares_listener())) {
         const int fd = parked_.front();
         parked_.pop_front();
         start_connection(fd);
@@ -361,14 +361,14 @@ void Worker::begin_shutdown() {
     stop_accepting();
     // Parked connections were refused with the listener, except from an inherited listener: its queue
     // is served to the end (adopt_parked).
-    if (config_.inherited_listener < 0) {
+    if (!shares_listener()) {
         for (int fd : parked_) ::close(fd);
         parked_.clear();
     }
     // A listening socket shut down for reading stops listening: new connections are refused at once
     // instead of waiting in a backlog nobody accepts from. An inherited socket is not ours to shut: the
     // next worker generation accepts what waits in its queue.
-    if (config_.inherited_listener < 0) ::shutdown(listen_fd_, SHUT_RD);
+    if (!shares_listener()) ::shutdown(listen_fd_, SHUT_RD);
     for (Slot& s : slots_)
         if (s.connection && !s.closed) s.connection->shutdown();
 }

@@ -85,6 +85,9 @@ public:
     void close(Connection& c) final;
     io::Loop& loop() noexcept final { return *this; }
     const ServerConfig& config() const noexcept final { return config_; }
+    // The listening socket is inherited (ServerConfig::inherited_listener): shared with other worker processes,
+    // not this worker's to shut, and woken for one waiter per connection.
+    bool shares_listener() const noexcept { return config_.inherited_listener >= 0; }
 
     std::size_t live_connections() const noexcept { return live_; }
     WorkerContext& context() noexcept { return context_; }
