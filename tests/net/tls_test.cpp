@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -713,19 +714,46 @@ struct SocketClient {
         ssl.reset();
         if (fd >= 0) ::close(fd);
     }
-    bool handshake() { return fd >= 0 && SSL_connect(ssl.get()) == 1; }
-    // Sends `msg`, reads until `expect_size` bytes arrived (or error).
+    bool handshake() {
+        if (fd < 0) return false;
+        int rc;
+        do rc = SSL_connect(ssl.get());
+        while (rc != 1 && interrupted(rc));
+        return rc == 1;
+    }
+    // Sends `msg`, reads until `expect_size` bytes arrived (or error; the error is appended to the answer so
+    // that a failing expectation shows it).
     std::string exchange(const std::string& msg, std::size_t expect_size) {
         std::size_t w = 0;
-        if (SSL_write_ex(ssl.get(), msg.data(), msg.size(), &w) != 1) return "(write failed)";
+        int rc;
+        do rc = SSL_write_ex(ssl.get(), msg.data(), msg.size(), &w);
+        while (rc != 1 && interrupted(rc));
+        if (rc != 1) return "(write failed)";
         std::string got;
         char buf[16384];
         while (got.size() < expect_size) {
             std::size_t n = 0;
-            if (SSL_read_ex(ssl.get(), buf, sizeof buf, &n) != 1) break;
-            got.append(buf, n);
+            rc = SSL_read_ex(ssl.get(), buf, sizeof buf, &n);
+            if (rc == 1) {
+                got.append(buf, n);
+                continue;
+            }
+            if (interrupted(rc)) continue;
+            got += "(read failed after " + std::to_string(got.size()) + " bytes: SSL error " +
+                   std::to_string(SSL_get_error(ssl.get(), rc)) + ", " + std::strerror(errno) + ")";
+            break;
         }
         return got;
+    }
+
+private:
+    // A blocking socket read or write cut short by a signal: OpenSSL's socket BIO reports EINTR as "retry"
+    // (SSL_ERROR_WANT_*), and with SO_RCVTIMEO Linux never restarts the call (signal(7)), so a stop/continue
+    // of the test process would otherwise read as "no answer". A timeout (EAGAIN) is not retried.
+    bool interrupted(int rc) const {
+        const int saved = errno;
+        const int e = SSL_get_error(ssl.get(), rc);
+        return (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) && saved == EINTR;
     }
 };
 
