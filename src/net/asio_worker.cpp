@@ -81,6 +81,8 @@ protected:
         acceptor_.cancel(ec);
     }
 
+    int accepted_socket_flags() const noexcept override { return SOCK_NONBLOCK | SOCK_CLOEXEC; }
+
     bool open_socket(std::uint32_t slot, int fd) override {
         if (slot >= states_.size()) states_.resize(slot + 1);
         State& st = states_[slot];

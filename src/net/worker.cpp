@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <stdexcept>
 
@@ -142,10 +143,6 @@ void Worker::mark_closed(Slot& s) noexcept {
 // ---- accepting ----
 
 void Worker::accepted(int fd) {
-    if (stopping_ && !shares_listener()) {
-        ::close(fd);
-        return;
-    }
     if (at_connection_limit()) {
         if (config_.ops.record_metrics) metrics::connection_refused(metrics::RefusedReason::limit);
         parked_.push_back(fd);
@@ -271,7 +268,7 @@ Connection* Worker::adopt(int fd) {
 // Connections accepted past the limit wait here, unread, as they would in the kernel backlog, until a
 // slot frees up.
 void Worker::adopt_parked() {
-    while (!parked_.empty() && !at_connection_limit() && (!stopping_ || shares_listener())) {
+    while (!parked_.empty() && !at_connection_limit()) {
         const int fd = parked_.front();
         parked_.pop_front();
         start_connection(fd);
@@ -352,6 +349,8 @@ void Worker::enforce_shutdown_deadline() {
         if (slots_[i].connection && !slots_[i].closed) close_slot(i);
     for (std::uint32_t i = 0; i < slots_.size(); ++i)
         if (slots_[i].lingering) finish_linger(i);
+    for (int fd : parked_) ::close(fd);  // never got a slot in time
+    parked_.clear();
 }
 
 void Worker::begin_shutdown() {
@@ -359,18 +358,30 @@ void Worker::begin_shutdown() {
     stopping_ = true;
     shutdown_deadline_ = now_ + config_.timeouts.shutdown;
     stop_accepting();
-    // Parked connections were refused with the listener, except from an inherited listener: its queue
-    // is served to the end (adopt_parked).
-    if (!shares_listener()) {
-        for (int fd : parked_) ::close(fd);
-        parked_.clear();
-    }
+    for (Slot& s : slots_)
+        if (s.connection && !s.closed) s.connection->shutdown();
+    // Connections accepted from here on are shut as they start (start_connection).
+    drain_listen_queue();
     // A listening socket shut down for reading stops listening: new connections are refused at once
     // instead of waiting in a backlog nobody accepts from. An inherited socket is not ours to shut: the
     // next worker generation accepts what waits in its queue.
     if (!shares_listener()) ::shutdown(listen_fd_, SHUT_RD);
-    for (Slot& s : slots_)
-        if (s.connection && !s.closed) s.connection->shutdown();
+}
+
+void Worker::drain_listen_queue() {
+    if (listen_fd_ < 0) return;
+    // Bounded: a flood arriving meanwhile must not keep the loop here. What is past the connection limit is
+    // parked and served as slots free up, until the shutdown deadline.
+    const std::size_t most = std::max<std::size_t>(1024, max_connections_);
+    for (std::size_t taken = 0; taken < most;) {
+        const int fd = ::accept4(listen_fd_, nullptr, nullptr, accepted_socket_flags());
+        if (fd >= 0) {
+            ++taken;
+            accepted(fd);
+        } else if (errno != EINTR && errno != ECONNABORTED) {
+            return;  // EAGAIN: the queue is empty (the listener is non-blocking); anything else: leave it
+        }
+    }
 }
 
 }  // namespace covet::net

@@ -125,6 +125,9 @@ protected:
     virtual bool io_in_flight() const { return false; }
     // The slot is about to be freed: reset its I/O state.
     virtual void reset_socket_state(std::uint32_t slot) { (void)slot; }
+    // The flags the backend's own accepts give a socket (accept4's SOCK_*), for the accepts the policy makes
+    // itself (the listen queue's drain at shutdown): io_uring works on blocking sockets, Asio on non-blocking.
+    virtual int accepted_socket_flags() const noexcept { return SOCK_CLOEXEC; }
 
     // ---- Policy, called by the backend ----
     // Makes this worker's context the calling thread's (see WorkerContext::install).
@@ -136,9 +139,9 @@ protected:
     void update_now(io::Clock::time_point t = io::Clock::now()) noexcept { now_ = t; }
     void run_posted();
 
-    // Accepting. `accepted` takes a socket from the listener: refused once stopping (unless the listener
-    // is inherited: its queue belongs to the next generation of workers and must not be dropped), parked
-    // at the connection limit (a multishot batch can deliver more than the limit allows), else set up.
+    // Accepting. `accepted` takes a socket from the listener: parked at the connection limit (a multishot
+    // batch can deliver more than the limit allows), else set up; once stopping too (a connection the kernel
+    // completed before the stop may already carry a request: it is answered, with `Connection: close`).
     void accepted(int fd);
     // The listener failed with `error` (errno): accepts pause for a sweep interval, and say so at most
     // once a second.
@@ -195,7 +198,7 @@ protected:
     void free_released();
     // Stopped and drained: run() returns.
     bool finished() const noexcept {
-        return stopping_ && live_ == 0 && (kept_for_exchange_.empty() || now_ >= shutdown_deadline_) &&
+        return stopping_ && live_ == 0 && parked_.empty() && (kept_for_exchange_.empty() || now_ >= shutdown_deadline_) &&
                lingering_ == 0 && !io_in_flight();
     }
     bool stopping() const noexcept { return stopping_; }
@@ -237,6 +240,9 @@ private:
     void release(std::uint32_t index);
     void adopt_parked();
     void begin_shutdown();
+    // At shutdown: takes every connection waiting in the listen queue (accepted before the stop, so their
+    // requests were sent before it) instead of letting the queue be reset when the listener closes.
+    void drain_listen_queue();
     bool at_connection_limit() const noexcept { return live_ >= max_connections_; }
 
     ProtocolFactory factory_;

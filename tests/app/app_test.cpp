@@ -348,6 +348,35 @@ TEST_F(AppTest, GracefulStopFinishesInFlightRequests) {
     app_.wait();
 }
 
+// Connections the kernel completed before the stop wait in the listen queue with their requests sent (here: past
+// the connection limit): they are answered, with `Connection: close`, not reset with the queue when the listener
+// shuts. A request sent before the stop is never lost.
+TEST_F(AppTest, GracefulStopAnswersConnectionsWaitingInTheListenQueue) {
+    app_.config().limits.max_connections = 1;
+    start(1);
+    Client busy(app_.port());
+    busy.send(get("/later?ms=300"));
+    std::this_thread::sleep_for(100ms);  // in flight: it holds the only slot
+    std::vector<std::unique_ptr<Client>> queued;
+    for (int i = 0; i < 3; ++i) {
+        queued.push_back(std::make_unique<Client>(app_.port()));
+        queued.back()->send(get("/plaintext"));
+    }
+    std::this_thread::sleep_for(100ms);  // connected by the kernel, requests in its buffers, nobody accepting
+    app_.stop();
+    const auto first = busy.responses(1);
+    ASSERT_EQ(first.size(), 1u);
+    EXPECT_EQ(body_of(first[0]), "later 300");
+    for (auto& c : queued) {
+        const auto r = c->responses(1);
+        ASSERT_EQ(r.size(), 1u) << "a request sent before the stop was lost";
+        EXPECT_EQ(body_of(r[0]), "Hello, World!");
+        EXPECT_NE(r[0].find("Connection: close"), std::string::npos) << r[0];
+        EXPECT_TRUE(c->closed_by_peer());
+    }
+    app_.wait();
+}
+
 TEST_F(AppTest, ManyConcurrentClients) {
     start(2);
     std::vector<std::future<int>> results;

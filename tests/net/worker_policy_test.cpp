@@ -348,10 +348,12 @@ TEST(WorkerPolicy, AFailingAcceptPausesAcceptsForOneSweepInterval) {
     EXPECT_TRUE(w.accept_wanted());
 }
 
-TEST(WorkerPolicy, ShutdownRefusesNewAndParkedSocketsAndClosesWhatRemainsAtTheDeadline) {
+// A socket accepted around the stop (parked at the limit, or delivered after it) may carry a request sent before
+// the stop: it is served, shut like the others, as slots free up; what never gets a slot is closed at the deadline.
+TEST(WorkerPolicy, ShutdownServesParkedAndLateSocketsAndClosesWhatRemainsAtTheDeadline) {
     ScriptedWorker w(config(/*max_connections=*/1));
     w.hold_on_shutdown = true;
-    Peer busy, parked, late;
+    Peer busy, parked, late, never;
     w.accepted(busy.server);
     w.accepted(parked.server);
     w.request_stop();
@@ -359,18 +361,26 @@ TEST(WorkerPolicy, ShutdownRefusesNewAndParkedSocketsAndClosesWhatRemainsAtTheDe
     w.run_posted();
     EXPECT_EQ(w.stop_accepting_calls, 1);
     EXPECT_EQ(w.seen[0]->shutdowns, 1);
-    EXPECT_TRUE(parked.server_gone()) << "the listener is shut: parked sockets are refused with it";
-    w.accepted(late.server);
-    EXPECT_TRUE(late.server_gone());
+    EXPECT_FALSE(parked.server_gone()) << "parked before the stop: its request must not be lost";
+    w.accepted(late.server);  // an accept that completed as the stop began
+    EXPECT_FALSE(late.server_gone());
     EXPECT_FALSE(w.accept_wanted());
     EXPECT_FALSE(w.finished()) << "a connection is still busy";
 
+    w.input_ended(w.id(w.opened[0]), /*eof=*/true);  // the busy client leaves: the parked socket gets the slot
+    w.send_batch();
+    w.free_released();
+    ASSERT_EQ(w.opened.size(), 2u);
+    EXPECT_EQ(w.seen.back()->shutdowns, 1) << "adopted while stopping: shut like the others";
+    EXPECT_FALSE(w.finished()) << "a socket is still parked";
+
     w.update_now(t0 + net::ServerConfig{}.timeouts.shutdown - 1ms);
     w.enforce_shutdown_deadline();
-    EXPECT_TRUE(w.closed_sockets.empty());
+    EXPECT_EQ(w.closed_sockets.size(), 1u) << "only the one that left";
     w.update_now(t0 + net::ServerConfig{}.timeouts.shutdown);
     w.enforce_shutdown_deadline();
-    EXPECT_EQ(w.closed_sockets.size(), 1u);
+    EXPECT_TRUE(late.server_gone()) << "still parked at the deadline: closed";
+    EXPECT_EQ(w.closed_sockets.size(), 2u);
     w.free_released();
     EXPECT_TRUE(w.finished());
 }
