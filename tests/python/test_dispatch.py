@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import http.client
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 
 import fake_native
-from covet import CovetPy, Request
+from serverproc import require_compiled_engine
+from covet import CovetPy, HTTPException, Request
+from covet.background import BackgroundTask
+from covet.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from covet.concurrency import TaskSet, eager_start_available, start_task
 from covet.server.dispatch import Dispatcher
 from covet.server.serve import Worker
+from covet.server.sync_pool import SyncPool
 
 
 class Harness:
@@ -443,6 +449,134 @@ class TestSyncHandlers:
             assert r.body == b'"from-mw"'
 
         run(main())
+
+
+class TestSyncLane:
+    """Plain sync routes (no middleware, Request, dependencies ...) run handler, rendering and answer in the pool
+    thread: no Task, coroutine or future on the loop (covet.server.dispatch, `_start_sync`)."""
+
+    @staticmethod
+    def _wait(responder: fake_native.NativeResponder) -> None:
+        deadline = time.monotonic() + 10
+        while responder.status is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    def test_a_plain_sync_route_is_answered_from_the_pool_without_a_task(self) -> None:
+        app = CovetPy()
+
+        @app.get("/items/{item_id}")
+        def item(item_id: int, q: str = "") -> dict:
+            return {"id": item_id, "q": q, "thread": threading.current_thread().name}
+
+        @app.get("/mw-free-but-request")
+        def with_request(request: Request) -> str:
+            return request.url.path
+
+        async def main() -> None:
+            worker = Worker(app, native=fake_native)
+            server, targets = worker._make_server()
+            pool = SyncPool(2, thread_name_prefix="lane")
+            try:
+                d = Dispatcher(app, server, targets, asyncio.get_running_loop(), pool)
+                lane = {route.path for route in d._sync_lane}
+                assert lane == {"/items/{item_id}"}, "a route that needs the Request takes the ordinary way"
+                before = asyncio.all_tasks()
+                responder = server.inject("GET", "/items/7?q=x")
+                d.on_readable()
+                assert not d.tasks.tasks and asyncio.all_tasks() == before, "no Task for a sync-lane request"
+                await asyncio.get_running_loop().run_in_executor(None, self._wait, responder)
+                assert responder.status == 200
+                body = json.loads(responder.body)
+                assert body["id"] == 7 and body["q"] == "x" and body["thread"].startswith("lane")
+                bad = server.inject("GET", "/items/seven")  # invalid: the ordinary pipeline's 422
+                d.on_readable()
+                await asyncio.gather(*d.tasks.tasks)
+                await asyncio.get_running_loop().run_in_executor(None, self._wait, bad)
+                assert bad.status == 422
+            finally:
+                pool.shutdown(wait=True)
+
+        run(main())
+
+    @pytest.mark.parametrize("threads", [0, 1], ids=["embedded", "io-thread"])
+    def test_errors_background_tasks_and_streams_finish_on_the_loop(self, threads: int) -> None:
+        require_compiled_engine()
+        from covet.serve import ThreadedWorker
+
+        app = CovetPy()  # no middleware (the TestClient adds one, which keeps routes off the lane): a real server
+        ran: list[str] = []
+
+        class Teapot(Exception):
+            pass
+
+        @app.exception_handler(Teapot)
+        async def teapot(request: Request, exc: Teapot) -> JSONResponse:
+            return JSONResponse({"teapot": request.url.path}, status_code=418)
+
+        @app.get("/ok")
+        def ok() -> dict:
+            return {"thread": threading.current_thread().name}
+
+        @app.get("/missing")
+        def missing() -> dict:
+            raise HTTPException(404, "no such thing")
+
+        @app.get("/teapot")
+        def brew() -> dict:
+            raise Teapot()
+
+        @app.get("/boom")
+        def boom() -> dict:
+            raise ValueError("boom")
+
+        @app.get("/later")
+        def later() -> Response:
+            return PlainTextResponse("sent", background=BackgroundTask(ran.append, "background"))
+
+        @app.get("/stream")
+        def stream() -> StreamingResponse:
+            return StreamingResponse(iter([b"a", b"b", b"c"]), media_type="text/plain")
+
+        @app.post("/echo")
+        def echo(payload: dict) -> dict:
+            return payload
+
+        worker = ThreadedWorker(app, threads=threads).start()
+        try:
+            dispatcher = worker.worker.dispatcher
+            assert isinstance(dispatcher, Dispatcher)
+            assert {route.path for route in dispatcher._sync_lane} >= {"/ok", "/missing", "/boom", "/echo"}
+
+            def call(method: str, path: str, body: Optional[bytes] = None) -> tuple[int, bytes]:
+                conn = http.client.HTTPConnection("127.0.0.1", worker.port, timeout=10)
+                try:
+                    headers = {"content-type": "application/json"} if body is not None else {}
+                    conn.request(method, path, body=body, headers=headers)
+                    r = conn.getresponse()
+                    return r.status, r.read()
+                finally:
+                    conn.close()
+
+            status, body = call("GET", "/ok")
+            assert status == 200 and json.loads(body)["thread"].startswith("covet-sync")
+            assert call("GET", "/missing") == (404, b'{"detail":"no such thing"}')
+            assert call("GET", "/teapot") == (418, b'{"teapot":"/teapot"}')
+            assert call("GET", "/boom") == (500, b"Internal Server Error")
+            assert call("GET", "/later") == (200, b"sent")
+            deadline = time.monotonic() + 5
+            while not ran and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert ran == ["background"]
+            assert call("GET", "/stream") == (200, b"abc")
+            assert call("POST", "/echo", b'{"a": [1, 2]}') == (200, b'{"a":[1,2]}')
+            assert call("POST", "/echo", b"not json")[0] == 422
+            # Many at once on several connections: every answer arrives (with the embedded engine, the pool's
+            # answers are posted to the loop thread's engine and the loop is asked to poll).
+            with ThreadPoolExecutor(8) as pool:
+                results = list(pool.map(lambda _: call("GET", "/ok")[0], range(200)))
+            assert results == [200] * 200
+        finally:
+            worker.stop()
 
 
 class TestRequestLifetime:

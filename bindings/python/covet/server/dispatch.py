@@ -85,6 +85,8 @@ def _default_body(status: int, detail: Any) -> bytes:
 
 # request_ids.set, bound once (not per batch of requests: a batch is often one request).
 _SET_IDS = request_ids.set
+# A trivial plan's keyword arguments (none), shared: the handler is called with **{} and cannot keep it.
+_NO_ARGUMENTS: Mapping[str, Any] = {}
 
 
 class EngineDriver:
@@ -120,6 +122,7 @@ class EngineDriver:
         self.embedded = server.embedded
         self.engine_stopped: Optional[asyncio.Future[None]] = None
         self._flush_scheduled = False
+        self._kick_pending = False
         if self.embedded:
             self.engine_stopped = loop.create_future()
             server.set_output_hook(self._schedule_flush)
@@ -165,6 +168,21 @@ class EngineDriver:
             return
         self._flush_scheduled = True
         self.loop.call_soon(self._flush, context=self._base_context)
+
+    def _kick(self) -> None:
+        """From a thread that is not the loop's (a pool thread), after it answered through a responder: with the
+        embedded engine the answer is posted to the engine and waits for the loop thread's next poll, which the
+        post's own wake-up does not always bring (io_uring's deferred task work), so this asks the loop for it.
+        One request is pending at a time: a burst of answers costs one wake-up of the loop."""
+        if self._kick_pending:
+            return
+        self._kick_pending = True
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the server is gone
+            self.loop.call_soon_threadsafe(self._kicked, context=self._base_context)
+
+    def _kicked(self) -> None:
+        self._kick_pending = False  # before polling: an answer posted after this asks again
+        self.on_readable()
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -212,6 +230,11 @@ class Dispatcher(EngineDriver):
         # Routes whose whole pipeline is the handler and its rendering (decided once, here): `_handle` calls
         # them directly, without `_route_response`'s coroutine and checks.
         self._direct = frozenset(route for route in targets if self._direct_route(route))
+        # Their sync counterparts that run in the pool (not inline): the sync lane (`_start_sync`) runs handler,
+        # rendering and sending in the pool thread, with no Task, coroutine or future on the loop.
+        self._sync_lane = frozenset(route for route in targets if self._sync_lane_route(route))
+        self._run_soon = detached_runner(executor)
+        self._answered_elsewhere = self._kick if self.embedded else None
         # What APIRoute.get_route_handler()'s handler runs (route_class=), in every request's context.
         self._base_context.run(route_pipeline.set, self._route_pipeline)
         self.websockets: Optional[WebSocketDispatch] = None
@@ -245,11 +268,26 @@ class Dispatcher(EngineDriver):
         path/query parameters and rendering the result: an async handler, no middleware around it, no
         Request, dependencies, Response/BackgroundTasks parameters, body or streamed result."""
         plan = route.plan
+        return (route.is_async and self._bare_pipeline(route) and not plan.needs_request
+                and not plan.json_in_tree and not plan.form_in_tree)
+
+    def _sync_lane_route(self, route: Route) -> bool:
+        """Whether `route` takes the sync lane (`_start_sync`): a sync handler run in the pool, no middleware
+        around it, no dependencies, Response/BackgroundTasks parameters, form or streamed result, and no Request
+        parameter (headers, cookies and a JSON body are read on the loop thread before the hand-off)."""
+        inline = route.inline if route.inline is not None else self.inline_default
+        plan = route.plan
+        return (not route.is_async and not inline and self._bare_pipeline(route) and plan.request_arg is None
+                and not plan.form_in_tree)
+
+    def _bare_pipeline(self, route: Route) -> bool:
+        """No middleware around `route`, no route_class handler wrapping it, no dependencies, no
+        Response/BackgroundTasks parameters, no streamed (generator) result."""
+        plan = route.plan
         if getattr(route, "route_handler", None) is not None:  # route_class=: its handler wraps the pipeline
             return False
-        return (self._chain is None and not route.middleware and route.is_async and route.stream is None
-                and not plan.needs_request and not plan.dependencies and not plan.extras_in_tree
-                and not plan.json_in_tree and not plan.form_in_tree)
+        return (self._chain is None and not route.middleware and route.stream is None and not plan.dependencies
+                and not plan.extras_in_tree)
 
     # -- the requests of one batch (EngineDriver.on_readable) --------------------------------------------
     def dispatch(self, items: Sequence[tuple[int, Any, Responder]]) -> None:
@@ -262,13 +300,83 @@ class Dispatcher(EngineDriver):
         new_context = self._base_context.copy
         set_ids = _SET_IDS if self.trace_ids else None
         run = contextvars.Context.run  # the method descriptor: no bound method made per request
+        sync_lane = self._sync_lane
         for route_id, native, responder in items:
-            coro = handle(targets[route_id], native, responder)
+            route = targets[route_id]
             context = new_context()
             if set_ids is not None:
                 # The request itself: its ids are formatted only when read (covet.logger.ids_of). No Python frame.
                 run(context, set_ids, native)
-            start(coro, loop, tasks, eager=eager[route_id], context=context)
+            if route in sync_lane and self._start_sync(route, native, responder, context):
+                continue
+            start(handle(route, native, responder), loop, tasks, eager=eager[route_id], context=context)
+
+    # -- the sync lane ------------------------------------------------------------------------------
+    def _start_sync(self, route: Route, native: Any, responder: Responder, context: contextvars.Context) -> bool:
+        """Starts a sync-lane request (`_sync_lane_route`) in the pool: its parameters are extracted here (only
+        the loop thread reads the engine's request), then `_run_sync` runs in the pool thread, in `context`.
+        False when the request takes the ordinary way instead: a body the engine streams, parameters that fail
+        validation (the ordinary pipeline extracts them again and answers 422), a pool that is shut down."""
+        plan = route.plan
+        try:
+            if plan.trivial:
+                kwargs = _NO_ARGUMENTS
+            elif not plan.needs_request:  # path and query values, straight from the engine's request
+                kwargs = plan.extract(native, None)
+            elif plan.json_in_tree and getattr(native, "streaming", False):
+                return False
+            else:  # headers, cookies, a JSON body: through a Request, dropped once they are read
+                kwargs = plan.extract(native, Request(native, self.app, self.root_path))
+            self._run_soon(functools.partial(context.run, self._run_sync, route, native, responder, kwargs))
+        except Exception:
+            return False
+        return True
+
+    def _run_sync(self, route: Route, native: Any, responder: Responder, kwargs: Mapping[str, Any]) -> None:
+        """A pool thread, in the request's context: the handler, its rendering and the answer, sent from here. An
+        exception, a streamed body or background tasks go back to the loop (`_finish_on_loop`)."""
+        try:
+            result = route.endpoint(**kwargs)
+            rendered: Rendered = result if isinstance(result, Response) else self._render(route, result)
+        except Exception as exc:
+            self._finish_on_loop(route, native, responder, None, exc)
+            return
+        if not self._send_now(route, responder, rendered):
+            self._finish_on_loop(route, native, responder, rendered, None)
+            return
+        answered = self._answered_elsewhere
+        if answered is not None:
+            answered()
+
+    def _finish_on_loop(self, route: Route, native: Any, responder: Responder, rendered: Optional[Rendered],
+                        exc: Optional[Exception]) -> None:
+        """From a pool thread: `_finish_sync` in a Task on the loop, in (a copy of) the request's context."""
+        coro = self._finish_sync(route, native, responder, rendered, exc)
+        start = functools.partial(start_task, coro, self.loop, self.tasks, eager=False,
+                                  context=contextvars.copy_context())
+        try:
+            self.loop.call_soon_threadsafe(start, context=self._base_context)
+        except RuntimeError:  # the loop is closed: the server is gone
+            coro.close()
+
+    async def _finish_sync(self, route: Route, native: Any, responder: Responder, rendered: Optional[Rendered],
+                           exc: Optional[Exception]) -> None:
+        """The rest of a sync-lane request on the loop: its exception handled as `_route_response` and `_handle`
+        would (a registered handler, else the 500), or its response with what follows it (`_send_later`)."""
+        request: Optional[Request] = None
+        if exc is not None:
+            try:
+                handler = self._find_handler(exc, route.exception_handlers)
+                if handler is None:
+                    raise exc
+                request = Request(native, self.app, self.root_path)
+                rendered = await self._call_handler(handler, request, exc)
+            except Exception as error:
+                if request is None:
+                    request = Request(native, self.app, self.root_path)
+                rendered = await self._server_error(error, request, route)
+        assert rendered is not None
+        await self._send_later(route, native, responder, request, rendered)
 
     # -- the pipeline -------------------------------------------------------------------------------
     async def _handle(self, route: Route, native: Any, responder: Responder) -> None:
@@ -311,6 +419,29 @@ class Dispatcher(EngineDriver):
             rendered = await self._server_error(exc, request, route)
         if request is not None and _getrefcount(request) > _OWN_REFERENCES:
             request._detach()  # someone kept it (a background task): copy it out before the engine reuses it
+        if (request is None or request._teardown is None) and self._send_now(route, responder, rendered):
+            return
+        await self._send_later(route, native, responder, request, rendered)
+
+    def _send_now(self, route: Route, responder: Responder, rendered: Rendered) -> bool:
+        """Sends `rendered` when nothing follows it (no streamed body, no background tasks): True. False: not
+        sent, `_send_later`'s work."""
+        try:
+            if isinstance(rendered, tuple):
+                responder.send(*rendered)
+            elif rendered._streams or rendered.background is not None:
+                return False
+            else:
+                responder.send(rendered.status_code, rendered.headers._raw, rendered.body)
+        except Exception:
+            logger.exception("sending the response for %s %s failed", route.methods[0], route.path)
+            self._send_fallback_500(responder)
+        return True
+
+    async def _send_later(self, route: Route, native: Any, responder: Responder, request: Optional[Request],
+                          rendered: Rendered) -> None:
+        """Sends `rendered` with what follows it: its background tasks, a streamed body, the request-scoped
+        teardown of ``yield`` dependencies."""
         background: Optional[BackgroundTask] = None if isinstance(rendered, tuple) else rendered.background
         if background is not None:
             background_tasks._started()  # before sending: whoever has the response sees the work pending
@@ -589,6 +720,20 @@ class Dispatcher(EngineDriver):
     def _send_fallback_500(responder: Responder) -> None:
         with contextlib.suppress(Exception):  # already answered (e.g. a stream failed midway)
             responder.send(500, SERVER_ERROR_HEADERS, SERVER_ERROR_BODY)
+
+
+def detached_runner(executor: Executor) -> Callable[[Callable[[], object]], None]:
+    """How to run a call on `executor` without waiting for it: its ``run_soon`` (covet.server.sync_pool.SyncPool),
+    else ``submit`` with the Future dropped (the call handles its own exceptions)."""
+    run_soon: Optional[Callable[[Callable[[], object]], None]] = getattr(executor, "run_soon", None)
+    if run_soon is not None:
+        return run_soon
+    submit = executor.submit
+
+    def run(call: Callable[[], object]) -> None:
+        submit(call)
+
+    return run
 
 
 def _decided(response: Response, request: Request) -> Response:

@@ -24,14 +24,17 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import functools
 import gc
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from threading import get_ident
 from time import perf_counter
 from typing import Any, Optional, TypeVar
+
+from .sync_pool import SyncPool
 
 __all__ = ["LAG_BUCKETS", "InstrumentedThreadPool", "RuntimeMetrics", "runtime_metrics_enabled", "worker_runtime"]
 
@@ -52,7 +55,7 @@ def runtime_metrics_enabled(endpoints: bool, ops_port: int, record: bool) -> boo
     return (endpoints or ops_port > 0) and record
 
 
-class InstrumentedThreadPool(ThreadPoolExecutor):
+class InstrumentedThreadPool(SyncPool):
     """A `ThreadPoolExecutor` that knows how many of its threads run a task (`busy`), how many tasks it started
     (`tasks`) and how long they waited for a thread in total (`queue_wait`); `queued` reads its queue.
 
@@ -96,6 +99,9 @@ class InstrumentedThreadPool(ThreadPoolExecutor):
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         return super().submit(self._run, perf_counter(), fn, args, kwargs)
+
+    def run_soon(self, call: Callable[[], object]) -> None:
+        super().run_soon(functools.partial(self._run, perf_counter(), call, (), {}))
 
     def _run(self, submitted: float, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
         counts = self._counts.get(get_ident())
@@ -221,11 +227,11 @@ class RuntimeMetrics:
 
 
 def worker_runtime(native: Any, loop: asyncio.AbstractEventLoop, ops: Any, *, max_workers: Optional[int],
-                   thread_name_prefix: str) -> tuple[ThreadPoolExecutor, Optional[RuntimeMetrics]]:
+                   thread_name_prefix: str) -> tuple[SyncPool, Optional[RuntimeMetrics]]:
     """A worker's sync pool and, when `runtime_metrics_enabled` for its `ops` (covet.server.ops.OpsOptions),
     its runtime metrics, started: the runtime (covet.server.serve.Worker) stops them when it stops serving."""
     if not runtime_metrics_enabled(bool(ops.endpoints), int(ops.port), bool(ops.record)) or not hasattr(
             native, "metrics_family"):
-        return ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=thread_name_prefix), None
+        return SyncPool(max_workers=max_workers, thread_name_prefix=thread_name_prefix), None
     pool = InstrumentedThreadPool(max_workers=max_workers, thread_name_prefix=thread_name_prefix)
     return pool, RuntimeMetrics(native, loop, pool).start()

@@ -16,7 +16,6 @@ finish (the loop keeps running meanwhile), then the lifespan shutdown runs and `
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import gc
 import logging
@@ -276,8 +275,8 @@ class Worker:
             self.executor, runtime = worker_runtime(self.native, loop, self.ops, max_workers=pool_size,
                                                     thread_name_prefix="covet-sync")
         else:
-            self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=pool_size,
-                                                                  thread_name_prefix="covet-sync")
+            from .sync_pool import SyncPool  # concurrent.futures.thread with it, loaded on first use
+            self.executor = SyncPool(max_workers=pool_size, thread_name_prefix="covet-sync")
         loop.set_default_executor(self.executor)
         try:
             lifespan = self.app.lifespan_context() if self.lifespan else contextlib.nullcontext()

@@ -489,7 +489,6 @@ class WsgiDispatcher(EngineDriver):
         # Embedded engine: what a pool thread posts to the engine waits for the loop thread's next poll; the
         # post's own wake-up does not reach the loop, so the pool thread asks for that poll (`kick`).
         self.kick: Optional[Callable[[], None]] = None
-        self._kick_pending = False
         self._tick_handle: Optional[asyncio.TimerHandle] = None
         if self.embedded:
             if self.pool is not None:
@@ -508,17 +507,6 @@ class WsgiDispatcher(EngineDriver):
             exchange.gated = gate is not None
             if exchange.prepare(native):
                 run(exchange)
-
-    def _kick(self) -> None:  # a pool thread, after posting to the embedded engine
-        if self._kick_pending:
-            return
-        self._kick_pending = True
-        with contextlib.suppress(RuntimeError):  # the loop is closed: the server is gone
-            self.loop.call_soon_threadsafe(self._kicked)
-
-    def _kicked(self) -> None:
-        self._kick_pending = False  # before polling: a post after this asks again
-        self.on_readable()
 
     def _tick(self) -> None:
         """Embedded engine: a poll every `_TICK` seconds. Work posted to the engine from another thread (or its
