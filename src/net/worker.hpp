@@ -198,8 +198,8 @@ protected:
     void free_released();
     // Stopped and drained: run() returns.
     bool finished() const noexcept {
-        return stopping_ && live_ == 0 && parked_.empty() && (kept_for_exchange_.empty() || now_ >= shutdown_deadline_) &&
-               lingering_ == 0 && !io_in_flight();
+        return stopping_ && live_ == 0 && parked_.empty() &&
+               (kept_for_exchange_.empty() || now_ >= shutdown_deadline_) && lingering_ == 0 && !io_in_flight();
     }
     bool stopping() const noexcept { return stopping_; }
 
