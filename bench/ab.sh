@@ -8,8 +8,8 @@
 # `$ROOT/.venv` (or PY_A / PY_B) whose covet was built from that checkout. Per round, for each scenario, A then B
 # are started fresh on CPU 0 and loaded by wrk on CPU 1 (1 s warm-up, DURATION s timed, default 3); the server's
 # utime+stime over the timed run divided by the responses is the figure. Prints one line per run and the
-# medians; SERVERS (default "native async"; "sync": the bench app's `def` handlers) and SCENARIOS (default
-# "plaintext json pipelined16") narrow it.
+# medians; SERVERS (default "native async"; "sync": the bench app's `def` handlers; "inline": the same run inline)
+# and SCENARIOS (default "plaintext json pipelined16") narrow it.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 a_root=$(cd "$1" && pwd); b_root=$(cd "$2" && pwd); rounds=${3:-5}
@@ -40,7 +40,7 @@ run() {
   case $server in
     native) taskset -c 0 "$root/build-release/examples/native/hello/hello" --port "$port" --threads 1 \
               --log-level warn >/dev/null 2>&1 & ;;
-    async|sync) (cd "$root" && exec taskset -c 0 "$py" -m covet _worker "app_$server:app" --port "$port" \
+    async|sync|inline) (cd "$root" && exec taskset -c 0 "$py" -m covet _worker "app_$server:app" --port "$port" \
               --threads 0 --log-level warning --app-dir bench/peers/covet) >/dev/null 2>&1 & ;;
     *) echo "ab.sh: unknown server $server" >&2; exit 2 ;;
   esac

@@ -472,14 +472,24 @@ class TestSyncLane:
         def with_request(request: Request) -> str:
             return request.url.path
 
+        @app.get("/inline", inline=True)
+        def inline(n: int = 0) -> dict:
+            return {"n": n, "thread": threading.current_thread().name}
+
         async def main() -> None:
             worker = Worker(app, native=fake_native)
             server, targets = worker._make_server()
             pool = SyncPool(2, thread_name_prefix="lane")
             try:
                 d = Dispatcher(app, server, targets, asyncio.get_running_loop(), pool)
-                lane = {route.path for route in d._sync_lane}
-                assert lane == {"/items/{item_id}"}, "a route that needs the Request takes the ordinary way"
+                lane = {route.path: pooled for route, pooled in d._sync_lane.items()}
+                assert lane == {"/items/{item_id}": True, "/inline": False}, \
+                    "a route that needs the Request takes the ordinary way"
+                inline_answer = server.inject("GET", "/inline?n=3")
+                d.on_readable()
+                # Answered inside the callback, on the loop thread, with no Task at all.
+                assert inline_answer.status == 200 and not d.tasks.tasks
+                assert json.loads(inline_answer.body) == {"n": 3, "thread": threading.current_thread().name}
                 before = asyncio.all_tasks()
                 responder = server.inject("GET", "/items/7?q=x")
                 d.on_readable()
@@ -533,6 +543,10 @@ class TestSyncLane:
         def later() -> Response:
             return PlainTextResponse("sent", background=BackgroundTask(ran.append, "background"))
 
+        @app.get("/inline-missing", inline=True)
+        def inline_missing() -> dict:
+            raise HTTPException(404, "not here either")
+
         @app.get("/stream")
         def stream() -> StreamingResponse:
             return StreamingResponse(iter([b"a", b"b", b"c"]), media_type="text/plain")
@@ -561,6 +575,7 @@ class TestSyncLane:
             assert status == 200 and json.loads(body)["thread"].startswith("covet-sync")
             assert call("GET", "/missing") == (404, b'{"detail":"no such thing"}')
             assert call("GET", "/teapot") == (418, b'{"teapot":"/teapot"}')
+            assert call("GET", "/inline-missing") == (404, b'{"detail":"not here either"}')
             assert call("GET", "/boom") == (500, b"Internal Server Error")
             assert call("GET", "/later") == (200, b"sent")
             deadline = time.monotonic() + 5

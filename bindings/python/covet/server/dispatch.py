@@ -230,9 +230,10 @@ class Dispatcher(EngineDriver):
         # Routes whose whole pipeline is the handler and its rendering (decided once, here): `_handle` calls
         # them directly, without `_route_response`'s coroutine and checks.
         self._direct = frozenset(route for route in targets if self._direct_route(route))
-        # Their sync counterparts that run in the pool (not inline): the sync lane (`_start_sync`) runs handler,
-        # rendering and sending in the pool thread, with no Task, coroutine or future on the loop.
-        self._sync_lane = frozenset(route for route in targets if self._sync_lane_route(route))
+        # Their sync counterparts: the sync lane (`_start_sync`) runs handler, rendering and sending in the pool
+        # thread (True) or, for a route that runs inline, on the loop thread (False), with no Task, coroutine or
+        # future on the loop.
+        self._sync_lane = {route: not self._runs_inline(route) for route in targets if self._sync_lane_route(route)}
         self._run_soon = detached_runner(executor)
         self._answered_elsewhere = self._kick if self.embedded else None
         # What APIRoute.get_route_handler()'s handler runs (route_class=), in every request's context.
@@ -272,13 +273,14 @@ class Dispatcher(EngineDriver):
                 and not plan.json_in_tree and not plan.form_in_tree)
 
     def _sync_lane_route(self, route: Route) -> bool:
-        """Whether `route` takes the sync lane (`_start_sync`): a sync handler run in the pool, no middleware
-        around it, no dependencies, Response/BackgroundTasks parameters, form or streamed result, and no Request
-        parameter (headers, cookies and a JSON body are read on the loop thread before the hand-off)."""
-        inline = route.inline if route.inline is not None else self.inline_default
+        """Whether `route` takes the sync lane (`_start_sync`): a sync handler, no middleware around it, no
+        dependencies, Response/BackgroundTasks parameters, form or streamed result, and no Request parameter
+        (headers, cookies and a JSON body are read on the loop thread before the handler runs)."""
         plan = route.plan
-        return (not route.is_async and not inline and self._bare_pipeline(route) and plan.request_arg is None
-                and not plan.form_in_tree)
+        return not route.is_async and self._bare_pipeline(route) and plan.request_arg is None and not plan.form_in_tree
+
+    def _runs_inline(self, route: Route) -> bool:
+        return route.inline if route.inline is not None else self.inline_default
 
     def _bare_pipeline(self, route: Route) -> bool:
         """No middleware around `route`, no route_class handler wrapping it, no dependencies, no
@@ -307,14 +309,16 @@ class Dispatcher(EngineDriver):
             if set_ids is not None:
                 # The request itself: its ids are formatted only when read (covet.logger.ids_of). No Python frame.
                 run(context, set_ids, native)
-            if route in sync_lane and self._start_sync(route, native, responder, context):
+            pooled = sync_lane.get(route)
+            if pooled is not None and self._start_sync(route, native, responder, context, pooled):
                 continue
             start(handle(route, native, responder), loop, tasks, eager=eager[route_id], context=context)
 
     # -- the sync lane ------------------------------------------------------------------------------
-    def _start_sync(self, route: Route, native: Any, responder: Responder, context: contextvars.Context) -> bool:
-        """Starts a sync-lane request (`_sync_lane_route`) in the pool: its parameters are extracted here (only
-        the loop thread reads the engine's request), then `_run_sync` runs in the pool thread, in `context`.
+    def _start_sync(self, route: Route, native: Any, responder: Responder, context: contextvars.Context,
+                    pooled: bool) -> bool:
+        """Runs a sync-lane request (`_sync_lane_route`): its parameters are extracted here (only the loop thread
+        reads the engine's request), then `_run_sync` runs in `context`, in a pool thread (`pooled`) or here.
         False when the request takes the ordinary way instead: a body the engine streams, parameters that fail
         validation (the ordinary pipeline extracts them again and answers 422), a pool that is shut down."""
         plan = route.plan
@@ -327,14 +331,19 @@ class Dispatcher(EngineDriver):
                 return False
             else:  # headers, cookies, a JSON body: through a Request, dropped once they are read
                 kwargs = plan.extract(native, Request(native, self.app, self.root_path))
-            self._run_soon(functools.partial(context.run, self._run_sync, route, native, responder, kwargs))
+            if pooled:
+                self._run_soon(functools.partial(context.run, self._run_sync, route, native, responder, kwargs, True))
+                return True
         except Exception:
             return False
+        context.run(self._run_sync, route, native, responder, kwargs, False)  # catches everything itself
         return True
 
-    def _run_sync(self, route: Route, native: Any, responder: Responder, kwargs: Mapping[str, Any]) -> None:
-        """A pool thread, in the request's context: the handler, its rendering and the answer, sent from here. An
-        exception, a streamed body or background tasks go back to the loop (`_finish_on_loop`)."""
+    def _run_sync(self, route: Route, native: Any, responder: Responder, kwargs: Mapping[str, Any],
+                  pooled: bool) -> None:
+        """In the request's context, on a pool thread (`pooled`) or the loop's: the handler, its rendering and the
+        answer, sent from here. An exception, a streamed body or background tasks go on in a Task on the loop
+        (`_finish_on_loop`)."""
         try:
             result = route.endpoint(**kwargs)
             rendered: Rendered = result if isinstance(result, Response) else self._render(route, result)
@@ -345,12 +354,13 @@ class Dispatcher(EngineDriver):
             self._finish_on_loop(route, native, responder, rendered, None)
             return
         answered = self._answered_elsewhere
-        if answered is not None:
+        if pooled and answered is not None:
             answered()
 
     def _finish_on_loop(self, route: Route, native: Any, responder: Responder, rendered: Optional[Rendered],
                         exc: Optional[Exception]) -> None:
-        """From a pool thread: `_finish_sync` in a Task on the loop, in (a copy of) the request's context."""
+        """From a pool thread (or the loop's): `_finish_sync` in a Task on the loop, in (a copy of) the request's
+        context."""
         coro = self._finish_sync(route, native, responder, rendered, exc)
         start = functools.partial(start_task, coro, self.loop, self.tasks, eager=False,
                                   context=contextvars.copy_context())
