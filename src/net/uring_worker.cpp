@@ -36,16 +36,24 @@ constexpr unsigned cq_entries = 8192;
 constexpr unsigned recv_buffers = 1024;  // power of two
 constexpr unsigned recv_buffer_size = 8192;
 
-// Ring setup with the best flags the kernel takes: SINGLE_ISSUER|DEFER_TASKRUN (6.1), then
-// COOP_TASKRUN (5.19), then none.
-int init_ring(io_uring& ring) {
-    const unsigned flag_sets[] = {
+// Ring setup with the best flags the kernel takes. A worker that waits in io_uring_enter itself (threads >= 1):
+// SINGLE_ISSUER|DEFER_TASKRUN (6.1), then COOP_TASKRUN (5.19), then none. An embedded worker (threads = 0) waits
+// in its caller's epoll on the ring's eventfd, and with DEFER_TASKRUN that eventfd is not a prompt signal: on
+// Linux 6.18 every request waited 10-26 ms for it at light load (0.3 ms with COOP_TASKRUN; docs/architecture.md,
+// "The embedded engine"). It gets SINGLE_ISSUER|COOP_TASKRUN, then COOP_TASKRUN, then none.
+int init_ring(io_uring& ring, bool embedded) {
+    const unsigned own_wait[] = {
         IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL,
         IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
         0,
     };
+    const unsigned eventfd_wait[] = {
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+        IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+        0,
+    };
     int rc = -EINVAL;
-    for (unsigned flags : flag_sets) {
+    for (unsigned flags : embedded ? eventfd_wait : own_wait) {
         io_uring_params p{};
         p.flags = flags | IORING_SETUP_CQSIZE;
         p.cq_entries = cq_entries;
@@ -74,7 +82,7 @@ public:
 
     void run() override {
         enter();
-        open();
+        open(/*embedded=*/false);
         while (turn(/*block=*/true)) {
         }
     }
@@ -82,7 +90,7 @@ public:
     // ---- embedded mode ----
     void open_embedded() override {
         enter();
-        open();
+        open(/*embedded=*/true);
         // The ring signals this eventfd when completions (or DEFER_TASKRUN work) are ready, so the
         // caller's epoll-based loop can wait on it.
         notify_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -181,8 +189,8 @@ private:
         return ::poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
     }
 
-    void open() {
-        if (int rc = init_ring(ring_); rc < 0)
+    void open(bool embedded) {
+        if (int rc = init_ring(ring_, embedded); rc < 0)
             throw std::runtime_error(std::string("io_uring_queue_init: ") + io::errno_text(-rc));
         ring_ready_ = true;
         buffers_ = std::make_unique<io::BufferRing>(ring_, 0, recv_buffers, recv_buffer_size);
