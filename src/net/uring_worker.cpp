@@ -176,7 +176,8 @@ protected:
     void reset_socket_state(std::uint32_t slot) override { states_[slot] = State{}; }
 
 private:
-    // True when the kernel holds deferred work for this ring that has not run yet. With DEFER_TASKRUN the
+    // True when the kernel holds deferred work for this ring that has not run yet. An embedded ring no longer
+    // uses DEFER_TASKRUN (init_ring), so this is a safety net now; the check stays cheap. With DEFER_TASKRUN the
     // kernel runs at most a few dozen deferred items per io_uring_enter (IO_LOCAL_TW_DEFAULT_MAX = 20 since
     // Linux 6.10) and signals the eventfd only when its work list goes from empty to non-empty: a burst of
     // socket events that produce no completion (e.g. the wake-ups of hundreds of lingering shutdowns) can
