@@ -154,7 +154,7 @@ private:
     // closes), so nothing is parked here.
     void accept_ready() {
         for (int i = 0; i < accepts_per_wakeup && accept_wanted(); ++i) {
-            const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            const int fd = ::accept4(listen_fd_, nullptr, nullptr, accepted_socket_flags());
             if (fd >= 0) {
                 accepted(fd);
                 continue;

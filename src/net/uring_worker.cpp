@@ -40,20 +40,16 @@ constexpr unsigned recv_buffer_size = 8192;
 // SINGLE_ISSUER|DEFER_TASKRUN (6.1), then COOP_TASKRUN (5.19), then none. An embedded worker (threads = 0) waits
 // in its caller's epoll on the ring's eventfd, and with DEFER_TASKRUN that eventfd is not a prompt signal: on
 // Linux 6.18 every request waited 10-26 ms for it at light load (0.3 ms with COOP_TASKRUN; docs/architecture.md,
-// "The embedded engine"). It gets SINGLE_ISSUER|COOP_TASKRUN, then COOP_TASKRUN, then none.
+// "Embedded mode"). It gets SINGLE_ISSUER|COOP_TASKRUN, then COOP_TASKRUN, then none.
 int init_ring(io_uring& ring, bool embedded) {
-    const unsigned own_wait[] = {
-        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL,
-        IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
-        0,
-    };
-    const unsigned eventfd_wait[] = {
-        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+    const unsigned task_run = embedded ? IORING_SETUP_COOP_TASKRUN : IORING_SETUP_DEFER_TASKRUN;
+    const unsigned flag_sets[] = {
+        IORING_SETUP_SINGLE_ISSUER | task_run | IORING_SETUP_SUBMIT_ALL,
         IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
         0,
     };
     int rc = -EINVAL;
-    for (unsigned flags : embedded ? eventfd_wait : own_wait) {
+    for (unsigned flags : flag_sets) {
         io_uring_params p{};
         p.flags = flags | IORING_SETUP_CQSIZE;
         p.cq_entries = cq_entries;
@@ -91,8 +87,8 @@ public:
     void open_embedded() override {
         enter();
         open(/*embedded=*/true);
-        // The ring signals this eventfd when completions (or DEFER_TASKRUN work) are ready, so the
-        // caller's epoll-based loop can wait on it.
+        // The ring signals this eventfd when completions are ready, so the caller's epoll-based loop can wait
+        // on it (promptly: the ring has no DEFER_TASKRUN, init_ring).
         notify_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (notify_fd_ < 0) throw std::runtime_error(std::string("eventfd: ") + io::errno_text(errno));
         if (int rc = io_uring_register_eventfd(&ring_, notify_fd_); rc < 0)
