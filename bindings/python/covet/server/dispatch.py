@@ -436,17 +436,24 @@ class Dispatcher(EngineDriver):
     def _send_now(self, route: Route, responder: Responder, rendered: Rendered) -> bool:
         """Sends `rendered` when nothing follows it (no streamed body, no background tasks): True. False: not
         sent, `_send_later`'s work."""
+        if not isinstance(rendered, tuple) and (rendered._streams or rendered.background is not None):
+            return False
+        self._send_whole(route, responder, rendered)
+        return True
+
+    def _send_whole(self, route: Route, responder: Responder, rendered: Rendered) -> None:
+        """Sends a response whose body is all there (not streamed); a failure is logged and answered 500."""
         try:
             if isinstance(rendered, tuple):
                 responder.send(*rendered)
-            elif rendered._streams or rendered.background is not None:
-                return False
             else:
                 responder.send(rendered.status_code, rendered.headers._raw, rendered.body)
         except Exception:
-            logger.exception("sending the response for %s %s failed", route.methods[0], route.path)
-            self._send_fallback_500(responder)
-        return True
+            self._send_failed(route, responder)
+
+    def _send_failed(self, route: Route, responder: Responder) -> None:
+        logger.exception("sending the response for %s %s failed", route.methods[0], route.path)
+        self._send_fallback_500(responder)
 
     async def _send_later(self, route: Route, native: Any, responder: Responder, request: Optional[Request],
                           rendered: Rendered) -> None:
@@ -455,18 +462,15 @@ class Dispatcher(EngineDriver):
         background: Optional[BackgroundTask] = None if isinstance(rendered, tuple) else rendered.background
         if background is not None:
             background_tasks._started()  # before sending: whoever has the response sees the work pending
-        try:
-            if isinstance(rendered, tuple):
-                responder.send(*rendered)
-            elif rendered._streams:
-                rendered._request_head = native  # a FileResponse answers HEAD, Range and If-Range from it
+        if isinstance(rendered, tuple) or not rendered._streams:
+            self._send_whole(route, responder, rendered)
+        else:
+            rendered._request_head = native  # a FileResponse answers HEAD, Range and If-Range from it
+            try:
                 if not send_file_region(responder, rendered):  # a file body goes out natively (filesend.py)
                     await rendered._send(responder, self.executor)
-            else:
-                responder.send(rendered.status_code, rendered.headers._raw, rendered.body)
-        except Exception:
-            logger.exception("sending the response for %s %s failed", route.methods[0], route.path)
-            self._send_fallback_500(responder)
+            except Exception:
+                self._send_failed(route, responder)
         if background is not None:
             await self._run_background(background, route)
         if request is not None and request._teardown is not None:  # request-scoped `yield` dependencies
@@ -511,7 +515,7 @@ class Dispatcher(EngineDriver):
                 return self._stream(route, endpoint(**kwargs), extras)
             if route.is_async:
                 result = await endpoint(**kwargs)
-            elif route.inline if route.inline is not None else self.inline_default:
+            elif self._runs_inline(route):
                 result = endpoint(**kwargs)
             else:
                 call = functools.partial(contextvars.copy_context().run, endpoint, **kwargs)
@@ -537,7 +541,7 @@ class Dispatcher(EngineDriver):
         rendered, and sees the handler's exception — or, for a streamed response (a generator handler, a
         StreamingResponse), once the stream has been sent (as FastAPI does), so that what the stream's producer
         uses (a database session ...) stays open while it runs."""
-        inline = route.inline if route.inline is not None else self.inline_default
+        inline = self._runs_inline(route)
         async with route.plan.solve(request, None if inline else self.executor, after_response=True) as kwargs:
             endpoint = route.endpoint
             if route.stream is not None:
