@@ -512,6 +512,54 @@ class TestBackChannelLogout:
         assert asyncio.run(revoke(sign(good))) == 0  # valid: no session of that sid here
         assert "replayed" in asyncio.run(revoke(sign(good)))
 
+    def test_concurrent_posts_of_one_logout_token_pass_once(self, env: Env) -> None:
+        """The jti's replay marker is claimed atomically (Redis SET NX, the test services' store): of 8 concurrent
+        posts of one logout token, as 8 workers would see them, exactly one is accepted."""
+        import asyncio
+        import time
+
+        import jwt as pyjwt
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        from covet.security import RedisSessionStore
+        from covet.security.jwt import JWTBearer
+        from covet.security.oidc import BACKCHANNEL_LOGOUT_EVENT, LogoutTokenError, OIDCLogin
+
+        store = _session_store()
+        if not isinstance(store, RedisSessionStore):
+            pytest.skip("needs the test services' Redis (scripts/services.sh start)")
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        now = int(time.time())
+        token = pyjwt.encode({"iss": env.provider.issuer, "aud": "covet-bcl", "iat": now, "exp": now + 120,
+                              "jti": f"race-{os.getpid()}-{now}", "sid": "s-race",
+                              "events": {BACKCHANNEL_LOGOUT_EVENT: {}}},
+                             key, algorithm="RS256", headers={"typ": "logout+jwt"})
+
+        async def race() -> list[Any]:
+            # One OIDCLogin (and Redis client) per simulated worker.
+            workers = []
+            for _ in range(8):
+                rp = OIDCLogin(issuer=env.provider.issuer, client_id="covet-bcl",
+                               redirect_uri=env.base + "/bcl/callback", secret_key=COOKIE_KEY,
+                               store=_session_store())
+                rp.id_tokens = JWTBearer(algorithms=["RS256"], issuer=env.provider.issuer, audience="covet-bcl",
+                                         keys=[pem.decode()], require_iat=True, cache_size=0)
+                workers.append(rp)
+
+            async def revoke(rp: OIDCLogin) -> Any:
+                try:
+                    return await rp.revoke_logout_token(token)
+                except LogoutTokenError as exc:
+                    return str(exc)
+
+            return await asyncio.gather(*(revoke(rp) for rp in workers))
+
+        results = asyncio.run(race())
+        assert results.count(0) == 1, results
+        assert all("replayed" in r for r in results if r != 0), results
+
 
 # -- login flow attacks (no browser) ----------------------------------------------------------------------------
 class TestLoginAttacks:

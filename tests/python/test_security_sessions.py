@@ -213,6 +213,25 @@ def test_memory_store_and_regenerate() -> None:
     assert asyncio.run(store.load("b")) is None
 
 
+def _save_if_absent_holds_one_claim(store: Any) -> None:
+    assert asyncio.run(store.save_if_absent("once", {"n": 1}, 60)) is True
+    assert asyncio.run(store.save_if_absent("once", {"n": 2}, 60)) is False
+    assert asyncio.run(store.load("once")) == {"n": 1}  # the first claim's data stays
+    asyncio.run(store.delete("once"))
+    assert asyncio.run(store.save_if_absent("once", {"n": 3}, 60)) is True
+
+
+def test_memory_store_save_if_absent() -> None:
+    store = MemorySessionStore()
+    _save_if_absent_holds_one_claim(store)
+    asyncio.run(store.save("stale", {"x": 1}, -1))  # an expired record does not block a claim
+    assert asyncio.run(store.save_if_absent("stale", {"x": 2}, 60)) is True
+
+
+def test_redis_store_save_if_absent(redis_store: RedisSessionStore) -> None:
+    _save_if_absent_holds_one_claim(redis_store)
+
+
 def test_request_session_needs_the_middleware(make_client: Any) -> None:
     app = CovetPy()
 

@@ -43,10 +43,11 @@ there when the user logs out at the provider (or the provider ends the session);
 is (signature by the provider's JWK Set through the native verifier, ``iss``, ``aud`` = ``client_id``, ``exp``,
 ``iat``), then: ``typ`` ``logout+jwt`` when present, the ``events`` claim with
 ``http://schemas.openid.net/event/backchannel-logout``, a ``jti``, a ``sid`` and/or ``sub``, and no ``nonce`` (an
-ID token is not a logout token); a ``jti`` seen before is refused (replay). The sessions of that provider session
-(``sid``, from the ID token at login) or, with only ``sub``, every session of that user are deleted from the store:
-the next request with their cookie gets 401. Answers: 200 (``Cache-Control: no-store``), or 400 ``{"error":
-"invalid_request", "error_description": ...}``.
+ID token is not a logout token); a ``jti`` seen before is refused (replay; claimed atomically where the store has
+``save_if_absent``, as both bundled stores do, so concurrent posts to several workers cannot all pass). The
+sessions of that provider session (``sid``, from the ID token at login) or, with only ``sub``, every session of
+that user are deleted from the store: the next request with their cookie gets 401. Answers: 200
+(``Cache-Control: no-store``), or 400 ``{"error": "invalid_request", "error_description": ...}``.
 
 Limits: without a store the session is a signed cookie, not a server-side record: a copied cookie stays valid
 until it expires even after logout (keep ``session_max_age`` short, or use ``store=``). Cookies are ``Secure``
@@ -465,11 +466,19 @@ class OIDCLogin:
         if not (isinstance(sid, str) and sid) and not (isinstance(sub, str) and sub):
             raise self._logout_token_refused("the logout_token has neither sid nor sub")
         replay_key = self._index_key("jti", jti)
-        if await self.store.load(replay_key) is not None:
-            raise self._logout_token_refused("the logout_token was used already (jti replayed)")
         exp = claims.get("exp")
-        ttl = int(exp - time.time()) + 120 if isinstance(exp, (int, float)) else 600
-        await self.store.save(replay_key, {"jti": True}, max(ttl, 60))
+        ttl = max(int(exp - time.time()) + 120 if isinstance(exp, (int, float)) else 600, 60)
+        # The jti's marker is claimed in one step where the store can (Redis SET NX): of two concurrent posts of one
+        # token, to two workers, only one gets past here.
+        claim = getattr(self.store, "save_if_absent", None)
+        if claim is not None:
+            first_use = await claim(replay_key, {"jti": True}, ttl)
+        else:
+            first_use = await self.store.load(replay_key) is None
+            if first_use:
+                await self.store.save(replay_key, {"jti": True}, ttl)
+        if not first_use:
+            raise self._logout_token_refused("the logout_token was used already (jti replayed)")
         kind, value = ("sid", sid) if isinstance(sid, str) and sid else ("sub", sub)
         assert isinstance(value, str)
         index_key = self._index_key(kind, value)

@@ -46,6 +46,10 @@ class SessionStore(Protocol):
 
     async def delete(self, session_id: str) -> None: ...
 
+    # Optional: `save_if_absent(key, data, ttl) -> bool` saves only when nothing live is stored under `key` and says
+    # whether it did, as one atomic step (a single-use marker: OIDCLogin's logout-token `jti`). A store without it
+    # gets a load then a save, which two concurrent callers can both pass.
+
 
 class MemorySessionStore:
     """Sessions in a dict (one process; tests and development)."""
@@ -63,6 +67,14 @@ class MemorySessionStore:
 
     async def save(self, session_id: str, data: dict[str, Any], ttl: int) -> None:
         self.data[session_id] = (time.time() + ttl, json.dumps(data))
+
+    async def save_if_absent(self, key: str, data: dict[str, Any], ttl: int) -> bool:
+        """Saves `data` unless a live record is under `key` (no await in between: atomic on the loop)."""
+        found = self.data.get(key)
+        if found is not None and found[0] >= time.time():
+            return False
+        self.data[key] = (time.time() + ttl, json.dumps(data))
+        return True
 
     async def delete(self, session_id: str) -> None:
         self.data.pop(session_id, None)
@@ -115,6 +127,10 @@ class RedisSessionStore:
 
     async def save(self, session_id: str, data: dict[str, Any], ttl: int) -> None:
         await self.client.set(self.prefix + session_id, json.dumps(data), ex=max(ttl, 1))
+
+    async def save_if_absent(self, key: str, data: dict[str, Any], ttl: int) -> bool:
+        """``SET ... NX EX ttl``: one atomic step for every worker and machine sharing the Redis."""
+        return bool(await self.client.set(self.prefix + key, json.dumps(data), ex=max(ttl, 1), nx=True))
 
     async def delete(self, session_id: str) -> None:
         await self.client.delete(self.prefix + session_id)
