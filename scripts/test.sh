@@ -47,7 +47,7 @@ stage "Python package tests (tests/python)"
 npm ci --prefix tests/python/oidc --no-audit --no-fund --loglevel=error
 scripts/services.sh start   # PostgreSQL + Redis on free 127.0.0.1 ports -> build/services.env (test_real_drivers.py)
 trap 'scripts/services.sh stop' EXIT
-(cd tests/python && COVET_REQUIRE_NATIVE=1 COVET_REQUIRE_SERVICES=1 COVET_REQUIRE_CHROMIUM=1 ../../.venv/bin/python -m pytest -q -p no:cacheprovider .)
+(cd tests/python && COVET_REQUIRE_NATIVE=1 COVET_REQUIRE_SERVICES=1 COVET_REQUIRE_CHROMIUM=1 COVET_REQUIRE_JAEGER=1 ../../.venv/bin/python -m pytest -q -p no:cacheprovider .)
 
 stage "differential: the same FastAPI apps under FastAPI 0.165 (uvicorn) and CovetPy (tests/differential)"
 tests/differential/run.sh

@@ -72,7 +72,7 @@ def jaeger_binary() -> Path:
     if given:
         return Path(given)
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "covetpy" / "bin" / f"jaeger-{JAEGER_VERSION}"
+    return cache / "covetpy" / "bin" / f"jaeger-covet-{JAEGER_VERSION}"
 
 
 def http_get(port: int, path: str, timeout: float = 5) -> tuple[int, bytes]:

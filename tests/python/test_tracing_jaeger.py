@@ -1,12 +1,11 @@
-"""One trace in a real Jaeger (built from the Go module proxy by scripts/build-jaeger.sh, which
-COVET_WITH_JAEGER=1 scripts/setup.sh runs): a CovetPy app served by ``covet run`` with ``setup_observability`` exports over
+"""One trace in a real Jaeger (Jaeger v1.75.0's components built from the Go module proxy by scripts/build-jaeger.sh,
+which scripts/setup.sh runs): a CovetPy app served by ``covet run`` with ``setup_observability`` exports over
 OTLP/HTTP; a request to it makes a user span in the handler and an outgoing httpx call (instrumented by
 opentelemetry-instrumentation-httpx) to a plain HTTP server that records the ``traceparent`` it gets. Jaeger's
 query API must then return one trace holding the engine's server span, the user span (its child) and the
 httpx client span (the user span's child), whose id is the parent id the downstream server received.
 
-Skipped when the Jaeger binary is missing, unless COVET_REQUIRE_JAEGER=1 (then a failure): its first build
-takes longer than the test command's budget, so scripts/setup.sh builds it only with COVET_WITH_JAEGER=1.
+Skipped when the Jaeger binary is missing, unless COVET_REQUIRE_JAEGER=1 (then a failure; the test command sets it).
 COVET_JAEGER_BIN names another binary.
 """
 
@@ -33,7 +32,7 @@ def jaeger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]
     require_compiled_engine()
     binary = jaeger_binary()
     if not binary.is_file():
-        reason = f"no Jaeger binary at {binary}: run scripts/build-jaeger.sh (or COVET_WITH_JAEGER=1 scripts/setup.sh)"
+        reason = f"no Jaeger binary at {binary}: run scripts/build-jaeger.sh (scripts/setup.sh does)"
         if os.environ.get("COVET_REQUIRE_JAEGER", "").strip() not in ("", "0"):
             pytest.fail(reason)
         pytest.skip(reason)
