@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <cstdio>
 #include <thread>  // pthread_sigmask, sigtimedwait (POSIX, declared by glibc here too)
 
 #include "covet/http/status.hpp"
@@ -254,7 +255,15 @@ bool App::answer_ops(const Request& request, Responder& responder) {
         return false;
     const net::OpsConfig& ops = config_.ops;
     if (path == "/_health") {
-        responder.send(ops_text("ok\n", 200));  // answered by this worker's loop: it turns
+        // The owner's loops, not only this listener's (the ops listener has a thread of its own).
+        const std::string why = ops_owner_->stalled();
+        if (why.empty()) {
+            responder.send(ops_text("ok\n", 200));
+        } else {
+            Response r = ops_text(why, 503);
+            r.add_header("Cache-Control", "no-store");
+            responder.send(std::move(r));
+        }
         return true;
     }
     if (path == "/_ready") {
@@ -291,6 +300,30 @@ bool App::answer_ops(const Request& request, Responder& responder) {
         return true;
     }
     return false;
+}
+
+std::string App::stalled() const {
+    const auto limit = config_.ops.health_stall;
+    if (limit.count() <= 0 || draining()) return {};
+    auto seconds = [](auto d) {
+        char text[32];
+        std::snprintf(text, sizeof text, "%.1f s", std::chrono::duration<double>(d).count());
+        return std::string(text);
+    };
+    auto stall = [&](std::string_view which, std::chrono::milliseconds gap) {
+        return std::string(which) + " has not turned for " + seconds(gap) + " (the limit is " + seconds(limit) +
+               "): a handler is blocking it, or it is deadlocked. Find the handler in a stack dump (py-spy dump, "
+               "gdb); raise the limit with health_stall (--health-stall) if such a pause is expected\n";
+    };
+    if (server_) {
+        if (const auto gap = server_->longest_stall(); gap > limit) return stall("an engine worker's loop", gap);
+    }
+    if (const io::Clock::rep turned = loop_turned_.load(std::memory_order_relaxed); turned != 0) {
+        const auto gap = std::chrono::duration_cast<std::chrono::milliseconds>(
+            io::Clock::now() - io::Clock::time_point(io::Clock::duration(turned)));
+        if (gap > limit) return stall("the app's event loop", gap);
+    }
+    return {};
 }
 
 void App::start_ops() {

@@ -216,6 +216,14 @@ void Server::reload_tls() {
     impl_->tls->reload();
 }
 
+std::chrono::milliseconds Server::longest_stall() const noexcept {
+    // The workers are all made before start() returns and live until the Server does.
+    const io::Clock::time_point now = io::Clock::now();
+    io::Clock::duration longest{0};
+    for (const auto& w : impl_->workers) longest = std::max(longest, now - w->last_tick());
+    return std::chrono::duration_cast<std::chrono::milliseconds>(longest);
+}
+
 std::uint16_t Server::port() const noexcept { return impl_->port; }
 io::Backend Server::backend() const noexcept { return impl_->backend; }
 unsigned Server::threads() const noexcept { return impl_->config.threads; }

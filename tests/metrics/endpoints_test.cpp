@@ -2,7 +2,10 @@
 // /_health, /_ready (draining), the bearer token and the separate operations listener.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <string>
+#include <thread>
 
 #include "covet/covet.hpp"
 #include "support/http_client.hpp"
@@ -99,6 +102,56 @@ TEST(OpsEndpoints, TheOperationsListenerServesThemApartFromTheAppPort) {
     EXPECT_EQ(status_of(get(free_port, "/")), "HTTP/1.1 404 Not Found");  // and no app routes there
     app.begin_drain();
     EXPECT_EQ(status_of(get(free_port, "/_ready")), "HTTP/1.1 503 Service Unavailable");
+    app.stop();
+    app.wait();
+}
+
+// Liveness: a handler that blocks its worker's loop (a native handler that never returns soon) turns /_health on
+// the operations listener (its own thread) into 503 once the loop has not turned for health_stall; once the loop
+// turns again, 200. The app's own loop is not watched unless its host reports it (App::loop_turned).
+TEST(OpsEndpoints, HealthFailsWhileAHandlerBlocksAWorkerLoop) {
+    using namespace std::chrono_literals;
+    covet::App app;
+    std::atomic<bool> release{false};
+    app.get("/block", [&release](covet::Request&) {
+        while (!release.load()) std::this_thread::sleep_for(5ms);
+        return covet::Response::text("released");
+    });
+    covet::App probe;  // a free port for the operations listener
+    probe.listen("127.0.0.1", 0).start(1);
+    const std::uint16_t ops = probe.port();
+    probe.stop();
+    probe.wait();
+    app.config().ops.port = ops;
+    app.config().ops.health_stall = 300ms;
+    app.listen("127.0.0.1", 0).start(1);
+    std::this_thread::sleep_for(600ms);  // idle for longer than the limit: an idle loop still turns (its timer)
+    EXPECT_EQ(status_of(get(ops, "/_health")), "HTTP/1.1 200 OK");
+    std::string blocked;
+    std::thread client([&] { blocked = get(app.port(), "/block"); });
+    std::string health;
+    for (int i = 0; i < 100; ++i) {  // up to 3 s
+        health = get(ops, "/_health");
+        if (status_of(health) != "HTTP/1.1 200 OK") break;
+        std::this_thread::sleep_for(30ms);
+    }
+    release = true;
+    client.join();
+    EXPECT_EQ(status_of(health), "HTTP/1.1 503 Service Unavailable") << health;
+    EXPECT_NE(body_of(health).find("an engine worker's loop has not turned for"), std::string::npos) << health;
+    EXPECT_EQ(body_of(blocked), "released");
+    std::string after;
+    for (int i = 0; i < 100; ++i) {  // the loop's next sweep timer says it turns again
+        after = get(ops, "/_health");
+        if (status_of(after) == "HTTP/1.1 200 OK") break;
+        std::this_thread::sleep_for(30ms);
+    }
+    EXPECT_EQ(status_of(after), "HTTP/1.1 200 OK");
+    app.loop_turned();  // a host loop that then stops reporting is watched too
+    std::this_thread::sleep_for(500ms);
+    EXPECT_NE(body_of(get(ops, "/_health")).find("the app's event loop has not turned for"), std::string::npos);
+    app.begin_drain();  // never during a graceful stop: a draining worker is not restarted by its probe
+    EXPECT_EQ(status_of(get(ops, "/_health")), "HTTP/1.1 200 OK");
     app.stop();
     app.wait();
 }

@@ -238,3 +238,54 @@ def test_ops_port_and_token(tmp_path: Path) -> None:
         assert server.proc.wait(timeout=20) == 0
         leftovers = list(Path("/dev/shm").glob(f"covet-metrics-{server.proc.pid}-*"))
         assert not leftovers, f"the master left its metrics directory: {leftovers}"
+
+
+BLOCKING_APP = textwrap.dedent("""
+    import time
+    from covet import CovetPy
+
+    app = CovetPy()
+
+    @app.get("/")
+    async def root():
+        return "hi"
+
+    @app.get("/block")
+    async def block(seconds: float):
+        time.sleep(seconds)  # blocks the event loop: the liveness probe must notice
+        return "unblocked"
+    """)
+
+
+@pytest.mark.parametrize("threads", ["0", "1"])  # the engine on the loop's thread, or on its own thread
+def test_health_fails_while_a_handler_blocks_the_event_loop(tmp_path: Path, threads: str) -> None:
+    """/_health on the operations port (its own engine thread) answers 503 once the worker's event loop has not
+    turned for --health-stall, naming the cause, and 200 again once the loop turns; /_ready is unaffected."""
+    (tmp_path / "app.py").write_text(BLOCKING_APP)
+    port, ops = free_port(), free_port()
+    server = ServerProcess([sys.executable, "-m", "covet", "run", "app:app", "--port", str(port), "--ops-port",
+                            str(ops), "--health-stall", "0.5", "--threads", threads],
+                           cwd=tmp_path, ready=r"serving on")
+    with server:
+        assert request(ops, "/_health") == (200, "ok\n")
+        time.sleep(1.0)  # idle for longer than the limit: an idle loop still turns
+        assert request(ops, "/_health") == (200, "ok\n")
+        blocked: list[tuple[int, str]] = []
+        blocker = threading.Thread(target=lambda: blocked.append(request(port, "/block?seconds=3")))
+        blocker.start()
+        try:
+            deadline = time.monotonic() + 2.5
+            status, text = request(ops, "/_health")
+            while status == 200 and time.monotonic() < deadline:
+                time.sleep(0.1)
+                status, text = request(ops, "/_health")
+            assert status == 503, text
+            assert "has not turned for" in text and "--health-stall" in text, text
+            assert request(ops, "/_ready")[0] == 200  # readiness is another question
+        finally:
+            blocker.join()
+        assert blocked == [(200, '"unblocked"')] or blocked[0][0] == 200, blocked
+        deadline = time.monotonic() + 3.0
+        while request(ops, "/_health")[0] != 200:
+            assert time.monotonic() < deadline, "the loop turns again, /_health must say so"
+            time.sleep(0.1)

@@ -94,12 +94,14 @@ void register_metrics(py::module_& m, std::function<covet::App&(py::handle)> app
     m.def(
         "configure_ops",
         [app_of](py::handle server, bool endpoints, int port, const std::string& host, const std::string& token,
-                 const std::string& metrics_path, long drain_delay_ms, bool record, int listen_fd) {
+                 const std::string& metrics_path, long drain_delay_ms, bool record, int listen_fd,
+                 long health_stall_ms) {
             if (port < 0 || port > 65535)
                 throw py::value_error("ops_port must be 0..65535, not " + std::to_string(port));
             if (metrics_path.empty() || metrics_path[0] != '/')
                 throw py::value_error("the metrics path must start with '/', not '" + metrics_path + "'");
             if (drain_delay_ms < 0) throw py::value_error("drain_delay must be >= 0");
+            if (health_stall_ms < 0) throw py::value_error("health_stall must be >= 0 (0: off)");
             covet::net::OpsConfig& ops = app_of(server).config().ops;
             ops.endpoints = endpoints;
             ops.port = static_cast<std::uint16_t>(port);
@@ -109,14 +111,16 @@ void register_metrics(py::module_& m, std::function<covet::App&(py::handle)> app
             ops.drain_delay = std::chrono::milliseconds(drain_delay_ms);
             ops.record_metrics = record;
             ops.inherited_listener = listen_fd;
+            ops.health_stall = std::chrono::milliseconds(health_stall_ms);
         },
         py::arg("server"), py::arg("endpoints") = false, py::arg("port") = 0, py::arg("host") = "127.0.0.1",
         py::arg("token") = "", py::arg("metrics_path") = "/_metrics", py::arg("drain_delay_ms") = 0,
-        py::arg("record") = true, py::arg("listen_fd") = -1,
+        py::arg("record") = true, py::arg("listen_fd") = -1, py::arg("health_stall_ms") = 30'000,
         "Sets the server's operations endpoints (/_metrics, /_health, /_ready) before start: on its own port "
         "(`endpoints`), on a separate listener (`port`, `host`; `listen_fd`: a supervisor's socket already "
         "listening there, adopted instead of binding), the bearer `token` of /_metrics, and the drain delay during "
-        "which /_ready answers 503 before the listeners close.");
+        "which /_ready answers 503 before the listeners close, and how long a loop may go without turning before "
+        "/_health answers 503 (`health_stall_ms`, 0: never).");
     m.def("ops_port", [app_of](py::handle server) { return app_of(server).ops_port(); }, py::arg("server"));
     m.def(
         "set_ready", [app_of](py::handle server, bool ready) { app_of(server).set_ready(ready); }, py::arg("server"),
@@ -124,6 +128,9 @@ void register_metrics(py::module_& m, std::function<covet::App&(py::handle)> app
     m.def(
         "set_checks_passing", [app_of](py::handle server, bool ok) { app_of(server).set_checks_passing(ok); },
         py::arg("server"), py::arg("passing"));
+    m.def(
+        "loop_turned", [app_of](py::handle server) { app_of(server).loop_turned(); }, py::arg("server"),
+        "The host's event loop turns (call it a few times per health_stall): /_health watches it from now on.");
     m.def(
         "begin_drain", [app_of](py::handle server) { app_of(server).begin_drain(); }, py::arg("server"),
         "/_ready answers 503 from now on (the listeners stay open until stop()).");

@@ -133,6 +133,15 @@ public:
                !draining_.load(std::memory_order_relaxed);
     }
     bool draining() const noexcept { return draining_.load(std::memory_order_relaxed); }
+    // Liveness (GET /_health): 503 once a loop of this app has not turned for longer than
+    // net::OpsConfig::health_stall. The engine's worker loops are watched by themselves; a host whose own event
+    // loop runs the handlers beside the engine's threads (Python's asyncio loop) calls loop_turned() from that
+    // loop, at least a few times per health_stall, and from the first call on that loop is watched too.
+    void loop_turned() noexcept {
+        loop_turned_.store(io::Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+    }
+    // Why the app is not live ("" while it is): which loop has stalled, for how long, and the limit.
+    std::string stalled() const;
     // The port of the operations listener (net::OpsConfig::port) once started, or 0.
     std::uint16_t ops_port() const noexcept;
     // Reloads the TLS certificates for new connections (any thread). Throws if loading fails; the old
@@ -203,6 +212,7 @@ private:
     bool record_metrics_ = true;  // config_.ops.record_metrics, read at start
     bool ops_endpoints_ = false;  // answer the operations endpoints on this app's listener
     std::atomic<bool> ready_{true}, checks_passing_{true}, draining_{false};
+    std::atomic<io::Clock::rep> loop_turned_{0};  // 0: no host loop reports (loop_turned)
     // The operations listener (net::OpsConfig::port): a small App of its own, one thread, whose readiness
     // is this one's (`ops_owner_`).
     std::unique_ptr<App> ops_app_;

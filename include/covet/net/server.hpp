@@ -1,6 +1,7 @@
 // A server: N worker threads (one per core by default), each with its own reactor loop and listener.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 
@@ -46,6 +47,10 @@ public:
     // certificates, established ones keep their session. Throws std::runtime_error if TLS is not configured
     // or a file cannot be loaded (the previous certificates then stay in use).
     void reload_tls();
+
+    // How long the least recently turning worker loop has gone without running its sweep timer (every 250 ms
+    // while it turns): a loop blocked by a handler shows here. Zero before start(). Any thread.
+    std::chrono::milliseconds longest_stall() const noexcept;
 
     std::uint16_t port() const noexcept;
     io::Backend backend() const noexcept;

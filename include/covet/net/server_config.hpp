@@ -86,6 +86,10 @@ struct OpsConfig {
     // From the start of a graceful stop: /_ready answers 503 this long while the listeners still accept
     // and requests are served, so that load balancers take the instance out first (Kubernetes).
     std::chrono::milliseconds drain_delay{0};
+    // GET /_health answers 503 once a loop of the app (an engine worker's, or the host's that reports through
+    // App::loop_turned) has not turned for this long: a handler that blocks it, a deadlock. 0: never (only
+    // whether the listener answers). Not during a graceful stop.
+    std::chrono::milliseconds health_stall{30'000};
     // An already-listening socket for `port` handed down by a supervisor (`covet run`'s master), adopted like
     // ServerConfig::inherited_listener: every worker process accepts from its one queue, so a worker that dies
     // loses no queued connection (with one SO_REUSEPORT socket each, the kernel resets those in the dead one's

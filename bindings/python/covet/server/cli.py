@@ -240,6 +240,9 @@ def _parser() -> argparse.ArgumentParser:
     ops.add_argument("--drain-delay", default=None, metavar="S",
                      help="on SIGTERM, /_ready answers 503 for S seconds before the listeners close "
                           "(env COVET_DRAIN_DELAY; default 0)")
+    ops.add_argument("--health-stall", default=None, metavar="S",
+                     help="/_health answers 503 once the worker's event loop (or an engine loop) has not turned "
+                          "for S seconds: a handler blocking it (env COVET_HEALTH_STALL; default 30; 0: off)")
     uv = run.add_argument_group("uvicorn compatibility (accepted with the same meaning, or refused with the "
                                 "CovetPy equivalent)")
     uv.add_argument("--http", choices=("auto", "h11", "httptools"), help="ignored: the engine parses HTTP")
@@ -376,8 +379,8 @@ def _refuse_unsupported_uvicorn_flags(args: argparse.Namespace) -> None:
 
 
 def _export_ops_options(args: argparse.Namespace) -> None:
-    """--metrics, --ops-port, --ops-host, --metrics-token, --drain-delay: the worker processes read them from
-    the environment (covet.server.ops)."""
+    """--metrics, --ops-port, --ops-host, --metrics-token, --drain-delay, --health-stall: the worker processes read
+    them from the environment (covet.server.ops)."""
     given: dict[str, object] = {}
     if args.metrics:
         given["metrics"] = True
@@ -389,6 +392,11 @@ def _export_ops_options(args: argparse.Namespace) -> None:
             given["drain_delay"] = parse_duration_ms(args.drain_delay) / 1000
         except ValueError as e:
             raise UsageError(f"--drain-delay: {e}") from None
+    if args.health_stall is not None:
+        try:
+            given["health_stall"] = parse_duration_ms(args.health_stall) / 1000
+        except ValueError as e:
+            raise UsageError(f"--health-stall: {e}") from None
     try:
         OpsOptions.take(given).export()
     except ValueError as e:

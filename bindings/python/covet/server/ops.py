@@ -21,7 +21,7 @@ from typing import Any, Optional
 
 log = logging.getLogger("covet.ops")
 
-__all__ = ["OPS_KEYWORDS", "OpsOptions", "run_readiness_checks"]
+__all__ = ["OPS_KEYWORDS", "OpsOptions", "report_loop_turns", "run_readiness_checks"]
 
 # keyword -> environment variable
 OPS_KEYWORDS = {
@@ -32,6 +32,7 @@ OPS_KEYWORDS = {
     "metrics_path": "COVET_METRICS_PATH",
     "drain_delay": "COVET_DRAIN_DELAY",
     "record_metrics": "COVET_RECORD_METRICS",
+    "health_stall": "COVET_HEALTH_STALL",
 }
 
 READINESS_INTERVAL = 5.0  # seconds between runs of the readiness checks (env COVET_READINESS_INTERVAL)
@@ -50,6 +51,7 @@ class OpsOptions:
     path: str = "/_metrics"
     drain_delay: float = 0.0         # seconds /_ready answers 503 before the listeners close
     record: bool = True              # the engine records its metrics (cheap; on by default)
+    health_stall: float = 30.0       # seconds a loop may go without turning before /_health answers 503 (0: never)
     listen_fd: int = -1              # `covet run`'s master's socket listening on host:port (keyword ops_listen_fd)
 
     @classmethod
@@ -96,6 +98,11 @@ class OpsOptions:
         if "record_metrics" in found:
             v = found["record_metrics"]
             opts = replace(opts, record=_flag(v) if isinstance(v, str) else bool(v))
+        if found.get("health_stall") not in (None, ""):
+            stall = float(found["health_stall"])
+            if stall < 0:
+                raise ValueError(f"health_stall must be >= 0 seconds (0: off), not {stall}")
+            opts = replace(opts, health_stall=stall)
         return opts
 
     def export(self) -> None:
@@ -103,7 +110,8 @@ class OpsOptions:
         values = {"metrics": "1" if self.endpoints else "", "ops_port": str(self.port) if self.port else "",
                   "ops_host": self.host, "metrics_token": self.token, "metrics_path": self.path,
                   "drain_delay": str(self.drain_delay) if self.drain_delay else "",
-                  "record_metrics": "" if self.record else "0"}
+                  "record_metrics": "" if self.record else "0",
+                  "health_stall": "" if self.health_stall == OpsOptions.health_stall else str(self.health_stall)}
         for key, value in values.items():
             if value:
                 os.environ[OPS_KEYWORDS[key]] = value
@@ -119,7 +127,8 @@ class OpsOptions:
         if self.listen_fd >= 0 and self.port and _listens_on(self.listen_fd, self.host, self.port):
             extra["listen_fd"] = self.listen_fd
         configure(server, endpoints=self.endpoints, port=self.port, host=self.host, token=self.token,
-                  metrics_path=self.path, drain_delay_ms=round(self.drain_delay * 1000), record=self.record, **extra)
+                  metrics_path=self.path, drain_delay_ms=round(self.drain_delay * 1000), record=self.record,
+                  health_stall_ms=round(self.health_stall * 1000), **extra)
 
 
 def _listens_on(fd: int, host: str, port: int) -> bool:
@@ -148,6 +157,19 @@ async def _run_check(check: Callable[[], Any]) -> bool:
         log.warning("readiness check %s failed: %s", getattr(check, "__name__", check), exc)
         return False
     return result is None or bool(result)
+
+
+async def report_loop_turns(server: object, native: object, stall: float) -> None:
+    """Tells the engine, a few times per `stall` seconds (at most once a second), that this event loop turns: the
+    engine's GET /_health answers 503 once it has not heard for `stall` seconds (a handler blocking the loop). The
+    engine's own worker loops report themselves. Cancelled when the worker stops."""
+    turned: Optional[Callable[[object], None]] = getattr(native, "loop_turned", None)
+    if turned is None or stall <= 0:
+        return
+    interval = min(1.0, stall / 4)
+    while True:
+        turned(server)
+        await asyncio.sleep(interval)
 
 
 async def run_readiness_checks(server: object, native: object, checks: Sequence[Callable[[], Any]],

@@ -38,7 +38,7 @@ from .dispatch import Dispatcher
 from .engine import Engine, EngineModule, native_module
 from .hosted import STARTUP_FAILURE_EXIT, HostedApp, HostedDispatcher, RequestGate, StartupFailed, hosted, is_served_app
 from .interface import CallNext, Middleware, ServedApp
-from .ops import OpsOptions, run_readiness_checks
+from .ops import OpsOptions, report_loop_turns, run_readiness_checks
 from .options import access_log_format
 from .static_routes import static_routes
 
@@ -313,11 +313,16 @@ class Worker:
                                 ", HTTP/2 and HTTP/1.1" if self.transport.http2 else ", HTTP/1.1", what)
                     readiness = (loop.create_task(run_readiness_checks(server, self.native, checks))
                                  if checks else None)
+                    # /_health watches this loop too (a handler blocking it), where it is answered.
+                    turns = (loop.create_task(report_loop_turns(server, self.native, self.ops.health_stall))
+                             if self.ops.endpoints or self.ops.port else None)
                     if self.on_started is not None:
                         self.on_started(self)
                     await self._stop.wait()
                     if readiness is not None:
                         readiness.cancel()
+                    if turns is not None:
+                        turns.cancel()
                     begin_drain = getattr(self.native, "begin_drain", None)
                     if begin_drain is not None:
                         begin_drain(server)  # /_ready answers 503 from now on, before the listeners close
