@@ -253,7 +253,10 @@ void connection_refused(RefusedReason reason) noexcept {
     bump(EngineFamilies::get().connections_refused, static_cast<std::uint64_t>(reason), "reason",
          names[static_cast<std::size_t>(reason)]);
 }
-void tls_handshake(bool ok) noexcept { bump(EngineFamilies::get().tls_handshakes, ok, "result", ok ? "ok" : "failed"); }
+void tls_handshake(bool ok) noexcept {
+    bump(EngineFamilies::get().tls_handshakes, ok, "result", ok ? "ok" : "failed");
+    if (!ok) connection_refused(RefusedReason::tls);  // the connection closes unserved
+}
 void http2_stream() noexcept { bump(EngineFamilies::get().http2_streams); }
 void http2_reset(bool by_client) noexcept {
     bump(EngineFamilies::get().http2_resets, by_client, "side", by_client ? "client" : "server");
