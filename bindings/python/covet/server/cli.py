@@ -18,9 +18,10 @@ from covet.tls import TransportOptions
 from covet.utils import check_root_path
 
 from .appspec import import_app
-from .control import ReloadError, read_pid_file, reload_master
+from .control import ReloadError, find_state_file, read_pid_file, reload_master
 from .engine import native_module
 from .hosted import INTERFACES, HostingError, detect_interface, hosted, is_served_app
+from .log_levels import describe, levels_path, validate_level, write_levels
 from .ops import OpsOptions
 from .options import (
     ENGINE_OPTIONS,
@@ -286,6 +287,17 @@ def _parser() -> argparse.ArgumentParser:
                     help=f"give up after S seconds (default {START_TIMEOUT + 30:.0f}: the master gives a new "
                          f"generation {START_TIMEOUT:.0f} s)")
 
+    ll = sub.add_parser("log-level", help="change log levels of a running `covet run` group, without a restart",
+                        description="Sets LEVEL on each LOGGER (a logging name such as myapp.db; none: the root "
+                                    "logger; covet.engine: the native engine's, which also takes trace) in the master "
+                                    "and every worker of a running `covet run`, within a second; workers started "
+                                    "later (restarts, reloads) take it too. Levels set earlier are kept.")
+    ll.add_argument("level", metavar="LEVEL", help="debug, info, warning, error or critical")
+    ll.add_argument("loggers", nargs="*", metavar="LOGGER", help="logger names (default: the root logger)")
+    ll.add_argument("--pid", type=int, default=None, help="the master's process id")
+    ll.add_argument("--pid-file", default=None, metavar="PATH",
+                    help="read the master's pid from here (`covet run --pid-file`; env COVET_PID_FILE)")
+
     worker = sub.add_parser("_worker", help=argparse.SUPPRESS)  # one worker process, started by `run`
     common(worker)
     worker.add_argument("--listen-fd", type=int, default=-1, help=argparse.SUPPRESS)  # the master's socket
@@ -479,25 +491,50 @@ def _recycling(args: argparse.Namespace) -> Recycling:
     return rec
 
 
-def _reload(args: argparse.Namespace) -> int:
-    """`covet reload [PID] [--pid-file PATH]`."""
-    pid = args.pid
-    pid_file = args.pid_file or os.environ.get("COVET_PID_FILE", "").strip() or None
-    if pid is not None and args.pid_file:
-        raise UsageError("reload: give the pid or --pid-file, not both")
+def _master_pid(command: str, pid: Optional[int], pid_file_arg: Optional[str]) -> int:
+    """The master's pid from a command's pid argument or --pid-file (or COVET_PID_FILE)."""
+    pid_file = pid_file_arg or os.environ.get("COVET_PID_FILE", "").strip() or None
+    if pid is not None and pid_file_arg:
+        raise UsageError(f"{command}: give the pid or --pid-file, not both")
     if pid is None:
         if pid_file is None:
-            raise UsageError("reload: which master? give its pid, or --pid-file PATH (written by `covet run "
+            raise UsageError(f"{command}: which master? give its pid, or --pid-file PATH (written by `covet run "
                              "--pid-file PATH`)")
         try:
             pid = read_pid_file(pid_file)
         except OSError as e:
-            raise UsageError(f"reload: --pid-file {pid_file}: {e.strerror} (is `covet run --pid-file` "
+            raise UsageError(f"{command}: --pid-file {pid_file}: {e.strerror} (is `covet run --pid-file` "
                              "running?)") from None
         except ValueError as e:
-            raise UsageError(f"reload: {e}") from None
+            raise UsageError(f"{command}: {e}") from None
     if pid <= 1:
-        raise UsageError(f"reload: {pid} is not a master's process id")
+        raise UsageError(f"{command}: {pid} is not a master's process id")
+    return pid
+
+
+def _log_level(args: argparse.Namespace) -> int:
+    """`covet log-level LEVEL [LOGGER...] [--pid PID | --pid-file PATH]`."""
+    pid = _master_pid("log-level", args.pid, args.pid_file)
+    names = args.loggers or [""]
+    try:
+        changes = {name: validate_level(args.level, name) for name in names}
+    except ValueError as e:
+        raise UsageError(f"log-level: {e}") from None
+    state = find_state_file(pid)
+    if state is None:
+        print(f"covet log-level: no `covet run` master with pid {pid} (its state file was not found: is it running, "
+              "and as this user?)", file=sys.stderr)
+        return 1
+    path = levels_path(os.path.dirname(state), pid)
+    levels = write_levels(path, changes)
+    print(f"covet log-level: {describe(changes)} for master {pid} and its workers, applied within a second "
+          f"(all set: {describe(levels)})")
+    return 0
+
+
+def _reload(args: argparse.Namespace) -> int:
+    """`covet reload [PID] [--pid-file PATH]`."""
+    pid = _master_pid("reload", args.pid, args.pid_file)
     try:
         return reload_master(pid, args.timeout)
     except ReloadError as e:
@@ -523,6 +560,8 @@ def _main(argv: Optional[list[str]]) -> int:
         return _migrate(args)
     if args.command == "reload":
         return _reload(args)
+    if args.command == "log-level":
+        return _log_level(args)
     if args.command == "run":
         _refuse_unsupported_uvicorn_flags(args)
         if args.env_file:

@@ -38,6 +38,7 @@ from .dispatch import Dispatcher
 from .engine import Engine, EngineModule, native_module
 from .hosted import STARTUP_FAILURE_EXIT, HostedApp, HostedDispatcher, RequestGate, StartupFailed, hosted, is_served_app
 from .interface import CallNext, Middleware, ServedApp
+from .log_levels import LevelsFollower, follow_log_levels, levels_path
 from .ops import OpsOptions, report_loop_turns, run_readiness_checks
 from .options import access_log_format
 from .static_routes import static_routes
@@ -481,8 +482,17 @@ def serve_worker(
         limits = RequestLimits(limit_concurrency, limit_max_requests, state, tell_supervisor)
         middleware.append(limits)
 
+    # `covet log-level`: the group's levels file, applied now and followed while serving (covet.server.log_levels).
+    levels: Optional[LevelsFollower] = None
+    if ready_fd >= 0 and os.environ.get("COVET_METRICS_DIR"):
+        levels = LevelsFollower(levels_path(os.environ["COVET_METRICS_DIR"], os.getppid()))
+        levels.poll()
+    follow: list[asyncio.Task[None]] = []
+
     def on_started(w: Worker) -> None:
         state["worker"] = w
+        if levels is not None:
+            follow.append(asyncio.get_running_loop().create_task(follow_log_levels(levels)))
         tell_supervisor(b"ready\n")
 
     try:

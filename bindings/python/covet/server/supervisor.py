@@ -42,6 +42,7 @@ from covet.tls import TransportOptions
 from .control import MasterState, remove_pid_file, state_file_name, write_pid_file
 from .engine import EngineModule, native_module
 from .hosted import STARTUP_FAILURE_EXIT
+from .log_levels import LevelsFollower, describe, levels_path
 from .options import engine_default, engine_has, engine_option
 
 if TYPE_CHECKING:
@@ -375,12 +376,15 @@ class Supervisor:
         self._state_path: Optional[str] = None
         self._state_written: Optional[dict[str, object]] = None
         self._metrics: Optional[_GenerationMetrics] = None
+        self._levels: Optional[LevelsFollower] = None  # `covet log-level`'s file, followed by the master too
+        self._next_levels = 0.0
         self.exit_code = 0
 
     # ---- lifecycle ----
     def run(self) -> int:
         directory = ensure_metrics_dir()
         self._state_path = os.path.join(directory, state_file_name(os.getpid()))
+        self._levels = LevelsFollower(levels_path(directory, os.getpid()))
         if self.pid_file:
             write_pid_file(self.pid_file)
         try:
@@ -388,9 +392,10 @@ class Supervisor:
         finally:
             if self.pid_file:
                 remove_pid_file(self.pid_file)
-            if self._state_path:
-                with contextlib.suppress(OSError):
-                    os.unlink(self._state_path)
+            for path in (self._state_path, self._levels.path if self._levels else None):
+                if path:
+                    with contextlib.suppress(OSError):
+                        os.unlink(path)
             _remove_metrics_dir()
 
     def _publish_ready(self) -> None:
@@ -494,6 +499,11 @@ class Supervisor:
         self._kill_overdue()
         self._publish_ready()
         self._write_state()
+        if self._levels is not None and time.monotonic() >= self._next_levels:
+            self._next_levels = time.monotonic() + 1.0
+            with contextlib.suppress(Exception):  # a bad levels file never stops the master
+                if (applied := self._levels.poll()) is not None:
+                    log.info("covet master %d: log levels set by covet log-level: %s", os.getpid(), describe(applied))
         if not self._announced and self.current and all(p.ready for p in self.current.values()):
             self._announced = True
             log.info("covet master %d: %d worker(s) serving on %s:%d", os.getpid(), len(self.current),
