@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <charconv>
 #include <csignal>
 #include <cstdio>
 #include <thread>  // pthread_sigmask, sigtimedwait (POSIX, declared by glibc here too)
@@ -41,19 +42,38 @@ App::~App() {
     }
 }
 
-App& App::route(Method method, std::string_view pattern, Handler handler) {
-    router_.add(method, pattern, RouteTarget{std::move(handler), {}, {}, metrics::route_id(pattern)});
+App& App::route(Method method, std::string_view pattern, Handler handler, RouteLimits limits) {
+    router_.add(method, pattern, RouteTarget{std::move(handler), {}, {}, metrics::route_id(pattern), limits});
     return *this;
 }
 
-App& App::route(Method method, std::string_view pattern, AsyncHandler handler) {
-    router_.add(method, pattern, RouteTarget{{}, std::move(handler), {}, metrics::route_id(pattern)});
+App& App::route(Method method, std::string_view pattern, AsyncHandler handler, RouteLimits limits) {
+    router_.add(method, pattern, RouteTarget{{}, std::move(handler), {}, metrics::route_id(pattern), limits});
     return *this;
 }
 
-App& App::route(Method method, std::string_view pattern, StreamingHandler handler) {
-    router_.add(method, pattern, RouteTarget{{}, {}, std::move(handler), metrics::route_id(pattern)});
+App& App::route(Method method, std::string_view pattern, StreamingHandler handler, RouteLimits limits) {
+    router_.add(method, pattern, RouteTarget{{}, {}, std::move(handler), metrics::route_id(pattern), limits});
     return *this;
+}
+
+bool App::refuse_over_route_limits(const Request& request, const RouteLimits& limits, Responder& responder) {
+    std::uint64_t size = request.body().size();
+    if (request.body_streamed()) {  // still arriving: its declared length, when it has one
+        const std::string_view declared = request.header("content-length").value_or("");
+        std::uint64_t n = 0;
+        const auto [end, ec] = std::from_chars(declared.data(), declared.data() + declared.size(), n);
+        size = ec == std::errc{} && end == declared.data() + declared.size() ? n : 0;
+    }
+    if (size <= limits.max_body_bytes) return false;
+    const std::string why = "the request body (" + std::to_string(size) +
+                            " bytes) is larger than this route's limit of " + std::to_string(limits.max_body_bytes) +
+                            " bytes; send less, or raise the route's limit (RouteLimits::max_body_bytes, "
+                            "max_body_size= in Python)";
+    Response r = json_errors_ ? Response::json(R"({"detail":")" + why + R"("})", 413) : Response::text(why + "\n", 413);
+    if (request.body_streamed()) r.close_connection();  // what is left of the body is not read
+    responder.send(std::move(r));
+    return true;
 }
 
 App& App::route(std::initializer_list<Method> methods, std::string_view pattern, const Handler& handler) {
@@ -177,6 +197,8 @@ void App::dispatch(Request& request, ExchangeState* state, Responder responder) 
         context->route_ = target.metric_route ? match.pattern : std::string_view{};
         if (record_metrics_) context->series_.route(target.metric_route);
     }
+    if (target.limits.max_body_bytes != 0 && refuse_over_route_limits(request, target.limits, responder)) [[unlikely]]
+        return;
     // Handlers that see only the Request (the Python bindings) find the exchange's context through this.
     struct Current {
         explicit Current(const RequestContext* c) noexcept { RequestContext::current_ = c; }

@@ -215,6 +215,10 @@ class RouteOptions(TypedDict, total=False):
     inline: Optional[bool]
     eager: Optional[bool]
     dependencies: Optional[Sequence[Any]]  # Depends(...) run before the handler, their values unused
+    # CovetPy's abuse limits for this route (not FastAPI's): the request body's size limit in bytes, in place of the
+    # server's --limit-max-body (more: 413, before the handler runs), and seconds the handler may take (then 503).
+    max_body_size: Optional[int]
+    timeout: Optional[float]
     strict_content_type: bool  # default True: a JSON body needs a JSON Content-Type (FastAPI 0.132+)
     # OpenAPI only, as in FastAPI: stored on the route (``app.routes``) for the schema, nothing else.
     tags: Optional[Sequence[Union[str, Enum]]]
@@ -260,6 +264,8 @@ class Route:
     declared_result: bool = False
     eager: Optional[bool] = None  # async handlers: start their Task eagerly (None: the app's eager_async)
     dependencies: tuple[Any, ...] = ()  # Depends(...) run before the handler, their values unused
+    max_body_size: Optional[int] = None  # bytes: the route's body limit, enforced by the engine (None: the server's)
+    timeout: Optional[float] = None  # seconds until the handler is cancelled and the client gets 503
     # OpenAPI only (FastAPI's keywords), kept for the schema; they change nothing in how the route is served.
     tags: list[Any] = dataclasses.field(default_factory=list)  # str or Enum values
     summary: Optional[str] = None
@@ -400,6 +406,11 @@ class Route:
         filtering = any(options.get(k) for k in _FILTER_OPTIONS)
         status_code = options.get("status_code")
         openapi_extra = options.get("openapi_extra")
+        max_body_size, timeout = options.get("max_body_size"), options.get("timeout")
+        if max_body_size is not None and (not isinstance(max_body_size, int) or max_body_size <= 0):
+            raise ValueError(f"route {path}: max_body_size must be a positive number of bytes, not {max_body_size!r}")
+        if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
+            raise ValueError(f"route {path}: timeout must be a positive number of seconds, not {timeout!r}")
         return cls(
             path=path,
             endpoint=endpoint,
@@ -415,6 +426,8 @@ class Route:
             declared_result=declared is not None and declared is not type(None),
             eager=options.get("eager"),
             dependencies=dependencies,
+            max_body_size=max_body_size,
+            timeout=float(timeout) if timeout is not None else None,
             tags=list(options.get("tags") or ()),
             summary=options.get("summary"),
             description=options.get("description"),

@@ -407,24 +407,26 @@ public:
         app_.wait();
     }
 
-    void add_route(const std::string& method, const std::string& pattern, int route_id) {
+    void add_route(const std::string& method, const std::string& pattern, int route_id, std::uint64_t max_body_bytes) {
         auto m = covet::parse_method(method);
         if (!m) throw py::value_error("unknown HTTP method '" + method + "'");
         try {
             // Every Python route takes streamed bodies: the handler decides whether it reads body()/parameters
-            // (collected within max_body_bytes) or stream().
-            app_.route(*m, pattern,
-                       covet::StreamingHandler(
-                           [this, route_id](covet::Request& r, covet::Responder responder, covet::RequestBody body) {
-                               const covet::net::Limits& limits = app_.config().limits;
-                               if (!body) {
-                                   bridge_.push(route_id, r, std::move(responder), limits.stream_send_buffer);
-                                   return;
-                               }
-                               bridge_.push(route_id, r, std::move(responder), limits.stream_send_buffer,
-                                            std::move(body), limits.max_body_bytes,
-                                            std::min<std::size_t>(stream_chunk_bytes, limits.max_buffered_input));
-                           }));
+            // (collected within the route's max_body_bytes, else the server's) or stream().
+            app_.route(
+                *m, pattern,
+                covet::StreamingHandler([this, route_id, max_body_bytes](covet::Request& r, covet::Responder responder,
+                                                                         covet::RequestBody body) {
+                    const covet::net::Limits& limits = app_.config().limits;
+                    if (!body) {
+                        bridge_.push(route_id, r, std::move(responder), limits.stream_send_buffer);
+                        return;
+                    }
+                    bridge_.push(route_id, r, std::move(responder), limits.stream_send_buffer, std::move(body),
+                                 max_body_bytes ? max_body_bytes : limits.max_body_bytes,
+                                 std::min<std::size_t>(stream_chunk_bytes, limits.max_buffered_input));
+                }),
+                covet::RouteLimits{max_body_bytes});
         } catch (const covet::RouteError& e) {
             throw py::value_error(e.what());
         }
@@ -1183,7 +1185,8 @@ PYBIND11_MODULE(_native, m) {
              py::arg("max_streams_per_ip") = defaults.client_limits.max_streams_per_ip)
         // A copy of the settings the server runs with (what the keywords and configure_tls set).
         .def_property_readonly("config", &NativeServer::config)
-        .def("add_route", &NativeServer::add_route, py::arg("method"), py::arg("pattern"), py::arg("route_id"))
+        .def("add_route", &NativeServer::add_route, py::arg("method"), py::arg("pattern"), py::arg("route_id"),
+             py::arg("max_body_bytes") = 0)
         .def("add_constant_route", &NativeServer::add_constant_route, py::arg("method"), py::arg("pattern"),
              py::arg("status"), py::arg("content_type"), py::arg("body"), py::arg("headers"))
         .def("configure_tls", &NativeServer::configure_tls, py::arg("certfile"), py::arg("keyfile"),

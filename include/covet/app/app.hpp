@@ -29,6 +29,7 @@
 
 #include "covet/app/context.hpp"
 #include "covet/app/protocol_switch.hpp"
+#include "covet/app/route_limits.hpp"
 #include "covet/http/body_stream.hpp"
 #include "covet/http/exchange.hpp"
 #include "covet/http/request.hpp"
@@ -57,39 +58,40 @@ public:
     App();
     ~App() override;
 
-    // Registration (before start). Conflicting or malformed routes throw covet::RouteError.
-    App& route(Method method, std::string_view pattern, Handler handler);
-    App& route(Method method, std::string_view pattern, AsyncHandler handler);
-    App& route(Method method, std::string_view pattern, StreamingHandler handler);
+    // Registration (before start). Conflicting or malformed routes throw covet::RouteError. `limits`: the
+    // route's own (covet/app/route_limits.hpp).
+    App& route(Method method, std::string_view pattern, Handler handler, RouteLimits limits = {});
+    App& route(Method method, std::string_view pattern, AsyncHandler handler, RouteLimits limits = {});
+    App& route(Method method, std::string_view pattern, StreamingHandler handler, RouteLimits limits = {});
     App& route(std::initializer_list<Method> methods, std::string_view pattern, const Handler& handler);
 
     template <class H>
-    App& get(std::string_view p, H&& h) {
-        return add(Method::get, p, std::forward<H>(h));
+    App& get(std::string_view p, H&& h, RouteLimits limits = {}) {
+        return add(Method::get, p, std::forward<H>(h), limits);
     }
     template <class H>
-    App& post(std::string_view p, H&& h) {
-        return add(Method::post, p, std::forward<H>(h));
+    App& post(std::string_view p, H&& h, RouteLimits limits = {}) {
+        return add(Method::post, p, std::forward<H>(h), limits);
     }
     template <class H>
-    App& put(std::string_view p, H&& h) {
-        return add(Method::put, p, std::forward<H>(h));
+    App& put(std::string_view p, H&& h, RouteLimits limits = {}) {
+        return add(Method::put, p, std::forward<H>(h), limits);
     }
     template <class H>
-    App& patch(std::string_view p, H&& h) {
-        return add(Method::patch, p, std::forward<H>(h));
+    App& patch(std::string_view p, H&& h, RouteLimits limits = {}) {
+        return add(Method::patch, p, std::forward<H>(h), limits);
     }
     template <class H>
-    App& del(std::string_view p, H&& h) {
-        return add(Method::del, p, std::forward<H>(h));
+    App& del(std::string_view p, H&& h, RouteLimits limits = {}) {
+        return add(Method::del, p, std::forward<H>(h), limits);
     }
     template <class H>
-    App& head(std::string_view p, H&& h) {
-        return add(Method::head, p, std::forward<H>(h));
+    App& head(std::string_view p, H&& h, RouteLimits limits = {}) {
+        return add(Method::head, p, std::forward<H>(h), limits);
     }
     template <class H>
-    App& options(std::string_view p, H&& h) {
-        return add(Method::options, p, std::forward<H>(h));
+    App& options(std::string_view p, H&& h, RouteLimits limits = {}) {
+        return add(Method::options, p, std::forward<H>(h), limits);
     }
 
     // WebSocket routes (GET + Upgrade: websocket over HTTP/1.1; patterns as for HTTP routes). The same
@@ -168,20 +170,23 @@ private:
         AsyncHandler async;
         StreamingHandler streaming;
         std::uint16_t metric_route = 0;  // the route's http_route label (covet/metrics/http_metrics.hpp)
+        RouteLimits limits;
     };
+    // 413 when the request's body (whole, or as declared while it streams) is over `limits`; else false.
+    bool refuse_over_route_limits(const Request& request, const RouteLimits& limits, Responder& responder);
     // GET /_health, /_ready and the metrics path, answered here when `ops` (the app's endpoints, or the
     // operations listener's app); false: not one of them.
     bool answer_ops(const Request& request, Responder& responder);
     void start_ops();
 
     template <class H>
-    App& add(Method m, std::string_view p, H&& h) {
+    App& add(Method m, std::string_view p, H&& h, RouteLimits limits) {
         if constexpr (std::is_invocable_v<H&, Request&, Responder, RequestBody>)
-            return route(m, p, StreamingHandler(std::forward<H>(h)));
+            return route(m, p, StreamingHandler(std::forward<H>(h)), limits);
         else if constexpr (std::is_invocable_v<H&, Request&, Responder>)
-            return route(m, p, AsyncHandler(std::forward<H>(h)));
+            return route(m, p, AsyncHandler(std::forward<H>(h)), limits);
         else
-            return route(m, p, Handler(std::forward<H>(h)));
+            return route(m, p, Handler(std::forward<H>(h)), limits);
     }
 
     void make_server();

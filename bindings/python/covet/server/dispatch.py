@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import contextvars
 import functools
+import json
 import logging
 import operator
 import sys
@@ -227,6 +228,8 @@ class Dispatcher(EngineDriver):
         self._error_handler = self._handlers.pop(Exception, None) or self._handlers.pop(500, None)
         self._router_chains: dict[int, CallNext] = {}  # id(route) -> its routers' middleware chain
         self._eager = self._eager_starts(app, targets, loop)
+        # Each route id's pipeline: `_handle`, or for a route with a time limit `_handle_timed` around it.
+        self._pipelines = [self._handle if route.timeout is None else self._handle_timed for route in targets]
         # Routes whose whole pipeline is the handler and its rendering (decided once, here): `_handle` calls
         # them directly, without `_route_response`'s coroutine and checks.
         self._direct = frozenset(route for route in targets if self._direct_route(route))
@@ -289,13 +292,13 @@ class Dispatcher(EngineDriver):
         if getattr(route, "route_handler", None) is not None:  # route_class=: its handler wraps the pipeline
             return False
         return (self._chain is None and not route.middleware and route.stream is None and not plan.dependencies
-                and not plan.extras_in_tree)
+                and not plan.extras_in_tree and route.timeout is None)
 
     # -- the requests of one batch (EngineDriver.on_readable) --------------------------------------------
     def dispatch(self, items: Sequence[tuple[int, Any, Responder]]) -> None:
         targets = self.targets
         eager = self._eager
-        handle = self._handle
+        pipelines = self._pipelines
         loop = self.loop
         tasks = self.tasks
         start = start_task
@@ -312,7 +315,7 @@ class Dispatcher(EngineDriver):
             pooled = sync_lane.get(route)
             if pooled is not None and self._start_sync(route, native, responder, context, pooled):
                 continue
-            start(handle(route, native, responder), loop, tasks, eager=eager[route_id], context=context)
+            start(pipelines[route_id](route, native, responder), loop, tasks, eager=eager[route_id], context=context)
 
     # -- the sync lane ------------------------------------------------------------------------------
     def _start_sync(self, route: Route, native: Any, responder: Responder, context: contextvars.Context,
@@ -389,6 +392,25 @@ class Dispatcher(EngineDriver):
         await self._send_later(route, native, responder, request, rendered)
 
     # -- the pipeline -------------------------------------------------------------------------------
+    async def _handle_timed(self, route: Route, native: Any, responder: Responder) -> None:
+        """A route with ``timeout=``: `_handle` in a Task of its own (this request's context); when it has not begun
+        to answer in time it is cancelled and the client gets 503. A sync handler's pool thread cannot be stopped:
+        it runs on, and its result is dropped. An answer that began in time (a stream) is left to finish."""
+        assert route.timeout is not None
+        inner = self.loop.create_task(self._handle(route, native, responder), context=contextvars.copy_context())
+        done, _ = await asyncio.wait((inner,), timeout=route.timeout)
+        if done or responder.answered:
+            await inner
+            return
+        inner.cancel()
+        # Whatever the cancelled pipeline still raises (reading a request answered here) is not news.
+        inner.add_done_callback(lambda task: task.cancelled() or task.exception())
+        logger.warning("%s took longer than its timeout of %g s: cancelled, answered 503", route.describe(),
+                       route.timeout)
+        detail = f"the request took longer than this route's time limit of {route.timeout:g} s"
+        self._send_whole(route, responder, (503, [*JSON_HEADERS, ("retry-after", "1")],
+                                            json.dumps({"detail": detail}).encode()))
+
     async def _handle(self, route: Route, native: Any, responder: Responder) -> None:
         request: Optional[Request] = None
         try:

@@ -200,7 +200,10 @@ class Worker:
                 route_id = ids[id(route)] = len(targets)
                 targets.append(route)
             try:
-                server.add_route(method, pattern, route_id)
+                if route.max_body_size is None:
+                    server.add_route(method, pattern, route_id)
+                else:  # the engine refuses a larger body itself (413), before the handler runs
+                    server.add_route(method, pattern, route_id, max_body_bytes=route.max_body_size)
             except ValueError:
                 if not is_fallback:
                     raise
