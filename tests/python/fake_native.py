@@ -495,8 +495,8 @@ class NativeServer:
             pass
 
     # routes
-    def add_route(self, method: str, pattern: str, route_id: int) -> None:
-        self.router.add(method, pattern, ("python", route_id))
+    def add_route(self, method: str, pattern: str, route_id: int, max_body_bytes: int = 0) -> None:
+        self.router.add(method, pattern, ("python", route_id, max_body_bytes))
 
     def add_constant_route(self, method: str, pattern: str, status: int, content_type: str, body: bytes,
                            headers: list[tuple[str, str]]) -> None:
@@ -538,6 +538,9 @@ class NativeServer:
         elif handler[0] == "constant":
             c = handler[1]
             responder.send(c.status, c.headers, c.body)
+        elif handler[2] and len(body) > handler[2]:  # the route's own body limit (covet::RouteLimits)
+            responder.send(413, [("Content-Type", "application/json")],
+                           b'{"detail":"the request body is larger than this route\'s limit"}')
         else:
             request = NativeRequest(exchange, method, target, headers, body, params, client, version)
             with self._lock:

@@ -266,7 +266,7 @@ def test_limit_concurrency_answers_503_over_the_limit(serve: Any) -> None:
 
 
 def test_limit_max_requests_replaces_the_worker_without_failing_a_request(serve: Any) -> None:
-    server = serve("--limit-max-requests", "5")
+    server = serve("--limit-max-requests", "5", "--metrics")
     pids = set()
     for _ in range(40):
         status, body = server.request("GET", "/")
@@ -275,4 +275,10 @@ def test_limit_max_requests_replaces_the_worker_without_failing_a_request(serve:
         time.sleep(0.05)
     assert len(pids) >= 2, server.log()
     assert "reached --limit-max-requests" in server.log()
+    # Each replacement is a restart the metrics name by its cause.
+    status, text = server.request("GET", "/_metrics")
+    assert status == 200
+    restarts = sum(float(line.rpartition(" ")[2]) for line in text.decode().splitlines()
+                   if line.startswith('covet_worker_restarts_total{cause="max_requests"}'))
+    assert restarts >= len(pids) - 1, (restarts, pids)
     server.stop()

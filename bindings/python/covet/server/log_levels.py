@@ -16,6 +16,10 @@ import logging
 import os
 from typing import Optional
 
+from covet.logger import parse_level
+
+from .engine import native_module
+
 __all__ = ["LevelsFollower", "describe", "follow_log_levels", "levels_path", "validate_level", "write_levels"]
 
 log = logging.getLogger("covet")
@@ -84,14 +88,23 @@ class LevelsFollower:
         levels = _read(self.path)
         if levels is None:
             return None
-        from covet.observability.logging import set_log_level  # deferred: only when a level changes
-
         for name, level in levels.items():
             try:
-                set_log_level(level, name or None)
+                apply_level(level, name)
             except ValueError as e:  # written by hand, not by `covet log-level`: skip that one, say why
                 log.warning("log level %r for %s in %s: %s", level, name or "the root logger", self.path, e)
         return levels
+
+
+def apply_level(level: str, name: str) -> None:
+    """One logger's level in this process (covet.observability.set_log_level's work, which this layer may not
+    import): ``covet.engine`` is the native engine's, in the format its lines have now."""
+    if name != "covet.engine":
+        logging.getLogger(name or None).setLevel(parse_level(level))
+        return
+    native_level = {"warning": "warn"}.get(level.lower(), level.lower())
+    json_logs = any(h.get_name() == "covet-json" for h in logging.getLogger().handlers)
+    native_module().configure_logging(native_level, "json" if json_logs else "text")
 
 
 async def follow_log_levels(follower: LevelsFollower, interval: float = 1.0) -> None:
