@@ -6,6 +6,8 @@
 #include <unistd.h>
 #include <csignal>
 
+#include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <ctime>
 #include <mutex>
@@ -29,6 +31,10 @@ struct Server::Impl {
     std::uint16_t port = 0;
     std::vector<int> listeners;
     std::vector<std::unique_ptr<Worker>> workers;
+    // Each worker's sweep-timer stamp (Worker::set_tick_stamp), by index: made before the workers run and never
+    // moved, so another thread (liveness) reads them while a worker is replaced (the io_uring -> asio fallback).
+    std::unique_ptr<std::atomic<io::Clock::rep>[]> ticks;
+    unsigned tick_count = 0;
     std::vector<std::thread> threads;
     std::mutex mutex;
     std::condition_variable cv;
@@ -67,6 +73,7 @@ struct Server::Impl {
                 spdlog::warn("worker {}: io_uring failed ({}); this worker falls back to asio", i, e.what());
                 try {
                     workers[i] = make_asio_worker(i, config, listeners[i], factory);
+                    workers[i]->set_tick_stamp(&ticks[i]);
                     workers[i]->set_tls(tls.get());
                     workers[i]->set_client_limiter(limiter.get());
                     workers[i]->on_ready([this] { report_started(); });
@@ -79,6 +86,17 @@ struct Server::Impl {
                 spdlog::critical("worker {} stopped: {}", i, e.what());
             }
             report_failed(e.what());
+        }
+    }
+
+    // The liveness stamps, one per worker made (before they run), each started at now.
+    void make_ticks() {
+        tick_count = static_cast<unsigned>(workers.size());
+        ticks = std::make_unique<std::atomic<io::Clock::rep>[]>(tick_count);
+        const io::Clock::rep now = io::Clock::now().time_since_epoch().count();
+        for (unsigned i = 0; i < tick_count; ++i) {
+            ticks[i].store(now, std::memory_order_relaxed);
+            workers[i]->set_tick_stamp(&ticks[i]);
         }
     }
 
@@ -135,6 +153,7 @@ void Server::start() {
     for (unsigned i = 0; i < cfg.threads; ++i)
         s.workers.push_back(s.backend == io::Backend::uring ? make_uring_worker(i, cfg, s.listeners[i], s.factory)
                                                             : make_asio_worker(i, cfg, s.listeners[i], s.factory));
+    s.make_ticks();
     for (auto& w : s.workers) {
         w->set_tls(s.tls.get());
         w->set_client_limiter(s.limiter.get());
@@ -177,6 +196,7 @@ void Server::start_embedded() {
     s.make_limiter();
     s.open_listeners(1);
     s.workers.push_back(make_uring_worker(0, cfg, s.listeners[0], s.factory));
+    s.make_ticks();
     s.workers[0]->set_tls(s.tls.get());
     s.workers[0]->set_client_limiter(s.limiter.get());
     try {
@@ -217,11 +237,12 @@ void Server::reload_tls() {
 }
 
 std::chrono::milliseconds Server::longest_stall() const noexcept {
-    // The workers are all made before start() returns and live until the Server does.
-    const io::Clock::time_point now = io::Clock::now();
-    io::Clock::duration longest{0};
-    for (const auto& w : impl_->workers) longest = std::max(longest, now - w->last_tick());
-    return std::chrono::duration_cast<std::chrono::milliseconds>(longest);
+    const Impl& s = *impl_;
+    const io::Clock::rep now = io::Clock::now().time_since_epoch().count();
+    io::Clock::rep longest = 0;
+    for (unsigned i = 0; i < s.tick_count; ++i)
+        longest = std::max(longest, now - s.ticks[i].load(std::memory_order_relaxed));
+    return std::chrono::duration_cast<std::chrono::milliseconds>(io::Clock::duration(longest));
 }
 
 std::uint16_t Server::port() const noexcept { return impl_->port; }

@@ -337,7 +337,7 @@ void Worker::release(std::uint32_t index) {
 // ---- timers and shutdown ----
 
 void Worker::tick() {
-    last_tick_.store(io::Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+    if (tick_stamp_) tick_stamp_->store(now_.time_since_epoch().count(), std::memory_order_relaxed);
     for (Slot& s : slots_)
         if (s.connection && !s.closed) s.connection->tick(now_);
     for (std::uint32_t i = 0; i < slots_.size(); ++i)

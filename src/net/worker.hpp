@@ -63,11 +63,10 @@ public:
     void on_output(std::function<void()> hook) { output_hook_ = std::move(hook); }
     // Thread-safe: stop accepting, finish in-flight requests, close idle connections, then return from run().
     void request_stop();
-    // When the sweep timer last ran (steady clock): a loop that stops turning (a handler that never returns)
-    // stops updating it. Any thread (liveness, GET /_health).
-    io::Clock::time_point last_tick() const noexcept {
-        return io::Clock::time_point(io::Clock::duration(last_tick_.load(std::memory_order_relaxed)));
-    }
+    // Where the sweep timer stamps the time each time it runs (steady clock): a loop that stops turning (a handler
+    // that never returns) stops stamping. The Server owns the stamps (GET /_health reads them from another
+    // thread); set before run()/open_embedded().
+    void set_tick_stamp(std::atomic<io::Clock::rep>* stamp) noexcept { tick_stamp_ = stamp; }
 
     // ---- io::Loop ----
     void post(std::function<void()> task) override;
@@ -268,7 +267,7 @@ private:
     std::mutex posted_mutex_;
     std::vector<std::function<void()>> posted_, running_;
     std::atomic<bool> wake_pending_{false};
-    std::atomic<io::Clock::rep> last_tick_{io::Clock::now().time_since_epoch().count()};
+    std::atomic<io::Clock::rep>* tick_stamp_ = nullptr;
 };
 
 // Factories for the two backends (defined in uring_worker.cpp / asio_worker.cpp).

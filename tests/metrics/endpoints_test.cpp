@@ -123,14 +123,14 @@ TEST(OpsEndpoints, HealthFailsWhileAHandlerBlocksAWorkerLoop) {
     probe.stop();
     probe.wait();
     app.config().ops.port = ops;
-    app.config().ops.health_stall = 300ms;
+    app.config().ops.health_stall = 1000ms;  // 4 sweep intervals: no flapping on a loaded machine
     app.listen("127.0.0.1", 0).start(1);
-    std::this_thread::sleep_for(600ms);  // idle for longer than the limit: an idle loop still turns (its timer)
+    std::this_thread::sleep_for(1500ms);  // idle for longer than the limit: an idle loop still turns (its timer)
     EXPECT_EQ(status_of(get(ops, "/_health")), "HTTP/1.1 200 OK");
     std::string blocked;
     std::thread client([&] { blocked = get(app.port(), "/block"); });
     std::string health;
-    for (int i = 0; i < 100; ++i) {  // up to 3 s
+    for (int i = 0; i < 150; ++i) {  // up to 4.5 s
         health = get(ops, "/_health");
         if (status_of(health) != "HTTP/1.1 200 OK") break;
         std::this_thread::sleep_for(30ms);
@@ -148,7 +148,7 @@ TEST(OpsEndpoints, HealthFailsWhileAHandlerBlocksAWorkerLoop) {
     }
     EXPECT_EQ(status_of(after), "HTTP/1.1 200 OK");
     app.loop_turned();  // a host loop that then stops reporting is watched too
-    std::this_thread::sleep_for(500ms);
+    std::this_thread::sleep_for(1500ms);
     EXPECT_NE(body_of(get(ops, "/_health")).find("the app's event loop has not turned for"), std::string::npos);
     app.begin_drain();  // never during a graceful stop: a draining worker is not restarted by its probe
     EXPECT_EQ(status_of(get(ops, "/_health")), "HTTP/1.1 200 OK");

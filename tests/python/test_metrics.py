@@ -293,17 +293,17 @@ def test_health_fails_while_a_handler_blocks_the_event_loop(tmp_path: Path, thre
     (tmp_path / "app.py").write_text(BLOCKING_APP)
     port, ops = free_port(), free_port()
     server = ServerProcess([sys.executable, "-m", "covet", "run", "app:app", "--port", str(port), "--ops-port",
-                            str(ops), "--health-stall", "0.5", "--threads", threads],
+                            str(ops), "--health-stall", "1", "--threads", threads],
                            cwd=tmp_path, ready=r"serving on")
     with server:
         assert request(ops, "/_health") == (200, "ok\n")
-        time.sleep(1.0)  # idle for longer than the limit: an idle loop still turns
+        time.sleep(1.5)  # idle for longer than the limit: an idle loop still turns
         assert request(ops, "/_health") == (200, "ok\n")
         blocked: list[tuple[int, str]] = []
-        blocker = threading.Thread(target=lambda: blocked.append(request(port, "/block?seconds=3")))
+        blocker = threading.Thread(target=lambda: blocked.append(request(port, "/block?seconds=4")))
         blocker.start()
         try:
-            deadline = time.monotonic() + 2.5
+            deadline = time.monotonic() + 3.5
             status, text = request(ops, "/_health")
             while status == 200 and time.monotonic() < deadline:
                 time.sleep(0.1)

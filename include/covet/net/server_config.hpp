@@ -88,7 +88,9 @@ struct OpsConfig {
     std::chrono::milliseconds drain_delay{0};
     // GET /_health answers 503 once a loop of the app (an engine worker's, or the host's that reports through
     // App::loop_turned) has not turned for this long: a handler that blocks it, a deadlock. 0: never (only
-    // whether the listener answers). Not during a graceful stop.
+    // whether the listener answers). Not during a graceful stop. Keep it well above the 250 ms sweep interval
+    // (a second or more), and above the longest a handler may legitimately hold its loop (an inline sync
+    // handler, a WSGI app run on the loop's thread).
     std::chrono::milliseconds health_stall{30'000};
     // An already-listening socket for `port` handed down by a supervisor (`covet run`'s master), adopted like
     // ServerConfig::inherited_listener: every worker process accepts from its one queue, so a worker that dies

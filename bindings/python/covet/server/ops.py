@@ -100,8 +100,8 @@ class OpsOptions:
             opts = replace(opts, record=_flag(v) if isinstance(v, str) else bool(v))
         if found.get("health_stall") not in (None, ""):
             stall = float(found["health_stall"])
-            if stall < 0:
-                raise ValueError(f"health_stall must be >= 0 seconds (0: off), not {stall}")
+            if not (stall == 0 or stall >= 1):  # NaN too; under a second it would flap with the 250 ms sweep timer
+                raise ValueError(f"health_stall must be 0 (off) or at least 1 second, not {stall}")
             opts = replace(opts, health_stall=stall)
         return opts
 
