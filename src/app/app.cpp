@@ -197,14 +197,15 @@ void App::dispatch(Request& request, ExchangeState* state, Responder responder) 
         context->route_ = target.metric_route ? match.pattern : std::string_view{};
         if (record_metrics_) context->series_.route(target.metric_route);
     }
-    if (target.limits.max_body_bytes != 0 && refuse_over_route_limits(request, target.limits, responder)) [[unlikely]]
-        return;
     // Handlers that see only the Request (the Python bindings) find the exchange's context through this.
     struct Current {
         explicit Current(const RequestContext* c) noexcept { RequestContext::current_ = c; }
         ~Current() { RequestContext::current_ = nullptr; }
     } current(context);
     try {
+        if (target.limits.max_body_bytes != 0 && refuse_over_route_limits(request, target.limits, responder))
+            [[unlikely]]
+            return;
         if (target.streaming) {
             responder.keep_request();  // read after this call returns (another thread, the body's arrival)
             RequestBody body = responder.body();

@@ -33,6 +33,13 @@ APP = textwrap.dedent("""
     async def upload(request: Request):
         return {"size": len(await request.body())}
 
+    @app.post("/stream-in", max_body_size=100_000)
+    async def stream_in(request: Request):
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+        return {"size": size}
+
     @app.post("/default")
     async def default(request: Request):
         return {"size": len(await request.body())}
@@ -108,6 +115,27 @@ def test_a_route_may_allow_more_than_the_server(server) -> None:  # type: ignore
     assert post(port, "/upload", b"u" * 3_000_001)[0] == 413
 
 
+def test_a_chunked_body_read_with_stream_is_held_to_the_routes_limit(server) -> None:  # type: ignore[no-untyped-def]
+    """No declared length: the engine streams it, and request.stream() stops it at the route's limit with 413."""
+    _, port = server
+
+    def chunked(total: int) -> tuple[int, str]:
+        def body():  # type: ignore[no-untyped-def]
+            for _ in range(total // 10_000):
+                yield b"c" * 10_000
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+        try:
+            conn.request("POST", "/stream-in", body=body(), encode_chunked=True)
+            r = conn.getresponse()
+            return r.status, r.read().decode()
+        finally:
+            conn.close()
+
+    assert chunked(90_000) == (200, '{"size":90000}')
+    status, text = chunked(300_000)
+    assert status == 413 and "this route's limit of 100000 bytes" in text, text
+
+
 def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_sent(server) -> None:  # type: ignore[no-untyped-def]
     """The client announces 10 MB and sends nothing more: the 413 comes at once, and the connection closes."""
     _, port = server
@@ -137,6 +165,7 @@ def test_a_handler_past_its_time_limit_is_cancelled_and_answered_503(server) -> 
     ({"max_body_size": 0}, "max_body_size must be a positive number of bytes"),
     ({"max_body_size": "1M"}, "max_body_size must be a positive number of bytes"),
     ({"timeout": -1}, "timeout must be a positive number of seconds"),
+    ({"max_body_size": True}, "max_body_size must be a positive number of bytes"),
 ])
 def test_bad_limits_are_refused_when_the_route_is_declared(options: dict[str, object], message: str) -> None:
     from covet import CovetPy

@@ -369,11 +369,14 @@ class StreamedBody:
     Each chunk taken is acknowledged to the engine, which reads more from the client only as chunks are
     taken: the upload goes at the pace of its reader."""
 
-    __slots__ = ("_native", "_limit", "consumed")
+    __slots__ = ("_native", "_limit", "_route_limit", "_taken", "consumed")
 
     def __init__(self, native: Any) -> None:
         self._native = native
         self._limit: int = native.max_body_bytes
+        # The route's own limit (max_body_size=; 0: none): held by stream() too, not only by collect().
+        self._route_limit: int = getattr(native, "route_max_body_bytes", 0)
+        self._taken = 0
         self.consumed = False
 
     async def receive(self) -> bytes:
@@ -400,6 +403,11 @@ class StreamedBody:
             if not result:
                 self.consumed = True
             chunk: bytes = result
+            if self._route_limit:
+                self._taken += len(chunk)
+                if self._taken > self._route_limit:
+                    self.consumed = True
+                    raise _too_large(self._route_limit, route=True)
             return chunk
 
     def rest(self) -> bytes:
@@ -408,10 +416,10 @@ class StreamedBody:
     async def collect(self, content_length: Optional[str] = None) -> bytes:
         """The rest of the body at once, refused (413) as soon as it is known to exceed the server's
         ``max_body_bytes``."""
-        limit = self._limit
+        limit, route = self._limit, bool(self._route_limit)
         if content_length is not None and content_length.isdigit() and int(content_length) > limit:
             self.consumed = True
-            raise _too_large(limit)
+            raise _too_large(limit, route)
         parts: list[bytes] = []
         size = 0
         while not self.consumed:
@@ -419,12 +427,15 @@ class StreamedBody:
             size += len(chunk)
             if size > limit:
                 self.consumed = True
-                raise _too_large(limit)
+                raise _too_large(limit, route)
             parts.append(chunk)
         return b"".join(parts)
 
 
-def _too_large(limit: int) -> HTTPException:
+def _too_large(limit: int, route: bool = False) -> HTTPException:
+    if route:
+        return HTTPException(413, f"The request body is larger than this route's limit of {limit} bytes "
+                                  "(max_body_size=); send less, or raise the route's limit")
     return HTTPException(
         413,
         f"The request body is larger than the server's limit of {limit} bytes (max_body_bytes) for bodies read "

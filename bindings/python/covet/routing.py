@@ -407,9 +407,11 @@ class Route:
         status_code = options.get("status_code")
         openapi_extra = options.get("openapi_extra")
         max_body_size, timeout = options.get("max_body_size"), options.get("timeout")
-        if max_body_size is not None and (not isinstance(max_body_size, int) or max_body_size <= 0):
+        if max_body_size is not None and (not isinstance(max_body_size, int) or isinstance(max_body_size, bool)
+                                          or max_body_size <= 0):
             raise ValueError(f"route {path}: max_body_size must be a positive number of bytes, not {max_body_size!r}")
-        if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
+        if timeout is not None and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool)
+                                    or not timeout > 0 or timeout == float("inf")):
             raise ValueError(f"route {path}: timeout must be a positive number of seconds, not {timeout!r}")
         return cls(
             path=path,

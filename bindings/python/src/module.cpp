@@ -71,7 +71,8 @@ struct Exchange {
     // A streamed body (Request::body_streamed()): the engine's handle, and the chunks for Python.
     covet::RequestBody body;
     std::shared_ptr<covet_py::BodyQueue> queue;
-    std::size_t max_body_bytes = 0;  // what body()/json()/form() may collect of a streamed body
+    std::size_t max_body_bytes = 0;        // what body()/json()/form() may collect of a streamed body
+    std::size_t route_max_body_bytes = 0;  // the route's own limit (covet::RouteLimits), which stream() keeps too
     // Flow control of the response (made on start_stream, or when the handler asks is_disconnected()).
     std::shared_ptr<covet::StreamFlow> flow;
     std::size_t send_limit = 0;  // Limits::stream_send_buffer
@@ -100,7 +101,8 @@ public:
 
     // Worker threads.
     void push(int route_id, covet::Request& request, covet::Responder responder, std::size_t send_limit,
-              covet::RequestBody body = {}, std::size_t max_body_bytes = 0, std::size_t chunk_bytes = 0) {
+              covet::RequestBody body = {}, std::size_t max_body_bytes = 0, std::size_t chunk_bytes = 0,
+              std::size_t route_max_body_bytes = 0) {
         auto ex = std::make_shared<Exchange>();
         ex->request = &request;
         ex->responder = std::move(responder);
@@ -125,6 +127,7 @@ public:
         if (body) {
             ex->queue = std::make_shared<covet_py::BodyQueue>(chunk_bytes);
             ex->max_body_bytes = max_body_bytes;
+            ex->route_max_body_bytes = route_max_body_bytes;
             ex->body = std::move(body);
             ex->body.read(
                 std::make_shared<covet_py::QueueReader>(ex->queue, [this](std::uintptr_t id) { push_body(id); }));
@@ -424,7 +427,7 @@ public:
                     }
                     bridge_.push(route_id, r, std::move(responder), limits.stream_send_buffer, std::move(body),
                                  max_body_bytes ? max_body_bytes : limits.max_body_bytes,
-                                 std::min<std::size_t>(stream_chunk_bytes, limits.max_buffered_input));
+                                 std::min<std::size_t>(stream_chunk_bytes, limits.max_buffered_input), max_body_bytes);
                 }),
                 covet::RouteLimits{max_body_bytes});
         } catch (const covet::RouteError& e) {
@@ -786,6 +789,8 @@ PYBIND11_MODULE(_native, m) {
         .def_property_readonly(
             "body_id", [](const NativeRequest& r) { return reinterpret_cast<std::uintptr_t>(r.ex->queue.get()); })
         .def_property_readonly("max_body_bytes", [](const NativeRequest& r) { return r.ex->max_body_bytes; })
+        .def_property_readonly("route_max_body_bytes",
+                               [](const NativeRequest& r) { return r.ex->route_max_body_bytes; })
         // True once the exchange is over: the client went away (or reset the stream), or the response ended.
         // The first call before the answer starts watching the connection (and answers False).
         .def_property_readonly("disconnected",

@@ -49,6 +49,29 @@ __all__ = ["Dispatcher", "EngineDriver", "SERVER_ERROR_HEADERS", "SERVER_ERROR_B
 logger = logging.getLogger("covet")
 
 JSON_HEADERS: list[tuple[str, str]] = [("content-type", "application/json")]
+
+
+class _Expiring:
+    """The responder a timed route's pipeline answers through (`Dispatcher._handle_timed`): once its time is up
+    and 503 went out, what the pipeline still sends is dropped and it reads as answered."""
+
+    __slots__ = ("_responder", "expired")
+
+    def __init__(self, responder: Responder) -> None:
+        self._responder = responder
+        self.expired = False
+
+    @property
+    def answered(self) -> bool:
+        return self.expired or self._responder.answered
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._responder, name)
+        return _dropped if self.expired and callable(value) else value
+
+
+def _dropped(*args: Any, **kwargs: Any) -> None:
+    return None
 # An unhandled exception's answer: Starlette's ServerErrorMiddleware sends this plain text, not JSON.
 SERVER_ERROR_HEADERS: list[tuple[str, str]] = [("content-type", "text/plain; charset=utf-8")]
 SERVER_ERROR_BODY = b"Internal Server Error"
@@ -393,20 +416,29 @@ class Dispatcher(EngineDriver):
 
     # -- the pipeline -------------------------------------------------------------------------------
     async def _handle_timed(self, route: Route, native: Any, responder: Responder) -> None:
-        """A route with ``timeout=``: `_handle` in a Task of its own (this request's context); when it has not begun
-        to answer in time it is cancelled and the client gets 503. A sync handler's pool thread cannot be stopped:
-        it runs on, and its result is dropped. An answer that began in time (a stream) is left to finish."""
+        """A route with ``timeout=``: `_handle` in a Task of its own (this request's context), answering through a
+        `_Expiring` responder; when it has not begun to answer in time the client gets 503 and what the pipeline
+        sends later is dropped. An async handler is cancelled then. A sync handler's pool thread cannot be stopped:
+        its pipeline is left to finish (its ``yield`` dependencies' teardown after the handler, as always), and its
+        result is dropped. An answer that began in time (a stream) is left to finish."""
         assert route.timeout is not None
-        inner = self.loop.create_task(self._handle(route, native, responder), context=contextvars.copy_context())
-        done, _ = await asyncio.wait((inner,), timeout=route.timeout)
+        expiring = _Expiring(responder)
+        inner = self.loop.create_task(self._handle(route, native, expiring), context=contextvars.copy_context())
+        try:
+            done, _ = await asyncio.wait((inner,), timeout=route.timeout)
+        except asyncio.CancelledError:  # the server's shutdown cancels this Task: the pipeline goes with it
+            inner.cancel()
+            raise
         if done or responder.answered:
             await inner
             return
-        inner.cancel()
-        # Whatever the cancelled pipeline still raises (reading a request answered here) is not news.
+        expiring.expired = True
+        if route.is_async:
+            inner.cancel()
+        # Whatever the pipeline still raises (reading a request answered here) is not news.
         inner.add_done_callback(lambda task: task.cancelled() or task.exception())
-        logger.warning("%s took longer than its timeout of %g s: cancelled, answered 503", route.describe(),
-                       route.timeout)
+        self.tasks.add(inner)  # owned (cancelled at shutdown) until it ends
+        logger.warning("%s took longer than its timeout of %g s: answered 503", route.describe(), route.timeout)
         detail = f"the request took longer than this route's time limit of {route.timeout:g} s"
         self._send_whole(route, responder, (503, [*JSON_HEADERS, ("retry-after", "1")],
                                             json.dumps({"detail": detail}).encode()))
