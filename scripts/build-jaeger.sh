@@ -3,14 +3,16 @@
 # Jaeger's module source at JAEGER_VERSION with scripts/jaeger/main.go as its main package, which links only the
 # components the tests configure (OTLP receiver, memory storage, query API and UI): about 3 minutes on two cores
 # from nothing, where Jaeger's full cmd/jaeger takes more than 25. The binary is cached in
-# ${XDG_CACHE_HOME:-$HOME/.cache}/covetpy/bin/jaeger-covet-<version>; a second run does not rebuild.
+# ${XDG_CACHE_HOME:-$HOME/.cache}/covetpy/bin/jaeger-covet-<version>-<main.go's hash>; a second run does not
+# rebuild.
 # Prints the binary's path on stdout. scripts/setup.sh calls it; COVET_SKIP_JAEGER=1 skips it there.
 set -euo pipefail
 JAEGER_VERSION=v1.75.0
 JAEGER_MODULE_PATH=github.com/jaegertracing/jaeger
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/covetpy/bin
-bin=$cache/jaeger-covet-$JAEGER_VERSION
 main_go=$(cd "$(dirname "$0")" && pwd)/jaeger/main.go
+# The name carries main.go's hash: a changed main.go builds anew (tests/python/jaegerproc.py computes the same).
+bin=$cache/jaeger-covet-$JAEGER_VERSION-$(sha256sum "$main_go" | cut -c1-12)
 if [ -x "$bin" ]; then
   echo "$bin"
   exit 0

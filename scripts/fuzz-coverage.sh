@@ -47,7 +47,10 @@ for t in "${targets[@]}"; do
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out/$t.log" | tail -n 1)
   echo "fuzz-coverage: $t: ${execs:-?} executions in ${seconds} s"
 done
-llvm-profdata merge -sparse "$out"/*.profdata -o "$out/all.profdata.tmp" && mv "$out/all.profdata.tmp" "$out/all.profdata"
+# This run's targets only (not an earlier run's profiles, nor the previous total).
+profiles=()
+for t in "${targets[@]}"; do profiles+=("$out/$t.profdata"); done
+llvm-profdata merge -sparse "${profiles[@]}" -o "$out/all.profdata"
 
 # Only the engine's own sources: everything under include/covet and src of this tree.
 ignore='^(/usr/|.*/tests/|.*/build[^/]*/|.*/_deps/)'

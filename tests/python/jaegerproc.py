@@ -10,6 +10,7 @@ query API (and, when given, the built UI) and stopped again.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import http.client
 import os
 import signal
@@ -72,7 +73,9 @@ def jaeger_binary() -> Path:
     if given:
         return Path(given)
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "covetpy" / "bin" / f"jaeger-covet-{JAEGER_VERSION}"
+    main_go = Path(__file__).resolve().parents[2] / "scripts" / "jaeger" / "main.go"
+    digest = hashlib.sha256(main_go.read_bytes()).hexdigest()[:12]
+    return cache / "covetpy" / "bin" / f"jaeger-covet-{JAEGER_VERSION}-{digest}"
 
 
 def http_get(port: int, path: str, timeout: float = 5) -> tuple[int, bytes]:

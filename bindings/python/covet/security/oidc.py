@@ -44,7 +44,8 @@ is (signature by the provider's JWK Set through the native verifier, ``iss``, ``
 ``iat``), then: ``typ`` ``logout+jwt`` when present, the ``events`` claim with
 ``http://schemas.openid.net/event/backchannel-logout``, a ``jti``, a ``sid`` and/or ``sub``, and no ``nonce`` (an
 ID token is not a logout token); a ``jti`` seen before is refused (replay; claimed atomically where the store has
-``save_if_absent``, as both bundled stores do, so concurrent posts to several workers cannot all pass). The
+``save_if_absent``: ``RedisSessionStore`` with ``SET NX``, so concurrent posts to several workers cannot all pass;
+``MemorySessionStore`` within its one process). The
 sessions of that provider session (``sid``, from the ID token at login) or, with only ``sub``, every session of
 that user are deleted from the store: the next request with their cookie gets 401. Answers: 200
 (``Cache-Control: no-store``), or 400 ``{"error": "invalid_request", "error_description": ...}``.
@@ -58,6 +59,7 @@ one's flow cookie).
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -482,21 +484,28 @@ class OIDCLogin:
         kind, value = ("sid", sid) if isinstance(sid, str) and sid else ("sub", sub)
         assert isinstance(value, str)
         index_key = self._index_key(kind, value)
-        index = await self.store.load(index_key) or {}
-        revoked = 0
-        for session_id in index.get("ids", []):
-            if not isinstance(session_id, str):
-                continue
-            session = await self.store.load(session_id)
-            if session is None:
-                continue
-            session_claims = session.get("claims")
-            session_sub = session_claims.get("sub") if isinstance(session_claims, dict) else None
-            if isinstance(sub, str) and sub and session_sub != sub:
-                continue  # a sid and a sub that do not belong together: revoke nothing of another user
-            await self.store.delete(session_id)
-            revoked += 1
-        await self.store.delete(index_key)
+        try:
+            index = await self.store.load(index_key) or {}
+            revoked = 0
+            for session_id in index.get("ids", []):
+                if not isinstance(session_id, str):
+                    continue
+                session = await self.store.load(session_id)
+                if session is None:
+                    continue
+                session_claims = session.get("claims")
+                session_sub = session_claims.get("sub") if isinstance(session_claims, dict) else None
+                if isinstance(sub, str) and sub and session_sub != sub:
+                    continue  # a sid and a sub that do not belong together: revoke nothing of another user
+                await self.store.delete(session_id)
+                revoked += 1
+            await self.store.delete(index_key)
+        except BaseException:
+            # The store failed part way: free the jti, so that the provider's retry of this token is not refused
+            # as a replay while sessions it names stay alive.
+            with contextlib.suppress(Exception):
+                await self.store.delete(replay_key)
+            raise
         self.backchannel_logouts += 1
         return revoked
 

@@ -491,7 +491,7 @@ def _recycling(args: argparse.Namespace) -> Recycling:
     return rec
 
 
-def _master_pid(command: str, pid: Optional[int], pid_file_arg: Optional[str]) -> int:
+def _master_pid(command: str, pid: Optional[int], pid_file_arg: Optional[str], lowest: int = 2) -> int:
     """The master's pid from a command's pid argument or --pid-file (or COVET_PID_FILE)."""
     pid_file = pid_file_arg or os.environ.get("COVET_PID_FILE", "").strip() or None
     if pid is not None and pid_file_arg:
@@ -507,14 +507,14 @@ def _master_pid(command: str, pid: Optional[int], pid_file_arg: Optional[str]) -
                              "running?)") from None
         except ValueError as e:
             raise UsageError(f"{command}: {e}") from None
-    if pid <= 1:
+    if pid < lowest:
         raise UsageError(f"{command}: {pid} is not a master's process id")
     return pid
 
 
 def _log_level(args: argparse.Namespace) -> int:
     """`covet log-level LEVEL [LOGGER...] [--pid PID | --pid-file PATH]`."""
-    pid = _master_pid("log-level", args.pid, args.pid_file)
+    pid = _master_pid("log-level", args.pid, args.pid_file, lowest=1)  # no signal: a container's pid 1 is fine
     names = args.loggers or [""]
     try:
         changes = {name: validate_level(args.level, name) for name in names}

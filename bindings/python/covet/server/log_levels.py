@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -20,7 +21,8 @@ from covet.logger import parse_level
 
 from .engine import native_module
 
-__all__ = ["LevelsFollower", "describe", "follow_log_levels", "levels_path", "validate_level", "write_levels"]
+__all__ = ["LevelsFollower", "describe", "follow_log_levels", "levels_path", "remove_levels", "validate_level",
+           "write_levels"]
 
 log = logging.getLogger("covet")
 
@@ -46,14 +48,24 @@ def validate_level(level: str, logger: str) -> str:
 
 def write_levels(path: str, changes: dict[str, str]) -> dict[str, str]:
     """Merges `changes` into the file at `path` (atomically replaced: a reader sees the old or the new whole) and
-    returns every level it now holds."""
-    levels = _read(path) or {}
-    levels.update(changes)
-    temporary = f"{path}.{os.getpid()}.tmp"
-    with open(temporary, "w") as f:
-        json.dump({"levels": levels}, f)
-    os.replace(temporary, path)
+    returns every level it now holds. Two commands at once take turns (a lock file beside it), so neither change
+    is lost."""
+    with open(path + ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        levels = _read(path) or {}
+        levels.update(changes)
+        temporary = f"{path}.{os.getpid()}.tmp"
+        with open(temporary, "w") as f:
+            json.dump({"levels": levels}, f)
+        os.replace(temporary, path)
     return levels
+
+
+def remove_levels(path: str) -> None:
+    """The group's levels file and its lock (a master starting, or stopping: none outlives its group)."""
+    for name in (path, path + ".lock"):
+        with contextlib.suppress(OSError):
+            os.unlink(name)
 
 
 def _read(path: str) -> Optional[dict[str, str]]:
@@ -74,6 +86,12 @@ class LevelsFollower:
     def __init__(self, path: str) -> None:
         self.path = path
         self._stamp: Optional[tuple[int, int, int]] = None
+
+    def reapply(self) -> Optional[dict[str, str]]:
+        """Applies the file again even if it did not change (after the app's start-up, which may have configured
+        logging itself)."""
+        self._stamp = None
+        return self.poll()
 
     def poll(self) -> Optional[dict[str, str]]:
         """The levels applied now, or None when the file did not change (or is missing or unreadable)."""
@@ -107,10 +125,12 @@ def apply_level(level: str, name: str) -> None:
     native_module().configure_logging(native_level, "json" if json_logs else "text")
 
 
-async def follow_log_levels(follower: LevelsFollower, interval: float = 1.0) -> None:
-    """Polls `follower` every `interval` seconds on the running loop; cancelled when the worker stops."""
+async def follow_log_levels(follower: LevelsFollower, stop: asyncio.Event, interval: float = 1.0) -> None:
+    """Polls `follower` every `interval` seconds on the running loop until `stop` is set (the worker stops)."""
     while True:
-        await asyncio.sleep(interval)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+            return
         with contextlib.suppress(Exception):  # never let a bad file stop the worker
             applied = follower.poll()
             if applied is not None:

@@ -495,7 +495,8 @@ def serve_worker(
     def on_started(w: Worker) -> None:
         state["worker"] = w
         if levels is not None:
-            follow.append(asyncio.get_running_loop().create_task(follow_log_levels(levels)))
+            levels.reapply()  # over what the app's start-up (lifespan) may have configured
+            follow.append(asyncio.get_running_loop().create_task(follow_log_levels(levels, w._stop)))
         tell_supervisor(b"ready\n")
 
     try:

@@ -42,7 +42,7 @@ from covet.tls import TransportOptions
 from .control import MasterState, remove_pid_file, state_file_name, write_pid_file
 from .engine import EngineModule, native_module
 from .hosted import STARTUP_FAILURE_EXIT
-from .log_levels import LevelsFollower, describe, levels_path
+from .log_levels import LevelsFollower, describe, levels_path, remove_levels
 from .options import engine_default, engine_has, engine_option
 
 if TYPE_CHECKING:
@@ -385,6 +385,7 @@ class Supervisor:
         directory = ensure_metrics_dir()
         self._state_path = os.path.join(directory, state_file_name(os.getpid()))
         self._levels = LevelsFollower(levels_path(directory, os.getpid()))
+        remove_levels(self._levels.path)  # a crashed group's, whose pid this one got again (containers: pid 1)
         if self.pid_file:
             write_pid_file(self.pid_file)
         try:
@@ -392,10 +393,11 @@ class Supervisor:
         finally:
             if self.pid_file:
                 remove_pid_file(self.pid_file)
-            for path in (self._state_path, self._levels.path if self._levels else None):
-                if path:
-                    with contextlib.suppress(OSError):
-                        os.unlink(path)
+            if self._state_path:
+                with contextlib.suppress(OSError):
+                    os.unlink(self._state_path)
+            if self._levels:
+                remove_levels(self._levels.path)
             _remove_metrics_dir()
 
     def _publish_ready(self) -> None:
