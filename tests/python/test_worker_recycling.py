@@ -114,6 +114,9 @@ def test_recycling_flags_parse_and_refuse_bad_values(monkeypatch: pytest.MonkeyP
     default = recycling("--max-lifetime", "100")  # jitter: a tenth of the lifetime by default
     lifetimes = {default.lifetime() for _ in range(50)}
     assert all(100 <= (t or 0) <= 110 for t in lifetimes) and len(lifetimes) > 1
+    # --max-requests (gunicorn's name) is --limit-max-requests (uvicorn's).
+    assert _parser().parse_args(["run", "app:app", "--max-requests", "7"]).limit_max_requests == 7
+    assert _parser().parse_args(["run", "app:app", "--limit-max-requests", "8"]).limit_max_requests == 8
     monkeypatch.setenv("COVET_MAX_RSS", "256")
     assert recycling().max_rss == 256 * 2**20
     for flags, message in ((("--max-rss", "lots"), "--max-rss: expected mebibytes"),

@@ -185,8 +185,9 @@ def _parser() -> argparse.ArgumentParser:
                                 help=f"{o.help} (default {_default_text(o)}; env {o.env})")
         limits.add_argument("--limit-concurrency", type=int, default=None, metavar="N",
                             help="requests in Python handlers at once per worker; more get 503 (default: no limit)")
-        limits.add_argument("--limit-max-requests", type=int, default=None, metavar="N",
-                            help="replace a worker after it has handled N requests (default: never)")
+        limits.add_argument("--limit-max-requests", "--max-requests", type=int, default=None, metavar="N",
+                            help="replace a worker after it has handled N requests (default: never; "
+                                 "--max-requests is gunicorn's name for it)")
         tls = sp.add_argument_group("TLS and HTTP/2 (SIGHUP reloads the certificate files)")
         tls.add_argument("--ssl-certfile", help="PEM certificate (chain): serve HTTPS")
         tls.add_argument("--ssl-keyfile", help="PEM private key of --ssl-certfile")
