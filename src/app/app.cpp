@@ -43,18 +43,30 @@ App::~App() {
 }
 
 App& App::route(Method method, std::string_view pattern, Handler handler, RouteLimits limits) {
+    route_body_limits_ = route_body_limits_ || limits.max_body_bytes != 0;
     router_.add(method, pattern, RouteTarget{std::move(handler), {}, {}, metrics::route_id(pattern), limits});
     return *this;
 }
 
 App& App::route(Method method, std::string_view pattern, AsyncHandler handler, RouteLimits limits) {
+    route_body_limits_ = route_body_limits_ || limits.max_body_bytes != 0;
     router_.add(method, pattern, RouteTarget{{}, std::move(handler), {}, metrics::route_id(pattern), limits});
     return *this;
 }
 
 App& App::route(Method method, std::string_view pattern, StreamingHandler handler, RouteLimits limits) {
+    route_body_limits_ = route_body_limits_ || limits.max_body_bytes != 0;
     router_.add(method, pattern, RouteTarget{{}, {}, std::move(handler), metrics::route_id(pattern), limits});
     return *this;
+}
+
+std::uint64_t App::route_body_limit(Request& request) {
+    if (!route_body_limits_) return 0;  // no route has one: no match per request
+    const auto match = router_.match(request.method(), request.path(), request.params());
+    const std::uint64_t limit =
+        match.status == Router<RouteTarget>::Status::found ? match.handler->limits.max_body_bytes : 0;
+    request.params().clear();  // dispatch() matches again
+    return limit;
 }
 
 bool App::refuse_over_route_limits(const Request& request, const RouteLimits& limits, Responder& responder) {

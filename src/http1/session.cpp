@@ -416,6 +416,13 @@ private:
         set_deadline(timeouts_.body);
         pace_.start(conn_.loop().now());
         const std::optional<std::uint64_t> length = reader_.declared_length();
+        if (length) {  // over the route's own limit: refused now, before a 100 Continue or a byte of the body
+            const std::uint64_t route_limit = dispatcher_.route_body_limit(request_);
+            if (route_limit != 0 && *length > route_limit) {
+                reject(http::body_over_route_limit);
+                return;
+            }
+        }
         const bool offer = length && *length > limits_.stream_body_threshold;
         const bool stream = offer && accept_upload();
         if (!offer && reader_.over_body_limit()) reject(http::body_too_large);

@@ -172,6 +172,7 @@ private:
         std::uint16_t metric_route = 0;  // the route's http_route label (covet/metrics/http_metrics.hpp)
         RouteLimits limits;
     };
+    std::uint64_t route_body_limit(Request& request) override;
     // 413 when the request's body (whole, or as declared while it streams) is over `limits`; else false.
     bool refuse_over_route_limits(const Request& request, const RouteLimits& limits, Responder& responder);
     // GET /_health, /_ready and the metrics path, answered here when `ops` (the app's endpoints, or the
@@ -214,8 +215,9 @@ private:
     std::unique_ptr<net::Server> server_;
     std::atomic<bool> stop_requested_{false};
     bool json_errors_ = false;
-    bool record_metrics_ = true;  // config_.ops.record_metrics, read at start
-    bool ops_endpoints_ = false;  // answer the operations endpoints on this app's listener
+    bool record_metrics_ = true;      // config_.ops.record_metrics, read at start
+    bool ops_endpoints_ = false;      // answer the operations endpoints on this app's listener
+    bool route_body_limits_ = false;  // a route has RouteLimits::max_body_bytes: heads are matched for it
     std::atomic<bool> ready_{true}, checks_passing_{true}, draining_{false};
     std::atomic<io::Clock::rep> loop_turned_{0};  // 0: no host loop reports (loop_turned)
     // The operations listener (net::OpsConfig::port): a small App of its own, one thread, whose readiness

@@ -240,6 +240,10 @@ public:
     // now with a streamed body (Responder::body()); false (the default) receives the body whole first,
     // within Limits::max_body_bytes. Called on the connection's thread; `request` has no body yet.
     virtual bool stream_body(Request& /*request*/) { return false; }
+    // The route's own body limit for a request whose head has arrived and whose body has not (0: the server's
+    // Limits::max_body_bytes): a declared length over it is refused (413) before any of the body is read or a
+    // 100 Continue is sent. Called on the connection's thread; the application answers the rest at dispatch.
+    virtual std::uint64_t route_body_limit(Request& /*request*/) { return 0; }
 };
 
 // ---- inline bodies ----

@@ -23,6 +23,8 @@ struct RequestError {
 inline constexpr RequestError method_not_implemented{501, "the request method is not implemented"};
 inline constexpr RequestError too_many_headers{431, "the request has more header fields than the limit"};
 inline constexpr RequestError body_too_large{413, "the request body is larger than the body size limit"};
+inline constexpr RequestError body_over_route_limit{
+    413, "the request body is larger than this route's limit (RouteLimits::max_body_bytes, max_body_size= in Python)"};
 inline constexpr RequestError streamed_body_too_large{
     413, "the request body is larger than the streamed body size limit (max_stream_body_bytes)"};
 
