@@ -149,11 +149,14 @@ protected:
         schedule_flush();
     }
 
+    // The cancel goes to the kernel at once, not at the turn's end: until then the multishot recv keeps
+    // filling the buffers this turn recycles, and a fast client's whole socket buffer (tens of MiB) would
+    // reach a connection that asked to stop (a streamed upload's back-pressure).
     void stop_reading(std::uint32_t slot) override {
         if (!state(slot).recv_armed) return;
         io_uring_prep_cancel64(sqe(), pack(Op::recv, slot, this->slot(slot).generation), 0);
         last_sqe_->user_data = pack(Op::cancel);
-        schedule_flush();
+        io_uring_submit(&ring_);
     }
 
     void output_queued() override { schedule_flush(); }
@@ -216,9 +219,14 @@ private:
         enforce_shutdown_deadline();
         submit(block);
         update_now();
+        // Only the completions ready now: the kernel posts more while they are handled (a syscall runs the
+        // recv task work into the buffers they recycle), and a turn that chased them would never end under
+        // a fast sender; the rest wait for the next turn.
+        const unsigned ready = io_uring_cq_ready(&ring_);
         unsigned head, seen = 0;
         io_uring_cqe* cqe;
         io_uring_for_each_cqe(&ring_, head, cqe) {
+            if (seen == ready) break;
             handle(cqe->user_data, cqe->res, cqe->flags);
             ++seen;
         }
