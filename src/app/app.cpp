@@ -2,11 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
-#include <charconv>
 #include <csignal>
 #include <cstdio>
 #include <thread>  // pthread_sigmask, sigtimedwait (POSIX, declared by glibc here too)
 
+#include "covet/http/request_builder.hpp"
 #include "covet/http/status.hpp"
 #include "covet/metrics/exposition.hpp"
 #include "covet/metrics/http_metrics.hpp"
@@ -43,20 +43,30 @@ App::~App() {
 }
 
 App& App::route(Method method, std::string_view pattern, Handler handler, RouteLimits limits) {
-    route_body_limits_ = route_body_limits_ || limits.max_body_bytes != 0;
-    router_.add(method, pattern, RouteTarget{std::move(handler), {}, {}, metrics::route_id(pattern), limits});
-    return *this;
+    return add_route({method}, pattern, RouteTarget{std::move(handler), {}, {}, metrics::route_id(pattern), limits});
 }
 
 App& App::route(Method method, std::string_view pattern, AsyncHandler handler, RouteLimits limits) {
-    route_body_limits_ = route_body_limits_ || limits.max_body_bytes != 0;
-    router_.add(method, pattern, RouteTarget{{}, std::move(handler), {}, metrics::route_id(pattern), limits});
-    return *this;
+    return add_route({method}, pattern, RouteTarget{{}, std::move(handler), {}, metrics::route_id(pattern), limits});
 }
 
 App& App::route(Method method, std::string_view pattern, StreamingHandler handler, RouteLimits limits) {
-    route_body_limits_ = route_body_limits_ || limits.max_body_bytes != 0;
-    router_.add(method, pattern, RouteTarget{{}, {}, std::move(handler), metrics::route_id(pattern), limits});
+    return add_route({method}, pattern, RouteTarget{{}, {}, std::move(handler), metrics::route_id(pattern), limits});
+}
+
+App& App::route(std::initializer_list<Method> methods, std::string_view pattern, const Handler& handler,
+                RouteLimits limits) {
+    return add_route(methods, pattern, RouteTarget{handler, {}, {}, metrics::route_id(pattern), limits});
+}
+
+App& App::add_route(std::initializer_list<Method> methods, std::string_view pattern, RouteTarget target) {
+    // Set before router_.add, which may throw: a flag set in vain only costs a match per request.
+    route_body_limits_ = route_body_limits_ || target.limits.max_body_bytes != 0;
+    if (methods.size() == 0) return *this;
+    // A copy for each method but the last, which takes the target itself (one method: no copy).
+    const Method* last = methods.end() - 1;
+    for (const Method* m = methods.begin(); m != last; ++m) router_.add(*m, pattern, target);
+    router_.add(*last, pattern, std::move(target));
     return *this;
 }
 
@@ -72,10 +82,7 @@ std::uint64_t App::route_body_limit(Request& request) {
 bool App::refuse_over_route_limits(const Request& request, const RouteLimits& limits, Responder& responder) {
     std::uint64_t size = request.body().size();
     if (request.body_streamed()) {  // still arriving: its declared length, when it has one
-        const std::string_view declared = request.header("content-length").value_or("");
-        std::uint64_t n = 0;
-        const auto [end, ec] = std::from_chars(declared.data(), declared.data() + declared.size(), n);
-        size = ec == std::errc{} && end == declared.data() + declared.size() ? n : 0;
+        size = http::parse_content_length(request.header("content-length").value_or("")).value_or(0);
     }
     if (size <= limits.max_body_bytes) return false;
     const std::string why = "the request body (" + std::to_string(size) +
@@ -86,11 +93,6 @@ bool App::refuse_over_route_limits(const Request& request, const RouteLimits& li
     if (request.body_streamed()) r.close_connection();  // what is left of the body is not read
     responder.send(std::move(r));
     return true;
-}
-
-App& App::route(std::initializer_list<Method> methods, std::string_view pattern, const Handler& handler) {
-    for (Method m : methods) route(m, pattern, handler);
-    return *this;
 }
 
 App& App::ws(std::string_view pattern, ws::Handlers handlers, ws::Options options) {

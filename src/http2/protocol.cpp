@@ -15,7 +15,6 @@
 
 #include <algorithm>
 #include <array>
-#include <charconv>
 #include <chrono>
 #include <cstring>
 #include <string>
@@ -861,11 +860,9 @@ private:
         // HTTP/2 carries the authority as a pseudo-header; applications look for Host (not counted as a field).
         if (!host && s.has_authority) r.add_header("host", s.view(s.authority.name_off, s.authority.name_len));
         if (const auto cl = r.header("content-length")) {
-            std::uint64_t n = 0;
-            const auto [p, ec] = std::from_chars(cl->data(), cl->data() + cl->size(), n);
-            if (ec == std::errc() && p == cl->data() + cl->size()) {
-                s.content_length = n;
-                switch (b.declared_length(n)) {
+            if (const std::optional<std::uint64_t> n = http::parse_content_length(*cl)) {
+                s.content_length = *n;
+                switch (b.declared_length(*n)) {
                     case http::DeclaredBody::fits: break;
                     case http::DeclaredBody::stream_only: s.over_body_limit = true; break;  // 413 unless streamed
                     case http::DeclaredBody::too_large:

@@ -16,12 +16,16 @@ using covet_test::body_of;
 using covet_test::Client;
 using covet_test::status_of;
 
-std::string post(std::uint16_t port, std::string_view path, const std::string& body) {
+std::string with_body(std::uint16_t port, std::string_view method, std::string_view path, const std::string& body) {
     Client c(port);
-    c.send("POST " + std::string(path) + " HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(body.size()) +
-           "\r\n\r\n" + body);
+    c.send(std::string(method) + " " + std::string(path) +
+           " HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
     auto r = c.responses(1);
     return r.empty() ? std::string() : r[0];
+}
+
+std::string post(std::uint16_t port, std::string_view path, const std::string& body) {
+    return with_body(port, "POST", path, body);
 }
 
 TEST(RouteLimits, ABodyOverTheRoutesLimitIs413BeforeTheHandler) {
@@ -72,6 +76,30 @@ TEST(RouteLimits, ADeclaredLengthOverTheLimitIsRefusedBeforeTheBodyIsSent) {
         EXPECT_NE(answer.find("Connection: close"), std::string::npos) << answer;
         EXPECT_EQ(calls.load(), 0);
     }  // closed before the stop, which would otherwise wait out the server's lingering close
+    app.stop();
+    app.wait();
+}
+
+// The overload that takes a list of methods takes limits too: each method has the route's limit.
+TEST(RouteLimits, AMultiMethodRouteHoldsEachMethodToItsLimit) {
+    covet::App app;
+    std::atomic<int> calls{0};
+    app.route(
+        {covet::Method::post, covet::Method::put, covet::Method::patch}, "/item",
+        [&calls](covet::Request& r) {
+            ++calls;
+            return covet::Response::text(std::to_string(r.body().size()));
+        },
+        covet::RouteLimits{.max_body_bytes = 10});
+    app.listen("127.0.0.1", 0).start(1);
+    for (const std::string_view method : {"POST", "PUT", "PATCH"}) {
+        SCOPED_TRACE(method);
+        EXPECT_EQ(body_of(with_body(app.port(), method, "/item", std::string(10, 'x'))), "10");
+        const std::string refused = with_body(app.port(), method, "/item", std::string(11, 'x'));
+        EXPECT_EQ(status_of(refused), "HTTP/1.1 413 Content Too Large") << refused;
+        EXPECT_NE(body_of(refused).find("larger than this route's limit"), std::string::npos) << refused;
+    }
+    EXPECT_EQ(calls.load(), 3);  // the bodies within the limit only
     app.stop();
     app.wait();
 }

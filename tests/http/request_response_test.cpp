@@ -1,7 +1,10 @@
-// Tests for covet::Request, covet::Response, covet::http::DateCache and the status helpers.
+// Tests for covet::Request, covet::Response, covet::http::DateCache, the status helpers and
+// covet::http::parse_content_length.
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <ctime>
+#include <optional>
 #include <regex>
 #include <stdexcept>
 #include <string>
@@ -13,6 +16,7 @@
 #include "covet/app/context.hpp"
 #include "covet/http/date_cache.hpp"
 #include "covet/http/request.hpp"
+#include "covet/http/request_builder.hpp"
 #include "covet/http/response.hpp"
 #include "covet/http/status.hpp"
 #include "covet/http1/serializer.hpp"
@@ -366,6 +370,20 @@ TEST(Response, HasHeaderIsCaseInsensitiveAndExact) {
     EXPECT_FALSE(r.has_header("12")) << "a value is not a name";
     EXPECT_FALSE(r.has_header("no-store"));
     EXPECT_FALSE(r.has_header(""));
+}
+
+// ---------------------------------------------------------------- Content-Length
+
+TEST(ContentLength, DigitsOnlyAndWithin64Bits) {
+    using covet::http::parse_content_length;
+    EXPECT_EQ(parse_content_length("0"), 0u);
+    EXPECT_EQ(parse_content_length("42"), 42u);
+    EXPECT_EQ(parse_content_length("007"), 7u);
+    EXPECT_EQ(parse_content_length("18446744073709551615"), UINT64_MAX);
+    EXPECT_EQ(parse_content_length("18446744073709551616"), std::nullopt) << "overflow";
+    EXPECT_EQ(parse_content_length("99999999999999999999999"), std::nullopt) << "overflow";
+    for (const std::string_view bad : {"", "+1", "-1", " 1", "1 ", "1,2", "1.0", "0x10", "ten", "1\r"})
+        EXPECT_EQ(parse_content_length(bad), std::nullopt) << '"' << bad << '"';
 }
 
 // ---------------------------------------------------------------- status

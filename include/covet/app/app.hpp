@@ -63,7 +63,8 @@ public:
     App& route(Method method, std::string_view pattern, Handler handler, RouteLimits limits = {});
     App& route(Method method, std::string_view pattern, AsyncHandler handler, RouteLimits limits = {});
     App& route(Method method, std::string_view pattern, StreamingHandler handler, RouteLimits limits = {});
-    App& route(std::initializer_list<Method> methods, std::string_view pattern, const Handler& handler);
+    App& route(std::initializer_list<Method> methods, std::string_view pattern, const Handler& handler,
+               RouteLimits limits = {});
 
     template <class H>
     App& get(std::string_view p, H&& h, RouteLimits limits = {}) {
@@ -172,6 +173,8 @@ private:
         std::uint16_t metric_route = 0;  // the route's http_route label (covet/metrics/http_metrics.hpp)
         RouteLimits limits;
     };
+    // Every route() ends here: `target` under each of `methods`, and route_body_limits_ kept up to date.
+    App& add_route(std::initializer_list<Method> methods, std::string_view pattern, RouteTarget target);
     std::uint64_t route_body_limit(Request& request) override;
     // 413 when the request's body (whole, or as declared while it streams) is over `limits`; else false.
     bool refuse_over_route_limits(const Request& request, const RouteLimits& limits, Responder& responder);

@@ -5,7 +5,9 @@
 // rules; HTTP/2 its pseudo-headers, CONNECT and the header list size.
 #pragma once
 
+#include <charconv>
 #include <cstdint>
+#include <optional>
 #include <string_view>
 
 #include "covet/http/request.hpp"
@@ -44,6 +46,16 @@ struct RequestLimits {
         return count >= max_headers ? too_many_headers : RequestError{};
     }
 };
+
+// A Content-Length value: decimal digits only (no sign, no whitespace, not empty); nullopt when it is not
+// one or does not fit in 64 bits. One parse for every protocol and the app, so they agree on what a length is.
+inline std::optional<std::uint64_t> parse_content_length(std::string_view value) noexcept {
+    std::uint64_t n = 0;
+    // from_chars into an unsigned type takes no '+' or '-' and no leading space, and reports overflow.
+    const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+    if (ec != std::errc{} || end != value.data() + value.size()) return std::nullopt;
+    return n;
+}
 
 // What a declared body length (Content-Length) allows.
 enum class DeclaredBody : std::uint8_t {
