@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import ssl
@@ -28,6 +27,8 @@ ROOT = HERE.parents[1]
 LOGS = ROOT / "build" / "hosting-logs"
 sys.path.insert(0, str(APPS))  # the tests import the apps' generated protobuf modules (greet/)
 sys.path.append(str(ROOT / "tests" / "python"))  # shared helpers (tracecollector); appended: this conftest first
+
+from serverproc import self_signed_cert  # noqa: E402
 
 ASGI_SERVERS = ["uvicorn", "covet"]
 WSGI_SERVERS = ["gunicorn", "covet"]
@@ -166,10 +167,6 @@ def django_db(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A self-signed certificate for localhost (cert.pem, key.pem)."""
-    if not shutil.which("openssl"):
-        pytest.skip("the openssl command is needed to make a test certificate")
     d = tmp_path_factory.mktemp("certs")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                    "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
-                    "-keyout", "key.pem", "-out", "cert.pem"], cwd=d, check=True, capture_output=True)
+    self_signed_cert(d, san="DNS:localhost")
     return d

@@ -13,6 +13,7 @@ from __future__ import annotations
 import http.client
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Optional, Union
 
-__all__ = ["SERVING", "ServerProcess", "require_compiled_engine"]
+__all__ = ["SERVING", "ServerProcess", "require_compiled_engine", "self_signed_cert"]
 
 # What covet.serve logs once it serves: "serving on http://127.0.0.1:PORT (engine backend uring, ...)".
 SERVING = re.compile(r"serving on https?://[^\s:]+:(?P<port>\d+)")
@@ -43,6 +44,22 @@ def require_compiled_engine(probe: str = "import covet._native", what: str = "co
         if os.environ.get("COVET_REQUIRE_NATIVE"):
             pytest.fail(reason)
         pytest.skip(reason)
+
+
+def self_signed_cert(directory: Path, san: Optional[str] = None) -> tuple[Path, Path]:
+    """A self-signed P-256 certificate for CN=localhost, valid for two days, with subjectAltName `san` (e.g.
+    "IP:127.0.0.1", "DNS:localhost") when given: (cert.pem, key.pem) in `directory`. Skips the calling test
+    without the openssl command."""
+    import pytest
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    extension = ["-addext", f"subjectAltName={san}"] if san else []
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-days", "2", "-subj", "/CN=localhost", *extension, "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
 
 
 class ServerProcess:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from serverproc import require_compiled_engine
+from serverproc import require_compiled_engine, self_signed_cert
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -651,22 +651,16 @@ def test_proxy_headers_from_a_trusted_peer_set_client_and_scheme() -> None:
 
 
 def test_tls_sets_the_scheme_and_the_tls_extension(tmp_path: Path) -> None:
-    import shutil
     import ssl
-    import subprocess
 
     from covet.serve import ThreadedWorker
 
-    if not shutil.which("openssl"):
-        pytest.skip("the openssl command is needed to make a test certificate")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                    "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", "key.pem", "-out", "cert.pem"], cwd=tmp_path, check=True, capture_output=True)
+    cert, key = self_signed_cert(tmp_path, san="IP:127.0.0.1")
     rec = Recorder()
     worker = ThreadedWorker(make_app(rec, Path(__file__)), lifespan=False,
-                            ssl_certfile=str(tmp_path / "cert.pem"), ssl_keyfile=str(tmp_path / "key.pem")).start()
+                            ssl_certfile=str(cert), ssl_keyfile=str(key)).start()
     try:
-        context = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+        context = ssl.create_default_context(cafile=str(cert))
         conn = http.client.HTTPSConnection("127.0.0.1", worker.port, timeout=10, context=context)
         conn.request("GET", "/scope")
         seen = json.loads(conn.getresponse().read())

@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import queue
 import select
-import shutil
 import socket
 import ssl
-import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, Optional
 
 import pytest
-from serverproc import require_compiled_engine
+from serverproc import require_compiled_engine, self_signed_cert
 
 from covet import CovetPy, Request, StreamingResponse
 
@@ -287,15 +284,10 @@ def test_a_stalled_http2_body_with_no_response_started_gets_408(hosted: Any) -> 
 def tls_hosted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, ssl.SSLContext]]:
     from covet.serve import ThreadedWorker
 
-    if not shutil.which("openssl"):
-        pytest.skip("the openssl command is needed to make a test certificate")
-    where: Path = tmp_path_factory.mktemp("tls")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                    "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", "key.pem", "-out", "cert.pem"], cwd=where, check=True, capture_output=True)
-    worker = ThreadedWorker(asgi_app(Recorder()), threads=1, lifespan=False, ssl_certfile=str(where / "cert.pem"),
-                            ssl_keyfile=str(where / "key.pem"), **TIMEOUTS).start()
-    context = ssl.create_default_context(cafile=str(where / "cert.pem"))
+    cert, key = self_signed_cert(tmp_path_factory.mktemp("tls"), san="IP:127.0.0.1")
+    worker = ThreadedWorker(asgi_app(Recorder()), threads=1, lifespan=False, ssl_certfile=str(cert),
+                            ssl_keyfile=str(key), **TIMEOUTS).start()
+    context = ssl.create_default_context(cafile=str(cert))
     context.set_alpn_protocols(["h2"])
     yield worker, context
     worker.stop()

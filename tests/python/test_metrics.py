@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
-from serverproc import ServerProcess, free_port, require_compiled_engine, sample
+from serverproc import ServerProcess, free_port, require_compiled_engine, sample, self_signed_cert
 
 APP = textwrap.dedent("""
     import os
@@ -347,20 +347,17 @@ def test_engine_metrics_count_tls_http2_websocket_and_body_sizes(tmp_path: Path)
     messages both ways, and the request and response body size histograms of one POST by route."""
     import asyncio
     import ssl
-    import subprocess
 
     import h2.config
     import h2.connection
     import httpx
     import websockets
 
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                    "-days", "2", "-subj", "/CN=localhost", "-keyout", "key.pem", "-out", "cert.pem"],
-                   cwd=tmp_path, check=True, capture_output=True)
+    cert, key = self_signed_cert(tmp_path)
     (tmp_path / "app.py").write_text(PROTOCOL_APP)
     ops = free_port()
     server = ServerProcess([sys.executable, "-m", "covet", "run", "app:app", "--port", "0", "--ops-port", str(ops),
-                            "--ssl-certfile", "cert.pem", "--ssl-keyfile", "key.pem"], cwd=tmp_path)
+                            "--ssl-certfile", str(cert), "--ssl-keyfile", str(key)], cwd=tmp_path)
     with server:
         base = f"https://127.0.0.1:{server.port}"
         with httpx.Client(verify=False, http2=False, timeout=10) as h1:  # one TLS handshake

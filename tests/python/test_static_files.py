@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from serverproc import ServerProcess, require_compiled_engine
+from serverproc import ServerProcess, require_compiled_engine, self_signed_cert
 
 MTIME = 1_700_000_000
 
@@ -259,23 +259,16 @@ def test_mount_errors(tmp_path: Path) -> None:
 def test_tls_and_http2(tmp_path: Path) -> None:
     """The same files over HTTPS (HTTP/1.1 and h2 by ALPN): the body goes through the TLS transport and HTTP/2's
     data frames like any response; HEAD over h2 announces the length without a body."""
-    import shutil
-    import subprocess
-
     import httpx
 
-    if not shutil.which("openssl"):
-        pytest.skip("the openssl command is needed to make a test certificate")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                    "-days", "2", "-subj", "/CN=localhost", "-keyout", "key.pem", "-out", "cert.pem"],
-                   cwd=tmp_path, check=True, capture_output=True)
+    cert, key = self_signed_cert(tmp_path)
     public = tmp_path / "public"
     _write(public / "big.bin", bytes(range(256)) * 4096)
     (tmp_path / "tlsapp.py").write_text(
         "from covet import CovetPy\nfrom covet.staticfiles import StaticFiles\n"
         f"app = CovetPy()\napp.mount('/static', StaticFiles(directory={str(public)!r}))\n")
     with ServerProcess([sys.executable, "-m", "covet", "run", "tlsapp:app", "--port", "0", "--ssl-certfile",
-                        "cert.pem", "--ssl-keyfile", "key.pem"], cwd=tmp_path) as proc:
+                        str(cert), "--ssl-keyfile", str(key)], cwd=tmp_path) as proc:
         for http2 in (False, True):
             with httpx.Client(verify=False, http2=http2, timeout=10) as client:
                 url = f"https://127.0.0.1:{proc.port}/static/big.bin"

@@ -9,10 +9,8 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import shutil
 import socket
 import ssl
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Any, Optional
 
 import fake_native
 import pytest
+from serverproc import self_signed_cert
 
 from covet import CovetPy
 from covet.responses import FileResponse
@@ -203,12 +202,8 @@ def test_file_truncated_mid_transfer_closes_the_connection(server: Any, files: P
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not shutil.which("openssl"):
-        pytest.skip("the openssl command is needed to make a test certificate")
     d = tmp_path_factory.mktemp("certs")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                    "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
-                    "-keyout", "key.pem", "-out", "cert.pem"], cwd=d, check=True, capture_output=True)
+    self_signed_cert(d, san="DNS:localhost")
     return d
 
 
