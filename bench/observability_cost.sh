@@ -57,7 +57,7 @@ instructions() {
       trace1) trace=0.01 ;;
       trace100) trace=1 ;;
     esac
-    COVET_BACKEND=asio COVET_RECORD_METRICS=$metrics COVET_BENCH_TRACE=$trace PYTHONMALLOC=malloc \
+    COVET_BACKEND=asio COVET_RECORD_METRICS=$metrics COVET_BENCH_TRACE=$trace PYTHONMALLOC=malloc PYTHONHASHSEED=0 \
       cg_measure "$file" "$n" "$port" "GET $path HTTP/1.1\r\nHost: x\r\n\r\n" "$batch" -- "$python" -m covet \
       _worker app_observed:app --port "$port" --threads 0 --log-level error --app-dir "$here/bench/peers/covet"
   fi

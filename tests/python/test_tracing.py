@@ -310,3 +310,31 @@ def test_request_ids_values_read_as_tuples() -> None:
     assert Source.reads == 0
     assert ids_of(Source()) == ("a" * 32, "b" * 16, "req-1", 1, "")
     assert Source.reads == 1
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["engine", "python"])
+def test_context_with_copies_the_context_with_the_request_set(native: bool) -> None:
+    """The dispatchers' per-request context (covet._native.context_with, or its Python stand-in): a copy of the
+    base with the variable set; the base and the caller's context keep their values."""
+    import contextvars
+
+    from covet.server.dispatch import _context_with_py
+
+    if native:
+        require_compiled_engine("import covet._native as n; n.context_with", "compiled engine with context_with")
+        import covet._native as n
+
+        context_with = n.context_with
+    else:
+        context_with = _context_with_py
+    var: contextvars.ContextVar[Any] = contextvars.ContextVar("covet_test_request", default="unset")
+    other: contextvars.ContextVar[str] = contextvars.ContextVar("covet_test_other")
+    other.set("kept")
+    base = contextvars.copy_context()
+    first, second = context_with(base, var, "first"), context_with(base, var, "second")
+    assert (first[var], second[var]) == ("first", "second")
+    assert first.run(var.get) == "first" and first[other] == "kept"
+    assert var not in base and var.get() == "unset"
+    if native:
+        with pytest.raises(TypeError, match="a contextvars.Context, a ContextVar and a value"):
+            context_with(base, "not a variable", 1)

@@ -1,5 +1,6 @@
 # The compiled engine (bindings/python/src/module.cpp), as Python sees it. Checked against the built module
 # by mypy's stubtest (scripts/lint-python.sh; allowlist: bindings/python/stubtest-allowlist.txt).
+import contextvars
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Optional, Union
@@ -300,6 +301,9 @@ class NativeServer:
 def configure_logging(level: str = "warn", format: str = "text") -> None: ...
 def add_middleware(server: NativeServer, kind: str, options: dict[str, Any]) -> None: ...
 def trace_ids(request: NativeRequest, /) -> tuple[str, str, str, int, str]: ...
+def context_with(
+    context: contextvars.Context, var: contextvars.ContextVar[Any], value: Any, /
+) -> contextvars.Context: ...
 def sla_violation(route: str) -> None: ...
 
 # The Python runtime's native measurements (bindings/python/src/runtime_metrics.cpp; covet.observability.runtime).

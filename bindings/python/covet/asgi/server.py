@@ -227,9 +227,11 @@ class AsgiDispatcher(EngineDriver):
         loop = self.loop
         tasks = self.tasks
         eager = self.eager
-        new_context = self._base_context.copy
+        base = self._base_context
+        new_context = base.copy
         gate = self.gate
         set_ids = request_ids.set if self.trace_ids else None  # tracing / access log (covet.server.serve.Worker)
+        context_with = self.context_with
         ids_of = self.trace_ids_of
         for _, native, responder in items:
             if gate is not None and not gate.enter():
@@ -242,10 +244,11 @@ class AsgiDispatcher(EngineDriver):
                 if gate is not None:
                     gate.leave()
                 continue
-            context = new_context()
-            if set_ids is not None:  # the request's ids: log records, the app's current OpenTelemetry span
+            if set_ids is None:
+                context = new_context()
+            else:  # the request's ids: log records, the app's current OpenTelemetry span
                 ids = ids_of(native)
-                context.run(set_ids, ids)
+                context = context_with(base, request_ids, ids)
                 if ids[0]:
                     _present_span(cycle.scope, ids)
             call: Any = app(cycle.scope, cycle.receive, cycle.send)  # the app's coroutine is the request's Task

@@ -107,8 +107,13 @@ def _default_body(status: int, detail: Any) -> bytes:
     return b"" if status in _NO_BODY_STATUSES else encoders.dumps({"detail": encoders.jsonable(detail)})
 
 
-# request_ids.set, bound once (not per batch of requests: a batch is often one request).
-_SET_IDS = request_ids.set
+def _context_with_py(context: contextvars.Context, var: contextvars.ContextVar[Any], value: Any) -> contextvars.Context:
+    """`covet._native.context_with` for an engine module without it: a copy of `context` with `var` = `value`."""
+    copy = context.copy()
+    copy.run(var.set, value)
+    return copy
+
+
 # A trivial plan's keyword arguments (none), shared: the handler is called with **{} and cannot keep it.
 _NO_ARGUMENTS: Mapping[str, Any] = {}
 
@@ -141,6 +146,10 @@ class EngineDriver:
         # What gives a request's ids: the engine's C function (no pybind11 call machinery), else the property.
         self.trace_ids_of: Callable[[Any], Any] = (getattr(native_module(), "trace_ids", None)
                                                    or operator.attrgetter("trace_ids"))
+        # A copy of a context with one variable set (the request's, covet.logger.request_ids): the engine's C
+        # function (a copy, then Context.run of ContextVar.set, would cost the interpreter two calls per request).
+        self.context_with: Callable[[contextvars.Context, contextvars.ContextVar[Any], Any], contextvars.Context] = (
+            getattr(native_module(), "context_with", None) or _context_with_py)
         # Embedded engine (threads=0): the engine's I/O runs in on_readable on this thread; responses
         # completed later are submitted by a flush scheduled through the output hook.
         self.embedded = server.embedded
@@ -325,16 +334,14 @@ class Dispatcher(EngineDriver):
         loop = self.loop
         tasks = self.tasks
         start = start_task
-        new_context = self._base_context.copy
-        set_ids = _SET_IDS if self.trace_ids else None
-        run = contextvars.Context.run  # the method descriptor: no bound method made per request
+        base = self._base_context
+        new_context = base.copy
+        # The request itself in its context: its ids are formatted only when read (covet.logger.ids_of).
+        context_with = self.context_with if self.trace_ids else None
         sync_lane = self._sync_lane
         for route_id, native, responder in items:
             route = targets[route_id]
-            context = new_context()
-            if set_ids is not None:
-                # The request itself: its ids are formatted only when read (covet.logger.ids_of). No Python frame.
-                run(context, set_ids, native)
+            context = new_context() if context_with is None else context_with(base, request_ids, native)
             pooled = sync_lane.get(route)
             if pooled is not None and self._start_sync(route, native, responder, context, pooled):
                 continue
