@@ -57,7 +57,10 @@ instructions() {
       trace1) trace=0.01 ;;
       trace100) trace=1 ;;
     esac
-    COVET_BACKEND=asio COVET_RECORD_METRICS=$metrics COVET_BENCH_TRACE=$trace PYTHONMALLOC=malloc PYTHONHASHSEED=0 \
+    # Python's own allocator (pymalloc), as deployed: with PYTHONMALLOC=malloc every object went through glibc
+    # malloc, whose fastbin consolidations then moved with the heap's layout (+-1K instructions per request between
+    # configurations). A fixed hash seed: the same dict probe sequences in every run (docs/benchmarks.md).
+    COVET_BACKEND=asio COVET_RECORD_METRICS=$metrics COVET_BENCH_TRACE=$trace PYTHONHASHSEED=0 \
       cg_measure "$file" "$n" "$port" "GET $path HTTP/1.1\r\nHost: x\r\n\r\n" "$batch" -- "$python" -m covet \
       _worker app_observed:app --port "$port" --threads 0 --log-level error --app-dir "$here/bench/peers/covet"
   fi

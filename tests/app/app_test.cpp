@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <future>
 #include <mutex>
+#include <regex>
 #include <string>
 #include <thread>
 #include <utility>
@@ -324,12 +325,18 @@ TEST_F(AppTest, RequestIdIsEchoedOrGenerated) {
     app_.use(std::make_unique<covet::RequestIdMiddleware>());
     start();
     Client c(app_.port());
-    c.send("GET /plaintext HTTP/1.1\r\nHost: t\r\nX-Request-ID: abc-123\r\n\r\n" + get("/plaintext"));
-    auto r = c.responses(2);
-    ASSERT_EQ(r.size(), 2u);
+    c.send("GET /plaintext HTTP/1.1\r\nHost: t\r\nX-Request-ID: abc-123\r\n\r\n" + get("/plaintext") +
+           get("/plaintext"));
+    auto r = c.responses(3);
+    ASSERT_EQ(r.size(), 3u);
     EXPECT_NE(r[0].find("X-Request-ID: abc-123\r\n"), std::string::npos);
-    EXPECT_NE(r[1].find("X-Request-ID: "), std::string::npos);
-    EXPECT_EQ(r[1].find("X-Request-ID: abc-123"), std::string::npos);
+    // A generated id: the thread's 8-hex-digit random prefix, a dash and its counter in hex; each one new.
+    const std::regex generated("X-Request-ID: ([0-9a-f]{8})-([0-9a-f]{1,16})\r\n");
+    std::smatch first, second;
+    ASSERT_TRUE(std::regex_search(r[1], first, generated)) << r[1];
+    ASSERT_TRUE(std::regex_search(r[2], second, generated)) << r[2];
+    EXPECT_EQ(first[1], second[1]);  // one worker thread: one prefix
+    EXPECT_NE(first[2], second[2]);
 }
 
 TEST_F(AppTest, GracefulStopFinishesInFlightRequests) {

@@ -2,7 +2,9 @@
 // (a per-thread random prefix and a counter, no syscall or lock per request). Echoed in the response.
 #pragma once
 
+#include <algorithm>
 #include <charconv>
+#include <cstdint>
 #include <random>
 #include <string_view>
 
@@ -42,20 +44,29 @@ private:
 
     static std::string_view generate(char (&buf)[32]) noexcept {
         // One thread_local, no guarded initialisation: a single TLS access per request (a call in a shared object).
+        // The prefix's text is made once per thread: a request formats only its counter.
         struct State {
-            std::uint64_t prefix = 0;  // 32 random bits once set; the bit above them marks it set
-            std::uint64_t counter = 0;
+            char prefix[prefix_size];  // 8 hex digits of 32 random bits and the dash
+            bool ready;
+            std::uint64_t counter;
         };
-        thread_local State state;
+        thread_local State state{};
         State& s = state;
-        if (s.prefix == 0) [[unlikely]]
-            s.prefix = (std::uint64_t{1} << 32) | std::random_device{}();
-        char* p = buf;
-        p = std::to_chars(p, buf + 8 + 1, static_cast<std::uint32_t>(s.prefix), 16).ptr;
-        *p++ = '-';
-        p = std::to_chars(p, buf + sizeof buf, ++s.counter, 16).ptr;
+        if (!s.ready) [[unlikely]] {
+            const std::uint32_t random = std::random_device{}();
+            std::fill_n(s.prefix, prefix_size - 1, '0');  // fixed width: a short number gets leading zeros
+            char digits[8];
+            const char* const end = std::to_chars(digits, digits + sizeof digits, random, 16).ptr;
+            std::copy(static_cast<const char*>(digits), end, s.prefix + (prefix_size - 1) - (end - digits));
+            s.prefix[prefix_size - 1] = '-';
+            s.ready = true;
+        }
+        std::copy_n(s.prefix, prefix_size, buf);
+        char* const p = std::to_chars(buf + prefix_size, buf + sizeof buf, ++s.counter, 16).ptr;
         return {buf, static_cast<std::size_t>(p - buf)};
     }
+
+    static constexpr std::size_t prefix_size = 9;
 };
 
 }  // namespace covet
