@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <stdexcept>
 
@@ -35,6 +36,8 @@ constexpr unsigned ring_entries = 1024;
 constexpr unsigned cq_entries = 8192;
 constexpr unsigned recv_buffers = 1024;  // power of two
 constexpr unsigned recv_buffer_size = 8192;
+// After this long without a received byte, the worker returns its receive buffers' pages to the kernel.
+constexpr std::chrono::seconds recv_buffers_idle_release{2};
 
 // Ring setup with the best flags the kernel takes. A worker that waits in io_uring_enter itself (threads >= 1):
 // SINGLE_ISSUER|DEFER_TASKRUN (6.1), then COOP_TASKRUN (5.19), then none. An embedded worker (threads = 0) waits
@@ -232,6 +235,7 @@ private:
         }
         io_uring_cq_advance(&ring_, seen);
         free_released();
+        if (release_due_) release_idle_buffers();
         if (!accept_armed_ && accept_wanted()) arm_accept();
         return !finished();
     }
@@ -392,6 +396,7 @@ private:
             case Op::timer:
                 tick();
                 arm_timer();
+                release_due_ = buffers_->used() && now() - last_recv_ >= recv_buffers_idle_release;
                 break;
             case Op::writable: on_writable(ud); break;
             case Op::cancel: break;
@@ -409,7 +414,15 @@ private:
         if (accept_armed_ && !accept_wanted()) cancel_accept();
     }
 
+    // Idle: the buffers' pages go back to the kernel, once no completion is left to handle (a handled batch
+    // leaves the rest for the next turn) or overflowed (posted later): those may point into a buffer.
+    void release_idle_buffers() {
+        release_due_ = false;
+        if (io_uring_cq_ready(&ring_) == 0 && !io_uring_cq_has_overflow(&ring_)) buffers_->release_pages();
+    }
+
     void on_recv(std::uint64_t ud, int res, unsigned flags) {
+        last_recv_ = now();
         const ConnectionId id{slot_of(ud), gen_of(ud)};
         const bool has_buffer = flags & IORING_CQE_F_BUFFER;
         const unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
@@ -451,7 +464,8 @@ private:
     bool ring_ready_ = false;
     std::unique_ptr<io::BufferRing> buffers_;
     int wake_fd_ = -1, notify_fd_ = -1;
-    bool embedded_ = false, in_turn_ = false, flush_due_ = false;
+    bool embedded_ = false, in_turn_ = false, flush_due_ = false, release_due_ = false;
+    io::Clock::time_point last_recv_{};  // the loop's time of the last recv completion
     std::uint64_t wake_value_ = 0;
     __kernel_timespec timer_{};
     io_uring_sqe* last_sqe_ = nullptr;
