@@ -445,6 +445,8 @@ def _check_interface(app: Any, args: argparse.Namespace) -> None:
                          "--interface to serve it as an ASGI or WSGI application")
     if kind != "wsgi" and args.wsgi_threads is not None:
         log.warning("--wsgi-threads is for WSGI apps; %s is served as %s", args.app, kind)
+
+
 def _migrate(args: argparse.Namespace) -> int:
     from covet.migrate import MigrateError, migrate  # deferred: only `covet migrate` needs it (and libcst)
 
