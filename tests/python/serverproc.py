@@ -124,6 +124,17 @@ class ServerProcess:
                                          f"output:\n{''.join(self.lines[-40:])}")
                 self._changed.wait(min(left, 0.1))
 
+    def memory(self, field: str) -> int:
+        """A memory field of the process's /proc/<pid>/status (VmRSS, VmHWM, RssAnon ...), in bytes."""
+        text = Path(f"/proc/{self.proc.pid}/status").read_text()
+        match = re.search(rf"^{field}:\s+(\d+) kB", text, re.M)
+        assert match, text
+        return int(match.group(1)) * 1024
+
+    def fell_back_to_epoll(self) -> bool:
+        """Whether the engine logged that io_uring is not available here and it runs on epoll instead."""
+        return any("falls back" in line or "fall back" in line for line in self.output().splitlines())
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0, expect: Optional[int] = 0) -> float:
         """Sends `sig` and waits for the exit: the seconds it took. The exit code must be `expect` (None: any);
         a process still running after `timeout` seconds is killed and fails the test."""

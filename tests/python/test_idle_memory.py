@@ -9,12 +9,10 @@ engine on the event loop's thread; threads=1: its own I/O thread).
 
 from __future__ import annotations
 
-import re
 import socket
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from serverproc import ServerProcess, require_compiled_engine
@@ -47,12 +45,6 @@ class Server(ServerProcess):
     def __init__(self, threads: int) -> None:
         super().__init__([sys.executable, "-c", SERVER, str(threads)], env={"COVET_BACKEND": "uring"})
 
-    def rss_anon(self) -> int:
-        text = Path(f"/proc/{self.proc.pid}/status").read_text()
-        match = re.search(r"^RssAnon:\s+(\d+) kB", text, re.M)
-        assert match, text
-        return int(match.group(1)) * 1024
-
     def requests(self, count: int) -> None:
         """`count` GETs on one keep-alive connection, each answered before the next is sent: one read each."""
         with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
@@ -71,18 +63,18 @@ def server(request: pytest.FixtureRequest) -> Iterator[Server]:
     with Server(request.param) as s:
         yield s
         s.stop(expect=None)
-    if any("falls back" in line or "fall back" in line for line in s.lines):
+    if s.fell_back_to_epoll():
         pytest.skip("io_uring is not available here: the case ran on epoll")
 
 
 def test_an_idle_worker_returns_its_receive_buffers(server: Server) -> None:
     server.requests(READS)
-    busy = server.rss_anon()
+    busy = server.memory("RssAnon")
     deadline = time.monotonic() + 6  # released within 2 s of idleness and a 250 ms sweep
-    while server.rss_anon() > busy - RELEASED and time.monotonic() < deadline:
+    while server.memory("RssAnon") > busy - RELEASED and time.monotonic() < deadline:
         time.sleep(0.25)
-    idle = server.rss_anon()
+    idle = server.memory("RssAnon")
     assert busy - idle >= RELEASED, f"resident anonymous memory went from {busy >> 10} KiB to {idle >> 10} KiB"
     # The buffers are used again, and answer as before (their pages faulted in afresh).
     server.requests(READS)
-    assert server.rss_anon() > idle + RELEASED // 2
+    assert server.memory("RssAnon") > idle + RELEASED // 2

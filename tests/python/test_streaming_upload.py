@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -105,13 +104,6 @@ class Server(ServerProcess):
             self.kill()
             raise
 
-    def status(self, field: str) -> int:
-        """A /proc/<pid>/status memory field, in bytes."""
-        text = Path(f"/proc/{self.proc.pid}/status").read_text()
-        match = re.search(rf"^{field}:\s+(\d+) kB", text, re.M)
-        assert match, text
-        return int(match.group(1)) * 1024
-
     def curl(self, method: str, path: str, *args: str, timeout: float = 120) -> tuple[int, Any]:
         out = subprocess.run(["curl", "-sS", "-X", method, "-o", "-", "-w", "\n%{http_code}", *args,
                               f"http://127.0.0.1:{self.port}{path}"], capture_output=True, timeout=timeout)
@@ -127,7 +119,7 @@ def server(request: pytest.FixtureRequest) -> Iterator[Server]:
     with Server(threads, backend) as s:
         yield s
         s.stop(expect=None)
-    if backend == "uring" and any("falls back" in line or "fall back" in line for line in s.lines):
+    if backend == "uring" and s.fell_back_to_epoll():
         pytest.skip("io_uring is not available here: the case ran on epoll")
 
 
@@ -141,21 +133,21 @@ MODES = {
 @pytest.mark.parametrize("mode", list(MODES))
 def test_large_upload_streams_with_bounded_memory(server: Server, upload: tuple[Path, str], mode: str) -> None:
     path, digest = upload
-    before = server.status("VmRSS")
+    before = server.memory("VmRSS")
     status, answer = server.curl("POST", "/hash", *MODES[mode], "-H", "Content-Type: application/octet-stream",
                                  "--data-binary", f"@{path}")
     assert status == 200, answer
     assert answer["size"] == UPLOAD_MIB << 20
     assert answer["sha256"] == digest
     assert answer["chunks"] > 1  # it came in pieces, not as one buffer
-    growth = server.status("VmHWM") - before
+    growth = server.memory("VmHWM") - before
     assert growth < RSS_GROWTH_LIMIT, f"peak RSS grew by {growth >> 20} MiB for a {UPLOAD_MIB} MiB upload"
 
 
 @pytest.mark.parametrize("mode", ["http1-length", "http2"])
 def test_slow_consumer_holds_the_upload_back(server: Server, upload: tuple[Path, str], mode: str) -> None:
     path, digest = upload
-    before = server.status("VmRSS")
+    before = server.memory("VmRSS")
     start = time.monotonic()
     status, answer = server.curl("POST", "/slow", *MODES[mode], "--data-binary", f"@{path}")
     elapsed = time.monotonic() - start
@@ -163,7 +155,7 @@ def test_slow_consumer_holds_the_upload_back(server: Server, upload: tuple[Path,
     assert answer == {"sha256": digest, "size": UPLOAD_MIB << 20}
     # At most 64 KiB per 2 ms sleep: the upload cannot have finished faster than its reader.
     assert elapsed >= (UPLOAD_MIB << 20) / (64 << 10) * 0.002 * 0.9
-    growth = server.status("VmHWM") - before
+    growth = server.memory("VmHWM") - before
     assert growth < RSS_GROWTH_LIMIT, f"peak RSS grew by {growth >> 20} MiB behind a slow reader"
 
 
