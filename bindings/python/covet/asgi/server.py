@@ -230,8 +230,8 @@ class AsgiDispatcher(EngineDriver):
         base = self._base_context
         new_context = base.copy
         gate = self.gate
-        set_ids = request_ids.set if self.trace_ids else None  # tracing / access log (covet.server.serve.Worker)
-        context_with = self.context_with
+        # Tracing / access log (covet.server.serve.Worker): the request's ids in its own context.
+        context_with = self.context_with if self.trace_ids else None
         ids_of = self.trace_ids_of
         for _, native, responder in items:
             if gate is not None and not gate.enter():
@@ -244,7 +244,7 @@ class AsgiDispatcher(EngineDriver):
                 if gate is not None:
                     gate.leave()
                 continue
-            if set_ids is None:
+            if context_with is None:
                 context = new_context()
             else:  # the request's ids: log records, the app's current OpenTelemetry span
                 ids = ids_of(native)
