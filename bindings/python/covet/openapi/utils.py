@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import collections.abc
 import copy
-import http.client
+import http
 import inspect
 import re
 import typing
@@ -726,8 +726,8 @@ class _Builder:
             status_text = _STATUS_RANGES.get(str(code).upper())
             if status_text is None:
                 try:
-                    status_text = http.client.responses.get(int(code))
-                except ValueError:
+                    status_text = http.HTTPStatus(int(code)).phrase  # not http.client: 12 ms of import at start-up
+                except ValueError:  # not a number, or a status without a standard phrase
                     status_text = None
             description = response.get("description") or target.get("description") or status_text \
                 or "Additional Response"
