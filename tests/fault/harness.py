@@ -4,7 +4,8 @@ Targets (`TargetSpec` → `Target`):
   native   the `hello` example (COVET_HELLO_BIN, else build-release/…/hello, else build/…/hello), one process
            with --threads N and --backend uring|asio
   python   tests/fault/app.py under ``python -m covet run app:app --workers N`` (launcher "run": a supervisor
-           and its workers), or in one process through ``app.py --opt name=value`` (launcher "serve") when a
+           and its workers; with N = 1 the command serves alone, in one process), or in one process through
+           ``app.py --opt name=value`` (launcher "serve") when a
            scenario needs engine options the command line does not expose (timeouts, the body rate floor)
 
 Both serve the same routes with the same bodies, so one request mix drives either.
@@ -347,10 +348,11 @@ class Target:
         return False
 
     def worker_pids(self) -> list[int]:
-        """The serving processes: the hello process, or the master's children (its workers)."""
+        """The serving processes: the hello process, `covet run --workers 1` (it serves alone, without a master),
+        or the master's children (its workers)."""
         if self.proc is None:
             return []
-        if self.spec.kind == "native" or self.spec.python_launcher == "serve":
+        if self.spec.kind == "native" or self.spec.python_launcher == "serve" or self.spec.workers == 1:
             return [self.pid] if self.proc.poll() is None else []
         return [p for p in process_tree(self.pid) if p != self.pid]
 

@@ -207,11 +207,12 @@ def test_restarts_under_load_lose_nothing(tmp_path: Path) -> None:
 
 
 def test_a_crashed_worker_is_replaced_and_queued_connections_wait_for_it(tmp_path: Path) -> None:
-    """One worker: kill -9 it; connections made while no worker runs wait in the master's socket and are
-    answered by the replacement."""
+    """One worker under a master (--supervise): kill -9 it; connections made while no worker runs wait in the
+    master's socket and are answered by the replacement."""
     (tmp_path / "app.py").write_text(APP.format(version="v1"))
     port = free_port()
-    with ServerProcess([sys.executable, "-m", "covet", "run", "app:app", "--port", str(port)], cwd=tmp_path,
+    with ServerProcess([sys.executable, "-m", "covet", "run", "app:app", "--port", str(port), "--supervise"],
+                       cwd=tmp_path,
                        ready=r"1 worker\(s\) serving on") as server:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         conn.request("GET", "/")

@@ -36,7 +36,6 @@ from .server.interface import ExceptionHandler, Middleware, Publisher, ServedApp
 from .server.ops import OpsOptions
 from .server.options import ENGINE_OPTIONS
 from .server.serve import configure_logging, exit_on_listen_error, serve
-from .server.supervisor import Supervisor, WorkerOptions, resolve_workers
 from .staticfiles import StaticFiles, StaticMount
 from .tls import TransportOptions
 from .utils import check_root_path, generate_unique_id
@@ -854,6 +853,8 @@ class CovetPy(MethodDecorators[AppDecorator]):
         ``root_path="/api/v1"``: served behind a proxy that strips that prefix (``covet run --root-path``).
         """
         if workers != 1:
+            from .server.supervisor import Supervisor, WorkerOptions, resolve_workers  # deferred: only a master
+
             root_path = str(server_options.pop("root_path", ""))
             # /_metrics, /_health, /_ready: the worker processes read them from the environment
             OpsOptions.take(server_options, self).export()

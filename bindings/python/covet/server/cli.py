@@ -18,7 +18,7 @@ from covet.tls import TransportOptions
 from covet.utils import check_root_path
 
 from .appspec import import_app
-from .control import ReloadError, find_state_file, read_pid_file, reload_master
+from .control import ReloadError, find_state_file, lone_process_files, read_pid_file, reload_master
 from .engine import native_module
 from .hosted import INTERFACES, HostingError, detect_interface, hosted, is_served_app
 from .log_levels import describe, levels_path, validate_level, write_levels
@@ -213,7 +213,13 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="serve an app")
     common(run)
     run.add_argument("--workers", default=None,
-                     help="worker processes: a number or 'auto' (one per CPU); default 1; env COVET_WORKERS")
+                     help="worker processes: a number or 'auto' (one per CPU); default 1 (served in this process "
+                          "unless --supervise); env COVET_WORKERS")
+    run.add_argument("--supervise", action="store_true", default=None,
+                     help="a master process even with one worker: it restarts a crashed worker, and SIGHUP, "
+                          "SIGUSR2 and `covet reload` restart it without dropping a connection (implied by --workers 2 "
+                          "or more, --reload, --max-requests, --max-rss and --max-lifetime; default: --workers 1 "
+                          "serves in the `covet run` process itself; env COVET_SUPERVISE=1)")
     run.add_argument("--reload", action="store_true", help="restart workers when .py files change")
     run.add_argument("--reload-dir", action="append", dest="reload_dirs", help="directory to watch (repeatable)")
     run.add_argument("--env-file", help="KEY=VALUE file loaded into the environment before the app is imported")
@@ -447,6 +453,27 @@ def _check_interface(app: Any, args: argparse.Namespace) -> None:
         log.warning("--wsgi-threads is for WSGI apps; %s is served as %s", args.app, kind)
 
 
+def _needs_master(args: argparse.Namespace, recycling: Recycling) -> bool:
+    """Whether `covet run` with one worker still needs a master process: asked for, or a feature that replaces the
+    worker while it serves (--reload, --max-requests, --max-rss, --max-lifetime)."""
+    supervise = args.supervise or _from_env(None, "COVET_SUPERVISE", "0").lower() in ("1", "true", "yes", "on")
+    return bool(supervise or args.reload or args.limit_max_requests is not None
+                or recycling.max_rss is not None or recycling.max_lifetime is not None)
+
+
+def _serve_here(args: argparse.Namespace, host: str, port: int, engine: dict[str, Any], transport: TransportOptions,
+                root_path: str, log_level: str, **how: Any) -> int:
+    """Imports the app and serves it in this process: a supervisor's worker (`how`: its sockets and pipe), or
+    ``covet run --workers 1`` alone (``alone=True``: the engine binds host:port itself)."""
+    check_engine_supports(engine, native_module())
+    app = _hosted(load_app(args.app, args.app_dir, args.factory), args)
+    with exit_on_listen_error():
+        return serve_worker(app, host=host, port=port, threads=args.threads,
+                            log_level=args.log_level if args.log_config else log_level, loop=args.loop,
+                            limit_concurrency=args.limit_concurrency, limit_max_requests=args.limit_max_requests,
+                            root_path=root_path, **how, **engine, **vars(transport))
+
+
 def _migrate(args: argparse.Namespace) -> int:
     from covet.migrate import MigrateError, migrate  # deferred: only `covet migrate` needs it (and libcst)
 
@@ -605,17 +632,10 @@ def _main(argv: Optional[list[str]]) -> int:
     if args.wsgi_threads is not None and args.wsgi_threads < 0:
         raise UsageError(f"--wsgi-threads must be 0 (the app on the loop thread) or more, not {args.wsgi_threads}")
     if args.command == "_worker":
-        check_engine_supports(engine, native_module())
-        app = _hosted(load_app(args.app, args.app_dir, args.factory), args)
         listen: dict[str, object] = {"listen_fd": args.listen_fd} if args.listen_fd >= 0 else {"shared_port": True}
         if args.ops_listen_fd >= 0:
             listen["ops_listen_fd"] = args.ops_listen_fd  # covet.server.ops adopts it for --ops-port
-        with exit_on_listen_error():
-            return serve_worker(app, host=host, port=port, threads=args.threads,
-                                log_level=args.log_level if args.log_config else log_level, loop=args.loop,
-                                ready_fd=args.ready_fd, limit_concurrency=args.limit_concurrency,
-                                limit_max_requests=args.limit_max_requests, root_path=root_path, **listen, **engine,
-                                **vars(transport))
+        return _serve_here(args, host, port, engine, transport, root_path, log_level, ready_fd=args.ready_fd, **listen)
     workers_text = _from_env(args.workers, "COVET_WORKERS", "1")
     try:
         workers = resolve_workers(workers_text)
@@ -625,6 +645,12 @@ def _main(argv: Optional[list[str]]) -> int:
             from None
     recycling = _recycling(args)
     os.environ["COVET_WORKERS"] = str(workers)  # the workers inherit it (a WSGI app's wsgi.multiprocess)
+    pid_file = _from_env(args.pid_file, "COVET_PID_FILE", "") or None
+    if workers == 1 and not _needs_master(args, recycling):
+        # One worker and nothing only a master does: serve here (as uvicorn), half the memory and start-up time.
+        _check_forwarded_allow_ips(transport)
+        with lone_process_files(pid_file):
+            return _serve_here(args, host, port, engine, transport, root_path, log_level, alone=True)
     # Fail here, once, with a clear message, not in every worker.
     _check_interface(load_app(args.app, args.app_dir, args.factory), args)
     check_engine_supports(engine, native_module())
@@ -636,7 +662,6 @@ def _main(argv: Optional[list[str]]) -> int:
                          limit_concurrency=args.limit_concurrency, limit_max_requests=args.limit_max_requests,
                          root_path=root_path, interface=args.interface, wsgi_threads=args.wsgi_threads,
                          compat=args.compat)
-    pid_file = _from_env(args.pid_file, "COVET_PID_FILE", "") or None
     return Supervisor(opts, workers, reload=args.reload, reload_dirs=args.reload_dirs, recycling=recycling,
                       pid_file=pid_file).run()
 

@@ -19,12 +19,12 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
-__all__ = ["MasterState", "ReloadError", "find_state_file", "read_pid_file", "reload_master", "remove_pid_file",
-           "state_file_name", "write_pid_file"]
+__all__ = ["MasterState", "ReloadError", "find_state_file", "lone_process_files", "process_exists", "read_pid_file",
+           "reload_master", "remove_pid_file", "state_file_name", "write_pid_file"]
 
 
 
@@ -49,6 +49,7 @@ class MasterState:
     failed_covers: int = 0              # the newest failed generation was started after this many requests
     failure: str = ""                   # why it failed
     restarting: bool = False            # a new generation is starting
+    alone: bool = False                 # `covet run --workers 1` serving in this one process: no master, no restarts
 
     def write(self, path: str) -> None:
         """Atomically (a reader never sees half a file)."""
@@ -93,6 +94,30 @@ def read_pid_file(path: str) -> int:
     if not text.isdigit():
         raise ValueError(f"{path} does not hold a process id: {text[:40]!r}")
     return int(text)
+
+
+@contextlib.contextmanager
+def lone_process_files(pid_file: Optional[str]) -> Iterator[None]:
+    """While `covet run --workers 1` serves in its own process: the pid file, and a state file marked `alone` in
+    the metrics directory, so that `covet log-level` finds this process and `covet reload` explains why it
+    cannot restart it; both removed at exit."""
+    if pid_file:
+        write_pid_file(pid_file)
+    directory = os.environ.get("COVET_METRICS_DIR")
+    state_path = os.path.join(directory, state_file_name(os.getpid())) if directory else None
+    if state_path is not None:
+        try:
+            MasterState(pid=os.getpid(), generation=1, workers=[os.getpid()], alone=True).write(state_path)
+        except OSError:  # `covet log-level` cannot find this process then; serving goes on
+            state_path = None
+    try:
+        yield
+    finally:
+        if pid_file:
+            remove_pid_file(pid_file)
+        if state_path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(state_path)
 
 
 # ---- finding the master's state -------------------------------------------------------------------------
@@ -141,7 +166,8 @@ def find_state_file(pid: int) -> Optional[str]:
 
 # ---- covet reload ---------------------------------------------------------------------------------------
 
-def _alive(pid: int) -> bool:
+def process_exists(pid: int) -> bool:
+    """Whether `pid` names a process (one of another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -154,10 +180,14 @@ def _alive(pid: int) -> bool:
 def reload_master(pid: int, timeout: float, say: Callable[[str], None] = print) -> int:
     """Asks the master `pid` for a rolling restart (SIGUSR2) and follows it: 0 once a new generation that includes
     this request serves, 1 if it failed (the old generation keeps serving). Raises ReloadError when it cannot."""
-    if not _alive(pid):
+    if not process_exists(pid):
         raise ReloadError(f"no process {pid} (is `covet run` running? is the pid file stale?)")
     state_path = find_state_file(pid)
     before = MasterState.read(state_path) if state_path else None
+    if before is not None and before.alone:
+        raise ReloadError(f"process {pid} serves alone (`covet run --workers 1`, no master): nothing can replace it "
+                          "while it serves. Restart it, or start it with --supervise (or --workers 2 or more) for "
+                          "rolling restarts")
     try:
         os.kill(pid, signal.SIGUSR2)
     except PermissionError:
@@ -179,8 +209,8 @@ def reload_master(pid: int, timeout: float, say: Callable[[str], None] = print) 
             state = MasterState.read(state_path)
         except (OSError, ValueError, TypeError):
             state = None
-        if state is None or not _alive(pid):
-            if not _alive(pid):
+        if state is None or not process_exists(pid):
+            if not process_exists(pid):
                 raise ReloadError(f"master {pid} exited during the restart")
             continue  # replaced between our stat and open: read again
         if not seen:

@@ -430,7 +430,7 @@ def serve(
         event_loop.run_until_complete(worker.serve())
     finally:
         if install_signal_handlers:
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR2):
                 with contextlib.suppress(Exception):
                     event_loop.remove_signal_handler(sig)
         with contextlib.suppress(Exception):
@@ -451,10 +451,12 @@ def serve_worker(
     ready_fd: int = -1,
     limit_concurrency: Optional[int] = None,
     limit_max_requests: Optional[int] = None,
+    alone: bool = False,
     **server_options: Any,
 ) -> int:
     """One worker process of ``covet run`` (the supervisor starts it as ``python -m covet _worker ...``):
-    `serve` after setting the log level.
+    `serve` after setting the log level. `alone`: ``covet run --workers 1`` serving in its own process, with no
+    supervisor (it follows its own `covet log-level` file, and says why SIGHUP/SIGUSR2 cannot restart it).
 
     Pass ``listen_fd=`` (the supervisor's listening socket, which the engine adopts instead of binding) or
     ``shared_port=True`` (each worker binds its own SO_REUSEPORT socket). `ready_fd`: a pipe to the
@@ -487,8 +489,9 @@ def serve_worker(
 
     # `covet log-level`: the group's levels file, applied now and followed while serving (covet.server.log_levels).
     levels: Optional[LevelsFollower] = None
-    if ready_fd >= 0 and os.environ.get("COVET_METRICS_DIR"):
-        levels = LevelsFollower(levels_path(os.environ["COVET_METRICS_DIR"], os.getppid()))
+    if (ready_fd >= 0 or alone) and os.environ.get("COVET_METRICS_DIR"):
+        group = os.getpid() if alone else os.getppid()  # the pid `covet log-level` is given
+        levels = LevelsFollower(levels_path(os.environ["COVET_METRICS_DIR"], group))
         levels.poll()
     follow: list[asyncio.Task[None]] = []
 
@@ -497,6 +500,8 @@ def serve_worker(
         if levels is not None:
             levels.reapply()  # over what the app's start-up (lifespan) may have configured
             follow.append(asyncio.get_running_loop().create_task(follow_log_levels(levels, w._stop)))
+        if alone:
+            _serve_alone_started(w)
         tell_supervisor(b"ready\n")
 
     try:
@@ -505,6 +510,24 @@ def serve_worker(
     except StartupFailed as exc:
         logger.error("application startup failed: %s", exc)
         return STARTUP_FAILURE_EXIT
+
+
+def _serve_alone_started(worker: Worker) -> None:
+    """`covet run --workers 1` in one process: covet_workers_ready is 1 (a master publishes it otherwise), and the
+    restart signals, which a master would act on, are answered with a warning instead of the default exit."""
+    publish = getattr(worker.native, "metrics_set_workers_ready", None)
+    if publish is not None:
+        publish(1)
+
+    def cannot_restart(name: str) -> None:
+        logger.warning("%s: this process serves alone (covet run --workers 1, no master), so nothing can replace it "
+                       "while it serves; restart it, or run with --supervise (or --workers 2 or more) for rolling "
+                       "restarts", name)
+
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGUSR2, cannot_restart, "SIGUSR2")
+    if not worker.transport.tls:  # with TLS, `serve` made SIGHUP reload the certificate files
+        loop.add_signal_handler(signal.SIGHUP, cannot_restart, "SIGHUP")
 
 
 class RequestLimits:

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Optional
 
 from covet.tls import TransportOptions
 
-from .control import MasterState, remove_pid_file, state_file_name, write_pid_file
+from .control import MasterState, process_exists, remove_pid_file, state_file_name, write_pid_file
 from .engine import EngineModule, native_module
 from .hosted import STARTUP_FAILURE_EXIT
 from .log_levels import LevelsFollower, describe, levels_path, remove_levels
@@ -204,12 +204,28 @@ def ensure_metrics_dir() -> str:
     import tempfile  # deferred: only a supervisor needs it
 
     base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    _remove_stale_metrics_dirs(base or tempfile.gettempdir())
     _metrics_dir_made = tempfile.mkdtemp(prefix=f"covet-metrics-{os.getpid()}-", dir=base)
     os.environ["COVET_METRICS_DIR"] = _metrics_dir_made
     import atexit
 
     atexit.register(_remove_metrics_dir)  # also when the command fails before the supervisor runs
     return _metrics_dir_made
+
+
+def _remove_stale_metrics_dirs(base: str) -> None:
+    """Removes this user's ``covet-metrics-PID-*`` directories whose process is gone: a group whose master was
+    killed (SIGKILL, OOM) could not remove its own, and /dev/shm is memory (6 MB a worker). Only the default
+    place is swept: a directory that processes of several pid namespaces share is COVET_METRICS_DIR's to name."""
+    import shutil
+
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(base):
+            pid = entry.name.removeprefix("covet-metrics-").partition("-")[0]
+            if entry.name.startswith("covet-metrics-") and pid.isdigit() and not process_exists(int(pid)):
+                with contextlib.suppress(OSError):
+                    if entry.is_dir(follow_symlinks=False) and entry.stat().st_uid == os.getuid():
+                        shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def _remove_metrics_dir() -> None:
