@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from .servers import (PEERS, VENVS, Ctx, InstallError, ServerSpec, covet_python_versions, ensure_venv,
-                      install_covet_python, pip_versions)
+from .servers import (PEERS, VENVS, Ctx, InstallError, ServerSpec, covet_python_versions, covet_run_command,
+                      ensure_venv, install_covet_python, pip_versions)
 
 HOSTING_ASGI = ("fastapi", "fastapi-hypercorn", "fastapi-granian", "covet-host-fastapi", "covet-compat-fastapi")
 HOSTING_WSGI = ("flask-gunicorn", "flask-granian", "covet-host-flask")
@@ -59,20 +59,6 @@ def install_covet_mode(module: str, what: str) -> Callable[[Ctx], None]:
                                f"{probe.stderr.strip().splitlines()[-1:] or ['?']})")
         ensure_venv(VENV, ctx)
     return install
-
-
-def covet_command(app: str, app_dir: Path, *flags: str) -> Callable[[Ctx, int], list[str]]:
-    """``covet _worker APP FLAGS`` (one worker on the event-loop thread, as covet-async), ``covet run --workers N``
-    for more."""
-    def cmd(ctx: Ctx, port: int) -> list[str]:
-        head = [str(ctx.covet_python), "-m", "covet"]
-        if ctx.workers > 1:
-            head += ["run", app, "--workers", str(ctx.workers)]
-        else:
-            head += ["_worker", app]
-        return head + ["--port", str(port), "--threads", "0", "--log-level", "warning", "--app-dir", str(app_dir),
-                       *flags]
-    return cmd
 
 
 def hypercorn_cmd(ctx: Ctx, port: int) -> list[str]:
@@ -123,19 +109,19 @@ def hosting_specs() -> list[ServerSpec]:
         ),
         ServerSpec(
             "covet-host-fastapi", "FastAPI hosted by CovetPy (ASGI)",
-            "`python -m covet _worker app:app --interface asgi3 --threads 0 --log-level warning` (the FastAPI app "
+            "`python -m covet run app:app --interface asgi3 --threads 0 --log-level warning` (the FastAPI app "
             "as an ASGI application on the native engine), bench/peers/fastapi/app.py, the hosting venv's packages "
             "on PYTHONPATH",
             install_covet_mode("covet.asgi.server", "ASGI hosting (`covet run --interface asgi3`)"),
-            covet_command("app:app", FASTAPI_DIR, "--interface", "asgi3"), _covet_versions, env=covet_env,
+            covet_run_command("app:app", FASTAPI_DIR, "--interface", "asgi3"), _covet_versions, env=covet_env,
             unsupported=unsupported,
         ),
         ServerSpec(
             "covet-compat-fastapi", "FastAPI on CovetPy's shim",
-            "`python -m covet _worker app:app --compat fastapi --threads 0 --log-level warning` (the unchanged "
+            "`python -m covet run app:app --compat fastapi --threads 0 --log-level warning` (the unchanged "
             "FastAPI app on CovetPy's own implementation of the names it imports), bench/peers/fastapi/app.py",
             install_covet_mode("covet.compat", "compatibility shim (`covet run --compat fastapi`)"),
-            covet_command("app:app", FASTAPI_DIR, "--compat", "fastapi"), _covet_versions, env=covet_env,
+            covet_run_command("app:app", FASTAPI_DIR, "--compat", "fastapi"), _covet_versions, env=covet_env,
             unsupported=unsupported,
         ),
         ServerSpec(
@@ -152,10 +138,10 @@ def hosting_specs() -> list[ServerSpec]:
         ),
         ServerSpec(
             "covet-host-flask", "Flask hosted by CovetPy (WSGI)",
-            "`python -m covet _worker app_flask:app --interface wsgi --threads 0 --log-level warning` (the WSGI "
+            "`python -m covet run app_flask:app --interface wsgi --threads 0 --log-level warning` (the WSGI "
             "host's default thread pool), bench/peers/hosting/app_flask.py, the hosting venv's packages on PYTHONPATH",
             install_covet_mode("covet.wsgi", "WSGI hosting (`covet run --interface wsgi`)"),
-            covet_command("app_flask:app", FLASK_DIR, "--interface", "wsgi"), _covet_versions, env=covet_env,
+            covet_run_command("app_flask:app", FLASK_DIR, "--interface", "wsgi"), _covet_versions, env=covet_env,
             unsupported=unsupported,
         ),
     ]

@@ -24,6 +24,7 @@ from .servers import (
     ServerSpec,
     covet_native_versions,
     covet_python_versions,
+    covet_run_command,
     install_covet_native,
     install_covet_python,
     native_binary,
@@ -52,11 +53,7 @@ def native_command(flags: tuple[str, ...]) -> Callable[[Ctx, int], list[str]]:
     return cmd
 
 
-def python_command(ctx: Ctx, port: int) -> list[str]:
-    head = [str(ctx.covet_python), "-m", "covet"]
-    head += ["run", "app_observed:app", "--workers", str(ctx.workers)] if ctx.workers > 1 else \
-        ["_worker", "app_observed:app"]
-    return [*head, "--port", str(port), "--threads", "0", "--log-level", "warning", "--app-dir", str(PEERS / "covet")]
+python_command = covet_run_command("app_observed:app", PEERS / "covet")
 
 
 def overhead_specs() -> list[ServerSpec]:
@@ -70,7 +67,7 @@ def overhead_specs() -> list[ServerSpec]:
         ))
         specs.append(ServerSpec(
             f"covet-async-obs-{config}", f"CovetPy Python async, {label}",
-            "`python -m covet _worker app_observed:app --threads 0 --log-level warning`, "
+            "`python -m covet run app_observed:app --threads 0 --log-level warning`, "
             + ", ".join(f"{k}={v}" for k, v in env.items()),
             install_covet_python, python_command, covet_python_versions, env=dict(env), unsupported=unsupported,
         ))

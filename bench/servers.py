@@ -228,15 +228,18 @@ def covet_python_versions(ctx: Ctx) -> dict[str, Any]:
     return v
 
 
-def _covet_python_cmd(module: str) -> Callable[[Ctx, int], list[str]]:
+def covet_run_command(app: str, app_dir: Path, *flags: str) -> Callable[[Ctx, int], list[str]]:
+    """``covet run APP`` as a user starts it: one worker serves in that process (engine on its event-loop thread),
+    ``--workers N`` for more (a master and N worker processes)."""
     def cmd(ctx: Ctx, port: int) -> list[str]:
-        if ctx.workers > 1:
-            return [str(ctx.covet_python), "-m", "covet", "run", f"{module}:app", "--port", str(port),
-                    "--workers", str(ctx.workers), "--threads", "0", "--log-level", "warning",
-                    "--app-dir", str(PEERS / "covet")]
-        return [str(ctx.covet_python), "-m", "covet", "_worker", f"{module}:app", "--port", str(port),
-                "--threads", "0", "--log-level", "warning", "--app-dir", str(PEERS / "covet")]
+        workers = ["--workers", str(ctx.workers)] if ctx.workers > 1 else []
+        return [str(ctx.covet_python), "-m", "covet", "run", app, *workers, "--port", str(port), "--threads", "0",
+                "--log-level", "warning", "--app-dir", str(app_dir), *flags]
     return cmd
+
+
+def _covet_python_cmd(module: str) -> Callable[[Ctx, int], list[str]]:
+    return covet_run_command(f"{module}:app", PEERS / "covet")
 
 
 def _covet_python_tls_cmd(module: str) -> Callable[[Ctx, int, TlsFiles], list[str]]:
@@ -420,7 +423,8 @@ def all_specs() -> dict[str, ServerSpec]:
         ),
         ServerSpec(
             "covet-async", "CovetPy Python async",
-            "`python -m covet _worker app_async:app --threads 0 --log-level warning` (engine on the event-loop thread); "
+            "`python -m covet run app_async:app --threads 0 --log-level warning` (one process, the engine on its "
+            "event-loop thread); "
             "TLS: `--ssl-certfile/--ssl-keyfile` (HTTP/2 via ALPN on by default)",
             install_covet_python, _covet_python_cmd("app_async"), covet_python_versions,
             tls_command=_covet_python_tls_cmd("app_async"),

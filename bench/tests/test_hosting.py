@@ -42,7 +42,7 @@ def test_commands_serve_the_same_apps():
     guni = specs["flask-gunicorn"].command(ctx, 8004)
     assert "gthread" in guni and guni[guni.index("--chdir") + 1] == flask_dir
     hosted = specs["covet-host-fastapi"].command(ctx, 8005)
-    assert hosted[:4] == ["/py/bin/python", "-m", "covet", "_worker"] and hosted[-2:] == ["--interface", "asgi3"]
+    assert hosted[:4] == ["/py/bin/python", "-m", "covet", "run"] and hosted[-2:] == ["--interface", "asgi3"]
     assert hosted[hosted.index("--app-dir") + 1] == fastapi_dir
     assert specs["covet-compat-fastapi"].command(ctx, 8006)[-2:] == ["--compat", "fastapi"]
     flask = specs["covet-host-flask"].command(Ctx(covet_python=Path("/py/bin/python"), workers=2), 8007)

@@ -383,7 +383,7 @@ def test_tls_commands():
     assert native[:3] == ["/b/hello", "--port", "4000"] and native[-4:] == ["--tls-cert", "/t/server.pem",
                                                                             "--tls-key", "/t/server.key"]
     covet = specs["covet-async"].tls_command(ctx, 4000, files)
-    assert "_worker" in covet and covet[-4:] == ["--ssl-certfile", "/t/server.pem", "--ssl-keyfile", "/t/server.key"]
+    assert covet[3] == "run" and covet[-4:] == ["--ssl-certfile", "/t/server.pem", "--ssl-keyfile", "/t/server.key"]
     gr = specs["granian-rsgi"].tls_command(ctx, 4000, files)
     assert gr[-1] == "app_rsgi:app" and "--ssl-certificate" in gr and "--ssl-keyfile" in gr
     assert gr[gr.index("--http") + 1] == "auto"

@@ -38,7 +38,7 @@ def test_each_configuration_turns_metrics_and_tracing_on_or_off():
     assert "COVET_RECORD_METRICS" not in env["metrics"] and env["metrics"]["COVET_BENCH_TRACE"] == "off"
     assert env["trace1"]["COVET_BENCH_TRACE"] == "0.01" and env["trace100"]["COVET_BENCH_TRACE"] == "1"
     py = specs["covet-async-obs-trace1"].command(ctx, 8002)
-    assert py[:4] == ["/py/bin/python", "-m", "covet", "_worker"] and py[4] == "app_observed:app"
+    assert py[:5] == ["/py/bin/python", "-m", "covet", "run", "app_observed:app"] and "--workers" not in py
     assert (Path(py[py.index("--app-dir") + 1]) / "app_observed.py").exists()
     two = specs["covet-async-obs-bare"].command(Ctx(covet_python=Path("/py/bin/python"), workers=2), 8003)
     assert two[3:7] == ["run", "app_observed:app", "--workers", "2"]
