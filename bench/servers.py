@@ -415,10 +415,9 @@ def all_specs() -> dict[str, ServerSpec]:
         ServerSpec(
             "covet-native", "CovetPy native (C++)",
             "examples/native/hello, `--threads 1`, backend auto (io_uring where available), log level warn; "
+            "post-json: `covet::json_body<Item>` (the C++ model layer on simdjson); "
             "TLS: `--tls-cert/--tls-key` (h2 via ALPN on by default; h2c on the plain port)",
             install_covet_native, covet_native_cmd, covet_native_versions,
-            unsupported={"post-json": "the C++ core has no JSON parser or model validation (the Python "
-                                      "layer's pydantic models do that); the native example only has /echo"},
             tls_command=covet_native_tls_cmd,
         ),
         ServerSpec(

@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ninja-build pkg-config git curl
           liburing-dev libboost-dev libspdlog-dev libfmt-dev node-llhttp libssl-dev libnghttp2-dev zlib1g-dev libbrotli-dev libzstd-dev openssl
+          libsimdjson-dev  # covet::json (typed JSON bodies): simdjson's DOM parser
           nghttp2-client
           clang libclang-rt-dev  # libFuzzer targets (tests/fuzz, scripts/fuzz.sh): clang's fuzzer and sanitizer runtimes
           libgtest-dev libgmock-dev googletest

@@ -1,6 +1,7 @@
 // The native hello-world service: the routes the tests and benchmarks use.
 //
 //   hello --port 8000 --threads 0 --backend auto|uring|asio [--host H] [limits/timeouts, see --help]
+#include <covet/app/json_body.hpp>
 #include <covet/covet.hpp>
 #include <covet/middleware/cors.hpp>
 #include <covet/middleware/security_headers.hpp>
@@ -18,6 +19,29 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+// The benchmark's post-json model (bench/peers/*: pydantic's Item, actix's serde struct).
+struct Item {
+    std::string name;
+    double price = 0;
+    std::vector<std::string> tags;
+    std::string description;
+};
+struct ItemSummary {
+    std::string name;
+    std::size_t tag_count = 0;
+};
+
+template <>
+struct covet::json::Model<Item> {
+    static constexpr auto fields = std::tuple{field("name", &Item::name), field("price", &Item::price),
+                                              field("tags", &Item::tags), field("description", &Item::description)};
+};
+template <>
+struct covet::json::Model<ItemSummary> {
+    static constexpr auto fields =
+        std::tuple{field("name", &ItemSummary::name), field("tag_count", &ItemSummary::tag_count)};
+};
 
 namespace {
 
@@ -70,18 +94,9 @@ private:
 
 std::string json_string(std::optional<std::string_view> v) {
     if (!v) return "null";
-    std::string out = "\"";
-    for (char c : *v) {
-        if (c == '"' || c == '\\')
-            out += '\\', out += c;
-        else if (static_cast<unsigned char>(c) < 0x20) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\u%04x", c);
-            out += buf;
-        } else
-            out += c;
-    }
-    return out + "\"";
+    std::string out;
+    covet::json::write_string(out, *v);
+    return out;
 }
 
 [[noreturn]] void usage(int code) {
@@ -327,6 +342,11 @@ int main(int argc, char** argv) {
         return covet::Response::json("{\"id\":" + std::string(*r.param("id")) +
                                      (q ? ",\"q\":" + json_string(std::string_view(*q)) : std::string()) + "}");
     });
+    // A body validated by a model (the benchmark's post-json, as FastAPI's `async def items(item: Item)`):
+    // 422 with FastAPI's detail body when it is not an Item.
+    app.post("/items", covet::json_body<Item>([](Item& item, covet::Request&) {
+                 return ItemSummary{std::move(item.name), item.tags.size()};
+             }));
     app.post("/echo", [](covet::Request& r) {
         return covet::Response::bytes(std::string(r.body()),
                                       r.header("content-type").value_or("application/octet-stream"));
