@@ -258,3 +258,22 @@ FORMS = {
 }
 for name, data in FORMS.items():
     write("forms", name, data)
+
+
+# ---------------------------------------------------------------- typed JSON bodies (json_model_fuzz.cpp's Item)
+JSON_MODEL = {
+    "valid": b'{"name":"widget","price":9.99,"tags":["red","green"],"description":"x","stock":7,'
+    b'"boxes":[{"width":1.5,"depth":null},{"width":2,"depth":-3}],"active":false}',
+    "minimal": b'{"name":"","price":0,"tags":[]}',
+    "escapes": b'{"name":"a\\"b\\\\c\\u00e9\\ud83d\\ude00\\n","price":-1e-3,"tags":["\\u0000"]}',
+    "wrong_types": b'{"name":1,"price":"cheap","tags":"red","stock":70000,"boxes":[{"width":"w"}],"active":"yes"}',
+    "missing": b'{"price":1}',
+    "extra_deep": b'{"name":"a","price":1,"tags":[],"extra":{"a":[[[[{"b":null}]]]]}}',
+    "duplicate_keys": b'{"name":"a","name":"b","price":1,"tags":[],"price":2}',
+    "not_object": b'[{"name":"a"}]',
+    "truncated": b'{"name":"a","price":1,"ta',
+    "bad_utf8": b'{"name":"\xff\xfe","price":1,"tags":[]}',
+    "numbers": b'{"name":"n","price":1.7976931348623157e308,"tags":[],"stock":-0}',
+}
+for name, data in JSON_MODEL.items():
+    write("json_model", name, data)
