@@ -36,6 +36,11 @@ struct Document::Parser {
 Document::Document() : parser_(std::make_unique<Parser>()) {}
 Document::~Document() = default;
 
+Document& Document::for_this_thread() {
+    thread_local Document document;
+    return document;
+}
+
 bool Document::parse(std::string_view text) {
     auto& p = *parser_;
     // The parser's buffers take ~10 bytes per byte of capacity (indexes, tape, strings): grown for a large
@@ -74,14 +79,14 @@ Kind Value::kind() const noexcept {
         return Kind::null;  // a default Value: no document
     }
     switch (element_of(raw_).type()) {
-    case dom::element_type::ARRAY: return Kind::array;
-    case dom::element_type::OBJECT: return Kind::object;
-    case dom::element_type::INT64:
-    case dom::element_type::UINT64: return Kind::integer;
-    case dom::element_type::DOUBLE: return Kind::number;
-    case dom::element_type::STRING: return Kind::string;
-    case dom::element_type::BOOL: return Kind::boolean;
-    case dom::element_type::NULL_VALUE: return Kind::null;
+        case dom::element_type::ARRAY: return Kind::array;
+        case dom::element_type::OBJECT: return Kind::object;
+        case dom::element_type::INT64:
+        case dom::element_type::UINT64: return Kind::integer;
+        case dom::element_type::DOUBLE: return Kind::number;
+        case dom::element_type::STRING: return Kind::string;
+        case dom::element_type::BOOL: return Kind::boolean;
+        case dom::element_type::NULL_VALUE: return Kind::null;
     }
     return Kind::null;
 }
@@ -97,6 +102,10 @@ bool Value::get(double& out) const noexcept {
 
 bool Value::get(std::int64_t& out) const noexcept {
     return kind() == Kind::integer && element_of(raw_).get_int64().get(out) == simdjson::SUCCESS;
+}
+
+bool Value::get(std::uint64_t& out) const noexcept {
+    return kind() == Kind::integer && element_of(raw_).get_uint64().get(out) == simdjson::SUCCESS;
 }
 
 bool Value::get(bool& out) const noexcept {

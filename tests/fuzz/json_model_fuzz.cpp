@@ -38,11 +38,13 @@ struct covet::json::Model<Box> {
 };
 template <>
 struct covet::json::Model<Item> {
-    static constexpr auto fields =
-        std::tuple{field("name", &Item::name),     field("price", &Item::price),
-                   field("tags", &Item::tags),     field("description", &Item::description, has_default),
-                   field("stock", &Item::stock),   field("boxes", &Item::boxes, has_default),
-                   field("active", &Item::active, has_default)};
+    static constexpr auto fields = std::tuple{field("name", &Item::name),
+                                              field("price", &Item::price),
+                                              field("tags", &Item::tags),
+                                              field("description", &Item::description, has_default),
+                                              field("stock", &Item::stock),
+                                              field("boxes", &Item::boxes, has_default),
+                                              field("active", &Item::active, has_default)};
 };
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

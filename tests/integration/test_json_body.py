@@ -46,8 +46,16 @@ def test_an_invalid_body_is_422_with_every_error_and_the_connection_stays(server
         assert r.status == 200, r
 
 
+def test_an_empty_body_is_missing(server):
+    with RawConn(server.port) as c:
+        r = post(c, b"")
+        assert r.status == 422, r
+        assert json.loads(r.body) == {"detail": [{"type": "missing", "loc": ["body"], "msg": "Field required",
+                                                  "input": None}]}
+
+
 @pytest.mark.parametrize("raw", [
-    b"", b"{", b'{"name":"a",}', b'{"name":"\xff","price":1,"tags":[]}', b"[" * 5000 + b"]" * 5000,
+    b"{", b'{"name":"a",}', b'{"name":"\xff","price":1,"tags":[]}', b"[" * 5000 + b"]" * 5000,
     b'{"name":"a","price":1,"tags":[]} trailing', b"nul", b'{"price":1e999999}',
 ])
 def test_malformed_json_is_json_invalid(server, raw):

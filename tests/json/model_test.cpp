@@ -33,7 +33,27 @@ struct Summary {
     std::size_t tag_count;
 };
 
+struct Numbers {
+    std::uint64_t big = 0;
+    std::int64_t signed_big = 0;
+    std::uint32_t small = 0;
+    float ratio = 0;
+};
+
+// A check that parses again (an embedded JSON document): the thread's shared parser is in use meanwhile.
+struct Envelope {
+    std::string kind;
+    std::string payload;  // JSON text of a Dimensions
+};
+
 }  // namespace
+
+template <>
+struct covet::json::Model<Numbers> {
+    static constexpr auto fields =
+        std::tuple{field("big", &Numbers::big, has_default), field("signed_big", &Numbers::signed_big, has_default),
+                   field("small", &Numbers::small, has_default), field("ratio", &Numbers::ratio, has_default)};
+};
 
 template <>
 struct covet::json::Model<Dimensions> {
@@ -56,6 +76,18 @@ struct covet::json::Model<Item> {
     static void check(const Item& item, Checks& c) {
         if (item.price < 0) {
             c.fail("price", "greater_than_equal", "Input should be greater than or equal to 0");
+        }
+    }
+};
+
+template <>
+struct covet::json::Model<Envelope> {
+    static constexpr auto fields = std::tuple{field("kind", &Envelope::kind), field("payload", &Envelope::payload)};
+    static void check(const Envelope& e, Checks& c) {
+        Dimensions inner;
+        Errors errors;
+        if (!covet::json::parse(e.payload, inner, errors)) {
+            c.fail("payload", "value_error", "Value error, payload is not a Dimensions");
         }
     }
 };
@@ -86,7 +118,9 @@ TEST(JsonModel, ParsesEveryMemberKind) {
         R"("boxes":[{"width":1,"height":1}],"active":false,"rating":200,"unknown":{"deep":[1,2,3]}})",
         item, errors))
         << errors.detail();
-    EXPECT_EQ(item.name, "w\xc3\xa9" "dget \"x\"");
+    EXPECT_EQ(item.name,
+              "w\xc3\xa9"
+              "dget \"x\"");
     EXPECT_DOUBLE_EQ(item.price, 9.99);
     EXPECT_EQ(item.tags, (std::vector<std::string>{"red", "green"}));
     EXPECT_EQ(item.description, "none");  // absent, has_default: the member's initializer stays
@@ -139,16 +173,21 @@ TEST(JsonModel, ReportsEveryProblemWithItsLocationAndInput) {
 TEST(JsonModel, TheDetailBodyIsFastApis) {
     Item item;
     Errors errors;
-    EXPECT_FALSE(covet::json::parse(R"({"name":"a","price":-1,"tags":"red"})", item, errors));
-    EXPECT_EQ(errors.detail(),
-              R"({"detail":[{"type":"list_type","loc":["body","tags"],"msg":"Input should be a valid list","input":"red"},)"
-              R"({"type":"greater_than_equal","loc":["body","price"],"msg":"Input should be greater than or equal to 0",)"
-              R"("input":-1}]})");
+    EXPECT_FALSE(covet::json::parse(R"({"name":"a","price":1,"tags":"red","stock":"x"})", item, errors));
+    EXPECT_EQ(
+        errors.detail(),
+        R"({"detail":[{"type":"list_type","loc":["body","tags"],"msg":"Input should be a valid list","input":"red"},)"
+        R"({"type":"int_type","loc":["body","stock"],"msg":"Input should be a valid integer","input":"x"}]})");
+    errors.clear();
+    EXPECT_FALSE(covet::json::parse(R"({"name":"a","price":-1,"tags":["red"]})", item, errors));
+    EXPECT_EQ(errors.detail(), R"({"detail":[{"type":"greater_than_equal","loc":["body","price"],)"
+                               R"("msg":"Input should be greater than or equal to 0","input":-1}]})");
 }
 
 TEST(JsonModel, MalformedJsonIsOneJsonInvalidError) {
-    for (const char* bad : {"", "{", R"({"name":"a",})", R"({"name":"\xff"})", "[1,2", R"({"a":1} x)", "nul",
-                            R"({"name":"a","price":01})", "{\"name\":\"a\tb\"}"}) {
+    for (const char* bad : {"{", R"({"name":"a",})", R"({"name":"\xff"})", "{\"name\":\"\xff\"}",
+                            "{\"name\":\"\xed\xa0\x80\"}", "[1,2", R"({"a":1} x)", "nul", R"({"name":"a","price":01})",
+                            "{\"name\":\"a\tb\"}", R"({"n":1e400})", R"({"n":123456789012345678901234})"}) {
         Item item;
         Errors errors;
         EXPECT_FALSE(covet::json::parse(bad, item, errors)) << bad;
@@ -159,6 +198,59 @@ TEST(JsonModel, MalformedJsonIsOneJsonInvalidError) {
                   std::string::npos)
             << errors.detail();
     }
+}
+
+TEST(JsonModel, IntegersAreRangeCheckedForTheMembersType) {
+    Numbers n;
+    Errors errors;
+    ASSERT_TRUE(covet::json::parse(
+        R"({"big":18446744073709551615,"signed_big":-9223372036854775808,"small":4294967295})", n, errors))
+        << errors.detail();
+    EXPECT_EQ(n.big, 18446744073709551615u);
+    EXPECT_EQ(n.signed_big, INT64_MIN);
+    EXPECT_EQ(n.small, 4294967295u);
+    EXPECT_FALSE(covet::json::parse(R"({"big":-1,"signed_big":9223372036854775808,"small":4294967296,"ratio":1e39})", n,
+                                    errors));
+    ASSERT_EQ(errors.size(), 4u) << errors.detail();
+    EXPECT_EQ(errors[0].type, "greater_than_equal");
+    EXPECT_EQ(errors[0].msg, "Input should be greater than or equal to 0");
+    EXPECT_EQ(errors[1].type, "less_than_equal");
+    EXPECT_EQ(errors[1].msg, "Input should be less than or equal to 9223372036854775807");
+    EXPECT_EQ(errors[2].msg, "Input should be less than or equal to 4294967295");
+    EXPECT_EQ(errors[3].type, "finite_number");  // beyond a float's range: refused, not converted
+}
+
+TEST(JsonModel, ChecksRunOnlyOnValidFieldsAndMayParseAgain) {
+    Item item;
+    Errors errors;
+    EXPECT_FALSE(covet::json::parse(R"({"price":-1,"tags":[]})", item, errors));
+    ASSERT_EQ(errors.size(), 1u) << errors.detail();  // name missing: price's check does not run
+    EXPECT_EQ(errors[0].type, "missing");
+    Envelope e;
+    errors.clear();
+    ASSERT_TRUE(covet::json::parse(R"({"kind":"dims","payload":"{\"width\":1,\"height\":2}"})", e, errors))
+        << errors.detail();
+    EXPECT_EQ(e.kind, "dims");
+    EXPECT_FALSE(covet::json::parse(R"({"kind":"dims","payload":"{\"width\":1}"})", e, errors));
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_EQ(errors[0].type, "value_error");
+    EXPECT_EQ(errors[0].input, R"("{\"width\":1}")");  // read from the outer document after the inner parse
+}
+
+TEST(JsonModel, AnEmptyBodyIsMissing) {
+    Item item;
+    Errors errors;
+    EXPECT_FALSE(covet::json::parse("", item, errors));
+    EXPECT_EQ(errors.detail(), R"({"detail":[{"type":"missing","loc":["body"],"msg":"Field required","input":null}]})");
+}
+
+TEST(JsonModel, LargeInputsAreNotQuotedBack) {
+    Item item;
+    Errors errors;
+    const std::string pad(100 * 1024, 'p');
+    EXPECT_FALSE(covet::json::parse(R"({"pad":")" + pad + R"(","price":")" + pad + R"("})", item, errors));
+    ASSERT_EQ(errors.size(), 3u);  // name and tags missing, price not a number
+    EXPECT_LT(errors.detail().size(), 1024u);
 }
 
 TEST(JsonModel, NotAnObjectAndTooDeep) {
@@ -191,9 +283,10 @@ TEST(JsonModel, WritesWhatItReads) {
     item.tags = {"x"};
     item.stock = 3;
     item.size = Dimensions{1.5, 2};
-    EXPECT_EQ(covet::json::to_json(item),
-              R"({"name":"a \"quoted\"\n\u0001 )" "\xc3\xa9" R"(","price":9.99,"tags":["x"],"description":"none","stock":3,)"
-              R"("size":{"width":1.5,"height":2.0},"boxes":[],"active":true,"rating":0})");
+    EXPECT_EQ(covet::json::to_json(item), R"({"name":"a \"quoted\"\n\u0001 )"
+                                          "\xc3\xa9"
+                                          R"(","price":9.99,"tags":["x"],"description":"none","stock":3,)"
+                                          R"("size":{"width":1.5,"height":2.0},"boxes":[],"active":true,"rating":0})");
     Item back;
     Errors errors;
     ASSERT_TRUE(covet::json::parse(covet::json::to_json(item), back, errors)) << errors.detail();
@@ -202,6 +295,24 @@ TEST(JsonModel, WritesWhatItReads) {
     std::string out;
     covet::json::write_number(out, 1e300 * 1e300);
     EXPECT_EQ(out, "null");
+}
+
+TEST(JsonWriter, InvalidUtf8BecomesReplacementCharacters) {
+    const auto written = [](std::string_view s) {
+        std::string out;
+        covet::json::write_string(out, s);
+        return out;
+    };
+    EXPECT_EQ(written("caf\xc3\xa9 \xf0\x9f\x98\x80 \xe2\x82\xac"), "\"caf\xc3\xa9 \xf0\x9f\x98\x80 \xe2\x82\xac\"");
+    EXPECT_EQ(written("a\xff"), R"("a\ufffd")");
+    EXPECT_EQ(written("\xc0\xaf"), R"("\ufffd\ufffd")");                      // overlong
+    EXPECT_EQ(written("\xed\xa0\x80"), R"("\ufffd\ufffd\ufffd")");            // a surrogate
+    EXPECT_EQ(written("\xf4\x90\x80\x80"), R"("\ufffd\ufffd\ufffd\ufffd")");  // past U+10FFFF
+    EXPECT_EQ(written("x\xe2\x82"), R"("x\ufffd\ufffd")");                    // cut short
+    covet::json::Document doc;
+    for (std::string_view s : {"\xff\xfe", "ok \xc3", "\xe2\x82\xac\x80"}) {
+        EXPECT_TRUE(doc.parse(written(s))) << written(s);
+    }
 }
 
 covet::Request post(std::string_view body, std::string_view content_type) {

@@ -48,8 +48,11 @@ auto json_body(F handler) {
         T value{};
         json::Errors errors;
         if (!detail::json_content_type(r)) {  // the body is not quoted back: it need not be UTF-8
-            errors.add({"model_attributes_type", {},
-                        "Input should be a valid dictionary or object to extract fields from", {}, {}});
+            errors.add({"model_attributes_type",
+                        {},
+                        "Input should be a valid dictionary or object to extract fields from",
+                        {},
+                        {}});
             return Response::json(errors.detail(), 422);
         }
         if (!json::parse(r.body(), value, errors)) {

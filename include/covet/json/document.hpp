@@ -21,26 +21,28 @@ class Value {
 public:
     Kind kind() const noexcept;
     // Each is false (and leaves `out` alone) unless the value has that kind. get(double&) takes any number;
-    // get(std::int64_t&) only integers that fit (`2.0` and `1e3` are numbers, not integers).
+    // the integer ones only integers that fit (`2.0` and `1e3` are numbers, not integers; 2^63 and above fit
+    // only std::uint64_t, negative ones only std::int64_t).
     bool get(std::string_view& out) const noexcept;
     bool get(double& out) const noexcept;
     bool get(std::int64_t& out) const noexcept;
+    bool get(std::uint64_t& out) const noexcept;
     bool get(bool& out) const noexcept;
 
     // Calls f(key, value) for each member of an object, in document order, until f returns false; false when
     // this is not an object or f stopped it.
     template <class F>
     bool for_each_member(F&& f) const {
-        return members([](void* fn, std::string_view key, const Value& v) {
-            return (*static_cast<std::remove_reference_t<F>*>(fn))(key, v);
-        }, &f);
+        return members([](void* fn, std::string_view key,
+                          const Value& v) { return (*static_cast<std::remove_reference_t<F>*>(fn))(key, v); },
+                       &f);
     }
     // Calls f(index, value) for each item of an array until f returns false; false when not an array.
     template <class F>
     bool for_each_item(F&& f) const {
-        return items([](void* fn, std::size_t i, const Value& v) {
-            return (*static_cast<std::remove_reference_t<F>*>(fn))(i, v);
-        }, &f);
+        return items([](void* fn, std::size_t i,
+                        const Value& v) { return (*static_cast<std::remove_reference_t<F>*>(fn))(i, v); },
+                     &f);
     }
 
     // The value as compact JSON text (error reports quote the input).
@@ -64,7 +66,8 @@ public:
     Document& operator=(const Document&) = delete;
 
     // Parses `text` as one JSON value; false on malformed JSON or invalid UTF-8, with error() saying why.
-    // Nesting deeper than max_depth is refused too.
+    // Nesting deeper than max_depth is refused too, and so are numbers simdjson cannot hold: integers beyond
+    // [-2^63, 2^64) and numbers that overflow a double (Python's json takes both).
     bool parse(std::string_view text);
     std::string_view error() const noexcept { return error_; }
     // The parsed value (null before a successful parse).
@@ -75,6 +78,11 @@ public:
     // parse of a smaller document.
     static constexpr std::size_t retained_capacity = 64 * 1024;
     static constexpr std::size_t min_capacity = 4096;
+
+    // This thread's document, shared by every parse on it (one parser's buffers per thread, whatever the types).
+    // Not re-entrant: covet::json::parse takes a Document of its own when called while this one is in use.
+    static Document& for_this_thread();
+    bool in_use = false;
 
 private:
     struct Parser;

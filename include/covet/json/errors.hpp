@@ -18,11 +18,11 @@ struct LocationStep {
 };
 
 struct ValidationError {
-    std::string type;                 // pydantic's error type: missing, string_type, int_type, json_invalid ...
-    std::vector<LocationStep> loc;    // below the body
-    std::string msg;                  // pydantic's message for that type
-    std::string input;                // the offending value as JSON text; empty: none (written as {})
-    std::string context;              // json_invalid: why the text is not JSON (ctx.error)
+    std::string type;               // pydantic's error type: missing, string_type, int_type, json_invalid ...
+    std::vector<LocationStep> loc;  // below the body
+    std::string msg;                // pydantic's message for that type
+    std::string input;              // the offending value as JSON text; empty: none (written as {})
+    std::string context;            // json_invalid: why the text is not JSON (ctx.error)
 };
 
 class Errors {

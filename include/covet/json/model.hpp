@@ -25,6 +25,7 @@
 #pragma once
 
 #include <array>
+#include <cmath>
 #include <concepts>
 #include <cstdint>
 #include <limits>
@@ -56,21 +57,22 @@ inline constexpr struct HasDefault {
 template <class T, class M>
 struct Field {
     std::string_view name;
-    M T::* member;
+    M T::*member;
     bool required;
 };
 
 template <class T, class M>
-constexpr Field<T, M> field(std::string_view name, M T::* member) {
+constexpr Field<T, M> field(std::string_view name, M T::*member) {
     return {name, member, true};
 }
 // An absent field keeps the member's value (its default member initializer).
 template <class T, class M>
-constexpr Field<T, M> field(std::string_view name, M T::* member, HasDefault) {
+constexpr Field<T, M> field(std::string_view name, M T::*member, HasDefault) {
     return {name, member, false};
 }
 
 // What a model's check() reports failures through: each one an error at `field` below the model's location.
+// `field` is kept as a view: pass a field's name (static storage), not a temporary string.
 class Checks {
 public:
     Checks(Errors& errors, std::vector<LocationStep>& path, const Value& input) noexcept
@@ -85,6 +87,9 @@ public:
             }
             return true;
         });
+        if (input.size() > 16 * 1024) {  // detail::max_quoted_input
+            input.clear();
+        }
         errors_.add({std::move(type), std::move(loc), std::move(msg), std::move(input), {}});
     }
 
@@ -95,6 +100,17 @@ private:
 };
 
 namespace detail {
+
+// An error's input as JSON text, or empty (written as {}) past max_quoted_input: a large body with many errors
+// must not become a response many times its size.
+inline constexpr std::size_t max_quoted_input = 16 * 1024;
+inline std::string quoted(const Value& v) {
+    std::string text = v.to_json();
+    if (text.size() > max_quoted_input) {
+        text.clear();
+    }
+    return text;
+}
 
 template <class T>
 struct is_optional : std::false_type {};
@@ -110,7 +126,7 @@ struct Reader {
     std::vector<LocationStep> path;
 
     void fail(const Value& v, std::string type, std::string msg) {
-        errors.add({std::move(type), path, std::move(msg), v.to_json(), {}});
+        errors.add({std::move(type), path, std::move(msg), quoted(v), {}});
     }
 
     template <class M>
@@ -130,10 +146,12 @@ struct Reader {
             read_integer(v, out);
         } else if constexpr (std::floating_point<M>) {
             double d;
-            if (v.get(d)) {
-                out = static_cast<M>(d);
-            } else {
+            if (!v.get(d)) {
                 fail(v, "float_type", "Input should be a valid number");
+            } else if (!(std::fabs(d) <= static_cast<double>(std::numeric_limits<M>::max()))) {
+                fail(v, "finite_number", "Input should be a finite number");  // beyond a float: not converted (UB)
+            } else {
+                out = static_cast<M>(d);
             }
         } else if constexpr (is_optional<M>::value) {
             if (v.kind() == Kind::null) {
@@ -156,35 +174,36 @@ struct Reader {
         } else if constexpr (Described<M>) {
             read_model(v, out);
         } else {
-            static_assert(Described<M>, "covet::json: no reader for this member type; describe it with "
-                                        "covet::json::Model<T>, or use std::string, bool, a number, "
-                                        "std::optional or std::vector");
+            static_assert(Described<M>,
+                          "covet::json: no reader for this member type; describe it with "
+                          "covet::json::Model<T>, or use std::string, bool, a number, "
+                          "std::optional or std::vector");
         }
     }
 
     template <class M>
     void read_integer(const Value& v, M& out) {
+        using limits = std::numeric_limits<M>;
         std::int64_t i;
-        if (!v.get(i)) {
-            fail(v, "int_type", "Input should be a valid integer");
-            return;
-        }
-        if constexpr (std::is_signed_v<M>) {
-            if (i < std::numeric_limits<M>::min()) {
+        std::uint64_t u;
+        if (v.get(i)) {
+            if (std::cmp_less(i, limits::min())) {
                 fail(v, "greater_than_equal",
-                     "Input should be greater than or equal to " + std::to_string(std::numeric_limits<M>::min()));
-                return;
+                     "Input should be greater than or equal to " + std::to_string(limits::min()));
+            } else if (std::cmp_greater(i, limits::max())) {
+                fail(v, "less_than_equal", "Input should be less than or equal to " + std::to_string(limits::max()));
+            } else {
+                out = static_cast<M>(i);
             }
-        } else if (i < 0) {
-            fail(v, "greater_than_equal", "Input should be greater than or equal to 0");
-            return;
+        } else if (v.get(u)) {  // 2^63 and above
+            if (std::cmp_greater(u, limits::max())) {
+                fail(v, "less_than_equal", "Input should be less than or equal to " + std::to_string(limits::max()));
+            } else {
+                out = static_cast<M>(u);
+            }
+        } else {
+            fail(v, "int_type", "Input should be a valid integer");
         }
-        if (static_cast<std::uint64_t>(i) > static_cast<std::uint64_t>(std::numeric_limits<M>::max()) && i > 0) {
-            fail(v, "less_than_equal",
-                 "Input should be less than or equal to " + std::to_string(std::numeric_limits<M>::max()));
-            return;
-        }
-        out = static_cast<M>(i);
     }
 
     template <class T>
@@ -208,17 +227,23 @@ struct Reader {
             }(std::make_index_sequence<count>{});
             return true;
         });
+        const auto before = errors.size();
+        std::optional<std::string> object_text;  // a missing field's input: the object, quoted once
         [&]<std::size_t... I>(std::index_sequence<I...>) {
-            (read_field(v, found[I], (seen >> I) & 1, out, std::get<I>(fields)), ...);
+            (read_field(v, found[I], (seen >> I) & 1, out, std::get<I>(fields), object_text), ...);
         }(std::make_index_sequence<count>{});
+        // As pydantic's after-validators: the checks run on a model whose fields are all valid.
         if constexpr (requires(Checks& c) { Model<T>::check(out, c); }) {
-            Checks checks(errors, path, v);
-            Model<T>::check(out, checks);
+            if (errors.size() == before) {
+                Checks checks(errors, path, v);
+                Model<T>::check(out, checks);
+            }
         }
     }
 
     template <class T, class M>
-    void read_field(const Value& object, const Value& v, bool present, T& out, const Field<T, M>& f) {
+    void read_field(const Value& object, const Value& v, bool present, T& out, const Field<T, M>& f,
+                    std::optional<std::string>& object_text) {
         if (present) {
             path.push_back({f.name, 0});
             read(v, out.*(f.member));
@@ -226,7 +251,10 @@ struct Reader {
         } else if (f.required && !is_optional<M>::value) {
             auto loc = path;
             loc.push_back({f.name, 0});
-            errors.add({"missing", std::move(loc), "Field required", object.to_json(), {}});
+            if (!object_text) {
+                object_text = quoted(object);
+            }
+            errors.add({"missing", std::move(loc), "Field required", *object_text, {}});
         }
     }
 };
@@ -287,15 +315,26 @@ struct Writer {
 
 // Parses `body` into `out` (a described struct, or any supported member type). True when it is valid JSON of
 // the model's shape; otherwise false with every problem in `errors` (a malformed body is one json_invalid
-// error). `out` may be partly assigned on failure. One parser per thread, reused.
+// error; an empty body is `missing`). `out` may be partly assigned on failure. One parser per thread, reused.
 template <class T>
 bool parse(std::string_view body, T& out, Errors& errors) {
-    thread_local Document document;
+    if (body.empty()) {  // FastAPI: a required body that is absent
+        errors.add({"missing", {}, "Field required", "null", {}});
+        return false;
+    }
+    Document& shared = Document::for_this_thread();
+    std::optional<Document> own;  // a parse inside another's check(): the thread's document is still being read
+    Document& document = shared.in_use ? own.emplace() : shared;
     if (!document.parse(body)) {
         errors.add({"json_invalid", {}, "JSON decode error", {}, std::string(document.error())});
         return false;
     }
     const auto before = errors.size();
+    document.in_use = true;
+    struct Release {
+        Document& d;
+        ~Release() { d.in_use = false; }
+    } release{document};
     detail::Reader reader{errors, {}};
     reader.read(document.root(), out);
     return errors.size() == before;
