@@ -4,6 +4,7 @@ log-level`, SIGTERM's graceful stop; SIGHUP and SIGUSR2 are answered with a warn
 reload` says why it cannot restart it. --supervise (or a feature that replaces workers) keeps the master."""
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -68,7 +69,8 @@ def test_one_worker_serves_in_the_covet_run_process(tmp_path: Path) -> None:
         assert served_by(port) == pid
 
         # `covet log-level` finds it by its pid file, as it finds a master.
-        assert "myapp debug" not in server.output()
+        served_by(port)
+        assert f"debug from {pid}" not in server.output()
         done = covet("log-level", "debug", "myapp", "--pid-file", str(pid_file))
         assert done.returncode == 0, done
         deadline = time.monotonic() + 10
@@ -112,25 +114,88 @@ def test_a_bad_app_path_is_one_clear_error(tmp_path: Path) -> None:
     assert "nope" in done.stderr and "Traceback" not in done.stderr, done.stderr
 
 
-def test_a_new_group_removes_metrics_dirs_of_killed_groups(tmp_path: Path) -> None:
-    """A master killed with SIGKILL cannot remove its metrics directory from /dev/shm (memory); the next group
-    removes those whose process is gone, and leaves the others alone."""
+def test_a_metrics_directory_of_its_own_and_signals_before_it_serves(tmp_path: Path) -> None:
+    """With COVET_METRICS_DIR given (a Kubernetes emptyDir), `covet log-level` finds the process from its own
+    environment (no worker to read it from), and the files it left there are gone after it stops. SIGHUP while
+    the app is still importing warns; SIGTERM then stops it through the same cleanup, not the default exit."""
+    (tmp_path / "app.py").write_text(APP)
+    metrics, port, pid_file = tmp_path / "metrics", free_port(), tmp_path / "covet.pid"
+    metrics.mkdir()
+    with ServerProcess([sys.executable, "-m", "covet", "run", "app:app", "--port", str(port), "--pid-file",
+                        str(pid_file)], cwd=tmp_path, env={"COVET_METRICS_DIR": str(metrics)}) as server:
+        pid = server.proc.pid
+        env = {k: v for k, v in os.environ.items() if k != "COVET_METRICS_DIR"}
+        done = subprocess.run([sys.executable, "-m", "covet", "log-level", "debug", "myapp", "--pid", str(pid)],
+                              capture_output=True, text=True, timeout=60, env=env)
+        assert done.returncode == 0, done
+        deadline = time.monotonic() + 10
+        while f"debug from {pid}" not in server.output() and time.monotonic() < deadline:
+            served_by(port)
+            time.sleep(0.1)
+        assert f"debug from {pid}" in server.output()
+        assert sorted(p.name for p in metrics.iterdir() if not p.name.endswith(".metrics")) == \
+            [f"log-levels-{pid}.json", f"log-levels-{pid}.json.lock", f"master-{pid}.json"]
+        server.stop()
+    assert [p.name for p in metrics.iterdir() if not p.name.endswith(".metrics")] == [] and not pid_file.exists()
+
+    (tmp_path / "slow.py").write_text("import time\ntime.sleep(30)\n" + APP)
+    proc = subprocess.Popen([sys.executable, "-m", "covet", "run", "slow:app", "--port", str(free_port()),
+                             "--pid-file", str(pid_file)], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pid_file.exists()
+        own = metrics_dirs(proc.pid)
+        assert len(own) == 1
+        os.kill(proc.pid, signal.SIGHUP)
+        time.sleep(0.3)
+        assert proc.poll() is None  # SIGHUP's default action would have ended it
+        os.kill(proc.pid, signal.SIGTERM)
+        out, _ = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert "SIGHUP: this process serves alone" in out and "SIGTERM before serving: stopping" in out, out
+    assert not pid_file.exists() and not own[0].exists()
+
+
+def test_a_new_group_removes_metrics_dirs_no_group_holds(tmp_path: Path) -> None:
+    """A master killed with SIGKILL cannot remove its metrics directory from /dev/shm (memory): the next group
+    removes directories whose lock no process holds, and older lock-less ones whose pid is gone and that are a
+    minute old. A held lock keeps a directory whatever its pid says (another pid namespace may own it)."""
     if not os.access("/dev/shm", os.W_OK):
         pytest.skip("no writable /dev/shm here")
     gone = subprocess.Popen(["true"])
     gone.wait()
-    stale = Path(f"/dev/shm/covet-metrics-{gone.pid}-stale{os.getpid()}")
-    alive = Path(f"/dev/shm/covet-metrics-{os.getpid()}-alive")
-    for d in (stale, alive):
+    tag = os.getpid()
+    dirs = {name: Path(f"/dev/shm/covet-metrics-{gone.pid}-{name}{tag}")
+            for name in ("unlocked", "held", "oldnolock", "newnolock")}
+    for d in dirs.values():
         d.mkdir()
         (d / "1-2.metrics").write_bytes(b"\0" * 4096)
+    for name in ("unlocked", "held"):
+        (dirs[name] / ".covet-group.lock").touch()
+    old = time.time() - 3600
+    os.utime(dirs["oldnolock"], (old, old))
+    holder = os.open(dirs["held"] / ".covet-group.lock", os.O_RDWR)
+    fcntl.flock(holder, fcntl.LOCK_EX)
     try:
         (tmp_path / "app.py").write_text(APP)
-        port = free_port()
-        with ServerProcess([sys.executable, "-m", "covet", "run", "app:app", "--port", str(port)],
+        with ServerProcess([sys.executable, "-m", "covet", "run", "app:app", "--port", str(free_port())],
                            cwd=tmp_path) as server:
-            assert not stale.exists() and alive.exists()
+            assert {name: d.exists() for name, d in dirs.items()} == \
+                {"unlocked": False, "held": True, "oldnolock": False, "newnolock": True}
+            # Its own directory holds the lock while it runs.
+            [own] = metrics_dirs(server.proc.pid)
+            probe = os.open(own / ".covet-group.lock", os.O_RDWR)
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.close(probe)
             server.stop()
     finally:
-        for d in (stale, alive):
+        os.close(holder)
+        for d in dirs.values():
             subprocess.run(["rm", "-rf", str(d)], check=True)

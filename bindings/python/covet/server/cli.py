@@ -34,7 +34,7 @@ from .options import (
     parse_duration_ms,
     parse_size,
 )
-from .serve import exit_on_listen_error, serve_worker
+from .serve import alone_signals, exit_on_listen_error, serve_worker
 from .supervisor import START_TIMEOUT, Recycling, Supervisor, WorkerOptions, ensure_metrics_dir, resolve_workers
 
 LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "critical")
@@ -649,7 +649,7 @@ def _main(argv: Optional[list[str]]) -> int:
     if workers == 1 and not _needs_master(args, recycling):
         # One worker and nothing only a master does: serve here (as uvicorn), half the memory and start-up time.
         _check_forwarded_allow_ips(transport)
-        with lone_process_files(pid_file):
+        with alone_signals(), lone_process_files(pid_file):
             return _serve_here(args, host, port, engine, transport, root_path, log_level, alone=True)
     # Fail here, once, with a clear message, not in every worker.
     _check_interface(load_app(args.app, args.app_dir, args.factory), args)

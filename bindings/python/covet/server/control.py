@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
+from .log_levels import levels_path, remove_levels
+
 __all__ = ["MasterState", "ReloadError", "find_state_file", "lone_process_files", "process_exists", "read_pid_file",
            "reload_master", "remove_pid_file", "state_file_name", "write_pid_file"]
 
@@ -105,6 +107,9 @@ def lone_process_files(pid_file: Optional[str]) -> Iterator[None]:
         write_pid_file(pid_file)
     directory = os.environ.get("COVET_METRICS_DIR")
     state_path = os.path.join(directory, state_file_name(os.getpid())) if directory else None
+    levels = levels_path(directory, os.getpid()) if directory else None
+    if levels is not None:
+        remove_levels(levels)  # a crashed process's, whose pid this one got again (containers: pid 1)
     if state_path is not None:
         try:
             MasterState(pid=os.getpid(), generation=1, workers=[os.getpid()], alone=True).write(state_path)
@@ -118,6 +123,8 @@ def lone_process_files(pid_file: Optional[str]) -> Iterator[None]:
         if state_path is not None:
             with contextlib.suppress(OSError):
                 os.unlink(state_path)
+        if levels is not None:
+            remove_levels(levels)
 
 
 # ---- finding the master's state -------------------------------------------------------------------------
@@ -154,9 +161,15 @@ def find_state_file(pid: int) -> Optional[str]:
         directory = _environ_value(child, "COVET_METRICS_DIR")
         if directory:
             candidates.append(os.path.join(directory, state_file_name(pid)))
-    if os.environ.get("COVET_METRICS_DIR"):
-        candidates.append(os.path.join(os.environ["COVET_METRICS_DIR"], state_file_name(pid)))
-    candidates += sorted(glob.glob(f"/dev/shm/covet-metrics-{pid}-*/{state_file_name(pid)}"))
+    # Its own environment: COVET_METRICS_DIR given to it (e.g. a Kubernetes emptyDir; a process serving alone
+    # has no worker to read it from).
+    candidates += [os.path.join(directory, state_file_name(pid))
+                   for directory in (_environ_value(pid, "COVET_METRICS_DIR"), os.environ.get("COVET_METRICS_DIR"))
+                   if directory]
+    import tempfile  # deferred: only `covet reload` and `covet log-level` look here
+
+    for base in ("/dev/shm", tempfile.gettempdir()):
+        candidates += sorted(glob.glob(f"{base}/covet-metrics-{pid}-*/{state_file_name(pid)}"))
     for path in candidates:
         with contextlib.suppress(OSError, ValueError, TypeError):
             if MasterState.read(path).pid == pid:

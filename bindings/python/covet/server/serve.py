@@ -512,22 +512,43 @@ def serve_worker(
         return STARTUP_FAILURE_EXIT
 
 
+def _cannot_restart(name: str) -> None:
+    logger.warning("%s: this process serves alone (covet run --workers 1, no master), so nothing can replace it "
+                   "while it serves; restart it, or run with --supervise (or --workers 2 or more) for rolling "
+                   "restarts", name)
+
+
 def _serve_alone_started(worker: Worker) -> None:
     """`covet run --workers 1` in one process: covet_workers_ready is 1 (a master publishes it otherwise), and the
     restart signals, which a master would act on, are answered with a warning instead of the default exit."""
     publish = getattr(worker.native, "metrics_set_workers_ready", None)
     if publish is not None:
         publish(1)
-
-    def cannot_restart(name: str) -> None:
-        logger.warning("%s: this process serves alone (covet run --workers 1, no master), so nothing can replace it "
-                       "while it serves; restart it, or run with --supervise (or --workers 2 or more) for rolling "
-                       "restarts", name)
-
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGUSR2, cannot_restart, "SIGUSR2")
+    loop.add_signal_handler(signal.SIGUSR2, _cannot_restart, "SIGUSR2")
     if not worker.transport.tls:  # with TLS, `serve` made SIGHUP reload the certificate files
-        loop.add_signal_handler(signal.SIGHUP, cannot_restart, "SIGHUP")
+        loop.add_signal_handler(signal.SIGHUP, _cannot_restart, "SIGHUP")
+
+
+@contextlib.contextmanager
+def alone_signals() -> Iterator[None]:
+    """`covet run --workers 1` alone, from its start to its end: before `serve` takes the signals over (the app's
+    import, its lifespan startup) and after, SIGTERM/SIGINT stop the process through its cleanup (pid file, state
+    file, metrics directory) instead of the default exit, and SIGHUP/SIGUSR2 warn as they do while it serves."""
+    def stop(signum: int, _frame: object) -> None:
+        logger.info("%s before serving: stopping", signal.Signals(signum).name)
+        raise SystemExit(0)
+
+    def warn(signum: int, _frame: object) -> None:
+        _cannot_restart(signal.Signals(signum).name)
+
+    handlers = {signal.SIGTERM: stop, signal.SIGINT: stop, signal.SIGHUP: warn, signal.SIGUSR2: warn}
+    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class RequestLimits:

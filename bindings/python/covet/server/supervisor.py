@@ -206,6 +206,7 @@ def ensure_metrics_dir() -> str:
     base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
     _remove_stale_metrics_dirs(base or tempfile.gettempdir())
     _metrics_dir_made = tempfile.mkdtemp(prefix=f"covet-metrics-{os.getpid()}-", dir=base)
+    _hold_metrics_dir(_metrics_dir_made)
     os.environ["COVET_METRICS_DIR"] = _metrics_dir_made
     import atexit
 
@@ -213,23 +214,58 @@ def ensure_metrics_dir() -> str:
     return _metrics_dir_made
 
 
+METRICS_DIR_LOCK = ".covet-group.lock"  # held (flock) by the group's first process for its whole life
+STALE_UNLOCKED_AGE = 60.0  # seconds: a directory without the lock file (made by an older covet) counts as stale
+_metrics_dir_lock: Optional[int] = None
+
+
+def _hold_metrics_dir(directory: str) -> None:
+    """Takes the directory's lock for this process's life: while it is held, no other group sweeps it away."""
+    global _metrics_dir_lock
+    import fcntl
+
+    with contextlib.suppress(OSError):
+        fd = os.open(os.path.join(directory, METRICS_DIR_LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _metrics_dir_lock = fd
+
+
 def _remove_stale_metrics_dirs(base: str) -> None:
-    """Removes this user's ``covet-metrics-PID-*`` directories whose process is gone: a group whose master was
-    killed (SIGKILL, OOM) could not remove its own, and /dev/shm is memory (6 MB a worker). Only the default
-    place is swept: a directory that processes of several pid namespaces share is COVET_METRICS_DIR's to name."""
+    """Removes this user's ``covet-metrics-PID-*`` directories that no live group holds: one whose master was
+    killed (SIGKILL, OOM) could not remove its own, and /dev/shm is memory (6 MB a worker). A group holds its
+    directory's lock file (flock) as long as it runs, which also holds across pid namespaces sharing /dev/shm
+    (containers of one pod), where the pid in the name means nothing; a directory without one (an older covet's)
+    is stale once its pid is gone here and it is a minute old."""
+    import fcntl
     import shutil
 
     with contextlib.suppress(OSError):
         for entry in os.scandir(base):
             pid = entry.name.removeprefix("covet-metrics-").partition("-")[0]
-            if entry.name.startswith("covet-metrics-") and pid.isdigit() and not process_exists(int(pid)):
-                with contextlib.suppress(OSError):
-                    if entry.is_dir(follow_symlinks=False) and entry.stat().st_uid == os.getuid():
+            if not (entry.name.startswith("covet-metrics-") and pid.isdigit()):
+                continue
+            with contextlib.suppress(OSError):
+                st = entry.stat(follow_symlinks=False)
+                if not entry.is_dir(follow_symlinks=False) or st.st_uid != os.getuid():
+                    continue
+                try:
+                    fd = os.open(os.path.join(entry.path, METRICS_DIR_LOCK), os.O_RDWR | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    if not process_exists(int(pid)) and time.time() - st.st_mtime > STALE_UNLOCKED_AGE:
                         shutil.rmtree(entry.path, ignore_errors=True)
+                    continue
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # taken: nobody holds it any more
+                except BlockingIOError:
+                    continue
+                else:
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                finally:
+                    os.close(fd)
 
 
 def _remove_metrics_dir() -> None:
-    global _metrics_dir_made
+    global _metrics_dir_made, _metrics_dir_lock
     if _metrics_dir_made is not None:
         import shutil
 
@@ -237,6 +273,9 @@ def _remove_metrics_dir() -> None:
         if os.environ.get("COVET_METRICS_DIR") == _metrics_dir_made:
             del os.environ["COVET_METRICS_DIR"]
         _metrics_dir_made = None
+    if _metrics_dir_lock is not None:
+        os.close(_metrics_dir_lock)
+        _metrics_dir_lock = None
 
 
 def _count_restart(cause: str) -> None:
