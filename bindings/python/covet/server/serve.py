@@ -312,16 +312,16 @@ class Worker:
                                  else f"{max(self.threads, 1)} I/O thread(s)")
                     scheme = "https" if self.transport.tls else "http"
                     what = "" if hosted_app is None else f", {hosted_app.interface} app hosted"
-                    logger.info("serving on %s://%s:%s (engine backend %s, %s%s%s)", scheme, self.host, self.port,
-                                server.backend, placement,
-                                ", HTTP/2 and HTTP/1.1" if self.transport.http2 else ", HTTP/1.1", what)
                     readiness = (loop.create_task(run_readiness_checks(server, self.native, checks))
                                  if checks else None)
                     # /_health watches this loop too (a handler blocking it), where it is answered.
                     turns = (loop.create_task(report_loop_turns(server, self.native, self.ops.health_stall))
                              if self.ops.endpoints or self.ops.port else None)
                     if self.on_started is not None:
-                        self.on_started(self)
+                        self.on_started(self)  # signal handlers among others: in place once the line below is out
+                    logger.info("serving on %s://%s:%s (engine backend %s, %s%s%s)", scheme, self.host, self.port,
+                                server.backend, placement,
+                                ", HTTP/2 and HTTP/1.1" if self.transport.http2 else ", HTTP/1.1", what)
                     await self._stop.wait()
                     if readiness is not None:
                         readiness.cancel()
