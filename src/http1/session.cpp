@@ -21,6 +21,7 @@
 #include "covet/http1/request_reader.hpp"
 #include "covet/http1/serializer.hpp"
 #include "covet/http1/switch.hpp"
+#include "covet/io/input_buffer.hpp"
 #include "covet/metrics/http_metrics.hpp"
 #include "covet/net/worker_context.hpp"
 
@@ -390,11 +391,11 @@ private:
     }
 
     void drain_pending() {
-        const std::size_t used = process(pending_);
+        const std::size_t used = process(pending_.view());
         if (retired())
             pending_.clear();
         else
-            pending_.erase(0, used);
+            pending_.consume(used);
         update_reading();
     }
 
@@ -500,7 +501,7 @@ private:
 
     bool must_close_after(const Response& r) const {
         // After the client half-closed, only requests it already sent in full are still answered.
-        const bool last_from_closed_peer = peer_closed_ && !RequestReader::holds_complete_head(pending_);
+        const bool last_from_closed_peer = peer_closed_ && !RequestReader::holds_complete_head(pending_.view());
         return !request_.keep_alive() || r.closes_connection() || shutting_down_ || last_from_closed_peer;
     }
 
@@ -695,7 +696,7 @@ private:
     Clock::time_point deadline_{};
     http::BodyPace pace_;                    // the current body against body_deadline and min_body_rate
     std::string reason_text_;                // the text of a rejection that names numbers
-    std::string pending_;                    // unread input (incomplete head, or pipelined requests waiting their turn)
+    io::InputBuffer pending_;                // unread input (incomplete head, or pipelined requests waiting their turn)
     std::string_view input_;                 // the buffer process() reads (valid while in_process_)
     std::unique_ptr<PendingSwitch> switch_;  // accepted: performed once the request's bytes are consumed
     std::shared_ptr<BodyReader> body_reader_;  // the handler's reader of a streamed body
