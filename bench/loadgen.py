@@ -57,11 +57,15 @@ def wrk_env(sc: Scenario, body_file: Path) -> dict[str, str]:
 
 def h2load_rate_command(sc: Scenario, port: int, duration: int, rate: int, client_cpus: str, threads: int,
                         log_file: Path) -> list[str]:
-    """Open loop at ``rate`` req/s in total: ``sc.connections`` HTTP/1.1 clients at rate/connections each."""
+    """Open loop at ``rate`` req/s in total: ``sc.connections`` HTTP/1.1 clients at rate/connections each. With
+    ``sc.stagger_ms`` the clients start that far apart (h2load's -r; it excludes -D, so the run is a request count:
+    rate x duration)."""
     per_client = max(1, round(rate / sc.connections))
     threads = max(1, min(threads, sc.connections))
+    length = ([f"-r{threads}", f"--rate-period={sc.stagger_ms}ms", f"-n{per_client * sc.connections * duration}"]
+              if sc.stagger_ms else [f"-D{duration}"])
     return ["taskset", "-c", client_cpus, "h2load", "--h1", f"-t{threads}", f"-c{sc.connections}",
-            f"--rps={per_client}", f"-D{duration}", f"--log-file={log_file}", f"http://127.0.0.1:{port}{sc.path}"]
+            f"--rps={per_client}", *length, f"--log-file={log_file}", f"http://127.0.0.1:{port}{sc.path}"]
 
 
 def h2load_h2_command(sc: Scenario, port: int, duration: int, client_cpus: str, threads: int,

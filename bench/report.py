@@ -188,6 +188,9 @@ def scenario_how(s: Mapping[str, Any], opts: Mapping[str, Any]) -> str:
         how = f"wrk{' over TLS (HTTPS, HTTP/1.1)' if s.get('tls') else ''}, {c:,} connections"
         return how + (f", {s['pipeline']} requests per write" if s["pipeline"] > 1 else "")
     if s["tool"] == "h2load-rate":
+        if s.get("stagger_ms"):
+            return (f"h2load --h1, {c} connections started {s['stagger_ms']} ms apart, fixed {opts['rate']:,} req/s: "
+                    "arrivals spread evenly")
         return f"h2load --h1, {c} connections, fixed {opts['rate']:,} req/s"
     over = "over TLS, ALPN h2" if s.get("tls") else "h2c, prior knowledge"
     return f"h2load HTTP/2 ({over}), {c} connections × {s.get('streams', 1)} concurrent streams"

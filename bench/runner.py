@@ -444,6 +444,8 @@ def scenario_entry(s: Scenario, runs: int) -> dict[str, Any]:
     if s.is_ws:
         out.update({"ws": s.ws, "size": s.size, "inflight": s.inflight, "subscribers": s.subscribers,
                     "window": s.window})
+    if s.stagger_ms:
+        out["stagger_ms"] = s.stagger_ms
     return out
 
 

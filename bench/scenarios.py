@@ -88,6 +88,7 @@ class Scenario:
     inflight: int = 1  # ws echo: messages in flight per connection
     subscribers: int = 0  # ws broadcast: subscriber connections (plus one publisher)
     window: int = 1  # ws broadcast: messages the publisher may have out before every subscriber has them
+    stagger_ms: int = 0  # h2load-rate: start the connections this far apart (0: together, their timers in step)
 
     @property
     def protocol(self) -> str:
@@ -131,6 +132,11 @@ def build_scenarios(connections: int = 64, keepalive: tuple[int, ...] = (1000, 1
                            f"{n:,} keep-alive connections", "/plaintext", "plaintext", n, quick=n <= 1000))
     sc.append(Scenario("open-loop", "fixed-rate latency (open loop)", "/plaintext", "plaintext", 50,
                        tool="h2load-rate"))
+    # The same rate with arrivals spread out: h2load's connections fire their timers together (open-loop's 50
+    # requests arrive as one burst every 25 ms); 25 connections started 1 ms apart at 80 req/s each land one request
+    # every 0.5 ms (docs/benchmarks.md, "What the open-loop scenario measures").
+    sc.append(Scenario("open-loop-spread", "fixed-rate latency, arrivals spread (open loop)", "/plaintext",
+                       "plaintext", 25, tool="h2load-rate", stagger_ms=1, quick=False))
     # WebSocket (not in --quick unless named; in the first --ws-runs rounds only): wsload, text messages
     sc.append(Scenario("ws-echo", f"WebSocket echo, {WS_MESSAGE_BYTES}-byte text messages, 1 in flight per "
                        "connection", "/ws/echo", "ws-echo", connections, tool="wsload", quick=False, ws="echo",

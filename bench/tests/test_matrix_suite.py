@@ -210,7 +210,11 @@ def test_wrk_commands():
     assert str(loadgen.PIPELINE_LUA) in pipe and pipe[-2:] == ["--", "16"] and "--latency" not in pipe
     assert not sc["pipelined16"].latency_valid
     rate = loadgen.h2load_rate_command(sc["open-loop"], 4000, 3, 2000, "1", 1, Path("/tmp/x.log"))
-    assert "--h1" in rate and "--rps=40" in rate and "-c50" in rate
+    assert "--h1" in rate and "--rps=40" in rate and "-c50" in rate and "-D3" in rate
+    spread = loadgen.h2load_rate_command(sc["open-loop-spread"], 4000, 3, 2000, "1", 1, Path("/tmp/x.log"))
+    # 25 clients at 80 req/s started 1 ms apart: one request every 0.5 ms; a request count, since -r excludes -D.
+    assert "--rps=80" in spread and "-c25" in spread and "-r1" in spread and "--rate-period=1ms" in spread
+    assert "-n6000" in spread and not any(a.startswith("-D") for a in spread)
     env = loadgen.wrk_env(sc["post-json"], Path("/tmp/body.json"))
     assert env["BENCH_METHOD"] == "POST" and env["BENCH_BODY_FILE"] == "/tmp/body.json"
 
