@@ -87,7 +87,8 @@ struct covet::json::Model<Envelope> {
         Dimensions inner;
         Errors errors;
         if (!covet::json::parse(e.payload, inner, errors)) {
-            c.fail("payload", "value_error", "Value error, payload is not a Dimensions");
+            // A name built on the spot: the error keeps its own copy (ASan would see a dangling view).
+            c.fail(std::string("pay") + "load", "value_error", "Value error, payload is not a Dimensions");
         }
     }
 };
@@ -234,7 +235,9 @@ TEST(JsonModel, ChecksRunOnlyOnValidFieldsAndMayParseAgain) {
     EXPECT_FALSE(covet::json::parse(R"({"kind":"dims","payload":"{\"width\":1}"})", e, errors));
     ASSERT_EQ(errors.size(), 1u);
     EXPECT_EQ(errors[0].type, "value_error");
+    EXPECT_EQ(loc(errors[0]), "/payload");
     EXPECT_EQ(errors[0].input, R"("{\"width\":1}")");  // read from the outer document after the inner parse
+    EXPECT_NE(errors.detail().find(R"("loc":["body","payload"])"), std::string::npos) << errors.detail();
 }
 
 TEST(JsonModel, AnEmptyBodyIsMissing) {

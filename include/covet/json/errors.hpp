@@ -13,7 +13,7 @@ namespace covet::json {
 
 // One step of an error's location: a member name or an array index.
 struct LocationStep {
-    std::string_view name;  // a model's field name (static storage); empty for an index
+    std::string name;  // empty for an index
     std::size_t index = 0;
 };
 

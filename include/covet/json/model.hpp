@@ -71,15 +71,35 @@ constexpr Field<T, M> field(std::string_view name, M T::*member, HasDefault) {
     return {name, member, false};
 }
 
+namespace detail {
+
+// Where the reader is: names are the models' field names (static storage), so a view per step and no copy;
+// an error copies them into its own location.
+struct PathStep {
+    std::string_view name;  // empty for an index
+    std::size_t index = 0;
+};
+inline std::vector<LocationStep> location(const std::vector<PathStep>& path, std::string_view last = {}) {
+    std::vector<LocationStep> loc;
+    loc.reserve(path.size() + 1);
+    for (const auto& step : path) {
+        loc.push_back({std::string(step.name), step.index});
+    }
+    if (!last.empty()) {
+        loc.push_back({std::string(last), 0});
+    }
+    return loc;
+}
+
+}  // namespace detail
+
 // What a model's check() reports failures through: each one an error at `field` below the model's location.
-// `field` is kept as a view: pass a field's name (static storage), not a temporary string.
 class Checks {
 public:
-    Checks(Errors& errors, std::vector<LocationStep>& path, const Value& input) noexcept
+    Checks(Errors& errors, std::vector<detail::PathStep>& path, const Value& input) noexcept
         : errors_(errors), path_(path), input_(input) {}
     void fail(std::string_view field, std::string type, std::string msg) {
-        auto loc = path_;
-        loc.push_back({field, 0});
+        auto loc = detail::location(path_, field);
         std::string input;
         input_.for_each_member([&](std::string_view key, const Value& v) {
             if (key == field) {
@@ -95,7 +115,7 @@ public:
 
 private:
     Errors& errors_;
-    std::vector<LocationStep>& path_;
+    std::vector<detail::PathStep>& path_;
     const Value& input_;
 };
 
@@ -123,10 +143,10 @@ struct is_vector<std::vector<T, A>> : std::true_type {};
 
 struct Reader {
     Errors& errors;
-    std::vector<LocationStep> path;
+    std::vector<PathStep> path;
 
     void fail(const Value& v, std::string type, std::string msg) {
-        errors.add({std::move(type), path, std::move(msg), quoted(v), {}});
+        errors.add({std::move(type), location(path), std::move(msg), quoted(v), {}});
     }
 
     template <class M>
@@ -249,8 +269,7 @@ struct Reader {
             read(v, out.*(f.member));
             path.pop_back();
         } else if (f.required && !is_optional<M>::value) {
-            auto loc = path;
-            loc.push_back({f.name, 0});
+            auto loc = location(path, f.name);
             if (!object_text) {
                 object_text = quoted(object);
             }
