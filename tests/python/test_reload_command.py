@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,13 @@ def test_reload_usage_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert code == 1 and "no process 4194304" in err, err
     code, err = run("123", "--pid-file", str(tmp_path / "junk.pid"))
     assert code == 2 and "not both" in err, err
+    # A process that is not covet's is not signalled (SIGUSR2 would end it).
+    bystander = subprocess.Popen(["sleep", "30"])
+    try:
+        code, err = run(str(bystander.pid))
+        assert code == 1 and "not a `covet run` master" in err, err
+        time.sleep(0.2)
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()

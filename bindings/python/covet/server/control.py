@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import itertools
 import json
 import os
 import signal
@@ -190,6 +191,18 @@ def process_exists(pid: int) -> bool:
     return True
 
 
+def _runs_covet(pid: int) -> bool:
+    """Whether `pid`'s command line is covet's (the `covet` script, or ``python -m covet``); True when it cannot
+    be read (another user's process: the signal's own permission check answers then)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            args = f.read().split(b"\0")
+    except OSError:
+        return True
+    scripts = [os.path.basename(a) for a in args[:2]]
+    return b"covet" in scripts or any(a == b"-m" and b == b"covet" for a, b in itertools.pairwise(args))
+
+
 def reload_master(pid: int, timeout: float, say: Callable[[str], None] = print) -> int:
     """Asks the master `pid` for a rolling restart (SIGUSR2) and follows it: 0 once a new generation that includes
     this request serves, 1 if it failed (the old generation keeps serving). Raises ReloadError when it cannot."""
@@ -201,6 +214,9 @@ def reload_master(pid: int, timeout: float, say: Callable[[str], None] = print) 
         raise ReloadError(f"process {pid} serves alone (`covet run --workers 1`, no master): nothing can replace it "
                           "while it serves. Restart it, or start it with --supervise (or --workers 2 or more) for "
                           "rolling restarts")
+    if before is None and not _runs_covet(pid):  # SIGUSR2's default action ends a process: never guess
+        raise ReloadError(f"process {pid} is not a `covet run` master (no state file of one, and its command line is "
+                          "not covet's): check the pid or the pid file")
     try:
         os.kill(pid, signal.SIGUSR2)
     except PermissionError:
