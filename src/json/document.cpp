@@ -7,6 +7,7 @@
 
 #include <bit>
 #include <cstring>
+#include <new>
 
 namespace covet::json {
 namespace {
@@ -49,9 +50,8 @@ bool Document::parse(std::string_view text) {
     if (p.parser.max_depth() != max_depth || p.parser.capacity() < text.size() ||
         (large && text.size() <= retained_capacity)) {
         if (p.parser.allocate(std::max(text.size(), min_capacity), max_depth) != simdjson::SUCCESS) {
-            error_ = "out of memory";
             root_ = Value{};
-            return false;
+            throw std::bad_alloc();  // the server's failure, not the client's: a handler's exception, answered 500
         }
         if (large) {
             p.padded = std::string();
@@ -65,8 +65,11 @@ bool Document::parse(std::string_view text) {
     dom::element root;
     const auto err = p.parser.parse(p.padded.data(), text.size(), false).get(root);
     if (err != simdjson::SUCCESS) {
-        error_ = simdjson::error_message(err);
         root_ = Value{};
+        if (err == simdjson::MEMALLOC) {
+            throw std::bad_alloc();
+        }
+        error_ = simdjson::error_message(err);
         return false;
     }
     error_ = {};

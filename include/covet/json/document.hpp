@@ -65,7 +65,8 @@ public:
     Document(const Document&) = delete;
     Document& operator=(const Document&) = delete;
 
-    // Parses `text` as one JSON value; false on malformed JSON or invalid UTF-8, with error() saying why.
+    // Parses `text` as one JSON value; false on malformed JSON or invalid UTF-8, with error() saying why. Throws
+    // std::bad_alloc when the parser's buffers cannot be had (a route answers 500: not the client's fault).
     // Nesting deeper than max_depth is refused too, and so are numbers simdjson cannot hold: integers beyond
     // [-2^63, 2^64) and numbers that overflow a double (Python's json takes both).
     bool parse(std::string_view text);
