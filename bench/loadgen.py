@@ -61,8 +61,10 @@ def h2load_rate_command(sc: Scenario, port: int, duration: int, rate: int, clien
     ``sc.stagger_ms`` the clients start that far apart (h2load's -r; it excludes -D, so the run is a request count:
     rate x duration)."""
     per_client = max(1, round(rate / sc.connections))
-    threads = max(1, min(threads, sc.connections))
-    length = ([f"-r{threads}", f"--rate-period={sc.stagger_ms}ms", f"-n{per_client * sc.connections * duration}"]
+    # Staggered: one client thread (h2load starts -r connections per period in each thread, and splits -n among
+    # the threads unevenly).
+    threads = 1 if sc.stagger_ms else max(1, min(threads, sc.connections))
+    length = (["-r1", f"--rate-period={sc.stagger_ms}ms", f"-n{per_client * sc.connections * duration}"]
               if sc.stagger_ms else [f"-D{duration}"])
     return ["taskset", "-c", client_cpus, "h2load", "--h1", f"-t{threads}", f"-c{sc.connections}",
             f"--rps={per_client}", *length, f"--log-file={log_file}", f"http://127.0.0.1:{port}{sc.path}"]

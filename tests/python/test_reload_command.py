@@ -98,13 +98,16 @@ def test_reload_usage_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert code == 1 and "no process 4194304" in err, err
     code, err = run("123", "--pid-file", str(tmp_path / "junk.pid"))
     assert code == 2 and "not both" in err, err
-    # A process that is not covet's is not signalled (SIGUSR2 would end it).
-    bystander = subprocess.Popen(["sleep", "30"])
-    try:
-        code, err = run(str(bystander.pid))
-        assert code == 1 and "not a `covet run` master" in err, err
-        time.sleep(0.2)
-        assert bystander.poll() is None
-    finally:
-        bystander.kill()
-        bystander.wait()
+    # A process that is not a covet master is not signalled (SIGUSR2 would end it): another program, or a
+    # covet command other than `run` (a worker is `covet _worker`).
+    for argv in (["sleep", "30"], [sys.executable, "-c", "import time; time.sleep(30)", "-m", "covet", "_worker"]):
+        bystander = subprocess.Popen(argv)
+        try:
+            time.sleep(0.1)
+            code, err = run(str(bystander.pid))
+            assert code == 1 and "not a `covet run` master" in err, (argv, err)
+            time.sleep(0.2)
+            assert bystander.poll() is None
+        finally:
+            bystander.kill()
+            bystander.wait()

@@ -162,6 +162,52 @@ def test_a_metrics_directory_of_its_own_and_signals_before_it_serves(tmp_path: P
     assert not pid_file.exists() and not own[0].exists()
 
 
+LIFESPAN_APP = textwrap.dedent("""
+    import asyncio, contextlib
+    from covet import CovetPy
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        print("startup begins", flush=True)
+        await asyncio.sleep(2)
+        print("startup done", flush=True)
+        yield
+        print("lifespan shutdown ran", flush=True)
+
+    app = CovetPy(lifespan=lifespan)
+
+    @app.get("/")
+    async def root():
+        return {}
+    """)
+
+
+def test_sigterm_during_the_lifespan_startup_stops_gracefully_once_it_is_done(tmp_path: Path) -> None:
+    """A stop asked while the app's lifespan startup runs lets the startup finish, then shuts down through the
+    lifespan shutdown and the cleanup, exit 0 (not an abandoned startup, not the default exit)."""
+    (tmp_path / "life.py").write_text(LIFESPAN_APP)
+    pid_file = tmp_path / "covet.pid"
+    proc = subprocess.Popen([sys.executable, "-m", "covet", "run", "life:app", "--port", str(free_port()),
+                             "--pid-file", str(pid_file)], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "startup begins" in line:
+                break
+        os.kill(proc.pid, signal.SIGTERM)
+        time.sleep(0.2)
+        os.kill(proc.pid, signal.SIGTERM)  # a second one changes nothing
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert "SIGTERM during start-up: stopping once it is done" in out, out
+    assert out.index("startup done") < out.index("lifespan shutdown ran"), out
+    assert not pid_file.exists()
+
+
 def test_a_new_group_removes_metrics_dirs_no_group_holds(tmp_path: Path) -> None:
     """A master killed with SIGKILL cannot remove its metrics directory from /dev/shm (memory): the next group
     removes directories whose lock no process holds, and older lock-less ones whose pid is gone and that are a

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import itertools
 import json
 import os
 import signal
@@ -26,8 +25,8 @@ from typing import Optional
 
 from .log_levels import levels_path, remove_levels
 
-__all__ = ["MasterState", "ReloadError", "find_state_file", "lone_process_files", "process_exists", "read_pid_file",
-           "reload_master", "remove_pid_file", "state_file_name", "write_pid_file"]
+__all__ = ["GROUP_LOCK", "MasterState", "ReloadError", "find_state_file", "group_alive", "lone_process_files",
+           "process_exists", "read_pid_file", "reload_master", "remove_pid_file", "state_file_name", "write_pid_file"]
 
 
 
@@ -104,8 +103,6 @@ def lone_process_files(pid_file: Optional[str]) -> Iterator[None]:
     """While `covet run --workers 1` serves in its own process: the pid file, and a state file marked `alone` in
     the metrics directory, so that `covet log-level` finds this process and `covet reload` explains why it
     cannot restart it; both removed at exit."""
-    if pid_file:
-        write_pid_file(pid_file)
     directory = os.environ.get("COVET_METRICS_DIR")
     state_path = os.path.join(directory, state_file_name(os.getpid())) if directory else None
     levels = levels_path(directory, os.getpid()) if directory else None
@@ -117,8 +114,12 @@ def lone_process_files(pid_file: Optional[str]) -> Iterator[None]:
         except OSError:  # `covet log-level` cannot find this process then; serving goes on
             state_path = None
     try:
+        if pid_file:
+            write_pid_file(pid_file)
         yield
     finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):  # stopping already: a second signal must not cut this short
+            signal.signal(sig, signal.SIG_IGN)
         if pid_file:
             remove_pid_file(pid_file)
         if state_path is not None:
@@ -155,8 +156,32 @@ def _environ_value(pid: int, name: str) -> Optional[str]:
     return None
 
 
+GROUP_LOCK = ".covet-group.lock"  # in a group's metrics directory, held (flock) by its first process for its life
+
+
+def group_alive(directory: str) -> Optional[bool]:
+    """Whether a live process holds the group lock of the metrics directory: True, False (nobody: the group is
+    gone, whatever pid its files name), or None (no lock file: an older covet's directory, or not one)."""
+    import fcntl  # deferred: only these lookups and the supervisor need it
+
+    try:
+        fd = os.open(os.path.join(directory, GROUP_LOCK), os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return True  # not ours to judge (another user's): leave it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the lock if it was taken
+    return False
+
+
 def find_state_file(pid: int) -> Optional[str]:
-    """The state file of the master `pid`, or None."""
+    """The state file of the master `pid`, or None. Only this user's directories count, and not one whose group
+    is gone (a master killed with SIGKILL leaves its state behind, and its pid may name another program since)."""
     candidates: list[str] = []
     for child in _children(pid):
         directory = _environ_value(child, "COVET_METRICS_DIR")
@@ -173,6 +198,9 @@ def find_state_file(pid: int) -> Optional[str]:
         candidates += sorted(glob.glob(f"{base}/covet-metrics-{pid}-*/{state_file_name(pid)}"))
     for path in candidates:
         with contextlib.suppress(OSError, ValueError, TypeError):
+            directory = os.path.dirname(path)
+            if os.stat(directory).st_uid != os.getuid() or group_alive(directory) is False:
+                continue
             if MasterState.read(path).pid == pid:
                 return path
     return None
@@ -192,15 +220,19 @@ def process_exists(pid: int) -> bool:
 
 
 def _runs_covet(pid: int) -> bool:
-    """Whether `pid`'s command line is covet's (the `covet` script, or ``python -m covet``); True when it cannot
-    be read (another user's process: the signal's own permission check answers then)."""
+    """Whether `pid`'s command line is `covet run` (the `covet` script, or ``python -m covet``, then ``run``; a
+    worker, ``covet _worker``, is not a master); True when it cannot be read (another user's process: the
+    signal's own permission check answers then)."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             args = f.read().split(b"\0")
     except OSError:
         return True
-    scripts = [os.path.basename(a) for a in args[:2]]
-    return b"covet" in scripts or any(a == b"-m" and b == b"covet" for a, b in itertools.pairwise(args))
+    for i, arg in enumerate(args[:3]):  # the script: argv[0] or [1] (python SCRIPT), [2] (python -I SCRIPT)
+        if os.path.basename(arg) == b"covet":
+            return args[i + 1:i + 2] == [b"run"]
+    return any(a == b"-m" and b == b"covet" and c == b"run" for a, b, c in zip(args, args[1:], args[2:],
+                                                                                strict=False))
 
 
 def reload_master(pid: int, timeout: float, say: Callable[[str], None] = print) -> int:

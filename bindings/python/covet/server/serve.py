@@ -415,6 +415,8 @@ def serve(
     asyncio.set_event_loop(event_loop)
     logger.debug("event loop: %s.%s", type(event_loop).__module__, type(event_loop).__qualname__)
     worker = Worker(app, host, port, threads, middleware=middleware, gate=gate, **server_options)
+    # The handlers before ours, put back afterwards (asyncio's removal leaves the default actions instead).
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR2)}
 
     def started(w: Worker) -> None:
         if install_signal_handlers:
@@ -424,15 +426,19 @@ def serve(
                 event_loop.add_signal_handler(signal.SIGHUP, w.reload_tls)
         if on_started is not None:
             on_started(w)
+        if _stop_before_serving:  # SIGTERM/SIGINT during the lifespan startup (alone_signals): stop now, gracefully
+            w.stop()
 
     worker.on_started = started
     try:
         event_loop.run_until_complete(worker.serve())
     finally:
         if install_signal_handlers:
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR2):
+            for sig, handler in previous.items():
                 with contextlib.suppress(Exception):
                     event_loop.remove_signal_handler(sig)
+                with contextlib.suppress(Exception):
+                    signal.signal(sig, handler)
         with contextlib.suppress(Exception):
             event_loop.run_until_complete(event_loop.shutdown_asyncgens())
         asyncio.set_event_loop(None)
@@ -530,17 +536,40 @@ def _serve_alone_started(worker: Worker) -> None:
         loop.add_signal_handler(signal.SIGHUP, _cannot_restart, "SIGHUP")
 
 
+_stop_before_serving: list[str] = []  # the signal that asked for a stop while the loop ran the startup (alone)
+
+
+def _say(text: str) -> None:
+    """A line on stderr from a signal handler: os.write, not logging (a handler interrupting the main thread's own
+    write to the same stream would raise there)."""
+    with contextlib.suppress(OSError):
+        os.write(2, (text + "\n").encode(errors="replace"))
+
+
 @contextlib.contextmanager
 def alone_signals() -> Iterator[None]:
-    """`covet run --workers 1` alone, from its start to its end: before `serve` takes the signals over (the app's
-    import, its lifespan startup) and after, SIGTERM/SIGINT stop the process through its cleanup (pid file, state
-    file, metrics directory) instead of the default exit, and SIGHUP/SIGUSR2 warn as they do while it serves."""
+    """`covet run --workers 1` alone, from its start to its end: SIGTERM/SIGINT before `serve` takes them over stop
+    the process through its cleanup (pid file, state file, metrics directory) instead of the default exit: during
+    the app's import at once (SystemExit), during its lifespan startup once that is done (the worker starts and
+    stops gracefully). SIGHUP/SIGUSR2 warn as they do while it serves. Later signals of a stop are ignored."""
     def stop(signum: int, _frame: object) -> None:
-        logger.info("%s before serving: stopping", signal.Signals(signum).name)
+        if _stop_before_serving:  # a stop is under way
+            return
+        name = signal.Signals(signum).name
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one stop: a second signal must not cut the cleanup short
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if asyncio._get_running_loop() is not None:  # the lifespan startup: stop once it is done
+            _stop_before_serving.append(name)
+            _say(f"covet: {name} during start-up: stopping once it is done")
+            return
+        _stop_before_serving.append(name)
+        _say(f"covet: {name} before serving: stopping")
         raise SystemExit(0)
 
     def warn(signum: int, _frame: object) -> None:
-        _cannot_restart(signal.Signals(signum).name)
+        _say(f"covet: {signal.Signals(signum).name}: this process serves alone (covet run --workers 1, no master), "
+             "so nothing can replace it while it serves; restart it, or run with --supervise (or --workers 2 or "
+             "more) for rolling restarts")
 
     handlers = {signal.SIGTERM: stop, signal.SIGINT: stop, signal.SIGHUP: warn, signal.SIGUSR2: warn}
     previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
@@ -549,7 +578,6 @@ def alone_signals() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
 
 class RequestLimits:
     """uvicorn's --limit-concurrency and --limit-max-requests: as the outermost HTTP middleware of a CovetPy app

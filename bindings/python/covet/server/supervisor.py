@@ -39,7 +39,15 @@ from typing import TYPE_CHECKING, Optional
 
 from covet.tls import TransportOptions
 
-from .control import MasterState, process_exists, remove_pid_file, state_file_name, write_pid_file
+from .control import (
+    GROUP_LOCK,
+    MasterState,
+    group_alive,
+    process_exists,
+    remove_pid_file,
+    state_file_name,
+    write_pid_file,
+)
 from .engine import EngineModule, native_module
 from .hosted import STARTUP_FAILURE_EXIT
 from .log_levels import LevelsFollower, describe, levels_path, remove_levels
@@ -203,10 +211,9 @@ def ensure_metrics_dir() -> str:
         return current
     import tempfile  # deferred: only a supervisor needs it
 
-    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    _remove_stale_metrics_dirs(base or tempfile.gettempdir())
-    _metrics_dir_made = tempfile.mkdtemp(prefix=f"covet-metrics-{os.getpid()}-", dir=base)
-    _hold_metrics_dir(_metrics_dir_made)
+    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+    _remove_stale_metrics_dirs(base)
+    _metrics_dir_made = _make_held_metrics_dir(base)
     os.environ["COVET_METRICS_DIR"] = _metrics_dir_made
     import atexit
 
@@ -214,20 +221,31 @@ def ensure_metrics_dir() -> str:
     return _metrics_dir_made
 
 
-METRICS_DIR_LOCK = ".covet-group.lock"  # held (flock) by the group's first process for its whole life
 STALE_UNLOCKED_AGE = 60.0  # seconds: a directory without the lock file (made by an older covet) counts as stale
 _metrics_dir_lock: Optional[int] = None
 
 
-def _hold_metrics_dir(directory: str) -> None:
-    """Takes the directory's lock for this process's life: while it is held, no other group sweeps it away."""
+def _make_held_metrics_dir(base: str) -> str:
+    """``BASE/covet-metrics-PID-XXXX``, its group lock (control.GROUP_LOCK) held by this process for its life. It is
+    made under a name the sweep does not look at and renamed once the lock is held, so that no other group's sweep
+    sees it unlocked; the lock file is removed if the lock cannot be had (the pid-and-age rule applies then)."""
     global _metrics_dir_lock
     import fcntl
+    import tempfile
 
-    with contextlib.suppress(OSError):
-        fd = os.open(os.path.join(directory, METRICS_DIR_LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    staging = tempfile.mkdtemp(prefix=".covet-metrics-new-", dir=base)
+    lock = os.path.join(staging, GROUP_LOCK)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        os.unlink(lock)
+    else:
         _metrics_dir_lock = fd
+    final = os.path.join(base, f"covet-metrics-{os.getpid()}-{os.path.basename(staging).rsplit('-', 1)[-1]}")
+    os.rename(staging, final)
+    return final
 
 
 def _remove_stale_metrics_dirs(base: str) -> None:
@@ -236,7 +254,6 @@ def _remove_stale_metrics_dirs(base: str) -> None:
     directory's lock file (flock) as long as it runs, which also holds across pid namespaces sharing /dev/shm
     (containers of one pod), where the pid in the name means nothing; a directory without one (an older covet's)
     is stale once its pid is gone here and it is a minute old."""
-    import fcntl
     import shutil
 
     with contextlib.suppress(OSError):
@@ -248,20 +265,10 @@ def _remove_stale_metrics_dirs(base: str) -> None:
                 st = entry.stat(follow_symlinks=False)
                 if not entry.is_dir(follow_symlinks=False) or st.st_uid != os.getuid():
                     continue
-                try:
-                    fd = os.open(os.path.join(entry.path, METRICS_DIR_LOCK), os.O_RDWR | os.O_CLOEXEC)
-                except FileNotFoundError:
-                    if not process_exists(int(pid)) and time.time() - st.st_mtime > STALE_UNLOCKED_AGE:
-                        shutil.rmtree(entry.path, ignore_errors=True)
-                    continue
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # taken: nobody holds it any more
-                except BlockingIOError:
-                    continue
-                else:
+                alive = group_alive(entry.path)
+                if alive is False or (alive is None and not process_exists(int(pid))
+                                      and time.time() - st.st_mtime > STALE_UNLOCKED_AGE):
                     shutil.rmtree(entry.path, ignore_errors=True)
-                finally:
-                    os.close(fd)
 
 
 def _remove_metrics_dir() -> None:
