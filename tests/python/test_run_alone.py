@@ -45,6 +45,16 @@ def served_by(port: int) -> int:
     return int(body.split(":")[1].rstrip("}"))
 
 
+def debug_logged_after(server: ServerProcess, port: int, pid: int) -> bool:
+    """Requests /pid (whose handler logs at debug) until the line shows, up to 10 s: `covet log-level` applies
+    within a second."""
+    deadline = time.monotonic() + 10
+    while f"debug from {pid}" not in server.output() and time.monotonic() < deadline:
+        served_by(port)
+        time.sleep(0.1)
+    return f"debug from {pid}" in server.output()
+
+
 def metrics_dirs(pid: int) -> list[Path]:
     return sorted(Path("/dev/shm").glob(f"covet-metrics-{pid}-*"))
 
@@ -73,11 +83,7 @@ def test_one_worker_serves_in_the_covet_run_process(tmp_path: Path) -> None:
         assert f"debug from {pid}" not in server.output()
         done = covet("log-level", "debug", "myapp", "--pid-file", str(pid_file))
         assert done.returncode == 0, done
-        deadline = time.monotonic() + 10
-        while f"debug from {pid}" not in server.output() and time.monotonic() < deadline:
-            served_by(port)
-            time.sleep(0.1)
-        assert f"debug from {pid}" in server.output()
+        assert debug_logged_after(server, port, pid)
 
         dirs = metrics_dirs(pid)
         assert len(dirs) == 1 and (dirs[0] / f"master-{pid}.json").exists()
@@ -128,11 +134,7 @@ def test_a_metrics_directory_of_its_own_and_signals_before_it_serves(tmp_path: P
         done = subprocess.run([sys.executable, "-m", "covet", "log-level", "debug", "myapp", "--pid", str(pid)],
                               capture_output=True, text=True, timeout=60, env=env)
         assert done.returncode == 0, done
-        deadline = time.monotonic() + 10
-        while f"debug from {pid}" not in server.output() and time.monotonic() < deadline:
-            served_by(port)
-            time.sleep(0.1)
-        assert f"debug from {pid}" in server.output()
+        assert debug_logged_after(server, port, pid)
         assert sorted(p.name for p in metrics.iterdir() if not p.name.endswith(".metrics")) == \
             [f"log-levels-{pid}.json", f"log-levels-{pid}.json.lock", f"master-{pid}.json"]
         server.stop()

@@ -518,10 +518,12 @@ def serve_worker(
         return STARTUP_FAILURE_EXIT
 
 
+_CANNOT_RESTART = ("{}: this process serves alone (covet run --workers 1, no master), so nothing can replace it "
+                   "while it serves; restart it, or run with --supervise (or --workers 2 or more) for rolling restarts")
+
+
 def _cannot_restart(name: str) -> None:
-    logger.warning("%s: this process serves alone (covet run --workers 1, no master), so nothing can replace it "
-                   "while it serves; restart it, or run with --supervise (or --workers 2 or more) for rolling "
-                   "restarts", name)
+    logger.warning(_CANNOT_RESTART.format(name))
 
 
 def _serve_alone_started(worker: Worker) -> None:
@@ -567,9 +569,7 @@ def alone_signals() -> Iterator[None]:
         raise SystemExit(0)
 
     def warn(signum: int, _frame: object) -> None:
-        _say(f"covet: {signal.Signals(signum).name}: this process serves alone (covet run --workers 1, no master), "
-             "so nothing can replace it while it serves; restart it, or run with --supervise (or --workers 2 or "
-             "more) for rolling restarts")
+        _say("covet: " + _CANNOT_RESTART.format(signal.Signals(signum).name))
 
     handlers = {signal.SIGTERM: stop, signal.SIGINT: stop, signal.SIGHUP: warn, signal.SIGUSR2: warn}
     previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
