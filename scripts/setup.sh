@@ -66,3 +66,7 @@ scripts/deploy-tools.sh
 if [ "${COVET_SKIP_JAEGER:-0}" != 1 ]; then
   scripts/build-jaeger.sh >/dev/null || echo "setup: building Jaeger failed (scripts/build-jaeger.sh); the Jaeger test will fail" >&2
 fi
+
+# grpc-go's interop test client and the interop protos' descriptors for tests/python/test_grpc_interop.py, built
+# from the Go module proxy (about a minute the first time) and cached in ~/.cache/covetpy.
+scripts/build-grpc-interop.sh >/dev/null || echo "setup: building grpc-go's interop client failed (scripts/build-grpc-interop.sh); the gRPC interop test will fail" >&2

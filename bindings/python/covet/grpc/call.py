@@ -1,0 +1,356 @@
+"""One gRPC call: reads the request's messages, runs the servicer method, writes its messages, ends with the status.
+
+The call runs inside the route's response (`GrpcResponse._send`), so its headers, messages and trailers go out as
+the method produces them, with the engine's back-pressure (`covet.responses._write`), while the request's
+messages still arrive (full duplex: bidirectional streams answer each message as it comes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import inspect
+import logging
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, Optional
+
+from covet.exceptions import HTTPException
+from covet.requests import ClientDisconnect, Request
+from covet.responses import _write
+
+from .context import ServicerContext
+from .status import AbortError, StatusCode, encode_message
+from .wire import ACCEPT_ENCODING, CODECS, MessageReader, Metadata, WireError, frame
+
+__all__ = ["Call", "Method", "CallCancelled", "EOF"]
+
+logger = logging.getLogger("covet.grpc")
+
+
+class CallCancelled(Exception):
+    """The client went away (closed the connection, reset the stream): nothing more can be sent."""
+
+
+class _Eof:
+    def __repr__(self) -> str:
+        return "<EOF>"
+
+
+EOF: Any = _Eof()  # context.read()'s end, unless grpc.aio is loaded (then its own EOF, which servicers compare to)
+
+
+def _eof() -> Any:
+    aio = sys.modules.get("grpc.aio")
+    return getattr(aio, "EOF", EOF) if aio is not None else EOF
+
+
+class Method:
+    """A servicer method as grpcio's ``RpcMethodHandler`` describes it, with what the call needs to know once."""
+
+    __slots__ = ("handler", "request_streaming", "response_streaming", "function", "is_async", "deserialize",
+                 "serialize")
+
+    def __init__(self, handler: Any) -> None:
+        self.handler = handler
+        self.request_streaming = bool(handler.request_streaming)
+        self.response_streaming = bool(handler.response_streaming)
+        attribute = ("stream_" if self.request_streaming else "unary_") + (
+            "stream" if self.response_streaming else "unary")
+        function = getattr(handler, attribute)
+        if function is None:
+            raise TypeError(f"the RPC method handler has no {attribute} behaviour although its streaming flags "
+                            "say it is one")
+        self.function: Callable[..., Any] = function
+        self.is_async = inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function)
+        self.deserialize: Optional[Callable[[bytes], Any]] = handler.request_deserializer
+        self.serialize: Optional[Callable[[Any], bytes]] = handler.response_serializer
+
+
+class Call:
+    """The state of one call: what was sent of the response, the status the method set, the request's messages."""
+
+    __slots__ = ("method", "request", "responder", "metadata", "deadline", "max_send", "context", "code",
+                 "details", "initial_metadata", "trailing_metadata", "headers_sent", "ended", "cancelled",
+                 "out_encoding", "skip_next_compression", "accepted_encodings", "loop", "loop_thread", "_reader",
+                 "_body", "_pending", "_body_done")
+
+    def __init__(self, method: Method, request: Request, responder: Any, metadata: Metadata,
+                 deadline: Optional[float], reader: MessageReader, accepted: str, max_send: Optional[int],
+                 compression: Optional[str]) -> None:
+        self.method = method
+        self.request = request
+        self.responder = responder
+        self.metadata = metadata
+        self.deadline = deadline  # time.monotonic() value, or None
+        self.max_send = max_send
+        self.code: Optional[int] = None
+        self.details: Optional[str] = None
+        self.initial_metadata: list[tuple[str, str]] = []
+        self.trailing_metadata: list[tuple[str, str]] = []
+        self.headers_sent = False
+        self.ended = False
+        self.cancelled = False
+        self.accepted_encodings = accepted
+        self.out_encoding: Optional[str] = None
+        self.skip_next_compression = False
+        if compression is not None:
+            self.choose_compression(compression)
+        self._reader = reader
+        self._body: Optional[AsyncIterator[bytes]] = None
+        self._pending: collections.deque[bytes] = collections.deque()
+        self._body_done = False
+        self.loop = asyncio.get_running_loop()
+        self.loop_thread = threading.get_ident()
+        self.context = ServicerContext(self)
+
+    # -- the response -----------------------------------------------------------------------------------------
+    def choose_compression(self, compression: Any) -> None:
+        name = _compression_name(compression)
+        if name is None or name not in self.accepted_encodings.split(","):
+            self.out_encoding = None  # the client does not accept it: identity (as grpcio does)
+            return
+        if self.headers_sent and self.out_encoding != name:
+            raise RuntimeError("set_compression: the response's headers were already sent with another encoding")
+        self.out_encoding = name
+
+    def send_headers(self) -> None:
+        if self.headers_sent:
+            return
+        self.headers_sent = True
+        fields = [("content-type", "application/grpc"), ("grpc-accept-encoding", ACCEPT_ENCODING)]
+        if self.out_encoding is not None:
+            fields.append(("grpc-encoding", self.out_encoding))
+        fields += self.initial_metadata
+        self.responder.start_stream(200, fields)
+
+    async def write(self, message: Any) -> None:
+        """Sends one response message; returns once the engine has room for more (back-pressure)."""
+        if self.ended:
+            raise RuntimeError("the call has ended: no more messages can be sent")
+        if self.cancelled:
+            raise CallCancelled()
+        serialize = self.method.serialize
+        try:
+            payload = serialize(message) if serialize is not None else bytes(message)
+        except Exception as exc:
+            raise WireError(StatusCode.INTERNAL, f"could not serialize the response message: {exc}") from exc
+        if self.max_send is not None and len(payload) > self.max_send:
+            raise WireError(StatusCode.RESOURCE_EXHAUSTED,
+                            f"a response message of {len(payload)} bytes is larger than the server's limit of "
+                            f"{self.max_send} bytes (max_send_message_length)")
+        self.send_headers()
+        encoding = self.out_encoding
+        if self.skip_next_compression:
+            encoding, self.skip_next_compression = None, False
+        if not await _write(self.responder, frame(payload, encoding)):
+            self.cancelled = True
+            raise CallCancelled()
+
+    def finish(self, code: int, details: str) -> None:
+        """Ends the response with the status (and the trailing metadata) in trailers."""
+        if self.ended:
+            return
+        self.ended = True
+        self.send_headers()
+        trailers = [("grpc-status", str(code))]
+        if details:
+            trailers.append(("grpc-message", encode_message(details)))
+        trailers += self.trailing_metadata
+        send_trailers = getattr(self.responder, "send_trailers", None)
+        if send_trailers is None:  # a responder without trailers (a test double): the body ends there
+            self.responder.end()
+        else:
+            send_trailers(trailers)
+
+    def abandon(self) -> None:
+        """The client is gone: drop the response."""
+        self.ended = True
+        abort = getattr(self.responder, "abort", None)
+        if abort is not None and not self.responder.answered:
+            abort()
+
+    # -- the request's messages -----------------------------------------------------------------------------
+    async def next_raw(self) -> Optional[bytes]:
+        """The next request message's bytes, None after the last."""
+        pending = self._pending
+        while not pending:
+            if self._body_done:
+                return None
+            body = self._body
+            if body is None:
+                body = self._body = self.request.stream().__aiter__()
+            try:
+                chunk = await body.__anext__()
+            except StopAsyncIteration:
+                chunk = b""
+            except (ClientDisconnect, HTTPException):  # gone, or the engine refused the body and answered
+                self.cancelled = True
+                raise CallCancelled() from None
+            if not chunk:
+                self._body_done = True
+                self._reader.finish()
+                continue
+            pending.extend(self._reader.feed(chunk))
+        return pending.popleft()
+
+    def parse(self, raw: bytes) -> Any:
+        deserialize = self.method.deserialize
+        if deserialize is None:
+            return raw
+        try:
+            return deserialize(raw)
+        except Exception as exc:
+            raise WireError(StatusCode.INTERNAL, f"could not deserialize the request message: {exc}") from exc
+
+    async def read_one(self) -> Any:
+        raw = await self.next_raw()
+        return _eof() if raw is None else self.parse(raw)
+
+    async def single_request(self) -> Any:
+        """A unary method's one request message (a call with none or more is refused)."""
+        raw = await self.next_raw()
+        if raw is None:
+            raise WireError(StatusCode.UNIMPLEMENTED, "a unary method got no request message (expected exactly one)")
+        if await self.next_raw() is not None:
+            raise WireError(StatusCode.UNIMPLEMENTED, "a unary method got more than one request message")
+        return self.parse(raw)
+
+    async def requests(self) -> AsyncIterator[Any]:
+        """The request's messages for a client-streaming method (grpc.aio: an async iterator)."""
+        while True:
+            raw = await self.next_raw()
+            if raw is None:
+                return
+            yield self.parse(raw)
+
+    def blocking_requests(self, loop: asyncio.AbstractEventLoop) -> Iterator[Any]:
+        """The same for a sync method in a pool thread: each message is awaited on the loop."""
+        while True:
+            raw = asyncio.run_coroutine_threadsafe(self.next_raw(), loop).result()
+            if raw is None:
+                return
+            yield self.parse(raw)
+
+    # -- running it -----------------------------------------------------------------------------------------
+    async def run(self, executor: Any) -> None:
+        """Runs the method and ends the call with its status; never raises (but CancelledError)."""
+        code: int = 0
+        details = ""
+        try:
+            if self.deadline is None:
+                await self._invoke(executor)
+            else:
+                loop = asyncio.get_running_loop()
+                timeout = asyncio.timeout_at(loop.time() + (self.deadline - time.monotonic()))
+                try:
+                    async with timeout:
+                        await self._invoke(executor)
+                except TimeoutError:
+                    if not timeout.expired():
+                        raise
+                    self.cancelled = True
+                    raise WireError(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
+            code, details = self.code or 0, self.details or ""
+        except AbortError as exc:
+            code, details = exc.code, exc.details
+        except WireError as exc:
+            code, details = int(exc.code), str(exc)
+        except CallCancelled:
+            self.abandon()
+            self.context._run_callbacks()
+            return
+        except Exception as exc:
+            if self.code not in (None, 0):
+                # grpcio's rule: a status set with set_code() stands (grpcio-tools' default servicer methods
+                # set UNIMPLEMENTED, then raise NotImplementedError)
+                code, details = int(self.code or 0), self.details or ""
+                logger.debug("gRPC method %s raised after setting status %d", self.request.url.path, code,
+                             exc_info=True)
+            else:
+                logger.exception("gRPC method %s failed", self.request.url.path)
+                code, details = int(StatusCode.UNKNOWN), f"Exception calling application: {exc}"
+        try:
+            self.finish(code, details)
+        except Exception:  # the exchange ended under us (the client reset the stream)
+            logger.debug("gRPC call %s: trailers not sent", self.request.url.path, exc_info=True)
+        self.context._run_callbacks()
+
+    async def _invoke(self, executor: Any) -> None:
+        method = self.method
+        function = method.function
+        context = self.context
+        loop = asyncio.get_running_loop()
+        if not method.request_streaming:
+            request = await self.single_request()
+            if method.is_async:
+                result = function(request, context)
+            else:
+                result = await self._in_pool(executor, function, request, context,
+                                             generator=method.response_streaming)
+        elif method.is_async:
+            result = function(self.requests(), context)
+        else:
+            result = await self._in_pool(executor, function, self.blocking_requests(loop), context,
+                                         generator=method.response_streaming)
+        if method.response_streaming:
+            await self._stream_out(result, executor)
+        else:
+            if inspect.isawaitable(result):
+                result = await result
+            await self._unary_response(result)
+
+    async def _in_pool(self, executor: Any, function: Callable[..., Any], argument: Any, context: Any,
+                       generator: bool) -> Any:
+        loop = asyncio.get_running_loop()
+        if generator:  # calling a generator function runs none of its code: its steps go to the pool below
+            return function(argument, context)
+        return await loop.run_in_executor(executor, function, argument, context)
+
+    async def _unary_response(self, response: Any) -> None:
+        if response is None:
+            if self.code not in (None, 0):  # set_code() to an error and returned nothing: the status says it
+                return
+            raise WireError(StatusCode.INTERNAL, "the method returned None instead of a response message")
+        if self.code not in (None, 0):
+            return  # an error status set with set_code(): grpcio sends no message then
+        await self.write(response)
+
+    async def _stream_out(self, result: Any, executor: Any) -> None:
+        if hasattr(result, "__aiter__"):
+            async for message in result:
+                await self.write(message)
+            return
+        if inspect.isawaitable(result):  # a coroutine that writes with context.write()
+            await result
+            return
+        if result is None:
+            return
+        loop = asyncio.get_running_loop()
+        iterator = iter(result)
+        done = object()
+        try:
+            while True:
+                message = await loop.run_in_executor(executor, next, iterator, done)
+                if message is done:
+                    return
+                await self.write(message)
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                await loop.run_in_executor(executor, close)
+
+
+def _compression_name(compression: Any) -> Optional[str]:
+    """``grpc.Compression.Gzip`` / ``"gzip"`` -> ``"gzip"``; no compression -> None."""
+    if compression is None:
+        return None
+    name = getattr(compression, "name", compression)
+    name = str(name).lower()
+    if name in ("nocompression", "identity", "none", ""):
+        return None
+    if name not in CODECS:
+        raise ValueError(f"unsupported compression {compression!r} (supported: gzip, deflate)")
+    return name

@@ -1,0 +1,167 @@
+"""`GrpcServer`: grpcio servicers served by a CovetPy app, on its listener, next to its REST routes.
+
+``add_XServicer_to_server(servicer, server)`` (grpcio-tools' generated code) registers the service's methods
+through `add_generic_rpc_handlers` / `add_registered_method_handlers`; each service becomes one route of the
+app, ``POST /<package.Service>/{method}``, whose response runs the call (`covet.grpc.call`). Requests whose
+content-type is not ``application/grpc`` get 415, as the gRPC spec asks; an unknown method of a known service
+gets the gRPC status UNIMPLEMENTED; an unknown service is the app's 404, which gRPC clients read as UNIMPLEMENTED.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple, Optional
+
+from covet.app import CovetPy
+from covet.requests import Request
+from covet.responses import Response
+
+from .call import Call, Method
+from .status import StatusCode
+from .wire import MessageReader, Metadata, WireError, incoming_metadata, parse_timeout
+
+__all__ = ["GrpcServer", "server", "HandlerCallDetails"]
+
+DEFAULT_MAX_RECEIVE = 4 * 1024 * 1024  # grpcio's default max_receive_message_length
+
+
+class HandlerCallDetails(NamedTuple):
+    """What a generic handler's ``service()`` is given (grpcio's ``grpc.HandlerCallDetails``)."""
+
+    method: str
+    invocation_metadata: Metadata
+
+
+class GrpcServer:
+    """The object grpcio's generated ``add_XServicer_to_server(servicer, server)`` takes.
+
+    ``GrpcServer(app)`` serves the services on `app`'s listener (h2c, or HTTP/2 over TLS when the app is served
+    with a certificate); ``GrpcServer()`` makes an app of its own, `app`, to run with ``covet run module:server.app``.
+    `max_receive_message_length` (4 MiB by default, as grpcio) and `max_send_message_length` (unlimited) bound a
+    message; `compression` (``grpc.Compression.Gzip``, ``"gzip"``) compresses responses for clients that accept it.
+    """
+
+    def __init__(self, app: Optional[CovetPy] = None, *, max_receive_message_length: int = DEFAULT_MAX_RECEIVE,
+                 max_send_message_length: Optional[int] = None, compression: Any = None) -> None:
+        self.app: CovetPy = app if app is not None else CovetPy(openapi_url=None)
+        if max_receive_message_length <= 0:
+            raise ValueError("max_receive_message_length must be positive")
+        self.max_receive_message_length = max_receive_message_length
+        self.max_send_message_length = max_send_message_length
+        self.compression = compression
+        self._methods: dict[str, Method] = {}
+        self._generic: list[Any] = []
+        self._routed: set[str] = set()
+
+    # -- grpcio's registration API ------------------------------------------------------------------------------
+    def add_generic_rpc_handlers(self, generic_rpc_handlers: Iterable[Any]) -> None:
+        """Adds ``grpc.GenericRpcHandler`` objects: ``service(handler_call_details)`` gives a method's handler."""
+        for handler in generic_rpc_handlers:
+            if not callable(getattr(handler, "service", None)):
+                raise TypeError(f"{handler!r} is not a gRPC generic RPC handler (it has no service() method)")
+            self._generic.append(handler)
+            service_name = getattr(handler, "service_name", None)
+            self._route(service_name() if callable(service_name) else None)
+
+    def add_registered_method_handlers(self, service_name: str, method_handlers: Mapping[str, Any]) -> None:
+        """Adds a service's methods by name (``{"Method": grpc.unary_unary_rpc_method_handler(...), ...}``)."""
+        for name, handler in method_handlers.items():
+            self._methods[f"/{service_name}/{name}"] = Method(handler)
+        self._route(service_name)
+
+    def _route(self, service_name: Optional[str]) -> None:
+        key = service_name or ""
+        if key in self._routed:
+            return
+        self._routed.add(key)
+        path = f"/{service_name}/{{grpc_method}}" if service_name else "/{grpc_service}/{grpc_method}"
+        self.app.add_api_route(path, self._endpoint, methods=["POST"], include_in_schema=False,
+                               response_model=None)
+
+    # -- grpc.aio.Server's lifetime API: the app's server runs the calls -------------------------------------
+    def add_insecure_port(self, address: str) -> int:
+        raise RuntimeError(_SERVED_BY_APP)
+
+    def add_secure_port(self, address: str, server_credentials: Any) -> int:
+        raise RuntimeError(_SERVED_BY_APP)
+
+    def start(self) -> None:
+        raise RuntimeError(_SERVED_BY_APP)
+
+    # -- serving --------------------------------------------------------------------------------------------
+    def find(self, path: str, metadata: Metadata) -> Optional[Method]:
+        """The method for `path` (``/package.Service/Method``): registered ones first, then generic handlers."""
+        method = self._methods.get(path)
+        if method is not None:
+            return method
+        details = HandlerCallDetails(path, metadata)
+        for generic in self._generic:
+            handler = generic.service(details)
+            if handler is not None:
+                return Method(handler)
+        return None
+
+    async def _endpoint(self, request: Request) -> Response:
+        return GrpcResponse(self, request)
+
+    async def serve(self, request: Request, responder: Any, executor: Any) -> None:
+        """Runs the call `request` asks for and answers it on `responder`."""
+        content_type = request.headers.get("content-type", "")
+        if not content_type.startswith("application/grpc") or content_type.startswith("application/grpc-web"):
+            responder.send(415, [("content-type", "text/plain; charset=utf-8")],
+                           b"gRPC requests need content-type application/grpc (HTTP/2)\n")
+            return
+        headers = request.headers
+        path = request.url.path
+        accepted = headers.get("grpc-accept-encoding", "").replace(" ", "")
+        encoding = headers.get("grpc-encoding")
+        if encoding == "identity":
+            encoding = None
+        reader = MessageReader(self.max_receive_message_length, encoding)
+        try:
+            metadata = incoming_metadata(list(headers.items()))
+            timeout = headers.get("grpc-timeout")
+            deadline = time.monotonic() + parse_timeout(timeout) if timeout else None
+            method = self.find(path, metadata)
+        except WireError as exc:
+            _trailers_only(responder, int(exc.code), str(exc))
+            return
+        if method is None:
+            _trailers_only(responder, int(StatusCode.UNIMPLEMENTED), f"Method not found: {path}")
+            return
+        call = Call(method, request, responder, metadata, deadline, reader, accepted,
+                    self.max_send_message_length, self.compression)
+        await call.run(executor)
+
+
+class GrpcResponse(Response):
+    """The route's response: its `_send` runs the call (headers, messages and trailers go out as produced)."""
+
+    _streams = True
+
+    def __init__(self, server: GrpcServer, request: Request) -> None:
+        super().__init__(None, status_code=200, media_type="application/grpc")
+        self._server = server
+        self._request = request
+
+    async def _send(self, responder: Any, executor: Any) -> None:
+        await self._server.serve(self._request, responder, executor)
+
+
+def _trailers_only(responder: Any, code: int, details: str) -> None:
+    from .status import encode_message
+
+    fields = [("content-type", "application/grpc"), ("grpc-status", str(code))]
+    if details:
+        fields.append(("grpc-message", encode_message(details)))
+    responder.send(200, fields, b"")
+
+
+_SERVED_BY_APP = ("a covet.grpc.GrpcServer is served by its CovetPy app, on the app's port: run the app "
+                  "(`covet run module:app`, or `covet run module:server.app` for GrpcServer() made without an app)")
+
+
+def server(app: Optional[CovetPy] = None, **options: Any) -> GrpcServer:
+    """A `GrpcServer` (the name mirrors ``grpc.aio.server()``)."""
+    return GrpcServer(app, **options)
