@@ -128,9 +128,15 @@ bool App::upgrade(Request& request, Upgrade& upgrade) {
 
 bool App::stream_body(Request& request) {
     const auto match = router_.match(request.method(), request.path(), request.params());
-    const bool streams = match.status == Router<RouteTarget>::Status::found && match.handler->streaming;
     request.params().clear();  // dispatch() matches again
-    return streams;
+    if (match.status == Router<RouteTarget>::Status::found) return static_cast<bool>(match.handler->streaming);
+    // A request no route takes (404, 405) is dispatched at once too: its answer needs none of the body, and a
+    // client that waits for the answer before it sends more (a gRPC stream to an unknown service) gets it now
+    // instead of a 408 once the body stalls; the protocol discards the rest. A declared length over the server's
+    // limit is still refused with 413 before any routing, as for every request.
+    const std::optional<std::uint64_t> declared =
+        http::parse_content_length(request.header("content-length").value_or(""));
+    return !declared || *declared <= config_.limits.max_body_bytes;
 }
 
 App& App::use(std::unique_ptr<Middleware> middleware) {

@@ -184,6 +184,28 @@ TEST_F(AppTest, AnswersNotFoundAndMethodNotAllowed) {
     EXPECT_EQ(body_of(r[0]), "404 Not Found\n");
 }
 
+// A request no route takes needs none of its body to be answered: it is answered at once, while the body is still
+// open (a client that waits for the answer before it sends more, as a gRPC stream to an unknown service does,
+// would otherwise get a 408 once the body stalls), and a large declared body is never read.
+TEST_F(AppTest, RequestNoRouteTakesIsAnsweredWithoutWaitingForItsBody) {
+    start();
+    Client chunked(app_.port());
+    chunked.send("POST /nope HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+    auto r = chunked.responses(1);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(status_of(r[0]), "HTTP/1.1 404 Not Found");
+    Client declared(app_.port());
+    declared.send("PUT /plaintext HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n");
+    r = declared.responses(1);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(status_of(r[0]), "HTTP/1.1 405 Method Not Allowed");
+    Client after(app_.port());  // the server goes on
+    after.send(get("/plaintext"));
+    r = after.responses(1);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(status_of(r[0]), "HTTP/1.1 200 OK");
+}
+
 TEST_F(AppTest, JsonErrorsUseFastApisShape) {
     app_.json_errors();
     start();

@@ -280,6 +280,26 @@ def test_a_stalled_http2_body_with_no_response_started_gets_408(hosted: Any) -> 
     assert hosted.rec.get("whole-gone", timeout=5) is True
 
 
+def test_a_path_no_route_takes_is_answered_404_while_its_http2_body_is_open(native_app: Any) -> None:
+    """A stream to a path no route takes (a gRPC client calling an unknown service, which waits for the answer
+    before it sends more) is answered 404 at once, not 408 once its body stalls; the connection goes on."""
+    client = H2Client(native_app.port)
+    try:
+        sid = client.post("/no-such-route")
+        client.conn.send_data(sid, b"\x00\x00\x00\x00\x01x", end_stream=False)
+        client.flush()
+        client.pump(lambda: sid in client.headers, timeout=1)  # the body timeouts here are 0.3-0.6 s
+        assert client.headers[sid][":status"] == "404"
+        client.pump(lambda: sid in client.ended)
+        after = client.post("/echo")
+        client.conn.send_data(after, b"again", end_stream=True)
+        client.flush()
+        client.pump(lambda: after in client.ended)
+        assert bytes(client.data[after]) == b"again"
+    finally:
+        client.close()
+
+
 @pytest.fixture(scope="module")
 def tls_hosted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, ssl.SSLContext]]:
     from covet.serve import ThreadedWorker
