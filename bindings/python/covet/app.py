@@ -43,6 +43,8 @@ from .utils import check_root_path, generate_unique_id
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
+    from covet.grpc import GrpcServer
+
 __all__ = ["CovetPy", "DecoratorOptions", "RouteOptions", "WebSocketOptions"]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -756,6 +758,22 @@ class CovetPy(MethodDecorators[AppDecorator]):
         self.exception_handlers[key] = handler
 
     # -- operations -----------------------------------------------------------------------------------
+    @property
+    def grpc_server(self) -> GrpcServer:
+        """The app's gRPC server (`covet.grpc.GrpcServer`, made on first use): give it to grpcio-tools' generated
+        ``add_XServicer_to_server(servicer, app.grpc_server)``; its services answer on the app's port, over HTTP/2."""
+        server = self.__dict__.get("_grpc_server")
+        if server is None:
+            from covet.grpc import GrpcServer
+
+            server = self.__dict__["_grpc_server"] = GrpcServer(self)
+        return server
+
+    def grpc(self, method: str) -> Callable[[F], F]:
+        """``@app.grpc("package.Service/Method")``: the function serves that gRPC method; its request and return
+        annotations name the protobuf message classes (``AsyncIterator[Message]`` for a stream; docs/grpc.md)."""
+        return self.grpc_server.rpc(method)
+
     def readiness_check(self, func: F) -> F:
         """``@app.readiness_check``: a function (sync or async) that GET /_ready requires to pass (return a true
         value or None; false or an exception is "not ready", 503). The worker runs the checks every few seconds

@@ -1,8 +1,10 @@
 """One gRPC call: reads the request's messages, runs the servicer method, writes its messages, ends with the status.
 
 The call runs inside the route's response (`GrpcResponse._send`), so its headers, messages and trailers go out as
-the method produces them, with the engine's back-pressure (`covet.responses._write`), while the request's
-messages still arrive (full duplex: bidirectional streams answer each message as it comes).
+the method produces them, with the engine's back-pressure, while the request's messages still arrive (full duplex:
+bidirectional streams answer each message as it comes). The engine watches the exchange for the call: once the
+client resets the stream or goes away, the method's task is cancelled where it waits (grpc.aio's behaviour), so a
+method waiting for an event that will not come does not outlive its client.
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, Optional
+from typing import Any, NoReturn, Optional
 
+from covet import _events
 from covet.exceptions import HTTPException
 from covet.requests import ClientDisconnect, Request
-from covet.responses import _write
 
 from .context import ServicerContext
 from .status import AbortError, StatusCode, encode_message
@@ -28,6 +30,9 @@ from .wire import ACCEPT_ENCODING, CODECS, MessageReader, Metadata, WireError, f
 __all__ = ["Call", "Method", "CallCancelled", "EOF"]
 
 logger = logging.getLogger("covet.grpc")
+
+
+_FLOW_GO, _FLOW_CLOSED = 0, 2  # NativeResponder.flow_state() (covet.responses)
 
 
 class CallCancelled(Exception):
@@ -64,7 +69,9 @@ class Method:
             raise TypeError(f"the RPC method handler has no {attribute} behaviour although its streaming flags "
                             "say it is one")
         self.function: Callable[..., Any] = function
-        self.is_async = inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function)
+        marked = getattr(function, "_covet_async", None)  # covet.grpc.typed's adapter of a one-parameter function
+        self.is_async = marked if marked is not None else (
+            inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function))
         self.deserialize: Optional[Callable[[bytes], Any]] = handler.request_deserializer
         self.serialize: Optional[Callable[[Any], bytes]] = handler.response_serializer
 
@@ -75,7 +82,7 @@ class Call:
     __slots__ = ("method", "request", "responder", "metadata", "deadline", "max_send", "context", "code",
                  "details", "initial_metadata", "trailing_metadata", "headers_sent", "ended", "cancelled",
                  "out_encoding", "skip_next_compression", "accepted_encodings", "loop", "loop_thread", "_reader",
-                 "_body", "_pending", "_body_done")
+                 "_body", "_pending", "_body_done", "_flow_waiter", "_task", "_native")
 
     def __init__(self, method: Method, request: Request, responder: Any, metadata: Metadata,
                  deadline: Optional[float], reader: MessageReader, accepted: str, max_send: Optional[int],
@@ -104,6 +111,9 @@ class Call:
         self._body_done = False
         self.loop = asyncio.get_running_loop()
         self.loop_thread = threading.get_ident()
+        self._flow_waiter: Optional[asyncio.Future[None]] = None
+        self._task: Optional[asyncio.Task[Any]] = None
+        self._native: Any = getattr(request, "_native", None) or getattr(request, "_probe", None)
         self.context = ServicerContext(self)
 
     # -- the response -----------------------------------------------------------------------------------------
@@ -145,9 +155,17 @@ class Call:
         encoding = self.out_encoding
         if self.skip_next_compression:
             encoding, self.skip_next_compression = None, False
-        if not await _write(self.responder, frame(payload, encoding)):
-            self.cancelled = True
-            raise CallCancelled()
+        responder = self.responder
+        if responder.write(frame(payload, encoding)) is False:
+            self._gone()
+        flow_state = getattr(responder, "flow_state", None)
+        while flow_state is not None:  # over the engine's send limit: wait for room (or the end)
+            state = flow_state()
+            if state == _FLOW_GO:
+                break
+            if state == _FLOW_CLOSED:
+                self._gone()
+            await asyncio.shield(self._flow_event())
 
     def finish(self, code: int, details: str) -> None:
         """Ends the response with the status (and the trailing metadata) in trailers."""
@@ -166,11 +184,65 @@ class Call:
             send_trailers(trailers)
 
     def abandon(self) -> None:
-        """The client is gone: drop the response."""
+        """The client is gone: drop the response, started or not, so that the engine releases the exchange now
+        (a started stream left open would hold its connection until the responder is collected)."""
+        if self.ended:
+            return
         self.ended = True
         abort = getattr(self.responder, "abort", None)
-        if abort is not None and not self.responder.answered:
+        if abort is not None:
             abort()
+        else:  # a responder without abort (a test double)
+            self.responder.end()
+
+    # -- the engine's news about the exchange: room to send, or its end -----------------------------------------
+    def _gone(self) -> NoReturn:
+        self.cancelled = True
+        raise CallCancelled()
+
+    def _flow_event(self) -> asyncio.Future[None]:
+        """The future the engine's next event for this exchange resolves (one for the writer and the watch)."""
+        waiter = self._flow_waiter
+        if waiter is None or waiter.done():
+            waiter = self._flow_waiter = self.loop.create_future()
+            _events.WAITERS[self.responder.flow_id] = waiter
+            waiter.add_done_callback(self._on_flow_event)
+        return waiter
+
+    def _watch(self) -> None:
+        """Asks the engine to report the exchange's end; cancels the method's task when it comes."""
+        native = self._native
+        if native is None or not hasattr(native, "watch_disconnect") or not hasattr(self.responder, "flow_id"):
+            return  # a test double: no watch
+        try:
+            over = native.watch_disconnect()
+        except Exception:  # the engine's request is gone (RequestGone): so is its client
+            over = True
+        if over:
+            self._client_left()
+        else:
+            self._flow_event()
+
+    def _on_flow_event(self, waiter: asyncio.Future[None]) -> None:
+        if waiter.cancelled() or self.ended or self._task is None:
+            return
+        self._watch()  # over: cancels the task; else armed again (the event was room to send)
+
+    def _client_left(self) -> None:
+        if self.ended or self.cancelled:
+            return
+        self.cancelled = True
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+
+    def _unwatch(self) -> None:
+        waiter = self._flow_waiter
+        if waiter is not None:
+            flow_id = getattr(self.responder, "flow_id", None)
+            if flow_id is not None and _events.WAITERS.get(flow_id) is waiter:
+                del _events.WAITERS[flow_id]
+            waiter.cancel()
 
     # -- the request's messages -----------------------------------------------------------------------------
     async def next_raw(self) -> Optional[bytes]:
@@ -239,6 +311,8 @@ class Call:
         """Runs the method and ends the call with its status; never raises (but CancelledError)."""
         code: int = 0
         details = ""
+        self._task = asyncio.current_task()
+        self._watch()
         try:
             if self.deadline is None:
                 await self._invoke(executor)
@@ -259,8 +333,15 @@ class Call:
         except WireError as exc:
             code, details = int(exc.code), str(exc)
         except CallCancelled:
-            self.abandon()
-            self.context._run_callbacks()
+            self._end_cancelled()
+            return
+        except asyncio.CancelledError:
+            task = self._task
+            if not self.cancelled or task is None or task.cancelling() != 1:
+                self._end_cancelled()
+                raise  # not (only) the client's cancel: the server stops
+            task.uncancel()  # the client went away: the call ends here, the dispatcher's task goes on
+            self._end_cancelled()
             return
         except Exception as exc:
             if self.code not in (None, 0):
@@ -272,10 +353,17 @@ class Call:
             else:
                 logger.exception("gRPC method %s failed", self.request.url.path)
                 code, details = int(StatusCode.UNKNOWN), f"Exception calling application: {exc}"
+        self._unwatch()
         try:
             self.finish(code, details)
         except Exception:  # the exchange ended under us (the client reset the stream)
             logger.debug("gRPC call %s: trailers not sent", self.request.url.path, exc_info=True)
+        self.context._run_callbacks()
+
+    def _end_cancelled(self) -> None:
+        self.cancelled = True
+        self._unwatch()
+        self.abandon()
         self.context._run_callbacks()
 
     async def _invoke(self, executor: Any) -> None:

@@ -9,20 +9,23 @@ gets the gRPC status UNIMPLEMENTED; an unknown service is the app's 404, which g
 
 from __future__ import annotations
 
+import functools
+import inspect
 import time
-from collections.abc import Iterable, Mapping
-from typing import Any, NamedTuple, Optional
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NamedTuple, Optional, TypeVar
 
-from covet.app import CovetPy
 from covet.requests import Request
 from covet.responses import Response
 
 from .call import Call, Method
 from .status import StatusCode
+from .typed import rpc_method_handler, split_method_name
 from .wire import MessageReader, Metadata, WireError, incoming_metadata, parse_timeout
 
 __all__ = ["GrpcServer", "server", "HandlerCallDetails"]
 
+F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_MAX_RECEIVE = 4 * 1024 * 1024  # grpcio's default max_receive_message_length
 
 
@@ -36,15 +39,23 @@ class HandlerCallDetails(NamedTuple):
 class GrpcServer:
     """The object grpcio's generated ``add_XServicer_to_server(servicer, server)`` takes.
 
-    ``GrpcServer(app)`` serves the services on `app`'s listener (h2c, or HTTP/2 over TLS when the app is served
-    with a certificate); ``GrpcServer()`` makes an app of its own, `app`, to run with ``covet run module:server.app``.
+    ``GrpcServer(app)`` (a CovetPy app, or anything with its ``add_api_route``) serves the services on `app`'s
+    listener (h2c, or HTTP/2 over TLS when the app is served with a certificate); ``app.grpc_server`` is the app's
+    own, made on first use.
     `max_receive_message_length` (4 MiB by default, as grpcio) and `max_send_message_length` (unlimited) bound a
     message; `compression` (``grpc.Compression.Gzip``, ``"gzip"``) compresses responses for clients that accept it.
     """
 
-    def __init__(self, app: Optional[CovetPy] = None, *, max_receive_message_length: int = DEFAULT_MAX_RECEIVE,
-                 max_send_message_length: Optional[int] = None, compression: Any = None) -> None:
-        self.app: CovetPy = app if app is not None else CovetPy(openapi_url=None)
+    def __init__(self, app: Any, *, max_receive_message_length: int = DEFAULT_MAX_RECEIVE,
+                 max_send_message_length: Optional[int] = None, compression: Any = None,
+                 interceptors: Iterable[Any] = ()) -> None:
+        self.app = app
+        self._interceptors = list(interceptors)
+        kinds = {inspect.iscoroutinefunction(i.intercept_service) for i in self._interceptors}
+        if len(kinds) > 1:
+            raise TypeError("interceptors must be all grpc.aio.ServerInterceptor (async intercept_service) or all "
+                            "grpc.ServerInterceptor (sync), not a mix")
+        self._async_interceptors = kinds == {True}
         if max_receive_message_length <= 0:
             raise ValueError("max_receive_message_length must be positive")
         self.max_receive_message_length = max_receive_message_length
@@ -53,6 +64,8 @@ class GrpcServer:
         self._methods: dict[str, Method] = {}
         self._generic: list[Any] = []
         self._routed: set[str] = set()
+        self._unsubscribe: list[Callable[[], None]] = []
+        self.health: Any = None  # the grpc.health.v1 servicer, once enable_health() added it
 
     # -- grpcio's registration API ------------------------------------------------------------------------------
     def add_generic_rpc_handlers(self, generic_rpc_handlers: Iterable[Any]) -> None:
@@ -69,6 +82,34 @@ class GrpcServer:
         for name, handler in method_handlers.items():
             self._methods[f"/{service_name}/{name}"] = Method(handler)
         self._route(service_name)
+
+    def rpc(self, name: str) -> Callable[[F], F]:
+        """Decorator: the function serves the method `name` (``"package.Service/Method"``), its messages and shape
+        read from its annotations (`covet.grpc.typed`)."""
+        service, method = split_method_name(name)
+
+        def register(function: F) -> F:
+            self.add_registered_method_handlers(service, {method: rpc_method_handler(function, name)})
+            return function
+
+        return register
+
+    def service_names(self) -> list[str]:
+        """The services registered so far, by full name (``package.Service``)."""
+        return sorted(name for name in self._routed if name)
+
+    # -- the standard services (covet.grpc.services) -------------------------------------------------------------
+    def enable_health(self) -> Any:
+        """Adds ``grpc.health.v1.Health``, SERVING while the server is ready (see `covet.grpc.services`)."""
+        from .services import enable_health
+
+        return enable_health(self)
+
+    def enable_reflection(self, service_names: Optional[Iterable[str]] = None) -> None:
+        """Adds server reflection for grpcurl and the like (see `covet.grpc.services`)."""
+        from .services import enable_reflection
+
+        enable_reflection(self, service_names)
 
     def _route(self, service_name: Optional[str]) -> None:
         key = service_name or ""
@@ -91,16 +132,42 @@ class GrpcServer:
 
     # -- serving --------------------------------------------------------------------------------------------
     def find(self, path: str, metadata: Metadata) -> Optional[Method]:
-        """The method for `path` (``/package.Service/Method``): registered ones first, then generic handlers."""
+        """The method for `path` (``/package.Service/Method``): registered ones first, then generic handlers
+        (without interceptors: `lookup` applies them)."""
         method = self._methods.get(path)
         if method is not None:
             return method
-        details = HandlerCallDetails(path, metadata)
+        handler = self._generic_handler(HandlerCallDetails(path, metadata))
+        return Method(handler) if handler is not None else None
+
+    def _generic_handler(self, details: HandlerCallDetails) -> Any:
         for generic in self._generic:
             handler = generic.service(details)
             if handler is not None:
-                return Method(handler)
+                return handler
         return None
+
+    def _handler(self, details: HandlerCallDetails) -> Any:
+        method = self._methods.get(details.method)
+        return method.handler if method is not None else self._generic_handler(details)
+
+    async def lookup(self, path: str, metadata: Metadata) -> Optional[Method]:
+        """`find` through the interceptors (grpcio's ``intercept_service(continuation, handler_call_details)``,
+        the first given outermost): each may return another handler (wrapping the method) or None (refusing)."""
+        if not self._interceptors:
+            return self.find(path, metadata)
+        details = HandlerCallDetails(path, metadata)
+        if self._async_interceptors:
+            async_chain: Callable[[Any], Any] = _async_terminal(self._handler)
+            for interceptor in reversed(self._interceptors):
+                async_chain = _async_step(interceptor, async_chain)
+            handler = await async_chain(details)
+        else:
+            chain: Callable[[Any], Any] = self._handler
+            for interceptor in reversed(self._interceptors):
+                chain = functools.partial(interceptor.intercept_service, chain)
+            handler = chain(details)
+        return Method(handler) if handler is not None else None
 
     async def _endpoint(self, request: Request) -> Response:
         return GrpcResponse(self, request)
@@ -123,7 +190,7 @@ class GrpcServer:
             metadata = incoming_metadata(list(headers.items()))
             timeout = headers.get("grpc-timeout")
             deadline = time.monotonic() + parse_timeout(timeout) if timeout else None
-            method = self.find(path, metadata)
+            method = await self.lookup(path, metadata)
         except WireError as exc:
             _trailers_only(responder, int(exc.code), str(exc))
             return
@@ -149,6 +216,20 @@ class GrpcResponse(Response):
         await self._server.serve(self._request, responder, executor)
 
 
+def _async_terminal(find: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    async def terminal(details: Any) -> Any:
+        return find(details)
+
+    return terminal
+
+
+def _async_step(interceptor: Any, continuation: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    async def step(details: Any) -> Any:
+        return await interceptor.intercept_service(continuation, details)
+
+    return step
+
+
 def _trailers_only(responder: Any, code: int, details: str) -> None:
     from .status import encode_message
 
@@ -159,9 +240,9 @@ def _trailers_only(responder: Any, code: int, details: str) -> None:
 
 
 _SERVED_BY_APP = ("a covet.grpc.GrpcServer is served by its CovetPy app, on the app's port: run the app "
-                  "(`covet run module:app`, or `covet run module:server.app` for GrpcServer() made without an app)")
+                  "(`covet run module:app`); there is no port of its own to add or server to start")
 
 
-def server(app: Optional[CovetPy] = None, **options: Any) -> GrpcServer:
-    """A `GrpcServer` (the name mirrors ``grpc.aio.server()``)."""
+def server(app: Any, **options: Any) -> GrpcServer:
+    """A `GrpcServer` for `app` (the name mirrors ``grpc.aio.server()``)."""
     return GrpcServer(app, **options)

@@ -21,7 +21,7 @@ from typing import Any, Optional
 
 log = logging.getLogger("covet.ops")
 
-__all__ = ["OPS_KEYWORDS", "OpsOptions", "report_loop_turns", "run_readiness_checks"]
+__all__ = ["OPS_KEYWORDS", "OpsOptions", "Readiness", "READINESS", "report_loop_turns", "run_readiness_checks"]
 
 # keyword -> environment variable
 OPS_KEYWORDS = {
@@ -148,6 +148,42 @@ def _listens_on(fd: int, host: str, port: int) -> bool:
     return any(address[:2] == bound[:2] for *_, address in wanted)
 
 
+class Readiness:
+    """This process's readiness as /_ready reports it (the readiness checks pass, the server is not draining), for
+    Python code that reports it elsewhere too (covet.grpc's grpc.health.v1 service): `ready`, and `subscribe` to be
+    called with the new value on each change (on the event loop's thread)."""
+
+    def __init__(self) -> None:
+        self.checks_passing = True
+        self.draining = False
+        self._listeners: list[Callable[[bool], None]] = []
+
+    @property
+    def ready(self) -> bool:
+        return self.checks_passing and not self.draining
+
+    def subscribe(self, listener: Callable[[bool], None]) -> Callable[[], None]:
+        """Calls `listener(ready)` on each change; returns the function that unsubscribes it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def update(self, *, checks_passing: Optional[bool] = None, draining: Optional[bool] = None) -> None:
+        before = self.ready
+        if checks_passing is not None:
+            self.checks_passing = checks_passing
+        if draining is not None:
+            self.draining = draining
+        if self.ready != before:
+            for listener in list(self._listeners):
+                try:
+                    listener(self.ready)
+                except Exception:  # one listener's failure is its own
+                    log.exception("a readiness listener failed")
+
+
+READINESS = Readiness()
+
+
 async def _run_check(check: Callable[[], Any]) -> bool:
     try:
         result = check()
@@ -186,6 +222,7 @@ async def run_readiness_checks(server: object, native: object, checks: Sequence[
         results = [await _run_check(check) for check in checks]
         passing = all(results)
         set_passing(server, passing)
+        READINESS.update(checks_passing=passing)
         if passing != previous and previous is not None:
             log.warning("readiness checks %s", "pass again" if passing else "fail: /_ready answers 503")
         previous = passing

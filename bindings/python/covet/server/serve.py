@@ -39,7 +39,7 @@ from .engine import Engine, EngineModule, native_module
 from .hosted import STARTUP_FAILURE_EXIT, HostedApp, HostedDispatcher, RequestGate, StartupFailed, hosted, is_served_app
 from .interface import CallNext, Middleware, ServedApp
 from .log_levels import LevelsFollower, follow_log_levels, levels_path
-from .ops import OpsOptions, report_loop_turns, run_readiness_checks
+from .ops import READINESS, OpsOptions, report_loop_turns, run_readiness_checks
 from .options import access_log_format
 from .static_routes import static_routes
 
@@ -317,6 +317,7 @@ class Worker:
                     # /_health watches this loop too (a handler blocking it), where it is answered.
                     turns = (loop.create_task(report_loop_turns(server, self.native, self.ops.health_stall))
                              if self.ops.endpoints or self.ops.port else None)
+                    READINESS.update(draining=False)
                     if self.on_started is not None:
                         self.on_started(self)  # signal handlers among others: in place once the line below is out
                     logger.info("serving on %s://%s:%s (engine backend %s, %s%s%s)", scheme, self.host, self.port,
@@ -327,6 +328,7 @@ class Worker:
                         readiness.cancel()
                     if turns is not None:
                         turns.cancel()
+                    READINESS.update(draining=True)
                     begin_drain = getattr(self.native, "begin_drain", None)
                     if begin_drain is not None:
                         begin_drain(server)  # /_ready answers 503 from now on, before the listeners close
