@@ -285,6 +285,10 @@ class Route:
     default_response_class: Any = None  # the including routers' default_response_class, stored
     # A plain route (Starlette's ``Route``: the openapi_url and docs pages), not a FastAPI ``APIRoute``.
     plain: bool = False
+    # The route's whole answer from the engine's request: ``await raw(native, responder, executor)`` (covet.grpc's
+    # calls). The dispatcher runs it instead of the endpoint where no HTTP middleware wraps the route; else the
+    # endpoint runs, as for any route.
+    raw: Optional[Callable[[Any, Any, Any], Awaitable[None]]] = None
     # operation_id as built: FastAPI fixes a route's unique_id (which names its Body_/Response_ schemas) when the
     # route is made; setting ``route.operation_id`` later changes the operationId only.
     _built_operation_id: Optional[str] = dataclasses.field(default=None, init=False, repr=False)

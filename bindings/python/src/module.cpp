@@ -1026,6 +1026,20 @@ PYBIND11_MODULE(_native, m) {
                 r.ex->responder.send(std::move(resp));
             },
             py::arg("status"), py::arg("headers"), py::arg("body"))
+        // A whole response with trailer fields, in one call (a unary gRPC answer: HEADERS, DATA, trailing
+        // HEADERS). HTTP/2 sends the trailers; HTTP/1.1 drops them (start_stream + send_trailers sends them
+        // in the chunked trailer section).
+        .def(
+            "send_with_trailers",
+            [](NativeResponder& r, int status, py::handle headers, py::bytes body,
+               const std::vector<std::pair<std::string, std::string>>& trailers) {
+                if (r.ex->answered) throw std::runtime_error("this request has already been answered");
+                covet::Response resp = response_from_python(status, headers, std::move(body));
+                for (const auto& [name, value] : trailers) resp.trailer(name, value);  // invalid_argument → ValueError
+                r.ex->answered = true;
+                r.ex->responder.send(std::move(resp));
+            },
+            py::arg("status"), py::arg("headers"), py::arg("body"), py::arg("trailers"))
         .def("start_stream",
              [](NativeResponder& r, int status, const std::vector<std::pair<std::string, std::string>>& headers) {
                  if (r.ex->answered) throw std::runtime_error("this request has already been answered");

@@ -21,7 +21,7 @@ from typing import Any, NoReturn, Optional
 
 from covet import _events
 from covet.exceptions import HTTPException
-from covet.requests import ClientDisconnect, Request
+from covet.requests import ClientDisconnect
 
 from .context import ServicerContext
 from .status import AbortError, StatusCode, encode_message
@@ -79,17 +79,19 @@ class Method:
 class Call:
     """The state of one call: what was sent of the response, the status the method set, the request's messages."""
 
-    __slots__ = ("method", "request", "responder", "metadata", "deadline", "max_send", "context", "code",
-                 "details", "initial_metadata", "trailing_metadata", "headers_sent", "ended", "cancelled",
+    __slots__ = ("method", "path", "client", "responder", "metadata", "deadline", "max_send", "http2", "context",
+                 "code", "details", "initial_metadata", "trailing_metadata", "headers_sent", "ended", "cancelled",
                  "out_encoding", "skip_next_compression", "accepted_encodings", "loop", "loop_thread", "_reader",
-                 "_body", "_pending", "_body_done", "_flow_waiter", "_task", "_native")
+                 "_body", "_pending", "_flow_waiter", "_task", "_native", "_stop", "_reply", "_timer")
 
-    def __init__(self, method: Method, request: Request, responder: Any, metadata: Metadata,
-                 deadline: Optional[float], reader: MessageReader, accepted: str, max_send: Optional[int],
-                 compression: Optional[str]) -> None:
+    def __init__(self, method: Method, path: str, client: Any, body: Any, native: Any, responder: Any,
+                 metadata: Metadata, deadline: Optional[float], reader: MessageReader, accepted: str,
+                 max_send: Optional[int], compression: Any, http2: bool) -> None:
         self.method = method
-        self.request = request
+        self.path = path
+        self.client = client
         self.responder = responder
+        self.http2 = http2
         self.metadata = metadata
         self.deadline = deadline  # time.monotonic() value, or None
         self.max_send = max_send
@@ -106,14 +108,16 @@ class Call:
         if compression is not None:
             self.choose_compression(compression)
         self._reader = reader
-        self._body: Optional[AsyncIterator[bytes]] = None
+        self._body = body  # covet.requests' body source: receive() -> the next chunk (b"" at the end), consumed
         self._pending: collections.deque[bytes] = collections.deque()
-        self._body_done = False
         self.loop = asyncio.get_running_loop()
         self.loop_thread = threading.get_ident()
         self._flow_waiter: Optional[asyncio.Future[None]] = None
         self._task: Optional[asyncio.Task[Any]] = None
-        self._native: Any = getattr(request, "_native", None) or getattr(request, "_probe", None)
+        self._native = native
+        self._stop: Optional[str] = None  # why the method's task was cancelled: "client" or "deadline"
+        self._reply: Optional[bytes] = None  # a unary call's framed reply, sent with the trailers in one go
+        self._timer: Optional[asyncio.TimerHandle] = None  # the deadline's
         self.context = ServicerContext(self)
 
     # -- the response -----------------------------------------------------------------------------------------
@@ -126,18 +130,37 @@ class Call:
             raise RuntimeError("set_compression: the response's headers were already sent with another encoding")
         self.out_encoding = name
 
-    def send_headers(self) -> None:
-        if self.headers_sent:
-            return
-        self.headers_sent = True
+    def _head(self) -> list[tuple[str, str]]:
         fields = [("content-type", "application/grpc"), ("grpc-accept-encoding", ACCEPT_ENCODING)]
         if self.out_encoding is not None:
             fields.append(("grpc-encoding", self.out_encoding))
         fields += self.initial_metadata
-        self.responder.start_stream(200, fields)
+        return fields
+
+    def send_headers(self) -> None:
+        if self.headers_sent:
+            return
+        self.headers_sent = True
+        self.responder.start_stream(200, self._head())
 
     async def write(self, message: Any) -> None:
         """Sends one response message; returns once the engine has room for more (back-pressure)."""
+        data = self._framed(message)
+        self.send_headers()
+        responder = self.responder
+        if responder.write(data) is False:
+            self._gone()
+        flow_state = getattr(responder, "flow_state", None)
+        while flow_state is not None:  # over the engine's send limit: wait for room (or the end)
+            state = flow_state()
+            if state == _FLOW_GO:
+                break
+            if state == _FLOW_CLOSED:
+                self._gone()
+            await asyncio.shield(self._flow_event())
+
+    def _framed(self, message: Any) -> bytes:
+        """`message` serialized, checked against the size limit and framed (compressed if so chosen)."""
         if self.ended:
             raise RuntimeError("the call has ended: no more messages can be sent")
         if self.cancelled:
@@ -151,32 +174,34 @@ class Call:
             raise WireError(StatusCode.RESOURCE_EXHAUSTED,
                             f"a response message of {len(payload)} bytes is larger than the server's limit of "
                             f"{self.max_send} bytes (max_send_message_length)")
-        self.send_headers()
         encoding = self.out_encoding
         if self.skip_next_compression:
             encoding, self.skip_next_compression = None, False
-        responder = self.responder
-        if responder.write(frame(payload, encoding)) is False:
-            self._gone()
-        flow_state = getattr(responder, "flow_state", None)
-        while flow_state is not None:  # over the engine's send limit: wait for room (or the end)
-            state = flow_state()
-            if state == _FLOW_GO:
-                break
-            if state == _FLOW_CLOSED:
-                self._gone()
-            await asyncio.shield(self._flow_event())
+        return frame(payload, encoding)
 
     def finish(self, code: int, details: str) -> None:
-        """Ends the response with the status (and the trailing metadata) in trailers."""
+        """Ends the response with the status (and the trailing metadata) in trailers: with a unary reply in one
+        go (HEADERS, DATA, trailing HEADERS), without any message as Trailers-Only (one HEADERS)."""
         if self.ended:
             return
         self.ended = True
-        self.send_headers()
         trailers = [("grpc-status", str(code))]
         if details:
             trailers.append(("grpc-message", encode_message(details)))
         trailers += self.trailing_metadata
+        responder = self.responder
+        if not self.headers_sent:
+            reply = self._reply if code == 0 else None
+            if reply is None:
+                responder.send(200, self._head() + trailers, b"")  # Trailers-Only
+                return
+            send_with_trailers = getattr(responder, "send_with_trailers", None)
+            if send_with_trailers is not None and self.http2:
+                send_with_trailers(200, self._head(), reply, trailers)
+                return
+            self.send_headers()
+            responder.write(reply)
+        self.send_headers()
         send_trailers = getattr(self.responder, "send_trailers", None)
         if send_trailers is None:  # a responder without trailers (a test double): the body ends there
             self.responder.end()
@@ -229,14 +254,23 @@ class Call:
         self._watch()  # over: cancels the task; else armed again (the event was room to send)
 
     def _client_left(self) -> None:
-        if self.ended or self.cancelled:
+        self._stop_task("client")
+
+    def _stop_task(self, why: str) -> None:
+        """Cancels the method where it waits: the client went away, or the deadline passed."""
+        if self.ended or self._stop is not None:
             return
+        self._stop = why
         self.cancelled = True
         task = self._task
         if task is not None and not task.done():
             task.cancel()
 
     def _unwatch(self) -> None:
+        """The call is over: no more deadline or watch."""
+        timer = self._timer
+        if timer is not None:
+            timer.cancel()
         waiter = self._flow_waiter
         if waiter is not None:
             flow_id = getattr(self.responder, "flow_id", None)
@@ -249,23 +283,18 @@ class Call:
         """The next request message's bytes, None after the last."""
         pending = self._pending
         while not pending:
-            if self._body_done:
-                return None
             body = self._body
-            if body is None:
-                body = self._body = self.request.stream().__aiter__()
+            if body.consumed:
+                return None
             try:
-                chunk = await body.__anext__()
-            except StopAsyncIteration:
-                chunk = b""
+                chunk = await body.receive()
             except (ClientDisconnect, HTTPException):  # gone, or the engine refused the body and answered
                 self.cancelled = True
                 raise CallCancelled() from None
-            if not chunk:
-                self._body_done = True
+            if chunk:
+                pending.extend(self._reader.feed(chunk))
+            if body.consumed:
                 self._reader.finish()
-                continue
-            pending.extend(self._reader.feed(chunk))
         return pending.popleft()
 
     def parse(self, raw: bytes) -> Any:
@@ -313,20 +342,11 @@ class Call:
         details = ""
         self._task = asyncio.current_task()
         self._watch()
+        if self.deadline is not None:
+            loop = self.loop
+            self._timer = loop.call_at(loop.time() + (self.deadline - time.monotonic()), self._stop_task, "deadline")
         try:
-            if self.deadline is None:
-                await self._invoke(executor)
-            else:
-                loop = asyncio.get_running_loop()
-                timeout = asyncio.timeout_at(loop.time() + (self.deadline - time.monotonic()))
-                try:
-                    async with timeout:
-                        await self._invoke(executor)
-                except TimeoutError:
-                    if not timeout.expired():
-                        raise
-                    self.cancelled = True
-                    raise WireError(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
+            await self._invoke(executor)
             code, details = self.code or 0, self.details or ""
         except AbortError as exc:
             code, details = exc.code, exc.details
@@ -337,27 +357,29 @@ class Call:
             return
         except asyncio.CancelledError:
             task = self._task
-            if not self.cancelled or task is None or task.cancelling() != 1:
+            if self._stop is None or task is None or task.cancelling() != 1:
                 self._end_cancelled()
-                raise  # not (only) the client's cancel: the server stops
-            task.uncancel()  # the client went away: the call ends here, the dispatcher's task goes on
-            self._end_cancelled()
-            return
+                raise  # not (only) this call's own cancel: the server stops
+            task.uncancel()  # the call ends here; the dispatcher's task goes on
+            if self._stop == "client":
+                self._end_cancelled()
+                return
+            code, details = int(StatusCode.DEADLINE_EXCEEDED), "Deadline Exceeded"
         except Exception as exc:
             if self.code not in (None, 0):
                 # grpcio's rule: a status set with set_code() stands (grpcio-tools' default servicer methods
                 # set UNIMPLEMENTED, then raise NotImplementedError)
                 code, details = int(self.code or 0), self.details or ""
-                logger.debug("gRPC method %s raised after setting status %d", self.request.url.path, code,
+                logger.debug("gRPC method %s raised after setting status %d", self.path, code,
                              exc_info=True)
             else:
-                logger.exception("gRPC method %s failed", self.request.url.path)
+                logger.exception("gRPC method %s failed", self.path)
                 code, details = int(StatusCode.UNKNOWN), f"Exception calling application: {exc}"
         self._unwatch()
         try:
             self.finish(code, details)
         except Exception:  # the exchange ended under us (the client reset the stream)
-            logger.debug("gRPC call %s: trailers not sent", self.request.url.path, exc_info=True)
+            logger.debug("gRPC call %s: trailers not sent", self.path, exc_info=True)
         self.context._run_callbacks()
 
     def _end_cancelled(self) -> None:
@@ -404,7 +426,10 @@ class Call:
             raise WireError(StatusCode.INTERNAL, "the method returned None instead of a response message")
         if self.code not in (None, 0):
             return  # an error status set with set_code(): grpcio sends no message then
-        await self.write(response)
+        if self.headers_sent:
+            await self.write(response)
+        else:
+            self._reply = self._framed(response)  # sent by finish(), with the trailers
 
     async def _stream_out(self, result: Any, executor: Any) -> None:
         if hasattr(result, "__aiter__"):

@@ -52,7 +52,7 @@ class ServicerContext:
 
     def peer(self) -> str:
         """The client's address as grpcio writes it: ``ipv4:127.0.0.1:50000``, ``ipv6:[::1]:50000``."""
-        client: Any = self._call.request.client
+        client: Any = self._call.client
         if not client:
             return "unknown"
         host, port = client[0], client[1]

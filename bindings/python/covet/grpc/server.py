@@ -15,13 +15,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple, Optional, TypeVar
 
-from covet.requests import Request
+from covet.requests import BufferedBody, Request, StreamedBody
 from covet.responses import Response
 
 from .call import Call, Method
 from .status import StatusCode
 from .typed import rpc_method_handler, split_method_name
-from .wire import MessageReader, Metadata, WireError, incoming_metadata, parse_timeout
+from .wire import MessageReader, Metadata, WireError, parse_timeout, read_head
 
 __all__ = ["GrpcServer", "server", "HandlerCallDetails"]
 
@@ -117,8 +117,10 @@ class GrpcServer:
             return
         self._routed.add(key)
         path = f"/{service_name}/{{grpc_method}}" if service_name else "/{grpc_service}/{grpc_method}"
-        self.app.add_api_route(path, self._endpoint, methods=["POST"], include_in_schema=False,
-                               response_model=None)
+        route = self.app.add_api_route(path, self._endpoint, methods=["POST"], include_in_schema=False,
+                                       response_model=None)
+        if route is not None:
+            route.raw = self.serve_native  # the dispatcher's short way, where no HTTP middleware wraps the route
 
     # -- grpc.aio.Server's lifetime API: the app's server runs the calls -------------------------------------
     def add_insecure_port(self, address: str) -> int:
@@ -170,40 +172,45 @@ class GrpcServer:
         return Method(handler) if handler is not None else None
 
     async def _endpoint(self, request: Request) -> Response:
+        """The route's endpoint, where HTTP middleware wraps the route (else the dispatcher runs `serve_native`)."""
         return GrpcResponse(self, request)
 
-    async def serve(self, request: Request, responder: Any, executor: Any) -> None:
-        """Runs the call `request` asks for and answers it on `responder`."""
-        content_type = request.headers.get("content-type", "")
+    async def serve_native(self, native: Any, responder: Any, executor: Any) -> None:
+        """Runs the call straight from the engine's request (the route's ``raw`` pipeline: no Request object)."""
+        body = StreamedBody(native) if getattr(native, "streaming", False) else BufferedBody(native.body)
+        await self.serve(native.headers, native.path, native.client, body, native, responder, executor,
+                         native.http_version == "2")
+
+    async def serve(self, headers: list[tuple[str, str]], path: str, client: Any, body: Any, native: Any,
+                    responder: Any, executor: Any, http2: bool) -> None:
+        """Runs the call the request asks for and answers it on `responder`. `body` has `receive()` (the next
+        chunk, b"" at the end) and `consumed` (covet.requests' body sources); `native` is the engine's request
+        (None: no disconnect watch)."""
+        head = read_head(headers)
+        content_type = head.content_type
         if not content_type.startswith("application/grpc") or content_type.startswith("application/grpc-web"):
             responder.send(415, [("content-type", "text/plain; charset=utf-8")],
                            b"gRPC requests need content-type application/grpc (HTTP/2)\n")
             return
-        headers = request.headers
-        path = request.url.path
-        accepted = headers.get("grpc-accept-encoding", "").replace(" ", "")
-        encoding = headers.get("grpc-encoding")
-        if encoding == "identity":
-            encoding = None
-        reader = MessageReader(self.max_receive_message_length, encoding)
         try:
-            metadata = incoming_metadata(list(headers.items()))
-            timeout = headers.get("grpc-timeout")
-            deadline = time.monotonic() + parse_timeout(timeout) if timeout else None
-            method = await self.lookup(path, metadata)
+            if head.error is not None:
+                raise head.error
+            deadline = time.monotonic() + parse_timeout(head.timeout) if head.timeout else None
+            method = await self.lookup(path, head.metadata)
         except WireError as exc:
             _trailers_only(responder, int(exc.code), str(exc))
             return
         if method is None:
             _trailers_only(responder, int(StatusCode.UNIMPLEMENTED), f"Method not found: {path}")
             return
-        call = Call(method, request, responder, metadata, deadline, reader, accepted,
-                    self.max_send_message_length, self.compression)
+        reader = MessageReader(self.max_receive_message_length, head.encoding)
+        call = Call(method, path, client, body, native, responder, head.metadata, deadline, reader, head.accepted,
+                    self.max_send_message_length, self.compression, http2)
         await call.run(executor)
 
 
 class GrpcResponse(Response):
-    """The route's response: its `_send` runs the call (headers, messages and trailers go out as produced)."""
+    """The route's response where HTTP middleware wraps it: its `_send` runs the call."""
 
     _streams = True
 
@@ -213,7 +220,29 @@ class GrpcResponse(Response):
         self._request = request
 
     async def _send(self, responder: Any, executor: Any) -> None:
-        await self._server.serve(self._request, responder, executor)
+        request = self._request
+        native = getattr(request, "_native", None) or getattr(request, "_probe", None)
+        await self._server.serve(list(request.headers.items()), request.url.path, request.client,
+                                 _StreamSource(request), native, responder, executor, request.http_version == "2")
+
+
+class _StreamSource:
+    """`Request.stream()` as a body source (`receive`, `consumed`): what middleware left of the body."""
+
+    __slots__ = ("_chunks", "consumed")
+
+    def __init__(self, request: Request) -> None:
+        self._chunks = request.stream().__aiter__()
+        self.consumed = False
+
+    async def receive(self) -> bytes:
+        try:
+            chunk: bytes = await self._chunks.__anext__()
+        except StopAsyncIteration:
+            chunk = b""
+        if not chunk:
+            self.consumed = True
+        return chunk
 
 
 def _async_terminal(find: Callable[[Any], Any]) -> Callable[[Any], Any]:

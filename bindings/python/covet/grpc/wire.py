@@ -16,7 +16,7 @@ from typing import Any, NamedTuple, Optional, Union
 
 from .status import StatusCode
 
-__all__ = ["Metadatum", "Metadata", "MessageReader", "WireError", "frame", "parse_timeout", "incoming_metadata",
+__all__ = ["Metadatum", "Metadata", "MessageReader", "WireError", "Head", "frame", "parse_timeout", "read_head",
            "outgoing_metadata", "CODECS", "ACCEPT_ENCODING", "RESERVED_HEADERS"]
 
 
@@ -147,21 +147,45 @@ RESERVED_HEADERS = frozenset({"content-type", "te", "grpc-timeout", "grpc-encodi
                               "grpc-message"})
 
 
-def incoming_metadata(headers: list[tuple[str, str]]) -> Metadata:
-    """The call's metadata from the request's header fields (``-bin`` values base64-decoded, padded or not)."""
+class Head(NamedTuple):
+    """What the call needs of the request's header fields, read in one pass."""
+
+    content_type: str
+    timeout: Optional[str]
+    encoding: Optional[str]  # grpc-encoding (None: identity)
+    accepted: str  # grpc-accept-encoding, without spaces
+    metadata: Metadata
+    error: Optional[WireError]  # a metadata value that is not valid base64
+
+
+def read_head(headers: list[tuple[str, str]]) -> Head:
+    """The call's head from the request's header fields: the protocol's own, and the metadata (``-bin`` values
+    base64-decoded, padded or not)."""
+    content_type = ""
+    timeout = encoding = None
+    accepted = ""
     entries: list[Metadatum] = []
+    error = None
     for name, value in headers:
         key = name.lower()
         if key in RESERVED_HEADERS or key.startswith(":"):
+            if key == "content-type":
+                content_type = value
+            elif key == "grpc-timeout":
+                timeout = value
+            elif key == "grpc-encoding":
+                encoding = None if value == "identity" else value
+            elif key == "grpc-accept-encoding":
+                accepted = value.replace(" ", "")
             continue
         if key.endswith("-bin"):
             try:
                 entries.append(Metadatum(key, base64.b64decode(value + "=" * (-len(value) % 4))))
             except (binascii.Error, ValueError):
-                raise WireError(StatusCode.INTERNAL, f"metadata {key!r} is not valid base64") from None
+                error = WireError(StatusCode.INTERNAL, f"metadata {key!r} is not valid base64")
         else:
             entries.append(Metadatum(key, value))
-    return tuple(entries)
+    return Head(content_type, timeout, encoding, accepted, tuple(entries), error)
 
 
 def outgoing_metadata(metadata: Any) -> list[tuple[str, str]]:

@@ -261,7 +261,8 @@ class Dispatcher(EngineDriver):
         self._router_chains: dict[int, CallNext] = {}  # id(route) -> its routers' middleware chain
         self._eager = self._eager_starts(app, targets, loop)
         # Each route id's pipeline: `_handle`, or for a route with a time limit `_handle_timed` around it.
-        self._pipelines = [self._handle if route.timeout is None else self._handle_timed for route in targets]
+        self._pipelines = [self._handle_raw if route.raw is not None and self._bare_pipeline(route)
+                           else self._handle if route.timeout is None else self._handle_timed for route in targets]
         # Routes whose whole pipeline is the handler and its rendering (decided once, here): `_handle` calls
         # them directly, without `_route_response`'s coroutine and checks.
         self._direct = frozenset(route for route in targets if self._direct_route(route))
@@ -449,6 +450,17 @@ class Dispatcher(EngineDriver):
         detail = f"the request took longer than this route's time limit of {route.timeout:g} s"
         self._send_whole(route, responder, (503, [*JSON_HEADERS, ("retry-after", "1")],
                                             json.dumps({"detail": detail}).encode()))
+
+    async def _handle_raw(self, route: Route, native: Any, responder: Responder) -> None:
+        """A route whose `raw` answers from the engine's request itself (covet.grpc): no Request, parameters,
+        rendering. What it raises is logged and answered 500 if nothing was sent yet."""
+        assert route.raw is not None
+        try:
+            await route.raw(native, responder, self.executor)
+        except Exception:
+            logger.exception("%s failed", route.describe())
+            if not responder.answered:
+                self._send_fallback_500(responder)
 
     async def _handle(self, route: Route, native: Any, responder: Responder) -> None:
         request: Optional[Request] = None
