@@ -126,17 +126,46 @@ bool App::upgrade(Request& request, Upgrade& upgrade) {
     return true;
 }
 
+namespace {
+
+// A gRPC request (application/grpc, +proto, ...; gRPC-Web is answered as plain HTTP).
+bool is_grpc(const Request& request) noexcept {
+    const std::string_view type = request.header("content-type").value_or("");
+    return type.starts_with("application/grpc") && !type.starts_with("application/grpc-web");
+}
+
+// What a gRPC client gets for a method no route serves: the status UNIMPLEMENTED, Trailers-Only (gRPC's
+// answer to an unknown service; an HTTP 404 is read the same way by clients, with a less useful message).
+Response grpc_unimplemented(const Request& request) {
+    Response r(200);
+    r.set_content_type("application/grpc");
+    r.add_prechecked_header("grpc-status", "12");
+    std::string message = "Method not found: ";
+    for (const char c : request.path()) {  // grpc-message is percent-encoded
+        const auto u = static_cast<unsigned char>(c);
+        if (u >= 0x20 && u <= 0x7E && c != '%') {
+            message += c;
+        } else {
+            static constexpr char hex[] = "0123456789ABCDEF";
+            message += '%';
+            message += hex[u >> 4];
+            message += hex[u & 0xF];
+        }
+    }
+    r.add_prechecked_header("grpc-message", message);
+    return r;
+}
+
+}  // namespace
+
 bool App::stream_body(Request& request) {
     const auto match = router_.match(request.method(), request.path(), request.params());
     request.params().clear();  // dispatch() matches again
     if (match.status == Router<RouteTarget>::Status::found) return static_cast<bool>(match.handler->streaming);
-    // A request no route takes (404, 405) is dispatched at once too: its answer needs none of the body, and a
-    // client that waits for the answer before it sends more (a gRPC stream to an unknown service) gets it now
-    // instead of a 408 once the body stalls; the protocol discards the rest. A declared length over the server's
-    // limit is still refused with 413 before any routing, as for every request.
-    const std::optional<std::uint64_t> declared =
-        http::parse_content_length(request.header("content-length").value_or(""));
-    return !declared || *declared <= config_.limits.max_body_bytes;
+    // A gRPC call no route takes is dispatched at once (answered UNIMPLEMENTED): its client waits for the answer
+    // before it sends more, and would get a 408 once its body stalls. Other requests keep being read whole first,
+    // so that a protocol error in the rest of the body is still seen (h2spec 8.1).
+    return is_grpc(request);
 }
 
 App& App::use(std::unique_ptr<Middleware> middleware) {
@@ -202,6 +231,10 @@ void App::dispatch(Request& request, ExchangeState* state, Responder responder) 
 
     const auto match = router_.match(request.method(), request.path(), request.params());
     using Status = Router<RouteTarget>::Status;
+    if (match.status != Status::found && is_grpc(request)) {
+        responder.send(grpc_unimplemented(request));
+        return;
+    }
     if (match.status == Status::not_found) {
         responder.send(error_response(404, json_errors_));
         return;

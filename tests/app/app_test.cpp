@@ -184,21 +184,19 @@ TEST_F(AppTest, AnswersNotFoundAndMethodNotAllowed) {
     EXPECT_EQ(body_of(r[0]), "404 Not Found\n");
 }
 
-// A request no route takes needs none of its body to be answered: it is answered at once, while the body is still
-// open (a client that waits for the answer before it sends more, as a gRPC stream to an unknown service does,
-// would otherwise get a 408 once the body stalls), and a large declared body is never read.
-TEST_F(AppTest, RequestNoRouteTakesIsAnsweredWithoutWaitingForItsBody) {
+// A gRPC call to a method no route serves is answered UNIMPLEMENTED at once, while its body is still open (its
+// client waits for the answer before it sends more, and would otherwise get a 408 once the body stalls).
+TEST_F(AppTest, GrpcCallNoRouteTakesIsUnimplementedWithoutWaitingForItsBody) {
     start();
-    Client chunked(app_.port());
-    chunked.send("POST /nope HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
-    auto r = chunked.responses(1);
+    Client c(app_.port());
+    c.send(
+        "POST /pkg.Unknown/Call HTTP/1.1\r\nHost: t\r\nContent-Type: application/grpc\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n6\r\n\0\0\0\0\1x\r\n");
+    auto r = c.responses(1);
     ASSERT_EQ(r.size(), 1u);
-    EXPECT_EQ(status_of(r[0]), "HTTP/1.1 404 Not Found");
-    Client declared(app_.port());
-    declared.send("PUT /plaintext HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n");
-    r = declared.responses(1);
-    ASSERT_EQ(r.size(), 1u);
-    EXPECT_EQ(status_of(r[0]), "HTTP/1.1 405 Method Not Allowed");
+    EXPECT_EQ(status_of(r[0]), "HTTP/1.1 200 OK");
+    EXPECT_NE(r[0].find("grpc-status: 12\r\n"), std::string::npos) << r[0];
+    EXPECT_NE(r[0].find("grpc-message: Method not found: /pkg.Unknown/Call\r\n"), std::string::npos) << r[0];
     Client after(app_.port());  // the server goes on
     after.send(get("/plaintext"));
     r = after.responses(1);

@@ -280,16 +280,20 @@ def test_a_stalled_http2_body_with_no_response_started_gets_408(hosted: Any) -> 
     assert hosted.rec.get("whole-gone", timeout=5) is True
 
 
-def test_a_path_no_route_takes_is_answered_404_while_its_http2_body_is_open(native_app: Any) -> None:
-    """A stream to a path no route takes (a gRPC client calling an unknown service, which waits for the answer
-    before it sends more) is answered 404 at once, not 408 once its body stalls; the connection goes on."""
+def test_a_grpc_call_no_route_takes_is_unimplemented_while_its_http2_body_is_open(native_app: Any) -> None:
+    """A gRPC stream to a method no route serves (its client waits for the answer before it sends more) is answered
+    with grpc-status 12 at once, not 408 once its body stalls; the connection goes on."""
     client = H2Client(native_app.port)
     try:
-        sid = client.post("/no-such-route")
+        sid: int = client.conn.get_next_available_stream_id()
+        client.conn.send_headers(sid, [(":method", "POST"), (":path", "/no.Such/Service"), (":scheme", "http"),
+                                       (":authority", "localhost"), ("content-type", "application/grpc")])
         client.conn.send_data(sid, b"\x00\x00\x00\x00\x01x", end_stream=False)
         client.flush()
         client.pump(lambda: sid in client.headers, timeout=1)  # the body timeouts here are 0.3-0.6 s
-        assert client.headers[sid][":status"] == "404"
+        assert client.headers[sid][":status"] == "200"
+        assert client.headers[sid]["grpc-status"] == "12"
+        assert client.headers[sid]["grpc-message"] == "Method not found: /no.Such/Service"
         client.pump(lambda: sid in client.ended)
         after = client.post("/echo")
         client.conn.send_data(after, b"again", end_stream=True)

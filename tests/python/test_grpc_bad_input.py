@@ -435,12 +435,12 @@ def test_a_deadline_ends_a_sleeping_handler(served: Served, client: GrpcH2Client
     assert_still_serving(served.port, client)
 
 
-def test_an_unknown_service_is_http_404(served: Served, client: GrpcH2Client) -> None:
-    """No route serves /test.Nope/...: the app's 404, which gRPC clients read as UNIMPLEMENTED (the gRPC spec's
-    HTTP-to-gRPC status mapping, doc/http-grpc-status-mapping.md) -- checked here with grpcio's own client too."""
+def test_an_unknown_service_is_unimplemented(served: Served, client: GrpcH2Client) -> None:
+    """No route serves /test.Nope/...: the engine answers the gRPC call itself with UNIMPLEMENTED (Trailers-Only)
+    -- checked here with grpcio's own client too."""
     reply = client.call("/test.Nope/Echo", frame(text("ping")))
-    assert reply.http_status == 404, reply.describe()
-    assert reply.grpc_status is None, reply.describe()
+    assert reply.http_status == 200, reply.describe()
+    assert reply.grpc_status == 12, reply.describe()
     assert_still_serving(served.port, client)
 
     with grpc.insecure_channel(f"127.0.0.1:{served.port}") as channel:
@@ -450,14 +450,14 @@ def test_an_unknown_service_is_http_404(served: Served, client: GrpcH2Client) ->
     assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED, raised.value
 
 
-def test_an_unknown_service_is_http_404_while_the_request_is_still_open(served: Served,
-                                                                        client: GrpcH2Client) -> None:
-    """A streaming client may send its first message and wait for answers before it sends more: the 404 comes
-    at once (not when the stalled body times out), and the connection goes on."""
+def test_an_unknown_service_is_unimplemented_while_the_request_is_still_open(served: Served,
+                                                                              client: GrpcH2Client) -> None:
+    """A streaming client may send its first message and wait for answers before it sends more: the answer comes
+    at once (not a 408 when the stalled body times out), and the connection goes on."""
     stream_id = client.open("/test.Nope/Chat")
     client.send(stream_id, frame(text("hello")))
     reply = client.wait(stream_id, timeout=3)
-    assert reply.http_status == 404, reply.describe()
+    assert reply.grpc_status == 12, reply.describe()
     client.close_stream(stream_id)
     assert_still_serving(served.port, client)
 
