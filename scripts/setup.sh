@@ -10,6 +10,7 @@ packages=(build-essential cmake ninja-build pkg-config git curl
           nghttp2-client
           clang libclang-rt-dev  # libFuzzer targets (tests/fuzz, scripts/fuzz.sh): clang's fuzzer and sanitizer runtimes
           libgtest-dev libgmock-dev googletest
+          libprotobuf-dev protobuf-compiler  # the C++ gRPC interop server (tests/grpc): its protobuf messages
           python3 python3-venv python3-dev
           postgresql redis-server  # throwaway servers for tests/python/test_real_drivers.py (scripts/services.sh)
           prometheus)  # promtool (tests/deploy) and a real Prometheus server (tests/python/test_prometheus.py)

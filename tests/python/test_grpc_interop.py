@@ -1,8 +1,12 @@
 """gRPC (issue 20): the gRPC project's own interop test client (grpc-go's interop/client, built from the Go module
-proxy by scripts/build-grpc-interop.sh) against grpc.testing.TestService written for grpcio and served by
-covet.grpc under `covet run` (tests/python/grpc_interop/service.py): the async and the sync servicer, over h2c
-and TLS, on the engine's modes and backends. The Python stubs are generated here by grpcio-tools from the
-descriptors grpc-go compiled in (no copy of the protos in this repo).
+proxy by scripts/build-grpc-interop.sh) against grpc.testing.TestService
+- written for grpcio and served by covet.grpc under `covet run` (tests/python/grpc_interop/service.py): the async
+  and the sync servicer;
+- written in C++ on covet::grpc (tests/grpc/interop_server.cpp, built by CMake into build/tests; COVET_GRPC_
+  INTEROP_SERVER names another build);
+over h2c and TLS, on the engine's modes and backends. The Python stubs are generated here by grpcio-tools, the
+C++ messages by protoc (tests/grpc/generate_interop.sh), both from the descriptors grpc-go compiled in (no copy
+of the protos in this repo).
 
 grpc-go's client has no compression test cases ("Unsupported test case"): tests/python/test_grpc.py covers
 message compression with grpcio's client.
@@ -10,6 +14,7 @@ message compression with grpcio's client.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -28,9 +33,11 @@ CASES = ["empty_unary", "large_unary", "client_streaming", "server_streaming", "
          "status_code_and_message", "special_status_message", "custom_metadata", "unimplemented_method",
          "unimplemented_service"]
 
-# (servicer, transport, native I/O threads, backend)
+# (servicer, transport, native I/O threads, backend); "cpp": tests/grpc/interop_server.cpp
 SERVERS = [("async", "h2c", 0, "uring"), ("sync", "h2c", 0, "uring"), ("async", "tls", 1, "uring"),
-           ("async", "h2c", 1, "asio"), ("sync", "tls", 1, "asio")]
+           ("async", "h2c", 1, "asio"), ("sync", "tls", 1, "asio"), ("cpp", "h2c", 1, "uring"),
+           ("cpp", "tls", 2, "asio"), ("cpp", "h2c", 2, "asio")]
+CPP_SERVER = Path(os.environ.get("COVET_GRPC_INTEROP_SERVER") or ROOT / "build" / "tests" / "grpc_interop_server")
 
 
 @pytest.fixture(scope="module")
@@ -56,12 +63,22 @@ def interop(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def server(request: pytest.FixtureRequest, interop: dict[str, Path]) -> Iterator[dict[str, Any]]:
     servicer, transport, threads, backend = request.param
     port = free_port()
-    command = [PYTHON, "-m", "covet", "run", "service:app", "--port", str(port), "--threads", str(threads),
-               "--http2"]
+    if servicer == "cpp":
+        if not os.access(CPP_SERVER, os.X_OK):
+            message = (f"the C++ interop server is not built at {CPP_SERVER} (CMake builds it with libprotobuf-dev, "
+                       "protobuf-compiler and Go; or set COVET_GRPC_INTEROP_SERVER)")
+            if os.environ.get("COVET_REQUIRE_NATIVE"):
+                pytest.fail(message)
+            pytest.skip(message)
+        command = [str(CPP_SERVER), str(port), "--threads", str(threads)]
+    else:
+        command = [PYTHON, "-m", "covet", "run", "service:app", "--port", str(port), "--threads", str(threads),
+                   "--http2"]
     client_flags: list[str] = []
     if transport == "tls":
         cert, key = self_signed_cert(interop["work"], "DNS:localhost")
-        command += ["--ssl-certfile", str(cert), "--ssl-keyfile", str(key)]
+        command += (["--tls-cert", str(cert), "--tls-key", str(key)] if servicer == "cpp"
+                    else ["--ssl-certfile", str(cert), "--ssl-keyfile", str(key)])
         client_flags = ["--use_tls", "--use_test_ca", f"--ca_file={cert}", "--server_host_override=localhost"]
     env = {"PYTHONPATH": f"{interop['generated']}:{HERE / 'grpc_interop'}", "COVET_BACKEND": backend,
            "COVET_INTEROP_SYNC": "1" if servicer == "sync" else "0"}

@@ -1,0 +1,135 @@
+// One gRPC call on the server: the request's method, metadata and deadline; its messages as they arrive;
+// the reply's metadata, messages (with back-pressure) and status.
+//
+// Threads: the call is made, and its on_message / on_end / on_cancel / on_ready callbacks run, on the
+// connection's thread. write(), finish() and the metadata setters may be called from any thread, one thread at
+// a time (one producer, as grpc's ServerWriter). Callbacks must not throw. The call keeps itself alive until it is
+// finished or cancelled: callbacks receive it and need not capture it (capturing its shared_ptr in its own callbacks
+// would keep it forever). A call whose method never finishes it is cancelled when the client goes away; the client
+// decides how long it waits (its deadline).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "covet/grpc/status.hpp"
+#include "covet/grpc/wire.hpp"
+#include "covet/http/body_stream.hpp"
+#include "covet/http/exchange.hpp"
+#include "covet/http/request.hpp"
+#include "covet/io/loop.hpp"
+
+namespace covet::grpc {
+
+// One metadata entry: the key lower-case; a "-bin" key's value is the decoded bytes.
+struct Metadatum {
+    std::string key;
+    std::string value;
+};
+
+struct CallLimits {
+    std::size_t max_receive_message_bytes = std::size_t{4} * 1024 * 1024;  // grpcio's and grpc-go's default
+    std::size_t max_send_message_bytes = SIZE_MAX;
+    std::size_t send_buffer_bytes = std::size_t{1024} * 1024;  // write() past this: ready() is false
+};
+
+class ServerCall : public std::enable_shared_from_this<ServerCall> {
+    struct Token {};
+
+public:
+    // What covet::grpc::Service does for each request (on the connection's thread): the call, or null when the
+    // request is not one (a content-type other than application/grpc: answered 415; malformed grpc-timeout or
+    // binary metadata: answered with INTERNAL).
+    static std::shared_ptr<ServerCall> accept(Request& request, Responder responder, const CallLimits& limits);
+    ServerCall(Token, Responder responder, const CallLimits& limits);
+    ~ServerCall();
+    ServerCall(const ServerCall&) = delete;
+    ServerCall& operator=(const ServerCall&) = delete;
+
+    // -- the request ------------------------------------------------------------------------------------------
+    std::string_view method() const noexcept { return method_; }  // "/package.Service/Method"
+    const std::vector<Metadatum>& metadata() const noexcept { return metadata_; }
+    std::optional<std::string_view> metadata(std::string_view key) const noexcept;
+    // From grpc-timeout. The client resets the stream when it passes, which cancels the call (on_cancel).
+    std::optional<io::Clock::time_point> deadline() const noexcept { return deadline_; }
+    std::string_view peer_address() const noexcept { return peer_; }
+
+    // -- receiving: set before the method returns (messages are delivered once it has), on that thread ---------
+    void on_message(std::function<void(ServerCall&, std::string_view message)> callback) {
+        on_message_ = std::move(callback);
+    }
+    // The client sent its last message (half-close).
+    void on_end(std::function<void(ServerCall&)> callback) { on_end_ = std::move(callback); }
+    // The client went away or reset the stream (also when its deadline passed) before the call finished.
+    void on_cancel(std::function<void(ServerCall&)> callback) { on_cancel_ = std::move(callback); }
+
+    // -- the reply (any thread) ---------------------------------------------------------------------------------
+    // Before the first write (or finish): headers of the reply; a "-bin" key's value is sent base64-encoded.
+    // Throws std::invalid_argument for a key that is not a lower-case token, or a text value with CR, LF, NUL.
+    void add_initial_metadata(std::string_view key, std::string_view value);
+    void add_trailing_metadata(std::string_view key, std::string_view value);
+    // Sends one message; false once the call is over (finished, cancelled) or when the message is over the send
+    // limit (the call then finishes with RESOURCE_EXHAUSTED).
+    bool write(std::string_view message);
+    // False while more than CallLimits::send_buffer_bytes are unsent: stop writing until on_ready runs.
+    bool ready() const noexcept;
+    // Runs `callback` once, when the unsent bytes have fallen to half the limit or the call ended (at once,
+    // on this thread, when that is so already; else on the connection's thread).
+    void on_ready(std::function<void(ServerCall&)> callback);
+    // Ends the call with `status` and the trailing metadata. Once; later calls are ignored.
+    void finish(const Status& status);
+    // A unary reply: `message` and then `status`, in one go (HEADERS, DATA, trailing HEADERS); an error
+    // status sends no message.
+    void finish_with_message(std::string_view message, const Status& status);
+    bool finished() const;
+    bool cancelled() const;
+
+    // (covet::grpc::Service) delivers the request's messages: its whole body now, or a streamed one as it comes.
+    void start_reading(Request& request, RequestBody body);
+
+private:
+    friend class CallBody;
+    enum State : std::uint8_t { open_state, finished_state, cancelled_state };
+    void receive(std::string_view chunk);  // the connection's thread, from here on
+    void receive_end();
+    void receive_failed();
+    void fail(const char* what) noexcept;
+    void flow_event(bool closed);  // posted to the loop by the flow's notify: outside the protocol's callbacks
+    void cancel_now();
+    void start_stream();
+    Fields trailers(const Status& status) const;
+    bool claim_end() noexcept;  // open -> finished, once
+    void release_self();
+    void after_callback();
+
+    std::string method_;
+    std::vector<Metadatum> metadata_;
+    std::optional<io::Clock::time_point> deadline_;
+    std::string peer_;
+    CallLimits limits_;
+    std::unique_ptr<MessageReader> reader_;
+    RequestBody body_;
+    bool reading_ = true;
+    std::shared_ptr<ServerCall> self_;  // alive until finished or cancelled, whoever else holds it
+
+    std::function<void(ServerCall&, std::string_view)> on_message_;
+    std::function<void(ServerCall&)> on_end_;
+    std::function<void(ServerCall&)> on_cancel_;
+    std::function<void(ServerCall&)> on_ready_;
+
+    std::atomic<State> state_{open_state};
+    Responder responder_;
+    StreamWriter stream_;
+    std::shared_ptr<StreamFlow> flow_;
+    Fields initial_;
+    Fields trailing_;
+};
+
+}  // namespace covet::grpc

@@ -1,0 +1,318 @@
+// One gRPC call on the server: see covet/grpc/call.hpp.
+#include "covet/grpc/call.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "covet/http/ascii.hpp"
+#include "covet/net/worker_context.hpp"
+
+namespace covet::grpc {
+
+namespace {
+
+constexpr std::string_view accept_encoding = "identity,deflate,gzip";
+
+// Header fields that are the protocol's, not the call's metadata (grpcio and grpc-go leave user-agent in).
+bool reserved(std::string_view key) noexcept {
+    return key.empty() || key.front() == ':' || key == "content-type" || key == "te" || key == "grpc-timeout" ||
+           key == "grpc-encoding" || key == "grpc-accept-encoding" || key == "content-length" || key == "host" ||
+           key == "connection" || key == "transfer-encoding";
+}
+
+bool ends_with_bin(std::string_view key) noexcept { return key.size() > 4 && key.substr(key.size() - 4) == "-bin"; }
+
+void add_metadata(Fields& fields, std::string_view key, std::string_view value, const char* kind) {
+    for (const char c : key)
+        if (c >= 'A' && c <= 'Z')
+            throw std::invalid_argument(std::string("covet::grpc: metadata key \"") + std::string(key) +
+                                        "\" must be lower-case");
+    if (key.starts_with("grpc-") && key != "grpc-status-details-bin")
+        throw std::invalid_argument(std::string("covet::grpc: metadata key \"") + std::string(key) +
+                                    "\" is reserved by gRPC; choose another name");
+    if (ends_with_bin(key))
+        fields.add(key, base64_encode(value), kind);
+    else
+        fields.add(key, value, kind);
+}
+
+// The connection's thread hands the request's streamed body to the call.
+}  // namespace
+
+class CallBody final : public BodyReader {
+public:
+    explicit CallBody(std::weak_ptr<ServerCall> call) : call_(std::move(call)) {}
+    void on_data(std::string_view chunk) noexcept override {
+        if (auto call = call_.lock()) {
+            try {
+                call->receive(chunk);
+            } catch (const std::exception& e) {
+                call->fail(e.what());
+            }
+        }
+    }
+    void on_end() noexcept override {
+        if (auto call = call_.lock()) {
+            try {
+                call->receive_end();
+            } catch (const std::exception& e) {
+                call->fail(e.what());
+            }
+        }
+    }
+    void on_error(int /*status*/, std::string_view /*reason*/) noexcept override {
+        if (auto call = call_.lock()) call->receive_failed();
+    }
+
+private:
+    std::weak_ptr<ServerCall> call_;
+};
+
+ServerCall::ServerCall(Token /*token*/, Responder responder, const CallLimits& limits)
+    : limits_(limits), responder_(std::move(responder)) {}
+
+ServerCall::~ServerCall() = default;  // an unanswered Responder answers 500; a started stream ends
+
+std::shared_ptr<ServerCall> ServerCall::accept(Request& request, Responder responder, const CallLimits& limits) {
+    const std::string_view content_type = request.header("content-type").value_or("");
+    if (!content_type.starts_with("application/grpc") || content_type.starts_with("application/grpc-web")) {
+        responder.send(Response::text("gRPC requests need content-type application/grpc (HTTP/2)\n", 415));
+        return nullptr;
+    }
+    auto call = std::make_shared<ServerCall>(Token{}, std::move(responder), limits);
+    call->method_.assign(request.path());
+    call->peer_ = std::string(request.client_address()) + ":" + std::to_string(request.client_port());
+    std::string_view encoding;
+    Status refusal;
+    for (const Header& h : request.headers()) {
+        std::string key(h.name);
+        std::transform(key.begin(), key.end(), key.begin(), [](char c) { return ascii_lower(c); });
+        if (reserved(key)) {
+            if (key == "grpc-timeout") {
+                const auto timeout = parse_timeout(h.value);
+                if (!timeout)
+                    refusal = {StatusCode::internal, "malformed grpc-timeout \"" + std::string(h.value) +
+                                                         "\" (expected up to 8 digits and one of H, M, S, m, u, n)"};
+                else
+                    call->deadline_ = request.received_at() + std::chrono::duration_cast<io::Clock::duration>(*timeout);
+            } else if (key == "grpc-encoding") {
+                encoding = h.value;
+            }
+            continue;
+        }
+        Metadatum entry{std::move(key), {}};
+        if (ends_with_bin(entry.key)) {
+            if (!base64_decode(h.value, entry.value))
+                refusal = {StatusCode::internal, "metadata \"" + entry.key + "\" is not valid base64"};
+        } else {
+            entry.value.assign(h.value);
+        }
+        call->metadata_.push_back(std::move(entry));
+    }
+    if (!refusal.ok()) {
+        call->finish(refusal);
+        return nullptr;
+    }
+    call->reader_ = std::make_unique<MessageReader>(limits.max_receive_message_bytes, encoding);
+    call->self_ = call;
+    // The exchange's flow: room to send again, and its end (the client went away, reset the stream). The
+    // protocol runs `notify` inside its own callbacks: the call hears of it on the loop's next turn instead.
+    io::Loop* loop = net::WorkerContext::current().loop;
+    call->flow_ = std::make_shared<StreamFlow>(limits.send_buffer_bytes,
+                                               [weak = std::weak_ptr<ServerCall>(call), loop](StreamFlow& flow) {
+                                                   const bool closed = !flow.is_open();
+                                                   if (loop == nullptr) return;
+                                                   loop->post([weak, closed] {
+                                                       if (auto c = weak.lock()) c->flow_event(closed);
+                                                   });
+                                               });
+    call->responder_.watch(call->flow_);
+    call->flow_->arm_close();
+    return call;
+}
+
+std::optional<std::string_view> ServerCall::metadata(std::string_view key) const noexcept {
+    for (const Metadatum& m : metadata_)
+        if (m.key == key) return m.value;
+    return std::nullopt;
+}
+
+void ServerCall::add_initial_metadata(std::string_view key, std::string_view value) {
+    if (stream_ || state_.load() != open_state)
+        throw std::logic_error("covet::grpc: initial metadata must come before the first write");
+    add_metadata(initial_, key, value, "metadata");
+}
+
+void ServerCall::add_trailing_metadata(std::string_view key, std::string_view value) {
+    add_metadata(trailing_, key, value, "metadata");
+}
+
+void ServerCall::start_stream() {
+    Response head(200);
+    head.set_content_type("application/grpc");
+    head.add_prechecked_header("grpc-accept-encoding", accept_encoding);
+    head.add_prechecked_headers(initial_);
+    stream_ = responder_.stream(std::move(head), flow_);
+}
+
+bool ServerCall::write(std::string_view message) {
+    if (state_.load() != open_state) return false;
+    if (message.size() > limits_.max_send_message_bytes) {
+        finish(
+            {StatusCode::resource_exhausted, "a reply message of " + std::to_string(message.size()) +
+                                                 " bytes is larger than the server's limit (max_send_message_bytes)"});
+        return false;
+    }
+    if (!stream_) start_stream();
+    stream_.write(frame_message(message));
+    return true;
+}
+
+bool ServerCall::ready() const noexcept { return !flow_ || !flow_->over_limit(); }
+
+void ServerCall::on_ready(std::function<void(ServerCall&)> callback) {
+    on_ready_ = std::move(callback);
+    if (state_.load() == open_state && flow_ && flow_->arm()) return;  // flow_event runs it when there is room
+    if (auto run = std::exchange(on_ready_, nullptr)) run(*this);
+}
+
+Fields ServerCall::trailers(const Status& status) const {
+    Fields fields;
+    fields.add_prechecked("grpc-status", std::to_string(static_cast<int>(status.code)));
+    if (!status.message.empty()) fields.add_prechecked("grpc-message", encode_status_message(status.message));
+    fields.append(trailing_);
+    return fields;
+}
+
+bool ServerCall::claim_end() noexcept {
+    State expected = open_state;
+    return state_.compare_exchange_strong(expected, finished_state);
+}
+
+void ServerCall::finish(const Status& status) {
+    if (!claim_end()) return;
+    if (stream_) {
+        stream_.end(trailers(status));
+    } else {  // Trailers-Only: one HEADERS frame
+        Response r(200);
+        r.set_content_type("application/grpc");
+        r.add_prechecked_headers(initial_);
+        r.add_prechecked_headers(trailers(status));
+        responder_.send(std::move(r));
+    }
+    release_self();
+}
+
+void ServerCall::finish_with_message(std::string_view message, const Status& status) {
+    if (!status.ok() || stream_) {
+        if (status.ok()) write(message);
+        finish(status);
+        return;
+    }
+    if (message.size() > limits_.max_send_message_bytes) {
+        finish(
+            {StatusCode::resource_exhausted, "a reply message of " + std::to_string(message.size()) +
+                                                 " bytes is larger than the server's limit (max_send_message_bytes)"});
+        return;
+    }
+    if (!claim_end()) return;
+    Response r(200);
+    r.set_content_type("application/grpc");
+    r.add_prechecked_header("grpc-accept-encoding", accept_encoding);
+    r.add_prechecked_headers(initial_);
+    r.set_body(frame_message(message));
+    for (const auto& field : trailers(status)) r.trailer(field.name, field.value);
+    responder_.send(std::move(r));
+    release_self();
+}
+
+bool ServerCall::finished() const { return state_.load() != open_state; }
+
+bool ServerCall::cancelled() const { return state_.load() == cancelled_state; }
+
+// The call's hold on itself goes (it stays while anyone else holds it).
+void ServerCall::release_self() { std::shared_ptr<ServerCall> keep = std::move(self_); }
+
+void ServerCall::start_reading(Request& request, RequestBody body) {
+    auto keep = shared_from_this();  // a callback may end the call
+    if (request.body_streamed() && body) {
+        body_ = std::move(body);
+        body_.read(std::make_shared<CallBody>(weak_from_this()));
+        return;
+    }
+    receive(request.body());
+    receive_end();
+}
+
+void ServerCall::receive(std::string_view chunk) {
+    if (!reading_) return;
+    const Status status = reader_->feed(chunk, [this](std::string_view message) {
+        if (on_message_ && !finished()) on_message_(*this, message);
+    });
+    if (body_) body_.consume(chunk.size());
+    if (!status.ok()) {
+        reading_ = false;
+        finish(status);
+    }
+    after_callback();
+}
+
+void ServerCall::receive_end() {
+    if (!reading_) return;
+    reading_ = false;
+    const Status status = reader_->finish();
+    if (!status.ok())
+        finish(status);
+    else if (on_end_ && !finished())
+        on_end_(*this);
+    after_callback();
+}
+
+// A callback threw (or memory ran out) while the request was read: the call ends with UNKNOWN.
+void ServerCall::fail(const char* what) noexcept {
+    reading_ = false;
+    try {
+        finish({StatusCode::unknown, std::string("the method failed: ") + what});
+    } catch (...) {  // nothing left to do: the Responder answers when the call goes
+    }
+}
+
+void ServerCall::receive_failed() {
+    reading_ = false;  // the client went away or reset the stream: the flow's close says so too
+}
+
+void ServerCall::flow_event(bool closed) {
+    if (closed) {
+        cancel_now();
+        return;
+    }
+    if (auto run = std::exchange(on_ready_, nullptr)) run(*this);
+}
+
+// The exchange ended before the call did: the method hears it once (on_cancel), a waiting writer too.
+void ServerCall::cancel_now() {
+    State expected = open_state;
+    if (!state_.compare_exchange_strong(expected, cancelled_state)) {
+        after_callback();
+        return;
+    }
+    reading_ = false;
+    if (on_cancel_) on_cancel_(*this);
+    if (auto run = std::exchange(on_ready_, nullptr)) run(*this);
+    after_callback();
+    release_self();
+}
+
+// On the connection's thread, out of every callback: a call that is over drops its callbacks (and whatever
+// they captured).
+void ServerCall::after_callback() {
+    if (!finished()) return;
+    reading_ = false;
+    on_message_ = nullptr;
+    on_end_ = nullptr;
+    on_cancel_ = nullptr;
+}
+
+}  // namespace covet::grpc
