@@ -1,12 +1,14 @@
-"""gRPC per core (issue 20): the same Greeter service (bench/peers/grpc/greeter.proto) served by CovetPy (grpcio's
-generated servicer on `covet run`), by grpcio's asyncio server (grpc.aio) and, when Go is there, by grpc-go; load
-from ghz (Go, pinned), unary and server-streaming calls.
+"""gRPC per core (issue 20): the same Greeter service (examples/native/grpc_greeter/greeter.proto) served by
+CovetPy (grpcio's generated servicer on `covet run`), by CovetPy's C++ API (examples/native/grpc_greeter, release
+build), by grpcio's asyncio server (grpc.aio) and, when Go is there, by grpc-go; load from ghz (Go, pinned), unary
+and server-streaming calls.
 
 Protocol (../shared/PERFORMANCE.md): each server alone on CPU 0 (taskset), ghz on CPU 1, one server process, the
 servers interleaved round by round; per run the server's CPU time (utime + stime from /proc) over the calls that
 succeeded gives CPU-µs per call, the figure to compare (ghz itself may be the ceiling of req/s). Medians of the
 rounds.
 
+    scripts/build.sh release && cmake --build build-release --target grpc_greeter   # for covet-cpp
     .venv/bin/python bench/grpc_bench.py --rounds 3 --seconds 5
     .venv/bin/python bench/grpc_bench.py --servers covet,grpcio --scenarios unary
 
@@ -32,9 +34,13 @@ from typing import Any, Optional
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PEERS = HERE / "peers" / "grpc"
+PROTO_DIR = ROOT / "examples" / "native" / "grpc_greeter"
+PROTO = PROTO_DIR / "greeter.proto"
 GHZ_VERSION = "v0.93.0"
 PROTOC_GEN_GO_VERSION = "v1.36.12"  # google.golang.org/protobuf, as grpc-go v1.85.0 requires
 PROTOC_GEN_GO_GRPC_VERSION = "v1.6.1"  # google.golang.org/grpc/cmd/protoc-gen-go-grpc
+CPP_GREETER = Path(os.environ.get("COVET_GRPC_GREETER")
+                   or ROOT / "build-release" / "examples" / "native" / "grpc_greeter" / "grpc_greeter")
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "covetpy" / "bin"
 
 # name -> (ghz --call, JSON data, replies per call)
@@ -69,8 +75,8 @@ def go_install(package: str, version: str, name: str) -> Path:
 def generate_python(work: Path) -> Path:
     out = work / "py"
     out.mkdir()
-    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{PEERS}", f"--python_out={out}",
-                    f"--grpc_python_out={out}", str(PEERS / "greeter.proto")], check=True)
+    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTO_DIR}", f"--python_out={out}",
+                    f"--grpc_python_out={out}", str(PROTO)], check=True)
     return out
 
 
@@ -84,11 +90,11 @@ def build_go_server(work: Path) -> Optional[Path]:
                           "protoc-gen-go-grpc")
     source = work / "go"
     shutil.copytree(PEERS / "go", source)
-    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{PEERS}", f"--plugin=protoc-gen-go={gen_go}",
+    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTO_DIR}", f"--plugin=protoc-gen-go={gen_go}",
                     f"--plugin=protoc-gen-go-grpc={gen_grpc}", f"--go_out={source}", f"--go-grpc_out={source}",
                     "--go_opt=Mgreeter.proto=covet.example/greeter/pb",
                     "--go-grpc_opt=Mgreeter.proto=covet.example/greeter/pb", "--go_opt=module=covet.example/greeter",
-                    "--go-grpc_opt=module=covet.example/greeter", str(PEERS / "greeter.proto")], check=True)
+                    "--go-grpc_opt=module=covet.example/greeter", str(PROTO)], check=True)
     binary = work / "greeter-go"
     subprocess.run([go, "build", "-o", str(binary), "."], cwd=source, check=True)
     return binary
@@ -105,6 +111,8 @@ def server_command(name: str, port: int, go_server: Optional[Path]) -> list[str]
     if name == "covet":
         return [sys.executable, "-m", "covet", "run", "covet_app:app", "--port", str(port), "--http2",
                 "--log-level", "warning"]
+    if name == "covet-cpp":
+        return [str(CPP_GREETER), str(port), "--threads", "1"]
     if name == "grpcio":
         return [sys.executable, "grpcio_server.py", str(port)]
     if name == "grpc-go":
@@ -133,7 +141,7 @@ def cpu_seconds(pid: int) -> float:
 def run_ghz(ghz: Path, port: int, scenario: str, seconds: float, concurrency: int, connections: int) -> dict[str, Any]:
     call, data, _ = SCENARIOS[scenario]
     result = subprocess.run(
-        ["taskset", "-c", "1", str(ghz), "--insecure", "--proto", str(PEERS / "greeter.proto"), "--call", call,
+        ["taskset", "-c", "1", str(ghz), "--insecure", "--proto", str(PROTO), "--call", call,
          "-d", data, "-c", str(concurrency), "--connections", str(connections), "-z", f"{seconds}s",
          "--format", "json", f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=seconds + 60)
     if result.returncode != 0 and not result.stdout:
@@ -177,7 +185,7 @@ def measure(name: str, scenario: str, args: argparse.Namespace, env: dict[str, s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--servers", default="covet,grpcio,grpc-go")
+    parser.add_argument("--servers", default="covet,covet-cpp,grpcio,grpc-go")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -194,6 +202,9 @@ def main() -> None:
         if "grpc-go" in servers and go_server is None:
             print("grpc_bench: no Go toolchain: grpc-go left out", file=sys.stderr)
             servers.remove("grpc-go")
+        if "covet-cpp" in servers and not os.access(CPP_GREETER, os.X_OK):
+            print(f"grpc_bench: {CPP_GREETER} is not built: covet-cpp left out (see the usage above)", file=sys.stderr)
+            servers.remove("covet-cpp")
         env = {**os.environ, "PYTHONPATH": f"{generated}:{PEERS}"}
         runs: dict[str, dict[str, list[dict[str, Any]]]] = {s: {c: [] for c in scenarios} for s in servers}
         for round_ in range(args.rounds):
@@ -220,7 +231,11 @@ def main() -> None:
     if "covet" in summary and "grpcio" in summary:
         for s in scenarios:
             ratio = summary["grpcio"][s]["cpu_us_per_call"] / summary["covet"][s]["cpu_us_per_call"]
-            print(f"{s}: CovetPy uses {ratio:.2f}x less CPU per call than grpcio (issue 20's target: 5x)")
+            print(f"{s}: CovetPy (Python) uses {ratio:.2f}x less CPU per call than grpcio (issue 20's target: 5x)")
+    if "covet-cpp" in summary and "grpc-go" in summary:
+        for s in scenarios:
+            ratio = summary["grpc-go"][s]["cpu_us_per_call"] / summary["covet-cpp"][s]["cpu_us_per_call"]
+            print(f"{s}: CovetPy (C++) uses {ratio:.2f}x less CPU per call than grpc-go")
     print(f"raw results: {out.relative_to(ROOT)}")
 
 

@@ -53,11 +53,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 # The npm packages of the tests, pinned by their package-lock.json (npm keeps the tarballs in ~/.npm: a second
-# run installs offline): the `ws` client (tests/integration) and `oidc-provider`, the real OpenID provider of
-# tests/python/test_oidc.py (it needs Node.js >= 20.19: Debian trixie's nodejs, or NodeSource's on bookworm).
+# run installs offline): the `ws` client (tests/integration), `oidc-provider`, the real OpenID provider of
+# tests/python/test_oidc.py (it needs Node.js >= 20.19: Debian trixie's nodejs, or NodeSource's on bookworm), and
+# the gRPC-Web client of tests/python/test_grpc_web.py.
 # scripts/test.sh runs the same `npm ci` before the tests.
 npm ci --prefix tests/integration/ws_node --no-audit --no-fund --loglevel=error
 npm ci --prefix tests/python/oidc --no-audit --no-fund --loglevel=error
+npm ci --prefix tests/python/grpc_web --no-audit --no-fund --loglevel=error
 # tests/deploy: kubeconform and the Prometheus Operator's CRDs, built/downloaded once into ~/.cache/covetpy.
 scripts/deploy-tools.sh
 

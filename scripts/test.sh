@@ -45,6 +45,8 @@ COVET_REQUIRE_DEPLOY_TOOLS=1 COVET_REQUIRE_NATIVE=1 .venv/bin/python -m pytest t
 stage "Python package tests (tests/python)"
 # The OpenID provider of test_oidc.py (npm oidc-provider, pinned by its package-lock.json).
 npm ci --prefix tests/python/oidc --no-audit --no-fund --loglevel=error
+# The gRPC-Web client of test_grpc_web.py (Connect's grpc-web transport, protoc-gen-es; pinned by its package-lock.json).
+npm ci --prefix tests/python/grpc_web --no-audit --no-fund --loglevel=error
 scripts/services.sh start   # PostgreSQL + Redis on free 127.0.0.1 ports -> build/services.env (test_real_drivers.py)
 trap 'scripts/services.sh stop' EXIT
 (cd tests/python && COVET_REQUIRE_NATIVE=1 COVET_REQUIRE_SERVICES=1 COVET_REQUIRE_CHROMIUM=1 COVET_REQUIRE_JAEGER=1 ../../.venv/bin/python -m pytest -q -p no:cacheprovider .)

@@ -1,5 +1,5 @@
 """The gRPC bench's Greeter, one async servicer class for every Python server (greeter_pb2* are generated from
-greeter.proto by bench/grpc_bench.py into a directory on PYTHONPATH)."""
+examples/native/grpc_greeter/greeter.proto by bench/grpc_bench.py into a directory on PYTHONPATH)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-// The gRPC bench's Greeter on grpc-go (bench/grpc_bench.py generates pb/ from ../greeter.proto with
-// protoc-gen-go and protoc-gen-go-grpc, then builds this): `greeter-go PORT`.
+// The gRPC bench's Greeter on grpc-go (bench/grpc_bench.py generates pb/ from
+// examples/native/grpc_greeter/greeter.proto with protoc-gen-go and protoc-gen-go-grpc, then builds this):
+// `greeter-go PORT`.
 package main
 
 import (

@@ -145,7 +145,7 @@ class Call:
 
     async def write(self, message: Any) -> None:
         """Sends one response message; returns once the engine has room for more (back-pressure)."""
-        data = self._framed(message)
+        data = self._encoded(self._framed(message))
         self.send_headers()
         responder = self.responder
         if responder.write(data) is False:
@@ -179,16 +179,24 @@ class Call:
             encoding, self.skip_next_compression = None, False
         return frame(payload, encoding)
 
+    def _encoded(self, data: bytes) -> bytes:
+        """The bytes of a framed message as the transport sends them (gRPC-Web text: base64)."""
+        return data
+
+    def _status_fields(self, code: int, details: str) -> list[tuple[str, str]]:
+        trailers = [("grpc-status", str(code))]
+        if details:
+            trailers.append(("grpc-message", encode_message(details)))
+        trailers += self.trailing_metadata
+        return trailers
+
     def finish(self, code: int, details: str) -> None:
         """Ends the response with the status (and the trailing metadata) in trailers: with a unary reply in one
         go (HEADERS, DATA, trailing HEADERS), without any message as Trailers-Only (one HEADERS)."""
         if self.ended:
             return
         self.ended = True
-        trailers = [("grpc-status", str(code))]
-        if details:
-            trailers.append(("grpc-message", encode_message(details)))
-        trailers += self.trailing_metadata
+        trailers = self._status_fields(code, details)
         responder = self.responder
         if not self.headers_sent:
             reply = self._reply if code == 0 else None
@@ -292,10 +300,14 @@ class Call:
                 self.cancelled = True
                 raise CallCancelled() from None
             if chunk:
-                pending.extend(self._reader.feed(chunk))
+                pending.extend(self._reader.feed(self._decoded(chunk)))
             if body.consumed:
                 self._reader.finish()
         return pending.popleft()
+
+    def _decoded(self, chunk: bytes) -> bytes:
+        """A request body chunk as framed messages (gRPC-Web text: from base64)."""
+        return chunk
 
     def parse(self, raw: bytes) -> Any:
         deserialize = self.method.deserialize

@@ -19,8 +19,9 @@ from covet.requests import BufferedBody, Request, StreamedBody
 from covet.responses import Response
 
 from .call import Call, Method
-from .status import StatusCode
+from .status import StatusCode, encode_message
 from .typed import rpc_method_handler, split_method_name
+from .web import WebCall, is_grpc_web, is_grpc_web_text
 from .wire import MessageReader, Metadata, WireError, parse_timeout, read_head
 
 __all__ = ["GrpcServer", "server", "HandlerCallDetails"]
@@ -188,24 +189,26 @@ class GrpcServer:
         (None: no disconnect watch)."""
         head = read_head(headers)
         content_type = head.content_type
-        if not content_type.startswith("application/grpc") or content_type.startswith("application/grpc-web"):
+        if not content_type.startswith("application/grpc"):
             responder.send(415, [("content-type", "text/plain; charset=utf-8")],
-                           b"gRPC requests need content-type application/grpc (HTTP/2)\n")
+                           b"gRPC requests need content-type application/grpc (HTTP/2), or application/grpc-web\n")
             return
+        web = is_grpc_web(content_type)
         try:
             if head.error is not None:
                 raise head.error
             deadline = time.monotonic() + parse_timeout(head.timeout) if head.timeout else None
             method = await self.lookup(path, head.metadata)
         except WireError as exc:
-            _trailers_only(responder, int(exc.code), str(exc))
+            _refuse(responder, web, content_type, int(exc.code), str(exc))
             return
         if method is None:
-            _trailers_only(responder, int(StatusCode.UNIMPLEMENTED), f"Method not found: {path}")
+            _refuse(responder, web, content_type, int(StatusCode.UNIMPLEMENTED), f"Method not found: {path}")
             return
         reader = MessageReader(self.max_receive_message_length, head.encoding)
-        call = Call(method, path, client, body, native, responder, head.metadata, deadline, reader, head.accepted,
-                    self.max_send_message_length, self.compression, http2)
+        arguments = (method, path, client, body, native, responder, head.metadata, deadline, reader, head.accepted,
+                     self.max_send_message_length, self.compression, http2)
+        call = WebCall(*arguments, text=is_grpc_web_text(content_type)) if web else Call(*arguments)
         await call.run(executor)
 
 
@@ -259,10 +262,10 @@ def _async_step(interceptor: Any, continuation: Callable[[Any], Any]) -> Callabl
     return step
 
 
-def _trailers_only(responder: Any, code: int, details: str) -> None:
-    from .status import encode_message
-
-    fields = [("content-type", "application/grpc"), ("grpc-status", str(code))]
+def _refuse(responder: Any, web: bool, content_type: str, code: int, details: str) -> None:
+    """A call that cannot start, answered with its status only (Trailers-Only; gRPC-Web: the status in the
+    headers too, which its clients read when the body is empty)."""
+    fields = [("content-type", content_type if web else "application/grpc"), ("grpc-status", str(code))]
     if details:
         fields.append(("grpc-message", encode_message(details)))
     responder.send(200, fields, b"")

@@ -79,7 +79,12 @@ def rpc_method_handler(function: Callable[..., Any], name: str) -> RpcMethodHand
     if not parameters or len(parameters) > 2:
         raise TypeError(f"gRPC method {name}: the function takes the request (and optionally the context), "
                         f"not {len(parameters)} parameters")
-    hints = typing.get_type_hints(function)
+    try:
+        hints = typing.get_type_hints(function)
+    except NameError as exc:
+        raise TypeError(f"gRPC method {name}: its annotations do not resolve ({exc}); with `from __future__ import "
+                        "annotations` they are strings read from the module's globals, so import the message "
+                        "classes at module level") from exc
     if parameters[0].name not in hints or "return" not in hints:
         raise TypeError(f"gRPC method {name}: annotate the request parameter and the return type with the "
                         "message classes (AsyncIterator[Message] for a stream)")
