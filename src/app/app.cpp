@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <thread>  // pthread_sigmask, sigtimedwait (POSIX, declared by glibc here too)
 
+#include "covet/http/grpc_call.hpp"
 #include "covet/http/request_builder.hpp"
 #include "covet/http/status.hpp"
 #include "covet/metrics/exposition.hpp"
@@ -128,12 +129,6 @@ bool App::upgrade(Request& request, Upgrade& upgrade) {
 
 namespace {
 
-// A gRPC request (application/grpc, +proto, ...; gRPC-Web is answered as plain HTTP).
-bool is_grpc(const Request& request) noexcept {
-    const std::string_view type = request.header("content-type").value_or("");
-    return type.starts_with("application/grpc") && !type.starts_with("application/grpc-web");
-}
-
 // What a gRPC client gets for a method no route serves: the status UNIMPLEMENTED, Trailers-Only (gRPC's
 // answer to an unknown service; an HTTP 404 is read the same way by clients, with a less useful message).
 Response grpc_unimplemented(const Request& request) {
@@ -165,7 +160,7 @@ bool App::stream_body(Request& request) {
     // A gRPC call no route takes is dispatched at once (answered UNIMPLEMENTED): its client waits for the answer
     // before it sends more, and would get a 408 once its body stalls. Other requests keep being read whole first,
     // so that a protocol error in the rest of the body is still seen (h2spec 8.1).
-    return is_grpc(request);
+    return http::is_grpc_call(request);
 }
 
 App& App::use(std::unique_ptr<Middleware> middleware) {
@@ -231,7 +226,7 @@ void App::dispatch(Request& request, ExchangeState* state, Responder responder) 
 
     const auto match = router_.match(request.method(), request.path(), request.params());
     using Status = Router<RouteTarget>::Status;
-    if (match.status != Status::found && is_grpc(request)) {
+    if (match.status != Status::found && http::is_grpc_call(request)) {
         responder.send(grpc_unimplemented(request));
         return;
     }

@@ -25,17 +25,24 @@ bool reserved(std::string_view key) noexcept {
 bool ends_with_bin(std::string_view key) noexcept { return key.size() > 4 && key.substr(key.size() - 4) == "-bin"; }
 
 void add_metadata(Fields& fields, std::string_view key, std::string_view value, const char* kind) {
-    for (const char c : key)
-        if (c >= 'A' && c <= 'Z')
-            throw std::invalid_argument(std::string("covet::grpc: metadata key \"") + std::string(key) +
-                                        "\" must be lower-case");
-    if (key.starts_with("grpc-") && key != "grpc-status-details-bin")
-        throw std::invalid_argument(std::string("covet::grpc: metadata key \"") + std::string(key) +
-                                    "\" is reserved by gRPC; choose another name");
-    if (ends_with_bin(key))
+    const auto refuse = [key](const char* why) {
+        throw std::invalid_argument("covet::grpc: metadata key \"" + std::string(key) + "\" " + why);
+    };
+    if (key.empty()) refuse("is empty");
+    const auto key_char = [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+    };
+    if (!std::all_of(key.begin(), key.end(), key_char)) refuse("must be lower-case letters, digits, '-', '_' and '.'");
+    if ((key.starts_with("grpc-") && key != "grpc-status-details-bin") || reserved(key) || key == "user-agent")
+        refuse("is reserved by gRPC or HTTP; choose another name");
+    if (ends_with_bin(key)) {
         fields.add(key, base64_encode(value), kind);
-    else
-        fields.add(key, value, kind);
+        return;
+    }
+    for (const char c : value)
+        if (c < 0x20 || c > 0x7E)
+            refuse("has a text value with a byte outside printable ASCII: name the key \"...-bin\" to send bytes");
+    fields.add(key, value, kind);
 }
 
 // The connection's thread hands the request's streamed body to the call.
@@ -50,6 +57,8 @@ public:
                 call->receive(chunk);
             } catch (const std::exception& e) {
                 call->fail(e.what());
+            } catch (...) {
+                call->fail("an exception that is not a std::exception");
             }
         }
     }
@@ -59,6 +68,8 @@ public:
                 call->receive_end();
             } catch (const std::exception& e) {
                 call->fail(e.what());
+            } catch (...) {
+                call->fail("an exception that is not a std::exception");
             }
         }
     }
@@ -140,12 +151,14 @@ std::optional<std::string_view> ServerCall::metadata(std::string_view key) const
 }
 
 void ServerCall::add_initial_metadata(std::string_view key, std::string_view value) {
+    const std::lock_guard lock(mutex_);
     if (stream_ || state_.load() != open_state)
         throw std::logic_error("covet::grpc: initial metadata must come before the first write");
     add_metadata(initial_, key, value, "metadata");
 }
 
 void ServerCall::add_trailing_metadata(std::string_view key, std::string_view value) {
+    const std::lock_guard lock(mutex_);
     add_metadata(trailing_, key, value, "metadata");
 }
 
@@ -158,24 +171,35 @@ void ServerCall::start_stream() {
 }
 
 bool ServerCall::write(std::string_view message) {
-    if (state_.load() != open_state) return false;
-    if (message.size() > limits_.max_send_message_bytes) {
+    bool over_limit = false;
+    {
+        const std::lock_guard lock(mutex_);
+        if (state_.load() != open_state) return false;
+        if (message.size() <= limits_.max_send_message_bytes) {
+            if (!stream_) start_stream();
+            stream_.write(frame_message(message));
+            return true;
+        }
+        over_limit = true;
+    }
+    if (over_limit)
         finish(
             {StatusCode::resource_exhausted, "a reply message of " + std::to_string(message.size()) +
                                                  " bytes is larger than the server's limit (max_send_message_bytes)"});
-        return false;
-    }
-    if (!stream_) start_stream();
-    stream_.write(frame_message(message));
-    return true;
+    return false;
 }
 
 bool ServerCall::ready() const noexcept { return !flow_ || !flow_->over_limit(); }
 
 void ServerCall::on_ready(std::function<void(ServerCall&)> callback) {
-    on_ready_ = std::move(callback);
-    if (state_.load() == open_state && flow_ && flow_->arm()) return;  // flow_event runs it when there is room
-    if (auto run = std::exchange(on_ready_, nullptr)) run(*this);
+    {
+        const std::lock_guard lock(mutex_);
+        if (state_.load() == open_state && flow_ && flow_->arm()) {  // flow_event runs it when there is room
+            on_ready_ = std::move(callback);
+            return;
+        }
+    }
+    if (callback) callback(*this);  // room already, or the call is over
 }
 
 Fields ServerCall::trailers(const Status& status) const {
@@ -186,45 +210,57 @@ Fields ServerCall::trailers(const Status& status) const {
     return fields;
 }
 
-bool ServerCall::claim_end() noexcept {
-    State expected = open_state;
-    return state_.compare_exchange_strong(expected, finished_state);
+// Ends the exchange with `status` (the caller holds the lock and has moved the state on): the stream's
+// trailers, or Trailers-Only (one HEADERS frame) when nothing was sent.
+void ServerCall::end_locked(const Status& status) {
+    if (stream_) {
+        stream_.end(trailers(status));
+        return;
+    }
+    Response r(200);
+    r.set_content_type("application/grpc");
+    r.add_prechecked_headers(initial_);
+    r.add_prechecked_headers(trailers(status));
+    responder_.send(std::move(r));
 }
 
 void ServerCall::finish(const Status& status) {
-    if (!claim_end()) return;
-    if (stream_) {
-        stream_.end(trailers(status));
-    } else {  // Trailers-Only: one HEADERS frame
-        Response r(200);
-        r.set_content_type("application/grpc");
-        r.add_prechecked_headers(initial_);
-        r.add_prechecked_headers(trailers(status));
-        responder_.send(std::move(r));
+    {
+        const std::lock_guard lock(mutex_);
+        State expected = open_state;
+        if (!state_.compare_exchange_strong(expected, finished_state)) return;
+        end_locked(status);
+        on_ready_ = nullptr;
     }
     release_self();
 }
 
 void ServerCall::finish_with_message(std::string_view message, const Status& status) {
-    if (!status.ok() || stream_) {
-        if (status.ok()) write(message);
-        finish(status);
+    if (!status.ok() || message.size() > limits_.max_send_message_bytes) {
+        if (!status.ok())
+            finish(status);
+        else
+            write(message);  // finishes with RESOURCE_EXHAUSTED
         return;
     }
-    if (message.size() > limits_.max_send_message_bytes) {
-        finish(
-            {StatusCode::resource_exhausted, "a reply message of " + std::to_string(message.size()) +
-                                                 " bytes is larger than the server's limit (max_send_message_bytes)"});
-        return;
+    {
+        const std::lock_guard lock(mutex_);
+        State expected = open_state;
+        if (!state_.compare_exchange_strong(expected, finished_state)) return;
+        on_ready_ = nullptr;
+        if (stream_) {
+            stream_.write(frame_message(message));
+            stream_.end(trailers(status));
+        } else {  // a unary reply: one response, its trailers after the body
+            Response r(200);
+            r.set_content_type("application/grpc");
+            r.add_prechecked_header("grpc-accept-encoding", accept_encoding);
+            r.add_prechecked_headers(initial_);
+            r.set_body(frame_message(message));
+            for (const auto& field : trailers(status)) r.trailer(field.name, field.value);
+            responder_.send(std::move(r));
+        }
     }
-    if (!claim_end()) return;
-    Response r(200);
-    r.set_content_type("application/grpc");
-    r.add_prechecked_header("grpc-accept-encoding", accept_encoding);
-    r.add_prechecked_headers(initial_);
-    r.set_body(frame_message(message));
-    for (const auto& field : trailers(status)) r.trailer(field.name, field.value);
-    responder_.send(std::move(r));
     release_self();
 }
 
@@ -242,8 +278,14 @@ void ServerCall::start_reading(Request& request, RequestBody body) {
         body_.read(std::make_shared<CallBody>(weak_from_this()));
         return;
     }
-    receive(request.body());
-    receive_end();
+    try {
+        receive(request.body());
+        receive_end();
+    } catch (const std::exception& e) {
+        fail(e.what());
+    } catch (...) {
+        fail("an exception that is not a std::exception");
+    }
 }
 
 void ServerCall::receive(std::string_view chunk) {
@@ -288,19 +330,37 @@ void ServerCall::flow_event(bool closed) {
         cancel_now();
         return;
     }
-    if (auto run = std::exchange(on_ready_, nullptr)) run(*this);
+    std::function<void(ServerCall&)> run;
+    {
+        const std::lock_guard lock(mutex_);
+        run = std::exchange(on_ready_, nullptr);
+    }
+    if (run) run(*this);
 }
 
 // The exchange ended before the call did: the method hears it once (on_cancel), a waiting writer too.
+// Runs on the loop's turn after the flow closed, outside the protocol's callbacks: the exchange is ended here
+// (aborted, or answered CANCELLED if nothing was sent), so that the engine lets it go whoever still holds the call.
 void ServerCall::cancel_now() {
-    State expected = open_state;
-    if (!state_.compare_exchange_strong(expected, cancelled_state)) {
-        after_callback();
-        return;
+    std::function<void(ServerCall&)> ready;
+    {
+        const std::lock_guard lock(mutex_);
+        State expected = open_state;
+        if (!state_.compare_exchange_strong(expected, cancelled_state)) {
+            on_ready_ = nullptr;
+        } else {
+            if (stream_)
+                stream_.abort();
+            else
+                end_locked({StatusCode::cancelled, "the client went away"});
+            ready = std::exchange(on_ready_, nullptr);
+        }
     }
-    reading_ = false;
-    if (on_cancel_) on_cancel_(*this);
-    if (auto run = std::exchange(on_ready_, nullptr)) run(*this);
+    if (state_.load() == cancelled_state && !std::exchange(cancel_heard_, true)) {
+        reading_ = false;
+        if (on_cancel_) on_cancel_(*this);
+        if (ready) ready(*this);
+    }
     after_callback();
     release_self();
 }

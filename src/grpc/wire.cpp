@@ -141,15 +141,21 @@ std::optional<std::chrono::nanoseconds> parse_timeout(std::string_view value) no
         n = n * 10 + (c - '0');
     }
     using namespace std::chrono;
+    // 8 digits of hours overflow nanoseconds: a timeout is capped at a year (a call that long has none).
+    static constexpr std::int64_t cap = std::int64_t{365} * 24 * 3600;  // seconds
+    std::int64_t per_second = 1;                                        // units in a second (n: 1e9)
+    std::int64_t unit_seconds = 1;                                      // seconds in a unit (H: 3600)
     switch (value.back()) {
-        case 'H': return duration_cast<nanoseconds>(hours(n));
-        case 'M': return duration_cast<nanoseconds>(minutes(n));
-        case 'S': return duration_cast<nanoseconds>(seconds(n));
-        case 'm': return duration_cast<nanoseconds>(milliseconds(n));
-        case 'u': return duration_cast<nanoseconds>(microseconds(n));
-        case 'n': return nanoseconds(n);
+        case 'H': unit_seconds = 3600; break;
+        case 'M': unit_seconds = 60; break;
+        case 'S': break;
+        case 'm': per_second = 1000; break;
+        case 'u': per_second = 1'000'000; break;
+        case 'n': per_second = 1'000'000'000; break;
         default: return std::nullopt;
     }
+    if (n / per_second >= cap / unit_seconds) return seconds(cap);
+    return nanoseconds(n * unit_seconds * (1'000'000'000 / per_second));
 }
 
 namespace {

@@ -16,6 +16,7 @@
 #include "covet/http/body_pace.hpp"
 #include "covet/http/body_stream.hpp"
 #include "covet/http/date_cache.hpp"
+#include "covet/http/grpc_call.hpp"
 #include "covet/http/proxy_headers.hpp"
 #include "covet/http1/protocol.hpp"
 #include "covet/http1/request_reader.hpp"
@@ -124,7 +125,7 @@ public:
         if (uploading()) {
             // Once the response has started, the client may be waiting for it before it sends more (full
             // duplex): the body is no longer timed (docs/operations.md, "Limits"); the handler owns the time.
-            if (phase_ == Phase::streaming) return;
+            if (phase_ == Phase::streaming || untimed_upload_) return;  // (and a gRPC call's never is)
             // A streamed body: the same idle timeout, deadline and rate floor as a buffered one, except while
             // the handler holds the connection paused (it has not consumed what it got): not the client's fault.
             if (!reading_) deadline_ = now + timeouts_.body;
@@ -635,6 +636,7 @@ private:
     // Dispatches the request now; what arrived of its body so far is the first data its reader gets.
     void start_upload() {
         upload_ = Upload::arriving;
+        untimed_upload_ = http::is_grpc_call(request_);
         upload_hold_.assign(request_.body());
         upload_unacked_ = upload_hold_.size();
         reader_.stream_body();
@@ -689,6 +691,7 @@ private:
     std::unique_ptr<ExchangeState> app_state_;  // the dispatcher's, for every exchange of this connection
     Phase phase_ = Phase::idle;
     Upload upload_ = Upload::none;
+    bool untimed_upload_ = false;  // a gRPC call's upload: not timed (covet/http/grpc_call.hpp)
     StreamBody stream_body_ = StreamBody::chunked;
     std::uint64_t stream_left_ = 0;  // StreamBody::fixed: declared bytes not written yet
     std::uint64_t exchange_ = 0;

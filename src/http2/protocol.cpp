@@ -23,6 +23,7 @@
 
 #include "ack_filter.hpp"
 #include "covet/http/date_cache.hpp"
+#include "covet/http/grpc_call.hpp"
 #include "covet/http/proxy_headers.hpp"
 #include "covet/http/request_builder.hpp"
 #include "covet/http/status.hpp"
@@ -770,6 +771,7 @@ private:
     void start_upload(Stream& s) {
         unbuffer(s);
         s.upload = true;
+        s.untimed = http::is_grpc_call(s.request);
         s.upload_hold = std::move(s.body);
         s.body.clear();
         s.upload_bytes = s.upload_unacked = s.upload_hold.size();
@@ -892,7 +894,7 @@ private:
             if (s.upload && s.session_open) {
                 // Once the response has started, the client may wait for it before it sends more (full
                 // duplex): the body is no longer timed (docs/operations.md, "Limits").
-                if (s.state != StreamState::dispatched) continue;
+                if (s.state != StreamState::dispatched || s.untimed) continue;  // (and a gRPC call's never is)
                 // As for a buffered body, except while the client waits for window the application has not
                 // given back yet (it is slow to consume, not the client to send).
                 const bool held = nghttp2_session_get_stream_local_window_size(session_.get(), s.id) < 16384;

@@ -72,6 +72,7 @@ struct Stream {
     bool over_body_limit = false;               // declared over max_body_bytes: 413 unless streamed
     bool upload_offered = false;                // the dispatcher was asked (once)
     bool upload = false;                        // dispatched with its body still arriving
+    bool untimed = false;                       // a gRPC call's upload: not timed (covet/http/grpc_call.hpp)
     bool upload_ended = false;                  // ended before the reader was installed
     std::shared_ptr<BodyReader> reader;
     std::string upload_hold;               // bytes that came before the reader

@@ -119,6 +119,10 @@ TEST(GrpcWire, ParsesTimeouts) {
     EXPECT_EQ(covet::grpc::parse_timeout("20S"), duration_cast<nanoseconds>(seconds(20)));
     EXPECT_EQ(covet::grpc::parse_timeout("99999999m"), duration_cast<nanoseconds>(milliseconds(99999999)));
     EXPECT_EQ(covet::grpc::parse_timeout("5n"), nanoseconds(5));
+    const auto year = duration_cast<nanoseconds>(hours(24 * 365));  // the cap: 8 digits of hours overflow ns
+    EXPECT_EQ(covet::grpc::parse_timeout("99999999H"), year);
+    EXPECT_EQ(covet::grpc::parse_timeout("99999999M"), year);
+    EXPECT_EQ(covet::grpc::parse_timeout("99999999S"), year);
     for (const char* bad : {"", "S", "123456789S", "10x", "-1S", "1.5S", " 1S"})
         EXPECT_FALSE(covet::grpc::parse_timeout(bad)) << bad;
 }

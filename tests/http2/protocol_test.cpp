@@ -1946,6 +1946,26 @@ TEST(Http2Upload, StalledBodyWithoutLengthAndNoResponseIs408) {
     EXPECT_FALSE(h.conn.closing());
 }
 
+// A gRPC call's client may wait for answers before it sends more, as long as the call lasts: its upload is not
+// timed (covet/http/grpc_call.hpp), where another request's is (the test above).
+TEST(Http2Upload, GrpcCallUploadIsNotTimed) {
+    UploadHarness h;  // body timeout 2 s
+    Client c;
+    Fields fields = upload_fields("/bidi");
+    fields.emplace_back("content-type", "application/grpc");
+    const auto id = c.open_request(fields);
+    c.send_more(id, "a");
+    h.pump(c);
+    ASSERT_EQ(h.dispatcher.streamed, std::vector<bool>{true});
+    h.advance(10s);
+    h.pump(c);
+    EXPECT_EQ(c.streams[id].status, 0);  // no answer: not a 408
+    EXPECT_EQ(h.reader().error, -1);     // none
+    c.send_more(id, "b");
+    h.pump(c);
+    EXPECT_EQ(h.reader().data, "ab");
+}
+
 TEST(Http2Upload, ResponseBeforeTheBodyEndsResetsTheRestOfTheUpload) {
     UploadHarness h;
     Client c;

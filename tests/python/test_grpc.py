@@ -96,6 +96,21 @@ def build_app(state: State) -> CovetPy:
         for r in requests:
             yield String(value=f"sync re: {r.value}")
 
+    def sync_list_chat(requests: Iterator[Any], context: Any) -> list[Any]:
+        # a plain function (no generator) reading the request stream: in the pool, or the loop would deadlock
+        return [String(value=f"list: {r.value}") for r in requests]
+
+    async def stubborn(request: Any, context: Any) -> Any:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            pass  # swallowed: the deadline passed all the same
+        return String(value="too late")
+
+    async def bad_metadata(request: Any, context: Any) -> Any:
+        context.set_trailing_metadata((("x id", "1"),))  # not a valid key: ValueError, the call ends UNKNOWN
+        return String()
+
     def unary(function: Any, request: Any, response: Any) -> Any:
         return grpc.unary_unary_rpc_method_handler(function, request.FromString, response.SerializeToString)
 
@@ -109,6 +124,10 @@ def build_app(state: State) -> CovetPy:
         "Total": grpc.stream_unary_rpc_method_handler(total, Int64.FromString, Int64.SerializeToString),
         "Chat": grpc.stream_stream_rpc_method_handler(chat, String.FromString, String.SerializeToString),
         "SyncChat": grpc.stream_stream_rpc_method_handler(sync_chat, String.FromString, String.SerializeToString),
+        "SyncListChat": grpc.stream_stream_rpc_method_handler(sync_list_chat, String.FromString,
+                                                              String.SerializeToString),
+        "Stubborn": unary(stubborn, String, String),
+        "BadMetadata": unary(bad_metadata, String, String),
     }
     server = app.grpc_server
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
@@ -205,6 +224,27 @@ def test_sync_and_async_methods_side_by_side(served: dict[str, Any]) -> None:
     replies = method(channel, "SyncChat", String, String, "stream_stream")(
         iter([String(value="a"), String(value="b")]), timeout=10)
     assert [r.value for r in replies] == ["sync re: a", "sync re: b"]
+
+
+def test_a_plain_sync_function_reading_the_stream_runs_in_the_pool(served: dict[str, Any]) -> None:
+    replies = method(served["channel"], "SyncListChat", String, String, "stream_stream")(
+        iter([String(value="a"), String(value="b")]), timeout=10)
+    assert [r.value for r in replies] == ["list: a", "list: b"]
+
+
+def test_a_swallowed_cancellation_still_ends_the_call(served: dict[str, Any]) -> None:
+    with pytest.raises(grpc.RpcError) as failure:
+        method(served["channel"], "Stubborn", String, String)(String(), timeout=0.3)
+    assert failure.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    # the server answered it too (a raw deadline-less check would hang otherwise): the next call is served
+    assert method(served["channel"], "Echo", String, String)(String(value="next"), timeout=10).value == "next"
+
+
+def test_invalid_metadata_from_the_method_ends_the_call(served: dict[str, Any]) -> None:
+    with pytest.raises(grpc.RpcError) as failure:
+        method(served["channel"], "BadMetadata", String, String)(String(), timeout=10)
+    assert failure.value.code() == grpc.StatusCode.UNKNOWN
+    assert "x id" in (failure.value.details() or "")
 
 
 def test_streaming_shapes(served: dict[str, Any]) -> None:

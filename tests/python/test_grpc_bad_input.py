@@ -274,6 +274,13 @@ def make_app(probe: Probe) -> CovetPy:
         await asyncio.sleep(10)
         return StringValue(value="woke up")
 
+    async def stubborn(request: Any, context: Any) -> Any:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            pass  # swallows the deadline's cancel and answers anyway
+        return StringValue(value="too late")
+
     async def fail(request: Any, context: Any) -> Any:
         raise RuntimeError("boom")
 
@@ -305,6 +312,7 @@ def make_app(probe: Probe) -> CovetPy:
                                                    response_serializer=StringValue.SerializeToString)
 
     handlers = {"Echo": unary(echo), "Sleep": unary(sleep), "Fail": unary(fail), "Deny": unary(deny),
+                "Stubborn": unary(stubborn),
                 # raw bytes in and out (no (de)serializer)
                 "Flood": grpc.unary_stream_rpc_method_handler(flood),
                 "AsyncFlood": grpc.unary_stream_rpc_method_handler(async_flood)}
@@ -432,6 +440,16 @@ def test_a_deadline_ends_a_sleeping_handler(served: Served, client: GrpcH2Client
     if timeout == "100m":
         assert elapsed >= 0.09, f"a 100 ms deadline ended the call after {elapsed:.3f} s"
     assert reply.messages == []
+    assert_still_serving(served.port, client)
+
+
+def test_a_method_that_swallows_its_deadline_still_ends_with_deadline_exceeded(served: Served,
+                                                                               client: GrpcH2Client) -> None:
+    """The method catches the deadline's CancelledError and returns a reply: too late, the status is the
+    deadline's, and no message goes out."""
+    reply = client.call(f"/{SERVICE}/Stubborn", frame(text("zzz")), headers=(("grpc-timeout", "100m"),), timeout=5)
+    assert reply.grpc_status == DEADLINE_EXCEEDED, reply.describe()
+    assert not reply.messages, reply.describe()
     assert_still_serving(served.port, client)
 
 

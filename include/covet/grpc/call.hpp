@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -105,7 +106,7 @@ private:
     void cancel_now();
     void start_stream();
     Fields trailers(const Status& status) const;
-    bool claim_end() noexcept;  // open -> finished, once
+    void end_locked(const Status& status);
     void release_self();
     void after_callback();
 
@@ -124,6 +125,9 @@ private:
     std::function<void(ServerCall&)> on_cancel_;
     std::function<void(ServerCall&)> on_ready_;
 
+    bool cancel_heard_ = false;  // on_cancel ran (the connection's thread)
+
+    mutable std::mutex mutex_;  // the reply's side below (the producer, and the connection's thread on cancel)
     std::atomic<State> state_{open_state};
     Responder responder_;
     StreamWriter stream_;

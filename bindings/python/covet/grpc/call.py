@@ -138,10 +138,10 @@ class Call:
         return fields
 
     def send_headers(self) -> None:
-        if self.headers_sent:
+        if self.headers_sent or self.ended:
             return
-        self.headers_sent = True
         self.responder.start_stream(200, self._head())
+        self.headers_sent = True  # (after: a refused header leaves the exchange unanswered, for finish's fallback)
 
     async def write(self, message: Any) -> None:
         """Sends one response message; returns once the engine has room for more (back-pressure)."""
@@ -222,11 +222,23 @@ class Call:
         if self.ended:
             return
         self.ended = True
-        abort = getattr(self.responder, "abort", None)
-        if abort is not None:
-            abort()
-        else:  # a responder without abort (a test double)
-            self.responder.end()
+        self._release_responder()
+
+    def _release_responder(self) -> None:
+        """Ends the exchange whatever state the answer is in: a started stream is aborted, an unanswered one gets
+        CANCELLED (its client is gone or it cannot be answered otherwise)."""
+        responder = self.responder
+        try:
+            if not responder.answered:
+                responder.send(200, [("content-type", "application/grpc"), ("grpc-status", "1")], b"")
+                return
+            abort = getattr(responder, "abort", None)
+            if abort is not None:
+                abort()
+            else:  # a responder without abort (a test double)
+                responder.end()
+        except Exception:  # the exchange is over already
+            logger.debug("gRPC call %s: nothing left to release", self.path, exc_info=True)
 
     # -- the engine's news about the exchange: room to send, or its end -----------------------------------------
     def _gone(self) -> NoReturn:
@@ -360,13 +372,27 @@ class Call:
         try:
             await self._invoke(executor)
             code, details = self.code or 0, self.details or ""
+            if self._stop is not None:  # the method swallowed its cancellation: it still happened
+                task = self._task
+                if task is not None and task.cancelling():
+                    task.uncancel()
+                if self._stop == "client":
+                    self._end_cancelled()
+                    return
+                code, details = int(StatusCode.DEADLINE_EXCEEDED), "Deadline Exceeded"
         except AbortError as exc:
             code, details = exc.code, exc.details
         except WireError as exc:
             code, details = int(exc.code), str(exc)
         except CallCancelled:
-            self._end_cancelled()
-            return
+            if self._stop != "deadline":
+                self._end_cancelled()
+                return
+            # the method swallowed its deadline's cancel and tried to answer: the deadline's status goes out
+            task = self._task
+            if task is not None and task.cancelling():
+                task.uncancel()
+            code, details = int(StatusCode.DEADLINE_EXCEEDED), "Deadline Exceeded"
         except asyncio.CancelledError:
             task = self._task
             if self._stop is None or task is None or task.cancelling() != 1:
@@ -390,15 +416,18 @@ class Call:
         self._unwatch()
         try:
             self.finish(code, details)
-        except Exception:  # the exchange ended under us (the client reset the stream)
-            logger.debug("gRPC call %s: trailers not sent", self.path, exc_info=True)
+        except Exception:
+            logger.warning("gRPC call %s: its end could not be sent", self.path, exc_info=True)
+            self._release_responder()
         self.context._run_callbacks()
+        self.context = None  # type: ignore[assignment]  # no Call <-> context cycle for the GC (a kept context works)
 
     def _end_cancelled(self) -> None:
         self.cancelled = True
         self._unwatch()
         self.abandon()
         self.context._run_callbacks()
+        self.context = None  # type: ignore[assignment]  # no Call <-> context cycle for the GC (a kept context works)
 
     async def _invoke(self, executor: Any) -> None:
         method = self.method
@@ -427,8 +456,10 @@ class Call:
     async def _in_pool(self, executor: Any, function: Callable[..., Any], argument: Any, context: Any,
                        generator: bool) -> Any:
         loop = asyncio.get_running_loop()
-        if generator:  # calling a generator function runs none of its code: its steps go to the pool below
-            return function(argument, context)
+        if generator and inspect.isgeneratorfunction(function):
+            return function(argument, context)  # runs none of its code: its steps go to the pool (_stream_out)
+        # Anything else may block (a plain function returning an iterable may read the request stream, which
+        # waits on this loop): the pool.
         return await loop.run_in_executor(executor, function, argument, context)
 
     async def _unary_response(self, response: Any) -> None:
@@ -456,16 +487,24 @@ class Call:
         loop = asyncio.get_running_loop()
         iterator = iter(result)
         done = object()
+        step: Optional[asyncio.Future[Any]] = None
         try:
             while True:
-                message = await loop.run_in_executor(executor, next, iterator, done)
+                step = loop.run_in_executor(executor, next, iterator, done)
+                message = await step
+                step = None
                 if message is done:
                     return
                 await self.write(message)
         finally:
             close = getattr(iterator, "close", None)
             if close is not None:
-                await loop.run_in_executor(executor, close)
+                if step is not None and not step.done():
+                    # Cancelled while the pool thread is inside next(): close the generator once that step
+                    # returns (closing it meanwhile raises "generator already executing").
+                    step.add_done_callback(lambda _step: loop.run_in_executor(executor, close))
+                else:
+                    await loop.run_in_executor(executor, close)
 
 
 def _compression_name(compression: Any) -> Optional[str]:

@@ -78,6 +78,8 @@ class ServicerContext:
     def send_initial_metadata(self, initial_metadata: Any) -> _Done:
         """Sends the response's headers now, with this metadata (once, before the first message)."""
         call = self._call
+        if call is None or call.ended:
+            raise RuntimeError("send_initial_metadata: the call has ended")
         if call.headers_sent:
             raise RuntimeError("send_initial_metadata: the response's headers were already sent")
         call.initial_metadata = outgoing_metadata(initial_metadata)

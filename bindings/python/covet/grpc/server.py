@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple, Optional, TypeVar
@@ -25,6 +26,8 @@ from .web import WebCall, is_grpc_web, is_grpc_web_text
 from .wire import MessageReader, Metadata, WireError, parse_timeout, read_head
 
 __all__ = ["GrpcServer", "server", "HandlerCallDetails"]
+
+logger = logging.getLogger("covet.grpc")
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_MAX_RECEIVE = 4 * 1024 * 1024  # grpcio's default max_receive_message_length
@@ -201,6 +204,10 @@ class GrpcServer:
             method = await self.lookup(path, head.metadata)
         except WireError as exc:
             _refuse(responder, web, content_type, int(exc.code), str(exc))
+            return
+        except Exception as exc:  # an interceptor or a generic handler failed
+            logger.exception("gRPC method lookup for %s failed", path)
+            _refuse(responder, web, content_type, int(StatusCode.UNKNOWN), f"Exception calling application: {exc}")
             return
         if method is None:
             _refuse(responder, web, content_type, int(StatusCode.UNIMPLEMENTED), f"Method not found: {path}")

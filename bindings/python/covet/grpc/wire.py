@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import gzip
+import re
 import zlib
 from collections.abc import Callable
 from typing import Any, NamedTuple, Optional, Union
@@ -135,7 +136,7 @@ def parse_timeout(value: str) -> float:
     """A ``grpc-timeout`` value (at most 8 digits and a unit: H M S m u n) in seconds."""
     digits, unit = value[:-1], value[-1:]
     scale = _TIMEOUT_UNITS.get(unit)
-    if scale is None or not digits.isdigit() or not 0 < len(digits) <= 8:
+    if scale is None or not (digits.isascii() and digits.isdigit()) or not 0 < len(digits) <= 8:
         raise WireError(StatusCode.INTERNAL, f"malformed grpc-timeout {value!r} (expected up to 8 digits and one "
                         "of the units H, M, S, m, u, n)")
     return int(digits) * scale
@@ -180,12 +181,15 @@ def read_head(headers: list[tuple[str, str]]) -> Head:
             continue
         if key.endswith("-bin"):
             try:
-                entries.append(Metadatum(key, base64.b64decode(value + "=" * (-len(value) % 4))))
+                entries.append(Metadatum(key, base64.b64decode(value + "=" * (-len(value) % 4), validate=True)))
             except (binascii.Error, ValueError):
                 error = WireError(StatusCode.INTERNAL, f"metadata {key!r} is not valid base64")
         else:
             entries.append(Metadatum(key, value))
     return Head(content_type, timeout, encoding, accepted, tuple(entries), error)
+
+
+_KEY = re.compile(r"[0-9a-z_.-]+")
 
 
 def outgoing_metadata(metadata: Any) -> list[tuple[str, str]]:
@@ -198,8 +202,10 @@ def outgoing_metadata(metadata: Any) -> list[tuple[str, str]]:
     for item in items:
         key, value = item
         key = str(key).lower()
-        reserved = key.startswith((":", "grpc-")) and key != "grpc-status-details-bin"  # (rich error details)
-        if not key or reserved or key in RESERVED_HEADERS:
+        if not _KEY.fullmatch(key):
+            raise ValueError(f"metadata key {key!r}: a key is lower-case letters, digits, '-', '_' and '.'")
+        reserved = key.startswith("grpc-") and key != "grpc-status-details-bin"  # (rich error details)
+        if reserved or key in RESERVED_HEADERS or key == "user-agent":
             raise ValueError(f"metadata key {key!r} is reserved by gRPC or HTTP/2; choose another name")
         if key.endswith("-bin"):
             raw = value if isinstance(value, (bytes, bytearray)) else str(value).encode()

@@ -1,0 +1,19 @@
+// Whether a request is a gRPC call (content-type application/grpc, application/grpc+proto, ...; gRPC-Web is
+// answered as plain HTTP). The engine treats such calls apart in two places: a call no route serves is answered
+// UNIMPLEMENTED at once (covet::App), and a call's streamed body is not timed by Timeouts::body, body_deadline or
+// min_body_rate (the protocols): its client may wait for answers before it sends more, for as long as the call
+// lasts, and the call's deadline is the client's (grpc-timeout) and the application's.
+#pragma once
+
+#include <string_view>
+
+#include "covet/http/request.hpp"
+
+namespace covet::http {
+
+inline bool is_grpc_call(const Request& request) noexcept {
+    const std::string_view type = request.header("content-type").value_or("");
+    return type.starts_with("application/grpc") && !type.starts_with("application/grpc-web");
+}
+
+}  // namespace covet::http
