@@ -135,18 +135,7 @@ Response grpc_unimplemented(const Request& request) {
     Response r(200);
     r.set_content_type("application/grpc");
     r.add_prechecked_header("grpc-status", "12");
-    std::string message = "Method not found: ";
-    for (const char c : request.path()) {  // grpc-message is percent-encoded
-        const auto u = static_cast<unsigned char>(c);
-        if (u >= 0x20 && u <= 0x7E && c != '%') {
-            message += c;
-        } else {
-            static constexpr char hex[] = "0123456789ABCDEF";
-            message += '%';
-            message += hex[u >> 4];
-            message += hex[u & 0xF];
-        }
-    }
+    const std::string message = http::grpc_percent_encode("Method not found: " + std::string(request.path()));
     r.add_prechecked_header("grpc-message", message);
     return r;
 }

@@ -6,24 +6,11 @@
 #include <array>
 #include <cstring>
 
+#include "covet/http/grpc_call.hpp"
+
 namespace covet::grpc {
 
-std::string encode_status_message(std::string_view message) {
-    static constexpr char hex[] = "0123456789ABCDEF";
-    std::string out;
-    out.reserve(message.size());
-    for (const char ch : message) {
-        const auto c = static_cast<unsigned char>(ch);
-        if (c >= 0x20 && c <= 0x7E && c != '%') {
-            out += ch;
-        } else {
-            out += '%';
-            out += hex[c >> 4];
-            out += hex[c & 0xF];
-        }
-    }
-    return out;
-}
+std::string encode_status_message(std::string_view message) { return http::grpc_percent_encode(message); }
 
 std::string frame_message(std::string_view message) {
     std::string out(5 + message.size(), '\0');

@@ -5,6 +5,7 @@
 // lasts, and the call's deadline is the client's (grpc-timeout) and the application's.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 #include "covet/http/request.hpp"
@@ -14,6 +15,25 @@ namespace covet::http {
 inline bool is_grpc_call(const Request& request) noexcept {
     const std::string_view type = request.header("content-type").value_or("");
     return type.starts_with("application/grpc") && !type.starts_with("application/grpc-web");
+}
+
+// `message` as a grpc-message value: UTF-8 with every byte outside printable ASCII (0x20-0x7E), and '%',
+// percent-encoded (the gRPC over HTTP/2 spec).
+inline std::string grpc_percent_encode(std::string_view message) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    std::string out;
+    out.reserve(message.size());
+    for (const char ch : message) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (c >= 0x20 && c <= 0x7E && c != '%') {
+            out += ch;
+        } else {
+            out += '%';
+            out += hex[c >> 4];
+            out += hex[c & 0xF];
+        }
+    }
+    return out;
 }
 
 }  // namespace covet::http
