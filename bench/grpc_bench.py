@@ -1,7 +1,8 @@
 """gRPC per core (issue 20): the same Greeter service (examples/native/grpc_greeter/greeter.proto) served by
 CovetPy (grpcio's generated servicer on `covet run`), by CovetPy's C++ API (examples/native/grpc_greeter, release
-build), by grpcio's asyncio server (grpc.aio) and, when Go is there, by grpc-go; load from ghz (Go, pinned), unary
-and server-streaming calls.
+build), by grpcio's asyncio server (grpc.aio), by the C++ gRPC server (Debian's libgrpc++-dev and
+protobuf-compiler-grpc, its callback API) and, when Go is there, by grpc-go; load from ghz (Go, pinned), unary and
+server-streaming calls.
 
 Protocol (../shared/PERFORMANCE.md): each server alone on CPU 0 (taskset), ghz on CPU 1, one server process, the
 servers interleaved round by round; per run the server's CPU time (utime + stime from /proc) over the calls that
@@ -100,6 +101,25 @@ def build_go_server(work: Path) -> Optional[Path]:
     return binary
 
 
+def build_cpp_server(work: Path) -> Optional[Path]:
+    """bench/peers/grpc/cpp on the C++ gRPC server; None without grpc_cpp_plugin / grpc++ (Debian's
+    protobuf-compiler-grpc, libgrpc++-dev)."""
+    plugin, protoc = shutil.which("grpc_cpp_plugin"), shutil.which("protoc")
+    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "grpc++", "protobuf"], capture_output=True,
+                           text=True)
+    if plugin is None or protoc is None or flags.returncode != 0:
+        return None
+    out = work / "cpp"
+    out.mkdir()
+    subprocess.run([protoc, f"-I{PROTO_DIR}", f"--cpp_out={out}", f"--grpc_out={out}",
+                    f"--plugin=protoc-gen-grpc={plugin}", str(PROTO)], check=True)
+    binary = work / "greeter-cpp"
+    subprocess.run(["g++", "-O2", "-std=c++17", f"-I{out}", str(PEERS / "cpp" / "greeter_server.cc"),
+                    str(out / "greeter.pb.cc"), str(out / "greeter.grpc.pb.cc"), "-o", str(binary),
+                    *flags.stdout.split()], check=True)
+    return binary
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -107,7 +127,7 @@ def free_port() -> int:
         return port
 
 
-def server_command(name: str, port: int, go_server: Optional[Path]) -> list[str]:
+def server_command(name: str, port: int, go_server: Optional[Path], cpp_server: Optional[Path] = None) -> list[str]:
     if name == "covet":
         return [sys.executable, "-m", "covet", "run", "covet_app:app", "--port", str(port), "--http2",
                 "--log-level", "warning"]
@@ -118,6 +138,9 @@ def server_command(name: str, port: int, go_server: Optional[Path]) -> list[str]
     if name == "grpc-go":
         assert go_server is not None
         return [str(go_server), str(port)]
+    if name == "grpc-cpp":
+        assert cpp_server is not None
+        return [str(cpp_server), str(port)]
     raise ValueError(name)
 
 
@@ -161,9 +184,10 @@ def _latency(report: dict[str, Any], percentile: int) -> Optional[float]:
 
 
 def measure(name: str, scenario: str, args: argparse.Namespace, env: dict[str, str], ghz: Path,
-            go_server: Optional[Path]) -> dict[str, Any]:
+            go_server: Optional[Path], cpp_server: Optional[Path]) -> dict[str, Any]:
     port = free_port()
-    process = subprocess.Popen(["taskset", "-c", "0", *server_command(name, port, go_server)], cwd=PEERS, env=env,
+    command = server_command(name, port, go_server, cpp_server)
+    process = subprocess.Popen(["taskset", "-c", "0", *command], cwd=PEERS, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         wait_listening(port, process)
@@ -185,7 +209,7 @@ def measure(name: str, scenario: str, args: argparse.Namespace, env: dict[str, s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--servers", default="covet,covet-cpp,grpcio,grpc-go")
+    parser.add_argument("--servers", default="covet,covet-cpp,grpcio,grpc-go,grpc-cpp")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -202,6 +226,11 @@ def main() -> None:
         if "grpc-go" in servers and go_server is None:
             print("grpc_bench: no Go toolchain: grpc-go left out", file=sys.stderr)
             servers.remove("grpc-go")
+        cpp_server = build_cpp_server(work) if "grpc-cpp" in servers else None
+        if "grpc-cpp" in servers and cpp_server is None:
+            print("grpc_bench: no grpc_cpp_plugin/grpc++ (apt install protobuf-compiler-grpc libgrpc++-dev): "
+                  "grpc-cpp left out", file=sys.stderr)
+            servers.remove("grpc-cpp")
         if "covet-cpp" in servers and not os.access(CPP_GREETER, os.X_OK):
             print(f"grpc_bench: {CPP_GREETER} is not built: covet-cpp left out (see the usage above)", file=sys.stderr)
             servers.remove("covet-cpp")
@@ -210,7 +239,7 @@ def main() -> None:
         for round_ in range(args.rounds):
             for scenario in scenarios:
                 for name in servers:
-                    result = measure(name, scenario, args, env, ghz, go_server)
+                    result = measure(name, scenario, args, env, ghz, go_server, cpp_server)
                     runs[name][scenario].append(result)
                     print(f"round {round_ + 1} {scenario:9} {name:8} {result['rps']:10.0f} calls/s "
                           f"{result['cpu_us_per_call']:8.1f} CPU-us/call errors {result['errors']}", file=sys.stderr)
@@ -232,10 +261,11 @@ def main() -> None:
         for s in scenarios:
             ratio = summary["grpcio"][s]["cpu_us_per_call"] / summary["covet"][s]["cpu_us_per_call"]
             print(f"{s}: CovetPy (Python) uses {ratio:.2f}x less CPU per call than grpcio (issue 20's target: 5x)")
-    if "covet-cpp" in summary and "grpc-go" in summary:
-        for s in scenarios:
-            ratio = summary["grpc-go"][s]["cpu_us_per_call"] / summary["covet-cpp"][s]["cpu_us_per_call"]
-            print(f"{s}: CovetPy (C++) uses {ratio:.2f}x less CPU per call than grpc-go")
+    for peer in ("grpc-cpp", "grpc-go"):
+        if "covet-cpp" in summary and peer in summary:
+            for s in scenarios:
+                ratio = summary[peer][s]["cpu_us_per_call"] / summary["covet-cpp"][s]["cpu_us_per_call"]
+                print(f"{s}: CovetPy (C++) uses {ratio:.2f}x less CPU per call than {peer}")
     print(f"raw results: {out.relative_to(ROOT)}")
 
 
