@@ -88,11 +88,14 @@ ServerCall::~ServerCall() = default;  // an unanswered Responder answers 500; a 
 
 std::shared_ptr<ServerCall> ServerCall::accept(Request& request, Responder responder, const CallLimits& limits) {
     const std::string_view content_type = request.header("content-type").value_or("");
-    if (!content_type.starts_with("application/grpc") || content_type.starts_with("application/grpc-web")) {
-        responder.send(Response::text("gRPC requests need content-type application/grpc (HTTP/2)\n", 415));
+    if (!content_type.starts_with("application/grpc")) {
+        responder.send(Response::text(
+            "gRPC requests need content-type application/grpc (HTTP/2), or application/grpc-web\n", 415));
         return nullptr;
     }
     auto call = std::make_shared<ServerCall>(Token{}, std::move(responder), limits);
+    if (content_type.starts_with("application/grpc-web"))
+        call->web_ = content_type.starts_with("application/grpc-web-text") ? Web::text : Web::binary;
     call->method_.assign(request.path());
     call->peer_ = std::string(request.client_address()) + ":" + std::to_string(request.client_port());
     std::string_view encoding;
@@ -162,9 +165,35 @@ void ServerCall::add_trailing_metadata(std::string_view key, std::string_view va
     add_metadata(trailing_, key, value, "metadata");
 }
 
+std::string_view ServerCall::content_type() const noexcept {
+    switch (web_) {
+        case Web::binary: return "application/grpc-web+proto";
+        case Web::text: return "application/grpc-web-text+proto";
+        case Web::none: break;
+    }
+    return "application/grpc";
+}
+
+// A framed message as the body carries it (gRPC-Web text: base64, each frame padded).
+std::string ServerCall::body_bytes(std::string framed) const {
+    if (web_ == Web::text) return base64_encode(framed, /*pad=*/true);
+    return framed;  // moved out
+}
+
+// gRPC-Web's trailers: the body's last frame (flag 0x80), the fields as HTTP/1 header lines.
+std::string ServerCall::trailer_frame(const Status& status) const {
+    std::string lines;
+    for (const auto& field : trailers(status)) {
+        lines.append(field.name).append(":").append(field.value).append("\r\n");
+    }
+    std::string framed = frame_message(lines);
+    framed[0] = static_cast<char>(0x80);
+    return body_bytes(std::move(framed));
+}
+
 void ServerCall::start_stream() {
     Response head(200);
-    head.set_content_type("application/grpc");
+    head.set_content_type(content_type());
     head.add_prechecked_header("grpc-accept-encoding", accept_encoding);
     head.add_prechecked_headers(initial_);
     stream_ = responder_.stream(std::move(head), flow_);
@@ -177,7 +206,7 @@ bool ServerCall::write(std::string_view message) {
         if (state_.load() != open_state) return false;
         if (message.size() <= limits_.max_send_message_bytes) {
             if (!stream_) start_stream();
-            stream_.write(frame_message(message));
+            stream_.write(body_bytes(frame_message(message)));
             return true;
         }
         over_limit = true;
@@ -214,11 +243,16 @@ Fields ServerCall::trailers(const Status& status) const {
 // trailers, or Trailers-Only (one HEADERS frame) when nothing was sent.
 void ServerCall::end_locked(const Status& status) {
     if (stream_) {
-        stream_.end(trailers(status));
+        if (web_ != Web::none) {
+            stream_.write(trailer_frame(status));
+            stream_.end();
+        } else {
+            stream_.end(trailers(status));
+        }
         return;
     }
     Response r(200);
-    r.set_content_type("application/grpc");
+    r.set_content_type(content_type());
     r.add_prechecked_headers(initial_);
     r.add_prechecked_headers(trailers(status));
     responder_.send(std::move(r));
@@ -248,7 +282,11 @@ void ServerCall::finish_with_message(std::string_view message, const Status& sta
         State expected = open_state;
         if (!state_.compare_exchange_strong(expected, finished_state)) return;
         on_ready_ = nullptr;
-        if (stream_) {
+        if (web_ != Web::none) {  // gRPC-Web: the message and the trailer frame in the body
+            if (!stream_) start_stream();
+            stream_.write(body_bytes(frame_message(message)) + trailer_frame(status));
+            stream_.end();
+        } else if (stream_) {
             stream_.write(frame_message(message));
             stream_.end(trailers(status));
         } else {  // a unary reply: one response, its trailers after the body
@@ -290,6 +328,33 @@ void ServerCall::start_reading(Request& request, RequestBody body) {
 
 void ServerCall::receive(std::string_view chunk) {
     if (!reading_) return;
+    if (web_ == Web::text) {  // base64, in groups of 4 characters that chunks may cut
+        pending_text_.append(chunk);
+        const std::size_t whole = pending_text_.size() - pending_text_.size() % 4;
+        decoded_text_.clear();
+        std::string group;
+        for (std::size_t i = 0; i < whole; i += 4) {  // group by group: frames may each end with padding
+            if (!base64_decode(std::string_view(pending_text_).substr(i, 4), group)) {
+                reading_ = false;
+                finish({StatusCode::internal, "a grpc-web-text request body is not valid base64"});
+                after_callback();
+                return;
+            }
+            decoded_text_ += group;
+        }
+        pending_text_.erase(0, whole);
+        if (body_) body_.consume(chunk.size());
+        chunk = decoded_text_;
+        const Status status = reader_->feed(chunk, [this](std::string_view message) {
+            if (on_message_ && !finished()) on_message_(*this, message);
+        });
+        if (!status.ok()) {
+            reading_ = false;
+            finish(status);
+        }
+        after_callback();
+        return;
+    }
     const Status status = reader_->feed(chunk, [this](std::string_view message) {
         if (on_message_ && !finished()) on_message_(*this, message);
     });

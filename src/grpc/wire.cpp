@@ -178,7 +178,7 @@ bool base64_decode(std::string_view in, std::string& out) {
     return true;
 }
 
-std::string base64_encode(std::string_view in) {
+std::string base64_encode(std::string_view in, bool pad) {
     std::string out;
     out.reserve((in.size() + 2) / 3 * 4);
     std::uint32_t acc = 0;
@@ -192,6 +192,8 @@ std::string base64_encode(std::string_view in) {
         }
     }
     if (bits > 0) out += alphabet[(acc << (6 - bits)) & 0x3F];
+    if (pad)
+        while (out.size() % 4 != 0) out += '=';
     return out;
 }
 

@@ -137,6 +137,8 @@ TEST(GrpcWire, Base64BothWays) {
     }
     ASSERT_TRUE(covet::grpc::base64_decode("AP8Q", out));
     EXPECT_EQ(out, std::string("\x00\xff\x10", 3));
+    EXPECT_EQ(covet::grpc::base64_encode("a", /*pad=*/true), "YQ==");  // gRPC-Web text frames are padded
+    EXPECT_EQ(covet::grpc::base64_encode("abc", /*pad=*/true), "YWJj");
     ASSERT_TRUE(covet::grpc::base64_decode("YQ==", out));  // padded
     EXPECT_EQ(out, "a");
     EXPECT_FALSE(covet::grpc::base64_decode("a$bc", out));

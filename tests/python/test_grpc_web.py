@@ -139,6 +139,55 @@ def test_in_headless_chromium(served: Any) -> None:
     assert out["error"] == {"code": 3, "message": "names like that are refused"}
 
 
+CPP_GREETER = Path(os.environ.get("COVET_GRPC_GREETER")
+                   or ROOT / "build" / "examples" / "native" / "grpc_greeter" / "grpc_greeter")
+
+
+@pytest.fixture(scope="module")
+def cpp_greeter() -> Iterator[int]:
+    """examples/native/grpc_greeter (covet::grpc in C++), built by CMake with protobuf: its port."""
+    if not os.access(CPP_GREETER, os.X_OK):
+        message = f"{CPP_GREETER} is not built (CMake builds it with libprotobuf-dev and protobuf-compiler)"
+        if os.environ.get("COVET_REQUIRE_NATIVE"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from serverproc import ServerProcess, free_port
+
+    with ServerProcess([str(CPP_GREETER), str(free_port()), "--threads", "1"]) as process:
+        yield process.port
+
+
+def test_connect_web_client_against_the_cpp_api(cpp_greeter: int, generated: dict[str, Path]) -> None:
+    result = subprocess.run(["node", "client.mjs", f"http://127.0.0.1:{cpp_greeter}", str(generated["js"])],
+                            cwd=CLIENT_DIR, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["unary"] == "Hello, web"
+    assert out["stream"] == ["Hello, web"] * 3  # the example's stream repeats one reply
+    assert out["error"] == {"code": 3, "message": "names like that are refused"}
+
+
+def test_grpc_web_text_and_binary_against_the_cpp_api(cpp_greeter: int) -> None:
+    import greeter_pb2 as pb
+
+    message = pb.HelloRequest(name="text").SerializeToString()
+    body = base64.b64encode(b"\x00" + len(message).to_bytes(4, "big") + message)
+    status, headers, reply = post(cpp_greeter, "/bench.Greeter/SayHello", "application/grpc-web-text", body)
+    assert status == 200
+    assert headers["content-type"] == "application/grpc-web-text+proto"
+    decoded = b"".join(base64.b64decode(part + b"=" * (-len(part) % 4)) for part in _b64_parts(reply))
+    (flag, payload), (trailer_flag, trailer) = frames(decoded)
+    assert flag == 0 and pb.HelloReply.FromString(payload).message == "Hello, text"
+    assert trailer_flag == 0x80 and b"grpc-status:0\r\n" in trailer
+    message = pb.HelloRequest(name="bin", count=2).SerializeToString()
+    status, headers, reply = post(cpp_greeter, "/bench.Greeter/SayHellos", "application/grpc-web+proto",
+                                  b"\x00" + len(message).to_bytes(4, "big") + message)
+    assert status == 200 and headers["content-type"] == "application/grpc-web+proto"
+    parsed = frames(reply)
+    assert [pb.HelloReply.FromString(p).message for f, p in parsed if f == 0] == ["Hello, bin", "Hello, bin"]
+    assert parsed[-1][0] == 0x80 and b"grpc-status:0\r\n" in parsed[-1][1]
+
+
 def frames(body: bytes) -> list[tuple[int, bytes]]:
     out, pos = [], 0
     while pos < len(body):

@@ -25,6 +25,9 @@ int main(int argc, char** argv) {
     greeter.unary("SayHello",
                   covet::grpc::unary<bench::HelloRequest, bench::HelloReply>(
                       [](covet::grpc::ServerCall&, const bench::HelloRequest& request, bench::HelloReply& reply) {
+                          if (request.name() == "refuse me")  // an error status (tests/python/test_grpc_web.py)
+                              return covet::grpc::Status{covet::grpc::StatusCode::invalid_argument,
+                                                         "names like that are refused"};
                           reply.set_message("Hello, " + request.name());
                           return covet::grpc::Status{};
                       }));

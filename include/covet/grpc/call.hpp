@@ -98,7 +98,8 @@ public:
 private:
     friend class CallBody;
     enum State : std::uint8_t { open_state, finished_state, cancelled_state };
-    void receive(std::string_view chunk);  // the connection's thread, from here on
+    enum class Web : std::uint8_t { none, binary, text };  // gRPC-Web (application/grpc-web, -text: base64)
+    void receive(std::string_view chunk);                  // the connection's thread, from here on
     void receive_end();
     void receive_failed();
     void fail(const char* what) noexcept;
@@ -106,6 +107,9 @@ private:
     void cancel_now();
     void start_stream();
     Fields trailers(const Status& status) const;
+    std::string_view content_type() const noexcept;
+    std::string body_bytes(std::string framed) const;
+    std::string trailer_frame(const Status& status) const;
     void end_locked(const Status& status);
     void release_self();
     void after_callback();
@@ -118,6 +122,9 @@ private:
     std::unique_ptr<MessageReader> reader_;
     RequestBody body_;
     bool reading_ = true;
+    Web web_ = Web::none;
+    std::string pending_text_;  // gRPC-Web text: base64 not yet a multiple of 4 characters
+    std::string decoded_text_;
     std::shared_ptr<ServerCall> self_;  // alive until finished or cancelled, whoever else holds it
 
     std::function<void(ServerCall&, std::string_view)> on_message_;

@@ -43,9 +43,10 @@ private:
 // A grpc-timeout value (1 to 8 digits, then H, M, S, m, u or n); nullopt when malformed.
 std::optional<std::chrono::nanoseconds> parse_timeout(std::string_view value) noexcept;
 
-// Standard base64 (binary metadata, keys ending in "-bin"): decoding accepts padded and unpadded input; false
-// for anything else. Encoding writes no padding (what gRPC implementations send).
+// Standard base64 (binary metadata, keys ending in "-bin"; gRPC-Web text bodies): decoding accepts padded and
+// unpadded input; false for anything else. Encoding writes no padding unless `pad` (metadata: none, as gRPC
+// implementations send; a gRPC-Web text frame: padded).
 bool base64_decode(std::string_view in, std::string& out);
-std::string base64_encode(std::string_view in);
+std::string base64_encode(std::string_view in, bool pad = false);
 
 }  // namespace covet::grpc
