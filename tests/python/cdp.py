@@ -28,7 +28,7 @@ from typing import Any, Optional
 
 from websockets.sync.client import ClientConnection, connect
 
-__all__ = ["Chromium", "Page", "chromium_path"]
+__all__ = ["Chromium", "Page", "chromium_path", "require_chromium"]
 
 
 def chromium_path() -> Optional[str]:
@@ -41,6 +41,19 @@ def chromium_path() -> Optional[str]:
         if found:
             return found
     return None
+
+
+def require_chromium(purpose: str) -> str:
+    """The Chromium to drive, or the calling test skipped (failed under COVET_REQUIRE_CHROMIUM=1) naming `purpose`."""
+    import pytest
+
+    path = chromium_path()
+    if path is None:
+        reason = f"no Chromium (/usr/bin/chromium or $COVET_CHROMIUM; scripts/setup.sh installs it) {purpose}"
+        if os.environ.get("COVET_REQUIRE_CHROMIUM"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return path
 
 
 class Page:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cdp import Chromium, Page, chromium_path
+from cdp import Chromium, Page, require_chromium
 from serverproc import ServerProcess, require_compiled_engine
 
 HERE = Path(__file__).resolve().parent
@@ -33,13 +33,7 @@ def server() -> Iterator[ServerProcess]:
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Chromium]:
-    path = chromium_path()
-    if path is None:
-        reason = "no Chromium (/usr/bin/chromium or $COVET_CHROMIUM) to render /docs and /redoc"
-        if os.environ.get("COVET_REQUIRE_CHROMIUM"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    with Chromium.start(path) as browser:
+    with Chromium.start(require_chromium("to render /docs and /redoc")) as browser:
         yield browser
 
 

@@ -53,7 +53,8 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     subprocess.run([protoc, f"-I{PROTO_DIR}", f"--plugin=protoc-gen-es={plugin}", f"--es_out={js_out}",
                     "--es_opt=target=js", str(PROTO_DIR / "greeter.proto")], check=True)
     (js_out / "node_modules").symlink_to(CLIENT_DIR / "node_modules")  # the generated module's imports
-    shutil.copy(CLIENT_DIR / "browser.mjs", js_out / "browser.mjs")
+    for script in ("browser.mjs", "calls.mjs"):  # beside greeter_pb.js, which browser.mjs imports
+        shutil.copy(CLIENT_DIR / script, js_out / script)
     subprocess.run([str(CLIENT_DIR / "node_modules" / ".bin" / "esbuild"), str(js_out / "browser.mjs"), "--bundle",
                     "--format=esm", f"--outfile={js_out / 'bundle.js'}", "--log-level=warning"], check=True)
     sys.path.insert(0, str(python_out))
@@ -107,11 +108,17 @@ def served(request: pytest.FixtureRequest, generated: dict[str, Path]) -> Iterat
     worker.stop()
 
 
-def test_connect_web_client(served: Any, generated: dict[str, Path]) -> None:
-    result = subprocess.run(["node", "client.mjs", f"http://127.0.0.1:{served.port}", str(generated["js"])],
+def node_client(port: int, generated: dict[str, Path]) -> dict[str, Any]:
+    """What tests/python/grpc_web/client.mjs got from the server on `port` (its one JSON line)."""
+    result = subprocess.run(["node", "client.mjs", f"http://127.0.0.1:{port}", str(generated["js"])],
                             cwd=CLIENT_DIR, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    out: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return out
+
+
+def test_connect_web_client(served: Any, generated: dict[str, Path]) -> None:
+    out = node_client(served.port, generated)
     assert out["unary"] == "Hello, web"
     assert out["stream"] == ["Hello #0, web", "Hello #1, web", "Hello #2, web"]
     assert out["error"] == {"code": 3, "message": "names like that are refused"}  # INVALID_ARGUMENT
@@ -119,15 +126,9 @@ def test_connect_web_client(served: Any, generated: dict[str, Path]) -> None:
 
 def test_in_headless_chromium(served: Any) -> None:
     """The Connect client, bundled, in a page of the app itself: the browser's fetch makes the calls."""
-    from cdp import Chromium, chromium_path
+    from cdp import Chromium, require_chromium
 
-    path = chromium_path()
-    if path is None:
-        reason = "no Chromium (/usr/bin/chromium or $COVET_CHROMIUM) for the gRPC-Web page"
-        if os.environ.get("COVET_REQUIRE_CHROMIUM"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    with Chromium.start(path) as browser:
+    with Chromium.start(require_chromium("for the gRPC-Web page")) as browser:
         page = browser.page()
         page.goto(f"http://127.0.0.1:{served.port}/grpc-web.html")
         page.wait_for("window.grpcWebResult !== undefined || window.grpcWebError !== undefined", timeout=30,
@@ -158,10 +159,7 @@ def cpp_greeter() -> Iterator[int]:
 
 
 def test_connect_web_client_against_the_cpp_api(cpp_greeter: int, generated: dict[str, Path]) -> None:
-    result = subprocess.run(["node", "client.mjs", f"http://127.0.0.1:{cpp_greeter}", str(generated["js"])],
-                            cwd=CLIENT_DIR, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    out = node_client(cpp_greeter, generated)
     assert out["unary"] == "Hello, web"
     assert out["stream"] == ["Hello, web"] * 3  # the example's stream repeats one reply
     assert out["error"] == {"code": 3, "message": "names like that are refused"}

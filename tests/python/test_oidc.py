@@ -723,14 +723,11 @@ def _api_status(page: Any) -> Any:
 
 
 def test_browser_login_api_logout_and_key_rotation(env: Env) -> None:
-    from cdp import Chromium, chromium_path
+    from cdp import Chromium, require_chromium
 
-    if chromium_path() is None:
-        if os.environ.get("COVET_REQUIRE_CHROMIUM"):
-            pytest.fail("no Chromium (scripts/setup.sh installs Debian's chromium)")
-        pytest.skip("no Chromium (scripts/setup.sh installs Debian's chromium)")
+    path = require_chromium("for the browser login")
     oidc = env.app.state.oidc
-    with Chromium.start() as browser:
+    with Chromium.start(path) as browser:
         page = browser.page()
         _browser_login(page, env)
         status, body = _api_status(page)

@@ -4,19 +4,9 @@
 // Prints one JSON line: the unary reply, the streamed replies, and the error of a call the server refuses.
 import { createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
+import { greeterCalls } from "./calls.mjs";
 
 const [, , baseUrl, generated] = process.argv;
 const { Greeter } = await import(`${generated}/greeter_pb.js`);
 const client = createClient(Greeter, createGrpcWebTransport({ baseUrl, useBinaryFormat: true }));
-
-const out = {};
-out.unary = (await client.sayHello({ name: "web" }, { headers: { "x-trace": "t1" } })).message;
-out.stream = [];
-for await (const reply of client.sayHellos({ name: "web", count: 3 })) out.stream.push(reply.message);
-try {
-  await client.sayHello({ name: "refuse me" });
-  out.error = null;
-} catch (error) {
-  out.error = { code: error.code, message: error.rawMessage };
-}
-console.log(JSON.stringify(out));
+console.log(JSON.stringify(await greeterCalls(client, "web")));
