@@ -326,39 +326,33 @@ void ServerCall::start_reading(Request& request, RequestBody body) {
     }
 }
 
+// gRPC-Web text: `chunk`'s base64, with what an earlier chunk left of a group of 4 characters, decoded group by
+// group (frames may each end with padding); `chunk` then views the decoded bytes.
+Status ServerCall::decode_text(std::string_view& chunk) {
+    pending_text_.append(chunk);
+    const std::size_t whole = pending_text_.size() - pending_text_.size() % 4;
+    decoded_text_.clear();
+    std::string group;
+    for (std::size_t i = 0; i < whole; i += 4) {
+        if (!base64_decode(std::string_view(pending_text_).substr(i, 4), group))
+            return {StatusCode::internal, "a grpc-web-text request body is not valid base64"};
+        decoded_text_ += group;
+    }
+    pending_text_.erase(0, whole);
+    chunk = decoded_text_;
+    return {};
+}
+
 void ServerCall::receive(std::string_view chunk) {
     if (!reading_) return;
-    if (web_ == Web::text) {  // base64, in groups of 4 characters that chunks may cut
-        pending_text_.append(chunk);
-        const std::size_t whole = pending_text_.size() - pending_text_.size() % 4;
-        decoded_text_.clear();
-        std::string group;
-        for (std::size_t i = 0; i < whole; i += 4) {  // group by group: frames may each end with padding
-            if (!base64_decode(std::string_view(pending_text_).substr(i, 4), group)) {
-                reading_ = false;
-                finish({StatusCode::internal, "a grpc-web-text request body is not valid base64"});
-                after_callback();
-                return;
-            }
-            decoded_text_ += group;
-        }
-        pending_text_.erase(0, whole);
-        if (body_) body_.consume(chunk.size());
-        chunk = decoded_text_;
-        const Status status = reader_->feed(chunk, [this](std::string_view message) {
+    const std::size_t received = chunk.size();
+    Status status = web_ == Web::text ? decode_text(chunk) : Status{};
+    if (status.ok()) {
+        status = reader_->feed(chunk, [this](std::string_view message) {
             if (on_message_ && !finished()) on_message_(*this, message);
         });
-        if (!status.ok()) {
-            reading_ = false;
-            finish(status);
-        }
-        after_callback();
-        return;
     }
-    const Status status = reader_->feed(chunk, [this](std::string_view message) {
-        if (on_message_ && !finished()) on_message_(*this, message);
-    });
-    if (body_) body_.consume(chunk.size());
+    if (body_) body_.consume(received);
     if (!status.ok()) {
         reading_ = false;
         finish(status);

@@ -100,6 +100,7 @@ private:
     enum State : std::uint8_t { open_state, finished_state, cancelled_state };
     enum class Web : std::uint8_t { none, binary, text };  // gRPC-Web (application/grpc-web, -text: base64)
     void receive(std::string_view chunk);                  // the connection's thread, from here on
+    Status decode_text(std::string_view& chunk);
     void receive_end();
     void receive_failed();
     void fail(const char* what) noexcept;

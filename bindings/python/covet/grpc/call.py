@@ -33,6 +33,7 @@ logger = logging.getLogger("covet.grpc")
 
 
 _FLOW_GO, _FLOW_CLOSED = 0, 2  # NativeResponder.flow_state() (covet.responses)
+_DEADLINE_EXCEEDED = (int(StatusCode.DEADLINE_EXCEEDED), "Deadline Exceeded")
 
 
 class CallCancelled(Exception):
@@ -373,36 +374,28 @@ class Call:
             await self._invoke(executor)
             code, details = self.code or 0, self.details or ""
             if self._stop is not None:  # the method swallowed its cancellation: it still happened
-                task = self._task
-                if task is not None and task.cancelling():
-                    task.uncancel()
-                if self._stop == "client":
-                    self._end_cancelled()
+                if self._stopped():
                     return
-                code, details = int(StatusCode.DEADLINE_EXCEEDED), "Deadline Exceeded"
+                code, details = _DEADLINE_EXCEEDED
         except AbortError as exc:
             code, details = exc.code, exc.details
         except WireError as exc:
             code, details = int(exc.code), str(exc)
         except CallCancelled:
-            if self._stop != "deadline":
+            if self._stop is None:  # a read or write found the client gone
                 self._end_cancelled()
                 return
-            # the method swallowed its deadline's cancel and tried to answer: the deadline's status goes out
-            task = self._task
-            if task is not None and task.cancelling():
-                task.uncancel()
-            code, details = int(StatusCode.DEADLINE_EXCEEDED), "Deadline Exceeded"
+            if self._stopped():  # (the deadline's: the method swallowed its cancel and tried to answer)
+                return
+            code, details = _DEADLINE_EXCEEDED
         except asyncio.CancelledError:
             task = self._task
             if self._stop is None or task is None or task.cancelling() != 1:
                 self._end_cancelled()
                 raise  # not (only) this call's own cancel: the server stops
-            task.uncancel()  # the call ends here; the dispatcher's task goes on
-            if self._stop == "client":
-                self._end_cancelled()
+            if self._stopped():  # the call ends here; the dispatcher's task goes on
                 return
-            code, details = int(StatusCode.DEADLINE_EXCEEDED), "Deadline Exceeded"
+            code, details = _DEADLINE_EXCEEDED
         except Exception as exc:
             if self.code not in (None, 0):
                 # grpcio's rule: a status set with set_code() stands (grpcio-tools' default servicer methods
@@ -421,6 +414,18 @@ class Call:
             self._release_responder()
         self.context._run_callbacks()
         self.context = None  # type: ignore[assignment]  # no Call <-> context cycle for the GC (a kept context works)
+
+    def _stopped(self) -> bool:
+        """After this call's own stop (`_stop_task`: the client left, or the deadline passed) took the method out,
+        however the method took it: the task's cancel is taken back; True when the call ends here (the client
+        left), False when its status is DEADLINE_EXCEEDED."""
+        task = self._task
+        if task is not None and task.cancelling():
+            task.uncancel()
+        if self._stop == "client":
+            self._end_cancelled()
+            return True
+        return False
 
     def _end_cancelled(self) -> None:
         self.cancelled = True
