@@ -62,7 +62,7 @@ public:
           limits_(c.config().limits),
           h2_(c.config().http2_limits),
           timeouts_(c.config().timeouts) {
-        idle_since_ = progress_at_ = conn_.loop().now();
+        idle_since_ = progress_at_ = heard_at_ = conn_.loop().now();
     }
     Http2Protocol(const Http2Protocol&) = delete;
     Http2Protocol& operator=(const Http2Protocol&) = delete;
@@ -160,7 +160,8 @@ public:
     // ---- ProtocolHandler ----
     void on_data(std::span<const char> bytes) override {
         if (closing_) return;
-        progress_at_ = conn_.loop().now();
+        progress_at_ = heard_at_ = conn_.loop().now();
+        ping_sent_ = false;  // the peer is alive
         if (upgrade_stream_) {
             // The upgraded request is dispatched once this handler is installed (its ConnectionRef
             // carries the new protocol epoch).
@@ -231,6 +232,7 @@ public:
             close();
             return;
         }
+        if (!live_.empty() && keepalive_ping(now)) return;
         if (!live_.empty() && outstanding_ == 0 && now - progress_at_ >= timeouts_.keep_alive) {
             // Every stream is answered, but the client has neither sent a byte (WINDOW_UPDATE) nor read
             // one for the keep-alive time: it holds its flow-control window shut, or stopped reading.
@@ -241,6 +243,30 @@ public:
             send_pending();
             close();
         }
+    }
+
+    // Sends a keep-alive PING once the client has been silent for ping_interval; true when the connection
+    // closed because the last one went unanswered for ping_timeout.
+    bool keepalive_ping(Clock::time_point now) {
+        if (h2_.ping_interval.count() <= 0) return false;
+        if (ping_sent_) {
+            if (now - ping_sent_at_ < h2_.ping_timeout) return false;
+            spdlog::debug("http2: {} did not answer a keep-alive PING within {} ms: closing its connection",
+                          conn_.peer_address(), h2_.ping_timeout.count());
+            nghttp2_submit_goaway(session_.get(), NGHTTP2_FLAG_NONE,
+                                  nghttp2_session_get_last_proc_stream_id(session_.get()), NGHTTP2_NO_ERROR, nullptr,
+                                  0);
+            send_pending();
+            close();
+            return true;
+        }
+        if (now - heard_at_ < h2_.ping_interval) return false;
+        if (nghttp2_submit_ping(session_.get(), NGHTTP2_FLAG_NONE, nullptr) == 0) {
+            ping_sent_ = true;
+            ping_sent_at_ = now;
+            send_and_flush();
+        }
+        return false;
     }
 
     void on_shutdown() override {
@@ -1178,7 +1204,10 @@ private:
     SessionPtr session_;
     Clock::time_point idle_since_{};
     Clock::time_point progress_at_{};  // last byte from the client, or our output fully written
-    std::size_t outstanding_ = 0;      // dispatched streams not yet answered
+    Clock::time_point heard_at_{};     // last byte from the client
+    Clock::time_point ping_sent_at_{};
+    bool ping_sent_ = false;       // a keep-alive PING is unanswered (keepalive_ping)
+    std::size_t outstanding_ = 0;  // dispatched streams not yet answered
     StreamIds stream_ids_;
     std::size_t receiving_bytes_ = 0;   // request bodies still arriving, all streams
     std::uint64_t upload_unacked_ = 0;  // streamed bodies' bytes delivered or held, not yet acknowledged

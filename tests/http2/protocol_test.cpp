@@ -318,6 +318,7 @@ public:
     std::map<std::int32_t, ClientStream> streams;
     std::vector<nghttp2_settings_entry> server_settings;
     int goaways = 0;
+    int pings = 0;  // PINGs from the server (not ACKs)
     std::uint32_t goaway_error = 0;
     std::int32_t goaway_last_stream = -1;
     std::string frames_in;  // everything the server sent
@@ -379,6 +380,7 @@ private:
         if (frame->hd.type == NGHTTP2_SETTINGS && !(frame->hd.flags & NGHTTP2_FLAG_ACK))
             c.server_settings.insert(c.server_settings.end(), frame->settings.iv,
                                      frame->settings.iv + frame->settings.niv);
+        if (frame->hd.type == NGHTTP2_PING && !(frame->hd.flags & NGHTTP2_FLAG_ACK)) ++c.pings;
         if (frame->hd.type == NGHTTP2_GOAWAY) {
             ++c.goaways;
             c.goaway_error = frame->goaway.error_code;
@@ -1407,6 +1409,77 @@ TEST(Http2Protocol, NoIdleTimeoutWhileAStreamIsOpen) {
     pump(h, c);
     h.advance(6s);
     EXPECT_TRUE(h.conn.closing());
+}
+
+net::ServerConfig ping_config() {
+    return config_with([](net::ServerConfig& c) {
+        c.http2_limits.ping_interval = 10s;
+        c.http2_limits.ping_timeout = 5s;
+    });
+}
+
+TEST(Http2Protocol, KeepAlivePingAfterTheClientIsSilentWhileAStreamIsOpen) {
+    Harness h(ping_config());
+    h.dispatcher.defer = true;  // a long call: the stream stays open
+    Client c;
+    c.get("/watch");
+    pump(h, c);
+    h.advance(9s);
+    pump(h, c);
+    EXPECT_EQ(c.pings, 0);
+    h.advance(2s);
+    pump(h, c);  // the client answers (nghttp2 ACKs PINGs itself)
+    EXPECT_EQ(c.pings, 1);
+    h.advance(6s);  // past ping_timeout: the ACK counted, the connection stays
+    EXPECT_FALSE(h.conn.closing());
+    h.advance(5s);  // silent again for ping_interval: the next PING
+    pump(h, c);
+    EXPECT_EQ(c.pings, 2);
+    EXPECT_FALSE(h.conn.closing());
+    h.dispatcher.held[0].send(Response::text("done"));
+    pump(h, c);
+    EXPECT_EQ(c.goaways, 0);
+}
+
+TEST(Http2Protocol, UnansweredKeepAlivePingClosesTheConnection) {
+    Harness h(ping_config());
+    h.dispatcher.defer = true;
+    Client c;
+    c.get("/watch");
+    pump(h, c);
+    h.advance(11s);
+    c.input(h.take());  // the PING reaches the client, whose answer never reaches the server (a dead link)
+    EXPECT_EQ(c.pings, 1);
+    h.advance(4s);
+    EXPECT_FALSE(h.conn.closing());
+    h.advance(2s);
+    EXPECT_TRUE(h.conn.closing());
+    c.input(h.take());
+    EXPECT_EQ(c.goaways, 1);
+    EXPECT_EQ(c.goaway_error, static_cast<std::uint32_t>(NGHTTP2_NO_ERROR));
+}
+
+TEST(Http2Protocol, NoKeepAlivePingsWhenTheyAreOffOrNoStreamIsOpen) {
+    Harness off(config_with([](net::ServerConfig& c) { c.http2_limits.ping_interval = 0s; }));
+    off.dispatcher.defer = true;
+    Client a;
+    a.get("/watch");
+    pump(off, a);
+    off.advance(3h);
+    pump(off, a);
+    EXPECT_EQ(a.pings, 0);
+    EXPECT_FALSE(off.conn.closing());
+
+    Harness idle(config_with([](net::ServerConfig& c) {
+        c.http2_limits.ping_interval = 1s;
+        c.timeouts.keep_alive = 30s;
+    }));
+    Client b;
+    b.get("/x");  // answered at once: no stream stays open
+    pump(idle, b);
+    idle.advance(20s);
+    pump(idle, b);
+    EXPECT_EQ(b.pings, 0);
 }
 
 TEST(Http2Protocol, ClientThatKeepsItsWindowShutIsDisconnected) {

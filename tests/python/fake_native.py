@@ -98,6 +98,12 @@ class ClientLimits:
 
 
 @dataclass
+class Http2Limits:  # only what the stand-in's users read (the keep-alive pings' defaults)
+    ping_interval: timedelta = timedelta(hours=2)
+    ping_timeout: timedelta = timedelta(seconds=20)
+
+
+@dataclass
 class ServerConfig:
     host: str = "0.0.0.0"
     port: int = 8000
@@ -110,6 +116,7 @@ class ServerConfig:
     timeouts: Timeouts = field(default_factory=Timeouts)
     http2: bool = True
     client_limits: ClientLimits = field(default_factory=ClientLimits)
+    http2_limits: Http2Limits = field(default_factory=Http2Limits)
 
 
 _DEFAULTS = ServerConfig()
@@ -460,13 +467,16 @@ class NativeServer:
                  max_stream_body_bytes: int = _DEFAULTS.limits.max_stream_body_bytes,
                  stream_send_buffer: int = _DEFAULTS.limits.stream_send_buffer,
                  max_connections_per_ip: int = 0, new_connections_per_ip: int = 0,
-                 max_streams_per_ip: int = 0) -> None:
+                 max_streams_per_ip: int = 0,
+                 h2_ping_interval_ms: int = _ms(_DEFAULTS.http2_limits.ping_interval),
+                 h2_ping_timeout_ms: int = _ms(_DEFAULTS.http2_limits.ping_timeout)) -> None:
         # The engine limits are accepted (same names and defaults as the native module) but not enforced.
         if backend not in ("auto", "uring", "asio"):
             raise ValueError(f"backend must be 'auto', 'uring' or 'asio', not '{backend}'")
         for name, value in (("header_timeout_ms", header_timeout_ms), ("keep_alive_timeout_ms", keep_alive_timeout_ms),
                             ("shutdown_timeout_ms", shutdown_timeout_ms), ("body_timeout_ms", body_timeout_ms),
-                            ("body_deadline_ms", body_deadline_ms), ("min_body_rate_grace_ms", min_body_rate_grace_ms)):
+                            ("body_deadline_ms", body_deadline_ms), ("min_body_rate_grace_ms", min_body_rate_grace_ms),
+                            ("h2_ping_interval_ms", h2_ping_interval_ms), ("h2_ping_timeout_ms", h2_ping_timeout_ms)):
             if value < 0:
                 raise ValueError(f"{name} must be a number of milliseconds >= 0, not {value}")
         if listen_backlog < 1:

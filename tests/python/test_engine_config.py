@@ -72,8 +72,8 @@ def test_the_stand_in_has_the_same_defaults() -> None:
 
 
 def test_options_describe_the_defaults_as_docs_operations_lists_them() -> None:
-    rows = {m.group(1): (m.group(2), m.group(3), m.group(4)) for m in
-            re.finditer(r"^\| `(--[a-z-]+)` \| ([^|]+?) \|[^|]*\| `(\w+)` \| `([\w.]+)` \|$", DOCS.read_text(), re.M)}
+    row = re.compile(r"^\| `(--[a-z0-9-]+)` \| ([^|]+?) \|[^|]*\| `(\w+)` \| `([\w.]+)` \|$", re.M)
+    rows = {m.group(1): (m.group(2), m.group(3), m.group(4)) for m in row.finditer(DOCS.read_text())}
     for o in ENGINE_OPTIONS:
         assert rows.get(o.flag) == (o.describe(o.default(native)), o.kwarg, o.field), o.flag
 

@@ -165,6 +165,8 @@ class Http2Limits:
     max_resets_per_second: int
     max_continuations: int
     max_unacked_upload_bytes: int
+    ping_interval: timedelta
+    ping_timeout: timedelta
     def __init__(self) -> None: ...
 
 class ClientLimits:
@@ -230,6 +232,8 @@ class NativeServer:
         max_connections_per_ip: int = ...,
         new_connections_per_ip: int = ...,
         max_streams_per_ip: int = ...,
+        h2_ping_interval_ms: int = ...,
+        h2_ping_timeout_ms: int = ...,
     ) -> None: ...
     def add_route(self, method: str, pattern: str, route_id: int, max_body_bytes: int = 0) -> None: ...
     def add_static_mount(

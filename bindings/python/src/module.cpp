@@ -355,7 +355,7 @@ public:
                  long min_body_rate_grace_ms, int listen_backlog, int listen_fd, std::size_t stream_body_threshold,
                  std::size_t max_stream_body_bytes, std::size_t stream_send_buffer,
                  std::uint32_t max_connections_per_ip, std::uint32_t new_connections_per_ip,
-                 std::uint32_t max_streams_per_ip) {
+                 std::uint32_t max_streams_per_ip, long h2_ping_interval_ms, long h2_ping_timeout_ms) {
         app_.json_errors();  // 404/405/500 bodies as FastAPI writes them
         auto& c = app_.config();
         const auto ms = [](const char* name, long value) {
@@ -399,6 +399,8 @@ public:
         c.timeouts.min_body_rate_grace = ms("min_body_rate_grace_ms", min_body_rate_grace_ms);
         c.timeouts.keep_alive = ms("keep_alive_timeout_ms", keep_alive_timeout_ms);
         c.timeouts.shutdown = ms("shutdown_timeout_ms", shutdown_timeout_ms);
+        c.http2_limits.ping_interval = ms("h2_ping_interval_ms", h2_ping_interval_ms);
+        c.http2_limits.ping_timeout = ms("h2_ping_timeout_ms", h2_ping_timeout_ms);
     }
     // For the bindings beside this file (static_binding, middleware_bindings).
     covet::App& app() noexcept { return app_; }
@@ -1141,7 +1143,9 @@ PYBIND11_MODULE(_native, m) {
         .def_readwrite("max_header_list_bytes", &Http2Limits::max_header_list_bytes)
         .def_readwrite("max_resets_per_second", &Http2Limits::max_resets_per_second)
         .def_readwrite("max_continuations", &Http2Limits::max_continuations)
-        .def_readwrite("max_unacked_upload_bytes", &Http2Limits::max_unacked_upload_bytes);
+        .def_readwrite("max_unacked_upload_bytes", &Http2Limits::max_unacked_upload_bytes)
+        .def_readwrite("ping_interval", &Http2Limits::ping_interval)
+        .def_readwrite("ping_timeout", &Http2Limits::ping_timeout);
     using covet::net::ClientLimits;
     py::class_<ClientLimits>(m, "ClientLimits",
                              "Per client address limits checked at accept (covet::net::ClientLimits; 0: off).")
@@ -1212,7 +1216,7 @@ PYBIND11_MODULE(_native, m) {
         .def(py::init<std::string, std::uint16_t, unsigned, const std::string&, std::size_t, long, long, long,
                       std::size_t, bool, std::size_t, std::size_t, std::size_t, std::size_t, std::size_t, long, long,
                       std::size_t, long, int, int, std::size_t, std::size_t, std::size_t, std::uint32_t, std::uint32_t,
-                      std::uint32_t>(),
+                      std::uint32_t, long, long>(),
              py::arg("host") = "127.0.0.1", py::arg("port") = 8000, py::arg("threads") = 1, py::arg("backend") = "auto",
              py::arg("max_body_bytes") = defaults.limits.max_body_bytes,
              py::arg("header_timeout_ms") = ms(defaults.timeouts.header),
@@ -1234,7 +1238,9 @@ PYBIND11_MODULE(_native, m) {
              py::arg("stream_send_buffer") = defaults.limits.stream_send_buffer,
              py::arg("max_connections_per_ip") = defaults.client_limits.max_connections_per_ip,
              py::arg("new_connections_per_ip") = defaults.client_limits.new_connections_per_ip,
-             py::arg("max_streams_per_ip") = defaults.client_limits.max_streams_per_ip)
+             py::arg("max_streams_per_ip") = defaults.client_limits.max_streams_per_ip,
+             py::arg("h2_ping_interval_ms") = ms(defaults.http2_limits.ping_interval),
+             py::arg("h2_ping_timeout_ms") = ms(defaults.http2_limits.ping_timeout))
         // A copy of the settings the server runs with (what the keywords and configure_tls set).
         .def_property_readonly("config", &NativeServer::config)
         .def("add_route", &NativeServer::add_route, py::arg("method"), py::arg("pattern"), py::arg("route_id"),

@@ -68,6 +68,13 @@ struct Http2Limits {
     // window stays shut until handlers catch up, so uploads whose handlers do not read hold at most this
     // plus one connection window, not one stream window each.
     std::uint64_t max_unacked_upload_bytes = std::uint64_t{4} * 1024 * 1024;
+    // Keep-alive pings (gRPC's keepalive_time and keepalive_timeout, same defaults): when nothing has come from
+    // the client for `ping_interval` while a stream is open, the server sends a PING; when nothing comes back
+    // within `ping_timeout` the peer is taken as gone (a dead link or host sends no FIN) and the connection
+    // closes, so the handlers of its streams hear it. Connections without streams are ended by
+    // Timeouts::keep_alive instead. 0: no pings.
+    std::chrono::milliseconds ping_interval{std::chrono::hours{2}};
+    std::chrono::milliseconds ping_timeout{20'000};
 };
 
 // Operations endpoints and metrics (docs/operations.md, "Metrics"). The engine records its metrics unless

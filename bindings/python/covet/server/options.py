@@ -162,6 +162,11 @@ ENGINE_OPTIONS: tuple[EngineOption, ...] = (
     EngineOption("--max-streams-per-ip", "max_streams_per_ip", "client_limits.max_streams_per_ip", parse_count,
                  "open HTTP/2 streams per client address over all its connections; more are refused with "
                  "REFUSED_STREAM (per worker process; 0: no limit)", minimum=0, zero="no limit"),
+    EngineOption("--h2-ping-interval", "h2_ping_interval_ms", "http2_limits.ping_interval", parse_duration_ms,
+                 "HTTP/2 keep-alive: a PING once the client has been silent this long while a stream is open "
+                 "(0: off)", minimum=0, zero="off"),
+    EngineOption("--h2-ping-timeout", "h2_ping_timeout_ms", "http2_limits.ping_timeout", parse_duration_ms,
+                 "HTTP/2 keep-alive: an unanswered PING closes the connection after this long"),
     EngineOption("--backlog", "listen_backlog", "listen_backlog", parse_count,
                  "the listening socket's accept queue"),
 )
