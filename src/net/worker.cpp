@@ -63,6 +63,14 @@ void Worker::post(std::function<void()> task) {
     if (!wake_pending_.exchange(true, std::memory_order_acq_rel)) wake();
 }
 
+void Worker::post_at(io::Clock::time_point when, std::function<void()> task) {
+    if (!on_loop_thread()) {
+        post([this, when, task = std::move(task)]() mutable { timers_.add(when, std::move(task)); });
+        return;
+    }
+    timers_.add(when, std::move(task));
+}
+
 void Worker::run_posted() {
     wake_pending_.store(false, std::memory_order_release);
     {
@@ -340,6 +348,7 @@ void Worker::tick() {
     if (tick_stamp_) tick_stamp_->store(now_.time_since_epoch().count(), std::memory_order_relaxed);
     for (Slot& s : slots_)
         if (s.connection && !s.closed) s.connection->tick(now_);
+    timers_.run_due(now_);
     for (std::uint32_t i = 0; i < slots_.size(); ++i)
         if (slots_[i].lingering && now() >= slots_[i].linger_until) finish_linger(i);
 }

@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "covet/io/timer_queue.hpp"
 #include "covet/net/connection.hpp"
 #include "covet/net/connection_ref.hpp"
 #include "covet/net/server.hpp"
@@ -70,6 +71,7 @@ public:
 
     // ---- io::Loop ----
     void post(std::function<void()> task) override;
+    void post_at(io::Clock::time_point when, std::function<void()> task) override;
     bool on_loop_thread() const noexcept override { return WorkerContext::installed() == &context_; }
     io::Clock::time_point now() const noexcept override { return now_; }
 
@@ -266,6 +268,7 @@ private:
 
     std::mutex posted_mutex_;
     std::vector<std::function<void()>> posted_, running_;
+    io::TimerQueue timers_;  // post_at's tasks (the loop's thread), run by tick()
     std::atomic<bool> wake_pending_{false};
     std::atomic<io::Clock::rep>* tick_stamp_ = nullptr;
 };

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "covet/http/exchange.hpp"
+#include "covet/io/timer_queue.hpp"
 #include "covet/net/connection.hpp"
 #include "covet/net/connection_ref.hpp"
 
@@ -34,6 +35,7 @@ public:
 
     // ---- io::Loop ----
     void post(std::function<void()> task) override { posted.push_back(std::move(task)); }
+    void post_at(io::Clock::time_point when, std::function<void()> task) override { timers.add(when, std::move(task)); }
     bool on_loop_thread() const noexcept override { return home_thread; }
     io::Clock::time_point now() const noexcept override { return clock; }
 
@@ -99,6 +101,7 @@ public:
     int exchanges_finished = 0;
     std::vector<bool> reading;
     std::deque<std::function<void()>> posted;
+    io::TimerQueue timers;  // post_at's tasks: a test runs them (timers.run_due(clock))
 
 private:
     net::ServerConfig config_;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "../support/drain.hpp"
+#include "covet/io/timer_queue.hpp"
 #include "covet/net/connection.hpp"
 #include "covet/net/connection_ref.hpp"
 #include "covet/ws/frame.hpp"
@@ -40,6 +41,7 @@ public:
     }
     // io::Loop
     void post(std::function<void()> task) override { posted.push_back(std::move(task)); }
+    void post_at(io::Clock::time_point when, std::function<void()> task) override { timers.add(when, std::move(task)); }
     bool on_loop_thread() const noexcept override { return home_thread; }
     io::Clock::time_point now() const noexcept override { return clock; }
     // net::ConnectionDriver
@@ -90,6 +92,7 @@ public:
     std::vector<std::uint32_t> closed;  // slots closed (now or after flush)
     std::vector<bool> reading;
     std::deque<std::function<void()>> posted;
+    io::TimerQueue timers;  // post_at's tasks: a test runs them (timers.run_due(clock))
     io::Clock::time_point clock = io::Clock::time_point{} + 1h;
     bool home_thread = true;
     int send_requests = 0;
