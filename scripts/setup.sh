@@ -23,7 +23,7 @@ packages+=(chromium)
 command -v node >/dev/null || packages+=(nodejs)
 command -v npm >/dev/null || packages+=(npm)
 # Benchmarks only (bench/): load generator and the C reference server.
-[ "${COVET_SETUP_BENCH:-0}" = 1 ] && packages+=(wrk nginx-light libgrpc++-dev protobuf-compiler-grpc)  # bench peers (grpc-cpp: bench/grpc_bench.py)
+[ "${COVET_SETUP_BENCH:-0}" = 1 ] && packages+=(wrk nginx-light libgrpc++-dev protobuf-compiler-grpc)  # bench peers (grpc-cpp: the bench's gRPC scenarios)
 
 missing=()
 for p in "${packages[@]}"; do

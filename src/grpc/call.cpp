@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "covet/http/ascii.hpp"
+#include "covet/http/grpc_call.hpp"
 #include "covet/net/worker_context.hpp"
 
 namespace covet::grpc {
@@ -81,21 +82,23 @@ private:
     std::weak_ptr<ServerCall> call_;
 };
 
-ServerCall::ServerCall(Token /*token*/, Responder responder, const CallLimits& limits)
-    : limits_(limits), responder_(std::move(responder)) {}
+ServerCall::ServerCall(Token /*token*/, Responder responder, const CallOptions& options)
+    : max_send_message_bytes_(options.max_send_message_bytes),
+      max_unsent_reply_bytes_(options.max_unsent_reply_bytes),
+      responder_(std::move(responder)) {}
 
 ServerCall::~ServerCall() = default;  // an unanswered Responder answers 500; a started stream ends
 
-std::shared_ptr<ServerCall> ServerCall::accept(Request& request, Responder responder, const CallLimits& limits) {
-    const std::string_view content_type = request.header("content-type").value_or("");
-    if (!content_type.starts_with("application/grpc")) {
+std::shared_ptr<ServerCall> ServerCall::accept(Request& request, Responder responder, const CallOptions& options) {
+    const http::GrpcContent content = http::grpc_content(request.header("content-type").value_or(""));
+    if (content == http::GrpcContent::none) {
         responder.send(Response::text(
             "gRPC requests need content-type application/grpc (HTTP/2), or application/grpc-web\n", 415));
         return nullptr;
     }
-    auto call = std::make_shared<ServerCall>(Token{}, std::move(responder), limits);
-    if (content_type.starts_with("application/grpc-web"))
-        call->web_ = content_type.starts_with("application/grpc-web-text") ? Web::text : Web::binary;
+    auto call = std::make_shared<ServerCall>(Token{}, std::move(responder), options);
+    if (content != http::GrpcContent::grpc)
+        call->web_ = content == http::GrpcContent::web_text ? Web::text : Web::binary;
     call->method_.assign(request.path());
     call->peer_ = std::string(request.client_address()) + ":" + std::to_string(request.client_port());
     std::string_view encoding;
@@ -113,6 +116,8 @@ std::shared_ptr<ServerCall> ServerCall::accept(Request& request, Responder respo
                     call->deadline_ = request.received_at() + std::chrono::duration_cast<io::Clock::duration>(*timeout);
             } else if (key == "grpc-encoding") {
                 encoding = h.value;
+            } else if (key == "grpc-accept-encoding") {
+                call->accepted_encodings_.assign(h.value);
             }
             continue;
         }
@@ -125,16 +130,22 @@ std::shared_ptr<ServerCall> ServerCall::accept(Request& request, Responder respo
         }
         call->metadata_.push_back(std::move(entry));
     }
+    io::Loop* loop = net::WorkerContext::current().loop;
+    const std::optional<io::Clock::time_point> deadline = call->deadline_;
+    // The clock itself, not the loop's turn time (the request's receipt time is that, so a grpc-timeout of 1n
+    // would not count as passed).
+    if (refusal.ok() && deadline && *deadline <= io::Clock::now())
+        refusal = {StatusCode::deadline_exceeded, "the call's deadline (grpc-timeout) passed before it started"};
     if (!refusal.ok()) {
         call->finish(refusal);
         return nullptr;
     }
-    call->reader_ = std::make_unique<MessageReader>(limits.max_receive_message_bytes, encoding);
+    if (!options.compression.empty()) call->set_compression(options.compression);
+    call->reader_ = std::make_unique<MessageReader>(options.max_receive_message_bytes, encoding);
     call->self_ = call;
     // The exchange's flow: room to send again, and its end (the client went away, reset the stream). The
     // protocol runs `notify` inside its own callbacks: the call hears of it on the loop's next turn instead.
-    io::Loop* loop = net::WorkerContext::current().loop;
-    call->flow_ = std::make_shared<StreamFlow>(limits.send_buffer_bytes,
+    call->flow_ = std::make_shared<StreamFlow>(options.send_buffer_bytes,
                                                [weak = std::weak_ptr<ServerCall>(call), loop](StreamFlow& flow) {
                                                    const bool closed = !flow.is_open();
                                                    if (loop == nullptr) return;
@@ -144,6 +155,10 @@ std::shared_ptr<ServerCall> ServerCall::accept(Request& request, Responder respo
                                                });
     call->responder_.watch(call->flow_);
     call->flow_->arm_close();
+    if (deadline && loop != nullptr)
+        loop->post_at(*deadline, [weak = std::weak_ptr<ServerCall>(call)] {
+            if (auto c = weak.lock()) c->deadline_passed();
+        });
     return call;
 }
 
@@ -163,6 +178,39 @@ void ServerCall::add_initial_metadata(std::string_view key, std::string_view val
 void ServerCall::add_trailing_metadata(std::string_view key, std::string_view value) {
     const std::lock_guard lock(mutex_);
     add_metadata(trailing_, key, value, "metadata");
+}
+
+bool ServerCall::set_compression(std::string_view encoding) {
+    std::string_view chosen;
+    if (encoding == "gzip" || encoding == "deflate")
+        chosen = encoding == "gzip" ? "gzip" : "deflate";  // static storage: send_encoding_ views it
+    else if (!encoding.empty() && encoding != "identity")
+        throw std::invalid_argument("covet::grpc: compression \"" + std::string(encoding) +
+                                    "\" is not supported (gzip, deflate or identity)");
+    const std::lock_guard lock(mutex_);
+    if (stream_) throw std::logic_error("covet::grpc: set_compression must come before the first write");
+    bool accepted = false;
+    for (std::string_view rest = accepted_encodings_; !rest.empty() && !chosen.empty();) {
+        const std::size_t comma = rest.find(',');
+        std::string_view item = rest.substr(0, comma);
+        while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+        while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+        accepted = accepted || item == chosen;
+        rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    }
+    send_encoding_ = accepted ? chosen : std::string_view{};
+    return accepted || chosen.empty();
+}
+
+void ServerCall::on_done(std::function<void(const ServerCall&, const Status&)> callback) {
+    {
+        const std::lock_guard lock(mutex_);
+        if (state_.load() == open_state) {
+            on_done_.push_back(std::move(callback));
+            return;
+        }
+    }
+    if (callback) callback(*this, final_status_);
 }
 
 std::string_view ServerCall::content_type() const noexcept {
@@ -195,26 +243,30 @@ void ServerCall::start_stream() {
     Response head(200);
     head.set_content_type(content_type());
     head.add_prechecked_header("grpc-accept-encoding", accept_encoding);
+    if (!send_encoding_.empty()) head.add_prechecked_header("grpc-encoding", send_encoding_);
     head.add_prechecked_headers(initial_);
     stream_ = responder_.stream(std::move(head), flow_);
 }
 
 bool ServerCall::write(std::string_view message) {
-    bool over_limit = false;
     {
         const std::lock_guard lock(mutex_);
         if (state_.load() != open_state) return false;
-        if (message.size() <= limits_.max_send_message_bytes) {
+        if (message.size() <= max_send_message_bytes_ && (!flow_ || flow_->buffered() <= max_unsent_reply_bytes_)) {
             if (!stream_) start_stream();
-            stream_.write(body_bytes(frame_message(message)));
+            stream_.write(body_bytes(frame_message(message, send_encoding_)));
             return true;
         }
-        over_limit = true;
     }
-    if (over_limit)
+    if (message.size() > max_send_message_bytes_)
         finish(
             {StatusCode::resource_exhausted, "a reply message of " + std::to_string(message.size()) +
                                                  " bytes is larger than the server's limit (max_send_message_bytes)"});
+    else
+        finish({StatusCode::resource_exhausted,
+                "the client is not reading: more than " + std::to_string(max_unsent_reply_bytes_) +
+                    " bytes of replies are unsent (max_unsent_reply_bytes); a long stream should wait for ready() / "
+                    "on_ready (Service::server_streaming_pull does)"});
     return false;
 }
 
@@ -242,6 +294,7 @@ Fields ServerCall::trailers(const Status& status) const {
 // Ends the exchange with `status` (the caller holds the lock and has moved the state on): the stream's
 // trailers, or Trailers-Only (one HEADERS frame) when nothing was sent.
 void ServerCall::end_locked(const Status& status) {
+    final_status_ = status;
     if (stream_) {
         if (web_ != Web::none) {
             stream_.write(trailer_frame(status));
@@ -266,11 +319,11 @@ void ServerCall::finish(const Status& status) {
         end_locked(status);
         on_ready_ = nullptr;
     }
-    release_self();
+    ended();
 }
 
 void ServerCall::finish_with_message(std::string_view message, const Status& status) {
-    if (!status.ok() || message.size() > limits_.max_send_message_bytes) {
+    if (!status.ok() || message.size() > max_send_message_bytes_) {
         if (!status.ok())
             finish(status);
         else
@@ -282,24 +335,26 @@ void ServerCall::finish_with_message(std::string_view message, const Status& sta
         State expected = open_state;
         if (!state_.compare_exchange_strong(expected, finished_state)) return;
         on_ready_ = nullptr;
+        final_status_ = status;
         if (web_ != Web::none) {  // gRPC-Web: the message and the trailer frame in the body
             if (!stream_) start_stream();
-            stream_.write(body_bytes(frame_message(message)) + trailer_frame(status));
+            stream_.write(body_bytes(frame_message(message, send_encoding_)) + trailer_frame(status));
             stream_.end();
         } else if (stream_) {
-            stream_.write(frame_message(message));
+            stream_.write(frame_message(message, send_encoding_));
             stream_.end(trailers(status));
         } else {  // a unary reply: one response, its trailers after the body
             Response r(200);
             r.set_content_type("application/grpc");
             r.add_prechecked_header("grpc-accept-encoding", accept_encoding);
+            if (!send_encoding_.empty()) r.add_prechecked_header("grpc-encoding", send_encoding_);
             r.add_prechecked_headers(initial_);
-            r.set_body(frame_message(message));
+            r.set_body(frame_message(message, send_encoding_));
             for (const auto& field : trailers(status)) r.trailer(field.name, field.value);
             responder_.send(std::move(r));
         }
     }
-    release_self();
+    ended();
 }
 
 bool ServerCall::finished() const { return state_.load() != open_state; }
@@ -308,6 +363,18 @@ bool ServerCall::cancelled() const { return state_.load() == cancelled_state; }
 
 // The call's hold on itself goes (it stays while anyone else holds it).
 void ServerCall::release_self() { std::shared_ptr<ServerCall> keep = std::move(self_); }
+
+// The call has ended (state and final_status_ set): its on_done callbacks run, then it lets itself go.
+void ServerCall::ended() {
+    std::vector<std::function<void(const ServerCall&, const Status&)>> done;
+    {
+        const std::lock_guard lock(mutex_);
+        done.swap(on_done_);
+    }
+    for (const auto& callback : done)
+        if (callback) callback(*this, final_status_);
+    release_self();
+}
 
 void ServerCall::start_reading(Request& request, RequestBody body) {
     auto keep = shared_from_this();  // a callback may end the call
@@ -400,7 +467,16 @@ void ServerCall::flow_event(bool closed) {
 // The exchange ended before the call did: the method hears it once (on_cancel), a waiting writer too.
 // Runs on the loop's turn after the flow closed, outside the protocol's callbacks: the exchange is ended here
 // (aborted, or answered CANCELLED if nothing was sent), so that the engine lets it go whoever still holds the call.
-void ServerCall::cancel_now() {
+void ServerCall::cancel_now() { stop(nullptr); }
+
+// The deadline passed first: the client gets DEADLINE_EXCEEDED, the method hears it as a cancel.
+void ServerCall::deadline_passed() {
+    const Status answer{StatusCode::deadline_exceeded, "the call's deadline (grpc-timeout) passed"};
+    stop(&answer);
+}
+
+// The call ends before its method finished it: `answer` sent to the client, or (null) the exchange aborted.
+void ServerCall::stop(const Status* answer) {
     std::function<void(ServerCall&)> ready;
     {
         const std::lock_guard lock(mutex_);
@@ -408,10 +484,14 @@ void ServerCall::cancel_now() {
         if (!state_.compare_exchange_strong(expected, cancelled_state)) {
             on_ready_ = nullptr;
         } else {
-            if (stream_)
+            if (answer) {
+                end_locked(*answer);
+            } else if (stream_) {
+                final_status_ = {StatusCode::cancelled, "the client went away"};
                 stream_.abort();
-            else
+            } else {
                 end_locked({StatusCode::cancelled, "the client went away"});
+            }
             ready = std::exchange(on_ready_, nullptr);
         }
     }
@@ -421,7 +501,7 @@ void ServerCall::cancel_now() {
         if (ready) ready(*this);
     }
     after_callback();
-    release_self();
+    ended();  // on_done (nothing left to run when the call had finished already), and the call's hold goes
 }
 
 // On the connection's thread, out of every callback: a call that is over drops its callbacks (and whatever

@@ -2,6 +2,7 @@
 #include "covet/grpc/service.hpp"
 
 #include <exception>
+#include <stdexcept>
 
 namespace covet::grpc {
 
@@ -37,6 +38,29 @@ CallHandler with_single_message(Run run) {
     };
 }
 
+// Writes what `source` gives while the client has room, then waits for on_ready; finishes at its end.
+void pull_replies(ServerCall& call, const std::shared_ptr<ReplySource>& source) {
+    while (!call.finished()) {
+        if (!call.ready()) {
+            call.on_ready([source](ServerCall& c) { pull_replies(c, source); });
+            return;
+        }
+        Status status;
+        std::optional<std::string> reply;
+        try {
+            reply = (*source)(status);
+        } catch (const std::exception& e) {
+            call.finish(method_failed(e));
+            return;
+        }
+        if (!reply) {
+            call.finish(status);
+            return;
+        }
+        if (!call.write(*reply)) return;
+    }
+}
+
 }  // namespace
 
 Service& Service::unary(std::string method, UnaryHandler handler) {
@@ -66,16 +90,35 @@ Service& Service::server_streaming(std::string method, ServerStreamingHandler ha
     return *this;
 }
 
+Service& Service::server_streaming_pull(std::string method, ServerStreamingOpener open) {
+    methods_[std::move(method)] = with_single_message([o = std::move(open)](ServerCall& call, std::string_view m) {
+        std::shared_ptr<ReplySource> source;
+        try {
+            source = std::make_shared<ReplySource>(o(call, m));
+        } catch (const std::exception& e) {
+            call.finish(method_failed(e));
+            return;
+        }
+        pull_replies(call, source);
+    });
+    return *this;
+}
+
 Service& Service::call(std::string method, CallHandler handler) {
     methods_[std::move(method)] = std::move(handler);
     return *this;
 }
 
-void add_service(App& app, Service service, CallLimits limits) {
+void add_service(App& app, Service service, CallOptions options) {
+    const std::string_view compression = options.compression;
+    if (!compression.empty() && compression != "identity" && compression != "gzip" && compression != "deflate")
+        throw std::invalid_argument("covet::grpc::add_service: CallOptions::compression \"" + options.compression +
+                                    "\" is not supported (gzip, deflate, identity or empty)");
     auto shared = std::make_shared<const Service>(std::move(service));
+    auto opts = std::make_shared<const CallOptions>(std::move(options));
     const std::string pattern = "/" + shared->name() + "/{method}";
-    app.post(pattern, [shared, limits](Request& request, Responder responder, RequestBody body) {
-        std::shared_ptr<ServerCall> call = ServerCall::accept(request, std::move(responder), limits);
+    app.post(pattern, [shared, opts](Request& request, Responder responder, RequestBody body) {
+        std::shared_ptr<ServerCall> call = ServerCall::accept(request, std::move(responder), *opts);
         if (!call) return;
         const auto found = shared->methods_.find(request.param("method").value_or(""));
         if (found == shared->methods_.end()) {
@@ -83,6 +126,13 @@ void add_service(App& app, Service service, CallLimits limits) {
             return;
         }
         try {
+            for (const Interceptor& intercept : opts->interceptors) {
+                Status refusal = intercept(*call);
+                if (!refusal.ok()) {
+                    call->finish(refusal);
+                    return;
+                }
+            }
             found->second(call);
         } catch (const std::exception& e) {
             call->finish(method_failed(e));

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstring>
+#include <new>
 
 #include "covet/http/grpc_call.hpp"
 
@@ -53,7 +54,32 @@ Status inflate_message(std::string_view in, bool gzip, std::size_t limit, std::s
     return {};
 }
 
+// Deflates `in` (gzip: windowBits 16+15; deflate: zlib format) at zlib's default level.
+std::string deflate_message(std::string_view in, bool gzip) {
+    z_stream z{};
+    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, gzip ? 16 + MAX_WBITS : MAX_WBITS, 8, Z_DEFAULT_STRATEGY) !=
+        Z_OK)
+        throw std::bad_alloc();  // zlib fails to start only when out of memory
+    std::string out(deflateBound(&z, static_cast<uLong>(in.size())) + (gzip ? 18 : 0), '\0');
+    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));  // NOLINT: zlib's API is not const
+    z.avail_in = static_cast<uInt>(in.size());
+    z.next_out = reinterpret_cast<Bytef*>(out.data());
+    z.avail_out = static_cast<uInt>(out.size());
+    const int rc = deflate(&z, Z_FINISH);  // the bound leaves room for all of it in one call
+    out.resize(out.size() - z.avail_out);
+    deflateEnd(&z);
+    if (rc != Z_STREAM_END) throw std::bad_alloc();
+    return out;
+}
+
 }  // namespace
+
+std::string frame_message(std::string_view message, std::string_view encoding) {
+    if (encoding != "gzip" && encoding != "deflate") return frame_message(message);
+    std::string framed = frame_message(deflate_message(message, encoding == "gzip"));
+    framed[0] = 1;
+    return framed;
+}
 
 Status MessageReader::feed(std::string_view chunk, const std::function<void(std::string_view)>& on_message) {
     // Whole messages straight from the chunk when nothing is buffered (no copy); the rest is kept.

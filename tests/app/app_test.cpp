@@ -20,6 +20,7 @@
 
 #include "covet/covet.hpp"
 #include "support/http_client.hpp"
+#include "support/local_app.hpp"
 
 namespace {
 
@@ -72,10 +73,7 @@ private:
 class AppTest : public ::testing::Test {
 protected:
     void SetUp() override {
-        covet::configure_logging("off");
-        app_.config().host = "127.0.0.1";
-        app_.config().port = 0;
-        app_.config().timeouts.shutdown = 3s;
+        covet_test::configure_local_app(app_, std::chrono::seconds(3));
         app_.get("/plaintext", [](covet::Request&) { return covet::Response::text("Hello, World!"); });
         app_.get("/users/{id:int}", [](covet::Request& r) {
             return covet::Response::json("{\"id\":" + std::string(*r.param("id")) + "}");

@@ -54,18 +54,22 @@ covet::grpc::Service test_service() {
                                        *reply.mutable_payload() = payload(request.response_size());
                                        return Status{};
                                    }));
-    service.server_streaming("StreamingOutputCall",
-                             covet::grpc::server_streaming<pb::StreamingOutputCallRequest>(
-                                 [](ServerCall& call, const pb::StreamingOutputCallRequest& request) {
-                                     for (const pb::ResponseParameters& p : request.response_parameters()) {
-                                         pb::StreamingOutputCallResponse reply;
-                                         *reply.mutable_payload() = payload(p.size());
-                                         covet::grpc::write(call, reply);
-                                     }
-                                     if (request.has_response_status() && request.response_status().code() != 0)
-                                         return requested_status(request.response_status());
-                                     return Status{};
-                                 }));
+    // Pulled: each reply made when the client has room for it (a client that does not read holds ~1 MiB).
+    service.server_streaming_pull(
+        "StreamingOutputCall",
+        covet::grpc::server_streaming_pull<pb::StreamingOutputCallRequest>(
+            [](ServerCall&, const pb::StreamingOutputCallRequest& request) {
+                return [request, next = 0](Status& status) mutable -> std::optional<pb::StreamingOutputCallResponse> {
+                    if (next == request.response_parameters_size()) {
+                        if (request.has_response_status() && request.response_status().code() != 0)
+                            status = requested_status(request.response_status());
+                        return std::nullopt;
+                    }
+                    pb::StreamingOutputCallResponse reply;
+                    *reply.mutable_payload() = payload(request.response_parameters(next++).size());
+                    return reply;
+                };
+            }));
     // Client streaming: the payload sizes summed as the messages come, the reply at the half-close.
     service.call("StreamingInputCall", [](const std::shared_ptr<ServerCall>& call) {
         auto total = std::make_shared<std::size_t>(0);
@@ -135,6 +139,7 @@ int main(int argc, char** argv) {
     }
     app.get("/rest", [](covet::Request&) { return covet::Response::json(R"({"served":"rest"})"); });
     covet::grpc::add_service(app, test_service());
+    covet::net::block_termination_signals();  // as run() does, before start(): no SIGTERM race with the line below
     try {
         app.start();
     } catch (const std::exception& e) {

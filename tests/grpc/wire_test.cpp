@@ -145,6 +145,20 @@ TEST(GrpcWire, Base64BothWays) {
     EXPECT_FALSE(covet::grpc::base64_decode("abcde", out));  // 1 mod 4
 }
 
+TEST(GrpcWire, CompressedFramesReadBackThroughTheReader) {
+    const std::string message(3000, 'z');
+    for (const char* encoding : {"gzip", "deflate"}) {
+        const std::string framed = covet::grpc::frame_message(message, encoding);
+        ASSERT_GE(framed.size(), 5u);
+        EXPECT_EQ(framed[0], 1) << encoding;         // the compressed flag
+        EXPECT_LT(framed.size(), 100u) << encoding;  // 3000 equal bytes deflate to a few dozen
+        MessageReader reader(1 << 20, encoding);
+        EXPECT_EQ(read_all(reader, {framed}), std::vector<std::string>{message}) << encoding;
+    }
+    for (const char* none : {"", "identity", "br"})  // anything else: the plain frame
+        EXPECT_EQ(covet::grpc::frame_message(message, none), covet::grpc::frame_message(message)) << none;
+}
+
 TEST(GrpcWire, StatusMessagesArePercentEncoded) {
     EXPECT_EQ(covet::grpc::encode_status_message("plain text"), "plain text");
     EXPECT_EQ(covet::grpc::encode_status_message("100%\t\n"), "100%25%09%0A");

@@ -17,6 +17,7 @@
 #include "covet/middleware/csrf.hpp"
 #include "covet/middleware/security_headers.hpp"
 #include "support/http_client.hpp"
+#include "support/local_app.hpp"
 
 using namespace std::chrono_literals;
 
@@ -192,10 +193,7 @@ TEST(Csrf, OriginAndTokenChecks) {
 class ServerTest : public ::testing::Test {
 protected:
     void SetUp() override {
-        covet::configure_logging("off");
-        app_.config().host = "127.0.0.1";
-        app_.config().port = 0;
-        app_.config().timeouts.shutdown = 3s;
+        covet_test::configure_local_app(app_, std::chrono::seconds(3));
         app_.get("/client", [](covet::Request& r) { return covet::Response::text(std::string(r.client_address())); });
         app_.get("/split", [](covet::Request&) {
             covet::Response r = covet::Response::text("x");

@@ -15,6 +15,7 @@
 
 #include "covet/covet.hpp"
 #include "support/http_client.hpp"
+#include "support/local_app.hpp"
 
 using namespace std::chrono_literals;
 using covet::net::client_key;
@@ -124,10 +125,7 @@ TEST(ClientLimiter, ThreadsRacingKeepTheCountExact) {
 class ClientLimitsServer : public ::testing::Test {
 protected:
     void SetUp() override {
-        covet::configure_logging("off");
-        app_.config().host = "127.0.0.1";
-        app_.config().port = 0;
-        app_.config().timeouts.shutdown = 2s;
+        covet_test::configure_local_app(app_);
         app_.config().ops.endpoints = true;
         app_.get("/ok", [](covet::Request& r) { return covet::Response::text(std::string(r.client_address())); });
         app_.get("/hold", [this](covet::Request&, covet::Responder responder) {

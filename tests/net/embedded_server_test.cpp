@@ -13,6 +13,7 @@
 
 #include "covet/covet.hpp"
 #include "support/http_client.hpp"
+#include "support/local_app.hpp"
 
 namespace {
 
@@ -55,10 +56,7 @@ bool drive(covet::net::Server& server, const std::function<bool()>& done, const 
 class EmbeddedServerTest : public ::testing::Test {
 protected:
     void SetUp() override {
-        covet::configure_logging("off");
-        app_.config().host = "127.0.0.1";
-        app_.config().port = 0;
-        app_.config().timeouts.shutdown = 2s;
+        covet_test::configure_local_app(app_);
         app_.get("/plaintext", [](covet::Request&) { return covet::Response::text("Hello, World!"); });
         // Answered by the caller's loop between polls, as a Python handler would be.
         app_.get("/deferred/{n:int}", [this](covet::Request& r, covet::Responder responder) {

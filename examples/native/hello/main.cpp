@@ -412,6 +412,7 @@ int main(int argc, char** argv) {
                      covet::Response(200, "Hello, World!", "text/plain"));
     });
 
+    covet::net::block_termination_signals();  // as run() does, before start(): no SIGTERM race with the line below
     try {
         app.start();
     } catch (const std::exception& e) {

@@ -5,8 +5,8 @@
 // connection's thread. write(), finish() and the metadata setters may be called from any thread, one thread at
 // a time (one producer, as grpc's ServerWriter). Callbacks must not throw. The call keeps itself alive until it is
 // finished or cancelled: callbacks receive it and need not capture it (capturing its shared_ptr in its own callbacks
-// would keep it forever). A call whose method never finishes it is cancelled when the client goes away; the client
-// decides how long it waits (its deadline).
+// would keep it forever). A call whose method never finishes it is cancelled when the client goes away or its
+// deadline passes.
 #pragma once
 
 #include <atomic>
@@ -35,10 +35,26 @@ struct Metadatum {
     std::string value;
 };
 
-struct CallLimits {
+class ServerCall;
+
+// Runs before the method, on the connection's thread, with the call's method, metadata and deadline: a status
+// other than OK ends the call with it and the method never runs (authentication, quotas). It may register
+// ServerCall::on_done to see how the call ended (logging, metrics) and add metadata to the reply.
+using Interceptor = std::function<Status(ServerCall& call)>;
+
+// How the calls of the services added with them are served (add_service).
+struct CallOptions {
     std::size_t max_receive_message_bytes = std::size_t{4} * 1024 * 1024;  // grpcio's and grpc-go's default
     std::size_t max_send_message_bytes = SIZE_MAX;
     std::size_t send_buffer_bytes = std::size_t{1024} * 1024;  // write() past this: ready() is false
+    // A writer that ignores ready() (or a method that writes a whole stream at once on the connection's thread,
+    // Service::server_streaming) to a client that does not read: past this many unsent bytes the call ends with
+    // RESOURCE_EXHAUSTED instead of holding more memory.
+    std::size_t max_unsent_reply_bytes = std::size_t{16} * 1024 * 1024;
+    // Reply messages compressed with this encoding ("gzip" or "deflate") for clients that accept it
+    // (grpc-accept-encoding); others get them uncompressed. "": none (ServerCall::set_compression per call).
+    std::string compression;
+    std::vector<Interceptor> interceptors;  // in order; the first to refuse ends the call
 };
 
 class ServerCall : public std::enable_shared_from_this<ServerCall> {
@@ -47,9 +63,9 @@ class ServerCall : public std::enable_shared_from_this<ServerCall> {
 public:
     // What covet::grpc::Service does for each request (on the connection's thread): the call, or null when the
     // request is not one (a content-type other than application/grpc: answered 415; malformed grpc-timeout or
-    // binary metadata: answered with INTERNAL).
-    static std::shared_ptr<ServerCall> accept(Request& request, Responder responder, const CallLimits& limits);
-    ServerCall(Token, Responder responder, const CallLimits& limits);
+    // binary metadata: answered with INTERNAL; a deadline already past: DEADLINE_EXCEEDED).
+    static std::shared_ptr<ServerCall> accept(Request& request, Responder responder, const CallOptions& options);
+    ServerCall(Token, Responder responder, const CallOptions& options);
     ~ServerCall();
     ServerCall(const ServerCall&) = delete;
     ServerCall& operator=(const ServerCall&) = delete;
@@ -58,7 +74,9 @@ public:
     std::string_view method() const noexcept { return method_; }  // "/package.Service/Method"
     const std::vector<Metadatum>& metadata() const noexcept { return metadata_; }
     std::optional<std::string_view> metadata(std::string_view key) const noexcept;
-    // From grpc-timeout. The client resets the stream when it passes, which cancels the call (on_cancel).
+    // From grpc-timeout. When it passes before the call is finished, the client gets DEADLINE_EXCEEDED and the
+    // call is cancelled (on_cancel runs; write and finish do nothing). The loop's sweep checks it, so it may act
+    // up to 250 ms late; the client keeps its own deadline.
     std::optional<io::Clock::time_point> deadline() const noexcept { return deadline_; }
     std::string_view peer_address() const noexcept { return peer_; }
 
@@ -68,18 +86,27 @@ public:
     }
     // The client sent its last message (half-close).
     void on_end(std::function<void(ServerCall&)> callback) { on_end_ = std::move(callback); }
-    // The client went away or reset the stream (also when its deadline passed) before the call finished.
+    // The client went away or reset the stream, or the deadline passed, before the call finished.
     void on_cancel(std::function<void(ServerCall&)> callback) { on_cancel_ = std::move(callback); }
+    // Runs once the call has ended, with the status the client got (CANCELLED when it went away): on the thread
+    // that ended it; at once when it has ended already. Several may be added. For interceptors (logging,
+    // metrics); must not throw.
+    void on_done(std::function<void(const ServerCall&, const Status&)> callback);
 
     // -- the reply (any thread) ---------------------------------------------------------------------------------
     // Before the first write (or finish): headers of the reply; a "-bin" key's value is sent base64-encoded.
     // Throws std::invalid_argument for a key that is not a lower-case token, or a text value with CR, LF, NUL.
     void add_initial_metadata(std::string_view key, std::string_view value);
     void add_trailing_metadata(std::string_view key, std::string_view value);
-    // Sends one message; false once the call is over (finished, cancelled) or when the message is over the send
-    // limit (the call then finishes with RESOURCE_EXHAUSTED).
+    // Before the first write: reply messages compressed with `encoding` ("gzip", "deflate"; "" or "identity":
+    // none), if the client accepts it (else they go uncompressed: false). Throws std::invalid_argument for
+    // another encoding, std::logic_error after the first write.
+    bool set_compression(std::string_view encoding);
+    // Sends one message; false once the call is over (finished, cancelled), or when the message is over the send
+    // limit or the unsent replies over CallOptions::max_unsent_reply_bytes (the call then finishes with
+    // RESOURCE_EXHAUSTED).
     bool write(std::string_view message);
-    // False while more than CallLimits::send_buffer_bytes are unsent: stop writing until on_ready runs.
+    // False while more than CallOptions::send_buffer_bytes are unsent: stop writing until on_ready runs.
     bool ready() const noexcept;
     // Runs `callback` once, when the unsent bytes have fallen to half the limit or the call ended (at once,
     // on this thread, when that is so already; else on the connection's thread).
@@ -106,6 +133,9 @@ private:
     void fail(const char* what) noexcept;
     void flow_event(bool closed);  // posted to the loop by the flow's notify: outside the protocol's callbacks
     void cancel_now();
+    void deadline_passed();
+    void stop(const Status* answer);
+    void ended();
     void start_stream();
     Fields trailers(const Status& status) const;
     std::string_view content_type() const noexcept;
@@ -119,7 +149,8 @@ private:
     std::vector<Metadatum> metadata_;
     std::optional<io::Clock::time_point> deadline_;
     std::string peer_;
-    CallLimits limits_;
+    std::size_t max_send_message_bytes_;
+    std::size_t max_unsent_reply_bytes_;
     std::unique_ptr<MessageReader> reader_;
     RequestBody body_;
     bool reading_ = true;
@@ -142,6 +173,10 @@ private:
     std::shared_ptr<StreamFlow> flow_;
     Fields initial_;
     Fields trailing_;
+    std::string accepted_encodings_;  // the client's grpc-accept-encoding
+    std::string_view send_encoding_;  // the reply messages' ("": none)
+    std::vector<std::function<void(const ServerCall&, const Status&)>> on_done_;
+    Status final_status_;  // once the call has ended
 };
 
 }  // namespace covet::grpc

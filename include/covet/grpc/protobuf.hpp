@@ -58,4 +58,24 @@ ServerStreamingHandler server_streaming(F f) {
     };
 }
 
+// A ServerStreamingOpener from `f(ServerCall&, const Request&) -> g`, where `g(Status&) -> std::optional<Reply>`
+// gives the next reply, or nullopt at the end (see Service::server_streaming_pull).
+template <class Request, class F>
+ServerStreamingOpener server_streaming_pull(F f) {
+    return [f = std::move(f)](ServerCall& call, std::string_view bytes) -> ReplySource {
+        std::optional<Request> request = parse<Request>(bytes);
+        if (!request) {
+            return [type = Request().GetTypeName()](Status& status) -> std::optional<std::string> {
+                status = parse_failed(type);
+                return std::nullopt;
+            };
+        }
+        return [next = f(call, *request)](Status& status) mutable -> std::optional<std::string> {
+            auto reply = next(status);
+            if (!reply) return std::nullopt;
+            return reply->SerializeAsString();
+        };
+    };
+}
+
 }  // namespace covet::grpc

@@ -14,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -25,8 +26,15 @@ namespace covet::grpc {
 
 // Unary: the request message in, the reply message out (`reply`, when the status is OK).
 using UnaryHandler = std::function<Status(ServerCall& call, std::string_view request, std::string& reply)>;
-// Server streaming: the request message in; `call.write(message)` each reply, then the status returned.
+// Server streaming: the request message in; `call.write(message)` each reply, then the status returned. It runs
+// to its end on the connection's thread, so its replies are buffered whole (up to
+// CallOptions::max_unsent_reply_bytes): for short streams.
 using ServerStreamingHandler = std::function<Status(ServerCall& call, std::string_view request)>;
+// Server streaming, pulled: the source is asked for the next reply whenever the client has room for it, so a
+// stream of any length holds at most about CallOptions::send_buffer_bytes. It returns a message, or nullopt once
+// the stream is over, after setting `status` if it is not OK. Runs on the connection's thread.
+using ReplySource = std::function<std::optional<std::string>(Status& status)>;
+using ServerStreamingOpener = std::function<ReplySource(ServerCall& call, std::string_view request)>;
 // Any shape, asynchronous (client streaming, bidirectional, or a reply computed elsewhere): set the call's
 // callbacks, keep the pointer as long as needed, finish() it from any thread.
 using CallHandler = std::function<void(std::shared_ptr<ServerCall> call)>;
@@ -36,16 +44,18 @@ public:
     explicit Service(std::string name) : name_(std::move(name)) {}
     Service& unary(std::string method, UnaryHandler handler);
     Service& server_streaming(std::string method, ServerStreamingHandler handler);
+    Service& server_streaming_pull(std::string method, ServerStreamingOpener open);
     Service& call(std::string method, CallHandler handler);
     const std::string& name() const noexcept { return name_; }
 
 private:
-    friend void add_service(App& app, Service service, CallLimits limits);
+    friend void add_service(App& app, Service service, CallOptions options);
     std::string name_;
     std::map<std::string, CallHandler, std::less<>> methods_;
 };
 
-// Serves `service` on `app` (route POST /<name>/{method}); an unknown method of it answers UNIMPLEMENTED.
-void add_service(App& app, Service service, CallLimits limits = {});
+// Serves `service` on `app` (route POST /<name>/{method}); an unknown method of it answers UNIMPLEMENTED. Each call
+// goes through `options.interceptors`, then the method.
+void add_service(App& app, Service service, CallOptions options = {});
 
 }  // namespace covet::grpc

@@ -16,6 +16,9 @@ namespace covet::grpc {
 
 // One message on the wire, uncompressed.
 std::string frame_message(std::string_view message);
+// One message compressed with `encoding` ("gzip" or "deflate"), its compressed flag set; uncompressed for any
+// other encoding ("" included).
+std::string frame_message(std::string_view message, std::string_view encoding);
 
 // Reassembles a request's messages. The size limit is checked on the prefix, before the bytes arrive, and
 // again on a decompressed message (a gzip bomb is refused as it inflates).

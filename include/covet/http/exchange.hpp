@@ -332,7 +332,11 @@ inline void StreamWriter::write(std::string_view chunk) {
     if (!sink_ || chunk.empty()) return;
     const std::uint64_t ex = exchange_;
     if (ref_.on_home_thread()) {
-        if (ref_.get()) sink_->stream_write(ex, chunk);
+        if (!ref_.get()) return;
+        // Counted as unsent at once: the protocol publishes the true figure when it next flushes, and a
+        // producer writing in a loop on this thread must see its bytes before that (StreamFlow::over_limit).
+        if (flow_) flow_->queued.fetch_add(chunk.size(), std::memory_order_relaxed);
+        sink_->stream_write(ex, chunk);
         return;
     }
     if (flow_) {

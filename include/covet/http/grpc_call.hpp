@@ -5,6 +5,7 @@
 // lasts, and the call's deadline is the client's (grpc-timeout) and the application's.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -12,9 +13,23 @@
 
 namespace covet::http {
 
+enum class GrpcContent : std::uint8_t { none, grpc, web, web_text };
+
+// What a content-type names: application/grpc, application/grpc-web or application/grpc-web-text, alone or
+// followed by "+format" or ";parameters" (as grpc-go reads them; application/grpcx is none of them).
+inline GrpcContent grpc_content(std::string_view type) noexcept {
+    const auto is = [type](std::string_view base) {
+        return type.starts_with(base) &&
+               (type.size() == base.size() || type[base.size()] == '+' || type[base.size()] == ';');
+    };
+    if (is("application/grpc-web-text")) return GrpcContent::web_text;
+    if (is("application/grpc-web")) return GrpcContent::web;
+    if (is("application/grpc")) return GrpcContent::grpc;
+    return GrpcContent::none;
+}
+
 inline bool is_grpc_call(const Request& request) noexcept {
-    const std::string_view type = request.header("content-type").value_or("");
-    return type.starts_with("application/grpc") && !type.starts_with("application/grpc-web");
+    return grpc_content(request.header("content-type").value_or("")) == GrpcContent::grpc;
 }
 
 // `message` as a grpc-message value: UTF-8 with every byte outside printable ASCII (0x20-0x7E), and '%',

@@ -15,15 +15,22 @@ from .call import Call
 from .status import StatusCode
 from .wire import ACCEPT_ENCODING, WireError
 
-__all__ = ["WebCall", "is_grpc_web", "is_grpc_web_text"]
+__all__ = ["WebCall", "content_kind"]
 
 
-def is_grpc_web(content_type: str) -> bool:
-    return content_type.startswith("application/grpc-web")
+def _is(content_type: str, base: str) -> bool:
+    """`content_type` is `base`, alone or followed by ``+format`` or ``;parameters`` (not ``application/grpcx``)."""
+    return content_type.startswith(base) and content_type[len(base):len(base) + 1] in ("", "+", ";")
 
 
-def is_grpc_web_text(content_type: str) -> bool:
-    return content_type.startswith("application/grpc-web-text")
+def content_kind(content_type: str) -> str:
+    """``"grpc"``, ``"web"``, ``"web-text"`` for the content types of gRPC and gRPC-Web (binary, text), ``""`` for
+    anything else (answered 415), as grpc-go tells them apart."""
+    for base, kind in (("application/grpc-web-text", "web-text"), ("application/grpc-web", "web"),
+                       ("application/grpc", "grpc")):
+        if _is(content_type, base):
+            return kind
+    return ""
 
 
 class WebCall(Call):
