@@ -9,6 +9,7 @@ client; grpcurl where it is built).
 from __future__ import annotations
 
 import asyncio
+import importlib
 import subprocess
 import threading
 import time
@@ -396,3 +397,204 @@ def test_rest_route_next_to_grpc(served: dict[str, Any]) -> None:
 
     with urllib.request.urlopen(f"http://127.0.0.1:{served['port']}/rest", timeout=10) as response:
         assert response.read() == b'{"ok":true}'
+
+
+# -- finding a call's method: what is made once (the interceptor chain, a handler's Method), what each call still
+# gets (its own HandlerCallDetails, its generic handler's answer) ---------------------------------------------------
+grpc_server_module = importlib.import_module("covet.grpc.server")
+
+
+def unary_handler(value: str = "") -> Any:
+    async def reply(request: Any, context: Any) -> Any:
+        return value
+
+    return grpc.unary_unary_rpc_method_handler(reply)
+
+
+def lookups(server: GrpcServer, calls: list[tuple[str, Any]]) -> list[Any]:
+    async def run() -> list[Any]:
+        return [await server.lookup(path, metadata) for path, metadata in calls]
+
+    return asyncio.run(run())
+
+
+class Recorder:
+    """What the interceptors of a server saw: (interceptor, method, metadata, continuation) per interception."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, tuple[Any, ...], Any]] = []
+
+    def interceptors(self, kind: str) -> list[Any]:
+        recorder = self
+
+        def reroute(details: Any) -> Any:  # x-route: the next one gets the details of another method
+            route = dict(details.invocation_metadata).get("x-route")
+            return details if route is None else details._replace(method=route)
+
+        class AsyncInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc,name-defined]
+            def __init__(self, name: str) -> None:
+                self.name = name
+
+            async def intercept_service(self, continuation: Any, details: Any) -> Any:
+                recorder.seen.append((self.name, details.method, tuple(details.invocation_metadata), continuation))
+                return await continuation(reroute(details))
+
+        class SyncInterceptor(grpc.ServerInterceptor):  # type: ignore[misc,name-defined]
+            def __init__(self, name: str) -> None:
+                self.name = name
+
+            def intercept_service(self, continuation: Any, details: Any) -> Any:
+                recorder.seen.append((self.name, details.method, tuple(details.invocation_metadata), continuation))
+                return continuation(reroute(details))
+
+        kind_class = AsyncInterceptor if kind == "async" else SyncInterceptor
+        return [kind_class("outer"), kind_class("inner")]
+
+
+@pytest.mark.parametrize("kind", ["async", "sync"])
+def test_interceptors_see_each_calls_own_details(kind: str) -> None:
+    recorder = Recorder()
+    server = GrpcServer(CovetPy(), interceptors=recorder.interceptors(kind))
+    registered, generic = unary_handler("a"), unary_handler("b")
+    server.add_registered_method_handlers("t.S", {"A": registered})
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("t.S", {"B": generic}),))
+    calls = [("/t.S/A", (("n", "1"),)), ("/t.S/B", (("n", "2"),)), ("/t.S/A", (("n", "3"),)),
+             ("/t.S/B", (("n", "4"),)), ("/t.S/Nope", (("n", "5"),)), ("/t.S/A", (("x-route", "/t.S/B"),))]
+    methods = lookups(server, calls)
+    # every call went through both interceptors, the first given outermost, each seeing the call's own method and
+    # metadata, but the one after a reroute, which sees the details the outer one passed on
+    expected = []
+    for path, metadata in calls:
+        expected += [("outer", path, metadata), ("inner", dict(metadata).get("x-route", path), metadata)]
+    assert [(name, path, metadata) for name, path, metadata, _ in recorder.seen] == expected
+    # ...through the same chain: each interceptor is given the same continuation on every call
+    for name in ("outer", "inner"):
+        assert len({id(continuation) for who, _, _, continuation in recorder.seen if who == name}) == 1
+    a1, b1, a2, b2, nope, rerouted = methods
+    assert a1 is a2 and a1.handler is registered  # the registered Method, as is
+    assert b1 is b2 and b1.handler is generic  # made once for the generic handler's answer
+    assert nope is None
+    assert rerouted.handler is generic and not rerouted.request_streaming
+
+
+@pytest.mark.parametrize("interceptors", [0, 1], ids=["direct", "intercepted"])
+def test_a_generic_handlers_method_is_made_once(monkeypatch: pytest.MonkeyPatch, interceptors: int) -> None:
+    made: list[Any] = []
+
+    class CountedMethod(grpc_server_module.Method):  # type: ignore[misc,name-defined]
+        def __init__(self, handler: Any) -> None:
+            made.append(handler)
+            super().__init__(handler)
+
+    monkeypatch.setattr(grpc_server_module, "Method", CountedMethod)
+
+    class PassOn(grpc.aio.ServerInterceptor):  # type: ignore[misc,name-defined]
+        async def intercept_service(self, continuation: Any, details: Any) -> Any:
+            return await continuation(details)
+
+    handler = unary_handler()
+
+    class Generic(grpc.GenericRpcHandler):  # type: ignore[misc,name-defined]
+        def __init__(self) -> None:
+            self.asked: list[tuple[str, tuple[Any, ...]]] = []
+
+        def service(self, details: Any) -> Any:
+            self.asked.append((details.method, tuple(details.invocation_metadata)))
+            return handler if details.method == "/t.G/M" else None
+
+    generic = Generic()
+    server = GrpcServer(CovetPy(), interceptors=[PassOn()] * interceptors)
+    server.add_generic_rpc_handlers((generic,))
+    calls = [("/t.G/M", (("n", str(i)),)) for i in range(3)] + [("/t.G/Other", ())]
+    *methods, other = lookups(server, calls)
+    assert generic.asked == calls  # asked on every call, with that call's details
+    assert other is None
+    assert all(method is methods[0] for method in methods) and methods[0].handler is handler
+    assert made == [handler]  # one Method for the three calls
+
+
+@pytest.mark.parametrize("interceptors", [0, 1], ids=["direct", "wrapping"])
+def test_a_new_handler_per_call_gets_its_own_method(interceptors: int) -> None:
+    """A generic handler (or an interceptor) giving another handler object on each call: each call runs the one it
+    was given, of whatever shape, never a Method kept from an earlier call."""
+    given: list[Any] = []
+
+    class Fresh(grpc.GenericRpcHandler):  # type: ignore[misc,name-defined]
+        def service(self, details: Any) -> Any:
+            value = dict(details.invocation_metadata)["v"]
+            if value == "stream":
+                handler = grpc.stream_stream_rpc_method_handler(lambda requests, context: requests)
+            else:
+                handler = unary_handler(value)
+            given.append(handler)
+            return handler
+
+    class Wrap(grpc.aio.ServerInterceptor):  # type: ignore[misc,name-defined]
+        async def intercept_service(self, continuation: Any, details: Any) -> Any:
+            handler = await continuation(details)
+            wrapper = handler._replace(request_deserializer=lambda data: data)  # a new handler, the same behaviour
+            given[-1] = wrapper
+            return wrapper
+
+    server = GrpcServer(CovetPy(), interceptors=[Wrap()] * interceptors)
+    server.add_generic_rpc_handlers((Fresh(),))
+    values = ["a", "b", "stream", "c", "c"]
+    methods = lookups(server, [("/t.F/M", (("v", value),)) for value in values])
+    assert [method.handler for method in methods] == given and len({id(h) for h in given}) == len(values)
+    assert [method.request_streaming for method in methods] == [value == "stream" for value in values]
+    replies = [asyncio.run(method.function(None, None)) for i, method in enumerate(methods) if values[i] != "stream"]
+    assert replies == ["a", "b", "c", "c"]
+
+
+def test_methods_kept_for_paths_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(grpc_server_module, "RESOLVED_LIMIT", 4)
+    handler = unary_handler()
+
+    class CatchAll(grpc.GenericRpcHandler):  # type: ignore[misc,name-defined]
+        def service(self, details: Any) -> Any:
+            return handler
+
+    server = GrpcServer(CovetPy())
+    server.add_generic_rpc_handlers((CatchAll(),))
+    paths = [f"/any.Service/M{i}" for i in range(10)]
+    methods = lookups(server, [(path, ()) for path in paths])
+    assert all(method.handler is handler for method in methods)
+    assert len(server._resolved) <= 4  # a client making up paths does not grow the server's memory
+    assert lookups(server, [(paths[-1], ())]) == [methods[-1]]  # the last ones are still kept
+
+
+def test_refusals_and_trailers_only_answers_carry_the_same_status_fields() -> None:
+    from covet.grpc.call import Call, Method
+    from covet.grpc.server import _refuse
+    from covet.grpc.wire import MessageReader
+
+    class Responder:
+        def __init__(self) -> None:
+            self.sent: list[tuple[int, list[tuple[str, str]], bytes]] = []
+            self.answered = False
+
+        def send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+            self.sent.append((status, headers, body))
+            self.answered = True
+
+    details = "naïve 100% sure\n"
+    status = [("grpc-status", "9"), ("grpc-message", "na%C3%AFve 100%25 sure%0A")]
+    refused, web_refused = Responder(), Responder()
+    _refuse(refused, False, "application/grpc+proto", 9, details)
+    _refuse(web_refused, True, "application/grpc-web-text", 9, details)
+    assert refused.sent == [(200, [("content-type", "application/grpc"), *status], b"")]
+    assert web_refused.sent == [(200, [("content-type", "application/grpc-web-text"), *status], b"")]
+
+    async def finished(code: int, details: str) -> list[tuple[str, str]]:
+        responder = Responder()
+        call = Call(Method(unary_handler()), "/t.S/M", None, None, None, responder, (), None, MessageReader(1024, None),
+                    "gzip", None, None, True)
+        call.trailing_metadata = [("x-trailer", "t")]
+        call.finish(code, details)
+        [(status_code, fields, body)] = responder.sent
+        assert status_code == 200 and body == b""  # Trailers-Only: one HEADERS, no body
+        return fields
+
+    fields = asyncio.run(finished(9, details))
+    assert fields[0] == ("content-type", "application/grpc") and fields[-3:] == [*status, ("x-trailer", "t")]
+    assert asyncio.run(finished(0, ""))[-2:] == [("grpc-status", "0"), ("x-trailer", "t")]  # no empty message

@@ -24,7 +24,7 @@ from covet.exceptions import HTTPException
 from covet.requests import ClientDisconnect
 
 from .context import ServicerContext
-from .status import AbortError, StatusCode, encode_message
+from .status import AbortError, StatusCode, status_fields
 from .wire import ACCEPT_ENCODING, CODECS, MessageReader, Metadata, WireError, frame
 
 __all__ = ["Call", "Method", "CallCancelled", "EOF"]
@@ -185,11 +185,7 @@ class Call:
         return data
 
     def _status_fields(self, code: int, details: str) -> list[tuple[str, str]]:
-        trailers = [("grpc-status", str(code))]
-        if details:
-            trailers.append(("grpc-message", encode_message(details)))
-        trailers += self.trailing_metadata
-        return trailers
+        return status_fields(code, details) + self.trailing_metadata
 
     def finish(self, code: int, details: str) -> None:
         """Ends the response with the status (and the trailing metadata) in trailers: with a unary reply in one
@@ -231,7 +227,8 @@ class Call:
         responder = self.responder
         try:
             if not responder.answered:
-                responder.send(200, [("content-type", "application/grpc"), ("grpc-status", "1")], b"")
+                responder.send(200, [("content-type", "application/grpc"),
+                                     *status_fields(int(StatusCode.CANCELLED), "")], b"")
                 return
             abort = getattr(responder, "abort", None)
             if abort is not None:

@@ -20,9 +20,9 @@ from covet.requests import BufferedBody, Request, StreamedBody
 from covet.responses import Response
 
 from .call import Call, Method
-from .status import StatusCode, encode_message
+from .status import StatusCode, status_fields
 from .typed import rpc_method_handler, split_method_name
-from .web import WebCall, is_grpc_web, is_grpc_web_text
+from .web import WebCall, content_kind
 from .wire import MessageReader, Metadata, WireError, parse_timeout, read_head
 
 __all__ = ["GrpcServer", "server", "HandlerCallDetails"]
@@ -31,6 +31,9 @@ logger = logging.getLogger("covet.grpc")
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_MAX_RECEIVE = 4 * 1024 * 1024  # grpcio's default max_receive_message_length
+# Paths whose Method (from a generic handler or an interceptor) is kept for the next call; past it the store starts
+# over (a catch-all generic handler would otherwise keep one per path a client makes up).
+RESOLVED_LIMIT = 1024
 
 
 class HandlerCallDetails(NamedTuple):
@@ -66,7 +69,9 @@ class GrpcServer:
         self.max_send_message_length = max_send_message_length
         self.compression = compression
         self._methods: dict[str, Method] = {}
+        self._resolved: dict[str, Method] = {}  # path -> the Method of the handler it last resolved to (not by name)
         self._generic: list[Any] = []
+        self._chain = self._interceptor_chain()
         self._routed: set[str] = set()
         self._unsubscribe: list[Callable[[], None]] = []
         self.health: Any = None  # the grpc.health.v1 servicer, once enable_health() added it
@@ -144,7 +149,31 @@ class GrpcServer:
         if method is not None:
             return method
         handler = self._generic_handler(HandlerCallDetails(path, metadata))
-        return Method(handler) if handler is not None else None
+        return self._resolve(path, handler) if handler is not None else None
+
+    def _method(self, path: str, handler: Any) -> Optional[Method]:
+        """The `Method` of the handler the interceptors gave for a call to `path`: the registered one when they
+        passed it on, else as `_resolve` has it."""
+        if handler is None:
+            return None
+        method = self._methods.get(path)
+        if method is not None and method.handler is handler:
+            return method
+        return self._resolve(path, handler)
+
+    def _resolve(self, path: str, handler: Any) -> Method:
+        """The `Method` of a handler a generic handler or an interceptor gave for `path`. They are asked on every
+        call (they see its metadata), but a handler given again is not made a Method again: each path keeps the
+        Method of the handler it last resolved to."""
+        resolved = self._resolved
+        method = resolved.get(path)
+        if method is not None and method.handler is handler:
+            return method
+        method = Method(handler)
+        if len(resolved) >= RESOLVED_LIMIT:
+            resolved.clear()
+        resolved[path] = method
+        return method
 
     def _generic_handler(self, details: HandlerCallDetails) -> Any:
         for generic in self._generic:
@@ -157,23 +186,31 @@ class GrpcServer:
         method = self._methods.get(details.method)
         return method.handler if method is not None else self._generic_handler(details)
 
-    async def lookup(self, path: str, metadata: Metadata) -> Optional[Method]:
-        """`find` through the interceptors (grpcio's ``intercept_service(continuation, handler_call_details)``,
-        the first given outermost): each may return another handler (wrapping the method) or None (refusing)."""
+    def _interceptor_chain(self) -> Optional[Callable[[HandlerCallDetails], Any]]:
+        """The interceptors around `_handler`, the first given outermost, made once: a call passes its own
+        HandlerCallDetails down (each interceptor gives the next one the details it chooses, as grpcio does)."""
         if not self._interceptors:
-            return self.find(path, metadata)
-        details = HandlerCallDetails(path, metadata)
+            return None
         if self._async_interceptors:
             async_chain: Callable[[Any], Any] = _async_terminal(self._handler)
             for interceptor in reversed(self._interceptors):
                 async_chain = _async_step(interceptor, async_chain)
-            handler = await async_chain(details)
-        else:
-            chain: Callable[[Any], Any] = self._handler
-            for interceptor in reversed(self._interceptors):
-                chain = functools.partial(interceptor.intercept_service, chain)
-            handler = chain(details)
-        return Method(handler) if handler is not None else None
+            return async_chain
+        chain: Callable[[Any], Any] = self._handler
+        for interceptor in reversed(self._interceptors):
+            chain = functools.partial(interceptor.intercept_service, chain)
+        return chain
+
+    async def lookup(self, path: str, metadata: Metadata) -> Optional[Method]:
+        """`find` through the interceptors (grpcio's ``intercept_service(continuation, handler_call_details)``,
+        the first given outermost): each may return another handler (wrapping the method) or None (refusing)."""
+        chain = self._chain
+        if chain is None:
+            return self.find(path, metadata)
+        handler = chain(HandlerCallDetails(path, metadata))
+        if self._async_interceptors:
+            handler = await handler
+        return self._method(path, handler)
 
     async def _endpoint(self, request: Request) -> Response:
         """The route's endpoint, where HTTP middleware wraps the route (else the dispatcher runs `serve_native`)."""
@@ -192,11 +229,12 @@ class GrpcServer:
         (None: no disconnect watch)."""
         head = read_head(headers)
         content_type = head.content_type
-        if not content_type.startswith("application/grpc"):
+        kind = content_kind(content_type)
+        if not kind:
             responder.send(415, [("content-type", "text/plain; charset=utf-8")],
                            b"gRPC requests need content-type application/grpc (HTTP/2), or application/grpc-web\n")
             return
-        web = is_grpc_web(content_type)
+        web = kind != "grpc"
         try:
             if head.error is not None:
                 raise head.error
@@ -215,7 +253,7 @@ class GrpcServer:
         reader = MessageReader(self.max_receive_message_length, head.encoding)
         arguments = (method, path, client, body, native, responder, head.metadata, deadline, reader, head.accepted,
                      self.max_send_message_length, self.compression, http2)
-        call = WebCall(*arguments, text=is_grpc_web_text(content_type)) if web else Call(*arguments)
+        call = WebCall(*arguments, text=kind == "web-text") if web else Call(*arguments)
         await call.run(executor)
 
 
@@ -272,10 +310,8 @@ def _async_step(interceptor: Any, continuation: Callable[[Any], Any]) -> Callabl
 def _refuse(responder: Any, web: bool, content_type: str, code: int, details: str) -> None:
     """A call that cannot start, answered with its status only (Trailers-Only; gRPC-Web: the status in the
     headers too, which its clients read when the body is empty)."""
-    fields = [("content-type", content_type if web else "application/grpc"), ("grpc-status", str(code))]
-    if details:
-        fields.append(("grpc-message", encode_message(details)))
-    responder.send(200, fields, b"")
+    responder.send(200, [("content-type", content_type if web else "application/grpc"),
+                         *status_fields(code, details)], b"")
 
 
 _SERVED_BY_APP = ("a covet.grpc.GrpcServer is served by its CovetPy app, on the app's port: run the app "

@@ -10,7 +10,7 @@ import enum
 from typing import Any, Union
 from urllib.parse import quote, unquote
 
-__all__ = ["StatusCode", "AbortError", "status_number", "encode_message", "decode_message"]
+__all__ = ["StatusCode", "AbortError", "status_number", "status_fields", "encode_message", "decode_message"]
 
 
 class StatusCode(enum.IntEnum):
@@ -74,3 +74,12 @@ def encode_message(details: str) -> str:
 def decode_message(value: str) -> str:
     """A ``grpc-message`` value back to text (undecodable bytes become U+FFFD, as the spec asks)."""
     return unquote(value, encoding="utf-8", errors="replace")
+
+
+def status_fields(code: int, details: str) -> list[tuple[str, str]]:
+    """A call's status as header fields: ``grpc-status``, and ``grpc-message`` (percent-encoded) when there are
+    `details` (for trailers, a Trailers-Only response, or gRPC-Web's trailer frame)."""
+    fields = [("grpc-status", str(code))]
+    if details:
+        fields.append(("grpc-message", encode_message(details)))
+    return fields
