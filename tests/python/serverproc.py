@@ -22,9 +22,10 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Optional, Union
+from typing import IO, NoReturn, Optional, Union
 
-__all__ = ["SERVING", "ServerProcess", "require_compiled_engine", "self_signed_cert"]
+__all__ = ["CPP_GRPC_SERVER", "SERVING", "ServerProcess", "require_compiled_engine", "require_cpp_grpc_server",
+           "self_signed_cert", "skip_or_fail"]
 
 # What covet.serve logs once it serves: "serving on http://127.0.0.1:PORT (engine backend uring, ...)".
 SERVING = re.compile(r"serving on https?://[^\s:]+:(?P<port>\d+)")
@@ -40,10 +41,31 @@ def require_compiled_engine(probe: str = "import covet._native", what: str = "co
         pytest.skip("COVET_NATIVE=fake: these tests need the compiled engine")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     if result.returncode != 0:
-        reason = f"{sys.executable} has no {what}: {result.stderr.strip()[-300:]}"
-        if os.environ.get("COVET_REQUIRE_NATIVE"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        skip_or_fail(f"{sys.executable} has no {what}: {result.stderr.strip()[-300:]}")
+
+
+def skip_or_fail(reason: str, require: str = "COVET_REQUIRE_NATIVE") -> NoReturn:
+    """Skips the calling test for want of something it needs; fails it instead when the environment variable
+    `require` is set (where everything must be there, as in CI)."""
+    import pytest
+
+    if os.environ.get(require):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+# tests/grpc/interop_server.cpp (grpc.testing.TestService on covet::grpc), as CMake builds it; COVET_GRPC_INTEROP_SERVER
+# names another build.
+CPP_GRPC_SERVER = Path(os.environ.get("COVET_GRPC_INTEROP_SERVER")
+                       or Path(__file__).resolve().parents[2] / "build" / "tests" / "grpc_interop_server")
+
+
+def require_cpp_grpc_server() -> Path:
+    """The C++ gRPC interop server's path; skips the calling test without it (fails under COVET_REQUIRE_NATIVE)."""
+    if not os.access(CPP_GRPC_SERVER, os.X_OK):
+        skip_or_fail(f"the C++ interop server is not built at {CPP_GRPC_SERVER} (CMake builds it with "
+                     "libprotobuf-dev, protobuf-compiler and Go; or set COVET_GRPC_INTEROP_SERVER)")
+    return CPP_GRPC_SERVER
 
 
 def self_signed_cert(directory: Path, san: Optional[str] = None) -> tuple[Path, Path]:

@@ -14,7 +14,6 @@ message compression with grpcio's client.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from serverproc import ServerProcess, free_port, require_compiled_engine, self_signed_cert
+from serverproc import ServerProcess, free_port, require_compiled_engine, require_cpp_grpc_server, self_signed_cert
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -37,7 +36,6 @@ CASES = ["empty_unary", "large_unary", "client_streaming", "server_streaming", "
 SERVERS = [("async", "h2c", 0, "uring"), ("sync", "h2c", 0, "uring"), ("async", "tls", 1, "uring"),
            ("async", "h2c", 1, "asio"), ("sync", "tls", 1, "asio"), ("cpp", "h2c", 1, "uring"),
            ("cpp", "tls", 2, "asio"), ("cpp", "h2c", 2, "asio")]
-CPP_SERVER = Path(os.environ.get("COVET_GRPC_INTEROP_SERVER") or ROOT / "build" / "tests" / "grpc_interop_server")
 
 
 @pytest.fixture(scope="module")
@@ -64,13 +62,7 @@ def server(request: pytest.FixtureRequest, interop: dict[str, Path]) -> Iterator
     servicer, transport, threads, backend = request.param
     port = free_port()
     if servicer == "cpp":
-        if not os.access(CPP_SERVER, os.X_OK):
-            message = (f"the C++ interop server is not built at {CPP_SERVER} (CMake builds it with libprotobuf-dev, "
-                       "protobuf-compiler and Go; or set COVET_GRPC_INTEROP_SERVER)")
-            if os.environ.get("COVET_REQUIRE_NATIVE"):
-                pytest.fail(message)
-            pytest.skip(message)
-        command = [str(CPP_SERVER), str(port), "--threads", str(threads)]
+        command = [str(require_cpp_grpc_server()), str(port), "--threads", str(threads)]
     else:
         command = [PYTHON, "-m", "covet", "run", "service:app", "--port", str(port), "--threads", str(threads),
                    "--http2"]
