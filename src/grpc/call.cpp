@@ -155,8 +155,9 @@ std::shared_ptr<ServerCall> ServerCall::accept(Request& request, Responder respo
                                                });
     call->responder_.watch(call->flow_);
     call->flow_->arm_close();
+    call->loop_ = loop;
     if (deadline && loop != nullptr)
-        loop->post_at(*deadline, [weak = std::weak_ptr<ServerCall>(call)] {
+        call->deadline_timer_ = loop->post_at(*deadline, [weak = std::weak_ptr<ServerCall>(call)] {
             if (auto c = weak.lock()) c->deadline_passed();
         });
     return call;
@@ -361,11 +362,18 @@ bool ServerCall::finished() const { return state_.load() != open_state; }
 
 bool ServerCall::cancelled() const { return state_.load() == cancelled_state; }
 
-// The call's hold on itself goes (it stays while anyone else holds it).
-void ServerCall::release_self() { std::shared_ptr<ServerCall> keep = std::move(self_); }
+// The call's hold on itself goes (it stays while anyone else holds it). Both the producer's finish and the
+// connection's cancel may get here.
+void ServerCall::release_self() {
+    std::shared_ptr<ServerCall> keep;
+    const std::lock_guard lock(mutex_);
+    keep = std::move(self_);
+}
 
-// The call has ended (state and final_status_ set): its on_done callbacks run, then it lets itself go.
+// The call has ended (state and final_status_ set): its deadline's timer goes (it would hold the call's memory
+// until the deadline), its on_done callbacks run, then it lets itself go.
 void ServerCall::ended() {
+    if (deadline_timer_.seq != 0 && loop_ != nullptr) loop_->cancel(std::exchange(deadline_timer_, {}));
     std::vector<std::function<void(const ServerCall&, const Status&)>> done;
     {
         const std::lock_guard lock(mutex_);
@@ -478,12 +486,14 @@ void ServerCall::deadline_passed() {
 // The call ends before its method finished it: `answer` sent to the client, or (null) the exchange aborted.
 void ServerCall::stop(const Status* answer) {
     std::function<void(ServerCall&)> ready;
+    bool stopped = false;
     {
         const std::lock_guard lock(mutex_);
         State expected = open_state;
         if (!state_.compare_exchange_strong(expected, cancelled_state)) {
             on_ready_ = nullptr;
         } else {
+            stopped = true;
             if (answer) {
                 end_locked(*answer);
             } else if (stream_) {
@@ -501,7 +511,10 @@ void ServerCall::stop(const Status* answer) {
         if (ready) ready(*this);
     }
     after_callback();
-    ended();  // on_done (nothing left to run when the call had finished already), and the call's hold goes
+    if (stopped)
+        ended();
+    else
+        release_self();
 }
 
 // On the connection's thread, out of every callback: a call that is over drops its callbacks (and whatever

@@ -63,12 +63,20 @@ void Worker::post(std::function<void()> task) {
     if (!wake_pending_.exchange(true, std::memory_order_acq_rel)) wake();
 }
 
-void Worker::post_at(io::Clock::time_point when, std::function<void()> task) {
-    if (!on_loop_thread()) {
-        post([this, when, task = std::move(task)]() mutable { timers_.add(when, std::move(task)); });
-        return;
-    }
-    timers_.add(when, std::move(task));
+io::TimerId Worker::post_at(io::Clock::time_point when, std::function<void()> task) {
+    const io::TimerId id = timers_.reserve(when);
+    if (on_loop_thread())
+        timers_.add(id, std::move(task));
+    else
+        post([this, id, task = std::move(task)]() mutable { timers_.add(id, std::move(task)); });
+    return id;
+}
+
+void Worker::cancel(io::TimerId id) {
+    if (on_loop_thread())
+        timers_.cancel(id);
+    else
+        post([this, id] { timers_.cancel(id); });
 }
 
 void Worker::run_posted() {

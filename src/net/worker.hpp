@@ -71,7 +71,8 @@ public:
 
     // ---- io::Loop ----
     void post(std::function<void()> task) override;
-    void post_at(io::Clock::time_point when, std::function<void()> task) override;
+    io::TimerId post_at(io::Clock::time_point when, std::function<void()> task) override;
+    void cancel(io::TimerId id) override;
     bool on_loop_thread() const noexcept override { return WorkerContext::installed() == &context_; }
     io::Clock::time_point now() const noexcept override { return now_; }
 

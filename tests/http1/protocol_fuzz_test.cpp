@@ -26,7 +26,10 @@ public:
     Driver() { net::ConnectionHome::current() = this; }
     ~Driver() { net::ConnectionHome::current() = nullptr; }
     void post(std::function<void()> task) override { task(); }
-    void post_at(io::Clock::time_point /*when*/, std::function<void()> /*task*/) override {}  // no time passes
+    io::TimerId post_at(io::Clock::time_point /*when*/, std::function<void()> /*task*/) override {  // no time passes
+        return {};
+    }
+    void cancel(io::TimerId /*id*/) override {}
     bool on_loop_thread() const noexcept override { return true; }
     io::Clock::time_point now() const noexcept override { return clock; }
     void request_send(net::Connection&) override {}

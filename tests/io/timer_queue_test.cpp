@@ -3,13 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <memory>
 #include <string>
 
 using namespace std::chrono_literals;
 using covet::io::Clock;
 using covet::io::TimerQueue;
 
-TEST(TimerQueue, RunsOnlyWhatIsDueEarliestFirstAndTiesInOrderAdded) {
+TEST(TimerQueue, RunsOnlyWhatIsDueEarliestFirstAndTiesInOrderPosted) {
     TimerQueue q;
     const Clock::time_point t0{};
     std::string ran;
@@ -40,4 +41,34 @@ TEST(TimerQueue, ATaskMayAddAnother) {
     EXPECT_EQ(runs, 2);
     q.run_due(t0 + 5s);
     EXPECT_EQ(runs, 12);
+}
+
+TEST(TimerQueue, ACancelledTaskNeverRunsAndItsCapturesGoAtOnce) {
+    TimerQueue q;
+    const Clock::time_point t0{};
+    auto held = std::make_shared<int>(7);
+    std::weak_ptr<int> watch = held;
+    int runs = 0;
+    const covet::io::TimerId id = q.add(t0 + 20s, [held = std::move(held), &runs] { runs += *held; });
+    q.add(t0 + 20s, [&] { ++runs; });
+    EXPECT_FALSE(watch.expired());
+    q.cancel(id);
+    EXPECT_TRUE(watch.expired());  // freed now, not at t0 + 20 s
+    EXPECT_EQ(q.size(), 1u);
+    q.cancel(id);  // again, or after it ran: nothing happens
+    q.run_due(t0 + 1min);
+    EXPECT_EQ(runs, 1);
+    q.cancel(id);
+    EXPECT_EQ(q.size(), 0u);
+}
+
+TEST(TimerQueue, AReservedIdFilesItsTaskInOrder) {
+    TimerQueue q;
+    const Clock::time_point t0{};
+    std::string ran;
+    const covet::io::TimerId first = q.reserve(t0 + 1s);  // as post_at does off the loop's thread
+    q.add(t0 + 1s, [&] { ran += 'b'; });
+    q.add(first, [&] { ran += 'a'; });
+    q.run_due(t0 + 1s);
+    EXPECT_EQ(ran, "ab");
 }

@@ -35,7 +35,10 @@ public:
 
     // ---- io::Loop ----
     void post(std::function<void()> task) override { posted.push_back(std::move(task)); }
-    void post_at(io::Clock::time_point when, std::function<void()> task) override { timers.add(when, std::move(task)); }
+    io::TimerId post_at(io::Clock::time_point when, std::function<void()> task) override {
+        return timers.add(when, std::move(task));
+    }
+    void cancel(io::TimerId id) override { timers.cancel(id); }
     bool on_loop_thread() const noexcept override { return home_thread; }
     io::Clock::time_point now() const noexcept override { return clock; }
 

@@ -148,6 +148,8 @@ private:
     std::string method_;
     std::vector<Metadatum> metadata_;
     std::optional<io::Clock::time_point> deadline_;
+    io::Loop* loop_ = nullptr;  // the connection's
+    io::TimerId deadline_timer_;
     std::string peer_;
     std::size_t max_send_message_bytes_;
     std::size_t max_unsent_reply_bytes_;
