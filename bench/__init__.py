@@ -2,11 +2,11 @@
 
 Modules, from the bottom up:
   system     /proc (CPU ticks and RSS of a process tree), machine description, git revision
-  loadgen    wrk and h2load: command lines, running them, parsing their output
+  loadgen    wrk, h2load and ghz (gRPC): command lines, running them, parsing their output; building ghz
   tls        the run's throw-away CA and server certificate
   wsload     the WebSocket load generator bench/tools/wsload: build, command lines, output, its gate
+  servers    the server specifications (install, command, versions; the gRPC peers) and the one launcher, `Running`
   scenarios  the scenario model, the expected payloads and the correctness gate
-  servers    the server specifications (install, command, versions) and the one launcher, `Running`
   summary    per-pair medians, ratios, the time estimate and progress line
   measure    one timed run of a scenario against a running server
   report     the Markdown report and the docs section; chart (matplotlib, run in bench/.venvs/tools)

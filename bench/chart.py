@@ -4,7 +4,8 @@ repository root; bench/__init__.py only defines paths, so this venv imports the 
     bench/.venvs/tools/bin/python -m bench.chart bench/results/matrix-<UTC>.json docs/img/bench-matrix.png
 
 One panel per scenario: median req/s of each measured server (log scale), min–max as error bars,
-CovetPy in one colour, the peers in another, nginx in grey.
+CovetPy in one colour, the peers in another, nginx in grey. Open-loop panels show p99 latency instead (every server
+does the same req/s), gRPC panels server CPU µs per call (ghz is the ceiling of calls/s).
 """
 import json
 import math
@@ -31,6 +32,10 @@ def main(src: str, dst: str) -> None:
         if tools[sc] == "h2load-rate":  # fixed rate: every server does the same req/s; plot its p99 instead
             rows = [r for r in result["summary"] if r["scenario"] == sc and not r.get("excluded") and r.get("p99_ms")]
             rows.sort(key=lambda r: -r["p99_ms"])
+        elif tools[sc] == "ghz":  # ghz is the ceiling of calls/s: plot server CPU per call
+            rows = [r for r in result["summary"] if r["scenario"] == sc and not r.get("excluded")
+                    and r.get("cpu_s_per_100k")]
+            rows.sort(key=lambda r: -r["cpu_s_per_100k"]["median"])
         else:
             rows = [r for r in result["summary"] if r["scenario"] == sc and not r.get("excluded") and r.get("rps")]
             rows.sort(key=lambda r: r["rps"]["median"])
@@ -45,18 +50,23 @@ def main(src: str, dst: str) -> None:
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
     for ax, (sc, rows) in zip(axes.flat, panels):
-        if tools[sc] == "h2load-rate":
-            p99 = [r["p99_ms"] for r in rows]
+        if tools[sc] in ("h2load-rate", "ghz"):  # lower is better: p99 at a fixed rate, CPU µs per gRPC call
+            if tools[sc] == "ghz":
+                values = [r["cpu_s_per_100k"]["median"] * 10 for r in rows]
+                title, unit = f"{sc}: server CPU µs per call (ghz; lower is better)", "µs"
+            else:
+                values = [r["p99_ms"] for r in rows]
+                title, unit = f"{sc}: p99 ms at {result['options']['rate']:,} req/s (lower is better)", "ms"
             colors = ["#d62728" if r["server"].startswith("covet") else "#7f7f7f" if r["server"] == "nginx"
                       else "#1f77b4" for r in rows]
-            ax.barh(range(len(rows)), p99, color=colors)
+            ax.barh(range(len(rows)), values, color=colors)
             ax.set_yticks(list(range(len(rows))))
             ax.set_yticklabels([labels.get(r["server"], r["server"]) for r in rows], fontsize=8)
             ax.set_xscale("log")
             ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-            ax.set_title(f"{sc}: p99 ms at {result['options']['rate']:,} req/s (lower is better)", fontsize=10)
-            for i, v in enumerate(p99):
-                ax.text(v, i, f" {v:.1f} ms", va="center", fontsize=7)
+            ax.set_title(title, fontsize=10)
+            for i, v in enumerate(values):
+                ax.text(v, i, f" {v:.1f} {unit}", va="center", fontsize=7)
             ax.grid(axis="x", which="both", alpha=0.25)
             continue
         med = [r["rps"]["median"] for r in rows]
@@ -76,7 +86,8 @@ def main(src: str, dst: str) -> None:
             ax.text(v, i, f" {v / 1000:.1f}K", va="center", fontsize=7)
         ax.grid(axis="x", which="both", alpha=0.25)
     opts = result["options"]
-    fig.suptitle(f"CovetPy benchmark matrix, req/s or msg/s (median, min–max over {opts['runs']} rounds), "
+    fig.suptitle(f"CovetPy benchmark matrix, req/s, msg/s or CPU per gRPC call (median, min–max over {opts['runs']} "
+                 "rounds), "
                  f"server CPU {opts['server_cpus']}, wrk CPU {opts['client_cpus']} — {result['date_utc']}",
                  fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 0.97))

@@ -48,7 +48,8 @@ def _parser(servers: list[str], scenarios: list[str]) -> argparse.ArgumentParser
         description="CovetPy benchmark matrix: servers x scenarios, pinned CPUs, interleaved rounds.",
     )
     ap.add_argument("--servers", default=None,
-                    help=f"comma list (default: the matrix's; --hosting: its own): {','.join(servers)}")
+                    help="comma list (default: the matrix's, the gRPC peers grpcio, grpc-go, grpc-cpp only when a gRPC "
+                         f"scenario runs; --hosting: its own): {','.join(servers)}")
     ap.add_argument("--hosting", action="store_true",
                     help="the hosting comparison (bench/hosting.py): the same FastAPI app under uvicorn, Hypercorn, "
                          "Granian and CovetPy (hosted, shim), the same Flask app under gunicorn, Granian and CovetPy; "
@@ -59,7 +60,8 @@ def _parser(servers: list[str], scenarios: list[str]) -> argparse.ArgumentParser
                          f"scenarios {','.join(OVERHEAD_SCENARIOS)} unless --scenarios; implies --no-docs")
     ap.add_argument("--skip-servers", default="", help="comma list of servers to leave out")
     ap.add_argument("--scenarios", default=None,
-                    help=f"comma list (default all; --quick: a subset): {','.join(scenarios)}")
+                    help="comma list (default all; --quick: a subset without the TLS, HTTP/2, WebSocket and gRPC "
+                         f"ones): {','.join(scenarios)}")
     ap.add_argument("--duration", type=int, default=None, help="timed run, whole seconds (default 2, --quick 1)")
     ap.add_argument("--warmup", type=int, default=None, help="warm-up before each timed run, s (default 1)")
     ap.add_argument("--runs", type=int, default=None, help="rounds (repetitions) per pair (default 3, --quick 1)")
@@ -120,8 +122,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.no_docs = True  # docs/benchmarks.md's "Observability overhead" section is written by hand
         args.servers = args.servers or ",".join(OVERHEAD_SERVERS)
         args.scenarios = args.scenarios or ",".join(OVERHEAD_SCENARIOS)
-    args.servers = args.servers or ",".join(n for n in specs if (n == "fastapi" or n not in HOSTING_SERVERS)
-                                            and n not in OVERHEAD_SERVERS)
     if args.scenarios:
         names = [s.strip() for s in args.scenarios.split(",") if s.strip()]
         unknown = [n for n in names if n not in all_sc]
@@ -130,6 +130,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     else:
         names = [n for n, s in all_sc.items() if s.quick or not args.quick]
     args.scenario_list = [all_sc[n] for n in names]
+    # the default servers: the matrix's own (not the hosting/overhead ones), the gRPC peers when a gRPC scenario runs
+    grpc = any(s.is_grpc for s in args.scenario_list)
+    args.servers = args.servers or ",".join(n for n, spec in specs.items()
+                                            if (n == "fastapi" or n not in HOSTING_SERVERS)
+                                            and n not in OVERHEAD_SERVERS and (spec.serves_http or grpc))
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     skip = {s.strip() for s in args.skip_servers.split(",") if s.strip()}
     unknown = [s for s in servers + list(skip) if s not in specs]

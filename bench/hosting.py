@@ -12,12 +12,11 @@ A CovetPy mode this checkout does not have yet (``covet run --interface``, ``--c
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
 from .servers import (PEERS, VENVS, Ctx, InstallError, ServerSpec, covet_python_versions, covet_run_command,
-                      ensure_venv, install_covet_python, pip_versions)
+                      ensure_venv, install_covet_python, pip_versions, venv_site_packages)
 
 HOSTING_ASGI = ("fastapi", "fastapi-hypercorn", "fastapi-granian", "covet-host-fastapi", "covet-compat-fastapi")
 HOSTING_WSGI = ("flask-gunicorn", "flask-granian", "covet-host-flask")
@@ -35,8 +34,8 @@ PACKAGES = ("fastapi", "starlette", "pydantic", "hypercorn", "granian", "uvloop"
 
 
 def site_packages(venv: Path = VENVS / VENV) -> Path:
-    """The venv's site-packages (the venv is made by the suite's own Python, the same version as CovetPy's)."""
-    return venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    """The hosting venv's site-packages."""
+    return venv_site_packages(venv)
 
 
 def _bin(name: str) -> str:

@@ -1,5 +1,6 @@
-"""The HTTP load generators: wrk (HTTP/1.1, HTTPS) and h2load (open loop over HTTP/1.1, HTTP/2): their command
-lines, running them (exit status, output, the tool's own CPU time) and parsing what they print.
+"""The load generators: wrk (HTTP/1.1, HTTPS), h2load (open loop over HTTP/1.1, HTTP/2) and ghz (gRPC): their
+command lines, running them (exit status, output, the tool's own CPU time), parsing what they print, and building
+ghz (a pinned Go module, ``go install`` into a cache once).
 
 The wrk scripts live in bench/tools/wrk: ``matrix.lua`` (method/body from the environment, p99.9 printed as
 ``BENCH_LATENCY_US`` lines) and ``pipeline.lua`` (N requests per write). The WebSocket generator is wsload.py.
@@ -7,16 +8,18 @@ The wrk scripts live in bench/tools/wrk: ``matrix.lua`` (method/body from the en
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
-from . import BENCH
+from . import BENCH, REPO
 
 if TYPE_CHECKING:
     from .scenarios import Scenario
@@ -83,7 +86,10 @@ def h2load_h2_command(sc: Scenario, port: int, duration: int, client_cpus: str, 
 
 def load_command(sc: Scenario, port: int, seconds: int, rate: int, client_cpus: str, threads: int, timed: bool,
                  log_file: Path) -> list[str]:
-    """The command of a warm-up (``timed`` False) or timed run of an HTTP scenario, whatever its tool."""
+    """The command of a warm-up (``timed`` False) or timed run of an HTTP or gRPC scenario, whatever its tool
+    (ghz writes its JSON report to ``log_file``)."""
+    if sc.tool == "ghz":
+        return ghz_command(sc, port, seconds, client_cpus, log_file)
     if sc.tool == "wrk":
         return wrk_command(sc, port, seconds, client_cpus, threads, timed=timed)
     if sc.tool == "h2load-rate":
@@ -277,3 +283,106 @@ def parse_h2load_log(text: str, since_us: int | None = None) -> dict[str, Any]:
     pct = {p: percentile(lat, float(p)) for p in ("50", "90", "99", "99.9")}
     pct["max"] = lat[-1] if lat else None
     return {"latency_ms": pct, "requests": len(lat), "errors": errors}
+
+
+# --------------------------------------------------------------------------------------------------
+# ghz (gRPC): the pinned build, its command line and its JSON report
+# --------------------------------------------------------------------------------------------------
+
+GHZ_PACKAGE = "github.com/bojand/ghz/cmd/ghz"
+GHZ_VERSION = "v0.93.0"
+GO_BIN_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "covetpy" / "bin"
+GREETER_PROTO = REPO / "examples" / "native" / "grpc_greeter" / "greeter.proto"  # the service every gRPC peer serves
+GREETER_NAME = "world"  # the request's name (the gate sends another one)
+
+
+class GoToolError(RuntimeError):
+    """A Go command could not be built here; the message is the exclusion reason."""
+
+
+def go_binary() -> str | None:
+    """The Go toolchain: on PATH, else /usr/local/go/bin/go (scripts/setup.sh installs it there)."""
+    found = shutil.which("go")
+    if found is None and Path("/usr/local/go/bin/go").exists():
+        found = "/usr/local/go/bin/go"
+    return found
+
+
+def go_install(package: str, version: str, name: str, log: Callable[[str], None] = print) -> Path:
+    """A Go command at an exact module version, ``go install``-ed once into the cache as ``<name>-<version>``."""
+    target = GO_BIN_CACHE / f"{name}-{version}"
+    if target.exists():
+        return target
+    go = go_binary()
+    if go is None:
+        raise GoToolError(f"no Go toolchain to build {name} {version} (scripts/setup.sh installs one)")
+    log(f"building {name}: go install {package}@{version}")
+    with tempfile.TemporaryDirectory() as gobin:
+        p = subprocess.run([go, "install", f"{package}@{version}"], env={**os.environ, "GOBIN": gobin},
+                           capture_output=True, text=True, timeout=1800)
+        if p.returncode != 0:
+            tail = " / ".join((p.stderr or p.stdout).strip().splitlines()[-4:])
+            raise GoToolError(f"`go install {package}@{version}` exited {p.returncode}: {tail}")
+        GO_BIN_CACHE.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(Path(gobin) / name), target)
+    return target
+
+
+def ghz_binary() -> Path:
+    """Where the pinned ghz is (or will be) built."""
+    return GO_BIN_CACHE / f"ghz-{GHZ_VERSION}"
+
+
+def ensure_ghz(log: Callable[[str], None] = print) -> Path:
+    return go_install(GHZ_PACKAGE, GHZ_VERSION, "ghz", log)
+
+
+def ghz_call(sc: Scenario) -> str:
+    """ghz's ``--call`` (``package.Service.Method``) from the scenario's path ``/package.Service/Method``."""
+    return sc.path.strip("/").replace("/", ".")
+
+
+def ghz_data(sc: Scenario) -> str:
+    """The request as ghz's JSON: the name, and for a server stream the number of replies wanted."""
+    return json.dumps({"name": GREETER_NAME, **({"count": sc.messages} if sc.messages > 1 else {})},
+                      separators=(",", ":"))
+
+
+def ghz_command(sc: Scenario, port: int, seconds: int, client_cpus: str, output: Path,
+                ghz: Path | None = None) -> list[str]:
+    """ghz pinned to ``client_cpus``: ``sc.concurrency`` concurrent calls over ``sc.connections`` h2c connections
+    for ``seconds``, the JSON report written to ``output``."""
+    return ["taskset", "-c", client_cpus, str(ghz or ghz_binary()), "--insecure", "--proto", str(GREETER_PROTO),
+            "--call", ghz_call(sc), "-d", ghz_data(sc), "-c", str(sc.concurrency), "--connections",
+            str(sc.connections), "-z", f"{seconds}s", "-O", "json", "-o", str(output), f"127.0.0.1:{port}"]
+
+
+def parse_ghz(text: str) -> dict[str, Any]:
+    """ghz's JSON report (``-O json``).
+
+    Returns requests_per_sec (ghz's ``rps``: every call it finished, per second), requests (calls with status OK:
+    what CPU per call is divided by), calls, duration_s, status (status name -> calls), errors (calls not OK),
+    error_counts (ghz's error messages -> calls), latency_ms (ghz's 50/90/99th percentiles; it gives no 99.9)
+    and latency_avg_ms. Raises ValueError when the text is no ghz report."""
+    try:
+        report = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"ghz wrote no JSON report: {exc}") from None
+    if not isinstance(report, dict) or "count" not in report or "statusCodeDistribution" not in report:
+        raise ValueError("not a ghz report (no count / statusCodeDistribution)")
+    status = {k: int(v) for k, v in (report.get("statusCodeDistribution") or {}).items()}
+    calls = int(report["count"])
+    ok = status.get("OK", 0)
+    pct = {str(e["percentage"]): e["latency"] / 1e6 for e in report.get("latencyDistribution") or ()
+           if e.get("percentage") in (50, 90, 99)}  # ghz's durations are nanoseconds
+    return {
+        "requests_per_sec": float(report.get("rps") or 0.0),
+        "requests": ok,
+        "calls": calls,
+        "duration_s": int(report.get("total") or 0) / 1e9,
+        "status": status,
+        "errors": calls - ok,
+        "error_counts": {k: int(v) for k, v in (report.get("errorDistribution") or {}).items()},
+        "latency_ms": pct,
+        "latency_avg_ms": int(report.get("average") or 0) / 1e6,
+    }

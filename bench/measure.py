@@ -1,5 +1,6 @@
 """One timed run of a scenario against a running server: the load generator's figures, the server's CPU time
-(/proc, its whole process tree) over exactly the timed window, and its peak RSS sampled during it."""
+(/proc, its whole process tree) over exactly the timed window, and its peak RSS sampled during it. HTTP and gRPC
+(ghz) runs go through ``measure``, WebSocket ones through ``measure_ws``."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import REPO, wsload
-from .loadgen import load_command, parse_h2load_log, parse_h2load_output, parse_wrk, run_tool, wrk_env
+from .loadgen import load_command, parse_ghz, parse_h2load_log, parse_h2load_output, parse_wrk, run_tool, wrk_env
 from .scenarios import Scenario
 from .servers import Running
 from .summary import cpu_s_per_100k
@@ -53,8 +54,10 @@ def check_h2load_protocol(sc: Scenario, parsed: dict[str, Any]) -> str | None:
 
 
 def _parse_http(sc: Scenario, text: str, log_file: Path, rate: int) -> tuple[dict[str, Any], str | None]:
-    """The timed run's figures from the tool's output (and h2load's per-request log); an error for an h2 run
-    that negotiated the wrong protocol."""
+    """The timed run's figures from the tool's output (h2load's per-request log, ghz's JSON report); an error for
+    an h2 run that negotiated the wrong protocol."""
+    if sc.is_grpc:
+        return parse_ghz(log_file.read_text(errors="replace")), None
     if sc.tool == "wrk":
         parsed = parse_wrk(text)
         if not sc.latency_valid:
@@ -69,7 +72,8 @@ def _parse_http(sc: Scenario, text: str, log_file: Path, rate: int) -> tuple[dic
 
 
 def measure(srv: Running, sc: Scenario, args: argparse.Namespace, body_file: Path, clk: int) -> dict[str, Any]:
-    """Warm-up, then one timed run of an HTTP scenario (wrk or h2load) against the running server."""
+    """Warm-up, then one timed run of an HTTP (wrk or h2load) or gRPC (ghz) scenario against the running server.
+    CPU per request is the server's CPU over the timed run / the responses (gRPC: the calls that ended OK)."""
     port, cpus, thr = srv.port, args.client_cpus, args.client_threads
     env = wrk_env(sc, body_file)
     out: dict[str, Any] = {}
@@ -89,7 +93,7 @@ def measure(srv: Running, sc: Scenario, args: argparse.Namespace, body_file: Pat
         out["client_cpu_s"] = round(client_cpu, 3)
         out["raw_tail"] = text[-1500:]
         if code != 0:
-            out["error"] = f"{cmd[3]} exited {code}: {text.strip()[-300:]}"
+            out["error"] = f"{Path(cmd[3]).name} exited {code}: {text.strip()[-300:]}"
             if not srv.alive():
                 out["error"] = f"server died under load ({out['error']}); its log: {srv.log_tail()}"
             return out
@@ -99,6 +103,8 @@ def measure(srv: Running, sc: Scenario, args: argparse.Namespace, body_file: Pat
             return out
         out.update({k: v for k, v in parsed.items() if k != "raw"})
         _add_cpu(out, before, after, clk, parsed.get("requests"))
+        if sc.is_grpc and out["cpu_s_per_100k"] is not None:
+            out["cpu_us_per_call"] = out["cpu_s_per_100k"] * 10  # CPU s per 100,000 calls -> CPU µs per call
         if parsed.get("bytes_read") and parsed.get("requests"):
             out["bytes_per_response"] = parsed["bytes_read"] / parsed["requests"]
         if not srv.alive():

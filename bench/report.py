@@ -84,6 +84,8 @@ def scenario_table(result: Mapping[str, Any], scenario: str) -> str:
     sc = next((s for s in result["scenarios"] if s["name"] == scenario), {})
     if sc.get("tool") == "wsload":
         return ws_table(result, sc, rows)
+    if sc.get("tool") == "ghz":
+        return grpc_table(result, sc, rows)
     out = ["| server | req/s median (min–max) | × FastAPI | × nginx | p50 ms | p99 ms | p99.9 ms | peak RSS MB | "
            "idle RSS MB | CPU s / 100K req | errors |",
            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -120,6 +122,37 @@ def ws_table(result: Mapping[str, Any], sc: Mapping[str, Any], rows: list[Mappin
             f"{fmt_ratio(r.get('ratio_fastapi'))} | {fmt_ms(r.get('p50_ms'))} | {fmt_ms(r.get('p99_ms'))} | "
             f"{fmt_ms(r.get('p999_ms'))} | {fmt_mb(r.get('peak_rss_kib'))} | {fmt_cpu(r.get('cpu_s_per_100k'))} | "
             f"{errors_cell(r)} | wsload |"
+        )
+    return "\n".join(out)
+
+
+# gRPC: servers whose CPU per call the others are compared with (issue 20: CovetPy's Python path against grpcio,
+# its C++ API against the C++ gRPC server)
+GRPC_REFERENCES = (("grpcio", "grpcio"), ("grpc-cpp", "C++ gRPC"))
+
+
+def cpu_us_per_call(row: Mapping[str, Any] | None) -> float | None:
+    """The median server CPU per call in µs, from the matrix's CPU s per 100,000 (successful) calls."""
+    per_100k = _med((row or {}).get("cpu_s_per_100k"))
+    return None if per_100k is None else per_100k * 10
+
+
+def grpc_table(result: Mapping[str, Any], sc: Mapping[str, Any], rows: list[Mapping[str, Any]]) -> str:
+    """A gRPC scenario (ghz), the least CPU per call first: calls/s, call latency, server CPU per call (the figure to
+    compare: one ghz core is the ceiling of calls/s) and how many times less of it than grpcio and C++ gRPC use in
+    the same run."""
+    labels = {n: v["label"] for n, v in result["servers"].items()}
+    refs = [(name, label, cpu_us_per_call(find(result, name, sc["name"]))) for name, label in GRPC_REFERENCES]
+    out = ["| server | calls/s median (min–max) | p50 ms | p99 ms | peak RSS MB | CPU µs / call | "
+           + "".join(f"× less CPU than {label} | " for _, label, _ in refs) + "errors | tool |",
+           "|---|---:|---:|---:|---:|---:|" + "---:|" * len(refs) + "---:|---|"]
+    for r in sorted(rows, key=lambda r: cpu_us_per_call(r) or float("inf")):
+        ours = cpu_us_per_call(r)
+        ratios = "".join(f"{fmt_ratio(ref / ours if ref and ours else None)} | " for _, _, ref in refs)
+        out.append(
+            f"| {labels.get(r['server'], r['server'])} | {fmt_rps_spread(r.get('rps'))} | {fmt_ms(r.get('p50_ms'))} | "
+            f"{fmt_ms(r.get('p99_ms'))} | {fmt_mb(r.get('peak_rss_kib'))} | "
+            f"{'—' if ours is None else f'{ours:,.1f}'} | {ratios}{errors_cell(r)} | ghz |"
         )
     return "\n".join(out)
 
@@ -176,6 +209,9 @@ def design_table(result: Mapping[str, Any]) -> str:
 def scenario_how(s: Mapping[str, Any], opts: Mapping[str, Any]) -> str:
     """Which tool measured a scenario, and how (for its heading)."""
     c = s["connections"]
+    if s["tool"] == "ghz":
+        replies = f", {s['messages']} replies per call" if s.get("messages", 1) > 1 else ""
+        return f"ghz, {s.get('concurrency')} calls in flight over {c} HTTP/2 connections (h2c){replies}"
     if s["tool"] == "wsload":
         if s.get("ws") == "broadcast":
             w = s.get("window", 1)
@@ -205,14 +241,14 @@ def tls_section(result: Mapping[str, Any]) -> list[str]:
         return ["### TLS and HTTP/2 setup", "", f"No certificate could be made: {t['error']}", ""]
     labels = {n: v["label"] for n, v in result["servers"].items()}
     lines = ["### TLS and HTTP/2 setup", "",
-             f"A throw-away CA and server certificate made once per run ({t.get('openssl', 'openssl')} CLI): server key "
-             f"**{t['key_type']}**, {t.get('certificate', '')}. Every TLS server gets the same certificate; the "
-             "gate verifies it against the CA (Python `ssl` and `curl --cacert`). *https-plaintext* is timed by "
-             "**wrk** (HTTP/1.1 over TLS; wrk prints no cipher), *h2-plaintext* and *h2c-plaintext* by **h2load** "
-             "(HTTP/2; `-m` concurrent streams per connection). Protocol and cipher as negotiated: the gate's own "
-             "handshake (Python `ssl` with OpenSSL's default client cipher list, like wrk's, offering ALPN `http/1.1` "
-             "for HTTPS and `h2,http/1.1` for h2) and h2load's report (the cipher its timed h2 connections used; "
-             "h2load prefers AES-128-GCM).", "",
+             f"A throw-away CA and server certificate made once per run ({t.get('openssl', 'openssl')} CLI): "
+             f"server key **{t['key_type']}**, {t.get('certificate', '')}. Every TLS server gets the same "
+             "certificate; the gate verifies it against the CA (Python `ssl` and `curl --cacert`). *https-plaintext* "
+             "is timed by **wrk** (HTTP/1.1 over TLS; wrk prints no cipher), *h2-plaintext* and *h2c-plaintext* by "
+             "**h2load** (HTTP/2; `-m` concurrent streams per connection). Protocol and cipher as negotiated: the "
+             "gate's own handshake (Python `ssl` with OpenSSL's default client cipher list, like wrk's, offering ALPN "
+             "`http/1.1` for HTTPS and `h2,http/1.1` for h2) and h2load's report (the cipher its timed h2 "
+             "connections used; h2load prefers AES-128-GCM).", "",
              "| server | scenario | TLS version | cipher (gate) | ALPN | cipher, key exchange (h2load) |",
              "|---|---|---|---|---|---|"]
     h2l = t.get("h2load") or {}
@@ -241,7 +277,7 @@ def render_markdown(result: Mapping[str, Any], json_path: str, chart: Path | Non
         f"**Machine:** {m['nproc']} CPUs ({m['cpu_model']}), {m.get('mem_gib')} GiB, Linux {m['kernel']}; "
         f"a shared VM whose speed drifts, so compare within this run only. **Tools:** {tools['wrk']}; "
         f"{tools['h2load']}; matplotlib {tools['matplotlib']}; Python {m['python']}"
-        + "".join(f"; {tools[k]}" for k in ("openssl", "curl", "wsload") if tools.get(k)) + ".",
+        + "".join(f"; {tools[k]}" for k in ("openssl", "curl", "wsload", "ghz") if tools.get(k)) + ".",
         "",
         f"**Command:** `{' '.join(result['argv'])}` — server on CPU {opts['server_cpus']}, load generator on "
         f"CPU {opts['client_cpus']} (`taskset`), {opts['workers']} worker per server; per pair a "
@@ -261,15 +297,17 @@ def render_markdown(result: Mapping[str, Any], json_path: str, chart: Path | Non
         "(`h2load --h1 --rps`) and the percentiles come from its per-request log, so a stalled server is not "
         "hidden by the client waiting for it (coordinated omission); *CPU s / 100K req* is the server process "
         "tree's utime+stime (`/proc`) per 100,000 responses; *peak RSS* is sampled every 0.1 s during the timed "
-        "run (whole process tree), *idle RSS* 0.5 s after start before any load (one server process serves all scenarios of a round in the order listed here, so the peak RSS of a later scenario includes what earlier ones, e.g. 10,000 connections, left allocated); *errors* are wrk's socket "
+        "run (whole process tree), *idle RSS* 0.5 s after start before any load (one server process serves all "
+        "scenarios of a round in the order listed here, so the peak RSS of a later scenario includes what earlier "
+        "ones, e.g. 10,000 connections, left allocated); *errors* are wrk's socket "
         "errors + non-2xx (h2load: failed + timed out), summed over the rounds. Ratios are median req/s over "
         "FastAPI's and nginx's in the same scenario and run."
         + (" **TLS / HTTP/2:** *https-plaintext* is wrk over TLS (HTTP/1.1); *h2-plaintext* (TLS, ALPN h2) and "
            "*h2c-plaintext* (cleartext, prior knowledge) are h2load with many concurrent streams per connection: req/s "
            "from its summary, p50/p99/p99.9 from its per-request log (closed loop: with that many requests in flight "
-           "the latency is mostly queueing); multiplexed requests cost the client (and the server) far less per request "
-           "than wrk's one-at-a-time HTTP/1.1, so compare these req/s between servers, not with the HTTP/1.1 rows. See "
-           "*TLS and HTTP/2 setup* below."
+           "the latency is mostly queueing); multiplexed requests cost the client (and the server) far less per "
+           "request than wrk's one-at-a-time HTTP/1.1, so compare these req/s between servers, not with the HTTP/1.1 "
+           "rows. See *TLS and HTTP/2 setup* below."
            if any(s.get("tls") or s["tool"] == "h2load-h2" for s in result["scenarios"]) else "")
         + (" **WebSocket:** measured by **wsload** (`bench/tools/wsload`, Go + gorilla/websocket, on the client CPU), "
            "which connects, warms up for the warm-up time and then times the run; server CPU and peak RSS are sampled "
@@ -283,7 +321,17 @@ def render_markdown(result: Mapping[str, Any], json_path: str, chart: Path | Non
            "measure wsload there; compare CPU s / 100K msg. The gate first runs `wsload -check` (echoes of 1 B…70 KB "
            "UTF-8 text identical; 200 broadcasts reaching 3 subscribers complete and in order). Broadcast in the "
            "Python peers is a loop over the room's connections; CovetPy publishes natively."
-           if any(s["tool"] == "wsload" for s in result["scenarios"]) else ""),
+           if any(s["tool"] == "wsload" for s in result["scenarios"]) else "")
+        + (" **gRPC:** the Greeter of `examples/native/grpc_greeter/greeter.proto` on an instance of its own "
+           "(CovetPy's Python servicer on `covet run`, CovetPy's C++ `examples/native/grpc_greeter`, and the gRPC "
+           "peers grpcio, grpc-go and C++ gRPC, which serve nothing else), timed by **ghz** over h2c: *calls/s* is "
+           "ghz's (all calls it finished, per second), *p50/p99* its latency percentiles (closed loop), *CPU µs / "
+           "call* the server tree's CPU over the timed run divided by the calls that ended OK (as CPU per request "
+           "for HTTP); one ghz core is the ceiling of calls/s here, so compare the CPU column. ghz cancels the calls "
+           "still in flight when its time is up (at most the calls in flight, per run): they end as Canceled or "
+           "Unavailable and count as errors. The gate first makes each call twice with a grpcio client "
+           "(`bench/peers/grpc/check.py`): the greeting for its name, and exactly the stream's number of them."
+           if any(s["tool"] == "ghz" for s in result["scenarios"]) else ""),
         "",
     ]
     if chart is not None and docs is not None:
@@ -296,7 +344,9 @@ def render_markdown(result: Mapping[str, Any], json_path: str, chart: Path | Non
                   scenario_table(result, name), ""]
     lines += ["### Cold start and idle memory", "",
               "Launch (`taskset … <command>`) → first `200 OK` on GET /plaintext, polled every 2 ms; idle RSS of the "
-              "process tree 0.5 s after the first 200 (before any load), over all fresh starts of the run.", "",
+              "process tree 0.5 s after the first 200 (before any load), over all fresh starts of the run."
+              + (" A gRPC peer has no route to time: its row is the idle RSS of its gRPC instance, 0.5 s after it "
+                 "answered the HTTP/2 preface." if any(s["tool"] == "ghz" for s in result["scenarios"]) else ""), "",
               "| server | cold start ms median (min–max) | idle RSS MB median |", "|---|---:|---:|"]
     labels = {n: v["label"] for n, v in result["servers"].items()}
     for n, ps in result["per_server"].items():
@@ -318,10 +368,12 @@ def render_markdown(result: Mapping[str, Any], json_path: str, chart: Path | Non
         lines += ["### Exclusions", "", "| server | scenario | reason |", "|---|---|---|"]
         for n, reason in server_excl.items():
             lines.append(f"| {labels[n]} | all | {reason.replace('|', '/')} |")
+        grouped: dict[tuple[str, str], list[str]] = {}  # one row per server and reason
         for n, sc, reason in excl:
-            if n in server_excl:
-                continue
-            lines.append(f"| {labels[n]} | {sc} | {reason.replace('|', '/')} |")
+            if n not in server_excl:
+                grouped.setdefault((n, reason), []).append(sc)
+        for (n, reason), scs in grouped.items():
+            lines.append(f"| {labels[n]} | {', '.join(scs)} | {reason.replace('|', '/')} |")
         lines.append("")
     failed = [r for r in result.get("runs", []) if r.get("error")]
     if failed:
@@ -345,6 +397,8 @@ def render_markdown(result: Mapping[str, Any], json_path: str, chart: Path | Non
             cmd += f"; TLS: `{v['tls_command'].replace('|', '/')}`"
         if v.get("ws_command") and v["ws_command"] != v.get("command"):
             cmd += f"; WebSocket: `{v['ws_command'].replace('|', '/')}`"
+        if v.get("grpc_command"):
+            cmd = (f"{cmd}; gRPC: " if v.get("command") else "") + f"`{v['grpc_command'].replace('|', '/')}`"
         lines.append(f"| {v['label']} | {ver.replace('|', '/')} | {v['config'].replace('|', '/')} | {cmd} |")
     section = overhead_section(result)
     if section:

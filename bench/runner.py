@@ -1,6 +1,7 @@
 """The run of `python -m bench`: install and check the servers and tools, plan the pairs, run the interleaved
-rounds (each server started fresh once per round, gated, then measured scenario by scenario), the cold starts,
-then write the results JSON, its Markdown, the docs section and the chart."""
+rounds (each server started fresh once per round, gated, then measured scenario by scenario; its TLS, WebSocket
+and gRPC instances after its plain one), the cold starts, then write the results JSON, its Markdown, the docs
+section and the chart."""
 
 from __future__ import annotations
 
@@ -17,15 +18,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import BENCH, REPO, report
+from . import BENCH, REPO, loadgen, report
 from . import tls as tls_mod
 from . import wsload
 from .cli import parse_args
 from .measure import measure, measure_ws
 from .scenarios import Scenario, curl_has_http2, gate, item_payload, tls_handshake
 from .servers import (
-    COVET_PYTHON, Ctx, InstallError, Running, ServerSpec, StartError, all_specs, covet_import_error,
-    ensure_fresh_covet_venv, ensure_venv, raise_nofile,
+    COVET_PYTHON, GRPC_PYTHON, Ctx, InstallError, Running, ServerSpec, StartError, all_specs, covet_import_error,
+    ensure_fresh_covet_venv, ensure_grpc_python, ensure_venv, raise_nofile,
 )
 from .summary import estimate_seconds, fmt_duration, progress_line, summarize, summary_rows
 from .system import cmd_output, display_path, git_revision, machine_info, package_versions
@@ -63,12 +64,20 @@ def runs_of(sc: Scenario, args: argparse.Namespace) -> int:
 
 
 def unsupported_pairs(spec: ServerSpec, scen: list[Scenario], *, have_h2load: bool, have_curl_h2: bool,
-                      tls_error: str | None, wsload_error: str | None = None) -> dict[str, str]:
+                      tls_error: str | None, wsload_error: str | None = None,
+                      grpc_error: str | None = None) -> dict[str, str]:
     """scenario -> why ``spec`` sits it out before anything is started: the server's own reasons
-    (``unsupported``), a TLS scenario without a TLS configuration, missing tools, no certificate, no wsload."""
+    (``unsupported``), an HTTP scenario for a gRPC peer, a gRPC scenario for a server without a gRPC service, a TLS
+    scenario without a TLS configuration, missing tools, no certificate, no wsload, no ghz."""
     out: dict[str, str] = {}
     for sc in scen:
         reason = spec.unsupported.get(sc.name)
+        if reason is None and not sc.is_grpc and not spec.serves_http:
+            reason = f"{spec.name} is a gRPC peer: it serves the Greeter over gRPC only"
+        if reason is None and sc.is_grpc and spec.grpc_command is None:
+            reason = f"no gRPC service in the suite's {spec.name} peer (it serves the HTTP routes only)"
+        if reason is None and sc.is_grpc and grpc_error:
+            reason = f"no gRPC load generator or gate: {grpc_error}"
         if reason is None and sc.is_ws and wsload_error:
             reason = f"no WebSocket load generator: {wsload_error}"
         if reason is None and sc.tls and spec.tls_command is None:
@@ -155,6 +164,7 @@ class Matrix:
         }
         self.make_certificate()
         wsload_error = self.build_wsload()
+        grpc_error = self.build_grpc_tools()
         self.tool_versions["openssl"] = tls_mod.openssl_version()
         self.tool_versions["curl"] = " ".join(cmd_output(["curl", "--version"]).split()[:2]) \
             if shutil.which("curl") else "missing"
@@ -162,8 +172,10 @@ class Matrix:
         for name in self.args.server_list:
             for sc_name, reason in unsupported_pairs(self.specs[name], self.args.scenario_list,
                                                      have_h2load=have_h2load, have_curl_h2=have_curl_h2,
-                                                     tls_error=self.tls_error, wsload_error=wsload_error).items():
+                                                     tls_error=self.tls_error, wsload_error=wsload_error,
+                                                     grpc_error=grpc_error).items():
                 self.pair_excluded.setdefault((name, sc_name), reason)
+        self.install_grpc_instances()
 
     def nginx_exe(self) -> str:
         return self.specs["nginx"].command(self.ctx, 0)[0]
@@ -184,13 +196,32 @@ class Matrix:
 
     def install_one(self, spec: ServerSpec) -> None:
         if self.args.no_install and spec.name not in ("covet-async", "covet-sync"):
-            exe = spec.command(self.ctx, 0)[0]
-            if not Path(exe).exists() and not shutil.which(exe):
-                raise InstallError(f"{exe} not installed (--no-install)")
+            require_installed(spec.command(self.ctx, 0)[0])
             return
-        if spec.name in ("actix", "covet-native"):
+        if spec.name in HEAVY_BUILDS:
             wait_quiet(self.quiet)  # heavy builds respect the quiet protocol too
         spec.install(self.ctx)
+
+    def install_grpc_instances(self) -> None:
+        """What the gRPC instances of servers that also serve HTTP need (CovetPy's Greeters); when it cannot be
+        had, their gRPC scenarios are excluded with the reason."""
+        grpc = [s.name for s in self.args.scenario_list if s.is_grpc]
+        for name in self.args.server_list:
+            spec = self.specs[name]
+            if name in self.excluded or spec.grpc_install is None or all((name, s) in self.pair_excluded
+                                                                         for s in grpc):
+                continue
+            try:
+                if self.args.no_install:
+                    require_installed(spec.grpc_command(self.ctx, 0)[0])
+                else:
+                    wait_quiet(self.quiet)  # it may build (a C++ target, a venv)
+                    spec.grpc_install(self.ctx)
+                    self.versions[name] = spec.versions(self.ctx)  # now with what was built for gRPC
+            except (InstallError, OSError, subprocess.SubprocessError) as exc:
+                for s in grpc:
+                    self.pair_excluded.setdefault((name, s), f"gRPC instance: {exc}")
+                log(f"  excluded {name} / {','.join(grpc)}: {exc}")
 
     def make_certificate(self) -> None:
         if not any(s.tls for s in self.args.scenario_list):
@@ -202,6 +233,27 @@ class Matrix:
         except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
             self.tls_error = str(exc)
             log(f"TLS scenarios excluded: {self.tls_error}")
+
+    def build_grpc_tools(self) -> str | None:
+        """When a gRPC scenario is planned: ghz (pinned; built once, into the cache) and the gate's client (the gRPC
+        venv with the generated code); the reason the gRPC scenarios are excluded when either cannot be had."""
+        if not any(s.is_grpc for s in self.args.scenario_list):
+            return None
+        try:
+            if not self.args.no_install:
+                loadgen.ensure_ghz(log)
+                ensure_grpc_python(self.ctx)
+            elif not loadgen.ghz_binary().exists():
+                raise loadgen.GoToolError(f"{loadgen.ghz_binary()} not built (--no-install)")
+            else:
+                require_installed(str(GRPC_PYTHON))
+        except (loadgen.GoToolError, InstallError, OSError, subprocess.SubprocessError) as exc:
+            log(f"gRPC scenarios excluded: {exc}")
+            return str(exc)
+        go = loadgen.go_binary()
+        self.tool_versions["ghz"] = f"ghz {loadgen.GHZ_VERSION}" + (
+            f" ({cmd_output([go, 'version']).replace('go version ', '')})" if go else "")
+        return None
 
     def build_wsload(self) -> str | None:
         """Build wsload when a WebSocket scenario is planned; the reason they are excluded when it cannot be."""
@@ -227,20 +279,24 @@ class Matrix:
         self.cold = {n: [] for n in self.servers}
         scen = args.scenario_list
         self.pairs = [(n, s) for n in self.servers for s in scen if (n, s.name) not in self.pair_excluded]
-        self.total_steps = sum(runs_of(s, args) for _, s in self.pairs) + len(self.servers) * args.cold_starts
+        http_servers = [n for n in self.servers if self.specs[n].serves_http]  # a plain instance, cold starts
+        self.total_steps = sum(runs_of(s, args) for _, s in self.pairs) + len(http_servers) * args.cold_starts
         tls_servers = {n for n, s in self.pairs if s.tls}
         ws_servers = {n for n, s in self.pairs if s.is_ws}
-        est = estimate_seconds(len(self.servers), len(self.pairs), args.runs, args.warmup, args.duration,
+        grpc_servers = {n for n, s in self.pairs if s.is_grpc}
+        est = estimate_seconds(len(http_servers), len(self.pairs), args.runs, args.warmup, args.duration,
                                args.cold_starts, tls_servers=len(tls_servers),
                                tls_pairs=sum(1 for _, s in self.pairs if reduced_rounds(s) and not s.is_ws),
                                tls_runs=args.tls_runs, ws_servers=len(ws_servers),
-                               ws_pairs=sum(1 for _, s in self.pairs if s.is_ws), ws_runs=args.ws_runs)
+                               ws_pairs=sum(1 for _, s in self.pairs if s.is_ws), ws_runs=args.ws_runs,
+                               grpc_servers=len(grpc_servers))
         self.setup_seconds = time.monotonic() - self.t_start
         log(f"installs and checks took {fmt_duration(self.setup_seconds)}")
         log(f"matrix: {len(self.servers)} servers x {len(scen)} scenarios = {len(self.pairs)} pairs, {args.runs} "
             f"round(s) of {args.warmup}+{args.duration} s (TLS/HTTP/2 scenarios: {args.tls_runs} round(s), "
             f"{len(tls_servers)} servers started a second time with TLS; WebSocket scenarios: {args.ws_runs} "
-            f"round(s), {len(ws_servers)} servers started once more for them); estimated {fmt_duration(est)} "
+            f"round(s), {len(ws_servers)} servers started once more for them; gRPC scenarios: every round, on a "
+            f"gRPC instance of {len(grpc_servers)} servers); estimated {fmt_duration(est)} "
             "(plus any quiet-protocol waits)")
 
     # ---- measuring --------------------------------------------------------------------------------------
@@ -272,13 +328,13 @@ class Matrix:
                 shutil.rmtree(self.tls_dir, ignore_errors=True)
 
     def run_round(self, rnd: int, body_file: Path, clk: int) -> None:
-        """Every server once (A B C …): its plain instance, then its TLS one, then its WebSocket one."""
+        """Every server once (A B C …): its plain instance, then its TLS one, its WebSocket one, its gRPC one."""
         for name in self.servers:
             if name in self.excluded:
                 continue
             todo = [s for s in self.args.scenario_list
                     if (name, s.name) not in self.pair_excluded and rnd <= runs_of(s, self.args)]
-            plain = [s for s in todo if not s.tls and not s.is_ws]
+            plain = [s for s in todo if not s.tls and not s.is_ws and not s.is_grpc]
             if plain:
                 self.run_instance(name, rnd, plain, None, False, body_file, clk)
             secure = [s for s in todo if s.tls and (name, s.name) not in self.pair_excluded]
@@ -287,18 +343,22 @@ class Matrix:
             sockets = [s for s in todo if s.is_ws and (name, s.name) not in self.pair_excluded]
             if sockets and name not in self.excluded:
                 self.run_instance(name, rnd, sockets, None, True, body_file, clk)
+            calls = [s for s in todo if s.is_grpc and (name, s.name) not in self.pair_excluded]
+            if calls and name not in self.excluded:
+                self.run_instance(name, rnd, calls, None, False, body_file, clk, grpc=True)
 
     def run_instance(self, name: str, rnd: int, todo: list[Scenario], tls: tls_mod.TlsFiles | None, ws: bool,
-                     body_file: Path, clk: int) -> None:
-        """Start ``name`` once (plain, with the run's certificate, or for the WebSocket scenarios), gate and
-        measure ``todo`` on it."""
-        srv = Running(self.specs[name], self.ctx, tls, ws=ws)
-        self.commands[f"{name} (TLS)" if tls is not None else f"{name} (WebSocket)" if ws else name] = srv.describe()
+                     body_file: Path, clk: int, grpc: bool = False) -> None:
+        """Start ``name`` once (plain, with the run's certificate, for the WebSocket scenarios or for the gRPC
+        ones), gate and measure ``todo`` on it."""
+        srv = Running(self.specs[name], self.ctx, tls, ws=ws, grpc=grpc)
+        kind = " (TLS)" if tls is not None else " (WebSocket)" if ws else " (gRPC)" if grpc else ""
+        self.commands[name + kind] = srv.describe()
         try:
             if not self.start_instance(srv, rnd, todo):
                 return
-            if tls is None and not ws:
-                time.sleep(0.5)
+            if (tls is None and not ws and not grpc) or (grpc and not srv.spec.serves_http):
+                time.sleep(0.5)  # idle RSS: of the plain instance, or of a gRPC peer's only one
                 self.idle[name].append(srv.rss_kib())
             for s in todo:
                 if (name, s.name) not in self.pair_excluded:
@@ -308,8 +368,7 @@ class Matrix:
 
     def start_instance(self, srv: Running, rnd: int, todo: list[Scenario]) -> bool:
         """Start ``srv``; when it cannot start, exclude it (round 1) or record failed runs (later rounds)."""
-        name, tls, ws = srv.spec.name, srv.tls, srv.ws
-        what = " with TLS" if tls is not None else " for WebSocket" if ws else ""
+        name, tls, what = srv.spec.name, srv.tls, srv.what
         try:
             self.waited += wait_quiet(self.quiet)
             srv.start()
@@ -317,7 +376,7 @@ class Matrix:
         except StartError as exc:
             if tls is not None:  # the run's temp paths say nothing
                 exc = StartError(str(exc).replace(str(tls.cert), "CERT.pem").replace(str(tls.key), "KEY.pem"))
-            if rnd == 1 and tls is None and not ws:
+            if rnd == 1 and not what:
                 self.excluded[name] = f"does not start: {exc}"
                 log(f"  excluded {name}: {self.excluded[name]}")
                 self.total_steps -= (sum(runs_of(s, self.args) for n, s in self.pairs if n == name)
@@ -334,8 +393,7 @@ class Matrix:
 
     def run_pair(self, srv: Running, rnd: int, s: Scenario, body_file: Path, clk: int) -> None:
         """Gate, then measure one scenario on the running instance (restarted first if it died)."""
-        name, tls = srv.spec.name, srv.tls
-        what = " with TLS" if tls is not None else " for WebSocket" if srv.ws else ""
+        name, tls, what = srv.spec.name, srv.tls, srv.what
         if not srv.alive() and not self.restart(srv, rnd, s, f"restart{what} failed"):
             return
         ok, reason = gate(srv.port, s, tls)
@@ -360,7 +418,7 @@ class Matrix:
         r.update({"server": name, "scenario": s.name, "round": rnd})
         self.runs.append(r)
         rps = r.get("requests_per_sec")
-        unit = "msg/s" if s.is_ws else "req/s"
+        unit = "msg/s" if s.is_ws else "calls/s" if s.is_grpc else "req/s"
         self.step(f"round {rnd}/{runs_of(s, self.args)} {name} {s.name}: "
                   + (f"{rps:,.0f} {unit}" if rps and not r.get("error") else r.get("error", "?")[:80]))
 
@@ -373,9 +431,10 @@ class Matrix:
             return False
 
     def cold_starts(self) -> None:
-        """Launch → first 200 OK and idle RSS of fresh processes, --cold-starts times per server."""
+        """Launch → first 200 OK and idle RSS of fresh processes, --cold-starts times per server (that serves
+        HTTP: a gRPC peer has no 200 to time)."""
         for name in self.servers:
-            if name in self.excluded:
+            if name in self.excluded or not self.specs[name].serves_http:
                 continue
             for _ in range(self.args.cold_starts):
                 self.waited += wait_quiet(self.quiet)
@@ -425,7 +484,8 @@ class Matrix:
         spec = self.specs[n]
         return {"label": spec.label, "config": spec.config, "command": self.commands.get(n),
                 "tls_command": self.commands.get(f"{n} (TLS)"), "ws_command": self.commands.get(f"{n} (WebSocket)"),
-                "versions": self.versions.get(n), "excluded": self.excluded.get(n)}
+                "grpc_command": self.commands.get(f"{n} (gRPC)"), "versions": self.versions.get(n),
+                "excluded": self.excluded.get(n)}
 
     def tls_entry(self) -> dict[str, Any] | None:
         if self.tls_files is None and self.tls_error is None:
@@ -446,12 +506,24 @@ def scenario_entry(s: Scenario, runs: int) -> dict[str, Any]:
                     "window": s.window})
     if s.stagger_ms:
         out["stagger_ms"] = s.stagger_ms
+    if s.is_grpc:
+        out.update({"concurrency": s.concurrency, "messages": s.messages})
     return out
 
 
-def missing_tool() -> str | None:
+HEAVY_BUILDS = ("actix", "covet-native", "grpc-go", "grpc-cpp")  # compilers: they wait for a quiet machine too
+
+
+def require_installed(exe: str) -> None:
+    """--no-install: the server's executable must already be there."""
+    if not Path(exe).exists() and not shutil.which(exe):
+        raise InstallError(f"{exe} not installed (--no-install)")
+
+
+def missing_tool(scenarios: list[Scenario]) -> str | None:
+    """wrk (when a scenario uses it) and taskset must be installed."""
     for tool in ("wrk", "taskset"):
-        if not shutil.which(tool):
+        if (tool != "wrk" or any(s.tool == "wrk" for s in scenarios)) and not shutil.which(tool):
             return tool
     return None
 
@@ -464,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.monotonic()
     raise_nofile()
     signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
-    tool = missing_tool()
+    tool = missing_tool(args.scenario_list)
     if tool:
         log(f"error: {tool} is not installed (apt-get install wrk util-linux)")
         return 2

@@ -1,10 +1,11 @@
 """The scenario model of the benchmark, the payloads every server must answer with, and the correctness gate
-each (server, scenario) passes before it is timed (HTTP/1.1, pipelining, HTTPS, HTTP/2, WebSocket)."""
+each (server, scenario) passes before it is timed (HTTP/1.1, pipelining, HTTPS, HTTP/2, WebSocket, gRPC)."""
 
 from __future__ import annotations
 
 import http.client
 import json
+import os
 import shutil
 import socket
 import ssl
@@ -15,6 +16,7 @@ from typing import Any
 
 from . import wsload
 from .loadgen import parse_h2load_output
+from .servers import grpc_check_command
 from .tls import TlsFiles, client_context
 
 PIPELINE_DEPTH = 16
@@ -25,6 +27,9 @@ WS_SCENARIOS = ("ws-echo", "ws-broadcast")  # wsload (bench/tools/wsload), on an
 WS_MESSAGE_BYTES = 64
 WS_SUBSCRIBERS = 100
 WS_WINDOW = 16  # ws-broadcast: messages out before the publisher waits for every subscriber to have the oldest
+GRPC_CONCURRENCY = 50  # ghz -c: calls in flight
+GRPC_CONNECTIONS = 4  # ghz --connections: HTTP/2 connections they share
+GRPC_STREAM_MESSAGES = 100  # replies per grpc-stream call
 
 
 # --------------------------------------------------------------------------------------------------
@@ -78,7 +83,7 @@ class Scenario:
     expect: str  # plaintext | json | users | item
     connections: int = 64
     method: str = "GET"
-    tool: str = "wrk"  # wrk | h2load-rate (HTTP/1.1, fixed rate) | h2load-h2 (HTTP/2) | wsload (WebSocket)
+    tool: str = "wrk"  # wrk | h2load-rate (HTTP/1.1, fixed rate) | h2load-h2 (HTTP/2) | wsload (WebSocket) | ghz
     pipeline: int = 1
     quick: bool = True  # part of --quick
     tls: bool = False  # served over TLS by a second instance of the server started with the run's certificate
@@ -89,13 +94,17 @@ class Scenario:
     subscribers: int = 0  # ws broadcast: subscriber connections (plus one publisher)
     window: int = 1  # ws broadcast: messages the publisher may have out before every subscriber has them
     stagger_ms: int = 0  # h2load-rate: start the connections this far apart (0: together, their timers in step)
+    concurrency: int = 0  # ghz -c: gRPC calls in flight, over ``connections`` HTTP/2 connections
+    messages: int = 1  # gRPC: replies per call (1: unary; more: a server stream of that many)
 
     @property
     def protocol(self) -> str:
-        """What goes over the wire: ``h1``, ``h1-tls`` (HTTPS), ``h2`` (TLS + ALPN), ``h2c`` (prior knowledge) or
-        ``ws`` (WebSocket over cleartext HTTP/1.1 upgrade)."""
+        """What goes over the wire: ``h1``, ``h1-tls`` (HTTPS), ``h2`` (TLS + ALPN), ``h2c`` (prior knowledge),
+        ``ws`` (WebSocket over cleartext HTTP/1.1 upgrade) or ``grpc`` (gRPC over h2c)."""
         if self.tool == "wsload":
             return "ws"
+        if self.tool == "ghz":
+            return "grpc"
         if self.tool == "h2load-h2":
             return "h2" if self.tls else "h2c"
         return "h1-tls" if self.tls else "h1"
@@ -109,6 +118,10 @@ class Scenario:
     @property
     def is_ws(self) -> bool:
         return self.tool == "wsload"
+
+    @property
+    def is_grpc(self) -> bool:
+        return self.tool == "ghz"
 
     @property
     def latency_valid(self) -> bool:
@@ -145,6 +158,11 @@ def build_scenarios(connections: int = 64, keepalive: tuple[int, ...] = (1000, 1
                        f"{WS_MESSAGE_BYTES}-byte text messages", f"/ws/room/{wsload.BROADCAST_ROOM}", "ws-broadcast",
                        WS_SUBSCRIBERS + 1, tool="wsload", quick=False, ws="broadcast", size=WS_MESSAGE_BYTES,
                        subscribers=WS_SUBSCRIBERS, window=ws_window))
+    # gRPC (not in --quick unless named): ghz, the Greeter of examples/native/grpc_greeter/greeter.proto over h2c
+    grpc = {"tool": "ghz", "method": "POST", "quick": False, "concurrency": GRPC_CONCURRENCY}
+    sc.append(Scenario("grpc-unary", "gRPC unary call", "/bench.Greeter/SayHello", "grpc", GRPC_CONNECTIONS, **grpc))
+    sc.append(Scenario("grpc-stream", f"gRPC server stream of {GRPC_STREAM_MESSAGES} messages per call",
+                       "/bench.Greeter/SayHellos", "grpc", GRPC_CONNECTIONS, messages=GRPC_STREAM_MESSAGES, **grpc))
     # TLS and HTTP/2 (not in --quick): HTTPS with wrk; HTTP/2 with h2load, H2_STREAMS streams per connection
     sc.append(Scenario("https-plaintext", "HTTPS (HTTP/1.1 over TLS)", "/plaintext", "plaintext", connections,
                        quick=False, tls=True))
@@ -179,12 +197,14 @@ def gate(port: int, sc: Scenario, tls: TlsFiles | None = None) -> tuple[bool, st
     (the run's CA). HTTP/2: curl must fetch the body twice over one connection and report HTTP version 2
     (``--http2`` with ALPN over TLS, ``--http2-prior-knowledge`` for h2c), and over TLS the handshake must
     select ALPN ``h2``. WebSocket: ``wsload -check`` (echoes identical; every subscriber gets every broadcast, in
-    order; see wsload.gate).
+    order; see wsload.gate). gRPC: bench/peers/grpc/check.py (see gate_grpc).
     """
     if sc.tls and tls is None:
         return False, "no TLS certificate for this run"
     if sc.tool == "wsload":
         return wsload.gate(port, sc)
+    if sc.is_grpc:
+        return gate_grpc(port, sc)
     if sc.tool == "h2load-h2":
         return gate_h2(port, sc, tls)
     body = item_payload() if sc.method == "POST" else None
@@ -384,3 +404,31 @@ def tls_handshake(port: int, tls: TlsFiles, alpn: list[str], timeout: float = 5)
                 return {"version": s.version(), "cipher": name, "bits": bits, "alpn": s.selected_alpn_protocol()}
     except (OSError, ssl.SSLError) as exc:
         return {"error": str(exc)}
+
+
+def gate_grpc(port: int, sc: Scenario, client: list[str] | None = None, env: dict[str, str] | None = None,
+              timeout: float = 30) -> tuple[bool, str]:
+    """The gRPC gate: bench/peers/grpc/check.py, a grpcio client on the generated stubs, makes the scenario's call
+    twice on one channel with a name of its own (``gate-<pid>``): SayHello must answer ``Hello, <name>``; SayHellos
+    with ``count`` = ``sc.messages`` must stream exactly that many such replies and end with status OK.
+    ``client``/``env``: the check's command and environment (default: the suite's gRPC venv and generated code)."""
+    if client is None:
+        client, env = grpc_check_command()
+    try:
+        p = subprocess.run([*client, str(port), sc.path, str(sc.messages)], capture_output=True, text=True,
+                           timeout=timeout, env={**os.environ, **(env or {})})
+    except subprocess.TimeoutExpired:
+        return False, f"the gRPC check did not finish in {timeout:.0f} s"
+    except OSError as exc:
+        return False, f"the gRPC check could not run: {exc}"
+    return judge_grpc_check(p.returncode, p.stdout + p.stderr)
+
+
+def judge_grpc_check(code: int, text: str) -> tuple[bool, str]:
+    """check.py prints ``ok`` and exits 0, or prints why not and exits 1; anything else is the check failing."""
+    lines = text.strip().splitlines()
+    if code == 0 and lines and lines[-1] == "ok":
+        return True, ""
+    if code == 1 and lines:
+        return False, lines[-1]
+    return False, f"the gRPC check exited {code}: {' / '.join(lines[-3:])[-300:]}"

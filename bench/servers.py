@@ -2,12 +2,14 @@
 and ``Running``, the one launcher every measurement goes through (pinned with taskset, first 200 OK timed,
 stopped with its whole session).
 
-Every peer serves the same five routes with the same payloads (bench/peers/<name>/):
+Every HTTP peer serves the same five routes with the same payloads (bench/peers/<name>/):
   GET /plaintext -> ``Hello, World!`` (text/plain)        GET /json -> ``{"message":"Hello, World!"}``
   GET /users/123?q=x -> ``{"id":123,"q":"x"}``             POST /items (1 KB JSON, validated by a model)
   GET /sleep -> awaits 1 ms, then ``Hello, World!``
 Headers are each framework's defaults (Date, Server, ... wherever a framework sends them, for us too);
-access logging is off everywhere.
+access logging is off everywhere. The gRPC scenarios' servers (CovetPy's two, and the gRPC peers grpcio, grpc-go,
+grpc-cpp, which serve nothing else) serve the Greeter of examples/native/grpc_greeter/greeter.proto over h2c, from
+bench/peers/grpc/ (and examples/native/grpc_greeter for CovetPy's C++ API).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import BENCH, REPO
+from .loadgen import GREETER_PROTO, GoToolError, go_binary, go_install
 from .system import cmd_output, file_sha256, git_revision, package_versions, tree_cpu_snapshot, tree_rss_kib
 from .tls import TlsFiles, client_context
 
@@ -123,6 +126,12 @@ class ServerSpec:
     # the command of the instance serving the WebSocket scenarios (their own instance, started after the plain
     # one); None: the plain command
     ws_command: Callable[[Ctx, int], list[str]] | None = None
+    # the command of the instance serving the gRPC scenarios (the Greeter over h2c, an instance of its own, started
+    # last), its environment on top of ``env``, and what it needs installed beyond ``install``; None: no gRPC
+    grpc_command: Callable[[Ctx, int], list[str]] | None = None
+    grpc_env: dict[str, str] = field(default_factory=dict)
+    grpc_install: Callable[[Ctx], None] | None = None
+    serves_http: bool = True  # False: a gRPC peer, which sits out every HTTP scenario (and the cold starts)
 
 
 def _uvicorn_tls(app_dir: str) -> Callable[[Ctx, int, TlsFiles], list[str]]:
@@ -267,8 +276,13 @@ def install_covet_native(ctx: Ctx) -> None:
 
 def covet_native_versions(ctx: Ctx) -> dict[str, Any]:
     b = native_binary(ctx)
-    return {"binary": str(b.relative_to(REPO)) if b and b.is_relative_to(REPO) else str(b),
-            "sha256": file_sha256(str(b))[:16] if b else None, "git": git_revision()}
+    out = {"binary": str(b.relative_to(REPO)) if b and b.is_relative_to(REPO) else str(b),
+           "sha256": file_sha256(str(b))[:16] if b else None, "git": git_revision()}
+    greeter = greeter_binary(ctx)
+    if greeter.exists():  # the gRPC instance's binary
+        out["grpc_greeter"] = (f"{greeter.relative_to(REPO) if greeter.is_relative_to(REPO) else greeter} "
+                               f"(sha256 {(file_sha256(str(greeter)) or '?')[:16]})")
+    return out
 
 
 def covet_native_cmd(ctx: Ctx, port: int) -> list[str]:
@@ -383,6 +397,190 @@ def actix_versions(ctx: Ctx) -> dict[str, Any]:
     return out
 
 
+# ---- gRPC: the Greeter (examples/native/grpc_greeter/greeter.proto) on every gRPC server -----------------
+
+GRPC_PEER = PEERS / "grpc"  # the Python servicer and apps, grpc-go's and C++ gRPC's servers, the gate's client
+GRPC_VENV = VENVS / "grpc"  # bench/peers/grpc/requirements.txt: grpcio, grpcio-tools, protobuf, pinned
+GRPC_PYTHON = GRPC_VENV / "bin" / "python"
+GRPC_BUILD = BENCH / ".grpc"  # generated code and built peers (gitignored), rebuilt when their inputs change
+GRPC_GEN = GRPC_BUILD / "py"  # greeter_pb2.py, greeter_pb2_grpc.py
+GO_GREETER = GRPC_BUILD / "greeter-go"
+CPP_GREETER = GRPC_BUILD / "greeter-cpp"
+PROTOC_GEN_GO_VERSION = "v1.36.12"  # google.golang.org/protobuf, as grpc-go v1.85.0 (bench/peers/grpc/go) requires
+PROTOC_GEN_GO_GRPC_VERSION = "v1.6.1"  # google.golang.org/grpc/cmd/protoc-gen-go-grpc
+GREETER_ENV = "COVET_GRPC_GREETER"  # the path of CovetPy's C++ Greeter, instead of the one next to hello
+
+
+def venv_site_packages(venv: Path) -> Path:
+    """A venv's site-packages (the suite makes its venvs with its own Python, the version CovetPy runs on)."""
+    return venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+
+
+GRPC_PYTHON_ENV = {"PYTHONPATH": str(GRPC_GEN)}
+# CovetPy's interpreter with the gRPC venv's packages first: the very grpcio/protobuf (and generated code) of grpcio
+COVET_GRPC_ENV = {"PYTHONPATH": f"{GRPC_GEN}{os.pathsep}{venv_site_packages(GRPC_VENV)}"}
+
+
+def grpc_check_command() -> tuple[list[str], dict[str, str]]:
+    """The gRPC gate's client (bench/peers/grpc/check.py) and its environment."""
+    return [str(GRPC_PYTHON), str(GRPC_PEER / "check.py")], GRPC_PYTHON_ENV
+
+
+def build_once(target: Path, inputs: tuple[Path, ...], build: Callable[[], None], extra: str = "") -> Path:
+    """Run ``build`` (which makes ``target``) unless ``target`` was made from these very inputs (and ``extra``: the
+    versions of what made it), as recorded next to it in ``<target>.inputs``."""
+    stamp = target.with_name(target.name + ".inputs")
+    want = _digest(*inputs) + extra
+    if target.exists() and stamp.exists() and stamp.read_text().strip() == want:
+        return target
+    stamp.unlink(missing_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    build()
+    stamp.write_text(want + "\n")
+    return target
+
+
+def _protoc(*args: str, cwd: Path | None = None) -> None:
+    """The gRPC venv's protoc (grpcio-tools) on greeter.proto."""
+    _run([str(GRPC_PYTHON), "-m", "grpc_tools.protoc", f"-I{GREETER_PROTO.parent}", *args, str(GREETER_PROTO)],
+         cwd=cwd)
+
+
+def ensure_grpc_python(ctx: Ctx) -> None:
+    """The gRPC venv and the Greeter's Python code, generated by its protoc into bench/.grpc/py."""
+    ensure_venv("grpc", ctx)
+
+    def generate() -> None:
+        shutil.rmtree(GRPC_GEN, ignore_errors=True)
+        GRPC_GEN.mkdir(parents=True)
+        _protoc(f"--python_out={GRPC_GEN}", f"--grpc_python_out={GRPC_GEN}")
+    build_once(GRPC_GEN, (GREETER_PROTO, GRPC_PEER / "requirements.txt"), generate)
+
+
+def install_covet_grpc(ctx: Ctx) -> None:
+    """covet-async's gRPC instance: CovetPy's interpreter must import covet.grpc and the generated code with the
+    gRPC venv's packages first on its path."""
+    ensure_grpc_python(ctx)
+    probe = subprocess.run([str(ctx.covet_python), "-c", "import covet.grpc, greeter_pb2_grpc"], capture_output=True,
+                           text=True, cwd="/", env={**os.environ, **COVET_GRPC_ENV})
+    if probe.returncode != 0:
+        raise InstallError(f"CovetPy's interpreter cannot import covet.grpc with the gRPC venv's packages: "
+                           f"{probe.stderr.strip()[-200:]}")
+
+
+def grpc_versions(ctx: Ctx) -> dict[str, Any]:
+    return pip_versions(GRPC_PYTHON, ("grpcio", "protobuf"))
+
+
+def grpcio_cmd(ctx: Ctx, port: int) -> list[str]:
+    return [str(GRPC_PYTHON), str(GRPC_PEER / "grpcio_server.py"), str(port)]
+
+
+def greeter_binary(ctx: Ctx) -> Path:
+    """CovetPy's C++ Greeter (examples/native/grpc_greeter) of the build tree the native hello binary comes from
+    (build-release when there is none yet); $COVET_GRPC_GREETER names another."""
+    if os.environ.get(GREETER_ENV):
+        return Path(os.environ[GREETER_ENV])
+    hello = native_binary(ctx) or NATIVE_BINARIES[0]
+    return hello.parents[1] / "grpc_greeter" / "grpc_greeter"
+
+
+def install_covet_native_grpc(ctx: Ctx) -> None:
+    """The C++ Greeter: built with ``cmake --build <tree> --target grpc_greeter`` when the tree lacks it."""
+    greeter = greeter_binary(ctx)
+    tree = greeter.parents[3]
+    if not greeter.exists() and not os.environ.get(GREETER_ENV) and (tree / "CMakeCache.txt").exists():
+        ctx.log(f"building the C++ Greeter: cmake --build {tree.relative_to(REPO)} --target grpc_greeter")
+        _run(["cmake", "--build", str(tree), "--target", "grpc_greeter"], timeout=3600)
+    if not greeter.exists():
+        raise InstallError(f"{greeter} is not built (examples/native/grpc_greeter needs protobuf: libprotobuf-dev, "
+                           "protobuf-compiler)")
+
+
+def covet_native_grpc_cmd(ctx: Ctx, port: int) -> list[str]:
+    return [str(greeter_binary(ctx)), str(port), "--threads", str(ctx.workers)]
+
+
+def install_grpc_go(ctx: Ctx) -> None:
+    """bench/peers/grpc/go (grpc-go, pinned by its go.mod/go.sum) with its code generated by protoc-gen-go and
+    protoc-gen-go-grpc (pinned, ``go install``-ed into the cache) into bench/.grpc/greeter-go."""
+    go = go_binary()
+    if go is None:
+        raise InstallError("no Go toolchain (scripts/setup.sh installs one)")
+    ensure_grpc_python(ctx)  # its protoc generates the Go code too
+    try:
+        gen_go = go_install("google.golang.org/protobuf/cmd/protoc-gen-go", PROTOC_GEN_GO_VERSION, "protoc-gen-go",
+                            ctx.log)
+        gen_grpc = go_install("google.golang.org/grpc/cmd/protoc-gen-go-grpc", PROTOC_GEN_GO_GRPC_VERSION,
+                              "protoc-gen-go-grpc", ctx.log)
+    except GoToolError as exc:
+        raise InstallError(str(exc)) from None
+
+    def build() -> None:
+        ctx.log("building grpc-go's Greeter: protoc-gen-go(-grpc), go build (bench/peers/grpc/go)")
+        with tempfile.TemporaryDirectory() as tmp:
+            source = Path(tmp) / "go"
+            shutil.copytree(GRPC_PEER / "go", source)
+            module = "covet.example/greeter"
+            _protoc(f"--plugin=protoc-gen-go={gen_go}", f"--plugin=protoc-gen-go-grpc={gen_grpc}",
+                    f"--go_out={source}", f"--go-grpc_out={source}", f"--go_opt=Mgreeter.proto={module}/pb",
+                    f"--go-grpc_opt=Mgreeter.proto={module}/pb", f"--go_opt=module={module}",
+                    f"--go-grpc_opt=module={module}")
+            _run([go, "build", "-o", str(GO_GREETER), "."], cwd=source)
+    sources = tuple(GRPC_PEER / "go" / f for f in ("main.go", "go.mod", "go.sum"))
+    build_once(GO_GREETER, (GREETER_PROTO, *sources), build,
+               extra=f" {PROTOC_GEN_GO_VERSION} {PROTOC_GEN_GO_GRPC_VERSION} {cmd_output([go, 'version'])}")
+
+
+def grpc_go_versions(ctx: Ctx) -> dict[str, Any]:
+    mod = (GRPC_PEER / "go" / "go.mod").read_text()
+    out = {m: (re.search(rf"{re.escape(m)} (v\S+)", mod) or [None, "?"])[1]
+           for m in ("google.golang.org/grpc", "google.golang.org/protobuf")}
+    go = go_binary()
+    out["go"] = cmd_output([go, "version"]) if go else "missing"
+    return out
+
+
+def _pkg_config(*args: str) -> str | None:
+    if not shutil.which("pkg-config"):
+        return None
+    p = subprocess.run(["pkg-config", *args, "grpc++", "protobuf"], capture_output=True, text=True)
+    return p.stdout if p.returncode == 0 else None
+
+
+def install_grpc_cpp(ctx: Ctx) -> None:
+    """bench/peers/grpc/cpp on the C++ gRPC server (Debian's libgrpc++-dev, protobuf-compiler-grpc), its code
+    generated by protoc + grpc_cpp_plugin, ``g++ -O2`` into bench/.grpc/greeter-cpp."""
+    plugin, protoc, flags = shutil.which("grpc_cpp_plugin"), shutil.which("protoc"), _pkg_config("--cflags", "--libs")
+    if plugin is None or protoc is None or flags is None:
+        raise InstallError("no grpc_cpp_plugin, protoc or grpc++ (apt-get install protobuf-compiler-grpc "
+                           "libgrpc++-dev)")
+
+    def build() -> None:
+        ctx.log("building C++ gRPC's Greeter: protoc, g++ -O2 (bench/peers/grpc/cpp)")
+        with tempfile.TemporaryDirectory() as tmp:
+            _run([protoc, f"-I{GREETER_PROTO.parent}", f"--cpp_out={tmp}", f"--grpc_out={tmp}",
+                  f"--plugin=protoc-gen-grpc={plugin}", str(GREETER_PROTO)])
+            _run(["g++", "-O2", "-std=c++17", f"-I{tmp}", str(GRPC_PEER / "cpp" / "greeter_server.cc"),
+                  f"{tmp}/greeter.pb.cc", f"{tmp}/greeter.grpc.pb.cc", "-o", str(CPP_GREETER), *flags.split()],
+                 timeout=3600)
+    build_once(CPP_GREETER, (GREETER_PROTO, GRPC_PEER / "cpp" / "greeter_server.cc"), build,
+               extra=" " + " ".join((_pkg_config("--modversion") or "").split()))
+
+
+def grpc_cpp_versions(ctx: Ctx) -> dict[str, Any]:
+    grpcpp, _, protobuf = (_pkg_config("--modversion") or "? ?").strip().partition("\n")
+    return {"grpc++": grpcpp, "protobuf": protobuf or "?", "g++": cmd_output(["g++", "-dumpfullversion"])}
+
+
+def grpc_peer(name: str, label: str, config: str, install: Callable[[Ctx], None],
+              command: Callable[[Ctx, int], list[str]], versions: Callable[[Ctx], dict[str, Any]],
+              env: dict[str, str] | None = None) -> ServerSpec:
+    """A gRPC-only peer: its one instance serves the Greeter; every HTTP scenario is excluded."""
+    return ServerSpec(name, label, config, install, command, versions, cwd=GRPC_PEER, multi_worker=False,
+                      grpc_command=command, grpc_env=env or {}, serves_http=False)
+
+
 # --------------------------------------------------------------------------------------------------
 
 UVICORN_PKGS = ("uvicorn", "uvloop", "httptools", "pydantic")
@@ -416,17 +614,23 @@ def all_specs() -> dict[str, ServerSpec]:
             "covet-native", "CovetPy native (C++)",
             "examples/native/hello, `--threads 1`, backend auto (io_uring where available), log level warn; "
             "post-json: `covet::json_body<Item>` (the C++ model layer on simdjson); "
-            "TLS: `--tls-cert/--tls-key` (h2 via ALPN on by default; h2c on the plain port)",
+            "TLS: `--tls-cert/--tls-key` (h2 via ALPN on by default; h2c on the plain port); "
+            "gRPC: examples/native/grpc_greeter (`covet::grpc`, the same build tree), `--threads 1`",
             install_covet_native, covet_native_cmd, covet_native_versions,
             tls_command=covet_native_tls_cmd,
+            grpc_command=covet_native_grpc_cmd, grpc_install=install_covet_native_grpc,
         ),
         ServerSpec(
             "covet-async", "CovetPy Python async",
             "`python -m covet run app_async:app --threads 0 --log-level warning` (one process, the engine on its "
             "event-loop thread); "
-            "TLS: `--ssl-certfile/--ssl-keyfile` (HTTP/2 via ALPN on by default)",
+            "TLS: `--ssl-certfile/--ssl-keyfile` (HTTP/2 via ALPN on by default); "
+            "gRPC: `covet run covet_app:app` (bench/peers/grpc: grpcio's generated servicer, `async def`, h2c), "
+            "with the gRPC venv's grpcio/protobuf first on PYTHONPATH",
             install_covet_python, _covet_python_cmd("app_async"), covet_python_versions,
             tls_command=_covet_python_tls_cmd("app_async"),
+            grpc_command=covet_run_command("covet_app:app", GRPC_PEER), grpc_env=COVET_GRPC_ENV,
+            grpc_install=install_covet_grpc,
         ),
         ServerSpec(
             "covet-sync", "CovetPy Python sync",
@@ -438,7 +642,8 @@ def all_specs() -> dict[str, ServerSpec]:
             "fastapi", "FastAPI + uvicorn",
             "uvicorn `--loop uvloop --http httptools --no-access-log --log-level warning`, one process; "
             "TLS: `--ssl-certfile/--ssl-keyfile`; WebSocket: its instance with `--ws websockets` (the "
-            "`websockets` library's implementation, which uvicorn 0.54 marks deprecated in favour of websockets-sansio); broadcast = a Python loop over the room's set of connections)",
+            "`websockets` library's implementation, which uvicorn 0.54 marks deprecated in favour of "
+            "websockets-sansio); broadcast = a Python loop over the room's set of connections)",
             _venv_installer("fastapi"), _uvicorn("fastapi"),
             _venv_versions("fastapi", ("fastapi", "starlette", "pydantic") + UVICORN_PKGS[:3] + ("websockets",)),
             unsupported=_reasons(None, NO_H2_UVICORN, NO_H2_UVICORN), tls_command=_uvicorn_tls("fastapi"),
@@ -493,7 +698,8 @@ def all_specs() -> dict[str, ServerSpec]:
             _venv_versions("socketify", ("socketify", "cffi", "orjson", "pydantic")),
             cwd=PEERS / "socketify", multi_worker=False,
             unsupported={**_reasons("the peer serves plain HTTP (socketify's SSL app is not configured in the suite)",
-                                    "uWebSockets (socketify.py) has no HTTP/2", "uWebSockets (socketify.py) has no HTTP/2"),
+                                    "uWebSockets (socketify.py) has no HTTP/2",
+                                    "uWebSockets (socketify.py) has no HTTP/2"),
                          **_no_ws("the peer has no WebSocket routes (socketify's `app.ws` behaviors are not "
                                   "configured in the suite)")},
         ),
@@ -511,7 +717,8 @@ def all_specs() -> dict[str, ServerSpec]:
             "`NODE_ENV=production node app.js`, one process, no logging middleware, `express.json()` + hand check",
             install_express, lambda ctx, port: ["node", str(PEERS / "express" / "app.js")], express_versions,
             cwd=PEERS / "express", env={"NODE_ENV": "production"}, multi_worker=False,
-            unsupported={**_reasons("the peer listens with node:http (TLS via node:https is not configured in the suite)",
+            unsupported={**_reasons("the peer listens with node:http (TLS via node:https is not configured in the "
+                                    "suite)",
                                     "Express runs on node:http (HTTP/1.1); the peer does not use node:http2",
                                     "Express runs on node:http (HTTP/1.1); the peer does not use node:http2"),
                          **_no_ws("Express has no WebSocket support of its own (it takes a library such as `ws`, "
@@ -541,6 +748,18 @@ def all_specs() -> dict[str, ServerSpec]:
             stop_signal=signal.SIGQUIT,
             tls_command=lambda ctx, port, tls: [NGINX],  # + -c TMP/nginx.conf from nginx-tls.conf.template
         ),
+        grpc_peer("grpcio", "grpcio (grpc.aio)",
+                  "`python grpcio_server.py PORT` (bench/peers/grpc): grpcio's asyncio server, one process, the same "
+                  "servicer class as CovetPy's gRPC instance", ensure_grpc_python, grpcio_cmd, grpc_versions,
+                  env=GRPC_PYTHON_ENV),
+        grpc_peer("grpc-go", "grpc-go",
+                  "bench/peers/grpc/go: `grpc.NewServer()` with its defaults (GOMAXPROCS from the CPU affinity: the "
+                  "server CPUs), code from protoc-gen-go/protoc-gen-go-grpc", install_grpc_go,
+                  lambda ctx, port: [str(GO_GREETER), str(port)], grpc_go_versions),
+        grpc_peer("grpc-cpp", "C++ gRPC (callback API)",
+                  "bench/peers/grpc/cpp: `grpc::CallbackService` (the API gRPC recommends for performance) on "
+                  "Debian's libgrpc++, `g++ -O2`, the server's default thread pool", install_grpc_cpp,
+                  lambda ctx, port: [str(CPP_GREETER), str(port)], grpc_cpp_versions),
     ]
     from .hosting import hosting_specs  # the hosting comparison's servers (`--hosting`); it imports this module
     specs += hosting_specs()
@@ -578,25 +797,63 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_200(proc: subprocess.Popen[bytes], port: int, deadline: float, path: str = "/plaintext") -> str:
-    """Polls ``GET path`` until the server answers 200 OK: "" then, else why not (the process exited first,
-    or `deadline` (time.monotonic) passed). Used to time launch -> first 200 OK."""
+def wait_until(proc: subprocess.Popen[bytes], deadline: float, ready: Callable[[], bool], late: str,
+               pause: float) -> str:
+    """Polls ``ready()`` every ``pause`` s: "" once it holds, else why not (the process exited first, or
+    ``deadline`` (time.monotonic) passed: ``late``)."""
     while True:
         if proc.poll() is not None:
             return f"exited with status {proc.returncode} before answering"
         if time.monotonic() > deadline:
-            return f"no 200 OK on GET {path} in time"
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", path)
-            resp = conn.getresponse()
-            resp.read()
-            conn.close()
-            if resp.status == 200:
-                return ""
-        except (OSError, http.client.HTTPException):
-            pass
-        time.sleep(0.002)
+            return late
+        if ready():
+            return ""
+        time.sleep(pause)
+
+
+def answers_200(port: int, path: str) -> bool:
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        resp.read()
+        conn.close()
+        return resp.status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+
+
+def wait_for_200(proc: subprocess.Popen[bytes], port: int, deadline: float, path: str = "/plaintext") -> str:
+    """Polls ``GET path`` until the server answers 200 OK: "" then, else why not (the process exited first,
+    or `deadline` (time.monotonic) passed). Used to time launch -> first 200 OK."""
+    return wait_until(proc, deadline, lambda: answers_200(port, path), f"no 200 OK on GET {path} in time", 0.002)
+
+
+# The HTTP/2 client connection preface and an empty SETTINGS frame (RFC 9113, 3.4).
+H2C_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def answers_h2c(port: int, timeout: float = 2) -> bool:
+    """Does the port speak HTTP/2 by prior knowledge: is the server's first frame SETTINGS (type 4)?"""
+    head = b""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(H2C_PREFACE)
+            while len(head) < 9:
+                chunk = s.recv(9 - len(head))
+                if not chunk:
+                    return False
+                head += chunk
+    except OSError:
+        return False
+    return head[3] == 4
+
+
+def wait_for_h2c(proc: subprocess.Popen[bytes], port: int, deadline: float) -> str:
+    """As ``wait_for_200`` for a gRPC server: polls until the port answers the h2c preface with SETTINGS (the gate
+    then checks the calls)."""
+    return wait_until(proc, deadline, lambda: answers_h2c(port), "no HTTP/2 SETTINGS frame in answer to the h2c "
+                      "preface in time", 0.005)
 
 
 def wait_for_200_tls(proc: subprocess.Popen, port: int, deadline: float, tls: TlsFiles,
@@ -667,13 +924,20 @@ def raise_nofile() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-class Running:
-    """One started server process (tree), pinned to the server CPUs; with ``tls``, its HTTPS configuration."""
+DESCRIBE_PORT = 65535  # the port ``Running.describe`` builds a command with, shown as N
 
-    def __init__(self, spec: ServerSpec, ctx: Ctx, tls: TlsFiles | None = None, ws: bool = False):
+
+class Running:
+    """One started server process (tree), pinned to the server CPUs; with ``tls``, its HTTPS configuration; with
+    ``ws``, its WebSocket instance; with ``grpc``, its gRPC one."""
+
+    def __init__(self, spec: ServerSpec, ctx: Ctx, tls: TlsFiles | None = None, ws: bool = False,
+                 grpc: bool = False):
         if tls is not None and spec.tls_command is None:
             raise ValueError(f"{spec.name} has no TLS configuration")
-        self.spec, self.ctx, self.tls, self.ws = spec, ctx, tls, ws
+        if grpc and spec.grpc_command is None:
+            raise ValueError(f"{spec.name} serves no gRPC")
+        self.spec, self.ctx, self.tls, self.ws, self.grpc = spec, ctx, tls, ws, grpc
         self.tmp = Path(tempfile.mkdtemp(prefix=f"covet-matrix-{spec.name}-"))
         self.proc: subprocess.Popen | None = None
         self.port = 0
@@ -683,27 +947,39 @@ class Running:
     def _command(self, port: int) -> list[str]:
         if self.tls is not None:
             return self.spec.tls_command(self.ctx, port, self.tls)
+        if self.grpc:
+            return self.spec.grpc_command(self.ctx, port)
         if self.ws and self.spec.ws_command is not None:
             return self.spec.ws_command(self.ctx, port)
         return self.spec.command(self.ctx, port)
 
+    @property
+    def what(self) -> str:
+        """Which instance, for messages: "" (the plain one), " with TLS", " for WebSocket" or " for gRPC"."""
+        if self.tls is not None:
+            return " with TLS"
+        return " for gRPC" if self.grpc else " for WebSocket" if self.ws else ""
+
+    def _env(self) -> dict[str, str]:
+        return {**self.spec.env, **(self.spec.grpc_env if self.grpc else {})}
+
     def describe(self) -> str:
-        cmd = self._command(0)
+        cmd = self._command(DESCRIBE_PORT)
         if self.spec.name == "nginx":
             cmd = cmd + ["-p", "TMP", "-c", "TMP/nginx.conf", "-g", "'daemon off;'"]
         text = " ".join(shlex.quote(c) if c != "'daemon off;'" else c for c in cmd)
-        text = text.replace("--port 0", "--port N").replace(str(REPO) + "/", "")
+        text = text.replace(str(DESCRIBE_PORT), "N").replace(str(REPO) + "/", "")
         if self.tls is not None:
             text = text.replace(str(self.tls.cert), "CERT.pem").replace(str(self.tls.key), "KEY.pem")
             if self.spec.name == "nginx":
                 text += f" ({NGINX_TLS_TEMPLATE.relative_to(REPO)})"
-        env = " ".join(f"{k}={v}" for k, v in self.spec.env.items())
+        env = " ".join(f"{k}={v}" for k, v in self._env().items()).replace(str(REPO) + "/", "")
         port_env = "BENCH_PORT=N " if self.spec.name in ("robyn", "socketify", "express", "actix") else ""
         return f"{port_env}{env + ' ' if env else ''}taskset -c {self.ctx.server_cpus} {text}"
 
     def start(self, timeout: float = 45.0) -> float:
-        """Launch, wait for the first ``200`` on GET /plaintext (over verified TLS for a TLS instance);
-        returns launch -> first 200 OK in ms."""
+        """Launch, wait for the first ``200`` on GET /plaintext (over verified TLS for a TLS instance; for a gRPC
+        one, an HTTP/2 SETTINGS frame in answer to the h2c preface); returns launch -> ready in ms."""
         self.stop()
         self.port = free_port()
         cmd = self._command(self.port)
@@ -711,7 +987,7 @@ class Running:
             conf = nginx_conf(self.ctx, self.port, self.tmp, self.tls)
             cmd = cmd + ["-p", str(self.tmp), "-e", str(self.tmp / "error.log"), "-c", str(conf), "-g", "daemon off;"]
         self.command = ["taskset", "-c", self.ctx.server_cpus] + cmd
-        env = {**os.environ, **self.spec.env, "BENCH_PORT": str(self.port), "BENCH_WORKERS": str(self.ctx.workers),
+        env = {**os.environ, **self._env(), "BENCH_PORT": str(self.port), "BENCH_WORKERS": str(self.ctx.workers),
                "PYTHONUNBUFFERED": "1"}
         log = open(self.tmp / "server.log", "wb")
         t0 = time.monotonic()
@@ -719,7 +995,9 @@ class Running:
                                      start_new_session=True, cwd=str(self.spec.cwd or self.tmp), env=env,
                                      preexec_fn=raise_nofile)
         log.close()
-        if self.tls is None:
+        if self.grpc:
+            failure = wait_for_h2c(self.proc, self.port, t0 + timeout)
+        elif self.tls is None:
             failure = wait_for_200(self.proc, self.port, t0 + timeout)
         else:
             failure = wait_for_200_tls(self.proc, self.port, t0 + timeout, self.tls)

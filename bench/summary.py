@@ -70,7 +70,7 @@ def estimate_seconds(
     n_servers: int, pair_count: int, runs: int, warmup: float, duration: float, cold_starts: int,
     start_s: float = 2.0, per_run_overhead_s: float = 0.3, tls_servers: int = 0, tls_pairs: int = 0,
     tls_runs: int | None = None, ws_servers: int = 0, ws_pairs: int = 0, ws_runs: int | None = None,
-    ws_start_s: float = 1.0, ws_overhead_s: float = 0.3,
+    ws_start_s: float = 1.0, ws_overhead_s: float = 0.3, grpc_servers: int = 0,
 ) -> float:
     """Rough wall time of a matrix: each round starts every server once and runs each of its gated
     scenarios (warm-up + timed run + overhead); plus the cold-start launches.
@@ -79,11 +79,13 @@ def estimate_seconds(
     servers, each started a second time with its certificate) run only in the first ``tls_runs`` rounds, and
     ``ws_pairs`` (on ``ws_servers`` servers, each started once more for them: ``ws_start_s``, no idle-RSS pause)
     in the first ``ws_runs`` rounds, with ``ws_overhead_s`` more per run (wsload's gate, connecting, draining;
-    a --quick run measured ~0.3 s per WebSocket pair over warm-up + duration, instance starts included)."""
+    a --quick run measured ~0.3 s per WebSocket pair over warm-up + duration, instance starts included).
+    ``grpc_servers`` start a gRPC instance of their own each round (their pairs run every round); ``n_servers``
+    counts the servers with a plain (HTTP) instance, which are also the ones with cold starts."""
     per_pair = warmup + duration + per_run_overhead_s
     tls_runs = runs if tls_runs is None else min(tls_runs, runs)
     ws_runs = runs if ws_runs is None else min(ws_runs, runs)
-    per_round = n_servers * start_s + (pair_count - tls_pairs - ws_pairs) * per_pair
+    per_round = (n_servers + grpc_servers) * start_s + (pair_count - tls_pairs - ws_pairs) * per_pair
     per_tls_round = tls_servers * start_s + tls_pairs * per_pair
     per_ws_round = ws_servers * ws_start_s + ws_pairs * (per_pair + ws_overhead_s)
     return runs * per_round + tls_runs * per_tls_round + ws_runs * per_ws_round + n_servers * cold_starts * 1.5

@@ -1,4 +1,5 @@
-"""The bench Greeter on CovetPy: `covet run covet_app:app --http2` (grpcio's generated code, unchanged)."""
+"""The bench Greeter on CovetPy: `covet run covet_app:app` (grpcio's generated code, unchanged; h2c is on by
+default), covet-async's gRPC instance in `python -m bench`."""
 
 import greeter_pb2_grpc
 from servicer import Greeter

@@ -1,5 +1,5 @@
-"""The gRPC bench's Greeter, one async servicer class for every Python server (greeter_pb2* are generated from
-examples/native/grpc_greeter/greeter.proto by bench/grpc_bench.py into a directory on PYTHONPATH)."""
+"""The gRPC scenarios' Greeter, one async servicer class for every Python server (greeter_pb2* are generated from
+examples/native/grpc_greeter/greeter.proto by the suite, bench/servers.py, into bench/.grpc/py on PYTHONPATH)."""
 
 from __future__ import annotations
 

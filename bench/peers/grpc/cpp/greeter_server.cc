@@ -1,6 +1,7 @@
 // The gRPC bench's Greeter on the C++ gRPC server (Debian's libgrpc++-dev, grpc_cpp_plugin): the callback API
-// (grpc::CallbackService), the one gRPC recommends for performance. bench/grpc_bench.py generates the code from
-// examples/native/grpc_greeter/greeter.proto and builds this: `greeter-cpp PORT`.
+// (grpc::CallbackService), the one gRPC recommends for performance; the grpc-cpp peer of `python -m bench`
+// (bench/servers.py generates the code from examples/native/grpc_greeter/greeter.proto and builds this into
+// bench/.grpc/greeter-cpp): `greeter-cpp PORT`.
 #include <grpcpp/grpcpp.h>
 
 #include <cstdio>

@@ -1,6 +1,6 @@
-// The gRPC bench's Greeter on grpc-go (bench/grpc_bench.py generates pb/ from
-// examples/native/grpc_greeter/greeter.proto with protoc-gen-go and protoc-gen-go-grpc, then builds this):
-// `greeter-go PORT`.
+// The gRPC scenarios' Greeter on grpc-go, the grpc-go peer of `python -m bench` (bench/servers.py generates pb/
+// from examples/native/grpc_greeter/greeter.proto with protoc-gen-go and protoc-gen-go-grpc, then builds this into
+// bench/.grpc/greeter-go): `greeter-go PORT`.
 package main
 
 import (
