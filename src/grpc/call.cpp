@@ -8,6 +8,7 @@
 
 #include "covet/http/ascii.hpp"
 #include "covet/http/grpc_call.hpp"
+#include "covet/net/connection_ref.hpp"
 #include "covet/net/worker_context.hpp"
 
 namespace covet::grpc {
@@ -156,6 +157,8 @@ std::shared_ptr<ServerCall> ServerCall::accept(Request& request, Responder respo
     call->responder_.watch(call->flow_);
     call->flow_->arm_close();
     call->loop_ = loop;
+    if (deadline && loop != nullptr && net::ConnectionHome::current() != nullptr)
+        call->home_link_ = net::ConnectionHome::current()->link();
     if (deadline && loop != nullptr)
         call->deadline_timer_ = loop->post_at(*deadline, [weak = std::weak_ptr<ServerCall>(call)] {
             if (auto c = weak.lock()) c->deadline_passed();
@@ -189,7 +192,8 @@ bool ServerCall::set_compression(std::string_view encoding) {
         throw std::invalid_argument("covet::grpc: compression \"" + std::string(encoding) +
                                     "\" is not supported (gzip, deflate or identity)");
     const std::lock_guard lock(mutex_);
-    if (stream_) throw std::logic_error("covet::grpc: set_compression must come before the first write");
+    if (stream_ || state_.load() != open_state)
+        throw std::logic_error("covet::grpc: set_compression must come before the first write (and the call's end)");
     bool accepted = false;
     for (std::string_view rest = accepted_encodings_; !rest.empty() && !chosen.empty();) {
         const std::size_t comma = rest.find(',');
@@ -250,12 +254,17 @@ void ServerCall::start_stream() {
 }
 
 bool ServerCall::write(std::string_view message) {
+    // Compressed outside the lock, which the connection's thread takes to cancel the call (send_encoding_ is set
+    // before the first write, by this producer).
+    std::string compressed;
+    if (!send_encoding_.empty() && message.size() <= max_send_message_bytes_)
+        compressed = frame_message(message, send_encoding_);
     {
         const std::lock_guard lock(mutex_);
         if (state_.load() != open_state) return false;
         if (message.size() <= max_send_message_bytes_ && (!flow_ || flow_->buffered() <= max_unsent_reply_bytes_)) {
             if (!stream_) start_stream();
-            stream_.write(body_bytes(frame_message(message, send_encoding_)));
+            stream_.write(body_bytes(compressed.empty() ? frame_message(message) : std::move(compressed)));
             return true;
         }
     }
@@ -373,15 +382,35 @@ void ServerCall::release_self() {
 // The call has ended (state and final_status_ set): its deadline's timer goes (it would hold the call's memory
 // until the deadline), its on_done callbacks run, then it lets itself go.
 void ServerCall::ended() {
-    if (deadline_timer_.seq != 0 && loop_ != nullptr) loop_->cancel(std::exchange(deadline_timer_, {}));
+    cancel_deadline();
     std::vector<std::function<void(const ServerCall&, const Status&)>> done;
     {
         const std::lock_guard lock(mutex_);
         done.swap(on_done_);
     }
-    for (const auto& callback : done)
-        if (callback) callback(*this, final_status_);
+    for (const auto& callback : done) {
+        try {
+            if (callback) callback(*this, final_status_);
+        } catch (const std::exception& e) {
+            spdlog::error("covet::grpc: an on_done callback of {} threw (it must not): {}", method_, e.what());
+        } catch (...) {
+            spdlog::error("covet::grpc: an on_done callback of {} threw (it must not)", method_);
+        }
+    }
     release_self();
+}
+
+// On the worker's thread directly; from another thread only while the worker is alive (its HomeLink, as a
+// Responder does): a call may end after the server has gone.
+void ServerCall::cancel_deadline() {
+    if (deadline_timer_.seq == 0 || loop_ == nullptr) return;
+    const io::TimerId id = std::exchange(deadline_timer_, {});
+    if (net::WorkerContext::current().loop == loop_) {
+        loop_->cancel(id);
+    } else if (home_link_) {
+        const std::lock_guard lock(home_link_->mutex);
+        if (home_link_->home != nullptr) loop_->cancel(id);
+    }
 }
 
 void ServerCall::start_reading(Request& request, RequestBody body) {
@@ -486,7 +515,7 @@ void ServerCall::deadline_passed() {
 // The call ends before its method finished it: `answer` sent to the client, or (null) the exchange aborted.
 void ServerCall::stop(const Status* answer) {
     std::function<void(ServerCall&)> ready;
-    bool stopped = false;
+    bool stopped = false, end_later = false;
     {
         const std::lock_guard lock(mutex_);
         State expected = open_state;
@@ -494,7 +523,10 @@ void ServerCall::stop(const Status* answer) {
             on_ready_ = nullptr;
         } else {
             stopped = true;
-            if (answer) {
+            if (answer && stream_ && loop_ != nullptr) {
+                final_status_ = *answer;  // the trailers follow below
+                end_later = true;
+            } else if (answer) {
                 end_locked(*answer);
             } else if (stream_) {
                 final_status_ = {StatusCode::cancelled, "the client went away"};
@@ -504,6 +536,14 @@ void ServerCall::stop(const Status* answer) {
             }
             ready = std::exchange(on_ready_, nullptr);
         }
+    }
+    if (end_later) {
+        // A producer on another thread may have begun the stream and written to it through tasks posted to this
+        // loop that have not run yet (no more can come: the call is over): the trailers go after them.
+        loop_->post([self = shared_from_this(), status = *answer] {
+            const std::lock_guard lock(self->mutex_);
+            self->end_locked(status);
+        });
     }
     if (state_.load() == cancelled_state && !std::exchange(cancel_heard_, true)) {
         reading_ = false;

@@ -208,9 +208,15 @@ public:
     }
 
     void stream_write(std::uint64_t exchange, std::string_view chunk) override {
-        if (phase_ != Phase::streaming || exchange != exchange_ || chunk.empty()) return;
+        if (!append_stream_chunk(exchange, chunk) && flow_ && exchange == exchange_)
+            flow_->publish(phase_ == Phase::streaming ? unsent() : 0);  // StreamWriter counted it: take that back
+    }
+
+    // False when nothing of `chunk` was queued (a HEAD response, a filter holding it back, the exchange over).
+    bool append_stream_chunk(std::uint64_t exchange, std::string_view chunk) {
+        if (phase_ != Phase::streaming || exchange != exchange_ || chunk.empty()) return false;
         chunk = dispatcher_.filter_body(app_state_.get(), chunk, false);
-        if (chunk.empty()) return;
+        if (chunk.empty()) return false;
         switch (stream_body_) {
             case StreamBody::chunked: write_chunk(conn_.out(), chunk); break;
             case StreamBody::until_close: conn_.out().append(chunk); break;
@@ -221,14 +227,15 @@ public:
                         "over): it is cut off (the connection closes); declare the right length, or none",
                         request_.method_name(), request_.target(), chunk.size() - stream_left_);
                     finish_exchange(/*close=*/true);
-                    return;
+                    return true;
                 }
                 stream_left_ -= chunk.size();
                 conn_.out().append(chunk);
                 break;
-            case StreamBody::none: return;
+            case StreamBody::none: return false;
         }
         if (!in_process_) flush();
+        return true;
     }
 
     void stream_end(std::uint64_t exchange) override { end_stream(exchange, nullptr); }

@@ -249,6 +249,12 @@ public:
     // closed because the last one went unanswered for ping_timeout.
     bool keepalive_ping(Clock::time_point now) {
         if (h2_.ping_interval.count() <= 0) return false;
+        if (output_blocked_) {
+            // Not reading (too much unsent output): a client busy taking a long download is not silent, its
+            // answer just waits unread. A dead link shows as output that never drains, which TCP ends itself.
+            if (ping_sent_) ping_sent_at_ = now;
+            return false;
+        }
         if (ping_sent_) {
             if (now - ping_sent_at_ < h2_.ping_timeout) return false;
             spdlog::debug("http2: {} did not answer a keep-alive PING within {} ms: closing its connection",
@@ -258,6 +264,7 @@ public:
                                   0);
             send_pending();
             close();
+            conn_.close_now();  // the peer is gone: output still queued for it would keep the socket for minutes
             return true;
         }
         if (now - heard_at_ < h2_.ping_interval) return false;
@@ -339,7 +346,11 @@ public:
 
     void stream_write(std::uint64_t exchange, std::string_view chunk) override {
         Stream* s = find_owned(exchange);
-        if (!s || s->state != StreamState::streaming || !s->session_open || s->head_only) return;
+        if (!s) return;
+        if (s->state != StreamState::streaming || !s->session_open || s->head_only) {
+            if (s->flow) publish_flow(*s);  // dropped: the producer's StreamWriter counted it as unsent
+            return;
+        }
         const std::string_view out = dispatcher_.filter_body(s->app_state.get(), chunk, false);
         if (!owe(*s, out.size())) return;
         s->pending.append(out);

@@ -87,6 +87,12 @@ protected:
             const std::lock_guard lock(mutex_);
             hanging_.push_back(call);
         });
+        // Writes one message from a thread of its own, then never finishes: the deadline ends a started stream.
+        service.call("WriteOnce", [this](const std::shared_ptr<ServerCall>& call) {
+            const std::lock_guard lock(mutex_);
+            hanging_.push_back(call);
+            producers_.emplace_back([call] { call->write("first"); });
+        });
         covet::grpc::CallOptions options;
         options.compression = "gzip";
         options.interceptors.emplace_back([this](ServerCall& call) {  // records how every call ended
@@ -104,6 +110,7 @@ protected:
         app_.start(1);
     }
     void TearDown() override {
+        for (auto& t : producers_) t.join();
         app_.stop();
         app_.wait();
     }
@@ -131,6 +138,7 @@ protected:
     std::mutex mutex_;
     std::vector<std::shared_ptr<ServerCall>> hanging_;
     std::vector<std::pair<std::string, StatusCode>> done_;
+    std::vector<std::thread> producers_;
 };
 
 TEST_F(GrpcServiceTest, TheDeadlineEndsACallItsMethodLeftOpen) {
@@ -147,6 +155,14 @@ TEST_F(GrpcServiceTest, TheDeadlineEndsACallItsMethodLeftOpen) {
     ASSERT_EQ(hanging_.size(), 1u);
     EXPECT_TRUE(hanging_[0]->cancelled());
     EXPECT_FALSE(hanging_[0]->write("late"));  // nothing more goes out
+}
+
+TEST_F(GrpcServiceTest, TheDeadlineEndsAStartedStreamAfterWhatWasWritten) {
+    const Reply r = call("WriteOnce", "x", "grpc-timeout: 300m\r\n");
+    EXPECT_EQ(r.first, covet::grpc::frame_message("first")) << r.head;  // the message, then the trailer frame
+    EXPECT_EQ(grpc_status(r), static_cast<int>(StatusCode::deadline_exceeded)) << r.trailers;
+    ASSERT_TRUE(wait_done(1));
+    EXPECT_EQ(done()[0].second, StatusCode::deadline_exceeded);
 }
 
 TEST_F(GrpcServiceTest, ADeadlineAlreadyPastIsRefusedBeforeTheMethod) {

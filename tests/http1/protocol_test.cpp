@@ -1521,6 +1521,38 @@ TEST(Http1Protocol, StreamFlowCountsUnsentBytesAndWakesTheProducer) {
     w.abort();
 }
 
+// Bytes written on the connection's thread count as unsent at once (a producer looping there sees them before the
+// next flush), and a write the protocol drops (the body of a HEAD response) is taken back, so that a producer
+// waiting for room is not left waiting.
+TEST(Http1Protocol, StreamFlowCountsHomeThreadWritesAndTakesBackDroppedOnes) {
+    Harness h;
+    h.dispatcher.defer = true;
+    h.feed(get("/s"));
+    auto flow = std::make_shared<covet::StreamFlow>(100);
+    StreamWriter w = h.dispatcher.held[0].stream(Response::text(""), flow);
+    h.take();
+    h.conn.output_drained();
+    EXPECT_EQ(flow->buffered(), 0u);
+    w.write(std::string(150, 'a'));
+    EXPECT_TRUE(flow->over_limit()) << "written on this thread: unsent until the socket takes it";
+    h.take();
+    h.conn.output_drained();
+    EXPECT_EQ(flow->buffered(), 0u);
+    w.end();
+
+    Harness head;
+    head.dispatcher.defer = true;
+    head.feed("HEAD /s HTTP/1.1\r\nHost: t\r\n\r\n");
+    auto flow2 = std::make_shared<covet::StreamFlow>(100);
+    StreamWriter w2 = head.dispatcher.held[0].stream(Response::text(""), flow2);
+    head.take();
+    head.conn.output_drained();
+    w2.write(std::string(150, 'b'));  // a HEAD response has no body: dropped
+    EXPECT_FALSE(flow2->over_limit()) << "a dropped write must not count as unsent";
+    EXPECT_FALSE(flow2->arm());
+    w2.end();
+}
+
 // A flow watched before the answer (a handler that checks for a disconnect) closes when the client goes away;
 // one whose stream ends closes with it.
 TEST(Http1Protocol, WatchedExchangeClosesOnPeerCloseAndOnEnd) {

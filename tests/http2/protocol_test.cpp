@@ -1454,9 +1454,30 @@ TEST(Http2Protocol, UnansweredKeepAlivePingClosesTheConnection) {
     EXPECT_FALSE(h.conn.closing());
     h.advance(2s);
     EXPECT_TRUE(h.conn.closing());
+    EXPECT_TRUE(h.driver.closed);  // at once: output queued for a dead peer would keep the socket for minutes
     c.input(h.take());
     EXPECT_EQ(c.goaways, 1);
     EXPECT_EQ(c.goaway_error, static_cast<std::uint32_t>(NGHTTP2_NO_ERROR));
+}
+
+TEST(Http2Protocol, AClientTakingALongDownloadIsNotTakenForGone) {
+    Harness h(config_with([](net::ServerConfig& c) {
+        c.http2_limits.ping_interval = 10s;
+        c.http2_limits.ping_timeout = 5s;
+        c.limits.output_high_water = 20000;
+    }));
+    const std::string big(60 * 1000, 'b');
+    h.dispatcher.handler = [&](Request&, Responder& res) { res.send(Response::text(big)); };
+    Client c;
+    const auto id = c.get("/download");
+    h.feed(c.output());  // the answer fills the output past its high-water mark: the server stops reading
+    for (int i = 0; i < 8; ++i) {
+        h.advance(5s);  // the socket takes nothing for 40 s (a slow link), so no answer can be read either
+        ASSERT_FALSE(h.conn.closing()) << "closed after " << (i + 1) * 5 << " s";
+    }
+    pump(h, c);
+    EXPECT_EQ(c.streams[id].body, big);
+    EXPECT_FALSE(h.conn.closing());
 }
 
 TEST(Http2Protocol, NoKeepAlivePingsWhenTheyAreOffOrNoStreamIsOpen) {

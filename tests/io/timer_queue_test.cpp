@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <memory>
+#include <stdexcept>
 #include <string>
 
 using namespace std::chrono_literals;
@@ -28,19 +29,35 @@ TEST(TimerQueue, RunsOnlyWhatIsDueEarliestFirstAndTiesInOrderPosted) {
     EXPECT_EQ(q.size(), 0u);
 }
 
-TEST(TimerQueue, ATaskMayAddAnother) {
+TEST(TimerQueue, ATaskMayAddAndCancelOthers) {
     TimerQueue q;
     const Clock::time_point t0{};
     int runs = 0;
+    covet::io::TimerId doomed;
     q.add(t0 + 1s, [&] {
         ++runs;
-        q.add(t0 + 1s, [&] { ++runs; });  // due already: runs in the same call
+        q.add(t0 + 1s, [&] { ++runs; });  // due already, but runs on the next call: no task can hold the loop
         q.add(t0 + 5s, [&] { runs += 10; });
+        q.cancel(doomed);
     });
+    doomed = q.add(t0 + 1s, [&] { runs += 100; });
+    q.run_due(t0 + 1s);
+    EXPECT_EQ(runs, 1);
     q.run_due(t0 + 1s);
     EXPECT_EQ(runs, 2);
     q.run_due(t0 + 5s);
     EXPECT_EQ(runs, 12);
+}
+
+TEST(TimerQueue, ATaskThatThrowsIsDroppedAndTheOthersRun) {
+    TimerQueue q;
+    const Clock::time_point t0{};
+    int runs = 0;
+    q.add(t0 + 1s, [] { throw std::runtime_error("a task that throws"); });
+    q.add(t0 + 1s, [&] { ++runs; });
+    q.run_due(t0 + 1s);
+    EXPECT_EQ(runs, 1);
+    EXPECT_EQ(q.size(), 0u);
 }
 
 TEST(TimerQueue, ACancelledTaskNeverRunsAndItsCapturesGoAtOnce) {

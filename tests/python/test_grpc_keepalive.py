@@ -90,10 +90,9 @@ def test_an_unanswered_ping_closes_the_connection_and_cancels_the_call(served: d
             raw += chunk
         else:
             pytest.fail("the server did not close the connection")
+        # The PING came; the close is at once (a GOAWAY may or may not make it: the peer is taken as gone).
         events = client.conn.receive_data(raw)
         assert any(isinstance(e, h2_events.PingReceived) for e in events), events
-        goaway = [e for e in events if isinstance(e, h2_events.ConnectionTerminated)]
-        assert goaway and goaway[0].error_code == 0, events  # NO_ERROR
 
 
 def test_clients_that_ping_often_are_served(served: dict[str, Any]) -> None:

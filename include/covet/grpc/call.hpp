@@ -27,6 +27,10 @@
 #include "covet/http/request.hpp"
 #include "covet/io/loop.hpp"
 
+namespace covet::net {
+struct HomeLink;
+}
+
 namespace covet::grpc {
 
 // One metadata entry: the key lower-case; a "-bin" key's value is the decoded bytes.
@@ -100,7 +104,7 @@ public:
     void add_trailing_metadata(std::string_view key, std::string_view value);
     // Before the first write: reply messages compressed with `encoding` ("gzip", "deflate"; "" or "identity":
     // none), if the client accepts it (else they go uncompressed: false). Throws std::invalid_argument for
-    // another encoding, std::logic_error after the first write.
+    // another encoding, std::logic_error after the first write or the call's end.
     bool set_compression(std::string_view encoding);
     // Sends one message; false once the call is over (finished, cancelled), or when the message is over the send
     // limit or the unsent replies over CallOptions::max_unsent_reply_bytes (the call then finishes with
@@ -136,6 +140,7 @@ private:
     void deadline_passed();
     void stop(const Status* answer);
     void ended();
+    void cancel_deadline();
     void start_stream();
     Fields trailers(const Status& status) const;
     std::string_view content_type() const noexcept;
@@ -150,6 +155,7 @@ private:
     std::optional<io::Clock::time_point> deadline_;
     io::Loop* loop_ = nullptr;  // the connection's
     io::TimerId deadline_timer_;
+    std::shared_ptr<net::HomeLink> home_link_;  // the worker's, to cancel the timer from another thread
     std::string peer_;
     std::size_t max_send_message_bytes_;
     std::size_t max_unsent_reply_bytes_;

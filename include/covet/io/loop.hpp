@@ -24,7 +24,8 @@ public:
     virtual TimerId post_at(Clock::time_point when, std::function<void()> task) = 0;
     // Drops a post_at task that has not run yet, freeing what it captured now rather than when it falls due; a
     // no-op once it ran. Thread-safe; from another thread it takes effect on the loop's next turn, so the task
-    // may still run meanwhile (a task that may outlive what it acts on holds a weak reference).
+    // may still run meanwhile, and so may a task posted from another thread and not filed yet when the cancel
+    // came (a task that may outlive what it acts on holds a weak reference).
     virtual void cancel(TimerId id) = 0;
     // True when called from the loop's own thread.
     virtual bool on_loop_thread() const noexcept = 0;

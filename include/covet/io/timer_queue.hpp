@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <utility>
+#include <vector>
 
 #include "covet/io/loop.hpp"
 
@@ -27,13 +28,24 @@ public:
     // Drops the task if it has not run (else nothing happens).
     void cancel(TimerId id) { tasks_.erase(Key{id.when, id.seq}); }
 
-    // Runs every task due at `now`, earliest first. A task may add or cancel others (one added due already runs
-    // in this call too).
+    // Runs every task due at `now` that was filed before this call, earliest first (one a task adds runs on a
+    // later call, so a task that files itself again cannot keep the loop here). A task may cancel others. Tasks
+    // must not throw: one that does is dropped, so that the loop goes on.
     void run_due(Clock::time_point now) {
-        while (!tasks_.empty() && tasks_.begin()->first.first <= now) {
-            std::function<void()> task = std::move(tasks_.begin()->second);
-            tasks_.erase(tasks_.begin());
-            task();
+        due_.clear();
+        for (auto it = tasks_.begin(); it != tasks_.end() && it->first.first <= now;) {
+            due_.push_back(it->first);
+            ++it;
+        }
+        for (const Key& key : due_) {
+            const auto it = tasks_.find(key);
+            if (it == tasks_.end()) continue;  // cancelled by an earlier task of this call
+            std::function<void()> task = std::move(it->second);
+            tasks_.erase(it);
+            try {
+                task();
+            } catch (...) {  // NOLINT(bugprone-empty-catch): documented above; the loop must survive its tasks
+            }
         }
     }
 
@@ -42,6 +54,7 @@ public:
 private:
     using Key = std::pair<Clock::time_point, std::uint64_t>;
     std::map<Key, std::function<void()>> tasks_;
+    std::vector<Key> due_;  // run_due's list, kept for its capacity
     std::atomic<std::uint64_t> next_{1};
 };
 
