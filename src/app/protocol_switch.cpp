@@ -136,19 +136,6 @@ http1::SwitchDecision take(std::unique_ptr<http1::PendingSwitch> next) {
 // h2c is offered on plain TCP only: over TLS, ALPN chooses the protocol.
 bool h2c_allowed(const net::Connection& c) noexcept { return c.config().http2 && c.tls() == nullptr; }
 
-// True when the comma-separated header value lists `token` (case-insensitive, optional whitespace).
-bool lists_token(std::string_view value, std::string_view token) {
-    while (!value.empty()) {
-        const std::size_t comma = value.find(',');
-        std::string_view item = value.substr(0, comma);
-        value.remove_prefix(comma == std::string_view::npos ? value.size() : comma + 1);
-        while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-        while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
-        if (iequals(item, token)) return true;
-    }
-    return false;
-}
-
 }  // namespace
 
 std::unique_ptr<net::ProtocolHandler> ProtocolSwitch::connection_protocol(net::Connection& connection,

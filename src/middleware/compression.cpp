@@ -15,17 +15,11 @@ namespace covet {
 
 namespace {
 
-std::string_view trim(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
 // q=... of one Accept-Encoding member, in thousandths; 1000 when absent, -1 when malformed.
 int quality(std::string_view params) noexcept {
     while (!params.empty()) {
         const std::size_t semi = params.find(';');
-        const std::string_view p = trim(params.substr(0, semi));
+        const std::string_view p = trim_ows(params.substr(0, semi));
         params = semi == std::string_view::npos ? std::string_view{} : params.substr(semi + 1);
         if (p.size() < 2 || ascii_lower(p[0]) != 'q' || p[1] != '=') continue;
         const std::string_view v = p.substr(2);
@@ -202,7 +196,7 @@ ContentCoding negotiate_coding(std::string_view accept, const CompressionOptions
         std::string_view member = accept.substr(0, comma);
         accept = comma == std::string_view::npos ? std::string_view{} : accept.substr(comma + 1);
         const std::size_t semi = member.find(';');
-        const std::string_view name = trim(member.substr(0, semi));
+        const std::string_view name = trim_ows(member.substr(0, semi));
         const int q = semi == std::string_view::npos ? 1000 : quality(member.substr(semi + 1));
         if (q < 0) continue;
         if (iequals(name, "gzip") || iequals(name, "x-gzip"))
@@ -276,14 +270,14 @@ CompressionMiddleware::CompressionMiddleware(CompressionOptions options) : optio
     check(options_.brotli_quality, 11, "brotli_quality");
     check(options_.zstd_level, ZSTD_maxCLevel(), "zstd_level");
     for (std::string& t : options_.exclude_content_types) {
-        t = std::string(trim(std::string_view(t).substr(0, t.find(';'))));
+        t = std::string(trim_ows(std::string_view(t).substr(0, t.find(';'))));
         for (char& c : t) c = ascii_lower(c);
     }
 }
 
 bool CompressionMiddleware::excluded(const Response& response) const noexcept {
     std::string_view ct = response.content_type();
-    ct = trim(ct.substr(0, ct.find(';')));
+    ct = trim_ows(ct.substr(0, ct.find(';')));
     const std::string_view major = ct.substr(0, ct.find('/'));
     for (const std::string& t : options_.exclude_content_types) {
         if (iequals(ct, t)) return true;

@@ -38,12 +38,6 @@ std::string lower(std::string_view s) {
     return out;
 }
 
-std::string_view trim(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
 bool contains(const std::vector<std::string>& items, std::string_view item) {
     return std::find(items.begin(), items.end(), item) != items.end();
 }
@@ -184,7 +178,7 @@ std::optional<Response> CorsMiddleware::preflight(const Request& request) const 
         std::string_view rest = *requested_headers;
         while (true) {
             const std::size_t comma = rest.find(',');
-            const std::string name = lower(trim(rest.substr(0, comma)));
+            const std::string name = lower(trim_ows(rest.substr(0, comma)));
             if (!contains(m.allowed_headers, name)) {
                 fail("headers");
                 break;

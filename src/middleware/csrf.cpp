@@ -23,12 +23,6 @@ bool safe_method(Method m) noexcept {
     return m == Method::get || m == Method::head || m == Method::options || m == Method::trace;
 }
 
-std::string_view trim(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
 bool istarts_with(std::string_view s, std::string_view prefix) noexcept {
     return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
 }
@@ -40,11 +34,11 @@ std::string_view cookie_value(const Request& request, std::string_view name) noe
         std::string_view rest = h.value;
         while (!rest.empty()) {
             const std::size_t semi = rest.find(';');
-            const std::string_view pair = trim(rest.substr(0, semi));
+            const std::string_view pair = trim_ows(rest.substr(0, semi));
             rest = semi == std::string_view::npos ? std::string_view{} : rest.substr(semi + 1);
             const std::size_t eq = pair.find('=');
-            if (eq != std::string_view::npos && trim(pair.substr(0, eq)) == name) {
-                std::string_view v = trim(pair.substr(eq + 1));
+            if (eq != std::string_view::npos && trim_ows(pair.substr(0, eq)) == name) {
+                std::string_view v = trim_ows(pair.substr(eq + 1));
                 if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
                 return v;
             }
@@ -99,7 +93,7 @@ bool multipart_field(std::string_view body, std::string_view content_type, std::
     if (b == std::string_view::npos) return false;
     std::string_view boundary = content_type.substr(b + 9);
     boundary = boundary.substr(0, boundary.find(';'));
-    boundary = trim(boundary);
+    boundary = trim_ows(boundary);
     if (boundary.size() >= 2 && boundary.front() == '"' && boundary.back() == '"')
         boundary = boundary.substr(1, boundary.size() - 2);
     if (boundary.empty()) return false;
@@ -214,7 +208,7 @@ std::optional<Response> CsrfMiddleware::before(Request& request, RequestContext&
             return std::nullopt;
     }
     if (m.o.exempt_bearer && !request.header("cookie")) {
-        if (const auto auth = request.header("authorization"); auth && istarts_with(trim(*auth), "bearer "))
+        if (const auto auth = request.header("authorization"); auth && istarts_with(trim_ows(*auth), "bearer "))
             return std::nullopt;
     }
     const auto refuse = [](std::string why) {
@@ -226,27 +220,28 @@ std::optional<Response> CsrfMiddleware::before(Request& request, RequestContext&
     const std::optional<std::string_view> origin = request.header("origin");
     const auto trusted_origin = [&] {
         if (!origin) return false;
-        const std::string_view o = trim(*origin);
+        const std::string_view o = trim_ows(*origin);
         return std::any_of(m.trusted.begin(), m.trusted.end(), [&](const std::string& t) { return iequals(t, o); });
     };
     if (const std::optional<std::string_view> site = request.header("sec-fetch-site")) {
-        const std::string_view s = trim(*site);
+        const std::string_view s = trim_ows(*site);
         if (s != "same-origin" && s != "none" && !trusted_origin())
             return refuse("cross-origin request (Sec-Fetch-Site: " + std::string(s) + ") from " +
-                          (origin ? "Origin " + std::string(trim(*origin)) : std::string("an unknown origin")) +
+                          (origin ? "Origin " + std::string(trim_ows(*origin)) : std::string("an unknown origin")) +
                           ", which is not a trusted origin");
     } else if (origin) {
-        const std::string_view host = origin_host(trim(*origin));
+        const std::string_view host = origin_host(trim_ows(*origin));
         const std::optional<std::string_view> request_host = request.header("host");
-        if ((host.empty() || !request_host || !iequals(host, trim(*request_host))) && !trusted_origin())
-            return refuse("Origin " + std::string(trim(*origin)) + " does not match the Host " +
-                          std::string(request_host ? trim(*request_host) : "(none)") + " and is not a trusted origin");
+        if ((host.empty() || !request_host || !iequals(host, trim_ows(*request_host))) && !trusted_origin())
+            return refuse("Origin " + std::string(trim_ows(*origin)) + " does not match the Host " +
+                          std::string(request_host ? trim_ows(*request_host) : "(none)") +
+                          " and is not a trusted origin");
     }
     if (!m.o.check_token) return std::nullopt;
 
     // 2. The double-submit token.
     const std::optional<std::string_view> header_token = request.header(m.o.header_name);
-    const std::string_view content_type = trim(request.header("content-type").value_or(""));
+    const std::string_view content_type = trim_ows(request.header("content-type").value_or(""));
     const bool urlencoded = istarts_with(content_type, "application/x-www-form-urlencoded");
     const bool multipart = istarts_with(content_type, "multipart/form-data");
     const bool form_like = content_type.empty() || urlencoded || multipart || istarts_with(content_type, "text/plain");
@@ -256,7 +251,7 @@ std::optional<Response> CsrfMiddleware::before(Request& request, RequestContext&
                                      : "the " + m.o.cookie_name + " cookie is not one this server signed");
     std::string submitted;
     if (header_token) {
-        submitted.assign(trim(*header_token));
+        submitted.assign(trim_ows(*header_token));
     } else if (request.body_streamed()) {
         return refuse("the body is too large to look for the token: send it in the " + m.o.header_name + " header");
     } else if (!(urlencoded && urlencoded_field(request.body(), m.o.form_field, submitted)) &&

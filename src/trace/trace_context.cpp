@@ -2,6 +2,8 @@
 
 #include <array>
 
+#include "covet/http/ascii.hpp"
+
 namespace covet::trace {
 namespace {
 
@@ -50,12 +52,6 @@ bool valid_value(std::string_view v) noexcept {
     for (char c : v)
         if (c != ' ' && !value_char(c)) return false;
     return true;
-}
-
-constexpr std::string_view trim_ows(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
 }
 
 }  // namespace

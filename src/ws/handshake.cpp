@@ -11,28 +11,11 @@ namespace {
 
 constexpr std::string_view guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";  // RFC 6455 §1.3
 
-std::string_view trim(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
-// Whether a comma-separated header value lists `token` (case-insensitive unless `exact`).
-bool has_token(std::string_view list, std::string_view token, bool exact = false) noexcept {
-    while (!list.empty()) {
-        const std::size_t comma = list.find(',');
-        const std::string_view item = trim(list.substr(0, comma));
-        if (exact ? item == token : iequals(item, token)) return true;
-        list.remove_prefix(comma == std::string_view::npos ? list.size() : comma + 1);
-    }
-    return false;
-}
-
 // Whether any header named `name` lists `token` (a list may be split over repeated headers).
 bool any_header_has_token(const Request& r, std::string_view name, std::string_view token,
                           bool exact = false) noexcept {
     for (const Header& h : r.headers())
-        if (iequals(h.name, name) && has_token(h.value, token, exact)) return true;
+        if (iequals(h.name, name) && lists_token(h.value, token, exact)) return true;
     return false;
 }
 
@@ -80,7 +63,7 @@ std::variant<Accepted, Response> accept_upgrade(const Request& request, const Op
     if (!any_header_has_token(request, "connection", "upgrade"))
         return refuse("the Connection header must list \"upgrade\"");
     const auto version = request.header("sec-websocket-version");
-    if (!version || trim(*version) != "13") {
+    if (!version || trim_ows(*version) != "13") {
         Response r = Response::text("Unsupported WebSocket version: 13 is required\n", 426);
         r.add_header("Sec-WebSocket-Version", "13");
         r.add_header("Upgrade", "websocket");
@@ -89,7 +72,7 @@ std::variant<Accepted, Response> accept_upgrade(const Request& request, const Op
     }
     const auto key = request.header("sec-websocket-key");
     if (!key) return refuse("missing Sec-WebSocket-Key");
-    const std::string_view k = trim(*key);
+    const std::string_view k = trim_ows(*key);
     if (!valid_key(k)) return refuse("Sec-WebSocket-Key must be base64 of 16 bytes");
 
     Accepted a;

@@ -1,4 +1,4 @@
-// ASCII case folding for header names (locale-independent).
+// ASCII helpers for header syntax (locale-independent): case folding, tokens, optional whitespace, lists.
 #pragma once
 
 #include <string_view>
@@ -19,6 +19,25 @@ constexpr bool is_tchar(char c) noexcept {
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
     for (const char t : std::string_view("!#$%&'*+-.^_`|~"))
         if (c == t) return true;
+    return false;
+}
+
+// `s` without the optional whitespace (spaces, tabs) at either end (RFC 9110 §5.6.3).
+constexpr std::string_view trim_ows(std::string_view s) noexcept {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+}
+
+// Whether a comma-separated header value (RFC 9110 §5.6.1) lists `token`, its items trimmed of optional
+// whitespace; compared case-insensitively unless `exact`.
+constexpr bool lists_token(std::string_view list, std::string_view token, bool exact = false) noexcept {
+    while (!list.empty()) {
+        const std::size_t comma = list.find(',');
+        const std::string_view item = trim_ows(list.substr(0, comma));
+        if (exact ? item == token : iequals(item, token)) return true;
+        list.remove_prefix(comma == std::string_view::npos ? list.size() : comma + 1);
+    }
     return false;
 }
 

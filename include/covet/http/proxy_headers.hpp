@@ -20,12 +20,6 @@ namespace covet::http {
 
 namespace detail {
 
-inline std::string_view trim_ows(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
 struct HostPort {
     std::string_view host;
     std::uint16_t port = 0;
@@ -112,7 +106,7 @@ inline void apply_proxy_headers(Request& r, const net::TrustedProxies& trusted) 
             forwarded = true;
     }
     if (proto) {
-        const std::string_view p = detail::trim_ows(*proto);
+        const std::string_view p = trim_ows(*proto);
         for (const std::string_view known : {"http", "https", "ws", "wss"})
             if (p == known) r.set_scheme(known);
     }
@@ -129,8 +123,7 @@ inline void apply_proxy_headers(Request& r, const net::TrustedProxies& trusted) 
         std::string_view rest = h.value;
         while (true) {  // the entries of this header, right to left
             const std::size_t comma = rest.rfind(',');
-            const std::string_view entry =
-                detail::trim_ows(comma == std::string_view::npos ? rest : rest.substr(comma + 1));
+            const std::string_view entry = trim_ows(comma == std::string_view::npos ? rest : rest.substr(comma + 1));
             first = entry, have_first = true;
             if (!trusted.trusts_all()) {
                 const detail::HostPort hp = detail::split_host_port(entry);
