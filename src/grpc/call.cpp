@@ -157,12 +157,12 @@ std::shared_ptr<ServerCall> ServerCall::accept(Request& request, Responder respo
     call->responder_.watch(call->flow_);
     call->flow_->arm_close();
     call->loop_ = loop;
-    if (deadline && loop != nullptr && net::ConnectionHome::current() != nullptr)
-        call->home_link_ = net::ConnectionHome::current()->link();
-    if (deadline && loop != nullptr)
+    if (deadline && loop != nullptr) {
+        if (net::ConnectionHome* home = net::ConnectionHome::current()) call->home_link_ = home->link();
         call->deadline_timer_ = loop->post_at(*deadline, [weak = std::weak_ptr<ServerCall>(call)] {
             if (auto c = weak.lock()) c->deadline_passed();
         });
+    }
     return call;
 }
 
@@ -194,15 +194,7 @@ bool ServerCall::set_compression(std::string_view encoding) {
     const std::lock_guard lock(mutex_);
     if (stream_ || state_.load() != open_state)
         throw std::logic_error("covet::grpc: set_compression must come before the first write (and the call's end)");
-    bool accepted = false;
-    for (std::string_view rest = accepted_encodings_; !rest.empty() && !chosen.empty();) {
-        const std::size_t comma = rest.find(',');
-        std::string_view item = rest.substr(0, comma);
-        while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-        while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
-        accepted = accepted || item == chosen;
-        rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-    }
+    const bool accepted = !chosen.empty() && lists_token(accepted_encodings_, chosen, /*exact=*/true);
     send_encoding_ = accepted ? chosen : std::string_view{};
     return accepted || chosen.empty();
 }
@@ -244,14 +236,17 @@ std::string ServerCall::trailer_frame(const Status& status) const {
     return body_bytes(std::move(framed));
 }
 
-void ServerCall::start_stream() {
+// The reply's head when it carries messages (a stream, or a unary reply in one response).
+Response ServerCall::reply_head() const {
     Response head(200);
     head.set_content_type(content_type());
     head.add_prechecked_header("grpc-accept-encoding", accept_encoding);
     if (!send_encoding_.empty()) head.add_prechecked_header("grpc-encoding", send_encoding_);
     head.add_prechecked_headers(initial_);
-    stream_ = responder_.stream(std::move(head), flow_);
+    return head;
 }
+
+void ServerCall::start_stream() { stream_ = responder_.stream(reply_head(), flow_); }
 
 bool ServerCall::write(std::string_view message) {
     // Compressed outside the lock, which the connection's thread takes to cancel the call (send_encoding_ is set
@@ -354,11 +349,7 @@ void ServerCall::finish_with_message(std::string_view message, const Status& sta
             stream_.write(frame_message(message, send_encoding_));
             stream_.end(trailers(status));
         } else {  // a unary reply: one response, its trailers after the body
-            Response r(200);
-            r.set_content_type("application/grpc");
-            r.add_prechecked_header("grpc-accept-encoding", accept_encoding);
-            if (!send_encoding_.empty()) r.add_prechecked_header("grpc-encoding", send_encoding_);
-            r.add_prechecked_headers(initial_);
+            Response r = reply_head();
             r.set_body(frame_message(message, send_encoding_));
             for (const auto& field : trailers(status)) r.trailer(field.name, field.value);
             responder_.send(std::move(r));

@@ -141,6 +141,7 @@ private:
     void stop(const Status* answer);
     void ended();
     void cancel_deadline();
+    Response reply_head() const;
     void start_stream();
     Fields trailers(const Status& status) const;
     std::string_view content_type() const noexcept;

@@ -22,9 +22,9 @@ inline GrpcContent grpc_content(std::string_view type) noexcept {
         return type.starts_with(base) &&
                (type.size() == base.size() || type[base.size()] == '+' || type[base.size()] == ';');
     };
-    if (is("application/grpc-web-text")) return GrpcContent::web_text;
+    if (is("application/grpc")) return GrpcContent::grpc;  // first, the common case: no base matches another's
     if (is("application/grpc-web")) return GrpcContent::web;
-    if (is("application/grpc")) return GrpcContent::grpc;
+    if (is("application/grpc-web-text")) return GrpcContent::web_text;
     return GrpcContent::none;
 }
 

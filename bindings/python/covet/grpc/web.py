@@ -26,8 +26,10 @@ def _is(content_type: str, base: str) -> bool:
 def content_kind(content_type: str) -> str:
     """``"grpc"``, ``"web"``, ``"web-text"`` for the content types of gRPC and gRPC-Web (binary, text), ``""`` for
     anything else (answered 415), as grpc-go tells them apart."""
-    for base, kind in (("application/grpc-web-text", "web-text"), ("application/grpc-web", "web"),
-                       ("application/grpc", "grpc")):
+    # The common case first: a base matches only when followed by nothing, '+' or ';', so none is a prefix match
+    # of another ("application/grpc" does not match "application/grpc-web").
+    for base, kind in (("application/grpc", "grpc"), ("application/grpc-web", "web"),
+                       ("application/grpc-web-text", "web-text")):
         if _is(content_type, base):
             return kind
     return ""
