@@ -21,6 +21,7 @@ RUN apt-get update \
       build-essential cmake ninja-build pkg-config \
       liburing-dev libboost-dev libspdlog-dev libfmt-dev node-llhttp \
       libssl-dev libnghttp2-dev zlib1g-dev libbrotli-dev libzstd-dev \
+      libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev libgnutls28-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Only what the wheel is built from (pyproject.toml's scikit-build settings), so a change to the docs, the
@@ -37,12 +38,13 @@ RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[speed]"
 # ---- stage 2: the runtime ----------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
 # The shared libraries covet/_native*.so needs (ldd; libstdc++ and libgcc are linked in statically):
-# liburing, OpenSSL, nghttp2, zlib, brotli, zstd. tests/deploy/test_dockerfile.py checks this list against
+# liburing, OpenSSL, nghttp2, ngtcp2 (+ its GnuTLS helper), nghttp3, GnuTLS, zlib, brotli, zstd. tests/deploy/test_dockerfile.py checks this list against
 # ldd of a built extension.
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      liburing2 libssl3 libnghttp2-14 zlib1g libbrotli1 libzstd1 \
+      liburing2 libssl3 libnghttp2-14 libngtcp2-9 libngtcp2-crypto-gnutls2 libnghttp3-3 libgnutls30 \
+      zlib1g libbrotli1 libzstd1 \
  && rm -rf /var/lib/apt/lists/*
 # Exactly the wheels stage 1 built (--no-index): nothing to pin (DL3013).
 # hadolint ignore=DL3013

@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ninja-build pkg-config git curl
           liburing-dev libboost-dev libspdlog-dev libfmt-dev node-llhttp libssl-dev libnghttp2-dev zlib1g-dev libbrotli-dev libzstd-dev openssl
+          libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev libgnutls28-dev  # HTTP/3 (src/http3): QUIC, HTTP/3, GnuTLS
           libsimdjson-dev  # covet::json (typed JSON bodies): simdjson's DOM parser
           nghttp2-client
           clang libclang-rt-dev  # libFuzzer targets (tests/fuzz, scripts/fuzz.sh): clang's fuzzer and sanitizer runtimes

@@ -9,6 +9,7 @@
 #include "covet/http/grpc_call.hpp"
 #include "covet/http/request_builder.hpp"
 #include "covet/http/status.hpp"
+#include "covet/http3/server.hpp"
 #include "covet/metrics/exposition.hpp"
 #include "covet/metrics/http_metrics.hpp"
 
@@ -263,6 +264,7 @@ void App::dispatch(Request& request, ExchangeState* state, Responder responder) 
 }
 
 void App::finalize(const Request& request, ExchangeState* state, Response& response) noexcept {
+    if (!alt_svc_.empty() && request.version_major() < 3) advertise_http3(response);
     auto* context = static_cast<RequestContext*>(state);
     const std::size_t depth = context ? context->middleware_depth_ : 0;
     for (std::size_t i = after_hooks_.size(); i-- > 0;) {
@@ -282,7 +284,15 @@ void App::finalize(const Request& request, ExchangeState* state, Response& respo
     }
 }
 
+void App::advertise_http3(Response& response) const noexcept {
+    try {
+        response.add_header("Alt-Svc", alt_svc_);
+    } catch (...) {  // out of memory: the answer goes without it
+    }
+}
+
 void App::finalize_stream(const Request& request, ExchangeState* state, Response& head) noexcept {
+    if (!alt_svc_.empty() && request.version_major() < 3) advertise_http3(head);
     auto* context = static_cast<RequestContext*>(state);
     const std::size_t depth = context ? context->middleware_depth_ : 0;
     for (std::size_t i = after_hooks_.size(); i-- > 0;) {
@@ -442,6 +452,15 @@ void App::make_server() {
     server_ = std::make_unique<net::Server>(config_, [this](net::Connection& c, net::ConnectionHome& home) {
         return switch_.connection_protocol(c, home);
     });
+    alt_svc_.clear();
+    if (config_.http3.enabled) {
+        server_->set_datagram_factory(http3::make_service_factory(server_->config(), *this));
+        // Alt-Svc on TCP answers (RFC 7838), so that browsers try HTTP/3; set before any worker runs.
+        if (config_.http3.advertise)
+            server_->on_bound([this](std::uint16_t port) {
+                alt_svc_ = http3::alt_svc_value(config_.http3, config_.http3.port ? config_.http3.port : port);
+            });
+    }
 }
 
 void App::stop() {

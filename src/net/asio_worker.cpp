@@ -9,11 +9,13 @@
 #include <unistd.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <cerrno>
 #include <cstring>
+#include <list>
 #include <optional>
 
 #include "accept_turns.hpp"
@@ -40,6 +42,7 @@ public:
           read_buffer_(std::make_unique<char[]>(read_buffer_size)) {}
 
     ~AsioWorker() override {
+        for (Watch& w : watches_) w.descriptor.release();  // the service owns its descriptors
         for (State& st : states_)
             if (st.socket) close_asio_socket(st);
         boost::system::error_code ec;
@@ -107,6 +110,25 @@ protected:
     }
 
     void want_read(std::uint32_t slot) override { arm_read(slot); }
+
+    // A descriptor a datagram service reads (DatagramHost): Asio's readiness wait, re-armed after each callback.
+    void watch_readable(int fd, std::function<void()> on_readable) override {
+        Watch& w = watches_.emplace_back(ctx_);
+        w.descriptor.assign(fd);
+        w.on_readable = std::move(on_readable);
+        arm_watch(w);
+    }
+    void unwatch(int fd) override {
+        for (auto it = watches_.begin(); it != watches_.end(); ++it) {
+            if (it->descriptor.native_handle() != fd) continue;
+            *it->alive = false;
+            boost::system::error_code ec;
+            it->descriptor.cancel(ec);
+            it->descriptor.release();
+            watches_.erase(it);
+            return;
+        }
+    }
     void reset_socket_state(std::uint32_t slot) override { states_[slot] = State{}; }
 
 private:
@@ -115,9 +137,26 @@ private:
         std::optional<tcp::socket> socket;
         bool read_armed = false, write_armed = false;
     };
+    struct Watch {
+        explicit Watch(asio::io_context& ctx) : descriptor(ctx) {}
+        asio::posix::stream_descriptor descriptor;
+        std::function<void()> on_readable;
+        std::shared_ptr<bool> alive = std::make_shared<bool>(true);  // false once unwatched
+    };
+
+    void arm_watch(Watch& w) {
+        w.descriptor.async_wait(asio::posix::stream_descriptor::wait_read,
+                                [this, &w, alive = w.alive](const boost::system::error_code& ec) {
+                                    if (ec || !*alive) return;
+                                    const std::function<void()> fn = w.on_readable;  // the callback may unwatch
+                                    fn();
+                                    if (*alive) arm_watch(w);
+                                });
+    }
 
     void after_handler() {
         enforce_shutdown_deadline();
+        flush_datagrams();
         while (has_dirty()) for_each_dirty([this](std::uint32_t slot) { write_some(slot); });
         free_released();
         if (finished()) {
@@ -252,6 +291,7 @@ private:
     tcp::acceptor acceptor_;
     asio::steady_timer timer_;
     std::unique_ptr<char[]> read_buffer_;
+    std::list<Watch> watches_;  // a list: handlers hold references to their Watch
     std::vector<State> states_;
     bool accept_armed_ = false;
     std::optional<AcceptTurns> turns_;  // after ctx_: its thread is joined before the loop it posts to goes

@@ -25,8 +25,10 @@ namespace covet::net {
 struct Server::Impl {
     ServerConfig config;
     ProtocolFactory factory;
-    std::unique_ptr<TlsContext> tls;         // declared before the workers: destroyed after them
-    std::unique_ptr<ClientLimiter> limiter;  // the same; null without ServerConfig::client_limits
+    PortDatagramFactory datagrams;             // HTTP/3 (set_datagram_factory), or empty
+    std::function<void(std::uint16_t)> bound;  // on_bound
+    std::unique_ptr<TlsContext> tls;           // declared before the workers: destroyed after them
+    std::unique_ptr<ClientLimiter> limiter;    // the same; null without ServerConfig::client_limits
     io::Backend backend = io::Backend::asio;
     std::uint16_t port = 0;
     std::vector<int> listeners;
@@ -74,8 +76,7 @@ struct Server::Impl {
                 try {
                     workers[i] = make_asio_worker(i, config, listeners[i], factory);
                     workers[i]->set_tick_stamp(&ticks[i]);
-                    workers[i]->set_tls(tls.get());
-                    workers[i]->set_client_limiter(limiter.get());
+                    equip(*workers[i]);
                     workers[i]->on_ready([this] { report_started(); });
                     workers[i]->run();
                     return;
@@ -87,6 +88,13 @@ struct Server::Impl {
             }
             report_failed(e.what());
         }
+    }
+
+    // What every worker gets before it runs: the TLS context, the client limiter, the datagram service.
+    void equip(Worker& w) {
+        w.set_tls(tls.get());
+        w.set_client_limiter(limiter.get());
+        if (datagrams) w.set_datagram_factory([f = datagrams, p = port](DatagramHost& host) { return f(host, p); });
     }
 
     // The liveness stamps, one per worker made (before they run), each started at now.
@@ -149,15 +157,13 @@ void Server::start() {
 
     // Bind every listener first: a port-0 request resolves to one port that all workers share.
     s.open_listeners(cfg.threads);
+    if (s.bound) s.bound(s.port);
 
     for (unsigned i = 0; i < cfg.threads; ++i)
         s.workers.push_back(s.backend == io::Backend::uring ? make_uring_worker(i, cfg, s.listeners[i], s.factory)
                                                             : make_asio_worker(i, cfg, s.listeners[i], s.factory));
     s.make_ticks();
-    for (auto& w : s.workers) {
-        w->set_tls(s.tls.get());
-        w->set_client_limiter(s.limiter.get());
-    }
+    for (auto& w : s.workers) s.equip(*w);
 
     // Workers never take SIGINT/SIGTERM/SIGHUP: the thread that waits for them does (wait_for_termination_signal,
     // and App::run for SIGHUP).
@@ -195,10 +201,10 @@ void Server::start_embedded() {
     s.make_tls();
     s.make_limiter();
     s.open_listeners(1);
+    if (s.bound) s.bound(s.port);
     s.workers.push_back(make_uring_worker(0, cfg, s.listeners[0], s.factory));
     s.make_ticks();
-    s.workers[0]->set_tls(s.tls.get());
-    s.workers[0]->set_client_limiter(s.limiter.get());
+    s.equip(*s.workers[0]);
     try {
         s.workers[0]->open_embedded();
     } catch (...) {
@@ -210,6 +216,9 @@ void Server::start_embedded() {
     s.embedded = true;
     spdlog::info("listening on {}:{} backend={} on the caller's loop", cfg.host, s.port, io::to_string(s.backend));
 }
+
+void Server::set_datagram_factory(PortDatagramFactory factory) { impl_->datagrams = std::move(factory); }
+void Server::on_bound(std::function<void(std::uint16_t)> fn) { impl_->bound = std::move(fn); }
 
 bool Server::embedded() const noexcept { return impl_->embedded; }
 int Server::poll_fd() const noexcept { return impl_->embedded ? impl_->workers[0]->poll_fd() : -1; }

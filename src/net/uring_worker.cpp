@@ -21,7 +21,7 @@
 namespace covet::net {
 namespace {
 
-enum class Op : std::uint8_t { accept = 1, recv, send, wake, timer, cancel, writable };
+enum class Op : std::uint8_t { accept = 1, recv, send, wake, timer, cancel, writable, watch };
 
 // user_data: op (8 bits) | slot (24 bits) | generation (32 bits). Stale completions never match a slot.
 constexpr std::uint64_t pack(Op op, std::uint32_t slot = 0, std::uint32_t gen = 0) {
@@ -164,6 +164,33 @@ protected:
 
     void output_queued() override { schedule_flush(); }
 
+    // A descriptor a datagram service reads (DatagramHost): a one-shot POLLIN, re-armed after each callback,
+    // so it is level-triggered. Its slot in `watches_` and a generation tell a stale completion apart.
+    void watch_readable(int fd, std::function<void()> on_readable) override {
+        std::uint32_t i = 0;
+        while (i < watches_.size() && watches_[i].fd >= 0) ++i;
+        if (i == watches_.size()) watches_.emplace_back();
+        Watch& w = watches_[i];
+        w.fd = fd;
+        w.on_readable = std::move(on_readable);
+        ++w.generation;
+        arm_watch(i);
+        schedule_flush();
+    }
+    void unwatch(int fd) override {
+        for (std::uint32_t i = 0; i < watches_.size(); ++i) {
+            Watch& w = watches_[i];
+            if (w.fd != fd) continue;
+            if (w.armed) {
+                io_uring_prep_poll_remove(sqe(), pack(Op::watch, i, w.generation));
+                last_sqe_->user_data = pack(Op::cancel);
+            }
+            const std::uint32_t generation = w.generation;
+            w = Watch{};
+            w.generation = generation;
+        }
+    }
+
     // Work queued for the next submit between an embedded loop's polls (a response completed there, reading
     // turned on or off): ask the caller for a flush(). Within a poll, the caller flushes after it anyway.
     void schedule_flush() {
@@ -208,6 +235,7 @@ private:
     // Queues pending sends, recv re-arms and the accept, then enters the kernel: waits for at least one
     // completion (block) or only collects what is ready.
     void submit(bool block) {
+        flush_datagrams();
         prepare_sends();
         rearm_recvs();
         if (!accept_armed_ && accept_wanted()) arm_accept();
@@ -399,8 +427,26 @@ private:
                 release_due_ = buffers_->used() && now() - last_recv_ >= recv_buffers_idle_release;
                 break;
             case Op::writable: on_writable(ud); break;
+            case Op::watch: on_watch(ud); break;
             case Op::cancel: break;
         }
+    }
+
+    void arm_watch(std::uint32_t i) {
+        Watch& w = watches_[i];
+        io_uring_prep_poll_add(sqe(), w.fd, POLLIN);
+        last_sqe_->user_data = pack(Op::watch, i, w.generation);
+        w.armed = true;
+    }
+    void on_watch(std::uint64_t ud) {
+        const std::uint32_t i = slot_of(ud);
+        if (i >= watches_.size() || watches_[i].generation != gen_of(ud)) return;
+        watches_[i].armed = false;
+        if (watches_[i].fd < 0) return;
+        const std::function<void()> fn = watches_[i].on_readable;  // the callback may unwatch
+        fn();
+        if (i < watches_.size() && watches_[i].generation == gen_of(ud) && watches_[i].fd >= 0 && !watches_[i].armed)
+            arm_watch(i);
     }
 
     void on_accept(int res, unsigned flags) {
@@ -470,6 +516,13 @@ private:
     __kernel_timespec timer_{};
     io_uring_sqe* last_sqe_ = nullptr;
     std::vector<State> states_;
+    struct Watch {
+        int fd = -1;
+        std::uint32_t generation = 0;
+        bool armed = false;
+        std::function<void()> on_readable;
+    };
+    std::vector<Watch> watches_;
     std::vector<std::uint32_t> rearm_;
     std::size_t sends_in_flight_ = 0;
     bool accept_armed_ = false, accept_cancel_pending_ = false;

@@ -136,6 +136,12 @@ void Worker::close(Connection& c) {
 
 void Worker::close_slot(std::uint32_t i) {
     Slot& s = slots_[i];
+    if (s.datagram) {
+        if (s.closed) return;
+        mark_closed(s);
+        to_free_.push_back(i);
+        return;
+    }
     if (s.fd < 0) return;
     if (s.lingering) {
         s.lingering = false;
@@ -250,14 +256,7 @@ Connection* Worker::adopt(int fd) {
     const int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 
-    std::uint32_t index;
-    if (!free_slots_.empty()) {
-        index = free_slots_.back();
-        free_slots_.pop_back();
-    } else {
-        index = static_cast<std::uint32_t>(slots_.size());
-        slots_.emplace_back();
-    }
+    const std::uint32_t index = take_slot();
     Slot& s = slots_[index];
     s.closed = false;
     s.connection = std::make_unique<Connection>(*this, fd, ConnectionId{index, s.generation}, text, port);
@@ -279,6 +278,45 @@ Connection* Worker::adopt(int fd) {
     context_.stats.count_accepted();
     if (config_.ops.record_metrics) metrics::connection_opened();
     return s.connection.get();
+}
+
+std::uint32_t Worker::take_slot() {
+    if (free_slots_.empty()) {
+        slots_.emplace_back();
+        return static_cast<std::uint32_t>(slots_.size() - 1);
+    }
+    const std::uint32_t index = free_slots_.back();
+    free_slots_.pop_back();
+    return index;
+}
+
+Connection* Worker::adopt_datagram(ConnectionDriver& driver, std::string_view peer_address, std::uint16_t peer_port,
+                                   const std::function<std::unique_ptr<ProtocolHandler>(Connection&)>& make) {
+    if (stopping_ || at_connection_limit()) return nullptr;
+    const std::uint32_t index = take_slot();
+    Slot& s = slots_[index];
+    s.closed = false;
+    s.datagram = true;
+    s.connection = std::make_unique<Connection>(driver, -1, ConnectionId{index, s.generation},
+                                                std::string(peer_address), peer_port);
+    try {
+        s.connection->set_protocol(make(*s.connection));
+    } catch (const std::exception& e) {
+        spdlog::error("worker {}: could not set up a connection: {}", index_, e.what());
+        s.connection.reset();
+        s.datagram = false;
+        free_slots_.push_back(index);
+        return nullptr;
+    }
+    ++live_;
+    context_.stats.count_accepted();
+    if (config_.ops.record_metrics) metrics::connection_opened();
+    return s.connection.get();
+}
+
+void Worker::close_datagram(Connection& c) {
+    const std::uint32_t i = c.id().slot;
+    if (i < slots_.size() && slots_[i].connection.get() == &c) close_slot(i);
 }
 
 // Connections accepted past the limit wait here, unread, as they would in the kernel backlog, until a
@@ -326,8 +364,11 @@ void Worker::finish_linger(std::uint32_t i) {
 void Worker::free_released() {
     for (std::uint32_t i : to_free_) {
         const Slot& s = slots_[i];
-        if (!s.connection || s.fd >= 0 || s.lingering || send_in_flight(i)) continue;
-        reset_socket_state(i);
+        if (!s.connection || s.fd >= 0 || s.lingering) continue;
+        if (!s.datagram) {
+            if (send_in_flight(i)) continue;
+            reset_socket_state(i);
+        }
         release(i);
     }
     to_free_.clear();
@@ -378,6 +419,7 @@ void Worker::begin_shutdown() {
     stop_accepting();
     for (Slot& s : slots_)
         if (s.connection && !s.closed) s.connection->shutdown();
+    if (datagrams_) datagrams_->shutdown();
     // Connections accepted from here on are shut as they start (start_connection).
     drain_listen_queue();
     // A listening socket shut down for reading stops listening: new connections are refused at once

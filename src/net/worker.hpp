@@ -26,6 +26,7 @@
 #include "covet/io/timer_queue.hpp"
 #include "covet/net/connection.hpp"
 #include "covet/net/connection_ref.hpp"
+#include "covet/net/datagram.hpp"
 #include "covet/net/server.hpp"
 #include "covet/net/server_config.hpp"
 #include "covet/net/tls_context.hpp"
@@ -33,7 +34,7 @@
 
 namespace covet::net {
 
-class Worker : public ConnectionDriver, public ConnectionHome, public io::Loop {
+class Worker : public ConnectionDriver, public ConnectionHome, public io::Loop, public DatagramHost {
 public:
     // How often the backend calls tick(): connection timeouts, lingering deadlines, and how long accepts
     // pause after the listener failed (out of descriptors or memory).
@@ -107,6 +108,17 @@ public:
     bool admit_client(Connection& c) final;
     // Called by the backend once its loop is set up and can take posted work.
     void on_ready(std::function<void()> fn) { ready_ = std::move(fn); }
+    // A datagram service (HTTP/3) for this worker, made once the loop is set up. Set before run()/open_embedded().
+    void set_datagram_factory(DatagramFactory factory) { datagram_factory_ = std::move(factory); }
+
+    // ---- DatagramHost (the backends implement watch_readable / unwatch) ----
+    Connection* adopt_datagram(ConnectionDriver& driver, std::string_view peer_address, std::uint16_t peer_port,
+                               const std::function<std::unique_ptr<ProtocolHandler>(Connection&)>& make) final;
+    void close_datagram(Connection& c) final;
+    void datagram_output() final { output_queued(); }
+    ConnectionHome& home() noexcept final { return *this; }
+    io::Loop& host_loop() noexcept final { return *this; }
+    unsigned worker_index() const noexcept final { return index_; }
 
 protected:
     // ---- What a backend implements: I/O only ----
@@ -140,7 +152,13 @@ protected:
     // Makes this worker's context the calling thread's (see WorkerContext::install).
     void enter() noexcept { WorkerContext::install(&context_); }
     void report_ready() {
+        if (datagram_factory_ && !datagrams_) datagrams_ = datagram_factory_(*this);
         if (ready_) std::exchange(ready_, nullptr)();
+    }
+    // Once per loop turn, before the backend submits its I/O: the datagram service sends what its connections
+    // queued.
+    void flush_datagrams() {
+        if (datagrams_) datagrams_->flush();
     }
     // The loop's time (now()), refreshed once per turn; tests pass their own.
     void update_now(io::Clock::time_point t = io::Clock::now()) noexcept { now_ = t; }
@@ -220,6 +238,7 @@ protected:
         bool peer_eof = false;  // the peer half-closed
         bool dirty = false;     // in the next send batch
         bool lingering = false;
+        bool datagram = false;  // a datagram service's connection (adopt_datagram): no socket
         io::Clock::time_point linger_until{};
     };
     const Slot& slot(std::uint32_t i) const noexcept { return slots_[i]; }
@@ -252,7 +271,13 @@ private:
     void drain_listen_queue();
     bool at_connection_limit() const noexcept { return live_ >= max_connections_; }
 
+    // Takes a free slot (or a new one) for a connection.
+    std::uint32_t take_slot();
+
     ProtocolFactory factory_;
+    DatagramFactory datagram_factory_;
+    // Before the table: its connections (a service's) are destroyed first, while the service still exists.
+    std::unique_ptr<DatagramService> datagrams_;
     TlsContext* tls_ = nullptr;
     ClientLimiter* limiter_ = nullptr;
     std::function<void()> ready_;

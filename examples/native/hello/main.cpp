@@ -109,7 +109,7 @@ std::string json_string(std::optional<std::string_view> v) {
                  "             [--log-level trace|debug|info|warn|error|off] [--log-format text|json]\n"
                  "             [--access-log off|text|json] [--trace off|SAMPLER[:RATIO]]\n"
                  "             [--tls-cert FILE --tls-key FILE] [--tls-sni-cert CERT,KEY]... [--no-tls12]\n"
-                 "             [--tls-ca FILE --tls-client-auth none|optional|required] [--no-http2]\n"
+                 "             [--tls-ca FILE --tls-client-auth none|optional|required] [--no-http2] [--http3]\n"
                  "             [--forwarded-allow-ips IPS (default 127.0.0.1)] [--no-proxy-headers]\n"
                  "             [--metrics] [--no-metrics] [--rate-limit] [--rate-limit-no-headers]\n"
                  "             [--security-headers] [--cors ORIGIN] [--proxy-protocol IPS]\n"
@@ -152,6 +152,10 @@ int main(int argc, char** argv) {
         }
         if (flag == "--no-http2") {
             cfg.http2 = false;
+            continue;
+        }
+        if (flag == "--http3") {  // HTTP/3 over QUIC on the same port number (UDP); needs --tls-cert/--tls-key
+            cfg.http3.enabled = true;
             continue;
         }
         if (flag == "--no-proxy-headers") {

@@ -218,6 +218,9 @@ private:
     std::unique_ptr<net::Server> server_;
     std::atomic<bool> stop_requested_{false};
     bool json_errors_ = false;
+    // `h3=":443"; ma=86400` when HTTP/3 is on (ServerConfig::http3): added to TCP answers. Set before workers run.
+    std::string alt_svc_;
+    void advertise_http3(Response& response) const noexcept;
     bool record_metrics_ = true;      // config_.ops.record_metrics, read at start
     bool ops_endpoints_ = false;      // answer the operations endpoints on this app's listener
     bool route_body_limits_ = false;  // a route has RouteLimits::max_body_bytes: heads are matched for it

@@ -55,7 +55,10 @@ public:
     int version_major() const noexcept { return version_major_; }
     int version_minor() const noexcept { return version_minor_; }
     std::string_view protocol() const noexcept {
-        return version_major_ == 2 ? "HTTP/2" : version_minor_ == 0 ? "HTTP/1.0" : "HTTP/1.1";
+        return version_major_ == 3   ? "HTTP/3"
+               : version_major_ == 2 ? "HTTP/2"
+               : version_minor_ == 0 ? "HTTP/1.0"
+                                     : "HTTP/1.1";
     }
     bool keep_alive() const noexcept { return keep_alive_; }
     // The TLS session the request arrived on (version, ALPN, SNI, verified client certificate), or null.

@@ -8,12 +8,16 @@
 #include "covet/io/backend.hpp"
 #include "covet/net/connection.hpp"
 #include "covet/net/connection_ref.hpp"
+#include "covet/net/datagram.hpp"
 #include "covet/net/server_config.hpp"
 
 namespace covet::net {
 
 // Creates the protocol handler for each new connection (HTTP/1.1 for now).
 using ProtocolFactory = std::function<std::unique_ptr<ProtocolHandler>(Connection&, ConnectionHome&)>;
+
+// Creates each worker's datagram service (HTTP/3), given the TCP listener's bound port.
+using PortDatagramFactory = std::function<std::unique_ptr<DatagramService>(DatagramHost&, std::uint16_t tcp_port)>;
 
 class Server {
 public:
@@ -25,6 +29,12 @@ public:
     // Binds the listeners and starts the workers; returns once all workers run. Throws if the address
     // can't be bound or no backend can start.
     void start();
+    // A datagram service on every worker (HTTP/3: covet/http3/server.hpp), made as each worker's loop starts.
+    // Set before start(); a service that cannot start (its UDP port taken) fails start() with the reason.
+    void set_datagram_factory(PortDatagramFactory factory);
+    // Runs `fn` with the bound port once the listeners are bound, before any worker runs (a port-0 server learns
+    // its port here). Set before start().
+    void on_bound(std::function<void(std::uint16_t)> fn);
     // Graceful stop: stop accepting, finish in-flight requests up to the shutdown timeout, close idle
     // keep-alive connections. Thread-safe and non-blocking; wait() blocks until the workers are done.
     void stop();

@@ -77,6 +77,21 @@ struct Http2Limits {
     std::chrono::milliseconds ping_timeout{20'000};
 };
 
+// HTTP/3 over QUIC (covet/http3/): a UDP socket per worker beside the TLS listener, with the same certificates
+// (ServerConfig::tls is required). Off by default.
+struct Http3Options {
+    bool enabled = false;
+    std::uint16_t port = 0;  // UDP port; 0: the TCP listener's port (what Alt-Svc advertises)
+    // Alt-Svc on TCP responses, so browsers upgrade (RFC 7838): `h3=":<port>"; ma=<alt_svc_max_age>`.
+    bool advertise = true;
+    std::chrono::seconds alt_svc_max_age{86'400};
+    std::uint64_t max_streams_bidi = 100;               // concurrent request streams per connection
+    std::uint64_t stream_window = 1024 * 1024;          // per-stream receive window (bytes)
+    std::uint64_t connection_window = 8 * 1024 * 1024;  // per-connection receive window (bytes)
+    std::chrono::milliseconds idle_timeout{30'000};     // QUIC max_idle_timeout
+    std::chrono::milliseconds handshake_timeout{10'000};
+};
+
 // Operations endpoints and metrics (docs/operations.md, "Metrics"). The engine records its metrics unless
 // `record_metrics` is off (the cost is a few hash probes per request); the endpoints are opt-in.
 struct OpsConfig {
@@ -125,6 +140,7 @@ struct ServerConfig {
     std::optional<TlsConfig> tls;  // set: every connection is TLS (ALPN picks h2 or http/1.1)
     bool http2 = true;             // h2 via ALPN, h2c by prior knowledge or Upgrade: h2c
     Http2Limits http2_limits;
+    Http3Options http3;
     // X-Forwarded-Proto / X-Forwarded-For from trusted peers set the request's scheme and client (uvicorn's
     // --proxy-headers and --forwarded-allow-ips; on, with 127.0.0.1 trusted, by default). Set before start:
     // `config.proxy_headers.trusted = net::TrustedProxies("10.0.0.0/8, ::1")`, or `.enabled = false`.

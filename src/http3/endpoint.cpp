@@ -1,0 +1,288 @@
+#include "endpoint.hpp"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <spdlog/spdlog.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <stdexcept>
+
+#include "covet/http3/server.hpp"
+#include "covet/io/errno_text.hpp"
+#include "session.hpp"
+
+namespace covet::http3 {
+namespace detail {
+
+ngtcp2_tstamp timestamp() noexcept {
+    return static_cast<ngtcp2_tstamp>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+            .count());
+}
+
+Shared::~Shared() {
+    if (credentials) gnutls_certificate_free_credentials(credentials);
+}
+
+namespace {
+
+constexpr std::size_t datagrams_per_wakeup = 64;  // fairness with the TCP connections on the same loop
+constexpr std::size_t max_datagram = 65536;
+constexpr std::size_t short_header_cid_length = 18;  // ours (session.cpp)
+
+// One UDP socket per worker on `host:port`, joined to the other workers' by SO_REUSEPORT.
+int open_udp(const std::string& host, std::uint16_t port, Address& local) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_DGRAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    addrinfo* found = nullptr;
+    const std::string service = std::to_string(port);
+    if (const int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &found); rc != 0)
+        throw std::runtime_error("HTTP/3: cannot resolve " + host + ": " + gai_strerror(rc));
+    std::string why = "no address";
+    int fd = -1;
+    for (addrinfo* a = found; a; a = a->ai_next) {
+        fd = ::socket(a->ai_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) continue;
+        const int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+        if (a->ai_family == AF_INET6) {
+            const int zero = 0;
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+        }
+        if (::bind(fd, a->ai_addr, a->ai_addrlen) == 0) {
+            local.length = sizeof local.storage;
+            getsockname(fd, local.get(), &local.length);
+            break;
+        }
+        why = io::errno_text(errno);
+        ::close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(found);
+    if (fd < 0)
+        throw std::runtime_error("HTTP/3: cannot bind UDP " + host + ":" + service + ": " + why +
+                                 " (is another server using the port? set Http3Options::port)");
+    return fd;
+}
+
+std::string peer_text(const Address& a, std::uint16_t& port) {
+    char text[INET6_ADDRSTRLEN] = "";
+    if (a.storage.ss_family == AF_INET) {
+        const auto* in = reinterpret_cast<const sockaddr_in*>(&a.storage);
+        inet_ntop(AF_INET, &in->sin_addr, text, sizeof text);
+        port = ntohs(in->sin_port);
+    } else if (a.storage.ss_family == AF_INET6) {
+        const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&a.storage);
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+            inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], text, sizeof text);
+        else
+            inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
+        port = ntohs(in6->sin6_port);
+    }
+    return text;
+}
+
+}  // namespace
+
+Endpoint::Endpoint(net::DatagramHost& host, const Shared& shared, std::uint16_t port)
+    : host_(host), shared_(shared), receive_buffer_(max_datagram) {
+    fd_ = open_udp(shared.config.host, port, local_);
+    timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (timer_fd_ < 0) {
+        ::close(fd_);
+        throw std::runtime_error(std::string("HTTP/3: timerfd_create: ") + io::errno_text(errno));
+    }
+    host.watch_readable(fd_, [this] { on_readable(); });
+    host.watch_readable(timer_fd_, [this] { on_timer(); });
+}
+
+Endpoint::~Endpoint() {
+    // The worker's backend is gone by now: nothing to unwatch, only the descriptors to close.
+    if (timer_fd_ >= 0) ::close(timer_fd_);
+    if (fd_ >= 0) ::close(fd_);
+}
+
+Session* Endpoint::session(net::ConnectionId id) {
+    net::Connection* c = host_.home().find(id);
+    return c ? static_cast<Session*>(c->protocol()) : nullptr;
+}
+
+void Endpoint::on_readable() {
+    for (std::size_t i = 0; i < datagrams_per_wakeup; ++i) {
+        Address from;
+        from.length = sizeof from.storage;
+        const ssize_t n = ::recvfrom(fd_, receive_buffer_.data(), receive_buffer_.size(), 0, from.get(), &from.length);
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                spdlog::debug("HTTP/3: recvfrom: {}", io::errno_text(errno));
+            return;
+        }
+        if (n > 0) on_datagram(from, receive_buffer_.data(), static_cast<std::size_t>(n));
+    }
+}
+
+void Endpoint::on_datagram(const Address& from, std::uint8_t* data, std::size_t length) {
+    ngtcp2_version_cid vc{};
+    switch (ngtcp2_pkt_decode_version_cid(&vc, data, length, short_header_cid_length)) {
+        case 0: break;
+        case NGTCP2_ERR_VERSION_NEGOTIATION: return send_version_negotiation(from, vc);
+        default: return;  // not QUIC, or truncated: dropped
+    }
+    const ngtcp2_pkt_info info{};
+    const auto known = cids_.find(std::string(reinterpret_cast<const char*>(vc.dcid), vc.dcidlen));
+    if (known != cids_.end()) {
+        if (Session* s = session(known->second)) s->on_packet(from, info, data, length);
+        return;
+    }
+    ngtcp2_pkt_hd hd{};
+    if (ngtcp2_accept(&hd, data, length) != 0) return;  // not a client's first Initial: dropped
+    if (stopping_) return;
+    std::uint16_t port = 0;
+    const std::string peer = peer_text(from, port);
+    net::Connection* c = host_.adopt_datagram(
+        *this, peer, port, [&](net::Connection& conn) { return std::make_unique<Session>(conn, *this, hd, from); });
+    if (!c) return;  // at the connection limit: the client retries, or falls back to TCP
+    static_cast<Session*>(c->protocol())->on_packet(from, info, data, length);
+}
+
+void Endpoint::send_version_negotiation(const Address& to, const ngtcp2_version_cid& vc) {
+    std::array<std::uint8_t, NGTCP2_MAX_UDP_PAYLOAD_SIZE> buffer;
+    const std::uint32_t versions[] = {NGTCP2_PROTO_VER_V1};
+    std::uint8_t unused = 0;
+    gnutls_rnd(GNUTLS_RND_NONCE, &unused, 1);
+    // The reply swaps the IDs: its destination is the client's source ID (RFC 9000 §17.2.1).
+    const ngtcp2_ssize n = ngtcp2_pkt_write_version_negotiation(buffer.data(), buffer.size(), unused, vc.scid,
+                                                                vc.scidlen, vc.dcid, vc.dcidlen, versions, 1);
+    if (n > 0) send(to, buffer.data(), static_cast<std::size_t>(n));
+}
+
+void Endpoint::send(const Address& to, const std::uint8_t* data, std::size_t length, std::size_t segment) {
+    iovec iov{const_cast<std::uint8_t*>(data), length};
+    msghdr msg{};
+    msg.msg_name = const_cast<sockaddr*>(to.get());
+    msg.msg_namelen = to.length;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(std::uint16_t))]{};
+    const bool gso = gso_ && segment > 0 && length > segment;
+    if (gso) {
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+        cm->cmsg_level = SOL_UDP;
+        cm->cmsg_type = UDP_SEGMENT;
+        cm->cmsg_len = CMSG_LEN(sizeof(std::uint16_t));
+        const auto size = static_cast<std::uint16_t>(segment);
+        std::memcpy(CMSG_DATA(cm), &size, sizeof size);
+    }
+    while (::sendmsg(fd_, &msg, 0) < 0) {
+        if (errno == EINTR) continue;
+        if (gso && (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT)) {
+            gso_ = false;  // no UDP GSO here (kernel or device): one datagram per packet from now on
+            for (std::size_t at = 0; at < length; at += segment) send(to, data + at, std::min(segment, length - at));
+            return;
+        }
+        return;  // a full socket buffer (EAGAIN) drops it: QUIC's loss recovery sends it again
+    }
+}
+
+void Endpoint::request_send(net::Connection& c) {
+    dirty_.push_back(c.id());
+    host_.datagram_output();
+}
+
+void Endpoint::close(net::Connection& c) { host_.close_datagram(c); }
+
+void Endpoint::flush() {
+    while (!dirty_.empty()) {
+        sending_.swap(dirty_);
+        for (net::ConnectionId id : sending_)
+            if (Session* s = session(id)) s->write();
+        sending_.clear();
+    }
+    arm_timer();
+}
+
+void Endpoint::shutdown() { stopping_ = true; }
+
+void Endpoint::schedule(net::ConnectionId id, ngtcp2_tstamp& current, ngtcp2_tstamp expiry) {
+    if (current == expiry) return;
+    if (current != UINT64_MAX) {
+        auto [first, last] = timers_.equal_range(current);
+        for (auto it = first; it != last; ++it)
+            if (it->second == id) {
+                timers_.erase(it);
+                break;
+            }
+    }
+    current = expiry;
+    if (expiry != UINT64_MAX) timers_.emplace(expiry, id);
+}
+
+void Endpoint::arm_timer() {
+    const ngtcp2_tstamp next = timers_.empty() ? UINT64_MAX : timers_.begin()->first;
+    if (next == armed_at_) return;
+    armed_at_ = next;
+    itimerspec spec{};
+    if (next != UINT64_MAX) {
+        const ngtcp2_tstamp now = timestamp();
+        const ngtcp2_tstamp wait = next > now ? next - now : 1;  // 0 would disarm it
+        spec.it_value.tv_sec = static_cast<time_t>(wait / 1'000'000'000);
+        spec.it_value.tv_nsec = static_cast<long>(wait % 1'000'000'000);
+    }
+    timerfd_settime(timer_fd_, 0, &spec, nullptr);
+}
+
+void Endpoint::on_timer() {
+    std::uint64_t expirations = 0;
+    [[maybe_unused]] const ssize_t n = ::read(timer_fd_, &expirations, sizeof expirations);
+    armed_at_ = UINT64_MAX;
+    const ngtcp2_tstamp now = timestamp();
+    std::vector<net::ConnectionId> due;
+    while (!timers_.empty() && timers_.begin()->first <= now) {
+        due.push_back(timers_.begin()->second);
+        timers_.erase(timers_.begin());
+    }
+    for (net::ConnectionId id : due)
+        if (Session* s = session(id)) {
+            s->scheduled() = UINT64_MAX;  // its entry went above; the write after the expiry files the next
+            s->on_expiry();
+        }
+    arm_timer();
+}
+
+}  // namespace detail
+
+ServiceFactory make_service_factory(const net::ServerConfig& config, RequestDispatcher& dispatcher) {
+    if (!config.tls || config.tls->certificates.empty())
+        throw std::runtime_error(
+            "HTTP/3 needs TLS: set ServerConfig::tls with a certificate and key (QUIC always encrypts)");
+    auto shared = std::make_shared<detail::Shared>(config, dispatcher);
+    if (gnutls_certificate_allocate_credentials(&shared->credentials) != 0)
+        throw std::runtime_error("HTTP/3: gnutls_certificate_allocate_credentials failed");
+    for (const net::TlsCertificate& c : config.tls->certificates)
+        if (const int rc = gnutls_certificate_set_x509_key_file(shared->credentials, c.cert_file.c_str(),
+                                                                c.key_file.c_str(), GNUTLS_X509_FMT_PEM);
+            rc < 0)
+            throw std::runtime_error("HTTP/3: cannot load the certificate " + c.cert_file + " and key " + c.key_file +
+                                     ": " + gnutls_strerror(rc));
+    gnutls_rnd(GNUTLS_RND_KEY, shared->secret.data(), shared->secret.size());
+    return [shared](net::DatagramHost& host, std::uint16_t tcp_port) -> std::unique_ptr<net::DatagramService> {
+        const std::uint16_t port = shared->config.http3.port ? shared->config.http3.port : tcp_port;
+        return std::make_unique<detail::Endpoint>(host, *shared, port);
+    };
+}
+
+std::string alt_svc_value(const net::Http3Options& options, std::uint16_t udp_port) {
+    return "h3=\":" + std::to_string(udp_port) + "\"; ma=" + std::to_string(options.alt_svc_max_age.count());
+}
+
+}  // namespace covet::http3

@@ -1,0 +1,98 @@
+// One worker's HTTP/3 endpoint (private to src/http3): its UDP socket, the connection IDs of its QUIC connections,
+// their timers, and the packets they send. The connections themselves (session.hpp) live in the worker's table.
+#pragma once
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <ngtcp2/ngtcp2.h>
+#include <sys/socket.h>
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "covet/http/exchange.hpp"
+#include "covet/net/datagram.hpp"
+#include "covet/net/server_config.hpp"
+
+namespace covet::http3::detail {
+
+// What every worker's endpoint shares (made once per server; read-only once made).
+struct Shared {
+    Shared(const net::ServerConfig& c, RequestDispatcher& d) : config(c), dispatcher(d) {}
+    ~Shared();
+    Shared(const Shared&) = delete;
+    Shared& operator=(const Shared&) = delete;
+
+    const net::ServerConfig& config;
+    RequestDispatcher& dispatcher;
+    gnutls_certificate_credentials_t credentials = nullptr;
+    std::array<std::uint8_t, 32> secret{};  // stateless reset tokens
+};
+
+// A peer's address as the socket API and ngtcp2 take it.
+struct Address {
+    sockaddr_storage storage{};
+    socklen_t length = 0;
+    const sockaddr* get() const noexcept { return reinterpret_cast<const sockaddr*>(&storage); }
+    sockaddr* get() noexcept { return reinterpret_cast<sockaddr*>(&storage); }
+};
+
+ngtcp2_tstamp timestamp() noexcept;
+
+class Endpoint final : public net::DatagramService, public net::ConnectionDriver {
+public:
+    Endpoint(net::DatagramHost& host, const Shared& shared, std::uint16_t port);
+    ~Endpoint() override;
+
+    // ---- DatagramService ----
+    void flush() override;
+    void shutdown() override;
+
+    // ---- ConnectionDriver (for the QUIC connections' net::Connection) ----
+    void request_send(net::Connection& c) override;
+    void set_reading(net::Connection&, bool) override {}  // QUIC flow control paces the peer
+    void close(net::Connection& c) override;
+    io::Loop& loop() noexcept override { return host_.host_loop(); }
+    const net::ServerConfig& config() const noexcept override { return shared_.config; }
+
+    // ---- for sessions ----
+    const Shared& shared() const noexcept { return shared_; }
+    net::DatagramHost& host() noexcept { return host_; }
+    const Address& local() const noexcept { return local_; }
+    bool stopping() const noexcept { return stopping_; }
+    void add_cid(std::string_view cid, net::ConnectionId id) { cids_[std::string(cid)] = id; }
+    void remove_cid(std::string_view cid) { cids_.erase(std::string(cid)); }
+    // The connection's next timer (ngtcp2_conn_get_expiry); UINT64_MAX: none.
+    void schedule(net::ConnectionId id, ngtcp2_tstamp& current, ngtcp2_tstamp expiry);
+    // Sends one UDP payload (or several of `segment` bytes each, with GSO) to `to`. Best effort: a full socket
+    // buffer drops it, and QUIC's loss recovery sends it again.
+    void send(const Address& to, const std::uint8_t* data, std::size_t length, std::size_t segment = 0);
+    // The worker-index byte a new connection ID starts with (kept for routing between workers).
+    std::uint8_t cid_prefix() const noexcept { return static_cast<std::uint8_t>(host_.worker_index()); }
+
+private:
+    void on_readable();
+    void on_timer();
+    void on_datagram(const Address& from, std::uint8_t* data, std::size_t length);
+    void send_version_negotiation(const Address& to, const ngtcp2_version_cid& vc);
+    void arm_timer();
+    class Session* session(net::ConnectionId id);
+
+    net::DatagramHost& host_;
+    const Shared& shared_;
+    int fd_ = -1, timer_fd_ = -1;
+    Address local_;
+    bool stopping_ = false, gso_ = true;
+    std::unordered_map<std::string, net::ConnectionId> cids_;
+    std::vector<net::ConnectionId> dirty_, sending_;
+    std::multimap<ngtcp2_tstamp, net::ConnectionId> timers_;
+    ngtcp2_tstamp armed_at_ = UINT64_MAX;
+    std::vector<std::uint8_t> receive_buffer_;
+};
+
+}  // namespace covet::http3::detail
