@@ -17,6 +17,8 @@
 #include "covet/io/errno_text.hpp"
 #include "session.hpp"
 
+#include <ngtcp2/ngtcp2_crypto.h>
+
 namespace covet::http3 {
 namespace detail {
 
@@ -35,6 +37,7 @@ namespace {
 constexpr std::size_t datagrams_per_wakeup = 64;  // fairness with the TCP connections on the same loop
 constexpr std::size_t max_datagram = 65536;
 constexpr std::size_t short_header_cid_length = 18;  // ours (session.cpp)
+constexpr unsigned max_resets_per_second = 100;
 
 // One UDP socket per worker on `host:port`, joined to the other workers' by SO_REUSEPORT.
 int open_udp(const std::string& host, std::uint16_t port, Address& local) {
@@ -136,21 +139,94 @@ void Endpoint::on_datagram(const Address& from, std::uint8_t* data, std::size_t 
         case NGTCP2_ERR_VERSION_NEGOTIATION: return send_version_negotiation(from, vc);
         default: return;  // not QUIC, or truncated: dropped
     }
-    const ngtcp2_pkt_info info{};
     const auto known = cids_.find(std::string(reinterpret_cast<const char*>(vc.dcid), vc.dcidlen));
     if (known != cids_.end()) {
-        if (Session* s = session(known->second)) s->on_packet(from, info, data, length);
+        if (Session* s = session(known->second)) s->on_packet(from, ngtcp2_pkt_info{}, data, length);
         return;
     }
+    if (data[0] & 0x80) return accept(from, data, length);
+    // A short-header packet for a connection we do not know (restarted, or another server's): a stateless
+    // reset tells the client at once instead of after its idle timeout (RFC 9000 §10.3).
+    send_stateless_reset(from, vc, length);
+}
+
+void Endpoint::accept(const Address& from, std::uint8_t* data, std::size_t length) {
     ngtcp2_pkt_hd hd{};
     if (ngtcp2_accept(&hd, data, length) != 0) return;  // not a client's first Initial: dropped
     if (stopping_) return;
+    const net::Http3Options& o = shared_.config.http3;
+    ngtcp2_cid original{};
+    const ngtcp2_cid* retried = nullptr;
+    if (hd.token.len > 0 && hd.token.base[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY) {
+        const auto lifetime = static_cast<ngtcp2_duration>(o.retry_token_lifetime.count()) * 1'000'000'000ULL;
+        if (ngtcp2_crypto_verify_retry_token(&original, hd.token.base, hd.token.len, shared_.secret.data(),
+                                             shared_.secret.size(), hd.version, from.get(), from.length, &hd.dcid,
+                                             lifetime, timestamp()) != 0)
+            return send_refusal(from, hd, NGTCP2_INVALID_TOKEN);  // forged, expired, or from another address
+        retried = &original;
+    } else if (o.retry || handshaking_ >= o.retry_above_handshakes) {
+        if (hd.dcid.datalen < NGTCP2_MIN_INITIAL_DCIDLEN) return;
+        return send_retry(from, hd);
+    }
     std::uint16_t port = 0;
     const std::string peer = peer_text(from, port);
-    net::Connection* c = host_.adopt_datagram(
-        *this, peer, port, [&](net::Connection& conn) { return std::make_unique<Session>(conn, *this, hd, from); });
-    if (!c) return;  // at the connection limit: the client retries, or falls back to TCP
-    static_cast<Session*>(c->protocol())->on_packet(from, info, data, length);
+    net::Connection* c = host_.adopt_datagram(*this, peer, port, [&](net::Connection& conn) {
+        return std::make_unique<Session>(conn, *this, hd, from, retried);
+    });
+    if (!c) return send_refusal(from, hd, NGTCP2_CONNECTION_REFUSED);  // at the connection limit
+    static_cast<Session*>(c->protocol())->on_packet(from, ngtcp2_pkt_info{}, data, length);
+}
+
+ngtcp2_cid Endpoint::new_cid(std::size_t length) const {
+    ngtcp2_cid cid{};
+    cid.datalen = length;
+    gnutls_rnd(GNUTLS_RND_NONCE, cid.data, length);
+    if (length > 0) cid.data[0] = cid_prefix();
+    return cid;
+}
+
+void Endpoint::send_retry(const Address& to, const ngtcp2_pkt_hd& hd) {
+    const ngtcp2_cid scid = new_cid(short_header_cid_length);
+    std::array<std::uint8_t, NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN> token;
+    const ngtcp2_ssize token_length =
+        ngtcp2_crypto_generate_retry_token(token.data(), shared_.secret.data(), shared_.secret.size(), hd.version,
+                                           to.get(), to.length, &scid, &hd.dcid, timestamp());
+    if (token_length < 0) return;
+    std::array<std::uint8_t, NGTCP2_MAX_UDP_PAYLOAD_SIZE> buffer;
+    const ngtcp2_ssize n = ngtcp2_crypto_write_retry(buffer.data(), buffer.size(), hd.version, &hd.scid, &scid,
+                                                     &hd.dcid, token.data(), static_cast<std::size_t>(token_length));
+    if (n > 0) send(to, buffer.data(), static_cast<std::size_t>(n));
+}
+
+// CONNECTION_CLOSE in an Initial packet, without any connection state (a bad token, the connection limit).
+void Endpoint::send_refusal(const Address& to, const ngtcp2_pkt_hd& hd, std::uint64_t error) {
+    std::array<std::uint8_t, NGTCP2_MAX_UDP_PAYLOAD_SIZE> buffer;
+    const ngtcp2_ssize n = ngtcp2_crypto_write_connection_close(buffer.data(), buffer.size(), hd.version, &hd.scid,
+                                                                &hd.dcid, error, nullptr, 0);
+    if (n > 0) send(to, buffer.data(), static_cast<std::size_t>(n));
+}
+
+void Endpoint::send_stateless_reset(const Address& to, const ngtcp2_version_cid& vc, std::size_t received) {
+    // Smaller than what came (so two endpoints never loop), and no shorter than a real short-header packet.
+    constexpr std::size_t min_reset = NGTCP2_MIN_STATELESS_RESET_RANDLEN + NGTCP2_STATELESS_RESET_TOKENLEN + 1;
+    if (received <= min_reset || vc.dcidlen != short_header_cid_length) return;
+    const std::uint64_t second = timestamp() / 1'000'000'000ULL;
+    if (second != reset_second_) reset_second_ = second, resets_ = 0;
+    if (++resets_ > max_resets_per_second) return;
+    ngtcp2_cid cid{};
+    cid.datalen = vc.dcidlen;
+    std::memcpy(cid.data, vc.dcid, vc.dcidlen);
+    std::array<std::uint8_t, NGTCP2_STATELESS_RESET_TOKENLEN> token;
+    if (ngtcp2_crypto_generate_stateless_reset_token(token.data(), shared_.secret.data(), shared_.secret.size(),
+                                                     &cid) != 0)
+        return;
+    const std::size_t random_length = std::min<std::size_t>(received - 1, 43) - NGTCP2_STATELESS_RESET_TOKENLEN;
+    std::array<std::uint8_t, 64> random;
+    gnutls_rnd(GNUTLS_RND_NONCE, random.data(), random_length);
+    std::array<std::uint8_t, 64> buffer;
+    const ngtcp2_ssize n =
+        ngtcp2_pkt_write_stateless_reset(buffer.data(), buffer.size(), token.data(), random.data(), random_length);
+    if (n > 0) send(to, buffer.data(), static_cast<std::size_t>(n));
 }
 
 void Endpoint::send_version_negotiation(const Address& to, const ngtcp2_version_cid& vc) {

@@ -74,12 +74,21 @@ public:
     void send(const Address& to, const std::uint8_t* data, std::size_t length, std::size_t segment = 0);
     // The worker-index byte a new connection ID starts with (kept for routing between workers).
     std::uint8_t cid_prefix() const noexcept { return static_cast<std::uint8_t>(host_.worker_index()); }
+    // A new connection's ID: random, after the worker-index byte.
+    ngtcp2_cid new_cid(std::size_t length) const;
+    // Handshakes in progress (address validation starts above Http3Options::retry_above_handshakes).
+    void handshake_started() noexcept { ++handshaking_; }
+    void handshake_ended() noexcept { --handshaking_; }
 
 private:
     void on_readable();
     void on_timer();
     void on_datagram(const Address& from, std::uint8_t* data, std::size_t length);
     void send_version_negotiation(const Address& to, const ngtcp2_version_cid& vc);
+    void send_retry(const Address& to, const ngtcp2_pkt_hd& hd);
+    void send_refusal(const Address& to, const ngtcp2_pkt_hd& hd, std::uint64_t error);
+    void send_stateless_reset(const Address& to, const ngtcp2_version_cid& vc, std::size_t received);
+    void accept(const Address& from, std::uint8_t* data, std::size_t length);
     void arm_timer();
     class Session* session(net::ConnectionId id);
 
@@ -92,6 +101,11 @@ private:
     std::vector<net::ConnectionId> dirty_, sending_;
     std::multimap<ngtcp2_tstamp, net::ConnectionId> timers_;
     ngtcp2_tstamp armed_at_ = UINT64_MAX;
+    std::size_t handshaking_ = 0;
+    // Stateless resets sent in the current second (a budget: each answers a packet from an address we cannot
+    // verify, so they must not turn the server into a reflector).
+    std::uint64_t reset_second_ = 0;
+    unsigned resets_ = 0;
     std::vector<std::uint8_t> receive_buffer_;
 };
 

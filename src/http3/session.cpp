@@ -209,7 +209,8 @@ HeaderList& header_list() {
 
 // ---- set-up ----
 
-Session::Session(net::Connection& conn, Endpoint& endpoint, const ngtcp2_pkt_hd& hd, const Address& peer)
+Session::Session(net::Connection& conn, Endpoint& endpoint, const ngtcp2_pkt_hd& hd, const Address& peer,
+                 const ngtcp2_cid* original_dcid)
     : conn_ref_(conn), endpoint_(endpoint), peer_(peer) {
     const net::Http3Options& o = endpoint.shared().config.http3;
     ngtcp2_callbacks cb{};
@@ -253,14 +254,19 @@ Session::Session(net::Connection& conn, Endpoint& endpoint, const ngtcp2_pkt_hd&
     params.initial_max_streams_uni = 3;  // the client's control and QPACK streams
     params.max_idle_timeout = static_cast<ngtcp2_duration>(o.idle_timeout.count()) * NGTCP2_MILLISECONDS;
     params.active_connection_id_limit = 7;
-    params.original_dcid = hd.dcid;
+    if (original_dcid) {  // it came back with our Retry's token: hd.dcid is the ID that Retry gave it
+        params.original_dcid = *original_dcid;
+        params.retry_scid = hd.dcid;
+        params.retry_scid_present = 1;
+    } else {
+        params.original_dcid = hd.dcid;
+    }
+    const ngtcp2_cid scid = endpoint.new_cid(scid_length);
+    const auto& secret = endpoint.shared().secret;
     params.stateless_reset_token_present = 1;
-    gnutls_rnd(GNUTLS_RND_RANDOM, params.stateless_reset_token, sizeof params.stateless_reset_token);
-
-    ngtcp2_cid scid{};
-    scid.datalen = scid_length;
-    gnutls_rnd(GNUTLS_RND_RANDOM, scid.data, scid.datalen);
-    scid.data[0] = endpoint.cid_prefix();
+    if (ngtcp2_crypto_generate_stateless_reset_token(params.stateless_reset_token, secret.data(), secret.size(),
+                                                     &scid) != 0)
+        throw std::runtime_error("ngtcp2_crypto_generate_stateless_reset_token failed");
 
     const Address& local = endpoint.local();
     ngtcp2_path path{
@@ -292,6 +298,13 @@ Session::Session(net::Connection& conn, Endpoint& endpoint, const ngtcp2_pkt_hd&
     endpoint.add_cid(cids_.back(), conn.id());
     cids_.push_back(cid_key(scid.data, scid.datalen));
     endpoint.add_cid(cids_.back(), conn.id());
+    endpoint.handshake_started();
+}
+
+void Session::end_handshake() noexcept {
+    if (handshake_done_) return;
+    handshake_done_ = true;
+    endpoint_.handshake_ended();
 }
 
 Session::~Session() {
@@ -334,7 +347,7 @@ int Session::on_tx_key(ngtcp2_crypto_level level) {
 }
 
 int Session::on_handshake_completed() {
-    handshake_done_ = true;
+    end_handshake();
     tls_info_.version = "TLSv1.3";
     const char* cipher = gnutls_cipher_get_name(gnutls_cipher_get(tls_));
     // GnuTLS names the AEAD ("AES-128-GCM"); requests report the TLS 1.3 suite as OpenSSL does over TCP.
@@ -355,9 +368,7 @@ int Session::on_handshake_completed() {
 }
 
 int Session::on_new_cid(ngtcp2_cid* cid, std::uint8_t* token, std::size_t length) {
-    cid->datalen = length;
-    gnutls_rnd(GNUTLS_RND_RANDOM, cid->data, length);
-    if (length > 0) cid->data[0] = endpoint_.cid_prefix();
+    *cid = endpoint_.new_cid(length);
     const auto& secret = endpoint_.shared().secret;
     if (ngtcp2_crypto_generate_stateless_reset_token(token, secret.data(), secret.size(), cid) != 0) return -1;
     cids_.push_back(cid_key(cid->data, cid->datalen));
@@ -513,6 +524,7 @@ void Session::close_with_error() {
 void Session::close_quietly() {
     if (closed_) return;
     closed_ = true;
+    end_handshake();
     for (const std::string& cid : cids_) endpoint_.remove_cid(cid);
     cids_.clear();
     endpoint_.schedule(conn_ref_.id(), scheduled_, UINT64_MAX);
@@ -522,6 +534,7 @@ void Session::close_quietly() {
 
 void Session::on_closed() noexcept {
     closed_ = true;
+    end_handshake();
     for (const std::string& cid : cids_) endpoint_.remove_cid(cid);
     cids_.clear();
     endpoint_.schedule(conn_ref_.id(), scheduled_, UINT64_MAX);

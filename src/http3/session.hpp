@@ -29,7 +29,9 @@ class Session final : public net::ProtocolHandler, public ExchangeSink {
 public:
     // A connection for the client Initial `hd` that arrived from `peer`. Throws std::runtime_error when ngtcp2
     // or GnuTLS cannot set it up.
-    Session(net::Connection& conn, Endpoint& endpoint, const ngtcp2_pkt_hd& hd, const Address& peer);
+    // `original_dcid`: the client's first destination ID when it came back with a Retry token (null: no Retry).
+    Session(net::Connection& conn, Endpoint& endpoint, const ngtcp2_pkt_hd& hd, const Address& peer,
+            const ngtcp2_cid* original_dcid);
     ~Session() override;
 
     // A datagram for this connection. False: it is over (closed, or draining).
@@ -111,6 +113,7 @@ private:
     std::string cipher_name_, server_name_;
     std::size_t outstanding_ = 0;
     bool closed_ = false, shutting_down_ = false, handshake_done_ = false;
+    void end_handshake() noexcept;
 };
 
 }  // namespace covet::http3::detail

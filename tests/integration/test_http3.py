@@ -505,3 +505,72 @@ def test_graceful_shutdown_closes_idle_connections_promptly(make_server):
         for s in sessions:
             s.close()
 
+
+
+# ---- address validation (Retry) and stateless resets ----
+
+def _initial_with_token(token: bytes) -> bytes:
+    """A real client Initial (aioquic, made offline) that carries `token` (RFC 9000 section 17.2.2)."""
+    from aioquic.quic.configuration import QuicConfiguration
+    from aioquic.quic.connection import QuicConnection
+    import ssl
+    config = QuicConfiguration(is_client=True, alpn_protocols=["h3"], server_name="localhost", token=token)
+    config.verify_mode = ssl.CERT_NONE
+    quic = QuicConnection(configuration=config)
+    quic.connect((HOST, 443), now=time.monotonic())
+    return quic.datagrams_to_send(now=time.monotonic())[0][0]
+
+
+def _long_type(packet: bytes) -> int:
+    """The v1 long-header packet type: 0 Initial, 1 0-RTT, 2 Handshake, 3 Retry."""
+    assert packet[0] & 0x80, f"not a long-header packet: first byte 0x{packet[0]:02x}"
+    return (packet[0] & 0x30) >> 4
+
+
+def _first_reply(port: int, packet: bytes) -> bytes:
+    with UdpProbe(port) as probe:
+        for _ in range(3):
+            probe.send(packet)
+            reply = probe.recv(1.0)
+            if reply is not None:
+                return reply
+    raise AssertionError("the server did not answer the Initial")
+
+
+def test_without_retry_an_initial_gets_the_handshake(server):
+    assert _long_type(_first_reply(server.port, client_initial())) == 0  # Initial (ServerHello), no Retry
+
+
+def test_retry_validates_the_address_first_and_the_client_then_gets_served(make_server):
+    srv = h3_make_server(make_server, "--h3-retry")
+    reply = _first_reply(srv.port, client_initial())
+    assert _long_type(reply) == 3, f"expected a Retry, got long-header type {_long_type(reply)}"
+    assert int.from_bytes(reply[1:5], "big") == QUIC_V1
+    r = h3_get(srv, "/plaintext")  # aioquic follows the Retry with its token
+    assert (r.status, r.body) == (200, HELLO)
+
+
+def test_forged_retry_token_is_refused(make_server):
+    srv = h3_make_server(make_server, "--h3-retry")
+    forged = bytes([0xB6]) + os.urandom(80)  # the Retry token's magic byte, then garbage
+    reply = _first_reply(srv.port, _initial_with_token(forged))
+    # CONNECTION_CLOSE(INVALID_TOKEN) in an Initial (no state kept), never a handshake or another Retry.
+    assert _long_type(reply) == 0, f"expected an Initial with CONNECTION_CLOSE, got type {_long_type(reply)}"
+    assert len(reply) < 1200, f"a {len(reply)}-byte reply looks like a handshake, not a refusal"
+    assert_h3_served(srv)
+
+
+def test_unknown_connection_gets_a_stateless_reset(server):
+    # A short-header packet for a connection ID of ours (18 bytes) that no connection has.
+    packet = bytes([0x40 | 0x01]) + os.urandom(18) + os.urandom(60)
+    with UdpProbe(server.port) as probe:
+        probe.send(packet)
+        reply = probe.recv(2.0)
+    assert reply is not None, "no stateless reset for a packet of an unknown connection"
+    assert not reply[0] & 0x80 and reply[0] & 0x40, f"not shaped as a short-header packet: 0x{reply[0]:02x}"
+    assert 21 <= len(reply) < len(packet), f"a {len(reply)}-byte reset for a {len(packet)}-byte packet"
+    # Too short to be answered (an answer could trigger another: RFC 9000 section 10.3.3).
+    with UdpProbe(server.port) as probe:
+        probe.send(bytes([0x41]) + os.urandom(18) + os.urandom(3))
+        assert probe.recv(0.5) is None
+    assert_h3_served(server)

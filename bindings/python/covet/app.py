@@ -866,7 +866,8 @@ class CovetPy(MethodDecorators[AppDecorator]):
         ``covet run module:app --workers N``; the app must then be importable as a module attribute.
 
         HTTPS: ``ssl_certfile=``, ``ssl_keyfile=`` (and ``ssl_ca_certs=`` for client certificates, see
-        `covet.tls`); HTTP/2 is on unless ``http2=False``. SIGHUP reloads the certificates.
+        `covet.tls`); HTTP/2 is on unless ``http2=False``; ``http3=True`` adds HTTP/3 over QUIC (UDP, same port
+        number). SIGHUP reloads the certificates.
 
         ``root_path="/api/v1"``: served behind a proxy that strips that prefix (``covet run --root-path``).
         """

@@ -1,8 +1,9 @@
-"""TLS and HTTP/2 settings of a server: uvicorn's ``ssl_*`` option names, plus ``http2``.
+"""TLS, HTTP/2 and HTTP/3 settings of a server: uvicorn's ``ssl_*`` option names, plus ``http2`` and ``http3``.
 
 ``app.run(ssl_certfile=..., ssl_keyfile=...)`` and ``covet run --ssl-certfile ... --ssl-keyfile ...`` serve
 HTTPS; ALPN then picks HTTP/2 or HTTP/1.1 for each connection. Plain-text ports speak HTTP/2 too (h2c, by
-prior knowledge or ``Upgrade: h2c``) unless ``http2=False``. ``ssl_ca_certs`` turns on client-certificate
+prior knowledge or ``Upgrade: h2c``) unless ``http2=False``. ``http3=True`` (HTTPS only) also serves HTTP/3 over
+QUIC on the same port number (UDP), with the same certificates, and advertises it with ``Alt-Svc``. ``ssl_ca_certs`` turns on client-certificate
 verification (mTLS): required unless ``ssl_cert_reqs`` says otherwise. SIGHUP reloads the certificate files.
 
 Behind a proxy: ``proxy_headers`` (on by default, as uvicorn) lets the peers listed in ``forwarded_allow_ips``
@@ -33,6 +34,7 @@ class TransportOptions:
     ssl_cert_reqs: Union[int, str, None] = None
     ssl_ciphers: str = ""
     http2: bool = True
+    http3: bool = False  # HTTP/3 over QUIC on the TLS port's number (UDP); needs ssl_certfile
     # X-Forwarded-Proto / X-Forwarded-For from the trusted peers (uvicorn's --proxy-headers, --forwarded-allow-ips).
     proxy_headers: bool = True
     forwarded_allow_ips: Optional[str] = None  # None: $FORWARDED_ALLOW_IPS, else "127.0.0.1"
@@ -73,6 +75,9 @@ class TransportOptions:
             raise ValueError("TLS needs both ssl_certfile and ssl_keyfile (--ssl-certfile and --ssl-keyfile)")
         if self.ssl_ca_certs and not self.tls:
             raise ValueError("ssl_ca_certs (client certificates) needs ssl_certfile and ssl_keyfile")
+        if self.http3 and not self.tls:
+            raise ValueError("HTTP/3 needs TLS: give ssl_certfile and ssl_keyfile (--ssl-certfile, --ssl-keyfile) "
+                             "with http3=True (--http3); QUIC always encrypts")
         if self.client_auth() != "none" and not self.ssl_ca_certs:
             raise ValueError("verifying client certificates needs ssl_ca_certs, the CA bundle they must chain to")
 
@@ -81,6 +86,10 @@ class TransportOptions:
         self.validate()
         if hasattr(server, "http2"):
             server.http2 = self.http2
+        if self.http3:
+            if not hasattr(server, "http3"):
+                raise ValueError("this covet._native has no HTTP/3: rebuild it from this source tree (pip install .)")
+            server.http3 = True
         if hasattr(server, "configure_proxy_headers"):
             source = ("forwarded_allow_ips" if self.forwarded_allow_ips is not None
                       else "FORWARDED_ALLOW_IPS (environment)" if "FORWARDED_ALLOW_IPS" in os.environ else "")
@@ -109,6 +118,8 @@ class TransportOptions:
         if self.ssl_ciphers:
             out += ["--ssl-ciphers", self.ssl_ciphers]
         out.append("--http2" if self.http2 else "--no-http2")
+        if self.http3:
+            out.append("--http3")
         out.append("--proxy-headers" if self.proxy_headers else "--no-proxy-headers")
         if self.forwarded_allow_ips is not None:
             out += ["--forwarded-allow-ips", self.forwarded_allow_ips]

@@ -631,6 +631,8 @@ public:
     covet::net::ServerConfig config() { return app_.config(); }
     bool http2() const { return app_.config().http2; }
     void set_http2(bool on) { app_.config().http2 = on; }
+    bool http3() const { return app_.config().http3.enabled; }
+    void set_http3(bool on) { app_.config().http3.enabled = on; }
     bool tls() const { return app_.config().tls.has_value(); }
     std::string backend() const { return std::string(covet::io::to_string(app_.backend())); }
     int fileno() const { return embedded_ ? app_.server()->poll_fd() : bridge_.fileno(); }
@@ -1255,6 +1257,8 @@ PYBIND11_MODULE(_native, m) {
         .def("configure_proxy_protocol", &NativeServer::configure_proxy_protocol, py::arg("trusted"))
         .def("reload_tls", &NativeServer::reload_tls)
         .def_property("http2", &NativeServer::http2, &NativeServer::set_http2)
+        // HTTP/3 over QUIC on the TLS port's number (UDP); needs configure_tls (covet/http3/server.hpp).
+        .def_property("http3", &NativeServer::http3, &NativeServer::set_http3)
         .def_property_readonly("tls", &NativeServer::tls)
         .def("start", &NativeServer::start)
         .def("stop", &NativeServer::stop)

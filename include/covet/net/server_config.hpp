@@ -90,6 +90,12 @@ struct Http3Options {
     std::uint64_t connection_window = 8 * 1024 * 1024;  // per-connection receive window (bytes)
     std::chrono::milliseconds idle_timeout{30'000};     // QUIC max_idle_timeout
     std::chrono::milliseconds handshake_timeout{10'000};
+    // Address validation (RFC 9000 §8.1): a new client first gets a Retry and must echo its token, so that a
+    // flood of Initials from spoofed addresses costs the server no handshake state. On for every new client
+    // (`retry`), or once more than `retry_above_handshakes` handshakes are in progress on a worker.
+    bool retry = false;
+    std::size_t retry_above_handshakes = 1024;
+    std::chrono::seconds retry_token_lifetime{10};
 };
 
 // Operations endpoints and metrics (docs/operations.md, "Metrics"). The engine records its metrics unless

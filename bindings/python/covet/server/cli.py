@@ -188,7 +188,7 @@ def _parser() -> argparse.ArgumentParser:
         limits.add_argument("--limit-max-requests", "--max-requests", type=int, default=None, metavar="N",
                             help="replace a worker after it has handled N requests (default: never; "
                                  "--max-requests is gunicorn's name for it)")
-        tls = sp.add_argument_group("TLS and HTTP/2 (SIGHUP reloads the certificate files)")
+        tls = sp.add_argument_group("TLS, HTTP/2 and HTTP/3 (SIGHUP reloads the certificate files)")
         tls.add_argument("--ssl-certfile", help="PEM certificate (chain): serve HTTPS")
         tls.add_argument("--ssl-keyfile", help="PEM private key of --ssl-certfile")
         tls.add_argument("--ssl-ca-certs", help="CA bundle for client certificates (mTLS)")
@@ -197,6 +197,9 @@ def _parser() -> argparse.ArgumentParser:
         tls.add_argument("--ssl-ciphers", default="", help="TLS 1.2 cipher list (default: ECDHE with AEAD only)")
         tls.add_argument("--http2", action=argparse.BooleanOptionalAction, default=True,
                          help="HTTP/2: h2 by ALPN on TLS, h2c on plain ports (default: on)")
+        tls.add_argument("--http3", action=argparse.BooleanOptionalAction, default=False,
+                         help="HTTP/3 over QUIC on the same port number (UDP), advertised by Alt-Svc; needs "
+                              "--ssl-certfile (default: off)")
         proxy = sp.add_argument_group("behind a proxy")
         proxy.add_argument("--proxy-headers", action=argparse.BooleanOptionalAction, default=True,
                            help="take the client address and scheme from X-Forwarded-For and X-Forwarded-Proto "
@@ -333,7 +336,8 @@ def _transport(args: argparse.Namespace) -> TransportOptions:
     opts = TransportOptions(ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
                             ssl_ca_certs=args.ssl_ca_certs,
                             ssl_cert_reqs=int(reqs) if reqs and reqs.isdigit() else reqs,
-                            ssl_ciphers=args.ssl_ciphers, http2=args.http2, proxy_headers=args.proxy_headers,
+                            ssl_ciphers=args.ssl_ciphers, http2=args.http2, http3=args.http3,
+                            proxy_headers=args.proxy_headers,
                             forwarded_allow_ips=args.forwarded_allow_ips, proxy_protocol=args.proxy_protocol)
     try:
         opts.validate()

@@ -150,6 +150,7 @@ class Engine(Protocol):
                       sni_certs: list[tuple[str, str]] = ...) -> None: ...
 
     http2: bool
+    http3: bool
 
     # -- lifetime -----------------------------------------------------------------------------------
     def start(self) -> None: ...

@@ -322,7 +322,8 @@ class Worker:
                         self.on_started(self)  # signal handlers among others: in place once the line below is out
                     logger.info("serving on %s://%s:%s (engine backend %s, %s%s%s)", scheme, self.host, self.port,
                                 server.backend, placement,
-                                ", HTTP/2 and HTTP/1.1" if self.transport.http2 else ", HTTP/1.1", what)
+                                (", HTTP/3, HTTP/2 and HTTP/1.1" if self.transport.http3
+                                 else ", HTTP/2 and HTTP/1.1" if self.transport.http2 else ", HTTP/1.1"), what)
                     await self._stop.wait()
                     if readiness is not None:
                         readiness.cancel()
