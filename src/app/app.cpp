@@ -454,7 +454,9 @@ void App::make_server() {
     });
     alt_svc_.clear();
     if (config_.http3.enabled) {
-        server_->set_datagram_factory(http3::make_service_factory(server_->config(), *this));
+        http3::Service h3 = http3::make_service(server_->config(), *this);
+        server_->set_datagram_factory(std::move(h3.factory));
+        server_->on_reload_tls(std::move(h3.reload_tls));
         // Alt-Svc on TCP answers (RFC 7838), so that browsers try HTTP/3; set before any worker runs.
         if (config_.http3.advertise)
             server_->on_bound([this](std::uint16_t port) {

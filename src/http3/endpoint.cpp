@@ -28,9 +28,20 @@ ngtcp2_tstamp timestamp() noexcept {
             .count());
 }
 
-Shared::~Shared() {
-    if (credentials) gnutls_certificate_free_credentials(credentials);
+Credentials::Credentials(const net::TlsConfig& tls) {
+    if (gnutls_certificate_allocate_credentials(&handle_) != 0)
+        throw std::runtime_error("HTTP/3: gnutls_certificate_allocate_credentials failed");
+    for (const net::TlsCertificate& c : tls.certificates)
+        if (const int rc = gnutls_certificate_set_x509_key_file(handle_, c.cert_file.c_str(), c.key_file.c_str(),
+                                                                GNUTLS_X509_FMT_PEM);
+            rc < 0) {
+            gnutls_certificate_free_credentials(handle_);
+            throw std::runtime_error("HTTP/3: cannot load the certificate " + c.cert_file + " and key " + c.key_file +
+                                     ": " + gnutls_strerror(rc));
+        }
 }
+
+Credentials::~Credentials() { gnutls_certificate_free_credentials(handle_); }
 
 namespace {
 
@@ -337,24 +348,23 @@ void Endpoint::on_timer() {
 
 }  // namespace detail
 
-ServiceFactory make_service_factory(const net::ServerConfig& config, RequestDispatcher& dispatcher) {
+Service make_service(const net::ServerConfig& config, RequestDispatcher& dispatcher) {
     if (!config.tls || config.tls->certificates.empty())
         throw std::runtime_error(
             "HTTP/3 needs TLS: set ServerConfig::tls with a certificate and key (QUIC always encrypts)");
     auto shared = std::make_shared<detail::Shared>(config, dispatcher);
-    if (gnutls_certificate_allocate_credentials(&shared->credentials) != 0)
-        throw std::runtime_error("HTTP/3: gnutls_certificate_allocate_credentials failed");
-    for (const net::TlsCertificate& c : config.tls->certificates)
-        if (const int rc = gnutls_certificate_set_x509_key_file(shared->credentials, c.cert_file.c_str(),
-                                                                c.key_file.c_str(), GNUTLS_X509_FMT_PEM);
-            rc < 0)
-            throw std::runtime_error("HTTP/3: cannot load the certificate " + c.cert_file + " and key " + c.key_file +
-                                     ": " + gnutls_strerror(rc));
+    shared->set_credentials(std::make_shared<const detail::Credentials>(*config.tls));
     gnutls_rnd(GNUTLS_RND_KEY, shared->secret.data(), shared->secret.size());
-    return [shared](net::DatagramHost& host, std::uint16_t tcp_port) -> std::unique_ptr<net::DatagramService> {
+    Service service;
+    service.factory = [shared](net::DatagramHost& host,
+                               std::uint16_t tcp_port) -> std::unique_ptr<net::DatagramService> {
         const std::uint16_t port = shared->config.http3.port ? shared->config.http3.port : tcp_port;
         return std::make_unique<detail::Endpoint>(host, *shared, port);
     };
+    service.reload_tls = [shared] {
+        shared->set_credentials(std::make_shared<const detail::Credentials>(*shared->config.tls));
+    };
+    return service;
 }
 
 std::string alt_svc_value(const net::Http3Options& options, std::uint16_t udp_port) {

@@ -10,6 +10,8 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -21,17 +23,40 @@
 
 namespace covet::http3::detail {
 
-// What every worker's endpoint shares (made once per server; read-only once made).
+// The certificates and keys of ServerConfig::tls, loaded by GnuTLS. A session keeps the set it started with.
+class Credentials {
+public:
+    explicit Credentials(const net::TlsConfig& tls);  // throws naming the file that failed
+    ~Credentials();
+    Credentials(const Credentials&) = delete;
+    Credentials& operator=(const Credentials&) = delete;
+    gnutls_certificate_credentials_t get() const noexcept { return handle_; }
+
+private:
+    gnutls_certificate_credentials_t handle_ = nullptr;
+};
+
+// What every worker's endpoint shares (made once per server).
 struct Shared {
     Shared(const net::ServerConfig& c, RequestDispatcher& d) : config(c), dispatcher(d) {}
-    ~Shared();
-    Shared(const Shared&) = delete;
-    Shared& operator=(const Shared&) = delete;
 
     const net::ServerConfig& config;
     RequestDispatcher& dispatcher;
-    gnutls_certificate_credentials_t credentials = nullptr;
-    std::array<std::uint8_t, 32> secret{};  // stateless reset tokens
+    std::array<std::uint8_t, 32> secret{};  // Retry and stateless-reset tokens
+
+    // The current certificates (any thread): replaced by a reload; new connections take the new set.
+    std::shared_ptr<const Credentials> credentials() const {
+        std::lock_guard lock(mutex_);
+        return credentials_;
+    }
+    void set_credentials(std::shared_ptr<const Credentials> c) {
+        std::lock_guard lock(mutex_);
+        credentials_ = std::move(c);
+    }
+
+private:
+    mutable std::mutex mutex_;
+    std::shared_ptr<const Credentials> credentials_;
 };
 
 // A peer's address as the socket API and ngtcp2 take it.

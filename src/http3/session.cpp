@@ -287,7 +287,8 @@ Session::Session(net::Connection& conn, Endpoint& endpoint, const ngtcp2_pkt_hd&
     crypto_ref_.get_conn = conn_of;
     crypto_ref_.user_data = this;
     gnutls_session_set_ptr(tls_, &crypto_ref_);
-    if (gnutls_credentials_set(tls_, GNUTLS_CRD_CERTIFICATE, endpoint.shared().credentials) != 0)
+    credentials_ = endpoint.shared().credentials();
+    if (gnutls_credentials_set(tls_, GNUTLS_CRD_CERTIFICATE, credentials_->get()) != 0)
         throw std::runtime_error("gnutls_credentials_set failed");
     gnutls_datum_t alpn{reinterpret_cast<unsigned char*>(const_cast<char*>("h3")), 2};
     gnutls_alpn_set_protocols(tls_, &alpn, 1, GNUTLS_ALPN_MANDATORY | GNUTLS_ALPN_SERVER_PRECEDENCE);

@@ -102,6 +102,7 @@ private:
     Endpoint& endpoint_;
     ngtcp2_conn* conn_ = nullptr;
     gnutls_session_t tls_ = nullptr;
+    std::shared_ptr<const Credentials> credentials_;  // the certificates this handshake uses (a reload swaps the set)
     ngtcp2_crypto_conn_ref crypto_ref_{};
     nghttp3_conn* h3_ = nullptr;
     Address peer_;

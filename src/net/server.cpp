@@ -27,6 +27,7 @@ struct Server::Impl {
     ProtocolFactory factory;
     PortDatagramFactory datagrams;             // HTTP/3 (set_datagram_factory), or empty
     std::function<void(std::uint16_t)> bound;  // on_bound
+    std::function<void()> tls_reloaded;        // on_reload_tls
     std::unique_ptr<TlsContext> tls;           // declared before the workers: destroyed after them
     std::unique_ptr<ClientLimiter> limiter;    // the same; null without ServerConfig::client_limits
     io::Backend backend = io::Backend::asio;
@@ -219,6 +220,7 @@ void Server::start_embedded() {
 
 void Server::set_datagram_factory(PortDatagramFactory factory) { impl_->datagrams = std::move(factory); }
 void Server::on_bound(std::function<void(std::uint16_t)> fn) { impl_->bound = std::move(fn); }
+void Server::on_reload_tls(std::function<void()> fn) { impl_->tls_reloaded = std::move(fn); }
 
 bool Server::embedded() const noexcept { return impl_->embedded; }
 int Server::poll_fd() const noexcept { return impl_->embedded ? impl_->workers[0]->poll_fd() : -1; }
@@ -243,6 +245,7 @@ void Server::reload_tls() {
         throw std::runtime_error(
             "covet: reload_tls(): TLS is not configured (ServerConfig::tls) or the server is not started");
     impl_->tls->reload();
+    if (impl_->tls_reloaded) impl_->tls_reloaded();
 }
 
 std::chrono::milliseconds Server::longest_stall() const noexcept {

@@ -8,6 +8,7 @@ the server certificate against the test CA of tls_certs.cert_set(). Raw datagram
 plain UDP socket (h3_client.UdpProbe)."""
 import json
 import os
+import signal
 import shutil
 import time
 
@@ -574,3 +575,38 @@ def test_unknown_connection_gets_a_stateless_reset(server):
         probe.send(bytes([0x41]) + os.urandom(18) + os.urandom(3))
         assert probe.recv(0.5) is None
     assert_h3_served(server)
+
+
+def _h3_serial(port: int) -> int:
+    """The serial number of the certificate a new HTTP/3 connection is shown."""
+    with H3Session(port, ca=cert_set().ca) as s:
+        s.connect()
+        return s._client._quic.tls._peer_certificate.serial_number
+
+
+@pytest.mark.covet_timeout(90)
+def test_sighup_reloads_the_http3_certificate(make_server, tmp_path):
+    c = cert_set()
+    cert, key = tmp_path / "live.pem", tmp_path / "live.key"
+    shutil.copy(c.server_cert, cert)
+    shutil.copy(c.server_key, key)
+    srv = make_server("--tls-cert", cert, "--tls-key", key, "--http3")
+    assert _h3_serial(srv.port) == c.server_serial
+    old = session(srv).connect()  # opened before the reload: keeps working
+    new_cert, new_key = c.server_leaf(tmp_path, "next-h3", serial=0x5006)
+    os.replace(new_key, key)
+    os.replace(new_cert, cert)
+    os.kill(srv.pid, signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while _h3_serial(srv.port) != 0x5006 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _h3_serial(srv.port) == 0x5006, "new HTTP/3 connections do not see the reloaded certificate"
+    r = old.get("/plaintext")
+    assert (r.status, r.body) == (200, HELLO)
+    old.close()
+    # A failed reload keeps the current certificate.
+    cert.write_text("this is not a certificate\n")
+    os.kill(srv.pid, signal.SIGHUP)
+    time.sleep(1.0)
+    srv.assert_alive()
+    assert _h3_serial(srv.port) == 0x5006

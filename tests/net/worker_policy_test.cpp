@@ -1,7 +1,8 @@
 // The reactor policy both backends share (src/net/worker.cpp), driven without a reactor: a scripted
 // backend hands the worker real sockets (socketpairs), reports what it read, runs send batches the way
 // the backends do, and moves the loop's clock. Lingering close, accept back-off, parking at the
-// connection limit, shutdown, the send batch, and the worker context.
+// connection limit, shutdown, the send batch, the worker context, and the socketless connections of a datagram
+// service (HTTP/3).
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -77,10 +78,12 @@ public:
     using Worker::accepted;
     using Worker::enforce_shutdown_deadline;
     using Worker::finished;
+    using Worker::flush_datagrams;
     using Worker::free_released;
     using Worker::input_ended;
     using Worker::keeps_reading;
     using Worker::received;
+    using Worker::report_ready;
     using Worker::run_posted;
     using Worker::slot;
     using Worker::tick;
@@ -132,6 +135,27 @@ protected:
     void want_read(std::uint32_t i) override { read_wanted.push_back(i); }
     void stop_reading(std::uint32_t i) override { read_stopped.push_back(i); }
     void output_queued() override { ++outputs_queued; }
+
+public:
+    std::vector<int> watched;
+    void watch_readable(int fd, std::function<void()>) override { watched.push_back(fd); }
+    void unwatch(int fd) override { std::erase(watched, fd); }
+};
+
+// A datagram service's side of its connections: it drives them (no socket) and counts what the worker asked.
+struct FakeService final : net::DatagramService, net::ConnectionDriver {
+    explicit FakeService(net::DatagramHost& h) : host(h) {}
+    void flush() override { ++flushes; }
+    void shutdown() override { ++shutdowns; }
+    void request_send(net::Connection&) override { ++sends; }
+    void set_reading(net::Connection&, bool) override {}
+    void close(net::Connection& c) override { host.close_datagram(c); }
+    io::Loop& loop() noexcept override { return host.host_loop(); }
+    const net::ServerConfig& config() const noexcept override { return cfg; }
+
+    net::DatagramHost& host;
+    net::ServerConfig cfg;
+    int flushes = 0, shutdowns = 0, sends = 0;
 };
 
 net::ServerConfig config(std::size_t max_connections = 100) {
@@ -446,6 +470,87 @@ TEST(WorkerPolicy, TheTickSweepsLiveConnectionsOnly) {
     w.tick();
     EXPECT_EQ(w.seen[0]->ticks, 1);
     EXPECT_EQ(w.seen[1]->ticks, 0);
+}
+
+// ---- a datagram service's connections (HTTP/3: net/datagram.hpp) ----
+
+struct WithService {
+    ScriptedWorker w;
+    FakeService* service = nullptr;
+    explicit WithService(std::size_t max_connections = 100) : w(config(max_connections)) {
+        w.set_datagram_factory([this](net::DatagramHost& host) {
+            auto s = std::make_unique<FakeService>(host);
+            service = s.get();
+            return s;
+        });
+        w.report_ready();  // as a backend does once its loop is set up: the service is made then
+    }
+    net::Connection* adopt() {
+        return w.adopt_datagram(*service, "192.0.2.7", 4433, [this](net::Connection& c) {
+            w.seen.push_back(std::make_unique<Seen>());
+            w.seen.back()->hold_on_shutdown = w.hold_on_shutdown;
+            return std::make_unique<RecordingProtocol>(c, *w.seen.back());
+        });
+    }
+};
+
+TEST(WorkerPolicy, ADatagramConnectionLivesInTheTableWithoutASocket) {
+    WithService ws;
+    ASSERT_NE(ws.service, nullptr) << "the service is made when the loop is ready";
+    net::Connection* c = ws.adopt();
+    ASSERT_NE(c, nullptr);
+    const net::ConnectionId id = c->id();
+    EXPECT_EQ(ws.w.find(id), c) << "Responders reach it through the table, as a TCP connection";
+    EXPECT_EQ(ws.w.live_connections(), 1u);
+    EXPECT_EQ(c->fd(), -1);
+    EXPECT_EQ(c->peer_address(), "192.0.2.7");
+    c->out().append(std::string_view("queued"));
+    c->flush();  // its output goes to the service, not to a backend send batch
+    EXPECT_GE(ws.service->sends, 1);
+    EXPECT_TRUE(ws.w.send_batch().empty());
+    ws.w.tick();
+    EXPECT_EQ(ws.w.seen[0]->ticks, 1) << "swept like any connection";
+    ws.w.flush_datagrams();
+    EXPECT_EQ(ws.service->flushes, 1);
+
+    ws.w.close_datagram(*c);
+    EXPECT_EQ(ws.w.find(id), nullptr);
+    EXPECT_EQ(ws.w.live_connections(), 0u);
+    ws.w.free_released();
+    EXPECT_TRUE(ws.w.closed_sockets.empty()) << "it had no socket to close";
+    net::Connection* next = ws.adopt();
+    ASSERT_NE(next, nullptr);
+    EXPECT_EQ(next->id().slot, id.slot) << "the slot is reused";
+    EXPECT_NE(next->id().generation, id.generation) << "and a stale id never matches it";
+    EXPECT_EQ(ws.w.find(id), nullptr);
+}
+
+TEST(WorkerPolicy, DatagramConnectionsCountAgainstTheLimitAndAreRefusedWhileStopping) {
+    WithService ws(/*max_connections=*/2);
+    Peer tcp;
+    ws.w.accepted(tcp.server);
+    ASSERT_NE(ws.adopt(), nullptr);
+    EXPECT_EQ(ws.adopt(), nullptr) << "TCP and QUIC connections share the worker's limit";
+    ws.w.input_ended(ws.w.id(ws.w.opened[0]), /*eof=*/false);
+    ws.w.free_released();
+    ws.w.request_stop();
+    ws.w.run_posted();
+    EXPECT_EQ(ws.service->shutdowns, 1);
+    EXPECT_EQ(ws.w.seen.back()->shutdowns, 1) << "open QUIC connections hear the shutdown (GOAWAY)";
+    EXPECT_EQ(ws.adopt(), nullptr) << "no new connection once stopping";
+}
+
+TEST(WorkerPolicy, ADatagramConnectionHoldsTheShutdownUntilItEndsOrTheDeadline) {
+    WithService ws;
+    ws.w.hold_on_shutdown = true;
+    ASSERT_NE(ws.adopt(), nullptr);
+    ws.w.request_stop();
+    ws.w.run_posted();
+    EXPECT_FALSE(ws.w.finished()) << "its streams are still finishing";
+    ws.w.update_now(t0 + net::ServerConfig{}.timeouts.shutdown);
+    ws.w.enforce_shutdown_deadline();
+    ws.w.free_released();
+    EXPECT_TRUE(ws.w.finished()) << "closed at the deadline";
 }
 
 }  // namespace

@@ -96,7 +96,7 @@ AsgiScope::AsgiScope(py::str root_path, py::object server, py::dict state, py::d
         methods_[i] = latin1(covet::method_names[i]);
         PyUnicode_InternInPlace(&methods_[i].ptr());
     }
-    versions_ = {interned("1.1"), interned("1.0"), interned("2")};
+    versions_ = {interned("1.1"), interned("1.0"), interned("2"), interned("3")};
     schemes_ = {interned("http"), interned("https"), interned("ws"), interned("wss")};
     (void)keys();
 }
@@ -106,6 +106,8 @@ py::dict AsgiScope::http(const covet::Request& r) const {
     std::string other;
     if (r.version_major() == 2)
         version = "2";  // as ASGI servers write it
+    else if (r.version_major() == 3)
+        version = "3";
     else if (r.version_major() == 1 && (r.version_minor() == 1 || r.version_minor() == 0))
         version = r.version_minor() == 1 ? "1.1" : "1.0";
     else
@@ -155,7 +157,7 @@ py::object AsgiScope::cached(std::string_view text, const py::object* table, con
 py::dict AsgiScope::common(PyObject* method, std::string_view version, std::string_view scheme, std::string_view path,
                            std::string_view query, py::handle headers, std::string_view client_address,
                            std::uint16_t client_port) const {
-    static constexpr std::string_view version_names[] = {"1.1", "1.0", "2"};
+    static constexpr std::string_view version_names[] = {"1.1", "1.0", "2", "3"};
     static constexpr std::string_view scheme_names[] = {"http", "https", "ws", "wss"};
     const Keys& k = keys();
     const bool http = method != nullptr;  // else a WebSocket scope

@@ -43,7 +43,7 @@ private:
     pybind11::object server_, state_, extensions_, asgi_, unquote_;
     pybind11::object http_, websocket_;  // the "type" values
     std::array<pybind11::object, covet::method_count> methods_;
-    std::array<pybind11::object, 3> versions_;  // "1.1", "1.0", "2"
+    std::array<pybind11::object, 4> versions_;  // "1.1", "1.0", "2", "3"
     std::array<pybind11::object, 4> schemes_;   // "http", "https", "ws", "wss"
 
     // Reused between scopes (immutable objects; the GIL serialises the calls): the lower-cased bytes of the first

@@ -887,7 +887,8 @@ PYBIND11_MODULE(_native, m) {
         .def_property_readonly("http_version",
                                [](const NativeRequest& r) {
                                    const LiveRequest req = live_request(r.ex);
-                                   if (req->version_major() == 2) return std::string("2");  // as ASGI servers write it
+                                   if (req->version_major() >= 2)  // "2", "3": as ASGI servers write them
+                                       return std::to_string(req->version_major());
                                    return std::to_string(req->version_major()) + "." +
                                           std::to_string(req->version_minor());
                                })

@@ -16,11 +16,17 @@
 
 namespace covet::http3 {
 
-// Makes each worker's HTTP/3 service: `config` (its tls and http3) and `dispatcher` must outlive the server.
-// `tcp_port` is the TCP listener's bound port (the UDP port when Http3Options::port is 0). Throws
-// std::runtime_error naming the cause when TLS is not configured or a certificate cannot be loaded.
-using ServiceFactory = std::function<std::unique_ptr<net::DatagramService>(net::DatagramHost&, std::uint16_t)>;
-ServiceFactory make_service_factory(const net::ServerConfig& config, RequestDispatcher& dispatcher);
+// HTTP/3 for one server: `factory` makes each worker's endpoint (give it to net::Server::set_datagram_factory;
+// `tcp_port` is the TCP listener's bound port, the UDP port when Http3Options::port is 0), `reload_tls` loads
+// ServerConfig::tls's files again (new connections use them; throws naming the file that failed, and the
+// previous certificates stay in use).
+struct Service {
+    std::function<std::unique_ptr<net::DatagramService>(net::DatagramHost&, std::uint16_t tcp_port)> factory;
+    std::function<void()> reload_tls;
+};
+// `config` (its tls and http3) and `dispatcher` must outlive the server. Throws std::runtime_error naming the
+// cause when TLS is not configured or a certificate cannot be loaded.
+Service make_service(const net::ServerConfig& config, RequestDispatcher& dispatcher);
 
 // The Alt-Svc field value that advertises HTTP/3 on `udp_port` (RFC 7838, RFC 9114 §3.1.1).
 std::string alt_svc_value(const net::Http3Options& options, std::uint16_t udp_port);

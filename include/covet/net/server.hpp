@@ -35,6 +35,8 @@ public:
     // Runs `fn` with the bound port once the listeners are bound, before any worker runs (a port-0 server learns
     // its port here). Set before start().
     void on_bound(std::function<void(std::uint16_t)> fn);
+    // Runs `fn` after each successful reload_tls() (HTTP/3's own certificates); what it throws, reload_tls throws.
+    void on_reload_tls(std::function<void()> fn);
     // Graceful stop: stop accepting, finish in-flight requests up to the shutdown timeout, close idle
     // keep-alive connections. Thread-safe and non-blocking; wait() blocks until the workers are done.
     void stop();
