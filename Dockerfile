@@ -38,12 +38,14 @@ RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[speed]"
 # ---- stage 2: the runtime ----------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
 # The shared libraries covet/_native*.so needs (ldd; libstdc++ and libgcc are linked in statically):
-# liburing, OpenSSL, nghttp2, ngtcp2 (+ its GnuTLS helper), nghttp3, GnuTLS, zlib, brotli, zstd. tests/deploy/test_dockerfile.py checks this list against
+# liburing, OpenSSL, nghttp2, ngtcp2 (+ its GnuTLS helper), nghttp3, GnuTLS (and the libraries it loads:
+# nettle, gmp, p11-kit, tasn1, unistring, idn2, ffi), zlib, brotli, zstd. tests/deploy/test_dockerfile.py checks this list against
 # ldd of a built extension.
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       liburing2 libssl3 libnghttp2-14 libngtcp2-9 libngtcp2-crypto-gnutls2 libnghttp3-3 libgnutls30 \
+      libnettle8 libhogweed6 libgmp10 libp11-kit0 libtasn1-6 libunistring2 libidn2-0 libffi8 \
       zlib1g libbrotli1 libzstd1 \
  && rm -rf /var/lib/apt/lists/*
 # Exactly the wheels stage 1 built (--no-index): nothing to pin (DL3013).

@@ -11,6 +11,8 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <stdexcept>
 
 #include "covet/http3/server.hpp"
@@ -106,7 +108,7 @@ std::string peer_text(const Address& a, std::uint16_t& port) {
 
 }  // namespace
 
-Endpoint::Endpoint(net::DatagramHost& host, const Shared& shared, std::uint16_t port)
+Endpoint::Endpoint(net::DatagramHost& host, Shared& shared, std::uint16_t port)
     : host_(host), shared_(shared), receive_buffer_(max_datagram) {
     fd_ = open_udp(shared.config.host, port, local_);
     timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -116,9 +118,12 @@ Endpoint::Endpoint(net::DatagramHost& host, const Shared& shared, std::uint16_t 
     }
     host.watch_readable(fd_, [this] { on_readable(); });
     host.watch_readable(timer_fd_, [this] { on_timer(); });
+    shared.endpoints[cid_prefix()].store(this, std::memory_order_release);
 }
 
 Endpoint::~Endpoint() {
+    // Workers are destroyed after every worker thread has stopped: no other thread forwards to this one now.
+    shared_.endpoints[cid_prefix()].store(nullptr, std::memory_order_release);
     // The worker's backend is gone by now: nothing to unwatch, only the descriptors to close.
     if (timer_fd_ >= 0) ::close(timer_fd_);
     if (fd_ >= 0) ::close(fd_);
@@ -143,7 +148,14 @@ void Endpoint::on_readable() {
     }
 }
 
-void Endpoint::on_datagram(const Address& from, std::uint8_t* data, std::size_t length) {
+void Endpoint::forward(Endpoint& owner, const Address& from, const std::uint8_t* data, std::size_t length) {
+    owner.host_.host_loop().post([&owner, from, bytes = std::string(reinterpret_cast<const char*>(data), length)] {
+        std::string copy = bytes;
+        owner.on_datagram(from, reinterpret_cast<std::uint8_t*>(copy.data()), copy.size(), /*forwarded=*/true);
+    });
+}
+
+void Endpoint::on_datagram(const Address& from, std::uint8_t* data, std::size_t length, bool forwarded) {
     ngtcp2_version_cid vc{};
     switch (ngtcp2_pkt_decode_version_cid(&vc, data, length, short_header_cid_length)) {
         case 0: break;
@@ -155,6 +167,10 @@ void Endpoint::on_datagram(const Address& from, std::uint8_t* data, std::size_t 
         if (Session* s = session(known->second)) s->on_packet(from, ngtcp2_pkt_info{}, data, length);
         return;
     }
+    // Another worker's connection (its ID's first byte): that worker's loop takes it.
+    if (!forwarded && vc.dcidlen == short_header_cid_length && vc.dcid[0] != cid_prefix())
+        if (Endpoint* owner = shared_.endpoints[vc.dcid[0]].load(std::memory_order_acquire))
+            return forward(*owner, from, data, length);
     if (data[0] & 0x80) return accept(from, data, length);
     // A short-header packet for a connection we do not know (restarted, or another server's): a stateless
     // reset tells the client at once instead of after its idle timeout (RFC 9000 §10.3).
@@ -348,13 +364,32 @@ void Endpoint::on_timer() {
 
 }  // namespace detail
 
+namespace {
+// The key of Retry and stateless-reset tokens: derived from the server's private key, so that every worker process
+// of one `covet run` (and the next generation after a restart) issues and recognises the same tokens. A client
+// whose packets reach another process (SO_REUSEPORT re-hashes when processes join the group) then gets a stateless
+// reset it believes, and reconnects at once instead of waiting for its idle timeout. Random when the key cannot be
+// read here.
+std::array<std::uint8_t, 32> token_secret(const net::TlsConfig& tls) {
+    std::array<std::uint8_t, 32> secret{};
+    std::ifstream in(tls.certificates.front().key_file, std::ios::binary);
+    std::string material = "covet http3 token secret v1\n";
+    material.append(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    if (!in.bad() && material.size() > 32 &&
+        gnutls_hash_fast(GNUTLS_DIG_SHA256, material.data(), material.size(), secret.data()) == 0)
+        return secret;
+    gnutls_rnd(GNUTLS_RND_KEY, secret.data(), secret.size());
+    return secret;
+}
+}  // namespace
+
 Service make_service(const net::ServerConfig& config, RequestDispatcher& dispatcher) {
     if (!config.tls || config.tls->certificates.empty())
         throw std::runtime_error(
             "HTTP/3 needs TLS: set ServerConfig::tls with a certificate and key (QUIC always encrypts)");
     auto shared = std::make_shared<detail::Shared>(config, dispatcher);
     shared->set_credentials(std::make_shared<const detail::Credentials>(*config.tls));
-    gnutls_rnd(GNUTLS_RND_KEY, shared->secret.data(), shared->secret.size());
+    shared->secret = token_secret(*config.tls);
     Service service;
     service.factory = [shared](net::DatagramHost& host,
                                std::uint16_t tcp_port) -> std::unique_ptr<net::DatagramService> {

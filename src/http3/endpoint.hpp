@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -24,6 +25,8 @@
 namespace covet::http3::detail {
 
 // The certificates and keys of ServerConfig::tls, loaded by GnuTLS. A session keeps the set it started with.
+class Endpoint;
+
 class Credentials {
 public:
     explicit Credentials(const net::TlsConfig& tls);  // throws naming the file that failed
@@ -43,6 +46,10 @@ struct Shared {
     const net::ServerConfig& config;
     RequestDispatcher& dispatcher;
     std::array<std::uint8_t, 32> secret{};  // Retry and stateless-reset tokens
+    // Each worker's endpoint by worker index (the first byte of the connection IDs it issues), so that a packet
+    // that lands on another worker's socket (a client's NAT rebinding changes the 4-tuple SO_REUSEPORT hashes)
+    // is handed to the worker that owns its connection. Set and cleared by the endpoints; read by any.
+    std::array<std::atomic<Endpoint*>, 256> endpoints{};
 
     // The current certificates (any thread): replaced by a reload; new connections take the new set.
     std::shared_ptr<const Credentials> credentials() const {
@@ -71,7 +78,7 @@ ngtcp2_tstamp timestamp() noexcept;
 
 class Endpoint final : public net::DatagramService, public net::ConnectionDriver {
 public:
-    Endpoint(net::DatagramHost& host, const Shared& shared, std::uint16_t port);
+    Endpoint(net::DatagramHost& host, Shared& shared, std::uint16_t port);
     ~Endpoint() override;
 
     // ---- DatagramService ----
@@ -108,7 +115,10 @@ public:
 private:
     void on_readable();
     void on_timer();
-    void on_datagram(const Address& from, std::uint8_t* data, std::size_t length);
+    // `forwarded`: handed over by another worker's endpoint (never handed on again).
+    void on_datagram(const Address& from, std::uint8_t* data, std::size_t length, bool forwarded = false);
+    // Hands a datagram for one of `owner`'s connections to its loop (another worker's thread).
+    static void forward(Endpoint& owner, const Address& from, const std::uint8_t* data, std::size_t length);
     void send_version_negotiation(const Address& to, const ngtcp2_version_cid& vc);
     void send_retry(const Address& to, const ngtcp2_pkt_hd& hd);
     void send_refusal(const Address& to, const ngtcp2_pkt_hd& hd, std::uint64_t error);
@@ -118,7 +128,7 @@ private:
     class Session* session(net::ConnectionId id);
 
     net::DatagramHost& host_;
-    const Shared& shared_;
+    Shared& shared_;
     int fd_ = -1, timer_fd_ = -1;
     Address local_;
     bool stopping_ = false, gso_ = true;

@@ -491,10 +491,15 @@ void Session::write() {
             std::memcpy(&to.storage, ps.path.remote.addr, ps.path.remote.addrlen);
             to.length = ps.path.remote.addrlen;
             segment = size;
-        } else if (size > segment) {  // GSO: only the last segment of a batch may be shorter
+        } else if (size > segment || ps.path.remote.addrlen != to.length ||
+                   std::memcmp(ps.path.remote.addr, &to.storage, to.length) != 0) {
+            // One GSO batch: one destination (a path probe during a migration goes elsewhere), and only its
+            // last segment may be shorter. This packet goes on its own.
             send_batch(pos);
-            segment = size;
-            endpoint_.send(to, pos, size, size);
+            Address other;
+            std::memcpy(&other.storage, ps.path.remote.addr, ps.path.remote.addrlen);
+            other.length = ps.path.remote.addrlen;
+            endpoint_.send(other, pos, size);
             break;
         }
         pos += size;

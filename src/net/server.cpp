@@ -70,6 +70,9 @@ struct Server::Impl {
         workers[i]->on_ready([this] { report_started(); });
         try {
             workers[i]->run();
+        } catch (const ServiceStartError& e) {  // e.g. the HTTP/3 port is taken: another backend would not help
+            spdlog::critical("worker {} stopped: {}", i, e.what());
+            report_failed(e.what());
         } catch (const std::exception& e) {
             if (backend == io::Backend::uring && workers[i]->live_connections() == 0) {
                 // The probe passed but this ring could not be set up (e.g. memory limits): degrade, don't die.

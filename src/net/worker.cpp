@@ -290,6 +290,14 @@ std::uint32_t Worker::take_slot() {
     return index;
 }
 
+void Worker::make_datagram_service() {
+    try {
+        datagrams_ = datagram_factory_(*this);
+    } catch (const std::exception& e) {
+        throw ServiceStartError(e.what());
+    }
+}
+
 Connection* Worker::adopt_datagram(ConnectionDriver& driver, std::string_view peer_address, std::uint16_t peer_port,
                                    const std::function<std::unique_ptr<ProtocolHandler>(Connection&)>& make) {
     if (stopping_ || at_connection_limit()) return nullptr;

@@ -19,6 +19,7 @@
 #include <mutex>
 #include <optional>
 #include <span>
+#include <stdexcept>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -152,7 +153,7 @@ protected:
     // Makes this worker's context the calling thread's (see WorkerContext::install).
     void enter() noexcept { WorkerContext::install(&context_); }
     void report_ready() {
-        if (datagram_factory_ && !datagrams_) datagrams_ = datagram_factory_(*this);
+        if (datagram_factory_ && !datagrams_) make_datagram_service();
         if (ready_) std::exchange(ready_, nullptr)();
     }
     // Once per loop turn, before the backend submits its I/O: the datagram service sends what its connections
@@ -271,6 +272,8 @@ private:
     void drain_listen_queue();
     bool at_connection_limit() const noexcept { return live_ >= max_connections_; }
 
+    // Makes the datagram service; throws ServiceStartError when it cannot start (its port is taken).
+    void make_datagram_service();
     // Takes a free slot (or a new one) for a connection.
     std::uint32_t take_slot();
 
@@ -297,6 +300,11 @@ private:
     io::TimerQueue timers_;  // post_at's tasks (the loop's thread), run by tick()
     std::atomic<bool> wake_pending_{false};
     std::atomic<io::Clock::rep>* tick_stamp_ = nullptr;
+};
+
+// A worker's datagram service (HTTP/3) could not start: not the backend's failure, so no other backend is tried.
+struct ServiceStartError : std::runtime_error {
+    using std::runtime_error::runtime_error;
 };
 
 // Factories for the two backends (defined in uring_worker.cpp / asio_worker.cpp).

@@ -146,8 +146,8 @@ py::dict WsgiEnviron::build(const covet::Request& r) const {
     set(e, k.raw_uri, uri.ptr());
     set(e, k.request_uri, uri.ptr());
     py::object protocol;
-    if (r.version_major() == 2)
-        protocol = protocol_2_;
+    if (r.version_major() >= 2)  // "HTTP/2", "HTTP/3" (no minor version)
+        protocol = r.version_major() == 2 ? protocol_2_ : latin1("HTTP/" + std::to_string(r.version_major()));
     else if (r.version_major() == 1 && r.version_minor() == 1)
         protocol = protocol_11_;
     else if (r.version_major() == 1 && r.version_minor() == 0)
