@@ -69,9 +69,11 @@ int open_udp(const std::string& host, std::uint16_t port, Address& local) {
         if (fd < 0) continue;
         const int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+        setsockopt(fd, IPPROTO_IP, IP_RECVTOS, &one, sizeof one);  // ECN marks of what arrives (RFC 9000 §13.4)
         if (a->ai_family == AF_INET6) {
             const int zero = 0;
             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+            setsockopt(fd, IPPROTO_IPV6, IPV6_RECVTCLASS, &one, sizeof one);
         }
         if (::bind(fd, a->ai_addr, a->ai_addrlen) == 0) {
             local.length = sizeof local.storage;
@@ -137,25 +139,47 @@ Session* Endpoint::session(net::ConnectionId id) {
 void Endpoint::on_readable() {
     for (std::size_t i = 0; i < datagrams_per_wakeup; ++i) {
         Address from;
-        from.length = sizeof from.storage;
-        const ssize_t n = ::recvfrom(fd_, receive_buffer_.data(), receive_buffer_.size(), 0, from.get(), &from.length);
+        iovec iov{receive_buffer_.data(), receive_buffer_.size()};
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int)) * 2];
+        msghdr msg{};
+        msg.msg_name = from.get();
+        msg.msg_namelen = sizeof from.storage;
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        const ssize_t n = ::recvmsg(fd_, &msg, 0);
         if (n < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                spdlog::debug("HTTP/3: recvfrom: {}", io::errno_text(errno));
+                spdlog::debug("HTTP/3: recvmsg: {}", io::errno_text(errno));
             return;
         }
-        if (n > 0) on_datagram(from, receive_buffer_.data(), static_cast<std::size_t>(n));
+        from.length = msg.msg_namelen;
+        ngtcp2_pkt_info info{};
+        for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+            if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_TOS && cm->cmsg_len)
+                info.ecn = *CMSG_DATA(cm) & 0x3;
+            else if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_TCLASS && cm->cmsg_len) {
+                int tclass = 0;
+                std::memcpy(&tclass, CMSG_DATA(cm), sizeof tclass);
+                info.ecn = static_cast<std::uint32_t>(tclass) & 0x3;
+            }
+        }
+        if (n > 0) on_datagram(from, receive_buffer_.data(), static_cast<std::size_t>(n), false, info);
     }
 }
 
-void Endpoint::forward(Endpoint& owner, const Address& from, const std::uint8_t* data, std::size_t length) {
-    owner.host_.host_loop().post([&owner, from, bytes = std::string(reinterpret_cast<const char*>(data), length)] {
+void Endpoint::forward(Endpoint& owner, const Address& from, const std::uint8_t* data, std::size_t length,
+                       const ngtcp2_pkt_info& info) {
+    owner.host_.host_loop().post([&owner, from, info,
+                                  bytes = std::string(reinterpret_cast<const char*>(data), length)] {
         std::string copy = bytes;
-        owner.on_datagram(from, reinterpret_cast<std::uint8_t*>(copy.data()), copy.size(), /*forwarded=*/true);
+        owner.on_datagram(from, reinterpret_cast<std::uint8_t*>(copy.data()), copy.size(), /*forwarded=*/true, info);
     });
 }
 
-void Endpoint::on_datagram(const Address& from, std::uint8_t* data, std::size_t length, bool forwarded) {
+void Endpoint::on_datagram(const Address& from, std::uint8_t* data, std::size_t length, bool forwarded,
+                           const ngtcp2_pkt_info& info) {
     ngtcp2_version_cid vc{};
     switch (ngtcp2_pkt_decode_version_cid(&vc, data, length, short_header_cid_length)) {
         case 0: break;
@@ -164,20 +188,20 @@ void Endpoint::on_datagram(const Address& from, std::uint8_t* data, std::size_t 
     }
     const auto known = cids_.find(std::string(reinterpret_cast<const char*>(vc.dcid), vc.dcidlen));
     if (known != cids_.end()) {
-        if (Session* s = session(known->second)) s->on_packet(from, ngtcp2_pkt_info{}, data, length);
+        if (Session* s = session(known->second)) s->on_packet(from, info, data, length);
         return;
     }
     // Another worker's connection (its ID's first byte): that worker's loop takes it.
     if (!forwarded && vc.dcidlen == short_header_cid_length && vc.dcid[0] != cid_prefix())
         if (Endpoint* owner = shared_.endpoints[vc.dcid[0]].load(std::memory_order_acquire))
-            return forward(*owner, from, data, length);
-    if (data[0] & 0x80) return accept(from, data, length);
+            return forward(*owner, from, data, length, info);
+    if (data[0] & 0x80) return accept(from, data, length, info);
     // A short-header packet for a connection we do not know (restarted, or another server's): a stateless
     // reset tells the client at once instead of after its idle timeout (RFC 9000 §10.3).
     send_stateless_reset(from, vc, length);
 }
 
-void Endpoint::accept(const Address& from, std::uint8_t* data, std::size_t length) {
+void Endpoint::accept(const Address& from, std::uint8_t* data, std::size_t length, const ngtcp2_pkt_info& info) {
     ngtcp2_pkt_hd hd{};
     if (ngtcp2_accept(&hd, data, length) != 0) return;  // not a client's first Initial: dropped
     if (stopping_) return;
@@ -201,7 +225,7 @@ void Endpoint::accept(const Address& from, std::uint8_t* data, std::size_t lengt
         return std::make_unique<Session>(conn, *this, hd, from, retried);
     });
     if (!c) return send_refusal(from, hd, NGTCP2_CONNECTION_REFUSED);  // at the connection limit
-    static_cast<Session*>(c->protocol())->on_packet(from, ngtcp2_pkt_info{}, data, length);
+    static_cast<Session*>(c->protocol())->on_packet(from, info, data, length);
 }
 
 ngtcp2_cid Endpoint::new_cid(std::size_t length) const {
@@ -267,30 +291,47 @@ void Endpoint::send_version_negotiation(const Address& to, const ngtcp2_version_
     if (n > 0) send(to, buffer.data(), static_cast<std::size_t>(n));
 }
 
-void Endpoint::send(const Address& to, const std::uint8_t* data, std::size_t length, std::size_t segment) {
+void Endpoint::send(const Address& to, const std::uint8_t* data, std::size_t length, std::size_t segment,
+                    unsigned ecn) {
     iovec iov{const_cast<std::uint8_t*>(data), length};
     msghdr msg{};
     msg.msg_name = const_cast<sockaddr*>(to.get());
     msg.msg_namelen = to.length;
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(std::uint16_t))]{};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(std::uint16_t)) + CMSG_SPACE(sizeof(int))]{};
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    std::size_t used = 0;
+    cmsghdr* cm = CMSG_FIRSTHDR(&msg);
     const bool gso = gso_ && segment > 0 && length > segment;
     if (gso) {
-        msg.msg_control = control;
-        msg.msg_controllen = sizeof control;
-        cmsghdr* cm = CMSG_FIRSTHDR(&msg);
         cm->cmsg_level = SOL_UDP;
         cm->cmsg_type = UDP_SEGMENT;
         cm->cmsg_len = CMSG_LEN(sizeof(std::uint16_t));
         const auto size = static_cast<std::uint16_t>(segment);
         std::memcpy(CMSG_DATA(cm), &size, sizeof size);
+        used += CMSG_SPACE(sizeof(std::uint16_t));
+        cm = CMSG_NXTHDR(&msg, cm);
     }
+    if (ecn != 0) {  // the ECN codepoint ngtcp2 chose for these packets (ECT(0) while it validates the path)
+        const int tos = static_cast<int>(ecn);
+        const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&to.storage);
+        const bool v6 = to.storage.ss_family == AF_INET6 && !IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr);
+        cm->cmsg_level = v6 ? IPPROTO_IPV6 : IPPROTO_IP;
+        cm->cmsg_type = v6 ? IPV6_TCLASS : IP_TOS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        std::memcpy(CMSG_DATA(cm), &tos, sizeof tos);
+        used += CMSG_SPACE(sizeof(int));
+    }
+    msg.msg_controllen = used;
+    if (used == 0) msg.msg_control = nullptr;
     while (::sendmsg(fd_, &msg, 0) < 0) {
         if (errno == EINTR) continue;
         if (gso && (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT)) {
             gso_ = false;  // no UDP GSO here (kernel or device): one datagram per packet from now on
-            for (std::size_t at = 0; at < length; at += segment) send(to, data + at, std::min(segment, length - at));
+            for (std::size_t at = 0; at < length; at += segment)
+                send(to, data + at, std::min(segment, length - at), 0, ecn);
             return;
         }
         return;  // a full socket buffer (EAGAIN) drops it: QUIC's loss recovery sends it again

@@ -103,7 +103,9 @@ public:
     void schedule(net::ConnectionId id, ngtcp2_tstamp& current, ngtcp2_tstamp expiry);
     // Sends one UDP payload (or several of `segment` bytes each, with GSO) to `to`. Best effort: a full socket
     // buffer drops it, and QUIC's loss recovery sends it again.
-    void send(const Address& to, const std::uint8_t* data, std::size_t length, std::size_t segment = 0);
+    // `ecn`: the packets' ECN codepoint (ngtcp2_pkt_info::ecn), set in the IP header.
+    void send(const Address& to, const std::uint8_t* data, std::size_t length, std::size_t segment = 0,
+              unsigned ecn = 0);
     // The worker-index byte a new connection ID starts with (kept for routing between workers).
     std::uint8_t cid_prefix() const noexcept { return static_cast<std::uint8_t>(host_.worker_index()); }
     // A new connection's ID: random, after the worker-index byte.
@@ -116,14 +118,16 @@ private:
     void on_readable();
     void on_timer();
     // `forwarded`: handed over by another worker's endpoint (never handed on again).
-    void on_datagram(const Address& from, std::uint8_t* data, std::size_t length, bool forwarded = false);
+    void on_datagram(const Address& from, std::uint8_t* data, std::size_t length, bool forwarded,
+                     const ngtcp2_pkt_info& info);
     // Hands a datagram for one of `owner`'s connections to its loop (another worker's thread).
-    static void forward(Endpoint& owner, const Address& from, const std::uint8_t* data, std::size_t length);
+    static void forward(Endpoint& owner, const Address& from, const std::uint8_t* data, std::size_t length,
+                        const ngtcp2_pkt_info& info);
     void send_version_negotiation(const Address& to, const ngtcp2_version_cid& vc);
     void send_retry(const Address& to, const ngtcp2_pkt_hd& hd);
     void send_refusal(const Address& to, const ngtcp2_pkt_hd& hd, std::uint64_t error);
     void send_stateless_reset(const Address& to, const ngtcp2_version_cid& vc, std::size_t received);
-    void accept(const Address& from, std::uint8_t* data, std::size_t length);
+    void accept(const Address& from, std::uint8_t* data, std::size_t length, const ngtcp2_pkt_info& info);
     void arm_timer();
     class Session* session(net::ConnectionId id);
 

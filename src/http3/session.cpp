@@ -435,10 +435,11 @@ void Session::write() {
     ngtcp2_pkt_info pi{};
     std::uint8_t* pos = buffer.data();
     std::size_t packets = 0, segment = 0;
+    unsigned ecn = 0;
     Address to;
     auto send_batch = [&](std::uint8_t* end) {
         if (end != buffer.data())
-            endpoint_.send(to, buffer.data(), static_cast<std::size_t>(end - buffer.data()), segment);
+            endpoint_.send(to, buffer.data(), static_cast<std::size_t>(end - buffer.data()), segment, ecn);
     };
     for (;;) {
         std::int64_t stream_id = -1;
@@ -491,15 +492,16 @@ void Session::write() {
             std::memcpy(&to.storage, ps.path.remote.addr, ps.path.remote.addrlen);
             to.length = ps.path.remote.addrlen;
             segment = size;
-        } else if (size > segment || ps.path.remote.addrlen != to.length ||
+            ecn = pi.ecn;
+        } else if (size > segment || pi.ecn != ecn || ps.path.remote.addrlen != to.length ||
                    std::memcmp(ps.path.remote.addr, &to.storage, to.length) != 0) {
-            // One GSO batch: one destination (a path probe during a migration goes elsewhere), and only its
-            // last segment may be shorter. This packet goes on its own.
+            // One GSO batch: one destination (a path probe during a migration goes elsewhere), one ECN mark, and
+            // only its last segment may be shorter. This packet goes on its own.
             send_batch(pos);
             Address other;
             std::memcpy(&other.storage, ps.path.remote.addr, ps.path.remote.addrlen);
             other.length = ps.path.remote.addrlen;
-            endpoint_.send(other, pos, size);
+            endpoint_.send(other, pos, size, 0, pi.ecn);
             break;
         }
         pos += size;

@@ -610,3 +610,37 @@ def test_sighup_reloads_the_http3_certificate(make_server, tmp_path):
     time.sleep(1.0)
     srv.assert_alive()
     assert _h3_serial(srv.port) == 0x5006
+
+
+def test_retry_starts_by_itself_when_many_handshakes_are_in_progress(make_server):
+    # An Initial flood from spoofed sources leaves half-open handshakes: above the threshold, new clients must
+    # first prove their address with a Retry, so the flood stops costing state.
+    srv = h3_make_server(make_server, "--h3-retry-above", "3", threads=1)
+    with UdpProbe(srv.port) as a, UdpProbe(srv.port) as b, UdpProbe(srv.port) as c:
+        for probe in (a, b, c):  # three handshakes started and never finished
+            probe.send(client_initial())
+            reply = probe.recv(2.0)
+            assert reply is not None and _long_type(reply) == 0, "below the threshold: no Retry"
+        reply = _first_reply(srv.port, client_initial())
+        assert _long_type(reply) == 3, "above the threshold a new client gets a Retry"
+    r = h3_get(srv, "/plaintext")  # a real client follows the Retry and is served
+    assert (r.status, r.body) == (200, HELLO)
+
+
+def test_ecn_marks_on_the_servers_packets(server):
+    # ngtcp2 validates ECN on the path: its first packets carry ECT(0) in the IP header (RFC 9000 section 13.4),
+    # which needs the engine to pass each packet's codepoint to the socket (IP_TOS) and read the client's.
+    import socket as socket_module
+    s = socket_module.socket(socket_module.AF_INET, socket_module.SOCK_DGRAM)
+    try:
+        s.setsockopt(socket_module.IPPROTO_IP, socket_module.IP_RECVTOS, 1)
+        s.settimeout(2.0)
+        s.sendto(client_initial(), (HOST, server.port))
+        marks = []
+        for _ in range(2):
+            data, ancillary, _flags, _addr = s.recvmsg(65536, 1024)
+            tos = [a[2][0] for a in ancillary if a[0] == socket_module.IPPROTO_IP and a[1] == socket_module.IP_TOS]
+            marks.append(tos[0] & 0x3 if tos else None)
+    finally:
+        s.close()
+    assert 2 in marks, f"no ECT(0) on the server's first packets (ECN codepoints seen: {marks})"

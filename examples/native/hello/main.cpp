@@ -100,21 +100,21 @@ std::string json_string(std::optional<std::string_view> v) {
 }
 
 [[noreturn]] void usage(int code) {
-    std::fprintf(
-        code ? stderr : stdout,
-        "usage: hello [--host H] [--port N] [--threads N] [--backend auto|uring|asio]\n"
-        "             [--max-body BYTES] [--max-header-bytes N] [--max-headers N] [--max-url N]\n"
-        "             [--header-timeout-ms N] [--body-timeout-ms N] [--idle-timeout-ms N]\n"
-        "             [--body-deadline-ms N] [--min-body-rate BYTES_PER_S] [--min-body-rate-grace-ms N]\n"
-        "             [--max-connections N] [--shutdown-timeout-ms N] [--pin]\n"
-        "             [--log-level trace|debug|info|warn|error|off] [--log-format text|json]\n"
-        "             [--access-log off|text|json] [--trace off|SAMPLER[:RATIO]]\n"
-        "             [--tls-cert FILE --tls-key FILE] [--tls-sni-cert CERT,KEY]... [--no-tls12]\n"
-        "             [--tls-ca FILE --tls-client-auth none|optional|required] [--no-http2] [--http3] [--h3-retry]\n"
-        "             [--forwarded-allow-ips IPS (default 127.0.0.1)] [--no-proxy-headers]\n"
-        "             [--metrics] [--no-metrics] [--rate-limit] [--rate-limit-no-headers]\n"
-        "             [--security-headers] [--cors ORIGIN] [--proxy-protocol IPS]\n"
-        "TLS: SIGHUP reloads the certificate files. HTTP/2: h2 via ALPN, h2c on plain ports.\n");
+    std::fprintf(code ? stderr : stdout,
+                 "usage: hello [--host H] [--port N] [--threads N] [--backend auto|uring|asio]\n"
+                 "             [--max-body BYTES] [--max-header-bytes N] [--max-headers N] [--max-url N]\n"
+                 "             [--header-timeout-ms N] [--body-timeout-ms N] [--idle-timeout-ms N]\n"
+                 "             [--body-deadline-ms N] [--min-body-rate BYTES_PER_S] [--min-body-rate-grace-ms N]\n"
+                 "             [--max-connections N] [--shutdown-timeout-ms N] [--pin]\n"
+                 "             [--log-level trace|debug|info|warn|error|off] [--log-format text|json]\n"
+                 "             [--access-log off|text|json] [--trace off|SAMPLER[:RATIO]]\n"
+                 "             [--tls-cert FILE --tls-key FILE] [--tls-sni-cert CERT,KEY]... [--no-tls12]\n"
+                 "             [--tls-ca FILE --tls-client-auth none|optional|required] [--no-http2] [--http3] "
+                 "[--h3-retry] [--h3-retry-above N]\n"
+                 "             [--forwarded-allow-ips IPS (default 127.0.0.1)] [--no-proxy-headers]\n"
+                 "             [--metrics] [--no-metrics] [--rate-limit] [--rate-limit-no-headers]\n"
+                 "             [--security-headers] [--cors ORIGIN] [--proxy-protocol IPS]\n"
+                 "TLS: SIGHUP reloads the certificate files. HTTP/2: h2 via ALPN, h2c on plain ports.\n");
     std::exit(code);  // NOLINT(concurrency-mt-unsafe): argument parsing, before any thread starts
 }
 
@@ -215,6 +215,8 @@ int main(int argc, char** argv) {
             cfg.limits.max_url_bytes = number(argv[i - 1], v);
         else if (flag == "--max-connections")
             cfg.limits.max_connections = number(argv[i - 1], v);
+        else if (flag == "--h3-retry-above")  // HTTP/3: Retry once this many handshakes are in progress
+            cfg.http3.retry_above_handshakes = number(argv[i - 1], v);
         else if (flag == "--header-timeout-ms")
             cfg.timeouts.header = ms(number(argv[i - 1], v));
         else if (flag == "--body-timeout-ms")
