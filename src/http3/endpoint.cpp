@@ -406,18 +406,23 @@ void Endpoint::on_timer() {
 }  // namespace detail
 
 namespace {
-// The key of Retry and stateless-reset tokens: derived from the server's private key, so that every worker process
+// Keys of Retry and stateless-reset tokens and of session tickets: derived from the server's private key, so that
+// every worker process
 // of one `covet run` (and the next generation after a restart) issues and recognises the same tokens. A client
 // whose packets reach another process (SO_REUSEPORT re-hashes when processes join the group) then gets a stateless
 // reset it believes, and reconnects at once instead of waiting for its idle timeout. Random when the key cannot be
 // read here.
-std::array<std::uint8_t, 32> token_secret(const net::TlsConfig& tls) {
-    std::array<std::uint8_t, 32> secret{};
+template <std::size_t N>
+std::array<std::uint8_t, N> key_secret(const net::TlsConfig& tls, std::string_view label) {
+    static_assert(N == 32 || N == 64);
+    std::array<std::uint8_t, N> secret{};
     std::ifstream in(tls.certificates.front().key_file, std::ios::binary);
-    std::string material = "covet http3 token secret v1\n";
+    std::string material(label);
+    const std::size_t label_size = material.size();
     material.append(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    if (!in.bad() && material.size() > 32 &&
-        gnutls_hash_fast(GNUTLS_DIG_SHA256, material.data(), material.size(), secret.data()) == 0)
+    if (!in.bad() && material.size() > label_size &&
+        gnutls_hash_fast(N == 32 ? GNUTLS_DIG_SHA256 : GNUTLS_DIG_SHA512, material.data(), material.size(),
+                         secret.data()) == 0)
         return secret;
     gnutls_rnd(GNUTLS_RND_KEY, secret.data(), secret.size());
     return secret;
@@ -430,7 +435,9 @@ Service make_service(const net::ServerConfig& config, RequestDispatcher& dispatc
             "HTTP/3 needs TLS: set ServerConfig::tls with a certificate and key (QUIC always encrypts)");
     auto shared = std::make_shared<detail::Shared>(config, dispatcher);
     shared->set_credentials(std::make_shared<const detail::Credentials>(*config.tls));
-    shared->secret = token_secret(*config.tls);
+    shared->secret = key_secret<32>(*config.tls, "covet http3 token secret v1\n");
+    // Session tickets (resumption) from any worker process are accepted by the others for the same reason.
+    shared->ticket_key = key_secret<64>(*config.tls, "covet http3 session ticket key v1\n");
     Service service;
     service.factory = [shared](net::DatagramHost& host,
                                std::uint16_t tcp_port) -> std::unique_ptr<net::DatagramService> {

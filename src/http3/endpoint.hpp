@@ -46,6 +46,11 @@ struct Shared {
     const net::ServerConfig& config;
     RequestDispatcher& dispatcher;
     std::array<std::uint8_t, 32> secret{};  // Retry and stateless-reset tokens
+    // GnuTLS's session-ticket master key (it derives rotating keys from it): the same in every worker and process.
+    std::array<std::uint8_t, 64> ticket_key{};
+    gnutls_datum_t ticket_datum() const noexcept {
+        return {const_cast<unsigned char*>(ticket_key.data()), static_cast<unsigned>(ticket_key.size())};
+    }
     // Each worker's endpoint by worker index (the first byte of the connection IDs it issues), so that a packet
     // that lands on another worker's socket (a client's NAT rebinding changes the 4-tuple SO_REUSEPORT hashes)
     // is handed to the worker that owns its connection. Set and cleared by the endpoints; read by any.

@@ -282,6 +282,10 @@ Session::Session(net::Connection& conn, Endpoint& endpoint, const ngtcp2_pkt_hd&
     if (gnutls_priority_set_direct(tls_, "NORMAL:-VERS-ALL:+VERS-TLS1.3:%DISABLE_TLS13_COMPAT_MODE", nullptr) != 0)
         throw std::runtime_error("gnutls_priority_set_direct failed");
     gnutls_handshake_set_hook_function(tls_, GNUTLS_HANDSHAKE_CLIENT_HELLO, GNUTLS_HOOK_POST, check_alpn);
+    // Resumption: a ticket after each handshake (on_handshake_completed), sealed with the shared key.
+    const gnutls_datum_t ticket_key = endpoint.shared().ticket_datum();
+    if (gnutls_session_ticket_enable_server(tls_, &ticket_key) != 0)
+        throw std::runtime_error("gnutls_session_ticket_enable_server failed");
     if (ngtcp2_crypto_gnutls_configure_server_session(tls_) != 0)
         throw std::runtime_error("ngtcp2_crypto_gnutls_configure_server_session failed");
     crypto_ref_.get_conn = conn_of;
@@ -365,6 +369,8 @@ int Session::on_handshake_completed() {
     if (gnutls_server_name_get(tls_, name, &length, &type, 0) == 0 && type == GNUTLS_NAME_DNS)
         tls_info_.server_name.assign(name, std::min(length, sizeof name));
     tls_info_.session_reused = gnutls_session_is_resumed(tls_) != 0;
+    // A session ticket for the next connection (resumption: no certificate exchange). Best effort.
+    gnutls_session_ticket_send(tls_, 1, 0);
     return 0;
 }
 

@@ -279,7 +279,8 @@ class H3Session:
     def __init__(self, port: int, *, host: str = HOST, server_name: str | None = "localhost",
                  ca: Path | str | None = None, verify: bool = True, alpn=("h3",), require_h3: bool = True,
                  timeout: float = DEFAULT_TIMEOUT, idle_timeout: float = 60.0,
-                 max_data: int | None = None, max_stream_data: int | None = None, connect: bool = True):
+                 max_data: int | None = None, max_stream_data: int | None = None, connect: bool = True,
+                 session_ticket=None):
         if verify and ca is None:
             raise ValueError("pass ca= (the test CA) or verify=False")
         self.host, self.port = host, port
@@ -290,6 +291,8 @@ class H3Session:
         self.timeout = timeout
         self.idle_timeout = idle_timeout
         self.max_data, self.max_stream_data = max_data, max_stream_data
+        self.session_ticket = session_ticket  # resume with it (aioquic's SessionTicket)
+        self.tickets: list = []  # the session tickets the server sent
         self.alpn: str | None = None
         self.session_resumed = False
         self.terminated: ConnectionTerminated | None = None
@@ -354,7 +357,9 @@ class H3Session:
             config.load_verify_locations(cafile=str(self.ca))
         else:
             config.verify_mode = ssl.CERT_NONE
-        quic = QuicConnection(configuration=config)
+        if self.session_ticket is not None:
+            config.session_ticket = self.session_ticket
+        quic = QuicConnection(configuration=config, session_ticket_handler=self.tickets.append)
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.bind((HOST, 0))
         self.local_port = sock.getsockname()[1]

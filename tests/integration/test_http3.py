@@ -644,3 +644,20 @@ def test_ecn_marks_on_the_servers_packets(server):
     finally:
         s.close()
     assert 2 in marks, f"no ECT(0) on the server's first packets (ECN codepoints seen: {marks})"
+
+
+def test_session_resumption_with_a_ticket(server):
+    with session(server) as first:
+        first.connect()
+        r = first.get("/tls")
+        assert r.status == 200 and json.loads(r.body)["session_reused"] is False
+        deadline = time.monotonic() + 3
+        while not first.tickets and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert first.tickets, "the server sent no session ticket after the handshake"
+        ticket = first.tickets[-1]
+    with session(server, session_ticket=ticket) as second:
+        second.connect()
+        assert second.session_resumed, "the ticket did not resume the session"
+        r = second.get("/tls")
+        assert r.status == 200 and json.loads(r.body)["session_reused"] is True, r.body
