@@ -5,7 +5,9 @@ Modules, from the bottom up:
   loadgen    wrk, h2load and ghz (gRPC): command lines, running them, parsing their output; building ghz
   tls        the run's throw-away CA and server certificate
   wsload     the WebSocket load generator bench/tools/wsload: build, command lines, output, its gate
-  servers    the server specifications (install, command, versions; the gRPC peers) and the one launcher, `Running`
+  h3load     the HTTP/3 load generator bench/tools/h3load (quic-go): build, command lines, output, its gate
+  servers    the server specifications (install, command, versions; the gRPC and HTTP/3 peers) and the one launcher,
+             `Running`
   scenarios  the scenario model, the expected payloads and the correctness gate
   summary    per-pair medians, ratios, the time estimate and progress line
   measure    one timed run of a scenario against a running server

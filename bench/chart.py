@@ -5,7 +5,8 @@ repository root; bench/__init__.py only defines paths, so this venv imports the 
 
 One panel per scenario: median req/s of each measured server (log scale), min–max as error bars,
 CovetPy in one colour, the peers in another, nginx in grey. Open-loop panels show p99 latency instead (every server
-does the same req/s), gRPC panels server CPU µs per call (ghz is the ceiling of calls/s).
+does the same req/s), gRPC panels server CPU µs per call (ghz is the ceiling of calls/s), HTTP/3 panels server CPU µs
+per request (so is h3load of req/s).
 """
 import json
 import math
@@ -32,7 +33,7 @@ def main(src: str, dst: str) -> None:
         if tools[sc] == "h2load-rate":  # fixed rate: every server does the same req/s; plot its p99 instead
             rows = [r for r in result["summary"] if r["scenario"] == sc and not r.get("excluded") and r.get("p99_ms")]
             rows.sort(key=lambda r: -r["p99_ms"])
-        elif tools[sc] == "ghz":  # ghz is the ceiling of calls/s: plot server CPU per call
+        elif tools[sc] in ("ghz", "h3load"):  # the tool is the ceiling of calls/s, req/s: plot server CPU per call
             rows = [r for r in result["summary"] if r["scenario"] == sc and not r.get("excluded")
                     and r.get("cpu_s_per_100k")]
             rows.sort(key=lambda r: -r["cpu_s_per_100k"]["median"])
@@ -50,10 +51,11 @@ def main(src: str, dst: str) -> None:
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
     for ax, (sc, rows) in zip(axes.flat, panels):
-        if tools[sc] in ("h2load-rate", "ghz"):  # lower is better: p99 at a fixed rate, CPU µs per gRPC call
-            if tools[sc] == "ghz":
+        if tools[sc] in ("h2load-rate", "ghz", "h3load"):  # lower is better: p99 at a fixed rate, CPU µs per call
+            if tools[sc] in ("ghz", "h3load"):
                 values = [r["cpu_s_per_100k"]["median"] * 10 for r in rows]
-                title, unit = f"{sc}: server CPU µs per call (ghz; lower is better)", "µs"
+                what = "call (ghz" if tools[sc] == "ghz" else "request (h3load, HTTP/3"
+                title, unit = f"{sc}: server CPU µs per {what}; lower is better)", "µs"
             else:
                 values = [r["p99_ms"] for r in rows]
                 title, unit = f"{sc}: p99 ms at {result['options']['rate']:,} req/s (lower is better)", "ms"
@@ -86,8 +88,8 @@ def main(src: str, dst: str) -> None:
             ax.text(v, i, f" {v / 1000:.1f}K", va="center", fontsize=7)
         ax.grid(axis="x", which="both", alpha=0.25)
     opts = result["options"]
-    fig.suptitle(f"CovetPy benchmark matrix, req/s, msg/s or CPU per gRPC call (median, min–max over {opts['runs']} "
-                 "rounds), "
+    fig.suptitle("CovetPy benchmark matrix, req/s, msg/s or CPU per gRPC call / HTTP/3 request (median, min–max over "
+                 f"{opts['runs']} rounds), "
                  f"server CPU {opts['server_cpus']}, wrk CPU {opts['client_cpus']} — {result['date_utc']}",
                  fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 0.97))

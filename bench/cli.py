@@ -49,7 +49,8 @@ def _parser(servers: list[str], scenarios: list[str]) -> argparse.ArgumentParser
     )
     ap.add_argument("--servers", default=None,
                     help="comma list (default: the matrix's, the gRPC peers grpcio, grpc-go, grpc-cpp only when a gRPC "
-                         f"scenario runs; --hosting: its own): {','.join(servers)}")
+                         "scenario runs, the HTTP/3 peers caddy, hypercorn-h3 only when an HTTP/3 one does; --hosting: "
+                         f"its own): {','.join(servers)}")
     ap.add_argument("--hosting", action="store_true",
                     help="the hosting comparison (bench/hosting.py): the same FastAPI app under uvicorn, Hypercorn, "
                          "Granian and CovetPy (hosted, shim), the same Flask app under gunicorn, Granian and CovetPy; "
@@ -60,15 +61,16 @@ def _parser(servers: list[str], scenarios: list[str]) -> argparse.ArgumentParser
                          f"scenarios {','.join(OVERHEAD_SCENARIOS)} unless --scenarios; implies --no-docs")
     ap.add_argument("--skip-servers", default="", help="comma list of servers to leave out")
     ap.add_argument("--scenarios", default=None,
-                    help="comma list (default all; --quick: a subset without the TLS, HTTP/2, WebSocket and gRPC "
-                         f"ones): {','.join(scenarios)}")
+                    help="comma list (default all; --quick: a subset without the TLS, HTTP/2, HTTP/3, WebSocket and "
+                         f"gRPC ones): {','.join(scenarios)}")
     ap.add_argument("--duration", type=int, default=None, help="timed run, whole seconds (default 2, --quick 1)")
     ap.add_argument("--warmup", type=int, default=None, help="warm-up before each timed run, s (default 1)")
     ap.add_argument("--runs", type=int, default=None, help="rounds (repetitions) per pair (default 3, --quick 1)")
     ap.add_argument("--cold-starts", type=int, default=None, help="launches per server for cold start (default 3)")
     ap.add_argument("--tls-runs", type=int, default=None,
-                    help="rounds of the TLS and HTTP/2 scenarios (https-plaintext, h2-plaintext, h2c-plaintext; "
-                         "default 2, at most --runs): they run in the first N rounds only")
+                    help="rounds of the TLS, HTTP/2 and HTTP/3 scenarios (https-plaintext, h2-plaintext, "
+                         "h2c-plaintext, h3-plaintext, h3-download; default 2, at most --runs): they run in the first "
+                         "N rounds only")
     ap.add_argument("--ws-runs", type=int, default=None,
                     help="rounds of the WebSocket scenarios (ws-echo, ws-broadcast; default 1, at most --runs; not in "
                          "--quick unless named): they run in the first N rounds only, on an instance of their own")
@@ -130,11 +132,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     else:
         names = [n for n, s in all_sc.items() if s.quick or not args.quick]
     args.scenario_list = [all_sc[n] for n in names]
-    # the default servers: the matrix's own (not the hosting/overhead ones), the gRPC peers when a gRPC scenario runs
+    # the default servers: the matrix's own (not the hosting/overhead ones), the gRPC peers when a gRPC scenario runs,
+    # the HTTP/3 peers when an HTTP/3 one does
     grpc = any(s.is_grpc for s in args.scenario_list)
+    h3 = any(s.is_h3 for s in args.scenario_list)
     args.servers = args.servers or ",".join(n for n, spec in specs.items()
                                             if (n == "fastapi" or n not in HOSTING_SERVERS)
-                                            and n not in OVERHEAD_SERVERS and (spec.serves_http or grpc))
+                                            and n not in OVERHEAD_SERVERS and (spec.serves_http or grpc)
+                                            and (h3 or not spec.h3_peer))
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     skip = {s.strip() for s in args.skip_servers.split(",") if s.strip()}
     unknown = [s for s in servers + list(skip) if s not in specs]

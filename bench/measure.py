@@ -1,6 +1,7 @@
 """One timed run of a scenario against a running server: the load generator's figures, the server's CPU time
 (/proc, its whole process tree) over exactly the timed window, and its peak RSS sampled during it. HTTP and gRPC
-(ghz) runs go through ``measure``, WebSocket ones through ``measure_ws``."""
+(ghz) runs go through ``measure``, WebSocket ones through ``measure_ws``, HTTP/3 ones through ``measure_h3`` (the
+last two tools print marks around their timed window, where the server's CPU is sampled)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,14 @@ import subprocess
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from . import REPO, wsload
+from . import REPO, h3load, wsload
 from .loadgen import load_command, parse_ghz, parse_h2load_log, parse_h2load_output, parse_wrk, run_tool, wrk_env
 from .scenarios import Scenario
 from .servers import Running
 from .summary import cpu_s_per_100k
-from .system import tree_cpu_delta_ticks
+from .system import tree_cpu_delta_ticks, udp_counters, udp_socket_drops
 
 
 class RssSampler(threading.Thread):
@@ -123,11 +124,17 @@ def _add_cpu(out: dict[str, Any], before: dict[int, int], after: dict[int, int],
     out["cpu_s_per_100k"] = cpu_s_per_100k(cpu_s, requests)
 
 
-class _WsWindow:
-    """The server's CPU ticks and peak RSS between wsload's ``WSLOAD_MARK start``/``end`` lines."""
+class _MarkWindow:
+    """The server's CPU ticks and peak RSS between a tool's start/end mark lines (wsload's ``WSLOAD_MARK start``/
+    ``end``, h3load's ``H3LOAD_MARK start``/``end``)."""
 
-    def __init__(self, srv: Running):
+    def __init__(self, srv: Running, start: str = wsload.MARK_START, end: str = wsload.MARK_END,
+                 counters: Callable[[], dict[str, int]] | None = None):
         self.srv = srv
+        self.start, self.end = start, end
+        self.counters = counters  # also read at the two marks (h3load: UDP drops, the server's and the machine's)
+        self.counters_before: dict[str, int] | None = None
+        self.counters_after: dict[str, int] | None = None
         self.before: dict[int, int] | None = None
         self.after: dict[int, int] | None = None
         self.peak_rss_kib: int | None = None
@@ -135,12 +142,16 @@ class _WsWindow:
 
     def see(self, line: str) -> None:
         mark = line.strip()
-        if mark == wsload.MARK_START and self.before is None:
+        if mark == self.start and self.before is None:
             self.before = self.srv.cpu_ticks()
+            if self.counters is not None:
+                self.counters_before = self.counters()
             self._sampler = RssSampler(self.srv)
             self._sampler.start()
-        elif mark == wsload.MARK_END and self.before is not None and self.after is None:
+        elif mark == self.end and self.before is not None and self.after is None:
             self.after = self.srv.cpu_ticks()
+            if self.counters is not None:
+                self.counters_after = self.counters()
             self.peak_rss_kib = self.close()
 
     def close(self) -> int | None:
@@ -148,8 +159,8 @@ class _WsWindow:
         return sampler.finish() if sampler is not None else None
 
 
-def _run_wsload(cmd: list[str], window: _WsWindow, timeout: float) -> tuple[int, str, float]:
-    """Run wsload, feeding its stdout lines to ``window`` as they come: (exit status, output, its CPU s)."""
+def _run_marked(cmd: list[str], window: _MarkWindow, timeout: float) -> tuple[int, str, float]:
+    """Run wsload or h3load, feeding its stdout lines to ``window`` as they come: (exit status, output, its CPU s)."""
     lines: list[str] = []
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, text=True,
@@ -178,9 +189,9 @@ def measure_ws(srv: Running, sc: Scenario, args: argparse.Namespace, clk: int,
     not charged to the messages."""
     cmd = wsload.command(sc, srv.port, args.warmup, args.duration, args.client_cpus, binary)
     out: dict[str, Any] = {"command": shlex.join(cmd).replace(str(REPO) + "/", "")}
-    window = _WsWindow(srv)
+    window = _MarkWindow(srv)
     try:
-        code, text, client_cpu = _run_wsload(cmd, window, args.warmup + args.duration + 90)
+        code, text, client_cpu = _run_marked(cmd, window, args.warmup + args.duration + 90)
         if window.peak_rss_kib is not None:
             out["peak_rss_kib"] = window.peak_rss_kib
         out["client_cpu_s"] = round(client_cpu, 3)  # the whole wsload process (connect + warm-up too)
@@ -196,6 +207,69 @@ def measure_ws(srv: Running, sc: Scenario, args: argparse.Namespace, clk: int,
             return out
         out.update(wsload.to_run(parsed))
         _add_cpu(out, window.before, window.after, clk, out.get("requests"))
+        if not srv.alive():
+            out["error"] = f"server died during the run: {srv.log_tail()}"
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+        out["error"] = f"{type(exc).__name__}: {exc}"
+    return out
+
+
+def udp_drops(before: dict[str, int] | None, after: dict[str, int] | None) -> dict[str, int] | None:
+    """How many datagrams UDP sockets dropped between two reads of the counters: ``server`` (the server's sockets,
+    /proc/net/udp's drops of its port), and the machine's (/proc/net/snmp) ``rcvbuf`` (a receive buffer was full:
+    the reader did not keep up), ``in_errors`` (every receive error) and ``in_datagrams`` (all received)."""
+    if not before or not after or "RcvbufErrors" not in before or "RcvbufErrors" not in after:
+        return None
+    out = {"rcvbuf": after["RcvbufErrors"] - before["RcvbufErrors"],
+           "in_errors": after.get("InErrors", 0) - before.get("InErrors", 0),
+           "in_datagrams": after.get("InDatagrams", 0) - before.get("InDatagrams", 0)}
+    if "ServerDrops" in before and "ServerDrops" in after:
+        out["server"] = after["ServerDrops"] - before["ServerDrops"]
+    return out
+
+
+def h3_counters(srv: Running) -> dict[str, int]:
+    """The machine's UDP counters and the drops of the server's UDP sockets (its port), read at h3load's marks."""
+    return {**udp_counters(), "ServerDrops": udp_socket_drops(srv.port)}
+
+
+def measure_h3(srv: Running, sc: Scenario, args: argparse.Namespace, clk: int, ca: Path,
+               binary: Path = h3load.H3LOAD_BIN,
+               counters: Callable[[], dict[str, int]] | None = None) -> dict[str, Any]:
+    """One h3load run (it makes its QUIC connections, warms up for --warmup, then times --duration): server CPU
+    (/proc) and peak RSS are sampled exactly between its ``H3LOAD_MARK start``/``end`` lines, so the handshakes and
+    the warm-up are not charged to the requests; CPU per request is that CPU / the correct responses in the window.
+    UDP drops over the same window are recorded (``udp_drops``: the server's sockets, and the machine's): QUIC over
+    loopback loses packets only where a socket's receive buffer overflows, and every loss costs a retransmission and
+    a congestion-window cut."""
+    cmd = h3load.command(sc, srv.port, ca, args.warmup, args.duration, args.client_cpus, binary)
+    out: dict[str, Any] = {"command": shlex.join(cmd).replace(str(REPO) + "/", "").replace(str(ca), "CA.pem")}
+    window = _MarkWindow(srv, h3load.MARK_START, h3load.MARK_END, counters or (lambda: h3_counters(srv)))
+    try:
+        code, text, client_cpu = _run_marked(cmd, window, args.warmup + args.duration + 90)
+        if window.peak_rss_kib is not None:
+            out["peak_rss_kib"] = window.peak_rss_kib
+        out["client_cpu_s"] = round(client_cpu, 3)  # the whole h3load process (handshakes + warm-up too)
+        out["raw_tail"] = text[-1500:]
+        parsed = h3load.parse_output(text)
+        if code != 0:
+            out["error"] = f"h3load exited {code}: {parsed.get('reason') or parsed.get('first_error')}"
+        elif window.before is None or window.after is None:
+            out["error"] = "h3load printed no timed window (H3LOAD_MARK start/end)"
+        elif parsed.get("protocol") not in (None, "HTTP/3.0"):
+            out["error"] = f"h3load's responses came over {parsed.get('protocol')}, not HTTP/3"
+        elif not parsed.get("requests") and not parsed.get("errors_total"):
+            out["error"] = (f"no response completed in the {parsed.get('duration_s', 0):.1f} s window "
+                            f"({sc.connections * sc.streams} requests in flight); a longer --duration would show one")
+        if out.get("error"):
+            if not srv.alive():
+                out["error"] = f"server died under load ({out['error']}); its log: {srv.log_tail()}"
+            return out
+        out.update(h3load.to_run(parsed))
+        out["udp_drops"] = udp_drops(window.counters_before, window.counters_after)
+        _add_cpu(out, window.before, window.after, clk, out.get("requests"))
+        if out.get("bytes_read") and out.get("requests"):
+            out["bytes_per_response"] = out["bytes_read"] / out["requests"]
         if not srv.alive():
             out["error"] = f"server died during the run: {srv.log_tail()}"
     except (OSError, ValueError, subprocess.SubprocessError) as exc:

@@ -86,6 +86,8 @@ def scenario_table(result: Mapping[str, Any], scenario: str) -> str:
         return ws_table(result, sc, rows)
     if sc.get("tool") == "ghz":
         return grpc_table(result, sc, rows)
+    if sc.get("tool") == "h3load":
+        return h3_table(result, sc, rows)
     out = ["| server | req/s median (min–max) | × FastAPI | × nginx | p50 ms | p99 ms | p99.9 ms | peak RSS MB | "
            "idle RSS MB | CPU s / 100K req | errors |",
            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -157,6 +159,48 @@ def grpc_table(result: Mapping[str, Any], sc: Mapping[str, Any], rows: list[Mapp
     return "\n".join(out)
 
 
+# HTTP/3: the peers whose CPU per request ours is compared with (issue: ahead of both per core), and the HTTP/2
+# scenario whose CPU per request the same server's h3-plaintext is set against (target: h3 at most 2x h2)
+H3_REFERENCES = (("caddy", "Caddy"), ("hypercorn-h3", "Hypercorn"))
+H3_VS_H2 = {"h3-plaintext": "h2-plaintext"}
+
+
+def h3_table(result: Mapping[str, Any], sc: Mapping[str, Any], rows: list[Mapping[str, Any]]) -> str:
+    """An HTTP/3 scenario (h3load), the least CPU per request first: req/s (and MB/s of response bodies for the
+    download), latency, server CPU per 100K requests (the figure to compare: one h3load core is the ceiling of req/s
+    for fast servers), how many times less of it than Caddy and Hypercorn use in the same run, and for h3-plaintext
+    the ratio of the server's own HTTP/3 CPU per request to its HTTP/2 one (h2-plaintext, same run)."""
+    labels = {n: v["label"] for n, v in result["servers"].items()}
+    refs = [(name, label, _med((find(result, name, sc["name"]) or {}).get("cpu_s_per_100k")))
+            for name, label in H3_REFERENCES]
+    h2 = H3_VS_H2.get(sc["name"])
+    download = (sc.get("body_size") or 0) > 0
+    head = "| server | req/s median (min–max) | " + ("MB/s | " if download else "") + (
+        "p50 ms | p99 ms | p99.9 ms | peak RSS MB | CPU s / 100K req | "
+        + "".join(f"× less CPU than {label} | " for _, label, _ in refs)
+        + (f"CPU ÷ own {h2} | " if h2 else "") + "UDP drops | errors | tool |")
+    out = [head, "|---|---:|" + ("---:|" if download else "") + "---:|---:|---:|---:|---:|" + "---:|" * len(refs)
+           + ("---:|" if h2 else "") + "---:|---:|---|"]
+    for r in sorted(rows, key=lambda r: _med(r.get("cpu_s_per_100k")) or float("inf")):
+        ours = _med(r.get("cpu_s_per_100k"))
+        ratios = "".join(f"{fmt_ratio(ref / ours if ref and ours else None)} | " for _, _, ref in refs)
+        mbps = ""
+        if download:
+            bps = _med(r.get("bytes_per_sec"))
+            mbps = f"{'—' if bps is None else f'{bps / 1e6:,.0f}'} | "
+        vs_h2 = ""
+        if h2:
+            theirs = _med((find(result, r["server"], h2) or {}).get("cpu_s_per_100k"))
+            vs_h2 = f"{fmt_ratio(ours / theirs if ours and theirs else None)} | "
+        out.append(
+            f"| {labels.get(r['server'], r['server'])} | {fmt_rps_spread(r.get('rps'))} | {mbps}"
+            f"{fmt_ms(r.get('p50_ms'))} | {fmt_ms(r.get('p99_ms'))} | {fmt_ms(r.get('p999_ms'))} | "
+            f"{fmt_mb(r.get('peak_rss_kib'))} | {fmt_cpu(r.get('cpu_s_per_100k'))} | {ratios}{vs_h2}"
+            f"{fmt_int(r.get('udp_drops'))} | {errors_cell(r)} | h3load |"
+        )
+    return "\n".join(out)
+
+
 def find(result: Mapping[str, Any], server: str, scenario: str) -> Mapping[str, Any] | None:
     for r in result["summary"]:
         if r["server"] == server and r["scenario"] == scenario and not r.get("excluded"):
@@ -209,6 +253,12 @@ def design_table(result: Mapping[str, Any]) -> str:
 def scenario_how(s: Mapping[str, Any], opts: Mapping[str, Any]) -> str:
     """Which tool measured a scenario, and how (for its heading)."""
     c = s["connections"]
+    if s["tool"] == "h3load":
+        how = (f"h3load (quic-go HTTP/3, TLS 1.3 verified against the run's CA), {c} QUIC connections × "
+               f"{s.get('streams', 1)} concurrent streams")
+        if s.get("body_size"):
+            how += f", each request a {s['body_size']:,}-byte body that comes back whole"
+        return how
     if s["tool"] == "ghz":
         replies = f", {s['messages']} replies per call" if s.get("messages", 1) > 1 else ""
         return f"ghz, {s.get('concurrency')} calls in flight over {c} HTTP/2 connections (h2c){replies}"
@@ -245,11 +295,13 @@ def tls_section(result: Mapping[str, Any]) -> list[str]:
              f"server key **{t['key_type']}**, {t.get('certificate', '')}. Every TLS server gets the same "
              "certificate; the gate verifies it against the CA (Python `ssl` and `curl --cacert`). *https-plaintext* "
              "is timed by **wrk** (HTTP/1.1 over TLS; wrk prints no cipher), *h2-plaintext* and *h2c-plaintext* by "
-             "**h2load** (HTTP/2; `-m` concurrent streams per connection). Protocol and cipher as negotiated: the "
+             "**h2load** (HTTP/2; `-m` concurrent streams per connection), the *h3-* scenarios by **h3load** (HTTP/3: "
+             "TLS 1.3 inside QUIC; its gate and its load report the handshake's cipher and ALPN h3). Protocol and "
+             "cipher as negotiated: the "
              "gate's own handshake (Python `ssl` with OpenSSL's default client cipher list, like wrk's, offering ALPN "
              "`http/1.1` for HTTPS and `h2,http/1.1` for h2) and h2load's report (the cipher its timed h2 "
              "connections used; h2load prefers AES-128-GCM).", "",
-             "| server | scenario | TLS version | cipher (gate) | ALPN | cipher, key exchange (h2load) |",
+             "| server | scenario | TLS version | cipher (gate) | ALPN | cipher, key exchange (h2load / h3load) |",
              "|---|---|---|---|---|---|"]
     h2l = t.get("h2load") or {}
     for key, hs in sorted((t.get("handshakes") or {}).items()):
@@ -277,14 +329,16 @@ def render_markdown(result: Mapping[str, Any], json_path: str, chart: Path | Non
         f"**Machine:** {m['nproc']} CPUs ({m['cpu_model']}), {m.get('mem_gib')} GiB, Linux {m['kernel']}; "
         f"a shared VM whose speed drifts, so compare within this run only. **Tools:** {tools['wrk']}; "
         f"{tools['h2load']}; matplotlib {tools['matplotlib']}; Python {m['python']}"
-        + "".join(f"; {tools[k]}" for k in ("openssl", "curl", "wsload", "ghz") if tools.get(k)) + ".",
+        + "".join(f"; {tools[k]}" for k in ("openssl", "curl", "wsload", "ghz", "h3load") if tools.get(k)) + ".",
         "",
         f"**Command:** `{' '.join(result['argv'])}` — server on CPU {opts['server_cpus']}, load generator on "
         f"CPU {opts['client_cpus']} (`taskset`), {opts['workers']} worker per server; per pair a "
         f"{opts['warmup']} s warm-up then a {opts['duration']} s timed run; {opts['runs']} interleaved round(s) "
         "(every server once per round, started fresh each round); median of the rounds with min–max"
-        + (f"; the TLS and HTTP/2 scenarios run in the first {opts['tls_runs']} round(s) only, TLS ones on a second "
-           "instance of the server started with the run's certificate right after its plain one"
+        + (f"; the TLS, HTTP/2 and HTTP/3 scenarios run in the first {opts['tls_runs']} round(s) only, TLS ones on "
+           "a second instance of the server started with the run's certificate right after its plain one"
+           + (" (HTTP/3 ones on a third, with HTTP/3 on)" if any(s["tool"] == "h3load" for s in result["scenarios"])
+              else "")
            if opts.get("tls_runs") and any(s.get("tls") or s["tool"] == "h2load-h2" for s in result["scenarios"])
            else "")
         + (f"; the WebSocket scenarios run in the first {opts['ws_runs']} round(s) only, on an instance of their own"
@@ -331,7 +385,27 @@ def render_markdown(result: Mapping[str, Any], json_path: str, chart: Path | Non
            "still in flight when its time is up (at most the calls in flight, per run): they end as Canceled or "
            "Unavailable and count as errors. The gate first makes each call twice with a grpcio client "
            "(`bench/peers/grpc/check.py`): the greeting for its name, and exactly the stream's number of them."
-           if any(s["tool"] == "ghz" for s in result["scenarios"]) else ""),
+           if any(s["tool"] == "ghz" for s in result["scenarios"]) else "")
+        + (" **HTTP/3:** measured by **h3load** (`bench/tools/h3load`, Go + quic-go's http3, on the client CPU) on an "
+           "instance of each server of its own, started with the run's certificate and HTTP/3 on (CovetPy: "
+           "`--http3`; Caddy: `protocols h1 h2 h3`; Hypercorn: `--quic-bind`, aioquic). h3load makes its QUIC "
+           "connections (each on a UDP socket of its own; TLS 1.3 verified against the run's CA, ALPN h3), warms up, "
+           "then times the run; server CPU and peak RSS are sampled exactly over the timed window, so handshakes are "
+           "not charged. Each connection keeps its streams busy (closed loop); a response counts when it is 2xx, "
+           "came over HTTP/3 and its body is exactly the expected one (*h3-download*: the 1 MiB request body echoed "
+           "back byte for byte: `POST /echo`, since CovetPy's native example has no 1 MiB GET route, so every request "
+           "moves 1 MiB each way). One quic-go core is far slower per request than the servers under test, so req/s "
+           "is mostly h3load's ceiling: compare *CPU s / 100K req*, and the ratios to Caddy and Hypercorn (how many "
+           "times less CPU per request than theirs) and to the same server's own *h2-plaintext* (HTTP/3 ÷ HTTP/2 CPU "
+           "per request, same run; h2load drives a fast server near its capacity while h3load's core caps HTTP/3 near "
+           "10K req/s, so a fast server's h3 run leaves it mostly idle and its per-request figure carries more "
+           "per-wakeup cost than the h2 one: the ratio is an upper bound). *UDP drops*: datagrams the server's UDP "
+           "sockets dropped over the timed windows (`drops` of its port in /proc/net/udp: a full receive buffer, the "
+           "server reading too slowly or with too small a buffer; the machine's `RcvbufErrors` are in the JSON): on "
+           "loopback the only losses QUIC sees, each one a retransmission and a smaller congestion window. The gate "
+           "first runs `h3load -check` on one QUIC connection: two requests one after the other, two at once, each "
+           "over HTTP/3 with the exact body and content type."
+           if any(s["tool"] == "h3load" for s in result["scenarios"]) else ""),
         "",
     ]
     if chart is not None and docs is not None:
@@ -397,6 +471,8 @@ def render_markdown(result: Mapping[str, Any], json_path: str, chart: Path | Non
             cmd += f"; TLS: `{v['tls_command'].replace('|', '/')}`"
         if v.get("ws_command") and v["ws_command"] != v.get("command"):
             cmd += f"; WebSocket: `{v['ws_command'].replace('|', '/')}`"
+        if v.get("h3_command"):
+            cmd += f"; HTTP/3: `{v['h3_command'].replace('|', '/')}`"
         if v.get("grpc_command"):
             cmd = (f"{cmd}; gRPC: " if v.get("command") else "") + f"`{v['grpc_command'].replace('|', '/')}`"
         lines.append(f"| {v['label']} | {ver.replace('|', '/')} | {v['config'].replace('|', '/')} | {cmd} |")

@@ -1,6 +1,6 @@
 """The run of `python -m bench`: install and check the servers and tools, plan the pairs, run the interleaved
-rounds (each server started fresh once per round, gated, then measured scenario by scenario; its TLS, WebSocket
-and gRPC instances after its plain one), the cold starts, then write the results JSON, its Markdown, the docs
+rounds (each server started fresh once per round, gated, then measured scenario by scenario; its TLS, HTTP/3,
+WebSocket and gRPC instances after its plain one), the cold starts, then write the results JSON, its Markdown, the docs
 section and the chart."""
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import BENCH, REPO, loadgen, report
+from . import BENCH, REPO, h3load, loadgen, report
 from . import tls as tls_mod
 from . import wsload
 from .cli import parse_args
-from .measure import measure, measure_ws
+from .measure import measure, measure_h3, measure_ws
 from .scenarios import Scenario, curl_has_http2, gate, item_payload, tls_handshake
 from .servers import (
     COVET_PYTHON, GRPC_PYTHON, Ctx, InstallError, Running, ServerSpec, StartError, all_specs, covet_import_error,
@@ -65,17 +65,25 @@ def runs_of(sc: Scenario, args: argparse.Namespace) -> int:
 
 def unsupported_pairs(spec: ServerSpec, scen: list[Scenario], *, have_h2load: bool, have_curl_h2: bool,
                       tls_error: str | None, wsload_error: str | None = None,
-                      grpc_error: str | None = None) -> dict[str, str]:
+                      grpc_error: str | None = None, h3load_error: str | None = None) -> dict[str, str]:
     """scenario -> why ``spec`` sits it out before anything is started: the server's own reasons
-    (``unsupported``), an HTTP scenario for a gRPC peer, a gRPC scenario for a server without a gRPC service, a TLS
-    scenario without a TLS configuration, missing tools, no certificate, no wsload, no ghz."""
+    (``unsupported``), an HTTP scenario for a gRPC peer, a cleartext one for an HTTP/3 peer, a gRPC scenario for a
+    server without a gRPC service, an HTTP/3 one for a server without HTTP/3, a TLS scenario without a TLS
+    configuration, missing tools, no certificate, no wsload, no ghz, no h3load."""
     out: dict[str, str] = {}
     for sc in scen:
         reason = spec.unsupported.get(sc.name)
         if reason is None and not sc.is_grpc and not spec.serves_http:
             reason = f"{spec.name} is a gRPC peer: it serves the Greeter over gRPC only"
+        if reason is None and sc.is_h3 and spec.h3_command is None:
+            reason = f"no HTTP/3 configuration for {spec.name} in the suite"
+        if reason is None and sc.is_h3 and h3load_error:
+            reason = f"no HTTP/3 load generator: {h3load_error}"
         if reason is None and sc.is_grpc and spec.grpc_command is None:
             reason = f"no gRPC service in the suite's {spec.name} peer (it serves the HTTP routes only)"
+        if reason is None and spec.h3_peer and not sc.tls:
+            reason = (f"{spec.name} is an HTTP/3 peer: it serves the TLS scenarios only (HTTP/3, and h2 on an "
+                      "instance without it)")
         if reason is None and sc.is_grpc and grpc_error:
             reason = f"no gRPC load generator or gate: {grpc_error}"
         if reason is None and sc.is_ws and wsload_error:
@@ -165,6 +173,7 @@ class Matrix:
         self.make_certificate()
         wsload_error = self.build_wsload()
         grpc_error = self.build_grpc_tools()
+        h3load_error = self.build_h3load()
         self.tool_versions["openssl"] = tls_mod.openssl_version()
         self.tool_versions["curl"] = " ".join(cmd_output(["curl", "--version"]).split()[:2]) \
             if shutil.which("curl") else "missing"
@@ -173,7 +182,7 @@ class Matrix:
             for sc_name, reason in unsupported_pairs(self.specs[name], self.args.scenario_list,
                                                      have_h2load=have_h2load, have_curl_h2=have_curl_h2,
                                                      tls_error=self.tls_error, wsload_error=wsload_error,
-                                                     grpc_error=grpc_error).items():
+                                                     grpc_error=grpc_error, h3load_error=h3load_error).items():
                 self.pair_excluded.setdefault((name, sc_name), reason)
         self.install_grpc_instances()
 
@@ -270,6 +279,21 @@ class Matrix:
             return str(exc)
         return None
 
+    def build_h3load(self) -> str | None:
+        """Build h3load when an HTTP/3 scenario is planned; the reason they are excluded when it cannot be."""
+        if not any(s.is_h3 for s in self.args.scenario_list):
+            return None
+        try:
+            if not self.args.no_install:
+                h3load.build(log)
+            elif not h3load.H3LOAD_BIN.exists():
+                raise h3load.H3loadError(f"{h3load.H3LOAD_BIN.relative_to(REPO)} not built (--no-install)")
+            self.tool_versions["h3load"] = h3load.versions()
+        except (h3load.H3loadError, OSError, subprocess.SubprocessError) as exc:
+            log(f"HTTP/3 scenarios excluded: {exc}")
+            return str(exc)
+        return None
+
     # ---- plan -------------------------------------------------------------------------------------------
 
     def plan(self) -> None:
@@ -279,13 +303,14 @@ class Matrix:
         self.cold = {n: [] for n in self.servers}
         scen = args.scenario_list
         self.pairs = [(n, s) for n in self.servers for s in scen if (n, s.name) not in self.pair_excluded]
-        http_servers = [n for n in self.servers if self.specs[n].serves_http]  # a plain instance, cold starts
+        http_servers = [n for n in self.servers if has_plain_instance(self.specs[n])]  # cold starts
         self.total_steps = sum(runs_of(s, args) for _, s in self.pairs) + len(http_servers) * args.cold_starts
-        tls_servers = {n for n, s in self.pairs if s.tls}
+        tls_servers = {n for n, s in self.pairs if s.tls and not s.is_h3}
+        h3_servers = {n for n, s in self.pairs if s.is_h3}
         ws_servers = {n for n, s in self.pairs if s.is_ws}
         grpc_servers = {n for n, s in self.pairs if s.is_grpc}
         est = estimate_seconds(len(http_servers), len(self.pairs), args.runs, args.warmup, args.duration,
-                               args.cold_starts, tls_servers=len(tls_servers),
+                               args.cold_starts, tls_servers=len(tls_servers) + len(h3_servers),
                                tls_pairs=sum(1 for _, s in self.pairs if reduced_rounds(s) and not s.is_ws),
                                tls_runs=args.tls_runs, ws_servers=len(ws_servers),
                                ws_pairs=sum(1 for _, s in self.pairs if s.is_ws), ws_runs=args.ws_runs,
@@ -293,8 +318,9 @@ class Matrix:
         self.setup_seconds = time.monotonic() - self.t_start
         log(f"installs and checks took {fmt_duration(self.setup_seconds)}")
         log(f"matrix: {len(self.servers)} servers x {len(scen)} scenarios = {len(self.pairs)} pairs, {args.runs} "
-            f"round(s) of {args.warmup}+{args.duration} s (TLS/HTTP/2 scenarios: {args.tls_runs} round(s), "
-            f"{len(tls_servers)} servers started a second time with TLS; WebSocket scenarios: {args.ws_runs} "
+            f"round(s) of {args.warmup}+{args.duration} s (TLS/HTTP/2/HTTP/3 scenarios: {args.tls_runs} round(s), "
+            f"{len(tls_servers)} servers started again with TLS, {len(h3_servers)} with HTTP/3; WebSocket scenarios: "
+            f"{args.ws_runs} "
             f"round(s), {len(ws_servers)} servers started once more for them; gRPC scenarios: every round, on a "
             f"gRPC instance of {len(grpc_servers)} servers); estimated {fmt_duration(est)} "
             "(plus any quiet-protocol waits)")
@@ -337,9 +363,12 @@ class Matrix:
             plain = [s for s in todo if not s.tls and not s.is_ws and not s.is_grpc]
             if plain:
                 self.run_instance(name, rnd, plain, None, False, body_file, clk)
-            secure = [s for s in todo if s.tls and (name, s.name) not in self.pair_excluded]
+            secure = [s for s in todo if s.tls and not s.is_h3 and (name, s.name) not in self.pair_excluded]
             if secure and name not in self.excluded:
                 self.run_instance(name, rnd, secure, self.tls_files, False, body_file, clk)
+            quic = [s for s in todo if s.is_h3 and (name, s.name) not in self.pair_excluded]
+            if quic and name not in self.excluded:
+                self.run_instance(name, rnd, quic, self.tls_files, False, body_file, clk, h3=True)
             sockets = [s for s in todo if s.is_ws and (name, s.name) not in self.pair_excluded]
             if sockets and name not in self.excluded:
                 self.run_instance(name, rnd, sockets, None, True, body_file, clk)
@@ -348,17 +377,19 @@ class Matrix:
                 self.run_instance(name, rnd, calls, None, False, body_file, clk, grpc=True)
 
     def run_instance(self, name: str, rnd: int, todo: list[Scenario], tls: tls_mod.TlsFiles | None, ws: bool,
-                     body_file: Path, clk: int, grpc: bool = False) -> None:
-        """Start ``name`` once (plain, with the run's certificate, for the WebSocket scenarios or for the gRPC
-        ones), gate and measure ``todo`` on it."""
-        srv = Running(self.specs[name], self.ctx, tls, ws=ws, grpc=grpc)
-        kind = " (TLS)" if tls is not None else " (WebSocket)" if ws else " (gRPC)" if grpc else ""
+                     body_file: Path, clk: int, grpc: bool = False, h3: bool = False) -> None:
+        """Start ``name`` once (plain, with the run's certificate, with HTTP/3 too, for the WebSocket scenarios or
+        for the gRPC ones), gate and measure ``todo`` on it."""
+        srv = Running(self.specs[name], self.ctx, tls, ws=ws, grpc=grpc, h3=h3)
+        kind = (" (HTTP/3)" if h3 else " (TLS)" if tls is not None else " (WebSocket)" if ws else " (gRPC)" if grpc
+                else "")
         self.commands[name + kind] = srv.describe()
         try:
             if not self.start_instance(srv, rnd, todo):
                 return
-            if (tls is None and not ws and not grpc) or (grpc and not srv.spec.serves_http):
-                time.sleep(0.5)  # idle RSS: of the plain instance, or of a gRPC peer's only one
+            if ((tls is None and not ws and not grpc) or (grpc and not srv.spec.serves_http)
+                    or (h3 and srv.spec.h3_peer)):
+                time.sleep(0.5)  # idle RSS: of the plain instance, a gRPC peer's only one, an HTTP/3 peer's h3 one
                 self.idle[name].append(srv.rss_kib())
             for s in todo:
                 if (name, s.name) not in self.pair_excluded:
@@ -406,15 +437,23 @@ class Matrix:
                 self.fail(name, s, rnd, f"correctness gate failed: {reason}", "gate failed")
             return
         if s.tls and f"{name}/{s.name}" not in self.tls_seen:
-            alpn = ["h2", "http/1.1"] if s.tool == "h2load-h2" else ["http/1.1"]
-            self.tls_seen[f"{name}/{s.name}"] = tls_handshake(srv.port, tls, alpn)
+            if s.is_h3:  # the QUIC handshake: TLS 1.3 inside QUIC, ALPN h3 (h3load's view of it)
+                self.tls_seen[f"{name}/{s.name}"] = h3load.handshake(srv.port, s, tls.ca)
+            else:
+                alpn = ["h2", "http/1.1"] if s.tool == "h2load-h2" else ["http/1.1"]
+                self.tls_seen[f"{name}/{s.name}"] = tls_handshake(srv.port, tls, alpn)
         if self.quiet.exists():
             # nothing of ours runs while someone else measures, not even an idle server
             srv.stop()
             self.waited += wait_quiet(self.quiet)
             if not self.restart(srv, rnd, s, "restart after waiting failed"):
                 return
-        r = measure_ws(srv, s, self.args, clk) if s.is_ws else measure(srv, s, self.args, body_file, clk)
+        if s.is_ws:
+            r = measure_ws(srv, s, self.args, clk)
+        elif s.is_h3:
+            r = measure_h3(srv, s, self.args, clk, tls.ca)
+        else:
+            r = measure(srv, s, self.args, body_file, clk)
         r.update({"server": name, "scenario": s.name, "round": rnd})
         self.runs.append(r)
         rps = r.get("requests_per_sec")
@@ -434,7 +473,7 @@ class Matrix:
         """Launch → first 200 OK and idle RSS of fresh processes, --cold-starts times per server (that serves
         HTTP: a gRPC peer has no 200 to time)."""
         for name in self.servers:
-            if name in self.excluded or not self.specs[name].serves_http:
+            if name in self.excluded or not has_plain_instance(self.specs[name]):
                 continue
             for _ in range(self.args.cold_starts):
                 self.waited += wait_quiet(self.quiet)
@@ -484,8 +523,8 @@ class Matrix:
         spec = self.specs[n]
         return {"label": spec.label, "config": spec.config, "command": self.commands.get(n),
                 "tls_command": self.commands.get(f"{n} (TLS)"), "ws_command": self.commands.get(f"{n} (WebSocket)"),
-                "grpc_command": self.commands.get(f"{n} (gRPC)"), "versions": self.versions.get(n),
-                "excluded": self.excluded.get(n)}
+                "grpc_command": self.commands.get(f"{n} (gRPC)"), "h3_command": self.commands.get(f"{n} (HTTP/3)"),
+                "versions": self.versions.get(n), "excluded": self.excluded.get(n)}
 
     def tls_entry(self) -> dict[str, Any] | None:
         if self.tls_files is None and self.tls_error is None:
@@ -508,10 +547,17 @@ def scenario_entry(s: Scenario, runs: int) -> dict[str, Any]:
         out["stagger_ms"] = s.stagger_ms
     if s.is_grpc:
         out.update({"concurrency": s.concurrency, "messages": s.messages})
+    if s.is_h3:
+        out["body_size"] = s.body_size
     return out
 
 
-HEAVY_BUILDS = ("actix", "covet-native", "grpc-go", "grpc-cpp")  # compilers: they wait for a quiet machine too
+def has_plain_instance(spec: ServerSpec) -> bool:
+    """Does the server have a cleartext HTTP instance (the one cold starts time)? Not a gRPC or HTTP/3 peer."""
+    return spec.serves_http and not spec.h3_peer
+
+
+HEAVY_BUILDS = ("actix", "caddy", "covet-native", "grpc-go", "grpc-cpp")  # compilers: they wait for a quiet machine
 
 
 def require_installed(exe: str) -> None:

@@ -1,5 +1,5 @@
 """The scenario model of the benchmark, the payloads every server must answer with, and the correctness gate
-each (server, scenario) passes before it is timed (HTTP/1.1, pipelining, HTTPS, HTTP/2, WebSocket, gRPC)."""
+each (server, scenario) passes before it is timed (HTTP/1.1, pipelining, HTTPS, HTTP/2, WebSocket, gRPC, HTTP/3)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from . import wsload
+from . import h3load, wsload
 from .loadgen import parse_h2load_output
 from .servers import grpc_check_command
 from .tls import TlsFiles, client_context
@@ -30,6 +30,13 @@ WS_WINDOW = 16  # ws-broadcast: messages out before the publisher waits for ever
 GRPC_CONCURRENCY = 50  # ghz -c: calls in flight
 GRPC_CONNECTIONS = 4  # ghz --connections: HTTP/2 connections they share
 GRPC_STREAM_MESSAGES = 100  # replies per grpc-stream call
+H3_SCENARIOS = ("h3-plaintext", "h3-download")  # h3load (bench/tools/h3load), on an HTTP/3 instance of their own
+H3_STREAMS = 100  # h3load -m: request streams per QUIC connection (as h2's -m; CovetPy's and quic-go's limit)
+# h3-download: the body every request carries and gets echoed back. 1 MiB is CovetPy's default max_body_bytes (a
+# larger body gets 413); the apps have no route that sends 1 MiB for a GET, so the download is POST /echo's answer.
+H3_DOWNLOAD_BYTES = 1024 * 1024
+H3_DOWNLOAD_CONNECTIONS = 8
+H3_DOWNLOAD_STREAMS = 4
 
 
 # --------------------------------------------------------------------------------------------------
@@ -84,10 +91,11 @@ class Scenario:
     connections: int = 64
     method: str = "GET"
     tool: str = "wrk"  # wrk | h2load-rate (HTTP/1.1, fixed rate) | h2load-h2 (HTTP/2) | wsload (WebSocket) | ghz
+    #                    | h3load (HTTP/3)
     pipeline: int = 1
     quick: bool = True  # part of --quick
     tls: bool = False  # served over TLS by a second instance of the server started with the run's certificate
-    streams: int = 1  # h2load -m: concurrent streams per HTTP/2 connection
+    streams: int = 1  # h2load/h3load -m: concurrent streams per HTTP/2 or QUIC connection
     ws: str = ""  # wsload -mode: echo | broadcast
     size: int = 0  # WebSocket text message bytes
     inflight: int = 1  # ws echo: messages in flight per connection
@@ -96,11 +104,14 @@ class Scenario:
     stagger_ms: int = 0  # h2load-rate: start the connections this far apart (0: together, their timers in step)
     concurrency: int = 0  # ghz -c: gRPC calls in flight, over ``connections`` HTTP/2 connections
     messages: int = 1  # gRPC: replies per call (1: unary; more: a server stream of that many)
+    body_size: int = 0  # h3load: request body bytes (h3-download: echoed back)
 
     @property
     def protocol(self) -> str:
         """What goes over the wire: ``h1``, ``h1-tls`` (HTTPS), ``h2`` (TLS + ALPN), ``h2c`` (prior knowledge),
-        ``ws`` (WebSocket over cleartext HTTP/1.1 upgrade) or ``grpc`` (gRPC over h2c)."""
+        ``ws`` (WebSocket over cleartext HTTP/1.1 upgrade), ``grpc`` (gRPC over h2c) or ``h3`` (HTTP/3 over QUIC)."""
+        if self.tool == "h3load":
+            return "h3"
         if self.tool == "wsload":
             return "ws"
         if self.tool == "ghz":
@@ -122,6 +133,10 @@ class Scenario:
     @property
     def is_grpc(self) -> bool:
         return self.tool == "ghz"
+
+    @property
+    def is_h3(self) -> bool:
+        return self.tool == "h3load"
 
     @property
     def latency_valid(self) -> bool:
@@ -172,6 +187,16 @@ def build_scenarios(connections: int = 64, keepalive: tuple[int, ...] = (1000, 1
     sc.append(Scenario("h2c-plaintext", f"HTTP/2 cleartext (h2c, prior knowledge), {H2_STREAMS} streams per "
                        "connection", "/plaintext", "plaintext", connections, tool="h2load-h2", quick=False,
                        streams=H2_STREAMS))
+    # HTTP/3 (not in --quick unless named; in the first --tls-runs rounds only): h3load (quic-go), on an instance of
+    # each server started with the run's certificate and HTTP/3 on
+    h3 = {"tool": "h3load", "quick": False, "tls": True}
+    sc.append(Scenario("h3-plaintext", f"HTTP/3 over QUIC, {H3_STREAMS} streams per connection", "/plaintext",
+                       "plaintext", connections, streams=H3_STREAMS, **h3))
+    sc.append(Scenario("h3-download", f"HTTP/3, {H3_DOWNLOAD_BYTES // 1024 // 1024} MiB responses: a "
+                       f"{H3_DOWNLOAD_BYTES // 1024 // 1024} MiB POST echoed back (examples/native/hello has no 1 MiB "
+                       "GET route)", "/echo",
+                       "echo", H3_DOWNLOAD_CONNECTIONS, method="POST", streams=H3_DOWNLOAD_STREAMS,
+                       body_size=H3_DOWNLOAD_BYTES, **h3))
     return {s.name: s for s in sc}
 
 
@@ -197,10 +222,13 @@ def gate(port: int, sc: Scenario, tls: TlsFiles | None = None) -> tuple[bool, st
     (the run's CA). HTTP/2: curl must fetch the body twice over one connection and report HTTP version 2
     (``--http2`` with ALPN over TLS, ``--http2-prior-knowledge`` for h2c), and over TLS the handshake must
     select ALPN ``h2``. WebSocket: ``wsload -check`` (echoes identical; every subscriber gets every broadcast, in
-    order; see wsload.gate). gRPC: bench/peers/grpc/check.py (see gate_grpc).
+    order; see wsload.gate). gRPC: bench/peers/grpc/check.py (see gate_grpc). HTTP/3: ``h3load -check`` on one QUIC
+    connection verified against the run's CA (see h3load.gate).
     """
     if sc.tls and tls is None:
         return False, "no TLS certificate for this run"
+    if sc.is_h3:
+        return h3load.gate(port, sc, tls.ca)
     if sc.tool == "wsload":
         return wsload.gate(port, sc)
     if sc.is_grpc:

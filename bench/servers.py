@@ -9,7 +9,10 @@ Every HTTP peer serves the same five routes with the same payloads (bench/peers/
 Headers are each framework's defaults (Date, Server, ... wherever a framework sends them, for us too);
 access logging is off everywhere. The gRPC scenarios' servers (CovetPy's two, and the gRPC peers grpcio, grpc-go,
 grpc-cpp, which serve nothing else) serve the Greeter of examples/native/grpc_greeter/greeter.proto over h2c, from
-bench/peers/grpc/ (and examples/native/grpc_greeter for CovetPy's C++ API).
+bench/peers/grpc/ (and examples/native/grpc_greeter for CovetPy's C++ API). The HTTP/3 scenarios' servers answer
+GET /plaintext and POST /echo (the body back, with its content type) over QUIC on an instance of their own started
+with the run's certificate: CovetPy's two with --http3, and the HTTP/3 peers Caddy (bench/peers/caddy) and Hypercorn
+with aioquic (bench/peers/hypercorn-h3, the FastAPI app), which serve TLS scenarios only.
 """
 
 from __future__ import annotations
@@ -33,8 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from . import BENCH, REPO
-from .loadgen import GREETER_PROTO, GoToolError, go_binary, go_install
+from . import BENCH, REPO, h3load
+from .loadgen import GO_BIN_CACHE, GREETER_PROTO, GoToolError, go_binary, go_install
 from .system import cmd_output, file_sha256, git_revision, package_versions, tree_cpu_snapshot, tree_rss_kib
 from .tls import TlsFiles, client_context
 
@@ -132,6 +135,16 @@ class ServerSpec:
     grpc_env: dict[str, str] = field(default_factory=dict)
     grpc_install: Callable[[Ctx], None] | None = None
     serves_http: bool = True  # False: a gRPC peer, which sits out every HTTP scenario (and the cold starts)
+    # the command of the instance serving the HTTP/3 scenarios (QUIC on the TLS port number, with the run's
+    # certificate; an instance of its own, started after the TLS one); None: no HTTP/3
+    h3_command: Callable[[Ctx, int, TlsFiles], list[str]] | None = None
+    # True: an HTTP/3 peer: serves over TLS only (it sits out the cleartext scenarios and the cold starts) and is in
+    # the default list only when an HTTP/3 scenario runs
+    h3_peer: bool = False
+    # writes what the command needs into the instance's temp directory before it starts (a configuration file):
+    # (ctx, port, tmp, tls, h3)
+    prepare: Callable[[Ctx, int, Path, TlsFiles | None, bool], None] | None = None
+    config_template: Path | None = None  # what ``prepare`` fills in (named in the described command)
 
 
 def _uvicorn_tls(app_dir: str) -> Callable[[Ctx, int, TlsFiles], list[str]]:
@@ -257,6 +270,12 @@ def _covet_python_tls_cmd(module: str) -> Callable[[Ctx, int, TlsFiles], list[st
     return lambda ctx, port, tls: plain(ctx, port) + ["--ssl-certfile", str(tls.cert), "--ssl-keyfile", str(tls.key)]
 
 
+def _covet_python_h3_cmd(module: str) -> Callable[[Ctx, int, TlsFiles], list[str]]:
+    """The TLS instance's command with ``--http3``: HTTP/3 over QUIC on the same port number (UDP)."""
+    secure = _covet_python_tls_cmd(module)
+    return lambda ctx, port, tls: secure(ctx, port, tls) + ["--http3"]
+
+
 def native_binary(ctx: Ctx) -> Path | None:
     if ctx.native_binary:
         return ctx.native_binary
@@ -292,6 +311,11 @@ def covet_native_cmd(ctx: Ctx, port: int) -> list[str]:
 def covet_native_tls_cmd(ctx: Ctx, port: int, tls: TlsFiles) -> list[str]:
     """HTTPS with h2 via ALPN (on by default in hello; ``--no-http2`` turns it off)."""
     return covet_native_cmd(ctx, port) + ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
+
+
+def covet_native_h3_cmd(ctx: Ctx, port: int, tls: TlsFiles) -> list[str]:
+    """The TLS instance's command with ``--http3``: HTTP/3 over QUIC on the same port number (UDP)."""
+    return covet_native_tls_cmd(ctx, port, tls) + ["--http3"]
 
 
 # ---- nginx --------------------------------------------------------------------------------------
@@ -581,6 +605,112 @@ def grpc_peer(name: str, label: str, config: str, install: Callable[[Ctx], None]
                       grpc_command=command, grpc_env=env or {}, serves_http=False)
 
 
+# ---- HTTP/3 peers: Caddy (quic-go) and Hypercorn with aioquic ----------------------------------------------------
+
+CADDY_PACKAGE = "github.com/caddyserver/caddy/v2/cmd/caddy"
+CADDY_VERSION = "v2.11.9"  # built from the Go module proxy (its go.mod pins quic-go, x/net, ...)
+CADDY_TEMPLATE = PEERS / "caddy" / "Caddyfile.template"
+HYPERCORN_H3 = "hypercorn-h3"  # bench/peers/hypercorn-h3/requirements.txt -> bench/.venvs/hypercorn-h3
+FASTAPI_APP_DIR = PEERS / "fastapi"  # the app Hypercorn serves
+
+
+def caddy_binary() -> Path:
+    """Where the pinned Caddy is (or will be) built: the same cache as ghz's."""
+    return GO_BIN_CACHE / f"caddy-{CADDY_VERSION}"
+
+
+def install_caddy(ctx: Ctx) -> None:
+    try:
+        go_install(CADDY_PACKAGE, CADDY_VERSION, "caddy", ctx.log)
+    except GoToolError as exc:
+        raise InstallError(str(exc)) from None
+
+
+def go_module_versions(binary: Path, modules: tuple[str, ...]) -> dict[str, str]:
+    """The versions of ``modules`` a Go binary was built with (``go version -m``): what it really runs."""
+    go = go_binary()
+    text = cmd_output([go, "version", "-m", str(binary)]) if go and Path(binary).exists() else ""
+    out = {}
+    for m in modules:
+        found = re.search(rf"^\s*(?:dep|mod)\s+{re.escape(m)}\s+(v\S+)", text, re.M)
+        out[m] = found.group(1) if found else "?"
+    return out
+
+
+def caddy_versions(ctx: Ctx) -> dict[str, Any]:
+    """From the binary's build information (``caddy version`` says "unknown" for a `go install` build: it looks for
+    Caddy among the dependencies, as xcaddy builds it)."""
+    mods = go_module_versions(caddy_binary(), ("github.com/caddyserver/caddy/v2", "github.com/quic-go/quic-go"))
+    out = {"caddy": mods["github.com/caddyserver/caddy/v2"], "quic-go": mods["github.com/quic-go/quic-go"]}
+    go = go_binary()
+    out["go"] = cmd_output([go, "version"]).replace("go version ", "") if go else "missing"
+    return out
+
+
+def render_caddyfile(template: str, port: int, tmpdir: str, tls: TlsFiles, h3: bool) -> str:
+    """Fill the Caddyfile template: port, temp directory (Caddy's storage), certificate and key, and the protocols
+    (``h1 h2 h3`` for the HTTP/3 instance, ``h1 h2`` otherwise: no QUIC listener and no Alt-Svc)."""
+    conf = (template.replace("@PORT@", str(port)).replace("@TMPDIR@", tmpdir).replace("@TLS_CERT@", str(tls.cert))
+            .replace("@TLS_KEY@", str(tls.key)).replace("@PROTOCOLS@", "h1 h2 h3" if h3 else "h1 h2"))
+    left = re.findall(r"@[A-Z_]+@", conf)
+    if left:
+        raise ValueError(f"unfilled placeholders in the Caddyfile template: {sorted(set(left))}")
+    return conf
+
+
+def caddy_prepare(ctx: Ctx, port: int, tmp: Path, tls: TlsFiles | None, h3: bool) -> None:
+    if tls is None:
+        raise StartError("the Caddy peer serves TLS only (no certificate given)")
+    (tmp / "Caddyfile").write_text(render_caddyfile(CADDY_TEMPLATE.read_text(), port, str(tmp), tls, h3))
+
+
+def caddy_cmd(ctx: Ctx, port: int, tls: TlsFiles | None = None) -> list[str]:
+    """``caddy run`` on the Caddyfile ``caddy_prepare`` wrote into the instance's directory (its working
+    directory). GOMAXPROCS follows the CPUs taskset gives it (--server-cpus)."""
+    return [str(caddy_binary()), "run", "--adapter", "caddyfile", "--config", "Caddyfile"]
+
+
+def hypercorn_h3_cmd(ctx: Ctx, port: int, tls: TlsFiles | None = None, quic: bool = False) -> list[str]:
+    """Hypercorn as the hosting comparison runs it (uvloop worker, backlog 4096, log level warning) with the run's
+    certificate (HTTP/1.1 and h2 by ALPN on TCP) and, for the HTTP/3 instance, ``--quic-bind`` on the same port
+    number (aioquic)."""
+    out = [str(VENVS / HYPERCORN_H3 / "bin" / "hypercorn"), "--bind", f"127.0.0.1:{port}", "--workers",
+           str(ctx.workers), "--worker-class", "uvloop", "--backlog", "4096", "--log-level", "warning"]
+    if tls is not None:
+        out += ["--certfile", str(tls.cert), "--keyfile", str(tls.key)]
+    if quic:
+        out += ["--quic-bind", f"127.0.0.1:{port}"]
+    return out + ["app:app"]
+
+
+# Why a server sits out the HTTP/3 scenarios (h3-plaintext, h3-download).
+def _no_h3(reason: str) -> dict[str, str]:
+    return {"h3-plaintext": reason, "h3-download": reason}
+
+
+HYPERCORN_H2 = ("Hypercorn's h2 under h2-plaintext's 64 connections × 100 streams: ~100 req/s, and h2load ends ~30 s "
+                "after its -D (measured on this machine: 204 responses in 31.7 s for -D2; the matrix's timed run is "
+                "killed at duration + 90 s with nothing measured), so it would only cost the run minutes")
+H3_PEER_HTTPS = ("an HTTP/3 peer: left out of https-plaintext to keep the run short (its h2-plaintext is there to "
+                 "compare its HTTP/2 with its HTTP/3)")
+COVET_SYNC_H3 = ("same engine and HTTP/3 layer as covet-async (only handler dispatch differs); left out of the HTTP/3 "
+                 "scenarios to keep the default run short")
+UVICORN_NO_H3 = "uvicorn has no HTTP/3 (HTTP/1.1 only)"
+GRANIAN_NO_H3 = "Granian has no HTTP/3 (HTTP/1.1 and HTTP/2 only)"
+
+
+def h3_peer(name: str, label: str, config: str, install: Callable[[Ctx], None],
+            command: Callable[[Ctx, int], list[str]], tls_command: Callable[[Ctx, int, TlsFiles], list[str]],
+            h3_command: Callable[[Ctx, int, TlsFiles], list[str]], versions: Callable[[Ctx], dict[str, Any]],
+            unsupported: dict[str, str] | None = None, **kw: Any) -> ServerSpec:
+    """A peer of the HTTP/3 scenarios: it serves the TLS ones only (HTTP/3 and, on an instance without it, h2),
+    sits out every cleartext scenario and the cold starts, and is in the default list only when an HTTP/3 scenario
+    runs."""
+    return ServerSpec(name, label, config, install, command, versions, tls_command=tls_command,
+                      h3_command=h3_command, h3_peer=True,
+                      unsupported={"https-plaintext": H3_PEER_HTTPS, **(unsupported or {})}, **kw)
+
+
 # --------------------------------------------------------------------------------------------------
 
 UVICORN_PKGS = ("uvicorn", "uvloop", "httptools", "pydantic")
@@ -615,9 +745,10 @@ def all_specs() -> dict[str, ServerSpec]:
             "examples/native/hello, `--threads 1`, backend auto (io_uring where available), log level warn; "
             "post-json: `covet::json_body<Item>` (the C++ model layer on simdjson); "
             "TLS: `--tls-cert/--tls-key` (h2 via ALPN on by default; h2c on the plain port); "
+            "HTTP/3: the TLS command with `--http3` (QUIC on the same port number; h3-download: its POST /echo); "
             "gRPC: examples/native/grpc_greeter (`covet::grpc`, the same build tree), `--threads 1`",
             install_covet_native, covet_native_cmd, covet_native_versions,
-            tls_command=covet_native_tls_cmd,
+            tls_command=covet_native_tls_cmd, h3_command=covet_native_h3_cmd,
             grpc_command=covet_native_grpc_cmd, grpc_install=install_covet_native_grpc,
         ),
         ServerSpec(
@@ -625,10 +756,11 @@ def all_specs() -> dict[str, ServerSpec]:
             "`python -m covet run app_async:app --threads 0 --log-level warning` (one process, the engine on its "
             "event-loop thread); "
             "TLS: `--ssl-certfile/--ssl-keyfile` (HTTP/2 via ALPN on by default); "
+            "HTTP/3: the TLS command with `--http3` (h3-download: `POST /echo`, `await request.body()` back); "
             "gRPC: `covet run covet_app:app` (bench/peers/grpc: grpcio's generated servicer, `async def`, h2c), "
             "with the gRPC venv's grpcio/protobuf first on PYTHONPATH",
             install_covet_python, _covet_python_cmd("app_async"), covet_python_versions,
-            tls_command=_covet_python_tls_cmd("app_async"),
+            tls_command=_covet_python_tls_cmd("app_async"), h3_command=_covet_python_h3_cmd("app_async"),
             grpc_command=covet_run_command("covet_app:app", GRPC_PEER), grpc_env=COVET_GRPC_ENV,
             grpc_install=install_covet_grpc,
         ),
@@ -636,7 +768,8 @@ def all_specs() -> dict[str, ServerSpec]:
             "covet-sync", "CovetPy Python sync",
             "`def` handlers in covet's thread pool (the default for sync handlers), otherwise as covet-async",
             install_covet_python, _covet_python_cmd("app_sync"), covet_python_versions,
-            unsupported={**_reasons(COVET_SYNC_TLS, COVET_SYNC_TLS, COVET_SYNC_TLS), **_no_ws(COVET_SYNC_WS)},
+            unsupported={**_reasons(COVET_SYNC_TLS, COVET_SYNC_TLS, COVET_SYNC_TLS), **_no_ws(COVET_SYNC_WS),
+                         **_no_h3(COVET_SYNC_H3)},
         ),
         ServerSpec(
             "fastapi", "FastAPI + uvicorn",
@@ -646,7 +779,8 @@ def all_specs() -> dict[str, ServerSpec]:
             "websockets-sansio); broadcast = a Python loop over the room's set of connections)",
             _venv_installer("fastapi"), _uvicorn("fastapi"),
             _venv_versions("fastapi", ("fastapi", "starlette", "pydantic") + UVICORN_PKGS[:3] + ("websockets",)),
-            unsupported=_reasons(None, NO_H2_UVICORN, NO_H2_UVICORN), tls_command=_uvicorn_tls("fastapi"),
+            unsupported={**_reasons(None, NO_H2_UVICORN, NO_H2_UVICORN), **_no_h3(UVICORN_NO_H3)},
+            tls_command=_uvicorn_tls("fastapi"),
             ws_command=_uvicorn("fastapi", ws="websockets"),
         ),
         ServerSpec(
@@ -654,7 +788,8 @@ def all_specs() -> dict[str, ServerSpec]:
             "uvicorn as for FastAPI; pydantic `model_validate_json` in the POST handler",
             _venv_installer("starlette"), _uvicorn("starlette"),
             _venv_versions("starlette", ("starlette",) + UVICORN_PKGS),
-            unsupported={**_reasons(UVICORN_TLS_ONCE, NO_H2_UVICORN, NO_H2_UVICORN), **_no_ws(UVICORN_WS_ONCE)},
+            unsupported={**_reasons(UVICORN_TLS_ONCE, NO_H2_UVICORN, NO_H2_UVICORN), **_no_ws(UVICORN_WS_ONCE),
+                         **_no_h3(UVICORN_NO_H3)},
         ),
         ServerSpec(
             "granian-rsgi", "Granian RSGI",
@@ -666,6 +801,7 @@ def all_specs() -> dict[str, ServerSpec]:
             _venv_versions("granian", ("granian", "uvloop", "orjson", "pydantic")),
             tls_command=lambda ctx, port, tls: _granian(ctx, port, "rsgi", tls),
             ws_command=lambda ctx, port: _granian(ctx, port, "rsgi", ws=True),
+            unsupported=_no_h3(GRANIAN_NO_H3),
         ),
         ServerSpec(
             "granian-asgi", "Granian ASGI",
@@ -676,6 +812,7 @@ def all_specs() -> dict[str, ServerSpec]:
             _venv_versions("granian", ("granian", "uvloop", "orjson", "pydantic", "starlette")),
             tls_command=lambda ctx, port, tls: _granian(ctx, port, "asgi", tls),
             ws_command=lambda ctx, port: _granian(ctx, port, "asgi", ws=True),
+            unsupported=_no_h3(GRANIAN_NO_H3),
         ),
         ServerSpec(
             "robyn", "Robyn",
@@ -710,7 +847,7 @@ def all_specs() -> dict[str, ServerSpec]:
             _venv_versions("blacksheep", ("blacksheep", "pydantic") + UVICORN_PKGS[:3]),
             unsupported={**_reasons(UVICORN_TLS_ONCE, NO_H2_UVICORN, NO_H2_UVICORN),
                          **_no_ws("the peer has no WebSocket routes (BlackSheep's `@ws` routes are not configured "
-                                  "in the suite)")},
+                                  "in the suite)"), **_no_h3(UVICORN_NO_H3)},
         ),
         ServerSpec(
             "express", "Express (Node.js)",
@@ -722,7 +859,8 @@ def all_specs() -> dict[str, ServerSpec]:
                                     "Express runs on node:http (HTTP/1.1); the peer does not use node:http2",
                                     "Express runs on node:http (HTTP/1.1); the peer does not use node:http2"),
                          **_no_ws("Express has no WebSocket support of its own (it takes a library such as `ws`, "
-                                  "not installed in the peer)")},
+                                  "not installed in the peer)"),
+                         **_no_h3("Express runs on node:http (HTTP/1.1); Node has no stable HTTP/3 server")},
         ),
         ServerSpec(
             "actix", "actix-web (Rust)",
@@ -732,7 +870,8 @@ def all_specs() -> dict[str, ServerSpec]:
                 "the peer is built without actix-web's rustls/openssl features (no TLS)",
                 "the peer is built without actix-web's rustls/openssl features (no TLS, so no h2 via ALPN)",
                 "the peer binds with `HttpServer::bind` (HTTP/1.1; h2c would need `bind_auto_h2c`)"),
-                **_no_ws("actix-web's WebSocket support is a separate crate (actix-ws), not in the peer's Cargo.lock")},
+                **_no_ws("actix-web's WebSocket support is a separate crate (actix-ws), not in the peer's Cargo.lock"),
+                **_no_h3("actix-web has no HTTP/3 server")},
         ),
         ServerSpec(
             "nginx", "nginx `return 200`",
@@ -744,10 +883,31 @@ def all_specs() -> dict[str, ServerSpec]:
                          "h2c-plaintext": "nginx 1.22 speaks h2c only on a `listen … http2` port without TLS, which "
                                           "then refuses HTTP/1.1 (no prior-knowledge detection before 1.25.1)",
                          **_no_ws("nginx proxies WebSocket but cannot echo or broadcast messages itself (no "
-                                  "application)")},
+                                  "application)"),
+                         **_no_h3("nginx 1.22 (Debian bookworm) has no HTTP/3: ngx_http_v3_module came with 1.25")},
             stop_signal=signal.SIGQUIT,
             tls_command=lambda ctx, port, tls: [NGINX],  # + -c TMP/nginx.conf from nginx-tls.conf.template
         ),
+        h3_peer("caddy", "Caddy (quic-go)",
+                f"Caddy {CADDY_VERSION} built from the Go module proxy (`go install {CADDY_PACKAGE}@{CADDY_VERSION}`), "
+                "bench/peers/caddy/Caddyfile.template: `respond` for /plaintext, `respond \"{http.request.body}\"` "
+                "for POST /echo (Caddy has no echo handler; the placeholder buffers the body: Caddy's docs call it "
+                "inefficient), TLS with the run's certificate, admin API and logs off, GOMAXPROCS = the server CPUs; "
+                "HTTP/3: `protocols h1 h2 h3` (quic-go, the version Caddy's go.mod pins), otherwise `h1 h2`",
+                install_caddy, caddy_cmd, lambda ctx, port, tls: caddy_cmd(ctx, port, tls),
+                lambda ctx, port, tls: caddy_cmd(ctx, port, tls), caddy_versions, prepare=caddy_prepare,
+                config_template=CADDY_TEMPLATE),
+        h3_peer(HYPERCORN_H3, "FastAPI + Hypercorn (aioquic)",
+                "`hypercorn --workers 1 --worker-class uvloop --backlog 4096 --log-level warning --certfile --keyfile "
+                "app:app` (h11/h2 by ALPN; access log off by default) serving bench/peers/fastapi/app.py (POST /echo: "
+                "`await request.body()` back); HTTP/3: `--quic-bind` on the same port number (aioquic); venv "
+                "bench/.venvs/hypercorn-h3 from bench/peers/hypercorn-h3/requirements.txt",
+                _venv_installer(HYPERCORN_H3), lambda ctx, port: hypercorn_h3_cmd(ctx, port),
+                lambda ctx, port, tls: hypercorn_h3_cmd(ctx, port, tls),
+                lambda ctx, port, tls: hypercorn_h3_cmd(ctx, port, tls, quic=True),
+                _venv_versions(HYPERCORN_H3, ("hypercorn", "aioquic", "fastapi", "starlette", "pydantic", "uvloop",
+                                              "h2")),
+                cwd=FASTAPI_APP_DIR, unsupported={"h2-plaintext": HYPERCORN_H2}),
         grpc_peer("grpcio", "grpcio (grpc.aio)",
                   "`python grpcio_server.py PORT` (bench/peers/grpc): grpcio's asyncio server, one process, the same "
                   "servicer class as CovetPy's gRPC instance", ensure_grpc_python, grpcio_cmd, grpc_versions,
@@ -795,6 +955,15 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def udp_port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def wait_until(proc: subprocess.Popen[bytes], deadline: float, ready: Callable[[], bool], late: str,
@@ -854,6 +1023,15 @@ def wait_for_h2c(proc: subprocess.Popen[bytes], port: int, deadline: float) -> s
     then checks the calls)."""
     return wait_until(proc, deadline, lambda: answers_h2c(port), "no HTTP/2 SETTINGS frame in answer to the h2c "
                       "preface in time", 0.005)
+
+
+def wait_for_h3(proc: subprocess.Popen[bytes], port: int, deadline: float, tls: TlsFiles,
+                answers: Callable[[int, Path], bool] | None = None) -> str:
+    """As ``wait_for_200`` over HTTP/3 (QUIC on the UDP port of the same number, verified against the run's CA,
+    by ``h3load -check -n 1``): a server's TCP listener may answer before its QUIC socket does."""
+    probe = answers or h3load.answers
+    return wait_until(proc, deadline, lambda: probe(port, tls.ca), "no 2xx on GET /plaintext over HTTP/3 (QUIC) in "
+                      "time", 0.05)
 
 
 def wait_for_200_tls(proc: subprocess.Popen, port: int, deadline: float, tls: TlsFiles,
@@ -928,16 +1106,19 @@ DESCRIBE_PORT = 65535  # the port ``Running.describe`` builds a command with, sh
 
 
 class Running:
-    """One started server process (tree), pinned to the server CPUs; with ``tls``, its HTTPS configuration; with
-    ``ws``, its WebSocket instance; with ``grpc``, its gRPC one."""
+    """One started server process (tree), pinned to the server CPUs; with ``tls``, its HTTPS configuration (and with
+    ``h3`` too, its HTTP/3 instance); with ``ws``, its WebSocket instance; with ``grpc``, its gRPC one."""
 
     def __init__(self, spec: ServerSpec, ctx: Ctx, tls: TlsFiles | None = None, ws: bool = False,
-                 grpc: bool = False):
+                 grpc: bool = False, h3: bool = False):
         if tls is not None and spec.tls_command is None:
             raise ValueError(f"{spec.name} has no TLS configuration")
         if grpc and spec.grpc_command is None:
             raise ValueError(f"{spec.name} serves no gRPC")
-        self.spec, self.ctx, self.tls, self.ws, self.grpc = spec, ctx, tls, ws, grpc
+        if h3 and (spec.h3_command is None or tls is None):
+            raise ValueError(f"{spec.name} has no HTTP/3 configuration" if spec.h3_command is None
+                             else "HTTP/3 needs the run's certificate")
+        self.spec, self.ctx, self.tls, self.ws, self.grpc, self.h3 = spec, ctx, tls, ws, grpc, h3
         self.tmp = Path(tempfile.mkdtemp(prefix=f"covet-matrix-{spec.name}-"))
         self.proc: subprocess.Popen | None = None
         self.port = 0
@@ -945,6 +1126,8 @@ class Running:
         self.command: list[str] = []
 
     def _command(self, port: int) -> list[str]:
+        if self.h3:
+            return self.spec.h3_command(self.ctx, port, self.tls)
         if self.tls is not None:
             return self.spec.tls_command(self.ctx, port, self.tls)
         if self.grpc:
@@ -955,7 +1138,10 @@ class Running:
 
     @property
     def what(self) -> str:
-        """Which instance, for messages: "" (the plain one), " with TLS", " for WebSocket" or " for gRPC"."""
+        """Which instance, for messages: "" (the plain one), " with TLS", " for HTTP/3", " for WebSocket" or
+        " for gRPC"."""
+        if self.h3:
+            return " for HTTP/3"
         if self.tls is not None:
             return " with TLS"
         return " for gRPC" if self.grpc else " for WebSocket" if self.ws else ""
@@ -973,16 +1159,24 @@ class Running:
             text = text.replace(str(self.tls.cert), "CERT.pem").replace(str(self.tls.key), "KEY.pem")
             if self.spec.name == "nginx":
                 text += f" ({NGINX_TLS_TEMPLATE.relative_to(REPO)})"
+        if self.spec.config_template is not None:
+            text += f" ({self.spec.config_template.relative_to(REPO)})"
         env = " ".join(f"{k}={v}" for k, v in self._env().items()).replace(str(REPO) + "/", "")
         port_env = "BENCH_PORT=N " if self.spec.name in ("robyn", "socketify", "express", "actix") else ""
         return f"{port_env}{env + ' ' if env else ''}taskset -c {self.ctx.server_cpus} {text}"
 
     def start(self, timeout: float = 45.0) -> float:
-        """Launch, wait for the first ``200`` on GET /plaintext (over verified TLS for a TLS instance; for a gRPC
-        one, an HTTP/2 SETTINGS frame in answer to the h2c preface); returns launch -> ready in ms."""
+        """Launch, wait for the first ``200`` on GET /plaintext (over verified TLS for a TLS instance, and then over
+        HTTP/3 too for an HTTP/3 one; for a gRPC one, an HTTP/2 SETTINGS frame in answer to the h2c preface); returns
+        launch -> ready in ms."""
         self.stop()
         self.port = free_port()
+        if self.h3:  # the UDP port of the same number must be free too
+            while not udp_port_free(self.port):
+                self.port = free_port()
         cmd = self._command(self.port)
+        if self.spec.prepare is not None:
+            self.spec.prepare(self.ctx, self.port, self.tmp, self.tls, self.h3)
         if self.spec.name == "nginx":
             conf = nginx_conf(self.ctx, self.port, self.tmp, self.tls)
             cmd = cmd + ["-p", str(self.tmp), "-e", str(self.tmp / "error.log"), "-c", str(conf), "-g", "daemon off;"]
@@ -1001,6 +1195,8 @@ class Running:
             failure = wait_for_200(self.proc, self.port, t0 + timeout)
         else:
             failure = wait_for_200_tls(self.proc, self.port, t0 + timeout, self.tls)
+            if not failure and self.h3:
+                failure = wait_for_h3(self.proc, self.port, t0 + timeout, self.tls)
         if failure:
             raise StartError(f"{failure} (limit {timeout:.0f} s): {self.log_tail()}")
         self.startup_ms = (time.monotonic() - t0) * 1e3

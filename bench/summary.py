@@ -49,6 +49,11 @@ def summarize_pair(runs: list[Mapping[str, Any]]) -> dict[str, Any]:
         "peak_rss_kib": max(rss) if rss else None,
         "cpu_s_per_100k": summarize(r.get("cpu_s_per_100k") for r in ok),
         "bytes_per_response": _median_of(r.get("bytes_per_response") for r in ok),
+        "bytes_per_sec": summarize(r.get("bytes_per_sec") for r in ok),  # response body bytes/s (h3load)
+        # h3load: datagrams the server's UDP sockets dropped (a full receive buffer) during the timed windows; the
+        # machine's count where the server's is not known
+        "udp_drops": (sum(r["udp_drops"].get("server", r["udp_drops"]["rcvbuf"]) for r in ok if r.get("udp_drops"))
+                      if any(r.get("udp_drops") for r in ok) else None),
         "errors": sum(int(r.get("errors") or 0) for r in ok),
         "run_errors": [r["error"] for r in runs if r.get("error")],
     }

@@ -129,6 +129,41 @@ def tree_rss_kib(root: int) -> int:
 # --------------------------------------------------------------------------------------------------
 
 
+def parse_udp_counters(text: str) -> dict[str, int]:
+    """The ``Udp:`` counters of /proc/net/snmp (a header line of names, then a line of values), by name."""
+    lines = [line.split()[1:] for line in text.splitlines() if line.startswith("Udp:")]
+    if len(lines) < 2 or len(lines[0]) != len(lines[1]):
+        return {}
+    return {k: int(v) for k, v in zip(lines[0], lines[1], strict=True)}
+
+
+def udp_counters() -> dict[str, int]:
+    """The machine's UDP counters now (InDatagrams, RcvbufErrors: datagrams dropped because a socket's receive
+    buffer was full, ...); {} where /proc/net/snmp cannot be read."""
+    return parse_udp_counters(read_text("/proc/net/snmp") or "")
+
+
+def parse_udp_socket_drops(text: str, port: int) -> int:
+    """The ``drops`` (last column) of the sockets bound to local ``port`` in /proc/net/udp or udp6's text:
+    datagrams dropped for those sockets, mostly on a full receive buffer."""
+    total = 0
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 13 or ":" not in fields[1]:
+            continue
+        try:
+            if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                total += int(fields[-1])
+        except ValueError:
+            continue
+    return total
+
+
+def udp_socket_drops(port: int) -> int:
+    """Datagrams dropped so far by the UDP sockets bound to ``port`` (every worker's, IPv4 and IPv6)."""
+    return sum(parse_udp_socket_drops(read_text(f) or "", port) for f in ("/proc/net/udp", "/proc/net/udp6"))
+
+
 def cmd_output(cmd: list[str]) -> str:
     """stdout + stderr of a short command, stripped; "unavailable" when it cannot run."""
     try:

@@ -404,7 +404,7 @@ def test_tls_commands():
 def test_cli_tls_rounds():
     a = cli.parse_args([])
     names = [s.name for s in a.scenario_list]
-    assert names[-3:] == ["https-plaintext", "h2-plaintext", "h2c-plaintext"]
+    assert names[-5:] == ["https-plaintext", "h2-plaintext", "h2c-plaintext", "h3-plaintext", "h3-download"]
     assert a.tls_runs == 2 and runner.runs_of(SC["h2c-plaintext"], a) == 2 and runner.runs_of(SC["json"], a) == 3
     q = cli.parse_args(["--quick"])
     assert not {"https-plaintext", "h2-plaintext", "h2c-plaintext"} & {s.name for s in q.scenario_list}

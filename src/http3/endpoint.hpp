@@ -42,12 +42,22 @@ private:
 // What every worker's endpoint shares (made once per server).
 struct Shared {
     Shared(const net::ServerConfig& c, RequestDispatcher& d) : config(c), dispatcher(d) {}
+    ~Shared() {
+        if (anti_replay) gnutls_anti_replay_deinit(anti_replay);
+    }
+    Shared(const Shared&) = delete;
+    Shared& operator=(const Shared&) = delete;
 
     const net::ServerConfig& config;
     RequestDispatcher& dispatcher;
     std::array<std::uint8_t, 32> secret{};  // Retry and stateless-reset tokens
     // GnuTLS's session-ticket master key (it derives rotating keys from it): the same in every worker and process.
     std::array<std::uint8_t, 64> ticket_key{};
+    gnutls_anti_replay_t anti_replay = nullptr;  // 0-RTT (Http3Options::early_data)
+    // The ClientHellos whose early data this process accepted, until they expire (GnuTLS asks through
+    // anti_replay's add function; a second one with the same key is a replay and its early data is refused).
+    std::mutex replay_mutex;
+    std::unordered_map<std::string, time_t> seen_hellos;
     gnutls_datum_t ticket_datum() const noexcept {
         return {const_cast<unsigned char*>(ticket_key.data()), static_cast<unsigned>(ticket_key.size())};
     }

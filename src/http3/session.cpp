@@ -74,6 +74,7 @@ std::string cid_key(const std::uint8_t* data, std::size_t length) {
 // ---- ngtcp2's callbacks ----
 int recv_stream_data(ngtcp2_conn*, std::uint32_t flags, std::int64_t id, std::uint64_t, const std::uint8_t* data,
                      std::size_t length, void* user, void*) {
+    if (flags & NGTCP2_STREAM_DATA_FLAG_EARLY) self(user)->early_stream(id);
     return self(user)->on_stream_data(id, data, length, flags & NGTCP2_STREAM_DATA_FLAG_FIN) == 0
                ? 0
                : NGTCP2_ERR_CALLBACK_FAILURE;
@@ -277,8 +278,14 @@ Session::Session(net::Connection& conn, Endpoint& endpoint, const ngtcp2_pkt_hd&
         throw std::runtime_error(std::string("ngtcp2_conn_server_new: ") + ngtcp2_strerror(rv));
 
     // The handshake: GnuTLS through ngtcp2's helper, TLS 1.3 only (QUIC), ALPN "h3" required.
-    if (gnutls_init(&tls_, GNUTLS_SERVER | GNUTLS_NO_AUTO_SEND_TICKET | GNUTLS_NO_END_OF_EARLY_DATA) != 0)
+    const bool early = endpoint.shared().anti_replay != nullptr;
+    if (gnutls_init(&tls_, GNUTLS_SERVER | GNUTLS_NO_AUTO_SEND_TICKET | GNUTLS_NO_END_OF_EARLY_DATA |
+                               (early ? GNUTLS_ENABLE_EARLY_DATA : 0)) != 0)
         throw std::runtime_error("gnutls_init failed");
+    if (early) {
+        gnutls_anti_replay_enable(tls_, endpoint.shared().anti_replay);
+        gnutls_record_set_max_early_data_size(tls_, 0xffffffffu);  // QUIC: the flow-control limits apply
+    }
     if (gnutls_priority_set_direct(tls_, "NORMAL:-VERS-ALL:+VERS-TLS1.3:%DISABLE_TLS13_COMPAT_MODE", nullptr) != 0)
         throw std::runtime_error("gnutls_priority_set_direct failed");
     gnutls_handshake_set_hook_function(tls_, GNUTLS_HANDSHAKE_CLIENT_HELLO, GNUTLS_HOOK_POST, check_alpn);
@@ -353,6 +360,16 @@ int Session::on_tx_key(ngtcp2_crypto_level level) {
 
 int Session::on_handshake_completed() {
     end_handshake();
+    fill_tls_info();
+    // A session ticket for the next connection (resumption: no certificate exchange). Best effort.
+    gnutls_session_ticket_send(tls_, 1, 0);
+    return 0;
+}
+
+// What requests see of the handshake; known once the ClientHello is answered (a 0-RTT request needs it before the
+// handshake completes).
+void Session::fill_tls_info() {
+    if (!tls_info_.version.empty()) return;
     tls_info_.version = "TLSv1.3";
     const char* cipher = gnutls_cipher_get_name(gnutls_cipher_get(tls_));
     // GnuTLS names the AEAD ("AES-128-GCM"); requests report the TLS 1.3 suite as OpenSSL does over TCP.
@@ -369,9 +386,6 @@ int Session::on_handshake_completed() {
     if (gnutls_server_name_get(tls_, name, &length, &type, 0) == 0 && type == GNUTLS_NAME_DNS)
         tls_info_.server_name.assign(name, std::min(length, sizeof name));
     tls_info_.session_reused = gnutls_session_is_resumed(tls_) != 0;
-    // A session ticket for the next connection (resumption: no certificate exchange). Best effort.
-    gnutls_session_ticket_send(tls_, 1, 0);
-    return 0;
 }
 
 int Session::on_new_cid(ngtcp2_cid* cid, std::uint8_t* token, std::size_t length) {
@@ -530,7 +544,12 @@ void Session::close_with_error() {
         ngtcp2_pkt_info pi{};
         const ngtcp2_ssize n = ngtcp2_conn_write_connection_close(conn_, &ps.path, &pi, buffer.data(), buffer.size(),
                                                                   &last_error_, timestamp());
-        if (n > 0) endpoint_.send(peer_, buffer.data(), static_cast<std::size_t>(n));
+        if (n > 0) {  // to the connection's current path (a NAT rebinding moved it off the first address)
+            Address to;
+            std::memcpy(&to.storage, ps.path.remote.addr, ps.path.remote.addrlen);
+            to.length = ps.path.remote.addrlen;
+            endpoint_.send(to.length ? to : peer_, buffer.data(), static_cast<std::size_t>(n));
+        }
     }
     close_quietly();
 }
@@ -698,6 +717,12 @@ int Session::on_h3_end_stream(Stream* s) {
         return 0;
     }
     s->head_only = r.method() == Method::head;
+    if (early_streams_.contains(s->id) && r.method() != Method::get && r.method() != Method::head &&
+        r.method() != Method::options) {
+        // Sent in 0-RTT, which an attacker can replay: only safe methods run from it (RFC 8470 §5.2).
+        reject(*s, 425, "the request came in 0-RTT early data; send it again after the handshake");
+        return 0;
+    }
     b.target(s->view(s->path.value_off, s->path.value_len));
     r.reserve_headers(s->fields.size() + 1);
     bool host = false;
@@ -711,6 +736,7 @@ int Session::on_h3_end_stream(Stream* s) {
     r.set_keep_alive(true);
     r.set_client(conn_ref_.peer_address(), conn_ref_.peer_port());
     r.set_received_at(conn_ref_.loop().now());
+    fill_tls_info();
     r.set_tls(&tls_info_);
     if (conn_ref_.proxy_trusted()) http::apply_proxy_headers(r, conn_ref_.config().proxy_headers.trusted);
     dispatch(*s);
@@ -851,7 +877,12 @@ void Session::publish(Stream& s) {
     if (s.flow) s.flow->publish(static_cast<std::size_t>(s.out.unacked()));
 }
 
+void Session::early_stream(std::int64_t id) {
+    if (!ngtcp2_conn_get_handshake_completed(conn_)) early_streams_.insert(id);
+}
+
 void Session::on_h3_stream_close(std::int64_t id) {
+    early_streams_.erase(id);
     const auto it = streams_.find(id);
     if (it == streams_.end()) return;
     Stream& s = *it->second;

@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "covet/http/exchange.hpp"
@@ -81,6 +82,8 @@ public:
     nghttp3_ssize read_body(Stream* s, nghttp3_vec* vec, std::size_t count, std::uint32_t* flags);
     void on_h3_acked(Stream* s, std::uint64_t length);
     Stream* begin_stream(std::int64_t id);
+    // Stream data came in 0-RTT early data (before the handshake completed).
+    void early_stream(std::int64_t id);
     ngtcp2_conn* quic() noexcept { return conn_; }
 
 private:
@@ -108,6 +111,7 @@ private:
     Address peer_;
     std::vector<std::string> cids_;  // registered with the endpoint
     std::unordered_map<std::int64_t, std::unique_ptr<Stream>> streams_;
+    std::unordered_set<std::int64_t> early_streams_;  // request streams whose data came in 0-RTT
     ngtcp2_connection_close_error last_error_{};
     ngtcp2_tstamp scheduled_ = UINT64_MAX;
     net::TlsInfo tls_info_;
@@ -115,6 +119,7 @@ private:
     std::size_t outstanding_ = 0;
     bool closed_ = false, shutting_down_ = false, handshake_done_ = false;
     void end_handshake() noexcept;
+    void fill_tls_info();
 };
 
 }  // namespace covet::http3::detail

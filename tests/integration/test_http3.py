@@ -661,3 +661,41 @@ def test_session_resumption_with_a_ticket(server):
         assert second.session_resumed, "the ticket did not resume the session"
         r = second.get("/tls")
         assert r.status == 200 and json.loads(r.body)["session_reused"] is True, r.body
+
+
+def test_zero_rtt_runs_safe_methods_and_refuses_the_others_with_425(make_server):
+    # A resuming client's requests in 0-RTT early data: an attacker can replay them, so only GET/HEAD/OPTIONS run
+    # from it (RFC 8470); a POST gets 425 Too Early and is to be sent again after the handshake.
+    import asyncio
+
+    from aioquic.asyncio import connect
+    from aioquic.quic.configuration import QuicConfiguration
+    from quic_early import EarlyClient
+
+    srv = h3_make_server(make_server, "--h3-0rtt")
+
+    async def run():
+        tickets = []
+        first = QuicConfiguration(is_client=True, alpn_protocols=["h3"], server_name="localhost")
+        first.load_verify_locations(cafile=str(cert_set().ca))
+        async with connect(HOST, srv.port, configuration=first, create_protocol=EarlyClient,
+                           session_ticket_handler=tickets.append) as c:
+            await c.request(b"GET", b"/plaintext")
+            for _ in range(30):
+                if tickets:
+                    break
+                await asyncio.sleep(0.05)
+        assert tickets and tickets[-1].max_early_data_size, "no ticket allowing early data"
+        second = QuicConfiguration(is_client=True, alpn_protocols=["h3"], server_name="localhost",
+                                   session_ticket=tickets[-1])
+        second.load_verify_locations(cafile=str(cert_set().ca))
+        async with connect(HOST, srv.port, configuration=second, create_protocol=EarlyClient,
+                           wait_connected=False) as c:
+            get, post = c.request(b"GET", b"/tls"), c.request(b"POST", b"/echo", b"not twice")
+            got, posted = await asyncio.wait_for(get, 5), await asyncio.wait_for(post, 5)
+            return got, posted, c._quic.tls.early_data_accepted
+
+    got, posted, accepted = asyncio.run(run())
+    assert accepted, "the server did not accept the early data"
+    assert got["status"] == 200 and json.loads(got["body"])["session_reused"] is True
+    assert posted["status"] == 425, posted

@@ -42,6 +42,15 @@ async def sleep():
     return Response("Hello, World!", media_type="text/plain")
 
 
+# The request body echoed back, with its content type (h3-download: 1 MiB each way; as examples/native/hello's /echo)
+from covet import Request  # noqa: E402
+
+
+@app.post("/echo")
+async def echo(request: Request):
+    return Response(await request.body(), media_type=request.headers.get("content-type", "application/octet-stream"))
+
+
 # ---- WebSocket: echo, and a room whose messages are published natively to every subscriber of this process ----
 from covet import WebSocket  # noqa: E402
 

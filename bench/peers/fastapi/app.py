@@ -42,6 +42,15 @@ async def sleep():
     return PlainTextResponse("Hello, World!")
 
 
+# The request body echoed back, with its content type (h3-download: 1 MiB each way; as examples/native/hello's /echo)
+from fastapi import Request, Response  # noqa: E402
+
+
+@app.post("/echo")
+async def echo(request: Request):
+    return Response(await request.body(), media_type=request.headers.get("content-type", "application/octet-stream"))
+
+
 # ---- WebSocket (uvicorn `--ws websockets`): echo, and a room broadcast the documented way (a set of
 # connections, a Python loop sending to each; this process only, like covet's native publish) ----
 from fastapi import WebSocket, WebSocketDisconnect  # noqa: E402

@@ -110,7 +110,7 @@ std::string json_string(std::optional<std::string_view> v) {
                  "             [--access-log off|text|json] [--trace off|SAMPLER[:RATIO]]\n"
                  "             [--tls-cert FILE --tls-key FILE] [--tls-sni-cert CERT,KEY]... [--no-tls12]\n"
                  "             [--tls-ca FILE --tls-client-auth none|optional|required] [--no-http2] [--http3] "
-                 "[--h3-retry] [--h3-retry-above N]\n"
+                 "[--h3-retry] [--h3-retry-above N] [--h3-0rtt]\n"
                  "             [--forwarded-allow-ips IPS (default 127.0.0.1)] [--no-proxy-headers]\n"
                  "             [--metrics] [--no-metrics] [--rate-limit] [--rate-limit-no-headers]\n"
                  "             [--security-headers] [--cors ORIGIN] [--proxy-protocol IPS]\n"
@@ -157,6 +157,10 @@ int main(int argc, char** argv) {
         }
         if (flag == "--http3") {  // HTTP/3 over QUIC on the same port number (UDP); needs --tls-cert/--tls-key
             cfg.http3.enabled = true;
+            continue;
+        }
+        if (flag == "--h3-0rtt") {  // HTTP/3: accept 0-RTT early data (GET/HEAD/OPTIONS; others get 425)
+            cfg.http3.early_data = true;
             continue;
         }
         if (flag == "--h3-retry") {  // HTTP/3: every new client validates its address with a Retry first

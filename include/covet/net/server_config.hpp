@@ -96,6 +96,11 @@ struct Http3Options {
     bool retry = false;
     std::size_t retry_above_handshakes = 1024;
     std::chrono::seconds retry_token_lifetime{10};
+    // 0-RTT: a resuming client may send requests with its first flight. Such early data can be replayed by an
+    // attacker, so only GET, HEAD and OPTIONS run from it; other methods get 425 Too Early (RFC 8470) and the
+    // client repeats them after the handshake. GnuTLS's anti-replay window rejects a ClientHello seen before
+    // by this process; replays sent to another process are possible. Off by default.
+    bool early_data = false;
 };
 
 // Operations endpoints and metrics (docs/operations.md, "Metrics"). The engine records its metrics unless
