@@ -486,6 +486,7 @@ class NativeServer:
         self.shutdown_timeout = shutdown_timeout_ms / 1000
         self.backend = "fake"
         self.http2 = True  # accepted, not spoken
+        self.http3 = False  # accepted, not spoken
         self.tls = False
         self.embedded = False  # the stand-in always runs its own threads
         self.router = Router()

@@ -3,8 +3,9 @@
 ``app.run(ssl_certfile=..., ssl_keyfile=...)`` and ``covet run --ssl-certfile ... --ssl-keyfile ...`` serve
 HTTPS; ALPN then picks HTTP/2 or HTTP/1.1 for each connection. Plain-text ports speak HTTP/2 too (h2c, by
 prior knowledge or ``Upgrade: h2c``) unless ``http2=False``. ``http3=True`` (HTTPS only) also serves HTTP/3 over
-QUIC on the same port number (UDP), with the same certificates, and advertises it with ``Alt-Svc``. ``ssl_ca_certs`` turns on client-certificate
-verification (mTLS): required unless ``ssl_cert_reqs`` says otherwise. SIGHUP reloads the certificate files.
+QUIC on the same port number (UDP), with the same certificates, and advertises it with ``Alt-Svc``.
+``ssl_ca_certs`` turns on client-certificate verification (mTLS): required unless ``ssl_cert_reqs`` says otherwise.
+SIGHUP reloads the certificate files.
 
 Behind a proxy: ``proxy_headers`` (on by default, as uvicorn) lets the peers listed in ``forwarded_allow_ips``
 (default: the ``FORWARDED_ALLOW_IPS`` environment variable, else ``127.0.0.1``; IP addresses, CIDR networks, or
