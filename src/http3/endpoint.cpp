@@ -196,9 +196,8 @@ void Endpoint::on_readable() {
 void Endpoint::forward(Endpoint& owner, const Address& from, const std::uint8_t* data, std::size_t length,
                        const ngtcp2_pkt_info& info) {
     owner.host_.host_loop().post([&owner, from, info,
-                                  bytes = std::string(reinterpret_cast<const char*>(data), length)] {
-        std::string copy = bytes;
-        owner.on_datagram(from, reinterpret_cast<std::uint8_t*>(copy.data()), copy.size(), /*forwarded=*/true, info);
+                                  bytes = std::string(reinterpret_cast<const char*>(data), length)]() mutable {
+        owner.on_datagram(from, reinterpret_cast<std::uint8_t*>(bytes.data()), bytes.size(), /*forwarded=*/true, info);
     });
 }
 

@@ -10,6 +10,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -87,6 +88,16 @@ struct Address {
     socklen_t length = 0;
     const sockaddr* get() const noexcept { return reinterpret_cast<const sockaddr*>(&storage); }
     sockaddr* get() noexcept { return reinterpret_cast<sockaddr*>(&storage); }
+    // The remote side of a path ngtcp2 wrote a packet for.
+    static Address of(const ngtcp2_addr& a) noexcept {
+        Address out;
+        std::memcpy(&out.storage, a.addr, a.addrlen);
+        out.length = a.addrlen;
+        return out;
+    }
+    bool operator==(const ngtcp2_addr& a) const noexcept {
+        return a.addrlen == length && std::memcmp(a.addr, &storage, length) == 0;
+    }
 };
 
 ngtcp2_tstamp timestamp() noexcept;

@@ -25,11 +25,10 @@ public:
         std::size_t n = 0;
         while (n < count && given_chunk_ < chunks_.size()) {
             std::string& c = chunks_[given_chunk_];
-            vec[n].base = reinterpret_cast<std::uint8_t*>(c.data()) + given_offset_;
-            vec[n].len = c.size() - given_offset_;
+            vec[n].base = reinterpret_cast<std::uint8_t*>(c.data());
+            vec[n].len = c.size();
             ++n;
             ++given_chunk_;
-            given_offset_ = 0;
         }
         return n;
     }
@@ -48,13 +47,13 @@ public:
     std::uint64_t unacked() const noexcept { return unacked_; }
     void clear() {
         chunks_.clear();
-        given_chunk_ = given_offset_ = 0;
+        given_chunk_ = 0;
         acked_front_ = unacked_ = 0;
     }
 
 private:
     std::deque<std::string> chunks_;
-    std::size_t given_chunk_ = 0, given_offset_ = 0;
+    std::size_t given_chunk_ = 0;  // chunks before it were handed to nghttp3 whole
     std::uint64_t acked_front_ = 0, unacked_ = 0;
 };
 

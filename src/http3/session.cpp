@@ -130,14 +130,11 @@ int h3_stream_close(nghttp3_conn*, std::int64_t id, std::uint64_t, void* user, v
 int h3_recv_data(nghttp3_conn*, std::int64_t id, const std::uint8_t* data, std::size_t length, void* user, void* su) {
     Session* session = self(user);
     if (Stream* s = stream(su)) session->on_h3_data(s, data, length);
-    // The body is buffered (or discarded): its bytes go back to the flow-control windows at once.
-    ngtcp2_conn_extend_max_stream_offset(session->quic(), id, length);
-    ngtcp2_conn_extend_max_offset(session->quic(), length);
+    session->consumed(id, length);  // the body is buffered (or discarded): its bytes go back to the windows at once
     return 0;
 }
 int h3_deferred_consume(nghttp3_conn*, std::int64_t id, std::size_t consumed, void* user, void*) {
-    ngtcp2_conn_extend_max_stream_offset(self(user)->quic(), id, consumed);
-    ngtcp2_conn_extend_max_offset(self(user)->quic(), consumed);
+    self(user)->consumed(id, consumed);
     return 0;
 }
 int h3_begin_headers(nghttp3_conn*, std::int64_t id, void* user, void*) {
@@ -269,9 +266,7 @@ Session::Session(net::Connection& conn, Endpoint& endpoint, const ngtcp2_pkt_hd&
                                                      &scid) != 0)
         throw std::runtime_error("ngtcp2_crypto_generate_stateless_reset_token failed");
 
-    const Address& local = endpoint.local();
-    ngtcp2_path path{
-        {const_cast<sockaddr*>(local.get()), local.length}, {const_cast<sockaddr*>(peer.get()), peer.length}, nullptr};
+    const ngtcp2_path path = path_from(peer);
     if (const int rv =
             ngtcp2_conn_server_new(&conn_, &hd.scid, &scid, &path, hd.version, &cb, &settings, &params, nullptr, this);
         rv != 0)
@@ -408,9 +403,7 @@ void Session::on_removed_cid(const ngtcp2_cid* cid) {
 bool Session::on_packet(const Address& from, const ngtcp2_pkt_info& info, const std::uint8_t* data,
                         std::size_t length) {
     if (closed_) return false;
-    const Address& local = endpoint_.local();
-    ngtcp2_path path{
-        {const_cast<sockaddr*>(local.get()), local.length}, {const_cast<sockaddr*>(from.get()), from.length}, nullptr};
+    const ngtcp2_path path = path_from(from);
     if (const int rv = ngtcp2_conn_read_pkt(conn_, &path, &info, data, length, timestamp()); rv != 0) {
         switch (rv) {
             case NGTCP2_ERR_DRAINING:   // the peer closed: nothing more to send
@@ -509,19 +502,14 @@ void Session::write() {
         }
         const auto size = static_cast<std::size_t>(n);
         if (packets == 0) {
-            std::memcpy(&to.storage, ps.path.remote.addr, ps.path.remote.addrlen);
-            to.length = ps.path.remote.addrlen;
+            to = Address::of(ps.path.remote);
             segment = size;
             ecn = pi.ecn;
-        } else if (size > segment || pi.ecn != ecn || ps.path.remote.addrlen != to.length ||
-                   std::memcmp(ps.path.remote.addr, &to.storage, to.length) != 0) {
+        } else if (size > segment || pi.ecn != ecn || !(to == ps.path.remote)) {
             // One GSO batch: one destination (a path probe during a migration goes elsewhere), one ECN mark, and
             // only its last segment may be shorter. This packet goes on its own.
             send_batch(pos);
-            Address other;
-            std::memcpy(&other.storage, ps.path.remote.addr, ps.path.remote.addrlen);
-            other.length = ps.path.remote.addrlen;
-            endpoint_.send(other, pos, size, 0, pi.ecn);
+            endpoint_.send(Address::of(ps.path.remote), pos, size, 0, pi.ecn);
             break;
         }
         pos += size;
@@ -545,9 +533,7 @@ void Session::close_with_error() {
         const ngtcp2_ssize n = ngtcp2_conn_write_connection_close(conn_, &ps.path, &pi, buffer.data(), buffer.size(),
                                                                   &last_error_, timestamp());
         if (n > 0) {  // to the connection's current path (a NAT rebinding moved it off the first address)
-            Address to;
-            std::memcpy(&to.storage, ps.path.remote.addr, ps.path.remote.addrlen);
-            to.length = ps.path.remote.addrlen;
+            const Address to = Address::of(ps.path.remote);
             endpoint_.send(to.length ? to : peer_, buffer.data(), static_cast<std::size_t>(n));
         }
     }
@@ -556,15 +542,11 @@ void Session::close_with_error() {
 
 void Session::close_quietly() {
     if (closed_) return;
-    closed_ = true;
-    end_handshake();
-    for (const std::string& cid : cids_) endpoint_.remove_cid(cid);
-    cids_.clear();
-    endpoint_.schedule(conn_ref_.id(), scheduled_, UINT64_MAX);
-    for (auto& [id, s] : streams_) s->close_flow();
+    on_closed();
     endpoint_.host().close_datagram(conn_ref_);
 }
 
+// The connection is over: its IDs, its timer and its streams' flows go (idempotent).
 void Session::on_closed() noexcept {
     closed_ = true;
     end_handshake();
@@ -613,8 +595,7 @@ int Session::on_stream_data(std::int64_t id, const std::uint8_t* data, std::size
             &last_error_, nghttp3_err_infer_quic_app_error_code(static_cast<int>(consumed)), nullptr, 0);
         return -1;
     }
-    ngtcp2_conn_extend_max_stream_offset(conn_, id, static_cast<std::uint64_t>(consumed));
-    ngtcp2_conn_extend_max_offset(conn_, static_cast<std::uint64_t>(consumed));
+    this->consumed(id, static_cast<std::uint64_t>(consumed));
     return 0;
 }
 

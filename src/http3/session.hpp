@@ -85,6 +85,11 @@ public:
     // Stream data came in 0-RTT early data (before the handshake completed).
     void early_stream(std::int64_t id);
     ngtcp2_conn* quic() noexcept { return conn_; }
+    // `length` bytes of stream `id` were taken: they go back to the stream's and the connection's windows.
+    void consumed(std::int64_t id, std::uint64_t length) {
+        ngtcp2_conn_extend_max_stream_offset(conn_, id, length);
+        ngtcp2_conn_extend_max_offset(conn_, length);
+    }
 
 private:
     void dispatch(Stream& s);
@@ -97,6 +102,13 @@ private:
     bool setup_http();
     void close_with_error();
     void close_quietly();
+    // The path from our socket's address to `peer`, as ngtcp2 takes it.
+    ngtcp2_path path_from(const Address& peer) const noexcept {
+        const Address& local = endpoint_.local();
+        return {{const_cast<sockaddr*>(local.get()), local.length},
+                {const_cast<sockaddr*>(peer.get()), peer.length},
+                nullptr};
+    }
     void mark_dirty();
     void try_graceful_close();
     void publish(Stream& s);
