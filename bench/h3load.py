@@ -9,7 +9,6 @@ end; the runner samples the server's CPU (/proc) exactly at the two marks, as fo
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import BENCH
-from .loadgen import go_binary
+from .loadgen import go_binary, parse_marked_result
 
 H3LOAD_DIR = BENCH / "tools" / "h3load"
 H3LOAD_BIN = H3LOAD_DIR / "bin" / "h3load"
@@ -97,20 +96,7 @@ def parse_output(text: str) -> dict[str, Any]:
     """The ``H3LOAD_RESULT`` JSON of a run (the last one), plus ``marks``: how many window marks it printed.
 
     Raises ValueError when there is none (the tool crashed or was killed)."""
-    found = None
-    for line in text.splitlines():
-        if line.startswith(RESULT_PREFIX):
-            found = line[len(RESULT_PREFIX):]
-    if found is None:
-        raise ValueError(f"h3load printed no result line: {text.strip()[-200:]!r}")
-    try:
-        out = json.loads(found)
-    except ValueError as exc:
-        raise ValueError(f"unreadable h3load result: {exc}") from None
-    if out.get("tool") != "h3load":
-        raise ValueError("not an h3load result")
-    out["marks"] = sum(1 for line in text.splitlines() if line.strip() in (MARK_START, MARK_END))
-    return out
+    return parse_marked_result(text, "h3load", RESULT_PREFIX, (MARK_START, MARK_END), "an h3load")
 
 
 def to_run(parsed: dict[str, Any]) -> dict[str, Any]:

@@ -386,3 +386,23 @@ def parse_ghz(text: str) -> dict[str, Any]:
         "latency_ms": pct,
         "latency_avg_ms": int(report.get("average") or 0) / 1e6,
     }
+
+
+def parse_marked_result(text: str, tool: str, prefix: str, marks: tuple[str, str], a_tool: str) -> dict[str, Any]:
+    """The last ``<prefix>{json}`` line a Go load tool (wsload, h3load) printed, plus ``marks``: how many of its
+    timed-window marks it printed. `a_tool` names it with its article ("a wsload"). Raises ValueError when there
+    is none (the tool crashed or was killed) or it is another tool's."""
+    found = None
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            found = line[len(prefix):]
+    if found is None:
+        raise ValueError(f"{tool} printed no result line: {text.strip()[-200:]!r}")
+    try:
+        out = json.loads(found)
+    except ValueError as exc:
+        raise ValueError(f"unreadable {tool} result: {exc}") from None
+    if out.get("tool") != tool:
+        raise ValueError(f"not {a_tool} result")
+    out["marks"] = sum(1 for line in text.splitlines() if line.strip() in marks)
+    return out

@@ -9,7 +9,6 @@ CPU (/proc) exactly at the two marks.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import BENCH
+from .loadgen import parse_marked_result
 
 WSLOAD_DIR = BENCH / "tools" / "wsload"
 WSLOAD_BIN = WSLOAD_DIR / "bin" / "wsload"
@@ -85,20 +85,7 @@ def parse_output(text: str) -> dict[str, Any]:
     """The ``WSLOAD_RESULT`` JSON of a run (the last one), plus ``marks``: how many window marks it printed.
 
     Raises ValueError when there is none (the tool crashed or was killed)."""
-    found = None
-    for line in text.splitlines():
-        if line.startswith(RESULT_PREFIX):
-            found = line[len(RESULT_PREFIX):]
-    if found is None:
-        raise ValueError(f"wsload printed no result line: {text.strip()[-200:]!r}")
-    try:
-        out = json.loads(found)
-    except ValueError as exc:
-        raise ValueError(f"unreadable wsload result: {exc}") from None
-    if out.get("tool") != "wsload":
-        raise ValueError("not a wsload result")
-    out["marks"] = sum(1 for line in text.splitlines() if line.strip() in (MARK_START, MARK_END))
-    return out
+    return parse_marked_result(text, "wsload", RESULT_PREFIX, (MARK_START, MARK_END), "a wsload")
 
 
 def to_run(parsed: dict[str, Any]) -> dict[str, Any]:
