@@ -48,8 +48,9 @@ Credentials::~Credentials() { gnutls_certificate_free_credentials(handle_); }
 
 namespace {
 
-constexpr std::size_t datagrams_per_wakeup = 64;  // fairness with the TCP connections on the same loop
-constexpr std::size_t max_datagram = 65536;
+constexpr std::size_t datagrams_per_wakeup = 64;     // fairness with the TCP connections on the same loop
+constexpr std::size_t receive_batch = 16;            // datagrams per recvmmsg
+constexpr std::size_t max_datagram = 65536;          // also what UDP GRO coalesces at most
 constexpr std::size_t short_header_cid_length = 18;  // ours (session.cpp)
 constexpr unsigned max_resets_per_second = 100;
 
@@ -75,12 +76,13 @@ void size_socket_buffers(int fd) {
             got / 1024, wanted / 1024);
 }
 
-// One UDP socket per worker on `host:port`, joined to the other workers' by SO_REUSEPORT.
-int open_udp(const std::string& host, std::uint16_t port, Address& local) {
+// One UDP socket per worker on `host:port`, joined to the other workers' by SO_REUSEPORT. `numeric`: `host` is an
+// address (Http3Options::preferred_address), not a name.
+int open_udp(const std::string& host, std::uint16_t port, Address& local, bool numeric = false) {
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_DGRAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV | (numeric ? AI_NUMERICHOST : 0);
     addrinfo* found = nullptr;
     const std::string service = std::to_string(port);
     if (const int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &found); rc != 0)
@@ -93,6 +95,8 @@ int open_udp(const std::string& host, std::uint16_t port, Address& local) {
         const int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
         setsockopt(fd, IPPROTO_IP, IP_RECVTOS, &one, sizeof one);  // ECN marks of what arrives (RFC 9000 §13.4)
+        // A burst of one client's datagrams may arrive as one buffer (split by on_readable); best effort.
+        setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one);
         if (a->ai_family == AF_INET6) {
             const int zero = 0;
             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
@@ -111,8 +115,41 @@ int open_udp(const std::string& host, std::uint16_t port, Address& local) {
     freeaddrinfo(found);
     if (fd < 0)
         throw std::runtime_error("HTTP/3: cannot bind UDP " + host + ":" + service + ": " + why +
-                                 " (is another server using the port? set Http3Options::port)");
+                                 (numeric ? " (is Http3Options::preferred_address one of this host's addresses, "
+                                            "and its port free?)"
+                                          : " (is another server using the port? set Http3Options::port)"));
     return fd;
+}
+
+// Http3Options::preferred_address ("IP:port", "[IPv6]:port") as the host and port open_udp takes.
+std::pair<std::string, std::uint16_t> split_preferred(const std::string& text) {
+    const auto fail = [&text]() -> std::pair<std::string, std::uint16_t> {
+        throw std::runtime_error("HTTP/3: Http3Options::preferred_address \"" + text +
+                                 "\" is not a numeric IP:port (write 192.0.2.1:443 or [2001:db8::1]:443)");
+    };
+    const std::size_t colon = text.rfind(':');
+    if (colon == std::string::npos || colon + 1 == text.size()) return fail();
+    std::string host = text.substr(0, colon);
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    unsigned long port = 0;
+    try {
+        std::size_t used = 0;
+        port = std::stoul(text.substr(colon + 1), &used);
+        if (used != text.size() - colon - 1) return fail();
+    } catch (const std::exception&) {
+        return fail();
+    }
+    in6_addr any{};
+    if (port == 0 || port > 65535 || host.empty() ||
+        (inet_pton(AF_INET, host.c_str(), &any) != 1 && inet_pton(AF_INET6, host.c_str(), &any) != 1))
+        return fail();
+    return {host, static_cast<std::uint16_t>(port)};
+}
+
+bool unspecified(const Address& a) {
+    if (a.storage.ss_family == AF_INET)
+        return reinterpret_cast<const sockaddr_in*>(&a.storage)->sin_addr.s_addr == htonl(INADDR_ANY);
+    return IN6_IS_ADDR_UNSPECIFIED(&reinterpret_cast<const sockaddr_in6*>(&a.storage)->sin6_addr);
 }
 
 std::string peer_text(const Address& a, std::uint16_t& port) {
@@ -135,14 +172,39 @@ std::string peer_text(const Address& a, std::uint16_t& port) {
 }  // namespace
 
 Endpoint::Endpoint(net::DatagramHost& host, Shared& shared, std::uint16_t port)
-    : host_(host), shared_(shared), receive_buffer_(max_datagram) {
-    fd_ = open_udp(shared.config.host, port, local_);
+    : host_(host),
+      shared_(shared),
+      receive_buffers_(std::make_unique_for_overwrite<std::uint8_t[]>(receive_batch * max_datagram)),
+      receive_messages_(receive_batch),
+      receive_iovecs_(receive_batch),
+      receive_from_(receive_batch),
+      receive_control_(receive_batch) {
+    const auto close_all = [this] {
+        for (Socket& s : sockets_)
+            if (s.fd >= 0) ::close(s.fd);
+    };
+    sockets_[0].fd = open_udp(shared.config.host, port, sockets_[0].local);
+    try {
+        if (!shared.config.http3.preferred_address.empty()) {
+            const auto [address, preferred_port] = split_preferred(shared.config.http3.preferred_address);
+            sockets_[1].fd = open_udp(address, preferred_port, sockets_[1].local, /*numeric=*/true);
+            if (unspecified(sockets_[1].local))
+                throw std::runtime_error("HTTP/3: Http3Options::preferred_address " +
+                                         shared.config.http3.preferred_address +
+                                         " is a wildcard address; clients need one they can send to (this host's "
+                                         "own address, e.g. 192.0.2.1:8443)");
+        }
+    } catch (...) {
+        close_all();
+        throw;
+    }
     timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (timer_fd_ < 0) {
-        ::close(fd_);
+        close_all();
         throw std::runtime_error(std::string("HTTP/3: timerfd_create: ") + io::errno_text(errno));
     }
-    host.watch_readable(fd_, [this] { on_readable(); });
+    for (std::size_t i = 0; i < sockets_.size(); ++i)
+        if (sockets_[i].fd >= 0) host.watch_readable(sockets_[i].fd, [this, i] { on_readable(i); });
     host.watch_readable(timer_fd_, [this] { on_timer(); });
     shared.endpoints[cid_prefix()].store(this, std::memory_order_release);
 }
@@ -152,7 +214,8 @@ Endpoint::~Endpoint() {
     shared_.endpoints[cid_prefix()].store(nullptr, std::memory_order_release);
     // The worker's backend is gone by now: nothing to unwatch, only the descriptors to close.
     if (timer_fd_ >= 0) ::close(timer_fd_);
-    if (fd_ >= 0) ::close(fd_);
+    for (Socket& s : sockets_)
+        if (s.fd >= 0) ::close(s.fd);
 }
 
 Session* Endpoint::session(net::ConnectionId id) {
@@ -160,75 +223,93 @@ Session* Endpoint::session(net::ConnectionId id) {
     return c ? static_cast<Session*>(c->protocol()) : nullptr;
 }
 
-void Endpoint::on_readable() {
-    for (std::size_t i = 0; i < datagrams_per_wakeup; ++i) {
-        Address from;
-        iovec iov{receive_buffer_.data(), receive_buffer_.size()};
-        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int)) * 2];
-        msghdr msg{};
-        msg.msg_name = from.get();
-        msg.msg_namelen = sizeof from.storage;
-        msg.msg_iov = &iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control;
-        msg.msg_controllen = sizeof control;
-        const ssize_t n = ::recvmsg(fd_, &msg, 0);
-        if (n < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                spdlog::debug("HTTP/3: recvmsg: {}", io::errno_text(errno));
+void Endpoint::on_readable(std::size_t socket) {
+    const int fd = sockets_[socket].fd;
+    for (std::size_t done = 0; done < datagrams_per_wakeup;) {
+        for (std::size_t i = 0; i < receive_batch; ++i) {
+            receive_iovecs_[i] = {receive_buffers_.get() + i * max_datagram, max_datagram};
+            msghdr& msg = receive_messages_[i].msg_hdr;
+            msg = {};
+            msg.msg_name = receive_from_[i].get();
+            msg.msg_namelen = sizeof receive_from_[i].storage;
+            msg.msg_iov = &receive_iovecs_[i];
+            msg.msg_iovlen = 1;
+            msg.msg_control = receive_control_[i].bytes;
+            msg.msg_controllen = sizeof receive_control_[i].bytes;
+        }
+        const int count = ::recvmmsg(fd, receive_messages_.data(), static_cast<unsigned>(receive_batch), 0, nullptr);
+        if (count <= 0) {
+            if (count < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                spdlog::debug("HTTP/3: recvmmsg: {}", io::errno_text(errno));
             return;
         }
-        from.length = msg.msg_namelen;
-        ngtcp2_pkt_info info{};
-        for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
-            if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_TOS && cm->cmsg_len)
-                info.ecn = *CMSG_DATA(cm) & 0x3;
-            else if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_TCLASS && cm->cmsg_len) {
-                int tclass = 0;
-                std::memcpy(&tclass, CMSG_DATA(cm), sizeof tclass);
-                info.ecn = static_cast<std::uint32_t>(tclass) & 0x3;
+        for (std::size_t i = 0; i < static_cast<std::size_t>(count); ++i) {
+            msghdr& msg = receive_messages_[i].msg_hdr;
+            Arrival arrival;
+            arrival.from = receive_from_[i];
+            arrival.from.length = msg.msg_namelen;
+            arrival.socket = socket;
+            std::size_t segment = 0;  // UDP GRO: the size of each coalesced datagram (the last may be shorter)
+            for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+                const auto as_int = [cm] {
+                    int value = 0;
+                    if (cm->cmsg_len >= CMSG_LEN(sizeof value)) std::memcpy(&value, CMSG_DATA(cm), sizeof value);
+                    return value;
+                };
+                if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_TOS && cm->cmsg_len > CMSG_LEN(0))
+                    arrival.info.ecn = *CMSG_DATA(cm) & 0x3u;  // one byte
+                else if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_TCLASS)
+                    arrival.info.ecn = static_cast<std::uint32_t>(as_int()) & 0x3u;
+                else if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO && as_int() > 0)
+                    segment = static_cast<std::size_t>(as_int());
             }
+            std::uint8_t* data = receive_buffers_.get() + i * max_datagram;
+            const std::size_t length = receive_messages_[i].msg_len;
+            if (msg.msg_flags & MSG_TRUNC) continue;  // larger than any QUIC datagram we accept: dropped
+            const std::size_t step = segment ? segment : std::max<std::size_t>(length, 1);
+            for (std::size_t at = 0; at < length; at += step)
+                on_datagram(arrival, data + at, std::min(step, length - at), false);
         }
-        if (n > 0) on_datagram(from, receive_buffer_.data(), static_cast<std::size_t>(n), false, info);
+        done += static_cast<std::size_t>(count);
+        if (static_cast<std::size_t>(count) < receive_batch) return;  // drained
     }
 }
 
-void Endpoint::forward(Endpoint& owner, const Address& from, const std::uint8_t* data, std::size_t length,
-                       const ngtcp2_pkt_info& info) {
-    owner.host_.host_loop().post([&owner, from, info,
-                                  bytes = std::string(reinterpret_cast<const char*>(data), length)]() mutable {
-        owner.on_datagram(from, reinterpret_cast<std::uint8_t*>(bytes.data()), bytes.size(), /*forwarded=*/true, info);
-    });
+void Endpoint::forward(Endpoint& owner, const Arrival& arrival, const std::uint8_t* data, std::size_t length) {
+    owner.host_.host_loop().post(
+        [&owner, arrival, bytes = std::string(reinterpret_cast<const char*>(data), length)]() mutable {
+            owner.on_datagram(arrival, reinterpret_cast<std::uint8_t*>(bytes.data()), bytes.size(), /*forwarded=*/true);
+        });
 }
 
-void Endpoint::on_datagram(const Address& from, std::uint8_t* data, std::size_t length, bool forwarded,
-                           const ngtcp2_pkt_info& info) {
+void Endpoint::on_datagram(const Arrival& arrival, std::uint8_t* data, std::size_t length, bool forwarded) {
     ngtcp2_version_cid vc{};
     switch (ngtcp2_pkt_decode_version_cid(&vc, data, length, short_header_cid_length)) {
         case 0: break;
-        case NGTCP2_ERR_VERSION_NEGOTIATION: return send_version_negotiation(from, vc);
+        case NGTCP2_ERR_VERSION_NEGOTIATION: return send_version_negotiation(arrival, vc);
         default: return;  // not QUIC, or truncated: dropped
     }
     const auto known = cids_.find(std::string(reinterpret_cast<const char*>(vc.dcid), vc.dcidlen));
     if (known != cids_.end()) {
-        if (Session* s = session(known->second)) s->on_packet(from, info, data, length);
+        if (Session* s = session(known->second)) s->on_packet(arrival, data, length);
         return;
     }
     // Another worker's connection (its ID's first byte): that worker's loop takes it.
     if (!forwarded && vc.dcidlen == short_header_cid_length && vc.dcid[0] != cid_prefix())
         if (Endpoint* owner = shared_.endpoints[vc.dcid[0]].load(std::memory_order_acquire))
-            return forward(*owner, from, data, length, info);
-    if (data[0] & 0x80) return accept(from, data, length, info);
+            return forward(*owner, arrival, data, length);
+    if (data[0] & 0x80) return accept(arrival, data, length);
     // A short-header packet for a connection we do not know (restarted, or another server's): a stateless
     // reset tells the client at once instead of after its idle timeout (RFC 9000 §10.3).
-    send_stateless_reset(from, vc, length);
+    send_stateless_reset(arrival, vc, length);
 }
 
-void Endpoint::accept(const Address& from, std::uint8_t* data, std::size_t length, const ngtcp2_pkt_info& info) {
+void Endpoint::accept(const Arrival& arrival, std::uint8_t* data, std::size_t length) {
     ngtcp2_pkt_hd hd{};
     if (ngtcp2_accept(&hd, data, length) != 0) return;  // not a client's first Initial: dropped
     if (stopping_) return;
     const net::Http3Options& o = shared_.config.http3;
+    const Address& from = arrival.from;
     ngtcp2_cid original{};
     const ngtcp2_cid* retried = nullptr;
     if (hd.token.len > 0 && hd.token.base[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY) {
@@ -236,19 +317,19 @@ void Endpoint::accept(const Address& from, std::uint8_t* data, std::size_t lengt
         if (ngtcp2_crypto_verify_retry_token(&original, hd.token.base, hd.token.len, shared_.secret.data(),
                                              shared_.secret.size(), hd.version, from.get(), from.length, &hd.dcid,
                                              lifetime, timestamp()) != 0)
-            return send_refusal(from, hd, NGTCP2_INVALID_TOKEN);  // forged, expired, or from another address
+            return send_refusal(arrival, hd, NGTCP2_INVALID_TOKEN);  // forged, expired, or from another address
         retried = &original;
     } else if (o.retry || handshaking_ >= o.retry_above_handshakes) {
         if (hd.dcid.datalen < NGTCP2_MIN_INITIAL_DCIDLEN) return;
-        return send_retry(from, hd);
+        return send_retry(arrival, hd);
     }
     std::uint16_t port = 0;
     const std::string peer = peer_text(from, port);
     net::Connection* c = host_.adopt_datagram(*this, peer, port, [&](net::Connection& conn) {
-        return std::make_unique<Session>(conn, *this, hd, from, retried);
+        return std::make_unique<Session>(conn, *this, hd, arrival, retried);
     });
-    if (!c) return send_refusal(from, hd, NGTCP2_CONNECTION_REFUSED);  // at the connection limit
-    static_cast<Session*>(c->protocol())->on_packet(from, info, data, length);
+    if (!c) return send_refusal(arrival, hd, NGTCP2_CONNECTION_REFUSED);  // at the connection limit
+    static_cast<Session*>(c->protocol())->on_packet(arrival, data, length);
 }
 
 ngtcp2_cid Endpoint::new_cid(std::size_t length) const {
@@ -259,28 +340,28 @@ ngtcp2_cid Endpoint::new_cid(std::size_t length) const {
     return cid;
 }
 
-void Endpoint::send_retry(const Address& to, const ngtcp2_pkt_hd& hd) {
+void Endpoint::send_retry(const Arrival& to, const ngtcp2_pkt_hd& hd) {
     const ngtcp2_cid scid = new_cid(short_header_cid_length);
     std::array<std::uint8_t, NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN> token;
     const ngtcp2_ssize token_length =
         ngtcp2_crypto_generate_retry_token(token.data(), shared_.secret.data(), shared_.secret.size(), hd.version,
-                                           to.get(), to.length, &scid, &hd.dcid, timestamp());
+                                           to.from.get(), to.from.length, &scid, &hd.dcid, timestamp());
     if (token_length < 0) return;
     std::array<std::uint8_t, NGTCP2_MAX_UDP_PAYLOAD_SIZE> buffer;
     const ngtcp2_ssize n = ngtcp2_crypto_write_retry(buffer.data(), buffer.size(), hd.version, &hd.scid, &scid,
                                                      &hd.dcid, token.data(), static_cast<std::size_t>(token_length));
-    if (n > 0) send(to, buffer.data(), static_cast<std::size_t>(n));
+    if (n > 0) send(to.from, buffer.data(), static_cast<std::size_t>(n), 0, 0, to.socket);
 }
 
 // CONNECTION_CLOSE in an Initial packet, without any connection state (a bad token, the connection limit).
-void Endpoint::send_refusal(const Address& to, const ngtcp2_pkt_hd& hd, std::uint64_t error) {
+void Endpoint::send_refusal(const Arrival& to, const ngtcp2_pkt_hd& hd, std::uint64_t error) {
     std::array<std::uint8_t, NGTCP2_MAX_UDP_PAYLOAD_SIZE> buffer;
     const ngtcp2_ssize n = ngtcp2_crypto_write_connection_close(buffer.data(), buffer.size(), hd.version, &hd.scid,
                                                                 &hd.dcid, error, nullptr, 0);
-    if (n > 0) send(to, buffer.data(), static_cast<std::size_t>(n));
+    if (n > 0) send(to.from, buffer.data(), static_cast<std::size_t>(n), 0, 0, to.socket);
 }
 
-void Endpoint::send_stateless_reset(const Address& to, const ngtcp2_version_cid& vc, std::size_t received) {
+void Endpoint::send_stateless_reset(const Arrival& to, const ngtcp2_version_cid& vc, std::size_t received) {
     // Smaller than what came (so two endpoints never loop), and no shorter than a real short-header packet.
     constexpr std::size_t min_reset = NGTCP2_MIN_STATELESS_RESET_RANDLEN + NGTCP2_STATELESS_RESET_TOKENLEN + 1;
     if (received <= min_reset || vc.dcidlen != short_header_cid_length) return;
@@ -300,10 +381,10 @@ void Endpoint::send_stateless_reset(const Address& to, const ngtcp2_version_cid&
     std::array<std::uint8_t, 64> buffer;
     const ngtcp2_ssize n =
         ngtcp2_pkt_write_stateless_reset(buffer.data(), buffer.size(), token.data(), random.data(), random_length);
-    if (n > 0) send(to, buffer.data(), static_cast<std::size_t>(n));
+    if (n > 0) send(to.from, buffer.data(), static_cast<std::size_t>(n), 0, 0, to.socket);
 }
 
-void Endpoint::send_version_negotiation(const Address& to, const ngtcp2_version_cid& vc) {
+void Endpoint::send_version_negotiation(const Arrival& to, const ngtcp2_version_cid& vc) {
     std::array<std::uint8_t, NGTCP2_MAX_UDP_PAYLOAD_SIZE> buffer;
     const std::uint32_t versions[] = {NGTCP2_PROTO_VER_V1};
     std::uint8_t unused = 0;
@@ -311,11 +392,11 @@ void Endpoint::send_version_negotiation(const Address& to, const ngtcp2_version_
     // The reply swaps the IDs: its destination is the client's source ID (RFC 9000 §17.2.1).
     const ngtcp2_ssize n = ngtcp2_pkt_write_version_negotiation(buffer.data(), buffer.size(), unused, vc.scid,
                                                                 vc.scidlen, vc.dcid, vc.dcidlen, versions, 1);
-    if (n > 0) send(to, buffer.data(), static_cast<std::size_t>(n));
+    if (n > 0) send(to.from, buffer.data(), static_cast<std::size_t>(n), 0, 0, to.socket);
 }
 
-void Endpoint::send(const Address& to, const std::uint8_t* data, std::size_t length, std::size_t segment,
-                    unsigned ecn) {
+void Endpoint::send(const Address& to, const std::uint8_t* data, std::size_t length, std::size_t segment, unsigned ecn,
+                    std::size_t socket) {
     iovec iov{const_cast<std::uint8_t*>(data), length};
     msghdr msg{};
     msg.msg_name = const_cast<sockaddr*>(to.get());
@@ -349,12 +430,12 @@ void Endpoint::send(const Address& to, const std::uint8_t* data, std::size_t len
     }
     msg.msg_controllen = used;
     if (used == 0) msg.msg_control = nullptr;
-    while (::sendmsg(fd_, &msg, 0) < 0) {
+    while (::sendmsg(sockets_[socket].fd, &msg, 0) < 0) {
         if (errno == EINTR) continue;
         if (gso && (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT)) {
             gso_ = false;  // no UDP GSO here (kernel or device): one datagram per packet from now on
             for (std::size_t at = 0; at < length; at += segment)
-                send(to, data + at, std::min(segment, length - at), 0, ecn);
+                send(to, data + at, std::min(segment, length - at), 0, ecn, socket);
             return;
         }
         return;  // a full socket buffer (EAGAIN) drops it: QUIC's loss recovery sends it again

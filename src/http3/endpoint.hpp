@@ -100,6 +100,13 @@ struct Address {
     }
 };
 
+// Where a datagram came from, on which of the endpoint's sockets, with its ECN mark.
+struct Arrival {
+    Address from;
+    std::size_t socket = 0;  // Endpoint::local(socket) is the path's local side
+    ngtcp2_pkt_info info{};
+};
+
 ngtcp2_tstamp timestamp() noexcept;
 
 class Endpoint final : public net::DatagramService, public net::ConnectionDriver {
@@ -121,7 +128,14 @@ public:
     // ---- for sessions ----
     const Shared& shared() const noexcept { return shared_; }
     net::DatagramHost& host() noexcept { return host_; }
-    const Address& local() const noexcept { return local_; }
+    // The address of socket `socket` (0: the listener's; 1: Http3Options::preferred_address's).
+    const Address& local(std::size_t socket = 0) const noexcept { return sockets_[socket].local; }
+    // The socket whose address is a path's local side (`local` of an ngtcp2_path).
+    std::size_t socket_of(const ngtcp2_addr& local) const noexcept {
+        return sockets_[1].fd >= 0 && sockets_[1].local == local ? 1 : 0;
+    }
+    // The preferred address offered to clients (its socket is open), or null.
+    const Address* preferred() const noexcept { return sockets_[1].fd >= 0 ? &sockets_[1].local : nullptr; }
     bool stopping() const noexcept { return stopping_; }
     void add_cid(std::string_view cid, net::ConnectionId id) { cids_[std::string(cid)] = id; }
     void remove_cid(std::string_view cid) { cids_.erase(std::string(cid)); }
@@ -130,8 +144,9 @@ public:
     // Sends one UDP payload (or several of `segment` bytes each, with GSO) to `to`. Best effort: a full socket
     // buffer drops it, and QUIC's loss recovery sends it again.
     // `ecn`: the packets' ECN codepoint (ngtcp2_pkt_info::ecn), set in the IP header.
+    // `socket`: the one it leaves from (socket_of the path's local address).
     void send(const Address& to, const std::uint8_t* data, std::size_t length, std::size_t segment = 0,
-              unsigned ecn = 0);
+              unsigned ecn = 0, std::size_t socket = 0);
     // The worker-index byte a new connection ID starts with (kept for routing between workers).
     std::uint8_t cid_prefix() const noexcept { return static_cast<std::uint8_t>(host_.worker_index()); }
     // A new connection's ID: random, after the worker-index byte.
@@ -141,26 +156,28 @@ public:
     void handshake_ended() noexcept { --handshaking_; }
 
 private:
-    void on_readable();
+    struct Socket {
+        int fd = -1;
+        Address local;
+    };
+    void on_readable(std::size_t socket);
     void on_timer();
     // `forwarded`: handed over by another worker's endpoint (never handed on again).
-    void on_datagram(const Address& from, std::uint8_t* data, std::size_t length, bool forwarded,
-                     const ngtcp2_pkt_info& info);
+    void on_datagram(const Arrival& arrival, std::uint8_t* data, std::size_t length, bool forwarded);
     // Hands a datagram for one of `owner`'s connections to its loop (another worker's thread).
-    static void forward(Endpoint& owner, const Address& from, const std::uint8_t* data, std::size_t length,
-                        const ngtcp2_pkt_info& info);
-    void send_version_negotiation(const Address& to, const ngtcp2_version_cid& vc);
-    void send_retry(const Address& to, const ngtcp2_pkt_hd& hd);
-    void send_refusal(const Address& to, const ngtcp2_pkt_hd& hd, std::uint64_t error);
-    void send_stateless_reset(const Address& to, const ngtcp2_version_cid& vc, std::size_t received);
-    void accept(const Address& from, std::uint8_t* data, std::size_t length, const ngtcp2_pkt_info& info);
+    static void forward(Endpoint& owner, const Arrival& arrival, const std::uint8_t* data, std::size_t length);
+    void send_version_negotiation(const Arrival& to, const ngtcp2_version_cid& vc);
+    void send_retry(const Arrival& to, const ngtcp2_pkt_hd& hd);
+    void send_refusal(const Arrival& to, const ngtcp2_pkt_hd& hd, std::uint64_t error);
+    void send_stateless_reset(const Arrival& to, const ngtcp2_version_cid& vc, std::size_t received);
+    void accept(const Arrival& arrival, std::uint8_t* data, std::size_t length);
     void arm_timer();
     class Session* session(net::ConnectionId id);
 
     net::DatagramHost& host_;
     Shared& shared_;
-    int fd_ = -1, timer_fd_ = -1;
-    Address local_;
+    std::array<Socket, 2> sockets_;
+    int timer_fd_ = -1;
     bool stopping_ = false, gso_ = true;
     std::unordered_map<std::string, net::ConnectionId> cids_;
     std::vector<net::ConnectionId> dirty_, sending_;
@@ -171,7 +188,16 @@ private:
     // verify, so they must not turn the server into a reflector).
     std::uint64_t reset_second_ = 0;
     unsigned resets_ = 0;
-    std::vector<std::uint8_t> receive_buffer_;
+    // recvmmsg's batch: a buffer of max_datagram bytes per message (left uninitialised: the kernel fills only what
+    // arrives, so untouched pages cost no memory), its source address and its control messages (ECN, GRO).
+    std::unique_ptr<std::uint8_t[]> receive_buffers_;
+    std::vector<mmsghdr> receive_messages_;
+    std::vector<iovec> receive_iovecs_;
+    std::vector<Address> receive_from_;
+    struct alignas(cmsghdr) Control {
+        char bytes[128];
+    };
+    std::vector<Control> receive_control_;
 };
 
 }  // namespace covet::http3::detail

@@ -197,6 +197,28 @@ struct HeaderList {
     }
 };
 
+// Http3Options::preferred_address in the transport parameters (RFC 9000 §18.2): the address, and the connection ID
+// (sequence number 1) with its stateless-reset token that the client uses there. Returns that ID.
+ngtcp2_cid offer_preferred_address(ngtcp2_transport_params& params, const Endpoint& endpoint,
+                                   const Address& preferred) {
+    ngtcp2_preferred_addr& offer = params.preferred_address;
+    offer = {};
+    if (preferred.storage.ss_family == AF_INET) {
+        std::memcpy(&offer.ipv4, preferred.get(), sizeof offer.ipv4);
+        offer.ipv4_present = 1;
+    } else {
+        std::memcpy(&offer.ipv6, preferred.get(), sizeof offer.ipv6);
+        offer.ipv6_present = 1;
+    }
+    offer.cid = endpoint.new_cid(scid_length);
+    const auto& secret = endpoint.shared().secret;
+    if (ngtcp2_crypto_generate_stateless_reset_token(offer.stateless_reset_token, secret.data(), secret.size(),
+                                                     &offer.cid) != 0)
+        throw std::runtime_error("ngtcp2_crypto_generate_stateless_reset_token failed");
+    params.preferred_address_present = 1;
+    return offer.cid;
+}
+
 HeaderList& header_list() {
     thread_local HeaderList list;
     list.clear();
@@ -207,9 +229,9 @@ HeaderList& header_list() {
 
 // ---- set-up ----
 
-Session::Session(net::Connection& conn, Endpoint& endpoint, const ngtcp2_pkt_hd& hd, const Address& peer,
+Session::Session(net::Connection& conn, Endpoint& endpoint, const ngtcp2_pkt_hd& hd, const Arrival& first,
                  const ngtcp2_cid* original_dcid)
-    : conn_ref_(conn), endpoint_(endpoint), peer_(peer) {
+    : conn_ref_(conn), endpoint_(endpoint), first_(first) {
     const net::Http3Options& o = endpoint.shared().config.http3;
     ngtcp2_callbacks cb{};
     cb.recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
@@ -266,7 +288,10 @@ Session::Session(net::Connection& conn, Endpoint& endpoint, const ngtcp2_pkt_hd&
                                                      &scid) != 0)
         throw std::runtime_error("ngtcp2_crypto_generate_stateless_reset_token failed");
 
-    const ngtcp2_path path = path_from(peer);
+    ngtcp2_cid preferred_cid{};
+    if (const Address* preferred = endpoint.preferred())
+        preferred_cid = offer_preferred_address(params, endpoint, *preferred);
+    const ngtcp2_path path = path_from(first);
     if (const int rv =
             ngtcp2_conn_server_new(&conn_, &hd.scid, &scid, &path, hd.version, &cb, &settings, &params, nullptr, this);
         rv != 0)
@@ -305,6 +330,10 @@ Session::Session(net::Connection& conn, Endpoint& endpoint, const ngtcp2_pkt_hd&
     endpoint.add_cid(cids_.back(), conn.id());
     cids_.push_back(cid_key(scid.data, scid.datalen));
     endpoint.add_cid(cids_.back(), conn.id());
+    if (preferred_cid.datalen > 0) {  // the client's packets to the preferred address
+        cids_.push_back(cid_key(preferred_cid.data, preferred_cid.datalen));
+        endpoint.add_cid(cids_.back(), conn.id());
+    }
     endpoint.handshake_started();
 }
 
@@ -400,11 +429,10 @@ void Session::on_removed_cid(const ngtcp2_cid* cid) {
 
 // ---- packets in, packets out ----
 
-bool Session::on_packet(const Address& from, const ngtcp2_pkt_info& info, const std::uint8_t* data,
-                        std::size_t length) {
+bool Session::on_packet(const Arrival& arrival, const std::uint8_t* data, std::size_t length) {
     if (closed_) return false;
-    const ngtcp2_path path = path_from(from);
-    if (const int rv = ngtcp2_conn_read_pkt(conn_, &path, &info, data, length, timestamp()); rv != 0) {
+    const ngtcp2_path path = path_from(arrival);
+    if (const int rv = ngtcp2_conn_read_pkt(conn_, &path, &arrival.info, data, length, timestamp()); rv != 0) {
         switch (rv) {
             case NGTCP2_ERR_DRAINING:   // the peer closed: nothing more to send
             case NGTCP2_ERR_DROP_CONN:  // ngtcp2 says drop it silently
@@ -448,11 +476,13 @@ void Session::write() {
     ngtcp2_pkt_info pi{};
     std::uint8_t* pos = buffer.data();
     std::size_t packets = 0, segment = 0;
+    bool drained = false;  // all that nghttp3 had is in packets (not stopped by the batch size or congestion)
     unsigned ecn = 0;
     Address to;
+    std::size_t socket = 0;
     auto send_batch = [&](std::uint8_t* end) {
         if (end != buffer.data())
-            endpoint_.send(to, buffer.data(), static_cast<std::size_t>(end - buffer.data()), segment, ecn);
+            endpoint_.send(to, buffer.data(), static_cast<std::size_t>(end - buffer.data()), segment, ecn, socket);
     };
     for (;;) {
         std::int64_t stream_id = -1;
@@ -498,18 +528,21 @@ void Session::write() {
         }
         if (n == 0) {  // nothing more now (or congestion-limited)
             send_batch(pos);
+            drained = count == 0;
             break;
         }
         const auto size = static_cast<std::size_t>(n);
         if (packets == 0) {
             to = Address::of(ps.path.remote);
+            socket = endpoint_.socket_of(ps.path.local);
             segment = size;
             ecn = pi.ecn;
-        } else if (size > segment || pi.ecn != ecn || !(to == ps.path.remote)) {
-            // One GSO batch: one destination (a path probe during a migration goes elsewhere), one ECN mark, and
-            // only its last segment may be shorter. This packet goes on its own.
+        } else if (size > segment || pi.ecn != ecn || !(to == ps.path.remote) ||
+                   endpoint_.socket_of(ps.path.local) != socket) {
+            // One GSO batch: one path (a path probe during a migration goes elsewhere), one ECN mark, and only its
+            // last segment may be shorter. This packet goes on its own.
             send_batch(pos);
-            endpoint_.send(Address::of(ps.path.remote), pos, size, 0, pi.ecn);
+            endpoint_.send(Address::of(ps.path.remote), pos, size, 0, pi.ecn, endpoint_.socket_of(ps.path.local));
             break;
         }
         pos += size;
@@ -520,7 +553,7 @@ void Session::write() {
     }
     ngtcp2_conn_update_pkt_tx_time(conn_, ts);
     endpoint_.schedule(conn_ref_.id(), scheduled_, ngtcp2_conn_get_expiry(conn_));
-    try_graceful_close();
+    if (drained) try_graceful_close();  // after the GOAWAY has gone out, not instead of it
 }
 
 void Session::close_with_error() {
@@ -534,7 +567,11 @@ void Session::close_with_error() {
                                                                   &last_error_, timestamp());
         if (n > 0) {  // to the connection's current path (a NAT rebinding moved it off the first address)
             const Address to = Address::of(ps.path.remote);
-            endpoint_.send(to.length ? to : peer_, buffer.data(), static_cast<std::size_t>(n));
+            if (to.length)
+                endpoint_.send(to, buffer.data(), static_cast<std::size_t>(n), 0, 0,
+                               endpoint_.socket_of(ps.path.local));
+            else
+                endpoint_.send(first_.from, buffer.data(), static_cast<std::size_t>(n), 0, 0, first_.socket);
         }
     }
     close_quietly();

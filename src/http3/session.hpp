@@ -28,15 +28,15 @@ struct Stream;
 
 class Session final : public net::ProtocolHandler, public ExchangeSink {
 public:
-    // A connection for the client Initial `hd` that arrived from `peer`. Throws std::runtime_error when ngtcp2
-    // or GnuTLS cannot set it up.
+    // A connection for the client Initial `hd` (`first`: where it came from). Throws std::runtime_error when
+    // ngtcp2 or GnuTLS cannot set it up.
     // `original_dcid`: the client's first destination ID when it came back with a Retry token (null: no Retry).
-    Session(net::Connection& conn, Endpoint& endpoint, const ngtcp2_pkt_hd& hd, const Address& peer,
+    Session(net::Connection& conn, Endpoint& endpoint, const ngtcp2_pkt_hd& hd, const Arrival& first,
             const ngtcp2_cid* original_dcid);
     ~Session() override;
 
     // A datagram for this connection. False: it is over (closed, or draining).
-    bool on_packet(const Address& from, const ngtcp2_pkt_info& info, const std::uint8_t* data, std::size_t length);
+    bool on_packet(const Arrival& arrival, const std::uint8_t* data, std::size_t length);
     // Its timer fell due.
     void on_expiry();
     // Sends what is ready (called by the endpoint once per loop turn for connections that queued output).
@@ -102,9 +102,10 @@ private:
     bool setup_http();
     void close_with_error();
     void close_quietly();
-    // The path from our socket's address to `peer`, as ngtcp2 takes it.
-    ngtcp2_path path_from(const Address& peer) const noexcept {
-        const Address& local = endpoint_.local();
+    // The path from the socket a datagram came in on to its sender, as ngtcp2 takes it.
+    ngtcp2_path path_from(const Arrival& arrival) const noexcept {
+        const Address& local = endpoint_.local(arrival.socket);
+        const Address& peer = arrival.from;
         return {{const_cast<sockaddr*>(local.get()), local.length},
                 {const_cast<sockaddr*>(peer.get()), peer.length},
                 nullptr};
@@ -120,7 +121,7 @@ private:
     std::shared_ptr<const Credentials> credentials_;  // the certificates this handshake uses (a reload swaps the set)
     ngtcp2_crypto_conn_ref crypto_ref_{};
     nghttp3_conn* h3_ = nullptr;
-    Address peer_;
+    Arrival first_;                  // where the handshake started (a close before any packet went out answers there)
     std::vector<std::string> cids_;  // registered with the endpoint
     std::unordered_map<std::int64_t, std::unique_ptr<Stream>> streams_;
     std::unordered_set<std::int64_t> early_streams_;  // request streams whose data came in 0-RTT

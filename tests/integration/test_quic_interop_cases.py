@@ -9,8 +9,8 @@ ACK_ECN counts) comes from hooks in the aioquic connection. hello has no static 
 a file of N bytes" is POST /echo with N random bytes: the same N bytes go up and come back (or GET
 /users/<i> for many small ones).
 
-Each case keeps the runner's name in CASES. Cases the server does not implement (connectionmigration,
-v2; zerortt with a hello that has no --h3-0rtt option) are strict xfails whose reason starts "not
+Each case keeps the runner's name in CASES. Cases the server does not implement (v2; zerortt with a
+hello that has no --h3-0rtt option) are strict xfails whose reason starts "not
 supported" (a known server bug would be one whose reason starts "server bug"). They still run the
 real check, so the suite fails (XPASS strict) the day one of them starts to pass. At the end of the
 run the table of cases (pass / FAIL / not supported / server bug, per backend) is printed.
@@ -37,6 +37,7 @@ import functools
 import json
 import os
 import shutil
+import socket
 import subprocess
 import time
 
@@ -553,9 +554,10 @@ def test_ecn(server):
 
 def _rebinding_transfer(srv, targets, size: int = 2 * MiB, timeout: float = 30) -> None:
     """A `size` echo through the relay, with a NAT rebinding to each of `targets` ((host, port),
-    port 0 for any) 0.1 s apart while it runs (the transfer takes longer than that even on a fast run). The transfer must complete; the server must have
-    answered on every new path and validated it (PATH_CHALLENGE, answered by aioquic). The NAT
-    switches with the client's next datagram (see UdpRelay.rebind)."""
+    port 0 for any) 0.1 s apart while it runs (the transfer takes longer than that even on a fast run).
+    The transfer must complete; the server must have answered on every new path and validated it
+    (PATH_CHALLENGE, answered by aioquic). The NAT switches with the client's next datagram (see
+    UdpRelay.rebind)."""
     frames = qc.FrameLog()
     with qc.UdpRelay(srv.port) as relay:
         with session(relay.port, timeout=timeout, instrument=frames.attach) as s:
@@ -694,26 +696,61 @@ def test_rebind_port_then_shutdown(make_server):
 
 # ---- connection migration (preferred_address) ------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason=NOT_SUPPORTED + "no preferred_address transport parameter "
-                   "(session.cpp sets none), so there is nothing for the client to migrate to")
-def test_connectionmigration(server):
-    """CM: the server offers a preferred_address; the client migrates to it during a transfer
-    (with a new connection ID) and the transfer completes there."""
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_connectionmigration(make_server):
+    """CM: the server offers a preferred_address (--h3-preferred-address, on a 2-worker server: the
+    preferred socket is SO_REUSEPORT too, so the client's packets there may land on the worker that does
+    not own the connection); the client migrates to it during a transfer (with the connection ID the
+    offer carries) and the transfer completes there, as do requests after it."""
+    preferred = free_udp_port()
+    srv = h3_server(make_server, "--h3-preferred-address", f"127.0.0.1:{preferred}")
     seen: list = []
+    sources: list = []  # the source port of every datagram the client received
 
     def instrument(quic):
         probe = quic._probe_preferred_address
+        receive = quic.receive_datagram
 
         def record():
             seen.append(quic._remote_preferred_address)
             return probe()
+
+        def received(data, addr, now):
+            sources.append(addr[1])
+            return receive(data, addr, now)
         quic._probe_preferred_address = record
-    with session(server.port, instrument=instrument) as s:
-        first_path = s.call(lambda: s.quic._network_paths[0].addr)
+        quic.receive_datagram = received
+    with session(srv.port, instrument=instrument) as s:
+        # The handshake is on the listener's port (the client may have moved on by the time it returns).
+        assert sources and sources[0] == srv.port, sources[:5]
         echo(s, 1 * MiB)
         assert seen and seen[0] is not None, "the server offered no preferred_address"
+        assert seen[0].ipv4_address == ("127.0.0.1", preferred), seen[0]
+        deadline = time.monotonic() + 5
+        while s.call(lambda: s.quic._network_paths[0].addr)[1] != preferred and time.monotonic() < deadline:
+            echo(s, 64 * 1024)
         now = s.call(lambda: s.quic._network_paths[0].addr)
-        assert now != first_path, f"the client is still on {now}"
+        assert now[1] == preferred, f"the client is still on {now} (preferred port {preferred})"
+        migrated_at = len(sources)
+        echo_all(s, [256 * 1024, 10, 100 * 1024])
+        after = set(sources[migrated_at:])
+        assert after == {preferred}, f"after the migration the server answered from ports {after}"
+        assert_clean_close(s)
+
+
+def test_preferred_address_refused(hello_bin, backend):
+    """A wildcard or malformed preferred address stops the start, naming the cause."""
+    for address, cause in (("0.0.0.0:%d" % free_udp_port(), "wildcard"), ("127.0.0.1:x", "not a numeric IP:port")):
+        args = [str(hello_bin), "--port", str(free_udp_port()), "--backend", backend,
+                *tls_args(cert_set()), "--http3", "--h3-preferred-address", address]
+        out = subprocess.run(args, capture_output=True, text=True, timeout=30)
+        assert out.returncode != 0, out
+        assert cause in out.stderr, out.stderr
 
 
 # ---- IPv6 --------------------------------------------------------------------------------

@@ -110,7 +110,7 @@ std::string json_string(std::optional<std::string_view> v) {
                  "             [--access-log off|text|json] [--trace off|SAMPLER[:RATIO]]\n"
                  "             [--tls-cert FILE --tls-key FILE] [--tls-sni-cert CERT,KEY]... [--no-tls12]\n"
                  "             [--tls-ca FILE --tls-client-auth none|optional|required] [--no-http2] [--http3] "
-                 "[--h3-retry] [--h3-retry-above N] [--h3-0rtt]\n"
+                 "[--h3-retry] [--h3-retry-above N] [--h3-0rtt] [--h3-preferred-address IP:PORT]\n"
                  "             [--forwarded-allow-ips IPS (default 127.0.0.1)] [--no-proxy-headers]\n"
                  "             [--metrics] [--no-metrics] [--rate-limit] [--rate-limit-no-headers]\n"
                  "             [--security-headers] [--cors ORIGIN] [--proxy-protocol IPS]\n"
@@ -221,6 +221,8 @@ int main(int argc, char** argv) {
             cfg.limits.max_connections = number(argv[i - 1], v);
         else if (flag == "--h3-retry-above")  // HTTP/3: Retry once this many handshakes are in progress
             cfg.http3.retry_above_handshakes = number(argv[i - 1], v);
+        else if (flag == "--h3-preferred-address")  // HTTP/3: clients migrate there after the handshake
+            cfg.http3.preferred_address = v;
         else if (flag == "--header-timeout-ms")
             cfg.timeouts.header = ms(number(argv[i - 1], v));
         else if (flag == "--body-timeout-ms")

@@ -101,6 +101,11 @@ struct Http3Options {
     // client repeats them after the handshake. GnuTLS's anti-replay window rejects a ClientHello seen before
     // by this process; replays sent to another process are possible. Off by default.
     bool early_data = false;
+    // Connection migration to a preferred address (RFC 9000 §9.6): "IP:port" (IPv6 as "[addr]:port"), numeric.
+    // The server also listens there and offers it in its transport parameters; clients move their connection
+    // to it once the handshake is done (a server on a shared or anycast address sends them to its own). Empty:
+    // none.
+    std::string preferred_address;
 };
 
 // Operations endpoints and metrics (docs/operations.md, "Metrics"). The engine records its metrics unless
