@@ -455,21 +455,7 @@ public:
 
     // ---- streamed request bodies (body_stream.hpp) ----
     void body_read(std::uint64_t exchange, std::shared_ptr<BodyReader> reader) override {
-        Stream* s = find_stream(exchange);
-        if (!reader || (s && s->reader)) return;
-        if (!s || !s->request.body_streamed() || (!s->upload && !s->upload_ended)) {
-            reader->on_error(0, "the request has ended");
-            return;
-        }
-        s->reader = reader;  // `reader` keeps it alive while it runs
-        if (!s->upload_hold.empty()) {
-            const std::string held = std::exchange(s->upload_hold, {});
-            reader->on_data(held);
-        }
-        if (s->upload_ended && s->reader) {
-            s->upload_ended = false;
-            reader->on_end();
-        }
+        covet::detail::install_body_reader(find_stream(exchange), std::move(reader));
     }
 
     void body_consumed(std::uint64_t exchange, std::size_t bytes) override {

@@ -36,6 +36,19 @@ struct Stream {
     std::string body;
     int reject_status = 0;
     std::string reject_reason;
+    bool headers_done = false;  // the request is built (views into `head`)
+
+    // A body that streams to the application (covet/http/body_stream.hpp), as over HTTP/2.
+    std::uint64_t content_length = UINT64_MAX;  // declared, if any
+    bool over_body_limit = false;               // declared over max_body_bytes: 413 unless streamed
+    bool upload_offered = false;                // the dispatcher was asked (once)
+    bool upload = false;                        // dispatched with its body still arriving
+    bool upload_ended = false;                  // ended before the reader was installed
+    std::shared_ptr<BodyReader> reader;
+    std::string upload_hold;               // bytes that came before the reader
+    std::uint64_t upload_bytes = 0;        // received so far (against max_stream_body_bytes)
+    std::uint64_t upload_unacked = 0;      // delivered or held, not yet acknowledged: the stream window's
+    std::uint64_t upload_precredited = 0;  // of those, already given back (buffered before the offer)
 
     bool app_owned = false;     // dispatched; the final completion has not come yet
     bool h3_open = true;        // nghttp3 still knows the stream
@@ -128,9 +141,7 @@ int h3_stream_close(nghttp3_conn*, std::int64_t id, std::uint64_t, void* user, v
     return 0;
 }
 int h3_recv_data(nghttp3_conn*, std::int64_t id, const std::uint8_t* data, std::size_t length, void* user, void* su) {
-    Session* session = self(user);
-    if (Stream* s = stream(su)) session->on_h3_data(s, data, length);
-    session->consumed(id, length);  // the body is buffered (or discarded): its bytes go back to the windows at once
+    self(user)->on_h3_data(id, stream(su), data, length);
     return 0;
 }
 int h3_deferred_consume(nghttp3_conn*, std::int64_t id, std::size_t consumed, void* user, void*) {
@@ -143,6 +154,10 @@ int h3_begin_headers(nghttp3_conn*, std::int64_t id, void* user, void*) {
 int h3_recv_header(nghttp3_conn*, std::int64_t id, std::int32_t token, nghttp3_rcbuf* name, nghttp3_rcbuf* value,
                    std::uint8_t, void* user, void* su) {
     if (Stream* s = stream(su)) self(user)->on_h3_header(id, token, name, value, s);
+    return 0;
+}
+int h3_end_headers(nghttp3_conn*, std::int64_t, int fin, void* user, void* su) {
+    if (Stream* s = stream(su)) self(user)->on_h3_end_headers(*s, fin != 0);
     return 0;
 }
 int h3_end_stream(nghttp3_conn*, std::int64_t, void* user, void* su) {
@@ -359,6 +374,7 @@ bool Session::setup_http() {
     cb.deferred_consume = h3_deferred_consume;
     cb.begin_headers = h3_begin_headers;
     cb.recv_header = h3_recv_header;
+    cb.end_headers = h3_end_headers;
     cb.stop_sending = h3_stop_sending;
     cb.end_stream = h3_end_stream;
     cb.reset_stream = h3_reset_stream;
@@ -446,6 +462,7 @@ bool Session::on_packet(const Arrival& arrival, const std::uint8_t* data, std::s
         close_with_error();
         return false;
     }
+    if (open_bodies_) stream_open_bodies();
     mark_dirty();
     return true;
 }
@@ -590,7 +607,15 @@ void Session::on_closed() noexcept {
     for (const std::string& cid : cids_) endpoint_.remove_cid(cid);
     cids_.clear();
     endpoint_.schedule(conn_ref_.id(), scheduled_, UINT64_MAX);
-    for (auto& [id, s] : streams_) s->close_flow();
+    std::vector<std::shared_ptr<BodyReader>> readers;  // told after the walk (a reader may answer at once)
+    for (auto& [id, s] : streams_) {
+        s->close_flow();
+        if (!std::exchange(s->upload, false)) continue;
+        s->upload_hold.clear();
+        if (s->reader) readers.push_back(std::move(s->reader));
+    }
+    upload_unacked_ = window_owed_ = 0;
+    for (const auto& r : readers) r->on_error(0, "the connection closed before the request body ended");
 }
 
 bool Session::exchange_released() noexcept {
@@ -657,6 +682,8 @@ int Session::on_stream_close(std::int64_t id, std::uint64_t error) {
 }
 
 int Session::on_stream_reset(std::int64_t id) {
+    if (const auto it = streams_.find(id); it != streams_.end())
+        abort_upload(*it->second, 0, "the client reset the stream before the request body ended");
     if (h3_ && nghttp3_conn_shutdown_stream_read(h3_, id) != 0) return -1;
     return 0;
 }
@@ -701,12 +728,23 @@ void Session::on_h3_header(std::int64_t, std::int32_t token, nghttp3_rcbuf* name
     }
 }
 
-void Session::on_h3_data(Stream* s, const std::uint8_t* data, std::size_t length) {
-    if (s->reject_status || s->app_owned) return;
-    if (s->body.size() + length > conn_ref_.config().limits.max_body_bytes) {
+void Session::on_h3_data(std::int64_t id, Stream* s, const std::uint8_t* data, std::size_t length) {
+    if (s && s->upload) return deliver(*s, {reinterpret_cast<const char*>(data), length});
+    consumed(id, length);  // buffered (or discarded): the bytes go back to the windows at once
+    // Not wanted: refused, answered, or the rest of a streamed body after it was cut off.
+    if (!s || s->reject_status || s->app_owned || s->submitted || s->request.body_streamed()) return;
+    const net::Limits& limits = conn_ref_.config().limits;
+    // A body without a (small enough) declared length that grows large: offered for streaming now.
+    if (s->headers_done && !s->upload_offered && s->body.size() + length > limits.stream_body_threshold &&
+        accept_upload(*s)) {
+        s->body.append(reinterpret_cast<const char*>(data), length);
+        s->upload_precredited = s->body.size();  // given back to the stream's window as it came
+        return start_upload(*s);
+    }
+    if (s->body.size() + length > limits.max_body_bytes) {
         s->reject_status = http::body_too_large.status;
         s->reject_reason = http::body_too_large.reason;
-        s->body.clear();
+        std::string().swap(s->body);
         // The rest of the body is not wanted: the answer goes now, and the client stops sending (STOP_SENDING).
         ngtcp2_conn_shutdown_stream_read(conn_, s->id, h3_no_error);
         reject(*s, s->reject_status, s->reject_reason);
@@ -715,31 +753,62 @@ void Session::on_h3_data(Stream* s, const std::uint8_t* data, std::size_t length
     s->body.append(reinterpret_cast<const char*>(data), length);
 }
 
+void Session::on_h3_end_headers(Stream& s, bool fin) {
+    s.headers_done = true;
+    if (s.reject_status || !build_request(s)) return;
+    if (fin) return;  // no body: dispatched at the end of the stream (h3_end_stream, next)
+    if (s.content_length == UINT64_MAX) {
+        open_bodies_ = true;  // still open once this packet is used up: offered then (stream_open_bodies)
+        return;
+    }
+    // A declared length over the streaming threshold: offered for streaming before the body comes.
+    if (s.content_length > conn_ref_.config().limits.stream_body_threshold) {
+        if (accept_upload(s))
+            start_upload(s);
+        else if (s.over_body_limit) {
+            ngtcp2_conn_shutdown_stream_read(conn_, s.id, h3_no_error);
+            reject(s, http::body_too_large.status, http::body_too_large.reason);
+        }
+    }
+}
+
 int Session::on_h3_end_stream(Stream* s) {
+    if (s->upload) {
+        end_upload(*s);
+        return 0;
+    }
     if (s->submitted || s->app_owned) return 0;
     if (s->reject_status) {
         reject(*s, s->reject_status, s->reject_reason);
         return 0;
     }
+    if (!s->headers_done) return 0;  // no header block came: nghttp3 refuses such a stream itself
+    dispatch(*s);
+    return 0;
+}
+
+// Makes the Request once its header block is complete; false (and the stream answered) when it is refused.
+bool Session::build_request(Stream& stream) {
+    Stream* s = &stream;
     Request& r = s->request;
     const http::RequestLimits limits = http::RequestLimits::from(conn_ref_.config().limits);
     http::RequestBuilder b(r, limits);
     b.start();
     if (!s->has_method || !s->has_path) {
         reject(*s, 400, "the request has no :method or no :path (RFC 9114 §4.3.1)");
-        return 0;
+        return false;
     }
     if (const http::RequestError e = b.method(s->view(s->method.value_off, s->method.value_len));
         e || r.method() == Method::connect) {
         reject(*s, e ? e.status : 501, e ? e.reason : "CONNECT is not supported");
-        return 0;
+        return false;
     }
     s->head_only = r.method() == Method::head;
     if (early_streams_.contains(s->id) && r.method() != Method::get && r.method() != Method::head &&
         r.method() != Method::options) {
         // Sent in 0-RTT, which an attacker can replay: only safe methods run from it (RFC 8470 §5.2).
         reject(*s, 425, "the request came in 0-RTT early data; send it again after the handshake");
-        return 0;
+        return false;
     }
     b.target(s->view(s->path.value_off, s->path.value_len));
     r.reserve_headers(s->fields.size() + 1);
@@ -750,6 +819,19 @@ int Session::on_h3_end_stream(Stream* s) {
         (void)b.header(name, s->view(f.value_off, f.value_len));
     }
     if (!host && s->has_authority) r.add_header("host", s->view(s->authority.value_off, s->authority.value_len));
+    if (const auto cl = r.header("content-length")) {
+        if (const std::optional<std::uint64_t> n = http::parse_content_length(*cl)) {
+            s->content_length = *n;
+            switch (b.declared_length(*n)) {
+                case http::DeclaredBody::fits: break;
+                case http::DeclaredBody::stream_only: s->over_body_limit = true; break;  // 413 unless streamed
+                case http::DeclaredBody::too_large:
+                    ngtcp2_conn_shutdown_stream_read(conn_, s->id, h3_no_error);
+                    reject(*s, http::body_too_large.status, http::body_too_large.reason);
+                    return false;
+            }
+        }
+    }
     r.set_version(3, 0);
     r.set_keep_alive(true);
     r.set_client(conn_ref_.peer_address(), conn_ref_.peer_port());
@@ -757,15 +839,15 @@ int Session::on_h3_end_stream(Stream* s) {
     fill_tls_info();
     r.set_tls(&tls_info_);
     if (conn_ref_.proxy_trusted()) http::apply_proxy_headers(r, conn_ref_.config().proxy_headers.trusted);
-    dispatch(*s);
-    return 0;
+    return true;
 }
 
-void Session::dispatch(Stream& s) {
+void Session::dispatch(Stream& s, bool streamed) {
     s.app_owned = true;
     ++outstanding_;
     net::WorkerContext::current().stats.count_request();
-    s.request.set_body(s.body);
+    s.request.set_body(streamed ? std::string_view{} : std::string_view(s.body));
+    s.request.set_body_streamed(streamed);
     const auto id = static_cast<std::uint64_t>(s.id);
     RequestDispatcher& dispatcher = endpoint_.shared().dispatcher;
     try {
@@ -773,10 +855,143 @@ void Session::dispatch(Stream& s) {
         dispatcher.dispatch(
             s.request, s.app_state.get(),
             Responder(net::ConnectionRef(endpoint_.host().home().link(), conn_ref_.id(), conn_ref_.protocol_epoch()),
-                      this, id));
+                      this, id, streamed));
     } catch (...) {
         // The Responder was destroyed unanswered on the way out: the client got a 500.
     }
+}
+
+// ---- streamed request bodies ----
+
+// After a packet: request bodies without a declared length that are still open are offered for streaming now,
+// with what came so far as their first bytes, so that the handler sees them at once and may answer before the
+// body ends (full duplex).
+void Session::stream_open_bodies() {
+    open_bodies_ = false;
+    std::vector<std::int64_t> waiting;
+    for (const auto& [id, s] : streams_)
+        if (s->headers_done && !s->reject_status && !s->upload_offered && !s->app_owned && !s->submitted &&
+            s->content_length == UINT64_MAX && s->h3_open)
+            waiting.push_back(id);
+    for (std::int64_t id : waiting) {  // dispatching may answer inline: look each one up again
+        const auto it = streams_.find(id);
+        if (it == streams_.end() || !accept_upload(*it->second)) continue;
+        it->second->upload_precredited = it->second->body.size();
+        start_upload(*it->second);
+    }
+}
+
+bool Session::accept_upload(Stream& s) {
+    s.upload_offered = true;
+    try {
+        return endpoint_.shared().dispatcher.stream_body(s.request) &&
+               s.body.size() <= http::RequestLimits::from(conn_ref_.config().limits).stream_limit();
+    } catch (...) {
+        return false;
+    }
+}
+
+void Session::start_upload(Stream& s) {
+    s.upload = true;
+    s.upload_hold = std::move(s.body);
+    s.body.clear();
+    s.upload_bytes = s.upload_unacked = s.upload_hold.size();
+    upload_unacked_ += s.upload_unacked;
+    dispatch(s, /*streamed=*/true);
+}
+
+// Bytes of a streamed body: the stream's window opens again only as the reader acknowledges them
+// (body_consumed); the connection's at once, unless the streamed bodies hold more than a connection window.
+void Session::deliver(Stream& s, std::string_view chunk) {
+    if (s.upload_bytes + chunk.size() > http::RequestLimits::from(conn_ref_.config().limits).stream_limit()) {
+        consumed(s.id, chunk.size());
+        return fail_upload(s, 413,
+                           "the request body is larger than the streamed body size limit (max_stream_body_bytes)");
+    }
+    s.upload_bytes += chunk.size();
+    s.upload_unacked += chunk.size();
+    upload_unacked_ += chunk.size();
+    if (upload_unacked_ > endpoint_.shared().config.http3.connection_window)
+        window_owed_ += chunk.size();
+    else
+        ngtcp2_conn_extend_max_offset(conn_, chunk.size());
+    if (s.reader && s.upload_hold.empty())
+        std::shared_ptr<BodyReader>(s.reader)->on_data(chunk);  // it may answer
+    else
+        s.upload_hold.append(chunk);
+}
+
+void Session::end_upload(Stream& s) {
+    s.upload = false;
+    if (std::shared_ptr<BodyReader> r = s.reader)
+        r->on_end();
+    else
+        s.upload_ended = true;
+}
+
+void Session::abort_upload(Stream& s, int status, std::string_view why) {
+    if (!s.upload) return;
+    s.upload = false;
+    s.upload_hold.clear();
+    forget_unacked(s);  // nobody acknowledges them any more
+    if (std::shared_ptr<BodyReader> r = std::move(s.reader)) r->on_error(status, why);
+}
+
+// The server refuses the rest of a streamed body (its size limit): the reader hears why, the client stops
+// sending (STOP_SENDING) and gets the error response unless the application has started one.
+void Session::fail_upload(Stream& s, int status, std::string_view why) {
+    abort_upload(s, status, why);
+    if (!s.h3_open || closed_) return;
+    ngtcp2_conn_shutdown_stream_read(conn_, s.id, NGHTTP3_H3_REQUEST_CANCELLED);
+    if (s.submitted) return;
+    std::string body = std::to_string(status);
+    body.append(" ").append(http::reason_phrase(status)).append(": ").append(why).append("\n");
+    s.response = Response::text(std::move(body), status);
+    s.head_only = false;
+    submit(s, /*streaming=*/false);  // the application's answer, when it comes, is dropped
+    mark_dirty();
+}
+
+// The response is complete before the body: the rest is not wanted (RFC 9114 §4.1: STOP_SENDING with
+// H3_NO_ERROR), and the reader hears that the exchange ended.
+void Session::refuse_rest(Stream& s) {
+    if (!s.upload) return;
+    abort_upload(s, 0, "the response ended before the request body did");
+    if (s.h3_open && !closed_) ngtcp2_conn_shutdown_stream_read(conn_, s.id, h3_no_error);
+}
+
+void Session::forget_unacked(Stream& s) noexcept {
+    upload_unacked_ -= std::min(upload_unacked_, s.upload_unacked);
+    s.upload_unacked = s.upload_precredited = 0;
+    reopen_connection_window();
+}
+
+void Session::reopen_connection_window() noexcept {
+    if (window_owed_ == 0 || closed_ || upload_unacked_ > endpoint_.shared().config.http3.connection_window) return;
+    ngtcp2_conn_extend_max_offset(conn_, std::exchange(window_owed_, 0));
+    mark_dirty();
+}
+
+void Session::body_read(std::uint64_t exchange, std::shared_ptr<BodyReader> reader) {
+    const auto it = streams_.find(static_cast<std::int64_t>(exchange));
+    covet::detail::install_body_reader(it == streams_.end() ? nullptr : it->second.get(), std::move(reader));
+}
+
+void Session::body_consumed(std::uint64_t exchange, std::size_t bytes) {
+    const auto it = streams_.find(static_cast<std::int64_t>(exchange));
+    if (it == streams_.end() || closed_) return;
+    Stream& s = *it->second;
+    std::uint64_t n = std::min<std::uint64_t>(s.upload_unacked, bytes);
+    s.upload_unacked -= n;
+    upload_unacked_ -= std::min(upload_unacked_, n);
+    const std::uint64_t skip = std::min(s.upload_precredited, n);  // already back in the stream's window
+    s.upload_precredited -= skip;
+    n -= skip;
+    if (n > 0 && s.h3_open) {
+        ngtcp2_conn_extend_max_stream_offset(conn_, s.id, n);
+        mark_dirty();  // MAX_STREAM_DATA
+    }
+    reopen_connection_window();
 }
 
 void Session::reject(Stream& s, int status, std::string_view why) {
@@ -904,6 +1119,7 @@ void Session::on_h3_stream_close(std::int64_t id) {
     const auto it = streams_.find(id);
     if (it == streams_.end()) return;
     Stream& s = *it->second;
+    abort_upload(s, 0, "the client reset the stream before the request body ended");
     s.h3_open = false;
     s.close_flow();
     if (ngtcp2_is_bidi_stream(id)) ngtcp2_conn_extend_max_streams_bidi(conn_, 1);
@@ -927,6 +1143,7 @@ void Session::complete(std::uint64_t exchange, Response&& response) {
     Stream* s = owned(exchange);
     if (!s) return;
     finish_app(*s);
+    refuse_rest(*s);
     if (s->h3_open && !s->submitted && !closed_) {
         endpoint_.shared().dispatcher.finalize(s->request, s->app_state.get(), response);
         s->response = std::move(response);
@@ -970,6 +1187,7 @@ void Session::stream_end(std::uint64_t exchange) {
     Stream* s = owned(exchange);
     if (!s) return;
     finish_app(*s);
+    refuse_rest(*s);
     if (s->streaming && s->h3_open && !closed_ && !s->ended) {
         if (!s->head_only) s->out.append(endpoint_.shared().dispatcher.filter_body(s->app_state.get(), {}, true));
         s->ended = true;
@@ -1004,6 +1222,7 @@ void Session::stream_abort(std::uint64_t exchange) {
     Stream* s = owned(exchange);
     if (!s) return;
     finish_app(*s);
+    refuse_rest(*s);
     // The client must see the response cut off, not a short body that looks whole.
     if (s->h3_open && !closed_) {
         ngtcp2_conn_shutdown_stream(conn_, s->id, NGHTTP3_H3_INTERNAL_ERROR);

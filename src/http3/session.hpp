@@ -16,6 +16,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "covet/http/body_stream.hpp"
 #include "covet/http/exchange.hpp"
 #include "covet/net/connection.hpp"
 #include "covet/net/tls_info.hpp"
@@ -61,6 +62,8 @@ public:
     void early_hint(std::uint64_t exchange, const Fields& fields) override;
     void stream_abort(std::uint64_t exchange) override;
     void stream_watch(std::uint64_t exchange, std::shared_ptr<StreamFlow> flow) override;
+    void body_read(std::uint64_t exchange, std::shared_ptr<BodyReader> reader) override;
+    void body_consumed(std::uint64_t exchange, std::size_t bytes) override;
 
     // ---- callbacks (session.cpp) ----
     int on_stream_data(std::int64_t id, const std::uint8_t* data, std::size_t length, bool fin);
@@ -74,8 +77,10 @@ public:
     int on_tx_key(ngtcp2_crypto_level level);
     int on_handshake_completed();
     void on_h3_header(std::int64_t id, std::int32_t token, nghttp3_rcbuf* name, nghttp3_rcbuf* value, Stream* s);
+    void on_h3_end_headers(Stream& s, bool fin);
     int on_h3_end_stream(Stream* s);
-    void on_h3_data(Stream* s, const std::uint8_t* data, std::size_t length);
+    // DATA of request stream `id` (`s`: null once the stream is forgotten).
+    void on_h3_data(std::int64_t id, Stream* s, const std::uint8_t* data, std::size_t length);
     void on_h3_stream_close(std::int64_t id);
     int on_h3_stop_sending(std::int64_t id, std::uint64_t error);
     int on_h3_reset_stream(std::int64_t id, std::uint64_t error);
@@ -92,7 +97,19 @@ public:
     }
 
 private:
-    void dispatch(Stream& s);
+    bool build_request(Stream& s);
+    void dispatch(Stream& s, bool streamed = false);
+    // Streamed request bodies (covet/http/body_stream.hpp).
+    void stream_open_bodies();
+    bool accept_upload(Stream& s);
+    void start_upload(Stream& s);
+    void deliver(Stream& s, std::string_view chunk);
+    void end_upload(Stream& s);
+    void abort_upload(Stream& s, int status, std::string_view why);
+    void fail_upload(Stream& s, int status, std::string_view why);
+    void refuse_rest(Stream& s);
+    void forget_unacked(Stream& s) noexcept;
+    void reopen_connection_window() noexcept;
     void reject(Stream& s, int status, std::string_view why);
     Stream* owned(std::uint64_t exchange) noexcept;
     void submit(Stream& s, bool streaming);
@@ -130,6 +147,10 @@ private:
     net::TlsInfo tls_info_;
     std::string cipher_name_, server_name_;
     std::size_t outstanding_ = 0;
+    // Streamed bodies' bytes delivered or held, not yet acknowledged (all streams); over a connection window of
+    // them, the connection's window stays shut (window_owed_) until readers catch up.
+    std::uint64_t upload_unacked_ = 0, window_owed_ = 0;
+    bool open_bodies_ = false;  // a request body without a declared length is open: offered after the packet
     bool closed_ = false, shutting_down_ = false, handshake_done_ = false;
     void end_handshake() noexcept;
     void fill_tls_info();

@@ -175,6 +175,9 @@ def real_engine(native: Any) -> Any:
 
 # ---- the app ---------------------------------------------------------------------------------------
 
+UPLOAD_STARTED = threading.Event()  # set by /upload?slow=1 when its first chunk came
+
+
 class Item(BaseModel):
     name: str
     price: float
@@ -202,6 +205,26 @@ def _app() -> covet.CovetPy:
     async def echo(request: covet.Request) -> dict[str, Any]:
         body = await request.body()
         return {"length": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+
+    @app.post("/upload")
+    async def upload(request: covet.Request) -> dict[str, Any]:
+        digest, sizes = hashlib.sha256(), []
+        async for chunk in request.stream():
+            if chunk:
+                digest.update(chunk)
+                sizes.append(len(chunk))
+                if request.query_params.get("slow") and len(sizes) == 1:
+                    UPLOAD_STARTED.set()
+                    await asyncio.sleep(1.0)  # the client must be held back by the stream's window meanwhile
+        return {"length": sum(sizes), "chunks": len(sizes), "sha256": digest.hexdigest(),
+                "http_version": request.http_version}
+
+    @app.post("/first")
+    async def first(request: covet.Request) -> dict[str, Any]:
+        async for chunk in request.stream():
+            if chunk:  # answers with the first bytes, before the body has ended (full duplex)
+                return {"first": chunk.decode()}
+        return {"first": None}
 
     @app.get("/stream")
     async def stream() -> covet.StreamingResponse:
@@ -321,6 +344,45 @@ def test_request_bodies_and_responses_larger_than_a_window(h3_server: Any, h3: A
         assert r.status == 200 and r.complete, r
         assert r.body == b"0123456789abcdef" * 65536
         assert r.header("content-length") in (None, str(len(r.body))), r
+
+
+def test_large_upload_streams_to_the_handler(h3_server: Any, h3: Any, certs: Path) -> None:
+    """A body over stream_body_threshold reaches `request.stream()` in pieces as it arrives (not
+    buffered whole by the engine first), with and without a declared Content-Length."""
+    payload = os.urandom(3 * 1024 * 1024 + 17)
+    with _session(h3, h3_server.port, certs) as s:
+        for headers in ([("content-length", str(len(payload)))], []):
+            r = s.request("POST", "/upload", [("content-type", "application/octet-stream"), *headers], payload)
+            got = _json(r)
+            assert got["length"] == len(payload) and got["sha256"] == hashlib.sha256(payload).hexdigest(), got
+            assert got["chunks"] > 1 and got["http_version"] == "3", got
+
+
+def test_upload_back_pressure_holds_the_client(h3_server: Any, h3: Any, certs: Path) -> None:
+    """While the handler does not take chunks, the stream's flow-control window stays shut: the client
+    cannot have sent much more than one window (1 MiB) of an 8 MiB body; then the upload completes."""
+    payload = os.urandom(8 * 1024 * 1024)
+    UPLOAD_STARTED.clear()
+    with _session(h3, h3_server.port, certs) as s:
+        sid = s.start("POST", "/upload?slow=1", [("content-length", str(len(payload)))], end_stream=False)
+        s.send_data(sid, payload, end_stream=True)
+        assert UPLOAD_STARTED.wait(10), "the handler never got the first chunk"
+        time.sleep(0.5)  # the handler sleeps 1 s after its first chunk
+        credit = s._call(lambda: s._client._quic._streams[sid].max_stream_data_remote)
+        assert credit < 3 * 1024 * 1024, f"the server let the client send {credit} bytes while the handler slept"
+        got = _json(s.response(sid, timeout=30))
+    assert got["length"] == len(payload) and got["sha256"] == hashlib.sha256(payload).hexdigest(), got
+
+
+def test_handler_answers_before_the_body_ends(h3_server: Any, h3: Any, certs: Path) -> None:
+    """Full duplex: a body without a declared length is offered to the handler with its first bytes;
+    the handler answers while the client has not ended the body (and the rest is refused, the connection
+    goes on)."""
+    with _session(h3, h3_server.port, certs) as s:
+        sid = s.start("POST", "/first", [("content-type", "text/plain")], end_stream=False)
+        s.send_data(sid, b"hello")
+        assert _json(s.response(sid, timeout=10)) == {"first": "hello"}
+        assert _json(s.get("/items/7")) == {"item_id": 7, "q": None, "handler": "async"}
 
 
 def test_streaming_response(h3_server: Any, h3: Any, certs: Path) -> None:

@@ -19,6 +19,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <utility>
 
@@ -76,6 +77,31 @@ private:
     ExchangeSink* sink_ = nullptr;
     std::uint64_t exchange_ = 0;
 };
+
+namespace detail {
+
+// A protocol's ExchangeSink::body_read for one of its streams (`stream`: null when the exchange is gone). The
+// stream type has `reader`, `upload_hold` (bytes that came before the reader), `upload` (still arriving),
+// `upload_ended` (ended before the reader came) and `request`. The held bytes go first, then the end if it came.
+template <class Stream>
+void install_body_reader(Stream* stream, std::shared_ptr<BodyReader> reader) {
+    if (!reader || (stream && stream->reader)) return;
+    if (!stream || !stream->request.body_streamed() || (!stream->upload && !stream->upload_ended)) {
+        reader->on_error(0, "the request has ended");
+        return;
+    }
+    stream->reader = reader;  // `reader` keeps it alive while it runs
+    if (!stream->upload_hold.empty()) {
+        const std::string held = std::exchange(stream->upload_hold, {});
+        reader->on_data(held);
+    }
+    if (stream->upload_ended && stream->reader) {
+        stream->upload_ended = false;
+        reader->on_end();
+    }
+}
+
+}  // namespace detail
 
 inline RequestBody Responder::body() const {
     if (!sink_ || !streamed_) return {};
