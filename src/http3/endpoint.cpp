@@ -16,6 +16,7 @@
 #include <iterator>
 #include <stdexcept>
 
+#include "covet/http/proxy_headers.hpp"
 #include "covet/http3/server.hpp"
 #include "covet/io/errno_text.hpp"
 #include "session.hpp"
@@ -123,27 +124,14 @@ int open_udp(const std::string& host, std::uint16_t port, Address& local, bool n
 
 // Http3Options::preferred_address ("IP:port", "[IPv6]:port") as the host and port open_udp takes.
 std::pair<std::string, std::uint16_t> split_preferred(const std::string& text) {
-    const auto fail = [&text]() -> std::pair<std::string, std::uint16_t> {
+    const http::detail::HostPort split = http::detail::split_host_port(text);
+    const std::string host(split.host);
+    in6_addr any{};
+    if (split.port == 0 ||
+        (inet_pton(AF_INET, host.c_str(), &any) != 1 && inet_pton(AF_INET6, host.c_str(), &any) != 1))
         throw std::runtime_error("HTTP/3: Http3Options::preferred_address \"" + text +
                                  "\" is not a numeric IP:port (write 192.0.2.1:443 or [2001:db8::1]:443)");
-    };
-    const std::size_t colon = text.rfind(':');
-    if (colon == std::string::npos || colon + 1 == text.size()) return fail();
-    std::string host = text.substr(0, colon);
-    if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-    unsigned long port = 0;
-    try {
-        std::size_t used = 0;
-        port = std::stoul(text.substr(colon + 1), &used);
-        if (used != text.size() - colon - 1) return fail();
-    } catch (const std::exception&) {
-        return fail();
-    }
-    in6_addr any{};
-    if (port == 0 || port > 65535 || host.empty() ||
-        (inet_pton(AF_INET, host.c_str(), &any) != 1 && inet_pton(AF_INET6, host.c_str(), &any) != 1))
-        return fail();
-    return {host, static_cast<std::uint16_t>(port)};
+    return {host, split.port};
 }
 
 bool unspecified(const Address& a) {
@@ -350,7 +338,7 @@ void Endpoint::send_retry(const Arrival& to, const ngtcp2_pkt_hd& hd) {
     std::array<std::uint8_t, NGTCP2_MAX_UDP_PAYLOAD_SIZE> buffer;
     const ngtcp2_ssize n = ngtcp2_crypto_write_retry(buffer.data(), buffer.size(), hd.version, &hd.scid, &scid,
                                                      &hd.dcid, token.data(), static_cast<std::size_t>(token_length));
-    if (n > 0) send(to.from, buffer.data(), static_cast<std::size_t>(n), 0, 0, to.socket);
+    reply(to, buffer.data(), n);
 }
 
 // CONNECTION_CLOSE in an Initial packet, without any connection state (a bad token, the connection limit).
@@ -358,7 +346,7 @@ void Endpoint::send_refusal(const Arrival& to, const ngtcp2_pkt_hd& hd, std::uin
     std::array<std::uint8_t, NGTCP2_MAX_UDP_PAYLOAD_SIZE> buffer;
     const ngtcp2_ssize n = ngtcp2_crypto_write_connection_close(buffer.data(), buffer.size(), hd.version, &hd.scid,
                                                                 &hd.dcid, error, nullptr, 0);
-    if (n > 0) send(to.from, buffer.data(), static_cast<std::size_t>(n), 0, 0, to.socket);
+    reply(to, buffer.data(), n);
 }
 
 void Endpoint::send_stateless_reset(const Arrival& to, const ngtcp2_version_cid& vc, std::size_t received) {
@@ -381,7 +369,7 @@ void Endpoint::send_stateless_reset(const Arrival& to, const ngtcp2_version_cid&
     std::array<std::uint8_t, 64> buffer;
     const ngtcp2_ssize n =
         ngtcp2_pkt_write_stateless_reset(buffer.data(), buffer.size(), token.data(), random.data(), random_length);
-    if (n > 0) send(to.from, buffer.data(), static_cast<std::size_t>(n), 0, 0, to.socket);
+    reply(to, buffer.data(), n);
 }
 
 void Endpoint::send_version_negotiation(const Arrival& to, const ngtcp2_version_cid& vc) {
@@ -392,7 +380,11 @@ void Endpoint::send_version_negotiation(const Arrival& to, const ngtcp2_version_
     // The reply swaps the IDs: its destination is the client's source ID (RFC 9000 §17.2.1).
     const ngtcp2_ssize n = ngtcp2_pkt_write_version_negotiation(buffer.data(), buffer.size(), unused, vc.scid,
                                                                 vc.scidlen, vc.dcid, vc.dcidlen, versions, 1);
-    if (n > 0) send(to.from, buffer.data(), static_cast<std::size_t>(n), 0, 0, to.socket);
+    reply(to, buffer.data(), n);
+}
+
+void Endpoint::reply(const Arrival& to, const std::uint8_t* data, ngtcp2_ssize length) {
+    if (length > 0) send(to.from, data, static_cast<std::size_t>(length), 0, 0, to.socket);
 }
 
 void Endpoint::send(const Address& to, const std::uint8_t* data, std::size_t length, std::size_t segment, unsigned ecn,

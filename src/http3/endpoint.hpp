@@ -166,6 +166,8 @@ private:
     void on_datagram(const Arrival& arrival, std::uint8_t* data, std::size_t length, bool forwarded);
     // Hands a datagram for one of `owner`'s connections to its loop (another worker's thread).
     static void forward(Endpoint& owner, const Arrival& arrival, const std::uint8_t* data, std::size_t length);
+    // A stateless answer (`length` bytes, none when not positive) to where `to` came from, on its socket.
+    void reply(const Arrival& to, const std::uint8_t* data, ngtcp2_ssize length);
     void send_version_negotiation(const Arrival& to, const ngtcp2_version_cid& vc);
     void send_retry(const Arrival& to, const ngtcp2_pkt_hd& hd);
     void send_refusal(const Arrival& to, const ngtcp2_pkt_hd& hd, std::uint64_t error);

@@ -40,7 +40,6 @@ struct Stream {
 
     // A body that streams to the application (covet/http/body_stream.hpp), as over HTTP/2.
     std::uint64_t content_length = UINT64_MAX;  // declared, if any
-    bool over_body_limit = false;               // declared over max_body_bytes: 413 unless streamed
     bool upload_offered = false;                // the dispatcher was asked (once)
     bool upload = false;                        // dispatched with its body still arriving
     bool upload_ended = false;                  // ended before the reader was installed
@@ -549,17 +548,17 @@ void Session::write() {
             break;
         }
         const auto size = static_cast<std::size_t>(n);
+        const std::size_t path_socket = endpoint_.socket_of(ps.path.local);
         if (packets == 0) {
             to = Address::of(ps.path.remote);
-            socket = endpoint_.socket_of(ps.path.local);
+            socket = path_socket;
             segment = size;
             ecn = pi.ecn;
-        } else if (size > segment || pi.ecn != ecn || !(to == ps.path.remote) ||
-                   endpoint_.socket_of(ps.path.local) != socket) {
+        } else if (size > segment || pi.ecn != ecn || !(to == ps.path.remote) || path_socket != socket) {
             // One GSO batch: one path (a path probe during a migration goes elsewhere), one ECN mark, and only its
             // last segment may be shorter. This packet goes on its own.
             send_batch(pos);
-            endpoint_.send(Address::of(ps.path.remote), pos, size, 0, pi.ecn, endpoint_.socket_of(ps.path.local));
+            endpoint_.send(Address::of(ps.path.remote), pos, size, 0, pi.ecn, path_socket);
             break;
         }
         pos += size;
@@ -762,10 +761,11 @@ void Session::on_h3_end_headers(Stream& s, bool fin) {
         return;
     }
     // A declared length over the streaming threshold: offered for streaming before the body comes.
-    if (s.content_length > conn_ref_.config().limits.stream_body_threshold) {
+    const net::Limits& limits = conn_ref_.config().limits;
+    if (s.content_length > limits.stream_body_threshold) {
         if (accept_upload(s))
             start_upload(s);
-        else if (s.over_body_limit) {
+        else if (s.content_length > limits.max_body_bytes) {  // only streamed may it be that long
             ngtcp2_conn_shutdown_stream_read(conn_, s.id, h3_no_error);
             reject(s, http::body_too_large.status, http::body_too_large.reason);
         }
@@ -788,47 +788,44 @@ int Session::on_h3_end_stream(Stream* s) {
 }
 
 // Makes the Request once its header block is complete; false (and the stream answered) when it is refused.
-bool Session::build_request(Stream& stream) {
-    Stream* s = &stream;
-    Request& r = s->request;
+bool Session::build_request(Stream& s) {
+    Request& r = s.request;
     const http::RequestLimits limits = http::RequestLimits::from(conn_ref_.config().limits);
     http::RequestBuilder b(r, limits);
     b.start();
-    if (!s->has_method || !s->has_path) {
-        reject(*s, 400, "the request has no :method or no :path (RFC 9114 §4.3.1)");
+    if (!s.has_method || !s.has_path) {
+        reject(s, 400, "the request has no :method or no :path (RFC 9114 §4.3.1)");
         return false;
     }
-    if (const http::RequestError e = b.method(s->view(s->method.value_off, s->method.value_len));
+    if (const http::RequestError e = b.method(s.view(s.method.value_off, s.method.value_len));
         e || r.method() == Method::connect) {
-        reject(*s, e ? e.status : 501, e ? e.reason : "CONNECT is not supported");
+        reject(s, e ? e.status : 501, e ? e.reason : "CONNECT is not supported");
         return false;
     }
-    s->head_only = r.method() == Method::head;
-    if (early_streams_.contains(s->id) && r.method() != Method::get && r.method() != Method::head &&
+    s.head_only = r.method() == Method::head;
+    if (early_streams_.contains(s.id) && r.method() != Method::get && r.method() != Method::head &&
         r.method() != Method::options) {
         // Sent in 0-RTT, which an attacker can replay: only safe methods run from it (RFC 8470 §5.2).
-        reject(*s, 425, "the request came in 0-RTT early data; send it again after the handshake");
+        reject(s, 425, "the request came in 0-RTT early data; send it again after the handshake");
         return false;
     }
-    b.target(s->view(s->path.value_off, s->path.value_len));
-    r.reserve_headers(s->fields.size() + 1);
+    b.target(s.view(s.path.value_off, s.path.value_len));
+    r.reserve_headers(s.fields.size() + 1);
     bool host = false;
-    for (const Stream::Field& f : s->fields) {
-        const std::string_view name = s->view(f.name_off, f.name_len);
+    for (const Stream::Field& f : s.fields) {
+        const std::string_view name = s.view(f.name_off, f.name_len);
         host = host || name == "host";
-        (void)b.header(name, s->view(f.value_off, f.value_len));
+        (void)b.header(name, s.view(f.value_off, f.value_len));
     }
-    if (!host && s->has_authority) r.add_header("host", s->view(s->authority.value_off, s->authority.value_len));
+    if (!host && s.has_authority) r.add_header("host", s.view(s.authority.value_off, s.authority.value_len));
     if (const auto cl = r.header("content-length")) {
         if (const std::optional<std::uint64_t> n = http::parse_content_length(*cl)) {
-            s->content_length = *n;
-            switch (b.declared_length(*n)) {
-                case http::DeclaredBody::fits: break;
-                case http::DeclaredBody::stream_only: s->over_body_limit = true; break;  // 413 unless streamed
-                case http::DeclaredBody::too_large:
-                    ngtcp2_conn_shutdown_stream_read(conn_, s->id, h3_no_error);
-                    reject(*s, http::body_too_large.status, http::body_too_large.reason);
-                    return false;
+            s.content_length = *n;
+            // Over max_body_bytes but within the streamed limit: 413 unless it streams (on_h3_end_headers).
+            if (b.declared_length(*n) == http::DeclaredBody::too_large) {
+                ngtcp2_conn_shutdown_stream_read(conn_, s.id, h3_no_error);
+                reject(s, http::body_too_large.status, http::body_too_large.reason);
+                return false;
             }
         }
     }
