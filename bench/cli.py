@@ -67,6 +67,9 @@ def _parser(servers: list[str], scenarios: list[str]) -> argparse.ArgumentParser
     ap.add_argument("--warmup", type=int, default=None, help="warm-up before each timed run, s (default 1)")
     ap.add_argument("--runs", type=int, default=None, help="rounds (repetitions) per pair (default 3, --quick 1)")
     ap.add_argument("--cold-starts", type=int, default=None, help="launches per server for cold start (default 3)")
+    ap.add_argument("--h3-load", choices=("h3bench", "h3load"), default="h3bench",
+                    help="the HTTP/3 scenarios' load generator: h3bench (C++, ngtcp2 + nghttp3; default) or h3load "
+                         "(Go, quic-go: ~13K req/s on one core). h3load -check stays the correctness gate either way")
     ap.add_argument("--tls-runs", type=int, default=None,
                     help="rounds of the TLS, HTTP/2 and HTTP/3 scenarios (https-plaintext, h2-plaintext, "
                          "h2c-plaintext, h3-plaintext, h3-download; default 2, at most --runs): they run in the first "

@@ -1,6 +1,15 @@
-"""The HTTP/3 load generator of the matrix: bench/tools/h3load (Go, github.com/quic-go/quic-go's http3, pinned in its
-go.mod/go.sum), built by the suite into bench/tools/h3load/bin/ (gitignored); its command lines, output parsing and
-the HTTP/3 correctness gate. Pure helpers are unit-tested in bench/tests/test_matrix_h3.py.
+"""The HTTP/3 load generators of the matrix, their command lines, output parsing and the HTTP/3 correctness gate.
+
+- bench/tools/h3load (Go, github.com/quic-go/quic-go's http3, pinned in its go.mod/go.sum), built by the suite into
+  bench/tools/h3load/bin/ (gitignored): the correctness gate (``-check``), the handshake record, the readiness probe,
+  and the load with ``--h3-load h3load``. quic-go costs the client ~75 µs of CPU per small request, so its one core
+  stops near 13K req/s with the server under test mostly idle.
+- bench/tools/h3bench (C++ on ngtcp2 + nghttp3 + GnuTLS, Debian's packages, the libraries h2load's HTTP/2 side is
+  made of), compiled by the suite into bench/tools/h3bench/bin/: the load by default. It takes h3load's load flags
+  and prints the same lines, so the two are interchangeable for the load.
+
+Pure helpers are unit-tested in bench/tests/test_matrix_h3.py; h3bench against the real server in
+bench/tests/test_h3bench.py.
 
 h3load makes its connections (TLS 1.3 verified against the run's CA, ALPN h3), warms up, then prints
 ``H3LOAD_MARK start`` / ``H3LOAD_MARK end`` around its timed window and one ``H3LOAD_RESULT {json}`` line at the
@@ -11,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -25,6 +35,13 @@ MARK_START = "H3LOAD_MARK start"
 MARK_END = "H3LOAD_MARK end"
 PLAINTEXT = "Hello, World!"
 ECHO_TYPE = "application/octet-stream"  # what h3load sends its body as; an echo answers with the same type
+
+
+H3BENCH_DIR = BENCH / "tools" / "h3bench"
+H3BENCH_SRC = H3BENCH_DIR / "h3bench.cpp"
+H3BENCH_BIN = H3BENCH_DIR / "bin" / "h3bench"
+H3BENCH_LIBS = ["-lngtcp2_crypto_gnutls", "-lngtcp2", "-lnghttp3", "-lgnutls"]
+LOAD_TOOLS = ("h3bench", "h3load")  # --h3-load
 
 
 class H3loadError(RuntimeError):
@@ -45,6 +62,40 @@ def build(log=print) -> Path:
         tail = " / ".join((p.stderr or p.stdout).strip().splitlines()[-4:])
         raise H3loadError(f"`go build` of bench/tools/h3load exited {p.returncode}: {tail}")
     return H3LOAD_BIN
+
+
+def build_h3bench(log=print, binary: Path = H3BENCH_BIN) -> Path:
+    """Compile bench/tools/h3bench with the system C++ compiler (again only when the source is newer)."""
+    cxx = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
+    if not cxx:
+        raise H3loadError("no C++ compiler (bench/tools/h3bench is C++20; apt-get install g++)")
+    if binary.exists() and binary.stat().st_mtime >= H3BENCH_SRC.stat().st_mtime:
+        return binary
+    log("building the HTTP/3 load generator: c++ (bench/tools/h3bench, ngtcp2 + nghttp3)")
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [cxx, "-std=c++20", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(binary), str(H3BENCH_SRC), *H3BENCH_LIBS]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if p.returncode != 0:
+        tail = " / ".join((p.stderr or p.stdout).strip().splitlines()[-4:])
+        raise H3loadError(f"compiling bench/tools/h3bench exited {p.returncode} (needs libngtcp2-dev, "
+                          f"libngtcp2-crypto-gnutls-dev, libnghttp3-dev, libgnutls28-dev): {tail}")
+    return binary
+
+
+def h3bench_version(binary: Path = H3BENCH_BIN) -> str:
+    """``h3bench (bench/tools/h3bench; ngtcp2 0.12.1, nghttp3 0.8.0, GnuTLS 3.7.9)``: the libraries it runs on."""
+    try:
+        p = subprocess.run([str(binary), "-version"], capture_output=True, text=True, timeout=10)
+        return f"h3bench (bench/tools/h3bench; {p.stdout.strip()})"
+    except (OSError, subprocess.SubprocessError):
+        return "h3bench (bench/tools/h3bench)"
+
+
+def load_binary(tool: str) -> Path:
+    """The binary of --h3-load ``tool``."""
+    if tool not in LOAD_TOOLS:
+        raise ValueError(f"unknown HTTP/3 load generator {tool!r}; known: {LOAD_TOOLS}")
+    return H3BENCH_BIN if tool == "h3bench" else H3LOAD_BIN
 
 
 def quic_go_version(go_mod: Path = H3LOAD_DIR / "go.mod") -> str:
@@ -92,11 +143,12 @@ def command(sc, port: int, ca: Path, warmup: float, duration: float, client_cpus
     return cmd + ["-c", str(sc.connections), "-m", str(sc.streams), f"-warmup={warmup:g}s", f"-d={duration:g}s"]
 
 
-def parse_output(text: str) -> dict[str, Any]:
-    """The ``H3LOAD_RESULT`` JSON of a run (the last one), plus ``marks``: how many window marks it printed.
+def parse_output(text: str, tool: str = "h3load") -> dict[str, Any]:
+    """The ``H3LOAD_RESULT`` JSON of a run (the last one) of ``tool`` (h3load or h3bench), plus ``marks``: how many
+    window marks it printed.
 
     Raises ValueError when there is none (the tool crashed or was killed)."""
-    return parse_marked_result(text, "h3load", RESULT_PREFIX, (MARK_START, MARK_END), "an h3load")
+    return parse_marked_result(text, tool, RESULT_PREFIX, (MARK_START, MARK_END), f"an {tool}")
 
 
 def to_run(parsed: dict[str, Any]) -> dict[str, Any]:

@@ -234,14 +234,15 @@ def h3_counters(srv: Running) -> dict[str, int]:
 
 
 def measure_h3(srv: Running, sc: Scenario, args: argparse.Namespace, clk: int, ca: Path,
-               binary: Path = h3load.H3LOAD_BIN,
+               binary: Path = h3load.H3BENCH_BIN,
                counters: Callable[[], dict[str, int]] | None = None) -> dict[str, Any]:
-    """One h3load run (it makes its QUIC connections, warms up for --warmup, then times --duration): server CPU
-    (/proc) and peak RSS are sampled exactly between its ``H3LOAD_MARK start``/``end`` lines, so the handshakes and
-    the warm-up are not charged to the requests; CPU per request is that CPU / the correct responses in the window.
-    UDP drops over the same window are recorded (``udp_drops``: the server's sockets, and the machine's): QUIC over
-    loopback loses packets only where a socket's receive buffer overflows, and every loss costs a retransmission and
-    a congestion-window cut."""
+    """One run of the HTTP/3 load generator ``binary`` (h3bench or h3load; it makes its QUIC connections, warms up
+    for --warmup, then times --duration): server CPU (/proc) and peak RSS are sampled exactly between its
+    ``H3LOAD_MARK start``/``end`` lines, so the handshakes and the warm-up are not charged to the requests; CPU per
+    request is that CPU / the correct responses in the window. UDP drops over the same window are recorded
+    (``udp_drops``: the server's sockets, and the machine's): QUIC over loopback loses packets only where a socket's
+    receive buffer overflows, and every loss costs a retransmission and a congestion-window cut."""
+    tool = "h3bench" if Path(binary).name == "h3bench" else "h3load"
     cmd = h3load.command(sc, srv.port, ca, args.warmup, args.duration, args.client_cpus, binary)
     out: dict[str, Any] = {"command": shlex.join(cmd).replace(str(REPO) + "/", "").replace(str(ca), "CA.pem")}
     window = _MarkWindow(srv, h3load.MARK_START, h3load.MARK_END, counters or (lambda: h3_counters(srv)))
@@ -249,15 +250,15 @@ def measure_h3(srv: Running, sc: Scenario, args: argparse.Namespace, clk: int, c
         code, text, client_cpu = _run_marked(cmd, window, args.warmup + args.duration + 90)
         if window.peak_rss_kib is not None:
             out["peak_rss_kib"] = window.peak_rss_kib
-        out["client_cpu_s"] = round(client_cpu, 3)  # the whole h3load process (handshakes + warm-up too)
+        out["client_cpu_s"] = round(client_cpu, 3)  # the whole load process (handshakes + warm-up too)
         out["raw_tail"] = text[-1500:]
-        parsed = h3load.parse_output(text)
+        parsed = h3load.parse_output(text, tool)
         if code != 0:
-            out["error"] = f"h3load exited {code}: {parsed.get('reason') or parsed.get('first_error')}"
+            out["error"] = f"{tool} exited {code}: {parsed.get('reason') or parsed.get('first_error')}"
         elif window.before is None or window.after is None:
-            out["error"] = "h3load printed no timed window (H3LOAD_MARK start/end)"
+            out["error"] = f"{tool} printed no timed window (H3LOAD_MARK start/end)"
         elif parsed.get("protocol") not in (None, "HTTP/3.0"):
-            out["error"] = f"h3load's responses came over {parsed.get('protocol')}, not HTTP/3"
+            out["error"] = f"{tool}'s responses came over {parsed.get('protocol')}, not HTTP/3"
         elif not parsed.get("requests") and not parsed.get("errors_total"):
             out["error"] = (f"no response completed in the {parsed.get('duration_s', 0):.1f} s window "
                             f"({sc.connections * sc.streams} requests in flight); a longer --duration would show one")

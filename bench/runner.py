@@ -280,15 +280,22 @@ class Matrix:
         return None
 
     def build_h3load(self) -> str | None:
-        """Build h3load when an HTTP/3 scenario is planned; the reason they are excluded when it cannot be."""
+        """Build h3load (the gate) and, with --h3-load h3bench, h3bench (the load) when an HTTP/3 scenario is planned;
+        the reason they are excluded when one cannot be."""
         if not any(s.is_h3 for s in self.args.scenario_list):
             return None
+        load = getattr(self.args, "h3_load", "h3load")
         try:
             if not self.args.no_install:
                 h3load.build(log)
-            elif not h3load.H3LOAD_BIN.exists():
-                raise h3load.H3loadError(f"{h3load.H3LOAD_BIN.relative_to(REPO)} not built (--no-install)")
+                if load == "h3bench":
+                    h3load.build_h3bench(log)
+            for binary in dict.fromkeys([h3load.H3LOAD_BIN, h3load.load_binary(load)]):
+                if not binary.exists():
+                    raise h3load.H3loadError(f"{binary.relative_to(REPO)} not built (--no-install)")
             self.tool_versions["h3load"] = h3load.versions()
+            if load == "h3bench":
+                self.tool_versions["h3bench"] = h3load.h3bench_version()
         except (h3load.H3loadError, OSError, subprocess.SubprocessError) as exc:
             log(f"HTTP/3 scenarios excluded: {exc}")
             return str(exc)
@@ -451,7 +458,8 @@ class Matrix:
         if s.is_ws:
             r = measure_ws(srv, s, self.args, clk)
         elif s.is_h3:
-            r = measure_h3(srv, s, self.args, clk, tls.ca)
+            r = measure_h3(srv, s, self.args, clk, tls.ca,
+                           binary=h3load.load_binary(getattr(self.args, "h3_load", "h3load")))
         else:
             r = measure(srv, s, self.args, body_file, clk)
         r.update({"server": name, "scenario": s.name, "round": rnd})

@@ -245,14 +245,29 @@ def test_no_load_generator_excludes_only_the_h3_pairs():
 def test_no_install_run_without_h3load_excludes_the_h3_scenarios(tmp_path, monkeypatch):
     args = cli.parse_args(["--no-install", "--scenarios", "h3-plaintext", "--servers", "covet-native",
                            "--quiet-file", str(tmp_path / "no-quiet-file")])
+    assert args.h3_load == "h3bench"  # the default load; h3load is the gate, needed either way
     m = runner.Matrix(args, time.monotonic())
     monkeypatch.setattr(h3load, "H3LOAD_BIN", tmp_path / "bin" / "h3load")
+    monkeypatch.setattr(h3load, "H3BENCH_BIN", tmp_path / "bin" / "h3bench")
     monkeypatch.setattr(runner, "REPO", tmp_path)
     assert m.build_h3load() == "bin/h3load not built (--no-install)"
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / "h3load").write_text("")
+    assert m.build_h3load() == "bin/h3bench not built (--no-install)"
+    (tmp_path / "bin" / "h3bench").write_text("")
     assert m.build_h3load() is None and m.tool_versions["h3load"].startswith("h3load (bench/tools/h3load; "
                                                                             "github.com/quic-go/quic-go v0.")
+    assert m.tool_versions["h3bench"].startswith("h3bench (bench/tools/h3bench")
+    m.args.h3_load = "h3load"  # the quic-go load: h3bench is not needed
+    (tmp_path / "bin" / "h3bench").unlink()
+    assert m.build_h3load() is None
+
+
+def test_load_binary_names_the_generator():
+    assert h3load.load_binary("h3bench") == h3load.H3BENCH_BIN
+    assert h3load.load_binary("h3load") == h3load.H3LOAD_BIN
+    with pytest.raises(ValueError, match="unknown HTTP/3 load generator"):
+        h3load.load_binary("h2load")
 
 
 # ---- the HTTP/3 instances' commands ----------------------------------------------------------------------
