@@ -165,11 +165,23 @@ H3_REFERENCES = (("caddy", "Caddy"), ("hypercorn-h3", "Hypercorn"))
 H3_VS_H2 = {"h3-plaintext": "h2-plaintext"}
 
 
+def h3_load_tool(opts: Mapping[str, Any]) -> str:
+    """The HTTP/3 scenarios' load generator (--h3-load): h3bench, or h3load (quic-go; every run before h3bench)."""
+    return opts.get("h3_load") or "h3load"
+
+
+H3_LOAD_HOW = {
+    "h3bench": "h3bench (C++ on ngtcp2 + nghttp3, TLS 1.3 verified against the run's CA)",
+    "h3load": "h3load (quic-go HTTP/3, TLS 1.3 verified against the run's CA)",
+}
+
+
 def h3_table(result: Mapping[str, Any], sc: Mapping[str, Any], rows: list[Mapping[str, Any]]) -> str:
-    """An HTTP/3 scenario (h3load), the least CPU per request first: req/s (and MB/s of response bodies for the
-    download), latency, server CPU per 100K requests (the figure to compare: one h3load core is the ceiling of req/s
-    for fast servers), how many times less of it than Caddy and Hypercorn use in the same run, and for h3-plaintext
-    the ratio of the server's own HTTP/3 CPU per request to its HTTP/2 one (h2-plaintext, same run)."""
+    """An HTTP/3 scenario (h3bench or h3load), the least CPU per request first: req/s (and MB/s of response bodies for
+    the download), latency, server CPU per 100K requests (the figure to compare), how many times less of it than
+    Caddy and Hypercorn use in the same run, and for h3-plaintext the ratio of the server's own HTTP/3 CPU per request
+    to its HTTP/2 one (h2-plaintext, same run)."""
+    tool = h3_load_tool(result.get("options") or {})
     labels = {n: v["label"] for n, v in result["servers"].items()}
     refs = [(name, label, _med((find(result, name, sc["name"]) or {}).get("cpu_s_per_100k")))
             for name, label in H3_REFERENCES]
@@ -196,7 +208,7 @@ def h3_table(result: Mapping[str, Any], sc: Mapping[str, Any], rows: list[Mappin
             f"| {labels.get(r['server'], r['server'])} | {fmt_rps_spread(r.get('rps'))} | {mbps}"
             f"{fmt_ms(r.get('p50_ms'))} | {fmt_ms(r.get('p99_ms'))} | {fmt_ms(r.get('p999_ms'))} | "
             f"{fmt_mb(r.get('peak_rss_kib'))} | {fmt_cpu(r.get('cpu_s_per_100k'))} | {ratios}{vs_h2}"
-            f"{fmt_int(r.get('udp_drops'))} | {errors_cell(r)} | h3load |"
+            f"{fmt_int(r.get('udp_drops'))} | {errors_cell(r)} | {tool} |"
         )
     return "\n".join(out)
 
@@ -250,11 +262,42 @@ def design_table(result: Mapping[str, Any]) -> str:
     return "\n".join(out)
 
 
+def h3_how(tool: str) -> str:
+    """How the HTTP/3 scenarios were measured, for the notes under the tables."""
+    if tool == "h3bench":
+        load = ("measured by **h3bench** (`bench/tools/h3bench`, one C++ thread on ngtcp2 + nghttp3 + GnuTLS, on the "
+                "client CPU; it keeps a fast server's core busy, as h2load does over HTTP/2)")
+        ceiling = ("compare *CPU s / 100K req*, and the ratios to Caddy and Hypercorn (how many times less CPU per "
+                   "request than theirs) and to the same server's own *h2-plaintext* (HTTP/3 ÷ HTTP/2 CPU per "
+                   "request, same run, both loads driving the server near its capacity).")
+    else:
+        load = "measured by **h3load** (`bench/tools/h3load`, Go + quic-go's http3, on the client CPU)"
+        ceiling = ("One quic-go core is far slower per request than the servers under test, so req/s is mostly "
+                   "h3load's ceiling: compare *CPU s / 100K req*, and the ratios to Caddy and Hypercorn (how many "
+                   "times less CPU per request than theirs) and to the same server's own *h2-plaintext* (HTTP/3 ÷ "
+                   "HTTP/2 CPU per request, same run; h2load drives a fast server near its capacity while h3load's "
+                   "core caps HTTP/3 near 13K req/s, so a fast server's h3 run leaves it mostly idle and its "
+                   "per-request figure carries more per-wakeup cost than the h2 one: the ratio is an upper bound).")
+    return (f" **HTTP/3:** {load} on an instance of each server of its own, started with the run's certificate and "
+            "HTTP/3 on (CovetPy: `--http3`; Caddy: `protocols h1 h2 h3`; Hypercorn: `--quic-bind`, aioquic). The load "
+            "makes its QUIC connections (each on a UDP socket of its own; TLS 1.3 verified against the run's CA, ALPN "
+            "h3), warms up, then times the run; server CPU and peak RSS are sampled exactly over the timed window, so "
+            "handshakes are not charged. Each connection keeps its streams busy (closed loop); a response counts when "
+            "it is 2xx, came over HTTP/3 and its body is exactly the expected one (*h3-download*: the 1 MiB request "
+            "body echoed back byte for byte: `POST /echo`, since CovetPy's native example has no 1 MiB GET route, so "
+            f"every request moves 1 MiB each way). {ceiling} *UDP drops*: datagrams the server's UDP sockets dropped "
+            "over the timed windows (`drops` of its port in /proc/net/udp: a full receive buffer, the server reading "
+            "too slowly or with too small a buffer; the machine's `RcvbufErrors` are in the JSON): on loopback the "
+            "only losses QUIC sees, each one a retransmission and a smaller congestion window. The gate first runs "
+            "`h3load -check` (quic-go, an independent implementation) on one QUIC connection: two requests one after "
+            "the other, two at once, each over HTTP/3 with the exact body and content type.")
+
+
 def scenario_how(s: Mapping[str, Any], opts: Mapping[str, Any]) -> str:
     """Which tool measured a scenario, and how (for its heading)."""
     c = s["connections"]
     if s["tool"] == "h3load":
-        how = (f"h3load (quic-go HTTP/3, TLS 1.3 verified against the run's CA), {c} QUIC connections × "
+        how = (f"{H3_LOAD_HOW[h3_load_tool(opts)]}, {c} QUIC connections × "
                f"{s.get('streams', 1)} concurrent streams")
         if s.get("body_size"):
             how += f", each request a {s['body_size']:,}-byte body that comes back whole"
@@ -295,9 +338,9 @@ def tls_section(result: Mapping[str, Any]) -> list[str]:
              f"server key **{t['key_type']}**, {t.get('certificate', '')}. Every TLS server gets the same "
              "certificate; the gate verifies it against the CA (Python `ssl` and `curl --cacert`). *https-plaintext* "
              "is timed by **wrk** (HTTP/1.1 over TLS; wrk prints no cipher), *h2-plaintext* and *h2c-plaintext* by "
-             "**h2load** (HTTP/2; `-m` concurrent streams per connection), the *h3-* scenarios by **h3load** (HTTP/3: "
-             "TLS 1.3 inside QUIC; its gate and its load report the handshake's cipher and ALPN h3). Protocol and "
-             "cipher as negotiated: the "
+             "**h2load** (HTTP/2; `-m` concurrent streams per connection), the *h3-* scenarios by "
+             f"**{h3_load_tool(result.get('options') or {})}** (HTTP/3: TLS 1.3 inside QUIC; the gate (h3load) "
+             "and the load report the handshake's cipher and ALPN h3). Protocol and cipher as negotiated: the "
              "gate's own handshake (Python `ssl` with OpenSSL's default client cipher list, like wrk's, offering ALPN "
              "`http/1.1` for HTTPS and `h2,http/1.1` for h2) and h2load's report (the cipher its timed h2 "
              "connections used; h2load prefers AES-128-GCM).", "",
@@ -329,7 +372,8 @@ def render_markdown(result: Mapping[str, Any], json_path: str, chart: Path | Non
         f"**Machine:** {m['nproc']} CPUs ({m['cpu_model']}), {m.get('mem_gib')} GiB, Linux {m['kernel']}; "
         f"a shared VM whose speed drifts, so compare within this run only. **Tools:** {tools['wrk']}; "
         f"{tools['h2load']}; matplotlib {tools['matplotlib']}; Python {m['python']}"
-        + "".join(f"; {tools[k]}" for k in ("openssl", "curl", "wsload", "ghz", "h3load") if tools.get(k)) + ".",
+        + "".join(f"; {tools[k]}" for k in ("openssl", "curl", "wsload", "ghz", "h3load", "h3bench")
+                  if tools.get(k)) + ".",
         "",
         f"**Command:** `{' '.join(result['argv'])}` — server on CPU {opts['server_cpus']}, load generator on "
         f"CPU {opts['client_cpus']} (`taskset`), {opts['workers']} worker per server; per pair a "
@@ -386,25 +430,7 @@ def render_markdown(result: Mapping[str, Any], json_path: str, chart: Path | Non
            "Unavailable and count as errors. The gate first makes each call twice with a grpcio client "
            "(`bench/peers/grpc/check.py`): the greeting for its name, and exactly the stream's number of them."
            if any(s["tool"] == "ghz" for s in result["scenarios"]) else "")
-        + (" **HTTP/3:** measured by **h3load** (`bench/tools/h3load`, Go + quic-go's http3, on the client CPU) on an "
-           "instance of each server of its own, started with the run's certificate and HTTP/3 on (CovetPy: "
-           "`--http3`; Caddy: `protocols h1 h2 h3`; Hypercorn: `--quic-bind`, aioquic). h3load makes its QUIC "
-           "connections (each on a UDP socket of its own; TLS 1.3 verified against the run's CA, ALPN h3), warms up, "
-           "then times the run; server CPU and peak RSS are sampled exactly over the timed window, so handshakes are "
-           "not charged. Each connection keeps its streams busy (closed loop); a response counts when it is 2xx, "
-           "came over HTTP/3 and its body is exactly the expected one (*h3-download*: the 1 MiB request body echoed "
-           "back byte for byte: `POST /echo`, since CovetPy's native example has no 1 MiB GET route, so every request "
-           "moves 1 MiB each way). One quic-go core is far slower per request than the servers under test, so req/s "
-           "is mostly h3load's ceiling: compare *CPU s / 100K req*, and the ratios to Caddy and Hypercorn (how many "
-           "times less CPU per request than theirs) and to the same server's own *h2-plaintext* (HTTP/3 ÷ HTTP/2 CPU "
-           "per request, same run; h2load drives a fast server near its capacity while h3load's core caps HTTP/3 near "
-           "10K req/s, so a fast server's h3 run leaves it mostly idle and its per-request figure carries more "
-           "per-wakeup cost than the h2 one: the ratio is an upper bound). *UDP drops*: datagrams the server's UDP "
-           "sockets dropped over the timed windows (`drops` of its port in /proc/net/udp: a full receive buffer, the "
-           "server reading too slowly or with too small a buffer; the machine's `RcvbufErrors` are in the JSON): on "
-           "loopback the only losses QUIC sees, each one a retransmission and a smaller congestion window. The gate "
-           "first runs `h3load -check` on one QUIC connection: two requests one after the other, two at once, each "
-           "over HTTP/3 with the exact body and content type."
+        + (h3_how(h3_load_tool(opts))
            if any(s["tool"] == "h3load" for s in result["scenarios"]) else ""),
         "",
     ]

@@ -509,7 +509,7 @@ class Matrix:
             "argv": ["python", "-m", "bench", *argv],
             "options": {k: getattr(args, k) for k in ("duration", "warmup", "runs", "cold_starts", "connections",
                                                       "keepalive", "rate", "server_cpus", "client_cpus", "workers",
-                                                      "quick", "tls_runs", "ws_runs")},
+                                                      "quick", "tls_runs", "ws_runs", "h3_load")},
             "machine": machine_info(self.nginx_exe()),
             "tools": self.tool_versions,
             "covet_python": {"interpreter": str(self.ctx.covet_python), "choice": self.ctx.covet_python_choice},
