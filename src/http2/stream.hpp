@@ -3,7 +3,7 @@
 // A Stream holds one request's decoded header bytes and body, and the response being sent. The Request
 // handed to the application views into `head` and `body`; `head` is only appended to while the header
 // block is decoded and views are made once it is complete, so they never move. Streams are recycled by
-// a StreamPool: a busy connection stops allocating once its buffers have grown.
+// a StreamPool (covet/http/stream_pool.hpp): a busy connection stops allocating once its buffers have grown.
 #pragma once
 
 #include <cstdint>
@@ -17,6 +17,7 @@
 #include "covet/http/exchange.hpp"
 #include "covet/http/request.hpp"
 #include "covet/http/response.hpp"
+#include "covet/http/stream_pool.hpp"
 #include "covet/io/loop.hpp"
 
 namespace covet::http2::detail {
@@ -123,6 +124,14 @@ struct Stream {
         upload_hold.clear();
         upload_bytes = upload_unacked = upload_preconsumed = 0;
     }
+    // Into the pool: big buffers, the response body and the reader go now.
+    void retire(std::size_t max_kept_bytes) {
+        if (body.capacity() > max_kept_bytes) std::string().swap(body);
+        if (pending.capacity() > max_kept_bytes) std::string().swap(pending);
+        if (upload_hold.capacity() > max_kept_bytes) std::string().swap(upload_hold);
+        reader.reset();
+        response = Response();
+    }
 };
 
 // HTTP/2 may split Cookie into one field per crumb (RFC 9113 §8.2.3); applications expect one
@@ -150,34 +159,6 @@ inline void join_cookies(Stream& s) {
     s.fields.resize(out);
 }
 
-// Recycles Stream objects (and their buffers' capacity). Big buffers are not kept.
-class StreamPool {
-public:
-    std::unique_ptr<Stream> acquire(std::int32_t id) {
-        std::unique_ptr<Stream> s;
-        if (spare_.empty()) {
-            s = std::make_unique<Stream>();
-        } else {
-            s = std::move(spare_.back());
-            spare_.pop_back();
-        }
-        s->reset(id);
-        return s;
-    }
-    void release(std::unique_ptr<Stream> s) {
-        if (spare_.size() >= max_spare) return;
-        if (s->body.capacity() > max_kept_bytes) std::string().swap(s->body);
-        if (s->pending.capacity() > max_kept_bytes) std::string().swap(s->pending);
-        if (s->upload_hold.capacity() > max_kept_bytes) std::string().swap(s->upload_hold);
-        s->reader.reset();
-        s->response = Response();  // let the response body go now
-        spare_.push_back(std::move(s));
-    }
-
-private:
-    static constexpr std::size_t max_spare = 16;
-    static constexpr std::size_t max_kept_bytes = std::size_t{64} * 1024;
-    std::vector<std::unique_ptr<Stream>> spare_;
-};
+using StreamPool = covet::detail::StreamPool<Stream>;
 
 }  // namespace covet::http2::detail
