@@ -17,6 +17,7 @@
 #include "covet/http/stream_pool.hpp"
 #include "covet/metrics/http_metrics.hpp"
 #include "covet/net/worker_context.hpp"
+#include "quic_heap.hpp"
 
 namespace covet::http3::detail {
 
@@ -350,8 +351,8 @@ Session::Session(net::Connection& conn, Endpoint& endpoint, const ngtcp2_pkt_hd&
     if (const Address* preferred = endpoint.preferred())
         preferred_cid = offer_preferred_address(params, endpoint, *preferred);
     const ngtcp2_path path = path_from(first);
-    if (const int rv =
-            ngtcp2_conn_server_new(&conn_, &hd.scid, &scid, &path, hd.version, &cb, &settings, &params, nullptr, this);
+    if (const int rv = ngtcp2_conn_server_new(&conn_, &hd.scid, &scid, &path, hd.version, &cb, &settings, &params,
+                                              quic_heap_ngtcp2(), this);
         rv != 0)
         throw std::runtime_error(std::string("ngtcp2_conn_server_new: ") + ngtcp2_strerror(rv));
 
@@ -426,7 +427,7 @@ bool Session::setup_http() {
     settings.qpack_max_dtable_capacity = 4096;
     settings.qpack_blocked_streams = 100;
     settings.max_field_section_size = max_header_bytes;
-    if (nghttp3_conn_server_new(&h3_, &cb, &settings, nullptr, this) != 0) return false;
+    if (nghttp3_conn_server_new(&h3_, &cb, &settings, quic_heap_nghttp3(), this) != 0) return false;
     nghttp3_conn_set_max_client_streams_bidi(h3_, endpoint_.shared().config.http3.max_streams_bidi);
     std::int64_t control = 0, encoder = 0, decoder = 0;
     return ngtcp2_conn_open_uni_stream(conn_, &control, nullptr) == 0 &&
