@@ -267,7 +267,7 @@ def h3_how(tool: str) -> str:
     if tool == "h3bench":
         load = ("measured by **h3bench** (`bench/tools/h3bench`, one C++ thread on ngtcp2 + nghttp3 + GnuTLS, on the "
                 "client CPU; it keeps a fast server's core busy, as h2load does over HTTP/2)")
-        ceiling = ("compare *CPU s / 100K req*, and the ratios to Caddy and Hypercorn (how many times less CPU per "
+        ceiling = ("Compare *CPU s / 100K req*, and the ratios to Caddy and Hypercorn (how many times less CPU per "
                    "request than theirs) and to the same server's own *h2-plaintext* (HTTP/3 ÷ HTTP/2 CPU per "
                    "request, same run, both loads driving the server near its capacity).")
     else:
