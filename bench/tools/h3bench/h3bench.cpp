@@ -738,6 +738,7 @@ int main(int argc, char** argv) {
             if (!c.dead) receive(c);
             if (!c.submit()) c.fail("nghttp3 could not submit a request");
             c.write();
+            if (c.dead) epoll_ctl(epoll, EPOLL_CTL_DEL, c.fd, nullptr);  // else its unread datagrams wake us forever
         }
         const std::uint64_t ts = now_ns();
         for (auto& c : conns) {  // timers: loss detection, ACK delay, pacing
