@@ -1,6 +1,7 @@
 #include "endpoint.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
@@ -17,6 +18,7 @@
 #include <stdexcept>
 
 #include "covet/http/proxy_headers.hpp"
+#include "covet/http3/cid_router.hpp"
 #include "covet/http3/server.hpp"
 #include "covet/io/errno_text.hpp"
 #include "session.hpp"
@@ -49,10 +51,10 @@ Credentials::~Credentials() { gnutls_certificate_free_credentials(handle_); }
 
 namespace {
 
-constexpr std::size_t datagrams_per_wakeup = 64;     // fairness with the TCP connections on the same loop
-constexpr std::size_t receive_batch = 16;            // datagrams per recvmmsg
-constexpr std::size_t max_datagram = 65536;          // also what UDP GRO coalesces at most
-constexpr std::size_t short_header_cid_length = 18;  // ours (session.cpp)
+constexpr std::size_t datagrams_per_wakeup = 64;  // fairness with the TCP connections on the same loop
+constexpr std::size_t receive_batch = 16;         // datagrams per recvmmsg
+constexpr std::size_t max_datagram = 65536;       // also what UDP GRO coalesces at most
+constexpr std::size_t short_header_cid_length = routed_cid_length;  // ours (cid_router.hpp)
 constexpr unsigned max_resets_per_second = 100;
 
 // A QUIC server's socket buffers must hold a burst of full windows: the kernel's default (~208 KiB) dropped ~3% of
@@ -122,6 +124,34 @@ int open_udp(const std::string& host, std::uint16_t port, Address& local, bool n
     return fd;
 }
 
+// One of Http3Options::inherited_sockets (a supervisor's, bound to `port`), set up like open_udp's own.
+int adopt_udp(int fd, std::uint16_t port, Address& local) {
+    int type = 0;
+    socklen_t type_length = sizeof type;
+    local.length = sizeof local.storage;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_length) != 0 || type != SOCK_DGRAM ||
+        getsockname(fd, local.get(), &local.length) != 0 ||
+        (local.storage.ss_family != AF_INET && local.storage.ss_family != AF_INET6))
+        throw std::runtime_error("HTTP/3: inherited socket " + std::to_string(fd) +
+                                 " is not a bound UDP socket (Http3Options::inherited_sockets must hold the "
+                                 "supervisor's sockets, passed to this process)");
+    const auto bound =
+        ntohs(local.storage.ss_family == AF_INET ? reinterpret_cast<const sockaddr_in*>(&local.storage)->sin_port
+                                                 : reinterpret_cast<const sockaddr_in6*>(&local.storage)->sin6_port);
+    if (bound != port)
+        throw std::runtime_error("HTTP/3: inherited socket " + std::to_string(fd) + " is bound to port " +
+                                 std::to_string(bound) + ", not the HTTP/3 port " + std::to_string(port));
+    // The file status flags are shared with the supervisor's copy (which never reads): non-blocking for us.
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    fcntl(fd, F_SETFD, FD_CLOEXEC);  // not the app's subprocesses'
+    const int one = 1;
+    setsockopt(fd, IPPROTO_IP, IP_RECVTOS, &one, sizeof one);
+    setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one);
+    if (local.storage.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_RECVTCLASS, &one, sizeof one);
+    size_socket_buffers(fd);
+    return fd;
+}
+
 // Http3Options::preferred_address ("IP:port", "[IPv6]:port") as the host and port open_udp takes.
 std::pair<std::string, std::uint16_t> split_preferred(const std::string& text) {
     const http::detail::HostPort split = http::detail::split_host_port(text);
@@ -171,7 +201,16 @@ Endpoint::Endpoint(net::DatagramHost& host, Shared& shared, std::uint16_t port)
         for (Socket& s : sockets_)
             if (s.fd >= 0) ::close(s.fd);
     };
-    sockets_[0].fd = open_udp(shared.config.host, port, sockets_[0].local);
+    const net::Http3Options& o = shared.config.http3;
+    if (o.inherited_sockets.empty()) {
+        sockets_[0].fd = open_udp(shared.config.host, port, sockets_[0].local);
+    } else {
+        if (host.worker_index() >= o.inherited_sockets.size() || cid_prefix() < o.cid_base)
+            throw std::runtime_error("HTTP/3: " + std::to_string(o.inherited_sockets.size()) +
+                                     " inherited UDP sockets for more worker threads (one each; worker " +
+                                     std::to_string(host.worker_index()) + " has none, or its ID byte passes 255)");
+        sockets_[0].fd = adopt_udp(o.inherited_sockets[host.worker_index()], port, sockets_[0].local);
+    }
     try {
         if (!shared.config.http3.preferred_address.empty()) {
             const auto [address, preferred_port] = split_preferred(shared.config.http3.preferred_address);
@@ -325,6 +364,10 @@ ngtcp2_cid Endpoint::new_cid(std::size_t length) const {
     cid.datalen = length;
     gnutls_rnd(GNUTLS_RND_NONCE, cid.data, length);
     if (length > 0) cid.data[0] = cid_prefix();
+    if (length >= 3 && !shared_.config.http3.inherited_sockets.empty()) {  // the group's tag (cid_router.hpp)
+        cid.data[1] = static_cast<std::uint8_t>(shared_.config.http3.cid_tag >> 8);
+        cid.data[2] = static_cast<std::uint8_t>(shared_.config.http3.cid_tag);
+    }
     return cid;
 }
 

@@ -147,9 +147,12 @@ public:
     // `socket`: the one it leaves from (socket_of the path's local address).
     void send(const Address& to, const std::uint8_t* data, std::size_t length, std::size_t segment = 0,
               unsigned ecn = 0, std::size_t socket = 0);
-    // The worker-index byte a new connection ID starts with (kept for routing between workers).
-    std::uint8_t cid_prefix() const noexcept { return static_cast<std::uint8_t>(host_.worker_index()); }
-    // A new connection's ID: random, after the worker-index byte.
+    // The byte a new connection ID starts with, for routing between workers: the worker's index, plus
+    // Http3Options::cid_base when its socket is a supervisor's (its index in the routed group).
+    std::uint8_t cid_prefix() const noexcept {
+        return static_cast<std::uint8_t>(shared_.config.http3.cid_base + host_.worker_index());
+    }
+    // A new connection's ID: random after the prefix byte (and the routed group's tag).
     ngtcp2_cid new_cid(std::size_t length) const;
     // Handshakes in progress (address validation starts above Http3Options::retry_above_handshakes).
     void handshake_started() noexcept { ++handshaking_; }

@@ -15,6 +15,7 @@
 #include "covet/http/request_builder.hpp"
 #include "covet/http/status.hpp"
 #include "covet/http/stream_pool.hpp"
+#include "covet/http3/cid_router.hpp"
 #include "covet/metrics/http_metrics.hpp"
 #include "covet/net/worker_context.hpp"
 #include "quic_heap.hpp"
@@ -107,7 +108,7 @@ struct Stream {
 
 namespace {
 
-constexpr std::size_t scid_length = 18;
+constexpr std::size_t scid_length = routed_cid_length;  // covet/http3/cid_router.hpp
 constexpr std::size_t max_header_bytes = 64 * 1024;
 constexpr std::size_t file_piece = 64 * 1024;
 constexpr std::uint64_t h3_no_error = NGHTTP3_H3_NO_ERROR;

@@ -30,6 +30,7 @@
 #include "asgi_scope.hpp"
 #include "body_bridge.hpp"
 #include "covet/covet.hpp"
+#include "covet/http3/cid_router.hpp"
 #include "covet/net/tls_context.hpp"
 #include "file_send.hpp"
 #include "jwt_binding.hpp"
@@ -633,6 +634,18 @@ public:
     void set_http2(bool on) { app_.config().http2 = on; }
     bool http3() const { return app_.config().http3.enabled; }
     void set_http3(bool on) { app_.config().http3.enabled = on; }
+    // `covet run`'s master's routed UDP sockets (Http3Options::inherited_sockets), one per engine worker.
+    void adopt_http3_sockets(std::vector<int> fds, unsigned cid_base, unsigned cid_tag) {
+        const std::size_t workers = threads_ == 0 ? 1 : threads_;
+        if (fds.size() != workers || cid_base + fds.size() > 256 || cid_tag > 0xffff)
+            throw py::value_error("adopt_http3_sockets: one socket per engine thread (" + std::to_string(workers) +
+                                  "), not " + std::to_string(fds.size()) + ", an ID base up to " +
+                                  std::to_string(256 - fds.size()) + " and a 16-bit tag");
+        auto& h3 = app_.config().http3;
+        h3.inherited_sockets = std::move(fds);
+        h3.cid_base = static_cast<std::uint8_t>(cid_base);
+        h3.cid_tag = static_cast<std::uint16_t>(cid_tag);
+    }
     bool tls() const { return app_.config().tls.has_value(); }
     std::string backend() const { return std::string(covet::io::to_string(app_.backend())); }
     int fileno() const { return embedded_ ? app_.server()->poll_fd() : bridge_.fileno(); }
@@ -794,6 +807,20 @@ PYBIND11_MODULE(_native, m) {
         }
     });
 
+    m.def(
+        "attach_http3_router",
+        [](int fd, std::vector<std::uint8_t> initial_targets, std::uint16_t tag) {
+            try {
+                covet::http3::attach_cid_router(fd, initial_targets, tag);
+            } catch (const std::system_error& e) {
+                PyErr_SetObject(PyExc_OSError, py::make_tuple(e.code().value(), e.what()).ptr());
+                throw py::error_already_set();
+            }
+        },
+        py::arg("fd"), py::arg("initial_targets"), py::arg("tag"),
+        "Routes the SO_REUSEPORT group of UDP socket `fd` by QUIC connection ID (covet/http3/cid_router.hpp): "
+        "a packet goes to the socket whose group index is its ID's first byte; a client's first Initial to "
+        "initial_targets[hash % len]. Attaching again replaces the routing.");
     covet_py::register_asgi_scope(m);
     covet_py::register_wsgi_environ(m);
     m.add_object("trace_ids", py::reinterpret_steal<py::object>(PyCFunction_NewEx(&trace_ids_def, nullptr, nullptr)));
@@ -1260,6 +1287,8 @@ PYBIND11_MODULE(_native, m) {
         .def_property("http2", &NativeServer::http2, &NativeServer::set_http2)
         // HTTP/3 over QUIC on the TLS port's number (UDP); needs configure_tls (covet/http3/server.hpp).
         .def_property("http3", &NativeServer::http3, &NativeServer::set_http3)
+        .def("adopt_http3_sockets", &NativeServer::adopt_http3_sockets, py::arg("fds"), py::arg("cid_base"),
+             py::arg("cid_tag"))
         .def_property_readonly("tls", &NativeServer::tls)
         .def("start", &NativeServer::start)
         .def("stop", &NativeServer::stop)

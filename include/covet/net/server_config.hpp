@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "covet/io/backend.hpp"
 #include "covet/net/client_limits.hpp"
@@ -106,6 +107,14 @@ struct Http3Options {
     // to it once the handshake is done (a server on a shared or anycast address sends them to its own). Empty:
     // none.
     std::string preferred_address;
+    // Sockets handed down by a supervisor (`covet run`'s master): one per worker thread, in worker order, already
+    // bound to the HTTP/3 port in one SO_REUSEPORT group that routes packets by connection ID
+    // (covet/http3/cid_router.hpp). Worker i's IDs start with the byte `cid_base + i` (its socket's index in the
+    // group) followed by `cid_tag`. The engine owns them from start (it closes them). Empty: each worker binds
+    // its own socket, and a packet on the wrong worker's is handed over within the process only.
+    std::vector<int> inherited_sockets;
+    std::uint8_t cid_base = 0;
+    std::uint16_t cid_tag = 0;
 };
 
 // Operations endpoints and metrics (docs/operations.md, "Metrics"). The engine records its metrics unless
