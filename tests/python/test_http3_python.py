@@ -2,7 +2,7 @@
 passed on to worker processes), and real HTTP/3 requests over QUIC through the compiled engine to a CovetPy app
 (async and sync handlers, path parameters, pydantic bodies and their 422, streamed responses, request headers,
 the HTTP version and TLS session the handler sees), the Alt-Svc advertisement on the TCP port, ``covet run
---http3 --workers 2`` (both workers share the UDP port), and the engine embedded in the event loop (threads=0).
+--http3 --workers 2`` (the master's UDP sockets, routed by connection ID: NAT rebindings and rolling restarts), and the engine embedded in the event loop (threads=0).
 
 The HTTP/3 client is aioquic (tests/integration/h3_client.py), independent of the server's ngtcp2/nghttp3; it
 verifies the server certificate against the test CA. Without the compiled engine or aioquic these tests skip
@@ -11,11 +11,13 @@ verifies the server certificate against the test CA. Without the compiled engine
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import http.client
 import json
 import os
 import shutil
+import signal
 import ssl
 import subprocess
 import sys
@@ -553,20 +555,40 @@ WORKER_APP = textwrap.dedent("""
     @app.get("/pid")
     async def pid(request: Request):
         return {"pid": os.getpid(), "http_version": request.http_version}
+
+    @app.get("/wait")
+    async def wait(file: str):
+        import asyncio, pathlib
+
+        for _ in range(600):  # in flight until the test creates `file` (at most 30 s)
+            if pathlib.Path(file).exists():
+                break
+            await asyncio.sleep(0.05)
+        return {"pid": os.getpid()}
 """)
 
 
-def test_covet_run_http3_with_two_workers(certs: Path, h3: Any, tmp_path: Path) -> None:
-    from serverproc import ServerProcess, children, free_port, require_compiled_engine
+@contextlib.contextmanager
+def _covet_run_h3(certs: Path, tmp_path: Path, workers: int = 2, threads: int = 0,
+                  backend: str = "auto") -> Iterator[tuple[Any, int]]:
+    from serverproc import ServerProcess, free_port, require_compiled_engine
 
-    require_compiled_engine("import covet._native as n; assert hasattr(n.NativeServer, 'http3')",
-                            "compiled engine with HTTP/3")
+    require_compiled_engine("import covet._native as n; assert hasattr(n, 'attach_http3_router')",
+                            "compiled engine with HTTP/3 routing between processes")
     (tmp_path / "app.py").write_text(WORKER_APP)
     port = free_port()
     command = [sys.executable, "-m", "covet", "run", "app:app", "--host", "127.0.0.1", "--port", str(port),
                "--ssl-certfile", str(certs / "server.pem"), "--ssl-keyfile", str(certs / "server.key"),
-               "--http3", "--workers", "2"]
-    with ServerProcess(command, cwd=tmp_path, ready=r"2 worker\(s\) serving on", timeout=60) as server:
+               "--http3", "--workers", str(workers), "--threads", str(threads)]
+    with ServerProcess(command, cwd=tmp_path, ready=rf"{workers} worker\(s\) serving on", timeout=60,
+                       env={"COVET_BACKEND": backend} if backend != "auto" else None) as server:
+        yield server, port
+
+
+def test_covet_run_http3_with_two_workers(certs: Path, h3: Any, tmp_path: Path) -> None:
+    from serverproc import children
+
+    with _covet_run_h3(certs, tmp_path) as (server, port):
         workers = set(children(server.proc.pid))
         assert len(workers) == 2, server.output()
         pids: Counter[int] = Counter()
@@ -585,3 +607,69 @@ def test_covet_run_http3_with_two_workers(certs: Path, h3: Any, tmp_path: Path) 
             took = server.stop()
             assert took < 5, f"SIGTERM took {took:.1f} s:\n{server.output(40)}"
             assert idle.wait_goaway(2) or idle.wait_terminated(2), f"not told of the shutdown: {idle.describe()}"
+
+
+@pytest.mark.parametrize(("threads", "backend"), [(0, "uring"), (2, "asio")])
+def test_covet_run_http3_routes_a_rebinding_client_to_its_process(certs: Path, h3: Any, tmp_path: Path,
+                                                                   threads: int, backend: str) -> None:
+    """The master's UDP sockets route by connection ID (covet.server.quic_group): after each of 8 NAT rebindings
+    the kernel's hash of the new address would pick another socket most of the time, often another process's
+    (which would answer with a stateless reset); the connection's own process must keep answering. With 2
+    engine threads per worker, 4 sockets in a bank (on epoll; io_uring is the default)."""
+    from serverproc import children
+
+    import quic_cases as qc
+
+    with _covet_run_h3(certs, tmp_path, threads=threads, backend=backend) as (server, port):
+        workers = set(children(server.proc.pid))
+        assert server.output().count(f"backend={backend}") == 2 or server.fell_back_to_epoll(), server.output()
+        with qc.UdpRelay(port) as relay, _session(h3, relay.port, certs) as s:
+            owner = _json(s.get("/pid"))["pid"]
+            assert owner in workers, (owner, workers)
+            for i in range(8):
+                relay.rebind()
+                try:
+                    r = s.get("/pid", timeout=4)
+                except Exception as e:
+                    raise AssertionError(f"no answer after rebinding {i + 1}: {str(e)[:150]}; "
+                                         f"{s.describe()}\n{server.output(20)}") from None
+                assert r.status == 200 and _json(r)["pid"] == owner, (i, r)
+        # Both processes take new connections (a client's first Initial is spread over the sockets).
+        pids = {_json(h3.h3_request("127.0.0.1", port, "GET", "/pid", ca=certs / "ca.pem"))["pid"]
+                for _ in range(16)}
+        assert pids == workers, (pids, workers)
+
+
+def test_covet_run_http3_rolling_restart_moves_new_connections_and_keeps_old_ones(
+        certs: Path, h3: Any, tmp_path: Path) -> None:
+    """SIGUSR2: the new generation's workers take new HTTP/3 connections on their own bank of sockets, while a
+    request in flight on an old worker's connection still completes there (its packets name the old worker's
+    sockets), after a GOAWAY."""
+    from serverproc import children
+
+    flag = tmp_path / "finish"
+    with _covet_run_h3(certs, tmp_path) as (server, port):
+        old_workers = set(children(server.proc.pid))
+        with _session(h3, port, certs) as s:
+            old = _json(s.get("/pid"))["pid"]
+            pending = s.send("GET", f"/wait?file={flag}", timeout=45)
+            time.sleep(0.2)
+            os.kill(server.proc.pid, signal.SIGUSR2)
+            server.wait_for(r"generation 2 ready", timeout=60)
+            assert s.wait_goaway(5), f"the old worker sent no GOAWAY: {s.describe()}"
+            for _ in range(8):
+                r = h3.h3_request("127.0.0.1", port, "GET", "/pid", ca=certs / "ca.pem", timeout=5)
+                assert r.status == 200 and _json(r)["pid"] not in old_workers, (r, old_workers)
+            flag.touch()
+            r = pending.result(15)
+            assert r.status == 200 and _json(r)["pid"] == old, r
+        # Once the old workers have gone, the next restart takes their bank again.
+        second = set(children(server.proc.pid)) - old_workers
+        deadline = time.monotonic() + 20
+        while set(children(server.proc.pid)) != second and time.monotonic() < deadline:
+            time.sleep(0.1)
+        os.kill(server.proc.pid, signal.SIGUSR2)
+        server.wait_for(r"generation 3 ready", timeout=60)
+        for _ in range(6):
+            r = h3.h3_request("127.0.0.1", port, "GET", "/pid", ca=certs / "ca.pem", timeout=5)
+            assert r.status == 200 and _json(r)["pid"] not in old_workers | second, r

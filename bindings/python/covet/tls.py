@@ -42,6 +42,12 @@ class TransportOptions:
     # PROXY protocol v1/v2 from these load balancers (addresses and networks, comma-separated): a connection from
     # one must start with a PROXY header, whose client becomes the peer. None or "": off.
     proxy_protocol: Optional[str] = None
+    # `covet run`'s master's UDP sockets for this worker process, routed by connection ID between the processes
+    # (covet.server.quic_group): one per engine thread, the group index of the first, the IDs' tag. Empty: the
+    # engine binds its own.
+    http3_sockets: tuple[int, ...] = ()
+    http3_cid_base: int = 0
+    http3_cid_tag: int = 0
 
     @classmethod
     def split(cls, options: dict[str, Any]) -> tuple[TransportOptions, dict[str, Any]]:
@@ -91,6 +97,8 @@ class TransportOptions:
             if not hasattr(server, "http3"):
                 raise ValueError("this covet._native has no HTTP/3: rebuild it from this source tree (pip install .)")
             server.http3 = True
+            if self.http3_sockets:
+                server.adopt_http3_sockets(list(self.http3_sockets), self.http3_cid_base, self.http3_cid_tag)
         if hasattr(server, "configure_proxy_headers"):
             source = ("forwarded_allow_ips" if self.forwarded_allow_ips is not None
                       else "FORWARDED_ALLOW_IPS (environment)" if "FORWARDED_ALLOW_IPS" in os.environ else "")

@@ -313,6 +313,10 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--listen-fd", type=int, default=-1, help=argparse.SUPPRESS)  # the master's socket
     worker.add_argument("--ready-fd", type=int, default=-1, help=argparse.SUPPRESS)   # "ready\n" goes here
     worker.add_argument("--ops-listen-fd", type=int, default=-1, help=argparse.SUPPRESS)  # the master's ops socket
+    # The master's HTTP/3 sockets for this worker (covet.server.quic_group): descriptors, ID base and tag.
+    worker.add_argument("--http3-fds", default="", help=argparse.SUPPRESS)
+    worker.add_argument("--http3-cid-base", type=int, default=0, help=argparse.SUPPRESS)
+    worker.add_argument("--http3-cid-tag", type=int, default=0, help=argparse.SUPPRESS)
     return p
 
 
@@ -338,7 +342,10 @@ def _transport(args: argparse.Namespace) -> TransportOptions:
                             ssl_cert_reqs=int(reqs) if reqs and reqs.isdigit() else reqs,
                             ssl_ciphers=args.ssl_ciphers, http2=args.http2, http3=args.http3,
                             proxy_headers=args.proxy_headers,
-                            forwarded_allow_ips=args.forwarded_allow_ips, proxy_protocol=args.proxy_protocol)
+                            forwarded_allow_ips=args.forwarded_allow_ips, proxy_protocol=args.proxy_protocol,
+                            http3_sockets=tuple(int(fd) for fd in getattr(args, "http3_fds", "").split(",") if fd),
+                            http3_cid_base=getattr(args, "http3_cid_base", 0),
+                            http3_cid_tag=getattr(args, "http3_cid_tag", 0))
     try:
         opts.validate()
     except ValueError as e:

@@ -52,6 +52,7 @@ from .engine import EngineModule, native_module
 from .hosted import STARTUP_FAILURE_EXIT
 from .log_levels import LevelsFollower, describe, levels_path, remove_levels
 from .options import engine_default, engine_has, engine_option
+from .quic_group import QuicGroup
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -129,6 +130,7 @@ class _Proc:
     expires: Optional[float] = None  # --max-lifetime: replaced once this is past
     recycle_after: float = 0.0       # no --max-rss/--max-lifetime replacement before (after a failed one)
     buffer: bytes = b""
+    bank: int = -1                   # its HTTP/3 sockets' bank in the master's QuicGroup (-1: none)
 
 
 @dataclass(eq=False)
@@ -367,7 +369,9 @@ def open_ops_listener(native: EngineModule) -> Optional[socket.socket]:
         raise SystemExit(str(e).replace("choose another --port", "choose another --ops-port")) from None
 
 
-def worker_command(opts: WorkerOptions, listen_fd: int = -1, ready_fd: int = -1, ops_listen_fd: int = -1) -> list[str]:
+def worker_command(opts: WorkerOptions, listen_fd: int = -1, ready_fd: int = -1, ops_listen_fd: int = -1,
+                   quic: Optional[tuple[list[int], int, int]] = None) -> list[str]:
+    """`quic`: the worker's HTTP/3 sockets from the master's QuicGroup, their group index and the ID tag."""
     command = [sys.executable, "-m", "covet", "_worker", opts.app, "--host", opts.host, "--port", str(opts.port),
                "--threads", str(opts.threads), "--app-dir", opts.app_dir, "--loop", opts.loop,
                *opts.transport.cli_args()]
@@ -401,6 +405,10 @@ def worker_command(opts: WorkerOptions, listen_fd: int = -1, ready_fd: int = -1,
         command += ["--ready-fd", str(ready_fd)]
     if ops_listen_fd >= 0:
         command += ["--ops-listen-fd", str(ops_listen_fd)]
+    if quic is not None:
+        fds, cid_base, tag = quic
+        command += ["--http3-fds", ",".join(map(str, fds)), "--http3-cid-base", str(cid_base),
+                    "--http3-cid-tag", str(tag)]
     return command
 
 
@@ -423,6 +431,8 @@ class Supervisor:
         self.stopping = False
         self.listener: Optional[socket.socket] = None
         self.ops_listener: Optional[socket.socket] = None  # --ops-port's socket, shared like `listener`
+        self.quic: Optional[QuicGroup] = None  # --http3's UDP sockets, routed by connection ID
+        self._quic_routed: dict[int, int] = {}  # slot → the bank its new HTTP/3 connections go to
         self.generation = 1
         self.requests = 0                     # restart requests taken (the state file's, for `covet reload`)
         self._restart_requested: Optional[str] = None
@@ -496,6 +506,9 @@ class Supervisor:
                         "(restarts are not zero-downtime; rebuild covet._native)")
             check_port_free(self.opts.host, self.opts.port)
         self.ops_listener = open_ops_listener(native_module())
+        if self.opts.transport.http3:
+            self.quic = QuicGroup.open(native_module(), self.opts.host, self.opts.port, self.count,
+                                       max(1, self.opts.threads))
         if self.recycling.max_rss is not None and not os.path.exists(f"/proc/{os.getpid()}/statm"):
             log.warning("--max-rss needs /proc (Linux): workers will not be replaced for their memory")
         self._metrics = _GenerationMetrics()
@@ -531,6 +544,8 @@ class Supervisor:
             for sock in (self.listener, self.ops_listener):
                 if sock is not None:
                     sock.close()
+            if self.quic is not None:
+                self.quic.close()
         return self.exit_code
 
     def _step(self) -> None:
@@ -561,6 +576,7 @@ class Supervisor:
             self._start_generation(reason)
         self._recycle()
         self._kill_overdue()
+        self._route_quic()
         self._publish_ready()
         self._write_state()
         if self._levels is not None and time.monotonic() >= self._next_levels:
@@ -597,14 +613,20 @@ class Supervisor:
         if self.ops_listener is not None:
             ops_listen_fd = self.ops_listener.fileno()
             fds.append(ops_listen_fd)
+        bank, quic = -1, None
+        if self.quic is not None:
+            busy = {p.bank for p in self._all() if p.slot == slot and p.proc.poll() is None}
+            bank = self.quic.bank_for(slot, busy, self._quic_routed.get(slot))
+            quic = (self.quic.fds(bank, slot), self.quic.cid_base(bank, slot), self.quic.tag)
+            fds += quic[0]
         try:
             proc = subprocess.Popen(worker_command(self.opts, listen_fd=listen_fd, ready_fd=ready_w,
-                                                   ops_listen_fd=ops_listen_fd), pass_fds=fds)
+                                                   ops_listen_fd=ops_listen_fd, quic=quic), pass_fds=fds)
         finally:
             os.close(ready_w)  # the worker's copy is the only one: EOF when it exits
         os.set_blocking(ready_r, False)
         p = _Proc(slot, proc, ready_r, generation=self.generation if generation is None else generation,
-                  failures=failures)
+                  failures=failures, bank=bank)
         self._selector.register(ready_r, selectors.EVENT_READ, p)
         return p
 
@@ -767,13 +789,17 @@ class Supervisor:
             if not all(p.ready for p in batch.procs.values()):
                 continue
             self.batches.remove(batch)
+            olds = []
             for slot, p in batch.procs.items():
                 old = self.current.get(slot)
                 if old is not None:
-                    self._terminate(old)
-                    _count_restart(batch.cause)
+                    olds.append(old)
                 self.respawn.pop(slot, None)
                 self.current[slot] = p
+            self._route_quic()  # new HTTP/3 connections to the new workers before the old ones stop taking them
+            for old in olds:
+                self._terminate(old)
+                _count_restart(batch.cause)
             pids = ", ".join(str(p.proc.pid) for p in batch.procs.values())
             if batch.whole:
                 self.generation = max(self.generation, *(p.generation for p in batch.procs.values()))
@@ -786,6 +812,16 @@ class Supervisor:
             else:
                 log.info("covet master: new worker(s) serving (pids %s); old ones draining (%s)", pids, batch.reason)
             self._after_batch()
+
+    def _route_quic(self) -> None:
+        """A client's first HTTP/3 packet to the current worker of each slot (its bank of the QuicGroup)."""
+        if self.quic is None:
+            return
+        self._quic_routed.update({slot: p.bank for slot, p in self.current.items() if p.bank >= 0})
+        try:
+            self.quic.route(self._quic_routed)
+        except OSError as e:  # attached at start, so the kernel can: keep serving with the previous routing
+            log.error("covet master: cannot route new HTTP/3 connections: %s", e)
 
     def _after_batch(self) -> None:
         if self._again is not None and self._whole_batch() is None:
