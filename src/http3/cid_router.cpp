@@ -31,17 +31,17 @@ std::vector<BpfInstruction> cid_router_program(std::span<const std::uint8_t> ini
     // (one past the group falls back to the kernel's hash). A load past the end returns 0: such a datagram is
     // too short to be QUIC and socket 0's endpoint drops it.
     std::vector<BpfInstruction> p = {
-        statement(BPF_LD | BPF_B | BPF_ABS, 0),                   // 0: first byte
-        jump(BPF_JMP | BPF_JSET | BPF_K, 0x80, 2, 0),             // 1: long header? to 4
-        statement(BPF_LD | BPF_B | BPF_ABS, 1),                   // 2: short header: DCID byte 0
-        statement(BPF_RET | BPF_A, 0),                            // 3
-        statement(BPF_LD | BPF_B | BPF_ABS, 5),                   // 4: long header: DCID length
-        jump(BPF_JMP | BPF_JEQ | BPF_K, routed_cid_length, 0, 4), // 5: not ours: to 10
-        statement(BPF_LD | BPF_H | BPF_ABS, 7),                   // 6: DCID bytes 1-2
-        jump(BPF_JMP | BPF_JEQ | BPF_K, tag, 0, 2),               // 7: not our tag: to 10
-        statement(BPF_LD | BPF_B | BPF_ABS, 6),                   // 8: DCID byte 0
-        statement(BPF_RET | BPF_A, 0),                            // 9
-        statement(BPF_LD | BPF_W | BPF_ABS, 6),                   // 10: a client's ID: its first 4 bytes
+        statement(BPF_LD | BPF_B | BPF_ABS, 0),                    // 0: first byte
+        jump(BPF_JMP | BPF_JSET | BPF_K, 0x80, 2, 0),              // 1: long header? to 4
+        statement(BPF_LD | BPF_B | BPF_ABS, 1),                    // 2: short header: DCID byte 0
+        statement(BPF_RET | BPF_A, 0),                             // 3
+        statement(BPF_LD | BPF_B | BPF_ABS, 5),                    // 4: long header: DCID length
+        jump(BPF_JMP | BPF_JEQ | BPF_K, routed_cid_length, 0, 4),  // 5: not ours: to 10
+        statement(BPF_LD | BPF_H | BPF_ABS, 7),                    // 6: DCID bytes 1-2
+        jump(BPF_JMP | BPF_JEQ | BPF_K, tag, 0, 2),                // 7: not our tag: to 10
+        statement(BPF_LD | BPF_B | BPF_ABS, 6),                    // 8: DCID byte 0
+        statement(BPF_RET | BPF_A, 0),                             // 9
+        statement(BPF_LD | BPF_W | BPF_ABS, 6),                    // 10: a client's ID: its first 4 bytes
         statement(BPF_ALU | BPF_MOD | BPF_K, static_cast<std::uint32_t>(initial_targets.size())),
     };
     for (std::size_t h = 0; h < initial_targets.size(); ++h) {

@@ -125,8 +125,8 @@ TEST_F(Group, AClientsOwnIdGoesToTheSocketsTakingNewConnections) {
         std::vector<std::uint8_t> dcid(n % 2 ? 8 : routed_cid_length);  // an 18-byte one without our tag too
         for (auto& b : dcid) b = static_cast<std::uint8_t>(random());
         dcid[0] = static_cast<std::uint8_t>(n % 4);  // names a socket, but without the tag it is not ours
-        const std::uint32_t word = (std::uint32_t{dcid[0]} << 24) | (std::uint32_t{dcid[1]} << 16) |
-                                   (std::uint32_t{dcid[2]} << 8) | dcid[3];
+        const std::uint32_t word =
+            (std::uint32_t{dcid[0]} << 24) | (std::uint32_t{dcid[1]} << 16) | (std::uint32_t{dcid[2]} << 8) | dcid[3];
         const int got = route(long_header(0x00, dcid));
         EXPECT_EQ(got, targets[word % targets.size()]);
         ++seen[static_cast<std::size_t>(got < 0 ? 0 : got)];
