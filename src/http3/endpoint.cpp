@@ -34,6 +34,20 @@ ngtcp2_tstamp timestamp() noexcept {
             .count());
 }
 
+namespace {
+
+// mTLS: runs once the client's Certificate arrived; non-zero fails the handshake (alert bad_certificate).
+int verify_client_certificate(gnutls_session_t session) {
+    unsigned count = 0;
+    if (!gnutls_certificate_get_peers(session, &count) || count == 0) return 0;  // none: the request mode decides
+    unsigned status = 0;
+    if (gnutls_certificate_verify_peers2(session, &status) == 0 && status == 0) return 0;
+    spdlog::debug("HTTP/3: a client certificate failed verification (status {:#x})", status);
+    return GNUTLS_E_CERTIFICATE_ERROR;
+}
+
+}  // namespace
+
 Credentials::Credentials(const net::TlsConfig& tls) {
     if (gnutls_certificate_allocate_credentials(&handle_) != 0)
         throw std::runtime_error("HTTP/3: gnutls_certificate_allocate_credentials failed");
@@ -45,6 +59,16 @@ Credentials::Credentials(const net::TlsConfig& tls) {
             throw std::runtime_error("HTTP/3: cannot load the certificate " + c.cert_file + " and key " + c.key_file +
                                      ": " + gnutls_strerror(rc));
         }
+    if (tls.client_auth != net::ClientAuth::none) {  // mTLS: the CAs client certificates must chain to
+        const int loaded = gnutls_certificate_set_x509_trust_file(handle_, tls.ca_file.c_str(), GNUTLS_X509_FMT_PEM);
+        if (loaded <= 0) {
+            gnutls_certificate_free_credentials(handle_);
+            throw std::runtime_error("HTTP/3: cannot load the client CA bundle " + tls.ca_file + ": " +
+                                     (loaded < 0 ? gnutls_strerror(loaded) : "no certificate in it") +
+                                     " (TlsConfig::ca_file, --ssl-ca-certs: PEM certificates)");
+        }
+        gnutls_certificate_set_verify_function(handle_, verify_client_certificate);
+    }
 }
 
 Credentials::~Credentials() { gnutls_certificate_free_credentials(handle_); }
@@ -591,7 +615,10 @@ Service make_service(const net::ServerConfig& config, RequestDispatcher& dispatc
     shared->secret = key_secret<32>(*config.tls, "covet http3 token secret v1\n");
     // Session tickets (resumption) from any worker process are accepted by the others for the same reason.
     shared->ticket_key = key_secret<64>(*config.tls, "covet http3 session ticket key v1\n");
-    if (config.http3.early_data) {
+    // 0-RTT requests would run before a client certificate is seen: none under mTLS.
+    if (config.http3.early_data && config.tls->client_auth != net::ClientAuth::none)
+        spdlog::warn("HTTP/3: 0-RTT (early_data) is off because client certificates are verified (mTLS)");
+    else if (config.http3.early_data) {
         if (gnutls_anti_replay_init(&shared->anti_replay) != 0)
             throw std::runtime_error("HTTP/3: gnutls_anti_replay_init failed");
         gnutls_anti_replay_set_ptr(shared->anti_replay, shared.get());

@@ -1,5 +1,7 @@
 #include "session.hpp"
 
+#include <gnutls/x509.h>
+
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -70,7 +72,7 @@ struct Stream {
     void close_flow() noexcept {
         if (std::shared_ptr<StreamFlow> f = std::move(flow)) f->close();
     }
-    // Made like new for stream `stream_id` (from the session's pool; buffers keep their capacity, app_state stays).
+    // Made like new for stream `stream_id` (from the worker's pool; buffers keep their capacity, app_state stays).
     void reset(std::int64_t stream_id) {
         flow.reset();
         id = stream_id;
@@ -381,6 +383,12 @@ Session::Session(net::Connection& conn, Endpoint& endpoint, const ngtcp2_pkt_hd&
     credentials_ = endpoint.shared().credentials();
     if (gnutls_credentials_set(tls_, GNUTLS_CRD_CERTIFICATE, credentials_->get()) != 0)
         throw std::runtime_error("gnutls_credentials_set failed");
+    // mTLS as over TCP: a certificate that does not chain to TlsConfig::ca_file fails the handshake (Credentials'
+    // verify function); none is refused only when required.
+    if (const net::ClientAuth auth = endpoint.shared().config.tls->client_auth; auth != net::ClientAuth::none) {
+        gnutls_certificate_server_set_request(
+            tls_, auth == net::ClientAuth::required ? GNUTLS_CERT_REQUIRE : GNUTLS_CERT_REQUEST);
+    }
     gnutls_datum_t alpn{reinterpret_cast<unsigned char*>(const_cast<char*>("h3")), 2};
     gnutls_alpn_set_protocols(tls_, &alpn, 1, GNUTLS_ALPN_MANDATORY | GNUTLS_ALPN_SERVER_PRECEDENCE);
     ngtcp2_conn_set_tls_native_handle(conn_, tls_);
@@ -446,6 +454,7 @@ int Session::on_tx_key(ngtcp2_crypto_level level) {
 int Session::on_handshake_completed() {
     end_handshake();
     fill_tls_info();
+    if (endpoint_.shared().config.tls->client_auth != net::ClientAuth::none) fill_client_certificate();
     // A session ticket for the next connection (resumption: no certificate exchange). Best effort.
     gnutls_session_ticket_send(tls_, 1, 0);
     return 0;
@@ -471,6 +480,29 @@ void Session::fill_tls_info() {
     if (gnutls_server_name_get(tls_, name, &length, &type, 0) == 0 && type == GNUTLS_NAME_DNS)
         tls_info_.server_name.assign(name, std::min(length, sizeof name));
     tls_info_.session_reused = gnutls_session_is_resumed(tls_) != 0;
+}
+
+// mTLS: the client's certificate, verified during the handshake (a resumed session keeps the original one's).
+void Session::fill_client_certificate() {
+    unsigned count = 0;
+    const gnutls_datum_t* chain = gnutls_certificate_get_peers(tls_, &count);
+    unsigned status = 0;
+    if (!chain || count == 0 || gnutls_certificate_verify_peers2(tls_, &status) != 0 || status != 0) return;
+    gnutls_x509_crt_t certificate = nullptr;
+    if (gnutls_x509_crt_init(&certificate) != 0) return;
+    if (gnutls_x509_crt_import(certificate, &chain[0], GNUTLS_X509_FMT_DER) == 0) {
+        tls_info_.client_verified = true;
+        gnutls_datum_t dn{};
+        if (gnutls_x509_crt_get_dn3(certificate, &dn, 0) == 0) {  // RFC 4514: "CN=alice,O=Example"
+            tls_info_.client_subject.assign(reinterpret_cast<const char*>(dn.data), dn.size);
+            gnutls_free(dn.data);
+        }
+        char name[256];
+        std::size_t length = sizeof name;
+        if (gnutls_x509_crt_get_dn_by_oid(certificate, GNUTLS_OID_X520_COMMON_NAME, 0, 0, name, &length) == 0)
+            tls_info_.client_common_name.assign(name, std::min(length, sizeof name));
+    }
+    gnutls_x509_crt_deinit(certificate);
 }
 
 int Session::on_new_cid(ngtcp2_cid* cid, std::uint8_t* token, std::size_t length) {

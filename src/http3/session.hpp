@@ -154,6 +154,7 @@ private:
     bool closed_ = false, shutting_down_ = false, handshake_done_ = false;
     void end_handshake() noexcept;
     void fill_tls_info();
+    void fill_client_certificate();
 };
 
 }  // namespace covet::http3::detail

@@ -280,7 +280,7 @@ class H3Session:
                  ca: Path | str | None = None, verify: bool = True, alpn=("h3",), require_h3: bool = True,
                  timeout: float = DEFAULT_TIMEOUT, idle_timeout: float = 60.0,
                  max_data: int | None = None, max_stream_data: int | None = None, connect: bool = True,
-                 session_ticket=None):
+                 session_ticket=None, client_cert: tuple[Path | str, Path | str] | None = None):
         if verify and ca is None:
             raise ValueError("pass ca= (the test CA) or verify=False")
         self.host, self.port = host, port
@@ -292,6 +292,7 @@ class H3Session:
         self.idle_timeout = idle_timeout
         self.max_data, self.max_stream_data = max_data, max_stream_data
         self.session_ticket = session_ticket  # resume with it (aioquic's SessionTicket)
+        self.client_cert = client_cert  # (certificate, key) files sent when the server asks (mTLS)
         self.tickets: list = []  # the session tickets the server sent
         self.alpn: str | None = None
         self.session_resumed = False
@@ -359,6 +360,8 @@ class H3Session:
             config.verify_mode = ssl.CERT_NONE
         if self.session_ticket is not None:
             config.session_ticket = self.session_ticket
+        if self.client_cert is not None:
+            config.load_cert_chain(str(self.client_cert[0]), str(self.client_cert[1]))
         quic = QuicConnection(configuration=config, session_ticket_handler=self.tickets.append)
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.bind((HOST, 0))

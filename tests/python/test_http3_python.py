@@ -1,8 +1,9 @@
 """HTTP/3 from Python: the ``http3`` option (TransportOptions, app.run keywords, ``covet run --http3`` and the flags
 passed on to worker processes), and real HTTP/3 requests over QUIC through the compiled engine to a CovetPy app
 (async and sync handlers, path parameters, pydantic bodies and their 422, streamed responses, request headers,
-the HTTP version and TLS session the handler sees), the Alt-Svc advertisement on the TCP port, ``covet run
---http3 --workers 2`` (the master's UDP sockets, routed by connection ID: NAT rebindings and rolling restarts), and the engine embedded in the event loop (threads=0).
+the HTTP version and TLS session the handler sees, client certificates), the Alt-Svc advertisement on the TCP
+port, ``covet run --http3 --workers 2`` (the master's UDP sockets, routed by connection ID: NAT rebindings and
+rolling restarts), and the engine embedded in the event loop (threads=0).
 
 The HTTP/3 client is aioquic (tests/integration/h3_client.py), independent of the server's ngtcp2/nghttp3; it
 verifies the server certificate against the test CA. Without the compiled engine or aioquic these tests skip
@@ -143,6 +144,20 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
+@pytest.fixture(scope="module")
+def client_certs(certs: Path) -> Path:
+    """alice.pem/.key from the test CA, and mallory.pem/.key self-signed (no CA the server trusts)."""
+    d = certs
+    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/O=Example/CN=alice",
+             "-keyout", "alice.key", "-out", "alice.csr", cwd=d)
+    (d / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    _openssl("x509", "-req", "-in", "alice.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+             "-extfile", "client.ext", "-out", "alice.pem", cwd=d)
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+             "-subj", "/CN=mallory", "-keyout", "mallory.key", "-out", "mallory.pem", cwd=d)
+    return d
+
+
 def _tls(certs: Path) -> dict[str, str]:
     return {"ssl_certfile": str(certs / "server.pem"), "ssl_keyfile": str(certs / "server.key")}
 
@@ -247,6 +262,11 @@ def _app() -> covet.CovetPy:
                 "user-agent": request.headers.get("user-agent"), "host": request.headers.get("host"),
                 "url": str(request.url), "hostname": request.url.hostname, "port": request.url.port,
                 "query": dict(request.query_params)}
+
+    @app.get("/whoami")
+    async def whoami(request: covet.Request) -> dict[str, Any]:
+        tls = request.tls or {}
+        return {key: tls.get(key) for key in ("client_cert_verified", "client_cert_name", "client_cert_common_name")}
 
     @app.get("/version")
     async def version(request: covet.Request) -> dict[str, Any]:
@@ -413,6 +433,22 @@ def test_handler_reads_request_headers(h3_server: Any, h3: Any, certs: Path) -> 
     assert (data["hostname"], data["port"]) == ("localhost", port), data
 
 
+def test_a_recycled_stream_carries_nothing_from_its_previous_request(h3_server: Any, h3: Any, certs: Path) -> None:
+    """Request streams come from the worker's pool: one that carried a streamed upload with headers and a query
+    must come back empty for the next request on the connection."""
+    with _session(h3, h3_server.port, certs) as s:
+        for _ in range(3):
+            body = os.urandom(200_000)
+            r = s.request("POST", "/upload?a=1", [("x-test", "old"), ("x-multi", "one"), ("x-multi", "two"),
+                                                  ("content-type", "application/octet-stream")], body)
+            assert _json(r)["sha256"] == hashlib.sha256(body).hexdigest(), r
+            data = _json(s.get("/headers"))
+            assert (data["x-test"], data["x-multi"], data["query"]) == (None, [], {}), data
+            assert data["url"] == f"https://localhost:{h3_server.port}/headers", data
+            r = s.request("POST", "/echo", [("content-type", "application/octet-stream")], b"")
+            assert _json(r)["length"] == 0, r
+
+
 def test_handler_sees_http_version_3_and_the_quic_tls_session(h3_server: Any, h3: Any, certs: Path) -> None:
     with _session(h3, h3_server.port, certs) as s:
         r = s.get("/version")
@@ -540,6 +576,52 @@ def test_embedded_engine_serves_http3(real_engine: Any, certs: Path, h3: Any) ->
             assert r.status == 201 and _json(r)["total"] == 2.0, r
             r = s.get("/sync/e")
             assert r.status == 200 and _json(r)["handler"] == "sync", r
+    finally:
+        server.stop()
+
+
+# ---- client certificates (mTLS) over HTTP/3 ----------------------------------------------------------------
+
+def _refused_by_the_handshake(h3: Any, port: int, certs: Path, **kw: Any) -> None:
+    """The server ends the handshake with a TLS alert (QUIC CRYPTO_ERROR, 0x100 + alert: bad_certificate,
+    certificate_required): the client may have completed its side first (TLS 1.3 clients authenticate last), so
+    its first request gets no answer."""
+    try:
+        s = _session(h3, port, certs, timeout=3, **kw)
+    except h3.H3HandshakeError:
+        return
+    with s:
+        try:
+            r = s.get("/whoami")
+        except h3.H3Error:
+            r = None
+        assert r is None or r.status is None, r
+        term = s.wait_terminated(3)
+        assert term is not None and 0x100 <= term.error_code < 0x200, s.describe()
+
+
+@pytest.mark.parametrize("reqs", ["required", "optional"])
+def test_client_certificates_over_http3(real_engine: Any, client_certs: Path, h3: Any, reqs: str) -> None:
+    """--ssl-ca-certs over QUIC as over TCP: a certificate from the CA is verified and reaches the handler; one
+    from another CA fails the handshake; none fails it only when required."""
+    certs = client_certs
+    server = _serve(1, **_tls(certs), http3=True, ssl_ca_certs=str(certs / "ca.pem"), ssl_cert_reqs=reqs)
+    try:
+        alice = {"client_cert_verified": True, "client_cert_name": "CN=alice,O=Example",
+                 "client_cert_common_name": "alice"}
+        with _session(h3, server.port, certs, client_cert=(certs / "alice.pem", certs / "alice.key")) as s:
+            assert _json(s.get("/whoami")) == alice
+            assert s.tickets, "no session ticket"
+        # Resumption: no certificate exchange; the session keeps the one its ticket was issued after.
+        with _session(h3, server.port, certs, session_ticket=s.tickets[-1]) as resumed:
+            assert resumed.session_resumed
+            assert _json(resumed.get("/whoami")) == alice
+        _refused_by_the_handshake(h3, server.port, certs, client_cert=(certs / "mallory.pem", certs / "mallory.key"))
+        if reqs == "required":
+            _refused_by_the_handshake(h3, server.port, certs)
+        else:
+            with _session(h3, server.port, certs) as s:
+                assert _json(s.get("/whoami"))["client_cert_verified"] is False
     finally:
         server.stop()
 
