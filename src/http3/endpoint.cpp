@@ -103,6 +103,16 @@ void size_socket_buffers(int fd) {
             got / 1024, wanted / 1024);
 }
 
+// What every endpoint socket needs, whether it binds it (open_udp) or adopts a supervisor's (adopt_udp).
+void configure_udp(int fd, int family) {
+    const int one = 1;
+    setsockopt(fd, IPPROTO_IP, IP_RECVTOS, &one, sizeof one);  // ECN marks of what arrives (RFC 9000 §13.4)
+    // A burst of one client's datagrams may arrive as one buffer (split by on_readable); best effort.
+    setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one);
+    if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_RECVTCLASS, &one, sizeof one);
+    size_socket_buffers(fd);
+}
+
 // One UDP socket per worker on `host:port`, joined to the other workers' by SO_REUSEPORT. `numeric`: `host` is an
 // address (Http3Options::preferred_address), not a name.
 int open_udp(const std::string& host, std::uint16_t port, Address& local, bool numeric = false) {
@@ -121,15 +131,11 @@ int open_udp(const std::string& host, std::uint16_t port, Address& local, bool n
         if (fd < 0) continue;
         const int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-        setsockopt(fd, IPPROTO_IP, IP_RECVTOS, &one, sizeof one);  // ECN marks of what arrives (RFC 9000 §13.4)
-        // A burst of one client's datagrams may arrive as one buffer (split by on_readable); best effort.
-        setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one);
         if (a->ai_family == AF_INET6) {
             const int zero = 0;
             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-            setsockopt(fd, IPPROTO_IPV6, IPV6_RECVTCLASS, &one, sizeof one);
         }
-        size_socket_buffers(fd);
+        configure_udp(fd, a->ai_family);
         if (::bind(fd, a->ai_addr, a->ai_addrlen) == 0) {
             local.length = sizeof local.storage;
             getsockname(fd, local.get(), &local.length);
@@ -168,11 +174,7 @@ int adopt_udp(int fd, std::uint16_t port, Address& local) {
     // The file status flags are shared with the supervisor's copy (which never reads): non-blocking for us.
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     fcntl(fd, F_SETFD, FD_CLOEXEC);  // not the app's subprocesses'
-    const int one = 1;
-    setsockopt(fd, IPPROTO_IP, IP_RECVTOS, &one, sizeof one);
-    setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one);
-    if (local.storage.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_RECVTCLASS, &one, sizeof one);
-    size_socket_buffers(fd);
+    configure_udp(fd, local.storage.ss_family);
     return fd;
 }
 
