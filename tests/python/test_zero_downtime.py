@@ -203,7 +203,12 @@ def test_restarts_under_load_lose_nothing(tmp_path: Path) -> None:
         assert json.loads(status.getresponse().read())["version"] == "v2"
         status.close()
         server.stop(timeout=30)
-        assert "Traceback" not in server.output().split("SyntaxError")[-1], server.output()
+        # The broken generation's workers print their SyntaxError's traceback (the master may stop the second
+        # one in mid-print when the first fails), and nothing else does: not the master, not a draining worker.
+        tracebacks = server.output().split("Traceback (most recent call last):")[1:]
+        assert 1 <= len(tracebacks) <= 2, server.output()
+        for traceback in tracebacks:
+            assert '/supervisor.py"' not in traceback and '/serve.py"' not in traceback, server.output()
 
 
 def test_a_crashed_worker_is_replaced_and_queued_connections_wait_for_it(tmp_path: Path) -> None:
