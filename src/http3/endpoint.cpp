@@ -114,8 +114,11 @@ void configure_udp(int fd, int family) {
 }
 
 // One UDP socket per worker on `host:port`, joined to the other workers' by SO_REUSEPORT. `numeric`: `host` is an
-// address (Http3Options::preferred_address), not a name.
-int open_udp(const std::string& host, std::uint16_t port, Address& local, bool numeric = false) {
+// address (Http3Options::preferred_address), not a name. `exclusive` (the server's first socket there): it binds
+// without SO_REUSEPORT, so the bind fails if another socket holds the port (it would otherwise join that
+// socket's group and get part of its traffic, or give it part of ours; a TCP port the kernel picked may be in
+// use on UDP), and enables it afterwards for the other workers.
+int open_udp(const std::string& host, std::uint16_t port, Address& local, bool exclusive, bool numeric = false) {
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_DGRAM;
@@ -130,13 +133,14 @@ int open_udp(const std::string& host, std::uint16_t port, Address& local, bool n
         fd = ::socket(a->ai_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0) continue;
         const int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+        if (!exclusive) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
         if (a->ai_family == AF_INET6) {
             const int zero = 0;
             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
         }
         configure_udp(fd, a->ai_family);
-        if (::bind(fd, a->ai_addr, a->ai_addrlen) == 0) {
+        if (::bind(fd, a->ai_addr, a->ai_addrlen) == 0 &&
+            (!exclusive || setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) == 0)) {
             local.length = sizeof local.storage;
             getsockname(fd, local.get(), &local.length);
             break;
@@ -228,8 +232,11 @@ Endpoint::Endpoint(net::DatagramHost& host, Shared& shared, std::uint16_t port)
             if (s.fd >= 0) ::close(s.fd);
     };
     const net::Http3Options& o = shared.config.http3;
+    std::unique_lock bind_lock(shared.bind_mutex);
+    // Worker processes that share the port (their TCP listener is a supervisor's, or shared_port) join each other.
+    const bool exclusive = !shared.bound && !shared.config.shared_port && shared.config.inherited_listener < 0;
     if (o.inherited_sockets.empty()) {
-        sockets_[0].fd = open_udp(shared.config.host, port, sockets_[0].local);
+        sockets_[0].fd = open_udp(shared.config.host, port, sockets_[0].local, exclusive);
     } else {
         if (host.worker_index() >= o.inherited_sockets.size() || cid_prefix() < o.cid_base)
             throw std::runtime_error("HTTP/3: " + std::to_string(o.inherited_sockets.size()) +
@@ -240,7 +247,7 @@ Endpoint::Endpoint(net::DatagramHost& host, Shared& shared, std::uint16_t port)
     try {
         if (!shared.config.http3.preferred_address.empty()) {
             const auto [address, preferred_port] = split_preferred(shared.config.http3.preferred_address);
-            sockets_[1].fd = open_udp(address, preferred_port, sockets_[1].local, /*numeric=*/true);
+            sockets_[1].fd = open_udp(address, preferred_port, sockets_[1].local, exclusive, /*numeric=*/true);
             if (unspecified(sockets_[1].local))
                 throw std::runtime_error("HTTP/3: Http3Options::preferred_address " +
                                          shared.config.http3.preferred_address +
@@ -251,6 +258,8 @@ Endpoint::Endpoint(net::DatagramHost& host, Shared& shared, std::uint16_t port)
         close_all();
         throw;
     }
+    shared.bound = true;
+    bind_lock.unlock();
     timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (timer_fd_ < 0) {
         close_all();

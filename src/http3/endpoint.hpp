@@ -66,6 +66,10 @@ struct Shared {
     // that lands on another worker's socket (a client's NAT rebinding changes the 4-tuple SO_REUSEPORT hashes)
     // is handed to the worker that owns its connection. Set and cleared by the endpoints; read by any.
     std::array<std::atomic<Endpoint*>, 256> endpoints{};
+    // The workers bind their sockets one at a time; the first binds without SO_REUSEPORT so that a port someone
+    // else holds is refused rather than silently shared (see open_udp).
+    std::mutex bind_mutex;
+    bool bound = false;
 
     // The current certificates (any thread): replaced by a reload; new connections take the new set.
     std::shared_ptr<const Credentials> credentials() const {

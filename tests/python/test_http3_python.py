@@ -534,9 +534,12 @@ def test_without_http3_no_quic_and_no_alt_svc(real_engine: Any, certs: Path, h3:
         server.stop()
 
 
-def test_http3_on_a_port_whose_udp_side_is_taken_fails_at_start(real_engine: Any, certs: Path) -> None:
-    """The UDP socket is bound (SO_REUSEPORT) beside the TCP listener: a port whose UDP side another socket
-    holds without SO_REUSEPORT must fail the start, not serve TCP alone."""
+@pytest.mark.parametrize("squatter_reuseport", [False, True], ids=["exclusive", "reuseport"])
+def test_http3_on_a_port_whose_udp_side_is_taken_fails_at_start(real_engine: Any, certs: Path,
+                                                                 squatter_reuseport: bool) -> None:
+    """The UDP socket is bound beside the TCP listener: a port whose UDP side another socket holds must fail the
+    start, not serve TCP alone; also when that socket has SO_REUSEPORT (the engine's first socket binds without
+    it, so it does not join a stranger's group and share its datagrams)."""
     import socket
 
     from covet.serve import ThreadedWorker
@@ -545,6 +548,8 @@ def test_http3_on_a_port_whose_udp_side_is_taken_fails_at_start(real_engine: Any
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:
+        if squatter_reuseport:
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         squatter.bind(("127.0.0.1", port))
         worker = ThreadedWorker(_app(), port=port, threads=1, **_tls(certs), http3=True)
         try:
