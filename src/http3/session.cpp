@@ -534,6 +534,11 @@ bool Session::on_packet(const Arrival& arrival, const std::uint8_t* data, std::s
                 ngtcp2_connection_close_error_set_transport_error_tls_alert(
                     &last_error_, ngtcp2_conn_get_tls_alert(conn_), nullptr, 0);
                 break;
+            case NGTCP2_ERR_CALLBACK_FAILURE:
+                // A callback set the HTTP/3 error it failed on (on_stream_data: H3_FRAME_UNEXPECTED, a QPACK
+                // error, ...): the client is told that, not a transport INTERNAL_ERROR.
+                if (last_error_.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION) break;
+                [[fallthrough]];
             default: ngtcp2_connection_close_error_set_transport_error_liberr(&last_error_, rv, nullptr, 0);
         }
         close_with_error();
@@ -729,6 +734,15 @@ Stream* Session::begin_stream(std::int64_t id) {
 int Session::on_stream_data(std::int64_t id, const std::uint8_t* data, std::size_t length, bool fin) {
     if (!h3_) return 0;
     const nghttp3_ssize consumed = nghttp3_conn_read_stream(h3_, id, data, length, fin ? 1 : 0);
+    if ((consumed == NGHTTP3_ERR_MALFORMED_HTTP_MESSAGING || consumed == NGHTTP3_ERR_MALFORMED_HTTP_HEADER) &&
+        ngtcp2_is_bidi_stream(id)) {
+        // A malformed request (a Content-Length its DATA does not match, a bad field): a stream error (RFC 9114
+        // §4.1.2), so that stream is reset with H3_MESSAGE_ERROR and the connection's other requests go on.
+        ngtcp2_conn_shutdown_stream(conn_, id, NGHTTP3_H3_MESSAGE_ERROR);
+        if (on_stream_reset(id) != 0) return -1;
+        this->consumed(id, length);
+        return 0;
+    }
     if (consumed < 0) {
         ngtcp2_connection_close_error_set_application_error(
             &last_error_, nghttp3_err_infer_quic_app_error_code(static_cast<int>(consumed)), nullptr, 0);

@@ -263,6 +263,35 @@ def test_many_connections_at_once(server):
             s.close()
 
 
+H3_MESSAGE_ERROR = 0x10E
+
+
+def test_a_malformed_request_resets_its_stream_and_the_connection_goes_on(server):
+    """RFC 9114 §4.1.2: a malformed request (here a Content-Length its DATA does not match) is a stream error:
+    that stream is reset with H3_MESSAGE_ERROR, and the connection's other requests, before and after it, are
+    served (the connection used to be closed with a transport INTERNAL_ERROR)."""
+    with session(server) as s:
+        pending = s.start("GET", "/delayed?ms=300")
+        bad = s.request("POST", "/echo", [("content-length", "2")], b"longer than two")
+        assert bad.reset_code == H3_MESSAGE_ERROR and bad.status is None, bad
+        r = s.get("/plaintext")
+        assert (r.status, r.body) == (200, HELLO), f"the connection was not usable after a malformed request: {r}"
+        r = s.response(pending)
+        assert (r.status, r.body) == (200, b"delayed 300"), f"a request in flight was lost: {r}"
+        assert s.terminated is None, s.describe()
+
+
+def test_a_field_value_with_cr_lf_or_nul_never_reaches_the_handler(server):
+    """nghttp3 drops a field whose value has CR, LF or NUL (or leading whitespace) before the engine sees it, so
+    it can never be passed on to split a header downstream; the request itself is served."""
+    with session(server) as s:
+        for value in ("a\r\nx-evil: 1", "nul\x00x", "a\nb"):
+            r = s.get("/headers", [("x-test", value)])
+            assert (r.status, json.loads(r.body)) == (200, {"user-agent": None, "x-test": None}), (value, r)
+        r = s.get("/headers", [("x-test", "kept")])
+        assert json.loads(r.body)["x-test"] == "kept", r
+
+
 def test_h3_requests_helper_one_connection(server):
     rs = h3_requests(HOST, server.port, [("GET", "/plaintext"), ("GET", "/json"),
                                          ("POST", "/echo", [("content-type", "a/b")], b"body")],
