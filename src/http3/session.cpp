@@ -650,7 +650,14 @@ void Session::write() {
             break;
         }
     }
-    ngtcp2_conn_update_pkt_tx_time(conn_, ts);
+    // Pacing (RFC 9002 §7.7) starts with the first RTT sample. Before it ngtcp2 0.12 paces by the 333 ms initial
+    // RTT, which held the packet after the handshake flight (the answer to a connection's first request) ~20 ms.
+    if (!rtt_sampled_) {
+        ngtcp2_conn_stat stat;
+        ngtcp2_conn_get_conn_stat(conn_, &stat);
+        rtt_sampled_ = stat.first_rtt_sample_ts != UINT64_MAX;
+    }
+    if (rtt_sampled_) ngtcp2_conn_update_pkt_tx_time(conn_, ts);
     endpoint_.schedule(conn_ref_.id(), scheduled_, ngtcp2_conn_get_expiry(conn_));
     if (drained) try_graceful_close();  // after the GOAWAY has gone out, not instead of it
 }

@@ -152,6 +152,7 @@ private:
     std::uint64_t upload_unacked_ = 0, window_owed_ = 0;
     bool open_bodies_ = false;  // a request body without a declared length is open: offered after the packet
     bool closed_ = false, shutting_down_ = false, handshake_done_ = false;
+    bool rtt_sampled_ = false;  // ngtcp2 has an RTT sample: pacing applies (write)
     void end_handshake() noexcept;
     void fill_tls_info();
     void fill_client_certificate();
