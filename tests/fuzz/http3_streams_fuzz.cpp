@@ -14,10 +14,10 @@
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
+#include <netinet/in.h>
 #include <ngtcp2/ngtcp2.h>
 #include <ngtcp2/ngtcp2_crypto.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -42,9 +42,9 @@ namespace {
 using covet_fuzz::check;
 
 std::uint64_t now_ns() {
-    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                          std::chrono::steady_clock::now().time_since_epoch())
-                                          .count());
+    return static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+            .count());
 }
 
 // ---- the server ------------------------------------------------------------------------------------------------
@@ -61,8 +61,7 @@ std::pair<std::string, std::string> make_certificate() {
     gnutls_x509_privkey_t key = nullptr;
     gnutls_x509_crt_t crt = nullptr;
     check(gnutls_x509_privkey_init(&key) == 0 && gnutls_x509_crt_init(&crt) == 0, "gnutls x509 init failed");
-    check(gnutls_x509_privkey_generate(key, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0) ==
-              0,
+    check(gnutls_x509_privkey_generate(key, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0) == 0,
           "key generation failed");
     const unsigned char serial = 1;
     const std::time_t now = std::time(nullptr);
@@ -114,6 +113,7 @@ struct Server {
             return covet::Response(200, std::string(r.header("x-a").value_or("none")), "text/plain");
         });
         app.start(1);
+        std::filesystem::remove_all(std::filesystem::path(cert).parent_path());  // loaded: not needed any more
         port = app.port();
     }
 };
@@ -284,8 +284,9 @@ void Client::write() {
         ngtcp2_path_storage_zero(&ps);
         ngtcp2_pkt_info pi{};
         ngtcp2_ssize taken = -1;
-        const ngtcp2_ssize n = ngtcp2_conn_writev_stream(quic, &ps.path, &pi, packet.data(), packet.size(), &taken,
-                                                         flags, o ? o->id : -1, o ? &vec : nullptr, o ? 1 : 0, now_ns());
+        const ngtcp2_ssize n =
+            ngtcp2_conn_writev_stream(quic, &ps.path, &pi, packet.data(), packet.size(), &taken, flags, o ? o->id : -1,
+                                      o ? &vec : nullptr, o ? 1 : 0, now_ns());
         if (o && taken >= 0) {
             o->sent += static_cast<std::size_t>(taken);
             o->fin_sent = o->fin && o->sent == o->data.size();
@@ -330,8 +331,7 @@ bool Client::run_until(std::uint64_t deadline, Done done) {
         pollfd p{fd, POLLIN, 0};
         ::poll(&p, 1, wake <= now ? 0 : static_cast<int>(std::min<std::uint64_t>((wake - now) / 1'000'000 + 1, 50)));
         receive();
-        if (!closed && ngtcp2_conn_get_expiry(quic) <= now_ns() &&
-            ngtcp2_conn_handle_expiry(quic, now_ns()) != 0)
+        if (!closed && ngtcp2_conn_get_expiry(quic) <= now_ns() && ngtcp2_conn_handle_expiry(quic, now_ns()) != 0)
             closed = true;  // idle timeout, or too many retransmissions
         write();
     }
@@ -415,9 +415,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         ngtcp2_pkt_info pi{};
         ngtcp2_connection_close_error error;
         ngtcp2_connection_close_error_set_application_error(&error, 0x100, nullptr, 0);  // H3_NO_ERROR
-        const ngtcp2_ssize n =
-            ngtcp2_conn_write_connection_close(client.quic, &ps.path, &pi, packet.data(), packet.size(), &error,
-                                               now_ns());
+        const ngtcp2_ssize n = ngtcp2_conn_write_connection_close(client.quic, &ps.path, &pi, packet.data(),
+                                                                  packet.size(), &error, now_ns());
         if (n > 0) (void)::send(client.fd, packet.data(), static_cast<std::size_t>(n), 0);
     }
     return 0;

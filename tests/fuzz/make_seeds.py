@@ -277,3 +277,94 @@ JSON_MODEL = {
 }
 for name, data in JSON_MODEL.items():
     write("json_model", name, data)
+
+
+# ---------------------------------------------------------------- HTTP/3 streams (http3_streams_fuzz.cpp)
+def varint(n: int) -> bytes:
+    """A QUIC variable-length integer (RFC 9000 §16)."""
+    if n < 0x40:
+        return bytes([n])
+    if n < 0x4000:
+        return struct.pack(">H", 0x4000 | n)
+    return struct.pack(">I", 0x80000000 | n)
+
+
+def prefixed(n: int, bits: int, first: int = 0) -> bytes:
+    """A QPACK/HPACK prefixed integer of `bits` bits, the rest of the first byte being `first`."""
+    limit = (1 << bits) - 1
+    if n < limit:
+        return bytes([first | n])
+    out, n = bytearray([first | limit]), n - limit
+    while n >= 0x80:
+        out.append(0x80 | (n & 0x7F))
+        n >>= 7
+    return bytes(out + bytes([n]))
+
+
+def h3_frame(ftype: int, payload: bytes) -> bytes:
+    return varint(ftype) + varint(len(payload)) + payload
+
+
+def qpack_static(index: int) -> bytes:  # indexed field line, static table
+    return prefixed(index, 6, 0xC0)
+
+
+def qpack_static_name(index: int, value: bytes) -> bytes:  # literal value with a static name reference
+    return prefixed(index, 4, 0x50) + prefixed(len(value), 7) + value
+
+
+def qpack_literal(name: bytes, value: bytes) -> bytes:  # literal name and value
+    return prefixed(len(name), 3, 0x20) + name + prefixed(len(value), 7) + value
+
+
+def h3_headers(*fields: bytes, prefix: bytes = b"\x00\x00") -> bytes:
+    return h3_frame(0x01, prefix + b"".join(fields))
+
+
+def record(stream: int, data: bytes, fin: bool = False) -> bytes:
+    """One record of the target's input (data over 255 bytes is split into several)."""
+    out = b""
+    while True:
+        chunk, data = data[:255], data[255:]
+        out += bytes([stream | (0x80 if fin and not data else 0), len(chunk)]) + chunk
+        if not data:
+            return out
+
+
+GET = (qpack_static(17), qpack_static(23), qpack_static(1), qpack_static_name(0, b"localhost"))
+POST_ECHO = (qpack_static(20), qpack_static(23), qpack_static_name(1, b"/echo"),
+             qpack_static_name(0, b"localhost"))
+SETTINGS = h3_frame(0x04, varint(0x01) + varint(4096) + varint(0x07) + varint(16))
+H3 = {
+    "get": record(4, SETTINGS) + record(0, h3_headers(*GET), fin=True),
+    "post_body": record(0, h3_headers(*POST_ECHO, qpack_static_name(4, b"5")) + h3_frame(0x00, b"hello"),
+                        fin=True),
+    "post_body_in_pieces": record(0, h3_headers(*POST_ECHO)) + record(1, h3_headers(*GET), fin=True)
+    + record(0, h3_frame(0x00, b"ab")) + record(0, h3_frame(0x00, b"cd"), fin=True),
+    "header_fields": record(0, h3_headers(qpack_static(17), qpack_static(23), qpack_static_name(1, b"/headers"),
+                                          qpack_static_name(0, b"localhost"), qpack_literal(b"x-a", b"1"),
+                                          qpack_literal(b"cookie", b"a=1"), qpack_literal(b"cookie", b"b=2")),
+                            fin=True),
+    "trailers": record(0, h3_headers(*POST_ECHO) + h3_frame(0x00, b"xyz")
+                       + h3_headers(qpack_literal(b"x-trailer", b"t")), fin=True),
+    "too_many_fields": record(0, h3_headers(*GET, *(qpack_literal(b"x-f%d" % i, b"v") for i in range(20))), fin=True),
+    "no_path": record(0, h3_headers(qpack_static(17), qpack_static(23)), fin=True),
+    "connect": record(0, h3_headers(qpack_static(15), qpack_static_name(0, b"localhost")), fin=True),
+    "body_over_limit": record(0, h3_headers(*POST_ECHO, qpack_static_name(4, b"9000")), fin=True),
+    "content_length_mismatch": record(0, h3_headers(*POST_ECHO, qpack_static_name(4, b"2"))
+                                      + h3_frame(0x00, b"toolong"), fin=True),
+    "dynamic_table": record(4, SETTINGS)
+    + record(5, prefixed(4096, 5, 0x20) + prefixed(3, 5, 0x40) + b"x-a" + prefixed(2, 7) + b"dy")
+    + record(0, h3_headers(*GET, prefixed(0, 6, 0x80), prefix=prefixed(2, 8) + prefixed(0, 7)), fin=True),
+    "blocked_stream": record(0, h3_headers(*GET, prefixed(0, 6, 0x80), prefix=prefixed(2, 8) + prefixed(0, 7)),
+                             fin=True),
+    "decoder_stream": record(6, prefixed(1, 6) + prefixed(0, 7, 0x80)) + record(0, h3_headers(*GET), fin=True),
+    "goaway_and_unknown": record(4, SETTINGS + h3_frame(0x07, varint(0)) + h3_frame(0x21, b"reserved"))
+    + record(7, varint(0x21) + b"grease") + record(0, h3_headers(*GET), fin=True),
+    "data_before_headers": record(0, h3_frame(0x00, b"early") + h3_headers(*GET), fin=True),
+    "control_closed": record(4, SETTINGS, fin=True),
+    "unfinished_frame": record(0, varint(0x01) + varint(300) + b"\x00\x00"),
+    "many_streams": b"".join(record(i, h3_headers(*GET), fin=True) for i in range(4)),
+}
+for name, data in H3.items():
+    write("http3_streams", name, data)
