@@ -22,14 +22,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdint>
-#include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
-#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -131,7 +130,7 @@ struct Outgoing {
     std::int64_t id = -1;
     std::string data;
     std::size_t sent = 0;
-    bool fin = false, fin_sent = false, blocked = false, used = false;
+    bool fin = false, fin_sent = false, blocked = false;
     bool pending() const noexcept { return !blocked && (sent < data.size() || (fin && !fin_sent)); }
 };
 
