@@ -65,14 +65,15 @@ std::unique_ptr<spdlog::formatter> json_formatter() {
     return f;
 }
 
-std::shared_ptr<spdlog::logger> access_logger() {
-    static std::shared_ptr<spdlog::logger> logger = [] {
+// The process's "access" logger (kept alive by the static: no reference count per line).
+spdlog::logger& access_logger() {
+    static const std::shared_ptr<spdlog::logger> logger = [] {
         auto l = spdlog::get("access");
         if (!l) l = spdlog::stderr_logger_mt("access");
         l->set_pattern("%v");
         return l;
     }();
-    return logger;
+    return *logger;
 }
 
 }  // namespace
@@ -93,31 +94,25 @@ void configure_logging(std::string_view level, LogFormat format) {
         spdlog::set_formatter(json_formatter());
     else
         spdlog::set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] %v");
-    access_logger()->set_pattern("%v");
+    access_logger().set_pattern("%v");
 }
 
 AccessLogMiddleware::AccessLogMiddleware(LogFormat format) : format_(format) { access_logger(); }
 
-void AccessLogMiddleware::after(const Request& r, const RequestContext& context, Response& resp) {
-    auto logger = access_logger();
-    if (!logger->should_log(spdlog::level::info)) return;
-    const auto micros =
-        std::chrono::duration_cast<std::chrono::microseconds>(io::Clock::now() - r.received_at()).count();
-    std::string line;
-    line.reserve(192);
-    const trace::SpanState& span = context.span();
-    char trace_hex[32], span_hex[16];
-    if (format_ == LogFormat::json) {
-        // The shape of covet.observability's JSON log records (time, level, logger, msg, ids), plus the
-        // request's fields: one parser for every line on the stream.
-        line += R"({"time":")";
-        append_time(line);
+namespace {
+
+// The request's part of an access line, up to its byte count: written when the answer is complete, which for a
+// streamed response is when its stream ends (the record then keeps this part from the head).
+void append_request(std::string& line, LogFormat format, const Request& r, int status) {
+    if (format == LogFormat::json) {
+        // The shape of covet.observability's JSON log records (time, level, logger, msg, ids), plus the request's
+        // fields: one parser for every line on the stream. The time goes in front when the line is written.
         line += R"(","level":"info","logger":"covet.access","msg":")";
         line += r.method_name();
         line += ' ';
         json_escape(line, r.path());
         line += ' ';
-        line += std::to_string(resp.status());
+        line += std::to_string(status);
         line += R"(","client":")";
         json_escape(line, r.client_address());
         line += R"(","method":")";
@@ -127,11 +122,31 @@ void AccessLogMiddleware::after(const Request& r, const RequestContext& context,
         line += R"(","protocol":")";
         line += r.protocol();
         line += R"(","status":)";
-        line += std::to_string(resp.status());
+        line += std::to_string(status);
+    } else {
+        line.append(r.client_address()).append(" \"").append(r.method_name()).append(" ");
+        for (char c : r.target()) line += (c == '"' || static_cast<unsigned char>(c) < 0x20) ? '?' : c;
+        line.append(" ").append(r.protocol()).append("\" ").append(std::to_string(status));
+    }
+}
+
+// Writes the line: the time (JSON), the request's part, then the body's bytes as sent, the duration and the ids.
+void log_access(LogFormat format, std::string_view request_part, std::uint64_t bytes, io::Clock::time_point received,
+                bool completed, const RequestContext& context) {
+    const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(io::Clock::now() - received).count();
+    std::string line;
+    line.reserve(request_part.size() + 128);
+    const trace::SpanState& span = context.span();
+    char trace_hex[32], span_hex[16];
+    if (format == LogFormat::json) {
+        line += R"({"time":")";
+        append_time(line);
+        line += request_part;
         line += R"(,"bytes":)";
-        line += std::to_string(resp.body().size());
+        line += std::to_string(bytes);
         line += R"(,"duration_us":)";
         line += std::to_string(micros);
+        if (!completed) line += R"(,"aborted":true)";
         line += R"(,"request_id":")";
         json_escape(line, context.request_id());
         line += '"';
@@ -141,14 +156,52 @@ void AccessLogMiddleware::after(const Request& r, const RequestContext& context,
         }
         line += '}';
     } else {
-        line.append(r.client_address()).append(" \"").append(r.method_name()).append(" ");
-        for (char c : r.target()) line += (c == '"' || static_cast<unsigned char>(c) < 0x20) ? '?' : c;
-        line.append(" ").append(r.protocol()).append("\" ").append(std::to_string(resp.status())).append(" ");
-        line.append(std::to_string(resp.body().size())).append(" ").append(std::to_string(micros)).append("us");
+        line += request_part;
+        line.append(" ").append(std::to_string(bytes)).append(" ").append(std::to_string(micros)).append("us");
+        if (!completed) line.append(" aborted");
         if (!context.request_id().empty()) line.append(" id=").append(context.request_id());
         if (span.active) line.append(" trace=").append(trace::to_hex(span.trace_id, trace_hex));
     }
-    logger->info(line);
+    access_logger().info(line);
+}
+
+// A streamed response's line, kept from its head to the stream's end.
+class StreamedAccessRecord final : public StreamEndHook {
+public:
+    StreamedAccessRecord(LogFormat format, std::string request_part, io::Clock::time_point received)
+        : format_(format), request_part_(std::move(request_part)), received_(received) {}
+    void stream_end(const RequestContext& context, std::uint64_t body_bytes, bool completed) noexcept override {
+        try {
+            log_access(format_, request_part_, body_bytes, received_, completed, context);
+        } catch (...) {  // out of memory: the line is lost, the server goes on
+        }
+    }
+
+private:
+    LogFormat format_;
+    std::string request_part_;
+    io::Clock::time_point received_;
+};
+
+}  // namespace
+
+void AccessLogMiddleware::after(const Request& r, const RequestContext& context, Response& resp) {
+    if (!access_logger().should_log(spdlog::level::info)) return;
+    std::string request_part;
+    request_part.reserve(128);
+    append_request(request_part, format_, r, resp.status());
+    // The body as it goes out: none for HEAD, a file body's region (sendfile) as well as an in-memory one.
+    log_access(format_, request_part, r.method() == Method::head ? 0 : resp.body_size(), r.received_at(), true,
+               context);
+}
+
+void AccessLogMiddleware::after_stream(const Request& r, RequestContext& context, Response& head) {
+    if (!access_logger().should_log(spdlog::level::info)) return;
+    std::string request_part;
+    request_part.reserve(128);
+    append_request(request_part, format_, r, head.status());
+    context.add_stream_end_hook(
+        std::make_unique<StreamedAccessRecord>(format_, std::move(request_part), r.received_at()));
 }
 
 }  // namespace covet

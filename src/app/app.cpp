@@ -192,7 +192,6 @@ void App::dispatch(Request& request, ExchangeState* state, Responder responder) 
         // "https" and "wss" (5 and 3 letters) against "http" and "ws": the length tells them apart.
         const std::size_t scheme_length = request.scheme().size();
         context->request_bytes_ = request.body().size();
-        context->response_bytes_ = 0;
         context->open_ = true;
         context->series_.begin(static_cast<std::uint8_t>(request.method()), scheme_length == 5 || scheme_length == 3,
                                request.version_major() == 2 ? 2
@@ -278,8 +277,8 @@ void App::finalize(const Request& request, ExchangeState* state, Response& respo
     if (context) {
         // The whole answer is known: its head and body are written right after this.
         context->status_ = response.status();
-        const std::optional<std::uint64_t> declared = response.head_length();
-        context->response_bytes_ = request.method() == Method::head ? 0 : declared.value_or(response.body().size());
+        // What goes out as the body: none for HEAD, the file region for a file body.
+        context->response_bytes_ = request.method() == Method::head ? 0 : response.body_size();
         context->end_exchange(metrics::ErrorType::none);
     }
 }
@@ -314,7 +313,10 @@ std::string_view App::filter_body(ExchangeState* state, std::string_view chunk, 
     const std::string_view out = filter ? filter->filter(chunk, last) : chunk;
     if (context) {
         context->response_bytes_ += out.size();
-        if (last) context->end_exchange(metrics::ErrorType::none);  // the protocols call it at the stream's end
+        if (last) {  // the protocols call it at the stream's end
+            context->end_stream(true);
+            context->end_exchange(metrics::ErrorType::none);
+        }
     }
     return out;
 }

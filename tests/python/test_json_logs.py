@@ -9,13 +9,14 @@ import http.client
 import io
 import json
 import logging
+import socket
 import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
-from serverproc import ServerProcess, require_compiled_engine
+from serverproc import ServerProcess, free_port, require_compiled_engine, sample
 
 from covet.logger import JsonFormatter, request_ids
 from covet.observability import set_log_level
@@ -130,3 +131,79 @@ def test_json_formatter_and_run_time_levels() -> None:
     assert "ValueError: bad" in lines[2]["exc"]
     with pytest.raises(ValueError, match="unknown log level"):
         set_log_level("loud", "tests.json_logs")
+
+
+BODIES_APP = """
+    import asyncio
+    from covet import CovetPy
+    from covet.responses import FileResponse, StreamingResponse
+
+    app = CovetPy()
+
+    @app.api_route("/file", methods=["GET", "HEAD"])
+    async def file():
+        return FileResponse({path!r})
+
+    @app.get("/stream")
+    async def stream():
+        async def chunks():
+            for _ in range(3):
+                yield b"x" * 1000
+                await asyncio.sleep(0.05)
+        return StreamingResponse(chunks(), media_type="text/plain")
+
+    @app.get("/endless")
+    async def endless():
+        async def chunks():
+            while True:
+                yield b"y" * 1000
+                await asyncio.sleep(0.01)
+        return StreamingResponse(chunks(), media_type="text/plain")
+"""
+
+
+def test_access_log_and_metrics_count_the_body_as_sent(tmp_path: Path) -> None:
+    """The access log's bytes and the response body size metric are the body as it went out: a file body
+    (sendfile) counts its length, not 0; HEAD counts none; a streamed response is logged when its stream ends,
+    with all its chunks and its whole duration; a stream the client walks away from is logged as aborted."""
+    (tmp_path / "data.bin").write_bytes(b"f" * 5000)
+    (tmp_path / "bodies.py").write_text(textwrap.dedent(BODIES_APP.format(path=str(tmp_path / "data.bin"))))
+    ops = free_port()
+    with ServerProcess([sys.executable, "-m", "covet", "run", "bodies:app", "--app-dir", str(tmp_path), "--port", "0",
+                        "--log-format", "json", "--access-log", "--ops-port", str(ops)]) as server:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        for method, path, size in (("GET", "/file", 5000), ("HEAD", "/file", 0), ("GET", "/stream", 3000)):
+            conn.request(method, path)
+            r = conn.getresponse()
+            assert r.status == 200 and len(r.read()) == size
+        conn.close()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+            s.sendall(b"GET /endless HTTP/1.1\r\nHost: t\r\n\r\n")
+            got = b""
+            while got.count(b"y") < 3000:
+                got += s.recv(65536)
+        server.wait_for(r'"target":"/endless".*"aborted":true')
+        metrics = get_text(ops, "/_metrics")
+        server.stop()
+    access = {(r["method"], r["target"]): r for r in json_lines(server) if r["logger"] == "covet.access"}
+    assert access[("GET", "/file")]["bytes"] == 5000
+    assert access[("HEAD", "/file")]["bytes"] == 0
+    streamed = access[("GET", "/stream")]
+    assert streamed["bytes"] == 3000 and streamed["status"] == 200 and "aborted" not in streamed
+    assert streamed["duration_us"] >= 100_000  # two 50 ms sleeps between the chunks: logged at the end
+    endless = access[("GET", "/endless")]
+    assert endless["aborted"] is True and endless["bytes"] >= 3000
+    file_route = {"http_route": "/file", "http_request_method": "GET"}
+    assert sample(metrics, "http_server_response_body_size_bytes_sum", **file_route) == 5000
+    assert sample(metrics, "http_server_response_body_size_bytes_sum", http_route="/file",
+                  http_request_method="HEAD") == 0
+    assert sample(metrics, "http_server_response_body_size_bytes_sum", http_route="/stream") == 3000
+
+
+def get_text(port: int, path: str) -> str:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().read().decode()
+    finally:
+        conn.close()

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <string_view>
+#include <vector>
 
 #include "covet/http/exchange.hpp"
 #include "covet/io/loop.hpp"
@@ -32,6 +33,19 @@ class BodyFilter {
 public:
     virtual ~BodyFilter() = default;
     virtual std::string_view filter(std::string_view chunk, bool last) noexcept = 0;
+};
+
+class RequestContext;
+
+// Told when a streamed response is over, for a middleware whose record needs the whole answer (the access log's
+// bytes and duration): installed on the exchange's context by its after_stream hook, run once on the connection's
+// thread. `body_bytes`: the body as sent, after any BodyFilter. `completed`: false when the exchange ended without
+// the stream's last chunk (the client went away, the stream was reset); the call then comes when the slot is
+// reused or closed.
+class StreamEndHook {
+public:
+    virtual ~StreamEndHook() = default;
+    virtual void stream_end(const RequestContext& context, std::uint64_t body_bytes, bool completed) noexcept = 0;
 };
 
 class RequestContext final : public ExchangeState {
@@ -65,6 +79,8 @@ public:
     // The filter a streamed response's body goes through (one per exchange; a later one replaces it).
     void set_body_filter(std::unique_ptr<BodyFilter> filter) noexcept { body_filter_ = std::move(filter); }
     BodyFilter* body_filter() const noexcept { return body_filter_.get(); }
+    // Adds a hook told when the streamed response ends (the slot keeps its list's storage between exchanges).
+    void add_stream_end_hook(std::unique_ptr<StreamEndHook> hook) { stream_end_hooks_.push_back(std::move(hook)); }
 
     // The exchange's trace ids (TracingMiddleware; inactive without it).
     trace::SpanState& span() noexcept { return span_; }
@@ -89,6 +105,7 @@ public:
     // Back to the state of a new exchange. An exchange still open (its answer never completed: the client
     // went away, the stream was reset) is recorded as aborted first.
     void reset() noexcept {
+        end_stream(false);
         end_exchange(metrics::ErrorType::aborted);
         span_.reset();
         request_id_len_ = 0;
@@ -100,8 +117,12 @@ public:
         route_ = {};
         status_ = 0;
         rate_limit_note_ = 0;
+        response_bytes_ = 0;
     }
-    ~RequestContext() override { end_exchange(metrics::ErrorType::aborted); }
+    ~RequestContext() override {
+        end_stream(false);
+        end_exchange(metrics::ErrorType::aborted);
+    }
 
 private:
     friend class App;
@@ -116,6 +137,13 @@ private:
         const auto elapsed = std::chrono::duration_cast<std::chrono::nanoseconds>(now - started_at_).count();
         series_.end(status_, error, elapsed > 0 ? static_cast<std::uint64_t>(elapsed) : 0, request_bytes_,
                     response_bytes_);
+    }
+
+    // Runs the stream-end hooks once, in the order they were added.
+    void end_stream(bool completed) noexcept {
+        if (stream_end_hooks_.empty()) return;
+        for (const auto& hook : stream_end_hooks_) hook->stream_end(*this, response_bytes_, completed);
+        stream_end_hooks_.clear();
     }
 
     io::Clock::time_point started_at_{};
@@ -134,6 +162,7 @@ private:
     std::size_t middleware_depth_ = 0;  // `before` hooks that ran; their `after` hooks run in reverse
     std::uint64_t rate_limit_note_ = 0;
     std::unique_ptr<BodyFilter> body_filter_;
+    std::vector<std::unique_ptr<StreamEndHook>> stream_end_hooks_;
     trace::SpanState span_;
     static inline thread_local const RequestContext* current_ = nullptr;
 };
