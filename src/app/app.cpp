@@ -429,8 +429,13 @@ void App::start(unsigned threads) {
     if (server_) return;
     if (threads) config_.threads = threads;
     make_server();
-    server_->start();
-    start_ops();
+    try {
+        server_->start();
+        start_ops();
+    } catch (...) {
+        abandon_start();
+        throw;
+    }
 }
 
 void App::start_embedded() {
@@ -438,11 +443,16 @@ void App::start_embedded() {
     make_server();
     try {
         server_->start_embedded();
+        start_ops();
     } catch (...) {
-        server_.reset();
+        abandon_start();
         throw;
     }
-    start_ops();
+}
+
+void App::abandon_start() noexcept {
+    ops_app_.reset();
+    server_.reset();  // stops and joins what did start, and closes its listeners
 }
 
 void App::make_server() {

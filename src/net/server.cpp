@@ -132,6 +132,22 @@ struct Server::Impl {
         if (config.client_limits.any() && !limiter) limiter = std::make_unique<ClientLimiter>(config.client_limits);
     }
 
+    // After a failed start: the workers stopped and joined, the listeners closed (the port free at once, not when
+    // the Server goes), so that the caller may report the error and start() again.
+    void release() noexcept {
+        for (auto& w : workers) w->request_stop();
+        for (auto& t : threads)
+            if (t.joinable()) t.join();
+        threads.clear();
+        workers.clear();
+        for (int fd : listeners) ::close(fd);
+        listeners.clear();
+        port = 0;
+        std::lock_guard lock(mutex);
+        started = failed = 0;
+        failure.clear();
+    }
+
     void report_started() {
         std::lock_guard lock(mutex);
         ++started;
@@ -159,35 +175,43 @@ void Server::start() {
     s.make_tls();
     s.make_limiter();
 
-    // Bind every listener first: a port-0 request resolves to one port that all workers share.
-    s.open_listeners(cfg.threads);
-    if (s.bound) s.bound(s.port);
+    try {
+        // Bind every listener first: a port-0 request resolves to one port that all workers share.
+        s.open_listeners(cfg.threads);
+        if (s.bound) s.bound(s.port);
 
-    for (unsigned i = 0; i < cfg.threads; ++i)
-        s.workers.push_back(s.backend == io::Backend::uring ? make_uring_worker(i, cfg, s.listeners[i], s.factory)
-                                                            : make_asio_worker(i, cfg, s.listeners[i], s.factory));
-    s.make_ticks();
-    for (auto& w : s.workers) s.equip(*w);
+        for (unsigned i = 0; i < cfg.threads; ++i)
+            s.workers.push_back(s.backend == io::Backend::uring ? make_uring_worker(i, cfg, s.listeners[i], s.factory)
+                                                                : make_asio_worker(i, cfg, s.listeners[i], s.factory));
+        s.make_ticks();
+        for (auto& w : s.workers) s.equip(*w);
 
-    // Workers never take SIGINT/SIGTERM/SIGHUP: the thread that waits for them does (wait_for_termination_signal,
-    // and App::run for SIGHUP).
-    sigset_t block, previous;
-    sigemptyset(&block);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGPIPE);
-    sigaddset(&block, SIGHUP);  // certificate reload: taken by the thread in App::run, or default there
-    pthread_sigmask(SIG_BLOCK, &block, &previous);
-    for (unsigned i = 0; i < cfg.threads; ++i) s.threads.emplace_back([&s, i] { s.run_worker(i); });
-    pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+        // Workers never take SIGINT/SIGTERM/SIGHUP: the thread that waits for them does
+        // (wait_for_termination_signal, and App::run for SIGHUP).
+        sigset_t block, previous;
+        sigemptyset(&block);
+        sigaddset(&block, SIGINT);
+        sigaddset(&block, SIGTERM);
+        sigaddset(&block, SIGPIPE);
+        sigaddset(&block, SIGHUP);  // certificate reload: taken by the thread in App::run, or default there
+        pthread_sigmask(SIG_BLOCK, &block, &previous);
+        struct RestoreMask {
+            const sigset_t& mask;
+            ~RestoreMask() { pthread_sigmask(SIG_SETMASK, &mask, nullptr); }
+        } restore{previous};
+        for (unsigned i = 0; i < cfg.threads; ++i) s.threads.emplace_back([&s, i] { s.run_worker(i); });
+    } catch (...) {
+        s.release();
+        throw;
+    }
 
     std::unique_lock lock(s.mutex);
     s.cv.wait(lock, [&] { return s.started + s.failed >= cfg.threads; });
     if (s.failed) {
+        const std::string why = "covet: " + std::to_string(s.failed) + " worker(s) failed to start: " + s.failure;
         lock.unlock();
-        stop();
-        wait();
-        throw std::runtime_error("covet: " + std::to_string(s.failed) + " worker(s) failed to start: " + s.failure);
+        s.release();
+        throw std::runtime_error(why);
     }
     spdlog::info("listening on {}:{} backend={} threads={}", cfg.host, s.port, io::to_string(s.backend), cfg.threads);
 }
@@ -204,17 +228,15 @@ void Server::start_embedded() {
             "this process uses asio; start() with a thread instead");
     s.make_tls();
     s.make_limiter();
-    s.open_listeners(1);
-    if (s.bound) s.bound(s.port);
-    s.workers.push_back(make_uring_worker(0, cfg, s.listeners[0], s.factory));
-    s.make_ticks();
-    s.equip(*s.workers[0]);
     try {
+        s.open_listeners(1);
+        if (s.bound) s.bound(s.port);
+        s.workers.push_back(make_uring_worker(0, cfg, s.listeners[0], s.factory));
+        s.make_ticks();
+        s.equip(*s.workers[0]);
         s.workers[0]->open_embedded();
     } catch (...) {
-        s.workers.clear();
-        for (int fd : s.listeners) ::close(fd);
-        s.listeners.clear();
+        s.release();
         throw;
     }
     s.embedded = true;

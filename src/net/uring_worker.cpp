@@ -201,7 +201,10 @@ protected:
     }
 
     bool send_in_flight(std::uint32_t slot) const override { return states_[slot].send_in_flight; }
-    bool io_in_flight() const override { return sends_in_flight_ > 0; }
+    // An accept still armed holds the listening socket in the kernel: the worker finishes once its cancel has
+    // completed, so that the port is free when the Server closes its listeners (not whenever the ring's exit
+    // work gets to it).
+    bool io_in_flight() const override { return sends_in_flight_ > 0 || accept_armed_; }
     void reset_socket_state(std::uint32_t slot) override { states_[slot] = State{}; }
 
 private:

@@ -539,7 +539,8 @@ def test_http3_on_a_port_whose_udp_side_is_taken_fails_at_start(real_engine: Any
                                                                  squatter_reuseport: bool) -> None:
     """The UDP socket is bound beside the TCP listener: a port whose UDP side another socket holds must fail the
     start, not serve TCP alone; also when that socket has SO_REUSEPORT (the engine's first socket binds without
-    it, so it does not join a stranger's group and share its datagrams)."""
+    it, so it does not join a stranger's group and share its datagrams). The failed start leaves nothing bound:
+    the TCP port is free again while the worker object still exists."""
     import socket
 
     from covet.serve import ThreadedWorker
@@ -556,6 +557,8 @@ def test_http3_on_a_port_whose_udp_side_is_taken_fails_at_start(real_engine: Any
             worker.start()
         except Exception as e:
             assert "UDP" in str(e) or "HTTP/3" in str(e), repr(e)
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as again:
+                again.bind(("127.0.0.1", port))  # EADDRINUSE while the failed server kept its listener
         else:
             worker.stop()
             pytest.fail(f"served on {port} although its UDP side is taken: HTTP/3 would silently not work")

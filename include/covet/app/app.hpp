@@ -194,6 +194,8 @@ private:
     }
 
     void make_server();
+    // A start that failed part-way: nothing stays bound or running, and the next start() begins afresh.
+    void abandon_start() noexcept;
 
     struct WebSocketTarget {
         std::shared_ptr<const ws::Handlers> shared;  // one set for all connections, or

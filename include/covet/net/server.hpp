@@ -27,7 +27,7 @@ public:
     Server& operator=(const Server&) = delete;
 
     // Binds the listeners and starts the workers; returns once all workers run. Throws if the address
-    // can't be bound or no backend can start.
+    // can't be bound or no backend can start; then nothing is left bound or running, and start() may be retried.
     void start();
     // A datagram service on every worker (HTTP/3: covet/http3/server.hpp), made as each worker's loop starts.
     // Set before start(); a service that cannot start (its UDP port taken) fails start() with the reason.
