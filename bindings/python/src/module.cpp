@@ -584,6 +584,8 @@ public:
                 embedded_ = true;
                 bridge_.set_polled(true);
                 return;
+            } catch (const std::system_error&) {
+                throw;  // the address cannot be bound: an I/O thread would fail the same way
             } catch (const std::exception& e) {
                 spdlog::info("the engine runs on its own I/O thread: {}", e.what());
             }
