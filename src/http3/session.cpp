@@ -746,7 +746,10 @@ int Session::on_stream_data(std::int64_t id, const std::uint8_t* data, std::size
         // A malformed request (a Content-Length its DATA does not match, a bad field): a stream error (RFC 9114
         // §4.1.2), so that stream is reset with H3_MESSAGE_ERROR and the connection's other requests go on.
         ngtcp2_conn_shutdown_stream(conn_, id, NGHTTP3_H3_MESSAGE_ERROR);
-        if (on_stream_reset(id) != 0) return -1;
+        if (on_stream_reset(id,
+                            "the request was malformed (a Content-Length its DATA does not match, or an invalid "
+                            "field): its stream was reset with H3_MESSAGE_ERROR") != 0)
+            return -1;
         this->consumed(id, length);
         return 0;
     }
@@ -779,9 +782,8 @@ int Session::on_stream_close(std::int64_t id, std::uint64_t error) {
     return rv == 0 ? 0 : -1;
 }
 
-int Session::on_stream_reset(std::int64_t id) {
-    if (const auto it = streams_.find(id); it != streams_.end())
-        abort_upload(*it->second, 0, "the client reset the stream before the request body ended");
+int Session::on_stream_reset(std::int64_t id, std::string_view why) {
+    if (const auto it = streams_.find(id); it != streams_.end()) abort_upload(*it->second, 0, why);
     if (h3_ && nghttp3_conn_shutdown_stream_read(h3_, id) != 0) return -1;
     return 0;
 }

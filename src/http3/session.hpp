@@ -71,7 +71,9 @@ public:
     int on_unblocked(std::int64_t id);
     void on_max_streams(std::uint64_t max_streams);
     int on_stream_close(std::int64_t id, std::uint64_t error);
-    int on_stream_reset(std::int64_t id);
+    // The request stream `id` ends early: a streamed upload's reader gets `why`.
+    int on_stream_reset(std::int64_t id,
+                        std::string_view why = "the client reset the stream before the request body ended");
     int on_new_cid(ngtcp2_cid* cid, std::uint8_t* token, std::size_t length);
     void on_removed_cid(const ngtcp2_cid* cid);
     int on_tx_key(ngtcp2_crypto_level level);
