@@ -304,7 +304,10 @@ void App::finalize_stream(const Request& request, ExchangeState* state, Response
     }
     // A body filter (compression) changes the body's length: the stream cannot keep a declared one.
     if (context && context->body_filter()) head.clear_head_length();
-    if (context) context->status_ = head.status();
+    if (context) {
+        context->status_ = head.status();
+        context->count_body_ = request.method() != Method::head;  // an answer to HEAD sends none of it
+    }
 }
 
 std::string_view App::filter_body(ExchangeState* state, std::string_view chunk, bool last) noexcept {
@@ -312,7 +315,7 @@ std::string_view App::filter_body(ExchangeState* state, std::string_view chunk, 
     BodyFilter* filter = context ? context->body_filter() : nullptr;
     const std::string_view out = filter ? filter->filter(chunk, last) : chunk;
     if (context) {
-        context->response_bytes_ += out.size();
+        if (context->count_body_) context->response_bytes_ += out.size();
         if (last) {  // the protocols call it at the stream's end
             context->end_stream(true);
             context->end_exchange(metrics::ErrorType::none);

@@ -1079,7 +1079,12 @@ private:
             return;
         }
         s.state = streaming ? StreamState::streaming : StreamState::responding;
-        if (streaming && !has_data) s.head_only = true;  // what the application writes next is dropped
+        if (streaming && !has_data) {
+            s.head_only = true;  // what the application writes next is dropped
+            // The answer is complete with its head (HEAD, 204, 304): so is the exchange's record (metrics, the
+            // access log), which stream_end would not reach once the stream has closed.
+            dispatcher_.filter_body(s.app_state.get(), {}, true);
+        }
     }
 
     void resume(Stream& s) {

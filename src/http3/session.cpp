@@ -1165,7 +1165,12 @@ void Session::submit(Stream& s, bool streaming) {
         ngtcp2_conn_shutdown_stream_write(conn_, s.id, NGHTTP3_H3_INTERNAL_ERROR);
         return;
     }
-    if (!has_data) s.ended = true;
+    if (!has_data) {
+        s.ended = true;
+        // A streamed answer complete with its head (HEAD, 204, 304): so is the exchange's record (metrics, the
+        // access log), which stream_end skips for an ended stream.
+        if (streaming) endpoint_.shared().dispatcher.filter_body(s.app_state.get(), {}, true);
+    }
 }
 
 nghttp3_ssize Session::read_body(Stream* s, nghttp3_vec* vec, std::size_t count, std::uint32_t* flags) {

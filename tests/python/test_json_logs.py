@@ -144,7 +144,7 @@ BODIES_APP = """
     async def file():
         return FileResponse({path!r})
 
-    @app.get("/stream")
+    @app.api_route("/stream", methods=["GET", "HEAD"])
     async def stream():
         async def chunks():
             for _ in range(3):
@@ -172,11 +172,16 @@ def test_access_log_and_metrics_count_the_body_as_sent(tmp_path: Path) -> None:
     with ServerProcess([sys.executable, "-m", "covet", "run", "bodies:app", "--app-dir", str(tmp_path), "--port", "0",
                         "--log-format", "json", "--access-log", "--ops-port", str(ops)]) as server:
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-        for method, path, size in (("GET", "/file", 5000), ("HEAD", "/file", 0), ("GET", "/stream", 3000)):
+        # A HEAD's answer is complete at its head, while the app's producer still runs: the connection stays open
+        # (the next request waits for it), or the exchange would end as aborted by the client.
+        for method, path, size in (("HEAD", "/stream", 0), ("GET", "/file", 5000), ("HEAD", "/file", 0),
+                                   ("GET", "/stream", 3000)):
             conn.request(method, path)
             r = conn.getresponse()
             assert r.status == 200 and len(r.read()) == size
         conn.close()
+        sizes = h2c_exchange(server.port, [("HEAD", "/stream"), ("GET", "/stream"), ("GET", "/file")])
+        assert sizes == [0, 3000, 5000]
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
             s.sendall(b"GET /endless HTTP/1.1\r\nHost: t\r\n\r\n")
             got = b""
@@ -185,19 +190,54 @@ def test_access_log_and_metrics_count_the_body_as_sent(tmp_path: Path) -> None:
         server.wait_for(r'"target":"/endless".*"aborted":true')
         metrics = get_text(ops, "/_metrics")
         server.stop()
-    access = {(r["method"], r["target"]): r for r in json_lines(server) if r["logger"] == "covet.access"}
-    assert access[("GET", "/file")]["bytes"] == 5000
-    assert access[("HEAD", "/file")]["bytes"] == 0
-    streamed = access[("GET", "/stream")]
-    assert streamed["bytes"] == 3000 and streamed["status"] == 200 and "aborted" not in streamed
-    assert streamed["duration_us"] >= 100_000  # two 50 ms sleeps between the chunks: logged at the end
-    endless = access[("GET", "/endless")]
+    lines = [r for r in json_lines(server) if r["logger"] == "covet.access"]
+    access = {(r["method"], r["target"], r["protocol"]): r for r in lines}
+    assert access[("GET", "/file", "HTTP/1.1")]["bytes"] == access[("GET", "/file", "HTTP/2")]["bytes"] == 5000
+    assert access[("HEAD", "/file", "HTTP/1.1")]["bytes"] == 0
+    for protocol in ("HTTP/1.1", "HTTP/2"):
+        streamed = access[("GET", "/stream", protocol)]
+        assert streamed["bytes"] == 3000 and streamed["status"] == 200 and "aborted" not in streamed, streamed
+        assert streamed["duration_us"] >= 100_000  # two 50 ms sleeps between the chunks: logged at the end
+        head = access[("HEAD", "/stream", protocol)]  # a stream with no body still ends (not aborted)
+        assert head["bytes"] == 0 and "aborted" not in head, (protocol, head)
+    endless = access[("GET", "/endless", "HTTP/1.1")]
     assert endless["aborted"] is True and endless["bytes"] >= 3000
     file_route = {"http_route": "/file", "http_request_method": "GET"}
-    assert sample(metrics, "http_server_response_body_size_bytes_sum", **file_route) == 5000
+    assert sample(metrics, "http_server_response_body_size_bytes_sum", **file_route) == 2 * 5000
     assert sample(metrics, "http_server_response_body_size_bytes_sum", http_route="/file",
                   http_request_method="HEAD") == 0
-    assert sample(metrics, "http_server_response_body_size_bytes_sum", http_route="/stream") == 3000
+    assert sample(metrics, "http_server_response_body_size_bytes_sum", http_route="/stream") == 2 * 3000
+    # Every exchange but the endless one completed: none is counted as aborted.
+    assert sample(metrics, "http_server_request_duration_seconds_count", error_type="aborted") == 1
+
+
+def h2c_exchange(port: int, requests: list[tuple[str, str]]) -> list[int]:
+    """Each request on one HTTP/2 cleartext connection (prior knowledge), one after the other: the body sizes."""
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    sizes = []
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        for method, path in requests:
+            stream = conn.get_next_available_stream_id()
+            conn.send_headers(stream, [(":method", method), (":scheme", "http"), (":authority", "t"),
+                                       (":path", path)], end_stream=True)
+            s.sendall(conn.data_to_send())
+            size, ended = 0, False
+            while not ended:
+                data = s.recv(65536)
+                assert data, "the server closed the connection"
+                for event in conn.receive_data(data):
+                    if isinstance(event, h2.events.DataReceived):
+                        size += len(event.data)
+                        conn.acknowledge_received_data(event.flow_controlled_length, stream)
+                    ended = ended or (isinstance(event, h2.events.StreamEnded) and event.stream_id == stream)
+                s.sendall(conn.data_to_send())
+            sizes.append(size)
+    return sizes
 
 
 def get_text(port: int, path: str) -> str:

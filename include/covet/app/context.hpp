@@ -118,6 +118,7 @@ public:
         status_ = 0;
         rate_limit_note_ = 0;
         response_bytes_ = 0;
+        count_body_ = true;
     }
     ~RequestContext() override {
         end_stream(false);
@@ -153,6 +154,7 @@ private:
     metrics::HttpSeriesCache series_;  // this slot's last label sets (keep-alive exchanges repeat them)
     std::uint64_t request_bytes_ = 0;
     std::uint64_t response_bytes_ = 0;
+    bool count_body_ = true;  // false for a streamed answer to HEAD: filter_body counts none of its chunks
     char request_id_[max_request_id]{};
     std::size_t request_id_len_ = 0;
     char csp_nonce_[32]{};
