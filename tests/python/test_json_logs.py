@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import serverproc
 from serverproc import ServerProcess, free_port, require_compiled_engine, sample
 
 from covet.logger import JsonFormatter, request_ids
@@ -188,7 +189,7 @@ def test_access_log_and_metrics_count_the_body_as_sent(tmp_path: Path) -> None:
             while got.count(b"y") < 3000:
                 got += s.recv(65536)
         server.wait_for(r'"target":"/endless".*"aborted":true')
-        metrics = get_text(ops, "/_metrics")
+        metrics = serverproc.get(ops, "/_metrics")[1]
         server.stop()
     lines = [r for r in json_lines(server) if r["logger"] == "covet.access"]
     access = {(r["method"], r["target"], r["protocol"]): r for r in lines}
@@ -238,12 +239,3 @@ def h2c_exchange(port: int, requests: list[tuple[str, str]]) -> list[int]:
                 s.sendall(conn.data_to_send())
             sizes.append(size)
     return sizes
-
-
-def get_text(port: int, path: str) -> str:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("GET", path)
-        return conn.getresponse().read().decode()
-    finally:
-        conn.close()
