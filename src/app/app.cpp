@@ -431,31 +431,25 @@ std::uint16_t App::ops_port() const noexcept { return ops_app_ ? ops_app_->port(
 void App::start(unsigned threads) {
     if (server_) return;
     if (threads) config_.threads = threads;
-    make_server();
-    try {
-        server_->start();
-        start_ops();
-    } catch (...) {
-        abandon_start();
-        throw;
-    }
+    launch(&net::Server::start);
 }
 
 void App::start_embedded() {
     if (server_) return;
-    make_server();
-    try {
-        server_->start_embedded();
-        start_ops();
-    } catch (...) {
-        abandon_start();
-        throw;
-    }
+    launch(&net::Server::start_embedded);
 }
 
-void App::abandon_start() noexcept {
-    ops_app_.reset();
-    server_.reset();  // stops and joins what did start, and closes its listeners
+void App::launch(void (net::Server::*start_server)()) {
+    make_server();
+    try {
+        (server_.get()->*start_server)();
+        start_ops();
+    } catch (...) {
+        // Nothing stays bound or running, and the next start begins afresh.
+        ops_app_.reset();
+        server_.reset();  // stops and joins what did start, and closes its listeners
+        throw;
+    }
 }
 
 void App::make_server() {

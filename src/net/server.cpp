@@ -132,12 +132,20 @@ struct Server::Impl {
         if (config.client_limits.any() && !limiter) limiter = std::make_unique<ClientLimiter>(config.client_limits);
     }
 
+    void stop_workers() noexcept {
+        for (auto& w : workers) w->request_stop();
+    }
+
+    void join_workers() {
+        for (auto& t : threads)
+            if (t.joinable()) t.join();
+    }
+
     // After a failed start: the workers stopped and joined, the listeners closed (the port free at once, not when
     // the Server goes), so that the caller may report the error and start() again.
     void release() noexcept {
-        for (auto& w : workers) w->request_stop();
-        for (auto& t : threads)
-            if (t.joinable()) t.join();
+        stop_workers();
+        join_workers();
         threads.clear();
         workers.clear();
         for (int fd : listeners) ::close(fd);
@@ -255,14 +263,9 @@ void Server::on_output(std::function<void()> hook) {
     if (impl_->embedded) impl_->workers[0]->on_output(std::move(hook));
 }
 
-void Server::stop() {
-    for (auto& w : impl_->workers) w->request_stop();
-}
+void Server::stop() { impl_->stop_workers(); }
 
-void Server::wait() {
-    for (auto& t : impl_->threads)
-        if (t.joinable()) t.join();
-}
+void Server::wait() { impl_->join_workers(); }
 
 void Server::reload_tls() {
     // The context is created by start() and lives until the Server does; reload() locks internally.

@@ -194,8 +194,8 @@ private:
     }
 
     void make_server();
-    // A start that failed part-way: nothing stays bound or running, and the next start() begins afresh.
-    void abandon_start() noexcept;
+    // make_server(), then `start_server` on it and start_ops(); a failure part-way drops both servers again.
+    void launch(void (net::Server::*start_server)());
 
     struct WebSocketTarget {
         std::shared_ptr<const ws::Handlers> shared;  // one set for all connections, or
