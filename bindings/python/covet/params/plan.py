@@ -104,6 +104,8 @@ def _query_multi(qs: str) -> dict[str, list[str]]:
 
 
 def _is_json_media_type(content_type: Optional[str], strict: bool = True) -> bool:
+    if content_type == "application/json":  # what nearly every client sends: no parsing
+        return True
     if not content_type:
         return not strict  # FastAPI (0.132+, strict_content_type=True) does not parse it as JSON
     media_type = content_type.partition(";")[0].strip().lower()

@@ -302,11 +302,9 @@ class Dispatcher(EngineDriver):
 
     def _direct_route(self, route: Route) -> bool:
         """Whether `route`'s requests need nothing of `_route_response` beyond calling the handler with its
-        path/query parameters and rendering the result: an async handler, no middleware around it, no
-        Request, dependencies, Response/BackgroundTasks parameters, body or streamed result."""
-        plan = route.plan
-        return (route.is_async and self._bare_pipeline(route) and not plan.needs_request
-                and not plan.json_in_tree and not plan.form_in_tree)
+        parameters and rendering the result: an async handler, no middleware around it, no dependencies,
+        Response/BackgroundTasks parameters or streamed result."""
+        return route.is_async and self._bare_pipeline(route)
 
     def _sync_lane_route(self, route: Route) -> bool:
         """Whether `route` takes the sync lane (`_start_sync`): a sync handler, no middleware around it, no
@@ -466,16 +464,23 @@ class Dispatcher(EngineDriver):
         request: Optional[Request] = None
         try:
             if route in self._direct:  # `_route_response`'s work for such a route, in this coroutine
+                plan = route.plan
+                if plan.needs_request:
+                    request = Request(native, self.app, self.root_path)
                 try:
-                    plan = route.plan
-                    result = await (route.endpoint() if plan.trivial else route.endpoint(**plan.extract(native, None)))
+                    if (plan.json_in_tree or plan.form_in_tree) and getattr(native, "streaming", False):
+                        assert request is not None  # body parameters need a Request
+                        await request.body()  # a large body the engine streams: parameters read from the whole
+                    result = await (route.endpoint() if plan.trivial
+                                    else route.endpoint(**plan.extract(native, request)))
                     # A Response is sent as it is (`_render` with no Response/BackgroundTasks parameter).
                     rendered: Rendered = result if isinstance(result, Response) else self._render(route, result)
                 except Exception as exc:
                     handler = self._find_handler(exc, route.exception_handlers)
                     if handler is None:
                         raise
-                    request = Request(native, self.app, self.root_path)
+                    if request is None:
+                        request = Request(native, self.app, self.root_path)
                     rendered = await self._call_handler(handler, request, exc)
             elif self._chain is not None:
                 request = Request(native, self.app, self.root_path)
