@@ -344,6 +344,13 @@ class NativeRequest:
     client = property(lambda self: self._get("client"))
     http_version = property(lambda self: self._get("http_version"))
 
+    def header(self, name: str) -> Optional[str]:
+        """The first `name` header or None (the engine's lookup; counted as a read of "header")."""
+        headers = self._get("headers")
+        self.reads[-1] = "header"
+        name = name.lower()
+        return next((value for key, value in headers if key.lower() == name), None)
+
 
 class NativeResponder:
     def __init__(self, exchange: _Exchange) -> None:

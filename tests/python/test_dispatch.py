@@ -661,6 +661,10 @@ class TestRequestLifetime:
             natives.append(request._native)
             return request.method
 
+        @app.post("/items")
+        async def items(item: _Item) -> str:
+            return item.name
+
         async def main() -> None:
             h = harness_factory(app)
             original = h.server.take
@@ -674,8 +678,12 @@ class TestRequestLifetime:
             assert h.request("GET", "/p/3").body == b"3"
             assert h.request("GET", "/q?limit=4").body == b"4"
             assert h.request("GET", "/r").body == b'"GET"'
+            json_type = [("Host", "fake"), ("Content-Type", "application/json")]
+            assert h.request("POST", "/items", headers=json_type, body=b'{"name":"a","price":1}').body == b'"a"'
             assert [n.reads for n in natives[:2]] == [["params"], ["query_string"]]
             assert natives[2].reads == ["method"]
+            # A JSON body: its content type is looked up alone, not every header converted.
+            assert natives[4].reads == ["body", "header"]
 
         run(main())
 

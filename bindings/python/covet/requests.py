@@ -121,6 +121,16 @@ class Request(HTTPConnection):
         native = self._native
         return native is not None and getattr(native, "streaming", False)
 
+    def _header_now(self, name: str) -> Optional[str]:
+        """The first `name` header (`name` in lower case): from ``headers`` once they are built, else looked up
+        by the engine (``NativeRequest.header``) without converting every header to Python."""
+        if self._headers is None:
+            lookup = getattr(self._native, "header", None)
+            if lookup is not None:
+                value: Optional[str] = lookup(name)
+                return value
+        return self.headers.get(name)
+
     def _body_now(self) -> bytes:
         body = self._body_cache
         if body is None:

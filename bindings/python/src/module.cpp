@@ -844,6 +844,13 @@ PYBIND11_MODULE(_native, m) {
                                        out[i++] = py::make_tuple(latin1(h.name), latin1(h.value));
                                    return out;
                                })
+        // The first `name` header (compared case-insensitively) or None: one lookup, not every header converted.
+        .def("header",
+             [](const NativeRequest& r, std::string_view name) -> py::object {
+                 const std::optional<std::string_view> value = live_request(r.ex)->header(name);
+                 if (!value) return py::none();
+                 return latin1(*value);
+             })
         .def_property_readonly("body",
                                [](const NativeRequest& r) {
                                    const LiveRequest req = live_request(r.ex);

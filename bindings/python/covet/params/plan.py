@@ -469,7 +469,7 @@ def _parse_body(request: Request, errors: list[dict[str, Any]], strict_content_t
     raw = request._body_now()
     if not raw:
         return _NO_BODY
-    if _is_json_media_type(request.headers.get("content-type"), strict_content_type):
+    if _is_json_media_type(request._header_now("content-type"), strict_content_type):
         value = _body_json(raw, errors)
         if value is not _INVALID:
             return value
