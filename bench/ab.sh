@@ -9,7 +9,8 @@
 # are started fresh on CPU 0 and loaded by wrk on CPU 1 (1 s warm-up, DURATION s timed, default 3); the server's
 # utime+stime over the timed run divided by the responses is the figure. Prints one line per run and the
 # medians; SERVERS (default "native async"; "sync": the bench app's `def` handlers; "inline": the same run inline)
-# and SCENARIOS (default "plaintext json pipelined16") narrow it.
+# and SCENARIOS (default "plaintext json pipelined16"; also "post-json", the matrix's 1 KB model-validated POST)
+# narrow it.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 a_root=$(cd "$1" && pwd); b_root=$(cd "$2" && pwd); rounds=${3:-5}
@@ -18,8 +19,13 @@ duration=${DURATION:-3}
 servers=${SERVERS:-native async}
 scenarios=${SCENARIOS:-plaintext json pipelined16}
 pipeline_lua=$here/bench/tools/wrk/pipeline.lua
+matrix_lua=$here/bench/tools/wrk/matrix.lua
 results=$(mktemp)
-trap 'rm -f "$results"' EXIT
+item_body=$(mktemp)
+trap 'rm -f "$results" "$item_body"' EXIT
+(cd "$here" && python3 -c 'import sys; from bench.scenarios import item_payload; sys.stdout.buffer.write(item_payload())') \
+  >"$item_body"
+export BENCH_METHOD BENCH_BODY_FILE BENCH_CONTENT_TYPE=application/json
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -33,10 +39,13 @@ run() {
     plaintext) path=/plaintext conns=64 ;;
     json) path=/json conns=64 ;;
     pipelined16) path=/plaintext conns=256 extra=(-s "$pipeline_lua") ;;
+    post-json) path=/items conns=64 extra=(-s "$matrix_lua") ;;  # the matrix's 1 KB body (bench.scenarios)
     *) echo "ab.sh: unknown scenario $scenario" >&2; exit 2 ;;
   esac
   local tail_args=()
   [ "$scenario" = pipelined16 ] && tail_args=(-- 16)
+  BENCH_METHOD=GET BENCH_BODY_FILE=
+  [ "$scenario" = post-json ] && BENCH_METHOD=POST BENCH_BODY_FILE=$item_body
   case $server in
     native) taskset -c 0 "$root/build-release/examples/native/hello/hello" --port "$port" --threads 1 \
               --log-level warn >/dev/null 2>&1 & ;;

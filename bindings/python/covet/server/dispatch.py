@@ -468,8 +468,8 @@ class Dispatcher(EngineDriver):
                 if plan.needs_request:
                     request = Request(native, self.app, self.root_path)
                 try:
-                    if (plan.json_in_tree or plan.form_in_tree) and getattr(native, "streaming", False):
-                        assert request is not None  # body parameters need a Request
+                    if (request is not None and (plan.json_in_tree or plan.form_in_tree)
+                            and getattr(native, "streaming", False)):
                         await request.body()  # a large body the engine streams: parameters read from the whole
                     result = await (route.endpoint() if plan.trivial
                                     else route.endpoint(**plan.extract(native, request)))
