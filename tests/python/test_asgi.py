@@ -330,6 +330,16 @@ def test_mounted_asgi_app(make_client: Any) -> None:
     assert "/legacy" not in json.dumps(client.get("/openapi.json").json()["paths"])
 
 
+def test_a_scope_request_looks_up_one_header_as_the_engine_does() -> None:
+    from covet.asgi.messages import ScopeRequest
+
+    scope = {"type": "http", "method": "POST", "path": "/", "query_string": b"",
+             "headers": [(b"Content-Type", b"application/json"), (b"x-a", b"1"), (b"X-A", b"2")]}
+    native = ScopeRequest(scope, "/", b"{}", {})
+    assert (native.header("content-type"), native.header("x-a"), native.header("x-b")) == ("application/json", "1",
+                                                                                           None)
+
+
 def test_mount_refuses_what_is_not_an_app() -> None:
     with pytest.raises(TypeError, match="ASGI application"):
         CovetPy().mount("/x", object())

@@ -84,7 +84,8 @@ class ScopeRequest:
         query: bytes = scope.get("query_string", b"") or b""
         self.query_string = query.decode("latin-1")
         self.target = f"{path}?{self.query_string}" if self.query_string else path
-        self.headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in scope.get("headers", ())]
+        self.headers: list[tuple[str, str]] = [
+            (name.decode("latin-1"), value.decode("latin-1")) for name, value in scope.get("headers", ())]
         self.body = body
         self.params = params
         client = scope.get("client")
@@ -99,6 +100,13 @@ class ScopeRequest:
         self._chunks: collections.deque[bytes] = collections.deque([body] if body and receive is not None else ())
         self._ended = receive is None
         self._pulling: Optional[asyncio.Task[None]] = None
+
+    def header(self, name: str) -> Optional[str]:
+        """The first `name` header (`name` in lower case) or None: ``NativeRequest.header``'s lookup."""
+        for key, value in self.headers:
+            if key.lower() == name:
+                return value
+        return None
 
     def read_body(self) -> Union[bytes, tuple[int, str], None]:
         """The next chunk; b"" at the end; ``(0, reason)`` when the client went away; None: not yet (the
