@@ -460,3 +460,14 @@ def test_jsonable_timedelta_is_seconds() -> None:
 
     assert jsonable({"d": datetime.timedelta(minutes=5), "t": datetime.datetime(2024, 1, 2, tzinfo=datetime.timezone.utc)}) == {
         "d": 300.0, "t": "2024-01-02T00:00:00+00:00"}
+
+
+def test_headers_get_as_a_mapping() -> None:
+    from covet.datastructures import Headers, MutableHeaders
+
+    headers = Headers([("Content-Type", "text/plain"), ("X-A", "1"), ("x-a", "2")])
+    assert (headers.get("content-type"), headers.get("X-A"), headers.get(key="x-a")) == ("text/plain", "1", "1")
+    assert (headers.get("missing"), headers.get("missing", "d"), headers.get("missing", default=0)) == (None, "d", 0)
+    mutable = MutableHeaders([("X-A", "1")])
+    mutable["x-a"] = "3"  # get sees what was set since (the index is rebuilt)
+    assert mutable.get("X-A") == "3"

@@ -95,6 +95,39 @@ def test_gzip_request_body(make_client: Any) -> None:
     assert bad.json()["detail"][0]["loc"] == ["body", 1]
 
 
+class BeaconRequest(Request):
+    """navigator.sendBeacon posts JSON as text/plain: this request presents it as JSON."""
+
+    @property
+    def headers(self) -> Any:
+        headers = super().headers.mutablecopy()
+        headers["content-type"] = "application/json"
+        return headers
+
+
+class BeaconRoute(APIRoute):
+    def get_route_handler(self) -> Handler:
+        original_route_handler = super().get_route_handler()
+
+        async def custom_route_handler(request: Request) -> Response:
+            return await original_route_handler(BeaconRequest(request.scope, request.receive))
+
+        return custom_route_handler
+
+
+def test_a_custom_request_s_headers_decide_how_the_body_is_parsed(make_client: Any) -> None:
+    app = CovetPy()
+    app.router.route_class = BeaconRoute
+
+    @app.post("/beacon")
+    async def beacon(item: Item) -> dict[str, Any]:
+        return {"name": item.name, "price": item.price}
+
+    client = make_client(app)
+    response = client.post("/beacon", content=b'{"name": "a", "price": 1.5}', headers={"Content-Type": "text/plain"})
+    assert (response.status_code, response.json()) == (200, {"name": "a", "price": 1.5})
+
+
 def test_validation_error_body_in_the_route_handler(make_client: Any) -> None:
     app = CovetPy()
     app.router.route_class = ValidationErrorLoggingRoute

@@ -254,10 +254,10 @@ class Headers(Mapping[str, str]):
 
     # Mapping's get goes through __getitem__ and a KeyError for a missing name: three times the cost of this.
     @overload
-    def get(self, key: str, /) -> Optional[str]: ...
+    def get(self, key: str) -> Optional[str]: ...
     @overload
-    def get(self, key: str, /, default: Union[str, _V]) -> Union[str, _V]: ...
-    def get(self, key: str, /, default: Any = None) -> Any:
+    def get(self, key: str, default: Union[str, _V]) -> Union[str, _V]: ...
+    def get(self, key: str, default: Any = None) -> Any:
         return self._index().get(key.lower(), default)
 
     def __contains__(self, key: object) -> bool:

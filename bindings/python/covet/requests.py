@@ -123,8 +123,9 @@ class Request(HTTPConnection):
 
     def _header_now(self, name: str) -> Optional[str]:
         """The first `name` header (`name` in lower case): from ``headers`` once they are built, else looked up
-        by the engine (``NativeRequest.header``) without converting every header to Python."""
-        if self._headers is None:
+        by the engine (``NativeRequest.header``) without converting every header to Python. A subclass (a
+        route_class's custom Request) is always asked through ``headers``: it may override them."""
+        if self._headers is None and type(self) is Request:
             lookup = getattr(self._native, "header", None)
             if lookup is not None:
                 value: Optional[str] = lookup(name)

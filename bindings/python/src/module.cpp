@@ -847,7 +847,8 @@ PYBIND11_MODULE(_native, m) {
         // The first `name` header (compared case-insensitively) or None: one lookup, not every header converted.
         .def("header",
              [](const NativeRequest& r, std::string_view name) -> py::object {
-                 const std::optional<std::string_view> value = live_request(r.ex)->header(name);
+                 const LiveRequest req = live_request(r.ex);  // held while the value is copied out
+                 const std::optional<std::string_view> value = req->header(name);
                  if (!value) return py::none();
                  return latin1(*value);
              })
