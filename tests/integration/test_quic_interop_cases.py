@@ -552,9 +552,9 @@ def test_ecn(server):
 
 # ---- NAT rebinding ---------------------------------------------------------------------------
 
-def _rebinding_transfer(srv, targets, size: int = 2 * MiB, timeout: float = 30) -> None:
+def _rebinding_transfer(srv, targets, size: int = 4 * MiB, timeout: float = 30) -> None:
     """A `size` echo through the relay, with a NAT rebinding to each of `targets` ((host, port),
-    port 0 for any) 0.1 s apart while it runs (the transfer takes longer than that even on a fast run).
+    port 0 for any) 0.1 s apart while it runs (4 MiB: a 2 MiB echo once ended 1 ms before the third rebinding).
     The transfer must complete; the server must have answered on every new path and validated it
     (PATH_CHALLENGE, answered by aioquic). The NAT switches with the client's next datagram (see
     UdpRelay.rebind)."""
