@@ -119,7 +119,8 @@ class TestEager:
     def test_body_and_header_routes_take_the_direct_path_with_fastapi_answers(self, harness_factory) -> None:  # type: ignore[no-untyped-def]
         """A route with a JSON body model, a header or a Request parameter runs its handler from `_handle` itself
         (no `_route_response` coroutine); its answers stay FastAPI's: 422 for a bad body or a wrong content type,
-        the app's exception handler with the request, and a streamed body collected first."""
+        the app's exception handler with the request. (A body the engine streams is collected first:
+        test_request_stream.py, `test_after_a_body_parameter_the_body_comes_whole`.)"""
         app = CovetPy()
 
         class Refused(Exception):

@@ -915,7 +915,7 @@ class APIRoute(Route, metaclass=_APIRouteType):
                 raise RuntimeError(f"{route.describe()}: get_route_handler()'s handler serves requests of a running "
                                    "app (its server or TestClient); it cannot be called outside one")
             plan = route.plan
-            if type(request).body is not Request.body and (plan.json_in_tree or plan.form_in_tree):
+            if type(request).body is not Request.body and plan.body_in_tree:
                 # a custom Request class with its own body() (FastAPI's GzipRequest): parameters come from it
                 request._body_cache = await request.body()
             try:

@@ -122,7 +122,8 @@ class RequestPlan:
 
     __slots__ = ("specs", "path", "query", "query_lists", "header", "cookie", "body", "request_arg",
                  "needs_request", "trivial", "dependencies", "form", "json_in_tree", "form_in_tree",
-                 "scopes_arg", "scopes", "strict_content_type", "header_groups", "extras", "extras_in_tree")
+                 "body_in_tree", "scopes_arg", "scopes", "strict_content_type", "header_groups", "extras",
+                 "extras_in_tree")
 
     def __init__(self, specs: list[ParamSpec], request_arg: Optional[str],
                  dependencies: Sequence[Dependency] = (), extras: Sequence[tuple[str, str]] = (), *,
@@ -150,6 +151,8 @@ class RequestPlan:
         self.json_in_tree: bool = (bool(self.body) and not self.form) or any(
             d.plan.json_in_tree for d in self.dependencies)
         self.form_in_tree: bool = self.form or any(d.plan.form_in_tree for d in self.dependencies)
+        # Either: parameters are read from the whole body, so a body the engine streams is collected first.
+        self.body_in_tree = self.json_in_tree or self.form_in_tree
         # Path and query values are read straight from the native request; everything else goes through
         # a Request object (which caches what it parses).
         self.needs_request = bool(request_arg or self.header or self.cookie or self.body or self.dependencies)

@@ -468,8 +468,8 @@ class Dispatcher(EngineDriver):
                 if plan.needs_request:
                     request = Request(native, self.app, self.root_path)
                 try:
-                    if (request is not None and (plan.json_in_tree or plan.form_in_tree)
-                            and getattr(native, "streaming", False)):
+                    if plan.body_in_tree and getattr(native, "streaming", False):
+                        assert request is not None  # needs_request
                         await request.body()  # a large body the engine streams: parameters read from the whole
                     result = await (route.endpoint() if plan.trivial
                                     else route.endpoint(**plan.extract(native, request)))
@@ -579,7 +579,7 @@ class Dispatcher(EngineDriver):
             if plan.extras_in_tree:  # a Response / BackgroundTasks parameter: one of each for this request
                 extras = RequestExtras()
                 request_extras.set(extras)  # in this request's own context (its Task's)
-            if (plan.json_in_tree or plan.form_in_tree) and getattr(native, "streaming", False):
+            if plan.body_in_tree and getattr(native, "streaming", False):
                 # A large body the engine streams: parameters are read from the whole of it (within
                 # max_body_bytes, else 413), collected here, where waiting is possible.
                 assert request is not None
