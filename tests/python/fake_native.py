@@ -351,6 +351,13 @@ class NativeRequest:
         name = name.lower()
         return next((value for key, value in headers if key.lower() == name), None)
 
+    def header_values(self, name: str) -> list[str]:
+        """Every `name` header's value (the engine's lookup; counted as a read of "header_values")."""
+        headers = self._get("headers")
+        self.reads[-1] = "header_values"
+        name = name.lower()
+        return [value for key, value in headers if key.lower() == name]
+
 
 class NativeResponder:
     def __init__(self, exchange: _Exchange) -> None:

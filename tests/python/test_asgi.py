@@ -338,6 +338,9 @@ def test_a_scope_request_looks_up_one_header_as_the_engine_does() -> None:
     native = ScopeRequest(scope, "/", b"{}", {})
     assert (native.header("content-type"), native.header("x-a"), native.header("x-b")) == ("application/json", "1",
                                                                                            None)
+    # Case-insensitive in the name asked for too, and every value of a repeated header, as the engine's lookups.
+    assert (native.header("Content-TYPE"), native.header_values("X-a"), native.header_values("x-b")) == (
+        "application/json", ["1", "2"], [])
 
 
 def test_mount_refuses_what_is_not_an_app() -> None:

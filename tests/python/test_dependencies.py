@@ -42,6 +42,13 @@ class Native:
         self.client = ("127.0.0.1", 5000)
         self.http_version = "1.1"
 
+    def header(self, name: str) -> Optional[str]:  # the engine's lookups: case-insensitive
+        values = self.header_values(name)
+        return values[0] if values else None
+
+    def header_values(self, name: str) -> list[str]:
+        return [value for key, value in self.headers if key.lower() == name.lower()]
+
 
 class App:
     """What `solve` reads from the app: ``dependency_overrides``."""

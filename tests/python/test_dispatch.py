@@ -688,6 +688,89 @@ class TestRequestLifetime:
 
         run(main())
 
+    def test_headers_are_looked_up_one_name_at_a_time(self, harness_factory) -> None:  # type: ignore[no-untyped-def]
+        """``request.headers.get``/``[]``/``in``/``getlist``, a Header() parameter and the cookies ask the engine for
+        the names they read; only what needs every header (iteration here) converts them, once."""
+        app = CovetPy()
+        natives: list[Any] = []
+
+        @app.get("/auth")
+        async def auth(request: Request, x_trace: Optional[str] = Header(None)) -> dict:
+            natives.append(request._native)
+            headers = request.headers
+            return {"auth": headers.get("Authorization"), "missing": headers.get("x-missing", "-"),
+                    "has": ["x-missing" in headers, "ACCEPT" in headers], "accept": headers.getlist("accept"),
+                    "host": headers["host"], "trace": x_trace, "session": request.cookies.get("s")}
+
+        @app.get("/every")
+        async def every(request: Request) -> list:
+            natives.append(request._native)
+            headers = request.headers
+            names = sorted(headers)
+            return [names, headers.get("x-a"), headers.getlist("x-a"), len(headers)]
+
+        async def main() -> None:
+            h = harness_factory(app)
+            sent = [("Host", "fake"), ("Authorization", "Bearer t"), ("Accept", "a"), ("accept", "b"),
+                    ("Cookie", "s=1"), ("X-Trace", "9")]
+            answer = h.request("GET", "/auth", headers=sent)
+            assert json.loads(answer.body) == {"auth": "Bearer t", "missing": "-", "has": [False, True],
+                                               "accept": ["a", "b"], "host": "fake", "trace": "9", "session": "1"}
+            assert "headers" not in natives[0].reads and set(natives[0].reads) == {"header", "header_values"}
+            answer = h.request("GET", "/every", headers=[("Host", "fake"), ("X-A", "1"), ("x-a", "2")])
+            assert json.loads(answer.body) == [["host", "x-a"], "1", ["1", "2"], 2]
+            assert natives[1].reads == ["headers"]
+
+        run(main())
+
+    def test_headers_kept_without_their_request_stay_readable(self, make_client) -> None:  # type: ignore[no-untyped-def]
+        """The engine lets a request go with its answer: headers kept past it (here alone, without the request)
+        are converted first, and answer as before."""
+        app = CovetPy()
+        kept: list[Any] = []
+
+        @app.get("/keep")
+        async def keep(request: Request) -> str:
+            headers = request.headers
+            kept.append(headers)  # e.g. for a background job
+            return headers.get("x-k", "")  # read in the engine first
+
+        client = make_client(app)
+        assert client.get("/keep", headers=[("X-K", "v"), ("X-M", "1"), ("X-M", "2")]).json() == "v"
+        (headers,) = kept
+        assert (headers.get("x-k"), headers["X-K"], "x-m" in headers, headers.getlist("x-m")) == ("v", "v", True,
+                                                                                                  ["1", "2"])
+        assert ("x-m", "1") in headers.items() and ("X-M", "2") in headers.raw
+
+    def test_engine_headers_answer_as_headers_do(self, make_client) -> None:  # type: ignore[no-untyped-def]
+        """Looked up in the engine or converted, a request's headers give the same answers as `Headers` over the
+        same list: first value, every value, case-insensitive names, absent names; copies and comparison."""
+        from covet.datastructures import EngineHeaders, Headers, MutableHeaders
+
+        app = CovetPy()
+
+        @app.get("/compare")
+        async def compare(request: Request) -> list:
+            lazy = request.headers
+            assert type(lazy) is EngineHeaders
+            names = ["x-a", "X-A", "x-b", "Host", "absent"]
+            looked_up = [[lazy.get(n), lazy.get(n, "d"), n in lazy, lazy.getlist(n)] for n in names]
+            try:
+                lazy["absent"]
+            except KeyError as exc:
+                looked_up.append(exc.args)
+            plain = Headers(list(lazy.raw))  # converts them (raw): from here on the lazy one answers as Headers
+            converted = [[lazy.get(n), lazy.get(n, "d"), n in lazy, lazy.getlist(n)] for n in names]
+            expected = [[plain.get(n), plain.get(n, "d"), n in plain, plain.getlist(n)] for n in names]
+            copy = MutableHeaders(lazy._raw)
+            copy["x-a"] = "3"
+            return [looked_up[:-1] == expected == converted, list(looked_up[-1]), lazy == plain,
+                    dict(lazy) == dict(plain), copy.getlist("x-a"), lazy.getlist("x-a")]
+
+        client = make_client(app)
+        answer = client.get("/compare", headers=[("X-A", "1"), ("x-b", ""), ("x-a", "2")])
+        assert answer.json() == [True, ["absent"], True, True, ["3"], ["1", "2"]]
+
     def test_a_request_kept_after_the_response_stays_readable(self, make_client) -> None:  # type: ignore[no-untyped-def]
         app = CovetPy()
         kept: list[Request] = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Optional
 
-from .datastructures import URL, Address, Headers, QueryParams, State
+from .datastructures import URL, Address, EngineHeaders, Headers, QueryParams, State
 
 if TYPE_CHECKING:
     from .app import CovetPy
@@ -282,6 +282,9 @@ class HTTPConnection:
         """Copy every attribute still unread out of the engine's request (see `Request._detach`)."""
         self.method, self.raw_path, self.query_string, self.http_version, self.client, self.scheme, self.tls  # noqa: B018
         self.headers, self.path_params  # noqa: B018
+        headers = self._headers  # the base's, also when a subclass's `headers` wraps them
+        if type(headers) is EngineHeaders:
+            headers._materialize()
 
 
 class _Unset:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
-from typing import IO, TYPE_CHECKING, Any, Generic, Optional, TypeVar, Union, overload
+from typing import IO, TYPE_CHECKING, Any, Generic, Optional, Protocol, TypeVar, Union, overload
 
 from .concurrency import run_in_threadpool
 
@@ -290,6 +290,82 @@ class Headers(Mapping[str, str]):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._raw!r})"
+
+
+class _HeaderSource(Protocol):
+    """What `EngineHeaders` reads: the engine's request (``NativeRequest``) or a hosted app's `ScopeRequest`."""
+
+    @property
+    def headers(self) -> list[tuple[str, str]]: ...
+    def header(self, name: str) -> Optional[str]: ...
+    def header_values(self, name: str) -> list[str]: ...
+
+
+_RAW_SLOT: Any = Headers.__dict__["_raw"]  # the slot itself: EngineHeaders shadows the name with a property
+
+
+class EngineHeaders(Headers):
+    """A request's headers left in the engine: ``get``, ``[]``, ``in`` and ``getlist`` look one name up there
+    (case-insensitively) without converting the others. Whatever needs them all (iteration, ``raw``, ``items()``,
+    ``len``, comparison, a copy) converts them once, and then they are plain `Headers`. The engine keeps a request
+    only until its answer: the dispatcher calls `_materialize` first when the request or these headers are kept
+    (`covet.requests.Request._detach`, `covet.server.dispatch`)."""
+
+    __slots__ = ("_source",)
+
+    def __init__(self, source: _HeaderSource) -> None:  # Headers.__init__ is not called: nothing to copy yet
+        self._source: Optional[_HeaderSource] = source
+        self._lower = None
+
+    def _materialize(self) -> None:
+        source = self._source
+        if source is not None:
+            _RAW_SLOT.__set__(self, source.headers)
+            self._source = None
+
+    @property
+    def _raw(self) -> list[tuple[str, str]]:
+        if self._source is not None:
+            self._materialize()
+        raw: list[tuple[str, str]] = _RAW_SLOT.__get__(self, Headers)
+        return raw
+
+    @_raw.setter
+    def _raw(self, raw: list[tuple[str, str]]) -> None:
+        _RAW_SLOT.__set__(self, raw)
+        self._source = None
+
+    def getlist(self, key: str) -> list[str]:
+        source = self._source
+        if source is None:
+            return Headers.getlist(self, key)
+        return source.header_values(key)
+
+    def __getitem__(self, key: str) -> str:
+        source = self._source
+        if source is None:
+            return Headers.__getitem__(self, key)
+        value = source.header(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    @overload
+    def get(self, key: str) -> Optional[str]: ...
+    @overload
+    def get(self, key: str, default: Union[str, _V]) -> Union[str, _V]: ...
+    def get(self, key: str, default: Any = None) -> Any:
+        source = self._source
+        if source is None:
+            return self._index().get(key.lower(), default)
+        value = source.header(key)
+        return default if value is None else value
+
+    def __contains__(self, key: object) -> bool:
+        source = self._source
+        if source is None:
+            return Headers.__contains__(self, key)
+        return isinstance(key, str) and source.header(key) is not None
 
 
 class MutableHeaders(Headers):

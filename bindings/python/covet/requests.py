@@ -14,7 +14,7 @@ from typing import Any, Optional, Protocol, Union
 
 from . import _events
 from .connection import _UNSET, HTTPConnection, RequestScope, parse_cookies
-from .datastructures import FormData
+from .datastructures import EngineHeaders, FormData, Headers
 from .encoders import loads as _json_loads
 from .exceptions import HTTPException
 from .formparsers import MultiPartException, is_form_media_type, parse_form
@@ -33,6 +33,7 @@ class ClientDisconnect(Exception):
 # Streamed bodies that a reader waits for, by the engine's body id (and streamed responses waiting for room,
 # covet.responses): the dispatcher resolves them when the engine reports news for that id.
 _BODY_WAITERS = _events.WAITERS
+_new_engine_headers = object.__new__
 
 
 def wake_body_readers(ids: Iterable[int]) -> None:
@@ -115,6 +116,18 @@ class Request(HTTPConnection):
         self._received = True
         return {"type": "http.request", "body": await self.body(), "more_body": False}
 
+    @property
+    def headers(self) -> Headers:
+        """The request's headers (case-insensitive). They stay in the engine: ``get``, ``[]``, ``in`` and ``getlist``
+        look one name up there, and only what needs them all converts them (`covet.datastructures.EngineHeaders`)."""
+        headers = self._headers
+        if headers is None:
+            # Made without a Python __init__ frame: this runs for every request that reads a header.
+            headers = self._headers = _new_engine_headers(EngineHeaders)
+            headers._source = self._native
+            headers._lower = None
+        return headers
+
     # -- body ---------------------------------------------------------------------------------------
     def _streaming(self) -> bool:
         """The engine streams this request's body (it is large and was still arriving when the handler ran)."""
@@ -122,14 +135,12 @@ class Request(HTTPConnection):
         return native is not None and getattr(native, "streaming", False)
 
     def _header_now(self, name: str) -> Optional[str]:
-        """The first `name` header (`name` in lower case): from ``headers`` once they are built, else looked up
-        by the engine (``NativeRequest.header``) without converting every header to Python. A subclass (a
-        route_class's custom Request) is always asked through ``headers``: it may override them."""
+        """``self.headers.get(name)`` in one call for a plain Request whose headers were not asked for: the engine's
+        lookup, without making `headers` (a JSON body's content type). A subclass (a route_class's custom
+        Request) is asked through ``headers``: it may override them."""
         if self._headers is None and type(self) is Request:
-            lookup = getattr(self._native, "header", None)
-            if lookup is not None:
-                value: Optional[str] = lookup(name)
-                return value
+            value: Optional[str] = self._native.header(name)
+            return value
         return self.headers.get(name)
 
     def _body_now(self) -> bytes:

@@ -852,6 +852,15 @@ PYBIND11_MODULE(_native, m) {
                  if (!value) return py::none();
                  return latin1(*value);
              })
+        // Every `name` header's value in arrival order (compared case-insensitively): getlist and cookies.
+        .def("header_values",
+             [](const NativeRequest& r, std::string_view name) {
+                 const LiveRequest req = live_request(r.ex);
+                 py::list out;
+                 for (const covet::Header& h : req->headers())
+                     if (covet::iequals(h.name, name)) out.append(latin1(h.value));
+                 return out;
+             })
         .def_property_readonly("body",
                                [](const NativeRequest& r) {
                                    const LiveRequest req = live_request(r.ex);

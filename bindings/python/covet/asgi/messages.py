@@ -102,11 +102,17 @@ class ScopeRequest:
         self._pulling: Optional[asyncio.Task[None]] = None
 
     def header(self, name: str) -> Optional[str]:
-        """The first `name` header (`name` in lower case) or None: ``NativeRequest.header``'s lookup."""
+        """The first `name` header (case-insensitive) or None: ``NativeRequest.header``'s lookup."""
+        name = name.lower()
         for key, value in self.headers:
             if key.lower() == name:
                 return value
         return None
+
+    def header_values(self, name: str) -> list[str]:
+        """Every `name` header's value (case-insensitive): ``NativeRequest.header_values``."""
+        name = name.lower()
+        return [value for key, value in self.headers if key.lower() == name]
 
     def read_body(self) -> Union[bytes, tuple[int, str], None]:
         """The next chunk; b"" at the end; ``(0, reason)`` when the client went away; None: not yet (the

@@ -31,7 +31,7 @@ from covet import background as background_tasks
 from covet import encoders
 from covet.background import BackgroundTask, RequestExtras, request_extras
 from covet.concurrency import TaskSet, eager_start_available, start_task
-from covet.datastructures import MutableHeaders
+from covet.datastructures import EngineHeaders, MutableHeaders
 from covet.exceptions import HTTPException, RequestValidationError, ResponseValidationError
 from covet.logger import request_ids
 from covet.params import validation_error
@@ -81,9 +81,17 @@ Rendered = Union[tuple[int, list[tuple[str, str]], bytes], Response]
 _NO_BODY_STATUSES = frozenset({204, 304})
 _NO_BODY_STATUSES_ALL = frozenset({204, 205, 304})  # with 1xx: statuses a route's result gets no body for
 _getrefcount = sys.getrefcount
-# References to a Request held by `_handle` itself at the moment it decides whether to copy the request
-# out of the engine: its local variable and getrefcount's argument.
+# References that `_kept` counts to a request (to its `EngineHeaders`) that nobody else kept: the name it is read
+# from (the caller's variable; the request's slot) and getrefcount's argument.
 _OWN_REFERENCES = 2
+
+
+def _kept(request: Request) -> bool:
+    """Whether `request` or its headers alone are referenced beyond the dispatcher (a background task, a stream's
+    generator): then they are copied out of the engine (`Request._detach`) before the answer lets it go. `_handle`
+    inlines this test (it runs for every request)."""
+    return _getrefcount(request) > _OWN_REFERENCES + 1 or (  # + 1: this function's argument
+        type(request._headers) is EngineHeaders and _getrefcount(request._headers) > _OWN_REFERENCES)
 
 
 def _as_response(rendered: Rendered) -> Response:
@@ -418,6 +426,8 @@ class Dispatcher(EngineDriver):
                     request = Request(native, self.app, self.root_path)
                 rendered = await self._server_error(error, request, route)
         assert rendered is not None
+        if request is not None and _kept(request):
+            request._detach()
         await self._send_later(route, native, responder, request, rendered)
 
     # -- the pipeline -------------------------------------------------------------------------------
@@ -505,8 +515,9 @@ class Dispatcher(EngineDriver):
             if request is None:
                 request = Request(native, self.app, self.root_path)
             rendered = await self._server_error(exc, request, route)
-        if request is not None and _getrefcount(request) > _OWN_REFERENCES:
-            request._detach()  # someone kept it (a background task): copy it out before the engine reuses it
+        if request is not None and (_getrefcount(request) > _OWN_REFERENCES or (  # `_kept(request)`, inlined
+                type(request._headers) is EngineHeaders and _getrefcount(request._headers) > _OWN_REFERENCES)):
+            request._detach()  # kept (by a background task...): copied out before the engine reuses it
         if (request is None or request._teardown is None) and self._send_now(route, responder, rendered):
             return
         await self._send_later(route, native, responder, request, rendered)
