@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 import fake_native
 from serverproc import require_compiled_engine
-from covet import CovetPy, Header, HTTPException, Request
+from covet import BackgroundTasks, CovetPy, Header, HTTPException, Request
 from covet.background import BackgroundTask
 from covet.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from covet.concurrency import TaskSet, eager_start_available, start_task
@@ -742,9 +742,38 @@ class TestRequestLifetime:
                                                                                                   ["1", "2"])
         assert ("x-m", "1") in headers.items() and ("X-M", "2") in headers.raw
 
+    def test_an_exception_handler_s_kept_headers_stay_readable(self, harness_factory) -> None:  # type: ignore[no-untyped-def]
+        """A route whose plan needs no Request gets one made for its exception handler: headers that handler keeps
+        past the answer (a background task's argument) are copied out first, as `_handle`'s are."""
+        app = CovetPy()
+        seen: list[Optional[str]] = []
+
+        class Boom(Exception):
+            pass
+
+        @app.exception_handler(Boom)
+        async def on_boom(request: Request, exc: Boom) -> JSONResponse:
+            return JSONResponse({"boom": True}, background=BackgroundTask(lambda h: seen.append(h.get("x-k")),
+                                                                          request.headers))
+
+        @app.get("/e")
+        async def e(tasks: BackgroundTasks) -> None:  # not on the direct path, no Request of its own
+            raise Boom()
+
+        async def main() -> None:
+            h = harness_factory(app)
+            answer = h.request("GET", "/e", headers=[("Host", "fake"), ("X-K", "v")])
+            await asyncio.gather(*h.dispatcher.tasks.tasks)
+            assert (answer.status, seen) == (200, ["v"])
+
+        run(main())
+
     def test_engine_headers_answer_as_headers_do(self, make_client) -> None:  # type: ignore[no-untyped-def]
         """Looked up in the engine or converted, a request's headers give the same answers as `Headers` over the
         same list: first value, every value, case-insensitive names, absent names; copies and comparison."""
+        import copy as copy_module
+        import pickle
+
         from covet.datastructures import EngineHeaders, Headers, MutableHeaders
 
         app = CovetPy()
@@ -764,6 +793,8 @@ class TestRequestLifetime:
             expected = [[plain.get(n), plain.get(n, "d"), n in plain, plain.getlist(n)] for n in names]
             copy = MutableHeaders(lazy._raw)
             copy["x-a"] = "3"
+            copies = [copy_module.copy(lazy), copy_module.deepcopy(lazy), pickle.loads(pickle.dumps(lazy))]
+            assert all(type(c) is Headers and c == plain for c in copies)
             return [looked_up[:-1] == expected == converted, list(looked_up[-1]), lazy == plain,
                     dict(lazy) == dict(plain), copy.getlist("x-a"), lazy.getlist("x-a")]
 

@@ -335,6 +335,10 @@ class EngineHeaders(Headers):
         _RAW_SLOT.__set__(self, raw)
         self._source = None
 
+    def __reduce__(self) -> tuple[type[Headers], tuple[list[tuple[str, str]]]]:
+        """Copies and pickles are plain `Headers` (the engine's request is neither copied nor pickled)."""
+        return Headers, (list(self._raw),)
+
     def getlist(self, key: str) -> list[str]:
         source = self._source
         if source is None:

@@ -616,8 +616,12 @@ class Dispatcher(EngineDriver):
             handler = self._find_handler(exc, route.exception_handlers)
             if handler is None:
                 raise
-            if request is None:
+            if request is None:  # made here, so `_handle` does not see it: checked here whether it was kept
                 request = Request(native, self.app, self.root_path)
+                rendered = await self._call_handler(handler, request, exc)
+                if _kept(request):
+                    request._detach()
+                return rendered
             return await self._call_handler(handler, request, exc)
 
     async def _route_pipeline(self, route: Route, request: Request) -> Response:
