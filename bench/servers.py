@@ -219,6 +219,11 @@ def covet_venv_is_current(venv: Path, commit: str | None) -> bool:
     return covet_import_error(venv / "bin" / "python") is None
 
 
+# CovetPy's `speed` extra as the fresh venv gets it (the same uvloop as the uvicorn and Granian peers): `covet run`'s
+# `--loop auto` serves on it when it is installed, as a user's `pip install covetpy[speed]` does.
+COVET_UVLOOP = "uvloop==0.23.0"
+
+
 def ensure_fresh_covet_venv(ctx: Ctx) -> Path:
     """pip install this repo into bench/.venv-covet (build dir under bench/, not the repo's build-py/).
 
@@ -235,7 +240,8 @@ def ensure_fresh_covet_venv(ctx: Ctx) -> Path:
     ctx.log("pip installing this repo into bench/.venv-covet (C++ build, several minutes)")
     (venv / COVET_VENV_STAMP).unlink(missing_ok=True)
     _run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-          "--config-settings=build-dir=" + str(BENCH / ".build-covet"), str(REPO), "pydantic==2.14.4"],
+          "--config-settings=build-dir=" + str(BENCH / ".build-covet"), f"{REPO}[speed]", "pydantic==2.14.4",
+          COVET_UVLOOP],
          timeout=3600)
     if commit is not None:
         (venv / COVET_VENV_STAMP).write_text(commit + "\n")
@@ -243,7 +249,8 @@ def ensure_fresh_covet_venv(ctx: Ctx) -> Path:
 
 
 def covet_python_versions(ctx: Ctx) -> dict[str, Any]:
-    v = pip_versions(ctx.covet_python, ("covetpy", "pydantic", "pydantic_core"))
+    # uvloop: "missing" when the interpreter has none, and `covet run` then serves on asyncio's own loop
+    v = pip_versions(ctx.covet_python, ("covetpy", "pydantic", "pydantic_core", "uvloop"))
     v["git"] = git_revision()
     v["interpreter"] = str(ctx.covet_python)
     v["choice"] = ctx.covet_python_choice
@@ -732,6 +739,8 @@ def _no_ws(reason: str) -> dict[str, str]:
     return {"ws-echo": reason, "ws-broadcast": reason}
 
 
+COVET_INLINE_SLEEP = ("an inline handler runs on the event loop's thread: its blocking `time.sleep` would stall every "
+                      "connection (what `inline=True` is not for; covet-sync measures the sync sleep in the pool)")
 COVET_SYNC_WS = ("same engine and WebSocket layer as covet-async (WebSocket handlers are `async def` either way); "
                  "left out of the WebSocket scenarios to keep the default run short")
 UVICORN_WS_ONCE = ("uvicorn's WebSocket stack (`--ws websockets`, Starlette's `WebSocket`) is measured once, with the "
@@ -754,7 +763,7 @@ def all_specs() -> dict[str, ServerSpec]:
         ServerSpec(
             "covet-async", "CovetPy Python async",
             "`python -m covet run app_async:app --threads 0 --log-level warning` (one process, the engine on its "
-            "event-loop thread); "
+            "event-loop thread: uvloop's when installed, the `speed` extra, else asyncio's; see the versions); "
             "TLS: `--ssl-certfile/--ssl-keyfile` (HTTP/2 via ALPN on by default); "
             "HTTP/3: the TLS command with `--http3` (h3-download: `POST /echo`, `await request.body()` back); "
             "gRPC: `covet run covet_app:app` (bench/peers/grpc: grpcio's generated servicer, `async def`, h2c), "
@@ -770,6 +779,15 @@ def all_specs() -> dict[str, ServerSpec]:
             install_covet_python, _covet_python_cmd("app_sync"), covet_python_versions,
             unsupported={**_reasons(COVET_SYNC_TLS, COVET_SYNC_TLS, COVET_SYNC_TLS), **_no_ws(COVET_SYNC_WS),
                          **_no_h3(COVET_SYNC_H3)},
+        ),
+        ServerSpec(
+            "covet-inline", "CovetPy Python sync inline",
+            "the `def` handlers of covet-sync run on the event loop's thread (`sync_handlers=\"inline\"`, "
+            "app_inline.py: no pool hand-off, no Task), as socketify.py's sync handlers run on its loop; otherwise "
+            "as covet-async",
+            install_covet_python, _covet_python_cmd("app_inline"), covet_python_versions,
+            unsupported={**_reasons(COVET_SYNC_TLS, COVET_SYNC_TLS, COVET_SYNC_TLS), **_no_ws(COVET_SYNC_WS),
+                         **_no_h3(COVET_SYNC_H3), "io-sleep": COVET_INLINE_SLEEP},
         ),
         ServerSpec(
             "fastapi", "FastAPI + uvicorn",

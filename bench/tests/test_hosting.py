@@ -22,11 +22,11 @@ def test_hosting_selects_its_servers_and_scenarios_and_leaves_the_docs_alone():
     assert a.no_docs and (a.duration, a.runs) == (1, 1)
     b = cli.parse_args(["--hosting", "--servers", "fastapi,covet-host-fastapi", "--scenarios", "json"])
     assert b.server_list == ["fastapi", "covet-host-fastapi"] and [s.name for s in b.scenario_list] == ["json"]
-    # the default matrix keeps its 13 servers (and the 3 gRPC peers of its gRPC scenarios, the 2 HTTP/3 peers of its
+    # the default matrix keeps its 14 servers (and the 3 gRPC peers of its gRPC scenarios, the 2 HTTP/3 peers of its
     # HTTP/3 ones); the hosting ones can still be named
     default = cli.parse_args([])
-    assert len(default.server_list) == 18 and not set(default.server_list) & set(hosting.HOSTING_SERVERS[1:])
-    assert len(cli.parse_args(["--quick"]).server_list) == 13
+    assert len(default.server_list) == 19 and not set(default.server_list) & set(hosting.HOSTING_SERVERS[1:])
+    assert len(cli.parse_args(["--quick"]).server_list) == 14
     assert cli.parse_args(["--servers", "flask-granian"]).server_list == ["flask-granian"]
 
 
