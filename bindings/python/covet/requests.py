@@ -72,7 +72,7 @@ class Request(HTTPConnection):
         if native.__class__ is RequestScope:
             self._init_from(native.connection)
             return
-        super().__init__(native, app, root_path)
+        HTTPConnection.__init__(self, native, app, root_path)  # not super(): 3.11 builds its object every call
         self._body_cache: Optional[bytes] = None
         self._body_source: Optional[BodySource] = None  # set once stream() started reading the body
         self._json: Any = _UNSET

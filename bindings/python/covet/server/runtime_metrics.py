@@ -97,11 +97,12 @@ class InstrumentedThreadPool(SyncPool):
     def queue_wait(self) -> float:
         return self._totals()[2]
 
+    # SyncPool's methods by name, not super(): 3.11 builds its object on every pooled call
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
-        return super().submit(self._run, perf_counter(), fn, args, kwargs)
+        return SyncPool.submit(self, self._run, perf_counter(), fn, args, kwargs)
 
     def run_soon(self, call: Callable[[], object]) -> None:
-        super().run_soon(functools.partial(self._run, perf_counter(), call, (), {}))
+        SyncPool.run_soon(self, functools.partial(self._run, perf_counter(), call, (), {}))
 
     def _run(self, submitted: float, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
         counts = self._counts.get(get_ident())
