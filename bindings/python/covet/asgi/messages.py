@@ -100,19 +100,26 @@ class ScopeRequest:
         self._chunks: collections.deque[bytes] = collections.deque([body] if body and receive is not None else ())
         self._ended = receive is None
         self._pulling: Optional[asyncio.Task[None]] = None
+        self._index: Optional[dict[str, list[str]]] = None  # _by_name
 
     def header(self, name: str) -> Optional[str]:
         """The first `name` header (case-insensitive) or None: ``NativeRequest.header``'s lookup."""
-        name = name.lower()
-        for key, value in self.headers:
-            if key.lower() == name:
-                return value
-        return None
+        values = self._by_name().get(name.lower())
+        return values[0] if values else None
 
     def header_values(self, name: str) -> list[str]:
         """Every `name` header's value (case-insensitive): ``NativeRequest.header_values``."""
-        name = name.lower()
-        return [value for key, value in self.headers if key.lower() == name]
+        return list(self._by_name().get(name.lower(), ()))
+
+    def _by_name(self) -> dict[str, list[str]]:
+        """The headers' values by lower-cased name, built on the first lookup (a request's `EngineHeaders` may make
+        several)."""
+        index = self._index
+        if index is None:
+            index = self._index = {}
+            for key, value in self.headers:
+                index.setdefault(key.lower(), []).append(value)
+        return index
 
     def read_body(self) -> Union[bytes, tuple[int, str], None]:
         """The next chunk; b"" at the end; ``(0, reason)`` when the client went away; None: not yet (the
