@@ -7,6 +7,8 @@
 #
 #   bench/request_cost.sh [SMALL LARGE]          N default 200 1200
 #
+#   LOOP=uvloop measures on uvloop (default asyncio: the figures then do not depend on whether the interpreter has
+#   uvloop, which `covet run`'s --loop auto would pick);
 #   ROUTES="param items" measures only those (default: param request items plaintext); PYTHON=path picks the
 #   interpreter (default .venv/bin/python); PYTHONPATH=DIR measures an older covet package put there (its
 #   compiled engine copied in); KEEP=dir keeps the callgrind files (for callgrind_annotate).
@@ -34,7 +36,7 @@ instructions() {
   esac
   # A fixed hash seed and Python's own allocator, as bench/observability_cost.sh (docs/benchmarks.md).
   COVET_BACKEND=asio PYTHONHASHSEED=0 cg_measure "$file" "$n" "$port" "$request" 50 -- "$python" -m covet _worker \
-    app_headers:app --port "$port" --threads 0 --log-level error --app-dir "$here/bench/peers/covet"
+    app_headers:app --port "$port" --threads 0 --loop "${LOOP:-asyncio}" --log-level error --app-dir "$here/bench/peers/covet"
   if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP"; cp "$file" "$KEEP/callgrind.$route.$n"; fi
 }
 
