@@ -1131,7 +1131,7 @@ private:
             }
         }
         fields_.add(r.headers());
-        if (const SharedFields* shared = r.shared_fields()) fields_.add(shared->fields);
+        for (std::size_t i = 0; const SharedFields* shared = r.shared_fields(i); ++i) fields_.add(shared->fields);
     }
 
     // ---- output ----

@@ -1143,7 +1143,7 @@ void Session::submit(Stream& s, bool streaming) {
         }
     }
     for (const Fields::Field f : r.headers()) h.add(f.name, f.value);
-    if (const SharedFields* shared = r.shared_fields())
+    for (std::size_t i = 0; const SharedFields* shared = r.shared_fields(i); ++i)
         for (const Fields::Field f : shared->fields) h.add(f.name, f.value);
     const bool has_data = !s.head_only && body_allowed;
     if (has_data) {

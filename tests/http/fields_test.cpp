@@ -8,11 +8,13 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <utility>
 #include <vector>
 
 #include "../../src/http2/fields.hpp"
 #include "covet/http/response.hpp"
+#include "covet/http/status.hpp"
 #include "covet/http1/serializer.hpp"
 
 namespace {
@@ -180,6 +182,101 @@ TEST(Fields, Http1WritesNameColonValueLinesInOrder) {
               "HTTP/1.1 200 OK\r\nServer: covet\r\nDate: Thu, 01 Jan 2026 00:00:00 GMT\r\n"
               "Content-Type: text/plain; charset=utf-8\r\nContent-Length: 2\r\n"
               "Set-Cookie: a=1\r\nX-Time: 12:30:00\r\nSet-Cookie: b=2\r\nConnection: keep-alive\r\n\r\n");
+}
+
+// Shared sets (SharedFields) are written after the response's own fields, in the order attached, and before the
+// Connection field and the head's end, whichever way the head ends.
+TEST(Fields, Http1WritesASharedSetBeforeTheHeadsEnd) {
+    covet::Fields set_fields;
+    set_fields.add("X-Frame-Options", "DENY").add("Referrer-Policy", "no-referrer");
+    const covet::SharedFields shared(std::move(set_fields));
+    EXPECT_EQ(shared.http1, "X-Frame-Options: DENY\r\nReferrer-Policy: no-referrer\r\n");
+    const std::string start =
+        "HTTP/1.1 200 OK\r\nServer: covet\r\nDate: Thu, 01 Jan 2026 00:00:00 GMT\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Length: 2\r\nX-Own: 1\r\n";
+    const std::string lines = "X-Frame-Options: DENY\r\nReferrer-Policy: no-referrer\r\n";
+    for (const auto& [close, keep_alive_1_0, end] :
+         {std::tuple{false, false, std::string("\r\n")},
+          std::tuple{true, false, std::string("Connection: close\r\n\r\n")},
+          std::tuple{false, true, std::string("Connection: keep-alive\r\n\r\n")}}) {
+        covet::Response r = covet::Response::text("hi");
+        r.add_header("X-Own", "1");
+        covet::http1::HeadOptions o;
+        o.date = "Thu, 01 Jan 2026 00:00:00 GMT";
+        o.content_length = 2;
+        o.close = close;
+        o.keep_alive_1_0 = keep_alive_1_0;
+        std::string without, with;
+        covet::http1::write_head(without, r, o);
+        EXPECT_EQ(without, start + end);
+        r.set_shared_fields(&shared);
+        covet::http1::write_head(with, r, o);
+        EXPECT_EQ(with, start + lines + end);
+    }
+}
+
+// write_head measures the head and writes it in place: checked against the head written piece by piece (the
+// serializer's previous form, spelled out here) for statuses with and without a body or a content type, each
+// framing, the Connection variants, no/own fields, one and two shared sets, and after bytes already in `out`.
+TEST(Fields, Http1HeadIsTheSameAsWrittenPieceByPiece) {
+    covet::Fields a_fields, b_fields;
+    a_fields.add("X-A", "1");
+    b_fields.add("Vary", "Origin").add("X-B", "two");
+    const covet::SharedFields a(std::move(a_fields)), b(std::move(b_fields));
+    const auto reference = [](const covet::Response& r, const covet::http1::HeadOptions& o) {
+        std::string out = "HTTP/1.1 " + std::to_string(r.status()) + " " +
+                          std::string(covet::http::reason_phrase(r.status())) +
+                          "\r\nServer: covet\r\nDate: " + std::string(o.date) + "\r\n";
+        if (covet::http::status_keeps_content_type(r.status()) && !r.content_type().empty())
+            out += "Content-Type: " + std::string(r.content_type()) + "\r\n";
+        if (covet::http::status_allows_body(r.status())) {
+            if (o.framing == covet::http1::BodyFraming::content_length)
+                out += "Content-Length: " + std::to_string(o.content_length) + "\r\n";
+            else if (o.framing == covet::http1::BodyFraming::chunked)
+                out += "Transfer-Encoding: chunked\r\n";
+        }
+        for (const covet::Fields::Field f : r.headers())
+            out += std::string(f.name) + ": " + std::string(f.value) + "\r\n";
+        for (std::size_t i = 0; const covet::SharedFields* set = r.shared_fields(i); ++i) out += set->http1;
+        if (o.close)
+            out += "Connection: close\r\n";
+        else if (o.keep_alive_1_0)
+            out += "Connection: keep-alive\r\n";
+        return out + "\r\n";
+    };
+    int heads = 0;
+    for (const int status : {200, 204, 304, 101, 404, 599, 799})
+        for (const auto framing : {covet::http1::BodyFraming::content_length, covet::http1::BodyFraming::chunked,
+                                   covet::http1::BodyFraming::until_close})
+            for (const int connection : {0, 1, 2})
+                for (const int own : {0, 1})
+                    for (const int sets : {0, 1, 2, 3}) {
+                        covet::Response r(status);
+                        if (status != 101) r.set_content_type("application/json");
+                        if (own) r.add_header("Set-Cookie", "a=1").add_header("X-Own", "yes");
+                        if (sets >= 1) {
+                            EXPECT_TRUE(r.add_shared_fields(&a));
+                        }
+                        if (sets >= 2) {
+                            EXPECT_TRUE(r.add_shared_fields(&b));
+                        }
+                        if (sets >= 3) {
+                            EXPECT_FALSE(r.add_shared_fields(&a));  // no room: the response is as it was
+                        }
+                        covet::http1::HeadOptions o;
+                        o.date = connection == 2 ? std::string_view{} : "Thu, 01 Jan 2026 00:00:00 GMT";
+                        o.framing = framing;
+                        o.content_length = static_cast<std::size_t>(status) * 1000003;
+                        o.close = connection == 1;
+                        o.keep_alive_1_0 = connection == 2;
+                        std::string out = "earlier bytes";
+                        covet::http1::write_head(out, r, o);
+                        EXPECT_EQ(out, "earlier bytes" + reference(r, o))
+                            << status << " " << static_cast<int>(framing) << " " << connection << " " << own << " "
+                            << sets;
+                        ++heads;
+                    }
+    EXPECT_EQ(heads, 7 * 3 * 3 * 2 * 4);
 }
 
 Pairs nv_pairs(const std::vector<nghttp2_nv>& nv) {

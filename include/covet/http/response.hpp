@@ -2,6 +2,7 @@
 // string's inline storage, so a typical response allocates nothing.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -131,13 +132,35 @@ public:
         return *this;
     }
     void reserve_headers(std::size_t bytes, std::size_t count) { headers_.reserve_more(bytes, count); }
-    // Fields sent after headers() (see SharedFields); not among headers() (has_header does not see them). One set
-    // per response: a later call replaces it. Null: none.
+    // Fields sent after headers() (see SharedFields), in the order the sets were attached; not among headers()
+    // (has_header does not see them). Up to max_shared_sets per response (security headers' and CORS's answer).
+    // set_shared_fields replaces them all with one (null: none); add_shared_fields attaches one more, false when
+    // there is no room (its fields then go among the response's own).
+    static constexpr std::size_t max_shared_sets = 2;
     Response& set_shared_fields(const SharedFields* fields) noexcept {
-        shared_fields_ = fields;
+        shared_fields_ = {fields, nullptr};
         return *this;
     }
-    const SharedFields* shared_fields() const noexcept { return shared_fields_; }
+    bool add_shared_fields(const SharedFields* fields) noexcept {
+        if (!shared_fields_[0])
+            shared_fields_[0] = fields;
+        else if (!shared_fields_[1])
+            shared_fields_[1] = fields;
+        else
+            return false;
+        return true;
+    }
+    // Copies the attached sets' fields among the response's own (after them: where they were written) and detaches
+    // the sets, for a middleware that must find, join or replace one of those fields by name (compression's Vary).
+    void unshare_fields() {
+        for (const SharedFields* set : shared_fields_)
+            if (set) headers_.append(set->fields);
+        shared_fields_ = {};
+    }
+    // The i-th set attached, null past the last (the sets fill from index 0).
+    const SharedFields* shared_fields(std::size_t i = 0) const noexcept {
+        return i < max_shared_sets ? shared_fields_[i] : nullptr;
+    }
     // Removes every field named `name` (case-insensitive); returns how many there were.
     std::size_t remove_header(std::string_view name) noexcept { return headers_.remove(name); }
     // Replaces every field named `name` with one holding `value` (checked as add_header).
@@ -218,7 +241,7 @@ private:
     std::string owned_content_type_;
     Fields headers_;
     Fields trailers_;
-    const SharedFields* shared_fields_ = nullptr;
+    std::array<const SharedFields*, max_shared_sets> shared_fields_{};
     std::optional<std::uint64_t> head_length_;
     io::FileRegion file_;
     bool close_ = false;
