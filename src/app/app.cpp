@@ -153,22 +153,62 @@ bool App::stream_body(Request& request) {
     return http::is_grpc_call(request);
 }
 
+namespace {
+// The after hooks in reverse order, for the middleware whose `before` ran: positions below the depth, a prefix of the
+// list (positions ascend), so no test per hook. A std::exception from one is logged and the others still run.
+template <class Hooks, class Call>
+void run_after_hooks(const Hooks& hooks, std::size_t depth, const Call& call_hook) noexcept {
+    const auto* const first = hooks.data();
+    const auto* call = first + hooks.size();
+    while (call != first && call[-1].position >= depth) --call;
+    while (call != first) {
+        --call;
+        try {
+            call_hook(*call->middleware);
+        } catch (const std::exception& e) {
+            spdlog::error("middleware after-hook failed: {}", e.what());
+        }
+    }
+}
+}  // namespace
+
 App& App::use(std::unique_ptr<Middleware> middleware) {
     const unsigned hooks = middleware->hooks();
+    const unsigned methods = middleware->before_methods();
     const HookCall call{middleware.get(), middleware_.size()};
     middleware_.push_back(std::move(middleware));
-    if (hooks & Middleware::before_hook) before_hooks_.push_back(call);
+    if (hooks & Middleware::before_hook)
+        for (std::size_t m = 0; m < before_hooks_.size(); ++m)
+            if ((methods >> m) & 1u) before_hooks_[m].push_back(call);
     if (hooks & Middleware::after_hook) after_hooks_.push_back(call);
     return *this;
 }
 
-std::optional<Response> App::run_before(Middleware& middleware, Request& request, RequestContext& context) {
+// Inlined into dispatch(), its one caller: no frame of its own per request.
+[[gnu::always_inline]] inline std::optional<Response> App::run_before_hooks(Request& request, RequestContext& context) {
+    // The depth counts every middleware up to the one that answered (those without a `before` hook too: their
+    // `after` runs as if it had), that one included; set where the loop ends, not per hook.
+    const std::vector<HookCall>& hooks = before_hooks_[static_cast<unsigned>(request.method()) & 15u];
+    const HookCall* call = hooks.data();
+    const HookCall* const end = call + hooks.size();
     try {
-        return middleware.before(request, context);
+        for (; call != end; ++call) {
+            if (std::optional<Response> early = call->middleware->before(request, context)) [[unlikely]] {
+                context.middleware_depth_ = call->position + 1;
+                return early;
+            }
+        }
     } catch (const std::exception& e) {
-        spdlog::error("middleware failed on {} {}: {}", request.method_name(), request.target(), e.what());
-        return error_response(500, json_errors_);
+        context.middleware_depth_ = call->position + 1;
+        return before_failed(request, e);
     }
+    context.middleware_depth_ = middleware_.size();
+    return std::nullopt;
+}
+
+std::optional<Response> App::before_failed(const Request& request, const std::exception& error) const {
+    spdlog::error("middleware failed on {} {}: {}", request.method_name(), request.target(), error.what());
+    return error_response(500, json_errors_);
 }
 
 App& App::listen(std::string host, std::uint16_t port) {
@@ -198,18 +238,12 @@ void App::dispatch(Request& request, ExchangeState* state, Responder responder) 
                                : minor == 0                 ? 0
                                                             : 1);
     }
-    if (context) {
-        // The depth counts every middleware up to the one running (those without a `before` hook too: their
-        // `after` runs as if it had), the one that answers included.
-        for (const HookCall& call : before_hooks_) {
-            context->middleware_depth_ = call.position;
-            std::optional<Response> early = run_before(*call.middleware, request, *context);
-            if (early) [[unlikely]] {
-                context->middleware_depth_ = call.position + 1;
-                responder.send(std::move(*early));
-                return;
-            }
+    if (context && !before_hooks_[static_cast<unsigned>(request.method()) & 15u].empty()) {
+        if (std::optional<Response> early = run_before_hooks(request, *context)) [[unlikely]] {
+            responder.send(std::move(*early));
+            return;
         }
+    } else if (context) {
         context->middleware_depth_ = middleware_.size();
     }
 
@@ -266,14 +300,7 @@ void App::finalize(const Request& request, ExchangeState* state, Response& respo
     if (!alt_svc_.empty() && request.version_major() < 3) advertise_http3(response);
     auto* context = static_cast<RequestContext*>(state);
     const std::size_t depth = context ? context->middleware_depth_ : 0;
-    for (std::size_t i = after_hooks_.size(); i-- > 0;) {
-        if (after_hooks_[i].position >= depth) continue;
-        try {
-            after_hooks_[i].middleware->after(request, *context, response);
-        } catch (const std::exception& e) {
-            spdlog::error("middleware after-hook failed: {}", e.what());
-        }
-    }
+    run_after_hooks(after_hooks_, depth, [&](Middleware& m) { m.after(request, *context, response); });
     if (context) {
         // The whole answer is known: its head and body are written right after this.
         context->status_ = response.status();
@@ -294,14 +321,7 @@ void App::finalize_stream(const Request& request, ExchangeState* state, Response
     if (!alt_svc_.empty() && request.version_major() < 3) advertise_http3(head);
     auto* context = static_cast<RequestContext*>(state);
     const std::size_t depth = context ? context->middleware_depth_ : 0;
-    for (std::size_t i = after_hooks_.size(); i-- > 0;) {
-        if (after_hooks_[i].position >= depth) continue;
-        try {
-            after_hooks_[i].middleware->after_stream(request, *context, head);
-        } catch (const std::exception& e) {
-            spdlog::error("middleware after-hook failed: {}", e.what());
-        }
-    }
+    run_after_hooks(after_hooks_, depth, [&](Middleware& m) { m.after_stream(request, *context, head); });
     // A body filter (compression) changes the body's length: the stream cannot keep a declared one.
     if (context && context->body_filter()) head.clear_head_length();
     if (context) {

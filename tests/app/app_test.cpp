@@ -13,6 +13,7 @@
 #include <future>
 #include <mutex>
 #include <regex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <utility>
@@ -50,11 +51,19 @@ private:
 
 class Recorder final : public covet::Middleware {
 public:
-    Recorder(std::string name, CallLog& log, bool short_circuit = false, unsigned hooks = all_hooks)
-        : name_(std::move(name)), log_(log), short_circuit_(short_circuit), hooks_(hooks) {}
+    Recorder(std::string name, CallLog& log, bool short_circuit = false, unsigned hooks = all_hooks,
+             unsigned methods = ~0u, bool throws = false)
+        : name_(std::move(name)),
+          log_(log),
+          short_circuit_(short_circuit),
+          throws_(throws),
+          hooks_(hooks),
+          methods_(methods) {}
     unsigned hooks() const noexcept override { return hooks_; }
+    unsigned before_methods() const noexcept override { return methods_; }
     std::optional<covet::Response> before(covet::Request& r, covet::RequestContext&) override {
         log_.add(name_ + ".before");
+        if (throws_ && r.header("x-throw")) throw std::runtime_error("before failed");
         if (short_circuit_ && r.header("x-block")) return covet::Response::text("blocked", 403);
         return std::nullopt;
     }
@@ -66,8 +75,8 @@ public:
 private:
     std::string name_;
     CallLog& log_;
-    bool short_circuit_;
-    unsigned hooks_;
+    bool short_circuit_, throws_;
+    unsigned hooks_, methods_;
 };
 
 class AppTest : public ::testing::Test {
@@ -337,6 +346,44 @@ TEST_F(AppTest, MiddlewareHooksLeftOutAreNotCalled) {
     EXPECT_EQ(status_of(r[0]), "HTTP/1.1 403 Forbidden");
     EXPECT_EQ(log.take(), (std::vector<std::string>{"B.before", "D.before", "D.after", "C.after", "A.after"}));
     EXPECT_EQ(r[0].find("X-E: 1"), std::string::npos);
+}
+
+// A middleware whose `before` sees some methods only (Middleware::before_methods, as CORS takes OPTIONS) is not
+// called for the others; its `after` still runs in its place. A `before` that throws is answered 500, and the after
+// hooks of the middleware up to it run (its own included), not those after it.
+TEST_F(AppTest, MiddlewareBeforeMethodsAndAThrowingBefore) {
+    CallLog log;
+    using covet::Middleware;
+    constexpr unsigned post_only = 1u << static_cast<unsigned>(covet::Method::post);
+    app_.use(std::make_unique<Recorder>("A", log));
+    app_.use(std::make_unique<Recorder>("P", log, /*short_circuit=*/true, Middleware::all_hooks, post_only));
+    app_.use(std::make_unique<Recorder>("T", log, false, Middleware::all_hooks, ~0u, /*throws=*/true));
+    app_.use(std::make_unique<Recorder>("Z", log));
+    start(1);
+    Client c(app_.port());
+    c.send("GET /plaintext HTTP/1.1\r\nHost: t\r\nX-Block: 1\r\n\r\n");  // P would block, but sees no GET
+    auto r = c.responses(1);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(status_of(r[0]), "HTTP/1.1 200 OK");
+    EXPECT_EQ(log.take(), (std::vector<std::string>{"A.before", "T.before", "Z.before", "Z.after", "T.after", "P.after",
+                                                    "A.after"}));
+    c.send("POST /echo HTTP/1.1\r\nHost: t\r\nX-Block: 1\r\nContent-Length: 2\r\n\r\nhi");
+    r = c.responses(1);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(status_of(r[0]), "HTTP/1.1 403 Forbidden");
+    EXPECT_EQ(log.take(), (std::vector<std::string>{"A.before", "P.before", "P.after", "A.after"}));
+
+    c.send("GET /plaintext HTTP/1.1\r\nHost: t\r\nX-Throw: 1\r\n\r\n");
+    r = c.responses(1);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(status_of(r[0]), "HTTP/1.1 500 Internal Server Error");
+    EXPECT_NE(r[0].find("X-T: 1"), std::string::npos) << r[0];
+    EXPECT_EQ(r[0].find("X-Z: 1"), std::string::npos) << r[0];
+    EXPECT_EQ(log.take(), (std::vector<std::string>{"A.before", "T.before", "T.after", "P.after", "A.after"}));
+    c.send(get("/plaintext"));  // the connection and the app go on
+    r = c.responses(1);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(status_of(r[0]), "HTTP/1.1 200 OK");
 }
 
 TEST_F(AppTest, RequestIdIsEchoedOrGenerated) {

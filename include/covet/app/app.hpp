@@ -17,6 +17,7 @@
 // smaller bodies come whole in r.body() with an empty `body`.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <functional>
 #include <initializer_list>
@@ -212,9 +213,14 @@ private:
         Middleware* middleware;
         std::size_t position;
     };
-    std::vector<HookCall> before_hooks_, after_hooks_;
-    // A middleware's `before`, a std::exception turned into the app's 500 answer.
-    std::optional<Response> run_before(Middleware& middleware, Request& request, RequestContext& context);
+    // `before` hooks per request method (Middleware::before_methods; indexed by the Method's value, 16 slots so
+    // that any byte masked to 4 bits is in range), `after` hooks for all.
+    std::array<std::vector<HookCall>, 16> before_hooks_;
+    std::vector<HookCall> after_hooks_;
+    // The `before` hooks in order, up to the first that answers (its answer), leaving the context's depth set; a
+    // std::exception from one becomes the app's 500 answer (before_failed). One call per request, not per hook.
+    std::optional<Response> run_before_hooks(Request& request, RequestContext& context);
+    std::optional<Response> before_failed(const Request& request, const std::exception& error) const;
     net::ServerConfig config_;
     app::ProtocolSwitch switch_{*this};  // every connection's protocol and every switch between protocols
     std::unique_ptr<net::Server> server_;

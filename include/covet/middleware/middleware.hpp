@@ -24,8 +24,14 @@ public:
     // would do nothing (a rate limiter that sends no fields has no `after`). Whether its `after` runs still
     // depends on its place in the order, as if its `before` had run. Default: both.
     virtual unsigned hooks() const noexcept { return all_hooks; }
-    virtual std::optional<Response> before(Request& /*request*/, RequestContext& /*context*/) { return std::nullopt; }
-    virtual void after(const Request& /*request*/, const RequestContext& /*context*/, Response& /*response*/) {}
+    // The methods whose requests `before` needs to see, as bits (1u << Method), asked with hooks(): the app skips
+    // the call for the others (CORS answers only OPTIONS preflights there). Default: every method.
+    virtual unsigned before_methods() const noexcept { return ~0u; }
+    // The defaults do nothing. They are defined in src/middleware/middleware.cpp, not here, so that the app's hook
+    // loops make a plain indirect call: with the body in view the compiler adds a compare against the default to
+    // every call of these hooks (speculative devirtualization), which only the do-nothing case could use.
+    virtual std::optional<Response> before(Request& request, RequestContext& context);
+    virtual void after(const Request& request, const RequestContext& context, Response& response);
     // For a streamed response, in place of `after`, on its head (status, headers, the first chunk as the
     // body): it may also install a BodyFilter on `context` that every chunk then passes through.
     virtual void after_stream(const Request& request, RequestContext& context, Response& head) {
