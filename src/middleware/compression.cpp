@@ -166,6 +166,12 @@ private:
 };
 
 void add_vary(Response& response, std::string_view value) {
+    // A Vary in an attached set (CORS's answer) is joined too: the sets' fields become the response's own first.
+    for (std::size_t i = 0; const SharedFields* set = response.shared_fields(i); ++i)
+        if (set->fields.get("vary")) {
+            response.unshare_fields();
+            break;
+        }
     std::string joined;
     for (const Fields::Field f : response.headers())
         if (iequals(f.name, "vary")) joined.append(f.value).append(", ");

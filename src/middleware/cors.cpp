@@ -42,6 +42,24 @@ bool contains(const std::vector<std::string>& items, std::string_view item) {
     return std::find(items.begin(), items.end(), item) != items.end();
 }
 
+// Whether n bytes at a and b are equal: 8-byte words, the last one overlapping, for an origin's usual 10-60 bytes
+// (memcmp's call and dispatch cost more than the compare).
+bool same_bytes(const char* a, const char* b, std::size_t n) noexcept {
+    const auto load8 = [](const char* p) noexcept {
+        std::uint64_t w;
+        std::memcpy(&w, p, 8);
+        return w;
+    };
+    if (n < 8) {  // no call: this runs inline in after()'s call-free path
+        for (std::size_t i = 0; i < n; ++i)
+            if (a[i] != b[i]) return false;
+        return true;
+    }
+    for (std::size_t i = 0; i + 8 < n; i += 8)
+        if (load8(a + i) != load8(b + i)) return false;
+    return load8(a + n - 8) == load8(b + n - 8);
+}
+
 // Vary: every value it has, joined, then `value` (Starlette's add_vary_header).
 void append_vary(Response& response, std::string_view value) {
     if (!response.has_header("vary")) {  // the usual case: nothing to join (`value` is one of ours: no check)
@@ -55,6 +73,26 @@ void append_vary(Response& response, std::string_view value) {
     response.set_header("Vary", joined);
 }
 
+// request.header("origin") without the byte-by-byte case folding: a name of six bytes is compared as two words with
+// the ASCII case bit set, which is exact here because every byte of "origin" is a letter (only 'O' and 'o' give 'o').
+const Header* origin_field(const Request& request) noexcept {
+    static constexpr char lower[] = "origin";
+    std::uint32_t want4, got4;
+    std::uint16_t want2, got2;
+    std::memcpy(&want4, lower, 4);
+    std::memcpy(&want2, lower + 4, 2);
+    for (const Header& h : request.headers()) {
+        if (h.name.size() != 6) continue;
+        std::memcpy(&got4, h.name.data(), 4);
+        std::memcpy(&got2, h.name.data() + 4, 2);
+        if ((got4 | 0x20202020u) == want4 && static_cast<std::uint16_t>(got2 | 0x2020u) == want2) return &h;
+    }
+    return nullptr;
+}
+std::optional<std::string_view> origin_header(const Request& request) noexcept {
+    if (const Header* h = origin_field(request)) return h->value;
+    return std::nullopt;
+}
 }  // namespace
 
 struct CorsMiddleware::Impl {
@@ -72,14 +110,35 @@ struct CorsMiddleware::Impl {
     // The fields after() adds in the usual case (the response has none of them yet), built once so that a
     // response gets them in one copy: per configured origin (parallel to o.allow_origins; empty unless
     // exact_origins_clean), for any origin under "*" without credentials, and for a request without Origin.
-    std::vector<Fields> exact_fields;
-    Fields any_origin_fields, no_origin_fields;
+    // Pre-rendered (SharedFields): attached to the response by pointer when it has room for one more set.
+    std::vector<SharedFields> exact_fields;
+    std::optional<SharedFields> any_origin_fields, no_origin_fields;
     // The configured origin equal to `origin` (a length check, then the bytes), or null.
     const std::string* exact_origin(std::string_view origin) const noexcept {
         for (const std::string& o : this->o.allow_origins)
-            if (o.size() == origin.size() && std::memcmp(o.data(), origin.data(), o.size()) == 0) return &o;
+            if (o.size() == origin.size() && same_bytes(o.data(), origin.data(), o.size())) return &o;
         return nullptr;
     }
+    // The set built at construction that answers `request` when the response has no CORS fields yet: for no Origin,
+    // any origin under "*" without credentials, or a configured origin (all checked clean); null: none applies.
+    const SharedFields* simple_fields(const Request& request) const noexcept {
+        const Header* origin = origin_field(request);  // a pointer, not an optional view: nothing spilled
+        if (!origin) return &*no_origin_fields;
+        if (allow_all_origins) return any_origin_set;
+        for (const SimpleOrigin& simple : simple_origins)
+            if (simple.origin.size() == origin->value.size() &&
+                same_bytes(simple.origin.data(), origin->value.data(), simple.origin.size()))
+                return simple.fields;
+        return nullptr;
+    }
+    // simple_fields' table, flat: each configured origin with its set (none unless exact_origins_clean), and the
+    // set for any origin under "*" (null with credentials: the origin is echoed then).
+    struct SimpleOrigin {
+        std::string_view origin;
+        const SharedFields* fields;
+    };
+    std::vector<SimpleOrigin> simple_origins;
+    const SharedFields* any_origin_set = nullptr;
 };
 
 CorsMiddleware::CorsMiddleware(CorsOptions options) : impl_(std::make_unique<Impl>()) {
@@ -124,10 +183,17 @@ CorsMiddleware::CorsMiddleware(CorsOptions options) : impl_(std::make_unique<Imp
         f.add("Vary", "Origin");
         return f;
     };
-    m.no_origin_fields.add("Vary", "Origin");
-    m.any_origin_fields = simple_fields("*");
-    if (m.exact_origins_clean)
-        for (const std::string& origin : m.o.allow_origins) m.exact_fields.push_back(simple_fields(origin));
+    Fields vary;
+    vary.add("Vary", "Origin");
+    m.no_origin_fields.emplace(std::move(vary));
+    m.any_origin_fields.emplace(simple_fields("*"));
+    if (m.exact_origins_clean) {
+        m.exact_fields.reserve(m.o.allow_origins.size());  // never moved after this: responses point into it
+        for (const std::string& origin : m.o.allow_origins) m.exact_fields.emplace_back(simple_fields(origin));
+        for (std::size_t i = 0; i < m.exact_fields.size(); ++i)
+            m.simple_origins.push_back({m.o.allow_origins[i], &m.exact_fields[i]});
+    }
+    if (!m.o.allow_credentials) m.any_origin_set = &*m.any_origin_fields;
 }
 
 CorsMiddleware::~CorsMiddleware() = default;
@@ -209,25 +275,9 @@ bool splits_header(std::string_view value) noexcept {
         if (c == '\r' || c == '\n' || c == '\0') return true;
     return false;
 }
-// request.header("origin") without the byte-by-byte case folding: a name of six bytes is compared as two words with
-// the ASCII case bit set, which is exact here because every byte of "origin" is a letter (only 'O' and 'o' give 'o').
-std::optional<std::string_view> origin_header(const Request& request) noexcept {
-    static constexpr char lower[] = "origin";
-    std::uint32_t want4, got4;
-    std::uint16_t want2, got2;
-    std::memcpy(&want4, lower, 4);
-    std::memcpy(&want2, lower + 4, 2);
-    for (const auto& h : request.headers()) {
-        if (h.name.size() != 6) continue;
-        std::memcpy(&got4, h.name.data(), 4);
-        std::memcpy(&got2, h.name.data() + 4, 2);
-        if ((got4 | 0x20202020u) == want4 && static_cast<std::uint16_t>(got2 | 0x2020u) == want2) return h.value;
-    }
-    return std::nullopt;
-}
-// Whether the response already has a field that after() replaces or joins (then it takes the general path).
-bool has_cors_field(const Response& response) noexcept {
-    for (const Fields::Field f : response.headers()) {
+// Whether `fields` has a field that after() replaces or joins (then it takes the general path).
+bool has_cors_field(const Fields& fields) noexcept {
+    for (const Fields::Field f : fields) {
         const std::size_t n = f.name.size();
         if ((n == 4 && iequals(f.name, "vary")) ||
             (n == allow_origin_name.size() && iequals(f.name, allow_origin_name)) ||
@@ -237,25 +287,41 @@ bool has_cors_field(const Response& response) noexcept {
     }
     return false;
 }
+// The same for a response: its own fields and the sets attached to it.
+bool has_cors_field(const Response& response) noexcept {
+    if (!response.headers().empty() && has_cors_field(response.headers())) return true;
+    for (std::size_t i = 0; const SharedFields* set = response.shared_fields(i); ++i)
+        if (has_cors_field(set->fields)) return true;
+    return false;
+}
 }  // namespace
 
-void CorsMiddleware::after(const Request& request, const RequestContext&, Response& response) {
+void CorsMiddleware::after(const Request& request, const RequestContext& /*context*/, Response& response) {
+    // The usual case, inline and without a call (so no registers to save): not a preflight, the answer's fields one
+    // of the sets built at construction, and a response without fields or sets of its own yet: attached by pointer.
+    if (request.method() != Method::options && response.headers().empty() && !response.shared_fields()) {
+        if (const SharedFields* fields = impl_->simple_fields(request)) {
+            response.add_shared_fields(fields);
+            return;
+        }
+    }
+    after_general(request, response);
+}
+
+[[gnu::noinline]] void CorsMiddleware::after_general(const Request& request, Response& response) const {
     if (request.method() == Method::options && is_preflight(request)) return;  // answered by before(), sent as is
     const Impl& m = *impl_;
     const std::optional<std::string_view> origin = origin_header(request);
-    // The usual case: the answer's fields are one of the sets built at construction (no Origin; any origin under
-    // "*" without credentials; a configured origin) and the response has none of them yet: one copy.
-    const Fields* fields = nullptr;
-    if (!origin)
-        fields = &m.no_origin_fields;
-    else if (m.allow_all_origins)
-        fields = m.o.allow_credentials ? nullptr : &m.any_origin_fields;
-    else if (const std::string* exact = m.exact_origin(*origin); exact && m.exact_origins_clean)
-        fields = &m.exact_fields[static_cast<std::size_t>(exact - m.o.allow_origins.data())];
-    if (fields && (response.headers().empty() || !has_cors_field(response))) {
-        response.add_prechecked_headers(*fields);
+    // The answer's fields are one of the sets built at construction and the response has none of them yet: by
+    // pointer when the response has room for one more set, else copied among its own fields (one copy).
+    const SharedFields* fields = m.simple_fields(request);
+    const bool has_field = has_cors_field(response);
+    if (fields && !has_field) {
+        if (!response.add_shared_fields(fields)) response.add_prechecked_headers(fields->fields);
         return;
     }
+    // Below, fields are found, replaced and joined by name: an attached set's become the response's own first.
+    if (has_field && response.shared_fields()) response.unshare_fields();
     // The Access-Control-Allow-Origin to send ("" none) and whether its value is known clean: "*" and a configured
     // origin are (an exact match has the configured bytes); an echoed Origin matched by "*" + credentials or by the
     // regex comes from the request and is scanned for CR, LF and NUL.

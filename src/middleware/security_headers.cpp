@@ -106,22 +106,43 @@ std::optional<Response> SecurityHeadersMiddleware::before(Request& /*request*/, 
 
 void SecurityHeadersMiddleware::after(const Request& request, const RequestContext& context, Response& response) {
     const Impl& m = *impl_;
+    // The usual case: no CSP nonce, a response with none of its own fields yet (so none of these names) and no
+    // other pre-rendered set: the whole set goes by pointer (no copy, no allocation, no compare).
+    if (!m.csp_nonce && response.headers().empty() && !response.shared_fields()) [[likely]] {
+        response.add_shared_fields(!m.hsts.empty() && request.scheme() == "https" ? &*m.https : &*m.plain);
+        return;
+    }
+    after_general(request, context, response);
+}
+
+[[gnu::noinline]] void SecurityHeadersMiddleware::after_general(const Request& request, const RequestContext& context,
+                                                                Response& response) const {
+    const Impl& m = *impl_;
     const SharedFields& set = !m.hsts.empty() && request.scheme() == "https" ? *m.https : *m.plain;
-    // The usual case: the handler set none of these names, so the whole pre-rendered set goes by pointer (no copy,
-    // no allocation). A handler's own header of one of these names wins: then the others are added one by one.
+    // The handler (or another middleware's set) has none of these names: the pre-rendered set goes by pointer if
+    // there is room for it. A handler's own header of one of these names wins: then the others are added one by one.
     bool collision = false;
-    for (const Fields::Field own : response.headers()) {
+    const auto check = [&](const Fields& fields) {
+        for (const Fields::Field own : fields) {
+            for (const Fields::Field f : set.fields)
+                if (iequals(own.name, f.name)) collision = true;
+            if (m.csp_nonce && iequals(own.name, m.csp_name)) collision = true;
+        }
+    };
+    check(response.headers());
+    for (std::size_t i = 0; const SharedFields* other = response.shared_fields(i); ++i) check(other->fields);
+    // A name the response carries, as its own field or in an attached set.
+    const auto present = [&response](std::string_view name) {
+        if (response.has_header(name)) return true;
+        for (std::size_t i = 0; const SharedFields* other = response.shared_fields(i); ++i)
+            if (other->fields.get(name)) return true;
+        return false;
+    };
+    if (collision || !response.add_shared_fields(&set)) {
         for (const Fields::Field f : set.fields)
-            if (iequals(own.name, f.name)) collision = true;
-        if (m.csp_nonce && iequals(own.name, m.csp_name)) collision = true;
+            if (!present(f.name)) response.add_prechecked_header(f.name, f.value);
     }
-    if (!collision) {
-        response.set_shared_fields(&set);
-    } else {
-        for (const Fields::Field f : set.fields)
-            if (!response.has_header(f.name)) response.add_prechecked_header(f.name, f.value);
-    }
-    if (m.csp_nonce && !response.has_header(m.csp_name)) {
+    if (m.csp_nonce && !present(m.csp_name)) {
         std::string policy;
         const std::string_view nonce = context.csp_nonce();
         policy.reserve(m.csp.size() + 4 * nonce.size());

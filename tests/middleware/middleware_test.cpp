@@ -30,8 +30,22 @@ covet::Request request(covet::Method m, std::string_view target,
     return r;
 }
 
+// A header as sent: the response's own, or one in a set a middleware attached (Response::shared_fields).
 std::string header(const covet::Response& r, std::string_view name) {
-    return std::string(r.headers().get(name).value_or("<none>"));
+    if (const auto own = r.headers().get(name)) return std::string(*own);
+    for (std::size_t i = 0; const covet::SharedFields* set = r.shared_fields(i); ++i)
+        if (const auto v = set->fields.get(name)) return std::string(*v);
+    return "<none>";
+}
+
+// Every field as sent, "name=value", in the order of the head: the response's own, then the attached sets.
+std::vector<std::string> sent_fields(const covet::Response& r) {
+    std::vector<std::string> out;
+    for (const covet::Fields::Field f : r.headers()) out.push_back(std::string(f.name) + "=" + std::string(f.value));
+    for (std::size_t i = 0; const covet::SharedFields* set = r.shared_fields(i); ++i)
+        for (const covet::Fields::Field f : set->fields)
+            out.push_back(std::string(f.name) + "=" + std::string(f.value));
+    return out;
 }
 
 std::string gunzip(std::string_view data) {
@@ -146,10 +160,7 @@ TEST(Cors, EachConfiguredOriginGetsItsOwnFields) {
                                 : request(covet::Method::get, "/", {{"Origin", origin}});
         covet::Response resp = covet::Response::text("hi");
         cors.after(r, context, resp);
-        std::vector<std::string> out;
-        for (const covet::Fields::Field f : resp.headers())
-            out.push_back(std::string(f.name) + "=" + std::string(f.value));
-        return out;
+        return sent_fields(resp);
     };
     EXPECT_EQ(fields_of("https://b.example"),
               (std::vector<std::string>{"Access-Control-Allow-Origin=https://b.example",
@@ -166,10 +177,39 @@ TEST(Cors, EachConfiguredOriginGetsItsOwnFields) {
     covet::Response resp = covet::Response::text("hi");
     resp.add_header("X-Own", "1");
     any.after(r, context, resp);
-    std::vector<std::string> out;
-    for (const covet::Fields::Field f : resp.headers()) out.push_back(std::string(f.name) + "=" + std::string(f.value));
-    EXPECT_EQ(out, (std::vector<std::string>{"X-Own=1", "Access-Control-Allow-Origin=*",
-                                             "Access-Control-Expose-Headers=X-Total", "Vary=Origin"}));
+    EXPECT_EQ(sent_fields(resp), (std::vector<std::string>{"X-Own=1", "Access-Control-Allow-Origin=*",
+                                                           "Access-Control-Expose-Headers=X-Total", "Vary=Origin"}));
+    // A response without fields of its own gets the set by pointer (nothing copied); with no room for another set
+    // (two attached already), the same fields among its own.
+    covet::Response bare = covet::Response::text("hi");
+    any.after(r, context, bare);
+    EXPECT_TRUE(bare.headers().empty());
+    ASSERT_NE(bare.shared_fields(), nullptr);
+    EXPECT_EQ(sent_fields(bare), (std::vector<std::string>{"Access-Control-Allow-Origin=*",
+                                                           "Access-Control-Expose-Headers=X-Total", "Vary=Origin"}));
+    covet::Fields x_fields, y_fields;
+    x_fields.add("X-One", "1");
+    y_fields.add("X-Two", "2");
+    const covet::SharedFields x(std::move(x_fields)), y(std::move(y_fields));
+    covet::Response full = covet::Response::text("hi");
+    ASSERT_TRUE(full.add_shared_fields(&x));
+    ASSERT_TRUE(full.add_shared_fields(&y));
+    any.after(r, context, full);
+    EXPECT_EQ(sent_fields(full),
+              (std::vector<std::string>{"Access-Control-Allow-Origin=*", "Access-Control-Expose-Headers=X-Total",
+                                        "Vary=Origin", "X-One=1", "X-Two=2"}));
+    // A set attached before that carries a CORS field (Vary) sends the response down the general path, which makes
+    // the set's fields the response's own and joins Vary into one field, as Starlette does.
+    covet::Fields vary_fields;
+    vary_fields.add("Vary", "Accept-Encoding");
+    const covet::SharedFields vary_set(std::move(vary_fields));
+    covet::Response varied = covet::Response::text("hi");
+    ASSERT_TRUE(varied.add_shared_fields(&vary_set));
+    any.after(r, context, varied);
+    EXPECT_EQ(varied.shared_fields(), nullptr);
+    EXPECT_EQ(sent_fields(varied),
+              (std::vector<std::string>{"Access-Control-Allow-Origin=*", "Access-Control-Expose-Headers=X-Total",
+                                        "Vary=Accept-Encoding, Origin"}));
     // A preflight is answered by before() and left as it is by after().
     auto pre = request(covet::Method::options, "/",
                        {{"Origin", "https://a.example"}, {"Access-Control-Request-Method", "GET"}});
@@ -195,12 +235,10 @@ TEST(Cors, FieldsAppendedInOrderOrReplacedAndEchoedOriginsChecked) {
     auto r = request(covet::Method::get, "/", {{"Origin", "https://a.example"}});
     covet::Response fresh = covet::Response::text("hi");
     cors.after(r, context, fresh);
-    std::vector<std::string> fields;
-    for (const covet::Fields::Field f : fresh.headers())
-        fields.push_back(std::string(f.name) + "=" + std::string(f.value));
-    EXPECT_EQ(fields, (std::vector<std::string>{"Access-Control-Allow-Origin=https://a.example",
-                                                "Access-Control-Allow-Credentials=true",
-                                                "Access-Control-Expose-Headers=X-Total, X-Page", "Vary=Origin"}));
+    EXPECT_EQ(sent_fields(fresh),
+              (std::vector<std::string>{"Access-Control-Allow-Origin=https://a.example",
+                                        "Access-Control-Allow-Credentials=true",
+                                        "Access-Control-Expose-Headers=X-Total, X-Page", "Vary=Origin"}));
 
     // The Origin's name in any case, and only that name.
     auto upper = request(covet::Method::get, "/", {{"Host", "x"}, {"ORIGIN", "https://a.example"}});
@@ -270,6 +308,19 @@ TEST(Compression, LargeBodiesAreCompressedSmallOnesAreNot) {
     gz.after(r, context, small);
     EXPECT_EQ(header(small, "content-encoding"), "<none>");
     EXPECT_EQ(header(small, "vary"), "<none>");
+
+    // CORS's answer attached by pointer (its Vary: Origin) runs first: compression joins its Vary to that one, one
+    // field "Origin, Accept-Encoding" as Starlette's two middleware give, not a second Vary line.
+    covet::CorsMiddleware cors({.allow_origins = {"https://a.example"}});
+    auto from_origin = request(covet::Method::get, "/", {{"Accept-Encoding", "gzip"}, {"Origin", "https://a.example"}});
+    covet::Response both = covet::Response::text(big);
+    cors.after(from_origin, context, both);
+    ASSERT_NE(both.shared_fields(), nullptr);
+    gz.after(from_origin, context, both);
+    EXPECT_EQ(both.shared_fields(), nullptr);
+    EXPECT_EQ(both.headers().count("vary"), 1u);
+    EXPECT_EQ(header(both, "vary"), "Origin, Accept-Encoding");
+    EXPECT_EQ(header(both, "access-control-allow-origin"), "https://a.example");
 
     // Not accepted: the body stays, Vary is still added (Starlette).
     auto identity = request(covet::Method::get, "/", {});

@@ -37,7 +37,7 @@ covet::Request request(covet::Method m, std::string_view target,
 // A header as sent: the response's own, or one of the shared fields a middleware attached.
 std::string header(const covet::Response& r, std::string_view name) {
     if (const auto own = r.headers().get(name)) return std::string(*own);
-    if (const covet::SharedFields* shared = r.shared_fields())
+    for (std::size_t i = 0; const covet::SharedFields* shared = r.shared_fields(i); ++i)
         if (const auto v = shared->fields.get(name)) return std::string(*v);
     return "<none>";
 }
@@ -91,6 +91,37 @@ TEST(SecurityHeaders, DefaultsAndTheHandlersOwnWin) {
     EXPECT_EQ(plain.shared_fields()->http1,
               "X-Content-Type-Options: nosniff\r\nReferrer-Policy: strict-origin-when-cross-origin\r\n"
               "X-Frame-Options: DENY\r\nCross-Origin-Opener-Policy: same-origin\r\n");
+
+    // A response that already carries another pre-rendered set (CORS's answer) keeps it and gets this one as its
+    // second; with no room left (two sets), these fields go among its own; a set that has one of these names wins
+    // over it, as a handler's own field does.
+    const auto set_of = [](std::string_view name, std::string_view value) {
+        covet::Fields f;
+        f.add(name, value);
+        return covet::SharedFields(std::move(f));
+    };
+    const covet::SharedFields other = set_of("X-Other", "1"), third = set_of("X-Third", "3"),
+                              framing = set_of("X-Frame-Options", "SAMEORIGIN");
+    covet::Response carrying = covet::Response::text("x");
+    carrying.add_shared_fields(&other);
+    m.after(r, context, carrying);
+    EXPECT_EQ(carrying.shared_fields(0), &other);
+    EXPECT_EQ(carrying.shared_fields(1), plain.shared_fields());
+    EXPECT_EQ(carrying.headers().size(), 0u);
+    covet::Response full = covet::Response::text("x");
+    full.add_shared_fields(&other);
+    full.add_shared_fields(&third);
+    m.after(r, context, full);
+    EXPECT_EQ(full.shared_fields(1), &third);
+    EXPECT_EQ(full.headers().get("X-Frame-Options").value_or("<none>"), "DENY");
+    EXPECT_EQ(full.headers().size(), 4u);
+    covet::Response framed = covet::Response::text("x");
+    framed.add_shared_fields(&framing);
+    m.after(r, context, framed);
+    EXPECT_EQ(framed.shared_fields(1), nullptr);
+    EXPECT_EQ(framed.headers().count("X-Frame-Options"), 0u);  // the set's SAMEORIGIN is the one sent
+    EXPECT_EQ(framed.headers().get("Referrer-Policy").value_or("<none>"), "strict-origin-when-cross-origin");
+    EXPECT_EQ(framed.headers().size(), 3u);
 
     covet::Request https = request(covet::Method::get, "/", {});
     https.set_scheme("https");

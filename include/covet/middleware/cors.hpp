@@ -29,7 +29,8 @@ public:
     explicit CorsMiddleware(CorsOptions options);
     ~CorsMiddleware() override;
 
-    // Only a preflight (OPTIONS) is answered here: every other request returns at the method's check.
+    // Only a preflight (OPTIONS) is answered here: the app calls `before` for OPTIONS requests only.
+    unsigned before_methods() const noexcept override { return 1u << static_cast<unsigned>(Method::options); }
     std::optional<Response> before(Request& request, RequestContext& /*context*/) override {
         if (request.method() != Method::options) return std::nullopt;
         return preflight(request);
@@ -40,6 +41,8 @@ public:
 
 private:
     std::optional<Response> preflight(const Request& request) const;
+    // after() for a preflight, a response with fields of its own, or an origin answered by echoing it.
+    void after_general(const Request& request, Response& response) const;
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

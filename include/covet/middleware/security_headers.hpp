@@ -43,6 +43,8 @@ public:
     void after(const Request& request, const RequestContext& context, Response& response) override;
 
 private:
+    // after() when the response already has fields (a name of the set may be among them) or a CSP nonce is on.
+    void after_general(const Request& request, const RequestContext& context, Response& response) const;
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
