@@ -69,11 +69,12 @@ bool parse_ipv4(std::string_view text, unsigned char (&bytes)[4]) noexcept {
 
 // The last client address a rule keyed on this thread, and its hash: the requests of a keep-alive connection
 // (a pipelined batch, a browser's page) come from one address, so its key is built and hashed once per run of
-// them instead of per request. A pure memo: the hash is a function of the table's seed, the salt (the rule's
-// identity, prefixes included) and the address, and all three are compared. Trivially constructible: no
-// thread_local guard per use.
+// them instead of per request. A memo: the hash is a function of the table's seed, the salt (the rule's identity,
+// prefixes included) and the address; the address is compared, the seed and salt as one 64-bit tag (memo_tag:
+// two pairs sharing a tag, odds 2^-63, would share keys, as two keys sharing a hash share a budget). Trivially
+// constructible: no thread_local guard per use.
 struct AddressMemo {
-    std::uint64_t seed, salt, hash;  // hash 0: empty (SharedTable::hash never returns 0)
+    std::uint64_t tag, hash;  // tag 0: empty (memo_tag is odd)
     std::size_t size;
     std::uint64_t head, tail;  // an address of 8 to 16 bytes (IPv4 text) as two overlapping words
     char address[48];
@@ -86,8 +87,13 @@ std::uint64_t load8(const char* p) noexcept {
     return w;
 }
 
-// Whether `m` holds `address` (its seed and salt compared by the caller). Fixed-size loads for the usual IPv4
-// text, no libc call.
+// The memo's tag for a table seed and a rule's salt (odd: never an empty memo's 0).
+std::uint64_t memo_tag(std::uint64_t seed, std::uint64_t salt) noexcept {
+    return (salt ^ (seed * 0x9e3779b97f4a7c15ULL)) | 1;
+}
+
+// Whether `m` holds `address` (its tag compared by the caller). Fixed-size loads for the usual IPv4 text, no libc
+// call.
 bool holds(const AddressMemo& m, std::string_view address) noexcept {
     const std::size_t n = address.size();
     if (m.size != n) return false;
@@ -146,6 +152,7 @@ struct RateLimitMiddleware::Compiled {
     std::string rate_prefix;   // "name";r=
     std::uint64_t salt = 0;    // the rule's identity in the table (its name, policy, key and routes)
     std::unique_ptr<Router<std::uint8_t>> routes;
+    bool by_address = false;  // keyed by the client's address, every route: before()'s inline path
 };
 
 RateLimitMiddleware::RateLimitMiddleware(RateLimitOptions options)
@@ -193,8 +200,14 @@ RateLimitMiddleware::RateLimitMiddleware(RateLimitOptions options)
                                ";p=" + std::to_string(c->policy.period_ns);
         for (const std::string& pattern : rule.routes) identity += ";r=" + pattern;
         c->salt = table_.hash(identity) & ~std::uint64_t{1};
+        c->by_address = rule.key == KeyKind::client_ip && !c->routes;
         c->rule = std::move(rule);
         rules_.push_back(std::move(c));
+    }
+    one_address_rule_ = rules_.size() == 1 && rules_.front()->by_address && !headers_;
+    if (one_address_rule_) {
+        usual_tag_ = memo_tag(table_.seed(), rules_.front()->salt | 1);  // the salt as client_hash() makes it
+        usual_policy_ = rules_.front()->policy;
     }
 }
 
@@ -213,61 +226,93 @@ Response RateLimitMiddleware::too_many_requests(std::size_t index, const GcraDec
 std::uint64_t RateLimitMiddleware::address_hash(std::string_view address, const RateLimitRule& rule, std::uint64_t salt,
                                                 std::size_t index) const noexcept {
     AddressMemo& m = address_memo[index % std::size(address_memo)];
-    const std::uint64_t seed = table_.seed();
     char buffer[17];
     const std::uint64_t hash = table_.hash(client_key(address, rule.ipv4_prefix, rule.ipv6_prefix, buffer), salt);
     const std::size_t n = address.size();
     if (n <= sizeof m.address) {
-        m.seed = seed, m.salt = salt, m.hash = hash, m.size = n;
+        m.tag = memo_tag(table_.seed(), salt), m.hash = hash, m.size = n;
         if (n != 0) std::memcpy(m.address, address.data(), n);
         if (n >= 8 && n <= 16) m.head = load8(address.data()), m.tail = load8(address.data() + n - 8);
     }
     return hash;
 }
 
+// Inlined into before() (and other_key_hash): the common rule's whole key work.
+[[gnu::always_inline]] inline std::uint64_t RateLimitMiddleware::client_hash(const Request& request,
+                                                                             std::size_t index) const noexcept {
+    const Compiled& c = *rules_[index];
+    // A keep-alive connection's address is usually the one this rule saw last on this thread: no key, no hash.
+    // The salt's low bit keeps an address apart from a header value equal to it.
+    const std::uint64_t salt = c.salt | 1;
+    const std::string_view client = request.client_address();
+    const AddressMemo& m = address_memo[index % std::size(address_memo)];
+    return m.tag == memo_tag(table_.seed(), salt) && holds(m, client) ? m.hash
+                                                                      : address_hash(client, c.rule, salt, index);
+}
+
+[[gnu::noinline]] std::uint64_t RateLimitMiddleware::other_key_hash(const Request& request,
+                                                                    std::size_t index) const noexcept {
+    const Compiled& c = *rules_[index];
+    std::string_view pattern;
+    if (c.routes) {
+        PathParams params;
+        const auto match = c.routes->match(request.method(), request.path(), params);
+        if (match.status != Router<std::uint8_t>::Status::found) return 0;
+        pattern = match.pattern;
+    }
+    switch (c.rule.key) {
+        case KeyKind::client_ip: break;
+        case KeyKind::header:
+            if (const auto value = request.header(c.rule.header)) return table_.hash(*value, c.salt);
+            break;  // no header: keyed by the address, so leaving it out does not escape the limit
+        case KeyKind::route: return table_.hash(pattern, c.salt);
+        case KeyKind::global: return table_.hash({}, c.salt);
+    }
+    return client_hash(request, index);
+}
+
+[[gnu::noinline, gnu::cold]] std::optional<Response> RateLimitMiddleware::refusal(std::size_t index, std::int64_t tat,
+                                                                                  std::int64_t now) const {
+    return too_many_requests(index, gcra(rules_[index]->policy, tat, now));
+}
+
 std::optional<Response> RateLimitMiddleware::before(Request& request, RequestContext& context) {
+    if (!one_address_rule_) return before_rules(request, context);
+    // The usual configuration (one rule per client address, no fields on the answers), the client's address in
+    // this thread's memo and its key in its first slot: inline, with no call and few registers live (the context
+    // is not needed past the test above), so no registers to save. Anything else (a new address, a key further
+    // in its window, a refusal, a request without its arrival time) is decided from the start by usual_rule (one
+    // refused here changed nothing).
+    const AddressMemo& m = address_memo[0];
+    const std::int64_t now = request.received_at().time_since_epoch().count();  // steady_clock: nanoseconds
+    if (now != 0 && m.tag == usual_tag_ && holds(m, request.client_address()) &&
+        table_.admit_in_first_slot(m.hash, usual_policy_, now))
+        return std::nullopt;
+    return usual_rule(request);
+}
+
+[[gnu::noinline]] std::optional<Response> RateLimitMiddleware::usual_rule(const Request& request) {
+    const std::int64_t now = now_ns(request);
+    const SharedTable::Admission a = table_.admit(client_hash(request, 0), usual_policy_, now);
+    if (!a.allowed) return refusal(0, a.tat, now);
+    return std::nullopt;
+}
+
+[[gnu::noinline]] std::optional<Response> RateLimitMiddleware::before_rules(Request& request, RequestContext& context) {
     const std::int64_t now = now_ns(request);
     std::uint64_t note = 0;
     std::uint32_t least = UINT32_MAX;
     for (std::size_t i = 0; i < rules_.size(); ++i) {
         const Compiled& c = *rules_[i];
-        std::string_view pattern;
-        if (c.routes) {
-            PathParams params;
-            const auto match = c.routes->match(request.method(), request.path(), params);
-            if (match.status != Router<std::uint8_t>::Status::found) continue;
-            pattern = match.pattern;
+        const std::uint64_t hash = c.by_address ? client_hash(request, i) : other_key_hash(request, i);
+        if (hash == 0) continue;  // a rule whose routes do not cover the request (hashes are never 0)
+        const SharedTable::Admission a = table_.admit(hash, c.policy, now);
+        if (!a.allowed) [[unlikely]]
+            return refusal(i, a.tat, now);
+        if (headers_) {
+            const GcraDecision d = gcra_allowed(c.policy, a.tat, now);
+            if (d.remaining < least) least = d.remaining, note = pack(i, d.remaining, ceil_seconds(d.reset_ns));
         }
-        std::string_view key;
-        bool address = false;
-        switch (c.rule.key) {
-            case KeyKind::client_ip: address = true; break;
-            case KeyKind::header:
-                if (const auto value = request.header(c.rule.header)) {
-                    key = *value;
-                    break;
-                }
-                address = true;
-                break;
-            case KeyKind::route: key = pattern; break;
-            case KeyKind::global: break;
-        }
-        // The salt keeps rules (and a header value from an address) apart in the one table.
-        const std::uint64_t salt = c.salt | static_cast<std::uint64_t>(address);
-        // A keep-alive connection's address is usually the one this rule saw last on this thread: no key, no hash.
-        std::uint64_t hash;
-        if (address) {
-            const std::string_view client = request.client_address();
-            const AddressMemo& m = address_memo[i % std::size(address_memo)];
-            hash = m.hash != 0 && m.salt == salt && m.seed == table_.seed() && holds(m, client)
-                       ? m.hash
-                       : address_hash(client, c.rule, salt, i);
-        } else {
-            hash = table_.hash(key, salt);
-        }
-        const GcraDecision d = table_.acquire(hash, c.policy, now);
-        if (!d.allowed) return too_many_requests(i, d);
-        if (headers_ && d.remaining < least) least = d.remaining, note = pack(i, d.remaining, ceil_seconds(d.reset_ns));
     }
     context.set_rate_limit_note(note);
     return std::nullopt;

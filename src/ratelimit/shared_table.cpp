@@ -160,15 +160,8 @@ SharedTable::Slot* SharedTable::claim(std::uint64_t key_hash, std::int64_t now_n
 
 GcraDecision SharedTable::acquire(std::uint64_t key_hash, const GcraPolicy& policy, std::int64_t now_ns,
                                   std::uint32_t cost) noexcept {
-    Slot* s = &slots_[key_hash & mask_];  // most keys sit in their first slot
-    if (s->key.load(std::memory_order_acquire) != key_hash) s = claim(key_hash, now_ns);
-    if (!s) return gcra(policy, 0, now_ns, cost);  // contention beyond reason: let the request through
-    std::int64_t t = s->tat.load(std::memory_order_relaxed);
-    for (;;) {
-        const GcraDecision d = gcra(policy, t, now_ns, cost);
-        if (!d.allowed) return d;
-        if (s->tat.compare_exchange_weak(t, d.tat, std::memory_order_relaxed)) return d;
-    }
+    const Admission a = admit(key_hash, policy, now_ns, cost);
+    return a.allowed ? gcra_allowed(policy, a.tat, now_ns) : gcra(policy, a.tat, now_ns, cost);
 }
 
 std::int64_t SharedTable::tat(std::uint64_t key_hash) const noexcept {

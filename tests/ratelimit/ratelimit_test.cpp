@@ -299,3 +299,81 @@ TEST(RateLimitMiddleware, TheAddressMemoNeverMixesClients) {
     EXPECT_TRUE(one.before(r, context));
     EXPECT_TRUE(two.before(r, context));
 }
+
+// The request path's admission (admit, and admit_in_first_slot for a key in its first slot) decides as acquire does,
+// and threads racing through it still get exactly the budget.
+TEST(SharedTable, AdmitDecidesAsAcquireDoes) {
+    rl::SharedTable a("a", 1024, ""), b("b", 1024, "");
+    const auto p = rl::GcraPolicy::make(3, 30s);  // burst 3, one every 10 s
+    const auto ka = a.hash("k"), kb = b.hash("k");
+    EXPECT_FALSE(a.admit_in_first_slot(ka, p, t0));  // not in the table yet: left to admit()
+    for (const std::int64_t at : {t0, t0, t0, t0, t0 + 5 * s, t0 + 10 * s, t0 + 10 * s, t0 + 100 * s}) {
+        const rl::GcraDecision expected = b.acquire(kb, p, at);
+        const rl::SharedTable::Admission got = a.admit(ka, p, at);
+        EXPECT_EQ(got.allowed, expected.allowed) << (at - t0) / s;
+        const rl::GcraDecision derived = got.allowed ? rl::gcra_allowed(p, got.tat, at) : rl::gcra(p, got.tat, at);
+        EXPECT_EQ(derived.tat, expected.tat);
+        EXPECT_EQ(derived.remaining, expected.remaining);
+        EXPECT_EQ(derived.reset_ns, expected.reset_ns);
+        EXPECT_EQ(derived.retry_after_ns, expected.retry_after_ns);
+    }
+    // In its first slot now: decided inline, and a refusal there records nothing.
+    const std::int64_t later = t0 + 1000 * s;
+    EXPECT_TRUE(a.admit_in_first_slot(ka, p, later));
+    EXPECT_TRUE(a.admit_in_first_slot(ka, p, later));
+    EXPECT_TRUE(a.admit_in_first_slot(ka, p, later));
+    const std::int64_t tat = a.tat(ka);
+    EXPECT_FALSE(a.admit_in_first_slot(ka, p, later));
+    EXPECT_EQ(a.tat(ka), tat);
+
+    rl::SharedTable shared("t", 1024, "");
+    const auto q = rl::GcraPolicy::make(1000, 1000s);
+    const auto key = shared.hash("shared");
+    std::atomic<int> allowed{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&] {
+            for (int i = 0; i < 1000; ++i)
+                if (shared.admit_in_first_slot(key, q, t0) || shared.admit(key, q, t0).allowed) allowed.fetch_add(1);
+        });
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(allowed.load(), 1000);
+}
+
+// One rule per client address and no fields (the usual configuration) is decided inline once the address is in the
+// thread's memo; its answers must be the general loop's: the same budgets, the same 429 and its figures, clients
+// kept apart as the memo flips between them.
+TEST(RateLimitMiddleware, TheUsualRuleDecidesAsTheGeneralLoop) {
+    const rl::RateLimitRule rule{.name = "ip", .limit = 3, .period = 30s};
+    rl::RateLimitMiddleware usual({.rules = {rule}, .directory = ""});
+    rl::RateLimitMiddleware general({.rules = {rule}, .headers = true, .directory = ""});  // fields: the loop
+    covet::RequestContext context;
+    const auto at = covet::io::Clock::now();
+    const auto arriving = [&](std::string_view client, std::chrono::nanoseconds after) {
+        covet::Request r = request("/", client);
+        r.set_received_at(at + after);
+        return r;
+    };
+    const std::vector<std::pair<std::string_view, std::chrono::nanoseconds>> sequence = {
+        {"192.0.2.1", 0s}, {"192.0.2.1", 0s},   {"192.0.2.2", 0s},   {"192.0.2.1", 0s}, {"192.0.2.1", 0s},
+        {"192.0.2.2", 1s}, {"192.0.2.1", 10s},  {"192.0.2.1", 10s},  {"192.0.2.2", 1s}, {"192.0.2.2", 1s},
+        {"192.0.2.2", 2s}, {"2001:db8::1", 0s}, {"2001:db8::1", 0s}, {"192.0.2.1", 31s}};
+    // Each middleware runs the whole sequence on its own: the thread's memo is keyed by the table, so interleaving
+    // the two would flip it on every request and the inline path would never run.
+    const auto run = [&](rl::RateLimitMiddleware& m) {
+        std::vector<std::string> answers;
+        for (const auto& [client, after] : sequence) {
+            covet::Request r = arriving(client, after);
+            const auto refused = m.before(r, context);
+            answers.push_back(refused ? std::to_string(refused->status()) + " " + header(*refused, "Retry-After") +
+                                            " " + header(*refused, "RateLimit")
+                                      : "200");
+        }
+        return answers;
+    };
+    const std::vector<std::string> mine = run(usual), theirs = run(general);
+    EXPECT_EQ(mine, theirs);
+    std::vector<int> statuses;
+    for (const std::string& a : mine) statuses.push_back(std::stoi(a));
+    EXPECT_EQ(statuses, (std::vector<int>{200, 200, 200, 200, 429, 200, 200, 429, 200, 429, 429, 200, 200, 200}));
+}

@@ -66,4 +66,16 @@ constexpr GcraDecision gcra(const GcraPolicy& p, std::int64_t tat, std::int64_t 
     return d;
 }
 
+// The decision for a request that gcra() allowed and that moved the key's TAT to `new_tat`: its remaining and reset
+// figures, computed only where they are sent (the RateLimit fields).
+constexpr GcraDecision gcra_allowed(const GcraPolicy& p, std::int64_t new_tat, std::int64_t now) noexcept {
+    GcraDecision d;
+    d.allowed = true;
+    d.tat = new_tat;
+    d.reset_ns = new_tat - now;
+    const std::int64_t room = (now - (new_tat - p.tolerance_ns)) / p.emission_ns;
+    d.remaining = static_cast<std::uint32_t>(std::min<std::int64_t>(room, p.burst));
+    return d;
+}
+
 }  // namespace covet::ratelimit

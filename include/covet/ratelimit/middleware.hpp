@@ -84,9 +84,23 @@ private:
     // thread's memo for rule `index` (before() checks the memo first).
     std::uint64_t address_hash(std::string_view address, const RateLimitRule& rule, std::uint64_t salt,
                                std::size_t index) const noexcept;
+    // Rule `index`'s table hash for `request`: keyed by its client address (the memo first), or by any key (its
+    // routes matched first: 0 when they do not cover the request).
+    std::uint64_t client_hash(const Request& request, std::size_t index) const noexcept;
+    std::uint64_t other_key_hash(const Request& request, std::size_t index) const noexcept;
+    // The 429 for rule `index`, whose key's TAT was `tat` at `now`.
+    std::optional<Response> refusal(std::size_t index, std::int64_t tat, std::int64_t now) const;
+    // before() for any rules (the loop), and for the usual one when its inline path cannot decide.
+    std::optional<Response> before_rules(Request& request, RequestContext& context);
+    std::optional<Response> usual_rule(const Request& request);
     std::vector<std::unique_ptr<Compiled>> rules_;
     SharedTable table_;
     bool headers_;
+    // One rule, by client address, every route, no fields: before()'s short path, with that rule's memo tag and
+    // policy at hand (no pointer to follow).
+    bool one_address_rule_ = false;
+    std::uint64_t usual_tag_ = 0;
+    GcraPolicy usual_policy_{};
 };
 
 }  // namespace covet::ratelimit

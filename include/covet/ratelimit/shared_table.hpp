@@ -19,6 +19,7 @@
 // share a budget, with odds of about n²/2⁶⁵ for n live keys.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -48,6 +49,42 @@ public:
     // Decides one request of `cost` for `key_hash` at `now_ns` and records it when allowed.
     GcraDecision acquire(std::uint64_t key_hash, const GcraPolicy& policy, std::int64_t now_ns,
                          std::uint32_t cost = 1) noexcept;
+    // The same decision, for the request path: only whether it passed and the TAT. Allowed: the key's TAT after
+    // this request (recorded); refused: its TAT as read (unchanged), from which gcra() gives the refusal's figures.
+    // Inline: a key already in its first slot costs a load, the arithmetic and one CAS.
+    struct Admission {
+        bool allowed;
+        std::int64_t tat;
+    };
+    Admission admit(std::uint64_t key_hash, const GcraPolicy& policy, std::int64_t now_ns,
+                    std::uint32_t cost = 1) noexcept {
+        Slot* s = &slots_[key_hash & mask_];  // most keys sit in their first slot
+        if (s->key.load(std::memory_order_acquire) != key_hash) [[unlikely]]
+            s = claim(key_hash, now_ns);
+        const std::int64_t step = policy.emission_ns * static_cast<std::int64_t>(cost);
+        if (!s) [[unlikely]] {  // contention beyond reason: decided as a new key, recorded nowhere
+            const std::int64_t new_tat = now_ns + step;
+            return new_tat - policy.tolerance_ns > now_ns ? Admission{false, 0} : Admission{true, new_tat};
+        }
+        std::int64_t t = s->tat.load(std::memory_order_relaxed);
+        for (;;) {
+            const std::int64_t new_tat = std::max(t, now_ns) + step;
+            if (new_tat - policy.tolerance_ns > now_ns) return {false, t};
+            if (s->tat.compare_exchange_weak(t, new_tat, std::memory_order_relaxed)) return {true, new_tat};
+        }
+    }
+    // admit() for a key in its first slot (most are): true when allowed (and recorded); false when refused or when
+    // the key is elsewhere, which admit() then decides. Inline without a call, for the request path's fast case.
+    bool admit_in_first_slot(std::uint64_t key_hash, const GcraPolicy& policy, std::int64_t now_ns) noexcept {
+        Slot& s = slots_[key_hash & mask_];
+        if (s.key.load(std::memory_order_acquire) != key_hash) return false;
+        std::int64_t t = s.tat.load(std::memory_order_relaxed);
+        for (;;) {
+            const std::int64_t new_tat = std::max(t, now_ns) + policy.emission_ns;
+            if (new_tat - policy.tolerance_ns > now_ns) return false;
+            if (s.tat.compare_exchange_weak(t, new_tat, std::memory_order_relaxed)) return true;
+        }
+    }
     // The key's TAT (0 when absent), for tests and diagnostics.
     std::int64_t tat(std::uint64_t key_hash) const noexcept;
 
