@@ -782,6 +782,8 @@ class TestRequestLifetime:
         async def compare(request: Request) -> list:
             lazy = request.headers
             assert type(lazy) is EngineHeaders
+            initial = (lazy._source, lazy._lower)
+            assert initial[0] is not None and initial[1] is None
             names = ["x-a", "X-A", "x-b", "Host", "absent"]
             looked_up = [[lazy.get(n), lazy.get(n, "d"), n in lazy, lazy.getlist(n)] for n in names]
             try:
@@ -795,6 +797,10 @@ class TestRequestLifetime:
             copy["x-a"] = "3"
             copies = [copy_module.copy(lazy), copy_module.deepcopy(lazy), pickle.loads(pickle.dumps(lazy))]
             assert all(type(c) is Headers and c == plain for c in copies)
+            # EngineHeaders(source) holds what Request.headers set up without its __init__ frame.
+            made = EngineHeaders(initial[0])
+            assert (made._source, made._lower) == initial
+            assert [made.get(n) for n in names] == [plain.get(n) for n in names]
             return [looked_up[:-1] == expected == converted, list(looked_up[-1]), lazy == plain,
                     dict(lazy) == dict(plain), copy.getlist("x-a"), lazy.getlist("x-a")]
 

@@ -313,7 +313,9 @@ class EngineHeaders(Headers):
 
     __slots__ = ("_source",)
 
-    def __init__(self, source: _HeaderSource) -> None:  # Headers.__init__ is not called: nothing to copy yet
+    def __init__(self, source: _HeaderSource) -> None:
+        # Headers.__init__ is not called: nothing to copy yet. `Request.headers` makes its instances without this
+        # frame (object.__new__ and the same two stores, covet.requests); test_dispatch checks the two agree.
         self._source: Optional[_HeaderSource] = source
         self._lower = None
 
@@ -361,7 +363,7 @@ class EngineHeaders(Headers):
     def get(self, key: str, default: Any = None) -> Any:
         source = self._source
         if source is None:
-            return self._index().get(key.lower(), default)
+            return Headers.get(self, key, default)
         value = source.header(key)
         return default if value is None else value
 
