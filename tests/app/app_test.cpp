@@ -384,6 +384,9 @@ TEST_F(AppTest, MiddlewareBeforeMethodsAndAThrowingBefore) {
     r = c.responses(1);
     ASSERT_EQ(r.size(), 1u);
     EXPECT_EQ(status_of(r[0]), "HTTP/1.1 200 OK");
+    // (Read under the log's lock: the worker's last writes happen before the log is destroyed.)
+    EXPECT_EQ(log.take(), (std::vector<std::string>{"A.before", "T.before", "Z.before", "Z.after", "T.after", "P.after",
+                                                    "A.after"}));
 }
 
 TEST_F(AppTest, RequestIdIsEchoedOrGenerated) {
