@@ -66,24 +66,14 @@ public:
             const std::int64_t new_tat = now_ns + step;
             return new_tat - policy.tolerance_ns > now_ns ? Admission{false, 0} : Admission{true, new_tat};
         }
-        std::int64_t t = s->tat.load(std::memory_order_relaxed);
-        for (;;) {
-            const std::int64_t new_tat = std::max(t, now_ns) + step;
-            if (new_tat - policy.tolerance_ns > now_ns) return {false, t};
-            if (s->tat.compare_exchange_weak(t, new_tat, std::memory_order_relaxed)) return {true, new_tat};
-        }
+        return advance(*s, step, policy.tolerance_ns, now_ns);
     }
     // admit() for a key in its first slot (most are): true when allowed (and recorded); false when refused or when
     // the key is elsewhere, which admit() then decides. Inline without a call, for the request path's fast case.
     bool admit_in_first_slot(std::uint64_t key_hash, const GcraPolicy& policy, std::int64_t now_ns) noexcept {
         Slot& s = slots_[key_hash & mask_];
         if (s.key.load(std::memory_order_acquire) != key_hash) return false;
-        std::int64_t t = s.tat.load(std::memory_order_relaxed);
-        for (;;) {
-            const std::int64_t new_tat = std::max(t, now_ns) + policy.emission_ns;
-            if (new_tat - policy.tolerance_ns > now_ns) return false;
-            if (s.tat.compare_exchange_weak(t, new_tat, std::memory_order_relaxed)) return true;
-        }
+        return advance(s, policy.emission_ns, policy.tolerance_ns, now_ns).allowed;
     }
     // The key's TAT (0 when absent), for tests and diagnostics.
     std::int64_t tat(std::uint64_t key_hash) const noexcept;
@@ -108,6 +98,16 @@ private:
     static_assert(sizeof(Header) == 64);
 
     Slot* claim(std::uint64_t key_hash, std::int64_t now_ns) noexcept;
+    // GCRA on one slot: moves its TAT by `step` (CAS) when the request fits within `tolerance` of now.
+    [[gnu::always_inline]] static Admission advance(Slot& s, std::int64_t step, std::int64_t tolerance,
+                                                    std::int64_t now_ns) noexcept {
+        std::int64_t t = s.tat.load(std::memory_order_relaxed);
+        for (;;) {
+            const std::int64_t new_tat = std::max(t, now_ns) + step;
+            if (new_tat - tolerance > now_ns) return {false, t};
+            if (s.tat.compare_exchange_weak(t, new_tat, std::memory_order_relaxed)) return {true, new_tat};
+        }
+    }
 
     void* mapping_ = nullptr;
     std::size_t bytes_ = 0;
