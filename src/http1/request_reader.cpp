@@ -108,7 +108,7 @@ struct RequestReader::Callbacks {
         r.set_keep_alive(llhttp_should_keep_alive(p) != 0);
         if (p->http_minor >= 1) {
             int hosts = 0;
-            for (const Header& h : r.headers()) hosts += iequals(h.name, "host");
+            for (const Header& h : r.headers()) hosts += is_letters_name(h.name, "host");
             if (hosts != 1)
                 return s.fail({400, hosts ? "the Host header is repeated" : "HTTP/1.1 requires a Host header"});
         }

@@ -57,6 +57,50 @@ TEST(Request, HeaderLookupIsCaseInsensitiveAndReturnsTheFirst) {
     EXPECT_EQ(r.header_count(), 3u);
 }
 
+// origin_field() is noted as fields are added (CORS reads it on every request): the first Origin in any case, kept
+// through the vector's growth and a value set later, gone after reset(); names that only look like it are not it.
+TEST(Request, OriginFieldIsTheFirstOriginInAnyCase) {
+    Request r;
+    EXPECT_EQ(r.origin_field(), nullptr);
+    for (const char* name : {"Origins", "Origi", "0rigin", "Origim", "Oregin", "X-Origin", "Orig\xe9n", "origin "})
+        r.add_header(name, "no");
+    EXPECT_EQ(r.origin_field(), nullptr);
+    r.add_header("oRiGiN", "");
+    r.set_last_header_value("https://a.example");
+    for (int i = 0; i < 40; ++i) r.add_header("X-Filler", "grows the vector");
+    r.add_header("Origin", "https://second.example");
+    const covet::Header* origin = r.origin_field();
+    ASSERT_NE(origin, nullptr);
+    EXPECT_EQ(origin->name, "oRiGiN");
+    EXPECT_EQ(origin->value, "https://a.example");
+    EXPECT_EQ(origin->value, r.header("origin"));
+    r.reset();
+    EXPECT_EQ(r.origin_field(), nullptr);
+    r.add_header("ORIGIN", "null");
+    ASSERT_NE(r.origin_field(), nullptr);
+    EXPECT_EQ(r.origin_field()->value, "null");
+}
+
+// is_letters_name compares words with the case bit set: exact for every byte value against a name of letters.
+TEST(Ascii, LettersNameIsExactForEveryByte) {
+    for (int b = 0; b < 256; ++b) {
+        for (std::size_t at = 0; at < 6; ++at) {
+            std::string name = "origin";
+            name[at] = static_cast<char>(b);
+            const bool expected = covet::ascii_lower(static_cast<char>(b)) == "origin"[at];
+            EXPECT_EQ(covet::is_letters_name(name, "origin"), expected) << b << " at " << at;
+        }
+        std::string host = "Host";
+        host[3] = static_cast<char>(b);
+        EXPECT_EQ(covet::is_letters_name(host, "host"), b == 't' || b == 'T') << b;
+    }
+    EXPECT_FALSE(covet::is_letters_name("hos", "host"));
+    EXPECT_FALSE(covet::is_letters_name("hostt", "host"));
+    EXPECT_TRUE(covet::is_letters_name("HOST", "host"));
+    EXPECT_TRUE(covet::is_letters_name("Upgrade", "upgrade"));
+    EXPECT_TRUE(covet::is_letters_name("KeepLIVE", "keeplive"));
+}
+
 TEST(Request, EmptyHeaderValueIsPresent) {
     Request r;
     r.add_header("X-Empty", "");
