@@ -42,22 +42,10 @@ bool contains(const std::vector<std::string>& items, std::string_view item) {
     return std::find(items.begin(), items.end(), item) != items.end();
 }
 
-// Whether n bytes at a and b are equal: 8-byte words, the last one overlapping, for an origin's usual 10-60 bytes
-// (memcmp's call and dispatch cost more than the compare).
-bool same_bytes(const char* a, const char* b, std::size_t n) noexcept {
-    const auto load8 = [](const char* p) noexcept {
-        std::uint64_t w;
-        std::memcpy(&w, p, 8);
-        return w;
-    };
-    if (n < 8) {  // no call: this runs inline in after()'s call-free path
-        for (std::size_t i = 0; i < n; ++i)
-            if (a[i] != b[i]) return false;
-        return true;
-    }
-    for (std::size_t i = 0; i + 8 < n; i += 8)
-        if (load8(a + i) != load8(b + i)) return false;
-    return load8(a + n - 8) == load8(b + n - 8);
+std::uint64_t load8(const char* p) noexcept {
+    std::uint64_t w;
+    std::memcpy(&w, p, 8);
+    return w;
 }
 
 // Vary: every value it has, joined, then `value` (Starlette's add_vary_header).
@@ -73,24 +61,8 @@ void append_vary(Response& response, std::string_view value) {
     response.set_header("Vary", joined);
 }
 
-// request.header("origin") without the byte-by-byte case folding: a name of six bytes is compared as two words with
-// the ASCII case bit set, which is exact here because every byte of "origin" is a letter (only 'O' and 'o' give 'o').
-const Header* origin_field(const Request& request) noexcept {
-    static constexpr char lower[] = "origin";
-    std::uint32_t want4, got4;
-    std::uint16_t want2, got2;
-    std::memcpy(&want4, lower, 4);
-    std::memcpy(&want2, lower + 4, 2);
-    for (const Header& h : request.headers()) {
-        if (h.name.size() != 6) continue;
-        std::memcpy(&got4, h.name.data(), 4);
-        std::memcpy(&got2, h.name.data() + 4, 2);
-        if ((got4 | 0x20202020u) == want4 && static_cast<std::uint16_t>(got2 | 0x2020u) == want2) return &h;
-    }
-    return nullptr;
-}
 std::optional<std::string_view> origin_header(const Request& request) noexcept {
-    if (const Header* h = origin_field(request)) return h->value;
+    if (const Header* h = request.origin_field()) return h->value;
     return std::nullopt;
 }
 }  // namespace
@@ -116,25 +88,52 @@ struct CorsMiddleware::Impl {
     // The configured origin equal to `origin` (a length check, then the bytes), or null.
     const std::string* exact_origin(std::string_view origin) const noexcept {
         for (const std::string& o : this->o.allow_origins)
-            if (o.size() == origin.size() && same_bytes(o.data(), origin.data(), o.size())) return &o;
+            if (o == origin) return &o;
         return nullptr;
     }
     // The set built at construction that answers `request` when the response has no CORS fields yet: for no Origin,
     // any origin under "*" without credentials, or a configured origin (all checked clean); null: none applies.
     const SharedFields* simple_fields(const Request& request) const noexcept {
-        const Header* origin = origin_field(request);  // a pointer, not an optional view: nothing spilled
+        const Header* origin = request.origin_field();
         if (!origin) return &*no_origin_fields;
         if (allow_all_origins) return any_origin_set;
-        for (const SimpleOrigin& simple : simple_origins)
-            if (simple.origin.size() == origin->value.size() &&
-                same_bytes(simple.origin.data(), origin->value.data(), simple.origin.size()))
-                return simple.fields;
-        return nullptr;
+        const std::string* exact = exact_fields.empty() ? nullptr : exact_origin(origin->value);
+        return exact ? &exact_fields[static_cast<std::size_t>(exact - o.allow_origins.data())] : nullptr;
     }
-    // simple_fields' table, flat: each configured origin with its set (none unless exact_origins_clean), and the
-    // set for any origin under "*" (null with credentials: the origin is echoed then).
+    // simple_fields for after()'s inline path, without a call or a nested loop (so no registers to save): an Origin
+    // of 8 to 32 bytes (URL origins mostly are) is four 8-byte words, compared with the table's; null when the
+    // answer is not found so (after_general then asks simple_fields).
+    const SharedFields* quick_simple_fields(const Request& request) const noexcept {
+        const Header* origin = request.origin_field();  // a pointer, not an optional view: nothing spilled
+        if (!origin) return &*no_origin_fields;
+        if (allow_all_origins) return any_origin_set;
+        const std::size_t n = origin->value.size();
+        if (n - 8 > 32 - 8) return nullptr;
+        const OriginWords words(origin->value.data(), n);
+        for (const SimpleOrigin* simple = simple_origins.data();; ++simple) {
+            if (simple->size == n && simple->words == words) {
+                if (!simple->fields) __builtin_unreachable();  // (every entry has a set: no test)
+                return simple->fields;
+            }
+            if (simple->size == 0) return nullptr;
+        }
+    }
+    // An origin of 8 to 32 bytes as four overlapping 8-byte words that cover it: at 0, min(8, n-8), max(0, n-16) and
+    // n-8. Two origins of one length are equal when their words are.
+    struct OriginWords {
+        std::uint64_t w0, w1, w2, w3;
+        OriginWords(const char* p, std::size_t n) noexcept
+            : w0(load8(p)),
+              w1(load8(p + (n < 16 ? n - 8 : 8))),
+              w2(load8(p + (n > 16 ? n - 16 : 0))),
+              w3(load8(p + n - 8)) {}
+        bool operator==(const OriginWords&) const noexcept = default;
+    };
+    // quick_simple_fields' table, flat: each configured origin of 8 to 32 bytes (none unless exact_origins_clean)
+    // with its words and its set, and a last entry of size 0.
     struct SimpleOrigin {
-        std::string_view origin;
+        std::size_t size;
+        OriginWords words;
         const SharedFields* fields;
     };
     std::vector<SimpleOrigin> simple_origins;
@@ -190,9 +189,14 @@ CorsMiddleware::CorsMiddleware(CorsOptions options) : impl_(std::make_unique<Imp
     if (m.exact_origins_clean) {
         m.exact_fields.reserve(m.o.allow_origins.size());  // never moved after this: responses point into it
         for (const std::string& origin : m.o.allow_origins) m.exact_fields.emplace_back(simple_fields(origin));
-        for (std::size_t i = 0; i < m.exact_fields.size(); ++i)
-            m.simple_origins.push_back({m.o.allow_origins[i], &m.exact_fields[i]});
+        for (std::size_t i = 0; i < m.exact_fields.size(); ++i) {
+            const std::string& origin = m.o.allow_origins[i];
+            if (origin.size() >= 8 && origin.size() <= 32)
+                m.simple_origins.push_back(
+                    {origin.size(), Impl::OriginWords(origin.data(), origin.size()), &m.exact_fields[i]});
+        }
     }
+    m.simple_origins.push_back({0, Impl::OriginWords("........", 8), nullptr});  // the table's end
     if (!m.o.allow_credentials) m.any_origin_set = &*m.any_origin_fields;
 }
 
@@ -300,7 +304,7 @@ void CorsMiddleware::after(const Request& request, const RequestContext& /*conte
     // The usual case, inline and without a call (so no registers to save): not a preflight, the answer's fields one
     // of the sets built at construction, and a response without fields or sets of its own yet: attached by pointer.
     if (request.method() != Method::options && response.headers().empty() && !response.shared_fields()) {
-        if (const SharedFields* fields = impl_->simple_fields(request)) {
+        if (const SharedFields* fields = impl_->quick_simple_fields(request)) {
             response.add_shared_fields(fields);
             return;
         }

@@ -279,21 +279,30 @@ std::uint64_t RateLimitMiddleware::address_hash(std::string_view address, const 
 std::optional<Response> RateLimitMiddleware::before(Request& request, RequestContext& context) {
     if (!one_address_rule_) return before_rules(request, context);
     // The usual configuration (one rule per client address, no fields on the answers), the client's address in
-    // this thread's memo and its key in its first slot: inline, with no call and few registers live (the context
-    // is not needed past the test above), so no registers to save. Anything else (a new address, a key further
-    // in its window, a refusal, a request without its arrival time) is decided from the start by usual_rule (one
-    // refused here changed nothing).
-    const AddressMemo& m = address_memo[0];
+    // the exchange slot's memo (a keep-alive connection's last one: no thread-local lookup, whose call GCC assumes
+    // and saves registers for) and its key in its first slot: inline, with no call. Anything else (a new address,
+    // one of another length than IPv4 text, a key further in its window, a refusal, a request without its arrival
+    // time) is decided from the start by usual_rule (one refused here changed nothing).
+    const RequestContext::RateLimitMemo& m = context.rate_limit_memo();
     const std::int64_t now = request.received_at().time_since_epoch().count();  // steady_clock: nanoseconds
-    if (now != 0 && m.tag == usual_tag_ && holds(m, request.client_address()) &&
-        table_.admit_in_first_slot(m.hash, usual_policy_, now))
+    const std::string_view client = request.client_address();
+    const std::size_t n = client.size();
+    if (now != 0 && m.tag == usual_tag_ && m.size == n && m.head == load8(client.data()) &&
+        m.tail == load8(client.data() + n - 8) && table_.admit_in_first_slot(m.hash, usual_policy_, now))
         return std::nullopt;
-    return usual_rule(request);
+    return usual_rule(request, context);
 }
 
-[[gnu::noinline]] std::optional<Response> RateLimitMiddleware::usual_rule(const Request& request) {
+[[gnu::noinline]] std::optional<Response> RateLimitMiddleware::usual_rule(const Request& request,
+                                                                          RequestContext& context) {
     const std::int64_t now = now_ns(request);
-    const SharedTable::Admission a = table_.admit(client_hash(request, 0), usual_policy_, now);
+    const std::uint64_t hash = client_hash(request, 0);
+    // Kept for the slot's next request when the address is IPv4 text (8 to 16 bytes: before() compares two words).
+    const std::string_view client = request.client_address();
+    if (client.size() >= 8 && client.size() <= 16)
+        context.rate_limit_memo() = {usual_tag_, hash, client.size(), load8(client.data()),
+                                     load8(client.data() + client.size() - 8)};
+    const SharedTable::Admission a = table_.admit(hash, usual_policy_, now);
     if (!a.allowed) return refusal(0, a.tat, now);
     return std::nullopt;
 }

@@ -6,6 +6,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include <cctype>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -218,6 +219,36 @@ TEST(Cors, EachConfiguredOriginGetsItsOwnFields) {
     const std::size_t before_after = answer->headers().size();
     cors.after(pre, context, *answer);
     EXPECT_EQ(answer->headers().size(), before_after);
+}
+
+// after()'s inline path compares an Origin of 8 to 32 bytes as four words and leaves other lengths to the general
+// path: configured origins of every length from 1 to 40 (each a prefix of the next) are answered with themselves,
+// and any one byte changed (a letter's case too: origins compare exactly) is not allowed.
+TEST(Cors, OriginsOfEveryLengthAreMatchedExactly) {
+    const std::string base = "https://a-long-origin.example.com:8443/xyz";
+    std::vector<std::string> origins;
+    for (std::size_t n = 1; n <= 40; ++n) origins.push_back(base.substr(0, n));
+    covet::CorsMiddleware cors({.allow_origins = origins});
+    const auto fields_of = [&cors](std::string_view origin, bool allowed = false) {
+        auto r = request(covet::Method::get, "/", {{"Origin", origin}});
+        covet::Response resp = covet::Response::text("hi");
+        cors.after(r, context, resp);
+        if (allowed) {
+            EXPECT_TRUE(resp.headers().empty()) << origin;  // a set built at construction, attached
+        }
+        return sent_fields(resp);
+    };
+    for (const std::string& origin : origins) {
+        EXPECT_EQ(fields_of(origin, true),
+                  (std::vector<std::string>{"Access-Control-Allow-Origin=" + origin, "Vary=Origin"}));
+        for (std::size_t i = 0; i < origin.size(); ++i) {
+            std::string other = origin;
+            other[i] = static_cast<char>(other[i] ^ (std::isalpha(static_cast<unsigned char>(other[i])) ? 0x20 : 0x01));
+            EXPECT_EQ(fields_of(other), std::vector<std::string>{"Vary=Origin"}) << other;
+        }
+    }
+    EXPECT_EQ(fields_of(base + "/"), std::vector<std::string>{"Vary=Origin"});
+    EXPECT_EQ(fields_of(""), std::vector<std::string>{"Vary=Origin"});
 }
 
 TEST(Cors, AnyOriginWithCredentialsMirrorsTheOrigin) {

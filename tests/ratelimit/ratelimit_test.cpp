@@ -265,9 +265,10 @@ TEST(RateLimitMiddleware, RulesAreKeptApartByWhatTheyAreNotWhereTheyStand) {
     EXPECT_FALSE(other.before(r, context));  // rule b at the same index: its own budget
 }
 
-// The per-thread memo of the last address's hash (RateLimitMiddleware::before) must never let one client spend
-// another's budget nor lose one: addresses of one length (the two-word compare), long ones (the byte compare),
-// short and empty ones, prefixes that aggregate, and two tables (two seeds) under the same rule.
+// The memos of the last address's hash (the exchange slot's, RateLimitMiddleware::before, and the thread's) must
+// never let one client spend another's budget nor lose one: addresses of one length (the two-word compare), long
+// ones (the byte compare), short and empty ones, prefixes that aggregate, two slots that swap clients, and two
+// tables (two seeds) under the same rule.
 TEST(RateLimitMiddleware, TheAddressMemoNeverMixesClients) {
     rl::RateLimitMiddleware m({.rules = {{.name = "ip", .limit = 1, .period = 100s}}, .directory = ""});
     covet::RequestContext context;
@@ -295,6 +296,20 @@ TEST(RateLimitMiddleware, TheAddressMemoNeverMixesClients) {
     auto a = request("/", "203.0.113.5"), b = request("/", "203.0.113.77");
     EXPECT_FALSE(net.before(a, context));
     EXPECT_TRUE(net.before(b, context));  // the same /24
+
+    // Each exchange slot (a connection's) keeps the memo of its last client: two slots that swap clients (a proxy's
+    // forwarded addresses, trusted) must each charge the client of the request, not the slot's last one.
+    rl::RateLimitMiddleware two_slots({.rules = {{.name = "ip", .limit = 2, .period = 100s}}, .directory = ""});
+    covet::RequestContext first, second;
+    auto c1 = request("/", "198.51.100.1"), c2 = request("/", "198.51.100.2");
+    EXPECT_FALSE(two_slots.before(c1, first));
+    EXPECT_FALSE(two_slots.before(c2, second));
+    EXPECT_FALSE(two_slots.before(c2, first));   // c2's second
+    EXPECT_TRUE(two_slots.before(c2, second));   // c2 spent
+    EXPECT_FALSE(two_slots.before(c1, second));  // c1's second
+    first.reset();                               // the next exchange on the slot: its memo stays, still exact
+    EXPECT_TRUE(two_slots.before(c1, first));
+    EXPECT_TRUE(two_slots.before(c2, first));
 
     TempDir d1, d2;
     const rl::RateLimitRule rule{.name = "t", .limit = 1, .period = 100s};

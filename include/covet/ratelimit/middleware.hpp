@@ -92,7 +92,7 @@ private:
     std::optional<Response> refusal(std::size_t index, std::int64_t tat, std::int64_t now) const;
     // before() for any rules (the loop), and for the usual one when its inline path cannot decide.
     std::optional<Response> before_rules(Request& request, RequestContext& context);
-    std::optional<Response> usual_rule(const Request& request);
+    std::optional<Response> usual_rule(const Request& request, RequestContext& context);
     std::vector<std::unique_ptr<Compiled>> rules_;
     SharedTable table_;
     bool headers_;
