@@ -298,18 +298,24 @@ TEST(RateLimitMiddleware, TheAddressMemoNeverMixesClients) {
     EXPECT_TRUE(net.before(b, context));  // the same /24
 
     // Each exchange slot (a connection's) keeps the memo of its last client: two slots that swap clients (a proxy's
-    // forwarded addresses, trusted) must each charge the client of the request, not the slot's last one.
+    // forwarded addresses, trusted) must each charge the client of the request, not the slot's last one. The
+    // requests carry their arrival time, so before()'s inline path (the memo's compare) runs; c1 and c2 differ only
+    // in their last byte (the same length and first word).
     rl::RateLimitMiddleware two_slots({.rules = {{.name = "ip", .limit = 2, .period = 100s}}, .directory = ""});
     covet::RequestContext first, second;
-    auto c1 = request("/", "198.51.100.1"), c2 = request("/", "198.51.100.2");
+    auto c1 = request("/", "198.51.100.1"), c2 = request("/", "198.51.100.2"), c3 = request("/", "198.51.100.3");
+    for (covet::Request* r : {&c1, &c2, &c3}) r->set_received_at(covet::io::Clock::now());
     EXPECT_FALSE(two_slots.before(c1, first));
     EXPECT_FALSE(two_slots.before(c2, second));
-    EXPECT_FALSE(two_slots.before(c2, first));   // c2's second
-    EXPECT_TRUE(two_slots.before(c2, second));   // c2 spent
+    EXPECT_FALSE(two_slots.before(c2, first));   // c2's second, on the slot that remembers c1
+    EXPECT_TRUE(two_slots.before(c2, second));   // c2 spent (the slot's memo holds c2: the inline path refuses)
     EXPECT_FALSE(two_slots.before(c1, second));  // c1's second
-    first.reset();                               // the next exchange on the slot: its memo stays, still exact
     EXPECT_TRUE(two_slots.before(c1, first));
     EXPECT_TRUE(two_slots.before(c2, first));
+    EXPECT_FALSE(two_slots.before(c3, first));
+    first.reset();                              // the slot's next exchange: its memo stays, and stays exact
+    EXPECT_FALSE(two_slots.before(c3, first));  // c3's second, admitted by the inline path
+    EXPECT_TRUE(two_slots.before(c3, first));
 
     TempDir d1, d2;
     const rl::RateLimitRule rule{.name = "t", .limit = 1, .period = 100s};
@@ -366,7 +372,7 @@ TEST(RateLimitMiddleware, TheUsualRuleDecidesAsTheGeneralLoop) {
         {"192.0.2.1", 0s}, {"192.0.2.1", 0s},   {"192.0.2.2", 0s},   {"192.0.2.1", 0s}, {"192.0.2.1", 0s},
         {"192.0.2.2", 1s}, {"192.0.2.1", 10s},  {"192.0.2.1", 10s},  {"192.0.2.2", 1s}, {"192.0.2.2", 1s},
         {"192.0.2.2", 2s}, {"2001:db8::1", 0s}, {"2001:db8::1", 0s}, {"192.0.2.1", 31s}};
-    // Each middleware runs the whole sequence on its own: the thread's memo is keyed by the table, so interleaving
+    // Each middleware runs the whole sequence on its own: the memos are keyed by the table, so interleaving
     // the two would flip it on every request and the inline path would never run.
     const auto run = [&](rl::RateLimitMiddleware& m) {
         std::vector<std::string> answers;

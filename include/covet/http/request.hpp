@@ -43,8 +43,8 @@ public:
         return std::nullopt;
     }
     std::span<const Header> headers() const noexcept { return headers_; }
-    // The first Origin field, or null: noted as the fields are added, so CORS and CSRF, which read it on every
-    // request, do not scan for it.
+    // The first Origin field, or null: noted as the fields are added, so CORS, which reads it on every request,
+    // does not scan for it.
     const Header* origin_field() const noexcept {
         if (!origin_at_) return nullptr;
         const Header* field = headers_.data() + (origin_at_ - 1);
