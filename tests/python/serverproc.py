@@ -157,6 +157,14 @@ class ServerProcess:
         """Whether the engine logged that io_uring is not available here and it runs on epoll instead."""
         return any("falls back" in line or "fall back" in line for line in self.output().splitlines())
 
+    def wait_exit(self, timeout: float = 15.0) -> int:
+        """Waits for the process to exit and for its output to be read to its end (the reader threads lag behind the
+        exit: `stdout` read right after `proc.wait()` may miss the last lines): its exit code."""
+        rc = self.proc.wait(timeout)
+        for pump in self._pumps:
+            pump.join(2)
+        return rc
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0, expect: Optional[int] = 0) -> float:
         """Sends `sig` and waits for the exit: the seconds it took. The exit code must be `expect` (None: any);
         a process still running after `timeout` seconds is killed and fails the test."""

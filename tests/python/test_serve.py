@@ -100,7 +100,7 @@ def test_signal_stops_gracefully_with_exit_code_0(app_process, sig: int) -> None
     os.kill(p.proc.pid, sig)  # while /slow is in flight
     slow.join(10)
     assert result["r"] == (200, b'"slow done"')  # the in-flight request finished
-    assert p.proc.wait(15) == 0
+    assert p.wait_exit(15) == 0
     out = "".join(p.stdout)
     assert out.index("startup") < out.index("shutdown") < out.index("run returned")
     assert "Traceback" not in "".join(p.stderr)
@@ -110,7 +110,7 @@ def test_the_command_line_worker_serves_the_app(app_process) -> None:  # type: i
     p = app_process("cli-worker")  # covet.cli's worker entry point -> covet.serve.serve_worker
     assert p.get("/hello") == (200, b'{"hello":"world"}')
     os.kill(p.proc.pid, signal.SIGTERM)
-    assert p.proc.wait(15) == 0
+    assert p.wait_exit(15) == 0
     assert "shutdown" in "".join(p.stdout)
 
 
