@@ -344,6 +344,13 @@ std::string_view App::filter_body(ExchangeState* state, std::string_view chunk, 
     return out;
 }
 
+void App::exchange_over(ExchangeState* state) noexcept {
+    auto* context = static_cast<RequestContext*>(state);
+    if (!context) return;
+    context->end_stream(false);
+    context->end_exchange(metrics::ErrorType::aborted);
+}
+
 bool App::answer_ops(const Request& request, Responder& responder) {
     const std::string_view path = request.path();
     if (path.size() < 2 || path[1] != '_' || (request.method() != Method::get && request.method() != Method::head))

@@ -202,6 +202,10 @@ public:
                        : declared                                                                    ? StreamBody::fixed
                        : chunked ? StreamBody::chunked
                                  : StreamBody::until_close;
+        // HEAD, 204, 304: the answer is complete with its head, and so is the exchange's record (metrics, the
+        // access log), though the producer may still run (its chunks are dropped; the next request waits for its
+        // end). A client that closes after the head has not aborted anything.
+        if (stream_body_ == StreamBody::none) dispatcher_.filter_body(app_state_.get(), {}, true);
         phase_ = Phase::streaming;
         stream_write(exchange, first);
         if (!in_process_) flush();
@@ -214,7 +218,8 @@ public:
 
     // False when nothing of `chunk` was queued (a HEAD response, a filter holding it back, the exchange over).
     bool append_stream_chunk(std::uint64_t exchange, std::string_view chunk) {
-        if (phase_ != Phase::streaming || exchange != exchange_ || chunk.empty()) return false;
+        if (phase_ != Phase::streaming || exchange != exchange_ || chunk.empty() || stream_body_ == StreamBody::none)
+            return false;
         chunk = dispatcher_.filter_body(app_state_.get(), chunk, false);
         if (chunk.empty()) return false;
         switch (stream_body_) {
@@ -253,7 +258,10 @@ public:
 
     void end_stream(std::uint64_t exchange, const Fields* trailers) {
         if (phase_ != Phase::streaming || exchange != exchange_) return;
-        if (const std::string_view tail = dispatcher_.filter_body(app_state_.get(), {}, true); !tail.empty()) {
+        if (const std::string_view tail = stream_body_ == StreamBody::none
+                                              ? std::string_view{}
+                                              : dispatcher_.filter_body(app_state_.get(), {}, true);
+            !tail.empty()) {
             if (stream_body_ == StreamBody::chunked) write_chunk(conn_.out(), tail);
             if (stream_body_ == StreamBody::until_close) conn_.out().append(tail);
         }

@@ -1104,6 +1104,8 @@ private:
             std::unique_ptr<Stream> owned = std::move(*it);
             *it = std::move(live_.back());
             live_.pop_back();
+            // An exchange the client reset ends now (aborted), not when the pooled slot is next used.
+            if (owned->app_state) dispatcher_.exchange_over(owned->app_state.get());
             pool_.release(std::move(owned));
             break;
         }

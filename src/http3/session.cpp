@@ -1234,6 +1234,9 @@ void Session::on_h3_stream_close(std::int64_t id) {
 
 void Session::settle(Stream& s) {
     if (s.h3_open || s.app_owned) return;
+    // An exchange the client reset ends now (aborted), not when the pooled slot is next used (by any connection).
+    if (s.app_state && s.app_state_owner == &endpoint_.shared().dispatcher)
+        endpoint_.shared().dispatcher.exchange_over(s.app_state.get());
     const auto it = streams_.find(s.id);
     stream_pool().release(std::move(it->second));
     streams_.erase(it);

@@ -1012,6 +1012,26 @@ TEST(Http1Protocol, StreamWithADeclaredLengthAnswersHeadWithIt) {
     EXPECT_FALSE(h.conn.closing());
 }
 
+// A streamed answer to HEAD is complete with its head: the exchange's record (metrics, the access log) ends then,
+// once, though the producer still runs; what it writes never reaches the body filter.
+TEST(Http1Protocol, HeadOfAStreamEndsTheExchangesRecordAtTheHead) {
+    Harness h;
+    StreamWriter writer;
+    h.dispatcher.handler = [&](Request&, Responder& r) { writer = r.stream(Response::text("first")); };
+    h.feed("HEAD /s HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(h.dispatcher.bodies_ended, 1) << "complete at its head";
+    writer.write("dropped");
+    writer.end();
+    EXPECT_EQ(h.dispatcher.bodies_ended, 1) << "ended once";
+    EXPECT_EQ(h.dispatcher.filtered_bytes, 0u);
+    h.feed(get("/s"));  // a GET's stream ends at its end, its chunks filtered
+    EXPECT_EQ(h.dispatcher.bodies_ended, 1);
+    writer.write("more");
+    writer.end();
+    EXPECT_EQ(h.dispatcher.bodies_ended, 2);
+    EXPECT_EQ(h.dispatcher.filtered_bytes, std::string_view("firstmore").size());
+}
+
 TEST(Http1Protocol, StreamLongerThanItsDeclaredLengthIsCutOff) {
     Harness h;
     h.dispatcher.handler = [](Request&, Responder& r) {

@@ -1327,6 +1327,29 @@ TEST(Http2Protocol, StreamFlowCountsUnsentBytesAndClosesOnReset) {
     writer.end();
 }
 
+// A stream the client resets while the application still streams ends (exchange_over) as soon as the application
+// lets go of it, not when its pooled slot is next used; a completed stream's slot is handed back the same way.
+TEST(Http2Protocol, ResetStreamIsOverWhenTheApplicationLetsGo) {
+    Harness h;
+    StreamWriter writer;
+    h.dispatcher.handler = [&](Request&, Responder& res) { writer = res.stream(Response::text("a")); };
+    Client c;
+    const auto id = c.get("/s");
+    pump(h, c);
+    nghttp2_submit_rst_stream(c.session, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+    pump(h, c);
+    EXPECT_TRUE(h.dispatcher.over_states.empty()) << "the application still holds it";
+    writer.write("b");
+    writer.end();
+    ASSERT_EQ(h.dispatcher.over_states.size(), 1u);
+    EXPECT_EQ(h.dispatcher.over_states[0], h.dispatcher.dispatch_states.at(0));
+    h.dispatcher.handler = nullptr;  // echo
+    c.get("/next");
+    pump(h, c);
+    EXPECT_EQ(h.dispatcher.over_states.size(), 2u);
+    EXPECT_EQ(h.dispatcher.dispatch_states.at(1), h.dispatcher.dispatch_states.at(0)) << "the slot was pooled";
+}
+
 // A finished stream's flow closes; so does one whose connection goes away.
 TEST(Http2Protocol, StreamFlowClosesWhenTheStreamEndsOrTheConnectionGoes) {
     auto flow = std::make_shared<covet::StreamFlow>(100);

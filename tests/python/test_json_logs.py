@@ -5,6 +5,7 @@ change at run time."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import io
 import json
@@ -12,6 +13,7 @@ import logging
 import socket
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -173,13 +175,15 @@ def test_access_log_and_metrics_count_the_body_as_sent(tmp_path: Path) -> None:
     with ServerProcess([sys.executable, "-m", "covet", "run", "bodies:app", "--app-dir", str(tmp_path), "--port", "0",
                         "--log-format", "json", "--access-log", "--ops-port", str(ops)]) as server:
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-        # A HEAD's answer is complete at its head, while the app's producer still runs: the connection stays open
-        # (the next request waits for it), or the exchange would end as aborted by the client.
+        # A HEAD's answer is complete at its head, while the app's producer still runs: a client that closes the
+        # connection right after the head (curl -I) has not aborted anything.
         for method, path, size in (("HEAD", "/stream", 0), ("GET", "/file", 5000), ("HEAD", "/file", 0),
                                    ("GET", "/stream", 3000)):
             conn.request(method, path)
             r = conn.getresponse()
             assert r.status == 200 and len(r.read()) == size
+            if method == "HEAD":
+                conn.close()
         conn.close()
         sizes = h2c_exchange(server.port, [("HEAD", "/stream"), ("GET", "/stream"), ("GET", "/file")])
         assert sizes == [0, 3000, 5000]
@@ -189,6 +193,10 @@ def test_access_log_and_metrics_count_the_body_as_sent(tmp_path: Path) -> None:
             while got.count(b"y") < 3000:
                 got += s.recv(65536)
         server.wait_for(r'"target":"/endless".*"aborted":true')
+        # An HTTP/2 stream the client resets is logged as aborted then, not when its pooled slot is next used: the
+        # connection stays open and quiet meanwhile.
+        with h2c_reset_after(server.port, "/endless", 3000):
+            server.wait_for(r'"target":"/endless","protocol":"HTTP/2".*"aborted":true')
         metrics = serverproc.get(ops, "/_metrics")[1]
         server.stop()
     lines = [r for r in json_lines(server) if r["logger"] == "covet.access"]
@@ -203,13 +211,46 @@ def test_access_log_and_metrics_count_the_body_as_sent(tmp_path: Path) -> None:
         assert head["bytes"] == 0 and "aborted" not in head, (protocol, head)
     endless = access[("GET", "/endless", "HTTP/1.1")]
     assert endless["aborted"] is True and endless["bytes"] >= 3000
+    assert access[("GET", "/endless", "HTTP/2")]["aborted"] is True
+    heads = [r for r in lines if r["method"] == "HEAD" and r["target"] == "/stream" and r["protocol"] == "HTTP/1.1"]
+    assert len(heads) == 1 and "aborted" not in heads[0], heads
     file_route = {"http_route": "/file", "http_request_method": "GET"}
     assert sample(metrics, "http_server_response_body_size_bytes_sum", **file_route) == 2 * 5000
     assert sample(metrics, "http_server_response_body_size_bytes_sum", http_route="/file",
                   http_request_method="HEAD") == 0
     assert sample(metrics, "http_server_response_body_size_bytes_sum", http_route="/stream") == 2 * 3000
-    # Every exchange but the endless one completed: none is counted as aborted.
-    assert sample(metrics, "http_server_request_duration_seconds_count", error_type="aborted") == 1
+    # Every exchange but the endless ones completed: none is counted as aborted.
+    assert sample(metrics, "http_server_request_duration_seconds_count", error_type="aborted") == 2
+
+
+@contextlib.contextmanager
+def h2c_reset_after(port: int, path: str, size: int) -> Iterator[None]:
+    """GET `path` over HTTP/2 cleartext, RST_STREAM(CANCEL) once `size` body bytes arrived; the connection stays
+    open (quiet: no other stream) for the body of the with block."""
+    import h2.config
+    import h2.connection
+    import h2.errors
+    import h2.events
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        stream = conn.get_next_available_stream_id()
+        conn.send_headers(stream, [(":method", "GET"), (":scheme", "http"), (":authority", "t"), (":path", path)],
+                          end_stream=True)
+        s.sendall(conn.data_to_send())
+        got = 0
+        while got < size:
+            data = s.recv(65536)
+            assert data, "the server closed the connection"
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.DataReceived):
+                    got += len(event.data)
+                    conn.acknowledge_received_data(event.flow_controlled_length, stream)
+            s.sendall(conn.data_to_send())
+        conn.reset_stream(stream, h2.errors.ErrorCodes.CANCEL)
+        s.sendall(conn.data_to_send())
+        yield
 
 
 def h2c_exchange(port: int, requests: list[tuple[str, str]]) -> list[int]:

@@ -176,6 +176,15 @@ public:
         if (on_finalize) on_finalize(request, response);
     }
 
+    std::string_view filter_body(covet::ExchangeState* /*state*/, std::string_view chunk, bool last) noexcept override {
+        if (last)
+            ++bodies_ended;
+        else
+            filtered_bytes += chunk.size();
+        return chunk;
+    }
+    void exchange_over(covet::ExchangeState* state) noexcept override { over_states.push_back(state); }
+
     bool defer = false;                                          // keep the Responder in `held`
     std::function<void(Request&, Responder&)> handler;           // synchronous handler (default: echo)
     std::function<void(const Request&, Response&)> on_finalize;  // middleware after-hook
@@ -186,6 +195,9 @@ public:
     int states_made = 0;                                 // make_exchange_state calls
     std::vector<covet::ExchangeState*> dispatch_states;  // the state each dispatch got
     std::vector<covet::ExchangeState*> finalize_states;  // and each finalize
+    int bodies_ended = 0;                                // filter_body calls with `last`
+    std::size_t filtered_bytes = 0;                      // body bytes through filter_body
+    std::vector<covet::ExchangeState*> over_states;      // exchange_over calls
 };
 
 }  // namespace covet_test

@@ -163,6 +163,7 @@ public:
     void finalize(const Request& request, ExchangeState* state, Response& response) noexcept override;
     void finalize_stream(const Request& request, ExchangeState* state, Response& head) noexcept override;
     std::string_view filter_body(ExchangeState* state, std::string_view chunk, bool last) noexcept override;
+    void exchange_over(ExchangeState* state) noexcept override;
     bool upgrade(Request& request, Upgrade& upgrade) override;
     bool stream_body(Request& request) override;
 

@@ -40,8 +40,8 @@ class RequestContext;
 // Told when a streamed response is over, for a middleware whose record needs the whole answer (the access log's
 // bytes and duration): installed on the exchange's context by its after_stream hook, run once on the connection's
 // thread. `body_bytes`: the body as sent, after any BodyFilter. `completed`: false when the exchange ended without
-// the stream's last chunk (the client went away, the stream was reset); the call then comes when the slot is
-// reused or closed.
+// the stream's last chunk (the client went away, the stream was reset); the call then comes when the protocol is
+// done with the exchange (RequestDispatcher::exchange_over), or the connection closes.
 class StreamEndHook {
 public:
     virtual ~StreamEndHook() = default;

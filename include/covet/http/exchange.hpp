@@ -226,6 +226,10 @@ public:
     virtual void finalize_stream(const Request& request, ExchangeState* state, Response& head) noexcept {
         finalize(request, state, head);
     }
+    // The protocol is done with the exchange of `state`'s slot (its stream closed and the application let go of
+    // it) and pools the slot: an exchange whose answer never completed (the client reset the stream) is over now,
+    // not when the slot is reused. Nothing for one that completed.
+    virtual void exchange_over(ExchangeState* /*state*/) noexcept {}
     // Each chunk of a streamed response body on its way out, on the connection's thread (`last`: once at
     // the end, with an empty chunk): what to send instead. The view stays valid until the next call.
     virtual std::string_view filter_body(ExchangeState* /*state*/, std::string_view chunk, bool /*last*/) noexcept {
