@@ -42,12 +42,6 @@ bool contains(const std::vector<std::string>& items, std::string_view item) {
     return std::find(items.begin(), items.end(), item) != items.end();
 }
 
-std::uint64_t load8(const char* p) noexcept {
-    std::uint64_t w;
-    std::memcpy(&w, p, 8);
-    return w;
-}
-
 // Vary: every value it has, joined, then `value` (Starlette's add_vary_header).
 void append_vary(Response& response, std::string_view value) {
     if (!response.has_header("vary")) {  // the usual case: nothing to join (`value` is one of ours: no check)

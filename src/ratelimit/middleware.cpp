@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "covet/app/context.hpp"
+#include "covet/http/ascii.hpp"
 #include "covet/router/router.hpp"
 
 namespace covet::ratelimit {
@@ -80,12 +81,6 @@ struct AddressMemo {
     char address[48];
 };
 thread_local AddressMemo address_memo[4];  // per rule index (mod 4): a few rules keyed by address each keep theirs
-
-std::uint64_t load8(const char* p) noexcept {
-    std::uint64_t w;
-    std::memcpy(&w, p, 8);
-    return w;
-}
 
 // The memo's tag for a table seed and a rule's salt (odd: never an empty memo's 0).
 std::uint64_t memo_tag(std::uint64_t seed, std::uint64_t salt) noexcept {

@@ -14,6 +14,8 @@
 #include <system_error>
 #include <utility>
 
+#include "covet/http/ascii.hpp"
+
 namespace covet::ratelimit {
 
 namespace {
@@ -97,11 +99,6 @@ SharedTable::~SharedTable() {
 std::uint64_t SharedTable::hash(std::string_view key, std::uint64_t salt) const noexcept {
     // Fixed-size loads only (a variable-length memcpy is a libc call): keys up to 16 bytes, addresses and most
     // API keys, take two overlapping words.
-    const auto load8 = [](const char* p) noexcept {
-        std::uint64_t w;
-        std::memcpy(&w, p, 8);
-        return w;
-    };
     const auto load4 = [](const char* p) noexcept {
         std::uint32_t w;
         std::memcpy(&w, p, 4);

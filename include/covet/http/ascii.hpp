@@ -16,6 +16,14 @@ constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
     return true;
 }
 
+// The 8 bytes at `p` as one word (unaligned, host byte order): short byte strings compared or hashed a word at a
+// time with fixed-size loads (a variable-length memcmp or memcpy is a libc call).
+inline std::uint64_t load8(const char* p) noexcept {
+    std::uint64_t w;
+    std::memcpy(&w, p, 8);
+    return w;
+}
+
 // Whether `name` is `lower`, a name of 4 to 8 lowercase letters, in any case: two overlapping 4-byte words with the
 // ASCII case bit set (exact because every byte of `lower` is a letter: only 'X' and 'x' give 'x'). iequals' byte
 // loop costs about six instructions per byte; this costs about eight in all.
