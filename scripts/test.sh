@@ -49,7 +49,11 @@ npm ci --prefix tests/python/oidc --no-audit --no-fund --loglevel=error
 npm ci --prefix tests/python/grpc_web --no-audit --no-fund --loglevel=error
 scripts/services.sh start   # PostgreSQL + Redis on free 127.0.0.1 ports -> build/services.env (test_real_drivers.py)
 trap 'scripts/services.sh stop' EXIT
-(cd tests/python && COVET_REQUIRE_NATIVE=1 COVET_REQUIRE_SERVICES=1 COVET_REQUIRE_CHROMIUM=1 COVET_REQUIRE_JAEGER=1 ../../.venv/bin/python -m pytest -q -p no:cacheprovider .)
+# The pinned FastAPI reference (build/differential-venv): FastAPI mounted in CovetPy and CovetPy under FastAPI
+# (test_asgi.py), the migrate sample's own tests on FastAPI (test_migrate.py).
+tests/differential/venv.sh
+(cd tests/python && COVET_REQUIRE_NATIVE=1 COVET_REQUIRE_SERVICES=1 COVET_REQUIRE_CHROMIUM=1 COVET_REQUIRE_JAEGER=1 \
+    COVET_REQUIRE_FASTAPI_VENV=1 ../../.venv/bin/python -m pytest -q -p no:cacheprovider .)
 
 stage "differential: the same FastAPI apps under FastAPI 0.165 (uvicorn) and CovetPy (tests/differential)"
 tests/differential/run.sh

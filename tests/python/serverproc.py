@@ -54,6 +54,18 @@ def skip_or_fail(reason: str, require: str = "COVET_REQUIRE_NATIVE") -> NoReturn
     pytest.skip(reason)
 
 
+def fastapi_reference_python() -> Path:
+    """The interpreter of the pinned FastAPI reference venv (build/differential-venv, which tests/differential/venv.sh
+    builds; DIFF_FASTAPI_PYTHON names another). Skips without it, or fails where COVET_REQUIRE_FASTAPI_VENV is set
+    (the test command builds it first)."""
+    python = Path(os.environ.get("DIFF_FASTAPI_PYTHON")
+                  or Path(__file__).resolve().parents[2] / "build" / "differential-venv" / "bin" / "python")
+    if not python.exists():
+        skip_or_fail(f"no FastAPI reference venv at {python} (tests/differential/venv.sh builds it)",
+                     "COVET_REQUIRE_FASTAPI_VENV")
+    return python
+
+
 # tests/grpc/interop_server.cpp (grpc.testing.TestService on covet::grpc), as CMake builds it; COVET_GRPC_INTEROP_SERVER
 # names another build.
 CPP_GRPC_SERVER = Path(os.environ.get("COVET_GRPC_INTEROP_SERVER")

@@ -28,7 +28,7 @@ import pytest
 
 from covet import CovetPy, Request, Response, StreamingResponse, WebSocket
 from covet.middleware.base import BaseHTTPMiddleware
-from serverproc import free_port
+from serverproc import fastapi_reference_python, free_port
 
 Scope = dict[str, Any]
 
@@ -577,11 +577,8 @@ def test_lifespan_startup_failure_under_uvicorn(tmp_path: Path) -> None:
 
 def test_mounted_under_fastapi(tmp_path: Path) -> None:
     """Under FastAPI's app.mount (Starlette's Mount), with FastAPI from the differential test's venv
-    (DIFF_FASTAPI_PYTHON, default build/differential-venv, which tests/differential/run.sh builds)."""
-    python = os.environ.get("DIFF_FASTAPI_PYTHON") or str(
-        Path(__file__).resolve().parents[2] / "build" / "differential-venv" / "bin" / "python")
-    if not Path(python).exists():
-        pytest.skip(f"no FastAPI reference venv at {python} (tests/differential/run.sh builds it)")
+    (serverproc.fastapi_reference_python: build/differential-venv, which tests/differential/venv.sh builds)."""
+    python = str(fastapi_reference_python())
     proc, port = _start_uvicorn(tmp_path, UNDER_FASTAPI, "uvapp:app", python=python)
     try:
         _wait_listening(proc, port)
@@ -651,10 +648,7 @@ FASTAPI_INSIDE = textwrap.dedent('''
 
 def test_fastapi_app_mounted_on_the_engine(tmp_path: Path) -> None:
     """A FastAPI app (from the differential test's venv, as above) mounted in a CovetPy app served by the engine."""
-    python = os.environ.get("DIFF_FASTAPI_PYTHON") or str(
-        Path(__file__).resolve().parents[2] / "build" / "differential-venv" / "bin" / "python")
-    if not Path(python).exists():
-        pytest.skip(f"no FastAPI reference venv at {python} (tests/differential/run.sh builds it)")
+    python = str(fastapi_reference_python())
     (tmp_path / "inside.py").write_text(FASTAPI_INSIDE)
     port = free_port()
     proc = subprocess.Popen([python, str(tmp_path / "inside.py"), str(port)],

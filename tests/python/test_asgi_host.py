@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from serverproc import require_compiled_engine, self_signed_cert
+from serverproc import require_compiled_engine, self_signed_cert, skip_or_fail
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -207,8 +207,9 @@ def hosted(request: pytest.FixtureRequest, big_file: Path) -> Iterator[Any]:
     assert rec.get("shutdown", timeout=5) is True
 
 
-def raw(port: int, data: bytes, timeout: float = 5.0) -> bytes:
-    """Sends `data`, returns everything until the server closes (or `timeout`)."""
+def raw(port: int, data: bytes, timeout: float = 5.0, *, must_close: bool = False) -> bytes:
+    """Sends `data`, returns everything until the server closes (or `timeout`; with `must_close`, a connection
+    still open then fails the test)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall(data)
         out = b""
@@ -219,7 +220,7 @@ def raw(port: int, data: bytes, timeout: float = 5.0) -> bytes:
                     break
                 out += chunk
         except socket.timeout:
-            pass
+            assert not must_close, f"the server kept the connection open {timeout} s after: {out[-200:]!r}"
     return out
 
 
@@ -362,7 +363,8 @@ def test_an_app_that_raises_before_responding_gives_500_and_logs_the_traceback(
 
 
 def test_an_app_that_raises_after_starting_the_response_closes_the_connection(hosted: Any) -> None:
-    reply = raw(hosted.port, b"GET /raise-after HTTP/1.1\r\nHost: t\r\n\r\n")  # keep-alive asked: closed anyway
+    reply = raw(hosted.port, b"GET /raise-after HTTP/1.1\r\nHost: t\r\n\r\n",  # keep-alive asked: closed anyway
+                must_close=True)
     head, _, body = reply.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200")
     assert b"partial" in body
@@ -528,7 +530,7 @@ def test_websocket_scope_messages_and_close(hosted: Any) -> None:
 def test_websocket_subprotocol_and_refusal(hosted: Any) -> None:
     connect = pytest.importorskip("websockets.sync.client").connect
     if not hosted.worker.hosted.deferred_accept:
-        pytest.skip("this engine accepts WebSocket handshakes itself (no defer_accept): no subprotocol choice")
+        skip_or_fail("this engine accepts WebSocket handshakes itself (no defer_accept): no subprotocol choice")
     with connect(f"ws://127.0.0.1:{hosted.port}/ws/p", subprotocols=["one", "two"]) as ws:  # type: ignore[list-item]
         assert ws.subprotocol == "two"
         assert "websocket.http.response" in hosted.rec.get("ws-scope")["extensions"]
@@ -539,7 +541,7 @@ def test_websocket_subprotocol_and_refusal(hosted: Any) -> None:
 
 def test_websocket_denial_response_and_failure_before_accept(hosted: Any) -> None:
     if not hosted.worker.hosted.deferred_accept:
-        pytest.skip("this engine accepts WebSocket handshakes itself (no defer_accept): no denial response")
+        skip_or_fail("this engine accepts WebSocket handshakes itself (no defer_accept): no denial response")
     upgrade = (b"GET /ws/%s HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
     head, _, body = raw(hosted.port, upgrade % b"deny").partition(b"\r\n\r\n")
@@ -553,7 +555,7 @@ def test_websocket_denial_response_and_failure_before_accept(hosted: Any) -> Non
 
 def test_early_hints_come_before_the_response(hosted: Any) -> None:
     if "http.response.early_hint" not in json.loads(get(hosted.port, "/scope")[2])["extensions"]:
-        pytest.skip("this engine has no NativeResponder.early_hint")
+        skip_or_fail("this engine has no NativeResponder.early_hint")
     reply = raw(hosted.port, b"GET /early-hints HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
     assert reply.startswith(b"HTTP/1.1 103")
     hints, _, final = reply.partition(b"\r\n\r\n")
@@ -563,7 +565,7 @@ def test_early_hints_come_before_the_response(hosted: Any) -> None:
 
 def test_trailers_end_the_response_over_http1_and_http2(hosted: Any) -> None:
     if "http.response.trailers" not in json.loads(get(hosted.port, "/scope")[2])["extensions"]:
-        pytest.skip("this engine has no NativeResponder.send_trailers")
+        skip_or_fail("this engine has no NativeResponder.send_trailers")
     reply = raw(hosted.port, b"GET /trailers HTTP/1.1\r\nHost: t\r\nTE: trailers\r\nConnection: close\r\n\r\n")
     head, _, body = reply.partition(b"\r\n\r\n")
     assert b"transfer-encoding: chunked" in head.lower()
@@ -636,18 +638,23 @@ def test_what_cannot_be_hosted_is_refused_with_the_cause_and_fix() -> None:
     assert hosted(wsgi, interface="asgi3").interface == "asgi3"  # type: ignore[union-attr]  # forced
 
 
-def test_proxy_headers_from_a_trusted_peer_set_client_and_scheme() -> None:
+@pytest.mark.parametrize("trusted", ["127.0.0.1", "192.0.2.7"], ids=["trusted-peer", "other-peer"])
+def test_proxy_headers_only_from_a_trusted_peer_set_client_and_scheme(trusted: str) -> None:
     from covet.serve import ThreadedWorker
 
     worker = ThreadedWorker(make_app(Recorder(), Path(__file__)), lifespan=False,
-                            forwarded_allow_ips="127.0.0.1").start()
+                            forwarded_allow_ips=trusted).start()
     try:
         scope = json.loads(get(worker.port, "/scope", headers={"X-Forwarded-Proto": "https",
                                                               "X-Forwarded-For": "198.51.100.1"})[2])
     finally:
         worker.stop()
-    assert scope["scheme"] == "https"
-    assert scope["client"] == ["198.51.100.1", 0]
+    if trusted == "127.0.0.1":
+        assert scope["scheme"] == "https"
+        assert scope["client"] == ["198.51.100.1", 0]
+    else:  # from a peer not trusted, the headers are the client's word only: ignored
+        assert scope["scheme"] == "http"
+        assert scope["client"][0] == "127.0.0.1"
 
 
 def test_tls_sets_the_scheme_and_the_tls_extension(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from serverproc import ServerProcess, require_compiled_engine
+from serverproc import ServerProcess, fastapi_reference_python, require_compiled_engine, skip_or_fail
 
 if importlib.util.find_spec("libcst") is None:  # the `migrate` extra; requirements-dev.txt installs it
     if os.environ.get("COVET_REQUIRE_NATIVE"):
@@ -164,10 +164,10 @@ def test_shop_own_tests_pass_on_covet(shop: tuple[Path, str]) -> None:
 def test_shop_own_tests_pass_on_fastapi_before_the_migration(tmp_path: Path) -> None:
     """The same tests, unmigrated, on FastAPI 0.165: the differential test's pinned venv, once it has been built
     (tests/differential/run.sh; pydantic is the same version as here)."""
-    site = next((ROOT / "build" / "differential-venv" / "lib").glob("python3.*/site-packages/fastapi"), None) \
-        if (ROOT / "build" / "differential-venv" / "lib").is_dir() else None
+    venv = fastapi_reference_python().parent.parent
+    site = next(venv.glob("lib/python3.*/site-packages/fastapi"), None)
     if site is None:
-        pytest.skip("no build/differential-venv with FastAPI (tests/differential/run.sh builds it)")
+        skip_or_fail(f"no FastAPI in {venv} (tests/differential/venv.sh installs it)", "COVET_REQUIRE_FASTAPI_VENV")
     root = tmp_path / "shop"
     shutil.copytree(SAMPLES / "shop", root)
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore", "tests"],
