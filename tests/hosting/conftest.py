@@ -53,6 +53,9 @@ def _command(server: str, target: str, port: int, certs: Path | None) -> list[st
     if server == "hypercorn":
         return [sys.executable, "-m", "hypercorn", target, "--bind", ":".join(host), "--log-level", "warning",
                 *(["--certfile", cert, "--keyfile", key] if certs else [])]
+    if server == "granian":  # one worker, as the bench runs it; no TLS here
+        return [sys.executable, "-m", "granian", "--interface", "asgi", "--host", host[0], "--port", host[1],
+                "--workers", "1", "--log-level", "warning", target]
     if server == "covet":
         return [sys.executable, "-m", "covet", "run", target, "--host", host[0], "--port", host[1],
                 "--log-level", "warning", *(["--ssl-certfile", cert, "--ssl-keyfile", key] if certs else [])]

@@ -135,6 +135,20 @@ def test_environ(mode: tuple[int, int]) -> None:
         assert env["SERVER_PROTOCOL"] == "HTTP/1.0"
 
 
+@pytest.mark.parametrize("trusted", ["127.0.0.1", "192.0.2.7"], ids=["trusted-peer", "other-peer"])
+def test_proxy_headers_only_from_a_trusted_peer(trusted: str) -> None:
+    """X-Forwarded-For/-Proto set REMOTE_ADDR and wsgi.url_scheme when the peer is a trusted proxy, as gunicorn's
+    forwarded_allow_ips does; from any other peer they are ignored."""
+    with WsgiServer(environ_app, forwarded_allow_ips=trusted) as server:
+        raw = raw_exchange(server.port, b"GET / HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 198.51.100.1\r\n"
+                                        b"X-Forwarded-Proto: https\r\nConnection: close\r\n\r\n")
+    env = eval(raw.partition(b"\r\n\r\n")[2].decode())  # noqa: S307 - the repr written by environ_app
+    if trusted == "127.0.0.1":
+        assert (env["REMOTE_ADDR"], env["wsgi.url_scheme"]) == ("198.51.100.1", "https")
+    else:
+        assert (env["REMOTE_ADDR"], env["wsgi.url_scheme"]) == ("127.0.0.1", "http")
+
+
 def test_native_environ_matches_the_python_builder(monkeypatch: pytest.MonkeyPatch) -> None:
     """The engine builds the environ in one call (NativeRequest.wsgi_environ); covet.wsgi.environ keeps the
     reference version for engines without it. Both give the same environ for the edge cases of paths, roots,
