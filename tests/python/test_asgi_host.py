@@ -562,6 +562,35 @@ def test_early_hints_come_before_the_response(hosted: Any) -> None:
     assert b"link: </style.css>; rel=preload; as=style" in hints.lower()
     assert final.startswith(b"HTTP/1.1 200") and final.endswith(b"after the hints")
 
+    # HTTP/2 (h2c, prior knowledge): a 103 HEADERS frame before the response's own
+    h2_connection = pytest.importorskip("h2.connection")
+    h2_config = pytest.importorskip("h2.config")
+    h2_events = pytest.importorskip("h2.events")
+    conn = h2_connection.H2Connection(config=h2_config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    conn.send_headers(1, [(":method", "GET"), (":path", "/early-hints"), (":scheme", "http"), (":authority", "t")],
+                      end_stream=True)
+    events: list[tuple[str, Any]] = []
+    with socket.create_connection(("127.0.0.1", hosted.port), timeout=5) as sock:
+        sock.sendall(conn.data_to_send())
+        while not events or events[-1][0] != "end":
+            chunk = sock.recv(65536)
+            assert chunk, "the server closed the connection"
+            for event in conn.receive_data(chunk):
+                if isinstance(event, h2_events.InformationalResponseReceived):
+                    events.append(("103", {k.decode(): v.decode() for k, v in event.headers}))
+                elif isinstance(event, h2_events.ResponseReceived):
+                    events.append(("response", dict(event.headers)[b":status"]))
+                elif isinstance(event, h2_events.DataReceived):
+                    events.append(("data", event.data))
+                elif isinstance(event, h2_events.StreamEnded):
+                    events.append(("end", None))
+            sock.sendall(conn.data_to_send())
+    assert events[0][0] == "103" and events[0][1][":status"] == "103"
+    assert events[0][1]["link"] == "</style.css>; rel=preload; as=style"
+    assert events[1] == ("response", b"200")
+    assert b"".join(d for kind, d in events if kind == "data") == b"after the hints"
+
 
 def test_trailers_end_the_response_over_http1_and_http2(hosted: Any) -> None:
     if "http.response.trailers" not in json.loads(get(hosted.port, "/scope")[2])["extensions"]:
