@@ -345,10 +345,7 @@ std::string_view App::filter_body(ExchangeState* state, std::string_view chunk, 
 }
 
 void App::exchange_over(ExchangeState* state) noexcept {
-    auto* context = static_cast<RequestContext*>(state);
-    if (!context) return;
-    context->end_stream(false);
-    context->end_exchange(metrics::ErrorType::aborted);
+    if (auto* context = static_cast<RequestContext*>(state)) context->end_unfinished();
 }
 
 bool App::answer_ops(const Request& request, Responder& responder) {

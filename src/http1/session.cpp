@@ -258,12 +258,12 @@ public:
 
     void end_stream(std::uint64_t exchange, const Fields* trailers) {
         if (phase_ != Phase::streaming || exchange != exchange_) return;
-        if (const std::string_view tail = stream_body_ == StreamBody::none
-                                              ? std::string_view{}
-                                              : dispatcher_.filter_body(app_state_.get(), {}, true);
-            !tail.empty()) {
-            if (stream_body_ == StreamBody::chunked) write_chunk(conn_.out(), tail);
-            if (stream_body_ == StreamBody::until_close) conn_.out().append(tail);
+        // (An answer with no body ended its record at the head: stream_begin.)
+        if (stream_body_ != StreamBody::none) {
+            if (const std::string_view tail = dispatcher_.filter_body(app_state_.get(), {}, true); !tail.empty()) {
+                if (stream_body_ == StreamBody::chunked) write_chunk(conn_.out(), tail);
+                if (stream_body_ == StreamBody::until_close) conn_.out().append(tail);
+            }
         }
         if (stream_body_ == StreamBody::fixed && stream_left_ != 0) {
             spdlog::warn(

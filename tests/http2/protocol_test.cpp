@@ -1283,6 +1283,7 @@ TEST(Http2Protocol, CompletionAfterClientResetIsIgnored) {
     EXPECT_EQ(c.streams[next].body, "GET /next");
 }
 
+// Writes after the client reset a stream are dropped, and the exchange is over once the application lets go.
 TEST(Http2Protocol, StreamWritesAfterClientResetAreIgnored) {
     Harness h;
     StreamWriter writer;
@@ -1292,10 +1293,20 @@ TEST(Http2Protocol, StreamWritesAfterClientResetAreIgnored) {
     pump(h, c);
     nghttp2_submit_rst_stream(c.session, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
     pump(h, c);
+    EXPECT_TRUE(h.dispatcher.over_states.empty()) << "the application still holds it";
     writer.write("more");
     writer.end();
     EXPECT_TRUE(h.take().empty());
     EXPECT_FALSE(h.conn.protocol()->exchange_outstanding());
+    // Over (exchange_over) as soon as the application let go, not when its pooled slot is next used; a completed
+    // stream's slot is handed back the same way.
+    ASSERT_EQ(h.dispatcher.over_states.size(), 1u);
+    EXPECT_EQ(h.dispatcher.over_states[0], h.dispatcher.dispatch_states.at(0));
+    h.dispatcher.handler = nullptr;  // echo
+    c.get("/next");
+    pump(h, c);
+    EXPECT_EQ(h.dispatcher.over_states.size(), 2u);
+    EXPECT_EQ(h.dispatcher.dispatch_states.at(1), h.dispatcher.dispatch_states.at(0)) << "the slot was pooled";
 }
 
 // A watched stream (StreamFlow): its unsent bytes count until the output drained; a producer that waits is
@@ -1325,29 +1336,6 @@ TEST(Http2Protocol, StreamFlowCountsUnsentBytesAndClosesOnReset) {
     EXPECT_FALSE(flow->is_open()) << "reset by the client";
     EXPECT_EQ(woken, 2);
     writer.end();
-}
-
-// A stream the client resets while the application still streams ends (exchange_over) as soon as the application
-// lets go of it, not when its pooled slot is next used; a completed stream's slot is handed back the same way.
-TEST(Http2Protocol, ResetStreamIsOverWhenTheApplicationLetsGo) {
-    Harness h;
-    StreamWriter writer;
-    h.dispatcher.handler = [&](Request&, Responder& res) { writer = res.stream(Response::text("a")); };
-    Client c;
-    const auto id = c.get("/s");
-    pump(h, c);
-    nghttp2_submit_rst_stream(c.session, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
-    pump(h, c);
-    EXPECT_TRUE(h.dispatcher.over_states.empty()) << "the application still holds it";
-    writer.write("b");
-    writer.end();
-    ASSERT_EQ(h.dispatcher.over_states.size(), 1u);
-    EXPECT_EQ(h.dispatcher.over_states[0], h.dispatcher.dispatch_states.at(0));
-    h.dispatcher.handler = nullptr;  // echo
-    c.get("/next");
-    pump(h, c);
-    EXPECT_EQ(h.dispatcher.over_states.size(), 2u);
-    EXPECT_EQ(h.dispatcher.dispatch_states.at(1), h.dispatcher.dispatch_states.at(0)) << "the slot was pooled";
 }
 
 // A finished stream's flow closes; so does one whose connection goes away.

@@ -224,30 +224,50 @@ def test_access_log_and_metrics_count_the_body_as_sent(tmp_path: Path) -> None:
 
 
 @contextlib.contextmanager
-def h2c_reset_after(port: int, path: str, size: int) -> Iterator[None]:
-    """GET `path` over HTTP/2 cleartext, RST_STREAM(CANCEL) once `size` body bytes arrived; the connection stays
-    open (quiet: no other stream) for the body of the with block."""
+def h2c_connection(port: int) -> Iterator[tuple[socket.socket, Any]]:
+    """A socket and an HTTP/2 client connection on it (cleartext, prior knowledge), its preface sent with the
+    first request."""
     import h2.config
     import h2.connection
-    import h2.errors
-    import h2.events
 
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
         conn.initiate_connection()
-        stream = conn.get_next_available_stream_id()
-        conn.send_headers(stream, [(":method", "GET"), (":scheme", "http"), (":authority", "t"), (":path", path)],
-                          end_stream=True)
+        yield s, conn
+
+
+def h2c_read(s: socket.socket, conn: Any, method: str, path: str,
+             enough: int | None = None) -> tuple[int, int]:
+    """Sends a request on a new stream and reads its body until the stream ends (or `enough` bytes came): the
+    stream id and how many body bytes arrived."""
+    import h2.events
+
+    stream = conn.get_next_available_stream_id()
+    conn.send_headers(stream, [(":method", method), (":scheme", "http"), (":authority", "t"), (":path", path)],
+                      end_stream=True)
+    s.sendall(conn.data_to_send())
+    size, ended = 0, False
+    while not ended and (enough is None or size < enough):
+        data = s.recv(65536)
+        assert data, "the server closed the connection"
+        for event in conn.receive_data(data):
+            if isinstance(event, h2.events.DataReceived):
+                size += len(event.data)
+                conn.acknowledge_received_data(event.flow_controlled_length, stream)
+            ended = ended or (isinstance(event, h2.events.StreamEnded) and event.stream_id == stream)
         s.sendall(conn.data_to_send())
-        got = 0
-        while got < size:
-            data = s.recv(65536)
-            assert data, "the server closed the connection"
-            for event in conn.receive_data(data):
-                if isinstance(event, h2.events.DataReceived):
-                    got += len(event.data)
-                    conn.acknowledge_received_data(event.flow_controlled_length, stream)
-            s.sendall(conn.data_to_send())
+    return stream, size
+
+
+@contextlib.contextmanager
+def h2c_reset_after(port: int, path: str, size: int) -> Iterator[None]:
+    """GET `path` over HTTP/2 cleartext, RST_STREAM(CANCEL) once `size` body bytes arrived; the connection stays
+    open (quiet: no other stream) for the body of the with block."""
+    import h2.errors
+
+    with h2c_connection(port) as (s, conn):
+        stream, got = h2c_read(s, conn, "GET", path, enough=size)
+        assert got >= size, "the stream ended first"
         conn.reset_stream(stream, h2.errors.ErrorCodes.CANCEL)
         s.sendall(conn.data_to_send())
         yield
@@ -255,28 +275,5 @@ def h2c_reset_after(port: int, path: str, size: int) -> Iterator[None]:
 
 def h2c_exchange(port: int, requests: list[tuple[str, str]]) -> list[int]:
     """Each request on one HTTP/2 cleartext connection (prior knowledge), one after the other: the body sizes."""
-    import h2.config
-    import h2.connection
-    import h2.events
-
-    sizes = []
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-        conn.initiate_connection()
-        for method, path in requests:
-            stream = conn.get_next_available_stream_id()
-            conn.send_headers(stream, [(":method", method), (":scheme", "http"), (":authority", "t"),
-                                       (":path", path)], end_stream=True)
-            s.sendall(conn.data_to_send())
-            size, ended = 0, False
-            while not ended:
-                data = s.recv(65536)
-                assert data, "the server closed the connection"
-                for event in conn.receive_data(data):
-                    if isinstance(event, h2.events.DataReceived):
-                        size += len(event.data)
-                        conn.acknowledge_received_data(event.flow_controlled_length, stream)
-                    ended = ended or (isinstance(event, h2.events.StreamEnded) and event.stream_id == stream)
-                s.sendall(conn.data_to_send())
-            sizes.append(size)
-    return sizes
+    with h2c_connection(port) as (s, conn):
+        return [h2c_read(s, conn, method, path)[1] for method, path in requests]

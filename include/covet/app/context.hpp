@@ -114,8 +114,7 @@ public:
     // Back to the state of a new exchange. An exchange still open (its answer never completed: the client
     // went away, the stream was reset) is recorded as aborted first.
     void reset() noexcept {
-        end_stream(false);
-        end_exchange(metrics::ErrorType::aborted);
+        end_unfinished();
         span_.reset();
         request_id_len_ = 0;
         csp_nonce_len_ = 0;
@@ -129,13 +128,16 @@ public:
         response_bytes_ = 0;
         count_body_ = true;
     }
-    ~RequestContext() override {
-        end_stream(false);
-        end_exchange(metrics::ErrorType::aborted);
-    }
+    ~RequestContext() override { end_unfinished(); }
 
 private:
     friend class App;
+    // An exchange still open ends here: its stream-end hooks told it did not complete, its metrics as aborted.
+    // Nothing for one that ended.
+    void end_unfinished() noexcept {
+        end_stream(false);
+        end_exchange(metrics::ErrorType::aborted);
+    }
     // Metrics of the exchange: counted active from begin_exchange to end_exchange (once).
     void end_exchange(metrics::ErrorType error) noexcept {
         if (!open_) return;
