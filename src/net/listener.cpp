@@ -88,4 +88,27 @@ std::uint16_t bound_port(int fd) {
     return 0;
 }
 
+bool udp_port_free(const std::string& host, std::uint16_t port) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_DGRAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    addrinfo* found = nullptr;
+    const std::string service = std::to_string(port);
+    if (getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &found) != 0) return true;
+    bool free = false;  // like HTTP/3's own bind: the first address that binds
+    for (addrinfo* ai = found; ai && !free; ai = ai->ai_next) {
+        const int fd = ::socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) continue;
+        if (ai->ai_family == AF_INET6) {
+            const int zero = 0;
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+        }
+        free = ::bind(fd, ai->ai_addr, ai->ai_addrlen) == 0;
+        ::close(fd);
+    }
+    freeaddrinfo(found);
+    return free;
+}
+
 }  // namespace covet::net

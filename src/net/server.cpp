@@ -46,6 +46,19 @@ struct Server::Impl {
     bool stopped = false;
     bool embedded = false;
 
+    // The first worker's listener. For port 0 with HTTP/3 on the same port number, a port also free on UDP: the
+    // kernel picks the TCP port alone, and a UDP socket (a client's, another server's) may hold that number.
+    int open_first_listener() {
+        const ServerConfig& cfg = config;
+        const bool udp_follows = cfg.port == 0 && datagrams && cfg.http3.port == 0 &&
+                                 cfg.http3.inherited_sockets.empty() && !cfg.shared_port;
+        for (int attempt = 1;; ++attempt) {
+            const int fd = open_listener(cfg.host, cfg.port, cfg.listen_backlog, cfg.shared_port);
+            if (!udp_follows || attempt == 32 || udp_port_free(cfg.host, bound_port(fd))) return fd;
+            ::close(fd);  // another pick; after 32 the endpoint's bind names the clash
+        }
+    }
+
     // One listener per worker: SO_REUSEPORT siblings bound here, or duplicates of an inherited socket.
     void open_listeners(unsigned count) {
         const ServerConfig& cfg = config;
@@ -53,7 +66,7 @@ struct Server::Impl {
             if (cfg.inherited_listener >= 0)
                 listeners.push_back(adopt_listener(cfg.inherited_listener));
             else if (i == 0)
-                listeners.push_back(open_listener(cfg.host, cfg.port, cfg.listen_backlog, cfg.shared_port));
+                listeners.push_back(open_first_listener());
             else
                 listeners.push_back(open_listener(cfg.host, port, cfg.listen_backlog, /*join_existing=*/true));
             if (i == 0) port = bound_port(listeners[0]);

@@ -14,6 +14,7 @@
 #include <stdexcept>
 
 #include "covet/covet.hpp"
+#include "covet/net/listener.hpp"
 #include "support/local_app.hpp"
 
 namespace {
@@ -106,6 +107,18 @@ TEST(ServerStart, AWorkerThatCannotStartLeavesNothingBoundAndStartMayBeRetried) 
     EXPECT_TRUE(accepts_connections(port));
     server.stop();
     server.wait();
+}
+
+// HTTP/3 follows a port-0 TCP listener onto the same number: the server checks that number is free on UDP.
+TEST(ServerStart, AUdpPortHeldByAnotherSocketIsNotFree) {
+    const int udp = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    const sockaddr_in any = loopback(0);
+    ASSERT_EQ(::bind(udp, reinterpret_cast<const sockaddr*>(&any), sizeof any), 0);
+    const std::uint16_t held = port_of(udp);
+    EXPECT_FALSE(covet::net::udp_port_free("127.0.0.1", held));
+    EXPECT_FALSE(covet::net::udp_port_free("", held)) << "the wildcard address overlaps loopback's port";
+    ::close(udp);
+    EXPECT_TRUE(covet::net::udp_port_free("127.0.0.1", held));
 }
 
 TEST(ServerStart, AnOperationsPortThatIsTakenLeavesTheAppPortFree) {

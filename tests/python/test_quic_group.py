@@ -87,8 +87,55 @@ def test_without_routing_the_workers_bind_their_own(caplog: pytest.LogCaptureFix
 def test_a_taken_udp_port_names_the_cause() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind(("127.0.0.1", 0))
-        with pytest.raises(OSError, match="cannot bind UDP 127.0.0.1:.* for HTTP/3: .*another server"):
+        with pytest.raises(OSError, match=r"cannot bind UDP 127\.0\.0\.1:.* for HTTP/3: .*another server"):
             QuicGroup.open(Router(), "127.0.0.1", taken.getsockname()[1], 1, 1)
+
+
+def test_a_port_held_by_a_reuseport_socket_is_taken_not_joined() -> None:
+    """Another SO_REUSEPORT socket on the port (a second server of the same user): the group's first socket must
+    not join its reuseport group, which would split that server's packets with ours."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind(("127.0.0.1", 0))
+        with pytest.raises(OSError, match=r"cannot bind UDP 127\.0\.0\.1:.* for HTTP/3"):
+            QuicGroup.open(Router(), "127.0.0.1", other.getsockname()[1], 1, 1)
+
+
+def test_a_picked_tcp_port_held_on_udp_is_picked_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`covet run --port 0 --http3 --workers N`: the kernel picks the TCP port alone, and that number may be held
+    on UDP. The master picks again. The kernel's first pick is made here a port held on UDP (real sockets)."""
+    from covet.server import supervisor
+    from covet.tls import TransportOptions
+
+    if not supervisor.engine_adopts_sockets(supervisor.native_module()):
+        pytest.skip("this engine build cannot adopt sockets (the master binds nothing)")
+    held = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    held.bind(("127.0.0.1", 0))
+    real_open = supervisor.open_listener
+    picks: list[int] = []
+
+    def kernel_picks(host: str, port: int, backlog: Any = None) -> socket.socket:
+        sock = real_open(host, held.getsockname()[1] if not picks else port, backlog)
+        picks.append(sock.getsockname()[1])
+        return sock
+
+    monkeypatch.setattr(supervisor, "open_listener", kernel_picks)
+    open_group = QuicGroup.open
+    monkeypatch.setattr(QuicGroup, "open", staticmethod(lambda _native, *a: open_group(Router(), *a)))
+    master = supervisor.Supervisor(supervisor.WorkerOptions(app="m:app", port=0, transport=TransportOptions(
+        ssl_certfile="c.pem", ssl_keyfile="k.pem", http3=True)), workers=2)
+    try:
+        master._open_listeners()
+        assert master.listener is not None and master.quic is not None
+        assert picks[0] == held.getsockname()[1] and len(picks) == 2
+        assert master.opts.port == picks[1] == master.listener.getsockname()[1] == master.quic.port
+        assert {s.getsockname()[1] for s in master.quic.banks[0]} == {master.opts.port}
+    finally:
+        held.close()
+        if master.listener is not None:
+            master.listener.close()
+        if master.quic is not None:
+            master.quic.close()
 
 
 def test_worker_flags_carry_the_sockets_to_the_engine() -> None:

@@ -15,6 +15,10 @@ int open_listener(const std::string& host, std::uint16_t port, int backlog, bool
 // The port a socket is bound to (for port 0).
 std::uint16_t bound_port(int fd);
 
+// Whether a UDP socket could bind `host:port` alone (without SO_REUSEPORT): a TCP port the kernel picked may be
+// in use on UDP, where HTTP/3 follows it.
+bool udp_port_free(const std::string& host, std::uint16_t port);
+
 // A duplicate (close-on-exec, non-blocking) of `fd`, which must be a listening TCP socket; throws naming the fix.
 int adopt_listener(int fd);
 

@@ -80,17 +80,23 @@ class QuicGroup:
         error: Optional[OSError] = None
         for family, address in candidates:
             sock = socket.socket(family, socket.SOCK_DGRAM)
+            first = self._address is None
             try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                # The first binds alone, so that it fails on a port another socket holds (it would join that
+                # socket's reuseport group otherwise); the rest join it.
+                if not first:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
                 if family == socket.AF_INET6:
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
                 sock.bind(address)
+                if first:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             except OSError as e:
                 sock.close()
                 error = e
                 continue
             sock.setblocking(False)  # shared with the workers, which never block on it
-            if self._address is None:  # the rest join this one's address (its port, when `port` was 0)
+            if first:  # the rest join this one's address (its port, when `port` was 0)
                 self._address = (family, sock.getsockname())
                 self.port = self._address[1][1]
             return sock

@@ -497,18 +497,34 @@ class Supervisor:
             log.warning("covet master: cannot write %s: %s", self._state_path, e.strerror)
             self._state_path = None
 
-    def _run(self) -> int:
-        if engine_adopts_sockets(native_module()):
-            self.listener = open_listener(self.opts.host, self.opts.port, self.opts.engine.get("listen_backlog"))
-            self.opts.port = self.listener.getsockname()[1]  # port 0: the one the kernel chose
-        else:  # an engine without listen_fd: each worker binds its own SO_REUSEPORT socket (restarts may drop)
+    def _open_listeners(self) -> None:
+        """The app's TCP listener and HTTP/3's UDP sockets on the same port. For port 0 the kernel picks the TCP
+        port alone, and that number may be held on UDP (a client's socket, another server's): pick again."""
+        native = native_module()
+        if not engine_adopts_sockets(native):  # each worker binds its own SO_REUSEPORT socket (restarts may drop)
             log.warning("this engine build cannot adopt a listening socket: workers bind their own "
                         "(restarts are not zero-downtime; rebuild covet._native)")
             check_port_free(self.opts.host, self.opts.port)
+        picked = self.opts.port == 0
+        for attempt in range(1, 33):
+            if engine_adopts_sockets(native):
+                self.listener = open_listener(self.opts.host, 0 if picked else self.opts.port,
+                                              self.opts.engine.get("listen_backlog"))
+                self.opts.port = self.listener.getsockname()[1]  # port 0: the one the kernel chose
+            if not self.opts.transport.http3:
+                return
+            try:
+                self.quic = QuicGroup.open(native, self.opts.host, self.opts.port, self.count,
+                                           max(1, self.opts.threads))
+                return
+            except OSError as e:
+                if not (picked and self.listener is not None and e.errno == errno.EADDRINUSE) or attempt == 32:
+                    raise
+                self.listener.close()
+
+    def _run(self) -> int:
+        self._open_listeners()
         self.ops_listener = open_ops_listener(native_module())
-        if self.opts.transport.http3:
-            self.quic = QuicGroup.open(native_module(), self.opts.host, self.opts.port, self.count,
-                                       max(1, self.opts.threads))
         if self.recycling.max_rss is not None and not os.path.exists(f"/proc/{os.getpid()}/statm"):
             log.warning("--max-rss needs /proc (Linux): workers will not be replaced for their memory")
         self._metrics = _GenerationMetrics()
