@@ -14,14 +14,31 @@ stage "checks: C++ format (clang-format 18.1.8)"
 scripts/format.sh --check
 scripts/build.sh asan
 
+# The ThreadSanitizer and fuzz trees build in the background at idle priority (scripts/background-builds.sh): their
+# ~8 minutes of compiling take the CPU the tests leave, most of it while the integration tests wait on sockets.
+# Their stages wait for them (await_build). In its own session, so that the trap stops its compilers too.
+rm -f build/background-tsan.rc build/background-fuzz.rc
+setsid scripts/background-builds.sh &
+background=$!
+trap 'kill -- -$background 2>/dev/null || true' EXIT
+await_build() {  # tsan | fuzz: wait for that background build, and fail with its log if it failed
+  while [ ! -s "build/background-$1.rc" ]; do
+    kill -0 "$background" 2>/dev/null || [ -s "build/background-$1.rc" ] ||
+      { echo "the background builds stopped before the $1 build ended (build/background-$1.log)" >&2; exit 1; }
+    sleep 1
+  done
+  if [ "$(cat "build/background-$1.rc")" != 0 ]; then
+    cat "build/background-$1.log" >&2
+    echo "the $1 build failed (build/background-$1.log)" >&2
+    exit 1
+  fi
+}
+
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 stage "C++ tests (GoogleTest via ctest; real-socket tests run once per backend)"
 ctest --test-dir build --output-on-failure -j2
-
-stage "ThreadSanitizer: the C++ tests that cross threads (build-tsan, ctest -L threads)"
-scripts/tsan.sh
 
 stage "Python integration tests (real sockets, both backends)"
 # The Node.js WebSocket client (npm ws, pinned by its package-lock.json) for test_websocket.py.
@@ -32,13 +49,14 @@ export COVET_HELLO_BIN=$PWD/build/examples/native/hello/hello COVET_REQUIRE_SERV
 stage "HTTP/2 conformance (h2spec, TLS and h2c, both backends)"
 scripts/h2spec.sh
 
+stage "ThreadSanitizer: the C++ tests that cross threads (build-tsan, ctest -L threads)"
+await_build tsan
+scripts/tsan.sh
+
 stage "Python package: build and install the wheel into .venv, then its tests"
 .venv/bin/python -m pip install -q --disable-pip-version-check .
 stage "checks: ruff + mypy --strict on the covet package (after the install: mypy needs its dependencies)"
 scripts/lint-python.sh
-# After the package install: the Python parsers' target (forms, atheris) imports covet and its dependencies.
-stage "fuzzing: every fuzz target of tests/fuzz for 8 s from its seeds (libFuzzer with clang in build-fuzz; atheris; scripts/fuzz.sh)"
-scripts/fuzz.sh 8
 stage "deploy: Dockerfile, Kubernetes manifests (kubeconform), alerts and dashboard PromQL (promtool) (tests/deploy)"
 # After the package install: the Dockerfile's runtime packages are checked against ldd of the installed covet/_native.
 COVET_REQUIRE_DEPLOY_TOOLS=1 COVET_REQUIRE_NATIVE=1 .venv/bin/python -m pytest tests/deploy -q -p no:cacheprovider
@@ -48,7 +66,7 @@ npm ci --prefix tests/python/oidc --no-audit --no-fund --loglevel=error
 # The gRPC-Web client of test_grpc_web.py (Connect's grpc-web transport, protoc-gen-es; pinned by its package-lock.json).
 npm ci --prefix tests/python/grpc_web --no-audit --no-fund --loglevel=error
 scripts/services.sh start   # PostgreSQL + Redis on free 127.0.0.1 ports -> build/services.env (test_real_drivers.py)
-trap 'scripts/services.sh stop' EXIT
+trap 'scripts/services.sh stop; kill -- -$background 2>/dev/null || true' EXIT
 # The pinned FastAPI reference (build/differential-venv): FastAPI mounted in CovetPy and CovetPy under FastAPI
 # (test_asgi.py), the migrate sample's own tests on FastAPI (test_migrate.py).
 tests/differential/venv.sh
@@ -66,6 +84,11 @@ tests/hosting/run.sh  # the covet it hosts with: the package just installed into
 # After the package install: its Python-app targets run `covet run` from .venv (they skip without it).
 stage "fault injection, short (both native backends + covet run; the long run is scripts/soak.sh)"
 COVET_FAULT_REPORT=build/fault-short.jsonl COVET_REQUIRE_NATIVE=1 .venv/bin/python -m pytest tests/fault -q -p no:cacheprovider
+
+# After the package install: the Python parsers' target (forms, atheris) imports covet and its dependencies.
+stage "fuzzing: every fuzz target of tests/fuzz for 8 s from its seeds (libFuzzer with clang in build-fuzz; atheris; scripts/fuzz.sh)"
+await_build fuzz
+COVET_FUZZ_JOBS=2 scripts/fuzz.sh 8
 
 stage "benchmark harness tests"
 .venv/bin/python -m pytest bench/tests -q -p no:cacheprovider
