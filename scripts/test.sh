@@ -14,14 +14,15 @@ stage "checks: C++ format (clang-format 18.1.8)"
 scripts/format.sh --check
 scripts/build.sh asan
 
-# The ThreadSanitizer and fuzz trees build in the background at idle priority (scripts/background-builds.sh): their
-# ~8 minutes of compiling take the CPU the tests leave, most of it while the integration tests wait on sockets.
-# Their stages wait for them (await_build). In its own session, so that the trap stops its compilers too.
-rm -f build/background-tsan.rc build/background-fuzz.rc
+# The ThreadSanitizer tree, the package's wheel and the fuzz tree build in the background at idle priority
+# (scripts/background-builds.sh): their ~11 minutes of compiling take the CPU the tests leave, most of it while the
+# integration tests wait on sockets. Their stages wait for them (await_build). In its own session, so that the
+# trap stops its compilers too.
+rm -f build/background-tsan.rc build/background-wheel.rc build/background-fuzz.rc
 setsid scripts/background-builds.sh &
 background=$!
 trap 'kill -- -$background 2>/dev/null || true' EXIT
-await_build() {  # tsan | fuzz: wait for that background build, and fail with its log if it failed
+await_build() {  # tsan | wheel | fuzz: wait for that background build, and fail with its log if it failed
   while [ ! -s "build/background-$1.rc" ]; do
     kill -0 "$background" 2>/dev/null || [ -s "build/background-$1.rc" ] ||
       { echo "the background builds stopped before the $1 build ended (build/background-$1.log)" >&2; exit 1; }
@@ -53,8 +54,11 @@ stage "ThreadSanitizer: the C++ tests that cross threads (build-tsan, ctest -L t
 await_build tsan
 scripts/tsan.sh
 
-stage "Python package: build and install the wheel into .venv, then its tests"
-.venv/bin/python -m pip install -q --disable-pip-version-check .
+stage "Python package: install the wheel (built in the background from this tree) into .venv, then its tests"
+await_build wheel
+# Uninstalled first: pip keeps an installed covetpy of the same version rather than a wheel file's.
+.venv/bin/python -m pip uninstall -q -y covetpy 2>/dev/null || true
+.venv/bin/python -m pip install -q --disable-pip-version-check build/wheel/covetpy-*.whl
 stage "checks: ruff + mypy --strict on the covet package (after the install: mypy needs its dependencies)"
 scripts/lint-python.sh
 stage "deploy: Dockerfile, Kubernetes manifests (kubeconform), alerts and dashboard PromQL (promtool) (tests/deploy)"
