@@ -101,6 +101,21 @@ def test_a_port_held_by_a_reuseport_socket_is_taken_not_joined() -> None:
             QuicGroup.open(Router(), "127.0.0.1", other.getsockname()[1], 1, 1)
 
 
+def _udp_port_free_on_tcp() -> socket.socket:
+    """A UDP socket on a loopback port whose number is free on TCP (the listener the test makes there)."""
+    for _ in range(50):
+        held = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        held.bind(("127.0.0.1", 0))
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as open_listener binds
+            try:
+                probe.bind(("127.0.0.1", held.getsockname()[1]))
+                return held
+            except OSError:
+                held.close()
+    pytest.fail("no UDP port whose number was free on TCP in 50 tries")
+
+
 def test_a_picked_tcp_port_held_on_udp_is_picked_again(monkeypatch: pytest.MonkeyPatch) -> None:
     """`covet run --port 0 --http3 --workers N`: the kernel picks the TCP port alone, and that number may be held
     on UDP. The master picks again. The kernel's first pick is made here a port held on UDP (real sockets)."""
@@ -109,8 +124,7 @@ def test_a_picked_tcp_port_held_on_udp_is_picked_again(monkeypatch: pytest.Monke
 
     if not supervisor.engine_adopts_sockets(supervisor.native_module()):
         pytest.skip("this engine build cannot adopt sockets (the master binds nothing)")
-    held = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    held.bind(("127.0.0.1", 0))
+    held = _udp_port_free_on_tcp()
     real_open = supervisor.open_listener
     picks: list[int] = []
 
