@@ -8,7 +8,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p build
-rm -f build/background-tsan.rc build/background-wheel.rc build/background-fuzz.rc
+rm -f build/background-*.rc  # scripts/test.sh removes them too, before it starts this: none of a previous run is read
 idle() { chrt --idle 0 nice -n 19 "$@"; }
 idle scripts/build.sh tsan >build/background-tsan.log 2>&1
 echo $? >build/background-tsan.rc

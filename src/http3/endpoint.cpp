@@ -21,6 +21,7 @@
 #include "covet/http3/cid_router.hpp"
 #include "covet/http3/server.hpp"
 #include "covet/io/errno_text.hpp"
+#include "covet/net/listener.hpp"
 #include "session.hpp"
 
 #include <ngtcp2/ngtcp2_crypto.h>
@@ -119,17 +120,13 @@ void configure_udp(int fd, int family) {
 // socket's group and get part of its traffic, or give it part of ours; a TCP port the kernel picked may be in
 // use on UDP), and enables it afterwards for the other workers.
 int open_udp(const std::string& host, std::uint16_t port, Address& local, bool exclusive, bool numeric = false) {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_DGRAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV | (numeric ? AI_NUMERICHOST : 0);
-    addrinfo* found = nullptr;
     const std::string service = std::to_string(port);
-    if (const int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &found); rc != 0)
-        throw std::runtime_error("HTTP/3: cannot resolve " + host + ": " + gai_strerror(rc));
+    int rc = 0;
+    const net::AddressList found = net::resolve_passive(host, port, SOCK_DGRAM, rc, numeric ? AI_NUMERICHOST : 0);
+    if (!found) throw std::runtime_error("HTTP/3: cannot resolve " + host + ": " + gai_strerror(rc));
     std::string why = "no address";
     int fd = -1;
-    for (addrinfo* a = found; a; a = a->ai_next) {
+    for (addrinfo* a = found.get(); a; a = a->ai_next) {
         fd = ::socket(a->ai_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0) continue;
         const int one = 1;
@@ -149,7 +146,6 @@ int open_udp(const std::string& host, std::uint16_t port, Address& local, bool e
         ::close(fd);
         fd = -1;
     }
-    freeaddrinfo(found);
     if (fd < 0)
         throw std::runtime_error("HTTP/3: cannot bind UDP " + host + ":" + service + ": " + why +
                                  (numeric ? " (is Http3Options::preferred_address one of this host's addresses, "

@@ -26,19 +26,27 @@ namespace {
 }
 }  // namespace
 
-int open_listener(const std::string& host, std::uint16_t port, int backlog, bool join_existing) {
+void AddressListFree::operator()(addrinfo* list) const noexcept { freeaddrinfo(list); }
+
+AddressList resolve_passive(const std::string& host, std::uint16_t port, int socktype, int& error, int flags) {
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    hints.ai_socktype = socktype;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV | flags;
     addrinfo* found = nullptr;
-    const std::string service = std::to_string(port);
-    const std::string where = host + ":" + service;
-    if (int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &found); rc != 0)
+    error = getaddrinfo(host.empty() ? nullptr : host.c_str(), std::to_string(port).c_str(), &hints, &found);
+    return AddressList(error == 0 ? found : nullptr);
+}
+
+int open_listener(const std::string& host, std::uint16_t port, int backlog, bool join_existing) {
+    const std::string where = host + ":" + std::to_string(port);
+    int rc = 0;
+    const AddressList found = resolve_passive(host, port, SOCK_STREAM, rc);
+    if (!found)
         throw std::system_error(EINVAL, std::generic_category(),
                                 "cannot listen on " + where + ": " + gai_strerror(rc) + " (check the host name)");
     int last_errno = 0;
-    for (addrinfo* ai = found; ai; ai = ai->ai_next) {
+    for (addrinfo* ai = found.get(); ai; ai = ai->ai_next) {
         const int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
         if (fd < 0) {
             last_errno = errno;
@@ -52,14 +60,11 @@ int open_listener(const std::string& host, std::uint16_t port, int backlog, bool
         if (join_existing) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // inherited by accepted sockets
         if (::bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && ::listen(fd, backlog) == 0 &&
-            (join_existing || setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) == 0)) {
-            freeaddrinfo(found);
+            (join_existing || setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) == 0))
             return fd;
-        }
         last_errno = errno;
         ::close(fd);
     }
-    freeaddrinfo(found);
     throw_listen_error(where, last_errno);
 }
 
@@ -89,26 +94,21 @@ std::uint16_t bound_port(int fd) {
 }
 
 bool udp_port_free(const std::string& host, std::uint16_t port) {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_DGRAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    addrinfo* found = nullptr;
-    const std::string service = std::to_string(port);
-    if (getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &found) != 0) return true;
-    bool free = false;  // like HTTP/3's own bind: the first address that binds
-    for (addrinfo* ai = found; ai && !free; ai = ai->ai_next) {
+    int rc = 0;
+    const AddressList found = resolve_passive(host, port, SOCK_DGRAM, rc);
+    if (!found) return true;                                  // nothing to bind: HTTP/3's own bind names the cause
+    for (addrinfo* ai = found.get(); ai; ai = ai->ai_next) {  // like HTTP/3's bind: the first address that binds
         const int fd = ::socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         if (fd < 0) continue;
         if (ai->ai_family == AF_INET6) {
             const int zero = 0;
             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
         }
-        free = ::bind(fd, ai->ai_addr, ai->ai_addrlen) == 0;
+        const bool bound = ::bind(fd, ai->ai_addr, ai->ai_addrlen) == 0;
         ::close(fd);
+        if (bound) return true;
     }
-    freeaddrinfo(found);
-    return free;
+    return false;
 }
 
 }  // namespace covet::net

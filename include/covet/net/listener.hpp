@@ -3,9 +3,21 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
+struct addrinfo;
+
 namespace covet::net {
+
+// getaddrinfo(3)'s list for a socket of `socktype` to bind on `host:port` (an empty host: every local address),
+// with AI_PASSIVE | AI_NUMERICSERV and `flags`. Empty on failure, with `error` set to getaddrinfo's code (for
+// gai_strerror). Shared by the listeners, the UDP check below and HTTP/3's sockets.
+struct AddressListFree {
+    void operator()(addrinfo* list) const noexcept;
+};
+using AddressList = std::unique_ptr<addrinfo, AddressListFree>;
+AddressList resolve_passive(const std::string& host, std::uint16_t port, int socktype, int& error, int flags = 0);
 
 // Opens a non-blocking listening socket with SO_REUSEADDR and SO_REUSEPORT. With `join_existing` false
 // (the first worker's) the bind fails if the port is in use; with true it joins that first listener.

@@ -501,13 +501,14 @@ class Supervisor:
         """The app's TCP listener and HTTP/3's UDP sockets on the same port. For port 0 the kernel picks the TCP
         port alone, and that number may be held on UDP (a client's socket, another server's): pick again."""
         native = native_module()
-        if not engine_adopts_sockets(native):  # each worker binds its own SO_REUSEPORT socket (restarts may drop)
+        adopts = engine_adopts_sockets(native)
+        if not adopts:  # each worker binds its own SO_REUSEPORT socket (restarts may drop)
             log.warning("this engine build cannot adopt a listening socket: workers bind their own "
                         "(restarts are not zero-downtime; rebuild covet._native)")
             check_port_free(self.opts.host, self.opts.port)
         picked = self.opts.port == 0
         for attempt in range(1, 33):
-            if engine_adopts_sockets(native):
+            if adopts:
                 self.listener = open_listener(self.opts.host, 0 if picked else self.opts.port,
                                               self.opts.engine.get("listen_backlog"))
                 self.opts.port = self.listener.getsockname()[1]  # port 0: the one the kernel chose
