@@ -62,6 +62,7 @@ public:
             if (ec) throw std::runtime_error("asio: cannot adopt the listening socket: " + ec.message());
         }
         arm_accept();
+        update_now();
         arm_timer();
         report_ready();
         while (!finished()) {

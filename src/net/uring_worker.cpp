@@ -231,6 +231,7 @@ private:
         if (wake_fd_ < 0) throw std::runtime_error(std::string("eventfd: ") + io::errno_text(errno));
         arm_accept();
         arm_wake();
+        update_now();
         arm_timer();
         report_ready();
     }

@@ -403,9 +403,14 @@ void Worker::release(std::uint32_t index) {
 
 void Worker::tick() {
     if (tick_stamp_) tick_stamp_->store(now_.time_since_epoch().count(), std::memory_order_relaxed);
+    const bool stalled =
+        !last_tick_skipped_ && last_tick_ != io::Clock::time_point{} && now_ - last_tick_ > stalled_after;
+    last_tick_ = now_;
+    last_tick_skipped_ = stalled;
+    timers_.run_due(now_);  // tasks due at a point in time (post_at): late or not, their time has come
+    if (stalled) return;
     for (Slot& s : slots_)
         if (s.connection && !s.closed) s.connection->tick(now_);
-    timers_.run_due(now_);
     for (std::uint32_t i = 0; i < slots_.size(); ++i)
         if (slots_[i].lingering && now() >= slots_[i].linger_until) finish_linger(i);
 }

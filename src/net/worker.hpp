@@ -40,6 +40,8 @@ public:
     // How often the backend calls tick(): connection timeouts, lingering deadlines, and how long accepts
     // pause after the listener failed (out of descriptors or memory).
     static constexpr std::chrono::milliseconds sweep_interval{250};
+    // A tick this much later than the previous one finds the worker stalled (below, tick()).
+    static constexpr std::chrono::milliseconds stalled_after{4 * sweep_interval};
     // How long a lingering close keeps draining the peer's input before it closes anyway.
     static constexpr std::chrono::seconds linger_time{2};
     // A failing accept is logged at most this often.
@@ -152,7 +154,9 @@ protected:
     // ---- Policy, called by the backend ----
     // Makes this worker's context the calling thread's (see WorkerContext::install).
     void enter() noexcept { WorkerContext::install(&context_); }
+    // The loop is set up and its timer armed (at now(): the backend refreshes it first).
     void report_ready() {
+        last_tick_ = now_;  // the timer's first period starts here (tick() judges a late tick against it)
         if (datagram_factory_ && !datagrams_) make_datagram_service();
         if (ready_) std::exchange(ready_, nullptr)();
     }
@@ -214,7 +218,11 @@ protected:
     void begin_linger(std::uint32_t i);
     void finish_linger(std::uint32_t i);
 
-    // The timer, every sweep_interval: connection timeouts, then lingering closes past their deadline.
+    // The timer, every sweep_interval: connection timeouts, then lingering closes past their deadline. A tick more
+    // than `stalled_after` after the previous one means this thread did not run (a handler that blocked it, a
+    // debugger, the host pausing the machine) while input may be waiting in its sockets, unread: that tick passes
+    // no connection deadline, so the input is read first and the next tick judges (nginx too handles events before
+    // timers). Never two ticks in a row, so a worker that is always late still enforces its timeouts.
     void tick();
     // Once per loop turn, before I/O: past the shutdown deadline every connection closes.
     void enforce_shutdown_deadline();
@@ -293,6 +301,8 @@ private:
     std::size_t live_ = 0, max_connections_, lingering_ = 0;
     io::Clock::time_point now_ = io::Clock::now(), shutdown_deadline_{};
     io::Clock::time_point accept_backoff_until_{}, next_accept_warning_{};
+    io::Clock::time_point last_tick_{};  // or the loop's start (report_ready); the epoch before it
+    bool last_tick_skipped_ = false;
     bool stopping_ = false;
 
     std::mutex posted_mutex_;

@@ -283,6 +283,36 @@ TEST_F(AppTest, MalformedRequestClosesOnlyThatConnection) {
     EXPECT_EQ(body_of(again[0]), "Hello, World!");
 }
 
+// A handler that blocks its worker thread (so does a debugger, or the host pausing the machine) holds up the loop's
+// timer: the first tick after the stall must not close, as idle past its keep-alive time, a connection whose request
+// arrived during the stall and waits unread in its socket.
+TEST_F(AppTest, ARequestThatCameWhileTheWorkerWasBlockedIsAnsweredNotClosedAsIdle) {
+    app_.config().timeouts.keep_alive = 300ms;
+    app_.get("/block", [](covet::Request&) {
+        std::this_thread::sleep_for(1500ms);
+        return covet::Response::text("unblocked");
+    });
+    start(/*threads=*/1);  // both connections on the blocked worker
+    Client waiting(app_.port());
+    waiting.send(get("/plaintext"));
+    ASSERT_EQ(waiting.responses(1).size(), 1u);  // accepted and idle from here
+
+    Client blocker(app_.port());
+    blocker.send(get("/block"));
+    std::this_thread::sleep_for(800ms);  // the worker sleeps in the handler; its timer has expired in the kernel
+    waiting.send(get("/plaintext"));
+    auto r = waiting.responses(1);
+    ASSERT_EQ(r.size(), 1u) << "the request that waited in the socket was not answered (closed as idle)";
+    EXPECT_EQ(body_of(r[0]), "Hello, World!");
+    auto b = blocker.responses(1);
+    ASSERT_EQ(b.size(), 1u);
+    EXPECT_EQ(body_of(b[0]), "unblocked");
+
+    // Timeouts still apply after the stall: left idle, the connection closes.
+    std::this_thread::sleep_for(1s);
+    EXPECT_TRUE(waiting.closed_by_peer());
+}
+
 TEST_F(AppTest, LargeBodiesRoundTrip) {
     app_.config().limits.max_body_bytes = 4 << 20;
     start();

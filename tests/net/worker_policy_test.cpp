@@ -472,6 +472,68 @@ TEST(WorkerPolicy, TheTickSweepsLiveConnectionsOnly) {
     EXPECT_EQ(w.seen[1]->ticks, 0);
 }
 
+TEST(WorkerPolicy, ALateTickPassesNoDeadlineButTheNextOneDoes) {
+    ScriptedWorker w(config());
+    Peer p;
+    w.accepted(p.server);
+    int task_runs = 0;
+    w.tick();
+    EXPECT_EQ(w.seen[0]->ticks, 1);
+
+    // The thread did not run for a while (the previous tick was long ago): connections are not ticked, since input
+    // may wait for them unread; tasks due at a time still run.
+    w.post_at(t0 + 100ms, [&] { ++task_runs; });
+    io::Clock::time_point now = t0 + net::Worker::stalled_after + 1ms;
+    w.update_now(now);
+    w.tick();
+    EXPECT_EQ(w.seen[0]->ticks, 1);
+    EXPECT_EQ(task_runs, 1);
+    // Never two in a row: a worker that is always late still enforces its timeouts.
+    now += net::Worker::stalled_after + 1ms;
+    w.update_now(now);
+    w.tick();
+    EXPECT_EQ(w.seen[0]->ticks, 2);
+    w.update_now(now + net::Worker::sweep_interval);
+    w.tick();
+    EXPECT_EQ(w.seen[0]->ticks, 3);
+    // One on time after late ones: ticked.
+    w.update_now(now + 2 * net::Worker::sweep_interval);
+    w.tick();
+    EXPECT_EQ(w.seen[0]->ticks, 4);
+}
+
+TEST(WorkerPolicy, TheFirstTickIsJudgedFromTheLoopsStart) {
+    ScriptedWorker w(config());
+    Peer p;
+    w.accepted(p.server);
+    w.report_ready();  // the backend's loop is set up at t0 (its timer armed)
+    w.update_now(t0 + net::Worker::stalled_after + 1ms);
+    w.tick();
+    EXPECT_EQ(w.seen[0]->ticks, 0) << "the loop was blocked before its first tick: that tick is late";
+    w.update_now(t0 + net::Worker::stalled_after + net::Worker::sweep_interval);
+    w.tick();
+    EXPECT_EQ(w.seen[0]->ticks, 1);
+}
+
+TEST(WorkerPolicy, ALateTickLeavesLingeringClosesToTheNextTick) {
+    ScriptedWorker w(config());
+    Peer p;
+    w.accepted(p.server);
+    const std::uint32_t i = w.opened.at(0);
+    net::Connection* c = w.find(w.id(i));
+    ASSERT_NE(c, nullptr);
+    c->close_after_flush();
+    w.send_batch();
+    ASSERT_TRUE(w.slot(i).lingering);
+    w.tick();                                           // at t0
+    w.update_now(t0 + net::Worker::linger_time + 1ms);  // late: the peer's FIN may wait unread
+    w.tick();
+    EXPECT_TRUE(w.closed_sockets.empty());
+    w.update_now(t0 + net::Worker::linger_time + net::Worker::sweep_interval);
+    w.tick();
+    EXPECT_EQ(w.closed_sockets, std::vector<std::uint32_t>{i});
+}
+
 // ---- a datagram service's connections (HTTP/3: net/datagram.hpp) ----
 
 struct WithService {

@@ -25,7 +25,7 @@ from covet.server.options import parse_duration_ms, parse_size
 from serverproc import free_port
 
 APP = textwrap.dedent("""
-    import asyncio, os
+    import asyncio, os, time
     from covet import CovetPy, Request
 
     app = CovetPy()
@@ -42,6 +42,11 @@ APP = textwrap.dedent("""
     async def slow():
         await asyncio.sleep(0.6)
         return "slow"
+
+    @app.get("/block")
+    async def block():
+        time.sleep(1.5)  # blocks the event loop, as a blocking driver's call in an async handler does
+        return "unblocked"
 
     def make_app():
         return app
@@ -177,9 +182,13 @@ def _idle_close_after(port: int) -> float:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
         assert s.recv(65536).startswith(b"HTTP/1.1 200")
-        start = time.monotonic()
-        assert s.recv(65536) == b""  # closed by the server
-        return time.monotonic() - start
+        return _seconds_until_closed(s)
+
+
+def _seconds_until_closed(s: socket.socket) -> float:
+    start = time.monotonic()
+    assert s.recv(65536) == b""  # closed by the server
+    return time.monotonic() - start
 
 
 def test_timeout_keep_alive_closes_idle_connections(serve: Any) -> None:
@@ -188,6 +197,27 @@ def test_timeout_keep_alive_closes_idle_connections(serve: Any) -> None:
     server.stop()
     server = serve(env={"COVET_TIMEOUT_KEEP_ALIVE": "500ms"})
     assert 0.3 < _idle_close_after(server.port) < 2.0
+    server.stop()
+
+
+def test_a_request_that_came_while_a_handler_blocked_the_loop_is_answered(serve: Any) -> None:
+    """An async handler that blocks the event loop also stops the engine, which runs on that loop: a request that
+    came meanwhile, on a connection idle for longer than --timeout-keep-alive, is read and answered, not closed as
+    idle by the engine's first timer tick after the block."""
+    server = serve("--timeout-keep-alive", "0.5")
+    request = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as waiting:
+        waiting.sendall(request)
+        assert waiting.recv(65536).startswith(b"HTTP/1.1 200")  # idle from here
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as blocker:
+            blocker.sendall(b"GET /block HTTP/1.1\r\nHost: t\r\n\r\n")
+            time.sleep(0.9)  # the handler blocks the loop for 1.5 s
+            waiting.sendall(request)
+            answer = waiting.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 200"), f"closed as idle instead of answered: {answer!r}"
+            assert blocker.recv(65536).startswith(b"HTTP/1.1 200")
+        # Left idle now, it is closed on time.
+        assert 0.3 < _seconds_until_closed(waiting) < 3.0
     server.stop()
 
 
