@@ -337,8 +337,8 @@ std::string_view App::filter_body(ExchangeState* state, std::string_view chunk, 
     if (context) {
         if (context->count_body_) context->response_bytes_ += out.size();
         if (last) {  // the protocols call it at the stream's end
-            context->end_stream(true);
             context->end_exchange(metrics::ErrorType::none);
+            context->end_stream(true);
         }
     }
     return out;

@@ -4,10 +4,15 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "covet/covet.hpp"
+#include "covet/metrics/exposition.hpp"
 #include "support/http_client.hpp"
 
 using covet_test::body_of;
@@ -26,7 +31,95 @@ std::string get(std::uint16_t port, std::string_view target, std::string_view ex
     return fetch(port, "GET " + std::string(target) + " HTTP/1.1\r\nHost: t\r\n" + std::string(extra) + "\r\n");
 }
 
+// What stream-end hooks saw: the metrics scraped when each streamed answer ended, and whether it completed.
+struct StreamEnds {
+    std::mutex mutex;
+    std::vector<std::pair<std::string, bool>> seen;
+    std::optional<std::pair<std::string, bool>> wait_for(std::size_t n) {
+        for (int i = 0; i < 500; ++i) {
+            {
+                std::lock_guard lock(mutex);
+                if (seen.size() >= n) return seen[n - 1];
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        return std::nullopt;
+    }
+};
+
+class ScrapeAtStreamEnd final : public covet::Middleware {
+public:
+    explicit ScrapeAtStreamEnd(StreamEnds& ends) : ends_(ends) {}
+    void after(const covet::Request&, const covet::RequestContext&, covet::Response&) override {}
+    void after_stream(const covet::Request&, covet::RequestContext& context, covet::Response&) override {
+        context.add_stream_end_hook(std::make_unique<Hook>(ends_));
+    }
+
+private:
+    struct Hook final : covet::StreamEndHook {
+        explicit Hook(StreamEnds& e) : ends(e) {}
+        void stream_end(const covet::RequestContext&, std::uint64_t, bool completed) noexcept override {
+            std::string scrape = covet::metrics::scrape(covet::metrics::Format::prometheus);
+            std::lock_guard lock(ends.mutex);
+            ends.seen.emplace_back(std::move(scrape), completed);
+        }
+        StreamEnds& ends;
+    };
+    StreamEnds& ends_;
+};
+
 }  // namespace
+
+// A stream-end hook (a streamed answer's access log line is written by one) runs once its exchange's metrics are
+// recorded: a scrape made there counts the exchange, whether it completed or was cut off.
+TEST(OpsEndpoints, AStreamEndHookSeesItsExchangeCountedInTheMetrics) {
+    StreamEnds ends;  // outlives the app: its hooks write here
+    std::mutex open_mutex;
+    std::vector<covet::StreamWriter> open;  // /cut's writers, cut off by the test
+    covet::App app;
+    app.config().ops.endpoints = true;
+    app.use(std::make_unique<ScrapeAtStreamEnd>(ends));
+    app.get("/completes", [](covet::Request&, covet::Responder r) {
+        covet::StreamWriter w = r.stream(covet::Response(200, "", "text/plain"));
+        w.write("done");
+        w.end();
+    });
+    app.get("/cut", [&](covet::Request&, covet::Responder r) {
+        covet::StreamWriter w = r.stream(covet::Response(200, "", "text/plain"));
+        w.write("partial");
+        std::lock_guard lock(open_mutex);
+        open.push_back(std::move(w));
+    });
+    app.listen("127.0.0.1", 0).start(1);
+
+    EXPECT_NE(get(app.port(), "/completes").find("HTTP/1.1 200 OK"), std::string::npos);
+    const auto completed = ends.wait_for(1);
+    ASSERT_TRUE(completed);
+    EXPECT_TRUE(completed->second);
+    EXPECT_NE(completed->first.find(R"(http_route="/completes",http_response_status_code="200",)"
+                                    R"(network_protocol_version="1.1"} 1)"),
+              std::string::npos)
+        << completed->first;
+
+    Client c(app.port());
+    c.send("GET /cut HTTP/1.1\r\nHost: t\r\n\r\n");
+    char buf[256];
+    ASSERT_GT(covet_test::recv_through_signals(c.fd(), buf, sizeof buf), 0);  // the head and the first chunk
+    {
+        std::lock_guard lock(open_mutex);
+        ASSERT_EQ(open.size(), 1u);
+        open[0].abort();  // the handler cuts its answer off: the exchange ends unfinished
+    }
+    const auto aborted = ends.wait_for(2);
+    ASSERT_TRUE(aborted) << "the cut-off stream's end was not seen";
+    EXPECT_FALSE(aborted->second);
+    EXPECT_NE(aborted->first.find(R"(http_route="/cut",http_response_status_code="200",)"
+                                  R"(network_protocol_version="1.1",error_type="aborted"} 1)"),
+              std::string::npos)
+        << aborted->first;
+    app.stop();
+    app.wait();
+}
 
 TEST(OpsEndpoints, MetricsCountRequestsByRouteTemplateNeverThePath) {
     covet::App app;

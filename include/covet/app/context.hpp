@@ -132,11 +132,12 @@ public:
 
 private:
     friend class App;
-    // An exchange still open ends here: its stream-end hooks told it did not complete, its metrics as aborted.
-    // Nothing for one that ended.
+    // An exchange still open ends here: its metrics as aborted, then its stream-end hooks told it did not complete.
+    // Nothing for one that ended. Metrics first, as at a completed end (App::filter_body): a scrape made after a
+    // streamed exchange's access log line (a stream-end hook) counts that exchange.
     void end_unfinished() noexcept {
-        end_stream(false);
         end_exchange(metrics::ErrorType::aborted);
+        end_stream(false);
     }
     // Metrics of the exchange: counted active from begin_exchange to end_exchange (once).
     void end_exchange(metrics::ErrorType error) noexcept {
