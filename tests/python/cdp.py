@@ -223,10 +223,11 @@ class Chromium:
 
     def page(self) -> Page:
         """A new tab, connected."""
+        # A new tab starts a renderer process: seconds on a loaded machine whose page cache is cold.
         request = urllib.request.Request(f"http://127.0.0.1:{self.port}/json/new?about:blank", method="PUT")
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=30) as response:
             target = json.loads(response.read())
-        ws = self._sockets.enter_context(connect(target["webSocketDebuggerUrl"], max_size=None, open_timeout=10))
+        ws = self._sockets.enter_context(connect(target["webSocketDebuggerUrl"], max_size=None, open_timeout=30))
         return Page(ws)
 
     def close(self) -> None:
