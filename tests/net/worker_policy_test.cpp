@@ -88,6 +88,11 @@ public:
     using Worker::slot;
     using Worker::tick;
     using Worker::update_now;
+    // Moves the loop's clock to `t` and runs the sweep there, as the backend's timer does.
+    void tick_at(io::Clock::time_point t) {
+        update_now(t);
+        tick();
+    }
 
     net::ConnectionId id(std::uint32_t slot_index) const { return {slot_index, slot(slot_index).generation}; }
 
@@ -281,11 +286,9 @@ TEST(WorkerPolicy, LingeringCloseHalfClosesDrainsInputThenClosesAfterTheLingerTi
     w.received(id, bytes("late"));
     EXPECT_EQ(w.seen[0]->data, "request");
 
-    w.update_now(t0 + net::Worker::linger_time - 1ms);
-    w.tick();
+    w.tick_at(t0 + net::Worker::linger_time - 1ms);
     EXPECT_TRUE(w.closed_sockets.empty());
-    w.update_now(t0 + net::Worker::linger_time);
-    w.tick();
+    w.tick_at(t0 + net::Worker::linger_time);
     EXPECT_EQ(w.closed_sockets, std::vector<std::uint32_t>{i});
     EXPECT_FALSE(w.slot(i).lingering);
     EXPECT_FALSE(w.keeps_reading(id));
@@ -484,21 +487,17 @@ TEST(WorkerPolicy, ALateTickPassesNoDeadlineButTheNextOneDoes) {
     // may wait for them unread; tasks due at a time still run.
     w.post_at(t0 + 100ms, [&] { ++task_runs; });
     io::Clock::time_point now = t0 + net::Worker::stalled_after + 1ms;
-    w.update_now(now);
-    w.tick();
+    w.tick_at(now);
     EXPECT_EQ(w.seen[0]->ticks, 1);
     EXPECT_EQ(task_runs, 1);
     // Never two in a row: a worker that is always late still enforces its timeouts.
     now += net::Worker::stalled_after + 1ms;
-    w.update_now(now);
-    w.tick();
+    w.tick_at(now);
     EXPECT_EQ(w.seen[0]->ticks, 2);
-    w.update_now(now + net::Worker::sweep_interval);
-    w.tick();
+    w.tick_at(now + net::Worker::sweep_interval);
     EXPECT_EQ(w.seen[0]->ticks, 3);
     // One on time after late ones: ticked.
-    w.update_now(now + 2 * net::Worker::sweep_interval);
-    w.tick();
+    w.tick_at(now + 2 * net::Worker::sweep_interval);
     EXPECT_EQ(w.seen[0]->ticks, 4);
 }
 
@@ -507,11 +506,9 @@ TEST(WorkerPolicy, TheFirstTickIsJudgedFromTheLoopsStart) {
     Peer p;
     w.accepted(p.server);
     w.report_ready();  // the backend's loop is set up at t0 (its timer armed)
-    w.update_now(t0 + net::Worker::stalled_after + 1ms);
-    w.tick();
+    w.tick_at(t0 + net::Worker::stalled_after + 1ms);
     EXPECT_EQ(w.seen[0]->ticks, 0) << "the loop was blocked before its first tick: that tick is late";
-    w.update_now(t0 + net::Worker::stalled_after + net::Worker::sweep_interval);
-    w.tick();
+    w.tick_at(t0 + net::Worker::stalled_after + net::Worker::sweep_interval);
     EXPECT_EQ(w.seen[0]->ticks, 1);
 }
 
@@ -525,12 +522,10 @@ TEST(WorkerPolicy, ALateTickLeavesLingeringClosesToTheNextTick) {
     c->close_after_flush();
     w.send_batch();
     ASSERT_TRUE(w.slot(i).lingering);
-    w.tick();                                           // at t0
-    w.update_now(t0 + net::Worker::linger_time + 1ms);  // late: the peer's FIN may wait unread
-    w.tick();
+    w.tick();                                        // at t0
+    w.tick_at(t0 + net::Worker::linger_time + 1ms);  // late: the peer's FIN may wait unread
     EXPECT_TRUE(w.closed_sockets.empty());
-    w.update_now(t0 + net::Worker::linger_time + net::Worker::sweep_interval);
-    w.tick();
+    w.tick_at(t0 + net::Worker::linger_time + net::Worker::sweep_interval);
     EXPECT_EQ(w.closed_sockets, std::vector<std::uint32_t>{i});
 }
 
