@@ -21,7 +21,6 @@
 #include <utility>
 #include <vector>
 
-#include "ack_filter.hpp"
 #include "covet/http/date_cache.hpp"
 #include "covet/http/grpc_call.hpp"
 #include "covet/http/proxy_headers.hpp"
@@ -30,6 +29,7 @@
 #include "covet/metrics/http_metrics.hpp"
 #include "covet/net/worker_context.hpp"
 #include "fields.hpp"
+#include "preface_settings.hpp"
 #include "reset_budget.hpp"
 #include "stream.hpp"
 #include "stream_ids.hpp"
@@ -115,11 +115,9 @@ public:
             {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, h2_.max_header_list_bytes},
             {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, frame},
         }};
+        // SETTINGS_MAX_CONCURRENT_STREAMS joins this frame on its way out (send_pending, preface_settings.hpp):
+        // nghttp2 does not know the limit, on_begin_headers enforces it stream by stream.
         if (nghttp2_submit_settings(raw, NGHTTP2_FLAG_NONE, iv.data(), iv.size()) != 0) return false;
-        // Its own frame, whose ACK is withheld from nghttp2 (see ack_filter.hpp): excess streams are then
-        // refused one by one (REFUSED_STREAM) instead of ending the connection.
-        const nghttp2_settings_entry streams{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, h2_.max_concurrent_streams};
-        if (nghttp2_submit_settings(raw, NGHTTP2_FLAG_NONE, &streams, 1) != 0) return false;
         // The connection window: large enough that one stream's window is usable.
         const std::int32_t conn_window =
             static_cast<std::int32_t>(std::min<std::uint32_t>(h2_.initial_window_size, NGHTTP2_MAX_WINDOW_SIZE));
@@ -138,6 +136,7 @@ public:
                                                 payload.size(), r.method() == Method::head, st);
         if (rv != 0) return false;
         live_.push_back(std::move(s));
+        ++open_streams_;
         // Copy the request: it views into the HTTP/1.1 handler's buffers, which go away.
         st->has_method = st->has_path = true;
         st->method = add_bytes(*st, r.method_name());
@@ -176,12 +175,8 @@ public:
         }
         if (!bytes.empty()) {
             in_session_ = true;
-            ssize_t rv = 0;
-            ack_filter_.run(bytes, [&](std::span<const char> part) {
-                rv = nghttp2_session_mem_recv(session_.get(), reinterpret_cast<const std::uint8_t*>(part.data()),
-                                              part.size());
-                return rv >= 0;
-            });
+            const ssize_t rv = nghttp2_session_mem_recv(
+                session_.get(), reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
             in_session_ = false;
             if (open_bodies_ && rv >= 0) stream_open_bodies();
             if (rv < 0) {
@@ -492,6 +487,12 @@ private:
     static int on_begin_headers(nghttp2_session* session, const nghttp2_frame* frame, void* user) noexcept {
         if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
         self(user).stream_ids_.opened(frame->hd.stream_id);
+        // Over SETTINGS_MAX_CONCURRENT_STREAMS, before or after the client acknowledged it: this stream is refused,
+        // the connection goes on (RFC 9113 §5.1.2; nghttp2 does not know the limit, see preface_settings.hpp).
+        if (self(user).open_streams_ >= self(user).h2_.max_concurrent_streams) {
+            nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_REFUSED_STREAM);
+            return 0;
+        }
         if (self(user).conn_.config().ops.record_metrics) metrics::http2_stream();
         // The client (its address, over all of its connections) is at ClientLimits::max_streams_per_ip: the
         // stream is refused before anything of it is kept; its header block is decoded (HPACK state) and dropped.
@@ -507,6 +508,7 @@ private:
             if (nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, s.get()) != 0)
                 return NGHTTP2_ERR_CALLBACK_FAILURE;
             h.live_.push_back(std::move(s));
+            ++h.open_streams_;
             return 0;
         } catch (...) {
             return NGHTTP2_ERR_CALLBACK_FAILURE;
@@ -619,6 +621,7 @@ private:
         if (!s) return 0;
         nghttp2_session_set_stream_user_data(session, stream_id, nullptr);
         s->session_open = false;
+        --self(user).open_streams_;
         if (std::exchange(s->client_counted, false)) self(user).conn_.release_stream();
         s->close_flow();  // reset by the client, or ended
         if (s->upload) self(user).abort_upload(*s, 0, "the client reset the stream before the request body ended");
@@ -1148,7 +1151,17 @@ private:
                 break;
             }
             if (n == 0) break;
-            conn_.out().append(std::string_view(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n)));
+            const std::string_view out(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+            if (!preface_sent_) {  // nghttp2's first output is the server's SETTINGS frame: the limit joins it
+                preface_sent_ = true;
+                std::string preface = detail::with_extra_setting(out, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
+                                                                 h2_.max_concurrent_streams);
+                if (!preface.empty()) {
+                    conn_.out().append(std::move(preface));
+                    continue;
+                }
+            }
+            conn_.out().append(out);
         }
         in_session_ = false;
         if (conn_.out().size() > limits_.output_high_water && !output_blocked_) {
@@ -1203,15 +1216,15 @@ private:
     std::vector<std::unique_ptr<Stream>> live_;  // every stream nghttp2 or the application still needs
     Stream* upgrade_stream_ = nullptr;           // h2c: stream 1, dispatched on the first on_data
     FieldBlock fields_;                          // reused for every response head and trailer block
-    detail::SettingsAckFilter ack_filter_{2, client_preface.size()};  // the ACK of our 2nd SETTINGS
     // Declared last, destroyed first: nghttp2 must be gone before the streams its data providers name.
     SessionPtr session_;
     Clock::time_point idle_since_{};
     Clock::time_point progress_at_{};  // last byte from the client, or our output fully written
     Clock::time_point heard_at_{};     // last byte from the client
     Clock::time_point ping_sent_at_{};
-    bool ping_sent_ = false;       // a keep-alive PING is unanswered (keepalive_ping)
-    std::size_t outstanding_ = 0;  // dispatched streams not yet answered
+    bool ping_sent_ = false;          // a keep-alive PING is unanswered (keepalive_ping)
+    std::size_t outstanding_ = 0;     // dispatched streams not yet answered
+    std::uint32_t open_streams_ = 0;  // streams nghttp2 keeps open: SETTINGS_MAX_CONCURRENT_STREAMS counts these
     StreamIds stream_ids_;
     std::size_t receiving_bytes_ = 0;   // request bodies still arriving, all streams
     std::uint64_t upload_unacked_ = 0;  // streamed bodies' bytes delivered or held, not yet acknowledged
@@ -1220,6 +1233,7 @@ private:
     bool open_bodies_ = false;          // a stream may have a body without a length still open (stream_open_bodies)
     bool in_session_ = false, closing_ = false, fatal_ = false, peer_closed_ = false, output_blocked_ = false;
     bool shutting_down_ = false, shutdown_notice_sent_ = false, final_goaway_sent_ = false;
+    bool preface_sent_ = false;  // the first SETTINGS frame went out (send_pending)
 };
 
 }  // namespace
