@@ -41,11 +41,24 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 stage "C++ tests (GoogleTest via ctest; real-socket tests run once per backend)"
 ctest --test-dir build --output-on-failure -j2
 
-stage "Python integration tests (real sockets, both backends)"
+stage "Python integration tests (real sockets; the two backends side by side)"
 # The Node.js WebSocket client (npm ws, pinned by its package-lock.json) for test_websocket.py.
 npm ci --prefix tests/integration/ws_node --no-audit --no-fund --loglevel=error
 export COVET_HELLO_BIN=$PWD/build/examples/native/hello/hello COVET_REQUIRE_SERVER=1
-.venv/bin/python -m pytest tests/integration -q -p no:cacheprovider
+# One pytest per backend, at once: each spends most of its time waiting on sockets (about 25% of a CPU), so
+# together they take ~3.5 minutes instead of ~6.5 one after the other. Their output follows, one after the other.
+COVET_BACKEND=uring .venv/bin/python -m pytest tests/integration -q -p no:cacheprovider > build/integration-uring.log 2>&1 &
+uring_tests=$!
+COVET_BACKEND=asio .venv/bin/python -m pytest tests/integration -q -p no:cacheprovider > build/integration-asio.log 2>&1 &
+asio_tests=$!
+integration_ok=1
+wait "$uring_tests" || integration_ok=0
+wait "$asio_tests" || integration_ok=0
+for backend in uring asio; do
+  echo "-- tests/integration, $backend backend"
+  cat "build/integration-$backend.log"
+done
+[ "$integration_ok" = 1 ] || { echo "the integration tests failed (above)" >&2; exit 1; }
 
 stage "HTTP/2 conformance (h2spec, TLS and h2c, both backends)"
 scripts/h2spec.sh
