@@ -1,5 +1,7 @@
 #include "covet/log.hpp"
 
+#include "logging.hpp"
+
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -7,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -77,6 +80,63 @@ spdlog::logger& access_logger() {
 }
 
 }  // namespace
+
+namespace logging {
+namespace {
+
+spdlog::level::level_enum spdlog_level(Level level) noexcept {
+    switch (level) {
+        case Level::trace: return spdlog::level::trace;
+        case Level::debug: return spdlog::level::debug;
+        case Level::info: return spdlog::level::info;
+        case Level::warn: return spdlog::level::warn;
+        case Level::error: return spdlog::level::err;
+        case Level::critical: return spdlog::level::critical;
+    }
+    return spdlog::level::critical;
+}
+
+// PerformanceMiddleware writes whole lines (text or JSON), so its logger prints them as they are ("%v"). It is not
+// registered with spdlog: covet::configure_logging (also run when Python changes the log level at run time) sets
+// every registered logger's pattern, which would wrap the lines again; the level it sets is read from the
+// default logger instead. An embedding app or a test may register its own "covet.performance" logger first.
+spdlog::logger& performance_logger() {
+    static const std::shared_ptr<spdlog::logger> logger = [] {
+        if (auto own = spdlog::get("covet.performance")) return own;
+        auto l =
+            std::make_shared<spdlog::logger>("covet.performance", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+        l->set_pattern("%v");
+        return l;
+    }();
+    return *logger;
+}
+
+}  // namespace
+
+bool enabled(Level level) noexcept { return spdlog::default_logger_raw()->should_log(spdlog_level(level)); }
+
+void write(Level level, std::string_view line) noexcept {
+    spdlog::default_logger_raw()->log(spdlog_level(level), spdlog::string_view_t(line.data(), line.size()));
+}
+
+void vwrite(Level level, fmt::string_view format, fmt::format_args args) noexcept {
+    try {
+        write(level, fmt::vformat(format, args));
+    } catch (...) {  // out of memory: the format string alone says what happened
+        write(level, std::string_view(format.data(), format.size()));
+    }
+}
+
+bool performance_warnings_enabled() noexcept {
+    return performance_logger().should_log(spdlog::level::warn) &&
+           spdlog::default_logger_raw()->should_log(spdlog::level::warn);
+}
+
+void write_performance_warning(std::string_view line) noexcept {
+    performance_logger().log(spdlog::level::warn, spdlog::string_view_t(line.data(), line.size()));
+}
+
+}  // namespace logging
 
 void configure_logging(std::string_view level, LogFormat format) {
     // Logs go to stderr: stdout belongs to the application (the examples print their address there).

@@ -1,11 +1,10 @@
 #include "covet/app/app.hpp"
 
-#include <spdlog/spdlog.h>
-
 #include <csignal>
 #include <cstdio>
 #include <thread>  // pthread_sigmask, sigtimedwait (POSIX, declared by glibc here too)
 
+#include "../logging.hpp"
 #include "covet/http/grpc_call.hpp"
 #include "covet/http/request_builder.hpp"
 #include "covet/http/status.hpp"
@@ -166,7 +165,7 @@ void run_after_hooks(const Hooks& hooks, std::size_t depth, const Call& call_hoo
         try {
             call_hook(*call->middleware);
         } catch (const std::exception& e) {
-            spdlog::error("middleware after-hook failed: {}", e.what());
+            logging::error("middleware after-hook failed: {}", e.what());
         }
     }
 }
@@ -207,7 +206,7 @@ App& App::use(std::unique_ptr<Middleware> middleware) {
 }
 
 std::optional<Response> App::before_failed(const Request& request, const std::exception& error) const {
-    spdlog::error("middleware failed on {} {}: {}", request.method_name(), request.target(), error.what());
+    logging::error("middleware failed on {} {}: {}", request.method_name(), request.target(), error.what());
     return error_response(500, json_errors_);
 }
 
@@ -288,10 +287,10 @@ void App::dispatch(Request& request, ExchangeState* state, Responder responder) 
             responder.send(target.sync(request));
         }
     } catch (const std::exception& e) {
-        spdlog::error("handler for {} {} threw: {}", request.method_name(), request.target(), e.what());
+        logging::error("handler for {} {} threw: {}", request.method_name(), request.target(), e.what());
         responder.send(error_response(500, json_errors_));
     } catch (...) {
-        spdlog::error("handler for {} {} threw a non-std exception", request.method_name(), request.target());
+        logging::error("handler for {} {} threw a non-std exception", request.method_name(), request.target());
         responder.send(error_response(500, json_errors_));
     }
 }
@@ -527,19 +526,19 @@ int App::run(unsigned threads) {
         const timespec now{0, 0};
         if (sigtimedwait(&hangup, nullptr, &now) == SIGHUP) {
             if (!config_.tls) {
-                spdlog::info("SIGHUP ignored: no TLS certificates to reload");
+                logging::info("SIGHUP ignored: no TLS certificates to reload");
             } else {
                 try {
                     server_->reload_tls();
-                    spdlog::warn("SIGHUP: TLS certificates reloaded");
+                    logging::warn("SIGHUP: TLS certificates reloaded");
                 } catch (const std::exception& e) {
-                    spdlog::error("SIGHUP: {} (the previous certificates stay in use)", e.what());
+                    logging::error("SIGHUP: {} (the previous certificates stay in use)", e.what());
                 }
             }
         }
         return stop_requested_.load();
     });
-    if (sig) spdlog::info("received {}, shutting down gracefully", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    if (sig) logging::info("received {}, shutting down gracefully", sig == SIGINT ? "SIGINT" : "SIGTERM");
     begin_drain();  // /_ready answers 503 from now on; the listeners stay open for the drain delay
     if (config_.ops.drain_delay.count() > 0) std::this_thread::sleep_for(config_.ops.drain_delay);
     stop();

@@ -1,12 +1,11 @@
 #include "covet/app/protocol_switch.hpp"
 
-#include <spdlog/spdlog.h>
-
 #include <optional>
 #include <string>
 #include <utility>
 #include <variant>
 
+#include "../logging.hpp"
 #include "covet/http/ascii.hpp"
 #include "covet/http/upgrade.hpp"
 #include "covet/http1/protocol.hpp"
@@ -172,7 +171,7 @@ http1::SwitchDecision ProtocolSwitch::on_upgrade_request(net::Connection& connec
                                                                std::string(request.path())));
             }
         } catch (const std::exception& e) {
-            spdlog::error("WebSocket route for {} failed: {}", request.target(), e.what());
+            logging::error("WebSocket route for {} failed: {}", request.target(), e.what());
             return refuse(Response::text("the WebSocket route failed to set up the connection\n", 500));
         }
     }

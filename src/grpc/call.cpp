@@ -1,11 +1,10 @@
 // One gRPC call on the server: see covet/grpc/call.hpp.
 #include "covet/grpc/call.hpp"
 
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 #include <stdexcept>
 
+#include "../logging.hpp"
 #include "covet/http/ascii.hpp"
 #include "covet/http/grpc_call.hpp"
 #include "covet/net/connection_ref.hpp"
@@ -383,9 +382,9 @@ void ServerCall::ended() {
         try {
             if (callback) callback(*this, final_status_);
         } catch (const std::exception& e) {
-            spdlog::error("covet::grpc: an on_done callback of {} threw (it must not): {}", method_, e.what());
+            logging::error("covet::grpc: an on_done callback of {} threw (it must not): {}", method_, e.what());
         } catch (...) {
-            spdlog::error("covet::grpc: an on_done callback of {} threw (it must not)", method_);
+            logging::error("covet::grpc: an on_done callback of {} threw (it must not)", method_);
         }
     }
     release_self();

@@ -8,11 +8,11 @@
 // the input buffer (an incomplete head, a request whose handler answers later) is copied into
 // per-connection buffers, which keep their capacity: a busy connection stops allocating after its first
 // requests.
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <string>
 
+#include "../logging.hpp"
 #include "covet/http/body_pace.hpp"
 #include "covet/http/body_stream.hpp"
 #include "covet/http/date_cache.hpp"
@@ -227,7 +227,7 @@ public:
             case StreamBody::until_close: conn_.out().append(chunk); break;
             case StreamBody::fixed:
                 if (chunk.size() > stream_left_) {
-                    spdlog::warn(
+                    logging::warn(
                         "the response to {} {} has more body than its declared Content-Length ({} bytes "
                         "over): it is cut off (the connection closes); declare the right length, or none",
                         request_.method_name(), request_.target(), chunk.size() - stream_left_);
@@ -266,7 +266,7 @@ public:
             }
         }
         if (stream_body_ == StreamBody::fixed && stream_left_ != 0) {
-            spdlog::warn(
+            logging::warn(
                 "the response to {} {} ended {} bytes short of its declared Content-Length: it is cut off "
                 "(the connection closes); declare the right length, or none",
                 request_.method_name(), request_.target(), stream_left_);
@@ -279,7 +279,7 @@ public:
             else
                 write_last_chunk(conn_.out());
         } else if (trailers && !trailers->empty()) {
-            spdlog::debug("trailers of {} dropped: the response is not chunked", request_.target());
+            logging::debug("trailers of {} dropped: the response is not chunked", request_.target());
         }
         finish_exchange(close_after_stream_ || shutting_down_);
     }
@@ -635,7 +635,7 @@ private:
         try {
             accepted = dispatcher_.stream_body(request_);
         } catch (const std::exception& e) {
-            spdlog::error("stream_body for {} failed: {}", request_.target(), e.what());
+            logging::error("stream_body for {} failed: {}", request_.target(), e.what());
         }
         if (!accepted) {
             if (reader_.over_body_limit()) reject(http::body_too_large);

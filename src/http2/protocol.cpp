@@ -11,7 +11,6 @@
 #include "covet/http2/protocol.hpp"
 
 #include <nghttp2/nghttp2.h>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <array>
@@ -21,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "../logging.hpp"
 #include "covet/http/date_cache.hpp"
 #include "covet/http/grpc_call.hpp"
 #include "covet/http/proxy_headers.hpp"
@@ -252,8 +252,8 @@ public:
         }
         if (ping_sent_) {
             if (now - ping_sent_at_ < h2_.ping_timeout) return false;
-            spdlog::debug("http2: {} did not answer a keep-alive PING within {} ms: closing its connection",
-                          conn_.peer_address(), h2_.ping_timeout.count());
+            logging::debug("http2: {} did not answer a keep-alive PING within {} ms: closing its connection",
+                           conn_.peer_address(), h2_.ping_timeout.count());
             nghttp2_submit_goaway(session_.get(), NGHTTP2_FLAG_NONE,
                                   nghttp2_session_get_last_proc_stream_id(session_.get()), NGHTTP2_NO_ERROR, nullptr,
                                   0);
@@ -360,7 +360,7 @@ public:
             s.response_left -= bytes;
             return true;
         }
-        spdlog::warn(
+        logging::warn(
             "the response to {} {} has more body than its declared Content-Length ({} bytes over): the "
             "stream is reset; declare the right length, or none",
             s.request.method_name(), s.request.target(), bytes - s.response_left);
@@ -386,7 +386,7 @@ public:
         if (s->state == StreamState::streaming && s->session_open && !s->head_only && !s->stream_ended)
             s->pending.append(dispatcher_.filter_body(s->app_state.get(), {}, true));
         if (s->response_left != UINT64_MAX && s->response_left != 0 && s->state == StreamState::streaming) {
-            spdlog::warn(
+            logging::warn(
                 "the response to {} {} ended {} bytes short of its declared Content-Length: the stream is "
                 "reset; declare the right length, or none",
                 s->request.method_name(), s->request.target(), s->response_left);
@@ -646,9 +646,9 @@ private:
                     const ssize_t got = file.read_at(s.sent, reinterpret_cast<char*>(buf), length);
                     if (got <= 0) {  // the file shrank (or failed): the stream cannot end as announced
                         if (got == 0)
-                            spdlog::warn("HTTP/2: {} (the stream was reset)", io::file_shrank_message);
+                            logging::warn("HTTP/2: {} (the stream was reset)", io::file_shrank_message);
                         else
-                            spdlog::warn("HTTP/2: reading a file body failed (the stream was reset)");
+                            logging::warn("HTTP/2: reading a file body failed (the stream was reset)");
                         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // resets the stream
                     }
                     n = static_cast<std::size_t>(got);

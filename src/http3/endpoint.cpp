@@ -5,7 +5,6 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
-#include <spdlog/spdlog.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -17,6 +16,7 @@
 #include <iterator>
 #include <stdexcept>
 
+#include "../logging.hpp"
 #include "covet/http/proxy_headers.hpp"
 #include "covet/http3/cid_router.hpp"
 #include "covet/http3/server.hpp"
@@ -43,7 +43,7 @@ int verify_client_certificate(gnutls_session_t session) {
     if (!gnutls_certificate_get_peers(session, &count) || count == 0) return 0;  // none: the request mode decides
     unsigned status = 0;
     if (gnutls_certificate_verify_peers2(session, &status) == 0 && status == 0) return 0;
-    spdlog::debug("HTTP/3: a client certificate failed verification (status {:#x})", status);
+    logging::debug("HTTP/3: a client certificate failed verification (status {:#x})", status);
     return GNUTLS_E_CERTIFICATE_ERROR;
 }
 
@@ -98,7 +98,7 @@ void size_socket_buffers(int fd) {
     socklen_t length = sizeof got;
     static std::atomic<bool> warned{false};
     if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &length) == 0 && got < wanted && !warned.exchange(true))
-        spdlog::info(
+        logging::info(
             "HTTP/3: the UDP receive buffer is {} KiB (wanted {} KiB): raise net.core.rmem_max (sysctl) "
             "so that bursts are not dropped",
             got / 1024, wanted / 1024);
@@ -298,7 +298,7 @@ void Endpoint::on_readable(std::size_t socket) {
         const int count = ::recvmmsg(fd, receive_messages_.data(), static_cast<unsigned>(receive_batch), 0, nullptr);
         if (count <= 0) {
             if (count < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                spdlog::debug("HTTP/3: recvmmsg: {}", io::errno_text(errno));
+                logging::debug("HTTP/3: recvmmsg: {}", io::errno_text(errno));
             return;
         }
         for (std::size_t i = 0; i < static_cast<std::size_t>(count); ++i) {
@@ -624,7 +624,7 @@ Service make_service(const net::ServerConfig& config, RequestDispatcher& dispatc
     shared->ticket_key = key_secret<64>(*config.tls, "covet http3 session ticket key v1\n");
     // 0-RTT requests would run before a client certificate is seen: none under mTLS.
     if (config.http3.early_data && config.tls->client_auth != net::ClientAuth::none)
-        spdlog::warn("HTTP/3: 0-RTT (early_data) is off because client certificates are verified (mTLS)");
+        logging::warn("HTTP/3: 0-RTT (early_data) is off because client certificates are verified (mTLS)");
     else if (config.http3.early_data) {
         if (gnutls_anti_replay_init(&shared->anti_replay) != 0)
             throw std::runtime_error("HTTP/3: gnutls_anti_replay_init failed");

@@ -3,7 +3,6 @@
 #include <gnutls/x509.h>
 
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
-#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,6 +11,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "../logging.hpp"
 #include "covet/http/date_cache.hpp"
 #include "covet/http/proxy_headers.hpp"
 #include "covet/http/request_builder.hpp"
@@ -1180,7 +1180,7 @@ nghttp3_ssize Session::read_body(Stream* s, nghttp3_vec* vec, std::size_t count,
         const ssize_t n =
             ::pread(s->response.file_body().fd(), piece.data(), piece.size(), static_cast<off_t>(s->file_offset));
         if (n <= 0) {
-            spdlog::warn("HTTP/3: reading a file body failed (the stream was reset)");
+            logging::warn("HTTP/3: reading a file body failed (the stream was reset)");
             return NGHTTP3_ERR_CALLBACK_FAILURE;
         }
         piece.resize(static_cast<std::size_t>(n));

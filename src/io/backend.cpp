@@ -1,10 +1,10 @@
 // Backend choice: probe io_uring once per process, honour COVET_BACKEND, fall back to Asio (epoll).
 #include "covet/io/backend.hpp"
 
+#include "../logging.hpp"
 #include "covet/io/errno_text.hpp"
 
 #include <liburing.h>
-#include <spdlog/spdlog.h>
 
 #include <sys/utsname.h>
 
@@ -70,16 +70,16 @@ Backend select_backend(std::optional<Backend> requested) {
         const char* env = std::getenv("COVET_BACKEND");  // NOLINT(concurrency-mt-unsafe)
         if (env && *env && std::string_view(env) != "auto") {
             want = parse_backend(env);
-            if (!want) spdlog::warn("COVET_BACKEND={} is not one of uring|asio|auto; choosing automatically", env);
+            if (!want) logging::warn("COVET_BACKEND={} is not one of uring|asio|auto; choosing automatically", env);
         }
     }
     if (want == Backend::asio) return Backend::asio;
     const UringSupport& s = probe_uring();
     if (s.usable) return Backend::uring;
     if (want == Backend::uring)
-        spdlog::warn("io_uring was requested but is unavailable ({}); using the asio (epoll) backend", s.reason);
+        logging::warn("io_uring was requested but is unavailable ({}); using the asio (epoll) backend", s.reason);
     else
-        spdlog::info("io_uring unavailable ({}); using the asio (epoll) backend", s.reason);
+        logging::info("io_uring unavailable ({}); using the asio (epoll) backend", s.reason);
     return Backend::asio;
 }
 

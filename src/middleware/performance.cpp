@@ -1,8 +1,5 @@
 #include "covet/middleware/performance.hpp"
 
-#include <spdlog/sinks/stdout_sinks.h>
-#include <spdlog/spdlog.h>
-
 #include <atomic>
 #include <cstdio>
 #include <ctime>
@@ -11,6 +8,7 @@
 #include <stdexcept>
 #include <unordered_map>
 
+#include "../logging.hpp"
 #include "covet/metrics/registry.hpp"
 #include "covet/trace/ids.hpp"
 
@@ -63,25 +61,6 @@ void append_time(std::string& out, bool iso) {
     const std::size_t n = std::strftime(buf, sizeof buf, iso ? "%Y-%m-%dT%H:%M:%S" : "%Y-%m-%d %H:%M:%S", &tm);
     std::snprintf(buf + n, sizeof buf - n, iso ? ".%03dZ" : ".%03d", static_cast<int>(millis));
     out += buf;
-}
-
-// The middleware writes whole lines (text or JSON), so its logger prints them as they are ("%v"). It is not
-// registered with spdlog: covet::configure_logging (also run when Python changes the log level at run time) sets
-// every registered logger's pattern, which would wrap the lines again; the level it sets is read from the
-// default logger instead. An embedding app or a test may register its own "covet.performance" logger first.
-std::shared_ptr<spdlog::logger> performance_logger() {
-    static std::shared_ptr<spdlog::logger> logger = [] {
-        if (auto own = spdlog::get("covet.performance")) return own;
-        auto l =
-            std::make_shared<spdlog::logger>("covet.performance", std::make_shared<spdlog::sinks::stderr_sink_mt>());
-        l->set_pattern("%v");
-        return l;
-    }();
-    return logger;
-}
-
-bool warnings_logged(const spdlog::logger& logger) {
-    return logger.should_log(spdlog::level::warn) && spdlog::default_logger_raw()->should_log(spdlog::level::warn);
 }
 
 // `route` with its parameter converters dropped ("/items/{id:int}" -> "/items/{id}"), as the metrics'
@@ -158,12 +137,12 @@ struct PerformanceMiddleware::Impl {
                              .threshold = threshold,
                              .trace_id = trace_id,
                              .suppressed = suppressed};
-        if (const auto logger = performance_logger(); warnings_logged(*logger)) logger->warn(line(v));
+        if (logging::performance_warnings_enabled()) logging::write_performance_warning(line(v));
         if (options.alert) {
             try {
                 options.alert(v);
             } catch (const std::exception& e) {
-                spdlog::error("PerformanceMiddleware alert callback threw: {}", e.what());
+                logging::error("PerformanceMiddleware alert callback threw: {}", e.what());
             }
         }
     }
@@ -258,7 +237,8 @@ PerformanceMiddleware::PerformanceMiddleware(PerformanceOptions options) : impl_
     if (options.log_interval.count() < 0)
         throw std::invalid_argument("PerformanceMiddleware: log_interval must be >= 0 (0 logs every violation)");
     count_violation({}, 0);  // declares the family: listed on /_metrics from the start
-    performance_logger();    // made now, not on a connection's thread during the first violation
+    // The logger is made by its first use: now, not on a connection's thread during the first violation.
+    (void)logging::performance_warnings_enabled();
     impl_->options = std::move(options);
 }
 

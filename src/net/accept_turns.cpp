@@ -1,6 +1,5 @@
 #include "accept_turns.hpp"
 
-#include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -10,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "../logging.hpp"
 #include "covet/io/errno_text.hpp"
 
 namespace covet::net {
@@ -70,7 +70,7 @@ void AcceptTurns::wait_turns() {
         epoll_event events[2];
         const int n = ::epoll_wait(epoll_fd_, events, 2, -1);
         if (n < 0 && errno != EINTR) {  // only EBADF/EINVAL, on descriptors this class owns: a bug
-            spdlog::error(
+            logging::error(
                 "asio: waiting for turns on the shared listening socket failed ({}); this worker "
                 "accepts no more connections",
                 io::errno_text(errno));

@@ -4,7 +4,6 @@
 // only: what to accept, when to linger and when to free a slot is the shared Worker's (worker.hpp).
 #include <utility>  // Boost 1.74's Asio headers need it first under g++ 12 / C++20
 
-#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <boost/asio/io_context.hpp>
@@ -18,6 +17,7 @@
 #include <list>
 #include <optional>
 
+#include "../logging.hpp"
 #include "accept_turns.hpp"
 #include "covet/net/socket_send.hpp"
 #include "worker.hpp"
@@ -250,7 +250,7 @@ private:
             case SendOutcome::drained: break;
             case SendOutcome::would_block: return arm_write(slot);
             case SendOutcome::file_short:
-                spdlog::warn("{}; the connection was closed", io::file_shrank_message);
+                logging::warn("{}; the connection was closed", io::file_shrank_message);
                 [[fallthrough]];
             case SendOutcome::failed:
                 if (!s.lingering) close(c);

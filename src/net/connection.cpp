@@ -1,9 +1,9 @@
 // net::Connection's PROXY protocol step (the rest of Connection is inline in connection.hpp): the header a
 // trusted load balancer sends before anything else, parsed by proxy_protocol::parse.
-#include <spdlog/spdlog.h>
 
 #include <cstddef>
 
+#include "../logging.hpp"
 #include "covet/net/connection.hpp"
 #include "covet/net/proxy_protocol.hpp"
 
@@ -24,8 +24,8 @@ bool Connection::take_proxy_header(std::span<const char>& wire) {
             wire = {};
             return true;
         case proxy_protocol::Status::invalid:
-            spdlog::warn("connection from {}:{} refused: {} (it is a PROXY protocol peer: proxy_protocol.trusted)",
-                         peer_address_, peer_port_, r.error);
+            logging::warn("connection from {}:{} refused: {} (it is a PROXY protocol peer: proxy_protocol.trusted)",
+                          peer_address_, peer_port_, r.error);
             return false;
         case proxy_protocol::Status::complete: break;
     }

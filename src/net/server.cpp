@@ -2,7 +2,6 @@
 
 #include <pthread.h>
 #include <sched.h>
-#include <spdlog/spdlog.h>
 #include <unistd.h>
 #include <csignal>
 
@@ -16,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "../logging.hpp"
 #include "covet/net/listener.hpp"
 #include "covet/net/tls_context.hpp"
 #include "worker.hpp"
@@ -84,12 +84,12 @@ struct Server::Impl {
         try {
             workers[i]->run();
         } catch (const ServiceStartError& e) {  // e.g. the HTTP/3 port is taken: another backend would not help
-            spdlog::critical("worker {} stopped: {}", i, e.what());
+            logging::critical("worker {} stopped: {}", i, e.what());
             report_failed(e.what());
         } catch (const std::exception& e) {
             if (backend == io::Backend::uring && workers[i]->live_connections() == 0) {
                 // The probe passed but this ring could not be set up (e.g. memory limits): degrade, don't die.
-                spdlog::warn("worker {}: io_uring failed ({}); this worker falls back to asio", i, e.what());
+                logging::warn("worker {}: io_uring failed ({}); this worker falls back to asio", i, e.what());
                 try {
                     workers[i] = make_asio_worker(i, config, listeners[i], factory);
                     workers[i]->set_tick_stamp(&ticks[i]);
@@ -98,10 +98,10 @@ struct Server::Impl {
                     workers[i]->run();
                     return;
                 } catch (const std::exception& e2) {
-                    spdlog::critical("worker {} stopped: {}", i, e2.what());
+                    logging::critical("worker {} stopped: {}", i, e2.what());
                 }
             } else {
-                spdlog::critical("worker {} stopped: {}", i, e.what());
+                logging::critical("worker {} stopped: {}", i, e.what());
             }
             report_failed(e.what());
         }
@@ -234,7 +234,7 @@ void Server::start() {
         s.release();
         throw std::runtime_error(why);
     }
-    spdlog::info("listening on {}:{} backend={} threads={}", cfg.host, s.port, io::to_string(s.backend), cfg.threads);
+    logging::info("listening on {}:{} backend={} threads={}", cfg.host, s.port, io::to_string(s.backend), cfg.threads);
 }
 
 void Server::start_embedded() {
@@ -261,7 +261,7 @@ void Server::start_embedded() {
         throw;
     }
     s.embedded = true;
-    spdlog::info("listening on {}:{} backend={} on the caller's loop", cfg.host, s.port, io::to_string(s.backend));
+    logging::info("listening on {}:{} backend={} on the caller's loop", cfg.host, s.port, io::to_string(s.backend));
 }
 
 void Server::set_datagram_factory(PortDatagramFactory factory) { impl_->datagrams = std::move(factory); }

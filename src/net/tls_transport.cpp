@@ -3,13 +3,13 @@
 // (the connection sends the queued alert, then closes) and are logged one line per second at most.
 #include "tls_transport.hpp"
 
+#include "../logging.hpp"
 #include "covet/metrics/http_metrics.hpp"
 #include "covet/net/socket_send.hpp"
 
 #include <openssl/buffer.h>
 #include <openssl/err.h>
 #include <openssl/x509.h>
-#include <spdlog/spdlog.h>
 #include <sys/uio.h>
 
 #include <array>
@@ -63,10 +63,10 @@ void log_event(std::string_view what, std::string_view detail) noexcept {
     if (!log_slot(dropped)) return;
     try {
         if (dropped)
-            spdlog::warn("TLS: {}{}{} ({} similar events suppressed in the last second)", what,
-                         detail.empty() ? "" : ": ", detail, dropped);
+            logging::warn("TLS: {}{}{} ({} similar events suppressed in the last second)", what,
+                          detail.empty() ? "" : ": ", detail, dropped);
         else
-            spdlog::warn("TLS: {}{}{}", what, detail.empty() ? "" : ": ", detail);
+            logging::warn("TLS: {}{}{}", what, detail.empty() ? "" : ": ", detail);
     } catch (...) {
     }
 }

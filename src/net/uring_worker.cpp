@@ -3,7 +3,6 @@
 // only: what to accept, when to linger and when to free a slot is the shared Worker's (worker.hpp).
 #include <liburing.h>
 #include <poll.h>
-#include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -14,6 +13,7 @@
 #include <stdexcept>
 
 #include "../io/buffer_ring.hpp"
+#include "../logging.hpp"
 #include "covet/io/errno_text.hpp"
 #include "covet/net/socket_send.hpp"
 #include "worker.hpp"
@@ -396,7 +396,7 @@ private:
                 ++sends_in_flight_;
                 return;
             case SendOutcome::file_short:
-                spdlog::warn("{}; the connection was closed", io::file_shrank_message);
+                logging::warn("{}; the connection was closed", io::file_shrank_message);
                 [[fallthrough]];
             case SendOutcome::failed: return close(c);
         }

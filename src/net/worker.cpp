@@ -1,12 +1,12 @@
 #include "worker.hpp"
 
+#include "../logging.hpp"
 #include "covet/io/errno_text.hpp"
 #include "covet/metrics/http_metrics.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -178,8 +178,8 @@ void Worker::accept_failed(int error) {
     // next sweep (closing connections frees descriptors meanwhile).
     accept_backoff_until_ = now() + sweep_interval;
     if (now() >= next_accept_warning_) {
-        spdlog::warn("worker {}: accept failed: {} (pausing accepts briefly; raise `ulimit -n`?)", index_,
-                     io::errno_text(error));
+        logging::warn("worker {}: accept failed: {} (pausing accepts briefly; raise `ulimit -n`?)", index_,
+                      io::errno_text(error));
         next_accept_warning_ = now() + accept_warning_interval;
     }
 }
@@ -211,11 +211,11 @@ bool Worker::admit_address(std::string_view address, std::optional<ClientKey>& k
     if (limiter_->should_log(*key, now_ns)) {
         const ClientLimits& l = limiter_->limits();
         if (too_many)
-            spdlog::warn("connections from {} refused: it has {} open (max_connections_per_ip; IPv6 counts per /64)",
-                         address, l.max_connections_per_ip);
+            logging::warn("connections from {} refused: it has {} open (max_connections_per_ip; IPv6 counts per /64)",
+                          address, l.max_connections_per_ip);
         else
-            spdlog::warn("connections from {} refused: more than {} new ones per {} ms (new_connections_per_ip)",
-                         address, l.new_connections_per_ip, l.new_connections_period.count());
+            logging::warn("connections from {} refused: more than {} new ones per {} ms (new_connections_per_ip)",
+                          address, l.new_connections_per_ip, l.new_connections_period.count());
     }
     key.reset();
     return false;
@@ -266,7 +266,7 @@ Connection* Worker::adopt(int fd) {
         if (tls_) s.connection->set_transport(tls_->make_transport(s.connection->wire_out()));
         s.connection->set_protocol(factory_(*s.connection, *this));
     } catch (const std::exception& e) {
-        spdlog::error("worker {}: could not set up a connection: {}", index_, e.what());
+        logging::error("worker {}: could not set up a connection: {}", index_, e.what());
         if (key) limiter_->release_connection(*key);  // admitted above, never counted by the connection
         s.connection.reset();
         free_slots_.push_back(index);
@@ -310,7 +310,7 @@ Connection* Worker::adopt_datagram(ConnectionDriver& driver, std::string_view pe
     try {
         s.connection->set_protocol(make(*s.connection));
     } catch (const std::exception& e) {
-        spdlog::error("worker {}: could not set up a connection: {}", index_, e.what());
+        logging::error("worker {}: could not set up a connection: {}", index_, e.what());
         s.connection.reset();
         s.datagram = false;
         free_slots_.push_back(index);

@@ -10,8 +10,7 @@
 #include <cstring>
 #include <optional>
 
-#include <spdlog/spdlog.h>
-
+#include "../logging.hpp"
 #include "covet/http/date_cache.hpp"
 #include "covet/http1/serializer.hpp"
 #include "covet/metrics/http_metrics.hpp"
@@ -294,7 +293,7 @@ private:
         try {
             fn(std::forward<Args>(args)...);
         } catch (const std::exception& e) {
-            spdlog::warn("websocket handler threw: {}", e.what());
+            logging::warn("websocket handler threw: {}", e.what());
             fail(close_code::internal_error, "internal error");
         } catch (...) {
             fail(close_code::internal_error, "internal error");
@@ -472,7 +471,7 @@ private:
             try {
                 handlers_->on_close(self_, code, std::string_view(why, n));
             } catch (...) {
-                spdlog::warn("websocket on_close threw");
+                logging::warn("websocket on_close threw");
             }
         }
         if (now)

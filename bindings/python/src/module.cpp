@@ -12,7 +12,6 @@
 #include <pybind11/chrono.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
-#include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -27,6 +26,7 @@
 #include <system_error>
 #include <vector>
 
+#include "../../../src/logging.hpp"  // the engine's log calls
 #include "asgi_scope.hpp"
 #include "body_bridge.hpp"
 #include "covet/covet.hpp"
@@ -587,7 +587,7 @@ public:
             } catch (const std::system_error&) {
                 throw;  // the address cannot be bound: an I/O thread would fail the same way
             } catch (const std::exception& e) {
-                spdlog::info("the engine runs on its own I/O thread: {}", e.what());
+                covet::logging::info("the engine runs on its own I/O thread: {}", e.what());
             }
             app_.config().threads = 1;
         }
