@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The full test suite from a clean clone: installs what is missing, checks formatting (clang-format) and the
 # package's lint and types (ruff, mypy --strict), builds with -Werror and ASan/UBSan, runs the C++ tests (unit,
-# real-socket on both backends, install/find_package) and the cross-thread ones under ThreadSanitizer, then the
-# Python real-socket suite against the example on both backends, the Python package (built with pip
-# from the same CMake tree) and its tests, each fuzz target for a few seconds (tests/fuzz), the container and
-# Kubernetes files (tests/deploy), then the benchmark harness's own tests.
+# real-socket on both backends, install/find_package), the Python real-socket suite against the example on both
+# backends, the Python package (built with pip from the same CMake tree) and its tests, the container and
+# Kubernetes files (tests/deploy), the C++ tests that cross threads under ThreadSanitizer, each fuzz target for a few
+# seconds (tests/fuzz), then the benchmark harness's own tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Each stage's line carries the wall-clock time and the seconds since the start (where the 30 minutes go).
@@ -14,10 +14,10 @@ stage "checks: C++ format (clang-format 18.1.8)"
 scripts/format.sh --check
 scripts/build.sh asan
 
-# The ThreadSanitizer tree, the package's wheel and the fuzz tree build in the background at idle priority
-# (scripts/background-builds.sh): their ~11 minutes of compiling take the CPU the tests leave, most of it while the
-# integration tests wait on sockets. Their stages wait for them (await_build). In its own session, so that the
-# trap stops its compilers too.
+# The package's wheel, the ThreadSanitizer tree and the fuzz tree build in the background at idle priority
+# (scripts/background-builds.sh), in the order their stages come: their compiling takes the CPU the tests leave,
+# most of it while the integration tests wait on sockets. Their stages wait for them (await_build). In its own
+# session, so that the trap stops its compilers too.
 rm -f build/background-tsan.rc build/background-wheel.rc build/background-fuzz.rc
 setsid scripts/background-builds.sh &
 background=$!
@@ -63,10 +63,6 @@ done
 stage "HTTP/2 conformance (h2spec, TLS and h2c, both backends)"
 scripts/h2spec.sh
 
-stage "ThreadSanitizer: the C++ tests that cross threads (build-tsan, ctest -L threads)"
-await_build tsan
-scripts/tsan.sh
-
 stage "Python package: install the wheel (built in the background from this tree) into .venv, then its tests"
 await_build wheel
 # Uninstalled first: pip keeps an installed covetpy of the same version rather than a wheel file's.
@@ -97,6 +93,10 @@ tests/differential/run-compat.sh -k "names or params or security or middleware_c
 
 stage "hosting: real Starlette/FastAPI/Litestar/Django/Flask/Channels/connect-python apps under covet run and their reference servers (tests/hosting)"
 tests/hosting/run.sh  # the covet it hosts with: the package just installed into .venv, linked into build/hosting-venv
+
+stage "ThreadSanitizer: the C++ tests that cross threads (build-tsan, ctest -L threads)"
+await_build tsan
+scripts/tsan.sh
 
 # After the package install: its Python-app targets run `covet run` from .venv (they skip without it).
 stage "fault injection, short (both native backends + covet run; the long run is scripts/soak.sh)"
