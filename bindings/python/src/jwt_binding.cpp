@@ -49,7 +49,10 @@ py::object to_python(const sec::json::Value& v) {
             const std::string_view text = v.number_text();
             if (text.find_first_of(".eE") != std::string_view::npos) return py::float_(v.as_number());
             const std::string digits(text);
-            return py::reinterpret_steal<py::object>(PyLong_FromString(digits.c_str(), nullptr, 10));
+            // NULL with ValueError set past int()'s digit limit (the parser's numbers stay far below it today)
+            PyObject* number = PyLong_FromString(digits.c_str(), nullptr, 10);
+            if (!number) throw py::error_already_set();
+            return py::reinterpret_steal<py::object>(number);
         }
         case sec::json::Type::array: {
             py::list list(v.items().size());

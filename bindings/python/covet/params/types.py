@@ -256,6 +256,9 @@ def body_converter(tp: Any, constraints: Optional[dict[str, Any]] = None) -> Con
     return functools.partial(adapter(tp, constraints).validate_python, from_attributes=True)
 
 
+_FAST_INT_DIGITS = 18  # below any limit of int(): a path or query integer this short skips pydantic
+
+
 def make_converter(tp: Any, constraints: dict[str, Any]) -> Optional[Converter]:
     """A converter for raw string input, or None when the raw value is already right (plain `str`)."""
     if tp is inspect.Parameter.empty:
@@ -270,7 +273,9 @@ def make_converter(tp: Any, constraints: dict[str, Any]) -> Optional[Converter]:
         validate = _LazyValidator(tp)
 
         def to_int(raw: Any) -> Any:
-            if isinstance(raw, str) and raw.isdigit() and raw.isascii():
+            # Short ASCII digits only: int() of more than sys.get_int_max_str_digits() digits raises ValueError
+            # (a 500), where pydantic answers int_parsing_size (a 422), as FastAPI does.
+            if isinstance(raw, str) and len(raw) <= _FAST_INT_DIGITS and raw.isdigit() and raw.isascii():
                 return int(raw)
             return validate(raw)
 
