@@ -16,6 +16,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from covet import (
+    Body,
     CovetPy,
     FileResponse,
     HTMLResponse,
@@ -460,6 +461,37 @@ def test_jsonable_timedelta_is_seconds() -> None:
 
     assert jsonable({"d": datetime.timedelta(minutes=5), "t": datetime.datetime(2024, 1, 2, tzinfo=datetime.timezone.utc)}) == {
         "d": 300.0, "t": "2024-01-02T00:00:00+00:00"}
+
+
+def test_a_client_decimal_with_a_huge_exponent_is_echoed_at_once(make_client) -> None:  # type: ignore[no-untyped-def]
+    """``?d=1e999999999`` into a Decimal parameter, returned as it is: FastAPI's decimal_encoder calls ``int()`` on
+    it (a billion-digit integer: the worker spins for minutes and SIGTERM cannot stop it). An integral Decimal
+    over Python's printable int digits comes out as pydantic's string; up to them, an int as FastAPI's."""
+    app = CovetPy()
+
+    @app.get("/echo")
+    async def echo(d: decimal.Decimal):  # type: ignore[no-untyped-def]
+        return {"d": d}
+
+    @app.post("/echo")
+    async def echo_body(d: decimal.Decimal = Body(embed=True)):  # type: ignore[no-untyped-def]
+        return {"d": d}
+
+    client = make_client(app)
+    assert client.get("/echo", params={"d": "1e999999999"}).content == b'{"d":"1E+999999999"}'
+    assert client.post("/echo", json={"d": "-1e999999999"}).content == b'{"d":"-1E+999999999"}'
+    assert client.get("/echo", params={"d": "9" * 5000}).json() == {"d": "9" * 5000}
+    assert client.get("/echo", params={"d": "1e4299"}).content == b'{"d":1' + b"0" * 4299 + b"}"
+    assert client.get("/echo", params={"d": "12.50"}).content == b'{"d":12.5}'
+    assert client.get("/echo", params={"d": "1e-999999999"}).content == b'{"d":0.0}'
+
+
+def test_jsonable_decimal_bounds() -> None:
+    from covet.encoders import jsonable
+
+    assert jsonable([decimal.Decimal("1e999999999"), decimal.Decimal("7"), decimal.Decimal("0.5"),
+                     decimal.Decimal("1e4300"), decimal.Decimal("1e4299")]) == [
+        "1E+999999999", 7, 0.5, "1E+4300", 10**4299]
 
 
 def test_headers_get_as_a_mapping() -> None:

@@ -62,9 +62,20 @@ def _pc_dumps(obj: Any) -> bytes:
 def decimal_number(value: Any) -> Any:
     """A Decimal as FastAPI's ``decimal_encoder`` gives it outside a declared type: an int when it has no
     fractional digits (``Decimal("0")`` → 0), else a float (``Decimal("1.10")`` → 1.1); a declared type's
-    Decimal is pydantic's string instead (`dumps_declared`)."""
-    exponent = value.as_tuple().exponent
-    return int(value) if isinstance(exponent, int) and exponent >= 0 else float(value)
+    Decimal is pydantic's string instead (`dumps_declared`).
+
+    An integral Decimal whose int would have more digits than Python prints (``sys.get_int_max_str_digits()``,
+    4,300 by default, and 4,300 when that limit is off) comes out as pydantic's string (``"1E+999999999"``):
+    ``int()`` of it would take minutes and gigabytes (a client's ``?price=1e999999999`` echoed back froze
+    FastAPI's worker), and no JSON writer here would print it."""
+    _, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int):  # NaN, sNaN, Infinity: float() maps them (JSON null)
+        return float(value)
+    if exponent < 0:
+        return float(value)
+    if len(digits) + exponent > (sys.get_int_max_str_digits() or 4300):
+        return str(value)
+    return int(value)
 
 
 def _orjson_default(obj: Any) -> Any:
