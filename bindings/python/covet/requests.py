@@ -439,7 +439,9 @@ class StreamedBody:
         """The rest of the body at once, refused (413) as soon as it is known to exceed the server's
         ``max_body_bytes``."""
         limit, route = self._limit, bool(self._route_limit)
-        if content_length is not None and content_length.isdigit() and int(content_length) > limit:
+        # (More than 18 digits is over any limit, and int() of thousands of them raises ValueError.)
+        if content_length is not None and content_length.isdigit() and (
+                len(content_length) > 18 or int(content_length) > limit):
             self.consumed = True
             raise _too_large(limit, route)
         parts: list[bytes] = []
