@@ -80,7 +80,7 @@ std::uint64_t App::route_body_limit(Request& request) {
     return limit;
 }
 
-bool App::refuse_over_route_limits(const Request& request, const RouteLimits& limits, Responder& responder) {
+bool App::refuse_over_route_limits(const Request& request, const RouteLimits& limits, Responder& responder) const {
     std::uint64_t size = request.body().size();
     if (request.body_streamed()) {  // still arriving: its declared length, when it has one
         size = http::parse_content_length(request.header("content-length").value_or("")).value_or(0);
@@ -299,7 +299,7 @@ void App::finalize(const Request& request, ExchangeState* state, Response& respo
     if (!alt_svc_.empty() && request.version_major() < 3) advertise_http3(response);
     auto* context = static_cast<RequestContext*>(state);
     const std::size_t depth = context ? context->middleware_depth_ : 0;
-    run_after_hooks(after_hooks_, depth, [&](Middleware& m) { m.after(request, *context, response); });
+    if (context) run_after_hooks(after_hooks_, depth, [&](Middleware& m) { m.after(request, *context, response); });
     if (context) {
         // The whole answer is known: its head and body are written right after this.
         context->status_ = response.status();
@@ -320,7 +320,7 @@ void App::finalize_stream(const Request& request, ExchangeState* state, Response
     if (!alt_svc_.empty() && request.version_major() < 3) advertise_http3(head);
     auto* context = static_cast<RequestContext*>(state);
     const std::size_t depth = context ? context->middleware_depth_ : 0;
-    run_after_hooks(after_hooks_, depth, [&](Middleware& m) { m.after_stream(request, *context, head); });
+    if (context) run_after_hooks(after_hooks_, depth, [&](Middleware& m) { m.after_stream(request, *context, head); });
     // A body filter (compression) changes the body's length: the stream cannot keep a declared one.
     if (context && context->body_filter()) head.clear_head_length();
     if (context) {

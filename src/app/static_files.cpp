@@ -20,6 +20,7 @@
 #include "covet/http/ascii.hpp"
 #include "covet/http/status.hpp"
 #include "covet/http/url.hpp"
+#include "covet/io/errno_text.hpp"
 
 namespace covet::app {
 namespace {
@@ -330,7 +331,7 @@ StaticFiles::StaticFiles(StaticFilesOptions options, MediaTypes types)
         if (fd < 0) {
             const int err = errno;
             for (Root& r : roots_) ::close(r.fd);
-            throw std::runtime_error("StaticFiles directory '" + dir + "' cannot be opened: " + std::strerror(err) +
+            throw std::runtime_error("StaticFiles directory '" + dir + "' cannot be opened: " + io::errno_text(err) +
                                      (err == ENOTDIR ? " (it is not a directory)" : ""));
         }
         Root root{fd, dir, {}};
@@ -580,7 +581,7 @@ void mount_static(App& app, std::string_view prefix, std::shared_ptr<const Stati
     if (base.find_first_of("{}") != std::string::npos)
         throw RouteError("a static mount path is a literal path, without parameters: '" + std::string(prefix) + "'");
     const std::string pattern = base + "/{static_path:path}";
-    auto handler = [files](Request& request) {
+    auto handler = [files = std::move(files)](Request& request) {
         return files->serve(request, request.param("static_path").value_or(""));
     };
     app.route(Method::get, pattern, Handler(handler));

@@ -111,8 +111,8 @@ struct Stream {
 namespace {
 
 constexpr std::size_t scid_length = routed_cid_length;  // covet/http3/cid_router.hpp
-constexpr std::size_t max_header_bytes = 64 * 1024;
-constexpr std::size_t file_piece = 64 * 1024;
+constexpr std::size_t max_header_bytes = std::size_t{64} * 1024;
+constexpr std::size_t file_piece = std::size_t{64} * 1024;
 constexpr std::uint64_t h3_no_error = NGHTTP3_H3_NO_ERROR;
 
 Session* self(void* user_data) { return static_cast<Session*>(user_data); }
@@ -179,8 +179,8 @@ ngtcp2_conn* conn_of(ngtcp2_crypto_conn_ref* ref) { return static_cast<Session*>
 
 // ---- nghttp3's callbacks ----
 Stream* stream(void* stream_user) { return static_cast<Stream*>(stream_user); }
-int h3_acked(nghttp3_conn*, std::int64_t, std::uint64_t length, void* user, void* su) {
-    if (Stream* s = stream(su)) self(user)->on_h3_acked(s, length);
+int h3_acked(nghttp3_conn*, std::int64_t, std::uint64_t length, void* /*user*/, void* su) {
+    if (Stream* s = stream(su)) Session::on_h3_acked(s, length);
     return 0;
 }
 int h3_stream_close(nghttp3_conn*, std::int64_t id, std::uint64_t, void* user, void*) {
@@ -385,7 +385,10 @@ Session::Session(net::Connection& conn, Endpoint& endpoint, const ngtcp2_pkt_hd&
         throw std::runtime_error("gnutls_credentials_set failed");
     // mTLS as over TCP: a certificate that does not chain to TlsConfig::ca_file fails the handshake (Credentials'
     // verify function); none is refused only when required.
-    if (const net::ClientAuth auth = endpoint.shared().config.tls->client_auth; auth != net::ClientAuth::none) {
+    // (HTTP/3 runs only with TLS configured: the endpoint refuses to start without it)
+    if (const net::ClientAuth auth =
+            endpoint.shared().config.tls->client_auth;  // NOLINT(bugprone-unchecked-optional-access)
+        auth != net::ClientAuth::none) {
         gnutls_certificate_server_set_request(
             tls_, auth == net::ClientAuth::required ? GNUTLS_CERT_REQUIRE : GNUTLS_CERT_REQUEST);
     }
@@ -454,6 +457,7 @@ int Session::on_tx_key(ngtcp2_crypto_level level) {
 int Session::on_handshake_completed() {
     end_handshake();
     fill_tls_info();
+    // NOLINTNEXTLINE(bugprone-unchecked-optional-access): HTTP/3 runs only with TLS configured
     if (endpoint_.shared().config.tls->client_auth != net::ClientAuth::none) fill_client_certificate();
     // A session ticket for the next connection (resumption: no certificate exchange). Best effort.
     gnutls_session_ticket_send(tls_, 1, 0);
@@ -565,7 +569,7 @@ void Session::mark_dirty() {
 
 void Session::write() {
     if (closed_ || ngtcp2_conn_is_in_closing_period(conn_) || ngtcp2_conn_is_in_draining_period(conn_)) return;
-    thread_local std::array<std::uint8_t, 64 * 1024> buffer;
+    thread_local std::array<std::uint8_t, std::size_t{64} * 1024> buffer;
     const std::size_t payload = ngtcp2_conn_get_max_tx_udp_payload_size(conn_);
     const std::size_t most =
         std::clamp<std::size_t>(ngtcp2_conn_get_send_quantum(conn_) / payload, 1, buffer.size() / payload);

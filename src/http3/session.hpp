@@ -87,7 +87,7 @@ public:
     int on_h3_stop_sending(std::int64_t id, std::uint64_t error);
     int on_h3_reset_stream(std::int64_t id, std::uint64_t error);
     nghttp3_ssize read_body(Stream* s, nghttp3_vec* vec, std::size_t count, std::uint32_t* flags);
-    void on_h3_acked(Stream* s, std::uint64_t length);
+    static void on_h3_acked(Stream* s, std::uint64_t length);
     Stream* begin_stream(std::int64_t id);
     // Stream data came in 0-RTT early data (before the handshake completed).
     void early_stream(std::int64_t id);
@@ -106,7 +106,7 @@ private:
     bool accept_upload(Stream& s);
     void start_upload(Stream& s);
     void deliver(Stream& s, std::string_view chunk);
-    void end_upload(Stream& s);
+    static void end_upload(Stream& s);
     void abort_upload(Stream& s, int status, std::string_view why);
     void fail_upload(Stream& s, int status, std::string_view why);
     void refuse_rest(Stream& s);
@@ -131,7 +131,7 @@ private:
     }
     void mark_dirty();
     void try_graceful_close();
-    void publish(Stream& s);
+    static void publish(Stream& s);
 
     net::Connection& conn_ref_;
     Endpoint& endpoint_;

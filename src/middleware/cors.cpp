@@ -89,7 +89,7 @@ struct CorsMiddleware::Impl {
     // any origin under "*" without credentials, or a configured origin (all checked clean); null: none applies.
     const SharedFields* simple_fields(const Request& request) const noexcept {
         const Header* origin = request.origin_field();
-        if (!origin) return &*no_origin_fields;
+        if (!origin) return &*no_origin_fields;  // NOLINT(bugprone-unchecked-optional-access): set by the constructor
         if (allow_all_origins) return any_origin_set;
         const std::string* exact = exact_fields.empty() ? nullptr : exact_origin(origin->value);
         return exact ? &exact_fields[static_cast<std::size_t>(exact - o.allow_origins.data())] : nullptr;
@@ -99,7 +99,7 @@ struct CorsMiddleware::Impl {
     // answer is not found so (after_general then asks simple_fields).
     const SharedFields* quick_simple_fields(const Request& request) const noexcept {
         const Header* origin = request.origin_field();  // a pointer, not an optional view: nothing spilled
-        if (!origin) return &*no_origin_fields;
+        if (!origin) return &*no_origin_fields;  // NOLINT(bugprone-unchecked-optional-access): set by the constructor
         if (allow_all_origins) return any_origin_set;
         const std::size_t n = origin->value.size();
         if (n - 8 > 32 - 8) return nullptr;
@@ -212,8 +212,8 @@ bool is_preflight(const Request& r) noexcept {
 std::optional<Response> CorsMiddleware::preflight(const Request& request) const {
     if (!is_preflight(request)) return std::nullopt;
     const Impl& m = *impl_;
-    const std::string_view origin = *request.header("origin");
-    const std::string_view method = *request.header("access-control-request-method");
+    const std::string_view origin = request.header("origin").value_or("");  // both present: is_preflight
+    const std::string_view method = request.header("access-control-request-method").value_or("");
     const std::optional<std::string_view> requested_headers = request.header("access-control-request-headers");
     const std::optional<std::string_view> private_network = request.header("access-control-request-private-network");
 

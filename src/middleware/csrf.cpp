@@ -211,7 +211,7 @@ std::optional<Response> CsrfMiddleware::before(Request& request, RequestContext&
         if (const auto auth = request.header("authorization"); auth && istarts_with(trim_ows(*auth), "bearer "))
             return std::nullopt;
     }
-    const auto refuse = [](std::string why) {
+    const auto refuse = [](const std::string& why) {
         Response r = Response::text("Forbidden: CSRF check failed: " + why + "\n", 403);
         return std::optional<Response>(std::move(r));
     };

@@ -18,7 +18,7 @@ bool hex_digit(char c) noexcept { return (c >= '0' && c <= '9') || (c >= 'a' && 
 
 Response invalid_host() { return Response::text("Invalid host header", 400); }
 
-Response redirect(std::string location) {
+Response redirect(const std::string& location) {
     Response r(307);
     r.add_header("location", location);
     return r;

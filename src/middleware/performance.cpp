@@ -213,7 +213,7 @@ std::string PerformanceMiddleware::normalize_route(std::string_view route) {
 }
 
 PerformanceMiddleware::PerformanceMiddleware(PerformanceOptions options) : impl_(std::make_unique<Impl>()) {
-    const auto fix = " (give a positive number of milliseconds, e.g. sla_ms=250)";
+    const auto* const fix = " (give a positive number of milliseconds, e.g. sla_ms=250)";
     if (options.sla.count() < 0)
         throw std::invalid_argument("PerformanceMiddleware: the default SLA threshold is " + millis_text(options.sla) +
                                     " ms; it must be > 0" + fix + ", or 0/None to check only the listed routes");

@@ -109,6 +109,7 @@ void SecurityHeadersMiddleware::after(const Request& request, const RequestConte
     // The usual case: no CSP nonce, a response with none of its own fields yet (so none of these names) and no
     // other pre-rendered set: the whole set goes by pointer (no copy, no allocation, no compare).
     if (!m.csp_nonce && response.headers().empty() && !response.shared_fields()) [[likely]] {
+        // NOLINTNEXTLINE(bugprone-unchecked-optional-access): both sets are made by the constructor
         response.add_shared_fields(!m.hsts.empty() && request.scheme() == "https" ? &*m.https : &*m.plain);
         return;
     }
@@ -118,6 +119,7 @@ void SecurityHeadersMiddleware::after(const Request& request, const RequestConte
 [[gnu::noinline]] void SecurityHeadersMiddleware::after_general(const Request& request, const RequestContext& context,
                                                                 Response& response) const {
     const Impl& m = *impl_;
+    // NOLINTNEXTLINE(bugprone-unchecked-optional-access): both sets are made by the constructor
     const SharedFields& set = !m.hsts.empty() && request.scheme() == "https" ? *m.https : *m.plain;
     // The handler (or another middleware's set) has none of these names: the pre-rendered set goes by pointer if
     // there is room for it. A handler's own header of one of these names wins: then the others are added one by one.

@@ -48,7 +48,7 @@ struct Server::Impl {
 
     // The first worker's listener. For port 0 with HTTP/3 on the same port number, a port also free on UDP: the
     // kernel picks the TCP port alone, and a UDP socket (a client's, another server's) may hold that number.
-    int open_first_listener() {
+    int open_first_listener() const {
         const ServerConfig& cfg = config;
         const bool udp_follows = cfg.port == 0 && datagrams && cfg.http3.port == 0 &&
                                  cfg.http3.inherited_sockets.empty() && !cfg.shared_port;
@@ -108,7 +108,7 @@ struct Server::Impl {
     }
 
     // What every worker gets before it runs: the TLS context, the client limiter, the datagram service.
-    void equip(Worker& w) {
+    void equip(Worker& w) const {
         w.set_tls(tls.get());
         w.set_client_limiter(limiter.get());
         if (datagrams) w.set_datagram_factory([f = datagrams, p = port](DatagramHost& host) { return f(host, p); });

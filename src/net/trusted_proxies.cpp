@@ -73,8 +73,9 @@ TrustedProxies::TrustedProxies(std::string_view list) {
                 all_ = true;
             } else if (const std::size_t slash = entry.find('/'); slash != std::string_view::npos) {
                 const std::string_view addr = entry.substr(0, slash), bits = entry.substr(slash + 1);
-                const std::optional<IpBytes> ip = parse_ip(addr);
-                if (!ip) refuse(entry, "is not a network: expected an IP address, '/' and a prefix length");
+                const std::optional<IpBytes> parsed = parse_ip(addr);
+                if (!parsed) refuse(entry, "is not a network: expected an IP address, '/' and a prefix length");
+                const IpBytes ip = parsed.value();  // (refuse threw without one)
                 const bool v4 = addr.find(':') == std::string_view::npos;
                 unsigned prefix = 0;
                 const auto [end, ec] = std::from_chars(bits.data(), bits.data() + bits.size(), prefix);
@@ -84,12 +85,12 @@ TrustedProxies::TrustedProxies(std::string_view list) {
                 if (v4) prefix += 96;
                 IpBytes masked{};
                 for (unsigned i = 0; i < prefix; ++i)
-                    masked[i / 8] |= static_cast<std::uint8_t>((*ip)[i / 8] & (0x80u >> (i % 8)));
-                if (masked != *ip) {
+                    masked[i / 8] |= static_cast<std::uint8_t>(ip[i / 8] & (0x80u >> (i % 8)));
+                if (masked != ip) {
                     const std::string network = to_text(masked) + "/" + std::string(bits);
                     refuse(entry, "has host bits set: did you mean " + network + "?");
                 }
-                networks_.push_back({*ip, prefix});
+                networks_.push_back({ip, prefix});
             } else if (const std::optional<IpBytes> ip = parse_ip(entry)) {
                 networks_.push_back({*ip, 128});
             } else {

@@ -29,7 +29,8 @@ thread_local Generator generator;
     g.seeded = true;
 }
 
-__extension__ typedef unsigned __int128 u128;  // GCC and Clang; __extension__: no -Wpedantic warning
+// NOLINTNEXTLINE(modernize-use-using): __extension__ (no -Wpedantic warning for __int128) takes a typedef
+__extension__ typedef unsigned __int128 u128;  // GCC and Clang
 
 inline std::uint64_t next() noexcept {
     Generator& g = generator;

@@ -9,7 +9,7 @@ std::atomic<std::uint64_t> next_tracer_id{1};
 
 }  // namespace
 
-Tracer::Tracer(TracerOptions options) : options_(std::move(options)), id_(next_tracer_id.fetch_add(1)) {
+Tracer::Tracer(TracerOptions options) : options_(options), id_(next_tracer_id.fetch_add(1)) {
     if (options_.queue_capacity == 0) options_.queue_capacity = 1;
 }
 

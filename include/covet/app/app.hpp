@@ -179,7 +179,7 @@ private:
     App& add_route(std::initializer_list<Method> methods, std::string_view pattern, RouteTarget target);
     std::uint64_t route_body_limit(Request& request) override;
     // 413 when the request's body (whole, or as declared while it streams) is over `limits`; else false.
-    bool refuse_over_route_limits(const Request& request, const RouteLimits& limits, Responder& responder);
+    bool refuse_over_route_limits(const Request& request, const RouteLimits& limits, Responder& responder) const;
     // GET /_health, /_ready and the metrics path, answered here when `ops` (the app's endpoints, or the
     // operations listener's app); false: not one of them.
     bool answer_ops(const Request& request, Responder& responder);

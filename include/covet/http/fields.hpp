@@ -75,7 +75,8 @@ public:
     Fields& operator=(const Fields& o) {
         if (this == &o) return *this;
         clear();
-        return append(o);
+        append(o);
+        return *this;
     }
     Fields(Fields&& o) noexcept
         : data_(std::move(o.data_)),
@@ -198,9 +199,11 @@ private:
         char* p = data_.get() + lines_;
         if (n) std::memcpy(p, name.data(), n);  // (a null data() with size 0 must not reach memcpy)
         p += n;
-        std::memcpy(p, ": ", 2);
+        p[0] = ':';
+        p[1] = ' ';
         if (v) std::memcpy(p + 2, value.data(), v);
-        std::memcpy(p + 2 + v, "\r\n", 2);
+        p[2 + v] = '\r';
+        p[3 + v] = '\n';
         const Lengths l{static_cast<std::uint32_t>(n), static_cast<std::uint32_t>(v)};
         ++count_;
         std::memcpy(data_.get() + capacity_ - count_ * sizeof(Lengths), &l, sizeof l);

@@ -58,20 +58,25 @@ inline void apply_forwarded(Request& r, const net::TrustedProxies& trusted, bool
         if (h.name.size() == 9 && iequals(h.name, "forwarded")) elements.add_field(h.value);
     if (elements.size() == 0) return;
     const forwarded::Element* chosen = nullptr;
-    std::optional<forwarded::Node> node;
+    forwarded::Node node{};
+    bool hop_known = false;  // the chosen hop names an address: `node`
     for (std::size_t i = elements.size(); i-- > 0;) {
-        node = forwarded::node_address(elements[i]);
+        const std::optional<forwarded::Node> hop = forwarded::node_address(elements[i]);
+        hop_known = hop.has_value();
+        node = hop.value_or(forwarded::Node{});
         // Not an address (unknown, obfuscated, malformed): the hop is unknown, so nothing left of it is believed.
-        if (!node || (!trusted.trusts_all() && !trusted.contains(node->address))) {
+        if (!hop_known || (!trusted.trusts_all() && !trusted.contains(node.address))) {
             chosen = &elements[i];
             break;
         }
     }
     if (!chosen) {  // every hop is a trusted proxy (or "*"): the left-most
         chosen = &elements[0];
-        node = forwarded::node_address(*chosen);
+        const std::optional<forwarded::Node> hop = forwarded::node_address(*chosen);
+        hop_known = hop.has_value();
+        node = hop.value_or(forwarded::Node{});
     }
-    if (client && node) r.set_client(node->address, node->port);
+    if (client && hop_known) r.set_client(node.address, node.port);
     if (scheme && chosen->has_proto && !chosen->proto_escaped && !chosen->malformed)
         for (const std::string_view known : {"http", "https", "ws", "wss"})
             if (iequals(chosen->proto, known)) r.set_scheme(known);

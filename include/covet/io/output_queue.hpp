@@ -31,7 +31,7 @@ public:
 
     void append(std::string_view bytes) {
         if (bytes.empty()) return;
-        if (filling_.empty() || filling_.back().sealed) filling_.push_back(Segment{take_spare(), false});
+        if (filling_.empty() || filling_.back().sealed) filling_.emplace_back(take_spare(), false);
         filling_.back().bytes.append(bytes);
         filling_bytes_ += bytes.size();
     }
@@ -43,7 +43,7 @@ public:
             return;
         }
         filling_bytes_ += bytes.size();
-        filling_.push_back(Segment{std::move(bytes), true});
+        filling_.emplace_back(std::move(bytes), true);
     }
 
     // Queues a file region (taking its descriptor), sent after everything appended before it. Empty: dropped.
@@ -55,7 +55,7 @@ public:
 
     // Direct access to the coalescing tail, for serializers that write in place (no temporary strings).
     std::string& tail() {
-        if (filling_.empty() || filling_.back().sealed) filling_.push_back(Segment{take_spare(), false});
+        if (filling_.empty() || filling_.back().sealed) filling_.emplace_back(take_spare(), false);
         return filling_.back().bytes;
     }
     void note_tail_growth(std::size_t n) noexcept { filling_bytes_ += n; }

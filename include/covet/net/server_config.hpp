@@ -86,10 +86,10 @@ struct Http3Options {
     // Alt-Svc on TCP responses, so browsers upgrade (RFC 7838): `h3=":<port>"; ma=<alt_svc_max_age>`.
     bool advertise = true;
     std::chrono::seconds alt_svc_max_age{86'400};
-    std::uint64_t max_streams_bidi = 100;               // concurrent request streams per connection
-    std::uint64_t stream_window = 1024 * 1024;          // per-stream receive window (bytes)
-    std::uint64_t connection_window = 8 * 1024 * 1024;  // per-connection receive window (bytes)
-    std::chrono::milliseconds idle_timeout{30'000};     // QUIC max_idle_timeout
+    std::uint64_t max_streams_bidi = 100;                              // concurrent request streams per connection
+    std::uint64_t stream_window = std::uint64_t{1024} * 1024;          // per-stream receive window (bytes)
+    std::uint64_t connection_window = std::uint64_t{8} * 1024 * 1024;  // per-connection receive window (bytes)
+    std::chrono::milliseconds idle_timeout{30'000};                    // QUIC max_idle_timeout
     std::chrono::milliseconds handshake_timeout{10'000};
     // Address validation (RFC 9000 §8.1): a new client first gets a Retry and must echo its token, so that a
     // flood of Initials from spoofed addresses costs the server no handshake state. On for every new client

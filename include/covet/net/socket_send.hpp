@@ -47,7 +47,7 @@ inline SendOutcome send_queue(int fd, io::OutputQueue& q) {
         }
         const io::OutputQueue::FileChunk f = q.front_file();
         if (!f.file) return SendOutcome::drained;
-        off_t offset = static_cast<off_t>(f.file_offset());
+        auto offset = static_cast<off_t>(f.file_offset());
         const ssize_t sent = ::sendfile(fd, f.fd(), &offset, std::min<std::uint64_t>(f.length, sendfile_max));
         if (sent < 0) {
             if (errno == EINTR) continue;
