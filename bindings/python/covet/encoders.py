@@ -69,9 +69,7 @@ def decimal_number(value: Any) -> Any:
     ``int()`` of it would take minutes and gigabytes (a client's ``?price=1e999999999`` echoed back froze
     FastAPI's worker), and no JSON writer here would print it."""
     _, digits, exponent = value.as_tuple()
-    if not isinstance(exponent, int):  # NaN, sNaN, Infinity: float() maps them (JSON null)
-        return float(value)
-    if exponent < 0:
+    if not isinstance(exponent, int) or exponent < 0:  # fractional; or NaN/Infinity, which float() maps (null)
         return float(value)
     if len(digits) + exponent > (sys.get_int_max_str_digits() or 4300):
         return str(value)
