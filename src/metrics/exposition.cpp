@@ -101,8 +101,8 @@ bool read_stat(int pid, double& cpu, double& rss) {
         if (i == 15) stime = std::strtod(field.c_str(), nullptr);
         if (i == 24) pages = std::strtod(field.c_str(), nullptr);
     }
-    static const double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
-    static const double page = static_cast<double>(::sysconf(_SC_PAGESIZE));
+    static const auto ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+    static const auto page = static_cast<double>(::sysconf(_SC_PAGESIZE));
     cpu += (utime + stime) / ticks;
     rss += pages * page;
     return true;
@@ -129,7 +129,7 @@ ProcessStats process_stats(std::span<const int> pids) {
 
 std::string render(const Registry::Snapshot& snapshot, Format format, const ProcessStats& process) {
     std::string out;
-    out.reserve(16 * 1024);
+    out.reserve(std::size_t{16} * 1024);
     const bool om = format == Format::openmetrics;
     for (const Registry::MergedFamily& f : snapshot.families) {
         // A family without a label set yet still shows as one zero sample (counters and gauges), so that

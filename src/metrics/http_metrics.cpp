@@ -24,6 +24,8 @@ template <std::size_t N, std::size_t M>
 constexpr bool same_bounds(const std::array<double, N>& bounds, const std::uint64_t (&thresholds)[M], double unit) {
     static_assert(M == N + 1);
     for (std::size_t i = 0; i < N; ++i)
+        // Positive values only, and std::lround is not constexpr before C++23.
+        // NOLINTNEXTLINE(bugprone-incorrect-roundings)
         if (static_cast<std::uint64_t>(bounds[i] * unit + 0.5) != thresholds[i]) return false;
     return thresholds[N] == std::numeric_limits<std::uint64_t>::max();
 }
@@ -165,18 +167,18 @@ void active_request(std::uint8_t method, bool https, int delta) noexcept {
         s.gauge_add(delta);
 }
 
-void finished_request(const HttpExchange& x, double seconds, std::uint64_t request_bytes,
+void finished_request(const HttpExchange& exchange, double seconds, std::uint64_t request_bytes,
                       std::uint64_t response_bytes) noexcept {
     const double ns = std::isfinite(seconds) && seconds > 0 ? std::round(seconds * 1e9) : 0;
-    finished_request_ns(x, ns < 1.8e19 ? static_cast<std::uint64_t>(ns) : ~std::uint64_t{0}, request_bytes,
+    finished_request_ns(exchange, ns < 1.8e19 ? static_cast<std::uint64_t>(ns) : ~std::uint64_t{0}, request_bytes,
                         response_bytes);
 }
 
-void finished_request_ns(const HttpExchange& x, std::uint64_t nanoseconds, std::uint64_t request_bytes,
+void finished_request_ns(const HttpExchange& exchange, std::uint64_t nanoseconds, std::uint64_t request_bytes,
                          std::uint64_t response_bytes) noexcept {
     const EngineFamilies& f = EngineFamilies::get();
     Registry& r = Registry::global();
-    const std::uint64_t key = exchange_key(x);
+    const std::uint64_t key = exchange_key(exchange);
     if (SeriesRef s = r.series(f.request_duration, key, write_request_labels, &key))
         s.observe_units(bucket_index(duration_thresholds_ns, nanoseconds), nanoseconds);
     if (SeriesRef s = r.series(f.request_body_size, key, write_request_labels, &key))

@@ -32,6 +32,7 @@ namespace {
 // (and folding an exited process into the retired region) cannot move a total down by a rounding step:
 // Prometheus reads any decrease of a counter or a histogram's _sum as a reset.
 #if defined(__SIZEOF_FLOAT128__)
+// NOLINTNEXTLINE(modernize-use-using): __extension__ (no -Wpedantic warning for __float128) takes a typedef
 __extension__ typedef __float128 WideSum;  // __extension__: GCC's and clang's type, -Wpedantic
 #else
 using WideSum = long double;
@@ -114,7 +115,7 @@ double cpu_seconds_of(int pid) {
         while (*p && *p != ' ') ++p;
         while (*p == ' ') ++p;
     }
-    static const double per_second = static_cast<double>(::sysconf(_SC_CLK_TCK));
+    static const auto per_second = static_cast<double>(::sysconf(_SC_CLK_TCK));
     return ticks / per_second;
 }
 
@@ -291,7 +292,7 @@ private:
             const WideSum total = static_cast<WideSum>(as_double(high)) + static_cast<WideSum>(as_double(low)) +
                                   static_cast<WideSum>(std::bit_cast<double>(bits)) +
                                   static_cast<WideSum>(std::bit_cast<double>(low_bits));
-            const double h = static_cast<double>(total);
+            const auto h = static_cast<double>(total);
             high.store(std::bit_cast<std::uint64_t>(h), std::memory_order_relaxed);
             low.store(std::bit_cast<std::uint64_t>(static_cast<double>(total - static_cast<WideSum>(h))),
                       std::memory_order_relaxed);
@@ -374,7 +375,7 @@ void append_label(std::string& out, std::string_view name, std::string_view valu
 
 Registry& Registry::global() {
     static Registry* const registry = [] {
-        const char* dir = std::getenv("COVET_METRICS_DIR");
+        const char* dir = std::getenv("COVET_METRICS_DIR");  // NOLINT(concurrency-mt-unsafe): covet never sets it
         if (dir && *dir) {
             try {
                 auto* shared =
@@ -461,7 +462,9 @@ void Registry::close() noexcept {
     // The CPU time this process used, kept for process_cpu_seconds_total once it is gone.
     rusage usage{};
     if (::getrusage(RUSAGE_SELF, &usage) == 0) {
-        const auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+        const auto seconds = [](const timeval& t) {
+            return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+        };
         raise_cpu(*region_, seconds(usage.ru_utime) + seconds(usage.ru_stime));
     }
     region_->header.closed.store(1, std::memory_order_release);
@@ -475,7 +478,7 @@ FamilyId Registry::family(std::string_view name, std::string_view help, Kind kin
                                             return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
                                                    (c >= '0' && c <= '9') || c == '_' || c == ':';
                                         }) &&
-                            !(name[0] >= '0' && name[0] <= '9');
+                            (name[0] < '0' || name[0] > '9');
     if (!valid_name)
         throw std::invalid_argument("metric name '" + std::string(name) +
                                     "' is not valid: use letters, digits, '_' and ':' (not first a digit), at most " +
@@ -658,7 +661,8 @@ std::vector<Mapped> live_regions(const std::string& directory, const std::string
     std::vector<Mapped> out;
     DIR* d = ::opendir(directory.c_str());
     if (!d) return out;
-    while (const dirent* e = ::readdir(d)) {
+    // glibc's readdir is thread-safe on distinct streams (this one is local); readdir_r is deprecated.
+    while (const dirent* e = ::readdir(d)) {  // NOLINT(concurrency-mt-unsafe)
         const std::string_view n(e->d_name);
         if (n.size() < 9 || n.substr(n.size() - 8) != ".metrics" || n == retired_name) continue;
         const std::string path = directory + "/" + std::string(n);

@@ -178,7 +178,9 @@ RateLimitMiddleware::RateLimitMiddleware(RateLimitOptions options)
                     try {
                         c->routes->add(static_cast<Method>(m), pattern, 1);
                     } catch (const RouteError& e) {
-                        throw std::invalid_argument(which + "route " + pattern + ": " + e.what());
+                        std::string message = which;
+                        message.append("route ").append(pattern).append(": ").append(e.what());
+                        throw std::invalid_argument(message);
                     }
                 }
             }

@@ -77,7 +77,7 @@ public:
     static constexpr std::size_t max_depth = 256;
     // Buffers for documents up to this size stay allocated between parses; larger ones are released at the next
     // parse of a smaller document.
-    static constexpr std::size_t retained_capacity = 64 * 1024;
+    static constexpr std::size_t retained_capacity = std::size_t{64} * 1024;
     static constexpr std::size_t min_capacity = 4096;
 
     // This thread's document, shared by every parse on it (one parser's buffers per thread, whatever the types).

@@ -107,7 +107,7 @@ public:
             }
             return true;
         });
-        if (input.size() > 16 * 1024) {  // detail::max_quoted_input
+        if (input.size() > std::size_t{16} * 1024) {  // detail::max_quoted_input
             input.clear();
         }
         errors_.add({std::move(type), std::move(loc), std::move(msg), std::move(input), {}});
@@ -123,7 +123,7 @@ namespace detail {
 
 // An error's input as JSON text, or empty (written as {}) past max_quoted_input: a large body with many errors
 // must not become a response many times its size.
-inline constexpr std::size_t max_quoted_input = 16 * 1024;
+inline constexpr std::size_t max_quoted_input = std::size_t{16} * 1024;
 inline std::string quoted(const Value& v) {
     std::string text = v.to_json();
     if (text.size() > max_quoted_input) {

@@ -89,7 +89,7 @@ inline void write_number(std::string& out, double value) {
         return;
     }
     char buf[32];
-    const auto end = std::to_chars(buf, buf + sizeof buf, value).ptr;
+    auto* const end = std::to_chars(buf, buf + sizeof buf, value).ptr;
     out.append(buf, end);
     // A whole number keeps a fraction, as Python's json writes 3.0: a reader typing it sees a float.
     if (std::string_view(buf, static_cast<std::size_t>(end - buf)).find_first_of(".eEn") == std::string_view::npos) {
