@@ -349,9 +349,16 @@ void App::exchange_over(ExchangeState* state) noexcept {
 
 bool App::answer_ops(const Request& request, Responder& responder) {
     const std::string_view path = request.path();
-    if (path.size() < 2 || path[1] != '_' || (request.method() != Method::get && request.method() != Method::head))
-        return false;
+    if (path.size() < 2 || path[1] != '_') return false;
     const net::OpsConfig& ops = config_.ops;
+    if (request.method() != Method::get && request.method() != Method::head) {
+        if (path != "/_health" && path != "/_ready" && path != ops.metrics_path) return false;
+        // The path is the engine's, whatever the method: 405 as for any route, not the app's 404.
+        Response r = ops_text("405 Method Not Allowed: " + std::string(path) + " answers GET and HEAD\n", 405);
+        r.add_header("Allow", "GET, HEAD");
+        responder.send(std::move(r));
+        return true;
+    }
     if (path == "/_health") {
         // The owner's loops, not only this listener's (the ops listener has a thread of its own).
         const std::string why = ops_owner_->stalled();

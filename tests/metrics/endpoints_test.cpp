@@ -154,6 +154,29 @@ TEST(OpsEndpoints, MetricsCountRequestsByRouteTemplateNeverThePath) {
     app.wait();
 }
 
+// The three paths are the engine's whatever the method: another method is told which ones they answer (405 and
+// Allow, as a route would), not given the app's 404; other /_ paths stay the app's.
+TEST(OpsEndpoints, AnotherMethodOnAnOperationsPathIsRefusedWithAllow) {
+    covet::App app;
+    app.post("/_jobs", [](covet::Request&) { return covet::Response::text("queued"); });
+    app.config().ops.endpoints = true;
+    app.listen("127.0.0.1", 0).start(1);
+    for (const std::string_view target : {"/_health", "/_ready", "/_metrics"}) {
+        const std::string r =
+            fetch(app.port(), "POST " + std::string(target) + " HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi");
+        EXPECT_EQ(status_of(r), "HTTP/1.1 405 Method Not Allowed") << target;
+        EXPECT_NE(r.find("\r\nAllow: GET, HEAD\r\n"), std::string::npos) << r;
+    }
+    const std::string del = fetch(app.port(), "DELETE /_health HTTP/1.1\r\nHost: t\r\n\r\n");
+    EXPECT_EQ(status_of(del), "HTTP/1.1 405 Method Not Allowed");
+    EXPECT_EQ(body_of(del), "405 Method Not Allowed: /_health answers GET and HEAD\n");
+    EXPECT_EQ(body_of(fetch(app.port(), "POST /_jobs HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n")), "queued");
+    EXPECT_EQ(status_of(fetch(app.port(), "POST /_other HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n")),
+              "HTTP/1.1 404 Not Found");
+    app.stop();
+    app.wait();
+}
+
 TEST(OpsEndpoints, EndpointsAreOffByDefaultAndTheTokenGuardsMetrics) {
     covet::App off;
     off.listen("127.0.0.1", 0).start(1);

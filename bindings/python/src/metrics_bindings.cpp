@@ -98,8 +98,9 @@ void register_metrics(py::module_& m, std::function<covet::App&(py::handle)> app
                  long health_stall_ms) {
             if (port < 0 || port > 65535)
                 throw py::value_error("ops_port must be 0..65535, not " + std::to_string(port));
-            if (metrics_path.empty() || metrics_path[0] != '/')
-                throw py::value_error("the metrics path must start with '/', not '" + metrics_path + "'");
+            if (metrics_path.size() < 2 || metrics_path[0] != '/' || metrics_path[1] != '_')
+                throw py::value_error("the metrics path must start with '/_' (the engine answers /_... paths), not '" +
+                                      metrics_path + "'");
             if (drain_delay_ms < 0) throw py::value_error("drain_delay must be >= 0");
             if (health_stall_ms < 0) throw py::value_error("health_stall must be >= 0 (0: off)");
             covet::net::OpsConfig& ops = app_of(server).config().ops;

@@ -127,7 +127,7 @@ struct OpsConfig {
     // port does not answer them (unless `endpoints`).
     std::uint16_t port = 0;
     std::string host = "127.0.0.1";
-    std::string metrics_path = "/_metrics";
+    std::string metrics_path = "/_metrics";  // must start with "/_": the engine looks at those paths only
     // Non-empty: GET /_metrics requires `Authorization: Bearer <token>` (401 otherwise).
     std::string token;
     // From the start of a graceful stop: /_ready answers 503 this long while the listeners still accept
