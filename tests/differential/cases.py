@@ -189,6 +189,25 @@ CASES: list[Case] = [
     case("forms/raw-file", "POST", "/raw-file", body=_multipart(("data", "b.bin", "application/octet-stream",
                                                                  bytes(range(256)))),
          content_type=f"multipart/form-data; boundary={_BOUNDARY}"),
+    # a part's header lines: 8 pass, a ninth (or one over 4,224 bytes) is python-multipart's 400 under FastAPI
+    case("forms/upload-eight-part-headers", "POST", "/upload", body=_multipart(
+        ("file", "a.txt", "text/plain; x-1=a\r\nX-2: b\r\nX-3: c\r\nX-4: d\r\nX-5: e\r\nX-6: f\r\nX-7: g",
+         b"hello")), content_type=f"multipart/form-data; boundary={_BOUNDARY}"),
+    case("forms/upload-nine-part-headers", "POST", "/upload", body=_multipart(
+        ("file", "a.txt", "text/plain\r\nX-2: b\r\nX-3: c\r\nX-4: d\r\nX-5: e\r\nX-6: f\r\nX-7: g\r\nX-8: h",
+         b"hello")), content_type=f"multipart/form-data; boundary={_BOUNDARY}"),
+    case("forms/upload-long-part-header", "POST", "/upload", body=_multipart(
+        ("file", "a.txt", "text/plain\r\nX-Long: " + "v" * 4217, b"hello")),
+        content_type=f"multipart/form-data; boundary={_BOUNDARY}"),
+    # a form that cannot be parsed: 400 with the parser's (Starlette's) reason, on a Form() route as from request.form()
+    case("forms/login-garbage", "POST", "/login", body=b"garbage",
+         content_type=f"multipart/form-data; boundary={_BOUNDARY}"),
+    case("forms/login-no-boundary", "POST", "/login", body=b"x", content_type="multipart/form-data"),
+    case("forms/login-1001-fields", "POST", "/login", body=b"&".join(b"f%d=x" % i for i in range(1001)),
+         content_type="application/x-www-form-urlencoded"),
+    case("forms/login-part-without-name", "POST", "/login",
+         body=f"--{_BOUNDARY}\r\nContent-Disposition: form-data\r\n\r\nx\r\n--{_BOUNDARY}--\r\n".encode(),
+         content_type=f"multipart/form-data; boundary={_BOUNDARY}"),
     case("forms/lifespan-state", "GET", "/state"),
     # --- deps: dependencies
     case("deps/function", "GET", "/items?q=x&skip=1"),

@@ -133,6 +133,20 @@ class TestMultipartParser:
         big_file = b'Content-Disposition: form-data; name="f"; filename="f"\r\n\r\n' + b"x" * 2049
         assert parse_multipart(multipart(big_file), CT, max_part_size=2048)["f"].size == 2049  # type: ignore[union-attr]
 
+    def test_a_parts_headers_are_bounded_like_python_multipart(self) -> None:
+        disposition = b'Content-Disposition: form-data; name="a"'
+        eight = disposition + b"".join(b"\r\nX-H%d: v" % i for i in range(7))
+        assert parse_multipart(multipart(eight + b"\r\n\r\nx"), CT)["a"] == "x"  # 8 lines: the limit
+        for extra in (b"\r\nX-H7: v", b"\r\n:" * 150_000):  # a ninth line; 150,000 more (in ~450 KB)
+            with pytest.raises(MultiPartException) as info:
+                parse_multipart(multipart(eight + extra + b"\r\n\r\nx"), CT)
+            assert info.value.message == "Invalid multipart data."  # FastAPI's answer (python-multipart's limit)
+        long_line = disposition + b"\r\nX-Long: " + b"v" * (4096 + 128 - 8)  # 4,224 bytes: the limit
+        assert parse_multipart(multipart(long_line + b"\r\n\r\nx"), CT)["a"] == "x"
+        with pytest.raises(MultiPartException) as info:
+            parse_multipart(multipart(long_line + b"v\r\n\r\nx"), CT)
+        assert info.value.message == "Invalid multipart data."
+
     def test_parse_form_by_media_type(self) -> None:
         assert parse_form(b"a=1&a=2&b=%C3%A9", "application/x-www-form-urlencoded").multi_items() == [
             ("a", "1"), ("a", "2"), ("b", "é")]
@@ -339,9 +353,13 @@ class TestFormParams:
         assert r.status_code == 422
         assert [(tuple(e["loc"]), e["type"]) for e in r.json()["detail"]] == [(("body", "age"), "missing")]
 
-    def test_malformed_body_for_form_params_is_400(self, client) -> None:  # type: ignore[no-untyped-def]
+    def test_a_malformed_form_is_400_with_the_parsers_reason(self, client) -> None:  # type: ignore[no-untyped-def]
+        # FastAPI 0.165 answers the parser's (Starlette's) message, as request.form() does
         r = client.post("/login", content=b"garbage", headers={"Content-Type": CT})
-        assert (r.status_code, r.json()) == (400, {"detail": "There was an error parsing the body"})
+        assert (r.status_code, r.json()) == (400, {"detail": "Invalid multipart data."})
+        many = "&".join(f"f{i}=x" for i in range(1001)).encode()
+        r = client.post("/login", content=many, headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert (r.status_code, r.json()) == (400, {"detail": "Too many fields. Maximum number of fields is 1000."})
 
 
 class TestFormPlans:

@@ -26,6 +26,11 @@ __all__ = [
 DEFAULT_MAX_FILES = 1000
 DEFAULT_MAX_FIELDS = 1000
 DEFAULT_MAX_PART_SIZE = 1024 * 1024
+# A part's header lines: at most this many, each at most this long (CRLF excluded): python-multipart's defaults.
+# Beyond them FastAPI answers 400 "Invalid multipart data." (Starlette's message for any parse error), and so does
+# this parser. Without them a part of 150,000 short header lines was split into as many objects and looped over.
+MAX_PART_HEADERS = 8
+MAX_PART_HEADER_LINE = 4096 + 128
 
 
 class MultiPartException(ValueError):
@@ -181,7 +186,11 @@ def parse_multipart(
             headers_end = body.find(b"\r\n\r\n", start, end)
             if headers_end < 0:
                 raise _invalid()
+            if body.count(b"\r\n", start, headers_end) >= MAX_PART_HEADERS:
+                raise _invalid()
             header_lines = body[start:headers_end].split(b"\r\n")
+            if any(len(line) > MAX_PART_HEADER_LINE for line in header_lines):
+                raise _invalid()
             content_start = headers_end + 4
         raw_headers: list[tuple[str, str]] = []
         disposition = b""

@@ -383,8 +383,8 @@ class RequestPlan:
     def _collect_form(self, request: Request, kwargs: dict[str, Any], errors: list[dict[str, Any]]) -> FormData:
         try:
             form = request._form_now()
-        except MultiPartException as exc:
-            raise HTTPException(400, "There was an error parsing the body") from exc
+        except MultiPartException as exc:  # FastAPI: Starlette's message (request.form() raises it as a 400)
+            raise HTTPException(400, exc.message) from exc
         for spec in self.body:
             if spec.form_fields is not None:
                 self._validate_form_model(spec, form, kwargs, errors)
