@@ -17,6 +17,7 @@ Modules, from the bottom up:
 
 Focused scripts outside the matrix:
   response_model   `python3 -m bench.response_model`: a response_model route with filtering, CovetPy vs FastAPI
+  alternate        `python3 -m bench.alternate`: two configurations loaded in alternating slices (a small cost)
 """
 
 from pathlib import Path

@@ -63,6 +63,14 @@ def runs_of(sc: Scenario, args: argparse.Namespace) -> int:
     return args.tls_runs if reduced_rounds(sc) else args.runs
 
 
+def round_env(args: argparse.Namespace, rnd: int) -> dict[str, str]:
+    """What every server of round ``rnd`` gets in its environment on top of its own. --overhead: the round's hash
+    seed, the same for each configuration, so that a cost is read from pairs that differ only in the configuration.
+    A process's random seed alone moved a Python request by up to ~1.3K instructions (its dicts' probe sequences;
+    docs/benchmarks.md, "Observability overhead"), the size of the costs measured."""
+    return {"PYTHONHASHSEED": str(rnd)} if getattr(args, "overhead", False) else {}
+
+
 def unsupported_pairs(spec: ServerSpec, scen: list[Scenario], *, have_h2load: bool, have_curl_h2: bool,
                       tls_error: str | None, wsload_error: str | None = None,
                       grpc_error: str | None = None, h3load_error: str | None = None) -> dict[str, str]:
@@ -387,7 +395,7 @@ class Matrix:
                      body_file: Path, clk: int, grpc: bool = False, h3: bool = False) -> None:
         """Start ``name`` once (plain, with the run's certificate, with HTTP/3 too, for the WebSocket scenarios or
         for the gRPC ones), gate and measure ``todo`` on it."""
-        srv = Running(self.specs[name], self.ctx, tls, ws=ws, grpc=grpc, h3=h3)
+        srv = Running(self.specs[name], self.ctx, tls, ws=ws, grpc=grpc, h3=h3, round_env=round_env(self.args, rnd))
         kind = (" (HTTP/3)" if h3 else " (TLS)" if tls is not None else " (WebSocket)" if ws else " (gRPC)" if grpc
                 else "")
         self.commands[name + kind] = srv.describe()

@@ -1125,10 +1125,12 @@ DESCRIBE_PORT = 65535  # the port ``Running.describe`` builds a command with, sh
 
 class Running:
     """One started server process (tree), pinned to the server CPUs; with ``tls``, its HTTPS configuration (and with
-    ``h3`` too, its HTTP/3 instance); with ``ws``, its WebSocket instance; with ``grpc``, its gRPC one."""
+    ``h3`` too, its HTTP/3 instance); with ``ws``, its WebSocket instance; with ``grpc``, its gRPC one. ``round_env``
+    is set in its environment too but not shown in `describe` (what differs from round to round: --overhead's hash
+    seed)."""
 
     def __init__(self, spec: ServerSpec, ctx: Ctx, tls: TlsFiles | None = None, ws: bool = False,
-                 grpc: bool = False, h3: bool = False):
+                 grpc: bool = False, h3: bool = False, round_env: dict[str, str] | None = None):
         if tls is not None and spec.tls_command is None:
             raise ValueError(f"{spec.name} has no TLS configuration")
         if grpc and spec.grpc_command is None:
@@ -1137,6 +1139,7 @@ class Running:
             raise ValueError(f"{spec.name} has no HTTP/3 configuration" if spec.h3_command is None
                              else "HTTP/3 needs the run's certificate")
         self.spec, self.ctx, self.tls, self.ws, self.grpc, self.h3 = spec, ctx, tls, ws, grpc, h3
+        self.round_env = round_env or {}
         self.tmp = Path(tempfile.mkdtemp(prefix=f"covet-matrix-{spec.name}-"))
         self.proc: subprocess.Popen | None = None
         self.port = 0
@@ -1199,8 +1202,8 @@ class Running:
             conf = nginx_conf(self.ctx, self.port, self.tmp, self.tls)
             cmd = cmd + ["-p", str(self.tmp), "-e", str(self.tmp / "error.log"), "-c", str(conf), "-g", "daemon off;"]
         self.command = ["taskset", "-c", self.ctx.server_cpus] + cmd
-        env = {**os.environ, **self._env(), "BENCH_PORT": str(self.port), "BENCH_WORKERS": str(self.ctx.workers),
-               "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **self._env(), **self.round_env, "BENCH_PORT": str(self.port),
+               "BENCH_WORKERS": str(self.ctx.workers), "PYTHONUNBUFFERED": "1"}
         log = open(self.tmp / "server.log", "wb")
         t0 = time.monotonic()
         self.proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,

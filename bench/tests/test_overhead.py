@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from bench import cli, overhead, report, scenarios
+from bench import alternate, cli, overhead, report, runner, scenarios
 from bench.servers import Ctx, all_specs, free_port, native_binary, wait_for_200
 
 
@@ -68,6 +68,51 @@ def test_the_cost_table_compares_metrics_with_bare_and_tracing_with_metrics():
     assert section is not None and "| native | plaintext | metrics | 20.00 | 20.20 | +1.0 % |" in section
     assert overhead.overhead_section({"servers": {"covet-native": {}}, "summary": []}) is None
     assert report.overhead_section is overhead.overhead_section  # the Markdown report appends it
+
+
+def _run(server: str, scenario: str, rnd: int, cpu_s_per_100k: float) -> dict:
+    return {"server": server, "scenario": scenario, "round": rnd, "cpu_s_per_100k": cpu_s_per_100k}
+
+
+def test_the_paired_cost_is_the_median_of_each_rounds_own_difference():
+    # rounds whose level moves by ±20 % together: the medians of the rounds hide a steady +2 %, the pairs show it
+    levels = [1.0, 1.2, 0.8, 1.1, 0.9, 1.15, 0.85, 1.05, 0.95]
+    runs = [_run("covet-async-obs-metrics", "plaintext", i + 1, 10.0 * lv) for i, lv in enumerate(levels)]
+    runs += [_run("covet-async-obs-trace1", "plaintext", i + 1, 10.2 * lv) for i, lv in enumerate(levels)]
+    runs.append(_run("covet-async-obs-trace1", "plaintext", 10, 99.0))  # its baseline failed in round 10: no pair
+    assert overhead.paired_costs({"runs": runs}, "covet-async-obs-trace1", "covet-async-obs-metrics",
+                                 "plaintext") == pytest.approx([2.0] * 9)
+    result = {"servers": {n: {} for n in overhead.OVERHEAD_SERVERS}, "runs": runs,
+              "summary": [_row("covet-async-obs-metrics", "plaintext", 10.0),
+                          _row("covet-async-obs-trace1", "plaintext", 10.2)]}
+    row = next(r for r in overhead.overhead_rows(result) if r["cost"] == "tracing 1 %")
+    assert row["pairs"] == 9 and row["paired"] == pytest.approx((2.0, 2.0, 2.0))
+    assert "| +2.0 % (+2.0 to +2.0), 9 |" in (overhead.overhead_section(result) or "")
+
+
+def test_the_median_interval_uses_the_binomial_order_statistics():
+    assert overhead.median_interval([1.0, 2.0, 3.0, 4.0, 5.0]) is None  # n=5: even the extremes cover only 93.8 %
+    assert overhead.median_interval([3.0, 1.0, 2.0, 6.0, 5.0, 4.0]) == (3.5, 1.0, 6.0)  # n=6: the extremes, 96.9 %
+    # n=21: P(Bin(21, 1/2) <= 5) = 1.3 % <= 2.5 % < P(<= 6) = 3.9 %, so the 6th and the 16th values
+    values = [float(v) for v in range(21)]
+    assert overhead.median_interval(values) == (10.0, 5.0, 15.0)
+
+
+def test_every_server_of_an_overhead_round_runs_with_that_rounds_hash_seed():
+    args = cli.parse_args(["--overhead", "--servers", "covet-async-obs-metrics"])
+    assert runner.round_env(args, 3) == {"PYTHONHASHSEED": "3"}
+    assert runner.round_env(cli.parse_args(["--servers", "covet-async"]), 3) == {}
+
+
+def test_alternate_reads_its_configurations_and_a_processes_cpu():
+    assert alternate._env("trace1=COVET_BENCH_TRACE=0.01,X=a=b") == ("trace1",
+                                                                    {"COVET_BENCH_TRACE": "0.01", "X": "a=b"})
+    assert alternate._env("bare=") == ("bare", {})
+    before = alternate.cpu_seconds(os.getpid())
+    deadline = time.process_time() + 0.2
+    while time.process_time() < deadline:  # burn 0.2 s of CPU
+        pass
+    assert alternate.cpu_seconds(os.getpid()) - before >= 0.15
 
 
 HELLO = native_binary(Ctx())
