@@ -11,7 +11,8 @@ from pydantic import BaseModel
 
 from covet import CovetPy, File, Form, FormData, Request, UploadFile
 from covet.datastructures import Headers
-from covet.formparsers import MultiPartException, parse_form, parse_multipart, parse_options_header
+from covet.formparsers import (MultiPartException, parse_form, parse_multipart, parse_options_header,
+                               parse_urlencoded)
 from covet.params import build_plan
 from covet.testing import _encode_multipart
 
@@ -146,6 +147,16 @@ class TestMultipartParser:
         with pytest.raises(MultiPartException) as info:
             parse_multipart(multipart(long_line + b"v\r\n\r\nx"), CT)
         assert info.value.message == "Invalid multipart data."
+
+    def test_urlencoded_limit_counts_fields_not_separators(self) -> None:
+        # as python-multipart under FastAPI: empty pairs are no fields, whatever their number
+        assert parse_urlencoded(b"a=1&&b=2&").multi_items() == [("a", "1"), ("b", "2")]
+        assert parse_urlencoded(b"&" * 100_000 + b"a=1", max_fields=1).multi_items() == [("a", "1")]
+        thousand = b"&".join(b"f%d=x" % i for i in range(1000))
+        assert len(parse_urlencoded(thousand + b"&").multi_items()) == 1000  # a trailing "&" is no 1,001st field
+        with pytest.raises(MultiPartException, match="Too many fields. Maximum number of fields is 1000."):
+            parse_urlencoded(thousand + b"&f=x")
+        assert parse_urlencoded(b"a=1;b=2").multi_items() == [("a", "1;b=2")]  # ";" separates nothing (FastAPI)
 
     def test_parse_form_by_media_type(self) -> None:
         assert parse_form(b"a=1&a=2&b=%C3%A9", "application/x-www-form-urlencoded").multi_items() == [
