@@ -4,11 +4,14 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
 
+#include "covet/http/ascii.hpp"
+#include "covet/http/qvalue.hpp"
 #include "covet/metrics/http_metrics.hpp"
 
 namespace covet::metrics {
@@ -111,8 +114,22 @@ bool read_stat(int pid, double& cpu, double& rss) {
 }  // namespace
 
 Format negotiate(std::string_view accept) noexcept {
-    return accept.find("application/openmetrics-text") != std::string_view::npos ? Format::openmetrics
-                                                                                 : Format::prometheus;
+    // The best q offered for each format (thousandths; -1: not offered). text/plain is also what text/* and */*
+    // offer; OpenMetrics only by its name (Prometheus names it, with a higher q than text/plain).
+    int openmetrics = -1, text = -1;
+    while (!accept.empty()) {
+        const std::size_t comma = accept.find(',');
+        const std::string_view member = accept.substr(0, comma);
+        accept = comma == std::string_view::npos ? std::string_view{} : accept.substr(comma + 1);
+        const std::size_t semi = member.find(';');
+        const std::string_view media = trim_ows(member.substr(0, semi));
+        const int q = semi == std::string_view::npos ? 1000 : qvalue(member.substr(semi + 1));
+        if (iequals(media, "application/openmetrics-text"))
+            openmetrics = std::max(openmetrics, q);
+        else if (iequals(media, "text/plain") || iequals(media, "text/*") || media == "*/*")
+            text = std::max(text, q);
+    }
+    return openmetrics > 0 && openmetrics >= text ? Format::openmetrics : Format::prometheus;
 }
 
 std::string_view content_type(Format format) noexcept {

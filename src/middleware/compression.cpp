@@ -10,33 +10,11 @@
 #include <stdexcept>
 
 #include "covet/http/ascii.hpp"
+#include "covet/http/qvalue.hpp"
 
 namespace covet {
 
 namespace {
-
-// q=... of one Accept-Encoding member, in thousandths; 1000 when absent, -1 when malformed.
-int quality(std::string_view params) noexcept {
-    while (!params.empty()) {
-        const std::size_t semi = params.find(';');
-        const std::string_view p = trim_ows(params.substr(0, semi));
-        params = semi == std::string_view::npos ? std::string_view{} : params.substr(semi + 1);
-        if (p.size() < 2 || ascii_lower(p[0]) != 'q' || p[1] != '=') continue;
-        const std::string_view v = p.substr(2);
-        if (v.empty() || (v[0] != '0' && v[0] != '1')) return -1;
-        int q = (v[0] - '0') * 1000;
-        if (v.size() > 1) {
-            if (v[1] != '.') return -1;
-            int scale = 100;
-            for (std::size_t i = 2; i < v.size() && scale > 0; ++i, scale /= 10) {
-                if (v[i] < '0' || v[i] > '9') return -1;
-                q += (v[i] - '0') * scale;
-            }
-        }
-        return q > 1000 ? -1 : q;
-    }
-    return 1000;
-}
 
 struct ZStream {
     z_stream s{};
@@ -203,7 +181,7 @@ ContentCoding negotiate_coding(std::string_view accept, const CompressionOptions
         accept = comma == std::string_view::npos ? std::string_view{} : accept.substr(comma + 1);
         const std::size_t semi = member.find(';');
         const std::string_view name = trim_ows(member.substr(0, semi));
-        const int q = semi == std::string_view::npos ? 1000 : quality(member.substr(semi + 1));
+        const int q = semi == std::string_view::npos ? 1000 : qvalue(member.substr(semi + 1));
         if (q < 0) continue;
         if (iequals(name, "gzip") || iequals(name, "x-gzip"))
             q_gzip = q;

@@ -381,6 +381,23 @@ TEST(MetricsExposition, TextFormatsAreWellFormed) {
     EXPECT_EQ(m::negotiate(""), m::Format::prometheus);
 }
 
+// The Accept header's q-values decide (RFC 9110 §12.5.1), not the mere mention of OpenMetrics.
+TEST(MetricsExposition, NegotiationWeighsTheQValues) {
+    // Prometheus 3's scrape header: OpenMetrics first
+    EXPECT_EQ(m::negotiate("application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,"
+                           "application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;"
+                           "escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"),
+              m::Format::openmetrics);
+    EXPECT_EQ(m::negotiate("Application/OpenMetrics-Text"), m::Format::openmetrics);  // media types ignore case
+    EXPECT_EQ(m::negotiate("application/openmetrics-text;q=0, text/plain"), m::Format::prometheus);
+    EXPECT_EQ(m::negotiate("text/plain;q=0, application/openmetrics-text;q=0"), m::Format::prometheus);
+    EXPECT_EQ(m::negotiate("text/plain, application/openmetrics-text;q=0.5"), m::Format::prometheus);
+    EXPECT_EQ(m::negotiate("*/*, application/openmetrics-text;q=0.9"), m::Format::prometheus);
+    EXPECT_EQ(m::negotiate("application/openmetrics-text, */*;q=0.1"), m::Format::openmetrics);
+    EXPECT_EQ(m::negotiate("application/openmetrics-text;q=bad"), m::Format::prometheus);  // malformed: ignored
+    EXPECT_EQ(m::negotiate("application/json"), m::Format::prometheus);
+}
+
 TEST(MetricsExposition, ProcessStatsReadProc) {
     const int self = ::getpid();
     const m::ProcessStats s = m::process_stats(std::span<const int>(&self, 1));

@@ -12,7 +12,8 @@ namespace covet::metrics {
 
 enum class Format : std::uint8_t { prometheus, openmetrics };
 
-// OpenMetrics when the Accept header asks for application/openmetrics-text, else the Prometheus text format.
+// OpenMetrics when the Accept header offers application/openmetrics-text with a q above 0 and at least that of
+// text/plain (or text/*, */*), else the Prometheus text format (also for no Accept at all).
 Format negotiate(std::string_view accept) noexcept;
 std::string_view content_type(Format format) noexcept;
 
