@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 import pytest
 from pydantic import BaseModel, Field
 
-from covet import Body, Cookie, CovetPy, Header, Query, Request
+from covet import Body, Cookie, CovetPy, Form, Header, Query, Request
 from covet.params import build_plan
 
 INT_MSG = "Input should be a valid integer, unable to parse string as an integer"
@@ -233,6 +233,28 @@ class TestPlan:
         async def h(a: int, limit: int = 10) -> None: ...
 
         assert not build_plan(h, ["a"]).needs_request
+
+    def test_a_json_body_is_read_from_the_engines_request_and_a_form_through_a_request(self) -> None:
+        async def h(a: int, item: Item, limit: int = 10) -> None: ...
+
+        plan = build_plan(h, ["a"])
+        assert plan.json_in_tree and not plan.needs_request  # native.body and its Content-Type (params/plan.py)
+
+        class Native:  # what collect reads of the engine's request for these parameters
+            params = {"a": "7"}
+            query_string = "limit=3"
+            body = b'{"name": "x", "price": 2}'
+
+            @staticmethod
+            def header(name: str) -> Optional[str]:
+                return "application/json" if name == "content-type" else None
+
+        kwargs = plan.extract(Native(), None)
+        assert (kwargs["a"], kwargs["limit"], kwargs["item"].name) == (7, 3, "x")
+
+        async def f(name: str = Form()) -> None: ...
+
+        assert build_plan(f, []).needs_request
 
     def test_unsupported_query_type_is_refused_at_registration(self) -> None:
         async def h(q: Any = Query()) -> None: ...  # Any is fine

@@ -153,9 +153,10 @@ class RequestPlan:
         self.form_in_tree: bool = self.form or any(d.plan.form_in_tree for d in self.dependencies)
         # Either: parameters are read from the whole body, so a body the engine streams is collected first.
         self.body_in_tree = self.json_in_tree or self.form_in_tree
-        # Path and query values are read straight from the native request; everything else goes through
-        # a Request object (which caches what it parses).
-        self.needs_request = bool(request_arg or self.header or self.cookie or self.body or self.dependencies)
+        # Path and query values and a JSON body are read straight from the native request (a body the engine
+        # streams is collected through a Request first: the dispatcher makes one then); everything else goes
+        # through a Request object (which caches what it parses).
+        self.needs_request = bool(request_arg or self.header or self.cookie or self.form or self.dependencies)
         self.trivial = (not specs and request_arg is None and not self.dependencies and scopes_arg is None
                         and not self.extras)
 
@@ -240,12 +241,16 @@ class RequestPlan:
             self._collect_values(request.cookies, False, self.cookie, kwargs, errors)
         if not self.body:
             return body
-        assert isinstance(request, Request)  # needs_request; a WebSocket route has no body parameters
         if self.form:
+            assert isinstance(request, Request)  # needs_request; a WebSocket route has no body parameters
             return self._collect_form(request, kwargs, errors)
         if body is _UNPARSED:
             reported = len(errors)
-            body = _parse_body(request, errors, self.strict_content_type)
+            if request is None:  # a JSON body the engine has whole (a streamed one comes with a Request)
+                body = _parse_raw_body(native.body, native.header("content-type"), errors, self.strict_content_type)
+            else:
+                assert isinstance(request, Request)  # a WebSocket route has no body parameters
+                body = _parse_body(request, errors, self.strict_content_type)
             if len(errors) != reported:  # not JSON: reported, nothing to validate
                 return body
         self._bind_body(body, kwargs, errors)
@@ -469,10 +474,15 @@ def _parse_body(request: Request, errors: list[dict[str, Any]], strict_content_t
     """The request body: parsed JSON, `_NO_BODY` when empty, the bytes when not JSON (validation then
     reports the type mismatch, as FastAPI does); invalid JSON adds its error and returns the bytes. Without
     a Content-Type the body is JSON only when not `strict_content_type`."""
-    raw = request._body_now()
+    return _parse_raw_body(request._body_now(), request._header_now("content-type"), errors, strict_content_type)
+
+
+def _parse_raw_body(raw: bytes, content_type: Optional[str], errors: list[dict[str, Any]],
+                    strict_content_type: bool) -> Any:
+    """`_parse_body` of a body and its Content-Type read already (from a Request or the engine's request)."""
     if not raw:
         return _NO_BODY
-    if _is_json_media_type(request._header_now("content-type"), strict_content_type):
+    if _is_json_media_type(content_type, strict_content_type):
         value = _body_json(raw, errors)
         if value is not _INVALID:
             return value

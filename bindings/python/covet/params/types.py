@@ -250,10 +250,17 @@ class _LazyValidator:
 
 def body_converter(tp: Any, constraints: Optional[dict[str, Any]] = None) -> Converter:
     """A validator for a parsed JSON body (or form) value: objects are read by attribute too, as FastAPI
-    validates (so a JSON array for a model is ``model_attributes_type``)."""
+    validates (so a JSON array for a model is ``model_attributes_type``). pydantic-core's validator is called
+    directly when the adapter has a plain one (no plugin wraps it): TypeAdapter.validate_python only passes its
+    arguments on, a Python frame per request."""
     import functools
 
-    return functools.partial(adapter(tp, constraints).validate_python, from_attributes=True)
+    from pydantic_core import SchemaValidator
+
+    typed = adapter(tp, constraints)
+    core = getattr(typed, "validator", None)
+    return functools.partial(core.validate_python if type(core) is SchemaValidator else typed.validate_python,
+                             from_attributes=True)
 
 
 _FAST_INT_DIGITS = 18  # below any limit of int(): a path or query integer this short skips pydantic

@@ -365,11 +365,11 @@ class Dispatcher(EngineDriver):
         try:
             if plan.trivial:
                 kwargs = _NO_ARGUMENTS
-            elif not plan.needs_request:  # path and query values, straight from the engine's request
-                kwargs = plan.extract(native, None)
             elif plan.json_in_tree and getattr(native, "streaming", False):
                 return False
-            else:  # headers, cookies, a JSON body: through a Request, dropped once they are read
+            elif not plan.needs_request:  # path and query values, a JSON body: straight from the engine's request
+                kwargs = plan.extract(native, None)
+            else:  # headers, cookies: through a Request, dropped once they are read
                 kwargs = plan.extract(native, Request(native, self.app, self.root_path))
             if pooled:
                 self._run_soon(functools.partial(context.run, self._run_sync, route, native, responder, kwargs, True))
@@ -475,11 +475,12 @@ class Dispatcher(EngineDriver):
         try:
             if route in self._direct:  # `_route_response`'s work for such a route, in this coroutine
                 plan = route.plan
-                if plan.needs_request:
+                streamed = plan.body_in_tree and getattr(native, "streaming", False)
+                if plan.needs_request or streamed:
                     request = Request(native, self.app, self.root_path)
                 try:
-                    if plan.body_in_tree and getattr(native, "streaming", False):
-                        assert request is not None  # needs_request
+                    if streamed:
+                        assert request is not None
                         await request.body()  # a large body the engine streams: parameters read from the whole
                     result = await (route.endpoint() if plan.trivial
                                     else route.endpoint(**plan.extract(native, request)))
@@ -581,6 +582,7 @@ class Dispatcher(EngineDriver):
                               handled: bool = True) -> Rendered:
         """The route's response, with HTTPException, validation errors and registered types handled (unless
         not `handled`: then they propagate, for a route_class's handler to see)."""
+        made_here = False  # a Request made below, which `_handle` does not see (checked here whether it was kept)
         try:
             if route.route_handler is not None and handled:  # route_class= wrapping this pipeline
                 assert request is not None  # such routes' plans need a Request
@@ -592,8 +594,10 @@ class Dispatcher(EngineDriver):
                 request_extras.set(extras)  # in this request's own context (its Task's)
             if plan.body_in_tree and getattr(native, "streaming", False):
                 # A large body the engine streams: parameters are read from the whole of it (within
-                # max_body_bytes, else 413), collected here, where waiting is possible.
-                assert request is not None
+                # max_body_bytes, else 413), collected here, where waiting is possible. (A plan whose only
+                # Request need is a JSON body has none yet: the engine's request holds such a body whole.)
+                if request is None:
+                    request, made_here = Request(native, self.app, self.root_path), True
                 await request.body()
             if plan.dependencies:  # Depends(...): solved asynchronously (such plans always get a Request)
                 assert request is not None
@@ -616,8 +620,9 @@ class Dispatcher(EngineDriver):
             handler = self._find_handler(exc, route.exception_handlers)
             if handler is None:
                 raise
-            if request is None:  # made here, so `_handle` does not see it: checked here whether it was kept
-                request = Request(native, self.app, self.root_path)
+            if request is None or made_here:  # made here, so `_handle` does not see it: checked here if it was kept
+                if request is None:
+                    request = Request(native, self.app, self.root_path)
                 rendered = await self._call_handler(handler, request, exc)
                 if _kept(request):
                     request._detach()
