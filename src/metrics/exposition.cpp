@@ -114,9 +114,9 @@ bool read_stat(int pid, double& cpu, double& rss) {
 }  // namespace
 
 Format negotiate(std::string_view accept) noexcept {
-    // The best q offered for each format (thousandths; -1: not offered). text/plain is also what text/* and */*
-    // offer; OpenMetrics only by its name (Prometheus names it, with a higher q than text/plain).
-    int openmetrics = -1, text = -1;
+    // The q offered for each format (thousandths; -1: not offered): text/plain's from its most specific range
+    // (text/plain, else text/*, else */*); OpenMetrics only by its name (Prometheus names it, above text/plain).
+    int openmetrics = -1, text_plain = -1, text_any = -1, any = -1;
     while (!accept.empty()) {
         const std::size_t comma = accept.find(',');
         const std::string_view member = accept.substr(0, comma);
@@ -124,11 +124,17 @@ Format negotiate(std::string_view accept) noexcept {
         const std::size_t semi = member.find(';');
         const std::string_view media = trim_ows(member.substr(0, semi));
         const int q = semi == std::string_view::npos ? 1000 : qvalue(member.substr(semi + 1));
+        if (q < 0) continue;  // a malformed q-value: the member is ignored
         if (iequals(media, "application/openmetrics-text"))
             openmetrics = std::max(openmetrics, q);
-        else if (iequals(media, "text/plain") || iequals(media, "text/*") || media == "*/*")
-            text = std::max(text, q);
+        else if (iequals(media, "text/plain"))
+            text_plain = std::max(text_plain, q);
+        else if (iequals(media, "text/*"))
+            text_any = std::max(text_any, q);
+        else if (media == "*/*")
+            any = std::max(any, q);
     }
+    const int text = text_plain >= 0 ? text_plain : text_any >= 0 ? text_any : any;
     return openmetrics > 0 && openmetrics >= text ? Format::openmetrics : Format::prometheus;
 }
 

@@ -394,6 +394,9 @@ TEST(MetricsExposition, NegotiationWeighsTheQValues) {
     EXPECT_EQ(m::negotiate("text/plain, application/openmetrics-text;q=0.5"), m::Format::prometheus);
     EXPECT_EQ(m::negotiate("*/*, application/openmetrics-text;q=0.9"), m::Format::prometheus);
     EXPECT_EQ(m::negotiate("application/openmetrics-text, */*;q=0.1"), m::Format::openmetrics);
+    // the most specific range gives text/plain's q: 0.1 here, whatever */* offers
+    EXPECT_EQ(m::negotiate("application/openmetrics-text;q=0.5, text/plain;q=0.1, */*;q=0.9"), m::Format::openmetrics);
+    EXPECT_EQ(m::negotiate("application/openmetrics-text;q=0.5, text/*;q=0.6, */*;q=0.1"), m::Format::prometheus);
     EXPECT_EQ(m::negotiate("application/openmetrics-text;q=bad"), m::Format::prometheus);  // malformed: ignored
     EXPECT_EQ(m::negotiate("application/json"), m::Format::prometheus);
 }

@@ -233,8 +233,13 @@ def parse_urlencoded(body: bytes, *, max_fields: Union[int, float] = DEFAULT_MAX
     text = body.decode("latin-1")
     # Fields, not separators, count (as python-multipart under FastAPI): an empty pair ("a=1&&b=2", a trailing "&")
     # is none. parse_qsl's own max_num_fields counts every "&". Split only when the separators allow too many.
-    if text.count("&") >= max_fields and sum(1 for pair in text.split("&") if pair) > max_fields:
-        raise MultiPartException(f"Too many fields. Maximum number of fields is {max_fields}.")
+    if text.count("&") >= max_fields:
+        import itertools
+        import re
+
+        # the (max_fields + 1)th non-empty pair, found by the regex engine (runs of "&" skipped in C), or None
+        if next(itertools.islice(re.finditer(r"[^&]+", text), int(max_fields), None), None) is not None:
+            raise MultiPartException(f"Too many fields. Maximum number of fields is {max_fields}.")
     return FormData(parse_qsl(text, keep_blank_values=True))
 
 

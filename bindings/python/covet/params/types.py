@@ -258,7 +258,9 @@ def body_converter(tp: Any, constraints: Optional[dict[str, Any]] = None) -> Con
     from pydantic_core import SchemaValidator
 
     typed = adapter(tp, constraints)
-    core = getattr(typed, "validator", None)
+    # Read as stored, never built here: some pydantic 2 releases make `validator` a property that builds the
+    # schema (and fails for a model whose forward references are resolved later, on model_rebuild()).
+    core = vars(typed).get("validator")
     return functools.partial(core.validate_python if type(core) is SchemaValidator else typed.validate_python,
                              from_attributes=True)
 
