@@ -117,14 +117,7 @@ Format negotiate(std::string_view accept) noexcept {
     // The q offered for each format (thousandths; -1: not offered): text/plain's from its most specific range
     // (text/plain, else text/*, else */*); OpenMetrics only by its name (Prometheus names it, above text/plain).
     int openmetrics = -1, text_plain = -1, text_any = -1, any = -1;
-    while (!accept.empty()) {
-        const std::size_t comma = accept.find(',');
-        const std::string_view member = accept.substr(0, comma);
-        accept = comma == std::string_view::npos ? std::string_view{} : accept.substr(comma + 1);
-        const std::size_t semi = member.find(';');
-        const std::string_view media = trim_ows(member.substr(0, semi));
-        const int q = semi == std::string_view::npos ? 1000 : qvalue(member.substr(semi + 1));
-        if (q < 0) continue;  // a malformed q-value: the member is ignored
+    for_each_weighted(accept, [&](std::string_view media, int q) {  // a malformed q-value: the member is ignored
         if (iequals(media, "application/openmetrics-text"))
             openmetrics = std::max(openmetrics, q);
         else if (iequals(media, "text/plain"))
@@ -133,7 +126,7 @@ Format negotiate(std::string_view accept) noexcept {
             text_any = std::max(text_any, q);
         else if (media == "*/*")
             any = std::max(any, q);
-    }
+    });
     const int text = text_plain >= 0 ? text_plain : text_any >= 0 ? text_any : any;
     return openmetrics > 0 && openmetrics >= text ? Format::openmetrics : Format::prometheus;
 }

@@ -175,14 +175,7 @@ ContentCoding negotiate_coding(std::string_view accept, const CompressionOptions
         return accept.find("gzip") != std::string_view::npos ? ContentCoding::gzip : ContentCoding::identity;
     // q-values in thousandths; -1: not mentioned.
     int q_gzip = -1, q_br = -1, q_zstd = -1, q_any = -1;
-    while (!accept.empty()) {
-        const std::size_t comma = accept.find(',');
-        std::string_view member = accept.substr(0, comma);
-        accept = comma == std::string_view::npos ? std::string_view{} : accept.substr(comma + 1);
-        const std::size_t semi = member.find(';');
-        const std::string_view name = trim_ows(member.substr(0, semi));
-        const int q = semi == std::string_view::npos ? 1000 : qvalue(member.substr(semi + 1));
-        if (q < 0) continue;
+    for_each_weighted(accept, [&](std::string_view name, int q) {
         if (iequals(name, "gzip") || iequals(name, "x-gzip"))
             q_gzip = q;
         else if (iequals(name, "br"))
@@ -191,7 +184,7 @@ ContentCoding negotiate_coding(std::string_view accept, const CompressionOptions
             q_zstd = q;
         else if (name == "*")
             q_any = q;
-    }
+    });
     const auto rate = [q_any](int q) { return q >= 0 ? q : q_any; };
     ContentCoding best = ContentCoding::identity;
     int best_q = 0;

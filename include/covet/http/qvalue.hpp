@@ -1,4 +1,4 @@
-// The q-value of one member of an Accept-style list (RFC 9110 §12.4.2): Accept, Accept-Encoding.
+// The q-values of an Accept-style list's members (RFC 9110 §12.4.2): Accept, Accept-Encoding.
 #pragma once
 
 #include <string_view>
@@ -29,6 +29,20 @@ constexpr int qvalue(std::string_view params) noexcept {
         return q > 1000 ? -1 : q;
     }
     return 1000;
+}
+
+// Calls `each(name, q)` for every member of an Accept-style list (`name` trimmed, its parameters dropped; `q` in
+// thousandths), skipping members whose q-value is malformed.
+template <class Each>
+constexpr void for_each_weighted(std::string_view list, Each&& each) {
+    while (!list.empty()) {
+        const std::size_t comma = list.find(',');
+        const std::string_view member = list.substr(0, comma);
+        list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+        const std::size_t semi = member.find(';');
+        const int q = semi == std::string_view::npos ? 1000 : qvalue(member.substr(semi + 1));
+        if (q >= 0) each(trim_ows(member.substr(0, semi)), q);
+    }
 }
 
 }  // namespace covet
