@@ -21,15 +21,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import subprocess
 import sys
 import time
-from pathlib import Path
+from typing import Any
 
 from . import REPO
+from .loadgen import parse_wrk
 from .overhead import median_interval
 from .servers import PEERS, free_port, wait_for_200
+from .system import tree_cpu_snapshot
 
 CLK = os.sysconf("SC_CLK_TCK")
 
@@ -45,19 +46,22 @@ def _env(spec: str) -> tuple[str, dict[str, str]]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of one process (covet run with one worker serves in its own process)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK
+    """utime + stime of the process tree of `pid`, as the matrix counts a server's CPU (`covet run` with one
+    worker serves in its own process)."""
+    return sum(tree_cpu_snapshot(pid).values()) / CLK
 
 
 def wrk(port: int, path: str, seconds: int, cpu: str, connections: int) -> int:
     """Responses that wrk counted in a run of ``seconds``."""
     out = subprocess.run(["taskset", "-c", cpu, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
                           f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True).stdout
-    found = re.search(r"(\d+) requests in", out)
-    if not found or "Non-2xx" in out:
+    try:
+        result: dict[str, Any] | None = parse_wrk(out)
+    except ValueError:  # no summary
+        result = None
+    if result is None or result["non_2xx"]:
         raise RuntimeError(f"wrk: no clean run on port {port}:\n{out}")
-    return int(found.group(1))
+    return int(result["requests"])
 
 
 def start(python: str, env: dict[str, str], seed: int, cpu: str) -> tuple[subprocess.Popen[bytes], int]:
