@@ -108,6 +108,52 @@ TEST(Fields, CopyMoveAndClear) {
     EXPECT_EQ(pairs(moved), (Pairs{{"A", "b"}}));
 }
 
+// One or two short fields (a request id) are held in the object itself: moving copies them, the moved-from list is
+// empty and usable, and a list that outgrows those bytes moves them to its buffer in order.
+TEST(Fields, ShortFieldsLiveInTheObjectAndMoveWithIt) {
+    Fields small;
+    small.add("X-Request-ID", "5f1c2a9e-1f");
+    Fields moved = std::move(small);
+    EXPECT_EQ(pairs(moved), (Pairs{{"X-Request-ID", "5f1c2a9e-1f"}}));
+    EXPECT_EQ(moved.http1(), "X-Request-ID: 5f1c2a9e-1f\r\n");
+    // Moved-from: empty and usable, by contract.
+    EXPECT_TRUE(small.empty());    // NOLINT(bugprone-use-after-move,clang-analyzer-cplusplus.Move)
+    EXPECT_EQ(small.http1(), "");  // NOLINT(clang-analyzer-cplusplus.Move)
+    small.add("A", "1");           // NOLINT(clang-analyzer-cplusplus.Move)
+    EXPECT_EQ(pairs(small), (Pairs{{"A", "1"}}));
+    // Assigned over a list that had outgrown the object: its buffer is let go, the short fields copied in.
+    Fields big;
+    for (int i = 0; i < 10; ++i) big.add("X-Long-" + std::to_string(i), std::string(40, 'v'));
+    big = std::move(moved);
+    EXPECT_EQ(pairs(big), (Pairs{{"X-Request-ID", "5f1c2a9e-1f"}}));
+    Fields& alias = big;
+    big = std::move(alias);  // itself: unchanged
+    EXPECT_EQ(pairs(big), (Pairs{{"X-Request-ID", "5f1c2a9e-1f"}}));
+    // Growing past the object's bytes one field at a time: every field and its lengths stay paired, in order.
+    Pairs expected{{"X-Request-ID", "5f1c2a9e-1f"}};
+    for (int i = 0; i < 6; ++i) {
+        big.add("F" + std::to_string(i), std::string(static_cast<std::size_t>(i) * 7, 'x'));
+        expected.emplace_back("F" + std::to_string(i), std::string(static_cast<std::size_t>(i) * 7, 'x'));
+        EXPECT_EQ(pairs(big), expected) << "after field " << i;
+    }
+    EXPECT_EQ(big.remove("x-request-id"), 1u);
+    expected.erase(expected.begin());
+    EXPECT_EQ(pairs(big), expected);
+    const Fields heap_moved = std::move(big);  // a buffer moves by pointer
+    EXPECT_EQ(pairs(heap_moved), expected);
+    // Short lists compare equal whether they live in the object or in a buffer.
+    Fields inline_list, reserved;
+    inline_list.add("A", "1");
+    reserved.reserve_more(200, 4);
+    reserved.add("A", "1");
+    EXPECT_EQ(inline_list, reserved);
+    // Self-append within the object's bytes: twice the fields, in order.
+    Fields twice;
+    twice.add("A", "1").add("B", "2");
+    twice.append(twice);
+    EXPECT_EQ(pairs(twice), (Pairs{{"A", "1"}, {"B", "2"}, {"A", "1"}, {"B", "2"}}));
+}
+
 // A set of fields built once (a middleware's constant fields) appended to others keeps both orders and stays a
 // list of ordinary fields: found, removed, copied and written like the ones added one by one.
 TEST(Fields, AppendAddsAnotherSetAfterTheFieldsHeld) {

@@ -6,8 +6,9 @@
 // Storage: one buffer holding, from its start, the fields as HTTP/1.1 lines ("Name: value\r\n", one after the
 // other: HTTP/1.1 writes them all with one copy, http1()) and, from its end backwards, each field's name and
 // value lengths. A set of fields built once (a middleware's constant fields) is appended to another with two
-// copies (append). No allocation per field, none at all while empty, and the first insert reserves room for a
-// typical handful (a response usually adds zero to three fields), so it allocates once.
+// copies (append). No allocation per field: the first bytes live in the object itself (one or two short fields, e.g.
+// a request id or a Location, allocate nothing), and the first insert past them reserves room for a typical
+// handful (a response usually adds zero to three fields), so it allocates once.
 #pragma once
 
 #include <cstddef>
@@ -70,7 +71,8 @@ public:
         const char* lengths_ = nullptr;  // its Lengths (the next field's are just before)
     };
 
-    Fields() = default;
+    // User-provided: the inline bytes stay unwritten until a field needs them (a const empty list is valid).
+    Fields() noexcept {}  // NOLINT(modernize-use-equals-default)
     Fields(const Fields& o) { *this = o; }
     Fields& operator=(const Fields& o) {
         if (this == &o) return *this;
@@ -78,16 +80,13 @@ public:
         append(o);
         return *this;
     }
-    Fields(Fields&& o) noexcept
-        : data_(std::move(o.data_)),
-          capacity_(std::exchange(o.capacity_, 0)),
-          lines_(std::exchange(o.lines_, 0)),
-          count_(std::exchange(o.count_, 0)) {}
+    Fields(Fields&& o) noexcept { take(o); }
     Fields& operator=(Fields&& o) noexcept {
-        data_ = std::move(o.data_);
-        capacity_ = std::exchange(o.capacity_, 0);
-        lines_ = std::exchange(o.lines_, 0);
-        count_ = std::exchange(o.count_, 0);
+        if (this != &o) {
+            heap_.reset();
+            capacity_ = inline_capacity;
+            take(o);
+        }
         return *this;
     }
 
@@ -114,10 +113,10 @@ public:
     Fields& append(const Fields& fields) {
         if (fields.count_ == 0) return *this;
         make_room(fields.lines_, fields.count_, true);
-        std::memcpy(data_.get() + lines_, fields.data_.get(), fields.lines_);
+        std::memcpy(data() + lines_, fields.data(), fields.lines_);
         const std::size_t lengths = fields.count_ * sizeof(Lengths);
-        std::memcpy(data_.get() + capacity_ - count_ * sizeof(Lengths) - lengths,
-                    fields.data_.get() + fields.capacity_ - lengths, lengths);
+        std::memcpy(data() + capacity_ - count_ * sizeof(Lengths) - lengths, fields.data() + fields.capacity_ - lengths,
+                    lengths);
         lines_ += fields.lines_;
         count_ += fields.count_;
         return *this;
@@ -127,15 +126,15 @@ public:
     void reserve_more(std::size_t bytes, std::size_t count) { make_room(bytes + count * line_extra, count, false); }
 
     // Every field as an HTTP/1.1 header line, "Name: value\r\n", in order.
-    std::string_view http1() const noexcept { return {data_.get(), lines_}; }
+    std::string_view http1() const noexcept { return {data(), lines_}; }
 
     std::size_t size() const noexcept { return count_; }
     bool empty() const noexcept { return count_ == 0; }
     void clear() noexcept { lines_ = count_ = 0; }
     const_iterator begin() const noexcept {
-        return count_ ? const_iterator(data_.get(), data_.get() + capacity_ - sizeof(Lengths)) : end();
+        return count_ ? const_iterator(data(), data() + capacity_ - sizeof(Lengths)) : end();
     }
-    const_iterator end() const noexcept { return {data_.get() + lines_, nullptr}; }
+    const_iterator end() const noexcept { return {data() + lines_, nullptr}; }
 
     // Names compare case-insensitively (RFC 9110 §5.1).
     bool contains(std::string_view name) const noexcept { return get(name).has_value(); }
@@ -154,7 +153,7 @@ public:
 
     // Removes every field named `name` (case-insensitive), keeping the others in order; returns how many.
     std::size_t remove(std::string_view name) noexcept {
-        char* const data = data_.get();
+        char* const data = this->data();
         char* const back = data + capacity_;  // field i's Lengths end at back - i * sizeof(Lengths)
         std::size_t kept = 0, kept_lines = 0, at = 0;
         for (std::size_t i = 0; i < count_; ++i) {
@@ -178,9 +177,9 @@ public:
     friend bool operator==(const Fields& a, const Fields& b) noexcept {
         const std::size_t lengths = a.count_ * sizeof(Lengths);
         return a.count_ == b.count_ && a.lines_ == b.lines_ &&
-               (a.count_ == 0 || (std::memcmp(a.data_.get(), b.data_.get(), a.lines_) == 0 &&
-                                  std::memcmp(a.data_.get() + a.capacity_ - lengths,
-                                              b.data_.get() + b.capacity_ - lengths, lengths) == 0));
+               (a.count_ == 0 ||
+                (std::memcmp(a.data(), b.data(), a.lines_) == 0 &&
+                 std::memcmp(a.data() + a.capacity_ - lengths, b.data() + b.capacity_ - lengths, lengths) == 0));
     }
 
 private:
@@ -196,7 +195,7 @@ private:
     void put(std::string_view name, std::string_view value) {
         const std::size_t n = name.size(), v = value.size();
         make_room(n + v + line_extra, 1, true);
-        char* p = data_.get() + lines_;
+        char* p = data() + lines_;
         if (n) std::memcpy(p, name.data(), n);  // (a null data() with size 0 must not reach memcpy)
         p += n;
         p[0] = ':';
@@ -206,7 +205,7 @@ private:
         p[3 + v] = '\n';
         const Lengths l{static_cast<std::uint32_t>(n), static_cast<std::uint32_t>(v)};
         ++count_;
-        std::memcpy(data_.get() + capacity_ - count_ * sizeof(Lengths), &l, sizeof l);
+        std::memcpy(data() + capacity_ - count_ * sizeof(Lengths), &l, sizeof l);
         lines_ += n + v + line_extra;
     }
     // Room for `bytes` more of lines and `count` more fields' lengths; `spare`: grow by half again (one more
@@ -219,16 +218,38 @@ private:
         const std::size_t capacity = need < first_reserve ? first_reserve : spare ? need + need / 2 : need;
         std::unique_ptr<char[]> bigger = std::make_unique_for_overwrite<char[]>(capacity);
         const std::size_t lengths = count_ * sizeof(Lengths);
-        if (lines_) std::memcpy(bigger.get(), data_.get(), lines_);
-        if (lengths) std::memcpy(bigger.get() + capacity - lengths, data_.get() + capacity_ - lengths, lengths);
-        data_ = std::move(bigger);
+        if (lines_) std::memcpy(bigger.get(), data(), lines_);
+        if (lengths) std::memcpy(bigger.get() + capacity - lengths, data() + capacity_ - lengths, lengths);
+        heap_ = std::move(bigger);
         capacity_ = capacity;
     }
+    // Takes `o`'s fields (its buffer, or a copy of what its inline bytes hold) and leaves it empty, inline. This
+    // object holds nothing (inline, empty) on entry.
+    void take(Fields& o) noexcept {
+        if (o.heap_) {
+            heap_ = std::move(o.heap_);
+            capacity_ = o.capacity_;
+        } else {
+            const std::size_t lengths = o.count_ * sizeof(Lengths);
+            if (o.lines_) std::memcpy(inline_, o.inline_, o.lines_);
+            if (lengths)
+                std::memcpy(inline_ + inline_capacity - lengths, o.inline_ + inline_capacity - lengths, lengths);
+        }
+        lines_ = std::exchange(o.lines_, 0);
+        count_ = std::exchange(o.count_, 0);
+        o.capacity_ = inline_capacity;
+    }
+    char* data() noexcept { return heap_ ? heap_.get() : inline_; }
+    const char* data() const noexcept { return heap_ ? heap_.get() : inline_; }
 
-    std::unique_ptr<char[]> data_;  // lines from the start, Lengths from the end (field 0's last)
-    std::size_t capacity_ = 0;
-    std::size_t lines_ = 0;  // bytes of lines
-    std::size_t count_ = 0;  // fields
+    // Room for one short field in the object (a request id: "X-Request-ID: 5f1c2a9e-1f\r\n" and its lengths).
+    static constexpr std::size_t inline_capacity = 64;
+    // Lines from the start, Lengths from the end (field 0's last): in inline_ until they outgrow it, then in heap_.
+    std::unique_ptr<char[]> heap_;
+    std::size_t capacity_ = inline_capacity;
+    std::size_t lines_ = 0;         // bytes of lines
+    std::size_t count_ = 0;         // fields
+    char inline_[inline_capacity];  // read only below lines_ and within the Lengths of count_ fields
 };
 
 }  // namespace covet
