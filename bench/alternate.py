@@ -1,16 +1,27 @@
-"""Two configurations of one server, loaded in alternation, for a cost of a few percent (issue 16's tracing).
+"""Two configurations of one server, loaded side by side, for a cost of a few percent (issue 16's tracing).
 
-    python3 -m bench.alternate [--python PY] [--pairs 3] [--slices 20] [--duration 2] [--path /plaintext]
-                               [--a NAME=ENV,...] [--b NAME=ENV,...]
+    python3 -m bench.alternate [--mode together|alternate] [--python PY] [--pairs 6] [--slices 10] [--duration 2]
+                               [--path /plaintext] [--a NAME=ENV,...] [--b NAME=ENV,...]
 
 `python -m bench --overhead` starts each configuration fresh in every round and loads them one after the other,
 seconds apart. On this VM a process's CPU per request then moves by up to ±25% from one such run to the next
 with the host's load (docs/benchmarks.md, "Observability overhead"), which buries a 3% cost even in rounds' pairs.
-Here both configurations run at once, pinned to the server CPU, and wrk loads them in short slices in the order
-A B B A A B ...: each slice's neighbour in time is the other configuration, so a slow spell of the host falls on
-both. The cost is read from those adjacent pairs: the median of B's CPU per request over A's, minus one, and its
-95% interval (`bench.overhead.median_interval`). ``--pairs`` starts the two processes that many times, each time
-with a hash seed of its own (the same for A and B), so that one process's layout does not decide the result.
+Here both configurations run at once, pinned to the server CPU, in one of two modes:
+
+* ``together`` (the default): two wrk processes load A and B at the same time for each slice, so the two servers
+  share the server CPU and every slow or fast spell of the host falls on both alike. A slice gives B's CPU per
+  request over A's; on this VM an A/A run (the same configuration twice) gives slices within about ±1% of each
+  other, where one configuration alone moves by ±25%. wrk's start order alternates from slice to slice.
+* ``alternate``: wrk loads them one at a time in short slices in the order A B B A A B ...: each slice's neighbour
+  in time is the other configuration. Its slice pairs scatter by about ±10% here: ten times ``together``'s.
+
+The cost is the median of the slices' B over A, minus one, and its 95% interval
+(`bench.overhead.median_interval`). ``--pairs`` starts the two processes that many times, each time with a hash
+seed of its own (the same for A and B) and the other one started first, so that one process's layout does not
+decide the result: a process pair's own median moves by 1-3% from one pair to the next (an A/A pair here sat at
++3.4%), more than the slices of one pair scatter, so the result also gives the interval of the pairs' medians
+(with 6 pairs, their range: 97%), the figure to quote. Run an A/A pair (``--b`` the same as ``--a``) first to see
+the method's own bias.
 
 Defaults: the covet-async bench app with observability (bench/peers/covet/app_observed.py) under ``covet run``,
 A = metrics on (``COVET_BENCH_TRACE=off``), B = tracing at 1% (``COVET_BENCH_TRACE=0.01``), GET /plaintext,
@@ -51,10 +62,19 @@ def cpu_seconds(pid: int) -> float:
     return sum(tree_cpu_snapshot(pid).values()) / CLK
 
 
+def wrk_command(port: int, path: str, seconds: int, cpu: str, connections: int) -> list[str]:
+    return ["taskset", "-c", cpu, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", f"http://127.0.0.1:{port}{path}"]
+
+
 def wrk(port: int, path: str, seconds: int, cpu: str, connections: int) -> int:
     """Responses that wrk counted in a run of ``seconds``."""
-    out = subprocess.run(["taskset", "-c", cpu, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
-                          f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(wrk_command(port, path, seconds, cpu, connections), capture_output=True, text=True,
+                         check=True).stdout
+    return responses(out, port)
+
+
+def responses(out: str, port: int) -> int:
+    """The responses of wrk's summary `out`; a run with errors or non-2xx answers is refused."""
     try:
         result: dict[str, Any] | None = parse_wrk(out)
     except ValueError:  # no summary
@@ -77,11 +97,28 @@ def start(python: str, env: dict[str, str], seed: int, cpu: str) -> tuple[subpro
     return proc, port
 
 
+def together(sides: list[tuple[int, subprocess.Popen[bytes], int]], args: argparse.Namespace) -> dict[int, float]:
+    """One slice of ``together`` mode: a wrk for each server at the same time (started in the order of `sides`:
+    (side, process, port)); each server's CPU µs per response over the slice."""
+    before = {side: cpu_seconds(proc.pid) for side, proc, _ in sides}
+    runs = [(side, port, subprocess.Popen(wrk_command(port, args.path, args.duration, args.client_cpu,
+                                                      args.connections), stdout=subprocess.PIPE, text=True))
+            for side, _, port in sides]
+    counts = {}
+    for side, port, run in runs:
+        out, _ = run.communicate()
+        if run.returncode:
+            raise RuntimeError(f"wrk on port {port} failed ({run.returncode}):\n{out}")
+        counts[side] = responses(out, port)
+    return {side: 1e6 * (cpu_seconds(proc.pid) - before[side]) / counts[side] for side, proc, _ in sides}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python3 -m bench.alternate", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--mode", choices=("together", "alternate"), default="together")
     ap.add_argument("--python", default=str(REPO / ".venv" / "bin" / "python"))
-    ap.add_argument("--pairs", type=int, default=3, help="process pairs, each with its own hash seed")
-    ap.add_argument("--slices", type=int, default=20, help="timed slices per configuration and pair")
+    ap.add_argument("--pairs", type=int, default=6, help="process pairs, each with its own hash seed")
+    ap.add_argument("--slices", type=int, default=10, help="timed slices per configuration and pair")
     ap.add_argument("--duration", type=int, default=2, help="seconds per slice")
     ap.add_argument("--path", default="/plaintext")
     ap.add_argument("--connections", type=int, default=64)
@@ -92,42 +129,51 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     (name_a, env_a), (name_b, env_b) = _env(args.a), _env(args.b)
     costs: list[float] = []
-    per_pair: list[tuple[int, float, float, float]] = []
+    pair_medians: list[float] = []
     for pair in range(1, args.pairs + 1):
         seed = pair
-        procs = []
+        servers: list[tuple[subprocess.Popen[bytes], int]] = []
         try:
-            (pa, port_a), (pb, port_b) = (start(args.python, env_a, seed, args.server_cpu),
-                                          start(args.python, env_b, seed, args.server_cpu))
-            procs = [pa, pb]
-            for port in (port_a, port_b):  # warm-up: caches, the allocator's arenas, the specializing interpreter
+            # Which of the two starts first alternates from pair to pair: start-up order must favour neither.
+            servers.extend(start(args.python, env, seed, args.server_cpu)
+                           for env in ((env_a, env_b) if pair % 2 else (env_b, env_a)))
+            if pair % 2 == 0:
+                servers.reverse()  # servers[0] is A's, servers[1] B's
+            for _, port in servers:  # warm-up: caches, the allocator's arenas, the specializing interpreter
                 wrk(port, args.path, 1, args.client_cpu, args.connections)
-            us: dict[str, list[float]] = {name_a: [], name_b: []}
-            order = [(name_a, pa, port_a), (name_b, pb, port_b)]
+            us: tuple[list[float], list[float]] = ([], [])
             for k in range(args.slices):
-                for name, proc, port in order if k % 2 == 0 else order[::-1]:
+                sides = (0, 1) if k % 2 == 0 else (1, 0)  # wrk's order alternates too
+                if args.mode == "together":
+                    for side, value in together([(side, *servers[side]) for side in sides], args).items():
+                        us[side].append(value)
+                    continue
+                for side in sides:
+                    proc, port = servers[side]
                     before = cpu_seconds(proc.pid)
                     n = wrk(port, args.path, args.duration, args.client_cpu, args.connections)
-                    us[name].append(1e6 * (cpu_seconds(proc.pid) - before) / n)
-            pair_costs = [100.0 * (b / a - 1.0) for a, b in zip(us[name_a], us[name_b], strict=True)]
+                    us[side].append(1e6 * (cpu_seconds(proc.pid) - before) / n)
+            pair_costs = [100.0 * (b / a - 1.0) for a, b in zip(us[0], us[1], strict=True)]
             costs += pair_costs
             mid = median_interval(pair_costs)
-            per_pair.append((seed, sorted(us[name_a])[len(us[name_a]) // 2], sorted(us[name_b])[len(us[name_b]) // 2],
-                             mid[0] if mid else float("nan")))
-            print(f"pair {pair} (PYTHONHASHSEED={seed}): {name_a} {per_pair[-1][1]:.2f} µs, {name_b} "
-                  f"{per_pair[-1][2]:.2f} µs CPU per request (medians of {args.slices}); slice pairs: "
-                  + " ".join(f"{c:+.1f}" for c in pair_costs), flush=True)
+            pair_medians.append(mid[0] if mid else sorted(pair_costs)[len(pair_costs) // 2])
+            print(f"pair {pair} (PYTHONHASHSEED={seed}): {name_a} {sorted(us[0])[len(us[0]) // 2]:.2f} µs, {name_b} "
+                  f"{sorted(us[1])[len(us[1]) // 2]:.2f} µs CPU per request (medians of {args.slices}), "
+                  f"median {pair_medians[-1]:+.2f}%; slices: " + " ".join(f"{c:+.1f}" for c in pair_costs), flush=True)
         finally:
-            for p in procs:
-                p.terminate()
-                p.wait(10)
+            for proc, _ in servers:
+                proc.terminate()
+                proc.wait(10)
     result = median_interval(costs)
     if result is None:
         print("too few slices for an interval")
         return 1
     med, low, high = result
-    print(f"{name_b} against {name_a}, {args.path}: {med:+.2f}% CPU per request (95% interval {low:+.2f} to "
-          f"{high:+.2f}%), {len(costs)} adjacent slice pairs of {args.duration} s in {args.pairs} process pairs")
+    print(f"{name_b} against {name_a}, {args.path} ({args.mode}): {med:+.2f}% CPU per request (95% interval {low:+.2f} "
+          f"to {high:+.2f}%), {len(costs)} slices of {args.duration} s in {args.pairs} process pairs")
+    between = median_interval(pair_medians)
+    if between is not None:
+        print(f"the process pairs' medians: {between[0]:+.2f}% (95% interval {between[1]:+.2f} to {between[2]:+.2f}%)")
     return 0
 
 

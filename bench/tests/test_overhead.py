@@ -2,14 +2,16 @@
 selects, the flags and environment that turn metrics and tracing on and off, the cost table it derives from a
 run's results, and (when the native example is built) hello answering in every configuration."""
 
+import argparse
 import os
+import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from bench import alternate, cli, overhead, report, runner, scenarios
+from bench import REPO, alternate, cli, overhead, report, runner, scenarios
 from bench.servers import Ctx, all_specs, free_port, native_binary, wait_for_200
 
 
@@ -113,6 +115,44 @@ def test_alternate_reads_its_configurations_and_a_processes_cpu():
     while time.process_time() < deadline:  # burn 0.2 s of CPU
         pass
     assert alternate.cpu_seconds(os.getpid()) - before >= 0.15
+
+
+WRK_SUMMARY = """Running 2s test @ http://127.0.0.1:8001/plaintext
+  1 threads and 64 connections
+  160000 requests in 2.00s, 20.00MB read
+Requests/sec:  80000.00
+Transfer/sec:     10.00MB
+"""
+
+
+def test_alternate_counts_clean_wrk_runs_and_refuses_others():
+    assert alternate.responses(WRK_SUMMARY, 8001) == 160000
+    refused = WRK_SUMMARY.replace("Requests/sec", "  Non-2xx or 3xx responses: 3\nRequests/sec")
+    with pytest.raises(RuntimeError, match="no clean run on port 8001"):
+        alternate.responses(refused, 8001)
+    with pytest.raises(RuntimeError):
+        alternate.responses("unable to connect to 127.0.0.1:8001 Connection refused\n", 8001)
+    assert alternate.wrk_command(8001, "/json", 2, "1", 64) == [
+        "taskset", "-c", "1", "wrk", "-t1", "-c64", "-d2s", "http://127.0.0.1:8001/json"]
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None or shutil.which("taskset") is None, reason="wrk not installed")
+def test_alternate_together_loads_both_servers_at_once_and_reads_each_ones_cpu():
+    """One slice of ``together`` mode on two real servers of the same configuration (an A/A pair): both are
+    loaded, and each one's CPU per response is its own (a few µs to a few hundred, within 2x of the other's)."""
+    python = str(REPO / ".venv" / "bin" / "python")
+    servers: list[tuple[subprocess.Popen[bytes], int]] = []
+    try:
+        servers.extend(alternate.start(python, {"COVET_BENCH_TRACE": "off"}, 1, "0-1") for _ in range(2))
+        args = argparse.Namespace(path="/plaintext", duration=1, client_cpu="0-1", connections=8)
+        us = alternate.together([(side, *servers[side]) for side in (1, 0)], args)
+    finally:
+        for proc, _ in servers:
+            proc.terminate()
+            proc.wait(10)
+    assert set(us) == {0, 1}
+    assert all(1.0 < v < 2000.0 for v in us.values()), us
+    assert max(us.values()) < 2 * min(us.values()), us
 
 
 HELLO = native_binary(Ctx())
