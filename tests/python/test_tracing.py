@@ -10,6 +10,7 @@ export to a real Jaeger is tests/python/test_tracing_jaeger.py.
 from __future__ import annotations
 
 import http.client
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,6 +27,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from covet import CovetPy
 from covet.observability import setup_observability
+from covet.server.dispatch import Dispatcher
 from covet.server.serve import ThreadedWorker
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -338,3 +340,122 @@ def test_context_with_copies_the_context_with_the_request_set(native: bool) -> N
     if native:
         with pytest.raises(TypeError, match="a contextvars.Context, a ContextVar and a value"):
             context_with(base, "not a variable", 1)
+
+
+def test_request_contexts_reuse_a_context_only_when_nothing_can_see_it() -> None:
+    """covet._native.RequestContexts, the dispatcher's pool of request contexts: a context comes back for the next
+    request only when nothing else can see it; a copy (a child task's, a thread-pool call's), a reference to it or
+    to its value, or a variable set in it keeps it out, and whoever holds it keeps reading its own request."""
+    import contextvars
+    import weakref
+
+    require_compiled_engine("import covet._native as n; n.RequestContexts", "compiled engine with RequestContexts")
+    import covet._native as n
+
+    var: contextvars.ContextVar[Any] = contextvars.ContextVar("covet_test_request", default=None)
+    other: contextvars.ContextVar[int] = contextvars.ContextVar("covet_test_other")
+
+    class Req:
+        def __init__(self, i: int) -> None:
+            self.i = i
+
+    base = contextvars.Context()
+    pool = n.RequestContexts(base, var, lambda r: ("t" * 32, "s" * 16, f"req-{r.i}", 0, ""))
+
+    def request_id(context: contextvars.Context) -> str:
+        return str(context[var].trace_ids[2])
+
+    first = pool.take(Req(1))
+    first_ref = weakref.ref(first)  # (a weak reference does not count: it cannot keep the context out)
+    assert request_id(first) == "req-1" and first.run(var.get).request.i == 1
+    del first
+    assert pool.settle() and pool.free == 1 and pool.reused == 0
+    second = pool.take(Req(2))
+    assert first_ref() is second and request_id(second) == "req-2" and (pool.free, pool.reused) == (0, 1)
+    copy = second.copy()  # what asyncio.create_task and run_in_threadpool do
+    del second
+    third = pool.take(Req(3))  # settles the one before first: its copy keeps it out
+    assert pool.free == 0 and first_ref() is None  # released, not pooled
+    assert request_id(copy) == "req-2" and request_id(third) == "req-3"
+    del third
+    assert pool.settle() and pool.free == 1
+
+    def kept_out(use: Any) -> bool:
+        context = pool.take(Req(4))
+        held = use(context)
+        del context
+        kept = not pool.settle()
+        del held
+        return kept
+
+    assert kept_out(lambda c: c)  # the context itself held (a Task still running in it)
+    assert kept_out(lambda c: c[var])  # its value held
+    assert kept_out(lambda c: c.run(other.set, 5))  # another variable set in it
+    assert kept_out(lambda c: c.run(other.reset, c.run(other.set, 6)))  # set, then reset: new variables all the same
+    assert kept_out(lambda c: c.run(var.set, "replaced"))  # the request's variable replaced
+    assert not kept_out(lambda c: c.run(lambda: [var.set(var.get())] and None))  # the same value again: no change
+    reused = pool.take(Req(7))
+    assert request_id(reused) == "req-7" and var not in base
+    del reused
+    base.run(other.set, 8)  # the base changes: contexts made from it before are not handed out again
+    fresh = pool.take(Req(9))
+    assert fresh[other] == 8 and request_id(fresh) == "req-9" and pool.free == 0
+    del fresh
+    with pytest.raises(TypeError):
+        n.RequestContexts(base, var, "not callable")
+
+
+def test_reused_request_contexts_keep_each_requests_ids_in_its_tasks_and_threads() -> None:
+    """With tracing on, the dispatcher reuses the context of a request that completed at once. A child task a
+    handler started, still running after later requests were served in the reused context, and a thread-pool call
+    read their own request's ids; every response's ids are its own (its X-Request-ID)."""
+    import asyncio
+    import threading
+
+    from covet.concurrency import run_in_threadpool
+    from covet.observability import current_ids
+
+    app = CovetPy()
+    late: dict[str, Any] = {}
+    release = threading.Event()
+    background: list[asyncio.Task[None]] = []
+
+    @app.get("/ids")
+    async def ids() -> dict[str, Any]:
+        return {"ids": current_ids()}
+
+    @app.get("/spawn")
+    async def spawn() -> dict[str, Any]:
+        async def later() -> None:
+            while not release.is_set():
+                await asyncio.sleep(0.01)
+            late["ids"] = current_ids()
+
+        background.append(asyncio.get_running_loop().create_task(later()))
+        return {"ids": current_ids()}
+
+    @app.get("/thread")
+    async def in_thread() -> dict[str, Any]:
+        return {"ids": await run_in_threadpool(current_ids)}
+
+    worker, _ = serve(app, 0)
+    try:
+        _, spawn_headers, spawned = get(worker.port, "/spawn")
+        answers = [get(worker.port, "/ids") for _ in range(20)]
+        _, thread_headers, threaded = get(worker.port, "/thread")
+        release.set()
+        deadline = time.monotonic() + 10
+        while "ids" not in late and time.monotonic() < deadline:
+            time.sleep(0.01)
+        dispatcher = worker.worker.dispatcher
+        reused = dispatcher.request_contexts.reused if isinstance(dispatcher, Dispatcher) else None
+    finally:
+        worker.stop()
+    assert reused is not None and reused >= 19, f"the dispatcher reused {reused} contexts for 20 requests in a row"
+    assert spawned["ids"][2] == spawn_headers["x-request-id"]
+    assert list(late["ids"]) == spawned["ids"], "the child task read another request's ids"
+    assert threaded["ids"][2] == thread_headers["x-request-id"]
+    seen = {tuple(body["ids"]) for _, _, body in answers}
+    assert len(seen) == 20
+    for _, headers, body in answers:
+        assert body["ids"][2] == headers["x-request-id"]

@@ -3,7 +3,7 @@
 import contextvars
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Optional, Union
+from typing import Any, Optional, Union, final
 
 class ListenError(OSError):
     """Raised by `NativeServer.start` when the address cannot be listened on (``errno``; ``strerror`` is the
@@ -319,6 +319,26 @@ def context_with(
     context: contextvars.Context, var: contextvars.ContextVar[Any], value: Any, /
 ) -> contextvars.Context: ...
 def sla_violation(route: str) -> None: ...
+
+# The dispatcher's request contexts, reused (bindings/python/src/request_contexts.cpp).
+@final
+class RequestRef:
+    @property
+    def request(self) -> Any: ...
+    @property
+    def trace_ids(self) -> Optional[tuple[str, str, str, int, str]]: ...
+
+@final
+class RequestContexts:
+    def __new__(
+        cls, base: contextvars.Context, var: contextvars.ContextVar[Any], trace_ids: Callable[[Any], Any]
+    ) -> RequestContexts: ...
+    def take(self, request: Any, /) -> contextvars.Context: ...
+    def settle(self) -> bool: ...
+    @property
+    def free(self) -> int: ...
+    @property
+    def reused(self) -> int: ...
 
 # The Python runtime's native measurements (bindings/python/src/runtime_metrics.cpp; covet.observability.runtime).
 def runtime_gc_callback(phase: str, info: dict[Any, Any]) -> None: ...

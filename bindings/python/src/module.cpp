@@ -37,6 +37,7 @@
 #include "metrics_bindings.hpp"
 #include "middleware_bindings.hpp"
 #include "model_json.hpp"
+#include "request_contexts.hpp"
 #include "runtime_metrics.hpp"
 #include "static_binding.hpp"
 #include "trace_binding.hpp"
@@ -828,6 +829,7 @@ PYBIND11_MODULE(_native, m) {
     m.add_object("trace_ids", py::reinterpret_steal<py::object>(PyCFunction_NewEx(&trace_ids_def, nullptr, nullptr)));
     m.add_object("context_with",
                  py::reinterpret_steal<py::object>(PyCFunction_NewEx(&context_with_def, nullptr, nullptr)));
+    covet_py::register_request_contexts(m);
     py::class_<NativeRequest>(m, "NativeRequest")
         .def_property_readonly("method",
                                [](const NativeRequest& r) { return latin1(live_request(r.ex)->method_name()); })

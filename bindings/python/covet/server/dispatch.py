@@ -122,6 +122,13 @@ def _context_with_py(context: contextvars.Context, var: contextvars.ContextVar[A
     return copy
 
 
+def _request_contexts(base: contextvars.Context, trace_ids: Callable[[Any], Any]) -> Optional[Any]:
+    """A covet._native.RequestContexts over `base` for covet.logger.request_ids, or None when the engine module has
+    none."""
+    pool_type = getattr(native_module(), "RequestContexts", None)
+    return None if pool_type is None else pool_type(base, request_ids, trace_ids)
+
+
 # A trivial plan's keyword arguments (none), shared: the handler is called with **{} and cannot keep it.
 _NO_ARGUMENTS: Mapping[str, Any] = {}
 
@@ -158,6 +165,14 @@ class EngineDriver:
         # function (a copy, then Context.run of ContextVar.set, would cost the interpreter two calls per request).
         self.context_with: Callable[[contextvars.Context, contextvars.ContextVar[Any], Any], contextvars.Context] = (
             getattr(native_module(), "context_with", None) or _context_with_py)
+        # The same contexts reused (covet._native.RequestContexts): a request's context goes back into the pool when
+        # nothing can see it any more (its Task done in its first step, no copy, nothing else set in it), so that
+        # a request that completes at once costs no new context. None: made per request with context_with (an
+        # engine module without it).
+        self.request_contexts: Optional[Any] = _request_contexts(self._base_context, self.trace_ids_of)
+        # Its take and settle, bound once (bound methods made per batch would cost as much as what they save).
+        self._context_calls: Optional[tuple[Callable[[Any], contextvars.Context], Callable[[], bool]]] = (
+            None if self.request_contexts is None else (self.request_contexts.take, self.request_contexts.settle))
         # Embedded engine (threads=0): the engine's I/O runs in on_readable on this thread; responses
         # completed later are submitted by a flush scheduled through the output hook.
         self.embedded = server.embedded
@@ -343,9 +358,29 @@ class Dispatcher(EngineDriver):
         start = start_task
         base = self._base_context
         new_context = base.copy
+        sync_lane = self._sync_lane
+        context_calls = self._context_calls if self.trace_ids else None
+        if context_calls is not None:
+            take, settle = context_calls
+            own_context = self.context_with
+            # The request itself in its context, a reused one when it can be (RequestContexts): its ids are
+            # formatted only when read (covet.logger.ids_of). No reference to the context is kept here: the next
+            # take() (or the settle() after the batch) reuses it only when the pool's own is the last one (its Task
+            # done and gone, nothing copied from it).
+            for route_id, native, responder in items:
+                route = targets[route_id]
+                pooled = sync_lane.get(route)
+                # (A pool thread's request holds its context past this loop: one of its own, not the pool's.)
+                if pooled is not None and self._start_sync(
+                        route, native, responder, own_context(base, request_ids, native) if pooled else take(native),
+                        pooled):
+                    continue
+                start(pipelines[route_id](route, native, responder), loop, tasks, eager=eager[route_id],
+                      context=take(native))
+            settle()
+            return
         # The request itself in its context: its ids are formatted only when read (covet.logger.ids_of).
         context_with = self.context_with if self.trace_ids else None
-        sync_lane = self._sync_lane
         for route_id, native, responder in items:
             route = targets[route_id]
             context = new_context() if context_with is None else context_with(base, request_ids, native)
