@@ -405,6 +405,38 @@ def test_request_contexts_reuse_a_context_only_when_nothing_can_see_it() -> None
         n.RequestContexts(base, var, "not callable")
 
 
+def test_request_contexts_see_a_copy_that_shares_only_a_node_of_the_variables() -> None:
+    """When the request's variable shares a HAMT node with a base variable (their hashes collide at the root), a
+    copy in which a variable was then set (a child task's) has variables of its own that still share that node and
+    reach the request through it: the context must not be reused, or the copy would read the next request's ids."""
+    import contextvars
+
+    require_compiled_engine("import covet._native as n; n.RequestContexts", "compiled engine with RequestContexts")
+    import covet._native as n
+
+    def root_slot(v: contextvars.ContextVar[Any]) -> int:  # the HAMT's first 5 bits of the folded hash
+        h = hash(v) & 0xFFFFFFFFFFFFFFFF
+        return ((h & 0xFFFFFFFF) ^ (h >> 32)) & 31
+
+    var: contextvars.ContextVar[Any] = contextvars.ContextVar("covet_test_request", default=None)
+    pool_of_vars = [contextvars.ContextVar(f"covet_test_{i}") for i in range(2000)]
+    twin = next(v for v in pool_of_vars if root_slot(v) == root_slot(var))  # lands in the same root slot
+    elsewhere = next(v for v in pool_of_vars if root_slot(v) != root_slot(var))
+    base = contextvars.Context()
+    base.run(twin.set, "base value")
+    pool = n.RequestContexts(base, var, lambda r: ("t" * 32, "s" * 16, f"req-{r}", 0, ""))
+    context = pool.take(1)
+    del context
+    assert pool.settle()  # alone, it is reused
+    context = pool.take(2)
+    child = context.copy()
+    child.run(elsewhere.set, "set in the child")  # the child's own variables, sharing the node with the request
+    del context
+    assert not pool.settle(), "reused while a copy still reaches its request through a shared node"
+    later = pool.take(3)
+    assert child[var].trace_ids[2] == "req-2" and later[var].trace_ids[2] == "req-3"
+
+
 def test_reused_request_contexts_keep_each_requests_ids_in_its_tasks_and_threads() -> None:
     """With tracing on, the dispatcher reuses the context of a request that completed at once. A child task a
     handler started, still running after later requests were served in the reused context, and a thread-pool call

@@ -101,6 +101,46 @@ PyObject* variables_of(PyObject* context) {
     return found.variables;
 }
 
+// The HAMT's node types (a bitmap node holds entries and sub-nodes, an array node sub-nodes, a collision node
+// entries whose hashes collide), known by name after the first of each is seen.
+PyTypeObject* node_types[3] = {};  // NOLINT(modernize-avoid-c-arrays)
+constexpr const char* node_names[3] = {"hamt_bitmap_node", "hamt_array_node", "hamt_collision_node"};
+
+bool is_node(PyTypeObject* type) {
+    if (type == node_types[0] || type == node_types[1] || type == node_types[2]) return true;
+    if (type->tp_name[0] != 'h') return false;  // the keys (ContextVar) and most values: no name compared
+    for (std::size_t i = 0; i < 3; ++i) {
+        if (node_types[i] == nullptr && std::strcmp(type->tp_name, node_names[i]) == 0) {
+            node_types[i] = type;
+            return true;
+        }
+    }
+    return false;
+}
+
+// Visits a node's children: a sub-node must be referenced by its parent alone (another HAMT sharing it, as a
+// copy's HAMT does after a variable is set in the copy, could reach the RequestRef through it), and its own
+// children are visited in turn; keys and values are not followed.
+int visit_child(PyObject* object, void* /*arg*/) {
+    PyTypeObject* type = Py_TYPE(object);
+    if (!is_node(type)) return 0;
+    if (Py_REFCNT(object) != 1) return 1;  // shared: stop, not reusable
+    return type->tp_traverse(object, visit_child, nullptr);
+}
+
+// Visits a HAMT's root: it must be a node, referenced by this HAMT alone, and so must every node under it.
+int visit_root(PyObject* object, void* /*arg*/) {
+    PyTypeObject* type = Py_TYPE(object);
+    if (!is_node(type) || Py_REFCNT(object) != 1) return 1;  // unknown layout, or shared: not reusable
+    return type->tp_traverse(object, visit_child, nullptr);
+}
+
+// Whether no node of `variables` (a HAMT) is shared with another HAMT.
+bool unshared_nodes(PyObject* variables) {
+    const traverseproc traverse = Py_TYPE(variables)->tp_traverse;
+    return traverse != nullptr && traverse(variables, visit_root, nullptr) == 0;
+}
+
 void release(Entry& entry) {
     Py_CLEAR(entry.context);
     Py_CLEAR(entry.variables);
@@ -175,12 +215,13 @@ bool new_context(const Pool* pool, Entry& entry) {
 
 // Whether nothing but the pool can see the entry's context now, so that its RequestRef may point at another
 // request: the pool holds the only reference to the context, to its variables (a copy, a child task's or a
-// thread-pool call's, would share them) and, through them, to its RequestRef; and its variables are still the
-// ones it was made with (any variable set in it, or reset, gives a context new ones).
+// thread-pool call's, would share them), to each of their nodes (a copy in which a variable was set has variables
+// of its own that share the untouched nodes) and to its RequestRef; and its variables are still the ones it was
+// made with (any variable set in it, or reset, gives a context new ones).
 bool unseen(const Entry& entry) {
     return Py_REFCNT(entry.context) == 1 && entry.variables != nullptr &&
            variables_of(entry.context) == entry.variables && Py_REFCNT(entry.variables) == 2 &&
-           Py_REFCNT(reinterpret_cast<PyObject*>(entry.ref)) == 1;
+           Py_REFCNT(reinterpret_cast<PyObject*>(entry.ref)) == 1 && unshared_nodes(entry.variables);
 }
 
 // The last context taken goes back into the pool if nothing else can see it; otherwise it is left to whoever holds
