@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mode", choices=("together", "alternate"), default="together")
     ap.add_argument("--python", default=str(REPO / ".venv" / "bin" / "python"))
     ap.add_argument("--pairs", type=int, default=6, help="process pairs, each with its own hash seed")
+    ap.add_argument("--first-seed", type=int, default=1, help="the first pair's hash seed (more pairs, another run)")
     ap.add_argument("--slices", type=int, default=10, help="timed slices per configuration and pair")
     ap.add_argument("--duration", type=int, default=2, help="seconds per slice")
     ap.add_argument("--path", default="/plaintext")
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     costs: list[float] = []
     pair_medians: list[float] = []
     for pair in range(1, args.pairs + 1):
-        seed = pair
+        seed = args.first_seed + pair - 1
         servers: list[tuple[subprocess.Popen[bytes], int]] = []
         try:
             # Which of the two starts first alternates from pair to pair: start-up order must favour neither.
